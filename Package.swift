@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+// CreditLedger: a permissioned credit ledger and attestation node.
+import PackageDescription
+
+let package = Package(
+    name: "CreditLedger",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "credit-node", targets: ["credit-node"]),
+        .executable(name: "credit-verify", targets: ["credit-verify"]),
+        .executable(name: "credit-bench", targets: ["credit-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages; each is imported by exactly one Swift module.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]
+        ),
+        // The only importer of CSodium.
+        .target(name: "LedgerCrypto", dependencies: ["CSodium"]),
+        // The only importer of CRocksDB.
+        .target(name: "LedgerStorage", dependencies: ["CRocksDB"]),
+        // Types, canonical encoding, Merkle log, checkpoints, validation. No I/O.
+        .target(name: "LedgerCore", dependencies: ["LedgerCrypto"]),
+        // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage"]),
+        // The node: ledger store, block production, HTTP API, client helpers.
+        .target(
+            name: "LedgerNode",
+            dependencies: [
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "credit-node",
+            dependencies: [
+                "LedgerNode", "LedgerCore", "LedgerCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "credit-verify",
+            dependencies: [
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "credit-bench",
+            dependencies: [
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/credit-bench"
+        ),
+        .testTarget(
+            name: "LedgerCoreTests",
+            dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore"]
+        ),
+        .testTarget(
+            name: "LedgerNodeTests",
+            dependencies: [
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,128 @@
+import LedgerCrypto
+
+/// A block header: links to its parent and commits to its transactions and the global log.
+public struct BlockHeader: Hashable, Sendable {
+    public static let version: UInt8 = 1
+    public let chainID: String
+    public let height: UInt64
+    /// The proposer's clock in milliseconds since 1970 (agreed by consensus, never read by validation).
+    public let timestampMillis: UInt64
+    /// Hash of the previous block; block 1 links to the genesis hash.
+    public let previousHash: Hash
+    public let transactionCount: UInt32
+    /// RFC 9162 root over this block's transactions.
+    public let transactionsRoot: Hash
+    /// Size and root of the global log after this block.
+    public let logSize: UInt64
+    public let logRoot: Hash
+    public let proposer: String
+
+    public init(chainID: String, height: UInt64, timestampMillis: UInt64, previousHash: Hash, transactionCount: UInt32,
+                transactionsRoot: Hash, logSize: UInt64, logRoot: Hash, proposer: String) {
+        self.chainID = chainID; self.height = height; self.timestampMillis = timestampMillis
+        self.previousHash = previousHash; self.transactionCount = transactionCount
+        self.transactionsRoot = transactionsRoot; self.logSize = logSize; self.logRoot = logRoot; self.proposer = proposer
+    }
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter(capacity: 200)
+        w.u8(Self.version)
+        w.string8(chainID)
+        w.u64(height)
+        w.u64(timestampMillis)
+        w.raw(previousHash)
+        w.u32(transactionCount)
+        w.raw(transactionsRoot)
+        w.u64(logSize)
+        w.raw(logRoot)
+        w.string8(proposer)
+        return w.bytes
+    }
+
+    /// SHA-256(domain ‖ encoded header).
+    public var hash: Hash { SHA256.hash(parts: [Domain.block, encoded]) }
+
+    /// Index in the global log of this block's first transaction.
+    public var firstLogIndex: UInt64 { logSize - UInt64(transactionCount) }
+
+    public static func decode(_ bytes: [UInt8]) throws -> BlockHeader {
+        var r = ByteReader(bytes, context: "block header")
+        let v = try r.u8("version")
+        guard v == version else { throw LedgerError(.unsupportedVersion, "block header version \(v) is not supported") }
+        let header = BlockHeader(
+            chainID: try r.string8("chain_id", max: FieldLimits.chainID), height: try r.u64("height"),
+            timestampMillis: try r.u64("timestamp"), previousHash: try r.raw(32, "previous_hash"),
+            transactionCount: try r.u32("transaction_count"), transactionsRoot: try r.raw(32, "transactions_root"),
+            logSize: try r.u64("log_size"), logRoot: try r.raw(32, "log_root"),
+            proposer: try r.string8("proposer", max: FieldLimits.memberID))
+        try r.expectEnd()
+        guard UInt64(header.transactionCount) <= header.logSize else {
+            throw LedgerError(.invalidBlock, "block \(header.height) has more transactions than the log")
+        }
+        return header
+    }
+}
+
+/// Validator signatures over a block hash: at least the genesis quorum makes the block final.
+public struct CommitCertificate: Hashable, Sendable {
+    public let height: UInt64
+    public let blockHash: Hash
+    public let signatures: [MemberSignature]
+
+    public init(height: UInt64, blockHash: Hash, signatures: [MemberSignature]) {
+        self.height = height; self.blockHash = blockHash; self.signatures = signatures
+    }
+
+    /// What a validator signs to commit a block.
+    public static func message(chainID: String, height: UInt64, blockHash: Hash) -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(Domain.commit)
+        w.string8(chainID)
+        w.u64(height)
+        w.raw(blockHash)
+        return w.bytes
+    }
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter()
+        w.u64(height)
+        w.raw(blockHash)
+        w.u8(UInt8(signatures.count))
+        for s in signatures { s.encode(&w) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> CommitCertificate {
+        var r = ByteReader(bytes, context: "commit certificate")
+        let height = try r.u64("height")
+        let hash = try r.raw(32, "block_hash")
+        let n = Int(try r.u8("signatures.count"))
+        var sigs: [MemberSignature] = []
+        for i in 0..<n { sigs.append(try MemberSignature.decode(&r, field: "signatures[\(i)]")) }
+        try r.expectEnd()
+        return CommitCertificate(height: height, blockHash: hash, signatures: sigs)
+    }
+
+    /// Checks the certificate names `header`, and that a quorum of distinct validators signed it.
+    public func verify(header: BlockHeader, genesis: Genesis) throws {
+        let hash = header.hash
+        guard height == header.height, blockHash == hash else {
+            throw LedgerError(.invalidBlock, "commit certificate at height \(height) does not name block \(header.height) \(hash.hexString.prefix(16))")
+        }
+        let message = Self.message(chainID: genesis.chainID, height: height, blockHash: blockHash)
+        var signers = Set<String>()
+        for s in signatures {
+            guard let m = genesis.member(s.member), m.has(.validator) else {
+                throw LedgerError(.invalidBlock, "commit certificate of block \(height) is signed by \(s.member), not a validator")
+            }
+            guard s.keyID == m.keyID, m.signingKey.isValidSignature(s.signature, for: message) else {
+                throw LedgerError(.badSignature, "commit certificate of block \(height): signature by \(s.member) does not verify")
+            }
+            signers.insert(s.member)
+        }
+        guard signers.count >= genesis.quorum else {
+            throw LedgerError(.invalidBlock,
+                "commit certificate of block \(height) has \(signers.count) validator signatures, needs \(genesis.quorum)")
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import LedgerCrypto
+
+/// One consortium member as named in the genesis file.
+public struct Member: Sendable, Hashable {
+    public let id: String
+    public let name: String
+    public let roles: Set<Role>
+    public let signingKey: Ed25519PublicKey
+    public let encryptionKey: X25519PublicKey
+    public let p2pAddress: String?
+    public let httpAddress: String?
+    /// The C2SP signed-note key id of `signingKey` under the key name `id`.
+    public let keyID: UInt32
+
+    public init(id: String, name: String, roles: Set<Role>, signingKey: Ed25519PublicKey,
+                encryptionKey: X25519PublicKey, p2pAddress: String? = nil, httpAddress: String? = nil) {
+        self.id = id
+        self.name = name
+        self.roles = roles
+        self.signingKey = signingKey
+        self.encryptionKey = encryptionKey
+        self.p2pAddress = p2pAddress
+        self.httpAddress = httpAddress
+        self.keyID = NoteVerifier.keyID(name: id, publicKey: signingKey)
+    }
+
+    public func has(_ role: Role) -> Bool { roles.contains(role) }
+
+    /// The member's note verifier key, `name+hexid+base64(0x01‖key)`, for standard tlog tools.
+    public var verifierKey: String { NoteVerifier(name: id, publicKey: signingKey).verifierKey }
+}
+
+/// Limits on every field and on whole transactions and blocks. Part of genesis so that
+/// every node enforces the same numbers.
+public struct Limits: Sendable, Hashable, Codable {
+    public var maxTransactionBytes: Int = 131_072
+    public var maxEnvelopeBytes: Int = 98_304
+    public var maxBlockTransactions: Int = 10_000
+    public var maxBatchTransactions: Int = 5_000
+    public var maxMempoolTransactions: Int = 100_000
+    public var maxRequestBytes: Int = 16 << 20
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case maxTransactionBytes = "max_transaction_bytes"
+        case maxEnvelopeBytes = "max_envelope_bytes"
+        case maxBlockTransactions = "max_block_transactions"
+        case maxBatchTransactions = "max_batch_transactions"
+        case maxMempoolTransactions = "max_mempool_transactions"
+        case maxRequestBytes = "max_request_bytes"
+    }
+}
+
+/// The genesis document: chain id, members with roles and keys, parameters.
+/// Its hash is SHA-256 of the file's exact bytes; block 1 links to it.
+public struct Genesis: Sendable {
+    public static let format = "creditledger-genesis/v1"
+    public let chainID: String
+    public let genesisTime: String
+    public let members: [Member]
+    public let limits: Limits
+    /// Endorsements by other scorers a score update needs.
+    public let scoreEndorsementsRequired: Int
+    public let hash: Hash
+    public let bytes: [UInt8]
+    private let membersByID: [String: Member]
+
+    public var validators: [Member] { members.filter { $0.has(.validator) } }
+    public var custodians: [Member] { members.filter { $0.has(.custodian) } }
+    /// Byzantine faults tolerated: f = ⌊(n−1)/3⌋ for n validators.
+    public var faultTolerance: Int { (validators.count - 1) / 3 }
+    /// Signatures needed for a commit certificate or a checkpoint: n − f (= 2f+1 when n = 3f+1).
+    public var quorum: Int { validators.count - faultTolerance }
+
+    public func member(_ id: String) -> Member? { membersByID[id] }
+
+    struct Document: Codable {
+        struct MemberEntry: Codable {
+            var id: String
+            var name: String
+            var roles: [String]
+            var ed25519_public_key: String
+            var x25519_public_key: String
+            var p2p_address: String?
+            var http_address: String?
+        }
+        var format: String
+        var chain_id: String
+        var genesis_time: String
+        var members: [MemberEntry]
+        var limits: Limits?
+        var score_endorsements_required: Int?
+    }
+
+    public static func isValidIdentifier(_ s: String, max: Int) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= max else { return false }
+        return s.utf8.enumerated().allSatisfy { i, c in
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || (i > 0 && (c == 0x2D || c == 0x2E || c == 0x2F || c == 0x5F))
+        }
+    }
+
+    /// Parses and checks a genesis file.
+    public init(bytes: [UInt8]) throws {
+        let doc: Document
+        do { doc = try JSONDecoder().decode(Document.self, from: Data(bytes)) } catch {
+            throw LedgerError(.invalidGenesis, "genesis is not valid JSON of format \(Self.format): \(error)")
+        }
+        guard doc.format == Self.format else {
+            throw LedgerError(.invalidGenesis, "genesis format is \"\(doc.format)\", expected \"\(Self.format)\"")
+        }
+        guard Self.isValidIdentifier(doc.chain_id, max: 64) else {
+            throw LedgerError(.invalidGenesis, "chain_id \"\(doc.chain_id)\" must be 1-64 characters of a-z 0-9 . - / _")
+        }
+        var members: [Member] = []
+        var seen = Set<String>()
+        var seenKeys = Set<[UInt8]>()
+        for entry in doc.members {
+            guard Self.isValidIdentifier(entry.id, max: 32), !entry.id.contains("/") else {
+                throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" must be 1-32 characters of a-z 0-9 . - _")
+            }
+            guard seen.insert(entry.id).inserted else {
+                throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" appears twice")
+            }
+            var roles = Set<Role>()
+            for r in entry.roles {
+                guard let role = Role(rawValue: r) else {
+                    throw LedgerError(.invalidGenesis, "member \(entry.id): unknown role \"\(r)\" (known: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                roles.insert(role)
+            }
+            guard let sk = [UInt8](base64: entry.ed25519_public_key), let signing = try? Ed25519PublicKey(bytes: sk) else {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): ed25519_public_key must be 32 bytes in base64")
+            }
+            guard let xk = [UInt8](base64: entry.x25519_public_key), let enc = try? X25519PublicKey(bytes: xk) else {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): x25519_public_key must be 32 bytes in base64")
+            }
+            guard seenKeys.insert(sk).inserted else {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): signing key is shared with another member")
+            }
+            if roles.contains(.auditor) && roles.count > 1 && !(roles == [.auditor]) {
+                let writes: Set<Role> = [.governmentIssuer, .bank, .scorer, .custodian]
+                if !roles.isDisjoint(with: writes) {
+                    throw LedgerError(.invalidGenesis, "member \(entry.id): an auditor cannot also hold a writing role")
+                }
+            }
+            members.append(Member(id: entry.id, name: entry.name, roles: roles, signingKey: signing, encryptionKey: enc,
+                                  p2pAddress: entry.p2p_address, httpAddress: entry.http_address))
+        }
+        guard members.contains(where: { $0.has(.validator) }) else {
+            throw LedgerError(.invalidGenesis, "genesis names no validator")
+        }
+        guard members.contains(where: { $0.has(.custodian) }) else {
+            throw LedgerError(.invalidGenesis, "genesis names no custodian; raw payloads would be readable by no one")
+        }
+        self.chainID = doc.chain_id
+        self.genesisTime = doc.genesis_time
+        self.members = members
+        self.limits = doc.limits ?? Limits()
+        self.scoreEndorsementsRequired = doc.score_endorsements_required ?? 0
+        self.bytes = bytes
+        self.hash = SHA256.hash(bytes)
+        self.membersByID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
+    }
+
+    /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
+    public static func render(chainID: String, genesisTime: String, members: [Member], limits: Limits = Limits(),
+                              scoreEndorsementsRequired: Int = 0) throws -> [UInt8] {
+        let doc = Document(
+            format: format, chain_id: chainID, genesis_time: genesisTime,
+            members: members.map {
+                Document.MemberEntry(id: $0.id, name: $0.name, roles: Role.allCases.filter($0.roles.contains).map(\.rawValue),
+                                     ed25519_public_key: $0.signingKey.bytes.base64String,
+                                     x25519_public_key: $0.encryptionKey.bytes.base64String,
+                                     p2p_address: $0.p2pAddress, http_address: $0.httpAddress)
+            },
+            limits: limits, score_endorsements_required: scoreEndorsementsRequired)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(doc)
+        data.append(0x0A)
+        let bytes = Array(data)
+        _ = try Genesis(bytes: bytes)
+        return bytes
+    }
+}

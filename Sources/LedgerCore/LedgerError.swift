@@ -1,0 +1,38 @@
+/// An error that names what is wrong with an input. `code` is stable; tests compare codes.
+public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
+    public enum Code: String, Hashable, Sendable, Codable {
+        case malformed            // bytes that do not decode
+        case truncated            // input ends early
+        case trailingBytes        // input continues after the structure
+        case unsupportedVersion
+        case fieldTooLarge        // a field over its limit
+        case transactionTooLarge  // the whole transaction over its limit
+        case invalidUSCC
+        case unknownCategory
+        case unknownKind
+        case invalidValue         // a field whose value is out of range
+        case wrongChain
+        case unknownSigner
+        case unknownKey
+        case badSignature
+        case notAuthorized        // signer lacks the role for this transaction
+        case replay               // nonce already used by this signer / duplicate transaction
+        case unknownReference     // points at a transaction that does not exist
+        case mempoolFull
+        case invalidGenesis
+        case invalidProof
+        case invalidCheckpoint
+        case invalidBlock
+        case notFound
+    }
+
+    public let code: Code
+    public let reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { "\(code.rawValue): \(reason)" }
+}

@@ -1,0 +1,118 @@
+/// The 18-character Unified Social Credit Code (统一社会信用代码) of GB 32100-2015.
+///
+/// Layout: registration department (1) ‖ organisation category (1) ‖ administrative
+/// division (6 digits) ‖ organisation code (9, GB 11714) ‖ check character (1).
+/// Characters come from a 31-symbol alphabet without I, O, Z, S and V. The check character
+/// makes Σ value(cᵢ)·wᵢ + value(c₁₈) ≡ 0 (mod 31) with wᵢ = 3^(i-1) mod 31.
+public struct USCC: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public static let alphabet: [Character] = Array("0123456789ABCDEFGHJKLMNPQRTUWXY")
+    public static let weights: [Int] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+    public static let length = 18
+    private static let values: [Character: Int] = Dictionary(uniqueKeysWithValues: alphabet.enumerated().map { ($1, $0) })
+
+    public let code: String
+
+    /// Validates `text` and explains the first problem found.
+    public init(_ text: String) throws {
+        let chars = Array(text)
+        guard chars.count == Self.length else {
+            throw LedgerError(.invalidUSCC, "USCC \"\(text)\" has \(chars.count) characters; a USCC has 18")
+        }
+        var sum = 0
+        for (i, c) in chars.enumerated() {
+            guard let v = Self.values[c] else {
+                throw LedgerError(.invalidUSCC,
+                    "USCC \"\(text)\": character \(i + 1) '\(c)' is not allowed (allowed: digits and uppercase letters except I, O, S, V, Z)")
+            }
+            if i < 17 { sum += v * Self.weights[i] }
+        }
+        let expected = Self.checkCharacter(forFirst17: String(chars[0..<17]))!
+        guard chars[17] == expected else {
+            throw LedgerError(.invalidUSCC,
+                "USCC \"\(text)\": check character is '\(chars[17])', expected '\(expected)' (GB 32100-2015, weights 3^i mod 31)")
+        }
+        guard chars[2...7].allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw LedgerError(.invalidUSCC, "USCC \"\(text)\": characters 3-8 must be the 6-digit administrative division code")
+        }
+        _ = sum
+        code = text
+    }
+
+    /// The check character for the first 17 characters, or nil when one is outside the alphabet.
+    public static func checkCharacter(forFirst17 prefix: String) -> Character? {
+        let chars = Array(prefix)
+        guard chars.count == 17 else { return nil }
+        var sum = 0
+        for (i, c) in chars.enumerated() {
+            guard let v = values[c] else { return nil }
+            sum += v * weights[i]
+        }
+        let check = (31 - sum % 31) % 31
+        return alphabet[check]
+    }
+
+    public var description: String { code }
+    /// Registration department code (character 1): '9' is market supervision (工商).
+    public var departmentCode: Character { code.first! }
+    /// Organisation category (character 2): with department '9', '1' enterprise, '2' individual business.
+    public var categoryCode: Character { Array(code)[1] }
+    /// The 6-digit administrative division code (characters 3-8).
+    public var divisionCode: String { String(Array(code)[2...7]) }
+
+    public static func < (lhs: USCC, rhs: USCC) -> Bool { lhs.code < rhs.code }
+
+    /// The subject kind this code denotes, when it is one the ledger serves.
+    public var subjectKind: SubjectKind? {
+        guard departmentCode == "9" else { return nil }
+        switch categoryCode {
+        case "1": return .enterprise
+        case "2": return .individualBusiness
+        default: return nil
+        }
+    }
+}
+
+/// Builds valid codes for demos and tests from an injected random source.
+public struct USCCGenerator {
+    /// A few real county-level division codes (GB/T 2260) used for demo data.
+    public static let demoDivisions = ["330106", "330108", "330110", "320506", "440305", "510107", "370102", "420111"]
+    private static let organisationAlphabet: [Character] = Array("0123456789ABCDEFGHJKLMNPQRTUWXY")
+
+    /// `random(n)` must return a value in 0..<n.
+    public static func make(kind: SubjectKind, division: String? = nil, random: (Int) -> Int) -> USCC {
+        let div = division ?? demoDivisions[random(demoDivisions.count)]
+        // GB 11714 organisation code: 8 characters and a mod-11 check character.
+        var org = ""
+        var sum = 0
+        let w = [3, 7, 9, 10, 5, 8, 4, 2]
+        for i in 0..<8 {
+            let c = i == 0 ? organisationAlphabet[1 + random(9)] : organisationAlphabet[random(10)]
+            org.append(c)
+            sum += Int(String(c))! * w[i]
+        }
+        let c9 = 11 - sum % 11
+        org.append(c9 == 10 ? "X" : c9 == 11 ? "0" : Character(String(c9)))
+        let prefix = "9" + (kind == .enterprise ? "1" : "2") + div + org
+        return try! USCC(prefix + String(USCC.checkCharacter(forFirst17: prefix)!))
+    }
+}
+
+/// Who a record is about. Only market-registered enterprises and individual businesses.
+public enum SubjectKind: UInt8, Sendable, Codable, CaseIterable {
+    /// 个体工商户: USCC begins "92".
+    case individualBusiness = 1
+    /// 企业 (micro, small and medium enterprises): USCC begins "91".
+    case enterprise = 2
+
+    public var name: String {
+        switch self {
+        case .individualBusiness: return "individual_business"
+        case .enterprise: return "enterprise"
+        }
+    }
+
+    public init?(name: String) {
+        guard let k = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = k
+    }
+}

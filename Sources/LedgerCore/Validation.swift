@@ -1,0 +1,180 @@
+import LedgerCrypto
+
+/// What validation needs to know about committed (and pending) ledger state.
+public protocol LedgerStateReader {
+    func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool
+    func committedTransaction(id: Hash) throws -> Transaction?
+}
+
+/// A transaction and, for attestations and corrections, its payload envelope.
+public struct Submission: Sendable {
+    public let transaction: Transaction
+    public let envelope: Envelope?
+    public init(transaction: Transaction, envelope: Envelope?) {
+        self.transaction = transaction
+        self.envelope = envelope
+    }
+}
+
+/// The rules a transaction must meet to enter the ledger. Pure: genesis and state are given.
+public struct TransactionValidator: Sendable {
+    public let genesis: Genesis
+
+    public init(genesis: Genesis) { self.genesis = genesis }
+
+    /// Checks needing no ledger state: chain, signer, key, signature, role, body rules,
+    /// and the envelope. Safe to run in parallel.
+    public func checkStateless(_ submission: Submission) throws {
+        let tx = submission.transaction
+        let h = tx.header
+        guard h.chainID == genesis.chainID else {
+            throw LedgerError(.wrongChain, "transaction is for chain \"\(h.chainID)\", this ledger is \"\(genesis.chainID)\"")
+        }
+        guard let signer = genesis.member(h.signer) else {
+            throw LedgerError(.unknownSigner, "signer \"\(h.signer)\" is not a member of this consortium")
+        }
+        guard h.keyID == signer.keyID else {
+            throw LedgerError(.unknownKey, "key id \(String(h.keyID, radix: 16)) is not the current key of \(h.signer)")
+        }
+        guard signer.signingKey.isValidSignature(tx.signature, for: tx.signingBytes) else {
+            throw LedgerError(.badSignature, "signature does not verify with \(h.signer)'s key")
+        }
+        switch tx.body {
+        case .attestation(let a):
+            try checkIssuer(signer, for: a)
+            try checkEnvelope(submission.envelope, for: a)
+        case .amendment(let a):
+            if let r = a.replacement {
+                try checkIssuer(signer, for: r)
+                try checkEnvelope(submission.envelope, for: r)
+            } else if submission.envelope != nil {
+                throw LedgerError(.invalidValue, "a revocation carries no payload envelope")
+            }
+        case .scoreUpdate(let s):
+            try require(signer, .scorer, "submit score updates")
+            try checkEndorsements(s, signer: signer)
+        case .consent(let c):
+            guard signer.has(.bank) || signer.has(.governmentIssuer) else {
+                throw LedgerError(.notAuthorized, "\(signer.id) may not record consent: needs role bank or government_issuer")
+            }
+            guard let grantee = genesis.member(c.grantee), grantee.has(.bank) else {
+                throw LedgerError(.invalidValue, "consent grantee \"\(c.grantee)\" is not a bank member")
+            }
+            if signer.has(.bank) && !signer.has(.governmentIssuer) && c.grantee != signer.id {
+                throw LedgerError(.notAuthorized, "bank \(signer.id) may record consent only for itself, not for \(c.grantee)")
+            }
+        case .governance(let g):
+            try require(signer, .custodian, "propose governance")
+            try checkApprovals(g)
+        }
+        if case .attestation = tx.body {} else if case .amendment(let a) = tx.body, a.replacement != nil {} else if submission.envelope != nil {
+            throw LedgerError(.invalidValue, "only attestations and corrections carry a payload envelope")
+        }
+    }
+
+    /// Checks against committed state: replay guard and references.
+    public func checkStateful(_ tx: Transaction, state: some LedgerStateReader) throws {
+        if try state.isNonceUsed(signer: tx.header.signer, nonce: tx.header.nonce) {
+            throw LedgerError(.replay, "nonce \(tx.header.nonce) was already used by \(tx.header.signer) (replayed transaction?)")
+        }
+        switch tx.body {
+        case .amendment(let a):
+            guard let target = try state.committedTransaction(id: a.target) else {
+                throw LedgerError(.unknownReference, "amendment target \(a.target.hexString) is not a committed transaction")
+            }
+            let targetSubject: USCC
+            switch target.body {
+            case .attestation(let t): targetSubject = t.subject
+            case .amendment(let t) where t.replacement != nil: targetSubject = t.replacement!.subject
+            default:
+                throw LedgerError(.unknownReference, "amendment target \(a.target.hexString) is a \(target.kind.name), not an attestation")
+            }
+            guard target.header.signer == tx.header.signer else {
+                throw LedgerError(.notAuthorized, "only the issuer \(target.header.signer) may amend its record \(a.target.hexString)")
+            }
+            if let r = a.replacement, r.subject != targetSubject {
+                throw LedgerError(.invalidValue, "a correction must keep the subject \(targetSubject) of the record it corrects")
+            }
+        case .scoreUpdate(let s):
+            for input in s.inputs {
+                guard let t = try state.committedTransaction(id: input) else {
+                    throw LedgerError(.unknownReference, "score input \(input.hexString) is not a committed transaction")
+                }
+                guard t.body.subject == s.subject, t.kind == .attestation || t.kind == .amendment else {
+                    throw LedgerError(.invalidValue, "score input \(input.hexString) is not a record about \(s.subject)")
+                }
+            }
+        case .consent(let c) where c.action == .revoke:
+            guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
+                  grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
+                throw LedgerError(.unknownReference, "consent revocation target \(c.target.hexString) is not a grant to \(c.grantee) about \(c.subject)")
+            }
+        default:
+            break
+        }
+    }
+
+    private func require(_ member: Member, _ role: Role, _ what: String) throws {
+        guard member.has(role) else {
+            throw LedgerError(.notAuthorized, "\(member.id) may not \(what): needs role \(role.rawValue)")
+        }
+    }
+
+    private func checkIssuer(_ signer: Member, for a: AttestationBody) throws {
+        let role = a.category.issuerRole
+        guard signer.has(role) else {
+            throw LedgerError(.notAuthorized, "\(signer.id) may not attest \(a.category.name) records: needs role \(role.rawValue)")
+        }
+    }
+
+    private func checkEnvelope(_ envelope: Envelope?, for a: AttestationBody) throws {
+        guard let envelope else {
+            throw LedgerError(.invalidValue, "an attestation needs its payload envelope")
+        }
+        guard envelope.hash == a.envelopeHash else {
+            throw LedgerError(.invalidValue, "payload envelope does not match the attestation's envelope_hash")
+        }
+        try envelope.checkCustodians(genesis)
+    }
+
+    private func checkEndorsements(_ s: ScoreUpdateBody, signer: Member) throws {
+        let message = s.endorsementMessage(chainID: genesis.chainID)
+        var endorsers = Set<String>()
+        for e in s.endorsements {
+            guard let m = genesis.member(e.member), m.has(.scorer) else {
+                throw LedgerError(.notAuthorized, "score endorsement by \(e.member), which is not a scorer")
+            }
+            guard e.member != signer.id else {
+                throw LedgerError(.invalidValue, "a scorer cannot endorse its own score update")
+            }
+            guard e.keyID == m.keyID, m.signingKey.isValidSignature(e.signature, for: message) else {
+                throw LedgerError(.badSignature, "score endorsement by \(e.member) does not verify")
+            }
+            guard endorsers.insert(e.member).inserted else {
+                throw LedgerError(.invalidValue, "score update endorsed twice by \(e.member)")
+            }
+        }
+        guard endorsers.count >= genesis.scoreEndorsementsRequired else {
+            throw LedgerError(.notAuthorized,
+                "score update has \(endorsers.count) endorsements, needs \(genesis.scoreEndorsementsRequired)")
+        }
+    }
+
+    private func checkApprovals(_ g: GovernanceBody) throws {
+        let message = g.approvalMessage(chainID: genesis.chainID)
+        var approvers = Set<String>()
+        for a in g.approvals {
+            guard let m = genesis.member(a.member), m.has(.custodian) else {
+                throw LedgerError(.notAuthorized, "governance approval by \(a.member), which is not a custodian")
+            }
+            guard a.keyID == m.keyID, m.signingKey.isValidSignature(a.signature, for: message) else {
+                throw LedgerError(.badSignature, "governance approval by \(a.member) does not verify")
+            }
+            approvers.insert(a.member)
+        }
+        let missing = Set(genesis.custodians.map(\.id)).subtracting(approvers)
+        guard missing.isEmpty else {
+            throw LedgerError(.notAuthorized, "governance needs the approval of every custodian; missing \(missing.sorted().joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// A member's secret keys as stored on disk: an Ed25519 signing seed and an X25519 secret.
+///
+/// The file is JSON, written with mode 0600. Loading refuses a file that group or others
+/// can read, as OpenSSH does, because a leaked signing key lets anyone sign as the member.
+public struct MemberSecretKeys: Sendable {
+    public static let format = "creditledger-secret-key/v1"
+    public let memberID: String
+    public let signing: Ed25519PrivateKey
+    public let encryption: X25519PrivateKey
+
+    public init(memberID: String, signing: Ed25519PrivateKey = Ed25519PrivateKey(), encryption: X25519PrivateKey = X25519PrivateKey()) {
+        self.memberID = memberID
+        self.signing = signing
+        self.encryption = encryption
+    }
+
+    private struct Stored: Codable {
+        var format: String
+        var member: String
+        var ed25519_seed: String
+        var x25519_secret: String
+    }
+
+    /// Writes the key file with mode 0600, refusing to overwrite an existing file.
+    public func write(to path: String) throws {
+        var seed = signing.seed
+        var xsk = encryption.rawRepresentation
+        defer { secureZero(&seed); secureZero(&xsk) }
+        let stored = Stored(format: Self.format, member: memberID,
+                            ed25519_seed: Data(seed).base64EncodedString(),
+                            x25519_secret: Data(xsk).base64EncodedString())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var data = try encoder.encode(stored)
+        data.append(0x0A)
+        defer { data.resetBytes(in: 0..<data.count) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        guard written == data.count, fsync(fd) == 0 else {
+            throw CryptoError(.keyFileIO, "cannot write key file \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Loads a key file, refusing one that is readable or writable by group or others.
+    public static func load(from path: String) throws -> MemberSecretKeys {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw CryptoError(.keyFileIO, "cannot read key file \(path): \(String(cString: strerror(errno)))")
+        }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw CryptoError(.keyFilePermissions,
+                "key file \(path) has mode \(String(mode, radix: 8)); secret keys must not be accessible to group or others (run: chmod 600 \(path))")
+        }
+        guard var data = FileManager.default.contents(atPath: path) else {
+            throw CryptoError(.keyFileIO, "cannot read key file \(path)")
+        }
+        defer { data.resetBytes(in: 0..<data.count) }
+        let stored: Stored
+        do { stored = try JSONDecoder().decode(Stored.self, from: data) } catch {
+            throw CryptoError(.keyFileMalformed, "key file \(path) is not a CreditLedger secret key file: \(error)")
+        }
+        guard stored.format == format else {
+            throw CryptoError(.keyFileMalformed, "key file \(path) has format \(stored.format), expected \(format)")
+        }
+        guard var seed = Data(base64Encoded: stored.ed25519_seed).map(Array.init),
+              var xsk = Data(base64Encoded: stored.x25519_secret).map(Array.init) else {
+            throw CryptoError(.keyFileMalformed, "key file \(path) holds keys that are not valid base64")
+        }
+        defer { secureZero(&seed); secureZero(&xsk) }
+        return MemberSecretKeys(memberID: stored.member,
+                                signing: try Ed25519PrivateKey(seed: seed),
+                                encryption: try X25519PrivateKey(rawRepresentation: xsk))
+    }
+}

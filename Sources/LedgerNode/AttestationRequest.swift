@@ -1,0 +1,102 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// The JSON a person writes to submit an attestation (`credit-node submit --file`).
+///
+/// ```json
+/// {"subject": "91330106MA27XKT2X4", "subject_kind": "enterprise", "category": "penalty",
+///  "severity": "general", "event_date": "2026-03-14", "industry": "C13",
+///  "attributes": {"amount_yuan": 5000}, "payload": {"decision_no": "杭西市监罚〔2026〕12号"}}
+/// ```
+public struct AttestationRequest: Decodable, Sendable {
+    public var subject: String
+    public var subject_kind: String?
+    public var category: String
+    public var severity: String?
+    public var event_date: String
+    public var industry: String?
+    public var attributes: [String: Int64]?
+    public var payload: JSONValue
+
+    public init(subject: String, subject_kind: String?, category: String, severity: String?, event_date: String,
+                industry: String?, attributes: [String: Int64]?, payload: JSONValue) {
+        self.subject = subject; self.subject_kind = subject_kind; self.category = category; self.severity = severity
+        self.event_date = event_date; self.industry = industry; self.attributes = attributes; self.payload = payload
+    }
+
+    /// Checks the request, seals its payload to the custodians and signs it.
+    public func build(genesis: Genesis, keys: MemberSecretKeys, nonce: UInt64 = SecureRandom.uint64(),
+                      issuedAtMillis: UInt64) throws -> Submission {
+        let uscc = try USCC(subject)
+        let kind: SubjectKind
+        if let name = subject_kind {
+            guard let k = SubjectKind(name: name) else {
+                throw LedgerError(.invalidValue, "subject_kind \"\(name)\" is unknown (individual_business or enterprise)")
+            }
+            kind = k
+        } else {
+            guard let k = uscc.subjectKind else {
+                throw LedgerError(.invalidUSCC, "USCC \(subject) is not a market-registered enterprise (91…) or individual business (92…)")
+            }
+            kind = k
+        }
+        guard let cat = Category(name: category) else {
+            throw LedgerError(.unknownCategory, "category \"\(category)\" is unknown (known: \(Category.allCases.map(\.name).joined(separator: ", ")))")
+        }
+        let sev: Severity
+        if let s = severity {
+            guard let v = Severity(name: s) else { throw LedgerError(.invalidValue, "severity \"\(s)\" is unknown (minor, general, serious)") }
+            sev = v
+        } else { sev = .none }
+        let payloadBytes = Array(try JSONEncoder.canonical.encode(payload))
+        let (commitment, envelope) = try PayloadSeal.seal(payloadBytes, to: genesis.custodians)
+        let body = AttestationBody(subject: uscc, subjectKind: kind, category: cat, severity: sev,
+                                   eventDate: try LedgerDate(iso: event_date), industry: industry ?? "",
+                                   attributes: (attributes ?? [:]).sorted { $0.key < $1.key }.map { Attribute(name: $0.key, value: $0.value) },
+                                   payloadCommitment: commitment, envelopeHash: envelope.hash)
+        try body.check()
+        guard let member = genesis.member(keys.memberID) else {
+            throw LedgerError(.unknownSigner, "key file member \(keys.memberID) is not in this genesis")
+        }
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID,
+                                       nonce: nonce, issuedAtMillis: issuedAtMillis)
+        let tx = Transaction.sign(header: header, body: .attestation(body), key: keys.signing)
+        return Submission(transaction: tx, envelope: envelope)
+    }
+}
+
+/// Any JSON value, kept for encrypting as the raw payload.
+public enum JSONValue: Codable, Sendable, Equatable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .number(let n): try c.encode(n)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var canonical: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The single-node development ledger: one process, one RocksDB data directory, one member
+/// holding every writing role and the only validator.
+///
+/// Data directory layout:
+/// - `genesis.json`: the one-member genesis, created on first start;
+/// - `keys/dev.key`: the member's secret keys (mode 0600);
+/// - `ledger/`: the RocksDB store;
+/// - `http.addr`: the address the API listens on, written once it is listening.
+public enum DevNode {
+    public static let memberID = "dev"
+
+    public struct Opened {
+        public let store: ChainStore
+        public let keys: MemberSecretKeys
+        public let createdGenesis: Bool
+    }
+
+    /// Opens the dev ledger in `dataDirectory`, creating genesis and keys on first start.
+    public static func open(dataDirectory: String, now: Date = Date()) throws -> Opened {
+        let fm = FileManager.default
+        let genesisPath = dataDirectory + "/genesis.json"
+        let keyPath = dataDirectory + "/keys/dev.key"
+        let storePath = dataDirectory + "/ledger"
+        if !fm.fileExists(atPath: genesisPath) {
+            guard !fm.fileExists(atPath: storePath) else {
+                throw LedgerError(.invalidGenesis, "\(storePath) exists but \(genesisPath) does not; refusing to guess the genesis")
+            }
+            try fm.createDirectory(atPath: dataDirectory + "/keys", withIntermediateDirectories: true,
+                                   attributes: [.posixPermissions: 0o700])
+            let keys = MemberSecretKeys(memberID: memberID)
+            try keys.write(to: keyPath)
+            let member = Member(id: memberID, name: "Development member (all roles)",
+                                roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
+                                signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+            let chainID = "creditledger.dev/" + SecureRandom.bytes(4).hexString
+            let bytes = try Genesis.render(chainID: chainID, genesisTime: ISO8601DateFormatter().string(from: now), members: [member])
+            let genesis = try Genesis(bytes: bytes)
+            let store = try ChainStore.create(path: storePath, genesis: genesis)
+            try Data(bytes).write(to: URL(fileURLWithPath: genesisPath), options: .atomic)
+            return Opened(store: store, keys: keys, createdGenesis: true)
+        }
+        guard let genesisBytes = fm.contents(atPath: genesisPath) else {
+            throw LedgerError(.invalidGenesis, "cannot read \(genesisPath)")
+        }
+        let genesis = try Genesis(bytes: Array(genesisBytes))
+        let keys = try MemberSecretKeys.load(from: keyPath)
+        let store = try ChainStore(path: storePath)
+        guard store.genesis.hash == genesis.hash else {
+            throw LedgerError(.invalidGenesis, "\(genesisPath) (hash \(genesis.hash.hexString.prefix(16))…) is not the genesis of the store in \(storePath)")
+        }
+        return Opened(store: store, keys: keys, createdGenesis: false)
+    }
+
+    /// Serves the dev ledger until SIGINT or SIGTERM.
+    public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger) async throws {
+        let opened = try open(dataDirectory: dataDirectory)
+        let store = opened.store
+        if opened.createdGenesis {
+            logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")
+        }
+        logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified")
+        let ledger = try Ledger(store: store, validatorKeys: opened.keys,
+                                clock: { UInt64(Date().timeIntervalSince1970 * 1000) },
+                                blockInterval: blockInterval, logger: logger)
+        let api = LedgerAPI(ledger: ledger)
+        let addressFile = dataDirectory + "/http.addr"
+        try? FileManager.default.removeItem(atPath: addressFile)
+        var app = Application(
+            router: api.makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "credit-node"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? port
+                let address = "http://\(host):\(port)"
+                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
+                logger.info("HTTP API listening on \(address)")
+            },
+            logger: logger)
+        app.addServices(BlockProducerService(ledger: ledger))
+        try await app.runService()
+    }
+}
+
+/// Runs the ledger's block producer inside the application's service group.
+struct BlockProducerService: Service {
+    let ledger: Ledger
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await ledger.runBlockProducer()
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+import LedgerStore
+import NIOCore
+
+/// The node's HTTP JSON API, version 1. Every error is a JSON body
+/// `{"error": {"code": "...", "message": "...", "index": n?}}` with a 4xx/5xx status.
+public struct LedgerAPI: Sendable {
+    public let ledger: Ledger
+    public static let maxHistory = 1000
+
+    public init(ledger: Ledger) { self.ledger = ledger }
+
+    var store: ChainStore { ledger.store }
+    var genesis: Genesis { ledger.genesis }
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/v1/health") { _, _ in try self.health() }
+        router.get("/v1/genesis") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))
+        }
+        router.get("/v1/members") { _, _ in self.members() }
+        router.post("/v1/transactions") { request, _ in await self.guarded { try await self.submitOne(request) } }
+        router.post("/v1/transactions/batch") { request, _ in await self.guarded { try await self.submitBatch(request) } }
+        router.get("/v1/transactions/:id") { _, context in
+            await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }
+        }
+        router.get("/v1/blocks/:height") { _, context in
+            await self.guarded { try self.block(context.parameters.get("height") ?? "") }
+        }
+        router.get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
+        router.get("/v1/proofs/consistency") { request, _ in
+            await self.guarded {
+                try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
+            }
+        }
+        router.get("/v1/subjects/:uscc/history") { request, context in
+            await self.guarded {
+                try self.history(context.parameters.get("uscc") ?? "", after: request.uri.queryParameters.get("after"),
+                                 limit: request.uri.queryParameters.get("limit"))
+            }
+        }
+        return router
+    }
+
+    // MARK: Handlers
+
+    func health() throws -> Response {
+        let head = store.head
+        return json(.ok, ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
+                          "height": head.height, "head_hash": head.blockHash.hexString, "log_size": head.logSize])
+    }
+
+    func members() -> Response {
+        json(.ok, ["chain_id": genesis.chainID, "quorum": genesis.quorum,
+                   "members": genesis.members.map { m -> [String: Any] in
+                       ["id": m.id, "name": m.name, "roles": Role.allCases.filter(m.roles.contains).map(\.rawValue),
+                        "verifier_key": m.verifierKey, "x25519_public_key": m.encryptionKey.bytes.base64String]
+                   }])
+    }
+
+    struct WireSubmission: Decodable {
+        var transaction: String
+        var envelope: String?
+    }
+
+    struct WireBatch: Decodable {
+        var transactions: [WireSubmission]
+    }
+
+    func decodeSubmission(_ wire: WireSubmission) throws -> Submission {
+        guard let txBytes = [UInt8](base64: wire.transaction) else {
+            throw LedgerError(.malformed, "\"transaction\" is not base64")
+        }
+        let tx = try Transaction.decode(txBytes, maxBytes: genesis.limits.maxTransactionBytes)
+        var envelope: Envelope? = nil
+        if let e = wire.envelope {
+            guard let bytes = [UInt8](base64: e) else { throw LedgerError(.malformed, "\"envelope\" is not base64") }
+            envelope = try Envelope.decode(bytes, maxBytes: genesis.limits.maxEnvelopeBytes)
+        }
+        return Submission(transaction: tx, envelope: envelope)
+    }
+
+    func readBody<T: Decodable>(_ request: Request, as type: T.Type, limit: Int) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: limit) } catch {
+            throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
+        }
+        do { return try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {
+            throw LedgerError(.malformed, "request body is not the expected JSON: \(Self.describe(decoding: error))")
+        }
+    }
+
+    func submitOne(_ request: Request) async throws -> Response {
+        let limit = (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024
+        let wire = try await readBody(request, as: WireSubmission.self, limit: limit)
+        let results = try await ledger.submit([try decodeSubmission(wire)])
+        return json(.ok, commitJSON(results[0]))
+    }
+
+    func submitBatch(_ request: Request) async throws -> Response {
+        let wire = try await readBody(request, as: WireBatch.self, limit: genesis.limits.maxRequestBytes)
+        guard wire.transactions.count <= genesis.limits.maxBatchTransactions else {
+            throw LedgerError(.fieldTooLarge, "batch holds \(wire.transactions.count) transactions, limit \(genesis.limits.maxBatchTransactions)")
+        }
+        var submissions: [Submission] = []
+        for (i, w) in wire.transactions.enumerated() {
+            do { submissions.append(try decodeSubmission(w)) } catch { throw BatchError(index: i, error: error) }
+        }
+        let results = try await ledger.submit(submissions)
+        return json(.ok, ["results": results.map(commitJSON)])
+    }
+
+    func commitJSON(_ r: CommitResult) -> [String: Any] {
+        ["id": r.id.hexString, "status": "committed", "height": r.height, "log_index": r.logIndex]
+    }
+
+    func transactionStatus(_ idText: String) throws -> Response {
+        guard let id = [UInt8](hex: idText), id.count == 32 else {
+            throw LedgerError(.malformed, "transaction id \"\(idText)\" is not 64 hex digits")
+        }
+        guard let loc = try store.location(of: id), let tx = try store.transaction(at: loc.logIndex) else {
+            throw LedgerError(.notFound, "transaction \(idText) is not committed on this node")
+        }
+        let head = store.head
+        guard let note = try store.checkpoint(height: head.height) else {
+            throw LedgerError(.notFound, "no checkpoint at height \(head.height)")
+        }
+        let proof = try store.inclusionProof(index: loc.logIndex, size: head.logSize)
+        return json(.ok, [
+            "id": tx.id.hexString, "status": "committed", "height": loc.height, "log_index": loc.logIndex,
+            "transaction": JSONView.transaction(tx), "encoded": tx.encoded.base64String,
+            "inclusion_proof": ["log_index": loc.logIndex, "tree_size": head.logSize, "hashes": proof.map(\.base64String)],
+            "checkpoint": note,
+        ])
+    }
+
+    func block(_ heightText: String) throws -> Response {
+        guard let height = UInt64(heightText), height > 0 else {
+            throw LedgerError(.malformed, "block height \"\(heightText)\" is not a positive integer")
+        }
+        guard let header = try store.blockHeader(height: height), let cert = try store.certificate(height: height) else {
+            throw LedgerError(.notFound, "block \(height) is not committed (head is \(store.head.height))")
+        }
+        var ids: [String] = []
+        for i in header.firstLogIndex..<header.logSize { ids.append(try store.transaction(at: i)?.id.hexString ?? "") }
+        return json(.ok, ["header": JSONView.header(header), "commit_certificate": JSONView.certificate(cert), "transactions": ids])
+    }
+
+    func checkpoint() throws -> Response {
+        guard let note = try store.latestCheckpoint() else {
+            throw LedgerError(.notFound, "no block has been committed yet")
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: note)))
+    }
+
+    func consistency(old: String?, new: String?) throws -> Response {
+        let size = store.head.logSize
+        guard let oldText = old, let oldSize = UInt64(oldText) else {
+            throw LedgerError(.malformed, "query parameter old must be a tree size")
+        }
+        let newSize: UInt64
+        if let new { guard let n = UInt64(new) else { throw LedgerError(.malformed, "query parameter new must be a tree size") }; newSize = n } else { newSize = size }
+        guard oldSize <= newSize, newSize <= size else {
+            throw LedgerError(.invalidProof, "need old ≤ new ≤ \(size) (the log size), got old \(oldSize) new \(newSize)")
+        }
+        let proof = try store.consistencyProof(oldSize: oldSize, newSize: newSize)
+        return json(.ok, ["old_size": oldSize, "new_size": newSize, "hashes": proof.map(\.base64String)])
+    }
+
+    func history(_ text: String, after: String?, limit: String?) throws -> Response {
+        let subject = try USCC(text)
+        let max = try limit.map { l -> Int in
+            guard let n = Int(l), (1...Self.maxHistory).contains(n) else {
+                throw LedgerError(.invalidValue, "limit must be 1-\(Self.maxHistory)")
+            }
+            return n
+        } ?? 100
+        let afterIndex = try after.map { a -> UInt64 in
+            guard let n = UInt64(a) else { throw LedgerError(.malformed, "after must be a log index") }
+            return n
+        }
+        var records: [[String: Any]] = []
+        for entry in try store.subjectHistory(subject, after: afterIndex, limit: max) {
+            guard let tx = try store.transaction(at: entry.logIndex) else { continue }
+            var r: [String: Any] = ["id": tx.id.hexString, "log_index": entry.logIndex, "kind": tx.kind.name,
+                                    "issuer": tx.header.signer]
+            switch tx.body {
+            case .attestation(let a):
+                r["category"] = a.category.name; r["severity"] = a.severity.name; r["event_date"] = a.eventDate.description
+            case .amendment(let a):
+                r["action"] = a.action == .correction ? "correction" : "revocation"; r["target"] = a.target.hexString
+                if let rep = a.replacement { r["category"] = rep.category.name; r["event_date"] = rep.eventDate.description }
+            case .scoreUpdate(let s):
+                r["grade"] = s.grade.name; r["model_hash"] = s.modelHash.hexString
+            case .consent(let c):
+                r["action"] = c.action == .grant ? "grant" : "revoke"; r["grantee"] = c.grantee; r["purpose"] = c.purpose.name
+            case .governance: break
+            }
+            records.append(r)
+        }
+        return json(.ok, ["subject": subject.code, "records": records])
+    }
+
+    // MARK: Errors
+
+    func guarded(_ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch { return Self.errorResponse(error) }
+    }
+
+    static func errorResponse(_ error: any Error) -> Response {
+        var index: Int? = nil
+        var underlying = error
+        if let b = error as? BatchError { index = b.index; underlying = b.error }
+        let (status, code, message): (HTTPResponse.Status, String, String)
+        switch underlying {
+        case let e as LedgerError:
+            (status, code, message) = (statusFor(e.code), e.code.rawValue, e.reason)
+        case let e as StorageError:
+            (status, code, message) = (.serviceUnavailable, "storage_\(e.code.rawValue)", e.reason)
+        case let e as CryptoError:
+            (status, code, message) = (.badRequest, e.code.rawValue, e.reason)
+        default:
+            (status, code, message) = (.internalServerError, "internal", "\(underlying)")
+        }
+        var body: [String: Any] = ["code": code, "message": message]
+        if let index { body["index"] = index }
+        return json(status, ["error": body])
+    }
+
+    static func statusFor(_ code: LedgerError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .transactionTooLarge: return .contentTooLarge
+        case .unknownSigner, .unknownKey, .badSignature: return .unauthorized
+        case .notAuthorized: return .forbidden
+        case .replay: return .conflict
+        case .unknownReference: return .unprocessableContent
+        case .notFound: return .notFound
+        case .mempoolFull: return .serviceUnavailable
+        default: return .badRequest
+        }
+    }
+
+    static func describe(decoding error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let c): return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.dataCorrupted(let c): return c.debugDescription
+        default: return "\(error)"
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(data: JSONView.data(object))))
+    }
+
+    func json(_ status: HTTPResponse.Status, _ object: Any) -> Response { Self.json(status, object) }
+}

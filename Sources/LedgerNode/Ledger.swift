@@ -1,0 +1,239 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Logging
+
+/// Where a committed transaction sits.
+public struct CommitResult: Sendable, Equatable {
+    public let id: Hash
+    public let height: UInt64
+    public let logIndex: UInt64
+}
+
+/// The ledger engine of a single-validator (dev) chain: admits transactions, batches them
+/// into blocks, commits each block durably, and only then answers the submitters.
+public final class Ledger: @unchecked Sendable {
+    public let store: ChainStore
+    public let validator: TransactionValidator
+    public let genesis: Genesis
+    private let validatorKeys: MemberSecretKeys
+    private let validatorMember: Member
+    private let clock: @Sendable () -> UInt64
+    private let blockInterval: Duration
+    private let logger: Logger
+
+    private final class Waiter {
+        var results: [CommitResult?]
+        var remaining: Int
+        let continuation: CheckedContinuation<[CommitResult], any Error>
+        init(count: Int, continuation: CheckedContinuation<[CommitResult], any Error>) {
+            results = Array(repeating: nil, count: count)
+            remaining = count
+            self.continuation = continuation
+        }
+    }
+
+    private struct Pending {
+        let submission: Submission
+        let waiter: Waiter
+        let slot: Int
+    }
+
+    private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
+
+    private let lock = NSLock()
+    private var queue: [Pending] = []
+    /// Transactions queued or being written: a duplicate is refused until they commit or fail.
+    private var inFlightIDs = Set<Hash>()
+    private var inFlightNonces = Set<NonceKey>()
+    private var wakeProducer: CheckedContinuation<Void, Never>?
+    private var stopped = false
+
+    /// - Parameters:
+    ///   - clock: milliseconds since 1970, for block timestamps (injected; tests pass a fixed clock).
+    ///   - blockInterval: blocks are committed when transactions are pending, at most one per interval.
+    public init(store: ChainStore, validatorKeys: MemberSecretKeys, clock: @escaping @Sendable () -> UInt64,
+                blockInterval: Duration = .milliseconds(200), logger: Logger = Logger(label: "creditledger.ledger")) throws {
+        self.store = store
+        self.genesis = store.genesis
+        self.validator = TransactionValidator(genesis: store.genesis)
+        guard let member = store.genesis.member(validatorKeys.memberID), member.has(.validator),
+              member.signingKey == validatorKeys.signing.publicKey else {
+            throw LedgerError(.unknownSigner, "key of \(validatorKeys.memberID) is not a validator key in this genesis")
+        }
+        guard store.genesis.validators.count == 1 else {
+            throw LedgerError(.invalidGenesis, "the dev ledger runs one validator; this genesis has \(store.genesis.validators.count) (use `credit-node run`)")
+        }
+        self.validatorMember = member
+        self.validatorKeys = validatorKeys
+        self.clock = clock
+        self.blockInterval = blockInterval
+        self.logger = logger
+    }
+
+    /// Validates all submissions; if any fails nothing is queued (the error names its index).
+    /// Returns when every one is committed durably.
+    public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
+        guard !submissions.isEmpty else { return [] }
+        guard submissions.count <= genesis.limits.maxBatchTransactions else {
+            throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
+                "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
+        }
+        for (i, s) in submissions.enumerated() {
+            do { try validator.checkStateless(s) } catch { throw BatchError(index: submissions.count > 1 ? i : nil, error: error) }
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            let waiter = Waiter(count: submissions.count, continuation: continuation)
+            do {
+                try admit(submissions, waiter: waiter)
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    private func admit(_ submissions: [Submission], waiter: Waiter) throws {
+        let wake: CheckedContinuation<Void, Never>? = try lock.withLock {
+            guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
+            guard queue.count + submissions.count <= genesis.limits.maxMempoolTransactions else {
+                throw LedgerError(.mempoolFull,
+                    "mempool holds \(queue.count) transactions, limit \(genesis.limits.maxMempoolTransactions); retry later")
+            }
+            var batchIDs = Set<Hash>()
+            var batchNonces = Set<NonceKey>()
+            for (i, s) in submissions.enumerated() {
+                let tx = s.transaction
+                let nonce = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                do {
+                    let committed = try store.location(of: tx.id) != nil
+                    if committed || inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
+                        throw LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted")
+                    }
+                    if inFlightNonces.contains(nonce) || !batchNonces.insert(nonce).inserted {
+                        throw LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction")
+                    }
+                    try validator.checkStateful(tx, state: store)
+                } catch {
+                    throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
+                }
+            }
+            for (i, s) in submissions.enumerated() {
+                queue.append(Pending(submission: s, waiter: waiter, slot: i))
+            }
+            inFlightIDs.formUnion(batchIDs)
+            inFlightNonces.formUnion(batchNonces)
+            let wake = wakeProducer
+            wakeProducer = nil
+            return wake
+        }
+        wake?.resume()
+    }
+
+    /// Runs until the task is cancelled: commits a block whenever transactions are pending.
+    public func runBlockProducer() async {
+        var lastBlock = ContinuousClock.now - blockInterval
+        while !Task.isCancelled {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let ready = lock.withLock { () -> Bool in
+                        if !queue.isEmpty || stopped { return true }
+                        wakeProducer = c
+                        return false
+                    }
+                    if ready { c.resume() }
+                }
+            } onCancel: {
+                let c = self.lock.withLock { () -> CheckedContinuation<Void, Never>? in
+                    self.stopped = true
+                    defer { self.wakeProducer = nil }
+                    return self.wakeProducer
+                }
+                c?.resume()
+            }
+            if Task.isCancelled { break }
+            let next = lastBlock + blockInterval
+            if ContinuousClock.now < next { try? await Task.sleep(until: next, clock: .continuous) }
+            lastBlock = ContinuousClock.now
+            commitPending()
+        }
+        // Graceful stop: new submissions are refused; what was admitted is committed.
+        lock.withLock { stopped = true }
+        while lock.withLock({ !queue.isEmpty }) { commitPending() }
+        failPending(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
+    }
+
+    /// Builds, signs and durably writes one block from the queue head.
+    func commitPending() {
+        let batch: [Pending] = lock.withLock {
+            let n = min(queue.count, genesis.limits.maxBlockTransactions)
+            let taken = Array(queue.prefix(n))
+            queue.removeFirst(n)
+            return taken
+        }
+        guard !batch.isEmpty else { return }
+        let head = store.head
+        let previous = try? store.blockHeader(height: head.height)
+        let timestamp = max(clock(), previous?.timestampMillis ?? 0)
+        let submissions = batch.map(\.submission)
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: head.height + 1, timestampMillis: timestamp,
+                                       previousHash: head.blockHash, frontier: store.frontier,
+                                       transactions: submissions.map(\.transaction), proposer: validatorMember.id)
+        let certificate = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
+                                            signatures: [BlockBuilder.commitSignature(header: built.header, validator: validatorMember,
+                                                                                      key: validatorKeys.signing)])
+        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+        note.sign(name: validatorMember.id, key: validatorKeys.signing)
+        var failure: (any Error)? = nil
+        do {
+            try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: note.serialized)
+        } catch {
+            logger.error("block \(built.header.height) was not committed: \(error)")
+            failure = error
+        }
+        var finished: [(Waiter, Result<[CommitResult], any Error>)] = []
+        lock.withLock {
+            for (offset, p) in batch.enumerated() {
+                let tx = p.submission.transaction
+                inFlightIDs.remove(tx.id)
+                inFlightNonces.remove(NonceKey(signer: tx.header.signer, nonce: tx.header.nonce))
+                if let failure {
+                    if p.waiter.remaining > 0 {
+                        p.waiter.remaining = 0
+                        finished.append((p.waiter, .failure(failure)))
+                    }
+                    continue
+                }
+                guard p.waiter.remaining > 0 else { continue }
+                p.waiter.results[p.slot] = CommitResult(id: tx.id, height: built.header.height,
+                                                        logIndex: built.header.firstLogIndex + UInt64(offset))
+                p.waiter.remaining -= 1
+                if p.waiter.remaining == 0 { finished.append((p.waiter, .success(p.waiter.results.map { $0! }))) }
+            }
+        }
+        for (waiter, result) in finished { waiter.continuation.resume(with: result) }
+        if failure == nil {
+            logger.debug("committed block \(built.header.height) with \(batch.count) transactions, log size \(built.header.logSize)")
+        }
+    }
+
+    private func failPending(_ error: any Error) {
+        let rest: [Pending] = lock.withLock {
+            stopped = true
+            defer { queue.removeAll(); inFlightIDs.removeAll(); inFlightNonces.removeAll() }
+            return queue
+        }
+        var seen = Set<ObjectIdentifier>()
+        for p in rest where seen.insert(ObjectIdentifier(p.waiter)).inserted && p.waiter.remaining > 0 {
+            p.waiter.remaining = 0
+            p.waiter.continuation.resume(throwing: error)
+        }
+    }
+}
+
+/// A rejected submission; `index` is the position in a batch, when it came in one.
+public struct BatchError: Error, CustomStringConvertible {
+    public let index: Int?
+    public let error: any Error
+    public var description: String { index.map { "transaction \($0): \(error)" } ?? "\(error)" }
+}

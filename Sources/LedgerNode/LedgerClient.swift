@@ -1,0 +1,92 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LedgerCore
+
+/// A small blocking HTTP client for the node API, used by the CLI, the demo and the benchmarks.
+public struct LedgerClient: Sendable {
+    public let baseURL: String
+    public let timeout: TimeInterval
+
+    public init(baseURL: String, timeout: TimeInterval = 60) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.timeout = timeout
+    }
+
+    public struct HTTPFailure: Error, CustomStringConvertible {
+        public let status: Int
+        public let code: String
+        public let message: String
+        public var description: String { "HTTP \(status) \(code): \(message)" }
+    }
+
+    /// Sends a request and returns status and body. Throws on transport errors only.
+    public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
+        guard let url = URL(string: baseURL + path) else { throw LedgerError(.malformed, "bad URL \(baseURL + path)") }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let box = ResultBox()
+        let semaphore = DispatchSemaphore(value: 0)
+        let task = URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error { box.result = .failure(error) } else {
+                box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
+            }
+            semaphore.signal()
+        }
+        task.resume()
+        semaphore.wait()
+        return try box.result!.get()
+    }
+
+    private final class ResultBox: @unchecked Sendable { var result: Result<(Int, Data), any Error>? }
+
+    /// GET returning the body; throws `HTTPFailure` on a non-2xx status.
+    public func get(_ path: String) throws -> Data {
+        let (status, data) = try send("GET", path)
+        try Self.check(status, data)
+        return data
+    }
+
+    public func getJSON(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: get(path)) as? [String: Any] ?? [:]
+    }
+
+    public func postJSON(_ path: String, _ object: Any) throws -> [String: Any] {
+        let (status, data) = try send("POST", path, body: JSONView.data(object))
+        try Self.check(status, data)
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    static func check(_ status: Int, _ data: Data) throws {
+        guard (200..<300).contains(status) else {
+            let error = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["error"] as? [String: Any]
+            throw HTTPFailure(status: status, code: error?["code"] as? String ?? "http_\(status)",
+                              message: error?["message"] as? String ?? String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    public static func wire(_ s: Submission) -> [String: Any] {
+        var w: [String: Any] = ["transaction": s.transaction.encoded.base64String]
+        if let e = s.envelope { w["envelope"] = e.encoded.base64String }
+        return w
+    }
+
+    /// Submits one transaction and waits for its commit.
+    public func submit(_ s: Submission) throws -> [String: Any] {
+        try postJSON("/v1/transactions", Self.wire(s))
+    }
+
+    /// Submits a batch (all or nothing) and waits for every commit.
+    public func submit(batch: [Submission]) throws -> [[String: Any]] {
+        let r = try postJSON("/v1/transactions/batch", ["transactions": batch.map(Self.wire)])
+        return r["results"] as? [[String: Any]] ?? []
+    }
+
+    public func genesis() throws -> Genesis { try Genesis(bytes: Array(get("/v1/genesis"))) }
+    public func checkpoint() throws -> String { String(decoding: try get("/v1/checkpoint"), as: UTF8.self) }
+}

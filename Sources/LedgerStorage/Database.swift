@@ -1,0 +1,271 @@
+import CRocksDB
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a store is opened.
+public enum OpenMode: Sendable, Equatable {
+    /// The single writer (the node). Creates the store and missing column families.
+    case readWrite
+    /// A reader beside, or instead of, a live node: sees the store as of opening.
+    case readOnly
+    /// A secondary instance that can follow a live primary (`catchUpWithPrimary()`).
+    case secondary(path: String)
+}
+
+/// A RocksDB database with named column families.
+///
+/// One `Database` is safe to use from many threads: RocksDB's handles are thread-safe.
+public final class Database: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let options: OpaquePointer
+    private let tableOptions: OpaquePointer
+    private let cache: OpaquePointer
+    private let readOptions: OpaquePointer
+    private let syncedWriteOptions: OpaquePointer
+    private let unsyncedWriteOptions: OpaquePointer
+    private var columnFamilies: [String: OpaquePointer] = [:]
+    private let columnFamilyHandles: [OpaquePointer]
+    public let path: String
+    public let mode: OpenMode
+
+    /// Opens (or, read-write, creates) the store at `path` with the given column families.
+    public init(path: String, columnFamilies names: [String], mode: OpenMode = .readWrite,
+                blockCacheBytes: Int = 64 << 20) throws {
+        self.path = path
+        self.mode = mode
+        let options = rocksdb_options_create()!
+        let cache = rocksdb_cache_create_lru(blockCacheBytes)!
+        let tableOptions = rocksdb_block_based_options_create()!
+        rocksdb_block_based_options_set_block_cache(tableOptions, cache)
+        rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom(10))
+        rocksdb_options_set_block_based_table_factory(options, tableOptions)
+        rocksdb_options_set_create_if_missing(options, mode == .readWrite ? 1 : 0)
+        rocksdb_options_set_create_missing_column_families(options, mode == .readWrite ? 1 : 0)
+        // Detect corruption eagerly and recover only to a consistent point in time:
+        // every block is one write batch, so recovery stops at a block boundary.
+        rocksdb_options_set_paranoid_checks(options, 1)
+        rocksdb_options_set_wal_recovery_mode(options, 2) // kPointInTimeRecovery
+        rocksdb_options_set_compression(options, 0)
+        if case .secondary = mode { rocksdb_options_set_max_open_files(options, -1) }
+
+        let allNames = ["default"] + names.filter { $0 != "default" }
+        var cfOptions: [OpaquePointer?] = Array(repeating: options, count: allNames.count)
+        var cfHandles: [OpaquePointer?] = Array(repeating: nil, count: allNames.count)
+        var error: UnsafeMutablePointer<CChar>? = nil
+        let cNames = allNames.map { strdup($0) }
+        defer { cNames.forEach { free($0) } }
+        let db: OpaquePointer? = cNames.withUnsafeBufferPointer { namesBuffer in
+            let namePointers = UnsafeRawPointer(namesBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+            return cfOptions.withUnsafeMutableBufferPointer { optionsBuffer in
+                let optionPointers = UnsafeRawPointer(optionsBuffer.baseAddress!).assumingMemoryBound(to: OpaquePointer?.self)
+                switch mode {
+                case .readWrite:
+                    return rocksdb_open_column_families(options, path, Int32(allNames.count), namePointers,
+                                                        optionPointers, &cfHandles, &error)
+                case .readOnly:
+                    return rocksdb_open_for_read_only_column_families(options, path, Int32(allNames.count), namePointers,
+                                                                      optionPointers, &cfHandles, 0, &error)
+                case .secondary(let secondaryPath):
+                    return rocksdb_open_as_secondary_column_families(options, path, secondaryPath, Int32(allNames.count),
+                                                                     namePointers, optionPointers, &cfHandles, &error)
+                }
+            }
+        }
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            rocksdb_options_destroy(options)
+            rocksdb_block_based_options_destroy(tableOptions)
+            rocksdb_cache_destroy(cache)
+            throw StorageError.fromRocksDB("cannot open store at \(path): \(message)", default: .open)
+        }
+        guard let db else {
+            throw StorageError(.open, "cannot open store at \(path)")
+        }
+        handle = db
+        self.options = options
+        self.tableOptions = tableOptions
+        self.cache = cache
+        readOptions = rocksdb_readoptions_create()!
+        rocksdb_readoptions_set_verify_checksums(readOptions, 1)
+        syncedWriteOptions = rocksdb_writeoptions_create()!
+        rocksdb_writeoptions_set_sync(syncedWriteOptions, 1)
+        unsyncedWriteOptions = rocksdb_writeoptions_create()!
+        columnFamilyHandles = cfHandles.map { $0! }
+        for (name, cf) in zip(allNames, columnFamilyHandles) { columnFamilies[name] = cf }
+    }
+
+    deinit {
+        for cf in columnFamilyHandles { rocksdb_column_family_handle_destroy(cf) }
+        rocksdb_close(handle)
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_writeoptions_destroy(syncedWriteOptions)
+        rocksdb_writeoptions_destroy(unsyncedWriteOptions)
+        rocksdb_options_destroy(options)
+        rocksdb_block_based_options_destroy(tableOptions)
+        rocksdb_cache_destroy(cache)
+    }
+
+    func columnFamily(_ name: String) throws -> OpaquePointer {
+        guard let cf = columnFamilies[name] else {
+            throw StorageError(.unknownColumnFamily, "no column family named \(name)")
+        }
+        return cf
+    }
+
+    /// The value stored under `key`, or nil when there is none.
+    public func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
+        let cf = try columnFamily(family)
+        var length = 0
+        var error: UnsafeMutablePointer<CChar>? = nil
+        let value = key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in
+                rocksdb_get_cf(handle, readOptions, cf, kc.baseAddress, kc.count, &length, &error)
+            }
+        }
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError.fromRocksDB("read from \(family) failed: \(message)", default: .read)
+        }
+        guard let value else { return nil }
+        defer { rocksdb_free(value) }
+        return Array(UnsafeRawBufferPointer(start: value, count: length))
+    }
+
+    /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this returns.
+    public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+        var error: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_write(handle, sync ? syncedWriteOptions : unsyncedWriteOptions, batch.handle, &error)
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError.fromRocksDB("write of \(batch.count) records failed, nothing applied: \(message)", default: .write)
+        }
+    }
+
+    /// A cursor over one column family, in key order.
+    public func makeIterator(_ family: String) throws -> Iterator {
+        let cf = try columnFamily(family)
+        return Iterator(rocksdb_create_iterator_cf(handle, readOptions, cf)!)
+    }
+
+    /// Writes a consistent, openable copy of the store to `directory` (which must not exist).
+    public func checkpoint(to directory: String) throws {
+        var error: UnsafeMutablePointer<CChar>? = nil
+        let checkpoint = rocksdb_checkpoint_object_create(handle, &error)
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError(.checkpoint, "cannot create checkpoint: \(message)")
+        }
+        defer { rocksdb_checkpoint_object_destroy(checkpoint) }
+        rocksdb_checkpoint_create(checkpoint, directory, 0, &error)
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError(.checkpoint, "cannot create checkpoint at \(directory): \(message)")
+        }
+    }
+
+    /// For a secondary instance: apply what the primary has written since.
+    public func catchUpWithPrimary() throws {
+        var error: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_try_catch_up_with_primary(handle, &error)
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError.fromRocksDB("cannot catch up with primary: \(message)", default: .read)
+        }
+    }
+}
+
+/// An atomic group of writes.
+public final class WriteBatch: @unchecked Sendable {
+    let handle: OpaquePointer
+    private let database: Database
+
+    public init(for database: Database) {
+        handle = rocksdb_writebatch_create()!
+        self.database = database
+    }
+
+    deinit { rocksdb_writebatch_destroy(handle) }
+
+    public var count: Int { Int(rocksdb_writebatch_count(handle)) }
+
+    public func put(_ family: String, _ key: [UInt8], _ value: [UInt8]) throws {
+        let cf = try database.columnFamily(family)
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: CChar.self) { kc in
+                    v.withMemoryRebound(to: CChar.self) { vc in
+                        rocksdb_writebatch_put_cf(handle, cf, kc.baseAddress, kc.count, vc.baseAddress, vc.count)
+                    }
+                }
+            }
+        }
+    }
+
+    public func delete(_ family: String, _ key: [UInt8]) throws {
+        let cf = try database.columnFamily(family)
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in
+                rocksdb_writebatch_delete_cf(handle, cf, kc.baseAddress, kc.count)
+            }
+        }
+    }
+}
+
+/// A RocksDB iterator. Not thread-safe; use one per task.
+public final class Iterator {
+    private let handle: OpaquePointer
+
+    init(_ handle: OpaquePointer) { self.handle = handle }
+    deinit { rocksdb_iter_destroy(handle) }
+
+    public func seekToFirst() { rocksdb_iter_seek_to_first(handle) }
+    public func seekToLast() { rocksdb_iter_seek_to_last(handle) }
+
+    public func seek(_ key: [UInt8]) {
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek(handle, $0.baseAddress, $0.count) }
+        }
+    }
+
+    public func seekForPrev(_ key: [UInt8]) {
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek_for_prev(handle, $0.baseAddress, $0.count) }
+        }
+    }
+
+    public var isValid: Bool { rocksdb_iter_valid(handle) != 0 }
+    public func next() { rocksdb_iter_next(handle) }
+    public func previous() { rocksdb_iter_prev(handle) }
+
+    public var key: [UInt8] {
+        var length = 0
+        let pointer = rocksdb_iter_key(handle, &length)!
+        return Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+
+    public var value: [UInt8] {
+        var length = 0
+        let pointer = rocksdb_iter_value(handle, &length)!
+        return Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+
+    /// Throws if iteration stopped because of an error rather than the end of the data.
+    public func checkStatus() throws {
+        var error: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_iter_get_error(handle, &error)
+        if let error {
+            let message = String(cString: error)
+            rocksdb_free(error)
+            throw StorageError.fromRocksDB("iteration failed: \(message)", default: .read)
+        }
+    }
+}

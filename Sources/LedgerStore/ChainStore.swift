@@ -1,0 +1,318 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+
+/// The ledger in a RocksDB data directory.
+public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked Sendable {
+    public static let storeFormat = "creditledger-store/v1"
+
+    enum Family {
+        static let meta = "meta"
+        static let blocks = "blocks"
+        static let certificates = "certificates"
+        static let transactions = "transactions"
+        static let transactionIndex = "transaction_index"
+        static let nonces = "nonces"
+        static let tree = "tree"
+        static let envelopes = "envelopes"
+        static let subjects = "subjects"
+        static let checkpoints = "checkpoints"
+        static let all = [meta, blocks, certificates, transactions, transactionIndex, nonces, tree, envelopes, subjects, checkpoints]
+    }
+
+    enum MetaKey {
+        static let format: [UInt8] = Array("format".utf8)
+        static let genesis: [UInt8] = Array("genesis".utf8)
+        static let head: [UInt8] = Array("head".utf8)
+    }
+
+    /// The latest committed block.
+    public struct Head: Sendable, Equatable {
+        public let height: UInt64
+        public let blockHash: Hash
+        public let logSize: UInt64
+        public let logRoot: Hash
+    }
+
+    public struct Location: Sendable, Equatable {
+        public let logIndex: UInt64
+        public let height: UInt64
+    }
+
+    public let database: Database
+    public let genesis: Genesis
+    private let lock = NSLock()
+    private var _head: Head
+    private var _frontier: MerkleFrontier
+
+    public var head: Head { lock.withLock { _head } }
+    public var frontier: MerkleFrontier { lock.withLock { _frontier } }
+
+    /// Creates a new store for `genesis` at `path`, which must not hold a store already.
+    public static func create(path: String, genesis: Genesis) throws -> ChainStore {
+        let db = try Database(path: path, columnFamilies: Family.all, mode: .readWrite)
+        if try db.get(Family.meta, MetaKey.format) != nil {
+            throw LedgerError(.invalidGenesis, "\(path) already holds a ledger")
+        }
+        let batch = WriteBatch(for: db)
+        try batch.put(Family.meta, MetaKey.format, Array(storeFormat.utf8))
+        try batch.put(Family.meta, MetaKey.genesis, genesis.bytes)
+        try db.write(batch)
+        return try ChainStore(database: db, verifyDepth: 0)
+    }
+
+    /// Opens an existing store and checks its most recent `verifyDepth` blocks.
+    public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64) throws {
+        guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
+            throw LedgerError(.notFound, "\(path) holds no ledger store")
+        }
+        let db = try Database(path: path, columnFamilies: Family.all, mode: mode)
+        try self.init(database: db, verifyDepth: verifyDepth)
+    }
+
+    init(database: Database, verifyDepth: UInt64) throws {
+        self.database = database
+        guard let format = try database.get(Family.meta, MetaKey.format) else {
+            throw LedgerError(.invalidBlock, "store at \(database.path) has no format marker; it is not a CreditLedger store or it is damaged")
+        }
+        guard format == Array(Self.storeFormat.utf8) else {
+            throw LedgerError(.unsupportedVersion, "store format \(String(decoding: format, as: UTF8.self)) is not \(Self.storeFormat)")
+        }
+        guard let genesisBytes = try database.get(Family.meta, MetaKey.genesis) else {
+            throw LedgerError(.invalidGenesis, "store at \(database.path) has lost its genesis")
+        }
+        genesis = try Genesis(bytes: genesisBytes)
+        if let raw = try database.get(Family.meta, MetaKey.head) {
+            var r = ByteReader(raw, context: "head record")
+            _head = Head(height: try r.u64("height"), blockHash: try r.raw(32, "block_hash"),
+                         logSize: try r.u64("log_size"), logRoot: try r.raw(32, "log_root"))
+            try r.expectEnd()
+        } else {
+            _head = Head(height: 0, blockHash: genesis.hash, logSize: 0, logRoot: Merkle.emptyRoot)
+        }
+        _frontier = MerkleFrontier()
+        _frontier = try MerkleFrontier(size: _head.logSize, source: self)
+        try verifyIntegrity(depth: verifyDepth)
+    }
+
+    // MARK: Keys
+
+    static func u64Key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 8); w.u64(v); return w.bytes }
+    static func nodeKey(level: Int, index: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 9); w.u8(UInt8(level)); w.u64(index); return w.bytes }
+    static func nonceKey(signer: String, nonce: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 40); w.string8(signer); w.u64(nonce); return w.bytes }
+    static func subjectKey(_ subject: USCC, logIndex: UInt64) -> [UInt8] { Array(subject.code.utf8) + u64Key(logIndex) }
+
+    // MARK: Writing
+
+    /// Writes a block, its certificate, transactions, indexes, Merkle nodes and checkpoint in one
+    /// synced batch. When this returns the block is durable; only then does the head move.
+    public func append(block: BlockBuilder.Result, certificate: CommitCertificate, submissions: [Submission], checkpoint: String) throws {
+        let header = block.header
+        let current = head
+        guard header.height == current.height + 1, header.previousHash == current.blockHash,
+              header.firstLogIndex == current.logSize, Int(header.transactionCount) == submissions.count else {
+            preconditionFailure("block \(header.height) does not extend head \(current.height)")
+        }
+        let batch = WriteBatch(for: database)
+        let heightKey = Self.u64Key(header.height)
+        try batch.put(Family.blocks, heightKey, header.encoded)
+        try batch.put(Family.certificates, heightKey, certificate.encoded)
+        for (offset, submission) in submissions.enumerated() {
+            let tx = submission.transaction
+            let index = header.firstLogIndex + UInt64(offset)
+            try batch.put(Family.transactions, Self.u64Key(index), tx.encoded)
+            try batch.put(Family.transactionIndex, tx.id, Self.u64Key(index) + heightKey)
+            try batch.put(Family.nonces, Self.nonceKey(signer: tx.header.signer, nonce: tx.header.nonce), tx.id)
+            if let subject = tx.body.subject {
+                try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), [tx.kind.rawValue])
+            }
+            if let envelope = submission.envelope {
+                try batch.put(Family.envelopes, tx.id, envelope.encoded)
+            }
+        }
+        for node in block.nodes {
+            try batch.put(Family.tree, Self.nodeKey(level: node.level, index: node.index), node.hash)
+        }
+        try batch.put(Family.checkpoints, heightKey, Array(checkpoint.utf8))
+        let newHead = Head(height: header.height, blockHash: header.hash, logSize: header.logSize, logRoot: header.logRoot)
+        var w = ByteWriter(capacity: 80)
+        w.u64(newHead.height); w.raw(newHead.blockHash); w.u64(newHead.logSize); w.raw(newHead.logRoot)
+        try batch.put(Family.meta, MetaKey.head, w.bytes)
+        try database.write(batch, sync: true)
+        lock.withLock {
+            _head = newHead
+            _frontier = block.frontier
+        }
+    }
+
+    /// Crypto-shredding: removes the payload envelope (and so its wrapped keys) of a record.
+    /// The log entry, which holds only the envelope's hash, is untouched.
+    public func shredEnvelope(transactionID: Hash) throws {
+        let batch = WriteBatch(for: database)
+        try batch.delete(Family.envelopes, transactionID)
+        try database.write(batch, sync: true)
+    }
+
+    // MARK: Reading
+
+    public func blockHeader(height: UInt64) throws -> BlockHeader? {
+        guard let raw = try database.get(Family.blocks, Self.u64Key(height)) else { return nil }
+        return try BlockHeader.decode(raw)
+    }
+
+    public func certificate(height: UInt64) throws -> CommitCertificate? {
+        guard let raw = try database.get(Family.certificates, Self.u64Key(height)) else { return nil }
+        return try CommitCertificate.decode(raw)
+    }
+
+    public func transaction(at logIndex: UInt64) throws -> Transaction? {
+        guard let raw = try database.get(Family.transactions, Self.u64Key(logIndex)) else { return nil }
+        return try Transaction.decode(raw, maxBytes: Int.max)
+    }
+
+    public func location(of id: Hash) throws -> Location? {
+        guard id.count == 32, let raw = try database.get(Family.transactionIndex, id) else { return nil }
+        var r = ByteReader(raw, context: "transaction index")
+        return Location(logIndex: try r.u64("log_index"), height: try r.u64("height"))
+    }
+
+    public func envelope(of id: Hash) throws -> Envelope? {
+        guard let raw = try database.get(Family.envelopes, id) else { return nil }
+        return try Envelope.decode(raw, maxBytes: Int.max)
+    }
+
+    public func checkpoint(height: UInt64) throws -> String? {
+        guard let raw = try database.get(Family.checkpoints, Self.u64Key(height)) else { return nil }
+        return String(decoding: raw, as: UTF8.self)
+    }
+
+    /// The checkpoint of the head block, if any block has been committed.
+    public func latestCheckpoint() throws -> String? {
+        let h = head
+        return h.height == 0 ? nil : try checkpoint(height: h.height)
+    }
+
+    /// The height of the first block whose log size is at least `size` (the checkpoint that covers it).
+    public func height(coveringLogSize size: UInt64) throws -> UInt64? {
+        var low: UInt64 = 1, high = head.height
+        guard high > 0, size <= head.logSize else { return nil }
+        while low < high {
+            let mid = (low + high) / 2
+            guard let h = try blockHeader(height: mid) else { throw LedgerError(.notFound, "block \(mid) missing") }
+            if h.logSize >= size { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+
+    /// Log indexes and kinds of a subject's transactions, oldest first, starting at `after`.
+    public func subjectHistory(_ subject: USCC, after: UInt64? = nil, limit: Int) throws -> [(logIndex: UInt64, kind: UInt8)] {
+        let prefix = Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.subjects)
+        it.seek(prefix + Self.u64Key(after.map { $0 + 1 } ?? 0))
+        var out: [(UInt64, UInt8)] = []
+        while it.isValid, out.count < limit {
+            let key = it.key
+            guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
+            var r = ByteReader(Array(key.suffix(8)), context: "subject index")
+            out.append((try r.u64("log_index"), it.value.first ?? 0))
+            it.next()
+        }
+        try it.checkStatus()
+        return out
+    }
+
+    // MARK: LedgerStateReader
+
+    public func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {
+        try database.get(Family.nonces, Self.nonceKey(signer: signer, nonce: nonce)) != nil
+    }
+
+    public func committedTransaction(id: Hash) throws -> Transaction? {
+        guard let loc = try location(of: id) else { return nil }
+        return try transaction(at: loc.logIndex)
+    }
+
+    // MARK: MerkleHashSource
+
+    public func nodeHash(level: Int, index: UInt64) throws -> Hash {
+        guard let h = try database.get(Family.tree, Self.nodeKey(level: level, index: index)), h.count == 32 else {
+            throw LedgerError(.notFound, "Merkle node level \(level) index \(index) is missing from the store")
+        }
+        return h
+    }
+
+    public func inclusionProof(index: UInt64, size: UInt64) throws -> [Hash] {
+        guard size <= head.logSize else {
+            throw LedgerError(.invalidProof, "tree size \(size) is beyond the log (size \(head.logSize))")
+        }
+        return try Merkle.inclusionProof(self, index: index, size: size)
+    }
+
+    public func consistencyProof(oldSize: UInt64, newSize: UInt64) throws -> [Hash] {
+        guard newSize <= head.logSize else {
+            throw LedgerError(.invalidProof, "tree size \(newSize) is beyond the log (size \(head.logSize))")
+        }
+        return try Merkle.consistencyProof(self, oldSize: oldSize, newSize: newSize)
+    }
+
+    // MARK: Integrity
+
+    /// Checks the head and the last `depth` blocks: links, certificates, transactions, roots,
+    /// and the global log root. Throws, naming the block and what is wrong, if they do not add up.
+    public func verifyIntegrity(depth: UInt64) throws {
+        let h = head
+        func fail(_ what: String) -> LedgerError {
+            LedgerError(.invalidBlock, "store at \(database.path) is inconsistent: \(what); refusing to serve it (restore a backup or re-sync)")
+        }
+        guard frontier.root == h.logRoot else {
+            throw fail("the log's Merkle nodes give root \(frontier.root.hexString.prefix(16))…, the head records \(h.logRoot.hexString.prefix(16))…")
+        }
+        if h.height == 0 { return }
+        if try database.get(Family.transactions, Self.u64Key(h.logSize)) != nil {
+            throw fail("a transaction is stored at log index \(h.logSize), past the head")
+        }
+        if try blockHeader(height: h.height + 1) != nil {
+            throw fail("a block is stored at height \(h.height + 1), past the head")
+        }
+        var expectedHash = h.blockHash
+        var height = h.height
+        let lowest = h.height > depth ? h.height - depth + 1 : 1
+        while height >= lowest {
+            guard let header = try blockHeader(height: height) else { throw fail("block \(height) is missing") }
+            guard header.hash == expectedHash else { throw fail("block \(height) does not hash to the value its successor links to") }
+            guard header.chainID == genesis.chainID else { throw fail("block \(height) names chain \(header.chainID)") }
+            guard let cert = try certificate(height: height) else { throw fail("block \(height) has no commit certificate") }
+            do { try cert.verify(header: header, genesis: genesis) } catch { throw fail("block \(height): \(error)") }
+            var tree = InMemoryMerkleTree()
+            for index in header.firstLogIndex..<header.logSize {
+                guard let raw = try database.get(Family.transactions, Self.u64Key(index)) else {
+                    throw fail("block \(height): transaction at log index \(index) is missing")
+                }
+                let leaf = Merkle.leafHash(raw)
+                guard try location(of: leaf)?.logIndex == index else {
+                    throw fail("block \(height): transaction at log index \(index) does not match the transaction index (altered bytes?)")
+                }
+                tree.append(leafHash: leaf)
+            }
+            guard tree.root == header.transactionsRoot else {
+                throw fail("block \(height): transactions do not hash to the header's transactions root")
+            }
+            guard try Merkle.root(self, size: header.logSize) == header.logRoot else {
+                throw fail("block \(height): the log's Merkle nodes do not give the header's log root")
+            }
+            if height == h.height {
+                guard let note = try checkpoint(height: height) else { throw fail("block \(height) has no checkpoint") }
+                let (cp, _) = try Checkpoint.verify(signedNote: note, genesis: genesis)
+                guard cp.size == header.logSize, cp.rootHash == header.logRoot else {
+                    throw fail("checkpoint of block \(height) does not match its header")
+                }
+            }
+            expectedHash = header.previousHash
+            height -= 1
+        }
+        if lowest == 1 && expectedHash != genesis.hash {
+            throw fail("block 1 does not link to the genesis hash")
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import Logging
+
+@main
+struct CreditNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credit-node",
+        abstract: "CreditLedger node: keys, genesis, the dev ledger and client commands.",
+        discussion: """
+        Examples:
+          credit-node dev --data-dir /tmp/ledger                 # single-node dev ledger on 127.0.0.1:8480
+          credit-node submit --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
+          credit-node keygen --member samr-330106 --out keys/
+          credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
+          credit-node verifier-keys --genesis genesis.json
+        """,
+        subcommands: [Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self])
+}
+
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the single-node dev ledger (creates genesis and keys on first start).",
+        discussion: """
+        Example:
+          credit-node dev --data-dir /tmp/ledger --http 127.0.0.1:8480
+        The API address is written to DATA_DIR/http.addr once the node listens (use --http 127.0.0.1:0 for any free port).
+        """)
+
+    @Option(help: "Data directory (genesis.json, keys/, ledger/).") var dataDir: String
+    @Option(help: "HTTP listen address host:port.") var http: String = "127.0.0.1:8480"
+    @Option(help: "Commit at most one block per this many milliseconds while transactions are pending.")
+    var blockIntervalMs: Int = 200
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func run() async throws {
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
+            throw fail("--http must be host:port, got \(http)")
+        }
+        guard (1...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 1-60000") }
+        var logger = Logger(label: "credit-node")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        do {
+            try await DevNode.run(dataDirectory: dataDir, host: String(http[..<colon]), port: port,
+                                  blockInterval: .milliseconds(blockIntervalMs), logger: logger)
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a member's Ed25519 signing key and X25519 encryption key.",
+        discussion: """
+        Writes OUT/MEMBER.key (secret, mode 0600) and OUT/MEMBER.pub.json (public keys and note verifier key).
+        Example:
+          credit-node keygen --member samr-330106 --out keys/
+        """)
+    @Option(help: "Member id (1-32 of a-z 0-9 . - _).") var member: String
+    @Option(help: "Output directory.") var out: String
+
+    func run() throws {
+        guard Genesis.isValidIdentifier(member, max: 32), !member.contains("/") else {
+            throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _")
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let keys = MemberSecretKeys(memberID: member)
+        do { try keys.write(to: "\(out)/\(member).key") } catch { throw fail("\(error)") }
+        let verifier = NoteVerifier(name: member, publicKey: keys.signing.publicKey)
+        let pub: [String: Any] = ["member": member, "ed25519_public_key": keys.signing.publicKey.bytes.base64String,
+                                  "x25519_public_key": keys.encryption.publicKey.bytes.base64String,
+                                  "verifier_key": verifier.verifierKey]
+        try JSONView.data(pub).write(to: URL(fileURLWithPath: "\(out)/\(member).pub.json"))
+        print("wrote \(out)/\(member).key (mode 0600) and \(out)/\(member).pub.json")
+        print("verifier key: \(verifier.verifierKey)")
+    }
+}
+
+struct MakeGenesis: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "genesis",
+        abstract: "Build a genesis file from a members file and the members' public key files.",
+        discussion: """
+        The members file (see Genesis/README.md) names the chain id and each member's id, name, roles and addresses;
+        public keys come from KEYS_DIR/ID.pub.json as written by `credit-node keygen`.
+        Example:
+          credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
+        """)
+    @Option(help: "Members file (JSON).") var members: String
+    @Option(help: "Directory holding MEMBER.pub.json files.") var keysDir: String
+    @Option(help: "Where to write the genesis file.") var out: String
+
+    struct MembersFile: Decodable {
+        struct Entry: Decodable {
+            var id: String; var name: String; var roles: [String]; var p2p_address: String?; var http_address: String?
+        }
+        var chain_id: String
+        var genesis_time: String
+        var score_endorsements_required: Int?
+        var members: [Entry]
+    }
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: members) else { throw fail("cannot read \(members)") }
+        let file: MembersFile
+        do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(error)") }
+        var list: [Member] = []
+        for e in file.members {
+            let path = "\(keysDir)/\(e.id).pub.json"
+            guard let pubData = FileManager.default.contents(atPath: path),
+                  let pub = try? JSONSerialization.jsonObject(with: pubData) as? [String: Any],
+                  let ed = (pub["ed25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }),
+                  let x = (pub["x25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }) else {
+                throw fail("cannot read public keys of \(e.id) from \(path) (run credit-node keygen --member \(e.id) --out \(keysDir))")
+            }
+            var roles = Set<Role>()
+            for r in e.roles {
+                guard let role = Role(rawValue: r) else { throw fail("member \(e.id): unknown role \(r)") }
+                roles.insert(role)
+            }
+            list.append(Member(id: e.id, name: e.name, roles: roles, signingKey: try Ed25519PublicKey(bytes: ed),
+                               encryptionKey: try X25519PublicKey(bytes: x), p2pAddress: e.p2p_address, httpAddress: e.http_address))
+        }
+        do {
+            let bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
+                                           scoreEndorsementsRequired: file.score_endorsements_required ?? 0)
+            try Data(bytes).write(to: URL(fileURLWithPath: out))
+            let g = try Genesis(bytes: bytes)
+            print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum))")
+            print("genesis hash \(g.hash.hexString)")
+        } catch { throw fail("\(error)") }
+    }
+}
+
+struct VerifierKeys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verifier-keys",
+        abstract: "Print each member's C2SP note verifier key (name+hexid+base64), for standard tlog tools.",
+        discussion: "Example:\n  credit-node verifier-keys --genesis /tmp/ledger/genesis.json")
+    @Option(help: "Genesis file.") var genesis: String
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: genesis) else { throw fail("cannot read \(genesis)") }
+        do {
+            let g = try Genesis(bytes: Array(data))
+            for m in g.members { print("\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))") }
+        } catch { throw fail("\(error)") }
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build, encrypt, sign and send an attestation from a JSON file; waits for its commit.",
+        discussion: """
+        The payload is sealed to the custodians named in the node's genesis.
+        Example:
+          credit-node submit --node http://127.0.0.1:8480 --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "Secret key file of the issuing member.") var key: String
+    @Option(help: "Attestation JSON file.") var file: String
+
+    func run() throws {
+        do {
+            let keys = try MemberSecretKeys.load(from: key)
+            guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot read \(file)") }
+            let request = try JSONDecoder().decode(AttestationRequest.self, from: data)
+            let client = LedgerClient(baseURL: node)
+            let submission = try request.build(genesis: try client.genesis(), keys: keys, issuedAtMillis: nowMillis())
+            let result = try client.submit(submission)
+            print(String(decoding: JSONView.data(result), as: UTF8.self))
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct ShowCheckpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoint", abstract: "Print the node's latest signed checkpoint (C2SP tlog-checkpoint).")
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    func run() throws {
+        do { print(try LedgerClient(baseURL: node).checkpoint(), terminator: "") } catch { throw fail("\(error)") }
+    }
+}
