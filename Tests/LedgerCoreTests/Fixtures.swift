@@ -1,0 +1,53 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// A five-member test consortium with keys derived from names, so runs are reproducible.
+struct TestConsortium {
+    let genesis: Genesis
+    let keys: [String: MemberSecretKeys]
+
+    static let memberRoles: [(String, Set<Role>)] = [
+        ("samr", [.validator, .custodian, .governmentIssuer, .scorer]),
+        ("data-bureau", [.validator, .custodian, .governmentIssuer, .scorer]),
+        ("bank-a", [.validator, .bank]),
+        ("bank-b", [.validator, .bank]),
+        ("auditor", [.auditor]),
+    ]
+
+    init(chainID: String = "creditledger.test/county", validators: Set<String>? = nil, endorsements: Int = 0) throws {
+        var keys: [String: MemberSecretKeys] = [:]
+        var members: [Member] = []
+        for (id, roles) in Self.memberRoles {
+            let k = MemberSecretKeys(memberID: id,
+                                     signing: try Ed25519PrivateKey(seed: SHA256.hash(Array("sign:\(id)".utf8))),
+                                     encryption: try X25519PrivateKey(rawRepresentation: SHA256.hash(Array("enc:\(id)".utf8))))
+            keys[id] = k
+            var r = roles
+            if let validators, !validators.contains(id) { r.remove(.validator) }
+            members.append(Member(id: id, name: id, roles: r, signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey))
+        }
+        genesis = try Genesis(bytes: try Genesis.render(chainID: chainID, genesisTime: "2026-11-21T00:00:00Z", members: members,
+                                                        scoreEndorsementsRequired: endorsements))
+        self.keys = keys
+    }
+
+    func member(_ id: String) -> Member { genesis.member(id)! }
+
+    func header(_ signer: String, nonce: UInt64, chainID: String? = nil) -> TransactionHeader {
+        TransactionHeader(chainID: chainID ?? genesis.chainID, signer: signer, keyID: member(signer).keyID, nonce: nonce,
+                          issuedAtMillis: 1_795_000_000_000)
+    }
+
+    func attestation(by signer: String = "samr", subject: USCC = try! USCC("91350100M000100Y43"), category: Category = .license,
+                     severity: Severity = .none, nonce: UInt64, payload: String = "licence no. 330106-2026-0001",
+                     chainID: String? = nil) throws -> Submission {
+        let (commitment, envelope) = try PayloadSeal.seal(Array(payload.utf8), to: genesis.custodians)
+        let body = AttestationBody(subject: subject, subjectKind: subject.subjectKind!, category: category, severity: severity,
+                                   eventDate: try LedgerDate(20260314), industry: "C13",
+                                   attributes: [Attribute(name: "amount_yuan", value: 5000)],
+                                   payloadCommitment: commitment, envelopeHash: envelope.hash)
+        let tx = Transaction.sign(header: header(signer, nonce: nonce, chainID: chainID), body: .attestation(body), key: keys[signer]!.signing)
+        return Submission(transaction: tx, envelope: envelope)
+    }
+}

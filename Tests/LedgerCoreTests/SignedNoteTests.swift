@@ -1,0 +1,54 @@
+import LedgerCore
+import LedgerCrypto
+import XCTest
+
+final class SignedNoteTests: XCTestCase {
+    /// golang.org/x/mod/sumdb/note's published example: our parser and verifier accept Go's note.
+    func testVerifiesGoSumdbNoteVector() throws {
+        let verifier = try NoteVerifier(verifierKey: "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+        XCTAssertEqual(verifier.keyID, 0xc74f20a3)
+        let note = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n"
+            + "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+            + "\u{2014} EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n"
+        let parsed = try SignedNote(parsing: note)
+        XCTAssertEqual(try parsed.verifiedSigners([verifier]).map(\.name), ["PeterNeumann"])
+        let enoch = try NoteVerifier(verifierKey: "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop")
+        XCTAssertEqual(try parsed.verifiedSigners([verifier, enoch]).count, 2)
+        // Re-signing with the published signer key reproduces Go's signature byte for byte.
+        let seed = Array([UInt8](base64: "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")!.dropFirst())
+        var ours = SignedNote(text: parsed.text)
+        ours.sign(name: "PeterNeumann", key: try Ed25519PrivateKey(seed: seed))
+        XCTAssertEqual(ours.signatures.first, parsed.signatures.first)
+    }
+
+    func testMalformedNotesAreRejected() {
+        let text = "a\nb\n"
+        for bad in [text, text + "\n", "a\nb\n\n\u{2014} k AAAA", "a\nb\n\n- k AAAAAAAAAA==\n", "a\nb\n\n\u{2014} Bad Name AAAAAAAAAA==\n",
+                    "\u{1}a\n\n\u{2014} k AAAAAAAAAA==\n"] {
+            XCTAssertThrowsError(try SignedNote(parsing: bad), bad.debugDescription)
+        }
+    }
+
+    func testVerifierKeyRoundTripAndBadSignatureRejectsNote() throws {
+        let key = Ed25519PrivateKey()
+        let v = NoteVerifier(name: "samr-330106", publicKey: key.publicKey)
+        let parsed = try NoteVerifier(verifierKey: v.verifierKey)
+        XCTAssertEqual(parsed, v)
+        XCTAssertTrue(v.verifierKey.hasPrefix("samr-330106+"))
+        XCTAssertThrowsError(try NoteVerifier(verifierKey: v.verifierKey.replacingOccurrences(of: "+", with: "+0", options: [], range: nil)))
+
+        let checkpoint = Checkpoint(origin: "creditledger.test/x", size: 42, rootHash: SHA256.hash([1]))
+        var note = SignedNote(text: checkpoint.text)
+        note.sign(name: "samr-330106", key: key)
+        let reparsed = try SignedNote(parsing: note.serialized)
+        XCTAssertEqual(try Checkpoint(text: reparsed.text), checkpoint)
+        XCTAssertEqual(try reparsed.verifiedSigners([v]).count, 1)
+        // A known key with a bad signature rejects the note; an unknown key is ignored.
+        var forged = note.serialized
+        forged = forged.replacingOccurrences(of: "\n42\n", with: "\n43\n")
+        XCTAssertThrowsError(try SignedNote(parsing: forged).verifiedSigners([v]))
+        let stranger = NoteVerifier(name: "stranger", publicKey: Ed25519PrivateKey().publicKey)
+        XCTAssertEqual(try reparsed.verifiedSigners([stranger]).count, 0)
+        XCTAssertThrowsError(try Checkpoint(text: "o\n042\nAAAA\n"))
+    }
+}

@@ -1,0 +1,134 @@
+import LedgerCore
+import LedgerCrypto
+import XCTest
+
+final class TransactionTests: XCTestCase {
+    func testEveryKindRoundTripsCanonically() throws {
+        let c = try TestConsortium()
+        let subject = try USCC("91350100M000100Y43")
+        let att = try c.attestation(nonce: 1)
+        guard case .attestation(let body) = att.transaction.body else { return XCTFail() }
+        var score = ScoreUpdateBody(subject: subject, modelHash: SHA256.hash([1]), points: 812, grade: .aPlus,
+                                    dimensions: [.init(code: "honesty", points: 120)], inputs: [att.transaction.id], asOfLogSize: 1)
+        let endorsement = c.keys["data-bureau"]!.signing.signature(for: score.endorsementMessage(chainID: c.genesis.chainID))
+        score.endorsements = [MemberSignature(member: "data-bureau", keyID: c.member("data-bureau").keyID, signature: endorsement)]
+        var gov = GovernanceBody(action: .installPolicy, name: "credit-grade", version: 1, document: Array("{}".utf8))
+        gov.approvals = ["samr", "data-bureau"].map {
+            MemberSignature(member: $0, keyID: c.member($0).keyID, signature: c.keys[$0]!.signing.signature(for: gov.approvalMessage(chainID: c.genesis.chainID)))
+        }
+        let bodies: [(String, TransactionBody)] = [
+            ("samr", .attestation(body)),
+            ("samr", .amendment(AmendmentBody(action: .correction, target: att.transaction.id, reason: "typo in licence number", replacement: body))),
+            ("samr", .amendment(AmendmentBody(action: .revocation, target: att.transaction.id, reason: "issued in error", replacement: nil))),
+            ("samr", .scoreUpdate(score)),
+            ("bank-a", .consent(ConsentBody(action: .grant, subject: subject, grantee: "bank-a", purpose: .loanApplication,
+                                            expiresAt: 1_800_000_000, evidence: SHA256.hash([2])))),
+            ("samr", .governance(gov)),
+        ]
+        let validator = TransactionValidator(genesis: c.genesis)
+        for (i, (signer, b)) in bodies.enumerated() {
+            let tx = Transaction.sign(header: c.header(signer, nonce: UInt64(10 + i)), body: b, key: c.keys[signer]!.signing)
+            let decoded = try Transaction.decode(tx.encoded)
+            XCTAssertEqual(decoded, tx)
+            XCTAssertEqual(decoded.id, Merkle.leafHash(tx.encoded))
+            let needsEnvelope: Bool
+            if case .attestation = b { needsEnvelope = true } else if case .amendment(let a) = b { needsEnvelope = a.replacement != nil } else { needsEnvelope = false }
+            XCTAssertNoThrow(try validator.checkStateless(Submission(transaction: tx, envelope: needsEnvelope ? att.envelope : nil)), "\(b.kind)")
+        }
+    }
+
+    /// Every prefix of a valid transaction is refused with a defined error; so is any extension.
+    func testTruncatedAndExtendedBytesAreRefused() throws {
+        let tx = try TestConsortium().attestation(nonce: 7).transaction
+        for n in 0..<tx.encoded.count {
+            XCTAssertThrowsError(try Transaction.decode(Array(tx.encoded.prefix(n)))) { error in
+                XCTAssertTrue(error is LedgerError, "prefix \(n): \(error)")
+            }
+        }
+        XCTAssertThrowsError(try Transaction.decode(tx.encoded + [0])) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .trailingBytes)
+        }
+        XCTAssertThrowsError(try Transaction.decode(tx.encoded, maxBytes: 100)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .transactionTooLarge)
+        }
+    }
+
+    /// Random single-byte corruption never crashes: it is refused, or it decodes to a
+    /// transaction whose signature no longer verifies.
+    func testCorruptedBytesNeverVerify() throws {
+        let c = try TestConsortium()
+        let s = try c.attestation(nonce: 8)
+        let validator = TransactionValidator(genesis: c.genesis)
+        for offset in 0..<s.transaction.encoded.count {
+            var bytes = s.transaction.encoded
+            bytes[offset] ^= 0x5A
+            if let tx = try? Transaction.decode(bytes) {
+                XCTAssertThrowsError(try validator.checkStateless(Submission(transaction: tx, envelope: s.envelope)), "offset \(offset)")
+            }
+        }
+    }
+
+    func testStatelessRulesNameTheProblem() throws {
+        let c = try TestConsortium()
+        let v = TransactionValidator(genesis: c.genesis)
+        func code(_ s: Submission) -> LedgerError.Code? {
+            do { try v.checkStateless(s); return nil } catch { return (error as? LedgerError)?.code }
+        }
+        XCTAssertNil(code(try c.attestation(nonce: 1)))
+        XCTAssertEqual(code(try c.attestation(nonce: 1, chainID: "other.chain")), .wrongChain)
+        XCTAssertEqual(code(try c.attestation(by: "bank-a", nonce: 1)), .notAuthorized, "banks attest loan repayment only")
+        XCTAssertNil(code(try c.attestation(by: "bank-a", category: .loanRepayment, nonce: 1)))
+        XCTAssertEqual(code(try c.attestation(by: "auditor", category: .loanRepayment, nonce: 1)), .notAuthorized)
+        let good = try c.attestation(nonce: 2)
+        XCTAssertEqual(code(Submission(transaction: good.transaction, envelope: nil)), .invalidValue)
+        let other = try c.attestation(nonce: 3)
+        XCTAssertEqual(code(Submission(transaction: good.transaction, envelope: other.envelope)), .invalidValue)
+        // Signed by a key that is not the member's.
+        let stranger = Ed25519PrivateKey()
+        guard case .attestation(let body) = good.transaction.body else { return XCTFail() }
+        let forged = Transaction.sign(header: c.header("samr", nonce: 9), body: .attestation(body), key: stranger)
+        XCTAssertEqual(code(Submission(transaction: forged, envelope: good.envelope)), .badSignature)
+        var unknown = c.header("samr", nonce: 9)
+        unknown.signer = "mallory"
+        XCTAssertEqual(code(Submission(transaction: Transaction.sign(header: unknown, body: .attestation(body), key: stranger), envelope: good.envelope)), .unknownSigner)
+        // Severity rules and subject kind agreement.
+        XCTAssertThrowsError(try AttestationBody(subject: USCC("91350100M000100Y43"), subjectKind: .enterprise, category: .penalty,
+                                                 eventDate: LedgerDate(20260101), payloadCommitment: Hashes.zero, envelopeHash: Hashes.zero).check())
+        XCTAssertThrowsError(try Transaction.decode(try c.attestation(category: .penalty, nonce: 4).transaction.encoded),
+                             "a penalty without severity does not decode")
+        XCTAssertThrowsError(try AttestationBody(subject: USCC("91350100M000100Y43"), subjectKind: .individualBusiness, category: .license,
+                                                 eventDate: LedgerDate(20260101), payloadCommitment: Hashes.zero, envelopeHash: Hashes.zero).check())
+        XCTAssertThrowsError(try LedgerDate(20260230))
+        XCTAssertThrowsError(try LedgerDate(iso: "2026-13-01"))
+    }
+
+    func testPayloadOpensOnlyForCustodiansAndMatchesCommitment() throws {
+        let c = try TestConsortium()
+        let s = try c.attestation(nonce: 1, payload: "处罚决定书 2026-17")
+        guard case .attestation(let body) = s.transaction.body, let envelope = s.envelope else { return XCTFail() }
+        for custodian in ["samr", "data-bureau"] {
+            let opened = try PayloadSeal.open(envelope, commitment: body.payloadCommitment, custodianID: custodian,
+                                              key: c.keys[custodian]!.encryption)
+            XCTAssertEqual(String(decoding: opened, as: UTF8.self), "处罚决定书 2026-17")
+        }
+        XCTAssertThrowsError(try PayloadSeal.open(envelope, commitment: body.payloadCommitment, custodianID: "bank-a", key: c.keys["bank-a"]!.encryption))
+        XCTAssertThrowsError(try PayloadSeal.open(envelope, commitment: body.payloadCommitment, custodianID: "samr", key: c.keys["bank-a"]!.encryption))
+        XCTAssertThrowsError(try PayloadSeal.open(envelope, commitment: SHA256.hash([0]), custodianID: "samr", key: c.keys["samr"]!.encryption))
+        XCTAssertEqual(try Envelope.decode(envelope.encoded), envelope)
+    }
+
+    func testGenesisRejectsBadDocuments() throws {
+        let good = try TestConsortium().genesis
+        XCTAssertEqual(good.validators.count, 4)
+        XCTAssertEqual(good.quorum, 3)
+        XCTAssertEqual(try TestConsortium(validators: ["samr"]).genesis.quorum, 1)
+        let text = String(decoding: good.bytes, as: UTF8.self)
+        for (from, to) in [("\"validator\"", "\"emperor\""), ("creditledger-genesis/v1", "v0"), ("\"bank-b\"", "\"bank-a\""),
+                           ("creditledger.test/county", "Bad Chain")] {
+            XCTAssertThrowsError(try Genesis(bytes: Array(text.replacingOccurrences(of: from, with: to).utf8)), from) { error in
+                XCTAssertEqual((error as? LedgerError)?.code, .invalidGenesis)
+            }
+        }
+        XCTAssertThrowsError(try Genesis(bytes: Array("{".utf8)))
+    }
+}
