@@ -171,6 +171,22 @@ public final class Database: @unchecked Sendable {
         }
     }
 
+    /// Flushes memtables to table files (used by backups and tests; commits do not need it).
+    public func flush() throws {
+        let options = rocksdb_flushoptions_create()!
+        defer { rocksdb_flushoptions_destroy(options) }
+        rocksdb_flushoptions_set_wait(options, 1)
+        var error: UnsafeMutablePointer<CChar>? = nil
+        for cf in columnFamilyHandles {
+            rocksdb_flush_cf(handle, options, cf, &error)
+            if let error {
+                let message = String(cString: error)
+                rocksdb_free(error)
+                throw StorageError.fromRocksDB("flush failed: \(message)", default: .write)
+            }
+        }
+    }
+
     /// For a secondary instance: apply what the primary has written since.
     public func catchUpWithPrimary() throws {
         var error: UnsafeMutablePointer<CChar>? = nil

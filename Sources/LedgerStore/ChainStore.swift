@@ -21,6 +21,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let all = [meta, blocks, certificates, transactions, transactionIndex, nonces, tree, envelopes, subjects, checkpoints]
     }
 
+    /// Every column family of the store, for tools that open it with `Database` directly.
+    public static let columnFamilies = Family.all
+
     enum MetaKey {
         static let format: [UInt8] = Array("format".utf8)
         static let genesis: [UInt8] = Array("genesis".utf8)

@@ -1,0 +1,186 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+import LedgerStore
+import XCTest
+
+final class ChainStoreTests: XCTestCase {
+    var directory = ""
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID())").path
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Commits `blocks` blocks of `perBlock` attestations as the single validator "samr".
+    @discardableResult
+    func commit(_ store: ChainStore, _ c: TestConsortium, blocks: Int, perBlock: Int, nonceBase: UInt64 = 0) throws -> [Submission] {
+        var all: [Submission] = []
+        let samr = c.member("samr")
+        for b in 0..<blocks {
+            let subs = try (0..<perBlock).map { try c.attestation(nonce: nonceBase + UInt64(b * perBlock + $0)) }
+            let head = store.head
+            let built = BlockBuilder.build(chainID: c.genesis.chainID, height: head.height + 1, timestampMillis: 1000 + head.height,
+                                           previousHash: head.blockHash, frontier: store.frontier,
+                                           transactions: subs.map(\.transaction), proposer: "samr")
+            let cert = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
+                                         signatures: [BlockBuilder.commitSignature(header: built.header, validator: samr, key: c.keys["samr"]!.signing)])
+            var note = SignedNote(text: Checkpoint(origin: c.genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+            note.sign(name: "samr", key: c.keys["samr"]!.signing)
+            try store.append(block: built, certificate: cert, submissions: subs, checkpoint: note.serialized)
+            all += subs
+        }
+        return all
+    }
+
+    func testBlocksPersistAndProofsMatchAnInMemoryTree() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        var subs: [Submission] = []
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            subs = try commit(store, c, blocks: 7, perBlock: 5)
+        }
+        let store = try ChainStore(path: directory, verifyDepth: 100)
+        XCTAssertEqual(store.head.height, 7)
+        XCTAssertEqual(store.head.logSize, 35)
+        let memory = InMemoryMerkleTree(leafHashes: subs.map(\.transaction.id))
+        XCTAssertEqual(store.head.logRoot, memory.root)
+        for (i, s) in subs.enumerated() {
+            let loc = try XCTUnwrap(try store.location(of: s.transaction.id))
+            XCTAssertEqual(loc.logIndex, UInt64(i))
+            XCTAssertEqual(loc.height, UInt64(i / 5 + 1))
+            XCTAssertEqual(try store.transaction(at: UInt64(i)), s.transaction)
+            XCTAssertEqual(try store.envelope(of: s.transaction.id), s.envelope)
+            for size in [UInt64(i + 1), 35] {
+                XCTAssertEqual(try store.inclusionProof(index: UInt64(i), size: size), try Merkle.inclusionProof(memory, index: UInt64(i), size: size))
+            }
+        }
+        XCTAssertEqual(try store.consistencyProof(oldSize: 13, newSize: 35), try Merkle.consistencyProof(memory, oldSize: 13, newSize: 35))
+        XCTAssertTrue(try store.isNonceUsed(signer: "samr", nonce: 3))
+        XCTAssertFalse(try store.isNonceUsed(signer: "samr", nonce: 999))
+        XCTAssertEqual(try store.subjectHistory(try USCC("91350100M000100Y43"), limit: 10).count, 10)
+        XCTAssertEqual(try store.height(coveringLogSize: 11), 3)
+        let note = try XCTUnwrap(try store.latestCheckpoint())
+        let (cp, signers) = try Checkpoint.verify(signedNote: note, genesis: c.genesis)
+        XCTAssertEqual(cp.size, 35)
+        XCTAssertEqual(signers, ["samr"])
+        XCTAssertThrowsError(try store.inclusionProof(index: 0, size: 36))
+    }
+
+    func testStatefulChecksUseTheStore() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        let store = try ChainStore.create(path: directory, genesis: c.genesis)
+        let subs = try commit(store, c, blocks: 1, perBlock: 2)
+        let v = TransactionValidator(genesis: c.genesis)
+        XCTAssertThrowsError(try v.checkStateful(try c.attestation(nonce: 0).transaction, state: store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .replay)
+        }
+        let revoke = Transaction.sign(header: c.header("samr", nonce: 50),
+                                      body: .amendment(AmendmentBody(action: .revocation, target: subs[0].transaction.id, reason: "error", replacement: nil)),
+                                      key: c.keys["samr"]!.signing)
+        XCTAssertNoThrow(try v.checkStateful(revoke, state: store))
+        let byOther = Transaction.sign(header: c.header("data-bureau", nonce: 50),
+                                       body: .amendment(AmendmentBody(action: .revocation, target: subs[0].transaction.id, reason: "error", replacement: nil)),
+                                       key: c.keys["data-bureau"]!.signing)
+        XCTAssertThrowsError(try v.checkStateful(byOther, state: store)) { XCTAssertEqual(($0 as? LedgerError)?.code, .notAuthorized) }
+        let dangling = Transaction.sign(header: c.header("samr", nonce: 51),
+                                        body: .amendment(AmendmentBody(action: .revocation, target: SHA256.hash([9]), reason: "error", replacement: nil)),
+                                        key: c.keys["samr"]!.signing)
+        XCTAssertThrowsError(try v.checkStateful(dangling, state: store)) { XCTAssertEqual(($0 as? LedgerError)?.code, .unknownReference) }
+    }
+
+    /// Bytes altered behind RocksDB's back (checksums still fine) are caught by the hash checks at open.
+    func testAlteredTransactionIsDetectedAtOpen() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try commit(store, c, blocks: 3, perBlock: 4)
+        }
+        do {
+            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
+            var w = ByteWriter(); w.u64(9)
+            var value = try XCTUnwrap(try db.get("transactions", w.bytes))
+            value[value.count - 70] ^= 0x01
+            let batch = WriteBatch(for: db)
+            try batch.put("transactions", w.bytes, value)
+            try db.write(batch)
+        }
+        XCTAssertThrowsError(try ChainStore(path: directory)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("block 3") && message.contains("log index 9"), message)
+            XCTAssertTrue(message.contains("refusing to serve"), message)
+        }
+    }
+
+    func testMissingBlockAndBrokenLinkAreDetected() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try commit(store, c, blocks: 4, perBlock: 2)
+        }
+        do {
+            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
+            var w = ByteWriter(); w.u64(2)
+            let batch = WriteBatch(for: db)
+            try batch.delete("blocks", w.bytes)
+            try db.write(batch)
+        }
+        XCTAssertThrowsError(try ChainStore(path: directory)) { error in
+            XCTAssertTrue("\(error)".contains("block 2 is missing"), "\(error)")
+        }
+    }
+
+    /// Flipped bytes in an SST file are caught by RocksDB's checksums: the node refuses to start.
+    func testCorruptedTableFileIsRefused() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try commit(store, c, blocks: 20, perBlock: 20)
+            try store.database.flush()
+        }
+        let tables = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sst") }
+        XCTAssertFalse(tables.isEmpty)
+        for name in tables {
+            let path = directory + "/" + name
+            var data = try Data(contentsOf: URL(fileURLWithPath: path))
+            for offset in stride(from: 100, to: max(101, data.count - 200), by: 97) { data[offset] ^= 0xFF }
+            try data.write(to: URL(fileURLWithPath: path))
+        }
+        XCTAssertThrowsError(try ChainStore(path: directory, verifyDepth: 1000)) { error in
+            let text = "\(error)".lowercased()
+            XCTAssertTrue(text.contains("corrupt") || text.contains("checksum") || text.contains("inconsistent"), "\(error)")
+        }
+    }
+
+    func testTruncatedStoreIsRefused() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try commit(store, c, blocks: 3, perBlock: 3)
+            try store.database.flush()
+        }
+        let manifest = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasPrefix("MANIFEST-") })
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/" + manifest))
+        try handle.truncate(atOffset: 20)
+        try handle.close()
+        XCTAssertThrowsError(try ChainStore(path: directory))
+        XCTAssertThrowsError(try ChainStore(path: directory + "-missing")) { error in
+            XCTAssertTrue("\(error)".contains("holds no ledger store"), "\(error)")
+        }
+    }
+
+    func testReadOnlyOpenBesideAWriterAndCheckpointCopy() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        let store = try ChainStore.create(path: directory, genesis: c.genesis)
+        try commit(store, c, blocks: 2, perBlock: 3)
+        let reader = try ChainStore(path: directory, mode: .readOnly)
+        XCTAssertEqual(reader.head, store.head)
+        let copy = directory + "-backup"
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        try store.database.checkpoint(to: copy)
+        let restored = try ChainStore(path: copy)
+        XCTAssertEqual(restored.head, store.head)
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStore
+import XCTest
+
+/// The HTTP API without a socket: every bad input gets a clear 4xx and nothing is stored.
+final class APITests: XCTestCase {
+    var directory = ""
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("api-\(UUID())").path
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    struct Harness {
+        let ledger: Ledger
+        let keys: MemberSecretKeys
+        var genesis: Genesis { ledger.genesis }
+
+        func attestation(subject: String = "91350100M000100Y43", category: String = "license", nonce: UInt64) throws -> Submission {
+            try AttestationRequest(subject: subject, subject_kind: nil, category: category, severity: nil, event_date: "2026-03-14",
+                                   industry: "C13", attributes: ["amount_yuan": 5000], payload: .string("licence 330106-\(nonce)"))
+                .build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+        }
+
+        /// Signs an attestation body as-is, without the request builder's checks.
+        func raw(_ body: AttestationBody, nonce: UInt64, chainID: String? = nil, key: Ed25519PrivateKey? = nil, signer: String = "dev") -> Transaction {
+            let member = genesis.member("dev")!
+            return Transaction.sign(header: TransactionHeader(chainID: chainID ?? genesis.chainID, signer: signer, keyID: member.keyID,
+                                                              nonce: nonce, issuedAtMillis: 1),
+                                    body: .attestation(body), key: key ?? keys.signing)
+        }
+    }
+
+    func withAPI(_ test: @escaping @Sendable (Harness, any TestClientProtocol) async throws -> Void) async throws {
+        let opened = try DevNode.open(dataDirectory: directory)
+        let ledger = try Ledger(store: opened.store, validatorKeys: opened.keys, clock: { 1_795_000_000_000 },
+                                blockInterval: .milliseconds(2))
+        let producer = Task { await ledger.runBlockProducer() }
+        defer { producer.cancel() }
+        let app = Application(router: LedgerAPI(ledger: ledger).makeRouter())
+        let harness = Harness(ledger: ledger, keys: opened.keys)
+        try await app.test(.router) { client in try await test(harness, client) }
+    }
+
+    static func body(_ object: Any) -> ByteBuffer { ByteBuffer(data: JSONView.data(object)) }
+
+    static func wire(_ tx: Transaction, _ envelope: Envelope?) -> [String: Any] {
+        LedgerClient.wire(Submission(transaction: tx, envelope: envelope))
+    }
+
+    static func json(_ response: TestResponse) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
+    }
+
+    static func errorCode(_ response: TestResponse) -> String? {
+        (json(response)["error"] as? [String: Any])?["code"] as? String
+    }
+
+    func testSubmitThenProveInclusionAgainstTheCheckpoint() async throws {
+        try await withAPI { h, client in
+            let s = try h.attestation(nonce: 1)
+            try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(s))) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(Self.json(r)["id"] as? String, s.transaction.id.hexString)
+                XCTAssertEqual(Self.json(r)["status"] as? String, "committed")
+            }
+            let status = try await client.execute(uri: "/v1/transactions/\(s.transaction.id.hexString)", method: .get) { Self.json($0) }
+            let proof = status["inclusion_proof"] as! [String: Any]
+            let note = status["checkpoint"] as! String
+            let (cp, _) = try Checkpoint.verify(signedNote: note, genesis: h.genesis)
+            XCTAssertTrue(Merkle.verifyInclusion(leafHash: s.transaction.id, index: (proof["log_index"] as! NSNumber).uint64Value,
+                                                 size: cp.size, proof: (proof["hashes"] as! [String]).map { [UInt8](base64: $0)! },
+                                                 root: cp.rootHash))
+            try await client.execute(uri: "/v1/checkpoint", method: .get) { r in
+                XCTAssertEqual(String(buffer: r.body), note)
+            }
+            try await client.execute(uri: "/v1/blocks/1", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(Self.json(r)["transactions"] as? [String], [s.transaction.id.hexString])
+            }
+            try await client.execute(uri: "/v1/subjects/91350100M000100Y43/history", method: .get) { r in
+                let records = Self.json(r)["records"] as? [[String: Any]] ?? []
+                XCTAssertEqual(records.count, 1)
+                XCTAssertEqual(records.first?["category"] as? String, "license")
+                XCTAssertNil(records.first?["payload"], "history is metadata only")
+            }
+            let batch = try (2...6).map { try h.attestation(nonce: UInt64($0)) }
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": batch.map(LedgerClient.wire)])) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual((Self.json(r)["results"] as? [Any])?.count, 5)
+            }
+            try await client.execute(uri: "/v1/proofs/consistency?old=1&new=6", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                let root1 = Merkle.leafHash(s.transaction.encoded)
+                let root6 = h.ledger.store.head.logRoot
+                XCTAssertTrue(Merkle.verifyConsistency(oldSize: 1, newSize: 6, oldRoot: root1, newRoot: root6,
+                                                       proof: (Self.json(r)["hashes"] as! [String]).map { [UInt8](base64: $0)! }))
+            }
+        }
+    }
+
+    func testBadInputTableGetsClearErrorsAndStoresNothing() async throws {
+        try await withAPI { h, client in
+            let good = try h.attestation(nonce: 100)
+            guard case .attestation(let body) = good.transaction.body else { return XCTFail() }
+            var tooMany = body
+            tooMany.attributes = (0..<17).map { Attribute(name: "a\($0)", value: 1) }
+            var longIndustry = body
+            longIndustry.industry = "C1234567890"
+            let stranger = Ed25519PrivateKey()
+
+            // Bytes with one field altered after signing.
+            func altered(_ mutate: (inout [UInt8]) -> Void) -> [String: Any] {
+                var bytes = good.transaction.encoded
+                mutate(&bytes)
+                return ["transaction": bytes.base64String, "envelope": good.envelope!.encoded.base64String]
+            }
+            let bodyStart = 1 + 1 + 1 + h.genesis.chainID.utf8.count + 1 + 3 + 4 + 8 + 8 + 4
+            let cases: [(String, ByteBuffer, HTTPResponse.Status, String)] = [
+                ("truncated JSON body", ByteBuffer(string: "{\"transaction\": \"AQ"), .badRequest, "malformed"),
+                ("missing field", Self.body(["envelope": "AA=="]), .badRequest, "malformed"),
+                ("oversized body", ByteBuffer(repeating: 0x41, count: 400_000), .contentTooLarge, "transactionTooLarge"),
+                ("not base64", Self.body(["transaction": "***"]), .badRequest, "malformed"),
+                ("truncated transaction", Self.body(["transaction": Array(good.transaction.encoded.prefix(60)).base64String]), .badRequest, "truncated"),
+                ("trailing bytes", Self.body(["transaction": (good.transaction.encoded + [1]).base64String]), .badRequest, "trailingBytes"),
+                ("wrong chain id", Self.body(Self.wire(h.raw(body, nonce: 101, chainID: "creditledger.other/x"), good.envelope)), .badRequest, "wrongChain"),
+                ("bad signature", Self.body(Self.wire(h.raw(body, nonce: 102, key: stranger), good.envelope)), .unauthorized, "badSignature"),
+                ("unknown signer", Self.body(Self.wire(h.raw(body, nonce: 103, key: stranger, signer: "mallory"), good.envelope)), .unauthorized, "unknownSigner"),
+                ("invalid USCC", Self.body(altered { $0[bodyStart + 17] = UInt8(ascii: "0") }), .badRequest, "invalidUSCC"),
+                ("unknown category", Self.body(altered { $0[bodyStart + 19] = 99 }), .badRequest, "unknownCategory"),
+                ("unknown kind", Self.body(altered { $0[1] = 42 }), .badRequest, "unknownKind"),
+                ("attributes over limit", Self.body(Self.wire(h.raw(tooMany, nonce: 104), good.envelope)), .badRequest, "fieldTooLarge"),
+                ("industry over limit", Self.body(Self.wire(h.raw(longIndustry, nonce: 105), good.envelope)), .badRequest, "fieldTooLarge"),
+                ("envelope missing", Self.body(["transaction": good.transaction.encoded.base64String]), .badRequest, "invalidValue"),
+                ("envelope of another record", Self.body(Self.wire(good.transaction, try h.attestation(nonce: 106).envelope)), .badRequest, "invalidValue"),
+                ("batch with one bad transaction", Self.body(["transactions": [LedgerClient.wire(try h.attestation(nonce: 107)),
+                                                                               Self.wire(h.raw(body, nonce: 108, key: stranger), good.envelope)]]),
+                 .unauthorized, "badSignature"),
+            ]
+            for (name, requestBody, status, code) in cases {
+                let uri = name.hasPrefix("batch") ? "/v1/transactions/batch" : "/v1/transactions"
+                try await client.execute(uri: uri, method: .post, body: requestBody) { r in
+                    XCTAssertEqual(r.status, status, name)
+                    XCTAssertEqual(Self.errorCode(r), code, "\(name): \(String(buffer: r.body))")
+                    let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
+                    XCTAssertFalse(message.isEmpty, name)
+                    if name.hasPrefix("batch") { XCTAssertEqual((Self.json(r)["error"] as? [String: Any])?["index"] as? Int, 1) }
+                }
+            }
+            XCTAssertEqual(h.ledger.store.head.logSize, 0, "no bad input may be stored")
+
+            // The good one commits once; its replay is refused.
+            try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(good))) { r in
+                XCTAssertEqual(r.status, .ok)
+            }
+            try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(good))) { r in
+                XCTAssertEqual(r.status, .conflict)
+                XCTAssertEqual(Self.errorCode(r), "replay")
+            }
+            // Same nonce, new content: still a replay of the nonce.
+            let sameNonce = try h.attestation(subject: "91110000600037341L", nonce: 100)
+            try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(sameNonce))) { r in
+                XCTAssertEqual(r.status, .conflict)
+            }
+            XCTAssertEqual(h.ledger.store.head.logSize, 1)
+
+            for (uri, status) in [("/v1/transactions/zz", HTTPResponse.Status.badRequest),
+                                  ("/v1/transactions/\(String(repeating: "ab", count: 32))", .notFound),
+                                  ("/v1/blocks/0", .badRequest), ("/v1/blocks/99", .notFound),
+                                  ("/v1/subjects/91350100M000100Y44/history", .badRequest),
+                                  ("/v1/proofs/consistency?old=5&new=2", .badRequest),
+                                  ("/v1/proofs/consistency?old=x", .badRequest)] {
+                try await client.execute(uri: uri, method: .get) { r in
+                    XCTAssertEqual(r.status, status, uri)
+                    XCTAssertNotNil(Self.errorCode(r), uri)
+                }
+            }
+        }
+    }
+}
