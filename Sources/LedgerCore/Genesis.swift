@@ -43,6 +43,33 @@ public struct Limits: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// Missing keys take their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Limits()
+        maxTransactionBytes = try c.decodeIfPresent(Int.self, forKey: .maxTransactionBytes) ?? d.maxTransactionBytes
+        maxEnvelopeBytes = try c.decodeIfPresent(Int.self, forKey: .maxEnvelopeBytes) ?? d.maxEnvelopeBytes
+        maxBlockTransactions = try c.decodeIfPresent(Int.self, forKey: .maxBlockTransactions) ?? d.maxBlockTransactions
+        maxBatchTransactions = try c.decodeIfPresent(Int.self, forKey: .maxBatchTransactions) ?? d.maxBatchTransactions
+        maxMempoolTransactions = try c.decodeIfPresent(Int.self, forKey: .maxMempoolTransactions) ?? d.maxMempoolTransactions
+        maxRequestBytes = try c.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? d.maxRequestBytes
+    }
+
+    /// Every limit must be positive and within what the encoding can carry.
+    public func check() throws {
+        let ranges: [(String, Int, ClosedRange<Int>)] = [
+            ("max_transaction_bytes", maxTransactionBytes, 1_024...(1 << 20)),
+            ("max_envelope_bytes", maxEnvelopeBytes, 256...(1 << 20)),
+            ("max_block_transactions", maxBlockTransactions, 1...100_000),
+            ("max_batch_transactions", maxBatchTransactions, 1...100_000),
+            ("max_mempool_transactions", maxMempoolTransactions, 1...10_000_000),
+            ("max_request_bytes", maxRequestBytes, 4_096...(256 << 20)),
+        ]
+        for (name, value, range) in ranges where !range.contains(value) {
+            throw LedgerError(.invalidGenesis, "limits.\(name) is \(value), allowed \(range.lowerBound)-\(range.upperBound)")
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case maxTransactionBytes = "max_transaction_bytes"
         case maxEnvelopeBytes = "max_envelope_bytes"
@@ -139,11 +166,8 @@ public struct Genesis: Sendable {
             guard seenKeys.insert(sk).inserted else {
                 throw LedgerError(.invalidGenesis, "member \(entry.id): signing key is shared with another member")
             }
-            if roles.contains(.auditor) && roles.count > 1 && !(roles == [.auditor]) {
-                let writes: Set<Role> = [.governmentIssuer, .bank, .scorer, .custodian]
-                if !roles.isDisjoint(with: writes) {
-                    throw LedgerError(.invalidGenesis, "member \(entry.id): an auditor cannot also hold a writing role")
-                }
+            if roles.contains(.auditor) && roles.count > 1 {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): an auditor is a non-voting reader and holds no other role")
             }
             members.append(Member(id: entry.id, name: entry.name, roles: roles, signingKey: signing, encryptionKey: enc,
                                   p2pAddress: entry.p2p_address, httpAddress: entry.http_address))
@@ -154,11 +178,23 @@ public struct Genesis: Sendable {
         guard members.contains(where: { $0.has(.custodian) }) else {
             throw LedgerError(.invalidGenesis, "genesis names no custodian; raw payloads would be readable by no one")
         }
+        let custodianCount = members.filter { $0.has(.custodian) }.count
+        guard custodianCount <= FieldLimits.wrappedKeys else {
+            throw LedgerError(.invalidGenesis, "genesis names \(custodianCount) custodians; an envelope holds at most \(FieldLimits.wrappedKeys) keys")
+        }
+        let scorers = members.filter { $0.has(.scorer) }.count
+        let endorsements = doc.score_endorsements_required ?? 0
+        guard endorsements >= 0, endorsements <= max(0, scorers - 1) else {
+            throw LedgerError(.invalidGenesis,
+                "score_endorsements_required is \(endorsements); with \(scorers) scorers it must be 0-\(max(0, scorers - 1))")
+        }
+        let limits = doc.limits ?? Limits()
+        try limits.check()
         self.chainID = doc.chain_id
         self.genesisTime = doc.genesis_time
         self.members = members
-        self.limits = doc.limits ?? Limits()
-        self.scoreEndorsementsRequired = doc.score_endorsements_required ?? 0
+        self.limits = limits
+        self.scoreEndorsementsRequired = endorsements
         self.bytes = bytes
         self.hash = SHA256.hash(bytes)
         self.membersByID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })

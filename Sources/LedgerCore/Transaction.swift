@@ -410,7 +410,7 @@ public struct ConsentBody: Hashable, Sendable {
                                expiresAt: try r.u64("expires_at"), evidence: try r.raw(32, "evidence"),
                                target: try r.raw(32, "target"))
         if action == .grant && body.target != Hashes.zero {
-            throw LedgerError(.invalidValue, "a consent grant has a zero target")
+            throw LedgerError(.invalidValue, "a consent grant must have a zero target")
         }
         if action == .revoke && body.target == Hashes.zero {
             throw LedgerError(.invalidValue, "a consent revocation names the grant it ends")

@@ -30,23 +30,32 @@ public enum DevNode {
         let genesisPath = dataDirectory + "/genesis.json"
         let keyPath = dataDirectory + "/keys/dev.key"
         let storePath = dataDirectory + "/ledger"
+        var created = false
         if !fm.fileExists(atPath: genesisPath) {
             guard !fm.fileExists(atPath: storePath) else {
                 throw LedgerError(.invalidGenesis, "\(storePath) exists but \(genesisPath) does not; refusing to guess the genesis")
             }
-            try fm.createDirectory(atPath: dataDirectory + "/keys", withIntermediateDirectories: true,
+            if let entries = try? fm.contentsOfDirectory(atPath: dataDirectory), !entries.isEmpty {
+                throw LedgerError(.invalidGenesis, "\(dataDirectory) is not empty and holds no genesis.json; refusing to initialise a dev ledger there")
+            }
+            // Build the whole directory aside and rename it into place, so a crash during the
+            // first start leaves either nothing or a complete dev ledger.
+            let staging = dataDirectory + ".init"
+            try? fm.removeItem(atPath: staging)
+            try fm.createDirectory(atPath: staging + "/keys", withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
             let keys = MemberSecretKeys(memberID: memberID)
-            try keys.write(to: keyPath)
-            let member = Member(id: memberID, name: "Development member (all roles)",
+            try keys.write(to: staging + "/keys/dev.key")
+            let member = Member(id: memberID, name: "Development member (all writing roles)",
                                 roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
                                 signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
             let chainID = "creditledger.dev/" + SecureRandom.bytes(4).hexString
             let bytes = try Genesis.render(chainID: chainID, genesisTime: ISO8601DateFormatter().string(from: now), members: [member])
-            let genesis = try Genesis(bytes: bytes)
-            let store = try ChainStore.create(path: storePath, genesis: genesis)
-            try Data(bytes).write(to: URL(fileURLWithPath: genesisPath), options: .atomic)
-            return Opened(store: store, keys: keys, createdGenesis: true)
+            _ = try ChainStore.create(path: staging + "/ledger", genesis: try Genesis(bytes: bytes))
+            try Data(bytes).write(to: URL(fileURLWithPath: staging + "/genesis.json"), options: .atomic)
+            try? fm.removeItem(atPath: dataDirectory)
+            try fm.moveItem(atPath: staging, toPath: dataDirectory)
+            created = true
         }
         guard let genesisBytes = fm.contents(atPath: genesisPath) else {
             throw LedgerError(.invalidGenesis, "cannot read \(genesisPath)")
@@ -57,7 +66,7 @@ public enum DevNode {
         guard store.genesis.hash == genesis.hash else {
             throw LedgerError(.invalidGenesis, "\(genesisPath) (hash \(genesis.hash.hexString.prefix(16))…) is not the genesis of the store in \(storePath)")
         }
-        return Opened(store: store, keys: keys, createdGenesis: false)
+        return Opened(store: store, keys: keys, createdGenesis: created)
     }
 
     /// Serves the dev ledger until SIGINT or SIGTERM.

@@ -45,6 +45,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public let database: Database
     public let genesis: Genesis
+    private let tree: MerkleNodeStore
     private let lock = NSLock()
     private var _head: Head
     private var _frontier: MerkleFrontier
@@ -76,6 +77,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     init(database: Database, verifyDepth: UInt64) throws {
         self.database = database
+        self.tree = MerkleNodeStore(database: database, family: Family.tree)
         guard let format = try database.get(Family.meta, MetaKey.format) else {
             throw LedgerError(.invalidBlock, "store at \(database.path) has no format marker; it is not a CreditLedger store or it is damaged")
         }
@@ -102,7 +104,6 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     // MARK: Keys
 
     static func u64Key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 8); w.u64(v); return w.bytes }
-    static func nodeKey(level: Int, index: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 9); w.u8(UInt8(level)); w.u64(index); return w.bytes }
     static func nonceKey(signer: String, nonce: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 40); w.string8(signer); w.u64(nonce); return w.bytes }
     static func subjectKey(_ subject: USCC, logIndex: UInt64) -> [UInt8] { Array(subject.code.utf8) + u64Key(logIndex) }
 
@@ -127,16 +128,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             try batch.put(Family.transactions, Self.u64Key(index), tx.encoded)
             try batch.put(Family.transactionIndex, tx.id, Self.u64Key(index) + heightKey)
             try batch.put(Family.nonces, Self.nonceKey(signer: tx.header.signer, nonce: tx.header.nonce), tx.id)
-            if let subject = tx.body.subject {
+            if let subject = try subject(of: tx, earlier: submissions[..<offset]) {
                 try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), [tx.kind.rawValue])
             }
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)
             }
         }
-        for node in block.nodes {
-            try batch.put(Family.tree, Self.nodeKey(level: node.level, index: node.index), node.hash)
-        }
+        try tree.put(block.nodes, into: batch)
         try batch.put(Family.checkpoints, heightKey, Array(checkpoint.utf8))
         let newHead = Head(height: header.height, blockHash: header.hash, logSize: header.logSize, logRoot: header.logRoot)
         var w = ByteWriter(capacity: 80)
@@ -147,6 +146,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             _head = newHead
             _frontier = block.frontier
         }
+    }
+
+    /// The subject a transaction is about; a revocation is about its target's subject.
+    func subject(of tx: Transaction, earlier: ArraySlice<Submission>) throws -> USCC? {
+        if let subject = tx.body.subject { return subject }
+        guard case .amendment(let a) = tx.body else { return nil }
+        let target = try committedTransaction(id: a.target) ?? earlier.first { $0.transaction.id == a.target }?.transaction
+        return target?.body.subject
     }
 
     /// Crypto-shredding: removes the payload envelope (and so its wrapped keys) of a record.
@@ -211,6 +218,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// Log indexes and kinds of a subject's transactions, oldest first, starting at `after`.
     public func subjectHistory(_ subject: USCC, after: UInt64? = nil, limit: Int) throws -> [(logIndex: UInt64, kind: UInt8)] {
         let prefix = Array(subject.code.utf8)
+        if after == UInt64.max { return [] }
         let it = try database.makeIterator(Family.subjects)
         it.seek(prefix + Self.u64Key(after.map { $0 + 1 } ?? 0))
         var out: [(UInt64, UInt8)] = []
@@ -239,10 +247,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     // MARK: MerkleHashSource
 
     public func nodeHash(level: Int, index: UInt64) throws -> Hash {
-        guard let h = try database.get(Family.tree, Self.nodeKey(level: level, index: index)), h.count == 32 else {
-            throw LedgerError(.notFound, "Merkle node level \(level) index \(index) is missing from the store")
-        }
-        return h
+        try tree.nodeHash(level: level, index: index)
     }
 
     public func inclusionProof(index: UInt64, size: UInt64) throws -> [Hash] {

@@ -74,7 +74,7 @@ struct Keygen: ParsableCommand {
         guard Genesis.isValidIdentifier(member, max: 32), !member.contains("/") else {
             throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keys = MemberSecretKeys(memberID: member)
         do { try keys.write(to: "\(out)/\(member).key") } catch { throw fail("\(error)") }
         let verifier = NoteVerifier(name: member, publicKey: keys.signing.publicKey)
@@ -115,14 +115,23 @@ struct MakeGenesis: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: members) else { throw fail("cannot read \(members)") }
         let file: MembersFile
         do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(error)") }
+        guard !FileManager.default.fileExists(atPath: out) else {
+            throw fail("\(out) exists; a genesis file is never overwritten (its hash identifies the chain)")
+        }
         var list: [Member] = []
         for e in file.members {
+            guard Genesis.isValidIdentifier(e.id, max: 32), !e.id.contains("/") else {
+                throw fail("member id \"\(e.id)\" must be 1-32 characters of a-z 0-9 . - _")
+            }
             let path = "\(keysDir)/\(e.id).pub.json"
             guard let pubData = FileManager.default.contents(atPath: path),
                   let pub = try? JSONSerialization.jsonObject(with: pubData) as? [String: Any],
                   let ed = (pub["ed25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }),
                   let x = (pub["x25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }) else {
                 throw fail("cannot read public keys of \(e.id) from \(path) (run credit-node keygen --member \(e.id) --out \(keysDir))")
+            }
+            guard pub["member"] as? String == e.id else {
+                throw fail("\(path) holds the keys of \(pub["member"] as? String ?? "nobody"), not \(e.id)")
             }
             var roles = Set<Role>()
             for r in e.roles {

@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStorage
+import LedgerStore
+
+/// Benchmarks for the figures in docs/BENCHMARKS.md. Build with `-c release`.
+@main
+struct CreditBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credit-bench",
+        abstract: "CreditLedger benchmarks (run the release build).",
+        discussion: """
+        Examples:
+          swift build -c release && .build/release/credit-bench ingest --count 60000
+          .build/release/credit-bench proofs --entries 1000000 --samples 20000
+          .build/release/credit-bench signatures
+        """,
+        subcommands: [Ingest.self, Proofs.self, Signatures.self])
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+func machine() -> String {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+    return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
+}
+
+/// Signed attestations committed per second on a real `credit-node dev` process over HTTP.
+struct Ingest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a dev node, submit pre-signed attestations over HTTP, report committed per second.")
+    @Option(help: "Attestations to submit.") var count: Int = 60_000
+    @Option(help: "Concurrent client connections.") var clients: Int = 4
+    @Option(help: "Attestations per batch request.") var batch: Int = 500
+    @Option(help: "Block interval of the node, milliseconds.") var blockIntervalMs: Int = 200
+    @Option(help: "credit-node binary (default: next to this one).") var node: String?
+
+    func run() throws {
+        let binary = node ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-node").path
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-ingest-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--block-interval-ms", "\(blockIntervalMs)", "--log-level", "warning"]
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        var address = ""
+        for _ in 0..<600 {
+            if let a = try? String(contentsOfFile: dataDir + "/http.addr", encoding: .utf8), a.hasSuffix("\n") { address = a.trimmingCharacters(in: .whitespacesAndNewlines); break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        guard !address.isEmpty else { throw ValidationError("node did not start") }
+        let client = LedgerClient(baseURL: address, timeout: 120)
+        let genesis = try client.genesis()
+        let keys = try MemberSecretKeys.load(from: dataDir + "/keys/dev.key")
+
+        print("preparing \(count) signed, encrypted attestations…")
+        let requests = DemoRecords.requests(count: count, subjects: max(1, count / 10), seed: 7)
+        var bodies: [Data] = []
+        var nonce: UInt64 = 0
+        for start in stride(from: 0, to: count, by: batch) {
+            let subs = try requests[start..<min(count, start + batch)].map { r -> Submission in
+                nonce += 1
+                return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+            }
+            bodies.append(JSONView.data(["transactions": subs.map(LedgerClient.wire)]))
+        }
+        let requestBodies = bodies
+        print("submitting with \(clients) clients, \(batch) per request, block interval \(blockIntervalMs) ms…")
+        let lock = NSLock()
+        nonisolated(unsafe) var next = 0
+        nonisolated(unsafe) var latencies: [Double] = []
+        nonisolated(unsafe) var failures: [String] = []
+        let clock = ContinuousClock()
+        let started = clock.now
+        DispatchQueue.concurrentPerform(iterations: clients) { _ in
+            while true {
+                let i: Int = lock.withLock { defer { next += 1 }; return next }
+                guard i < requestBodies.count else { return }
+                let t0 = clock.now
+                do {
+                    let (status, data) = try client.send("POST", "/v1/transactions/batch", body: requestBodies[i])
+                    if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: data.prefix(200), as: UTF8.self))") } }
+                } catch { lock.withLock { failures.append("\(error)") } }
+                let dt = seconds(clock.now - t0)
+                lock.withLock { latencies.append(dt) }
+            }
+        }
+        let elapsed = seconds(clock.now - started)
+        guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
+        let health = try client.getJSON("/v1/health")
+        let committed = (health["log_size"] as? NSNumber)?.intValue ?? 0
+        guard committed == count else { throw ValidationError("node reports \(committed) committed, expected \(count)") }
+        latencies.sort()
+        print(String(format: "ingest: %d attestations committed in %.2f s = %.0f per second (%@)", count, elapsed, Double(count) / elapsed, machine()))
+        print(String(format: "batch of %d, submit → committed: p50 %.0f ms, p99 %.0f ms; %d blocks",
+                     batch, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, (health["height"] as? NSNumber)?.intValue ?? 0))
+    }
+}
+
+/// Inclusion proofs from a RocksDB log of N entries.
+struct Proofs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Build an N-entry log in RocksDB, time inclusion proofs for random entries.")
+    @Option(help: "Log entries.") var entries: Int = 1_000_000
+    @Option(help: "Proofs to time.") var samples: Int = 20_000
+
+    func run() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-proofs-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try Database(path: dir, columnFamilies: ["tree"])
+        let tree = MerkleNodeStore(database: db)
+        var frontier = MerkleFrontier()
+        let clock = ContinuousClock()
+        let buildStart = clock.now
+        var leaves: [Hash] = []
+        leaves.reserveCapacity(entries)
+        var batch = WriteBatch(for: db)
+        for i in 0..<entries {
+            var w = ByteWriter(capacity: 16)
+            w.u64(UInt64(i)); w.u64(0xC0FFEE)
+            let leaf = Merkle.leafHash(w.bytes)
+            leaves.append(leaf)
+            try tree.put(frontier.append(leafHash: leaf), into: batch)
+            if batch.count >= 100_000 { try db.write(batch, sync: false); batch = WriteBatch(for: db) }
+        }
+        try db.write(batch, sync: true)
+        let root = frontier.root
+        print(String(format: "built a %d-entry log in %.1f s", entries, seconds(clock.now - buildStart)))
+
+        var rng = DemoRecords.Generator(seed: 1)
+        var times: [Double] = []
+        times.reserveCapacity(samples)
+        let size = UInt64(entries)
+        for s in 0..<samples {
+            let index = rng.next() % size
+            let t0 = clock.now
+            let proof = try Merkle.inclusionProof(tree, index: index, size: size)
+            times.append(seconds(clock.now - t0))
+            if s % 100 == 0 {
+                guard Merkle.verifyInclusion(leafHash: leaves[Int(index)], index: index, size: size, proof: proof, root: root) else {
+                    throw ValidationError("proof for \(index) does not verify")
+                }
+            }
+        }
+        times.sort()
+        print(String(format: "inclusion proof, %d-entry log, %d random entries: p50 %.1f µs, p99 %.1f µs, max %.1f µs (%@)",
+                     entries, samples, percentile(times, 0.5) * 1e6, percentile(times, 0.99) * 1e6, (times.last ?? 0) * 1e6, machine()))
+    }
+}
+
+/// libsodium Ed25519 verification rate on one core: the bound on ingest.
+struct Signatures: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ed25519 verifications per second on one core (libsodium).")
+    @Option var count: Int = 50_000
+    func run() throws {
+        let key = Ed25519PrivateKey()
+        let messages = (0..<1000).map { Array("attestation \($0) with some bytes of body".utf8) }
+        let signatures = messages.map { key.signature(for: $0) }
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        var ok = 0
+        for i in 0..<count where key.publicKey.isValidSignature(signatures[i % 1000], for: messages[i % 1000]) { ok += 1 }
+        let dt = seconds(clock.now - t0)
+        guard ok == count else { throw ValidationError("verification failed") }
+        print(String(format: "ed25519 verify: %.0f per second on one core (%@)", Double(count) / dt, machine()))
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Starts the dev ledger in the background unless it is already running.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/opt/swift/usr/bin:$PATH"
+source Network/dev/dev.env
+bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
+pidfile="$CREDITLEDGER_DEV_DIR.pid"
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  echo "dev ledger already running (pid $(cat "$pidfile")) at $(cat "$CREDITLEDGER_DEV_DIR/http.addr")"
+  exit 0
+fi
+mkdir -p "$(dirname "$CREDITLEDGER_DEV_DIR")"
+rm -f "$CREDITLEDGER_DEV_DIR/http.addr"
+nohup "$bin" dev --data-dir "$CREDITLEDGER_DEV_DIR" --http "$CREDITLEDGER_DEV_HTTP" \
+  --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
+echo $! >"$pidfile"
+for _ in $(seq 1 200); do
+  [ -f "$CREDITLEDGER_DEV_DIR/http.addr" ] && break
+  if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "dev ledger failed to start:" >&2; cat "$CREDITLEDGER_DEV_DIR.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+echo "dev ledger running (pid $(cat "$pidfile")) at $(cat "$CREDITLEDGER_DEV_DIR/http.addr"); log: $CREDITLEDGER_DEV_DIR.log"

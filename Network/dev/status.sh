@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Shows the dev ledger's height, head hash and log size.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source Network/dev/dev.env
+if [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then echo "dev ledger is not running"; exit 1; fi
+curl -fsS "$(cat "$CREDITLEDGER_DEV_DIR/http.addr")/v1/health"; echo
