@@ -23,8 +23,10 @@ public struct TransactionValidator: Sendable {
     public init(genesis: Genesis) { self.genesis = genesis }
 
     /// Checks needing no ledger state: chain, signer, key, signature, role, body rules,
-    /// and the envelope. Safe to run in parallel.
-    public func checkStateless(_ submission: Submission) throws {
+    /// and the envelope. Safe to run in parallel. A verifier of a committed chain passes
+    /// `envelopeMayBeShredded`: an envelope may then be absent (crypto-shredded), but one
+    /// that is present must still match.
+    public func checkStateless(_ submission: Submission, envelopeMayBeShredded: Bool = false) throws {
         let tx = submission.transaction
         let h = tx.header
         guard h.chainID == genesis.chainID else {
@@ -42,11 +44,11 @@ public struct TransactionValidator: Sendable {
         switch tx.body {
         case .attestation(let a):
             try checkIssuer(signer, for: a)
-            try checkEnvelope(submission.envelope, for: a)
+            try checkEnvelope(submission.envelope, for: a, mayBeShredded: envelopeMayBeShredded)
         case .amendment(let a):
             if let r = a.replacement {
                 try checkIssuer(signer, for: r)
-                try checkEnvelope(submission.envelope, for: r)
+                try checkEnvelope(submission.envelope, for: r, mayBeShredded: envelopeMayBeShredded)
             } else if submission.envelope != nil {
                 throw LedgerError(.invalidValue, "a revocation carries no payload envelope")
             }
@@ -127,7 +129,8 @@ public struct TransactionValidator: Sendable {
         }
     }
 
-    private func checkEnvelope(_ envelope: Envelope?, for a: AttestationBody) throws {
+    private func checkEnvelope(_ envelope: Envelope?, for a: AttestationBody, mayBeShredded: Bool) throws {
+        if envelope == nil && mayBeShredded { return }
         guard let envelope else {
             throw LedgerError(.invalidValue, "an attestation needs its payload envelope")
         }

@@ -30,6 +30,9 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/transactions/:id") { _, context in
             await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }
         }
+        router.get("/v1/transactions/:id/receipt") { _, context in
+            await self.guarded { try self.receipt(context.parameters.get("id") ?? "") }
+        }
         router.get("/v1/blocks/:height") { _, context in
             await self.guarded { try self.block(context.parameters.get("height") ?? "") }
         }
@@ -139,6 +142,16 @@ public struct LedgerAPI: Sendable {
             "inclusion_proof": ["log_index": loc.logIndex, "tree_size": head.logSize, "hashes": proof.map(\.base64String)],
             "checkpoint": note,
         ])
+    }
+
+    func receipt(_ idText: String) throws -> Response {
+        guard let id = [UInt8](hex: idText), id.count == 32 else {
+            throw LedgerError(.malformed, "transaction id \"\(idText)\" is not 64 hex digits")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(try store.receipt(for: id))
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 
     func block(_ heightText: String) throws -> Response {

@@ -166,6 +166,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     // MARK: Reading
 
+    /// Stored bytes, undecoded: for verifiers that must report what is wrong with them.
+    public func rawBlockHeader(height: UInt64) throws -> [UInt8]? { try database.get(Family.blocks, Self.u64Key(height)) }
+    public func rawCertificate(height: UInt64) throws -> [UInt8]? { try database.get(Family.certificates, Self.u64Key(height)) }
+    public func rawTransaction(at logIndex: UInt64) throws -> [UInt8]? { try database.get(Family.transactions, Self.u64Key(logIndex)) }
+    public func rawEnvelope(of id: Hash) throws -> [UInt8]? { try database.get(Family.envelopes, id) }
+
     public func blockHeader(height: UInt64) throws -> BlockHeader? {
         guard let raw = try database.get(Family.blocks, Self.u64Key(height)) else { return nil }
         return try BlockHeader.decode(raw)
@@ -322,5 +328,22 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         if lowest == 1 && expectedHash != genesis.hash {
             throw fail("block 1 does not link to the genesis hash")
         }
+    }
+}
+
+extension ChainStore {
+    /// A receipt for a committed transaction, proven against the latest checkpoint.
+    public func receipt(for id: Hash) throws -> Receipt {
+        guard let loc = try location(of: id), let tx = try transaction(at: loc.logIndex) else {
+            throw LedgerError(.notFound, "transaction \(id.hexString) is not committed on this node")
+        }
+        let h = head
+        guard let note = try checkpoint(height: h.height), let header = try blockHeader(height: loc.height),
+              let cert = try certificate(height: loc.height) else {
+            throw LedgerError(.notFound, "block \(loc.height) or checkpoint \(h.height) is missing")
+        }
+        return try Receipt(genesis: genesis, transaction: tx, logIndex: loc.logIndex,
+                           proof: try inclusionProof(index: loc.logIndex, size: h.logSize), checkpoint: note,
+                           header: header, certificate: cert)
     }
 }

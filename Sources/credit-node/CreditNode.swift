@@ -18,7 +18,8 @@ struct CreditNode: AsyncParsableCommand {
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
         """,
-        subcommands: [Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self])
+        subcommands: [Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
+                      ReceiptFetch.self, ExportChain.self])
 }
 
 func fail(_ message: String) -> ExitCode {

@@ -1,0 +1,79 @@
+import Foundation
+
+/// A self-contained proof that a transaction is in the ledger: the transaction, its RFC 9162
+/// inclusion proof, a quorum-signed checkpoint, and the block (header and commit certificate)
+/// that holds it. Verifiable offline with the genesis file alone (`credit-verify receipt`).
+public struct Receipt: Codable, Sendable, Equatable {
+    public static let format = "creditledger-receipt/v1"
+
+    public struct BlockPart: Codable, Sendable, Equatable {
+        public var height: UInt64
+        public var header: String
+        public var commit_certificate: String
+    }
+
+    public var format: String
+    public var chain_id: String
+    public var genesis_sha256: String
+    public var transaction: String
+    public var log_index: UInt64
+    public var tree_size: UInt64
+    public var inclusion_proof: [String]
+    public var checkpoint: String
+    public var block: BlockPart
+
+    public init(genesis: Genesis, transaction: Transaction, logIndex: UInt64, proof: [Hash], checkpoint: String,
+                header: BlockHeader, certificate: CommitCertificate) throws {
+        let (cp, _) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis)
+        format = Self.format
+        chain_id = genesis.chainID
+        genesis_sha256 = genesis.hash.hexString
+        self.transaction = transaction.encoded.base64String
+        log_index = logIndex
+        tree_size = cp.size
+        inclusion_proof = proof.map(\.base64String)
+        self.checkpoint = checkpoint
+        block = BlockPart(height: header.height, header: header.encoded.base64String, commit_certificate: certificate.encoded.base64String)
+    }
+
+    public struct Verified: Sendable {
+        public let transaction: Transaction
+        public let height: UInt64
+        public let checkpoint: Checkpoint
+        public let checkpointSigners: [String]
+    }
+
+    /// Checks everything against `genesis`; throws naming the first thing that fails.
+    public func verify(genesis: Genesis) throws -> Verified {
+        func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "receipt: \(s)") }
+        guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
+        guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
+            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(16))…, not this genesis (\(genesis.chainID), \(genesis.hash.hexString.prefix(16))…)")
+        }
+        guard let txBytes = [UInt8](base64: transaction) else { throw bad("transaction is not base64") }
+        let tx: Transaction
+        do { tx = try Transaction.decode(txBytes, maxBytes: genesis.limits.maxTransactionBytes) } catch { throw bad("transaction: \(error)") }
+        do { try TransactionValidator(genesis: genesis).checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true) }
+        catch { throw bad("transaction: \(error)") }
+        let (cp, signers): (Checkpoint, [String])
+        do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }
+        guard cp.size == tree_size else { throw bad("tree size \(tree_size) is not the checkpoint's size \(cp.size)") }
+        let proof = inclusion_proof.compactMap { [UInt8](base64: $0) }
+        guard proof.count == inclusion_proof.count,
+              Merkle.verifyInclusion(leafHash: tx.id, index: log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
+            throw bad("inclusion proof of log index \(log_index) does not verify against the checkpoint root")
+        }
+        guard let headerBytes = [UInt8](base64: block.header), let certBytes = [UInt8](base64: block.commit_certificate) else {
+            throw bad("block header or certificate is not base64")
+        }
+        let header: BlockHeader
+        do {
+            header = try BlockHeader.decode(headerBytes)
+            try CommitCertificate.decode(certBytes).verify(header: header, genesis: genesis)
+        } catch { throw bad("block: \(error)") }
+        guard header.height == block.height, header.firstLogIndex <= log_index, log_index < header.logSize, header.logSize <= cp.size else {
+            throw bad("block \(header.height) does not hold log index \(log_index) within the checkpoint")
+        }
+        return Verified(transaction: tx, height: header.height, checkpoint: cp, checkpointSigners: signers)
+    }
+}

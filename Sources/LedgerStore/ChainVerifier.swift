@@ -1,0 +1,228 @@
+import Dispatch
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// The first thing wrong with a chain: where, and why.
+public struct ChainFailure: Error, CustomStringConvertible, Sendable {
+    public let height: UInt64
+    /// Index of the transaction within its block, when a transaction is at fault.
+    public let transactionIndex: Int?
+    public let logIndex: UInt64?
+    public let reason: String
+
+    public init(height: UInt64, transactionIndex: Int?, logIndex: UInt64?, reason: String) {
+        self.height = height; self.transactionIndex = transactionIndex; self.logIndex = logIndex; self.reason = reason
+    }
+
+    public var description: String {
+        var at = "block \(height)"
+        if let transactionIndex { at += ", transaction \(transactionIndex)" }
+        if let logIndex { at += " (log index \(logIndex))" }
+        return "\(at): \(reason)"
+    }
+}
+
+public struct ChainSummary: Sendable {
+    public var genesisHash: Hash = []
+    public var chainID = ""
+    public var blocks: UInt64 = 0
+    public var transactions: UInt64 = 0
+    public var signaturesChecked: UInt64 = 0
+    public var certificatesChecked: UInt64 = 0
+    public var checkpointsChecked: UInt64 = 0
+    public var envelopesShredded: UInt64 = 0
+    public var headHash: Hash = []
+    public var logRoot: Hash = Merkle.emptyRoot
+}
+
+/// Checks a whole chain from genesis: links, certificates, every transaction's signature,
+/// signer and role, replay guards and references, block transaction roots, global log
+/// roots and checkpoints. Signatures are checked on all cores; memory stays flat (per-block
+/// buffers plus 64-bit-keyed indexes of ids and nonces).
+public final class ChainVerifier {
+    public let genesis: Genesis
+    private let validator: TransactionValidator
+    private let parallelism: Int
+
+    public init(genesis: Genesis, parallelism: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.genesis = genesis
+        self.validator = TransactionValidator(genesis: genesis)
+        self.parallelism = max(1, parallelism)
+    }
+
+    /// Verifies `source`; `progress(blocks, transactions)` is called after each block.
+    public func verify(_ source: inout some BlockSource, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
+        var summary = ChainSummary()
+        summary.genesisHash = genesis.hash
+        summary.chainID = genesis.chainID
+        let state = VerifiedState(fetch: { [source] in try source.verifiedTransaction(at: $0) })
+        var previousHash = genesis.hash
+        var previousTimestamp: UInt64 = 0
+        var frontier = MerkleFrontier()
+        var expectedHeight: UInt64 = 1
+        while let block = try nextBlock(&source, expectedHeight) {
+            let height = block.height
+            func fail(_ reason: String, tx: Int? = nil) -> ChainFailure {
+                ChainFailure(height: height, transactionIndex: tx, logIndex: tx.map { frontier.size + UInt64($0) }, reason: reason)
+            }
+            let header: BlockHeader
+            do { header = try BlockHeader.decode(block.header) } catch { throw fail("header does not decode: \(error)") }
+            guard header.height == expectedHeight else { throw fail("header says height \(header.height), expected \(expectedHeight) (blocks reordered?)") }
+            guard header.chainID == genesis.chainID else { throw fail("header names chain \(header.chainID), genesis is \(genesis.chainID)") }
+            guard header.previousHash == previousHash else {
+                throw fail(height == 1 ? "does not link to the genesis hash" : "does not link to block \(height - 1) (previous hash mismatch)")
+            }
+            guard header.timestampMillis >= previousTimestamp else { throw fail("timestamp goes backwards") }
+            guard Int(header.transactionCount) == block.transactions.count else {
+                throw fail("header counts \(header.transactionCount) transactions, block holds \(block.transactions.count)")
+            }
+            guard header.firstLogIndex == frontier.size else {
+                throw fail("header places the block at log index \(header.firstLogIndex), the log is \(frontier.size) long")
+            }
+            if let raw = block.certificate {
+                let certificate: CommitCertificate
+                do { certificate = try CommitCertificate.decode(raw) } catch { throw fail("commit certificate does not decode: \(error)") }
+                do { try certificate.verify(header: header, genesis: genesis) } catch { throw fail("\(error)") }
+                summary.certificatesChecked += 1
+            } else {
+                throw fail("has no commit certificate")
+            }
+
+            // Decode and check signatures in parallel; report the lowest failing index.
+            let decoded = try checkTransactions(block, fail: fail)
+            var tree = InMemoryMerkleTree()
+            for (i, item) in decoded.enumerated() {
+                let tx = item.transaction
+                do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
+                if try state.contains(id: tx.id) { throw fail("transaction \(tx.id.hexString) appears twice in the chain", tx: i) }
+                let logIndex = frontier.size
+                state.record(tx, logIndex: logIndex)
+                tree.append(leafHash: tx.id)
+                frontier.append(leafHash: tx.id)
+                if item.envelopeShredded { summary.envelopesShredded += 1 }
+            }
+            guard tree.root == header.transactionsRoot else { throw fail("transactions do not hash to the header's transactions root") }
+            guard frontier.size == header.logSize, frontier.root == header.logRoot else {
+                throw fail("global log root after the block is \(frontier.root.hexString.prefix(16))…, header says \(header.logRoot.hexString.prefix(16))…")
+            }
+            if let note = block.checkpoint {
+                let checkpoint: Checkpoint
+                do { (checkpoint, _) = try Checkpoint.verify(signedNote: note, genesis: genesis) } catch { throw fail("checkpoint: \(error)") }
+                guard checkpoint.size == header.logSize, checkpoint.rootHash == header.logRoot else {
+                    throw fail("checkpoint (size \(checkpoint.size)) does not match the block's log size and root")
+                }
+                summary.checkpointsChecked += 1
+            }
+            try source.didVerify(block, firstLogIndex: header.firstLogIndex)
+            previousHash = header.hash
+            previousTimestamp = header.timestampMillis
+            summary.blocks += 1
+            summary.transactions += UInt64(decoded.count)
+            summary.signaturesChecked += UInt64(decoded.count) + UInt64(block.certificate == nil ? 0 : 1)
+            expectedHeight += 1
+            progress?(summary.blocks, summary.transactions)
+        }
+        summary.headHash = previousHash
+        summary.logRoot = frontier.root
+        return summary
+    }
+
+    private func nextBlock(_ source: inout some BlockSource, _ height: UInt64) throws -> RawBlock? {
+        do { return try source.nextBlock() } catch {
+            throw ChainFailure(height: height, transactionIndex: nil, logIndex: nil, reason: "\(error)")
+        }
+    }
+
+    struct Checked: Sendable {
+        let transaction: Transaction
+        let envelopeShredded: Bool
+    }
+
+    private func checkTransactions(_ block: RawBlock, fail: (String, Int?) -> ChainFailure) throws -> [Checked] {
+        let count = block.transactions.count
+        let storage = UnsafeMutableBufferPointer<Result<Checked, any Error>?>.allocate(capacity: count)
+        storage.initialize(repeating: nil)
+        defer { storage.deallocate() }
+        // Each index is written by exactly one worker and read after all have finished.
+        nonisolated(unsafe) let results = storage
+        let validator = self.validator
+        let limit = genesis.limits
+        let chunks = min(count, parallelism * 4)
+        if chunks > 0 {
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                var i = chunk * count / chunks
+                let end = (chunk + 1) * count / chunks
+                while i < end {
+                    let raw = block.transactions[i]
+                    results[i] = Result {
+                        let tx = try Transaction.decode(raw.transaction, maxBytes: limit.maxTransactionBytes)
+                        let envelope = try raw.envelope.map { try Envelope.decode($0, maxBytes: limit.maxEnvelopeBytes) }
+                        try validator.checkStateless(Submission(transaction: tx, envelope: envelope), envelopeMayBeShredded: true)
+                        let needsEnvelope: Bool
+                        switch tx.body {
+                        case .attestation: needsEnvelope = true
+                        case .amendment(let a): needsEnvelope = a.replacement != nil
+                        default: needsEnvelope = false
+                        }
+                        return Checked(transaction: tx, envelopeShredded: needsEnvelope && envelope == nil)
+                    }
+                    i += 1
+                }
+            }
+        }
+        var out: [Checked] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            switch results[i]! {
+            case .success(let c): out.append(c)
+            case .failure(let e): throw fail("\(e)", i)
+            }
+        }
+        return out
+    }
+}
+
+/// What the verifier has seen: transaction ids and replay guards keyed by 64-bit prefixes
+/// (8 bytes of memory each plus the table), confirmed exactly against the stored bytes.
+final class VerifiedState: LedgerStateReader {
+    private var ids: [UInt64: UInt64] = [:]
+    private var idOverflow: [Hash: UInt64] = [:]
+    private var nonces: [UInt64: UInt64] = [:]
+    private var nonceOverflow: [String: UInt64] = [:]
+    private let fetch: (UInt64) throws -> [UInt8]?
+
+    init(fetch: @escaping (UInt64) throws -> [UInt8]?) { self.fetch = fetch }
+
+    static func prefix(_ h: Hash) -> UInt64 { h.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    static func nonceKey(_ signer: String, _ nonce: UInt64) -> UInt64 {
+        var w = ByteWriter(); w.string8(signer); w.u64(nonce)
+        return prefix(SHA256.hash(w.bytes))
+    }
+
+    private func load(_ logIndex: UInt64) throws -> Transaction? {
+        guard let raw = try fetch(logIndex) else { return nil }
+        return try Transaction.decode(raw, maxBytes: Int.max)
+    }
+
+    func record(_ tx: Transaction, logIndex: UInt64) {
+        let p = Self.prefix(tx.id)
+        if ids[p] == nil { ids[p] = logIndex } else { idOverflow[tx.id] = logIndex }
+        let n = Self.nonceKey(tx.header.signer, tx.header.nonce)
+        if nonces[n] == nil { nonces[n] = logIndex } else { nonceOverflow["\(tx.header.signer)/\(tx.header.nonce)"] = logIndex }
+    }
+
+    func contains(id: Hash) throws -> Bool { try committedTransaction(id: id) != nil }
+
+    func committedTransaction(id: Hash) throws -> Transaction? {
+        if let i = idOverflow[id] { return try load(i) }
+        guard let i = ids[Self.prefix(id)], let tx = try load(i), tx.id == id else { return nil }
+        return tx
+    }
+
+    func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {
+        if nonceOverflow["\(signer)/\(nonce)"] != nil { return true }
+        guard let i = nonces[Self.nonceKey(signer, nonce)], let tx = try load(i) else { return false }
+        return tx.header.signer == signer && tx.header.nonce == nonce
+    }
+}

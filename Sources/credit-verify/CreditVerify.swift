@@ -1,0 +1,232 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+import LedgerStore
+
+@main
+struct CreditVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credit-verify",
+        abstract: "Offline verifier for banks and auditors: chains, receipts, checkpoint consistency.",
+        discussion: """
+        Needs no node and no network (except `consistency --from`, which only fetches a proof).
+        Examples:
+          credit-verify chain --data-dir /tmp/ledger/ledger --genesis genesis.json
+          credit-verify chain --export chain.export --genesis genesis.json --json
+          credit-verify receipt receipt.json --genesis genesis.json
+          credit-verify consistency old.checkpoint new.checkpoint --genesis genesis.json --from http://127.0.0.1:8480
+        """,
+        subcommands: [Chain.self, ReceiptCommand.self, Consistency.self])
+}
+
+func readGenesis(_ path: String) throws -> Genesis {
+    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read genesis file \(path)") }
+    return try Genesis(bytes: Array(data))
+}
+
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func emit(json: Bool, _ object: [String: Any], text: String) {
+    if json { print(String(decoding: JSONView.data(object), as: UTF8.self)) } else { print(text) }
+}
+
+/// Reports an error in the chosen format and exits non-zero.
+func failAndExit(json: Bool, _ object: [String: Any], text: String) -> ExitCode {
+    if json { print(String(decoding: JSONView.data(object), as: UTF8.self)) } else {
+        FileHandle.standardError.write(Data("FAILED: \(text)\n".utf8))
+    }
+    return ExitCode(1)
+}
+
+/// A one-line progress bar with rate and time left, drawn on standard error when it is a terminal.
+final class ProgressBar {
+    let total: UInt64
+    let started = Date()
+    var lastDraw = Date.distantPast
+    let enabled = isatty(2) == 1
+
+    init(total: UInt64) { self.total = total }
+
+    func update(blocks: UInt64, transactions: UInt64, force: Bool = false) {
+        guard enabled, force || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
+        lastDraw = Date()
+        let elapsed = max(0.001, Date().timeIntervalSince(started))
+        let rate = Double(transactions) / elapsed
+        let fraction = total == 0 ? 1 : min(1, Double(blocks) / Double(total))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let left = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data(String(format: "\r[%@] %3.0f%% block %llu/%llu, %llu tx, %.0f tx/s, %.0f s left ",
+                                                   bar, fraction * 100, blocks, total, transactions, rate, left).utf8))
+    }
+
+    func finish() { if enabled { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+struct Chain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a whole chain: genesis, links, certificates, every signature and role, roots, checkpoints.",
+        discussion: """
+        Reads a node's RocksDB store read-only (safe beside a running node) or an export written by
+        `credit-node export`. Prints a summary, or the first failure with block height, transaction
+        index and reason, and exits 1.
+        """)
+    @Option(help: "A node's ledger store directory (DATA_DIR/ledger for the dev node).") var dataDir: String?
+    @Option(help: "An export file from `credit-node export`.") var export: String?
+    @Option(help: "The genesis file you trust; without it the chain's own genesis is used and its hash printed.") var genesis: String?
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        guard (dataDir == nil) != (export == nil) else { throw ValidationError("give exactly one of --data-dir or --export") }
+        let started = Date()
+        var summary: ChainSummary
+        do {
+            let trusted = try genesis.map(readGenesis)
+            if let dataDir {
+                let store = try ChainStore(path: dataDir, mode: .readOnly, verifyDepth: 0)
+                try checkGenesis(store.genesis.bytes, trusted: trusted)
+                let bar = ProgressBar(total: store.head.height)
+                var source = StoreBlockSource(store: store)
+                summary = try ChainVerifier(genesis: trusted ?? store.genesis).verify(&source) { bar.update(blocks: $0, transactions: $1) }
+                bar.finish()
+            } else {
+                let source = try ExportBlockSource(path: export!)
+                try checkGenesis(source.genesisBytes, trusted: trusted)
+                let g = try trusted ?? Genesis(bytes: source.genesisBytes)
+                let bar = ProgressBar(total: 0)
+                var s = source
+                summary = try ChainVerifier(genesis: g).verify(&s) { bar.update(blocks: $0, transactions: $1) }
+                bar.finish()
+            }
+        } catch let failure as ChainFailure {
+            var object: [String: Any] = ["ok": false, "height": failure.height, "reason": failure.reason]
+            if let i = failure.transactionIndex { object["transaction_index"] = i }
+            if let l = failure.logIndex { object["log_index"] = l }
+            throw failAndExit(json: json, object, text: failure.description)
+        } catch {
+            throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
+        }
+        let seconds = Date().timeIntervalSince(started)
+        emit(json: json, [
+            "ok": true, "chain_id": summary.chainID, "genesis_sha256": summary.genesisHash.hexString, "blocks": summary.blocks,
+            "transactions": summary.transactions, "signatures_checked": summary.signaturesChecked,
+            "commit_certificates": summary.certificatesChecked, "checkpoints": summary.checkpointsChecked,
+            "envelopes_shredded": summary.envelopesShredded, "head_hash": summary.headHash.hexString,
+            "log_root": summary.logRoot.hexString, "seconds": seconds,
+        ], text: """
+        OK: chain \(summary.chainID) is intact
+          genesis      \(summary.genesisHash.hexString)
+          blocks       \(summary.blocks) (every commit certificate and checkpoint checked)
+          transactions \(summary.transactions) (signature, signer, role, replay guard, references)
+          head         \(summary.headHash.hexString)
+          log root     \(summary.logRoot.hexString) (size \(summary.transactions))
+          shredded     \(summary.envelopesShredded) payload envelopes
+          time         \(String(format: "%.2f", seconds)) s, \(String(format: "%.0f", Double(summary.transactions) / max(seconds, 0.001))) tx/s
+        """)
+    }
+
+    func checkGenesis(_ bytes: [UInt8], trusted: Genesis?) throws {
+        if let trusted, trusted.bytes != bytes {
+            throw ChainFailure(height: 0, transactionIndex: nil, logIndex: nil,
+                               reason: "the chain's genesis (hash \(SHA256.hash(bytes).hexString.prefix(16))…) is not the trusted genesis (\(trusted.hash.hexString.prefix(16))…)")
+        }
+    }
+}
+
+struct ReceiptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "receipt",
+        abstract: "Check a receipt offline: the transaction, its signer and role, its inclusion proof, a quorum-signed checkpoint.")
+    @Argument(help: "Receipt file (from `credit-node receipt` or GET /v1/transactions/ID/receipt).") var file: String
+    @Option(help: "The genesis file you trust.") var genesis: String
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        do {
+            let g = try readGenesis(genesis)
+            guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
+            let receipt: Receipt
+            do { receipt = try JSONDecoder().decode(Receipt.self, from: data) } catch { throw Failure("\(file) is not a receipt: \(error)") }
+            let v = try receipt.verify(genesis: g)
+            emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height,
+                              "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],
+                 text: """
+                 OK: transaction \(v.transaction.id.hexString)
+                   \(v.transaction.kind.name) signed by \(v.transaction.header.signer), in block \(v.height) at log index \(receipt.log_index)
+                   included in the log of size \(v.checkpoint.size), checkpoint signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum))
+                 """)
+        } catch {
+            throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
+        }
+    }
+}
+
+struct Consistency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that the log only grew between two signed checkpoints (RFC 9162 consistency proof).")
+    @Argument(help: "Older checkpoint (signed note file).") var old: String
+    @Argument(help: "Newer checkpoint (signed note file).") var new: String
+    @Option(help: "The genesis file you trust.") var genesis: String
+    @Option(help: "Proof file: one base64 hash per line.") var proof: String?
+    @Option(help: "Fetch the proof from this node URL instead.") var from: String?
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        do {
+            let g = try readGenesis(genesis)
+            func load(_ path: String) throws -> Checkpoint {
+                guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(path)") }
+                do { return try Checkpoint.verify(signedNote: String(decoding: data, as: UTF8.self), genesis: g).0 }
+                catch { throw Failure("\(path): \(error)") }
+            }
+            let a = try load(old), b = try load(new)
+            guard a.size <= b.size else { throw Failure("the old checkpoint (size \(a.size)) is larger than the new one (\(b.size))") }
+            let hashes: [Hash]
+            if let proof {
+                guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure("cannot read \(proof)") }
+                hashes = try text.split(separator: "\n").map { line in
+                    guard let h = [UInt8](base64: String(line).trimmingCharacters(in: .whitespaces)), h.count == 32 else {
+                        throw Failure("\(proof): \"\(line)\" is not a base64 SHA-256 hash")
+                    }
+                    return h
+                }
+            } else if let from {
+                hashes = try fetchProof(from, a.size, b.size)
+            } else {
+                throw Failure("give --proof FILE or --from URL")
+            }
+            guard Merkle.verifyConsistency(oldSize: a.size, newSize: b.size, oldRoot: a.rootHash, newRoot: b.rootHash, proof: hashes) else {
+                throw Failure("consistency proof \(a.size) → \(b.size) does NOT verify: the log was rewritten, or the proof is wrong")
+            }
+            emit(json: json, ["ok": true, "old_size": a.size, "new_size": b.size],
+                 text: "OK: the log of size \(b.size) extends the log of size \(a.size) (both checkpoints quorum-signed)")
+        } catch {
+            throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
+        }
+    }
+
+    func fetchProof(_ base: String, _ old: UInt64, _ new: UInt64) throws -> [Hash] {
+        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        guard let url = URL(string: "\(trimmed)/v1/proofs/consistency?old=\(old)&new=\(new)") else { throw Failure("bad URL \(base)") }
+        final class Box: @unchecked Sendable { var data: Data?; var error: (any Error)? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: url) { data, _, error in box.data = data; box.error = error; done.signal() }.resume()
+        done.wait()
+        if let error = box.error { throw Failure("cannot fetch proof from \(url): \(error)") }
+        guard let object = try? JSONSerialization.jsonObject(with: box.data ?? Data()) as? [String: Any],
+              let list = object["hashes"] as? [String] else {
+            throw Failure("\(url) did not return a consistency proof: \(String(decoding: box.data ?? Data(), as: UTF8.self).prefix(200))")
+        }
+        return try list.map { guard let h = [UInt8](base64: $0), h.count == 32 else { throw Failure("proof hash \($0) is malformed") }; return h }
+    }
+}
