@@ -42,8 +42,8 @@ struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a dev node, submit pre-signed attestations over HTTP, report committed per second.")
     @Option(help: "Attestations to submit.") var count: Int = 60_000
-    @Option(help: "Concurrent client connections.") var clients: Int = 4
-    @Option(help: "Attestations per batch request.") var batch: Int = 500
+    @Option(help: "Concurrent client connections.") var clients: Int = 8
+    @Option(help: "Attestations per batch request.") var batch: Int = 1000
     @Option(help: "Block interval of the node, milliseconds.") var blockIntervalMs: Int = 200
     @Option(help: "credit-node binary (default: next to this one).") var node: String?
 
@@ -85,13 +85,19 @@ struct Ingest: ParsableCommand {
         nonisolated(unsafe) var failures: [String] = []
         let clock = ContinuousClock()
         let started = clock.now
+        let url = URL(string: address)!
+        let host = url.host ?? "127.0.0.1", port = UInt16(url.port ?? 8480)
         DispatchQueue.concurrentPerform(iterations: clients) { _ in
+            guard let connection = try? RawHTTPClient(host: host, port: port) else {
+                lock.withLock { failures.append("cannot connect to \(host):\(port)") }
+                return
+            }
             while true {
                 let i: Int = lock.withLock { defer { next += 1 }; return next }
                 guard i < requestBodies.count else { return }
                 let t0 = clock.now
                 do {
-                    let (status, data) = try client.send("POST", "/v1/transactions/batch", body: requestBodies[i])
+                    let (status, data) = try connection.post("/v1/transactions/batch", body: requestBodies[i])
                     if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: data.prefix(200), as: UTF8.self))") } }
                 } catch { lock.withLock { failures.append("\(error)") } }
                 let dt = seconds(clock.now - t0)

@@ -48,6 +48,8 @@ public final class Ledger: @unchecked Sendable {
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
     private var wakeProducer: CheckedContinuation<Void, Never>?
+    /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
+    private var committedBlocks: UInt64 = 0
     private var stopped = false
 
     /// - Parameters:
@@ -94,28 +96,33 @@ public final class Ledger: @unchecked Sendable {
     }
 
     private func admit(_ submissions: [Submission], waiter: Waiter) throws {
+        // Checks against committed state run outside the lock, so requests do not queue behind
+        // each other's RocksDB reads. A block committed meanwhile moves `committedBlocks`; the
+        // checks are then repeated under the lock, so a nonce that just committed is not admitted twice.
+        var checkedAt = lock.withLock { committedBlocks }
+        try checkCommittedState(submissions)
         let wake: CheckedContinuation<Void, Never>? = try lock.withLock {
             guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
             guard queue.count + submissions.count <= genesis.limits.maxMempoolTransactions else {
                 throw LedgerError(.mempoolFull,
                     "mempool holds \(queue.count) transactions, limit \(genesis.limits.maxMempoolTransactions); retry later")
             }
+            if checkedAt != committedBlocks {
+                try checkCommittedState(submissions)
+                checkedAt = committedBlocks
+            }
             var batchIDs = Set<Hash>()
             var batchNonces = Set<NonceKey>()
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
                 let nonce = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
-                do {
-                    let committed = try store.location(of: tx.id) != nil
-                    if committed || inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
-                        throw LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted")
-                    }
-                    if inFlightNonces.contains(nonce) || !batchNonces.insert(nonce).inserted {
-                        throw LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction")
-                    }
-                    try validator.checkStateful(tx, state: store)
-                } catch {
-                    throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
+                if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
+                    throw BatchError(index: submissions.count > 1 ? i : nil,
+                                     error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted"))
+                }
+                if inFlightNonces.contains(nonce) || !batchNonces.insert(nonce).inserted {
+                    throw BatchError(index: submissions.count > 1 ? i : nil,
+                                     error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction"))
                 }
             }
             for (i, s) in submissions.enumerated() {
@@ -128,6 +135,16 @@ public final class Ledger: @unchecked Sendable {
             return wake
         }
         wake?.resume()
+    }
+
+    /// Replay guard and references against committed state. A committed transaction always
+    /// has its nonce recorded, so the nonce check also refuses resubmitted bytes.
+    private func checkCommittedState(_ submissions: [Submission]) throws {
+        for (i, s) in submissions.enumerated() {
+            do { try validator.checkStateful(s.transaction, state: store) } catch {
+                throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
+            }
+        }
     }
 
     /// Runs until the task is cancelled: commits a block whenever transactions are pending.
@@ -172,27 +189,21 @@ public final class Ledger: @unchecked Sendable {
             return taken
         }
         guard !batch.isEmpty else { return }
-        let head = store.head
-        let previous = try? store.blockHeader(height: head.height)
+        let previous = try? store.blockHeader(height: store.head.height)
         let timestamp = max(clock(), previous?.timestampMillis ?? 0)
         let submissions = batch.map(\.submission)
-        let built = BlockBuilder.build(chainID: genesis.chainID, height: head.height + 1, timestampMillis: timestamp,
-                                       previousHash: head.blockHash, frontier: store.frontier,
-                                       transactions: submissions.map(\.transaction), proposer: validatorMember.id)
-        let certificate = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
-                                            signatures: [BlockBuilder.commitSignature(header: built.header, validator: validatorMember,
-                                                                                      key: validatorKeys.signing)])
-        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
-        note.sign(name: validatorMember.id, key: validatorKeys.signing)
+        var committed: BlockHeader? = nil
         var failure: (any Error)? = nil
         do {
-            try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: note.serialized)
+            committed = try store.appendBlock(submissions, timestampMillis: timestamp, proposer: validatorMember.id,
+                                              signers: [(validatorMember, validatorKeys.signing)])
         } catch {
-            logger.error("block \(built.header.height) was not committed: \(error)")
+            logger.error("block \(store.head.height + 1) was not committed: \(error)")
             failure = error
         }
         var finished: [(Waiter, Result<[CommitResult], any Error>)] = []
         lock.withLock {
+            committedBlocks += 1
             for (offset, p) in batch.enumerated() {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
@@ -205,15 +216,15 @@ public final class Ledger: @unchecked Sendable {
                     continue
                 }
                 guard p.waiter.remaining > 0 else { continue }
-                p.waiter.results[p.slot] = CommitResult(id: tx.id, height: built.header.height,
-                                                        logIndex: built.header.firstLogIndex + UInt64(offset))
+                p.waiter.results[p.slot] = CommitResult(id: tx.id, height: committed!.height,
+                                                        logIndex: committed!.firstLogIndex + UInt64(offset))
                 p.waiter.remaining -= 1
                 if p.waiter.remaining == 0 { finished.append((p.waiter, .success(p.waiter.results.map { $0! }))) }
             }
         }
         for (waiter, result) in finished { waiter.continuation.resume(with: result) }
-        if failure == nil {
-            logger.debug("committed block \(built.header.height) with \(batch.count) transactions, log size \(built.header.logSize)")
+        if let committed {
+            logger.debug("committed block \(committed.height) with \(batch.count) transactions, log size \(committed.logSize)")
         }
     }
 

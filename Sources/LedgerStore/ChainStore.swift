@@ -347,3 +347,23 @@ extension ChainStore {
                            header: header, certificate: cert)
     }
 }
+
+extension ChainStore {
+    /// Builds the next block from `submissions`, has `signers` certify it and cosign its
+    /// checkpoint, and appends it durably. Used by the dev ledger (one signer) and by tools
+    /// and tests that write chains directly.
+    @discardableResult
+    public func appendBlock(_ submissions: [Submission], timestampMillis: UInt64, proposer: String,
+                            signers: [(member: Member, key: Ed25519PrivateKey)], checkpointSigners: [(member: Member, key: Ed25519PrivateKey)]? = nil) throws -> BlockHeader {
+        let h = head
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: h.height + 1, timestampMillis: timestampMillis,
+                                       previousHash: h.blockHash, frontier: frontier,
+                                       transactions: submissions.map(\.transaction), proposer: proposer)
+        let certificate = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
+                                            signatures: signers.map { BlockBuilder.commitSignature(header: built.header, validator: $0.member, key: $0.key) })
+        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+        for s in checkpointSigners ?? signers { note.sign(name: s.member.id, key: s.key) }
+        try append(block: built, certificate: certificate, submissions: submissions, checkpoint: note.serialized)
+        return built.header
+    }
+}

@@ -18,18 +18,10 @@ final class ChainStoreTests: XCTestCase {
     @discardableResult
     func commit(_ store: ChainStore, _ c: TestConsortium, blocks: Int, perBlock: Int, nonceBase: UInt64 = 0) throws -> [Submission] {
         var all: [Submission] = []
-        let samr = c.member("samr")
         for b in 0..<blocks {
             let subs = try (0..<perBlock).map { try c.attestation(nonce: nonceBase + UInt64(b * perBlock + $0)) }
-            let head = store.head
-            let built = BlockBuilder.build(chainID: c.genesis.chainID, height: head.height + 1, timestampMillis: 1000 + head.height,
-                                           previousHash: head.blockHash, frontier: store.frontier,
-                                           transactions: subs.map(\.transaction), proposer: "samr")
-            let cert = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
-                                         signatures: [BlockBuilder.commitSignature(header: built.header, validator: samr, key: c.keys["samr"]!.signing)])
-            var note = SignedNote(text: Checkpoint(origin: c.genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
-            note.sign(name: "samr", key: c.keys["samr"]!.signing)
-            try store.append(block: built, certificate: cert, submissions: subs, checkpoint: note.serialized)
+            try store.appendBlock(subs, timestampMillis: 1000 + store.head.height, proposer: "samr",
+                                  signers: [(c.member("samr"), c.keys["samr"]!.signing)])
             all += subs
         }
         return all

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStore
 
 /// A five-member test consortium with keys derived from names, so runs are reproducible.
 struct TestConsortium {
@@ -49,5 +50,34 @@ struct TestConsortium {
                                    payloadCommitment: commitment, envelopeHash: envelope.hash)
         let tx = Transaction.sign(header: header(signer, nonce: nonce, chainID: chainID), body: .attestation(body), key: keys[signer]!.signing)
         return Submission(transaction: tx, envelope: envelope)
+    }
+}
+
+
+/// Writes blocks straight into a store, signed by the given validators: lets tests build
+/// honest chains fast, and dishonest ones that only a full verifier can catch.
+struct ChainBuilder {
+    let consortium: TestConsortium
+    let store: ChainStore
+    var signers: [String]
+
+    init(consortium: TestConsortium, path: String, signers: [String]) throws {
+        self.consortium = consortium
+        self.store = try ChainStore.create(path: path, genesis: consortium.genesis)
+        self.signers = signers
+    }
+
+    func append(_ submissions: [Submission], checkpointSigners: [String]? = nil) throws {
+        let keyed = { (ids: [String]) in ids.map { (member: self.consortium.member($0), key: self.consortium.keys[$0]!.signing) } }
+        try store.appendBlock(submissions, timestampMillis: 1_000 + store.head.height, proposer: signers[0],
+                              signers: keyed(signers), checkpointSigners: checkpointSigners.map(keyed))
+    }
+
+    /// A consent grant: a cheap, envelope-free transaction for bulk chains.
+    func consent(nonce: UInt64, by bank: String = "bank-a") throws -> Submission {
+        let body = ConsentBody(action: .grant, subject: try USCC("91350100M000100Y43"), grantee: bank, purpose: .loanApplication,
+                               expiresAt: 1_800_000_000, evidence: SHA256.hash(Array("form \(nonce)".utf8)))
+        return Submission(transaction: Transaction.sign(header: consortium.header(bank, nonce: nonce), body: .consent(body),
+                                                        key: consortium.keys[bank]!.signing), envelope: nil)
     }
 }

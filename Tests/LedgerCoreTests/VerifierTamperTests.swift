@@ -1,0 +1,238 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+import LedgerStore
+import XCTest
+
+/// The auditor's tamper table: every alteration fails `ChainVerifier`, naming what and where.
+final class VerifierTamperTests: XCTestCase {
+    var directory = ""
+    let validators = ["samr", "data-bureau", "bank-a", "bank-b"]
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tamper-\(UUID())").path
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + ".export")
+    }
+
+    /// Four validators; blocks certified by three of them. Block 1: attestations; 2-4: consents.
+    func honestChain() throws -> ChainBuilder {
+        let c = try TestConsortium()
+        let b = try ChainBuilder(consortium: c, path: directory, signers: Array(validators.prefix(3)))
+        try b.append((0..<4).map { try c.attestation(nonce: UInt64($0)) })
+        for block in 0..<3 { try b.append((0..<5).map { try b.consent(nonce: UInt64(100 + block * 5 + $0)) }) }
+        return b
+    }
+
+    func verify(_ path: String) throws -> ChainSummary {
+        let store = try ChainStore(path: path, mode: .readOnly, verifyDepth: 0)
+        var source = StoreBlockSource(store: store)
+        return try ChainVerifier(genesis: store.genesis).verify(&source)
+    }
+
+    /// Applies `change` to the raw store, then expects verification to fail at `height` (and `tx`) with `words`.
+    func expectFailure(_ name: String, height: UInt64, tx: Int? = nil, words: String,
+                       file: StaticString = #filePath, line: UInt = #line, _ change: (Database) throws -> Void) throws {
+        try? FileManager.default.removeItem(atPath: directory)
+        _ = try honestChain()
+        XCTAssertNoThrow(try verify(directory), "honest chain must pass before \(name)")
+        do {
+            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
+            try change(db)
+        }
+        XCTAssertThrowsError(try verify(directory), name, file: file, line: line) { error in
+            guard let f = error as? ChainFailure else { return XCTFail("\(name): \(error)", file: file, line: line) }
+            XCTAssertEqual(f.height, height, "\(name): \(f)", file: file, line: line)
+            XCTAssertEqual(f.transactionIndex, tx, "\(name): \(f)", file: file, line: line)
+            XCTAssertTrue(f.reason.contains(words), "\(name): \(f)", file: file, line: line)
+        }
+    }
+
+    static func key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(); w.u64(v); return w.bytes }
+
+    static func flip(_ db: Database, _ family: String, _ key: [UInt8], at offset: (Int) -> Int) throws {
+        var value = try db.get(family, key)!
+        value[offset(value.count)] ^= 0x01
+        let batch = WriteBatch(for: db)
+        try batch.put(family, key, value)
+        try db.write(batch)
+    }
+
+    static func swap(_ db: Database, _ family: String, _ a: [UInt8], _ b: [UInt8]) throws {
+        let va = try db.get(family, a)!, vb = try db.get(family, b)!
+        let batch = WriteBatch(for: db)
+        try batch.put(family, a, vb)
+        try batch.put(family, b, va)
+        try db.write(batch)
+    }
+
+    func testTamperTable() throws {
+        try expectFailure("byte flipped in a block header (log root)", height: 2, words: "does not name block 2") { db in
+            // Block 2's hash changes: its own commit certificate no longer names it.
+            try Self.flip(db, "blocks", Self.key(2), at: { $0 - 20 })
+        }
+        try expectFailure("byte flipped in a transaction body", height: 3, tx: 2, words: "signature") { db in
+            try Self.flip(db, "transactions", Self.key(4 + 5 + 2), at: { $0 - 110 }) // inside the consent's evidence hash
+        }
+        try expectFailure("byte flipped in a transaction signature", height: 1, tx: 3, words: "signature does not verify") { db in
+            try Self.flip(db, "transactions", Self.key(3), at: { $0 - 1 })
+        }
+        try expectFailure("byte flipped in a commit certificate signature", height: 4, words: "does not verify") { db in
+            try Self.flip(db, "certificates", Self.key(4), at: { $0 - 3 })
+        }
+        try expectFailure("checkpoint root altered", height: 2, words: "checkpoint") { db in
+            let note = String(decoding: try db.get("checkpoints", Self.key(2))!, as: UTF8.self)
+            let lines = note.split(separator: "\n", omittingEmptySubsequences: false)
+            var root = [UInt8](base64: String(lines[2]))!
+            root[0] ^= 1
+            let altered = ([lines[0], lines[1], Substring(root.base64String)] + lines[3...]).joined(separator: "\n")
+            let batch = WriteBatch(for: db)
+            try batch.put("checkpoints", Self.key(2), Array(altered.utf8))
+            try db.write(batch)
+        }
+        try expectFailure("checkpoint with too few signers", height: 3, words: "needs 3") { db in
+            let note = String(decoding: try db.get("checkpoints", Self.key(3))!, as: UTF8.self)
+            let kept = note.split(separator: "\n", omittingEmptySubsequences: false).dropLast(3).joined(separator: "\n") + "\n"
+            let batch = WriteBatch(for: db)
+            try batch.put("checkpoints", Self.key(3), Array(kept.utf8))
+            try db.write(batch)
+        }
+        try expectFailure("two blocks reordered", height: 2, words: "height 3") { db in
+            try Self.swap(db, "blocks", Self.key(2), Self.key(3))
+            try Self.swap(db, "certificates", Self.key(2), Self.key(3))
+        }
+        try expectFailure("a transaction moved between blocks", height: 2, words: "transactions root") { db in
+            try Self.swap(db, "transactions", Self.key(4), Self.key(9))
+        }
+        try expectFailure("chain truncated (head block removed)", height: 4, words: "missing") { db in
+            let batch = WriteBatch(for: db)
+            try batch.delete("blocks", Self.key(4))
+            try db.write(batch)
+        }
+    }
+
+    /// Blocks that are correctly certified but hold transactions no honest node would accept.
+    func testCertifiedButInvalidTransactionsAreNamed() throws {
+        let c = try TestConsortium()
+        // Signed by a key that is not in genesis (claims to be bank-a).
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var path = directory + "/stranger"
+        var b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        let stranger = Ed25519PrivateKey()
+        let body = ConsentBody(action: .grant, subject: try USCC("91350100M000100Y43"), grantee: "bank-a", purpose: .loanApplication,
+                               expiresAt: 1, evidence: Hashes.zero)
+        try b.append([try b.consent(nonce: 1), Submission(transaction: Transaction.sign(header: c.header("bank-a", nonce: 2), body: .consent(body), key: stranger), envelope: nil)])
+        XCTAssertThrowsError(try verify(path)) { error in
+            let f = error as! ChainFailure
+            XCTAssertEqual(f.height, 1); XCTAssertEqual(f.transactionIndex, 1)
+            XCTAssertTrue(f.reason.contains("bank-a"), "\(f)")
+        }
+        // A valid signature by a member without the role: a bank attesting a penalty.
+        path = directory + "/role"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([try b.consent(nonce: 1)])
+        try b.append([try c.attestation(by: "samr", nonce: 1), try c.attestation(by: "bank-a", category: .penalty, severity: .general, nonce: 5)])
+        XCTAssertThrowsError(try verify(path)) { error in
+            let f = error as! ChainFailure
+            XCTAssertEqual(f.height, 2); XCTAssertEqual(f.transactionIndex, 1)
+            XCTAssertTrue(f.reason.contains("may not attest penalty"), "\(f)")
+        }
+        // A replayed nonce in a later block.
+        path = directory + "/replay"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([try b.consent(nonce: 1)])
+        try b.append([try b.consent(nonce: 2), try c.attestation(nonce: 3), Submission(transaction: Transaction.sign(
+            header: c.header("bank-a", nonce: 1), body: .consent(body), key: c.keys["bank-a"]!.signing), envelope: nil)])
+        XCTAssertThrowsError(try verify(path)) { error in
+            let f = error as! ChainFailure
+            XCTAssertEqual(f.height, 2); XCTAssertEqual(f.transactionIndex, 2)
+            XCTAssertTrue(f.reason.contains("nonce 1"), "\(f)")
+        }
+        // Certified by too few validators.
+        path = directory + "/few"
+        b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])
+        try b.append([try b.consent(nonce: 1)])
+        XCTAssertThrowsError(try verify(path)) { error in
+            XCTAssertTrue("\(error)".contains("needs 3"), "\(error)")
+        }
+    }
+
+    func testExportRoundTripAndTruncatedExport() throws {
+        let b = try honestChain()
+        let exportPath = directory + ".export"
+        XCTAssertEqual(try ChainExport.write(store: b.store, to: exportPath), 4)
+        var source = try ExportBlockSource(path: exportPath)
+        let summary = try ChainVerifier(genesis: b.store.genesis).verify(&source)
+        XCTAssertEqual(summary.transactions, 19)
+        XCTAssertEqual(summary.logRoot, b.store.head.logRoot)
+        XCTAssertEqual(summary.headHash, b.store.head.blockHash)
+
+        let data = try Data(contentsOf: URL(fileURLWithPath: exportPath))
+        for cut in [data.count - 3, data.count / 2] {
+            try data.prefix(cut).write(to: URL(fileURLWithPath: exportPath))
+            var truncated = try ExportBlockSource(path: exportPath)
+            XCTAssertThrowsError(try ChainVerifier(genesis: b.store.genesis).verify(&truncated)) { error in
+                XCTAssertTrue("\(error)".contains("truncated") || "\(error)".contains("ends inside"), "\(error)")
+            }
+        }
+    }
+
+    func testReceiptsVerifyAndTamperedReceiptsFail() throws {
+        let b = try honestChain()
+        let id = try XCTUnwrap(try b.store.transaction(at: 6)).id
+        let receipt = try b.store.receipt(for: id)
+        XCTAssertEqual(try receipt.verify(genesis: b.store.genesis).transaction.id, id)
+        var badProof = receipt
+        var h = [UInt8](base64: badProof.inclusion_proof[0])!
+        h[3] ^= 1
+        badProof.inclusion_proof[0] = h.base64String
+        XCTAssertThrowsError(try badProof.verify(genesis: b.store.genesis)) { XCTAssertTrue("\($0)".contains("inclusion proof"), "\($0)") }
+        var badIndex = receipt
+        badIndex.log_index += 1
+        XCTAssertThrowsError(try badIndex.verify(genesis: b.store.genesis))
+        var otherGenesis = receipt
+        otherGenesis.genesis_sha256 = String(repeating: "0", count: 64)
+        XCTAssertThrowsError(try otherGenesis.verify(genesis: b.store.genesis))
+        var fewSigners = receipt
+        fewSigners.checkpoint = fewSigners.checkpoint.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).joined(separator: "\n") + "\n"
+        XCTAssertThrowsError(try fewSigners.verify(genesis: b.store.genesis)) { XCTAssertTrue("\($0)".contains("needs 3"), "\($0)") }
+    }
+
+    /// A consistency proof cannot make a rewritten history look like an extension.
+    func testConsistencyProofForRewrittenHistoryFails() throws {
+        let c = try TestConsortium()
+        let honest = try ChainBuilder(consortium: c, path: directory, signers: validators)
+        let forkPath = directory + "-fork"
+        defer { try? FileManager.default.removeItem(atPath: forkPath) }
+        let fork = try ChainBuilder(consortium: c, path: forkPath, signers: validators)
+        try honest.append((0..<6).map { try honest.consent(nonce: UInt64($0)) })
+        try fork.append((0..<3).map { try fork.consent(nonce: UInt64($0)) } + (3..<6).map { try fork.consent(nonce: UInt64(1000 + $0)) })
+        try honest.append((6..<11).map { try honest.consent(nonce: UInt64($0)) })
+        try fork.append((6..<11).map { try fork.consent(nonce: UInt64($0)) })
+        let oldRoot = try Merkle.root(honest.store, size: 6)
+        let newForkRoot = fork.store.head.logRoot
+        let proof = try fork.store.consistencyProof(oldSize: 6, newSize: 11)
+        XCTAssertFalse(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: newForkRoot, proof: proof))
+        XCTAssertTrue(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: honest.store.head.logRoot,
+                                               proof: try honest.store.consistencyProof(oldSize: 6, newSize: 11)))
+    }
+
+    func testHonestChainOfOneHundredThousandTransactionsPasses() throws {
+        let c = try TestConsortium()
+        let b = try ChainBuilder(consortium: c, path: directory, signers: Array(validators.prefix(3)))
+        var nonce: UInt64 = 0
+        for _ in 0..<50 {
+            var block: [Submission] = []
+            for _ in 0..<2000 { nonce += 1; block.append(try b.consent(nonce: nonce, by: nonce % 2 == 0 ? "bank-a" : "bank-b")) }
+            try b.append(block)
+        }
+        let summary = try verify(directory)
+        XCTAssertEqual(summary.transactions, 100_000)
+        XCTAssertEqual(summary.blocks, 50)
+        XCTAssertEqual(summary.logRoot, b.store.head.logRoot)
+    }
+}
