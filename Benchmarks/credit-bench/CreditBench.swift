@@ -17,8 +17,9 @@ struct CreditBench: ParsableCommand {
           swift build -c release && .build/release/credit-bench ingest --count 60000
           .build/release/credit-bench proofs --entries 1000000 --samples 20000
           .build/release/credit-bench signatures
+          .build/release/credit-bench verify --transactions 1000000
         """,
-        subcommands: [Ingest.self, Proofs.self, Signatures.self])
+        subcommands: [Ingest.self, Proofs.self, Signatures.self, VerifyChain.self])
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
@@ -181,5 +182,76 @@ struct Signatures: ParsableCommand {
         let dt = seconds(clock.now - t0)
         guard ok == count else { throw ValidationError("verification failed") }
         print(String(format: "ed25519 verify: %.0f per second on one core (%@)", Double(count) / dt, machine()))
+    }
+}
+
+/// `credit-verify chain` on an N-transaction chain: time and peak memory of the verifier process.
+struct VerifyChain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Write an N-transaction chain (4 validators), then time `credit-verify chain` on it and read its peak memory.")
+    @Option(help: "Transactions in the chain.") var transactions: Int = 1_000_000
+    @Option(help: "Transactions per block.") var perBlock: Int = 5_000
+    @Option(help: "credit-verify binary (default: next to this one).") var verifier: String?
+    @Option(help: "Write the chain here and keep it (default: a temporary directory, removed).") var keep: String?
+
+    func run() throws {
+        let binary = verifier ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-verify").path
+        let dir = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("bench-verify-\(UUID())").path
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let ids = ["samr", "data", "bank-a", "bank-b"]
+        let keys = ids.map { MemberSecretKeys(memberID: $0) }
+        let roles: [Set<Role>] = [[.validator, .custodian, .governmentIssuer, .scorer], [.validator, .custodian, .governmentIssuer, .scorer],
+                                  [.validator, .bank], [.validator, .bank]]
+        let members = zip(keys, roles).map { Member(id: $0.memberID, name: $0.memberID, roles: $1, signingKey: $0.signing.publicKey,
+                                                     encryptionKey: $0.encryption.publicKey) }
+        let genesis = try Genesis(bytes: Genesis.render(chainID: "creditledger.bench/verify", genesisTime: "2026-11-21T00:00:00Z", members: members))
+        let store = try ChainStore.create(path: dir, genesis: genesis)
+        let signers = (0..<3).map { (member: members[$0], key: keys[$0].signing) }
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        var written = 0
+        let subject = try USCC("91350100M000100Y43")
+        while written < transactions {
+            let n = min(perBlock, transactions - written)
+            let base = written
+            nonisolated(unsafe) var block = [Submission?](repeating: nil, count: n)
+            block.withUnsafeMutableBufferPointer { buffer in
+                nonisolated(unsafe) let out = buffer
+                DispatchQueue.concurrentPerform(iterations: 8) { part in
+                    for i in stride(from: part, to: n, by: 8) {
+                        let bank = 2 + (base + i) % 2
+                        let body = ConsentBody(action: .grant, subject: subject, grantee: members[bank].id, purpose: .loanApplication,
+                                               expiresAt: 1_800_000_000, evidence: SHA256.hash(Array("form \(base + i)".utf8)))
+                        let header = TransactionHeader(chainID: genesis.chainID, signer: members[bank].id, keyID: members[bank].keyID,
+                                                       nonce: UInt64(base + i), issuedAtMillis: 1)
+                        out[i] = Submission(transaction: Transaction.sign(header: header, body: .consent(body), key: keys[bank].signing), envelope: nil)
+                    }
+                }
+            }
+            try store.appendBlock(block.map { $0! }, timestampMillis: UInt64(written), proposer: "samr", signers: signers)
+            written += n
+        }
+        print(String(format: "wrote %d transactions in %d blocks in %.1f s", transactions, store.head.height, seconds(clock.now - t0)))
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["chain", "--data-dir", dir, "--json"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        let t1 = clock.now
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let elapsed = seconds(clock.now - t1)
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("credit-verify failed: \(String(decoding: output, as: UTF8.self))")
+        }
+        print(String(format: "credit-verify chain: %d transactions in %.1f s = %.0f tx/s (%.0f per core), peak RSS %.0f MB (%@)",
+                     transactions, elapsed, Double(transactions) / elapsed,
+                     Double(transactions) / elapsed / Double(ProcessInfo.processInfo.activeProcessorCount),
+                     Double(usage.ru_maxrss) / 1024, machine()))
     }
 }

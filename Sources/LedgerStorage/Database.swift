@@ -49,6 +49,11 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_paranoid_checks(options, 1)
         rocksdb_options_set_wal_recovery_mode(options, 2) // kPointInTimeRecovery
         rocksdb_options_set_compression(options, 0)
+        // Small column families (meta, blocks) would otherwise pin every WAL file until they
+        // flush; capping the WAL forces them out, which bounds recovery time and the memory a
+        // read-only opener (the verifier) spends replaying the log.
+        rocksdb_options_set_max_total_wal_size(options, 32 << 20)
+        rocksdb_options_set_write_buffer_size(options, 32 << 20)
         if case .secondary = mode { rocksdb_options_set_max_open_files(options, -1) }
 
         let allNames = ["default"] + names.filter { $0 != "default" }

@@ -67,11 +67,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     }
 
     /// Opens an existing store and checks its most recent `verifyDepth` blocks.
-    public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64) throws {
+    /// `blockCacheBytes`: a sequential reader such as the verifier gains nothing from a large cache.
+    public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64, blockCacheBytes: Int = 64 << 20) throws {
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
             throw LedgerError(.notFound, "\(path) holds no ledger store")
         }
-        let db = try Database(path: path, columnFamilies: Family.all, mode: mode)
+        let db = try Database(path: path, columnFamilies: Family.all, mode: mode, blockCacheBytes: blockCacheBytes)
         try self.init(database: db, verifyDepth: verifyDepth)
     }
 

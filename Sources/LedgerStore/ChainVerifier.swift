@@ -52,11 +52,13 @@ public final class ChainVerifier {
     }
 
     /// Verifies `source`; `progress(blocks, transactions)` is called after each block.
-    public func verify(_ source: inout some BlockSource, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
+    /// `expectedTransactions` (when known) sizes the indexes once instead of growing them.
+    public func verify(_ source: inout some BlockSource, expectedTransactions: Int = 0,
+                       progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
         var summary = ChainSummary()
         summary.genesisHash = genesis.hash
         summary.chainID = genesis.chainID
-        let state = VerifiedState(fetch: { [source] in try source.verifiedTransaction(at: $0) })
+        let state = VerifiedState(capacity: expectedTransactions, fetch: { [source] in try source.verifiedTransaction(at: $0) })
         var previousHash = genesis.hash
         var previousTimestamp: UInt64 = 0
         var frontier = MerkleFrontier()
@@ -143,7 +145,7 @@ public final class ChainVerifier {
         let count = block.transactions.count
         let storage = UnsafeMutableBufferPointer<Result<Checked, any Error>?>.allocate(capacity: count)
         storage.initialize(repeating: nil)
-        defer { storage.deallocate() }
+        defer { _ = storage.deinitialize(); storage.deallocate() }
         // Each index is written by exactly one worker and read after all have finished.
         nonisolated(unsafe) let results = storage
         let validator = self.validator
@@ -192,7 +194,11 @@ final class VerifiedState: LedgerStateReader {
     private var nonceOverflow: [String: UInt64] = [:]
     private let fetch: (UInt64) throws -> [UInt8]?
 
-    init(fetch: @escaping (UInt64) throws -> [UInt8]?) { self.fetch = fetch }
+    init(capacity: Int, fetch: @escaping (UInt64) throws -> [UInt8]?) {
+        self.fetch = fetch
+        ids.reserveCapacity(capacity)
+        nonces.reserveCapacity(capacity)
+    }
 
     static func prefix(_ h: Hash) -> UInt64 { h.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
     static func nonceKey(_ signer: String, _ nonce: UInt64) -> UInt64 {

@@ -92,11 +92,13 @@ struct Chain: ParsableCommand {
         do {
             let trusted = try genesis.map(readGenesis)
             if let dataDir {
-                let store = try ChainStore(path: dataDir, mode: .readOnly, verifyDepth: 0)
+                let store = try ChainStore(path: dataDir, mode: .readOnly, verifyDepth: 0, blockCacheBytes: 8 << 20)
                 try checkGenesis(store.genesis.bytes, trusted: trusted)
                 let bar = ProgressBar(total: store.head.height)
                 var source = StoreBlockSource(store: store)
-                summary = try ChainVerifier(genesis: trusted ?? store.genesis).verify(&source) { bar.update(blocks: $0, transactions: $1) }
+                summary = try ChainVerifier(genesis: trusted ?? store.genesis).verify(&source, expectedTransactions: Int(store.head.logSize)) {
+                    bar.update(blocks: $0, transactions: $1)
+                }
                 bar.finish()
             } else {
                 let source = try ExportBlockSource(path: export!)
