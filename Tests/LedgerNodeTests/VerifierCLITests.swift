@@ -1,0 +1,115 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStorage
+import LedgerStore
+import XCTest
+
+/// `credit-node` and `credit-verify` as people run them: real processes, exit codes, messages.
+final class VerifierCLITests: XCTestCase {
+    static func tool(_ name: String) -> String {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return name
+    }
+
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.tool(tool))
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testVerifyChainReceiptAndConsistencyFromTheCommandLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try CrashRecoveryTests.NodeProcess(dataDir: dir)
+        defer { node.terminate() }
+        let url = try node.waitForAddress()
+        let client = LedgerClient(baseURL: url)
+        let genesis = dir + "/genesis.json"
+
+        XCTAssertEqual(try Self.run("credit-node", ["submit", "--node", url, "--key", dir + "/keys/dev.key",
+                                                    "--file", Self.repository + "/Genesis/examples/penalty.json"]).status, 0)
+        try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)
+        let demo = try Self.run("credit-node", ["demo", "--node", url, "--key", dir + "/keys/dev.key", "--count", "40"])
+        XCTAssertEqual(demo.status, 0, demo.output)
+        XCTAssertTrue(demo.output.contains("inclusion proof verifies"), demo.output)
+        try client.checkpoint().write(toFile: dir + "/new.checkpoint", atomically: true, encoding: .utf8)
+
+        // The whole chain, read-only beside the running node.
+        let chain = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", genesis, "--json"])
+        XCTAssertEqual(chain.status, 0, chain.output)
+        let summary = try JSONSerialization.jsonObject(with: Data(chain.output.utf8)) as? [String: Any]
+        XCTAssertEqual(summary?["transactions"] as? Int, 41)
+
+        // A receipt for one transaction, checked with the genesis file alone.
+        let id = (try client.getJSON("/v1/blocks/1")["transactions"] as! [String])[0]
+        XCTAssertEqual(try Self.run("credit-node", ["receipt", id, "--node", url, "--out", dir + "/receipt.json"]).status, 0)
+        let receipt = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", genesis])
+        XCTAssertEqual(receipt.status, 0, receipt.output)
+        XCTAssertTrue(receipt.output.contains("OK: transaction \(id)"), receipt.output)
+
+        // Consistency between the two checkpoints, fetched, and from a proof file.
+        let consistency = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                         "--genesis", genesis, "--from", url])
+        XCTAssertEqual(consistency.status, 0, consistency.output)
+        try "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".write(toFile: dir + "/bad.proof", atomically: true, encoding: .utf8)
+        let rewritten = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                       "--genesis", genesis, "--proof", dir + "/bad.proof"])
+        XCTAssertEqual(rewritten.status, 1)
+        XCTAssertTrue(rewritten.output.contains("does NOT verify"), rewritten.output)
+
+        // A tampered receipt fails with a reason and a non-zero exit.
+        var text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"log_index\" : ", with: "\"log_index\" : 1")
+        try text.write(toFile: dir + "/bad-receipt.json", atomically: true, encoding: .utf8)
+        let bad = try Self.run("credit-verify", ["receipt", dir + "/bad-receipt.json", "--genesis", genesis])
+        XCTAssertEqual(bad.status, 1, bad.output)
+        XCTAssertTrue(bad.output.contains("FAILED"), bad.output)
+
+        // Export, verify the export; then a trusted genesis that is not this chain's is refused.
+        node.terminate()
+        XCTAssertEqual(try Self.run("credit-node", ["export", "--data-dir", dir, "--out", dir + "/chain.export"]).status, 0)
+        XCTAssertEqual(try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis]).status, 0)
+        let otherDir = dir + "-other"
+        defer { try? FileManager.default.removeItem(atPath: otherDir) }
+        _ = try DevNode.open(dataDirectory: otherDir)
+        let wrong = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", otherDir + "/genesis.json"])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.output.contains("not the trusted genesis"), wrong.output)
+
+        // Tamper with one stored transaction: the verifier names block and transaction.
+        do {
+            let db = try Database(path: dir + "/ledger", columnFamilies: ChainStore.columnFamilies)
+            var w = ByteWriter(); w.u64(5)
+            var value = try db.get("transactions", w.bytes)!
+            value[value.count - 10] ^= 0x40
+            let batch = WriteBatch(for: db)
+            try batch.put("transactions", w.bytes, value)
+            try db.write(batch)
+        }
+        let tampered = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--json"])
+        XCTAssertEqual(tampered.status, 1)
+        let failure = try JSONSerialization.jsonObject(with: Data(tampered.output.utf8)) as? [String: Any]
+        XCTAssertEqual(failure?["ok"] as? Bool, false)
+        XCTAssertEqual(failure?["height"] as? Int, 2)
+        XCTAssertEqual(failure?["log_index"] as? Int, 5)
+    }
+
+    static var repository: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+}
