@@ -128,6 +128,14 @@ public struct Genesis: Sendable {
         }
     }
 
+    /// A name inside the ledger (member id, attribute name): an identifier without '/'.
+    public static func isValidName(_ s: String, max: Int) -> Bool {
+        isValidIdentifier(s, max: max) && !s.contains("/")
+    }
+
+    /// A member id: also the member's key name in signed notes.
+    public static func isValidMemberID(_ s: String) -> Bool { isValidName(s, max: FieldLimits.memberID) }
+
     /// Parses and checks a genesis file.
     public init(bytes: [UInt8]) throws {
         let doc: Document
@@ -144,7 +152,7 @@ public struct Genesis: Sendable {
         var seen = Set<String>()
         var seenKeys = Set<[UInt8]>()
         for entry in doc.members {
-            guard Self.isValidIdentifier(entry.id, max: 32), !entry.id.contains("/") else {
+            guard Self.isValidMemberID(entry.id) else {
                 throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" must be 1-32 characters of a-z 0-9 . - _")
             }
             guard seen.insert(entry.id).inserted else {

@@ -207,7 +207,7 @@ public struct AttestationBody: Hashable, Sendable {
         }
         var names = Set<String>()
         for a in attributes {
-            guard Genesis.isValidIdentifier(a.name, max: FieldLimits.attributeName), !a.name.contains("/") else {
+            guard Genesis.isValidName(a.name, max: FieldLimits.attributeName) else {
                 throw LedgerError(.invalidValue, "attribute name \"\(a.name)\" must be 1-32 characters of a-z 0-9 _ . -")
             }
             guard names.insert(a.name).inserted else {
@@ -492,6 +492,16 @@ public enum TransactionBody: Hashable, Sendable {
         case .scoreUpdate: return .scoreUpdate
         case .consent: return .consent
         case .governance: return .governance
+        }
+    }
+
+    /// The record whose raw payload travels in an envelope: an attestation, or a correction's
+    /// replacement. Every other transaction carries no envelope.
+    public var envelopedRecord: AttestationBody? {
+        switch self {
+        case .attestation(let a): return a
+        case .amendment(let a): return a.replacement
+        default: return nil
         }
     }
 

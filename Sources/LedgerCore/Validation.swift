@@ -42,16 +42,9 @@ public struct TransactionValidator: Sendable {
             throw LedgerError(.badSignature, "signature does not verify with \(h.signer)'s key")
         }
         switch tx.body {
-        case .attestation(let a):
-            try checkIssuer(signer, for: a)
-            try checkEnvelope(submission.envelope, for: a, mayBeShredded: envelopeMayBeShredded)
-        case .amendment(let a):
-            if let r = a.replacement {
-                try checkIssuer(signer, for: r)
-                try checkEnvelope(submission.envelope, for: r, mayBeShredded: envelopeMayBeShredded)
-            } else if submission.envelope != nil {
-                throw LedgerError(.invalidValue, "a revocation carries no payload envelope")
-            }
+        case .attestation, .amendment:
+            // A revocation needs no role: only the record's issuer may amend it (checkStateful).
+            if let record = tx.body.envelopedRecord { try checkIssuer(signer, for: record) }
         case .scoreUpdate(let s):
             try require(signer, .scorer, "submit score updates")
             try checkEndorsements(s, signer: signer)
@@ -69,7 +62,9 @@ public struct TransactionValidator: Sendable {
             try require(signer, .custodian, "propose governance")
             try checkApprovals(g)
         }
-        if case .attestation = tx.body {} else if case .amendment(let a) = tx.body, a.replacement != nil {} else if submission.envelope != nil {
+        if let record = tx.body.envelopedRecord {
+            try checkEnvelope(submission.envelope, for: record, mayBeShredded: envelopeMayBeShredded)
+        } else if submission.envelope != nil {
             throw LedgerError(.invalidValue, "only attestations and corrections carry a payload envelope")
         }
     }

@@ -161,13 +161,7 @@ public final class ChainVerifier {
                         let tx = try Transaction.decode(raw.transaction, maxBytes: limit.maxTransactionBytes)
                         let envelope = try raw.envelope.map { try Envelope.decode($0, maxBytes: limit.maxEnvelopeBytes) }
                         try validator.checkStateless(Submission(transaction: tx, envelope: envelope), envelopeMayBeShredded: true)
-                        let needsEnvelope: Bool
-                        switch tx.body {
-                        case .attestation: needsEnvelope = true
-                        case .amendment(let a): needsEnvelope = a.replacement != nil
-                        default: needsEnvelope = false
-                        }
-                        return Checked(transaction: tx, envelopeShredded: needsEnvelope && envelope == nil)
+                        return Checked(transaction: tx, envelopeShredded: tx.body.envelopedRecord != nil && envelope == nil)
                     }
                     i += 1
                 }

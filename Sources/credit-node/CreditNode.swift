@@ -72,7 +72,7 @@ struct Keygen: ParsableCommand {
     @Option(help: "Output directory.") var out: String
 
     func run() throws {
-        guard Genesis.isValidIdentifier(member, max: 32), !member.contains("/") else {
+        guard Genesis.isValidMemberID(member) else {
             throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -121,7 +121,7 @@ struct MakeGenesis: ParsableCommand {
         }
         var list: [Member] = []
         for e in file.members {
-            guard Genesis.isValidIdentifier(e.id, max: 32), !e.id.contains("/") else {
+            guard Genesis.isValidMemberID(e.id) else {
                 throw fail("member id \"\(e.id)\" must be 1-32 characters of a-z 0-9 . - _")
             }
             let path = "\(keysDir)/\(e.id).pub.json"

@@ -31,9 +31,7 @@ final class TransactionTests: XCTestCase {
             let decoded = try Transaction.decode(tx.encoded)
             XCTAssertEqual(decoded, tx)
             XCTAssertEqual(decoded.id, Merkle.leafHash(tx.encoded))
-            let needsEnvelope: Bool
-            if case .attestation = b { needsEnvelope = true } else if case .amendment(let a) = b { needsEnvelope = a.replacement != nil } else { needsEnvelope = false }
-            XCTAssertNoThrow(try validator.checkStateless(Submission(transaction: tx, envelope: needsEnvelope ? att.envelope : nil)), "\(b.kind)")
+            XCTAssertNoThrow(try validator.checkStateless(Submission(transaction: tx, envelope: b.envelopedRecord != nil ? att.envelope : nil)), "\(b.kind)")
         }
     }
 
