@@ -90,14 +90,8 @@ final class ChainStoreTests: XCTestCase {
             let store = try ChainStore.create(path: directory, genesis: c.genesis)
             try commit(store, c, blocks: 3, perBlock: 4)
         }
-        do {
-            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
-            var w = ByteWriter(); w.u64(9)
-            var value = try XCTUnwrap(try db.get("transactions", w.bytes))
-            value[value.count - 70] ^= 0x01
-            let batch = WriteBatch(for: db)
-            try batch.put("transactions", w.bytes, value)
-            try db.write(batch)
+        try Database.editing(directory) { db in
+            try db.rewrite("transactions", Database.key(9)) { $0[$0.count - 70] ^= 0x01 }
         }
         XCTAssertThrowsError(try ChainStore(path: directory)) { error in
             let message = "\(error)"
@@ -112,13 +106,7 @@ final class ChainStoreTests: XCTestCase {
             let store = try ChainStore.create(path: directory, genesis: c.genesis)
             try commit(store, c, blocks: 4, perBlock: 2)
         }
-        do {
-            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
-            var w = ByteWriter(); w.u64(2)
-            let batch = WriteBatch(for: db)
-            try batch.delete("blocks", w.bytes)
-            try db.write(batch)
-        }
+        try Database.editing(directory) { db in try db.remove("blocks", Database.key(2)) }
         XCTAssertThrowsError(try ChainStore(path: directory)) { error in
             XCTAssertTrue("\(error)".contains("block 2 is missing"), "\(error)")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
 import LedgerStore
 
 /// A five-member test consortium with keys derived from names, so runs are reproducible.
@@ -79,5 +80,28 @@ struct ChainBuilder {
                                expiresAt: 1_800_000_000, evidence: SHA256.hash(Array("form \(nonce)".utf8)))
         return Submission(transaction: Transaction.sign(header: consortium.header(bank, nonce: nonce), body: .consent(body),
                                                         key: consortium.keys[bank]!.signing), envelope: nil)
+    }
+}
+
+/// Edits a closed store behind the ledger's back, as a disk fault or an attacker would.
+extension Database {
+    static func editing(_ path: String, _ body: (Database) throws -> Void) throws {
+        try body(try Database(path: path, columnFamilies: ChainStore.columnFamilies))
+    }
+
+    static func key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(); w.u64(v); return w.bytes }
+
+    func rewrite(_ family: String, _ key: [UInt8], _ change: (inout [UInt8]) throws -> Void) throws {
+        guard var value = try get(family, key) else { throw LedgerError(.notFound, "no \(family) record to rewrite") }
+        try change(&value)
+        let batch = WriteBatch(for: self)
+        try batch.put(family, key, value)
+        try write(batch)
+    }
+
+    func remove(_ family: String, _ key: [UInt8]) throws {
+        let batch = WriteBatch(for: self)
+        try batch.delete(family, key)
+        try write(batch)
     }
 }

@@ -34,17 +34,10 @@ final class VerifierTamperTests: XCTestCase {
         return try ChainVerifier(genesis: store.genesis).verify(&source)
     }
 
-    /// Applies `change` to the raw store, then expects verification to fail at `height` (and `tx`) with `words`.
-    func expectFailure(_ name: String, height: UInt64, tx: Int? = nil, words: String,
-                       file: StaticString = #filePath, line: UInt = #line, _ change: (Database) throws -> Void) throws {
-        try? FileManager.default.removeItem(atPath: directory)
-        _ = try honestChain()
-        XCTAssertNoThrow(try verify(directory), "honest chain must pass before \(name)")
-        do {
-            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
-            try change(db)
-        }
-        XCTAssertThrowsError(try verify(directory), name, file: file, line: line) { error in
+    /// Expects verification of the store at `path` to fail at `height` (and `tx`) with `words` in the reason.
+    func assertChainFails(_ path: String, _ name: String, height: UInt64, tx: Int? = nil, words: String,
+                          file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try verify(path), name, file: file, line: line) { error in
             guard let f = error as? ChainFailure else { return XCTFail("\(name): \(error)", file: file, line: line) }
             XCTAssertEqual(f.height, height, "\(name): \(f)", file: file, line: line)
             XCTAssertEqual(f.transactionIndex, tx, "\(name): \(f)", file: file, line: line)
@@ -52,14 +45,20 @@ final class VerifierTamperTests: XCTestCase {
         }
     }
 
-    static func key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(); w.u64(v); return w.bytes }
+    /// Applies `change` to the raw store of an honest chain, then expects verification to fail.
+    func expectFailure(_ name: String, height: UInt64, tx: Int? = nil, words: String,
+                       file: StaticString = #filePath, line: UInt = #line, _ change: (Database) throws -> Void) throws {
+        try? FileManager.default.removeItem(atPath: directory)
+        _ = try honestChain()
+        XCTAssertNoThrow(try verify(directory), "honest chain must pass before \(name)")
+        try Database.editing(directory, change)
+        assertChainFails(directory, name, height: height, tx: tx, words: words, file: file, line: line)
+    }
+
+    static func key(_ v: UInt64) -> [UInt8] { Database.key(v) }
 
     static func flip(_ db: Database, _ family: String, _ key: [UInt8], at offset: (Int) -> Int) throws {
-        var value = try db.get(family, key)!
-        value[offset(value.count)] ^= 0x01
-        let batch = WriteBatch(for: db)
-        try batch.put(family, key, value)
-        try db.write(batch)
+        try db.rewrite(family, key) { $0[offset($0.count)] ^= 0x01 }
     }
 
     static func swap(_ db: Database, _ family: String, _ a: [UInt8], _ b: [UInt8]) throws {
@@ -85,21 +84,18 @@ final class VerifierTamperTests: XCTestCase {
             try Self.flip(db, "certificates", Self.key(4), at: { $0 - 3 })
         }
         try expectFailure("checkpoint root altered", height: 2, words: "checkpoint") { db in
-            let note = String(decoding: try db.get("checkpoints", Self.key(2))!, as: UTF8.self)
-            let lines = note.split(separator: "\n", omittingEmptySubsequences: false)
-            var root = [UInt8](base64: String(lines[2]))!
-            root[0] ^= 1
-            let altered = ([lines[0], lines[1], Substring(root.base64String)] + lines[3...]).joined(separator: "\n")
-            let batch = WriteBatch(for: db)
-            try batch.put("checkpoints", Self.key(2), Array(altered.utf8))
-            try db.write(batch)
+            try db.rewrite("checkpoints", Self.key(2)) { bytes in
+                let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                var root = [UInt8](base64: String(lines[2]))!
+                root[0] ^= 1
+                bytes = Array(([lines[0], lines[1], Substring(root.base64String)] + lines[3...]).joined(separator: "\n").utf8)
+            }
         }
         try expectFailure("checkpoint with too few signers", height: 3, words: "needs 3") { db in
-            let note = String(decoding: try db.get("checkpoints", Self.key(3))!, as: UTF8.self)
-            let kept = note.split(separator: "\n", omittingEmptySubsequences: false).dropLast(3).joined(separator: "\n") + "\n"
-            let batch = WriteBatch(for: db)
-            try batch.put("checkpoints", Self.key(3), Array(kept.utf8))
-            try db.write(batch)
+            try db.rewrite("checkpoints", Self.key(3)) { bytes in
+                let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                bytes = Array((lines.dropLast(3).joined(separator: "\n") + "\n").utf8)
+            }
         }
         try expectFailure("two blocks reordered", height: 2, words: "height 3") { db in
             try Self.swap(db, "blocks", Self.key(2), Self.key(3))
@@ -109,9 +105,7 @@ final class VerifierTamperTests: XCTestCase {
             try Self.swap(db, "transactions", Self.key(4), Self.key(9))
         }
         try expectFailure("chain truncated (head block removed)", height: 4, words: "missing") { db in
-            let batch = WriteBatch(for: db)
-            try batch.delete("blocks", Self.key(4))
-            try db.write(batch)
+            try db.remove("blocks", Self.key(4))
         }
     }
 
@@ -126,39 +120,25 @@ final class VerifierTamperTests: XCTestCase {
         let body = ConsentBody(action: .grant, subject: try USCC("91350100M000100Y43"), grantee: "bank-a", purpose: .loanApplication,
                                expiresAt: 1, evidence: Hashes.zero)
         try b.append([try b.consent(nonce: 1), Submission(transaction: Transaction.sign(header: c.header("bank-a", nonce: 2), body: .consent(body), key: stranger), envelope: nil)])
-        XCTAssertThrowsError(try verify(path)) { error in
-            let f = error as! ChainFailure
-            XCTAssertEqual(f.height, 1); XCTAssertEqual(f.transactionIndex, 1)
-            XCTAssertTrue(f.reason.contains("bank-a"), "\(f)")
-        }
+        assertChainFails(path, "key not in genesis", height: 1, tx: 1, words: "bank-a")
         // A valid signature by a member without the role: a bank attesting a penalty.
         path = directory + "/role"
         b = try ChainBuilder(consortium: c, path: path, signers: validators)
         try b.append([try b.consent(nonce: 1)])
         try b.append([try c.attestation(by: "samr", nonce: 1), try c.attestation(by: "bank-a", category: .penalty, severity: .general, nonce: 5)])
-        XCTAssertThrowsError(try verify(path)) { error in
-            let f = error as! ChainFailure
-            XCTAssertEqual(f.height, 2); XCTAssertEqual(f.transactionIndex, 1)
-            XCTAssertTrue(f.reason.contains("may not attest penalty"), "\(f)")
-        }
+        assertChainFails(path, "member without the role", height: 2, tx: 1, words: "may not attest penalty")
         // A replayed nonce in a later block.
         path = directory + "/replay"
         b = try ChainBuilder(consortium: c, path: path, signers: validators)
         try b.append([try b.consent(nonce: 1)])
         try b.append([try b.consent(nonce: 2), try c.attestation(nonce: 3), Submission(transaction: Transaction.sign(
             header: c.header("bank-a", nonce: 1), body: .consent(body), key: c.keys["bank-a"]!.signing), envelope: nil)])
-        XCTAssertThrowsError(try verify(path)) { error in
-            let f = error as! ChainFailure
-            XCTAssertEqual(f.height, 2); XCTAssertEqual(f.transactionIndex, 2)
-            XCTAssertTrue(f.reason.contains("nonce 1"), "\(f)")
-        }
+        assertChainFails(path, "replayed nonce", height: 2, tx: 2, words: "nonce 1")
         // Certified by too few validators.
         path = directory + "/few"
         b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])
         try b.append([try b.consent(nonce: 1)])
-        XCTAssertThrowsError(try verify(path)) { error in
-            XCTAssertTrue("\(error)".contains("needs 3"), "\(error)")
-        }
+        assertChainFails(path, "too few certifiers", height: 1, words: "needs 3")
     }
 
     func testExportRoundTripAndTruncatedExport() throws {

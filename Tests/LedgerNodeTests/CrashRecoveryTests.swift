@@ -6,58 +6,6 @@ import XCTest
 
 /// A real `credit-node dev` process, killed with SIGKILL during a burst of submissions.
 final class CrashRecoveryTests: XCTestCase {
-    static var binary: String {
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = testBinary.deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent("credit-node").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return ""
-    }
-
-    final class NodeProcess {
-        let process = Process()
-        let dataDir: String
-        let log: String
-
-        init(dataDir: String) throws {
-            self.dataDir = dataDir
-            log = dataDir + ".log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            try? FileManager.default.removeItem(atPath: dataDir + "/http.addr")
-            process.executableURL = URL(fileURLWithPath: CrashRecoveryTests.binary)
-            process.arguments = ["dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--block-interval-ms", "20"]
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            handle.seekToEndOfFile()
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-        }
-
-        func waitForAddress() throws -> String {
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline {
-                if let text = try? String(contentsOfFile: dataDir + "/http.addr", encoding: .utf8), text.hasSuffix("\n") {
-                    return text.trimmingCharacters(in: .whitespacesAndNewlines)
-                }
-                guard process.isRunning else { break }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            throw LedgerError(.notFound, "node did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        }
-
-        func kill9() {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-
-        func terminate() {
-            if process.isRunning { process.terminate(); process.waitUntilExit() }
-        }
-    }
-
     final class Record: @unchecked Sendable {
         private let lock = NSLock()
         private(set) var acknowledged: [Hash] = []
@@ -70,11 +18,11 @@ final class CrashRecoveryTests: XCTestCase {
     }
 
     func testKill9DuringBurstLosesNothingAcknowledged() throws {
-        XCTAssertFalse(Self.binary.isEmpty, "credit-node binary not found next to the test bundle; run `swift build` first")
+        XCTAssertNotNil(BuiltTools.path("credit-node"), "credit-node binary not found next to the test bundle; run `swift build` first")
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dataDir); try? FileManager.default.removeItem(atPath: dataDir + ".log") }
 
-        var node = try NodeProcess(dataDir: dataDir)
+        var node = try DevNodeProcess(dataDir: dataDir)
         defer { node.terminate() }
         let client = LedgerClient(baseURL: try node.waitForAddress(), timeout: 10)
         let genesis = try client.genesis()
@@ -127,7 +75,7 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertGreaterThan(acknowledged.count, 0)
         XCTAssertLessThan(acknowledged.count, submissions.count, "the kill must land during the burst")
 
-        node = try NodeProcess(dataDir: dataDir)
+        node = try DevNodeProcess(dataDir: dataDir)
         let restarted = LedgerClient(baseURL: try node.waitForAddress(), timeout: 10)
 
         // lost = acknowledged but missing: must be empty.

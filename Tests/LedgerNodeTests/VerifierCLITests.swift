@@ -8,20 +8,10 @@ import XCTest
 
 /// `credit-node` and `credit-verify` as people run them: real processes, exit codes, messages.
 final class VerifierCLITests: XCTestCase {
-    static func tool(_ name: String) -> String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return name
-    }
-
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.tool(tool))
+        process.executableURL = URL(fileURLWithPath: BuiltTools.path(tool) ?? tool)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -35,7 +25,7 @@ final class VerifierCLITests: XCTestCase {
     func testVerifyChainReceiptAndConsistencyFromTheCommandLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try CrashRecoveryTests.NodeProcess(dataDir: dir)
+        let node = try DevNodeProcess(dataDir: dir)
         defer { node.terminate() }
         let url = try node.waitForAddress()
         let client = LedgerClient(baseURL: url)
