@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "LedgerStorage", dependencies: ["CRocksDB"]),
         // Types, canonical encoding, Merkle log, checkpoints, validation. No I/O.
         .target(name: "LedgerCore", dependencies: ["LedgerCrypto"]),
+        // Tendermint consensus as a pure state machine: events in, actions out, logical time.
+        .target(name: "Consensus", dependencies: ["LedgerCore"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage"]),
         // The node: ledger store, block production, HTTP API, client helpers.
@@ -72,6 +74,10 @@ let package = Package(
         .testTarget(
             name: "LedgerCoreTests",
             dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore"]
+        ),
+        .testTarget(
+            name: "ConsensusTests",
+            dependencies: ["Consensus", "LedgerCore", "LedgerCrypto"]
         ),
         .testTarget(
             name: "LedgerNodeTests",

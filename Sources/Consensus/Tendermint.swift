@@ -1,0 +1,468 @@
+import LedgerCore
+
+/// Timeout lengths in logical milliseconds; round r waits `base + r * increment`.
+public struct ConsensusTimeouts: Sendable, Hashable {
+    public var propose: UInt64 = 1_000
+    public var proposeIncrement: UInt64 = 500
+    public var prevote: UInt64 = 500
+    public var prevoteIncrement: UInt64 = 250
+    public var precommit: UInt64 = 500
+    public var precommitIncrement: UInt64 = 250
+    /// Own messages of the current round are sent again this often, so a lost message
+    /// cannot stall a round.
+    public var rebroadcast: UInt64 = 1_000
+    /// Rounds beyond this many past the current one are ignored (bounds memory per height).
+    public var maxRoundsAhead: UInt32 = 64
+    public init() {}
+
+    func length(_ step: TimeoutStep, round: UInt32) -> UInt64 {
+        let r = UInt64(min(round, 1_000))
+        switch step {
+        case .propose: return propose + r * proposeIncrement
+        case .prevote: return prevote + r * prevoteIncrement
+        case .precommit: return precommit + r * precommitIncrement
+        case .rebroadcast: return rebroadcast
+        }
+    }
+}
+
+public enum TimeoutStep: UInt8, Sendable, Hashable { case propose = 1, prevote, precommit, rebroadcast }
+
+public struct Timeout: Sendable, Hashable {
+    public let step: TimeoutStep
+    public let height: UInt64
+    public let round: UInt32
+    public init(step: TimeoutStep, height: UInt64, round: UInt32) { self.step = step; self.height = height; self.round = round }
+}
+
+public enum Step: UInt8, Sendable, Hashable {
+    /// At a new height with nothing to order: no round runs (and no timeouts fire) until
+    /// transactions arrive or another validator's message for this height does.
+    case waiting = 0
+    case propose = 1, prevote = 2, precommit = 3
+}
+
+/// What must survive a crash so that a validator never signs two different messages for
+/// one (height, round, step), and keeps its lock. Persisted and synced before anything it
+/// covers is sent.
+public struct SafetyState: Sendable, Hashable {
+    public var height: UInt64
+    public var round: UInt32
+    public var step: Step
+    public var lockedRound: Int32
+    public var lockedHash: Hash?
+    public var validRound: Int32
+    public var validHash: Hash?
+    /// The quorum of prevotes that made `validHash` valid in `validRound` (its proof of lock):
+    /// sent along with a proposal that re-proposes it, so peers that missed them can accept it.
+    public var validProof: [Vote]
+    /// Own signed messages of the current round.
+    public var proposal: Proposal?
+    public var prevote: Vote?
+    public var precommit: Vote?
+
+    public init(height: UInt64) {
+        self.height = height; round = 0; step = .waiting
+        lockedRound = -1; lockedHash = nil; validRound = -1; validHash = nil; validProof = []
+        proposal = nil; prevote = nil; precommit = nil
+    }
+
+    public static let format: UInt8 = 1
+
+    public var encoded: [UInt8] {
+        var w = ByteWriter(capacity: 512)
+        w.u8(Self.format)
+        w.u64(height); w.u32(round); w.u8(step.rawValue)
+        w.i32(lockedRound); Self.optionalHash(lockedHash, &w)
+        w.i32(validRound); Self.optionalHash(validHash, &w)
+        w.u8(UInt8(validProof.count)); for v in validProof { v.encode(&w) }
+        if let proposal { w.u8(1); proposal.encode(&w) } else { w.u8(0) }
+        for v in [prevote, precommit] { if let v { w.u8(1); v.encode(&w) } else { w.u8(0) } }
+        return w.bytes
+    }
+
+    static func optionalHash(_ h: Hash?, _ w: inout ByteWriter) { if let h { w.u8(1); w.raw(h) } else { w.u8(0) } }
+
+    public static func decode(_ bytes: [UInt8]) throws -> SafetyState {
+        var r = ByteReader(bytes, context: "consensus safety state")
+        guard try r.u8("format") == format else { throw LedgerError(.unsupportedVersion, "consensus safety state format is not \(format)") }
+        var s = SafetyState(height: try r.u64("height"))
+        s.round = try r.u32("round")
+        guard let step = Step(rawValue: try r.u8("step")) else { throw LedgerError(.malformed, "consensus safety state has an unknown step") }
+        s.step = step
+        func hash(_ field: String) throws -> Hash? { try r.u8(field) == 1 ? try r.raw(32, field) : nil }
+        s.lockedRound = try r.i32("locked_round"); s.lockedHash = try hash("locked_hash")
+        s.validRound = try r.i32("valid_round"); s.validHash = try hash("valid_hash")
+        for _ in 0..<Int(try r.u8("valid_proof.count")) { s.validProof.append(try Vote.decode(&r)) }
+        if try r.u8("has_proposal") == 1 { s.proposal = try Proposal.decode(&r) }
+        if try r.u8("has_prevote") == 1 { s.prevote = try Vote.decode(&r) }
+        if try r.u8("has_precommit") == 1 { s.precommit = try Vote.decode(&r) }
+        try r.expectEnd()
+        return s
+    }
+}
+
+/// Inputs to the state machine. Signatures (and precommit attachments) are checked by the
+/// caller before a message gets here; the machine checks everything else.
+public enum ConsensusEvent: Sendable {
+    /// Transactions are waiting: start ordering the current height.
+    case transactionsAvailable
+    case proposal(Proposal)
+    case vote(Vote)
+    /// The answer to `.validate`: whether the proposed block is valid on top of the current head.
+    case validated(height: UInt64, blockHash: Hash, valid: Bool)
+    /// The answer to `.buildProposal`: the block this node proposes (valid by construction).
+    case built(height: UInt64, round: UInt32, blockHash: Hash)
+    case timeout(Timeout)
+    /// The node committed `height` by other means (catch-up from peers).
+    case committedElsewhere(height: UInt64)
+}
+
+/// Outputs. The caller carries them out in order: a `.persist` before the sends it precedes.
+public enum ConsensusAction: Sendable, Equatable {
+    case persist(SafetyState)
+    case broadcastProposal(Proposal)
+    case broadcastVote(Vote)
+    case schedule(Timeout, afterMillis: UInt64)
+    /// Check the block with this hash (carried by a proposal) and answer with `.validated`.
+    case validate(height: UInt64, round: UInt32, blockHash: Hash)
+    /// Build a block for (height, round) from the mempool and answer with `.built`, once transactions exist.
+    case buildProposal(height: UInt64, round: UInt32)
+    /// A quorum precommitted `blockHash`: write it with a certificate made from `precommits`, durably,
+    /// before carrying out the next action. The machine has moved to `height + 1`.
+    case commit(height: UInt64, round: UInt32, blockHash: Hash, precommits: [Vote])
+    /// A quorum precommitted a block this node does not have (or peers are ahead): fetch blocks from peers.
+    case catchUp(height: UInt64)
+    /// Record this equivocation on the ledger.
+    case evidence(Equivocation)
+}
+
+/// Tendermint consensus (Buchman, Kwon, Milosevic, "The latest gossip on BFT consensus",
+/// 2018, Algorithm 1) for one validator, as a pure state machine: events in, actions out,
+/// no clock, no I/O, no randomness. Line numbers in comments refer to Algorithm 1.
+public struct TendermintMachine: Sendable {
+    public let chainID: String
+    public let validators: ValidatorSet
+    public let signer: (any ConsensusSigner)?
+    public let timeouts: ConsensusTimeouts
+
+    public private(set) var state: SafetyState
+    public var height: UInt64 { state.height }
+    public var round: UInt32 { state.round }
+    public var step: Step { state.step }
+    /// Blocks committed by this machine (for tests and logs).
+    public private(set) var decisions: UInt64 = 0
+
+    private var me: String? { signer?.memberID }
+    private var isValidator: Bool { me.map(validators.contains) ?? false }
+
+    // Messages of the current height.
+    private var proposals: [UInt32: Proposal] = [:]
+    /// Votes by round and voter. An equivocating voter may hold several (up to
+    /// `maxVotesPerVoter`); a tally for a block counts every validator that signed a vote for it,
+    /// so a proof of lock that includes an equivocator's vote is still recognised.
+    private var prevotes: [UInt32: [String: [Vote]]] = [:]
+    private var precommits: [UInt32: [String: [Vote]]] = [:]
+    private static let maxVotesPerVoter = 3
+    private var validity: [Hash: Bool] = [:]
+    private var validationRequested = Set<Hash>()
+    private var prevoteTimeoutScheduled = Set<UInt32>()
+    private var precommitTimeoutScheduled = Set<UInt32>()
+    private var lockedInRound = Set<UInt32>()    // line 36 fired for the round
+    private var catchUpRequested = false
+    private var reportedEquivocations = Set<String>()
+    private var buildRequested = false
+
+    /// - Parameters:
+    ///   - committedHeight: the height of the last block in the node's store.
+    ///   - restored: the persisted safety state, if any; ignored when it is for a committed height.
+    ///   - signer: nil for a follower that tracks consensus without voting.
+    public init(chainID: String, validators: ValidatorSet, signer: (any ConsensusSigner)?, timeouts: ConsensusTimeouts = .init(),
+                committedHeight: UInt64, restored: SafetyState?) {
+        self.chainID = chainID
+        self.validators = validators
+        self.signer = signer
+        self.timeouts = timeouts
+        if let restored, restored.height == committedHeight + 1 {
+            state = restored
+        } else {
+            state = SafetyState(height: committedHeight + 1)
+        }
+    }
+
+    /// Actions to take on start: resend what was signed before a restart and re-arm timeouts.
+    public mutating func start() -> [ConsensusAction] {
+        var out: [ConsensusAction] = [.schedule(Timeout(step: .rebroadcast, height: height, round: round), afterMillis: timeouts.rebroadcast)]
+        for v in state.validProof where v.height == height && v.type == .prevote && validators.contains(v.voter) { record(vote: v, &out) }
+        if let p = state.proposal { out.append(.broadcastProposal(p)); record(proposal: p, &out) }
+        if let v = state.prevote { out.append(.broadcastVote(v)); record(vote: v, &out) }
+        if let v = state.precommit { out.append(.broadcastVote(v)); record(vote: v, &out) }
+        switch step {
+        case .waiting: break
+        case .propose:
+            if isValidator && validators.proposer(height: height, round: round) == me && state.proposal == nil {
+                propose(&out)
+            }
+            out.append(.schedule(Timeout(step: .propose, height: height, round: round), afterMillis: timeouts.length(.propose, round: round)))
+        case .prevote:
+            out.append(.schedule(Timeout(step: .prevote, height: height, round: round), afterMillis: timeouts.length(.prevote, round: round)))
+        case .precommit:
+            out.append(.schedule(Timeout(step: .precommit, height: height, round: round), afterMillis: timeouts.length(.precommit, round: round)))
+        }
+        evaluate(&out)
+        return out
+    }
+
+    public mutating func handle(_ event: ConsensusEvent) -> [ConsensusAction] {
+        var out: [ConsensusAction] = []
+        switch event {
+        case .transactionsAvailable:
+            if step == .waiting { startRound(0, &out) }
+        case .proposal(let p):
+            guard p.height == height, validators.contains(p.proposer),
+                  p.proposer == validators.proposer(height: p.height, round: p.round),
+                  p.polRound >= -1, p.polRound < Int32(clamping: p.round),
+                  p.round <= round &+ timeouts.maxRoundsAhead else { break }
+            record(proposal: p, &out)
+            if step == .waiting && p.proposer != me { startRound(0, &out) }
+        case .vote(let v):
+            guard v.height == height, validators.contains(v.voter), v.round <= round &+ timeouts.maxRoundsAhead else {
+                if v.height > height, validators.contains(v.voter), !catchUpRequested {
+                    // A validator is already past this height: this node missed a decision.
+                    catchUpRequested = true
+                    out.append(.catchUp(height: height))
+                }
+                break
+            }
+            record(vote: v, &out)
+            if step == .waiting && v.voter != me { startRound(0, &out) }
+        case .validated(let h, let hash, let valid):
+            guard h == height else { break }
+            validity[hash] = valid
+        case .built(let h, let r, let hash):
+            guard h == height, r == round, step == .propose, buildRequested, state.proposal == nil,
+                  let signer, validators.proposer(height: h, round: r) == signer.memberID else { break }
+            buildRequested = false
+            validity[hash] = true
+            sendProposal(blockHash: hash, polRound: -1, &out)
+        case .timeout(let t):
+            guard t.height == height else { break }
+            switch t.step {
+            case .rebroadcast:
+                if let p = state.proposal, p.round == round {
+                    if p.polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
+                    out.append(.broadcastProposal(p))
+                }
+                if let v = state.prevote, v.round == round { out.append(.broadcastVote(v)) }
+                if let v = state.precommit, v.round == round { out.append(.broadcastVote(v)) }
+                out.append(.schedule(t, afterMillis: timeouts.rebroadcast))
+            case .propose:   // line 57
+                if t.round == round && step == .propose { castVote(.prevote, nil, &out) }
+            case .prevote:   // line 61
+                if t.round == round && step == .prevote { castVote(.precommit, nil, &out) }
+            case .precommit: // line 65
+                if t.round == round && step != .waiting { startRound(round + 1, &out) }
+            }
+        case .committedElsewhere(let h):
+            if h >= height { moveTo(height: h + 1, &out) }
+        }
+        evaluate(&out)
+        return out
+    }
+
+    // MARK: Recording messages
+
+    private mutating func record(proposal p: Proposal, _ out: inout [ConsensusAction]) {
+        if let existing = proposals[p.round] {
+            if existing != p, existing.blockHash != p.blockHash || existing.polRound != p.polRound {
+                report(.proposals(existing, p), key: "p/\(p.proposer)/\(p.round)", &out)
+            }
+            return
+        }
+        proposals[p.round] = p
+        if validity[p.blockHash] == nil, !validationRequested.contains(p.blockHash) {
+            validationRequested.insert(p.blockHash)
+            out.append(.validate(height: p.height, round: p.round, blockHash: p.blockHash))
+        }
+    }
+
+    private mutating func record(vote v: Vote, _ out: inout [ConsensusAction]) {
+        let existing = (v.type == .prevote ? prevotes[v.round]?[v.voter] : precommits[v.round]?[v.voter]) ?? []
+        if existing.contains(where: { $0.blockHash == v.blockHash }) { return }
+        if let first = existing.first {
+            report(.votes(first, v), key: "\(v.type.rawValue)/\(v.voter)/\(v.round)", &out)
+            if existing.count >= Self.maxVotesPerVoter { return }
+        }
+        if v.type == .prevote { prevotes[v.round, default: [:]][v.voter, default: []].append(v) }
+        else { precommits[v.round, default: [:]][v.voter, default: []].append(v) }
+    }
+
+    private mutating func report(_ e: Equivocation, key: String, _ out: inout [ConsensusAction]) {
+        guard reportedEquivocations.insert(key).inserted else { return }
+        out.append(.evidence(e))
+    }
+
+    // MARK: Rules
+
+    /// Validators with a vote for `hash` among `votes`.
+    private func count(_ votes: [String: [Vote]]?, for hash: Hash?) -> Int {
+        guard let votes else { return 0 }
+        var n = 0
+        for list in votes.values where list.contains(where: { $0.blockHash == hash }) { n += 1 }
+        return n
+    }
+
+    private func votes(_ votes: [String: [Vote]]?, for hash: Hash) -> [Vote] {
+        guard let votes else { return [] }
+        return votes.values.compactMap { $0.first(where: { $0.blockHash == hash }) }.sorted { $0.voter < $1.voter }
+    }
+
+    private mutating func evaluate(_ out: inout [ConsensusAction]) {
+        var progressed = true
+        var guardCount = 0
+        while progressed && guardCount < 64 {
+            progressed = false
+            guardCount += 1
+            let h = height
+            if step == .waiting { return }
+            // Line 49: a decision in any round of this height.
+            for r in precommits.keys.sorted() {
+                let votes = precommits[r]!
+                var tally: [Hash: Int] = [:]
+                for list in votes.values { for b in Set(list.compactMap(\.blockHash)) { tally[b, default: 0] += 1 } }
+                guard let hash = tally.filter({ $0.value >= validators.quorum }).keys.min(by: { $0.lexicographicallyPrecedes($1) }) else { continue }
+                if let p = proposals.values.first(where: { $0.blockHash == hash }), validity[p.blockHash] == true {
+                    let certificate = self.votes(votes, for: hash)
+                    out.append(.commit(height: h, round: r, blockHash: hash, precommits: certificate))
+                    decisions += 1
+                    moveTo(height: h + 1, &out)
+                    return
+                } else if proposals.values.first(where: { $0.blockHash == hash }) == nil || validity[hash] == nil {
+                    // The block is missing (or not yet checked): peers that decided can send it.
+                    if !catchUpRequested && proposals.values.first(where: { $0.blockHash == hash }) == nil {
+                        catchUpRequested = true
+                        out.append(.catchUp(height: h))
+                    }
+                }
+            }
+            // Line 55: f+1 validators are in a later round.
+            var later: [UInt32: Set<String>] = [:]
+            for (r, p) in proposals where r > round { later[r, default: []].insert(p.proposer) }
+            for (r, votes) in prevotes where r > round { later[r, default: []].formUnion(votes.keys) }
+            for (r, votes) in precommits where r > round { later[r, default: []].formUnion(votes.keys) }
+            if let skip = later.filter({ $0.value.count >= validators.weakQuorum }).keys.min() {
+                startRound(skip, &out)
+                progressed = true
+                continue
+            }
+            let r = round
+            let proposal = proposals[r]
+            // Lines 22 and 28: prevote on the round's proposal.
+            if step == .propose, let p = proposal, let valid = validity[p.blockHash] {
+                if p.polRound == -1 {
+                    let ok = valid && (state.lockedRound == -1 || state.lockedHash == p.blockHash)
+                    castVote(.prevote, ok ? p.blockHash : nil, &out)
+                    progressed = true
+                } else if count(prevotes[UInt32(p.polRound)], for: p.blockHash) >= validators.quorum {
+                    let ok = valid && (state.lockedRound <= p.polRound || state.lockedHash == p.blockHash)
+                    castVote(.prevote, ok ? p.blockHash : nil, &out)
+                    progressed = true
+                }
+            }
+            // Line 34: a quorum of prevotes of any kind.
+            if step == .prevote, (prevotes[r]?.count ?? 0) >= validators.quorum, prevoteTimeoutScheduled.insert(r).inserted {
+                out.append(.schedule(Timeout(step: .prevote, height: h, round: r), afterMillis: timeouts.length(.prevote, round: r)))
+            }
+            // Line 36: a quorum prevoted the round's valid proposal.
+            if let p = proposal, validity[p.blockHash] == true, step == .prevote || step == .precommit,
+               count(prevotes[r], for: p.blockHash) >= validators.quorum, !lockedInRound.contains(r) {
+                lockedInRound.insert(r)
+                state.validHash = p.blockHash
+                state.validRound = Int32(r)
+                state.validProof = votes(prevotes[r], for: p.blockHash)
+                if step == .prevote {
+                    state.lockedHash = p.blockHash
+                    state.lockedRound = Int32(r)
+                    castVote(.precommit, p.blockHash, &out)
+                } else {
+                    out.append(.persist(state))
+                }
+                progressed = true
+            }
+            // Line 44: a quorum prevoted nil.
+            if step == .prevote, count(prevotes[r], for: nil) >= validators.quorum {
+                castVote(.precommit, nil, &out)
+                progressed = true
+            }
+            // Line 47: a quorum of precommits of any kind.
+            if (precommits[r]?.count ?? 0) >= validators.quorum, precommitTimeoutScheduled.insert(r).inserted {
+                out.append(.schedule(Timeout(step: .precommit, height: h, round: r), afterMillis: timeouts.length(.precommit, round: r)))
+            }
+        }
+    }
+
+    // MARK: Transitions
+
+    /// Line 11.
+    private mutating func startRound(_ r: UInt32, _ out: inout [ConsensusAction]) {
+        state.round = r
+        state.step = .propose
+        state.proposal = nil; state.prevote = nil; state.precommit = nil
+        buildRequested = false
+        out.append(.persist(state))
+        if isValidator, validators.proposer(height: height, round: r) == me {
+            propose(&out)
+        }
+        out.append(.schedule(Timeout(step: .propose, height: height, round: r), afterMillis: timeouts.length(.propose, round: r)))
+    }
+
+    private mutating func propose(_ out: inout [ConsensusAction]) {
+        if let valid = state.validHash {
+            sendProposal(blockHash: valid, polRound: state.validRound, &out)
+        } else {
+            buildRequested = true
+            out.append(.buildProposal(height: height, round: round))
+        }
+    }
+
+    private mutating func sendProposal(blockHash: Hash, polRound: Int32, _ out: inout [ConsensusAction]) {
+        guard let signer else { return }
+        let bytes = Proposal.signingBytes(chainID: chainID, height: height, round: round, polRound: polRound,
+                                          blockHash: blockHash, proposer: signer.memberID)
+        let p = Proposal(height: height, round: round, polRound: polRound, blockHash: blockHash,
+                         proposer: signer.memberID, signature: signer.sign(bytes))
+        state.proposal = p
+        out.append(.persist(state))
+        if polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
+        out.append(.broadcastProposal(p))
+        record(proposal: p, &out)
+    }
+
+    private mutating func castVote(_ type: VoteType, _ hash: Hash?, _ out: inout [ConsensusAction]) {
+        state.step = type == .prevote ? .prevote : .precommit
+        guard isValidator, let signer else { return }
+        let bytes = Vote.signingBytes(chainID: chainID, type: type, height: height, round: round, blockHash: hash, voter: signer.memberID)
+        let attachment = (type == .precommit && hash != nil) ? signer.precommitAttachment(height: height, blockHash: hash!) : []
+        let v = Vote(type: type, height: height, round: round, blockHash: hash, voter: signer.memberID,
+                     signature: signer.sign(bytes), attachment: attachment)
+        if type == .prevote { state.prevote = v } else { state.precommit = v }
+        out.append(.persist(state))
+        out.append(.broadcastVote(v))
+        record(vote: v, &out)
+    }
+
+    private mutating func moveTo(height h: UInt64, _ out: inout [ConsensusAction]) {
+        state = SafetyState(height: h)
+        proposals = [:]; prevotes = [:]; precommits = [:]
+        validity = [:]; validationRequested = []
+        prevoteTimeoutScheduled = []; precommitTimeoutScheduled = []; lockedInRound = []
+        catchUpRequested = false; reportedEquivocations = []; buildRequested = false
+        out.append(.schedule(Timeout(step: .rebroadcast, height: h, round: 0), afterMillis: timeouts.rebroadcast))
+    }
+
+    /// Whether this machine wants a block built and has not got one yet (the node answers once
+    /// transactions are available).
+    public var awaitingBuild: (height: UInt64, round: UInt32)? {
+        buildRequested ? (height, round) : nil
+    }
+}

@@ -1,0 +1,133 @@
+import Consensus
+import Foundation
+import LedgerCore
+import XCTest
+
+/// Runs the Tendermint state machine in the deterministic simulator (Simulator.swift).
+/// More seeds: `CREDITLEDGER_SIM_SEEDS=20000 swift test --filter ConsensusSimulationTests/testSeeds`
+/// (or `CREDITLEDGER_SIM_FIRST_SEED` to start elsewhere). One seed, verbose:
+/// `CREDITLEDGER_SIM_SEED=N swift test --filter ConsensusSimulationTests/testReplaySeed`.
+final class ConsensusSimulationTests: XCTestCase {
+    private func env(_ name: String) -> UInt64? { ProcessInfo.processInfo.environment[name].flatMap { UInt64($0) } }
+
+    private func simulate(seed: UInt64) throws -> SimNetwork {
+        var rng = SimRandom(seed: seed &* 0x9E37_79B9)
+        let net = SimNetwork(seed: seed, config: SimConfig.random(&rng))
+        net.trace = env("CREDITLEDGER_SIM_TRACE") == seed
+        try net.run()
+        return net
+    }
+
+    func testSeeds() throws {
+        let count = env("CREDITLEDGER_SIM_SEEDS") ?? 1_000
+        let first = env("CREDITLEDGER_SIM_FIRST_SEED") ?? 1
+        var blocks: UInt64 = 0, byzantineRuns = 0, evidenceRuns = 0, crashRuns = 0
+        for seed in first..<(first + count) {
+            let net: SimNetwork
+            do { net = try simulate(seed: seed) } catch {
+                XCTFail("\(error)")
+                return
+            }
+            let height = net.honest[0].height
+            XCTAssertGreaterThan(height, 0, "seed \(seed): nothing committed")
+            blocks += height
+            if net.config.byzantine { byzantineRuns += 1 }
+            if net.honest.contains(where: { !$0.evidence.isEmpty }) { evidenceRuns += 1 }
+            if net.config.crashes { crashRuns += 1 }
+        }
+        print("simulated \(count) seeds from \(first): \(blocks) blocks, \(byzantineRuns) with an equivocating validator (\(evidenceRuns) recorded evidence), \(crashRuns) with crashes")
+        XCTAssertGreaterThan(byzantineRuns, 0)
+        XCTAssertGreaterThan(evidenceRuns, byzantineRuns / 2, "equivocation is seen and reported in most Byzantine runs")
+    }
+
+    /// A seed replays exactly: same chains, same number of delivered messages.
+    func testReplaySeed() throws {
+        let seed = env("CREDITLEDGER_SIM_SEED") ?? 42
+        let a = try simulate(seed: seed), b = try simulate(seed: seed)
+        XCTAssertEqual(a.honest[0].chain.map(\.block.hash), b.honest[0].chain.map(\.block.hash))
+        XCTAssertEqual(a.deliveredMessages, b.deliveredMessages)
+        XCTAssertEqual(a.now, b.now)
+        print("seed \(seed): \(a.config), height \(a.honest[0].height), \(a.deliveredMessages) messages, converged at \(a.now) ms")
+    }
+
+    /// The simulator's checks do catch a fork: two honest nodes made to disagree fail the run.
+    func testCheckerDetectsFork() {
+        let net = SimNetwork(seed: 1, config: SimConfig())
+        let a = SimBlock(height: 1, parent: SimNetwork.genesisHash, transactions: [1], proposer: "v0", salt: 0)
+        let b = SimBlock(height: 1, parent: SimNetwork.genesisHash, transactions: [1], proposer: "v0", salt: 1)
+        func cert(_ block: SimBlock) -> [Vote] {
+            ["v0", "v1", "v2"].map { id in
+                let bytes = Vote.signingBytes(chainID: SimNetwork.chainID, type: .precommit, height: 1, round: 0, blockHash: block.hash, voter: id)
+                return Vote(type: .precommit, height: 1, round: 0, blockHash: block.hash, voter: id,
+                            signature: SimSigner.signature(id, bytes), attachment: SimSigner.attachment(id, height: 1, blockHash: block.hash))
+            }
+        }
+        net.commit(0, block: a, certificate: cert(a))
+        XCTAssertNil(net.failure)
+        net.commit(1, block: b, certificate: cert(b))
+        XCTAssertNotNil(net.failure)
+        XCTAssertTrue(net.failure!.contains("fork at height 1"), net.failure!)
+    }
+
+    /// An equivocating proposer on a clean network: honest validators record evidence naming it, and still agree.
+    func testEquivocationBecomesEvidence() throws {
+        var config = SimConfig()
+        config.byzantine = true
+        config.lossPerMille = 0; config.duplicatePerMille = 0; config.crashes = false; config.partitions = false
+        let net = SimNetwork(seed: 7, config: config)
+        try net.run()
+        XCTAssertGreaterThan(net.equivocationsSent, 0)
+        let accused = Set(net.honest.flatMap(\.evidence).map(\.offender))
+        XCTAssertEqual(accused, ["v3"])
+        XCTAssertGreaterThan(net.honest[0].height, 0)
+    }
+
+    /// Two of four validators down: no quorum, so nothing commits and nothing forks; when they
+    /// return, the transactions submitted meanwhile commit.
+    func testNoQuorumNoProgressThenResume() throws {
+        var config = SimConfig()
+        config.lossPerMille = 0; config.duplicatePerMille = 0; config.crashes = false; config.partitions = false
+        config.downUntilHeal = [0, 1]
+        config.chaosMillis = 3_000
+        let net = SimNetwork(seed: 11, config: config)
+        try net.run()
+        XCTAssertEqual(net.heightsAtHeal, [0, 0, 0, 0], "committed without a quorum")
+        XCTAssertGreaterThan(net.honest[0].height, 0)
+        XCTAssertTrue(net.converged())
+    }
+
+    /// The persisted safety state round-trips, so a restarted validator resends exactly what it signed.
+    func testSafetyStateEncoding() throws {
+        var s = SafetyState(height: 9)
+        s.round = 3; s.step = .precommit; s.lockedRound = 2; s.lockedHash = Array(repeating: 7, count: 32)
+        s.validRound = 2; s.validHash = s.lockedHash
+        s.prevote = Vote(type: .prevote, height: 9, round: 3, blockHash: s.lockedHash, voter: "v1", signature: Array(repeating: 1, count: 64))
+        s.precommit = Vote(type: .precommit, height: 9, round: 3, blockHash: nil, voter: "v1", signature: Array(repeating: 2, count: 64))
+        XCTAssertEqual(try SafetyState.decode(s.encoded), s)
+        var bytes = s.encoded
+        bytes.removeLast()
+        XCTAssertThrowsError(try SafetyState.decode(bytes))
+    }
+
+    /// A restarted validator never signs a second, different vote for a round it already voted in.
+    func testRestartDoesNotDoubleSign() {
+        let validators = ValidatorSet(ids: ["v0", "v1", "v2", "v3"])
+        var m = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v2"), committedHeight: 0, restored: nil)
+        _ = m.start()
+        _ = m.handle(.transactionsAvailable)
+        // v1 proposes at height 1 round 0; v2 prevotes for it.
+        let block = Array(repeating: UInt8(5), count: 32)
+        let bytes = Proposal.signingBytes(chainID: "sim", height: 1, round: 0, polRound: -1, blockHash: block, proposer: "v1")
+        let actions = m.handle(.proposal(Proposal(height: 1, round: 0, polRound: -1, blockHash: block, proposer: "v1", signature: SimSigner.signature("v1", bytes))))
+        XCTAssertTrue(actions.contains(.validate(height: 1, round: 0, blockHash: block)))
+        let voted = m.handle(.validated(height: 1, blockHash: block, valid: true))
+        guard case .persist(let saved)? = voted.first, let prevote = saved.prevote else { return XCTFail("no persisted prevote first: \(voted)") }
+        XCTAssertEqual(prevote.blockHash, block)
+        // Crash; restart from the persisted state; the same proposal timing out must not produce a nil prevote.
+        var restarted = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v2"), committedHeight: 0, restored: saved)
+        let resent = restarted.start()
+        XCTAssertTrue(resent.contains(.broadcastVote(prevote)))
+        let after = restarted.handle(.timeout(Timeout(step: .propose, height: 1, round: 0)))
+        for case .broadcastVote(let v) in after where v.type == .prevote && v.round == 0 { XCTFail("signed a second prevote \(v)") }
+    }
+}
