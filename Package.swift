@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.70.0"),
     ],
     targets: [
         // C libraries from Debian packages; each is imported by exactly one Swift module.
@@ -38,11 +39,22 @@ let package = Package(
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage"]),
+        // Authenticated, encrypted peer-to-peer transport between members (SwiftNIO). Opaque payloads.
+        .target(
+            name: "P2P",
+            dependencies: [
+                "LedgerCore", "LedgerCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The node: ledger store, block production, HTTP API, client helpers.
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Consensus", "P2P",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,12 +1,6 @@
 import LedgerCore
 import LedgerCrypto
 
-/// Domain separators of consensus signatures (docs/CONSENSUS.md §Messages).
-public enum ConsensusDomain {
-    public static let proposal: [UInt8] = Array("CreditLedger/v1/proposal\n".utf8)
-    public static let vote: [UInt8] = Array("CreditLedger/v1/vote\n".utf8)
-}
-
 public enum VoteType: UInt8, Sendable, Hashable, CaseIterable {
     case prevote = 1, precommit = 2
     public var name: String { self == .prevote ? "prevote" : "precommit" }
@@ -28,13 +22,7 @@ public struct Proposal: Hashable, Sendable {
     }
 
     public static func signingBytes(chainID: String, height: UInt64, round: UInt32, polRound: Int32, blockHash: Hash, proposer: String) -> [UInt8] {
-        var w = ByteWriter(capacity: 128)
-        w.raw(ConsensusDomain.proposal)
-        w.string8(chainID)
-        w.u64(height); w.u32(round); w.i32(polRound)
-        w.raw(blockHash)
-        w.string8(proposer)
-        return w.bytes
+        ConsensusStatement.proposal(chainID: chainID, height: height, round: round, polRound: polRound, blockHash: blockHash, proposer: proposer)
     }
 
     public func signingBytes(chainID: String) -> [UInt8] {
@@ -73,14 +61,7 @@ public struct Vote: Hashable, Sendable {
     }
 
     public static func signingBytes(chainID: String, type: VoteType, height: UInt64, round: UInt32, blockHash: Hash?, voter: String) -> [UInt8] {
-        var w = ByteWriter(capacity: 128)
-        w.raw(ConsensusDomain.vote)
-        w.string8(chainID)
-        w.u8(type.rawValue)
-        w.u64(height); w.u32(round)
-        if let blockHash { w.u8(1); w.raw(blockHash) } else { w.u8(0) }
-        w.string8(voter)
-        return w.bytes
+        ConsensusStatement.vote(chainID: chainID, step: type.rawValue, height: height, round: round, blockHash: blockHash, voter: voter)
     }
 
     public func signingBytes(chainID: String) -> [UInt8] {
@@ -114,6 +95,20 @@ public struct Vote: Hashable, Sendable {
 public enum Equivocation: Hashable, Sendable {
     case proposals(Proposal, Proposal)
     case votes(Vote, Vote)
+
+    /// The ledger form, for an evidence transaction.
+    public var body: EvidenceBody {
+        switch self {
+        case .proposals(let a, let b):
+            return EvidenceBody(offender: a.proposer, step: .proposal, height: a.height, round: a.round,
+                                first: .init(blockHash: a.blockHash, polRound: a.polRound, signature: a.signature),
+                                second: .init(blockHash: b.blockHash, polRound: b.polRound, signature: b.signature))
+        case .votes(let a, let b):
+            return EvidenceBody(offender: a.voter, step: a.type == .prevote ? .prevote : .precommit, height: a.height, round: a.round,
+                                first: .init(blockHash: a.blockHash, polRound: -1, signature: a.signature),
+                                second: .init(blockHash: b.blockHash, polRound: -1, signature: b.signature))
+        }
+    }
 
     public var offender: String {
         switch self {

@@ -40,6 +40,11 @@ public enum JSONView {
                 "document_sha256": g.documentHash.hexString, "document_bytes": g.document.count,
                 "approvals": g.approvals.map(\.member),
             ] as [String: Any]
+        case .evidence(let e):
+            out["evidence"] = [
+                "offender": e.offender, "step": e.step.name, "height": e.height, "round": Int(e.round),
+                "first": e.first.blockHash?.hexString ?? "nil", "second": e.second.blockHash?.hexString ?? "nil",
+            ] as [String: Any]
         }
         return out
     }

@@ -48,6 +48,10 @@ public struct SignedNote: Hashable, Sendable {
         public let keyID: UInt32
         public let signature: [UInt8]
 
+        public init(name: String, keyID: UInt32, signature: [UInt8]) {
+            self.name = name; self.keyID = keyID; self.signature = signature
+        }
+
         var line: String {
             let id: [UInt8] = [UInt8(keyID >> 24), UInt8(keyID >> 16 & 0xFF), UInt8(keyID >> 8 & 0xFF), UInt8(keyID & 0xFF)]
             return "\u{2014} \(name) \((id + signature).base64String)\n"

@@ -37,6 +37,7 @@ public enum TransactionKind: UInt8, Sendable, CaseIterable {
     case scoreUpdate = 3
     case consent = 4
     case governance = 5
+    case evidence = 6
 
     public var name: String {
         switch self {
@@ -45,6 +46,7 @@ public enum TransactionKind: UInt8, Sendable, CaseIterable {
         case .scoreUpdate: return "score_update"
         case .consent: return "consent"
         case .governance: return "governance"
+        case .evidence: return "evidence"
         }
     }
 }
@@ -484,6 +486,7 @@ public enum TransactionBody: Hashable, Sendable {
     case scoreUpdate(ScoreUpdateBody)
     case consent(ConsentBody)
     case governance(GovernanceBody)
+    case evidence(EvidenceBody)
 
     public var kind: TransactionKind {
         switch self {
@@ -492,6 +495,7 @@ public enum TransactionBody: Hashable, Sendable {
         case .scoreUpdate: return .scoreUpdate
         case .consent: return .consent
         case .governance: return .governance
+        case .evidence: return .evidence
         }
     }
 
@@ -512,7 +516,7 @@ public enum TransactionBody: Hashable, Sendable {
         case .amendment(let a): return a.replacement?.subject
         case .scoreUpdate(let s): return s.subject
         case .consent(let c): return c.subject
-        case .governance: return nil
+        case .governance, .evidence: return nil
         }
     }
 
@@ -523,6 +527,7 @@ public enum TransactionBody: Hashable, Sendable {
         case .scoreUpdate(let b): b.encode(&w)
         case .consent(let b): b.encode(&w)
         case .governance(let b): b.encode(&w)
+        case .evidence(let b): b.encode(&w)
         }
     }
 }
@@ -620,6 +625,7 @@ public struct Transaction: Hashable, Sendable {
         case .scoreUpdate: body = .scoreUpdate(try ScoreUpdateBody.decode(&br))
         case .consent: body = .consent(try ConsentBody.decode(&br))
         case .governance: body = .governance(try GovernanceBody.decode(&br))
+        case .evidence: body = .evidence(try EvidenceBody.decode(&br))
         }
         try br.expectEnd()
         let tx = Transaction(header: header, body: body, signature: signature, encoded: bytes)

@@ -61,6 +61,11 @@ public struct TransactionValidator: Sendable {
         case .governance(let g):
             try require(signer, .custodian, "propose governance")
             try checkApprovals(g)
+        case .evidence(let e):
+            guard signer.has(.validator) || signer.has(.auditor) else {
+                throw LedgerError(.notAuthorized, "\(signer.id) may not record evidence: needs role validator or auditor")
+            }
+            try e.verify(genesis: genesis)
         }
         if let record = tx.body.envelopedRecord {
             try checkEnvelope(submission.envelope, for: record, mayBeShredded: envelopeMayBeShredded)

@@ -9,10 +9,10 @@ import NIOCore
 /// The node's HTTP JSON API, version 1. Every error is a JSON body
 /// `{"error": {"code": "...", "message": "...", "index": n?}}` with a 4xx/5xx status.
 public struct LedgerAPI: Sendable {
-    public let ledger: Ledger
+    public let ledger: any LedgerService
     public static let maxHistory = 1000
 
-    public init(ledger: Ledger) { self.ledger = ledger }
+    public init(ledger: any LedgerService) { self.ledger = ledger }
 
     var store: ChainStore { ledger.store }
     var genesis: Genesis { ledger.genesis }
@@ -20,6 +20,7 @@ public struct LedgerAPI: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/v1/health") { _, _ in try self.health() }
+        router.get("/v1/status") { _, _ in try self.status() }
         router.get("/v1/genesis") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))
@@ -57,6 +58,15 @@ public struct LedgerAPI: Sendable {
         let head = store.head
         return json(.ok, ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
                           "height": head.height, "head_hash": head.blockHash.hexString, "log_size": head.logSize])
+    }
+
+    /// Health plus what the node is doing: consensus height/round/step, connected peers, mempool.
+    func status() throws -> Response {
+        let head = store.head
+        var body: [String: Any] = ["chain_id": genesis.chainID, "height": head.height, "head_hash": head.blockHash.hexString,
+                                   "log_size": head.logSize]
+        for (k, v) in ledger.status() { body[k] = v }
+        return json(.ok, body)
     }
 
     func members() -> Response {
@@ -215,7 +225,7 @@ public struct LedgerAPI: Sendable {
                 r["grade"] = s.grade.name; r["model_hash"] = s.modelHash.hexString
             case .consent(let c):
                 r["action"] = c.action == .grant ? "grant" : "revoke"; r["grantee"] = c.grantee; r["purpose"] = c.purpose.name
-            case .governance: break
+            case .governance, .evidence: break
             }
             records.append(r)
         }

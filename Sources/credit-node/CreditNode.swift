@@ -12,13 +12,14 @@ struct CreditNode: AsyncParsableCommand {
         abstract: "CreditLedger node: keys, genesis, the dev ledger and client commands.",
         discussion: """
         Examples:
+          credit-node run --config Network/local/samr-330106/node.json   # a consortium node (see Network/local/)
           credit-node dev --data-dir /tmp/ledger                 # single-node dev ledger on 127.0.0.1:8480
           credit-node submit --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
           credit-node keygen --member samr-330106 --out keys/
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
         """,
-        subcommands: [Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
+        subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self])
 }
 
@@ -28,6 +29,33 @@ func fail(_ message: String) -> ExitCode {
 }
 
 func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a consortium node: BFT consensus with the other validators, P2P, HTTP API.",
+        discussion: """
+        Example:
+          credit-node run --config Network/local/samr-330106/node.json
+        The config file (JSON; paths relative to it) names the genesis, the member's key file, the data
+        directory, the HTTP and P2P listen addresses, and optionally peer addresses (default: the
+        p2p_address of each genesis member) and consensus timeouts. A member with the validator role
+        votes; any other member follows (checks and stores every block, never votes).
+        """)
+
+    @Option(help: "Node configuration file (JSON).") var config: String
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (overrides the config file).") var logLevel: String?
+
+    func run() async throws {
+        var logger = Logger(label: "credit-node")
+        let level = logLevel ?? ((try? NodeConfig.load(path: config).0.log_level) ?? nil) ?? "info"
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        do {
+            try await NetworkNode.run(configPath: config, logger: logger)
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
 
 struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

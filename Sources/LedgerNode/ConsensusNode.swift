@@ -1,0 +1,594 @@
+import Consensus
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Logging
+import P2P
+
+/// A consortium node: runs Tendermint (`TendermintMachine`) over the authenticated P2P
+/// transport, keeps the mempool, proposes and checks blocks, commits them durably with their
+/// certificates, and catches up from peers. A member without the validator role follows:
+/// it checks and stores every block but never votes.
+///
+/// All consensus state is touched only on `queue` (one serial queue), so the machine sees
+/// events one at a time and actions are carried out in order: a `.persist` is synced before
+/// the sends that follow it.
+public final class ConsensusNode: LedgerService, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var timeouts = ConsensusTimeouts()
+        public var statusInterval: Duration = .seconds(1)
+        /// Blocks are refused whose timestamp is this far ahead of the local clock.
+        public var maxClockSkewMillis: UInt64 = 30_000
+        public init() {}
+    }
+
+    public let store: ChainStore
+    public let genesis: Genesis
+    public let validator: TransactionValidator
+    public let member: Member
+    let keys: MemberSecretKeys
+    let isValidator: Bool
+    let options: Options
+    let logger: Logger
+    let clock: @Sendable () -> UInt64
+    let mempool: Mempool
+    let wal: ConsensusWAL
+    let queue = DispatchQueue(label: "creditledger.consensus")
+    let gossipQueue = DispatchQueue(label: "creditledger.gossip")
+    var p2p: P2PNode!
+
+    // Touched only on `queue`.
+    var machine: TendermintMachine
+    var candidates: [Hash: (block: CandidateBlock, built: BlockBuilder.Result)] = [:]
+    var unchecked: [Hash: CandidateBlock] = [:]
+    var awaitingContent = Set<Hash>()
+    var deferredPrecommits: [Hash: [Vote]] = [:]
+    var future: [(String, NetMessage)] = []
+    var buildWanted: (height: UInt64, round: UInt32)?
+    var lastRequest: (peer: String, at: ContinuousClock.Instant)?
+    var peerHeights: [String: UInt64] = [:]
+    var reported = Set<String>()
+    var lastNonce: UInt64 = 0
+    var stopped = false
+    var statusTimer: DispatchSourceTimer?
+
+    static let maxCandidates = 16
+    static let maxFuture = 512
+    static let maxDeferred = 256
+
+    public init(store: ChainStore, keys: MemberSecretKeys, options: Options = .init(), walDirectory: String,
+                clock: @escaping @Sendable () -> UInt64, logger: Logger) throws {
+        self.store = store
+        self.genesis = store.genesis
+        self.validator = TransactionValidator(genesis: store.genesis)
+        guard let member = genesis.member(keys.memberID), member.signingKey == keys.signing.publicKey else {
+            throw LedgerError(.unknownSigner, "key of \(keys.memberID) is not a member key in this genesis")
+        }
+        self.member = member
+        self.keys = keys
+        self.isValidator = member.has(.validator)
+        self.options = options
+        self.logger = logger
+        self.clock = clock
+        self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions)
+        self.wal = try ConsensusWAL(directory: walDirectory)
+        let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
+        let validators = ValidatorSet(ids: genesis.validators.map(\.id))
+        machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: nil, timeouts: options.timeouts,
+                                    committedHeight: store.head.height, restored: nil)
+        let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil
+        machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
+                                    committedHeight: store.head.height, restored: restored)
+        for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
+            if let built = try? check(block) { candidates[hash] = (block, built) }
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts the P2P transport and consensus. `peers` are the addresses to dial.
+    public func start(listenHost: String, listenPort: Int, peers: [PeerAddress]) async throws -> Int {
+        var allowed: [String: Ed25519PublicKey] = [:]
+        for m in genesis.members where m.id != member.id { allowed[m.id] = m.signingKey }
+        var config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: member.id,
+                               signingKey: keys.signing, listenHost: listenHost, listenPort: listenPort,
+                               peers: peers, allowedPeers: allowed)
+        config.maxFrameBytes = min(genesis.limits.maxRequestBytes * 2, 256 << 20)
+        let limits = genesis.limits
+        p2p = P2PNode(config: config, logger: logger, onMessage: { [weak self] from, bytes in
+            guard let self else { return }
+            let message: NetMessage
+            do { message = try NetMessage.decode(bytes, limits: limits) } catch {
+                self.logger.warning("dropped a malformed message from \(from): \(error)")
+                return
+            }
+            self.received(message, from: from)
+        }, onPeer: { [weak self] peer, connected in
+            guard let self else { return }
+            self.queue.async {
+                self.logger.info("peer \(peer) \(connected ? "connected" : "disconnected")")
+                if connected { self.p2p.send(NetMessage.status(height: self.store.head.height, headHash: self.store.head.blockHash).encoded, to: peer) }
+                else { self.peerHeights[peer] = nil }
+            }
+        })
+        let port = try await p2p.start()
+        queue.sync {
+            perform(machine.start())
+            if !mempool.isEmpty { handle(.transactionsAvailable) }
+        }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        let interval = options.statusInterval.components
+        let ms = Int(interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000)
+        timer.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms))
+        timer.setEventHandler { [weak self] in self?.statusTick() }
+        timer.resume()
+        statusTimer = timer
+        logger.info("\(isValidator ? "validator" : "follower") \(member.id) at height \(store.head.height); P2P on \(listenHost):\(port)")
+        return port
+    }
+
+    public func stop() async {
+        queue.sync {
+            stopped = true
+            statusTimer?.cancel()
+        }
+        mempool.close(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
+        await p2p?.stop()
+    }
+
+    // MARK: LedgerService
+
+    public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
+        guard !submissions.isEmpty else { return [] }
+        guard submissions.count <= genesis.limits.maxBatchTransactions else {
+            throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
+                "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
+        }
+        for (i, s) in submissions.enumerated() {
+            let index = submissions.count > 1 ? i : nil
+            do { try validator.checkStateless(s) } catch { throw BatchError(index: index, error: error) }
+            do { try validator.checkStateful(s.transaction, state: store) } catch { throw BatchError(index: index, error: error) }
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            do {
+                let fresh = try mempool.admit(submissions, continuation: continuation)
+                gossip(fresh)
+                queue.async { self.transactionsArrived() }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    public func status() -> [String: any Sendable] {
+        queue.sync {
+            [
+                "mode": isValidator ? "validator" : "follower",
+                "member": member.id,
+                "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)"] as [String: any Sendable],
+                "peers": p2p?.connectedPeers ?? [],
+                "peer_heights": peerHeights,
+                "mempool": mempool.count,
+                "validators": genesis.validators.count,
+                "quorum": genesis.quorum,
+            ]
+        }
+    }
+
+    func gossip(_ submissions: [Submission]) {
+        guard !submissions.isEmpty, let p2p else { return }
+        var i = 0
+        while i < submissions.count {
+            let chunk = Array(submissions[i..<min(submissions.count, i + 1000)])
+            p2p.broadcast(NetMessage.transactions(chunk).encoded)
+            i += chunk.count
+        }
+    }
+
+    // MARK: Incoming
+
+    func received(_ message: NetMessage, from peer: String) {
+        switch message {
+        case .transactions(let list):
+            gossipQueue.async { self.admitGossip(list, from: peer) }
+        case .blockRequest(let from, let count):
+            gossipQueue.async { self.serveBlocks(from: from, count: Int(count), to: peer) }
+        default:
+            queue.async { self.dispatch(message, from: peer) }
+        }
+    }
+
+    func admitGossip(_ list: [Submission], from peer: String) {
+        var ok: [Submission] = []
+        for s in list {
+            let id = s.transaction.id
+            if mempool.contains(id) || ((try? store.location(of: id)) ?? nil) != nil { continue }
+            do {
+                try validator.checkStateless(s)
+                try validator.checkStateful(s.transaction, state: store)
+                ok.append(s)
+            } catch {
+                logger.debug("gossiped transaction \(id.hexString.prefix(16)) from \(peer) refused: \(error)")
+            }
+        }
+        guard !ok.isEmpty else { return }
+        do { try mempool.admit(ok, continuation: nil) } catch {
+            logger.warning("gossiped transactions from \(peer) dropped: \(error)")
+            return
+        }
+        queue.async { self.transactionsArrived() }
+    }
+
+    func serveBlocks(from: UInt64, count: Int, to peer: String) {
+        let head = store.head.height
+        guard from >= 1, from <= head else { return }
+        var list: [CommittedBlock] = []
+        var bytes = 0
+        var h = from
+        do {
+            while h <= head, list.count < min(count, NetMessage.maxBlocksPerResponse), bytes < 16 << 20 {
+                guard let header = try store.blockHeader(height: h), let cert = try store.certificate(height: h),
+                      let note = try store.checkpoint(height: h) else { break }
+                var subs: [Submission] = []
+                for index in header.firstLogIndex..<header.logSize {
+                    guard let tx = try store.transaction(at: index) else { throw LedgerError(.notFound, "log index \(index) missing") }
+                    subs.append(Submission(transaction: tx, envelope: try store.envelope(of: tx.id)))
+                    bytes += tx.encoded.count
+                }
+                list.append(CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note))
+                h += 1
+            }
+        } catch {
+            logger.error("cannot serve blocks from \(from) to \(peer): \(error)")
+        }
+        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+    }
+
+    /// On `queue`.
+    func dispatch(_ message: NetMessage, from peer: String) {
+        guard !stopped else { return }
+        let height = machine.height
+        switch message {
+        case .proposal(let p, let block):
+            if p.height == height + 1 { buffer(message, from: peer); return }
+            guard p.height == height, let proposer = genesis.member(p.proposer), proposer.has(.validator),
+                  proposer.signingKey.isValidSignature(p.signature, for: p.signingBytes(chainID: genesis.chainID)) else {
+                if p.height == height { logger.warning("proposal from \(peer) for \(p.proposer) does not verify; dropped") }
+                return
+            }
+            if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil {
+                remember(block)
+            }
+            handle(.proposal(p))
+        case .vote(let v):
+            if v.height == height + 1 { buffer(message, from: peer); return }
+            guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
+                  voter.signingKey.isValidSignature(v.signature, for: v.signingBytes(chainID: genesis.chainID)) else {
+                if v.height >= height { logger.warning("vote from \(peer) for \(v.voter) does not verify; dropped") }
+                return
+            }
+            if v.height > height { handle(.vote(v)); return }
+            if v.type == .precommit, let hash = v.blockHash {
+                guard let block = candidates[hash]?.block ?? unchecked[hash] else {
+                    deferPrecommit(v, hash: hash)
+                    return
+                }
+                guard let a = try? PrecommitAttachment.decode(v.attachment), a.verify(header: block.header, member: voter) else {
+                    logger.warning("precommit of \(v.voter) (via \(peer)) carries an invalid certificate or checkpoint signature; dropped")
+                    return
+                }
+            } else if !v.attachment.isEmpty {
+                return
+            }
+            handle(.vote(v))
+        case .status(let h, _):
+            peerHeights[peer] = h
+            if h > store.head.height { requestBlocks(from: peer) }
+        case .blocks(let list):
+            applyCommitted(list, from: peer)
+        case .fetchBlock(let hash):
+            if let block = candidates[hash]?.block ?? unchecked[hash] { p2p.send(NetMessage.blockContent(block).encoded, to: peer) }
+        case .blockContent(let block):
+            let hash = block.hash
+            guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
+            awaitingContent.remove(hash)
+            remember(block)
+            if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
+        case .transactions, .blockRequest:
+            break
+        }
+    }
+
+    func buffer(_ m: NetMessage, from peer: String) {
+        if future.count < Self.maxFuture { future.append((peer, m)) }
+    }
+
+    func deferPrecommit(_ v: Vote, hash: Hash) {
+        let total = deferredPrecommits.values.reduce(0) { $0 + $1.count }
+        guard total < Self.maxDeferred else { return }
+        if deferredPrecommits[hash] == nil { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
+        deferredPrecommits[hash, default: []].append(v)
+    }
+
+    /// Keeps a proposed block's content (bounded); it is checked when the machine asks.
+    func remember(_ block: CandidateBlock) {
+        guard unchecked.count + candidates.count < Self.maxCandidates else { return }
+        unchecked[block.hash] = block
+        if let votes = deferredPrecommits.removeValue(forKey: block.hash) {
+            for v in votes { dispatch(.vote(v), from: v.voter) }
+        }
+    }
+
+    // MARK: Consensus actions
+
+    func handle(_ event: ConsensusEvent) {
+        perform(machine.handle(event))
+    }
+
+    func perform(_ actions: [ConsensusAction]) {
+        var pending: [ConsensusEvent] = []
+        for action in actions {
+            switch action {
+            case .persist(let state):
+                do {
+                    try wal.save(state) { self.candidates[$0]?.block ?? self.unchecked[$0] }
+                } catch {
+                    fatal("cannot persist consensus state: \(error)")
+                }
+            case .broadcastProposal(let p):
+                p2p.broadcast(NetMessage.proposal(p, candidates[p.blockHash]?.block).encoded)
+            case .broadcastVote(let v):
+                p2p.broadcast(NetMessage.vote(v).encoded)
+            case .schedule(let t, let after):
+                queue.asyncAfter(deadline: .now() + .milliseconds(Int(after))) { [weak self] in
+                    guard let self, !self.stopped else { return }
+                    self.handle(.timeout(t))
+                }
+            case .validate(let h, _, let hash):
+                if candidates[hash] != nil || unchecked[hash] != nil {
+                    if let e = validationEvent(hash, height: h) { pending.append(e) }
+                } else {
+                    awaitingContent.insert(hash)
+                    p2p.broadcast(NetMessage.fetchBlock(hash).encoded)
+                }
+            case .buildProposal(let h, let r):
+                buildWanted = (h, r)
+                if let e = build() { pending.append(e) }
+            case .commit(let h, _, let hash, let precommits):
+                commit(height: h, hash: hash, precommits: precommits)
+            case .catchUp:
+                if let (peer, _) = peerHeights.max(by: { $0.value < $1.value }), peerHeights[peer]! > store.head.height {
+                    requestBlocks(from: peer)
+                } else {
+                    p2p.broadcast(NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded)
+                }
+            case .evidence(let e):
+                record(e)
+            }
+        }
+        for e in pending { handle(e) }
+    }
+
+    func validationEvent(_ hash: Hash, height: UInt64) -> ConsensusEvent? {
+        if candidates[hash] != nil { return .validated(height: height, blockHash: hash, valid: true) }
+        guard let block = unchecked.removeValue(forKey: hash) else { return nil }
+        do {
+            let built = try check(block)
+            candidates[hash] = (block, built)
+            return .validated(height: height, blockHash: hash, valid: true)
+        } catch {
+            logger.warning("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer) is invalid: \(error)")
+            return .validated(height: height, blockHash: hash, valid: false)
+        }
+    }
+
+    func validateAndReport(_ hash: Hash) {
+        if let e = validationEvent(hash, height: machine.height) { handle(e) }
+    }
+
+    /// Checks a block against the head: links, limits, every transaction, and the header
+    /// recomputed from the transactions. Transactions already in the mempool with the same
+    /// envelope were fully checked on admission; their signatures are not checked again.
+    func check(_ block: CandidateBlock) throws -> BlockBuilder.Result {
+        let head = store.head
+        let header = block.header
+        guard header.chainID == genesis.chainID else { throw LedgerError(.wrongChain, "block names chain \(header.chainID)") }
+        guard header.height == head.height + 1, header.previousHash == head.blockHash else {
+            throw LedgerError(.invalidBlock, "block \(header.height) does not extend head \(head.height)")
+        }
+        guard genesis.member(header.proposer)?.has(.validator) == true else {
+            throw LedgerError(.invalidBlock, "block proposer \(header.proposer) is not a validator")
+        }
+        guard !block.submissions.isEmpty, block.submissions.count <= genesis.limits.maxBlockTransactions else {
+            throw LedgerError(.invalidBlock, "block holds \(block.submissions.count) transactions (1-\(genesis.limits.maxBlockTransactions))")
+        }
+        if head.height > 0, let previous = try store.blockHeader(height: head.height), header.timestampMillis < previous.timestampMillis {
+            throw LedgerError(.invalidBlock, "block timestamp goes backwards")
+        }
+        guard header.timestampMillis <= clock() + options.maxClockSkewMillis else {
+            throw LedgerError(.invalidBlock, "block timestamp is \(header.timestampMillis - clock()) ms in the future")
+        }
+        var ids = Set<Hash>()
+        var nonces = Set<String>()
+        for (i, s) in block.submissions.enumerated() {
+            let tx = s.transaction
+            guard ids.insert(tx.id).inserted, nonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
+                throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
+            }
+            let admitted = mempool.admittedEnvelope(of: tx.id)
+            do {
+                if !(admitted.found && admitted.envelope == s.envelope?.encoded) { try validator.checkStateless(s) }
+                try validator.checkStateful(tx, state: store)
+            } catch {
+                throw BatchError(index: i, error: error)
+            }
+        }
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: header.height, timestampMillis: header.timestampMillis,
+                                       previousHash: head.blockHash, frontier: store.frontier,
+                                       transactions: block.submissions.map(\.transaction), proposer: header.proposer)
+        guard built.header == header else {
+            throw LedgerError(.invalidBlock, "block header does not match its transactions (roots or counts differ)")
+        }
+        return built
+    }
+
+    func transactionsArrived() {
+        guard !stopped else { return }
+        if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+        if let e = build() { handle(e) }
+    }
+
+    /// Answers a pending `.buildProposal` once the mempool holds transactions.
+    func build() -> ConsensusEvent? {
+        guard let (h, r) = buildWanted, machine.awaitingBuild.map({ $0 == (h, r) }) == true, h == store.head.height + 1 else {
+            return nil
+        }
+        var picked: [Submission] = []
+        var stale: [Hash] = []
+        for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: 24 << 20) {
+            if (try? validator.checkStateful(s.transaction, state: store)) == nil { stale.append(s.transaction.id); continue }
+            picked.append(s)
+        }
+        if !stale.isEmpty {
+            let set = Set(stale)
+            mempool.evict { set.contains($0.transaction.id) ? LedgerError(.replay, "transaction is no longer valid against the committed ledger") : nil }
+        }
+        guard !picked.isEmpty else { return nil }
+        buildWanted = nil
+        let head = store.head
+        let previous = head.height > 0 ? try? store.blockHeader(height: head.height) : nil
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: h, timestampMillis: max(clock(), previous?.timestampMillis ?? 0),
+                                       previousHash: head.blockHash, frontier: store.frontier,
+                                       transactions: picked.map(\.transaction), proposer: member.id)
+        let block = CandidateBlock(header: built.header, submissions: picked)
+        candidates[block.hash] = (block, built)
+        return .built(height: h, round: r, blockHash: block.hash)
+    }
+
+    func commit(height: UInt64, hash: Hash, precommits: [Vote]) {
+        guard let (block, built) = candidates[hash] else {
+            fatal("decided block \(height) \(hash.hexString) is not held")
+            return
+        }
+        var signatures: [MemberSignature] = []
+        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+        var notes: [SignedNote.Signature] = []
+        for v in precommits {
+            guard let m = genesis.member(v.voter), let a = try? PrecommitAttachment.decode(v.attachment) else { continue }
+            signatures.append(MemberSignature(member: m.id, keyID: m.keyID, signature: a.commitSignature))
+            notes.append(SignedNote.Signature(name: m.id, keyID: m.keyID, signature: a.checkpointSignature))
+        }
+        note = SignedNote(text: note.text, signatures: notes)
+        let certificate = CommitCertificate(height: height, blockHash: hash, signatures: signatures)
+        do {
+            try store.append(block: built, certificate: certificate, submissions: block.submissions, checkpoint: note.serialized)
+        } catch {
+            fatal("cannot write block \(height): \(error)")
+            return
+        }
+        afterCommit(block)
+        logger.debug("committed block \(height) (\(block.submissions.count) transactions), log size \(built.header.logSize)")
+    }
+
+    func afterCommit(_ block: CandidateBlock) {
+        mempool.committed(block.submissions.map(\.transaction), height: block.header.height, firstLogIndex: block.header.firstLogIndex)
+        candidates = candidates.filter { $0.value.block.header.height > block.header.height }
+        unchecked = [:]
+        awaitingContent = []
+        deferredPrecommits = [:]
+        buildWanted = nil
+        let replay = future
+        future = []
+        for (peer, m) in replay { dispatch(m, from: peer) }
+        if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+    }
+
+    // MARK: Catch-up
+
+    func statusTick() {
+        guard !stopped, let p2p else { return }
+        p2p.broadcast(NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded)
+        if let (peer, h) = peerHeights.max(by: { $0.value < $1.value }), h > store.head.height { requestBlocks(from: peer) }
+        for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
+        if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+    }
+
+    func requestBlocks(from peer: String) {
+        let now = ContinuousClock.now
+        if let last = lastRequest, now - last.at < .seconds(2) { return }
+        lastRequest = (peer, now)
+        p2p.send(NetMessage.blockRequest(from: store.head.height + 1, count: UInt16(NetMessage.maxBlocksPerResponse)).encoded, to: peer)
+    }
+
+    /// Blocks from a peer: each must carry a valid quorum certificate and checkpoint, extend the
+    /// head, and pass the same checks as a proposal.
+    func applyCommitted(_ list: [CommittedBlock], from peer: String) {
+        lastRequest = nil
+        var applied = 0
+        for c in list {
+            let header = c.block.header
+            guard header.height == store.head.height + 1 else { continue }
+            do {
+                try c.certificate.verify(header: header, genesis: genesis)
+                let built = try check(c.block)
+                let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
+                guard cp.size == header.logSize, cp.rootHash == header.logRoot else {
+                    throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height)")
+                }
+                try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)
+            } catch {
+                logger.warning("block \(header.height) from \(peer) refused: \(error)")
+                return
+            }
+            applied += 1
+            handle(.committedElsewhere(height: header.height))
+            afterCommit(c.block)
+        }
+        if applied > 0 {
+            logger.info("caught up \(applied) block(s) from \(peer); height \(store.head.height)")
+            if let h = peerHeights[peer], h > store.head.height { requestBlocks(from: peer) }
+        }
+    }
+
+    // MARK: Evidence
+
+    func record(_ e: Equivocation) {
+        let body = e.body
+        let key = "\(body.offender)/\(body.height)/\(body.round)/\(body.step.rawValue)"
+        guard reported.insert(key).inserted, member.has(.validator) || member.has(.auditor) else { return }
+        logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
+        lastNonce = max(lastNonce + 1, clock() * 1000)
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: lastNonce, issuedAtMillis: clock())
+        let tx = Transaction.sign(header: header, body: .evidence(body), key: keys.signing)
+        let s = Submission(transaction: tx, envelope: nil)
+        do {
+            try validator.checkStateless(s)
+            try mempool.admit([s], continuation: nil)
+            gossip([s])
+        } catch {
+            logger.error("evidence transaction refused: \(error)")
+        }
+    }
+
+    func fatal(_ message: String) {
+        logger.critical("\(message); stopping")
+        FileHandle.standardError.write(Data("fatal: \(message)\n".utf8))
+        exit(70)
+    }
+}
+
+/// Signs consensus messages with the member's Ed25519 key. Precommit attachments need the
+/// block's header, which the node holds while the machine runs on its queue.
+struct NodeSigner: ConsensusSigner, @unchecked Sendable {
+    let memberID: String
+    let key: Ed25519PrivateKey
+    unowned let node: ConsensusNode
+
+    func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
+
+    func precommitAttachment(height: UInt64, blockHash: Hash) -> [UInt8] {
+        guard let header = node.candidates[blockHash]?.block.header else { return [] }
+        return PrecommitAttachment.make(header: header, key: key).encoded
+    }
+}

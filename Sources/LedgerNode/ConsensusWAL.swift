@@ -1,0 +1,95 @@
+import Consensus
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// The validator's consensus safety state on disk: what it last signed in the current round,
+/// its lock, and the blocks it is locked on or holds as valid. Written atomically (temporary
+/// file, fsync, rename, fsync of the directory) before anything it covers is sent, so a
+/// restarted validator never signs a conflicting message. Each file carries a SHA-256
+/// checksum: a torn or altered file is refused with an error, never half-read.
+public final class ConsensusWAL: @unchecked Sendable {
+    public let directory: String
+    static let magic: [UInt8] = Array("CLWAL1\n".utf8)
+    private var savedBlocks = Set<Hash>()
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+    }
+
+    var statePath: String { directory + "/safety-state" }
+    func blockPath(_ hash: Hash) -> String { directory + "/block-" + hash.hexString }
+
+    /// The persisted state and the blocks it refers to.
+    public func load(limits: Limits) throws -> (SafetyState?, [Hash: CandidateBlock]) {
+        guard let raw = FileManager.default.contents(atPath: statePath) else { return (nil, [:]) }
+        let state = try SafetyState.decode(try Self.unwrap(Array(raw), what: statePath))
+        var blocks: [Hash: CandidateBlock] = [:]
+        for hash in [state.lockedHash, state.validHash].compactMap({ $0 }) where blocks[hash] == nil {
+            guard let b = FileManager.default.contents(atPath: blockPath(hash)) else { continue }
+            var r = ByteReader(try Self.unwrap(Array(b), what: blockPath(hash)), context: "saved block")
+            let block = try CandidateBlock.decode(&r, limits: limits)
+            guard block.hash == hash else { throw LedgerError(.invalidBlock, "\(blockPath(hash)) does not hold block \(hash.hexString)") }
+            blocks[hash] = block
+            savedBlocks.insert(hash)
+        }
+        return (state, blocks)
+    }
+
+    /// Saves `state`, first saving the content of its locked and valid blocks (from `blocks`).
+    public func save(_ state: SafetyState, blocks: (Hash) -> CandidateBlock?) throws {
+        let keep = Set([state.lockedHash, state.validHash].compactMap { $0 })
+        for hash in keep where !savedBlocks.contains(hash) {
+            guard let block = blocks(hash) else { continue }
+            var w = ByteWriter()
+            block.encode(&w)
+            try Self.writeDurably(Self.wrap(w.bytes), to: blockPath(hash), directory: directory)
+            savedBlocks.insert(hash)
+        }
+        try Self.writeDurably(Self.wrap(state.encoded), to: statePath, directory: directory)
+        for stale in savedBlocks.subtracting(keep) {
+            try? FileManager.default.removeItem(atPath: blockPath(stale))
+            savedBlocks.remove(stale)
+        }
+    }
+
+    static func wrap(_ body: [UInt8]) -> [UInt8] {
+        var w = ByteWriter(capacity: body.count + 48)
+        w.raw(magic); w.bytes32(body); w.raw(SHA256.hash(body))
+        return w.bytes
+    }
+
+    static func unwrap(_ bytes: [UInt8], what: String) throws -> [UInt8] {
+        var r = ByteReader(bytes, context: what)
+        guard try r.raw(magic.count, "magic") == magic else { throw LedgerError(.malformed, "\(what) is not a consensus WAL file") }
+        let body = try r.bytes32("body", max: 64 << 20)
+        let sum = try r.raw(32, "checksum")
+        try r.expectEnd()
+        guard SHA256.hash(body) == sum else {
+            throw LedgerError(.malformed, "\(what) fails its checksum (torn write or corruption); refusing to start rather than risk double-signing")
+        }
+        return body
+    }
+
+    static func writeDurably(_ bytes: [UInt8], to path: String, directory: String) throws {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw LedgerError(.notFound, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else {
+                let e = String(cString: strerror(errno)); close(fd)
+                throw LedgerError(.notFound, "cannot write \(tmp): \(e)")
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw LedgerError(.notFound, "fsync \(tmp): \(e)") }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw LedgerError(.notFound, "rename \(tmp): \(String(cString: strerror(errno)))") }
+        let dfd = open(directory, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// Transactions validated and waiting for a block: deduplicated by id and by (signer, nonce),
+/// bounded, in arrival order. Submitters wait on their transactions' commit.
+public final class Mempool: @unchecked Sendable {
+    public struct Full: Error {}
+
+    final class Waiter {
+        var results: [CommitResult?]
+        var remaining: Int
+        let continuation: CheckedContinuation<[CommitResult], any Error>
+        init(count: Int, continuation: CheckedContinuation<[CommitResult], any Error>) {
+            results = Array(repeating: nil, count: count); remaining = count; self.continuation = continuation
+        }
+    }
+
+    struct Entry {
+        let submission: Submission
+        var waiters: [(Waiter, Int)]
+        let sequence: UInt64
+    }
+
+    private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
+
+    public let capacity: Int
+    private let lock = NSLock()
+    private var entries: [Hash: Entry] = [:]
+    private var order: [Hash] = []          // arrival order; may hold removed ids (skipped lazily)
+    private var orderHead = 0
+    private var nonces: [NonceKey: Hash] = [:]
+    private var sequence: UInt64 = 0
+    private var closed = false
+
+    public init(capacity: Int) { self.capacity = capacity }
+
+    public var count: Int { lock.withLock { entries.count } }
+    public var isEmpty: Bool { lock.withLock { entries.isEmpty } }
+
+    public func contains(_ id: Hash) -> Bool { lock.withLock { entries[id] != nil } }
+
+    /// The entry's envelope bytes, to tell whether a proposed transaction is the one already checked here.
+    func admittedEnvelope(of id: Hash) -> (found: Bool, envelope: [UInt8]?) {
+        lock.withLock {
+            guard let e = entries[id] else { return (false, nil) }
+            return (true, e.submission.envelope?.encoded)
+        }
+    }
+
+    /// Adds submissions that passed validation; all or none. With `continuation`, it is resumed
+    /// when all are committed (or the mempool drops them). Transactions already pending are
+    /// refused when they come with a continuation (a client resubmitting), and skipped silently
+    /// when gossiped (`continuation == nil`). Returns the submissions that were new.
+    @discardableResult
+    func admit(_ submissions: [Submission], continuation: CheckedContinuation<[CommitResult], any Error>?) throws -> [Submission] {
+        try lock.withLock {
+            guard !closed else { throw LedgerError(.mempoolFull, "node is shutting down") }
+            var fresh: [Submission] = []
+            var batchNonces = Set<NonceKey>()
+            for (i, s) in submissions.enumerated() {
+                let tx = s.transaction
+                let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                let index = submissions.count > 1 ? i : nil
+                if entries[tx.id] != nil {
+                    if continuation != nil { throw BatchError(index: index, error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted and is pending")) }
+                    continue
+                }
+                if nonces[key] != nil || !batchNonces.insert(key).inserted {
+                    if continuation != nil {
+                        throw BatchError(index: index, error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction"))
+                    }
+                    continue
+                }
+                fresh.append(s)
+            }
+            guard entries.count + fresh.count <= capacity else {
+                throw LedgerError(.mempoolFull, "mempool holds \(entries.count) transactions, limit \(capacity); retry later")
+            }
+            let waiter = continuation.map { Waiter(count: submissions.count, continuation: $0) }
+            for (i, s) in submissions.enumerated() {
+                let id = s.transaction.id
+                if var e = entries[id] {
+                    if let waiter { e.waiters.append((waiter, i)); entries[id] = e }
+                    continue
+                }
+                sequence += 1
+                entries[id] = Entry(submission: s, waiters: waiter.map { [($0, i)] } ?? [], sequence: sequence)
+                order.append(id)
+                nonces[NonceKey(signer: s.transaction.header.signer, nonce: s.transaction.header.nonce)] = id
+            }
+            return fresh
+        }
+    }
+
+    /// Up to `max` transactions in arrival order, for a block proposal.
+    func oldest(_ max: Int, maxBytes: Int) -> [Submission] {
+        lock.withLock {
+            var out: [Submission] = []
+            var bytes = 0
+            var i = orderHead
+            while i < order.count, out.count < max {
+                if let e = entries[order[i]] {
+                    let size = e.submission.transaction.encoded.count + (e.submission.envelope?.encoded.count ?? 0)
+                    if bytes + size > maxBytes { break }
+                    bytes += size
+                    out.append(e.submission)
+                }
+                i += 1
+            }
+            return out
+        }
+    }
+
+    /// Removes committed transactions (answering their waiters) and any pending transaction whose
+    /// nonce a committed one used (answering those waiters with a replay error).
+    func committed(_ transactions: [Transaction], height: UInt64, firstLogIndex: UInt64) {
+        var finished: [(Waiter, Result<[CommitResult], any Error>)] = []
+        lock.withLock {
+            for (offset, tx) in transactions.enumerated() {
+                let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                if let other = nonces[key], other != tx.id, let e = entries.removeValue(forKey: other) {
+                    nonces[key] = nil
+                    for (w, _) in e.waiters where w.remaining > 0 {
+                        w.remaining = 0
+                        finished.append((w, .failure(LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) was used by another committed transaction"))))
+                    }
+                }
+                guard let e = entries.removeValue(forKey: tx.id) else { continue }
+                nonces[key] = nil
+                for (w, slot) in e.waiters where w.remaining > 0 {
+                    w.results[slot] = CommitResult(id: tx.id, height: height, logIndex: firstLogIndex + UInt64(offset))
+                    w.remaining -= 1
+                    if w.remaining == 0 { finished.append((w, .success(w.results.map { $0! }))) }
+                }
+            }
+            compact()
+        }
+        for (w, r) in finished { w.continuation.resume(with: r) }
+    }
+
+    /// Drops transactions that no longer pass `stillValid` (checked against new committed state).
+    func evict(where invalid: (Submission) -> (any Error)?) {
+        var finished: [(Waiter, any Error)] = []
+        lock.withLock {
+            for (id, e) in entries {
+                guard let error = invalid(e.submission) else { continue }
+                entries[id] = nil
+                nonces[NonceKey(signer: e.submission.transaction.header.signer, nonce: e.submission.transaction.header.nonce)] = nil
+                for (w, _) in e.waiters where w.remaining > 0 { w.remaining = 0; finished.append((w, error)) }
+            }
+            compact()
+        }
+        for (w, e) in finished { w.continuation.resume(throwing: e) }
+    }
+
+    private func compact() {
+        while orderHead < order.count, entries[order[orderHead]] == nil { orderHead += 1 }
+        if orderHead > 4096 && orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+    }
+
+    /// Refuses new submissions and fails every waiter.
+    func close(_ error: any Error) {
+        var waiters: [Waiter] = []
+        lock.withLock {
+            closed = true
+            for e in entries.values { for (w, _) in e.waiters where w.remaining > 0 { w.remaining = 0; waiters.append(w) } }
+        }
+        for w in waiters { w.continuation.resume(throwing: error) }
+    }
+}

@@ -1,0 +1,138 @@
+import Consensus
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Logging
+import P2P
+import ServiceLifecycle
+
+/// The configuration file of a consortium node (`credit-node run --config FILE`).
+/// Relative paths are relative to the file's directory. See Network/local/ for examples.
+public struct NodeConfig: Decodable, Sendable {
+    public struct Timeouts: Decodable, Sendable {
+        var propose_ms: UInt64?
+        var prevote_ms: UInt64?
+        var precommit_ms: UInt64?
+        var rebroadcast_ms: UInt64?
+    }
+    /// Genesis file.
+    public var genesis: String
+    /// The member's secret key file (`credit-node keygen`).
+    public var key: String
+    /// Data directory: ledger/ (RocksDB) and consensus/ (safety state).
+    public var data_dir: String
+    /// HTTP API listen address host:port.
+    public var http: String
+    /// P2P listen address host:port.
+    public var p2p: String
+    /// Member id → host:port to dial. Defaults to the `p2p_address` of every other genesis member.
+    public var peers: [String: String]?
+    public var timeouts: Timeouts?
+    public var log_level: String?
+
+    public static func load(path: String) throws -> (NodeConfig, base: String) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LedgerError(.notFound, "cannot read config file \(path)")
+        }
+        let config: NodeConfig
+        do { config = try JSONDecoder().decode(NodeConfig.self, from: data) } catch {
+            throw LedgerError(.malformed, "config file \(path): \(error)")
+        }
+        return (config, (path as NSString).deletingLastPathComponent)
+    }
+
+    static func resolve(_ p: String, base: String) -> String {
+        p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p
+    }
+
+    static func split(_ address: String, what: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (0...65535).contains(port), colon != address.startIndex else {
+            throw LedgerError(.invalidValue, "\(what) must be host:port, got \"\(address)\"")
+        }
+        return (String(address[..<colon]), port)
+    }
+}
+
+public enum NetworkNode {
+    /// Runs a consortium node until SIGINT or SIGTERM.
+    public static func run(configPath: String, logger: Logger) async throws {
+        let (config, base) = try NodeConfig.load(path: configPath)
+        let genesisPath = NodeConfig.resolve(config.genesis, base: base)
+        guard let genesisBytes = FileManager.default.contents(atPath: genesisPath) else {
+            throw LedgerError(.invalidGenesis, "cannot read genesis file \(genesisPath)")
+        }
+        let genesis = try Genesis(bytes: Array(genesisBytes))
+        let keys = try MemberSecretKeys.load(from: NodeConfig.resolve(config.key, base: base))
+        guard let me = genesis.member(keys.memberID), me.signingKey == keys.signing.publicKey else {
+            throw LedgerError(.unknownSigner, "key file is for \(keys.memberID), which is not a member of \(genesis.chainID) with this key")
+        }
+        let dataDir = NodeConfig.resolve(config.data_dir, base: base)
+        let storePath = dataDir + "/ledger"
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store: ChainStore
+        if FileManager.default.fileExists(atPath: storePath + "/CURRENT") {
+            store = try ChainStore(path: storePath)
+            guard store.genesis.hash == genesis.hash else {
+                throw LedgerError(.invalidGenesis, "\(genesisPath) is not the genesis of the store in \(storePath)")
+            }
+        } else {
+            // Create aside and rename, so a crash here leaves no half-made store.
+            let staging = storePath + ".creating"
+            try? FileManager.default.removeItem(atPath: staging)
+            _ = try ChainStore.create(path: staging, genesis: genesis)
+            try FileManager.default.moveItem(atPath: staging, toPath: storePath)
+            store = try ChainStore(path: storePath)
+            logger.info("created ledger for \(genesis.chainID) in \(storePath)")
+        }
+        var options = ConsensusNode.Options()
+        if let t = config.timeouts {
+            if let v = t.propose_ms { options.timeouts.propose = v }
+            if let v = t.prevote_ms { options.timeouts.prevote = v }
+            if let v = t.precommit_ms { options.timeouts.precommit = v }
+            if let v = t.rebroadcast_ms { options.timeouts.rebroadcast = v }
+        }
+        let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
+                                     clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
+        var peers: [PeerAddress] = []
+        for m in genesis.members where m.id != me.id {
+            guard let address = config.peers?[m.id] ?? m.p2pAddress else { continue }
+            let (host, port) = try NodeConfig.split(address, what: "peer address of \(m.id)")
+            peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+        }
+        if let unknown = config.peers?.keys.first(where: { genesis.member($0) == nil }) {
+            throw LedgerError(.unknownSigner, "config names peer \(unknown), which is not a member of this genesis")
+        }
+        let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
+        let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
+        let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
+        logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
+
+        let api = LedgerAPI(ledger: node)
+        let addressFile = dataDir + "/http.addr"
+        try? FileManager.default.removeItem(atPath: addressFile)
+        var app = Application(
+            router: api.makeRouter(),
+            configuration: .init(address: .hostname(httpHost, port: httpPort), serverName: "credit-node"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? httpPort
+                let address = "http://\(httpHost):\(port)"
+                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
+                logger.info("HTTP API listening on \(address)")
+            },
+            logger: logger)
+        app.addServices(ConsensusService(node: node))
+        try await app.runService()
+    }
+}
+
+/// Stops the consensus node when the application shuts down.
+struct ConsensusService: Service {
+    let node: ConsensusNode
+    func run() async throws {
+        try? await gracefulShutdown()
+        await node.stop()
+    }
+}
