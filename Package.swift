@@ -94,7 +94,8 @@ let package = Package(
         .testTarget(
             name: "LedgerNodeTests",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "P2P",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

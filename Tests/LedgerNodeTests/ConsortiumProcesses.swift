@@ -1,0 +1,180 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+
+/// A local consortium of real `credit-node run` processes: four validators (two bureaus, two
+/// banks) and an auditor follower, on free loopback ports, in a temporary directory.
+final class ConsortiumProcesses {
+    static let validators = ["samr-330106", "data-330106", "bank-a", "bank-b"]
+    static let members = validators + ["auditor"]
+
+    let root: String
+    var processes: [String: Process] = [:]
+    var p2pPorts: [String: Int] = [:]
+    private(set) var genesis: Genesis!
+
+    init(name: String) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let tool = BuiltTools.path("credit-node") ?? "credit-node"
+        for m in Self.members {
+            p2pPorts[m] = try Self.freePort()
+            try Self.runTool(tool, ["keygen", "--member", m, "--out", root + "/keys"])
+        }
+        var entries: [[String: Any]] = []
+        for m in Self.members {
+            let roles: [String]
+            switch m {
+            case "samr-330106", "data-330106": roles = ["validator", "custodian", "government_issuer", "scorer"]
+            case "auditor": roles = ["auditor"]
+            default: roles = ["validator", "bank"]
+            }
+            entries.append(["id": m, "name": m, "roles": roles, "p2p_address": "127.0.0.1:\(p2pPorts[m]!)"])
+        }
+        let membersFile: [String: Any] = ["chain_id": "test.\(name)/v1", "genesis_time": "2026-11-21T00:00:00Z",
+                                          "score_endorsements_required": 1, "members": entries]
+        try JSONSerialization.data(withJSONObject: membersFile).write(to: URL(fileURLWithPath: root + "/members.json"))
+        try Self.runTool(tool, ["genesis", "--members", root + "/members.json", "--keys-dir", root + "/keys", "--out", root + "/genesis.json"])
+        genesis = try Genesis(bytes: Array(FileManager.default.contents(atPath: root + "/genesis.json")!))
+        for m in Self.members {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(m)", withIntermediateDirectories: true)
+            let config: [String: Any] = ["genesis": "../genesis.json", "key": "../keys/\(m).key", "data_dir": "data",
+                                         "http": "127.0.0.1:0", "p2p": "127.0.0.1:\(p2pPorts[m]!)", "log_level": "info",
+                                         "timeouts": ["propose_ms": 600, "prevote_ms": 300, "precommit_ms": 300, "rebroadcast_ms": 500]]
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: "\(root)/\(m)/node.json"))
+        }
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw LedgerError(.notFound, "no free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func runTool(_ tool: String, _ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw LedgerError(.invalidValue, "\(tool) \(args.joined(separator: " ")) failed: \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        }
+    }
+
+    func log(_ m: String) -> String { "\(root)/\(m)/node.log" }
+    func keyPath(_ m: String) -> String { "\(root)/keys/\(m).key" }
+    func dataDir(_ m: String) -> String { "\(root)/\(m)/data" }
+
+    func start(_ m: String) throws {
+        try? FileManager.default.removeItem(atPath: dataDir(m) + "/http.addr")
+        if !FileManager.default.fileExists(atPath: log(m)) { FileManager.default.createFile(atPath: log(m), contents: nil) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: BuiltTools.path("credit-node") ?? "credit-node")
+        p.arguments = ["run", "--config", "\(root)/\(m)/node.json"]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log(m)))
+        handle.seekToEndOfFile()
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        processes[m] = p
+    }
+
+    func startAll(_ members: [String] = ConsortiumProcesses.members) throws {
+        for m in members { try start(m) }
+        for m in members { _ = try address(m) }
+    }
+
+    func address(_ m: String, timeout: TimeInterval = 60) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: dataDir(m) + "/http.addr", encoding: .utf8), text.hasSuffix("\n") {
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            guard processes[m]?.isRunning == true else { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw LedgerError(.notFound, "\(m) did not start: \((try? String(contentsOfFile: log(m), encoding: .utf8))?.suffix(2000) ?? "")")
+    }
+
+    func client(_ m: String, timeout: TimeInterval = 30) throws -> LedgerClient {
+        LedgerClient(baseURL: try address(m), timeout: timeout)
+    }
+
+    func kill9(_ m: String) {
+        guard let p = processes[m] else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        processes[m] = nil
+    }
+
+    func stopAll() {
+        for (_, p) in processes where p.isRunning { p.terminate() }
+        for (_, p) in processes { p.waitUntilExit() }
+        processes = [:]
+    }
+
+    /// (height, head hash) of a running node.
+    func head(_ m: String) -> (UInt64, String)? {
+        guard let c = try? client(m, timeout: 3), let s = try? c.getJSON("/v1/status"),
+              let h = (s["height"] as? NSNumber)?.uint64Value, let hash = s["head_hash"] as? String else { return nil }
+        return (h, hash)
+    }
+
+    /// Waits until every listed node reports the same head at least `minHeight`; returns it.
+    func waitForAgreement(_ members: [String], minHeight: UInt64 = 1, timeout: TimeInterval = 60) -> (UInt64, String)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let heads = members.map(head)
+            if heads.allSatisfy({ $0 != nil }), Set(heads.map { $0!.1 }).count == 1, heads[0]!.0 >= minHeight { return heads[0] }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return nil
+    }
+
+    deinit {
+        stopAll()
+        if ProcessInfo.processInfo.environment["CREDITLEDGER_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: root) }
+    }
+}
+
+import Logging
+import P2P
+
+extension ConsortiumProcesses {
+    /// Dials `port` as `claiming`, but with a fresh key that genesis does not know. Returns
+    /// whether a session was established (it must not be).
+    static func impostorHandshake(port: Int, genesis: Genesis, claiming: String) throws -> Bool {
+        let key = Ed25519PrivateKey()
+        var allowed: [String: Ed25519PublicKey] = [:]
+        for m in genesis.members { allowed[m.id] = m.signingKey }
+        let config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: claiming, signingKey: key,
+                               listenHost: "127.0.0.1", listenPort: 0,
+                               peers: [PeerAddress(memberID: "samr-330106", host: "127.0.0.1", port: port)], allowedPeers: allowed)
+        let node = P2PNode(config: config, logger: Logger(label: "impostor"), onMessage: { _, _ in }, onPeer: { _, _ in })
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var connected = false
+        Task {
+            _ = try? await node.start()
+            try? await Task.sleep(for: .seconds(2))
+            connected = !node.connectedPeers.isEmpty
+            await node.stop()
+            done.signal()
+        }
+        done.wait()
+        return connected
+    }
+}
