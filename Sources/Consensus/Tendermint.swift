@@ -253,8 +253,7 @@ public struct TendermintMachine: Sendable {
                     if p.polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
                     out.append(.broadcastProposal(p))
                 }
-                if let v = state.prevote, v.round == round { out.append(.broadcastVote(v)) }
-                if let v = state.precommit, v.round == round { out.append(.broadcastVote(v)) }
+                gossipVotes(&out)
                 out.append(.schedule(t, afterMillis: timeouts.rebroadcast))
             case .propose:   // line 57
                 if t.round == round && step == .propose { castVote(.prevote, nil, &out) }
@@ -268,6 +267,22 @@ public struct TendermintMachine: Sendable {
         }
         evaluate(&out)
         return out
+    }
+
+    /// Relays the votes held for this height: every vote of the recent rounds (so a validator
+    /// left behind in an older round sees f+1 messages of a later one and skips ahead) and this
+    /// validator's own votes of every round (so one stuck waiting for a quorum in an older round
+    /// gets it). Lost messages cannot stall the height once the network delivers again.
+    private func gossipVotes(_ out: inout [ConsensusAction]) {
+        let recent = round >= 4 ? round - 4 : 0
+        for table in [prevotes, precommits] {
+            for r in table.keys.sorted() {
+                for voter in table[r]!.keys.sorted() {
+                    guard let v = table[r]![voter]!.first, r >= recent || v.voter == me else { continue }
+                    out.append(.broadcastVote(v))
+                }
+            }
+        }
     }
 
     // MARK: Recording messages

@@ -117,6 +117,8 @@ final class SimNode {
     var safety: SafetyState?
     /// Content of the blocks the persisted state is locked on or holds as valid.
     var savedBlocks: [Hash: SimBlock] = [:]
+    /// Every own vote this node persisted (to check it never sends one it did not).
+    var persistedVotes = Set<Vote>()
     // Volatile.
     var mempool: [UInt64] = []
     var mempoolSet = Set<UInt64>()
@@ -498,6 +500,7 @@ final class SimNetwork {
             switch a {
             case .persist(let s):
                 n.safety = s
+                for v in [s.prevote, s.precommit].compactMap({ $0 }) { n.persistedVotes.insert(v) }
                 // The lock and the valid value are useless without their blocks: keep them on "disk" too.
                 var keep: [Hash: SimBlock] = [:]
                 for h in [s.lockedHash, s.validHash].compactMap({ $0 }) {
@@ -508,7 +511,7 @@ final class SimNetwork {
                 if !n.byzantine, n.safety?.proposal != p { fail("\(n.id) sent a proposal it had not persisted") }
                 sendProposal(p, from: i)
             case .broadcastVote(let v):
-                if !n.byzantine, v.voter == n.id, n.safety?.prevote != v && n.safety?.precommit != v && !(n.safety?.validProof.contains(v) ?? false) { fail("\(n.id) sent a \(v.type.name) it had not persisted") }
+                if !n.byzantine, v.voter == n.id, !n.persistedVotes.contains(v) { fail("\(n.id) sent a \(v.type.name) it had not persisted") }
                 sendVote(v, from: i)
             case .schedule(let t, let after):
                 schedule(after, .timeout(node: i, incarnation: n.incarnation, t))
