@@ -28,10 +28,20 @@ final class RawHTTPClient {
 
     deinit { close(fd) }
 
+    /// Sends a GET and returns the status code and body.
+    func get(_ path: String) throws -> (Int, [UInt8]) {
+        try sendAll(Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8))
+        return try readResponse()
+    }
+
     /// Sends a POST and returns the status code and body.
     func post(_ path: String, body: Data) throws -> (Int, [UInt8]) {
         let head = "POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
         try sendAll(Array(head.utf8) + body)
+        return try readResponse()
+    }
+
+    private func readResponse() throws -> (Int, [UInt8]) {
         // Read headers.
         var headerEnd: Int? = nil
         while headerEnd == nil {

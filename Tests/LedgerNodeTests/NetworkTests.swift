@@ -15,7 +15,7 @@ final class NetworkTests: XCTestCase {
     }
 
     /// Signed submissions with distinct nonces, built before the clock starts.
-    func submissions(_ net: ConsortiumProcesses, count: Int, seed: UInt64) throws -> [Submission] {
+    func submissions(_ net: LocalConsortium, count: Int, seed: UInt64) throws -> [Submission] {
         let keys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
         var nonce: UInt64 = seed << 32
         return try DemoRecords.requests(count: count, subjects: 200, seed: seed).map { r in
@@ -27,14 +27,14 @@ final class NetworkTests: XCTestCase {
     /// Steady load on all four validators; one is killed with SIGKILL and restarted. It catches
     /// up, no acknowledged transaction is missing anywhere, and all heads agree.
     func testKillOneValidatorUnderLoadThenItCatchesUp() throws {
-        let net = try ConsortiumProcesses(name: "kill-one")
+        let net = try LocalConsortium(name: "kill-one")
         try net.startAll()
         let all = try submissions(net, count: 4 * 60 * 10, seed: 1)
         let acks = Acks()
         let stop = NSLock()
         nonisolated(unsafe) var stopped = false
         let group = DispatchGroup()
-        for (c, m) in ConsortiumProcesses.validators.enumerated() {
+        for (c, m) in LocalConsortium.validators.enumerated() {
             let client = try net.client(m, timeout: 15)
             DispatchQueue.global().async(group: group) {
                 for b in 0..<60 {
@@ -61,7 +61,7 @@ final class NetworkTests: XCTestCase {
         try net.start("bank-b")
         group.wait()
         stop.withLock { stopped = true }
-        let everyone = ConsortiumProcesses.members
+        let everyone = LocalConsortium.members
         guard let (height, _) = net.waitForAgreement(everyone, minHeight: heightAtKill + 1) else {
             return XCTFail("heads did not agree: \(everyone.map { "\($0): \(String(describing: net.head($0)))" })")
         }
@@ -83,11 +83,11 @@ final class NetworkTests: XCTestCase {
     /// Two of four validators down: no quorum, so nothing commits (and nothing forks); when one
     /// returns the pending transaction commits, and the returning validators catch up.
     func testTwoOfFourDownStopsCommittingAndResumes() throws {
-        let net = try ConsortiumProcesses(name: "kill-two")
+        let net = try LocalConsortium(name: "kill-two")
         try net.startAll()
         let txs = try submissions(net, count: 20, seed: 2)
         _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
-        guard let (h0, _) = net.waitForAgreement(ConsortiumProcesses.members) else { return XCTFail("no initial agreement") }
+        guard let (h0, _) = net.waitForAgreement(LocalConsortium.members) else { return XCTFail("no initial agreement") }
         net.kill9("bank-a")
         net.kill9("bank-b")
         let pending = DispatchGroup()
@@ -103,7 +103,7 @@ final class NetworkTests: XCTestCase {
         XCTAssertEqual(pending.wait(timeout: .now() + 30), .success, "the pending batch never committed after a validator returned")
         XCTAssertEqual(committed?.count, 10)
         try net.start("bank-b")
-        guard let (h1, _) = net.waitForAgreement(ConsortiumProcesses.members, minHeight: h0 + 1) else {
+        guard let (h1, _) = net.waitForAgreement(LocalConsortium.members, minHeight: h0 + 1) else {
             return XCTFail("heads did not agree after both returned")
         }
         XCTAssertGreaterThan(h1, h0)
@@ -112,7 +112,7 @@ final class NetworkTests: XCTestCase {
     /// Garbage, an oversized frame and a peer with a key that is not in genesis: each connection is
     /// dropped with a log line; the node keeps running and serving.
     func testBadPeersAreDroppedAndTheNodeKeepsRunning() throws {
-        let net = try ConsortiumProcesses(name: "bad-peers")
+        let net = try LocalConsortium(name: "bad-peers")
         try net.startAll(["samr-330106"])
         let port = net.p2pPorts["samr-330106"]!
         // 1. Garbage bytes.
@@ -120,7 +120,7 @@ final class NetworkTests: XCTestCase {
         // 2. A length prefix far over the frame limit.
         try rawSend(port: port, [0xFF, 0xFF, 0xFF, 0xF0] + Array(repeating: 0, count: 64))
         // 3. An impostor: a real handshake by a key that is not bank-a's.
-        let impostor = try ConsortiumProcesses.impostorHandshake(port: port, genesis: net.genesis, claiming: "bank-a")
+        let impostor = try LocalConsortium.impostorHandshake(port: port, genesis: net.genesis, claiming: "bank-a")
         XCTAssertFalse(impostor, "a peer with a key not in genesis got a session")
         Thread.sleep(forTimeInterval: 0.5)
         let log = try String(contentsOfFile: net.log("samr-330106"), encoding: .utf8)
@@ -131,7 +131,7 @@ final class NetworkTests: XCTestCase {
         try net.startAll(["data-330106", "bank-a", "bank-b"])
         let txs = try submissions(net, count: 5, seed: 3)
         XCTAssertEqual(try net.client("samr-330106").submit(batch: txs).count, 5)
-        XCTAssertNotNil(net.waitForAgreement(ConsortiumProcesses.validators))
+        XCTAssertNotNil(net.waitForAgreement(LocalConsortium.validators))
     }
 
     func rawSend(port: Int, _ bytes: [UInt8]) throws {

@@ -1,23 +1,27 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
-import LedgerNode
 
 /// A local consortium of real `credit-node run` processes: four validators (two bureaus, two
-/// banks) and an auditor follower, on free loopback ports, in a temporary directory.
-final class ConsortiumProcesses {
-    static let validators = ["samr-330106", "data-330106", "bank-a", "bank-b"]
-    static let members = validators + ["auditor"]
+/// banks) and an auditor follower, on free loopback ports, in a temporary directory. Used by the
+/// end-to-end tests and the network benchmark.
+public final class LocalConsortium {
+    public static let validators = ["samr-330106", "data-330106", "bank-a", "bank-b"]
+    public static let members = validators + ["auditor"]
 
-    let root: String
-    var processes: [String: Process] = [:]
-    var p2pPorts: [String: Int] = [:]
-    private(set) var genesis: Genesis!
+    public let root: String
+    public let tool: String
+    public let logLevel: String
+    public private(set) var processes: [String: Process] = [:]
+    public private(set) var p2pPorts: [String: Int] = [:]
+    public private(set) var genesis: Genesis!
 
-    init(name: String) throws {
+    /// - Parameter tool: the `credit-node` executable.
+    public init(name: String, tool: String, logLevel: String = "info") throws {
+        self.tool = tool
+        self.logLevel = logLevel
         root = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let tool = BuiltTools.path("credit-node") ?? "credit-node"
         for m in Self.members {
             p2pPorts[m] = try Self.freePort()
             try Self.runTool(tool, ["keygen", "--member", m, "--out", root + "/keys"])
@@ -40,13 +44,13 @@ final class ConsortiumProcesses {
         for m in Self.members {
             try FileManager.default.createDirectory(atPath: "\(root)/\(m)", withIntermediateDirectories: true)
             let config: [String: Any] = ["genesis": "../genesis.json", "key": "../keys/\(m).key", "data_dir": "data",
-                                         "http": "127.0.0.1:0", "p2p": "127.0.0.1:\(p2pPorts[m]!)", "log_level": "info",
+                                         "http": "127.0.0.1:0", "p2p": "127.0.0.1:\(p2pPorts[m]!)", "log_level": logLevel,
                                          "timeouts": ["propose_ms": 600, "prevote_ms": 300, "precommit_ms": 300, "rebroadcast_ms": 500]]
             try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: "\(root)/\(m)/node.json"))
         }
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -61,7 +65,7 @@ final class ConsortiumProcesses {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func runTool(_ tool: String, _ args: [String]) throws {
+    public static func runTool(_ tool: String, _ args: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
@@ -75,15 +79,15 @@ final class ConsortiumProcesses {
         }
     }
 
-    func log(_ m: String) -> String { "\(root)/\(m)/node.log" }
-    func keyPath(_ m: String) -> String { "\(root)/keys/\(m).key" }
-    func dataDir(_ m: String) -> String { "\(root)/\(m)/data" }
+    public func log(_ m: String) -> String { "\(root)/\(m)/node.log" }
+    public func keyPath(_ m: String) -> String { "\(root)/keys/\(m).key" }
+    public func dataDir(_ m: String) -> String { "\(root)/\(m)/data" }
 
-    func start(_ m: String) throws {
+    public func start(_ m: String) throws {
         try? FileManager.default.removeItem(atPath: dataDir(m) + "/http.addr")
         if !FileManager.default.fileExists(atPath: log(m)) { FileManager.default.createFile(atPath: log(m), contents: nil) }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: BuiltTools.path("credit-node") ?? "credit-node")
+        p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = ["run", "--config", "\(root)/\(m)/node.json"]
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log(m)))
         handle.seekToEndOfFile()
@@ -93,12 +97,12 @@ final class ConsortiumProcesses {
         processes[m] = p
     }
 
-    func startAll(_ members: [String] = ConsortiumProcesses.members) throws {
+    public func startAll(_ members: [String] = LocalConsortium.members) throws {
         for m in members { try start(m) }
         for m in members { _ = try address(m) }
     }
 
-    func address(_ m: String, timeout: TimeInterval = 60) throws -> String {
+    public func address(_ m: String, timeout: TimeInterval = 60) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let text = try? String(contentsOfFile: dataDir(m) + "/http.addr", encoding: .utf8), text.hasSuffix("\n") {
@@ -110,32 +114,32 @@ final class ConsortiumProcesses {
         throw LedgerError(.notFound, "\(m) did not start: \((try? String(contentsOfFile: log(m), encoding: .utf8))?.suffix(2000) ?? "")")
     }
 
-    func client(_ m: String, timeout: TimeInterval = 30) throws -> LedgerClient {
+    public func client(_ m: String, timeout: TimeInterval = 30) throws -> LedgerClient {
         LedgerClient(baseURL: try address(m), timeout: timeout)
     }
 
-    func kill9(_ m: String) {
+    public func kill9(_ m: String) {
         guard let p = processes[m] else { return }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         processes[m] = nil
     }
 
-    func stopAll() {
+    public func stopAll() {
         for (_, p) in processes where p.isRunning { p.terminate() }
         for (_, p) in processes { p.waitUntilExit() }
         processes = [:]
     }
 
     /// (height, head hash) of a running node.
-    func head(_ m: String) -> (UInt64, String)? {
+    public func head(_ m: String) -> (UInt64, String)? {
         guard let c = try? client(m, timeout: 3), let s = try? c.getJSON("/v1/status"),
               let h = (s["height"] as? NSNumber)?.uint64Value, let hash = s["head_hash"] as? String else { return nil }
         return (h, hash)
     }
 
     /// Waits until every listed node reports the same head at least `minHeight`; returns it.
-    func waitForAgreement(_ members: [String], minHeight: UInt64 = 1, timeout: TimeInterval = 60) -> (UInt64, String)? {
+    public func waitForAgreement(_ members: [String], minHeight: UInt64 = 1, timeout: TimeInterval = 60) -> (UInt64, String)? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let heads = members.map(head)
@@ -148,33 +152,5 @@ final class ConsortiumProcesses {
     deinit {
         stopAll()
         if ProcessInfo.processInfo.environment["CREDITLEDGER_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: root) }
-    }
-}
-
-import Logging
-import P2P
-
-extension ConsortiumProcesses {
-    /// Dials `port` as `claiming`, but with a fresh key that genesis does not know. Returns
-    /// whether a session was established (it must not be).
-    static func impostorHandshake(port: Int, genesis: Genesis, claiming: String) throws -> Bool {
-        let key = Ed25519PrivateKey()
-        var allowed: [String: Ed25519PublicKey] = [:]
-        for m in genesis.members { allowed[m.id] = m.signingKey }
-        let config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: claiming, signingKey: key,
-                               listenHost: "127.0.0.1", listenPort: 0,
-                               peers: [PeerAddress(memberID: "samr-330106", host: "127.0.0.1", port: port)], allowedPeers: allowed)
-        let node = P2PNode(config: config, logger: Logger(label: "impostor"), onMessage: { _, _ in }, onPeer: { _, _ in })
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var connected = false
-        Task {
-            _ = try? await node.start()
-            try? await Task.sleep(for: .seconds(2))
-            connected = !node.connectedPeers.isEmpty
-            await node.stop()
-            done.signal()
-        }
-        done.wait()
-        return connected
     }
 }

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+
+/// Four validators (and the auditor follower) as real processes on loopback: latency from
+/// submission to committed on every validator at an offered rate, sustained throughput, and
+/// latency with one validator down.
+struct NetworkBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "network",
+        abstract: "Start a 4-validator network on loopback; measure commit latency at an offered rate, throughput, and latency with one validator down.")
+    @Option(help: "Offered rate for the latency phases, attestations per second.") var rate: Int = 1000
+    @Option(name: .customLong("seconds"), help: "Seconds per latency phase.") var phaseSeconds: Int = 15
+    @Option(help: "Attestations for the throughput phase.") var throughputCount: Int = 60_000
+    @Option(help: "Attestations per request in the throughput phase.") var batch: Int = 500
+    @Option(help: "credit-node binary (default: next to this one).") var node: String?
+
+    final class Heights: @unchecked Sendable {
+        let lock = NSLock()
+        var firstSeen: [String: [UInt64: ContinuousClock.Instant]] = [:]
+        func saw(_ m: String, _ h: UInt64, at t: ContinuousClock.Instant) {
+            lock.withLock { if firstSeen[m]?[h] == nil { firstSeen[m, default: [:]][h] = t } }
+        }
+        /// When `height` was first seen on `member` (any later height counts too).
+        func time(_ m: String, atLeast height: UInt64) -> ContinuousClock.Instant? {
+            lock.withLock { firstSeen[m]?.filter { $0.key >= height }.map(\.value).min() }
+        }
+    }
+
+    func run() throws {
+        let binary = node ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-node").path
+        let net = try LocalConsortium(name: "bench-network", tool: binary, logLevel: "warning")
+        defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
+        try net.startAll()
+        let keys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let total = rate * phaseSeconds * 2 + throughputCount
+        print("preparing \(total) signed, encrypted attestations…")
+        var nonce: UInt64 = 0
+        let all = try DemoRecords.requests(count: total, subjects: max(1, total / 10), seed: 11).map { r -> Submission in
+            nonce += 1
+            return try r.build(genesis: net.genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+        }
+        var cursor = 0
+        func take(_ n: Int) -> ArraySlice<Submission> { defer { cursor += n }; return all[cursor..<cursor + n] }
+
+        let validators = LocalConsortium.validators
+        let p1 = try latency(net, members: validators, submissions: take(rate * phaseSeconds))
+        print(String(format: "offered %d/s for %d s on 4 validators: submit → committed on all four p50 %.0f ms, p99 %.0f ms, max %.0f ms",
+                     rate, phaseSeconds, p1.p50 * 1000, p1.p99 * 1000, p1.max * 1000))
+
+        let t = try throughput(net, members: validators, submissions: take(throughputCount))
+        print(String(format: "throughput: %d attestations committed on all four validators in %.2f s = %.0f per second (%d per request, 8 connections)",
+                     throughputCount, t, Double(throughputCount) / t, batch))
+
+        net.kill9("bank-b")
+        let live = validators.filter { $0 != "bank-b" }
+        let p3 = try latency(net, members: live, submissions: take(rate * phaseSeconds))
+        print(String(format: "one validator down, offered %d/s for %d s: submit → committed on the three live validators p50 %.0f ms, p99 %.0f ms, max %.0f ms",
+                     rate, phaseSeconds, p3.p50 * 1000, p3.p99 * 1000, p3.max * 1000))
+        print("machine: \(machine())")
+    }
+
+    func bodies(_ subs: ArraySlice<Submission>, per: Int) -> [Data] {
+        stride(from: subs.startIndex, to: subs.endIndex, by: per).map { start in
+            JSONView.data(["transactions": subs[start..<min(subs.endIndex, start + per)].map(LedgerClient.wire)])
+        }
+    }
+
+    /// Offers `submissions` at `rate` in batches of 10 every 10 ms, round-robin over `members`; a watcher
+    /// per node polls its height every 2 ms. Latency of a batch = when its block height is first seen
+    /// on the last of `members`, minus when the batch was sent.
+    func latency(_ net: LocalConsortium, members: [String], submissions: ArraySlice<Submission>) throws -> (p50: Double, p99: Double, max: Double) {
+        let per = 10
+        let requests = bodies(submissions, per: per)
+        let interval = Double(per) / Double(rate)
+        let heights = Heights()
+        let clock = ContinuousClock()
+        let stop = NSLock()
+        nonisolated(unsafe) var stopped = false
+        let watchers = DispatchGroup()
+        for m in members {
+            let url = URL(string: try net.address(m))!
+            DispatchQueue.global().async(group: watchers) {
+                guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
+                while !stop.withLock({ stopped }) {
+                    if let (status, body) = try? c.get("/v1/health"), status == 200,
+                       let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                       let h = (json["height"] as? NSNumber)?.uint64Value {
+                        heights.saw(m, h, at: clock.now)
+                    }
+                    Thread.sleep(forTimeInterval: 0.002)
+                }
+            }
+        }
+        let lock = NSLock()
+        nonisolated(unsafe) var sent: [(ContinuousClock.Instant, UInt64)] = []
+        nonisolated(unsafe) var failures = 0
+        let senders = DispatchGroup()
+        let start = clock.now
+        // One sender per member, each offering its share of the rate.
+        for (k, m) in members.enumerated() {
+            let url = URL(string: try net.address(m))!
+            DispatchQueue.global().async(group: senders) {
+                guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
+                var i = k
+                while i < requests.count {
+                    let due = start + .seconds(Double(i) * interval)
+                    if clock.now < due { Thread.sleep(forTimeInterval: seconds(due - clock.now)) }
+                    let t0 = clock.now
+                    if let (status, body) = try? c.post("/v1/transactions/batch", body: requests[i]), status == 200,
+                       let json = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                       let results = json["results"] as? [[String: Any]],
+                       let h = results.compactMap({ ($0["height"] as? NSNumber)?.uint64Value }).max() {
+                        lock.withLock { sent.append((t0, h)) }
+                    } else {
+                        lock.withLock { failures += 1 }
+                    }
+                    i += members.count
+                }
+            }
+        }
+        senders.wait()
+        Thread.sleep(forTimeInterval: 2)
+        stop.withLock { stopped = true }
+        watchers.wait()
+        guard failures == 0 else { throw ValidationError("\(failures) batches failed") }
+        var latencies: [Double] = []
+        for (t0, h) in sent {
+            let times = members.compactMap { heights.time($0, atLeast: h) }
+            guard times.count == members.count, let last = times.max() else { throw ValidationError("height \(h) never seen on every node") }
+            latencies.append(max(0, seconds(last - t0)))
+        }
+        latencies.sort()
+        return (percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0)
+    }
+
+    /// 8 connections send `batch`-sized requests as fast as they are answered; time until every
+    /// validator's log holds them all.
+    func throughput(_ net: LocalConsortium, members: [String], submissions: ArraySlice<Submission>) throws -> Double {
+        let requests = bodies(submissions, per: batch)
+        let before = try members.map { try LedgerClient(baseURL: net.address($0)).getJSON("/v1/health")["log_size"] as? NSNumber }
+        let target = (before[0]?.intValue ?? 0) + submissions.count
+        let clock = ContinuousClock()
+        let start = clock.now
+        let lock = NSLock()
+        nonisolated(unsafe) var next = 0
+        nonisolated(unsafe) var failures: [String] = []
+        let addresses = try members.map { URL(string: try net.address($0))! }
+        DispatchQueue.concurrentPerform(iterations: 8) { k in
+            let url = addresses[k % addresses.count]
+            guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
+            while true {
+                let i: Int = lock.withLock { defer { next += 1 }; return next }
+                guard i < requests.count else { return }
+                do {
+                    let (status, body) = try c.post("/v1/transactions/batch", body: requests[i])
+                    if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: body.prefix(200), as: UTF8.self))") } }
+                } catch { lock.withLock { failures.append("\(error)") } }
+            }
+        }
+        guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
+        for m in members {
+            let c = LedgerClient(baseURL: try net.address(m))
+            while ((try? c.getJSON("/v1/health"))?["log_size"] as? NSNumber)?.intValue ?? 0 < target { Thread.sleep(forTimeInterval: 0.005) }
+        }
+        return seconds(clock.now - start)
+    }
+}
