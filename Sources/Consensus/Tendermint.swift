@@ -250,8 +250,8 @@ public struct TendermintMachine: Sendable {
             switch t.step {
             case .rebroadcast:
                 if let p = state.proposal, p.round == round {
-                    if p.polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
                     out.append(.broadcastProposal(p))
+                    if p.polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
                 }
                 gossipVotes(&out)
                 out.append(.schedule(t, afterMillis: timeouts.rebroadcast))
@@ -304,12 +304,20 @@ public struct TendermintMachine: Sendable {
     private mutating func record(vote v: Vote, _ out: inout [ConsensusAction]) {
         let existing = (v.type == .prevote ? prevotes[v.round]?[v.voter] : precommits[v.round]?[v.voter]) ?? []
         if existing.contains(where: { $0.blockHash == v.blockHash }) { return }
+        var list = existing
         if let first = existing.first {
             report(.votes(first, v), key: "\(v.type.rawValue)/\(v.voter)/\(v.round)", &out)
-            if existing.count >= Self.maxVotesPerVoter { return }
+            if list.count >= Self.maxVotesPerVoter {
+                // An equivocator can sign any number of values; keep those that can matter (nil,
+                // or a block some proposal names), evicting a value no proposal names.
+                let named = Set(proposals.values.map(\.blockHash))
+                guard v.blockHash.map(named.contains) ?? true,
+                      let k = list.indices.dropFirst().first(where: { list[$0].blockHash.map { !named.contains($0) } ?? false }) else { return }
+                list.remove(at: k)
+            }
         }
-        if v.type == .prevote { prevotes[v.round, default: [:]][v.voter, default: []].append(v) }
-        else { precommits[v.round, default: [:]][v.voter, default: []].append(v) }
+        list.append(v)
+        if v.type == .prevote { prevotes[v.round, default: [:]][v.voter] = list } else { precommits[v.round, default: [:]][v.voter] = list }
     }
 
     private mutating func report(_ e: Equivocation, key: String, _ out: inout [ConsensusAction]) {
@@ -448,8 +456,8 @@ public struct TendermintMachine: Sendable {
                          proposer: signer.memberID, signature: signer.sign(bytes))
         state.proposal = p
         out.append(.persist(state))
-        if polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
         out.append(.broadcastProposal(p))
+        if polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
         record(proposal: p, &out)
     }
 
@@ -473,6 +481,19 @@ public struct TendermintMachine: Sendable {
         prevoteTimeoutScheduled = []; precommitTimeoutScheduled = []; lockedInRound = []
         catchUpRequested = false; reportedEquivocations = []; buildRequested = false
         out.append(.schedule(Timeout(step: .rebroadcast, height: h, round: 0), afterMillis: timeouts.rebroadcast))
+    }
+
+    /// The messages held for this height, for logs and debugging.
+    public var summary: String {
+        var parts: [String] = ["h\(height) r\(round) \(step) locked \(state.lockedRound) valid \(state.validRound)"]
+        for r in Set(proposals.keys).union(prevotes.keys).union(precommits.keys).sorted() {
+            let p = proposals[r].map { "P(\($0.proposer) pol \($0.polRound) \($0.blockHash.prefix(2).map { String($0) }.joined(separator: ".")) valid \(validity[$0.blockHash].map { "\($0)" } ?? "?"))" } ?? "-"
+            func show(_ t: [String: [Vote]]?) -> String {
+                (t ?? [:]).keys.sorted().map { k in "\(k):" + t![k]!.map { $0.blockHash.map { $0.prefix(2).map { String($0) }.joined(separator: ".") } ?? "nil" }.joined(separator: "|") }.joined(separator: " ")
+            }
+            parts.append("r\(r) \(p) pv[\(show(prevotes[r]))] pc[\(show(precommits[r]))]")
+        }
+        return parts.joined(separator: "; ")
     }
 
     /// Whether this machine wants a block built and has not got one yet (the node answers once

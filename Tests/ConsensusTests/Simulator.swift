@@ -281,6 +281,7 @@ final class SimNetwork {
 
     func finalChecks() {
         let h = honest
+        if trace { for n in nodes { print("\(n.id): \(n.machine?.summary ?? "down")") } }
         if !converged() {
             fail("no convergence \(config.healMillis) ms after healing: heights \(h.map(\.height)), mempools \(h.map(\.mempool.count)), crashed \(h.map(\.crashed)), rounds \(h.map { $0.machine.map { "\($0.height)/\($0.round)/\($0.step)" } ?? "-" })")
             return
