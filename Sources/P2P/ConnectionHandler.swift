@@ -1,0 +1,241 @@
+import LedgerCrypto
+import Logging
+import NIOCore
+
+/// Why a connection ended, as the node logs it: one line per connection.
+struct CloseReason: Sendable {
+    let message: String
+    let level: Logger.Level
+    /// A protocol violation or refusal (as opposed to an I/O event or a local close).
+    let isProtocolError: Bool
+
+    static func protocolError(_ error: P2PError) -> CloseReason { CloseReason(message: error.reason, level: .warning, isProtocolError: true) }
+}
+
+/// One TCP connection: length-prefixed handshake, then encrypted frames. Lives on the node's
+/// event loop; reports to the node, which owns sessions, logging and dialing.
+///
+/// Inbound bytes are buffered only up to the length the current prefix announces, after that
+/// length has been checked against the limit of the phase. Outbound messages wait in `pending`
+/// while the channel is not writable; the node bounds them in bytes per peer.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Never
+    typealias OutboundIn = [UInt8]
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case handshaking, established, closed }
+
+    private let node: P2PNode
+    private let role: Wire.Role
+    private let expectedPeer: String?
+    private let frameLengths: ClosedRange<Int>
+    private let handshakeTimeout: TimeAmount
+    private var phase = Phase.handshaking
+    private var handshake: Handshake
+    private var sendCipher: FrameCipher?
+    private var receiveCipher: FrameCipher?
+    /// Set once the node has registered this connection as the session with that member.
+    private var sessionPeer: String?
+    private var inbound: ByteBuffer?
+    private var pending = CircularBuffer<(payload: [UInt8], promise: EventLoopPromise<Void>?)>()
+    private var draining = false
+    private var timeout: Scheduled<Void>?
+    private var remote = "unknown address"
+    private var closeReason: CloseReason?
+
+    init(node: P2PNode, handshake: Handshake, maxFrameBytes: Int, handshakeTimeout: TimeAmount) {
+        self.node = node
+        self.role = handshake.role
+        self.expectedPeer = handshake.expectedPeer
+        self.handshake = handshake
+        self.frameLengths = Wire.frameOverheadBytes...(maxFrameBytes + Wire.frameOverheadBytes)
+        self.handshakeTimeout = handshakeTimeout
+    }
+
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown address" }
+        if let ip = address.ipAddress, let port = address.port {
+            return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        return "\(address)"
+    }
+
+    // MARK: lifecycle
+
+    func channelActive(context: ChannelHandlerContext) {
+        remote = Self.describe(context.channel.remoteAddress)
+        let timeoutText = "\(handshakeTimeout.nanoseconds / 1_000_000) ms"
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: handshakeTimeout) { [self] in
+            guard phase == .handshaking else { return }
+            fail(context, CloseReason.protocolError(P2PError(.handshakeTimeout, "handshake did not complete within \(timeoutText)")))
+        }
+        if let hello = handshake.start() {
+            context.writeAndFlush(wrapOutboundOut(frame(hello, allocator: context.channel.allocator)), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let reason = closeReason
+        let wasEstablished = phase == .established || sessionPeer != nil
+        phase = .closed
+        timeout?.cancel()
+        failPending()
+        if let peer = sessionPeer {
+            node.sessionClosed(peer: peer, channel: context.channel, remote: remote, reason: reason)
+        } else if !wasEstablished {
+            node.handshakeEnded(role: role, expectedPeer: expectedPeer, remote: remote, reason: reason)
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        failPending()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(context, CloseReason(message: "connection error: \(error)", level: .info, isProtocolError: false))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, phase == .established {
+            switch idle {
+            case .read:
+                fail(context, CloseReason.protocolError(P2PError(.peerSilent, "peer sent nothing, not even a keepalive, within the idle timeout")))
+            case .write:
+                if pending.isEmpty { sendFrame(context, kind: .keepalive, payload: [], promise: nil, flush: true) }
+            case .all:
+                break
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Closes with `reason`; the node logs it once, when the channel is inactive.
+    private func fail(_ context: ChannelHandlerContext, _ reason: CloseReason) {
+        guard phase != .closed else { return }
+        phase = .closed
+        closeReason = reason
+        timeout?.cancel()
+        inbound = nil
+        context.close(promise: nil)
+    }
+
+    private func failPending() {
+        while let item = pending.popFirst() {
+            item.promise?.fail(P2PError(.notConnected, "connection closed before the message was written"))
+        }
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard phase != .closed else { return }
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        do {
+            try process(context)
+        } catch {
+            fail(context, CloseReason.protocolError(error))
+        }
+        if var buffer = inbound {
+            inbound = nil
+            // Reclaim consumed space once it is a sizeable part of the buffer.
+            if buffer.readerIndex > 64 << 10, buffer.readerIndex > buffer.capacity / 2 { buffer.discardReadBytes() }
+            if buffer.readableBytes > 0, phase != .closed { inbound = buffer }
+        }
+    }
+
+    private func process(_ context: ChannelHandlerContext) throws(P2PError) {
+        while phase != .closed, inbound != nil {
+            switch phase {
+            case .closed:
+                return
+            case .handshaking:
+                guard let body = try Framing.nextBody(in: &inbound!, lengths: 1...Wire.maxHandshakeMessageBytes, what: "handshake message") else { return }
+                let step = try handshake.receive(Array(body.readableBytesView))
+                if let reply = step.reply {
+                    context.write(wrapOutboundOut(frame(reply, allocator: context.channel.allocator)), promise: nil)
+                }
+                context.flush()
+                if let established = step.established {
+                    timeout?.cancel()
+                    sendCipher = established.sendCipher
+                    receiveCipher = established.receiveCipher
+                    phase = .established
+                    guard node.sessionEstablished(peer: established.peerID, channel: context.channel, role: role, remote: remote) else {
+                        fail(context, CloseReason(message: "node is stopping", level: .debug, isProtocolError: false))
+                        return
+                    }
+                    sessionPeer = established.peerID
+                }
+            case .established:
+                guard let body = try Framing.nextBody(in: &inbound!, lengths: frameLengths, what: "frame") else { return }
+                let (kind, payload) = try receiveCipher!.open(body)
+                if kind == .message, let peer = sessionPeer {
+                    node.deliver(from: peer, payload)
+                }
+            }
+        }
+    }
+
+    private func frame(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: Wire.lengthPrefixBytes + message.count)
+        buffer.writeInteger(UInt32(message.count), endianness: .big)
+        buffer.writeBytes(message)
+        return buffer
+    }
+
+    // MARK: outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard phase == .established else {
+            promise?.fail(P2PError(.notConnected, "no session on this connection"))
+            return
+        }
+        pending.append((unwrapOutboundIn(data), promise))
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        drain(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drain(context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Encrypts and writes queued messages while the channel is writable.
+    private func drain(_ context: ChannelHandlerContext) {
+        guard phase == .established, !draining else { return }
+        draining = true
+        defer { draining = false }
+        var wrote = false
+        while phase == .established, context.channel.isWritable, let item = pending.popFirst() {
+            sendFrame(context, kind: .message, payload: item.payload, promise: item.promise, flush: false)
+            wrote = true
+        }
+        if wrote { context.flush() }
+    }
+
+    private func sendFrame(_ context: ChannelHandlerContext, kind: Wire.FrameKind, payload: [UInt8], promise: EventLoopPromise<Void>?, flush: Bool) {
+        do {
+            let frame = try sendCipher!.seal(kind: kind, payload: payload, allocator: context.channel.allocator)
+            if flush {
+                context.writeAndFlush(wrapOutboundOut(frame), promise: promise)
+            } else {
+                context.write(wrapOutboundOut(frame), promise: promise)
+            }
+        } catch {
+            promise?.fail(error)
+            fail(context, CloseReason(message: "cannot encrypt a frame: \(error)", level: .error, isProtocolError: false))
+        }
+    }
+}

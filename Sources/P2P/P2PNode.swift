@@ -1,0 +1,430 @@
+import LedgerCore
+import LedgerCrypto
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The authenticated, encrypted transport between consortium members.
+///
+/// A node listens for members, dials the members whose id sorts after its own, and keeps one
+/// authenticated session per member. Messages are opaque bytes, ordered per connection; a
+/// message can be lost when a connection drops (the layer above retransmits).
+///
+/// All connections of one node live on one event loop, so session changes and callbacks are
+/// serialized; `send`, `broadcast` and `connectedPeers` may be called from any thread.
+public final class P2PNode: Sendable {
+    let config: P2PConfig
+    let logger: Logger
+    private let local: LocalIdentity
+    private let onMessage: @Sendable (_ from: String, _ message: [UInt8]) -> Void
+    private let onPeer: @Sendable (_ member: String, _ connected: Bool) -> Void
+    private let eventLoop: any EventLoop
+    private let state: NIOLockedValueBox<State>
+
+    private struct Session {
+        let channel: any Channel
+        let role: Wire.Role
+        let established: NIODeadline
+        /// Bytes accepted by `send` and not yet written to the socket.
+        var queuedBytes = 0
+    }
+
+    private struct Dialer {
+        var backoff: Backoff
+        var scheduled: Scheduled<Void>?
+        /// A connect is under way, or its channel is open (handshaking or in session).
+        var inFlight = false
+        /// The last failure logged, so that a peer that stays down is reported once.
+        var reported: String?
+    }
+
+    private struct State {
+        var started = false
+        var stopped = false
+        var serverChannel: (any Channel)?
+        var peers: [String: PeerAddress] = [:]
+        var dialers: [String: Dialer] = [:]
+        var sessions: [String: Session] = [:]
+        /// Every open connection, so that `stop` can close them all.
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var inboundCount = 0
+        var lastDropLog: [String: NIODeadline] = [:]
+        var lastInboundRefusalLog: NIODeadline?
+    }
+
+    /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
+    /// onPeer(member, connected) when an authenticated session opens or closes.
+    public convenience init(config: P2PConfig, logger: Logger,
+                            onMessage: @escaping @Sendable (_ from: String, _ message: [UInt8]) -> Void,
+                            onPeer: @escaping @Sendable (_ member: String, _ connected: Bool) -> Void) {
+        self.init(config: config, logger: logger, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                  onMessage: onMessage, onPeer: onPeer)
+    }
+
+    /// As above, on an event loop of `eventLoopGroup` (which the caller owns and shuts down).
+    public init(config: P2PConfig, logger: Logger, eventLoopGroup: any EventLoopGroup,
+                onMessage: @escaping @Sendable (_ from: String, _ message: [UInt8]) -> Void,
+                onPeer: @escaping @Sendable (_ member: String, _ connected: Bool) -> Void) {
+        var logger = logger
+        logger[metadataKey: "p2p.member"] = "\(config.localMemberID)"
+        self.config = config
+        self.logger = logger
+        self.local = LocalIdentity(chainID: config.chainID, genesisHash: config.genesisHash,
+                                   memberID: config.localMemberID, signingKey: config.signingKey)
+        self.onMessage = onMessage
+        self.onPeer = onPeer
+        self.eventLoop = eventLoopGroup.next()
+        var initial = State()
+        Self.apply(peers: config.peers, to: &initial, config: config)
+        self.state = NIOLockedValueBox(initial)
+    }
+
+    // MARK: public API
+
+    /// Binds, starts dialing; returns the bound port.
+    public func start() async throws -> Int {
+        try config.validate()
+        try state.withLockedValue { s in
+            guard !s.stopped else { throw P2PError(.stopped, "node was stopped; create a new one") }
+            guard !s.started else { throw P2PError(.alreadyStarted, "node already started") }
+            s.started = true
+        }
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: eventLoop)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: Self.waterMark)
+                .childChannelInitializer { [self] channel in initializeInbound(channel) }
+                .bind(host: config.listenHost, port: config.listenPort)
+                .get()
+        } catch {
+            state.withLockedValue { $0.started = false }
+            throw P2PError(.invalidConfiguration, "cannot listen on \(config.listenHost):\(config.listenPort): \(error)")
+        }
+        let targets: [String]? = state.withLockedValue { s in
+            guard !s.stopped else { return nil }
+            s.serverChannel = server
+            return Array(s.dialers.keys)
+        }
+        guard let targets else {
+            try? await server.close()
+            throw P2PError(.stopped, "node was stopped while starting")
+        }
+        let port = server.localAddress?.port ?? config.listenPort
+        logger.info("p2p listening on \(config.listenHost):\(port)")
+        for member in targets.sorted() { dialSoon(member, after: .zero) }
+        return port
+    }
+
+    /// Closes everything; idempotent. No callback runs after it returns.
+    public func stop() async {
+        let toClose: (server: (any Channel)?, channels: [any Channel])? = state.withLockedValue { s in
+            guard !s.stopped else { return nil }
+            s.stopped = true
+            for member in s.dialers.keys { s.dialers[member]?.scheduled?.cancel() }
+            return (s.serverChannel, Array(s.channels.values))
+        }
+        guard let toClose else { return }
+        try? await toClose.server?.close()
+        for channel in toClose.channels { channel.close(promise: nil) }
+        for channel in toClose.channels { try? await channel.closeFuture.get() }
+        // Let callbacks already queued on the loop (close handling) run before returning.
+        try? await eventLoop.submit {}.get()
+        logger.info("p2p stopped")
+    }
+
+    /// Queues `message` for `member`. False when there is no session, the message is larger than
+    /// `maxFrameBytes`, or the peer's queue would exceed `maxQueuedBytesPerPeer` (the message is
+    /// dropped; drops are logged at most once per second per peer).
+    @discardableResult
+    public func send(_ message: [UInt8], to member: String) -> Bool {
+        guard message.count <= config.maxFrameBytes else {
+            logDrop(member, "message of \(message.count) bytes exceeds maxFrameBytes \(config.maxFrameBytes)")
+            return false
+        }
+        enum Outcome { case queued(any Channel), notConnected, full(Int) }
+        let outcome: Outcome = state.withLockedValue { s in
+            guard var session = s.sessions[member] else { return .notConnected }
+            guard session.queuedBytes + message.count <= config.maxQueuedBytesPerPeer else { return .full(session.queuedBytes) }
+            session.queuedBytes += message.count
+            s.sessions[member] = session
+            return .queued(session.channel)
+        }
+        switch outcome {
+        case .notConnected:
+            logDrop(member, "no session")
+            return false
+        case .full(let queued):
+            logDrop(member, "\(queued) bytes already queued, limit \(config.maxQueuedBytesPerPeer)")
+            return false
+        case .queued(let channel):
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            let count = message.count
+            promise.futureResult.whenComplete { [self] _ in
+                state.withLockedValue { s in
+                    if let session = s.sessions[member], session.channel === channel {
+                        s.sessions[member]!.queuedBytes -= count
+                    }
+                }
+            }
+            channel.writeAndFlush(message, promise: promise)
+            return true
+        }
+    }
+
+    /// Sends to every connected peer.
+    public func broadcast(_ message: [UInt8]) {
+        for member in connectedPeers { send(message, to: member) }
+    }
+
+    /// Sorted member ids with an authenticated session.
+    public var connectedPeers: [String] {
+        state.withLockedValue { $0.sessions.keys.sorted() }
+    }
+
+    /// Replaces the known peer addresses (for example once listeners have their ports). New
+    /// targets are dialed at once; a removed target is no longer redialed (its session, if any, stays).
+    public func setPeers(_ peers: [PeerAddress]) {
+        let dialNow: [String] = state.withLockedValue { s in
+            let before = Set(s.dialers.keys)
+            Self.apply(peers: peers, to: &s, config: config)
+            return s.started && !s.stopped ? s.dialers.keys.filter { !before.contains($0) }.sorted() : []
+        }
+        for member in dialNow { dialSoon(member, after: .zero) }
+    }
+
+    /// Bytes queued for `member` and not yet written to its socket (0 without a session).
+    public func queuedBytes(for member: String) -> Int {
+        state.withLockedValue { $0.sessions[member]?.queuedBytes ?? 0 }
+    }
+
+    /// Inbound connections open now, handshaking or in session (bounded by `maxInboundConnections`).
+    var inboundConnectionCount: Int { state.withLockedValue { $0.inboundCount } }
+
+    // MARK: peers and dialing
+
+    private static let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
+
+    private static func apply(peers: [PeerAddress], to s: inout State, config: P2PConfig) {
+        s.peers = [:]
+        for peer in peers where peer.memberID != config.localMemberID { s.peers[peer.memberID] = peer }
+        let targets = Set(s.peers.keys.filter { $0 > config.localMemberID })
+        for member in s.dialers.keys where !targets.contains(member) {
+            s.dialers[member]?.scheduled?.cancel()
+            s.dialers[member] = nil
+        }
+        for member in targets where s.dialers[member] == nil {
+            s.dialers[member] = Dialer(backoff: Backoff(initial: TimeAmount(config.reconnectInitialDelay),
+                                                        maximum: TimeAmount(config.reconnectMaxDelay)))
+        }
+    }
+
+    /// Schedules a dial of `member` unless one is scheduled or under way, or a session exists.
+    private func dialSoon(_ member: String, after delay: TimeAmount) {
+        state.withLockedValue { s in
+            guard s.started, !s.stopped, var dialer = s.dialers[member], dialer.scheduled == nil, !dialer.inFlight,
+                  s.sessions[member] == nil else { return }
+            dialer.scheduled = eventLoop.scheduleTask(in: delay) { [self] in dial(member) }
+            s.dialers[member] = dialer
+        }
+    }
+
+    private func dial(_ member: String) {
+        let address: PeerAddress? = state.withLockedValue { s in
+            s.dialers[member]?.scheduled = nil
+            guard !s.stopped, s.dialers[member] != nil, s.sessions[member] == nil, let address = s.peers[member] else { return nil }
+            s.dialers[member]!.inFlight = true
+            return address
+        }
+        guard let address else { return }
+        logger.debug("p2p dialing \(member) at \(address.host):\(address.port)")
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(TimeAmount(config.handshakeTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: Self.waterMark)
+            .channelInitializer { [self] channel in initializeOutbound(channel, member: member) }
+            .connect(host: address.host, port: address.port)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    // The dialer stays in flight until this connection closes, session or not.
+                    channel.closeFuture.whenComplete { [self] _ in redial(member, after: nil) }
+                case .failure(let error):
+                    redial(member, after: "cannot connect to \(address.host):\(address.port): \(error)")
+                }
+            }
+    }
+
+    /// A dial attempt ended (connect failed, handshake failed, or the session closed): back off and retry.
+    private func redial(_ member: String, after failure: String?) {
+        let (delay, report): (TimeAmount?, String?) = state.withLockedValue { s in
+            guard s.dialers[member] != nil else { return (nil, nil) }
+            s.dialers[member]!.inFlight = false
+            var report: String?
+            if let failure, s.dialers[member]!.reported != failure {
+                s.dialers[member]!.reported = failure
+                report = failure
+            }
+            return (s.dialers[member]!.backoff.nextDelay(), report)
+        }
+        guard let delay else { return }
+        if let report {
+            logger.info("p2p peer \(member) unreachable: \(report); retrying with backoff up to \(config.reconnectMaxDelay)")
+        }
+        dialSoon(member, after: delay)
+    }
+
+    // MARK: connections
+
+    private func initializeInbound(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let id = ObjectIdentifier(channel)
+        let (accepted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, false) }
+            guard s.inboundCount < config.maxInboundConnections else {
+                let now = NIODeadline.now()
+                let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
+                if log { s.lastInboundRefusalLog = now }
+                return (false, log)
+            }
+            s.inboundCount += 1
+            s.channels[id] = channel
+            return (true, false)
+        }
+        guard accepted else {
+            if logRefusal {
+                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
+            }
+            return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection refused"))
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            state.withLockedValue { s in
+                s.inboundCount -= 1
+                s.channels[id] = nil
+            }
+        }
+        return addHandlers(channel, handshake: Handshake(role: .responder, local: local, allowedPeers: config.allowedPeers, expectedPeer: nil))
+    }
+
+    private func initializeOutbound(_ channel: any Channel, member: String) -> EventLoopFuture<Void> {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLockedValue { s in
+            guard !s.stopped else { return false }
+            s.channels[id] = channel
+            return true
+        }
+        guard accepted else { return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "node is stopping")) }
+        channel.closeFuture.whenComplete { [self] _ in state.withLockedValue { $0.channels[id] = nil } }
+        return addHandlers(channel, handshake: Handshake(role: .initiator, local: local, allowedPeers: config.allowedPeers, expectedPeer: member))
+    }
+
+    private func addHandlers(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
+        let config = self.config
+        return channel.eventLoop.makeCompletedFuture { [self] in
+            try channel.pipeline.syncOperations.addHandlers([
+                IdleStateHandler(readTimeout: TimeAmount(config.idleTimeout), writeTimeout: TimeAmount(config.keepaliveInterval)),
+                ConnectionHandler(node: self, handshake: handshake, maxFrameBytes: config.maxFrameBytes,
+                                  handshakeTimeout: TimeAmount(config.handshakeTimeout)),
+            ])
+        }
+    }
+
+    // MARK: events from connections (on the event loop)
+
+    /// A connection that never became a session closed. One line per connection.
+    func handshakeEnded(role: Wire.Role, expectedPeer: String?, remote: String, reason: CloseReason?) {
+        let stopping = state.withLockedValue { $0.stopped }
+        if stopping { return }
+        switch role {
+        case .responder:
+            if let reason {
+                logger.log(level: reason.level, "p2p refused connection from \(remote): \(reason.message)")
+            } else {
+                logger.info("p2p connection from \(remote) closed by the peer during the handshake")
+            }
+        case .initiator:
+            // Logged (once per distinct failure) by the dialer, which also schedules the retry.
+            let member = expectedPeer ?? "?"
+            let message = reason.map { "handshake with \(remote) failed: \($0.message)" }
+                ?? "\(remote) closed the connection during the handshake"
+            let report = state.withLockedValue { s -> Bool in
+                guard s.dialers[member] != nil, s.dialers[member]!.reported != message else { return false }
+                s.dialers[member]!.reported = message
+                return true
+            }
+            if report {
+                logger.warning("p2p cannot open a session with \(member): \(message); retrying with backoff up to \(config.reconnectMaxDelay)")
+            } else {
+                logger.debug("p2p cannot open a session with \(member): \(message)")
+            }
+        }
+    }
+
+    /// A handshake succeeded. Registers the session, replacing an older one with the same
+    /// member (the peer probably restarted). False when the node is stopping.
+    func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
+        let outcome: (accepted: Bool, replaced: Session?) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, nil) }
+            let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
+            if s.dialers[peer] != nil {
+                s.dialers[peer]!.reported = nil
+                // A session from either direction makes a scheduled dial pointless.
+                s.dialers[peer]!.scheduled?.cancel()
+                s.dialers[peer]!.scheduled = nil
+            }
+            return (true, old)
+        }
+        guard outcome.accepted else { return false }
+        if let old = outcome.replaced {
+            logger.info("p2p replacing the session with \(peer): new authenticated connection \(remote)")
+            old.channel.close(promise: nil)
+            onPeer(peer, false)
+        }
+        logger.info("p2p session with \(peer) established (\(role == .initiator ? "dialed" : "accepted") \(remote))")
+        onPeer(peer, true)
+        return true
+    }
+
+    /// A session's connection closed. Only the current session of a member reports a disconnect.
+    func sessionClosed(peer: String, channel: any Channel, remote: String, reason: CloseReason?) {
+        let (current, stopping): (Bool, Bool) = state.withLockedValue { s in
+            guard let session = s.sessions[peer], session.channel === channel else { return (false, s.stopped) }
+            s.sessions[peer] = nil
+            // A session that held for a while resets the backoff; one that drops at once (a
+            // flapping peer) keeps backing off.
+            if s.dialers[peer] != nil, NIODeadline.now() - session.established >= TimeAmount(config.reconnectMaxDelay) {
+                s.dialers[peer]!.backoff.reset()
+            }
+            return (true, s.stopped)
+        }
+        guard current else {
+            logger.debug("p2p replaced connection with \(peer) (\(remote)) closed")
+            return
+        }
+        if stopping {
+            logger.debug("p2p session with \(peer) closed: node stopping")
+        } else if let reason {
+            logger.log(level: reason.level, "p2p closed the session with \(peer) (\(remote)): \(reason.message)")
+        } else {
+            logger.info("p2p session with \(peer) (\(remote)) closed by the peer")
+        }
+        onPeer(peer, false)
+        if !stopping { dialSoon(peer, after: TimeAmount(config.reconnectInitialDelay)) }
+    }
+
+    func deliver(from peer: String, _ payload: [UInt8]) {
+        onMessage(peer, payload)
+    }
+
+    private func logDrop(_ member: String, _ why: String) {
+        let now = NIODeadline.now()
+        let log = state.withLockedValue { s -> Bool in
+            if let last = s.lastDropLog[member], now - last < .seconds(1) { return false }
+            s.lastDropLog[member] = now
+            return true
+        }
+        if log { logger.warning("p2p dropped a message for \(member): \(why)") }
+    }
+}
