@@ -24,8 +24,17 @@ final class LogCapture: Sendable {
     func append(_ line: Line) { box.withLockedValue { $0.append(line) } }
 
     /// Lines at `level` containing every one of `parts`.
-    func matching(_ level: Logger.Level, _ parts: String...) -> [String] {
+    func matching(_ level: Logger.Level, _ parts: String...) -> [String] { matching(level, parts) }
+
+    func matching(_ level: Logger.Level, _ parts: [String]) -> [String] {
         lines.filter { line in line.level == level && parts.allSatisfy { line.message.contains($0) } }.map(\.message)
+    }
+
+    /// Waits for `count` matching lines (a close is seen by the peer before the node logs it),
+    /// then checks there are exactly that many.
+    func expect(_ count: Int = 1, _ level: Logger.Level, _ parts: String..., file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await eventually("\(count) \(level) line(s) with \(parts)", file: file, line: line) { matching(level, parts).count >= count }
+        XCTAssertEqual(matching(level, parts).count, count, dump, file: file, line: line)
     }
 
     var dump: String { lines.map { "[\($0.level)] \($0.message)" }.joined(separator: "\n") }
