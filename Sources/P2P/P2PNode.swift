@@ -280,48 +280,44 @@ public final class P2PNode: Sendable {
     // MARK: connections
 
     private func initializeInbound(_ channel: any Channel) -> EventLoopFuture<Void> {
-        let id = ObjectIdentifier(channel)
-        let (accepted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, false) }
-            guard s.inboundCount < config.maxInboundConnections else {
-                let now = NIODeadline.now()
-                let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
-                if log { s.lastInboundRefusalLog = now }
-                return (false, log)
-            }
-            s.inboundCount += 1
-            s.channels[id] = channel
-            return (true, false)
-        }
-        guard accepted else {
-            if logRefusal {
-                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
-            }
-            return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection refused"))
-        }
-        channel.closeFuture.whenComplete { [self] _ in
-            state.withLockedValue { s in
-                s.inboundCount -= 1
-                s.channels[id] = nil
-            }
-        }
-        return addHandlers(channel, handshake: Handshake(role: .responder, local: local, allowedPeers: config.allowedPeers, expectedPeer: nil))
+        initialize(channel, handshake: Handshake(role: .responder, local: local, allowedPeers: config.allowedPeers, expectedPeer: nil))
     }
 
     private func initializeOutbound(_ channel: any Channel, member: String) -> EventLoopFuture<Void> {
-        let id = ObjectIdentifier(channel)
-        let accepted = state.withLockedValue { s in
-            guard !s.stopped else { return false }
-            s.channels[id] = channel
-            return true
-        }
-        guard accepted else { return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "node is stopping")) }
-        channel.closeFuture.whenComplete { [self] _ in state.withLockedValue { $0.channels[id] = nil } }
-        return addHandlers(channel, handshake: Handshake(role: .initiator, local: local, allowedPeers: config.allowedPeers, expectedPeer: member))
+        initialize(channel, handshake: Handshake(role: .initiator, local: local, allowedPeers: config.allowedPeers, expectedPeer: member))
     }
 
-    private func addHandlers(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
-        let config = self.config
+    /// Admits a new connection (inbound ones within `maxInboundConnections`), tracks it until
+    /// it closes, and installs its handlers.
+    private func initialize(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
+        let id = ObjectIdentifier(channel)
+        let inbound = handshake.role == .responder
+        let (admitted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, false) }
+            if inbound {
+                guard s.inboundCount < config.maxInboundConnections else {
+                    let now = NIODeadline.now()
+                    let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
+                    if log { s.lastInboundRefusalLog = now }
+                    return (false, log)
+                }
+                s.inboundCount += 1
+            }
+            s.channels[id] = channel
+            return (true, false)
+        }
+        guard admitted else {
+            if logRefusal {
+                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
+            }
+            return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection not admitted"))
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            state.withLockedValue { s in
+                if inbound { s.inboundCount -= 1 }
+                s.channels[id] = nil
+            }
+        }
         return channel.eventLoop.makeCompletedFuture { [self] in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: TimeAmount(config.idleTimeout), writeTimeout: TimeAmount(config.keepaliveInterval)),
