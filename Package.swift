@@ -92,6 +92,16 @@ let package = Package(
             dependencies: ["Consensus", "LedgerCore", "LedgerCrypto"]
         ),
         .testTarget(
+            name: "P2PTests",
+            dependencies: [
+                "P2P", "LedgerCore", "LedgerCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "LedgerNodeTests",
             dependencies: [
                 "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "P2P",

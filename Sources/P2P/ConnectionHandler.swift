@@ -35,6 +35,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var handshake: Handshake
     private var sendCipher: FrameCipher?
     private var receiveCipher: FrameCipher?
+    private var handshakeCompleted = false
     /// Set once the node has registered this connection as the session with that member.
     private var sessionPeer: String?
     private var inbound: ByteBuffer?
@@ -77,15 +78,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let reason = closeReason
-        let wasEstablished = phase == .established || sessionPeer != nil
         phase = .closed
         timeout?.cancel()
         failPending()
         if let peer = sessionPeer {
-            node.sessionClosed(peer: peer, channel: context.channel, remote: remote, reason: reason)
-        } else if !wasEstablished {
-            node.handshakeEnded(role: role, expectedPeer: expectedPeer, remote: remote, reason: reason)
+            node.sessionClosed(peer: peer, channel: context.channel, remote: remote, reason: closeReason)
+        } else if !handshakeCompleted {
+            node.handshakeEnded(role: role, expectedPeer: expectedPeer, remote: remote, reason: closeReason)
         }
         context.fireChannelInactive()
     }
@@ -166,6 +165,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 }
                 context.flush()
                 if let established = step.established {
+                    handshakeCompleted = true
                     timeout?.cancel()
                     sendCipher = established.sendCipher
                     receiveCipher = established.receiveCipher

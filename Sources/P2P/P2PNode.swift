@@ -25,6 +25,7 @@ public final class P2PNode: Sendable {
     private struct Session {
         let channel: any Channel
         let role: Wire.Role
+        let established: NIODeadline
         /// Bytes accepted by `send` and not yet written to the socket.
         var queuedBytes = 0
     }
@@ -200,6 +201,9 @@ public final class P2PNode: Sendable {
         state.withLockedValue { $0.sessions[member]?.queuedBytes ?? 0 }
     }
 
+    /// Inbound connections open now, handshaking or in session (bounded by `maxInboundConnections`).
+    var inboundConnectionCount: Int { state.withLockedValue { $0.inboundCount } }
+
     // MARK: peers and dialing
 
     private static let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
@@ -276,48 +280,44 @@ public final class P2PNode: Sendable {
     // MARK: connections
 
     private func initializeInbound(_ channel: any Channel) -> EventLoopFuture<Void> {
-        let id = ObjectIdentifier(channel)
-        let (accepted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, false) }
-            guard s.inboundCount < config.maxInboundConnections else {
-                let now = NIODeadline.now()
-                let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
-                if log { s.lastInboundRefusalLog = now }
-                return (false, log)
-            }
-            s.inboundCount += 1
-            s.channels[id] = channel
-            return (true, false)
-        }
-        guard accepted else {
-            if logRefusal {
-                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
-            }
-            return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection refused"))
-        }
-        channel.closeFuture.whenComplete { [self] _ in
-            state.withLockedValue { s in
-                s.inboundCount -= 1
-                s.channels[id] = nil
-            }
-        }
-        return addHandlers(channel, handshake: Handshake(role: .responder, local: local, allowedPeers: config.allowedPeers, expectedPeer: nil))
+        initialize(channel, handshake: Handshake(role: .responder, local: local, allowedPeers: config.allowedPeers, expectedPeer: nil))
     }
 
     private func initializeOutbound(_ channel: any Channel, member: String) -> EventLoopFuture<Void> {
-        let id = ObjectIdentifier(channel)
-        let accepted = state.withLockedValue { s in
-            guard !s.stopped else { return false }
-            s.channels[id] = channel
-            return true
-        }
-        guard accepted else { return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "node is stopping")) }
-        channel.closeFuture.whenComplete { [self] _ in state.withLockedValue { $0.channels[id] = nil } }
-        return addHandlers(channel, handshake: Handshake(role: .initiator, local: local, allowedPeers: config.allowedPeers, expectedPeer: member))
+        initialize(channel, handshake: Handshake(role: .initiator, local: local, allowedPeers: config.allowedPeers, expectedPeer: member))
     }
 
-    private func addHandlers(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
-        let config = self.config
+    /// Admits a new connection (inbound ones within `maxInboundConnections`), tracks it until
+    /// it closes, and installs its handlers.
+    private func initialize(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
+        let id = ObjectIdentifier(channel)
+        let inbound = handshake.role == .responder
+        let (admitted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, false) }
+            if inbound {
+                guard s.inboundCount < config.maxInboundConnections else {
+                    let now = NIODeadline.now()
+                    let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
+                    if log { s.lastInboundRefusalLog = now }
+                    return (false, log)
+                }
+                s.inboundCount += 1
+            }
+            s.channels[id] = channel
+            return (true, false)
+        }
+        guard admitted else {
+            if logRefusal {
+                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
+            }
+            return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection not admitted"))
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            state.withLockedValue { s in
+                if inbound { s.inboundCount -= 1 }
+                s.channels[id] = nil
+            }
+        }
         return channel.eventLoop.makeCompletedFuture { [self] in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: TimeAmount(config.idleTimeout), writeTimeout: TimeAmount(config.keepaliveInterval)),
@@ -363,9 +363,8 @@ public final class P2PNode: Sendable {
     func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
         let outcome: (accepted: Bool, replaced: Session?) = state.withLockedValue { s in
             guard !s.stopped else { return (false, nil) }
-            let old = s.sessions.updateValue(Session(channel: channel, role: role), forKey: peer)
+            let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
             if s.dialers[peer] != nil {
-                s.dialers[peer]!.backoff.reset()
                 s.dialers[peer]!.reported = nil
                 // A session from either direction makes a scheduled dial pointless.
                 s.dialers[peer]!.scheduled?.cancel()
@@ -389,6 +388,11 @@ public final class P2PNode: Sendable {
         let (current, stopping): (Bool, Bool) = state.withLockedValue { s in
             guard let session = s.sessions[peer], session.channel === channel else { return (false, s.stopped) }
             s.sessions[peer] = nil
+            // A session that held for a while resets the backoff; one that drops at once (a
+            // flapping peer) keeps backing off.
+            if s.dialers[peer] != nil, NIODeadline.now() - session.established >= TimeAmount(config.reconnectMaxDelay) {
+                s.dialers[peer]!.backoff.reset()
+            }
             return (true, s.stopped)
         }
         guard current else {

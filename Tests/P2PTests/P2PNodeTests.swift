@@ -1,0 +1,355 @@
+import LedgerCore
+import LedgerCrypto
+import NIOCore
+@testable import P2P
+import XCTest
+
+/// Real nodes on 127.0.0.1 with ephemeral ports.
+final class P2PNodeTests: XCTestCase {
+    /// Stops every node a test started, whatever happened.
+    private var running: [P2PNode] = []
+
+    override func tearDown() async throws {
+        for node in running { await node.stop() }
+        running = []
+    }
+
+    private func started(_ node: TestNode) -> TestNode {
+        running.append(node.node)
+        return node
+    }
+
+    private func start(_ c: Consortium, _ id: String, configure: (inout P2PConfig) -> Void = { _ in }) async throws -> TestNode {
+        started(try await c.start(id, configure: configure))
+    }
+
+    /// m1 and m2 exchange one message each way; proves both still serve their legit peers.
+    private func assertExchange(_ a: TestNode, _ b: TestNode, tag: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let ab = Array("\(tag) \(a.id)->\(b.id)".utf8), ba = Array("\(tag) \(b.id)->\(a.id)".utf8)
+        try await eventually("\(a.id) and \(b.id) connected", file: file, line: line) {
+            a.node.connectedPeers.contains(b.id) && b.node.connectedPeers.contains(a.id)
+        }
+        XCTAssertTrue(a.node.send(ab, to: b.id), file: file, line: line)
+        XCTAssertTrue(b.node.send(ba, to: a.id), file: file, line: line)
+        try await eventually("\(tag) exchanged", file: file, line: line) {
+            b.recorder.messages(from: a.id).contains(ab) && a.recorder.messages(from: b.id).contains(ba)
+        }
+    }
+
+    // 1
+    func testThreeNodesConnectAndExchangeOrderedMessagesLargeMessagesAndBroadcasts() async throws {
+        let c = Consortium("m1", "m2", "m3")
+        let nodes = [try await start(c, "m1"), try await start(c, "m2"), try await start(c, "m3")]
+        connectAll(nodes)
+        try await waitForSessions(nodes)
+
+        let count = 200
+        for n in 0..<count {
+            for from in nodes {
+                for to in nodes where to.id != from.id { XCTAssertTrue(from.node.send(numbered(from.id, to.id, n), to: to.id)) }
+            }
+        }
+        for to in nodes {
+            for from in nodes where from.id != to.id {
+                try await eventually("\(count) messages \(from.id)->\(to.id)") { to.recorder.messages(from: from.id).count == count }
+                XCTAssertEqual(to.recorder.messages(from: from.id), (0..<count).map { numbered(from.id, to.id, $0) }, "intact and in order")
+            }
+        }
+
+        let big = SecureRandom.bytes(8 << 20)
+        XCTAssertTrue(nodes[0].node.send(big, to: "m3"))
+        XCTAssertTrue(nodes[2].node.send(big, to: "m1"))
+        try await eventually("8 MiB both ways", timeout: .seconds(10)) {
+            nodes[2].recorder.messages(from: "m1").count == count + 1 && nodes[0].recorder.messages(from: "m3").count == count + 1
+        }
+        XCTAssertEqual(nodes[2].recorder.messages(from: "m1").last, big)
+        XCTAssertEqual(nodes[0].recorder.messages(from: "m3").last, big)
+
+        let hello = Array("broadcast from m2".utf8)
+        nodes[1].node.broadcast(hello)
+        for id in ["m1", "m3"] {
+            let node = nodes.first { $0.id == id }!
+            try await eventually("broadcast at \(id)") { node.recorder.messages(from: "m2").last == hello }
+        }
+        XCTAssertFalse(nodes[1].recorder.messages(from: "m2").contains(hello), "a node does not send to itself")
+        for node in nodes {
+            for other in nodes where other.id != node.id { XCTAssertEqual(node.recorder.peerEvents(other.id), [true]) }
+            XCTAssertEqual(node.logs.matching(.warning).count, 0, node.logs.dump)
+            XCTAssertEqual(node.logs.matching(.error).count, 0, node.logs.dump)
+        }
+    }
+
+    // 2
+    func testMemberNotInGenesisIsRefusedAndTheNodeKeepsServingItsPeers() async throws {
+        let c = Consortium("m1", "m2")
+        let m1 = try await start(c, "m1"), m2 = try await start(c, "m2")
+        connectAll([m1, m2])
+        // "m0" sorts first, so it dials both. It trusts them; they do not know it.
+        let outsider = TestMember("m0")
+        var allowed = c.allowed
+        allowed["m0"] = outsider.key.publicKey
+        let m0 = started(try await Consortium.start(outsider, allowed: allowed))
+        m0.node.setPeers([m1.address, m2.address])
+
+        for node in [m1, m2] {
+            try await eventually("\(node.id) refuses m0") { !node.logs.matching(.warning, "refused connection from 127.0.0.1:", "m0").isEmpty }
+            XCTAssertTrue(node.logs.matching(.warning, "member m0 is not in this node's allowed peers").first != nil, node.logs.dump)
+        }
+        try await assertExchange(m1, m2, tag: "after the outsider")
+        XCTAssertEqual(m0.node.connectedPeers, [])
+        XCTAssertEqual(m1.node.connectedPeers, ["m2"])
+        XCTAssertEqual(m1.recorder.peerEvents("m0"), [])
+        XCTAssertFalse(m0.node.send([1], to: "m1"))
+        // The refused dialer says so once, however often it retries.
+        try await eventually("m0 retried") { m1.logs.matching(.warning, "m0").count >= 3 }
+        XCTAssertEqual(m0.logs.matching(.warning, "cannot open a session with m1").count, 1, m0.logs.dump)
+    }
+
+    // 3
+    func testWrongGenesisAndBadSignatureAreRefused() async throws {
+        let c = Consortium("m0", "m1", "m2")
+        let m1 = try await start(c, "m1"), m2 = try await start(c, "m2")
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+
+        // m0's real key, but another chain's genesis.
+        let wrongChain = started(try await Consortium.start(c["m0"], allowed: c.allowed) { config in
+            config.genesisHash = SHA256.hash(Array("another genesis".utf8))
+        })
+        // Claims to be m1 (allowed at m2), signs with a key that is not m1's.
+        let impostor = started(try await Consortium.start(TestMember("m1"), allowed: c.allowed))
+        // Both sort before m2, so both dial it.
+        wrongChain.node.setPeers([m2.address])
+        impostor.node.setPeers([m2.address])
+
+        try await eventually("m2 refuses the other chain") {
+            !m2.logs.matching(.warning, "refused connection from 127.0.0.1:", "peer is on chain test-chain with genesis",
+                              "this node on test-chain with genesis \(testGenesisHash.hexString.prefix(16))").isEmpty
+        }
+        try await eventually("m2 refuses the impostor") {
+            !m2.logs.matching(.warning, "refused connection from 127.0.0.1:", "signature of m1 does not verify").isEmpty
+        }
+        XCTAssertEqual(m2.node.connectedPeers, ["m1"])
+        XCTAssertEqual(wrongChain.node.connectedPeers, [])
+        XCTAssertEqual(impostor.node.connectedPeers, [])
+        XCTAssertEqual(m2.recorder.peerEvents("m1"), [true], "the impostor never replaced the real m1")
+        XCTAssertEqual(m2.recorder.peerEvents("m0"), [])
+        // The refused side learns nothing but a closed connection, and says so once.
+        try await wrongChain.logs.expect(1, .warning, "cannot open a session with m2", "closed the connection during the handshake")
+        try await assertExchange(m1, m2, tag: "after the refusals")
+    }
+
+    // 4
+    func testRawClientsWithGarbageHugeLengthsCorruptFramesOrSilenceAreDisconnected() async throws {
+        let c = Consortium("m1", "m2", "raw")
+        let m1 = try await start(c, "m1")
+        let m2 = try await start(c, "m2") { $0.handshakeTimeout = .milliseconds(300) }
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+
+        // Garbage: an HTTP request read as a length prefix is ~1.2 GB.
+        var raw = try await RawClient.connect(port: m2.port)
+        try await raw.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        try await raw.waitUntilClosed("garbage")
+        try await m2.logs.expect(1, .warning, "refused connection from 127.0.0.1:", "handshake message of 1195725856 bytes exceeds the limit of 512")
+
+        // A hello announced as 4 GiB - 1: refused from the prefix alone.
+        raw = try await RawClient.connect(port: m2.port)
+        try await raw.send([0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00, 0x01])
+        try await raw.waitUntilClosed("4 GiB hello")
+        try await m2.logs.expect(1, .warning, "handshake message of 4294967295 bytes exceeds the limit of 512")
+
+        // Short garbage inside a well-formed length prefix.
+        raw = try await RawClient.connect(port: m2.port)
+        try await raw.sendMessage([0x01, 0x00, 0x01, 0xFF])
+        try await raw.waitUntilClosed("malformed hello")
+        try await m2.logs.expect(1, .warning, "malformed hello")
+
+        // Nothing at all: the handshake timeout closes it.
+        raw = try await RawClient.connect(port: m2.port)
+        try await raw.waitUntilClosed("silent client")
+        try await m2.logs.expect(1, .warning, "handshake did not complete within 300 ms")
+
+        // A valid handshake, then a corrupted frame.
+        raw = try await RawClient.connect(port: m2.port)
+        var session = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        try await eventually("m2 has a session with raw") { m2.node.connectedPeers == ["m1", "raw"] }
+        var frame = try session.sendCipher.seal(kind: .message, payload: Array("fine".utf8), allocator: ByteBufferAllocator())
+        try await raw.sendFrame(frame)
+        try await eventually("the valid frame arrives") { m2.recorder.messages(from: "raw") == [Array("fine".utf8)] }
+        frame = try session.sendCipher.seal(kind: .message, payload: Array("tampered".utf8), allocator: ByteBufferAllocator())
+        frame.setInteger(frame.getInteger(at: 10, as: UInt8.self)! ^ 0x01, at: 10)
+        try await raw.sendFrame(frame)
+        try await raw.waitUntilClosed("corrupted frame")
+        try await m2.logs.expect(1, .warning, "closed the session with raw", "frame 1 failed authentication")
+        XCTAssertEqual(m2.recorder.messages(from: "raw").count, 1)
+
+        // A valid handshake, then a replayed frame.
+        raw = try await RawClient.connect(port: m2.port)
+        session = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        frame = try session.sendCipher.seal(kind: .message, payload: Array("once".utf8), allocator: ByteBufferAllocator())
+        try await raw.sendFrame(frame)
+        try await raw.sendFrame(frame)
+        try await raw.waitUntilClosed("replayed frame")
+        XCTAssertEqual(m2.recorder.messages(from: "raw").filter { $0 == Array("once".utf8) }.count, 1)
+        try await m2.logs.expect(2, .warning, "closed the session with raw", "frame 1 failed authentication")
+
+        XCTAssertEqual(m2.recorder.peerEvents("m1"), [true], "the legit session survived all of it")
+        try await assertExchange(m1, m2, tag: "after the raw clients")
+        await raw.close()
+    }
+
+    // 5
+    func testOversizedMessagesAreRefusedLocallyAndOversizedFramesDisconnect() async throws {
+        let c = Consortium("m1", "m2")
+        let m1 = try await start(c, "m1") { $0.maxFrameBytes = 1 << 20 }
+        let m2 = try await start(c, "m2") { $0.maxFrameBytes = 4 << 20 }
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+
+        XCTAssertFalse(m1.node.send([UInt8](repeating: 1, count: (1 << 20) + 1), to: "m2"), "over the local limit")
+        XCTAssertTrue(m1.node.send([UInt8](repeating: 1, count: 1 << 20), to: "m2"), "exactly at the limit")
+        XCTAssertFalse(m2.node.send([UInt8](repeating: 2, count: (4 << 20) + 1), to: "m1"))
+        try await eventually("1 MiB arrives") { m2.recorder.messages(from: "m1").count == 1 }
+
+        // m2 allows 4 MiB and sends 2 MiB; m1 allows 1 MiB and disconnects.
+        XCTAssertTrue(m2.node.send([UInt8](repeating: 2, count: 2 << 20), to: "m1"))
+        try await eventually("m1 closes on the oversized frame") {
+            !m1.logs.matching(.warning, "closed the session with m2", "frame of \((2 << 20) + 17) bytes exceeds the limit of \((1 << 20) + 17)").isEmpty
+        }
+        XCTAssertEqual(m1.recorder.messages(from: "m2"), [])
+        // The session comes back (m1 redials) and small messages flow.
+        try await eventually("reconnected") { m1.recorder.peerEvents("m2") == [true, false, true] }
+        try await assertExchange(m1, m2, tag: "after the oversized frame")
+    }
+
+    /// A peer that stops reading: the queue bound caps what the node buffers for it.
+    func testQueueBoundDropsMessagesForAPeerThatDoesNotRead() async throws {
+        let c = Consortium("m1", "raw")
+        let limit = 2 << 20
+        let m1 = try await start(c, "m1") { config in
+            config.maxFrameBytes = 256 << 10
+            config.maxQueuedBytesPerPeer = limit
+        }
+        let raw = try await RawClient.connect(port: m1.port)
+        _ = try await raw.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await raw.channel.setOption(ChannelOptions.autoRead, value: false).get()
+        try await eventually("session with raw") { m1.node.connectedPeers == ["raw"] }
+
+        let message = [UInt8](repeating: 7, count: 256 << 10)
+        // Offer messages until the node refuses ten times in a row, 10 ms apart: nothing drains any more.
+        var accepted = 0, refusedInARow = 0
+        while refusedInARow < 10 && accepted < 512 {
+            if m1.node.send(message, to: "raw") {
+                accepted += 1
+                refusedInARow = 0
+            } else {
+                refusedInARow += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            XCTAssertLessThanOrEqual(m1.node.queuedBytes(for: "raw"), limit)
+        }
+        XCTAssertEqual(refusedInARow, 10, "the bound holds while the peer does not read (accepted \(accepted) messages)")
+        XCTAssertGreaterThan(m1.node.queuedBytes(for: "raw"), limit - message.count)
+        XCTAssertEqual(m1.logs.matching(.warning, "dropped a message for raw").count, 1, "one drop line, not one per message")
+
+        // Once the peer reads again the queue drains and everything accepted arrives.
+        try await raw.channel.setOption(ChannelOptions.autoRead, value: true).get()
+        raw.channel.read()
+        try await eventually("queue drained") { m1.node.queuedBytes(for: "raw") == 0 }
+        XCTAssertTrue(m1.node.send(message, to: "raw"))
+        let frameBytes = Wire.lengthPrefixBytes + Wire.frameOverheadBytes + message.count
+        try await eventually("all frames at the peer") { raw.receivedByteCount >= (accepted + 1) * frameBytes }
+        await raw.close()
+    }
+
+    // 6
+    func testReconnectsAfterThePeerRestartsOnTheSamePort() async throws {
+        let c = Consortium("m1", "m2")
+        let m1 = try await start(c, "m1")
+        let m2 = try await c.start("m2")
+        connectAll([m1, m2])
+        try await assertExchange(m1, m2, tag: "before the restart")
+
+        let port = m2.port
+        await m2.node.stop()
+        await m2.node.stop() // idempotent
+        XCTAssertEqual(m2.node.connectedPeers, [])
+        try await eventually("m1 notices") { m1.recorder.peerEvents("m2") == [true, false] }
+        XCTAssertFalse(m1.node.send([1], to: "m2"))
+        // m1 keeps dialing the dead port: one line for the state change, not one per attempt.
+        try await eventually("several refused dials") { m1.logs.lines.filter { $0.message.contains("dialing m2") }.count >= 4 }
+        XCTAssertEqual(m1.logs.matching(.info, "peer m2 unreachable").count, 1, m1.logs.dump)
+
+        let restarted = started(try await Consortium.start(c["m2"], allowed: c.allowed, port: port))
+        XCTAssertEqual(restarted.port, port)
+        restarted.node.setPeers([m1.address])
+        try await eventually("m1 reconnects to the new m2") { m1.recorder.peerEvents("m2") == [true, false, true] }
+        try await assertExchange(m1, restarted, tag: "after the restart")
+    }
+
+    /// A new authenticated connection for a member replaces the old session.
+    func testNewAuthenticatedConnectionReplacesTheOldSession() async throws {
+        let c = Consortium("m1", "m2")
+        // m1 redials 0.5-1 s after losing its session: time for the test to use the new one first.
+        let m1 = try await start(c, "m1") { config in
+            config.reconnectInitialDelay = .seconds(1)
+            config.reconnectMaxDelay = .seconds(1)
+        }
+        let m2 = try await start(c, "m2")
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+
+        // "m1 restarted": a second connection authenticated as m1.
+        let raw = try await RawClient.connect(port: m2.port)
+        var session = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+        try await eventually("m2 replaced the session") { m2.recorder.peerEvents("m1") == [true, false, true] }
+        XCTAssertEqual(m2.node.connectedPeers, ["m1"])
+        try await raw.sendFrame(try session.sendCipher.seal(kind: .message, payload: Array("from the new connection".utf8), allocator: ByteBufferAllocator()))
+        try await eventually("delivered on the new session") { m2.recorder.messages(from: "m1").last == Array("from the new connection".utf8) }
+        // The old connection was closed, so the real m1 redials and in turn replaces the raw one.
+        try await raw.waitUntilClosed("replaced by the real m1 redialing")
+        try await assertExchange(m1, m2, tag: "after the replacements")
+    }
+
+    /// Idle sessions stay up on keepalives; a peer that goes silent is dropped.
+    func testKeepalivesHoldIdleSessionsAndSilentPeersAreDropped() async throws {
+        let c = Consortium("m1", "m2", "raw")
+        let quick: (inout P2PConfig) -> Void = { config in
+            config.keepaliveInterval = .milliseconds(50)
+            config.idleTimeout = .milliseconds(500)
+        }
+        let m1 = try await start(c, "m1", configure: quick), m2 = try await start(c, "m2", configure: quick)
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+
+        // A raw peer that completes the handshake and then never sends a byte.
+        let raw = try await RawClient.connect(port: m2.port)
+        _ = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        try await raw.waitUntilClosed("silent session")
+        try await m2.logs.expect(1, .warning, "closed the session with raw", "peer sent nothing")
+        // Meanwhile (over 500 ms) m1 and m2 sent no message, yet their session held.
+        XCTAssertEqual(m2.recorder.peerEvents("m1"), [true])
+        XCTAssertEqual(m1.recorder.peerEvents("m2"), [true])
+        try await assertExchange(m1, m2, tag: "after idling")
+    }
+
+    func testInboundConnectionLimit() async throws {
+        let c = Consortium("m1", "raw")
+        let m1 = try await start(c, "m1") { $0.maxInboundConnections = 2 }
+        let first = try await RawClient.connect(port: m1.port), second = try await RawClient.connect(port: m1.port)
+        try await eventually("two connections counted") { m1.node.inboundConnectionCount == 2 }
+        let third = try await RawClient.connect(port: m1.port)
+        try await third.waitUntilClosed("over maxInboundConnections")
+        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:", "2 inbound connections already open")
+        XCTAssertFalse(first.isClosed || second.isClosed)
+        // A closed connection frees its slot for a member.
+        await first.close()
+        try await eventually("a slot frees up") { m1.node.inboundConnectionCount == 1 }
+        let fourth = try await RawClient.connect(port: m1.port)
+        _ = try await fourth.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await eventually("session on the freed slot") { m1.node.connectedPeers == ["raw"] }
+        await second.close()
+        await fourth.close()
+    }
+}
