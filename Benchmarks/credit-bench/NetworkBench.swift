@@ -140,8 +140,9 @@ struct NetworkBench: ParsableCommand {
     /// validator's log holds them all.
     func throughput(_ net: LocalConsortium, members: [String], submissions: ArraySlice<Submission>) throws -> Double {
         let requests = bodies(submissions, per: batch)
-        let before = try members.map { try LedgerClient(baseURL: net.address($0)).getJSON("/v1/health")["log_size"] as? NSNumber }
-        let target = (before[0]?.intValue ?? 0) + submissions.count
+        let health = try LedgerClient(baseURL: net.address(members[0])).getJSON("/v1/health")
+        let target = ((health["log_size"] as? NSNumber)?.intValue ?? 0) + submissions.count
+        let startHeight = (health["height"] as? NSNumber)?.intValue ?? 0
         let clock = ContinuousClock()
         let start = clock.now
         let lock = NSLock()
@@ -165,6 +166,9 @@ struct NetworkBench: ParsableCommand {
             let c = LedgerClient(baseURL: try net.address(m))
             while ((try? c.getJSON("/v1/health"))?["log_size"] as? NSNumber)?.intValue ?? 0 < target { Thread.sleep(forTimeInterval: 0.005) }
         }
-        return seconds(clock.now - start)
+        let elapsed = seconds(clock.now - start)
+        let endHeight = (try LedgerClient(baseURL: net.address(members[0])).getJSON("/v1/health")["height"] as? NSNumber)?.intValue ?? 0
+        print("  \(endHeight - startHeight) blocks, \(submissions.count / max(1, endHeight - startHeight)) attestations per block on average")
+        return elapsed
     }
 }

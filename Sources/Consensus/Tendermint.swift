@@ -432,7 +432,10 @@ public struct TendermintMachine: Sendable {
         state.step = .propose
         state.proposal = nil; state.prevote = nil; state.precommit = nil
         buildRequested = false
-        out.append(.persist(state))
+        // The round must survive a restart once anything was signed at this height (a restart
+        // into an earlier round could sign twice in it). Round 0 of a fresh height needs no write:
+        // a restart finds an older height on disk and starts this one at round 0 anyway.
+        if r > 0 || state.lockedRound >= 0 || state.validRound >= 0 { out.append(.persist(state)) }
         if isValidator, validators.proposer(height: height, round: r) == me {
             propose(&out)
         }

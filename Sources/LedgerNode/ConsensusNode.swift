@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerStore
 import Logging
 import P2P
+import Synchronization
 
 /// A consortium node: runs Tendermint (`TendermintMachine`) over the authenticated P2P
 /// transport, keeps the mempool, proposes and checks blocks, commits them durably with their
@@ -411,18 +412,30 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var ids = Set<Hash>()
         var nonces = Set<String>()
+        var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction
             guard ids.insert(tx.id).inserted, nonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
             let admitted = mempool.admittedEnvelope(of: tx.id)
-            do {
-                if !(admitted.found && admitted.envelope == s.envelope?.encoded) { try validator.checkStateless(s) }
-                try validator.checkStateful(tx, state: store)
-            } catch {
-                throw BatchError(index: i, error: error)
+            if !(admitted.found && admitted.envelope == s.envelope?.encoded) { notSeen.append(i) }
+            do { try validator.checkStateful(tx, state: store) } catch { throw BatchError(index: i, error: error) }
+        }
+        // Signatures and envelopes of transactions this node has not seen yet, on every core.
+        if !notSeen.isEmpty {
+            let toVerify = notSeen
+            let failures = Mutex<[(Int, any Error)]>([])
+            let chunks = min(toVerify.count, ProcessInfo.processInfo.activeProcessorCount * 2)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                var k = c
+                while k < toVerify.count {
+                    let i = toVerify[k]
+                    do { try validator.checkStateless(block.submissions[i]) } catch { failures.withLock { $0.append((i, error)) } }
+                    k += chunks
+                }
             }
+            if let (i, error) = failures.withLock({ $0.min { $0.0 < $1.0 } }) { throw BatchError(index: i, error: error) }
         }
         let built = BlockBuilder.build(chainID: genesis.chainID, height: header.height, timestampMillis: header.timestampMillis,
                                        previousHash: head.blockHash, frontier: store.frontier,

@@ -77,13 +77,11 @@ public final class Mempool: @unchecked Sendable {
             guard entries.count + fresh.count <= capacity else {
                 throw LedgerError(.mempoolFull, "mempool holds \(entries.count) transactions, limit \(capacity); retry later")
             }
+            // With a continuation every submission is fresh (duplicates threw above); without one,
+            // only the fresh ones are added.
             let waiter = continuation.map { Waiter(count: submissions.count, continuation: $0) }
-            for (i, s) in submissions.enumerated() {
+            for (i, s) in (continuation == nil ? fresh : submissions).enumerated() {
                 let id = s.transaction.id
-                if var e = entries[id] {
-                    if let waiter { e.waiters.append((waiter, i)); entries[id] = e }
-                    continue
-                }
                 sequence += 1
                 entries[id] = Entry(submission: s, waiters: waiter.map { [($0, i)] } ?? [], sequence: sequence)
                 order.append(id)
