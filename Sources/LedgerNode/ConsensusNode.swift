@@ -34,6 +34,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let logger: Logger
     let clock: @Sendable () -> UInt64
     let mempool: Mempool
+    let verified: VerifiedCache
     let wal: ConsensusWAL
     let queue = DispatchQueue(label: "creditledger.consensus")
     let gossipQueue = DispatchQueue(label: "creditledger.gossip")
@@ -73,6 +74,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions)
+        self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
@@ -151,6 +153,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             do { try validator.checkStateless(s) } catch { throw BatchError(index: index, error: error) }
             do { try validator.checkStateful(s.transaction, state: store) } catch { throw BatchError(index: index, error: error) }
         }
+        for s in submissions { verified.insert(s) }
         return try await withCheckedThrowingContinuation { continuation in
             do {
                 let fresh = try mempool.admit(submissions, continuation: continuation)
@@ -192,7 +195,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func received(_ message: NetMessage, from peer: String) {
         switch message {
         case .transactions(let list):
-            gossipQueue.async { self.admitGossip(list, from: peer) }
+            // A follower never proposes: it checks transactions when their block arrives.
+            if isValidator { gossipQueue.async { self.admitGossip(list, from: peer) } }
         case .blockRequest(let from, let count):
             gossipQueue.async { self.serveBlocks(from: from, count: Int(count), to: peer) }
         default:
@@ -206,7 +210,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             let id = s.transaction.id
             if mempool.contains(id) || ((try? store.location(of: id)) ?? nil) != nil { continue }
             do {
-                try validator.checkStateless(s)
+                if !verified.contains(s) {
+                    try validator.checkStateless(s)
+                    verified.insert(s)
+                }
                 try validator.checkStateful(s.transaction, state: store)
                 ok.append(s)
             } catch {
@@ -419,7 +426,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
             let admitted = mempool.admittedEnvelope(of: tx.id)
-            if !(admitted.found && admitted.envelope == s.envelope?.encoded) { notSeen.append(i) }
+            if !(admitted.found && admitted.envelope == s.envelope?.encoded) && !verified.contains(s) { notSeen.append(i) }
             do { try validator.checkStateful(tx, state: store) } catch { throw BatchError(index: i, error: error) }
         }
         // Signatures and envelopes of transactions this node has not seen yet, on every core.
@@ -431,7 +438,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 var k = c
                 while k < toVerify.count {
                     let i = toVerify[k]
-                    do { try validator.checkStateless(block.submissions[i]) } catch { failures.withLock { $0.append((i, error)) } }
+                    do {
+                        try validator.checkStateless(block.submissions[i])
+                        verified.insert(block.submissions[i])
+                    } catch { failures.withLock { $0.append((i, error)) } }
                     k += chunks
                 }
             }

@@ -170,3 +170,35 @@ public final class Mempool: @unchecked Sendable {
         for w in waiters { w.continuation.resume(throwing: error) }
     }
 }
+
+/// Transactions (with their envelopes) whose stateless checks — signature, role, envelope —
+/// already passed on this node, so the gossip path and block checks do not verify them twice.
+/// Bounded: the oldest entries are forgotten first.
+final class VerifiedCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = Set<Hash>()
+    private var order: [Hash] = []
+    private var head = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    static func key(_ s: Submission) -> Hash {
+        guard let e = s.envelope else { return s.transaction.id }
+        return SHA256.hash(parts: [s.transaction.id, e.hash])
+    }
+
+    func contains(_ s: Submission) -> Bool { let k = Self.key(s); return lock.withLock { set.contains(k) } }
+
+    func insert(_ s: Submission) {
+        let k = Self.key(s)
+        lock.withLock {
+            guard set.insert(k).inserted else { return }
+            order.append(k)
+            if set.count > capacity {
+                set.remove(order[head]); head += 1
+                if head > capacity / 2 { order.removeFirst(head); head = 0 }
+            }
+        }
+    }
+}
