@@ -34,13 +34,15 @@ let package = Package(
         .target(name: "LedgerStorage", dependencies: ["CRocksDB"]),
         // Types, canonical encoding, Merkle log, checkpoints, validation. No I/O.
         .target(name: "LedgerCore", dependencies: ["LedgerCrypto"]),
+        // Scorecards as data, deterministic integer evaluation, score updates. No I/O.
+        .target(name: "Scoring", dependencies: ["LedgerCore", "LedgerCrypto"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring"]),
         // The node: ledger store, block production, HTTP API, client helpers.
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -49,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "credit-node",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,14 +59,14 @@ let package = Package(
         .executableTarget(
             name: "credit-verify",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "credit-bench",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/credit-bench"
@@ -79,6 +81,10 @@ let package = Package(
                 "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "ScoringTests",
+            dependencies: ["Scoring", "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore"]
         ),
     ]
 )
