@@ -85,11 +85,26 @@ public struct SubjectFacts: Sendable {
                 throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
             }
         }
+        self.init(subject: subject, effective: records.lazy.filter { !$0.revoked }.map { ($0.body, $0.origin) }, asOfDate: asOfDate)
+    }
+
+    /// Facts from records that are already effective (no amendments), for offline scoring by
+    /// model authors (`credit-node score`). `origin` ids may be anything that names the record.
+    public init(subject: USCC, records: [(body: AttestationBody, origin: Hash)], asOfDate: LedgerDate) throws {
+        guard records.count <= FieldLimits.scoreInputs else {
+            throw LedgerError(.fieldTooLarge, "\(records.count) records for \(subject), limit \(FieldLimits.scoreInputs) per score")
+        }
+        for r in records where r.body.subject != subject {
+            throw LedgerError(.invalidValue, "record \(r.origin.hexString.prefix(16))… is about \(r.body.subject), not \(subject)")
+        }
+        self.init(subject: subject, effective: records.lazy.map { ($0.body, $0.origin) }, asOfDate: asOfDate)
+    }
+
+    private init(subject: USCC, effective: some Sequence<(AttestationBody, Hash)>, asOfDate: LedgerDate) {
         let asOfDay = asOfDate.dayNumber
         var facts: [Fact] = []
-        facts.reserveCapacity(records.count)
-        for r in records where !r.revoked && r.body.eventDate <= asOfDate {
-            facts.append(Fact(r.body, origin: r.origin))
+        for (body, origin) in effective where body.eventDate <= asOfDate {
+            facts.append(Fact(body, origin: origin))
         }
         // Credit repair: a repair fact covers facts of the category it names dated on or before it.
         var repairs: [(category: UInt8, day: Int64)] = []

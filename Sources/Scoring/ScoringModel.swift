@@ -356,7 +356,7 @@ public struct ScoringModel: Sendable {
         let (measure, attribute) = try parseMeasure(&r)
         let p = Limits.points, v = Limits.value
         let bands = try r.optionalArray("bands", max: Limits.bands)
-        let linear = try r.optional("linear")
+        let linear = r.optional("linear")
         let rule: PointsRule
         switch (bands, linear) {
         case (let list?, nil):
