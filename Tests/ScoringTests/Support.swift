@@ -44,6 +44,10 @@ struct Records {
                                     payloadCommitment: SHA256.hash(Array("\(list.count)".utf8)), envelopeHash: Hashes.zero))
     }
 
+    mutating func add(_ category: Category, _ date: String, _ attributes: [String: Int64]) {
+        add(category, date, .none, industry: "", attributes)
+    }
+
     func facts(asOf: String = "2026-11-21") throws -> SubjectFacts {
         try SubjectFacts(subject: subject, records: list.enumerated().map { ($1, SHA256.hash([UInt8(truncatingIfNeeded: $0)])) },
                          asOfDate: try LedgerDate(iso: asOf))
