@@ -90,7 +90,8 @@ public struct DemoSubjects {
             let (industry, trade) = pick(kind == .enterprise ? Self.enterpriseIndustries : Self.individualIndustries)
             let name = "\(Self.places[rng.below(Self.places.count)])\(trade)"
             // Younger businesses are more common: age in days, skewed towards recent years.
-            let age = 30 + min(rng.below(6570), rng.below(6570))
+            // (enterprises less so: the market's firms are older than its individual businesses).
+            let age = 30 + (kind == .enterprise ? rng.below(6570) : min(rng.below(6570), rng.below(6570)))
             let manufacturing = industry.hasPrefix("C")
             var records: [Record] = []
             var recordNo = 0
@@ -162,8 +163,8 @@ public struct DemoSubjects {
                 add(.creditRepair, rng.below(30), ["repaired_category": Int64(listed ? Category.abnormalOperationList.rawValue : Category.dishonestJudgmentDebtor.rawValue)])
             }
             if chance(8) { add(.honor, rng.below(1700), ["level": Int64(1 + min(rng.below(4), rng.below(4)))]) }
-            if kind == .enterprise && chance(manufacturing ? 40 : 20) {
-                var a: [String: Int64] = ["patents": Int64(rng.below(manufacturing ? 10 : 3)), "trademarks": Int64(rng.below(5))]
+            if kind == .enterprise && chance(manufacturing ? 60 : 35) {
+                var a: [String: Int64] = ["patents": Int64(rng.below(manufacturing ? 10 : 3)), "trademarks": Int64(1 + rng.below(5))]
                 if industry.hasPrefix("I") { a["software_copyrights"] = Int64(1 + rng.below(8)) }
                 add(.intellectualProperty, rng.below(1700), a)
             }
