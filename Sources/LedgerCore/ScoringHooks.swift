@@ -106,7 +106,8 @@ extension TransactionValidator {
     /// Score updates (docs/SCORING.md §7): the model is installed; `as_of_log_size` is within the
     /// committed log; the inputs are exactly the subject's records before it, in log order; and
     /// the recomputation from their clear metadata gives the same dimensions, points and grade.
-    func checkScoreUpdate(_ s: ScoreUpdateBody, state: some LedgerStateReader) throws {
+    /// Public for auditors re-checking a committed update against a store (`credit-verify recompute`).
+    public func checkScoreUpdate(_ s: ScoreUpdateBody, state: some LedgerStateReader) throws {
         guard let rules = scoreRules else {
             throw LedgerError(.notAuthorized, "this validator has no scoring engine, so it cannot check score updates")
         }
