@@ -18,8 +18,9 @@ struct CreditBench: ParsableCommand {
           .build/release/credit-bench proofs --entries 1000000 --samples 20000
           .build/release/credit-bench signatures
           .build/release/credit-bench verify --transactions 1000000
+          .build/release/credit-bench rescore --subjects 100000
         """,
-        subcommands: [Ingest.self, Proofs.self, Signatures.self, VerifyChain.self])
+        subcommands: [Ingest.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self])
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {

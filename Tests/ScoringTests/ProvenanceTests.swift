@@ -198,6 +198,24 @@ final class ProvenanceTests: XCTestCase {
         XCTAssertTrue((o["reason"] as? String ?? "").contains("claims grade S, recomputation under individual-business v1 gives A"), result.output)
     }
 
+    /// The example files of docs/SCORING.md §9 give the documented results through `credit-node score`.
+    func testDocumentedExampleFilesScoreAsDocumented() throws {
+        let examples = URL(fileURLWithPath: Models.directory).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/scoring-examples").path
+        let cases: [(String, String, Int, String)] = [
+            ("example-a", "individual-business", 685, "A"), ("example-b", "enterprise", 864, "S"), ("example-c", "enterprise", 664, "C"),
+            ("example-a", "risk-warning", 461, "A"), ("example-b", "risk-warning", 759, "B"), ("example-c", "risk-warning", 5000, "D"),
+        ]
+        for (file, model, points, grade) in cases {
+            let r = try run("credit-node", ["score", "--model", "\(Models.directory)/\(model).json", "--records", "\(examples)/\(file).jsonl",
+                                            "--as-of", "2026-11-21", "--json"])
+            XCTAssertEqual(r.status, 0, r.output)
+            let result = (json(r.output)["results"] as? [[String: Any]])?.first
+            XCTAssertEqual(result?["points"] as? Int, points, "\(file) under \(model)")
+            XCTAssertEqual(result?["grade"] as? String, grade, "\(file) under \(model)")
+        }
+    }
+
     func testCreditNodeDemoDataAndOfflineScore() throws {
         let out = "\(directory)/demo"
         let gen = try run("credit-node", ["demo-data", "--subjects", "50", "--seed", "3", "--as-of", "2026-11-21", "--out", out])
