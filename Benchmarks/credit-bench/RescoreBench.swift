@@ -141,6 +141,24 @@ struct RescoreBench: ParsableCommand {
         print(String(format: "rescorer from RocksDB, one core: %d subjects (both scorecards) in %.2f s = %.0f subjects/s",
                      rescored, rescoreSeconds, Double(rescored) / rescoreSeconds))
 
+        // 3b. Where the rescorer's time goes: index scan, raw reads, decoding (one core).
+        var scanned = 0, read = 0
+        var t = clock.now
+        try store.forEachSubject(recordsBefore: asOf.logSize) { _, indexes in scanned += indexes.count; return true }
+        let scanSeconds = seconds(clock.now - t)
+        t = clock.now
+        var raws: [[UInt8]] = []
+        try store.forEachSubject(recordsBefore: asOf.logSize) { _, indexes in
+            for i in indexes { if let r = try store.rawTransaction(at: i) { read += r.count; if raws.count < 200_000 { raws.append(r) } } }
+            return true
+        }
+        let readSeconds = seconds(clock.now - t)
+        t = clock.now
+        for r in raws { _ = try Transaction.decode(r, maxBytes: Int.max) }
+        let decodeMicros = seconds(clock.now - t) / Double(raws.count) * 1e6
+        print(String(format: "  breakdown: subject index scan %.2f s; + %d point reads (%.0f MB) %.2f s; decode %.1f µs per record (×%d = %.2f s)",
+                     scanSeconds, scanned, Double(read) / 1e6, readSeconds, decodeMicros, scanned, decodeMicros * Double(scanned) / 1e6))
+
         // 4. Model upgrade beside ingestion, through the node's ledger engine (validation, blocks, synced writes).
         let ledger = try Ledger(store: store, validatorKeys: node, clock: { Self.asOfMillis }, blockInterval: .milliseconds(200))
         let producer = Task { await ledger.runBlockProducer() }

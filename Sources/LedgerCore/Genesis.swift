@@ -144,7 +144,7 @@ public struct Genesis: Sendable {
 
     /// A name inside the ledger (member id, attribute name): an identifier without '/'.
     public static func isValidName(_ s: String, max: Int) -> Bool {
-        isValidIdentifier(s, max: max) && !s.contains("/")
+        isValidIdentifier(s, max: max) && !s.utf8.contains(0x2F)
     }
 
     /// A member id: also the member's key name in signed notes.

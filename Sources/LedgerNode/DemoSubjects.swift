@@ -79,6 +79,7 @@ public struct DemoSubjects {
             for t in table { if n < t.2 { return (t.0, t.1) }; n -= t.2 }
             return (table[0].0, table[0].1)
         }
+        var codes = Set<String>()
         var subjects: [Subject] = []
         var all: [[Record]] = []
         subjects.reserveCapacity(count)
@@ -86,7 +87,8 @@ public struct DemoSubjects {
         for i in 0..<count {
             let kind: SubjectKind = rng.below(100) < 65 ? .individualBusiness : .enterprise
             let division = USCCGenerator.demoDivisions[rng.below(USCCGenerator.demoDivisions.count)]
-            let uscc = USCCGenerator.make(kind: kind, division: division, random: { rng.below($0) })
+            var uscc = USCCGenerator.make(kind: kind, division: division, random: { rng.below($0) })
+            while !codes.insert(uscc.code).inserted { uscc = USCCGenerator.make(kind: kind, division: division, random: { rng.below($0) }) }
             let (industry, trade) = pick(kind == .enterprise ? Self.enterpriseIndustries : Self.individualIndustries)
             let name = "\(Self.places[rng.below(Self.places.count)])\(trade)"
             // Younger businesses are more common: age in days, skewed towards recent years.

@@ -236,6 +236,10 @@ struct Rescore: ParsableCommand {
           credit-node rescore --data-dir /tmp/ledger --model individual-business
           credit-node rescore --data-dir /tmp/ledger --model risk-warning --watch-list
           credit-node rescore --data-dir /tmp/ledger --model Genesis/models/enterprise.json --out scores.jsonl
+          credit-node rescore --data-dir /tmp/ledger --model individual-business --submit http://127.0.0.1:8480 --key /tmp/ledger/keys/dev.key
+        With --submit, each batch becomes score-update transactions signed with --key (a scorer), endorsed by
+        each --endorser-key after it recomputes the score from the store, and submitted; the node validates
+        every update again.
         """)
     @Option(help: "Node data directory (the one holding ledger/).") var dataDir: String
     @Option(help: "An installed model's name (latest version), or a model file.") var model: String
@@ -243,6 +247,9 @@ struct Rescore: ParsableCommand {
     @Option(help: "Subjects per batch.") var batch: Int = 500
     @Option(help: "Write results as JSON Lines.") var out: String?
     @Flag(help: "List red subjects (risk-warning models).") var watchList = false
+    @Option(help: "Submit the score updates to this node.") var submit: String?
+    @Option(help: "Secret key of the submitting scorer (with --submit).") var key: String?
+    @Option(help: "Secret key of an endorsing scorer (repeat for more).") var endorserKey: [String] = []
 
     func run() throws {
         do {
@@ -259,13 +266,43 @@ struct Rescore: ParsableCommand {
             } else {
                 throw fail("no installed model named \(model) (installed: \(store.allModels().map { "\($0.name) v\($0.version)" }.joined(separator: ", "))) and no such file")
             }
+            var submitter: (client: LedgerClient, keys: MemberSecretKeys, endorsers: [MemberSecretKeys])? = nil
+            if let submit {
+                guard let key else { throw fail("--submit needs --key") }
+                let keys = try MemberSecretKeys.load(from: key)
+                guard store.genesis.member(keys.memberID)?.has(.scorer) == true else { throw fail("\(keys.memberID) is not a scorer") }
+                let endorsers = try endorserKey.map { try MemberSecretKeys.load(from: $0) }
+                guard endorsers.count >= store.genesis.scoreEndorsementsRequired else {
+                    throw fail("this chain needs \(store.genesis.scoreEndorsementsRequired) endorsements per score update: give --endorser-key")
+                }
+                guard store.model(hash: compiled.hash) != nil else { throw fail("the model is not installed; its scores cannot be submitted") }
+                submitter = (LedgerClient(baseURL: submit, timeout: 300), keys, endorsers)
+            }
+            var submitted = 0
             let line = ProgressLine()
             var lines: [Data] = []
             var red: [ScoreResult] = []
             var levels: [RiskLevel: Int] = [:]
             let summary = try Rescorer(store: store, engine: engine, model: compiled, batchSize: batch).run(asOfLogSize: asOfLogSize, progress: { p in
                 line.draw("re-scoring: \(p.subjectsDone)/\(p.subjectsTotal) subjects, \(p.updates) scores, \(String(format: "%.0f", p.subjectsPerSecond)) subjects/s")
-            }) { _, results in
+            }) { updates, results in
+                if let s = submitter {
+                    var batch: [Submission] = []
+                    for u in updates {
+                        var e = u
+                        for endorser in s.endorsers {
+                            let inputs = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+                            e.endorsements.append(try engine.endorse(update: u, recomputedFrom: inputs, model: compiled,
+                                                                     asOf: ScoreAsOf(logSize: u.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: store.blockTimestamp(coveringLogSize: u.asOfLogSize)!)),
+                                                                     keys: endorser))
+                        }
+                        let member = store.genesis.member(s.keys.memberID)!
+                        let header = TransactionHeader(chainID: store.genesis.chainID, signer: member.id, keyID: member.keyID,
+                                                       nonce: SecureRandom.uint64(), issuedAtMillis: nowMillis())
+                        batch.append(Submission(transaction: Transaction.sign(header: header, body: .scoreUpdate(e), key: s.keys.signing), envelope: nil))
+                    }
+                    submitted += try s.client.submit(batch: batch).count
+                }
                 for r in results {
                     if out != nil { lines.append(JSONView.data(resultJSON(r))) }
                     if let risk = r.risk {
@@ -284,6 +321,7 @@ struct Rescore: ParsableCommand {
                 print("levels: " + RiskLevel.allCases.map { "\($0.rawValue) \(levels[$0] ?? 0)" }.joined(separator: ", "))
             }
             for f in summary.failures { print("failed: \(f)") }
+            if let submit { print("submitted \(submitted) endorsed score updates to \(submit); all committed") }
             if watchList {
                 print("watch list (red): \(red.count) subjects")
                 for r in red.sorted(by: { $0.points > $1.points }) {
