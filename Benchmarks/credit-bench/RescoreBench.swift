@@ -30,7 +30,7 @@ struct RescoreBench: ParsableCommand {
     @Option(help: "Subjects.") var subjects: Int = 100_000
     @Option(help: "Demo data seed.") var seed: UInt64 = 7
     @Option(help: "Attestations submitted per second by the ingestion load during the upgrade re-score (0: none).")
-    var ingestRate: Int = 2_000
+    var ingestRate: Int = 3_000
     @Option(help: "Score updates to endorse and commit through the ledger engine after the upgrade (0: none; default all).")
     var commit: Int = -1
     @Option(help: "Keep the store here (default: a temporary directory, removed).") var keep: String?
@@ -179,7 +179,7 @@ struct RescoreBench: ParsableCommand {
         }
         print("installed individual-business v2 and enterprise v2 by governance")
         // Ingestion load: pre-built attestations with sealed payloads, submitted in batches of 200 at `ingestRate`.
-        let load = DemoSubjects(count: max(1, ingestRate * 40 / 9), seed: seed &+ 1, asOf: Self.asOf)
+        let load = DemoSubjects(count: max(1, ingestRate * 30 / 8), seed: seed &+ 1, asOf: Self.asOf)
         var loadSubmissions: [Submission] = []
         for r in load.records.joined() {
             let request = r.request
@@ -187,19 +187,29 @@ struct RescoreBench: ParsableCommand {
         }
         let ingest = loadSubmissions
         let startSize = store.head.logSize
-        final class Flag: @unchecked Sendable { var stop = false; var committed = 0; var error: String? }
+        final class Flag: @unchecked Sendable { let lock = NSLock(); var stop = false; var committed = 0; var error: String? }
         let flag = Flag()
         let rate = ingestRate
         let ingestTask = Task.detached {
             guard rate > 0 else { return }
+            // Batches of 200 at `rate`, each submitted without waiting for the previous to commit
+            // (as several clients would), at most 16 in flight.
             let perBatch = 200
-            var i = 0
             let started = ContinuousClock.now
-            while !flag.stop, i + perBatch <= ingest.count {
-                let due = started + .milliseconds(Int64(i) * 1000 / Int64(rate))
-                if ContinuousClock.now < due { try? await Task.sleep(until: due, clock: .continuous) }
-                do { flag.committed += try await ledger.submit(Array(ingest[i..<i + perBatch])).count } catch { flag.error = "\(error)"; return }
-                i += perBatch
+            await withTaskGroup(of: Void.self) { group in
+                var i = 0, inFlight = 0
+                while !flag.stop, i + perBatch <= ingest.count {
+                    let due = started + .milliseconds(Int64(i) * 1000 / Int64(rate))
+                    if ContinuousClock.now < due { try? await Task.sleep(until: due, clock: .continuous) }
+                    if inFlight >= 16 { await group.next(); inFlight -= 1 }
+                    let batch = Array(ingest[i..<i + perBatch])
+                    group.addTask {
+                        do { let n = try await ledger.submit(batch).count; flag.lock.withLock { flag.committed += n } }
+                        catch { flag.lock.withLock { flag.error = "\(error)" } }
+                    }
+                    inFlight += 1
+                    i += perBatch
+                }
             }
         }
         let t4 = clock.now
@@ -215,12 +225,13 @@ struct RescoreBench: ParsableCommand {
             guard s.progress.failed == 0 else { throw ValidationError("upgrade rescore failed: \(s.failures)") }
         }
         let upgradeSeconds = seconds(clock.now - t4)
+        let committedDuring = flag.lock.withLock { flag.committed }
         flag.stop = true
         _ = try blocking { await ingestTask.value }
         if let e = flag.error { throw ValidationError("ingestion failed: \(e)") }
         print(String(format: "model upgrade: %d subjects re-scored under v2 in %.2f s (%.0f subjects/s) while the ledger engine committed %d attestations (%.0f/s, target %d/s)",
-                     upgradeUpdates.count, upgradeSeconds, Double(upgradeUpdates.count) / upgradeSeconds, flag.committed,
-                     Double(flag.committed) / upgradeSeconds, ingestRate))
+                     upgradeUpdates.count, upgradeSeconds, Double(upgradeUpdates.count) / upgradeSeconds, committedDuring,
+                     Double(committedDuring) / upgradeSeconds, ingestRate))
 
         // 5. Endorse (the second scorer recomputes) and commit the updates through full validation.
         let n = commit < 0 ? upgradeUpdates.count : min(commit, upgradeUpdates.count)
