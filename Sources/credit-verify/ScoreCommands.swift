@@ -202,7 +202,7 @@ struct Recompute: ParsableCommand {
             emit(json: json, object, text: """
             OK: score update \(id) recomputes exactly
               subject     \(u.subject), model \(installed.name) v\(installed.version) (\(installed.hash.hexString.prefix(16))…)
-              as of       log size \(u.asOfLogSize), \(asOf.date); update at log index \(c.update.logIndex), signed by \(c.update.transaction.header.signer), endorsed by \(u.endorsements.map(\.member).joined(separator: ", "))
+              as of       log size \(u.asOfLogSize), \(asOf.date); update at log index \(c.update.logIndex), signed by \(c.update.transaction.header.signer), endorsed by \(u.endorsements.isEmpty ? "nobody (none required)" : u.endorsements.map(\.member).joined(separator: ", "))
               result      \(u.points) points, grade \(u.grade.name)\(result.vetoes.isEmpty ? "" : " (vetoes: \(result.vetoes.joined(separator: ", ")))")
               dimensions  \(u.dimensions.map { "\($0.code) \($0.points)" }.joined(separator: ", "))
               inputs      \(c.records.count): every one a record of the subject before the as-of size, issuer allowed, in log order

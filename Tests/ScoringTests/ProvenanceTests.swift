@@ -105,8 +105,10 @@ final class ProvenanceTests: XCTestCase {
         return nil
     }
 
-    func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let binary = try XCTUnwrap(Self.tool(name), "build the executables first (swift build --build-tests)")
+    func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) { try Self.run(name, arguments) }
+
+    static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let binary = try XCTUnwrap(tool(name), "build the executables first (swift build --build-tests)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -232,5 +234,50 @@ final class ProvenanceTests: XCTestCase {
         XCTAssertEqual(first?["points"] as? Int, Int(try Evaluator.evaluate(try Models.riskWarning(), facts).points))
         let bad = try run("credit-node", ["score", "--model", "\(out)/subjects.jsonl", "--records", "\(out)/records.jsonl"])
         XCTAssertEqual(bad.status, 1)
+    }
+}
+
+/// The dev node end to end: a genesis with the shipped models, demo records submitted over
+/// HTTP, every subject re-scored and the updates submitted, provenance served and checked.
+final class DevNodeScoringTests: XCTestCase {
+    func testDevNodeScoresServesProvenanceAndVerifies() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scoring-dev-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try XCTUnwrap(ProvenanceTests.tool("credit-node"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: node)
+        process.arguments = ["dev", "--data-dir", dir, "--http", "127.0.0.1:0", "--block-interval-ms", "20", "--models", Models.directory]
+        FileManager.default.createFile(atPath: dir + ".log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".log"))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        var address = ""
+        for _ in 0..<600 where address.isEmpty {
+            if let a = try? String(contentsOfFile: dir + "/http.addr", encoding: .utf8), a.hasSuffix("\n") { address = a.trimmingCharacters(in: .whitespacesAndNewlines) }
+            else { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        XCTAssertFalse(address.isEmpty, (try? String(contentsOfFile: dir + ".log", encoding: .utf8)) ?? "")
+        let key = dir + "/keys/dev.key"
+        let gen = try ProvenanceTests.run("credit-node", ["demo-data", "--subjects", "40", "--seed", "9", "--as-of", "2026-11-21", "--out", dir + "-demo.jsonl", "--node", address, "--key", key])
+        defer { try? FileManager.default.removeItem(atPath: dir + "-demo.jsonl") }
+        XCTAssertEqual(gen.status, 0, gen.output)
+        let rescore = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--submit", address, "--key", key])
+        XCTAssertEqual(rescore.status, 0, rescore.output)
+        XCTAssertTrue(rescore.output.contains("submitted 40 endorsed score updates"), rescore.output)
+
+        let client = LedgerClient(baseURL: address)
+        let genesis = try client.genesis()
+        XCTAssertEqual(genesis.models.map(\.name), ["enterprise", "individual-business", "risk-warning"])
+        XCTAssertEqual((try client.getJSON("/v1/models")["models"] as? [Any])?.count, 3)
+        let subject = try XCTUnwrap(DemoSubjects(count: 40, seed: 9, asOf: try LedgerDate(iso: "2026-11-21")).subjects.first?.uscc)
+        let history = try client.getJSON("/v1/subjects/\(subject)/history")["records"] as? [[String: Any]] ?? []
+        let scoreID = try XCTUnwrap(history.first { $0["kind"] as? String == "score_update" }?["id"] as? String)
+        let provenance = try JSONDecoder().decode(ScoreProvenance.self, from: try client.get("/v1/transactions/\(scoreID)/provenance"))
+        let verified = try provenance.verify(genesis: genesis)
+        XCTAssertEqual(verified.inputs.count, history.filter { $0["kind"] as? String == "attestation" }.count)
+        XCTAssertEqual(verified.model.name, "risk-warning")
+        XCTAssertThrowsError(try client.get("/v1/transactions/\(history[0]["id"] as! String)/provenance"), "an attestation has no score provenance")
     }
 }
