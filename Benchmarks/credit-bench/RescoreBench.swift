@@ -175,7 +175,7 @@ struct RescoreBench: ParsableCommand {
             g.approvals = [MemberSignature(member: "bench", keyID: member.keyID, signature: node.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
             let install = sign(.governance(g))
             _ = try blocking { try await ledger.submit([install]) }
-            upgraded.append(try engine.model(try store.model(hash: SHA256.hash(Array(text.utf8)))!))
+            upgraded.append(try engine.model(store.model(hash: SHA256.hash(Array(text.utf8)))!))
         }
         print("installed individual-business v2 and enterprise v2 by governance")
         // Ingestion load: pre-built attestations with sealed payloads, submitted in batches of 200 at `ingestRate`.
@@ -245,7 +245,7 @@ struct RescoreBench: ParsableCommand {
             var batch: [Submission] = []
             for u in upgradeUpdates[start..<min(n, start + 2_000)] {
                 let inputs = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs).map(\.transaction)
-                let model = try scorerEngine.model(try store.model(hash: u.modelHash)!)
+                let model = try scorerEngine.model(store.model(hash: u.modelHash)!)
                 var e = u
                 e.endorsements = [try scorerEngine.endorse(update: u, recomputedFrom: inputs, model: model,
                                                            asOf: ScoreAsOf(logSize: u.asOfLogSize, date: Self.asOf), keys: second)]

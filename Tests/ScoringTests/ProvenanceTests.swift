@@ -247,7 +247,7 @@ final class DevNodeScoringTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: node)
         process.arguments = ["dev", "--data-dir", dir, "--http", "127.0.0.1:0", "--block-interval-ms", "20", "--models", Models.directory]
-        FileManager.default.createFile(atPath: dir + ".log", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + ".log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".log"))
         process.standardOutput = log
         process.standardError = log

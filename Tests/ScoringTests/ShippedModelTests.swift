@@ -26,4 +26,15 @@ final class ShippedModelTests: XCTestCase {
             XCTAssertLessThanOrEqual(m.dimensionCodes.count, FieldLimits.dimensions)
         }
     }
+
+    /// docs/SCORING.md names each shipped model by its current hash.
+    func testScoringDocumentNamesTheShippedModelHashes() throws {
+        let doc = URL(fileURLWithPath: Models.directory).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/SCORING.md").path
+        let text = try String(contentsOfFile: doc, encoding: .utf8)
+        for file in Models.files {
+            let hash = SHA256.hash(try Models.bytes(file)).hexString
+            XCTAssertTrue(text.contains(hash), "docs/SCORING.md does not name \(file) by its hash \(hash)")
+        }
+    }
 }
