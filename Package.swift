@@ -37,8 +37,10 @@ let package = Package(
         .target(name: "LedgerCore", dependencies: ["LedgerCrypto"]),
         // Tendermint consensus as a pure state machine: events in, actions out, logical time.
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
+        // Scorecards as data, deterministic integer evaluation, score updates. No I/O.
+        .target(name: "Scoring", dependencies: ["LedgerCore", "LedgerCrypto"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring"]),
         // Authenticated, encrypted peer-to-peer transport between members (SwiftNIO). Opaque payloads.
         .target(
             name: "P2P",
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Consensus", "P2P",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Consensus", "P2P", "Scoring",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -63,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "credit-node",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,14 +73,14 @@ let package = Package(
         .executableTarget(
             name: "credit-verify",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "credit-bench",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/credit-bench"
@@ -108,6 +110,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "ScoringTests",
+            dependencies: ["Scoring", "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore"]
         ),
     ]
 )

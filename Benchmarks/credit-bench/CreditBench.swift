@@ -19,8 +19,9 @@ struct CreditBench: ParsableCommand {
           .build/release/credit-bench signatures
           .build/release/credit-bench verify --transactions 1000000
           .build/release/credit-bench network --rate 1000 --seconds 15
+          .build/release/credit-bench rescore --subjects 100000
         """,
-        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self])
+        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self])
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {

@@ -92,6 +92,8 @@ public struct Genesis: Sendable {
     public let scoreEndorsementsRequired: Int
     public let hash: Hash
     public let bytes: [UInt8]
+    /// Scoring models installed at genesis (docs/SCORING.md §6), in file order.
+    public let models: [InstalledModel]
     private let membersByID: [String: Member]
 
     public var validators: [Member] { members.filter { $0.has(.validator) } }
@@ -102,6 +104,9 @@ public struct Genesis: Sendable {
     public var quorum: Int { validators.count - faultTolerance }
 
     public func member(_ id: String) -> Member? { membersByID[id] }
+
+    /// The genesis model with this content hash, if any.
+    public func model(hash: Hash) -> InstalledModel? { models.first { $0.hash == hash } }
 
     struct Document: Codable {
         struct MemberEntry: Codable {
@@ -119,6 +124,15 @@ public struct Genesis: Sendable {
         var members: [MemberEntry]
         var limits: Limits?
         var score_endorsements_required: Int?
+        /// Optional: scoring models, each the exact bytes of its document in base64.
+        var models: [ModelEntry]?
+
+        struct ModelEntry: Codable {
+            var name: String
+            var version: UInt32
+            var sha256: String
+            var document: String
+        }
     }
 
     public static func isValidIdentifier(_ s: String, max: Int) -> Bool {
@@ -130,7 +144,7 @@ public struct Genesis: Sendable {
 
     /// A name inside the ledger (member id, attribute name): an identifier without '/'.
     public static func isValidName(_ s: String, max: Int) -> Bool {
-        isValidIdentifier(s, max: max) && !s.contains("/")
+        isValidIdentifier(s, max: max) && !s.utf8.contains(0x2F)
     }
 
     /// A member id: also the member's key name in signed notes.
@@ -198,6 +212,24 @@ public struct Genesis: Sendable {
         }
         let limits = doc.limits ?? Limits()
         try limits.check()
+        var models: [InstalledModel] = []
+        for (i, entry) in (doc.models ?? []).enumerated() {
+            guard Self.isValidIdentifier(entry.name, max: FieldLimits.governanceName), entry.version >= 1 else {
+                throw LedgerError(.invalidGenesis, "models[\(i)]: name \"\(entry.name)\" must be an identifier of 1-64 characters and version at least 1")
+            }
+            guard let document = [UInt8](base64: entry.document), document.count <= FieldLimits.governanceDocument else {
+                throw LedgerError(.invalidGenesis, "models[\(i)] (\(entry.name)): document must be base64 of at most \(FieldLimits.governanceDocument) bytes")
+            }
+            let model = InstalledModel(name: entry.name, version: entry.version, document: document, logIndex: nil)
+            guard model.hash.hexString == entry.sha256 else {
+                throw LedgerError(.invalidGenesis, "models[\(i)] (\(entry.name)): sha256 is \(entry.sha256), the document hashes to \(model.hash.hexString)")
+            }
+            if models.contains(where: { ($0.name == model.name && $0.version == model.version) || $0.hash == model.hash }) {
+                throw LedgerError(.invalidGenesis, "models[\(i)]: \(entry.name) version \(entry.version) is listed twice")
+            }
+            models.append(model)
+        }
+        self.models = models
         self.chainID = doc.chain_id
         self.genesisTime = doc.genesis_time
         self.members = members
@@ -210,7 +242,7 @@ public struct Genesis: Sendable {
 
     /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
     public static func render(chainID: String, genesisTime: String, members: [Member], limits: Limits = Limits(),
-                              scoreEndorsementsRequired: Int = 0) throws -> [UInt8] {
+                              scoreEndorsementsRequired: Int = 0, models: [InstalledModel] = []) throws -> [UInt8] {
         let doc = Document(
             format: format, chain_id: chainID, genesis_time: genesisTime,
             members: members.map {
@@ -219,7 +251,10 @@ public struct Genesis: Sendable {
                                      x25519_public_key: $0.encryptionKey.bytes.base64String,
                                      p2p_address: $0.p2pAddress, http_address: $0.httpAddress)
             },
-            limits: limits, score_endorsements_required: scoreEndorsementsRequired)
+            limits: limits, score_endorsements_required: scoreEndorsementsRequired,
+            models: models.isEmpty ? nil : models.map {
+                Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
+            })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(doc)

@@ -12,8 +12,33 @@ public struct USCC: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     public let code: String
 
+    /// Alphabet value of each ASCII byte, or -1: the byte-level fast path of `init`.
+    private static let byteValues: [Int8] = {
+        var table = [Int8](repeating: -1, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c.asciiValue!)] = Int8(i) }
+        return table
+    }()
+
     /// Validates `text` and explains the first problem found.
     public init(_ text: String) throws {
+        // Fast path for valid codes (every ledger record carries one); anything else takes the
+        // character-by-character path below, which names the problem.
+        let valid: Bool? = text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard bytes.count == Self.length else { return false }
+            var sum = 0
+            for i in 0..<17 {
+                let v = Int(Self.byteValues[Int(bytes[i])])
+                guard v >= 0 else { return false }
+                if i >= 2 && i <= 7 && v > 9 { return false }
+                sum += v * Self.weights[i]
+            }
+            let check = Int(Self.byteValues[Int(bytes[17])])
+            return check >= 0 && check == (31 - sum % 31) % 31
+        }
+        if valid == true {
+            code = text
+            return
+        }
         let chars = Array(text)
         guard chars.count == Self.length else {
             throw LedgerError(.invalidUSCC, "USCC \"\(text)\" has \(chars.count) characters; a USCC has 18")
@@ -63,10 +88,12 @@ public struct USCC: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     /// The subject kind this code denotes, when it is one the ledger serves.
     public var subjectKind: SubjectKind? {
-        guard departmentCode == "9" else { return nil }
-        switch categoryCode {
-        case "1": return .enterprise
-        case "2": return .individualBusiness
+        // Byte-wise: a valid code is ASCII, and this runs for every record decoded.
+        var bytes = code.utf8.makeIterator()
+        guard bytes.next() == UInt8(ascii: "9") else { return nil }
+        switch bytes.next() {
+        case UInt8(ascii: "1"): return .enterprise
+        case UInt8(ascii: "2"): return .individualBusiness
         default: return nil
         }
     }

@@ -4,6 +4,18 @@ import LedgerCrypto
 public protocol LedgerStateReader {
     func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool
     func committedTransaction(id: Hash) throws -> Transaction?
+    // Score updates and model installs (defaults that refuse are in ScoringHooks.swift).
+    /// Size of the committed log a new transaction is checked against.
+    func committedLogSize() throws -> UInt64
+    /// The subject's attestations and amendments (revocations under their target's subject)
+    /// with log index below `logSize`, oldest first, at most `limit`.
+    func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
+    /// Timestamp (ms since 1970) of the block holding log entry `logSize − 1`.
+    func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64?
+    /// A model installed by a committed governance transaction (genesis models are not included).
+    func installedModel(hash: Hash) throws -> InstalledModel?
+    /// Every model installed by committed governance transactions.
+    func installedModels() throws -> [InstalledModel]
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -19,8 +31,14 @@ public struct Submission: Sendable {
 /// The rules a transaction must meet to enter the ledger. Pure: genesis and state are given.
 public struct TransactionValidator: Sendable {
     public let genesis: Genesis
+    /// The scoring engine that rechecks score updates and model documents. Without one,
+    /// score updates and `install_model` governance are refused.
+    public let scoreRules: (any ScoreRules)?
 
-    public init(genesis: Genesis) { self.genesis = genesis }
+    public init(genesis: Genesis, scoreRules: (any ScoreRules)? = nil) {
+        self.genesis = genesis
+        self.scoreRules = scoreRules
+    }
 
     /// Checks needing no ledger state: chain, signer, key, signature, role, body rules,
     /// and the envelope. Safe to run in parallel. A verifier of a committed chain passes
@@ -98,14 +116,9 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.invalidValue, "a correction must keep the subject \(targetSubject) of the record it corrects")
             }
         case .scoreUpdate(let s):
-            for input in s.inputs {
-                guard let t = try state.committedTransaction(id: input) else {
-                    throw LedgerError(.unknownReference, "score input \(input.hexString) is not a committed transaction")
-                }
-                guard t.body.subject == s.subject, t.kind == .attestation || t.kind == .amendment else {
-                    throw LedgerError(.invalidValue, "score input \(input.hexString) is not a record about \(s.subject)")
-                }
-            }
+            try checkScoreUpdate(s, state: state)
+        case .governance(let g) where g.action == .installModel:
+            try checkModelInstall(g, state: state)
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {

@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerStore
 import Logging
 import P2P
+import Scoring
 import Synchronization
 
 /// A consortium node: runs Tendermint (`TendermintMachine`) over the authenticated P2P
@@ -63,7 +64,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 clock: @escaping @Sendable () -> UInt64, logger: Logger) throws {
         self.store = store
         self.genesis = store.genesis
-        self.validator = TransactionValidator(genesis: store.genesis)
+        self.validator = TransactionValidator.withScoring(genesis: store.genesis)
         guard let member = genesis.member(keys.memberID), member.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(keys.memberID) is not a member key in this genesis")
         }

@@ -25,7 +25,8 @@ public enum DevNode {
     }
 
     /// Opens the dev ledger in `dataDirectory`, creating genesis and keys on first start.
-    public static func open(dataDirectory: String, now: Date = Date()) throws -> Opened {
+    /// `models` are installed in the genesis made on first start (ignored afterwards).
+    public static func open(dataDirectory: String, now: Date = Date(), models: [InstalledModel] = []) throws -> Opened {
         let fm = FileManager.default
         let genesisPath = dataDirectory + "/genesis.json"
         let keyPath = dataDirectory + "/keys/dev.key"
@@ -50,7 +51,8 @@ public enum DevNode {
                                 roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
                                 signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
             let chainID = "creditledger.dev/" + SecureRandom.bytes(4).hexString
-            let bytes = try Genesis.render(chainID: chainID, genesisTime: ISO8601DateFormatter().string(from: now), members: [member])
+            let bytes = try Genesis.render(chainID: chainID, genesisTime: ISO8601DateFormatter().string(from: now), members: [member],
+                                           models: models)
             _ = try ChainStore.create(path: staging + "/ledger", genesis: try Genesis(bytes: bytes))
             try Data(bytes).write(to: URL(fileURLWithPath: staging + "/genesis.json"), options: .atomic)
             try? fm.removeItem(atPath: dataDirectory)
@@ -70,8 +72,9 @@ public enum DevNode {
     }
 
     /// Serves the dev ledger until SIGINT or SIGTERM.
-    public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger) async throws {
-        let opened = try open(dataDirectory: dataDirectory)
+    public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger,
+                           models: [InstalledModel] = []) async throws {
+        let opened = try open(dataDirectory: dataDirectory, models: models)
         let store = opened.store
         if opened.createdGenesis {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")

@@ -34,6 +34,10 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/transactions/:id/receipt") { _, context in
             await self.guarded { try self.receipt(context.parameters.get("id") ?? "") }
         }
+        router.get("/v1/transactions/:id/provenance") { _, context in
+            await self.guarded { try self.scoreProvenance(context.parameters.get("id") ?? "") }
+        }
+        router.get("/v1/models") { _, _ in self.models() }
         router.get("/v1/blocks/:height") { _, context in
             await self.guarded { try self.block(context.parameters.get("height") ?? "") }
         }

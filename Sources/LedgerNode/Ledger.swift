@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStore
 import Logging
+import Scoring
 
 /// Where a committed transaction sits.
 public struct CommitResult: Sendable, Equatable {
@@ -59,7 +60,7 @@ public final class Ledger: @unchecked Sendable {
                 blockInterval: Duration = .milliseconds(200), logger: Logger = Logger(label: "creditledger.ledger")) throws {
         self.store = store
         self.genesis = store.genesis
-        self.validator = TransactionValidator(genesis: store.genesis)
+        self.validator = TransactionValidator.withScoring(genesis: store.genesis)
         guard let member = store.genesis.member(validatorKeys.memberID), member.has(.validator),
               member.signingKey == validatorKeys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(validatorKeys.memberID) is not a validator key in this genesis")

@@ -28,6 +28,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let format: [UInt8] = Array("format".utf8)
         static let genesis: [UInt8] = Array("genesis".utf8)
         static let head: [UInt8] = Array("head".utf8)
+        /// Present once every install_model transaction in the store is indexed under `modelPrefix`.
+        static let modelIndex: [UInt8] = Array("model-index/v1".utf8)
+        /// `model/` ‖ document hash → u64 log index of the install_model transaction.
+        static let modelPrefix: [UInt8] = Array("model/".utf8)
     }
 
     /// The latest committed block.
@@ -49,6 +53,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private let lock = NSLock()
     private var _head: Head
     private var _frontier: MerkleFrontier
+    /// Models installed by committed governance, by document hash (few; loaded at open).
+    private var _models: [Hash: InstalledModel] = [:]
+    /// The last as-of block timestamp looked up: score updates of one round share it.
+    private var _timestampCache: (logSize: UInt64, millis: UInt64)?
 
     public var head: Head { lock.withLock { _head } }
     public var frontier: MerkleFrontier { lock.withLock { _frontier } }
@@ -62,6 +70,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         let batch = WriteBatch(for: db)
         try batch.put(Family.meta, MetaKey.format, Array(storeFormat.utf8))
         try batch.put(Family.meta, MetaKey.genesis, genesis.bytes)
+        try batch.put(Family.meta, MetaKey.modelIndex, [1])
         try db.write(batch)
         return try ChainStore(database: db, verifyDepth: 0)
     }
@@ -100,6 +109,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         _frontier = MerkleFrontier()
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
+        try loadModelIndex()
     }
 
     // MARK: Keys
@@ -120,6 +130,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             preconditionFailure("block \(header.height) does not extend head \(current.height)")
         }
         let batch = WriteBatch(for: database)
+        var newModels: [InstalledModel] = []
         let heightKey = Self.u64Key(header.height)
         try batch.put(Family.blocks, heightKey, header.encoded)
         try batch.put(Family.certificates, heightKey, certificate.encoded)
@@ -135,6 +146,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)
             }
+            if let model = Self.installedModel(tx, logIndex: index) {
+                try batch.put(Family.meta, MetaKey.modelPrefix + model.hash, Self.u64Key(index))
+                newModels.append(model)
+            }
         }
         try tree.put(block.nodes, into: batch)
         try batch.put(Family.checkpoints, heightKey, Array(checkpoint.utf8))
@@ -146,6 +161,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         lock.withLock {
             _head = newHead
             _frontier = block.frontier
+            for m in newModels { _models[m.hash] = m }
         }
     }
 
@@ -240,6 +256,170 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return out
     }
 
+    // MARK: Models and score inputs
+
+    /// The model an install_model governance transaction installs, if it is one.
+    static func installedModel(_ tx: Transaction, logIndex: UInt64) -> InstalledModel? {
+        guard case .governance(let g) = tx.body, g.action == .installModel else { return nil }
+        return InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
+    }
+
+    /// Loads the installed-model index; a store written before the index existed is scanned
+    /// once for install_model transactions (and, when writable, the index is stored).
+    private func loadModelIndex() throws {
+        var models: [Hash: InstalledModel] = [:]
+        if try database.get(Family.meta, MetaKey.modelIndex) != nil {
+            let it = try database.makeIterator(Family.meta)
+            it.seek(MetaKey.modelPrefix)
+            while it.isValid, it.key.starts(with: MetaKey.modelPrefix) {
+                var r = ByteReader(it.value, context: "model index")
+                let index = try r.u64("log_index")
+                guard let tx = try transaction(at: index), let m = Self.installedModel(tx, logIndex: index),
+                      Array(it.key.dropFirst(MetaKey.modelPrefix.count)) == m.hash else {
+                    throw LedgerError(.invalidBlock, "store at \(database.path): model index entry points at log index \(index), which installs no such model")
+                }
+                models[m.hash] = m
+                it.next()
+            }
+            try it.checkStatus()
+        } else {
+            let it = try database.makeIterator(Family.transactions)
+            it.seekToFirst()
+            while it.isValid {
+                let raw = it.value
+                if raw.count > 1, raw[1] == TransactionKind.governance.rawValue {
+                    var r = ByteReader(it.key, context: "transaction key")
+                    let index = try r.u64("log_index")
+                    if let m = Self.installedModel(try Transaction.decode(raw, maxBytes: Int.max), logIndex: index) { models[m.hash] = m }
+                }
+                it.next()
+            }
+            try it.checkStatus()
+            if database.mode == .readWrite {
+                let batch = WriteBatch(for: database)
+                for m in models.values { try batch.put(Family.meta, MetaKey.modelPrefix + m.hash, Self.u64Key(m.logIndex!)) }
+                try batch.put(Family.meta, MetaKey.modelIndex, [1])
+                try database.write(batch, sync: true)
+            }
+        }
+        lock.withLock { _models = models }
+    }
+
+    /// Every model usable for scoring: genesis models first, then governance installs in log order.
+    public func allModels() -> [InstalledModel] {
+        genesis.models + lock.withLock { _models.values.sorted { $0.logIndex! < $1.logIndex! } }
+    }
+
+    /// The model with this hash, from genesis or committed governance.
+    public func model(hash: Hash) -> InstalledModel? {
+        genesis.model(hash: hash) ?? lock.withLock { _models[hash] }
+    }
+
+    /// The latest version of the model named `name`.
+    public func latestModel(name: String) -> InstalledModel? {
+        allModels().filter { $0.name == name }.max { $0.version < $1.version }
+    }
+
+    /// What a score of `subject` is computed from at log size `asOfLogSize` (default: the
+    /// committed log): its records before that size and the as-of date (docs/SCORING.md §3.1).
+    public func scoreInputs(subject: USCC, asOfLogSize: UInt64? = nil) throws -> (records: [LoggedTransaction], asOf: LedgerDate) {
+        let size = asOfLogSize ?? head.logSize
+        guard size >= 1, size <= head.logSize else {
+            throw LedgerError(.invalidValue, "as-of log size \(size) must be 1…\(head.logSize)")
+        }
+        let records = try subjectRecords(subject, before: size, limit: FieldLimits.scoreInputs + 1)
+        guard records.count <= FieldLimits.scoreInputs else {
+            throw LedgerError(.fieldTooLarge, "subject \(subject) has more than \(FieldLimits.scoreInputs) records; format v1 cannot score it")
+        }
+        guard let millis = try blockTimestamp(coveringLogSize: size) else { throw LedgerError(.notFound, "no block covers log size \(size)") }
+        return (records, try LedgerDate(chinaStandardTimeMillis: millis))
+    }
+
+    /// Every subject's log indexes of attestations and amendments, in subject order, read from
+    /// one iterator (a consistent view): `body` is called once per subject with at least one.
+    /// Stops early when `body` returns false.
+    public func forEachSubject(recordsBefore logSize: UInt64, _ body: (USCC, [UInt64]) throws -> Bool) throws {
+        let it = try database.makeIterator(Family.subjects)
+        it.seekToFirst()
+        var current: [UInt8] = []
+        var indexes: [UInt64] = []
+        func flush() throws -> Bool {
+            defer { indexes.removeAll(keepingCapacity: true) }
+            guard !indexes.isEmpty, let text = String(validating: current, as: UTF8.self) else { return true }
+            return try body(try USCC(text), indexes)
+        }
+        while it.isValid {
+            let key = it.key
+            guard key.count == 26 else { throw LedgerError(.invalidBlock, "subject index key of \(key.count) bytes") }
+            let subject = Array(key.prefix(18))
+            if subject != current {
+                guard try flush() else { return }
+                current = subject
+            }
+            var r = ByteReader(Array(key.suffix(8)), context: "subject index")
+            let index = try r.u64("log_index")
+            let kind = it.value.first ?? 0
+            if index < logSize && (kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue) {
+                indexes.append(index)
+            }
+            it.next()
+        }
+        try it.checkStatus()
+        _ = try flush()
+    }
+
+    /// The number of distinct subjects in the subject index (one seek per subject).
+    public func subjectCount() throws -> Int {
+        let it = try database.makeIterator(Family.subjects)
+        it.seekToFirst()
+        var n = 0
+        while it.isValid {
+            let key = it.key
+            n += 1
+            it.seek(Array(key.prefix(18)) + [UInt8](repeating: 0xFF, count: 8))
+            if it.isValid, it.key.prefix(18) == key.prefix(18) { it.next() }
+        }
+        try it.checkStatus()
+        return n
+    }
+
+    /// Subjects with records (attestations, corrections, revocations) at log indexes
+    /// `from..<to`, each once, in order of first appearance: the subjects to re-score after
+    /// those entries commit. A revocation counts for its target's subject.
+    public func subjectsWithNewRecords(from: UInt64, to: UInt64) throws -> [USCC] {
+        var seen = Set<USCC>()
+        var out: [USCC] = []
+        var index = from
+        while index < min(to, head.logSize) {
+            defer { index += 1 }
+            guard let raw = try rawTransaction(at: index), raw.count > 1,
+                  raw[1] == TransactionKind.attestation.rawValue || raw[1] == TransactionKind.amendment.rawValue,
+                  let tx = try transaction(at: index), let subject = try subject(of: tx, earlier: []) else { continue }
+            if seen.insert(subject).inserted { out.append(subject) }
+        }
+        return out
+    }
+
+    /// The subject's score updates, newest first (at most `limit`).
+    public func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        let prefix = Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.subjects)
+        it.seekForPrev(prefix + [UInt8](repeating: 0xFF, count: 8))
+        var out: [LoggedTransaction] = []
+        while it.isValid, out.count < limit {
+            let key = it.key
+            guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
+            if it.value.first == TransactionKind.scoreUpdate.rawValue {
+                var r = ByteReader(Array(key.suffix(8)), context: "subject index")
+                let index = try r.u64("log_index")
+                if let tx = try transaction(at: index) { out.append(LoggedTransaction(logIndex: index, transaction: tx)) }
+            }
+            it.previous()
+        }
+        try it.checkStatus()
+        return out
+    }
+
     // MARK: LedgerStateReader
 
     public func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {
@@ -249,6 +429,45 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public func committedTransaction(id: Hash) throws -> Transaction? {
         guard let loc = try location(of: id) else { return nil }
         return try transaction(at: loc.logIndex)
+    }
+
+    public func committedLogSize() throws -> UInt64 { head.logSize }
+
+    public func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        let prefix = Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.subjects)
+        it.seek(prefix + Self.u64Key(0))
+        var out: [LoggedTransaction] = []
+        while it.isValid, out.count < limit {
+            let key = it.key
+            guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
+            var r = ByteReader(Array(key.suffix(8)), context: "subject index")
+            let index = try r.u64("log_index")
+            guard index < logSize else { break }
+            let kind = it.value.first ?? 0
+            if kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue {
+                guard let tx = try transaction(at: index) else {
+                    throw LedgerError(.invalidBlock, "subject index names log index \(index), which holds no transaction")
+                }
+                out.append(LoggedTransaction(logIndex: index, transaction: tx))
+            }
+            it.next()
+        }
+        try it.checkStatus()
+        return out
+    }
+
+    public func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
+        if let c = lock.withLock({ _timestampCache }), c.logSize == logSize { return c.millis }
+        guard logSize >= 1, let height = try height(coveringLogSize: logSize), let header = try blockHeader(height: height) else { return nil }
+        lock.withLock { _timestampCache = (logSize, header.timestampMillis) }
+        return header.timestampMillis
+    }
+
+    public func installedModel(hash: Hash) throws -> InstalledModel? { lock.withLock { _models[hash] } }
+
+    public func installedModels() throws -> [InstalledModel] {
+        lock.withLock { _models.values.sorted { $0.logIndex! < $1.logIndex! } }
     }
 
     // MARK: MerkleHashSource

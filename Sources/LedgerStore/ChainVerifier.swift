@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import Scoring
 
 /// The first thing wrong with a chain: where, and why.
 public struct ChainFailure: Error, CustomStringConvertible, Sendable {
@@ -32,12 +33,20 @@ public struct ChainSummary: Sendable {
     public var certificatesChecked: UInt64 = 0
     public var checkpointsChecked: UInt64 = 0
     public var envelopesShredded: UInt64 = 0
+    /// Score updates whose inputs, issuers, order and recomputation were checked.
+    public var scoreUpdatesChecked: UInt64 = 0
+    /// Inputs of those score updates (each checked to exist, be about the subject, come from an
+    /// issuer allowed to attest its category, and precede the update).
+    public var scoreInputsChecked: UInt64 = 0
+    /// Scoring models: genesis models plus install_model governance transactions.
+    public var modelsInstalled: UInt64 = 0
     public var headHash: Hash = []
     public var logRoot: Hash = Merkle.emptyRoot
 }
 
 /// Checks a whole chain from genesis: links, certificates, every transaction's signature,
-/// signer and role, replay guards and references, block transaction roots, global log
+/// signer and role, replay guards and references, score updates (inputs complete and
+/// preceding, recomputed exactly: docs/SCORING.md §7), block transaction roots, global log
 /// roots and checkpoints. Signatures are checked on all cores; memory stays flat (per-block
 /// buffers plus 64-bit-keyed indexes of ids and nonces).
 public final class ChainVerifier {
@@ -45,9 +54,10 @@ public final class ChainVerifier {
     private let validator: TransactionValidator
     private let parallelism: Int
 
-    public init(genesis: Genesis, parallelism: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(genesis: Genesis, parallelism: Int = ProcessInfo.processInfo.activeProcessorCount,
+                scoreRules: any ScoreRules = ScoringRules()) {
         self.genesis = genesis
-        self.validator = TransactionValidator(genesis: genesis)
+        self.validator = TransactionValidator(genesis: genesis, scoreRules: scoreRules)
         self.parallelism = max(1, parallelism)
     }
 
@@ -59,6 +69,18 @@ public final class ChainVerifier {
         summary.genesisHash = genesis.hash
         summary.chainID = genesis.chainID
         let state = VerifiedState(capacity: expectedTransactions, fetch: { [source] in try source.verifiedTransaction(at: $0) })
+        for model in genesis.models {
+            do {
+                let identity = try validator.scoreRules!.modelIdentity(model.document)
+                guard identity.name == model.name, identity.version == model.version else {
+                    throw LedgerError(.invalidGenesis, "it declares \(identity.name) version \(identity.version)")
+                }
+            } catch {
+                throw ChainFailure(height: 0, transactionIndex: nil, logIndex: nil,
+                                   reason: "genesis model \(model.name) version \(model.version) is not valid: \(error)")
+            }
+            summary.modelsInstalled += 1
+        }
         var previousHash = genesis.hash
         var previousTimestamp: UInt64 = 0
         var frontier = MerkleFrontier()
@@ -94,12 +116,21 @@ public final class ChainVerifier {
             // Decode and check signatures in parallel; report the lowest failing index.
             let decoded = try checkTransactions(block, fail: fail)
             var tree = InMemoryMerkleTree()
+            state.blockStart = header.firstLogIndex
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
                 do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
+                switch tx.body {
+                case .scoreUpdate(let s):
+                    summary.scoreUpdatesChecked += 1
+                    summary.scoreInputsChecked += UInt64(s.inputs.count)
+                case .governance(let g) where g.action == .installModel:
+                    summary.modelsInstalled += 1
+                default: break
+                }
                 if try state.contains(id: tx.id) { throw fail("transaction \(tx.id.hexString) appears twice in the chain", tx: i) }
                 let logIndex = frontier.size
-                state.record(tx, logIndex: logIndex)
+                do { try state.record(tx, logIndex: logIndex) } catch { throw fail("\(error)", tx: i) }
                 tree.append(leafHash: tx.id)
                 frontier.append(leafHash: tx.id)
                 if item.envelopeShredded { summary.envelopesShredded += 1 }
@@ -116,6 +147,7 @@ public final class ChainVerifier {
                 }
                 summary.checkpointsChecked += 1
             }
+            state.recordBlock(logSize: header.logSize, timestampMillis: header.timestampMillis)
             try source.didVerify(block, firstLogIndex: header.firstLogIndex)
             previousHash = header.hash
             previousTimestamp = header.timestampMillis
@@ -187,6 +219,26 @@ final class VerifiedState: LedgerStateReader {
     private var nonces: [UInt64: UInt64] = [:]
     private var nonceOverflow: [String: UInt64] = [:]
     private let fetch: (UInt64) throws -> [UInt8]?
+    /// Log indexes of each subject's attestations and amendments (revocations under their target's subject).
+    private var subjects: [SubjectKey: [UInt64]] = [:]
+    /// Log size after, and timestamp of, each verified block.
+    private var blockEnds: [UInt64] = []
+    private var blockTimes: [UInt64] = []
+    private var models: [Hash: InstalledModel] = [:]
+    /// First log index of the block being checked: the committed log its transactions see.
+    var blockStart: UInt64 = 0
+
+    /// A USCC's 18 ASCII characters, 7 bits each, in two words: exact, no hashing.
+    struct SubjectKey: Hashable {
+        let high: UInt64, low: UInt64
+        init(_ subject: USCC) {
+            var h: UInt64 = 0, l: UInt64 = 0
+            for (i, b) in subject.code.utf8.enumerated() {
+                if i < 9 { h = h << 7 | UInt64(b & 0x7F) } else { l = l << 7 | UInt64(b & 0x7F) }
+            }
+            high = h; low = l
+        }
+    }
 
     init(capacity: Int, fetch: @escaping (UInt64) throws -> [UInt8]?) {
         self.fetch = fetch
@@ -205,7 +257,19 @@ final class VerifiedState: LedgerStateReader {
         return try Transaction.decode(raw, maxBytes: Int.max)
     }
 
-    func record(_ tx: Transaction, logIndex: UInt64) {
+    func record(_ tx: Transaction, logIndex: UInt64) throws {
+        switch tx.body {
+        case .attestation(let a):
+            subjects[SubjectKey(a.subject), default: []].append(logIndex)
+        case .amendment(let a):
+            let subject = try a.replacement?.subject ?? committedTransaction(id: a.target)?.body.subject
+            if let subject { subjects[SubjectKey(subject), default: []].append(logIndex) }
+        case .governance(let g) where g.action == .installModel:
+            let m = InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
+            models[m.hash] = m
+        default:
+            break
+        }
         let p = Self.prefix(tx.id)
         if ids[p] == nil { ids[p] = logIndex } else { idOverflow[tx.id] = logIndex }
         let n = Self.nonceKey(tx.header.signer, tx.header.nonce)
@@ -213,6 +277,37 @@ final class VerifiedState: LedgerStateReader {
     }
 
     func contains(id: Hash) throws -> Bool { try committedTransaction(id: id) != nil }
+
+    func recordBlock(logSize: UInt64, timestampMillis: UInt64) {
+        blockEnds.append(logSize)
+        blockTimes.append(timestampMillis)
+    }
+
+    func committedLogSize() throws -> UInt64 { blockStart }
+
+    func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        var out: [LoggedTransaction] = []
+        for index in subjects[SubjectKey(subject)] ?? [] {
+            guard index < logSize, out.count < limit else { break }
+            guard let tx = try load(index) else { throw LedgerError(.notFound, "verified transaction at log index \(index) is missing") }
+            out.append(LoggedTransaction(logIndex: index, transaction: tx))
+        }
+        return out
+    }
+
+    func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
+        // The first verified block whose log size reaches `logSize`.
+        var low = 0, high = blockEnds.count
+        while low < high {
+            let mid = (low + high) / 2
+            if blockEnds[mid] >= logSize { high = mid } else { low = mid + 1 }
+        }
+        return low < blockEnds.count && logSize >= 1 ? blockTimes[low] : nil
+    }
+
+    func installedModel(hash: Hash) throws -> InstalledModel? { models[hash] }
+
+    func installedModels() throws -> [InstalledModel] { models.values.sorted { $0.logIndex! < $1.logIndex! } }
 
     func committedTransaction(id: Hash) throws -> Transaction? {
         if let i = idOverflow[id] { return try load(i) }

@@ -20,7 +20,7 @@ struct CreditNode: AsyncParsableCommand {
           credit-node verifier-keys --genesis genesis.json
         """,
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
-                      ReceiptFetch.self, ExportChain.self])
+                      ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self])
 }
 
 func fail(_ message: String) -> ExitCode {
@@ -71,6 +71,8 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "Commit at most one block per this many milliseconds while transactions are pending.")
     var blockIntervalMs: Int = 200
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: "On first start, install the scoring models in this directory (*.json) in the new genesis.")
+    var models: String?
 
     func run() async throws {
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
@@ -81,7 +83,8 @@ struct Dev: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
             try await DevNode.run(dataDirectory: dataDir, host: String(http[..<colon]), port: port,
-                                  blockInterval: .milliseconds(blockIntervalMs), logger: logger)
+                                  blockInterval: .milliseconds(blockIntervalMs), logger: logger,
+                                  models: try models.map { try loadModels(directory: $0) } ?? [])
         } catch {
             throw fail("\(error)")
         }
@@ -138,6 +141,8 @@ struct MakeGenesis: ParsableCommand {
         var genesis_time: String
         var score_endorsements_required: Int?
         var members: [Entry]
+        /// Scoring model files installed in genesis, relative to the members file.
+        var models: [String]?
     }
 
     func run() throws {
@@ -171,11 +176,14 @@ struct MakeGenesis: ParsableCommand {
                                encryptionKey: try X25519PublicKey(bytes: x), p2pAddress: e.p2p_address, httpAddress: e.http_address))
         }
         do {
+            let base = URL(fileURLWithPath: members).deletingLastPathComponent()
+            let models = try (file.models ?? []).map { try loadModel(path: $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).path) }
             let bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
-                                           scoreEndorsementsRequired: file.score_endorsements_required ?? 0)
+                                           scoreEndorsementsRequired: file.score_endorsements_required ?? 0, models: models)
             try Data(bytes).write(to: URL(fileURLWithPath: out))
             let g = try Genesis(bytes: bytes)
             print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum))")
+            for m in g.models { print("model \(m.name) v\(m.version) sha256 \(m.hash.hexString)") }
             print("genesis hash \(g.hash.hexString)")
         } catch { throw fail("\(error)") }
     }

@@ -20,8 +20,10 @@ struct CreditVerify: ParsableCommand {
           credit-verify chain --export chain.export --genesis genesis.json --json
           credit-verify receipt receipt.json --genesis genesis.json
           credit-verify consistency old.checkpoint new.checkpoint --genesis genesis.json --from http://127.0.0.1:8480
+          credit-verify recompute SCORE_ID --data-dir /tmp/ledger/ledger --genesis genesis.json --key custodian.key
+          credit-verify provenance provenance.json --genesis genesis.json
         """,
-        subcommands: [Chain.self, ReceiptCommand.self, Consistency.self])
+        subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self])
 }
 
 func readGenesis(_ path: String) throws -> Genesis {
@@ -123,6 +125,8 @@ struct Chain: ParsableCommand {
             "transactions": summary.transactions, "signatures_checked": summary.signaturesChecked,
             "commit_certificates": summary.certificatesChecked, "checkpoints": summary.checkpointsChecked,
             "envelopes_shredded": summary.envelopesShredded, "head_hash": summary.headHash.hexString,
+            "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
+            "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
         ], text: """
         OK: chain \(summary.chainID) is intact
@@ -132,6 +136,7 @@ struct Chain: ParsableCommand {
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
           shredded     \(summary.envelopesShredded) payload envelopes
+          scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models
           time         \(String(format: "%.2f", seconds)) s, \(String(format: "%.0f", Double(summary.transactions) / max(seconds, 0.001))) tx/s
         """)
     }

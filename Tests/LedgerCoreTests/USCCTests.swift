@@ -47,4 +47,27 @@ final class USCCTests: XCTestCase {
             XCTAssertEqual(code.subjectKind, kind)
         }
     }
+
+    /// The byte-level fast path accepts exactly what the rule of GB 32100-2015 accepts.
+    func testFastPathAgreesWithTheRule() {
+        let alphabet = Array("0123456789ABCDEFGHJKLMNPQRTUWXY")
+        let extra = Array("IOSVZa-9 ")
+        func reference(_ s: [Character]) -> Bool {
+            guard s.count == 18, s.allSatisfy(alphabet.contains), s[2...7].allSatisfy({ $0.isNumber }) else { return false }
+            let sum = (0..<17).reduce(0) { $0 + alphabet.firstIndex(of: s[$1])! * USCC.weights[$1] }
+            return s[17] == alphabet[(31 - sum % 31) % 31]
+        }
+        var state: UInt64 = 7
+        func next(_ n: Int) -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int((state >> 33) % UInt64(n)) }
+        for i in 0..<20_000 {
+            var chars = Array(USCCGenerator.make(kind: i % 2 == 0 ? .enterprise : .individualBusiness, random: next).code)
+            switch i % 4 {
+            case 0: break
+            case 1: chars[next(18)] = alphabet[next(alphabet.count)]
+            case 2: chars[next(18)] = extra[next(extra.count)]
+            default: if next(2) == 0 { chars.removeLast() } else { chars.append(alphabet[next(31)]) }
+            }
+            XCTAssertEqual((try? USCC(String(chars))) != nil, reference(chars), String(chars))
+        }
+    }
 }

@@ -1,0 +1,179 @@
+import LedgerCrypto
+
+// What transaction validation needs from the scoring engine and from ledger state to check
+// score updates and model installs (docs/SCORING.md §7). LedgerCore defines the shape; the
+// Scoring module implements `ScoreRules`, the stores implement the state queries.
+
+/// A committed transaction and its position in the log.
+public struct LoggedTransaction: Sendable, Hashable {
+    public let logIndex: UInt64
+    public let transaction: Transaction
+    public init(logIndex: UInt64, transaction: Transaction) {
+        self.logIndex = logIndex
+        self.transaction = transaction
+    }
+}
+
+/// A scoring model installed on the ledger: listed in genesis, or installed by a committed
+/// `install_model` governance transaction. Its hash is SHA-256 of the document's bytes.
+public struct InstalledModel: Sendable, Hashable {
+    public let name: String
+    public let version: UInt32
+    public let document: [UInt8]
+    public let hash: Hash
+    /// Log index of the governance transaction that installed it; nil for a genesis model.
+    public let logIndex: UInt64?
+
+    public init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?) {
+        self.name = name
+        self.version = version
+        self.document = document
+        self.hash = SHA256.hash(document)
+        self.logIndex = logIndex
+    }
+}
+
+/// The scoring engine as validation sees it. Implemented by `Scoring.ScoringRules`.
+public protocol ScoreRules: Sendable {
+    /// Parses and checks a model document; returns the name and version it declares.
+    /// Throws naming the problem when the document is not a valid model.
+    func modelIdentity(_ document: [UInt8]) throws -> (name: String, version: UInt32)
+    /// Recomputes `update` from `inputs` (the subject's records before `as_of_log_size`, in log
+    /// order) under `model` as of `asOfDate`; throws if points, grade or dimensions differ.
+    func verify(_ update: ScoreUpdateBody, model: InstalledModel, inputs: [LoggedTransaction], asOfDate: LedgerDate) throws
+}
+
+/// The state queries score validation needs. Every store implements them; the defaults throw,
+/// so a state reader that does not know them refuses score updates instead of passing them.
+public extension LedgerStateReader {
+    func committedLogSize() throws -> UInt64 {
+        throw LedgerError(.notFound, "this ledger state does not report its log size; it cannot check score updates")
+    }
+    func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        throw LedgerError(.notFound, "this ledger state has no subject index; it cannot check score updates")
+    }
+    func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
+        throw LedgerError(.notFound, "this ledger state has no block timestamps; it cannot check score updates")
+    }
+    func installedModel(hash: Hash) throws -> InstalledModel? {
+        throw LedgerError(.notFound, "this ledger state has no model registry; it cannot check score updates")
+    }
+    func installedModels() throws -> [InstalledModel] {
+        throw LedgerError(.notFound, "this ledger state has no model registry; it cannot check model installs")
+    }
+}
+
+extension LedgerDate {
+    /// The calendar date in China Standard Time (UTC+8, no daylight saving) of a Unix time in
+    /// milliseconds: the as-of date of a score (docs/SCORING.md §3).
+    public init(chinaStandardTimeMillis millis: UInt64) throws {
+        let days = Int64((millis / 1000 + 8 * 3600) / 86_400)
+        let (y, m, d) = CivilCalendar.civil(fromDays: days)
+        try self.init(UInt32(y * 10000 + m * 100 + d))
+    }
+
+    /// Days since 1970-01-01 in the proleptic Gregorian calendar.
+    public var dayNumber: Int64 {
+        CivilCalendar.days(year: Int64(value / 10000), month: Int64(value / 100 % 100), day: Int64(value % 100))
+    }
+}
+
+/// Day numbers and dates (H. Hinnant's algorithms, exact integer arithmetic).
+public enum CivilCalendar {
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public static func civil(fromDays z0: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}
+
+extension TransactionValidator {
+    /// Score updates (docs/SCORING.md §7): the model is installed; `as_of_log_size` is within the
+    /// committed log; the inputs are exactly the subject's records before it, in log order; and
+    /// the recomputation from their clear metadata gives the same dimensions, points and grade.
+    /// Public for auditors re-checking a committed update against a store (`credit-verify recompute`).
+    public func checkScoreUpdate(_ s: ScoreUpdateBody, state: some LedgerStateReader) throws {
+        guard let rules = scoreRules else {
+            throw LedgerError(.notAuthorized, "this validator has no scoring engine, so it cannot check score updates")
+        }
+        guard let model = try genesis.model(hash: s.modelHash) ?? state.installedModel(hash: s.modelHash) else {
+            throw LedgerError(.unknownReference, "score update names model \(s.modelHash.hexString), which is not installed")
+        }
+        let committed = try state.committedLogSize()
+        guard s.asOfLogSize >= 1, s.asOfLogSize <= committed else {
+            throw LedgerError(.invalidValue,
+                "score update as_of_log_size \(s.asOfLogSize) must be 1…\(committed), the log committed before it")
+        }
+        let records = try state.subjectRecords(s.subject, before: s.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
+        guard records.count <= FieldLimits.scoreInputs else {
+            throw LedgerError(.fieldTooLarge, "subject \(s.subject) has more than \(FieldLimits.scoreInputs) records before log size \(s.asOfLogSize); format v1 cannot score it")
+        }
+        if records.count != s.inputs.count || zip(records, s.inputs).contains(where: { $0.transaction.id != $1 }) {
+            try explainInputMismatch(s, records: records, state: state)
+        }
+        guard let timestamp = try state.blockTimestamp(coveringLogSize: s.asOfLogSize) else {
+            throw LedgerError(.notFound, "no committed block holds log entry \(s.asOfLogSize - 1)")
+        }
+        try rules.verify(s, model: model, inputs: records, asOfDate: try LedgerDate(chinaStandardTimeMillis: timestamp))
+    }
+
+    /// Names the first way the update's input list differs from the subject's records.
+    private func explainInputMismatch(_ s: ScoreUpdateBody, records: [LoggedTransaction], state: some LedgerStateReader) throws -> Never {
+        let expected = Set(records.map(\.transaction.id))
+        var seen = Set<Hash>()
+        for input in s.inputs {
+            guard seen.insert(input).inserted else {
+                throw LedgerError(.invalidValue, "score input \(input.hexString) is listed twice")
+            }
+            if expected.contains(input) { continue }
+            guard let t = try state.committedTransaction(id: input) else {
+                throw LedgerError(.unknownReference, "score input \(input.hexString) is not a committed transaction")
+            }
+            guard t.kind == .attestation || t.kind == .amendment else {
+                throw LedgerError(.invalidValue, "score input \(input.hexString) is a \(t.kind.name), not a record about \(s.subject)")
+            }
+            throw LedgerError(.invalidValue,
+                "score input \(input.hexString) is not a record about \(s.subject) committed before log size \(s.asOfLogSize)")
+        }
+        if let missing = records.first(where: { !seen.contains($0.transaction.id) }) {
+            throw LedgerError(.invalidValue,
+                "score inputs omit \(missing.transaction.id.hexString) (log index \(missing.logIndex)), a record about \(s.subject) before log size \(s.asOfLogSize); inputs must be all of the subject's records")
+        }
+        throw LedgerError(.invalidValue, "score inputs are not in log order")
+    }
+
+    /// `install_model`: the document is a valid model declaring the transaction's name and
+    /// version, and no model of that name and version (or that hash) is installed yet.
+    func checkModelInstall(_ g: GovernanceBody, state: some LedgerStateReader) throws {
+        guard let rules = scoreRules else {
+            throw LedgerError(.notAuthorized, "this validator has no scoring engine, so it cannot check install_model")
+        }
+        let identity: (name: String, version: UInt32)
+        do { identity = try rules.modelIdentity(g.document) } catch {
+            throw LedgerError(.invalidValue, "install_model document is not a valid model: \(error)")
+        }
+        guard identity.name == g.name, identity.version == g.version else {
+            throw LedgerError(.invalidValue,
+                "install_model \(g.name) version \(g.version) carries a document declaring \(identity.name) version \(identity.version)")
+        }
+        let installed = genesis.models + (try state.installedModels())
+        if let existing = installed.first(where: { ($0.name == g.name && $0.version == g.version) || $0.hash == g.documentHash }) {
+            throw LedgerError(.replay, "model \(existing.name) version \(existing.version) (\(existing.hash.hexString.prefix(16))…) is already installed")
+        }
+    }
+}

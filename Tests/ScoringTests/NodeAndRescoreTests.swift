@@ -1,0 +1,157 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStore
+@testable import Scoring
+import XCTest
+
+/// The running node's ledger engine refuses tampered score updates; the rescorer scores every
+/// subject of a store while blocks keep being appended.
+final class NodeAndRescoreTests: XCTestCase {
+    var directory = ""
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("scoring-node-\(UUID())").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func testLedgerCommitsHonestAndRefusesTamperedScoreUpdates() async throws {
+        let c = try ScoringConsortium(validators: ["samr"])
+        let store = try ChainStore.create(path: "\(directory)/ledger", genesis: c.genesis)
+        let ledger = try Ledger(store: store, validatorKeys: c.keys["samr"]!, clock: { asOfMillis }, blockInterval: .milliseconds(5))
+        let producer = Task { await ledger.runBlockProducer() }
+        defer { producer.cancel() }
+        var nonce: UInt64 = 0
+        let records = Examples.teaShop().list
+        _ = try await ledger.submit(try records.map { nonce += 1; return try c.attest($0, by: "samr", nonce: nonce) })
+
+        let subject = try USCC("92330106MA2H4K7Q3A")
+        let engine = ScoreEngine(genesis: c.genesis)
+        let (inputs, date) = try store.scoreInputs(subject: subject)
+        let asOf = ScoreAsOf(logSize: store.head.logSize, date: date)
+        let model = try engine.model(try XCTUnwrap(store.latestModel(name: "individual-business")))
+        let honest = try engine.makeScoreUpdate(subject: subject, inputs: inputs.map(\.transaction), model: model, asOf: asOf)
+        func endorsed(_ u: ScoreUpdateBody) -> ScoreUpdateBody {
+            var e = u
+            e.endorsements = [MemberSignature(member: "data-bureau", keyID: c.member("data-bureau").keyID,
+                                              signature: c.keys["data-bureau"]!.signing.signature(for: u.endorsementMessage(chainID: c.genesis.chainID)))]
+            return e
+        }
+        var tampered = honest
+        tampered.grade = .s
+        nonce += 1
+        do {
+            _ = try await ledger.submit([c.scoreTransaction(endorsed(tampered), nonce: nonce)])
+            XCTFail("a tampered score update was committed")
+        } catch {
+            XCTAssertTrue("\(error)".contains("claims grade S"), "\(error)")
+        }
+        nonce += 1
+        let committed = try await ledger.submit([c.scoreTransaction(endorsed(honest), nonce: nonce)])
+        XCTAssertEqual(committed.count, 1)
+        XCTAssertEqual(try store.scoreUpdates(of: subject, limit: 5).first?.transaction.id, committed[0].id)
+    }
+
+    /// Writes `count` demo subjects' records into a store, in blocks of `perBlock`.
+    static func writeDemo(_ c: ScoringConsortium, store: ChainStore, subjects: Int, seed: UInt64, nonce: inout UInt64) throws -> DemoSubjects {
+        let demo = DemoSubjects(count: subjects, seed: seed, asOf: try LedgerDate(iso: "2026-11-21"))
+        var block: [Submission] = []
+        let signers = c.genesis.validators.map { (member: $0, key: c.keys[$0.id]!.signing) }
+        for records in demo.records {
+            for r in records {
+                nonce += 1
+                let signer = r.issuer_role == "bank" ? "bank-a" : "samr"
+                let tx = Transaction.sign(header: c.header(signer, nonce: nonce), body: .attestation(try r.body()), key: c.keys[signer]!.signing)
+                block.append(Submission(transaction: tx, envelope: nil))
+            }
+            if block.count >= 500 {
+                try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "samr", signers: signers)
+                block = []
+            }
+        }
+        if !block.isEmpty { try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "samr", signers: signers) }
+        return demo
+    }
+
+    func testDemoSubjectsAreValidAndReplayExactly() throws {
+        let asOf = try LedgerDate(iso: "2026-11-21")
+        let demo = DemoSubjects(count: 400, seed: 11, asOf: asOf)
+        XCTAssertEqual(DemoSubjects(count: 400, seed: 11, asOf: asOf).records, demo.records, "a seed replays exactly")
+        XCTAssertNotEqual(DemoSubjects(count: 400, seed: 12, asOf: asOf).records, demo.records)
+        let kinds = Dictionary(grouping: demo.subjects, by: \.subject_kind).mapValues(\.count)
+        XCTAssertGreaterThan(kinds["individual_business"] ?? 0, 200)
+        XCTAssertGreaterThan(kinds["enterprise"] ?? 0, 90)
+        XCTAssertGreaterThan(Set(demo.subjects.map(\.industry)).count, 8)
+        XCTAssertGreaterThan(Set(demo.subjects.map(\.division)).count, 5)
+        XCTAssertGreaterThan(demo.recordCount, 400 * 6)
+        for (s, records) in zip(demo.subjects, demo.records) {
+            let uscc = try USCC(s.uscc)
+            XCTAssertEqual(uscc.subjectKind?.name, s.subject_kind)
+            XCTAssertEqual(uscc.divisionCode, s.division)
+            XCTAssertEqual(records.first?.category, "registration", "a subject's first record is its registration")
+            for r in records {
+                let body = try r.body()
+                XCTAssertNoThrow(try body.check())
+                XCTAssertLessThanOrEqual(body.eventDate, asOf)
+            }
+        }
+        // Plausible grade spread under the shipped models.
+        let ib = try Models.individualBusiness(), ent = try Models.enterprise()
+        var grades: [Grade: Int] = [:]
+        for (s, records) in zip(demo.subjects, demo.records) {
+            let facts = try SubjectFacts(subject: try USCC(s.uscc), records: try records.enumerated().map { (try $1.body(), SHA256.hash([UInt8($0 % 256)])) }, asOfDate: asOf)
+            grades[try Evaluator.evaluate(s.subject_kind == "enterprise" ? ent : ib, facts).grade, default: 0] += 1
+        }
+        XCTAssertGreaterThanOrEqual(grades.count, 5, "\(grades)")
+        XCTAssertGreaterThan((grades[.a] ?? 0) + (grades[.aPlus] ?? 0) + (grades[.b] ?? 0), 200, "\(grades)")
+    }
+
+    func testRescorerScoresEverySubjectWhileBlocksAreAppended() throws {
+        let c = try ScoringConsortium()
+        let store = try ChainStore.create(path: "\(directory)/rescore", genesis: c.genesis)
+        var nonce: UInt64 = 0
+        let demo = try Self.writeDemo(c, store: store, subjects: 600, seed: 5, nonce: &nonce)
+        let asOfLogSize = store.head.logSize
+        let engine = ScoreEngine(genesis: c.genesis)
+        let model = try engine.model(try XCTUnwrap(store.latestModel(name: "enterprise")))
+        let rescorer = Rescorer(store: store, engine: engine, model: model, batchSize: 64)
+
+        // Ingestion continues on another thread while the rescorer runs.
+        let writer = Thread {
+            var n: UInt64 = 1_000_000
+            _ = try? Self.writeDemo(c, store: store, subjects: 300, seed: 99, nonce: &n)
+        }
+        writer.start()
+        var updates: [ScoreUpdateBody] = []
+        var progress: [Rescorer.Progress] = []
+        let summary = try rescorer.run(asOfLogSize: asOfLogSize, progress: { progress.append($0) }) { batch, results in
+            XCTAssertLessThanOrEqual(batch.count, 64)
+            XCTAssertEqual(batch.count, results.count)
+            updates += batch
+        }
+        while writer.isExecuting || !writer.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+
+        let enterprises = demo.subjects.filter { $0.subject_kind == "enterprise" }
+        XCTAssertEqual(updates.count, enterprises.count)
+        XCTAssertEqual(summary.progress.failed, 0, "\(summary.failures)")
+        XCTAssertEqual(summary.progress.skipped, demo.subjects.count - enterprises.count)
+        XCTAssertEqual(summary.grades.reduce(0, +), enterprises.count)
+        XCTAssertEqual(progress.last?.subjectsDone, demo.subjects.count)
+        XCTAssertTrue(progress.map(\.updates) == progress.map(\.updates).sorted())
+        // Each update is exactly what the validator accepts, against the store that kept growing.
+        let validator = TransactionValidator.withScoring(genesis: c.genesis)
+        for u in updates.prefix(40) {
+            var e = u
+            e.endorsements = [try engine.endorse(update: u, recomputedFrom: try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: 2000).map(\.transaction),
+                                                 model: model, asOf: summary.asOf, keys: c.keys["data-bureau"]!)]
+            XCTAssertNoThrow(try validator.checkStateful(c.scoreTransaction(e, nonce: 9_000_000).transaction, state: store))
+        }
+        XCTAssertGreaterThan(store.head.logSize, asOfLogSize, "ingestion went on")
+        // Stopping early leaves the rest for a later run.
+        let stopped = try rescorer.run(shouldStop: { true }) { _, _ in }
+        XCTAssertTrue(stopped.stopped)
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStore
+@testable import Scoring
+import XCTest
+
+/// Provenance of score updates: offline receipts, custodian recomputation from decrypted
+/// inputs, and the command-line tools auditors run.
+final class ProvenanceTests: XCTestCase {
+    var directory = ""
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("scoring-prov-\(UUID())").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Example A with JSON payloads agreeing with the clear attributes (one disagreeing when asked),
+    /// and an endorsed score update; returns the chain and the update's id.
+    func scoredChain(path: String, lyingPayload: Bool = false, models: [String] = Models.files,
+                     model: String = "individual-business") throws -> (ScoringChain, Hash) {
+        let c = try ScoringConsortium(models: models)
+        let chain = try ScoringChain(c, path: path)
+        var subs: [Submission] = []
+        for body in Examples.teaShop().list {
+            var payload = Dictionary(uniqueKeysWithValues: body.attributes.map { ($0.name, "\($0.value)") })
+            if lyingPayload && body.category == .penalty { payload["amount_yuan"] = "50000" }
+            payload["name"] = "\"西湖茶叶店\""
+            let json = "{" + payload.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+            subs.append(try c.attest(body, by: "samr", nonce: chain.nextNonce(), payload: json))
+        }
+        try chain.append(subs)
+        if !models.contains("risk-warning.json") && model == "risk-warning" {
+            try chain.append([c.governance(GovernanceBody(action: .installModel, name: "risk-warning", version: 1,
+                                                          document: try Models.bytes("risk-warning.json")), nonce: chain.nextNonce())])
+        }
+        let engine = ScoreEngine(genesis: c.genesis)
+        let subject = try USCC("92330106MA2H4K7Q3A")
+        let (records, date) = try chain.store.scoreInputs(subject: subject)
+        let asOf = ScoreAsOf(logSize: chain.store.head.logSize, date: date)
+        let compiled = try engine.model(try XCTUnwrap(chain.store.latestModel(name: model)))
+        var u = try engine.makeScoreUpdate(subject: subject, inputs: records.map(\.transaction), model: compiled, asOf: asOf)
+        u.endorsements = [try engine.endorse(update: u, recomputedFrom: records.map(\.transaction), model: compiled, asOf: asOf, keys: c.keys["data-bureau"]!)]
+        let s = c.scoreTransaction(u, nonce: chain.nextNonce())
+        try chain.append([s])
+        return (chain, s.transaction.id)
+    }
+
+    func testProvenanceVerifiesOfflineAndTamperingIsCaught() throws {
+        let (chain, id) = try scoredChain(path: "\(directory)/a")
+        let genesis = chain.store.genesis
+        let p = try chain.store.scoreProvenance(for: id)
+        let v = try p.verify(genesis: genesis)
+        XCTAssertEqual(v.result.points, 685)
+        XCTAssertEqual(v.inputs.count, 10)
+        XCTAssertEqual(v.asOf.date, try LedgerDate(iso: "2026-11-21"))
+        // Survives a JSON round trip, as served over HTTP.
+        let decoded = try JSONDecoder().decode(ScoreProvenance.self, from: try JSONEncoder().encode(p))
+        XCTAssertEqual(try decoded.verify(genesis: genesis).result.points, 685)
+
+        var swapped = p
+        swapped.inputs.swapAt(0, 1)
+        XCTAssertThrowsError(try swapped.verify(genesis: genesis)) { XCTAssertTrue("\($0)".contains("the update names"), "\($0)") }
+        var missing = p
+        missing.inputs.removeLast()
+        XCTAssertThrowsError(try missing.verify(genesis: genesis))
+        var foreign = p
+        foreign.inputs[0] = foreign.score_update
+        XCTAssertThrowsError(try foreign.verify(genesis: genesis))
+        var badProof = p
+        var h = [UInt8](base64: badProof.inputs[3].inclusion_proof[0])!
+        h[0] ^= 1
+        badProof.inputs[3].inclusion_proof[0] = h.base64String
+        XCTAssertThrowsError(try badProof.verify(genesis: genesis)) { XCTAssertTrue("\($0)".contains("input 3"), "\($0)") }
+        var badBlock = p
+        badBlock.as_of_block = ScoreProvenance.Block(header: try chain.store.blockHeader(height: 2)!, certificate: try chain.store.certificate(height: 2)!)
+        XCTAssertThrowsError(try badBlock.verify(genesis: genesis)) { XCTAssertTrue("\($0)".contains("does not hold log entry"), "\($0)") }
+        XCTAssertThrowsError(try p.verify(genesis: try ScoringConsortium(models: []).genesis))
+    }
+
+    func testProvenanceOfAGovernanceModelCarriesItsInstallReceipt() throws {
+        let (chain, id) = try scoredChain(path: "\(directory)/gov", models: ["individual-business.json"], model: "risk-warning")
+        let p = try chain.store.scoreProvenance(for: id)
+        XCTAssertNotNil(p.model_install)
+        let v = try p.verify(genesis: chain.store.genesis)
+        XCTAssertEqual(v.model.name, "risk-warning")
+        XCTAssertEqual(v.result.points, 461, "worked example D for A")
+        var without = p
+        without.model_install = nil
+        XCTAssertThrowsError(try without.verify(genesis: chain.store.genesis)) { XCTAssertTrue("\($0)".contains("not in genesis"), "\($0)") }
+    }
+
+    // MARK: Command-line tools
+
+    static func tool(_ name: String) -> String? {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) { try Self.run(name, arguments) }
+
+    static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let binary = try XCTUnwrap(tool(name), "build the executables first (swift build --build-tests)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile() + err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    func testCreditVerifyRecomputeChainAndProvenance() throws {
+        let path = "\(directory)/cli"
+        let (chain, id) = try scoredChain(path: path)
+        let genesisPath = "\(directory)/genesis.json"
+        try Data(chain.store.genesis.bytes).write(to: URL(fileURLWithPath: genesisPath))
+        let keyPath = "\(directory)/data-bureau.key"
+        try chain.consortium.keys["data-bureau"]!.write(to: keyPath)
+        try Data(try JSONEncoder().encode(try chain.store.scoreProvenance(for: id))).write(to: URL(fileURLWithPath: "\(directory)/prov.json"))
+        let exportPath = "\(directory)/chain.export"
+        _ = try ChainExport.write(store: chain.store, to: exportPath)
+
+        let recompute = try run("credit-verify", ["recompute", id.hexString, "--data-dir", path, "--genesis", genesisPath, "--key", keyPath, "--json"])
+        XCTAssertEqual(recompute.status, 0, recompute.output)
+        let r = json(recompute.output)
+        XCTAssertEqual(r["ok"] as? Bool, true)
+        XCTAssertEqual(r["points"] as? Int, 685)
+        XCTAssertEqual((r["inputs"] as? [[String: Any]])?.count, 10)
+        XCTAssertEqual((r["inputs"] as? [[String: Any]])?.first?["payload_check"] as? String, "decrypted, matches commitment and clear attributes")
+        let fromExport = try run("credit-verify", ["recompute", id.hexString, "--export", exportPath, "--genesis", genesisPath, "--key", keyPath])
+        XCTAssertEqual(fromExport.status, 0, fromExport.output)
+        XCTAssertTrue(fromExport.output.contains("recomputes exactly"), fromExport.output)
+        // A key that is not a custodian's cannot recompute.
+        let bankKey = "\(directory)/bank-a.key"
+        try chain.consortium.keys["bank-a"]!.write(to: bankKey)
+        XCTAssertEqual(try run("credit-verify", ["recompute", id.hexString, "--data-dir", path, "--genesis", genesisPath, "--key", bankKey]).status, 1)
+
+        let chainCheck = try run("credit-verify", ["chain", "--data-dir", path, "--genesis", genesisPath, "--json"])
+        XCTAssertEqual(chainCheck.status, 0, chainCheck.output)
+        XCTAssertEqual(json(chainCheck.output)["score_updates_checked"] as? Int, 1)
+        XCTAssertEqual(json(chainCheck.output)["score_inputs_checked"] as? Int, 10)
+
+        let prov = try run("credit-verify", ["provenance", "\(directory)/prov.json", "--genesis", genesisPath])
+        XCTAssertEqual(prov.status, 0, prov.output)
+        XCTAssertTrue(prov.output.contains("685 points, grade A"), prov.output)
+    }
+
+    /// An issuer whose clear attributes disagree with its own encrypted record is caught by a custodian.
+    func testRecomputeCatchesClearMetadataThatDisagreesWithThePayload() throws {
+        let path = "\(directory)/lying"
+        let (chain, id) = try scoredChain(path: path, lyingPayload: true)
+        let genesisPath = "\(directory)/genesis.json"
+        try Data(chain.store.genesis.bytes).write(to: URL(fileURLWithPath: genesisPath))
+        let keyPath = "\(directory)/samr.key"
+        try chain.consortium.keys["samr"]!.write(to: keyPath)
+        let result = try run("credit-verify", ["recompute", id.hexString, "--data-dir", path, "--genesis", genesisPath, "--key", keyPath, "--json"])
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("amount_yuan: clear 500, payload 50000"), result.output)
+    }
+
+    /// A certified chain holding a tampered score update fails `credit-verify chain`, naming it.
+    func testCreditVerifyChainRejectsATamperedScoreUpdate() throws {
+        let c = try ScoringConsortium()
+        let path = "\(directory)/tampered"
+        let chain = try ScoringChain(c, path: path)
+        try chain.attest(Examples.teaShop())
+        let engine = ScoreEngine(genesis: c.genesis)
+        let subject = try USCC("92330106MA2H4K7Q3A")
+        let (records, date) = try chain.store.scoreInputs(subject: subject)
+        let model = try engine.model(try XCTUnwrap(chain.store.latestModel(name: "individual-business")))
+        var u = try engine.makeScoreUpdate(subject: subject, inputs: records.map(\.transaction), model: model,
+                                           asOf: ScoreAsOf(logSize: chain.store.head.logSize, date: date))
+        u.grade = .s
+        u.endorsements = [MemberSignature(member: "data-bureau", keyID: c.member("data-bureau").keyID,
+                                          signature: c.keys["data-bureau"]!.signing.signature(for: u.endorsementMessage(chainID: c.genesis.chainID)))]
+        try chain.append([c.scoreTransaction(u, nonce: chain.nextNonce())], validate: false)
+        let genesisPath = "\(directory)/genesis.json"
+        try Data(c.genesis.bytes).write(to: URL(fileURLWithPath: genesisPath))
+        let result = try run("credit-verify", ["chain", "--data-dir", path, "--genesis", genesisPath, "--json"])
+        XCTAssertEqual(result.status, 1, result.output)
+        let o = json(result.output)
+        XCTAssertEqual(o["height"] as? Int, 2)
+        XCTAssertEqual(o["transaction_index"] as? Int, 0)
+        XCTAssertTrue((o["reason"] as? String ?? "").contains("claims grade S, recomputation under individual-business v1 gives A"), result.output)
+    }
+
+    /// The example files of docs/SCORING.md §9 give the documented results through `credit-node score`.
+    func testDocumentedExampleFilesScoreAsDocumented() throws {
+        let examples = URL(fileURLWithPath: Models.directory).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/scoring-examples").path
+        let cases: [(String, String, Int, String)] = [
+            ("example-a", "individual-business", 685, "A"), ("example-b", "enterprise", 864, "S"), ("example-c", "enterprise", 664, "C"),
+            ("example-a", "risk-warning", 461, "A"), ("example-b", "risk-warning", 759, "B"), ("example-c", "risk-warning", 5000, "D"),
+        ]
+        for (file, model, points, grade) in cases {
+            let r = try run("credit-node", ["score", "--model", "\(Models.directory)/\(model).json", "--records", "\(examples)/\(file).jsonl",
+                                            "--as-of", "2026-11-21", "--json"])
+            XCTAssertEqual(r.status, 0, r.output)
+            let result = (json(r.output)["results"] as? [[String: Any]])?.first
+            XCTAssertEqual(result?["points"] as? Int, points, "\(file) under \(model)")
+            XCTAssertEqual(result?["grade"] as? String, grade, "\(file) under \(model)")
+        }
+    }
+
+    func testCreditNodeDemoDataAndOfflineScore() throws {
+        let out = "\(directory)/demo"
+        let gen = try run("credit-node", ["demo-data", "--subjects", "50", "--seed", "3", "--as-of", "2026-11-21", "--out", out])
+        XCTAssertEqual(gen.status, 0, gen.output)
+        let score = try run("credit-node", ["score", "--model", "\(Models.directory)/risk-warning.json", "--records", "\(out)/records.jsonl",
+                                            "--as-of", "2026-11-21", "--json"])
+        XCTAssertEqual(score.status, 0, score.output)
+        XCTAssertEqual((json(score.output)["results"] as? [Any])?.count, 50, "the risk model scores both kinds")
+        // The offline scorer gives what the library gives.
+        let demo = DemoSubjects(count: 50, seed: 3, asOf: try LedgerDate(iso: "2026-11-21"))
+        let first = (json(score.output)["results"] as? [[String: Any]])?.first
+        let facts = try SubjectFacts(subject: try USCC(demo.subjects[0].uscc),
+                                     records: try demo.records[0].map { (try $0.body(), Hashes.zero) }, asOfDate: try LedgerDate(iso: "2026-11-21"))
+        XCTAssertEqual(first?["points"] as? Int, Int(try Evaluator.evaluate(try Models.riskWarning(), facts).points))
+        let bad = try run("credit-node", ["score", "--model", "\(out)/subjects.jsonl", "--records", "\(out)/records.jsonl"])
+        XCTAssertEqual(bad.status, 1)
+    }
+}
+
+/// The dev node end to end: a genesis with the shipped models, demo records submitted over
+/// HTTP, every subject re-scored and the updates submitted, provenance served and checked.
+final class DevNodeScoringTests: XCTestCase {
+    func testDevNodeScoresServesProvenanceAndVerifies() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scoring-dev-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try XCTUnwrap(ProvenanceTests.tool("credit-node"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: node)
+        process.arguments = ["dev", "--data-dir", dir, "--http", "127.0.0.1:0", "--block-interval-ms", "20", "--models", Models.directory]
+        _ = FileManager.default.createFile(atPath: dir + ".log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".log"))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        var address = ""
+        for _ in 0..<600 where address.isEmpty {
+            if let a = try? String(contentsOfFile: dir + "/http.addr", encoding: .utf8), a.hasSuffix("\n") { address = a.trimmingCharacters(in: .whitespacesAndNewlines) }
+            else { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        XCTAssertFalse(address.isEmpty, (try? String(contentsOfFile: dir + ".log", encoding: .utf8)) ?? "")
+        let key = dir + "/keys/dev.key"
+        let gen = try ProvenanceTests.run("credit-node", ["demo-data", "--subjects", "40", "--seed", "9", "--as-of", "2026-11-21", "--out", dir + "-demo.jsonl", "--node", address, "--key", key])
+        defer { try? FileManager.default.removeItem(atPath: dir + "-demo.jsonl") }
+        XCTAssertEqual(gen.status, 0, gen.output)
+        let rescore = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--submit", address, "--key", key])
+        XCTAssertEqual(rescore.status, 0, rescore.output)
+        XCTAssertTrue(rescore.output.contains("submitted 40 endorsed score updates"), rescore.output)
+
+        let client = LedgerClient(baseURL: address)
+        let genesis = try client.genesis()
+        XCTAssertEqual(genesis.models.map(\.name), ["enterprise", "individual-business", "risk-warning"])
+        XCTAssertEqual((try client.getJSON("/v1/models")["models"] as? [Any])?.count, 3)
+        let subject = try XCTUnwrap(DemoSubjects(count: 40, seed: 9, asOf: try LedgerDate(iso: "2026-11-21")).subjects.first?.uscc)
+        let history = try client.getJSON("/v1/subjects/\(subject)/history")["records"] as? [[String: Any]] ?? []
+        let scoreID = try XCTUnwrap(history.first { $0["kind"] as? String == "score_update" }?["id"] as? String)
+        let provenance = try JSONDecoder().decode(ScoreProvenance.self, from: try client.get("/v1/transactions/\(scoreID)/provenance"))
+        let verified = try provenance.verify(genesis: genesis)
+        XCTAssertEqual(verified.inputs.count, history.filter { $0["kind"] as? String == "attestation" }.count)
+        XCTAssertEqual(verified.model.name, "risk-warning")
+        XCTAssertThrowsError(try client.get("/v1/transactions/\(history[0]["id"] as! String)/provenance"), "an attestation has no score provenance")
+    }
+}
