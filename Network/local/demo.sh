@@ -17,6 +17,24 @@ bash Network/local/start.sh
 dir="$CREDITLEDGER_LOCAL_DIR"
 url="$(cat "$dir/samr-330106/data/http.addr")"
 "$binpath/credit-node" demo --node "$url" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
+
+echo
+echo "== scoring (docs/SCORING.md): ${DEMO_SUBJECTS:-300} synthetic subjects, records from the bureaus and bank A"
+"$binpath/credit-node" demo-data --subjects "${DEMO_SUBJECTS:-300}" --out "$dir/demo-records.jsonl" --node "$url" \
+  --key "$dir/keys/samr-330106.key" --bank-key "$dir/keys/bank-a.key"
+echo "the supervision bureau scores every subject; the data bureau recomputes and endorses each score:"
+for model in individual-business enterprise; do
+  "$binpath/credit-node" rescore --data-dir "$dir/samr-330106/data" --model "$model" --submit "$url" \
+    --key "$dir/keys/samr-330106.key" --endorser-key "$dir/keys/data-330106.key"
+done
+"$binpath/credit-node" rescore --data-dir "$dir/samr-330106/data" --model risk-warning --watch-list | tail -n 8
+subject="$(head -n 1 "$dir/demo-records.jsonl" | sed 's/.*"subject":"\([0-9A-Z]*\)".*/\1/')"
+score="$(curl -fsS "$url/v1/subjects/$subject/history" | tr '{' '\n' | grep score_update | tail -n 1 | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/')"
+bank="$(cat "$dir/bank-b/data/http.addr")"
+curl -fsS "$bank/v1/transactions/$score/provenance" >"$dir/provenance.json"
+echo "provenance of score $score of $subject, fetched from bank B's node, checked offline:"
+"$binpath/credit-verify" provenance "$dir/provenance.json" --genesis "$dir/genesis.json"
+
 echo
 echo "every node, after the demo:"
 sleep 1
