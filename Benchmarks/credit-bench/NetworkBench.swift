@@ -16,6 +16,7 @@ struct NetworkBench: ParsableCommand {
     @Option(help: "Attestations for the throughput phase.") var throughputCount: Int = 60_000
     @Option(help: "Attestations per request in the throughput phase.") var batch: Int = 500
     @Option(help: "credit-node binary (default: next to this one).") var node: String?
+    @Flag(help: "Also run the auditor follower (a fifth process that checks every block on the same 2 cores).") var withAuditor = false
 
     final class Heights: @unchecked Sendable {
         let lock = NSLock()
@@ -33,7 +34,8 @@ struct NetworkBench: ParsableCommand {
         let binary = node ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-node").path
         let net = try LocalConsortium(name: "bench-network", tool: binary, logLevel: "warning")
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
-        try net.startAll()
+        try net.startAll(withAuditor ? LocalConsortium.members : LocalConsortium.validators)
+        print("nodes: \(withAuditor ? "4 validators + auditor follower" : "4 validators")")
         let keys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
         let total = rate * phaseSeconds * 2 + throughputCount
         print("preparing \(total) signed, encrypted attestations…")
