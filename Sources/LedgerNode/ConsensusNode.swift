@@ -145,15 +145,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
-        guard submissions.count <= genesis.limits.maxBatchTransactions else {
-            throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
-                "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
-        }
-        for (i, s) in submissions.enumerated() {
-            let index = submissions.count > 1 ? i : nil
-            do { try validator.checkStateless(s) } catch { throw BatchError(index: index, error: error) }
-            do { try validator.checkStateful(s.transaction, state: store) } catch { throw BatchError(index: index, error: error) }
-        }
+        try validator.checkSubmissions(submissions, state: store)
         for s in submissions { verified.insert(s) }
         return try await withCheckedThrowingContinuation { continuation in
             do {

@@ -83,21 +83,8 @@ public enum DevNode {
         let ledger = try Ledger(store: store, validatorKeys: opened.keys,
                                 clock: { UInt64(Date().timeIntervalSince1970 * 1000) },
                                 blockInterval: blockInterval, logger: logger)
-        let api = LedgerAPI(ledger: ledger)
-        let addressFile = dataDirectory + "/http.addr"
-        try? FileManager.default.removeItem(atPath: addressFile)
-        var app = Application(
-            router: api.makeRouter(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "credit-node"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? port
-                let address = "http://\(host):\(port)"
-                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
-                logger.info("HTTP API listening on \(address)")
-            },
-            logger: logger)
-        app.addServices(BlockProducerService(ledger: ledger))
-        try await app.runService()
+        try await LedgerAPI(ledger: ledger).serve(host: host, port: port, addressFile: dataDirectory + "/http.addr",
+                                                  services: [BlockProducerService(ledger: ledger)], logger: logger)
     }
 }
 

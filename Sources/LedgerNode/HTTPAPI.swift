@@ -5,6 +5,8 @@ import LedgerCrypto
 import LedgerStorage
 import LedgerStore
 import NIOCore
+import ServiceLifecycle
+import Logging
 
 /// The node's HTTP JSON API, version 1. Every error is a JSON body
 /// `{"error": {"code": "...", "message": "...", "index": n?}}` with a 4xx/5xx status.
@@ -16,6 +18,23 @@ public struct LedgerAPI: Sendable {
 
     var store: ChainStore { ledger.store }
     var genesis: Genesis { ledger.genesis }
+
+    /// Serves the API with `services` until SIGINT or SIGTERM. Once listening, the base URL is
+    /// written to `addressFile` (so scripts and tests can use port 0).
+    public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger) async throws {
+        try? FileManager.default.removeItem(atPath: addressFile)
+        var app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "credit-node"),
+            onServerRunning: { channel in
+                let address = "http://\(host):\(channel.localAddress?.port ?? port)"
+                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
+                logger.info("HTTP API listening on \(address)")
+            },
+            logger: logger)
+        app.addServices(services)
+        try await app.runService()
+    }
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()

@@ -79,13 +79,7 @@ public final class Ledger: @unchecked Sendable {
     /// Returns when every one is committed durably.
     public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
-        guard submissions.count <= genesis.limits.maxBatchTransactions else {
-            throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
-                "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
-        }
-        for (i, s) in submissions.enumerated() {
-            do { try validator.checkStateless(s) } catch { throw BatchError(index: submissions.count > 1 ? i : nil, error: error) }
-        }
+        try validator.checkSubmissions(submissions)
         return try await withCheckedThrowingContinuation { continuation in
             let waiter = Waiter(count: submissions.count, continuation: continuation)
             do {

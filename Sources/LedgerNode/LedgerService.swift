@@ -14,3 +14,23 @@ public protocol LedgerService: AnyObject, Sendable {
 extension Ledger: LedgerService {
     public func status() -> [String: any Sendable] { ["mode": "dev", "validators": 1] }
 }
+
+extension TransactionValidator {
+    /// The checks every submission path runs before admission: the batch limit, then each
+    /// transaction's stateless checks (and, with `state`, its stateful ones). The error names
+    /// the index of the first bad transaction in a batch.
+    func checkSubmissions(_ submissions: [Submission], state: (any LedgerStateReader)? = nil) throws {
+        guard submissions.count <= genesis.limits.maxBatchTransactions else {
+            throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
+                "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
+        }
+        for (i, s) in submissions.enumerated() {
+            do {
+                try checkStateless(s)
+                if let state { try checkStateful(s.transaction, state: state) }
+            } catch {
+                throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
+            }
+        }
+    }
+}

@@ -110,21 +110,8 @@ public enum NetworkNode {
         let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
 
-        let api = LedgerAPI(ledger: node)
-        let addressFile = dataDir + "/http.addr"
-        try? FileManager.default.removeItem(atPath: addressFile)
-        var app = Application(
-            router: api.makeRouter(),
-            configuration: .init(address: .hostname(httpHost, port: httpPort), serverName: "credit-node"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? httpPort
-                let address = "http://\(httpHost):\(port)"
-                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
-                logger.info("HTTP API listening on \(address)")
-            },
-            logger: logger)
-        app.addServices(ConsensusService(node: node))
-        try await app.runService()
+        try await LedgerAPI(ledger: node).serve(host: httpHost, port: httpPort, addressFile: dataDir + "/http.addr",
+                                                services: [ConsensusService(node: node)], logger: logger)
     }
 }
 
