@@ -22,6 +22,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         public var statusInterval: Duration = .seconds(1)
         /// Blocks are refused whose timestamp is this far ahead of the local clock.
         public var maxClockSkewMillis: UInt64 = 30_000
+        /// A scorer scores subjects with new records after each block (docs/SCORING.md, live scoring).
+        public var autoScore = true
         public init() {}
     }
 
@@ -52,7 +54,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var lastRequest: (peer: String, at: ContinuousClock.Instant)?
     var peerHeights: [String: UInt64] = [:]
     var reported = Set<String>()
-    var lastNonce: UInt64 = 0
+    private let nonceLock = NSLock()
+    private var lastNonce: UInt64 = 0
+    var autoScorer: AutoScorer?
+
+    /// Nonces for transactions this node signs itself (evidence, score updates): unique and increasing.
+    func nextNonce() -> UInt64 {
+        nonceLock.withLock {
+            lastNonce = max(lastNonce + 1, clock() * 1000)
+            return lastNonce
+        }
+    }
     var stopped = false
     var statusTimer: DispatchSourceTimer?
 
@@ -87,6 +99,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
             if let built = try? check(block) { candidates[hash] = (block, built) }
         }
+        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self) }
     }
 
     // MARK: Lifecycle
@@ -192,6 +205,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if isValidator { gossipQueue.async { self.admitGossip(list, from: peer) } }
         case .blockRequest(let from, let count):
             gossipQueue.async { self.serveBlocks(from: from, count: Int(count), to: peer) }
+        case .endorseRequest(let tx):
+            autoScorer?.endorseRequested(tx, from: peer)
+        case .endorsement(let carrier, let signature):
+            autoScorer?.endorsed(carrier: carrier, signature: signature, from: peer)
         default:
             queue.async { self.dispatch(message, from: peer) }
         }
@@ -296,7 +313,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             awaitingContent.remove(hash)
             remember(block)
             if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
-        case .transactions, .blockRequest:
+        case .transactions, .blockRequest, .endorseRequest, .endorsement:
             break
         }
     }
@@ -509,6 +526,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func afterCommit(_ block: CandidateBlock) {
         mempool.committed(block.submissions.map(\.transaction), height: block.header.height, firstLogIndex: block.header.firstLogIndex)
+        autoScorer?.committed(firstLogIndex: block.header.firstLogIndex, logSize: block.header.logSize)
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
         awaitingContent = []
@@ -574,8 +592,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let key = "\(body.offender)/\(body.height)/\(body.round)/\(body.step.rawValue)"
         guard reported.insert(key).inserted, member.has(.validator) || member.has(.auditor) else { return }
         logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
-        lastNonce = max(lastNonce + 1, clock() * 1000)
-        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: lastNonce, issuedAtMillis: clock())
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nextNonce(), issuedAtMillis: clock())
         let tx = Transaction.sign(header: header, body: .evidence(body), key: keys.signing)
         let s = Submission(transaction: tx, envelope: nil)
         do {

@@ -45,6 +45,10 @@ public enum NetMessage: Sendable {
     case blocks([CommittedBlock])
     case fetchBlock(Hash)
     case blockContent(CandidateBlock)
+    /// A scorer asks another to endorse a score update (carried unendorsed in a signed transaction).
+    case endorseRequest(Transaction)
+    /// The endorsement of the score update carried by transaction `carrier`.
+    case endorsement(carrier: Hash, signature: MemberSignature)
 
     public static let maxBlocksPerResponse = 32
     public static let maxGossipBatch = 5_000
@@ -59,6 +63,8 @@ public enum NetMessage: Sendable {
         case .blocks: return "blocks"
         case .fetchBlock: return "fetch_block"
         case .blockContent: return "block_content"
+        case .endorseRequest: return "endorse_request"
+        case .endorsement: return "endorsement"
         }
     }
 
@@ -87,6 +93,10 @@ public enum NetMessage: Sendable {
             w.u8(7); w.raw(hash)
         case .blockContent(let block):
             w.u8(8); block.encode(&w)
+        case .endorseRequest(let tx):
+            w.u8(9); w.bytes32(tx.encoded)
+        case .endorsement(let carrier, let s):
+            w.u8(10); w.raw(carrier); w.string8(s.member); w.u32(s.keyID); w.raw(s.signature)
         }
         return w.bytes
     }
@@ -144,8 +154,14 @@ public enum NetMessage: Sendable {
             m = .blocks(list)
         case 7: m = .fetchBlock(try r.raw(32, "fetch_block.hash"))
         case 8: m = .blockContent(try CandidateBlock.decode(&r, limits: limits))
+        case 9: m = .endorseRequest(try Transaction.decode(try r.bytes32("endorse_request.transaction", max: limits.maxTransactionBytes),
+                                                            maxBytes: limits.maxTransactionBytes))
+        case 10:
+            m = .endorsement(carrier: try r.raw(32, "endorsement.carrier"),
+                             signature: MemberSignature(member: try r.string8("endorsement.member", max: FieldLimits.memberID),
+                                                        keyID: try r.u32("endorsement.key_id"), signature: try r.raw(64, "endorsement.signature")))
         default:
-            throw LedgerError(.unknownKind, "peer message type \(type) is unknown (1-8)")
+            throw LedgerError(.unknownKind, "peer message type \(type) is unknown (1-10)")
         }
         try r.expectEnd()
         return m

@@ -6,8 +6,10 @@ import Logging
 import P2P
 
 extension LocalConsortium {
-    convenience init(name: String) throws {
-        try self.init(name: name, tool: BuiltTools.path("credit-node") ?? "credit-node")
+    convenience init(name: String, withModels: Bool = false) throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let models = withModels ? ["individual-business", "enterprise", "risk-warning"].map { repo.appendingPathComponent("Genesis/models/\($0).json").path } : []
+        try self.init(name: name, tool: BuiltTools.path("credit-node") ?? "credit-node", models: models)
     }
 
     /// Dials `port` as `claiming`, but with a fresh key that genesis does not know. Returns

@@ -134,6 +134,49 @@ final class NetworkTests: XCTestCase {
         XCTAssertNotNil(net.waitForAgreement(LocalConsortium.validators))
     }
 
+    /// Live scoring: a new attestation commits; the designated bureau scores the subject, the other
+    /// recomputes and endorses, every validator recomputes again; the score reaches a bank's node.
+    func testNewAttestationIsScoredAndEndorsedOnTheNetwork() throws {
+        let net = try LocalConsortium(name: "live-score", withModels: true)
+        try net.startAll(LocalConsortium.validators)
+        let keys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        var subjects: [String] = []
+        var batch: [Submission] = []
+        for (i, r) in DemoRecords.requests(count: 6, subjects: 6, seed: 5).enumerated() {
+            subjects.append(r.subject)
+            batch.append(try r.build(genesis: net.genesis, keys: keys, nonce: UInt64(100 + i), issuedAtMillis: 1))
+        }
+        let started = Date()
+        _ = try net.client("data-330106").submit(batch: batch)
+        let bank = try net.client("bank-b")
+        var scored = Set<String>()
+        while Date().timeIntervalSince(started) < 20, scored.count < Set(subjects).count {
+            for s in Set(subjects).subtracting(scored) {
+                let history = try bank.getJSON("/v1/subjects/\(s)/history")
+                let kinds = (history["records"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+                if kinds.contains("score_update") { scored.insert(s) }
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        XCTAssertEqual(scored, Set(subjects), "subjects without a committed score update after \(seconds) s")
+        print(String(format: "live scoring: %d subjects scored, endorsed and committed on bank B's node %.2f s after their records were submitted", scored.count, seconds))
+        // Both bureaus scored (the designation spreads subjects), and every update carries the other bureau's endorsement.
+        var signers = Set<String>()
+        for s in subjects {
+            let history = try bank.getJSON("/v1/subjects/\(s)/history")
+            for r in history["records"] as? [[String: Any]] ?? [] where r["kind"] as? String == "score_update" {
+                signers.insert(r["issuer"] as? String ?? "")
+                let tx = try bank.getJSON("/v1/transactions/\(r["id"] as! String)")
+                let body = (tx["transaction"] as? [String: Any])?["score_update"] as? [String: Any]
+                let endorsers = (body?["endorsements"] as? [[String: Any]] ?? []).compactMap { $0["member"] as? String }
+                XCTAssertEqual(endorsers.count, 1)
+                XCTAssertNotEqual(endorsers.first, r["issuer"] as? String)
+            }
+        }
+        XCTAssertTrue(signers.isSubset(of: ["samr-330106", "data-330106"]), "\(signers)")
+    }
+
     func rawSend(port: Int, _ bytes: [UInt8]) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

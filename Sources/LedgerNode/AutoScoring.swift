@@ -1,0 +1,151 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Logging
+import Scoring
+
+/// Live scoring on a consortium node that is a scorer (the bureaus). After each block, every
+/// subject with new records is scored under the latest installed scorecard for its kind by one
+/// designated scorer — scorers sorted by id, the one at SHA-256(USCC) mod count — which asks
+/// other scorers to recompute and endorse it over P2P, then submits the endorsed score update.
+/// Every validator recomputes it again before it commits (docs/SCORING.md).
+final class AutoScorer: @unchecked Sendable {
+    struct Pending {
+        var body: ScoreUpdateBody
+        var carrier: Hash
+        let started: ContinuousClock.Instant
+    }
+
+    let node: ConsensusNode
+    let engine: ScoreEngine
+    let scorers: [String]
+    let queue = DispatchQueue(label: "creditledger.scoring")
+    var pending: [Hash: Pending] = [:]          // by carrier transaction id; touched on `queue`
+    var waitingEndorse: [(from: String, tx: Transaction)] = []
+    static let maxPending = 4_096
+    static let maxSubjectsPerBlock = 2_000
+
+    init(node: ConsensusNode) {
+        self.node = node
+        engine = ScoreEngine(genesis: node.genesis)
+        scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
+    }
+
+    var store: ChainStore { node.store }
+    var logger: Logger { node.logger }
+
+    func designated(_ subject: USCC) -> String {
+        let h = SHA256.hash(Array(subject.code.utf8))
+        let n = (UInt64(h[0]) << 24 | UInt64(h[1]) << 16 | UInt64(h[2]) << 8 | UInt64(h[3])) % UInt64(scorers.count)
+        return scorers[Int(n)]
+    }
+
+    /// The latest version of each installed scorecard for `kind`; of several scorecards, the first by name.
+    func scorecard(for kind: SubjectKind) -> ScoringModel? {
+        var latest: [String: InstalledModel] = [:]
+        for m in store.allModels() where (latest[m.name]?.version ?? 0) < m.version || latest[m.name] == nil { latest[m.name] = m }
+        for name in latest.keys.sorted() {
+            if let m = try? engine.model(latest[name]!), m.kind == .scorecard, m.applies(to: kind) { return m }
+        }
+        return nil
+    }
+
+    /// After `block` committed (called on the consensus queue).
+    func committed(firstLogIndex: UInt64, logSize: UInt64) {
+        queue.async { [self] in
+            retryEndorsements()
+            expire()
+            guard let subjects = try? store.subjectsWithNewRecords(from: firstLogIndex, to: logSize) else { return }
+            let asOfSize = store.head.logSize
+            guard let millis = try? store.blockTimestamp(coveringLogSize: asOfSize), let date = try? LedgerDate(chinaStandardTimeMillis: millis) else { return }
+            let asOf = ScoreAsOf(logSize: asOfSize, date: date)
+            for subject in subjects.prefix(Self.maxSubjectsPerBlock) where designated(subject) == node.member.id {
+                guard pending.count < Self.maxPending, let kind = subject.subjectKind, let model = scorecard(for: kind) else { continue }
+                do {
+                    let inputs = try store.subjectRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+                    guard !inputs.isEmpty else { continue }
+                    let body = try engine.makeScoreUpdate(subject: subject, inputs: inputs, model: model, asOf: asOf)
+                    if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
+                    let carrier = sign(body)
+                    pending[carrier.id] = Pending(body: body, carrier: carrier.id, started: .now)
+                    for other in scorers where other != node.member.id {
+                        node.p2p.send(NetMessage.endorseRequest(carrier).encoded, to: other)
+                    }
+                } catch {
+                    logger.warning("could not score \(subject): \(error)")
+                }
+            }
+        }
+    }
+
+    func sign(_ body: ScoreUpdateBody) -> Transaction {
+        let header = TransactionHeader(chainID: node.genesis.chainID, signer: node.member.id, keyID: node.member.keyID,
+                                       nonce: node.nextNonce(), issuedAtMillis: node.clock())
+        return Transaction.sign(header: header, body: .scoreUpdate(body), key: node.keys.signing)
+    }
+
+    func submit(_ body: ScoreUpdateBody) {
+        let tx = sign(body)
+        let s = Submission(transaction: tx, envelope: nil)
+        do {
+            try node.validator.checkSubmissions([s], state: store)
+            try node.mempool.admit([s], continuation: nil)
+            node.gossip([s])
+            node.queue.async { self.node.transactionsArrived() }
+            logger.debug("score update for \(body.subject): \(body.points) points, grade \(body.grade.name)")
+        } catch {
+            logger.warning("score update for \(body.subject) refused: \(error)")
+        }
+    }
+
+    /// Another scorer asks for an endorsement: recompute from this node's own store, sign if equal.
+    func endorseRequested(_ tx: Transaction, from peer: String) {
+        queue.async { [self] in
+            guard case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
+            if store.head.logSize < body.asOfLogSize {
+                // This node has not committed the block yet: answer once it has.
+                if waitingEndorse.count < Self.maxPending { waitingEndorse.append((peer, tx)) }
+                return
+            }
+            do {
+                guard let installed = store.model(hash: body.modelHash) else {
+                    throw LedgerError(.unknownReference, "model \(body.modelHash.hexString.prefix(16)) is not installed")
+                }
+                let model = try engine.model(installed)
+                let inputs = try store.subjectRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+                guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
+                let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
+                let signature = try engine.endorse(update: body, recomputedFrom: inputs, model: model, asOf: asOf, keys: node.keys)
+                node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
+            } catch {
+                logger.warning("refused to endorse \(peer)'s score of \(body.subject): \(error)")
+            }
+        }
+    }
+
+    func endorsed(carrier: Hash, signature: MemberSignature, from peer: String) {
+        queue.async { [self] in
+            guard var p = pending[carrier], signature.member == peer,
+                  !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
+            p.body.endorsements.append(signature)
+            if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
+                pending[carrier] = nil
+                submit(p.body)   // the validator checks every endorsement
+            } else {
+                pending[carrier] = p
+            }
+        }
+    }
+
+    private func retryEndorsements() {
+        let waiting = waitingEndorse
+        waitingEndorse = []
+        for (peer, tx) in waiting { endorseRequested(tx, from: peer) }
+    }
+
+    private func expire() {
+        let now = ContinuousClock.now
+        pending = pending.filter { now - $0.value.started < .seconds(30) }
+    }
+}
