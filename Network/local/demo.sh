@@ -22,7 +22,9 @@ echo
 echo "== scoring (docs/SCORING.md): ${DEMO_SUBJECTS:-300} synthetic subjects, records from the bureaus and bank A"
 "$binpath/credit-node" demo-data --subjects "${DEMO_SUBJECTS:-300}" --out "$dir/demo-records.jsonl" --node "$url" \
   --key "$dir/keys/samr-330106.key" --bank-key "$dir/keys/bank-a.key"
-echo "the supervision bureau scores every subject; the data bureau recomputes and endorses each score:"
+sleep 1
+echo "each subject was scored live after its block by its designated bureau and endorsed by the other;"
+echo "a full re-score (what a model upgrade does), by the supervision bureau, endorsed by the data bureau:"
 for model in individual-business enterprise; do
   "$binpath/credit-node" rescore --data-dir "$dir/samr-330106/data" --model "$model" --submit "$url" \
     --key "$dir/keys/samr-330106.key" --endorser-key "$dir/keys/data-330106.key"
