@@ -51,7 +51,7 @@ struct Ingest: ParsableCommand {
     @Option(help: "credit-node binary (default: next to this one).") var node: String?
 
     func run() throws {
-        let binary = node ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-node").path
+        let binary = node ?? BuiltTools.path("credit-node") ?? "credit-node"
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-ingest-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let process = Process()
@@ -198,7 +198,7 @@ struct VerifyChain: ParsableCommand {
     @Option(help: "Write the chain here and keep it (default: a temporary directory, removed).") var keep: String?
 
     func run() throws {
-        let binary = verifier ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-verify").path
+        let binary = verifier ?? BuiltTools.path("credit-verify") ?? "credit-verify"
         let dir = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("bench-verify-\(UUID())").path
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let ids = ["samr", "data", "bank-a", "bank-b"]

@@ -31,7 +31,7 @@ struct NetworkBench: ParsableCommand {
     }
 
     func run() throws {
-        let binary = node ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("credit-node").path
+        let binary = node ?? BuiltTools.path("credit-node") ?? "credit-node"
         let net = try LocalConsortium(name: "bench-network", tool: binary, logLevel: "warning")
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
         try net.startAll(withAuditor ? LocalConsortium.members : LocalConsortium.validators)

@@ -1,18 +1,6 @@
 import Foundation
 import LedgerCore
-
-/// The package's executables, found next to the test bundle (`swift build --build-tests` builds them).
-enum BuiltTools {
-    static func path(_ name: String) -> String? {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
-}
+import LedgerNode
 
 /// A real `credit-node dev` process on a free loopback port, with its log beside the data directory.
 final class DevNodeProcess {

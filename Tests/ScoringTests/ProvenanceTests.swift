@@ -95,20 +95,10 @@ final class ProvenanceTests: XCTestCase {
 
     // MARK: Command-line tools
 
-    static func tool(_ name: String) -> String? {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
-
     func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) { try Self.run(name, arguments) }
 
     static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let binary = try XCTUnwrap(tool(name), "build the executables first (swift build --build-tests)")
+        let binary = try XCTUnwrap(BuiltTools.path(name), "build the executables first (swift build --build-tests)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -243,7 +233,7 @@ final class DevNodeScoringTests: XCTestCase {
     func testDevNodeScoresServesProvenanceAndVerifies() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scoring-dev-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try XCTUnwrap(ProvenanceTests.tool("credit-node"))
+        let node = try XCTUnwrap(BuiltTools.path("credit-node"))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: node)
         process.arguments = ["dev", "--data-dir", dir, "--http", "127.0.0.1:0", "--block-interval-ms", "20", "--models", Models.directory]
