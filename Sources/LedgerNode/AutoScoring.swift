@@ -67,7 +67,7 @@ final class AutoScorer: @unchecked Sendable {
                     guard !inputs.isEmpty else { continue }
                     let body = try engine.makeScoreUpdate(subject: subject, inputs: inputs, model: model, asOf: asOf)
                     if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
-                    let carrier = sign(body)
+                    let carrier = node.signOwn(.scoreUpdate(body))
                     pending[carrier.id] = Pending(body: body, carrier: carrier.id, started: .now)
                     for other in scorers where other != node.member.id {
                         node.p2p.send(NetMessage.endorseRequest(carrier).encoded, to: other)
@@ -79,20 +79,9 @@ final class AutoScorer: @unchecked Sendable {
         }
     }
 
-    func sign(_ body: ScoreUpdateBody) -> Transaction {
-        let header = TransactionHeader(chainID: node.genesis.chainID, signer: node.member.id, keyID: node.member.keyID,
-                                       nonce: node.nextNonce(), issuedAtMillis: node.clock())
-        return Transaction.sign(header: header, body: .scoreUpdate(body), key: node.keys.signing)
-    }
-
     func submit(_ body: ScoreUpdateBody) {
-        let tx = sign(body)
-        let s = Submission(transaction: tx, envelope: nil)
         do {
-            try node.validator.checkSubmissions([s], state: store)
-            try node.mempool.admit([s], continuation: nil)
-            node.gossip([s])
-            node.queue.async { self.node.transactionsArrived() }
+            try node.submitOwn(.scoreUpdate(body))
             logger.debug("score update for \(body.subject): \(body.points) points, grade \(body.grade.name)")
         } catch {
             logger.warning("score update for \(body.subject) refused: \(error)")

@@ -44,7 +44,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var p2p: P2PNode!
 
     // Touched only on `queue`.
-    var machine: TendermintMachine
+    /// Set once at the end of `init` (its signer refers back to the node).
+    var machine: TendermintMachine!
     var candidates: [Hash: (block: CandidateBlock, built: BlockBuilder.Result)] = [:]
     var unchecked: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
@@ -91,8 +92,6 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
-        machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: nil, timeouts: options.timeouts,
-                                    committedHeight: store.head.height, restored: nil)
         let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil
         machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
                                     committedHeight: store.head.height, restored: restored)
@@ -125,7 +124,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard let self else { return }
             self.queue.async {
                 self.logger.info("peer \(peer) \(connected ? "connected" : "disconnected")")
-                if connected { self.p2p.send(NetMessage.status(height: self.store.head.height, headHash: self.store.head.blockHash).encoded, to: peer) }
+                if connected { self.p2p.send(self.statusMessage, to: peer) }
                 else { self.peerHeights[peer] = nil }
             }
         })
@@ -196,6 +195,37 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// Stateless checks (signature, role, envelope), once per transaction on this node.
+    func checkStateless(_ s: Submission) throws {
+        if verified.contains(s) { return }
+        try validator.checkStateless(s)
+        verified.insert(s)
+    }
+
+    /// A transaction signed by this node's own key (evidence, score updates), with a fresh nonce.
+    func signOwn(_ body: TransactionBody) -> Transaction {
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nextNonce(), issuedAtMillis: clock())
+        return Transaction.sign(header: header, body: body, key: keys.signing)
+    }
+
+    /// Signs, checks, admits and gossips a transaction of this node's own; no one waits for it.
+    func submitOwn(_ body: TransactionBody) throws {
+        let s = Submission(transaction: signOwn(body), envelope: nil)
+        try checkStateless(s)
+        try validator.checkStateful(s.transaction, state: store)
+        try mempool.admit([s], continuation: nil)
+        gossip([s])
+        queue.async { self.transactionsArrived() }
+    }
+
+    var statusMessage: [UInt8] { NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded }
+
+    /// The peer furthest ahead of this node's head, if any is.
+    var bestPeerAhead: String? {
+        guard let (peer, h) = peerHeights.max(by: { $0.value < $1.value }), h > store.head.height else { return nil }
+        return peer
+    }
+
     // MARK: Incoming
 
     func received(_ message: NetMessage, from peer: String) {
@@ -220,10 +250,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             let id = s.transaction.id
             if mempool.contains(id) || ((try? store.location(of: id)) ?? nil) != nil { continue }
             do {
-                if !verified.contains(s) {
-                    try validator.checkStateless(s)
-                    verified.insert(s)
-                }
+                try checkStateless(s)
                 try validator.checkStateful(s.transaction, state: store)
                 ok.append(s)
             } catch {
@@ -376,11 +403,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             case .commit(let h, _, let hash, let precommits):
                 commit(height: h, hash: hash, precommits: precommits)
             case .catchUp:
-                if let (peer, _) = peerHeights.max(by: { $0.value < $1.value }), peerHeights[peer]! > store.head.height {
-                    requestBlocks(from: peer)
-                } else {
-                    p2p.broadcast(NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded)
-                }
+                if let peer = bestPeerAhead { requestBlocks(from: peer) } else { p2p.broadcast(statusMessage) }
             case .evidence(let e):
                 record(e)
             }
@@ -435,8 +458,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard ids.insert(tx.id).inserted, nonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
-            let admitted = mempool.admittedEnvelope(of: tx.id)
-            if !(admitted.found && admitted.envelope == s.envelope?.encoded) && !verified.contains(s) { notSeen.append(i) }
+            if !verified.contains(s) { notSeen.append(i) }
             do { try validator.checkStateful(tx, state: store) } catch { throw BatchError(index: i, error: error) }
         }
         // Signatures and envelopes of transactions this node has not seen yet, on every core.
@@ -448,10 +470,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 var k = c
                 while k < toVerify.count {
                     let i = toVerify[k]
-                    do {
-                        try validator.checkStateless(block.submissions[i])
-                        verified.insert(block.submissions[i])
-                    } catch { failures.withLock { $0.append((i, error)) } }
+                    do { try checkStateless(block.submissions[i]) } catch { failures.withLock { $0.append((i, error)) } }
                     k += chunks
                 }
             }
@@ -542,8 +561,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func statusTick() {
         guard !stopped, let p2p else { return }
-        p2p.broadcast(NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded)
-        if let (peer, h) = peerHeights.max(by: { $0.value < $1.value }), h > store.head.height { requestBlocks(from: peer) }
+        p2p.broadcast(statusMessage)
+        if let peer = bestPeerAhead { requestBlocks(from: peer) }
         for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }
@@ -592,13 +611,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let key = "\(body.offender)/\(body.height)/\(body.round)/\(body.step.rawValue)"
         guard reported.insert(key).inserted, member.has(.validator) || member.has(.auditor) else { return }
         logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
-        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nextNonce(), issuedAtMillis: clock())
-        let tx = Transaction.sign(header: header, body: .evidence(body), key: keys.signing)
-        let s = Submission(transaction: tx, envelope: nil)
         do {
-            try validator.checkStateless(s)
-            try mempool.admit([s], continuation: nil)
-            gossip([s])
+            try submitOwn(.evidence(body))
         } catch {
             logger.error("evidence transaction refused: \(error)")
         }

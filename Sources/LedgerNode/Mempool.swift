@@ -40,14 +40,6 @@ public final class Mempool: @unchecked Sendable {
 
     public func contains(_ id: Hash) -> Bool { lock.withLock { entries[id] != nil } }
 
-    /// The entry's envelope bytes, to tell whether a proposed transaction is the one already checked here.
-    func admittedEnvelope(of id: Hash) -> (found: Bool, envelope: [UInt8]?) {
-        lock.withLock {
-            guard let e = entries[id] else { return (false, nil) }
-            return (true, e.submission.envelope?.encoded)
-        }
-    }
-
     /// Adds submissions that passed validation; all or none. With `continuation`, it is resumed
     /// when all are committed (or the mempool drops them). Transactions already pending are
     /// refused when they come with a continuation (a client resubmitting), and skipped silently
