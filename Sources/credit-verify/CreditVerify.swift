@@ -31,6 +31,12 @@ func readGenesis(_ path: String) throws -> Genesis {
     return try Genesis(bytes: Array(data))
 }
 
+/// A JSON document of type `T` from `path`; the error says which file and what it should have been.
+func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
+    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(path)") }
+    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(error)") }
+}
+
 struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -160,9 +166,7 @@ struct ReceiptCommand: ParsableCommand {
     func run() throws {
         do {
             let g = try readGenesis(genesis)
-            guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
-            let receipt: Receipt
-            do { receipt = try JSONDecoder().decode(Receipt.self, from: data) } catch { throw Failure("\(file) is not a receipt: \(error)") }
+            let receipt = try readJSON(Receipt.self, from: file, what: "a receipt")
             let v = try receipt.verify(genesis: g)
             emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height,
                               "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],

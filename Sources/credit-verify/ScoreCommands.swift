@@ -230,9 +230,7 @@ struct Provenance: ParsableCommand {
     func run() throws {
         do {
             let g = try readGenesis(genesis)
-            guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
-            let p: ScoreProvenance
-            do { p = try JSONDecoder().decode(ScoreProvenance.self, from: data) } catch { throw Failure("\(file) is not a score provenance file: \(error)") }
+            let p = try readJSON(ScoreProvenance.self, from: file, what: "a score provenance file")
             let v = try p.verify(genesis: g)
             emit(json: json, [
                 "ok": true, "subject": v.update.subject.code, "points": Int(v.update.points), "grade": v.update.grade.name,
