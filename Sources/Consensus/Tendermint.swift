@@ -354,18 +354,16 @@ public struct TendermintMachine: Sendable {
                 var tally: [Hash: Int] = [:]
                 for list in votes.values { for b in Set(list.compactMap(\.blockHash)) { tally[b, default: 0] += 1 } }
                 guard let hash = tally.filter({ $0.value >= validators.quorum }).keys.min(by: { $0.lexicographicallyPrecedes($1) }) else { continue }
-                if let p = proposals.values.first(where: { $0.blockHash == hash }), validity[p.blockHash] == true {
-                    let certificate = self.votes(votes, for: hash)
-                    out.append(.commit(height: h, round: r, blockHash: hash, precommits: certificate))
+                let proposed = proposals.values.contains { $0.blockHash == hash }
+                if proposed, validity[hash] == true {
+                    out.append(.commit(height: h, round: r, blockHash: hash, precommits: self.votes(votes, for: hash)))
                     decisions += 1
                     moveTo(height: h + 1, &out)
                     return
-                } else if proposals.values.first(where: { $0.blockHash == hash }) == nil || validity[hash] == nil {
-                    // The block is missing (or not yet checked): peers that decided can send it.
-                    if !catchUpRequested && proposals.values.first(where: { $0.blockHash == hash }) == nil {
-                        catchUpRequested = true
-                        out.append(.catchUp(height: h))
-                    }
+                } else if !proposed, !catchUpRequested {
+                    // The block is missing: peers that decided can send it.
+                    catchUpRequested = true
+                    out.append(.catchUp(height: h))
                 }
             }
             // Line 55: f+1 validators are in a later round.
