@@ -13,8 +13,9 @@ import Scoring
 final class AutoScorer: @unchecked Sendable {
     struct Pending {
         var body: ScoreUpdateBody
-        var carrier: Hash
+        let carrier: Transaction
         let started: ContinuousClock.Instant
+        var lastSent: ContinuousClock.Instant
     }
 
     let node: ConsensusNode
@@ -52,11 +53,12 @@ final class AutoScorer: @unchecked Sendable {
     }
 
     /// After `block` committed (called on the consensus queue).
-    func committed(firstLogIndex: UInt64, logSize: UInt64) {
+    func committed(_ block: CandidateBlock) {
         queue.async { [self] in
             retryEndorsements()
-            expire()
-            guard let subjects = try? store.subjectsWithNewRecords(from: firstLogIndex, to: logSize) else { return }
+            // Nothing to score with no model installed; otherwise the block's own transactions
+            // name the subjects (no need to read them back from the store).
+            guard !store.allModels().isEmpty, let subjects = try? store.subjectsWithNewRecords(in: block.submissions) else { return }
             let asOfSize = store.head.logSize
             guard let millis = try? store.blockTimestamp(coveringLogSize: asOfSize), let date = try? LedgerDate(chinaStandardTimeMillis: millis) else { return }
             let asOf = ScoreAsOf(logSize: asOfSize, date: date)
@@ -68,10 +70,8 @@ final class AutoScorer: @unchecked Sendable {
                     let body = try engine.makeScoreUpdate(subject: subject, inputs: inputs, model: model, asOf: asOf)
                     if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
                     let carrier = node.signOwn(.scoreUpdate(body))
-                    pending[carrier.id] = Pending(body: body, carrier: carrier.id, started: .now)
-                    for other in scorers where other != node.member.id {
-                        node.p2p.send(NetMessage.endorseRequest(carrier).encoded, to: other)
-                    }
+                    pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now)
+                    requestEndorsements(pending[carrier.id]!)
                 } catch {
                     logger.warning("could not score \(subject): \(error)")
                 }
@@ -127,14 +127,29 @@ final class AutoScorer: @unchecked Sendable {
         }
     }
 
+    func requestEndorsements(_ p: Pending) {
+        for other in scorers where other != node.member.id && !p.body.endorsements.contains(where: { $0.member == other }) {
+            node.p2p.send(NetMessage.endorseRequest(p.carrier).encoded, to: other)
+        }
+    }
+
+    /// Every second (from the node's status timer): requests lost to a dropped connection are
+    /// sent again, endorsements that waited for a block are retried, and stale requests expire.
+    func tick() {
+        queue.async { [self] in
+            retryEndorsements()
+            let now = ContinuousClock.now
+            pending = pending.filter { now - $0.value.started < .seconds(30) }
+            for (id, p) in pending where now - p.lastSent >= .seconds(1) {
+                requestEndorsements(p)
+                pending[id]!.lastSent = now
+            }
+        }
+    }
+
     private func retryEndorsements() {
         let waiting = waitingEndorse
         waitingEndorse = []
         for (peer, tx) in waiting { endorseRequested(tx, from: peer) }
-    }
-
-    private func expire() {
-        let now = ContinuousClock.now
-        pending = pending.filter { now - $0.value.started < .seconds(30) }
     }
 }

@@ -197,9 +197,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     /// Stateless checks (signature, role, envelope), once per transaction on this node.
     func checkStateless(_ s: Submission) throws {
-        if verified.contains(s) { return }
+        let key = VerifiedCache.key(s)
+        if verified.contains(key: key) { return }
         try validator.checkStateless(s)
-        verified.insert(s)
+        verified.insert(key: key)
     }
 
     /// A transaction signed by this node's own key (evidence, score updates), with a fresh nonce.
@@ -545,7 +546,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func afterCommit(_ block: CandidateBlock) {
         mempool.committed(block.submissions.map(\.transaction), height: block.header.height, firstLogIndex: block.header.firstLogIndex)
-        autoScorer?.committed(firstLogIndex: block.header.firstLogIndex, logSize: block.header.logSize)
+        autoScorer?.committed(block)
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
         awaitingContent = []
@@ -564,6 +565,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         p2p.broadcast(statusMessage)
         if let peer = bestPeerAhead { requestBlocks(from: peer) }
         for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
+        autoScorer?.tick()
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }
 

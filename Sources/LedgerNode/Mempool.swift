@@ -180,10 +180,11 @@ final class VerifiedCache: @unchecked Sendable {
         return SHA256.hash(parts: [s.transaction.id, e.hash])
     }
 
-    func contains(_ s: Submission) -> Bool { let k = Self.key(s); return lock.withLock { set.contains(k) } }
+    func contains(_ s: Submission) -> Bool { contains(key: Self.key(s)) }
+    func contains(key k: Hash) -> Bool { lock.withLock { set.contains(k) } }
+    func insert(_ s: Submission) { insert(key: Self.key(s)) }
 
-    func insert(_ s: Submission) {
-        let k = Self.key(s)
+    func insert(key k: Hash) {
         lock.withLock {
             guard set.insert(k).inserted else { return }
             order.append(k)

@@ -383,18 +383,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return n
     }
 
-    /// Subjects with records (attestations, corrections, revocations) at log indexes
-    /// `from..<to`, each once, in order of first appearance: the subjects to re-score after
-    /// those entries commit. A revocation counts for its target's subject.
-    public func subjectsWithNewRecords(from: UInt64, to: UInt64) throws -> [USCC] {
+    /// Subjects with records (attestations, corrections, revocations) among `submissions` (a
+    /// block just committed), each once, in order of first appearance: the subjects to re-score.
+    /// A revocation counts for its target's subject.
+    public func subjectsWithNewRecords(in submissions: [Submission]) throws -> [USCC] {
         var seen = Set<USCC>()
         var out: [USCC] = []
-        var index = from
-        while index < min(to, head.logSize) {
-            defer { index += 1 }
-            guard let raw = try rawTransaction(at: index), raw.count > 1,
-                  raw[1] == TransactionKind.attestation.rawValue || raw[1] == TransactionKind.amendment.rawValue,
-                  let tx = try transaction(at: index), let subject = try subject(of: tx, earlier: []) else { continue }
+        for (i, s) in submissions.enumerated() where s.transaction.kind == .attestation || s.transaction.kind == .amendment {
+            guard let subject = try subject(of: s.transaction, earlier: submissions[..<i]) else { continue }
             if seen.insert(subject).inserted { out.append(subject) }
         }
         return out
