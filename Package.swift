@@ -39,8 +39,10 @@ let package = Package(
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
         // Scorecards as data, deterministic integer evaluation, score updates. No I/O.
         .target(name: "Scoring", dependencies: ["LedgerCore", "LedgerCrypto"]),
+        // Query policies as data: parsing, install-time disclosure rules, deterministic evaluation. No I/O.
+        .target(name: "Policy", dependencies: ["LedgerCore", "LedgerCrypto", "Scoring"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring", "Policy"]),
         // Authenticated, encrypted peer-to-peer transport between members (SwiftNIO). Opaque payloads.
         .target(
             name: "P2P",
@@ -56,7 +58,7 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Consensus", "P2P", "Scoring",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Consensus", "P2P", "Scoring", "Policy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "credit-node",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStore", "Scoring",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStore", "Scoring", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -73,14 +75,14 @@ let package = Package(
         .executableTarget(
             name: "credit-verify",
             dependencies: [
-                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
+                "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "credit-bench",
             dependencies: [
-                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring",
+                "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "Scoring", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/credit-bench"
@@ -110,6 +112,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "PolicyTests",
+            dependencies: ["Policy", "Scoring", "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore",
+                           .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(
             name: "ScoringTests",

@@ -94,6 +94,8 @@ public struct Genesis: Sendable {
     public let bytes: [UInt8]
     /// Scoring models installed at genesis (docs/SCORING.md §6), in file order.
     public let models: [InstalledModel]
+    /// Query policies installed at genesis (checked by the policy engine when a node opens the chain).
+    public let policies: [InstalledPolicy]
     private let membersByID: [String: Member]
 
     public var validators: [Member] { members.filter { $0.has(.validator) } }
@@ -107,6 +109,9 @@ public struct Genesis: Sendable {
 
     /// The genesis model with this content hash, if any.
     public func model(hash: Hash) -> InstalledModel? { models.first { $0.hash == hash } }
+
+    /// The genesis policy with this content hash, if any.
+    public func policy(hash: Hash) -> InstalledPolicy? { policies.first { $0.hash == hash } }
 
     struct Document: Codable {
         struct MemberEntry: Codable {
@@ -126,6 +131,8 @@ public struct Genesis: Sendable {
         var score_endorsements_required: Int?
         /// Optional: scoring models, each the exact bytes of its document in base64.
         var models: [ModelEntry]?
+        /// Optional: query policies, in the same form as models.
+        var policies: [ModelEntry]?
 
         struct ModelEntry: Codable {
             var name: String
@@ -230,6 +237,24 @@ public struct Genesis: Sendable {
             models.append(model)
         }
         self.models = models
+        var policies: [InstalledPolicy] = []
+        for (i, entry) in (doc.policies ?? []).enumerated() {
+            guard Self.isValidIdentifier(entry.name, max: FieldLimits.governanceName), entry.version >= 1 else {
+                throw LedgerError(.invalidGenesis, "policies[\(i)]: name \"\(entry.name)\" must be an identifier of 1-64 characters and version at least 1")
+            }
+            guard let document = [UInt8](base64: entry.document), document.count <= FieldLimits.governanceDocument else {
+                throw LedgerError(.invalidGenesis, "policies[\(i)] (\(entry.name)): document must be base64 of at most \(FieldLimits.governanceDocument) bytes")
+            }
+            let policy = InstalledPolicy(name: entry.name, version: entry.version, document: document, logIndex: nil)
+            guard policy.hash.hexString == entry.sha256 else {
+                throw LedgerError(.invalidGenesis, "policies[\(i)] (\(entry.name)): sha256 is \(entry.sha256), the document hashes to \(policy.hash.hexString)")
+            }
+            if policies.contains(where: { ($0.name == policy.name && $0.version == policy.version) || $0.hash == policy.hash }) {
+                throw LedgerError(.invalidGenesis, "policies[\(i)]: \(entry.name) version \(entry.version) is listed twice")
+            }
+            policies.append(policy)
+        }
+        self.policies = policies
         self.chainID = doc.chain_id
         self.genesisTime = doc.genesis_time
         self.members = members
@@ -242,7 +267,8 @@ public struct Genesis: Sendable {
 
     /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
     public static func render(chainID: String, genesisTime: String, members: [Member], limits: Limits = Limits(),
-                              scoreEndorsementsRequired: Int = 0, models: [InstalledModel] = []) throws -> [UInt8] {
+                              scoreEndorsementsRequired: Int = 0, models: [InstalledModel] = [],
+                              policies: [InstalledPolicy] = []) throws -> [UInt8] {
         let doc = Document(
             format: format, chain_id: chainID, genesis_time: genesisTime,
             members: members.map {
@@ -253,6 +279,9 @@ public struct Genesis: Sendable {
             },
             limits: limits, score_endorsements_required: scoreEndorsementsRequired,
             models: models.isEmpty ? nil : models.map {
+                Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
+            },
+            policies: policies.isEmpty ? nil : policies.map {
                 Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
             })
         let encoder = JSONEncoder()

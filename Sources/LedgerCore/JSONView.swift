@@ -45,6 +45,14 @@ public enum JSONView {
                 "offender": e.offender, "step": e.step.name, "height": e.height, "round": Int(e.round),
                 "first": e.first.blockHash?.hexString ?? "nil", "second": e.second.blockHash?.hexString ?? "nil",
             ] as [String: Any]
+        case .queryRecord(let q):
+            out["query_record"] = [
+                "requester": q.requester, "subject": q.subject?.code ?? "", "policy": q.policy.hexString,
+                "purpose": q.purpose.name, "request_hash": q.requestHash.hexString, "request_nonce": q.requestNonce,
+                "requested_at_ms": q.requestedAtMillis, "as_of_height": q.asOfHeight,
+                "outcome": q.outcome == .answered ? "answered" : "refused", "reason": q.reason,
+                "result_hash": q.resultHash.hexString, "consent": q.consent.hexString,
+            ] as [String: Any]
         }
         return out
     }

@@ -61,6 +61,12 @@ public extension LedgerStateReader {
     func installedModels() throws -> [InstalledModel] {
         throw LedgerError(.notFound, "this ledger state has no model registry; it cannot check model installs")
     }
+    func installedPolicy(hash: Hash) throws -> InstalledPolicy? {
+        throw LedgerError(.notFound, "this ledger state has no policy registry; it cannot check query records")
+    }
+    func installedPolicies() throws -> [InstalledPolicy] {
+        throw LedgerError(.notFound, "this ledger state has no policy registry; it cannot check policy installs")
+    }
 }
 
 extension LedgerDate {

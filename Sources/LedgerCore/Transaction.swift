@@ -38,6 +38,7 @@ public enum TransactionKind: UInt8, Sendable, CaseIterable {
     case consent = 4
     case governance = 5
     case evidence = 6
+    case queryRecord = 7
 
     public var name: String {
         switch self {
@@ -47,6 +48,7 @@ public enum TransactionKind: UInt8, Sendable, CaseIterable {
         case .consent: return "consent"
         case .governance: return "governance"
         case .evidence: return "evidence"
+        case .queryRecord: return "query_record"
         }
     }
 }
@@ -487,6 +489,7 @@ public enum TransactionBody: Hashable, Sendable {
     case consent(ConsentBody)
     case governance(GovernanceBody)
     case evidence(EvidenceBody)
+    case queryRecord(QueryRecordBody)
 
     public var kind: TransactionKind {
         switch self {
@@ -496,6 +499,7 @@ public enum TransactionBody: Hashable, Sendable {
         case .consent: return .consent
         case .governance: return .governance
         case .evidence: return .evidence
+        case .queryRecord: return .queryRecord
         }
     }
 
@@ -509,14 +513,15 @@ public enum TransactionBody: Hashable, Sendable {
         }
     }
 
-    /// The subject this transaction is about, if any.
+    /// The subject whose credit history this transaction belongs to, if any. A query record is
+    /// about a subject but is not part of its history (it has its own index).
     public var subject: USCC? {
         switch self {
         case .attestation(let a): return a.subject
         case .amendment(let a): return a.replacement?.subject
         case .scoreUpdate(let s): return s.subject
         case .consent(let c): return c.subject
-        case .governance, .evidence: return nil
+        case .governance, .evidence, .queryRecord: return nil
         }
     }
 
@@ -528,6 +533,7 @@ public enum TransactionBody: Hashable, Sendable {
         case .consent(let b): b.encode(&w)
         case .governance(let b): b.encode(&w)
         case .evidence(let b): b.encode(&w)
+        case .queryRecord(let b): b.encode(&w)
         }
     }
 }
@@ -626,6 +632,7 @@ public struct Transaction: Hashable, Sendable {
         case .consent: body = .consent(try ConsentBody.decode(&br))
         case .governance: body = .governance(try GovernanceBody.decode(&br))
         case .evidence: body = .evidence(try EvidenceBody.decode(&br))
+        case .queryRecord: body = .queryRecord(try QueryRecordBody.decode(&br))
         }
         try br.expectEnd()
         let tx = Transaction(header: header, body: body, signature: signature, encoded: bytes)

@@ -16,6 +16,10 @@ public protocol LedgerStateReader {
     func installedModel(hash: Hash) throws -> InstalledModel?
     /// Every model installed by committed governance transactions.
     func installedModels() throws -> [InstalledModel]
+    /// A query policy installed by a committed governance transaction (genesis policies are not included).
+    func installedPolicy(hash: Hash) throws -> InstalledPolicy?
+    /// Every policy installed by committed governance transactions.
+    func installedPolicies() throws -> [InstalledPolicy]
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -34,10 +38,14 @@ public struct TransactionValidator: Sendable {
     /// The scoring engine that rechecks score updates and model documents. Without one,
     /// score updates and `install_model` governance are refused.
     public let scoreRules: (any ScoreRules)?
+    /// The policy engine that checks policy documents at installation. Without one,
+    /// `install_policy` governance is refused.
+    public let policyRules: (any PolicyRules)?
 
-    public init(genesis: Genesis, scoreRules: (any ScoreRules)? = nil) {
+    public init(genesis: Genesis, scoreRules: (any ScoreRules)? = nil, policyRules: (any PolicyRules)? = nil) {
         self.genesis = genesis
         self.scoreRules = scoreRules
+        self.policyRules = policyRules
     }
 
     /// Checks needing no ledger state: chain, signer, key, signature, role, body rules,
@@ -79,11 +87,17 @@ public struct TransactionValidator: Sendable {
         case .governance(let g):
             try require(signer, .custodian, "propose governance")
             try checkApprovals(g)
+            if g.action == .installPolicy { try checkPolicyDocument(g) }
         case .evidence(let e):
             guard signer.has(.validator) || signer.has(.auditor) else {
                 throw LedgerError(.notAuthorized, "\(signer.id) may not record evidence: needs role validator or auditor")
             }
             try e.verify(genesis: genesis)
+        case .queryRecord(let q):
+            guard signer.has(.validator) else {
+                throw LedgerError(.notAuthorized, "\(signer.id) may not record query outcomes: needs role validator (the answering node)")
+            }
+            try q.check()
         }
         if let record = tx.body.envelopedRecord {
             try checkEnvelope(submission.envelope, for: record, mayBeShredded: envelopeMayBeShredded)
@@ -119,6 +133,21 @@ public struct TransactionValidator: Sendable {
             try checkScoreUpdate(s, state: state)
         case .governance(let g) where g.action == .installModel:
             try checkModelInstall(g, state: state)
+        case .governance(let g) where g.action == .installPolicy:
+            let all = genesis.policies + (try state.installedPolicies())
+            if let clash = all.first(where: { $0.hash == g.documentHash || ($0.name == g.name && $0.version == g.version) }) {
+                throw LedgerError(.invalidValue, "policy \(clash.name) version \(clash.version) is already installed")
+            }
+        case .queryRecord(let q):
+            if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
+                throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
+            }
+            if q.consent != Hashes.zero {
+                guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
+                      grant.action == .grant, grant.subject == q.subject, grant.grantee == q.requester else {
+                    throw LedgerError(.unknownReference, "query record relies on consent \(q.consent.hexString), which is not a grant to \(q.requester) about this subject")
+                }
+            }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
@@ -173,6 +202,19 @@ public struct TransactionValidator: Sendable {
         guard endorsers.count >= genesis.scoreEndorsementsRequired else {
             throw LedgerError(.notAuthorized,
                 "score update has \(endorsers.count) endorsements, needs \(genesis.scoreEndorsementsRequired)")
+        }
+    }
+
+    /// A policy is checked when it is installed: a document that does not parse, or that would
+    /// return raw payload fields to a non-custodian, never reaches the ledger.
+    private func checkPolicyDocument(_ g: GovernanceBody) throws {
+        guard let policyRules else {
+            throw LedgerError(.notAuthorized, "this node has no policy engine; it cannot check install_policy")
+        }
+        let identity = try policyRules.policyIdentity(g.document, genesis: genesis)
+        guard identity.name == g.name, identity.version == g.version else {
+            throw LedgerError(.invalidValue,
+                "install_policy names \(g.name) version \(g.version) but the document declares \(identity.name) version \(identity.version)")
         }
     }
 

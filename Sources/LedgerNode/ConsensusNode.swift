@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerStore
 import Logging
 import P2P
+import Policy
 import Scoring
 import Synchronization
 
@@ -77,7 +78,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 clock: @escaping @Sendable () -> UInt64, logger: Logger) throws {
         self.store = store
         self.genesis = store.genesis
-        self.validator = TransactionValidator.withScoring(genesis: store.genesis)
+        self.validator = TransactionValidator.standard(genesis: store.genesis)
         guard let member = genesis.member(keys.memberID), member.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(keys.memberID) is not a member key in this genesis")
         }
@@ -169,6 +170,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             }
         }
     }
+
+    public var nodeKeys: MemberSecretKeys { keys }
+    public func ownNonce() -> UInt64 { nextNonce() }
 
     public func status() -> [String: any Sendable] {
         queue.sync {

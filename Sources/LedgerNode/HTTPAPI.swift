@@ -13,8 +13,17 @@ import Logging
 public struct LedgerAPI: Sendable {
     public let ledger: any LedgerService
     public static let maxHistory = 1000
+    /// The query service, or why this node cannot answer queries (an invalid genesis policy).
+    let queries: Result<QueryService, LedgerError>
 
-    public init(ledger: any LedgerService) { self.ledger = ledger }
+    public init(ledger: any LedgerService, clock: (@Sendable () -> UInt64)? = nil) {
+        self.ledger = ledger
+        do {
+            queries = .success(try clock.map { try QueryService(ledger: ledger, clock: $0) } ?? QueryService(ledger: ledger))
+        } catch {
+            queries = .failure(error as? LedgerError ?? LedgerError(.invalidGenesis, "\(error)"))
+        }
+    }
 
     var store: ChainStore { ledger.store }
     var genesis: Genesis { ledger.genesis }
@@ -57,6 +66,8 @@ public struct LedgerAPI: Sendable {
             await self.guarded { try self.scoreProvenance(context.parameters.get("id") ?? "") }
         }
         router.get("/v1/models") { _, _ in self.models() }
+        router.get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
+        router.post("/v1/queries") { request, _ in await self.guarded { try await self.query(request) } }
         router.get("/v1/blocks/:height") { _, context in
             await self.guarded { try self.block(context.parameters.get("height") ?? "") }
         }
@@ -256,7 +267,7 @@ public struct LedgerAPI: Sendable {
                 r["grade"] = s.grade.name; r["model_hash"] = s.modelHash.hexString
             case .consent(let c):
                 r["action"] = c.action == .grant ? "grant" : "revoke"; r["grantee"] = c.grantee; r["purpose"] = c.purpose.name
-            case .governance, .evidence: break
+            case .governance, .evidence, .queryRecord: break
             }
             records.append(r)
         }

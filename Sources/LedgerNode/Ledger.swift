@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStore
 import Logging
+import Policy
 import Scoring
 
 /// Where a committed transaction sits.
@@ -18,7 +19,8 @@ public final class Ledger: @unchecked Sendable {
     public let store: ChainStore
     public let validator: TransactionValidator
     public let genesis: Genesis
-    private let validatorKeys: MemberSecretKeys
+    let validatorKeys: MemberSecretKeys
+    private var lastNonce: UInt64 = 0
     private let validatorMember: Member
     private let clock: @Sendable () -> UInt64
     private let blockInterval: Duration
@@ -60,7 +62,7 @@ public final class Ledger: @unchecked Sendable {
                 blockInterval: Duration = .milliseconds(200), logger: Logger = Logger(label: "creditledger.ledger")) throws {
         self.store = store
         self.genesis = store.genesis
-        self.validator = TransactionValidator.withScoring(genesis: store.genesis)
+        self.validator = TransactionValidator.standard(genesis: store.genesis)
         guard let member = store.genesis.member(validatorKeys.memberID), member.has(.validator),
               member.signingKey == validatorKeys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(validatorKeys.memberID) is not a validator key in this genesis")
@@ -73,6 +75,14 @@ public final class Ledger: @unchecked Sendable {
         self.clock = clock
         self.blockInterval = blockInterval
         self.logger = logger
+    }
+
+    /// Nonces for transactions the node signs itself (query audit records): unique and increasing.
+    public func ownNonce() -> UInt64 {
+        lock.withLock {
+            lastNonce = max(lastNonce + 1, clock() * 1000)
+            return lastNonce
+        }
     }
 
     /// Validates all submissions; if any fails nothing is queued (the error names its index).

@@ -1,4 +1,5 @@
 import LedgerCore
+import LedgerCrypto
 import LedgerStore
 
 /// What the HTTP API needs from a node: the dev ledger and the consortium node both provide it.
@@ -9,10 +10,15 @@ public protocol LedgerService: AnyObject, Sendable {
     func submit(_ submissions: [Submission]) async throws -> [CommitResult]
     /// Node-specific fields for `GET /v1/status` (consensus round, peers, mempool).
     func status() -> [String: any Sendable]
+    /// The keys of the member running this node: it signs query audit records and answers with them.
+    var nodeKeys: MemberSecretKeys { get }
+    /// A fresh nonce for a transaction this node signs itself.
+    func ownNonce() -> UInt64
 }
 
 extension Ledger: LedgerService {
     public func status() -> [String: any Sendable] { ["mode": "dev", "validators": 1] }
+    public var nodeKeys: MemberSecretKeys { validatorKeys }
 }
 
 extension TransactionValidator {

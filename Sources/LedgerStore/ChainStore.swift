@@ -55,6 +55,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private var _frontier: MerkleFrontier
     /// Models installed by committed governance, by document hash (few; loaded at open).
     private var _models: [Hash: InstalledModel] = [:]
+    /// Policies installed by committed governance, by document hash (few; loaded at open).
+    private var _policies: [Hash: InstalledPolicy] = [:]
     /// The last as-of block timestamp looked up: score updates of one round share it.
     private var _timestampCache: (logSize: UInt64, millis: UInt64)?
 
@@ -110,6 +112,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
+        let policies = try loadPolicyIndex()
+        lock.withLock { _policies = policies }
     }
 
     // MARK: Keys
@@ -131,6 +135,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         }
         let batch = WriteBatch(for: database)
         var newModels: [InstalledModel] = []
+        var newPolicies: [InstalledPolicy] = []
         let heightKey = Self.u64Key(header.height)
         try batch.put(Family.blocks, heightKey, header.encoded)
         try batch.put(Family.certificates, heightKey, certificate.encoded)
@@ -150,6 +155,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
                 try batch.put(Family.meta, MetaKey.modelPrefix + model.hash, Self.u64Key(index))
                 newModels.append(model)
             }
+            try indexForQueries(tx, at: index, earlier: submissions[..<offset], batch: batch, newPolicies: &newPolicies)
         }
         try tree.put(block.nodes, into: batch)
         try batch.put(Family.checkpoints, heightKey, Array(checkpoint.utf8))
@@ -162,6 +168,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             _head = newHead
             _frontier = block.frontier
             for m in newModels { _models[m.hash] = m }
+            for p in newPolicies { _policies[p.hash] = p }
         }
     }
 
@@ -464,6 +471,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public func installedModels() throws -> [InstalledModel] {
         lock.withLock { _models.values.sorted { $0.logIndex! < $1.logIndex! } }
+    }
+
+    public func installedPolicy(hash: Hash) throws -> InstalledPolicy? { lock.withLock { _policies[hash] } }
+
+    public func installedPolicies() throws -> [InstalledPolicy] {
+        lock.withLock { _policies.values.sorted { $0.logIndex! < $1.logIndex! } }
     }
 
     // MARK: MerkleHashSource

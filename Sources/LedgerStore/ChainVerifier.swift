@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import Policy
 import Scoring
 
 /// The first thing wrong with a chain: where, and why.
@@ -57,7 +58,7 @@ public final class ChainVerifier {
     public init(genesis: Genesis, parallelism: Int = ProcessInfo.processInfo.activeProcessorCount,
                 scoreRules: any ScoreRules = ScoringRules()) {
         self.genesis = genesis
-        self.validator = TransactionValidator(genesis: genesis, scoreRules: scoreRules)
+        self.validator = TransactionValidator(genesis: genesis, scoreRules: scoreRules, policyRules: PolicyRules())
         self.parallelism = max(1, parallelism)
     }
 
@@ -225,6 +226,7 @@ final class VerifiedState: LedgerStateReader {
     private var blockEnds: [UInt64] = []
     private var blockTimes: [UInt64] = []
     private var models: [Hash: InstalledModel] = [:]
+    private var policies: [Hash: InstalledPolicy] = [:]
     /// First log index of the block being checked: the committed log its transactions see.
     var blockStart: UInt64 = 0
 
@@ -267,6 +269,9 @@ final class VerifiedState: LedgerStateReader {
         case .governance(let g) where g.action == .installModel:
             let m = InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
             models[m.hash] = m
+        case .governance(let g) where g.action == .installPolicy:
+            let p = InstalledPolicy(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
+            policies[p.hash] = p
         default:
             break
         }
@@ -308,6 +313,10 @@ final class VerifiedState: LedgerStateReader {
     func installedModel(hash: Hash) throws -> InstalledModel? { models[hash] }
 
     func installedModels() throws -> [InstalledModel] { models.values.sorted { $0.logIndex! < $1.logIndex! } }
+
+    func installedPolicy(hash: Hash) throws -> InstalledPolicy? { policies[hash] }
+
+    func installedPolicies() throws -> [InstalledPolicy] { policies.values.sorted { $0.logIndex! < $1.logIndex! } }
 
     func committedTransaction(id: Hash) throws -> Transaction? {
         if let i = idOverflow[id] { return try load(i) }

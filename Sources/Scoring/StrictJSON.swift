@@ -3,7 +3,7 @@
 /// fixed-point), an object may not repeat a key, strings may not hold raw control
 /// characters and must be valid UTF-8, nesting is at most `maxDepth` deep, and nothing but
 /// whitespace may follow the top-level value. Every rule break is a `ModelError`.
-enum JSONNode: Sendable, Equatable {
+public enum JSONNode: Sendable, Equatable {
     case object([(key: String, value: JSONNode)])
     case array([JSONNode])
     case string(String)
@@ -11,7 +11,7 @@ enum JSONNode: Sendable, Equatable {
     case bool(Bool)
     case null
 
-    static func == (a: JSONNode, b: JSONNode) -> Bool {
+    public static func == (a: JSONNode, b: JSONNode) -> Bool {
         switch (a, b) {
         case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         case (.array(let x), .array(let y)): return x == y
@@ -23,7 +23,7 @@ enum JSONNode: Sendable, Equatable {
         }
     }
 
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
@@ -35,7 +35,7 @@ enum JSONNode: Sendable, Equatable {
     }
 }
 
-struct StrictJSONParser {
+public struct StrictJSONParser {
     static let maxDepth = 12
     static let maxIntegerMagnitude: Int64 = 1_000_000_000_000_000
     static let maxStringBytes = 4096
@@ -46,7 +46,7 @@ struct StrictJSONParser {
 
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONNode {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONNode {
         var p = StrictJSONParser(bytes)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { throw p.error("a byte-order mark is not allowed") }
         p.skipWhitespace()

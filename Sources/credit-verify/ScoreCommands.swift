@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStorage
 import LedgerStore
+import Policy
 import Scoring
 
 /// A score update and what it was computed from, gathered from a data directory or an export.
@@ -136,7 +137,7 @@ struct Recompute: ParsableCommand {
                 c = try ScoreCase.fromExport(export!, id: txID)
             }
             let u = c.body
-            let validator = TransactionValidator.withScoring(genesis: g)
+            let validator = TransactionValidator.standard(genesis: g)
             // Inputs complete, in order, preceding; model installed; recomputation from clear metadata.
             guard u.asOfLogSize <= c.update.logIndex else { throw Failure("as_of_log_size \(u.asOfLogSize) does not precede the update") }
             try validator.checkScoreUpdate(u, state: c)

@@ -1,0 +1,147 @@
+import Foundation
+import LedgerCrypto
+
+/// A query answer (or refusal) as a self-contained receipt (docs/PRIVACY.md §7): the signed
+/// request, the canonical result, the answering node's signature, a quorum-signed checkpoint
+/// and inclusion proofs, under that checkpoint, of the facts the answer used and of its own
+/// audit record. `credit-verify receipt` checks it offline with the genesis file alone.
+public struct AnswerReceipt: Codable, Sendable, Equatable {
+    public static let format = "creditledger-answer/v1"
+
+    public struct Fact: Codable, Sendable, Equatable {
+        /// audit_record, score_update, consent, policy or record.
+        public var role: String
+        public var transaction: String
+        public var log_index: UInt64
+        public var inclusion_proof: [String]
+        public init(role: String, transaction: String, log_index: UInt64, inclusion_proof: [String]) {
+            self.role = role; self.transaction = transaction; self.log_index = log_index; self.inclusion_proof = inclusion_proof
+        }
+    }
+
+    public var format: String
+    public var chain_id: String
+    public var genesis_sha256: String
+    /// The requester's signed query, base64.
+    public var request: String
+    public var outcome: String
+    /// Refusal code; empty when answered.
+    public var reason: String
+    /// For people: why, in a sentence (not signed).
+    public var message: String
+    /// The canonical result text whose SHA-256 the audit record holds; empty for a refusal.
+    public var result: String
+    public var as_of_height: UInt64
+    public var answered_by: String
+    public var answer_signature: String
+    public var checkpoint: String
+    public var tree_size: UInt64
+    public var facts: [Fact]
+
+    public init(chainID: String, genesisHash: Hash, request: [UInt8], outcome: String, reason: String, message: String,
+                result: String, asOfHeight: UInt64, answeredBy: String, answerSignature: [UInt8], checkpoint: String,
+                treeSize: UInt64, facts: [Fact]) {
+        format = Self.format; chain_id = chainID; genesis_sha256 = genesisHash.hexString
+        self.request = request.base64String; self.outcome = outcome; self.reason = reason; self.message = message
+        self.result = result; as_of_height = asOfHeight; answered_by = answeredBy
+        answer_signature = answerSignature.base64String; self.checkpoint = checkpoint; tree_size = treeSize; self.facts = facts
+    }
+
+    public struct Verified: Sendable {
+        public let request: QueryRequest
+        public let record: QueryRecordBody
+        public let auditRecordID: Hash
+        public let checkpoint: Checkpoint
+        public let checkpointSigners: [String]
+        public let facts: [(role: String, transaction: Transaction, logIndex: UInt64)]
+    }
+
+    /// Checks everything against `genesis`; throws naming the first thing that fails.
+    public func verify(genesis: Genesis) throws -> Verified {
+        func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "answer: \(s)") }
+        guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
+        guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
+            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(16))…, not this genesis (\(genesis.chainID))")
+        }
+        let (cp, signers): (Checkpoint, [String])
+        do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }
+        guard cp.size == tree_size else { throw bad("tree size \(tree_size) is not the checkpoint's size \(cp.size)") }
+        let validator = TransactionValidator(genesis: genesis)
+        var checked: [(String, Transaction, UInt64)] = []
+        for (i, f) in facts.enumerated() {
+            guard let bytes = [UInt8](base64: f.transaction) else { throw bad("facts[\(i)] transaction is not base64") }
+            let tx: Transaction
+            do {
+                tx = try Transaction.decode(bytes, maxBytes: genesis.limits.maxTransactionBytes)
+                if tx.kind != .governance {
+                    try validator.checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true)
+                }
+            } catch { throw bad("facts[\(i)] (\(f.role)): \(error)") }
+            let proof = f.inclusion_proof.compactMap { [UInt8](base64: $0) }
+            guard proof.count == f.inclusion_proof.count,
+                  Merkle.verifyInclusion(leafHash: tx.id, index: f.log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
+                throw bad("facts[\(i)] (\(f.role)): inclusion proof of log index \(f.log_index) does not verify against the checkpoint")
+            }
+            checked.append((f.role, tx, f.log_index))
+        }
+        guard let audit = checked.first(where: { $0.0 == "audit_record" }), case .queryRecord(let record) = audit.1.body else {
+            throw bad("no audit record among the facts: an answer is only valid once its query is on the ledger")
+        }
+        guard audit.1.header.signer == answered_by, let node = genesis.member(answered_by) else {
+            throw bad("the audit record is signed by \(audit.1.header.signer), not by the answering node \(answered_by)")
+        }
+        guard let requestBytes = [UInt8](base64: request) else { throw bad("request is not base64") }
+        let req: QueryRequest
+        do { req = try QueryRequest.decode(requestBytes) } catch { throw bad("request: \(error)") }
+        guard SHA256.hash(requestBytes) == record.requestHash, req.requester == record.requester || record.requester == "unknown",
+              req.nonce == record.requestNonce, req.issuedAtMillis == record.requestedAtMillis else {
+            throw bad("the audit record does not record this request")
+        }
+        let resultHash = result.isEmpty ? Hashes.zero : SHA256.hash(Array(result.utf8))
+        guard resultHash == record.resultHash else { throw bad("the result does not hash to the audit record's result hash") }
+        guard (record.outcome == .answered ? "answered" : "refused") == outcome, record.reason == reason, record.asOfHeight == as_of_height else {
+            throw bad("outcome, reason or height differ from the audit record")
+        }
+        let message = AnswerSignature.message(chainID: genesis.chainID, requestHash: record.requestHash, resultHash: resultHash,
+                                              asOfHeight: as_of_height, auditRecord: audit.1.id)
+        guard let sig = [UInt8](base64: answer_signature), node.signingKey.isValidSignature(sig, for: message) else {
+            throw bad("the answer signature does not verify with \(answered_by)'s key")
+        }
+        if record.outcome == .answered {
+            // An answer is only given to an authenticated requester.
+            guard let requester = genesis.member(req.requester), requester.keyID == req.keyID,
+                  requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
+                throw bad("the request is not signed by \(req.requester)")
+            }
+            guard req.policy == record.policy else { throw bad("the request names another policy than the audit record") }
+            if record.policy != Hashes.zero && genesis.policy(hash: record.policy) == nil {
+                let installed = checked.contains { f in
+                    if case .governance(let g) = f.1.body { return g.action == .installPolicy && g.documentHash == record.policy }
+                    return false
+                }
+                guard installed else { throw bad("policy \(record.policy.hexString.prefix(16))… is neither in genesis nor among the facts") }
+            }
+        }
+        if record.consent != Hashes.zero {
+            guard let c = checked.first(where: { $0.0 == "consent" && $0.1.id == record.consent }), case .consent(let grant) = c.1.body,
+                  grant.action == .grant, grant.subject == record.subject, grant.grantee == record.requester,
+                  grant.expiresAt.multipliedReportingOverflow(by: 1000).partialValue > record.requestedAtMillis else {
+                throw bad("the consent the answer relied on is missing, not a grant to \(record.requester) about this subject, or expired at the request's time")
+            }
+        }
+        for f in checked where f.0 == "score_update" {
+            guard case .scoreUpdate(let s) = f.1.body, s.subject == record.subject, f.2 < record.asOfHeightLogBound(checked) else {
+                throw bad("the score update fact is not about the queried subject")
+            }
+        }
+        return Verified(request: req, record: record, auditRecordID: audit.1.id, checkpoint: cp, checkpointSigners: signers,
+                        facts: checked.map { (role: $0.0, transaction: $0.1, logIndex: $0.2) })
+    }
+}
+
+extension QueryRecordBody {
+    /// Facts must precede the audit record in the log.
+    func asOfHeightLogBound(_ facts: [(String, Transaction, UInt64)]) -> UInt64 {
+        facts.first { $0.0 == "audit_record" }?.2 ?? UInt64.max
+    }
+}

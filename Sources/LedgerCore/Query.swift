@@ -1,0 +1,262 @@
+import LedgerCrypto
+
+// Queries, their audit records and installed query policies (docs/PRIVACY.md, FORMAT.md §4.7, §15).
+
+/// Why a member asks. The first two are the purposes a subject consents to.
+public enum QueryPurpose: UInt8, Sendable, CaseIterable, Hashable {
+    /// Recorded for refused requests whose purpose is not one of the others.
+    case unspecified = 0
+    case loanApplication = 1, postLoanMonitoring = 2, supervision = 3, statistics = 4, subjectAccess = 5
+
+    public var name: String {
+        switch self {
+        case .unspecified: return "unspecified"
+        case .loanApplication: return "loan_application"
+        case .postLoanMonitoring: return "post_loan_monitoring"
+        case .supervision: return "supervision"
+        case .statistics: return "statistics"
+        case .subjectAccess: return "subject_access"
+        }
+    }
+
+    public init?(name: String) {
+        guard let p = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = p
+    }
+
+    /// The consent purpose this query purpose needs, if subjects consent to it.
+    public var consentPurpose: ConsentBody.Purpose? {
+        switch self {
+        case .loanApplication: return .loanApplication
+        case .postLoanMonitoring: return .postLoanMonitoring
+        default: return nil
+        }
+    }
+}
+
+/// A query policy installed in genesis or by an `install_policy` governance transaction.
+public struct InstalledPolicy: Sendable, Hashable {
+    public let name: String
+    public let version: UInt32
+    public let document: [UInt8]
+    public let hash: Hash
+    /// Log index of the installing governance transaction; nil for a genesis policy.
+    public let logIndex: UInt64?
+
+    public init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?) {
+        self.name = name
+        self.version = version
+        self.document = document
+        self.hash = SHA256.hash(document)
+        self.logIndex = logIndex
+    }
+}
+
+/// The policy engine as validation sees it. Implemented by `Policy.PolicyRules`.
+public protocol PolicyRules: Sendable {
+    /// Parses and checks a policy document against the consortium (callers, leak rules);
+    /// returns the name and version it declares. Throws naming the problem.
+    func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32)
+}
+
+/// The audit record of one query: who asked what about whom, under which policy, why, and
+/// what came of it. Signed by the node that answered or refused. The result itself is not on
+/// the ledger, only its hash.
+public struct QueryRecordBody: Hashable, Sendable {
+    public enum Outcome: UInt8, Sendable { case answered = 1, refused = 2 }
+    /// The member the request names. For a refusal for a bad signature it is only a claim.
+    public var requester: String
+    /// Nil for aggregate queries and for requests naming an invalid USCC.
+    public var subject: USCC?
+    /// SHA-256 of the policy document; zero when the request named an unknown policy.
+    public var policy: Hash
+    public var purpose: QueryPurpose
+    /// SHA-256 of the signed request bytes.
+    public var requestHash: Hash
+    public var requestNonce: UInt64
+    /// The requester's clock (ms since 1970) as signed in the request.
+    public var requestedAtMillis: UInt64
+    /// The ledger height the policy was evaluated at.
+    public var asOfHeight: UInt64
+    public var outcome: Outcome
+    /// Refusal code (docs/PRIVACY.md §6); empty when answered.
+    public var reason: String
+    /// SHA-256 of the canonical result text; zero when refused.
+    public var resultHash: Hash
+    /// The consent grant the answer relied on; zero if none.
+    public var consent: Hash
+
+    public init(requester: String, subject: USCC?, policy: Hash, purpose: QueryPurpose, requestHash: Hash,
+                requestNonce: UInt64, requestedAtMillis: UInt64, asOfHeight: UInt64, outcome: Outcome,
+                reason: String, resultHash: Hash, consent: Hash) {
+        self.requester = requester; self.subject = subject; self.policy = policy; self.purpose = purpose
+        self.requestHash = requestHash; self.requestNonce = requestNonce; self.requestedAtMillis = requestedAtMillis
+        self.asOfHeight = asOfHeight; self.outcome = outcome; self.reason = reason; self.resultHash = resultHash
+        self.consent = consent
+    }
+
+    func encode(_ w: inout ByteWriter) {
+        w.string8(requester)
+        if let subject { w.u8(1); w.raw(Array(subject.code.utf8)) } else { w.u8(0) }
+        w.raw(policy)
+        w.u8(purpose.rawValue)
+        w.raw(requestHash)
+        w.u64(requestNonce)
+        w.u64(requestedAtMillis)
+        w.u64(asOfHeight)
+        w.u8(outcome.rawValue)
+        w.string8(reason)
+        w.raw(resultHash)
+        w.raw(consent)
+    }
+
+    static func decode(_ r: inout ByteReader) throws -> QueryRecordBody {
+        let requester = try r.string8("requester", max: FieldLimits.memberID)
+        let has = try r.u8("has_subject")
+        var subject: USCC? = nil
+        switch has {
+        case 0: break
+        case 1:
+            guard let text = String(validating: try r.raw(18, "subject"), as: UTF8.self) else {
+                throw LedgerError(.invalidUSCC, "subject is not 18 ASCII characters")
+            }
+            subject = try USCC(text)
+        default: throw LedgerError(.invalidValue, "has_subject must be 0 or 1, got \(has)")
+        }
+        let policy = try r.raw(32, "policy")
+        let p = try r.u8("purpose")
+        guard let purpose = QueryPurpose(rawValue: p) else {
+            throw LedgerError(.invalidValue, "query purpose \(p) is unknown (0-\(QueryPurpose.allCases.count - 1))")
+        }
+        let requestHash = try r.raw(32, "request_hash")
+        let nonce = try r.u64("request_nonce")
+        let at = try r.u64("requested_at")
+        let height = try r.u64("as_of_height")
+        let o = try r.u8("outcome")
+        guard let outcome = Outcome(rawValue: o) else { throw LedgerError(.invalidValue, "query outcome \(o) is unknown (1 answered, 2 refused)") }
+        let body = QueryRecordBody(requester: requester, subject: subject, policy: policy, purpose: purpose,
+                                   requestHash: requestHash, requestNonce: nonce, requestedAtMillis: at, asOfHeight: height,
+                                   outcome: outcome, reason: try r.string8("reason", max: FieldLimits.memberID),
+                                   resultHash: try r.raw(32, "result_hash"), consent: try r.raw(32, "consent"))
+        try body.check()
+        return body
+    }
+
+    /// Rules that need no ledger state.
+    public func check() throws {
+        guard Genesis.isValidName(requester, max: FieldLimits.memberID) else {
+            throw LedgerError(.invalidValue, "query requester \"\(requester)\" must be 1-32 characters of a-z 0-9 . _ -")
+        }
+        switch outcome {
+        case .answered:
+            guard reason.isEmpty, resultHash != Hashes.zero, policy != Hashes.zero else {
+                throw LedgerError(.invalidValue, "an answered query names its policy and result hash and no refusal reason")
+            }
+        case .refused:
+            guard Genesis.isValidName(reason, max: FieldLimits.memberID), resultHash == Hashes.zero else {
+                throw LedgerError(.invalidValue, "a refused query carries a refusal code (a-z 0-9 _) and no result hash")
+            }
+        }
+    }
+}
+
+/// A member's signed query (not a transaction: it travels to one node, which records its
+/// outcome in a `QueryRecordBody`). Canonical bytes in FORMAT.md §15.
+public struct QueryRequest: Sendable, Equatable {
+    public static let version: UInt8 = 1
+    public static let domain: [UInt8] = Array("CreditLedger/v1/query\n".utf8)
+    public static let maxBytes = 4_096
+    public static let maxParameters = 8
+
+    public var chainID: String
+    public var requester: String
+    public var keyID: UInt32
+    public var policy: Hash
+    /// The subject's USCC as typed (checked by the node, so an invalid code is refused on the record); empty for aggregates.
+    public var subject: String
+    public var purpose: String
+    public var parameters: [(name: String, value: String)]
+    public var nonce: UInt64
+    public var issuedAtMillis: UInt64
+    public var signature: [UInt8]
+
+    public init(chainID: String, requester: String, keyID: UInt32, policy: Hash, subject: String, purpose: String,
+                parameters: [(name: String, value: String)], nonce: UInt64, issuedAtMillis: UInt64, signature: [UInt8] = []) {
+        self.chainID = chainID; self.requester = requester; self.keyID = keyID; self.policy = policy
+        self.subject = subject; self.purpose = purpose; self.parameters = parameters; self.nonce = nonce
+        self.issuedAtMillis = issuedAtMillis; self.signature = signature
+    }
+
+    public static func == (a: QueryRequest, b: QueryRequest) -> Bool { a.encoded == b.encoded }
+
+    public var unsignedBytes: [UInt8] {
+        var w = ByteWriter(capacity: 256)
+        w.u8(Self.version)
+        w.string8(chainID)
+        w.string8(requester)
+        w.u32(keyID)
+        w.raw(policy)
+        w.string8(subject)
+        w.string8(purpose)
+        w.u8(UInt8(parameters.count))
+        for p in parameters { w.string8(p.name); w.string8(p.value) }
+        w.u64(nonce)
+        w.u64(issuedAtMillis)
+        return w.bytes
+    }
+
+    public var signingBytes: [UInt8] { Self.domain + unsignedBytes }
+    public var encoded: [UInt8] { unsignedBytes + signature }
+    public var hash: Hash { SHA256.hash(encoded) }
+
+    public mutating func sign(with key: Ed25519PrivateKey) { signature = key.signature(for: signingBytes) }
+
+    public func parameter(_ name: String) -> String? { parameters.first { $0.name == name }?.value }
+
+    /// Decodes the signed bytes. Checks structure and limits only: the signature is the node's to check.
+    public static func decode(_ bytes: [UInt8]) throws -> QueryRequest {
+        guard bytes.count <= maxBytes else {
+            throw LedgerError(.fieldTooLarge, "query request is \(bytes.count) bytes, limit \(maxBytes)")
+        }
+        var r = ByteReader(bytes, context: "query request")
+        let v = try r.u8("version")
+        guard v == version else { throw LedgerError(.unsupportedVersion, "query request version \(v) is not supported (this node reads \(version))") }
+        let chain = try r.string8("chain_id", max: FieldLimits.chainID)
+        let requester = try r.string8("requester", max: FieldLimits.memberID)
+        let keyID = try r.u32("key_id")
+        let policy = try r.raw(32, "policy")
+        let subject = try r.string8("subject", max: 255)
+        let purpose = try r.string8("purpose", max: 32)
+        let count = Int(try r.u8("parameters.count"))
+        guard count <= maxParameters else {
+            throw LedgerError(.fieldTooLarge, "query has \(count) parameters, limit \(maxParameters)")
+        }
+        var params: [(String, String)] = []
+        for i in 0..<count {
+            params.append((try r.string8("parameters[\(i)].name", max: 32), try r.string8("parameters[\(i)].value", max: 255)))
+        }
+        let nonce = try r.u64("nonce")
+        let at = try r.u64("issued_at")
+        let sig = try r.raw(64, "signature")
+        try r.expectEnd()
+        return QueryRequest(chainID: chain, requester: requester, keyID: keyID, policy: policy, subject: subject,
+                            purpose: purpose, parameters: params, nonce: nonce, issuedAtMillis: at, signature: sig)
+    }
+}
+
+/// What the answering node signs over an answer: it binds the request, the result, the height
+/// it was evaluated at and the audit record that put it on the ledger.
+public enum AnswerSignature {
+    public static let domain: [UInt8] = Array("CreditLedger/v1/answer\n".utf8)
+
+    public static func message(chainID: String, requestHash: Hash, resultHash: Hash, asOfHeight: UInt64, auditRecord: Hash) -> [UInt8] {
+        var w = ByteWriter(capacity: 160)
+        w.raw(domain)
+        w.string8(chainID)
+        w.raw(requestHash)
+        w.raw(resultHash)
+        w.u64(asOfHeight)
+        w.raw(auditRecord)
+        return w.bytes
+    }
+}

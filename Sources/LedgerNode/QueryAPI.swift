@@ -1,0 +1,45 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Policy
+
+// HTTP routes of the query service (docs/PRIVACY.md §8).
+extension LedgerAPI {
+    /// `GET /v1/policies`: every installed policy, with what it returns and to whom.
+    func policies() throws -> Response {
+        var list: [[String: Any]] = []
+        for p in store.allPolicies() {
+            var entry: [String: Any] = ["name": p.name, "version": Int(p.version), "sha256": p.hash.hexString,
+                                        "installed": p.logIndex.map { "log index \($0)" } ?? "genesis"]
+            if let d = try? PolicyDocument(bytes: p.document, genesis: genesis) {
+                entry["title"] = d.title
+                entry["scope"] = d.scope.rawValue
+                entry["callers"] = d.callerRoles.map { "role:\($0.rawValue)" }.sorted() + d.callerMembers.sorted().map { "member:\($0)" }
+                entry["purposes"] = d.purposes.map(\.name)
+                entry["consent_required"] = d.consentRequired
+                entry["parameters"] = d.parameters.map(\.name)
+                entry["outputs"] = d.outputs.map(\.name)
+            }
+            list.append(entry)
+        }
+        return json(.ok, ["policies": list])
+    }
+
+    struct WireQuery: Decodable { var request: String }
+
+    /// `POST /v1/queries` with `{"request": base64 signed query}`: 200 with the answer receipt,
+    /// or 403 with the refusal receipt (its audit record is on the ledger either way).
+    func query(_ request: Request) async throws -> Response {
+        let service = try queries.get()
+        let wire = try await readBody(request, as: WireQuery.self, limit: QueryRequest.maxBytes * 2)
+        guard let bytes = [UInt8](base64: wire.request) else { throw LedgerError(.malformed, "\"request\" is not base64") }
+        let outcome = try await service.handle(bytes)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(outcome.receipt)
+        return Response(status: outcome.answered ? .ok : .forbidden, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: Array(body))))
+    }
+}

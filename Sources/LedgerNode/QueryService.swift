@@ -1,0 +1,248 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStore
+import Policy
+import Scoring
+
+/// Answers signed queries under installed policies (docs/PRIVACY.md): checks the request's
+/// signature, time window and replay guard, evaluates the policy at the current height, puts an
+/// audit record of the outcome — answer or refusal — on the ledger, and only once it is
+/// committed returns the answer with inclusion proofs under a quorum-signed checkpoint.
+public final class QueryService: @unchecked Sendable {
+    /// Requests signed more than this far from the node's clock are refused.
+    public static let timeWindowMillis: UInt64 = 300_000
+    /// Queries being evaluated or waiting for their audit record at once; more are turned away.
+    public static let maxInFlight = 4_096
+
+    let ledger: any LedgerService
+    let genesis: Genesis
+    let engine: PolicyEngine
+    let member: Member
+    let keys: MemberSecretKeys
+    let clock: @Sendable () -> UInt64
+    private let lock = NSLock()
+    private var inFlight = Set<NonceKey>()
+    private var documents: [Hash: PolicyDocument] = [:]
+
+    struct NonceKey: Hashable { let requester: String; let nonce: UInt64 }
+
+    /// The outcome of one query: the receipt (answer or refusal), and the HTTP status to send it with.
+    public struct Outcome: Sendable {
+        public let receipt: AnswerReceipt
+        public var answered: Bool { receipt.outcome == "answered" }
+    }
+
+    public init(ledger: any LedgerService, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws {
+        self.ledger = ledger
+        self.genesis = ledger.genesis
+        self.keys = ledger.nodeKeys
+        guard let m = ledger.genesis.member(ledger.nodeKeys.memberID) else {
+            throw LedgerError(.unknownSigner, "node key \(ledger.nodeKeys.memberID) is not a member of this consortium")
+        }
+        self.member = m
+        self.clock = clock
+        self.engine = PolicyEngine(genesis: ledger.genesis)
+        for p in ledger.genesis.policies {
+            do { documents[p.hash] = try PolicyDocument(bytes: p.document, genesis: genesis) } catch {
+                throw LedgerError(.invalidGenesis, "genesis policy \(p.name) v\(p.version) is not valid: \(error)")
+            }
+        }
+    }
+
+    var store: ChainStore { ledger.store }
+
+    func document(_ installed: InstalledPolicy) throws -> PolicyDocument {
+        if let d = lock.withLock({ documents[installed.hash] }) { return d }
+        let d = try PolicyDocument(bytes: installed.document, genesis: genesis)
+        lock.withLock { documents[installed.hash] = d }
+        return d
+    }
+
+    /// Handles one signed request. Throws only for requests that cannot be recorded at all
+    /// (undecodable bytes, a busy node); every other refusal is recorded and returned.
+    public func handle(_ requestBytes: [UInt8]) async throws -> Outcome {
+        guard member.has(.validator) else {
+            throw LedgerError(.notAuthorized, "\(member.id) is not a validator; send queries to a validator node (a custodian's for policies that read payloads)")
+        }
+        let req = try QueryRequest.decode(requestBytes)
+        let requestHash = SHA256.hash(requestBytes)
+        let key = NonceKey(requester: req.requester, nonce: req.nonce)
+        var reserved = false
+        defer { if reserved { _ = lock.withLock { inFlight.remove(key) } } }
+
+        // Everything from here on ends in an audit record.
+        var record = QueryRecordBody(requester: Genesis.isValidMemberID(req.requester) ? req.requester : "unknown", subject: nil,
+                                     policy: Hashes.zero, purpose: QueryPurpose(name: req.purpose) ?? .unspecified,
+                                     requestHash: requestHash, requestNonce: req.nonce, requestedAtMillis: req.issuedAtMillis,
+                                     asOfHeight: store.head.height, outcome: .refused, reason: "", resultHash: Hashes.zero, consent: Hashes.zero)
+        var answer: PolicyAnswer? = nil
+        var policyTx: LoggedTransaction? = nil
+        do {
+            guard req.chainID == genesis.chainID else {
+                throw PolicyRefusal(.wrongChain, "the request is for chain \(req.chainID), this is \(genesis.chainID)")
+            }
+            guard let requester = genesis.member(req.requester) else {
+                throw PolicyRefusal(.unknownRequester, "\"\(req.requester)\" is not a member of this consortium")
+            }
+            guard requester.keyID == req.keyID, requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
+                throw PolicyRefusal(.badSignature, "the request's signature does not verify with \(requester.id)'s key")
+            }
+            let now = clock()
+            let skew = now > req.issuedAtMillis ? now - req.issuedAtMillis : req.issuedAtMillis - now
+            guard skew <= Self.timeWindowMillis else {
+                throw PolicyRefusal(.outsideTimeWindow, "the request was signed \(skew / 1000) s from this node's clock; the window is ±\(Self.timeWindowMillis / 1000) s")
+            }
+            let fresh = try lock.withLock { () throws -> Bool in
+                guard inFlight.count < Self.maxInFlight else {
+                    throw LedgerError(.mempoolFull, "\(Self.maxInFlight) queries are in flight; retry shortly")
+                }
+                return inFlight.insert(key).inserted
+            }
+            guard fresh else { throw PolicyRefusal(.replayedRequest, "nonce \(req.nonce) of \(req.requester) is being answered already") }
+            reserved = true
+            guard try !store.queryNonceUsed(requester: req.requester, nonce: req.nonce) else {
+                throw PolicyRefusal(.replayedRequest, "nonce \(req.nonce) of \(req.requester) was already used (replayed request)")
+            }
+            guard let installed = store.policy(hash: req.policy) else {
+                throw PolicyRefusal(.unknownPolicy, "no policy with hash \(req.policy.hexString.prefix(16))… is installed (GET /v1/policies lists them)")
+            }
+            record.policy = installed.hash
+            if let i = installed.logIndex, let tx = try store.transaction(at: i) { policyTx = LoggedTransaction(logIndex: i, transaction: tx) }
+            let policy = try document(installed)
+            guard let purpose = QueryPurpose(name: req.purpose), purpose != .unspecified else {
+                throw PolicyRefusal(.invalidParameters, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
+            }
+            var subject: USCC? = nil
+            if policy.scope == .aggregate {
+                guard req.subject.isEmpty else { throw PolicyRefusal(.invalidParameters, "\(policy.name) is an aggregate; it takes no subject") }
+            } else {
+                do { subject = try USCC(req.subject) } catch {
+                    throw PolicyRefusal(.invalidUSCC, "\"\(req.subject.prefix(32))\" is not a valid USCC: \(error)")
+                }
+                record.subject = subject
+            }
+            let query = PolicyQuery(requester: requester, subject: subject, purpose: purpose,
+                                    parameters: req.parameters, requestedAtMillis: req.issuedAtMillis)
+            let (a, height) = try evaluate(policy, query)
+            record.asOfHeight = height
+            record.outcome = .answered
+            record.resultHash = a.resultHash
+            record.consent = a.consent?.transaction.id ?? Hashes.zero
+            answer = a
+        } catch let r as PolicyRefusal {
+            record.reason = r.code.rawValue
+            return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
+        }
+        return try await finish(record, request: requestBytes, answer: answer, policyTx: policyTx, message: "")
+    }
+
+    /// Evaluates at the current head; an aggregate is re-read if a block committed meanwhile,
+    /// so the stated height is the state that was read.
+    func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery) throws -> (PolicyAnswer, UInt64) {
+        for _ in 0..<3 {
+            let head = store.head
+            let facts = try StoreFacts(store: store, head: head, custodianKey: member.has(.custodian) ? keys : nil)
+            let answer = try engine.evaluate(policy, query, facts: facts)
+            if policy.scope != .aggregate || store.head.logSize == head.logSize { return (answer, head.height) }
+        }
+        throw PolicyRefusal(.costLimit, "the ledger moved during three evaluations of \(policy.name); retry")
+    }
+
+    /// Signs the audit record, waits until it is committed, and builds the receipt.
+    func finish(_ record: QueryRecordBody, request: [UInt8], answer: PolicyAnswer?, policyTx: LoggedTransaction?, message: String) async throws -> Outcome {
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID,
+                                       nonce: ledger.ownNonce(), issuedAtMillis: clock())
+        let tx = Transaction.sign(header: header, body: .queryRecord(record), key: keys.signing)
+        let committed = try await ledger.submit([Submission(transaction: tx, envelope: nil)])[0]
+        // Prove everything under the newest checkpoint, which covers the audit record.
+        var head = store.head
+        var note = try store.checkpoint(height: head.height)
+        if head.logSize <= committed.logIndex || note == nil {
+            head = store.head
+            note = try store.checkpoint(height: head.height)
+        }
+        guard let note, head.logSize > committed.logIndex else {
+            throw LedgerError(.notFound, "checkpoint covering the audit record is not available yet")
+        }
+        var facts: [AnswerReceipt.Fact] = []
+        func add(_ role: String, _ t: Transaction, _ index: UInt64) throws {
+            facts.append(AnswerReceipt.Fact(role: role, transaction: t.encoded.base64String, log_index: index,
+                                            inclusion_proof: try store.inclusionProof(index: index, size: head.logSize).map(\.base64String)))
+        }
+        try add("audit_record", tx, committed.logIndex)
+        if let p = policyTx { try add("policy", p.transaction, p.logIndex) }
+        if let a = answer {
+            if let c = a.consent { try add("consent", c.transaction, c.logIndex) }
+            if let s = a.score { try add("score_update", s.transaction, s.logIndex) }
+            for r in a.records { try add("record", r.transaction, r.logIndex) }
+        }
+        let result = answer?.result ?? ""
+        let signature = keys.signing.signature(for: AnswerSignature.message(
+            chainID: genesis.chainID, requestHash: record.requestHash, resultHash: record.resultHash,
+            asOfHeight: record.asOfHeight, auditRecord: tx.id))
+        return Outcome(receipt: AnswerReceipt(
+            chainID: genesis.chainID, genesisHash: genesis.hash, request: request,
+            outcome: record.outcome == .answered ? "answered" : "refused", reason: record.reason, message: message,
+            result: result, asOfHeight: record.asOfHeight, answeredBy: member.id, answerSignature: signature,
+            checkpoint: note, treeSize: head.logSize, facts: facts))
+    }
+}
+
+/// Ledger state for policy evaluation, fixed at one head.
+struct StoreFacts: PolicyFacts {
+    let store: ChainStore
+    let head: ChainStore.Head
+    let custodianKey: MemberSecretKeys?
+    let asOfDate: LedgerDate
+
+    init(store: ChainStore, head: ChainStore.Head, custodianKey: MemberSecretKeys?) throws {
+        self.store = store
+        self.head = head
+        self.custodianKey = custodianKey
+        let millis = head.logSize == 0 ? 0 : (try store.blockTimestamp(coveringLogSize: head.logSize) ?? 0)
+        asOfDate = try LedgerDate(chinaStandardTimeMillis: millis)
+    }
+
+    var height: UInt64 { head.height }
+    var logSize: UInt64 { head.logSize }
+
+    func models() -> [InstalledModel] {
+        store.allModels().filter { $0.logIndex.map { $0 < head.logSize } ?? true }
+    }
+
+    func policy(hash: Hash) -> InstalledPolicy? { store.policy(hash: hash) }
+
+    func records(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        try store.subjectRecords(subject, before: head.logSize, limit: limit)
+    }
+
+    func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        // Newest first; skip any committed after the head this evaluation is fixed at.
+        try store.scoreUpdates(of: subject, limit: limit + 8).filter { $0.logIndex < head.logSize }.prefix(limit).map { $0 }
+    }
+
+    func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        try store.consents(of: subject, before: head.logSize, limit: limit)
+    }
+
+    func payload(of record: LoggedTransaction) throws -> [UInt8]? {
+        guard let key = custodianKey else {
+            throw PolicyRefusal(.notCustodianNode, "this node holds no custodian key and cannot read payloads; ask a custodian's node")
+        }
+        guard let a = record.transaction.body.envelopedRecord, let envelope = try store.envelope(of: record.transaction.id) else { return nil }
+        do {
+            return try PayloadSeal.open(envelope, commitment: a.payloadCommitment, custodianID: key.memberID, key: key.encryption)
+        } catch let e as LedgerError where e.code == .notFound {
+            return nil // this custodian's wrapped key was destroyed: shredded for it
+        }
+    }
+
+    func gradeCells(model: String, limit: Int) throws -> [GradeCell] {
+        try store.gradeCells(model: model, before: head.logSize, limit: limit).map { GradeCell(subject: $0.subject, industry: $0.industry, grade: $0.grade) }
+    }
+
+    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        try store.queryRecords(about: subject, before: head.logSize, limit: limit)
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerStorage
+
+// Indexes for query policies (docs/PRIVACY.md §5), kept in the meta column family and written
+// in the same synced batch as the block that creates them:
+//   policy/      ‖ document hash                         → u64 log index of the install_policy
+//   query-log/   ‖ USCC ‖ u64 log index                  → (empty): query records about a subject
+//   query-nonce/ ‖ string8 requester ‖ u64 request nonce → query record id: authenticated requests seen
+//   industry/    ‖ USCC                                  → the latest non-empty industry code attested
+//   cell/        ‖ string8 model name ‖ USCC             → u64 log index ‖ grade ‖ industry: latest grade per scorecard
+
+extension ChainStore {
+    enum QueryKey {
+        static let policy: [UInt8] = Array("policy/".utf8)
+        static let queryLog: [UInt8] = Array("query-log/".utf8)
+        static let queryNonce: [UInt8] = Array("query-nonce/".utf8)
+        static let industry: [UInt8] = Array("industry/".utf8)
+        static let cell: [UInt8] = Array("cell/".utf8)
+
+        static func nonce(_ requester: String, _ nonce: UInt64) -> [UInt8] {
+            var w = ByteWriter(capacity: 48)
+            w.raw(queryNonce); w.string8(requester); w.u64(nonce)
+            return w.bytes
+        }
+        static func cell(model: String, subject: USCC?) -> [UInt8] {
+            var w = ByteWriter(capacity: 96)
+            w.raw(cell); w.string8(model)
+            if let subject { w.raw(Array(subject.code.utf8)) }
+            return w.bytes
+        }
+    }
+
+    /// Refusal codes whose request was never authenticated: such records do not consume the
+    /// requester's nonce (a forger must not be able to burn a bank's nonces).
+    static let unauthenticatedRefusals: Set<String> = ["bad_signature", "unknown_requester", "wrong_chain"]
+
+    /// The policy an install_policy governance transaction installs, if it is one.
+    static func installedPolicy(_ tx: Transaction, logIndex: UInt64) -> InstalledPolicy? {
+        guard case .governance(let g) = tx.body, g.action == .installPolicy else { return nil }
+        return InstalledPolicy(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
+    }
+
+    /// Adds the query indexes of one transaction to the block's batch.
+    func indexForQueries(_ tx: Transaction, at index: UInt64, earlier: ArraySlice<Submission>, batch: WriteBatch,
+                         newPolicies: inout [InstalledPolicy]) throws {
+        switch tx.body {
+        case .governance:
+            if let p = Self.installedPolicy(tx, logIndex: index) {
+                try batch.put(Family.meta, QueryKey.policy + p.hash, Self.u64Key(index))
+                newPolicies.append(p)
+            }
+        case .queryRecord(let q):
+            if let s = q.subject { try batch.put(Family.meta, QueryKey.queryLog + Array(s.code.utf8) + Self.u64Key(index), []) }
+            if !Self.unauthenticatedRefusals.contains(q.reason) {
+                try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
+            }
+        case .attestation(let a) where !a.industry.isEmpty:
+            try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
+        case .scoreUpdate(let s):
+            guard let model = model(hash: s.modelHash) else { return }
+            var industry = try database.get(Family.meta, QueryKey.industry + Array(s.subject.code.utf8)) ?? []
+            for e in earlier.reversed() {
+                if case .attestation(let a) = e.transaction.body, a.subject == s.subject, !a.industry.isEmpty {
+                    industry = Array(a.industry.utf8); break
+                }
+            }
+            try batch.put(Family.meta, QueryKey.cell(model: model.name, subject: s.subject),
+                          Self.u64Key(index) + [s.grade.rawValue] + industry)
+        default:
+            break
+        }
+    }
+
+    /// Loads the installed-policy index at open.
+    func loadPolicyIndex() throws -> [Hash: InstalledPolicy] {
+        var out: [Hash: InstalledPolicy] = [:]
+        let it = try database.makeIterator(Family.meta)
+        it.seek(QueryKey.policy)
+        while it.isValid, it.key.starts(with: QueryKey.policy) {
+            var r = ByteReader(it.value, context: "policy index")
+            let index = try r.u64("log_index")
+            guard let tx = try transaction(at: index), let p = Self.installedPolicy(tx, logIndex: index),
+                  Array(it.key.dropFirst(QueryKey.policy.count)) == p.hash else {
+                throw LedgerError(.invalidBlock, "store at \(database.path): policy index entry points at log index \(index), which installs no such policy")
+            }
+            out[p.hash] = p
+            it.next()
+        }
+        try it.checkStatus()
+        return out
+    }
+
+    /// Every query policy: genesis policies first, then governance installs in log order.
+    public func allPolicies() -> [InstalledPolicy] {
+        genesis.policies + ((try? installedPolicies()) ?? [])
+    }
+
+    /// The policy with this hash, from genesis or committed governance.
+    public func policy(hash: Hash) -> InstalledPolicy? {
+        genesis.policy(hash: hash) ?? (try? installedPolicy(hash: hash)) ?? nil
+    }
+
+    /// The latest version of the policy named `name`.
+    public func latestPolicy(name: String) -> InstalledPolicy? {
+        allPolicies().filter { $0.name == name }.max { $0.version < $1.version }
+    }
+
+    /// Whether an authenticated query request with this nonce is already on the ledger.
+    public func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool {
+        try database.get(Family.meta, QueryKey.nonce(requester, nonce)) != nil
+    }
+
+    /// Query records about `subject` below `logSize`, newest first.
+    public func queryRecords(about subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        let prefix = QueryKey.queryLog + Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.meta)
+        it.seekForPrev(prefix + Self.u64Key(logSize == 0 ? 0 : logSize - 1))
+        var out: [LoggedTransaction] = []
+        while it.isValid, out.count < limit, it.key.starts(with: prefix), it.key.count == prefix.count + 8 {
+            var r = ByteReader(Array(it.key.suffix(8)), context: "query log index")
+            let index = try r.u64("log_index")
+            if index < logSize, let tx = try transaction(at: index) { out.append(LoggedTransaction(logIndex: index, transaction: tx)) }
+            it.previous()
+        }
+        try it.checkStatus()
+        return out
+    }
+
+    /// Consent grants and revocations about `subject` below `logSize`, oldest first.
+    public func consents(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        var out: [LoggedTransaction] = []
+        var after: UInt64? = nil
+        while out.count < limit {
+            let page = try subjectHistory(subject, after: after, limit: 512)
+            for (index, kind) in page where kind == TransactionKind.consent.rawValue && index < logSize && out.count < limit {
+                if let tx = try transaction(at: index) { out.append(LoggedTransaction(logIndex: index, transaction: tx)) }
+            }
+            guard page.count == 512, let last = page.last, last.logIndex < logSize else { break }
+            after = last.logIndex
+        }
+        return out
+    }
+
+    /// Latest grade under scorecard `model` of every subject scored below `logSize` (at most `limit` + 1 read).
+    /// A subject whose latest score is at or beyond `logSize` is skipped, so callers re-read when the head moved.
+    public func gradeCells(model: String, before logSize: UInt64, limit: Int) throws -> [(subject: USCC, industry: String, grade: Grade)] {
+        let prefix = QueryKey.cell(model: model, subject: nil)
+        let it = try database.makeIterator(Family.meta)
+        it.seek(prefix)
+        var out: [(USCC, String, Grade)] = []
+        while it.isValid, it.key.starts(with: prefix), out.count <= limit {
+            let key = it.key, value = it.value
+            guard key.count == prefix.count + 18, value.count >= 9,
+                  let code = String(validating: key.suffix(18), as: UTF8.self), let subject = try? USCC(code),
+                  let grade = Grade(rawValue: value[8]) else {
+                throw LedgerError(.invalidBlock, "grade cell index entry under \(model) is damaged")
+            }
+            var r = ByteReader(Array(value.prefix(8)), context: "grade cell")
+            if try r.u64("log_index") < logSize {
+                out.append((subject, String(decoding: value.dropFirst(9), as: UTF8.self), grade))
+            }
+            it.next()
+        }
+        try it.checkStatus()
+        return out
+    }
+}

@@ -1,0 +1,413 @@
+import LedgerCore
+import LedgerCrypto
+import Scoring
+
+/// A query policy: the ledger's smart contract. A versioned JSON document (Genesis/policies/,
+/// docs/PRIVACY.md §4) that says who may call it, whether the subject's consent is needed, its
+/// parameters, and which desensitized fields it returns. It is data, not code: every output
+/// comes from a fixed catalogue of deterministic, integer-only transforms, so evaluation is
+/// bounded and the same on every node.
+public struct PolicyDocument: Sendable {
+    public static let format = "creditledger-policy/v1"
+    public static let maxOutputs = 16
+    public static let minimumK = 10
+    public static let maxRecordsCeiling = 5_000
+
+    public enum Scope: String, Sendable { case subject, aggregate, subjectQueries = "subject_queries" }
+
+    public enum ParameterType: String, Sendable { case modelName = "model_name", integer, industry, district }
+
+    public struct Parameter: Sendable {
+        public let name: String
+        public let type: ParameterType
+        public let required: Bool
+        /// For integers: the largest accepted value.
+        public let max: Int64
+    }
+
+    public struct CreditLine: Sendable {
+        public let basePoints: Int64
+        public let stepPoints: Int64
+        public let stepYuan: Int64
+        public let capYuan: Int64
+        /// Grades whose cap differs (e.g. S up to ¥500,000).
+        public let gradeCaps: [Grade: Int64]
+        /// Below this grade (worse), the line is zero.
+        public let minGrade: Grade
+    }
+
+    public struct Eligibility: Sendable {
+        public let minGrade: Grade
+        /// Categories that make a subject ineligible while an unrevoked record of them exists.
+        public let denyCategories: [Category]
+        public let line: CreditLine?
+    }
+
+    public enum Output: Sendable {
+        case maskedName
+        case grade
+        case scoreBand(width: Int64)
+        case model
+        case asOfHeight
+        case creditLine(CreditLine)
+        case eligibility(Eligibility)
+        /// True when an unrevoked record of one of the categories exists (within the window, if given).
+        case flag(categories: [Category], windowMonths: Int64?, minSeverity: Severity)
+        /// Count of unrevoked records in the window, reported as the bucket it falls in.
+        case bucketedCount(categories: [Category], windowMonths: Int64, bounds: [Int64], minSeverity: Severity)
+        /// Decrypted raw payloads with their metadata: custodian callers only.
+        case records(limit: Int)
+        case subjectCount
+        case gradeDistribution
+        case queryLog(limit: Int)
+
+        /// Whether the output reveals raw payload content.
+        public var isRaw: Bool { if case .records = self { return true } else { return false } }
+
+        var allowedScopes: Set<Scope> {
+            switch self {
+            case .subjectCount, .gradeDistribution: return [.aggregate]
+            case .queryLog: return [.subjectQueries]
+            case .asOfHeight, .model: return [.subject, .aggregate, .subjectQueries]
+            default: return [.subject]
+            }
+        }
+
+        var needsScore: Bool {
+            switch self {
+            case .grade, .scoreBand, .model, .creditLine, .eligibility: return true
+            default: return false
+            }
+        }
+    }
+
+    public let name: String
+    public let version: UInt32
+    public let title: String
+    public let scope: Scope
+    public let callerRoles: Set<Role>
+    public let callerMembers: Set<String>
+    public let purposes: [QueryPurpose]
+    public let consentRequired: Bool
+    public let parameters: [Parameter]
+    public let outputs: [(name: String, output: Output)]
+    /// Aggregates: the smallest cell answered (k-anonymity).
+    public let minCellSubjects: Int
+    /// Cost bound: records (or subjects, for aggregates) read in one evaluation.
+    public let maxRecords: Int
+    public let hash: Hash
+
+    public var returnsRaw: Bool { outputs.contains { $0.output.isRaw } }
+
+    /// Parses and checks a policy document against the consortium in `genesis`.
+    public init(bytes: [UInt8], genesis: Genesis) throws {
+        guard bytes.count <= FieldLimits.governanceDocument else {
+            throw PolicyError("policy document is \(bytes.count) bytes, limit \(FieldLimits.governanceDocument)")
+        }
+        let root: JSONNode
+        do { root = try StrictJSONParser.parse(bytes) } catch { throw PolicyError("policy is not strict JSON: \(error)") }
+        let doc = try Obj(root, "policy")
+        try doc.only(["format", "name", "version", "title", "description", "scope", "callers", "purposes", "consent",
+                      "parameters", "outputs", "min_cell_subjects", "max_records"])
+        guard try doc.string("format") == Self.format else {
+            throw PolicyError("format must be \"\(Self.format)\"")
+        }
+        name = try doc.string("name")
+        guard Genesis.isValidIdentifier(name, max: FieldLimits.governanceName) else {
+            throw PolicyError("name \"\(name)\" must be 1-64 characters of a-z 0-9 . - / _")
+        }
+        let v = try doc.int("version")
+        guard v >= 1, v <= Int64(UInt32.max) else { throw PolicyError("version must be at least 1") }
+        version = UInt32(v)
+        title = try doc.optionalString("title") ?? name
+        _ = try doc.optionalString("description")
+        guard let s = Scope(rawValue: try doc.string("scope")) else {
+            throw PolicyError("scope must be subject, aggregate or subject_queries")
+        }
+        scope = s
+
+        let callers = try Obj(try doc.value("callers"), "callers")
+        try callers.only(["roles", "members"])
+        var roles = Set<Role>()
+        for r in try callers.optionalStrings("roles") ?? [] {
+            guard let role = Role(rawValue: r) else { throw PolicyError("callers.roles: unknown role \"\(r)\"") }
+            roles.insert(role)
+        }
+        var members = Set<String>()
+        for m in try callers.optionalStrings("members") ?? [] {
+            guard genesis.member(m) != nil else { throw PolicyError("callers.members: \"\(m)\" is not a member of this consortium") }
+            members.insert(m)
+        }
+        guard !roles.isEmpty || !members.isEmpty else { throw PolicyError("callers names no role and no member: nobody could call it") }
+        callerRoles = roles
+        callerMembers = members
+
+        var purposes: [QueryPurpose] = []
+        for p in try doc.strings("purposes") {
+            guard let purpose = QueryPurpose(name: p), purpose != .unspecified else {
+                throw PolicyError("purposes: unknown purpose \"\(p)\" (known: \(QueryPurpose.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            purposes.append(purpose)
+        }
+        guard !purposes.isEmpty else { throw PolicyError("purposes is empty") }
+        self.purposes = purposes
+        if let c = try doc.optionalValue("consent") {
+            let consent = try Obj(c, "consent")
+            try consent.only(["required"])
+            consentRequired = try consent.bool("required")
+        } else {
+            consentRequired = false
+        }
+
+        var params: [Parameter] = []
+        for (i, node) in (try doc.optionalArray("parameters") ?? []).enumerated() {
+            let p = try Obj(node, "parameters[\(i)]")
+            try p.only(["name", "type", "required", "max"])
+            let pname = try p.string("name")
+            guard Genesis.isValidName(pname, max: 32), !params.contains(where: { $0.name == pname }) else {
+                throw PolicyError("parameters[\(i)]: name \"\(pname)\" is not a unique identifier of at most 32 characters")
+            }
+            guard let type = ParameterType(rawValue: try p.string("type")) else {
+                throw PolicyError("parameters[\(i)]: type must be model_name, integer, industry or district")
+            }
+            params.append(Parameter(name: pname, type: type, required: try p.optionalBool("required") ?? false,
+                                    max: try p.optionalInt("max") ?? 1_000_000_000_000))
+        }
+        parameters = params
+
+        var outs: [(String, Output)] = []
+        let outputNodes = try doc.array("outputs")
+        guard !outputNodes.isEmpty, outputNodes.count <= Self.maxOutputs else {
+            throw PolicyError("outputs must list 1-\(Self.maxOutputs) fields")
+        }
+        for (i, node) in outputNodes.enumerated() {
+            let o = try Obj(node, "outputs[\(i)]")
+            let oname = try o.string("name")
+            guard Genesis.isValidName(oname, max: 32), !outs.contains(where: { $0.0 == oname }) else {
+                throw PolicyError("outputs[\(i)]: name \"\(oname)\" is not a unique identifier of at most 32 characters")
+            }
+            let output = try Self.output(o, at: "outputs[\(i)] (\(oname))")
+            guard output.allowedScopes.contains(scope) else {
+                throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in a \(scope.rawValue) policy")
+            }
+            outs.append((oname, output))
+        }
+        outputs = outs
+        minCellSubjects = Int(try doc.optionalInt("min_cell_subjects") ?? Int64(Self.minimumK))
+        maxRecords = Int(try doc.optionalInt("max_records") ?? 2_000)
+        guard maxRecords >= 1, maxRecords <= Self.maxRecordsCeiling || scope == .aggregate, maxRecords <= 1_000_000 else {
+            throw PolicyError("max_records must be 1-\(Self.maxRecordsCeiling) (aggregates: up to 1,000,000)")
+        }
+        hash = SHA256.hash(bytes)
+        try checkDisclosure(genesis: genesis)
+    }
+
+    /// The install-time rules that keep raw data with the custodians and subjects in control.
+    func checkDisclosure(genesis: Genesis) throws {
+        let nonCustodianRoles = callerRoles.subtracting([.custodian])
+        let nonCustodianMembers = callerMembers.filter { !(genesis.member($0)?.has(.custodian) ?? false) }
+        if returnsRaw && (!nonCustodianRoles.isEmpty || !nonCustodianMembers.isEmpty) {
+            let who = (nonCustodianRoles.map { "role \($0.rawValue)" } + nonCustodianMembers.sorted().map { "member \($0)" }).joined(separator: ", ")
+            throw PolicyError("policy would return raw payload fields (output \"records\") to non-custodian callers (\(who)); raw records are for custodians only")
+        }
+        let bankCaller = callerRoles.contains(.bank) || callerMembers.contains { genesis.member($0)?.has(.bank) ?? false }
+        if scope == .subject && bankCaller && !consentRequired {
+            throw PolicyError("a subject policy that banks may call must require the subject's consent")
+        }
+        if consentRequired {
+            for p in purposes where p.consentPurpose == nil {
+                throw PolicyError("purpose \(p.name) is not one a subject consents to; a consent policy allows loan_application and post_loan_monitoring only")
+            }
+        }
+        if scope == .aggregate && minCellSubjects < Self.minimumK {
+            throw PolicyError("min_cell_subjects is \(minCellSubjects); aggregates must cover at least \(Self.minimumK) subjects")
+        }
+        if scope == .subjectQueries && bankCaller {
+            throw PolicyError("a subject's query log is for the subject's regulators (custodian or government_issuer callers), not banks")
+        }
+    }
+
+    /// Whether `member` may call this policy.
+    public func allows(_ member: Member) -> Bool {
+        callerMembers.contains(member.id) || !callerRoles.isDisjoint(with: member.roles)
+    }
+
+    // MARK: Output catalogue
+
+    static func output(_ o: Obj, at path: String) throws -> Output {
+        let from = try o.string("from")
+        func keys(_ extra: [String]) throws { try o.only(["name", "from"] + extra) }
+        func categories(_ key: String) throws -> [Category] {
+            let names = try o.strings(key)
+            guard !names.isEmpty else { throw PolicyError("\(path): \(key) is empty") }
+            return try names.map { n in
+                guard let c = Category(name: n) else { throw PolicyError("\(path): unknown category \"\(n)\"") }
+                return c
+            }
+        }
+        func severity() throws -> Severity {
+            guard let s = try o.optionalString("min_severity") else { return .none }
+            guard let v = Severity(name: s) else { throw PolicyError("\(path): min_severity must be minor, general or serious") }
+            return v
+        }
+        func months(_ key: String) throws -> Int64 {
+            let m = try o.int(key)
+            guard m >= 1, m <= 240 else { throw PolicyError("\(path): \(key) must be 1-240") }
+            return m
+        }
+        func limit() throws -> Int {
+            let l = try o.optionalInt("limit") ?? 100
+            guard l >= 1, l <= 1000 else { throw PolicyError("\(path): limit must be 1-1000") }
+            return Int(l)
+        }
+        switch from {
+        case "masked_name": try keys([]); return .maskedName
+        case "grade": try keys([]); return .grade
+        case "model": try keys([]); return .model
+        case "as_of_height": try keys([]); return .asOfHeight
+        case "score_band":
+            try keys(["width"])
+            let w = try o.int("width")
+            guard w >= 10, w <= 1000 else { throw PolicyError("\(path): width must be 10-1000 points") }
+            return .scoreBand(width: w)
+        case "credit_line":
+            try keys(["base_points", "step_points", "step_yuan", "cap_yuan", "grade_caps", "min_grade"])
+            return .creditLine(try creditLine(o, at: path))
+        case "eligibility":
+            try keys(["min_grade", "deny_categories", "credit_line"])
+            let line = try o.optionalValue("credit_line").map { try creditLine(try Obj($0, "\(path).credit_line"), at: path + ".credit_line") }
+            return .eligibility(Eligibility(minGrade: try grade(try o.string("min_grade"), at: path),
+                                            denyCategories: try categories("deny_categories"), line: line))
+        case "flag":
+            try keys(["categories", "window_months", "min_severity"])
+            let window = try o.optionalInt("window_months")
+            if let w = window, w < 1 || w > 240 { throw PolicyError("\(path): window_months must be 1-240") }
+            return .flag(categories: try categories("categories"), windowMonths: window, minSeverity: try severity())
+        case "bucketed_count":
+            try keys(["categories", "window_months", "buckets", "min_severity"])
+            let bounds = try o.ints("buckets")
+            guard !bounds.isEmpty, bounds.count <= 8, bounds.first! >= 1, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw PolicyError("\(path): buckets must be 1-8 increasing lower bounds, the first at least 1")
+            }
+            return .bucketedCount(categories: try categories("categories"), windowMonths: try months("window_months"),
+                                  bounds: bounds, minSeverity: try severity())
+        case "records": try keys(["limit"]); return .records(limit: try limit())
+        case "subject_count": try keys([]); return .subjectCount
+        case "grade_distribution": try keys([]); return .gradeDistribution
+        case "query_log": try keys(["limit"]); return .queryLog(limit: try limit())
+        default:
+            throw PolicyError("\(path): unknown output \"\(from)\" (known: masked_name, grade, score_band, model, as_of_height, credit_line, eligibility, flag, bucketed_count, records, subject_count, grade_distribution, query_log)")
+        }
+    }
+
+    static func grade(_ s: String, at path: String) throws -> Grade {
+        guard let g = Grade.allCases.first(where: { $0.name == s }) else { throw PolicyError("\(path): unknown grade \"\(s)\" (S, A+, A, B, C, D)") }
+        return g
+    }
+
+    static func creditLine(_ o: Obj, at path: String) throws -> CreditLine {
+        if o.path.hasSuffix(".credit_line") {
+            try o.only(["base_points", "step_points", "step_yuan", "cap_yuan", "grade_caps", "min_grade"])
+        }
+        let step = try o.int("step_points")
+        let stepYuan = try o.int("step_yuan")
+        let cap = try o.int("cap_yuan")
+        guard step >= 1, stepYuan >= 0, stepYuan <= 10_000_000, cap >= 0, cap <= 100_000_000 else {
+            throw PolicyError("\(path): step_points ≥ 1, step_yuan 0-10,000,000 and cap_yuan 0-100,000,000")
+        }
+        var caps: [Grade: Int64] = [:]
+        if let node = try o.optionalValue("grade_caps") {
+            guard case .object(let pairs) = node else { throw PolicyError("\(path): grade_caps must be an object") }
+            for (k, v) in pairs {
+                guard case .integer(let amount) = v, amount >= 0, amount <= 100_000_000 else {
+                    throw PolicyError("\(path): grade_caps.\(k) must be an amount 0-100,000,000")
+                }
+                caps[try grade(k, at: path)] = amount
+            }
+        }
+        return CreditLine(basePoints: try o.int("base_points"), stepPoints: step, stepYuan: stepYuan, capYuan: cap,
+                          gradeCaps: caps, minGrade: try grade(try o.optionalString("min_grade") ?? "D", at: path))
+    }
+}
+
+public struct PolicyError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A JSON object read with strict rules: unknown keys and wrong types are errors naming their path.
+struct Obj {
+    let pairs: [(key: String, value: JSONNode)]
+    let path: String
+
+    init(_ node: JSONNode, _ path: String) throws {
+        guard case .object(let pairs) = node else { throw PolicyError("\(path) must be an object, found \(node.typeName)") }
+        self.pairs = pairs
+        self.path = path
+    }
+
+    func only(_ keys: [String]) throws {
+        for p in pairs where !keys.contains(p.key) { throw PolicyError("\(path): unknown key \"\(p.key)\"") }
+    }
+    func optionalValue(_ key: String) throws -> JSONNode? { pairs.first { $0.key == key }?.value }
+    func value(_ key: String) throws -> JSONNode {
+        guard let v = try optionalValue(key) else { throw PolicyError("\(path): \"\(key)\" is missing") }
+        return v
+    }
+    func string(_ key: String) throws -> String {
+        guard case .string(let s) = try value(key) else { throw PolicyError("\(path).\(key) must be a string") }
+        return s
+    }
+    func optionalString(_ key: String) throws -> String? { try optionalValue(key) == nil ? nil : try string(key) }
+    func int(_ key: String) throws -> Int64 {
+        guard case .integer(let i) = try value(key) else { throw PolicyError("\(path).\(key) must be an integer") }
+        return i
+    }
+    func optionalInt(_ key: String) throws -> Int64? { try optionalValue(key) == nil ? nil : try int(key) }
+    func bool(_ key: String) throws -> Bool {
+        guard case .bool(let b) = try value(key) else { throw PolicyError("\(path).\(key) must be true or false") }
+        return b
+    }
+    func optionalBool(_ key: String) throws -> Bool? { try optionalValue(key) == nil ? nil : try bool(key) }
+    func array(_ key: String) throws -> [JSONNode] {
+        guard case .array(let a) = try value(key) else { throw PolicyError("\(path).\(key) must be an array") }
+        return a
+    }
+    func optionalArray(_ key: String) throws -> [JSONNode]? { try optionalValue(key) == nil ? nil : try array(key) }
+    func strings(_ key: String) throws -> [String] {
+        try array(key).map { n in
+            guard case .string(let s) = n else { throw PolicyError("\(path).\(key) must hold strings") }
+            return s
+        }
+    }
+    func optionalStrings(_ key: String) throws -> [String]? { try optionalValue(key) == nil ? nil : try strings(key) }
+    func ints(_ key: String) throws -> [Int64] {
+        try array(key).map { n in
+            guard case .integer(let i) = n else { throw PolicyError("\(path).\(key) must hold integers") }
+            return i
+        }
+    }
+}
+
+/// The policy engine as transaction validation uses it.
+public struct PolicyRules: LedgerCore.PolicyRules {
+    public init() {}
+    public func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32) {
+        do {
+            let p = try PolicyDocument(bytes: document, genesis: genesis)
+            return (p.name, p.version)
+        } catch let e as PolicyError {
+            throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
+        }
+    }
+}
+
+extension TransactionValidator {
+    /// The validator every node and verifier uses: score updates and model installs checked by
+    /// the scoring engine, policy installs by the policy engine.
+    public static func standard(genesis: Genesis, cache: ModelCache = ModelCache()) -> TransactionValidator {
+        TransactionValidator(genesis: genesis, scoreRules: withScoring(genesis: genesis, cache: cache).scoreRules,
+                             policyRules: PolicyRules())
+    }
+}

@@ -1,0 +1,511 @@
+import LedgerCore
+import LedgerCrypto
+import Scoring
+
+/// What policy evaluation reads, fixed at one ledger height: every method returns state as of
+/// log size `logSize` only, so the same height gives the same answer on every node.
+public protocol PolicyFacts {
+    var height: UInt64 { get }
+    var logSize: UInt64 { get }
+    /// The date (China Standard Time) of the block at `height`: "now" for time windows.
+    var asOfDate: LedgerDate { get }
+    /// Models installed at `height` (genesis and governance).
+    func models() -> [InstalledModel]
+    /// Policies installed at `height`, for naming them in query logs.
+    func policy(hash: Hash) -> InstalledPolicy?
+    /// The subject's attestations and amendments, oldest first, at most `limit`.
+    func records(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The subject's score updates, newest first, at most `limit`.
+    func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// Consent grants and revocations about the subject, oldest first, at most `limit`.
+    func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
+    /// on a node that holds no custodian key.
+    func payload(of record: LoggedTransaction) throws -> [UInt8]?
+    /// Latest grade, industry and division of every subject scored under scorecard `model` (any version), at most `limit` + 1.
+    func gradeCells(model: String, limit: Int) throws -> [GradeCell]
+    /// Query records about the subject, newest first, at most `limit`.
+    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+}
+
+public struct GradeCell: Sendable, Equatable {
+    public let subject: USCC
+    public let industry: String
+    public let grade: Grade
+    public init(subject: USCC, industry: String, grade: Grade) {
+        self.subject = subject; self.industry = industry; self.grade = grade
+    }
+}
+
+/// A refusal: a stable code (docs/PRIVACY.md §6) and a sentence for people.
+public struct PolicyRefusal: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: String, Sendable, CaseIterable {
+        case badSignature = "bad_signature"
+        case unknownRequester = "unknown_requester"
+        case wrongChain = "wrong_chain"
+        case replayedRequest = "replayed_request"
+        case outsideTimeWindow = "outside_time_window"
+        case unknownPolicy = "unknown_policy"
+        case wrongRole = "wrong_role"
+        case purposeNotAllowed = "purpose_not_allowed"
+        case noConsent = "no_consent"
+        case consentExpired = "consent_expired"
+        case consentRevoked = "consent_revoked"
+        case invalidParameters = "invalid_parameters"
+        case parametersTooLarge = "parameters_too_large"
+        case invalidUSCC = "invalid_uscc"
+        case unknownSubject = "unknown_subject"
+        case noScore = "no_score"
+        case cellUnderK = "cell_under_k"
+        case costLimit = "cost_limit"
+        case notCustodianNode = "not_custodian_node"
+    }
+    public let code: Code
+    public let message: String
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// A query as the engine sees it, after the node checked the signature and replay guard.
+public struct PolicyQuery: Sendable {
+    public let requester: Member
+    public let subject: USCC?
+    public let purpose: QueryPurpose
+    public let parameters: [(name: String, value: String)]
+    public let requestedAtMillis: UInt64
+    public init(requester: Member, subject: USCC?, purpose: QueryPurpose, parameters: [(name: String, value: String)], requestedAtMillis: UInt64) {
+        self.requester = requester; self.subject = subject; self.purpose = purpose
+        self.parameters = parameters; self.requestedAtMillis = requestedAtMillis
+    }
+}
+
+/// An answer: the canonical result text (its SHA-256 goes on the ledger) and the ledger facts it used.
+public struct PolicyAnswer: Sendable {
+    public let result: String
+    public var resultHash: Hash { SHA256.hash(Array(result.utf8)) }
+    /// The consent grant relied on, if any.
+    public let consent: LoggedTransaction?
+    /// The score update used, if any.
+    public let score: LoggedTransaction?
+    /// Records that set a flag or a refusal reason (at most 16), for inclusion proofs.
+    public let records: [LoggedTransaction]
+}
+
+/// Evaluates policies. Pure: the same policy, query and facts give the same answer.
+public struct PolicyEngine: Sendable {
+    public static let maxParameterBytes = 64
+    let scoring: ScoreEngine
+
+    public init(genesis: Genesis) { scoring = ScoreEngine(genesis: genesis) }
+
+    /// Checks the caller, purpose, parameters and consent, then computes the outputs.
+    /// Throws `PolicyRefusal` with the reason when the query may not be answered.
+    public func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery, facts: some PolicyFacts) throws -> PolicyAnswer {
+        guard policy.allows(query.requester) else {
+            let roles = query.requester.roles.map(\.rawValue).sorted().joined(separator: ", ")
+            throw PolicyRefusal(.wrongRole, "\(query.requester.id) (roles: \(roles)) may not call \(policy.name); it is for \(describeCallers(policy))")
+        }
+        guard policy.purposes.contains(query.purpose) else {
+            throw PolicyRefusal(.purposeNotAllowed, "\(policy.name) answers for \(policy.purposes.map(\.name).joined(separator: ", ")), not \(query.purpose.name)")
+        }
+        let params = try checkParameters(policy, query.parameters)
+        var out = CanonicalJSON.Object()
+        out["policy"] = .string(policy.name)
+        out["version"] = .int(Int64(policy.version))
+        out["as_of_height"] = .int(Int64(facts.height))
+        out["purpose"] = .string(query.purpose.name)
+        switch policy.scope {
+        case .subject:
+            guard let subject = query.subject else { throw PolicyRefusal(.invalidParameters, "\(policy.name) needs a subject (USCC)") }
+            out["subject"] = .string(subject.code)
+            return try evaluateSubject(policy, query, subject: subject, params: params, facts: facts, into: out)
+        case .aggregate:
+            var fields = CanonicalJSON.Object()
+            try evaluateAggregate(policy, params: params, facts: facts, into: &fields)
+            out["fields"] = .object(fields)
+            return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: nil, score: nil, records: [])
+        case .subjectQueries:
+            guard let subject = query.subject else { throw PolicyRefusal(.invalidParameters, "\(policy.name) needs a subject (USCC)") }
+            out["subject"] = .string(subject.code)
+            var fields = CanonicalJSON.Object()
+            for (name, output) in policy.outputs {
+                switch output {
+                case .queryLog(let limit): fields[name] = try queryLog(subject, limit: limit, facts: facts)
+                case .asOfHeight: fields[name] = .int(Int64(facts.height))
+                default: break
+                }
+            }
+            out["fields"] = .object(fields)
+            return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: nil, score: nil, records: [])
+        }
+    }
+
+    func describeCallers(_ p: PolicyDocument) -> String {
+        let parts = p.callerRoles.map { "role \($0.rawValue)" }.sorted() + p.callerMembers.sorted().map { "member \($0)" }
+        return parts.joined(separator: ", ")
+    }
+
+    func checkParameters(_ policy: PolicyDocument, _ given: [(name: String, value: String)]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for (name, value) in given {
+            guard value.utf8.count <= Self.maxParameterBytes, name.utf8.count <= 32 else {
+                throw PolicyRefusal(.parametersTooLarge, "parameter \"\(name.prefix(32))\" is \(value.utf8.count) bytes, limit \(Self.maxParameterBytes)")
+            }
+            guard let spec = policy.parameters.first(where: { $0.name == name }) else {
+                throw PolicyRefusal(.invalidParameters, "\(policy.name) takes no parameter \"\(name)\" (it takes: \(policy.parameters.map(\.name).joined(separator: ", ")))")
+            }
+            guard out[name] == nil else { throw PolicyRefusal(.invalidParameters, "parameter \"\(name)\" is given twice") }
+            switch spec.type {
+            case .integer:
+                guard let v = Int64(value), v >= 0, v <= spec.max else {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max), got \"\(value)\"")
+                }
+            case .industry:
+                guard !value.isEmpty, value.utf8.count <= FieldLimits.industry,
+                      value.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) }) else {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a GB/T 4754 industry code such as C13, got \"\(value)\"")
+                }
+            case .district:
+                guard value.utf8.count == 6, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a 6-digit administrative division code, got \"\(value)\"")
+                }
+            case .modelName:
+                guard Genesis.isValidIdentifier(value, max: FieldLimits.governanceName) else {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must name a scoring model, got \"\(value)\"")
+                }
+            }
+            out[name] = value
+        }
+        for spec in policy.parameters where spec.required && out[spec.name] == nil {
+            throw PolicyRefusal(.invalidParameters, "\(policy.name) needs parameter \"\(spec.name)\"")
+        }
+        return out
+    }
+
+    // MARK: Subject policies
+
+    func evaluateSubject(_ policy: PolicyDocument, _ query: PolicyQuery, subject: USCC, params: [String: String],
+                         facts: some PolicyFacts, into base: CanonicalJSON.Object) throws -> PolicyAnswer {
+        let all = try facts.records(of: subject, limit: policy.maxRecords + 1)
+        guard all.count <= policy.maxRecords else {
+            throw PolicyRefusal(.costLimit, "\(subject) has more than \(policy.maxRecords) records, the most \(policy.name) reads")
+        }
+        let scores = try facts.scoreUpdates(of: subject, limit: 64)
+        guard !all.isEmpty || !scores.isEmpty else {
+            throw PolicyRefusal(.unknownSubject, "no record about \(subject) is on the ledger at height \(facts.height)")
+        }
+        var consent: LoggedTransaction? = nil
+        if policy.consentRequired {
+            consent = try findConsent(subject: subject, query: query, facts: facts)
+        }
+        let active = activeRecords(all)
+        var score: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
+        if policy.outputs.contains(where: { $0.output.needsScore }) {
+            score = try latestScore(subject: subject, modelName: params["model"], scores: scores, facts: facts)
+        }
+        var used: [LoggedTransaction] = []
+        var fields = CanonicalJSON.Object()
+        for (name, output) in policy.outputs {
+            switch output {
+            case .maskedName:
+                fields[name] = .string(try maskedName(active, facts: facts))
+            case .grade:
+                fields[name] = .string(score!.1.grade.name)
+            case .scoreBand(let width):
+                let p = Int64(score!.1.points)
+                let low = floorDiv(p, width) * width
+                fields[name] = .string("\(low)-\(low + width - 1)")
+            case .model:
+                fields[name] = .object(["name": .string(score!.2.name), "version": .int(Int64(score!.2.version)),
+                                        "sha256": .string(score!.2.hash.hexString)])
+            case .asOfHeight:
+                fields[name] = .int(Int64(facts.height))
+            case .creditLine(let rule):
+                fields[name] = .int(creditLine(rule, points: Int64(score!.1.points), grade: score!.1.grade))
+            case .eligibility(let rule):
+                var reasons: [String] = []
+                let s = score!.1
+                if s.grade > rule.minGrade { reasons.append("grade_below_\(rule.minGrade.name.replacingOccurrences(of: "+", with: "plus"))") }
+                for c in rule.denyCategories {
+                    let hits = active.filter { $0.record.category == c }
+                    if !hits.isEmpty { reasons.append("listed_\(c.name)"); used.append(contentsOf: hits.map(\.logged)) }
+                }
+                var line: Int64? = nil
+                if let l = rule.line {
+                    line = reasons.isEmpty ? creditLine(l, points: Int64(s.points), grade: s.grade) : 0
+                }
+                if let requested = params["amount_yuan"].flatMap(Int64.init), let line, reasons.isEmpty, requested > line {
+                    reasons.append("amount_above_line")
+                }
+                var o: CanonicalJSON.Object = ["eligible": .bool(reasons.isEmpty), "reason_codes": .array(reasons.map { .string($0) })]
+                if let line { o["credit_line_yuan"] = .int(line) }
+                fields[name] = .object(o)
+            case .flag(let categories, let window, let minSeverity):
+                let hits = matching(active, categories, window: window, minSeverity: minSeverity, facts: facts)
+                used.append(contentsOf: hits.map(\.logged))
+                fields[name] = .bool(!hits.isEmpty)
+            case .bucketedCount(let categories, let window, let bounds, let minSeverity):
+                let n = Int64(matching(active, categories, window: window, minSeverity: minSeverity, facts: facts).count)
+                fields[name] = .string(bucket(n, bounds))
+            case .records(let limit):
+                var list: [CanonicalJSON.Value] = []
+                for r in active.suffix(limit) {
+                    var o: CanonicalJSON.Object = [
+                        "id": .string(r.logged.transaction.id.hexString), "category": .string(r.record.category.name),
+                        "severity": .string(r.record.severity.name), "event_date": .string(r.record.eventDate.description),
+                        "issuer": .string(r.logged.transaction.header.signer), "log_index": .int(Int64(r.logged.logIndex)),
+                    ]
+                    if let payload = try facts.payload(of: r.logged) {
+                        o["payload"] = .string(String(decoding: payload, as: UTF8.self))
+                    } else {
+                        o["payload"] = .null
+                        o["shredded"] = .bool(true)
+                    }
+                    list.append(.object(o))
+                }
+                fields[name] = .array(list)
+            case .subjectCount, .gradeDistribution, .queryLog:
+                break // not available in a subject policy (refused at installation)
+            }
+        }
+        var out = base
+        out["fields"] = .object(fields)
+        if let consent { out["consent"] = .string(consent.transaction.id.hexString) }
+        var seen = Set<Hash>()
+        let records = used.filter { seen.insert($0.transaction.id).inserted }.prefix(16)
+        return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: consent, score: score?.0, records: Array(records))
+    }
+
+    /// The newest unexpired, unrevoked grant to the requester for the query's purpose.
+    func findConsent(subject: USCC, query: PolicyQuery, facts: some PolicyFacts) throws -> LoggedTransaction {
+        guard let purpose = query.purpose.consentPurpose else {
+            throw PolicyRefusal(.purposeNotAllowed, "purpose \(query.purpose.name) is not one a subject consents to")
+        }
+        let list = try facts.consents(of: subject, limit: 1_024)
+        var revoked = Set<Hash>()
+        for l in list { if case .consent(let c) = l.transaction.body, c.action == .revoke { revoked.insert(c.target) } }
+        var sawGrant = false, sawExpired = false, sawRevoked = false
+        for l in list.reversed() {
+            guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
+                  c.purpose == purpose else { continue }
+            sawGrant = true
+            if revoked.contains(l.transaction.id) { sawRevoked = true; continue }
+            if c.expiresAt.multipliedReportingOverflow(by: 1000).partialValue <= query.requestedAtMillis { sawExpired = true; continue }
+            return l
+        }
+        if sawRevoked && !sawExpired { throw PolicyRefusal(.consentRevoked, "\(subject) revoked its consent to \(query.requester.id) for \(purpose.name)") }
+        if sawExpired { throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) has expired") }
+        _ = sawGrant
+        throw PolicyRefusal(.noConsent, "\(subject) has not consented to \(query.requester.id) querying it for \(purpose.name)")
+    }
+
+    struct Active {
+        let logged: LoggedTransaction
+        let record: AttestationBody
+    }
+
+    /// Attestations and correction replacements that no later amendment revoked or replaced.
+    func activeRecords(_ all: [LoggedTransaction]) -> [Active] {
+        var superseded = Set<Hash>()
+        for l in all { if case .amendment(let a) = l.transaction.body { superseded.insert(a.target) } }
+        return all.compactMap { l in
+            guard !superseded.contains(l.transaction.id), let r = l.transaction.body.envelopedRecord else { return nil }
+            return Active(logged: l, record: r)
+        }
+    }
+
+    func matching(_ active: [Active], _ categories: [Category], window: Int64?, minSeverity: Severity, facts: some PolicyFacts) -> [Active] {
+        let cutoff = window.map { Self.monthsBefore(facts.asOfDate, $0) }
+        return active.filter { a in
+            categories.contains(a.record.category) && a.record.severity.rawValue >= minSeverity.rawValue
+                && (cutoff.map { a.record.eventDate.dayNumber > $0 } ?? true) && a.record.eventDate <= facts.asOfDate
+        }
+    }
+
+    /// Day number of the date `months` calendar months before `date` (day clamped to the month's length).
+    static func monthsBefore(_ date: LedgerDate, _ months: Int64) -> Int64 {
+        let y = Int64(date.value / 10000), m = Int64(date.value / 100 % 100), d = Int64(date.value % 100)
+        let total = y * 12 + (m - 1) - months
+        let ny = total / 12, nm = total % 12 + 1
+        let nextFirst = nm == 12 ? CivilCalendar.days(year: ny + 1, month: 1, day: 1) : CivilCalendar.days(year: ny, month: nm + 1, day: 1)
+        let length = nextFirst - CivilCalendar.days(year: ny, month: nm, day: 1)
+        return CivilCalendar.days(year: ny, month: nm, day: min(d, length))
+    }
+
+    func bucket(_ n: Int64, _ bounds: [Int64]) -> String {
+        if n < bounds[0] { return n == 0 && bounds[0] == 1 ? "0" : "0-\(bounds[0] - 1)" }
+        for (i, b) in bounds.enumerated() {
+            let next = i + 1 < bounds.count ? bounds[i + 1] : nil
+            if let next, n >= next { continue }
+            guard let next else { return "\(b)+" }
+            return next - 1 == b ? "\(b)" : "\(b)-\(next - 1)"
+        }
+        return "\(bounds.last!)+"
+    }
+
+    func creditLine(_ rule: PolicyDocument.CreditLine, points: Int64, grade: Grade) -> Int64 {
+        guard grade <= rule.minGrade else { return 0 }
+        let steps = max(0, floorDiv(points - rule.basePoints, rule.stepPoints))
+        let cap = rule.gradeCaps[grade] ?? rule.capYuan
+        let (amount, overflow) = steps.multipliedReportingOverflow(by: rule.stepYuan)
+        return overflow ? cap : min(cap, amount)
+    }
+
+    func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
+
+    /// The latest score update under the named scorecard (any version), or under the latest
+    /// scorecard that applies to the subject's kind.
+    func latestScore(subject: USCC, modelName: String?, scores: [LoggedTransaction], facts: some PolicyFacts) throws -> (LoggedTransaction, ScoreUpdateBody, InstalledModel) {
+        let models = facts.models()
+        let byHash = Dictionary(models.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
+        var name = modelName
+        if let n = name {
+            guard models.contains(where: { $0.name == n }) else {
+                throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(n)\" is installed")
+            }
+        } else if let kind = subject.subjectKind {
+            var latest: [String: InstalledModel] = [:]
+            for m in models where (latest[m.name]?.version ?? 0) < m.version { latest[m.name] = m }
+            for n in latest.keys.sorted() {
+                if let compiled = try? scoring.model(latest[n]!), compiled.kind == .scorecard, compiled.applies(to: kind) { name = n; break }
+            }
+        }
+        for l in scores {
+            guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || (name == nil) else { continue }
+            return (l, s, m)
+        }
+        throw PolicyRefusal(.noScore, "\(subject) has no score under \(name ?? "any scorecard") at height \(facts.height)")
+    }
+
+    func maskedName(_ active: [Active], facts: some PolicyFacts) throws -> String {
+        guard let reg = active.last(where: { $0.record.category == .registration }),
+              let payload = try facts.payload(of: reg.logged),
+              case .object(let pairs)? = try? StrictJSONParser.parse(payload),
+              case .string(let name)? = pairs.first(where: { $0.key == "name" })?.value else { return "" }
+        return Self.mask(name)
+    }
+
+    /// Keeps the first character and, for names of four or more, the last two; the rest become '*'.
+    public static func mask(_ name: String) -> String {
+        let chars = Array(name)
+        switch chars.count {
+        case 0: return ""
+        case 1: return "*"
+        case 2, 3:
+            let stars = String(repeating: "*", count: chars.count - 1)
+            return String(chars[0]) + stars
+        default:
+            let stars = String(repeating: "*", count: chars.count - 3)
+            let tail = String(chars[(chars.count - 2)...])
+            return String(chars[0]) + stars + tail
+        }
+    }
+
+    // MARK: Aggregates and query logs
+
+    func evaluateAggregate(_ policy: PolicyDocument, params: [String: String], facts: some PolicyFacts, into fields: inout CanonicalJSON.Object) throws {
+        guard let model = params["model"] else { throw PolicyRefusal(.invalidParameters, "\(policy.name) needs parameter \"model\"") }
+        guard facts.models().contains(where: { $0.name == model }) else {
+            throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(model)\" is installed")
+        }
+        let cells = try facts.gradeCells(model: model, limit: policy.maxRecords)
+        guard cells.count <= policy.maxRecords else {
+            throw PolicyRefusal(.costLimit, "more than \(policy.maxRecords) subjects are scored under \(model), the most \(policy.name) reads")
+        }
+        let industry = params["industry"], district = params["district"]
+        let cell = cells.filter { c in
+            (industry.map { c.industry == $0 } ?? true) && (district.map { c.subject.divisionCode == $0 } ?? true)
+        }
+        guard cell.count >= policy.minCellSubjects else {
+            throw PolicyRefusal(.cellUnderK, "the cell (industry \(industry ?? "any"), district \(district ?? "any")) holds \(cell.count) subjects; answers need at least \(policy.minCellSubjects)")
+        }
+        for (name, output) in policy.outputs {
+            switch output {
+            case .subjectCount: fields[name] = .int(Int64(cell.count))
+            case .gradeDistribution:
+                var d = CanonicalJSON.Object()
+                for g in Grade.allCases { d[g.name] = .int(Int64(cell.filter { $0.grade == g }.count)) }
+                fields[name] = .object(d)
+            case .asOfHeight: fields[name] = .int(Int64(facts.height))
+            case .model: fields[name] = .string(model)
+            default: break
+            }
+        }
+    }
+
+    func queryLog(_ subject: USCC, limit: Int, facts: some PolicyFacts) throws -> CanonicalJSON.Value {
+        var list: [CanonicalJSON.Value] = []
+        for l in try facts.queryLog(of: subject, limit: limit) {
+            guard case .queryRecord(let q) = l.transaction.body else { continue }
+            let policy = facts.policy(hash: q.policy)
+            var o: CanonicalJSON.Object = [
+                "requester": .string(q.requester), "purpose": .string(q.purpose.name),
+                "policy": .string(policy.map { "\($0.name)@\($0.version)" } ?? "unknown"),
+                "requested_at_ms": .int(Int64(q.requestedAtMillis)),
+                "outcome": .string(q.outcome == .answered ? "answered" : "refused"),
+                "answered_by": .string(l.transaction.header.signer), "audit_record": .string(l.transaction.id.hexString),
+            ]
+            if !q.reason.isEmpty { o["reason"] = .string(q.reason) }
+            list.append(.object(o))
+        }
+        return .array(list)
+    }
+}
+
+/// Canonical JSON for results: object keys sorted by their UTF-8 bytes, no whitespace, integers
+/// only, strings with only `"` `\` and control characters escaped. Its SHA-256 is the result hash.
+public enum CanonicalJSON {
+    public typealias Object = [String: Value]
+    public indirect enum Value: Sendable, Equatable {
+        case string(String), int(Int64), bool(Bool), null, array([Value]), object([String: Value])
+    }
+
+    public static func render(_ v: Value) -> String {
+        var out = ""
+        write(v, &out)
+        return out
+    }
+
+    static func write(_ v: Value, _ out: inout String) {
+        switch v {
+        case .string(let s): string(s, &out)
+        case .int(let i): out += String(i)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .array(let a):
+            out += "["
+            for (i, e) in a.enumerated() { if i > 0 { out += "," }; write(e, &out) }
+            out += "]"
+        case .object(let o):
+            out += "{"
+            for (i, k) in o.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }).enumerated() {
+                if i > 0 { out += "," }
+                string(k, &out)
+                out += ":"
+                write(o[k]!, &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func string(_ s: String, _ out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+}
