@@ -12,9 +12,9 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 fi
 mkdir -p "$(dirname "$CREDITLEDGER_DEV_DIR")"
 rm -f "$CREDITLEDGER_DEV_DIR/http.addr"
-# --models installs the shipped scoring models in the genesis made on first start.
+# --models and --policies install the shipped scoring models and query policies in the genesis made on first start.
 nohup "$bin" dev --data-dir "$CREDITLEDGER_DEV_DIR" --http "$CREDITLEDGER_DEV_HTTP" \
-  --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" --models Genesis/models >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
+  --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" --models Genesis/models --policies Genesis/policies >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 200); do
   [ -f "$CREDITLEDGER_DEV_DIR/http.addr" ] && break

@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerStore
 import Logging
 import NIOCore
+import Policy
 import ServiceLifecycle
 
 /// The single-node development ledger: one process, one RocksDB data directory, one member
@@ -26,7 +27,8 @@ public enum DevNode {
 
     /// Opens the dev ledger in `dataDirectory`, creating genesis and keys on first start.
     /// `models` are installed in the genesis made on first start (ignored afterwards).
-    public static func open(dataDirectory: String, now: Date = Date(), models: [InstalledModel] = []) throws -> Opened {
+    public static func open(dataDirectory: String, now: Date = Date(), models: [InstalledModel] = [],
+                            policies: [(source: String, bytes: [UInt8])] = []) throws -> Opened {
         let fm = FileManager.default
         let genesisPath = dataDirectory + "/genesis.json"
         let keyPath = dataDirectory + "/keys/dev.key"
@@ -51,8 +53,12 @@ public enum DevNode {
                                 roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
                                 signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
             let chainID = "creditledger.dev/" + SecureRandom.bytes(4).hexString
-            let bytes = try Genesis.render(chainID: chainID, genesisTime: ISO8601DateFormatter().string(from: now), members: [member],
-                                           models: models)
+            let time = ISO8601DateFormatter().string(from: now)
+            var bytes = try Genesis.render(chainID: chainID, genesisTime: time, members: [member], models: models)
+            if !policies.isEmpty {
+                let installed = try PolicyFiles.forGenesis(policies, members: try Genesis(bytes: bytes))
+                bytes = try Genesis.render(chainID: chainID, genesisTime: time, members: [member], models: models, policies: installed)
+            }
             _ = try ChainStore.create(path: staging + "/ledger", genesis: try Genesis(bytes: bytes))
             try Data(bytes).write(to: URL(fileURLWithPath: staging + "/genesis.json"), options: .atomic)
             try? fm.removeItem(atPath: dataDirectory)
@@ -73,8 +79,8 @@ public enum DevNode {
 
     /// Serves the dev ledger until SIGINT or SIGTERM.
     public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger,
-                           models: [InstalledModel] = []) async throws {
-        let opened = try open(dataDirectory: dataDirectory, models: models)
+                           models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = []) async throws {
+        let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
         if opened.createdGenesis {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")

@@ -18,7 +18,8 @@ public final class LocalConsortium {
 
     /// - Parameter tool: the `credit-node` executable.
     /// - Parameter models: scoring model files (absolute paths) to install in genesis.
-    public init(name: String, tool: String, logLevel: String = "info", models: [String] = []) throws {
+    /// - Parameter policies: query policy files (absolute paths) to install in genesis.
+    public init(name: String, tool: String, logLevel: String = "info", models: [String] = [], policies: [String] = []) throws {
         self.tool = tool
         self.logLevel = logLevel
         root = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))").path
@@ -38,7 +39,8 @@ public final class LocalConsortium {
             entries.append(["id": m, "name": m, "roles": roles, "p2p_address": "127.0.0.1:\(p2pPorts[m]!)"])
         }
         let membersFile: [String: Any] = ["chain_id": "test.\(name)/v1", "genesis_time": "2026-11-21T00:00:00Z",
-                                          "score_endorsements_required": 1, "members": entries, "models": models]
+                                          "score_endorsements_required": 1, "members": entries, "models": models,
+                                          "policies": policies]
         try JSONSerialization.data(withJSONObject: membersFile).write(to: URL(fileURLWithPath: root + "/members.json"))
         try Self.runTool(tool, ["genesis", "--members", root + "/members.json", "--keys-dir", root + "/keys", "--out", root + "/genesis.json"])
         genesis = try Genesis(bytes: Array(FileManager.default.contents(atPath: root + "/genesis.json")!))

@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import LedgerCrypto
 import Scoring
@@ -409,5 +410,33 @@ extension TransactionValidator {
     public static func standard(genesis: Genesis, cache: ModelCache = ModelCache()) -> TransactionValidator {
         TransactionValidator(genesis: genesis, scoreRules: withScoring(genesis: genesis, cache: cache).scoreRules,
                              policyRules: PolicyRules())
+    }
+}
+
+public enum PolicyFiles {
+    /// Checks policy documents against the members of `genesis` (a genesis rendered without
+    /// them) and returns them ready to be listed in the final genesis.
+    public static func forGenesis(_ documents: [(source: String, bytes: [UInt8])], members genesis: Genesis) throws -> [InstalledPolicy] {
+        try documents.map { d in
+            do {
+                let p = try PolicyDocument(bytes: d.bytes, genesis: genesis)
+                return InstalledPolicy(name: p.name, version: p.version, document: d.bytes, logIndex: nil)
+            } catch {
+                throw LedgerError(.invalidGenesis, "policy \(d.source): \(error)")
+            }
+        }
+    }
+
+    /// Every *.json file in a directory, in file-name order.
+    public static func read(directory: String) throws -> [(source: String, bytes: [UInt8])] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw LedgerError(.notFound, "cannot list policy directory \(directory)")
+        }
+        return try names.filter { $0.hasSuffix(".json") }.sorted().map { name in
+            guard let data = FileManager.default.contents(atPath: "\(directory)/\(name)") else {
+                throw LedgerError(.notFound, "cannot read \(directory)/\(name)")
+            }
+            return ("\(directory)/\(name)", Array(data))
+        }
     }
 }

@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerNode
 import Logging
+import Policy
 
 @main
 struct CreditNode: AsyncParsableCommand {
@@ -18,9 +19,12 @@ struct CreditNode: AsyncParsableCommand {
           credit-node keygen --member samr-330106 --out keys/
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
+          credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2X4 --grantee bank-a --purpose loan_application
+          credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2X4 --purpose loan_application
         """,
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
-                      ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self])
+                      ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
+                      QueryCommand.self, ConsentCommand.self, InstallPolicy.self])
 }
 
 func fail(_ message: String) -> ExitCode {
@@ -73,6 +77,8 @@ struct Dev: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
     @Option(help: "On first start, install the scoring models in this directory (*.json) in the new genesis.")
     var models: String?
+    @Option(help: "On first start, install the query policies in this directory (*.json) in the new genesis.")
+    var policies: String?
 
     func run() async throws {
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
@@ -84,7 +90,8 @@ struct Dev: AsyncParsableCommand {
         do {
             try await DevNode.run(dataDirectory: dataDir, host: String(http[..<colon]), port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
-                                  models: try models.map { try loadModels(directory: $0) } ?? [])
+                                  models: try models.map { try loadModels(directory: $0) } ?? [],
+                                  policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [])
         } catch {
             throw fail("\(error)")
         }
@@ -143,6 +150,8 @@ struct MakeGenesis: ParsableCommand {
         var members: [Entry]
         /// Scoring model files installed in genesis, relative to the members file.
         var models: [String]?
+        /// Query policy files installed in genesis, relative to the members file.
+        var policies: [String]?
     }
 
     func run() throws {
@@ -178,12 +187,22 @@ struct MakeGenesis: ParsableCommand {
         do {
             let base = URL(fileURLWithPath: members).deletingLastPathComponent()
             let models = try (file.models ?? []).map { try loadModel(path: $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).path) }
-            let bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
+            var bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
                                            scoreEndorsementsRequired: file.score_endorsements_required ?? 0, models: models)
+            let policyFiles = try (file.policies ?? []).map { p -> (source: String, bytes: [UInt8]) in
+                let path = p.hasPrefix("/") ? p : base.appendingPathComponent(p).path
+                return (path, try readFile(path))
+            }
+            if !policyFiles.isEmpty {
+                let policies = try PolicyFiles.forGenesis(policyFiles, members: try Genesis(bytes: bytes))
+                bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
+                                           scoreEndorsementsRequired: file.score_endorsements_required ?? 0, models: models, policies: policies)
+            }
             try Data(bytes).write(to: URL(fileURLWithPath: out))
             let g = try Genesis(bytes: bytes)
             print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum))")
             for m in g.models { print("model \(m.name) v\(m.version) sha256 \(m.hash.hexString)") }
+            for p in g.policies { print("policy \(p.name) v\(p.version) sha256 \(p.hash.hexString)") }
             print("genesis hash \(g.hash.hexString)")
         } catch { throw fail("\(error)") }
     }

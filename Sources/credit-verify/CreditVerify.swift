@@ -158,14 +158,23 @@ struct Chain: ParsableCommand {
 struct ReceiptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receipt",
-        abstract: "Check a receipt offline: the transaction, its signer and role, its inclusion proof, a quorum-signed checkpoint.")
-    @Argument(help: "Receipt file (from `credit-node receipt` or GET /v1/transactions/ID/receipt).") var file: String
+        abstract: "Check a receipt offline: a transaction receipt, or a query answer receipt with its facts and audit record.",
+        discussion: """
+        A transaction receipt (creditledger-receipt/v1): the transaction, its signer and role, its inclusion proof,
+        a quorum-signed checkpoint. An answer receipt (creditledger-answer/v1, from `credit-node query --out`):
+        the signed request, the result and its hash in the audit record, the answering node's signature, and
+        inclusion proofs of the audit record, the consent and the score update under a quorum-signed checkpoint.
+        """)
+    @Argument(help: "Receipt file (from `credit-node receipt`, GET /v1/transactions/ID/receipt, or `credit-node query --out`).") var file: String
     @Option(help: "The genesis file you trust.") var genesis: String
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
         do {
             let g = try readGenesis(genesis)
+            guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
+            let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
+            if format == AnswerReceipt.format { return try answer(g) }
             let receipt = try readJSON(Receipt.self, from: file, what: "a receipt")
             let v = try receipt.verify(genesis: g)
             emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height,
@@ -175,9 +184,29 @@ struct ReceiptCommand: ParsableCommand {
                    \(v.transaction.kind.name) signed by \(v.transaction.header.signer), in block \(v.height) at log index \(receipt.log_index)
                    included in the log of size \(v.checkpoint.size), checkpoint signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum))
                  """)
-        } catch {
+        } catch let e as ExitCode { throw e } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
         }
+    }
+
+    func answer(_ g: Genesis) throws {
+        let receipt = try readJSON(AnswerReceipt.self, from: file, what: "an answer receipt")
+        let v = try receipt.verify(genesis: g)
+        let policy = g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? v.record.policy.hexString
+        let facts = v.facts.map { "\($0.role) \($0.transaction.id.hexString.prefix(16))… at log index \($0.logIndex)" }
+        emit(json: json, ["ok": true, "outcome": receipt.outcome, "reason": receipt.reason, "result": receipt.result,
+                          "requester": v.record.requester, "subject": v.record.subject?.code ?? "", "policy": policy,
+                          "purpose": v.record.purpose.name, "as_of_height": receipt.as_of_height, "answered_by": receipt.answered_by,
+                          "audit_record": v.auditRecordID.hexString, "tree_size": v.checkpoint.size,
+                          "checkpoint_signers": v.checkpointSigners, "facts": facts],
+             text: """
+             OK: \(receipt.outcome) query \(v.auditRecordID.hexString)
+               \(v.record.requester) asked about \(v.record.subject?.code ?? "(aggregate)") under \(policy) for \(v.record.purpose.name)\(receipt.reason.isEmpty ? "" : "; refused: \(receipt.reason)")
+               answered by \(receipt.answered_by) at height \(receipt.as_of_height), answer signature verified
+               result: \(receipt.result.isEmpty ? "(none)" : receipt.result)
+               facts proven under the checkpoint of size \(v.checkpoint.size) signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum)):
+                 \(facts.joined(separator: "\n    "))
+             """)
     }
 }
 

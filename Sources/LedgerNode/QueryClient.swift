@@ -1,0 +1,77 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// Client-side helpers for queries and consent (used by `credit-node query`/`consent`, tests and benchmarks).
+public enum QueryClient {
+    /// A signed query request, ready to POST as `{"request": base64}`.
+    public static func request(genesis: Genesis, keys: MemberSecretKeys, policy: Hash, subject: String, purpose: String,
+                               parameters: [(name: String, value: String)] = [], nonce: UInt64 = SecureRandom.uint64(),
+                               issuedAtMillis: UInt64) throws -> [UInt8] {
+        guard let member = genesis.member(keys.memberID) else {
+            throw LedgerError(.unknownSigner, "key file member \(keys.memberID) is not in this genesis")
+        }
+        var r = QueryRequest(chainID: genesis.chainID, requester: member.id, keyID: member.keyID, policy: policy,
+                             subject: subject, purpose: purpose, parameters: parameters, nonce: nonce, issuedAtMillis: issuedAtMillis)
+        r.sign(with: keys.signing)
+        return r.encoded
+    }
+
+    /// A consent grant (or, with `revoking`, the revocation of that grant), signed by `keys`.
+    public static func consent(genesis: Genesis, keys: MemberSecretKeys, subject: USCC, grantee: String,
+                               purpose: ConsentBody.Purpose, expiresAt: UInt64, evidence: Hash, revoking: Hash? = nil,
+                               nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
+        guard let member = genesis.member(keys.memberID) else {
+            throw LedgerError(.unknownSigner, "key file member \(keys.memberID) is not in this genesis")
+        }
+        let body = ConsentBody(action: revoking == nil ? .grant : .revoke, subject: subject, grantee: grantee, purpose: purpose,
+                               expiresAt: expiresAt, evidence: evidence, target: revoking ?? Hashes.zero)
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nonce, issuedAtMillis: issuedAtMillis)
+        return Submission(transaction: Transaction.sign(header: header, body: .consent(body), key: keys.signing), envelope: nil)
+    }
+
+    /// An install_policy governance transaction approved by `approvers` (every custodian), signed by `submitter`.
+    public static func installPolicy(genesis: Genesis, document: [UInt8], name: String, version: UInt32,
+                                     submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
+                                     nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
+        var body = GovernanceBody(action: .installPolicy, name: name, version: version, document: document)
+        let message = body.approvalMessage(chainID: genesis.chainID)
+        body.approvals = try approvers.map { k in
+            guard let m = genesis.member(k.memberID) else { throw LedgerError(.unknownSigner, "approver \(k.memberID) is not in this genesis") }
+            return MemberSignature(member: m.id, keyID: m.keyID, signature: k.signing.signature(for: message))
+        }
+        guard let member = genesis.member(submitter.memberID) else {
+            throw LedgerError(.unknownSigner, "key file member \(submitter.memberID) is not in this genesis")
+        }
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nonce, issuedAtMillis: issuedAtMillis)
+        return Submission(transaction: Transaction.sign(header: header, body: .governance(body), key: submitter.signing), envelope: nil)
+    }
+}
+
+extension LedgerClient {
+    /// The installed policies as the node lists them.
+    public func policies() throws -> [[String: Any]] { try getJSON("/v1/policies")["policies"] as? [[String: Any]] ?? [] }
+
+    /// The hash of the latest version of the policy `name` (or `name@version`, or a hex hash).
+    public func policyHash(_ spec: String) throws -> Hash {
+        if spec.count == 64, let h = [UInt8](hex: spec) { return h }
+        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
+        let list = try policies().filter { $0["name"] as? String == parts[0] }
+        let chosen = parts.count == 2 ? list.first { "\($0["version"] ?? "")" == parts[1] }
+                                      : list.max { ($0["version"] as? Int ?? 0) < ($1["version"] as? Int ?? 0) }
+        guard let hex = chosen?["sha256"] as? String, let hash = [UInt8](hex: hex) else {
+            throw LedgerError(.notFound, "the node lists no policy \(spec) (GET /v1/policies)")
+        }
+        return hash
+    }
+
+    /// Sends a signed query; returns the HTTP status and the answer or refusal receipt.
+    public func query(_ request: [UInt8]) throws -> (status: Int, receipt: AnswerReceipt) {
+        let (status, data) = try send("POST", "/v1/queries", body: JSONView.data(["request": request.base64String]))
+        guard status == 200 || status == 403, let receipt = try? JSONDecoder().decode(AnswerReceipt.self, from: data) else {
+            try Self.check(status, data)
+            throw LedgerError(.malformed, "the node's answer is not an answer receipt")
+        }
+        return (status, receipt)
+    }
+}

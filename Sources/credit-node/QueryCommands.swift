@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import Policy
+
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Ask a node a signed query under a policy; prints the desensitized result and saves the answer receipt.",
+        discussion: """
+        The answer (or refusal) is recorded on the ledger before the node replies; the receipt proves it
+        offline with `credit-verify receipt FILE --genesis genesis.json`. Policies: GET /v1/policies.
+        Examples:
+          credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy credit-grade \\
+            --subject 91330106MA27XKT2X4 --purpose loan_application --out answer.json
+          credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy loan-pre-check \\
+            --subject 91330106MA27XKT2X4 --purpose loan_application --param amount_yuan=200000
+          credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy industry-statistics \\
+            --purpose statistics --param model=enterprise --param industry=C13
+        """)
+    @Option(help: "API base URL of the answering node (a custodian's node for policies that read payloads).")
+    var node: String = "http://127.0.0.1:8480"
+    @Option(help: "Secret key file of the requesting member.") var key: String
+    @Option(help: "Policy name, name@version, or its SHA-256 in hex.") var policy: String
+    @Option(help: "The subject's USCC (omit for aggregate policies).") var subject: String = ""
+    @Option(help: "Purpose: loan_application, post_loan_monitoring, supervision, statistics, subject_access.") var purpose: String
+    @Option(name: .customLong("param"), help: "A policy parameter name=value (repeatable).") var params: [String] = []
+    @Option(help: "Write the answer receipt here.") var out: String?
+    @Option(help: "Verify the receipt against this genesis file before printing.") var genesis: String?
+
+    func run() throws {
+        do {
+            let keys = try MemberSecretKeys.load(from: key)
+            let client = LedgerClient(baseURL: node)
+            let g = try client.genesis()
+            let parameters = try params.map { p -> (name: String, value: String) in
+                guard let eq = p.firstIndex(of: "=") else { throw fail("--param must be name=value, got \(p)") }
+                return (String(p[..<eq]), String(p[p.index(after: eq)...]))
+            }
+            let request = try QueryClient.request(genesis: g, keys: keys, policy: try client.policyHash(policy), subject: subject,
+                                                  purpose: purpose, parameters: parameters, issuedAtMillis: nowMillis())
+            let (_, receipt) = try client.query(request)
+            if let out {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                try encoder.encode(receipt).write(to: URL(fileURLWithPath: out))
+            }
+            if let genesis {
+                let trusted = try Genesis(bytes: try readFile(genesis))
+                _ = try receipt.verify(genesis: trusted)
+            }
+            let audit = receipt.facts.first { $0.role == "audit_record" }
+            let auditID = audit.flatMap { [UInt8](base64: $0.transaction) }.flatMap { try? Transaction.decode($0, maxBytes: Int.max) }?.id.hexString ?? "?"
+            if receipt.outcome == "answered" {
+                let pretty = (try? JSONSerialization.jsonObject(with: Data(receipt.result.utf8)))
+                    .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) }
+                print(pretty.map { String(decoding: $0, as: UTF8.self) } ?? receipt.result)
+                print("answered by \(receipt.answered_by) at height \(receipt.as_of_height); audit record \(auditID)\(genesis == nil ? "" : " (receipt verified)")")
+            } else {
+                FileHandle.standardError.write(Data("refused (\(receipt.reason)): \(receipt.message)\naudit record \(auditID) by \(receipt.answered_by)\n".utf8))
+                throw ExitCode(3)
+            }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct ConsentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consent",
+        abstract: "Record a subject's consent to a bank (or revoke it) on the ledger.",
+        discussion: """
+        The bank (for itself) or a government issuer records the consent; --evidence is the signed consent
+        form the submitter keeps (its SHA-256 goes on the ledger, never the form).
+        Examples:
+          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2X4 \\
+            --grantee bank-a --purpose loan_application --days 90 --evidence consent-form.pdf
+          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2X4 \\
+            --grantee bank-a --purpose loan_application --revoke GRANT_ID
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "Secret key file of the recording member.") var key: String
+    @Option(help: "The subject's USCC.") var subject: String
+    @Option(help: "The bank the consent is given to (member id).") var grantee: String
+    @Option(help: "loan_application or post_loan_monitoring.") var purpose: String
+    @Option(help: "Days until the consent expires.") var days: Int = 90
+    @Option(help: "The signed consent form (file); its SHA-256 is recorded.") var evidence: String?
+    @Option(help: "Revoke this grant (its transaction id) instead of granting.") var revoke: String?
+
+    func run() throws {
+        do {
+            let keys = try MemberSecretKeys.load(from: key)
+            let client = LedgerClient(baseURL: node)
+            guard let p = ConsentBody.Purpose(name: purpose) else { throw fail("--purpose must be loan_application or post_loan_monitoring") }
+            guard (1...3650).contains(days) else { throw fail("--days must be 1-3650") }
+            let evidenceHash = try evidence.map { SHA256.hash(try readFile($0)) } ?? Hashes.zero
+            var target: Hash? = nil
+            if let r = revoke {
+                guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }
+                target = h
+            }
+            let expires = UInt64(Date().timeIntervalSince1970) + UInt64(days) * 86_400
+            let s = try QueryClient.consent(genesis: try client.genesis(), keys: keys, subject: try USCC(subject), grantee: grantee,
+                                            purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target, issuedAtMillis: nowMillis())
+            var result = try client.submit(s)
+            result["consent"] = revoke == nil ? "grant" : "revoke"
+            result["expires_at"] = expires
+            print(String(decoding: JSONView.data(result), as: UTF8.self))
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct InstallPolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-policy",
+        abstract: "Install a query policy by governance: approved by every custodian, submitted by one.",
+        discussion: """
+        The node checks the document before it reaches the ledger: a policy that would return raw payload
+        fields to a non-custodian, or let banks see a subject without consent, is refused.
+        Example:
+          credit-node install-policy --node http://127.0.0.1:8601 --file Genesis/policies/credit-grade.json \\
+            --key keys/samr-330106.key --approver-key keys/samr-330106.key --approver-key keys/data-330106.key
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "Policy document.") var file: String
+    @Option(help: "Secret key of the submitting custodian.") var key: String
+    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
+    var approverKeys: [String] = []
+
+    func run() throws {
+        do {
+            let client = LedgerClient(baseURL: node)
+            let g = try client.genesis()
+            let document = try readFile(file)
+            let parsed = try PolicyDocument(bytes: document, genesis: g)
+            let s = try QueryClient.installPolicy(genesis: g, document: document, name: parsed.name, version: parsed.version,
+                                                  submitter: try MemberSecretKeys.load(from: key),
+                                                  approvers: try approverKeys.map { try MemberSecretKeys.load(from: $0) },
+                                                  issuedAtMillis: nowMillis())
+            var result = try client.submit(s)
+            result["policy"] = "\(parsed.name)@\(parsed.version)"
+            result["sha256"] = parsed.hash.hexString
+            print(String(decoding: JSONView.data(result), as: UTF8.self))
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
