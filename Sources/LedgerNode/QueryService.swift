@@ -76,6 +76,9 @@ public final class QueryService: @unchecked Sendable {
                                      policy: Hashes.zero, purpose: QueryPurpose(name: req.purpose) ?? .unspecified,
                                      requestHash: requestHash, requestNonce: req.nonce, requestedAtMillis: req.issuedAtMillis,
                                      asOfHeight: store.head.height, outcome: .refused, reason: "", resultHash: Hashes.zero, consent: Hashes.zero)
+        // The subject is recorded whenever the request names a valid one, so the subject's query
+        // log shows forged and replayed attempts too.
+        record.subject = try? USCC(req.subject)
         var answer: PolicyAnswer? = nil
         var policyTx: LoggedTransaction? = nil
         do {
@@ -114,6 +117,7 @@ public final class QueryService: @unchecked Sendable {
                 throw PolicyRefusal(.invalidParameters, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
             }
             var subject: USCC? = nil
+            record.subject = nil
             if policy.scope == .aggregate {
                 guard req.subject.isEmpty else { throw PolicyRefusal(.invalidParameters, "\(policy.name) is an aggregate; it takes no subject") }
             } else {

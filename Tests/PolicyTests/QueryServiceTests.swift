@@ -1,0 +1,376 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStore
+import Policy
+import Scoring
+import XCTest
+
+/// 2026-11-21 12:00 China Standard Time: the clock of the test ledger and of its query service.
+let nowMillis: UInt64 = UInt64(CivilCalendar.days(year: 2026, month: 11, day: 21)) * 86_400_000 + 4 * 3_600_000
+
+enum Files {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func read(_ relative: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: root.appendingPathComponent(relative)))
+    }
+    static func directory(_ relative: String) throws -> [(source: String, bytes: [UInt8])] {
+        try PolicyFiles.read(directory: root.appendingPathComponent(relative).path)
+    }
+}
+
+/// A single-validator consortium (the supervision bureau validates; the data bureau is a second
+/// custodian; two banks) whose genesis installs the shipped models and policies.
+struct PolicyConsortium {
+    let genesis: Genesis
+    let keys: [String: MemberSecretKeys]
+    static let roles: [(String, Set<Role>)] = [
+        ("samr", [.validator, .custodian, .governmentIssuer, .scorer]),
+        ("data-bureau", [.custodian, .governmentIssuer, .scorer]),
+        ("bank-a", [.bank]),
+        ("bank-b", [.bank]),
+    ]
+
+    init() throws {
+        var keys: [String: MemberSecretKeys] = [:]
+        var members: [Member] = []
+        for (id, roles) in Self.roles {
+            let k = MemberSecretKeys(memberID: id, signing: try Ed25519PrivateKey(seed: SHA256.hash(Array("sign:\(id)".utf8))),
+                                     encryption: try X25519PrivateKey(rawRepresentation: SHA256.hash(Array("enc:\(id)".utf8))))
+            keys[id] = k
+            members.append(Member(id: id, name: id, roles: roles, signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey))
+        }
+        let models = try ["individual-business", "enterprise", "risk-warning"].map { name -> InstalledModel in
+            let bytes = try Files.read("Genesis/models/\(name).json")
+            let m = try ScoringModel(document: bytes)
+            return InstalledModel(name: m.name, version: m.version, document: bytes, logIndex: nil)
+        }
+        let render = { (policies: [InstalledPolicy]) in
+            try Genesis.render(chainID: "creditledger.test/policy", genesisTime: "2026-11-21T00:00:00Z", members: members,
+                               models: models, policies: policies)
+        }
+        let policies = try PolicyFiles.forGenesis(try Files.directory("Genesis/policies"), members: try Genesis(bytes: try render([])))
+        genesis = try Genesis(bytes: try render(policies))
+        self.keys = keys
+    }
+}
+
+final class QueryServiceTests: XCTestCase {
+    var dir: String!
+    var consortium: PolicyConsortium!
+    var store: ChainStore!
+    var ledger: Ledger!
+    var service: QueryService!
+    var producer: Task<Void, Never>!
+    var nonce: UInt64 = 0
+    var seed: UInt64 = 7
+
+    // Subjects.
+    var food: USCC!        // consented to bank-a; scored; registration names it
+    var listed: USCC!      // on the serious-violation list, two recent penalties
+    let foodName = "杭州示例食品有限公司"
+    let foodSecret = "西市监罚〔2026〕12号 食品标签不合格"
+
+    override func setUp() async throws {
+        dir = NSTemporaryDirectory() + "policy-\(UUID().uuidString.prefix(8))"
+        consortium = try PolicyConsortium()
+        store = try ChainStore.create(path: dir, genesis: consortium.genesis)
+        ledger = try Ledger(store: store, validatorKeys: consortium.keys["samr"]!, clock: { nowMillis }, blockInterval: .milliseconds(1))
+        producer = Task { [ledger] in await ledger!.runBlockProducer() }
+        service = try QueryService(ledger: ledger, clock: { nowMillis })
+        food = uscc(division: "330106")
+        listed = uscc(division: "330106")
+        try await populate()
+    }
+
+    override func tearDown() async throws {
+        producer.cancel()
+        _ = await producer.value
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func uscc(division: String) -> USCC {
+        USCCGenerator.make(kind: .enterprise, division: division) { n in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(n))
+        }
+    }
+
+    func header(_ signer: String) -> TransactionHeader {
+        nonce += 1
+        let m = consortium.genesis.member(signer)!
+        return TransactionHeader(chainID: consortium.genesis.chainID, signer: signer, keyID: m.keyID, nonce: nonce, issuedAtMillis: nowMillis)
+    }
+
+    func attestation(_ subject: USCC, _ category: Category, _ date: String, severity: Severity = .none, industry: String = "C13",
+                     payload: String) throws -> Submission {
+        let (commitment, envelope) = try PayloadSeal.seal(Array(payload.utf8), to: consortium.genesis.custodians)
+        let body = AttestationBody(subject: subject, subjectKind: .enterprise, category: category, severity: severity,
+                                   eventDate: try LedgerDate(iso: date), industry: industry, payloadCommitment: commitment,
+                                   envelopeHash: envelope.hash)
+        return Submission(transaction: Transaction.sign(header: header("samr"), body: .attestation(body), key: consortium.keys["samr"]!.signing),
+                          envelope: envelope)
+    }
+
+    @discardableResult
+    func submit(_ s: [Submission]) async throws -> [CommitResult] { try await ledger.submit(s) }
+
+    /// Scores every subject under the enterprise scorecard, as the bureau's node would.
+    func score(_ subjects: [USCC]) async throws {
+        let engine = ScoreEngine(genesis: consortium.genesis)
+        let model = try ScoringModel(document: store.latestModel(name: "enterprise")!.document)
+        var subs: [Submission] = []
+        for s in subjects {
+            let (records, asOf) = try store.scoreInputs(subject: s)
+            let update = try engine.makeScoreUpdate(subject: s, inputs: records.map(\.transaction), model: model,
+                                                    asOf: ScoreAsOf(logSize: store.head.logSize, date: asOf))
+            subs.append(Submission(transaction: Transaction.sign(header: header("samr"), body: .scoreUpdate(update),
+                                                                 key: consortium.keys["samr"]!.signing), envelope: nil))
+        }
+        try await submit(subs)
+    }
+
+    func consent(_ subject: USCC, to bank: String, _ purpose: ConsentBody.Purpose, expiresAt: UInt64) async throws -> Hash {
+        let s = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys[bank]!, subject: subject, grantee: bank,
+                                        purpose: purpose, expiresAt: expiresAt, evidence: SHA256.hash(Array("form".utf8)),
+                                        nonce: nextNonce(), issuedAtMillis: nowMillis)
+        try await submit([s])
+        return s.transaction.id
+    }
+
+    func nextNonce() -> UInt64 { nonce += 1; return nonce }
+
+    func populate() async throws {
+        var subs = [
+            try attestation(food, .registration, "2019-05-01", payload: "{\"name\":\"\(foodName)\",\"capital_yuan\":500000}"),
+            try attestation(food, .license, "2020-01-10", payload: "{\"license\":\"SC11233010600123\"}"),
+            try attestation(food, .penalty, "2026-03-14", severity: .minor, payload: "{\"decision\":\"\(foodSecret)\"}"),
+            try attestation(listed, .registration, "2018-02-02", payload: "{\"name\":\"示例贸易有限公司\"}"),
+            try attestation(listed, .seriousViolationList, "2026-06-01", payload: "{\"reason\":\"虚假登记\"}"),
+            try attestation(listed, .penalty, "2026-02-01", severity: .general, payload: "{\"decision\":\"罚1\"}"),
+            try attestation(listed, .penalty, "2025-09-01", severity: .serious, payload: "{\"decision\":\"罚2\"}"),
+            try attestation(listed, .penalty, "2023-01-01", severity: .minor, payload: "{\"decision\":\"old, outside 24 months\"}"),
+        ]
+        // Ten more food manufacturers (so the C13 cell can be answered) and three in I65 (too few).
+        var others: [USCC] = []
+        for i in 0..<13 {
+            let s = uscc(division: "330106")
+            others.append(s)
+            subs.append(try attestation(s, .registration, "2020-0\(1 + i % 9)-01", industry: i < 10 ? "C13" : "I65", payload: "{\"name\":\"企业\(i)\"}"))
+        }
+        try await submit(subs)
+        try await score([food, listed] + others)
+        let month: UInt64 = 30 * 86_400
+        _ = try await consent(food, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + month)
+        _ = try await consent(food, to: "bank-b", .postLoanMonitoring, expiresAt: nowMillis / 1000 - 86_400)
+        _ = try await consent(listed, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let grant = try await consent(listed, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + month)
+        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: listed,
+                                             grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
+                                             revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        try await submit([revoke])
+    }
+
+    func policy(_ name: String) -> Hash { store.latestPolicy(name: name)!.hash }
+
+    func ask(_ member: String, _ policyName: String, subject: String, purpose: String, params: [(name: String, value: String)] = [],
+             at: UInt64 = nowMillis, signWith: String? = nil) async throws -> (bytes: [UInt8], outcome: QueryService.Outcome) {
+        var r = QueryRequest(chainID: consortium.genesis.chainID, requester: member, keyID: consortium.genesis.member(member)!.keyID,
+                             policy: policy(policyName), subject: subject, purpose: purpose, parameters: params,
+                             nonce: nextNonce(), issuedAtMillis: at)
+        r.sign(with: consortium.keys[signWith ?? member]!.signing)
+        return (r.encoded, try await service.handle(r.encoded))
+    }
+
+    func fields(_ receipt: AnswerReceipt) throws -> [String: Any] {
+        let obj = try JSONSerialization.jsonObject(with: Data(receipt.result.utf8)) as! [String: Any]
+        return obj["fields"] as! [String: Any]
+    }
+
+    /// The receipt verifies offline and its audit record is committed with the given outcome.
+    func assertRecorded(_ receipt: AnswerReceipt, _ reason: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let v = try receipt.verify(genesis: consortium.genesis)
+        XCTAssertEqual(v.record.reason, reason, file: file, line: line)
+        XCTAssertEqual(receipt.reason, reason, file: file, line: line)
+        XCTAssertNotNil(try store.location(of: v.auditRecordID), "audit record is on the ledger", file: file, line: line)
+        if reason.isEmpty { XCTAssertEqual(v.record.outcome, .answered, file: file, line: line) }
+        else { XCTAssertEqual(v.record.outcome, .refused, file: file, line: line); XCTAssertFalse(receipt.message.isEmpty) }
+    }
+
+    // MARK: Answers
+
+    func testCreditGradeAnswerIsDesensitizedAndVerifiable() async throws {
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        try assertRecorded(out.receipt, "")
+        let f = try fields(out.receipt)
+        XCTAssertEqual(f["name"] as? String, "杭*******公司")
+        let latest = try store.scoreUpdates(of: food, limit: 1)[0]
+        guard case .scoreUpdate(let s) = latest.transaction.body else { return XCTFail() }
+        XCTAssertEqual(f["grade"] as? String, s.grade.name)
+        let low = Int(s.points) / 50 * 50
+        XCTAssertEqual(f["score_band"] as? String, "\(low)-\(low + 49)")
+        XCTAssertEqual((f["model"] as? [String: Any])?["name"] as? String, "enterprise")
+        XCTAssertFalse(out.receipt.result.contains(foodName), "the full name never leaves")
+        XCTAssertFalse(out.receipt.result.contains("\"points\""), "exact points are not returned")
+        let roles = Set(out.receipt.facts.map(\.role))
+        XCTAssertEqual(roles, ["audit_record", "consent", "score_update"])
+
+        // Tampering with the result, the signature or a proof is caught offline.
+        var tampered = out.receipt
+        tampered.result = tampered.result.replacingOccurrences(of: "\"grade\":\"\(s.grade.name)\"", with: "\"grade\":\"S\"")
+        if s.grade != .s { XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis)) }
+        tampered = out.receipt
+        tampered.as_of_height += 1
+        XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis))
+        tampered = out.receipt
+        tampered.facts[0].inclusion_proof = tampered.facts[0].inclusion_proof.reversed()
+        if tampered.facts[0].inclusion_proof.count > 1 { XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis)) }
+    }
+
+    func testLoanPreCheckRiskFlagsFullProfileStatisticsAndQueryLog() async throws {
+        let (_, pre) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application",
+                                     params: [("amount_yuan", "100000000")])
+        XCTAssertTrue(pre.answered, pre.receipt.message)
+        let decision = try fields(pre.receipt)["decision"] as! [String: Any]
+        guard case .scoreUpdate(let score) = try store.scoreUpdates(of: food, limit: 1)[0].transaction.body else { return XCTFail() }
+        // ¥10,000 for every 10 points above 550, capped at ¥300,000 (¥500,000 for S); nothing below grade B.
+        let expectedLine = score.grade > .b ? 0 : min(score.grade == .s ? 500_000 : 300_000, max(0, (Int(score.points) - 550) / 10) * 10_000)
+        XCTAssertEqual(decision["credit_line_yuan"] as? Int, expectedLine)
+        XCTAssertEqual(decision["eligible"] as? Bool, false)
+        XCTAssertEqual(decision["reason_codes"] as? [String], score.grade > .b ? ["grade_below_B"] : ["amount_above_line"],
+                       "asking for ¥100,000,000 is above any line")
+        let (_, modest) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application",
+                                        params: [("amount_yuan", "10000")])
+        let modestDecision = try fields(modest.receipt)["decision"] as! [String: Any]
+        XCTAssertEqual(modestDecision["eligible"] as? Bool, score.grade <= .b && expectedLine >= 10_000)
+        let (_, listedCheck) = try await ask("bank-a", "risk-flags", subject: listed.code, purpose: "loan_application")
+        XCTAssertEqual(listedCheck.receipt.reason, "consent_revoked", "the listed company revoked its loan-application consent")
+
+        let (_, flags) = try await ask("bank-a", "risk-flags", subject: listed.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(flags.answered, flags.receipt.message)
+        try assertRecorded(flags.receipt, "")
+        let f = try fields(flags.receipt)
+        XCTAssertEqual(f["serious_violation_list"] as? Bool, true)
+        XCTAssertEqual(f["abnormal_operation_list"] as? Bool, false)
+        XCTAssertEqual(f["penalties_24_months"] as? String, "2-4", "two penalties within 24 months; the 2023 one is outside")
+        XCTAssertTrue(flags.receipt.facts.contains { $0.role == "record" }, "the listing record is proven")
+
+        let (_, profile) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
+        XCTAssertTrue(profile.answered, profile.receipt.message)
+        XCTAssertTrue(profile.receipt.result.contains(foodName), "a custodian reads the raw records")
+        XCTAssertTrue(profile.receipt.result.contains("西市监罚"))
+
+        let (_, stats) = try await ask("bank-b", "industry-statistics", subject: "", purpose: "statistics",
+                                       params: [("model", "enterprise"), ("industry", "C13"), ("district", "330106")])
+        XCTAssertTrue(stats.answered, stats.receipt.message)
+        let s = try fields(stats.receipt)
+        XCTAssertEqual(s["subjects"] as? Int, 12)
+        XCTAssertEqual((s["grades"] as! [String: Int]).values.reduce(0, +), 12)
+
+        let (_, log) = try await ask("samr", "my-queries", subject: food.code, purpose: "subject_access")
+        XCTAssertTrue(log.answered, log.receipt.message)
+        let entries = try fields(log.receipt)["queries"] as! [[String: Any]]
+        XCTAssertEqual(entries.map { $0["requester"] as? String }, ["data-bureau", "bank-a", "bank-a"], "newest first: who looked at the food company")
+        XCTAssertEqual(entries.last?["policy"] as? String, "loan-pre-check@1")
+    }
+
+    // MARK: Refusals
+
+    func testEveryRefusalHasAReasonAndAnAuditRecord() async throws {
+        let listedCode = listed.code, foodCode = food.code
+        let cases: [(String, String, String, String, [(name: String, value: String)], UInt64, String?, String)] = [
+            ("bank-b", "credit-grade", foodCode, "loan_application", [], nowMillis, nil, "no_consent"),
+            ("bank-b", "credit-grade", foodCode, "post_loan_monitoring", [], nowMillis, nil, "consent_expired"),
+            ("bank-a", "credit-grade", listedCode, "loan_application", [], nowMillis, nil, "consent_revoked"),
+            ("bank-a", "full-profile", foodCode, "supervision", [], nowMillis, nil, "wrong_role"),
+            ("bank-a", "credit-grade", foodCode, "loan_application", [], nowMillis, "bank-b", "bad_signature"),
+            ("bank-a", "credit-grade", foodCode, "loan_application", [], nowMillis - 600_000, nil, "outside_time_window"),
+            ("bank-a", "credit-grade", foodCode, "loan_application", [("model", String(repeating: "x", count: 100))], nowMillis, nil, "parameters_too_large"),
+            ("bank-a", "credit-grade", "91330106MA27XKT2XT", "loan_application", [], nowMillis, nil, "unknown_subject"),
+            ("bank-a", "credit-grade", "91330106MA27XKT2X5", "loan_application", [], nowMillis, nil, "invalid_uscc"),
+            ("bank-a", "industry-statistics", "", "statistics", [("model", "enterprise"), ("industry", "I65")], nowMillis, nil, "cell_under_k"),
+            ("bank-a", "credit-grade", foodCode, "statistics", [], nowMillis, nil, "purpose_not_allowed"),
+        ]
+        for (member, policyName, subject, purpose, params, at, signer, reason) in cases {
+            let (_, out) = try await ask(member, policyName, subject: subject, purpose: purpose, params: params, at: at, signWith: signer)
+            XCTAssertFalse(out.answered, "\(reason): should be refused")
+            XCTAssertEqual(out.receipt.reason, reason, out.receipt.message)
+            XCTAssertEqual(out.receipt.result, "", "a refusal carries no result")
+            try assertRecorded(out.receipt, reason)
+        }
+        // A replayed request: the same signed bytes twice.
+        let (bytes, first) = try await ask("bank-a", "credit-grade", subject: foodCode, purpose: "loan_application")
+        XCTAssertTrue(first.answered)
+        let replay = try await service.handle(bytes)
+        XCTAssertEqual(replay.receipt.reason, "replayed_request")
+        try assertRecorded(replay.receipt, "replayed_request")
+        // An unknown requester is refused on the record too.
+        var stranger = QueryRequest(chainID: consortium.genesis.chainID, requester: "bank-z", keyID: 1, policy: policy("credit-grade"),
+                                    subject: foodCode, purpose: "loan_application", parameters: [], nonce: 1, issuedAtMillis: nowMillis)
+        stranger.sign(with: Ed25519PrivateKey())
+        let s = try await service.handle(stranger.encoded)
+        XCTAssertEqual(s.receipt.reason, "unknown_requester")
+        // Bytes that are not a query are an error, not a record.
+        do { _ = try await service.handle([1, 2, 3]); XCTFail("garbage accepted") } catch {}
+        // The subject can see every refused look at it.
+        let (_, log) = try await ask("samr", "my-queries", subject: foodCode, purpose: "subject_access")
+        let reasons = (try fields(log.receipt)["queries"] as! [[String: Any]]).compactMap { $0["reason"] as? String }
+        XCTAssertTrue(Set(["no_consent", "consent_expired", "wrong_role", "bad_signature", "replayed_request"]).isSubset(of: Set(reasons)), "\(reasons)")
+    }
+
+    func testPolicyThatWouldLeakRawFieldsToBanksIsRejectedAtInstallation() async throws {
+        let leaky = """
+        {"format": "creditledger-policy/v1", "name": "bank-raw", "version": 1, "scope": "subject",
+         "callers": {"roles": ["bank"]}, "purposes": ["loan_application"], "consent": {"required": true},
+         "outputs": [{"name": "records", "from": "records"}]}
+        """
+        let noConsent = """
+        {"format": "creditledger-policy/v1", "name": "bank-peek", "version": 1, "scope": "subject",
+         "callers": {"roles": ["bank"]}, "purposes": ["supervision"], "outputs": [{"name": "grade", "from": "grade"}]}
+        """
+        let smallCells = """
+        {"format": "creditledger-policy/v1", "name": "tiny-cells", "version": 1, "scope": "aggregate",
+         "callers": {"roles": ["bank"]}, "purposes": ["statistics"], "min_cell_subjects": 3,
+         "outputs": [{"name": "n", "from": "subject_count"}]}
+        """
+        for (doc, expected) in [(leaky, "raw payload"), (noConsent, "consent"), (smallCells, "at least 10")] {
+            let bytes = Array(doc.utf8)
+            let p = try? PolicyDocument(bytes: bytes, genesis: consortium.genesis)
+            XCTAssertNil(p)
+            let s = try QueryClient.installPolicy(genesis: consortium.genesis, document: bytes, name: "x", version: 1,
+                                                  submitter: consortium.keys["samr"]!,
+                                                  approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                                  nonce: nextNonce(), issuedAtMillis: nowMillis)
+            do {
+                try await submit([s])
+                XCTFail("installed a policy that must be refused: \(expected)")
+            } catch {
+                XCTAssertTrue("\(error)".contains(expected), "\(error)")
+            }
+        }
+        // A sound policy installs by governance with both bureaus' approval, and is then usable.
+        var doc = try Files.read("Genesis/policies/credit-grade.json")
+        doc = Array(String(decoding: doc, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2").utf8)
+        let missing = try QueryClient.installPolicy(genesis: consortium.genesis, document: doc, name: "credit-grade", version: 2,
+                                                    submitter: consortium.keys["samr"]!, approvers: [consortium.keys["samr"]!],
+                                                    nonce: nextNonce(), issuedAtMillis: nowMillis)
+        do { try await submit([missing]); XCTFail("one bureau alone installed a policy") } catch {
+            XCTAssertTrue("\(error)".contains("data-bureau"), "\(error)")
+        }
+        let ok = try QueryClient.installPolicy(genesis: consortium.genesis, document: doc, name: "credit-grade", version: 2,
+                                               submitter: consortium.keys["samr"]!,
+                                               approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                               nonce: nextNonce(), issuedAtMillis: nowMillis)
+        try await submit([ok])
+        XCTAssertEqual(store.latestPolicy(name: "credit-grade")?.version, 2)
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        XCTAssertTrue(out.receipt.facts.contains { $0.role == "policy" }, "a governance-installed policy is proven too")
+        _ = try out.receipt.verify(genesis: consortium.genesis)
+        // The chain with query records and a policy install verifies end to end.
+        var source = StoreBlockSource(store: store)
+        _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+    }
+}
