@@ -6,10 +6,15 @@ import Logging
 import P2P
 
 extension LocalConsortium {
-    convenience init(name: String, withModels: Bool = false) throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    convenience init(name: String, withModels: Bool = false, withPolicies: Bool = false) throws {
+        let repo = Self.repository
         let models = withModels ? ["individual-business", "enterprise", "risk-warning"].map { repo.appendingPathComponent("Genesis/models/\($0).json").path } : []
-        try self.init(name: name, tool: BuiltTools.path("credit-node") ?? "credit-node", models: models)
+        let policies = withPolicies
+            ? ["credit-grade", "loan-pre-check", "risk-flags", "full-profile", "industry-statistics", "my-queries"].map { repo.appendingPathComponent("Genesis/policies/\($0).json").path }
+            : []
+        try self.init(name: name, tool: BuiltTools.path("credit-node") ?? "credit-node", models: models, policies: policies)
     }
 
     /// Dials `port` as `claiming`, but with a fresh key that genesis does not know. Returns

@@ -1,0 +1,121 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import XCTest
+
+/// Custodian encryption and queries on a real four-validator network (docs/PRIVACY.md).
+final class PrivacyNetworkTests: XCTestCase {
+    /// Runs a built executable; returns its exit status and standard output.
+    func run(_ tool: String, _ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: BuiltTools.path(tool) ?? tool)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Every file under `root` that contains any of `needles` (as UTF-8 bytes).
+    func filesContaining(_ needles: [String], under root: String) -> [String] {
+        var hits: [String] = []
+        let patterns = needles.map { Array($0.utf8) }
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        for case let rel as String in walker {
+            let path = root + "/" + rel
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
+            let bytes = [UInt8](data)
+            for p in patterns where Self.contains(bytes, p) { hits.append("\(rel): \(String(decoding: p, as: UTF8.self))") }
+        }
+        return hits
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count, let first = needle.first else { return false }
+        var i = 0
+        while i + needle.count <= haystack.count {
+            if haystack[i] == first && Array(haystack[i..<(i + needle.count)]) == needle { return true }
+            i += 1
+        }
+        return false
+    }
+
+    func testBankNodesHoldNoRawPayloadWhileBureausReadThemAndBanksGetDesensitizedAnswers() throws {
+        let net = try LocalConsortium(name: "privacy", withModels: true, withPolicies: true)
+        try net.startAll()
+        let samr = try net.client("samr-330106")
+        let keys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let marker = UUID().uuidString.prefix(8)
+        let name = "隐私测试食品有限公司\(marker)"
+        let secrets = [name, "PENALTY-DECISION-\(marker)", "身份证号330106199001011234-\(marker)"]
+        let subject = USCCGenerator.make(kind: .enterprise, division: "330106") { n in Int(marker.utf8.reduce(0) { $0 &+ Int($1) }) % n }
+        let records = [
+            AttestationRequest(subject: subject.code, subject_kind: nil, category: "registration", severity: nil, event_date: "2020-04-01",
+                               industry: "C13", attributes: nil,
+                               payload: .object(["name": .string(name), "legal_rep_id": .string(secrets[2])])),
+            AttestationRequest(subject: subject.code, subject_kind: nil, category: "penalty", severity: "minor", event_date: "2026-03-14",
+                               industry: "C13", attributes: ["amount_yuan": 2000], payload: .object(["decision": .string(secrets[1])])),
+        ]
+        // The bureau seals each payload to the custodians before it leaves its hands.
+        let batch = try records.enumerated().map { try $1.build(genesis: net.genesis, keys: keys, nonce: UInt64(10 + $0), issuedAtMillis: 1) }
+        _ = try samr.submit(batch: batch)
+
+        // Live scoring gives the subject a grade; the bank records the subject's consent on its own node.
+        let bank = try net.client("bank-a")
+        let deadline = Date().addingTimeInterval(30)
+        var scored = false
+        while !scored && Date() < deadline {
+            let kinds = ((try bank.getJSON("/v1/subjects/\(subject.code)/history"))["records"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+            scored = kinds.contains("score_update")
+            if !scored { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertTrue(scored, "the subject was not scored within 30 s")
+        let (consentStatus, consentOut) = try run("credit-node", ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"),
+                                                                  "--subject", subject.code, "--grantee", "bank-a", "--purpose", "loan_application",
+                                                                  "--days", "30"])
+        XCTAssertEqual(consentStatus, 0, consentOut)
+
+        // The bank asks the supervision bureau's node, with the CLI, and checks the receipt offline.
+        let answerFile = net.root + "/answer.json"
+        let (status, out) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"),
+                                                    "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application",
+                                                    "--out", answerFile, "--genesis", net.root + "/genesis.json"])
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains("隐*"), "masked name in \(out)")
+        XCTAssertFalse(out.contains(name), "the full name reached the bank")
+        let (vStatus, vOut) = try run("credit-verify", ["receipt", answerFile, "--genesis", net.root + "/genesis.json"])
+        XCTAssertEqual(vStatus, 0, vOut)
+        XCTAssertTrue(vOut.contains("answered query"), vOut)
+
+        // Without consent, bank B is refused, on the record (exit status 3).
+        let (refused, refusedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
+                                                            "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
+        XCTAssertEqual(refused, 3, refusedOut)
+        XCTAssertTrue(refusedOut.contains("no_consent"), refusedOut)
+
+        // A custodian reads the raw records through the full-profile policy.
+        let dataKeys = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
+        let request = try QueryClient.request(genesis: net.genesis, keys: dataKeys, policy: try samr.policyHash("full-profile"),
+                                              subject: subject.code, purpose: "supervision",
+                                              issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        let (profileStatus, profile) = try samr.query(request)
+        XCTAssertEqual(profileStatus, 200, profile.message)
+        for s in secrets { XCTAssertTrue(profile.result.contains(s), "full profile lacks \(s)") }
+
+        // Once every node has the audit records, stop them (flushing RocksDB) and scan every file
+        // the banks and the auditor hold: ledger, WAL, SST, logs, configs.
+        XCTAssertNotNil(net.waitForAgreement(LocalConsortium.members, minHeight: 3, timeout: 30))
+        net.stopAll()
+        for m in ["bank-a", "bank-b", "auditor"] {
+            XCTAssertEqual(filesContaining(secrets, under: "\(net.root)/\(m)"), [], "\(m)'s directory holds raw payload text")
+        }
+        XCTAssertGreaterThan(filesContaining([subject.code], under: "\(net.root)/bank-a").count, 0,
+                             "the scan does see clear metadata, so it would see payload text if it were there")
+    }
+}
