@@ -427,7 +427,16 @@ public struct ConsentBody: Hashable, Sendable {
 public struct GovernanceBody: Hashable, Sendable {
     public enum Action: UInt8, Sendable, CaseIterable {
         case installPolicy = 1, installModel = 2, setParameter = 3
-        public var name: String { ["install_policy", "install_model", "set_parameter"][Int(rawValue) - 1] }
+        /// Crypto-shredding: every node deletes the payload envelopes (and with them the wrapped
+        /// keys) of the records whose ids the document lists, 32 bytes each.
+        case eraseRecords = 4
+        public var name: String { ["install_policy", "install_model", "set_parameter", "erase_records"][Int(rawValue) - 1] }
+    }
+
+    /// The record ids an erase_records action names.
+    public var erasedRecords: [Hash] {
+        guard action == .eraseRecords else { return [] }
+        return stride(from: 0, to: document.count - document.count % 32, by: 32).map { Array(document[$0..<($0 + 32)]) }
     }
     public var action: Action
     public var name: String
@@ -465,7 +474,7 @@ public struct GovernanceBody: Hashable, Sendable {
 
     static func decode(_ r: inout ByteReader) throws -> GovernanceBody {
         let a = try r.u8("action")
-        guard let action = Action(rawValue: a) else { throw LedgerError(.invalidValue, "governance action \(a) is unknown (1-3)") }
+        guard let action = Action(rawValue: a) else { throw LedgerError(.invalidValue, "governance action \(a) is unknown (1-4)") }
         let name = try r.string8("name", max: FieldLimits.governanceName)
         guard Genesis.isValidIdentifier(name, max: FieldLimits.governanceName) else {
             throw LedgerError(.invalidValue, "governance name \"\(name)\" must be 1-64 characters of a-z 0-9 . - / _")

@@ -88,6 +88,11 @@ public struct TransactionValidator: Sendable {
             try require(signer, .custodian, "propose governance")
             try checkApprovals(g)
             if g.action == .installPolicy { try checkPolicyDocument(g) }
+            if g.action == .eraseRecords {
+                guard !g.document.isEmpty, g.document.count % 32 == 0, g.document.count <= 32 * 1024 else {
+                    throw LedgerError(.invalidValue, "erase_records lists 1-1024 record ids of 32 bytes each; the document is \(g.document.count) bytes")
+                }
+            }
         case .evidence(let e):
             guard signer.has(.validator) || signer.has(.auditor) else {
                 throw LedgerError(.notAuthorized, "\(signer.id) may not record evidence: needs role validator or auditor")
@@ -137,6 +142,12 @@ public struct TransactionValidator: Sendable {
             let all = genesis.policies + (try state.installedPolicies())
             if let clash = all.first(where: { $0.hash == g.documentHash || ($0.name == g.name && $0.version == g.version) }) {
                 throw LedgerError(.invalidValue, "policy \(clash.name) version \(clash.version) is already installed")
+            }
+        case .governance(let g) where g.action == .eraseRecords:
+            for id in g.erasedRecords {
+                guard let t = try state.committedTransaction(id: id), t.body.envelopedRecord != nil else {
+                    throw LedgerError(.unknownReference, "erase_records names \(id.hexString), which is not a committed record with a payload")
+                }
             }
         case .queryRecord(let q):
             if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {

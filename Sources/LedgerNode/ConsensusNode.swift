@@ -436,7 +436,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// Checks a block against the head: links, limits, every transaction, and the header
     /// recomputed from the transactions. Transactions already in the mempool with the same
     /// envelope were fully checked on admission; their signatures are not checked again.
-    func check(_ block: CandidateBlock) throws -> BlockBuilder.Result {
+    /// `certified`: the block carries a verified quorum certificate (catch-up), so a record whose
+    /// envelope was erased since (crypto-shredding) is accepted without it.
+    func check(_ block: CandidateBlock, certified: Bool = false) throws -> BlockBuilder.Result {
         let head = store.head
         let header = block.header
         guard header.chainID == genesis.chainID else { throw LedgerError(.wrongChain, "block names chain \(header.chainID)") }
@@ -475,7 +477,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 var k = c
                 while k < toVerify.count {
                     let i = toVerify[k]
-                    do { try checkStateless(block.submissions[i]) } catch { failures.withLock { $0.append((i, error)) } }
+                    do {
+                        if certified { try validator.checkStateless(block.submissions[i], envelopeMayBeShredded: true) }
+                        else { try checkStateless(block.submissions[i]) }
+                    } catch { failures.withLock { $0.append((i, error)) } }
                     k += chunks
                 }
             }
@@ -590,7 +595,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard header.height == store.head.height + 1 else { continue }
             do {
                 try c.certificate.verify(header: header, genesis: genesis)
-                let built = try check(c.block)
+                let built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
                 guard cp.size == header.logSize, cp.rootHash == header.logRoot else {
                     throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height)")

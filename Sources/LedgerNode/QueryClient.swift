@@ -34,7 +34,21 @@ public enum QueryClient {
     public static func installPolicy(genesis: Genesis, document: [UInt8], name: String, version: UInt32,
                                      submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
                                      nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
-        var body = GovernanceBody(action: .installPolicy, name: name, version: version, document: document)
+        try governance(genesis: genesis, GovernanceBody(action: .installPolicy, name: name, version: version, document: document),
+                       submitter: submitter, approvers: approvers, nonce: nonce, issuedAtMillis: issuedAtMillis)
+    }
+
+    /// Crypto-shredding: an erase_records governance transaction naming `records`, approved by every custodian.
+    public static func eraseRecords(genesis: Genesis, records: [Hash], submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
+                                    nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
+        try governance(genesis: genesis, GovernanceBody(action: .eraseRecords, name: "erase", version: 1, document: records.flatMap { $0 }),
+                       submitter: submitter, approvers: approvers, nonce: nonce, issuedAtMillis: issuedAtMillis)
+    }
+
+    /// A governance transaction approved by `approvers`, signed by `submitter`.
+    public static func governance(genesis: Genesis, _ proposal: GovernanceBody, submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
+                                  nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
+        var body = proposal
         let message = body.approvalMessage(chainID: genesis.chainID)
         body.approvals = try approvers.map { k in
             guard let m = genesis.member(k.memberID) else { throw LedgerError(.unknownSigner, "approver \(k.memberID) is not in this genesis") }

@@ -46,7 +46,9 @@ extension ChainStore {
     func indexForQueries(_ tx: Transaction, at index: UInt64, earlier: ArraySlice<Submission>, batch: WriteBatch,
                          newPolicies: inout [InstalledPolicy]) throws {
         switch tx.body {
-        case .governance:
+        case .governance(let g):
+            // Crypto-shredding: the envelopes go in the same batch as the block that orders it.
+            for id in g.erasedRecords { try batch.delete(Family.envelopes, id) }
             if let p = Self.installedPolicy(tx, logIndex: index) {
                 try batch.put(Family.meta, QueryKey.policy + p.hash, Self.u64Key(index))
                 newPolicies.append(p)

@@ -24,7 +24,7 @@ struct CreditNode: AsyncParsableCommand {
         """,
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
-                      QueryCommand.self, ConsentCommand.self, InstallPolicy.self])
+                      QueryCommand.self, ConsentCommand.self, InstallPolicy.self, Erase.self])
 }
 
 func fail(_ message: String) -> ExitCode {

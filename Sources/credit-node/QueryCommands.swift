@@ -145,3 +145,39 @@ struct InstallPolicy: ParsableCommand {
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
+
+struct Erase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase",
+        abstract: "Crypto-shred records: every node deletes their payload envelopes (and wrapped keys); the chain still verifies.",
+        discussion: """
+        An erase_records governance transaction, approved by every custodian. The records' clear metadata and
+        commitments stay in the log; their raw payloads become unreadable everywhere.
+        Example:
+          credit-node erase --node http://127.0.0.1:8601 --id RECORD_ID \\
+            --key keys/samr-330106.key --approver-key keys/samr-330106.key --approver-key keys/data-330106.key
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(name: .customLong("id"), help: "Transaction id of a record to erase (repeatable).") var ids: [String] = []
+    @Option(help: "Secret key of the submitting custodian.") var key: String
+    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
+    var approverKeys: [String] = []
+
+    func run() throws {
+        do {
+            let records = try ids.map { id -> Hash in
+                guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("--id must be a transaction id (64 hex digits), got \(id)") }
+                return h
+            }
+            guard !records.isEmpty else { throw fail("name at least one --id") }
+            let client = LedgerClient(baseURL: node)
+            let s = try QueryClient.eraseRecords(genesis: try client.genesis(), records: records,
+                                                 submitter: try MemberSecretKeys.load(from: key),
+                                                 approvers: try approverKeys.map { try MemberSecretKeys.load(from: $0) },
+                                                 issuedAtMillis: nowMillis())
+            var result = try client.submit(s)
+            result["erased"] = ids
+            print(String(decoding: JSONView.data(result), as: UTF8.self))
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}

@@ -373,4 +373,36 @@ final class QueryServiceTests: XCTestCase {
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
     }
+
+    func testErasingARecordShredsItsPayloadEverywhereAndTheChainStillVerifies() async throws {
+        let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
+            if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
+        }!
+        XCTAssertNotNil(try store.envelope(of: penalty.transaction.id))
+        let one = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [penalty.transaction.id], submitter: consortium.keys["samr"]!,
+                                               approvers: [consortium.keys["samr"]!], nonce: nextNonce(), issuedAtMillis: nowMillis)
+        do { try await submit([one]); XCTFail("one custodian alone erased a record") } catch {}
+        let erase = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [penalty.transaction.id], submitter: consortium.keys["samr"]!,
+                                                 approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                                 nonce: nextNonce(), issuedAtMillis: nowMillis)
+        try await submit([erase])
+        XCTAssertNil(try store.envelope(of: penalty.transaction.id), "the envelope and its wrapped keys are gone")
+        let (_, profile) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
+        XCTAssertTrue(profile.answered, profile.receipt.message)
+        XCTAssertFalse(profile.receipt.result.contains(foodSecret), "an erased payload cannot be read, even by a custodian")
+        XCTAssertTrue(profile.receipt.result.contains("\"shredded\":true"))
+        XCTAssertTrue(profile.receipt.result.contains(foodName), "the other records are still readable")
+        let (_, grade) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(grade.answered, "scores come from clear metadata and survive erasure")
+        var source = StoreBlockSource(store: store)
+        let summary = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+        XCTAssertEqual(summary.envelopesShredded, 1)
+        // An id that is not a record is refused.
+        let bogus = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [SHA256.hash([1])], submitter: consortium.keys["samr"]!,
+                                                 approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                                 nonce: nextNonce(), issuedAtMillis: nowMillis)
+        do { try await submit([bogus]); XCTFail("erased a record that does not exist") } catch {
+            XCTAssertTrue("\(error)".contains("not a committed record"), "\(error)")
+        }
+    }
 }
