@@ -94,7 +94,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
 }
 
 extension JSONEncoder {
-    static var canonical: JSONEncoder {
+    public static var canonical: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
