@@ -38,6 +38,33 @@ echo "provenance of score $score of $subject, fetched from bank B's node, checke
 "$binpath/credit-verify" provenance "$dir/provenance.json" --genesis "$dir/genesis.json"
 
 echo
+echo "== privacy (docs/PRIVACY.md): bank A asks the supervision bureau's node about $subject"
+echo "without consent, the query is refused, and the refusal is on the ledger:"
+"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
+  --purpose loan_application || true
+bank_a="$(cat "$dir/bank-a/data/http.addr")"
+echo "the business consents (bank A records it with the hash of the signed form), then bank A asks again:"
+echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.txt"
+"$binpath/credit-node" consent --node "$bank_a" --key "$dir/keys/bank-a.key" --subject "$subject" --grantee bank-a \
+  --purpose loan_application --days 90 --evidence "$dir/consent-form.txt" >/dev/null
+"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
+  --purpose loan_application --out "$dir/answer.json"
+"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy loan-pre-check --subject "$subject" \
+  --purpose loan_application --param amount_yuan=100000
+echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"
+"$binpath/credit-verify" receipt "$dir/answer.json" --genesis "$dir/genesis.json"
+echo "industry statistics for any member (cells under 10 subjects are refused):"
+"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
+  --param model=individual-business || true
+echo "who looked at $subject (the bureau answers for the business):"
+"$binpath/credit-node" query --node "$url" --key "$dir/keys/samr-330106.key" --policy my-queries --subject "$subject" \
+  --purpose subject_access
+echo "bank A's node stores the records encrypted: its data directory holds no payload text:"
+name="$(grep -m1 "$subject" "$dir/demo-records.jsonl" | sed 's/.*"name":"\([^"]*\)".*/\1/')"
+if grep -rqF "$name" "$dir/bank-a/data"; then echo "FOUND \"$name\" in bank A's data: privacy broken"; exit 1; fi
+echo "  \"$name\" (the business's name, in its registration payload): not found in $dir/bank-a/data"
+
+echo
 echo "every node, after the demo:"
 sleep 1
 bash Network/local/status.sh
