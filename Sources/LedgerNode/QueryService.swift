@@ -223,7 +223,7 @@ struct StoreFacts: PolicyFacts {
 
     func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
         // Newest first; skip any committed after the head this evaluation is fixed at.
-        try store.scoreUpdates(of: subject, limit: limit + 8).filter { $0.logIndex < head.logSize }.prefix(limit).map { $0 }
+        try store.scoreUpdates(of: subject, limit: limit + 4).filter { $0.logIndex < head.logSize }.prefix(limit).map { $0 }
     }
 
     func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {

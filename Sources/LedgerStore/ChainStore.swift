@@ -55,6 +55,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private var _frontier: MerkleFrontier
     /// Models installed by committed governance, by document hash (few; loaded at open).
     private var _models: [Hash: InstalledModel] = [:]
+    /// Merkle nodes of levels ≥ 6 already read (immutable), keyed level << 56 | index.
+    private var _upperNodes: [UInt64: Hash] = [:]
+    static let maxCachedNodes = 1 << 17
     /// Policies installed by committed governance, by document hash (few; loaded at open).
     private var _policies: [Hash: InstalledPolicy] = [:]
     /// The last as-of block timestamp looked up: score updates of one round share it.
@@ -462,6 +465,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
         if let c = lock.withLock({ _timestampCache }), c.logSize == logSize { return c.millis }
+        let h = head
+        if logSize == h.logSize, h.height > 0, let header = try blockHeader(height: h.height) {
+            lock.withLock { _timestampCache = (logSize, header.timestampMillis) }
+            return header.timestampMillis
+        }
         guard logSize >= 1, let height = try height(coveringLogSize: logSize), let header = try blockHeader(height: height) else { return nil }
         lock.withLock { _timestampCache = (logSize, header.timestampMillis) }
         return header.timestampMillis
@@ -482,7 +490,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     // MARK: MerkleHashSource
 
     public func nodeHash(level: Int, index: UInt64) throws -> Hash {
-        try tree.nodeHash(level: level, index: index)
+        // Nodes never change once written. The upper levels are read by almost every proof, so
+        // they are kept in memory (bounded: levels ≥ 6, at most `maxCachedNodes`).
+        guard level >= 6, index < (1 << 48) else { return try tree.nodeHash(level: level, index: index) }
+        let key = UInt64(level) << 56 | index
+        if let h = lock.withLock({ _upperNodes[key] }) { return h }
+        let h = try tree.nodeHash(level: level, index: index)
+        lock.withLock { if _upperNodes.count < Self.maxCachedNodes { _upperNodes[key] = h } }
+        return h
     }
 
     public func inclusionProof(index: UInt64, size: UInt64) throws -> [Hash] {

@@ -190,7 +190,7 @@ public struct PolicyEngine: Sendable {
         guard all.count <= policy.maxRecords else {
             throw PolicyRefusal(.costLimit, "\(subject) has more than \(policy.maxRecords) records, the most \(policy.name) reads")
         }
-        let scores = try facts.scoreUpdates(of: subject, limit: 64)
+        let scores = try facts.scoreUpdates(of: subject, limit: 16)
         guard !all.isEmpty || !scores.isEmpty else {
             throw PolicyRefusal(.unknownSubject, "no record about \(subject) is on the ledger at height \(facts.height)")
         }
