@@ -23,6 +23,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     /// Every column family of the store, for tools that open it with `Database` directly.
     public static let columnFamilies = Family.all
+    /// Block cache of a serving node: queries and proofs read records of random subjects.
+    public static let nodeBlockCacheBytes = 512 << 20
 
     enum MetaKey {
         static let format: [UInt8] = Array("format".utf8)
