@@ -248,6 +248,10 @@ public struct PolicyEngine: Sendable {
                 let n = Int64(matching(active, categories, window: window, minSeverity: minSeverity, facts: facts).count)
                 fields[name] = .string(bucket(n, bounds))
             case .records(let limit):
+                // Installation admits this output only for custodian callers; checked again here.
+                guard query.requester.has(.custodian) else {
+                    throw PolicyRefusal(.wrongRole, "raw records are for custodians; \(query.requester.id) is not one")
+                }
                 var list: [CanonicalJSON.Value] = []
                 for r in active.suffix(limit) {
                     var o: CanonicalJSON.Object = [

@@ -12,7 +12,8 @@ final class TransactionTests: XCTestCase {
                                     dimensions: [.init(code: "honesty", points: 120)], inputs: [att.transaction.id], asOfLogSize: 1)
         let endorsement = c.keys["data-bureau"]!.signing.signature(for: score.endorsementMessage(chainID: c.genesis.chainID))
         score.endorsements = [MemberSignature(member: "data-bureau", keyID: c.member("data-bureau").keyID, signature: endorsement)]
-        var gov = GovernanceBody(action: .installPolicy, name: "credit-grade", version: 1, document: Array("{}".utf8))
+        // install_policy documents are checked by the policy engine (PolicyTests); the encoding is the same for every action.
+        var gov = GovernanceBody(action: .setParameter, name: "max-query-rate", version: 1, document: Array("{}".utf8))
         gov.approvals = ["samr", "data-bureau"].map {
             MemberSignature(member: $0, keyID: c.member($0).keyID, signature: c.keys[$0]!.signing.signature(for: gov.approvalMessage(chainID: c.genesis.chainID)))
         }
@@ -24,6 +25,13 @@ final class TransactionTests: XCTestCase {
             ("bank-a", .consent(ConsentBody(action: .grant, subject: subject, grantee: "bank-a", purpose: .loanApplication,
                                             expiresAt: 1_800_000_000, evidence: SHA256.hash([2])))),
             ("samr", .governance(gov)),
+            ("samr", .queryRecord(QueryRecordBody(requester: "bank-a", subject: subject, policy: SHA256.hash([3]), purpose: .loanApplication,
+                                                  requestHash: SHA256.hash([4]), requestNonce: 9, requestedAtMillis: 1_800_000_000_000,
+                                                  asOfHeight: 12, outcome: .answered, reason: "", resultHash: SHA256.hash([5]),
+                                                  consent: Hashes.zero))),
+            ("bank-a", .queryRecord(QueryRecordBody(requester: "bank-b", subject: nil, policy: Hashes.zero, purpose: .unspecified,
+                                                    requestHash: SHA256.hash([6]), requestNonce: 1, requestedAtMillis: 2, asOfHeight: 3,
+                                                    outcome: .refused, reason: "bad_signature", resultHash: Hashes.zero, consent: Hashes.zero))),
         ]
         let validator = TransactionValidator(genesis: c.genesis)
         for (i, (signer, b)) in bodies.enumerated() {
