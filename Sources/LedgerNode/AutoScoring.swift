@@ -16,6 +16,8 @@ final class AutoScorer: @unchecked Sendable {
         let carrier: Transaction
         let started: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
+        /// Made by the model-upgrade re-scorer, which is told when it is no longer pending.
+        var rescore = false
     }
 
     let node: ConsensusNode
@@ -26,11 +28,14 @@ final class AutoScorer: @unchecked Sendable {
     var waitingEndorse: [(from: String, tx: Transaction)] = []
     static let maxPending = 4_096
     static let maxSubjectsPerBlock = 2_000
+    /// Re-scores every subject after a model upgrade (docs/SCORING.md §8.1).
+    private(set) var upgrade: UpgradeRescorer!
 
-    init(node: ConsensusNode) {
+    init(node: ConsensusNode, stateDirectory: String) {
         self.node = node
         engine = ScoreEngine(genesis: node.genesis)
         scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
+        upgrade = UpgradeRescorer(scorer: self, stateDirectory: stateDirectory)
     }
 
     var store: ChainStore { node.store }
@@ -55,6 +60,7 @@ final class AutoScorer: @unchecked Sendable {
     /// After `block` committed (called on the consensus queue).
     func committed(_ block: CandidateBlock) {
         queue.async { [self] in
+            upgrade.committed(block)
             retryEndorsements()
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).
@@ -79,12 +85,29 @@ final class AutoScorer: @unchecked Sendable {
         }
     }
 
-    func submit(_ body: ScoreUpdateBody) {
+    @discardableResult
+    func submit(_ body: ScoreUpdateBody) -> Bool {
         do {
             try node.submitOwn(.scoreUpdate(body))
             logger.debug("score update for \(body.subject): \(body.points) points, grade \(body.grade.name)")
+            return true
         } catch {
             logger.warning("score update for \(body.subject) refused: \(error)")
+            return false
+        }
+    }
+
+    /// A score update made by the upgrade re-scorer: endorsed and submitted like a live one.
+    /// The re-scorer bounds how many it hands over; it is told of each that fails.
+    func submitRescored(_ body: ScoreUpdateBody) {
+        queue.async { [self] in
+            if node.genesis.scoreEndorsementsRequired == 0 {
+                if !submit(body) { upgrade.released(body.subject) }
+                return
+            }
+            let carrier = node.signOwn(.scoreUpdate(body))
+            pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now, rescore: true)
+            requestEndorsements(pending[carrier.id]!)
         }
     }
 
@@ -120,7 +143,8 @@ final class AutoScorer: @unchecked Sendable {
             p.body.endorsements.append(signature)
             if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
                 pending[carrier] = nil
-                submit(p.body)   // the validator checks every endorsement
+                // The validator checks every endorsement.
+                if !submit(p.body) && p.rescore { upgrade.released(p.body.subject) }
             } else {
                 pending[carrier] = p
             }
@@ -139,6 +163,8 @@ final class AutoScorer: @unchecked Sendable {
         queue.async { [self] in
             retryEndorsements()
             let now = ContinuousClock.now
+            let expired = pending.filter { now - $0.value.started >= .seconds(30) }
+            for p in expired.values where p.rescore { upgrade.released(p.body.subject) }
             pending = pending.filter { now - $0.value.started < .seconds(30) }
             for (id, p) in pending where now - p.lastSent >= .seconds(1) {
                 requestEndorsements(p)

@@ -98,7 +98,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
             if let built = try? check(block) { candidates[hash] = (block, built) }
         }
-        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self) }
+        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self, stateDirectory: walDirectory) }
     }
 
     // MARK: Lifecycle
@@ -140,6 +140,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         timer.setEventHandler { [weak self] in self?.statusTick() }
         timer.resume()
         statusTimer = timer
+        autoScorer?.upgrade.resume()
         logger.info("\(isValidator ? "validator" : "follower") \(member.id) at height \(store.head.height); P2P on \(listenHost):\(port)")
         return port
     }
@@ -149,6 +150,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             stopped = true
             statusTimer?.cancel()
         }
+        autoScorer?.upgrade.stop()
         mempool.close(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
         await p2p?.stop()
     }
@@ -171,8 +173,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     public func status() -> [String: any Sendable] {
-        queue.sync {
-            [
+        let rescore = autoScorer?.upgrade.status
+        return queue.sync {
+            var s: [String: any Sendable] = [
                 "mode": isValidator ? "validator" : "follower",
                 "member": member.id,
                 "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)"] as [String: any Sendable],
@@ -182,6 +185,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "validators": genesis.validators.count,
                 "quorum": genesis.quorum,
             ]
+            if let rescore { s["rescore"] = rescore }
+            return s
         }
     }
 
