@@ -161,6 +161,8 @@ final class UpgradeRescorer: @unchecked Sendable {
         let job = Job(installed: installed, model: model, asOfLogSize: asOfLogSize)
         let started: Bool = lock.withLock {
             guard !stopped, jobs.count < Self.maxQueuedJobs else { return false }
+            // Found both at start and in a block caught up meanwhile: one job.
+            if jobs.contains(where: { $0.installed.hash == installed.hash }) { return true }
             // A newer version of a model makes re-scoring under the older one pointless: the job
             // running stops (`supersede`), queued ones are dropped.
             let older = { (j: Job) in j.installed.name == installed.name && j.installed.version < installed.version }

@@ -187,7 +187,7 @@ final class NetworkTests: XCTestCase {
         try net.startAll(LocalConsortium.validators)
         let samr = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
         let data = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
-        let requests = DemoRecords.requests(count: 90, subjects: 30, seed: 11)
+        let requests = DemoRecords.requests(count: 360, subjects: 120, seed: 11)
         let subjects = Set(requests.map(\.subject))
         var nonce: UInt64 = 1_000
         let records = try requests.map { r -> Submission in nonce += 1; return try r.build(genesis: net.genesis, keys: samr, nonce: nonce, issuedAtMillis: 1) }
@@ -267,7 +267,8 @@ final class NetworkTests: XCTestCase {
         let acksDuring = acks.ids.count - acksAtInstall
         stop.withLock { stopped = true }
         ingest.wait()
-        XCTAssertTrue(done, "subjects without an update under v2 after \(seconds) s: \(try subjects.filter { try !rescored($0) })")
+        let missing = try subjects.filter { try !rescored($0) }
+        XCTAssertTrue(done, "subjects without an update under v2 after \(seconds) s: \(missing)")
         print(String(format: "model upgrade: %d subjects re-scored under v2 on the network in %.2f s; %d attestations committed meanwhile", subjects.count, seconds, acksDuring))
 
         // Every subject: the v1 update is still there, the v2 one is as of the install block
@@ -297,6 +298,66 @@ final class NetworkTests: XCTestCase {
             XCTAssertTrue(log.contains("re-score under"), "\(m) logged no re-score progress")
         }
         XCTAssertGreaterThan(totals, 0)
+    }
+
+    /// A bureau killed (SIGKILL) right after a model install commits and restarted: it resumes
+    /// or starts its re-score after restart, and every subject ends with an update under v2.
+    func testScorerKilledDuringModelUpgradeFinishesAfterRestart() throws {
+        let net = try LocalConsortium(name: "upgrade-restart", withModels: true)
+        try net.startAll(LocalConsortium.validators)
+        let samr = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let data = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
+        let requests = DemoRecords.requests(count: 300, subjects: 150, seed: 21).filter { (try? USCC($0.subject).subjectKind) == .individualBusiness }
+        let subjects = Set(requests.map(\.subject))
+        let records = try requests.enumerated().map { i, r in try r.build(genesis: net.genesis, keys: samr, nonce: 2_000 + UInt64(i), issuedAtMillis: 1) }
+        _ = try net.client("samr-330106").submit(batch: records)
+        let bank = try net.client("bank-a")
+        func models(_ subject: String) throws -> [String] {
+            let history = try bank.getJSON("/v1/subjects/\(subject)/history")
+            return try (history["records"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "score_update" }.map { r in
+                let tx = try bank.getJSON("/v1/transactions/\(r["id"] as! String)")
+                return ((tx["transaction"] as? [String: Any])?["score_update"] as? [String: Any])?["model_hash"] as? String ?? ""
+            }
+        }
+        func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return true }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            return try done()
+        }
+        XCTAssertTrue(try waitUntil(30) { try subjects.allSatisfy { try !models($0).isEmpty } }, "live scoring did not score every subject")
+
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: repo.appendingPathComponent("Genesis/models/individual-business.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        for k in [samr, data] {
+            let m = net.genesis.member(k.memberID)!
+            g.approvals.append(MemberSignature(member: m.id, keyID: m.keyID, signature: k.signing.signature(for: g.approvalMessage(chainID: net.genesis.chainID))))
+        }
+        let v2 = g.documentHash.hexString
+        let m = net.genesis.member("data-330106")!
+        let header = TransactionHeader(chainID: net.genesis.chainID, signer: m.id, keyID: m.keyID, nonce: 9_999, issuedAtMillis: 1)
+        _ = try net.client("data-330106").submit(batch: [Submission(transaction: Transaction.sign(header: header, body: .governance(g), key: data.signing), envelope: nil)])
+        net.kill9("samr-330106")
+        let logBefore = (try? String(contentsOfFile: net.log("samr-330106"), encoding: .utf8))?.count ?? 0
+        Thread.sleep(forTimeInterval: 1)
+        try net.start("samr-330106")
+        let started = Date()
+        let done = try waitUntil(60) { try subjects.allSatisfy { try models($0).contains(v2) } }
+        let missing = try subjects.filter { try !models($0).contains(v2) }
+        XCTAssertTrue(done, "subjects without a v2 update \(Date().timeIntervalSince(started)) s after the restart: \(missing)")
+        var status: [String: Any] = [:]
+        XCTAssertTrue(try waitUntil(10) {
+            status = try net.client("samr-330106").getJSON("/v1/status")["rescore"] as? [String: Any] ?? [:]
+            return status["state"] as? String == "finished"
+        }, "samr status after restart: \(status)")
+        XCTAssertEqual(status["done"] as? Int, status["total"] as? Int)
+        let log = String(try String(contentsOfFile: net.log("samr-330106"), encoding: .utf8).dropFirst(logBefore))
+        XCTAssertTrue(log.contains("re-score under individual-business v2 finished"), "the restarted bureau did not finish its re-score:\n\(log.suffix(3000))")
+        print("restart during upgrade: \(subjects.count) subjects under v2; samr after restart: \(status)")
     }
 
     func rawSend(port: Int, _ bytes: [UInt8]) throws {
