@@ -290,11 +290,11 @@ final class UpgradeRescorer: @unchecked Sendable {
                         }
                         continue
                     }
-                    let records = try store.subjectRecords(subject, before: job.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
+                    let records = try store.scoreRecords(subject, before: job.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
                     guard records.count <= FieldLimits.scoreInputs else {
                         throw LedgerError(.fieldTooLarge, "more than \(FieldLimits.scoreInputs) records; format v1 cannot score it")
                     }
-                    let body = try scorer.engine.makeScoreUpdate(subject: subject, inputs: records.map(\.transaction), model: job.model, asOf: asOf)
+                    let body = try scorer.engine.makeScoreUpdate(subject: subject, records: records, model: job.model, asOf: asOf)
                     lock.withLock { inFlight[subject] = clock.now }
                     scorer.submitRescored(body)
                 } catch {

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerStorage
 import LedgerStore
 @testable import Scoring
 import XCTest
@@ -154,4 +155,85 @@ final class NodeAndRescoreTests: XCTestCase {
         let stopped = try rescorer.run(shouldStop: { true }) { _, _ in }
         XCTAssertTrue(stopped.stopped)
     }
+
+    /// The subject index keeps what scoring reads of every record (ScoreIndex.swift): the same
+    /// records as decoding the transactions, corrections and revocations included, and the
+    /// rescorer's updates are exactly those computed from the transactions. Entries of a store
+    /// written before (the kind byte alone) are read from the transactions instead.
+    func testSubjectIndexKeepsWhatScoringReadsOfEveryRecord() throws {
+        let c = try ScoringConsortium()
+        let store = try ChainStore.create(path: "\(directory)/index", genesis: c.genesis)
+        var nonce: UInt64 = 0
+        let demo = try Self.writeDemo(c, store: store, subjects: 300, seed: 8, nonce: &nonce)
+        // Amendments: correct some of the supervision bureau's records, revoke others, correct a correction.
+        var amendments: [Submission] = []
+        var corrected: [Hash] = []
+        let signers = c.genesis.validators.map { (member: $0, key: c.keys[$0.id]!.signing) }
+        for s in demo.subjects.prefix(40) {
+            let records = try store.subjectRecords(try USCC(s.uscc), before: store.head.logSize, limit: 100)
+            guard let first = records.first(where: { $0.transaction.header.signer == "samr" }), case .attestation(var body) = first.transaction.body else { continue }
+            nonce += 1
+            if amendments.count % 3 == 2 {
+                amendments.append(try c.amend(AmendmentBody(action: .revocation, target: first.transaction.id, reason: "error", replacement: nil), by: "samr", nonce: nonce))
+            } else {
+                body.attributes = body.attributes.map { Attribute(name: $0.name, value: $0.value + 1) }
+                body.severity = body.category == .penalty ? .serious : body.severity
+                let fix = try c.amend(AmendmentBody(action: .correction, target: first.transaction.id, reason: "fix", replacement: body), by: "samr", nonce: nonce)
+                amendments.append(fix)
+                corrected.append(fix.transaction.id)
+            }
+        }
+        try store.appendBlock(amendments, timestampMillis: asOfMillis, proposer: "samr", signers: signers)
+        var again: [Submission] = []
+        for id in corrected.prefix(5) {
+            guard let tx = try store.committedTransaction(id: id), case .amendment(var a) = tx.body, var r = a.replacement else { continue }
+            r.industry = "F52"
+            a = AmendmentBody(action: .correction, target: id, reason: "again", replacement: r)
+            nonce += 1
+            again.append(try c.amend(a, by: "samr", nonce: nonce))
+        }
+        try store.appendBlock(again, timestampMillis: asOfMillis, proposer: "samr", signers: signers)
+        XCTAssertGreaterThan(amendments.count + again.count, 30)
+
+        let size = store.head.logSize
+        let asOf = ScoreAsOf(logSize: size, date: try LedgerDate(iso: "2026-11-21"))
+        let engine = ScoreEngine(genesis: c.genesis)
+        let models = try ["individual-business", "enterprise"].map { try engine.model(try XCTUnwrap(store.latestModel(name: $0))) }
+        func fromTransactions(_ subject: USCC) throws -> (records: [ScoreRecord], updates: [ScoreUpdateBody]) {
+            let txs = try store.subjectRecords(subject, before: size, limit: 2000).map(\.transaction)
+            let updates = try models.filter { $0.applies(to: subject.subjectKind!) }.map { try engine.makeScoreUpdate(subject: subject, inputs: txs, model: $0, asOf: asOf) }
+            return (try txs.map(ScoreRecord.init), updates)
+        }
+        var expected: [USCC: [ScoreUpdateBody]] = [:]
+        for s in demo.subjects {
+            let subject = try USCC(s.uscc)
+            let (records, updates) = try fromTransactions(subject)
+            XCTAssertEqual(try store.scoreRecords(subject, before: size, limit: 2000), records, "\(subject)")
+            expected[subject] = updates
+        }
+        var rescored: [USCC: [ScoreUpdateBody]] = [:]
+        for model in models {
+            let summary = try Rescorer(store: store, engine: engine, model: model).run(asOfLogSize: size) { batch, _ in
+                for u in batch { rescored[u.subject, default: []].append(u) }
+            }
+            XCTAssertEqual(summary.progress.failed, 0, "\(summary.failures)")
+        }
+        XCTAssertEqual(rescored, expected)
+
+        // A store whose entries hold only the kind byte (written before the index kept metadata).
+        let subject = try USCC(demo.subjects[0].uscc)
+        let batch = WriteBatch(for: store.database)
+        for (index, kind) in try store.subjectHistory(subject, limit: 2000) {
+            try batch.put("subjects", Array(subject.code.utf8) + Self.u64(index), [kind])
+        }
+        try store.database.write(batch)
+        XCTAssertEqual(try store.scoreRecords(subject, before: size, limit: 2000), try fromTransactions(subject).records)
+        var old: [ScoreUpdateBody] = []
+        _ = try Rescorer(store: store, engine: engine, model: models[subject.subjectKind == .enterprise ? 1 : 0]).run(asOfLogSize: size) { batch, _ in
+            old += batch.filter { $0.subject == subject }
+        }
+        XCTAssertEqual(old, expected[subject])
+    }
+
+    static func u64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
 }
