@@ -10,7 +10,7 @@ import Scoring
 /// designated scorer — scorers sorted by id, the one at SHA-256(USCC) mod count — which asks
 /// other scorers to recompute and endorse it over P2P, then submits the endorsed score update.
 /// Every validator recomputes it again before it commits (docs/SCORING.md).
-final class AutoScorer: @unchecked Sendable {
+final class AutoScorer: RescoreHost, @unchecked Sendable {
     struct Pending {
         var body: ScoreUpdateBody
         let carrier: Transaction
@@ -35,11 +35,14 @@ final class AutoScorer: @unchecked Sendable {
         self.node = node
         engine = ScoreEngine(genesis: node.genesis)
         scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
-        upgrade = UpgradeRescorer(scorer: self, stateDirectory: stateDirectory)
+        upgrade = UpgradeRescorer(host: self, stateDirectory: stateDirectory)
     }
 
     var store: ChainStore { node.store }
     var logger: Logger { node.logger }
+    var memberID: String { node.member.id }
+    func isDesignated(_ subject: USCC) -> Bool { designated(subject) == node.member.id }
+    var hasRoomForRescore: Bool { node.mempool.count <= node.mempool.capacity / 2 }
 
     func designated(_ subject: USCC) -> String {
         let h = SHA256.hash(Array(subject.code.utf8))
@@ -60,7 +63,7 @@ final class AutoScorer: @unchecked Sendable {
     /// After `block` committed (called on the consensus queue).
     func committed(_ block: CandidateBlock) {
         queue.async { [self] in
-            upgrade.committed(block)
+            upgrade.committed(block.submissions, firstLogIndex: block.header.firstLogIndex, logSize: block.header.logSize)
             retryEndorsements()
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).

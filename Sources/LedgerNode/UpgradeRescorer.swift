@@ -20,6 +20,9 @@ import Scoring
 /// the latest version of its name and is not listed in `rescore-done` (in the consensus
 /// directory): it starts that job again and skips subjects already done, so an interrupted
 /// re-score resumes where its committed updates end. Old score updates are never touched.
+///
+/// It runs in a consortium scorer (`AutoScorer`) and in the dev ledger (`Ledger`, when no
+/// endorsement is required), which provide a `RescoreHost`.
 final class UpgradeRescorer: @unchecked Sendable {
     struct Job: Sendable {
         let installed: InstalledModel
@@ -56,7 +59,7 @@ final class UpgradeRescorer: @unchecked Sendable {
     static let maxQueuedJobs = 16
     static let progressInterval: Duration = .seconds(3)
 
-    unowned let scorer: AutoScorer
+    unowned let host: any RescoreHost
     let stateFile: String
     private let lock = NSLock()
     private let wake = NSCondition()
@@ -72,14 +75,13 @@ final class UpgradeRescorer: @unchecked Sendable {
     private var stopped = false
     private var thread: Thread?
 
-    init(scorer: AutoScorer, stateDirectory: String) {
-        self.scorer = scorer
+    init(host: any RescoreHost, stateDirectory: String) {
+        self.host = host
         self.stateFile = stateDirectory + "/rescore-done"
     }
 
-    var store: ChainStore { scorer.store }
-    var node: ConsensusNode { scorer.node }
-    var logger: Logger { scorer.logger }
+    var store: ChainStore { host.store }
+    var logger: Logger { host.logger }
 
     var status: [String: any Sendable]? { lock.withLock { snapshot.map { s in var s = s; s.inFlight = inFlight.count; return s.json } } }
 
@@ -119,13 +121,13 @@ final class UpgradeRescorer: @unchecked Sendable {
         return header.logSize
     }
 
-    /// A block committed: new installs start jobs; this node's committed updates confirm subjects.
-    /// Called on the auto-scorer's queue.
-    func committed(_ block: CandidateBlock) {
-        let me = node.member.id
+    /// A block committed (its transactions, first log index and log size): new installs start
+    /// jobs; this node's committed updates confirm subjects.
+    func committed(_ submissions: [Submission], firstLogIndex: UInt64, logSize: UInt64) {
+        let me = host.memberID
         var installs: [InstalledModel] = []
         lock.withLock {
-            for (offset, s) in block.submissions.enumerated() {
+            for (offset, s) in submissions.enumerated() {
                 let tx = s.transaction
                 switch tx.body {
                 case .scoreUpdate(let u) where tx.header.signer == me && u.modelHash == currentHash:
@@ -136,13 +138,13 @@ final class UpgradeRescorer: @unchecked Sendable {
                     }
                 case .governance(let g) where g.action == .installModel:
                     installs.append(InstalledModel(name: g.name, version: g.version, document: g.document,
-                                                   logIndex: block.header.firstLogIndex + UInt64(offset)))
+                                                   logIndex: firstLogIndex + UInt64(offset)))
                 default:
                     break
                 }
             }
         }
-        for m in installs { enqueue(m, asOfLogSize: block.header.logSize, resuming: false) }
+        for m in installs { enqueue(m, asOfLogSize: logSize, resuming: false) }
         wake.broadcast()
     }
 
@@ -154,7 +156,7 @@ final class UpgradeRescorer: @unchecked Sendable {
 
     func enqueue(_ installed: InstalledModel, asOfLogSize: UInt64, resuming: Bool) {
         let model: ScoringModel
-        do { model = try scorer.engine.model(installed) } catch {
+        do { model = try host.engine.model(installed) } catch {
             logger.warning("model \(installed.name) v\(installed.version) does not compile; nothing re-scored: \(error)")
             return
         }
@@ -217,7 +219,6 @@ final class UpgradeRescorer: @unchecked Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         let name = "\(job.installed.name) v\(job.installed.version)"
-        let me = node.member.id
         lock.withLock {
             snapshot = Snapshot(model: name, hash: job.installed.hash, asOfLogSize: job.asOfLogSize, state: "listing")
         }
@@ -225,7 +226,7 @@ final class UpgradeRescorer: @unchecked Sendable {
         var subjects: [USCC] = []
         do {
             try store.forEachSubject(recordsBefore: job.asOfLogSize) { subject, _ in
-                if let kind = subject.subjectKind, job.model.applies(to: kind), scorer.designated(subject) == me { subjects.append(subject) }
+                if let kind = subject.subjectKind, job.model.applies(to: kind), host.isDesignated(subject) { subjects.append(subject) }
                 return !isStopped
             }
         } catch {
@@ -277,7 +278,7 @@ final class UpgradeRescorer: @unchecked Sendable {
                     if isStopped || lock.withLock({ supersede }) { return finish(job, name, state: isStopped ? "stopped" : "superseded") }
                     expireInFlight()
                     let busy = lock.withLock { inFlight.count >= Self.maxInFlight }
-                    if !busy && node.mempool.count <= node.mempool.capacity / 2 { break }
+                    if !busy && host.hasRoomForRescore { break }
                     progress()
                     wake.lock()
                     _ = wake.wait(until: Date().addingTimeInterval(0.05))
@@ -294,9 +295,9 @@ final class UpgradeRescorer: @unchecked Sendable {
                     guard records.count <= FieldLimits.scoreInputs else {
                         throw LedgerError(.fieldTooLarge, "more than \(FieldLimits.scoreInputs) records; format v1 cannot score it")
                     }
-                    let body = try scorer.engine.makeScoreUpdate(subject: subject, records: records, model: job.model, asOf: asOf)
+                    let body = try host.engine.makeScoreUpdate(subject: subject, records: records, model: job.model, asOf: asOf)
                     lock.withLock { inFlight[subject] = clock.now }
-                    scorer.submitRescored(body)
+                    host.submitRescored(body)
                 } catch {
                     failedSubjects.insert(i)
                     lock.withLock { snapshot?.failed += 1 }
@@ -348,8 +349,23 @@ final class UpgradeRescorer: @unchecked Sendable {
         guard let installIndex = job.installed.logIndex else { return false }
         for entry in try store.subjectHistory(subject, after: installIndex, limit: 256) where entry.kind == TransactionKind.scoreUpdate.rawValue {
             if let tx = try store.transaction(at: entry.logIndex), case .scoreUpdate(let u) = tx.body,
-               u.modelHash == job.installed.hash, tx.header.signer == node.member.id { return true }
+               u.modelHash == job.installed.hash, tx.header.signer == host.memberID { return true }
         }
         return false
     }
+}
+
+/// What the upgrade re-scorer needs from the node it runs in.
+protocol RescoreHost: AnyObject, Sendable {
+    var store: ChainStore { get }
+    var engine: ScoreEngine { get }
+    var logger: Logger { get }
+    /// The member whose key signs the updates.
+    var memberID: String { get }
+    /// Whether this node scores `subject` (the designated scorer, docs/SCORING.md §7.1).
+    func isDesignated(_ subject: USCC) -> Bool
+    /// False while the mempool has no room to spare beside ingestion.
+    var hasRoomForRescore: Bool { get }
+    /// Endorses (when required), signs and submits `body`; on failure tells the re-scorer (`released`).
+    func submitRescored(_ body: ScoreUpdateBody)
 }

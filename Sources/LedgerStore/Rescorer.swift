@@ -77,7 +77,8 @@ public final class Rescorer {
             results.removeAll(keepingCapacity: true)
             progress(report())
         }
-        try store.forEachSubjectScoreRecords(before: size) { subject, records in
+        let model = model
+        try store.forEachSubjectScoreRecords(before: size, include: { s in s.subjectKind.map { model.applies(to: $0) } ?? false }) { subject, records in
             if shouldStop() { stopped = true; return false }
             done += 1
             guard let kind = subject.subjectKind, model.applies(to: kind) else { skipped += 1; return true }

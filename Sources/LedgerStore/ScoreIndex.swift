@@ -108,31 +108,41 @@ extension ChainStore {
 
     /// Every subject's records below `logSize` as scoring reads them, in subject order, from one
     /// iterator (a consistent view): `body` is called once per subject with at least one record,
-    /// with at most `limit + 1` of them (more means the subject cannot be scored). Stops early
-    /// when `body` returns false.
+    /// with at most `limit + 1` of them (more means the subject cannot be scored). A subject
+    /// `include` refuses is passed with no records, unread. Stops early when `body` returns false.
     public func forEachSubjectScoreRecords(before logSize: UInt64, limit: Int = FieldLimits.scoreInputs,
+                                           include: (USCC) -> Bool = { _ in true },
                                            _ body: (USCC, [ScoreRecord]) throws -> Bool) throws {
         let it = try database.makeIterator(Family.subjects)
         it.seekToFirst()
         var current: [UInt8] = []
+        var subject: USCC? = nil
+        var included = false
+        var hasRecord = false
         var records: [ScoreRecord] = []
         func flush() throws -> Bool {
-            defer { records.removeAll(keepingCapacity: true) }
-            guard !records.isEmpty, let text = String(validating: current, as: UTF8.self) else { return true }
-            return try body(try USCC(text), records)
+            defer { records.removeAll(keepingCapacity: true); hasRecord = false }
+            guard hasRecord, let subject else { return true }
+            return try body(subject, records)
         }
         while it.isValid {
             let key = it.key
             guard key.count == 26 else { throw LedgerError(.invalidBlock, "subject index key of \(key.count) bytes") }
-            if !key.starts(with: current) || current.isEmpty {
+            if current.isEmpty || !key.starts(with: current) {
                 guard try flush() else { return }
                 current = Array(key.prefix(18))
+                let s = try USCC(String(decoding: current, as: UTF8.self))
+                subject = s
+                included = include(s)
             }
             let value = it.value
-            if Self.isRecord(value.first ?? 0), records.count <= limit {
+            if Self.isRecord(value.first ?? 0) {
                 var r = ByteReader(Array(key.suffix(8)), context: "subject index")
                 let index = try r.u64("log_index")
-                if index < logSize { records.append(try scoreRecord(logIndex: index, value: value)) }
+                if index < logSize {
+                    hasRecord = true
+                    if included && records.count <= limit { records.append(try scoreRecord(logIndex: index, value: value)) }
+                }
             }
             it.next()
         }

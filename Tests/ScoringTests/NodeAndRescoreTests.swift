@@ -235,5 +235,112 @@ final class NodeAndRescoreTests: XCTestCase {
         XCTAssertEqual(old, expected[subject])
     }
 
+    /// The dev ledger engine (one scorer, no endorsements) re-scores every subject in the
+    /// background after a model install, while attestations keep committing; the v1 scores stay;
+    /// a restart finds the job done (`rescore-done`), and without that file resumes and skips
+    /// every subject whose update already committed.
+    func testDevLedgerRescoresEverySubjectAfterAModelInstall() async throws {
+        let keys = MemberSecretKeys(memberID: "dev")
+        let member = Member(id: "dev", name: "dev", roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        let genesis = try Genesis(bytes: Genesis.render(chainID: "creditledger.test/upgrade", genesisTime: "2026-11-21T00:00:00Z",
+                                                        members: [member], models: try ["individual-business.json", "enterprise.json"].map(Models.installed)))
+        let store = try ChainStore.create(path: "\(directory)/ledger", genesis: genesis)
+        let demo = DemoSubjects(count: 300, seed: 4, asOf: try LedgerDate(iso: "2026-11-21"))
+        var nonce: UInt64 = 0
+        let engine = ScoreEngine(genesis: genesis)
+        let v1 = try engine.model(genesis.models[0])
+        var block: [Submission] = []
+        for (s, records) in zip(demo.subjects, demo.records) {
+            for r in records {
+                nonce += 1
+                block.append(Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                                                      body: .attestation(try r.body()), key: keys.signing), envelope: nil))
+            }
+            _ = s
+        }
+        try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+        // v1 scores of the individual businesses, committed before the upgrade.
+        let asOf = ScoreAsOf(logSize: store.head.logSize, date: try LedgerDate(iso: "2026-11-21"))
+        var v1Updates: [Submission] = []
+        for s in demo.subjects where s.subject_kind == "individual_business" {
+            let subject = try USCC(s.uscc)
+            let u = try engine.makeScoreUpdate(subject: subject, records: try store.scoreRecords(subject, before: asOf.logSize, limit: 2000), model: v1, asOf: asOf)
+            nonce += 1
+            v1Updates.append(Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                                                      body: .scoreUpdate(u), key: keys.signing), envelope: nil))
+        }
+        try store.appendBlock(v1Updates, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+
+        let stateDir = "\(directory)/state"
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        var ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        var producer = Task { [ledger] in await ledger.runBlockProducer() }
+        // Install individual-business v2, then keep attesting new subjects.
+        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        g.approvals = [MemberSignature(member: "dev", keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
+        nonce += 1
+        let install = Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                       body: .governance(g), key: keys.signing)
+        _ = try await ledger.submit([Submission(transaction: install, envelope: nil)])
+        let more = DemoSubjects(count: 100, seed: 5, asOf: try LedgerDate(iso: "2026-11-21"))
+        var committedDuring = 0
+        for records in more.records {
+            let subs = try records.map { r -> Submission in nonce += 1; return try r.request.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: asOfMillis) }
+            committedDuring += try await ledger.submit(subs).count
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        let status = try XCTUnwrap(ledger.rescoreStatus)
+        XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
+        let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
+        XCTAssertEqual(status["done"] as? Int, individuals, "\(status)")
+        XCTAssertEqual(status["total"] as? Int, individuals)
+        XCTAssertGreaterThan(committedDuring, 0)
+
+        let v2Hash = g.documentHash
+        func updates(_ subject: USCC) throws -> [ScoreUpdateBody] {
+            try store.scoreUpdates(of: subject, limit: 100).compactMap { if case .scoreUpdate(let u) = $0.transaction.body { return u } else { return nil } }
+        }
+        var v2Count = 0
+        for s in demo.subjects {
+            let subject = try USCC(s.uscc)
+            let list = try updates(subject)
+            if s.subject_kind == "individual_business" {
+                XCTAssertTrue(list.contains { $0.modelHash == v1.hash }, "\(subject) lost its v1 score")
+                let v2 = list.filter { $0.modelHash == v2Hash }
+                XCTAssertEqual(v2.count, 1, "\(subject): \(v2.count) v2 updates")
+                XCTAssertEqual(v2.first?.asOfLogSize, try store.location(of: install.id)!.logIndex + 1, "as of the block holding the install (alone in it)")
+                v2Count += v2.count
+            } else {
+                XCTAssertTrue(list.isEmpty, "an enterprise was scored under the individual-business model")
+            }
+        }
+        XCTAssertEqual(v2Count, individuals)
+
+        // Restart: the finished job is not run again.
+        producer.cancel()
+        await producer.value
+        ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        producer = Task { [ledger] in await ledger.runBlockProducer() }
+        try await Task.sleep(for: .milliseconds(200))
+        XCTAssertNil(ledger.rescoreStatus)
+        producer.cancel()
+        await producer.value
+        // Without the record of it, a restart resumes the job and finds every subject done.
+        try FileManager.default.removeItem(atPath: stateDir + "/rescore-done")
+        let sizeBefore = store.head.logSize
+        ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        producer = Task { [ledger] in await ledger.runBlockProducer() }
+        let deadline2 = Date().addingTimeInterval(30)
+        while Date() < deadline2, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(ledger.rescoreStatus?["done"] as? Int, individuals)
+        XCTAssertEqual(store.head.logSize, sizeBefore, "subjects already re-scored were scored again")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir + "/rescore-done"))
+        producer.cancel()
+        await producer.value
+    }
+
     static func u64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
 }
