@@ -52,7 +52,7 @@ final class UpgradeRescorer: @unchecked Sendable {
     }
 
     /// Score updates pending endorsement or commit, at most.
-    static let maxInFlight = 256
+    static let maxInFlight = 2_000
     /// An update not committed within this long is given up and retried in the next pass.
     static let inFlightTimeout: Duration = .seconds(40)
     static let maxPasses = 5
