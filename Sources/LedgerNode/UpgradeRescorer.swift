@@ -72,6 +72,7 @@ final class UpgradeRescorer: @unchecked Sendable {
     private var confirmed: [Bool] = []
     private var currentHash: Hash?
     private var supersede = false
+    private var lastExpiry = ContinuousClock.now
     private var stopped = false
     private var thread: Thread?
 
@@ -338,9 +339,14 @@ final class UpgradeRescorer: @unchecked Sendable {
         }
     }
 
+    /// Drops in-flight updates older than `inFlightTimeout` (looked at once a second at most).
     private func expireInFlight() {
         let now = ContinuousClock.now
-        lock.withLock { inFlight = inFlight.filter { now - $0.value < Self.inFlightTimeout } }
+        lock.withLock {
+            guard now - lastExpiry >= .seconds(1) else { return }
+            lastExpiry = now
+            inFlight = inFlight.filter { now - $0.value < Self.inFlightTimeout }
+        }
     }
 
     /// True when a score update of `subject` under the job's model, signed by this node, is
