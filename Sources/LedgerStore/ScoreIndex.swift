@@ -39,42 +39,12 @@ extension ChainStore {
 
     /// The record in a `subjects` entry's value; nil for an entry that holds only the kind byte.
     static func scoreRecord(indexValue value: [UInt8]) throws -> ScoreRecord? {
-        guard value.count > 1 else { return nil }
-        var r = ByteReader(value, context: "subject index entry")
-        _ = try r.u8("kind")
-        let id = try r.raw(32, "id")
-        let format = try r.u8("format")
-        guard format == scoreEntryFormat else {
-            throw LedgerError(.unsupportedVersion, "subject index entry format \(format) is unknown")
-        }
-        func metadata() throws -> ScoreRecord.Metadata {
-            let c = try r.u8("category"), s = try r.u8("severity")
-            guard let category = Category(rawValue: c), let severity = Severity(rawValue: s) else {
-                throw LedgerError(.invalidBlock, "subject index entry names category \(c), severity \(s)")
-            }
-            let date = try LedgerDate(try r.u32("event_date"))
-            let industry = try r.string8("industry", max: FieldLimits.industry)
-            let count = Int(try r.u8("attributes"))
-            var attributes: [Attribute] = []
-            attributes.reserveCapacity(count)
-            for _ in 0..<count {
-                attributes.append(Attribute(name: try r.string8("attribute name", max: FieldLimits.attributeName), value: try r.i64("attribute value")))
-            }
-            return ScoreRecord.Metadata(category: category, severity: severity, eventDate: date, industry: industry, attributes: attributes)
-        }
-        let change: ScoreRecord.Change
-        switch try r.u8("change") {
-        case 1: change = .attestation(try metadata())
-        case 2: let target = try r.raw(32, "target"); change = .correction(target: target, try metadata())
-        case 3: change = .revocation(target: try r.raw(32, "target"))
-        case let c: throw LedgerError(.invalidBlock, "subject index entry change \(c) is unknown")
-        }
-        try r.expectEnd()
-        return ScoreRecord(id: id, change: change)
+        var decoder = ScoreEntryDecoder()
+        return try decoder.decode(value)
     }
 
-    private func scoreRecord(logIndex: UInt64, value: [UInt8]) throws -> ScoreRecord {
-        if let record = try Self.scoreRecord(indexValue: value) { return record }
+    private func scoreRecord(logIndex: UInt64, value: [UInt8], decoder: inout ScoreEntryDecoder) throws -> ScoreRecord {
+        if let record = try decoder.decode(value) { return record }
         guard let tx = try transaction(at: logIndex) else {
             throw LedgerError(.invalidBlock, "subject index names log index \(logIndex), which holds no transaction")
         }
@@ -92,6 +62,7 @@ extension ChainStore {
         let it = try database.makeIterator(Family.subjects)
         it.seek(prefix + Self.u64Key(0))
         var out: [ScoreRecord] = []
+        var decoder = ScoreEntryDecoder()
         while it.isValid, out.count < limit {
             let key = it.key
             guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
@@ -99,7 +70,7 @@ extension ChainStore {
             let index = try r.u64("log_index")
             guard index < logSize else { break }
             let value = it.value
-            if Self.isRecord(value.first ?? 0) { out.append(try scoreRecord(logIndex: index, value: value)) }
+            if Self.isRecord(value.first ?? 0) { out.append(try scoreRecord(logIndex: index, value: value, decoder: &decoder)) }
             it.next()
         }
         try it.checkStatus()
@@ -120,6 +91,7 @@ extension ChainStore {
         var included = false
         var hasRecord = false
         var records: [ScoreRecord] = []
+        var decoder = ScoreEntryDecoder()
         func flush() throws -> Bool {
             defer { records.removeAll(keepingCapacity: true); hasRecord = false }
             guard hasRecord, let subject else { return true }
@@ -137,16 +109,93 @@ extension ChainStore {
             }
             let value = it.value
             if Self.isRecord(value.first ?? 0) {
-                var r = ByteReader(Array(key.suffix(8)), context: "subject index")
-                let index = try r.u64("log_index")
+                let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 if index < logSize {
                     hasRecord = true
-                    if included && records.count <= limit { records.append(try scoreRecord(logIndex: index, value: value)) }
+                    if included && records.count <= limit { records.append(try scoreRecord(logIndex: index, value: value, decoder: &decoder)) }
                 }
             }
             it.next()
         }
         try it.checkStatus()
         _ = try flush()
+    }
+}
+
+/// Decodes scoring entries (FORMAT.md §12.1) with bounds checks, reusing the strings of
+/// attribute names and industries and the dates it has already seen: a re-score reads
+/// millions of entries that share a few dozen names.
+struct ScoreEntryDecoder {
+    private var strings: [UInt64: String] = [:]
+    private var dates: [UInt32: LedgerDate] = [:]
+
+    private static func fail(_ what: String) -> LedgerError {
+        LedgerError(.invalidBlock, "subject index entry: \(what)")
+    }
+
+    mutating func decode(_ value: [UInt8]) throws -> ScoreRecord? {
+        guard value.count > 1 else { return nil }
+        var o = 1
+        func need(_ n: Int) throws { guard value.count - o >= n else { throw Self.fail("truncated at byte \(o)") } }
+        func u8() throws -> UInt8 { try need(1); defer { o += 1 }; return value[o] }
+        func hash() throws -> Hash { try need(32); defer { o += 32 }; return Array(value[o..<o + 32]) }
+        func u32() throws -> UInt32 {
+            try need(4); defer { o += 4 }
+            return UInt32(value[o]) << 24 | UInt32(value[o + 1]) << 16 | UInt32(value[o + 2]) << 8 | UInt32(value[o + 3])
+        }
+        func i64() throws -> Int64 {
+            try need(8); defer { o += 8 }
+            var v: UInt64 = 0
+            for i in 0..<8 { v = v << 8 | UInt64(value[o + i]) }
+            return Int64(bitPattern: v)
+        }
+        func string(max: Int) throws -> String {
+            let n = Int(try u8())
+            guard n <= max else { throw Self.fail("string of \(n) bytes, limit \(max)") }
+            try need(n); defer { o += n }
+            // Keyed by a hash of the bytes (FNV-style); the bytes are compared on a hit.
+            var key = UInt64(n)
+            for i in 0..<n { key = (key &* 0x100_0000_01B3) ^ UInt64(value[o + i]) }
+            let slice = value[o..<o + n]
+            if let s = strings[key], s.utf8.elementsEqual(slice) { return s }
+            guard let s = String(validating: slice, as: UTF8.self) else { throw Self.fail("string is not UTF-8") }
+            if strings.count < 4_096 { strings[key] = s }
+            return s
+        }
+        func metadata() throws -> ScoreRecord.Metadata {
+            let c = try u8(), sv = try u8()
+            guard let category = Category(rawValue: c), let severity = Severity(rawValue: sv) else {
+                throw Self.fail("category \(c), severity \(sv)")
+            }
+            let raw = try u32()
+            let date: LedgerDate
+            if let d = dates[raw] { date = d } else {
+                date = try LedgerDate(raw)
+                if dates.count < 65_536 { dates[raw] = date }
+            }
+            let industry = try string(max: FieldLimits.industry)
+            let count = Int(try u8())
+            var attributes: [Attribute] = []
+            attributes.reserveCapacity(count)
+            for _ in 0..<count {
+                let name = try string(max: FieldLimits.attributeName)
+                attributes.append(Attribute(name: name, value: try i64()))
+            }
+            return ScoreRecord.Metadata(category: category, severity: severity, eventDate: date, industry: industry, attributes: attributes)
+        }
+        let id = try hash()
+        let format = try u8()
+        guard format == ChainStore.scoreEntryFormat else {
+            throw LedgerError(.unsupportedVersion, "subject index entry format \(format) is unknown")
+        }
+        let change: ScoreRecord.Change
+        switch try u8() {
+        case 1: change = .attestation(try metadata())
+        case 2: let target = try hash(); change = .correction(target: target, try metadata())
+        case 3: change = .revocation(target: try hash())
+        case let c: throw Self.fail("change \(c) is unknown")
+        }
+        guard o == value.count else { throw Self.fail("\(value.count - o) bytes after the record") }
+        return ScoreRecord(id: id, change: change)
     }
 }
