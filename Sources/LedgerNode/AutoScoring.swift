@@ -26,6 +26,12 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     let queue = DispatchQueue(label: "creditledger.scoring")
     var pending: [Hash: Pending] = [:]          // by carrier transaction id; touched on `queue`
     var waitingEndorse: [(from: String, tx: Transaction)] = []
+    /// Endorsements this node gave, by carrier id (bounded, oldest forgotten first): a request
+    /// resent while the answer was on its way is answered again without recomputing.
+    var answered: [Hash: MemberSignature] = [:]
+    var answeredOrder: [Hash] = []
+    var answeredNext = 0
+    static let maxAnswered = 8_192
     static let maxPending = 4_096
     static let maxSubjectsPerBlock = 2_000
     /// Re-scores every subject after a model upgrade (docs/SCORING.md §8.1).
@@ -118,6 +124,10 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     func endorseRequested(_ tx: Transaction, from peer: String) {
         queue.async { [self] in
             guard case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
+            if let signature = answered[tx.id] {
+                node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
+                return
+            }
             if store.head.logSize < body.asOfLogSize {
                 // This node has not committed the block yet: answer once it has.
                 if waitingEndorse.count < Self.maxPending { waitingEndorse.append((peer, tx)) }
@@ -132,6 +142,14 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                 guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
                 let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
                 let signature = try engine.endorse(update: body, recomputedFrom: inputs, model: model, asOf: asOf, keys: node.keys)
+                if answeredOrder.count < Self.maxAnswered {
+                    answeredOrder.append(tx.id)
+                } else {   // a ring: overwrite the oldest
+                    answered[answeredOrder[answeredNext]] = nil
+                    answeredOrder[answeredNext] = tx.id
+                    answeredNext = (answeredNext + 1) % Self.maxAnswered
+                }
+                answered[tx.id] = signature
                 node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
             } catch {
                 logger.warning("refused to endorse \(peer)'s score of \(body.subject): \(error)")
