@@ -20,8 +20,10 @@ struct CreditBench: ParsableCommand {
           .build/release/credit-bench verify --transactions 1000000
           .build/release/credit-bench network --rate 1000 --seconds 15
           .build/release/credit-bench rescore --subjects 100000
+          .build/release/credit-bench rescore --subjects 100000 --auto
+          .build/release/credit-bench network-upgrade --subjects 10000
         """,
-        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self])
+        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self, NetworkUpgradeBench.self])
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {

@@ -66,6 +66,10 @@ final class UpgradeRescorer: @unchecked Sendable {
     // Guarded by `lock`.
     private var jobs: [Job] = []
     private var snapshot: Snapshot?
+    /// The last jobs that ended (at most 8), oldest first.
+    private var ended: [Snapshot] = []
+    /// `snapshot` is a job still running (else it is also the last of `ended`).
+    private var running = false
     private var inFlight: [USCC: ContinuousClock.Instant] = [:]
     /// Subjects of the current job: index into `confirmed`.
     private var position: [USCC: Int] = [:]
@@ -84,7 +88,15 @@ final class UpgradeRescorer: @unchecked Sendable {
     var store: ChainStore { host.store }
     var logger: Logger { host.logger }
 
-    var status: [String: any Sendable]? { lock.withLock { snapshot.map { s in var s = s; s.inFlight = inFlight.count; return s.json } } }
+    /// The current (or last) job, and the jobs that ended before it under `previous`.
+    var status: [String: any Sendable]? {
+        lock.withLock {
+            guard var s = snapshot?.json else { return nil }
+            s["in_flight"] = running ? inFlight.count : 0
+            s["previous"] = (running ? ended[...] : ended.dropLast()).map(\.json)
+            return s
+        }
+    }
 
     // MARK: Jobs
 
@@ -222,6 +234,7 @@ final class UpgradeRescorer: @unchecked Sendable {
         let name = "\(job.installed.name) v\(job.installed.version)"
         lock.withLock {
             snapshot = Snapshot(model: name, hash: job.installed.hash, asOfLogSize: job.asOfLogSize, state: "listing")
+            running = true
         }
         // 1. This node's subjects: designated to it, of a kind the model scores, with records before the as-of size.
         var subjects: [USCC] = []
@@ -232,8 +245,7 @@ final class UpgradeRescorer: @unchecked Sendable {
             }
         } catch {
             logger.error("re-score under \(name): cannot list subjects: \(error)")
-            lock.withLock { snapshot?.state = "failed" }
-            return
+            return finish(job, name, state: "failed", started: started)
         }
         let asOf: ScoreAsOf
         do {
@@ -243,8 +255,7 @@ final class UpgradeRescorer: @unchecked Sendable {
             asOf = ScoreAsOf(logSize: job.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
         } catch {
             logger.error("re-score under \(name): \(error)")
-            lock.withLock { snapshot?.state = "failed" }
-            return
+            return finish(job, name, state: "failed", started: started)
         }
         lock.withLock {
             currentHash = job.installed.hash
@@ -276,7 +287,7 @@ final class UpgradeRescorer: @unchecked Sendable {
                 if lock.withLock({ confirmed[i] }) || failedSubjects.contains(i) { continue }
                 // Flow control: bounded in-flight updates, and room left in the mempool for ingestion.
                 while true {
-                    if isStopped || lock.withLock({ supersede }) { return finish(job, name, state: isStopped ? "stopped" : "superseded") }
+                    if isStopped || lock.withLock({ supersede }) { return finish(job, name, state: isStopped ? "stopped" : "superseded", started: started) }
                     expireInFlight()
                     let busy = lock.withLock { inFlight.count >= Self.maxInFlight }
                     if !busy && host.hasRoomForRescore { break }
@@ -308,7 +319,7 @@ final class UpgradeRescorer: @unchecked Sendable {
             }
             // Wait for what is in flight to commit or expire.
             while lock.withLock({ !inFlight.isEmpty }) {
-                if isStopped || lock.withLock({ supersede }) { return finish(job, name, state: isStopped ? "stopped" : "superseded") }
+                if isStopped || lock.withLock({ supersede }) { return finish(job, name, state: isStopped ? "stopped" : "superseded", started: started) }
                 expireInFlight()
                 progress()
                 wake.lock()
@@ -323,15 +334,22 @@ final class UpgradeRescorer: @unchecked Sendable {
         let remaining = lock.withLock { confirmed.filter { !$0 }.count } - failedSubjects.count
         if remaining == 0 {
             if failedSubjects.isEmpty { markFinished(job.installed.hash) }
-            finish(job, name, state: "finished")
+            finish(job, name, state: "finished", started: started)
         } else {
-            finish(job, name, state: "incomplete")
+            finish(job, name, state: "incomplete", started: started)
         }
     }
 
-    private func finish(_ job: Job, _ name: String, state: String) {
+    private func finish(_ job: Job, _ name: String, state: String, started: ContinuousClock.Instant) {
         let s: Snapshot? = lock.withLock {
             snapshot?.state = state
+            running = false
+            let c = ContinuousClock.now - started
+            snapshot?.seconds = Double(c.components.seconds) + Double(c.components.attoseconds) / 1e18
+            if let s = snapshot {
+                if ended.count >= 8 { ended.removeFirst() }
+                ended.append(s)
+            }
             return snapshot
         }
         if let s {
