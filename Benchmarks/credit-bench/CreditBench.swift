@@ -20,9 +20,12 @@ struct CreditBench: ParsableCommand {
           .build/release/credit-bench verify --transactions 1000000
           .build/release/credit-bench network --rate 1000 --seconds 15
           .build/release/credit-bench rescore --subjects 100000
+          .build/release/credit-bench rescore --subjects 100000 --auto
+          .build/release/credit-bench network-upgrade --subjects 10000
           .build/release/credit-bench query --subjects 100000 --attestations 1000000 --rate 1000 --seconds 30
         """,
-        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self, QueryBench.self])
+        subcommands: [Ingest.self, NetworkBench.self, Proofs.self, Signatures.self, VerifyChain.self, RescoreBench.self, NetworkUpgradeBench.self,
+                      QueryBench.self])
 }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {

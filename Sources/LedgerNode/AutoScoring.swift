@@ -10,12 +10,14 @@ import Scoring
 /// designated scorer — scorers sorted by id, the one at SHA-256(USCC) mod count — which asks
 /// other scorers to recompute and endorse it over P2P, then submits the endorsed score update.
 /// Every validator recomputes it again before it commits (docs/SCORING.md).
-final class AutoScorer: @unchecked Sendable {
+final class AutoScorer: RescoreHost, @unchecked Sendable {
     struct Pending {
         var body: ScoreUpdateBody
         let carrier: Transaction
         let started: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
+        /// Made by the model-upgrade re-scorer, which is told when it is no longer pending.
+        var rescore = false
     }
 
     let node: ConsensusNode
@@ -24,17 +26,29 @@ final class AutoScorer: @unchecked Sendable {
     let queue = DispatchQueue(label: "creditledger.scoring")
     var pending: [Hash: Pending] = [:]          // by carrier transaction id; touched on `queue`
     var waitingEndorse: [(from: String, tx: Transaction)] = []
+    /// Endorsements this node gave, by carrier id (bounded, oldest forgotten first): a request
+    /// resent while the answer was on its way is answered again without recomputing.
+    var answered: [Hash: MemberSignature] = [:]
+    var answeredOrder: [Hash] = []
+    var answeredNext = 0
+    static let maxAnswered = 8_192
     static let maxPending = 4_096
     static let maxSubjectsPerBlock = 2_000
+    /// Re-scores every subject after a model upgrade (docs/SCORING.md §8.1).
+    private(set) var upgrade: UpgradeRescorer!
 
-    init(node: ConsensusNode) {
+    init(node: ConsensusNode, stateDirectory: String) {
         self.node = node
         engine = ScoreEngine(genesis: node.genesis)
         scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
+        upgrade = UpgradeRescorer(host: self, stateDirectory: stateDirectory)
     }
 
     var store: ChainStore { node.store }
     var logger: Logger { node.logger }
+    var memberID: String { node.member.id }
+    func isDesignated(_ subject: USCC) -> Bool { designated(subject) == node.member.id }
+    var hasRoomForRescore: Bool { node.mempool.count <= node.mempool.capacity / 2 }
 
     func designated(_ subject: USCC) -> String {
         let h = SHA256.hash(Array(subject.code.utf8))
@@ -55,6 +69,7 @@ final class AutoScorer: @unchecked Sendable {
     /// After `block` committed (called on the consensus queue).
     func committed(_ block: CandidateBlock) {
         queue.async { [self] in
+            upgrade.committed(block.submissions, firstLogIndex: block.header.firstLogIndex, logSize: block.header.logSize)
             retryEndorsements()
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).
@@ -79,12 +94,29 @@ final class AutoScorer: @unchecked Sendable {
         }
     }
 
-    func submit(_ body: ScoreUpdateBody) {
+    @discardableResult
+    func submit(_ body: ScoreUpdateBody) -> Bool {
         do {
             try node.submitOwn(.scoreUpdate(body))
             logger.debug("score update for \(body.subject): \(body.points) points, grade \(body.grade.name)")
+            return true
         } catch {
             logger.warning("score update for \(body.subject) refused: \(error)")
+            return false
+        }
+    }
+
+    /// A score update made by the upgrade re-scorer: endorsed and submitted like a live one.
+    /// The re-scorer bounds how many it hands over; it is told of each that fails.
+    func submitRescored(_ body: ScoreUpdateBody) {
+        queue.async { [self] in
+            if node.genesis.scoreEndorsementsRequired == 0 {
+                if !submit(body) { upgrade.released(body.subject) }
+                return
+            }
+            let carrier = node.signOwn(.scoreUpdate(body))
+            pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now, rescore: true)
+            requestEndorsements(pending[carrier.id]!)
         }
     }
 
@@ -92,6 +124,10 @@ final class AutoScorer: @unchecked Sendable {
     func endorseRequested(_ tx: Transaction, from peer: String) {
         queue.async { [self] in
             guard case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
+            if let signature = answered[tx.id] {
+                node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
+                return
+            }
             if store.head.logSize < body.asOfLogSize {
                 // This node has not committed the block yet: answer once it has.
                 if waitingEndorse.count < Self.maxPending { waitingEndorse.append((peer, tx)) }
@@ -106,6 +142,14 @@ final class AutoScorer: @unchecked Sendable {
                 guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
                 let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
                 let signature = try engine.endorse(update: body, recomputedFrom: inputs, model: model, asOf: asOf, keys: node.keys)
+                if answeredOrder.count < Self.maxAnswered {
+                    answeredOrder.append(tx.id)
+                } else {   // a ring: overwrite the oldest
+                    answered[answeredOrder[answeredNext]] = nil
+                    answeredOrder[answeredNext] = tx.id
+                    answeredNext = (answeredNext + 1) % Self.maxAnswered
+                }
+                answered[tx.id] = signature
                 node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
             } catch {
                 logger.warning("refused to endorse \(peer)'s score of \(body.subject): \(error)")
@@ -120,7 +164,8 @@ final class AutoScorer: @unchecked Sendable {
             p.body.endorsements.append(signature)
             if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
                 pending[carrier] = nil
-                submit(p.body)   // the validator checks every endorsement
+                // The validator checks every endorsement.
+                if !submit(p.body) && p.rescore { upgrade.released(p.body.subject) }
             } else {
                 pending[carrier] = p
             }
@@ -139,6 +184,8 @@ final class AutoScorer: @unchecked Sendable {
         queue.async { [self] in
             retryEndorsements()
             let now = ContinuousClock.now
+            let expired = pending.filter { now - $0.value.started >= .seconds(30) }
+            for p in expired.values where p.rescore { upgrade.released(p.body.subject) }
             pending = pending.filter { now - $0.value.started < .seconds(30) }
             for (id, p) in pending where now - p.lastSent >= .seconds(1) {
                 requestEndorsements(p)

@@ -99,7 +99,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
             if let built = try? check(block) { candidates[hash] = (block, built) }
         }
-        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self) }
+        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self, stateDirectory: walDirectory) }
     }
 
     // MARK: Lifecycle
@@ -141,6 +141,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         timer.setEventHandler { [weak self] in self?.statusTick() }
         timer.resume()
         statusTimer = timer
+        autoScorer?.upgrade.resume()
         logger.info("\(isValidator ? "validator" : "follower") \(member.id) at height \(store.head.height); P2P on \(listenHost):\(port)")
         return port
     }
@@ -150,6 +151,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             stopped = true
             statusTimer?.cancel()
         }
+        autoScorer?.upgrade.stop()
         mempool.close(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
         await p2p?.stop()
     }
@@ -175,8 +177,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     public func ownNonce() -> UInt64 { nextNonce() }
 
     public func status() -> [String: any Sendable] {
-        queue.sync {
-            [
+        let rescore = autoScorer?.upgrade.status
+        return queue.sync {
+            var s: [String: any Sendable] = [
                 "mode": isValidator ? "validator" : "follower",
                 "member": member.id,
                 "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)"] as [String: any Sendable],
@@ -186,6 +189,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "validators": genesis.validators.count,
                 "quorum": genesis.quorum,
             ]
+            if let rescore { s["rescore"] = rescore }
+            return s
         }
     }
 

@@ -88,7 +88,7 @@ public enum DevNode {
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified")
         let ledger = try Ledger(store: store, validatorKeys: opened.keys,
                                 clock: { UInt64(Date().timeIntervalSince1970 * 1000) },
-                                blockInterval: blockInterval, logger: logger)
+                                blockInterval: blockInterval, logger: logger, rescoreStateDirectory: dataDirectory)
         try await LedgerAPI(ledger: ledger).serve(host: host, port: port, addressFile: dataDirectory + "/http.addr",
                                                   services: [BlockProducerService(ledger: ledger)], logger: logger)
     }

@@ -24,7 +24,7 @@ public final class Ledger: @unchecked Sendable {
     private let validatorMember: Member
     private let clock: @Sendable () -> UInt64
     private let blockInterval: Duration
-    private let logger: Logger
+    let logger: Logger
 
     private final class Waiter {
         var results: [CommitResult?]
@@ -54,12 +54,19 @@ public final class Ledger: @unchecked Sendable {
     /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
     private var committedBlocks: UInt64 = 0
     private var stopped = false
+    /// Re-scores every subject after a model install (docs/SCORING.md §8.1); nil unless enabled.
+    private var upgrade: UpgradeRescorer?
+    let scoreEngine: ScoreEngine
 
     /// - Parameters:
     ///   - clock: milliseconds since 1970, for block timestamps (injected; tests pass a fixed clock).
     ///   - blockInterval: blocks are committed when transactions are pending, at most one per interval.
+    ///   - rescoreStateDirectory: when given, and the member is a scorer and the chain requires no
+    ///     score endorsements, every subject is re-scored in the background after a model install
+    ///     (docs/SCORING.md §8.1); the directory keeps the `rescore-done` list.
     public init(store: ChainStore, validatorKeys: MemberSecretKeys, clock: @escaping @Sendable () -> UInt64,
-                blockInterval: Duration = .milliseconds(200), logger: Logger = Logger(label: "creditledger.ledger")) throws {
+                blockInterval: Duration = .milliseconds(200), logger: Logger = Logger(label: "creditledger.ledger"),
+                rescoreStateDirectory: String? = nil) throws {
         self.store = store
         self.genesis = store.genesis
         self.validator = TransactionValidator.standard(genesis: store.genesis)
@@ -75,6 +82,10 @@ public final class Ledger: @unchecked Sendable {
         self.clock = clock
         self.blockInterval = blockInterval
         self.logger = logger
+        self.scoreEngine = ScoreEngine(genesis: store.genesis)
+        if let dir = rescoreStateDirectory, member.has(.scorer), store.genesis.scoreEndorsementsRequired == 0 {
+            upgrade = UpgradeRescorer(host: self, stateDirectory: dir)
+        }
     }
 
     /// Nonces for transactions the node signs itself (query audit records): unique and increasing.
@@ -84,6 +95,9 @@ public final class Ledger: @unchecked Sendable {
             return lastNonce
         }
     }
+
+    /// The background re-score after a model install, for GET /v1/status (nil when none ran).
+    public var rescoreStatus: [String: any Sendable]? { upgrade?.status }
 
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.
@@ -154,6 +168,8 @@ public final class Ledger: @unchecked Sendable {
 
     /// Runs until the task is cancelled: commits a block whenever transactions are pending.
     public func runBlockProducer() async {
+        upgrade?.resume()
+        defer { upgrade?.stop() }
         var lastBlock = ContinuousClock.now - blockInterval
         while !Task.isCancelled {
             await withTaskCancellationHandler {
@@ -229,6 +245,7 @@ public final class Ledger: @unchecked Sendable {
         }
         for (waiter, result) in finished { waiter.continuation.resume(with: result) }
         if let committed {
+            upgrade?.committed(submissions, firstLogIndex: committed.firstLogIndex, logSize: committed.logSize)
             logger.debug("committed block \(committed.height) with \(batch.count) transactions, log size \(committed.logSize)")
         }
     }
@@ -252,4 +269,24 @@ public struct BatchError: Error, CustomStringConvertible {
     public let index: Int?
     public let error: any Error
     public var description: String { index.map { "transaction \($0): \(error)" } ?? "\(error)" }
+}
+
+extension Ledger: RescoreHost {
+    var engine: ScoreEngine { scoreEngine }
+    var memberID: String { validatorMember.id }
+    func isDesignated(_ subject: USCC) -> Bool { true }   // the only scorer that writes
+    var hasRoomForRescore: Bool { lock.withLock { queue.count <= genesis.limits.maxMempoolTransactions / 2 } }
+
+    func submitRescored(_ body: ScoreUpdateBody) {
+        let nonce = ownNonce()
+        let header = TransactionHeader(chainID: genesis.chainID, signer: validatorMember.id, keyID: validatorMember.keyID,
+                                       nonce: nonce, issuedAtMillis: clock())
+        let s = Submission(transaction: Transaction.sign(header: header, body: .scoreUpdate(body), key: validatorKeys.signing), envelope: nil)
+        Task {
+            do { _ = try await self.submit([s]) } catch {
+                self.logger.warning("score update for \(body.subject) refused: \(error)")
+                self.upgrade?.released(body.subject)
+            }
+        }
+    }
 }

@@ -17,7 +17,11 @@ public protocol LedgerService: AnyObject, Sendable {
 }
 
 extension Ledger: LedgerService {
-    public func status() -> [String: any Sendable] { ["mode": "dev", "validators": 1] }
+    public func status() -> [String: any Sendable] {
+        var s: [String: any Sendable] = ["mode": "dev", "validators": 1]
+        if let rescore = rescoreStatus { s["rescore"] = rescore }
+        return s
+    }
     public var nodeKeys: MemberSecretKeys { validatorKeys }
 }
 

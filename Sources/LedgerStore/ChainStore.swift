@@ -151,7 +151,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             try batch.put(Family.transactionIndex, tx.id, Self.u64Key(index) + heightKey)
             try batch.put(Family.nonces, Self.nonceKey(signer: tx.header.signer, nonce: tx.header.nonce), tx.id)
             if let subject = try subject(of: tx, earlier: submissions[..<offset]) {
-                try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), [tx.kind.rawValue])
+                // The kind, and for records what scoring reads of them (ScoreIndex.swift).
+                try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), Self.subjectIndexValue(tx))
             }
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)

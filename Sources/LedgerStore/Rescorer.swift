@@ -3,8 +3,9 @@ import LedgerCore
 import Scoring
 
 /// Re-scores every subject of a store under one model (docs/SCORING.md §8): after a model
-/// upgrade, or to list the risk model's red subjects. It reads the subject index through one
-/// iterator (a consistent view as of its start) while the node keeps appending blocks, so it
+/// upgrade, or to list the risk model's red subjects. It reads the subject index, which holds
+/// each record's scoring metadata (no transaction reads or decoding), through one iterator (a
+/// consistent view as of its start) while the node keeps appending blocks, so it
 /// runs on a background thread beside ingestion. Scores are computed as of one log size for
 /// all subjects; each batch of at most `batchSize` updates (without endorsements) goes to
 /// `emit`, which the node turns into endorsed score-update transactions.
@@ -76,23 +77,18 @@ public final class Rescorer {
             results.removeAll(keepingCapacity: true)
             progress(report())
         }
-        try store.forEachSubject(recordsBefore: size) { subject, indexes in
+        let model = model
+        try store.forEachSubjectScoreRecords(before: size, include: { s in s.subjectKind.map { model.applies(to: $0) } ?? false }) { subject, records in
             if shouldStop() { stopped = true; return false }
             done += 1
             guard let kind = subject.subjectKind, model.applies(to: kind) else { skipped += 1; return true }
             do {
-                guard indexes.count <= FieldLimits.scoreInputs else {
-                    throw LedgerError(.fieldTooLarge, "\(indexes.count) records, limit \(FieldLimits.scoreInputs)")
+                guard records.count <= FieldLimits.scoreInputs else {
+                    throw LedgerError(.fieldTooLarge, "more than \(FieldLimits.scoreInputs) records")
                 }
-                var inputs: [Transaction] = []
-                inputs.reserveCapacity(indexes.count)
-                for i in indexes {
-                    guard let tx = try store.transaction(at: i) else { throw LedgerError(.notFound, "log index \(i) is missing") }
-                    inputs.append(tx)
-                }
-                let result = try engine.score(subject: subject, inputs: inputs, model: model, asOf: asOf)
+                let result = try engine.score(subject: subject, records: records, model: model, asOf: asOf)
                 grades[Int(result.grade.rawValue)] += 1
-                batch.append(ScoreEngine.update(for: result, inputs: inputs, asOf: asOf))
+                batch.append(ScoreEngine.update(for: result, inputIDs: records.map(\.id), asOf: asOf))
                 results.append(result)
             } catch {
                 failed += 1

@@ -16,14 +16,15 @@ public struct Fact: Sendable, Equatable {
     /// Id of the attestation this fact descends from.
     public let origin: Hash
 
-    init(_ body: AttestationBody, origin: Hash) {
-        category = body.category
-        severity = body.severity
-        eventDate = body.eventDate
-        day = body.eventDate.dayNumber
-        industry = body.industry
+    init(_ m: ScoreRecord.Metadata, origin: Hash) {
+        category = m.category
+        severity = m.severity
+        eventDate = m.eventDate
+        day = m.eventDate.dayNumber
+        industry = m.industry
         let limit = ScoringModel.Limits.value
-        attributes = body.attributes.map { Attribute(name: $0.name, value: Swift.min(limit, Swift.max(-limit, $0.value))) }
+        attributes = m.attributes.allSatisfy({ $0.value >= -limit && $0.value <= limit }) ? m.attributes
+            : m.attributes.map { Attribute(name: $0.name, value: Swift.min(limit, Swift.max(-limit, $0.value))) }
         repaired = false
         self.origin = origin
     }
@@ -54,10 +55,7 @@ public struct SubjectFacts: Sendable {
         guard inputs.count <= FieldLimits.scoreInputs else {
             throw LedgerError(.fieldTooLarge, "\(inputs.count) records for \(subject), limit \(FieldLimits.scoreInputs) per score")
         }
-        // entry index by the id of every transaction that carries a version of the record
-        var slot: [Hash: Int] = [:]
-        slot.reserveCapacity(inputs.count)
-        var records: [(body: AttestationBody, origin: Hash, revoked: Bool)] = []
+        var records: [ScoreRecord] = []
         records.reserveCapacity(inputs.count)
         for tx in inputs {
             switch tx.body {
@@ -65,24 +63,45 @@ public struct SubjectFacts: Sendable {
                 guard a.subject == subject else {
                     throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is about \(a.subject), not \(subject)")
                 }
-                slot[tx.id] = records.count
-                records.append((a, tx.id, false))
             case .amendment(let m):
-                guard let i = slot[m.target] else {
-                    throw LedgerError(.invalidValue,
-                        "score input \(tx.id.hexString) amends \(m.target.hexString), which is not an earlier input about \(subject)")
+                if let replacement = m.replacement, replacement.subject != subject {
+                    throw LedgerError(.invalidValue, "score input \(tx.id.hexString) corrects a record into one about \(replacement.subject)")
                 }
-                slot[tx.id] = i
-                if let replacement = m.replacement {
-                    guard replacement.subject == subject else {
-                        throw LedgerError(.invalidValue, "score input \(tx.id.hexString) corrects a record into one about \(replacement.subject)")
-                    }
+            default:
+                throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
+            }
+            records.append(try ScoreRecord(tx))
+        }
+        try self.init(subject: subject, records: records, asOfDate: asOfDate)
+    }
+
+    /// The same from the records' scoring metadata (the store's subject index keeps it, so a
+    /// re-score need not decode whole transactions). The records must be the subject's, oldest first.
+    public init(subject: USCC, records inputs: [ScoreRecord], asOfDate: LedgerDate) throws {
+        guard inputs.count <= FieldLimits.scoreInputs else {
+            throw LedgerError(.fieldTooLarge, "\(inputs.count) records for \(subject), limit \(FieldLimits.scoreInputs) per score")
+        }
+        // entry index by the id of every transaction that carries a version of the record
+        var slot: [Hash: Int] = [:]
+        slot.reserveCapacity(inputs.count)
+        var records: [(body: ScoreRecord.Metadata, origin: Hash, revoked: Bool)] = []
+        records.reserveCapacity(inputs.count)
+        for input in inputs {
+            switch input.change {
+            case .attestation(let a):
+                slot[input.id] = records.count
+                records.append((a, input.id, false))
+            case .correction(let target, _), .revocation(let target):
+                guard let i = slot[target] else {
+                    throw LedgerError(.invalidValue,
+                        "score input \(input.id.hexString) amends \(target.hexString), which is not an earlier input about \(subject)")
+                }
+                slot[input.id] = i
+                if case .correction(_, let replacement) = input.change {
                     if !records[i].revoked { records[i].body = replacement }
                 } else {
                     records[i].revoked = true
                 }
-            default:
-                throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
             }
         }
         self.init(subject: subject, effective: records.lazy.filter { !$0.revoked }.map { ($0.body, $0.origin) }, asOfDate: asOfDate)
@@ -97,10 +116,10 @@ public struct SubjectFacts: Sendable {
         for r in records where r.body.subject != subject {
             throw LedgerError(.invalidValue, "record \(r.origin.hexString.prefix(16))… is about \(r.body.subject), not \(subject)")
         }
-        self.init(subject: subject, effective: records.lazy.map { ($0.body, $0.origin) }, asOfDate: asOfDate)
+        self.init(subject: subject, effective: records.lazy.map { (ScoreRecord.Metadata($0.body), $0.origin) }, asOfDate: asOfDate)
     }
 
-    private init(subject: USCC, effective: some Sequence<(AttestationBody, Hash)>, asOfDate: LedgerDate) {
+    private init(subject: USCC, effective: some Sequence<(ScoreRecord.Metadata, Hash)>, asOfDate: LedgerDate) {
         let asOfDay = asOfDate.dayNumber
         var facts: [Fact] = []
         for (body, origin) in effective where body.eventDate <= asOfDate {
@@ -124,5 +143,56 @@ public struct SubjectFacts: Sendable {
         self.facts = facts
         self.industry = facts.last(where: { $0.category == .registration && !$0.industry.isEmpty })?.industry
             ?? facts.last(where: { !$0.industry.isEmpty })?.industry ?? ""
+    }
+}
+
+/// One of a subject's records as scoring reads it: the id, what it does (attest, correct,
+/// revoke) and the clear metadata — no commitments, envelope or signature. The store's subject
+/// index keeps this for every attestation and amendment (FORMAT.md §12.1).
+public struct ScoreRecord: Sendable, Equatable {
+    /// The clear metadata of an attestation that models read (docs/SCORING.md §3.3).
+    public struct Metadata: Sendable, Equatable {
+        public let category: Category
+        public let severity: Severity
+        public let eventDate: LedgerDate
+        public let industry: String
+        public let attributes: [Attribute]
+
+        public init(category: Category, severity: Severity, eventDate: LedgerDate, industry: String, attributes: [Attribute]) {
+            self.category = category; self.severity = severity; self.eventDate = eventDate
+            self.industry = industry; self.attributes = attributes
+        }
+
+        public init(_ a: AttestationBody) {
+            self.init(category: a.category, severity: a.severity, eventDate: a.eventDate, industry: a.industry, attributes: a.attributes)
+        }
+    }
+
+    public enum Change: Sendable, Equatable {
+        case attestation(Metadata)
+        case correction(target: Hash, Metadata)
+        case revocation(target: Hash)
+    }
+
+    /// The transaction id.
+    public let id: Hash
+    public let change: Change
+
+    public init(id: Hash, change: Change) {
+        self.id = id
+        self.change = change
+    }
+
+    /// From an attestation or amendment transaction.
+    public init(_ tx: Transaction) throws {
+        id = tx.id
+        switch tx.body {
+        case .attestation(let a):
+            change = .attestation(Metadata(a))
+        case .amendment(let m):
+            if let r = m.replacement { change = .correction(target: m.target, Metadata(r)) } else { change = .revocation(target: m.target) }
+        default:
+            throw LedgerError(.invalidValue, "transaction \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
+        }
     }
 }

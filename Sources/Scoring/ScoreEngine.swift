@@ -58,6 +58,18 @@ public final class ScoreEngine: Sendable {
         try Evaluator.evaluate(model, try SubjectFacts(subject: subject, inputs: inputs, asOfDate: asOf.date), explain: explain)
     }
 
+    /// The same from the records' scoring metadata (`ChainStore.scoreRecords`): no transaction decoding.
+    public func score(subject: USCC, records: [ScoreRecord], model: ScoringModel, asOf: ScoreAsOf,
+                      explain: Bool = false) throws -> ScoreResult {
+        try Evaluator.evaluate(model, try SubjectFacts(subject: subject, records: records, asOfDate: asOf.date), explain: explain)
+    }
+
+    /// A score update for `subject` from its records' scoring metadata, without endorsements.
+    public func makeScoreUpdate(subject: USCC, records: [ScoreRecord], model: ScoringModel, asOf: ScoreAsOf) throws -> ScoreUpdateBody {
+        let result = try score(subject: subject, records: records, model: model, asOf: asOf)
+        return Self.update(for: result, inputIDs: records.map(\.id), asOf: asOf)
+    }
+
     /// A score update for `subject`, without endorsements: sign it into a transaction after
     /// collecting `genesis.scoreEndorsementsRequired` endorsements from other scorers.
     public func makeScoreUpdate(subject: USCC, inputs: [Transaction], model: ScoringModel, asOf: ScoreAsOf) throws -> ScoreUpdateBody {
@@ -67,8 +79,13 @@ public final class ScoreEngine: Sendable {
 
     /// The update that carries `result`.
     public static func update(for result: ScoreResult, inputs: [Transaction], asOf: ScoreAsOf) -> ScoreUpdateBody {
+        update(for: result, inputIDs: inputs.map(\.id), asOf: asOf)
+    }
+
+    /// The update that carries `result`, computed from the inputs with these ids (log order).
+    public static func update(for result: ScoreResult, inputIDs: [Hash], asOf: ScoreAsOf) -> ScoreUpdateBody {
         ScoreUpdateBody(subject: result.subject, modelHash: result.modelHash, points: result.points, grade: result.grade,
-                        dimensions: result.dimensions, inputs: inputs.map(\.id), asOfLogSize: asOf.logSize)
+                        dimensions: result.dimensions, inputs: inputIDs, asOfLogSize: asOf.logSize)
     }
 
     /// Throws unless `update` is exactly what `inputs` give under `model` as of `asOf`:

@@ -177,6 +177,196 @@ final class NetworkTests: XCTestCase {
         XCTAssertTrue(signers.isSubset(of: ["samr-330106", "data-330106"]), "\(signers)")
     }
 
+    /// Model upgrade: subjects scored under v1; individual-business v2 and enterprise v2 are
+    /// installed by governance while new attestations keep coming. Both bureaus re-score their
+    /// designated subjects in the background as of the install block; every subject gets an
+    /// endorsed update under its v2 model, the v1 updates stay in history, ingestion keeps
+    /// committing, and the bureaus' /v1/status reports the finished re-score.
+    func testModelUpgradeRescoresEverySubjectWhileIngestionContinues() throws {
+        let net = try LocalConsortium(name: "upgrade", withModels: true)
+        try net.startAll(LocalConsortium.validators)
+        let samr = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let data = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
+        let requests = DemoRecords.requests(count: 360, subjects: 120, seed: 11)
+        let subjects = Set(requests.map(\.subject))
+        var nonce: UInt64 = 1_000
+        let records = try requests.map { r -> Submission in nonce += 1; return try r.build(genesis: net.genesis, keys: samr, nonce: nonce, issuedAtMillis: 1) }
+        let bank = try net.client("bank-b")
+        _ = try net.client("samr-330106").submit(batch: records)
+
+        // Score updates of a subject on the bank's node: (model hash, as_of_log_size, signer).
+        func updates(_ subject: String) throws -> [(model: String, asOf: UInt64, signer: String)] {
+            let history = try bank.getJSON("/v1/subjects/\(subject)/history")
+            return try (history["records"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "score_update" }.map { r in
+                let tx = try bank.getJSON("/v1/transactions/\(r["id"] as! String)")
+                let body = (tx["transaction"] as? [String: Any])?["score_update"] as? [String: Any] ?? [:]
+                return (body["model_hash"] as? String ?? "", (body["as_of_log_size"] as? NSNumber)?.uint64Value ?? 0, r["issuer"] as? String ?? "")
+            }
+        }
+        func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return true }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            return try done()
+        }
+        let v1 = Dictionary(uniqueKeysWithValues: net.genesis.models.map { ($0.name, $0.hash.hexString) })
+        XCTAssertTrue(try waitUntil(30) { try subjects.allSatisfy { s in try updates(s).contains { $0.model == v1["individual-business"] || $0.model == v1["enterprise"] } } },
+                      "live scoring did not score every subject under v1")
+
+        // Ingestion: new subjects' attestations keep coming, in batches of 10, during the upgrade.
+        let load = try DemoRecords.requests(count: 400, subjects: 200, seed: 12).enumerated().map { i, r in
+            try r.build(genesis: net.genesis, keys: data, nonce: 50_000 + UInt64(i), issuedAtMillis: 1)
+        }
+        let acks = Acks()
+        let stop = NSLock()
+        nonisolated(unsafe) var stopped = false
+        let ingest = DispatchGroup()
+        let ingestClient = try net.client("bank-a", timeout: 30)
+        DispatchQueue.global().async(group: ingest) {
+            for start in stride(from: 0, to: load.count, by: 10) {
+                if stop.withLock({ stopped }) { return }
+                let batch = Array(load[start..<start + 10])
+                do { _ = try ingestClient.submit(batch: batch); acks.ack(batch.map(\.transaction.id)) } catch { acks.failed() }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+
+        // Install individual-business v2 and enterprise v2: signed by the supervision bureau,
+        // approved by both custodians.
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var v2: [String: String] = [:]
+        var installs: [Submission] = []
+        for name in ["individual-business", "enterprise"] {
+            let text = try String(contentsOf: repo.appendingPathComponent("Genesis/models/\(name).json"), encoding: .utf8)
+                .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+            var g = GovernanceBody(action: .installModel, name: name, version: 2, document: Array(text.utf8))
+            for k in [samr, data] {
+                let m = net.genesis.member(k.memberID)!
+                g.approvals.append(MemberSignature(member: m.id, keyID: m.keyID, signature: k.signing.signature(for: g.approvalMessage(chainID: net.genesis.chainID))))
+            }
+            v2[name] = g.documentHash.hexString
+            let m = net.genesis.member("samr-330106")!
+            nonce += 1
+            let header = TransactionHeader(chainID: net.genesis.chainID, signer: m.id, keyID: m.keyID, nonce: nonce, issuedAtMillis: 1)
+            installs.append(Submission(transaction: Transaction.sign(header: header, body: .governance(g), key: samr.signing), envelope: nil))
+        }
+        let installed = try net.client("data-330106").submit(batch: installs)
+        // The as-of point of each model's re-score: the log size of the block holding its install.
+        var asOfSize: [String: UInt64] = [:]
+        for (name, answer) in zip(["individual-business", "enterprise"], installed) {
+            let height = (answer["height"] as? NSNumber)?.uint64Value ?? 0
+            let header = try bank.getJSON("/v1/blocks/\(height)")["header"] as? [String: Any]
+            asOfSize[name] = (header?["log_size"] as? NSNumber)?.uint64Value
+        }
+        let started = Date()
+        let acksAtInstall = acks.ids.count
+
+        func rescored(_ s: String) throws -> Bool {
+            let kind = try USCC(s).subjectKind == .enterprise ? "enterprise" : "individual-business"
+            return try updates(s).contains { $0.model == v2[kind] }
+        }
+        let done = try waitUntil(60) { try subjects.allSatisfy(rescored) }
+        let seconds = Date().timeIntervalSince(started)
+        let acksDuring = acks.ids.count - acksAtInstall
+        stop.withLock { stopped = true }
+        ingest.wait()
+        let missing = try subjects.filter { try !rescored($0) }
+        XCTAssertTrue(done, "subjects without an update under v2 after \(seconds) s: \(missing)")
+        print(String(format: "model upgrade: %d subjects re-scored under v2 on the network in %.2f s; %d attestations committed meanwhile", subjects.count, seconds, acksDuring))
+
+        // Every subject: the v1 update is still there, and exactly one v2 update (no subject is
+        // re-scored twice), as of the block holding the install, by one of the bureaus.
+        for s in subjects {
+            let all = try updates(s)
+            XCTAssertTrue(all.contains { $0.model == v1["individual-business"] || $0.model == v1["enterprise"] }, "\(s) lost its v1 score")
+            let kind = try USCC(s).subjectKind == .enterprise ? "enterprise" : "individual-business"
+            let new = all.filter { $0.model == v2[kind] }
+            XCTAssertEqual(new.count, 1, "\(s): \(new.count) updates under \(kind) v2")
+            XCTAssertEqual(new.first?.asOf, asOfSize[kind], "\(s): the v2 score is not as of the install block")
+            XCTAssertTrue(["samr-330106", "data-330106"].contains(new.first?.signer ?? ""))
+        }
+        // Ingestion kept committing while re-scoring, and nothing was refused.
+        XCTAssertGreaterThan(acksDuring, 0, "no attestation committed during the re-score")
+        XCTAssertEqual(acks.failures, 0)
+        // The bureaus report the re-score in /v1/status: both jobs finished, every subject done.
+        var totals = 0
+        for m in ["samr-330106", "data-330106"] {
+            var status: [String: Any] = [:]
+            XCTAssertTrue(try waitUntil(10) {
+                status = try net.client(m).getJSON("/v1/status")["rescore"] as? [String: Any] ?? [:]
+                return status["state"] as? String == "finished" && (status["model"] as? String)?.hasSuffix("v2") == true
+            }, "\(m) status: \(status)")
+            XCTAssertEqual(status["done"] as? Int, status["total"] as? Int, "\(m): \(status)")
+            totals += status["total"] as? Int ?? 0
+            let log = try String(contentsOfFile: net.log(m), encoding: .utf8)
+            XCTAssertTrue(log.contains("re-score under"), "\(m) logged no re-score progress")
+        }
+        XCTAssertGreaterThan(totals, 0)
+    }
+
+    /// A bureau killed (SIGKILL) right after a model install commits and restarted: it resumes
+    /// or starts its re-score after restart, and every subject ends with an update under v2.
+    func testScorerKilledDuringModelUpgradeFinishesAfterRestart() throws {
+        let net = try LocalConsortium(name: "upgrade-restart", withModels: true)
+        try net.startAll(LocalConsortium.validators)
+        let samr = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let data = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
+        let requests = DemoRecords.requests(count: 300, subjects: 150, seed: 21).filter { (try? USCC($0.subject).subjectKind) == .individualBusiness }
+        let subjects = Set(requests.map(\.subject))
+        let records = try requests.enumerated().map { i, r in try r.build(genesis: net.genesis, keys: samr, nonce: 2_000 + UInt64(i), issuedAtMillis: 1) }
+        _ = try net.client("samr-330106").submit(batch: records)
+        let bank = try net.client("bank-a")
+        func models(_ subject: String) throws -> [String] {
+            let history = try bank.getJSON("/v1/subjects/\(subject)/history")
+            return try (history["records"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "score_update" }.map { r in
+                let tx = try bank.getJSON("/v1/transactions/\(r["id"] as! String)")
+                return ((tx["transaction"] as? [String: Any])?["score_update"] as? [String: Any])?["model_hash"] as? String ?? ""
+            }
+        }
+        func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try done() { return true }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            return try done()
+        }
+        XCTAssertTrue(try waitUntil(30) { try subjects.allSatisfy { try !models($0).isEmpty } }, "live scoring did not score every subject")
+
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: repo.appendingPathComponent("Genesis/models/individual-business.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        for k in [samr, data] {
+            let m = net.genesis.member(k.memberID)!
+            g.approvals.append(MemberSignature(member: m.id, keyID: m.keyID, signature: k.signing.signature(for: g.approvalMessage(chainID: net.genesis.chainID))))
+        }
+        let v2 = g.documentHash.hexString
+        let m = net.genesis.member("data-330106")!
+        let header = TransactionHeader(chainID: net.genesis.chainID, signer: m.id, keyID: m.keyID, nonce: 9_999, issuedAtMillis: 1)
+        _ = try net.client("data-330106").submit(batch: [Submission(transaction: Transaction.sign(header: header, body: .governance(g), key: data.signing), envelope: nil)])
+        net.kill9("samr-330106")
+        let logBefore = (try? String(contentsOfFile: net.log("samr-330106"), encoding: .utf8))?.count ?? 0
+        Thread.sleep(forTimeInterval: 1)
+        try net.start("samr-330106")
+        let started = Date()
+        let done = try waitUntil(60) { try subjects.allSatisfy { try models($0).contains(v2) } }
+        let missing = try subjects.filter { try !models($0).contains(v2) }
+        XCTAssertTrue(done, "subjects without a v2 update \(Date().timeIntervalSince(started)) s after the restart: \(missing)")
+        var status: [String: Any] = [:]
+        XCTAssertTrue(try waitUntil(10) {
+            status = try net.client("samr-330106").getJSON("/v1/status")["rescore"] as? [String: Any] ?? [:]
+            return status["state"] as? String == "finished"
+        }, "samr status after restart: \(status)")
+        XCTAssertEqual(status["done"] as? Int, status["total"] as? Int)
+        let log = String(try String(contentsOfFile: net.log("samr-330106"), encoding: .utf8).dropFirst(logBefore))
+        XCTAssertTrue(log.contains("re-score under individual-business v2 finished"), "the restarted bureau did not finish its re-score:\n\(log.suffix(3000))")
+        print("restart during upgrade: \(subjects.count) subjects under v2; samr after restart: \(status)")
+    }
+
     func rawSend(port: Int, _ bytes: [UInt8]) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerStorage
 import LedgerStore
 @testable import Scoring
 import XCTest
@@ -154,4 +155,192 @@ final class NodeAndRescoreTests: XCTestCase {
         let stopped = try rescorer.run(shouldStop: { true }) { _, _ in }
         XCTAssertTrue(stopped.stopped)
     }
+
+    /// The subject index keeps what scoring reads of every record (ScoreIndex.swift): the same
+    /// records as decoding the transactions, corrections and revocations included, and the
+    /// rescorer's updates are exactly those computed from the transactions. Entries of a store
+    /// written before (the kind byte alone) are read from the transactions instead.
+    func testSubjectIndexKeepsWhatScoringReadsOfEveryRecord() throws {
+        let c = try ScoringConsortium()
+        let store = try ChainStore.create(path: "\(directory)/index", genesis: c.genesis)
+        var nonce: UInt64 = 0
+        let demo = try Self.writeDemo(c, store: store, subjects: 300, seed: 8, nonce: &nonce)
+        // Amendments: correct some of the supervision bureau's records, revoke others, correct a correction.
+        var amendments: [Submission] = []
+        var corrected: [Hash] = []
+        let signers = c.genesis.validators.map { (member: $0, key: c.keys[$0.id]!.signing) }
+        for s in demo.subjects.prefix(40) {
+            let records = try store.subjectRecords(try USCC(s.uscc), before: store.head.logSize, limit: 100)
+            guard let first = records.first(where: { $0.transaction.header.signer == "samr" }), case .attestation(var body) = first.transaction.body else { continue }
+            nonce += 1
+            if amendments.count % 3 == 2 {
+                amendments.append(try c.amend(AmendmentBody(action: .revocation, target: first.transaction.id, reason: "error", replacement: nil), by: "samr", nonce: nonce))
+            } else {
+                body.attributes = body.attributes.map { Attribute(name: $0.name, value: $0.value + 1) }
+                body.severity = body.category == .penalty ? .serious : body.severity
+                let fix = try c.amend(AmendmentBody(action: .correction, target: first.transaction.id, reason: "fix", replacement: body), by: "samr", nonce: nonce)
+                amendments.append(fix)
+                corrected.append(fix.transaction.id)
+            }
+        }
+        try store.appendBlock(amendments, timestampMillis: asOfMillis, proposer: "samr", signers: signers)
+        var again: [Submission] = []
+        for id in corrected.prefix(5) {
+            guard let tx = try store.committedTransaction(id: id), case .amendment(var a) = tx.body, var r = a.replacement else { continue }
+            r.industry = "F52"
+            a = AmendmentBody(action: .correction, target: id, reason: "again", replacement: r)
+            nonce += 1
+            again.append(try c.amend(a, by: "samr", nonce: nonce))
+        }
+        try store.appendBlock(again, timestampMillis: asOfMillis, proposer: "samr", signers: signers)
+        XCTAssertGreaterThan(amendments.count + again.count, 30)
+
+        let size = store.head.logSize
+        let asOf = ScoreAsOf(logSize: size, date: try LedgerDate(iso: "2026-11-21"))
+        let engine = ScoreEngine(genesis: c.genesis)
+        let models = try ["individual-business", "enterprise"].map { try engine.model(try XCTUnwrap(store.latestModel(name: $0))) }
+        func fromTransactions(_ subject: USCC) throws -> (records: [ScoreRecord], updates: [ScoreUpdateBody]) {
+            let txs = try store.subjectRecords(subject, before: size, limit: 2000).map(\.transaction)
+            let updates = try models.filter { $0.applies(to: subject.subjectKind!) }.map { try engine.makeScoreUpdate(subject: subject, inputs: txs, model: $0, asOf: asOf) }
+            return (try txs.map(ScoreRecord.init), updates)
+        }
+        var expected: [USCC: [ScoreUpdateBody]] = [:]
+        for s in demo.subjects {
+            let subject = try USCC(s.uscc)
+            let (records, updates) = try fromTransactions(subject)
+            XCTAssertEqual(try store.scoreRecords(subject, before: size, limit: 2000), records, "\(subject)")
+            expected[subject] = updates
+        }
+        var rescored: [USCC: [ScoreUpdateBody]] = [:]
+        for model in models {
+            let summary = try Rescorer(store: store, engine: engine, model: model).run(asOfLogSize: size) { batch, _ in
+                for u in batch { rescored[u.subject, default: []].append(u) }
+            }
+            XCTAssertEqual(summary.progress.failed, 0, "\(summary.failures)")
+        }
+        XCTAssertEqual(rescored, expected)
+
+        // A store whose entries hold only the kind byte (written before the index kept metadata).
+        let subject = try USCC(demo.subjects[0].uscc)
+        let batch = WriteBatch(for: store.database)
+        for (index, kind) in try store.subjectHistory(subject, limit: 2000) {
+            try batch.put("subjects", Array(subject.code.utf8) + Self.u64(index), [kind])
+        }
+        try store.database.write(batch)
+        XCTAssertEqual(try store.scoreRecords(subject, before: size, limit: 2000), try fromTransactions(subject).records)
+        var old: [ScoreUpdateBody] = []
+        _ = try Rescorer(store: store, engine: engine, model: models[subject.subjectKind == .enterprise ? 1 : 0]).run(asOfLogSize: size) { batch, _ in
+            old += batch.filter { $0.subject == subject }
+        }
+        XCTAssertEqual(old, expected[subject])
+    }
+
+    /// The dev ledger engine (one scorer, no endorsements) re-scores every subject in the
+    /// background after a model install, while attestations keep committing; the v1 scores stay;
+    /// a restart finds the job done (`rescore-done`), and without that file resumes and skips
+    /// every subject whose update already committed.
+    func testDevLedgerRescoresEverySubjectAfterAModelInstall() async throws {
+        let keys = MemberSecretKeys(memberID: "dev")
+        let member = Member(id: "dev", name: "dev", roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        let genesis = try Genesis(bytes: Genesis.render(chainID: "creditledger.test/upgrade", genesisTime: "2026-11-21T00:00:00Z",
+                                                        members: [member], models: try ["individual-business.json", "enterprise.json"].map(Models.installed)))
+        let store = try ChainStore.create(path: "\(directory)/ledger", genesis: genesis)
+        let demo = DemoSubjects(count: 300, seed: 4, asOf: try LedgerDate(iso: "2026-11-21"))
+        var nonce: UInt64 = 0
+        let engine = ScoreEngine(genesis: genesis)
+        let v1 = try engine.model(genesis.models[0])
+        var block: [Submission] = []
+        for (s, records) in zip(demo.subjects, demo.records) {
+            for r in records {
+                nonce += 1
+                block.append(Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                                                      body: .attestation(try r.body()), key: keys.signing), envelope: nil))
+            }
+            _ = s
+        }
+        try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+        // v1 scores of the individual businesses, committed before the upgrade.
+        let asOf = ScoreAsOf(logSize: store.head.logSize, date: try LedgerDate(iso: "2026-11-21"))
+        var v1Updates: [Submission] = []
+        for s in demo.subjects where s.subject_kind == "individual_business" {
+            let subject = try USCC(s.uscc)
+            let u = try engine.makeScoreUpdate(subject: subject, records: try store.scoreRecords(subject, before: asOf.logSize, limit: 2000), model: v1, asOf: asOf)
+            nonce += 1
+            v1Updates.append(Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                                                      body: .scoreUpdate(u), key: keys.signing), envelope: nil))
+        }
+        try store.appendBlock(v1Updates, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+
+        let stateDir = "\(directory)/state"
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        var ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        var producer = Task { [ledger] in await ledger.runBlockProducer() }
+        // Install individual-business v2, then keep attesting new subjects.
+        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        g.approvals = [MemberSignature(member: "dev", keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
+        nonce += 1
+        let install = Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                                       body: .governance(g), key: keys.signing)
+        _ = try await ledger.submit([Submission(transaction: install, envelope: nil)])
+        let more = DemoSubjects(count: 100, seed: 5, asOf: try LedgerDate(iso: "2026-11-21"))
+        var committedDuring = 0
+        for records in more.records {
+            let subs = try records.map { r -> Submission in nonce += 1; return try r.request.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: asOfMillis) }
+            committedDuring += try await ledger.submit(subs).count
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        let status = try XCTUnwrap(ledger.rescoreStatus)
+        XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
+        let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
+        XCTAssertEqual(status["done"] as? Int, individuals, "\(status)")
+        XCTAssertEqual(status["total"] as? Int, individuals)
+        XCTAssertGreaterThan(committedDuring, 0)
+
+        let v2Hash = g.documentHash
+        func updates(_ subject: USCC) throws -> [ScoreUpdateBody] {
+            try store.scoreUpdates(of: subject, limit: 100).compactMap { if case .scoreUpdate(let u) = $0.transaction.body { return u } else { return nil } }
+        }
+        var v2Count = 0
+        for s in demo.subjects {
+            let subject = try USCC(s.uscc)
+            let list = try updates(subject)
+            if s.subject_kind == "individual_business" {
+                XCTAssertTrue(list.contains { $0.modelHash == v1.hash }, "\(subject) lost its v1 score")
+                let v2 = list.filter { $0.modelHash == v2Hash }
+                XCTAssertEqual(v2.count, 1, "\(subject): \(v2.count) v2 updates")
+                XCTAssertEqual(v2.first?.asOfLogSize, try store.location(of: install.id)!.logIndex + 1, "as of the block holding the install (alone in it)")
+                v2Count += v2.count
+            } else {
+                XCTAssertTrue(list.isEmpty, "an enterprise was scored under the individual-business model")
+            }
+        }
+        XCTAssertEqual(v2Count, individuals)
+
+        // Restart: the finished job is not run again.
+        producer.cancel()
+        await producer.value
+        ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        producer = Task { [ledger] in await ledger.runBlockProducer() }
+        try await Task.sleep(for: .milliseconds(200))
+        XCTAssertNil(ledger.rescoreStatus)
+        producer.cancel()
+        await producer.value
+        // Without the record of it, a restart resumes the job and finds every subject done.
+        try FileManager.default.removeItem(atPath: stateDir + "/rescore-done")
+        let sizeBefore = store.head.logSize
+        ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
+        producer = Task { [ledger] in await ledger.runBlockProducer() }
+        let deadline2 = Date().addingTimeInterval(30)
+        while Date() < deadline2, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(ledger.rescoreStatus?["done"] as? Int, individuals)
+        XCTAssertEqual(store.head.logSize, sizeBefore, "subjects already re-scored were scored again")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir + "/rescore-done"))
+        producer.cancel()
+        await producer.value
+    }
+
+    static func u64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
 }
