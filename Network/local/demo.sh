@@ -15,6 +15,11 @@ swift build -c "$CREDITLEDGER_BUILD" --product credit-verify 2>&1 | tail -n 1
 binpath="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)"
 bash Network/local/start.sh
 dir="$CREDITLEDGER_LOCAL_DIR"
+if ! grep -q '"policies"' "$dir/genesis.json"; then
+  echo "the local network in $dir predates query policies (its genesis installs none); reset it with:"
+  echo "  bash Network/local/stop.sh && rm -rf $dir && bash Network/local/demo.sh"
+  exit 1
+fi
 url="$(cat "$dir/samr-330106/data/http.addr")"
 "$binpath/credit-node" demo --node "$url" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
