@@ -130,18 +130,11 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             }
         }
         for f in checked where f.0 == "score_update" {
-            guard case .scoreUpdate(let s) = f.1.body, s.subject == record.subject, f.2 < record.asOfHeightLogBound(checked) else {
+            guard case .scoreUpdate(let s) = f.1.body, s.subject == record.subject, f.2 < audit.2 else {
                 throw bad("the score update fact is not about the queried subject")
             }
         }
         return Verified(request: req, record: record, auditRecordID: audit.1.id, checkpoint: cp, checkpointSigners: signers,
                         facts: checked.map { (role: $0.0, transaction: $0.1, logIndex: $0.2) })
-    }
-}
-
-extension QueryRecordBody {
-    /// Facts must precede the audit record in the log.
-    func asOfHeightLogBound(_ facts: [(String, Transaction, UInt64)]) -> UInt64 {
-        facts.first { $0.0 == "audit_record" }?.2 ?? UInt64.max
     }
 }

@@ -157,6 +157,36 @@ public struct Genesis: Sendable {
     /// A member id: also the member's key name in signed notes.
     public static func isValidMemberID(_ s: String) -> Bool { isValidName(s, max: FieldLimits.memberID) }
 
+    /// Documents listed in genesis (models, policies): valid names and versions, the stated
+    /// hashes, no name-and-version or document listed twice.
+    static func listed<T: InstalledDocument>(_ entries: [Document.ModelEntry]?, field: String) throws -> [T] {
+        var out: [T] = []
+        for (i, entry) in (entries ?? []).enumerated() {
+            guard Self.isValidIdentifier(entry.name, max: FieldLimits.governanceName), entry.version >= 1 else {
+                throw LedgerError(.invalidGenesis, "\(field)[\(i)]: name \"\(entry.name)\" must be an identifier of 1-64 characters and version at least 1")
+            }
+            guard let document = [UInt8](base64: entry.document), document.count <= FieldLimits.governanceDocument else {
+                throw LedgerError(.invalidGenesis, "\(field)[\(i)] (\(entry.name)): document must be base64 of at most \(FieldLimits.governanceDocument) bytes")
+            }
+            let item = T(name: entry.name, version: entry.version, document: document, logIndex: nil)
+            guard item.hash.hexString == entry.sha256 else {
+                throw LedgerError(.invalidGenesis, "\(field)[\(i)] (\(entry.name)): sha256 is \(entry.sha256), the document hashes to \(item.hash.hexString)")
+            }
+            if out.contains(where: { ($0.name == item.name && $0.version == item.version) || $0.hash == item.hash }) {
+                throw LedgerError(.invalidGenesis, "\(field)[\(i)]: \(entry.name) version \(entry.version) is listed twice")
+            }
+            out.append(item)
+        }
+        return out
+    }
+
+    /// The genesis listing of installed documents; nil (omitted) when there are none.
+    static func entries<T: InstalledDocument>(_ items: [T]) -> [Document.ModelEntry]? {
+        items.isEmpty ? nil : items.map {
+            Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
+        }
+    }
+
     /// Parses and checks a genesis file.
     public init(bytes: [UInt8]) throws {
         let doc: Document
@@ -219,42 +249,8 @@ public struct Genesis: Sendable {
         }
         let limits = doc.limits ?? Limits()
         try limits.check()
-        var models: [InstalledModel] = []
-        for (i, entry) in (doc.models ?? []).enumerated() {
-            guard Self.isValidIdentifier(entry.name, max: FieldLimits.governanceName), entry.version >= 1 else {
-                throw LedgerError(.invalidGenesis, "models[\(i)]: name \"\(entry.name)\" must be an identifier of 1-64 characters and version at least 1")
-            }
-            guard let document = [UInt8](base64: entry.document), document.count <= FieldLimits.governanceDocument else {
-                throw LedgerError(.invalidGenesis, "models[\(i)] (\(entry.name)): document must be base64 of at most \(FieldLimits.governanceDocument) bytes")
-            }
-            let model = InstalledModel(name: entry.name, version: entry.version, document: document, logIndex: nil)
-            guard model.hash.hexString == entry.sha256 else {
-                throw LedgerError(.invalidGenesis, "models[\(i)] (\(entry.name)): sha256 is \(entry.sha256), the document hashes to \(model.hash.hexString)")
-            }
-            if models.contains(where: { ($0.name == model.name && $0.version == model.version) || $0.hash == model.hash }) {
-                throw LedgerError(.invalidGenesis, "models[\(i)]: \(entry.name) version \(entry.version) is listed twice")
-            }
-            models.append(model)
-        }
-        self.models = models
-        var policies: [InstalledPolicy] = []
-        for (i, entry) in (doc.policies ?? []).enumerated() {
-            guard Self.isValidIdentifier(entry.name, max: FieldLimits.governanceName), entry.version >= 1 else {
-                throw LedgerError(.invalidGenesis, "policies[\(i)]: name \"\(entry.name)\" must be an identifier of 1-64 characters and version at least 1")
-            }
-            guard let document = [UInt8](base64: entry.document), document.count <= FieldLimits.governanceDocument else {
-                throw LedgerError(.invalidGenesis, "policies[\(i)] (\(entry.name)): document must be base64 of at most \(FieldLimits.governanceDocument) bytes")
-            }
-            let policy = InstalledPolicy(name: entry.name, version: entry.version, document: document, logIndex: nil)
-            guard policy.hash.hexString == entry.sha256 else {
-                throw LedgerError(.invalidGenesis, "policies[\(i)] (\(entry.name)): sha256 is \(entry.sha256), the document hashes to \(policy.hash.hexString)")
-            }
-            if policies.contains(where: { ($0.name == policy.name && $0.version == policy.version) || $0.hash == policy.hash }) {
-                throw LedgerError(.invalidGenesis, "policies[\(i)]: \(entry.name) version \(entry.version) is listed twice")
-            }
-            policies.append(policy)
-        }
-        self.policies = policies
+        self.models = try Self.listed(doc.models, field: "models")
+        self.policies = try Self.listed(doc.policies, field: "policies")
         self.chainID = doc.chain_id
         self.genesisTime = doc.genesis_time
         self.members = members
@@ -278,12 +274,7 @@ public struct Genesis: Sendable {
                                      p2p_address: $0.p2pAddress, http_address: $0.httpAddress)
             },
             limits: limits, score_endorsements_required: scoreEndorsementsRequired,
-            models: models.isEmpty ? nil : models.map {
-                Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
-            },
-            policies: policies.isEmpty ? nil : policies.map {
-                Document.ModelEntry(name: $0.name, version: $0.version, sha256: $0.hash.hexString, document: $0.document.base64String)
-            })
+            models: entries(models), policies: entries(policies))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(doc)

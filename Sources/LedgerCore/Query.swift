@@ -35,7 +35,7 @@ public enum QueryPurpose: UInt8, Sendable, CaseIterable, Hashable {
 }
 
 /// A query policy installed in genesis or by an `install_policy` governance transaction.
-public struct InstalledPolicy: Sendable, Hashable {
+public struct InstalledPolicy: InstalledDocument {
     public let name: String
     public let version: UInt32
     public let document: [UInt8]

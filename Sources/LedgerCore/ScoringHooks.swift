@@ -14,9 +14,22 @@ public struct LoggedTransaction: Sendable, Hashable {
     }
 }
 
+/// A document installed on the ledger by name and version — a scoring model or a query
+/// policy — listed in genesis or installed by a committed governance transaction.
+public protocol InstalledDocument: Sendable, Hashable {
+    var name: String { get }
+    var version: UInt32 { get }
+    var document: [UInt8] { get }
+    /// SHA-256 of `document`: the document's identity.
+    var hash: Hash { get }
+    /// Log index of the installing governance transaction; nil when listed in genesis.
+    var logIndex: UInt64? { get }
+    init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?)
+}
+
 /// A scoring model installed on the ledger: listed in genesis, or installed by a committed
 /// `install_model` governance transaction. Its hash is SHA-256 of the document's bytes.
-public struct InstalledModel: Sendable, Hashable {
+public struct InstalledModel: InstalledDocument {
     public let name: String
     public let version: UInt32
     public let document: [UInt8]

@@ -57,14 +57,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     }
 
     /// The latest version of each installed scorecard for `kind`; of several scorecards, the first by name.
-    func scorecard(for kind: SubjectKind) -> ScoringModel? {
-        var latest: [String: InstalledModel] = [:]
-        for m in store.allModels() where (latest[m.name]?.version ?? 0) < m.version || latest[m.name] == nil { latest[m.name] = m }
-        for name in latest.keys.sorted() {
-            if let m = try? engine.model(latest[name]!), m.kind == .scorecard, m.applies(to: kind) { return m }
-        }
-        return nil
-    }
+    func scorecard(for kind: SubjectKind) -> ScoringModel? { engine.scorecard(for: kind, among: store.allModels()) }
 
     /// After `block` committed (called on the consensus queue).
     func committed(_ block: CandidateBlock) {

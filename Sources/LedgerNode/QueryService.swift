@@ -117,14 +117,12 @@ public final class QueryService: @unchecked Sendable {
                 throw PolicyRefusal(.invalidParameters, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
             }
             var subject: USCC? = nil
-            record.subject = nil
             if policy.scope == .aggregate {
                 guard req.subject.isEmpty else { throw PolicyRefusal(.invalidParameters, "\(policy.name) is an aggregate; it takes no subject") }
             } else {
                 do { subject = try USCC(req.subject) } catch {
                     throw PolicyRefusal(.invalidUSCC, "\"\(req.subject.prefix(32))\" is not a valid USCC: \(error)")
                 }
-                record.subject = subject
             }
             let query = PolicyQuery(requester: requester, subject: subject, purpose: purpose,
                                     parameters: req.parameters, requestedAtMillis: req.issuedAtMillis)
@@ -159,15 +157,11 @@ public final class QueryService: @unchecked Sendable {
                                        nonce: ledger.ownNonce(), issuedAtMillis: clock())
         let tx = Transaction.sign(header: header, body: .queryRecord(record), key: keys.signing)
         let committed = try await ledger.submit([Submission(transaction: tx, envelope: nil)])[0]
-        // Prove everything under the newest checkpoint, which covers the audit record.
-        var head = store.head
-        var note = try store.checkpoint(height: head.height)
-        if head.logSize <= committed.logIndex || note == nil {
-            head = store.head
-            note = try store.checkpoint(height: head.height)
-        }
-        guard let note, head.logSize > committed.logIndex else {
-            throw LedgerError(.notFound, "checkpoint covering the audit record is not available yet")
+        // Prove everything under the newest checkpoint: `submit` returns once the block holding
+        // the audit record is stored, so the head covers it.
+        let head = store.head
+        guard head.logSize > committed.logIndex, let note = try store.checkpoint(height: head.height) else {
+            throw LedgerError(.notFound, "no checkpoint covers the audit record at log index \(committed.logIndex)")
         }
         var facts: [AnswerReceipt.Fact] = []
         func add(_ role: String, _ t: Transaction, _ index: UInt64) throws {

@@ -282,19 +282,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private func loadModelIndex() throws {
         var models: [Hash: InstalledModel] = [:]
         if try database.get(Family.meta, MetaKey.modelIndex) != nil {
-            let it = try database.makeIterator(Family.meta)
-            it.seek(MetaKey.modelPrefix)
-            while it.isValid, it.key.starts(with: MetaKey.modelPrefix) {
-                var r = ByteReader(it.value, context: "model index")
-                let index = try r.u64("log_index")
-                guard let tx = try transaction(at: index), let m = Self.installedModel(tx, logIndex: index),
-                      Array(it.key.dropFirst(MetaKey.modelPrefix.count)) == m.hash else {
-                    throw LedgerError(.invalidBlock, "store at \(database.path): model index entry points at log index \(index), which installs no such model")
-                }
-                models[m.hash] = m
-                it.next()
-            }
-            try it.checkStatus()
+            models = try indexedDocuments(prefix: MetaKey.modelPrefix, what: "model", Self.installedModel)
         } else {
             let it = try database.makeIterator(Family.transactions)
             it.seekToFirst()

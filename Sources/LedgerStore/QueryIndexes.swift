@@ -77,17 +77,23 @@ extension ChainStore {
 
     /// Loads the installed-policy index at open.
     func loadPolicyIndex() throws -> [Hash: InstalledPolicy] {
-        var out: [Hash: InstalledPolicy] = [:]
+        try indexedDocuments(prefix: QueryKey.policy, what: "policy", Self.installedPolicy)
+    }
+
+    /// The documents an index in the meta column family names: `prefix` ‖ document hash → u64
+    /// log index of the installing transaction, each checked against that transaction.
+    func indexedDocuments<T: InstalledDocument>(prefix: [UInt8], what: String,
+                                                _ installed: (Transaction, UInt64) -> T?) throws -> [Hash: T] {
+        var out: [Hash: T] = [:]
         let it = try database.makeIterator(Family.meta)
-        it.seek(QueryKey.policy)
-        while it.isValid, it.key.starts(with: QueryKey.policy) {
-            var r = ByteReader(it.value, context: "policy index")
+        it.seek(prefix)
+        while it.isValid, it.key.starts(with: prefix) {
+            var r = ByteReader(it.value, context: "\(what) index")
             let index = try r.u64("log_index")
-            guard let tx = try transaction(at: index), let p = Self.installedPolicy(tx, logIndex: index),
-                  Array(it.key.dropFirst(QueryKey.policy.count)) == p.hash else {
-                throw LedgerError(.invalidBlock, "store at \(database.path): policy index entry points at log index \(index), which installs no such policy")
+            guard let tx = try transaction(at: index), let d = installed(tx, index), Array(it.key.dropFirst(prefix.count)) == d.hash else {
+                throw LedgerError(.invalidBlock, "store at \(database.path): \(what) index entry points at log index \(index), which installs no such \(what)")
             }
-            out[p.hash] = p
+            out[d.hash] = d
             it.next()
         }
         try it.checkStatus()

@@ -272,11 +272,15 @@ public struct PolicyDocument: Sendable {
             guard w >= 10, w <= 1000 else { throw PolicyError("\(path): width must be 10-1000 points") }
             return .scoreBand(width: w)
         case "credit_line":
-            try keys(["base_points", "step_points", "step_yuan", "cap_yuan", "grade_caps", "min_grade"])
+            try keys(creditLineKeys)
             return .creditLine(try creditLine(o, at: path))
         case "eligibility":
             try keys(["min_grade", "deny_categories", "credit_line"])
-            let line = try o.optionalValue("credit_line").map { try creditLine(try Obj($0, "\(path).credit_line"), at: path + ".credit_line") }
+            let line = try o.optionalValue("credit_line").map { node -> CreditLine in
+                let rule = try Obj(node, "\(path).credit_line")
+                try rule.only(creditLineKeys)
+                return try creditLine(rule, at: rule.path)
+            }
             return .eligibility(Eligibility(minGrade: try grade(try o.string("min_grade"), at: path),
                                             denyCategories: try categories("deny_categories"), line: line))
         case "flag":
@@ -306,10 +310,10 @@ public struct PolicyDocument: Sendable {
         return g
     }
 
+    static let creditLineKeys = ["base_points", "step_points", "step_yuan", "cap_yuan", "grade_caps", "min_grade"]
+
+    /// A credit-line rule; the caller has checked the object's keys.
     static func creditLine(_ o: Obj, at path: String) throws -> CreditLine {
-        if o.path.hasSuffix(".credit_line") {
-            try o.only(["base_points", "step_points", "step_yuan", "cap_yuan", "grade_caps", "min_grade"])
-        }
         let step = try o.int("step_points")
         let stepYuan = try o.int("step_yuan")
         let cap = try o.int("cap_yuan")

@@ -368,11 +368,7 @@ public struct PolicyEngine: Sendable {
                 throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(n)\" is installed")
             }
         } else if let kind = subject.subjectKind {
-            var latest: [String: InstalledModel] = [:]
-            for m in models where (latest[m.name]?.version ?? 0) < m.version { latest[m.name] = m }
-            for n in latest.keys.sorted() {
-                if let compiled = try? scoring.model(latest[n]!), compiled.kind == .scorecard, compiled.applies(to: kind) { name = n; break }
-            }
+            name = scoring.scorecard(for: kind, among: models)?.name
         }
         for l in scores {
             guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || (name == nil) else { continue }

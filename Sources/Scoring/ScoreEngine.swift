@@ -52,6 +52,17 @@ public final class ScoreEngine: Sendable {
     /// The compiled form of an installed model (cached).
     public func model(_ installed: InstalledModel) throws -> ScoringModel { try cache.model(installed) }
 
+    /// The scorecard that scores subjects of `kind`: of the latest version of each installed
+    /// model, the first by name that is a scorecard and applies to the kind.
+    public func scorecard(for kind: SubjectKind, among installed: [InstalledModel]) -> ScoringModel? {
+        var latest: [String: InstalledModel] = [:]
+        for m in installed where (latest[m.name]?.version ?? 0) < m.version { latest[m.name] = m }
+        for name in latest.keys.sorted() {
+            if let m = try? model(latest[name]!), m.kind == .scorecard, m.applies(to: kind) { return m }
+        }
+        return nil
+    }
+
     /// Scores `subject` from its records (oldest first) under `model` as of `asOf`.
     public func score(subject: USCC, inputs: [Transaction], model: ScoringModel, asOf: ScoreAsOf,
                       explain: Bool = false) throws -> ScoreResult {

@@ -124,9 +124,7 @@ struct InstallPolicy: ParsableCommand {
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Policy document.") var file: String
-    @Option(help: "Secret key of the submitting custodian.") var key: String
-    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
-    var approverKeys: [String] = []
+    @OptionGroup var signers: GovernanceSigners
 
     func run() throws {
         do {
@@ -135,8 +133,7 @@ struct InstallPolicy: ParsableCommand {
             let document = try readFile(file)
             let parsed = try PolicyDocument(bytes: document, genesis: g)
             let s = try QueryClient.installPolicy(genesis: g, document: document, name: parsed.name, version: parsed.version,
-                                                  submitter: try MemberSecretKeys.load(from: key),
-                                                  approvers: try approverKeys.map { try MemberSecretKeys.load(from: $0) },
+                                                  submitter: try signers.submitter(), approvers: try signers.approvers(),
                                                   issuedAtMillis: nowMillis())
             var result = try client.submit(s)
             result["policy"] = "\(parsed.name)@\(parsed.version)"
@@ -159,9 +156,7 @@ struct Erase: ParsableCommand {
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(name: .customLong("id"), help: "Transaction id of a record to erase (repeatable).") var ids: [String] = []
-    @Option(help: "Secret key of the submitting custodian.") var key: String
-    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
-    var approverKeys: [String] = []
+    @OptionGroup var signers: GovernanceSigners
 
     func run() throws {
         do {
@@ -172,12 +167,21 @@ struct Erase: ParsableCommand {
             guard !records.isEmpty else { throw fail("name at least one --id") }
             let client = LedgerClient(baseURL: node)
             let s = try QueryClient.eraseRecords(genesis: try client.genesis(), records: records,
-                                                 submitter: try MemberSecretKeys.load(from: key),
-                                                 approvers: try approverKeys.map { try MemberSecretKeys.load(from: $0) },
+                                                 submitter: try signers.submitter(), approvers: try signers.approvers(),
                                                  issuedAtMillis: nowMillis())
             var result = try client.submit(s)
             result["erased"] = ids
             print(String(decoding: JSONView.data(result), as: UTF8.self))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
+}
+
+/// The keys of a governance transaction: the submitting custodian's and every approver's.
+struct GovernanceSigners: ParsableArguments {
+    @Option(help: "Secret key of the submitting custodian.") var key: String
+    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
+    var approverKeys: [String] = []
+
+    func submitter() throws -> MemberSecretKeys { try MemberSecretKeys.load(from: key) }
+    func approvers() throws -> [MemberSecretKeys] { try approverKeys.map { try MemberSecretKeys.load(from: $0) } }
 }
