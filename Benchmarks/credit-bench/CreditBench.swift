@@ -37,6 +37,20 @@ func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
+/// Runs `body(0..<count)` on `count` dedicated threads and waits for all of them. Client loops
+/// that block on sockets need this: `DispatchQueue.concurrentPerform` runs only as many
+/// iterations at once as there are cores, so 16 "connections" on 2 cores would be 2.
+func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for k in 0..<count {
+        group.enter()
+        let t = Thread { body(k); group.leave() }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+    group.wait()
+}
+
 func machine() -> String {
     let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
         .split(separator: "\n").first { $0.hasPrefix("model name") }?
@@ -94,7 +108,7 @@ struct Ingest: ParsableCommand {
         let started = clock.now
         let url = URL(string: address)!
         let host = url.host ?? "127.0.0.1", port = UInt16(url.port ?? 8480)
-        DispatchQueue.concurrentPerform(iterations: clients) { _ in
+        onThreads(clients) { _ in
             guard let connection = try? RawHTTPClient(host: host, port: port) else {
                 lock.withLock { failures.append("cannot connect to \(host):\(port)") }
                 return

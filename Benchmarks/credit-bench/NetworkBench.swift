@@ -151,7 +151,7 @@ struct NetworkBench: ParsableCommand {
         nonisolated(unsafe) var next = 0
         nonisolated(unsafe) var failures: [String] = []
         let addresses = try members.map { URL(string: try net.address($0))! }
-        DispatchQueue.concurrentPerform(iterations: 8) { k in
+        onThreads(8) { k in
             let url = addresses[k % addresses.count]
             guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
             while true {

@@ -47,7 +47,7 @@ struct NetworkUpgradeBench: ParsableCommand {
         let lock = NSLock()
         nonisolated(unsafe) var next = 0
         nonisolated(unsafe) var failures: [String] = []
-        DispatchQueue.concurrentPerform(iterations: 8) { k in
+        onThreads(8) { k in
             let url = addresses[k % addresses.count]
             guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
             while true {

@@ -67,7 +67,7 @@ struct QueryBench: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now + .milliseconds(200)
         let nonceBase = UInt64(Date().timeIntervalSince1970 * 1000) * 1000
-        DispatchQueue.concurrentPerform(iterations: connections) { _ in
+        onThreads(connections) { _ in
             guard let client = try? RawHTTPClient(host: host, port: UInt16(port)) else { return }
             var mine: [Double] = []
             while true {

@@ -47,6 +47,38 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         answer_signature = answerSignature.base64String; self.checkpoint = checkpoint; tree_size = treeSize; self.facts = facts
     }
 
+    /// The receipt as JSON with sorted keys, written directly: what `POST /v1/queries` sends.
+    /// `JSONDecoder` reads it back to an equal receipt.
+    public func json() -> [UInt8] {
+        var w = JSONWriter(capacity: 1024 + facts.reduce(0) { $0 + $1.transaction.utf8.count + 48 * $1.inclusion_proof.count + 64 })
+        w.object { o in
+            o.field("answer_signature") { $0.string(answer_signature) }
+            o.field("answered_by") { $0.string(answered_by) }
+            o.field("as_of_height") { $0.integer(as_of_height) }
+            o.field("chain_id") { $0.string(chain_id) }
+            o.field("checkpoint") { $0.string(checkpoint) }
+            o.field("facts") { w in
+                w.array(facts) { w, f in
+                    w.object { o in
+                        o.field("inclusion_proof") { w in w.array(f.inclusion_proof) { $0.string($1) } }
+                        o.field("log_index") { $0.integer(f.log_index) }
+                        o.field("role") { $0.string(f.role) }
+                        o.field("transaction") { $0.string(f.transaction) }
+                    }
+                }
+            }
+            o.field("format") { $0.string(format) }
+            o.field("genesis_sha256") { $0.string(genesis_sha256) }
+            o.field("message") { $0.string(message) }
+            o.field("outcome") { $0.string(outcome) }
+            o.field("reason") { $0.string(reason) }
+            o.field("request") { $0.string(request) }
+            o.field("result") { $0.string(result) }
+            o.field("tree_size") { $0.integer(tree_size) }
+        }
+        return w.bytes
+    }
+
     public struct Verified: Sendable {
         public let request: QueryRequest
         public let record: QueryRecordBody

@@ -158,9 +158,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     // MARK: LedgerService
 
-    public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
+    public func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
-        try validator.checkSubmissions(submissions, state: store)
+        try validator.checkSubmissions(submissions, state: store, signedBy: signedHere ? member : nil)
         for s in submissions { verified.insert(s) }
         return try await withCheckedThrowingContinuation { continuation in
             do {

@@ -46,6 +46,7 @@ public final class Ledger: @unchecked Sendable {
     private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
 
     private let lock = NSLock()
+    private let commitQueue = DispatchQueue(label: "creditledger.ledger.commit")
     private var queue: [Pending] = []
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
@@ -101,9 +102,9 @@ public final class Ledger: @unchecked Sendable {
 
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.
-    public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
+    public func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
-        try validator.checkSubmissions(submissions)
+        try validator.checkSubmissions(submissions, signedBy: signedHere ? validatorMember : nil)
         return try await withCheckedThrowingContinuation { continuation in
             let waiter = Waiter(count: submissions.count, continuation: continuation)
             do {
@@ -193,7 +194,11 @@ public final class Ledger: @unchecked Sendable {
             let next = lastBlock + blockInterval
             if ContinuousClock.now < next { try? await Task.sleep(until: next, clock: .continuous) }
             lastBlock = ContinuousClock.now
-            commitPending()
+            // The synced write blocks its thread; it runs on a queue of its own so that the
+            // cooperative pool (HTTP handlers, query evaluation) keeps both cores meanwhile.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                commitQueue.async { self.commitPending(); c.resume() }
+            }
         }
         // Graceful stop: new submissions are refused; what was admitted is committed.
         lock.withLock { stopped = true }

@@ -7,13 +7,22 @@ public protocol LedgerService: AnyObject, Sendable {
     var store: ChainStore { get }
     var genesis: Genesis { get }
     /// Validates and admits submissions (all or none); returns when each is committed durably on this node.
-    func submit(_ submissions: [Submission]) async throws -> [CommitResult]
+    /// `signedHere`: every submission was just signed by this node's own key (`nodeKeys`), so its
+    /// signature is not verified again; anything signed by another key is refused.
+    func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult]
     /// Node-specific fields for `GET /v1/status` (consensus round, peers, mempool).
     func status() -> [String: any Sendable]
     /// The keys of the member running this node: it signs query audit records and answers with them.
     var nodeKeys: MemberSecretKeys { get }
     /// A fresh nonce for a transaction this node signs itself.
     func ownNonce() -> UInt64
+}
+
+extension LedgerService {
+    /// Validates and admits submissions from elsewhere (all or none); returns when each is committed durably on this node.
+    public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
+        try await submit(submissions, signedHere: false)
+    }
 }
 
 extension Ledger: LedgerService {
@@ -29,14 +38,17 @@ extension TransactionValidator {
     /// The checks every submission path runs before admission: the batch limit, then each
     /// transaction's stateless checks (and, with `state`, its stateful ones). The error names
     /// the index of the first bad transaction in a batch.
-    func checkSubmissions(_ submissions: [Submission], state: (any LedgerStateReader)? = nil) throws {
+    func checkSubmissions(_ submissions: [Submission], state: (any LedgerStateReader)? = nil, signedBy own: Member? = nil) throws {
         guard submissions.count <= genesis.limits.maxBatchTransactions else {
             throw BatchError(index: nil, error: LedgerError(.fieldTooLarge,
                 "batch holds \(submissions.count) transactions, limit \(genesis.limits.maxBatchTransactions)"))
         }
         for (i, s) in submissions.enumerated() {
             do {
-                try checkStateless(s)
+                if let own, s.transaction.header.signer != own.id || s.transaction.header.keyID != own.keyID {
+                    throw LedgerError(.notAuthorized, "a transaction submitted as this node's own is signed by \(s.transaction.header.signer)")
+                }
+                try checkStateless(s, signedHere: own != nil)
                 if let state { try checkStateful(s.transaction, state: state) }
             } catch {
                 throw BatchError(index: submissions.count > 1 ? i : nil, error: error)

@@ -36,10 +36,7 @@ extension LedgerAPI {
         let wire = try await readBody(request, as: WireQuery.self, limit: QueryRequest.maxBytes * 2)
         guard let bytes = [UInt8](base64: wire.request) else { throw LedgerError(.malformed, "\"request\" is not base64") }
         let outcome = try await service.handle(bytes)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = try encoder.encode(outcome.receipt)
         return Response(status: outcome.answered ? .ok : .forbidden, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: Array(body))))
+                        body: .init(byteBuffer: ByteBuffer(bytes: outcome.receipt.json())))
     }
 }

@@ -156,7 +156,7 @@ public final class QueryService: @unchecked Sendable {
         let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID,
                                        nonce: ledger.ownNonce(), issuedAtMillis: clock())
         let tx = Transaction.sign(header: header, body: .queryRecord(record), key: keys.signing)
-        let committed = try await ledger.submit([Submission(transaction: tx, envelope: nil)])[0]
+        let committed = try await ledger.submit([Submission(transaction: tx, envelope: nil)], signedHere: true)[0]
         // Prove everything under the newest checkpoint: `submit` returns once the block holding
         // the audit record is stored, so the head covers it.
         let head = store.head
@@ -211,8 +211,15 @@ struct StoreFacts: PolicyFacts {
 
     func policy(hash: Hash) -> InstalledPolicy? { store.policy(hash: hash) }
 
-    func records(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        try store.subjectRecords(subject, before: head.logSize, limit: limit)
+    func records(of subject: USCC, limit: Int) throws -> [LoggedScoreRecord] {
+        try store.loggedScoreRecords(subject, before: head.logSize, limit: limit)
+    }
+
+    func transaction(at logIndex: UInt64) throws -> LoggedTransaction {
+        guard logIndex < head.logSize, let tx = try store.transaction(at: logIndex) else {
+            throw LedgerError(.notFound, "log index \(logIndex) holds no transaction below log size \(head.logSize)")
+        }
+        return LoggedTransaction(logIndex: logIndex, transaction: tx)
     }
 
     func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {

@@ -58,10 +58,15 @@ extension ChainStore {
     /// A subject's records below `logSize`, oldest first, as scoring reads them (at most `limit`):
     /// what `subjectRecords` gives, without reading or decoding the transactions.
     public func scoreRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [ScoreRecord] {
+        try loggedScoreRecords(subject, before: logSize, limit: limit).map(\.record)
+    }
+
+    /// The same, with each record's log index.
+    public func loggedScoreRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedScoreRecord] {
         let prefix = Array(subject.code.utf8)
         let it = try database.makeIterator(Family.subjects)
         it.seek(prefix + Self.u64Key(0))
-        var out: [ScoreRecord] = []
+        var out: [LoggedScoreRecord] = []
         var decoder = ScoreEntryDecoder()
         while it.isValid, out.count < limit {
             let key = it.key
@@ -70,7 +75,9 @@ extension ChainStore {
             let index = try r.u64("log_index")
             guard index < logSize else { break }
             let value = it.value
-            if Self.isRecord(value.first ?? 0) { out.append(try scoreRecord(logIndex: index, value: value, decoder: &decoder)) }
+            if Self.isRecord(value.first ?? 0) {
+                out.append(LoggedScoreRecord(logIndex: index, record: try scoreRecord(logIndex: index, value: value, decoder: &decoder)))
+            }
             it.next()
         }
         try it.checkStatus()

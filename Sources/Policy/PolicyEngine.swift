@@ -13,8 +13,11 @@ public protocol PolicyFacts {
     func models() -> [InstalledModel]
     /// Policies installed at `height`, for naming them in query logs.
     func policy(hash: Hash) -> InstalledPolicy?
-    /// The subject's attestations and amendments, oldest first, at most `limit`.
-    func records(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The subject's attestations and amendments, oldest first, at most `limit`: their clear
+    /// metadata from the subject index, without reading the transactions.
+    func records(of subject: USCC, limit: Int) throws -> [LoggedScoreRecord]
+    /// The transaction at a log index below `logSize` (one `records` named).
+    func transaction(at logIndex: UInt64) throws -> LoggedTransaction
     /// The subject's score updates, newest first, at most `limit`.
     func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
     /// Consent grants and revocations about the subject, oldest first, at most `limit`.
@@ -203,7 +206,7 @@ public struct PolicyEngine: Sendable {
         if policy.outputs.contains(where: { $0.output.needsScore }) {
             score = try latestScore(subject: subject, modelName: params["model"], scores: scores, facts: facts)
         }
-        var used: [LoggedTransaction] = []
+        var used: [UInt64] = []
         var fields = CanonicalJSON.Object()
         for (name, output) in policy.outputs {
             switch output {
@@ -228,7 +231,7 @@ public struct PolicyEngine: Sendable {
                 if s.grade > rule.minGrade { reasons.append("grade_below_\(rule.minGrade.name.replacingOccurrences(of: "+", with: "plus"))") }
                 for c in rule.denyCategories {
                     let hits = active.filter { $0.record.category == c }
-                    if !hits.isEmpty { reasons.append("listed_\(c.name)"); used.append(contentsOf: hits.map(\.logged)) }
+                    if !hits.isEmpty { reasons.append("listed_\(c.name)"); used.append(contentsOf: hits.map(\.logIndex)) }
                 }
                 var line: Int64? = nil
                 if let l = rule.line {
@@ -242,7 +245,7 @@ public struct PolicyEngine: Sendable {
                 fields[name] = .object(o)
             case .flag(let categories, let window, let minSeverity):
                 let hits = matching(active, categories, window: window, minSeverity: minSeverity, facts: facts)
-                used.append(contentsOf: hits.map(\.logged))
+                used.append(contentsOf: hits.map(\.logIndex))
                 fields[name] = .bool(!hits.isEmpty)
             case .bucketedCount(let categories, let window, let bounds, let minSeverity):
                 let n = Int64(matching(active, categories, window: window, minSeverity: minSeverity, facts: facts).count)
@@ -254,12 +257,13 @@ public struct PolicyEngine: Sendable {
                 }
                 var list: [CanonicalJSON.Value] = []
                 for r in active.suffix(limit) {
+                    let logged = try facts.transaction(at: r.logIndex)
                     var o: CanonicalJSON.Object = [
-                        "id": .string(r.logged.transaction.id.hexString), "category": .string(r.record.category.name),
+                        "id": .string(r.id.hexString), "category": .string(r.record.category.name),
                         "severity": .string(r.record.severity.name), "event_date": .string(r.record.eventDate.description),
-                        "issuer": .string(r.logged.transaction.header.signer), "log_index": .int(Int64(r.logged.logIndex)),
+                        "issuer": .string(logged.transaction.header.signer), "log_index": .int(Int64(r.logIndex)),
                     ]
-                    if let payload = try facts.payload(of: r.logged) {
+                    if let payload = try facts.payload(of: logged) {
                         o["payload"] = .string(String(decoding: payload, as: UTF8.self))
                     } else {
                         o["payload"] = .null
@@ -275,9 +279,9 @@ public struct PolicyEngine: Sendable {
         var out = base
         out["fields"] = .object(fields)
         if let consent { out["consent"] = .string(consent.transaction.id.hexString) }
-        var seen = Set<Hash>()
-        let records = used.filter { seen.insert($0.transaction.id).inserted }.prefix(16)
-        return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: consent, score: score?.0, records: Array(records))
+        var seen = Set<UInt64>()
+        let records = try used.filter { seen.insert($0).inserted }.prefix(16).map { try facts.transaction(at: $0) }
+        return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: consent, score: score?.0, records: records)
     }
 
     /// The newest unexpired, unrevoked grant to the requester for the query's purpose.
@@ -304,17 +308,17 @@ public struct PolicyEngine: Sendable {
     }
 
     struct Active {
-        let logged: LoggedTransaction
-        let record: AttestationBody
+        let logIndex: UInt64
+        let id: Hash
+        let record: ScoreRecord.Metadata
     }
 
     /// Attestations and correction replacements that no later amendment revoked or replaced.
-    func activeRecords(_ all: [LoggedTransaction]) -> [Active] {
-        var superseded = Set<Hash>()
-        for l in all { if case .amendment(let a) = l.transaction.body { superseded.insert(a.target) } }
+    func activeRecords(_ all: [LoggedScoreRecord]) -> [Active] {
+        let superseded = Set(all.compactMap(\.record.target))
         return all.compactMap { l in
-            guard !superseded.contains(l.transaction.id), let r = l.transaction.body.envelopedRecord else { return nil }
-            return Active(logged: l, record: r)
+            guard !superseded.contains(l.record.id), let m = l.record.metadata else { return nil }
+            return Active(logIndex: l.logIndex, id: l.record.id, record: m)
         }
     }
 
@@ -379,7 +383,7 @@ public struct PolicyEngine: Sendable {
 
     func maskedName(_ active: [Active], facts: some PolicyFacts) throws -> String {
         guard let reg = active.last(where: { $0.record.category == .registration }),
-              let payload = try facts.payload(of: reg.logged),
+              let payload = try facts.payload(of: try facts.transaction(at: reg.logIndex)),
               case .object(let pairs)? = try? StrictJSONParser.parse(payload),
               case .string(let name)? = pairs.first(where: { $0.key == "name" })?.value else { return "" }
         return Self.mask(name)

@@ -183,6 +183,22 @@ public struct ScoreRecord: Sendable, Equatable {
         self.change = change
     }
 
+    /// The clear metadata of the record this change puts in force (nil for a revocation).
+    public var metadata: Metadata? {
+        switch change {
+        case .attestation(let m), .correction(_, let m): return m
+        case .revocation: return nil
+        }
+    }
+
+    /// The record an amendment corrects or revokes (nil for an attestation).
+    public var target: Hash? {
+        switch change {
+        case .attestation: return nil
+        case .correction(let t, _), .revocation(let t): return t
+        }
+    }
+
     /// From an attestation or amendment transaction.
     public init(_ tx: Transaction) throws {
         id = tx.id
@@ -194,5 +210,15 @@ public struct ScoreRecord: Sendable, Equatable {
         default:
             throw LedgerError(.invalidValue, "transaction \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
         }
+    }
+}
+
+/// A record and where it sits in the log, as the subject index describes it.
+public struct LoggedScoreRecord: Sendable, Equatable {
+    public let logIndex: UInt64
+    public let record: ScoreRecord
+    public init(logIndex: UInt64, record: ScoreRecord) {
+        self.logIndex = logIndex
+        self.record = record
     }
 }
