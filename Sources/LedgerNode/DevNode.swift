@@ -70,7 +70,8 @@ public enum DevNode {
         }
         let genesis = try Genesis(bytes: Array(genesisBytes))
         let keys = try MemberSecretKeys.load(from: keyPath)
-        let store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes)
+        let store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
+                                   merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
         guard store.genesis.hash == genesis.hash else {
             throw LedgerError(.invalidGenesis, "\(genesisPath) (hash \(genesis.hash.hexString.prefix(16))…) is not the genesis of the store in \(storePath)")
         }

@@ -74,7 +74,8 @@ public enum NetworkNode {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store: ChainStore
         if FileManager.default.fileExists(atPath: storePath + "/CURRENT") {
-            store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes)
+            store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
+                                   merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
             guard store.genesis.hash == genesis.hash else {
                 throw LedgerError(.invalidGenesis, "\(genesisPath) is not the genesis of the store in \(storePath)")
             }
@@ -84,7 +85,8 @@ public enum NetworkNode {
             try? FileManager.default.removeItem(atPath: staging)
             _ = try ChainStore.create(path: staging, genesis: genesis)
             try FileManager.default.moveItem(atPath: staging, toPath: storePath)
-            store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes)
+            store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
+                                   merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
             logger.info("created ledger for \(genesis.chainID) in \(storePath)")
         }
         var options = ConsensusNode.Options()

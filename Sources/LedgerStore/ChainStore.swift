@@ -25,6 +25,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public static let columnFamilies = Family.all
     /// Block cache of a serving node: queries and proofs read records of random subjects.
     public static let nodeBlockCacheBytes = 512 << 20
+    /// Memory for Merkle nodes on a serving node: every level of a log of about a million entries.
+    public static let nodeMerkleCacheBytes = 256 << 20
 
     enum MetaKey {
         static let format: [UInt8] = Array("format".utf8)
@@ -57,9 +59,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private var _frontier: MerkleFrontier
     /// Models installed by committed governance, by document hash (few; loaded at open).
     private var _models: [Hash: InstalledModel] = [:]
-    /// Merkle nodes of levels ≥ 6 already read (immutable), keyed level << 56 | index.
-    private var _upperNodes: [UInt64: Hash] = [:]
-    static let maxCachedNodes = 1 << 17
+    /// Merkle nodes of the upper levels, in memory (MerkleNodeCache.swift).
+    private var _nodes: MerkleNodeCache
     /// Policies installed by committed governance, by document hash (few; loaded at open).
     private var _policies: [Hash: InstalledPolicy] = [:]
     /// The last as-of block timestamp looked up: score updates of one round share it.
@@ -84,15 +85,18 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     /// Opens an existing store and checks its most recent `verifyDepth` blocks.
     /// `blockCacheBytes`: a sequential reader such as the verifier gains nothing from a large cache.
-    public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64, blockCacheBytes: Int = 64 << 20) throws {
+    /// `merkleCacheBytes`: memory for the upper Merkle levels that proofs read (MerkleNodeCache);
+    /// they are loaded at open.
+    public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64, blockCacheBytes: Int = 64 << 20,
+                            merkleCacheBytes: Int = 4 << 20) throws {
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
             throw LedgerError(.notFound, "\(path) holds no ledger store")
         }
         let db = try Database(path: path, columnFamilies: Family.all, mode: mode, blockCacheBytes: blockCacheBytes)
-        try self.init(database: db, verifyDepth: verifyDepth)
+        try self.init(database: db, verifyDepth: verifyDepth, merkleCacheBytes: merkleCacheBytes)
     }
 
-    init(database: Database, verifyDepth: UInt64) throws {
+    init(database: Database, verifyDepth: UInt64, merkleCacheBytes: Int = 4 << 20) throws {
         self.database = database
         self.tree = MerkleNodeStore(database: database, family: Family.tree)
         guard let format = try database.get(Family.meta, MetaKey.format) else {
@@ -114,6 +118,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             _head = Head(height: 0, blockHash: genesis.hash, logSize: 0, logRoot: Merkle.emptyRoot)
         }
         _frontier = MerkleFrontier()
+        _nodes = MerkleNodeCache(budgetBytes: merkleCacheBytes, logSize: _head.logSize)
+        var nodes = _nodes
+        try nodes.load(from: database, family: Family.tree)
+        _nodes = nodes
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
@@ -173,6 +181,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         lock.withLock {
             _head = newHead
             _frontier = block.frontier
+            for n in block.nodes { _nodes.add(level: n.level, index: n.index, hash: n.hash) }
             for m in newModels { _models[m.hash] = m }
             for p in newPolicies { _policies[p.hash] = p }
         }
@@ -481,15 +490,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     // MARK: MerkleHashSource
 
     public func nodeHash(level: Int, index: UInt64) throws -> Hash {
-        // Nodes never change once written. The upper levels are read by almost every proof, so
-        // they are kept in memory (bounded: levels ≥ 6, at most `maxCachedNodes`).
-        guard level >= 6, index < (1 << 48) else { return try tree.nodeHash(level: level, index: index) }
-        let key = UInt64(level) << 56 | index
-        if let h = lock.withLock({ _upperNodes[key] }) { return h }
-        let h = try tree.nodeHash(level: level, index: index)
-        lock.withLock { if _upperNodes.count < Self.maxCachedNodes { _upperNodes[key] = h } }
-        return h
+        if let h = lock.withLock({ _nodes.hash(level: level, index: index) }) { return h }
+        return try tree.nodeHash(level: level, index: index)
     }
+
+    /// The Merkle levels proofs read from memory rather than RocksDB (nil: none).
+    public var merkleLevelsInMemory: ClosedRange<Int>? { lock.withLock { _nodes.levelsHeld } }
 
     public func inclusionProof(index: UInt64, size: UInt64) throws -> [Hash] {
         guard size <= head.logSize else {

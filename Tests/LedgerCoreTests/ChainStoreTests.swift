@@ -61,6 +61,44 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.inclusionProof(index: 0, size: 36))
     }
 
+    /// Proofs read the upper Merkle levels from memory (MerkleNodeCache). With no cache, with a
+    /// budget the log outgrows while blocks commit (levels dropped), and with room for every
+    /// level, every proof and root must equal the in-memory tree's.
+    func testProofsAreTheSameWhateverTheMerkleCacheHolds() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        for budget in [0, 64 * 9, 64 * 30, 1 << 20] {
+            let path = directory + "-\(budget)"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            var subs: [Submission] = []
+            do {
+                let store = try ChainStore.create(path: path, genesis: c.genesis)
+                subs = try commit(store, c, blocks: 9, perBlock: 7)
+            }
+            let store = try ChainStore(path: path, verifyDepth: 100, merkleCacheBytes: budget)
+            let atOpen = store.merkleLevelsInMemory
+            // Grow the log fourfold while open: the cache takes nodes from committed blocks and,
+            // with a small budget, drops its lowest levels.
+            subs += try commit(store, c, blocks: 4, perBlock: 50, nonceBase: UInt64(subs.count))
+            switch budget {
+            case 0: XCTAssertNil(store.merkleLevelsInMemory)
+            case 64 * 30: XCTAssertGreaterThan(store.merkleLevelsInMemory!.lowerBound, atOpen!.lowerBound, "levels were dropped as the log grew")
+            case 1 << 20: XCTAssertEqual(store.merkleLevelsInMemory?.lowerBound, 0)
+            default: XCTAssertNotNil(store.merkleLevelsInMemory)
+            }
+            let memory = InMemoryMerkleTree(leafHashes: subs.map(\.transaction.id))
+            let size = UInt64(subs.count)
+            XCTAssertEqual(store.head.logRoot, memory.root, "budget \(budget)")
+            XCTAssertEqual(store.frontier.root, memory.root, "budget \(budget)")
+            for i in 0..<size {
+                for n in [i + 1, (i + size) / 2 + 1, size] {
+                    XCTAssertEqual(try store.inclusionProof(index: i, size: n), try Merkle.inclusionProof(memory, index: i, size: n),
+                                   "budget \(budget), leaf \(i), size \(n)")
+                }
+            }
+            XCTAssertEqual(try store.consistencyProof(oldSize: 17, newSize: size), try Merkle.consistencyProof(memory, oldSize: 17, newSize: size))
+        }
+    }
+
     func testStatefulChecksUseTheStore() throws {
         let c = try TestConsortium(validators: ["samr"])
         let store = try ChainStore.create(path: directory, genesis: c.genesis)

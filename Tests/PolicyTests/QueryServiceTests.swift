@@ -217,6 +217,14 @@ final class QueryServiceTests: XCTestCase {
         let roles = Set(out.receipt.facts.map(\.role))
         XCTAssertEqual(roles, ["audit_record", "consent", "score_update"])
 
+        // The JSON the API sends (written directly, not by JSONEncoder) reads back to the same
+        // receipt, also with characters that need escaping.
+        XCTAssertEqual(try JSONDecoder().decode(AnswerReceipt.self, from: Data(out.receipt.json())), out.receipt)
+        var odd = out.receipt
+        odd.message = "quote \" backslash \\ slash / newline \n tab \t bell \u{07} 杭州 \u{1F600}"
+        XCTAssertEqual(try JSONDecoder().decode(AnswerReceipt.self, from: Data(odd.json())), odd)
+        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(odd.json())) as? [String: Any])
+
         // Tampering with the result, the signature or a proof is caught offline.
         var tampered = out.receipt
         tampered.result = tampered.result.replacingOccurrences(of: "\"grade\":\"\(s.grade.name)\"", with: "\"grade\":\"S\"")
