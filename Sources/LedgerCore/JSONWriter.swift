@@ -11,6 +11,12 @@ public struct JSONWriter {
 
     public mutating func string(_ s: String) {
         bytes.append(0x22)
+        // Most strings (base64, hex, identifiers) need no escaping: copy them whole.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(0x22)
+            return
+        }
         for b in s.utf8 {
             switch b {
             case 0x22: bytes.append(0x5C); bytes.append(0x22)

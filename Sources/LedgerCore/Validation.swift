@@ -115,9 +115,7 @@ public struct TransactionValidator: Sendable {
 
     /// Checks against committed state: replay guard and references.
     public func checkStateful(_ tx: Transaction, state: some LedgerStateReader) throws {
-        if try state.isNonceUsed(signer: tx.header.signer, nonce: tx.header.nonce) {
-            throw LedgerError(.replay, "nonce \(tx.header.nonce) was already used by \(tx.header.signer) (replayed transaction?)")
-        }
+        try checkNonce(tx, state: state)
         switch tx.body {
         case .amendment(let a):
             guard let target = try state.committedTransaction(id: a.target) else {
@@ -168,6 +166,13 @@ public struct TransactionValidator: Sendable {
             }
         default:
             break
+        }
+    }
+
+    /// The replay guard alone: the signer's nonce is not used by a committed transaction.
+    public func checkNonce(_ tx: Transaction, state: some LedgerStateReader) throws {
+        if try state.isNonceUsed(signer: tx.header.signer, nonce: tx.header.nonce) {
+            throw LedgerError(.replay, "nonce \(tx.header.nonce) was already used by \(tx.header.signer) (replayed transaction?)")
         }
     }
 

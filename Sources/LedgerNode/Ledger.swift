@@ -47,6 +47,8 @@ public final class Ledger: @unchecked Sendable {
 
     private let lock = NSLock()
     private let commitQueue = DispatchQueue(label: "creditledger.ledger.commit")
+    /// The newest block's timestamp; block timestamps never go back. Used by `commitPending` only.
+    private var lastBlockMillis: UInt64?
     private var queue: [Pending] = []
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
@@ -108,19 +110,19 @@ public final class Ledger: @unchecked Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             let waiter = Waiter(count: submissions.count, continuation: continuation)
             do {
-                try admit(submissions, waiter: waiter)
+                try admit(submissions, waiter: waiter, signedHere: signedHere)
             } catch {
                 continuation.resume(throwing: error)
             }
         }
     }
 
-    private func admit(_ submissions: [Submission], waiter: Waiter) throws {
+    private func admit(_ submissions: [Submission], waiter: Waiter, signedHere: Bool) throws {
         // Checks against committed state run outside the lock, so requests do not queue behind
         // each other's RocksDB reads. A block committed meanwhile moves `committedBlocks`; the
         // checks are then repeated under the lock, so a nonce that just committed is not admitted twice.
         var checkedAt = lock.withLock { committedBlocks }
-        try checkCommittedState(submissions)
+        try checkCommittedState(submissions, signedHere: signedHere)
         let wake: CheckedContinuation<Void, Never>? = try lock.withLock {
             guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
             guard queue.count + submissions.count <= genesis.limits.maxMempoolTransactions else {
@@ -128,7 +130,7 @@ public final class Ledger: @unchecked Sendable {
                     "mempool holds \(queue.count) transactions, limit \(genesis.limits.maxMempoolTransactions); retry later")
             }
             if checkedAt != committedBlocks {
-                try checkCommittedState(submissions)
+                try checkCommittedState(submissions, signedHere: signedHere)
                 checkedAt = committedBlocks
             }
             var batchIDs = Set<Hash>()
@@ -158,10 +160,14 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// Replay guard and references against committed state. A committed transaction always
-    /// has its nonce recorded, so the nonce check also refuses resubmitted bytes.
-    private func checkCommittedState(_ submissions: [Submission]) throws {
+    /// has its nonce recorded, so the nonce check also refuses resubmitted bytes. This node's
+    /// own transactions (`signedHere`) were made from committed state: only their nonce is checked.
+    private func checkCommittedState(_ submissions: [Submission], signedHere: Bool) throws {
         for (i, s) in submissions.enumerated() {
-            do { try validator.checkStateful(s.transaction, state: store) } catch {
+            do {
+                if signedHere { try validator.checkNonce(s.transaction, state: store) }
+                else { try validator.checkStateful(s.transaction, state: store) }
+            } catch {
                 throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
             }
         }
@@ -215,8 +221,8 @@ public final class Ledger: @unchecked Sendable {
             return taken
         }
         guard !batch.isEmpty else { return }
-        let previous = try? store.blockHeader(height: store.head.height)
-        let timestamp = max(clock(), previous?.timestampMillis ?? 0)
+        if lastBlockMillis == nil { lastBlockMillis = (try? store.blockHeader(height: store.head.height))?.timestampMillis ?? 0 }
+        let timestamp = max(clock(), lastBlockMillis ?? 0)
         let submissions = batch.map(\.submission)
         var committed: BlockHeader? = nil
         var failure: (any Error)? = nil
@@ -250,6 +256,7 @@ public final class Ledger: @unchecked Sendable {
         }
         for (waiter, result) in finished { waiter.continuation.resume(with: result) }
         if let committed {
+            lastBlockMillis = committed.timestampMillis
             upgrade?.committed(submissions, firstLogIndex: committed.firstLogIndex, logSize: committed.logSize)
             logger.debug("committed block \(committed.height) with \(batch.count) transactions, log size \(committed.logSize)")
         }

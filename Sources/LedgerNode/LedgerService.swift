@@ -7,8 +7,10 @@ public protocol LedgerService: AnyObject, Sendable {
     var store: ChainStore { get }
     var genesis: Genesis { get }
     /// Validates and admits submissions (all or none); returns when each is committed durably on this node.
-    /// `signedHere`: every submission was just signed by this node's own key (`nodeKeys`), so its
-    /// signature is not verified again; anything signed by another key is refused.
+    /// `signedHere`: every submission was just signed by this node's own key (`nodeKeys`) from
+    /// state it had just read (a query's audit record), so its signature is not verified again
+    /// and the references it makes are not read back; the nonce is still checked. Anything
+    /// signed by another key is refused. Other validators check everything when they vote.
     func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult]
     /// Node-specific fields for `GET /v1/status` (consensus round, peers, mempool).
     func status() -> [String: any Sendable]
@@ -49,7 +51,9 @@ extension TransactionValidator {
                     throw LedgerError(.notAuthorized, "a transaction submitted as this node's own is signed by \(s.transaction.header.signer)")
                 }
                 try checkStateless(s, signedHere: own != nil)
-                if let state { try checkStateful(s.transaction, state: state) }
+                if let state {
+                    if own == nil { try checkStateful(s.transaction, state: state) } else { try checkNonce(s.transaction, state: state) }
+                }
             } catch {
                 throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
             }
