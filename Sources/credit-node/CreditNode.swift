@@ -72,7 +72,7 @@ struct Dev: AsyncParsableCommand {
 
     @Option(help: "Data directory (genesis.json, keys/, ledger/).") var dataDir: String
     @Option(help: "HTTP listen address host:port.") var http: String = "127.0.0.1:8480"
-    @Option(help: "Commit at most one block per this many milliseconds while transactions are pending.")
+    @Option(help: "Commit at most one block per this many milliseconds while transactions are pending (0: as soon as the previous block is durable).")
     var blockIntervalMs: Int = 200
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
     @Option(help: "On first start, install the scoring models in this directory (*.json) in the new genesis.")
@@ -84,7 +84,7 @@ struct Dev: AsyncParsableCommand {
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail("--http must be host:port, got \(http)")
         }
-        guard (1...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 1-60000") }
+        guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {

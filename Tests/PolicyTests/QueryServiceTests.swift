@@ -76,7 +76,7 @@ final class QueryServiceTests: XCTestCase {
         dir = NSTemporaryDirectory() + "policy-\(UUID().uuidString.prefix(8))"
         consortium = try PolicyConsortium()
         store = try ChainStore.create(path: dir, genesis: consortium.genesis)
-        ledger = try Ledger(store: store, validatorKeys: consortium.keys["samr"]!, clock: { nowMillis }, blockInterval: .milliseconds(1))
+        ledger = try Ledger(store: store, validatorKeys: consortium.keys["samr"]!, clock: { nowMillis }, blockInterval: .zero)
         producer = Task { [ledger] in await ledger!.runBlockProducer() }
         service = try QueryService(ledger: ledger, clock: { nowMillis })
         food = uscc(division: "330106")
