@@ -284,6 +284,26 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(entries.last?["policy"] as? String, "loan-pre-check@1")
     }
 
+    /// The shortcut for the node's own audit records (no signature re-check) is refused for a
+    /// transaction signed by anyone else, and it still refuses a replayed nonce.
+    func testOwnSubmissionShortcutIsOnlyForTheNodesOwnKeyAndStillGuardsNonces() async throws {
+        let foreign = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food, grantee: "bank-a",
+                                              purpose: .loanApplication, expiresAt: 4_102_444_800, evidence: SHA256.hash(Array("f".utf8)),
+                                              nonce: nextNonce(), issuedAtMillis: nowMillis)
+        do {
+            _ = try await ledger.submit([foreign], signedHere: true)
+            XCTFail("a bank's transaction was admitted as the node's own")
+        } catch { XCTAssertTrue("\(error)".contains("signed by bank-a"), "\(error)") }
+
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
+        let tx = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20)
+        do {
+            _ = try await ledger.submit([Submission(transaction: tx, envelope: nil)], signedHere: true)
+            XCTFail("a committed audit record was admitted again")
+        } catch { XCTAssertTrue("\(error)".contains("already used"), "\(error)") }
+    }
+
     // MARK: Refusals
 
     func testEveryRefusalHasAReasonAndAnAuditRecord() async throws {
