@@ -51,6 +51,29 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     group.wait()
 }
 
+/// Sends every body to `POST /v1/transactions/batch` as fast as they are answered, over
+/// `connections` keep-alive connections on their own threads, connection k to
+/// `addresses[k % addresses.count]`. Returns what failed (empty when all were accepted).
+func postBatches(_ requests: [Data], to addresses: [URL], connections: Int = 8) -> [String] {
+    let lock = NSLock()
+    nonisolated(unsafe) var next = 0
+    nonisolated(unsafe) var failures: [String] = []
+    onThreads(connections) { k in
+        let url = addresses[k % addresses.count]
+        // A connection that cannot connect leaves its share to the others.
+        guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
+        while true {
+            let i: Int = lock.withLock { defer { next += 1 }; return next }
+            guard i < requests.count else { return }
+            do {
+                let (status, body) = try c.post("/v1/transactions/batch", body: requests[i])
+                if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: body.prefix(200), as: UTF8.self))") } }
+            } catch { lock.withLock { failures.append("\(error)") } }
+        }
+    }
+    return failures
+}
+
 func machine() -> String {
     let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
         .split(separator: "\n").first { $0.hasPrefix("model name") }?

@@ -147,22 +147,7 @@ struct NetworkBench: ParsableCommand {
         let startHeight = (health["height"] as? NSNumber)?.intValue ?? 0
         let clock = ContinuousClock()
         let start = clock.now
-        let lock = NSLock()
-        nonisolated(unsafe) var next = 0
-        nonisolated(unsafe) var failures: [String] = []
-        let addresses = try members.map { URL(string: try net.address($0))! }
-        onThreads(8) { k in
-            let url = addresses[k % addresses.count]
-            guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
-            while true {
-                let i: Int = lock.withLock { defer { next += 1 }; return next }
-                guard i < requests.count else { return }
-                do {
-                    let (status, body) = try c.post("/v1/transactions/batch", body: requests[i])
-                    if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: body.prefix(200), as: UTF8.self))") } }
-                } catch { lock.withLock { failures.append("\(error)") } }
-            }
-        }
+        let failures = postBatches(requests, to: try members.map { URL(string: try net.address($0))! })
         guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
         for m in members {
             let c = LedgerClient(baseURL: try net.address(m))

@@ -44,21 +44,7 @@ struct NetworkUpgradeBench: ParsableCommand {
         let addresses = try LocalConsortium.validators.map { URL(string: try net.address($0))! }
         let requests = stride(from: 0, to: records.count, by: 1000).map { JSONView.data(["transactions": records[$0..<min(records.count, $0 + 1000)].map(LedgerClient.wire)]) }
         let t0 = clock.now
-        let lock = NSLock()
-        nonisolated(unsafe) var next = 0
-        nonisolated(unsafe) var failures: [String] = []
-        onThreads(8) { k in
-            let url = addresses[k % addresses.count]
-            guard let c = try? RawHTTPClient(host: url.host!, port: UInt16(url.port!)) else { return }
-            while true {
-                let i: Int = lock.withLock { defer { next += 1 }; return next }
-                guard i < requests.count else { return }
-                do {
-                    let (status, body) = try c.post("/v1/transactions/batch", body: requests[i])
-                    if status != 200 { lock.withLock { failures.append("HTTP \(status) \(String(decoding: body.prefix(200), as: UTF8.self))") } }
-                } catch { lock.withLock { failures.append("\(error)") } }
-            }
-        }
+        let failures = postBatches(requests, to: addresses)
         guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
         // Live scoring runs behind: wait until every mempool has been empty for a second.
         var quiet = 0

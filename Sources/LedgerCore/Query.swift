@@ -34,23 +34,10 @@ public enum QueryPurpose: UInt8, Sendable, CaseIterable, Hashable {
     }
 }
 
+/// The kind of `InstalledPolicy`: a query policy (`install_policy`).
+public enum QueryPolicyDocument {}
 /// A query policy installed in genesis or by an `install_policy` governance transaction.
-public struct InstalledPolicy: InstalledDocument {
-    public let name: String
-    public let version: UInt32
-    public let document: [UInt8]
-    public let hash: Hash
-    /// Log index of the installing governance transaction; nil for a genesis policy.
-    public let logIndex: UInt64?
-
-    public init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?) {
-        self.name = name
-        self.version = version
-        self.document = document
-        self.hash = SHA256.hash(document)
-        self.logIndex = logIndex
-    }
-}
+public typealias InstalledPolicy = Installed<QueryPolicyDocument>
 
 /// The policy engine as validation sees it. Implemented by `Policy.PolicyRules`.
 public protocol PolicyRules: Sendable {

@@ -27,14 +27,14 @@ public protocol InstalledDocument: Sendable, Hashable {
     init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?)
 }
 
-/// A scoring model installed on the ledger: listed in genesis, or installed by a committed
-/// `install_model` governance transaction. Its hash is SHA-256 of the document's bytes.
-public struct InstalledModel: InstalledDocument {
+/// An installed document of one kind. The kind is a type parameter only, so a policy can never
+/// be passed where a model is expected. Its hash is SHA-256 of the document's bytes.
+public struct Installed<Kind>: InstalledDocument {
     public let name: String
     public let version: UInt32
     public let document: [UInt8]
     public let hash: Hash
-    /// Log index of the governance transaction that installed it; nil for a genesis model.
+    /// Log index of the installing governance transaction; nil for one listed in genesis.
     public let logIndex: UInt64?
 
     public init(name: String, version: UInt32, document: [UInt8], logIndex: UInt64?) {
@@ -45,6 +45,12 @@ public struct InstalledModel: InstalledDocument {
         self.logIndex = logIndex
     }
 }
+
+/// The kind of `InstalledModel`: a scoring model (`install_model`).
+public enum ScoringModelDocument {}
+/// A scoring model installed on the ledger: listed in genesis, or installed by a committed
+/// `install_model` governance transaction.
+public typealias InstalledModel = Installed<ScoringModelDocument>
 
 /// The scoring engine as validation sees it. Implemented by `Scoring.ScoringRules`.
 public protocol ScoreRules: Sendable {

@@ -164,10 +164,7 @@ public final class Ledger: @unchecked Sendable {
     /// own transactions (`signedHere`) were made from committed state: only their nonce is checked.
     private func checkCommittedState(_ submissions: [Submission], signedHere: Bool) throws {
         for (i, s) in submissions.enumerated() {
-            do {
-                if signedHere { try validator.checkNonce(s.transaction, state: store) }
-                else { try validator.checkStateful(s.transaction, state: store) }
-            } catch {
+            do { try validator.checkAgainstCommitted(s.transaction, state: store, signedHere: signedHere) } catch {
                 throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
             }
         }

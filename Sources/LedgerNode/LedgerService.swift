@@ -51,12 +51,16 @@ extension TransactionValidator {
                     throw LedgerError(.notAuthorized, "a transaction submitted as this node's own is signed by \(s.transaction.header.signer)")
                 }
                 try checkStateless(s, signedHere: own != nil)
-                if let state {
-                    if own == nil { try checkStateful(s.transaction, state: state) } else { try checkNonce(s.transaction, state: state) }
-                }
+                if let state { try checkAgainstCommitted(s.transaction, state: state, signedHere: own != nil) }
             } catch {
                 throw BatchError(index: submissions.count > 1 ? i : nil, error: error)
             }
         }
+    }
+
+    /// The checks against committed state before admission. A transaction this node made from
+    /// committed state itself (`signedHere`) is checked for its nonce only.
+    func checkAgainstCommitted(_ tx: Transaction, state: some LedgerStateReader, signedHere: Bool) throws {
+        if signedHere { try checkNonce(tx, state: state) } else { try checkStateful(tx, state: state) }
     }
 }

@@ -119,9 +119,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         }
         _frontier = MerkleFrontier()
         _nodes = MerkleNodeCache(budgetBytes: merkleCacheBytes, logSize: _head.logSize)
-        var nodes = _nodes
-        try nodes.load(from: database, family: Family.tree)
-        _nodes = nodes
+        try _nodes.load(from: database, family: Family.tree)
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
@@ -440,27 +438,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public func committedLogSize() throws -> UInt64 { head.logSize }
 
     public func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
-        let prefix = Array(subject.code.utf8)
-        let it = try database.makeIterator(Family.subjects)
-        it.seek(prefix + Self.u64Key(0))
-        var out: [LoggedTransaction] = []
-        while it.isValid, out.count < limit {
-            let key = it.key
-            guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
-            var r = ByteReader(Array(key.suffix(8)), context: "subject index")
-            let index = try r.u64("log_index")
-            guard index < logSize else { break }
-            let kind = it.value.first ?? 0
-            if kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue {
-                guard let tx = try transaction(at: index) else {
-                    throw LedgerError(.invalidBlock, "subject index names log index \(index), which holds no transaction")
-                }
-                out.append(LoggedTransaction(logIndex: index, transaction: tx))
+        try subjectRecordEntries(subject, before: logSize, limit: limit) { index, _ in
+            guard let tx = try transaction(at: index) else {
+                throw LedgerError(.invalidBlock, "subject index names log index \(index), which holds no transaction")
             }
-            it.next()
+            return LoggedTransaction(logIndex: index, transaction: tx)
         }
-        try it.checkStatus()
-        return out
     }
 
     public func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {

@@ -63,11 +63,20 @@ extension ChainStore {
 
     /// The same, with each record's log index.
     public func loggedScoreRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedScoreRecord] {
+        var decoder = ScoreEntryDecoder()
+        return try subjectRecordEntries(subject, before: logSize, limit: limit) { index, value in
+            LoggedScoreRecord(logIndex: index, record: try scoreRecord(logIndex: index, value: value, decoder: &decoder))
+        }
+    }
+
+    /// Walks a subject's index entries below `logSize`, oldest first, and maps each record's
+    /// (attestation or amendment) log index and entry value; at most `limit` results.
+    func subjectRecordEntries<T>(_ subject: USCC, before logSize: UInt64, limit: Int,
+                                 _ map: (UInt64, [UInt8]) throws -> T) throws -> [T] {
         let prefix = Array(subject.code.utf8)
         let it = try database.makeIterator(Family.subjects)
         it.seek(prefix + Self.u64Key(0))
-        var out: [LoggedScoreRecord] = []
-        var decoder = ScoreEntryDecoder()
+        var out: [T] = []
         while it.isValid, out.count < limit {
             let key = it.key
             guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
@@ -75,9 +84,7 @@ extension ChainStore {
             let index = try r.u64("log_index")
             guard index < logSize else { break }
             let value = it.value
-            if Self.isRecord(value.first ?? 0) {
-                out.append(LoggedScoreRecord(logIndex: index, record: try scoreRecord(logIndex: index, value: value, decoder: &decoder)))
-            }
+            if Self.isRecord(value.first ?? 0) { out.append(try map(index, value)) }
             it.next()
         }
         try it.checkStatus()

@@ -203,14 +203,6 @@ final class NetworkTests: XCTestCase {
                 return (body["model_hash"] as? String ?? "", (body["as_of_log_size"] as? NSNumber)?.uint64Value ?? 0, r["issuer"] as? String ?? "")
             }
         }
-        func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try done() { return true }
-                Thread.sleep(forTimeInterval: 0.2)
-            }
-            return try done()
-        }
         let v1 = Dictionary(uniqueKeysWithValues: net.genesis.models.map { ($0.name, $0.hash.hexString) })
         XCTAssertTrue(try waitUntil(30) { try subjects.allSatisfy { s in try updates(s).contains { $0.model == v1["individual-business"] || $0.model == v1["enterprise"] } } },
                       "live scoring did not score every subject under v1")
@@ -326,14 +318,6 @@ final class NetworkTests: XCTestCase {
                 return ((tx["transaction"] as? [String: Any])?["score_update"] as? [String: Any])?["model_hash"] as? String ?? ""
             }
         }
-        func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try done() { return true }
-                Thread.sleep(forTimeInterval: 0.2)
-            }
-            return try done()
-        }
         XCTAssertTrue(try waitUntil(30) { try subjects.allSatisfy { try !models($0).isEmpty } }, "live scoring did not score every subject")
 
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -392,4 +376,14 @@ final class NetworkTests: XCTestCase {
             }
         }
     }
+}
+
+/// Polls `done` every 0.2 s until it holds or `seconds` pass; returns its last answer.
+private func waitUntil(_ seconds: TimeInterval, _ done: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try done() { return true }
+        Thread.sleep(forTimeInterval: 0.2)
+    }
+    return try done()
 }
