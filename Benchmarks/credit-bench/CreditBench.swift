@@ -298,3 +298,44 @@ struct VerifyChain: ParsableCommand {
                      Double(usage.ru_maxrss) / 1024, machine()))
     }
 }
+
+/// CPU time spent by the nodes, by this process and by the machine between two points, from
+/// /proc (Linux): where a throughput figure's time went.
+struct CPUAccount {
+    let nodeTicks: [Int32: Int]
+    let ownTicks: Int
+    let machineBusy: Int
+    let machineTotal: Int
+
+    static func sample(_ pids: [Int32]) -> CPUAccount {
+        var ticks: [Int32: Int] = [:]
+        for pid in pids {
+            // After the parenthesised command name, utime and stime are the 12th and 13th fields.
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = text.lastIndex(of: ")") else { continue }
+            let f = text[text.index(after: close)...].split(separator: " ")
+            if f.count > 12, let u = Int(f[11]), let s = Int(f[12]) { ticks[pid] = u + s }
+        }
+        var t = tms()
+        _ = times(&t)
+        var busy = 0, total = 0
+        if let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
+            let v = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
+            total = v.reduce(0, +)
+            busy = total - (v.count > 4 ? v[3] + v[4] : 0)   // less idle and iowait
+        }
+        return CPUAccount(nodeTicks: ticks, ownTicks: Int(t.tms_utime + t.tms_stime), machineBusy: busy, machineTotal: total)
+    }
+
+    /// One line: the nodes' CPU seconds (and per attestation), the load generator's, and how
+    /// much of the machine stayed idle.
+    func summary(since start: CPUAccount, attestations: Int) -> String {
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let nodes = Double(nodeTicks.reduce(0) { $0 + $1.value - (start.nodeTicks[$1.key] ?? $1.value) }) / hz
+        let total = machineTotal - start.machineTotal
+        let idle = total > 0 ? 100 * Double(total - (machineBusy - start.machineBusy)) / Double(total) : 0
+        return String(format: "  CPU: nodes %.1f s (%.0f µs per attestation), load generator %.1f s, machine idle %.0f %%",
+                      nodes, nodes * 1e6 / Double(max(1, attestations)), Double(ownTicks - start.ownTicks) / hz, idle)
+    }
+}

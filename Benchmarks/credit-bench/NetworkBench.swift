@@ -146,6 +146,8 @@ struct NetworkBench: ParsableCommand {
         let target = ((health["log_size"] as? NSNumber)?.intValue ?? 0) + submissions.count
         let startHeight = (health["height"] as? NSNumber)?.intValue ?? 0
         let clock = ContinuousClock()
+        let pids = members.compactMap { net.processes[$0]?.processIdentifier }
+        let cpu = CPUAccount.sample(pids)
         let start = clock.now
         let failures = postBatches(requests, to: try members.map { URL(string: try net.address($0))! })
         guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
@@ -154,6 +156,7 @@ struct NetworkBench: ParsableCommand {
             while ((try? c.getJSON("/v1/health"))?["log_size"] as? NSNumber)?.intValue ?? 0 < target { Thread.sleep(forTimeInterval: 0.005) }
         }
         let elapsed = seconds(clock.now - start)
+        print(CPUAccount.sample(pids).summary(since: cpu, attestations: submissions.count))
         let endHeight = (try LedgerClient(baseURL: net.address(members[0])).getJSON("/v1/health")["height"] as? NSNumber)?.intValue ?? 0
         print("  \(endHeight - startHeight) blocks, \(submissions.count / max(1, endHeight - startHeight)) attestations per block on average")
         return elapsed

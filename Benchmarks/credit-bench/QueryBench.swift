@@ -19,6 +19,7 @@ struct QueryBench: ParsableCommand {
     var attestations: Int = 1_000_000
     @Option(help: "Queries per second offered.") var rate: Int = 1_000
     @Option(help: "Seconds of load.") var seconds: Int = 30
+    @Option(help: "Seconds of load at the same rate before measuring: the node has just (re)opened its store, and its first compactions run then.") var warmupSeconds: Int = 5
     @Option(help: "Client connections.") var connections: Int = 16
     @Option(help: "Policy to query.") var policy: String = "credit-grade"
     @Option(help: "Reuse (or keep) the node directory here; built once if it does not hold a ledger yet.") var dir: String?
@@ -60,9 +61,10 @@ struct QueryBench: ParsableCommand {
 
         // The requests are signed before the clock starts (well inside their ±300 s window), so
         // the load generator, which shares the node's cores here, spends only HTTP on each.
-        let total = rate * seconds
+        let warm = rate * warmupSeconds
+        let total = warm + rate * seconds
         let nonceBase = UInt64(Date().timeIntervalSince1970 * 1000) * 1000
-        let issuedAt = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(seconds) * 500
+        let issuedAt = UInt64(Date().timeIntervalSince1970 * 1000) + UInt64(warmupSeconds + seconds) * 500
         let bodies: [Data] = try (0..<total).map { i in
             let subject = subjectList[(i &* 7919) % subjectList.count]
             let request = try QueryClient.request(genesis: genesis, keys: bank, policy: policyHash, subject: subject,
@@ -72,36 +74,46 @@ struct QueryBench: ParsableCommand {
 
         // Open-loop load: query i is due at start + i/rate; latency is measured from when it was due.
         let next = Atomic<Int>(0)
-        let latencies = Mutex<[Double]>([])
+        let latencies = Mutex<[(due: Int, seconds: Double)]>([])
         let refused = Mutex<[String: Int]>([:])
         let samples = Mutex<[AnswerReceipt]>([])
         let clock = ContinuousClock()
         let start = clock.now + .milliseconds(200)
+        let measuredFrom = start + .seconds(warmupSeconds)
+        nonisolated(unsafe) var cpu = CPUAccount.sample([node.processIdentifier])
+        let cpuTaken = Atomic<Bool>(false)
         onThreads(connections) { _ in
             guard let client = try? RawHTTPClient(host: host, port: UInt16(port)) else { return }
-            var mine: [Double] = []
+            var mine: [(due: Int, seconds: Double)] = []
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard i < total else { break }
                 let due = start + .microseconds(Int64(i) * 1_000_000 / Int64(rate))
                 if clock.now < due { Thread.sleep(forTimeInterval: Double((due - clock.now).components.attoseconds) / 1e18) }
                 guard let (status, bytes) = try? client.post("/v1/queries", body: bodies[i]) else {
-                    refused.withLock { $0["transport", default: 0] += 1 }
+                    refused.withLock { $0[i < warm ? "transport (warm-up)" : "transport", default: 0] += 1 }
                     continue
                 }
-                mine.append(QueryBench.seconds(clock.now - due))
+                if i == warm, cpuTaken.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                    cpu = CPUAccount.sample([node.processIdentifier])
+                }
+                if i >= warm { mine.append((i - warm, QueryBench.seconds(clock.now - due))) }
                 if status != 200 {
                     let reason = (try? JSONDecoder().decode(AnswerReceipt.self, from: Data(bytes)))?.reason ?? "http_\(status)"
-                    refused.withLock { $0[reason, default: 0] += 1 }
+                    refused.withLock { $0[i < warm ? reason + " (warm-up)" : reason, default: 0] += 1 }
                 } else if i % 500 == 0, let r = try? JSONDecoder().decode(AnswerReceipt.self, from: Data(bytes)) {
                     samples.withLock { $0.append(r) }
                 }
             }
             latencies.withLock { $0 += mine }
         }
-        let elapsed = Self.seconds(clock.now - start)
-        var times = latencies.withLock { $0 }
-        times.sort()
+        let elapsed = Self.seconds(clock.now - measuredFrom)
+        let cpuUsed = CPUAccount.sample([node.processIdentifier]).summary(since: cpu, attestations: total - warm)
+        let timed = latencies.withLock { $0 }
+        let times = timed.map(\.seconds).sorted()
+        // Where the tail sits: queries over 5 ms in each 5-second window of the run.
+        var slow = Array(repeating: 0, count: (seconds + 4) / 5)
+        for t in timed where t.seconds > 0.005 { slow[min(slow.count - 1, t.due / (rate * 5))] += 1 }
         // Every sampled answer must verify offline, proofs and all.
         let checked = samples.withLock { $0 }
         for r in checked {
@@ -112,9 +124,12 @@ struct QueryBench: ParsableCommand {
         }
         let failures = refused.withLock { $0 }
         print(String(format: "%@ queries with proofs, %d offered at %d/s over %d connections: %d answered in %.1f s (%.0f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d sampled receipts verified offline; refused or failed: %@ (%@)",
-                     policy, total, rate, connections, times.count - failures.values.reduce(0, +), elapsed,
+                     policy, total - warm, rate, connections, times.count - failures.filter { !$0.key.hasSuffix("(warm-up)") }.values.reduce(0, +), elapsed,
                      Double(times.count) / elapsed, percentile(times, 0.5) * 1e3, percentile(times, 0.99) * 1e3,
                      (times.last ?? 0) * 1e3, checked.count, failures.isEmpty ? "none" : "\(failures)", machine()))
+        print("  measured after \(warmupSeconds) s of warm-up at the same rate")
+        print(cpuUsed.replacingOccurrences(of: "attestation", with: "query"))
+        print("  over 5 ms, per 5 s of the run: \(slow.map(String.init).joined(separator: " "))")
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

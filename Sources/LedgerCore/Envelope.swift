@@ -18,8 +18,9 @@ public struct Envelope: Hashable, Sendable {
     public let wrappedKeys: [WrappedKey]
     public let encoded: [UInt8]
 
-    /// SHA-256(domain ‖ encoded): what the attestation's `envelope_hash` holds.
-    public var hash: Hash { SHA256.hash(parts: [Domain.envelope, encoded]) }
+    /// SHA-256(domain ‖ encoded): what the attestation's `envelope_hash` holds. Computed once:
+    /// admission, the replay cache and block checks all ask for it.
+    public let hash: Hash
 
     init(nonce: [UInt8], ciphertext: [UInt8], wrappedKeys: [WrappedKey]) {
         self.nonce = nonce
@@ -32,6 +33,7 @@ public struct Envelope: Hashable, Sendable {
         w.u8(UInt8(wrappedKeys.count))
         for k in wrappedKeys { w.string8(k.custodian); w.raw(k.sealedKey) }
         encoded = w.bytes
+        hash = SHA256.hash(parts: [Domain.envelope, encoded])
     }
 
     public static func decode(_ bytes: [UInt8], maxBytes: Int = Limits().maxEnvelopeBytes) throws -> Envelope {

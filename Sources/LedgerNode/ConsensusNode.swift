@@ -462,12 +462,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         guard header.timestampMillis <= clock() + options.maxClockSkewMillis else {
             throw LedgerError(.invalidBlock, "block timestamp is \(header.timestampMillis - clock()) ms in the future")
         }
+        struct SignerNonce: Hashable { let signer: String; let nonce: UInt64 }
         var ids = Set<Hash>()
-        var nonces = Set<String>()
+        var nonces = Set<SignerNonce>()
         var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction
-            guard ids.insert(tx.id).inserted, nonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
+            guard ids.insert(tx.id).inserted, nonces.insert(SignerNonce(signer: tx.header.signer, nonce: tx.header.nonce)).inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
             if !verified.contains(s) { notSeen.append(i) }

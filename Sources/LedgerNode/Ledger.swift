@@ -45,15 +45,14 @@ public final class Ledger: @unchecked Sendable {
 
     private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
 
-    private let lock = NSLock()
-    private let commitQueue = DispatchQueue(label: "creditledger.ledger.commit")
+    /// Guards the queue and the flags below; the block producer waits on it for work.
+    private let lock = NSCondition()
     /// The newest block's timestamp; block timestamps never go back. Used by `commitPending` only.
     private var lastBlockMillis: UInt64?
     private var queue: [Pending] = []
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
-    private var wakeProducer: CheckedContinuation<Void, Never>?
     /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
     private var committedBlocks: UInt64 = 0
     private var stopped = false
@@ -123,7 +122,7 @@ public final class Ledger: @unchecked Sendable {
         // checks are then repeated under the lock, so a nonce that just committed is not admitted twice.
         var checkedAt = lock.withLock { committedBlocks }
         try checkCommittedState(submissions, signedHere: signedHere)
-        let wake: CheckedContinuation<Void, Never>? = try lock.withLock {
+        try lock.withLock {
             guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
             guard queue.count + submissions.count <= genesis.limits.maxMempoolTransactions else {
                 throw LedgerError(.mempoolFull,
@@ -152,11 +151,8 @@ public final class Ledger: @unchecked Sendable {
             }
             inFlightIDs.formUnion(batchIDs)
             inFlightNonces.formUnion(batchNonces)
-            let wake = wakeProducer
-            wakeProducer = nil
-            return wake
+            lock.signal()
         }
-        wake?.resume()
     }
 
     /// Replay guard and references against committed state. A committed transaction always
@@ -171,42 +167,48 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// Runs until the task is cancelled: commits a block whenever transactions are pending.
+    ///
+    /// The producer is a thread of its own, not a task: a commit blocks on its synced write, and
+    /// waking a task would wait for a free cooperative thread (two on this machine class, both
+    /// busy evaluating queries under load). Submitters wait for their block on it directly.
     public func runBlockProducer() async {
         upgrade?.resume()
         defer { upgrade?.stop() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let thread = Thread { self.produceBlocks(); done.resume() }
+                thread.name = "creditledger.ledger.commit"
+                thread.start()
+            }
+        } onCancel: {
+            lock.withLock { stopped = true; lock.broadcast() }
+        }
+    }
+
+    private func produceBlocks() {
         var lastBlock = ContinuousClock.now - blockInterval
-        while !Task.isCancelled {
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let ready = lock.withLock { () -> Bool in
-                        if !queue.isEmpty || stopped { return true }
-                        wakeProducer = c
-                        return false
-                    }
-                    if ready { c.resume() }
-                }
-            } onCancel: {
-                let c = self.lock.withLock { () -> CheckedContinuation<Void, Never>? in
-                    self.stopped = true
-                    defer { self.wakeProducer = nil }
-                    return self.wakeProducer
-                }
-                c?.resume()
+        while true {
+            let stop = lock.withLock { () -> Bool in
+                while queue.isEmpty && !stopped { lock.wait() }
+                return stopped
             }
-            if Task.isCancelled { break }
+            if stop { break }
+            // At most one block per interval; a stop cuts the wait short.
             let next = lastBlock + blockInterval
-            if ContinuousClock.now < next { try? await Task.sleep(until: next, clock: .continuous) }
-            lastBlock = ContinuousClock.now
-            // The synced write blocks its thread; it runs on a queue of its own so that the
-            // cooperative pool (HTTP handlers, query evaluation) keeps both cores meanwhile.
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                commitQueue.async { self.commitPending(); c.resume() }
+            if ContinuousClock.now < next {
+                let wakeAt = Date().addingTimeInterval(Self.seconds(next - ContinuousClock.now))
+                lock.withLock { while !stopped && Date() < wakeAt { _ = lock.wait(until: wakeAt) } }
             }
+            lastBlock = ContinuousClock.now
+            commitPending()
         }
         // Graceful stop: new submissions are refused; what was admitted is committed.
-        lock.withLock { stopped = true }
         while lock.withLock({ !queue.isEmpty }) { commitPending() }
         failPending(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
+    }
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     /// Builds, signs and durably writes one block from the queue head.

@@ -167,24 +167,26 @@ public final class Mempool: @unchecked Sendable {
 /// already passed on this node, so the gossip path and block checks do not verify them twice.
 /// Bounded: the oldest entries are forgotten first.
 final class VerifiedCache: @unchecked Sendable {
+    /// A transaction with the envelope it was checked with (none for records without one).
+    struct Key: Hashable {
+        let id: Hash
+        let envelope: Hash?
+    }
     private let lock = NSLock()
-    private var set = Set<Hash>()
-    private var order: [Hash] = []
+    private var set = Set<Key>()
+    private var order: [Key] = []
     private var head = 0
     let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    static func key(_ s: Submission) -> Hash {
-        guard let e = s.envelope else { return s.transaction.id }
-        return SHA256.hash(parts: [s.transaction.id, e.hash])
-    }
+    static func key(_ s: Submission) -> Key { Key(id: s.transaction.id, envelope: s.envelope?.hash) }
 
     func contains(_ s: Submission) -> Bool { contains(key: Self.key(s)) }
-    func contains(key k: Hash) -> Bool { lock.withLock { set.contains(k) } }
+    func contains(key k: Key) -> Bool { lock.withLock { set.contains(k) } }
     func insert(_ s: Submission) { insert(key: Self.key(s)) }
 
-    func insert(key k: Hash) {
+    func insert(key k: Key) {
         lock.withLock {
             guard set.insert(k).inserted else { return }
             order.append(k)

@@ -61,6 +61,54 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.inclusionProof(index: 0, size: 36))
     }
 
+    /// A write batch is handed to RocksDB in key order (LedgerStorage/Database.swift). Reordering
+    /// must not change what a batch does: the last write to a key wins, deletes and puts of one
+    /// key keep their order, and keys that share their first 8 bytes or are prefixes of each
+    /// other are told apart.
+    func testWriteBatchInKeyOrderKeepsTheLastWriteToEachKey() throws {
+        let db = try Database(path: directory, columnFamilies: ["a", "b"])
+        func k(_ s: String) -> [UInt8] { Array(s.utf8) }
+        let seed = WriteBatch(for: db)
+        try seed.put("a", k("gone"), k("before"))
+        try seed.put("b", k("kept"), k("before"))
+        try db.write(seed)
+
+        let batch = WriteBatch(for: db)
+        try batch.put("a", k("k3"), k("1"))
+        try batch.put("b", k("k1"), k("x"))
+        try batch.put("a", k("k1"), k("2"))
+        try batch.delete("a", k("k3"))
+        try batch.put("a", k("k3"), k("3"))              // put, delete, put: 3
+        try batch.put("a", k("k2"), k("old"))
+        try batch.delete("a", k("k2"))                   // put, delete: none
+        try batch.delete("b", k("k9"))
+        try batch.put("b", k("k9"), k("9"))              // delete, put: 9
+        try batch.delete("a", k("gone"))                 // an earlier batch's key
+        try batch.put("a", [0x01, 0x00], k("q"))
+        try batch.put("a", [0x01], k("p"))               // a prefix of the key before
+        try batch.put("a", k("prefix00-Z"), k("z"))
+        try batch.put("a", k("prefix00-A"), k("a"))      // same first 8 bytes
+        try batch.put("a", [], k("empty"))
+        XCTAssertEqual(batch.count, 15)
+        try db.write(batch)
+
+        XCTAssertEqual(try db.get("a", k("k3")), k("3"))
+        XCTAssertNil(try db.get("a", k("k2")))
+        XCTAssertEqual(try db.get("b", k("k9")), k("9"))
+        XCTAssertNil(try db.get("a", k("gone")))
+        XCTAssertEqual(try db.get("b", k("kept")), k("before"))
+        XCTAssertEqual(try db.get("a", [0x01]), k("p"))
+        XCTAssertEqual(try db.get("a", [0x01, 0x00]), k("q"))
+        XCTAssertEqual(try db.get("a", k("prefix00-A")), k("a"))
+        XCTAssertEqual(try db.get("a", k("prefix00-Z")), k("z"))
+        XCTAssertEqual(try db.get("a", []), k("empty"))
+        let it = try db.makeIterator("a")
+        it.seekToFirst()
+        var keys: [[UInt8]] = []
+        while it.isValid { keys.append(it.key); it.next() }
+        XCTAssertEqual(keys, [[], [0x01], [0x01, 0x00], k("k1"), k("k3"), k("prefix00-A"), k("prefix00-Z")])
+    }
+
     /// Proofs read the upper Merkle levels from memory (MerkleNodeCache). With no cache, with a
     /// budget the log outgrows while blocks commit (levels dropped), and with room for every
     /// level, every proof and root must equal the in-memory tree's.

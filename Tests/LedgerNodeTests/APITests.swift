@@ -62,6 +62,39 @@ final class APITests: XCTestCase {
         (json(response)["error"] as? [String: Any])?["code"] as? String
     }
 
+    /// The block producer runs on a thread of its own. Stopping it in the middle of a long block
+    /// interval is prompt, commits what was already admitted, and refuses what comes after.
+    func testStoppingTheProducerCommitsWhatWasAdmittedAndRefusesTheRest() async throws {
+        let opened = try DevNode.open(dataDirectory: directory)
+        let ledger = try Ledger(store: opened.store, validatorKeys: opened.keys, clock: { 1_795_000_000_000 },
+                                blockInterval: .seconds(30))
+        let h = Harness(ledger: ledger, keys: opened.keys)
+        let producer = Task { await ledger.runBlockProducer() }
+        let start = ledger.store.head.height
+        // The first block commits at once; the next would wait out the 30 s interval.
+        let first = try await ledger.submit([try h.attestation(nonce: 1)], signedHere: false)
+        XCTAssertEqual(first[0].height, start + 1)
+        let second = try h.attestation(nonce: 2)
+        let pending = Task { try await ledger.submit([second], signedHere: false) }
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(ledger.store.head.height, start + 1, "the interval holds the second block back")
+        let stopAt = ContinuousClock.now
+        producer.cancel()
+        await producer.value
+        XCTAssertLessThan(ContinuousClock.now - stopAt, .seconds(10), "a stop does not wait out the block interval")
+        let committed = try await pending.value
+        XCTAssertEqual(committed[0].height, start + 2)
+        XCTAssertEqual(committed[0].id, second.transaction.id)
+        XCTAssertEqual(ledger.store.head.height, start + 2)
+        do {
+            _ = try await ledger.submit([try h.attestation(nonce: 3)], signedHere: false)
+            XCTFail("a submission after the stop was accepted")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .mempoolFull)
+        }
+        XCTAssertEqual(ledger.store.head.height, start + 2)
+    }
+
     func testSubmitThenProveInclusionAgainstTheCheckpoint() async throws {
         try await withAPI { h, client in
             let s = try h.attestation(nonce: 1)
