@@ -601,12 +601,15 @@ public struct Transaction: Hashable, Sendable {
         return Transaction(header: header, body: body, signature: signature, encoded: unsigned + signature)
     }
 
+    /// A transaction's id from its canonical bytes: the RFC 9162 leaf hash, SHA-256(0x00 ‖ bytes).
+    public static func id(ofEncoded encoded: [UInt8]) -> Hash { SHA256.hash(prefix: 0x00, encoded) }
+
     private init(header: TransactionHeader, body: TransactionBody, signature: [UInt8], encoded: [UInt8]) {
         self.header = header
         self.body = body
         self.signature = signature
         self.encoded = encoded
-        self.id = SHA256.hash(prefix: 0x00, encoded)
+        self.id = Self.id(ofEncoded: encoded)
     }
 
     /// Decodes canonical bytes, rejecting anything that is not exactly canonical or over a limit.

@@ -113,10 +113,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                                peers: peers, allowedPeers: allowed)
         config.maxFrameBytes = min(genesis.limits.maxRequestBytes * 2, 256 << 20)
         let limits = genesis.limits
+        let mempool = self.mempool
         p2p = P2PNode(config: config, logger: logger, onMessage: { [weak self] from, bytes in
             guard let self else { return }
             let message: NetMessage
-            do { message = try NetMessage.decode(bytes, limits: limits) } catch {
+            do { message = try NetMessage.decode(bytes, limits: limits, known: { mempool.submission($0) }) } catch {
                 self.logger.warning("dropped a malformed message from \(from): \(error)")
                 return
             }

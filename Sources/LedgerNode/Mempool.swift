@@ -40,6 +40,9 @@ public final class Mempool: @unchecked Sendable {
 
     public func contains(_ id: Hash) -> Bool { lock.withLock { entries[id] != nil } }
 
+    /// The pending submission with this id, if any.
+    func submission(_ id: Hash) -> Submission? { lock.withLock { entries[id]?.submission } }
+
     /// Adds submissions that passed validation; all or none. With `continuation`, it is resumed
     /// when all are committed (or the mempool drops them). Transactions already pending are
     /// refused when they come with a continuation (a client resubmitting), and skipped silently

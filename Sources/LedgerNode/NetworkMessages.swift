@@ -17,9 +17,9 @@ public struct CandidateBlock: Sendable {
         NetMessage.encode(submissions, &w)
     }
 
-    static func decode(_ r: inout ByteReader, limits: Limits) throws -> CandidateBlock {
+    static func decode(_ r: inout ByteReader, limits: Limits, known: NetMessage.Known? = nil) throws -> CandidateBlock {
         let header = try BlockHeader.decode(try r.bytes32("block.header", max: 1024))
-        let submissions = try NetMessage.decodeSubmissions(&r, limits: limits, max: limits.maxBlockTransactions)
+        let submissions = try NetMessage.decodeSubmissions(&r, limits: limits, max: limits.maxBlockTransactions, known: known)
         guard submissions.count == Int(header.transactionCount) else {
             throw LedgerError(.invalidBlock, "block \(header.height) header counts \(header.transactionCount) transactions, carries \(submissions.count)")
         }
@@ -109,25 +109,40 @@ public enum NetMessage: Sendable {
         }
     }
 
-    static func decodeSubmissions(_ r: inout ByteReader, limits: Limits, max: Int) throws -> [Submission] {
+    /// Finds a transaction this node already holds decoded (its mempool) by id.
+    typealias Known = @Sendable (Hash) -> Submission?
+
+    /// With `known`, a transaction (and envelope) whose bytes equal one the node already holds
+    /// is taken from there instead of being decoded again: a proposal carries the transactions
+    /// its receivers were gossiped moments before. Equal bytes decode to the same values, so
+    /// the outcome is the same; only the id is hashed.
+    static func decodeSubmissions(_ r: inout ByteReader, limits: Limits, max: Int, known: Known? = nil) throws -> [Submission] {
         let n = Int(try r.u32("submissions.count"))
         guard n <= max else { throw LedgerError(.fieldTooLarge, "message carries \(n) transactions, limit \(max)") }
         var out: [Submission] = []
         out.reserveCapacity(n)
         for i in 0..<n {
-            let tx = try Transaction.decode(try r.bytes32("submissions[\(i)].transaction", max: limits.maxTransactionBytes),
-                                            maxBytes: limits.maxTransactionBytes)
+            let txBytes = try r.bytes32("submissions[\(i)].transaction", max: limits.maxTransactionBytes)
+            let held = known.flatMap { $0(Transaction.id(ofEncoded: txBytes)) }.flatMap { $0.transaction.encoded == txBytes ? $0 : nil }
+            let tx = try held?.transaction ?? Transaction.decode(txBytes, maxBytes: limits.maxTransactionBytes)
             let flag = try r.u8("submissions[\(i)].has_envelope")
             guard flag <= 1 else { throw LedgerError(.malformed, "submissions[\(i)].has_envelope is \(flag)") }
-            let envelope = flag == 1
-                ? try Envelope.decode(try r.bytes32("submissions[\(i)].envelope", max: limits.maxEnvelopeBytes), maxBytes: limits.maxEnvelopeBytes)
-                : nil
+            var envelope: Envelope? = nil
+            if flag == 1 {
+                let bytes = try r.bytes32("submissions[\(i)].envelope", max: limits.maxEnvelopeBytes)
+                if let e = held?.envelope, e.encoded == bytes { envelope = e }
+                else { envelope = try Envelope.decode(bytes, maxBytes: limits.maxEnvelopeBytes) }
+            }
             out.append(Submission(transaction: tx, envelope: envelope))
         }
         return out
     }
 
     public static func decode(_ bytes: [UInt8], limits: Limits) throws -> NetMessage {
+        try decode(bytes, limits: limits, known: nil)
+    }
+
+    static func decode(_ bytes: [UInt8], limits: Limits, known: Known?) throws -> NetMessage {
         var r = ByteReader(bytes, context: "peer message")
         let type = try r.u8("type")
         let m: NetMessage
@@ -136,9 +151,9 @@ public enum NetMessage: Sendable {
             let p = try Proposal.decode(&r)
             let has = try r.u8("proposal.has_block")
             guard has <= 1 else { throw LedgerError(.malformed, "proposal.has_block is \(has)") }
-            m = .proposal(p, has == 1 ? try CandidateBlock.decode(&r, limits: limits) : nil)
+            m = .proposal(p, has == 1 ? try CandidateBlock.decode(&r, limits: limits, known: known) : nil)
         case 2: m = .vote(try Vote.decode(&r))
-        case 3: m = .transactions(try decodeSubmissions(&r, limits: limits, max: maxGossipBatch))
+        case 3: m = .transactions(try decodeSubmissions(&r, limits: limits, max: maxGossipBatch, known: known))
         case 4: m = .status(height: try r.u64("status.height"), headHash: try r.raw(32, "status.head_hash"))
         case 5: m = .blockRequest(from: try r.u64("block_request.from"), count: try r.u16("block_request.count"))
         case 6:
@@ -153,7 +168,7 @@ public enum NetMessage: Sendable {
             }
             m = .blocks(list)
         case 7: m = .fetchBlock(try r.raw(32, "fetch_block.hash"))
-        case 8: m = .blockContent(try CandidateBlock.decode(&r, limits: limits))
+        case 8: m = .blockContent(try CandidateBlock.decode(&r, limits: limits, known: known))
         case 9: m = .endorseRequest(try Transaction.decode(try r.bytes32("endorse_request.transaction", max: limits.maxTransactionBytes),
                                                             maxBytes: limits.maxTransactionBytes))
         case 10:

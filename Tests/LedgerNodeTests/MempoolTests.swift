@@ -1,6 +1,7 @@
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerNode
+import Synchronization
 import XCTest
 
 final class MempoolTests: XCTestCase {
@@ -42,5 +43,36 @@ final class MempoolTests: XCTestCase {
         pool.committed([subs[0].transaction], height: 1, firstLogIndex: 0)
         XCTAssertEqual(pool.count, 2)
         XCTAssertFalse(pool.contains(subs[0].transaction.id))
+    }
+
+    /// Peer messages take transactions the node already holds from the mempool instead of
+    /// decoding them again, but only when the bytes are the same: a proposal that pairs a held
+    /// transaction with another envelope gets that envelope, and a lookup that returns the wrong
+    /// transaction changes nothing.
+    func testPeerMessagesReuseHeldTransactionsOnlyWhenTheBytesMatch() throws {
+        let subs = try submissions(3)
+        XCTAssertTrue(subs.allSatisfy { $0.envelope != nil })
+        let pool = Mempool(capacity: 10)
+        try pool.admit(Array(subs[0..<2]), continuation: nil)
+        let swapped = Submission(transaction: subs[1].transaction, envelope: subs[2].envelope)
+        let bytes = NetMessage.transactions([subs[0], swapped, subs[2]]).encoded
+        func decoded(_ known: NetMessage.Known?) throws -> [Submission] {
+            guard case .transactions(let list) = try NetMessage.decode(bytes, limits: Limits(), known: known) else {
+                XCTFail("not a transactions message"); return []
+            }
+            return list
+        }
+        func summary(_ list: [Submission]) -> [[UInt8]] {
+            list.flatMap { [$0.transaction.encoded, $0.transaction.id, $0.envelope?.encoded ?? [], $0.envelope?.hash ?? []] }
+        }
+        let plain = try decoded(nil)
+        let lookups = Mutex(0)
+        let reused = try decoded { id in lookups.withLock { $0 += 1 }; return pool.submission(id) }
+        XCTAssertEqual(lookups.withLock { $0 }, 3)
+        XCTAssertEqual(summary(reused), summary(plain))
+        XCTAssertEqual(reused[1].envelope?.encoded, subs[2].envelope?.encoded, "the envelope the message carries, not the held one")
+        let lying = try decoded { _ in subs[0] }
+        XCTAssertEqual(summary(lying), summary(plain))
+        XCTAssertEqual(lying[2].transaction.id, subs[2].transaction.id)
     }
 }
