@@ -83,6 +83,8 @@ public enum DevNode {
                            models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = []) async throws {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
+        // The process exits soon after this returns, the store possibly still open.
+        defer { store.database.stopBackgroundWork() }
         if opened.createdGenesis {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")
         }

@@ -101,6 +101,9 @@ public final class Ledger: @unchecked Sendable {
     /// The background re-score after a model install, for GET /v1/status (nil when none ran).
     public var rescoreStatus: [String: any Sendable]? { upgrade?.status }
 
+    /// Transactions admitted and waiting for the next block.
+    public var queuedCount: Int { lock.withLock { queue.count } }
+
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.
     public func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
@@ -176,7 +179,14 @@ public final class Ledger: @unchecked Sendable {
         defer { upgrade?.stop() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                let thread = Thread { self.produceBlocks(); done.resume() }
+                // The thread object outlives its work (it is released as the thread exits, possibly
+                // while the process exits); it must not hold the last reference to the ledger, whose
+                // release closes the store. So it holds the ledger only while producing.
+                let owner = ProducerOwner(self)
+                let thread = Thread {
+                    owner.take()?.produceBlocks()
+                    done.resume()
+                }
                 thread.name = "creditledger.ledger.commit"
                 thread.start()
             }
@@ -300,4 +310,12 @@ extension Ledger: RescoreHost {
             }
         }
     }
+}
+
+/// Hands the ledger to the block-producer thread once, then lets go of it.
+private final class ProducerOwner: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ledger: Ledger?
+    init(_ ledger: Ledger) { self.ledger = ledger }
+    func take() -> Ledger? { lock.withLock { defer { ledger = nil }; return ledger } }
 }

@@ -89,6 +89,8 @@ public enum NetworkNode {
                                    merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
             logger.info("created ledger for \(genesis.chainID) in \(storePath)")
         }
+        // The process exits soon after this returns, the store possibly still open.
+        defer { store.database.stopBackgroundWork() }
         var options = ConsensusNode.Options()
         if let t = config.timeouts {
             if let v = t.propose_ms { options.timeouts.propose = v }

@@ -200,9 +200,19 @@ final class UpgradeRescorer: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    /// Stops re-scoring and waits (at most `timeout`) for the re-score thread to finish the
+    /// subject in hand and leave: after this nothing touches the host, which may be shutting down.
+    func stop(timeout: Duration = .seconds(30)) {
         lock.withLock { stopped = true }
         wake.broadcast()
+        let deadline = ContinuousClock.now + timeout
+        while lock.withLock({ thread != nil }) {
+            guard ContinuousClock.now < deadline else {
+                logger.warning("re-score thread still busy \(timeout) after the stop")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }

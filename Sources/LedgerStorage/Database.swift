@@ -135,6 +135,14 @@ public final class Database: @unchecked Sendable {
         rocksdb_cache_destroy(cache)
     }
 
+    /// Stops flushes and compactions and waits for those running to finish. Call it before the
+    /// process exits with the database still open (a compaction running while the C++ runtime
+    /// tears down aborts the process). Reads and writes still work; nothing is lost, since every
+    /// write is in the WAL.
+    public func stopBackgroundWork() {
+        rocksdb_cancel_all_background_work(handle, 1)
+    }
+
     func columnFamilyIndex(_ name: String) throws -> Int {
         guard let i = columnFamilyIndexes[name] else {
             throw StorageError(.unknownColumnFamily, "no column family named \(name)")

@@ -76,7 +76,11 @@ final class APITests: XCTestCase {
         XCTAssertEqual(first[0].height, start + 1)
         let second = try h.attestation(nonce: 2)
         let pending = Task { try await ledger.submit([second], signedHere: false) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Wait until the second submission is admitted (a slow machine may take a while to run the task).
+        let admittedBy = ContinuousClock.now + .seconds(20)
+        while ledger.queuedCount == 0, ContinuousClock.now < admittedBy { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(ledger.queuedCount, 1, "the second submission is admitted")
+        try await Task.sleep(for: .milliseconds(100))
         XCTAssertEqual(ledger.store.head.height, start + 1, "the interval holds the second block back")
         let stopAt = ContinuousClock.now
         producer.cancel()

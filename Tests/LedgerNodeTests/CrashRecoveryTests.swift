@@ -117,6 +117,9 @@ final class CrashRecoveryTests: XCTestCase {
             XCTAssertEqual((error as? LedgerClient.HTTPFailure)?.status, 409)
         }
         node.terminate()
-        XCTAssertEqual(node.process.terminationStatus, 0, "SIGTERM shuts down gracefully")
+        if node.process.terminationStatus != 0 {
+            let log = (try? String(contentsOfFile: dataDir + ".log", encoding: .utf8)) ?? "(no log)"
+            XCTFail("SIGTERM did not shut down gracefully: \(node.process.terminationReason == .uncaughtSignal ? "signal" : "exit status") \(node.process.terminationStatus); log:\n\(log.suffix(4000))")
+        }
     }
 }
