@@ -11,7 +11,7 @@ final class DevNodeProcess {
     init(dataDir: String) throws {
         self.dataDir = dataDir
         log = dataDir + ".log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         try? FileManager.default.removeItem(atPath: dataDir + "/http.addr")
         process.executableURL = URL(fileURLWithPath: BuiltTools.path("credit-node") ?? "credit-node")
         process.arguments = ["dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--block-interval-ms", "20"]
