@@ -61,7 +61,7 @@ struct NetworkBench: ParsableCommand {
         let p3 = try latency(net, members: live, submissions: take(rate * phaseSeconds))
         print(String(format: "one validator down, offered %d/s for %d s: submit → committed on the three live validators p50 %.0f ms, p99 %.0f ms, max %.0f ms",
                      rate, phaseSeconds, p3.p50 * 1000, p3.p99 * 1000, p3.max * 1000))
-        print("machine: \(machine())")
+        print(machineAfterRun())
     }
 
     func bodies(_ subs: ArraySlice<Submission>, per: Int) -> [Data] {

@@ -128,6 +128,6 @@ struct NetworkUpgradeBench: ParsableCommand {
         print(String(format: "network model upgrade: %d subjects re-scored, endorsed and committed under v2 %.2f s after the installs were submitted = %.0f subjects/s, while %d attestations committed (%.0f/s, offered %d/s; batch of 50 submit → committed p50 %.2f s, p99 %.2f s; %d failed batches)",
                      total, elapsed, Double(total) / elapsed, during, Double(during) / elapsed, ingestRate,
                      percentile(latencies, 0.5), percentile(latencies, 0.99), flag.failures))
-        print("machine: \(machine())")
+        print(machineAfterRun())
     }
 }

@@ -130,6 +130,7 @@ struct QueryBench: ParsableCommand {
         print("  measured after \(warmupSeconds) s of warm-up at the same rate")
         print(cpuUsed.replacingOccurrences(of: "attestation", with: "query"))
         print("  over 5 ms, per 5 s of the run: \(slow.map(String.init).joined(separator: " "))")
+        print("  " + machineAfterRun())
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

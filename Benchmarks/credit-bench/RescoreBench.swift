@@ -255,7 +255,7 @@ struct RescoreBench: ParsableCommand {
             print(String(format: "automatic re-score: %d score updates under v2 committed (each validated: recomputed) %.2f s after the first install was submitted = %.0f subjects/s, while the ledger engine committed %d attestations (%.0f/s, target %d/s)",
                          updates, total, Double(updates) / total, committedDuring, Double(committedDuring) / total, ingestRate))
             print("  last job: \(status["model"] ?? "-") \(status["state"] ?? "-"), \(status["done"] ?? 0)/\(status["total"] ?? 0), \(status["failed"] ?? 0) failed")
-            print("machine: \(machine())")
+            print(machineAfterRun())
             return
         }
         let t4b = clock.now
@@ -305,6 +305,6 @@ struct RescoreBench: ParsableCommand {
         let commitSeconds = seconds(clock.now - t5)
         print(String(format: "score updates: %d endorsed (second scorer recomputes) in %.2f s and committed through full validation (recomputed again) in %.2f s total = %.0f updates/s end to end",
                      committed, endorseSeconds, commitSeconds, Double(committed) / commitSeconds))
-        print("machine: \(machine())")
+        print(machineAfterRun())
     }
 }

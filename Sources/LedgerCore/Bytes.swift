@@ -135,3 +135,13 @@ public typealias Hash = [UInt8]
 public enum Hashes {
     public static let zero: Hash = Array(repeating: 0, count: 32)
 }
+
+/// A hash as a dictionary or set key. An `[UInt8]` key is fed to the hasher one byte at a
+/// time (33 calls for a SHA-256 value); this one hands over its bytes in a single call.
+/// Equality compares the bytes, as for `Hash`.
+public struct HashKey: Hashable, Sendable {
+    public let bytes: Hash
+    public init(_ bytes: Hash) { self.bytes = bytes }
+    public func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    public static func == (a: HashKey, b: HashKey) -> Bool { a.bytes == b.bytes }
+}

@@ -101,7 +101,7 @@ public enum DevNode {
 struct BlockProducerService: Service {
     let ledger: Ledger
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await ledger.runBlockProducer()
         }
     }

@@ -88,7 +88,7 @@ public final class LocalConsortium {
 
     public func start(_ m: String) throws {
         try? FileManager.default.removeItem(atPath: dataDir(m) + "/http.addr")
-        if !FileManager.default.fileExists(atPath: log(m)) { FileManager.default.createFile(atPath: log(m), contents: nil) }
+        if !FileManager.default.fileExists(atPath: log(m)) { _ = FileManager.default.createFile(atPath: log(m), contents: nil) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = ["run", "--config", "\(root)/\(m)/node.json"]

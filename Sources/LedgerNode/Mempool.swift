@@ -26,10 +26,10 @@ public final class Mempool: @unchecked Sendable {
 
     public let capacity: Int
     private let lock = NSLock()
-    private var entries: [Hash: Entry] = [:]
-    private var order: [Hash] = []          // arrival order; may hold removed ids (skipped lazily)
+    private var entries: [HashKey: Entry] = [:]
+    private var order: [HashKey] = []          // arrival order; may hold removed ids (skipped lazily)
     private var orderHead = 0
-    private var nonces: [NonceKey: Hash] = [:]
+    private var nonces: [NonceKey: HashKey] = [:]
     private var sequence: UInt64 = 0
     private var closed = false
 
@@ -38,10 +38,10 @@ public final class Mempool: @unchecked Sendable {
     public var count: Int { lock.withLock { entries.count } }
     public var isEmpty: Bool { lock.withLock { entries.isEmpty } }
 
-    public func contains(_ id: Hash) -> Bool { lock.withLock { entries[id] != nil } }
+    public func contains(_ id: Hash) -> Bool { lock.withLock { entries[HashKey(id)] != nil } }
 
     /// The pending submission with this id, if any.
-    func submission(_ id: Hash) -> Submission? { lock.withLock { entries[id]?.submission } }
+    func submission(_ id: Hash) -> Submission? { lock.withLock { entries[HashKey(id)]?.submission } }
 
     /// Adds submissions that passed validation; all or none. With `continuation`, it is resumed
     /// when all are committed (or the mempool drops them). Transactions already pending are
@@ -57,7 +57,7 @@ public final class Mempool: @unchecked Sendable {
                 let tx = s.transaction
                 let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
                 let index = submissions.count > 1 ? i : nil
-                if entries[tx.id] != nil {
+                if entries[HashKey(tx.id)] != nil {
                     if continuation != nil { throw BatchError(index: index, error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted and is pending")) }
                     continue
                 }
@@ -76,7 +76,7 @@ public final class Mempool: @unchecked Sendable {
             // only the fresh ones are added.
             let waiter = continuation.map { Waiter(count: submissions.count, continuation: $0) }
             for (i, s) in (continuation == nil ? fresh : submissions).enumerated() {
-                let id = s.transaction.id
+                let id = HashKey(s.transaction.id)
                 sequence += 1
                 entries[id] = Entry(submission: s, waiters: waiter.map { [($0, i)] } ?? [], sequence: sequence)
                 order.append(id)
@@ -112,14 +112,15 @@ public final class Mempool: @unchecked Sendable {
         lock.withLock {
             for (offset, tx) in transactions.enumerated() {
                 let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
-                if let other = nonces[key], other != tx.id, let e = entries.removeValue(forKey: other) {
+                let id = HashKey(tx.id)
+                if let other = nonces[key], other != id, let e = entries.removeValue(forKey: other) {
                     nonces[key] = nil
                     for (w, _) in e.waiters where w.remaining > 0 {
                         w.remaining = 0
                         finished.append((w, .failure(LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) was used by another committed transaction"))))
                     }
                 }
-                guard let e = entries.removeValue(forKey: tx.id) else { continue }
+                guard let e = entries.removeValue(forKey: id) else { continue }
                 nonces[key] = nil
                 for (w, slot) in e.waiters where w.remaining > 0 {
                     w.results[slot] = CommitResult(id: tx.id, height: height, logIndex: firstLogIndex + UInt64(offset))
@@ -174,6 +175,8 @@ final class VerifiedCache: @unchecked Sendable {
     struct Key: Hashable {
         let id: Hash
         let envelope: Hash?
+        /// The id alone, in one call (it is unique per transaction; equality still checks both).
+        func hash(into hasher: inout Hasher) { id.withUnsafeBytes { hasher.combine(bytes: $0) } }
     }
     private let lock = NSLock()
     private var set = Set<Key>()

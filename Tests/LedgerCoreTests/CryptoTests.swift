@@ -32,6 +32,19 @@ final class CryptoTests: XCTestCase {
         }
     }
 
+    func testHashKeysCompareAndHashByTheirBytes() {
+        let a = SHA256.hash(Array("a".utf8)), b = SHA256.hash(Array("b".utf8))
+        XCTAssertEqual(HashKey(a), HashKey(Array(a)))
+        XCTAssertEqual(HashKey(a).hashValue, HashKey(Array(a)).hashValue)
+        XCTAssertNotEqual(HashKey(a), HashKey(b))
+        // Same bytes up to a prefix are different keys.
+        XCTAssertNotEqual(HashKey(a), HashKey(Array(a.prefix(31))))
+        var set: Set<HashKey> = [HashKey(a)]
+        XCTAssertFalse(set.insert(HashKey(Array(a))).inserted)
+        XCTAssertTrue(set.insert(HashKey(b)).inserted)
+        XCTAssertEqual(set.count, 2)
+    }
+
     func testSHA256KnownAnswer() {
         XCTAssertEqual(SHA256.hash(Array("abc".utf8)).hexString,
                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
