@@ -341,14 +341,14 @@ struct CPUAccount {
         return CPUAccount(nodeTicks: ticks, ownTicks: Int(t.tms_utime + t.tms_stime), machineBusy: busy, machineTotal: total)
     }
 
-    /// One line: the nodes' CPU seconds (and per attestation), the load generator's, and how
-    /// much of the machine stayed idle.
-    func summary(since start: CPUAccount, attestations: Int) -> String {
+    /// One line: the nodes' CPU seconds (and per item: attestation, query), the load generator's,
+    /// and how much of the machine stayed idle.
+    func summary(since start: CPUAccount, items: Int, per unit: String = "attestation") -> String {
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
         let nodes = Double(nodeTicks.reduce(0) { $0 + $1.value - (start.nodeTicks[$1.key] ?? $1.value) }) / hz
         let total = machineTotal - start.machineTotal
         let idle = total > 0 ? 100 * Double(total - (machineBusy - start.machineBusy)) / Double(total) : 0
-        return String(format: "  CPU: nodes %.1f s (%.0f µs per attestation), load generator %.1f s, machine idle %.0f %%",
-                      nodes, nodes * 1e6 / Double(max(1, attestations)), Double(ownTicks - start.ownTicks) / hz, idle)
+        return String(format: "  CPU: nodes %.1f s (%.0f µs per %@), load generator %.1f s, machine idle %.0f %%",
+                      nodes, nodes * 1e6 / Double(max(1, items)), unit, Double(ownTicks - start.ownTicks) / hz, idle)
     }
 }

@@ -156,7 +156,7 @@ struct NetworkBench: ParsableCommand {
             while ((try? c.getJSON("/v1/health"))?["log_size"] as? NSNumber)?.intValue ?? 0 < target { Thread.sleep(forTimeInterval: 0.005) }
         }
         let elapsed = seconds(clock.now - start)
-        print(CPUAccount.sample(pids).summary(since: cpu, attestations: submissions.count))
+        print(CPUAccount.sample(pids).summary(since: cpu, items: submissions.count))
         let endHeight = (try LedgerClient(baseURL: net.address(members[0])).getJSON("/v1/health")["height"] as? NSNumber)?.intValue ?? 0
         print("  \(endHeight - startHeight) blocks, \(submissions.count / max(1, endHeight - startHeight)) attestations per block on average")
         return elapsed

@@ -108,7 +108,7 @@ struct QueryBench: ParsableCommand {
             latencies.withLock { $0 += mine }
         }
         let elapsed = Self.seconds(clock.now - measuredFrom)
-        let cpuUsed = CPUAccount.sample([node.processIdentifier]).summary(since: cpu, attestations: total - warm)
+        let cpuUsed = CPUAccount.sample([node.processIdentifier]).summary(since: cpu, items: total - warm, per: "query")
         let timed = latencies.withLock { $0 }
         let times = timed.map(\.seconds).sorted()
         // Where the tail sits: queries over 5 ms in each 5-second window of the run.
@@ -128,7 +128,7 @@ struct QueryBench: ParsableCommand {
                      Double(times.count) / elapsed, percentile(times, 0.5) * 1e3, percentile(times, 0.99) * 1e3,
                      (times.last ?? 0) * 1e3, checked.count, failures.isEmpty ? "none" : "\(failures)", machine()))
         print("  measured after \(warmupSeconds) s of warm-up at the same rate")
-        print(cpuUsed.replacingOccurrences(of: "attestation", with: "query"))
+        print(cpuUsed)
         print("  over 5 ms, per 5 s of the run: \(slow.map(String.init).joined(separator: " "))")
         print("  " + machineAfterRun())
     }

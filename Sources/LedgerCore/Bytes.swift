@@ -145,3 +145,8 @@ public struct HashKey: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
     public static func == (a: HashKey, b: HashKey) -> Bool { a.bytes == b.bytes }
 }
+
+extension Duration {
+    /// The duration in seconds, for reports and `Date` arithmetic (never for consensus state).
+    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -463,13 +463,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         guard header.timestampMillis <= clock() + options.maxClockSkewMillis else {
             throw LedgerError(.invalidBlock, "block timestamp is \(header.timestampMillis - clock()) ms in the future")
         }
-        struct SignerNonce: Hashable { let signer: String; let nonce: UInt64 }
         var ids = Set<HashKey>(minimumCapacity: block.submissions.count)
-        var nonces = Set<SignerNonce>(minimumCapacity: block.submissions.count)
+        var nonces = Set<NonceKey>(minimumCapacity: block.submissions.count)
         var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction
-            guard ids.insert(HashKey(tx.id)).inserted, nonces.insert(SignerNonce(signer: tx.header.signer, nonce: tx.header.nonce)).inserted else {
+            guard ids.insert(HashKey(tx.id)).inserted, nonces.insert(NonceKey(tx.header)).inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
             if !verified.contains(s) { notSeen.append(i) }

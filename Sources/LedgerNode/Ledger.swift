@@ -43,8 +43,6 @@ public final class Ledger: @unchecked Sendable {
         let slot: Int
     }
 
-    private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
-
     /// Guards the queue and the flags below; the block producer waits on it for work.
     private let lock = NSCondition()
     /// The newest block's timestamp; block timestamps never go back. Used by `commitPending` only.
@@ -139,7 +137,7 @@ public final class Ledger: @unchecked Sendable {
             var batchNonces = Set<NonceKey>()
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
-                let nonce = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                let nonce = NonceKey(tx.header)
                 if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
                                      error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted"))
@@ -206,7 +204,7 @@ public final class Ledger: @unchecked Sendable {
             // At most one block per interval; a stop cuts the wait short.
             let next = lastBlock + blockInterval
             if ContinuousClock.now < next {
-                let wakeAt = Date().addingTimeInterval(Self.seconds(next - ContinuousClock.now))
+                let wakeAt = Date().addingTimeInterval((next - ContinuousClock.now).inSeconds)
                 lock.withLock { while !stopped && Date() < wakeAt { _ = lock.wait(until: wakeAt) } }
             }
             lastBlock = ContinuousClock.now
@@ -215,10 +213,6 @@ public final class Ledger: @unchecked Sendable {
         // Graceful stop: new submissions are refused; what was admitted is committed.
         while lock.withLock({ !queue.isEmpty }) { commitPending() }
         failPending(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     /// Builds, signs and durably writes one block from the queue head.
@@ -248,7 +242,7 @@ public final class Ledger: @unchecked Sendable {
             for (offset, p) in batch.enumerated() {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
-                inFlightNonces.remove(NonceKey(signer: tx.header.signer, nonce: tx.header.nonce))
+                inFlightNonces.remove(NonceKey(tx.header))
                 if let failure {
                     if p.waiter.remaining > 0 {
                         p.waiter.remaining = 0

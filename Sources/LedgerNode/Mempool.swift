@@ -22,8 +22,6 @@ public final class Mempool: @unchecked Sendable {
         let sequence: UInt64
     }
 
-    private struct NonceKey: Hashable { let signer: String; let nonce: UInt64 }
-
     public let capacity: Int
     private let lock = NSLock()
     private var entries: [HashKey: Entry] = [:]
@@ -55,7 +53,7 @@ public final class Mempool: @unchecked Sendable {
             var batchNonces = Set<NonceKey>()
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
-                let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                let key = NonceKey(tx.header)
                 let index = submissions.count > 1 ? i : nil
                 if entries[HashKey(tx.id)] != nil {
                     if continuation != nil { throw BatchError(index: index, error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted and is pending")) }
@@ -80,7 +78,7 @@ public final class Mempool: @unchecked Sendable {
                 sequence += 1
                 entries[id] = Entry(submission: s, waiters: waiter.map { [($0, i)] } ?? [], sequence: sequence)
                 order.append(id)
-                nonces[NonceKey(signer: s.transaction.header.signer, nonce: s.transaction.header.nonce)] = id
+                nonces[NonceKey(s.transaction.header)] = id
             }
             return fresh
         }
@@ -111,7 +109,7 @@ public final class Mempool: @unchecked Sendable {
         var finished: [(Waiter, Result<[CommitResult], any Error>)] = []
         lock.withLock {
             for (offset, tx) in transactions.enumerated() {
-                let key = NonceKey(signer: tx.header.signer, nonce: tx.header.nonce)
+                let key = NonceKey(tx.header)
                 let id = HashKey(tx.id)
                 if let other = nonces[key], other != id, let e = entries.removeValue(forKey: other) {
                     nonces[key] = nil
@@ -140,7 +138,7 @@ public final class Mempool: @unchecked Sendable {
             for (id, e) in entries {
                 guard let error = invalid(e.submission) else { continue }
                 entries[id] = nil
-                nonces[NonceKey(signer: e.submission.transaction.header.signer, nonce: e.submission.transaction.header.nonce)] = nil
+                nonces[NonceKey(e.submission.transaction.header)] = nil
                 for (w, _) in e.waiters where w.remaining > 0 { w.remaining = 0; finished.append((w, error)) }
             }
             compact()
@@ -202,4 +200,11 @@ final class VerifiedCache: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A signer's nonce: what the replay guard keeps unique (mempool, dev ledger, block checks).
+struct NonceKey: Hashable {
+    let signer: String
+    let nonce: UInt64
+    init(_ header: TransactionHeader) { signer = header.signer; nonce = header.nonce }
 }

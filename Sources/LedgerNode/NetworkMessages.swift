@@ -112,9 +112,9 @@ public enum NetMessage: Sendable {
     /// Finds a transaction this node already holds decoded (its mempool) by id.
     typealias Known = @Sendable (Hash) -> Submission?
 
-    /// With `known`, a transaction (and envelope) whose bytes equal one the node already holds
-    /// is taken from there instead of being decoded again: a proposal carries the transactions
-    /// its receivers were gossiped moments before. Equal bytes decode to the same values, so
+    /// With `known` (block-carrying messages), a transaction (and envelope) whose bytes equal
+    /// one the node already holds is taken from there instead of being decoded again: a proposal
+    /// carries the transactions its receivers were gossiped moments before. Equal bytes decode to the same values, so
     /// the outcome is the same; only the id is hashed.
     static func decodeSubmissions(_ r: inout ByteReader, limits: Limits, max: Int, known: Known? = nil) throws -> [Submission] {
         let n = Int(try r.u32("submissions.count"))
@@ -153,7 +153,9 @@ public enum NetMessage: Sendable {
             guard has <= 1 else { throw LedgerError(.malformed, "proposal.has_block is \(has)") }
             m = .proposal(p, has == 1 ? try CandidateBlock.decode(&r, limits: limits, known: known) : nil)
         case 2: m = .vote(try Vote.decode(&r))
-        case 3: m = .transactions(try decodeSubmissions(&r, limits: limits, max: maxGossipBatch, known: known))
+        // Not for gossip: gossiped transactions are new to the receiver, so the lookup would
+        // mostly miss and hash every id twice (once for it, once in decoding).
+        case 3: m = .transactions(try decodeSubmissions(&r, limits: limits, max: maxGossipBatch))
         case 4: m = .status(height: try r.u64("status.height"), headHash: try r.raw(32, "status.head_hash"))
         case 5: m = .blockRequest(from: try r.u64("block_request.from"), count: try r.u16("block_request.count"))
         case 6:

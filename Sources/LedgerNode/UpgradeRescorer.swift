@@ -279,8 +279,7 @@ final class UpgradeRescorer: @unchecked Sendable {
             guard force || clock.now - lastLog >= Self.progressInterval else { return }
             lastLog = clock.now
             let s: Snapshot? = lock.withLock {
-                let c = clock.now - started
-                snapshot?.seconds = Double(c.components.seconds) + Double(c.components.attoseconds) / 1e18
+                snapshot?.seconds = (clock.now - started).inSeconds
                 snapshot?.inFlight = inFlight.count
                 return snapshot
             }
@@ -354,8 +353,7 @@ final class UpgradeRescorer: @unchecked Sendable {
         let s: Snapshot? = lock.withLock {
             snapshot?.state = state
             running = false
-            let c = ContinuousClock.now - started
-            snapshot?.seconds = Double(c.components.seconds) + Double(c.components.attoseconds) / 1e18
+            snapshot?.seconds = (ContinuousClock.now - started).inSeconds
             if let s = snapshot {
                 if ended.count >= 8 { ended.removeFirst() }
                 ended.append(s)

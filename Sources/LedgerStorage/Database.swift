@@ -26,7 +26,7 @@ public final class Database: @unchecked Sendable {
     private let readOptions: OpaquePointer
     private let syncedWriteOptions: OpaquePointer
     private let unsyncedWriteOptions: OpaquePointer
-    private var columnFamilies: [String: OpaquePointer] = [:]
+    /// Position of each column family's handle in `columnFamilyHandles`.
     private var columnFamilyIndexes: [String: Int] = [:]
     let columnFamilyHandles: [OpaquePointer]
     public let path: String
@@ -119,10 +119,7 @@ public final class Database: @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncedWriteOptions, 1)
         unsyncedWriteOptions = rocksdb_writeoptions_create()!
         columnFamilyHandles = cfHandles.map { $0! }
-        for (i, (name, cf)) in zip(allNames, columnFamilyHandles).enumerated() {
-            columnFamilies[name] = cf
-            columnFamilyIndexes[name] = i
-        }
+        for (i, name) in allNames.enumerated() { columnFamilyIndexes[name] = i }
     }
 
     deinit {
@@ -151,12 +148,7 @@ public final class Database: @unchecked Sendable {
         return i
     }
 
-    func columnFamily(_ name: String) throws -> OpaquePointer {
-        guard let cf = columnFamilies[name] else {
-            throw StorageError(.unknownColumnFamily, "no column family named \(name)")
-        }
-        return cf
-    }
+    func columnFamily(_ name: String) throws -> OpaquePointer { columnFamilyHandles[try columnFamilyIndex(name)] }
 
     /// The value stored under `key`, or nil when there is none.
     public func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {

@@ -65,9 +65,8 @@ public final class Rescorer {
         batch.reserveCapacity(batchSize)
         var stopped = false
         func report() -> Progress {
-            let elapsed = (clock.now - started).components
             return Progress(subjectsDone: done, subjectsTotal: total, updates: updates, skipped: skipped, failed: failed,
-                            seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+                            seconds: (clock.now - started).inSeconds)
         }
         func flush() throws {
             guard !batch.isEmpty else { return }

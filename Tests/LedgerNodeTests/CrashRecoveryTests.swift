@@ -118,7 +118,7 @@ final class CrashRecoveryTests: XCTestCase {
         }
         node.terminate()
         if node.process.terminationStatus != 0 {
-            let log = (try? String(contentsOfFile: dataDir + ".log", encoding: .utf8)) ?? "(no log)"
+            let log = (try? String(contentsOfFile: node.log, encoding: .utf8)) ?? "(no log)"
             XCTFail("SIGTERM did not shut down gracefully: \(node.process.terminationReason == .uncaughtSignal ? "signal" : "exit status") \(node.process.terminationStatus); log:\n\(log.suffix(4000))")
         }
     }

@@ -55,12 +55,15 @@ final class MempoolTests: XCTestCase {
         let pool = Mempool(capacity: 10)
         try pool.admit(Array(subs[0..<2]), continuation: nil)
         let swapped = Submission(transaction: subs[1].transaction, envelope: subs[2].envelope)
-        let bytes = NetMessage.transactions([subs[0], swapped, subs[2]]).encoded
+        let carried = [subs[0], swapped, subs[2]]
+        let built = BlockBuilder.build(chainID: "test", height: 1, timestampMillis: 1, previousHash: Hashes.zero,
+                                       frontier: MerkleFrontier(), transactions: carried.map(\.transaction), proposer: "p")
+        let bytes = NetMessage.blockContent(CandidateBlock(header: built.header, submissions: carried)).encoded
         func decoded(_ known: NetMessage.Known?) throws -> [Submission] {
-            guard case .transactions(let list) = try NetMessage.decode(bytes, limits: Limits(), known: known) else {
-                XCTFail("not a transactions message"); return []
+            guard case .blockContent(let block) = try NetMessage.decode(bytes, limits: Limits(), known: known) else {
+                XCTFail("not a block message"); return []
             }
-            return list
+            return block.submissions
         }
         func summary(_ list: [Submission]) -> [[UInt8]] {
             list.flatMap { [$0.transaction.encoded, $0.transaction.id, $0.envelope?.encoded ?? [], $0.envelope?.hash ?? []] }
@@ -74,5 +77,12 @@ final class MempoolTests: XCTestCase {
         let lying = try decoded { _ in subs[0] }
         XCTAssertEqual(summary(lying), summary(plain))
         XCTAssertEqual(lying[2].transaction.id, subs[2].transaction.id)
+        // Gossip is decoded without lookups: its transactions are new to the receiver.
+        let gossip = NetMessage.transactions(carried).encoded
+        guard case .transactions(let list) = try NetMessage.decode(gossip, limits: Limits(), known: { id in
+            lookups.withLock { $0 += 1 }; return pool.submission(id)
+        }) else { return XCTFail("not a transactions message") }
+        XCTAssertEqual(summary(list), summary(plain))
+        XCTAssertEqual(lookups.withLock { $0 }, 3, "gossip consulted the mempool")
     }
 }
