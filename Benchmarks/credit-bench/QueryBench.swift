@@ -24,6 +24,7 @@ struct QueryBench: ParsableCommand {
     @Option(help: "Policy to query.") var policy: String = "credit-grade"
     @Option(help: "Reuse (or keep) the node directory here; built once if it does not hold a ledger yet.") var dir: String?
     @Option(help: "Dev ledger block interval (ms) while the load runs; 0 commits each block as soon as the previous one is durable.") var blockIntervalMs: Int = 0
+    @Option(help: "Rounds of score updates per subject when building the store: the first scores each subject under its kind's scorecard; every further round adds a scorecard update and then a risk-model update (a live consortium scores a subject after each block with new records).") var scoreRounds: Int = 1
 
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let asOf = try! LedgerDate(iso: "2026-11-21")
@@ -37,7 +38,7 @@ struct QueryBench: ParsableCommand {
         if !FileManager.default.fileExists(atPath: root + "/genesis.json") {
             try build(root: root, bank: bank)
         } else {
-            print("reusing the ledger in \(root)")
+            print("reusing the ledger in \(root) (as built: --subjects, --attestations and --score-rounds apply only when building)")
         }
         let genesis = try Genesis(bytes: Array(FileManager.default.contents(atPath: root + "/genesis.json")!))
         let subjectList = try String(contentsOfFile: root + "/subjects.txt", encoding: .utf8).split(separator: "\n").map(String.init)
@@ -137,7 +138,8 @@ struct QueryBench: ParsableCommand {
 
     /// A dev-node directory: genesis (one validator holding every writing role, plus the querying
     /// bank; shipped models and policies), keys, and a store with the attestations (payloads sealed
-    /// to the custodian), one score update per subject, and the bank's consent for each subject.
+    /// to the custodian), one score update per subject (more with `--score-rounds`), and the bank's
+    /// consent for each subject.
     func build(root: String, bank: MemberSecretKeys) throws {
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -218,15 +220,19 @@ struct QueryBench: ParsableCommand {
         // 2. One score update per subject under its kind's scorecard, and the bank's consent.
         let t1 = clock.now
         let engine = ScoreEngine(genesis: genesis)
-        let individual = try engine.model(models[0]), enterprise = try engine.model(models[1])
+        let individual = try engine.model(models[0]), enterprise = try engine.model(models[1]), risk = try engine.model(models[2])
         let asOf = ScoreAsOf(logSize: store.head.logSize, date: Self.asOf)
         var updates: [TransactionBody] = []
         for s in demo.subjects {
             let uscc = try USCC(s.uscc)
-            let inputs = try store.subjectRecords(uscc, before: asOf.logSize, limit: FieldLimits.scoreInputs)
-            let model = s.subject_kind == "enterprise" ? enterprise : individual
-            updates.append(.scoreUpdate(try engine.makeScoreUpdate(subject: uscc, inputs: inputs.map(\.transaction), model: model, asOf: asOf)))
-            if updates.count == 5_000 { try write(updates, envelopes: Array(repeating: nil, count: updates.count)); updates = [] }
+            let inputs = try store.subjectRecords(uscc, before: asOf.logSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+            let scorecard = s.subject_kind == "enterprise" ? enterprise : individual
+            for round in 0..<max(1, scoreRounds) {
+                for model in round == 0 ? [scorecard] : [scorecard, risk] {
+                    updates.append(.scoreUpdate(try engine.makeScoreUpdate(subject: uscc, inputs: inputs, model: model, asOf: asOf)))
+                }
+            }
+            if updates.count >= 5_000 { try write(updates, envelopes: Array(repeating: nil, count: updates.count)); updates = [] }
         }
         if !updates.isEmpty { try write(updates, envelopes: Array(repeating: nil, count: updates.count)) }
         var consents: [Submission] = []
@@ -243,7 +249,7 @@ struct QueryBench: ParsableCommand {
         }
         if !consents.isEmpty { try store.appendBlock(consents, timestampMillis: Self.blockMillis, proposer: "bench", signers: [(member, node.signing)]) }
         try demo.subjects.map(\.uscc).joined(separator: "\n").write(toFile: root + "/subjects.txt", atomically: true, encoding: .utf8)
-        print(String(format: "scores and consents for %d subjects in %.1f s; log size %d, height %d", demo.subjects.count,
-                     Self.seconds(clock.now - t1), store.head.logSize, store.head.height))
+        print(String(format: "scores (%d per subject) and consents for %d subjects in %.1f s; log size %d, height %d",
+                     max(1, scoreRounds) * 2 - 1, demo.subjects.count, Self.seconds(clock.now - t1), store.head.logSize, store.head.height))
     }
 }

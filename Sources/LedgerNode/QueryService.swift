@@ -222,9 +222,15 @@ struct StoreFacts: PolicyFacts {
         return LoggedTransaction(logIndex: logIndex, transaction: tx)
     }
 
-    func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        // Newest first; skip any committed after the head this evaluation is fixed at.
-        try store.scoreUpdates(of: subject, limit: limit + 4).filter { $0.logIndex < head.logSize }.prefix(limit).map { $0 }
+    func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction? {
+        // Only those below the head this evaluation is fixed at.
+        var found: LoggedTransaction? = nil
+        try store.visitScoreUpdates(of: subject, before: head.logSize, limit: limit) { l in
+            guard try matches(l) else { return true }
+            found = l
+            return false
+        }
+        return found
     }
 
     func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {

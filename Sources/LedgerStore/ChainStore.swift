@@ -406,22 +406,35 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     /// The subject's score updates, newest first (at most `limit`).
     public func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        var out: [LoggedTransaction] = []
+        try visitScoreUpdates(of: subject, before: .max, limit: limit) { out.append($0); return true }
+        return out
+    }
+
+    /// Reads the subject's score updates below log size `logSize`, newest first, handing each to
+    /// `visit` until it returns false or `limit` have been read. A transaction is read only when
+    /// reached, so a caller looking for the newest one of some kind reads no more than it needs.
+    public func visitScoreUpdates(of subject: USCC, before logSize: UInt64, limit: Int,
+                                  _ visit: (LoggedTransaction) throws -> Bool) throws {
+        guard logSize > 0, limit > 0 else { return }
         let prefix = Array(subject.code.utf8)
         let it = try database.makeIterator(Family.subjects)
-        it.seekForPrev(prefix + [UInt8](repeating: 0xFF, count: 8))
-        var out: [LoggedTransaction] = []
-        while it.isValid, out.count < limit {
+        it.seekForPrev(Self.subjectKey(subject, logIndex: logSize - 1))
+        var read = 0
+        while it.isValid, read < limit {
             let key = it.key
             guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
             if it.value.first == TransactionKind.scoreUpdate.rawValue {
                 var r = ByteReader(Array(key.suffix(8)), context: "subject index")
                 let index = try r.u64("log_index")
-                if let tx = try transaction(at: index) { out.append(LoggedTransaction(logIndex: index, transaction: tx)) }
+                if let tx = try transaction(at: index) {
+                    read += 1
+                    guard try visit(LoggedTransaction(logIndex: index, transaction: tx)) else { return }
+                }
             }
             it.previous()
         }
         try it.checkStatus()
-        return out
     }
 
     // MARK: LedgerStateReader

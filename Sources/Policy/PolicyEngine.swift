@@ -18,8 +18,9 @@ public protocol PolicyFacts {
     func records(of subject: USCC, limit: Int) throws -> [LoggedScoreRecord]
     /// The transaction at a log index below `logSize` (one `records` named).
     func transaction(at logIndex: UInt64) throws -> LoggedTransaction
-    /// The subject's score updates, newest first, at most `limit`.
-    func scoreUpdates(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The subject's newest score update for which `matches` is true, looking at no more than
+    /// `limit` of its score updates, newest first; each is read only when reached.
+    func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction?
     /// Consent grants and revocations about the subject, oldest first, at most `limit`.
     func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
@@ -193,8 +194,7 @@ public struct PolicyEngine: Sendable {
         guard all.count <= policy.maxRecords else {
             throw PolicyRefusal(.costLimit, "\(subject) has more than \(policy.maxRecords) records, the most \(policy.name) reads")
         }
-        let scores = try facts.scoreUpdates(of: subject, limit: 16)
-        guard !all.isEmpty || !scores.isEmpty else {
+        guard try !all.isEmpty || facts.newestScoreUpdate(of: subject, limit: 1, where: { _ in true }) != nil else {
             throw PolicyRefusal(.unknownSubject, "no record about \(subject) is on the ledger at height \(facts.height)")
         }
         var consent: LoggedTransaction? = nil
@@ -204,7 +204,7 @@ public struct PolicyEngine: Sendable {
         let active = activeRecords(all)
         var score: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
         if policy.outputs.contains(where: { $0.output.needsScore }) {
-            score = try latestScore(subject: subject, modelName: params["model"], scores: scores, facts: facts)
+            score = try latestScore(subject: subject, modelName: params["model"], facts: facts)
         }
         var used: [UInt64] = []
         var fields = CanonicalJSON.Object()
@@ -363,7 +363,11 @@ public struct PolicyEngine: Sendable {
 
     /// The latest score update under the named scorecard (any version), or under the latest
     /// scorecard that applies to the subject's kind.
-    func latestScore(subject: USCC, modelName: String?, scores: [LoggedTransaction], facts: some PolicyFacts) throws -> (LoggedTransaction, ScoreUpdateBody, InstalledModel) {
+    /// The most score updates a subject policy looks through for the newest one under its model
+    /// (a subject is scored under several models: a scorecard, its later versions, the risk model).
+    public static let scoreUpdatesRead = 64
+
+    func latestScore(subject: USCC, modelName: String?, facts: some PolicyFacts) throws -> (LoggedTransaction, ScoreUpdateBody, InstalledModel) {
         let models = facts.models()
         let byHash = Dictionary(models.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
         var name = modelName
@@ -374,10 +378,13 @@ public struct PolicyEngine: Sendable {
         } else if let kind = subject.subjectKind {
             name = scoring.scorecard(for: kind, among: models)?.name
         }
-        for l in scores {
-            guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || (name == nil) else { continue }
-            return (l, s, m)
+        var found: (ScoreUpdateBody, InstalledModel)? = nil
+        let newest = try facts.newestScoreUpdate(of: subject, limit: Self.scoreUpdatesRead) { l in
+            guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || name == nil else { return false }
+            found = (s, m)
+            return true
         }
+        if let newest, let (s, m) = found { return (newest, s, m) }
         throw PolicyRefusal(.noScore, "\(subject) has no score under \(name ?? "any scorecard") at height \(facts.height)")
     }
 

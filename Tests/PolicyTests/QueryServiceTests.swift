@@ -116,10 +116,10 @@ final class QueryServiceTests: XCTestCase {
     @discardableResult
     func submit(_ s: [Submission]) async throws -> [CommitResult] { try await ledger.submit(s) }
 
-    /// Scores every subject under the enterprise scorecard, as the bureau's node would.
-    func score(_ subjects: [USCC]) async throws {
+    /// Scores every subject under the enterprise scorecard (or `model`), as the bureau's node would.
+    func score(_ subjects: [USCC], model name: String = "enterprise") async throws {
         let engine = ScoreEngine(genesis: consortium.genesis)
-        let model = try ScoringModel(document: store.latestModel(name: "enterprise")!.document)
+        let model = try ScoringModel(document: store.latestModel(name: name)!.document)
         var subs: [Submission] = []
         for s in subjects {
             let (records, asOf) = try store.scoreInputs(subject: s)
@@ -235,6 +235,38 @@ final class QueryServiceTests: XCTestCase {
         tampered = out.receipt
         tampered.facts[0].inclusion_proof = tampered.facts[0].inclusion_proof.reversed()
         if tampered.facts[0].inclusion_proof.count > 1 { XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis)) }
+    }
+
+    /// A subject is scored under several models. The credit grade comes from the newest update
+    /// under the scorecard even when many newer updates are under the risk model, and the
+    /// store hands score updates over newest first, below a given log size, only as far as asked.
+    func testCreditGradeFindsTheScorecardUpdateBehindNewerUpdatesOfAnotherModel() async throws {
+        let scorecardUpdate = try store.scoreUpdates(of: food, limit: 1)[0]
+        for _ in 0..<20 { try await score([food], model: "risk-warning") }
+        let all = try store.scoreUpdates(of: food, limit: 100)
+        XCTAssertEqual(all.count, 21)
+        XCTAssertEqual(all.last?.transaction.id, scorecardUpdate.transaction.id)
+        XCTAssertEqual(all.map(\.logIndex), all.map(\.logIndex).sorted(by: >), "newest first")
+
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        XCTAssertEqual((try fields(out.receipt)["model"] as? [String: Any])?["name"] as? String, "enterprise")
+        let proved = out.receipt.facts.first { $0.role == "score_update" }
+        XCTAssertEqual(proved?.log_index, scorecardUpdate.logIndex, "the scorecard's update is the one proved")
+        try assertRecorded(out.receipt, "")
+
+        // Below a log size: only older updates, newest first; reading stops when the visitor says so.
+        let cut = all[5].logIndex
+        var visited: [UInt64] = []
+        try store.visitScoreUpdates(of: food, before: cut, limit: 100) { visited.append($0.logIndex); return true }
+        XCTAssertEqual(visited, all.dropFirst(6).map(\.logIndex))
+        visited = []
+        try store.visitScoreUpdates(of: food, before: .max, limit: 100) { visited.append($0.logIndex); return visited.count < 3 }
+        XCTAssertEqual(visited, all.prefix(3).map(\.logIndex))
+        visited = []
+        try store.visitScoreUpdates(of: food, before: .max, limit: 4) { visited.append($0.logIndex); return true }
+        XCTAssertEqual(visited.count, 4, "at most `limit` read")
+        try store.visitScoreUpdates(of: food, before: 0, limit: 4) { _ in XCTFail("nothing is below log size 0"); return true }
     }
 
     func testLoanPreCheckRiskFlagsFullProfileStatisticsAndQueryLog() async throws {
