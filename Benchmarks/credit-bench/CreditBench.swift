@@ -6,6 +6,23 @@ import LedgerNode
 import LedgerStorage
 import LedgerStore
 
+/// The shipped scoring models (Genesis/models), by file name without `.json`.
+let shippedModelNames = ["individual-business", "enterprise", "risk-warning"]
+/// Genesis/models of this checkout.
+let shippedModelsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Genesis/models").path
+
+/// Live scoring runs behind the load: waits until the mempool of every one of `members` has
+/// been empty for a second.
+func waitForEmptyMempools(_ net: LocalConsortium, _ members: [String]) throws {
+    var quiet = 0
+    while quiet < 4 {
+        let busy = try members.contains { (try net.client($0).getJSON("/v1/status")["mempool"] as? Int ?? 0) > 0 }
+        quiet = busy ? 0 : quiet + 1
+        Thread.sleep(forTimeInterval: 0.25)
+    }
+}
+
 /// Benchmarks for the figures in docs/BENCHMARKS.md. Build with `-c release`.
 @main
 struct CreditBench: ParsableCommand {

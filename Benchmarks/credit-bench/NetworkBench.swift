@@ -18,9 +18,7 @@ struct NetworkBench: ParsableCommand {
     @Option(help: "credit-node binary (default: next to this one).") var node: String?
     @Flag(help: "Also run the auditor follower (a fifth process that checks every block on the same 2 cores).") var withAuditor = false
     @Flag(help: "Install the shipped scorecards in genesis, so the bureaus live-score every subject with new records while the load runs (each score update designated, endorsed over P2P and recomputed by every validator).") var withScoring = false
-    @Option(help: "Directory of the shipped models (for --with-scoring).") var models: String =
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Genesis/models").path
+    @Option(help: "Directory of the shipped models (for --with-scoring).") var models: String = shippedModelsDirectory
 
     final class Heights: @unchecked Sendable {
         let lock = NSLock()
@@ -36,7 +34,7 @@ struct NetworkBench: ParsableCommand {
 
     func run() throws {
         let binary = node ?? BuiltTools.path("credit-node") ?? "credit-node"
-        let files = withScoring ? ["individual-business", "enterprise", "risk-warning"].map { "\(models)/\($0).json" } : []
+        let files = withScoring ? shippedModelNames.map { "\(models)/\($0).json" } : []
         let net = try LocalConsortium(name: "bench-network", tool: binary, logLevel: "warning", models: files)
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
         try net.startAll(withAuditor ? LocalConsortium.members : LocalConsortium.validators)
@@ -167,14 +165,8 @@ struct NetworkBench: ParsableCommand {
         let others = ((end["log_size"] as? NSNumber)?.intValue ?? 0) - target
         print("  \(endHeight - startHeight) blocks, \(submissions.count / max(1, endHeight - startHeight)) attestations per block on average; \(others) other transactions (score updates) committed meanwhile")
         if withScoring {
-            // Live scoring runs behind the attestations: wait until every mempool has been empty for a second.
-            var quiet = 0
-            while quiet < 4 {
-                let busy = try members.contains { (try net.client($0).getJSON("/v1/status")["mempool"] as? Int ?? 0) > 0 }
-                quiet = busy ? 0 : quiet + 1
-                Thread.sleep(forTimeInterval: 0.25)
-            }
-            let size = (try LedgerClient(baseURL: net.address(members[0])).getJSON("/v1/health")["log_size"] as? NSNumber)?.intValue ?? 0
+            try waitForEmptyMempools(net, members)
+            let size = (try net.client(members[0]).getJSON("/v1/health")["log_size"] as? NSNumber)?.intValue ?? 0
             print(String(format: "  live scoring caught up %.1f s after the start of the phase (mempools empty for 1 s): %d score updates committed in all",
                          seconds(clock.now - start) - 1, size - target))
         }

@@ -16,13 +16,11 @@ struct NetworkUpgradeBench: ParsableCommand {
     @Option(help: "Records per subject (on average).") var recordsPerSubject: Int = 4
     @Option(help: "Attestations per second offered during the re-score (batches of 50).") var ingestRate: Int = 500
     @Option(help: "credit-node binary (default: next to this one).") var node: String?
-    @Option(help: "Directory of the shipped models.") var models: String =
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Genesis/models").path
+    @Option(help: "Directory of the shipped models.") var models: String = shippedModelsDirectory
 
     func run() throws {
         let binary = node ?? BuiltTools.path("credit-node") ?? "credit-node"
-        let files = ["individual-business", "enterprise", "risk-warning"].map { "\(models)/\($0).json" }
+        let files = shippedModelNames.map { "\(models)/\($0).json" }
         let net = try LocalConsortium(name: "bench-upgrade", tool: binary, logLevel: "info", models: files)
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
         try net.startAll(LocalConsortium.validators)
@@ -46,13 +44,7 @@ struct NetworkUpgradeBench: ParsableCommand {
         let t0 = clock.now
         let failures = postBatches(requests, to: addresses)
         guard failures.isEmpty else { throw ValidationError("\(failures.count) batches failed, first: \(failures[0])") }
-        // Live scoring runs behind: wait until every mempool has been empty for a second.
-        var quiet = 0
-        while quiet < 4 {
-            let busy = try LocalConsortium.validators.contains { (try net.client($0).getJSON("/v1/status")["mempool"] as? Int ?? 0) > 0 }
-            quiet = busy ? 0 : quiet + 1
-            Thread.sleep(forTimeInterval: 0.25)
-        }
+        try waitForEmptyMempools(net, LocalConsortium.validators)
         let size0 = try net.client("bank-b").getJSON("/v1/status")["log_size"] as? Int ?? 0
         print(String(format: "records committed and live-scored in %.1f s: log size %d", seconds(clock.now - t0), size0))
 

@@ -149,7 +149,7 @@ struct QueryBench: ParsableCommand {
                               signingKey: node.signing.publicKey, encryptionKey: node.encryption.publicKey),
                        Member(id: "bank-q", name: "querying bank", roles: [.bank],
                               signingKey: bank.signing.publicKey, encryptionKey: bank.encryption.publicKey)]
-        let models = try ["individual-business", "enterprise", "risk-warning"].map { name -> InstalledModel in
+        let models = try shippedModelNames.map { name -> InstalledModel in
             let bytes = Array(try Data(contentsOf: Self.repo.appendingPathComponent("Genesis/models/\(name).json")))
             let m = try ScoringModel(document: bytes)
             return InstalledModel(name: m.name, version: m.version, document: bytes, logIndex: nil)

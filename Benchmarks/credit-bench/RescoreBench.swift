@@ -36,9 +36,7 @@ struct RescoreBench: ParsableCommand {
     @Option(help: "Keep the store here (default: a temporary directory, removed).") var keep: String?
     @Flag(help: "End to end: a chain needing no score endorsements, whose ledger engine re-scores every subject by itself after the installs (as the dev node does); times install to the last update committed.")
     var auto = false
-    @Option(help: "Directory of the shipped models.") var models: String =
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Genesis/models").path
+    @Option(help: "Directory of the shipped models.") var models: String = shippedModelsDirectory
 
     static let asOf = try! LedgerDate(iso: "2026-11-21")
     static let asOfMillis = UInt64(asOf.dayNumber) * 86_400_000 + 4 * 3_600_000
@@ -61,7 +59,7 @@ struct RescoreBench: ParsableCommand {
                               signingKey: node.signing.publicKey, encryptionKey: node.encryption.publicKey),
                        Member(id: "bench-scorer", name: "second scorer", roles: [.scorer],
                               signingKey: second.signing.publicKey, encryptionKey: second.encryption.publicKey)]
-        let shipped = try ["individual-business", "enterprise", "risk-warning"].map { name -> InstalledModel in
+        let shipped = try shippedModelNames.map { name -> InstalledModel in
             let m = try ScoringModel(document: try document(name))
             return InstalledModel(name: m.name, version: m.version, document: m.document, logIndex: nil)
         }

@@ -361,12 +361,12 @@ public struct PolicyEngine: Sendable {
 
     func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 
-    /// The latest score update under the named scorecard (any version), or under the latest
-    /// scorecard that applies to the subject's kind.
     /// The most score updates a subject policy looks through for the newest one under its model
     /// (a subject is scored under several models: a scorecard, its later versions, the risk model).
     public static let scoreUpdatesRead = 64
 
+    /// The latest score update under the named scorecard (any version), or under the latest
+    /// scorecard that applies to the subject's kind.
     func latestScore(subject: USCC, modelName: String?, facts: some PolicyFacts) throws -> (LoggedTransaction, ScoreUpdateBody, InstalledModel) {
         let models = facts.models()
         let byHash = Dictionary(models.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
