@@ -100,6 +100,7 @@ public struct LedgerAPI: Sendable {
         var body: [String: Any] = ["chain_id": genesis.chainID, "height": head.height, "head_hash": head.blockHash.hexString,
                                    "log_size": head.logSize]
         for (k, v) in ledger.status() { body[k] = v }
+        if case .success(let q) = queries { body["queries_turned_away"] = q.turnedAway }
         return json(.ok, body)
     }
 
@@ -309,6 +310,7 @@ public struct LedgerAPI: Sendable {
         case .unknownReference: return .unprocessableContent
         case .notFound: return .notFound
         case .mempoolFull: return .serviceUnavailable
+        case .rateLimited: return .tooManyRequests
         default: return .badRequest
         }
     }

@@ -24,6 +24,11 @@ public final class QueryService: @unchecked Sendable {
     private let lock = NSLock()
     private var inFlight = Set<NonceKey>()
     private var documents: [Hash: PolicyDocument] = [:]
+    private var refusals: RefusalBudget
+    private var _turnedAway: UInt64 = 0
+
+    /// Requests turned away unrecorded because their refusal budget was spent, since start.
+    public var turnedAway: UInt64 { lock.withLock { _turnedAway } }
 
     struct NonceKey: Hashable { let requester: String; let nonce: UInt64 }
 
@@ -33,8 +38,10 @@ public final class QueryService: @unchecked Sendable {
         public var answered: Bool { receipt.outcome == "answered" }
     }
 
-    public init(ledger: any LedgerService, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws {
+    public init(ledger: any LedgerService, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                refusalBudget: RefusalBudget = RefusalBudget()) throws {
         self.ledger = ledger
+        self.refusals = refusalBudget
         self.genesis = ledger.genesis
         self.keys = ledger.nodeKeys
         guard let m = ledger.genesis.member(ledger.nodeKeys.memberID) else {
@@ -60,7 +67,8 @@ public final class QueryService: @unchecked Sendable {
     }
 
     /// Handles one signed request. Throws only for requests that cannot be recorded at all
-    /// (undecodable bytes, a busy node); every other refusal is recorded and returned.
+    /// (undecodable bytes, a busy node, a requester over its refusal budget); every other
+    /// refusal is recorded and returned.
     public func handle(_ requestBytes: [UInt8]) async throws -> Outcome {
         guard member.has(.validator) else {
             throw LedgerError(.notAuthorized, "\(member.id) is not a validator; send queries to a validator node (a custodian's for policies that read payloads)")
@@ -81,6 +89,7 @@ public final class QueryService: @unchecked Sendable {
         record.subject = try? USCC(req.subject)
         var answer: PolicyAnswer? = nil
         var policyTx: LoggedTransaction? = nil
+        var authenticated = false
         do {
             guard req.chainID == genesis.chainID else {
                 throw PolicyRefusal(.wrongChain, "the request is for chain \(req.chainID), this is \(genesis.chainID)")
@@ -91,6 +100,7 @@ public final class QueryService: @unchecked Sendable {
             guard requester.keyID == req.keyID, requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
                 throw PolicyRefusal(.badSignature, "the request's signature does not verify with \(requester.id)'s key")
             }
+            authenticated = true
             let now = clock()
             let skew = now > req.issuedAtMillis ? now - req.issuedAtMillis : req.issuedAtMillis - now
             guard skew <= Self.timeWindowMillis else {
@@ -133,10 +143,29 @@ public final class QueryService: @unchecked Sendable {
             record.consent = a.consent?.transaction.id ?? Hashes.zero
             answer = a
         } catch let r as PolicyRefusal {
+            try checkRefusalBudget(authenticated ? .member(req.requester) : .unauthenticated, refusal: r)
             record.reason = r.code.rawValue
             return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
         }
         return try await finish(record, request: requestBytes, answer: answer, policyTx: policyTx, message: "")
+    }
+
+    /// Takes a refusal from the requester's budget, or turns the request away unrecorded.
+    func checkRefusalBudget(_ key: RefusalBudget.Key, refusal: PolicyRefusal) throws {
+        let now = clock()
+        guard let wait = lock.withLock({ () -> UInt64? in
+            let wait = refusals.take(key, nowMillis: now)
+            if wait != nil { _turnedAway += 1 }
+            return wait
+        }) else { return }
+        let rate = refusals.rate(key)
+        let whose: String
+        switch key {
+        case .member(let id): whose = "refused queries signed by \(id)"
+        case .unauthenticated: whose = "refused queries that prove no member's key (wrong chain, unknown requester, bad signature)"
+        }
+        throw LedgerError(.rateLimited, "too many \(whose): \(rate.burst) are recorded at once, then \(rate.perSecond) a second; "
+            + "this request (\(refusal.code.rawValue): \(refusal.message)) was not recorded; retry in \(wait) ms")
     }
 
     /// Evaluates at the current head; an aggregate is re-read if a block committed meanwhile,

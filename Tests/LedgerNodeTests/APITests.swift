@@ -143,6 +143,39 @@ final class APITests: XCTestCase {
         }
     }
 
+    /// Forged queries are refused on the record (403 with a refusal receipt) up to the node's
+    /// budget for unauthenticated refusals; past it they get 429 `rateLimited` and write nothing.
+    func testForgedQueriesPastTheRefusalBudgetGet429AndWriteNothing() async throws {
+        try await withAPI { h, client in
+            let forger = Ed25519PrivateKey()
+            func forged(_ nonce: UInt64) -> ByteBuffer {
+                var r = QueryRequest(chainID: h.genesis.chainID, requester: "dev", keyID: h.genesis.member("dev")!.keyID,
+                                     policy: Hashes.zero, subject: "91350100M000100Y43", purpose: "loan_application", parameters: [],
+                                     nonce: nonce, issuedAtMillis: 1_795_000_000_000)
+                r.sign(with: forger)
+                return Self.body(["request": r.encoded.base64String])
+            }
+            let burst = RefusalBudget.Rate.unauthenticated.burst
+            for n in 1...burst {
+                try await client.execute(uri: "/v1/queries", method: .post, body: forged(n)) { r in
+                    XCTAssertEqual(r.status, .forbidden)
+                    XCTAssertEqual(Self.json(r)["reason"] as? String, "bad_signature")
+                }
+            }
+            let size = h.ledger.store.head.logSize
+            try await client.execute(uri: "/v1/queries", method: .post, body: forged(burst + 1)) { r in
+                XCTAssertEqual(r.status, .tooManyRequests)
+                XCTAssertEqual(Self.errorCode(r), "rateLimited")
+                let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
+                XCTAssertTrue(message.contains("bad_signature") && message.contains("retry in"), message)
+            }
+            XCTAssertEqual(h.ledger.store.head.logSize, size, "the turned-away query wrote nothing")
+            try await client.execute(uri: "/v1/status", method: .get) { r in
+                XCTAssertEqual((Self.json(r)["queries_turned_away"] as? NSNumber)?.intValue, 1, "operators see the flood")
+            }
+        }
+    }
+
     func testBadInputTableGetsClearErrorsAndStoresNothing() async throws {
         try await withAPI { h, client in
             let good = try h.attestation(nonce: 100)

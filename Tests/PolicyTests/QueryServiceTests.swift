@@ -380,6 +380,80 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(Set(["no_consent", "consent_expired", "wrong_role", "bad_signature", "replayed_request"]).isSubset(of: Set(reasons)), "\(reasons)")
     }
 
+    /// Refusals reach the ledger within a budget: per member for requests it signed, one shared
+    /// bucket for requests that prove no member's key. Over it, a request is turned away with
+    /// `rateLimited` and nothing is recorded; answers are never limited; time refills the budget.
+    func testRefusalsAreRecordedWithinABudgetAndAnswersAreNotLimited() async throws {
+        final class ManualClock: @unchecked Sendable {
+            private let lock = NSLock()
+            private var millis: UInt64
+            init(_ millis: UInt64) { self.millis = millis }
+            var now: UInt64 { lock.withLock { millis } }
+            func advance(_ by: UInt64) { lock.withLock { millis += by } }
+        }
+        let clock = ManualClock(nowMillis)
+        let limited = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
+            authenticated: .init(burst: 3, perSecond: 1), unauthenticated: .init(burst: 2, perSecond: 1)))
+        let foodCode = food.code, listedCode = listed.code
+        func send(_ member: String, _ subject: String, signWith: String? = nil) async throws -> QueryService.Outcome {
+            var r = QueryRequest(chainID: consortium.genesis.chainID, requester: member, keyID: consortium.genesis.member(member)?.keyID ?? 1,
+                                 policy: policy("credit-grade"), subject: subject, purpose: "loan_application", parameters: [],
+                                 nonce: nextNonce(), issuedAtMillis: clock.now)
+            r.sign(with: signWith.map { consortium.keys[$0]!.signing } ?? Ed25519PrivateKey())
+            return try await limited.handle(r.encoded)
+        }
+        func assertTurnedAway(_ member: String, _ subject: String, signWith: String?, naming: String, line: UInt = #line) async throws {
+            let size = store.head.logSize
+            do {
+                let out = try await send(member, subject, signWith: signWith)
+                XCTFail("recorded as \(out.receipt.outcome) \(out.receipt.reason) over the budget", line: line)
+            } catch let e as LedgerError {
+                XCTAssertEqual(e.code, .rateLimited, line: line)
+                XCTAssertTrue(e.reason.contains(naming) && e.reason.contains("retry in"), e.reason, line: line)
+            }
+            XCTAssertEqual(store.head.logSize, size, "a turned-away request writes nothing", line: line)
+        }
+
+        // Forgeries (bank-a's name, bank-b's key) and strangers share the unauthenticated bucket of 2.
+        for _ in 0..<2 { let r = try await send("bank-a", foodCode, signWith: "bank-b").receipt.reason; XCTAssertEqual(r, "bad_signature") }
+        try await assertTurnedAway("bank-a", foodCode, signWith: "bank-b", naming: "bad_signature")
+        try await assertTurnedAway("bank-z", foodCode, signWith: nil, naming: "unknown_requester")
+        // That does not touch bank-b's budget for refusals of requests it signed (3)...
+        for _ in 0..<3 { let r = try await send("bank-b", foodCode, signWith: "bank-b").receipt.reason; XCTAssertEqual(r, "no_consent") }
+        try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "signed by bank-b")
+        // ...nor bank-a's, and answers are never counted.
+        for _ in 0..<5 { let answered = try await send("bank-a", foodCode, signWith: "bank-a").answered; XCTAssertTrue(answered) }
+        let revoked = try await send("bank-a", listedCode, signWith: "bank-a").receipt.reason
+        XCTAssertEqual(revoked, "consent_revoked")
+        // A second refills one of each.
+        clock.advance(1_000)
+        let forged = try await send("bank-a", foodCode, signWith: "bank-b").receipt.reason
+        XCTAssertEqual(forged, "bad_signature")
+        try await assertTurnedAway("bank-a", foodCode, signWith: "bank-b", naming: "bad_signature")
+        let refused = try await send("bank-b", foodCode, signWith: "bank-b").receipt.reason
+        XCTAssertEqual(refused, "no_consent")
+        try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "no_consent")
+    }
+
+    func testRefusalBudgetArithmetic() {
+        var b = RefusalBudget(authenticated: .init(burst: 2, perSecond: 4), unauthenticated: .init(burst: 1, perSecond: 1))
+        let t: UInt64 = 1_000_000
+        XCTAssertNil(b.take(.member("bank-a"), nowMillis: t))
+        XCTAssertNil(b.take(.member("bank-a"), nowMillis: t))
+        XCTAssertEqual(b.take(.member("bank-a"), nowMillis: t), 250, "4 a second: one every 250 ms")
+        XCTAssertEqual(b.take(.member("bank-a"), nowMillis: t + 100), 150)
+        XCTAssertNil(b.take(.member("bank-a"), nowMillis: t + 250))
+        XCTAssertNil(b.take(.member("bank-b"), nowMillis: t), "members have buckets of their own")
+        XCTAssertNil(b.take(.unauthenticated, nowMillis: t))
+        XCTAssertEqual(b.take(.unauthenticated, nowMillis: t), 1_000)
+        XCTAssertEqual(b.take(.unauthenticated, nowMillis: t - 5_000), 1_000, "a clock stepping back refills nothing")
+        XCTAssertNil(b.take(.unauthenticated, nowMillis: t + 1_000))
+        // A long pause refills to the burst, no further.
+        XCTAssertNil(b.take(.member("bank-a"), nowMillis: .max / 2))
+        XCTAssertNil(b.take(.member("bank-a"), nowMillis: .max / 2))
+        XCTAssertNotNil(b.take(.member("bank-a"), nowMillis: .max / 2))
+    }
+
     func testPolicyThatWouldLeakRawFieldsToBanksIsRejectedAtInstallation() async throws {
         let leaky = """
         {"format": "creditledger-policy/v1", "name": "bank-raw", "version": 1, "scope": "subject",
