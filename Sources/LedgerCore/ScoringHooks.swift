@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCrypto
 
 // What transaction validation needs from the scoring engine and from ledger state to check
@@ -124,6 +125,54 @@ public enum CivilCalendar {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}
+
+/// Score updates whose check against committed state has passed on this node
+/// (`TransactionValidator.scoreChecks`), so it is not recomputed for every path the update takes
+/// (admission, the proposer's block building, each block check).
+///
+/// Sound because that check, once passed, passes on every later state of the same chain: it
+/// reads only the subject's records below `as_of_log_size` (committed, so fixed; erasure
+/// removes payload envelopes, not the clear metadata scoring reads), the block timestamp there
+/// (fixed), and the model, which is never uninstalled; and `as_of_log_size` stays within the
+/// committed log as the log grows. The key is the transaction id, which covers the whole body.
+/// The replay guard is not part of it and runs every time. Bounded: the oldest are forgotten
+/// first, and a forgotten update is simply recomputed.
+public final class ScoreCheckMemo: @unchecked Sendable {
+    private let lock = NSLock()
+    private var passed = Set<Hash>()
+    private var order: [Hash] = []
+    private var head = 0
+    private var counts = (recomputed: 0, reused: 0)
+    public let capacity: Int
+
+    public init(capacity: Int = 65_536) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+    }
+
+    /// Recomputations that passed, and checks answered from the memo, since start.
+    public var statistics: (recomputed: Int, reused: Int) { lock.withLock { counts } }
+
+    func reuse(_ id: Hash) -> Bool {
+        lock.withLock {
+            guard passed.contains(id) else { return false }
+            counts.reused += 1
+            return true
+        }
+    }
+
+    func remember(_ id: Hash) {
+        lock.withLock {
+            counts.recomputed += 1
+            guard passed.insert(id).inserted else { return }
+            order.append(id)
+            if passed.count > capacity {
+                passed.remove(order[head]); head += 1
+                if head > capacity / 2 { order.removeFirst(head); head = 0 }
+            }
+        }
     }
 }
 

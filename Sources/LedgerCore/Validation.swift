@@ -41,6 +41,9 @@ public struct TransactionValidator: Sendable {
     /// The policy engine that checks policy documents at installation. Without one,
     /// `install_policy` governance is refused.
     public let policyRules: (any PolicyRules)?
+    /// Score updates already checked against committed state on this node (a serving node sets
+    /// one; verifiers and tests check each update as they meet it).
+    public var scoreChecks: ScoreCheckMemo? = nil
 
     public init(genesis: Genesis, scoreRules: (any ScoreRules)? = nil, policyRules: (any PolicyRules)? = nil) {
         self.genesis = genesis
@@ -135,7 +138,9 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.invalidValue, "a correction must keep the subject \(targetSubject) of the record it corrects")
             }
         case .scoreUpdate(let s):
+            if let memo = scoreChecks, memo.reuse(tx.id) { break }
             try checkScoreUpdate(s, state: state)
+            scoreChecks?.remember(tx.id)
         case .governance(let g) where g.action == .installModel:
             try checkModelInstall(g, state: state)
         case .governance(let g) where g.action == .installPolicy:

@@ -78,7 +78,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 clock: @escaping @Sendable () -> UInt64, logger: Logger) throws {
         self.store = store
         self.genesis = store.genesis
-        self.validator = TransactionValidator.standard(genesis: store.genesis)
+        var validator = TransactionValidator.standard(genesis: store.genesis)
+        validator.scoreChecks = ScoreCheckMemo()
+        self.validator = validator
         guard let member = genesis.member(keys.memberID), member.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(keys.memberID) is not a member key in this genesis")
         }
@@ -191,6 +193,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "quorum": genesis.quorum,
             ]
             if let rescore { s["rescore"] = rescore }
+            if let memo = validator.scoreChecks {
+                let n = memo.statistics
+                s["score_checks"] = ["recomputed": n.recomputed, "reused": n.reused] as [String: any Sendable]
+            }
             return s
         }
     }

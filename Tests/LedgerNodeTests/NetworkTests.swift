@@ -179,6 +179,24 @@ final class NetworkTests: XCTestCase {
             }
         }
         XCTAssertTrue(signers.isSubset(of: ["samr-330106", "data-330106"]), "\(signers)")
+        // Each validator recomputes an update once in its checks against committed state
+        // (admission, building, block checks) and reuses that result afterwards. Without the memo
+        // every validator would recompute each update at least twice (on admission and in the
+        // block check). An update whose gossip and block checks run at the same moment on a node
+        // is recomputed by both, so a node may count a few more than there are updates.
+        var updates = 0
+        for s in Set(subjects) {
+            let history = try bank.getJSON("/v1/subjects/\(s)/history")
+            updates += (history["records"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "score_update" }.count
+        }
+        var reused = 0
+        for v in LocalConsortium.validators {
+            let checks = try net.client(v).getJSON("/v1/status")["score_checks"] as? [String: Any]
+            let recomputed = (checks?["recomputed"] as? NSNumber)?.intValue ?? -1
+            XCTAssertTrue((updates..<2 * updates).contains(recomputed), "\(v) recomputed \(recomputed) times for \(updates) committed score updates")
+            reused += (checks?["reused"] as? NSNumber)?.intValue ?? 0
+        }
+        XCTAssertGreaterThanOrEqual(reused, 2 * updates, "block checks reuse the admission checks")
     }
 
     /// Model upgrade: subjects scored under v1; individual-business v2 and enterprise v2 are

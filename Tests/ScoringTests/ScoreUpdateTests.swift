@@ -137,6 +137,51 @@ final class ScoreUpdateTests: XCTestCase {
         }
     }
 
+    /// A node's memo of passed score checks (`ScoreCheckMemo`): the same update is recomputed
+    /// once, a tampered variant of a memoized update is still recomputed and refused, the replay
+    /// guard still runs for a memoized update, and the memo forgets its oldest beyond capacity.
+    func testScoreCheckMemoSkipsOnlyTheRecomputationOfAnUpdateThatPassed() throws {
+        let (chain, _, _) = try chain()
+        let c = chain.consortium
+        let (honest, _, _, _) = try update(chain, try USCC("92330106MA2H4K7Q3A"), "individual-business")
+        var validator = TransactionValidator.withScoring(genesis: c.genesis)
+        validator.scoreChecks = ScoreCheckMemo(capacity: 2)
+        var good = honest
+        good.endorsements = [blindEndorsement(good, c)]
+        let goodTx = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
+        try validator.checkStateful(goodTx, state: chain.store)
+        try validator.checkStateful(goodTx, state: chain.store)
+        XCTAssertTrue(validator.scoreChecks!.statistics == (recomputed: 1, reused: 1))
+        var raised = honest
+        raised.points += 1
+        raised.endorsements = [blindEndorsement(raised, c)]
+        XCTAssertThrowsError(try validator.checkStateful(c.scoreTransaction(raised, nonce: chain.nextNonce()).transaction, state: chain.store)) {
+            XCTAssertTrue("\($0)".contains("points"), "\($0)")
+        }
+        // The same body under another nonce is another transaction: recomputed, and it passes.
+        let again = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
+        try validator.checkStateful(again, state: chain.store)
+        XCTAssertTrue(validator.scoreChecks!.statistics == (recomputed: 2, reused: 1))
+        // Committed: the memoized update is now a replay.
+        try chain.append([Submission(transaction: goodTx, envelope: nil)])
+        XCTAssertThrowsError(try validator.checkStateful(goodTx, state: chain.store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .replay)
+        }
+        // Capacity 2: a third passed update pushes out the first, which is then recomputed.
+        let third = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
+        try validator.checkStateful(third, state: chain.store)
+        let before = validator.scoreChecks!.statistics
+        XCTAssertNoThrow(try validator.checkStateful(again, state: chain.store))
+        XCTAssertEqual(validator.scoreChecks!.statistics.reused, before.reused + 1, "the second is still held")
+        let fourth = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
+        try validator.checkStateful(fourth, state: chain.store)
+        let held = validator.scoreChecks!.statistics
+        try validator.checkStateful(third, state: chain.store)
+        XCTAssertEqual(validator.scoreChecks!.statistics.reused, held.reused + 1)
+        try validator.checkStateful(again, state: chain.store)
+        XCTAssertEqual(validator.scoreChecks!.statistics.recomputed, held.recomputed + 1, "the oldest was forgotten and recomputed")
+    }
+
     /// A dishonest proposer certifies blocks holding tampered updates: the verifier names each.
     func testTamperedScoreUpdateInACertifiedBlockFailsTheVerifier() throws {
         let cases: [(String, String, (inout ScoreUpdateBody) -> Void)] = [
