@@ -73,9 +73,11 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             for subject in subjects.prefix(Self.maxSubjectsPerBlock) where designated(subject) == node.member.id {
                 guard pending.count < Self.maxPending, let kind = subject.subjectKind, let model = scorecard(for: kind) else { continue }
                 do {
-                    let inputs = try store.subjectRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs).map(\.transaction)
-                    guard !inputs.isEmpty else { continue }
-                    let body = try engine.makeScoreUpdate(subject: subject, inputs: inputs, model: model, asOf: asOf)
+                    // From the subject index's scoring entries, which give the same facts as the
+                    // transactions without reading and decoding them (docs/SCORING.md §8.3).
+                    let records = try store.scoreRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs)
+                    guard !records.isEmpty else { continue }
+                    let body = try engine.makeScoreUpdate(subject: subject, records: records, model: model, asOf: asOf)
                     if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
                     let carrier = node.signOwn(.scoreUpdate(body))
                     pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now)
@@ -131,10 +133,10 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                     throw LedgerError(.unknownReference, "model \(body.modelHash.hexString.prefix(16)) is not installed")
                 }
                 let model = try engine.model(installed)
-                let inputs = try store.subjectRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+                let records = try store.scoreRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs)
                 guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
                 let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
-                let signature = try engine.endorse(update: body, recomputedFrom: inputs, model: model, asOf: asOf, keys: node.keys)
+                let signature = try engine.endorse(update: body, recomputedFromRecords: records, model: model, asOf: asOf, keys: node.keys)
                 if answeredOrder.count < Self.maxAnswered {
                     answeredOrder.append(tx.id)
                 } else {   // a ring: overwrite the oldest

@@ -106,14 +106,25 @@ public final class ScoreEngine: Sendable {
                          inputs: inputs, asOf: asOf, model: model)
     }
 
+    /// The same from the records' scoring metadata (`ChainStore.scoreRecords`), which gives the
+    /// same facts as the transactions (docs/SCORING.md §8.3) without decoding them.
+    public func check(update: ScoreUpdateBody, records: [ScoreRecord], model: ScoringModel, asOf: ScoreAsOf) throws {
+        try Self.compare(update, with: try score(subject: update.subject, records: records, model: model, asOf: asOf),
+                         inputIDs: records.map(\.id), asOf: asOf, model: model)
+    }
+
     static func compare(_ u: ScoreUpdateBody, with r: ScoreResult, inputs: [Transaction], asOf: ScoreAsOf, model: ScoringModel) throws {
+        try compare(u, with: r, inputIDs: inputs.map(\.id), asOf: asOf, model: model)
+    }
+
+    static func compare(_ u: ScoreUpdateBody, with r: ScoreResult, inputIDs: [Hash], asOf: ScoreAsOf, model: ScoringModel) throws {
         func differs(_ what: String, _ claimed: String, _ computed: String) -> LedgerError {
             LedgerError(.invalidValue,
                 "score update for \(u.subject) claims \(what) \(claimed), recomputation under \(model.name) v\(model.version) gives \(computed)")
         }
         guard u.modelHash == model.hash else { throw differs("model", u.modelHash.hexString, model.hash.hexString) }
         guard u.asOfLogSize == asOf.logSize else { throw differs("as_of_log_size", "\(u.asOfLogSize)", "\(asOf.logSize)") }
-        guard u.inputs == inputs.map(\.id) else { throw differs("inputs", "\(u.inputs.count) ids", "\(inputs.count) other ids") }
+        guard u.inputs == inputIDs else { throw differs("inputs", "\(u.inputs.count) ids", "\(inputIDs.count) other ids") }
         guard u.points == r.points else { throw differs("points", "\(u.points)", "\(r.points)") }
         guard u.grade == r.grade else { throw differs("grade", u.grade.name, r.grade.name) }
         guard u.dimensions == r.dimensions else {
@@ -126,6 +137,16 @@ public final class ScoreEngine: Sendable {
     /// message as the scorer holding `keys`. Refuses for a member that is not a scorer.
     public func endorse(update: ScoreUpdateBody, recomputedFrom inputs: [Transaction], model: ScoringModel, asOf: ScoreAsOf,
                         keys: MemberSecretKeys) throws -> MemberSignature {
+        try endorse(update: update, keys: keys) { try check(update: update, inputs: inputs, model: model, asOf: asOf) }
+    }
+
+    /// The same, recomputing from the records' scoring metadata (`ChainStore.scoreRecords`).
+    public func endorse(update: ScoreUpdateBody, recomputedFromRecords records: [ScoreRecord], model: ScoringModel, asOf: ScoreAsOf,
+                        keys: MemberSecretKeys) throws -> MemberSignature {
+        try endorse(update: update, keys: keys) { try check(update: update, records: records, model: model, asOf: asOf) }
+    }
+
+    private func endorse(update: ScoreUpdateBody, keys: MemberSecretKeys, recompute: () throws -> Void) throws -> MemberSignature {
         guard let member = genesis.member(keys.memberID), member.has(.scorer) else {
             throw LedgerError(.notAuthorized, "\(keys.memberID) is not a scorer of \(genesis.chainID); it cannot endorse score updates")
         }
@@ -135,7 +156,7 @@ public final class ScoreEngine: Sendable {
         guard update.endorsements.isEmpty || !update.endorsements.contains(where: { $0.member == member.id }) else {
             throw LedgerError(.invalidValue, "\(member.id) has already endorsed this update")
         }
-        try check(update: update, inputs: inputs, model: model, asOf: asOf)
+        try recompute()
         return MemberSignature(member: member.id, keyID: member.keyID,
                                signature: keys.signing.signature(for: update.endorsementMessage(chainID: genesis.chainID)))
     }

@@ -62,6 +62,11 @@ final class ScoreUpdateTests: XCTestCase {
         let model2 = try data.model(try XCTUnwrap(chain.store.latestModel(name: "individual-business")))
         var endorsed = u1
         endorsed.endorsements = [try data.endorse(update: u1, recomputedFrom: inputs, model: model2, asOf: asOf, keys: c.keys["data-bureau"]!)]
+        // Live endorsers recompute from the subject index's scoring entries instead: the same endorsement.
+        let records = try chain.store.scoreRecords(subject, before: u1.asOfLogSize, limit: FieldLimits.scoreInputs)
+        XCTAssertEqual(try data.endorse(update: u1, recomputedFromRecords: records, model: model2, asOf: asOf, keys: c.keys["data-bureau"]!),
+                       endorsed.endorsements[0])
+        XCTAssertEqual(try samr.makeScoreUpdate(subject: subject, records: records, model: model1, asOf: asOf), u1)
         XCTAssertEqual(model1.hash, model2.hash)
         try chain.append([c.scoreTransaction(endorsed, nonce: chain.nextNonce())])
         // Every node's validator accepted it; the verifier recomputes it too.
@@ -84,6 +89,7 @@ final class ScoreUpdateTests: XCTestCase {
         let (honest, inputs, asOf, model) = try update(chain, subject, "individual-business")
         let engine = ScoreEngine(genesis: c.genesis)
         let validator = TransactionValidator.withScoring(genesis: c.genesis)
+        let indexRecords = try chain.store.scoreRecords(subject, before: honest.asOfLogSize, limit: FieldLimits.scoreInputs)
         var tampers: [(String, String, (inout ScoreUpdateBody) -> Void)] = [
             ("points raised", "points", { $0.points += 1 }),
             ("grade raised", "grade", { $0.grade = .aPlus }),
@@ -114,6 +120,8 @@ final class ScoreUpdateTests: XCTestCase {
             var bare = u
             bare.endorsements = []
             XCTAssertThrowsError(try engine.endorse(update: bare, recomputedFrom: inputs, model: model, asOf: asOf,
+                                                    keys: c.keys["data-bureau"]!), name)
+            XCTAssertThrowsError(try engine.endorse(update: bare, recomputedFromRecords: indexRecords, model: model, asOf: asOf,
                                                     keys: c.keys["data-bureau"]!), name)
         }
         // Changed after endorsement: the endorsement no longer verifies (checked without state).
