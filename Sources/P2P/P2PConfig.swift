@@ -37,6 +37,10 @@ public struct P2PConfig: Sendable {
     public var maxQueuedBytesPerPeer: Int = 128 << 20
     /// Inbound TCP connections open at once (handshaking or established).
     public var maxInboundConnections: Int = 64
+    /// Inbound connections from one IP address that are still in their handshake. One more is
+    /// closed at accept, so a single host cannot fill `maxInboundConnections` with connections
+    /// that never authenticate; sessions from that address do not count.
+    public var maxHandshakesPerAddress: Int = 8
     /// From TCP connect (or accept) to an authenticated session; also the TCP connect timeout.
     public var handshakeTimeout: Duration = .seconds(5)
     public var reconnectInitialDelay: Duration = .milliseconds(100)
@@ -80,6 +84,7 @@ public struct P2PConfig: Sendable {
             throw invalid("maxQueuedBytesPerPeer (\(maxQueuedBytesPerPeer)) must be at least maxFrameBytes (\(maxFrameBytes))")
         }
         guard maxInboundConnections >= 1 else { throw invalid("maxInboundConnections must be at least 1") }
+        guard maxHandshakesPerAddress >= 1 else { throw invalid("maxHandshakesPerAddress must be at least 1") }
         let positive: [(String, Duration)] = [
             ("handshakeTimeout", handshakeTimeout), ("reconnectInitialDelay", reconnectInitialDelay),
             ("reconnectMaxDelay", reconnectMaxDelay), ("keepaliveInterval", keepaliveInterval), ("idleTimeout", idleTimeout),

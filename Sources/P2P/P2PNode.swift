@@ -49,8 +49,19 @@ public final class P2PNode: Sendable {
         /// Every open connection, so that `stop` can close them all.
         var channels: [ObjectIdentifier: any Channel] = [:]
         var inboundCount = 0
+        /// Inbound connections still handshaking, by channel, with their remote IP address,
+        /// and their count per address (bounded by `maxHandshakesPerAddress`).
+        var handshaking: [ObjectIdentifier: String] = [:]
+        var handshakingByAddress: [String: Int] = [:]
         var lastDropLog: [String: NIODeadline] = [:]
         var lastInboundRefusalLog: NIODeadline?
+
+        /// Takes a connection off the handshaking counts (its session opened, or it closed).
+        mutating func endHandshake(_ id: ObjectIdentifier) {
+            guard let address = handshaking.removeValue(forKey: id) else { return }
+            let left = (handshakingByAddress[address] ?? 1) - 1
+            handshakingByAddress[address] = left > 0 ? left : nil
+        }
     }
 
     /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
@@ -203,6 +214,8 @@ public final class P2PNode: Sendable {
 
     /// Inbound connections open now, handshaking or in session (bounded by `maxInboundConnections`).
     var inboundConnectionCount: Int { state.withLockedValue { $0.inboundCount } }
+    /// Inbound connections still in their handshake (bounded per address by `maxHandshakesPerAddress`).
+    var handshakingConnectionCount: Int { state.withLockedValue { $0.handshaking.count } }
 
     // MARK: peers and dialing
 
@@ -292,29 +305,40 @@ public final class P2PNode: Sendable {
     private func initialize(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
         let id = ObjectIdentifier(channel)
         let inbound = handshake.role == .responder
-        let (admitted, logRefusal): (Bool, Bool) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, false) }
+        let address = channel.remoteAddress?.ipAddress ?? "unknown address"
+        let (admitted, refusal): (Bool, String?) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, nil) }
             if inbound {
-                guard s.inboundCount < config.maxInboundConnections else {
+                func refuse(_ why: String) -> (Bool, String?) {
                     let now = NIODeadline.now()
                     let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
                     if log { s.lastInboundRefusalLog = now }
-                    return (false, log)
+                    return (false, log ? why : nil)
+                }
+                guard s.inboundCount < config.maxInboundConnections else {
+                    return refuse("\(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
+                }
+                let pending = s.handshakingByAddress[address] ?? 0
+                guard pending < config.maxHandshakesPerAddress else {
+                    return refuse("\(pending) connections from \(address) already in their handshake (maxHandshakesPerAddress)")
                 }
                 s.inboundCount += 1
+                s.handshaking[id] = address
+                s.handshakingByAddress[address] = pending + 1
             }
             s.channels[id] = channel
-            return (true, false)
+            return (true, nil)
         }
         guard admitted else {
-            if logRefusal {
-                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
+            if let refusal {
+                logger.warning("p2p refused connection from \(ConnectionHandler.describe(channel.remoteAddress)): \(refusal)")
             }
             return channel.eventLoop.makeFailedFuture(P2PError(.stopped, "connection not admitted"))
         }
         channel.closeFuture.whenComplete { [self] _ in
             state.withLockedValue { s in
                 if inbound { s.inboundCount -= 1 }
+                s.endHandshake(id)
                 s.channels[id] = nil
             }
         }
@@ -363,6 +387,7 @@ public final class P2PNode: Sendable {
     func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
         let outcome: (accepted: Bool, replaced: Session?) = state.withLockedValue { s in
             guard !s.stopped else { return (false, nil) }
+            s.endHandshake(ObjectIdentifier(channel))
             let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
             if s.dialers[peer] != nil {
                 s.dialers[peer]!.reported = nil

@@ -352,4 +352,30 @@ final class P2PNodeTests: XCTestCase {
         await second.close()
         await fourth.close()
     }
+
+    func testHandshakesPerAddressLimit() async throws {
+        let c = Consortium("m1", "raw")
+        let m1 = try await start(c, "m1") { $0.maxHandshakesPerAddress = 2 }
+        let first = try await RawClient.connect(port: m1.port), second = try await RawClient.connect(port: m1.port)
+        try await eventually("two handshaking connections counted") { m1.node.handshakingConnectionCount == 2 }
+        // A third unauthenticated connection from the same address is closed at once, though
+        // maxInboundConnections (64) has room.
+        let third = try await RawClient.connect(port: m1.port)
+        try await third.waitUntilClosed("over maxHandshakesPerAddress")
+        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:",
+                                 "2 connections from 127.0.0.1 already in their handshake (maxHandshakesPerAddress)")
+        XCTAssertEqual(m1.node.inboundConnectionCount, 2)
+        // A connection that authenticates no longer counts against its address.
+        _ = try await first.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await eventually("session established") { m1.node.connectedPeers == ["raw"] }
+        XCTAssertEqual(m1.node.handshakingConnectionCount, 1)
+        let fourth = try await RawClient.connect(port: m1.port)
+        try await eventually("a handshake slot was free") { m1.node.handshakingConnectionCount == 2 }
+        XCTAssertFalse(fourth.isClosed)
+        // A closed handshaking connection frees its slot too.
+        await second.close()
+        try await eventually("slot freed on close") { m1.node.handshakingConnectionCount == 1 }
+        await first.close()
+        await fourth.close()
+    }
 }
