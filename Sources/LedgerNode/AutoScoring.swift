@@ -75,7 +75,8 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                 do {
                     // From the subject index's scoring entries, which give the same facts as the
                     // transactions without reading and decoding them (docs/SCORING.md §8.3).
-                    let records = try store.scoreRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs)
+                    // One more than a score may take, so that a subject over the limit is refused, not truncated.
+                    let records = try store.scoreRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs + 1)
                     guard !records.isEmpty else { continue }
                     let body = try engine.makeScoreUpdate(subject: subject, records: records, model: model, asOf: asOf)
                     if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
@@ -133,7 +134,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                     throw LedgerError(.unknownReference, "model \(body.modelHash.hexString.prefix(16)) is not installed")
                 }
                 let model = try engine.model(installed)
-                let records = try store.scoreRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs)
+                let records = try store.scoreRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
                 guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
                 let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
                 let signature = try engine.endorse(update: body, recomputedFromRecords: records, model: model, asOf: asOf, keys: node.keys)

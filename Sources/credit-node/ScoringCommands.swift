@@ -291,7 +291,7 @@ struct Rescore: ParsableCommand {
                     for u in updates {
                         var e = u
                         for endorser in s.endorsers {
-                            let inputs = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs).map(\.transaction)
+                            let inputs = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs + 1).map(\.transaction)
                             e.endorsements.append(try engine.endorse(update: u, recomputedFrom: inputs, model: compiled,
                                                                      asOf: ScoreAsOf(logSize: u.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: store.blockTimestamp(coveringLogSize: u.asOfLogSize)!)),
                                                                      keys: endorser))
