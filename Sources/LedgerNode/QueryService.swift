@@ -89,7 +89,8 @@ public final class QueryService: @unchecked Sendable {
         record.subject = try? USCC(req.subject)
         var answer: PolicyAnswer? = nil
         var policyTx: LoggedTransaction? = nil
-        var authenticated = false
+        // Set once a refusal is reserved from the requester's own budget (below).
+        var reservedRefusal = false
         do {
             guard req.chainID == genesis.chainID else {
                 throw PolicyRefusal(.wrongChain, "the request is for chain \(req.chainID), this is \(genesis.chainID)")
@@ -100,7 +101,6 @@ public final class QueryService: @unchecked Sendable {
             guard requester.keyID == req.keyID, requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
                 throw PolicyRefusal(.badSignature, "the request's signature does not verify with \(requester.id)'s key")
             }
-            authenticated = true
             let now = clock()
             let skew = now > req.issuedAtMillis ? now - req.issuedAtMillis : req.issuedAtMillis - now
             guard skew <= Self.timeWindowMillis else {
@@ -117,6 +117,13 @@ public final class QueryService: @unchecked Sendable {
             guard try !store.queryNonceUsed(requester: req.requester, nonce: req.nonce) else {
                 throw PolicyRefusal(.replayedRequest, "nonce \(req.nonce) of \(req.requester) was already used (replayed request)")
             }
+            // A fresh request from the member itself. Its possible refusal is reserved before
+            // anything is evaluated, and given back if the query is answered: a member past its
+            // budget is turned away unevaluated, so it learns nothing that goes unrecorded.
+            // Refusals above (forged, stale or replayed requests, which anyone holding a copy
+            // of a signed request can send) go to the shared bucket instead.
+            try reserveRefusal(for: req.requester)
+            reservedRefusal = true
             guard let installed = store.policy(hash: req.policy) else {
                 throw PolicyRefusal(.unknownPolicy, "no policy with hash \(req.policy.hexString.prefix(16))… is installed (GET /v1/policies lists them)")
             }
@@ -142,30 +149,51 @@ public final class QueryService: @unchecked Sendable {
             record.resultHash = a.resultHash
             record.consent = a.consent?.transaction.id ?? Hashes.zero
             answer = a
+            giveBackRefusal(for: req.requester)
         } catch let r as PolicyRefusal {
-            try checkRefusalBudget(authenticated ? .member(req.requester) : .unauthenticated, refusal: r)
+            if !reservedRefusal { try checkSharedRefusalBudget(refusal: r) }
             record.reason = r.code.rawValue
             return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
+        } catch {
+            // Not a refusal: nothing is recorded, so the reserved refusal was not used.
+            if reservedRefusal { giveBackRefusal(for: req.requester) }
+            throw error
         }
         return try await finish(record, request: requestBytes, answer: answer, policyTx: policyTx, message: "")
     }
 
-    /// Takes a refusal from the requester's budget, or turns the request away unrecorded.
-    func checkRefusalBudget(_ key: RefusalBudget.Key, refusal: PolicyRefusal) throws {
+    /// Takes a refusal from the shared bucket of requests that do not show a member asking
+    /// now (forged, stale, replayed), or turns the request away unrecorded. Nothing about the
+    /// subject was read, so the reply may name the refusal.
+    func checkSharedRefusalBudget(refusal: PolicyRefusal) throws {
+        let (wait, rate) = takeRefusal(.unauthenticated)
+        guard let wait else { return }
+        throw LedgerError(.rateLimited, "too many refused queries that do not show a member asking (wrong chain, unknown requester, "
+            + "bad signature, outside the time window, replayed): \(rate.burst) are recorded at once, then \(rate.perSecond) a second; "
+            + "this request (\(refusal.code.rawValue): \(refusal.message)) was not recorded; retry in \(wait) ms")
+    }
+
+    /// Reserves one refusal from `member`'s budget before its query is evaluated, or turns the
+    /// query away unevaluated and unrecorded.
+    func reserveRefusal(for member: String) throws {
+        let (wait, rate) = takeRefusal(.member(member))
+        guard let wait else { return }
+        throw LedgerError(.rateLimited, "too many refused queries signed by \(member): \(rate.burst) are recorded at once, then "
+            + "\(rate.perSecond) a second; this request was not evaluated or recorded; retry in \(wait) ms")
+    }
+
+    /// An answered query's reserved refusal goes back to its member's budget.
+    func giveBackRefusal(for member: String) {
+        lock.withLock { refusals.giveBack(.member(member)) }
+    }
+
+    private func takeRefusal(_ key: RefusalBudget.Key) -> (wait: UInt64?, rate: RefusalBudget.Rate) {
         let now = clock()
-        guard let wait = lock.withLock({ () -> UInt64? in
+        return lock.withLock {
             let wait = refusals.take(key, nowMillis: now)
             if wait != nil { _turnedAway += 1 }
-            return wait
-        }) else { return }
-        let rate = refusals.rate(key)
-        let whose: String
-        switch key {
-        case .member(let id): whose = "refused queries signed by \(id)"
-        case .unauthenticated: whose = "refused queries that prove no member's key (wrong chain, unknown requester, bad signature)"
+            return (wait, refusals.rate(key))
         }
-        throw LedgerError(.rateLimited, "too many \(whose): \(rate.burst) are recorded at once, then \(rate.perSecond) a second; "
-            + "this request (\(refusal.code.rawValue): \(refusal.message)) was not recorded; retry in \(wait) ms")
     }
 
     /// Evaluates at the current head; an aggregate is re-read if a block committed meanwhile,

@@ -4,10 +4,14 @@ import LedgerCore
 ///
 /// Every refusal becomes an audit record, and a request needs no valid key to be refused: without
 /// a bound, anyone who reaches a node's HTTP port could make it write ledger records as fast as it
-/// can sign them. Refusals of requests that prove a member's key are counted per member; those
-/// that do not (wrong chain, unknown requester, bad signature) share one bucket, whatever member
-/// they claim to be. A request over its bucket is turned away unevaluated and unrecorded, like a
-/// request to a busy node. Answers are never counted or limited.
+/// can sign them. A fresh request from a member (signed with its key, in the time window, nonce
+/// unused) reserves a refusal from that member's bucket before it is evaluated, and gives it back
+/// when it is answered; a member with an empty bucket is turned away unevaluated, so it cannot
+/// probe past its budget unrecorded. Requests that do not show a member asking now (wrong chain,
+/// unknown requester, bad signature, stale or replayed: anyone holding a copy of a signed request
+/// can send those) share one bucket, whatever member they claim to be, and are refused before
+/// anything is read. A request over its bucket is turned away unrecorded, like a request to a
+/// busy node. Answers never use up a budget.
 ///
 /// Integer arithmetic in thousandths of a refusal; time comes from the caller, so the buckets are
 /// deterministic under a test clock. Memory is bounded: one bucket per genesis member plus one.
@@ -67,5 +71,13 @@ public struct RefusalBudget: Sendable {
         }
         bucket.milliTokens -= 1000
         return nil
+    }
+
+    /// Returns one refusal taken from `key`'s bucket (a reserved refusal that was not needed),
+    /// up to the bucket's size.
+    public mutating func giveBack(_ key: Key) {
+        guard var bucket = buckets[key] else { return }
+        bucket.milliTokens = min(rate(key).burst * 1000, bucket.milliTokens + 1000)
+        buckets[key] = bucket
     }
 }

@@ -384,13 +384,6 @@ final class QueryServiceTests: XCTestCase {
     /// bucket for requests that prove no member's key. Over it, a request is turned away with
     /// `rateLimited` and nothing is recorded; answers are never limited; time refills the budget.
     func testRefusalsAreRecordedWithinABudgetAndAnswersAreNotLimited() async throws {
-        final class ManualClock: @unchecked Sendable {
-            private let lock = NSLock()
-            private var millis: UInt64
-            init(_ millis: UInt64) { self.millis = millis }
-            var now: UInt64 { lock.withLock { millis } }
-            func advance(_ by: UInt64) { lock.withLock { millis += by } }
-        }
         let clock = ManualClock(nowMillis)
         let limited = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
             authenticated: .init(burst: 3, perSecond: 1), unauthenticated: .init(burst: 2, perSecond: 1)))
@@ -432,7 +425,58 @@ final class QueryServiceTests: XCTestCase {
         try await assertTurnedAway("bank-a", foodCode, signWith: "bank-b", naming: "bad_signature")
         let refused = try await send("bank-b", foodCode, signWith: "bank-b").receipt.reason
         XCTAssertEqual(refused, "no_consent")
-        try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "no_consent")
+        // Past its budget a member's request is turned away before evaluation: the reply does
+        // not say what the refusal would have been, since it would not be on the record.
+        try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "was not evaluated or recorded")
+        do { _ = try await send("bank-b", foodCode, signWith: "bank-b") } catch let e as LedgerError {
+            XCTAssertFalse(e.reason.contains("no_consent") || e.reason.contains("consent"), e.reason)
+        }
+    }
+
+    /// A copy of a member's signed request, replayed or sent late, is charged to the shared
+    /// bucket, so whoever holds one (a receipt carries the request) cannot spend the member's
+    /// budget. A member with an empty budget is turned away even for a query that would be
+    /// answered; an answered query gives its reserved refusal back.
+    func testReplaysUseTheSharedBudgetAndAnswersGiveTheirReservationBack() async throws {
+        let clock = ManualClock(nowMillis)
+        let limited = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
+            authenticated: .init(burst: 1, perSecond: 1), unauthenticated: .init(burst: 2, perSecond: 1)))
+        func request(_ subject: String, issuedAt: UInt64? = nil) -> [UInt8] {
+            var r = QueryRequest(chainID: consortium.genesis.chainID, requester: "bank-a", keyID: consortium.genesis.member("bank-a")!.keyID,
+                                 policy: policy("credit-grade"), subject: subject, purpose: "loan_application", parameters: [],
+                                 nonce: nextNonce(), issuedAtMillis: issuedAt ?? clock.now)
+            r.sign(with: consortium.keys["bank-a"]!.signing)
+            return r.encoded
+        }
+        func rateLimited(_ bytes: [UInt8]) async throws -> String {
+            let size = store.head.logSize
+            defer { XCTAssertEqual(store.head.logSize, size, "a turned-away request writes nothing") }
+            do { let out = try await limited.handle(bytes); XCTFail("recorded as \(out.receipt.outcome) \(out.receipt.reason)"); return "" }
+            catch let e as LedgerError { XCTAssertEqual(e.code, .rateLimited); return e.reason }
+        }
+        let answerable = request(food.code)
+        let answered = try await limited.handle(answerable).answered
+        XCTAssertTrue(answered)
+        // Someone replays it, and sends one signed long ago: the shared bucket (2) pays.
+        let replayed = try await limited.handle(answerable).receipt.reason
+        XCTAssertEqual(replayed, "replayed_request")
+        let stale = try await limited.handle(request(food.code, issuedAt: clock.now - 3_600_000)).receipt.reason
+        XCTAssertEqual(stale, "outside_time_window")
+        let turnedAway = try await rateLimited(answerable)
+        XCTAssertTrue(turnedAway.contains("replayed_request") && turnedAway.contains("do not show a member asking"), turnedAway)
+        // bank-a's own budget (1) is untouched: its refused query is recorded...
+        let revoked = try await limited.handle(request(listed.code)).receipt.reason
+        XCTAssertEqual(revoked, "consent_revoked")
+        // ...and now empty, so even an answerable query waits for the refill.
+        let waiting = try await rateLimited(request(food.code))
+        XCTAssertTrue(waiting.contains("signed by bank-a") && waiting.contains("retry in 1000 ms"), waiting)
+        clock.advance(1_000)
+        // Answers reserve a refusal and give it back: any number of them leave the budget whole.
+        for _ in 0..<3 { let a = try await limited.handle(request(food.code)).answered; XCTAssertTrue(a) }
+        let refusedAgain = try await limited.handle(request(listed.code)).receipt.reason
+        XCTAssertEqual(refusedAgain, "consent_revoked")
+        _ = try await rateLimited(request(listed.code))
+        XCTAssertEqual(limited.turnedAway, 3)
     }
 
     func testRefusalBudgetArithmetic() {
@@ -539,4 +583,13 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("not a committed record"), "\(error)")
         }
     }
+}
+
+/// A clock that moves only when told, for refusal budgets.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var millis: UInt64
+    init(_ millis: UInt64) { self.millis = millis }
+    var now: UInt64 { lock.withLock { millis } }
+    func advance(_ by: UInt64) { lock.withLock { millis += by } }
 }
