@@ -37,7 +37,7 @@ public struct P2PConfig: Sendable {
     public var maxQueuedBytesPerPeer: Int = 128 << 20
     /// Inbound TCP connections open at once (handshaking or established).
     public var maxInboundConnections: Int = 64
-    /// Inbound connections from one IP address that are still in their handshake. One more is
+    /// Inbound connections from one IPv4 address (or IPv6 /64) still in their handshake. One more is
     /// closed at accept, so a single host cannot fill `maxInboundConnections` with connections
     /// that never authenticate; sessions from that address do not count.
     public var maxHandshakesPerAddress: Int = 8

@@ -305,7 +305,7 @@ public final class P2PNode: Sendable {
     private func initialize(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
         let id = ObjectIdentifier(channel)
         let inbound = handshake.role == .responder
-        let address = channel.remoteAddress?.ipAddress ?? "unknown address"
+        let address = Self.handshakeLimitKey(channel.remoteAddress)
         let (admitted, refusal): (Bool, String?) = state.withLockedValue { s in
             guard !s.stopped else { return (false, nil) }
             if inbound {
@@ -349,6 +349,22 @@ public final class P2PNode: Sendable {
                                   handshakeTimeout: TimeAmount(config.handshakeTimeout)),
             ])
         }
+    }
+
+    /// What `maxHandshakesPerAddress` counts by: an IPv4 address (also when it arrives
+    /// IPv4-mapped on a dual-stack socket), or an IPv6 /64, since one host usually holds a
+    /// whole /64.
+    static func handshakeLimitKey(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown address" }
+        if case .v6(let v6) = address {
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+                return bytes[12...].map(String.init).joined(separator: ".")
+            }
+            let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            return groups.joined(separator: ":") + "::/64"
+        }
+        return address.ipAddress ?? "\(address)"
     }
 
     // MARK: events from connections (on the event loop)

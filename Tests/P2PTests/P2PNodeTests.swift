@@ -353,6 +353,17 @@ final class P2PNodeTests: XCTestCase {
         await fourth.close()
     }
 
+    func testHandshakeLimitCountsIPv4AddressesAndIPv6Slash64s() throws {
+        func key(_ ip: String) throws -> String { P2PNode.handshakeLimitKey(try SocketAddress(ipAddress: ip, port: 7000)) }
+        XCTAssertEqual(try key("192.0.2.7"), "192.0.2.7")
+        XCTAssertEqual(try key("::ffff:192.0.2.7"), "192.0.2.7", "IPv4-mapped counts as the IPv4 address")
+        XCTAssertEqual(try key("2001:db8:1:2::5"), "2001:db8:1:2::/64")
+        XCTAssertEqual(try key("2001:db8:1:2:ffff:ee:dd:9"), "2001:db8:1:2::/64", "one /64, one count")
+        XCTAssertNotEqual(try key("2001:db8:1:3::5"), try key("2001:db8:1:2::5"))
+        XCTAssertEqual(try key("::1"), "0:0:0:0::/64")
+        XCTAssertEqual(P2PNode.handshakeLimitKey(nil), "unknown address")
+    }
+
     func testHandshakesPerAddressLimit() async throws {
         let c = Consortium("m1", "raw")
         let m1 = try await start(c, "m1") { $0.maxHandshakesPerAddress = 2 }
