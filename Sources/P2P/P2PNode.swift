@@ -49,19 +49,12 @@ public final class P2PNode: Sendable {
         /// Every open connection, so that `stop` can close them all.
         var channels: [ObjectIdentifier: any Channel] = [:]
         var inboundCount = 0
-        /// Inbound connections still handshaking, by channel, with their remote IP address,
-        /// and their count per address (bounded by `maxHandshakesPerAddress`).
+        /// Inbound connections still handshaking, by channel, with their `handshakeLimitKey`
+        /// (at most `maxInboundConnections` entries). Removed when the session opens or the
+        /// connection closes.
         var handshaking: [ObjectIdentifier: String] = [:]
-        var handshakingByAddress: [String: Int] = [:]
         var lastDropLog: [String: NIODeadline] = [:]
         var lastInboundRefusalLog: NIODeadline?
-
-        /// Takes a connection off the handshaking counts (its session opened, or it closed).
-        mutating func endHandshake(_ id: ObjectIdentifier) {
-            guard let address = handshaking.removeValue(forKey: id) else { return }
-            let left = (handshakingByAddress[address] ?? 1) - 1
-            handshakingByAddress[address] = left > 0 ? left : nil
-        }
     }
 
     /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
@@ -305,7 +298,7 @@ public final class P2PNode: Sendable {
     private func initialize(_ channel: any Channel, handshake: Handshake) -> EventLoopFuture<Void> {
         let id = ObjectIdentifier(channel)
         let inbound = handshake.role == .responder
-        let address = Self.handshakeLimitKey(channel.remoteAddress)
+        let address = inbound ? Self.handshakeLimitKey(channel.remoteAddress) : ""
         let (admitted, refusal): (Bool, String?) = state.withLockedValue { s in
             guard !s.stopped else { return (false, nil) }
             if inbound {
@@ -318,13 +311,12 @@ public final class P2PNode: Sendable {
                 guard s.inboundCount < config.maxInboundConnections else {
                     return refuse("\(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
                 }
-                let pending = s.handshakingByAddress[address] ?? 0
+                let pending = s.handshaking.values.reduce(0) { $1 == address ? $0 + 1 : $0 }
                 guard pending < config.maxHandshakesPerAddress else {
                     return refuse("\(pending) connections from \(address) already in their handshake (maxHandshakesPerAddress)")
                 }
                 s.inboundCount += 1
                 s.handshaking[id] = address
-                s.handshakingByAddress[address] = pending + 1
             }
             s.channels[id] = channel
             return (true, nil)
@@ -338,7 +330,7 @@ public final class P2PNode: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             state.withLockedValue { s in
                 if inbound { s.inboundCount -= 1 }
-                s.endHandshake(id)
+                s.handshaking[id] = nil
                 s.channels[id] = nil
             }
         }
@@ -403,7 +395,7 @@ public final class P2PNode: Sendable {
     func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
         let outcome: (accepted: Bool, replaced: Session?) = state.withLockedValue { s in
             guard !s.stopped else { return (false, nil) }
-            s.endHandshake(ObjectIdentifier(channel))
+            s.handshaking[ObjectIdentifier(channel)] = nil
             let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
             if s.dialers[peer] != nil {
                 s.dialers[peer]!.reported = nil
