@@ -176,11 +176,35 @@ final class QueryServiceTests: XCTestCase {
 
     func ask(_ member: String, _ policyName: String, subject: String, purpose: String, params: [(name: String, value: String)] = [],
              at: UInt64 = nowMillis, signWith: String? = nil) async throws -> (bytes: [UInt8], outcome: QueryService.Outcome) {
-        var r = QueryRequest(chainID: consortium.genesis.chainID, requester: member, keyID: consortium.genesis.member(member)!.keyID,
+        let bytes = signedRequest(member, policyName, subject: subject, purpose: purpose, params: params, at: at,
+                                  key: consortium.keys[signWith ?? member]!.signing)
+        return (bytes, try await service.handle(bytes))
+    }
+
+    /// A request from `member` (a genesis member or not), signed with `key`, with a fresh nonce.
+    func signedRequest(_ member: String, _ policyName: String, subject: String, purpose: String = "loan_application",
+                       params: [(name: String, value: String)] = [], at: UInt64, key: Ed25519PrivateKey) -> [UInt8] {
+        var r = QueryRequest(chainID: consortium.genesis.chainID, requester: member, keyID: consortium.genesis.member(member)?.keyID ?? 1,
                              policy: policy(policyName), subject: subject, purpose: purpose, parameters: params,
                              nonce: nextNonce(), issuedAtMillis: at)
-        r.sign(with: consortium.keys[signWith ?? member]!.signing)
-        return (r.encoded, try await service.handle(r.encoded))
+        r.sign(with: key)
+        return r.encoded
+    }
+
+    /// Sends a request that must be turned away past a refusal budget: `rateLimited`, with when
+    /// to retry, and nothing written. Returns the error's text.
+    func turnedAway(_ limited: QueryService, _ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) async throws -> String {
+        let size = store.head.logSize
+        defer { XCTAssertEqual(store.head.logSize, size, "a turned-away request writes nothing", file: file, line: line) }
+        do {
+            let out = try await limited.handle(bytes)
+            XCTFail("recorded as \(out.receipt.outcome) \(out.receipt.reason) over the budget", file: file, line: line)
+            return ""
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .rateLimited, file: file, line: line)
+            XCTAssertTrue(e.reason.contains("retry in"), e.reason, file: file, line: line)
+            return e.reason
+        }
     }
 
     func fields(_ receipt: AnswerReceipt) throws -> [String: Any] {
@@ -388,23 +412,18 @@ final class QueryServiceTests: XCTestCase {
         let limited = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
             authenticated: .init(burst: 3, perSecond: 1), unauthenticated: .init(burst: 2, perSecond: 1)))
         let foodCode = food.code, listedCode = listed.code
-        func send(_ member: String, _ subject: String, signWith: String? = nil) async throws -> QueryService.Outcome {
-            var r = QueryRequest(chainID: consortium.genesis.chainID, requester: member, keyID: consortium.genesis.member(member)?.keyID ?? 1,
-                                 policy: policy("credit-grade"), subject: subject, purpose: "loan_application", parameters: [],
-                                 nonce: nextNonce(), issuedAtMillis: clock.now)
-            r.sign(with: signWith.map { consortium.keys[$0]!.signing } ?? Ed25519PrivateKey())
-            return try await limited.handle(r.encoded)
+        func request(_ member: String, _ subject: String, signWith: String?) -> [UInt8] {
+            signedRequest(member, "credit-grade", subject: subject, at: clock.now,
+                          key: signWith.map { consortium.keys[$0]!.signing } ?? Ed25519PrivateKey())
         }
-        func assertTurnedAway(_ member: String, _ subject: String, signWith: String?, naming: String, line: UInt = #line) async throws {
-            let size = store.head.logSize
-            do {
-                let out = try await send(member, subject, signWith: signWith)
-                XCTFail("recorded as \(out.receipt.outcome) \(out.receipt.reason) over the budget", line: line)
-            } catch let e as LedgerError {
-                XCTAssertEqual(e.code, .rateLimited, line: line)
-                XCTAssertTrue(e.reason.contains(naming) && e.reason.contains("retry in"), e.reason, line: line)
-            }
-            XCTAssertEqual(store.head.logSize, size, "a turned-away request writes nothing", line: line)
+        func send(_ member: String, _ subject: String, signWith: String? = nil) async throws -> QueryService.Outcome {
+            try await limited.handle(request(member, subject, signWith: signWith))
+        }
+        @discardableResult
+        func assertTurnedAway(_ member: String, _ subject: String, signWith: String?, naming: String, line: UInt = #line) async throws -> String {
+            let reason = try await turnedAway(limited, request(member, subject, signWith: signWith), line: line)
+            XCTAssertTrue(reason.contains(naming), reason, line: line)
+            return reason
         }
 
         // Forgeries (bank-a's name, bank-b's key) and strangers share the unauthenticated bucket of 2.
@@ -427,10 +446,8 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(refused, "no_consent")
         // Past its budget a member's request is turned away before evaluation: the reply does
         // not say what the refusal would have been, since it would not be on the record.
-        try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "was not evaluated or recorded")
-        do { _ = try await send("bank-b", foodCode, signWith: "bank-b") } catch let e as LedgerError {
-            XCTAssertFalse(e.reason.contains("no_consent") || e.reason.contains("consent"), e.reason)
-        }
+        let withheld = try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "was not evaluated or recorded")
+        XCTAssertFalse(withheld.contains("no_consent") || withheld.contains("consent"), withheld)
     }
 
     /// A copy of a member's signed request, replayed or sent late, is charged to the shared
@@ -442,18 +459,9 @@ final class QueryServiceTests: XCTestCase {
         let limited = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
             authenticated: .init(burst: 1, perSecond: 1), unauthenticated: .init(burst: 2, perSecond: 1)))
         func request(_ subject: String, issuedAt: UInt64? = nil) -> [UInt8] {
-            var r = QueryRequest(chainID: consortium.genesis.chainID, requester: "bank-a", keyID: consortium.genesis.member("bank-a")!.keyID,
-                                 policy: policy("credit-grade"), subject: subject, purpose: "loan_application", parameters: [],
-                                 nonce: nextNonce(), issuedAtMillis: issuedAt ?? clock.now)
-            r.sign(with: consortium.keys["bank-a"]!.signing)
-            return r.encoded
+            signedRequest("bank-a", "credit-grade", subject: subject, at: issuedAt ?? clock.now, key: consortium.keys["bank-a"]!.signing)
         }
-        func rateLimited(_ bytes: [UInt8]) async throws -> String {
-            let size = store.head.logSize
-            defer { XCTAssertEqual(store.head.logSize, size, "a turned-away request writes nothing") }
-            do { let out = try await limited.handle(bytes); XCTFail("recorded as \(out.receipt.outcome) \(out.receipt.reason)"); return "" }
-            catch let e as LedgerError { XCTAssertEqual(e.code, .rateLimited); return e.reason }
-        }
+        func rateLimited(_ bytes: [UInt8], line: UInt = #line) async throws -> String { try await self.turnedAway(limited, bytes, line: line) }
         let answerable = request(food.code)
         let answered = try await limited.handle(answerable).answered
         XCTAssertTrue(answered)
