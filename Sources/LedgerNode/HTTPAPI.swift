@@ -101,6 +101,7 @@ public struct LedgerAPI: Sendable {
                                    "log_size": head.logSize]
         for (k, v) in ledger.status() { body[k] = v }
         if case .success(let q) = queries { body["queries_turned_away"] = q.turnedAway }
+        body["task_threads"] = TaskThreads.current
         return json(.ok, body)
     }
 

@@ -77,6 +77,8 @@ final class NetworkTests: XCTestCase {
         XCTAssertTrue(log.contains("caught up"), "the restarted validator did not catch up from peers")
         let status = try net.client("samr-330106").getJSON("/v1/status")
         XCTAssertLessThanOrEqual((status["log_size"] as? NSNumber)?.intValue ?? .max, all.count, "more transactions committed than submitted")
+        // The node process runs its tasks on the event loops that serve HTTP and P2P (TaskThreads).
+        XCTAssertEqual(status["task_threads"] as? String, "event-loops")
         print("kill-one: height \(height), \(acks.ids.count) acknowledged, \(acks.failures) failed requests")
     }
 
