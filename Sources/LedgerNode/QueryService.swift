@@ -223,7 +223,7 @@ public final class QueryService: @unchecked Sendable {
         var facts: [AnswerReceipt.Fact] = []
         func add(_ role: String, _ t: Transaction, _ index: UInt64) throws {
             facts.append(AnswerReceipt.Fact(role: role, transaction: t.encoded.base64String, log_index: index,
-                                            inclusion_proof: try store.inclusionProof(index: index, size: head.logSize).map(\.base64String)))
+                                            inclusion_proof: try store.inclusionProof(index: index, size: head.logSize).map { $0.base64String }))
         }
         try add("audit_record", tx, committed.logIndex)
         if let p = policyTx { try add("policy", p.transaction, p.logIndex) }
