@@ -250,6 +250,24 @@ struct StoreFacts: PolicyFacts {
     let head: ChainStore.Head
     let custodianKey: MemberSecretKeys?
     let asOfDate: LedgerDate
+    /// The last subject's index entries, read once for its records, score updates and consents.
+    private let read = SubjectRead()
+    /// More entries than this and each kind is read with its own pass (FieldLimits.scoreInputs is 1,024 records).
+    static let maxSubjectEntries = 4_096
+
+    private final class SubjectRead {
+        var entries: SubjectEntries?
+        var tooMany: USCC?
+    }
+
+    /// The subject's entries below the head, or nil when it has too many to hold at once.
+    private func entries(of subject: USCC) throws -> SubjectEntries? {
+        if let e = read.entries, e.subject == subject { return e }
+        if read.tooMany == subject { return nil }
+        let e = try store.subjectEntries(subject, before: head.logSize, max: Self.maxSubjectEntries)
+        if let e { read.entries = e } else { read.tooMany = subject }
+        return e
+    }
 
     init(store: ChainStore, head: ChainStore.Head, custodianKey: MemberSecretKeys?) throws {
         self.store = store
@@ -269,7 +287,8 @@ struct StoreFacts: PolicyFacts {
     func policy(hash: Hash) -> InstalledPolicy? { store.policy(hash: hash) }
 
     func records(of subject: USCC, limit: Int) throws -> [LoggedScoreRecord] {
-        try store.loggedScoreRecords(subject, before: head.logSize, limit: limit)
+        if let e = try entries(of: subject) { return try store.loggedScoreRecords(in: e, limit: limit) }
+        return try store.loggedScoreRecords(subject, before: head.logSize, limit: limit)
     }
 
     func transaction(at logIndex: UInt64) throws -> LoggedTransaction {
@@ -282,16 +301,22 @@ struct StoreFacts: PolicyFacts {
     func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction? {
         // Only those below the head this evaluation is fixed at.
         var found: LoggedTransaction? = nil
-        try store.visitScoreUpdates(of: subject, before: head.logSize, limit: limit) { l in
+        func visit(_ l: LoggedTransaction) throws -> Bool {
             guard try matches(l) else { return true }
             found = l
             return false
+        }
+        if let e = try entries(of: subject) {
+            try store.visitScoreUpdates(in: e, limit: limit, visit)
+        } else {
+            try store.visitScoreUpdates(of: subject, before: head.logSize, limit: limit, visit)
         }
         return found
     }
 
     func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        try store.consents(of: subject, before: head.logSize, limit: limit)
+        if let e = try entries(of: subject) { return try store.consents(in: e, limit: limit) }
+        return try store.consents(of: subject, before: head.logSize, limit: limit)
     }
 
     func payload(of record: LoggedTransaction) throws -> [UInt8]? {

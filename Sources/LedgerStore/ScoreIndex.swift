@@ -134,6 +134,69 @@ extension ChainStore {
         try it.checkStatus()
         _ = try flush()
     }
+
+    /// A subject's index entries below `logSize`, oldest first, from one iterator pass; nil when
+    /// it has more than `max` of them (read it kind by kind instead). A query reads a subject's
+    /// records, score updates and consents from these instead of walking the index three times.
+    public func subjectEntries(_ subject: USCC, before logSize: UInt64, max: Int) throws -> SubjectEntries? {
+        let prefix = Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.subjects)
+        it.seek(prefix + Self.u64Key(0))
+        var out: [SubjectEntries.Entry] = []
+        while it.isValid {
+            let key = it.key
+            guard key.count == 26, key.starts(with: prefix) else { break }
+            let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard index < logSize else { break }
+            guard out.count < max else { return nil }
+            out.append(SubjectEntries.Entry(logIndex: index, value: it.value))
+            it.next()
+        }
+        try it.checkStatus()
+        return SubjectEntries(subject: subject, logSize: logSize, entries: out)
+    }
+
+    /// The records among `entries`, oldest first, at most `limit`: as `loggedScoreRecords`.
+    public func loggedScoreRecords(in entries: SubjectEntries, limit: Int) throws -> [LoggedScoreRecord] {
+        var decoder = ScoreEntryDecoder()
+        var out: [LoggedScoreRecord] = []
+        for e in entries.entries where out.count < limit && Self.isRecord(e.kind) {
+            out.append(LoggedScoreRecord(logIndex: e.logIndex, record: try scoreRecord(logIndex: e.logIndex, value: e.value, decoder: &decoder)))
+        }
+        return out
+    }
+
+    /// The score updates among `entries`, newest first, as `visitScoreUpdates`.
+    public func visitScoreUpdates(in entries: SubjectEntries, limit: Int, _ visit: (LoggedTransaction) throws -> Bool) throws {
+        var read = 0
+        for e in entries.entries.reversed() where read < limit && e.kind == TransactionKind.scoreUpdate.rawValue {
+            guard let tx = try transaction(at: e.logIndex) else { continue }
+            read += 1
+            guard try visit(LoggedTransaction(logIndex: e.logIndex, transaction: tx)) else { return }
+        }
+    }
+
+    /// The consent grants and revocations among `entries`, oldest first, at most `limit`: as `consents(of:before:limit:)`.
+    public func consents(in entries: SubjectEntries, limit: Int) throws -> [LoggedTransaction] {
+        var out: [LoggedTransaction] = []
+        for e in entries.entries where out.count < limit && e.kind == TransactionKind.consent.rawValue {
+            if let tx = try transaction(at: e.logIndex) { out.append(LoggedTransaction(logIndex: e.logIndex, transaction: tx)) }
+        }
+        return out
+    }
+}
+
+/// One subject's entries in the subject index below a log size, as `ChainStore.subjectEntries` read them.
+public struct SubjectEntries: Sendable {
+    struct Entry: Sendable {
+        let logIndex: UInt64
+        let value: [UInt8]
+        var kind: UInt8 { value.first ?? 0 }
+    }
+    public let subject: USCC
+    public let logSize: UInt64
+    let entries: [Entry]
+    public var count: Int { entries.count }
 }
 
 /// Decodes scoring entries (FORMAT.md §12.1) with bounds checks, reusing the strings of

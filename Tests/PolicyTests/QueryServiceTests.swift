@@ -291,6 +291,27 @@ final class QueryServiceTests: XCTestCase {
         try store.visitScoreUpdates(of: food, before: .max, limit: 4) { visited.append($0.logIndex); return true }
         XCTAssertEqual(visited.count, 4, "at most `limit` read")
         try store.visitScoreUpdates(of: food, before: 0, limit: 4) { _ in XCTFail("nothing is below log size 0"); return true }
+
+        // A query reads the subject's index once (subjectEntries) and takes records, score
+        // updates and consents from that pass: the same as reading each kind on its own.
+        for size in [cut, store.head.logSize] {
+            guard let entries = try store.subjectEntries(food, before: size, max: 4_096) else { return XCTFail("\(food) has few entries") }
+            XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 1_000),
+                           try store.loggedScoreRecords(food, before: size, limit: 1_000))
+            XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 2).map(\.logIndex),
+                           try store.loggedScoreRecords(food, before: size, limit: 2).map(\.logIndex))
+            XCTAssertEqual(try store.consents(in: entries, limit: 100).map(\.logIndex),
+                           try store.consents(of: food, before: size, limit: 100).map(\.logIndex))
+            XCTAssertFalse(try store.consents(in: entries, limit: 100).isEmpty, "bank-a's consent is among the entries")
+            var onePass: [UInt64] = [], perKind: [UInt64] = []
+            try store.visitScoreUpdates(in: entries, limit: 4) { onePass.append($0.logIndex); return true }
+            try store.visitScoreUpdates(of: food, before: size, limit: 4) { perKind.append($0.logIndex); return true }
+            XCTAssertEqual(onePass, perKind)
+            XCTAssertEqual(onePass.count, 4)
+            XCTAssertNil(try store.subjectEntries(food, before: size, max: entries.count - 1), "more entries than asked for: read kind by kind")
+            XCTAssertEqual(try store.subjectEntries(food, before: size, max: entries.count)?.count, entries.count)
+        }
+        XCTAssertEqual(try store.subjectEntries(food, before: 0, max: 10)?.count, 0)
     }
 
     func testLoanPreCheckRiskFlagsFullProfileStatisticsAndQueryLog() async throws {
