@@ -489,11 +489,11 @@ public enum CanonicalJSON {
             out += "]"
         case .object(let o):
             out += "{"
-            for (i, k) in o.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }).enumerated() {
+            for (i, (k, value)) in o.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
                 if i > 0 { out += "," }
                 string(k, &out)
                 out += ":"
-                write(o[k]!, &out)
+                write(value, &out)
             }
             out += "}"
         }
@@ -501,6 +501,12 @@ public enum CanonicalJSON {
 
     static func string(_ s: String, _ out: inout String) {
         out += "\""
+        // Most strings need no escape: copied whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""

@@ -48,4 +48,15 @@ final class PolicyDocumentTests: XCTestCase {
         XCTAssertEqual(PolicyEngine.mask("李"), "*")
         XCTAssertEqual(PolicyEngine.mask(""), "")
     }
+
+    /// The result's canonical form (PRIVACY.md §7) is hashed into `result_hash`: keys in UTF-8
+    /// byte order, no whitespace, only `"`, `\` and control characters escaped.
+    func testCanonicalResultText() {
+        let value = CanonicalJSON.Value.object([
+            "b": .int(-3), "a": .bool(true), "B": .null, "é": .string("城市"), "aa": .array([.string("x"), .int(0)]),
+            "q": .string("say \"hi\" \\ /\n\r\t\u{01}\u{1F}"), "": .object(["z": .string(""), "y": .bool(false)]),
+        ])
+        XCTAssertEqual(CanonicalJSON.render(value),
+                       #"{"":{"y":false,"z":""},"B":null,"a":true,"aa":["x",0],"b":-3,"q":"say \"hi\" \\ /\n\r\t\u0001\u001f","é":"城市"}"#)
+    }
 }
