@@ -23,9 +23,13 @@ fi
 url="$(cat "$dir/samr-330106/data/http.addr")"
 "$binpath/credit-node" demo --node "$url" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
+# Each run scores subjects of its own. On a network that an earlier run left with data, that
+# run's subjects already hold bank A's consent, so the query without consent below would be answered.
+run="$(cat "$dir/demo-runs" 2>/dev/null || { [ -f "$dir/demo-records.jsonl" ] && echo 1 || echo 0; })"
+echo $((run + 1)) >"$dir/demo-runs"
 echo
 echo "== scoring (docs/SCORING.md): ${DEMO_SUBJECTS:-300} synthetic subjects, records from the bureaus and bank A"
-"$binpath/credit-node" demo-data --subjects "${DEMO_SUBJECTS:-300}" --out "$dir/demo-records.jsonl" --node "$url" \
+"$binpath/credit-node" demo-data --subjects "${DEMO_SUBJECTS:-300}" --seed $((2026 + run)) --out "$dir/demo-records.jsonl" --node "$url" \
   --key "$dir/keys/samr-330106.key" --bank-key "$dir/keys/bank-a.key"
 sleep 1
 echo "each subject was scored live after its block by its designated bureau and endorsed by the other;"
@@ -45,8 +49,10 @@ echo "provenance of score $score of $subject, fetched from bank B's node, checke
 echo
 echo "== privacy (docs/PRIVACY.md): bank A asks the supervision bureau's node about $subject"
 echo "without consent, the query is refused, and the refusal is on the ledger:"
-"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
-  --purpose loan_application || true
+if "$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
+  --purpose loan_application; then
+  echo "bank A was answered about $subject without its consent: privacy broken"; exit 1
+fi
 bank_a="$(cat "$dir/bank-a/data/http.addr")"
 echo "the business consents (bank A records it with the hash of the signed form), then bank A asks again:"
 echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.txt"
