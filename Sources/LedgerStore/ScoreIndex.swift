@@ -73,22 +73,29 @@ extension ChainStore {
     /// (attestation or amendment) log index and entry value; at most `limit` results.
     func subjectRecordEntries<T>(_ subject: USCC, before logSize: UInt64, limit: Int,
                                  _ map: (UInt64, [UInt8]) throws -> T) throws -> [T] {
+        var out: [T] = []
+        guard limit > 0 else { return out }
+        try walkSubjectEntries(subject, before: logSize) { index, value in
+            if Self.isRecord(value.first ?? 0) { out.append(try map(index, value)) }
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// Hands each of a subject's index entries below `logSize` (log index, entry value) to
+    /// `body`, oldest first, until `body` returns false.
+    private func walkSubjectEntries(_ subject: USCC, before logSize: UInt64, _ body: (UInt64, [UInt8]) throws -> Bool) throws {
         let prefix = Array(subject.code.utf8)
         let it = try database.makeIterator(Family.subjects)
         it.seek(prefix + Self.u64Key(0))
-        var out: [T] = []
-        while it.isValid, out.count < limit {
+        while it.isValid {
             let key = it.key
-            guard key.count == 26, Array(key.prefix(18)) == prefix else { break }
-            var r = ByteReader(Array(key.suffix(8)), context: "subject index")
-            let index = try r.u64("log_index")
-            guard index < logSize else { break }
-            let value = it.value
-            if Self.isRecord(value.first ?? 0) { out.append(try map(index, value)) }
+            guard key.count == 26, key.starts(with: prefix) else { break }
+            let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard index < logSize, try body(index, it.value) else { break }
             it.next()
         }
         try it.checkStatus()
-        return out
     }
 
     /// Every subject's records below `logSize` as scoring reads them, in subject order, from one
@@ -139,21 +146,14 @@ extension ChainStore {
     /// it has more than `max` of them (read it kind by kind instead). A query reads a subject's
     /// records, score updates and consents from these instead of walking the index three times.
     public func subjectEntries(_ subject: USCC, before logSize: UInt64, max: Int) throws -> SubjectEntries? {
-        let prefix = Array(subject.code.utf8)
-        let it = try database.makeIterator(Family.subjects)
-        it.seek(prefix + Self.u64Key(0))
         var out: [SubjectEntries.Entry] = []
-        while it.isValid {
-            let key = it.key
-            guard key.count == 26, key.starts(with: prefix) else { break }
-            let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            guard index < logSize else { break }
-            guard out.count < max else { return nil }
-            out.append(SubjectEntries.Entry(logIndex: index, value: it.value))
-            it.next()
+        var tooMany = false
+        try walkSubjectEntries(subject, before: logSize) { index, value in
+            guard out.count < max else { tooMany = true; return false }
+            out.append(SubjectEntries.Entry(logIndex: index, value: value))
+            return true
         }
-        try it.checkStatus()
-        return SubjectEntries(subject: subject, logSize: logSize, entries: out)
+        return tooMany ? nil : SubjectEntries(subject: subject, entries: out)
     }
 
     /// The records among `entries`, oldest first, at most `limit`: as `loggedScoreRecords`.
@@ -194,7 +194,6 @@ public struct SubjectEntries: Sendable {
         var kind: UInt8 { value.first ?? 0 }
     }
     public let subject: USCC
-    public let logSize: UInt64
     let entries: [Entry]
     public var count: Int { entries.count }
 }
