@@ -334,14 +334,23 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after idling")
     }
 
+    /// Opens two raw connections to `node` and waits until `count` shows both; a third is then
+    /// closed at once, with a warning naming `reason`. Returns the two that stay open.
+    private func openTwoThenRefuseThird(_ node: TestNode, limit: String, reason: String, file: StaticString = #filePath, line: UInt = #line,
+                                        count: () -> Int) async throws -> (RawClient, RawClient) {
+        let first = try await RawClient.connect(port: node.port), second = try await RawClient.connect(port: node.port)
+        try await eventually("two connections counted", file: file, line: line) { count() == 2 }
+        let third = try await RawClient.connect(port: node.port)
+        try await third.waitUntilClosed("over \(limit)", file: file, line: line)
+        try await node.logs.expect(1, .warning, "refused connection from 127.0.0.1:", reason, file: file, line: line)
+        return (first, second)
+    }
+
     func testInboundConnectionLimit() async throws {
         let c = Consortium("m1", "raw")
         let m1 = try await start(c, "m1") { $0.maxInboundConnections = 2 }
-        let first = try await RawClient.connect(port: m1.port), second = try await RawClient.connect(port: m1.port)
-        try await eventually("two connections counted") { m1.node.inboundConnectionCount == 2 }
-        let third = try await RawClient.connect(port: m1.port)
-        try await third.waitUntilClosed("over maxInboundConnections")
-        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:", "2 inbound connections already open")
+        let (first, second) = try await openTwoThenRefuseThird(m1, limit: "maxInboundConnections",
+                                                               reason: "2 inbound connections already open") { m1.node.inboundConnectionCount }
         XCTAssertFalse(first.isClosed || second.isClosed)
         // A closed connection frees its slot for a member.
         await first.close()
@@ -367,14 +376,11 @@ final class P2PNodeTests: XCTestCase {
     func testHandshakesPerAddressLimit() async throws {
         let c = Consortium("m1", "raw")
         let m1 = try await start(c, "m1") { $0.maxHandshakesPerAddress = 2 }
-        let first = try await RawClient.connect(port: m1.port), second = try await RawClient.connect(port: m1.port)
-        try await eventually("two handshaking connections counted") { m1.node.handshakingConnectionCount == 2 }
         // A third unauthenticated connection from the same address is closed at once, though
         // maxInboundConnections (64) has room.
-        let third = try await RawClient.connect(port: m1.port)
-        try await third.waitUntilClosed("over maxHandshakesPerAddress")
-        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:",
-                                 "2 connections from 127.0.0.1 already in their handshake (maxHandshakesPerAddress)")
+        let (first, second) = try await openTwoThenRefuseThird(
+            m1, limit: "maxHandshakesPerAddress",
+            reason: "2 connections from 127.0.0.1 already in their handshake (maxHandshakesPerAddress)") { m1.node.handshakingConnectionCount }
         XCTAssertEqual(m1.node.inboundConnectionCount, 2)
         // A connection that authenticates no longer counts against its address.
         _ = try await first.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
