@@ -34,7 +34,38 @@ public extension Array where Element == UInt8 {
         self = out
     }
 
-    var base64String: String { Data(self).base64EncodedString() }
+    /// Standard base64 (RFC 4648 §4) with padding, as Foundation writes it. Receipts carry
+    /// several proofs each, so this writes the text directly instead of going through `Data`.
+    var base64String: String {
+        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        let length = (count + 2) / 3 * 4
+        guard length > 0 else { return "" }
+        return withUnsafeBufferPointer { input in
+            alphabet.withUTF8Buffer { table in
+                String(unsafeUninitializedCapacity: length) { out in
+                    var i = 0, o = 0
+                    while i + 3 <= input.count {
+                        let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                        out[o] = table[Int(v >> 18)]
+                        out[o + 1] = table[Int(v >> 12 & 0x3F)]
+                        out[o + 2] = table[Int(v >> 6 & 0x3F)]
+                        out[o + 3] = table[Int(v & 0x3F)]
+                        i += 3; o += 4
+                    }
+                    let rest = input.count - i
+                    if rest > 0 {
+                        let v = UInt32(input[i]) << 16 | (rest == 2 ? UInt32(input[i + 1]) << 8 : 0)
+                        out[o] = table[Int(v >> 18)]
+                        out[o + 1] = table[Int(v >> 12 & 0x3F)]
+                        out[o + 2] = rest == 2 ? table[Int(v >> 6 & 0x3F)] : UInt8(ascii: "=")
+                        out[o + 3] = UInt8(ascii: "=")
+                        o += 4
+                    }
+                    return o
+                }
+            }
+        }
+    }
 
     init?(base64: String) {
         guard let data = Data(base64Encoded: base64) else { return nil }

@@ -1,0 +1,31 @@
+import Foundation
+import LedgerCore
+import XCTest
+
+final class BytesTests: XCTestCase {
+    /// RFC 4648 §10 test vectors.
+    func testBase64MatchesRFC4648Vectors() {
+        let vectors = ["": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==",
+                       "fooba": "Zm9vYmE=", "foobar": "Zm9vYmFy"]
+        for (text, encoded) in vectors {
+            XCTAssertEqual(Array(text.utf8).base64String, encoded, "base64 of \"\(text)\"")
+        }
+    }
+
+    /// Receipts and checkpoints are read by outside tools: the text must be what Foundation
+    /// writes and reads, for every length remainder and every byte value.
+    func testBase64AgreesWithFoundationAndRoundTrips() {
+        var state: UInt64 = 0x2026_1202
+        func next() -> UInt8 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        var inputs: [[UInt8]] = [Array(0...255), Array((0...255).reversed()), [0xFF, 0xFF], [0xFB, 0xEF, 0xBE]]
+        for length in 0...200 { inputs.append((0..<length).map { _ in next() }) }
+        for bytes in inputs {
+            let text = bytes.base64String
+            XCTAssertEqual(text, Data(bytes).base64EncodedString(), "\(bytes.count) bytes")
+            XCTAssertEqual([UInt8](base64: text), bytes, "round trip of \(bytes.count) bytes")
+        }
+    }
+}
