@@ -4,6 +4,7 @@ import LedgerCrypto
 import LedgerStore
 import Policy
 import Scoring
+import Synchronization
 
 /// Answers signed queries under installed policies (docs/PRIVACY.md): checks the request's
 /// signature, time window and replay guard, evaluates the policy at the current height, puts an
@@ -26,6 +27,12 @@ public final class QueryService: @unchecked Sendable {
     private var documents: [Hash: PolicyDocument] = [:]
     private var refusals: RefusalBudget
     private var _turnedAway: UInt64 = 0
+    /// Masked names already derived from registration payloads, so repeat queries about a
+    /// subject do not read and decrypt its registration record again.
+    let maskedNames = MaskedNameCache()
+
+    /// How many masked names the node holds (for tests and status).
+    public var maskedNamesKept: Int { maskedNames.count }
 
     /// Requests turned away unrecorded because their refusal budget was spent, since start.
     public var turnedAway: UInt64 { lock.withLock { _turnedAway } }
@@ -201,7 +208,8 @@ public final class QueryService: @unchecked Sendable {
     func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery) throws -> (PolicyAnswer, UInt64) {
         for _ in 0..<3 {
             let head = store.head
-            let facts = try StoreFacts(store: store, head: head, custodianKey: member.has(.custodian) ? keys : nil)
+            let facts = try StoreFacts(store: store, head: head, custodianKey: member.has(.custodian) ? keys : nil,
+                                       maskedNames: maskedNames)
             let answer = try engine.evaluate(policy, query, facts: facts)
             if policy.scope != .aggregate || store.head.logSize == head.logSize { return (answer, head.height) }
         }
@@ -250,6 +258,10 @@ struct StoreFacts: PolicyFacts {
     let head: ChainStore.Head
     let custodianKey: MemberSecretKeys?
     let asOfDate: LedgerDate
+    let maskedNames: MaskedNameCache?
+    /// The store's envelope generation before anything was read: a name derived under it is
+    /// cached only if no envelope was deleted since.
+    let envelopeGeneration: UInt64
     /// The last subject's index entries, read once for its records, score updates and consents.
     private let read = SubjectRead()
     /// More entries than this and each kind is read with its own pass (FieldLimits.scoreInputs is 1,024 records).
@@ -269,10 +281,12 @@ struct StoreFacts: PolicyFacts {
         return e
     }
 
-    init(store: ChainStore, head: ChainStore.Head, custodianKey: MemberSecretKeys?) throws {
+    init(store: ChainStore, head: ChainStore.Head, custodianKey: MemberSecretKeys?, maskedNames: MaskedNameCache? = nil) throws {
         self.store = store
         self.head = head
         self.custodianKey = custodianKey
+        self.maskedNames = maskedNames
+        self.envelopeGeneration = store.envelopeGeneration
         let millis = head.logSize == 0 ? 0 : (try store.blockTimestamp(coveringLogSize: head.logSize) ?? 0)
         asOfDate = try LedgerDate(chinaStandardTimeMillis: millis)
     }
@@ -337,5 +351,51 @@ struct StoreFacts: PolicyFacts {
 
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
         try store.queryRecords(about: subject, before: head.logSize, limit: limit)
+    }
+
+    func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
+        guard let cache = maskedNames, logIndex < head.logSize else { return try compute() }
+        if let name = cache.name(registrationAt: logIndex, generation: store.envelopeGeneration) { return name }
+        let name = try compute()
+        // An empty name may only mean the payload is not readable here yet or any more; it is not kept.
+        if !name.isEmpty { cache.keep(name, registrationAt: logIndex, readUnder: envelopeGeneration, generation: store.envelopeGeneration) }
+        return name
+    }
+}
+
+/// Masked names by the log index of the registration record they were read from. A record's
+/// payload never changes, but it can be erased: every deletion of envelopes moves the store's
+/// envelope generation, and the cache then forgets everything it holds. Holds at most
+/// `capacity` names (about 100 bytes each) and starts over when full.
+final class MaskedNameCache: Sendable {
+    static let capacity = 131_072
+
+    private struct State {
+        var generation: UInt64 = 0
+        var names: [UInt64: String] = [:]
+
+        mutating func align(to generation: UInt64) {
+            if self.generation != generation { names.removeAll(); self.generation = generation }
+        }
+    }
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.names.count } }
+
+    func name(registrationAt logIndex: UInt64, generation: UInt64) -> String? {
+        state.withLock { s in
+            s.align(to: generation)
+            return s.names[logIndex]
+        }
+    }
+
+    /// Keeps a name derived while the generation was `readUnder`, unless envelopes were deleted since.
+    func keep(_ name: String, registrationAt logIndex: UInt64, readUnder: UInt64, generation: UInt64) {
+        guard readUnder == generation else { return }
+        state.withLock { s in
+            s.align(to: generation)
+            if s.names.count >= Self.capacity { s.names.removeAll(keepingCapacity: true) }
+            s.names[logIndex] = name
+        }
     }
 }

@@ -66,7 +66,13 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// The last as-of block timestamp looked up: score updates of one round share it.
     private var _timestampCache: (logSize: UInt64, millis: UInt64)?
 
+    /// Moves each time envelopes are deleted (crypto-shredding), after the deletion is durable.
+    private var _envelopeGeneration: UInt64 = 0
+
     public var head: Head { lock.withLock { _head } }
+    /// Changes whenever an envelope is deleted: what a node derived from a payload before the
+    /// change (a cached masked name) may name a record that can no longer be read.
+    public var envelopeGeneration: UInt64 { lock.withLock { _envelopeGeneration } }
     public var frontier: MerkleFrontier { lock.withLock { _frontier } }
 
     /// Creates a new store for `genesis` at `path`, which must not hold a store already.
@@ -176,7 +182,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         w.u64(newHead.height); w.raw(newHead.blockHash); w.u64(newHead.logSize); w.raw(newHead.logRoot)
         try batch.put(Family.meta, MetaKey.head, w.bytes)
         try database.write(batch, sync: true)
+        let shredded = submissions.contains { if case .governance(let g) = $0.transaction.body { !g.erasedRecords.isEmpty } else { false } }
         lock.withLock {
+            if shredded { _envelopeGeneration += 1 }
             _head = newHead
             _frontier = block.frontier
             for n in block.nodes { _nodes.add(level: n.level, index: n.index, hash: n.hash) }
@@ -199,6 +207,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         let batch = WriteBatch(for: database)
         try batch.delete(Family.envelopes, transactionID)
         try database.write(batch, sync: true)
+        lock.withLock { _envelopeGeneration += 1 }
     }
 
     // MARK: Reading

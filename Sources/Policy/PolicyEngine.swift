@@ -30,6 +30,13 @@ public protocol PolicyFacts {
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]
     /// Query records about the subject, newest first, at most `limit`.
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The masked name read from the registration record at `logIndex`: `compute()`, or what an
+    /// earlier call computed while that record's payload was still readable.
+    func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String
+}
+
+public extension PolicyFacts {
+    func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String { try compute() }
 }
 
 public struct GradeCell: Sendable, Equatable {
@@ -389,11 +396,13 @@ public struct PolicyEngine: Sendable {
     }
 
     func maskedName(_ active: [Active], facts: some PolicyFacts) throws -> String {
-        guard let reg = active.last(where: { $0.record.category == .registration }),
-              let payload = try facts.payload(of: try facts.transaction(at: reg.logIndex)),
-              case .object(let pairs)? = try? StrictJSONParser.parse(payload),
-              case .string(let name)? = pairs.first(where: { $0.key == "name" })?.value else { return "" }
-        return Self.mask(name)
+        guard let reg = active.last(where: { $0.record.category == .registration }) else { return "" }
+        return try facts.maskedName(registrationAt: reg.logIndex) {
+            guard let payload = try facts.payload(of: try facts.transaction(at: reg.logIndex)),
+                  case .object(let pairs)? = try? StrictJSONParser.parse(payload),
+                  case .string(let name)? = pairs.first(where: { $0.key == "name" })?.value else { return "" }
+            return Self.mask(name)
+        }
     }
 
     /// Keeps the first character and, for names of four or more, the last two; the rest become '*'.

@@ -581,6 +581,28 @@ final class QueryServiceTests: XCTestCase {
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
     }
 
+    /// The node keeps masked names it derived from registration payloads; erasing the
+    /// registration record must end that: the next answer cannot name the subject any more.
+    func testErasingTheRegistrationRecordEndsTheKeptMaskedName() async throws {
+        for _ in 0..<2 {
+            let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+            XCTAssertTrue(out.answered, out.receipt.message)
+            XCTAssertEqual(try fields(out.receipt)["name"] as? String, "杭*******公司")
+        }
+        XCTAssertGreaterThan(service.maskedNamesKept, 0, "the second answer came from the kept name")
+        let registration = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
+            if case .attestation(let a) = $0.transaction.body { return a.category == .registration } else { return false }
+        }!
+        let erase = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [registration.transaction.id], submitter: consortium.keys["samr"]!,
+                                                 approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                                 nonce: nextNonce(), issuedAtMillis: nowMillis)
+        try await submit([erase])
+        let (_, after) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(after.answered, after.receipt.message)
+        XCTAssertEqual(try fields(after.receipt)["name"] as? String, "", "an erased registration names nobody")
+        try assertRecorded(after.receipt, "")
+    }
+
     func testErasingARecordShredsItsPayloadEverywhereAndTheChainStillVerifies() async throws {
         let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
             if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
