@@ -10,14 +10,19 @@ public struct JSONWriter {
     }
 
     public mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { write(quoted: $0) }
+    }
+
+    private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
         bytes.append(0x22)
         // Most strings (base64, hex, identifiers) need no escaping: copy them whole.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
-            bytes.append(contentsOf: s.utf8)
+        if utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+            bytes.append(contentsOf: utf8)
             bytes.append(0x22)
             return
         }
-        for b in s.utf8 {
+        for b in utf8 {
             switch b {
             case 0x22: bytes.append(0x5C); bytes.append(0x22)
             case 0x5C: bytes.append(0x5C); bytes.append(0x5C)

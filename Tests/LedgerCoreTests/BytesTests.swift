@@ -29,3 +29,28 @@ final class BytesTests: XCTestCase {
         }
     }
 }
+
+final class JSONWriterTests: XCTestCase {
+    /// Strings written by JSONWriter parse back to themselves, escaped per RFC 8259 §7.
+    func testStringsEscapeAndRoundTrip() throws {
+        let cases: [(String, String)] = [
+            ("", "\"\""),
+            ("AYEKFALVFGyNhPJE+/=", "\"AYEKFALVFGyNhPJE+/=\""),
+            ("杭州示例食品有限公司", "\"杭州示例食品有限公司\""),
+            ("say \"hi\"\\now", "\"say \\\"hi\\\"\\\\now\""),
+            ("line\nbreak\r\ttab\u{01}\u{1F}", "\"line\\nbreak\\r\\ttab\\u0001\\u001f\""),
+        ]
+        for (text, expected) in cases {
+            var w = JSONWriter()
+            w.string(text)
+            XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), expected)
+            let parsed = try JSONSerialization.jsonObject(with: Data(w.bytes), options: .fragmentsAllowed) as? String
+            XCTAssertEqual(parsed, text)
+        }
+        // A string that is a slice of a longer one is written from its own bytes only.
+        let long = "prefix-\u{4E2D}\"-suffix"
+        var w = JSONWriter()
+        w.string(String(long.dropFirst(7).dropLast(7)))
+        XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), "\"\u{4E2D}\\\"\"")
+    }
+}
