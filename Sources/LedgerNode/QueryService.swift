@@ -31,8 +31,8 @@ public final class QueryService: @unchecked Sendable {
     /// subject do not read and decrypt its registration record again.
     let maskedNames = MaskedNameCache()
 
-    /// How many masked names the node holds (for tests and status).
-    public var maskedNamesKept: Int { maskedNames.count }
+    /// Masked names the node holds, and answers that took one from there (for tests and status).
+    public var maskedNamesKept: (names: Int, hits: UInt64) { maskedNames.counts }
 
     /// Requests turned away unrecorded because their refusal budget was spent, since start.
     public var turnedAway: UInt64 { lock.withLock { _turnedAway } }
@@ -364,36 +364,41 @@ struct StoreFacts: PolicyFacts {
 }
 
 /// Masked names by the log index of the registration record they were read from. A record's
-/// payload never changes, but it can be erased: every deletion of envelopes moves the store's
-/// envelope generation, and the cache then forgets everything it holds. Holds at most
-/// `capacity` names (about 100 bytes each) and starts over when full.
+/// payload never changes, but it can be erased: the store's envelope generation moves around
+/// every erasure, and the cache then forgets everything it holds. Bounded: at most `capacity`
+/// names of at most `maxNameBytes` each (longer ones are not kept); it starts over when full.
 final class MaskedNameCache: Sendable {
     static let capacity = 131_072
+    static let maxNameBytes = 256
 
     private struct State {
         var generation: UInt64 = 0
         var names: [UInt64: String] = [:]
+        var hits: UInt64 = 0
 
-        mutating func align(to generation: UInt64) {
-            if self.generation != generation { names.removeAll(); self.generation = generation }
+        /// False for a generation older than the cache's: its caller read before an erasure.
+        mutating func align(to generation: UInt64) -> Bool {
+            if generation > self.generation { names.removeAll(); self.generation = generation }
+            return generation == self.generation
         }
     }
     private let state = Mutex(State())
 
-    var count: Int { state.withLock { $0.names.count } }
+    var counts: (names: Int, hits: UInt64) { state.withLock { ($0.names.count, $0.hits) } }
 
     func name(registrationAt logIndex: UInt64, generation: UInt64) -> String? {
         state.withLock { s in
-            s.align(to: generation)
-            return s.names[logIndex]
+            guard s.align(to: generation), let name = s.names[logIndex] else { return nil }
+            s.hits += 1
+            return name
         }
     }
 
     /// Keeps a name derived while the generation was `readUnder`, unless envelopes were deleted since.
     func keep(_ name: String, registrationAt logIndex: UInt64, readUnder: UInt64, generation: UInt64) {
-        guard readUnder == generation else { return }
+        guard readUnder == generation, name.utf8.count <= Self.maxNameBytes else { return }
         state.withLock { s in
-            s.align(to: generation)
+            guard s.align(to: generation) else { return }
             if s.names.count >= Self.capacity { s.names.removeAll(keepingCapacity: true) }
             s.names[logIndex] = name
         }

@@ -66,7 +66,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// The last as-of block timestamp looked up: score updates of one round share it.
     private var _timestampCache: (logSize: UInt64, millis: UInt64)?
 
-    /// Moves each time envelopes are deleted (crypto-shredding), after the deletion is durable.
+    /// Moves before and after each block that erases records (crypto-shredding) is written.
     private var _envelopeGeneration: UInt64 = 0
 
     public var head: Head { lock.withLock { _head } }
@@ -181,8 +181,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         var w = ByteWriter(capacity: 80)
         w.u64(newHead.height); w.raw(newHead.blockHash); w.u64(newHead.logSize); w.raw(newHead.logRoot)
         try batch.put(Family.meta, MetaKey.head, w.bytes)
-        try database.write(batch, sync: true)
+        // The generation moves before the envelopes go, so nothing derived from them is served
+        // while they are being deleted, and again after, so nothing read just before is kept.
         let shredded = submissions.contains { if case .governance(let g) = $0.transaction.body { !g.erasedRecords.isEmpty } else { false } }
+        if shredded { lock.withLock { _envelopeGeneration += 1 } }
+        try database.write(batch, sync: true)
         lock.withLock {
             if shredded { _envelopeGeneration += 1 }
             _head = newHead
@@ -199,15 +202,6 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         guard case .amendment(let a) = tx.body else { return nil }
         let target = try committedTransaction(id: a.target) ?? earlier.first { $0.transaction.id == a.target }?.transaction
         return target?.body.subject
-    }
-
-    /// Crypto-shredding: removes the payload envelope (and so its wrapped keys) of a record.
-    /// The log entry, which holds only the envelope's hash, is untouched.
-    public func shredEnvelope(transactionID: Hash) throws {
-        let batch = WriteBatch(for: database)
-        try batch.delete(Family.envelopes, transactionID)
-        try database.write(batch, sync: true)
-        lock.withLock { _envelopeGeneration += 1 }
     }
 
     // MARK: Reading
