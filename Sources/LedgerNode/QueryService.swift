@@ -259,9 +259,6 @@ struct StoreFacts: PolicyFacts {
     let custodianKey: MemberSecretKeys?
     let asOfDate: LedgerDate
     let maskedNames: MaskedNameCache?
-    /// The store's envelope generation before anything was read: a name derived under it is
-    /// cached only if no envelope was deleted since.
-    let envelopeGeneration: UInt64
     /// The last subject's index entries, read once for its records, score updates and consents.
     private let read = SubjectRead()
     /// More entries than this and each kind is read with its own pass (FieldLimits.scoreInputs is 1,024 records).
@@ -286,7 +283,6 @@ struct StoreFacts: PolicyFacts {
         self.head = head
         self.custodianKey = custodianKey
         self.maskedNames = maskedNames
-        self.envelopeGeneration = store.envelopeGeneration
         let millis = head.logSize == 0 ? 0 : (try store.blockTimestamp(coveringLogSize: head.logSize) ?? 0)
         asOfDate = try LedgerDate(chinaStandardTimeMillis: millis)
     }
@@ -355,10 +351,12 @@ struct StoreFacts: PolicyFacts {
 
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
         guard let cache = maskedNames, logIndex < head.logSize else { return try compute() }
-        if let name = cache.name(registrationAt: logIndex, generation: store.envelopeGeneration) { return name }
+        // Read before the payload is: a name derived under it is kept only if no envelope was deleted since.
+        let generation = store.envelopeGeneration
+        if let name = cache.name(registrationAt: logIndex, generation: generation) { return name }
         let name = try compute()
         // An empty name may only mean the payload is not readable here yet or any more; it is not kept.
-        if !name.isEmpty { cache.keep(name, registrationAt: logIndex, readUnder: envelopeGeneration, generation: store.envelopeGeneration) }
+        if !name.isEmpty { cache.keep(name, registrationAt: logIndex, readUnder: generation, generation: store.envelopeGeneration) }
         return name
     }
 }
