@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "CreditLedger",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "credit-node", targets: ["credit-node"]),
         .executable(name: "credit-verify", targets: ["credit-verify"]),
