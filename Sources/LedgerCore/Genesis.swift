@@ -68,6 +68,10 @@ public struct Limits: Sendable, Hashable, Codable {
         for (name, value, range) in ranges where !range.contains(value) {
             throw LedgerError(.invalidGenesis, "limits.\(name) is \(value), allowed \(range.lowerBound)-\(range.upperBound)")
         }
+        // A batch is admitted whole and commits in one block, so it must fit in a block and in the mempool.
+        guard maxBatchTransactions <= maxBlockTransactions, maxBatchTransactions <= maxMempoolTransactions else {
+            throw LedgerError(.invalidGenesis, "limits.max_batch_transactions (\(maxBatchTransactions)) must not exceed limits.max_block_transactions (\(maxBlockTransactions)) or limits.max_mempool_transactions (\(maxMempoolTransactions)): a batch commits whole, in one block")
+        }
     }
 
     enum CodingKeys: String, CodingKey {

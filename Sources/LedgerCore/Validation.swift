@@ -30,6 +30,8 @@ public struct Submission: Sendable {
         self.transaction = transaction
         self.envelope = envelope
     }
+    /// Bytes held for it while it waits: the encoded transaction and envelope.
+    public var byteCount: Int { transaction.encoded.count + (envelope?.encoded.count ?? 0) }
 }
 
 /// The rules a transaction must meet to enter the ledger. Pure: genesis and state are given.

@@ -7,6 +7,7 @@ import LedgerStore
 import NIOCore
 import ServiceLifecycle
 import Logging
+import Synchronization
 
 /// The node's HTTP JSON API, version 1. Every error is a JSON body
 /// `{"error": {"code": "...", "message": "...", "index": n?}}` with a 4xx/5xx status.
@@ -15,9 +16,12 @@ public struct LedgerAPI: Sendable {
     public static let maxHistory = 1000
     /// The query service, or why this node cannot answer queries (an invalid genesis policy).
     let queries: Result<QueryService, LedgerError>
+    /// Request bodies being read and decoded at once, over all connections.
+    let bodies: BodyBudget
 
     public init(ledger: any LedgerService, clock: (@Sendable () -> UInt64)? = nil) {
         self.ledger = ledger
+        bodies = BodyBudget(limit: max(BodyBudget.defaultLimit, 2 * ledger.genesis.limits.maxRequestBytes))
         do {
             queries = .success(try clock.map { try QueryService(ledger: ledger, clock: $0) } ?? QueryService(ledger: ledger))
         } catch {
@@ -137,9 +141,18 @@ public struct LedgerAPI: Sendable {
 
     func readBody<T: Decodable>(_ request: Request, as type: T.Type, limit: Int) async throws -> T {
         var request = request
+        // Reserve what the body may take before reading it, so many slow uploads at once
+        // cannot hold more memory than the budget.
+        let declared = request.headers[.contentLength].flatMap { Int($0) }.map { min(max($0, 0), limit) } ?? limit
+        guard bodies.take(declared) else {
+            throw LedgerError(.mempoolFull, "the node is reading \(bodies.used) bytes of request bodies, limit \(bodies.limit); retry shortly")
+        }
+        defer { bodies.give(declared) }
         let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: limit) } catch {
+        do { buffer = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError {
             throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
+        } catch {
+            throw LedgerError(.malformed, "request body could not be read: \(error)")
         }
         do { return try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {
             throw LedgerError(.malformed, "request body is not the expected JSON: \(Self.describe(decoding: error))")
@@ -331,4 +344,22 @@ public struct LedgerAPI: Sendable {
     }
 
     func json(_ status: HTTPResponse.Status, _ object: Any) -> Response { Self.json(status, object) }
+}
+
+/// A bound on the bytes of request bodies held at once. Each reader reserves its body's
+/// declared length (or the route's limit) before reading, and gives it back once decoded.
+final class BodyBudget: Sendable {
+    static let defaultLimit = 256 << 20
+    let limit: Int
+    private let held = Mutex(0)
+    init(limit: Int) { self.limit = limit }
+    var used: Int { held.withLock { $0 } }
+    func take(_ bytes: Int) -> Bool {
+        held.withLock { used in
+            guard used + bytes <= limit else { return false }
+            used += bytes
+            return true
+        }
+    }
+    func give(_ bytes: Int) { held.withLock { $0 -= bytes } }
 }

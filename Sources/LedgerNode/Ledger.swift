@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
 import LedgerStore
 import Logging
 import Policy
@@ -29,10 +30,13 @@ public final class Ledger: @unchecked Sendable {
     private final class Waiter {
         var results: [CommitResult?]
         var remaining: Int
+        /// Bytes of the batch's transactions and envelopes.
+        let bytes: Int
         let continuation: CheckedContinuation<[CommitResult], any Error>
-        init(count: Int, continuation: CheckedContinuation<[CommitResult], any Error>) {
+        init(count: Int, bytes: Int, continuation: CheckedContinuation<[CommitResult], any Error>) {
             results = Array(repeating: nil, count: count)
             remaining = count
+            self.bytes = bytes
             self.continuation = continuation
         }
     }
@@ -47,7 +51,12 @@ public final class Ledger: @unchecked Sendable {
     private let lock = NSCondition()
     /// The newest block's timestamp; block timestamps never go back. Used by `commitPending` only.
     private var lastBlockMillis: UInt64?
+    /// Admitted batches in arrival order, each batch's entries together; blocks take whole batches.
     private var queue: [Pending] = []
+    /// Bytes of the transactions and envelopes in `queue`.
+    private var queuedBytes = 0
+    /// Set when a block could not be written: the node takes no more transactions until restarted.
+    private var writeFailure: StorageError?
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
@@ -57,6 +66,16 @@ public final class Ledger: @unchecked Sendable {
     /// Re-scores every subject after a model install (docs/SCORING.md §8.1); nil unless enabled.
     private var upgrade: UpgradeRescorer?
     let scoreEngine: ScoreEngine
+    /// Writes one block durably; the store's `appendBlock` (tests replace it to make writes fail).
+    var writeBlock: (_ submissions: [Submission], _ timestampMillis: UInt64) throws -> BlockHeader
+
+    /// A block's transactions and envelopes stay under this many bytes, as a consortium proposer's
+    /// do (24 MiB; tests lower it). A batch over it is refused.
+    var maxBlockBytes = 24 << 20
+    /// Admitted transactions and envelopes waiting for a block are held up to this many bytes
+    /// (512 MiB; tests lower it); past it a submission is refused with `mempool_full`. The
+    /// transaction count has its own limit in genesis.
+    var maxQueuedBytes = 512 << 20
 
     /// - Parameters:
     ///   - clock: milliseconds since 1970, for block timestamps (injected; tests pass a fixed clock).
@@ -83,6 +102,10 @@ public final class Ledger: @unchecked Sendable {
         self.blockInterval = blockInterval
         self.logger = logger
         self.scoreEngine = ScoreEngine(genesis: store.genesis)
+        let signers = [(member, validatorKeys.signing)]
+        self.writeBlock = { submissions, timestamp in
+            try store.appendBlock(submissions, timestampMillis: timestamp, proposer: member.id, signers: signers)
+        }
         if let dir = rescoreStateDirectory, member.has(.scorer), store.genesis.scoreEndorsementsRequired == 0 {
             upgrade = UpgradeRescorer(host: self, stateDirectory: dir)
         }
@@ -102,13 +125,20 @@ public final class Ledger: @unchecked Sendable {
     /// Transactions admitted and waiting for the next block.
     public var queuedCount: Int { lock.withLock { queue.count } }
 
+    /// Why the node stopped taking transactions, if a block could not be written.
+    public var writeFailureReason: String? { lock.withLock { writeFailure?.reason } }
+
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.
     public func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
         try validator.checkSubmissions(submissions, signedBy: signedHere ? validatorMember : nil)
+        let bytes = submissions.reduce(0) { $0 + $1.byteCount }
+        guard bytes <= maxBlockBytes else {
+            throw LedgerError(.fieldTooLarge, "batch holds \(bytes) bytes of transactions and envelopes; a block holds at most \(maxBlockBytes)")
+        }
         return try await withCheckedThrowingContinuation { continuation in
-            let waiter = Waiter(count: submissions.count, continuation: continuation)
+            let waiter = Waiter(count: submissions.count, bytes: bytes, continuation: continuation)
             do {
                 try admit(submissions, waiter: waiter, signedHere: signedHere)
             } catch {
@@ -124,10 +154,15 @@ public final class Ledger: @unchecked Sendable {
         var checkedAt = lock.withLock { committedBlocks }
         try checkCommittedState(submissions, signedHere: signedHere)
         try lock.withLock {
+            if let writeFailure { throw writeFailure }
             guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
             guard queue.count + submissions.count <= genesis.limits.maxMempoolTransactions else {
                 throw LedgerError(.mempoolFull,
                     "mempool holds \(queue.count) transactions, limit \(genesis.limits.maxMempoolTransactions); retry later")
+            }
+            guard queuedBytes + waiter.bytes <= maxQueuedBytes else {
+                throw LedgerError(.mempoolFull,
+                    "mempool holds \(queuedBytes) bytes of transactions and envelopes, limit \(maxQueuedBytes); retry later")
             }
             if checkedAt != committedBlocks {
                 try checkCommittedState(submissions, signedHere: signedHere)
@@ -150,6 +185,7 @@ public final class Ledger: @unchecked Sendable {
             for (i, s) in submissions.enumerated() {
                 queue.append(Pending(submission: s, waiter: waiter, slot: i))
             }
+            queuedBytes += waiter.bytes
             inFlightIDs.formUnion(batchIDs)
             inFlightNonces.formUnion(batchNonces)
             lock.signal()
@@ -210,17 +246,30 @@ public final class Ledger: @unchecked Sendable {
             lastBlock = ContinuousClock.now
             commitPending()
         }
-        // Graceful stop: new submissions are refused; what was admitted is committed.
-        while lock.withLock({ !queue.isEmpty }) { commitPending() }
+        // Graceful stop: new submissions are refused; what was admitted is committed (unless a
+        // write failed: then nothing more is written).
+        while lock.withLock({ !queue.isEmpty && writeFailure == nil }) { commitPending() }
         failPending(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
     }
 
-    /// Builds, signs and durably writes one block from the queue head.
+    /// Builds, signs and durably writes one block of whole batches from the queue head: a batch
+    /// commits in one block or not at all. After a failed write nothing more is written: whether
+    /// that block reached the disk is known only after a restart, and a second block at the same
+    /// height could contradict it. Every waiting submitter is told so; new ones are refused.
     func commitPending() {
         let batch: [Pending] = lock.withLock {
-            let n = min(queue.count, genesis.limits.maxBlockTransactions)
+            guard writeFailure == nil else { return [] }
+            // Entries of a batch are contiguous and a batch starts at slot 0 (admitted under one lock).
+            var n = 0, bytes = 0
+            while n < queue.count {
+                let w = queue[n].waiter
+                if n > 0, n + w.results.count > genesis.limits.maxBlockTransactions || bytes + w.bytes > maxBlockBytes { break }
+                n += w.results.count
+                bytes += w.bytes
+            }
             let taken = Array(queue.prefix(n))
             queue.removeFirst(n)
+            queuedBytes -= bytes
             return taken
         }
         guard !batch.isEmpty else { return }
@@ -228,17 +277,34 @@ public final class Ledger: @unchecked Sendable {
         let timestamp = max(clock(), lastBlockMillis ?? 0)
         let submissions = batch.map(\.submission)
         var committed: BlockHeader? = nil
-        var failure: (any Error)? = nil
+        var failure: StorageError? = nil
+        var rest: [Pending] = []
+        var restError: LedgerError? = nil
         do {
-            committed = try store.appendBlock(submissions, timestampMillis: timestamp, proposer: validatorMember.id,
-                                              signers: [(validatorMember, validatorKeys.signing)])
+            committed = try writeBlock(submissions, timestamp)
         } catch {
-            logger.error("block \(store.head.height + 1) was not committed: \(error)")
-            failure = error
+            let height = store.head.height + 1
+            logger.critical("block \(height) could not be written: \(error); this node takes no more transactions until it is restarted")
+            failure = StorageError(.write, "block \(height) could not be written (\(error)). Whether it reached the disk shows after the node restarts (look the transaction up then); until then this node takes no transactions")
+            restError = LedgerError(.mempoolFull, "not committed: this node stopped taking transactions when block \(height) could not be written (\(error)); submit again once it is restarted")
+            rest = lock.withLock {
+                writeFailure = StorageError(.write, "this node stopped taking transactions when block \(height) could not be written (\(error)); it must be restarted")
+                defer { queue.removeAll(); queuedBytes = 0 }
+                return queue
+            }
         }
         var finished: [(Waiter, Result<[CommitResult], any Error>)] = []
         lock.withLock {
             committedBlocks += 1
+            for p in rest {
+                let tx = p.submission.transaction
+                inFlightIDs.remove(tx.id)
+                inFlightNonces.remove(NonceKey(tx.header))
+                if p.waiter.remaining > 0 {
+                    p.waiter.remaining = 0
+                    finished.append((p.waiter, .failure(restError!)))
+                }
+            }
             for (offset, p) in batch.enumerated() {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
@@ -268,7 +334,7 @@ public final class Ledger: @unchecked Sendable {
     private func failPending(_ error: any Error) {
         let rest: [Pending] = lock.withLock {
             stopped = true
-            defer { queue.removeAll(); inFlightIDs.removeAll(); inFlightNonces.removeAll() }
+            defer { queue.removeAll(); queuedBytes = 0; inFlightIDs.removeAll(); inFlightNonces.removeAll() }
             return queue
         }
         var seen = Set<ObjectIdentifier>()

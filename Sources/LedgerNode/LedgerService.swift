@@ -30,6 +30,7 @@ extension LedgerService {
 extension Ledger: LedgerService {
     public func status() -> [String: any Sendable] {
         var s: [String: any Sendable] = ["mode": "dev", "validators": 1]
+        if let failure = writeFailureReason { s["write_failure"] = failure }
         if let rescore = rescoreStatus { s["rescore"] = rescore }
         return s
     }

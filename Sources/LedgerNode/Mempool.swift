@@ -23,6 +23,9 @@ public final class Mempool: @unchecked Sendable {
     }
 
     public let capacity: Int
+    /// Bytes of transactions and envelopes held at most; past it a submission is refused.
+    public let capacityBytes: Int
+    private var bytes = 0
     private let lock = NSLock()
     private var entries: [HashKey: Entry] = [:]
     private var order: [HashKey] = []          // arrival order; may hold removed ids (skipped lazily)
@@ -31,7 +34,7 @@ public final class Mempool: @unchecked Sendable {
     private var sequence: UInt64 = 0
     private var closed = false
 
-    public init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int, capacityBytes: Int = 512 << 20) { self.capacity = capacity; self.capacityBytes = capacityBytes }
 
     public var count: Int { lock.withLock { entries.count } }
     public var isEmpty: Bool { lock.withLock { entries.isEmpty } }
@@ -70,6 +73,11 @@ public final class Mempool: @unchecked Sendable {
             guard entries.count + fresh.count <= capacity else {
                 throw LedgerError(.mempoolFull, "mempool holds \(entries.count) transactions, limit \(capacity); retry later")
             }
+            let freshBytes = fresh.reduce(0) { $0 + $1.byteCount }
+            guard bytes + freshBytes <= capacityBytes else {
+                throw LedgerError(.mempoolFull, "mempool holds \(bytes) bytes of transactions and envelopes, limit \(capacityBytes); retry later")
+            }
+            bytes += freshBytes
             // With a continuation every submission is fresh (duplicates threw above); without one,
             // only the fresh ones are added.
             let waiter = continuation.map { Waiter(count: submissions.count, continuation: $0) }
@@ -92,7 +100,7 @@ public final class Mempool: @unchecked Sendable {
             var i = orderHead
             while i < order.count, out.count < max {
                 if let e = entries[order[i]] {
-                    let size = e.submission.transaction.encoded.count + (e.submission.envelope?.encoded.count ?? 0)
+                    let size = e.submission.byteCount
                     if bytes + size > maxBytes { break }
                     bytes += size
                     out.append(e.submission)
@@ -113,13 +121,15 @@ public final class Mempool: @unchecked Sendable {
                 let id = HashKey(tx.id)
                 if let other = nonces[key], other != id, let e = entries.removeValue(forKey: other) {
                     nonces[key] = nil
-                    for (w, _) in e.waiters where w.remaining > 0 {
+                    bytes -= e.submission.byteCount
+                    for (w, slot) in e.waiters where w.remaining > 0 {
                         w.remaining = 0
-                        finished.append((w, .failure(LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) was used by another committed transaction"))))
+                        finished.append((w, .failure(Self.dropped(slot, of: w, LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) was used by another committed transaction")))))
                     }
                 }
                 guard let e = entries.removeValue(forKey: id) else { continue }
                 nonces[key] = nil
+                bytes -= e.submission.byteCount
                 for (w, slot) in e.waiters where w.remaining > 0 {
                     w.results[slot] = CommitResult(id: tx.id, height: height, logIndex: firstLogIndex + UInt64(offset))
                     w.remaining -= 1
@@ -139,11 +149,21 @@ public final class Mempool: @unchecked Sendable {
                 guard let error = invalid(e.submission) else { continue }
                 entries[id] = nil
                 nonces[NonceKey(e.submission.transaction.header)] = nil
-                for (w, _) in e.waiters where w.remaining > 0 { w.remaining = 0; finished.append((w, error)) }
+                bytes -= e.submission.byteCount
+                for (w, slot) in e.waiters where w.remaining > 0 { w.remaining = 0; finished.append((w, Self.dropped(slot, of: w, error))) }
             }
             compact()
         }
         for (w, e) in finished { w.continuation.resume(throwing: e) }
+    }
+
+    /// The error for a waiter one of whose transactions was dropped. In a consortium a batch's
+    /// transactions may go into different blocks, so the others may have committed or still commit.
+    private static func dropped(_ slot: Int, of w: Waiter, _ error: any Error) -> any Error {
+        guard w.results.count > 1 else { return error }
+        let committed = w.results.compactMap { $0 }.count
+        return BatchError(index: slot, error: LedgerError((error as? LedgerError)?.code ?? .replay,
+            "\((error as? LedgerError)?.reason ?? "\(error)"); \(committed) of the batch's other transactions had committed and the rest may still commit: look them up by id"))
     }
 
     private func compact() {

@@ -160,7 +160,14 @@ public final class QueryService: @unchecked Sendable {
         } catch let r as PolicyRefusal {
             if !reservedRefusal { try checkSharedRefusalBudget(refusal: r) }
             record.reason = r.code.rawValue
-            return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
+            do {
+                return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
+            } catch {
+                // The refusal's audit record was not committed (a full mempool, a failed write): it used no budget.
+                let key: RefusalBudget.Key = reservedRefusal ? .member(req.requester) : .unauthenticated
+                lock.withLock { refusals.giveBack(key) }
+                throw error
+            }
         } catch {
             // Not a refusal: nothing is recorded, so the reserved refusal was not used.
             if reservedRefusal { giveBackRefusal(for: req.requester) }

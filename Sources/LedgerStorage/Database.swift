@@ -179,7 +179,7 @@ public final class Database: @unchecked Sendable {
         if let error {
             let message = String(cString: error)
             rocksdb_free(error)
-            throw StorageError.fromRocksDB("write of \(batch.count) records failed, nothing applied: \(message)", default: .write)
+            throw StorageError.fromRocksDB("write of \(batch.count) records failed: \(message)" + (sync ? " (a synced write that fails may still be on disk after a restart)" : ""), default: .write)
         }
     }
 

@@ -7,7 +7,8 @@ public struct StorageError: Error, Hashable, CustomStringConvertible, Sendable {
         case corruption
         /// A read failed.
         case read
-        /// A write failed (for example a full disk); nothing of the batch was applied.
+        /// A write failed (for example a full disk). Readers do not see the batch; a synced
+        /// write that failed at its sync may still be on disk and replayed at the next open.
         case write
         /// A checkpoint could not be created.
         case checkpoint

@@ -227,10 +227,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return try Transaction.decode(raw, maxBytes: Int.max)
     }
 
+    /// Where a committed transaction sits. A block being appended is readable in RocksDB a moment
+    /// before the head moves to it; its transactions are not reported until then, so every
+    /// location returned can be proven against the head read after it.
     public func location(of id: Hash) throws -> Location? {
         guard id.count == 32, let raw = try database.get(Family.transactionIndex, id) else { return nil }
         var r = ByteReader(raw, context: "transaction index")
-        return Location(logIndex: try r.u64("log_index"), height: try r.u64("height"))
+        let loc = Location(logIndex: try r.u64("log_index"), height: try r.u64("height"))
+        return loc.logIndex < head.logSize ? loc : nil
     }
 
     public func envelope(of id: Hash) throws -> Envelope? {

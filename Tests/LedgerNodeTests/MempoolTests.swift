@@ -30,6 +30,23 @@ final class MempoolTests: XCTestCase {
         XCTAssertFalse(pool.contains(subs[8].transaction.id))
     }
 
+    /// Bytes are bounded too: a batch that would take the pool past its byte capacity is refused
+    /// whole, with the figures; once committed transactions leave, it fits.
+    func testMempoolBytesAreBounded() throws {
+        let subs = try submissions(6)
+        let four = subs[0..<4].reduce(0) { $0 + $1.byteCount }
+        let pool = Mempool(capacity: 100, capacityBytes: four)
+        try pool.admit(Array(subs[0..<3]), continuation: nil)
+        XCTAssertThrowsError(try pool.admit(Array(subs[3..<5]), continuation: nil)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .mempoolFull)
+            XCTAssertTrue("\(error)".contains("bytes of transactions and envelopes, limit \(four)"), "\(error)")
+        }
+        XCTAssertEqual(pool.count, 3)
+        XCTAssertFalse(pool.contains(subs[3].transaction.id))
+        pool.committed(subs[0..<2].map(\.transaction), height: 1, firstLogIndex: 0)
+        XCTAssertEqual(try pool.admit(Array(subs[3..<5]), continuation: nil).count, 2)
+    }
+
     /// Gossip of a known transaction is ignored; a second transaction with a pending nonce is not admitted.
     func testDeduplicatesByIdAndNonce() throws {
         let pool = Mempool(capacity: 100)

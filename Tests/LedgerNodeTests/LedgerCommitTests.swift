@@ -1,0 +1,167 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+@testable import LedgerNode
+import LedgerStorage
+import LedgerStore
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+
+/// The dev ledger's block producer, driven by hand (`commitPending`) so each block's contents are known.
+final class LedgerCommitTests: XCTestCase {
+    var directory = ""
+
+    override func setUp() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("commit-\(UUID())").path
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// A ledger with no producer running, and four attestations of the same size.
+    func open() throws -> (Ledger, [Submission]) {
+        let opened = try DevNode.open(dataDirectory: directory)
+        let ledger = try Ledger(store: opened.store, validatorKeys: opened.keys, clock: { 1_795_000_000_000 })
+        let h = APITests.Harness(ledger: ledger, keys: opened.keys)
+        let txs = try (1...4).map { try h.attestation(nonce: UInt64($0)) }
+        XCTAssertEqual(Set(txs.map(\.byteCount)).count, 1)
+        return (ledger, txs)
+    }
+
+    func waitUntilQueued(_ ledger: Ledger, _ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ledger.queuedCount < count {
+            guard ContinuousClock.now < deadline else { return XCTFail("\(count) transactions were not queued; \(ledger.queuedCount) are") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// A batch commits in one block or not at all: when the next batch does not fit in what is
+    /// left of a block, it waits whole for the next one.
+    func testABatchCommitsWholeInOneBlock() async throws {
+        let (ledger, txs) = try open()
+        ledger.maxBlockBytes = 3 * txs[0].byteCount
+        let start = ledger.store.head.height
+        let a = Task { try await ledger.submit(Array(txs[0..<2]), signedHere: false) }
+        try await waitUntilQueued(ledger, 2)
+        let b = Task { try await ledger.submit(Array(txs[2..<4]), signedHere: false) }
+        try await waitUntilQueued(ledger, 4)
+        ledger.commitPending()
+        XCTAssertEqual(ledger.store.head.height, start + 1)
+        XCTAssertEqual(ledger.queuedCount, 2, "the second batch waits whole")
+        ledger.commitPending()
+        let (ra, rb) = (try await a.value, try await b.value)
+        XCTAssertEqual(ra.map(\.height), [start + 1, start + 1])
+        XCTAssertEqual(rb.map(\.height), [start + 2, start + 2])
+        XCTAssertEqual(try ledger.store.blockHeader(height: start + 1)?.transactionCount, 2)
+    }
+
+    /// A batch larger than a block is refused at once, and bytes waiting for blocks are bounded:
+    /// a batch past the bound is refused with the figures and nothing of it is queued.
+    func testBatchAndQueueBytesAreBounded() async throws {
+        let (ledger, txs) = try open()
+        let size = txs[0].byteCount
+        ledger.maxBlockBytes = size
+        do {
+            _ = try await ledger.submit(Array(txs[0..<2]), signedHere: false)
+            XCTFail("a batch over the block's bytes was admitted")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .fieldTooLarge)
+            XCTAssertTrue(e.reason.contains("\(2 * size) bytes") && e.reason.contains("at most \(size)"), e.reason)
+        }
+        ledger.maxBlockBytes = 24 << 20
+        ledger.maxQueuedBytes = 3 * size
+        let a = Task { try await ledger.submit(Array(txs[0..<2]), signedHere: false) }
+        try await waitUntilQueued(ledger, 2)
+        do {
+            _ = try await ledger.submit(Array(txs[2..<4]), signedHere: false)
+            XCTFail("a batch past the queue's bytes was admitted")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .mempoolFull)
+            XCTAssertTrue(e.reason.contains("\(2 * size) bytes") && e.reason.contains("limit \(3 * size)"), e.reason)
+        }
+        XCTAssertEqual(ledger.queuedCount, 2)
+        ledger.commitPending()
+        _ = try await a.value
+        // The bytes were given back with the block: the refused batch now fits.
+        let b = Task { try await ledger.submit(Array(txs[2..<4]), signedHere: false) }
+        try await waitUntilQueued(ledger, 2)
+        ledger.commitPending()
+        let committed = try await b.value
+        XCTAssertEqual(committed.count, 2)
+    }
+
+    /// After a block's synced write fails (a full disk, an I/O error) the node writes nothing more:
+    /// the block's submitters are told it may or may not be on disk, those queued behind it that it
+    /// was not written, newcomers that the node must be restarted. Status shows why.
+    func testAFailedWriteStopsTheNodeTakingTransactions() async throws {
+        let (ledger, txs) = try open()
+        let start = ledger.store.head.height
+        ledger.maxBlockBytes = txs[0].byteCount
+        ledger.writeBlock = { _, _ in throw StorageError(.write, "IO error: No space left on device") }
+        let a = Task { try await ledger.submit([txs[0]], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        let b = Task { try await ledger.submit([txs[1]], signedHere: false) }
+        try await waitUntilQueued(ledger, 2)
+        ledger.commitPending()
+        do { _ = try await a.value; XCTFail("the failed block's submitter was told it committed") } catch let e as StorageError {
+            XCTAssertEqual(e.code, .write)
+            XCTAssertTrue(e.reason.contains("block \(start + 1) could not be written") && e.reason.contains("No space left on device")
+                          && e.reason.contains("after the node restarts"), e.reason)
+        }
+        do { _ = try await b.value; XCTFail("a transaction queued behind the failed block was told it committed") } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .mempoolFull)
+            XCTAssertTrue(e.reason.contains("not committed") && e.reason.contains("submit again once it is restarted"), e.reason)
+        }
+        XCTAssertEqual(ledger.queuedCount, 0)
+        // Nothing more is written, even if the disk came back, and newcomers are refused.
+        ledger.writeBlock = { _, _ in XCTFail("a block was written after a failed write"); throw StorageError(.write, "unreachable") }
+        do { _ = try await ledger.submit([txs[2]], signedHere: false); XCTFail("a submission was admitted after a failed write") } catch let e as StorageError {
+            XCTAssertTrue(e.reason.contains("must be restarted"), e.reason)
+        }
+        ledger.commitPending()
+        XCTAssertEqual(ledger.store.head.height, start)
+        XCTAssertTrue((ledger.status()["write_failure"] as? String)?.contains("No space left on device") == true)
+        XCTAssertEqual(HTTPStatusProbe.status(of: StorageError(.write, "x")), 503)
+    }
+
+    /// Bodies being read at once are bounded over all connections: with the budget taken, a
+    /// request is turned away with 503 before its body is read; once given back, it is read.
+    func testRequestBodiesInFlightAreBounded() async throws {
+        let (ledger, txs) = try open()
+        let api = LedgerAPI(ledger: ledger)
+        XCTAssertEqual(api.bodies.limit, 256 << 20)
+        let app = Application(router: api.makeRouter())
+        let body = APITests.body(APITests.wire(txs[0].transaction, txs[0].envelope))
+        try await app.test(.router) { client in
+            XCTAssertTrue(api.bodies.take(api.bodies.limit - 100))
+            let refused = try await client.execute(uri: "/v1/transactions", method: .post, body: body)
+            XCTAssertEqual(refused.status, .serviceUnavailable)
+            XCTAssertTrue(String(buffer: refused.body).contains("bytes of request bodies, limit \(256 << 20)"), String(buffer: refused.body))
+            api.bodies.give(api.bodies.limit - 100)
+            let producer = Task { await ledger.runBlockProducer() }
+            defer { producer.cancel() }
+            let accepted = try await client.execute(uri: "/v1/transactions", method: .post, body: body)
+            XCTAssertEqual(accepted.status, .ok, String(buffer: accepted.body))
+            XCTAssertEqual(api.bodies.used, 0)
+        }
+    }
+
+    /// Genesis limits must let a batch fit in one block and in the mempool.
+    func testLimitsRefuseABatchLargerThanABlock() {
+        var limits = Limits()
+        limits.maxBatchTransactions = limits.maxBlockTransactions + 1
+        XCTAssertThrowsError(try limits.check()) { error in
+            XCTAssertTrue("\(error)".contains("max_batch_transactions") && "\(error)".contains("max_block_transactions"), "\(error)")
+        }
+        limits = Limits()
+        limits.maxMempoolTransactions = limits.maxBatchTransactions - 1
+        XCTAssertThrowsError(try limits.check())
+        XCTAssertNoThrow(try Limits().check())
+    }
+}
+
+/// The HTTP status an error maps to, as the API answers it.
+enum HTTPStatusProbe {
+    static func status(of error: any Error) -> Int { LedgerAPI.errorResponse(error).status.code }
+}
