@@ -35,7 +35,9 @@ public struct P2PConfig: Sendable {
     public var maxFrameBytes: Int = 32 << 20
     /// Bytes of messages accepted by `send` and not yet written to the socket, per peer.
     public var maxQueuedBytesPerPeer: Int = 128 << 20
-    /// Inbound TCP connections open at once (handshaking or established).
+    /// Inbound TCP connections open at once (handshaking or established). Of these, at most
+    /// this less the number of genesis members may still be in their handshake, so connections
+    /// that never authenticate cannot keep a member from reconnecting.
     public var maxInboundConnections: Int = 64
     /// Inbound connections from one IPv4 address (or IPv6 /64) still in their handshake. One more is
     /// closed at accept, so a single host cannot fill `maxInboundConnections` with connections

@@ -311,6 +311,12 @@ public final class P2PNode: Sendable {
                 guard s.inboundCount < config.maxInboundConnections else {
                     return refuse("\(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
                 }
+                // Unauthenticated connections never take the slots members need to reconnect:
+                // handshakes in progress leave one inbound slot per genesis member free.
+                let handshakeCap = max(1, config.maxInboundConnections - config.allowedPeers.count)
+                guard s.handshaking.count < handshakeCap else {
+                    return refuse("\(s.handshaking.count) connections already in their handshake, at most \(handshakeCap) so that every member keeps an inbound slot")
+                }
                 let pending = s.handshaking.values.reduce(0) { $1 == address ? $0 + 1 : $0 }
                 guard pending < config.maxHandshakesPerAddress else {
                     return refuse("\(pending) connections from \(address) already in their handshake (maxHandshakesPerAddress)")

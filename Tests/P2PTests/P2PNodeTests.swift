@@ -349,17 +349,48 @@ final class P2PNodeTests: XCTestCase {
     func testInboundConnectionLimit() async throws {
         let c = Consortium("m1", "raw")
         let m1 = try await start(c, "m1") { $0.maxInboundConnections = 2 }
-        let (first, second) = try await openTwoThenRefuseThird(m1, limit: "maxInboundConnections",
-                                                               reason: "2 inbound connections already open") { m1.node.inboundConnectionCount }
-        XCTAssertFalse(first.isClosed || second.isClosed)
-        // A closed connection frees its slot for a member.
-        await first.close()
+        // One session and one handshake fill the two slots (a handshake may take only the slot
+        // beyond the members' own); a third connection is closed at once.
+        let session = try await RawClient.connect(port: m1.port)
+        _ = try await session.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await eventually("session established") { m1.node.connectedPeers == ["raw"] }
+        let handshaking = try await RawClient.connect(port: m1.port)
+        try await eventually("two connections counted") { m1.node.inboundConnectionCount == 2 }
+        let third = try await RawClient.connect(port: m1.port)
+        try await third.waitUntilClosed("over maxInboundConnections")
+        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:", "2 inbound connections already open")
+        XCTAssertFalse(session.isClosed || handshaking.isClosed)
+        // A closed connection frees its slot.
+        await handshaking.close()
         try await eventually("a slot frees up") { m1.node.inboundConnectionCount == 1 }
         let fourth = try await RawClient.connect(port: m1.port)
-        _ = try await fourth.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
-        try await eventually("session on the freed slot") { m1.node.connectedPeers == ["raw"] }
-        await second.close()
+        try await eventually("the freed slot is used") { m1.node.inboundConnectionCount == 2 }
+        XCTAssertFalse(fourth.isClosed)
+        await session.close()
         await fourth.close()
+    }
+
+    /// Handshakes in progress, from any number of addresses, leave an inbound slot for each
+    /// genesis member: strangers that never authenticate cannot lock a member out.
+    func testHandshakesLeaveASlotForEveryMember() async throws {
+        let c = Consortium("m1", "raw")
+        let m1 = try await start(c, "m1") { $0.maxInboundConnections = 3 }
+        let cap = 3 - c.allowed.count
+        XCTAssertEqual(cap, 1)
+        let first = try await RawClient.connect(port: m1.port)
+        try await eventually("one handshaking") { m1.node.handshakingConnectionCount == 1 }
+        let second = try await RawClient.connect(port: m1.port)
+        try await second.waitUntilClosed("over the handshake cap")
+        try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:",
+                                 "1 connections already in their handshake, at most 1 so that every member keeps an inbound slot")
+        // The member authenticates on its connection; the handshake slot is free again.
+        _ = try await first.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await eventually("session established") { m1.node.connectedPeers == ["raw"] }
+        let third = try await RawClient.connect(port: m1.port)
+        try await eventually("a handshake slot was free") { m1.node.handshakingConnectionCount == 1 }
+        XCTAssertFalse(third.isClosed)
+        await first.close()
+        await third.close()
     }
 
     func testHandshakeLimitCountsIPv4AddressesAndIPv6Slash64s() throws {
