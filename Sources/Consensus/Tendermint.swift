@@ -237,6 +237,8 @@ public struct TendermintMachine: Sendable {
             record(vote: v, &out)
             if step == .waiting && v.voter != me { startRound(0, &out) }
         case .validated(let h, let hash, let valid):
+            // Recorded for the rest of the height: the node reports `valid: false` only for
+            // content that matches the block's header (a tampered copy is dropped unjudged).
             guard h == height else { break }
             validity[hash] = valid
         case .built(let h, let r, let hash):

@@ -56,6 +56,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var lastRequest: (peer: String, at: ContinuousClock.Instant)?
     var peerHeights: [String: UInt64] = [:]
     var reported = Set<String>()
+    /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
+    /// within `peerWarningInterval` go to the debug level.
+    var peerWarnings: [String: ContinuousClock.Instant] = [:]
+    static let peerWarningInterval: Duration = .seconds(10)
     private let nonceLock = NSLock()
     private var lastNonce: UInt64 = 0
     var autoScorer: AutoScorer?
@@ -320,9 +324,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 return
             }
             if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil {
-                remember(block)
+                remember(block, from: peer)
             }
             handle(.proposal(p))
+            // The proposal was seen before without usable content (or with a tampered copy):
+            // now that the genuine content is here, answer the machine's pending `.validate`.
+            if awaitingContent.contains(p.blockHash), unchecked[p.blockHash] != nil {
+                awaitingContent.remove(p.blockHash)
+                validateAndReport(p.blockHash)
+            }
         case .vote(let v):
             if v.height == height + 1 { buffer(message, from: peer); return }
             guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
@@ -354,8 +364,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .blockContent(let block):
             let hash = block.hash
             guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
+            // A copy that does not match its header leaves the hash awaited: the fetch is
+            // repeated every status tick until the genuine content arrives.
+            guard remember(block, from: peer) else { return }
             awaitingContent.remove(hash)
-            remember(block)
             if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
         case .transactions, .blockRequest, .endorseRequest, .endorsement:
             break
@@ -374,12 +386,61 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// Keeps a proposed block's content (bounded); it is checked when the machine asks.
-    func remember(_ block: CandidateBlock) {
-        guard unchecked.count + candidates.count < Self.maxCandidates else { return }
-        unchecked[block.hash] = block
+    /// Content that does not match its header (`contentMismatch`) is dropped without any
+    /// verdict on the block: the header hash, which proposals and votes sign, does not cover the
+    /// transactions and envelopes, so any member relaying a genuine proposal could alter them.
+    /// Returns false for such content.
+    @discardableResult
+    func remember(_ block: CandidateBlock, from peer: String) -> Bool {
+        if let problem = Self.contentMismatch(block) {
+            warn(about: peer, "block \(block.header.height) \(block.hash.hexString.prefix(16)) from \(peer) does not match its header: \(problem); "
+                 + "content dropped, the block is not judged and its genuine content is still fetched")
+            return false
+        }
+        guard unchecked.count + candidates.count < Self.maxCandidates else { return true }
+        if unchecked[block.hash] == nil { unchecked[block.hash] = block }
         if let votes = deferredPrecommits.removeValue(forKey: block.hash) {
             for v in votes { dispatch(.vote(v), from: v.voter) }
         }
+        return true
+    }
+
+    /// Why a block's content is not the content its header commits to, or nil when it is: the
+    /// transaction count and the transactions root (over the transaction ids, which hash the
+    /// whole signed transaction) must match the header, and every envelope must hash to the
+    /// `envelope_hash` its transaction names (a transaction that names none carries none).
+    /// `envelopesMayBeShredded`: a certified block from catch-up may lack envelopes erased since.
+    static func contentMismatch(_ block: CandidateBlock, envelopesMayBeShredded: Bool = false) -> String? {
+        let header = block.header
+        guard block.submissions.count == Int(header.transactionCount) else {
+            return "it carries \(block.submissions.count) transactions, its header counts \(header.transactionCount)"
+        }
+        let tree = InMemoryMerkleTree(leafHashes: block.submissions.map(\.transaction.id))
+        guard tree.root == header.transactionsRoot else { return "its transactions do not hash to the header's transactions root" }
+        for (i, s) in block.submissions.enumerated() {
+            if let record = s.transaction.body.envelopedRecord {
+                if let envelope = s.envelope {
+                    guard envelope.hash == record.envelopeHash else { return "the envelope of transaction \(i) does not match its envelope_hash" }
+                } else if !envelopesMayBeShredded {
+                    return "transaction \(i) lacks its payload envelope"
+                }
+            } else if s.envelope != nil {
+                return "transaction \(i) carries an envelope although it names none"
+            }
+        }
+        return nil
+    }
+
+    /// Logs a problem with a peer's message: a warning at most every `peerWarningInterval` per
+    /// peer, the debug level in between (a faulty peer cannot flood the log).
+    func warn(about peer: String, _ message: @autoclosure () -> String) {
+        let now = ContinuousClock.now
+        if let last = peerWarnings[peer], now - last < Self.peerWarningInterval {
+            logger.debug("\(message())")
+            return
+        }
+        peerWarnings[peer] = now
+        logger.warning("\(message())")
     }
 
     // MARK: Consensus actions
@@ -607,6 +668,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard header.height == store.head.height + 1 else { continue }
             do {
                 try c.certificate.verify(header: header, genesis: genesis)
+                if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
+                    warn(about: peer, "block \(header.height) from \(peer) does not match its certified header: \(problem); dropped, it is requested again")
+                    return
+                }
                 let built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
                 guard cp.size == header.logSize, cp.rootHash == header.logRoot else {
