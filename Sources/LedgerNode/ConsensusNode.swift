@@ -74,6 +74,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var stopped = false
     var statusTimer: DispatchSourceTimer?
 
+    /// The largest peer message (one P2P frame): `min(2 · max_request_bytes, 256 MiB)`.
+    /// Settable for tests of what fits in a frame.
+    var maxFrameBytes: Int
+    /// The most bytes a built block's submissions take encoded (transactions, envelopes and
+    /// their lengths): 24 MiB, or less so that the block with its header, proposal, certificate
+    /// and checkpoint fits in one frame — in a proposal, a `block_content` or a `blocks` reply.
+    var maxBlockContentBytes: Int {
+        max(0, min(24 << 20, maxFrameBytes - NetMessage.blockMessageOverhead(validators: genesis.validators.count)))
+    }
+
     static let maxCandidates = 16
     static let maxFuture = 512
     static let maxDeferred = 256
@@ -96,6 +106,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.clock = clock
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
+        self.maxFrameBytes = min(store.genesis.limits.maxRequestBytes * 2, 256 << 20)
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
@@ -117,7 +128,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: member.id,
                                signingKey: keys.signing, listenHost: listenHost, listenPort: listenPort,
                                peers: peers, allowedPeers: allowed)
-        config.maxFrameBytes = min(genesis.limits.maxRequestBytes * 2, 256 << 20)
+        config.maxFrameBytes = maxFrameBytes
         let limits = genesis.limits
         let mempool = self.mempool
         p2p = P2PNode(config: config, logger: logger, onMessage: { [weak self] from, bytes in
@@ -287,28 +298,44 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func serveBlocks(from: UInt64, count: Int, to peer: String) {
+        let list = blocksToServe(from: from, count: count, to: peer)
+        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+    }
+
+    /// Committed blocks from `from` for one `blocks` reply: at most `count` (and
+    /// `maxBlocksPerResponse`), and no more than fit in one frame, measured by each block's full
+    /// encoded size (transactions, envelopes, certificate, checkpoint). The first block is always
+    /// included, so a peer behind by a block larger than the rest of the budget still gets it.
+    func blocksToServe(from: UInt64, count: Int, to peer: String) -> [CommittedBlock] {
         let head = store.head.height
-        guard from >= 1, from <= head else { return }
+        guard from >= 1, from <= head else { return [] }
+        let budget = maxFrameBytes - NetMessage.blocksMessageHeaderBytes
         var list: [CommittedBlock] = []
         var bytes = 0
         var h = from
         do {
-            while h <= head, list.count < min(count, NetMessage.maxBlocksPerResponse), bytes < 16 << 20 {
+            while h <= head, list.count < min(count, NetMessage.maxBlocksPerResponse) {
                 guard let header = try store.blockHeader(height: h), let cert = try store.certificate(height: h),
                       let note = try store.checkpoint(height: h) else { break }
                 var subs: [Submission] = []
                 for index in header.firstLogIndex..<header.logSize {
                     guard let tx = try store.transaction(at: index) else { throw LedgerError(.notFound, "log index \(index) missing") }
                     subs.append(Submission(transaction: tx, envelope: try store.envelope(of: tx.id)))
-                    bytes += tx.encoded.count
                 }
-                list.append(CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note))
+                let block = CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note)
+                let size = block.encodedSize
+                if !list.isEmpty, bytes + size > budget { break }
+                if list.isEmpty, size > budget {
+                    logger.error("block \(h) takes \(size) bytes encoded, more than a frame (\(maxFrameBytes)); \(peer) cannot fetch it from this node")
+                }
+                list.append(block)
+                bytes += size
                 h += 1
             }
         } catch {
             logger.error("cannot serve blocks from \(from) to \(peer): \(error)")
         }
-        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+        return list
     }
 
     /// On `queue`.
@@ -581,7 +608,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var picked: [Submission] = []
         var stale: [Hash] = []
-        for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: 24 << 20) {
+        for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
             if (try? validator.checkStateful(s.transaction, state: store)) == nil { stale.append(s.transaction.id); continue }
             picked.append(s)
         }

@@ -93,6 +93,19 @@ final class ConsensusNodeTests: XCTestCase {
         }
 
         var state: SafetyState { node.queue.sync { node.machine.state } }
+
+        /// A commit certificate and cosigned checkpoint for `header` by `signers`.
+        func certify(_ header: BlockHeader, by signers: [String]) -> (CommitCertificate, String) {
+            let members = signers.map { genesis.member($0)! }
+            let certificate = CommitCertificate(height: header.height, blockHash: header.hash, signatures: members.map {
+                BlockBuilder.commitSignature(header: header, validator: $0, key: keys[$0.id]!.signing)
+            })
+            let text = Checkpoint(origin: genesis.chainID, size: header.logSize, rootHash: header.logRoot).text
+            let note = SignedNote(text: text, signatures: members.map {
+                SignedNote.Signature(name: $0.id, keyID: $0.keyID, signature: keys[$0.id]!.signing.signature(for: Array(text.utf8)))
+            })
+            return (certificate, note.serialized)
+        }
     }
 
     /// Copies of `block` under its genuine header with altered content: envelopes swapped between
@@ -164,6 +177,73 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(state.step, .prevote)
         XCTAssertNotNil(state.prevote)
         XCTAssertNil(state.prevote?.blockHash, "a block that does not extend the head was prevoted")
+        await f.close()
+    }
+
+    /// A `blocks` reply never exceeds a frame: blocks are measured whole (envelopes, certificate,
+    /// checkpoint), and the first block is sent even when it alone is over the budget.
+    func testCatchUpRepliesFitInAFrame() async throws {
+        let f = try await Fixture(as: "val-c")
+        for h in 1...4 {
+            let subs = try f.submissions(12, seed: UInt64(10 + h))
+            let head = f.store.head
+            let built = BlockBuilder.build(chainID: f.genesis.chainID, height: head.height + 1, timestampMillis: 1,
+                                           previousHash: head.blockHash, frontier: f.store.frontier,
+                                           transactions: subs.map(\.transaction), proposer: "val-b")
+            let (certificate, note) = f.certify(built.header, by: ["val-a", "val-b", "val-d"])
+            try f.store.append(block: built, certificate: certificate, submissions: subs, checkpoint: note)
+        }
+        let all = f.node.blocksToServe(from: 1, count: 32, to: "val-d")
+        XCTAssertEqual(all.count, 4)
+        for b in all { XCTAssertEqual(b.encodedSize + 3, NetMessage.blocks([b]).encoded.count, "encodedSize is not the encoded length") }
+        let sizes = all.map(\.encodedSize)
+        // Transactions alone are well under half a block: the old count (transaction bytes) would let three blocks in.
+        let txBytes = all[0].block.submissions.reduce(0) { $0 + $1.transaction.encoded.count }
+        XCTAssertLessThan(3 * txBytes, 2 * sizes[0] + sizes[1] / 2)
+        f.node.maxFrameBytes = 3 + sizes[0] + sizes[1] + sizes[2] / 2
+        var from: UInt64 = 1
+        var replies = 0
+        while from <= 4 {
+            let list = f.node.blocksToServe(from: from, count: 32, to: "val-d")
+            XCTAssertFalse(list.isEmpty)
+            XCTAssertEqual(list.first?.block.header.height, from)
+            XCTAssertLessThanOrEqual(NetMessage.blocks(list).encoded.count, f.node.maxFrameBytes, "reply from \(from) exceeds the frame")
+            from += UInt64(list.count)
+            replies += 1
+        }
+        XCTAssertEqual(replies, 2)
+        // A frame smaller than one block: one block per reply all the same.
+        f.node.maxFrameBytes = sizes[0] / 2
+        XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d").count, 1)
+        await f.close()
+    }
+
+    /// A built block, with its proposal or with a certificate and checkpoint, fits in a frame
+    /// even when the genesis makes frames small.
+    func testBuiltBlockFitsInAFrame() async throws {
+        var limits = Limits()
+        limits.maxRequestBytes = 24 << 10   // frames of 48 KiB
+        // val-b proposes (1, 0).
+        let f = try await Fixture(as: "val-b", limits: limits)
+        XCTAssertEqual(f.node.maxFrameBytes, 48 << 10)
+        let subs = try f.submissions(200, seed: 20)
+        let total = subs.reduce(0) { $0 + $1.transaction.encoded.count + ($1.envelope?.encoded.count ?? 0) }
+        XCTAssertGreaterThan(total, f.node.maxFrameBytes, "the mempool must hold more than a frame for this test to mean anything")
+        let state = f.node.queue.sync {
+            _ = try? f.node.mempool.admit(subs, continuation: nil)
+            f.node.transactionsArrived()
+            return f.node.machine.state
+        }
+        guard let p = state.proposal, let block = f.node.queue.sync(execute: { f.node.candidates[p.blockHash]?.block }) else {
+            return XCTFail("no block was proposed")
+        }
+        XCTAssertGreaterThan(block.submissions.count, 0)
+        XCTAssertLessThan(block.submissions.count, subs.count)
+        XCTAssertLessThanOrEqual(NetMessage.proposal(p, block).encoded.count, f.node.maxFrameBytes)
+        // In a catch-up reply, with every validator's signature in its certificate and checkpoint.
+        let (certificate, note) = f.certify(block.header, by: Fixture.ids)
+        let reply = NetMessage.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]).encoded
+        XCTAssertLessThanOrEqual(reply.count, f.node.maxFrameBytes)
         await f.close()
     }
 }
