@@ -344,6 +344,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let height = machine.height
         switch message {
         case .proposal(let p, let block):
+            guard p.round <= TendermintMachine.maxRound else {
+                warn(about: peer, "proposal from \(peer) for \(p.proposer) names round \(p.round), above the limit \(TendermintMachine.maxRound); dropped")
+                return
+            }
             if p.height == height + 1 { buffer(message, from: peer); return }
             guard p.height == height, let proposer = genesis.member(p.proposer), proposer.has(.validator),
                   proposer.signingKey.isValidSignature(p.signature, for: p.signingBytes(chainID: genesis.chainID)) else {
@@ -361,6 +365,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 validateAndReport(p.blockHash)
             }
         case .vote(let v):
+            guard v.round <= TendermintMachine.maxRound else {
+                warn(about: peer, "\(v.type.name) from \(peer) for \(v.voter) names round \(v.round), above the limit \(TendermintMachine.maxRound); dropped")
+                return
+            }
             if v.height == height + 1 { buffer(message, from: peer); return }
             guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
                   voter.signingKey.isValidSignature(v.signature, for: v.signingBytes(chainID: genesis.chainID)) else {

@@ -180,6 +180,33 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// Proposals and votes with a round above `TendermintMachine.maxRound` are dropped by the node,
+    /// for this height and for the next (which would otherwise be buffered and replayed).
+    func testRoundsAboveTheLimitAreDropped() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        for height in [UInt64(1), 2] {
+            for r in [UInt32(Int32.max) + 1, UInt32.max] {
+                // val-b and val-d: f + 1 validators, enough for the machine to skip to a round.
+                for voter in ["val-b", "val-d"] {
+                    f.deliver(.vote(f.vote(.prevote, height: height, round: r, hash: nil, by: voter)), from: voter)
+                }
+                let proposer = validators.proposer(height: height, round: r)
+                let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: height, round: r, polRound: -1,
+                                                  blockHash: block.hash, proposer: proposer)
+                let p = Proposal(height: height, round: r, polRound: -1, blockHash: block.hash, proposer: proposer,
+                                 signature: f.keys[proposer]!.signing.signature(for: bytes))
+                f.deliver(.proposal(p, height == 1 ? block : nil), from: proposer)
+            }
+        }
+        let state = f.state
+        XCTAssertEqual(state.round, 0)
+        XCTAssertEqual(state.step, .waiting)
+        XCTAssertEqual(f.node.queue.sync { f.node.future.count }, 0, "next-height messages with out-of-range rounds were buffered")
+        await f.close()
+    }
+
     /// A `blocks` reply never exceeds a frame: blocks are measured whole (envelopes, certificate,
     /// checkpoint), and the first block is sent even when it alone is over the budget.
     func testCatchUpRepliesFitInAFrame() async throws {
