@@ -51,7 +51,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var unchecked: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
     var deferredPrecommits: [Hash: [Vote]] = [:]
+    /// Messages for the next height, replayed once this node commits the current one.
     var future: [(String, NetMessage)] = []
+    /// (kind, signer, round) of each message in `future`, and the bytes of their blocks.
+    var futureKeys = Set<String>()
+    var futureBytes = 0
+    var futurePerSigner: [String: Int] = [:]
     var buildWanted: (height: UInt64, round: UInt32)?
     var lastRequest: (peer: String, at: ContinuousClock.Instant)?
     var peerHeights: [String: UInt64] = [:]
@@ -86,6 +91,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     static let maxCandidates = 16
     static let maxFuture = 512
+    /// Bytes of proposed blocks kept in `future`: a proposal whose block does not fit is kept
+    /// without it (the content is fetched by hash once the height starts).
+    var maxFutureBytes: Int { min(2 * maxFrameBytes, 64 << 20) }
     static let maxDeferred = 256
 
     public init(store: ChainStore, keys: MemberSecretKeys, options: Options = .init(), walDirectory: String,
@@ -409,8 +417,36 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// Keeps a message for the next height until this node gets there. Only a message signed by
+    /// a genesis validator is kept, one per (kind, signer, round), at most `maxFuture` in all
+    /// and a fair share of them per validator, with proposed blocks within `maxFutureBytes`.
     func buffer(_ m: NetMessage, from peer: String) {
-        if future.count < Self.maxFuture { future.append((peer, m)) }
+        let key: String, signer: Member?, signature: [UInt8], signed: [UInt8]
+        switch m {
+        case .proposal(let p, _):
+            key = "proposal/\(p.proposer)/\(p.round)"
+            signer = genesis.member(p.proposer); signature = p.signature; signed = p.signingBytes(chainID: genesis.chainID)
+        case .vote(let v):
+            key = "\(v.type.name)/\(v.voter)/\(v.round)"
+            signer = genesis.member(v.voter); signature = v.signature; signed = v.signingBytes(chainID: genesis.chainID)
+        default:
+            return
+        }
+        let share = max(1, Self.maxFuture / max(1, genesis.validators.count))
+        guard future.count < Self.maxFuture, !futureKeys.contains(key) else { return }
+        guard let signer, signer.has(.validator), signer.signingKey.isValidSignature(signature, for: signed) else {
+            warn(about: peer, "message from \(peer) for the next height (\(key)) is not signed by that validator; dropped")
+            return
+        }
+        guard futurePerSigner[signer.id, default: 0] < share else { return }
+        var kept = m
+        if case .proposal(let p, let block?) = m {
+            let size = block.encodedSize
+            if block.hash == p.blockHash, futureBytes + size <= maxFutureBytes { futureBytes += size } else { kept = .proposal(p, nil) }
+        }
+        futureKeys.insert(key)
+        futurePerSigner[signer.id, default: 0] += 1
+        future.append((peer, kept))
     }
 
     func deferPrecommit(_ v: Vote, hash: Hash) {
@@ -671,6 +707,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         buildWanted = nil
         let replay = future
         future = []
+        futureKeys = []
+        futureBytes = 0
+        futurePerSigner = [:]
         for (peer, m) in replay { dispatch(m, from: peer) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }

@@ -273,4 +273,49 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertLessThanOrEqual(reply.count, f.node.maxFrameBytes)
         await f.close()
     }
+
+    /// Next-height messages are kept only when signed by the validator they name, once per
+    /// (kind, signer, round), and their blocks within the byte budget.
+    func testNextHeightBufferKeepsOnlyVerifiedDistinctMessages() async throws {
+        let f = try await Fixture(as: "val-c")
+        let v = f.vote(.prevote, height: 2, round: 0, hash: nil, by: "val-b")
+        for _ in 0..<5 { f.deliver(.vote(v), from: "val-b") }
+        let forged = Vote(type: .prevote, height: 2, round: 1, blockHash: nil, voter: "val-d", signature: v.signature)
+        f.deliver(.vote(forged), from: "val-a")
+        let unknown = Vote(type: .prevote, height: 2, round: 0, blockHash: nil, voter: "mallory", signature: v.signature)
+        f.deliver(.vote(unknown), from: "val-a")
+        // One validator cannot fill the buffer with rounds.
+        for r in 1..<UInt32(ConsensusNode.maxFuture) { f.deliver(.vote(f.vote(.precommit, height: 2, round: r, hash: nil, by: "val-a")), from: "val-a") }
+        f.deliver(.vote(f.vote(.precommit, height: 2, round: 0, hash: nil, by: "val-d")), from: "val-d")
+        let kept = f.node.queue.sync { f.node.future.map(\.1) }
+        let votes = kept.compactMap { m -> Vote? in if case .vote(let v) = m { return v }; return nil }
+        XCTAssertEqual(votes.filter { $0.voter == "val-b" }.count, 1, "a repeated vote was buffered more than once")
+        XCTAssertFalse(votes.contains { $0 == forged || $0 == unknown }, "a vote that does not verify was buffered")
+        XCTAssertEqual(votes.filter { $0.voter == "val-a" }.count, ConsensusNode.maxFuture / 4)
+        XCTAssertTrue(votes.contains { $0.voter == "val-d" }, "another validator's vote was crowded out")
+        await f.close()
+    }
+
+    /// Blocks carried by next-height proposals are kept up to `maxFutureBytes`; past it a
+    /// proposal is kept without its block (fetched once the height starts).
+    func testNextHeightBufferBoundsBlockBytes() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(6, seed: 30), proposer: "val-a")
+        f.node.maxFrameBytes = block.encodedSize   // maxFutureBytes: two such blocks
+        XCTAssertEqual(f.node.maxFutureBytes, 2 * block.encodedSize)
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        for r in UInt32(0)..<4 {
+            let proposer = validators.proposer(height: 2, round: r)
+            let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: 2, round: r, polRound: -1,
+                                              blockHash: block.hash, proposer: proposer)
+            let p = Proposal(height: 2, round: r, polRound: -1, blockHash: block.hash, proposer: proposer,
+                             signature: f.keys[proposer]!.signing.signature(for: bytes))
+            f.deliver(.proposal(p, block), from: proposer)
+        }
+        let kept = f.node.queue.sync { f.node.future.map(\.1) }
+        let withBlocks = kept.map { m -> Bool in if case .proposal(_, let b) = m { return b != nil }; return false }
+        XCTAssertEqual(withBlocks, [true, true, false, false])
+        XCTAssertLessThanOrEqual(f.node.queue.sync { f.node.futureBytes }, f.node.maxFutureBytes)
+        await f.close()
+    }
 }
