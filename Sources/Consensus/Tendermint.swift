@@ -88,6 +88,9 @@ public struct SafetyState: Sendable, Hashable {
         guard try r.u8("format") == format else { throw LedgerError(.unsupportedVersion, "consensus safety state format is not \(format)") }
         var s = SafetyState(height: try r.u64("height"))
         s.round = try r.u32("round")
+        guard s.round <= TendermintMachine.maxRound else {
+            throw LedgerError(.malformed, "consensus safety state has round \(s.round), above the limit \(TendermintMachine.maxRound)")
+        }
         guard let step = Step(rawValue: try r.u8("step")) else { throw LedgerError(.malformed, "consensus safety state has an unknown step") }
         s.step = step
         func hash(_ field: String) throws -> Hash? { try r.u8(field) == 1 ? try r.raw(32, field) : nil }
@@ -152,6 +155,12 @@ public struct TendermintMachine: Sendable {
     public var step: Step { state.step }
     /// Blocks committed by this machine (for tests and logs).
     public private(set) var decisions: UInt64 = 0
+
+    /// The highest round the machine enters or accepts a message for. Rounds are signed as u32
+    /// but lock and valid rounds are i32, so a round above `Int32.max` could not be recorded;
+    /// messages above it are ignored on receipt and the round never advances past it (it cannot
+    /// be reached by honest timeouts in any realistic time).
+    public static let maxRound = UInt32(Int32.max)
 
     private var me: String? { signer?.memberID }
     private var isValidator: Bool { me.map(validators.contains) ?? false }
@@ -221,11 +230,12 @@ public struct TendermintMachine: Sendable {
         case .proposal(let p):
             guard p.height == height, validators.contains(p.proposer),
                   p.proposer == validators.proposer(height: p.height, round: p.round),
-                  p.polRound >= -1, p.polRound < Int32(clamping: p.round),
+                  p.polRound >= -1, p.polRound < Int32(clamping: p.round), p.round <= Self.maxRound,
                   p.round <= round &+ timeouts.maxRoundsAhead else { break }
             record(proposal: p, &out)
             if step == .waiting && p.proposer != me { startRound(0, &out) }
         case .vote(let v):
+            guard v.round <= Self.maxRound else { break }
             guard v.height == height, validators.contains(v.voter), v.round <= round &+ timeouts.maxRoundsAhead else {
                 if v.height > height, validators.contains(v.voter), !catchUpRequested {
                     // A validator is already past this height: this node missed a decision.
@@ -237,6 +247,8 @@ public struct TendermintMachine: Sendable {
             record(vote: v, &out)
             if step == .waiting && v.voter != me { startRound(0, &out) }
         case .validated(let h, let hash, let valid):
+            // Recorded for the rest of the height: the node reports `valid: false` only for
+            // content that matches the block's header (a tampered copy is dropped unjudged).
             guard h == height else { break }
             validity[hash] = valid
         case .built(let h, let r, let hash):
@@ -260,7 +272,7 @@ public struct TendermintMachine: Sendable {
             case .prevote:   // line 61
                 if t.round == round && step == .prevote { castVote(.precommit, nil, &out) }
             case .precommit: // line 65
-                if t.round == round && step != .waiting { startRound(round + 1, &out) }
+                if t.round == round && step != .waiting && round < Self.maxRound { startRound(round + 1, &out) }
             }
         case .committedElsewhere(let h):
             if h >= height { moveTo(height: h + 1, &out) }

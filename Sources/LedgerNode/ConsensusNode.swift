@@ -51,11 +51,20 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var unchecked: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
     var deferredPrecommits: [Hash: [Vote]] = [:]
+    /// Messages for the next height, replayed once this node commits the current one.
     var future: [(String, NetMessage)] = []
+    /// (kind, signer, round) of each message in `future`, and the bytes of their blocks.
+    var futureKeys = Set<String>()
+    var futureBytes = 0
+    var futurePerSigner: [String: Int] = [:]
     var buildWanted: (height: UInt64, round: UInt32)?
     var lastRequest: (peer: String, at: ContinuousClock.Instant)?
     var peerHeights: [String: UInt64] = [:]
     var reported = Set<String>()
+    /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
+    /// within `peerWarningInterval` go to the debug level.
+    var peerWarnings: [String: ContinuousClock.Instant] = [:]
+    static let peerWarningInterval: Duration = .seconds(10)
     private let nonceLock = NSLock()
     private var lastNonce: UInt64 = 0
     var autoScorer: AutoScorer?
@@ -70,8 +79,21 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var stopped = false
     var statusTimer: DispatchSourceTimer?
 
+    /// The largest peer message (one P2P frame): `min(2 · max_request_bytes, 256 MiB)`.
+    /// Settable for tests of what fits in a frame.
+    var maxFrameBytes: Int
+    /// The most bytes a built block's submissions take encoded (transactions, envelopes and
+    /// their lengths): 24 MiB, or less so that the block with its header, proposal, certificate
+    /// and checkpoint fits in one frame — in a proposal, a `block_content` or a `blocks` reply.
+    var maxBlockContentBytes: Int {
+        max(0, min(24 << 20, maxFrameBytes - NetMessage.blockMessageOverhead(validators: genesis.validators.count)))
+    }
+
     static let maxCandidates = 16
     static let maxFuture = 512
+    /// Bytes of proposed blocks kept in `future`: a proposal whose block does not fit is kept
+    /// without it (the content is fetched by hash once the height starts).
+    var maxFutureBytes: Int { min(2 * maxFrameBytes, 64 << 20) }
     static let maxDeferred = 256
 
     public init(store: ChainStore, keys: MemberSecretKeys, options: Options = .init(), walDirectory: String,
@@ -92,6 +114,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.clock = clock
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
+        self.maxFrameBytes = min(store.genesis.limits.maxRequestBytes * 2, 256 << 20)
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
@@ -113,7 +136,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: member.id,
                                signingKey: keys.signing, listenHost: listenHost, listenPort: listenPort,
                                peers: peers, allowedPeers: allowed)
-        config.maxFrameBytes = min(genesis.limits.maxRequestBytes * 2, 256 << 20)
+        config.maxFrameBytes = maxFrameBytes
         let limits = genesis.limits
         let mempool = self.mempool
         p2p = P2PNode(config: config, logger: logger, onMessage: { [weak self] from, bytes in
@@ -283,28 +306,44 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func serveBlocks(from: UInt64, count: Int, to peer: String) {
+        let list = blocksToServe(from: from, count: count, to: peer)
+        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+    }
+
+    /// Committed blocks from `from` for one `blocks` reply: at most `count` (and
+    /// `maxBlocksPerResponse`), and no more than fit in one frame, measured by each block's full
+    /// encoded size (transactions, envelopes, certificate, checkpoint). The first block is always
+    /// included, so a peer behind by a block larger than the rest of the budget still gets it.
+    func blocksToServe(from: UInt64, count: Int, to peer: String) -> [CommittedBlock] {
         let head = store.head.height
-        guard from >= 1, from <= head else { return }
+        guard from >= 1, from <= head else { return [] }
+        let budget = maxFrameBytes - NetMessage.blocksMessageHeaderBytes
         var list: [CommittedBlock] = []
         var bytes = 0
         var h = from
         do {
-            while h <= head, list.count < min(count, NetMessage.maxBlocksPerResponse), bytes < 16 << 20 {
+            while h <= head, list.count < min(count, NetMessage.maxBlocksPerResponse) {
                 guard let header = try store.blockHeader(height: h), let cert = try store.certificate(height: h),
                       let note = try store.checkpoint(height: h) else { break }
                 var subs: [Submission] = []
                 for index in header.firstLogIndex..<header.logSize {
                     guard let tx = try store.transaction(at: index) else { throw LedgerError(.notFound, "log index \(index) missing") }
                     subs.append(Submission(transaction: tx, envelope: try store.envelope(of: tx.id)))
-                    bytes += tx.encoded.count
                 }
-                list.append(CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note))
+                let block = CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note)
+                let size = block.encodedSize
+                if !list.isEmpty, bytes + size > budget { break }
+                if list.isEmpty, size > budget {
+                    logger.error("block \(h) takes \(size) bytes encoded, more than a frame (\(maxFrameBytes)); \(peer) cannot fetch it from this node")
+                }
+                list.append(block)
+                bytes += size
                 h += 1
             }
         } catch {
             logger.error("cannot serve blocks from \(from) to \(peer): \(error)")
         }
-        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+        return list
     }
 
     /// On `queue`.
@@ -313,6 +352,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let height = machine.height
         switch message {
         case .proposal(let p, let block):
+            guard p.round <= TendermintMachine.maxRound else {
+                warn(about: peer, "proposal from \(peer) for \(p.proposer) names round \(p.round), above the limit \(TendermintMachine.maxRound); dropped")
+                return
+            }
             if p.height == height + 1 { buffer(message, from: peer); return }
             guard p.height == height, let proposer = genesis.member(p.proposer), proposer.has(.validator),
                   proposer.signingKey.isValidSignature(p.signature, for: p.signingBytes(chainID: genesis.chainID)) else {
@@ -320,10 +363,20 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 return
             }
             if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil {
-                remember(block)
+                remember(block, from: peer)
             }
             handle(.proposal(p))
+            // The proposal was seen before without usable content (or with a tampered copy):
+            // now that the genuine content is here, answer the machine's pending `.validate`.
+            if awaitingContent.contains(p.blockHash), unchecked[p.blockHash] != nil {
+                awaitingContent.remove(p.blockHash)
+                validateAndReport(p.blockHash)
+            }
         case .vote(let v):
+            guard v.round <= TendermintMachine.maxRound else {
+                warn(about: peer, "\(v.type.name) from \(peer) for \(v.voter) names round \(v.round), above the limit \(TendermintMachine.maxRound); dropped")
+                return
+            }
             if v.height == height + 1 { buffer(message, from: peer); return }
             guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
                   voter.signingKey.isValidSignature(v.signature, for: v.signingBytes(chainID: genesis.chainID)) else {
@@ -354,16 +407,46 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .blockContent(let block):
             let hash = block.hash
             guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
+            // A copy that does not match its header leaves the hash awaited: the fetch is
+            // repeated every status tick until the genuine content arrives.
+            guard remember(block, from: peer) else { return }
             awaitingContent.remove(hash)
-            remember(block)
             if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
         case .transactions, .blockRequest, .endorseRequest, .endorsement:
             break
         }
     }
 
+    /// Keeps a message for the next height until this node gets there. Only a message signed by
+    /// a genesis validator is kept, one per (kind, signer, round), at most `maxFuture` in all
+    /// and a fair share of them per validator, with proposed blocks within `maxFutureBytes`.
     func buffer(_ m: NetMessage, from peer: String) {
-        if future.count < Self.maxFuture { future.append((peer, m)) }
+        let key: String, signer: Member?, signature: [UInt8], signed: [UInt8]
+        switch m {
+        case .proposal(let p, _):
+            key = "proposal/\(p.proposer)/\(p.round)"
+            signer = genesis.member(p.proposer); signature = p.signature; signed = p.signingBytes(chainID: genesis.chainID)
+        case .vote(let v):
+            key = "\(v.type.name)/\(v.voter)/\(v.round)"
+            signer = genesis.member(v.voter); signature = v.signature; signed = v.signingBytes(chainID: genesis.chainID)
+        default:
+            return
+        }
+        let share = max(1, Self.maxFuture / max(1, genesis.validators.count))
+        guard future.count < Self.maxFuture, !futureKeys.contains(key) else { return }
+        guard let signer, signer.has(.validator), signer.signingKey.isValidSignature(signature, for: signed) else {
+            warn(about: peer, "message from \(peer) for the next height (\(key)) is not signed by that validator; dropped")
+            return
+        }
+        guard futurePerSigner[signer.id, default: 0] < share else { return }
+        var kept = m
+        if case .proposal(let p, let block?) = m {
+            let size = block.encodedSize
+            if block.hash == p.blockHash, futureBytes + size <= maxFutureBytes { futureBytes += size } else { kept = .proposal(p, nil) }
+        }
+        futureKeys.insert(key)
+        futurePerSigner[signer.id, default: 0] += 1
+        future.append((peer, kept))
     }
 
     func deferPrecommit(_ v: Vote, hash: Hash) {
@@ -374,12 +457,61 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// Keeps a proposed block's content (bounded); it is checked when the machine asks.
-    func remember(_ block: CandidateBlock) {
-        guard unchecked.count + candidates.count < Self.maxCandidates else { return }
-        unchecked[block.hash] = block
+    /// Content that does not match its header (`contentMismatch`) is dropped without any
+    /// verdict on the block: the header hash, which proposals and votes sign, does not cover the
+    /// transactions and envelopes, so any member relaying a genuine proposal could alter them.
+    /// Returns false for such content.
+    @discardableResult
+    func remember(_ block: CandidateBlock, from peer: String) -> Bool {
+        if let problem = Self.contentMismatch(block) {
+            warn(about: peer, "block \(block.header.height) \(block.hash.hexString.prefix(16)) from \(peer) does not match its header: \(problem); "
+                 + "content dropped, the block is not judged and its genuine content is still fetched")
+            return false
+        }
+        guard unchecked.count + candidates.count < Self.maxCandidates else { return true }
+        if unchecked[block.hash] == nil { unchecked[block.hash] = block }
         if let votes = deferredPrecommits.removeValue(forKey: block.hash) {
             for v in votes { dispatch(.vote(v), from: v.voter) }
         }
+        return true
+    }
+
+    /// Why a block's content is not the content its header commits to, or nil when it is: the
+    /// transaction count and the transactions root (over the transaction ids, which hash the
+    /// whole signed transaction) must match the header, and every envelope must hash to the
+    /// `envelope_hash` its transaction names (a transaction that names none carries none).
+    /// `envelopesMayBeShredded`: a certified block from catch-up may lack envelopes erased since.
+    static func contentMismatch(_ block: CandidateBlock, envelopesMayBeShredded: Bool = false) -> String? {
+        let header = block.header
+        guard block.submissions.count == Int(header.transactionCount) else {
+            return "it carries \(block.submissions.count) transactions, its header counts \(header.transactionCount)"
+        }
+        let tree = InMemoryMerkleTree(leafHashes: block.submissions.map(\.transaction.id))
+        guard tree.root == header.transactionsRoot else { return "its transactions do not hash to the header's transactions root" }
+        for (i, s) in block.submissions.enumerated() {
+            if let record = s.transaction.body.envelopedRecord {
+                if let envelope = s.envelope {
+                    guard envelope.hash == record.envelopeHash else { return "the envelope of transaction \(i) does not match its envelope_hash" }
+                } else if !envelopesMayBeShredded {
+                    return "transaction \(i) lacks its payload envelope"
+                }
+            } else if s.envelope != nil {
+                return "transaction \(i) carries an envelope although it names none"
+            }
+        }
+        return nil
+    }
+
+    /// Logs a problem with a peer's message: a warning at most every `peerWarningInterval` per
+    /// peer, the debug level in between (a faulty peer cannot flood the log).
+    func warn(about peer: String, _ message: @autoclosure () -> String) {
+        let now = ContinuousClock.now
+        if let last = peerWarnings[peer], now - last < Self.peerWarningInterval {
+            logger.debug("\(message())")
+            return
+        }
+        peerWarnings[peer] = now
+        logger.warning("\(message())")
     }
 
     // MARK: Consensus actions
@@ -520,7 +652,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var picked: [Submission] = []
         var stale: [Hash] = []
-        for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: 24 << 20) {
+        for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
             if (try? validator.checkStateful(s.transaction, state: store)) == nil { stale.append(s.transaction.id); continue }
             picked.append(s)
         }
@@ -575,6 +707,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         buildWanted = nil
         let replay = future
         future = []
+        futureKeys = []
+        futureBytes = 0
+        futurePerSigner = [:]
         for (peer, m) in replay { dispatch(m, from: peer) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }
@@ -607,6 +742,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard header.height == store.head.height + 1 else { continue }
             do {
                 try c.certificate.verify(header: header, genesis: genesis)
+                if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
+                    warn(about: peer, "block \(header.height) from \(peer) does not match its certified header: \(problem); dropped, it is requested again")
+                    return
+                }
                 let built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
                 guard cp.size == header.logSize, cp.rootHash == header.logRoot else {

@@ -89,7 +89,15 @@ public final class ConsensusWAL: @unchecked Sendable {
         guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw LedgerError(.notFound, "fsync \(tmp): \(e)") }
         close(fd)
         guard rename(tmp, path) == 0 else { throw LedgerError(.notFound, "rename \(tmp): \(String(cString: strerror(errno)))") }
+        // The rename is durable only once the directory is synced: until then a crash may bring
+        // back the old file, and with it a state older than what was already sent.
         let dfd = open(directory, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
+        guard dfd >= 0 else {
+            throw LedgerError(.notFound, "cannot open directory \(directory) to sync the rename of \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(dfd) }
+        guard fsync(dfd) == 0 else {
+            throw LedgerError(.notFound, "fsync of directory \(directory) after renaming \(path) failed: \(String(cString: strerror(errno)))")
+        }
     }
 }

@@ -93,14 +93,16 @@ public final class Mempool: @unchecked Sendable {
     }
 
     /// Up to `max` transactions in arrival order, for a block proposal.
-    func oldest(_ max: Int, maxBytes: Int) -> [Submission] {
+    /// `overheadPerItem` is added to each submission's transaction and envelope bytes (what a
+    /// message spends on lengths and flags), so `maxBytes` bounds the encoded size.
+    func oldest(_ max: Int, maxBytes: Int, overheadPerItem: Int = 0) -> [Submission] {
         lock.withLock {
             var out: [Submission] = []
             var bytes = 0
             var i = orderHead
             while i < order.count, out.count < max {
                 if let e = entries[order[i]] {
-                    let size = e.submission.byteCount
+                    let size = e.submission.byteCount + overheadPerItem
                     if bytes + size > maxBytes { break }
                     bytes += size
                     out.append(e.submission)

@@ -17,6 +17,13 @@ public struct CandidateBlock: Sendable {
         NetMessage.encode(submissions, &w)
     }
 
+    /// The length of `encode`'s output, without encoding.
+    var encodedSize: Int {
+        var n = 4 + header.encoded.count + 4
+        for s in submissions { n += 4 + s.transaction.encoded.count + 1 + (s.envelope.map { 4 + $0.encoded.count } ?? 0) }
+        return n
+    }
+
     static func decode(_ r: inout ByteReader, limits: Limits, known: NetMessage.Known? = nil) throws -> CandidateBlock {
         let header = try BlockHeader.decode(try r.bytes32("block.header", max: 1024))
         let submissions = try NetMessage.decodeSubmissions(&r, limits: limits, max: limits.maxBlockTransactions, known: known)
@@ -32,6 +39,9 @@ public struct CommittedBlock: Sendable {
     public let block: CandidateBlock
     public let certificate: CommitCertificate
     public let checkpoint: String
+
+    /// The bytes this block takes in a `blocks` message: content, certificate and checkpoint.
+    var encodedSize: Int { block.encodedSize + 4 + certificate.encoded.count + 4 + checkpoint.utf8.count }
 }
 
 /// Messages between nodes (docs/CONSENSUS.md §Wire). One message per P2P frame; the first
@@ -52,6 +62,17 @@ public enum NetMessage: Sendable {
 
     public static let maxBlocksPerResponse = 32
     public static let maxGossipBatch = 5_000
+    /// Bytes a submission takes in a message beyond its transaction and envelope, at most: the
+    /// transaction's length, the envelope flag and the envelope's length.
+    static let submissionOverhead = 9
+    /// Bytes of a `blocks` message before its blocks: the type and the block count.
+    static let blocksMessageHeaderBytes = 3
+    /// An upper bound on what a block-carrying message (proposal, block content, or a `blocks`
+    /// reply holding one block) adds to the block's submissions, for `validators` validators:
+    /// 4 KiB for the message type and counts, the signed proposal (≤ 400 bytes) and the header
+    /// (≤ 1 KiB); 1 KiB per validator for its entry in the certificate (≤ 324 bytes) and its
+    /// checkpoint signature line (≤ 352 bytes).
+    static func blockMessageOverhead(validators: Int) -> Int { (4 << 10) + validators * (1 << 10) }
 
     public var name: String {
         switch self {

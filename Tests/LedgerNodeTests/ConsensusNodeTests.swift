@@ -1,0 +1,321 @@
+import Consensus
+import Foundation
+import LedgerCore
+import LedgerCrypto
+@testable import LedgerNode
+import LedgerStore
+import Logging
+import XCTest
+
+/// One `ConsensusNode` in this process, driven with hand-made peer messages signed by the other
+/// validators' keys (which the test holds). Its P2P transport listens on loopback with no peers.
+final class ConsensusNodeTests: XCTestCase {
+    /// Four validators; val-a also issues and keeps government records (it signs the transactions).
+    final class Fixture {
+        static let ids = ["val-a", "val-b", "val-c", "val-d"]
+        let keys: [String: MemberSecretKeys]
+        let genesis: Genesis
+        let directory: String
+        let store: ChainStore
+        let node: ConsensusNode
+        var nonce: UInt64 = 0
+
+        init(as me: String, limits: Limits = Limits()) async throws {
+            var keys: [String: MemberSecretKeys] = [:]
+            for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
+            let members = Self.ids.map { id in
+                Member(id: id, name: id, roles: id == "val-a" ? [.validator, .custodian, .governmentIssuer] : [.validator],
+                       signingKey: keys[id]!.signing.publicKey, encryptionKey: keys[id]!.encryption.publicKey)
+            }
+            self.keys = keys
+            genesis = try Genesis(bytes: try Genesis.render(chainID: "consensus-node-test", genesisTime: "2026-11-21T00:00:00Z",
+                                                            members: members, limits: limits))
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("consensus-node-\(UUID())").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            store = try ChainStore.create(path: directory + "/ledger", genesis: genesis)
+            var options = ConsensusNode.Options()
+            options.autoScore = false
+            // No timeout fires during a test: the machine moves only on the messages it is given.
+            options.timeouts.propose = 600_000
+            options.timeouts.prevote = 600_000
+            options.timeouts.precommit = 600_000
+            options.timeouts.rebroadcast = 600_000
+            var logger = Logger(label: "consensus-node-test")
+            logger.logLevel = .critical
+            node = try ConsensusNode(store: store, keys: keys[me]!, options: options, walDirectory: directory + "/consensus",
+                                     clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
+            _ = try await node.start(listenHost: "127.0.0.1", listenPort: 0, peers: [])
+        }
+
+        func close() async {
+            await node.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        /// Valid attestations signed by val-a, each with its payload envelope.
+        func submissions(_ count: Int, seed: UInt64) throws -> [Submission] {
+            try DemoRecords.requests(count: count, subjects: 5, seed: seed).map { r in
+                nonce += 1
+                return try r.build(genesis: genesis, keys: keys["val-a"]!, nonce: nonce, issuedAtMillis: 1)
+            }
+        }
+
+        /// A block on the node's head holding `submissions`, as an honest proposer builds it.
+        func block(_ submissions: [Submission], proposer: String, previousHash: Hash? = nil) -> CandidateBlock {
+            let head = store.head
+            let built = BlockBuilder.build(chainID: genesis.chainID, height: head.height + 1,
+                                           timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
+                                           previousHash: previousHash ?? head.blockHash, frontier: store.frontier,
+                                           transactions: submissions.map(\.transaction), proposer: proposer)
+            return CandidateBlock(header: built.header, submissions: submissions)
+        }
+
+        func proposal(_ block: CandidateBlock, round: UInt32 = 0, by proposer: String) -> Proposal {
+            let bytes = Proposal.signingBytes(chainID: genesis.chainID, height: block.header.height, round: round, polRound: -1,
+                                              blockHash: block.hash, proposer: proposer)
+            return Proposal(height: block.header.height, round: round, polRound: -1, blockHash: block.hash, proposer: proposer,
+                            signature: keys[proposer]!.signing.signature(for: bytes))
+        }
+
+        func vote(_ type: VoteType, height: UInt64, round: UInt32, hash: Hash?, by voter: String) -> Vote {
+            let bytes = Vote.signingBytes(chainID: genesis.chainID, type: type, height: height, round: round, blockHash: hash, voter: voter)
+            return Vote(type: type, height: height, round: round, blockHash: hash, voter: voter,
+                        signature: keys[voter]!.signing.signature(for: bytes))
+        }
+
+        /// Delivers a message as if `peer` had sent it, and returns the machine's state after it.
+        @discardableResult
+        func deliver(_ message: NetMessage, from peer: String) -> SafetyState {
+            node.queue.sync {
+                node.dispatch(message, from: peer)
+                return node.machine.state
+            }
+        }
+
+        var state: SafetyState { node.queue.sync { node.machine.state } }
+
+        /// A commit certificate and cosigned checkpoint for `header` by `signers`.
+        func certify(_ header: BlockHeader, by signers: [String]) -> (CommitCertificate, String) {
+            let members = signers.map { genesis.member($0)! }
+            let certificate = CommitCertificate(height: header.height, blockHash: header.hash, signatures: members.map {
+                BlockBuilder.commitSignature(header: header, validator: $0, key: keys[$0.id]!.signing)
+            })
+            let text = Checkpoint(origin: genesis.chainID, size: header.logSize, rootHash: header.logRoot).text
+            let note = SignedNote(text: text, signatures: members.map {
+                SignedNote.Signature(name: $0.id, keyID: $0.keyID, signature: keys[$0.id]!.signing.signature(for: Array(text.utf8)))
+            })
+            return (certificate, note.serialized)
+        }
+    }
+
+    /// Copies of `block` under its genuine header with altered content: envelopes swapped between
+    /// two transactions, an envelope stripped, a transaction replaced by another valid one, and
+    /// a transaction dropped.
+    func tamperedCopies(of block: CandidateBlock, other: Submission) -> [(String, CandidateBlock)] {
+        var subs = block.submissions
+        let swapped = [Submission(transaction: subs[0].transaction, envelope: subs[1].envelope),
+                       Submission(transaction: subs[1].transaction, envelope: subs[0].envelope)] + subs[2...]
+        var stripped = subs
+        stripped[0] = Submission(transaction: subs[0].transaction, envelope: nil)
+        var replaced = subs
+        replaced[1] = other
+        subs.removeLast()
+        return [("envelopes swapped", CandidateBlock(header: block.header, submissions: swapped)),
+                ("envelope stripped", CandidateBlock(header: block.header, submissions: stripped)),
+                ("transaction replaced", CandidateBlock(header: block.header, submissions: replaced)),
+                ("transaction dropped", CandidateBlock(header: block.header, submissions: subs))]
+    }
+
+    /// Proposer of (1, 0) is val-b (validators sorted, `(h + r) mod n`); the node under test is val-c.
+    func testTamperedCopyOfAProposalDoesNotMakeTheHonestBlockInvalid() async throws {
+        let f = try await Fixture(as: "val-c")
+        let subs = try f.submissions(4, seed: 1)
+        let genuine = f.block(subs, proposer: "val-b")
+        let p = f.proposal(genuine, by: "val-b")
+        let copies = tamperedCopies(of: genuine, other: try f.submissions(1, seed: 2)[0])
+        for (what, copy) in copies {
+            XCTAssertEqual(copy.hash, genuine.hash, "\(what): the copy keeps the signed header")
+            XCTAssertNotNil(ConsensusNode.contentMismatch(copy), "\(what) is not recognised as tampered")
+        }
+        XCTAssertNil(ConsensusNode.contentMismatch(genuine))
+        // val-d forwards the genuine signed proposal with one envelope altered, before val-b's own copy arrives.
+        var state = f.deliver(.proposal(p, copies[0].1), from: "val-d")
+        XCTAssertEqual(state.step, .propose)
+        XCTAssertNil(state.prevote, "a tampered copy made the node vote: \(String(describing: state.prevote))")
+        for (_, copy) in copies.dropFirst() { state = f.deliver(.proposal(p, copy), from: "val-d") }
+        XCTAssertNil(state.prevote)
+        state = f.deliver(.proposal(p, genuine), from: "val-b")
+        XCTAssertEqual(state.prevote?.blockHash, genuine.hash, "the genuine block was not prevoted after tampered copies")
+        await f.close()
+    }
+
+    /// The content of a proposal received without it is fetched; a tampered answer leaves it
+    /// awaited, and the genuine answer is prevoted.
+    func testTamperedFetchReplyIsDroppedAndTheGenuineContentIsStillAccepted() async throws {
+        let f = try await Fixture(as: "val-c")
+        let genuine = f.block(try f.submissions(4, seed: 3), proposer: "val-b")
+        let p = f.proposal(genuine, by: "val-b")
+        var state = f.deliver(.proposal(p, nil), from: "val-b")
+        XCTAssertNil(state.prevote)
+        XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent.contains(genuine.hash) })
+        for (what, copy) in tamperedCopies(of: genuine, other: try f.submissions(1, seed: 4)[0]) {
+            state = f.deliver(.blockContent(copy), from: "val-d")
+            XCTAssertNil(state.prevote, "\(what): \(String(describing: state.prevote))")
+            XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent.contains(genuine.hash) }, "\(what): the block is no longer fetched")
+        }
+        state = f.deliver(.blockContent(genuine), from: "val-a")
+        XCTAssertEqual(state.prevote?.blockHash, genuine.hash)
+        await f.close()
+    }
+
+    /// Content that does match its header is still judged: an invalid block is prevoted nil.
+    func testInvalidBlockMatchingItsHeaderIsStillRefused() async throws {
+        let f = try await Fixture(as: "val-c")
+        let invalid = f.block(try f.submissions(2, seed: 5), proposer: "val-b", previousHash: Hashes.zero)
+        XCTAssertNil(ConsensusNode.contentMismatch(invalid))
+        let state = f.deliver(.proposal(f.proposal(invalid, by: "val-b"), invalid), from: "val-b")
+        XCTAssertEqual(state.step, .prevote)
+        XCTAssertNotNil(state.prevote)
+        XCTAssertNil(state.prevote?.blockHash, "a block that does not extend the head was prevoted")
+        await f.close()
+    }
+
+    /// Proposals and votes with a round above `TendermintMachine.maxRound` are dropped by the node,
+    /// for this height and for the next (which would otherwise be buffered and replayed).
+    func testRoundsAboveTheLimitAreDropped() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        for height in [UInt64(1), 2] {
+            for r in [UInt32(Int32.max) + 1, UInt32.max] {
+                // val-b and val-d: f + 1 validators, enough for the machine to skip to a round.
+                for voter in ["val-b", "val-d"] {
+                    f.deliver(.vote(f.vote(.prevote, height: height, round: r, hash: nil, by: voter)), from: voter)
+                }
+                let proposer = validators.proposer(height: height, round: r)
+                let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: height, round: r, polRound: -1,
+                                                  blockHash: block.hash, proposer: proposer)
+                let p = Proposal(height: height, round: r, polRound: -1, blockHash: block.hash, proposer: proposer,
+                                 signature: f.keys[proposer]!.signing.signature(for: bytes))
+                f.deliver(.proposal(p, height == 1 ? block : nil), from: proposer)
+            }
+        }
+        let state = f.state
+        XCTAssertEqual(state.round, 0)
+        XCTAssertEqual(state.step, .waiting)
+        XCTAssertEqual(f.node.queue.sync { f.node.future.count }, 0, "next-height messages with out-of-range rounds were buffered")
+        await f.close()
+    }
+
+    /// A `blocks` reply never exceeds a frame: blocks are measured whole (envelopes, certificate,
+    /// checkpoint), and the first block is sent even when it alone is over the budget.
+    func testCatchUpRepliesFitInAFrame() async throws {
+        let f = try await Fixture(as: "val-c")
+        for h in 1...4 {
+            let subs = try f.submissions(12, seed: UInt64(10 + h))
+            let head = f.store.head
+            let built = BlockBuilder.build(chainID: f.genesis.chainID, height: head.height + 1, timestampMillis: 1,
+                                           previousHash: head.blockHash, frontier: f.store.frontier,
+                                           transactions: subs.map(\.transaction), proposer: "val-b")
+            let (certificate, note) = f.certify(built.header, by: ["val-a", "val-b", "val-d"])
+            try f.store.append(block: built, certificate: certificate, submissions: subs, checkpoint: note)
+        }
+        let all = f.node.blocksToServe(from: 1, count: 32, to: "val-d")
+        XCTAssertEqual(all.count, 4)
+        for b in all { XCTAssertEqual(b.encodedSize + 3, NetMessage.blocks([b]).encoded.count, "encodedSize is not the encoded length") }
+        let sizes = all.map(\.encodedSize)
+        // Transactions alone are well under half a block: the old count (transaction bytes) would let three blocks in.
+        let txBytes = all[0].block.submissions.reduce(0) { $0 + $1.transaction.encoded.count }
+        XCTAssertLessThan(3 * txBytes, 2 * sizes[0] + sizes[1] / 2)
+        f.node.maxFrameBytes = 3 + sizes[0] + sizes[1] + sizes[2] / 2
+        var from: UInt64 = 1
+        var replies = 0
+        while from <= 4 {
+            let list = f.node.blocksToServe(from: from, count: 32, to: "val-d")
+            XCTAssertFalse(list.isEmpty)
+            XCTAssertEqual(list.first?.block.header.height, from)
+            XCTAssertLessThanOrEqual(NetMessage.blocks(list).encoded.count, f.node.maxFrameBytes, "reply from \(from) exceeds the frame")
+            from += UInt64(list.count)
+            replies += 1
+        }
+        XCTAssertEqual(replies, 2)
+        // A frame smaller than one block: one block per reply all the same.
+        f.node.maxFrameBytes = sizes[0] / 2
+        XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d").count, 1)
+        await f.close()
+    }
+
+    /// A built block, with its proposal or with a certificate and checkpoint, fits in a frame
+    /// even when the genesis makes frames small.
+    func testBuiltBlockFitsInAFrame() async throws {
+        var limits = Limits()
+        limits.maxRequestBytes = 24 << 10   // frames of 48 KiB
+        // val-b proposes (1, 0).
+        let f = try await Fixture(as: "val-b", limits: limits)
+        XCTAssertEqual(f.node.maxFrameBytes, 48 << 10)
+        let subs = try f.submissions(200, seed: 20)
+        let total = subs.reduce(0) { $0 + $1.transaction.encoded.count + ($1.envelope?.encoded.count ?? 0) }
+        XCTAssertGreaterThan(total, f.node.maxFrameBytes, "the mempool must hold more than a frame for this test to mean anything")
+        let state = f.node.queue.sync {
+            _ = try? f.node.mempool.admit(subs, continuation: nil)
+            f.node.transactionsArrived()
+            return f.node.machine.state
+        }
+        guard let p = state.proposal, let block = f.node.queue.sync(execute: { f.node.candidates[p.blockHash]?.block }) else {
+            return XCTFail("no block was proposed")
+        }
+        XCTAssertGreaterThan(block.submissions.count, 0)
+        XCTAssertLessThan(block.submissions.count, subs.count)
+        XCTAssertLessThanOrEqual(NetMessage.proposal(p, block).encoded.count, f.node.maxFrameBytes)
+        // In a catch-up reply, with every validator's signature in its certificate and checkpoint.
+        let (certificate, note) = f.certify(block.header, by: Fixture.ids)
+        let reply = NetMessage.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]).encoded
+        XCTAssertLessThanOrEqual(reply.count, f.node.maxFrameBytes)
+        await f.close()
+    }
+
+    /// Next-height messages are kept only when signed by the validator they name, once per
+    /// (kind, signer, round), and their blocks within the byte budget.
+    func testNextHeightBufferKeepsOnlyVerifiedDistinctMessages() async throws {
+        let f = try await Fixture(as: "val-c")
+        let v = f.vote(.prevote, height: 2, round: 0, hash: nil, by: "val-b")
+        for _ in 0..<5 { f.deliver(.vote(v), from: "val-b") }
+        let forged = Vote(type: .prevote, height: 2, round: 1, blockHash: nil, voter: "val-d", signature: v.signature)
+        f.deliver(.vote(forged), from: "val-a")
+        let unknown = Vote(type: .prevote, height: 2, round: 0, blockHash: nil, voter: "mallory", signature: v.signature)
+        f.deliver(.vote(unknown), from: "val-a")
+        // One validator cannot fill the buffer with rounds.
+        for r in 1..<UInt32(ConsensusNode.maxFuture) { f.deliver(.vote(f.vote(.precommit, height: 2, round: r, hash: nil, by: "val-a")), from: "val-a") }
+        f.deliver(.vote(f.vote(.precommit, height: 2, round: 0, hash: nil, by: "val-d")), from: "val-d")
+        let kept = f.node.queue.sync { f.node.future.map(\.1) }
+        let votes = kept.compactMap { m -> Vote? in if case .vote(let v) = m { return v }; return nil }
+        XCTAssertEqual(votes.filter { $0.voter == "val-b" }.count, 1, "a repeated vote was buffered more than once")
+        XCTAssertFalse(votes.contains { $0 == forged || $0 == unknown }, "a vote that does not verify was buffered")
+        XCTAssertEqual(votes.filter { $0.voter == "val-a" }.count, ConsensusNode.maxFuture / 4)
+        XCTAssertTrue(votes.contains { $0.voter == "val-d" }, "another validator's vote was crowded out")
+        await f.close()
+    }
+
+    /// Blocks carried by next-height proposals are kept up to `maxFutureBytes`; past it a
+    /// proposal is kept without its block (fetched once the height starts).
+    func testNextHeightBufferBoundsBlockBytes() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(6, seed: 30), proposer: "val-a")
+        f.node.maxFrameBytes = block.encodedSize   // maxFutureBytes: two such blocks
+        XCTAssertEqual(f.node.maxFutureBytes, 2 * block.encodedSize)
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        for r in UInt32(0)..<4 {
+            let proposer = validators.proposer(height: 2, round: r)
+            let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: 2, round: r, polRound: -1,
+                                              blockHash: block.hash, proposer: proposer)
+            let p = Proposal(height: 2, round: r, polRound: -1, blockHash: block.hash, proposer: proposer,
+                             signature: f.keys[proposer]!.signing.signature(for: bytes))
+            f.deliver(.proposal(p, block), from: proposer)
+        }
+        let kept = f.node.queue.sync { f.node.future.map(\.1) }
+        let withBlocks = kept.map { m -> Bool in if case .proposal(_, let b) = m { return b != nil }; return false }
+        XCTAssertEqual(withBlocks, [true, true, false, false])
+        XCTAssertLessThanOrEqual(f.node.queue.sync { f.node.futureBytes }, f.node.maxFutureBytes)
+        await f.close()
+    }
+}
