@@ -42,6 +42,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let wal: ConsensusWAL
     let queue = DispatchQueue(label: "creditledger.consensus")
     let gossipQueue = DispatchQueue(label: "creditledger.gossip")
+    /// Peer messages received and not yet handled, per peer; past its bounds a peer's messages
+    /// are dropped, so a peer sending faster than this node works cannot fill its memory.
+    let backlog = InboundBacklog()
     var p2p: P2PNode!
 
     // Touched only on `queue`.
@@ -146,7 +149,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 self.logger.warning("dropped a malformed message from \(from): \(error)")
                 return
             }
-            self.received(message, from: from)
+            self.received(message, from: from, bytes: bytes.count)
         }, onPeer: { [weak self] peer, connected in
             guard let self else { return }
             self.queue.async {
@@ -268,19 +271,29 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     // MARK: Incoming
 
-    func received(_ message: NetMessage, from peer: String) {
+    /// On an event-loop thread: hands a decoded peer message (`bytes` long on the wire) to the
+    /// queue that handles it, within the peer's share of `backlog`.
+    func received(_ message: NetMessage, from peer: String, bytes: Int) {
+        func enqueue(on q: DispatchQueue, serving: Bool = false, _ work: @escaping @Sendable () -> Void) {
+            switch backlog.take(peer, bytes: bytes, blockRequest: serving) {
+            case .taken:
+                q.async { defer { self.backlog.give(peer, bytes: bytes, blockRequest: serving) }; work() }
+            case .dropped(let why, let log):
+                if log { logger.warning("dropped a \(message.name) from \(peer): \(why)") }
+            }
+        }
         switch message {
         case .transactions(let list):
             // A follower never proposes: it checks transactions when their block arrives.
-            if isValidator { gossipQueue.async { self.admitGossip(list, from: peer) } }
+            if isValidator { enqueue(on: gossipQueue) { self.admitGossip(list, from: peer) } }
         case .blockRequest(let from, let count):
-            gossipQueue.async { self.serveBlocks(from: from, count: Int(count), to: peer) }
+            enqueue(on: gossipQueue, serving: true) { self.serveBlocks(from: from, count: Int(count), to: peer) }
         case .endorseRequest(let tx):
             autoScorer?.endorseRequested(tx, from: peer)
         case .endorsement(let carrier, let signature):
             autoScorer?.endorsed(carrier: carrier, signature: signature, from: peer)
         default:
-            queue.async { self.dispatch(message, from: peer) }
+            enqueue(on: queue) { self.dispatch(message, from: peer) }
         }
     }
 
@@ -799,5 +812,63 @@ struct NodeSigner: ConsensusSigner, @unchecked Sendable {
     func precommitAttachment(height: UInt64, blockHash: Hash) -> [UInt8] {
         guard let header = node.candidates[blockHash]?.block.header else { return [] }
         return PrecommitAttachment.make(header: header, key: key).encoded
+    }
+}
+
+/// Peer messages received and not yet handled, per peer: at most `maxMessages` and `maxBytes`
+/// each, and one block request being served. Over a bound the message is dropped: consensus
+/// messages are rebroadcast and transactions reach every validator in proposals, so a dropped
+/// message costs time, never safety. Drops are logged at most once a second per peer.
+final class InboundBacklog: Sendable {
+    static let maxMessages = 4_096
+    static let maxBytes = 96 << 20
+
+    enum Outcome: Equatable { case taken, dropped(String, log: Bool) }
+
+    private struct PerPeer {
+        var messages = 0
+        var bytes = 0
+        var servingBlocks = false
+        var dropped = 0
+        var lastLog: ContinuousClock.Instant?
+    }
+    private let state = Mutex<[String: PerPeer]>([:])
+
+    func take(_ peer: String, bytes: Int, blockRequest: Bool = false) -> Outcome {
+        state.withLock { all in
+            var p = all[peer, default: PerPeer()]
+            defer { all[peer] = p }
+            let why: String
+            if blockRequest && p.servingBlocks {
+                why = "a block request of this peer is being served already"
+            } else if p.messages >= Self.maxMessages || p.bytes + bytes > Self.maxBytes {
+                why = "\(p.messages) of its messages (\(p.bytes) bytes) wait to be handled, at most \(Self.maxMessages) (\(Self.maxBytes) bytes)"
+            } else {
+                p.messages += 1
+                p.bytes += bytes
+                if blockRequest { p.servingBlocks = true }
+                return .taken
+            }
+            p.dropped += 1
+            let now = ContinuousClock.now
+            let log = p.lastLog.map { now - $0 >= .seconds(1) } ?? true
+            if log { p.lastLog = now }
+            return .dropped(why, log: log)
+        }
+    }
+
+    func give(_ peer: String, bytes: Int, blockRequest: Bool = false) {
+        state.withLock { all in
+            guard var p = all[peer] else { return }
+            p.messages -= 1
+            p.bytes -= bytes
+            if blockRequest { p.servingBlocks = false }
+            all[peer] = p
+        }
+    }
+
+    /// Messages waiting and messages dropped so far, for a peer.
+    func counts(_ peer: String) -> (waiting: Int, bytes: Int, dropped: Int) {
+        state.withLock { all in all[peer].map { ($0.messages, $0.bytes, $0.dropped) } ?? (0, 0, 0) }
     }
 }

@@ -182,6 +182,51 @@ final class ConsensusNodeTests: XCTestCase {
 
     /// Proposals and votes with a round above `TendermintMachine.maxRound` are dropped by the node,
     /// for this height and for the next (which would otherwise be buffered and replayed).
+    /// A peer's messages wait in a bounded backlog: while this node is busy, messages past a
+    /// peer's bound are dropped (and counted), a second block request waits for the first to be
+    /// served, and once the node catches up the backlog empties and messages are taken again.
+    func testAPeerFasterThanTheNodeIsBoundedNotBuffered() async throws {
+        let f = try await Fixture(as: "val-c")
+        let busy = DispatchSemaphore(value: 0)
+        f.node.gossipQueue.async { busy.wait() }   // the gossip worker is stuck on something long
+        let list = try f.submissions(2, seed: 9)
+        let size = NetMessage.transactions(list).encoded.count
+        // Small messages: bounded by count.
+        let fits = InboundBacklog.maxMessages
+        XCTAssertLessThan(fits * size, InboundBacklog.maxBytes)
+        for _ in 0..<(fits + 5) { f.node.received(.transactions(list), from: "val-b", bytes: size) }
+        var counts = f.node.backlog.counts("val-b")
+        XCTAssertEqual(counts.waiting, fits)
+        XCTAssertEqual(counts.dropped, 5)
+        // Large messages (as a frame near its limit would be): bounded by bytes.
+        let large = 40 << 20
+        for _ in 0..<3 { f.node.received(.transactions(list), from: "val-a", bytes: large) }
+        XCTAssertEqual(f.node.backlog.counts("val-a").waiting, InboundBacklog.maxBytes / large)
+        XCTAssertEqual(f.node.backlog.counts("val-a").dropped, 3 - InboundBacklog.maxBytes / large)
+        // Another peer has its own share.
+        XCTAssertEqual(f.node.backlog.take("val-d", bytes: size), .taken)
+        f.node.backlog.give("val-d", bytes: size)
+        // Block requests: one at a time per peer.
+        XCTAssertEqual(f.node.backlog.take("val-d", bytes: 11, blockRequest: true), .taken)
+        if case .dropped(let why, _) = f.node.backlog.take("val-d", bytes: 11, blockRequest: true) {
+            XCTAssertTrue(why.contains("being served already"), why)
+        } else { XCTFail("a second block request was taken while the first is served") }
+        f.node.backlog.give("val-d", bytes: 11, blockRequest: true)
+        XCTAssertEqual(f.node.backlog.take("val-d", bytes: 11, blockRequest: true), .taken)
+        f.node.backlog.give("val-d", bytes: 11, blockRequest: true)
+        busy.signal()
+        f.node.gossipQueue.sync {}
+        counts = f.node.backlog.counts("val-b")
+        XCTAssertEqual(counts.waiting, 0)
+        XCTAssertEqual(counts.bytes, 0)
+        XCTAssertEqual(f.node.backlog.counts("val-a").bytes, 0)
+        XCTAssertEqual(f.node.mempool.count, 2, "the gossiped transactions were admitted once")
+        f.node.received(.transactions(list), from: "val-b", bytes: size)
+        f.node.gossipQueue.sync {}
+        XCTAssertEqual(f.node.backlog.counts("val-b").dropped, 5)
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
