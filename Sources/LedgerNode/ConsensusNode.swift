@@ -375,6 +375,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 if p.height == height { logger.warning("proposal from \(peer) for \(p.proposer) does not verify; dropped") }
                 return
             }
+            // Only the round's proposer may propose (the machine ignores anyone else), and only
+            // its block is kept: a validator signing proposals for rounds it does not own cannot
+            // fill the bounded block cache and crowd out the real proposer's block.
+            guard p.proposer == machine.validators.proposer(height: p.height, round: p.round) else {
+                warn(about: peer, "proposal from \(peer) names \(p.proposer) as proposer of round \(p.round), which is not its round; dropped")
+                return
+            }
             if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil {
                 remember(block, from: peer)
             }
@@ -462,9 +469,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         future.append((peer, kept))
     }
 
+    /// Keeps a precommit for a block this node does not hold yet, and fetches the block. At most
+    /// `maxDeferred` in all and a fair share per voter, so one validator precommitting many
+    /// unknown hashes cannot crowd out the others' precommits.
     func deferPrecommit(_ v: Vote, hash: Hash) {
         let total = deferredPrecommits.values.reduce(0) { $0 + $1.count }
         guard total < Self.maxDeferred else { return }
+        let share = max(1, Self.maxDeferred / max(1, genesis.validators.count))
+        let mine = deferredPrecommits.values.reduce(0) { n, list in n + list.count { $0.voter == v.voter } }
+        guard mine < share else { return }
         if deferredPrecommits[hash] == nil { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         deferredPrecommits[hash, default: []].append(v)
     }

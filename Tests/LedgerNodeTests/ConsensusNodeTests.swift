@@ -227,6 +227,37 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A validator cannot fill the node's bounded caches for a height: a proposal signed by a
+    /// validator that is not the round's proposer is dropped with its block, and precommits for
+    /// blocks the node does not hold are kept up to a fair share per voter.
+    func testOneValidatorCannotFillTheBlockCacheOrTheDeferredPrecommits() async throws {
+        let f = try await Fixture(as: "val-c")
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        let block = f.block(try f.submissions(1, seed: 11), proposer: "val-b")
+        var kept = 0
+        for r in UInt32(0)..<8 {
+            let owner = validators.proposer(height: 1, round: r)
+            let signer = owner == "val-b" ? "val-d" : "val-b"   // not this round's proposer
+            let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: 1, round: r, polRound: -1,
+                                              blockHash: block.hash, proposer: signer)
+            let p = Proposal(height: 1, round: r, polRound: -1, blockHash: block.hash, proposer: signer,
+                             signature: f.keys[signer]!.signing.signature(for: bytes))
+            _ = f.deliver(.proposal(p, block), from: signer)
+            kept += f.node.queue.sync { f.node.unchecked.count + f.node.candidates.count }
+        }
+        XCTAssertEqual(kept, 0, "a block proposed by a validator out of its turn was kept")
+        for i in 0..<200 {
+            let hash = SHA256.hash(Array("unknown \(i)".utf8))
+            _ = f.deliver(.vote(f.vote(.precommit, height: 1, round: 0, hash: hash, by: "val-b")), from: "val-b")
+        }
+        let share = ConsensusNode.maxDeferred / 4
+        XCTAssertEqual(f.node.queue.sync { f.node.deferredPrecommits.values.reduce(0) { $0 + $1.count } }, share)
+        _ = f.deliver(.vote(f.vote(.precommit, height: 1, round: 0, hash: SHA256.hash(Array("other".utf8)), by: "val-d")), from: "val-d")
+        XCTAssertEqual(f.node.queue.sync { f.node.deferredPrecommits.values.reduce(0) { $0 + $1.count } }, share + 1,
+                       "another validator's precommit was crowded out")
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
