@@ -62,6 +62,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var futurePerSigner: [String: Int] = [:]
     var buildWanted: (height: UInt64, round: UInt32)?
     var lastRequest: (peer: String, at: ContinuousClock.Instant)?
+    /// Catch-up requests each peer left unanswered, or answered with blocks that failed checks.
+    var catchUpMisses: [String: Int] = [:]
     var peerHeights: [String: UInt64] = [:]
     var reported = Set<String>()
     /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
@@ -263,10 +265,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     var statusMessage: [UInt8] { NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded }
 
-    /// The peer furthest ahead of this node's head, if any is.
+    /// The peer to catch up from: of those reporting a height above this node's head, the one
+    /// that failed catch-up requests least often, then the furthest ahead. A peer that claims a
+    /// height it does not serve (or serves blocks that fail their checks) is thus asked only
+    /// when no other peer is ahead.
     var bestPeerAhead: String? {
-        guard let (peer, h) = peerHeights.max(by: { $0.value < $1.value }), h > store.head.height else { return nil }
-        return peer
+        let head = store.head.height
+        return peerHeights.filter { $0.value > head }.min { a, b in
+            let (ma, mb) = (catchUpMisses[a.key, default: 0], catchUpMisses[b.key, default: 0])
+            if ma != mb { return ma < mb }
+            return a.value != b.value ? a.value > b.value : a.key < b.key
+        }?.key
     }
 
     // MARK: Incoming
@@ -751,9 +760,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }
 
-    func requestBlocks(from peer: String) {
+    /// Asks for the blocks above the head, at most one request every 2 s. `hint` is the peer that
+    /// showed it is ahead; the request goes to `bestPeerAhead`, which a request left unanswered
+    /// for 2 s moves away from the peer that left it.
+    func requestBlocks(from hint: String) {
         let now = ContinuousClock.now
-        if let last = lastRequest, now - last.at < .seconds(2) { return }
+        if let last = lastRequest {
+            if now - last.at < .seconds(2) { return }
+            catchUpMisses[last.peer, default: 0] += 1
+        }
+        let peer = bestPeerAhead ?? hint
         lastRequest = (peer, now)
         p2p.send(NetMessage.blockRequest(from: store.head.height + 1, count: UInt16(NetMessage.maxBlocksPerResponse)).encoded, to: peer)
     }
@@ -770,6 +786,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 try c.certificate.verify(header: header, genesis: genesis)
                 if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
                     warn(about: peer, "block \(header.height) from \(peer) does not match its certified header: \(problem); dropped, it is requested again")
+                    catchUpMisses[peer, default: 0] += 1
                     return
                 }
                 let built = try check(c.block, certified: true)
@@ -780,6 +797,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)
             } catch {
                 logger.warning("block \(header.height) from \(peer) refused: \(error)")
+                catchUpMisses[peer, default: 0] += 1
                 return
             }
             applied += 1
@@ -787,6 +805,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             afterCommit(c.block)
         }
         if applied > 0 {
+            catchUpMisses[peer] = nil
             logger.info("caught up \(applied) block(s) from \(peer); height \(store.head.height)")
             if let h = peerHeights[peer], h > store.head.height { requestBlocks(from: peer) }
         }

@@ -258,6 +258,27 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A peer that claims a height and never serves it cannot hold catch-up: after one
+    /// unanswered request the node asks another peer that is ahead, even while the first keeps
+    /// reporting the greater height.
+    func testCatchUpMovesAwayFromAPeerThatDoesNotAnswer() async throws {
+        let f = try await Fixture(as: "val-c")
+        let statusOf = { (h: UInt64) in NetMessage.status(height: h, headHash: Hashes.zero) }
+        _ = f.deliver(statusOf(1_000_000), from: "val-b")
+        _ = f.deliver(statusOf(5), from: "val-d")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b", "first asks the peer furthest ahead")
+        // Two seconds pass with no reply.
+        f.node.queue.sync { f.node.lastRequest!.at = ContinuousClock.now - .seconds(3) }
+        _ = f.deliver(statusOf(1_000_000), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d")
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, 1)
+        // val-d does not answer either: val-b (one miss each) is the furthest ahead again.
+        f.node.queue.sync { f.node.lastRequest!.at = ContinuousClock.now - .seconds(3) }
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
