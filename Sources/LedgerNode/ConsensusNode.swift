@@ -230,13 +230,30 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func gossip(_ submissions: [Submission]) {
-        guard !submissions.isEmpty, let p2p else { return }
-        var i = 0
-        while i < submissions.count {
-            let chunk = Array(submissions[i..<min(submissions.count, i + 1000)])
-            p2p.broadcast(NetMessage.transactions(chunk).encoded)
-            i += chunk.count
+        guard let p2p else { return }
+        for chunk in gossipChunks(submissions) { p2p.broadcast(NetMessage.transactions(chunk).encoded) }
+    }
+
+    /// Submissions in gossip messages of at most 1,000 each and, whatever genesis allows a
+    /// request to hold, never more bytes than a frame carries (with room for the message's own
+    /// counts and lengths).
+    func gossipChunks(_ submissions: [Submission]) -> [[Submission]] {
+        let budget = maxFrameBytes - (4 << 10)
+        var chunks: [[Submission]] = []
+        var chunk: [Submission] = []
+        var bytes = 0
+        for s in submissions {
+            let size = s.byteCount + 16
+            if !chunk.isEmpty, chunk.count == 1_000 || bytes + size > budget {
+                chunks.append(chunk)
+                chunk = []
+                bytes = 0
+            }
+            chunk.append(s)
+            bytes += size
         }
+        if !chunk.isEmpty { chunks.append(chunk) }
+        return chunks
     }
 
     /// Stateless checks (signature, role, envelope), once per transaction on this node.

@@ -279,6 +279,22 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// Gossip messages fit in a frame whatever the batch: split by count (1,000) and by bytes.
+    func testGossipChunksFitInAFrame() async throws {
+        let f = try await Fixture(as: "val-c")
+        let list = try f.submissions(10, seed: 12)
+        let each = list.map(\.byteCount).max()!
+        f.node.maxFrameBytes = (4 << 10) + 3 * (each + 16)
+        let chunks = f.node.gossipChunks(list)
+        XCTAssertEqual(chunks.flatMap { $0 }.map(\.transaction.id), list.map(\.transaction.id))
+        XCTAssertEqual(chunks.map(\.count), [3, 3, 3, 1])
+        for c in chunks { XCTAssertLessThanOrEqual(NetMessage.transactions(c).encoded.count, f.node.maxFrameBytes) }
+        f.node.maxFrameBytes = 32 << 20
+        XCTAssertEqual(f.node.gossipChunks(try f.submissions(1_001, seed: 13)).map(\.count), [1_000, 1])
+        XCTAssertEqual(f.node.gossipChunks([]).count, 0)
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
