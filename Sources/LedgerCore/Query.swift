@@ -51,6 +51,20 @@ public protocol PolicyRules: Sendable {
 /// the ledger, only its hash.
 public struct QueryRecordBody: Hashable, Sendable {
     public enum Outcome: UInt8, Sendable { case answered = 1, refused = 2 }
+
+    /// Refusals of requests that do not show their requester asking: the requester named is only a claim.
+    public static let unauthenticatedRefusals: Set<String> = ["bad_signature", "unknown_requester", "wrong_chain"]
+
+    /// The (requester, nonce) this record uses up, or nil when it uses none: a request is
+    /// answered or refused once on the whole ledger, not once per node. Refusals of requests
+    /// not shown to come from their requester, and the refusals of replays and of stale
+    /// requests (which may be recorded again when the same copy is sent again), use none.
+    public var spentRequestNonce: String? {
+        if outcome == .refused, Self.unauthenticatedRefusals.contains(reason) || reason == "replayed_request" || reason == "outside_time_window" {
+            return nil
+        }
+        return "\(requester)/\(requestNonce)"
+    }
     /// The member the request names. For a refusal for a bad signature it is only a claim.
     public var requester: String
     /// Nil for aggregate queries and for requests naming an invalid USCC.

@@ -20,6 +20,8 @@ public protocol LedgerStateReader {
     func installedPolicy(hash: Hash) throws -> InstalledPolicy?
     /// Every policy installed by committed governance transactions.
     func installedPolicies() throws -> [InstalledPolicy]
+    /// Whether a committed query record already used this request nonce of `requester`.
+    func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -157,6 +159,9 @@ public struct TransactionValidator: Sendable {
                 }
             }
         case .queryRecord(let q):
+            if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
+                throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
+            }
             if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
                 throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
             }

@@ -34,7 +34,7 @@ extension ChainStore {
 
     /// Refusal codes whose request was never authenticated: such records do not consume the
     /// requester's nonce (a forger must not be able to burn a bank's nonces).
-    static let unauthenticatedRefusals: Set<String> = ["bad_signature", "unknown_requester", "wrong_chain"]
+    static var unauthenticatedRefusals: Set<String> { QueryRecordBody.unauthenticatedRefusals }
 
     /// The policy an install_policy governance transaction installs, if it is one.
     static func installedPolicy(_ tx: Transaction, logIndex: UInt64) -> InstalledPolicy? {

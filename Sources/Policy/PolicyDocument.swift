@@ -211,7 +211,11 @@ public struct PolicyDocument: Sendable {
             let who = (nonCustodianRoles.map { "role \($0.rawValue)" } + nonCustodianMembers.sorted().map { "member \($0)" }).joined(separator: ", ")
             throw PolicyError("policy would return raw payload fields (output \"records\") to non-custodian callers (\(who)); raw records are for custodians only")
         }
+        // A bank may be let in by any role it holds (in the example consortium banks are
+        // validators too), not only by the bank role. A member that is also a custodian or a
+        // government issuer is a bureau, whatever else it holds.
         let bankCaller = callerRoles.contains(.bank) || callerMembers.contains { genesis.member($0)?.has(.bank) ?? false }
+            || genesis.members.contains { $0.has(.bank) && !$0.has(.custodian) && !$0.has(.governmentIssuer) && allows($0) }
         if scope == .subject && bankCaller && !consentRequired {
             throw PolicyError("a subject policy that banks may call must require the subject's consent")
         }
@@ -219,6 +223,11 @@ public struct PolicyDocument: Sendable {
             for p in purposes where p.consentPurpose == nil {
                 throw PolicyError("purpose \(p.name) is not one a subject consents to; a consent policy allows loan_application and post_loan_monitoring only")
             }
+        }
+        // Two bands of different widths together would pin the score down closer than either.
+        let bands = outputs.filter { if case .scoreBand = $0.output { true } else { false } }.count
+        if bands > 1 {
+            throw PolicyError("policy returns \(bands) score bands; two bands of different widths together narrow the score below either width, so at most one is allowed")
         }
         if scope == .aggregate && minCellSubjects < Self.minimumK {
             throw PolicyError("min_cell_subjects is \(minCellSubjects); aggregates must cover at least \(Self.minimumK) subjects")
@@ -317,8 +326,9 @@ public struct PolicyDocument: Sendable {
         let step = try o.int("step_points")
         let stepYuan = try o.int("step_yuan")
         let cap = try o.int("cap_yuan")
-        guard step >= 1, stepYuan >= 0, stepYuan <= 10_000_000, cap >= 0, cap <= 100_000_000 else {
-            throw PolicyError("\(path): step_points ≥ 1, step_yuan 0-10,000,000 and cap_yuan 0-100,000,000")
+        // A step finer than the narrowest score band would give the points away through the amount.
+        guard step >= 10, step <= 1000, stepYuan >= 0, stepYuan <= 10_000_000, cap >= 0, cap <= 100_000_000 else {
+            throw PolicyError("\(path): step_points 10-1,000 (a finer step would disclose the points), step_yuan 0-10,000,000 and cap_yuan 0-100,000,000")
         }
         var caps: [Grade: Int64] = [:]
         if let node = try o.optionalValue("grade_caps") {

@@ -437,7 +437,8 @@ public struct PolicyEngine: Sendable {
             (industry.map { c.industry == $0 } ?? true) && (district.map { c.subject.divisionCode == $0 } ?? true)
         }
         guard cell.count >= policy.minCellSubjects else {
-            throw PolicyRefusal(.cellUnderK, "the cell (industry \(industry ?? "any"), district \(district ?? "any")) holds \(cell.count) subjects; answers need at least \(policy.minCellSubjects)")
+            // The count is not given: it would tell the size of a cell too small to show.
+            throw PolicyRefusal(.cellUnderK, "the cell (industry \(industry ?? "any"), district \(district ?? "any")) holds fewer than \(policy.minCellSubjects) subjects, the fewest an answer covers")
         }
         for (name, output) in policy.outputs {
             switch output {

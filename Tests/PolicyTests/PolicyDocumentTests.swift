@@ -1,4 +1,5 @@
 import LedgerCore
+import LedgerCrypto
 import Policy
 import XCTest
 
@@ -39,6 +40,42 @@ final class PolicyDocumentTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "expected “\(expected)” in: \(error)")
             }
         }
+    }
+
+    /// Install-time rules see every role a bank holds, not only the bank role; they do not
+    /// treat a bureau that also holds the bank role (the dev member) as a bank; a policy cannot
+    /// give the points away through two bands or a fine credit-line step.
+    func testBanksAreSeenByEveryRoleTheyHoldAndPointsStayHidden() throws {
+        func member(_ id: String, _ roles: Set<Role>) -> Member {
+            let k = MemberSecretKeys(memberID: id)
+            return Member(id: id, name: id, roles: roles, signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey)
+        }
+        let genesis = try Genesis(bytes: try Genesis.render(chainID: "roles", genesisTime: "2026-11-21T00:00:00Z", members: [
+            member("samr", [.validator, .custodian, .governmentIssuer]), member("bank-a", [.bank, .validator]),
+        ]))
+        func doc(scope: String = "subject", roles: String, purposes: String = #"["supervision"]"#, outputs: String = #"{"name": "g", "from": "grade"}"#) -> [UInt8] {
+            Array(#"{"format": "creditledger-policy/v1", "name": "p", "version": 1, "scope": "SCOPE", "callers": {"roles": ROLES}, "purposes": PURPOSES, "outputs": [OUT]}"#
+                .replacingOccurrences(of: "SCOPE", with: scope).replacingOccurrences(of: "ROLES", with: roles)
+                .replacingOccurrences(of: "PURPOSES", with: purposes).replacingOccurrences(of: "OUT", with: outputs).utf8)
+        }
+        let refused: [([UInt8], String)] = [
+            (doc(roles: #"["validator"]"#), "must require the subject's consent"),
+            (doc(scope: "subject_queries", roles: #"["validator"]"#, purposes: #"["subject_access"]"#,
+                 outputs: #"{"name": "q", "from": "query_log", "limit": 10}"#), "not banks"),
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "a", "from": "score_band", "width": 50}, {"name": "b", "from": "score_band", "width": 60}"#), "at most one"),
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": 500, "step_points": 1, "step_yuan": 1, "cap_yuan": 1000}"#), "would disclose the points"),
+        ]
+        for (bytes, expected) in refused {
+            XCTAssertThrowsError(try PolicyDocument(bytes: bytes, genesis: genesis)) { error in
+                XCTAssertTrue("\(error)".contains(expected), "expected “\(expected)” in: \(error)")
+            }
+        }
+        // Callable by custodians only: samr is a bureau; bank-a is not let in.
+        XCTAssertNoThrow(try PolicyDocument(bytes: doc(roles: #"["custodian"]"#), genesis: genesis))
+        // A bureau that also holds the bank role (one member with every role, as a dev ledger's) is not a bank caller.
+        let dev = try Genesis(bytes: try Genesis.render(chainID: "dev", genesisTime: "2026-11-21T00:00:00Z", members: [
+            member("dev", [.validator, .custodian, .governmentIssuer, .bank, .scorer])]))
+        XCTAssertNoThrow(try PolicyDocument(bytes: doc(roles: #"["custodian"]"#), genesis: dev))
     }
 
     func testMaskingAndBuckets() {

@@ -381,6 +381,35 @@ final class QueryServiceTests: XCTestCase {
         } catch { XCTAssertTrue("\(error)".contains("already used"), "\(error)") }
     }
 
+    /// A request is answered once on the whole ledger: a second record of the same request
+    /// (another node answering the same signed copy) is refused at validation, while refusals
+    /// that use no nonce (a replay, a stale copy) may be recorded again.
+    func testARequestIsRecordedOnceOnTheLedgerNotOncePerNode() async throws {
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
+        let first = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20)
+        guard case .queryRecord(var record) = first.body else { return XCTFail("the audit record is not a query record") }
+        XCTAssertEqual(record.spentRequestNonce, "bank-a/\(record.requestNonce)")
+        func signed(_ body: QueryRecordBody) -> Submission {
+            let samr = consortium.genesis.member("samr")!
+            let header = TransactionHeader(chainID: consortium.genesis.chainID, signer: "samr", keyID: samr.keyID,
+                                           nonce: nextNonce(), issuedAtMillis: nowMillis)
+            return Submission(transaction: Transaction.sign(header: header, body: .queryRecord(body), key: consortium.keys["samr"]!.signing),
+                              envelope: nil)
+        }
+        do {
+            _ = try await submit([signed(record)])
+            XCTFail("a second record of an answered request was committed")
+        } catch { XCTAssertTrue("\(error)".contains("already answered or refused on the ledger"), "\(error)") }
+        record.outcome = .refused
+        record.reason = "replayed_request"
+        record.resultHash = Hashes.zero
+        record.consent = Hashes.zero
+        XCTAssertNil(record.spentRequestNonce)
+        _ = try await submit([signed(record)])
+    }
+
     // MARK: Refusals
 
     func testEveryRefusalHasAReasonAndAnAuditRecord() async throws {
@@ -403,6 +432,10 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertFalse(out.answered, "\(reason): should be refused")
             XCTAssertEqual(out.receipt.reason, reason, out.receipt.message)
             XCTAssertEqual(out.receipt.result, "", "a refusal carries no result")
+            if reason == "cell_under_k" {
+                // The size of a cell too small to show is not told: only the threshold is.
+                XCTAssertEqual(out.receipt.message.filter(\.isNumber), "6510", out.receipt.message)
+            }
             try assertRecorded(out.receipt, reason)
         }
         // A replayed request: the same signed bytes twice.
