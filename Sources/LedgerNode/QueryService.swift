@@ -331,9 +331,9 @@ struct StoreFacts: PolicyFacts {
         return found
     }
 
-    func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        if let e = try entries(of: subject) { return try store.consents(in: e, limit: limit) }
-        return try store.consents(of: subject, before: head.logSize, limit: limit)
+    func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] {
+        if let e = try entries(of: subject) { return try store.consents(in: e, grantee: grantee, limit: limit) }
+        return try store.consents(of: subject, grantee: grantee, before: head.logSize, limit: limit)
     }
 
     func payload(of record: LoggedTransaction) throws -> [UInt8]? {

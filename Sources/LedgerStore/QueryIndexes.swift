@@ -137,18 +137,37 @@ extension ChainStore {
     }
 
     /// Consent grants and revocations about `subject` below `logSize`, oldest first.
-    public func consents(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
-        var out: [LoggedTransaction] = []
+    /// Consent transactions read at most, newest first, to find those naming one grantee.
+    public static let maxConsentsRead = 16_384
+
+    /// The newest `limit` consent transactions about `subject` below `logSize` that name
+    /// `grantee`, oldest first. The index is walked whole (keys only); consent transactions are
+    /// read newest first, at most `maxConsentsRead`.
+    public func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        var indexes: [UInt64] = []
         var after: UInt64? = nil
-        while out.count < limit {
+        while true {
             let page = try subjectHistory(subject, after: after, limit: 512)
-            for (index, kind) in page where kind == TransactionKind.consent.rawValue && index < logSize && out.count < limit {
-                if let tx = try transaction(at: index) { out.append(LoggedTransaction(logIndex: index, transaction: tx)) }
+            for (index, kind) in page where kind == TransactionKind.consent.rawValue && index < logSize {
+                indexes.append(index)
+                if indexes.count > 2 * Self.maxConsentsRead { indexes.removeFirst(indexes.count - Self.maxConsentsRead) }
             }
             guard page.count == 512, let last = page.last, last.logIndex < logSize else { break }
             after = last.logIndex
         }
-        return out
+        return try newestConsents(indexes.suffix(Self.maxConsentsRead).reversed(), grantee: grantee, limit: limit)
+    }
+
+    /// Reads consent transactions at `indexes` (newest first) and keeps up to `limit` naming `grantee`, oldest first.
+    func newestConsents(_ indexes: some Sequence<UInt64>, grantee: String, limit: Int) throws -> [LoggedTransaction] {
+        var out: [LoggedTransaction] = []
+        var read = 0
+        for index in indexes where out.count < limit && read < Self.maxConsentsRead {
+            read += 1
+            guard let tx = try transaction(at: index), case .consent(let c) = tx.body, c.grantee == grantee else { continue }
+            out.append(LoggedTransaction(logIndex: index, transaction: tx))
+        }
+        return out.reversed()
     }
 
     /// Latest grade under scorecard `model` of every subject scored below `logSize` (at most `limit` + 1 read).

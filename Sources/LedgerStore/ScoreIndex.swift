@@ -176,13 +176,10 @@ extension ChainStore {
         }
     }
 
-    /// The consent grants and revocations among `entries`, oldest first, at most `limit`: as `consents(of:before:limit:)`.
-    public func consents(in entries: SubjectEntries, limit: Int) throws -> [LoggedTransaction] {
-        var out: [LoggedTransaction] = []
-        for e in entries.entries where out.count < limit && e.kind == TransactionKind.consent.rawValue {
-            if let tx = try transaction(at: e.logIndex) { out.append(LoggedTransaction(logIndex: e.logIndex, transaction: tx)) }
-        }
-        return out
+    /// The newest `limit` consent transactions among `entries` naming `grantee`, oldest first.
+    public func consents(in entries: SubjectEntries, grantee: String, limit: Int) throws -> [LoggedTransaction] {
+        try newestConsents(entries.entries.reversed().lazy.filter { $0.kind == TransactionKind.consent.rawValue }.map(\.logIndex),
+                           grantee: grantee, limit: limit)
     }
 }
 

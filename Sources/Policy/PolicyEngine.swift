@@ -21,8 +21,10 @@ public protocol PolicyFacts {
     /// The subject's newest score update for which `matches` is true, looking at no more than
     /// `limit` of its score updates, newest first; each is read only when reached.
     func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction?
-    /// Consent grants and revocations about the subject, oldest first, at most `limit`.
-    func consents(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The newest `limit` consent grants and revocations about the subject naming `grantee`,
+    /// oldest first. The newest, so that a revocation (always later than its grant) is never cut
+    /// off by older ones; by grantee, so that other members' consents cannot crowd them out.
+    func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
     /// on a node that holds no custodian key.
     func payload(of record: LoggedTransaction) throws -> [UInt8]?
@@ -296,7 +298,7 @@ public struct PolicyEngine: Sendable {
         guard let purpose = query.purpose.consentPurpose else {
             throw PolicyRefusal(.purposeNotAllowed, "purpose \(query.purpose.name) is not one a subject consents to")
         }
-        let list = try facts.consents(of: subject, limit: 1_024)
+        let list = try facts.consents(of: subject, grantee: query.requester.id, limit: 1_024)
         var revoked = Set<Hash>()
         for l in list { if case .consent(let c) = l.transaction.body, c.action == .revoke { revoked.insert(c.target) } }
         var sawGrant = false, sawExpired = false, sawRevoked = false

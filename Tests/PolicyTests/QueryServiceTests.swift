@@ -300,9 +300,11 @@ final class QueryServiceTests: XCTestCase {
                            try store.loggedScoreRecords(food, before: size, limit: 1_000))
             XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 2).map(\.logIndex),
                            try store.loggedScoreRecords(food, before: size, limit: 2).map(\.logIndex))
-            XCTAssertEqual(try store.consents(in: entries, limit: 100).map(\.logIndex),
-                           try store.consents(of: food, before: size, limit: 100).map(\.logIndex))
-            XCTAssertFalse(try store.consents(in: entries, limit: 100).isEmpty, "bank-a's consent is among the entries")
+            for (grantee, limit) in [("bank-a", 100), ("bank-a", 1), ("bank-b", 100)] {
+                XCTAssertEqual(try store.consents(in: entries, grantee: grantee, limit: limit).map(\.logIndex),
+                               try store.consents(of: food, grantee: grantee, before: size, limit: limit).map(\.logIndex))
+            }
+            XCTAssertFalse(try store.consents(in: entries, grantee: "bank-a", limit: 100).isEmpty, "bank-a's consent is among the entries")
             var onePass: [UInt64] = [], perKind: [UInt64] = []
             try store.visitScoreUpdates(in: entries, limit: 4) { onePass.append($0.logIndex); return true }
             try store.visitScoreUpdates(of: food, before: size, limit: 4) { perKind.append($0.logIndex); return true }
@@ -408,6 +410,28 @@ final class QueryServiceTests: XCTestCase {
         record.consent = Hashes.zero
         XCTAssertNil(record.spentRequestNonce)
         _ = try await submit([signed(record)])
+    }
+
+    /// Consents are read newest first: another bank recording over a thousand grants to itself
+    /// about a subject cannot push a later revocation out of what the engine reads.
+    func testARevocationIsSeenBehindAThousandOtherConsents() async throws {
+        let month: UInt64 = 30 * 86_400
+        let grant = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        var spam: [Submission] = []
+        for i in 0..<1_030 {
+            spam.append(try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-b"]!, subject: food, grantee: "bank-b",
+                                                purpose: .loanApplication, expiresAt: nowMillis / 1000 + month,
+                                                evidence: SHA256.hash(Array("form \(i)".utf8)), nonce: nextNonce(), issuedAtMillis: nowMillis))
+        }
+        _ = try await submit(spam)
+        let (_, before) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(before.answered, before.receipt.message)
+        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
+                                             grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
+                                             revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        _ = try await submit([revoke])
+        let (_, after) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertEqual(after.receipt.reason, "consent_revoked", after.receipt.message)
     }
 
     // MARK: Refusals
