@@ -199,16 +199,18 @@ public struct PolicyEngine: Sendable {
 
     func evaluateSubject(_ policy: PolicyDocument, _ query: PolicyQuery, subject: USCC, params: [String: String],
                          facts: some PolicyFacts, into base: CanonicalJSON.Object) throws -> PolicyAnswer {
+        // Consent first: a caller without it learns nothing about the subject, not even whether
+        // anything about it is on the ledger or how much.
+        var consent: LoggedTransaction? = nil
+        if policy.consentRequired {
+            consent = try findConsent(subject: subject, query: query, facts: facts)
+        }
         let all = try facts.records(of: subject, limit: policy.maxRecords + 1)
         guard all.count <= policy.maxRecords else {
             throw PolicyRefusal(.costLimit, "\(subject) has more than \(policy.maxRecords) records, the most \(policy.name) reads")
         }
         guard try !all.isEmpty || facts.newestScoreUpdate(of: subject, limit: 1, where: { _ in true }) != nil else {
             throw PolicyRefusal(.unknownSubject, "no record about \(subject) is on the ledger at height \(facts.height)")
-        }
-        var consent: LoggedTransaction? = nil
-        if policy.consentRequired {
-            consent = try findConsent(subject: subject, query: query, facts: facts)
         }
         let active = activeRecords(all)
         var score: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil

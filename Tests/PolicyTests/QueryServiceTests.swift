@@ -69,6 +69,7 @@ final class QueryServiceTests: XCTestCase {
     // Subjects.
     var food: USCC!        // consented to bank-a; scored; registration names it
     var listed: USCC!      // on the serious-violation list, two recent penalties
+    var blank: USCC!       // consented to bank-a; nothing else about it on the ledger
     let foodName = "杭州示例食品有限公司"
     let foodSecret = "西市监罚〔2026〕12号 食品标签不合格"
 
@@ -81,6 +82,7 @@ final class QueryServiceTests: XCTestCase {
         service = try QueryService(ledger: ledger, clock: { nowMillis })
         food = uscc(division: "330106")
         listed = uscc(division: "330106")
+        blank = uscc(division: "330106")
         try await populate()
     }
 
@@ -170,6 +172,8 @@ final class QueryServiceTests: XCTestCase {
                                              grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
                                              revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)
         try await submit([revoke])
+        // A credit-blank business that consented: nothing else about it is on the ledger.
+        _ = try await consent(blank, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + month)
     }
 
     func policy(_ name: String) -> Hash { store.latestPolicy(name: name)!.hash }
@@ -446,7 +450,8 @@ final class QueryServiceTests: XCTestCase {
             ("bank-a", "credit-grade", foodCode, "loan_application", [], nowMillis, "bank-b", "bad_signature"),
             ("bank-a", "credit-grade", foodCode, "loan_application", [], nowMillis - 600_000, nil, "outside_time_window"),
             ("bank-a", "credit-grade", foodCode, "loan_application", [("model", String(repeating: "x", count: 100))], nowMillis, nil, "parameters_too_large"),
-            ("bank-a", "credit-grade", "91330106MA27XKT2XT", "loan_application", [], nowMillis, nil, "unknown_subject"),
+            ("bank-a", "credit-grade", blank.code, "loan_application", [], nowMillis, nil, "unknown_subject"),
+            ("bank-b", "credit-grade", blank.code, "loan_application", [], nowMillis, nil, "no_consent"),
             ("bank-a", "credit-grade", "91330106MA27XKT2X5", "loan_application", [], nowMillis, nil, "invalid_uscc"),
             ("bank-a", "industry-statistics", "", "statistics", [("model", "enterprise"), ("industry", "I65")], nowMillis, nil, "cell_under_k"),
             ("bank-a", "credit-grade", foodCode, "statistics", [], nowMillis, nil, "purpose_not_allowed"),
