@@ -7,6 +7,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStorage
 import LedgerStore
+import Policy
 
 @main
 struct CreditVerify: ParsableCommand {
