@@ -104,6 +104,15 @@ final class VerifierTamperTests: XCTestCase {
         try expectFailure("a transaction moved between blocks", height: 2, words: "transactions root") { db in
             try Self.swap(db, "transactions", Self.key(4), Self.key(9))
         }
+        try expectFailure("header claiming four billion transactions", height: 2, words: "missing") { db in
+            // Read before any certificate check: the source must not size buffers from it.
+            try db.rewrite("blocks", Self.key(2)) { bytes in
+                let h = try BlockHeader.decode(bytes)
+                bytes = BlockHeader(chainID: h.chainID, height: h.height, timestampMillis: h.timestampMillis, previousHash: h.previousHash,
+                                    transactionCount: 4_000_000_000, transactionsRoot: h.transactionsRoot, logSize: 5_000_000_000,
+                                    logRoot: h.logRoot, proposer: h.proposer).encoded
+            }
+        }
         try expectFailure("chain truncated (head block removed)", height: 4, words: "missing") { db in
             try db.remove("blocks", Self.key(4))
         }
@@ -248,6 +257,9 @@ final class VerifierTamperTests: XCTestCase {
         let newForkRoot = fork.store.head.logRoot
         let proof = try fork.store.consistencyProof(oldSize: 6, newSize: 11)
         XCTAssertFalse(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: newForkRoot, proof: proof))
+        // The empty tree is a prefix of every tree, but only under the empty tree's root.
+        XCTAssertTrue(Merkle.verifyConsistency(oldSize: 0, newSize: 11, oldRoot: Merkle.emptyRoot, newRoot: newForkRoot, proof: []))
+        XCTAssertFalse(Merkle.verifyConsistency(oldSize: 0, newSize: 11, oldRoot: oldRoot, newRoot: newForkRoot, proof: []))
         XCTAssertTrue(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: honest.store.head.logRoot,
                                                proof: try honest.store.consistencyProof(oldSize: 6, newSize: 11)))
     }
