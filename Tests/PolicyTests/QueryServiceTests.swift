@@ -658,6 +658,9 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(out.answered, out.receipt.message)
         XCTAssertTrue(out.receipt.facts.contains { $0.role == "policy" }, "a governance-installed policy is proven too")
         _ = try out.receipt.verify(genesis: consortium.genesis)
+        // A receipt for the install_policy transaction itself verifies offline, with the policy engine.
+        let installReceipt = try store.receipt(for: ok.transaction.id)
+        XCTAssertEqual(try installReceipt.verify(genesis: consortium.genesis, policyRules: PolicyRules()).transaction.id, ok.transaction.id)
         // The chain with query records and a policy install verifies end to end.
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
