@@ -88,8 +88,13 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         public let facts: [(role: String, transaction: Transaction, logIndex: UInt64)]
     }
 
+    /// The roles a fact may have.
+    public static let factRoles: Set<String> = ["audit_record", "score_update", "consent", "policy", "record"]
+
     /// Checks everything against `genesis`; throws naming the first thing that fails.
-    public func verify(genesis: Genesis) throws -> Verified {
+    /// `policyRules` reads policy documents (whether a policy requires consent): `Policy.PolicyRules`,
+    /// which `verify(genesis:)` in the Policy module passes.
+    public func verify(genesis: Genesis, policyRules: any PolicyRules) throws -> Verified {
         func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "answer: \(s)") }
         guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
         guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
@@ -101,6 +106,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         let validator = TransactionValidator(genesis: genesis)
         var checked: [(String, Transaction, UInt64)] = []
         for (i, f) in facts.enumerated() {
+            guard Self.factRoles.contains(f.role) else {
+                throw bad("facts[\(i)] has unknown role \"\(f.role.prefix(32))\" (known: \(Self.factRoles.sorted().joined(separator: ", ")))")
+            }
             guard let bytes = [UInt8](base64: f.transaction) else { throw bad("facts[\(i)] transaction is not base64") }
             let tx: Transaction
             do {
@@ -119,6 +127,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard let audit = checked.first(where: { $0.0 == "audit_record" }), case .queryRecord(let record) = audit.1.body else {
             throw bad("no audit record among the facts: an answer is only valid once its query is on the ledger")
         }
+        guard checked.filter({ $0.0 == "audit_record" }).count == 1 else { throw bad("more than one audit record among the facts") }
         guard audit.1.header.signer == answered_by, let node = genesis.member(answered_by) else {
             throw bad("the audit record is signed by \(audit.1.header.signer), not by the answering node \(answered_by)")
         }
@@ -128,6 +137,23 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard SHA256.hash(requestBytes) == record.requestHash, req.requester == record.requester || record.requester == "unknown",
               req.nonce == record.requestNonce, req.issuedAtMillis == record.requestedAtMillis else {
             throw bad("the audit record does not record this request")
+        }
+        // The record must say what the request asked, as the answering node records it.
+        let expectedRequester = Genesis.isValidMemberID(req.requester) ? req.requester : "unknown"
+        guard record.requester == expectedRequester, !(record.outcome == .answered && record.requester != req.requester) else {
+            throw bad("the audit record names requester \(record.requester), the request is from \(req.requester.prefix(64))")
+        }
+        let requestSubject = try? USCC(req.subject)
+        guard record.subject == requestSubject else {
+            throw bad("the audit record is about subject \(record.subject?.code ?? "none"), the request asks about \"\(req.subject.prefix(32))\"")
+        }
+        let requestPurpose = QueryPurpose(name: req.purpose) ?? .unspecified
+        guard record.purpose == requestPurpose else {
+            throw bad("the audit record states purpose \(record.purpose.name), the request states \"\(req.purpose.prefix(32))\"")
+        }
+        // A request for another chain can only have been refused for that reason.
+        guard req.chainID == genesis.chainID || (record.outcome == .refused && record.reason == "wrong_chain") else {
+            throw bad("the request is for chain \(req.chainID.prefix(64)), not \(genesis.chainID)")
         }
         let resultHash = result.isEmpty ? Hashes.zero : SHA256.hash(Array(result.utf8))
         guard resultHash == record.resultHash else { throw bad("the result does not hash to the audit record's result hash") }
@@ -146,12 +172,23 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 throw bad("the request is not signed by \(req.requester)")
             }
             guard req.policy == record.policy else { throw bad("the request names another policy than the audit record") }
+            guard record.policy != Hashes.zero else { throw bad("the answered audit record names no policy") }
             if record.policy != Hashes.zero && genesis.policy(hash: record.policy) == nil {
                 let installed = checked.contains { f in
                     if case .governance(let g) = f.1.body { return g.action == .installPolicy && g.documentHash == record.policy }
                     return false
                 }
                 guard installed else { throw bad("policy \(record.policy.hexString.prefix(16))… is neither in genesis nor among the facts") }
+            }
+            // A policy that requires consent answers only with a consent (docs/PRIVACY.md).
+            let document = genesis.policy(hash: record.policy)?.document ?? checked.lazy.compactMap { f -> [UInt8]? in
+                if case .governance(let g) = f.1.body, g.action == .installPolicy, g.documentHash == record.policy { return g.document }
+                return nil
+            }.first
+            if let document, record.consent == Hashes.zero {
+                let required: Bool
+                do { required = try policyRules.consentRequired(document, genesis: genesis) } catch { throw bad("policy: \(error)") }
+                if required { throw bad("the policy requires the subject's consent, but the answered audit record names none") }
             }
         }
         if record.consent != Hashes.zero {
@@ -160,10 +197,19 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                   grant.expiresAt.multipliedReportingOverflow(by: 1000).partialValue > record.requestedAtMillis else {
                 throw bad("the consent the answer relied on is missing, not a grant to \(record.requester) about this subject, or expired at the request's time")
             }
+            guard let purpose = record.purpose.consentPurpose, grant.purpose == purpose else {
+                throw bad("the consent is for \(grant.purpose.name), the query's purpose is \(record.purpose.name)")
+            }
+            guard c.2 < audit.2 else { throw bad("the consent is not before the audit record in the log") }
         }
         for f in checked where f.0 == "score_update" {
             guard case .scoreUpdate(let s) = f.1.body, s.subject == record.subject, f.2 < audit.2 else {
-                throw bad("the score update fact is not about the queried subject")
+                throw bad("the score update fact is not a score update about the queried subject before the audit record")
+            }
+        }
+        for f in checked where f.0 == "record" {
+            guard record.subject != nil, f.1.body.subject == record.subject, f.2 < audit.2 else {
+                throw bad("the record fact at log index \(f.2) is not a record about the queried subject before the audit record")
             }
         }
         return Verified(request: req, record: record, auditRecordID: audit.1.id, checkpoint: cp, checkpointSigners: signers,

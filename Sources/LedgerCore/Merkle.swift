@@ -111,7 +111,8 @@ public enum Merkle {
     public static func verifyConsistency(oldSize: UInt64, newSize: UInt64, oldRoot: Hash, newRoot: Hash, proof: [Hash]) -> Bool {
         guard oldSize <= newSize else { return false }
         if oldSize == newSize { return proof.isEmpty && ConstantTime.equals(oldRoot, newRoot) }
-        if oldSize == 0 { return proof.isEmpty }
+        // The empty tree is a prefix of every tree, but only under the empty tree's root.
+        if oldSize == 0 { return proof.isEmpty && ConstantTime.equals(oldRoot, emptyRoot) }
         guard !proof.isEmpty, proof.allSatisfy({ $0.count == 32 }) else { return false }
         var path = proof
         if oldSize & (oldSize - 1) == 0 { path.insert(oldRoot, at: 0) }

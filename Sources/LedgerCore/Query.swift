@@ -44,6 +44,8 @@ public protocol PolicyRules: Sendable {
     /// Parses and checks a policy document against the consortium (callers, leak rules);
     /// returns the name and version it declares. Throws naming the problem.
     func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32)
+    /// Whether a policy document requires the subject's consent before it answers.
+    func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool
 }
 
 /// The audit record of one query: who asked what about whom, under which policy, why, and

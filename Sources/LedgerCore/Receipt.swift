@@ -44,7 +44,9 @@ public struct Receipt: Codable, Sendable, Equatable {
     }
 
     /// Checks everything against `genesis`; throws naming the first thing that fails.
-    public func verify(genesis: Genesis) throws -> Verified {
+    /// `policyRules` (the policy engine, `Policy.PolicyRules()`) checks the document of an
+    /// `install_policy` transaction; without it a receipt for one is refused, naming why.
+    public func verify(genesis: Genesis, policyRules: (any PolicyRules)? = nil) throws -> Verified {
         func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "receipt: \(s)") }
         guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
         guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
@@ -53,7 +55,7 @@ public struct Receipt: Codable, Sendable, Equatable {
         guard let txBytes = [UInt8](base64: transaction) else { throw bad("transaction is not base64") }
         let tx: Transaction
         do { tx = try Transaction.decode(txBytes, maxBytes: genesis.limits.maxTransactionBytes) } catch { throw bad("transaction: \(error)") }
-        do { try TransactionValidator(genesis: genesis).checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true) }
+        do { try TransactionValidator(genesis: genesis, policyRules: policyRules).checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true) }
         catch { throw bad("transaction: \(error)") }
         let (cp, signers): (Checkpoint, [String])
         do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }

@@ -49,9 +49,11 @@ public struct StoreBlockSource: BlockSource {
             throw LedgerError(.invalidBlock, "block \(height) is missing (head is \(lastHeight))")
         }
         // The transaction count comes from the header; a header that does not decode is the verifier's to report.
+        // The count is not trusted yet: reserve no more than genesis lets a block hold (the
+        // verifier refuses a larger count; reading stops at the first missing transaction).
         let count = (try? BlockHeader.decode(header)).map { Int($0.transactionCount) } ?? 0
         var transactions: [([UInt8], [UInt8]?)] = []
-        transactions.reserveCapacity(count)
+        transactions.reserveCapacity(min(count, store.genesis.limits.maxBlockTransactions))
         for i in 0..<count {
             guard let tx = try store.rawTransaction(at: logIndex + UInt64(i)) else {
                 throw LedgerError(.invalidBlock, "block \(height): transaction at log index \(logIndex + UInt64(i)) is missing")
@@ -182,7 +184,7 @@ public final class ExportBlockSource: BlockSource {
         let count = Int(try readU32("transaction count"))
         guard count <= 1_000_000 else { throw LedgerError(.fieldTooLarge, "export: block with \(count) transactions") }
         var transactions: [([UInt8], [UInt8]?)] = []
-        transactions.reserveCapacity(count)
+        transactions.reserveCapacity(min(count, 10_000))
         for _ in 0..<count {
             let tx = try readBytes32("transaction", max: 1 << 20)
             let has = try take(1, "envelope flag")[0]

@@ -99,6 +99,9 @@ public final class ChainVerifier {
                 throw fail(height == 1 ? "does not link to the genesis hash" : "does not link to block \(height - 1) (previous hash mismatch)")
             }
             guard header.timestampMillis >= previousTimestamp else { throw fail("timestamp goes backwards") }
+            guard header.transactionCount <= genesis.limits.maxBlockTransactions else {
+                throw fail("header counts \(header.transactionCount) transactions, genesis allows at most \(genesis.limits.maxBlockTransactions) in a block")
+            }
             guard Int(header.transactionCount) == block.transactions.count else {
                 throw fail("header counts \(header.transactionCount) transactions, block holds \(block.transactions.count)")
             }
@@ -118,8 +121,18 @@ public final class ChainVerifier {
             let decoded = try checkTransactions(block, fail: fail)
             var tree = InMemoryMerkleTree()
             state.blockStart = header.firstLogIndex
+            // As consensus does: a block may not repeat a transaction or a signer's nonce, and
+            // its transactions see only the log before the block (not each other).
+            var blockIDs = Set<Hash>(minimumCapacity: decoded.count)
+            var blockNonces = Set<String>(minimumCapacity: decoded.count)
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
+                guard blockIDs.insert(tx.id).inserted else {
+                    throw fail("transaction \(tx.id.hexString) appears twice in the block", tx: i)
+                }
+                guard blockNonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
+                    throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
+                }
                 do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {
                 case .scoreUpdate(let s):
@@ -254,10 +267,16 @@ final class VerifiedState: LedgerStateReader {
         return prefix(SHA256.hash(w.bytes))
     }
 
-    private func load(_ logIndex: UInt64) throws -> Transaction? {
-        guard let raw = try fetch(logIndex) else { return nil }
+    /// The verified transaction at `logIndex`; an index the verifier recorded must be there.
+    private func load(_ logIndex: UInt64) throws -> Transaction {
+        guard let raw = try fetch(logIndex) else {
+            throw LedgerError(.notFound, "verified transaction at log index \(logIndex) is missing from the source")
+        }
         return try Transaction.decode(raw, maxBytes: Int.max)
     }
+
+    /// Whether `logIndex` is committed for the block being checked (before its first index).
+    private func committed(_ logIndex: UInt64?) -> Bool { logIndex.map { $0 < blockStart } ?? true }
 
     func record(_ tx: Transaction, logIndex: UInt64) throws {
         switch tx.body {
@@ -293,9 +312,8 @@ final class VerifiedState: LedgerStateReader {
     func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
         var out: [LoggedTransaction] = []
         for index in subjects[SubjectKey(subject)] ?? [] {
-            guard index < logSize, out.count < limit else { break }
-            guard let tx = try load(index) else { throw LedgerError(.notFound, "verified transaction at log index \(index) is missing") }
-            out.append(LoggedTransaction(logIndex: index, transaction: tx))
+            guard index < logSize, index < blockStart, out.count < limit else { break }
+            out.append(LoggedTransaction(logIndex: index, transaction: try load(index)))
         }
         return out
     }
@@ -310,23 +328,31 @@ final class VerifiedState: LedgerStateReader {
         return low < blockEnds.count && logSize >= 1 ? blockTimes[low] : nil
     }
 
-    func installedModel(hash: Hash) throws -> InstalledModel? { models[hash] }
+    // Models, policies, transactions and nonces of the block being checked are not visible
+    // to it (within a block, repeats are caught by the verifier's per-block sets).
+    func installedModel(hash: Hash) throws -> InstalledModel? { models[hash].flatMap { committed($0.logIndex) ? $0 : nil } }
 
-    func installedModels() throws -> [InstalledModel] { models.values.sorted { $0.logIndex! < $1.logIndex! } }
+    func installedModels() throws -> [InstalledModel] {
+        models.values.filter { committed($0.logIndex) }.sorted { $0.logIndex! < $1.logIndex! }
+    }
 
-    func installedPolicy(hash: Hash) throws -> InstalledPolicy? { policies[hash] }
+    func installedPolicy(hash: Hash) throws -> InstalledPolicy? { policies[hash].flatMap { committed($0.logIndex) ? $0 : nil } }
 
-    func installedPolicies() throws -> [InstalledPolicy] { policies.values.sorted { $0.logIndex! < $1.logIndex! } }
+    func installedPolicies() throws -> [InstalledPolicy] {
+        policies.values.filter { committed($0.logIndex) }.sorted { $0.logIndex! < $1.logIndex! }
+    }
 
     func committedTransaction(id: Hash) throws -> Transaction? {
-        if let i = idOverflow[id] { return try load(i) }
-        guard let i = ids[Self.prefix(id)], let tx = try load(i), tx.id == id else { return nil }
-        return tx
+        if let i = idOverflow[id] { return committed(i) ? try load(i) : nil }
+        guard let i = ids[Self.prefix(id)], committed(i) else { return nil }
+        let tx = try load(i)
+        return tx.id == id ? tx : nil
     }
 
     func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {
-        if nonceOverflow["\(signer)/\(nonce)"] != nil { return true }
-        guard let i = nonces[Self.nonceKey(signer, nonce)], let tx = try load(i) else { return false }
+        if let i = nonceOverflow["\(signer)/\(nonce)"], committed(i) { return true }
+        guard let i = nonces[Self.nonceKey(signer, nonce)], committed(i) else { return false }
+        let tx = try load(i)
         return tx.header.signer == signer && tx.header.nonce == nonce
     }
 }

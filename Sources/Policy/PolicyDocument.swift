@@ -416,6 +416,17 @@ public struct PolicyRules: LedgerCore.PolicyRules {
             throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
         }
     }
+
+    public func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool {
+        do { return try PolicyDocument(bytes: document, genesis: genesis).consentRequired } catch let e as PolicyError {
+            throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
+        }
+    }
+}
+
+extension AnswerReceipt {
+    /// Checks the receipt against `genesis`, reading policies with the policy engine.
+    public func verify(genesis: Genesis) throws -> Verified { try verify(genesis: genesis, policyRules: PolicyRules()) }
 }
 
 extension TransactionValidator {

@@ -7,6 +7,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStorage
 import LedgerStore
+import Policy
 
 @main
 struct CreditVerify: ParsableCommand {
@@ -176,7 +177,7 @@ struct ReceiptCommand: ParsableCommand {
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
             if format == AnswerReceipt.format { return try answer(g) }
             let receipt = try readJSON(Receipt.self, from: file, what: "a receipt")
-            let v = try receipt.verify(genesis: g)
+            let v = try receipt.verify(genesis: g, policyRules: PolicyRules())
             emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height,
                               "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],
                  text: """

@@ -104,6 +104,15 @@ final class VerifierTamperTests: XCTestCase {
         try expectFailure("a transaction moved between blocks", height: 2, words: "transactions root") { db in
             try Self.swap(db, "transactions", Self.key(4), Self.key(9))
         }
+        try expectFailure("header claiming four billion transactions", height: 2, words: "missing") { db in
+            // Read before any certificate check: the source must not size buffers from it.
+            try db.rewrite("blocks", Self.key(2)) { bytes in
+                let h = try BlockHeader.decode(bytes)
+                bytes = BlockHeader(chainID: h.chainID, height: h.height, timestampMillis: h.timestampMillis, previousHash: h.previousHash,
+                                    transactionCount: 4_000_000_000, transactionsRoot: h.transactionsRoot, logSize: 5_000_000_000,
+                                    logRoot: h.logRoot, proposer: h.proposer).encoded
+            }
+        }
         try expectFailure("chain truncated (head block removed)", height: 4, words: "missing") { db in
             try db.remove("blocks", Self.key(4))
         }
@@ -139,6 +148,57 @@ final class VerifierTamperTests: XCTestCase {
         b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])
         try b.append([try b.consent(nonce: 1)])
         assertChainFails(path, "too few certifiers", height: 1, words: "needs 3")
+    }
+
+    /// Within one certified block: a repeated transaction, a repeated nonce, and a reference to a
+    /// transaction of the same block are refused, from a data directory and from an export alike.
+    func testBlockInternalRepeatsAndReferencesFailInBothModes() throws {
+        let c = try TestConsortium()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let subject = try USCC("91350100M000100Y43")
+        func signed(_ body: ConsentBody, nonce: UInt64) -> Submission {
+            Submission(transaction: Transaction.sign(header: c.header("bank-a", nonce: nonce), body: .consent(body),
+                                                     key: c.keys["bank-a"]!.signing), envelope: nil)
+        }
+        func check(_ name: String, tx: Int, words: String, _ block: (ChainBuilder) throws -> [Submission]) throws {
+            let path = directory + "/" + name
+            let b = try ChainBuilder(consortium: c, path: path, signers: validators)
+            try b.append([try b.consent(nonce: 1_000)])
+            try b.append(try block(b))
+            assertChainFails(path, name + " (data dir)", height: 2, tx: tx, words: words)
+            let exportPath = path + ".export"
+            _ = try ChainExport.write(store: b.store, to: exportPath)
+            var source = try ExportBlockSource(path: exportPath)
+            XCTAssertThrowsError(try ChainVerifier(genesis: c.genesis).verify(&source), name + " (export)") { error in
+                guard let f = error as? ChainFailure else { return XCTFail("\(name): \(error)") }
+                XCTAssertEqual(f.height, 2, "\(name) (export): \(f)")
+                XCTAssertEqual(f.transactionIndex, tx, "\(name) (export): \(f)")
+                XCTAssertTrue(f.reason.contains(words), "\(name) (export): \(f)")
+            }
+        }
+        try check("same-transaction", tx: 2, words: "appears twice in the block") { b in
+            let t = try b.consent(nonce: 1)
+            return [t, try b.consent(nonce: 2), t]
+        }
+        try check("same-nonce", tx: 1, words: "nonce 1 of bank-a is used twice in the block") { b in
+            let other = ConsentBody(action: .grant, subject: subject, grantee: "bank-a", purpose: .postLoanMonitoring,
+                                    expiresAt: 1_800_000_000, evidence: SHA256.hash(Array("another form".utf8)))
+            return [try b.consent(nonce: 1), signed(other, nonce: 1)]
+        }
+        try check("same-block-reference", tx: 1, words: "revocation target") { b in
+            let grant = try b.consent(nonce: 1)
+            let revoke = ConsentBody(action: .revoke, subject: subject, grantee: "bank-a", purpose: .loanApplication,
+                                     expiresAt: 0, evidence: Hashes.zero, target: grant.transaction.id)
+            return [grant, signed(revoke, nonce: 2)]
+        }
+        // The same revocation one block later is accepted.
+        let path = directory + "/later-reference"
+        let b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        let grant = try b.consent(nonce: 1)
+        try b.append([grant])
+        try b.append([signed(ConsentBody(action: .revoke, subject: subject, grantee: "bank-a", purpose: .loanApplication,
+                                         expiresAt: 0, evidence: Hashes.zero, target: grant.transaction.id), nonce: 2)])
+        XCTAssertNoThrow(try verify(path))
     }
 
     func testExportRoundTripAndTruncatedExport() throws {
@@ -197,6 +257,9 @@ final class VerifierTamperTests: XCTestCase {
         let newForkRoot = fork.store.head.logRoot
         let proof = try fork.store.consistencyProof(oldSize: 6, newSize: 11)
         XCTAssertFalse(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: newForkRoot, proof: proof))
+        // The empty tree is a prefix of every tree, but only under the empty tree's root.
+        XCTAssertTrue(Merkle.verifyConsistency(oldSize: 0, newSize: 11, oldRoot: Merkle.emptyRoot, newRoot: newForkRoot, proof: []))
+        XCTAssertFalse(Merkle.verifyConsistency(oldSize: 0, newSize: 11, oldRoot: oldRoot, newRoot: newForkRoot, proof: []))
         XCTAssertTrue(Merkle.verifyConsistency(oldSize: 6, newSize: 11, oldRoot: oldRoot, newRoot: honest.store.head.logRoot,
                                                proof: try honest.store.consistencyProof(oldSize: 6, newSize: 11)))
     }

@@ -226,6 +226,88 @@ final class QueryServiceTests: XCTestCase {
         else { XCTAssertEqual(v.record.outcome, .refused, file: file, line: line); XCTAssertFalse(receipt.message.isEmpty) }
     }
 
+    /// What a dishonest answering node could write: an audit record changed by `change` (for
+    /// `request`, when given), signed and committed, with the other facts proved again under
+    /// the new checkpoint and the answer signed again.
+    func forge(_ receipt: AnswerReceipt, request: [UInt8]? = nil, dropping roles: Set<String> = [],
+               _ change: (inout QueryRecordBody) -> Void) async throws -> AnswerReceipt {
+        let v = try receipt.verify(genesis: consortium.genesis)
+        var record = v.record
+        let requestBytes = request ?? [UInt8](base64: receipt.request)!
+        if let request {
+            let r = try QueryRequest.decode(request)
+            record.requestHash = SHA256.hash(request); record.requestNonce = r.nonce; record.requestedAtMillis = r.issuedAtMillis
+        }
+        change(&record)
+        let key = consortium.keys["samr"]!.signing
+        let tx = Transaction.sign(header: header("samr"), body: .queryRecord(record), key: key)
+        let committed = try await submit([Submission(transaction: tx, envelope: nil)])[0]
+        let head = store.head
+        var facts = [AnswerReceipt.Fact(role: "audit_record", transaction: tx.encoded.base64String, log_index: committed.logIndex,
+                                        inclusion_proof: try store.inclusionProof(index: committed.logIndex, size: head.logSize).map { $0.base64String })]
+        for f in receipt.facts where f.role != "audit_record" && !roles.contains(f.role) {
+            facts.append(AnswerReceipt.Fact(role: f.role, transaction: f.transaction, log_index: f.log_index,
+                                            inclusion_proof: try store.inclusionProof(index: f.log_index, size: head.logSize).map { $0.base64String }))
+        }
+        let signature = key.signature(for: AnswerSignature.message(chainID: consortium.genesis.chainID, requestHash: record.requestHash,
+                                                                    resultHash: record.resultHash, asOfHeight: record.asOfHeight, auditRecord: tx.id))
+        return AnswerReceipt(chainID: consortium.genesis.chainID, genesisHash: consortium.genesis.hash, request: requestBytes,
+                             outcome: receipt.outcome, reason: receipt.reason, message: receipt.message, result: receipt.result,
+                             asOfHeight: record.asOfHeight, answeredBy: "samr", answerSignature: signature,
+                             checkpoint: try store.checkpoint(height: head.height)!, treeSize: head.logSize, facts: facts)
+    }
+
+    func assertRefused(_ receipt: AnswerReceipt, _ words: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try receipt.verify(genesis: consortium.genesis), words, file: file, line: line) {
+            XCTAssertTrue("\($0)".contains(words), "\($0)", file: file, line: line)
+        }
+    }
+
+    /// An answer receipt whose audit record does not record its request (subject, purpose,
+    /// requester, chain), relies on a consent for another purpose or on none under a consent
+    /// policy, or carries facts that are not about the subject, fails offline.
+    func testForgedAnswerReceiptsAreRefused() async throws {
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        let honest = out.receipt
+        XCTAssertNoThrow(try honest.verify(genesis: consortium.genesis))
+        // The forging helper itself yields a receipt that verifies when nothing is changed.
+        let unchanged = try await forge(honest) { _ in }
+        XCTAssertNoThrow(try unchanged.verify(genesis: consortium.genesis))
+
+        assertRefused(try await forge(honest, dropping: ["consent"]) { $0.subject = self.listed; $0.consent = Hashes.zero },
+                      "the audit record is about subject")
+        assertRefused(try await forge(honest) { $0.purpose = .supervision }, "states purpose")
+        assertRefused(try await forge(honest, dropping: ["consent"]) { $0.requester = "unknown"; $0.consent = Hashes.zero },
+                      "names requester unknown")
+
+        // A request for post-loan monitoring answered with the loan-application consent.
+        let monitoring = signedRequest("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring", at: nowMillis,
+                                       key: consortium.keys["bank-a"]!.signing)
+        assertRefused(try await forge(honest, request: monitoring) { $0.purpose = .postLoanMonitoring },
+                      "the consent is for loan_application")
+        // The consent policy answered with no consent at all.
+        assertRefused(try await forge(honest, dropping: ["consent"]) { $0.consent = Hashes.zero }, "requires the subject's consent")
+        // A request for another chain, recorded as answered.
+        var other = QueryRequest(chainID: "creditledger.test/other", requester: "bank-a", keyID: consortium.genesis.member("bank-a")!.keyID,
+                                 policy: policy("credit-grade"), subject: food.code, purpose: "loan_application", parameters: [],
+                                 nonce: nextNonce(), issuedAtMillis: nowMillis)
+        other.sign(with: consortium.keys["bank-a"]!.signing)
+        assertRefused(try await forge(honest, request: other.encoded) { _ in }, "the request is for chain creditledger.test/other")
+
+        // Facts with a role the format does not know, or a record about another subject.
+        var bogus = honest
+        let i = try XCTUnwrap(bogus.facts.firstIndex { $0.role == "score_update" })
+        bogus.facts[i].role = "bogus"
+        assertRefused(bogus, "unknown role")
+        let index = try XCTUnwrap((0..<8).first { try store.transaction(at: UInt64($0))?.body.subject == listed })
+        var foreign = honest
+        foreign.facts.append(AnswerReceipt.Fact(role: "record", transaction: try store.transaction(at: UInt64(index))!.encoded.base64String,
+                                                log_index: UInt64(index),
+                                                inclusion_proof: try store.inclusionProof(index: UInt64(index), size: honest.tree_size).map { $0.base64String }))
+        assertRefused(foreign, "is not a record about the queried subject")
+    }
+
     // MARK: Answers
 
     func testCreditGradeAnswerIsDesensitizedAndVerifiable() async throws {
@@ -638,6 +720,9 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(out.answered, out.receipt.message)
         XCTAssertTrue(out.receipt.facts.contains { $0.role == "policy" }, "a governance-installed policy is proven too")
         _ = try out.receipt.verify(genesis: consortium.genesis)
+        // A receipt for the install_policy transaction itself verifies offline, with the policy engine.
+        let installReceipt = try store.receipt(for: ok.transaction.id)
+        XCTAssertEqual(try installReceipt.verify(genesis: consortium.genesis, policyRules: PolicyRules()).transaction.id, ok.transaction.id)
         // The chain with query records and a policy install verifies end to end.
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
