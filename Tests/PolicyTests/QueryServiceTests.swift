@@ -233,11 +233,16 @@ final class QueryServiceTests: XCTestCase {
                _ change: (inout QueryRecordBody) -> Void) async throws -> AnswerReceipt {
         let v = try receipt.verify(genesis: consortium.genesis)
         var record = v.record
-        let requestBytes = request ?? [UInt8](base64: receipt.request)!
-        if let request {
-            let r = try QueryRequest.decode(request)
-            record.requestHash = SHA256.hash(request); record.requestNonce = r.nonce; record.requestedAtMillis = r.issuedAtMillis
+        // Each forgery records a request of its own: validators refuse a second record of one request.
+        let requestBytes: [UInt8]
+        if let request { requestBytes = request } else {
+            var fresh = try QueryRequest.decode([UInt8](base64: receipt.request)!)
+            fresh.nonce = nextNonce()
+            fresh.sign(with: consortium.keys[fresh.requester]!.signing)
+            requestBytes = fresh.encoded
         }
+        let r = try QueryRequest.decode(requestBytes)
+        record.requestHash = SHA256.hash(requestBytes); record.requestNonce = r.nonce; record.requestedAtMillis = r.issuedAtMillis
         change(&record)
         let key = consortium.keys["samr"]!.signing
         let tx = Transaction.sign(header: header("samr"), body: .queryRecord(record), key: key)
