@@ -95,6 +95,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     static let maxCandidates = 16
+    /// Blocks are kept from proposals for at most this many rounds past the current one.
+    static let blockRoundWindow: UInt32 = 4
+    /// Rounds of this height whose proposed block is kept (one block per round).
+    var keptRounds = Set<UInt32>()
     static let maxFuture = 512
     /// Bytes of proposed blocks kept in `future`: a proposal whose block does not fit is kept
     /// without it (the content is fetched by hash once the height starts).
@@ -408,8 +412,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 warn(about: peer, "proposal from \(peer) names \(p.proposer) as proposer of round \(p.round), which is not its round; dropped")
                 return
             }
-            if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil {
+            // One block per round, and none for rounds far ahead: a proposer equivocating with
+            // many blocks, or proposing for its own future rounds, cannot fill the block cache.
+            // A block not kept here is fetched by hash if the machine comes to need it.
+            if let block, block.hash == p.blockHash, block.header.height == height, candidates[p.blockHash] == nil,
+               p.round <= machine.round &+ Self.blockRoundWindow, !keptRounds.contains(p.round) {
                 remember(block, from: peer)
+                if unchecked[p.blockHash] != nil { keptRounds.insert(p.round) }
             }
             handle(.proposal(p))
             // The proposal was seen before without usable content (or with a tampered copy):
@@ -455,7 +464,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
             // A copy that does not match its header leaves the hash awaited: the fetch is
             // repeated every status tick until the genuine content arrives.
-            guard remember(block, from: peer) else { return }
+            // Content the machine is waiting for is kept even when the cache is full.
+            guard remember(block, from: peer, awaited: awaitingContent.contains(hash)) else { return }
             awaitingContent.remove(hash)
             if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
         case .transactions, .blockRequest, .endorseRequest, .endorsement:
@@ -514,13 +524,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// transactions and envelopes, so any member relaying a genuine proposal could alter them.
     /// Returns false for such content.
     @discardableResult
-    func remember(_ block: CandidateBlock, from peer: String) -> Bool {
+    func remember(_ block: CandidateBlock, from peer: String, awaited: Bool = false) -> Bool {
         if let problem = Self.contentMismatch(block) {
             warn(about: peer, "block \(block.header.height) \(block.hash.hexString.prefix(16)) from \(peer) does not match its header: \(problem); "
                  + "content dropped, the block is not judged and its genuine content is still fetched")
             return false
         }
-        guard unchecked.count + candidates.count < Self.maxCandidates else { return true }
+        guard awaited || unchecked.count + candidates.count < Self.maxCandidates else { return true }
         if unchecked[block.hash] == nil { unchecked[block.hash] = block }
         if let votes = deferredPrecommits.removeValue(forKey: block.hash) {
             for v in votes { dispatch(.vote(v), from: v.voter) }
@@ -763,6 +773,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         autoScorer?.committed(block)
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
+        keptRounds = []
         awaitingContent = []
         deferredPrecommits = [:]
         buildWanted = nil

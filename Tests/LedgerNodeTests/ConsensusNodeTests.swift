@@ -295,6 +295,31 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// The round's own proposer cannot fill the block cache either: one block per round is kept
+    /// (an equivocating proposer's second block is not), none for rounds far ahead, and content
+    /// the machine waits for is kept even when the cache is full.
+    func testAProposerCannotFillTheBlockCacheWithItsOwnRounds() async throws {
+        let f = try await Fixture(as: "val-c")
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        func propose(_ round: UInt32, seed: UInt64) throws -> CandidateBlock {
+            let owner = validators.proposer(height: 1, round: round)
+            let block = f.block(try f.submissions(1, seed: seed), proposer: owner)
+            _ = f.deliver(.proposal(f.proposal(block, round: round, by: owner), block), from: owner)
+            return block
+        }
+        let kept = { f.node.queue.sync { f.node.unchecked.count + f.node.candidates.count } }
+        let first = try propose(0, seed: 20)
+        let before = kept()
+        XCTAssertGreaterThanOrEqual(before, 1)
+        _ = try propose(0, seed: 21)   // the same proposer, a second block for round 0
+        XCTAssertEqual(kept(), before, "an equivocating proposer's second block was kept")
+        let far = ConsensusNode.blockRoundWindow + 1
+        _ = try propose(far, seed: 22)
+        XCTAssertEqual(kept(), before, "a block for a round far ahead was kept")
+        XCTAssertTrue(f.node.queue.sync { f.node.unchecked[first.hash] != nil || f.node.candidates[first.hash] != nil })
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
