@@ -283,6 +283,9 @@ final class NetworkTests: XCTestCase {
         var asOfSize: [String: UInt64] = [:]
         for (name, answer) in zip(["individual-business", "enterprise"], installed) {
             let height = (answer["height"] as? NSNumber)?.uint64Value ?? 0
+            // The data node answered once it committed; the bank's node commits the same block a moment later.
+            XCTAssertTrue(try waitUntil(30) { ((try bank.getJSON("/v1/health")["height"] as? NSNumber)?.uint64Value ?? 0) >= height },
+                          "bank-a's node did not reach height \(height)")
             let header = try bank.getJSON("/v1/blocks/\(height)")["header"] as? [String: Any]
             asOfSize[name] = (header?["log_size"] as? NSNumber)?.uint64Value
         }
