@@ -156,7 +156,7 @@ public final class QueryService: @unchecked Sendable {
             record.resultHash = a.resultHash
             record.consent = a.consent?.transaction.id ?? Hashes.zero
             answer = a
-            giveBackRefusal(for: req.requester)
+            giveBackRefusal(.member(req.requester))
         } catch let r as PolicyRefusal {
             if !reservedRefusal { try checkSharedRefusalBudget(refusal: r) }
             record.reason = r.code.rawValue
@@ -164,13 +164,12 @@ public final class QueryService: @unchecked Sendable {
                 return try await finish(record, request: requestBytes, answer: nil, policyTx: policyTx, message: r.message)
             } catch {
                 // The refusal's audit record was not committed (a full mempool, a failed write): it used no budget.
-                let key: RefusalBudget.Key = reservedRefusal ? .member(req.requester) : .unauthenticated
-                lock.withLock { refusals.giveBack(key) }
+                giveBackRefusal(reservedRefusal ? .member(req.requester) : .unauthenticated)
                 throw error
             }
         } catch {
             // Not a refusal: nothing is recorded, so the reserved refusal was not used.
-            if reservedRefusal { giveBackRefusal(for: req.requester) }
+            if reservedRefusal { giveBackRefusal(.member(req.requester)) }
             throw error
         }
         return try await finish(record, request: requestBytes, answer: answer, policyTx: policyTx, message: "")
@@ -196,9 +195,9 @@ public final class QueryService: @unchecked Sendable {
             + "\(rate.perSecond) a second; this request was not evaluated or recorded; retry in \(wait) ms")
     }
 
-    /// An answered query's reserved refusal goes back to its member's budget.
-    func giveBackRefusal(for member: String) {
-        lock.withLock { refusals.giveBack(.member(member)) }
+    /// A refusal taken but not used (the query was answered, or its refusal not recorded) goes back to its bucket.
+    func giveBackRefusal(_ key: RefusalBudget.Key) {
+        lock.withLock { refusals.giveBack(key) }
     }
 
     private func takeRefusal(_ key: RefusalBudget.Key) -> (wait: UInt64?, rate: RefusalBudget.Rate) {

@@ -32,10 +32,6 @@ extension ChainStore {
         }
     }
 
-    /// Refusal codes whose request was never authenticated: such records do not consume the
-    /// requester's nonce (a forger must not be able to burn a bank's nonces).
-    static var unauthenticatedRefusals: Set<String> { QueryRecordBody.unauthenticatedRefusals }
-
     /// The policy an install_policy governance transaction installs, if it is one.
     static func installedPolicy(_ tx: Transaction, logIndex: UInt64) -> InstalledPolicy? {
         guard case .governance(let g) = tx.body, g.action == .installPolicy else { return nil }
@@ -55,7 +51,9 @@ extension ChainStore {
             }
         case .queryRecord(let q):
             if let s = q.subject { try batch.put(Family.meta, QueryKey.queryLog + Array(s.code.utf8) + Self.u64Key(index), []) }
-            if !Self.unauthenticatedRefusals.contains(q.reason) {
+            // A refusal of a request never authenticated does not consume the requester's nonce
+            // (a forger must not be able to burn a bank's nonces).
+            if !QueryRecordBody.unauthenticatedRefusals.contains(q.reason) {
                 try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
             }
         case .attestation(let a) where !a.industry.isEmpty:

@@ -36,6 +36,16 @@ final class LedgerCommitTests: XCTestCase {
         }
     }
 
+    /// The error a submission is refused with; a failure (named by `admitted`) if it is admitted.
+    func refusal(_ ledger: Ledger, _ batch: [Submission], _ admitted: String,
+                 file: StaticString = #filePath, line: UInt = #line) async throws -> LedgerError? {
+        do {
+            _ = try await ledger.submit(batch, signedHere: false)
+            XCTFail(admitted, file: file, line: line)
+            return nil
+        } catch let e as LedgerError { return e }
+    }
+
     /// A batch commits in one block or not at all: when the next batch does not fit in what is
     /// left of a block, it waits whole for the next one.
     func testABatchCommitsWholeInOneBlock() async throws {
@@ -62,24 +72,16 @@ final class LedgerCommitTests: XCTestCase {
         let (ledger, txs) = try open()
         let size = txs[0].byteCount
         ledger.maxBlockBytes = size
-        do {
-            _ = try await ledger.submit(Array(txs[0..<2]), signedHere: false)
-            XCTFail("a batch over the block's bytes was admitted")
-        } catch let e as LedgerError {
-            XCTAssertEqual(e.code, .fieldTooLarge)
-            XCTAssertTrue(e.reason.contains("\(2 * size) bytes") && e.reason.contains("at most \(size)"), e.reason)
-        }
+        let tooLarge = try await refusal(ledger, Array(txs[0..<2]), "a batch over the block's bytes was admitted")
+        XCTAssertEqual(tooLarge?.code, .fieldTooLarge)
+        XCTAssertTrue(tooLarge?.reason.contains("\(2 * size) bytes") == true && tooLarge?.reason.contains("at most \(size)") == true, "\(String(describing: tooLarge))")
         ledger.maxBlockBytes = 24 << 20
         ledger.maxQueuedBytes = 3 * size
         let a = Task { try await ledger.submit(Array(txs[0..<2]), signedHere: false) }
         try await waitUntilQueued(ledger, 2)
-        do {
-            _ = try await ledger.submit(Array(txs[2..<4]), signedHere: false)
-            XCTFail("a batch past the queue's bytes was admitted")
-        } catch let e as LedgerError {
-            XCTAssertEqual(e.code, .mempoolFull)
-            XCTAssertTrue(e.reason.contains("\(2 * size) bytes") && e.reason.contains("limit \(3 * size)"), e.reason)
-        }
+        let full = try await refusal(ledger, Array(txs[2..<4]), "a batch past the queue's bytes was admitted")
+        XCTAssertEqual(full?.code, .mempoolFull)
+        XCTAssertTrue(full?.reason.contains("\(2 * size) bytes") == true && full?.reason.contains("limit \(3 * size)") == true, "\(String(describing: full))")
         XCTAssertEqual(ledger.queuedCount, 2)
         ledger.commitPending()
         _ = try await a.value
