@@ -318,8 +318,9 @@ public struct LedgerAPI: Sendable {
     static func statusFor(_ code: LedgerError.Code) -> HTTPResponse.Status {
         switch code {
         case .transactionTooLarge: return .contentTooLarge
-        case .unknownSigner, .unknownKey, .badSignature: return .unauthorized
-        case .notAuthorized: return .forbidden
+        // 403, not 401: the signature belongs to the transaction, not to the HTTP request, so
+        // there is no HTTP authentication scheme to name in a WWW-Authenticate header.
+        case .unknownSigner, .unknownKey, .badSignature, .notAuthorized: return .forbidden
         case .replay: return .conflict
         case .unknownReference: return .unprocessableContent
         case .notFound: return .notFound

@@ -17,7 +17,7 @@ struct TestConsortium {
         ("auditor", [.auditor]),
     ]
 
-    init(chainID: String = "creditledger.test/county", validators: Set<String>? = nil, endorsements: Int = 0) throws {
+    init(chainID: String = "creditledger.test/county", validators: Set<String>? = nil, endorsements: Int = 0, limits: Limits = Limits()) throws {
         var keys: [String: MemberSecretKeys] = [:]
         var members: [Member] = []
         for (id, roles) in Self.memberRoles {
@@ -30,7 +30,7 @@ struct TestConsortium {
             members.append(Member(id: id, name: id, roles: r, signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey))
         }
         genesis = try Genesis(bytes: try Genesis.render(chainID: chainID, genesisTime: "2026-11-21T00:00:00Z", members: members,
-                                                        scoreEndorsementsRequired: endorsements))
+                                                        limits: limits, scoreEndorsementsRequired: endorsements))
         self.keys = keys
     }
 

@@ -201,6 +201,60 @@ final class VerifierTamperTests: XCTestCase {
         XCTAssertNoThrow(try verify(path))
     }
 
+    /// A certified block holding more transactions than genesis allows is refused in both modes
+    /// (the store does not enforce the limit; consensus and the verifier do).
+    func testBlockOverTheGenesisTransactionLimitFails() throws {
+        var limits = Limits()
+        limits.maxBlockTransactions = 4
+        limits.maxBatchTransactions = 4
+        let c = try TestConsortium(limits: limits)
+        let b = try ChainBuilder(consortium: c, path: directory, signers: validators)
+        try b.append((0..<4).map { try b.consent(nonce: UInt64(1 + $0)) })
+        XCTAssertNoThrow(try verify(directory), "a block of exactly the limit passes")
+        try b.append((0..<5).map { try b.consent(nonce: UInt64(10 + $0)) })
+        assertChainFails(directory, "five transactions in a block", height: 2, words: "genesis allows at most 4")
+        let exportPath = directory + ".export"
+        _ = try ChainExport.write(store: b.store, to: exportPath)
+        var source = try ExportBlockSource(path: exportPath)
+        XCTAssertThrowsError(try ChainVerifier(genesis: c.genesis).verify(&source)) { error in
+            guard let f = error as? ChainFailure else { return XCTFail("\(error)") }
+            XCTAssertEqual(f.height, 2, "\(f)")
+            XCTAssertTrue(f.reason.contains("genesis allows at most 4"), "\(f)")
+        }
+    }
+
+    /// A source that loses a transaction the verifier has already checked (a store edited while it
+    /// is read, an export index gone wrong) fails where a later transaction refers to it, naming it.
+    func testReferenceToAVerifiedTransactionTheSourceLostFails() throws {
+        struct Forgetful: BlockSource {
+            var inner: StoreBlockSource
+            let lost: UInt64
+            var genesisBytes: [UInt8] { inner.genesisBytes }
+            mutating func nextBlock() throws -> RawBlock? { try inner.nextBlock() }
+            func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]? {
+                logIndex == lost ? nil : try inner.verifiedTransaction(at: logIndex)
+            }
+            mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws { try inner.didVerify(block, firstLogIndex: firstLogIndex) }
+        }
+        let c = try TestConsortium()
+        let b = try ChainBuilder(consortium: c, path: directory, signers: validators)
+        let grant = try b.consent(nonce: 1)
+        try b.append([grant])
+        let revoke = ConsentBody(action: .revoke, subject: try USCC("91350100M000100Y43"), grantee: "bank-a", purpose: .loanApplication,
+                                 expiresAt: 0, evidence: Hashes.zero, target: grant.transaction.id)
+        try b.append([Submission(transaction: Transaction.sign(header: c.header("bank-a", nonce: 2), body: .consent(revoke),
+                                                               key: c.keys["bank-a"]!.signing), envelope: nil)])
+        XCTAssertNoThrow(try verify(directory), "the honest chain passes")
+        let store = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
+        var source = Forgetful(inner: StoreBlockSource(store: store), lost: 0)
+        XCTAssertThrowsError(try ChainVerifier(genesis: store.genesis).verify(&source)) { error in
+            guard let f = error as? ChainFailure else { return XCTFail("\(error)") }
+            XCTAssertEqual(f.height, 2, "\(f)")
+            XCTAssertEqual(f.transactionIndex, 0, "\(f)")
+            XCTAssertTrue(f.reason.contains("log index 0 is missing from the source"), "\(f)")
+        }
+    }
+
     func testExportRoundTripAndTruncatedExport() throws {
         let b = try honestChain()
         let exportPath = directory + ".export"

@@ -201,8 +201,8 @@ final class APITests: XCTestCase {
                 ("truncated transaction", Self.body(["transaction": Array(good.transaction.encoded.prefix(60)).base64String]), .badRequest, "truncated"),
                 ("trailing bytes", Self.body(["transaction": (good.transaction.encoded + [1]).base64String]), .badRequest, "trailingBytes"),
                 ("wrong chain id", Self.body(Self.wire(h.raw(body, nonce: 101, chainID: "creditledger.other/x"), good.envelope)), .badRequest, "wrongChain"),
-                ("bad signature", Self.body(Self.wire(h.raw(body, nonce: 102, key: stranger), good.envelope)), .unauthorized, "badSignature"),
-                ("unknown signer", Self.body(Self.wire(h.raw(body, nonce: 103, key: stranger, signer: "mallory"), good.envelope)), .unauthorized, "unknownSigner"),
+                ("bad signature", Self.body(Self.wire(h.raw(body, nonce: 102, key: stranger), good.envelope)), .forbidden, "badSignature"),
+                ("unknown signer", Self.body(Self.wire(h.raw(body, nonce: 103, key: stranger, signer: "mallory"), good.envelope)), .forbidden, "unknownSigner"),
                 ("invalid USCC", Self.body(altered { $0[bodyStart + 17] = UInt8(ascii: "0") }), .badRequest, "invalidUSCC"),
                 ("unknown category", Self.body(altered { $0[bodyStart + 19] = 99 }), .badRequest, "unknownCategory"),
                 ("unknown kind", Self.body(altered { $0[1] = 42 }), .badRequest, "unknownKind"),
@@ -212,7 +212,7 @@ final class APITests: XCTestCase {
                 ("envelope of another record", Self.body(Self.wire(good.transaction, try h.attestation(nonce: 106).envelope)), .badRequest, "invalidValue"),
                 ("batch with one bad transaction", Self.body(["transactions": [LedgerClient.wire(try h.attestation(nonce: 107)),
                                                                                Self.wire(h.raw(body, nonce: 108, key: stranger), good.envelope)]]),
-                 .unauthorized, "badSignature"),
+                 .forbidden, "badSignature"),
             ]
             for (name, requestBody, status, code) in cases {
                 let uri = name.hasPrefix("batch") ? "/v1/transactions/batch" : "/v1/transactions"
