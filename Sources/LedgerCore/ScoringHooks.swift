@@ -87,8 +87,8 @@ public extension LedgerStateReader {
     func installedPolicies() throws -> [InstalledPolicy] {
         throw LedgerError(.notFound, "this ledger state has no policy registry; it cannot check policy installs")
     }
-    /// Readers without a query index (the offline verifier's state, score cases) do not check
-    /// that a request is recorded once; validators, whose store has the index, do.
+    /// Readers without a query index (score cases) do not check that a request is recorded
+    /// once; validators, whose store has the index, and the offline verifier's state do.
     func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool { false }
 }
 

@@ -125,6 +125,7 @@ public final class ChainVerifier {
             // its transactions see only the log before the block (not each other).
             var blockIDs = Set<Hash>(minimumCapacity: decoded.count)
             var blockNonces = Set<String>(minimumCapacity: decoded.count)
+            var blockRequests = Set<String>()
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
                 guard blockIDs.insert(tx.id).inserted else {
@@ -132,6 +133,9 @@ public final class ChainVerifier {
                 }
                 guard blockNonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
                     throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
+                }
+                if case .queryRecord(let q) = tx.body, let request = q.spentRequestNonce, !blockRequests.insert(request).inserted {
+                    throw fail("request nonce \(q.requestNonce) of \(q.requester) is recorded twice in the block (one request answered or refused twice)", tx: i)
                 }
                 do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {
@@ -232,6 +236,10 @@ final class VerifiedState: LedgerStateReader {
     private var idOverflow: [Hash: UInt64] = [:]
     private var nonces: [UInt64: UInt64] = [:]
     private var nonceOverflow: [String: UInt64] = [:]
+    /// (requester, request nonce) of query records, as a validator's query index holds them:
+    /// every record except refusals of requests never shown to come from their requester.
+    private var requests: [UInt64: UInt64] = [:]
+    private var requestOverflow: [String: UInt64] = [:]
     private let fetch: (UInt64) throws -> [UInt8]?
     /// Log indexes of each subject's attestations and amendments (revocations under their target's subject).
     private var subjects: [SubjectKey: [UInt64]] = [:]
@@ -266,6 +274,10 @@ final class VerifiedState: LedgerStateReader {
         var w = ByteWriter(); w.string8(signer); w.u64(nonce)
         return prefix(SHA256.hash(w.bytes))
     }
+    static func requestKey(_ requester: String, _ nonce: UInt64) -> UInt64 {
+        var w = ByteWriter(); w.string8("query-request"); w.string8(requester); w.u64(nonce)
+        return prefix(SHA256.hash(w.bytes))
+    }
 
     /// The verified transaction at `logIndex`; an index the verifier recorded must be there.
     private func load(_ logIndex: UInt64) throws -> Transaction {
@@ -291,6 +303,18 @@ final class VerifiedState: LedgerStateReader {
         case .governance(let g) where g.action == .installPolicy:
             let p = InstalledPolicy(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
             policies[p.hash] = p
+        case .queryRecord(let q) where !QueryRecordBody.unauthenticatedRefusals.contains(q.reason):
+            // The first record of a request is enough to find it; later ones (replay refusals)
+            // are kept only when a different request holds the 64-bit slot.
+            let k = Self.requestKey(q.requester, q.requestNonce)
+            if let first = requests[k] {
+                if case .queryRecord(let held) = try load(first).body, held.requester == q.requester, held.requestNonce == q.requestNonce {
+                    break
+                }
+                if requestOverflow["\(q.requester)/\(q.requestNonce)"] == nil { requestOverflow["\(q.requester)/\(q.requestNonce)"] = logIndex }
+            } else {
+                requests[k] = logIndex
+            }
         default:
             break
         }
@@ -347,6 +371,14 @@ final class VerifiedState: LedgerStateReader {
         guard let i = ids[Self.prefix(id)], committed(i) else { return nil }
         let tx = try load(i)
         return tx.id == id ? tx : nil
+    }
+
+    /// As a validator's query index answers it, from the records verified so far.
+    func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool {
+        if let i = requestOverflow["\(requester)/\(nonce)"], committed(i) { return true }
+        guard let i = requests[Self.requestKey(requester, nonce)], committed(i),
+              case .queryRecord(let q) = try load(i).body else { return false }
+        return q.requester == requester && q.requestNonce == nonce
     }
 
     func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {

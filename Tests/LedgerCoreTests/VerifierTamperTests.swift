@@ -201,6 +201,38 @@ final class VerifierTamperTests: XCTestCase {
         XCTAssertNoThrow(try verify(path))
     }
 
+    /// A request is answered or refused once on the whole ledger: the verifier refuses a second
+    /// record of the same (requester, nonce), in a later block or in the same one, as validators
+    /// do; a replay refusal, which uses no nonce, may follow.
+    func testARequestRecordedTwiceFailsTheChain() throws {
+        let c = try TestConsortium()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let subject = try USCC("91350100M000100Y43")
+        var nonce: UInt64 = 0
+        func record(_ requestNonce: UInt64, reason: String = "no_consent") -> Submission {
+            nonce += 1
+            let body = QueryRecordBody(requester: "bank-a", subject: subject, policy: Hashes.zero, purpose: .loanApplication,
+                                       requestHash: SHA256.hash(Array("request \(requestNonce)".utf8)), requestNonce: requestNonce,
+                                       requestedAtMillis: 1_000, asOfHeight: 1, outcome: .refused, reason: reason,
+                                       resultHash: Hashes.zero, consent: Hashes.zero)
+            return Submission(transaction: Transaction.sign(header: c.header("samr", nonce: nonce), body: .queryRecord(body),
+                                                            key: c.keys["samr"]!.signing), envelope: nil)
+        }
+        func chain(_ name: String, _ blocks: [[Submission]]) throws -> String {
+            let path = directory + "/" + name
+            let b = try ChainBuilder(consortium: c, path: path, signers: validators)
+            for block in blocks { try b.append(block) }
+            return path
+        }
+        // Replays of an answered request, and forgeries naming its nonce, may be recorded again.
+        XCTAssertNoThrow(try verify(try chain("honest", [[record(7)], [record(7, reason: "replayed_request"), record(8)],
+                                                          [record(7, reason: "bad_signature"), record(7, reason: "replayed_request")]])))
+        assertChainFails(try chain("later-block", [[record(7)], [record(8), record(7)]]), "recorded again in a later block",
+                         height: 2, tx: 1, words: "already answered or refused on the ledger")
+        assertChainFails(try chain("same-block", [[record(8), record(7), record(7, reason: "wrong_role")]]), "recorded twice in one block",
+                         height: 1, tx: 2, words: "recorded twice in the block")
+    }
+
     /// A certified block holding more transactions than genesis allows is refused in both modes
     /// (the store does not enforce the limit; consensus and the verifier do).
     func testBlockOverTheGenesisTransactionLimitFails() throws {
