@@ -209,17 +209,21 @@ public final class QueryService: @unchecked Sendable {
         }
     }
 
-    /// Evaluates at the current head; an aggregate is re-read if a block committed meanwhile,
-    /// so the stated height is the state that was read.
+    /// Evaluates at the current head. An aggregate reads its cells from one snapshot of the
+    /// store; if that snapshot is of a newer block than the head (one was written in between),
+    /// it starts again, so the stated height is the state that was read.
     func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery) throws -> (PolicyAnswer, UInt64) {
         for _ in 0..<3 {
             let head = store.head
             let facts = try StoreFacts(store: store, head: head, custodianKey: member.has(.custodian) ? keys : nil,
                                        maskedNames: maskedNames)
-            let answer = try engine.evaluate(policy, query, facts: facts)
-            if policy.scope != .aggregate || store.head.logSize == head.logSize { return (answer, head.height) }
+            do {
+                return (try engine.evaluate(policy, query, facts: facts), head.height)
+            } catch is StoreFacts.HeadMoved {
+                continue
+            }
         }
-        throw PolicyRefusal(.costLimit, "the ledger moved during three evaluations of \(policy.name); retry")
+        throw PolicyRefusal(.costLimit, "blocks were written while \(policy.name) read its cells, three times over; retry")
     }
 
     /// Signs the audit record, waits until it is committed, and builds the receipt.
@@ -347,8 +351,13 @@ struct StoreFacts: PolicyFacts {
         }
     }
 
+    /// Thrown when the cells read are of a newer block than this evaluation's head.
+    struct HeadMoved: Error {}
+
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] {
-        try store.gradeCells(model: model, before: head.logSize, limit: limit).map { GradeCell(subject: $0.subject, industry: $0.industry, grade: $0.grade) }
+        let (at, cells) = try store.gradeCellsWithHead(model: model, limit: limit)
+        guard at == head else { throw HeadMoved() }
+        return cells.map { GradeCell(subject: $0.subject, industry: $0.industry, grade: $0.grade) }
     }
 
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {

@@ -150,14 +150,42 @@ public final class Database: @unchecked Sendable {
 
     func columnFamily(_ name: String) throws -> OpaquePointer { columnFamilyHandles[try columnFamilyIndex(name)] }
 
-    /// The value stored under `key`, or nil when there is none.
-    public func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
+    /// A view of the store as of now: reads through it see no later write, and a batch is in
+    /// it whole or not at all. Released when the last reference goes.
+    public final class Snapshot: @unchecked Sendable {
+        fileprivate let database: Database
+        private let snapshot: OpaquePointer
+        fileprivate let readOptions: OpaquePointer
+        fileprivate init(_ database: Database) {
+            self.database = database
+            snapshot = rocksdb_create_snapshot(database.handle)!
+            readOptions = rocksdb_readoptions_create()!
+            rocksdb_readoptions_set_verify_checksums(readOptions, 1)
+            rocksdb_readoptions_set_snapshot(readOptions, snapshot)
+        }
+        deinit {
+            rocksdb_readoptions_destroy(readOptions)
+            rocksdb_release_snapshot(database.handle, snapshot)
+        }
+    }
+
+    public func snapshot() -> Snapshot { Snapshot(self) }
+
+    private func readOptions(_ snapshot: Snapshot?) -> OpaquePointer {
+        guard let snapshot else { return readOptions }
+        precondition(snapshot.database === self, "a snapshot of another database")
+        return snapshot.readOptions
+    }
+
+    /// The value stored under `key`, or nil when there is none (as of `snapshot`, when given).
+    public func get(_ family: String, _ key: [UInt8], in snapshot: Snapshot? = nil) throws -> [UInt8]? {
         let cf = try columnFamily(family)
+        let options = readOptions(snapshot)
         var length = 0
         var error: UnsafeMutablePointer<CChar>? = nil
         let value = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { kc in
-                rocksdb_get_cf(handle, readOptions, cf, kc.baseAddress, kc.count, &length, &error)
+                rocksdb_get_cf(handle, options, cf, kc.baseAddress, kc.count, &length, &error)
             }
         }
         if let error {
@@ -183,10 +211,11 @@ public final class Database: @unchecked Sendable {
         }
     }
 
-    /// A cursor over one column family, in key order.
-    public func makeIterator(_ family: String) throws -> Iterator {
+    /// A cursor over one column family, in key order (as of `snapshot`, when given; the
+    /// iterator keeps the snapshot alive).
+    public func makeIterator(_ family: String, in snapshot: Snapshot? = nil) throws -> Iterator {
         let cf = try columnFamily(family)
-        return Iterator(rocksdb_create_iterator_cf(handle, readOptions, cf)!)
+        return Iterator(rocksdb_create_iterator_cf(handle, readOptions(snapshot), cf)!, keeping: snapshot)
     }
 
     /// Writes a consistent, openable copy of the store to `directory` (which must not exist).
@@ -324,8 +353,13 @@ public final class WriteBatch: @unchecked Sendable {
 /// A RocksDB iterator. Not thread-safe; use one per task.
 public final class Iterator {
     private let handle: OpaquePointer
+    /// The snapshot the iterator reads, released only after the iterator is destroyed.
+    private let snapshot: Database.Snapshot?
 
-    init(_ handle: OpaquePointer) { self.handle = handle }
+    init(_ handle: OpaquePointer, keeping snapshot: Database.Snapshot? = nil) {
+        self.handle = handle
+        self.snapshot = snapshot
+    }
     deinit { rocksdb_iter_destroy(handle) }
 
     public func seekToFirst() { rocksdb_iter_seek_to_first(handle) }

@@ -115,14 +115,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             throw LedgerError(.invalidGenesis, "store at \(database.path) has lost its genesis")
         }
         genesis = try Genesis(bytes: genesisBytes)
-        if let raw = try database.get(Family.meta, MetaKey.head) {
-            var r = ByteReader(raw, context: "head record")
-            _head = Head(height: try r.u64("height"), blockHash: try r.raw(32, "block_hash"),
-                         logSize: try r.u64("log_size"), logRoot: try r.raw(32, "log_root"))
-            try r.expectEnd()
-        } else {
-            _head = Head(height: 0, blockHash: genesis.hash, logSize: 0, logRoot: Merkle.emptyRoot)
-        }
+        _head = try Self.storedHead(database, genesis: genesis, in: nil)
         _frontier = MerkleFrontier()
         _nodes = MerkleNodeCache(budgetBytes: merkleCacheBytes, logSize: _head.logSize)
         try _nodes.load(from: database, family: Family.tree)
@@ -138,6 +131,18 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     static func u64Key(_ v: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 8); w.u64(v); return w.bytes }
     static func nonceKey(signer: String, nonce: UInt64) -> [UInt8] { var w = ByteWriter(capacity: 40); w.string8(signer); w.u64(nonce); return w.bytes }
     static func subjectKey(_ subject: USCC, logIndex: UInt64) -> [UInt8] { Array(subject.code.utf8) + u64Key(logIndex) }
+
+    /// The head as written in the store (as of `snapshot`, when given).
+    static func storedHead(_ database: Database, genesis: Genesis, in snapshot: Database.Snapshot?) throws -> Head {
+        guard let raw = try database.get(Family.meta, MetaKey.head, in: snapshot) else {
+            return Head(height: 0, blockHash: genesis.hash, logSize: 0, logRoot: Merkle.emptyRoot)
+        }
+        var r = ByteReader(raw, context: "head record")
+        let head = Head(height: try r.u64("height"), blockHash: try r.raw(32, "block_hash"),
+                        logSize: try r.u64("log_size"), logRoot: try r.raw(32, "log_root"))
+        try r.expectEnd()
+        return head
+    }
 
     // MARK: Writing
 

@@ -170,9 +170,19 @@ extension ChainStore {
 
     /// Latest grade under scorecard `model` of every subject scored below `logSize` (at most `limit` + 1 read).
     /// A subject whose latest score is at or beyond `logSize` is skipped, so callers re-read when the head moved.
-    public func gradeCells(model: String, before logSize: UInt64, limit: Int) throws -> [(subject: USCC, industry: String, grade: Grade)] {
+    /// The grade cells of `model` and the head they belong to, read from one snapshot. The
+    /// index holds each subject's newest grade only, so cells read while a block is being
+    /// written could not be cut back to an earlier head: the caller compares heads instead.
+    public func gradeCellsWithHead(model: String, limit: Int) throws -> (head: Head, cells: [(subject: USCC, industry: String, grade: Grade)]) {
+        let snapshot = database.snapshot()
+        let head = try Self.storedHead(database, genesis: genesis, in: snapshot)
+        return (head, try gradeCells(model: model, before: head.logSize, limit: limit, in: snapshot))
+    }
+
+    public func gradeCells(model: String, before logSize: UInt64, limit: Int,
+                           in snapshot: Database.Snapshot? = nil) throws -> [(subject: USCC, industry: String, grade: Grade)] {
         let prefix = QueryKey.cell(model: model, subject: nil)
-        let it = try database.makeIterator(Family.meta)
+        let it = try database.makeIterator(Family.meta, in: snapshot)
         it.seek(prefix)
         var out: [(USCC, String, Grade)] = []
         while it.isValid, it.key.starts(with: prefix), out.count <= limit {
