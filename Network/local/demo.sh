@@ -64,7 +64,7 @@ echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.t
   --purpose loan_application --param amount_yuan=100000
 echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"
 "$binpath/credit-verify" receipt "$dir/answer.json" --genesis "$dir/genesis.json"
-echo "industry statistics for any member (cells under 10 subjects are refused):"
+echo "industry statistics for any member (only industry×district cells of at least 10 subjects are counted):"
 "$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
   --param model=individual-business || true
 echo "who looked at $subject (the bureau answers for the business):"

@@ -92,7 +92,7 @@ public struct PolicyDocument: Sendable {
     public let consentRequired: Bool
     public let parameters: [Parameter]
     public let outputs: [(name: String, output: Output)]
-    /// Aggregates: the smallest cell answered (k-anonymity).
+    /// Aggregates: the fewest subjects an industry × district cell holds to be counted at all (k).
     public let minCellSubjects: Int
     /// Cost bound: records (or subjects, for aggregates) read in one evaluation.
     public let maxRecords: Int

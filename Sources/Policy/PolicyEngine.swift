@@ -50,6 +50,14 @@ public struct GradeCell: Sendable, Equatable {
     }
 }
 
+/// The finest cell an aggregate counts: a subject's industry and its district (USCC
+/// characters 3–8). A subject with no industry on record is in the cell of industry "".
+struct FineCell: Hashable {
+    let industry: String
+    let district: String
+    init(_ c: GradeCell) { industry = c.industry; district = c.subject.divisionCode }
+}
+
 /// A refusal: a stable code (docs/PRIVACY.md §6) and a sentence for people.
 public struct PolicyRefusal: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: String, Sendable, CaseIterable {
@@ -436,13 +444,22 @@ public struct PolicyEngine: Sendable {
         guard cells.count <= policy.maxRecords else {
             throw PolicyRefusal(.costLimit, "more than \(policy.maxRecords) subjects are scored under \(model), the most \(policy.name) reads")
         }
+        // Every number is a sum over fine cells (industry × district) of at least k subjects. A
+        // smaller fine cell is left out of every answer, so the difference of two answers (a
+        // district and that district in one industry, say) is again such a sum and never isolates
+        // a small group. Sizes are counted per fine cell first; order does not matter.
+        let k = policy.minCellSubjects
+        let fine = cells.map(FineCell.init)
+        var fineCellSizes: [FineCell: Int] = [:]
+        for f in fine { fineCellSizes[f, default: 0] += 1 }
         let industry = params["industry"], district = params["district"]
-        let cell = cells.filter { c in
-            (industry.map { c.industry == $0 } ?? true) && (district.map { c.subject.divisionCode == $0 } ?? true)
-        }
-        guard cell.count >= policy.minCellSubjects else {
-            // The count is not given: it would tell the size of a cell too small to show.
-            throw PolicyRefusal(.cellUnderK, "the cell (industry \(industry ?? "any"), district \(district ?? "any")) holds fewer than \(policy.minCellSubjects) subjects, the fewest an answer covers")
+        let cell = zip(cells, fine).filter { _, f in
+            (industry.map { f.industry == $0 } ?? true) && (district.map { f.district == $0 } ?? true) && fineCellSizes[f, default: 0] >= k
+        }.map(\.0)
+        // The cell is empty or holds at least k, since each fine cell kept does.
+        guard cell.count >= k else {
+            // Nothing about the cell's size is told, nor how many subjects were left out.
+            throw PolicyRefusal(.cellUnderK, "the cell (industry \(industry ?? "any"), district \(district ?? "any")) contains no industry-and-district cell of at least \(k) subjects; smaller ones are left out of every answer")
         }
         for (name, output) in policy.outputs {
             switch output {

@@ -525,6 +525,67 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(after.receipt.reason, "consent_revoked", after.receipt.message)
     }
 
+    /// Industry statistics count only industry × district cells of at least 10 subjects, so
+    /// nested answers cannot be subtracted to expose a small group (docs/PRIVACY.md §9).
+    func testIndustryStatisticsLeaveSmallIndustryDistrictCellsOutOfEveryAnswer() async throws {
+        // District 330106 already holds 12 C13 subjects and 3 I65 subjects. One F51 subject
+        // joins them, and 15 E48 subjects are spread over three other districts, five in each.
+        let f51 = uscc(division: "330106")
+        var subs = [try attestation(f51, .registration, "2021-04-01", industry: "F51", payload: "{\"name\":\"茶叶贸易\"}")]
+        var e48: [USCC] = []
+        for district in ["330108", "330110", "320506"] {
+            for i in 0..<5 {
+                let s = uscc(division: district)
+                e48.append(s)
+                subs.append(try attestation(s, .registration, "2021-0\(1 + i)-01", industry: "E48", payload: "{\"name\":\"建设\(i)\"}"))
+            }
+        }
+        try await submit(subs)
+        try await score([f51] + e48)
+
+        func stats(_ params: [(name: String, value: String)]) async throws -> AnswerReceipt {
+            let (_, out) = try await ask("bank-b", "industry-statistics", subject: "", purpose: "statistics",
+                                         params: [("model", "enterprise")] + params)
+            return out.receipt
+        }
+        func counts(_ receipt: AnswerReceipt, line: UInt = #line) throws -> (subjects: Int, grades: [String: Int]) {
+            XCTAssertEqual(receipt.outcome, "answered", receipt.message, line: line)
+            try assertRecorded(receipt, "", line: line)
+            let f = try fields(receipt)
+            return (try XCTUnwrap(f["subjects"] as? Int, line: line), try XCTUnwrap(f["grades"] as? [String: Int], line: line))
+        }
+        let c13 = try counts(try await stats([("industry", "C13"), ("district", "330106")]))
+        XCTAssertEqual(c13.subjects, 12)
+        XCTAssertEqual(c13.grades.values.reduce(0, +), 12)
+        // The district's answer is its C13 cell's: the F51 and I65 subjects are in no count, so
+        // subtracting the two answers gives nothing.
+        let district = try counts(try await stats([("district", "330106")]))
+        XCTAssertEqual(district.subjects, c13.subjects)
+        XCTAssertEqual(district.grades, c13.grades)
+        // With no filter, only that cell counts too: the E48 subjects are in cells of five.
+        let all = try counts(try await stats([]))
+        XCTAssertEqual(all.subjects, 12)
+        XCTAssertEqual(all.grades, c13.grades)
+        // Asked again (a later height), the same counts.
+        let again = try counts(try await stats([("industry", "C13")]))
+        XCTAssertEqual(again.subjects, 12)
+        XCTAssertEqual(again.grades, c13.grades)
+
+        // Cells made only of small fine cells are refused, the 15 E48 subjects among them; the
+        // message gives the parameters and the threshold, no count.
+        let small: [([(name: String, value: String)], String)] = [
+            ([("industry", "F51"), ("district", "330106")], "5133010610"), ([("industry", "E48")], "4810"),
+            ([("district", "330108")], "33010810"), ([("industry", "I65"), ("district", "330106")], "6533010610"),
+        ]
+        for (params, digits) in small {
+            let refused = try await stats(params)
+            XCTAssertEqual(refused.reason, "cell_under_k", "\(params): \(refused.message)")
+            XCTAssertEqual(refused.result, "")
+            XCTAssertEqual(refused.message.filter(\.isNumber), digits, refused.message)
+            try assertRecorded(refused, "cell_under_k")
+        }
+    }
+
     // MARK: Refusals
 
     func testEveryRefusalHasAReasonAndAnAuditRecord() async throws {
