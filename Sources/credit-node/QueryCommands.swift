@@ -18,7 +18,7 @@ struct QueryCommand: ParsableCommand {
           credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy loan-pre-check \\
             --subject 91330106MA27XKT2X4 --purpose loan_application --param amount_yuan=200000
           credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy industry-statistics \\
-            --purpose statistics --param model=enterprise --param industry=C13
+            --purpose statistics --param model=individual-business --param industry=F52
         """)
     @Option(help: "API base URL of the answering node (a custodian's node for policies that read payloads).")
     var node: String = "http://127.0.0.1:8480"
