@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages CreditLedger builds against (sudo when not root), once.
 set -euo pipefail
-packages=(libsodium-dev librocksdb-dev pkg-config libcurl4)
+# curl and python3: the network scripts read the nodes' status with them.
+packages=(libsodium-dev librocksdb-dev pkg-config libcurl4 curl python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,7 @@ bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
 verify="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-verify"
 bash Network/dev/start.sh
 url="$(cat "$CREDITLEDGER_DEV_DIR/http.addr")"
-"$bin" demo --node "$url" --key "$CREDITLEDGER_DEV_DIR/keys/dev.key" --count "${DEMO_COUNT:-200}"
+"$bin" demo --node "$url" --genesis "$CREDITLEDGER_DEV_DIR/genesis.json" --key "$CREDITLEDGER_DEV_DIR/keys/dev.key" --count "${DEMO_COUNT:-200}"
 
 key="$CREDITLEDGER_DEV_DIR/keys/dev.key"
 if curl -fsS "$url/v1/models" | grep -q individual-business; then
@@ -35,5 +35,5 @@ else
   echo "(this dev ledger's genesis has no scoring models; remove $CREDITLEDGER_DEV_DIR to start one that has)"
 fi
 echo
-echo "submit your own record:  $bin submit --node $url --key $CREDITLEDGER_DEV_DIR/keys/dev.key --file Genesis/examples/penalty.json"
+echo "submit your own record:  $bin submit --node $url --genesis $CREDITLEDGER_DEV_DIR/genesis.json --key $CREDITLEDGER_DEV_DIR/keys/dev.key --file Genesis/examples/penalty.json"
 echo "status / stop:           bash Network/dev/status.sh   /   bash Network/dev/stop.sh"

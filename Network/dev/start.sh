@@ -4,10 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/opt/swift/usr/bin:$PATH"
 source Network/dev/dev.env
+source Network/lib.sh
 bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
 pidfile="$CREDITLEDGER_DEV_DIR.pid"
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  echo "dev ledger already running (pid $(cat "$pidfile")) at $(cat "$CREDITLEDGER_DEV_DIR/http.addr")"
+pid="$(running_pid "$pidfile" "$CREDITLEDGER_DEV_DIR")"
+if [ -n "$pid" ]; then
+  echo "dev ledger already running (pid $pid) at $(cat "$CREDITLEDGER_DEV_DIR/http.addr")"
   exit 0
 fi
 mkdir -p "$(dirname "$CREDITLEDGER_DEV_DIR")"
@@ -23,4 +25,7 @@ for _ in $(seq 1 200); do
   fi
   sleep 0.1
 done
+if [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then
+  echo "dev ledger did not start serving within 20 s (pid $(cat "$pidfile")); see $CREDITLEDGER_DEV_DIR.log" >&2; exit 1
+fi
 echo "dev ledger running (pid $(cat "$pidfile")) at $(cat "$CREDITLEDGER_DEV_DIR/http.addr"); log: $CREDITLEDGER_DEV_DIR.log"

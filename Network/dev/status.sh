@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Network/dev/dev.env
+source Network/lib.sh
+require_commands curl
 if [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then echo "dev ledger is not running"; exit 1; fi
 curl -fsS "$(cat "$CREDITLEDGER_DEV_DIR/http.addr")/v1/health"; echo

@@ -3,10 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Network/dev/dev.env
+source Network/lib.sh
 pidfile="$CREDITLEDGER_DEV_DIR.pid"
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  pid="$(cat "$pidfile")"; kill -TERM "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+pid="$(running_pid "$pidfile" "$CREDITLEDGER_DEV_DIR")"
+if [ -n "$pid" ]; then
+  if ! stop_pid "$pid" TERM 30; then
+    echo "dev ledger (pid $pid) is still running 30 s after SIGTERM; kill -9 $pid stops it (a committed block is durable)" >&2
+    exit 1
+  fi
   echo "dev ledger stopped"
 else
   echo "dev ledger is not running"

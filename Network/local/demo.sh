@@ -21,7 +21,7 @@ if ! grep -q '"policies"' "$dir/genesis.json"; then
   exit 1
 fi
 url="$(cat "$dir/samr-330106/data/http.addr")"
-"$binpath/credit-node" demo --node "$url" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
+"$binpath/credit-node" demo --node "$url" --genesis "$dir/genesis.json" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
 # Each run scores subjects of its own. On a network that an earlier run left with data, that
 # run's subjects already hold bank A's consent, so the query without consent below would be answered.
@@ -30,7 +30,7 @@ echo $((run + 1)) >"$dir/demo-runs"
 echo
 echo "== scoring (docs/SCORING.md): ${DEMO_SUBJECTS:-300} synthetic subjects, records from the bureaus and bank A"
 "$binpath/credit-node" demo-data --subjects "${DEMO_SUBJECTS:-300}" --seed $((2026 + run)) --out "$dir/demo-records.jsonl" --node "$url" \
-  --key "$dir/keys/samr-330106.key" --bank-key "$dir/keys/bank-a.key"
+  --genesis "$dir/genesis.json" --key "$dir/keys/samr-330106.key" --bank-key "$dir/keys/bank-a.key"
 sleep 1
 echo "each subject was scored live after its block by its designated bureau and endorsed by the other;"
 echo "a full re-score (what a model upgrade does), by the supervision bureau, endorsed by the data bureau:"
@@ -57,9 +57,9 @@ bank_a="$(cat "$dir/bank-a/data/http.addr")"
 echo "the business consents (bank A records it with the hash of the signed form), then bank A asks again:"
 echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.txt"
 "$binpath/credit-node" consent --node "$bank_a" --key "$dir/keys/bank-a.key" --subject "$subject" --grantee bank-a \
-  --purpose loan_application --days 90 --evidence "$dir/consent-form.txt" >/dev/null
+  --purpose loan_application --days 90 --evidence "$dir/consent-form.txt" --genesis "$dir/genesis.json" >/dev/null
 "$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
-  --purpose loan_application --out "$dir/answer.json"
+  --purpose loan_application --genesis "$dir/genesis.json" --out "$dir/answer.json"
 "$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy loan-pre-check --subject "$subject" \
   --purpose loan_application --param amount_yuan=100000
 echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"

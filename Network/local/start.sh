@@ -5,14 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/opt/swift/usr/bin:$PATH"
 source Network/local/network.env
+source Network/lib.sh
 bash Network/local/setup.sh
 bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
 dir="$CREDITLEDGER_LOCAL_DIR"
 members="${*:-$CREDITLEDGER_LOCAL_MEMBERS}"
 for m in $members; do
   pidfile="$dir/$m/node.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "$m already running (pid $(cat "$pidfile"))"; continue
+  pid="$(running_pid "$pidfile" "$dir/$m/node.json")"
+  if [ -n "$pid" ]; then
+    echo "$m already running (pid $pid)"; continue
   fi
   rm -f "$dir/$m/data/http.addr"
   nohup "$bin" run --config "$dir/$m/node.json" >>"$dir/$m/node.log" 2>&1 &
@@ -26,5 +28,8 @@ for m in $members; do
     fi
     sleep 0.1
   done
+  if [ ! -f "$dir/$m/data/http.addr" ]; then
+    echo "$m did not start serving within 30 s (pid $(cat "$dir/$m/node.pid")); see $dir/$m/node.log" >&2; exit 1
+  fi
   echo "$m running (pid $(cat "$dir/$m/node.pid")) at $(cat "$dir/$m/data/http.addr"); log: $dir/$m/node.log"
 done

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Network/local/network.env
+source Network/lib.sh
+require_commands curl python3
 dir="$CREDITLEDGER_LOCAL_DIR"
 printf '%-12s %-9s %7s  %-18s %-16s %7s  %s\n' member mode height head round/step mempool peers
 for m in $CREDITLEDGER_LOCAL_MEMBERS; do

@@ -4,17 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Network/local/network.env
+source Network/lib.sh
 signal=TERM
 if [ "${1:-}" = "--kill" ]; then signal=KILL; shift; fi
 dir="$CREDITLEDGER_LOCAL_DIR"
+status=0
 for m in ${*:-$CREDITLEDGER_LOCAL_MEMBERS}; do
   pidfile="$dir/$m/node.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    pid="$(cat "$pidfile")"; kill -"$signal" "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  pid="$(running_pid "$pidfile" "$dir/$m/node.json")"
+  if [ -z "$pid" ]; then
+    echo "$m is not running"
+  elif stop_pid "$pid" "$signal" 30; then
     echo "$m stopped ($signal)"
   else
-    echo "$m is not running"
+    # The pid file stays: the node still holds its store and ports.
+    echo "$m (pid $pid) is still running 30 s after SIG$signal; stop it with: bash Network/local/stop.sh --kill $m" >&2
+    status=1; continue
   fi
   rm -f "$pidfile"
 done
+exit $status

@@ -232,6 +232,12 @@ public struct Genesis: Sendable {
             if roles.contains(.auditor) && roles.count > 1 {
                 throw LedgerError(.invalidGenesis, "member \(entry.id): an auditor is a non-voting reader and holds no other role")
             }
+            // Every other member dials these: one that does not parse would stop their nodes, and genesis never changes.
+            for (field, address) in [("p2p_address", entry.p2p_address), ("http_address", entry.http_address)] {
+                if let address, !Self.isHostPort(address) {
+                    throw LedgerError(.invalidGenesis, "member \(entry.id): \(field) must be host:port (port 1-65535), got \"\(address.prefix(64))\"")
+                }
+            }
             members.append(Member(id: entry.id, name: entry.name, roles: roles, signingKey: signing, encryptionKey: enc,
                                   p2pAddress: entry.p2p_address, httpAddress: entry.http_address))
         }
@@ -266,6 +272,13 @@ public struct Genesis: Sendable {
     }
 
     /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
+    /// Whether `address` is host:port with a non-empty host (no spaces or slashes) and a port of 1-65535.
+    public static func isHostPort(_ address: String) -> Bool {
+        guard address.utf8.count <= 255, let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+              let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return false }
+        return !address[..<colon].contains { $0 == " " || $0 == "/" }
+    }
+
     public static func render(chainID: String, genesisTime: String, members: [Member], limits: Limits = Limits(),
                               scoreEndorsementsRequired: Int = 0, models: [InstalledModel] = [],
                               policies: [InstalledPolicy] = []) throws -> [UInt8] {

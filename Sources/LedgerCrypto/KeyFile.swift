@@ -43,23 +43,37 @@ public struct MemberSecretKeys: Sendable {
         defer { close(fd) }
         let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         guard written == data.count, fsync(fd) == 0 else {
-            throw CryptoError(.keyFileIO, "cannot write key file \(path): \(String(cString: strerror(errno)))")
+            let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
+            // A partial key file would block every retry (the file is never overwritten) and hold part of a secret.
+            unlink(path)
+            throw CryptoError(.keyFileIO, "cannot write key file \(path): \(reason); nothing was kept")
         }
     }
 
     /// Loads a key file, refusing one that is readable or writable by group or others.
     public static func load(from path: String) throws -> MemberSecretKeys {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        // One descriptor for the checks and the read: the file checked is the file read.
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
             throw CryptoError(.keyFileIO, "cannot read key file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw CryptoError(.keyFileIO, "cannot read key file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_size <= 64 << 10 else {
+            throw CryptoError(.keyFileMalformed, "key file \(path) is not a regular file of at most 64 KiB")
         }
         let mode = info.st_mode & 0o777
         guard mode & 0o077 == 0 else {
             throw CryptoError(.keyFilePermissions,
                 "key file \(path) has mode \(String(mode, radix: 8)); secret keys must not be accessible to group or others (run: chmod 600 \(path))")
         }
-        guard var data = FileManager.default.contents(atPath: path) else {
-            throw CryptoError(.keyFileIO, "cannot read key file \(path)")
+        var data = Data(count: Int(info.st_size))
+        let read = data.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+        guard read == data.count else {
+            throw CryptoError(.keyFileIO, "cannot read key file \(path): \(read < 0 ? String(cString: strerror(errno)) : "short read")")
         }
         defer { data.resetBytes(in: 0..<data.count) }
         let stored: Stored

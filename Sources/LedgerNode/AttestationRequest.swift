@@ -25,6 +25,16 @@ public struct AttestationRequest: Decodable, Sendable {
         self.event_date = event_date; self.industry = industry; self.attributes = attributes; self.payload = payload
     }
 
+    /// A nonce that depends only on the member's key and the request file: a file sent twice
+    /// gets the same nonce, so its second copy is refused as a replay instead of recorded twice.
+    public static func nonce(keys: MemberSecretKeys, file: [UInt8]) -> UInt64 {
+        var w = ByteWriter()
+        w.raw(Array("CreditLedger/v1/submit-nonce\n".utf8))
+        w.raw(keys.signing.publicKey.bytes)
+        w.raw(SHA256.hash(file))
+        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     /// Checks the request, seals its payload to the custodians and signs it.
     public func build(genesis: Genesis, keys: MemberSecretKeys, nonce: UInt64 = SecureRandom.uint64(),
                       issuedAtMillis: UInt64) throws -> Submission {

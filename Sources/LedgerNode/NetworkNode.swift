@@ -32,13 +32,34 @@ public struct NodeConfig: Decodable, Sendable {
     public var timeouts: Timeouts?
     public var log_level: String?
 
+    static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "p2p", "peers", "timeouts", "log_level"]
+    static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
+    /// Each consensus timeout is 1 ms to 10 minutes.
+    static let timeoutRange: ClosedRange<UInt64> = 1...600_000
+
     public static func load(path: String) throws -> (NodeConfig, base: String) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LedgerError(.notFound, "cannot read config file \(path)")
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw LedgerError(.notFound, "cannot read config file \(path) (or it is over 1 MiB)")
         }
         let config: NodeConfig
         do { config = try JSONDecoder().decode(NodeConfig.self, from: data) } catch {
             throw LedgerError(.malformed, "config file \(path): \(error)")
+        }
+        // A misspelt field would otherwise be ignored silently, and the node run with a default.
+        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        if let unknown = object?.keys.filter({ !fields.contains($0) }).sorted().first {
+            throw LedgerError(.invalidValue, "config file \(path): unknown field \"\(unknown)\" (known: \(fields.sorted().joined(separator: ", ")))")
+        }
+        if let unknown = (object?["timeouts"] as? [String: Any])?.keys.filter({ !timeoutFields.contains($0) }).sorted().first {
+            throw LedgerError(.invalidValue, "config file \(path): unknown field timeouts.\(unknown) (known: \(timeoutFields.sorted().joined(separator: ", ")))")
+        }
+        if let t = config.timeouts {
+            for (name, value) in [("propose_ms", t.propose_ms), ("prevote_ms", t.prevote_ms), ("precommit_ms", t.precommit_ms),
+                                  ("rebroadcast_ms", t.rebroadcast_ms)] {
+                if let value, !timeoutRange.contains(value) {
+                    throw LedgerError(.invalidValue, "config file \(path): timeouts.\(name) is \(value); it must be \(timeoutRange.lowerBound)-\(timeoutRange.upperBound)")
+                }
+            }
         }
         return (config, (path as NSString).deletingLastPathComponent)
     }

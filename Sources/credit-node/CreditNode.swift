@@ -41,6 +41,25 @@ func fail(_ message: String) -> ExitCode {
 
 func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
+/// The genesis a client command builds its transaction against. The node's copy is fetched
+/// over plain HTTP, so it is only trusted once it matches the genesis file the member keeps
+/// (`trusted`): a node or a man in the middle serving its own genesis could otherwise name
+/// itself custodian and read the payloads sealed to it. `required` says why a command may
+/// not go without the file; commands that send nothing secret take the node's word without it.
+func consortiumGenesis(_ client: LedgerClient, trusted file: String?, required: String? = nil) throws -> Genesis {
+    guard let file else {
+        if let required { throw fail("--genesis FILE is required: \(required)") }
+        return try client.genesis()
+    }
+    let trusted = try Genesis(bytes: try readFile(file))
+    let served = try client.genesis()
+    guard served.hash == trusted.hash else {
+        throw fail("the node at \(client.baseURL) serves genesis \(served.hash.hexString.prefix(16))… (chain \(served.chainID)), "
+                   + "not the one in \(file) (\(trusted.hash.hexString.prefix(16))…, chain \(trusted.chainID)); nothing was sent")
+    }
+    return trusted
+}
+
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a consortium node: BFT consensus with the other validators, P2P, HTTP API.",
@@ -99,7 +118,7 @@ struct Dev: AsyncParsableCommand {
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [])
-        } catch {
+        } catch let e as ExitCode { throw e } catch {
             throw fail("\(error)")
         }
     }
@@ -122,7 +141,7 @@ struct Keygen: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keys = MemberSecretKeys(memberID: member)
-        do { try keys.write(to: "\(out)/\(member).key") } catch { throw fail("\(error)") }
+        do { try keys.write(to: "\(out)/\(member).key") } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
         let verifier = NoteVerifier(name: member, publicKey: keys.signing.publicKey)
         let pub: [String: Any] = ["member": member, "ed25519_public_key": keys.signing.publicKey.bytes.base64String,
                                   "x25519_public_key": keys.encryption.publicKey.bytes.base64String,
@@ -165,6 +184,18 @@ struct MakeGenesis: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: members) else { throw fail("cannot read \(members)") }
         let file: MembersFile
         do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(error)") }
+        // The genesis made from it is permanent: a misspelt field must not be dropped silently.
+        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let known: Set<String> = ["chain_id", "genesis_time", "score_endorsements_required", "members", "models", "policies"]
+        let knownMember: Set<String> = ["id", "name", "roles", "p2p_address", "http_address"]
+        if let unknown = object?.keys.filter({ !known.contains($0) }).sorted().first {
+            throw fail("\(members): unknown field \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        for entry in object?["members"] as? [[String: Any]] ?? [] {
+            if let unknown = entry.keys.filter({ !knownMember.contains($0) }).sorted().first {
+                throw fail("\(members): member \(entry["id"] as? String ?? "?"): unknown field \"\(unknown)\" (known: \(knownMember.sorted().joined(separator: ", ")))")
+            }
+        }
         guard !FileManager.default.fileExists(atPath: out) else {
             throw fail("\(out) exists; a genesis file is never overwritten (its hash identifies the chain)")
         }
@@ -207,11 +238,12 @@ struct MakeGenesis: ParsableCommand {
             }
             try Data(bytes).write(to: URL(fileURLWithPath: out))
             let g = try Genesis(bytes: bytes)
-            print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum))")
+            print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum)), "
+                  + "\(g.scoreEndorsementsRequired) score endorsement(s) required")
             for m in g.models { print("model \(m.name) v\(m.version) sha256 \(m.hash.hexString)") }
             for p in g.policies { print("policy \(p.name) v\(p.version) sha256 \(p.hash.hexString)") }
             print("genesis hash \(g.hash.hexString)")
-        } catch { throw fail("\(error)") }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
 
@@ -227,7 +259,7 @@ struct VerifierKeys: ParsableCommand {
         do {
             let g = try Genesis(bytes: Array(data))
             for m in g.members { print("\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))") }
-        } catch { throw fail("\(error)") }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
 
@@ -235,23 +267,45 @@ struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build, encrypt, sign and send an attestation from a JSON file; waits for its commit.",
         discussion: """
-        The payload is sealed to the custodians named in the node's genesis.
+        The payload is sealed to the custodians named in the genesis file, which must be the genesis the
+        node serves. The nonce is derived from the key and the file's bytes, so sending the same file
+        again (say after a timeout, not knowing whether the first copy committed) commits it at most
+        once: the second copy is refused as a replay. The transaction id is printed before sending.
         Example:
-          credit-node submit --node http://127.0.0.1:8480 --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
+          credit-node submit --node http://127.0.0.1:8480 --genesis /tmp/ledger/genesis.json \\
+            --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "The consortium's genesis file, as distributed to its members; the node must serve the same.")
+    var genesis: String?
     @Option(help: "Secret key file of the issuing member.") var key: String
     @Option(help: "Attestation JSON file.") var file: String
+    @Option(help: "Transaction nonce (default: derived from the key and the file, so a resent file is refused as a replay).")
+    var nonce: UInt64?
 
     func run() throws {
         do {
             let keys = try MemberSecretKeys.load(from: key)
-            guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot read \(file)") }
-            let request = try JSONDecoder().decode(AttestationRequest.self, from: data)
+            let bytes = try readFile(file)
+            let request = try JSONDecoder().decode(AttestationRequest.self, from: Data(bytes))
             let client = LedgerClient(baseURL: node)
-            let submission = try request.build(genesis: try client.genesis(), keys: keys, issuedAtMillis: nowMillis())
-            let result = try client.submit(submission)
-            print(String(decoding: JSONView.data(result), as: UTF8.self))
+            let g = try consortiumGenesis(client, trusted: genesis,
+                                          required: "the payload is sealed to the custodians it names, and the node's own copy is not proof of who they are")
+            let submission = try request.build(genesis: g, keys: keys, nonce: nonce ?? AttestationRequest.nonce(keys: keys, file: bytes),
+                                               issuedAtMillis: nowMillis())
+            let id = submission.transaction.id.hexString
+            FileHandle.standardError.write(Data("submitting transaction \(id) (nonce \(submission.transaction.header.nonce))\n".utf8))
+            do {
+                let result = try client.submit(submission)
+                print(String(decoding: JSONView.data(result), as: UTF8.self))
+            } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
+                throw fail("\(f); if this file was sent before, its first copy may be on the ledger: look for the record in the subject's "
+                           + "history (GET /v1/subjects/USCC/history). To record the same event again on purpose, pass --nonce")
+            } catch let f as LedgerClient.HTTPFailure {
+                throw fail("\(f)")
+            } catch {
+                throw fail("\(error)\nwhether transaction \(id) committed is unknown; GET \(node)/v1/transactions/\(id) tells, and sending the same file again is safe")
+            }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
@@ -261,6 +315,6 @@ struct ShowCheckpoint: ParsableCommand {
         commandName: "checkpoint", abstract: "Print the node's latest signed checkpoint (C2SP tlog-checkpoint).")
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     func run() throws {
-        do { print(try LedgerClient(baseURL: node).checkpoint(), terminator: "") } catch { throw fail("\(error)") }
+        do { print(try LedgerClient(baseURL: node).checkpoint(), terminator: "") } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

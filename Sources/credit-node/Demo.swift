@@ -15,6 +15,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Secret key file of a member that may attest government records.") var key: String
     @Option(help: "How many sample attestations to submit.") var count: Int = 200
     @Option(help: "Seed for the sample data.") var seed: UInt64 = 2026
+    @Option(help: "The consortium's genesis file; when given, the node must serve the same.") var genesis: String?
 
     func run() throws {
         do { try demo() } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
@@ -24,7 +25,7 @@ struct Demo: ParsableCommand {
         guard (1...5000).contains(count) else { throw fail("--count must be 1-5000") }
         let keys = try MemberSecretKeys.load(from: key)
         let client = LedgerClient(baseURL: node)
-        let genesis = try client.genesis()
+        let genesis = try consortiumGenesis(client, trusted: self.genesis)
         print("== CreditLedger demo on \(genesis.chainID) (genesis \(genesis.hash.hexString.prefix(16))…)")
 
         let before = try? client.checkpoint()

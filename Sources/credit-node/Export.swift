@@ -21,7 +21,7 @@ struct ExportChain: ParsableCommand {
             let store = try ChainStore(path: dataDir + "/ledger", mode: .readOnly, verifyDepth: 1)
             let blocks = try ChainExport.write(store: store, to: out)
             print("exported \(blocks) blocks, \(store.head.logSize) transactions to \(out)")
-        } catch { throw fail("\(error)") }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
 
@@ -38,6 +38,6 @@ struct ReceiptFetch: ParsableCommand {
         do {
             let data = try LedgerClient(baseURL: node).get("/v1/transactions/\(id)/receipt")
             if let out { try data.write(to: URL(fileURLWithPath: out)); print("wrote \(out)") } else { print(String(decoding: data, as: UTF8.self)) }
-        } catch { throw fail("\(error)") }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

@@ -28,13 +28,14 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Purpose: loan_application, post_loan_monitoring, supervision, statistics, subject_access.") var purpose: String
     @Option(name: .customLong("param"), help: "A policy parameter name=value (repeatable).") var params: [String] = []
     @Option(help: "Write the answer receipt here.") var out: String?
-    @Option(help: "Verify the receipt against this genesis file before printing.") var genesis: String?
+    @Option(help: "The consortium's genesis file: the node must serve the same, and the receipt is verified against it before it is printed or saved.")
+    var genesis: String?
 
     func run() throws {
         do {
             let keys = try MemberSecretKeys.load(from: key)
             let client = LedgerClient(baseURL: node)
-            let g = try client.genesis()
+            let g = try consortiumGenesis(client, trusted: genesis)
             let parameters = try params.map { p -> (name: String, value: String) in
                 guard let eq = p.firstIndex(of: "=") else { throw fail("--param must be name=value, got \(p)") }
                 return (String(p[..<eq]), String(p[p.index(after: eq)...]))
@@ -42,14 +43,14 @@ struct QueryCommand: ParsableCommand {
             let request = try QueryClient.request(genesis: g, keys: keys, policy: try client.policyHash(policy), subject: subject,
                                                   purpose: purpose, parameters: parameters, issuedAtMillis: nowMillis())
             let (_, receipt) = try client.query(request)
+            // Verified before it is saved: a receipt that fails is not left behind as if it were good.
+            if genesis != nil {
+                do { _ = try receipt.verify(genesis: g) } catch { throw fail("the node's receipt does not verify: \(error); it was not saved") }
+            }
             if let out {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 try encoder.encode(receipt).write(to: URL(fileURLWithPath: out))
-            }
-            if let genesis {
-                let trusted = try Genesis(bytes: try readFile(genesis))
-                _ = try receipt.verify(genesis: trusted)
             }
             let audit = receipt.facts.first { $0.role == "audit_record" }
             let auditID = audit.flatMap { [UInt8](base64: $0.transaction) }.flatMap { try? Transaction.decode($0, maxBytes: Int.max) }?.id.hexString ?? "?"
@@ -87,6 +88,7 @@ struct ConsentCommand: ParsableCommand {
     @Option(help: "Days until the consent expires.") var days: Int = 90
     @Option(help: "The signed consent form (file); its SHA-256 is recorded.") var evidence: String?
     @Option(help: "Revoke this grant (its transaction id) instead of granting.") var revoke: String?
+    @Option(help: "The consortium's genesis file; when given, the node must serve the same.") var genesis: String?
 
     func run() throws {
         do {
@@ -101,7 +103,7 @@ struct ConsentCommand: ParsableCommand {
                 target = h
             }
             let expires = UInt64(Date().timeIntervalSince1970) + UInt64(days) * 86_400
-            let s = try QueryClient.consent(genesis: try client.genesis(), keys: keys, subject: try USCC(subject), grantee: grantee,
+            let s = try QueryClient.consent(genesis: try consortiumGenesis(client, trusted: genesis), keys: keys, subject: try USCC(subject), grantee: grantee,
                                             purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target, issuedAtMillis: nowMillis())
             var result = try client.submit(s)
             result["consent"] = revoke == nil ? "grant" : "revoke"

@@ -58,6 +58,7 @@ struct DemoData: ParsableCommand {
     @Option(help: "Also submit the records to this node.") var node: String?
     @Option(help: "Key of a government issuer (with --node).") var key: String?
     @Option(help: "Key of a bank, for loan repayment records (default: --key).") var bankKey: String?
+    @Option(help: "The consortium's genesis file (with --node); when given, the node must serve the same.") var genesis: String?
 
     func run() throws {
         guard (1...1_000_000).contains(subjects) else { throw fail("--subjects must be 1-1000000") }
@@ -88,7 +89,7 @@ struct DemoData: ParsableCommand {
             let issuer = try MemberSecretKeys.load(from: key)
             let bank = try bankKey.map { try MemberSecretKeys.load(from: $0) } ?? issuer
             let client = LedgerClient(baseURL: node, timeout: 300)
-            let genesis = try client.genesis()
+            let genesis = try consortiumGenesis(client, trusted: self.genesis)
             let all = Array(demo.records.joined())
             let progress = ProgressLine()
             var done = 0

@@ -104,5 +104,9 @@ final class CryptoTests: XCTestCase {
             XCTAssertEqual(e?.code, .keyFilePermissions)
             XCTAssertTrue(e?.reason.contains("chmod 600") ?? false, "\(error)")
         }
+        // Only a regular file is read as a key.
+        XCTAssertThrowsError(try MemberSecretKeys.load(from: dir)) { error in
+            XCTAssertTrue("\(error)".contains("not a regular file"), "\(error)")
+        }
     }
 }

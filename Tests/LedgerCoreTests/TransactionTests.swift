@@ -137,4 +137,25 @@ final class TransactionTests: XCTestCase {
         }
         XCTAssertThrowsError(try Genesis(bytes: Array("{".utf8)))
     }
+
+    /// Every member dials the addresses in genesis, which never changes: one that does not parse is refused when it is made.
+    func testGenesisRefusesMemberAddressesThatAreNotHostPort() throws {
+        let c = try TestConsortium()
+        func render(p2p: String?, http: String? = nil) throws -> Genesis {
+            let members = c.genesis.members.map { m in
+                Member(id: m.id, name: m.name, roles: m.roles, signingKey: m.signingKey, encryptionKey: m.encryptionKey,
+                       p2pAddress: m.id == "bank-b" ? p2p : m.p2pAddress, httpAddress: m.id == "bank-b" ? http : m.httpAddress)
+            }
+            return try Genesis(bytes: try Genesis.render(chainID: c.genesis.chainID, genesisTime: "2026-11-21T00:00:00Z", members: members))
+        }
+        XCTAssertNoThrow(try render(p2p: "10.0.0.7:26656", http: "bank-b.example:8480"))
+        XCTAssertNoThrow(try render(p2p: "[::1]:26656"))
+        for bad in ["bank-b", "bank-b:", ":26656", "bank-b:0", "bank-b:65536", "bank b:26656", "http://bank-b:26656"] {
+            XCTAssertThrowsError(try render(p2p: bad), bad) { error in
+                XCTAssertEqual((error as? LedgerError)?.code, .invalidGenesis, "\(error)")
+                XCTAssertTrue("\(error)".contains("p2p_address must be host:port"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try render(p2p: nil, http: "8480"))
+    }
 }

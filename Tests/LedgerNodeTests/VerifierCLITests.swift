@@ -31,10 +31,30 @@ final class VerifierCLITests: XCTestCase {
         let client = LedgerClient(baseURL: url)
         let genesis = dir + "/genesis.json"
 
-        XCTAssertEqual(try Self.run("credit-node", ["submit", "--node", url, "--key", dir + "/keys/dev.key",
-                                                    "--file", Self.repository + "/Genesis/examples/penalty.json"]).status, 0)
+        let penalty = Self.repository + "/Genesis/examples/penalty.json"
+        let submit = ["submit", "--node", url, "--key", dir + "/keys/dev.key", "--file", penalty]
+        // The payload is sealed to the custodians of a genesis the member holds, never to whoever the node names.
+        let unpinned = try Self.run("credit-node", submit)
+        XCTAssertEqual(unpinned.status, 1, unpinned.output)
+        XCTAssertTrue(unpinned.output.contains("--genesis FILE is required"), unpinned.output)
+        var other = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: genesis))) as? [String: Any])
+        other["chain_id"] = "creditledger.dev/another"
+        try JSONSerialization.data(withJSONObject: other).write(to: URL(fileURLWithPath: dir + "/other-genesis.json"))
+        let foreign = try Self.run("credit-node", submit + ["--genesis", dir + "/other-genesis.json"])
+        XCTAssertEqual(foreign.status, 1, foreign.output)
+        XCTAssertTrue(foreign.output.contains("nothing was sent"), foreign.output)
+        XCTAssertEqual(try client.getJSON("/v1/health")["log_size"] as? Int, 0, "nothing reached the ledger")
+
+        let first = try Self.run("credit-node", submit + ["--genesis", genesis])
+        XCTAssertEqual(first.status, 0, first.output)
+        // Sent again (a retry after a timeout, say): the derived nonce makes it a replay, not a second penalty.
+        let again = try Self.run("credit-node", submit + ["--genesis", genesis])
+        XCTAssertEqual(again.status, 1, again.output)
+        XCTAssertTrue(again.output.contains("409"), again.output)
+        let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
+        XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
         try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)
-        let demo = try Self.run("credit-node", ["demo", "--node", url, "--key", dir + "/keys/dev.key", "--count", "40"])
+        let demo = try Self.run("credit-node", ["demo", "--node", url, "--genesis", genesis, "--key", dir + "/keys/dev.key", "--count", "40"])
         XCTAssertEqual(demo.status, 0, demo.output)
         XCTAssertTrue(demo.output.contains("inclusion proof verifies"), demo.output)
         try client.checkpoint().write(toFile: dir + "/new.checkpoint", atomically: true, encoding: .utf8)

@@ -1,0 +1,35 @@
+# Shared by the start, stop and status scripts (sourced, not run).
+
+# Prints the pid in PIDFILE if that process is alive and is the node started with MARK on its
+# command line (its config or data directory); a pid file left by a crash or a reboot, whose
+# pid now belongs to another process, prints nothing.
+running_pid() {
+  local pidfile="$1" mark="$2" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+  kill -0 "$pid" 2>/dev/null || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$mark" || return 0
+  echo "$pid"
+}
+
+# Sends SIGNAL to PID and waits up to SECONDS for it to exit; fails if it is still alive.
+stop_pid() {
+  local pid="$1" signal="$2" seconds="$3"
+  kill -"$signal" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((seconds * 10))); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Fails with a message naming what is missing when a command the scripts use is not installed.
+require_commands() {
+  local missing=()
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "error: ${missing[*]} not installed (run bash Network/install-deps.sh)" >&2
+    exit 1
+  fi
+}

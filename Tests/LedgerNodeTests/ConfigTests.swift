@@ -1,0 +1,45 @@
+import Foundation
+import LedgerNode
+import XCTest
+
+/// A node's configuration file: a misspelt field or a timeout out of range is refused, naming it,
+/// instead of the node running with a default.
+final class ConfigTests: XCTestCase {
+    func load(_ json: String) throws -> NodeConfig {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("node-\(UUID()).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try NodeConfig.load(path: path).0
+    }
+
+    let base = #""genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601""#
+
+    func testUnknownFieldsAndTimeoutsOutOfRangeAreRefused() throws {
+        XCTAssertNoThrow(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}, \"peers\": {}}"))
+        let cases: [(String, String)] = [
+            ("{\(base), \"peer\": {}}", "unknown field \"peer\""),
+            ("{\(base), \"timeouts\": {\"propose\": 3000}}", "unknown field timeouts.propose"),
+            ("{\(base), \"timeouts\": {\"rebroadcast_ms\": 0}}", "timeouts.rebroadcast_ms is 0"),
+            ("{\(base), \"timeouts\": {\"precommit_ms\": 18446744073709551615}}", "timeouts.precommit_ms is 18446744073709551615"),
+        ]
+        for (json, words) in cases {
+            XCTAssertThrowsError(try load(json), words) { error in
+                XCTAssertTrue("\(error)".contains(words), "\(error)")
+            }
+        }
+    }
+
+    /// `credit-node genesis` refuses a members file with a field it does not know, before anything is written.
+    func testMembersFileWithAMisspeltFieldIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("members-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let members = #"{"chain_id": "cn.test/v1", "genesis_time": "2026-11-21T00:00:00Z", "score_endorsement_required": 1, "members": []}"#
+        try members.write(toFile: dir + "/members.json", atomically: true, encoding: .utf8)
+        let r = try VerifierCLITests.run("credit-node", ["genesis", "--members", dir + "/members.json", "--keys-dir", dir, "--out", dir + "/genesis.json"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("unknown field \"score_endorsement_required\""), r.output)
+        XCTAssertFalse(r.output.contains("ExitCode"), "the error is printed once: \(r.output)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/genesis.json"))
+    }
+}
