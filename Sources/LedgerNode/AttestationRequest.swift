@@ -76,14 +76,17 @@ public struct AttestationRequest: Decodable, Sendable {
     }
 }
 
-/// Any JSON value, kept for encrypting as the raw payload.
+/// Any JSON value, kept for encrypting as the raw payload. Whole numbers that fit 64 bits are
+/// kept exactly (a case or account number past 2^53 would lose digits as a Double); others are
+/// Doubles, as JSON parsers read them.
 public enum JSONValue: Codable, Sendable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
         else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
@@ -95,6 +98,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
         switch self {
         case .null: try c.encodeNil()
         case .bool(let b): try c.encode(b)
+        case .integer(let i): try c.encode(i)
         case .number(let n): try c.encode(n)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)

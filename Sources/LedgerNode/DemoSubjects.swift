@@ -33,7 +33,7 @@ public struct DemoSubjects {
 
         public var request: AttestationRequest {
             var p: [String: JSONValue] = payload.mapValues { .string($0) }
-            for (k, v) in attributes { p[k] = .number(Double(v)) }
+            for (k, v) in attributes { p[k] = .integer(v) }
             return AttestationRequest(subject: subject, subject_kind: subject_kind, category: category, severity: severity,
                                       event_date: event_date, industry: industry, attributes: attributes, payload: .object(p))
         }
