@@ -168,8 +168,6 @@ extension ChainStore {
         return out.reversed()
     }
 
-    /// Latest grade under scorecard `model` of every subject scored below `logSize` (at most `limit` + 1 read).
-    /// A subject whose latest score is at or beyond `logSize` is skipped, so callers re-read when the head moved.
     /// The grade cells of `model` and the head they belong to, read from one snapshot. The
     /// index holds each subject's newest grade only, so cells read while a block is being
     /// written could not be cut back to an earlier head: the caller compares heads instead.
@@ -179,6 +177,8 @@ extension ChainStore {
         return (head, try gradeCells(model: model, before: head.logSize, limit: limit, in: snapshot))
     }
 
+    /// Latest grade under scorecard `model` of every subject scored below `logSize` (at most `limit` + 1 read),
+    /// as of `snapshot` when given. A subject whose latest score is at or beyond `logSize` is skipped.
     public func gradeCells(model: String, before logSize: UInt64, limit: Int,
                            in snapshot: Database.Snapshot? = nil) throws -> [(subject: USCC, industry: String, grade: Grade)] {
         let prefix = QueryKey.cell(model: model, subject: nil)
