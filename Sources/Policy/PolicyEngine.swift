@@ -223,6 +223,14 @@ public struct PolicyEngine: Sendable {
         let active = activeRecords(all)
         var score: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
         if policy.outputs.contains(where: { $0.output.needsScore }) {
+            // A score update covers at most FieldLimits.scoreInputs records (format v1). Past
+            // that, the newest score leaves later records out, whoever wrote them (a member
+            // flooding a subject with records could otherwise freeze its grade before a penalty):
+            // no grade is better than one that hides records.
+            guard all.count <= FieldLimits.scoreInputs else {
+                throw PolicyRefusal(.noScore, "\(subject) holds more than \(FieldLimits.scoreInputs) records, more than a score update covers, "
+                                    + "so no score reflects all of them; the records are on the ledger for the bureaus to review")
+            }
             score = try latestScore(subject: subject, modelName: params["model"], facts: facts)
         }
         var used: [UInt64] = []
