@@ -41,18 +41,25 @@ public enum QueryClient {
     /// Crypto-shredding: an erase_records governance transaction naming `records`, approved by every custodian.
     public static func eraseRecords(genesis: Genesis, records: [Hash], submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
                                     nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
-        try governance(genesis: genesis, GovernanceBody(action: .eraseRecords, name: "erase", version: 1, document: records.flatMap { $0 }),
+        try governance(genesis: genesis, erasureProposal(records: records),
                        submitter: submitter, approvers: approvers, nonce: nonce, issuedAtMillis: issuedAtMillis)
     }
 
-    /// A governance transaction approved by `approvers`, signed by `submitter`.
+    /// A governance transaction approved by `approvers` (keys held here) and by `approvals`
+    /// (signatures made elsewhere, already checked: `GovernanceApproval`), signed by `submitter`.
+    /// The body lists the key-made approvals first, then the others, in the order given.
     public static func governance(genesis: Genesis, _ proposal: GovernanceBody, submitter: MemberSecretKeys, approvers: [MemberSecretKeys],
+                                  approvals: [MemberSignature] = [],
                                   nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
         var body = proposal
         let message = body.approvalMessage(chainID: genesis.chainID)
         body.approvals = try approvers.map { k in
             guard let m = genesis.member(k.memberID) else { throw LedgerError(.unknownSigner, "approver \(k.memberID) is not in this genesis") }
             return MemberSignature(member: m.id, keyID: m.keyID, signature: k.signing.signature(for: message))
+        } + approvals
+        var seen = Set<String>()
+        for a in body.approvals where !seen.insert(a.member).inserted {
+            throw LedgerError(.invalidValue, "\(a.member) approves twice (an approver key and an approval file?)")
         }
         guard let member = genesis.member(submitter.memberID) else {
             throw LedgerError(.unknownSigner, "key file member \(submitter.memberID) is not in this genesis")

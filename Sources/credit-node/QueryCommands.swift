@@ -120,9 +120,12 @@ struct InstallPolicy: ParsableCommand {
         discussion: """
         The node checks the document before it reaches the ledger: a policy that would return raw payload
         fields to a non-custodian, or let banks see a subject without consent, is refused.
+        Each custodian approves on its own machine with `credit-node approve policy` and sends the approval
+        file; the submitter passes them with --approval (its own key may approve with --approver-key).
+        Every approval file is checked against the document and the node's genesis before anything is sent.
         Example:
-          credit-node install-policy --node http://127.0.0.1:8601 --file Genesis/policies/credit-grade.json \\
-            --key keys/samr-330106.key --approver-key keys/samr-330106.key --approver-key keys/data-330106.key
+          credit-node install-policy --node http://127.0.0.1:8601 --file my-policy.json --key keys/samr-330106.key \\
+            --approval samr-330106.approval.json --approval data-330106.approval.json
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Policy document.") var file: String
@@ -132,11 +135,8 @@ struct InstallPolicy: ParsableCommand {
         do {
             let client = LedgerClient(baseURL: node)
             let g = try client.genesis()
-            let document = try readFile(file)
-            let parsed = try PolicyDocument(bytes: document, genesis: g)
-            let s = try QueryClient.installPolicy(genesis: g, document: document, name: parsed.name, version: parsed.version,
-                                                  submitter: try signers.submitter(), approvers: try signers.approvers(),
-                                                  issuedAtMillis: nowMillis())
+            let (proposal, parsed) = try QueryClient.policyProposal(genesis: g, document: try readFile(file))
+            let s = try signers.submission(genesis: g, proposal: proposal)
             var result = try client.submit(s)
             result["policy"] = "\(parsed.name)@\(parsed.version)"
             result["sha256"] = parsed.hash.hexString
@@ -152,9 +152,11 @@ struct Erase: ParsableCommand {
         discussion: """
         An erase_records governance transaction, approved by every custodian. The records' clear metadata and
         commitments stay in the log; their raw payloads become unreadable everywhere.
+        Each custodian approves on its own machine with `credit-node approve erase --id RECORD_ID` and sends
+        the approval file; the ids may be listed in any order.
         Example:
-          credit-node erase --node http://127.0.0.1:8601 --id RECORD_ID \\
-            --key keys/samr-330106.key --approver-key keys/samr-330106.key --approver-key keys/data-330106.key
+          credit-node erase --node http://127.0.0.1:8601 --id RECORD_ID --key keys/samr-330106.key \\
+            --approval samr-330106.approval.json --approval data-330106.approval.json
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(name: .customLong("id"), help: "Transaction id of a record to erase (repeatable).") var ids: [String] = []
@@ -162,15 +164,9 @@ struct Erase: ParsableCommand {
 
     func run() throws {
         do {
-            let records = try ids.map { id -> Hash in
-                guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("--id must be a transaction id (64 hex digits), got \(id)") }
-                return h
-            }
-            guard !records.isEmpty else { throw fail("name at least one --id") }
+            let records = try recordIDs(ids)
             let client = LedgerClient(baseURL: node)
-            let s = try QueryClient.eraseRecords(genesis: try client.genesis(), records: records,
-                                                 submitter: try signers.submitter(), approvers: try signers.approvers(),
-                                                 issuedAtMillis: nowMillis())
+            let s = try signers.submission(genesis: try client.genesis(), proposal: QueryClient.erasureProposal(records: records))
             var result = try client.submit(s)
             result["erased"] = ids
             print(String(decoding: JSONView.data(result), as: UTF8.self))
@@ -178,12 +174,42 @@ struct Erase: ParsableCommand {
     }
 }
 
-/// The keys of a governance transaction: the submitting custodian's and every approver's.
+/// The record ids of `--id` options (an erasure names at least one).
+func recordIDs(_ ids: [String]) throws -> [Hash] {
+    let records = try ids.map { id -> Hash in
+        guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("--id must be a transaction id (64 hex digits), got \(id)") }
+        return h
+    }
+    guard !records.isEmpty else { throw fail("name at least one --id") }
+    return records
+}
+
+/// Who signs a governance transaction: the submitting custodian's key, and every custodian's
+/// approval, as a key held here (--approver-key) or as a file the custodian made on its own
+/// machine with `credit-node approve` (--approval).
 struct GovernanceSigners: ParsableArguments {
     @Option(help: "Secret key of the submitting custodian.") var key: String
-    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian (repeatable; every custodian must approve).")
+    @Option(name: .customLong("approver-key"), help: "Secret key of an approving custodian held on this machine (repeatable).")
     var approverKeys: [String] = []
+    @Option(name: .customLong("approval"), help: "Approval file made by a custodian with `credit-node approve` (repeatable).")
+    var approvalFiles: [String] = []
 
     func submitter() throws -> MemberSecretKeys { try MemberSecretKeys.load(from: key) }
     func approvers() throws -> [MemberSecretKeys] { try approverKeys.map { try MemberSecretKeys.load(from: $0) } }
+
+    /// The signed transaction for `proposal`. Every approval file must approve exactly this
+    /// proposal on this chain, by a custodian, with its genesis key; every custodian must have
+    /// approved. Nothing is sent when a check fails.
+    func submission(genesis: Genesis, proposal: GovernanceBody) throws -> Submission {
+        let keys = try approvers()
+        let files = try GovernanceApproval.signatures(files: approvalFiles, for: proposal, genesis: genesis)
+        let approved = Set(keys.map(\.memberID) + files.map(\.member))
+        let missing = genesis.custodians.map(\.id).filter { !approved.contains($0) }
+        guard missing.isEmpty else {
+            throw fail("every custodian must approve; no approval from \(missing.joined(separator: ", ")) "
+                       + "(each runs `credit-node approve` on its own machine and sends the file; pass it with --approval)")
+        }
+        return try QueryClient.governance(genesis: genesis, proposal, submitter: try submitter(), approvers: keys, approvals: files,
+                                          issuedAtMillis: nowMillis())
+    }
 }

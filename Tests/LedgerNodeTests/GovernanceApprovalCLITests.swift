@@ -1,0 +1,184 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerStore
+import XCTest
+
+/// Two-machine governance with the real executables: each bureau approves with `credit-node
+/// approve`, holding only its own key file; the submitter sends the approval files. Bad approval
+/// files are refused before anything is sent.
+final class GovernanceApprovalCLITests: XCTestCase {
+    static let custodians = ["samr-330106", "data-330106"]
+    var root: String!
+    var node: DevNodeProcess!
+    var url: String!
+
+    /// A dev node whose genesis has a validator that is not a custodian, two custodian bureaus
+    /// and a bank; every key made by `credit-node keygen` in its own directory.
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("gov-cli-\(UUID().uuidString.prefix(8))").path
+        let roles = ["dev": ["validator", "government_issuer"], "samr-330106": ["custodian", "government_issuer"],
+                     "data-330106": ["custodian"], "bank-a": ["bank"]]
+        for m in roles.keys.sorted() { try expectSuccess(["keygen", "--member", m, "--out", "\(root!)/keys/\(m)"]) }
+        try FileManager.default.createDirectory(atPath: "\(root!)/pub", withIntermediateDirectories: true)
+        for m in roles.keys {
+            try FileManager.default.copyItem(atPath: "\(root!)/keys/\(m)/\(m).pub.json", toPath: "\(root!)/pub/\(m).pub.json")
+        }
+        for (file, chain) in [("genesis", "test.gov-approvals/v1"), ("other-genesis", "test.gov-approvals-other/v1")] {
+            let members: [String: Any] = ["chain_id": chain, "genesis_time": "2026-11-21T00:00:00Z",
+                                          "members": roles.keys.sorted().map { ["id": $0, "name": $0, "roles": roles[$0]!] }]
+            try JSONSerialization.data(withJSONObject: members).write(to: URL(fileURLWithPath: "\(root!)/\(file)-members.json"))
+            try expectSuccess(["genesis", "--members", "\(root!)/\(file)-members.json", "--keys-dir", "\(root!)/pub",
+                               "--out", "\(root!)/\(file).json"])
+        }
+        // The dev node's directory: the genesis above, the validator's key, a new store.
+        let dataDir = root + "/node"
+        try FileManager.default.createDirectory(atPath: dataDir + "/keys", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(root!)/keys/dev/dev.key", toPath: dataDir + "/keys/dev.key")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dataDir + "/keys/dev.key")
+        try FileManager.default.copyItem(atPath: "\(root!)/genesis.json", toPath: dataDir + "/genesis.json")
+        do { _ = try ChainStore.create(path: dataDir + "/ledger", genesis: try genesis()) }
+        node = try DevNodeProcess(dataDir: dataDir)
+        url = try node.waitForAddress()
+    }
+
+    override func tearDownWithError() throws {
+        node?.terminate()
+        if let root { try? FileManager.default.removeItem(atPath: root) }
+    }
+
+    func genesis() throws -> Genesis { try Genesis(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: root + "/genesis.json")))) }
+    func key(_ m: String) -> String { "\(root!)/keys/\(m)/\(m).key" }
+
+    @discardableResult
+    func expectSuccess(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let (status, out) = try VerifierCLITests.run("credit-node", args)
+        XCTAssertEqual(status, 0, "credit-node \(args.joined(separator: " ")): \(out)", file: file, line: line)
+        return out
+    }
+
+    /// Runs credit-node, expects a failure whose message contains every one of `words`.
+    func expectRefusal(_ args: [String], _ words: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let (status, out) = try VerifierCLITests.run("credit-node", args)
+        XCTAssertNotEqual(status, 0, "credit-node \(args.joined(separator: " ")) succeeded: \(out)", file: file, line: line)
+        for w in words { XCTAssertTrue(out.contains(w), "\"\(w)\" not in: \(out)", file: file, line: line) }
+    }
+
+    /// Writes a variant of the shipped credit-grade policy.
+    func policy(_ name: String, replacing: [(String, String)] = []) throws -> String {
+        var text = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/policies/credit-grade.json", encoding: .utf8)
+        for (a, b) in replacing { text = text.replacingOccurrences(of: a, with: b) }
+        let path = "\(root!)/\(name).json"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func logSize() throws -> Int {
+        try XCTUnwrap(try LedgerClient(baseURL: url).getJSON("/v1/status")["log_size"] as? Int)
+    }
+
+    func installedPolicies() throws -> [String] {
+        try LedgerClient(baseURL: url).policies().map { "\($0["name"] ?? "?")@\($0["version"] ?? "?")" }
+    }
+
+    func approve(_ kind: String, as member: String, _ args: [String], genesis: String? = nil, out: String) throws -> String {
+        try expectSuccess(["approve", kind, "--genesis", genesis ?? root + "/genesis.json", "--key", key(member), "--out", out] + args)
+    }
+
+    func testEachBureauApprovesOnItsOwnAndThePolicyInstallsFromTheirApprovalFiles() throws {
+        let doc = try policy("credit-grade")
+        let hash = SHA256.hash(Array(try Data(contentsOf: URL(fileURLWithPath: doc)))).hexString
+        var files: [String: String] = [:]
+        for m in Self.custodians {
+            files[m] = "\(root!)/\(m).approval.json"
+            let out = try approve("policy", as: m, ["--file", doc], out: files[m]!)
+            for w in ["install_policy", "credit-grade@1", hash, "test.gov-approvals/v1", m] {
+                XCTAssertTrue(out.contains(w), "approve output lacks \(w): \(out)")
+            }
+            let saved = try GovernanceApproval.load(path: files[m]!)
+            XCTAssertEqual(saved.member, m)
+            XCTAssertEqual(saved.documentHash.hexString, hash)
+        }
+        // A bank's key cannot approve.
+        try expectRefusal(["approve", "policy", "--genesis", root + "/genesis.json", "--key", key("bank-a"), "--file", doc,
+                           "--out", root + "/bank.approval.json"], ["bank-a is not a custodian"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/bank.approval.json"))
+
+        let before = try logSize()
+        let install = ["install-policy", "--node", url!, "--file", doc, "--key", key("samr-330106"), "--approval", files["samr-330106"]!]
+
+        // An approval of another version of the policy.
+        let v2 = try policy("credit-grade-v2", replacing: [("\"version\": 1", "\"version\": 2")])
+        _ = try approve("policy", as: "data-330106", ["--file", v2], out: root + "/v2.approval.json")
+        try expectRefusal(install + ["--approval", root + "/v2.approval.json"],
+                          ["v2.approval.json", "approves policy credit-grade@2", "this transaction is for policy credit-grade@1"])
+        // An approval of another document under the same name and version.
+        let edited = try policy("credit-grade-edited", replacing: [("\"width\": 50", "\"width\": 10")])
+        _ = try approve("policy", as: "data-330106", ["--file", edited], out: root + "/edited.approval.json")
+        try expectRefusal(install + ["--approval", root + "/edited.approval.json"], ["edited.approval.json", "different document", hash])
+        // An approval made for another chain.
+        _ = try approve("policy", as: "data-330106", ["--file", doc], genesis: root + "/other-genesis.json",
+                        out: root + "/other-chain.approval.json")
+        try expectRefusal(install + ["--approval", root + "/other-chain.approval.json"],
+                          ["other-chain.approval.json", "chain test.gov-approvals-other/v1", "test.gov-approvals/v1"])
+        // A bank's approval, made without the CLI's own refusal.
+        let g = try genesis()
+        let (proposal, _) = try QueryClient.policyProposal(genesis: g, document: Array(try Data(contentsOf: URL(fileURLWithPath: doc))))
+        let bankKeys = try MemberSecretKeys.load(from: key("bank-a"))
+        let bank = g.member("bank-a")!
+        try GovernanceApproval(chainID: g.chainID, action: .installPolicy, name: proposal.name, version: proposal.version,
+                               documentHash: proposal.documentHash, member: bank.id, keyID: bank.keyID,
+                               signature: bankKeys.signing.signature(for: proposal.approvalMessage(chainID: g.chainID)))
+            .write(to: root + "/bank.approval.json")
+        try expectRefusal(install + ["--approval", root + "/bank.approval.json"], ["bank.approval.json", "bank-a", "not a custodian"])
+        // The data bureau's approval with one signature byte changed.
+        var tampered = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: files["data-330106"]!))) as! [String: Any]
+        var signature = [UInt8](base64: tampered["signature"] as! String)!
+        signature[10] ^= 0x01
+        tampered["signature"] = signature.base64String
+        try JSONSerialization.data(withJSONObject: tampered).write(to: URL(fileURLWithPath: root + "/tampered.approval.json"))
+        try expectRefusal(install + ["--approval", root + "/tampered.approval.json"], ["tampered.approval.json", "data-330106", "does not verify"])
+        // Without the data bureau at all.
+        try expectRefusal(install, ["no approval from data-330106"])
+
+        // Nothing was submitted: the node's log did not move and the policy is not installed.
+        XCTAssertEqual(try logSize(), before)
+        XCTAssertFalse(try installedPolicies().contains("credit-grade@1"))
+
+        // Both bureaus' own files: installed.
+        let ok = try expectSuccess(install + ["--approval", files["data-330106"]!])
+        XCTAssertTrue(ok.contains("credit-grade@1"), ok)
+        XCTAssertTrue(try installedPolicies().contains("credit-grade@1"))
+    }
+
+    func testBureausApproveAnErasureApartAndTheSubmitterMixesItsKeyWithTheOtherFile() throws {
+        // Two records with payloads, sent by the supervision bureau (through the library, not
+        // `credit-node submit`, whose options are not what this test is about).
+        let request = try JSONDecoder().decode(AttestationRequest.self,
+                                               from: Data(contentsOf: URL(fileURLWithPath: VerifierCLITests.repository + "/Genesis/examples/penalty.json")))
+        let samr = try MemberSecretKeys.load(from: key("samr-330106"))
+        let ids = try (1...2).map { n -> String in
+            let s = try request.build(genesis: try genesis(), keys: samr, nonce: UInt64(n), issuedAtMillis: 1)
+            _ = try LedgerClient(baseURL: url).submit(s)
+            return s.transaction.id.hexString
+        }
+        let a = ids[0], b = ids[1]
+        // The data bureau lists the ids in one order, the submitter in the other.
+        let out = try approve("erase", as: "data-330106", ["--id", a, "--id", b], out: root + "/data.erase.json")
+        XCTAssertTrue(out.contains("erase_records") && out.contains(a) && out.contains(b), out)
+        // A policy approval does not approve an erasure.
+        _ = try approve("policy", as: "data-330106", ["--file", try policy("credit-grade")], out: root + "/policy.approval.json")
+        let erase = ["erase", "--node", url!, "--id", b, "--id", a, "--key", key("samr-330106"), "--approver-key", key("samr-330106")]
+        try expectRefusal(erase + ["--approval", root + "/policy.approval.json"], ["policy.approval.json", "approves install_policy", "erase_records"])
+        // An approval of one record only does not approve erasing two.
+        _ = try approve("erase", as: "data-330106", ["--id", a], out: root + "/one.erase.json")
+        try expectRefusal(erase + ["--approval", root + "/one.erase.json"], ["one.erase.json", "this transaction erases"])
+
+        let done = try expectSuccess(erase + ["--approval", root + "/data.erase.json"])
+        let result = try JSONSerialization.jsonObject(with: Data(done.utf8)) as? [String: Any]
+        XCTAssertEqual(result?["status"] as? String, "committed", done)
+        let eraseID = try XCTUnwrap(result?["id"] as? String, done)
+        XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
+    }
+}
