@@ -134,7 +134,7 @@ struct InstallPolicy: ParsableCommand {
     func run() throws {
         do {
             let client = LedgerClient(baseURL: node)
-            let g = try client.genesis()
+            let g = try consortiumGenesis(client, trusted: signers.genesis)
             let (proposal, parsed) = try QueryClient.policyProposal(genesis: g, document: try readFile(file))
             let s = try signers.submission(genesis: g, proposal: proposal)
             var result = try client.submit(s)
@@ -166,7 +166,8 @@ struct Erase: ParsableCommand {
         do {
             let records = try recordIDs(ids)
             let client = LedgerClient(baseURL: node)
-            let s = try signers.submission(genesis: try client.genesis(), proposal: QueryClient.erasureProposal(records: records))
+            let s = try signers.submission(genesis: try consortiumGenesis(client, trusted: signers.genesis),
+                                           proposal: QueryClient.erasureProposal(records: records))
             var result = try client.submit(s)
             result["erased"] = ids
             print(String(decoding: JSONView.data(result), as: UTF8.self))
@@ -193,6 +194,8 @@ struct GovernanceSigners: ParsableArguments {
     var approverKeys: [String] = []
     @Option(name: .customLong("approval"), help: "Approval file made by a custodian with `credit-node approve` (repeatable).")
     var approvalFiles: [String] = []
+    @Option(help: "The consortium's genesis file; when given, the node must serve the same, and approvals are checked against it.")
+    var genesis: String?
 
     func submitter() throws -> MemberSecretKeys { try MemberSecretKeys.load(from: key) }
     func approvers() throws -> [MemberSecretKeys] { try approverKeys.map { try MemberSecretKeys.load(from: $0) } }
