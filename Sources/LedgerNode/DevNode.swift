@@ -85,6 +85,7 @@ public enum DevNode {
         let store = opened.store
         // The process exits soon after this returns, the store possibly still open.
         defer { store.database.stopBackgroundWork() }
+        warmPageCache(of: store, logger: logger)
         if opened.createdGenesis {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")
         }
@@ -103,6 +104,21 @@ struct BlockProducerService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await ledger.runBlockProducer()
+        }
+    }
+}
+
+/// Reads the store's table files into the page cache on a thread of its own, so that after a
+/// restart queries do not each wait for the disk (`Database.warmPageCache`). Logs what it did.
+func warmPageCache(of store: ChainStore, logger: Logger) {
+    let database = store.database
+    Thread.detachNewThread {
+        let clock = ContinuousClock()
+        let started = clock.now
+        if let (files, bytes) = database.warmPageCache() {
+            logger.info("page cache: \(files) table files (\(bytes >> 20) MiB) read in \(clock.now - started)")
+        } else {
+            logger.info("page cache: table files not read (none, or more than half the memory available)")
         }
     }
 }

@@ -112,6 +112,7 @@ public enum NetworkNode {
         }
         // The process exits soon after this returns, the store possibly still open.
         defer { store.database.stopBackgroundWork() }
+        warmPageCache(of: store, logger: logger)
         var options = ConsensusNode.Options()
         if let t = config.timeouts {
             if let v = t.propose_ms { options.timeouts.propose = v }
