@@ -60,6 +60,9 @@ extension ChainStore {
             try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
         case .scoreUpdate(let s):
             guard let model = model(hash: s.modelHash) else { return }
+            // The cell keeps the freshest grade (latest as-of, then model version), as credit-grade
+            // answers do: an update made from an older state that commits later does not replace it.
+            guard try !fresherScore(than: s, model: model, earlier: earlier) else { return }
             var industry = try database.get(Family.meta, QueryKey.industry + Array(s.subject.code.utf8)) ?? []
             for e in earlier.reversed() {
                 if case .attestation(let a) = e.transaction.body, a.subject == s.subject, !a.industry.isEmpty {
@@ -71,6 +74,23 @@ extension ChainStore {
         default:
             break
         }
+    }
+
+    /// Whether the subject's grade cell under `model`'s name already holds, or this block
+    /// earlier writes, an update fresher than `s` (later as-of log size, or the same and a later
+    /// model version).
+    func fresherScore(than s: ScoreUpdateBody, model: InstalledModel, earlier: ArraySlice<Submission>) throws -> Bool {
+        func fresher(_ other: ScoreUpdateBody) -> Bool {
+            guard other.subject == s.subject, let m = self.model(hash: other.modelHash), m.name == model.name else { return false }
+            return (other.asOfLogSize, m.version) > (s.asOfLogSize, model.version)
+        }
+        for e in earlier { if case .scoreUpdate(let other) = e.transaction.body, fresher(other) { return true } }
+        guard let stored = try database.get(Family.meta, QueryKey.cell(model: model.name, subject: s.subject)), stored.count >= 8 else {
+            return false
+        }
+        var r = ByteReader(Array(stored.prefix(8)), context: "grade cell")
+        guard let tx = try transaction(at: try r.u64("log_index")), case .scoreUpdate(let other) = tx.body else { return false }
+        return fresher(other)
     }
 
     /// Loads the installed-policy index at open.
