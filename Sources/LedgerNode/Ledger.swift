@@ -60,6 +60,11 @@ public final class Ledger: @unchecked Sendable {
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
+    /// Models and policies being installed by queued or in-flight transactions (`installKeys`):
+    /// validators check an install only against committed state, so a second install of the
+    /// same document, or of the same name and version, is refused here until the first commits
+    /// or fails. In two blocks, the second would make a chain that verification refuses.
+    private var inFlightInstalls = Set<String>()
     /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
     private var committedBlocks: UInt64 = 0
     private var stopped = false
@@ -170,8 +175,13 @@ public final class Ledger: @unchecked Sendable {
             }
             var batchIDs = Set<Hash>()
             var batchNonces = Set<NonceKey>()
+            var batchInstalls = Set<String>()
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
+                for key in Self.installKeys(tx) where inFlightInstalls.contains(key) || !batchInstalls.insert(key).inserted {
+                    throw BatchError(index: submissions.count > 1 ? i : nil,
+                                     error: LedgerError(.replay, "\(key.prefix { $0 != ":" }) \(key.drop { $0 != ":" }.dropFirst()) is already being installed by a pending transaction"))
+                }
                 let nonce = NonceKey(tx.header)
                 if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
@@ -188,8 +198,16 @@ public final class Ledger: @unchecked Sendable {
             queuedBytes += waiter.bytes
             inFlightIDs.formUnion(batchIDs)
             inFlightNonces.formUnion(batchNonces)
+            inFlightInstalls.formUnion(batchInstalls)
             lock.signal()
         }
+    }
+
+    /// What an install_model or install_policy transaction claims: its document and its name and version.
+    static func installKeys(_ tx: Transaction) -> [String] {
+        guard case .governance(let g) = tx.body, g.action == .installModel || g.action == .installPolicy else { return [] }
+        let kind = g.action == .installModel ? "model" : "policy"
+        return ["\(kind):\(g.name) version \(g.version)", "\(kind):document \(g.documentHash.hexString.prefix(16))…"]
     }
 
     /// Replay guard and references against committed state. A committed transaction always
@@ -300,6 +318,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
+                inFlightInstalls.subtract(Self.installKeys(tx))
                 if p.waiter.remaining > 0 {
                     p.waiter.remaining = 0
                     finished.append((p.waiter, .failure(restError!)))
@@ -309,6 +328,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
+                inFlightInstalls.subtract(Self.installKeys(tx))
                 if let failure {
                     if p.waiter.remaining > 0 {
                         p.waiter.remaining = 0
@@ -334,7 +354,7 @@ public final class Ledger: @unchecked Sendable {
     private func failPending(_ error: any Error) {
         let rest: [Pending] = lock.withLock {
             stopped = true
-            defer { queue.removeAll(); queuedBytes = 0; inFlightIDs.removeAll(); inFlightNonces.removeAll() }
+            defer { queue.removeAll(); queuedBytes = 0; inFlightIDs.removeAll(); inFlightNonces.removeAll(); inFlightInstalls.removeAll() }
             return queue
         }
         var seen = Set<ObjectIdentifier>()

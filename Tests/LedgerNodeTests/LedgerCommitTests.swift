@@ -66,6 +66,43 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(try ledger.store.blockHeader(height: start + 1)?.transactionCount, 2)
     }
 
+    /// Two installs of one policy (a client retrying with a new nonce, say) are never both
+    /// queued: validators check installs against committed state only, and in two blocks the
+    /// second would make a chain that `credit-verify chain` refuses.
+    func testASecondInstallOfAPolicyIsRefusedWhileTheFirstIsPending() async throws {
+        let (ledger, _) = try open()
+        let keys = ledger.validatorKeys
+        let document = Array(try Data(contentsOf: URL(fileURLWithPath: VerifierCLITests.repository + "/Genesis/policies/my-queries.json")))
+        func install(nonce: UInt64) throws -> Submission {
+            try QueryClient.installPolicy(genesis: ledger.genesis, document: document, name: "my-queries", version: 1,
+                                          submitter: keys, approvers: [keys], nonce: nonce, issuedAtMillis: 1_795_000_000_000)
+        }
+        // Refused at once, or (the defect) queued, where it would wait for a block: released then.
+        func refusedAtOnce(_ batch: [Submission], queuedBefore: Int) async throws -> BatchError? {
+            let task = Task { try await ledger.submit(batch, signedHere: false) }
+            try await Task.sleep(for: .milliseconds(200))
+            if ledger.queuedCount > queuedBefore { XCTFail("a second install of the policy was queued"); ledger.commitPending() }
+            do { _ = try await task.value } catch let e as BatchError { return e }
+            XCTFail("a second install of the policy was admitted")
+            return nil
+        }
+        let twice = try await refusedAtOnce([try install(nonce: 12), try install(nonce: 13)], queuedBefore: 0)
+        XCTAssertEqual(twice?.index, 1, "\(String(describing: twice))")
+        let first = Task { try await ledger.submit([try install(nonce: 10)], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        let again = try await refusedAtOnce([try install(nonce: 11)], queuedBefore: 1)
+        XCTAssertEqual((again?.error as? LedgerError)?.code, .replay, "\(String(describing: again))")
+        XCTAssertTrue("\(String(describing: again))".contains("policy my-queries version 1 is already being installed"), "\(String(describing: again))")
+        ledger.commitPending()
+        _ = try await first.value
+        // Committed: from now on validation refuses it against committed state.
+        do {
+            _ = try await ledger.submit([try install(nonce: 14)], signedHere: false)
+            XCTFail("the policy was installed twice")
+        } catch { XCTAssertTrue("\(error)".contains("already installed"), "\(error)") }
+        XCTAssertEqual(ledger.queuedCount, 0)
+    }
+
     /// A batch larger than a block is refused at once, and bytes waiting for blocks are bounded:
     /// a batch past the bound is refused with the figures and nothing of it is queued.
     func testBatchAndQueueBytesAreBounded() async throws {
