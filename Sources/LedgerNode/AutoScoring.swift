@@ -59,6 +59,14 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// The latest version of each installed scorecard for `kind`; of several scorecards, the first by name.
     func scorecard(for kind: SubjectKind) -> ScoringModel? { engine.scorecard(for: kind, among: store.allModels()) }
 
+    /// The subjects this scorer scores after a block, at most `max`, and how many of its own it
+    /// leaves. Its own subjects are picked first and bounded after: a bound taken before the
+    /// filter left the subjects past it unscored by every scorer.
+    static func toScore(_ subjects: [USCC], mine: (USCC) -> Bool, max: Int) -> (chosen: [USCC], skipped: Int) {
+        let own = subjects.filter(mine)
+        return (Array(own.prefix(max)), Swift.max(0, own.count - max))
+    }
+
     /// After `block` committed (called on the consensus queue).
     func committed(_ block: CandidateBlock) {
         queue.async { [self] in
@@ -70,8 +78,11 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             let asOfSize = store.head.logSize
             guard let millis = try? store.blockTimestamp(coveringLogSize: asOfSize), let date = try? LedgerDate(chinaStandardTimeMillis: millis) else { return }
             let asOf = ScoreAsOf(logSize: asOfSize, date: date)
-            for subject in subjects.prefix(Self.maxSubjectsPerBlock) where designated(subject) == node.member.id {
-                guard pending.count < Self.maxPending, let kind = subject.subjectKind, let model = scorecard(for: kind) else { continue }
+            let picked = Self.toScore(subjects, mine: { designated($0) == node.member.id }, max: Self.maxSubjectsPerBlock)
+            var skipped = picked.skipped
+            for subject in picked.chosen {
+                guard pending.count < Self.maxPending else { skipped += 1; continue }
+                guard let kind = subject.subjectKind, let model = scorecard(for: kind) else { continue }
                 do {
                     // From the subject index's scoring entries, which give the same facts as the
                     // transactions without reading and decoding them (docs/SCORING.md §8.3).
@@ -86,6 +97,9 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                 } catch {
                     logger.warning("could not score \(subject): \(error)")
                 }
+            }
+            if skipped > 0 {
+                logger.warning("\(skipped) subjects with new records in block \(block.header.height) were not scored now (at most \(Self.maxSubjectsPerBlock) a block and \(Self.maxPending) awaiting endorsement); each is scored with its next record, or by a re-score")
             }
         }
     }
