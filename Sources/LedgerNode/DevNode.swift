@@ -30,6 +30,8 @@ public enum DevNode {
     public static func open(dataDirectory: String, now: Date = Date(), models: [InstalledModel] = [],
                             policies: [(source: String, bytes: [UInt8])] = []) throws -> Opened {
         let fm = FileManager.default
+        // "/tmp/x/" would stage the first start in "/tmp/x/.init", inside the directory it then replaces.
+        let dataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         let genesisPath = dataDirectory + "/genesis.json"
         let keyPath = dataDirectory + "/keys/dev.key"
         let storePath = dataDirectory + "/ledger"

@@ -225,8 +225,10 @@ public struct LedgerAPI: Sendable {
         guard let height = UInt64(heightText), height > 0 else {
             throw LedgerError(.malformed, "block height \"\(heightText)\" is not a positive integer")
         }
-        guard let header = try store.blockHeader(height: height), let cert = try store.certificate(height: height) else {
-            throw LedgerError(.notFound, "block \(height) is not committed (head is \(store.head.height))")
+        // Only up to the head: a block being written is in RocksDB before it is committed here.
+        let head = store.head
+        guard height <= head.height, let header = try store.blockHeader(height: height), let cert = try store.certificate(height: height) else {
+            throw LedgerError(.notFound, "block \(height) is not committed (head is \(head.height))")
         }
         var ids: [String] = []
         for i in header.firstLogIndex..<header.logSize { ids.append(try store.transaction(at: i)?.id.hexString ?? "") }
@@ -268,8 +270,10 @@ public struct LedgerAPI: Sendable {
             return n
         }
         var records: [[String: Any]] = []
+        let logSize = store.head.logSize
         for entry in try store.subjectHistory(subject, after: afterIndex, limit: max) {
-            guard let tx = try store.transaction(at: entry.logIndex) else { continue }
+            // Entries of a block being written are not committed yet.
+            guard entry.logIndex < logSize, let tx = try store.transaction(at: entry.logIndex) else { continue }
             var r: [String: Any] = ["id": tx.id.hexString, "log_index": entry.logIndex, "kind": tx.kind.name,
                                     "issuer": tx.header.signer]
             switch tx.body {

@@ -103,6 +103,17 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(ledger.queuedCount, 0)
     }
 
+    /// A data directory given with a trailing slash starts a dev ledger, and opens it again.
+    func testADevLedgerStartsInADirectoryNamedWithATrailingSlash() throws {
+        let first = try DevNode.open(dataDirectory: directory + "/")
+        XCTAssertTrue(first.createdGenesis)
+        let genesis = first.store.genesis.hash
+        _ = consume first
+        let again = try DevNode.open(dataDirectory: directory + "/")
+        XCTAssertFalse(again.createdGenesis)
+        XCTAssertEqual(again.store.genesis.hash, genesis)
+    }
+
     /// A batch larger than a block is refused at once, and bytes waiting for blocks are bounded:
     /// a batch past the bound is refused with the figures and nothing of it is queued.
     func testBatchAndQueueBytesAreBounded() async throws {
