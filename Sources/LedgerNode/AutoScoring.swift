@@ -25,7 +25,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     let scorers: [String]
     let queue = DispatchQueue(label: "creditledger.scoring")
     var pending: [Hash: Pending] = [:]          // by carrier transaction id; touched on `queue`
-    var waitingEndorse: [(from: String, tx: Transaction)] = []
+    var waitingEndorse: [(from: String, tx: Transaction, since: ContinuousClock.Instant)] = []
     /// Endorsements this node gave, by carrier id (bounded, oldest forgotten first): a request
     /// resent while the answer was on its way is answered again without recomputing.
     var answered: [Hash: MemberSignature] = [:]
@@ -33,6 +33,8 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     var answeredNext = 0
     static let maxAnswered = 8_192
     static let maxPending = 4_096
+    /// How long a score update waits for endorsements, and a request to endorse waits for its block.
+    static let endorsementWait: Duration = .seconds(30)
     static let maxSubjectsPerBlock = 2_000
     /// Re-scores every subject after a model upgrade (docs/SCORING.md §8.1).
     private(set) var upgrade: UpgradeRescorer!
@@ -131,16 +133,21 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     }
 
     /// Another scorer asks for an endorsement: recompute from this node's own store, sign if equal.
-    func endorseRequested(_ tx: Transaction, from peer: String) {
+    /// Only scorers ask (another member's request is ignored). A request for a block this node
+    /// has not committed waits, once per update, and expires as a pending update does.
+    func endorseRequested(_ tx: Transaction, from peer: String, since: ContinuousClock.Instant = .now) {
         queue.async { [self] in
-            guard case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
+            guard scorers.contains(peer), case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
             if let signature = answered[tx.id] {
                 node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
                 return
             }
             if store.head.logSize < body.asOfLogSize {
                 // This node has not committed the block yet: answer once it has.
-                if waitingEndorse.count < Self.maxPending { waitingEndorse.append((peer, tx)) }
+                if ContinuousClock.now - since < Self.endorsementWait, waitingEndorse.count < Self.maxPending,
+                   !waitingEndorse.contains(where: { $0.tx.id == tx.id }) {
+                    waitingEndorse.append((peer, tx, since))
+                }
                 return
             }
             do {
@@ -194,9 +201,9 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         queue.async { [self] in
             retryEndorsements()
             let now = ContinuousClock.now
-            let expired = pending.filter { now - $0.value.started >= .seconds(30) }
+            let expired = pending.filter { now - $0.value.started >= Self.endorsementWait }
             for p in expired.values where p.rescore { upgrade.released(p.body.subject) }
-            pending = pending.filter { now - $0.value.started < .seconds(30) }
+            pending = pending.filter { now - $0.value.started < Self.endorsementWait }
             for (id, p) in pending where now - p.lastSent >= .seconds(1) {
                 requestEndorsements(p)
                 pending[id]!.lastSent = now
@@ -207,6 +214,6 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     private func retryEndorsements() {
         let waiting = waitingEndorse
         waitingEndorse = []
-        for (peer, tx) in waiting { endorseRequested(tx, from: peer) }
+        for (peer, tx, since) in waiting { endorseRequested(tx, from: peer, since: since) }
     }
 }
