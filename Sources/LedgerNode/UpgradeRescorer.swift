@@ -342,7 +342,10 @@ final class UpgradeRescorer: @unchecked Sendable {
         progress(force: true)
         let remaining = lock.withLock { confirmed.filter { !$0 }.count } - failedSubjects.count
         if remaining == 0 {
-            if failedSubjects.isEmpty { markFinished(job.installed.hash) }
+            // Subjects that could not be scored (over 1,024 records) fail the same way on every
+            // try: the job is done, and a restart does not list every subject again. They are
+            // counted in the status and logged; each is scored with its next record if it can be.
+            markFinished(job.installed.hash)
             finish(job, name, state: "finished", started: started)
         } else {
             finish(job, name, state: "incomplete", started: started)
