@@ -37,6 +37,7 @@ public final class Database: @unchecked Sendable {
                 blockCacheBytes: Int = 64 << 20) throws {
         self.path = path
         self.mode = mode
+        if mode == .readWrite { try Self.checkColumnFamilies(path: path, expected: names) }
         let options = rocksdb_options_create()!
         let cache = rocksdb_cache_create_lru(blockCacheBytes)!
         let tableOptions = rocksdb_block_based_options_create()!
@@ -120,6 +121,35 @@ public final class Database: @unchecked Sendable {
         unsyncedWriteOptions = rocksdb_writeoptions_create()!
         columnFamilyHandles = cfHandles.map { $0! }
         for (i, name) in allNames.enumerated() { columnFamilyIndexes[name] = i }
+    }
+
+    /// An existing store must hold exactly the column families this version uses. Otherwise it
+    /// was written by another version of the store format, and it is refused before it is opened
+    /// for writing, which would create the missing families (changing the store) or fail with
+    /// RocksDB's own message.
+    static func checkColumnFamilies(path: String, expected names: [String]) throws {
+        guard access(path + "/CURRENT", F_OK) == 0 else { return }   // a new store
+        let options = rocksdb_options_create()!
+        defer { rocksdb_options_destroy(options) }
+        var count = 0
+        var error: UnsafeMutablePointer<CChar>? = nil
+        guard let list = rocksdb_list_column_families(options, path, &count, &error) else {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            if let error { rocksdb_free(error) }
+            throw StorageError.fromRocksDB("cannot list the column families of the store at \(path): \(message)", default: .open)
+        }
+        defer { rocksdb_list_column_families_destroy(list, count) }
+        let present = Set((0..<count).compactMap { list[$0].map { String(cString: $0) } })
+        let wanted = Set(names + ["default"])
+        let unknown = present.subtracting(wanted).sorted(), missing = wanted.subtracting(present).sorted()
+        if !unknown.isEmpty {
+            throw StorageError(.open, "the store at \(path) holds column families this version does not know (\(unknown.joined(separator: ", "))): "
+                               + "it was written by a newer version; open it with that version. Nothing was changed")
+        }
+        if !missing.isEmpty {
+            throw StorageError(.open, "the store at \(path) lacks column families this version needs (\(missing.joined(separator: ", "))): "
+                               + "it was written by an older version of the store format. Nothing was changed")
+        }
     }
 
     deinit {

@@ -61,6 +61,24 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.inclusionProof(index: 0, size: 36))
     }
 
+    /// A store written by another version of the format (more or fewer column families) is
+    /// refused with a message that says so, before anything in it is changed.
+    func testAStoreWithOtherColumnFamiliesIsRefusedUntouched() throws {
+        let newer = directory + "/newer", older = directory + "/older"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do { _ = try Database(path: newer, columnFamilies: ChainStore.columnFamilies + ["future"]) }
+        XCTAssertThrowsError(try ChainStore(path: newer)) { error in
+            XCTAssertTrue("\(error)".contains("column families this version does not know (future)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("newer version"), "\(error)")
+        }
+        do { _ = try Database(path: older, columnFamilies: ["meta"]) }
+        XCTAssertThrowsError(try ChainStore(path: older)) { error in
+            XCTAssertTrue("\(error)".contains("lacks column families"), "\(error)")
+        }
+        // Untouched: it still opens with exactly the families it had.
+        XCTAssertNoThrow(try Database(path: older, columnFamilies: ["meta"]))
+    }
+
     /// A write batch is handed to RocksDB in key order (LedgerStorage/Database.swift). Reordering
     /// must not change what a batch does: the last write to a key wins, deletes and puts of one
     /// key keep their order, and keys that share their first 8 bytes or are prefixes of each
