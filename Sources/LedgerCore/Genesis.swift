@@ -271,14 +271,21 @@ public struct Genesis: Sendable {
         self.membersByID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
     }
 
-    /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
-    /// Whether `address` is host:port with a non-empty host (no spaces or slashes) and a port of 1-65535.
-    public static func isHostPort(_ address: String) -> Bool {
-        guard address.utf8.count <= 255, let colon = address.lastIndex(of: ":"), colon != address.startIndex,
-              let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return false }
-        return !address[..<colon].contains { $0 == " " || $0 == "/" }
+    /// The host and port of "host:port": a non-empty host and a port of 0-65535 (0: any free
+    /// port, for listen addresses), or nil. The one parser of addresses in configs, flags and genesis.
+    public static func hostAndPort(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+              let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (String(address[..<colon]), port)
     }
 
+    /// Whether `address` can be dialled: host:port with a host of no spaces or slashes and a port of 1-65535.
+    public static func isHostPort(_ address: String) -> Bool {
+        guard address.utf8.count <= 255, let (host, port) = hostAndPort(address), port >= 1 else { return false }
+        return !host.contains { $0 == " " || $0 == "/" }
+    }
+
+    /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).
     public static func render(chainID: String, genesisTime: String, members: [Member], limits: Limits = Limits(),
                               scoreEndorsementsRequired: Int = 0, models: [InstalledModel] = [],
                               policies: [InstalledPolicy] = []) throws -> [UInt8] {

@@ -69,11 +69,10 @@ public struct NodeConfig: Decodable, Sendable {
     }
 
     static func split(_ address: String, what: String) throws -> (String, Int) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-              (0...65535).contains(port), colon != address.startIndex else {
+        guard let (host, port) = Genesis.hostAndPort(address) else {
             throw LedgerError(.invalidValue, "\(what) must be host:port, got \"\(address)\"")
         }
-        return (String(address[..<colon]), port)
+        return (host, port)
     }
 }
 

@@ -107,14 +107,12 @@ struct Dev: AsyncParsableCommand {
     var policies: String?
 
     func run() async throws {
-        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
-            throw fail("--http must be host:port, got \(http)")
-        }
+        guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
-            try await DevNode.run(dataDirectory: dataDir, host: String(http[..<colon]), port: port,
+            try await DevNode.run(dataDirectory: dataDir, host: host, port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [])
