@@ -53,6 +53,16 @@ public enum ScoringModelDocument {}
 /// `install_model` governance transaction.
 public typealias InstalledModel = Installed<ScoringModelDocument>
 
+extension ScoreUpdateBody {
+    /// Whether this update (under `model`) is fresher than `other` (under `otherModel`): made as
+    /// of a later log size, or as of the same and under a later model version. The update served
+    /// for a subject is the freshest, not the last committed: one made from an older state can
+    /// commit later. Credit-grade answers and the statistics' grade cells both order by this.
+    public func isFresher(than other: ScoreUpdateBody, model: InstalledModel, otherModel: InstalledModel) -> Bool {
+        (asOfLogSize, model.version) > (other.asOfLogSize, otherModel.version)
+    }
+}
+
 /// The scoring engine as validation sees it. Implemented by `Scoring.ScoringRules`.
 public protocol ScoreRules: Sendable {
     /// Parses and checks a model document; returns the name and version it declares.

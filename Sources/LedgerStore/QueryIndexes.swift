@@ -77,12 +77,11 @@ extension ChainStore {
     }
 
     /// Whether the subject's grade cell under `model`'s name already holds, or this block
-    /// earlier writes, an update fresher than `s` (later as-of log size, or the same and a later
-    /// model version).
+    /// earlier writes, an update fresher than `s` (`ScoreUpdateBody.isFresher`).
     func fresherScore(than s: ScoreUpdateBody, model: InstalledModel, earlier: ArraySlice<Submission>) throws -> Bool {
         func fresher(_ other: ScoreUpdateBody) -> Bool {
             guard other.subject == s.subject, let m = self.model(hash: other.modelHash), m.name == model.name else { return false }
-            return (other.asOfLogSize, m.version) > (s.asOfLogSize, model.version)
+            return other.isFresher(than: s, model: m, otherModel: model)
         }
         for e in earlier { if case .scoreUpdate(let other) = e.transaction.body, fresher(other) { return true } }
         guard let stored = try database.get(Family.meta, QueryKey.cell(model: model.name, subject: s.subject)), stored.count >= 8 else {

@@ -405,17 +405,17 @@ public struct PolicyEngine: Sendable {
         } else if let kind = subject.subjectKind {
             name = scoring.scorecard(for: kind, among: models)?.name
         }
-        // The freshest, not the last committed: an update made from an older state (delayed,
-        // say, while a re-score ran) can commit after one made from a newer state, and must not
-        // hide the records the newer one covers. Freshest is the latest as-of log size, then the
-        // latest model version, then the latest in the log. Updates are visited newest in the
-        // log first; one placed before the best's as-of was made from an older state still
-        // (an update's as-of never passes its own place in the log), so the search stops there.
+        // The freshest (`ScoreUpdateBody.isFresher`), not the last committed: an update made from
+        // an older state (delayed, say, while a re-score ran) can commit after one made from a
+        // newer state, and must not hide the records the newer one covers; of equally fresh ones,
+        // the latest in the log. Updates are visited newest in the log first; one placed before
+        // the best's as-of was made from an older state still (an update's as-of never passes its
+        // own place in the log), so the search stops there.
         var best: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
         _ = try facts.newestScoreUpdate(of: subject, limit: Self.scoreUpdatesRead) { l in
             if let b = best, l.logIndex < b.1.asOfLogSize { return true }
             guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || name == nil else { return false }
-            if best.map({ (s.asOfLogSize, m.version) > ($0.1.asOfLogSize, $0.2.version) }) ?? true { best = (l, s, m) }
+            if best.map({ s.isFresher(than: $0.1, model: m, otherModel: $0.2) }) ?? true { best = (l, s, m) }
             return false
         }
         if let best { return best }
