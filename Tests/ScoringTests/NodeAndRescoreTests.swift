@@ -240,12 +240,7 @@ final class NodeAndRescoreTests: XCTestCase {
     /// a restart finds the job done (`rescore-done`), and without that file resumes and skips
     /// every subject whose update already committed.
     func testDevLedgerRescoresEverySubjectAfterAModelInstall() async throws {
-        let keys = MemberSecretKeys(memberID: "dev")
-        let member = Member(id: "dev", name: "dev", roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
-                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
-        let genesis = try Genesis(bytes: Genesis.render(chainID: "creditledger.test/upgrade", genesisTime: "2026-11-21T00:00:00Z",
-                                                        members: [member], models: try ["individual-business.json", "enterprise.json"].map(Models.installed)))
-        let store = try ChainStore.create(path: "\(directory)/ledger", genesis: genesis)
+        let (keys, member, genesis, store) = try devScorerChain(chainID: "creditledger.test/upgrade")
         let demo = DemoSubjects(count: 300, seed: 4, asOf: try LedgerDate(iso: "2026-11-21"))
         var nonce: UInt64 = 0
         let engine = ScoreEngine(genesis: genesis)
@@ -277,9 +272,7 @@ final class NodeAndRescoreTests: XCTestCase {
         var ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
         var producer = Task { [ledger] in await ledger.runBlockProducer() }
         // Install individual-business v2, then keep attesting new subjects.
-        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
-        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
-        g.approvals = [MemberSignature(member: "dev", keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
+        let g = Self.individualBusinessV2(genesis: genesis, keys: keys)
         nonce += 1
         let install = Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
                                        body: .governance(g), key: keys.signing)
@@ -290,8 +283,7 @@ final class NodeAndRescoreTests: XCTestCase {
             let subs = try records.map { r -> Submission in nonce += 1; return try r.request.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: asOfMillis) }
             committedDuring += try await ledger.submit(subs).count
         }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        try await Self.waitUntilRescoreFinished(ledger)
         let status = try XCTUnwrap(ledger.rescoreStatus)
         XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
         let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
@@ -333,13 +325,39 @@ final class NodeAndRescoreTests: XCTestCase {
         let sizeBefore = store.head.logSize
         ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
         producer = Task { [ledger] in await ledger.runBlockProducer() }
-        let deadline2 = Date().addingTimeInterval(30)
-        while Date() < deadline2, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        try await Self.waitUntilRescoreFinished(ledger)
         XCTAssertEqual(ledger.rescoreStatus?["done"] as? Int, individuals)
         XCTAssertEqual(store.head.logSize, sizeBefore, "subjects already re-scored were scored again")
         XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir + "/rescore-done"))
         producer.cancel()
         await producer.value
+    }
+
+    /// A one-member dev chain whose member validates, holds the payloads, attests, lends and
+    /// scores, with the individual-business and enterprise scorecards (v1) in genesis.
+    func devScorerChain(chainID: String) throws -> (keys: MemberSecretKeys, member: Member, genesis: Genesis, store: ChainStore) {
+        let keys = MemberSecretKeys(memberID: "dev")
+        let member = Member(id: "dev", name: "dev", roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        let genesis = try Genesis(bytes: Genesis.render(chainID: chainID, genesisTime: "2026-11-21T00:00:00Z",
+                                                        members: [member], models: try ["individual-business.json", "enterprise.json"].map(Models.installed)))
+        return (keys, member, genesis, try ChainStore.create(path: "\(directory)/ledger", genesis: genesis))
+    }
+
+    /// Installing individual-business v2 (v1's document, version raised), approved by the dev member.
+    static func individualBusinessV2(genesis: Genesis, keys: MemberSecretKeys) -> GovernanceBody {
+        let v1 = genesis.models.first { $0.name == "individual-business" }!
+        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        let member = genesis.member(keys.memberID)!
+        g.approvals = [MemberSignature(member: member.id, keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
+        return g
+    }
+
+    /// Waits up to 30 s for the background re-score to report "finished".
+    static func waitUntilRescoreFinished(_ ledger: Ledger) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     static func u64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }

@@ -11,12 +11,7 @@ extension NodeAndRescoreTests {
     /// re-score after a model install on every try. The job still finishes, counts the failure,
     /// and is not run again after a restart.
     func testARescoreWithASubjectThatCannotBeScoredFinishesOnce() async throws {
-        let keys = MemberSecretKeys(memberID: "dev")
-        let member = Member(id: "dev", name: "dev", roles: [.validator, .custodian, .governmentIssuer, .bank, .scorer],
-                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
-        let genesis = try Genesis(bytes: Genesis.render(chainID: "creditledger.test/upgrade-fail", genesisTime: "2026-11-21T00:00:00Z",
-                                                        members: [member], models: try ["individual-business.json", "enterprise.json"].map(Models.installed)))
-        let store = try ChainStore.create(path: "\(directory)/ledger", genesis: genesis)
+        let (keys, member, genesis, store) = try devScorerChain(chainID: "creditledger.test/upgrade-fail")
         let asOfMillis = UInt64(try LedgerDate(iso: "2026-11-21").dayNumber) * 86_400_000
         let demo = DemoSubjects(count: 20, seed: 4, asOf: try LedgerDate(iso: "2026-11-21"))
         var nonce: UInt64 = 0
@@ -37,13 +32,8 @@ extension NodeAndRescoreTests {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         var ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
         var producer = Task { [ledger] in await ledger.runBlockProducer() }
-        let v1 = genesis.models[0]
-        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
-        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
-        g.approvals = [MemberSignature(member: "dev", keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
-        _ = try await ledger.submit([signed(.governance(g))])
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+        _ = try await ledger.submit([signed(.governance(Self.individualBusinessV2(genesis: genesis, keys: keys)))])
+        try await Self.waitUntilRescoreFinished(ledger)
         let status = try XCTUnwrap(ledger.rescoreStatus)
         XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
         XCTAssertEqual(status["failed"] as? Int, 1, "\(status)")
