@@ -39,11 +39,15 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// Re-scores every subject after a model upgrade (docs/SCORING.md §8.1).
     private(set) var upgrade: UpgradeRescorer!
 
+    let stateDirectory: String
+
     init(node: ConsensusNode, stateDirectory: String) {
         self.node = node
+        self.stateDirectory = stateDirectory
         engine = ScoreEngine(genesis: node.genesis)
         scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
         upgrade = UpgradeRescorer(host: self, stateDirectory: stateDirectory)
+        loadWatermark()
     }
 
     var store: ChainStore { node.store }
@@ -74,36 +78,211 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         queue.async { [self] in
             upgrade.committed(block.submissions, firstLogIndex: block.header.firstLogIndex, logSize: block.header.logSize)
             retryEndorsements()
+            defer { processedLogSize = max(processedLogSize, block.header.logSize) }
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).
             guard !store.allModels().isEmpty, let subjects = try? store.subjectsWithNewRecords(in: block.submissions) else { return }
-            let asOfSize = store.head.logSize
-            guard let millis = try? store.blockTimestamp(coveringLogSize: asOfSize), let date = try? LedgerDate(chinaStandardTimeMillis: millis) else { return }
-            let asOf = ScoreAsOf(logSize: asOfSize, date: date)
-            let picked = Self.toScore(subjects, mine: { designated($0) == node.member.id }, max: Self.maxSubjectsPerBlock)
+            settle(block.submissions)
+            guard let asOf = currentAsOf() else { return }
+            let picked = Self.toScore(subjects, mine: isDesignated, max: Self.maxSubjectsPerBlock)
+            // Every subject of its own is owed a score until one as of this block commits; those
+            // left now are tried at the next tick.
+            let now = ContinuousClock.now
+            for subject in subjects where isDesignated(subject) {
+                owe(subject, from: block.header.firstLogIndex, need: block.header.logSize, lastTry: now - Self.retryAfter)
+            }
             var skipped = picked.skipped
             for subject in picked.chosen {
-                guard pending.count < Self.maxPending else { skipped += 1; continue }
-                guard let kind = subject.subjectKind, let model = scorecard(for: kind) else { continue }
-                do {
-                    // From the subject index's scoring entries, which give the same facts as the
-                    // transactions without reading and decoding them (docs/SCORING.md §8.3).
-                    // One more than a score may take, so that a subject over the limit is refused, not truncated.
-                    let records = try store.scoreRecords(subject, before: asOfSize, limit: FieldLimits.scoreInputs + 1)
-                    guard !records.isEmpty else { continue }
-                    let body = try engine.makeScoreUpdate(subject: subject, records: records, model: model, asOf: asOf)
-                    if node.genesis.scoreEndorsementsRequired == 0 { submit(body); continue }
-                    let carrier = node.signOwn(.scoreUpdate(body))
-                    pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now)
-                    requestEndorsements(pending[carrier.id]!)
-                } catch {
-                    logger.warning("could not score \(subject): \(error)")
+                switch score(subject, asOf: asOf) {
+                case .done: owed[subject] = nil
+                case .sent: owed[subject]?.lastTry = now
+                case .later: skipped += 1
                 }
             }
             if skipped > 0 {
-                logger.warning("\(skipped) subjects with new records in block \(block.header.height) were not scored now (at most \(Self.maxSubjectsPerBlock) a block and \(Self.maxPending) awaiting endorsement); each is scored with its next record, or by a re-score")
+                logger.warning("\(skipped) subjects with new records in block \(block.header.height) were not scored now (at most \(Self.maxSubjectsPerBlock) a block and \(Self.maxPending) awaiting endorsement); they are tried again within seconds")
             }
         }
+    }
+
+    enum Attempt { case sent, done, later }
+
+    /// Scores one subject as of `asOf` and sends the update for endorsement (or submits it):
+    /// `.sent`; `.done` when there is nothing this node can score (no kind, no scorecard, no
+    /// record, or the scorer refuses it, as for a subject over the input limit); `.later` when
+    /// no more updates may wait for endorsement now.
+    func score(_ subject: USCC, asOf: ScoreAsOf) -> Attempt {
+        guard let kind = subject.subjectKind, let model = scorecard(for: kind) else { return .done }
+        guard pending.count < Self.maxPending else { return .later }
+        do {
+            // From the subject index's scoring entries, which give the same facts as the
+            // transactions without reading and decoding them (docs/SCORING.md §8.3).
+            // One more than a score may take, so that a subject over the limit is refused, not truncated.
+            let records = try store.scoreRecords(subject, before: asOf.logSize, limit: FieldLimits.scoreInputs + 1)
+            guard !records.isEmpty else { return .done }
+            let body = try engine.makeScoreUpdate(subject: subject, records: records, model: model, asOf: asOf)
+            if node.genesis.scoreEndorsementsRequired == 0 { submit(body); return .sent }
+            let carrier = node.signOwn(.scoreUpdate(body))
+            pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now)
+            pendingSubjects[subject, default: 0] += 1
+            requestEndorsements(pending[carrier.id]!)
+            return .sent
+        } catch {
+            logger.warning("could not score \(subject): \(error)")
+            return .done
+        }
+    }
+
+    /// The committed head as a scoring as-of point.
+    func currentAsOf() -> ScoreAsOf? {
+        let size = store.head.logSize
+        guard let millis = try? store.blockTimestamp(coveringLogSize: size), let date = try? LedgerDate(chinaStandardTimeMillis: millis) else { return nil }
+        return ScoreAsOf(logSize: size, date: date)
+    }
+
+    // MARK: The backlog of owed scores (docs/SCORING.md §7.1, "Nothing is left unscored")
+
+    /// A subject of this scorer with records no committed score update covers yet.
+    struct Owed {
+        /// The first log index not known to be covered: a restart re-reads the log from here.
+        var from: UInt64
+        /// A score as of this log size or later covers every record seen.
+        var need: UInt64
+        var lastTry: ContinuousClock.Instant
+    }
+    var owed: [USCC: Owed] = [:]
+    /// Subjects with an update waiting for endorsement (count of such updates).
+    var pendingSubjects: [USCC: Int] = [:]
+    /// The log size of the last block handed to `committed`.
+    var processedLogSize: UInt64 = 0
+    /// Log indexes still to be read for owed subjects: after a restart (from the saved
+    /// watermark), or after the backlog was full.
+    var rescan: (next: UInt64, end: UInt64)? = nil
+    /// The first log index of a block whose subjects did not fit in the backlog.
+    var overflowFrom: UInt64? = nil
+    var savedWatermark: UInt64? = nil
+    var progressFile: String { stateDirectory + "/scoring-watermark" }
+    static let maxOwed = 100_000
+    /// How long after an attempt an owed subject is checked and tried again: past the wait
+    /// for endorsements, so a request that expired is not still pending.
+    static let retryAfter: Duration = endorsementWait + .seconds(5)
+    static let rescanPerTick = 5_000
+
+    /// Everything below this log index is covered by committed score updates, or was found
+    /// unscorable: the point a restart reads the log from.
+    var watermark: UInt64 {
+        var w = rescan?.next ?? processedLogSize
+        if let o = overflowFrom { w = min(w, o) }
+        for o in owed.values where o.from < w { w = o.from }
+        return w
+    }
+
+    /// For `GET /v1/status`: subjects owed a score, updates waiting for endorsement, the saved watermark.
+    var backlogStatus: [String: any Sendable] {
+        queue.sync {
+            var s: [String: any Sendable] = ["owed": owed.count, "awaiting_endorsement": pending.count, "watermark": watermark]
+            if let r = rescan { s["rescan_left"] = r.end - r.next }
+            return s
+        }
+    }
+
+    func owe(_ subject: USCC, from: UInt64, need: UInt64, lastTry: ContinuousClock.Instant) {
+        if var o = owed[subject] {
+            o.from = min(o.from, from); o.need = max(o.need, need)
+            owed[subject] = o
+        } else if owed.count < Self.maxOwed {
+            owed[subject] = Owed(from: from, need: need, lastTry: lastTry)
+        } else {
+            if overflowFrom == nil {
+                logger.warning("scoring backlog full (\(Self.maxOwed) subjects): subjects from log index \(from) on are read again from the log once it drains")
+            }
+            overflowFrom = min(overflowFrom ?? from, from)
+        }
+    }
+
+    /// Score updates in a committed block settle the owed subjects they cover.
+    func settle(_ submissions: [Submission]) {
+        for s in submissions {
+            guard case .scoreUpdate(let u) = s.transaction.body, let o = owed[u.subject], u.asOfLogSize >= o.need,
+                  let kind = u.subject.subjectKind, scorecard(for: kind)?.hash == u.modelHash else { continue }
+            owed[u.subject] = nil
+        }
+    }
+
+    /// At start: the watermark saved before, if any. Subjects with records from there to the
+    /// head are read again from the log, and scored if no committed update covers them.
+    func loadWatermark() {
+        let head = store.head.logSize
+        processedLogSize = head
+        guard let text = try? String(contentsOfFile: progressFile, encoding: .utf8) else { return }
+        guard let w = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)), w <= head else {
+            logger.warning("ignoring \(progressFile): not a log size at most the head's \(head)")
+            return
+        }
+        savedWatermark = w
+        if w < head {
+            rescan = (w, head)
+            logger.info("scoring: reading log indexes \(w)..<\(head) again for subjects left unscored before the restart")
+        }
+    }
+
+    /// Each tick: read part of the rescan, check owed subjects whose last try is old enough
+    /// (settled ones leave; the rest are scored again), save the watermark when it moved.
+    func serviceBacklog() {
+        guard !store.allModels().isEmpty else { return }
+        if rescan == nil, let o = overflowFrom, owed.count < Self.maxOwed / 2 {
+            rescan = (o, processedLogSize); overflowFrom = nil
+        }
+        if let r = rescan { readForRescan(r) }
+        let now = ContinuousClock.now
+        let due = owed.filter { now - $0.value.lastTry >= Self.retryAfter && pendingSubjects[$0.key] == nil }
+        if !due.isEmpty, let asOf = currentAsOf() {
+            var tried = 0
+            for (subject, o) in due.sorted(by: { $0.value.from < $1.value.from }) where tried < Self.maxSubjectsPerBlock {
+                let covered: Bool
+                if let kind = subject.subjectKind, let model = scorecard(for: kind) {
+                    covered = (try? store.scoreCoversNewestRecord(subject, modelHash: model.hash, before: o.need)) ?? false
+                } else {
+                    covered = true
+                }
+                if covered { owed[subject] = nil; continue }
+                tried += 1
+                switch score(subject, asOf: asOf) {
+                case .done: owed[subject] = nil
+                case .sent: owed[subject]?.lastTry = now
+                case .later: tried = Self.maxSubjectsPerBlock
+                }
+            }
+            if tried > 0 { logger.info("scoring: \(tried) owed subjects scored again (no committed update covered their records)") }
+        }
+        let w = watermark
+        if w != savedWatermark {
+            do {
+                try ConsensusWAL.writeDurably(Array("\(w)\n".utf8), to: progressFile, directory: stateDirectory)
+                savedWatermark = w
+            } catch {
+                logger.warning("cannot save the scoring watermark in \(progressFile): \(error)")
+            }
+        }
+    }
+
+    private func readForRescan(_ r: (next: UInt64, end: UInt64)) {
+        let end = min(r.end, r.next + UInt64(Self.rescanPerTick))
+        var submissions: [Submission] = []
+        do {
+            for i in r.next..<end {
+                guard let tx = try store.transaction(at: i) else { throw LedgerError(.notFound, "log index \(i) holds no transaction") }
+                submissions.append(Submission(transaction: tx, envelope: nil))
+            }
+            for subject in try store.subjectsWithNewRecords(in: submissions) where isDesignated(subject) {
+                guard owed.count < Self.maxOwed || owed[subject] != nil else { return }   // read on once the backlog drains
+                owe(subject, from: r.next, need: end, lastTry: .now - Self.retryAfter)
+            }
+        } catch {
+            logger.warning("scoring: cannot read log indexes \(r.next)..<\(end) again: \(error)")
+            return
+        }
+        rescan = end < r.end ? (end, r.end) : nil
     }
 
     @discardableResult
@@ -128,6 +307,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             }
             let carrier = node.signOwn(.scoreUpdate(body))
             pending[carrier.id] = Pending(body: body, carrier: carrier, started: .now, lastSent: .now, rescore: true)
+            pendingSubjects[body.subject, default: 0] += 1
             requestEndorsements(pending[carrier.id]!)
         }
     }
@@ -180,7 +360,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                   !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
             p.body.endorsements.append(signature)
             if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
-                pending[carrier] = nil
+                dropPending(carrier)
                 // The validator checks every endorsement.
                 if !submit(p.body) && p.rescore { upgrade.released(p.body.subject) }
             } else {
@@ -202,13 +382,23 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             retryEndorsements()
             let now = ContinuousClock.now
             let expired = pending.filter { now - $0.value.started >= Self.endorsementWait }
-            for p in expired.values where p.rescore { upgrade.released(p.body.subject) }
-            pending = pending.filter { now - $0.value.started < Self.endorsementWait }
+            for (id, p) in expired {
+                if p.rescore { upgrade.released(p.body.subject) }
+                dropPending(id)
+            }
             for (id, p) in pending where now - p.lastSent >= .seconds(1) {
                 requestEndorsements(p)
                 pending[id]!.lastSent = now
             }
+            serviceBacklog()
         }
+    }
+
+    /// Forgets a pending update (endorsed, or expired).
+    func dropPending(_ id: Hash) {
+        guard let p = pending.removeValue(forKey: id) else { return }
+        let n = (pendingSubjects[p.body.subject] ?? 1) - 1
+        pendingSubjects[p.body.subject] = n > 0 ? n : nil
     }
 
     private func retryEndorsements() {

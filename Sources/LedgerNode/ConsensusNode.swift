@@ -213,6 +213,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     public func status() -> [String: any Sendable] {
         let rescore = autoScorer?.upgrade.status
+        let backlog = autoScorer?.backlogStatus
         return queue.sync {
             var s: [String: any Sendable] = [
                 "mode": isValidator ? "validator" : "follower",
@@ -225,6 +226,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "quorum": genesis.quorum,
             ]
             if let rescore { s["rescore"] = rescore }
+            if let backlog { s["scoring_backlog"] = backlog }
             if let memo = validator.scoreChecks {
                 let n = memo.statistics
                 s["score_checks"] = ["recomputed": n.recomputed, "reused": n.reused] as [String: any Sendable]

@@ -181,6 +181,35 @@ extension ChainStore {
         try newestConsents(entries.entries.reversed().lazy.filter { $0.kind == TransactionKind.consent.rawValue }.map(\.logIndex),
                            grantee: grantee, limit: limit)
     }
+
+    /// Whether a committed score update under `modelHash` covers the subject's newest record
+    /// below `logSize`: one as of a log size past that record. True when the subject has no
+    /// record. Only an update placed after a record in the log can be as of a size past it, so
+    /// the walk goes newest first and stops at the newest record; it reads at most `maxEntries`
+    /// entries and answers true past them (so many entries after a record are score updates
+    /// and consents, not a record left unscored).
+    public func scoreCoversNewestRecord(_ subject: USCC, modelHash: Hash, before logSize: UInt64, maxEntries: Int = 4_096) throws -> Bool {
+        guard logSize > 0 else { return true }
+        let prefix = Array(subject.code.utf8)
+        let it = try database.makeIterator(Family.subjects)
+        it.seekForPrev(Self.subjectKey(subject, logIndex: logSize - 1))
+        var newestAsOf: UInt64? = nil
+        var seen = 0
+        while it.isValid, seen < maxEntries {
+            let key = it.key
+            guard key.count == 26, key.starts(with: prefix) else { break }
+            let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let kind = it.value.first ?? 0
+            if Self.isRecord(kind) { return (newestAsOf ?? 0) > index }
+            if kind == TransactionKind.scoreUpdate.rawValue, case .scoreUpdate(let s)? = try transaction(at: index)?.body, s.modelHash == modelHash {
+                newestAsOf = max(newestAsOf ?? 0, s.asOfLogSize)
+            }
+            seen += 1
+            it.previous()
+        }
+        try it.checkStatus()
+        return true
+    }
 }
 
 /// One subject's entries in the subject index below a log size, as `ChainStore.subjectEntries` read them.

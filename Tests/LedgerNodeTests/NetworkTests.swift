@@ -210,6 +210,77 @@ final class NetworkTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(reused, 2 * updates, "block checks reuse the admission checks")
     }
 
+    /// Nothing is left unscored. Two things used to leave a subject without a score until its
+    /// next record: its designated bureau's request for an endorsement expiring (30 s) while the
+    /// other bureau was down, and the designated bureau crashing before its update committed
+    /// (pending updates lived only in memory). Now the bureau keeps the subjects it owes a score,
+    /// tries again after the wait, and saves a watermark from which a restart reads the log again.
+    func testSubjectsLeftUnscoredByAnOutageOrACrashAreScoredLater() throws {
+        let net = try LocalConsortium(name: "owed-score", withModels: true)
+        defer { net.stopAll() }
+        try net.startAll(LocalConsortium.validators)
+        let samrKeys = try MemberSecretKeys.load(from: net.keyPath("samr-330106"))
+        let bank = try net.client("bank-b")
+        // The scorers sorted by id; a subject's designated scorer is SHA-256(USCC)[0..<4] mod 2.
+        func designated(_ s: String) -> String {
+            let h = SHA256.hash(Array(s.utf8))
+            let n = (UInt64(h[0]) << 24 | UInt64(h[1]) << 16 | UInt64(h[2]) << 8 | UInt64(h[3])) % 2
+            return ["data-330106", "samr-330106"][Int(n)]
+        }
+        func scored(_ s: String) throws -> Bool {
+            let history = try bank.getJSON("/v1/subjects/\(s)/history")
+            return (history["records"] as? [[String: Any]] ?? []).contains { $0["kind"] as? String == "score_update" }
+        }
+        func committed(_ s: String, on m: String) throws -> Bool {
+            let history = try net.client(m).getJSON("/v1/subjects/\(s)/history")
+            return (history["records"] as? [[String: Any]] ?? []).contains { $0["kind"] as? String == "attestation" }
+        }
+        /// Records about new subjects, at least one of them designated to the supervision bureau.
+        func records(seed: UInt64, nonce: UInt64) throws -> (subjects: [String], batch: [Submission]) {
+            let requests = DemoRecords.requests(count: 6, subjects: 6, seed: seed)
+            let subjects = requests.map(\.subject)
+            XCTAssertTrue(subjects.contains { designated($0) == "samr-330106" }, "seed \(seed) gives the supervision bureau no subject")
+            return (subjects, try requests.enumerated().map { i, r in
+                try r.build(genesis: net.genesis, keys: samrKeys, nonce: nonce + UInt64(i), issuedAtMillis: 1)
+            })
+        }
+
+        // 1. The data bureau is down longer than an endorsement request waits. The supervision
+        //    bureau's own subjects wait for an endorsement that cannot come, and the request expires.
+        net.kill9("data-330106")
+        let first = try records(seed: 21, nonce: 100)
+        _ = try net.client("bank-a").submit(batch: first.batch)
+        XCTAssertTrue(try waitUntil(20) { try first.subjects.allSatisfy { try committed($0, on: "samr-330106") } }, "the records did not commit on three validators")
+        Thread.sleep(forTimeInterval: 31)
+        try net.start("data-330106")
+        let firstScored = try waitUntil(30) { try first.subjects.allSatisfy(scored) }
+        let firstLeft = try first.subjects.filter { try !scored($0) }
+        XCTAssertTrue(firstScored, "left unscored after the outage: \(firstLeft)")
+
+        // 2. The supervision bureau crashes while its updates wait for the data bureau (down again).
+        //    At restart it reads the log again from its saved watermark.
+        net.kill9("data-330106")
+        let second = try records(seed: 22, nonce: 200)
+        _ = try net.client("bank-a").submit(batch: second.batch)
+        XCTAssertTrue(try waitUntil(20) { try second.subjects.allSatisfy { try committed($0, on: "samr-330106") } }, "the records did not commit on three validators")
+        // The backlog holds them, and the watermark is saved below them, within a tick or two.
+        let saved = try waitUntil(10) {
+            let backlog = try net.client("samr-330106").getJSON("/v1/status")["scoring_backlog"] as? [String: Any]
+            return ((backlog?["owed"] as? NSNumber)?.intValue ?? 0) > 0
+                && (try? String(contentsOfFile: net.dataDir("samr-330106") + "/consensus/scoring-watermark", encoding: .utf8)) != nil
+        }
+        XCTAssertTrue(saved, "the supervision bureau neither owes the subjects nor saved a watermark")
+        Thread.sleep(forTimeInterval: 2)
+        net.kill9("samr-330106")
+        try net.start("data-330106")
+        try net.start("samr-330106")
+        let secondScored = try waitUntil(30) { try second.subjects.allSatisfy(scored) }
+        let secondLeft = try second.subjects.filter { try !scored($0) }
+        XCTAssertTrue(secondScored, "left unscored after the crash: \(secondLeft)")
+        let backlog = try net.client("samr-330106").getJSON("/v1/status")["scoring_backlog"] as? [String: Any]
+        XCTAssertEqual((backlog?["owed"] as? NSNumber)?.intValue, 0, "\(String(describing: backlog))")
+    }
+
     /// Model upgrade: subjects scored under v1; individual-business v2 and enterprise v2 are
     /// installed by governance while new attestations keep coming. Both bureaus re-score their
     /// designated subjects in the background as of the install block; every subject gets an
