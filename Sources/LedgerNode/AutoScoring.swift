@@ -81,16 +81,25 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             defer { processedLogSize = max(processedLogSize, block.header.logSize) }
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).
-            guard !store.allModels().isEmpty, let subjects = try? store.subjectsWithNewRecords(in: block.submissions) else { return }
+            guard !store.allModels().isEmpty else { return }
+            let subjects: [USCC]
+            do {
+                subjects = try store.subjectsWithNewRecords(in: block.submissions)
+            } catch {
+                // Read again from the log, as the backlog's overflow is.
+                logger.warning("scoring: cannot list the subjects of block \(block.header.height): \(error)")
+                overflowFrom = min(overflowFrom ?? block.header.firstLogIndex, block.header.firstLogIndex)
+                return
+            }
             settle(block.submissions)
-            guard let asOf = currentAsOf() else { return }
-            let picked = Self.toScore(subjects, mine: isDesignated, max: Self.maxSubjectsPerBlock)
             // Every subject of its own is owed a score until one as of this block commits; those
-            // left now are tried at the next tick.
+            // not scored now are tried at the next tick.
             let now = ContinuousClock.now
             for subject in subjects where isDesignated(subject) {
                 owe(subject, from: block.header.firstLogIndex, need: block.header.logSize, lastTry: now - Self.retryAfter)
             }
+            guard let asOf = currentAsOf() else { return }
+            let picked = Self.toScore(subjects, mine: isDesignated, max: Self.maxSubjectsPerBlock)
             var skipped = picked.skipped
             for subject in picked.chosen {
                 switch score(subject, asOf: asOf) {
@@ -149,6 +158,8 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         /// A score as of this log size or later covers every record seen.
         var need: UInt64
         var lastTry: ContinuousClock.Instant
+        /// The last update submitted for it: while the mempool holds it, it is not tried again.
+        var submitted: Hash? = nil
     }
     var owed: [USCC: Owed] = [:]
     /// Subjects with an update waiting for endorsement (count of such updates).
@@ -235,7 +246,13 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         }
         if let r = rescan { readForRescan(r) }
         let now = ContinuousClock.now
-        let due = owed.filter { now - $0.value.lastTry >= Self.retryAfter && pendingSubjects[$0.key] == nil }
+        var due = owed.filter { now - $0.value.lastTry >= Self.retryAfter && pendingSubjects[$0.key] == nil }
+        // An update still waiting in the mempool (a busy network) is not made again: checked later.
+        for (subject, o) in due {
+            guard let id = o.submitted, node.mempool.contains(id) else { continue }
+            due[subject] = nil
+            owed[subject]?.lastTry = now
+        }
         if !due.isEmpty, let asOf = currentAsOf() {
             var tried = 0
             for (subject, o) in due.sorted(by: { $0.value.from < $1.value.from }) where tried < Self.maxSubjectsPerBlock {
@@ -288,7 +305,8 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     @discardableResult
     func submit(_ body: ScoreUpdateBody) -> Bool {
         do {
-            try node.submitOwn(.scoreUpdate(body))
+            let id = try node.submitOwn(.scoreUpdate(body))
+            owed[body.subject]?.submitted = id
             logger.debug("score update for \(body.subject): \(body.points) points, grade \(body.grade.name)")
             return true
         } catch {

@@ -277,13 +277,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// Signs, checks, admits and gossips a transaction of this node's own; no one waits for it.
-    func submitOwn(_ body: TransactionBody) throws {
+    /// Signs, checks and admits a transaction of this node's own; returns its id.
+    @discardableResult
+    func submitOwn(_ body: TransactionBody) throws -> Hash {
         let s = Submission(transaction: signOwn(body), envelope: nil)
         try checkStateless(s)
         try validator.checkStateful(s.transaction, state: store)
         try mempool.admit([s], continuation: nil)
         gossip([s])
         queue.async { self.transactionsArrived() }
+        return s.transaction.id
     }
 
     var statusMessage: [UInt8] { NetMessage.status(height: store.head.height, headHash: store.head.blockHash).encoded }
