@@ -82,6 +82,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             // Nothing to score with no model installed; otherwise the block's own transactions
             // name the subjects (no need to read them back from the store).
             guard !store.allModels().isEmpty else { return }
+            settle(block.submissions)
             let subjects: [USCC]
             do {
                 subjects = try store.subjectsWithNewRecords(in: block.submissions)
@@ -91,7 +92,6 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                 overflowFrom = min(overflowFrom ?? block.header.firstLogIndex, block.header.firstLogIndex)
                 return
             }
-            settle(block.submissions)
             // Every subject of its own is owed a score until one as of this block commits; those
             // not scored now are tried at the next tick.
             let now = ContinuousClock.now
@@ -104,24 +104,29 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             for subject in picked.chosen {
                 switch score(subject, asOf: asOf) {
                 case .done: owed[subject] = nil
-                case .sent: owed[subject]?.lastTry = now
+                case .sent, .failed: owed[subject]?.lastTry = now
                 case .later: skipped += 1
                 }
             }
+            publishBacklog()
             if skipped > 0 {
                 logger.warning("\(skipped) subjects with new records in block \(block.header.height) were not scored now (at most \(Self.maxSubjectsPerBlock) a block and \(Self.maxPending) awaiting endorsement); they are tried again within seconds")
             }
         }
     }
 
-    enum Attempt { case sent, done, later }
+    enum Attempt { case sent, done, later, failed }
 
     /// Scores one subject as of `asOf` and sends the update for endorsement (or submits it):
     /// `.sent`; `.done` when there is nothing this node can score (no kind, no scorecard, no
     /// record, or the scorer refuses it, as for a subject over the input limit); `.later` when
-    /// no more updates may wait for endorsement now.
+    /// no more updates may wait for endorsement now; `.failed` when reading the store failed
+    /// (tried again after `retryAfter`).
     func score(_ subject: USCC, asOf: ScoreAsOf) -> Attempt {
-        guard let kind = subject.subjectKind, let model = scorecard(for: kind) else { return .done }
+        guard let kind = subject.subjectKind, let model = scorecard(for: kind) else {
+            logger.warning("cannot score \(subject): no scorecard is installed for its kind")
+            return .done
+        }
         guard pending.count < Self.maxPending else { return .later }
         do {
             // From the subject index's scoring entries, which give the same facts as the
@@ -136,9 +141,12 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             pendingSubjects[subject, default: 0] += 1
             requestEndorsements(pending[carrier.id]!)
             return .sent
-        } catch {
-            logger.warning("could not score \(subject): \(error)")
+        } catch let error as LedgerError {
+            logger.warning("cannot score \(subject): \(error)")
             return .done
+        } catch {
+            logger.warning("could not score \(subject) now, trying again later: \(error)")
+            return .failed
         }
     }
 
@@ -178,6 +186,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// for endorsements, so a request that expired is not still pending.
     static let retryAfter: Duration = endorsementWait + .seconds(5)
     static let rescanPerTick = 5_000
+    static let checksPerTick = 4_000
 
     /// Everything below this log index is covered by committed score updates, or was found
     /// unscorable: the point a restart reads the log from.
@@ -188,13 +197,17 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         return w
     }
 
-    /// For `GET /v1/status`: subjects owed a score, updates waiting for endorsement, the saved watermark.
-    var backlogStatus: [String: any Sendable] {
-        queue.sync {
-            var s: [String: any Sendable] = ["owed": owed.count, "awaiting_endorsement": pending.count, "watermark": watermark]
-            if let r = rescan { s["rescan_left"] = r.end - r.next }
-            return s
-        }
+    /// For `GET /v1/status`: subjects owed a score, updates waiting for endorsement, the
+    /// watermark; as of the last block or tick (a snapshot, so the HTTP thread never waits for
+    /// the scoring queue).
+    var backlogStatus: [String: any Sendable] { statusLock.withLock { backlogSnapshot } }
+    private let statusLock = NSLock()
+    private var backlogSnapshot: [String: any Sendable] = [:]
+
+    func publishBacklog() {
+        var s: [String: any Sendable] = ["owed": owed.count, "awaiting_endorsement": pending.count, "watermark": watermark]
+        if let r = rescan { s["rescan_left"] = r.end - r.next }
+        statusLock.withLock { backlogSnapshot = s }
     }
 
     func owe(_ subject: USCC, from: UInt64, need: UInt64, lastTry: ContinuousClock.Instant) {
@@ -238,35 +251,37 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     }
 
     /// Each tick: read part of the rescan, check owed subjects whose last try is old enough
-    /// (settled ones leave; the rest are scored again), save the watermark when it moved.
+    /// (covered ones leave; the rest are scored again), save the watermark when it moved.
+    /// A tick checks at most `checksPerTick` subjects and scores at most `maxSubjectsPerBlock`.
     func serviceBacklog() {
+        defer { publishBacklog() }
         guard !store.allModels().isEmpty else { return }
         if rescan == nil, let o = overflowFrom, owed.count < Self.maxOwed / 2 {
             rescan = (o, processedLogSize); overflowFrom = nil
         }
-        if let r = rescan { readForRescan(r) }
+        if let r = rescan, owed.count < Self.maxOwed { readForRescan(r) }
         let now = ContinuousClock.now
-        var due = owed.filter { now - $0.value.lastTry >= Self.retryAfter && pendingSubjects[$0.key] == nil }
-        // An update still waiting in the mempool (a busy network) is not made again: checked later.
-        for (subject, o) in due {
-            guard let id = o.submitted, node.mempool.contains(id) else { continue }
-            due[subject] = nil
-            owed[subject]?.lastTry = now
-        }
-        if !due.isEmpty, let asOf = currentAsOf() {
-            var tried = 0
-            for (subject, o) in due.sorted(by: { $0.value.from < $1.value.from }) where tried < Self.maxSubjectsPerBlock {
-                let covered: Bool
-                if let kind = subject.subjectKind, let model = scorecard(for: kind) {
-                    covered = (try? store.scoreCoversNewestRecord(subject, modelHash: model.hash, before: o.need)) ?? false
-                } else {
-                    covered = true
+        // With no room to wait for endorsements, nothing could be sent: no pass this tick.
+        if pending.count < Self.maxPending, let asOf = currentAsOf() {
+            let due = owed.filter { now - $0.value.lastTry >= Self.retryAfter && pendingSubjects[$0.key] == nil }
+            var checked = 0, tried = 0
+            for (subject, o) in due.sorted(by: { $0.value.from < $1.value.from }) {
+                guard checked < Self.checksPerTick, tried < Self.maxSubjectsPerBlock else { break }
+                // An update still waiting in the mempool (a busy network) is not made again.
+                if let id = o.submitted, node.mempool.contains(id) { owed[subject]?.lastTry = now; continue }
+                checked += 1
+                guard let kind = subject.subjectKind, let model = scorecard(for: kind) else {
+                    logger.warning("cannot score \(subject): no scorecard is installed for its kind")
+                    owed[subject] = nil
+                    continue
                 }
+                let covered = (try? store.scoreCoversNewestRecord(subject, modelHash: model.hash, recordsBefore: o.need,
+                                                                  before: asOf.logSize)) ?? false
                 if covered { owed[subject] = nil; continue }
                 tried += 1
                 switch score(subject, asOf: asOf) {
                 case .done: owed[subject] = nil
-                case .sent: owed[subject]?.lastTry = now
+                case .sent, .failed: owed[subject]?.lastTry = now
                 case .later: tried = Self.maxSubjectsPerBlock
                 }
             }

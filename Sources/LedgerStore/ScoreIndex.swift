@@ -183,26 +183,28 @@ extension ChainStore {
     }
 
     /// Whether a committed score update under `modelHash` covers the subject's newest record
-    /// below `logSize`: one as of a log size past that record. True when the subject has no
-    /// record. Only an update placed after a record in the log can be as of a size past it, so
-    /// the walk goes newest first and stops at the newest record; it reads at most `maxEntries`
-    /// entries and answers true past them (so many entries after a record are score updates
-    /// and consents, not a record left unscored).
-    public func scoreCoversNewestRecord(_ subject: USCC, modelHash: Hash, before logSize: UInt64, maxEntries: Int = 4_096) throws -> Bool {
-        guard logSize > 0 else { return true }
+    /// below `recordsBefore`: an update anywhere below `logSize` (the head) made as of a log size
+    /// past that record. True when the subject has no record below `recordsBefore`. Only an update
+    /// placed after a record in the log can be as of a size past it, so the walk goes newest
+    /// first from `logSize` and stops at that record. It reads at most `maxEntries` entries and
+    /// answers false past them: the caller then scores the subject again, which is safe.
+    public func scoreCoversNewestRecord(_ subject: USCC, modelHash: Hash, recordsBefore: UInt64, before logSize: UInt64,
+                                        maxEntries: Int = 4_096) throws -> Bool {
+        guard logSize > 0, recordsBefore > 0 else { return true }
         let prefix = Array(subject.code.utf8)
         let it = try database.makeIterator(Family.subjects)
         it.seekForPrev(Self.subjectKey(subject, logIndex: logSize - 1))
-        var newestAsOf: UInt64? = nil
+        var newestAsOf: UInt64 = 0
         var seen = 0
-        while it.isValid, seen < maxEntries {
+        while it.isValid {
+            guard seen < maxEntries else { return false }
             let key = it.key
             guard key.count == 26, key.starts(with: prefix) else { break }
             let index = key[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let kind = it.value.first ?? 0
-            if Self.isRecord(kind) { return (newestAsOf ?? 0) > index }
+            if Self.isRecord(kind) && index < recordsBefore { return newestAsOf > index }
             if kind == TransactionKind.scoreUpdate.rawValue, case .scoreUpdate(let s)? = try transaction(at: index)?.body, s.modelHash == modelHash {
-                newestAsOf = max(newestAsOf ?? 0, s.asOfLogSize)
+                newestAsOf = max(newestAsOf, s.asOfLogSize)
             }
             seen += 1
             it.previous()

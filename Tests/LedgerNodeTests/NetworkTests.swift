@@ -227,10 +227,11 @@ final class NetworkTests: XCTestCase {
             let n = (UInt64(h[0]) << 24 | UInt64(h[1]) << 16 | UInt64(h[2]) << 8 | UInt64(h[3])) % 2
             return ["data-330106", "samr-330106"][Int(n)]
         }
-        func scored(_ s: String) throws -> Bool {
+        func updates(_ s: String) throws -> Int {
             let history = try bank.getJSON("/v1/subjects/\(s)/history")
-            return (history["records"] as? [[String: Any]] ?? []).contains { $0["kind"] as? String == "score_update" }
+            return (history["records"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "score_update" }.count
         }
+        func scored(_ s: String) throws -> Bool { try updates(s) > 0 }
         func committed(_ s: String, on m: String) throws -> Bool {
             let history = try net.client(m).getJSON("/v1/subjects/\(s)/history")
             return (history["records"] as? [[String: Any]] ?? []).contains { $0["kind"] as? String == "attestation" }
@@ -256,6 +257,8 @@ final class NetworkTests: XCTestCase {
         let firstScored = try waitUntil(30) { try first.subjects.allSatisfy(scored) }
         let firstLeft = try first.subjects.filter { try !scored($0) }
         XCTAssertTrue(firstScored, "left unscored after the outage: \(firstLeft)")
+        // Scored once each: the retry comes after the expired request, not beside it.
+        XCTAssertEqual(try first.subjects.map(updates), Array(repeating: 1, count: first.subjects.count))
 
         // 2. The supervision bureau crashes while its updates wait for the data bureau (down again).
         //    At restart it reads the log again from its saved watermark.
@@ -277,6 +280,8 @@ final class NetworkTests: XCTestCase {
         let secondScored = try waitUntil(30) { try second.subjects.allSatisfy(scored) }
         let secondLeft = try second.subjects.filter { try !scored($0) }
         XCTAssertTrue(secondScored, "left unscored after the crash: \(secondLeft)")
+        XCTAssertEqual(try second.subjects.map(updates), Array(repeating: 1, count: second.subjects.count))
+        XCTAssertEqual(try first.subjects.map(updates), Array(repeating: 1, count: first.subjects.count), "the restart scored settled subjects again")
         let backlog = try net.client("samr-330106").getJSON("/v1/status")["scoring_backlog"] as? [String: Any]
         XCTAssertEqual((backlog?["owed"] as? NSNumber)?.intValue, 0, "\(String(describing: backlog))")
     }

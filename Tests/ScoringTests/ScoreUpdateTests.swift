@@ -255,36 +255,45 @@ final class ScoreUpdateTests: XCTestCase {
     }
 
     /// What a scorer's backlog asks of the store: does a committed update under the scorecard
-    /// cover the subject's newest record? Only one as of a log size past that record does.
+    /// cover the subject's newest record below a log size? Only one as of a log size past that
+    /// record does, and it sits in a later block, past the bound the records are taken below.
     func testScoreCoversNewestRecordOnlyWhenAsOfPastIt() throws {
         let (chain, _, _) = try chain()
         let c = chain.consortium
         let subject = try USCC("92330106MA2H4K7Q3A")
         let engine = ScoreEngine(genesis: c.genesis)
         let card = try XCTUnwrap(chain.store.latestModel(name: "individual-business")).hash
-        func covered() throws -> Bool { try chain.store.scoreCoversNewestRecord(subject, modelHash: card, before: chain.store.head.logSize) }
+        /// Asked as the backlog asks: records below `recordsBefore`, updates up to the head.
+        func covered(recordsBefore: UInt64? = nil) throws -> Bool {
+            let head = chain.store.head.logSize
+            return try chain.store.scoreCoversNewestRecord(subject, modelHash: card, recordsBefore: recordsBefore ?? head, before: head)
+        }
         func commitScore(_ model: String = "individual-business", asOfLogSize: UInt64? = nil) throws {
             var (u, inputs, asOf, compiled) = try update(chain, subject, model, engine: engine, asOfLogSize: asOfLogSize)
             u.endorsements = [try engine.endorse(update: u, recomputedFrom: inputs, model: compiled, asOf: asOf, keys: c.keys["data-bureau"]!)]
             try chain.append([c.scoreTransaction(u, nonce: chain.nextNonce())])
         }
+        let recordsEnd = chain.store.head.logSize
         XCTAssertFalse(try covered(), "records and no score")
-        XCTAssertTrue(try chain.store.scoreCoversNewestRecord(try USCC("91330106MA27C1308F"), modelHash: card, before: 0), "an empty log")
+        XCTAssertTrue(try chain.store.scoreCoversNewestRecord(try USCC("91330106MA27C1308F"), modelHash: card, recordsBefore: 0, before: 0),
+                      "an empty log")
         try commitScore()
         XCTAssertTrue(try covered())
+        XCTAssertTrue(try covered(recordsBefore: recordsEnd), "the update committed after the block of the records covers them")
         // A new record; then an update made from the state before it, committed after it.
         let before = chain.store.head.logSize
         try chain.append([try c.attest(Examples.teaShop().list[3], by: "samr", nonce: chain.nextNonce())])
+        let afterRecord = chain.store.head.logSize
         XCTAssertFalse(try covered(), "a record after the score")
+        XCTAssertTrue(try covered(recordsBefore: before), "the records before it are still covered")
         try commitScore(asOfLogSize: before)
-        XCTAssertFalse(try covered(), "an update from before the record does not cover it")
+        XCTAssertFalse(try covered(recordsBefore: afterRecord), "an update from before the record does not cover it")
         // An update under another model does not cover it either; one under the scorecard does.
         try commitScore("risk-warning")
-        XCTAssertFalse(try covered(), "an update under the risk model")
+        XCTAssertFalse(try covered(recordsBefore: afterRecord), "an update under the risk model")
         try commitScore()
+        XCTAssertTrue(try covered(recordsBefore: afterRecord))
         XCTAssertTrue(try covered())
-        // Asked below the new record, the first update already covered the older ones.
-        XCTAssertTrue(try chain.store.scoreCoversNewestRecord(subject, modelHash: card, before: before))
     }
 
     func testModelInstallByGovernance() throws {
