@@ -269,7 +269,7 @@ struct StoreFacts: PolicyFacts {
     let custodianKey: MemberSecretKeys?
     let asOfDate: LedgerDate
     let maskedNames: MaskedNameCache?
-    /// The last subject's index entries, read once for its records, score updates and consents.
+    /// The last subject's index entries, read once for its records and score updates (consents have their own index).
     private let read = SubjectRead()
     /// More entries than this and each kind is read with its own pass (FieldLimits.scoreInputs is 1,024 records).
     static let maxSubjectEntries = 4_096
@@ -335,8 +335,8 @@ struct StoreFacts: PolicyFacts {
     }
 
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] {
-        if let e = try entries(of: subject) { return try store.consents(in: e, grantee: grantee, limit: limit) }
-        return try store.consents(of: subject, grantee: grantee, before: head.logSize, limit: limit)
+        // Their own index, by subject and grantee: other members' consents are not read.
+        try store.consents(of: subject, grantee: grantee, before: head.logSize, limit: limit)
     }
 
     func payload(of record: LoggedTransaction) throws -> [UInt8]? {

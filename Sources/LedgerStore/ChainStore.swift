@@ -36,6 +36,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let modelIndex: [UInt8] = Array("model-index/v1".utf8)
         /// `model/` ‖ document hash → u64 log index of the install_model transaction.
         static let modelPrefix: [UInt8] = Array("model/".utf8)
+        /// Present once every consent transaction in the store is indexed under `consent/` (QueryIndexes.swift).
+        static let consentIndex: [UInt8] = Array("consent-index/v1".utf8)
     }
 
     /// The latest committed block.
@@ -85,6 +87,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try batch.put(Family.meta, MetaKey.format, Array(storeFormat.utf8))
         try batch.put(Family.meta, MetaKey.genesis, genesis.bytes)
         try batch.put(Family.meta, MetaKey.modelIndex, [1])
+        try batch.put(Family.meta, MetaKey.consentIndex, [1])
         try db.write(batch)
         return try ChainStore(database: db, verifyDepth: 0)
     }
@@ -122,6 +125,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
+        try buildConsentIndexIfMissing()
         let policies = try loadPolicyIndex()
         lock.withLock { _policies = policies }
     }

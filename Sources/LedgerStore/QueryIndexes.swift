@@ -9,6 +9,7 @@ import LedgerStorage
 //   query-log/   ‖ USCC ‖ u64 log index                  → (empty): query records about a subject
 //   query-nonce/ ‖ string8 requester ‖ u64 request nonce → query record id: authenticated requests seen
 //   industry/    ‖ USCC                                  → the latest non-empty industry code attested
+//   consent/     ‖ USCC ‖ string8 grantee ‖ u64 log index → (empty): consent grants and revocations
 //   cell/        ‖ string8 model name ‖ USCC             → u64 log index ‖ grade ‖ industry: latest grade per scorecard
 
 extension ChainStore {
@@ -18,10 +19,18 @@ extension ChainStore {
         static let queryNonce: [UInt8] = Array("query-nonce/".utf8)
         static let industry: [UInt8] = Array("industry/".utf8)
         static let cell: [UInt8] = Array("cell/".utf8)
+        static let consent: [UInt8] = Array("consent/".utf8)
 
         static func nonce(_ requester: String, _ nonce: UInt64) -> [UInt8] {
             var w = ByteWriter(capacity: 48)
             w.raw(queryNonce); w.string8(requester); w.u64(nonce)
+            return w.bytes
+        }
+        /// The consents about `subject` naming `grantee`; with `logIndex`, one of them.
+        static func consent(_ subject: USCC, grantee: String, logIndex: UInt64? = nil) -> [UInt8] {
+            var w = ByteWriter(capacity: 96)
+            w.raw(consent); w.raw(Array(subject.code.utf8)); w.string8(grantee)
+            if let logIndex { w.u64(logIndex) }
             return w.bytes
         }
         static func cell(model: String, subject: USCC?) -> [UInt8] {
@@ -56,6 +65,8 @@ extension ChainStore {
             if !QueryRecordBody.unauthenticatedRefusals.contains(q.reason) {
                 try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
             }
+        case .consent(let c):
+            try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
         case .attestation(let a) where !a.industry.isEmpty:
             try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
         case .scoreUpdate(let s):
@@ -153,38 +164,61 @@ extension ChainStore {
         return out
     }
 
-    /// Consent grants and revocations about `subject` below `logSize`, oldest first.
-    /// Consent transactions read at most, newest first, to find those naming one grantee.
-    public static let maxConsentsRead = 16_384
-
     /// The newest `limit` consent transactions about `subject` below `logSize` that name
-    /// `grantee`, oldest first. The index is walked whole (keys only); consent transactions are
-    /// read newest first, at most `maxConsentsRead`.
+    /// `grantee`, oldest first. The consent index is keyed by subject and grantee, so the cost is
+    /// the consents returned, whatever else the subject's history holds (other grantees'
+    /// consents, records, score updates).
     public func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
-        var indexes: [UInt64] = []
-        var after: UInt64? = nil
-        while true {
-            let page = try subjectHistory(subject, after: after, limit: 512)
-            for (index, kind) in page where kind == TransactionKind.consent.rawValue && index < logSize {
-                indexes.append(index)
-                if indexes.count > 2 * Self.maxConsentsRead { indexes.removeFirst(indexes.count - Self.maxConsentsRead) }
-            }
-            guard page.count == 512, let last = page.last, last.logIndex < logSize else { break }
-            after = last.logIndex
+        guard logSize > 0, limit > 0 else { return [] }
+        guard try database.get(Family.meta, MetaKey.consentIndex) != nil else {
+            throw LedgerError(.unsupportedVersion, "store at \(database.path) has no consent index yet; open it read-write once (start the node) to build it")
         }
-        return try newestConsents(indexes.suffix(Self.maxConsentsRead).reversed(), grantee: grantee, limit: limit)
+        let prefix = QueryKey.consent(subject, grantee: grantee)
+        let it = try database.makeIterator(Family.meta)
+        it.seekForPrev(prefix + Self.u64Key(logSize - 1))
+        var out: [LoggedTransaction] = []
+        while it.isValid, out.count < limit, it.key.starts(with: prefix), it.key.count == prefix.count + 8 {
+            var r = ByteReader(Array(it.key.suffix(8)), context: "consent index")
+            let index = try r.u64("log_index")
+            guard let tx = try transaction(at: index), case .consent(let c) = tx.body, c.subject == subject, c.grantee == grantee else {
+                throw LedgerError(.invalidBlock, "the consent index names log index \(index), which holds no consent about \(subject.code) for \(grantee)")
+            }
+            out.append(LoggedTransaction(logIndex: index, transaction: tx))
+            it.previous()
+        }
+        try it.checkStatus()
+        return out.reversed()
     }
 
-    /// Reads consent transactions at `indexes` (newest first) and keeps up to `limit` naming `grantee`, oldest first.
-    func newestConsents(_ indexes: some Sequence<UInt64>, grantee: String, limit: Int) throws -> [LoggedTransaction] {
-        var out: [LoggedTransaction] = []
-        var read = 0
-        for index in indexes where out.count < limit && read < Self.maxConsentsRead {
-            read += 1
-            guard let tx = try transaction(at: index), case .consent(let c) = tx.body, c.grantee == grantee else { continue }
-            out.append(LoggedTransaction(logIndex: index, transaction: tx))
+    /// Indexes the consent transactions of a store written before the consent index existed:
+    /// the subject index gives each consent's log index (by its kind), the transaction its
+    /// grantee. Written in batches; the marker goes last, so an interrupted build starts again
+    /// at the next open. A read-only open leaves the store as it is.
+    func buildConsentIndexIfMissing() throws {
+        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.consentIndex) == nil else { return }
+        let it = try database.makeIterator(Family.subjects)
+        it.seekToFirst()
+        var batch = WriteBatch(for: database)
+        var pending = 0
+        while it.isValid {
+            if it.value.first == TransactionKind.consent.rawValue, it.key.count == 26 {
+                var r = ByteReader(Array(it.key.suffix(8)), context: "subject index")
+                let index = try r.u64("log_index")
+                if let tx = try transaction(at: index), case .consent(let c) = tx.body {
+                    try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
+                    pending += 1
+                }
+                if pending == 10_000 {
+                    try database.write(batch, sync: false)
+                    batch = WriteBatch(for: database)
+                    pending = 0
+                }
+            }
+            it.next()
         }
-        return out.reversed()
+        try it.checkStatus()
+        try batch.put(Family.meta, MetaKey.consentIndex, [1])
+        try database.write(batch, sync: true)
     }
 
     /// The grade cells of `model` and the head they belong to, read from one snapshot. The

@@ -176,11 +176,6 @@ extension ChainStore {
         }
     }
 
-    /// The newest `limit` consent transactions among `entries` naming `grantee`, oldest first.
-    public func consents(in entries: SubjectEntries, grantee: String, limit: Int) throws -> [LoggedTransaction] {
-        try newestConsents(entries.entries.reversed().lazy.filter { $0.kind == TransactionKind.consent.rawValue }.map(\.logIndex),
-                           grantee: grantee, limit: limit)
-    }
 
     /// Whether a committed score update under `modelHash` covers the subject's newest record
     /// below `recordsBefore`: an update anywhere below `logSize` (the head) made as of a log size

@@ -383,8 +383,9 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(visited.count, 4, "at most `limit` read")
         try store.visitScoreUpdates(of: food, before: 0, limit: 4) { _ in XCTFail("nothing is below log size 0"); return true }
 
-        // A query reads the subject's index once (subjectEntries) and takes records, score
-        // updates and consents from that pass: the same as reading each kind on its own.
+        // A query reads the subject's index once (subjectEntries) and takes records and score
+        // updates from that pass: the same as reading each kind on its own. Consents come from
+        // their own index: the same as picking them out of the subject's whole history.
         for size in [cut, store.head.logSize] {
             guard let entries = try store.subjectEntries(food, before: size, max: 4_096) else { return XCTFail("\(food) has few entries") }
             XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 1_000),
@@ -392,10 +393,13 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 2).map(\.logIndex),
                            try store.loggedScoreRecords(food, before: size, limit: 2).map(\.logIndex))
             for (grantee, limit) in [("bank-a", 100), ("bank-a", 1), ("bank-b", 100)] {
-                XCTAssertEqual(try store.consents(in: entries, grantee: grantee, limit: limit).map(\.logIndex),
-                               try store.consents(of: food, grantee: grantee, before: size, limit: limit).map(\.logIndex))
+                let history = try store.subjectHistory(food, limit: 100_000).filter { $0.logIndex < size }.compactMap { e -> UInt64? in
+                    guard let tx = try store.transaction(at: e.logIndex), case .consent(let c) = tx.body, c.grantee == grantee else { return nil }
+                    return e.logIndex
+                }
+                XCTAssertEqual(try store.consents(of: food, grantee: grantee, before: size, limit: limit).map(\.logIndex), Array(history.suffix(limit)))
             }
-            XCTAssertFalse(try store.consents(in: entries, grantee: "bank-a", limit: 100).isEmpty, "bank-a's consent is among the entries")
+            XCTAssertFalse(try store.consents(of: food, grantee: "bank-a", before: size, limit: 100).isEmpty, "bank-a's consent is found")
             var onePass: [UInt64] = [], perKind: [UInt64] = []
             try store.visitScoreUpdates(in: entries, limit: 4) { onePass.append($0.logIndex); return true }
             try store.visitScoreUpdates(of: food, before: size, limit: 4) { perKind.append($0.logIndex); return true }
@@ -515,6 +519,11 @@ final class QueryServiceTests: XCTestCase {
                                                 evidence: SHA256.hash(Array("form \(i)".utf8)), nonce: nextNonce(), issuedAtMillis: nowMillis))
         }
         _ = try await submit(spam)
+        // bank-a's consents are read without bank-b's: its two grants come back, nothing else.
+        let bankA = try store.consents(of: food, grantee: "bank-a", before: store.head.logSize, limit: 1_024)
+        XCTAssertEqual(bankA.count, 2, "the setup's grant and this one")
+        XCTAssertEqual(bankA.last?.transaction.id, grant)
+        XCTAssertEqual(try store.consents(of: food, grantee: "bank-b", before: store.head.logSize, limit: 1_024).count, 1_024, "the newest 1,024")
         let (_, before) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertTrue(before.answered, before.receipt.message)
         let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
