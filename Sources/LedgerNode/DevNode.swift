@@ -92,6 +92,7 @@ public enum DevNode {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")
         }
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified")
+        if let built = store.builtAtOpen { logger.notice("\(built)") }
         let ledger = try Ledger(store: store, validatorKeys: opened.keys,
                                 clock: { UInt64(Date().timeIntervalSince1970 * 1000) },
                                 blockInterval: blockInterval, logger: logger, rescoreStateDirectory: dataDirectory)

@@ -134,6 +134,7 @@ public enum NetworkNode {
         let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
         let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
+        if let built = store.builtAtOpen { logger.notice("\(built)") }
 
         try await LedgerAPI(ledger: node).serve(host: httpHost, port: httpPort, addressFile: dataDir + "/http.addr",
                                                 services: [ConsensusService(node: node)], logger: logger)

@@ -55,6 +55,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public let database: Database
     public let genesis: Genesis
+    /// Set when this open built an index the store predates, for the node to log (the build
+    /// runs once, and takes seconds on a large store).
+    public internal(set) var builtAtOpen: String?
     private let tree: MerkleNodeStore
     private let lock = NSLock()
     private var _head: Head

@@ -95,8 +95,12 @@ final class ConsentIndexTests: XCTestCase {
         // Opened read-write, the index is built from the subject index and answers as before.
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected)
+        XCTAssertTrue(store!.builtAtOpen?.contains("\(bankA.count + spam.count + 1) consents") == true, "for the node's log: \(store!.builtAtOpen ?? "nil")")
         store = nil
         store = try ChainStore(path: dir, mode: .readOnly, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected, "the built index was stored")
+        store = nil
+        store = try ChainStore(path: dir, verifyDepth: 0)
+        XCTAssertNil(store!.builtAtOpen, "built once")
     }
 }

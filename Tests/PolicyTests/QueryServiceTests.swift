@@ -387,7 +387,7 @@ final class QueryServiceTests: XCTestCase {
         // updates from that pass: the same as reading each kind on its own. Consents come from
         // their own index: the same as picking them out of the subject's whole history.
         for size in [cut, store.head.logSize] {
-            guard let entries = try store.subjectEntries(food, before: size, max: 4_096) else { return XCTFail("\(food) has few entries") }
+            guard let entries = try store.subjectEntries(food, before: size, max: 4_096) else { return XCTFail("\(food.code) has few entries") }
             XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 1_000),
                            try store.loggedScoreRecords(food, before: size, limit: 1_000))
             XCTAssertEqual(try store.loggedScoreRecords(in: entries, limit: 2).map(\.logIndex),
