@@ -5,7 +5,11 @@ import LedgerStorage
 
 /// The ledger in a RocksDB data directory.
 public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked Sendable {
-    public static let storeFormat = "creditledger-store/v1"
+    /// v2 adds the consent index (`consent/`, QueryIndexes.swift). A v1 store is upgraded when
+    /// opened read-write; the new marker then keeps binaries that do not write the index (and
+    /// would leave later consents, revocations included, out of it) from opening the store.
+    public static let storeFormat = "creditledger-store/v2"
+    static let upgradableFormats = ["creditledger-store/v1"]
 
     enum Family {
         static let meta = "meta"
@@ -55,8 +59,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public let database: Database
     public let genesis: Genesis
-    /// Set when this open built an index the store predates, for the node to log (the build
-    /// runs once, and takes seconds on a large store).
+    /// Set when this open built an index the store predates or upgraded its format, for the
+    /// node to log (it happens once, and the build takes seconds on a large store).
     public internal(set) var builtAtOpen: String?
     private let tree: MerkleNodeStore
     private let lock = NSLock()
@@ -114,8 +118,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         guard let format = try database.get(Family.meta, MetaKey.format) else {
             throw LedgerError(.invalidBlock, "store at \(database.path) has no format marker; it is not a CreditLedger store or it is damaged")
         }
-        guard format == Array(Self.storeFormat.utf8) else {
-            throw LedgerError(.unsupportedVersion, "store format \(String(decoding: format, as: UTF8.self)) is not \(Self.storeFormat)")
+        let formatName = String(decoding: format, as: UTF8.self)
+        guard formatName == Self.storeFormat || Self.upgradableFormats.contains(formatName) else {
+            throw LedgerError(.unsupportedVersion, "store format \(formatName) is not \(Self.storeFormat) (nor one this version upgrades: \(Self.upgradableFormats.joined(separator: ", ")))")
         }
         guard let genesisBytes = try database.get(Family.meta, MetaKey.genesis) else {
             throw LedgerError(.invalidGenesis, "store at \(database.path) has lost its genesis")
@@ -129,6 +134,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
         try buildConsentIndexIfMissing()
+        if formatName != Self.storeFormat, database.mode == .readWrite {
+            let batch = WriteBatch(for: database)
+            try batch.put(Family.meta, MetaKey.format, Array(Self.storeFormat.utf8))
+            try database.write(batch, sync: true)
+            builtAtOpen = [builtAtOpen, "upgraded the store from \(formatName) to \(Self.storeFormat)"].compactMap { $0 }.joined(separator: "; ")
+        }
         let policies = try loadPolicyIndex()
         lock.withLock { _policies = policies }
     }

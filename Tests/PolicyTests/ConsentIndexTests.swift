@@ -71,7 +71,10 @@ final class ConsentIndexTests: XCTestCase {
         guard case .consent(let r)? = found.dropFirst().first?.transaction.body else { return XCTFail("the revocation comes second") }
         XCTAssertEqual(r.action, .revoke)
 
-        // A store written before the index: its consent keys and marker removed.
+        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
+        XCTAssertEqual(ChainStore.storeFormat, "creditledger-store/v2")
+
+        // A store written before the index (format v1): its consent keys and marker removed.
         store = nil
         do {
             let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
@@ -82,6 +85,7 @@ final class ConsentIndexTests: XCTestCase {
             while it.isValid, it.key.starts(with: prefix) { try batch.delete("meta", it.key); it.next() }
             try it.checkStatus()
             XCTAssertEqual(batch.count, bankA.count + spam.count + 2, "one key per consent, and the marker")
+            try batch.put("meta", Array("format".utf8), Array("creditledger-store/v1".utf8))
             try db.write(batch)
         }
         // Read-only, it is left as it is, and asking for consents says why they cannot be read.
@@ -96,11 +100,27 @@ final class ConsentIndexTests: XCTestCase {
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected)
         XCTAssertTrue(store!.builtAtOpen?.contains("\(bankA.count + spam.count + 1) consents") == true, "for the node's log: \(store!.builtAtOpen ?? "nil")")
+        XCTAssertTrue(store!.builtAtOpen?.contains("from creditledger-store/v1 to creditledger-store/v2") == true, store!.builtAtOpen ?? "nil")
+        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array("creditledger-store/v2".utf8),
+                       "upgraded, so a binary that does not keep the index refuses the store")
         store = nil
         store = try ChainStore(path: dir, mode: .readOnly, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected, "the built index was stored")
         store = nil
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertNil(store!.builtAtOpen, "built once")
+
+        // A format this version does not know is refused, the store untouched.
+        store = nil
+        do {
+            let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            try batch.put("meta", Array("format".utf8), Array("creditledger-store/v9".utf8))
+            try db.write(batch)
+        }
+        XCTAssertThrowsError(try ChainStore(path: dir, verifyDepth: 0)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .unsupportedVersion)
+            XCTAssertTrue("\(error)".contains("creditledger-store/v9 is not creditledger-store/v2"), "\(error)")
+        }
     }
 }
