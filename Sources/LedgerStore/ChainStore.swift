@@ -62,6 +62,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// Set when this open built an index the store predates or upgraded its format, for the
     /// node to log (it happens once, and the build takes seconds on a large store).
     public internal(set) var builtAtOpen: String?
+    /// Whether consents can be read from their index: fixed at open (a read-write open builds
+    /// the index; a read-only open of an older store does not have it).
+    private(set) var consentIndexed = false
     private let tree: MerkleNodeStore
     private let lock = NSLock()
     private var _head: Head
@@ -134,6 +137,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
         try buildConsentIndexIfMissing()
+        consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
         if formatName != Self.storeFormat, database.mode == .readWrite {
             let batch = WriteBatch(for: database)
             try batch.put(Family.meta, MetaKey.format, Array(Self.storeFormat.utf8))

@@ -170,7 +170,7 @@ extension ChainStore {
     /// consents, records, score updates).
     public func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
         guard logSize > 0, limit > 0 else { return [] }
-        guard try database.get(Family.meta, MetaKey.consentIndex) != nil else {
+        guard consentIndexed else {
             throw LedgerError(.unsupportedVersion, "store at \(database.path) has no consent index yet; open it read-write once (start the node) to build it")
         }
         let prefix = QueryKey.consent(subject, grantee: grantee)

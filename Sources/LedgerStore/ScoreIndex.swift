@@ -176,7 +176,6 @@ extension ChainStore {
         }
     }
 
-
     /// Whether a committed score update under `modelHash` covers the subject's newest record
     /// below `recordsBefore`: an update anywhere below `logSize` (the head) made as of a log size
     /// past that record. True when the subject has no record below `recordsBefore`. Only an update
