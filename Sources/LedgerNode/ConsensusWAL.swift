@@ -6,11 +6,17 @@ import LedgerCrypto
 /// The validator's consensus safety state on disk: what it last signed in the current round,
 /// its lock, and the blocks it is locked on or holds as valid. Written atomically (temporary
 /// file, fsync, rename, fsync of the directory) before anything it covers is sent, so a
-/// restarted validator never signs a conflicting message. Each file carries a SHA-256
-/// checksum: a torn or altered file is refused with an error, never half-read.
+/// restarted validator never signs a conflicting message. The safety state carries a SHA-256
+/// checksum; a block file is checked against its own hash instead (its name is the block hash,
+/// the header commits to the transactions and they to their envelopes), which costs nothing
+/// when writing a block of megabytes. A torn or altered file is refused with an error, never
+/// half-read.
 public final class ConsensusWAL: @unchecked Sendable {
     public let directory: String
     static let magic: [UInt8] = Array("CLWAL1\n".utf8)
+    /// Block files: magic ‖ encoded block, no checksum (see above). Files written with `magic`
+    /// and a checksum by earlier versions are still read.
+    static let blockMagic: [UInt8] = Array("CLWALB\n".utf8)
     private var savedBlocks = Set<Hash>()
 
     public init(directory: String) throws {
@@ -29,10 +35,7 @@ public final class ConsensusWAL: @unchecked Sendable {
         var blocks: [Hash: CandidateBlock] = [:]
         for hash in [state.lockedHash, state.validHash].compactMap({ $0 }) where blocks[hash] == nil {
             guard let b = FileManager.default.contents(atPath: blockPath(hash)) else { continue }
-            var r = ByteReader(try Self.unwrap(Array(b), what: blockPath(hash)), context: "saved block")
-            let block = try CandidateBlock.decode(&r, limits: limits)
-            guard block.hash == hash else { throw LedgerError(.invalidBlock, "\(blockPath(hash)) does not hold block \(hash.hexString)") }
-            blocks[hash] = block
+            blocks[hash] = try Self.decodeBlock(Array(b), hash: hash, limits: limits, what: blockPath(hash))
             savedBlocks.insert(hash)
         }
         return (state, blocks)
@@ -43,9 +46,9 @@ public final class ConsensusWAL: @unchecked Sendable {
         let keep = Set([state.lockedHash, state.validHash].compactMap { $0 })
         for hash in keep where !savedBlocks.contains(hash) {
             guard let block = blocks(hash) else { continue }
-            var w = ByteWriter()
-            block.encode(&w)
-            try Self.writeDurably(Self.wrap(w.bytes), to: blockPath(hash), directory: directory)
+            // The directory is synced once, after the state's rename below: that makes this
+            // rename durable too, and the state never names a block whose file could be lost.
+            try Self.writeDurably(Self.encodeBlock(block), to: blockPath(hash), directory: directory, syncDirectory: false)
             savedBlocks.insert(hash)
         }
         try Self.writeDurably(Self.wrap(state.encoded), to: statePath, directory: directory)
@@ -53,6 +56,36 @@ public final class ConsensusWAL: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: blockPath(stale))
             savedBlocks.remove(stale)
         }
+    }
+
+    static func encodeBlock(_ block: CandidateBlock) -> [UInt8] {
+        var w = ByteWriter(capacity: blockMagic.count + block.encodedSize)
+        w.raw(blockMagic)
+        block.encode(&w)
+        return w.bytes
+    }
+
+    /// A saved block, refused unless it is whole: it must decode to the end, hash to `hash`, and
+    /// carry the transactions and envelopes its header commits to.
+    static func decodeBlock(_ bytes: [UInt8], hash: Hash, limits: Limits, what: String) throws -> CandidateBlock {
+        let block: CandidateBlock
+        if bytes.starts(with: blockMagic) {
+            var r = ByteReader(Array(bytes[blockMagic.count...]), context: what)
+            do {
+                block = try CandidateBlock.decode(&r, limits: limits)
+                try r.expectEnd()
+            } catch {
+                throw LedgerError(.malformed, "\(what) is not a whole block (torn write or corruption): \(error); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+            }
+        } else {
+            var r = ByteReader(try unwrap(bytes, what: what), context: what)
+            block = try CandidateBlock.decode(&r, limits: limits)
+        }
+        guard block.hash == hash else { throw LedgerError(.invalidBlock, "\(what) does not hold block \(hash.hexString)") }
+        if let why = ConsensusNode.contentMismatch(block) {
+            throw LedgerError(.invalidBlock, "\(what) holds block \(hash.hexString) but \(why) (corruption); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+        }
+        return block
     }
 
     static func wrap(_ body: [UInt8]) -> [UInt8] {
@@ -73,7 +106,8 @@ public final class ConsensusWAL: @unchecked Sendable {
         return body
     }
 
-    static func writeDurably(_ bytes: [UInt8], to path: String, directory: String) throws {
+    /// `syncDirectory: false` leaves the rename to be made durable by a later directory sync.
+    static func writeDurably(_ bytes: [UInt8], to path: String, directory: String, syncDirectory: Bool = true) throws {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw LedgerError(.notFound, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
@@ -89,6 +123,7 @@ public final class ConsensusWAL: @unchecked Sendable {
         guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw LedgerError(.notFound, "fsync \(tmp): \(e)") }
         close(fd)
         guard rename(tmp, path) == 0 else { throw LedgerError(.notFound, "rename \(tmp): \(String(cString: strerror(errno)))") }
+        guard syncDirectory else { return }
         // The rename is durable only once the directory is synced: until then a crash may bring
         // back the old file, and with it a state older than what was already sent.
         let dfd = open(directory, O_RDONLY)

@@ -1,6 +1,7 @@
 import Consensus
 import Foundation
 import LedgerCore
+import LedgerCrypto
 @testable import LedgerNode
 import XCTest
 
@@ -18,5 +19,62 @@ final class ConsensusWALTests: XCTestCase {
         XCTAssertThrowsError(try ConsensusWAL.writeDurably([4, 5, 6], to: path, directory: missing)) { error in
             XCTAssertTrue("\(error)".contains(missing), "the error does not name the directory: \(error)")
         }
+    }
+
+    /// A locked block is saved without a checksum over its megabytes: it is checked against its
+    /// own hash when read back. A torn file, altered transactions or a swapped envelope stop the
+    /// node from starting; a block file in the earlier checksummed format is still read.
+    func testSavedBlocksAreCheckedAgainstTheirHashWhenRead() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = MemberSecretKeys(memberID: "val-a")
+        let member = Member(id: "val-a", name: "val-a", roles: [.validator, .custodian, .governmentIssuer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        let genesis = try Genesis(bytes: try Genesis.render(chainID: "wal-test", genesisTime: "2026-11-21T00:00:00Z",
+                                                            members: [member], limits: Limits()))
+        var nonce: UInt64 = 0
+        let submissions = try DemoRecords.requests(count: 20, subjects: 5, seed: 3).map { r -> Submission in
+            nonce += 1
+            return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+        }
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: 1, previousHash: genesis.hash,
+                                       frontier: MerkleFrontier(), transactions: submissions.map(\.transaction), proposer: "val-a")
+        let block = CandidateBlock(header: built.header, submissions: submissions)
+        var state = SafetyState(height: 1)
+        state.lockedRound = 0; state.lockedHash = block.hash
+
+        let wal = try ConsensusWAL(directory: directory)
+        try wal.save(state) { $0 == block.hash ? block : nil }
+        let path = wal.blockPath(block.hash)
+        let saved = try XCTUnwrap(FileManager.default.contents(atPath: path).map(Array.init))
+        XCTAssertTrue(saved.starts(with: ConsensusWAL.blockMagic))
+        XCTAssertEqual(saved.count, ConsensusWAL.blockMagic.count + block.encodedSize, "a block file is its encoding, nothing more")
+
+        func load() throws -> [Hash: CandidateBlock] { try ConsensusWAL(directory: directory).load(limits: genesis.limits).1 }
+        let loaded = try XCTUnwrap(try load()[block.hash])
+        XCTAssertEqual(loaded.submissions.map(\.transaction.id), submissions.map(\.transaction.id))
+        XCTAssertEqual(loaded.submissions.map { $0.envelope?.hash }, submissions.map { $0.envelope?.hash })
+
+        func refused(_ bytes: [UInt8], _ expected: String, line: UInt = #line) {
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertThrowsError(try load(), line: line) { error in
+                XCTAssertTrue("\(error)".contains(path) && "\(error)".contains(expected), "\(error)", line: line)
+            }
+        }
+        refused(Array(saved.dropLast(100)), "not a whole block")
+        for offset in [saved.count / 3, saved.count / 2, saved.count - 10] {
+            var altered = saved
+            altered[offset] ^= 0x01
+            refused(altered, "block")
+        }
+        var swapped = submissions
+        swapped[0] = Submission(transaction: submissions[0].transaction, envelope: submissions[1].envelope)
+        refused(ConsensusWAL.encodeBlock(CandidateBlock(header: block.header, submissions: swapped)), "envelope")
+
+        // The earlier format: magic, length, encoded block, SHA-256 checksum.
+        var w = ByteWriter()
+        block.encode(&w)
+        FileManager.default.createFile(atPath: path, contents: Data(ConsensusWAL.wrap(w.bytes)))
+        XCTAssertEqual(try load()[block.hash]?.submissions.map(\.transaction.id), submissions.map(\.transaction.id))
     }
 }
