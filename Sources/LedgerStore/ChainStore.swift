@@ -8,8 +8,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// v2 adds the consent index (`consent/`, QueryIndexes.swift). A v1 store is upgraded when
     /// opened read-write; the new marker then keeps binaries that do not write the index (and
     /// would leave later consents, revocations included, out of it) from opening the store.
-    public static let storeFormat = "creditledger-store/v2"
-    static let upgradableFormats = ["creditledger-store/v1"]
+    public static let storeFormat = "creditledger-store/v3"
+    /// v1 lacks the consent index (built at open); v1 and v2 marked the request nonces of
+    /// replay and stale-copy refusals (the index is rebuilt at open).
+    static let upgradableFormats = ["creditledger-store/v1", "creditledger-store/v2"]
 
     enum Family {
         static let meta = "meta"
@@ -139,6 +141,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try buildConsentIndexIfMissing()
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
         if formatName != Self.storeFormat, database.mode == .readWrite {
+            builtAtOpen = [builtAtOpen, try rebuildRequestNonceIndex()].compactMap { $0 }.joined(separator: "; ")
             let batch = WriteBatch(for: database)
             try batch.put(Family.meta, MetaKey.format, Array(Self.storeFormat.utf8))
             try database.write(batch, sync: true)

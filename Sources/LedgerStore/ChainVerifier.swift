@@ -303,9 +303,10 @@ final class VerifiedState: LedgerStateReader {
         case .governance(let g) where g.action == .installPolicy:
             let p = InstalledPolicy(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
             policies[p.hash] = p
-        case .queryRecord(let q) where !QueryRecordBody.unauthenticatedRefusals.contains(q.reason):
-            // The first record of a request is enough to find it; later ones (replay refusals)
-            // are kept only when a different request holds the 64-bit slot.
+        case .queryRecord(let q) where q.spentRequestNonce != nil:
+            // Only records that use up their nonce, as validation rules; the ledger holds at most
+            // one per request. It is kept in the overflow map when a different request holds
+            // the 64-bit slot.
             let k = Self.requestKey(q.requester, q.requestNonce)
             if let first = requests[k] {
                 if case .queryRecord(let held) = try load(first).body, held.requester == q.requester, held.requestNonce == q.requestNonce {

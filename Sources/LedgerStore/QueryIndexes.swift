@@ -60,9 +60,12 @@ extension ChainStore {
             }
         case .queryRecord(let q):
             if let s = q.subject { try batch.put(Family.meta, QueryKey.queryLog + Array(s.code.utf8) + Self.u64Key(index), []) }
-            // A refusal of a request never authenticated does not consume the requester's nonce
-            // (a forger must not be able to burn a bank's nonces).
-            if !QueryRecordBody.unauthenticatedRefusals.contains(q.reason) {
+            // Only a record that uses up its request's nonce marks it, by the rule validation
+            // applies (QueryRecordBody.spentRequestNonce): a refusal of a request never
+            // authenticated (a forger must not burn a bank's nonces), of a replayed copy or of a
+            // stale one uses none. A copy refused while the request itself is being answered
+            // must not stop that answer from being recorded.
+            if q.spentRequestNonce != nil {
                 try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
             }
         case .consent(let c):
@@ -224,6 +227,48 @@ extension ChainStore {
         try database.write(batch, sync: true)
         let elapsed = ContinuousClock.now - started
         builtAtOpen = "built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s"
+    }
+
+    /// Rebuilds the request-nonce index of a store written before format v3, whose index also
+    /// marked the nonces of replay and stale-copy refusals: every key is removed, then one is
+    /// written for each query record in the log that uses up its nonce. The caller writes the
+    /// new format last, so an interrupted rebuild starts again at the next open.
+    func rebuildRequestNonceIndex() throws -> String {
+        let started = ContinuousClock.now
+        var batch = WriteBatch(for: database)
+        var pending = 0
+        func flushIfFull() throws {
+            guard pending >= 10_000 else { return }
+            try database.write(batch, sync: false)
+            batch = WriteBatch(for: database)
+            pending = 0
+        }
+        var removed = 0
+        let keys = try database.makeIterator(Family.meta)
+        keys.seek(QueryKey.queryNonce)
+        while keys.isValid, keys.key.starts(with: QueryKey.queryNonce) {
+            try batch.delete(Family.meta, keys.key)
+            pending += 1; removed += 1
+            try flushIfFull()
+            keys.next()
+        }
+        try keys.checkStatus()
+        var written = 0
+        let log = try database.makeIterator(Family.transactions)
+        log.seekToFirst()
+        while log.isValid {
+            let tx = try Transaction.decode(log.value, maxBytes: Int.max)
+            if case .queryRecord(let q) = tx.body, q.spentRequestNonce != nil {
+                try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
+                pending += 1; written += 1
+                try flushIfFull()
+            }
+            log.next()
+        }
+        try log.checkStatus()
+        try database.write(batch, sync: true)
+        let elapsed = ContinuousClock.now - started
+        return "rebuilt the request-nonce index (once: the store predates format v3): \(written) nonces used, \(removed) keys before, in \(String(format: "%.1f", elapsed.inSeconds)) s"
     }
 
     /// The grade cells of `model` and the head they belong to, read from one snapshot. The

@@ -505,6 +505,28 @@ final class QueryServiceTests: XCTestCase {
         record.consent = Hashes.zero
         XCTAssertNil(record.spentRequestNonce)
         _ = try await submit([signed(record)])
+
+        // The other order: a copy of a request refused as a replay (sent again while the
+        // request itself is being answered) or as stale is recorded first. Those refusals use
+        // no nonce, so the answer is still recorded, once, and the chain verifies.
+        guard case .queryRecord(var answered) = first.body else { return XCTFail("the audit record is not a query record") }
+        answered.requestNonce &+= 1_000_003
+        var copy = answered
+        copy.outcome = .refused; copy.resultHash = Hashes.zero; copy.consent = Hashes.zero
+        copy.reason = "replayed_request"
+        var stale = copy
+        stale.reason = "outside_time_window"
+        _ = try await submit([signed(copy)])
+        _ = try await submit([signed(stale)])
+        XCTAssertFalse(try store.queryNonceUsed(requester: "bank-a", nonce: answered.requestNonce), "refused copies used the nonce")
+        _ = try await submit([signed(answered)])
+        XCTAssertTrue(try store.queryNonceUsed(requester: "bank-a", nonce: answered.requestNonce))
+        do {
+            _ = try await submit([signed(answered)])
+            XCTFail("a second record of an answered request was committed")
+        } catch { XCTAssertTrue("\(error)".contains("already answered or refused on the ledger"), "\(error)") }
+        var source = StoreBlockSource(store: store)
+        _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
     }
 
     /// Consents are read newest first: another bank recording over a thousand grants to itself
