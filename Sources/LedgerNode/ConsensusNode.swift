@@ -61,7 +61,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var futureBytes = 0
     var futurePerSigner: [String: Int] = [:]
     var buildWanted: (height: UInt64, round: UInt32)?
-    var lastRequest: (peer: String, at: ContinuousClock.Instant)?
+    var lastRequest: (peer: String, at: ContinuousClock.Instant, from: UInt64)?
     /// Catch-up requests each peer left unanswered, or answered with blocks that failed checks.
     var catchUpMisses: [String: Int] = [:]
     var peerHeights: [String: UInt64] = [:]
@@ -812,15 +812,26 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             catchUpMisses[last.peer, default: 0] += 1
         }
         let peer = bestPeerAhead ?? hint
-        lastRequest = (peer, now)
+        lastRequest = (peer, now, store.head.height + 1)
         p2p.send(NetMessage.blockRequest(from: store.head.height + 1, count: UInt16(NetMessage.maxBlocksPerResponse)).encoded, to: peer)
     }
 
     /// Blocks from a peer: each must carry a valid quorum certificate and checkpoint, extend the
     /// head, and pass the same checks as a proposal.
+    /// The reply of the peer asked that applies nothing although the node has not moved past
+    /// the height it asked for (an empty reply, or blocks other than the one asked for) counts
+    /// as a miss, as an unanswered request does: a peer that claims a great height and answers
+    /// every request with nothing would otherwise stay the one asked.
     func applyCommitted(_ list: [CommittedBlock], from peer: String) {
-        lastRequest = nil
+        let request = lastRequest?.peer == peer ? lastRequest : nil
+        if request != nil { lastRequest = nil }
         var applied = 0
+        var refused = false
+        defer {
+            if refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
+                catchUpMisses[peer, default: 0] += 1
+            }
+        }
         for c in list {
             let header = c.block.header
             guard header.height == store.head.height + 1 else { continue }
@@ -828,7 +839,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 try c.certificate.verify(header: header, genesis: genesis)
                 if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
                     warn(about: peer, "block \(header.height) from \(peer) does not match its certified header: \(problem); dropped, it is requested again")
-                    catchUpMisses[peer, default: 0] += 1
+                    refused = true
                     return
                 }
                 let built = try check(c.block, certified: true)
@@ -839,7 +850,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)
             } catch {
                 logger.warning("block \(header.height) from \(peer) refused: \(error)")
-                catchUpMisses[peer, default: 0] += 1
+                refused = true
                 return
             }
             applied += 1
@@ -849,6 +860,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if applied > 0 {
             catchUpMisses[peer] = nil
             logger.info("caught up \(applied) block(s) from \(peer); height \(store.head.height)")
+            lastRequest = nil
             if let h = peerHeights[peer], h > store.head.height { requestBlocks(from: peer) }
         }
     }

@@ -279,6 +279,25 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A peer that claims a great height and answers every request with an empty reply is
+    /// charged a miss for each, as if it had not answered, so the node asks another peer ahead.
+    /// An empty reply nobody asked for costs nothing.
+    func testCatchUpMovesAwayFromAPeerThatAnswersWithNothing() async throws {
+        let f = try await Fixture(as: "val-c")
+        let statusOf = { (h: UInt64) in NetMessage.status(height: h, headHash: Hashes.zero) }
+        _ = f.deliver(statusOf(.max), from: "val-b")
+        _ = f.deliver(statusOf(5), from: "val-d")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        _ = f.deliver(.blocks([]), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, 1)
+        _ = f.deliver(statusOf(.max), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d", "the empty reply counted as a miss")
+        _ = f.deliver(.blocks([]), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, 1, "a reply nobody asked for is no miss")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d", "nor does it end the pending request")
+        await f.close()
+    }
+
     /// Gossip messages fit in a frame whatever the batch: split by count (1,000) and by bytes.
     func testGossipChunksFitInAFrame() async throws {
         let f = try await Fixture(as: "val-c")
