@@ -348,8 +348,11 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// Another scorer asks for an endorsement: recompute from this node's own store, sign if equal.
     /// Only scorers ask (another member's request is ignored). A request for a block this node
     /// has not committed waits, once per update, and expires as a pending update does.
+    /// On `queue`. The node calls it within the peer's share of its inbound backlog, so a scorer
+    /// sending requests faster than this node recomputes scores cannot fill its memory.
     func endorseRequested(_ tx: Transaction, from peer: String, since: ContinuousClock.Instant = .now) {
-        queue.async { [self] in
+        dispatchPrecondition(condition: .onQueue(queue))
+        do {
             guard scorers.contains(peer), case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
             if let signature = answered[tx.id] {
                 node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
@@ -387,8 +390,10 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         }
     }
 
+    /// On `queue`, within the peer's share of the node's inbound backlog (as above).
     func endorsed(carrier: Hash, signature: MemberSignature, from peer: String) {
-        queue.async { [self] in
+        dispatchPrecondition(condition: .onQueue(queue))
+        do {
             guard var p = pending[carrier], signature.member == peer,
                   !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
             p.body.endorsements.append(signature)

@@ -324,9 +324,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .blockRequest(let from, let count):
             enqueue(on: gossipQueue, serving: true) { self.serveBlocks(from: from, count: Int(count), to: peer) }
         case .endorseRequest(let tx):
-            autoScorer?.endorseRequested(tx, from: peer)
+            if let scorer = autoScorer { enqueue(on: scorer.queue) { scorer.endorseRequested(tx, from: peer) } }
         case .endorsement(let carrier, let signature):
-            autoScorer?.endorsed(carrier: carrier, signature: signature, from: peer)
+            if let scorer = autoScorer { enqueue(on: scorer.queue) { scorer.endorsed(carrier: carrier, signature: signature, from: peer) } }
         default:
             enqueue(on: queue) { self.dispatch(message, from: peer) }
         }

@@ -20,11 +20,12 @@ final class ConsensusNodeTests: XCTestCase {
         let node: ConsensusNode
         var nonce: UInt64 = 0
 
-        init(as me: String, limits: Limits = Limits()) async throws {
+        /// `scorers`: every validator is also a scorer, and the node scores (AutoScorer).
+        init(as me: String, limits: Limits = Limits(), scorers: Bool = false) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
             let members = Self.ids.map { id in
-                Member(id: id, name: id, roles: id == "val-a" ? [.validator, .custodian, .governmentIssuer] : [.validator],
+                Member(id: id, name: id, roles: (id == "val-a" ? [.validator, .custodian, .governmentIssuer] as Set<Role> : [.validator]).union(scorers ? [.scorer] : []),
                        signingKey: keys[id]!.signing.publicKey, encryptionKey: keys[id]!.encryption.publicKey)
             }
             self.keys = keys
@@ -34,7 +35,7 @@ final class ConsensusNodeTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             store = try ChainStore.create(path: directory + "/ledger", genesis: genesis)
             var options = ConsensusNode.Options()
-            options.autoScore = false
+            options.autoScore = scorers
             // No timeout fires during a test: the machine moves only on the messages it is given.
             options.timeouts.propose = 600_000
             options.timeouts.prevote = 600_000
@@ -224,6 +225,35 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.received(.transactions(list), from: "val-b", bytes: size)
         f.node.gossipQueue.sync {}
         XCTAssertEqual(f.node.backlog.counts("val-b").dropped, 5)
+        await f.close()
+    }
+
+    /// Score endorsement requests and endorsements from a scorer wait in the same bounded
+    /// backlog as its other messages: while the node's scorer is busy, those past the peer's
+    /// bound are dropped, not queued without limit.
+    func testEndorsementMessagesAreBoundedLikeOtherPeerMessages() async throws {
+        let f = try await Fixture(as: "val-c", scorers: true)
+        let scorer = try XCTUnwrap(f.node.autoScorer)
+        let busy = DispatchSemaphore(value: 0)
+        scorer.queue.async { busy.wait() }   // the scorer is recomputing something long
+        let scorerB = f.genesis.member("val-b")!
+        let update = ScoreUpdateBody(subject: USCCGenerator.make(kind: .enterprise, division: "330106") { $0 / 2 }, modelHash: SHA256.hash([1]),
+                                     points: 700, grade: .a, dimensions: [], inputs: [], asOfLogSize: 0)
+        let tx = Transaction.sign(header: TransactionHeader(chainID: f.genesis.chainID, signer: "val-b", keyID: scorerB.keyID, nonce: 1,
+                                                            issuedAtMillis: 1),
+                                  body: .scoreUpdate(update), key: f.keys["val-b"]!.signing)
+        let fits = InboundBacklog.maxMessages
+        for _ in 0..<(fits + 5) { f.node.received(.endorseRequest(tx), from: "val-b", bytes: 1_000) }
+        XCTAssertEqual(f.node.backlog.counts("val-b").waiting, fits)
+        XCTAssertEqual(f.node.backlog.counts("val-b").dropped, 5)
+        let signature = MemberSignature(member: "val-d", keyID: f.genesis.member("val-d")!.keyID, signature: [UInt8](repeating: 0, count: 64))
+        for _ in 0..<(fits + 3) { f.node.received(.endorsement(carrier: tx.id, signature: signature), from: "val-d", bytes: 200) }
+        XCTAssertEqual(f.node.backlog.counts("val-d").waiting, fits)
+        XCTAssertEqual(f.node.backlog.counts("val-d").dropped, 3)
+        busy.signal()
+        scorer.queue.sync {}
+        XCTAssertEqual(f.node.backlog.counts("val-b").bytes, 0, "the backlog is given back once handled")
+        XCTAssertEqual(f.node.backlog.counts("val-d").bytes, 0)
         await f.close()
     }
 
