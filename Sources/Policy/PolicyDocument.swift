@@ -278,7 +278,9 @@ public struct PolicyDocument: Sendable {
         case "score_band":
             try keys(["width"])
             let w = try o.int("width")
-            guard w >= 10, w <= 1000 else { throw PolicyError("\(path): width must be 10-1000 points") }
+            guard w >= 10, w <= 1000, w % 10 == 0 else {
+                throw PolicyError("\(path): width must be a multiple of 10 from 10 to 1000 points (bands on the 10-point grid every threshold keeps to)")
+            }
             return .scoreBand(width: w)
         case "credit_line":
             try keys(creditLineKeys)
@@ -323,12 +325,19 @@ public struct PolicyDocument: Sendable {
 
     /// A credit-line rule; the caller has checked the object's keys.
     static func creditLine(_ o: Obj, at path: String) throws -> CreditLine {
+        let base = try o.int("base_points")
         let step = try o.int("step_points")
         let stepYuan = try o.int("step_yuan")
         let cap = try o.int("cap_yuan")
         // A step finer than the narrowest score band would give the points away through the amount.
         guard step >= 10, step <= 1000, stepYuan >= 0, stepYuan <= 10_000_000, cap >= 0, cap <= 100_000_000 else {
             throw PolicyError("\(path): step_points 10-1,000 (a finer step would disclose the points), step_yuan 0-10,000,000 and cap_yuan 0-100,000,000")
+        }
+        // Every point threshold of every policy falls on one 10-point grid (score bands start at
+        // multiples of their width, itself a multiple of 10), so no combination of outputs, from
+        // one policy or several, tells the points closer than 10.
+        guard base % 10 == 0, step % 10 == 0, base >= -100_000, base <= 100_000 else {
+            throw PolicyError("\(path): base_points (-100,000 to 100,000) and step_points must be multiples of 10; thresholds off the 10-point grid, combined with other outputs, would disclose the points")
         }
         var caps: [Grade: Int64] = [:]
         if let node = try o.optionalValue("grade_caps") {
@@ -340,7 +349,7 @@ public struct PolicyDocument: Sendable {
                 caps[try grade(k, at: path)] = amount
             }
         }
-        return CreditLine(basePoints: try o.int("base_points"), stepPoints: step, stepYuan: stepYuan, capYuan: cap,
+        return CreditLine(basePoints: base, stepPoints: step, stepYuan: stepYuan, capYuan: cap,
                           gradeCaps: caps, minGrade: try grade(try o.optionalString("min_grade") ?? "D", at: path))
     }
 }

@@ -64,6 +64,14 @@ final class PolicyDocumentTests: XCTestCase {
                  outputs: #"{"name": "q", "from": "query_log", "limit": 10}"#), "not banks"),
             (doc(roles: #"["custodian"]"#, outputs: #"{"name": "a", "from": "score_band", "width": 50}, {"name": "b", "from": "score_band", "width": 60}"#), "at most one"),
             (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": 500, "step_points": 1, "step_yuan": 1, "cap_yuan": 1000}"#), "would disclose the points"),
+            // Thresholds off the 10-point grid: a line starting at 555 beside the shipped one at 550
+            // (or ten lines at bases 0-9) would tell the points to within 5 (or exactly).
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": 555, "step_points": 10, "step_yuan": 1, "cap_yuan": 1000}"#), "multiples of 10"),
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": 500, "step_points": 15, "step_yuan": 1, "cap_yuan": 1000}"#), "multiples of 10"),
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "e", "from": "eligibility", "min_grade": "B", "credit_line": {"base_points": 3, "step_points": 10, "step_yuan": 1, "cap_yuan": 1000}}"#), "multiples of 10"),
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "a", "from": "score_band", "width": 55}"#), "multiple of 10"),
+            // A base far outside any score.
+            (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": -1000000000000000, "step_points": 10, "step_yuan": 1, "cap_yuan": 1000}"#), "-100,000 to 100,000"),
         ]
         for (bytes, expected) in refused {
             XCTAssertThrowsError(try PolicyDocument(bytes: bytes, genesis: genesis)) { error in
