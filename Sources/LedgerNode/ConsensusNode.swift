@@ -90,8 +90,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// The most bytes a built block's submissions take encoded (transactions, envelopes and
     /// their lengths): 24 MiB, or less so that the block with its header, proposal, certificate
     /// and checkpoint fits in one frame — in a proposal, a `block_content` or a `blocks` reply.
-    var maxBlockContentBytes: Int {
-        max(0, min(24 << 20, maxFrameBytes - NetMessage.blockMessageOverhead(validators: genesis.validators.count)))
+    var maxBlockContentBytes: Int { Self.blockContentBytes(frame: maxFrameBytes, validators: genesis.validators.count) }
+    static func blockContentBytes(frame: Int, validators: Int) -> Int {
+        max(0, min(24 << 20, frame - NetMessage.blockMessageOverhead(validators: validators)))
     }
 
     static let maxCandidates = 16
@@ -121,9 +122,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.clock = clock
-        self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions)
+        let frame = min(store.genesis.limits.maxRequestBytes * 2, 256 << 20)
+        self.maxFrameBytes = frame
+        // A submission too large for any block would never leave the mempool, and, being the
+        // oldest, would stop every block from being built: it is refused at admission.
+        self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions,
+                               maxSubmissionBytes: Self.blockContentBytes(frame: frame, validators: genesis.validators.count) - NetMessage.submissionOverhead)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
-        self.maxFrameBytes = min(store.genesis.limits.maxRequestBytes * 2, 256 << 20)
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
@@ -277,7 +282,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// Signs, checks, admits and gossips a transaction of this node's own; no one waits for it.
-    /// Signs, checks and admits a transaction of this node's own; returns its id.
+    /// Returns its id.
     @discardableResult
     func submitOwn(_ body: TransactionBody) throws -> Hash {
         let s = Submission(transaction: signOwn(body), envelope: nil)

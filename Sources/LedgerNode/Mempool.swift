@@ -34,7 +34,13 @@ public final class Mempool: @unchecked Sendable {
     private var sequence: UInt64 = 0
     private var closed = false
 
-    public init(capacity: Int, capacityBytes: Int = 512 << 20) { self.capacity = capacity; self.capacityBytes = capacityBytes }
+    /// Bytes of one submission (transaction and envelope) at most: what a block can hold. A
+    /// larger one is refused when submitted and skipped when gossiped.
+    public let maxSubmissionBytes: Int
+
+    public init(capacity: Int, capacityBytes: Int = 512 << 20, maxSubmissionBytes: Int = .max) {
+        self.capacity = capacity; self.capacityBytes = capacityBytes; self.maxSubmissionBytes = maxSubmissionBytes
+    }
 
     public var count: Int { lock.withLock { entries.count } }
     public var isEmpty: Bool { lock.withLock { entries.isEmpty } }
@@ -58,6 +64,13 @@ public final class Mempool: @unchecked Sendable {
                 let tx = s.transaction
                 let key = NonceKey(tx.header)
                 let index = submissions.count > 1 ? i : nil
+                guard s.byteCount <= maxSubmissionBytes else {
+                    if continuation != nil {
+                        throw BatchError(index: index, error: LedgerError(.transactionTooLarge,
+                            "transaction and envelope take \(s.byteCount) bytes; a block of this network holds at most \(maxSubmissionBytes) (limits.max_request_bytes bounds a block)"))
+                    }
+                    continue
+                }
                 if entries[HashKey(tx.id)] != nil {
                     if continuation != nil { throw BatchError(index: index, error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted and is pending")) }
                     continue

@@ -47,6 +47,31 @@ final class MempoolTests: XCTestCase {
         XCTAssertEqual(try pool.admit(Array(subs[3..<5]), continuation: nil).count, 2)
     }
 
+    /// A submission larger than a block can hold is refused with the figures when submitted
+    /// and skipped when gossiped: it would otherwise sit first in line and stop every block.
+    func testASubmissionNoBlockCanHoldIsNotAdmitted() async throws {
+        let subs = try submissions(6)
+        let big = subs.map(\.byteCount).max()!
+        XCTAssertLessThan(subs.map(\.byteCount).min()!, big, "the test needs submissions of different sizes")
+        let pool = Mempool(capacity: 100, maxSubmissionBytes: big - 1)
+        do {
+            _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<[CommitResult], any Error>) in
+                do {
+                    try pool.admit(subs, continuation: c)
+                    pool.close(LedgerError(.invalidValue, "admitted"))   // resumes the waiter rather than leave the test hanging
+                } catch { c.resume(throwing: error) }
+            }
+            XCTFail("a submission larger than a block was admitted")
+        } catch {
+            XCTAssertTrue("\(error)".contains("a block of this network holds at most \(big - 1)"), "\(error)")
+        }
+        XCTAssertEqual(pool.count, 0, "nothing of the batch was admitted")
+        let gossiped = try pool.admit(subs, continuation: nil)
+        XCTAssertEqual(gossiped.count, subs.filter { $0.byteCount < big }.count)
+        XCTAssertFalse(pool.contains(subs.first { $0.byteCount == big }!.transaction.id))
+        XCTAssertEqual(pool.oldest(10, maxBytes: 10 * big).count, gossiped.count, "blocks are built from the rest")
+    }
+
     /// Gossip of a known transaction is ignored; a second transaction with a pending nonce is not admitted.
     func testDeduplicatesByIdAndNonce() throws {
         let pool = Mempool(capacity: 100)
