@@ -64,6 +64,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var lastRequest: (peer: String, at: ContinuousClock.Instant, from: UInt64)?
     /// Catch-up requests each peer left unanswered, or answered with blocks that failed checks.
     var catchUpMisses: [String: Int] = [:]
+    /// The last request for committed blocks to fill envelopes missing from catch-up blocks.
+    var envelopeRequest: (peer: String, from: UInt64, turn: Int)?
     var peerHeights: [String: UInt64] = [:]
     var reported = Set<String>()
     /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
@@ -229,6 +231,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "mempool": mempool.count,
                 "validators": genesis.validators.count,
                 "quorum": genesis.quorum,
+                // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
+                "missing_envelopes": store.missingEnvelopeCount,
             ]
             if let rescore { s["rescore"] = rescore }
             if let backlog { s["scoring_backlog"] = backlog }
@@ -801,7 +805,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func statusTick() {
         guard !stopped, let p2p else { return }
         p2p.broadcast(statusMessage)
-        if let peer = bestPeerAhead { requestBlocks(from: peer) }
+        if let peer = bestPeerAhead { requestBlocks(from: peer) } else { requestMissingEnvelopes() }
         for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         autoScorer?.tick()
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
@@ -828,6 +832,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// as a miss, as an unanswered request does: a peer that claims a great height and answers
     /// every request with nothing would otherwise stay the one asked.
     func applyCommitted(_ list: [CommittedBlock], from peer: String) {
+        if store.missingEnvelopeCount > 0 { restoreEnvelopes(from: list, peer: peer) }
         let request = lastRequest?.peer == peer ? lastRequest : nil
         if request != nil { lastRequest = nil }
         var applied = 0
@@ -858,6 +863,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 refused = true
                 return
             }
+            let stripped = c.block.submissions.filter { $0.envelope == nil && $0.transaction.body.envelopedRecord != nil }.count
+            if stripped > 0 {
+                logger.notice("block \(header.height) from \(peer) came without \(stripped) envelope(s); unless a later block erases those records, they are fetched from other peers once caught up")
+            }
             applied += 1
             handle(.committedElsewhere(height: header.height))
             afterCommit(c.block)
@@ -868,6 +877,42 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             lastRequest = nil
             if let h = peerHeights[peer], h > store.head.height { requestBlocks(from: peer) }
         }
+    }
+
+    /// Envelopes of records this node committed without them (a catch-up block lacked them, and
+    /// no block has erased those records), taken from a peer's copy of the committed block: the
+    /// block must be the one this node committed at that height, and each envelope must hash to
+    /// what its record names.
+    func restoreEnvelopes(from list: [CommittedBlock], peer: String) {
+        var restored = 0
+        for c in list where c.block.header.height <= store.head.height {
+            guard (try? store.blockHeader(height: c.block.header.height))??.hash == c.block.hash else { continue }
+            for s in c.block.submissions {
+                guard let envelope = s.envelope else { continue }
+                do {
+                    if try store.restoreMissingEnvelope(envelope, of: s.transaction.id) { restored += 1 }
+                } catch {
+                    logger.error("cannot store an envelope fetched from \(peer): \(error)")
+                    return
+                }
+            }
+        }
+        if restored > 0 {
+            logger.notice("restored \(restored) envelope(s) missing from catch-up blocks, from \(peer); \(store.missingEnvelopeCount) still missing")
+        }
+    }
+
+    /// Once caught up, asks one peer after another (one request a status tick) for the committed
+    /// blocks from the lowest height that has a record without its envelope.
+    func requestMissingEnvelopes() {
+        guard store.missingEnvelopeCount > 0, bestPeerAhead == nil,
+              let lowest = (try? store.missingEnvelopes(limit: 1))?.first?.height else { return }
+        let peers = peerHeights.filter { $0.value >= lowest }.keys.sorted()
+        guard !peers.isEmpty else { return }
+        let turn = (envelopeRequest?.turn ?? -1) + 1
+        let peer = peers[turn % peers.count]
+        envelopeRequest = (peer, lowest, turn)
+        p2p.send(NetMessage.blockRequest(from: lowest, count: UInt16(NetMessage.maxBlocksPerResponse)).encoded, to: peer)
     }
 
     // MARK: Evidence

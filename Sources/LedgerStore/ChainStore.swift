@@ -44,6 +44,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let modelPrefix: [UInt8] = Array("model/".utf8)
         /// Present once every consent transaction in the store is indexed under `consent/` (QueryIndexes.swift).
         static let consentIndex: [UInt8] = Array("consent-index/v1".utf8)
+        /// `missing-envelope/` ‖ u64 height ‖ record id → empty: a record committed without its
+        /// envelope (a catch-up block whose server had it erased, or stripped it), not erased here.
+        static let missingEnvelope: [UInt8] = Array("missing-envelope/".utf8)
+        static func missingEnvelope(height: UInt64, id: Hash) -> [UInt8] { missingEnvelope + ChainStore.u64Key(height) + id }
     }
 
     /// The latest committed block.
@@ -82,6 +86,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     /// Moves before and after each block that erases records (crypto-shredding) is written.
     private var _envelopeGeneration: UInt64 = 0
+    private var _missingEnvelopes = 0
+    /// Records committed without their envelope and not erased (see `MetaKey.missingEnvelope`).
+    public var missingEnvelopeCount: Int { lock.withLock { _missingEnvelopes } }
 
     public var head: Head { lock.withLock { _head } }
     /// Changes whenever an envelope is deleted: what a node derived from a payload before the
@@ -139,6 +146,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try verifyIntegrity(depth: verifyDepth)
         try loadModelIndex()
         try buildConsentIndexIfMissing()
+        _missingEnvelopes = try missingEnvelopes(limit: .max).count
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
         if formatName != Self.storeFormat, database.mode == .readWrite {
             builtAtOpen = [builtAtOpen, try rebuildRequestNonceIndex()].compactMap { $0 }.joined(separator: "; ")
@@ -183,6 +191,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         let batch = WriteBatch(for: database)
         var newModels: [InstalledModel] = []
         var newPolicies: [InstalledPolicy] = []
+        var missingDelta = 0
         let heightKey = Self.u64Key(header.height)
         try batch.put(Family.blocks, heightKey, header.encoded)
         try batch.put(Family.certificates, heightKey, certificate.encoded)
@@ -198,12 +207,24 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             }
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)
+            } else if tx.body.envelopedRecord != nil {
+                try batch.put(Family.meta, MetaKey.missingEnvelope(height: header.height, id: tx.id), [])
+                missingDelta += 1
             }
             if let model = Self.installedModel(tx, logIndex: index) {
                 try batch.put(Family.meta, MetaKey.modelPrefix + model.hash, Self.u64Key(index))
                 newModels.append(model)
             }
             try indexForQueries(tx, at: index, earlier: submissions[..<offset], batch: batch, newPolicies: &newPolicies)
+            if case .governance(let g) = tx.body {
+                // An erased record's envelope is no longer missing: it is meant to be gone.
+                for id in g.erasedRecords {
+                    if let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil {
+                        try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+                        missingDelta -= 1
+                    }
+                }
+            }
         }
         try tree.put(block.nodes, into: batch)
         try batch.put(Family.checkpoints, heightKey, Array(checkpoint.utf8))
@@ -218,6 +239,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try database.write(batch, sync: true)
         lock.withLock {
             if shredded { _envelopeGeneration += 1 }
+            _missingEnvelopes += missingDelta
             _head = newHead
             _frontier = block.frontier
             for n in block.nodes { _nodes.add(level: n.level, index: n.index, hash: n.hash) }
@@ -270,6 +292,35 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public func envelope(of id: Hash) throws -> Envelope? {
         guard let raw = try database.get(Family.envelopes, id) else { return nil }
         return try Envelope.decode(raw, maxBytes: Int.max)
+    }
+
+    /// Up to `limit` records committed without their envelope and not erased, lowest height first.
+    public func missingEnvelopes(limit: Int) throws -> [(height: UInt64, id: Hash)] {
+        var out: [(UInt64, Hash)] = []
+        let it = try database.makeIterator(Family.meta)
+        it.seek(MetaKey.missingEnvelope)
+        while it.isValid, it.key.starts(with: MetaKey.missingEnvelope), out.count < limit {
+            var r = ByteReader(Array(it.key.dropFirst(MetaKey.missingEnvelope.count)), context: "missing envelope key")
+            out.append((try r.u64("height"), try r.raw(32, "id")))
+            it.next()
+        }
+        try it.checkStatus()
+        return out
+    }
+
+    /// Stores the envelope of a record committed without it, if `envelope` is the one its record
+    /// names (by hash). Returns whether it was stored. Called by the node serially with block appends.
+    public func restoreMissingEnvelope(_ envelope: Envelope, of id: Hash) throws -> Bool {
+        guard let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil,
+              let tx = try transaction(at: at.logIndex), let record = tx.body.envelopedRecord, record.envelopeHash == envelope.hash else {
+            return false
+        }
+        let batch = WriteBatch(for: database)
+        try batch.put(Family.envelopes, id, envelope.encoded)
+        try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+        try database.write(batch, sync: true)
+        lock.withLock { _missingEnvelopes -= 1 }
+        return true
     }
 
     public func checkpoint(height: UInt64) throws -> String? {

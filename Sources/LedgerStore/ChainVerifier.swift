@@ -34,6 +34,9 @@ public struct ChainSummary: Sendable {
     public var certificatesChecked: UInt64 = 0
     public var checkpointsChecked: UInt64 = 0
     public var envelopesShredded: UInt64 = 0
+    /// Of those, envelopes of records that no erase_records transaction names: not shredded but
+    /// lost or withheld (by whoever served this copy, say). The chain still verifies without them.
+    public var envelopesMissing: UInt64 = 0
     /// Score updates whose inputs, issuers, order and recomputation were checked.
     public var scoreUpdatesChecked: UInt64 = 0
     /// Inputs of those score updates (each checked to exist, be about the subject, come from an
@@ -67,6 +70,7 @@ public final class ChainVerifier {
     public func verify(_ source: inout some BlockSource, expectedTransactions: Int = 0,
                        progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
         var summary = ChainSummary()
+        var absent = Set<HashKey>()
         summary.genesisHash = genesis.hash
         summary.chainID = genesis.chainID
         let state = VerifiedState(capacity: expectedTransactions, fetch: { [source] in try source.verifiedTransaction(at: $0) })
@@ -144,6 +148,8 @@ public final class ChainVerifier {
                     summary.scoreInputsChecked += UInt64(s.inputs.count)
                 case .governance(let g) where g.action == .installModel:
                     summary.modelsInstalled += 1
+                case .governance(let g) where g.action == .eraseRecords:
+                    for id in g.erasedRecords { absent.remove(HashKey(id)) }
                 default: break
                 }
                 if try state.contains(id: tx.id) { throw fail("transaction \(tx.id.hexString) appears twice in the chain", tx: i) }
@@ -151,7 +157,7 @@ public final class ChainVerifier {
                 do { try state.record(tx, logIndex: logIndex) } catch { throw fail("\(error)", tx: i) }
                 tree.append(leafHash: tx.id)
                 frontier.append(leafHash: tx.id)
-                if item.envelopeShredded { summary.envelopesShredded += 1 }
+                if item.envelopeShredded { summary.envelopesShredded += 1; absent.insert(HashKey(tx.id)) }
             }
             guard tree.root == header.transactionsRoot else { throw fail("transactions do not hash to the header's transactions root") }
             guard frontier.size == header.logSize, frontier.root == header.logRoot else {
@@ -177,6 +183,7 @@ public final class ChainVerifier {
         }
         summary.headHash = previousHash
         summary.logRoot = frontier.root
+        summary.envelopesMissing = UInt64(absent.count)
         return summary
     }
 

@@ -131,7 +131,8 @@ struct Chain: ParsableCommand {
             "ok": true, "chain_id": summary.chainID, "genesis_sha256": summary.genesisHash.hexString, "blocks": summary.blocks,
             "transactions": summary.transactions, "signatures_checked": summary.signaturesChecked,
             "commit_certificates": summary.certificatesChecked, "checkpoints": summary.checkpointsChecked,
-            "envelopes_shredded": summary.envelopesShredded, "head_hash": summary.headHash.hexString,
+            "envelopes_shredded": summary.envelopesShredded, "envelopes_missing": summary.envelopesMissing,
+            "head_hash": summary.headHash.hexString,
             "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
@@ -142,7 +143,7 @@ struct Chain: ParsableCommand {
           transactions \(summary.transactions) (signature, signer, role, replay guard, references)
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
-          shredded     \(summary.envelopesShredded) payload envelopes
+          shredded     \(summary.envelopesShredded) payload envelopes\(summary.envelopesMissing == 0 ? "" : "; WARNING: \(summary.envelopesMissing) of them belong to records no erase_records names (lost or withheld, not erased)")
           scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models
           time         \(String(format: "%.2f", seconds)) s, \(String(format: "%.0f", Double(summary.transactions) / max(seconds, 0.001))) tx/s
         """)

@@ -328,6 +328,65 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A catch-up block whose server stripped its envelopes is still committed (its records may
+    /// be erased by a later block, and then no peer has them), but each record left without its
+    /// envelope is marked. A later erase clears its record's mark; once caught up, the node asks
+    /// one peer after another for the block again and keeps the envelopes that hash to what their
+    /// records name.
+    func testEnvelopesStrippedFromACatchUpBlockAreFetchedAgainUnlessErased() async throws {
+        let f = try await Fixture(as: "val-c")
+        let subs = try f.submissions(3, seed: 21)
+        let block = f.block(subs, proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        func committed(_ b: CandidateBlock) -> NetMessage { .blocks([CommittedBlock(block: b, certificate: certificate, checkpoint: note)]) }
+        let stripped = CandidateBlock(header: block.header, submissions: subs.map { Submission(transaction: $0.transaction, envelope: nil) })
+        _ = f.deliver(.status(height: 2, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(committed(stripped), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(f.store.missingEnvelopeCount, 3)
+        XCTAssertNil(try f.store.envelope(of: subs[1].transaction.id))
+
+        // Block 2 erases the first record: its envelope is meant to be gone.
+        f.nonce += 1
+        let erase = try QueryClient.eraseRecords(genesis: f.genesis, records: [subs[0].transaction.id], submitter: f.keys["val-a"]!,
+                                                 approvers: [f.keys["val-a"]!], nonce: f.nonce, issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        let block2 = f.block([erase], proposer: "val-c")
+        let (certificate2, note2) = f.certify(block2.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.blocks([CommittedBlock(block: block2, certificate: certificate2, checkpoint: note2)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 2)
+        XCTAssertEqual(f.store.missingEnvelopeCount, 2)
+        XCTAssertEqual(Set(try f.store.missingEnvelopes(limit: 10).map { HashKey($0.id) }), Set(subs[1...].map { HashKey($0.transaction.id) }))
+        func verified() throws -> ChainSummary {
+            var source = StoreBlockSource(store: f.store)
+            return try ChainVerifier(genesis: f.genesis).verify(&source)
+        }
+        XCTAssertEqual(try verified().envelopesShredded, 3)
+        XCTAssertEqual(try verified().envelopesMissing, 2, "credit-verify tells the two withheld envelopes from the erased one")
+
+        // Caught up: each status tick asks the next peer for the blocks from height 1.
+        _ = f.deliver(.status(height: 2, headHash: block2.hash), from: "val-d")
+        f.node.queue.sync { f.node.statusTick() }
+        let first = f.node.queue.sync { f.node.envelopeRequest }
+        XCTAssertEqual(first?.from, 1)
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertNotEqual(f.node.queue.sync { f.node.envelopeRequest?.peer }, first?.peer, "the next tick asks another peer")
+
+        // A copy with two envelopes swapped restores nothing; the genuine block restores both.
+        let swapped = CandidateBlock(header: block.header, submissions: [subs[0], Submission(transaction: subs[1].transaction, envelope: subs[2].envelope),
+                                                                         Submission(transaction: subs[2].transaction, envelope: subs[1].envelope)])
+        _ = f.deliver(committed(swapped), from: "val-d")
+        XCTAssertEqual(f.store.missingEnvelopeCount, 2)
+        _ = f.deliver(committed(block), from: "val-d")
+        XCTAssertEqual(f.store.missingEnvelopeCount, 0)
+        XCTAssertEqual(try f.store.envelope(of: subs[1].transaction.id)?.hash, subs[1].envelope?.hash)
+        XCTAssertEqual(try f.store.envelope(of: subs[2].transaction.id)?.hash, subs[2].envelope?.hash)
+        XCTAssertNil(try f.store.envelope(of: subs[0].transaction.id), "the erased record's envelope is not brought back")
+        XCTAssertEqual(f.node.status()["missing_envelopes"] as? Int, 0)
+        XCTAssertEqual(try verified().envelopesShredded, 1)
+        XCTAssertEqual(try verified().envelopesMissing, 0)
+        await f.close()
+    }
+
     /// Gossip messages fit in a frame whatever the batch: split by count (1,000) and by bytes.
     func testGossipChunksFitInAFrame() async throws {
         let f = try await Fixture(as: "val-c")

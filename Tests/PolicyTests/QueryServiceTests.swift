@@ -871,6 +871,7 @@ final class QueryServiceTests: XCTestCase {
         var source = StoreBlockSource(store: store)
         let summary = try ChainVerifier(genesis: consortium.genesis).verify(&source)
         XCTAssertEqual(summary.envelopesShredded, 1)
+        XCTAssertEqual(summary.envelopesMissing, 0, "an erased envelope is not a missing one")
         // An id that is not a record is refused.
         let bogus = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [SHA256.hash([1])], submitter: consortium.keys["samr"]!,
                                                  approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
