@@ -45,6 +45,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// Peer messages received and not yet handled, per peer; past its bounds a peer's messages
     /// are dropped, so a peer sending faster than this node works cannot fill its memory.
     let backlog = InboundBacklog()
+    let scoringBacklog = InboundBacklog.scoring()
     var p2p: P2PNode!
 
     // Touched only on `queue`.
@@ -318,10 +319,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// On an event-loop thread: hands a decoded peer message (`bytes` long on the wire) to the
     /// queue that handles it, within the peer's share of `backlog`.
     func received(_ message: NetMessage, from peer: String, bytes: Int) {
-        func enqueue(on q: DispatchQueue, serving: Bool = false, _ work: @escaping @Sendable () -> Void) {
+        func enqueue(on q: DispatchQueue, serving: Bool = false, in backlog: InboundBacklog? = nil, _ work: @escaping @Sendable () -> Void) {
+            let backlog = backlog ?? self.backlog
             switch backlog.take(peer, bytes: bytes, blockRequest: serving) {
             case .taken:
-                q.async { defer { self.backlog.give(peer, bytes: bytes, blockRequest: serving) }; work() }
+                q.async { defer { backlog.give(peer, bytes: bytes, blockRequest: serving) }; work() }
             case .dropped(let why, let log):
                 if log { logger.warning("dropped a \(message.name) from \(peer): \(why)") }
             }
@@ -333,9 +335,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .blockRequest(let from, let count):
             enqueue(on: gossipQueue, serving: true) { self.serveBlocks(from: from, count: Int(count), to: peer) }
         case .endorseRequest(let tx):
-            if let scorer = autoScorer { enqueue(on: scorer.queue) { scorer.endorseRequested(tx, from: peer) } }
+            if let scorer = autoScorer { enqueue(on: scorer.queue, in: scoringBacklog) { scorer.endorseRequested(tx, from: peer) } }
         case .endorsement(let carrier, let signature):
-            if let scorer = autoScorer { enqueue(on: scorer.queue) { scorer.endorsed(carrier: carrier, signature: signature, from: peer) } }
+            if let scorer = autoScorer { enqueue(on: scorer.queue, in: scoringBacklog) { scorer.endorsed(carrier: carrier, signature: signature, from: peer) } }
         default:
             enqueue(on: queue) { self.dispatch(message, from: peer) }
         }
@@ -884,18 +886,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// block must be the one this node committed at that height, and each envelope must hash to
     /// what its record names.
     func restoreEnvelopes(from list: [CommittedBlock], peer: String) {
-        var restored = 0
+        var candidates: [(envelope: Envelope, id: Hash)] = []
         for c in list where c.block.header.height <= store.head.height {
             guard (try? store.blockHeader(height: c.block.header.height))??.hash == c.block.hash else { continue }
-            for s in c.block.submissions {
-                guard let envelope = s.envelope else { continue }
-                do {
-                    if try store.restoreMissingEnvelope(envelope, of: s.transaction.id) { restored += 1 }
-                } catch {
-                    logger.error("cannot store an envelope fetched from \(peer): \(error)")
-                    return
-                }
-            }
+            for s in c.block.submissions { if let e = s.envelope { candidates.append((e, s.transaction.id)) } }
+        }
+        let restored: Int
+        do { restored = try store.restoreMissingEnvelopes(candidates) } catch {
+            logger.error("cannot store the envelopes fetched from \(peer): \(error)")
+            return
         }
         if restored > 0 {
             logger.notice("restored \(restored) envelope(s) missing from catch-up blocks, from \(peer); \(store.missingEnvelopeCount) still missing")
@@ -955,9 +954,21 @@ struct NodeSigner: ConsensusSigner, @unchecked Sendable {
 /// each, and one block request being served. Over a bound the message is dropped: consensus
 /// messages are rebroadcast and transactions reach every validator in proposals, so a dropped
 /// message costs time, never safety. Drops are logged at most once a second per peer.
+/// Score endorsement messages have a backlog of their own (`scoring`), so a peer's scorer
+/// resending its requests while this node's scorer is busy cannot crowd out its votes.
 final class InboundBacklog: Sendable {
     static let maxMessages = 4_096
     static let maxBytes = 96 << 20
+    let maxMessages: Int
+    let maxBytes: Int
+    let name: String
+
+    init(maxMessages: Int = InboundBacklog.maxMessages, maxBytes: Int = InboundBacklog.maxBytes, name: String = "messages") {
+        self.maxMessages = maxMessages; self.maxBytes = maxBytes; self.name = name
+    }
+    /// Endorsement requests and endorsements: a scorer resends each pending request every
+    /// second (at most 4,096 pending), each at most a transaction's size.
+    static func scoring() -> InboundBacklog { InboundBacklog(maxMessages: 8_192, maxBytes: 32 << 20, name: "score endorsement messages") }
 
     enum Outcome: Equatable { case taken, dropped(String, log: Bool) }
 
@@ -977,8 +988,8 @@ final class InboundBacklog: Sendable {
             let why: String
             if blockRequest && p.servingBlocks {
                 why = "a block request of this peer is being served already"
-            } else if p.messages >= Self.maxMessages || p.bytes + bytes > Self.maxBytes {
-                why = "\(p.messages) of its messages (\(p.bytes) bytes) wait to be handled, at most \(Self.maxMessages) (\(Self.maxBytes) bytes)"
+            } else if p.messages >= maxMessages || p.bytes + bytes > maxBytes {
+                why = "\(p.messages) of its \(name) (\(p.bytes) bytes) wait to be handled, at most \(maxMessages) (\(maxBytes) bytes)"
             } else {
                 p.messages += 1
                 p.bytes += bytes

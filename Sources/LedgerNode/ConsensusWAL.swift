@@ -81,7 +81,9 @@ public final class ConsensusWAL: @unchecked Sendable {
             var r = ByteReader(try unwrap(bytes, what: what), context: what)
             block = try CandidateBlock.decode(&r, limits: limits)
         }
-        guard block.hash == hash else { throw LedgerError(.invalidBlock, "\(what) does not hold block \(hash.hexString)") }
+        guard block.hash == hash else {
+            throw LedgerError(.invalidBlock, "\(what) does not hold block \(hash.hexString) (corruption); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+        }
         if let why = ConsensusNode.contentMismatch(block) {
             throw LedgerError(.invalidBlock, "\(what) holds block \(hash.hexString) but \(why) (corruption); refusing to start. Removing the file lets the node start and fetch the block from its peers")
         }

@@ -192,6 +192,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         var newModels: [InstalledModel] = []
         var newPolicies: [InstalledPolicy] = []
         var missingDelta = 0
+        var unmarked = Set<HashKey>()   // records whose missing-envelope mark this batch deletes
         let heightKey = Self.u64Key(header.height)
         try batch.put(Family.blocks, heightKey, header.encoded)
         try batch.put(Family.certificates, heightKey, certificate.encoded)
@@ -218,8 +219,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             try indexForQueries(tx, at: index, earlier: submissions[..<offset], batch: batch, newPolicies: &newPolicies)
             if case .governance(let g) = tx.body {
                 // An erased record's envelope is no longer missing: it is meant to be gone.
-                for id in g.erasedRecords {
+                for id in g.erasedRecords where !unmarked.contains(HashKey(id)) {
                     if let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil {
+                        unmarked.insert(HashKey(id))
                         try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
                         missingDelta -= 1
                     }
@@ -308,19 +310,25 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return out
     }
 
-    /// Stores the envelope of a record committed without it, if `envelope` is the one its record
-    /// names (by hash). Returns whether it was stored. Called by the node serially with block appends.
-    public func restoreMissingEnvelope(_ envelope: Envelope, of id: Hash) throws -> Bool {
-        guard let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil,
-              let tx = try transaction(at: at.logIndex), let record = tx.body.envelopedRecord, record.envelopeHash == envelope.hash else {
-            return false
-        }
+    /// Stores the envelopes of records committed without them, each only if it is the one its
+    /// record names (by hash), in one synced write. Returns how many were stored. Called by the
+    /// node serially with block appends.
+    public func restoreMissingEnvelopes(_ candidates: [(envelope: Envelope, id: Hash)]) throws -> Int {
         let batch = WriteBatch(for: database)
-        try batch.put(Family.envelopes, id, envelope.encoded)
-        try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+        var done = Set<HashKey>()
+        for (envelope, id) in candidates where !done.contains(HashKey(id)) {
+            guard let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil,
+                  let tx = try transaction(at: at.logIndex), let record = tx.body.envelopedRecord, record.envelopeHash == envelope.hash else {
+                continue
+            }
+            try batch.put(Family.envelopes, id, envelope.encoded)
+            try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+            done.insert(HashKey(id))
+        }
+        guard !done.isEmpty else { return 0 }
         try database.write(batch, sync: true)
-        lock.withLock { _missingEnvelopes -= 1 }
-        return true
+        lock.withLock { _missingEnvelopes -= done.count }
+        return done.count
     }
 
     public func checkpoint(height: UInt64) throws -> String? {

@@ -228,11 +228,13 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
-    /// Score endorsement requests and endorsements from a scorer wait in the same bounded
-    /// backlog as its other messages: while the node's scorer is busy, those past the peer's
-    /// bound are dropped, not queued without limit.
+    /// Score endorsement requests and endorsements from a scorer wait in a bounded backlog of
+    /// their own: while the node's scorer is busy, those past the peer's bound are dropped, not
+    /// queued without limit, and the peer's votes still get through.
     func testEndorsementMessagesAreBoundedLikeOtherPeerMessages() async throws {
         let f = try await Fixture(as: "val-c", scorers: true)
+        XCTAssertEqual(f.node.mempool.maxSubmissionBytes, f.node.maxBlockContentBytes - NetMessage.submissionOverhead,
+                       "the mempool refuses what no block of this node can hold")
         let scorer = try XCTUnwrap(f.node.autoScorer)
         let busy = DispatchSemaphore(value: 0)
         scorer.queue.async { busy.wait() }   // the scorer is recomputing something long
@@ -242,18 +244,22 @@ final class ConsensusNodeTests: XCTestCase {
         let tx = Transaction.sign(header: TransactionHeader(chainID: f.genesis.chainID, signer: "val-b", keyID: scorerB.keyID, nonce: 1,
                                                             issuedAtMillis: 1),
                                   body: .scoreUpdate(update), key: f.keys["val-b"]!.signing)
-        let fits = InboundBacklog.maxMessages
+        let scoring = f.node.scoringBacklog
+        let fits = scoring.maxMessages
         for _ in 0..<(fits + 5) { f.node.received(.endorseRequest(tx), from: "val-b", bytes: 1_000) }
-        XCTAssertEqual(f.node.backlog.counts("val-b").waiting, fits)
-        XCTAssertEqual(f.node.backlog.counts("val-b").dropped, 5)
+        XCTAssertEqual(scoring.counts("val-b").waiting, fits)
+        XCTAssertEqual(scoring.counts("val-b").dropped, 5)
+        XCTAssertEqual(f.node.backlog.counts("val-b").waiting, 0, "the peer's other messages have their own room")
+        XCTAssertEqual(f.node.backlog.take("val-b", bytes: 200), .taken)
+        f.node.backlog.give("val-b", bytes: 200)
         let signature = MemberSignature(member: "val-d", keyID: f.genesis.member("val-d")!.keyID, signature: [UInt8](repeating: 0, count: 64))
         for _ in 0..<(fits + 3) { f.node.received(.endorsement(carrier: tx.id, signature: signature), from: "val-d", bytes: 200) }
-        XCTAssertEqual(f.node.backlog.counts("val-d").waiting, fits)
-        XCTAssertEqual(f.node.backlog.counts("val-d").dropped, 3)
+        XCTAssertEqual(scoring.counts("val-d").waiting, fits)
+        XCTAssertEqual(scoring.counts("val-d").dropped, 3)
         busy.signal()
         scorer.queue.sync {}
-        XCTAssertEqual(f.node.backlog.counts("val-b").bytes, 0, "the backlog is given back once handled")
-        XCTAssertEqual(f.node.backlog.counts("val-d").bytes, 0)
+        XCTAssertEqual(scoring.counts("val-b").bytes, 0, "the backlog is given back once handled")
+        XCTAssertEqual(scoring.counts("val-d").bytes, 0)
         await f.close()
     }
 
@@ -346,15 +352,17 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.store.missingEnvelopeCount, 3)
         XCTAssertNil(try f.store.envelope(of: subs[1].transaction.id))
 
-        // Block 2 erases the first record: its envelope is meant to be gone.
-        f.nonce += 1
-        let erase = try QueryClient.eraseRecords(genesis: f.genesis, records: [subs[0].transaction.id], submitter: f.keys["val-a"]!,
-                                                 approvers: [f.keys["val-a"]!], nonce: f.nonce, issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
-        let block2 = f.block([erase], proposer: "val-c")
+        // Block 2 erases the first record, in two transactions: its envelope is meant to be gone.
+        let erases = try (0..<2).map { _ -> Submission in
+            f.nonce += 1
+            return try QueryClient.eraseRecords(genesis: f.genesis, records: [subs[0].transaction.id], submitter: f.keys["val-a"]!,
+                                                approvers: [f.keys["val-a"]!], nonce: f.nonce, issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        let block2 = f.block(erases, proposer: "val-c")
         let (certificate2, note2) = f.certify(block2.header, by: ["val-a", "val-b", "val-d"])
         _ = f.deliver(.blocks([CommittedBlock(block: block2, certificate: certificate2, checkpoint: note2)]), from: "val-b")
         XCTAssertEqual(f.store.head.height, 2)
-        XCTAssertEqual(f.store.missingEnvelopeCount, 2)
+        XCTAssertEqual(f.store.missingEnvelopeCount, 2, "one mark cleared, once")
         XCTAssertEqual(Set(try f.store.missingEnvelopes(limit: 10).map { HashKey($0.id) }), Set(subs[1...].map { HashKey($0.transaction.id) }))
         func verified() throws -> ChainSummary {
             var source = StoreBlockSource(store: f.store)

@@ -56,7 +56,7 @@ final class ConsensusWALTests: XCTestCase {
         XCTAssertEqual(loaded.submissions.map { $0.envelope?.hash }, submissions.map { $0.envelope?.hash })
 
         func refused(_ bytes: [UInt8], _ expected: String, line: UInt = #line) {
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             XCTAssertThrowsError(try load(), line: line) { error in
                 XCTAssertTrue("\(error)".contains(path) && "\(error)".contains(expected), "\(error)", line: line)
             }
@@ -65,7 +65,7 @@ final class ConsensusWALTests: XCTestCase {
         for offset in [saved.count / 3, saved.count / 2, saved.count - 10] {
             var altered = saved
             altered[offset] ^= 0x01
-            refused(altered, "block")
+            refused(altered, "corruption")
         }
         var swapped = submissions
         swapped[0] = Submission(transaction: submissions[0].transaction, envelope: submissions[1].envelope)
@@ -74,7 +74,7 @@ final class ConsensusWALTests: XCTestCase {
         // The earlier format: magic, length, encoded block, SHA-256 checksum.
         var w = ByteWriter()
         block.encode(&w)
-        FileManager.default.createFile(atPath: path, contents: Data(ConsensusWAL.wrap(w.bytes)))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(ConsensusWAL.wrap(w.bytes)))
         XCTAssertEqual(try load()[block.hash]?.submissions.map(\.transaction.id), submissions.map(\.transaction.id))
     }
 }
