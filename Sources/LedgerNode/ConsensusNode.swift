@@ -833,9 +833,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// the height it asked for (an empty reply, or blocks other than the one asked for) counts
     /// as a miss, as an unanswered request does: a peer that claims a great height and answers
     /// every request with nothing would otherwise stay the one asked.
+    /// A reply holding only blocks the node has (an answer to a request for missing envelopes)
+    /// is not taken for the answer to a catch-up request.
     func applyCommitted(_ list: [CommittedBlock], from peer: String) {
         if store.missingEnvelopeCount > 0 { restoreEnvelopes(from: list, peer: peer) }
-        let request = lastRequest?.peer == peer ? lastRequest : nil
+        let answersCatchUp = list.isEmpty || list.contains { $0.block.header.height > store.head.height }
+        let request = lastRequest?.peer == peer && answersCatchUp ? lastRequest : nil
         if request != nil { lastRequest = nil }
         var applied = 0
         var refused = false

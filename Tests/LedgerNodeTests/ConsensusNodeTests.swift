@@ -390,6 +390,12 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(try f.store.envelope(of: subs[2].transaction.id)?.hash, subs[2].envelope?.hash)
         XCTAssertNil(try f.store.envelope(of: subs[0].transaction.id), "the erased record's envelope is not brought back")
         XCTAssertEqual(f.node.status()["missing_envelopes"] as? Int, 0)
+        // Such a reply arriving while the same peer is asked for blocks above the head is not
+        // taken for that answer: no miss, and the request still waits.
+        f.node.queue.sync { f.node.lastRequest = ("val-d", ContinuousClock.now, 3) }
+        _ = f.deliver(committed(block), from: "val-d")
+        XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-d"] })
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d")
         XCTAssertEqual(try verified().envelopesShredded, 1)
         XCTAssertEqual(try verified().envelopesMissing, 0)
         await f.close()
