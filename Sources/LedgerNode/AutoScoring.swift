@@ -396,6 +396,14 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         do {
             guard var p = pending[carrier], signature.member == peer,
                   !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
+            // Checked here, as validators will: a bad signature taken as one of the endorsements
+            // would get the update refused and the honest endorsements arriving after it ignored.
+            let genesis = node.genesis
+            guard let m = genesis.member(peer), m.has(.scorer), signature.keyID == m.keyID,
+                  m.signingKey.isValidSignature(signature.signature, for: p.body.endorsementMessage(chainID: genesis.chainID)) else {
+                logger.warning("endorsement from \(peer) of the score of \(p.body.subject) does not verify; ignored")
+                return
+            }
             p.body.endorsements.append(signature)
             if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
                 dropPending(carrier)

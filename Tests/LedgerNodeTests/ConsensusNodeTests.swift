@@ -263,6 +263,32 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// An endorsement is checked when it arrives: one that does not verify is ignored, so it
+    /// cannot complete the update (which validators would refuse) and crowd out the honest one.
+    func testAnEndorsementThatDoesNotVerifyIsIgnored() async throws {
+        let f = try await Fixture(as: "val-c", scorers: true)
+        let scorer = try XCTUnwrap(f.node.autoScorer)
+        let update = ScoreUpdateBody(subject: USCCGenerator.make(kind: .enterprise, division: "330106") { $0 / 3 }, modelHash: SHA256.hash([1]),
+                                     points: 700, grade: .a, dimensions: [], inputs: [], asOfLogSize: 0)
+        let me = f.genesis.member("val-c")!
+        let carrier = Transaction.sign(header: TransactionHeader(chainID: f.genesis.chainID, signer: "val-c", keyID: me.keyID, nonce: 1, issuedAtMillis: 1),
+                                       body: .scoreUpdate(update), key: f.keys["val-c"]!.signing)
+        scorer.queue.sync { scorer.pending[carrier.id] = AutoScorer.Pending(body: update, carrier: carrier, started: .now, lastSent: .now) }
+        let b = f.genesis.member("val-b")!
+        let forged = MemberSignature(member: "val-b", keyID: b.keyID, signature: [UInt8](repeating: 7, count: 64))
+        f.node.received(.endorsement(carrier: carrier.id, signature: forged), from: "val-b", bytes: 200)
+        scorer.queue.sync {}
+        XCTAssertEqual(scorer.queue.sync { scorer.pending[carrier.id]?.body.endorsements.count }, 0, "the forged endorsement was taken")
+        let genuine = MemberSignature(member: "val-b", keyID: b.keyID,
+                                      signature: f.keys["val-b"]!.signing.signature(for: update.endorsementMessage(chainID: f.genesis.chainID)))
+        f.node.received(.endorsement(carrier: carrier.id, signature: genuine), from: "val-b", bytes: 200)
+        scorer.queue.sync {}
+        let after = scorer.queue.sync { scorer.pending[carrier.id]?.body.endorsements.map(\.member) }
+        XCTAssertTrue(after == nil || after == ["val-b"], "the genuine endorsement was not taken: \(String(describing: after))")
+        XCTAssertTrue(after == nil || f.genesis.scoreEndorsementsRequired > 1)
+        await f.close()
+    }
+
     /// A validator cannot fill the node's bounded caches for a height: a proposal signed by a
     /// validator that is not the round's proposer is dropped with its block, and precommits for
     /// blocks the node does not hold are kept up to a fair share per voter.
