@@ -27,6 +27,9 @@ public protocol PolicyFacts {
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
     /// on a node that holds no custodian key.
+    /// The record's decrypted payload; nil when shredded. Throws `PayloadUnreadable` when the
+    /// envelope does not open to the committed payload (validators cannot decrypt, so an issuer
+    /// can commit such a record).
     func payload(of record: LoggedTransaction) throws -> [UInt8]?
     /// Latest grade, industry and division of every subject scored under scorecard `model` (any version), at most `limit` + 1.
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]
@@ -290,11 +293,16 @@ public struct PolicyEngine: Sendable {
                         "severity": .string(r.record.severity.name), "event_date": .string(r.record.eventDate.description),
                         "issuer": .string(logged.transaction.header.signer), "log_index": .int(Int64(r.logIndex)),
                     ]
-                    if let payload = try facts.payload(of: logged) {
-                        o["payload"] = .string(String(decoding: payload, as: UTF8.self))
-                    } else {
+                    do {
+                        if let payload = try facts.payload(of: logged) {
+                            o["payload"] = .string(String(decoding: payload, as: UTF8.self))
+                        } else {
+                            o["payload"] = .null
+                            o["shredded"] = .bool(true)
+                        }
+                    } catch is PayloadUnreadable {
                         o["payload"] = .null
-                        o["shredded"] = .bool(true)
+                        o["unreadable"] = .bool(true)
                     }
                     list.append(.object(o))
                 }
@@ -425,11 +433,20 @@ public struct PolicyEngine: Sendable {
     func maskedName(_ active: [Active], facts: some PolicyFacts) throws -> String {
         guard let reg = active.last(where: { $0.record.category == .registration }) else { return "" }
         return try facts.maskedName(registrationAt: reg.logIndex) {
-            guard let payload = try facts.payload(of: try facts.transaction(at: reg.logIndex)),
-                  case .object(let pairs)? = try? StrictJSONParser.parse(payload),
+            let payload: [UInt8]?
+            do { payload = try facts.payload(of: try facts.transaction(at: reg.logIndex)) } catch is PayloadUnreadable { return "" }
+            guard let payload, case .object(let pairs)? = try? StrictJSONParser.parse(payload),
                   case .string(let name)? = pairs.first(where: { $0.key == "name" })?.value else { return "" }
             return Self.mask(name)
         }
+    }
+
+    /// The payload of a record whose envelope does not open to what it committed to: the answer
+    /// names nobody (masked name) or marks the record unreadable (records), rather than failing.
+    public struct PayloadUnreadable: Error, CustomStringConvertible {
+        public let reason: String
+        public init(_ reason: String) { self.reason = reason }
+        public var description: String { "payload unreadable: \(reason)" }
     }
 
     /// Keeps the first character and, for names of four or more, the last two; the rest become '*'.

@@ -825,6 +825,30 @@ final class QueryServiceTests: XCTestCase {
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
     }
 
+    /// A registration whose envelope does not open (validators cannot decrypt, so an issuer's
+    /// bug can commit one) does not break queries about the subject: the grade is answered and
+    /// names nobody, and the bureau's full profile marks that record unreadable.
+    func testARecordWhoseEnvelopeDoesNotOpenLeavesTheAnswerNamingNobody() async throws {
+        let broken = uscc(division: "330106")
+        let good = try attestation(broken, .registration, "2021-03-01", payload: "{\"name\":\"无法解密的公司\"}")
+        var bytes = try XCTUnwrap(good.envelope).encoded
+        bytes[1 + 24 + 4 + 40] ^= 0x01   // a ciphertext byte: authentication fails for every custodian
+        let damaged = try Envelope.decode(bytes)
+        guard case .attestation(var body) = good.transaction.body else { return XCTFail("not an attestation") }
+        body.envelopeHash = damaged.hash
+        let record = Submission(transaction: Transaction.sign(header: header("samr"), body: .attestation(body), key: consortium.keys["samr"]!.signing),
+                                envelope: damaged)
+        try await submit([record])
+        try await score([broken])
+        _ = try await consent(broken, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: broken.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        XCTAssertEqual(try fields(out.receipt)["name"] as? String, "", "an unreadable registration names nobody")
+        let (_, profile) = try await ask("samr", "full-profile", subject: broken.code, purpose: "supervision")
+        XCTAssertTrue(profile.answered, profile.receipt.message)
+        XCTAssertTrue(profile.receipt.result.contains("\"unreadable\":true"), profile.receipt.result)
+    }
+
     /// The node keeps masked names it derived from registration payloads; erasing the
     /// registration record must end that: the next answer cannot name the subject any more.
     func testErasingTheRegistrationRecordEndsTheKeptMaskedName() async throws {
