@@ -82,7 +82,8 @@ public enum DevNode {
 
     /// Serves the dev ledger until SIGINT or SIGTERM.
     public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger,
-                           models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = []) async throws {
+                           models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = [],
+                           httpIdleTimeoutSeconds: Int = 30) async throws {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
         // The process exits soon after this returns, the store possibly still open.
@@ -97,7 +98,8 @@ public enum DevNode {
                                 clock: { UInt64(Date().timeIntervalSince1970 * 1000) },
                                 blockInterval: blockInterval, logger: logger, rescoreStateDirectory: dataDirectory)
         try await LedgerAPI(ledger: ledger).serve(host: host, port: port, addressFile: dataDirectory + "/http.addr",
-                                                  services: [BlockProducerService(ledger: ledger)], logger: logger)
+                                                  services: [BlockProducerService(ledger: ledger)], logger: logger,
+                                                  idleTimeout: .seconds(Int64(httpIdleTimeoutSeconds)))
     }
 }
 

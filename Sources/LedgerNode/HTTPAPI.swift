@@ -34,10 +34,15 @@ public struct LedgerAPI: Sendable {
 
     /// Serves the API with `services` until SIGINT or SIGTERM. Once listening, the base URL is
     /// written to `addressFile` (so scripts and tests can use port 0).
-    public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger) async throws {
+    public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger,
+                      idleTimeout: TimeAmount = LedgerAPI.idleTimeout) async throws {
         try? FileManager.default.removeItem(atPath: addressFile)
         var app = Application(
             router: makeRouter(),
+            // A connection that sends nothing for this long, between requests or in the middle of
+            // one, is closed: a client that announces a body and never sends it would otherwise
+            // hold its share of the request-body budget (and with a few more, every POST) for good.
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "credit-node"),
             onServerRunning: { channel in
                 let address = "http://\(host):\(channel.localAddress?.port ?? port)"
@@ -48,6 +53,9 @@ public struct LedgerAPI: Sendable {
         app.addServices(services)
         try await app.runService()
     }
+
+    /// How long a connection may send nothing before it is closed, by default.
+    public static let idleTimeout: TimeAmount = .seconds(30)
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()

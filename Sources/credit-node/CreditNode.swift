@@ -105,17 +105,21 @@ struct Dev: AsyncParsableCommand {
     var models: String?
     @Option(help: "On first start, install the query policies in this directory (*.json) in the new genesis.")
     var policies: String?
+    @Option(help: "Close an HTTP connection that sends nothing for this many seconds, between requests or within one (1-3600).")
+    var httpIdleTimeoutSeconds: Int = 30
 
     func run() async throws {
         guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
+        guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
             try await DevNode.run(dataDirectory: dataDir, host: host, port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
-                                  policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [])
+                                  policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
+                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds)
         } catch let e as ExitCode { throw e } catch {
             throw fail("\(error)")
         }

@@ -8,13 +8,13 @@ final class DevNodeProcess {
     let dataDir: String
     let log: String
 
-    init(dataDir: String) throws {
+    init(dataDir: String, arguments: [String] = []) throws {
         self.dataDir = dataDir
         log = dataDir + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         try? FileManager.default.removeItem(atPath: dataDir + "/http.addr")
         process.executableURL = URL(fileURLWithPath: BuiltTools.path("credit-node") ?? "credit-node")
-        process.arguments = ["dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--block-interval-ms", "20"]
+        process.arguments = ["dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--block-interval-ms", "20"] + arguments
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         process.standardOutput = handle

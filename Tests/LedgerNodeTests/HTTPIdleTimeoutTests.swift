@@ -1,0 +1,50 @@
+import Foundation
+import LedgerCore
+import XCTest
+
+/// A client that announces a large body and never sends it is cut off once its connection has
+/// been silent for the idle timeout, so it cannot hold the request-body budget (and, with a few
+/// more, every POST) for good; the node then reads other requests as before.
+final class HTTPIdleTimeoutTests: XCTestCase {
+    func testASilentUploadIsClosedAfterTheIdleTimeout() throws {
+        let dir = NSTemporaryDirectory() + "idle-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-idle-timeout-seconds", "1"])
+        defer { node.terminate() }
+        let address = try node.waitForAddress()
+        let port = UInt16(try XCTUnwrap(URL(string: address)?.port))
+
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 6, tv_usec: 0)   // a read that never ends fails the test instead of hanging it
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let head = "POST /v1/transactions/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 16777216\r\n\r\n"
+        XCTAssertEqual(head.utf8.count, head.withCString { send(fd, $0, strlen($0), 0) })
+
+        let started = Date()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var received = 0
+        var n = 0
+        repeat {   // until the node closes the connection (0) or the read times out (-1)
+            n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { received += n }
+        } while n > 0
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertEqual(n, 0, "the node kept the silent upload open (\(waited) s, errno \(errno))")
+        XCTAssertLessThan(waited, 5, "closed only after \(waited) s")
+
+        // The node still reads and answers other requests.
+        let status = try Data(contentsOf: XCTUnwrap(URL(string: address + "/v1/health")))
+        XCTAssertFalse(status.isEmpty)
+        _ = received
+    }
+}
