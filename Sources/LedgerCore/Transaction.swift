@@ -604,6 +604,22 @@ public struct Transaction: Hashable, Sendable {
     /// A transaction's id from its canonical bytes: the RFC 9162 leaf hash, SHA-256(0x00 ‖ bytes).
     public static func id(ofEncoded encoded: [UInt8]) -> Hash { SHA256.hash(prefix: 0x00, encoded) }
 
+    /// What this transaction claims that no other transaction of the same block may claim,
+    /// beyond its id and nonce: a query record's request nonce (one record per request), and
+    /// an install's name and version and its document (one install of each). Each is checked
+    /// against committed state by the stateful rules, which cannot see the rest of the block.
+    public var blockExclusiveClaims: [String] {
+        switch body {
+        case .queryRecord(let q):
+            return q.spentRequestNonce.map { ["request nonce \($0)"] } ?? []
+        case .governance(let g) where g.action == .installModel || g.action == .installPolicy:
+            let kind = g.action == .installModel ? "model" : "policy"
+            return ["\(kind) \(g.name) version \(g.version)", "\(kind) document \(g.documentHash.hexString.prefix(16))…"]
+        default:
+            return []
+        }
+    }
+
     private init(header: TransactionHeader, body: TransactionBody, signature: [UInt8], encoded: [UInt8]) {
         self.header = header
         self.body = body

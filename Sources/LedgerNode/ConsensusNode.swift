@@ -681,15 +681,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var ids = Set<HashKey>(minimumCapacity: block.submissions.count)
         var nonces = Set<NonceKey>(minimumCapacity: block.submissions.count)
-        var requests = Set<String>()
+        var claims = Set<String>()
         var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction
             guard ids.insert(HashKey(tx.id)).inserted, nonces.insert(NonceKey(tx.header)).inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
-            if case .queryRecord(let q) = tx.body, let key = q.spentRequestNonce, !requests.insert(key).inserted {
-                throw LedgerError(.replay, "transaction \(i) records request nonce \(q.requestNonce) of \(q.requester), which another record of the same block records")
+            for claim in tx.blockExclusiveClaims where !claims.insert(claim).inserted {
+                throw LedgerError(.replay, "transaction \(i) claims \(claim), which another transaction of the same block claims")
             }
             if !verified.contains(s) { notSeen.append(i) }
             do { try validator.checkStateful(tx, state: store) } catch { throw BatchError(index: i, error: error) }
@@ -734,13 +734,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var picked: [Submission] = []
         var stale: [Hash] = []
-        var requests = Set<String>()
+        var claims = Set<String>()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
             if (try? validator.checkStateful(s.transaction, state: store)) == nil { stale.append(s.transaction.id); continue }
-            // One record per request: a second node's record of the same request is dropped.
-            if case .queryRecord(let q) = s.transaction.body, let key = q.spentRequestNonce, !requests.insert(key).inserted {
-                stale.append(s.transaction.id); continue
-            }
+            // One record per request, one install per name and version: a second claim is dropped
+            // (once the first commits, the stateful rules refuse it anyway).
+            let mine = s.transaction.blockExclusiveClaims
+            if mine.contains(where: claims.contains) { stale.append(s.transaction.id); continue }
+            claims.formUnion(mine)
             picked.append(s)
         }
         if !stale.isEmpty {

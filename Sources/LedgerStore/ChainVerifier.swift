@@ -129,7 +129,7 @@ public final class ChainVerifier {
             // its transactions see only the log before the block (not each other).
             var blockIDs = Set<Hash>(minimumCapacity: decoded.count)
             var blockNonces = Set<String>(minimumCapacity: decoded.count)
-            var blockRequests = Set<String>()
+            var blockClaims = Set<String>()
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
                 guard blockIDs.insert(tx.id).inserted else {
@@ -138,8 +138,8 @@ public final class ChainVerifier {
                 guard blockNonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
                     throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
                 }
-                if case .queryRecord(let q) = tx.body, let request = q.spentRequestNonce, !blockRequests.insert(request).inserted {
-                    throw fail("request nonce \(q.requestNonce) of \(q.requester) is recorded twice in the block (one request answered or refused twice)", tx: i)
+                for claim in tx.blockExclusiveClaims where !blockClaims.insert(claim).inserted {
+                    throw fail("\(claim) is claimed twice in the block (one request answered twice, or one model or policy installed twice)", tx: i)
                 }
                 do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {

@@ -230,7 +230,7 @@ final class VerifierTamperTests: XCTestCase {
         assertChainFails(try chain("later-block", [[record(7)], [record(8), record(7)]]), "recorded again in a later block",
                          height: 2, tx: 1, words: "already answered or refused on the ledger")
         assertChainFails(try chain("same-block", [[record(8), record(7), record(7, reason: "wrong_role")]]), "recorded twice in one block",
-                         height: 1, tx: 2, words: "recorded twice in the block")
+                         height: 1, tx: 2, words: "claimed twice in the block")
     }
 
     /// A certified block holding more transactions than genesis allows is refused in both modes

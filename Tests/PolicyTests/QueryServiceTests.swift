@@ -823,6 +823,24 @@ final class QueryServiceTests: XCTestCase {
         // The chain with query records and a policy install verifies end to end.
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+
+        // Two installs of one name and version in one block (each new to the committed state,
+        // which is all the stateful rules see) are refused, by consensus and by the verifier.
+        let v3 = String(decoding: doc, as: UTF8.self).replacingOccurrences(of: "\"version\": 2", with: "\"version\": 3")
+        let installs = try [v3, v3.replacingOccurrences(of: "\"width\": 50", with: "\"width\": 100")].map {
+            try QueryClient.installPolicy(genesis: consortium.genesis, document: Array($0.utf8), name: "credit-grade", version: 3,
+                                          submitter: consortium.keys["samr"]!, approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                          nonce: nextNonce(), issuedAtMillis: nowMillis)
+        }
+        XCTAssertNotEqual(installs[0].transaction.id, installs[1].transaction.id)
+        XCTAssertTrue(installs[0].transaction.blockExclusiveClaims.contains("policy credit-grade version 3"))
+        let twice = try ChainStore.create(path: dir + "-twice", genesis: consortium.genesis)
+        defer { try? FileManager.default.removeItem(atPath: dir + "-twice") }
+        try twice.appendBlock(installs, timestampMillis: nowMillis, proposer: "samr", signers: [(consortium.genesis.member("samr")!, consortium.keys["samr"]!.signing)])
+        var twiceSource = StoreBlockSource(store: twice)
+        XCTAssertThrowsError(try ChainVerifier(genesis: consortium.genesis).verify(&twiceSource)) { error in
+            XCTAssertTrue("\(error)".contains("policy credit-grade version 3 is claimed twice in the block"), "\(error)")
+        }
     }
 
     /// A registration whose envelope does not open (validators cannot decrypt, so an issuer's
