@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
 import LedgerStore
 import Logging
 import Scoring
@@ -319,6 +320,10 @@ final class UpgradeRescorer: @unchecked Sendable {
                     let body = try host.engine.makeScoreUpdate(subject: subject, records: records, model: job.model, asOf: asOf)
                     lock.withLock { inFlight[subject] = clock.now }
                     host.submitRescored(body)
+                } catch let e as StorageError {
+                    // Reading the store failed (an I/O error): not the subject's fault; the next
+                    // pass tries it again, and the job is not marked finished without it.
+                    logger.warning("re-score under \(name): cannot read \(subject) now, trying again next pass: \(e)")
                 } catch {
                     failedSubjects.insert(i)
                     lock.withLock { snapshot?.failed += 1 }
@@ -340,7 +345,8 @@ final class UpgradeRescorer: @unchecked Sendable {
             logger.info("re-score under \(name): pass \(pass) left \(remaining) subjects unconfirmed; trying them again")
         }
         progress(force: true)
-        let remaining = lock.withLock { confirmed.filter { !$0 }.count } - failedSubjects.count
+        // A failed subject that a live update confirmed meanwhile is counted once, as confirmed.
+        let remaining = lock.withLock { confirmed.indices.filter { !confirmed[$0] && !failedSubjects.contains($0) }.count }
         if remaining == 0 {
             // Subjects that could not be scored (over 1,024 records) fail the same way on every
             // try: the job is done, and a restart does not list every subject again. They are
