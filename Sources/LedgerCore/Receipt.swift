@@ -25,12 +25,20 @@ public struct Receipt: Codable, Sendable, Equatable {
     public init(genesis: Genesis, transaction: Transaction, logIndex: UInt64, proof: [Hash], checkpoint: String,
                 header: BlockHeader, certificate: CommitCertificate) throws {
         let (cp, _) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis)
+        self.init(genesis: genesis, transaction: transaction, logIndex: logIndex, proof: proof, checkpoint: checkpoint,
+                  verifiedTreeSize: cp.size, header: header, certificate: certificate)
+    }
+
+    /// With a checkpoint the caller has already verified, of tree size `verifiedTreeSize`: a
+    /// provenance of a thousand receipts under one checkpoint verifies its signatures once.
+    public init(genesis: Genesis, transaction: Transaction, logIndex: UInt64, proof: [Hash], checkpoint: String,
+                verifiedTreeSize: UInt64, header: BlockHeader, certificate: CommitCertificate) {
         format = Self.format
         chain_id = genesis.chainID
         genesis_sha256 = genesis.hash.hexString
         self.transaction = transaction.encoded.base64String
         log_index = logIndex
-        tree_size = cp.size
+        tree_size = verifiedTreeSize
         inclusion_proof = proof.map(\.base64String)
         self.checkpoint = checkpoint
         block = BlockPart(height: header.height, header: header.encoded.base64String, commit_certificate: certificate.encoded.base64String)

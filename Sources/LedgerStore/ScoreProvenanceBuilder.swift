@@ -16,14 +16,16 @@ extension ChainStore {
         }
         let h = head
         guard let note = try checkpoint(height: h.height) else { throw LedgerError(.notFound, "no checkpoint at height \(h.height)") }
+        // Verified once for all the receipts (up to 1,026), not once each.
+        let (cp, _) = try Checkpoint.verify(signedNote: note, genesis: genesis)
         func receipt(_ id: Hash) throws -> Receipt {
             guard let loc = try location(of: id), let tx = try transaction(at: loc.logIndex),
                   let header = try blockHeader(height: loc.height), let cert = try certificate(height: loc.height) else {
                 throw LedgerError(.notFound, "transaction \(id.hexString) is not committed on this node")
             }
-            return try Receipt(genesis: genesis, transaction: tx, logIndex: loc.logIndex,
-                               proof: try inclusionProof(index: loc.logIndex, size: h.logSize), checkpoint: note,
-                               header: header, certificate: cert)
+            return Receipt(genesis: genesis, transaction: tx, logIndex: loc.logIndex,
+                           proof: try inclusionProof(index: loc.logIndex, size: cp.size), checkpoint: note,
+                           verifiedTreeSize: cp.size, header: header, certificate: cert)
         }
         guard let asOfHeight = try height(coveringLogSize: u.asOfLogSize), u.asOfLogSize >= 1,
               let header = try blockHeader(height: asOfHeight), let cert = try certificate(height: asOfHeight) else {
