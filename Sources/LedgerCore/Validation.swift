@@ -216,15 +216,10 @@ public struct TransactionValidator: Sendable {
         let message = s.endorsementMessage(chainID: genesis.chainID)
         var endorsers = Set<String>()
         for e in s.endorsements {
-            guard let m = genesis.member(e.member), m.has(.scorer) else {
-                throw LedgerError(.notAuthorized, "score endorsement by \(e.member), which is not a scorer")
-            }
             guard e.member != signer.id else {
                 throw LedgerError(.invalidValue, "a scorer cannot endorse its own score update")
             }
-            guard e.keyID == m.keyID, m.signingKey.isValidSignature(e.signature, for: message) else {
-                throw LedgerError(.badSignature, "score endorsement by \(e.member) does not verify")
-            }
+            try checkEndorsement(e, message: message)
             guard endorsers.insert(e.member).inserted else {
                 throw LedgerError(.invalidValue, "score update endorsed twice by \(e.member)")
             }
@@ -232,6 +227,18 @@ public struct TransactionValidator: Sendable {
         guard endorsers.count >= genesis.scoreEndorsementsRequired else {
             throw LedgerError(.notAuthorized,
                 "score update has \(endorsers.count) endorsements, needs \(genesis.scoreEndorsementsRequired)")
+        }
+    }
+
+    /// One endorsement of an update: by a scorer, with its current key, over `message`
+    /// (`ScoreUpdateBody.endorsementMessage`). A scorer collecting endorsements checks each as
+    /// it arrives, with the same rule.
+    public func checkEndorsement(_ e: MemberSignature, message: [UInt8]) throws {
+        guard let m = genesis.member(e.member), m.has(.scorer) else {
+            throw LedgerError(.notAuthorized, "score endorsement by \(e.member), which is not a scorer")
+        }
+        guard e.keyID == m.keyID, m.signingKey.isValidSignature(e.signature, for: message) else {
+            throw LedgerError(.badSignature, "score endorsement by \(e.member) does not verify")
         }
     }
 

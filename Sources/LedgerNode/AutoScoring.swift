@@ -352,66 +352,62 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// sending requests faster than this node recomputes scores cannot fill its memory.
     func endorseRequested(_ tx: Transaction, from peer: String, since: ContinuousClock.Instant = .now) {
         dispatchPrecondition(condition: .onQueue(queue))
+        guard scorers.contains(peer), case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
+        if let signature = answered[tx.id] {
+            node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
+            return
+        }
+        if store.head.logSize < body.asOfLogSize {
+            // This node has not committed the block yet: answer once it has.
+            if ContinuousClock.now - since < Self.endorsementWait, waitingEndorse.count < Self.maxPending,
+               !waitingEndorse.contains(where: { $0.tx.id == tx.id }) {
+                waitingEndorse.append((peer, tx, since))
+            }
+            return
+        }
         do {
-            guard scorers.contains(peer), case .scoreUpdate(let body) = tx.body, tx.header.signer == peer else { return }
-            if let signature = answered[tx.id] {
-                node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
-                return
+            guard let installed = store.model(hash: body.modelHash) else {
+                throw LedgerError(.unknownReference, "model \(body.modelHash.hexString.prefix(16)) is not installed")
             }
-            if store.head.logSize < body.asOfLogSize {
-                // This node has not committed the block yet: answer once it has.
-                if ContinuousClock.now - since < Self.endorsementWait, waitingEndorse.count < Self.maxPending,
-                   !waitingEndorse.contains(where: { $0.tx.id == tx.id }) {
-                    waitingEndorse.append((peer, tx, since))
-                }
-                return
+            let model = try engine.model(installed)
+            let records = try store.scoreRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
+            guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
+            let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
+            let signature = try engine.endorse(update: body, recomputedFromRecords: records, model: model, asOf: asOf, keys: node.keys)
+            if answeredOrder.count < Self.maxAnswered {
+                answeredOrder.append(tx.id)
+            } else {   // a ring: overwrite the oldest
+                answered[answeredOrder[answeredNext]] = nil
+                answeredOrder[answeredNext] = tx.id
+                answeredNext = (answeredNext + 1) % Self.maxAnswered
             }
-            do {
-                guard let installed = store.model(hash: body.modelHash) else {
-                    throw LedgerError(.unknownReference, "model \(body.modelHash.hexString.prefix(16)) is not installed")
-                }
-                let model = try engine.model(installed)
-                let records = try store.scoreRecords(body.subject, before: body.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
-                guard let millis = try store.blockTimestamp(coveringLogSize: body.asOfLogSize) else { return }
-                let asOf = ScoreAsOf(logSize: body.asOfLogSize, date: try LedgerDate(chinaStandardTimeMillis: millis))
-                let signature = try engine.endorse(update: body, recomputedFromRecords: records, model: model, asOf: asOf, keys: node.keys)
-                if answeredOrder.count < Self.maxAnswered {
-                    answeredOrder.append(tx.id)
-                } else {   // a ring: overwrite the oldest
-                    answered[answeredOrder[answeredNext]] = nil
-                    answeredOrder[answeredNext] = tx.id
-                    answeredNext = (answeredNext + 1) % Self.maxAnswered
-                }
-                answered[tx.id] = signature
-                node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
-            } catch {
-                logger.warning("refused to endorse \(peer)'s score of \(body.subject): \(error)")
-            }
+            answered[tx.id] = signature
+            node.p2p.send(NetMessage.endorsement(carrier: tx.id, signature: signature).encoded, to: peer)
+        } catch {
+            logger.warning("refused to endorse \(peer)'s score of \(body.subject): \(error)")
         }
     }
 
     /// On `queue`, within the peer's share of the node's inbound backlog (as above).
     func endorsed(carrier: Hash, signature: MemberSignature, from peer: String) {
         dispatchPrecondition(condition: .onQueue(queue))
+        guard var p = pending[carrier], signature.member == peer,
+              !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
+        // Checked here, as validators will: a bad signature taken as one of the endorsements
+        // would get the update refused and the honest endorsements arriving after it ignored.
         do {
-            guard var p = pending[carrier], signature.member == peer,
-                  !p.body.endorsements.contains(where: { $0.member == peer }) else { return }
-            // Checked here, as validators will: a bad signature taken as one of the endorsements
-            // would get the update refused and the honest endorsements arriving after it ignored.
-            let genesis = node.genesis
-            guard let m = genesis.member(peer), m.has(.scorer), signature.keyID == m.keyID,
-                  m.signingKey.isValidSignature(signature.signature, for: p.body.endorsementMessage(chainID: genesis.chainID)) else {
-                logger.warning("endorsement from \(peer) of the score of \(p.body.subject) does not verify; ignored")
-                return
-            }
-            p.body.endorsements.append(signature)
-            if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
-                dropPending(carrier)
-                // The validator checks every endorsement.
-                if !submit(p.body) && p.rescore { upgrade.released(p.body.subject) }
-            } else {
-                pending[carrier] = p
-            }
+            try node.validator.checkEndorsement(signature, message: p.body.endorsementMessage(chainID: node.genesis.chainID))
+        } catch {
+            logger.warning("endorsement from \(peer) of the score of \(p.body.subject) ignored: \(error)")
+            return
+        }
+        p.body.endorsements.append(signature)
+        if p.body.endorsements.count >= node.genesis.scoreEndorsementsRequired {
+            dropPending(carrier)
+            // The validator checks every endorsement.
+            if !submit(p.body) && p.rescore { upgrade.released(p.body.subject) }
+        } else {
+            pending[carrier] = p
         }
     }
 

@@ -905,11 +905,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
-    /// Once caught up, asks one peer after another (one request a status tick) for the committed
-    /// blocks from the lowest height that has a record without its envelope.
+    /// Once caught up (the status tick calls it when no peer is ahead), asks one peer after
+    /// another, one request a tick, for the committed blocks from the lowest height that has a
+    /// record without its envelope.
     func requestMissingEnvelopes() {
-        guard store.missingEnvelopeCount > 0, bestPeerAhead == nil,
-              let lowest = (try? store.missingEnvelopes(limit: 1))?.first?.height else { return }
+        guard store.missingEnvelopeCount > 0, let lowest = (try? store.missingEnvelopes(limit: 1))?.first?.height else { return }
         let peers = peerHeights.filter { $0.value >= lowest }.keys.sorted()
         guard !peers.isEmpty else { return }
         let turn = (envelopeRequest?.turn ?? -1) + 1

@@ -68,6 +68,7 @@ public final class ConsensusWAL: @unchecked Sendable {
     /// A saved block, refused unless it is whole: it must decode to the end, hash to `hash`, and
     /// carry the transactions and envelopes its header commits to.
     static func decodeBlock(_ bytes: [UInt8], hash: Hash, limits: Limits, what: String) throws -> CandidateBlock {
+        let refusal = "refusing to start. Removing the file lets the node start and fetch the block from its peers"
         let block: CandidateBlock
         if bytes.starts(with: blockMagic) {
             var r = ByteReader(Array(bytes[blockMagic.count...]), context: what)
@@ -75,17 +76,17 @@ public final class ConsensusWAL: @unchecked Sendable {
                 block = try CandidateBlock.decode(&r, limits: limits)
                 try r.expectEnd()
             } catch {
-                throw LedgerError(.malformed, "\(what) is not a whole block (torn write or corruption): \(error); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+                throw LedgerError(.malformed, "\(what) is not a whole block (torn write or corruption): \(error); \(refusal)")
             }
         } else {
             var r = ByteReader(try unwrap(bytes, what: what), context: what)
             block = try CandidateBlock.decode(&r, limits: limits)
         }
         guard block.hash == hash else {
-            throw LedgerError(.invalidBlock, "\(what) does not hold block \(hash.hexString) (corruption); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+            throw LedgerError(.invalidBlock, "\(what) does not hold block \(hash.hexString) (corruption); \(refusal)")
         }
         if let why = ConsensusNode.contentMismatch(block) {
-            throw LedgerError(.invalidBlock, "\(what) holds block \(hash.hexString) but \(why) (corruption); refusing to start. Removing the file lets the node start and fetch the block from its peers")
+            throw LedgerError(.invalidBlock, "\(what) holds block \(hash.hexString) but \(why) (corruption); \(refusal)")
         }
         return block
     }

@@ -348,10 +348,8 @@ struct StoreFacts: PolicyFacts {
             return try PayloadSeal.open(envelope, commitment: a.payloadCommitment, custodianID: key.memberID, key: key.encryption)
         } catch let e as LedgerError where e.code == .notFound {
             return nil // this custodian's wrapped key was destroyed: shredded for it
-        } catch let e as CryptoError {
-            throw PolicyEngine.PayloadUnreadable("record \(record.transaction.id.hexString.prefix(16))…: \(e)")
-        } catch let e as LedgerError {
-            throw PolicyEngine.PayloadUnreadable("record \(record.transaction.id.hexString.prefix(16))…: \(e)")
+        } catch where error is CryptoError || error is LedgerError {
+            throw PolicyEngine.PayloadUnreadable("record \(record.transaction.id.hexString.prefix(16))…: \(error)")
         }
     }
 

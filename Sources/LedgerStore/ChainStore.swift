@@ -67,7 +67,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public let genesis: Genesis
     /// Set when this open built an index the store predates or upgraded its format, for the
     /// node to log (it happens once, and the build takes seconds on a large store).
-    public internal(set) var builtAtOpen: String?
+    public private(set) var builtAtOpen: String?
+    func noteBuiltAtOpen(_ what: String) { builtAtOpen = [builtAtOpen, what].compactMap { $0 }.joined(separator: "; ") }
     /// Whether consents can be read from their index: fixed at open (a read-write open builds
     /// the index; a read-only open of an older store does not have it).
     private(set) var consentIndexed = false
@@ -149,11 +150,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         _missingEnvelopes = try missingEnvelopes(limit: .max).count
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
         if formatName != Self.storeFormat, database.mode == .readWrite {
-            builtAtOpen = [builtAtOpen, try rebuildRequestNonceIndex()].compactMap { $0 }.joined(separator: "; ")
+            noteBuiltAtOpen(try rebuildRequestNonceIndex())
             let batch = WriteBatch(for: database)
             try batch.put(Family.meta, MetaKey.format, Array(Self.storeFormat.utf8))
             try database.write(batch, sync: true)
-            builtAtOpen = [builtAtOpen, "upgraded the store from \(formatName) to \(Self.storeFormat)"].compactMap { $0 }.joined(separator: "; ")
+            noteBuiltAtOpen("upgraded the store from \(formatName) to \(Self.storeFormat)")
         }
         let policies = try loadPolicyIndex()
         lock.withLock { _policies = policies }
@@ -220,9 +221,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             if case .governance(let g) = tx.body {
                 // An erased record's envelope is no longer missing: it is meant to be gone.
                 for id in g.erasedRecords where !unmarked.contains(HashKey(id)) {
-                    if let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil {
+                    if let (key, _) = try missingEnvelopeMark(of: id) {
                         unmarked.insert(HashKey(id))
-                        try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+                        try batch.delete(Family.meta, key)
                         missingDelta -= 1
                     }
                 }
@@ -310,6 +311,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return out
     }
 
+    /// The mark of a committed record whose envelope is missing, and where the record is; nil
+    /// when it has its envelope, was erased, or is not committed.
+    func missingEnvelopeMark(of id: Hash) throws -> (key: [UInt8], at: Location)? {
+        guard let at = try location(of: id) else { return nil }
+        let key = MetaKey.missingEnvelope(height: at.height, id: id)
+        return try database.get(Family.meta, key) != nil ? (key, at) : nil
+    }
+
     /// Stores the envelopes of records committed without them, each only if it is the one its
     /// record names (by hash), in one synced write. Returns how many were stored. Called by the
     /// node serially with block appends.
@@ -317,12 +326,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         let batch = WriteBatch(for: database)
         var done = Set<HashKey>()
         for (envelope, id) in candidates where !done.contains(HashKey(id)) {
-            guard let at = try location(of: id), try database.get(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id)) != nil,
-                  let tx = try transaction(at: at.logIndex), let record = tx.body.envelopedRecord, record.envelopeHash == envelope.hash else {
+            guard let (key, at) = try missingEnvelopeMark(of: id), let tx = try transaction(at: at.logIndex),
+                  let record = tx.body.envelopedRecord, record.envelopeHash == envelope.hash else {
                 continue
             }
             try batch.put(Family.envelopes, id, envelope.encoded)
-            try batch.delete(Family.meta, MetaKey.missingEnvelope(height: at.height, id: id))
+            try batch.delete(Family.meta, key)
             done.insert(HashKey(id))
         }
         guard !done.isEmpty else { return 0 }

@@ -203,30 +203,23 @@ extension ChainStore {
         var built = 0
         let it = try database.makeIterator(Family.subjects)
         it.seekToFirst()
-        var batch = WriteBatch(for: database)
-        var pending = 0
+        let writes = IndexBuildWrites(database)
         while it.isValid {
             if it.value.first == TransactionKind.consent.rawValue, it.key.count == 26 {
                 var r = ByteReader(Array(it.key.suffix(8)), context: "subject index")
                 let index = try r.u64("log_index")
                 if let tx = try transaction(at: index), case .consent(let c) = tx.body {
-                    try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
-                    pending += 1
+                    try writes.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
                     built += 1
-                }
-                if pending == 10_000 {
-                    try database.write(batch, sync: false)
-                    batch = WriteBatch(for: database)
-                    pending = 0
                 }
             }
             it.next()
         }
         try it.checkStatus()
-        try batch.put(Family.meta, MetaKey.consentIndex, [1])
-        try database.write(batch, sync: true)
+        try writes.put(Family.meta, MetaKey.consentIndex, [1])
+        try writes.finish()
         let elapsed = ContinuousClock.now - started
-        builtAtOpen = "built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s"
+        noteBuiltAtOpen("built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// Rebuilds the request-nonce index of a store written before format v3, whose index also
@@ -235,21 +228,13 @@ extension ChainStore {
     /// new format last, so an interrupted rebuild starts again at the next open.
     func rebuildRequestNonceIndex() throws -> String {
         let started = ContinuousClock.now
-        var batch = WriteBatch(for: database)
-        var pending = 0
-        func flushIfFull() throws {
-            guard pending >= 10_000 else { return }
-            try database.write(batch, sync: false)
-            batch = WriteBatch(for: database)
-            pending = 0
-        }
+        let writes = IndexBuildWrites(database)
         var removed = 0
         let keys = try database.makeIterator(Family.meta)
         keys.seek(QueryKey.queryNonce)
         while keys.isValid, keys.key.starts(with: QueryKey.queryNonce) {
-            try batch.delete(Family.meta, keys.key)
-            pending += 1; removed += 1
-            try flushIfFull()
+            try writes.delete(Family.meta, keys.key)
+            removed += 1
             keys.next()
         }
         try keys.checkStatus()
@@ -259,14 +244,13 @@ extension ChainStore {
         while log.isValid {
             let tx = try Transaction.decode(log.value, maxBytes: Int.max)
             if case .queryRecord(let q) = tx.body, q.spentRequestNonce != nil {
-                try batch.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
-                pending += 1; written += 1
-                try flushIfFull()
+                try writes.put(Family.meta, QueryKey.nonce(q.requester, q.requestNonce), tx.id)
+                written += 1
             }
             log.next()
         }
         try log.checkStatus()
-        try database.write(batch, sync: true)
+        try writes.finish()
         let elapsed = ContinuousClock.now - started
         return "rebuilt the request-nonce index (once: the store predates format v3): \(written) nonces used, \(removed) keys before, in \(String(format: "%.1f", elapsed.inSeconds)) s"
     }
@@ -303,5 +287,27 @@ extension ChainStore {
         }
         try it.checkStatus()
         return out
+    }
+}
+
+/// The writes of a one-time index build at open: unsynced batches of 10,000, the last one synced
+/// by `finish`. The caller writes its completion marker last, so a build cut short starts again.
+final class IndexBuildWrites {
+    private let database: Database
+    private var batch: WriteBatch
+    private var pending = 0
+
+    init(_ database: Database) { self.database = database; batch = WriteBatch(for: database) }
+
+    func put(_ family: String, _ key: [UInt8], _ value: [UInt8]) throws { try batch.put(family, key, value); try counted() }
+    func delete(_ family: String, _ key: [UInt8]) throws { try batch.delete(family, key); try counted() }
+    func finish() throws { try database.write(batch, sync: true) }
+
+    private func counted() throws {
+        pending += 1
+        guard pending == 10_000 else { return }
+        try database.write(batch, sync: false)
+        batch = WriteBatch(for: database)
+        pending = 0
     }
 }

@@ -26,10 +26,8 @@ public protocol PolicyFacts {
     /// off by older ones; by grantee, so that other members' consents cannot crowd them out.
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
-    /// on a node that holds no custodian key.
-    /// The record's decrypted payload; nil when shredded. Throws `PayloadUnreadable` when the
-    /// envelope does not open to the committed payload (validators cannot decrypt, so an issuer
-    /// can commit such a record).
+    /// on a node that holds no custodian key, and `PayloadUnreadable` when the envelope does not
+    /// open to the committed payload (validators cannot decrypt, so an issuer can commit such a record).
     func payload(of record: LoggedTransaction) throws -> [UInt8]?
     /// Latest grade, industry and division of every subject scored under scorecard `model` (any version), at most `limit` + 1.
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]
