@@ -129,8 +129,9 @@ public enum Equivocation: Hashable, Sendable {
 public protocol ConsensusSigner: Sendable {
     var memberID: String { get }
     func sign(_ message: [UInt8]) -> [UInt8]
-    /// The attachment of a precommit for `blockHash` at `height` (commit signature, checkpoint cosignature).
-    func precommitAttachment(height: UInt64, blockHash: Hash) -> [UInt8]
+    /// The attachment of a precommit for `blockHash` at `height` in `round` (commit signature,
+    /// checkpoint cosignature; both name the round, so a certificate cannot mix rounds).
+    func precommitAttachment(height: UInt64, round: UInt32, blockHash: Hash) -> [UInt8]
 }
 
 /// The validators of a chain, in proposer order.

@@ -478,7 +478,7 @@ public struct TendermintMachine: Sendable {
         state.step = type == .prevote ? .prevote : .precommit
         guard isValidator, let signer else { return }
         let bytes = Vote.signingBytes(chainID: chainID, type: type, height: height, round: round, blockHash: hash, voter: signer.memberID)
-        let attachment = (type == .precommit && hash != nil) ? signer.precommitAttachment(height: height, blockHash: hash!) : []
+        let attachment = (type == .precommit && hash != nil) ? signer.precommitAttachment(height: height, round: round, blockHash: hash!) : []
         let v = Vote(type: type, height: height, round: round, blockHash: hash, voter: signer.memberID,
                      signature: signer.sign(bytes), attachment: attachment)
         if type == .prevote { state.prevote = v } else { state.precommit = v }

@@ -63,29 +63,41 @@ public struct BlockHeader: Hashable, Sendable {
     }
 }
 
-/// Validator signatures over a block hash: at least the genesis quorum makes the block final.
+/// Validator signatures over a block hash, all given in one consensus round: at least the
+/// genesis quorum makes the block final. Tendermint lets an honest validator precommit a block
+/// in one round and commit another in a later one; only a quorum of precommits from a *single*
+/// round decides. So each signature names its round, and a certificate holds one round's
+/// signatures (docs/CONSENSUS.md §4). `round` is nil only for a certificate stored before
+/// signatures named their round (legacy encoding, FORMAT.md §8): this version reads those and
+/// never writes them.
 public struct CommitCertificate: Hashable, Sendable {
     public let height: UInt64
+    public let round: UInt32?
     public let blockHash: Hash
     public let signatures: [MemberSignature]
 
-    public init(height: UInt64, blockHash: Hash, signatures: [MemberSignature]) {
-        self.height = height; self.blockHash = blockHash; self.signatures = signatures
+    /// First byte of the current encoding; a legacy one starts with the high byte of its height, 0.
+    static let version: UInt8 = 2
+
+    public init(height: UInt64, round: UInt32?, blockHash: Hash, signatures: [MemberSignature]) {
+        self.height = height; self.round = round; self.blockHash = blockHash; self.signatures = signatures
     }
 
-    /// What a validator signs to commit a block.
-    public static func message(chainID: String, height: UInt64, blockHash: Hash) -> [UInt8] {
-        var w = ByteWriter()
-        w.raw(Domain.commit)
+    /// What a validator signs to commit a block in `round`; with `round` nil, the legacy
+    /// statement, which no longer named the round and which this version never signs.
+    public static func message(chainID: String, height: UInt64, round: UInt32?, blockHash: Hash) -> [UInt8] {
+        var w = ByteWriter(capacity: 96)
+        w.raw(round == nil ? Domain.legacyCommit : Domain.commit)
         w.string8(chainID)
         w.u64(height)
+        if let round { w.u32(round) }
         w.raw(blockHash)
         return w.bytes
     }
 
     public var encoded: [UInt8] {
         var w = ByteWriter()
-        w.u64(height)
+        if let round { w.u8(Self.version); w.u64(height); w.u32(round) } else { w.u64(height) }
         w.raw(blockHash)
         w.u8(UInt8(signatures.count))
         for s in signatures { s.encode(&w) }
@@ -94,13 +106,25 @@ public struct CommitCertificate: Hashable, Sendable {
 
     public static func decode(_ bytes: [UInt8]) throws -> CommitCertificate {
         var r = ByteReader(bytes, context: "commit certificate")
-        let height = try r.u64("height")
+        let round: UInt32?
+        let height: UInt64
+        switch bytes.first {
+        case Self.version:
+            _ = try r.u8("version")
+            height = try r.u64("height")
+            round = try r.u32("round")
+        case 0:
+            height = try r.u64("height")
+            round = nil
+        default:
+            throw LedgerError(.unsupportedVersion, "commit certificate starts with byte \(bytes.first.map(String.init) ?? "none"), not version \(Self.version) (nor 0, the legacy encoding)")
+        }
         let hash = try r.raw(32, "block_hash")
         let n = Int(try r.u8("signatures.count"))
         var sigs: [MemberSignature] = []
         for i in 0..<n { sigs.append(try MemberSignature.decode(&r, field: "signatures[\(i)]")) }
         try r.expectEnd()
-        return CommitCertificate(height: height, blockHash: hash, signatures: sigs)
+        return CommitCertificate(height: height, round: round, blockHash: hash, signatures: sigs)
     }
 
     /// Checks the certificate names `header`, and that a quorum of distinct validators signed it.
@@ -109,7 +133,7 @@ public struct CommitCertificate: Hashable, Sendable {
         guard height == header.height, blockHash == hash else {
             throw LedgerError(.invalidBlock, "commit certificate at height \(height) does not name block \(header.height) \(hash.hexString.prefix(16))")
         }
-        let message = Self.message(chainID: genesis.chainID, height: height, blockHash: blockHash)
+        let message = Self.message(chainID: genesis.chainID, height: height, round: round, blockHash: blockHash)
         var signers = Set<String>()
         for s in signatures {
             guard let m = genesis.member(s.member), m.has(.validator) else {

@@ -27,9 +27,9 @@ public struct BlockBuilder {
         return Result(header: header, frontier: global, nodes: nodes)
     }
 
-    /// Signs a block's commit by one validator.
-    public static func commitSignature(header: BlockHeader, validator: Member, key: Ed25519PrivateKey) -> MemberSignature {
-        let message = CommitCertificate.message(chainID: header.chainID, height: header.height, blockHash: header.hash)
+    /// Signs a block's commit in `round` by one validator.
+    public static func commitSignature(header: BlockHeader, round: UInt32, validator: Member, key: Ed25519PrivateKey) -> MemberSignature {
+        let message = CommitCertificate.message(chainID: header.chainID, height: header.height, round: round, blockHash: header.hash)
         return MemberSignature(member: validator.id, keyID: validator.keyID, signature: key.signature(for: message))
     }
 }

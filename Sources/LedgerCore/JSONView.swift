@@ -76,7 +76,7 @@ public enum JSONView {
     }
 
     public static func certificate(_ c: CommitCertificate) -> [String: Any] {
-        ["height": c.height, "block_hash": c.blockHash.hexString,
+        ["height": c.height, "round": c.round.map { Int($0) } ?? NSNull(), "block_hash": c.blockHash.hexString,
          "signatures": c.signatures.map { ["member": $0.member, "key_id": String(format: "%08x", $0.keyID),
                                             "signature": $0.signature.base64String] }]
     }

@@ -135,17 +135,39 @@ public struct SignedNote: Hashable, Sendable {
     }
 }
 
-/// A C2SP tlog-checkpoint: origin, decimal tree size, base64 root hash.
+/// A C2SP tlog-checkpoint: origin, decimal tree size, base64 root hash, and the extension line
+/// `block <height> round <round>` naming the block and the consensus round in which the
+/// validators signed it (FORMAT.md §9). The round keeps cosignatures given in different rounds
+/// apart, as in a commit certificate: a quorum can only cosign the text of a committed tree.
 public struct Checkpoint: Hashable, Sendable {
     public let origin: String
     public let size: UInt64
     public let rootHash: Hash
+    /// Nil for a checkpoint written before the extension line existed, or one whose first
+    /// extension line is something else (extension lines are opaque to tlog tooling).
+    public let commit: CommitPoint?
 
-    public init(origin: String, size: UInt64, rootHash: Hash) {
-        self.origin = origin; self.size = size; self.rootHash = rootHash
+    public struct CommitPoint: Hashable, Sendable {
+        public let height: UInt64
+        public let round: UInt32
+        public init(height: UInt64, round: UInt32) { self.height = height; self.round = round }
     }
 
-    public var text: String { "\(origin)\n\(size)\n\(rootHash.base64String)\n" }
+    public init(origin: String, size: UInt64, rootHash: Hash, commit: CommitPoint?) {
+        self.origin = origin; self.size = size; self.rootHash = rootHash; self.commit = commit
+    }
+
+    /// The checkpoint validators cosign when they commit `header` in `round`.
+    public init(header: BlockHeader, round: UInt32) {
+        self.init(origin: header.chainID, size: header.logSize, rootHash: header.logRoot,
+                  commit: CommitPoint(height: header.height, round: round))
+    }
+
+    public var text: String {
+        let base = "\(origin)\n\(size)\n\(rootHash.base64String)\n"
+        guard let commit else { return base }
+        return base + "block \(commit.height) round \(commit.round)\n"
+    }
 
     public init(text: String) throws {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -158,7 +180,15 @@ public struct Checkpoint: Hashable, Sendable {
         guard let root = [UInt8](base64: String(lines[2])), root.count == 32 else {
             throw LedgerError(.invalidCheckpoint, "checkpoint root \"\(lines[2])\" is not a base64 SHA-256 hash")
         }
-        self.init(origin: String(lines[0]), size: size, rootHash: root)
+        var commit: CommitPoint? = nil
+        if lines.count >= 5 {
+            let words = lines[3].split(separator: " ", omittingEmptySubsequences: false)
+            if words.count == 4, words[0] == "block", words[2] == "round",
+               let height = UInt64(words[1]), String(height) == words[1], let round = UInt32(words[3]), String(round) == words[3] {
+                commit = CommitPoint(height: height, round: round)
+            }
+        }
+        self.init(origin: String(lines[0]), size: size, rootHash: root, commit: commit)
     }
 
     /// Parses a signed checkpoint and checks that at least `genesis.quorum` distinct validators signed it.

@@ -28,7 +28,10 @@ public enum Domain {
     public static let scoreEndorsement: [UInt8] = Array("CreditLedger/v1/score-endorsement\n".utf8)
     public static let governanceApproval: [UInt8] = Array("CreditLedger/v1/governance-approval\n".utf8)
     public static let block: [UInt8] = Array("CreditLedger/v1/block\n".utf8)
-    public static let commit: [UInt8] = Array("CreditLedger/v1/commit\n".utf8)
+    /// A validator's commit of a block in one round (CommitCertificate).
+    public static let commit: [UInt8] = Array("CreditLedger/v2/commit\n".utf8)
+    /// The commit statement before it named the round: verified in stored certificates, never signed.
+    public static let legacyCommit: [UInt8] = Array("CreditLedger/v1/commit\n".utf8)
 }
 
 public enum TransactionKind: UInt8, Sendable, CaseIterable {

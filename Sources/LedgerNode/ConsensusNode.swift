@@ -139,7 +139,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
                                     committedHeight: store.head.height, restored: restored)
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
-            if let built = try? check(block) { candidates[hash] = (block, built) }
+            do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
         }
         if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self, stateDirectory: walDirectory) }
     }
@@ -460,7 +460,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                     deferPrecommit(v, hash: hash)
                     return
                 }
-                guard let a = try? PrecommitAttachment.decode(v.attachment), a.verify(header: block.header, member: voter) else {
+                guard let a = try? PrecommitAttachment.decode(v.attachment), a.verify(header: block.header, round: v.round, member: voter) else {
                     logger.warning("precommit of \(v.voter) (via \(peer)) carries an invalid certificate or checkpoint signature; dropped")
                     return
                 }
@@ -627,8 +627,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             case .buildProposal(let h, let r):
                 buildWanted = (h, r)
                 if let e = build() { pending.append(e) }
-            case .commit(let h, _, let hash, let precommits):
-                commit(height: h, hash: hash, precommits: precommits)
+            case .commit(let h, let r, let hash, let precommits):
+                commit(height: h, round: r, hash: hash, precommits: precommits)
             case .catchUp:
                 if let peer = bestPeerAhead { requestBlocks(from: peer) } else { p2p.broadcast(statusMessage) }
             case .evidence(let e):
@@ -645,11 +645,27 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             let built = try check(block)
             candidates[hash] = (block, built)
             return .validated(height: height, blockHash: hash, valid: true)
+        } catch let ahead as TimestampAhead {
+            // The state machine keeps a verdict for the whole height, and validity must not
+            // depend on when a node looked: a proposer that times a block so that some nodes
+            // see it too early must not split them for good. No verdict yet; check again when
+            // the clock has caught up (at most every 10 s for a block far ahead).
+            unchecked[hash] = block
+            logger.notice("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer): \(ahead); checked again then")
+            let wait = Int(min(ahead.millis + 1, Self.maxRecheckMillis))
+            queue.asyncAfter(deadline: .now() + .milliseconds(wait)) { [weak self] in
+                guard let self, !self.stopped, self.machine.height == height, self.unchecked[hash] != nil else { return }
+                self.validateAndReport(hash)
+            }
+            return nil
         } catch {
             logger.warning("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer) is invalid: \(error)")
             return .validated(height: height, blockHash: hash, valid: false)
         }
     }
+
+    /// The longest wait before a block whose timestamp was ahead of the clock is checked again.
+    static let maxRecheckMillis: UInt64 = 10_000
 
     func validateAndReport(_ hash: Hash) {
         if let e = validationEvent(hash, height: machine.height) { handle(e) }
@@ -676,8 +692,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if head.height > 0, let previous = try store.blockHeader(height: head.height), header.timestampMillis < previous.timestampMillis {
             throw LedgerError(.invalidBlock, "block timestamp goes backwards")
         }
-        guard header.timestampMillis <= clock() + options.maxClockSkewMillis else {
-            throw LedgerError(.invalidBlock, "block timestamp is \(header.timestampMillis - clock()) ms in the future")
+        // The one rule that depends on when it is checked. Failing it is not a verdict: the
+        // block is checked again once the clock catches up (`validationEvent`). A certified
+        // block's timestamp was accepted by the quorum that certified it.
+        let now = clock()
+        if !certified, header.timestampMillis > now + options.maxClockSkewMillis {
+            throw TimestampAhead(millis: header.timestampMillis - now - options.maxClockSkewMillis)
         }
         var ids = Set<HashKey>(minimumCapacity: block.submissions.count)
         var nonces = Set<NonceKey>(minimumCapacity: block.submissions.count)
@@ -760,21 +780,23 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         return .built(height: h, round: r, blockHash: block.hash)
     }
 
-    func commit(height: UInt64, hash: Hash, precommits: [Vote]) {
+    /// Stores the block the machine decided with `precommits`, a quorum of round `round`'s: the
+    /// certificate and the checkpoint carry that round, which every signature in them names.
+    func commit(height: UInt64, round: UInt32, hash: Hash, precommits: [Vote]) {
         guard let (block, built) = candidates[hash] else {
             fatal("decided block \(height) \(hash.hexString) is not held")
             return
         }
         var signatures: [MemberSignature] = []
-        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+        let text = Checkpoint(header: built.header, round: round).text
         var notes: [SignedNote.Signature] = []
-        for v in precommits {
+        for v in precommits where v.round == round {
             guard let m = genesis.member(v.voter), let a = try? PrecommitAttachment.decode(v.attachment) else { continue }
             signatures.append(MemberSignature(member: m.id, keyID: m.keyID, signature: a.commitSignature))
             notes.append(SignedNote.Signature(name: m.id, keyID: m.keyID, signature: a.checkpointSignature))
         }
-        note = SignedNote(text: note.text, signatures: notes)
-        let certificate = CommitCertificate(height: height, blockHash: hash, signatures: signatures)
+        let note = SignedNote(text: text, signatures: notes)
+        let certificate = CommitCertificate(height: height, round: round, blockHash: hash, signatures: signatures)
         do {
             try store.append(block: built, certificate: certificate, submissions: block.submissions, checkpoint: note.serialized)
         } catch {
@@ -860,8 +882,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 }
                 let built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
-                guard cp.size == header.logSize, cp.rootHash == header.logRoot else {
-                    throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height)")
+                guard cp.size == header.logSize, cp.rootHash == header.logRoot,
+                      c.certificate.round.map({ cp.commit == .init(height: header.height, round: $0) }) ?? true else {
+                    throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height) and the round of its certificate")
                 }
                 try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)
             } catch {
@@ -948,9 +971,9 @@ struct NodeSigner: ConsensusSigner, @unchecked Sendable {
 
     func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
 
-    func precommitAttachment(height: UInt64, blockHash: Hash) -> [UInt8] {
+    func precommitAttachment(height: UInt64, round: UInt32, blockHash: Hash) -> [UInt8] {
         guard let header = node.candidates[blockHash]?.block.header else { return [] }
-        return PrecommitAttachment.make(header: header, key: key).encoded
+        return PrecommitAttachment.make(header: header, round: round, key: key).encoded
     }
 }
 
@@ -1022,4 +1045,11 @@ final class InboundBacklog: Sendable {
     func counts(_ peer: String) -> (waiting: Int, bytes: Int, dropped: Int) {
         state.withLock { all in all[peer].map { ($0.messages, $0.bytes, $0.dropped) } ?? (0, 0, 0) }
     }
+}
+
+/// A proposed block's timestamp is further ahead of this node's clock than the allowed skew:
+/// not yet acceptable, which is not the same as invalid.
+struct TimestampAhead: Error, CustomStringConvertible {
+    let millis: UInt64
+    var description: String { "block timestamp is \(millis) ms beyond the allowed clock skew" }
 }

@@ -228,18 +228,18 @@ public struct PrecommitAttachment: Sendable, Equatable {
         return a
     }
 
-    public static func make(header: BlockHeader, key: Ed25519PrivateKey) -> PrecommitAttachment {
-        let commit = key.signature(for: CommitCertificate.message(chainID: header.chainID, height: header.height, blockHash: header.hash))
-        let text = Checkpoint(origin: header.chainID, size: header.logSize, rootHash: header.logRoot).text
+    public static func make(header: BlockHeader, round: UInt32, key: Ed25519PrivateKey) -> PrecommitAttachment {
+        let commit = key.signature(for: CommitCertificate.message(chainID: header.chainID, height: header.height, round: round, blockHash: header.hash))
+        let text = Checkpoint(header: header, round: round).text
         return PrecommitAttachment(commitSignature: commit, logSize: header.logSize, logRoot: header.logRoot,
                                    checkpointSignature: key.signature(for: Array(text.utf8)))
     }
 
-    /// Both signatures are `member`'s and name `header`.
-    public func verify(header: BlockHeader, member: Member) -> Bool {
+    /// Both signatures are `member`'s and name `header` committed in `round` (the precommit's).
+    public func verify(header: BlockHeader, round: UInt32, member: Member) -> Bool {
         guard logSize == header.logSize, logRoot == header.logRoot else { return false }
-        let message = CommitCertificate.message(chainID: header.chainID, height: header.height, blockHash: header.hash)
-        let text = Checkpoint(origin: header.chainID, size: logSize, rootHash: logRoot).text
+        let message = CommitCertificate.message(chainID: header.chainID, height: header.height, round: round, blockHash: header.hash)
+        let text = Checkpoint(header: header, round: round).text
         return member.signingKey.isValidSignature(commitSignature, for: message)
             && member.signingKey.isValidSignature(checkpointSignature, for: Array(text.utf8))
     }

@@ -701,9 +701,10 @@ extension ChainStore {
         let built = BlockBuilder.build(chainID: genesis.chainID, height: h.height + 1, timestampMillis: timestampMillis,
                                        previousHash: h.blockHash, frontier: frontier,
                                        transactions: submissions.map(\.transaction), proposer: proposer)
-        let certificate = CommitCertificate(height: built.header.height, blockHash: built.header.hash,
-                                            signatures: signers.map { BlockBuilder.commitSignature(header: built.header, validator: $0.member, key: $0.key) })
-        var note = SignedNote(text: Checkpoint(origin: genesis.chainID, size: built.header.logSize, rootHash: built.header.logRoot).text)
+        // One signer decides in round 0; tools writing multi-signer chains directly do the same.
+        let certificate = CommitCertificate(height: built.header.height, round: 0, blockHash: built.header.hash,
+                                            signatures: signers.map { BlockBuilder.commitSignature(header: built.header, round: 0, validator: $0.member, key: $0.key) })
+        var note = SignedNote(text: Checkpoint(header: built.header, round: 0).text)
         for s in checkpointSigners ?? signers { note.sign(name: s.member.id, key: s.key) }
         try append(block: built, certificate: certificate, submissions: submissions, checkpoint: note.serialized)
         return built.header

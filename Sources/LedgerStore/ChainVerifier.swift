@@ -112,14 +112,11 @@ public final class ChainVerifier {
             guard header.firstLogIndex == frontier.size else {
                 throw fail("header places the block at log index \(header.firstLogIndex), the log is \(frontier.size) long")
             }
-            if let raw = block.certificate {
-                let certificate: CommitCertificate
-                do { certificate = try CommitCertificate.decode(raw) } catch { throw fail("commit certificate does not decode: \(error)") }
-                do { try certificate.verify(header: header, genesis: genesis) } catch { throw fail("\(error)") }
-                summary.certificatesChecked += 1
-            } else {
-                throw fail("has no commit certificate")
-            }
+            guard let raw = block.certificate else { throw fail("has no commit certificate") }
+            let certificate: CommitCertificate
+            do { certificate = try CommitCertificate.decode(raw) } catch { throw fail("commit certificate does not decode: \(error)") }
+            do { try certificate.verify(header: header, genesis: genesis) } catch { throw fail("\(error)") }
+            summary.certificatesChecked += 1
 
             // Decode and check signatures in parallel; report the lowest failing index.
             let decoded = try checkTransactions(block, fail: fail)
@@ -168,6 +165,11 @@ public final class ChainVerifier {
                 do { (checkpoint, _) = try Checkpoint.verify(signedNote: note, genesis: genesis) } catch { throw fail("checkpoint: \(error)") }
                 guard checkpoint.size == header.logSize, checkpoint.rootHash == header.logRoot else {
                     throw fail("checkpoint (size \(checkpoint.size)) does not match the block's log size and root")
+                }
+                // Written with the certificate from the same precommits: one block, one round.
+                if let round = certificate.round,
+                   checkpoint.commit != Checkpoint.CommitPoint(height: header.height, round: round) {
+                    throw fail("checkpoint names \(checkpoint.commit.map { "block \($0.height) round \($0.round)" } ?? "no block and round"), the certificate block \(header.height) round \(round)")
                 }
                 summary.checkpointsChecked += 1
             }

@@ -25,7 +25,7 @@ struct SimRandom {
 struct SimSigner: ConsensusSigner {
     let memberID: String
     func sign(_ message: [UInt8]) -> [UInt8] { SimSigner.signature(memberID, message) }
-    func precommitAttachment(height: UInt64, blockHash: Hash) -> [UInt8] {
+    func precommitAttachment(height: UInt64, round: UInt32, blockHash: Hash) -> [UInt8] {
         SimSigner.attachment(memberID, height: height, blockHash: blockHash)
     }
     static func signature(_ member: String, _ message: [UInt8]) -> [UInt8] {
@@ -459,7 +459,8 @@ final class SimNetwork {
                   checkSigned(.vote(v)) else { return false }
             signers.insert(v.voter)
         }
-        return signers.count >= validators.quorum
+        // A quorum of one round decides: precommits of different rounds prove nothing together.
+        return signers.count >= validators.quorum && Set(cert.map(\.round)).count == 1
     }
 
     func commit(_ i: Int, block: SimBlock, certificate: [Vote]) {

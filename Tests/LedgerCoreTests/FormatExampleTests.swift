@@ -25,9 +25,11 @@ final class FormatExampleTests: XCTestCase {
         XCTAssertEqual(tx.encoded.hexString, expected)
         XCTAssertEqual(tx.id.hexString, "e920b304ca738b24f16074e81fb13cbd6b3114cb08a7abfbfcdfa342b8e9ac89")
 
-        var note = SignedNote(text: Checkpoint(origin: c.genesis.chainID, size: 1, rootHash: tx.id).text)
+        let checkpoint = Checkpoint(origin: c.genesis.chainID, size: 1, rootHash: tx.id, commit: .init(height: 1, round: 0))
+        var note = SignedNote(text: checkpoint.text)
         note.sign(name: "bank-a", key: c.keys["bank-a"]!.signing)
-        XCTAssertEqual(note.serialized, "creditledger.test/county\n1\n6SCzBMpziyTxYHToH7E8vWsxFMsIp6v7/N+jQrjprIk=\n\n"
-            + "\u{2014} bank-a Zf+zEvPa+VPC8v91Nm0AF6LAXxZtsA2JFiX6HvgPFEn32qm5HQcAs8+wwXx+ZGLahdMH0df1z+M/761OrpZgM9nOUwY=\n")
+        XCTAssertEqual(note.serialized, "creditledger.test/county\n1\n6SCzBMpziyTxYHToH7E8vWsxFMsIp6v7/N+jQrjprIk=\nblock 1 round 0\n\n"
+            + "\u{2014} bank-a Zf+zEqpa3vuSCqfLaQ6OW+R9q6nE8ZySUAeTycg3+CkWaPhX81dDIov0QmuLBOVlaYDKmlc5f24QpsM+bK1S4wGr6gk=\n")
+        XCTAssertEqual(try Checkpoint(text: checkpoint.text), checkpoint)
     }
 }

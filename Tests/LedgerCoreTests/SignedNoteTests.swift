@@ -37,7 +37,8 @@ final class SignedNoteTests: XCTestCase {
         XCTAssertTrue(v.verifierKey.hasPrefix("samr-330106+"))
         XCTAssertThrowsError(try NoteVerifier(verifierKey: v.verifierKey.replacingOccurrences(of: "+", with: "+0", options: [], range: nil)))
 
-        let checkpoint = Checkpoint(origin: "creditledger.test/x", size: 42, rootHash: SHA256.hash([1]))
+        let checkpoint = Checkpoint(origin: "creditledger.test/x", size: 42, rootHash: SHA256.hash([1]), commit: .init(height: 7, round: 2))
+        XCTAssertTrue(checkpoint.text.hasSuffix("\nblock 7 round 2\n"))
         var note = SignedNote(text: checkpoint.text)
         note.sign(name: "samr-330106", key: key)
         let reparsed = try SignedNote(parsing: note.serialized)
@@ -50,5 +51,10 @@ final class SignedNoteTests: XCTestCase {
         let stranger = NoteVerifier(name: "stranger", publicKey: Ed25519PrivateKey().publicKey)
         XCTAssertEqual(try reparsed.verifiedSigners([stranger]).count, 0)
         XCTAssertThrowsError(try Checkpoint(text: "o\n042\nAAAA\n"))
+        // A checkpoint written before the block line, or with another extension line, names no commit.
+        let root = SHA256.hash([1]).base64String
+        XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\n").commit)
+        XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nblock 07 round 2\n").commit)
+        XCTAssertEqual(try Checkpoint(text: "o\n42\n\(root)\nblock 7 round 2\nmore\n").commit, .init(height: 7, round: 2))
     }
 }

@@ -5,6 +5,7 @@ import LedgerCrypto
 @testable import LedgerNode
 import LedgerStore
 import Logging
+import Synchronization
 import XCTest
 
 /// One `ConsensusNode` in this process, driven with hand-made peer messages signed by the other
@@ -21,7 +22,9 @@ final class ConsensusNodeTests: XCTestCase {
         var nonce: UInt64 = 0
 
         /// `scorers`: every validator is also a scorer, and the node scores (AutoScorer).
-        init(as me: String, limits: Limits = Limits(), scorers: Bool = false) async throws {
+        /// `clock`: the node's clock (milliseconds since 1970); the wall clock unless a test sets it.
+        init(as me: String, limits: Limits = Limits(), scorers: Bool = false,
+             clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
             let members = Self.ids.map { id in
@@ -44,7 +47,7 @@ final class ConsensusNodeTests: XCTestCase {
             var logger = Logger(label: "consensus-node-test")
             logger.logLevel = .critical
             node = try ConsensusNode(store: store, keys: keys[me]!, options: options, walDirectory: directory + "/consensus",
-                                     clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
+                                     clock: clock, logger: logger)
             _ = try await node.start(listenHost: "127.0.0.1", listenPort: 0, peers: [])
         }
 
@@ -62,10 +65,10 @@ final class ConsensusNodeTests: XCTestCase {
         }
 
         /// A block on the node's head holding `submissions`, as an honest proposer builds it.
-        func block(_ submissions: [Submission], proposer: String, previousHash: Hash? = nil) -> CandidateBlock {
+        func block(_ submissions: [Submission], proposer: String, previousHash: Hash? = nil, timestampMillis: UInt64? = nil) -> CandidateBlock {
             let head = store.head
             let built = BlockBuilder.build(chainID: genesis.chainID, height: head.height + 1,
-                                           timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
+                                           timestampMillis: timestampMillis ?? UInt64(Date().timeIntervalSince1970 * 1000),
                                            previousHash: previousHash ?? head.blockHash, frontier: store.frontier,
                                            transactions: submissions.map(\.transaction), proposer: proposer)
             return CandidateBlock(header: built.header, submissions: submissions)
@@ -96,12 +99,12 @@ final class ConsensusNodeTests: XCTestCase {
         var state: SafetyState { node.queue.sync { node.machine.state } }
 
         /// A commit certificate and cosigned checkpoint for `header` by `signers`.
-        func certify(_ header: BlockHeader, by signers: [String]) -> (CommitCertificate, String) {
+        func certify(_ header: BlockHeader, by signers: [String], round: UInt32 = 0) -> (CommitCertificate, String) {
             let members = signers.map { genesis.member($0)! }
-            let certificate = CommitCertificate(height: header.height, blockHash: header.hash, signatures: members.map {
-                BlockBuilder.commitSignature(header: header, validator: $0, key: keys[$0.id]!.signing)
+            let certificate = CommitCertificate(height: header.height, round: round, blockHash: header.hash, signatures: members.map {
+                BlockBuilder.commitSignature(header: header, round: round, validator: $0, key: keys[$0.id]!.signing)
             })
-            let text = Checkpoint(origin: genesis.chainID, size: header.logSize, rootHash: header.logRoot).text
+            let text = Checkpoint(header: header, round: round).text
             let note = SignedNote(text: text, signatures: members.map {
                 SignedNote.Signature(name: $0.id, keyID: $0.keyID, signature: keys[$0.id]!.signing.signature(for: Array(text.utf8)))
             })
@@ -178,6 +181,27 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(state.step, .prevote)
         XCTAssertNotNil(state.prevote)
         XCTAssertNil(state.prevote?.blockHash, "a block that does not extend the head was prevoted")
+        await f.close()
+    }
+
+    /// Validity must not depend on when a node looks (the machine keeps a verdict for the whole
+    /// height): a block whose timestamp is beyond the allowed skew gets no verdict, and is
+    /// prevoted once the node's clock has caught up, not refused for good.
+    func testABlockAheadOfTheClockIsCheckedAgainWhenTheClockCatchesUp() async throws {
+        let now = Mutex<UInt64>(1_795_000_000_000)
+        let f = try await Fixture(as: "val-c", clock: { now.withLock { $0 } })
+        let skew = ConsensusNode.Options().maxClockSkewMillis
+        let early = f.block(try f.submissions(2, seed: 7), proposer: "val-b", timestampMillis: 1_795_000_000_000 + skew + 1_500)
+        var state = f.deliver(.proposal(f.proposal(early, by: "val-b"), early), from: "val-b")
+        XCTAssertEqual(state.step, .propose, "the block was judged before the clock reached it")
+        XCTAssertNil(state.prevote)
+        now.withLock { $0 += 2_000 }
+        let deadline = Date().addingTimeInterval(10)
+        while state.prevote == nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            state = f.state
+        }
+        XCTAssertEqual(state.prevote?.blockHash, early.hash, "the block was not prevoted once the clock caught up")
         await f.close()
     }
 
