@@ -194,7 +194,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         if record.consent != Hashes.zero {
             guard let c = checked.first(where: { $0.0 == "consent" && $0.1.id == record.consent }), case .consent(let grant) = c.1.body,
                   grant.action == .grant, grant.subject == record.subject, grant.grantee == record.requester,
-                  grant.expiresAt.multipliedReportingOverflow(by: 1000).partialValue > record.requestedAtMillis else {
+                  grant.expiresAtMillis > record.requestedAtMillis else {
                 throw bad("the consent the answer relied on is missing, not a grant to \(record.requester) about this subject, or expired at the request's time")
             }
             guard let purpose = record.purpose.consentPurpose, grant.purpose == purpose else {

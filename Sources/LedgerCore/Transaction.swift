@@ -379,6 +379,12 @@ public struct ConsentBody: Hashable, Sendable {
     public var purpose: Purpose
     /// Unix time in seconds after which the consent no longer holds.
     public var expiresAt: UInt64
+    /// `expiresAt` in milliseconds, saturating: a time too far to count in milliseconds is never
+    /// reached (it used to wrap around, and such a consent counted as long expired).
+    public var expiresAtMillis: UInt64 {
+        let (millis, overflow) = expiresAt.multipliedReportingOverflow(by: 1000)
+        return overflow ? .max : millis
+    }
     /// SHA-256 of the signed consent form the submitter keeps.
     public var evidence: Hash
     /// For a revocation, the id of the grant it ends; zero for a grant.

@@ -39,13 +39,17 @@ public struct USCC: Hashable, Sendable, CustomStringConvertible, Comparable {
             code = text
             return
         }
-        let chars = Array(text)
-        guard chars.count == Self.length else {
-            throw LedgerError(.invalidUSCC, "USCC \"\(text)\" has \(chars.count) characters; a USCC has 18")
+        // Unicode scalars, not Characters: Swift compares Characters by canonical equivalence, so
+        // the Kelvin sign (U+212A) would pass for 'K', and a 20-byte "code" would enter a
+        // transaction whose format holds 18 ASCII bytes.
+        let scalars = Array(text.unicodeScalars)
+        guard scalars.count == Self.length else {
+            throw LedgerError(.invalidUSCC, "USCC \"\(text)\" has \(scalars.count) characters; a USCC has 18")
         }
+        let chars = scalars.map(Character.init)
         var sum = 0
         for (i, c) in chars.enumerated() {
-            guard let v = Self.values[c] else {
+            guard scalars[i].isASCII, let v = Self.values[c] else {
                 throw LedgerError(.invalidUSCC,
                     "USCC \"\(text)\": character \(i + 1) '\(c)' is not allowed (allowed: digits and uppercase letters except I, O, S, V, Z)")
             }

@@ -25,6 +25,30 @@ public struct AttestationRequest: Decodable, Sendable {
         self.event_date = event_date; self.industry = industry; self.attributes = attributes; self.payload = payload
     }
 
+    static let fields: Set<String> = ["subject", "subject_kind", "category", "severity", "event_date", "industry", "attributes", "payload"]
+
+    /// Reads a request file. What it says becomes ledger history, correctable only by an
+    /// amendment, so a misspelt or unknown field is refused rather than dropped (an
+    /// "atributes" left out would change the subject's score without a word).
+    public static func decode(_ bytes: [UInt8], source: String) throws -> AttestationRequest {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw LedgerError(.malformed, "\(source): not a JSON object")
+        }
+        if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw LedgerError(.invalidValue, "\(source): unknown field \"\(unknown)\" (known: \(fields.sorted().joined(separator: ", ")))")
+        }
+        do {
+            return try JSONDecoder().decode(AttestationRequest.self, from: Data(bytes))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw LedgerError(.malformed, "\(source): field \"\(key.stringValue)\" is missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw LedgerError(.malformed, "\(source): field \"\(path)\" has the wrong type (\(context.debugDescription))")
+        } catch {
+            throw LedgerError(.malformed, "\(source): \(error)")
+        }
+    }
+
     /// A nonce that depends only on the member's key and the request file: a file sent twice
     /// gets the same nonce, so its second copy is refused as a replay instead of recorded twice.
     public static func nonce(keys: MemberSecretKeys, file: [UInt8]) -> UInt64 {

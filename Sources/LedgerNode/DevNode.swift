@@ -40,8 +40,15 @@ public enum DevNode {
             guard !fm.fileExists(atPath: storePath) else {
                 throw LedgerError(.invalidGenesis, "\(storePath) exists but \(genesisPath) does not; refusing to guess the genesis")
             }
-            if let entries = try? fm.contentsOfDirectory(atPath: dataDirectory), !entries.isEmpty {
-                throw LedgerError(.invalidGenesis, "\(dataDirectory) is not empty and holds no genesis.json; refusing to initialise a dev ledger there")
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: dataDirectory, isDirectory: &isDirectory) {
+                // Only a missing path or an empty directory is replaced by the new ledger.
+                guard isDirectory.boolValue else {
+                    throw LedgerError(.invalidGenesis, "\(dataDirectory) is a file, not a directory; refusing to initialise a dev ledger there")
+                }
+                guard try fm.contentsOfDirectory(atPath: dataDirectory).isEmpty else {
+                    throw LedgerError(.invalidGenesis, "\(dataDirectory) is not empty and holds no genesis.json; refusing to initialise a dev ledger there")
+                }
             }
             // Build the whole directory aside and rename it into place, so a crash during the
             // first start leaves either nothing or a complete dev ledger.

@@ -76,7 +76,10 @@ extension LedgerClient {
     /// The hash of the latest version of the policy `name` (or `name@version`, or a hex hash).
     public func policyHash(_ spec: String) throws -> Hash {
         if spec.count == 64, let h = [UInt8](hex: spec) { return h }
-        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
+        let parts = spec.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard !parts[0].isEmpty, parts.count == 1 || !parts[1].isEmpty else {
+            throw LedgerError(.invalidValue, "policy \"\(spec)\" is not a name, name@version or 64-hex-digit hash")
+        }
         let list = try policies().filter { $0["name"] as? String == parts[0] }
         let chosen = parts.count == 2 ? list.first { "\($0["version"] ?? "")" == parts[1] }
                                       : list.max { ($0["version"] as? Int ?? 0) < ($1["version"] as? Int ?? 0) }

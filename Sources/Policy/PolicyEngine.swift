@@ -331,7 +331,7 @@ public struct PolicyEngine: Sendable {
                   c.purpose == purpose else { continue }
             sawGrant = true
             if revoked.contains(l.transaction.id) { sawRevoked = true; continue }
-            if c.expiresAt.multipliedReportingOverflow(by: 1000).partialValue <= query.requestedAtMillis { sawExpired = true; continue }
+            if c.expiresAtMillis <= query.requestedAtMillis { sawExpired = true; continue }
             return l
         }
         if sawRevoked && !sawExpired { throw PolicyRefusal(.consentRevoked, "\(subject) revoked its consent to \(query.requester.id) for \(purpose.name)") }

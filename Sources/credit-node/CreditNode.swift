@@ -289,7 +289,7 @@ struct Submit: ParsableCommand {
         do {
             let keys = try MemberSecretKeys.load(from: key)
             let bytes = try readFile(file)
-            let request = try JSONDecoder().decode(AttestationRequest.self, from: Data(bytes))
+            let request = try AttestationRequest.decode(bytes, source: file)
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis,
                                           required: "the payload is sealed to the custodians it names, and the node's own copy is not proof of who they are")

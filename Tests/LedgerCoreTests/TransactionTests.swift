@@ -158,4 +158,17 @@ final class TransactionTests: XCTestCase {
         }
         XCTAssertThrowsError(try render(p2p: nil, http: "8480"))
     }
+
+    /// A consent's expiry in milliseconds saturates: one set too far ahead to count in
+    /// milliseconds never expires (it used to wrap to a time long past; found in review).
+    func testConsentExpiryInMillisecondsSaturates() throws {
+        func consent(_ expiresAt: UInt64) throws -> ConsentBody {
+            ConsentBody(action: .grant, subject: try USCC("91350100M000100Y43"), grantee: "bank-a", purpose: .loanApplication,
+                        expiresAt: expiresAt, evidence: SHA256.hash([2]))
+        }
+        XCTAssertEqual(try consent(1_800_000_000).expiresAtMillis, 1_800_000_000_000)
+        XCTAssertEqual(try consent(18_446_744_073_709_551).expiresAtMillis, 18_446_744_073_709_551_000)
+        XCTAssertEqual(try consent(18_446_744_073_709_552).expiresAtMillis, .max)
+        XCTAssertEqual(try consent(.max).expiresAtMillis, .max)
+    }
 }

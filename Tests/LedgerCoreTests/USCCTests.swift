@@ -26,7 +26,12 @@ final class USCCTests: XCTestCase {
             ("91350100m000100Y43", "character 9 'm' is not allowed"),
             ("9135O100M000100Y43", "character 5 'O' is not allowed"),
             ("", "has 0 characters"),
+            // Canonically equivalent to the valid 91330106004957651K, but not ASCII (found in review).
+            ("91330106004957651\u{212A}", "character 18 '\u{212A}' is not allowed"),
+            ("9133010600495765\u{212A}K", "character 17"),
+            ("91330106004957651K\u{301}", "has 19 characters"),
         ]
+        XCTAssertNoThrow(try USCC("91330106004957651K"))
         for (code, message) in cases {
             XCTAssertThrowsError(try USCC(code), code) { error in
                 XCTAssertTrue((error as! LedgerError).reason.contains(message), "\(code): \(error)")

@@ -16,4 +16,41 @@ final class AttestationRequestTests: XCTestCase {
         XCTAssertTrue(text.contains("\"none\":null"), text)
         XCTAssertEqual(try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), value, "encoding is stable")
     }
+
+    /// A request file's fields become ledger history: a misspelt one is refused with its name,
+    /// a missing one is named, and the shipped examples read.
+    func testUnknownOrMissingFieldsAreNamed() throws {
+        let good = #"{"subject": "91330106MA27XKT2X4", "category": "penalty", "severity": "general", "event_date": "2026-03-14", "#
+            + #""industry": "C13", "attributes": {"amount_yuan": 5000}, "payload": {"decision_no": "12"}}"#
+        let request = try AttestationRequest.decode(Array(good.utf8), source: "good.json")
+        XCTAssertEqual(request.attributes, ["amount_yuan": 5000])
+        let misspelt = good.replacingOccurrences(of: "\"attributes\"", with: "\"atributes\"")
+        XCTAssertThrowsError(try AttestationRequest.decode(Array(misspelt.utf8), source: "f.json")) {
+            XCTAssertTrue("\($0)".contains("f.json: unknown field \"atributes\""), "\($0)")
+        }
+        let missing = good.replacingOccurrences(of: #""category": "penalty", "#, with: "")
+        XCTAssertThrowsError(try AttestationRequest.decode(Array(missing.utf8), source: "f.json")) {
+            XCTAssertTrue("\($0)".contains("field \"category\" is missing"), "\($0)")
+        }
+        XCTAssertThrowsError(try AttestationRequest.decode(Array("[1]".utf8), source: "f.json")) {
+            XCTAssertTrue("\($0)".contains("not a JSON object"), "\($0)")
+        }
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Genesis/examples").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".json") }
+        XCTAssertFalse(files.isEmpty)
+        for name in files {
+            let bytes = Array(try Data(contentsOf: examples.appendingPathComponent(name)))
+            XCTAssertNoThrow(try AttestationRequest.decode(bytes, source: name), name)
+        }
+    }
+
+    /// `--policy` must name something: an empty name or version is refused before any request.
+    func testAPolicySpecThatNamesNothingIsRefused() {
+        let client = LedgerClient(baseURL: "http://127.0.0.1:9")
+        for spec in ["", "@", "@2", "credit-grade@"] {
+            XCTAssertThrowsError(try client.policyHash(spec), spec) {
+                XCTAssertTrue("\($0)".contains("is not a name, name@version"), "\(spec): \($0)")
+            }
+        }
+    }
 }

@@ -114,6 +114,18 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(again.store.genesis.hash, genesis)
     }
 
+    /// Only a missing path or an empty directory becomes a new dev ledger: a file given by
+    /// mistake is refused and left as it was (it used to be replaced), as is a directory with files.
+    func testADevLedgerIsNotCreatedOverAFileOrAFullDirectory() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = directory + "/notes.txt"
+        try Data("my notes\n".utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: file)) { XCTAssertTrue("\($0)".contains("is a file"), "\($0)") }
+        XCTAssertEqual(FileManager.default.contents(atPath: file), Data("my notes\n".utf8))
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: directory)) { XCTAssertTrue("\($0)".contains("is not empty"), "\($0)") }
+        XCTAssertEqual(FileManager.default.contents(atPath: file), Data("my notes\n".utf8))
+    }
+
     /// A batch larger than a block is refused at once, and bytes waiting for blocks are bounded:
     /// a batch past the bound is refused with the figures and nothing of it is queued.
     func testBatchAndQueueBytesAreBounded() async throws {
