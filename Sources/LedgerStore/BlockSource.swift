@@ -49,12 +49,14 @@ public struct StoreBlockSource: BlockSource {
             throw LedgerError(.invalidBlock, "block \(height) is missing (head is \(lastHeight))")
         }
         // The transaction count comes from the header; a header that does not decode is the verifier's to report.
-        // The count is not trusted yet: reserve no more than genesis lets a block hold (the
-        // verifier refuses a larger count; reading stops at the first missing transaction).
+        // The count is not trusted yet: read no more than genesis lets a block hold, plus one (the
+        // verifier refuses a larger count), so a tampered header cannot make the verifier load
+        // the rest of the log and its envelopes as one block.
         let count = (try? BlockHeader.decode(header)).map { Int($0.transactionCount) } ?? 0
+        let readable = min(count, store.genesis.limits.maxBlockTransactions + 1)
         var transactions: [([UInt8], [UInt8]?)] = []
-        transactions.reserveCapacity(min(count, store.genesis.limits.maxBlockTransactions))
-        for i in 0..<count {
+        transactions.reserveCapacity(readable)
+        for i in 0..<readable {
             guard let tx = try store.rawTransaction(at: logIndex + UInt64(i)) else {
                 throw LedgerError(.invalidBlock, "block \(height): transaction at log index \(logIndex + UInt64(i)) is missing")
             }
@@ -158,6 +160,11 @@ public final class ExportBlockSource: BlockSource {
 
     private func readU32(_ what: String) throws -> UInt32 { try take(4, what).reduce(0) { $0 << 8 | UInt32($1) } }
 
+    private static func utf8(_ bytes: [UInt8], _ what: String) throws -> String {
+        guard let s = String(validating: bytes, as: UTF8.self) else { throw LedgerError(.malformed, "export: \(what) is not UTF-8") }
+        return s
+    }
+
     private func readBytes32(_ what: String, max: Int) throws -> [UInt8] {
         let n = Int(try readU32(what))
         guard n <= max else { throw LedgerError(.fieldTooLarge, "export: \(what) is \(n) bytes, limit \(max)") }
@@ -185,14 +192,15 @@ public final class ExportBlockSource: BlockSource {
         guard count <= 1_000_000 else { throw LedgerError(.fieldTooLarge, "export: block with \(count) transactions") }
         var transactions: [([UInt8], [UInt8]?)] = []
         transactions.reserveCapacity(min(count, 10_000))
-        for _ in 0..<count {
+        for i in 0..<count {
             let tx = try readBytes32("transaction", max: 1 << 20)
             let has = try take(1, "envelope flag")[0]
+            guard has <= 1 else { throw LedgerError(.malformed, "export: block \(blocksRead + 1), transaction \(i): envelope flag \(has) is neither 0 nor 1") }
             transactions.append((tx, has == 1 ? try readBytes32("envelope", max: 1 << 20) : nil))
         }
         blocksRead += 1
         return RawBlock(height: blocksRead, header: header, certificate: certificate.isEmpty ? nil : certificate,
-                        checkpoint: checkpoint.isEmpty ? nil : String(decoding: checkpoint, as: UTF8.self),
+                        checkpoint: checkpoint.isEmpty ? nil : try Self.utf8(checkpoint, "block \(blocksRead) checkpoint"),
                         transactions: transactions)
     }
 

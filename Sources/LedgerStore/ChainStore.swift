@@ -8,10 +8,16 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// v2 adds the consent index (`consent/`, QueryIndexes.swift). A v1 store is upgraded when
     /// opened read-write; the new marker then keeps binaries that do not write the index (and
     /// would leave later consents, revocations included, out of it) from opening the store.
-    public static let storeFormat = "creditledger-store/v3"
+    /// v4 stores commit certificates that name their round (CommitCertificate, version 2),
+    /// which binaries of v3 cannot read.
+    public static let storeFormat = "creditledger-store/v4"
     /// v1 lacks the consent index (built at open); v1 and v2 marked the request nonces of
-    /// replay and stale-copy refusals (the index is rebuilt at open).
-    static let upgradableFormats = ["creditledger-store/v1", "creditledger-store/v2"]
+    /// replay and stale-copy refusals (the index is rebuilt at open); v3 needs only the marker.
+    static let upgradableFormats = ["creditledger-store/v1", "creditledger-store/v2", "creditledger-store/v3", upgradingFormat]
+    /// Written before an upgrade changes any index, and replaced by `storeFormat` once it is
+    /// done: a binary of the older format refuses the store from the first change on, and this
+    /// one redoes the whole upgrade after an interruption (every step starts over cleanly).
+    static let upgradingFormat = "creditledger-store/upgrading-to-v4"
 
     enum Family {
         static let meta = "meta"
@@ -145,19 +151,25 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try _nodes.load(from: database, family: Family.tree)
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
+        let upgrading = formatName != Self.storeFormat && database.mode == .readWrite
+        if upgrading && formatName != Self.upgradingFormat { try writeFormat(Self.upgradingFormat) }
         try loadModelIndex()
         try buildConsentIndexIfMissing()
-        _missingEnvelopes = try missingEnvelopes(limit: .max).count
+        _missingEnvelopes = try countMissingEnvelopes()
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
-        if formatName != Self.storeFormat, database.mode == .readWrite {
-            noteBuiltAtOpen(try rebuildRequestNonceIndex())
-            let batch = WriteBatch(for: database)
-            try batch.put(Family.meta, MetaKey.format, Array(Self.storeFormat.utf8))
-            try database.write(batch, sync: true)
+        if upgrading {
+            if formatName != "creditledger-store/v3" { noteBuiltAtOpen(try rebuildRequestNonceIndex()) }
+            try writeFormat(Self.storeFormat)
             noteBuiltAtOpen("upgraded the store from \(formatName) to \(Self.storeFormat)")
         }
         let policies = try loadPolicyIndex()
         lock.withLock { _policies = policies }
+    }
+
+    private func writeFormat(_ name: String) throws {
+        let batch = WriteBatch(for: database)
+        try batch.put(Family.meta, MetaKey.format, Array(name.utf8))
+        try database.write(batch, sync: true)
     }
 
     // MARK: Keys
@@ -309,6 +321,16 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         }
         try it.checkStatus()
         return out
+    }
+
+    /// How many records are marked as missing their envelope, counted without holding the marks.
+    func countMissingEnvelopes() throws -> Int {
+        var count = 0
+        let it = try database.makeIterator(Family.meta)
+        it.seek(MetaKey.missingEnvelope)
+        while it.isValid, it.key.starts(with: MetaKey.missingEnvelope) { count += 1; it.next() }
+        try it.checkStatus()
+        return count
     }
 
     /// The mark of a committed record whose envelope is missing, and where the record is; nil

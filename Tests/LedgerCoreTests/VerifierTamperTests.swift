@@ -255,6 +255,29 @@ final class VerifierTamperTests: XCTestCase {
         }
     }
 
+    /// A header claiming 2^32 - 1 transactions is refused by the limit: the store source reads no
+    /// more than the limit and one (it used to read the rest of the log and its envelopes into
+    /// one block before any check; found in review).
+    func testAHeaderClaimingHugelyManyTransactionsIsRefusedWithoutReadingThemAll() throws {
+        var limits = Limits()
+        limits.maxBlockTransactions = 4
+        limits.maxBatchTransactions = 4
+        do {
+            let b = try ChainBuilder(consortium: try TestConsortium(limits: limits), path: directory, signers: validators)
+            for block in 0..<3 { try b.append((0..<4).map { try b.consent(nonce: UInt64(10 * block + $0 + 1)) }) }
+        }
+        XCTAssertNoThrow(try verify(directory))
+        try Database.editing(directory) { db in
+            try db.rewrite("blocks", Database.key(1)) { value in
+                let h = try BlockHeader.decode(value)
+                value = BlockHeader(chainID: h.chainID, height: h.height, timestampMillis: h.timestampMillis, previousHash: h.previousHash,
+                                    transactionCount: .max, transactionsRoot: h.transactionsRoot, logSize: UInt64(UInt32.max),
+                                    logRoot: h.logRoot, proposer: h.proposer).encoded
+            }
+        }
+        assertChainFails(directory, "a header claiming 2^32 - 1 transactions", height: 1, words: "genesis allows at most 4")
+    }
+
     /// A source that loses a transaction the verifier has already checked (a store edited while it
     /// is read, an export index gone wrong) fails where a later transaction refers to it, naming it.
     func testReferenceToAVerifiedTransactionTheSourceLostFails() throws {

@@ -66,5 +66,27 @@ final class RequestNonceIndexTests: XCTestCase {
         store = nil
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertNil(store!.builtAtOpen, "rebuilt once")
+
+        // An upgrade cut short leaves the marker written before its first change (which binaries
+        // of the older format refuse): the next open redoes it whole.
+        func rewrite(format: String, staleNonce: UInt64) throws {
+            store = nil
+            let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            try batch.put("meta", key(staleNonce), subs[Int(staleNonce)].transaction.id)
+            try batch.put("meta", Array("format".utf8), Array(format.utf8))
+            try db.write(batch)
+        }
+        try rewrite(format: "creditledger-store/upgrading-to-v4", staleNonce: 2)
+        store = try ChainStore(path: dir, verifyDepth: 0)
+        XCTAssertEqual(try used(store!), [true, false, false, false, true])
+        XCTAssertTrue(store!.builtAtOpen?.contains("rebuilt the request-nonce index") == true, store!.builtAtOpen ?? "nil")
+        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
+        // A v3 store's nonce index is already right: only the format marker changes.
+        try rewrite(format: "creditledger-store/v3", staleNonce: 3)
+        store = try ChainStore(path: dir, verifyDepth: 0)
+        XCTAssertEqual(store!.builtAtOpen, "upgraded the store from creditledger-store/v3 to \(ChainStore.storeFormat)")
+        XCTAssertEqual(try used(store!), [true, false, true, false, true], "the v3 index is kept as it was")
+        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
     }
 }
