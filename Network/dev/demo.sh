@@ -20,7 +20,11 @@ key="$CREDITLEDGER_DEV_DIR/keys/dev.key"
 if curl -fsS "$url/v1/models" | grep -q individual-business; then
   echo
   echo "== scoring (docs/SCORING.md): ${DEMO_SUBJECTS:-300} synthetic subjects, scored under the genesis models"
-  "$bin" demo-data --subjects "${DEMO_SUBJECTS:-300}" --out "$CREDITLEDGER_DEV_DIR.demo-records.jsonl" --node "$url" --key "$key"
+  # Each run records subjects of its own: the same seed again would record every subject's
+  # registration, penalties… a second time (new nonces) and shift their grades.
+  run="$(cat "$CREDITLEDGER_DEV_DIR.demo-runs" 2>/dev/null || { [ -f "$CREDITLEDGER_DEV_DIR.demo-records.jsonl" ] && echo 1 || echo 0; })"
+  echo $((run + 1)) >"$CREDITLEDGER_DEV_DIR.demo-runs"
+  "$bin" demo-data --subjects "${DEMO_SUBJECTS:-300}" --seed $((2026 + run)) --out "$CREDITLEDGER_DEV_DIR.demo-records.jsonl" --node "$url" --key "$key"
   for model in individual-business enterprise; do
     "$bin" rescore --data-dir "$CREDITLEDGER_DEV_DIR" --model "$model" --submit "$url" --key "$key"
   done

@@ -5,5 +5,8 @@ cd "$(dirname "$0")/../.."
 source Network/dev/dev.env
 source Network/lib.sh
 require_commands curl
-if [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then echo "dev ledger is not running"; exit 1; fi
+# http.addr outlives the process (it is rewritten at each start): the pid file says whether it runs.
+if [ -z "$(running_pid "$CREDITLEDGER_DEV_DIR.pid" "$CREDITLEDGER_DEV_DIR")" ] || [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then
+  echo "dev ledger is not running"; exit 1
+fi
 curl -fsS "$(cat "$CREDITLEDGER_DEV_DIR/http.addr")/v1/health"; echo

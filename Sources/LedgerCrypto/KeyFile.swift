@@ -23,7 +23,10 @@ public struct MemberSecretKeys: Sendable {
         var x25519_secret: String
     }
 
-    /// Writes the key file with mode 0600, refusing to overwrite an existing file.
+    /// Writes the key file with mode 0600, refusing to overwrite an existing file. The key is
+    /// written and synced under a temporary name beside it, then linked into place (which fails
+    /// if the name exists) and the directory synced: a crash leaves either no key file or the
+    /// whole one, never an empty file that blocks every retry.
     public func write(to path: String) throws {
         var seed = signing.seed
         var xsk = encryption.rawRepresentation
@@ -36,18 +39,28 @@ public struct MemberSecretKeys: Sendable {
         var data = try encoder.encode(stored)
         data.append(0x0A)
         defer { data.resetBytes(in: 0..<data.count) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard access(path, F_OK) != 0 else {
+            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(EEXIST)))")
+        }
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
             throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
+        // The temporary name never outlives this call: once linked, the key is under `path`.
+        defer { unlink(temporary) }
         let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        guard written == data.count, fsync(fd) == 0 else {
-            let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
-            // A partial key file would block every retry (the file is never overwritten) and hold part of a secret.
-            unlink(path)
-            throw CryptoError(.keyFileIO, "cannot write key file \(path): \(reason); nothing was kept")
+        let synced = written == data.count && fsync(fd) == 0
+        let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
+        close(fd)
+        guard synced else { throw CryptoError(.keyFileIO, "cannot write key file \(path): \(reason); nothing was kept") }
+        guard link(temporary, path) == 0 else {
+            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
         }
+        unlink(temporary)
+        let directory = (path as NSString).deletingLastPathComponent
+        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
+        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
     /// Loads a key file, refusing one that is readable or writable by group or others.

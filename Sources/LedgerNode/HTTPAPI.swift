@@ -59,6 +59,7 @@ public struct LedgerAPI: Sendable {
 
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: JSONErrors())
         router.get("/v1/health") { _, _ in try self.health() }
         router.get("/v1/status") { _, _ in try self.status() }
         router.get("/v1/genesis") { _, _ in
@@ -357,6 +358,19 @@ public struct LedgerAPI: Sendable {
     }
 
     func json(_ status: HTTPResponse.Status, _ object: Any) -> Response { Self.json(status, object) }
+}
+
+/// Errors the router itself raises (no route for the path or method) answered like every other
+/// error, `{"error": {"code", "message"}}`, instead of an empty body.
+struct JSONErrors<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as HTTPError {
+            let message = e.status == .notFound ? "no endpoint \(request.method) \(request.uri.path)" : (e.body ?? "\(e.status)")
+            return LedgerAPI.json(e.status, ["error": ["code": e.status == .notFound ? "not_found" : "http_\(e.status.code)", "message": message]])
+        }
+    }
 }
 
 /// A bound on the bytes of request bodies held at once. Each reader reserves its body's

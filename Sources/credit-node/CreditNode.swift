@@ -13,9 +13,9 @@ struct CreditNode: AsyncParsableCommand {
         abstract: "CreditLedger node: keys, genesis, the dev ledger and client commands.",
         discussion: """
         Examples:
-          credit-node run --config Network/local/samr-330106/node.json   # a consortium node (see Network/local/)
+          credit-node run --config .build/local-network/samr-330106/node.json   # a consortium node (Network/local/start.sh writes it)
           credit-node dev --data-dir /tmp/ledger                 # single-node dev ledger on 127.0.0.1:8480
-          credit-node submit --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
+          credit-node submit --key /tmp/ledger/keys/dev.key --genesis /tmp/ledger/genesis.json --file Genesis/examples/penalty.json
           credit-node keygen --member samr-330106 --out keys/
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
@@ -64,8 +64,8 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a consortium node: BFT consensus with the other validators, P2P, HTTP API.",
         discussion: """
-        Example:
-          credit-node run --config Network/local/samr-330106/node.json
+        Example (Network/local/start.sh writes one config per member):
+          credit-node run --config .build/local-network/samr-330106/node.json
         The config file (JSON; paths relative to it) names the genesis, the member's key file, the data
         directory, the HTTP and P2P listen addresses, and optionally peer addresses (default: the
         p2p_address of each genesis member) and consensus timeouts. A member with the validator role
@@ -252,15 +252,19 @@ struct MakeGenesis: ParsableCommand {
 struct VerifierKeys: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verifier-keys",
-        abstract: "Print each member's C2SP note verifier key (name+hexid+base64), for standard tlog tools.",
+        abstract: "Print each member's C2SP note verifier key (name+hexid+base64), one per line, for standard tlog tools.",
         discussion: "Example:\n  credit-node verifier-keys --genesis /tmp/ledger/genesis.json")
     @Option(help: "Genesis file.") var genesis: String
+    @Flag(help: "Follow each key with a tab and the member's roles (the lines are then no longer plain verifier keys).")
+    var withRoles = false
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: genesis) else { throw fail("cannot read \(genesis)") }
         do {
             let g = try Genesis(bytes: Array(data))
-            for m in g.members { print("\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))") }
+            for m in g.members {
+                print(withRoles ? "\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))" : m.verifierKey)
+            }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

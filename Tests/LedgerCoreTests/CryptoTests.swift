@@ -97,6 +97,8 @@ final class CryptoTests: XCTestCase {
         XCTAssertEqual(loaded.signing.publicKey, keys.signing.publicKey)
         XCTAssertEqual(loaded.encryption.publicKey, keys.encryption.publicKey)
         XCTAssertThrowsError(try keys.write(to: path), "must not overwrite an existing key file")
+        XCTAssertEqual(try MemberSecretKeys.load(from: path).signing.publicKey, keys.signing.publicKey, "the refused write changed the file")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["m.key"], "a temporary file was left beside the key")
 
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         XCTAssertThrowsError(try MemberSecretKeys.load(from: path)) { error in

@@ -252,6 +252,13 @@ final class APITests: XCTestCase {
                     XCTAssertNotNil(Self.errorCode(r), uri)
                 }
             }
+            // No such endpoint, or not with this method: a JSON error like any other.
+            for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions", .put), ("/v1/health", .delete)] {
+                try await client.execute(uri: uri, method: method) { r in
+                    XCTAssertEqual(r.status, .notFound, uri)
+                    XCTAssertEqual(Self.errorCode(r), "not_found", uri)
+                }
+            }
         }
     }
 }
