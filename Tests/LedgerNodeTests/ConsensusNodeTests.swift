@@ -384,6 +384,37 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// Catch-up takes a block only with a quorum of signatures from one round, in its certificate
+    /// and in its checkpoint: an honest validator may have precommitted the block in a round
+    /// where another was later committed, so signatures pooled across rounds prove nothing.
+    func testCatchUpRefusesSignaturesPooledFromDifferentRounds() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(2, seed: 31), proposer: "val-b")
+        let (genuine, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"], round: 3)
+        let (early, earlyNote) = f.certify(block.header, by: ["val-a"], round: 1)
+        let pooled = CommitCertificate(height: 1, round: 3, blockHash: block.hash,
+                                       signatures: early.signatures + genuine.signatures.filter { $0.member != "val-a" })
+        let earlyLine = try XCTUnwrap(earlyNote.split(separator: "\n").last.map(String.init))
+        let pooledNote = note.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("val-a") }
+            .joined(separator: "\n").replacingOccurrences(of: "\n\n\u{2014}", with: "\n\n\(earlyLine)\n\u{2014}")
+        XCTAssertTrue(pooledNote.contains("block 1 round 3\n"), pooledNote)
+        for (attempt, (certificate, checkpoint)) in [(pooled, note), (genuine, pooledNote)].enumerated() {
+            _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+            XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+            _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: checkpoint)]), from: "val-b")
+            XCTAssertEqual(f.store.head.height, 0, "a block certified by signatures of rounds 1 and 3 was committed")
+            XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, attempt + 1)
+        }
+        // The same peer, the same block, one round's signatures: taken.
+        f.node.queue.sync { f.node.lastRequest = nil }
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: genuine, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(try f.store.certificate(height: 1)?.round, 3)
+        await f.close()
+    }
+
     /// A catch-up block whose server stripped its envelopes is still committed (its records may
     /// be erased by a later block, and then no peer has them), but each record left without its
     /// envelope is marked. A later erase clears its record's mark; once caught up, the node asks
