@@ -117,9 +117,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                     try validator.checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true)
                 }
             } catch { throw bad("facts[\(i)] (\(f.role)): \(error)") }
-            let proof = f.inclusion_proof.compactMap { [UInt8](base64: $0) }
-            guard proof.count == f.inclusion_proof.count,
-                  Merkle.verifyInclusion(leafHash: tx.id, index: f.log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
+            let proof: [Hash]
+            do { proof = try Merkle.proofHashes(base64: f.inclusion_proof) } catch { throw bad("facts[\(i)] (\(f.role)): \(error)") }
+            guard Merkle.verifyInclusion(leafHash: tx.id, index: f.log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
                 throw bad("facts[\(i)] (\(f.role)): inclusion proof of log index \(f.log_index) does not verify against the checkpoint")
             }
             checked.append((f.role, tx, f.log_index))

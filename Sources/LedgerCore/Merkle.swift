@@ -86,6 +86,17 @@ public enum Merkle {
         }
     }
 
+    /// The hashes of a proof written as base64 strings (receipts), naming the first entry that is
+    /// not a base64 SHA-256 hash.
+    public static func proofHashes(base64 entries: [String], what: String = "inclusion proof") throws -> [Hash] {
+        try entries.enumerated().map { k, entry in
+            guard let h = [UInt8](base64: entry), h.count == 32 else {
+                throw LedgerError(.malformed, "\(what) entry \(k) \"\(entry.prefix(64))\" is not a base64 SHA-256 hash")
+            }
+            return h
+        }
+    }
+
     /// RFC 9162 §2.1.3.2: does `proof` show `leafHash` at `index` in the tree of `size` with `root`?
     public static func verifyInclusion(leafHash: Hash, index: UInt64, size: UInt64, proof: [Hash], root: Hash) -> Bool {
         guard index < size else { return false }

@@ -68,9 +68,9 @@ public struct Receipt: Codable, Sendable, Equatable {
         let (cp, signers): (Checkpoint, [String])
         do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }
         guard cp.size == tree_size else { throw bad("tree size \(tree_size) is not the checkpoint's size \(cp.size)") }
-        let proof = inclusion_proof.compactMap { [UInt8](base64: $0) }
-        guard proof.count == inclusion_proof.count,
-              Merkle.verifyInclusion(leafHash: tx.id, index: log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
+        let proof: [Hash]
+        do { proof = try Merkle.proofHashes(base64: inclusion_proof) } catch { throw bad("\(error)") }
+        guard Merkle.verifyInclusion(leafHash: tx.id, index: log_index, size: cp.size, proof: proof, root: cp.rootHash) else {
             throw bad("inclusion proof of log index \(log_index) does not verify against the checkpoint root")
         }
         guard let headerBytes = [UInt8](base64: block.header), let certBytes = [UInt8](base64: block.commit_certificate) else {

@@ -235,7 +235,8 @@ struct Consistency: ParsableCommand {
             let hashes: [Hash]
             if let proof {
                 guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure("cannot read \(proof)") }
-                hashes = try text.split(separator: "\n").map { line in
+                // isNewline: a file with CRLF line ends reads like one with LF.
+                hashes = try text.split(whereSeparator: \.isNewline).map { line in
                     guard let h = [UInt8](base64: String(line).trimmingCharacters(in: .whitespaces)), h.count == 32 else {
                         throw Failure("\(proof): \"\(line)\" is not a base64 SHA-256 hash")
                     }

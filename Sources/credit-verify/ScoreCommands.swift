@@ -43,10 +43,12 @@ struct ScoreCase: LedgerStateReader {
                          envelopes: envelopes, asOfMillis: millis, models: try store.installedModels())
     }
 
-    /// Two passes over an export: find the update, then collect its subject's records.
-    static func fromExport(_ path: String, id: Hash) throws -> ScoreCase {
+    /// Two passes over an export: find the update, then collect its subject's records (before
+    /// its as-of log size) and the models installed before the update itself.
+    static func fromExport(_ path: String, id: Hash, genesis: Genesis) throws -> ScoreCase {
         var found: LoggedTransaction? = nil
         var source = try ExportBlockSource(path: path)
+        guard source.genesisBytes == genesis.bytes else { throw Failure("the export's genesis is not the trusted genesis") }
         var logIndex: UInt64 = 0
         scan: while let block = try source.nextBlock() {
             for t in block.transactions {
@@ -68,15 +70,16 @@ struct ScoreCase: LedgerStateReader {
         var envelopes: [Hash: Envelope] = [:]
         var models: [InstalledModel] = []
         var millis: UInt64? = nil
-        while let block = try source.nextBlock(), logIndex < u.asOfLogSize {
+        // A model may be installed after the as-of point and before the update: read up to the update.
+        while let block = try source.nextBlock(), logIndex < update.logIndex {
             let header = try BlockHeader.decode(block.header)
             if header.firstLogIndex < u.asOfLogSize && u.asOfLogSize <= header.logSize { millis = header.timestampMillis }
             for t in block.transactions {
                 defer { logIndex += 1 }
-                guard logIndex < u.asOfLogSize, t.transaction.count > 1 else { continue }
+                guard logIndex < update.logIndex, t.transaction.count > 1 else { continue }
                 let kind = t.transaction[1]
-                guard kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue
-                      || kind == TransactionKind.governance.rawValue else { continue }
+                let record = kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue
+                guard (record && logIndex < u.asOfLogSize) || kind == TransactionKind.governance.rawValue else { continue }
                 let tx = try Transaction.decode(t.transaction, maxBytes: Int.max)
                 let mine: Bool
                 switch tx.body {
@@ -134,10 +137,12 @@ struct Recompute: ParsableCommand {
                 guard store.genesis.bytes == g.bytes else { throw Failure("the store's genesis is not the trusted genesis") }
                 c = try ScoreCase.fromStore(store, id: txID)
             } else {
-                c = try ScoreCase.fromExport(export!, id: txID)
+                c = try ScoreCase.fromExport(export!, id: txID, genesis: g)
             }
             let u = c.body
             let validator = TransactionValidator.standard(genesis: g)
+            // The update itself: this chain's, signed by a member allowed to score (an export is any file).
+            try validator.checkStateless(Submission(transaction: c.update.transaction, envelope: nil))
             // Inputs complete, in order, preceding; model installed; recomputation from clear metadata.
             guard u.asOfLogSize <= c.update.logIndex else { throw Failure("as_of_log_size \(u.asOfLogSize) does not precede the update") }
             try validator.checkScoreUpdate(u, state: c)

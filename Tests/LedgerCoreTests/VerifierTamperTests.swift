@@ -340,6 +340,11 @@ final class VerifierTamperTests: XCTestCase {
         h[3] ^= 1
         badProof.inclusion_proof[0] = h.base64String
         XCTAssertThrowsError(try badProof.verify(genesis: b.store.genesis)) { XCTAssertTrue("\($0)".contains("inclusion proof"), "\($0)") }
+        var notBase64 = receipt
+        notBase64.inclusion_proof[1] = "not base64!"
+        XCTAssertThrowsError(try notBase64.verify(genesis: b.store.genesis)) {
+            XCTAssertTrue("\($0)".contains("inclusion proof entry 1 \"not base64!\" is not a base64 SHA-256 hash"), "\($0)")
+        }
         var badIndex = receipt
         badIndex.log_index += 1
         XCTAssertThrowsError(try badIndex.verify(genesis: b.store.genesis))

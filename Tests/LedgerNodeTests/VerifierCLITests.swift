@@ -76,6 +76,16 @@ final class VerifierCLITests: XCTestCase {
         let consistency = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
                                                          "--genesis", genesis, "--from", url])
         XCTAssertEqual(consistency.status, 0, consistency.output)
+        // The same proof saved as a file with Windows line ends.
+        let sizes = try [dir + "/old.checkpoint", dir + "/new.checkpoint"].map {
+            try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n")[1]
+        }
+        let hashes = try XCTUnwrap(try client.getJSON("/v1/proofs/consistency?old=\(sizes[0])&new=\(sizes[1])")["hashes"] as? [String])
+        XCTAssertFalse(hashes.isEmpty)
+        try hashes.map { $0 + "\r\n" }.joined().write(toFile: dir + "/crlf.proof", atomically: true, encoding: .utf8)
+        let crlf = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                  "--genesis", genesis, "--proof", dir + "/crlf.proof"])
+        XCTAssertEqual(crlf.status, 0, crlf.output)
         try "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".write(toFile: dir + "/bad.proof", atomically: true, encoding: .utf8)
         let rewritten = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
                                                        "--genesis", genesis, "--proof", dir + "/bad.proof"])

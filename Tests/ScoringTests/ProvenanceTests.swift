@@ -136,6 +136,12 @@ final class ProvenanceTests: XCTestCase {
         let fromExport = try run("credit-verify", ["recompute", id.hexString, "--export", exportPath, "--genesis", genesisPath, "--key", keyPath])
         XCTAssertEqual(fromExport.status, 0, fromExport.output)
         XCTAssertTrue(fromExport.output.contains("recomputes exactly"), fromExport.output)
+        // An export is any file: one of another chain is refused, even where the custodian's key is the same.
+        let otherGenesis = "\(directory)/other-genesis.json"
+        try Data(try ScoringConsortium(endorsements: 0).genesis.bytes).write(to: URL(fileURLWithPath: otherGenesis))
+        let foreign = try run("credit-verify", ["recompute", id.hexString, "--export", exportPath, "--genesis", otherGenesis, "--key", keyPath])
+        XCTAssertEqual(foreign.status, 1, foreign.output)
+        XCTAssertTrue(foreign.output.contains("the export's genesis is not the trusted genesis"), foreign.output)
         // A key that is not a custodian's cannot recompute.
         let bankKey = "\(directory)/bank-a.key"
         try chain.consortium.keys["bank-a"]!.write(to: bankKey)
