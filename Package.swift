@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "credit-node", targets: ["credit-node"]),
         .executable(name: "credit-verify", targets: ["credit-verify"]),
         .executable(name: "credit-bench", targets: ["credit-bench"]),
+        .executable(name: "credit-fuzz", targets: ["credit-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -87,6 +88,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/credit-bench"
+        ),
+        // Every decoder of outside bytes under libFuzzer (-DFUZZING); without it, a replayer of inputs.
+        .executableTarget(
+            name: "credit-fuzz",
+            dependencies: ["LedgerCore", "LedgerCrypto", "Consensus", "Scoring", "Policy"],
+            path: "Fuzz/credit-fuzz"
         ),
         .testTarget(
             name: "LedgerCoreTests",
