@@ -11,9 +11,9 @@ import Scoring
 // first input byte picks the decoder. None may crash or hang on any input, and each canonical
 // binary decoder must give back exactly the bytes it accepted (one encoding, one id).
 //
-// Fuzzing (docs/TESTING.md of the project, "Fuzzing"):
+// Fuzzing (README, "Test it"):
 //   swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING --product credit-fuzz
-//   .build/release/credit-fuzz -max_total_time=300 Fuzz/corpus
+//   .build/release/credit-fuzz -max_total_time=300 CORPUS_DIR
 // Without -DFUZZING the same code is a replayer: `credit-fuzz FILE|DIR…` runs each input once
 // (a crash found by the fuzzer, or the corpus), and `credit-fuzz --seeds DIR` writes valid
 // inputs of every kind to start a corpus from.
@@ -97,9 +97,22 @@ extension TransactionValidator {
 
 #if FUZZING
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    Fuzz.one(Array(UnsafeBufferPointer(start: data, count: size)))
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    Fuzz.one(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+/// SwiftPM links an executable's entry point as `<module>_main` and points `main` at it, so
+/// libFuzzer's own `main` is not used: this one hands the command line to libFuzzer's driver.
+@_cdecl("credit_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments, fuzzTestOneInput)
 }
 #else
 @main

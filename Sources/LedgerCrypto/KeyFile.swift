@@ -42,7 +42,9 @@ public struct MemberSecretKeys: Sendable {
         guard access(path, F_OK) != 0 else {
             throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(EEXIST)))")
         }
-        let temporary = path + ".tmp-\(getpid())"
+        // A random name: a crash can leave one behind (holding the key, mode 0600), and a rerun
+        // with the same pid (PID 1 in a container) must not trip over it.
+        let temporary = path + ".tmp-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
             throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
@@ -54,8 +56,14 @@ public struct MemberSecretKeys: Sendable {
         let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
         close(fd)
         guard synced else { throw CryptoError(.keyFileIO, "cannot write key file \(path): \(reason); nothing was kept") }
-        guard link(temporary, path) == 0 else {
-            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
+        if link(temporary, path) != 0 {
+            // A file system without hard links (vfat, some network mounts): rename, which would
+            // replace a file created meanwhile, so the name is checked again just before.
+            let linkError = errno
+            let failure = { (code: Int32) in CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(code)))") }
+            guard linkError == EPERM || linkError == ENOTSUP || linkError == EOPNOTSUPP else { throw failure(linkError) }
+            guard access(path, F_OK) != 0 else { throw failure(EEXIST) }
+            guard rename(temporary, path) == 0 else { throw failure(errno) }
         }
         unlink(temporary)
         let directory = (path as NSString).deletingLastPathComponent

@@ -133,7 +133,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                                maxSubmissionBytes: Self.blockContentBytes(frame: frame, validators: genesis.validators.count) - NetMessage.submissionOverhead)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
         self.wal = try ConsensusWAL(directory: walDirectory)
-        let (restored, savedBlocks) = try wal.load(limits: genesis.limits)
+        let (loaded, savedBlocks) = try wal.load(limits: genesis.limits)
+        let restored = loaded.map { Self.refreshingPrecommitAttachment($0, blocks: savedBlocks, member: member, key: keys.signing) }
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
         let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil
         machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
@@ -662,6 +663,21 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             logger.warning("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer) is invalid: \(error)")
             return .validated(height: height, blockHash: hash, valid: false)
         }
+    }
+
+    /// A precommit restored from a safety state written by an earlier version carries an
+    /// attachment signed under the commit statement that did not name the round: peers would drop
+    /// it, and a certificate holding it would not verify. The vote stands (its signature does not
+    /// cover the attachment); the attachment is made again for the vote's own round and block,
+    /// which is what this version signs with such a precommit.
+    static func refreshingPrecommitAttachment(_ state: SafetyState, blocks: [Hash: CandidateBlock], member: Member,
+                                              key: Ed25519PrivateKey) -> SafetyState {
+        guard let v = state.precommit, let hash = v.blockHash, let block = blocks[hash], v.voter == member.id else { return state }
+        if let a = try? PrecommitAttachment.decode(v.attachment), a.verify(header: block.header, round: v.round, member: member) { return state }
+        var refreshed = state
+        refreshed.precommit = Vote(type: v.type, height: v.height, round: v.round, blockHash: hash, voter: v.voter, signature: v.signature,
+                                   attachment: PrecommitAttachment.make(header: block.header, round: v.round, key: key).encoded)
+        return refreshed
     }
 
     /// The longest wait before a block whose timestamp was ahead of the clock is checked again.

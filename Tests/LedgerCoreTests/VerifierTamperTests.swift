@@ -278,6 +278,28 @@ final class VerifierTamperTests: XCTestCase {
         assertChainFails(directory, "a header claiming 2^32 - 1 transactions", height: 1, words: "genesis allows at most 4")
     }
 
+    /// A block's checkpoint names the block and the round of its certificate: one validly
+    /// cosigned by a quorum in another round (or naming another block) fails the chain.
+    func testACheckpointOfAnotherRoundFailsTheChain() throws {
+        let c = try TestConsortium()
+        do { _ = try honestChain() }
+        XCTAssertNoThrow(try verify(directory))
+        for (height, round) in [(UInt64(2), UInt32(5)), (3, 0)] {
+            try Database.editing(directory) { db in
+                try db.rewrite("checkpoints", Database.key(2)) { value in
+                    let original = try Checkpoint(text: try SignedNote(parsing: String(decoding: value, as: UTF8.self)).text)
+                    let other = Checkpoint(origin: original.origin, size: original.size, rootHash: original.rootHash,
+                                           commit: .init(height: height, round: round))
+                    var note = SignedNote(text: other.text)
+                    for id in validators.prefix(3) { note.sign(name: id, key: c.keys[id]!.signing) }
+                    value = Array(note.serialized.utf8)
+                }
+            }
+            assertChainFails(directory, "checkpoint of block \(height) round \(round)", height: 2,
+                             words: "checkpoint names block \(height) round \(round), the certificate block 2 round 0")
+        }
+    }
+
     /// A source that loses a transaction the verifier has already checked (a store edited while it
     /// is read, an export index gone wrong) fails where a later transaction refers to it, naming it.
     func testReferenceToAVerifiedTransactionTheSourceLostFails() throws {

@@ -184,6 +184,33 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A node's own precommit restored from a safety state an earlier version wrote carries an
+    /// attachment without the round: it is made again for the vote's round; a current one is kept.
+    func testARestoredPrecommitGetsAnAttachmentForItsRound() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(2, seed: 41), proposer: "val-b")
+        let me = f.genesis.member("val-c")!
+        let key = f.keys["val-c"]!.signing
+        let signing = Vote.signingBytes(chainID: f.genesis.chainID, type: .precommit, height: 1, round: 2, blockHash: block.hash, voter: "val-c")
+        // The legacy attachment: commit statement and checkpoint text without the round.
+        let legacyCommit = key.signature(for: CommitCertificate.message(chainID: f.genesis.chainID, height: 1, round: nil, blockHash: block.hash))
+        let legacyText = Checkpoint(origin: f.genesis.chainID, size: block.header.logSize, rootHash: block.header.logRoot, commit: nil).text
+        let legacy = PrecommitAttachment(commitSignature: legacyCommit, logSize: block.header.logSize, logRoot: block.header.logRoot,
+                                         checkpointSignature: key.signature(for: Array(legacyText.utf8)))
+        var state = SafetyState(height: 1)
+        state.lockedHash = block.hash
+        state.lockedRound = 2
+        state.precommit = Vote(type: .precommit, height: 1, round: 2, blockHash: block.hash, voter: "val-c",
+                               signature: key.signature(for: signing), attachment: legacy.encoded)
+        XCTAssertFalse(legacy.verify(header: block.header, round: 2, member: me))
+        let refreshed = ConsensusNode.refreshingPrecommitAttachment(state, blocks: [block.hash: block], member: me, key: key)
+        let attachment = try PrecommitAttachment.decode(try XCTUnwrap(refreshed.precommit).attachment)
+        XCTAssertTrue(attachment.verify(header: block.header, round: 2, member: me))
+        XCTAssertEqual(refreshed.precommit?.signature, state.precommit?.signature, "the vote itself is not signed again")
+        XCTAssertEqual(ConsensusNode.refreshingPrecommitAttachment(refreshed, blocks: [block.hash: block], member: me, key: key), refreshed)
+        await f.close()
+    }
+
     /// Validity must not depend on when a node looks (the machine keeps a verdict for the whole
     /// height): a block whose timestamp is beyond the allowed skew gets no verdict, and is
     /// prevoted once the node's clock has caught up, not refused for good.
@@ -398,7 +425,9 @@ final class ConsensusNodeTests: XCTestCase {
         let pooledNote = note.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("val-a") }
             .joined(separator: "\n").replacingOccurrences(of: "\n\n\u{2014}", with: "\n\n\(earlyLine)\n\u{2014}")
         XCTAssertTrue(pooledNote.contains("block 1 round 3\n"), pooledNote)
-        for (attempt, (certificate, checkpoint)) in [(pooled, note), (genuine, pooledNote)].enumerated() {
+        // A checkpoint cosigned by the same quorum, validly, but in another round than the certificate's.
+        let (_, otherRound) = f.certify(block.header, by: ["val-a", "val-b", "val-d"], round: 2)
+        for (attempt, (certificate, checkpoint)) in [(pooled, note), (genuine, pooledNote), (genuine, otherRound)].enumerated() {
             _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
             XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
             _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: checkpoint)]), from: "val-b")

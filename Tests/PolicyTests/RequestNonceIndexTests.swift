@@ -88,5 +88,20 @@ final class RequestNonceIndexTests: XCTestCase {
         XCTAssertEqual(store!.builtAtOpen, "upgraded the store from creditledger-store/v3 to \(ChainStore.storeFormat)")
         XCTAssertEqual(try used(store!), [true, false, true, false, true], "the v3 index is kept as it was")
         XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
+
+        // The marker goes first: an upgrade that fails part-way (here the rebuild meets a
+        // transaction it cannot decode) leaves a store that older binaries refuse, not a v2 store
+        // with its nonce index half rebuilt.
+        try rewrite(format: "creditledger-store/v2", staleNonce: 2)
+        do {
+            let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            var w = ByteWriter(); w.u64(5)
+            try batch.put("transactions", w.bytes, [0xFF, 0x00])
+            try db.write(batch)
+        }
+        XCTAssertThrowsError(try ChainStore(path: dir, verifyDepth: 0))
+        let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
+        XCTAssertEqual(try db.get("meta", Array("format".utf8)), Array("creditledger-store/upgrading-to-v4".utf8))
     }
 }
