@@ -72,6 +72,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
     /// within `peerWarningInterval` go to the debug level.
     var peerWarnings: [String: ContinuousClock.Instant] = [:]
+    /// When a malformed message from each member was last logged as a warning (on the P2P event loop, hence the lock).
+    let malformedWarnings = Mutex<[String: ContinuousClock.Instant]>([:])
     static let peerWarningInterval: Duration = .seconds(10)
     private let nonceLock = NSLock()
     private var lastNonce: UInt64 = 0
@@ -161,7 +163,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard let self else { return }
             let message: NetMessage
             do { message = try NetMessage.decode(bytes, limits: limits, known: { mempool.submission($0) }) } catch {
-                self.logger.warning("dropped a malformed message from \(from): \(error)")
+                // A warning per member at most every peerWarningInterval: a faulty member must not flood the log.
+                let now = ContinuousClock.now
+                let loud = self.malformedWarnings.withLock { last -> Bool in
+                    if let t = last[from], now - t < Self.peerWarningInterval { return false }
+                    last[from] = now
+                    return true
+                }
+                self.logger.log(level: loud ? .warning : .debug, "dropped a malformed message from \(from): \(error)")
                 return
             }
             self.received(message, from: from, bytes: bytes.count)

@@ -55,6 +55,11 @@ public final class P2PNode: Sendable {
         var handshaking: [ObjectIdentifier: String] = [:]
         var lastDropLog: [String: NIODeadline] = [:]
         var lastInboundRefusalLog: NIODeadline?
+        /// Failed inbound handshakes: at most `maxHandshakeRefusalLogs` lines a second, then
+        /// counted; the next line logged says how many were not.
+        var handshakeRefusalWindow: NIODeadline?
+        var handshakeRefusalsLogged = 0
+        var unloggedHandshakeRefusals = 0
     }
 
     /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
@@ -367,16 +372,34 @@ public final class P2PNode: Sendable {
 
     // MARK: events from connections (on the event loop)
 
-    /// A connection that never became a session closed. One line per connection.
+    /// Lines a second for failed inbound handshakes: anyone who can reach the port can open
+    /// connections that fail, as fast as TCP allows.
+    static let maxHandshakeRefusalLogs = 10
+
+    /// A connection that never became a session closed: one line per connection, inbound ones
+    /// at most `maxHandshakeRefusalLogs` a second (the next line says how many were not logged).
     func handshakeEnded(role: Wire.Role, expectedPeer: String?, remote: String, reason: CloseReason?) {
         let stopping = state.withLockedValue { $0.stopped }
         if stopping { return }
         switch role {
         case .responder:
+            let unlogged = state.withLockedValue { s -> Int? in
+                let now = NIODeadline.now()
+                if s.handshakeRefusalWindow.map({ now - $0 >= .seconds(1) }) ?? true {
+                    s.handshakeRefusalWindow = now
+                    s.handshakeRefusalsLogged = 0
+                }
+                guard s.handshakeRefusalsLogged < Self.maxHandshakeRefusalLogs else { s.unloggedHandshakeRefusals += 1; return nil }
+                s.handshakeRefusalsLogged += 1
+                defer { s.unloggedHandshakeRefusals = 0 }
+                return s.unloggedHandshakeRefusals
+            }
+            guard let unlogged else { return }
+            let also = unlogged > 0 ? " (and \(unlogged) earlier failed inbound handshakes not logged, over \(Self.maxHandshakeRefusalLogs) a second)" : ""
             if let reason {
-                logger.log(level: reason.level, "p2p refused connection from \(remote): \(reason.message)")
+                logger.log(level: reason.level, "p2p refused connection from \(remote): \(reason.message)\(also)")
             } else {
-                logger.info("p2p connection from \(remote) closed by the peer during the handshake")
+                logger.log(level: unlogged > 0 ? .warning : .info, "p2p connection from \(remote) closed by the peer during the handshake\(also)")
             }
         case .initiator:
             // Logged (once per distinct failure) by the dialer, which also schedules the retry.

@@ -426,4 +426,29 @@ final class P2PNodeTests: XCTestCase {
         await first.close()
         await fourth.close()
     }
+
+    /// Anyone who can reach the port can open connections that fail their handshake, as fast as
+    /// TCP allows: at most 10 such lines are logged a second, and a later line counts the rest.
+    func testFailedInboundHandshakesCannotFloodTheLog() async throws {
+        let c = Consortium("m1")
+        let m1 = try await start(c, "m1")
+        let started = ContinuousClock.now
+        for i in 0..<30 {
+            let raw = try await RawClient.connect(port: m1.port)
+            try await raw.send([0xFF, 0xFF, 0xFF, 0xFF])
+            try await raw.waitUntilClosed("flood \(i)")
+        }
+        let seconds = Int((ContinuousClock.now - started).components.seconds)
+        let logged = m1.logs.matching(.warning, "refused connection from 127.0.0.1:", "exceeds the limit of 512").count
+        XCTAssertGreaterThanOrEqual(logged, P2PNode.maxHandshakeRefusalLogs)
+        // Each second from the first failure opens a window of 10 lines.
+        XCTAssertLessThanOrEqual(logged, P2PNode.maxHandshakeRefusalLogs * (seconds + 1), "\(logged) lines in \(seconds) s")
+        try await Task.sleep(for: .milliseconds(1_100))
+        let raw = try await RawClient.connect(port: m1.port)
+        try await raw.send([0xFF, 0xFF, 0xFF, 0xFF])
+        try await raw.waitUntilClosed("after the flood")
+        try await eventually("the count of lines not logged") {
+            !m1.logs.matching(.warning, "refused connection from 127.0.0.1:", "earlier failed inbound handshakes not logged").isEmpty
+        }
+    }
 }
