@@ -52,7 +52,7 @@ public final class P2PNode: Sendable {
         /// Inbound connections still handshaking, by channel, with their `handshakeLimitKey`
         /// (at most `maxInboundConnections` entries). Removed when the session opens or the
         /// connection closes.
-        var handshaking: [ObjectIdentifier: String] = [:]
+        var handshaking: [ObjectIdentifier: (address: String, since: NIODeadline)] = [:]
         var lastDropLog: [String: NIODeadline] = [:]
         var lastInboundRefusalLog: NIODeadline?
         /// Failed inbound handshakes: at most `maxHandshakeRefusalLogs` lines a second, then
@@ -304,33 +304,47 @@ public final class P2PNode: Sendable {
         let id = ObjectIdentifier(channel)
         let inbound = handshake.role == .responder
         let address = inbound ? Self.handshakeLimitKey(channel.remoteAddress) : ""
-        let (admitted, refusal): (Bool, String?) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, nil) }
+        let (admitted, refusal, evicted): (Bool, String?, (any Channel)?) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, nil, nil) }
+            var evicted: (any Channel)? = nil
             if inbound {
-                func refuse(_ why: String) -> (Bool, String?) {
+                func refuse(_ why: String) -> (Bool, String?, (any Channel)?) {
                     let now = NIODeadline.now()
                     let log = s.lastInboundRefusalLog.map { now - $0 >= .seconds(1) } ?? true
                     if log { s.lastInboundRefusalLog = now }
-                    return (false, log ? why : nil)
+                    return (false, log ? why : nil, nil)
                 }
                 guard s.inboundCount < config.maxInboundConnections else {
                     return refuse("\(config.maxInboundConnections) inbound connections already open (maxInboundConnections)")
                 }
-                // Unauthenticated connections never take the slots members need to reconnect:
-                // handshakes in progress leave one inbound slot per genesis member free.
-                let handshakeCap = max(1, config.maxInboundConnections - config.allowedPeers.count)
-                guard s.handshaking.count < handshakeCap else {
-                    return refuse("\(s.handshaking.count) connections already in their handshake, at most \(handshakeCap) so that every member keeps an inbound slot")
-                }
-                let pending = s.handshaking.values.reduce(0) { $1 == address ? $0 + 1 : $0 }
+                let pending = s.handshaking.values.reduce(0) { $1.address == address ? $0 + 1 : $0 }
                 guard pending < config.maxHandshakesPerAddress else {
                     return refuse("\(pending) connections from \(address) already in their handshake (maxHandshakesPerAddress)")
                 }
+                // Unauthenticated connections never take the slots members need to reconnect:
+                // handshakes in progress leave one inbound slot per genesis member free. When
+                // they are all taken, the oldest handshake gives way if it has run for
+                // `handshakeEvictionAge` (a member's takes milliseconds): holding the slots
+                // then takes a stream of new connections, not a few silent ones.
+                let handshakeCap = max(1, config.maxInboundConnections - config.allowedPeers.count)
+                if s.handshaking.count >= handshakeCap {
+                    let now = NIODeadline.now()
+                    guard let (oldest, entry) = s.handshaking.min(by: { $0.value.since < $1.value.since }),
+                          now - entry.since >= Self.handshakeEvictionAge, let channel = s.channels[oldest] else {
+                        return refuse("\(s.handshaking.count) connections already in their handshake, at most \(handshakeCap) so that every member keeps an inbound slot, none of them for \(Self.handshakeEvictionAge.nanoseconds / 1_000_000) ms yet")
+                    }
+                    s.handshaking[oldest] = nil
+                    evicted = channel
+                }
                 s.inboundCount += 1
-                s.handshaking[id] = address
+                s.handshaking[id] = (address, NIODeadline.now())
             }
             s.channels[id] = channel
-            return (true, nil)
+            return (true, nil, evicted)
+        }
+        if let evicted {
+            logger.debug("p2p closed the connection from \(ConnectionHandler.describe(evicted.remoteAddress)), still in its handshake, for a new one")
+            evicted.close(promise: nil)
         }
         guard admitted else {
             if let refusal {
@@ -353,6 +367,9 @@ public final class P2PNode: Sendable {
             ])
         }
     }
+
+    /// How long an inbound handshake holds its slot against newcomers once all are taken.
+    static let handshakeEvictionAge: TimeAmount = .milliseconds(500)
 
     /// What `maxHandshakesPerAddress` counts by: an IPv4 address (also when it arrives
     /// IPv4-mapped on a dual-stack socket), or an IPv6 /64, since one host usually holds a

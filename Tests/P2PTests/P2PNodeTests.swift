@@ -371,25 +371,30 @@ final class P2PNodeTests: XCTestCase {
     }
 
     /// Handshakes in progress, from any number of addresses, leave an inbound slot for each
-    /// genesis member: strangers that never authenticate cannot lock a member out.
+    /// genesis member; and a stranger's silent handshake gives its slot to a newcomer once it has
+    /// run for 500 ms, so a few silent connections cannot lock a member out (found in review).
     func testHandshakesLeaveASlotForEveryMember() async throws {
         let c = Consortium("m1", "raw")
         let m1 = try await start(c, "m1") { $0.maxInboundConnections = 3 }
         let cap = 3 - c.allowed.count
         XCTAssertEqual(cap, 1)
-        let first = try await RawClient.connect(port: m1.port)
+        let silent = try await RawClient.connect(port: m1.port)
         try await eventually("one handshaking") { m1.node.handshakingConnectionCount == 1 }
         let second = try await RawClient.connect(port: m1.port)
         try await second.waitUntilClosed("over the handshake cap")
         try await m1.logs.expect(1, .warning, "refused connection from 127.0.0.1:",
                                  "1 connections already in their handshake, at most 1 so that every member keeps an inbound slot")
-        // The member authenticates on its connection; the handshake slot is free again.
-        _ = try await first.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        // Later, the member connects: the silent stranger gives way, and the member gets in.
+        try await Task.sleep(for: .milliseconds(600))
+        let member = try await RawClient.connect(port: m1.port)
+        try await silent.waitUntilClosed("the oldest handshake gives way")
+        _ = try await member.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
         try await eventually("session established") { m1.node.connectedPeers == ["raw"] }
+        // The member's handshake is done: the handshake slot is free again.
         let third = try await RawClient.connect(port: m1.port)
         try await eventually("a handshake slot was free") { m1.node.handshakingConnectionCount == 1 }
         XCTAssertFalse(third.isClosed)
-        await first.close()
+        await member.close()
         await third.close()
     }
 
