@@ -55,10 +55,15 @@ public struct Limits: Sendable, Hashable, Codable {
         maxRequestBytes = try c.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? d.maxRequestBytes
     }
 
+    /// The least `max_transaction_bytes`: room for the largest score update a scorer may have to
+    /// sign (1,024 inputs of 32 bytes, 16 dimensions, 16 endorsements: about 35 KB). Below it, a
+    /// subject with many records would get an update no peer accepts, retried for ever.
+    public static let minTransactionBytes = 40_960
+
     /// Every limit must be positive and within what the encoding can carry.
     public func check() throws {
         let ranges: [(String, Int, ClosedRange<Int>)] = [
-            ("max_transaction_bytes", maxTransactionBytes, 1_024...(1 << 20)),
+            ("max_transaction_bytes", maxTransactionBytes, Self.minTransactionBytes...(1 << 20)),
             ("max_envelope_bytes", maxEnvelopeBytes, 256...(1 << 20)),
             ("max_block_transactions", maxBlockTransactions, 1...100_000),
             ("max_batch_transactions", maxBatchTransactions, 1...100_000),

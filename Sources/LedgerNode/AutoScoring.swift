@@ -45,7 +45,9 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         self.node = node
         self.stateDirectory = stateDirectory
         engine = ScoreEngine(genesis: node.genesis)
-        scorers = node.genesis.members.filter { $0.has(.scorer) }.map(\.id).sorted()
+        // Only validators run the auto-scorer: a scorer that is not one would be designated
+        // subjects it never scores, and asked for endorsements it never gives.
+        scorers = node.genesis.members.filter { $0.has(.scorer) && $0.has(.validator) }.map(\.id).sorted()
         upgrade = UpgradeRescorer(host: self, stateDirectory: stateDirectory)
         loadWatermark()
     }

@@ -171,4 +171,20 @@ final class TransactionTests: XCTestCase {
         XCTAssertEqual(try consent(18_446_744_073_709_552).expiresAtMillis, .max)
         XCTAssertEqual(try consent(.max).expiresAtMillis, .max)
     }
+
+    /// The least max_transaction_bytes a genesis may set holds the largest score update the
+    /// format allows, so a scorer never signs one that no peer would take (found in review).
+    func testTheLargestScoreUpdateFitsTheLeastTransactionLimit() throws {
+        let id = String(repeating: "m", count: FieldLimits.memberID)
+        let body = ScoreUpdateBody(subject: try USCC("91350100M000100Y43"), modelHash: SHA256.hash([1]), points: .max, grade: .d,
+                                   dimensions: (0..<FieldLimits.dimensions).map { .init(code: String(repeating: "d", count: FieldLimits.dimensionCode - 2) + String(format: "%02d", $0), points: .min) },
+                                   inputs: (0..<FieldLimits.scoreInputs).map { SHA256.hash(Array(String($0).utf8)) }, asOfLogSize: .max,
+                                   endorsements: (0..<FieldLimits.signatures).map { _ in MemberSignature(member: id, keyID: .max, signature: [UInt8](repeating: 7, count: 64)) })
+        let header = TransactionHeader(chainID: String(repeating: "c", count: FieldLimits.chainID), signer: id, keyID: 1, nonce: .max, issuedAtMillis: .max)
+        let tx = Transaction.sign(header: header, body: .scoreUpdate(body), key: Ed25519PrivateKey())
+        XCTAssertLessThanOrEqual(tx.encoded.count, Limits.minTransactionBytes, "\(tx.encoded.count) bytes")
+        var limits = Limits()
+        limits.maxTransactionBytes = Limits.minTransactionBytes - 1
+        XCTAssertThrowsError(try limits.check()) { XCTAssertTrue("\($0)".contains("limits.max_transaction_bytes is 40959, allowed 40960-"), "\($0)") }
+    }
 }
