@@ -138,7 +138,7 @@ public final class QueryService: @unchecked Sendable {
             if let i = installed.logIndex, let tx = try store.transaction(at: i) { policyTx = LoggedTransaction(logIndex: i, transaction: tx) }
             let policy = try document(installed)
             guard let purpose = QueryPurpose(name: req.purpose), purpose != .unspecified else {
-                throw PolicyRefusal(.invalidParameters, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
+                throw PolicyRefusal(.purposeNotAllowed, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
             }
             var subject: USCC? = nil
             if policy.scope == .aggregate {
@@ -150,8 +150,8 @@ public final class QueryService: @unchecked Sendable {
             }
             let query = PolicyQuery(requester: requester, subject: subject, purpose: purpose,
                                     parameters: req.parameters, requestedAtMillis: req.issuedAtMillis)
-            let (a, height) = try evaluate(policy, query)
-            record.asOfHeight = height
+            // A refusal inside the evaluation names the height it was decided at, like an answer.
+            let a = try evaluate(policy, query, height: &record.asOfHeight)
             record.outcome = .answered
             record.resultHash = a.resultHash
             record.consent = a.consent?.transaction.id ?? Hashes.zero
@@ -212,13 +212,16 @@ public final class QueryService: @unchecked Sendable {
     /// Evaluates at the current head. An aggregate reads its cells from one snapshot of the
     /// store; if that snapshot is of a newer block than the head (one was written in between),
     /// it starts again, so the stated height is the state that was read.
-    func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery) throws -> (PolicyAnswer, UInt64) {
+    /// Evaluates at the head; `height` is set to the height of the head the answer or the
+    /// refusal comes from.
+    func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery, height: inout UInt64) throws -> PolicyAnswer {
         for _ in 0..<3 {
             let head = store.head
+            height = head.height
             let facts = try StoreFacts(store: store, head: head, custodianKey: member.has(.custodian) ? keys : nil,
                                        maskedNames: maskedNames)
             do {
-                return (try engine.evaluate(policy, query, facts: facts), head.height)
+                return try engine.evaluate(policy, query, facts: facts)
             } catch is StoreFacts.HeadMoved {
                 continue
             }

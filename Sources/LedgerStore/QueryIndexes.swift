@@ -8,7 +8,7 @@ import LedgerStorage
 //   policy/      ‖ document hash                         → u64 log index of the install_policy
 //   query-log/   ‖ USCC ‖ u64 log index                  → (empty): query records about a subject
 //   query-nonce/ ‖ string8 requester ‖ u64 request nonce → query record id: authenticated requests seen
-//   industry/    ‖ USCC                                  → the latest non-empty industry code attested
+//   industry/    ‖ USCC                                  → the latest non-empty industry code attested or corrected to
 //   consent/     ‖ USCC ‖ string8 grantee ‖ u64 log index → (empty): consent grants and revocations
 //   cell/        ‖ string8 model name ‖ USCC             → u64 log index ‖ grade ‖ industry: latest grade per scorecard
 
@@ -70,8 +70,11 @@ extension ChainStore {
             }
         case .consent(let c):
             try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
-        case .attestation(let a) where !a.industry.isEmpty:
-            try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
+        case .attestation, .amendment:
+            // A correction's replacement states the industry as much as an attestation does.
+            if let a = tx.body.envelopedRecord, !a.industry.isEmpty {
+                try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
+            }
         case .scoreUpdate(let s):
             guard let model = model(hash: s.modelHash) else { return }
             // The cell keeps the freshest grade (latest as-of, then model version), as credit-grade
@@ -79,7 +82,7 @@ extension ChainStore {
             guard try !fresherScore(than: s, model: model, earlier: earlier) else { return }
             var industry = try database.get(Family.meta, QueryKey.industry + Array(s.subject.code.utf8)) ?? []
             for e in earlier.reversed() {
-                if case .attestation(let a) = e.transaction.body, a.subject == s.subject, !a.industry.isEmpty {
+                if let a = e.transaction.body.envelopedRecord, a.subject == s.subject, !a.industry.isEmpty {
                     industry = Array(a.industry.utf8); break
                 }
             }

@@ -405,8 +405,14 @@ public struct PolicyEngine: Sendable {
         let byHash = Dictionary(models.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
         var name = modelName
         if let n = name {
-            guard models.contains(where: { $0.name == n }) else {
+            guard let latest = models.filter({ $0.name == n }).max(by: { $0.version < $1.version }) else {
                 throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(n)\" is installed")
+            }
+            // Grades, bands, credit lines and eligibility read scorecard points: a risk model's
+            // points are a probability of default (found in review: a riskier subject got a
+            // larger credit line).
+            guard (try? scoring.model(latest))?.kind == .scorecard else {
+                throw PolicyRefusal(.invalidParameters, "model \"\(n)\" is not a scorecard; grades, score bands and credit lines come from scorecards")
             }
         } else if let kind = subject.subjectKind {
             name = scoring.scorecard(for: kind, among: models)?.name

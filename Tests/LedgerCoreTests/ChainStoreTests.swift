@@ -27,6 +27,27 @@ final class ChainStoreTests: XCTestCase {
         return all
     }
 
+    /// The industry that aggregates count a subject under is the latest one stated, by an
+    /// attestation or by a correction's replacement (found in review: corrections were ignored).
+    func testACorrectionMovesTheSubjectToItsIndustry() throws {
+        let c = try TestConsortium()
+        let b = try ChainBuilder(consortium: c, path: directory, signers: ["samr", "data-bureau", "bank-a"])
+        let first = try c.attestation(nonce: 1)
+        try b.append([first])
+        let subject = try USCC("91350100M000100Y43")
+        let key = Array("industry/".utf8) + Array(subject.code.utf8)
+        XCTAssertEqual(try b.store.database.get("meta", key), Array("C13".utf8))
+        let again = try c.attestation(nonce: 2, payload: "licence no. 330106-2026-0001, industry corrected")
+        guard case .attestation(var replacement) = again.transaction.body else { return XCTFail("not an attestation") }
+        replacement.industry = "F51"
+        let correction = Transaction.sign(header: c.header("samr", nonce: 3),
+                                          body: .amendment(AmendmentBody(action: .correction, target: first.transaction.id,
+                                                                         reason: "wrong industry code", replacement: replacement)),
+                                          key: c.keys["samr"]!.signing)
+        try b.append([Submission(transaction: correction, envelope: again.envelope)])
+        XCTAssertEqual(try b.store.database.get("meta", key), Array("F51".utf8))
+    }
+
     func testBlocksPersistAndProofsMatchAnInMemoryTree() throws {
         let c = try TestConsortium(validators: ["samr"])
         var subs: [Submission] = []

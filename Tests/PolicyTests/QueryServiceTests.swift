@@ -366,6 +366,14 @@ final class QueryServiceTests: XCTestCase {
         let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
         XCTAssertTrue(out.answered, out.receipt.message)
         XCTAssertEqual((try fields(out.receipt)["model"] as? [String: Any])?["name"] as? String, "enterprise")
+        // Naming the risk model does not turn its probability of default into a grade or a credit line.
+        for policy in ["credit-grade", "loan-pre-check"] {
+            let (_, risk) = try await ask("bank-a", policy, subject: food.code, purpose: "loan_application",
+                                          params: [("model", "risk-warning")] + (policy == "loan-pre-check" ? [("amount_yuan", "100000")] : []))
+            XCTAssertFalse(risk.answered, policy)
+            XCTAssertEqual(risk.receipt.reason, "invalid_parameters", policy)
+            XCTAssertTrue(risk.receipt.message.contains("\"risk-warning\" is not a scorecard"), risk.receipt.message)
+        }
         let proved = out.receipt.facts.first { $0.role == "score_update" }
         XCTAssertEqual(proved?.log_index, scorecardUpdate.logIndex, "the scorecard's update is the one proved")
         try assertRecorded(out.receipt, "")
@@ -634,6 +642,7 @@ final class QueryServiceTests: XCTestCase {
             ("bank-a", "credit-grade", "91330106MA27XKT2X5", "loan_application", [], nowMillis, nil, "invalid_uscc"),
             ("bank-a", "industry-statistics", "", "statistics", [("model", "enterprise"), ("industry", "I65")], nowMillis, nil, "cell_under_k"),
             ("bank-a", "credit-grade", foodCode, "statistics", [], nowMillis, nil, "purpose_not_allowed"),
+            ("bank-a", "credit-grade", foodCode, "lending", [], nowMillis, nil, "purpose_not_allowed"),
         ]
         for (member, policyName, subject, purpose, params, at, signer, reason) in cases {
             let (_, out) = try await ask(member, policyName, subject: subject, purpose: purpose, params: params, at: at, signWith: signer)
