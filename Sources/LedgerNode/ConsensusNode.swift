@@ -858,7 +858,33 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if let peer = bestPeerAhead { requestBlocks(from: peer) } else { requestMissingEnvelopes() }
         for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         autoScorer?.tick()
+        if mempool.count <= Self.sweepMax { sweepMempool() }
+        // A follower never proposes: what was submitted to it reaches validators by gossip only,
+        // which a full mempool or a broken link may have lost. It sends its pending ones again.
+        if !isValidator, !mempool.isEmpty { gossip(mempool.oldest(Self.sweepMax, maxBytes: maxBlockContentBytes)) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+    }
+
+    /// Pending transactions a small mempool is checked against the committed ledger once a second.
+    static let sweepMax = 256
+
+    /// Only a proposer's `build` drops pending transactions that the committed ledger made invalid
+    /// (committed through another node, a conflicting claim or nonce committed first). A node that
+    /// proposes rarely, or never (a follower), would keep them: its waiters would wait for good and
+    /// an idle network would run empty rounds for them. A committed one answers its waiters with
+    /// where it is; an invalid one is dropped with the reason.
+    func sweepMempool() {
+        let pending = mempool.oldest(Self.sweepMax, maxBytes: .max)
+        guard !pending.isEmpty else { return }
+        var stale: [HashKey: any Error] = [:]   // checked outside the mempool's lock
+        for s in pending {
+            if let at = try? store.location(of: s.transaction.id) {
+                mempool.committed([s.transaction], height: at.height, firstLogIndex: at.logIndex)
+                continue
+            }
+            do { try validator.checkStateful(s.transaction, state: store) } catch { stale[HashKey(s.transaction.id)] = error }
+        }
+        if !stale.isEmpty { mempool.evict { stale[HashKey($0.transaction.id)] } }
     }
 
     /// Asks for the blocks above the head, at most one request every 2 s. `hint` is the peer that

@@ -444,6 +444,31 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// Pending transactions the committed ledger made pointless leave the mempool within a status
+    /// tick on every node, not only when the node next proposes: one committed meanwhile through
+    /// another node (admitted in the race between its check and a commit), and one whose nonce a
+    /// committed transaction used. Otherwise an idle network runs empty rounds for them.
+    func testTheMempoolDropsWhatTheCommittedLedgerMadePointless() async throws {
+        // val-d does not propose at height 2 (val-c does), so only the sweep can drop them.
+        let f = try await Fixture(as: "val-d")
+        let subs = try f.submissions(2, seed: 51)
+        let block = f.block(subs, proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        // The same nonce as the first committed transaction, other content.
+        let reused = try DemoRecords.requests(count: 1, subjects: 5, seed: 52)[0]
+            .build(genesis: f.genesis, keys: f.keys["val-a"]!, nonce: subs[0].transaction.header.nonce, issuedAtMillis: 2)
+        XCTAssertNotEqual(reused.transaction.id, subs[0].transaction.id)
+        _ = try f.node.mempool.admit([subs[1], reused], continuation: nil)
+        XCTAssertEqual(f.node.mempool.count, 2)
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.mempool.count, 0, "pointless transactions stayed pending")
+        XCTAssertEqual(f.node.queue.sync { f.node.machine.state.step }, .waiting, "the node started a round with nothing to order")
+        await f.close()
+    }
+
     /// A catch-up block whose server stripped its envelopes is still committed (its records may
     /// be erased by a later block, and then no peer has them), but each record left without its
     /// envelope is marked. A later erase clears its record's mark; once caught up, the node asks
