@@ -894,7 +894,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let now = ContinuousClock.now
         if let last = lastRequest {
             if now - last.at < .seconds(2) { return }
-            catchUpMisses[last.peer, default: 0] += 1
+            // A request the node outgrew (it committed that height through consensus meanwhile,
+            // so the reply, if any, applied nothing) is no miss of the peer's.
+            if store.head.height < last.from { catchUpMisses[last.peer, default: 0] += 1 }
         }
         let peer = bestPeerAhead ?? hint
         lastRequest = (peer, now, store.head.height + 1)

@@ -389,6 +389,11 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.lastRequest!.at = ContinuousClock.now - .seconds(3) }
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        // A request for a height the node has committed since (through consensus, say) is no miss.
+        let misses = f.node.queue.sync { f.node.catchUpMisses }
+        f.node.queue.sync { f.node.lastRequest = (peer: "val-b", at: ContinuousClock.now - .seconds(3), from: 0) }
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses }, misses)
         await f.close()
     }
 
