@@ -535,6 +535,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// `maxDeferred` in all and a fair share per voter, so one validator precommitting many
     /// unknown hashes cannot crowd out the others' precommits.
     func deferPrecommit(_ v: Vote, hash: Hash) {
+        // Votes are rebroadcast every second: one copy per voter and round is kept (a copy whose
+        // attachment a relay altered fails when replayed, and the voter's own resend follows).
+        if deferredPrecommits[hash]?.contains(where: { $0.voter == v.voter && $0.round == v.round }) == true { return }
         let total = deferredPrecommits.values.reduce(0) { $0 + $1.count }
         guard total < Self.maxDeferred else { return }
         let share = max(1, Self.maxDeferred / max(1, genesis.validators.count))

@@ -365,9 +365,14 @@ final class ConsensusNodeTests: XCTestCase {
         }
         let share = ConsensusNode.maxDeferred / 4
         XCTAssertEqual(f.node.queue.sync { f.node.deferredPrecommits.values.reduce(0) { $0 + $1.count } }, share)
-        _ = f.deliver(.vote(f.vote(.precommit, height: 1, round: 0, hash: SHA256.hash(Array("other".utf8)), by: "val-d")), from: "val-d")
+        let other = f.vote(.precommit, height: 1, round: 0, hash: SHA256.hash(Array("other".utf8)), by: "val-d")
+        _ = f.deliver(.vote(other), from: "val-d")
         XCTAssertEqual(f.node.queue.sync { f.node.deferredPrecommits.values.reduce(0) { $0 + $1.count } }, share + 1,
                        "another validator's precommit was crowded out")
+        // Its rebroadcast copies take no more room.
+        for peer in ["val-d", "val-a", "val-b"] { _ = f.deliver(.vote(other), from: peer) }
+        XCTAssertEqual(f.node.queue.sync { f.node.deferredPrecommits.values.reduce(0) { $0 + $1.count } }, share + 1,
+                       "copies of one precommit were kept")
         await f.close()
     }
 
