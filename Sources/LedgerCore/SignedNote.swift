@@ -157,6 +157,13 @@ public struct Checkpoint: Hashable, Sendable {
         self.origin = origin; self.size = size; self.rootHash = rootHash; self.commit = commit
     }
 
+    /// Whether this checkpoint names the block and round of `certificate`, as the one written
+    /// with it from the same precommits does. A legacy certificate names no round to compare.
+    public func namesCommit(of certificate: CommitCertificate) -> Bool {
+        guard let round = certificate.round else { return true }
+        return commit == CommitPoint(height: certificate.height, round: round)
+    }
+
     /// The checkpoint validators cosign when they commit `header` in `round`.
     public init(header: BlockHeader, round: UInt32) {
         self.init(origin: header.chainID, size: header.logSize, rootHash: header.logRoot,

@@ -71,9 +71,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var reported = Set<String>()
     /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
     /// within `peerWarningInterval` go to the debug level.
-    var peerWarnings: [String: ContinuousClock.Instant] = [:]
-    /// When a malformed message from each member was last logged as a warning (on the P2P event loop, hence the lock).
-    let malformedWarnings = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Locked: messages that do not decode are warned about on the P2P event loop, the rest on `queue`.
+    let peerWarnings = Mutex<[String: ContinuousClock.Instant]>([:])
     static let peerWarningInterval: Duration = .seconds(10)
     private let nonceLock = NSLock()
     private var lastNonce: UInt64 = 0
@@ -163,14 +162,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard let self else { return }
             let message: NetMessage
             do { message = try NetMessage.decode(bytes, limits: limits, known: { mempool.submission($0) }) } catch {
-                // A warning per member at most every peerWarningInterval: a faulty member must not flood the log.
-                let now = ContinuousClock.now
-                let loud = self.malformedWarnings.withLock { last -> Bool in
-                    if let t = last[from], now - t < Self.peerWarningInterval { return false }
-                    last[from] = now
-                    return true
-                }
-                self.logger.log(level: loud ? .warning : .debug, "dropped a malformed message from \(from): \(error)")
+                self.warn(about: from, window: "malformed", "dropped a malformed message from \(from): \(error)")
                 return
             }
             self.received(message, from: from, bytes: bytes.count)
@@ -594,15 +586,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// Logs a problem with a peer's message: a warning at most every `peerWarningInterval` per
-    /// peer, the debug level in between (a faulty peer cannot flood the log).
-    func warn(about peer: String, _ message: @autoclosure () -> String) {
+    /// peer, the debug level in between (a faulty peer cannot flood the log). Warnings of another
+    /// `window` (messages that do not decode) keep an interval of their own. Any thread.
+    func warn(about peer: String, window: String = "", _ message: @autoclosure () -> String) {
         let now = ContinuousClock.now
-        if let last = peerWarnings[peer], now - last < Self.peerWarningInterval {
-            logger.debug("\(message())")
-            return
+        let key = window.isEmpty ? peer : peer + "/" + window
+        let loud = peerWarnings.withLock { last -> Bool in
+            if let t = last[key], now - t < Self.peerWarningInterval { return false }
+            last[key] = now
+            return true
         }
-        peerWarnings[peer] = now
-        logger.warning("\(message())")
+        logger.log(level: loud ? .warning : .debug, "\(message())")
     }
 
     // MARK: Consensus actions
@@ -938,8 +932,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 }
                 let built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
-                guard cp.size == header.logSize, cp.rootHash == header.logRoot,
-                      c.certificate.round.map({ cp.commit == .init(height: header.height, round: $0) }) ?? true else {
+                guard cp.size == header.logSize, cp.rootHash == header.logRoot, cp.namesCommit(of: c.certificate) else {
                     throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height) and the round of its certificate")
                 }
                 try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)

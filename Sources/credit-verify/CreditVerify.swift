@@ -236,12 +236,8 @@ struct Consistency: ParsableCommand {
             if let proof {
                 guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure("cannot read \(proof)") }
                 // isNewline: a file with CRLF line ends reads like one with LF.
-                hashes = try text.split(whereSeparator: \.isNewline).map { line in
-                    guard let h = [UInt8](base64: String(line).trimmingCharacters(in: .whitespaces)), h.count == 32 else {
-                        throw Failure("\(proof): \"\(line)\" is not a base64 SHA-256 hash")
-                    }
-                    return h
-                }
+                let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
+                do { hashes = try Merkle.proofHashes(base64: lines, what: "\(proof): consistency proof") } catch { throw Failure("\(error)") }
             } else if let from {
                 hashes = try fetchProof(from, a.size, b.size)
             } else {
@@ -270,6 +266,6 @@ struct Consistency: ParsableCommand {
               let list = object["hashes"] as? [String] else {
             throw Failure("\(url) did not return a consistency proof: \(String(decoding: box.data ?? Data(), as: UTF8.self).prefix(200))")
         }
-        return try list.map { guard let h = [UInt8](base64: $0), h.count == 32 else { throw Failure("proof hash \($0) is malformed") }; return h }
+        do { return try Merkle.proofHashes(base64: list, what: "\(url): consistency proof") } catch { throw Failure("\(error)") }
     }
 }
