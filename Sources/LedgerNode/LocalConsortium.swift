@@ -53,19 +53,32 @@ public final class LocalConsortium {
         }
     }
 
+    /// A free loopback port below the kernel's ephemeral range. A port the kernel picks for
+    /// bind(0) comes from that range, and until the node given it listens, an outgoing connection
+    /// of a node already started (they dial their peers) can take it as its source port: the
+    /// node then fails with "address already in use" (seen in CI).
     public static func freePort() throws -> Int {
+        let ephemeral = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32_768
+        let ports = 10_000..<max(10_001, ephemeral)
+        for _ in 0..<256 {
+            let port = Int.random(in: ports)
+            if isFree(port) { return port }
+        }
+        throw LedgerError(.notFound, "no free loopback port in \(ports.lowerBound)-\(ports.upperBound - 1)")
+    }
+
+    static func isFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound else { throw LedgerError(.notFound, "no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     public static func runTool(_ tool: String, _ args: [String]) throws {
