@@ -30,6 +30,7 @@ struct CreditNode: AsyncParsableCommand {
         // Before any task runs: Swift tasks run on the event loops that serve HTTP and P2P, so
         // a request is read, evaluated and answered without hopping between thread pools.
         TaskThreads.runOnEventLoops()
+        Allocator.keepFreedMemory()
         await main(nil)
     }
 }
