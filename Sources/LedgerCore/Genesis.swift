@@ -151,6 +151,10 @@ public struct Genesis: Sendable {
         }
     }
 
+    /// What an audit record names as the requester when a query's requester field is not a
+    /// valid member id; no member may have this id.
+    public static let unknownRequester = "unknown"
+
     public static func isValidIdentifier(_ s: String, max: Int) -> Bool {
         guard !s.isEmpty, s.utf8.count <= max else { return false }
         return s.utf8.enumerated().allSatisfy { i, c in
@@ -215,6 +219,9 @@ public struct Genesis: Sendable {
             guard Self.isValidMemberID(entry.id) else {
                 throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" must be 1-32 characters of a-z 0-9 . - _")
             }
+            guard entry.id != Self.unknownRequester else {
+                throw LedgerError(.invalidGenesis, "member id \"\(Self.unknownRequester)\" is reserved: audit records name it as the requester of a query whose requester is not a valid member id")
+            }
             guard seen.insert(entry.id).inserted else {
                 throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" appears twice")
             }
@@ -248,6 +255,12 @@ public struct Genesis: Sendable {
         }
         guard members.contains(where: { $0.has(.validator) }) else {
             throw LedgerError(.invalidGenesis, "genesis names no validator")
+        }
+        // Checkpoints carry the validators' cosignatures in one signed note, which holds at most
+        // SignedNote.maxSignatures: with more validators a quorum could not be written down.
+        let validatorCount = members.filter { $0.has(.validator) }.count
+        guard validatorCount <= SignedNote.maxSignatures else {
+            throw LedgerError(.invalidGenesis, "genesis names \(validatorCount) validators; at most \(SignedNote.maxSignatures) (a checkpoint note holds that many cosignatures)")
         }
         guard members.contains(where: { $0.has(.custodian) }) else {
             throw LedgerError(.invalidGenesis, "genesis names no custodian; raw payloads would be readable by no one")

@@ -138,6 +138,29 @@ final class TransactionTests: XCTestCase {
         XCTAssertThrowsError(try Genesis(bytes: Array("{".utf8)))
     }
 
+    /// A member may not be called "unknown" (audit records name that requester for a query with
+    /// a malformed requester id), and a genesis may name at most as many validators as a
+    /// checkpoint note holds cosignatures: with more, no quorum-signed checkpoint could be written.
+    func testGenesisReservesTheUnknownRequesterAndBoundsTheValidators() throws {
+        let c = try TestConsortium()
+        let text = String(decoding: c.genesis.bytes, as: UTF8.self)
+        XCTAssertThrowsError(try Genesis(bytes: Array(text.replacingOccurrences(of: "\"bank-b\"", with: "\"unknown\"").utf8))) {
+            XCTAssertTrue("\($0)".contains("member id \"unknown\" is reserved"), "\($0)")
+        }
+        func validators(_ n: Int) throws -> Genesis {
+            let members = (0..<n).map { i in
+                Member(id: "v\(i)", name: "validator \(i)", roles: i == 0 ? [.validator, .custodian] : [.validator],
+                       signingKey: try! Ed25519PrivateKey(seed: SHA256.hash(Array("v\(i)".utf8))).publicKey,
+                       encryptionKey: c.genesis.members[0].encryptionKey)
+            }
+            return try Genesis(bytes: try Genesis.render(chainID: "creditledger.test/many", genesisTime: "2026-11-21T00:00:00Z", members: members))
+        }
+        XCTAssertEqual(try validators(SignedNote.maxSignatures).validators.count, SignedNote.maxSignatures)
+        XCTAssertThrowsError(try validators(SignedNote.maxSignatures + 1)) {
+            XCTAssertTrue("\($0)".contains("names 101 validators; at most 100"), "\($0)")
+        }
+    }
+
     /// Every member dials the addresses in genesis, which never changes: one that does not parse is refused when it is made.
     func testGenesisRefusesMemberAddressesThatAreNotHostPort() throws {
         let c = try TestConsortium()
