@@ -103,7 +103,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         let (cp, signers): (Checkpoint, [String])
         do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }
         guard cp.size == tree_size else { throw bad("tree size \(tree_size) is not the checkpoint's size \(cp.size)") }
-        let validator = TransactionValidator(genesis: genesis)
+        // With the policy rules, so that a policy fact (the install, a governance transaction)
+        // has its signature and every custodian's approval checked like any other fact.
+        let validator = TransactionValidator(genesis: genesis, policyRules: policyRules)
         var checked: [(String, Transaction, UInt64)] = []
         for (i, f) in facts.enumerated() {
             guard Self.factRoles.contains(f.role) else {
@@ -113,9 +115,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             let tx: Transaction
             do {
                 tx = try Transaction.decode(bytes, maxBytes: genesis.limits.maxTransactionBytes)
-                if tx.kind != .governance {
-                    try validator.checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true)
-                }
+                try validator.checkStateless(Submission(transaction: tx, envelope: nil), envelopeMayBeShredded: true)
             } catch { throw bad("facts[\(i)] (\(f.role)): \(error)") }
             let proof: [Hash]
             do { proof = try Merkle.proofHashes(base64: f.inclusion_proof) } catch { throw bad("facts[\(i)] (\(f.role)): \(error)") }
@@ -134,12 +134,12 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard let requestBytes = [UInt8](base64: request) else { throw bad("request is not base64") }
         let req: QueryRequest
         do { req = try QueryRequest.decode(requestBytes) } catch { throw bad("request: \(error)") }
-        guard SHA256.hash(requestBytes) == record.requestHash, req.requester == record.requester || record.requester == "unknown",
+        guard SHA256.hash(requestBytes) == record.requestHash, req.requester == record.requester || record.requester == Genesis.unknownRequester,
               req.nonce == record.requestNonce, req.issuedAtMillis == record.requestedAtMillis else {
             throw bad("the audit record does not record this request")
         }
         // The record must say what the request asked, as the answering node records it.
-        let expectedRequester = Genesis.isValidMemberID(req.requester) ? req.requester : "unknown"
+        let expectedRequester = Genesis.isValidMemberID(req.requester) ? req.requester : Genesis.unknownRequester
         guard record.requester == expectedRequester, !(record.outcome == .answered && record.requester != req.requester) else {
             throw bad("the audit record names requester \(record.requester), the request is from \(req.requester.prefix(64))")
         }

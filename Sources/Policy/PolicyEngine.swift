@@ -318,19 +318,34 @@ public struct PolicyEngine: Sendable {
     }
 
     /// The newest unexpired, unrevoked grant to the requester for the query's purpose.
+    /// A revocation ends the grant it names and every earlier grant to the same bank for the
+    /// same purpose: a subject revoking means "stop", and a second grant (a retry, a renewal)
+    /// must not keep answering. A grant recorded after the revocation is a new consent.
     func findConsent(subject: USCC, query: PolicyQuery, facts: some PolicyFacts) throws -> LoggedTransaction {
         guard let purpose = query.purpose.consentPurpose else {
             throw PolicyRefusal(.purposeNotAllowed, "purpose \(query.purpose.name) is not one a subject consents to")
         }
         let list = try facts.consents(of: subject, grantee: query.requester.id, limit: 1_024)
-        var revoked = Set<Hash>()
-        for l in list { if case .consent(let c) = l.transaction.body, c.action == .revoke { revoked.insert(c.target) } }
+        // Oldest first, so a revocation's target grant is met before it. The purpose is the
+        // target's (a revocation's own purpose field is not checked against it); a target older
+        // than the 1,024 read falls back to the revocation's own.
+        var purposeOf: [Hash: ConsentBody.Purpose] = [:]
+        var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
+        for l in list {
+            guard case .consent(let c) = l.transaction.body else { continue }
+            if c.action == .grant {
+                purposeOf[l.transaction.id] = c.purpose
+            } else if c.action == .revoke {
+                let p = purposeOf[c.target] ?? c.purpose
+                revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
+            }
+        }
         var sawGrant = false, sawExpired = false, sawRevoked = false
         for l in list.reversed() {
             guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
                   c.purpose == purpose else { continue }
             sawGrant = true
-            if revoked.contains(l.transaction.id) { sawRevoked = true; continue }
+            if let through = revokedBefore[purpose], l.logIndex < through { sawRevoked = true; continue }
             if c.expiresAtMillis <= query.requestedAtMillis { sawExpired = true; continue }
             return l
         }

@@ -564,6 +564,36 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(after.receipt.reason, "consent_revoked", after.receipt.message)
     }
 
+    /// A revocation ends every earlier grant to the bank for that purpose, not only the one it
+    /// names: a grant recorded twice (a retried command, a renewal) kept answering for up to 90
+    /// days after the subject revoked. Other purposes keep their grants, and a grant recorded
+    /// after the revocation is a new consent.
+    func testARevocationEndsEveryEarlierGrantForItsPurpose() async throws {
+        let month: UInt64 = 30 * 86_400
+        let first = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let second = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        XCTAssertNotEqual(first, second)
+        let (_, before) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(before.answered, before.receipt.message)
+        let (_, otherBefore) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(otherBefore.answered, otherBefore.receipt.message)
+
+        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
+                                             grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
+                                             revoking: second, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        _ = try await submit([revoke])
+        let (_, after) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertEqual(after.receipt.reason, "consent_revoked", "the first grant must not answer once the subject revoked: \(after.receipt.message)")
+        let (_, other) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(other.answered, "a loan-application grant is not touched: \(other.receipt.message)")
+
+        let renewed = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let (_, again) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(again.answered, again.receipt.message)
+        XCTAssertEqual(again.receipt.facts.first { $0.role == "consent" }.flatMap { [UInt8](base64: $0.transaction) }.map(Transaction.id(ofEncoded:)),
+                       renewed, "the answer rests on the grant recorded after the revocation")
+    }
+
     /// Industry statistics count only industry × district cells of at least 10 subjects, so
     /// nested answers cannot be subtracted to expose a small group (docs/PRIVACY.md §9).
     func testIndustryStatisticsLeaveSmallIndustryDistrictCellsOutOfEveryAnswer() async throws {
@@ -826,6 +856,16 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(out.answered, out.receipt.message)
         XCTAssertTrue(out.receipt.facts.contains { $0.role == "policy" }, "a governance-installed policy is proven too")
         _ = try out.receipt.verify(genesis: consortium.genesis)
+        // The policy fact is checked like the others, signature first: a copy whose signature
+        // does not verify is named for it (it used to be checked for inclusion only).
+        var forged = out.receipt
+        let at = forged.facts.firstIndex { $0.role == "policy" }!
+        var txBytes = [UInt8](base64: forged.facts[at].transaction)!
+        txBytes[txBytes.count - 1] ^= 0x01
+        forged.facts[at].transaction = txBytes.base64String
+        XCTAssertThrowsError(try forged.verify(genesis: consortium.genesis)) {
+            XCTAssertTrue("\($0)".contains("(policy): badSignature: signature does not verify with samr's key"), "\($0)")
+        }
         // A receipt for the install_policy transaction itself verifies offline, with the policy engine.
         let installReceipt = try store.receipt(for: ok.transaction.id)
         XCTAssertEqual(try installReceipt.verify(genesis: consortium.genesis, policyRules: PolicyRules()).transaction.id, ok.transaction.id)
