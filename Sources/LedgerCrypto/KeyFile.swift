@@ -39,36 +39,9 @@ public struct MemberSecretKeys: Sendable {
         var data = try encoder.encode(stored)
         data.append(0x0A)
         defer { data.resetBytes(in: 0..<data.count) }
-        guard access(path, F_OK) != 0 else {
-            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(EEXIST)))")
+        do { try DurableFile.create(atPath: path, contents: data, mode: 0o600) } catch let e as DurableFile.Failure {
+            throw CryptoError(.keyFileIO, "cannot \(e.step) key file \(path): \(e.reason)\(e.step == "write" ? "; nothing was kept" : "")")
         }
-        // A random name: a crash can leave one behind (holding the key, mode 0600), and a rerun
-        // with the same pid (PID 1 in a container) must not trip over it.
-        let temporary = path + ".tmp-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else {
-            throw CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(errno)))")
-        }
-        // The temporary name never outlives this call: once linked, the key is under `path`.
-        defer { unlink(temporary) }
-        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        let synced = written == data.count && fsync(fd) == 0
-        let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
-        close(fd)
-        guard synced else { throw CryptoError(.keyFileIO, "cannot write key file \(path): \(reason); nothing was kept") }
-        if link(temporary, path) != 0 {
-            // A file system without hard links (vfat, some network mounts): rename, which would
-            // replace a file created meanwhile, so the name is checked again just before.
-            let linkError = errno
-            let failure = { (code: Int32) in CryptoError(.keyFileIO, "cannot create key file \(path): \(String(cString: strerror(code)))") }
-            guard linkError == EPERM || linkError == ENOTSUP || linkError == EOPNOTSUPP else { throw failure(linkError) }
-            guard access(path, F_OK) != 0 else { throw failure(EEXIST) }
-            guard rename(temporary, path) == 0 else { throw failure(errno) }
-        }
-        unlink(temporary)
-        let directory = (path as NSString).deletingLastPathComponent
-        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
-        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
     /// Loads a key file, refusing one that is readable or writable by group or others.
@@ -112,5 +85,47 @@ public struct MemberSecretKeys: Sendable {
         return MemberSecretKeys(memberID: stored.member,
                                 signing: try Ed25519PrivateKey(seed: seed),
                                 encryption: try X25519PrivateKey(rawRepresentation: xsk))
+    }
+}
+
+/// Creates a file whole or not at all, and never over an existing one.
+public enum DurableFile {
+    public struct Failure: Error, CustomStringConvertible {
+        /// "create" or "write".
+        public let step: String
+        public let reason: String
+        public var description: String { "cannot \(step) file: \(reason)" }
+    }
+
+    /// Writes `contents` under a temporary name beside `path` (mode `mode`), syncs it, links it
+    /// to `path` (which fails if the name exists) and syncs the directory. A crash leaves either
+    /// no file or the whole one, never an empty or partial file that blocks every retry.
+    public static func create(atPath path: String, contents data: Data, mode: mode_t) throws {
+        func failure(_ step: String, _ code: Int32) -> Failure { Failure(step: step, reason: String(cString: strerror(code))) }
+        guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
+        // A random name: a crash can leave one behind, and a rerun with the same pid (PID 1 in
+        // a container) must not trip over it.
+        let temporary = path + ".tmp-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else { throw failure("create", errno) }
+        // The temporary name never outlives this call: once linked, the contents are under `path`.
+        defer { unlink(temporary) }
+        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        let synced = written == data.count && fsync(fd) == 0
+        let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
+        close(fd)
+        guard synced else { throw Failure(step: "write", reason: reason) }
+        if link(temporary, path) != 0 {
+            // A file system without hard links (vfat, some network mounts): rename, which would
+            // replace a file created meanwhile, so the name is checked again just before.
+            let linkError = errno
+            guard linkError == EPERM || linkError == ENOTSUP || linkError == EOPNOTSUPP else { throw failure("create", linkError) }
+            guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
+            guard rename(temporary, path) == 0 else { throw failure("create", errno) }
+        }
+        unlink(temporary)
+        let directory = (path as NSString).deletingLastPathComponent
+        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
+        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 }

@@ -19,8 +19,8 @@ struct CreditNode: AsyncParsableCommand {
           credit-node keygen --member samr-330106 --out keys/
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
-          credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2X4 --grantee bank-a --purpose loan_application
-          credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2X4 --purpose loan_application
+          credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2XT --grantee bank-a --purpose loan_application
+          credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2XT --purpose loan_application
         """,
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
@@ -132,6 +132,8 @@ struct Keygen: ParsableCommand {
         abstract: "Create a member's Ed25519 signing key and X25519 encryption key.",
         discussion: """
         Writes OUT/MEMBER.key (secret, mode 0600) and OUT/MEMBER.pub.json (public keys and note verifier key).
+        Neither is ever overwritten. When MEMBER.key exists but MEMBER.pub.json does not (a crash between
+        the two), it keeps the key and writes the public file from it.
         Example:
           credit-node keygen --member samr-330106 --out keys/
         """)
@@ -143,15 +145,31 @@ struct Keygen: ParsableCommand {
             throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let keys = MemberSecretKeys(memberID: member)
-        do { try keys.write(to: "\(out)/\(member).key") } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
-        let verifier = NoteVerifier(name: member, publicKey: keys.signing.publicKey)
-        let pub: [String: Any] = ["member": member, "ed25519_public_key": keys.signing.publicKey.bytes.base64String,
-                                  "x25519_public_key": keys.encryption.publicKey.bytes.base64String,
-                                  "verifier_key": verifier.verifierKey]
-        try JSONView.data(pub).write(to: URL(fileURLWithPath: "\(out)/\(member).pub.json"))
-        print("wrote \(out)/\(member).key (mode 0600) and \(out)/\(member).pub.json")
-        print("verifier key: \(verifier.verifierKey)")
+        let keyPath = "\(out)/\(member).key", pubPath = "\(out)/\(member).pub.json"
+        let keys: MemberSecretKeys
+        var kept = false
+        guard FileManager.default.fileExists(atPath: keyPath) || !FileManager.default.fileExists(atPath: pubPath) else {
+            throw fail("\(pubPath) exists without its key \(keyPath); a public file is never overwritten: remove it or choose another --out")
+        }
+        do {
+            if FileManager.default.fileExists(atPath: keyPath) && !FileManager.default.fileExists(atPath: pubPath) {
+                keys = try MemberSecretKeys.load(from: keyPath)
+                guard keys.memberID == member else { throw fail("\(keyPath) holds the key of \(keys.memberID), not \(member)") }
+                kept = true
+            } else {
+                keys = MemberSecretKeys(memberID: member)
+                try keys.write(to: keyPath)
+            }
+            let verifier = NoteVerifier(name: member, publicKey: keys.signing.publicKey)
+            let pub: [String: Any] = ["member": member, "ed25519_public_key": keys.signing.publicKey.bytes.base64String,
+                                      "x25519_public_key": keys.encryption.publicKey.bytes.base64String,
+                                      "verifier_key": verifier.verifierKey]
+            try DurableFile.create(atPath: pubPath, contents: JSONView.data(pub), mode: 0o644)
+            print(kept ? "kept the existing \(keyPath); wrote the missing \(pubPath) from it" : "wrote \(keyPath) (mode 0600) and \(pubPath)")
+            print("verifier key: \(verifier.verifierKey)")
+        } catch let e as ExitCode { throw e } catch let e as DurableFile.Failure {
+            throw fail("cannot \(e.step) \(pubPath): \(e.reason)")
+        } catch { throw fail("\(error)") }
     }
 }
 
@@ -239,7 +257,8 @@ struct MakeGenesis: ParsableCommand {
                 bytes = try Genesis.render(chainID: file.chain_id, genesisTime: file.genesis_time, members: list,
                                            scoreEndorsementsRequired: file.score_endorsements_required ?? 0, models: models, policies: policies)
             }
-            try Data(bytes).write(to: URL(fileURLWithPath: out))
+            // Whole or not at all: a partial genesis.json would block every rerun (it is never overwritten).
+            try DurableFile.create(atPath: out, contents: Data(bytes), mode: 0o644)
             let g = try Genesis(bytes: bytes)
             print("wrote \(out): chain \(g.chainID), \(g.members.count) members, \(g.validators.count) validators (quorum \(g.quorum)), "
                   + "\(g.scoreEndorsementsRequired) score endorsement(s) required")

@@ -65,6 +65,25 @@ final class GovernanceApprovalCLITests: XCTestCase {
         for w in words { XCTAssertTrue(out.contains(w), "\"\(w)\" not in: \(out)", file: file, line: line) }
     }
 
+    /// `keygen` never overwrites either file. After a crash between the key and its public file,
+    /// a rerun keeps the key and writes the public file from it (it used to refuse for good,
+    /// with nothing able to rebuild the public file); a public file without its key is refused.
+    func testKeygenRebuildsAMissingPublicFileAndOverwritesNothing() throws {
+        let dir = root + "/keygen"
+        try expectSuccess(["keygen", "--member", "bank-z", "--out", dir])
+        let pub = dir + "/bank-z.pub.json"
+        let original = try Data(contentsOf: URL(fileURLWithPath: pub))
+        try expectRefusal(["keygen", "--member", "bank-z", "--out", dir], ["bank-z.key", "File exists"])
+        try FileManager.default.removeItem(atPath: pub)
+        let out = try expectSuccess(["keygen", "--member", "bank-z", "--out", dir])
+        XCTAssertTrue(out.contains("kept the existing"), out)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: pub)), original, "the public file is rebuilt from the kept key")
+        try FileManager.default.removeItem(atPath: dir + "/bank-z.key")
+        try expectRefusal(["keygen", "--member", "bank-z", "--out", dir], ["exists without its key"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bank-z.key"), "no key is made beside a stale public file")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") }, [])
+    }
+
     /// Writes a variant of the shipped credit-grade policy.
     func policy(_ name: String, replacing: [(String, String)] = []) throws -> String {
         var text = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/policies/credit-grade.json", encoding: .utf8)
