@@ -26,7 +26,8 @@ public enum DevNode {
     }
 
     /// Opens the dev ledger in `dataDirectory`, creating genesis and keys on first start.
-    /// `models` are installed in the genesis made on first start (ignored afterwards).
+    /// `models` and `policies` are installed in the genesis made on first start; afterwards the
+    /// genesis must already install them (a restart with the same ones), or opening is refused.
     public static func open(dataDirectory: String, now: Date = Date(), models: [InstalledModel] = [],
                             policies: [(source: String, bytes: [UInt8])] = []) throws -> Opened {
         let fm = FileManager.default
@@ -78,6 +79,16 @@ public enum DevNode {
             throw LedgerError(.invalidGenesis, "cannot read \(genesisPath)")
         }
         let genesis = try Genesis(bytes: Array(genesisBytes))
+        if !created {
+            // Models and policies go into the genesis made on first start; an existing ledger's
+            // genesis cannot take more. Restarting with the same ones is fine.
+            let missing = models.filter { m in !genesis.models.contains { $0.hash == m.hash } }.map { "model \($0.name) version \($0.version)" }
+                + policies.filter { p in !genesis.policies.contains { $0.hash == SHA256.hash(p.bytes) } }.map { "policy \($0.source)" }
+            guard missing.isEmpty else {
+                throw LedgerError(.invalidGenesis, "\(dataDirectory) already holds a dev ledger, and its genesis does not install \(missing.joined(separator: ", ")); "
+                    + "--models and --policies apply only when a dev ledger is created: use a new --data-dir")
+            }
+        }
         let keys = try MemberSecretKeys.load(from: keyPath)
         let store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
                                    merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)

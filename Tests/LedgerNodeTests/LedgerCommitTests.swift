@@ -114,6 +114,28 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(again.store.genesis.hash, genesis)
     }
 
+    /// `--models` go into the genesis made on first start. Given again for an existing ledger
+    /// whose genesis lacks them, opening is refused with what is missing (they used to be
+    /// ignored without a word, and the README's scoring steps then failed further on); a
+    /// restart with the models the genesis already installs opens as before.
+    func testModelsForAnExistingDevLedgerAreRefusedUnlessItsGenesisHasThem() throws {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: VerifierCLITests.repository + "/Genesis/models/individual-business.json")))
+        let model = InstalledModel(name: "individual-business", version: 1, document: bytes, logIndex: nil)
+        _ = try DevNode.open(dataDirectory: directory)
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: directory, models: [model])) {
+            XCTAssertTrue("\($0)".contains("does not install model individual-business version 1"), "\($0)")
+            XCTAssertTrue("\($0)".contains("use a new --data-dir"), "\($0)")
+        }
+        let other = directory + "-models"
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let first = try DevNode.open(dataDirectory: other, models: [model])
+        XCTAssertTrue(first.createdGenesis)
+        _ = consume first
+        let again = try DevNode.open(dataDirectory: other, models: [model])
+        XCTAssertFalse(again.createdGenesis)
+        XCTAssertEqual(again.store.genesis.models.map { $0.name }, ["individual-business"])
+    }
+
     /// Only a missing path or an empty directory becomes a new dev ledger: a file given by
     /// mistake is refused and left as it was (it used to be replaced), as is a directory with files.
     func testADevLedgerIsNotCreatedOverAFileOrAFullDirectory() throws {
