@@ -5,7 +5,7 @@ import LedgerCrypto
 /// The JSON a person writes to submit an attestation (`credit-node submit --file`).
 ///
 /// ```json
-/// {"subject": "91330106MA27XKT2X4", "subject_kind": "enterprise", "category": "penalty",
+/// {"subject": "91330106MA27XKT2XT", "subject_kind": "enterprise", "category": "penalty",
 ///  "severity": "general", "event_date": "2026-03-14", "industry": "C13",
 ///  "attributes": {"amount_yuan": 5000}, "payload": {"decision_no": "杭西市监罚〔2026〕12号"}}
 /// ```

@@ -14,9 +14,9 @@ struct QueryCommand: ParsableCommand {
         offline with `credit-verify receipt FILE --genesis genesis.json`. Policies: GET /v1/policies.
         Examples:
           credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy credit-grade \\
-            --subject 91330106MA27XKT2X4 --purpose loan_application --out answer.json
+            --subject 91330106MA27XKT2XT --purpose loan_application --out answer.json
           credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy loan-pre-check \\
-            --subject 91330106MA27XKT2X4 --purpose loan_application --param amount_yuan=200000
+            --subject 91330106MA27XKT2XT --purpose loan_application --param amount_yuan=200000
           credit-node query --node http://127.0.0.1:8601 --key keys/bank-a.key --policy industry-statistics \\
             --purpose statistics --param model=individual-business --param industry=F52
         """)
@@ -75,9 +75,9 @@ struct ConsentCommand: ParsableCommand {
         The bank (for itself) or a government issuer records the consent; --evidence is the signed consent
         form the submitter keeps (its SHA-256 goes on the ledger, never the form).
         Examples:
-          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2X4 \\
+          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2XT \\
             --grantee bank-a --purpose loan_application --days 90 --evidence consent-form.pdf
-          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2X4 \\
+          credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2XT \\
             --grantee bank-a --purpose loan_application --revoke GRANT_ID
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"

@@ -176,8 +176,9 @@ struct Score: ParsableCommand {
         abstract: "Score records offline under a model file (for model authors; no node needed).",
         discussion: """
         Records: JSON Lines or a JSON array of attestation requests (subject, category, severity, event_date,
-        industry, attributes; other keys ignored), already corrected (no amendments). Every subject in the
-        file is scored. The output is exactly what a node computes from the same clear metadata.
+        industry, attributes; other keys ignored), already corrected (no amendments). Every subject of a kind
+        the model covers is scored; the others are skipped and counted. The output is exactly what a node
+        computes from the same clear metadata.
         Example:
           credit-node score --model Genesis/models/individual-business.json --records demo/records.jsonl --as-of 2026-11-21 --explain
         """)
@@ -210,16 +211,18 @@ struct Score: ParsableCommand {
                 bySubject[r.subject, default: []].append((try r.body(), SHA256.hash(w.bytes)))
             }
             var results: [ScoreResult] = []
+            var skipped = 0
             for s in order {
                 let uscc = try USCC(s)
-                guard let kind = uscc.subjectKind, m.applies(to: kind) else { continue }
+                guard let kind = uscc.subjectKind, m.applies(to: kind) else { skipped += 1; continue }
                 results.append(try Evaluator.evaluate(m, try SubjectFacts(subject: uscc, records: bySubject[s]!, asOfDate: date), explain: explain))
             }
             if json {
                 print(String(decoding: JSONView.data(["model": m.name, "version": Int(m.version), "model_sha256": m.hash.hexString,
-                                                      "as_of": date.description, "results": results.map(resultJSON)]), as: UTF8.self))
+                                                      "as_of": date.description, "skipped_subjects": skipped, "results": results.map(resultJSON)]), as: UTF8.self))
             } else {
-                print("model \(m.name) v\(m.version) (\(m.hash.hexString.prefix(16))…), as of \(date), \(results.count) subjects")
+                print("model \(m.name) v\(m.version) (\(m.hash.hexString.prefix(16))…), as of \(date), \(results.count) subjects"
+                      + (skipped > 0 ? " (\(skipped) skipped: a subject kind the model does not cover)" : ""))
                 for r in results { print(describe(r, model: m, explain: explain)) }
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }

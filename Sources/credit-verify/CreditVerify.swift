@@ -17,11 +17,11 @@ struct CreditVerify: ParsableCommand {
         discussion: """
         Needs no node and no network (except `consistency --from`, which only fetches a proof).
         Examples:
-          credit-verify chain --data-dir /tmp/ledger/ledger --genesis genesis.json
+          credit-verify chain --data-dir /tmp/ledger/ledger --genesis /tmp/ledger/genesis.json
           credit-verify chain --export chain.export --genesis genesis.json --json
           credit-verify receipt receipt.json --genesis genesis.json
           credit-verify consistency old.checkpoint new.checkpoint --genesis genesis.json --from http://127.0.0.1:8480
-          credit-verify recompute SCORE_ID --data-dir /tmp/ledger/ledger --genesis genesis.json --key custodian.key
+          credit-verify recompute SCORE_ID --data-dir /tmp/ledger-scoring/ledger --genesis /tmp/ledger-scoring/genesis.json --key /tmp/ledger-scoring/keys/dev.key
           credit-verify provenance provenance.json --genesis genesis.json
         """,
         subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self])

@@ -112,7 +112,7 @@ struct Recompute: ParsableCommand {
         recomputes dimensions, points and grade exactly. Run `credit-verify chain` on the same source first
         to check the chain itself.
         Examples:
-          credit-verify recompute ID --data-dir /tmp/ledger/ledger --genesis genesis.json --key keys/samr-330106.key
+          credit-verify recompute ID --data-dir /tmp/ledger-scoring/ledger --genesis /tmp/ledger-scoring/genesis.json --key /tmp/ledger-scoring/keys/dev.key
           credit-verify recompute ID --export chain.export --genesis genesis.json --key keys/data-330106.key --json
         """)
     @Argument(help: "Score update transaction id (64 hex digits).") var id: String

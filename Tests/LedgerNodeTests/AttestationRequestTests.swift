@@ -20,7 +20,7 @@ final class AttestationRequestTests: XCTestCase {
     /// A request file's fields become ledger history: a misspelt one is refused with its name,
     /// a missing one is named, and the shipped examples read.
     func testUnknownOrMissingFieldsAreNamed() throws {
-        let good = #"{"subject": "91330106MA27XKT2X4", "category": "penalty", "severity": "general", "event_date": "2026-03-14", "#
+        let good = #"{"subject": "91330106MA27XKT2XT", "category": "penalty", "severity": "general", "event_date": "2026-03-14", "#
             + #""industry": "C13", "attributes": {"amount_yuan": 5000}, "payload": {"decision_no": "12"}}"#
         let request = try AttestationRequest.decode(Array(good.utf8), source: "good.json")
         XCTAssertEqual(request.attributes, ["amount_yuan": 5000])
