@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import Policy
+import Scoring
 
 /// One custodian's approval of one governance proposal, made on the custodian's own machine
 /// with its own key (`credit-node approve`) and handed to the submitting custodian as a small
@@ -192,6 +193,14 @@ extension QueryClient {
     public static func policyProposal(genesis: Genesis, document: [UInt8]) throws -> (proposal: GovernanceBody, policy: PolicyDocument) {
         let parsed = try PolicyDocument(bytes: document, genesis: genesis)
         return (GovernanceBody(action: .installPolicy, name: parsed.name, version: parsed.version, document: document), parsed)
+    }
+
+    /// The install_model proposal for a scoring model document: name and version as the
+    /// document declares them, checked by the scoring engine (the check every validator makes).
+    /// `credit-node install-model` and `credit-node approve model` both build it here.
+    public static func modelProposal(document: [UInt8]) throws -> (proposal: GovernanceBody, model: ScoringModel) {
+        let parsed = try ScoringModel(document: document)
+        return (GovernanceBody(action: .installModel, name: parsed.name, version: parsed.version, document: document), parsed)
     }
 
     /// The erase_records proposal for `records`: the ids sorted and without repeats, so the

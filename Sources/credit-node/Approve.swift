@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerNode
 import Policy
+import Scoring
 
 /// `credit-node approve`: a custodian approves a governance transaction on its own machine,
 /// with its own key, and sends only the approval file to the custodian who submits it.
@@ -14,15 +15,18 @@ struct Approve: ParsableCommand {
         Every custodian must approve each governance transaction. Each bureau runs this on its
         own machine, with its own key file and the chain's genesis file. It sends the approval
         file (no secret in it) to the custodian who submits the transaction with
-        `credit-node install-policy --approval FILE` or `credit-node erase --approval FILE`.
+        `credit-node install-policy --approval FILE`, `credit-node install-model --approval FILE` or
+        `credit-node erase --approval FILE`.
         The approval signs the chain id, the action, the name, the version and the document.
         Examples:
           credit-node approve policy --genesis genesis.json --key keys/data-330106.key \\
             --file my-policy.json --out data-330106.approval.json
+          credit-node approve model --genesis genesis.json --key keys/data-330106.key \\
+            --file individual-business-v2.json --out data-330106.approval.json
           credit-node approve erase --genesis genesis.json --key keys/data-330106.key \\
             --id RECORD_ID --out data-330106.approval.json
         """,
-        subcommands: [ApprovePolicy.self, ApproveErase.self])
+        subcommands: [ApprovePolicy.self, ApproveModel.self, ApproveErase.self])
 }
 
 /// What every approval needs: the approver's key, the chain, and where to write the file.
@@ -71,6 +75,26 @@ struct ApprovePolicy: ParsableCommand {
                 "purposes: \(policy.purposes.map(\.name).joined(separator: ", "))",
                 "scope \(policy.scope.rawValue); callers: \(callers.joined(separator: ", ")); consent required: \(policy.consentRequired)",
                 "outputs: \(policy.outputs.map(\.name).joined(separator: ", "))",
+            ])
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct ApproveModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Approve installing a scoring model document (the same file `credit-node install-model --file` sends).")
+    @Option(help: "Model document.") var file: String
+    @OptionGroup var options: ApprovalOptions
+
+    func run() throws {
+        do {
+            let g = try options.loadGenesis()
+            let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
+            try options.approve(proposal, genesis: g, details: [
+                "title: \(model.title)",
+                "kind \(model.kind.rawValue); subjects: \(model.subjectKinds.map(\.name).joined(separator: ", "))",
+                "once installed, the scorers re-score every subject it covers (docs/SCORING.md §8)",
             ])
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

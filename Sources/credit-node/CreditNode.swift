@@ -24,7 +24,7 @@ struct CreditNode: AsyncParsableCommand {
         """,
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
-                      QueryCommand.self, ConsentCommand.self, InstallPolicy.self, Erase.self, Approve.self])
+                      QueryCommand.self, ConsentCommand.self, InstallPolicy.self, InstallModel.self, Erase.self, Approve.self])
 
     static func main() async {
         // Before any task runs: Swift tasks run on the event loops that serve HTTP and P2P, so

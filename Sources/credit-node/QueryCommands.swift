@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerNode
 import Policy
+import Scoring
 
 struct QueryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -140,6 +141,38 @@ struct InstallPolicy: ParsableCommand {
             var result = try client.submit(s)
             result["policy"] = "\(parsed.name)@\(parsed.version)"
             result["sha256"] = parsed.hash.hexString
+            print(String(decoding: JSONView.data(result), as: UTF8.self))
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct InstallModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-model",
+        abstract: "Install a scoring model (a new model, or a new version of one) by governance: approved by every custodian, submitted by one.",
+        discussion: """
+        The document is checked as every validator checks it before anything is sent. Once the block with the
+        install commits, the scorers re-score every subject the model covers (docs/SCORING.md §8).
+        Each custodian approves on its own machine with `credit-node approve model` and sends the approval
+        file; the submitter passes them with --approval (its own key may approve with --approver-key).
+        Every approval file is checked against the document and the node's genesis before anything is sent.
+        Example:
+          credit-node install-model --node http://127.0.0.1:8601 --file individual-business-v2.json --key keys/samr-330106.key \\
+            --approval samr-330106.approval.json --approval data-330106.approval.json
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "Model document.") var file: String
+    @OptionGroup var signers: GovernanceSigners
+
+    func run() throws {
+        do {
+            let client = LedgerClient(baseURL: node)
+            let g = try consortiumGenesis(client, trusted: signers.genesis)
+            let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
+            let s = try signers.submission(genesis: g, proposal: proposal)
+            var result = try client.submit(s)
+            result["model"] = "\(model.name)@\(model.version)"
+            result["sha256"] = model.hash.hexString
             print(String(decoding: JSONView.data(result), as: UTF8.self))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

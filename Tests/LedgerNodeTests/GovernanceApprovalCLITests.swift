@@ -171,6 +171,40 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertTrue(try installedPolicies().contains("credit-grade@1"))
     }
 
+    /// A model upgrade the way SCORING.md §8 describes it, with the shipped tools: each bureau
+    /// approves the model file on its own machine, one submits it with `install-model`, and the
+    /// node lists the new version. An approval of another version is refused before sending.
+    func testBureausApproveAModelApartAndItInstallsFromTheirApprovalFiles() throws {
+        var text = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/models/individual-business.json", encoding: .utf8)
+        let v1 = root + "/model-v1.json"
+        try text.write(toFile: v1, atomically: true, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+        let v2 = root + "/model-v2.json"
+        try text.write(toFile: v2, atomically: true, encoding: .utf8)
+        var files: [String: String] = [:]
+        for m in Self.custodians {
+            files[m] = "\(root!)/\(m).model.approval.json"
+            let out = try approve("model", as: m, ["--file", v2], out: files[m]!)
+            for w in ["install_model", "model individual-business@2", "test.gov-approvals/v1", m] {
+                XCTAssertTrue(out.contains(w), "approve output lacks \(w): \(out)")
+            }
+        }
+        try expectRefusal(["approve", "model", "--genesis", root + "/genesis.json", "--key", key("data-330106"), "--file", root + "/genesis.json",
+                           "--out", root + "/junk.approval.json"], ["is not creditledger-scorecard/v1"])
+        let install = ["install-model", "--node", url!, "--file", v2, "--key", key("samr-330106"), "--approval", files["samr-330106"]!]
+        _ = try approve("model", as: "data-330106", ["--file", v1], out: root + "/v1.approval.json")
+        try expectRefusal(install + ["--approval", root + "/v1.approval.json"], ["v1.approval.json", "individual-business@1"])
+        XCTAssertFalse(try installedModels().contains("individual-business@2"))
+        let ok = try expectSuccess(install + ["--approval", files["data-330106"]!])
+        XCTAssertTrue(ok.contains("individual-business@2"), ok)
+        XCTAssertTrue(try installedModels().contains("individual-business@2"), "the node lists the installed model")
+    }
+
+    func installedModels() throws -> [String] {
+        let models = try LedgerClient(baseURL: url).getJSON("/v1/models")["models"] as? [[String: Any]] ?? []
+        return models.map { "\($0["name"] ?? "?")@\($0["version"] ?? "?")" }
+    }
+
     func testBureausApproveAnErasureApartAndTheSubmitterMixesItsKeyWithTheOtherFile() throws {
         // Two records with payloads, sent by the supervision bureau (through the library, not
         // `credit-node submit`, whose options are not what this test is about).
