@@ -14,9 +14,13 @@ if [ -n "$pid" ]; then
 fi
 mkdir -p "$(dirname "$CREDITLEDGER_DEV_DIR")"
 rm -f "$CREDITLEDGER_DEV_DIR/http.addr"
-# --models and --policies install the shipped scoring models and query policies in the genesis made on first start.
+# --models and --policies install the shipped scoring models and query policies in the genesis
+# made on first start; a restart opens that genesis as it is (the node refuses model or policy
+# files its genesis does not hold, such as ones edited since).
+install=()
+if [ ! -f "$CREDITLEDGER_DEV_DIR/genesis.json" ]; then install=(--models Genesis/models --policies Genesis/policies); fi
 nohup "$bin" dev --data-dir "$CREDITLEDGER_DEV_DIR" --http "$CREDITLEDGER_DEV_HTTP" \
-  --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" --models Genesis/models --policies Genesis/policies >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
+  --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" "${install[@]}" >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 200); do
   [ -f "$CREDITLEDGER_DEV_DIR/http.addr" ] && break

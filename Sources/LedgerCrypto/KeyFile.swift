@@ -93,15 +93,16 @@ public enum DurableFile {
     public struct Failure: Error, CustomStringConvertible {
         /// "create" or "write".
         public let step: String
+        public let path: String
         public let reason: String
-        public var description: String { "cannot \(step) file: \(reason)" }
+        public var description: String { "cannot \(step) \(path): \(reason)\(step == "write" ? "; nothing was kept" : "")" }
     }
 
     /// Writes `contents` under a temporary name beside `path` (mode `mode`), syncs it, links it
     /// to `path` (which fails if the name exists) and syncs the directory. A crash leaves either
     /// no file or the whole one, never an empty or partial file that blocks every retry.
     public static func create(atPath path: String, contents data: Data, mode: mode_t) throws {
-        func failure(_ step: String, _ code: Int32) -> Failure { Failure(step: step, reason: String(cString: strerror(code))) }
+        func failure(_ step: String, _ code: Int32) -> Failure { Failure(step: step, path: path, reason: String(cString: strerror(code))) }
         guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
         // A random name: a crash can leave one behind, and a rerun with the same pid (PID 1 in
         // a container) must not trip over it.
@@ -114,7 +115,7 @@ public enum DurableFile {
         let synced = written == data.count && fsync(fd) == 0
         let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write (disk full?)"
         close(fd)
-        guard synced else { throw Failure(step: "write", reason: reason) }
+        guard synced else { throw Failure(step: "write", path: path, reason: reason) }
         if link(temporary, path) != 0 {
             // A file system without hard links (vfat, some network mounts): rename, which would
             // replace a file created meanwhile, so the name is checked again just before.

@@ -28,12 +28,15 @@ public enum Allocator {
     /// pages went back and forth: the kernel zeroing fresh pages was 5 % of the node's CPU at
     /// 1,000 queries/s. This keeps up to 32 MiB free per arena, grows arenas 16 MiB at a time,
     /// and still maps blocks of 4 MiB or more on their own (returned whole when freed).
-    /// Left alone when `GLIBC_TUNABLES` sets malloc tunables, or `CREDIT_NODE_DEFAULT_MALLOC=1`.
-    /// Call once, at start, before other threads allocate.
+    /// The cost: each malloc arena (at most 8 per core) may hold up to 32 MiB it could have
+    /// returned. Left alone when the operator tunes malloc (`GLIBC_TUNABLES` naming malloc, or
+    /// any `MALLOC_*` variable), or sets `CREDIT_NODE_DEFAULT_MALLOC=1`. For the serving
+    /// commands (`run`, `dev`), at start.
     public static func keepFreedMemory() {
         #if canImport(Glibc)
         let environment = ProcessInfo.processInfo.environment
-        if environment["CREDIT_NODE_DEFAULT_MALLOC"] == "1" || (environment["GLIBC_TUNABLES"] ?? "").contains("malloc") { return }
+        if environment["CREDIT_NODE_DEFAULT_MALLOC"] == "1" || (environment["GLIBC_TUNABLES"] ?? "").contains("malloc")
+            || environment.keys.contains(where: { $0.hasPrefix("MALLOC_") }) { return }
         // mallopt(3) is declared in <malloc.h>, which Swift's Glibc module leaves out; the
         // parameter numbers are glibc's: M_TRIM_THRESHOLD -1, M_TOP_PAD -2, M_MMAP_THRESHOLD -3.
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }

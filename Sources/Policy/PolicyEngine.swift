@@ -329,13 +329,16 @@ public struct PolicyEngine: Sendable {
         // Oldest first, so a revocation's target grant is met before it. The purpose is the
         // target's (a revocation's own purpose field is not checked against it); a target older
         // than the 1,024 read falls back to the revocation's own.
+        // A second revocation of a grant already revoked (a retried command) is not a new
+        // "stop": it does not end a grant recorded between the two.
         var purposeOf: [Hash: ConsentBody.Purpose] = [:]
         var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
+        var revokedTargets = Set<Hash>()
         for l in list {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant {
                 purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke {
+            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted {
                 let p = purposeOf[c.target] ?? c.purpose
                 revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
             }

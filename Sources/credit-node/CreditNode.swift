@@ -30,7 +30,6 @@ struct CreditNode: AsyncParsableCommand {
         // Before any task runs: Swift tasks run on the event loops that serve HTTP and P2P, so
         // a request is read, evaluated and answered without hopping between thread pools.
         TaskThreads.runOnEventLoops()
-        Allocator.keepFreedMemory()
         await main(nil)
     }
 }
@@ -77,6 +76,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error (overrides the config file).") var logLevel: String?
 
     func run() async throws {
+        Allocator.keepFreedMemory()
         var logger = Logger(label: "credit-node")
         let level = logLevel ?? ((try? NodeConfig.load(path: config).0.log_level) ?? nil) ?? "info"
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
@@ -110,6 +110,7 @@ struct Dev: AsyncParsableCommand {
     var httpIdleTimeoutSeconds: Int = 30
 
     func run() async throws {
+        Allocator.keepFreedMemory()
         guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
@@ -167,9 +168,7 @@ struct Keygen: ParsableCommand {
             try DurableFile.create(atPath: pubPath, contents: JSONView.data(pub), mode: 0o644)
             print(kept ? "kept the existing \(keyPath); wrote the missing \(pubPath) from it" : "wrote \(keyPath) (mode 0600) and \(pubPath)")
             print("verifier key: \(verifier.verifierKey)")
-        } catch let e as ExitCode { throw e } catch let e as DurableFile.Failure {
-            throw fail("cannot \(e.step) \(pubPath): \(e.reason)")
-        } catch { throw fail("\(error)") }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
 

@@ -101,6 +101,18 @@ struct ConsentCommand: ParsableCommand {
             var target: Hash? = nil
             if let r = revoke {
                 guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }
+                // The ledger takes the purpose from the grant revoked; a revocation naming another
+                // purpose would read as one for that purpose once the grant is out of sight.
+                let status = try client.getJSON("/v1/transactions/\(r)")
+                if let encoded = (status["encoded"] as? String).flatMap({ [UInt8](base64: $0) }),
+                   case .consent(let grant) = try Transaction.decode(encoded).body {
+                    guard grant.action == .grant else { throw fail("\(r) is a revocation, not a grant") }
+                    guard grant.purpose == p, grant.grantee == grantee, grant.subject == (try USCC(subject)) else {
+                        throw fail("\(r) grants \(grant.grantee) \(grant.purpose.name) about \(grant.subject.code); revoke it with those --grantee, --purpose and --subject")
+                    }
+                } else {
+                    throw fail("\(r) is not a committed consent grant on \(node)")
+                }
                 target = h
             }
             let expires = UInt64(Date().timeIntervalSince1970) + UInt64(days) * 86_400
@@ -151,7 +163,8 @@ struct InstallModel: ParsableCommand {
         commandName: "install-model",
         abstract: "Install a scoring model (a new model, or a new version of one) by governance: approved by every custodian, submitted by one.",
         discussion: """
-        The document is checked as every validator checks it before anything is sent. Once the block with the
+        The document is compiled as a model, and its name and version read from it, before anything is sent
+        (the node then refuses a name and version, or a document, already installed). Once the block with the
         install commits, the scorers re-score every subject the model covers (docs/SCORING.md §8).
         Each custodian approves on its own machine with `credit-node approve model` and sends the approval
         file; the submitter passes them with --approval (its own key may approve with --approver-key).

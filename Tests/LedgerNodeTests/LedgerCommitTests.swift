@@ -134,6 +134,16 @@ final class LedgerCommitTests: XCTestCase {
         let again = try DevNode.open(dataDirectory: other, models: [model])
         XCTAssertFalse(again.createdGenesis)
         XCTAssertEqual(again.store.genesis.models.map { $0.name }, ["individual-business"])
+        _ = consume again
+        // Policies likewise: a policy file the genesis does not hold (edited since) is named.
+        let policy = (source: "credit-grade.json", bytes: Array(try Data(contentsOf: URL(fileURLWithPath: VerifierCLITests.repository + "/Genesis/policies/credit-grade.json"))))
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: other, models: [model], policies: [policy])) {
+            XCTAssertTrue("\($0)".contains("does not install policy credit-grade.json"), "\($0)")
+        }
+        let withPolicy = directory + "-policies"
+        defer { try? FileManager.default.removeItem(atPath: withPolicy) }
+        _ = try DevNode.open(dataDirectory: withPolicy, policies: [policy])
+        XCTAssertFalse(try DevNode.open(dataDirectory: withPolicy, policies: [policy]).createdGenesis, "a restart with the same policy opens")
     }
 
     /// Only a missing path or an empty directory becomes a new dev ledger: a file given by

@@ -99,6 +99,21 @@ final class PrivacyNetworkTests: XCTestCase {
         XCTAssertEqual(refused, 3, refusedOut)
         XCTAssertTrue(refusedOut.contains("no_consent"), refusedOut)
 
+        // The bank's consent is revoked with the CLI. A revocation naming another purpose than
+        // its grant's is refused before anything is sent; the right one ends the consent.
+        let grantID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(consentOut.utf8)) as? [String: Any])?["id"] as? String, consentOut)
+        let revoke = ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"), "--subject", subject.code,
+                      "--grantee", "bank-a", "--revoke", grantID]
+        let (wrongStatus, wrongOut) = try run("credit-node", revoke + ["--purpose", "post_loan_monitoring"])
+        XCTAssertNotEqual(wrongStatus, 0, wrongOut)
+        XCTAssertTrue(wrongOut.contains("grants bank-a loan_application"), wrongOut)
+        let (revokeStatus, revokeOut) = try run("credit-node", revoke + ["--purpose", "loan_application"])
+        XCTAssertEqual(revokeStatus, 0, revokeOut)
+        let (revoked, revokedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"),
+                                                            "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
+        XCTAssertEqual(revoked, 3, revokedOut)
+        XCTAssertTrue(revokedOut.contains("consent_revoked"), revokedOut)
+
         // A custodian reads the raw records through the full-profile policy.
         let dataKeys = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
         let request = try QueryClient.request(genesis: net.genesis, keys: dataKeys, policy: try samr.policyHash("full-profile"),

@@ -592,6 +592,24 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(again.answered, again.receipt.message)
         XCTAssertEqual(again.receipt.facts.first { $0.role == "consent" }.flatMap { [UInt8](base64: $0.transaction) }.map(Transaction.id(ofEncoded:)),
                        renewed, "the answer rests on the grant recorded after the revocation")
+
+        // The same revocation sent again (a retry) is not a new "stop": the renewed grant stands.
+        let retried = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
+                                              grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
+                                              revoking: second, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        _ = try await submit([retried])
+        let (_, afterRetry) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(afterRetry.answered, afterRetry.receipt.message)
+
+        // A revocation carrying another purpose than its grant's ends grants of the grant's purpose.
+        let revokeRenewed = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
+                                                    grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
+                                                    revoking: renewed, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        _ = try await submit([revokeRenewed])
+        let (_, mismatched) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertEqual(mismatched.receipt.reason, "consent_revoked", mismatched.receipt.message)
+        let (_, loan) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(loan.answered, "the loan-application grant is not what was revoked: \(loan.receipt.message)")
     }
 
     /// Industry statistics count only industry × district cells of at least 10 subjects, so
