@@ -9,4 +9,7 @@ require_commands curl
 if [ -z "$(running_pid "$CREDITLEDGER_DEV_DIR.pid" "$CREDITLEDGER_DEV_DIR")" ] || [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then
   echo "dev ledger is not running"; exit 1
 fi
-curl -fsS "$(cat "$CREDITLEDGER_DEV_DIR/http.addr")/v1/health"; echo
+# 503 with "status":"write_failure" and the reason when a block could not be written: shown, and exit 1.
+health="$(curl -sS "$(cat "$CREDITLEDGER_DEV_DIR/http.addr")/v1/health")"
+echo "$health"
+case "$health" in *'"status":"ok"'*) ;; *) exit 1 ;; esac

@@ -101,8 +101,10 @@ public struct AttestationRequest: Decodable, Sendable {
 }
 
 /// Any JSON value, kept for encrypting as the raw payload. Whole numbers that fit 64 bits are
-/// kept exactly (a case or account number past 2^53 would lose digits as a Double); others are
-/// Doubles, as JSON parsers read them.
+/// kept exactly (a case or account number past 2^53 would lose digits as a Double); a whole
+/// number beyond 64 bits is refused (a 20-digit account number would have been sealed
+/// rounded, for good: it must be written as a string); other numbers are Doubles, as JSON
+/// parsers read them.
 public enum JSONValue: Codable, Sendable, Equatable {
     case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
@@ -111,10 +113,20 @@ public enum JSONValue: Codable, Sendable, Equatable {
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let i = try? c.decode(Int64.self) { self = .integer(i) }
+        else if let d = try? c.decode(Decimal.self), Self.isWholeBeyond64Bits(d) {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                debugDescription: "the whole number \(d) does not fit 64 bits and would be sealed rounded; write it as a string"))
+        }
         else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
         else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    static func isWholeBeyond64Bits(_ d: Decimal) -> Bool {
+        var value = d, rounded = Decimal()
+        NSDecimalRound(&rounded, &value, 0, .plain)
+        return rounded == d && (d > Decimal(Int64.max) || d < Decimal(Int64.min))
     }
 
     public func encode(to encoder: any Encoder) throws {

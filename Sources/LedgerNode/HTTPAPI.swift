@@ -101,10 +101,19 @@ public struct LedgerAPI: Sendable {
 
     // MARK: Handlers
 
+    /// 200 with `status` "ok" while the node writes blocks; 503 with `status` "write_failure"
+    /// and the reason once a block's synced write failed (the node takes nothing more until it
+    /// is restarted), so a monitor or load balancer polling health stops sending it work.
     func health() throws -> Response {
         let head = store.head
-        return json(.ok, ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
-                          "height": head.height, "head_hash": head.blockHash.hexString, "log_size": head.logSize])
+        var body: [String: Any] = ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
+                                   "height": head.height, "head_hash": head.blockHash.hexString, "log_size": head.logSize]
+        if let failure = ledger.writeFailureReason {
+            body["status"] = "write_failure"
+            body["reason"] = failure
+            return json(.serviceUnavailable, body)
+        }
+        return json(.ok, body)
     }
 
     /// Health plus what the node is doing: consensus height/round/step, connected peers, mempool.

@@ -18,9 +18,13 @@ public protocol LedgerService: AnyObject, Sendable {
     var nodeKeys: MemberSecretKeys { get }
     /// A fresh nonce for a transaction this node signs itself.
     func ownNonce() -> UInt64
+    /// Why the node stopped writing blocks (a failed synced write), or nil while it writes.
+    var writeFailureReason: String? { get }
 }
 
 extension LedgerService {
+    public var writeFailureReason: String? { nil }
+
     /// Validates and admits submissions from elsewhere (all or none); returns when each is committed durably on this node.
     public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {
         try await submit(submissions, signedHere: false)

@@ -15,6 +15,13 @@ final class AttestationRequestTests: XCTestCase {
         XCTAssertTrue(text.contains("\"flag\":true"), text)
         XCTAssertTrue(text.contains("\"none\":null"), text)
         XCTAssertEqual(try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), value, "encoding is stable")
+        // A whole number beyond 64 bits (a 20-digit account number) is refused, not rounded.
+        XCTAssertThrowsError(try JSONDecoder().decode(JSONValue.self, from: Data(#"{"account_no": 33050161612700000123}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("write it as a string"), "\($0)")
+        }
+        XCTAssertThrowsError(try JSONDecoder().decode(JSONValue.self, from: Data(#"[-9223372036854775809]"#.utf8)))
+        XCTAssertEqual(try JSONDecoder().decode(JSONValue.self, from: Data(#"[0.5, 12345678901234567890.5]"#.utf8)),
+                       .array([.number(0.5), .number(12345678901234567890.5)]), "numbers with a fraction stay Doubles")
     }
 
     /// A request file's fields become ledger history: a misspelt one is refused with its name,

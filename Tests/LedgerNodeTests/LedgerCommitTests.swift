@@ -217,6 +217,14 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(ledger.store.head.height, start)
         XCTAssertTrue((ledger.status()["write_failure"] as? String)?.contains("No space left on device") == true)
         XCTAssertEqual(HTTPStatusProbe.status(of: StorageError(.write, "x")), 503)
+        // Health says so too (it said "ok"): a monitor polling it stops sending the node work.
+        let app = Application(router: LedgerAPI(ledger: ledger).makeRouter())
+        try await app.test(.router) { client in
+            let health = try await client.execute(uri: "/v1/health", method: .get)
+            XCTAssertEqual(health.status, .serviceUnavailable)
+            let text = String(buffer: health.body)
+            XCTAssertTrue(text.contains("\"status\":\"write_failure\"") && text.contains("No space left on device"), text)
+        }
     }
 
     /// Bodies being read at once are bounded over all connections: with the budget taken, a
