@@ -18,6 +18,9 @@ public struct LedgerAPI: Sendable {
     let queries: Result<QueryService, LedgerError>
     /// Request bodies being read and decoded at once, over all connections.
     let bodies: BodyBudget
+    /// The time any request body may take to arrive, before a second per 256 KiB of its
+    /// route's limit: the connection idle timeout (`serve` sets it).
+    var bodyDeadlineBase: Duration = .seconds(30)
 
     public init(ledger: any LedgerService, clock: (@Sendable () -> UInt64)? = nil) {
         self.ledger = ledger
@@ -37,8 +40,10 @@ public struct LedgerAPI: Sendable {
     public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger,
                       idleTimeout: TimeAmount = LedgerAPI.idleTimeout) async throws {
         try? FileManager.default.removeItem(atPath: addressFile)
+        var api = self
+        api.bodyDeadlineBase = .nanoseconds(idleTimeout.nanoseconds)
         var app = Application(
-            router: makeRouter(),
+            router: api.makeRouter(),
             // A connection that sends nothing for this long, between requests or in the middle of
             // one, is closed: a client that announces a body and never sends it would otherwise
             // hold its share of the request-body budget (and with a few more, every POST) for good.
@@ -157,19 +162,37 @@ public struct LedgerAPI: Sendable {
         return Submission(transaction: tx, envelope: envelope)
     }
 
+    /// The longest a request body may take to arrive: the idle timeout (30 s by default), plus
+    /// a second for every 256 KiB of the route's limit (a 16 MiB batch: 94 s).
+    func bodyDeadline(limit: Int) -> Duration { bodyDeadlineBase + .seconds(limit / (256 << 10)) }
+
     func readBody<T: Decodable>(_ request: Request, as type: T.Type, limit: Int) async throws -> T {
-        var request = request
-        // Reserve what the body may take before reading it, so many slow uploads at once
-        // cannot hold more memory than the budget.
-        let declared = request.headers[.contentLength].flatMap { Int($0) }.map { min(max($0, 0), limit) } ?? limit
-        guard bodies.take(declared) else {
-            throw LedgerError(.mempoolFull, "the node is reading \(bodies.used) bytes of request bodies, limit \(bodies.limit); retry shortly")
-        }
-        defer { bodies.give(declared) }
-        let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
-        } catch {
+        }
+        // Bytes are taken from the shared budget as they arrive, so a slow upload holds only
+        // what it has sent; one trickling a byte at a time (which the idle timeout does not
+        // stop) is cut off at the deadline instead of holding its share for good.
+        var buffer = ByteBuffer()
+        var reserved = 0
+        defer { bodies.give(reserved) }
+        let deadline = ContinuousClock.now + bodyDeadline(limit: limit)
+        do {
+            for try await part in request.body {
+                guard buffer.readableBytes + part.readableBytes <= limit else {
+                    throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
+                }
+                guard bodies.take(part.readableBytes) else {
+                    throw LedgerError(.mempoolFull, "the node is reading \(bodies.used) bytes of request bodies, limit \(bodies.limit); retry shortly")
+                }
+                reserved += part.readableBytes
+                guard ContinuousClock.now <= deadline else {
+                    throw LedgerError(.malformed, "request body took over \(bodyDeadline(limit: limit)) to arrive; refused")
+                }
+                var part = part
+                buffer.writeBuffer(&part)
+            }
+        } catch let e as LedgerError { throw e } catch {
             throw LedgerError(.malformed, "request body could not be read: \(error)")
         }
         do { return try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {

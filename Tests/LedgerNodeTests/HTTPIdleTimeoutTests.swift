@@ -47,4 +47,65 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         XCTAssertFalse(status.isEmpty)
         _ = received
     }
+
+    /// A raw connection to the node that has sent `head` (and nothing else yet).
+    func open(_ address: String, sending head: String) throws -> Int32 {
+        let port = UInt16(try XCTUnwrap(URL(string: address)?.port))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        XCTAssertEqual(head.utf8.count, head.withCString { send(fd, $0, strlen($0), 0) })
+        return fd
+    }
+
+    /// Uploads in progress hold only the bytes they have sent from the 256 MiB body budget:
+    /// seventeen connections announcing 16 MiB each and sending one byte used to take it all,
+    /// and turn every POST away with 503; a transaction now goes through beside them.
+    func testSlowUploadsHoldOnlyWhatTheySent() throws {
+        let dir = NSTemporaryDirectory() + "slow-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try DevNodeProcess(dataDir: dir)
+        defer { node.terminate() }
+        let address = try node.waitForAddress()
+        let head = "POST /v1/transactions/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 16777216\r\n\r\n{"
+        let uploads = try (0..<17).map { _ in try open(address, sending: head) }
+        defer { for fd in uploads { close(fd) } }
+        Thread.sleep(forTimeInterval: 0.3)
+        let (status, out) = try VerifierCLITests.run("credit-node", ["submit", "--node", address, "--genesis", dir + "/genesis.json",
+                                                                     "--key", dir + "/keys/dev.key",
+                                                                     "--file", VerifierCLITests.repository + "/Genesis/examples/penalty.json"])
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains("committed"), out)
+    }
+
+    /// A body trickling in a byte at a time, which the idle timeout never stops, is refused once
+    /// it has taken longer than the idle timeout plus a second per 256 KiB of the route's limit.
+    func testATricklingUploadIsRefusedAtItsDeadline() throws {
+        let dir = NSTemporaryDirectory() + "trickle-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-idle-timeout-seconds", "1"])
+        defer { node.terminate() }
+        let address = try node.waitForAddress()
+        let fd = try open(address, sending: "POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        defer { close(fd) }
+        let started = Date()
+        var answer = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date().timeIntervalSince(started) < 10, !String(decoding: answer, as: UTF8.self).contains("to arrive") {
+            _ = " ".withCString { send(fd, $0, 1, Int32(MSG_NOSIGNAL)) }
+            Thread.sleep(forTimeInterval: 0.4)
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n > 0 { answer += buffer[0..<n] }
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 400") && text.contains("to arrive"), text)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6, "refused only after \(Date().timeIntervalSince(started)) s")
+    }
 }
