@@ -139,7 +139,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             throw bad("the audit record does not record this request")
         }
         // The record must say what the request asked, as the answering node records it.
-        let expectedRequester = Genesis.isValidMemberID(req.requester) ? req.requester : Genesis.unknownRequester
+        let expectedRequester = Genesis.recordedRequester(req.requester)
         guard record.requester == expectedRequester, !(record.outcome == .answered && record.requester != req.requester) else {
             throw bad("the audit record names requester \(record.requester), the request is from \(req.requester.prefix(64))")
         }

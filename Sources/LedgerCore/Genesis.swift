@@ -155,6 +155,11 @@ public struct Genesis: Sendable {
     /// valid member id; no member may have this id.
     public static let unknownRequester = "unknown"
 
+    /// The requester an audit record names for a query's requester field.
+    public static func recordedRequester(_ requester: String) -> String {
+        isValidMemberID(requester) ? requester : unknownRequester
+    }
+
     public static func isValidIdentifier(_ s: String, max: Int) -> Bool {
         guard !s.isEmpty, s.utf8.count <= max else { return false }
         return s.utf8.enumerated().allSatisfy { i, c in

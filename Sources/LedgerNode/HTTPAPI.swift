@@ -189,8 +189,7 @@ public struct LedgerAPI: Sendable {
                 guard ContinuousClock.now <= deadline else {
                     throw LedgerError(.malformed, "request body took over \(bodyDeadline(limit: limit)) to arrive; refused")
                 }
-                var part = part
-                buffer.writeBuffer(&part)
+                buffer.writeImmutableBuffer(part)
             }
         } catch let e as LedgerError { throw e } catch {
             throw LedgerError(.malformed, "request body could not be read: \(error)")

@@ -87,7 +87,7 @@ public final class QueryService: @unchecked Sendable {
         defer { if reserved { _ = lock.withLock { inFlight.remove(key) } } }
 
         // Everything from here on ends in an audit record.
-        var record = QueryRecordBody(requester: Genesis.isValidMemberID(req.requester) ? req.requester : Genesis.unknownRequester, subject: nil,
+        var record = QueryRecordBody(requester: Genesis.recordedRequester(req.requester), subject: nil,
                                      policy: Hashes.zero, purpose: QueryPurpose(name: req.purpose) ?? .unspecified,
                                      requestHash: requestHash, requestNonce: req.nonce, requestedAtMillis: req.issuedAtMillis,
                                      asOfHeight: store.head.height, outcome: .refused, reason: "", resultHash: Hashes.zero, consent: Hashes.zero)

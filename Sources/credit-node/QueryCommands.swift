@@ -146,14 +146,10 @@ struct InstallPolicy: ParsableCommand {
 
     func run() throws {
         do {
-            let client = LedgerClient(baseURL: node)
-            let g = try consortiumGenesis(client, trusted: signers.genesis)
-            let (proposal, parsed) = try QueryClient.policyProposal(genesis: g, document: try readFile(file))
-            let s = try signers.submission(genesis: g, proposal: proposal)
-            var result = try client.submit(s)
-            result["policy"] = "\(parsed.name)@\(parsed.version)"
-            result["sha256"] = parsed.hash.hexString
-            print(String(decoding: JSONView.data(result), as: UTF8.self))
+            try signers.submit(to: node) { g in
+                let (proposal, parsed) = try QueryClient.policyProposal(genesis: g, document: try readFile(file))
+                return (proposal, ["policy": "\(parsed.name)@\(parsed.version)", "sha256": parsed.hash.hexString])
+            }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
@@ -179,14 +175,10 @@ struct InstallModel: ParsableCommand {
 
     func run() throws {
         do {
-            let client = LedgerClient(baseURL: node)
-            let g = try consortiumGenesis(client, trusted: signers.genesis)
-            let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
-            let s = try signers.submission(genesis: g, proposal: proposal)
-            var result = try client.submit(s)
-            result["model"] = "\(model.name)@\(model.version)"
-            result["sha256"] = model.hash.hexString
-            print(String(decoding: JSONView.data(result), as: UTF8.self))
+            try signers.submit(to: node) { _ in
+                let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
+                return (proposal, ["model": "\(model.name)@\(model.version)", "sha256": model.hash.hexString])
+            }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
@@ -211,12 +203,7 @@ struct Erase: ParsableCommand {
     func run() throws {
         do {
             let records = try recordIDs(ids)
-            let client = LedgerClient(baseURL: node)
-            let s = try signers.submission(genesis: try consortiumGenesis(client, trusted: signers.genesis),
-                                           proposal: QueryClient.erasureProposal(records: records))
-            var result = try client.submit(s)
-            result["erased"] = ids
-            print(String(decoding: JSONView.data(result), as: UTF8.self))
+            try signers.submit(to: node) { _ in (QueryClient.erasureProposal(records: records), ["erased": ids]) }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
@@ -245,6 +232,18 @@ struct GovernanceSigners: ParsableArguments {
 
     func submitter() throws -> MemberSecretKeys { try MemberSecretKeys.load(from: key) }
     func approvers() throws -> [MemberSecretKeys] { try approverKeys.map { try MemberSecretKeys.load(from: $0) } }
+
+    /// Fetches the node's genesis (which must be `--genesis`, when given), builds the proposal
+    /// against it, signs it with every approval, submits it and prints the node's answer with
+    /// `fields` added. What install-policy, install-model and erase do once their options parse.
+    func submit(to node: String, _ build: (Genesis) throws -> (proposal: GovernanceBody, fields: [String: Any])) throws {
+        let client = LedgerClient(baseURL: node)
+        let g = try consortiumGenesis(client, trusted: genesis)
+        let (proposal, fields) = try build(g)
+        var result = try client.submit(try submission(genesis: g, proposal: proposal))
+        for (k, v) in fields { result[k] = v }
+        print(String(decoding: JSONView.data(result), as: UTF8.self))
+    }
 
     /// The signed transaction for `proposal`. Every approval file must approve exactly this
     /// proposal on this chain, by a custodian, with its genesis key; every custodian must have

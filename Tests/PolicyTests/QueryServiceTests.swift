@@ -141,6 +141,13 @@ final class QueryServiceTests: XCTestCase {
         return s.transaction.id
     }
 
+    /// Records bank-a's revocation of `grant`, carrying `purpose` (the grant's, unless a test says otherwise).
+    func revoke(_ subject: USCC, grant: Hash, _ purpose: ConsentBody.Purpose) async throws {
+        _ = try await submit([QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: subject,
+                                              grantee: "bank-a", purpose: purpose, expiresAt: 0, evidence: Hashes.zero,
+                                              revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)])
+    }
+
     func nextNonce() -> UInt64 { nonce += 1; return nonce }
 
     func populate() async throws {
@@ -168,10 +175,7 @@ final class QueryServiceTests: XCTestCase {
         _ = try await consent(food, to: "bank-b", .postLoanMonitoring, expiresAt: nowMillis / 1000 - 86_400)
         _ = try await consent(listed, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
         let grant = try await consent(listed, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + month)
-        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: listed,
-                                             grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
-                                             revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)
-        try await submit([revoke])
+        try await revoke(listed, grant: grant, .loanApplication)
         // A credit-blank business that consented: nothing else about it is on the ledger.
         _ = try await consent(blank, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + month)
     }
@@ -556,10 +560,7 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(try store.consents(of: food, grantee: "bank-b", before: store.head.logSize, limit: 1_024).count, 1_024, "the newest 1,024")
         let (_, before) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertTrue(before.answered, before.receipt.message)
-        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
-                                             grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
-                                             revoking: grant, nonce: nextNonce(), issuedAtMillis: nowMillis)
-        _ = try await submit([revoke])
+        try await revoke(food, grant: grant, .postLoanMonitoring)
         let (_, after) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertEqual(after.receipt.reason, "consent_revoked", after.receipt.message)
     }
@@ -578,10 +579,7 @@ final class QueryServiceTests: XCTestCase {
         let (_, otherBefore) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
         XCTAssertTrue(otherBefore.answered, otherBefore.receipt.message)
 
-        let revoke = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
-                                             grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
-                                             revoking: second, nonce: nextNonce(), issuedAtMillis: nowMillis)
-        _ = try await submit([revoke])
+        try await revoke(food, grant: second, .postLoanMonitoring)
         let (_, after) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertEqual(after.receipt.reason, "consent_revoked", "the first grant must not answer once the subject revoked: \(after.receipt.message)")
         let (_, other) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
@@ -594,18 +592,12 @@ final class QueryServiceTests: XCTestCase {
                        renewed, "the answer rests on the grant recorded after the revocation")
 
         // The same revocation sent again (a retry) is not a new "stop": the renewed grant stands.
-        let retried = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
-                                              grantee: "bank-a", purpose: .postLoanMonitoring, expiresAt: 0, evidence: Hashes.zero,
-                                              revoking: second, nonce: nextNonce(), issuedAtMillis: nowMillis)
-        _ = try await submit([retried])
+        try await revoke(food, grant: second, .postLoanMonitoring)
         let (_, afterRetry) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertTrue(afterRetry.answered, afterRetry.receipt.message)
 
         // A revocation carrying another purpose than its grant's ends grants of the grant's purpose.
-        let revokeRenewed = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
-                                                    grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
-                                                    revoking: renewed, nonce: nextNonce(), issuedAtMillis: nowMillis)
-        _ = try await submit([revokeRenewed])
+        try await revoke(food, grant: renewed, .loanApplication)
         let (_, mismatched) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertEqual(mismatched.receipt.reason, "consent_revoked", mismatched.receipt.message)
         let (_, loan) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
