@@ -202,7 +202,7 @@ public struct LedgerAPI: Sendable {
     func submitOne(_ request: Request) async throws -> Response {
         let limit = (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024
         let wire = try await readBody(request, as: WireSubmission.self, limit: limit)
-        let results = try await ledger.submit([try decodeSubmission(wire)])
+        let results = try await submitNamingConflicts([try decodeSubmission(wire)])
         return json(.ok, commitJSON(results[0]))
     }
 
@@ -215,7 +215,7 @@ public struct LedgerAPI: Sendable {
         for (i, w) in wire.transactions.enumerated() {
             do { submissions.append(try decodeSubmission(w)) } catch { throw BatchError(index: i, error: error) }
         }
-        let results = try await ledger.submit(submissions)
+        let results = try await submitNamingConflicts(submissions)
         // Written directly: JSONSerialization of thousands of small objects costs more than the commit.
         var out = "{\"results\":["
         out.reserveCapacity(16 + results.count * 140)
@@ -225,6 +225,42 @@ public struct LedgerAPI: Sendable {
         }
         out += "]}"
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: out)))
+    }
+
+    /// Submits for a client. A refused replay whose nonce a committed transaction holds names
+    /// that transaction and where it committed (`NonceHeld`): a client resending after a
+    /// timeout learns that its first copy is on the ledger (the same id) or that another
+    /// transaction took the nonce. Looked up only on that refusal.
+    func submitNamingConflicts(_ submissions: [Submission]) async throws -> [CommitResult] {
+        do {
+            return try await ledger.submit(submissions)
+        } catch {
+            let index = (error as? BatchError)?.index
+            guard let refusal = ((error as? BatchError)?.error ?? error) as? LedgerError, refusal.code == .replay,
+                  (index ?? 0) < submissions.count else { throw error }
+            let tx = submissions[index ?? 0].transaction
+            guard let holder = try? store.nonceHolder(signer: tx.header.signer, nonce: tx.header.nonce),
+                  let location = try? store.location(of: holder) else { throw error }
+            throw NonceHeld(index: index, submitted: tx.id, nonce: tx.header.nonce, signer: tx.header.signer,
+                            holder: holder, location: location)
+        }
+    }
+
+    /// A submission refused because its signer's nonce is held by a committed transaction.
+    struct NonceHeld: Error {
+        let index: Int?
+        let submitted: Hash
+        let nonce: UInt64
+        let signer: String
+        let holder: Hash
+        let location: ChainStore.Location
+
+        var message: String {
+            let place = "height \(location.height) (log index \(location.logIndex))"
+            return submitted == holder
+                ? "transaction \(holder.hexString) is already committed, at \(place); it was not added again"
+                : "nonce \(nonce) of \(signer) is already used by transaction \(holder.hexString), committed at \(place); this transaction (\(submitted.hexString)) was not added"
+        }
     }
 
     func commitJSON(_ r: CommitResult) -> [String: Any] {
@@ -340,6 +376,13 @@ public struct LedgerAPI: Sendable {
     }
 
     static func errorResponse(_ error: any Error) -> Response {
+        if let held = error as? NonceHeld {
+            var body: [String: Any] = ["code": LedgerError.Code.replay.rawValue, "message": held.message,
+                                       "committed": ["id": held.holder.hexString, "height": held.location.height,
+                                                     "log_index": held.location.logIndex]]
+            if let index = held.index { body["index"] = index }
+            return json(statusFor(.replay), ["error": body])
+        }
         var index: Int? = nil
         var underlying = error
         if let b = error as? BatchError { index = b.index; underlying = b.error }

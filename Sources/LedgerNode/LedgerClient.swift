@@ -18,7 +18,16 @@ public struct LedgerClient: Sendable {
         public let status: Int
         public let code: String
         public let message: String
+        /// For a refused replay whose nonce a committed transaction holds: that transaction.
+        public var committed: CommittedTransaction? = nil
         public var description: String { "HTTP \(status) \(code): \(message)" }
+    }
+
+    /// Where a transaction committed, as a replay refusal names it (`"committed"` in the error body).
+    public struct CommittedTransaction: Sendable, Equatable {
+        public let id: String
+        public let height: UInt64
+        public let logIndex: UInt64
     }
 
     /// Sends a request and returns status and body. Throws on transport errors only.
@@ -65,8 +74,13 @@ public struct LedgerClient: Sendable {
     static func check(_ status: Int, _ data: Data) throws {
         guard (200..<300).contains(status) else {
             let error = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["error"] as? [String: Any]
+            var committed: CommittedTransaction? = nil
+            if let c = error?["committed"] as? [String: Any], let id = c["id"] as? String,
+               let height = (c["height"] as? NSNumber)?.uint64Value, let logIndex = (c["log_index"] as? NSNumber)?.uint64Value {
+                committed = CommittedTransaction(id: id, height: height, logIndex: logIndex)
+            }
             throw HTTPFailure(status: status, code: error?["code"] as? String ?? "http_\(status)",
-                              message: error?["message"] as? String ?? String(decoding: data, as: UTF8.self))
+                              message: error?["message"] as? String ?? String(decoding: data, as: UTF8.self), committed: committed)
         }
     }
 

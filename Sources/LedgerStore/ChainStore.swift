@@ -570,6 +570,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try database.get(Family.nonces, Self.nonceKey(signer: signer, nonce: nonce)) != nil
     }
 
+    /// The id of the committed transaction that used this nonce of this signer, if any.
+    public func nonceHolder(signer: String, nonce: UInt64) throws -> Hash? {
+        try database.get(Family.nonces, Self.nonceKey(signer: signer, nonce: nonce))
+    }
+
     public func committedTransaction(id: Hash) throws -> Transaction? {
         guard let loc = try location(of: id) else { return nil }
         return try transaction(at: loc.logIndex)

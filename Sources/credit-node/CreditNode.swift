@@ -295,7 +295,9 @@ struct Submit: ParsableCommand {
         The payload is sealed to the custodians named in the genesis file, which must be the genesis the
         node serves. The nonce is derived from the key and the file's bytes, so sending the same file
         again (say after a timeout, not knowing whether the first copy committed) commits it at most
-        once: the second copy is refused as a replay. The transaction id is printed before sending.
+        once: when the first copy is on the ledger, the command prints where it committed (with
+        "sent_before": true) and exits 0; while it waits for a block, the second copy is refused as a
+        replay. The transaction id is printed before sending.
         Example:
           credit-node submit --node http://127.0.0.1:8480 --genesis /tmp/ledger/genesis.json \\
             --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
@@ -323,9 +325,16 @@ struct Submit: ParsableCommand {
             do {
                 let result = try client.submit(submission)
                 print(String(decoding: JSONView.data(result), as: UTF8.self))
+            } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
+                // The nonce is derived from this key and this file: the transaction holding it is an
+                // earlier send of the same file (sealed afresh, so under another id). Recorded once, as asked.
+                let c = f.committed!
+                FileHandle.standardError.write(Data("already on the ledger: this file was sent before and committed as transaction \(c.id) at height \(c.height); nothing was added\n".utf8))
+                print(String(decoding: JSONView.data(["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex,
+                                                      "sent_before": true] as [String: Any]), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
-                throw fail("\(f); if this file was sent before, its first copy may be on the ledger: look for the record in the subject's "
-                           + "history (GET /v1/subjects/USCC/history). To record the same event again on purpose, pass --nonce")
+                throw fail("\(f); if this file was sent before, its first copy may be on the ledger or waiting for a block: look for "
+                           + "the record in the subject's history (GET /v1/subjects/USCC/history). To record the same event again on purpose, pass --nonce")
             } catch let f as LedgerClient.HTTPFailure {
                 throw fail("\(f)")
             } catch {

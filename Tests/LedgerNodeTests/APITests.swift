@@ -226,18 +226,37 @@ final class APITests: XCTestCase {
             }
             XCTAssertEqual(h.ledger.store.head.logSize, 0, "no bad input may be stored")
 
-            // The good one commits once; its replay is refused.
+            // The good one commits once; its replay is refused, naming where the first copy committed
+            // (a client resending after a timeout learns that its transaction is on the ledger).
+            var first: [String: Any] = [:]
             try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(good))) { r in
                 XCTAssertEqual(r.status, .ok)
+                first = Self.json(r)
+            }
+            let goodID = good.transaction.id.hexString
+            func assertNamesFirst(_ r: TestResponse, index: Int?, words: String, _ name: String) {
+                XCTAssertEqual(r.status, .conflict, name)
+                XCTAssertEqual(Self.errorCode(r), "replay", name)
+                let error = Self.json(r)["error"] as? [String: Any] ?? [:]
+                let committed = error["committed"] as? [String: Any] ?? [:]
+                XCTAssertEqual(committed["id"] as? String, goodID, "\(name): \(error)")
+                XCTAssertEqual(committed["height"] as? Int, first["height"] as? Int, "\(name): \(error)")
+                XCTAssertEqual(committed["log_index"] as? Int, 0, "\(name): \(error)")
+                XCTAssertEqual(error["index"] as? Int, index, "\(name): \(error)")
+                XCTAssertTrue((error["message"] as? String ?? "").contains(words), "\(name): \(error)")
             }
             try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(good))) { r in
-                XCTAssertEqual(r.status, .conflict)
-                XCTAssertEqual(Self.errorCode(r), "replay")
+                assertNamesFirst(r, index: nil, words: "transaction \(goodID) is already committed", "resent")
             }
-            // Same nonce, new content: still a replay of the nonce.
+            // Same nonce, new content: still a replay of the nonce, naming the transaction that holds it.
             let sameNonce = try h.attestation(subject: "91110000600037341L", nonce: 100)
             try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(sameNonce))) { r in
-                XCTAssertEqual(r.status, .conflict)
+                assertNamesFirst(r, index: nil, words: "nonce 100 of dev is already used by transaction \(goodID)", "same nonce")
+            }
+            let fresh = try h.attestation(subject: "91110000600037341L", nonce: 101)
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": [LedgerClient.wire(fresh), LedgerClient.wire(good)]])) { r in
+                assertNamesFirst(r, index: 1, words: "is already committed", "batch")
             }
             XCTAssertEqual(h.ledger.store.head.logSize, 1)
 

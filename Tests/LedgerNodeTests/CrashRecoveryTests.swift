@@ -115,6 +115,7 @@ final class CrashRecoveryTests: XCTestCase {
         let replay = submissions.first { acknowledged.first == $0.transaction.id }!
         XCTAssertThrowsError(try restarted.submit(replay)) { error in
             XCTAssertEqual((error as? LedgerClient.HTTPFailure)?.status, 409)
+            XCTAssertEqual((error as? LedgerClient.HTTPFailure)?.committed?.id, replay.transaction.id.hexString, "\(error)")
         }
         node.terminate()
         if node.process.terminationStatus != 0 {

@@ -73,6 +73,15 @@ final class NetworkTests: XCTestCase {
             if (try? restarted.getJSON("/v1/transactions/\(id.hexString)")) == nil { missing += 1 }
         }
         XCTAssertEqual(missing, 0, "acknowledged transactions missing on the restarted validator")
+        // A client resending an acknowledged transaction (to the node that caught up on it) is
+        // refused as a replay that names where it committed.
+        let resent = try XCTUnwrap(all.first { $0.transaction.id == acks.ids.first })
+        XCTAssertThrowsError(try restarted.submit(resent)) { error in
+            let failure = error as? LedgerClient.HTTPFailure
+            XCTAssertEqual(failure?.status, 409, "\(error)")
+            XCTAssertEqual(failure?.committed?.id, resent.transaction.id.hexString, "\(error)")
+            XCTAssertTrue(failure?.message.contains("is already committed") == true, "\(error)")
+        }
         let log = try String(contentsOfFile: net.log("bank-b"), encoding: .utf8)
         XCTAssertTrue(log.contains("caught up"), "the restarted validator did not catch up from peers")
         let status = try net.client("samr-330106").getJSON("/v1/status")

@@ -47,10 +47,19 @@ final class VerifierCLITests: XCTestCase {
 
         let first = try Self.run("credit-node", submit + ["--genesis", genesis])
         XCTAssertEqual(first.status, 0, first.output)
-        // Sent again (a retry after a timeout, say): the derived nonce makes it a replay, not a second penalty.
+        // Sent again (a retry after a timeout, say): the derived nonce makes it a replay, not a second
+        // penalty, and the command says where the first copy committed.
+        let firstID = try XCTUnwrap(first.output.split(separator: "\n").first { $0.hasPrefix("{") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, first.output)
         let again = try Self.run("credit-node", submit + ["--genesis", genesis])
-        XCTAssertEqual(again.status, 1, again.output)
-        XCTAssertTrue(again.output.contains("409"), again.output)
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("already on the ledger: this file was sent before and committed as transaction \(firstID)"), again.output)
+        XCTAssertTrue(again.output.contains("\"sent_before\":true"), again.output)
+        // With a nonce given by hand, another transaction holding it is an error that names it.
+        let nonceText = try XCTUnwrap(again.output.range(of: #"nonce (\d+)"#, options: .regularExpression).map { again.output[$0].dropFirst(6) })
+        let byHand = try Self.run("credit-node", submit + ["--genesis", genesis, "--nonce", String(nonceText)])
+        XCTAssertEqual(byHand.status, 1, byHand.output)
+        XCTAssertTrue(byHand.output.contains("409") && byHand.output.contains("already used by transaction \(firstID)"), byHand.output)
         let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
         XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
         try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)
