@@ -190,6 +190,19 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 do { required = try policyRules.consentRequired(document, genesis: genesis) } catch { throw bad("policy: \(error)") }
                 if required { throw bad("the policy requires the subject's consent, but the answered audit record names none") }
             }
+            // The grade, band, credit line and model stated come from the one score update proven
+            // here: a receipt with its score fact removed, or swapped for another update about the
+            // subject, does not verify.
+            let scores = checked.filter { $0.0 == "score_update" }
+            guard scores.count <= 1 else { throw bad("the receipt holds \(scores.count) score update facts; an answer relies on one") }
+            var score: ScoreUpdateBody? = nil
+            if let f = scores.first {
+                guard case .scoreUpdate(let s) = f.1.body else { throw bad("the score update fact is not a score update") }
+                score = s
+            }
+            if let document {
+                do { try policyRules.checkScoreOutputs(document, genesis: genesis, result: result, score: score) } catch { throw bad("\(error)") }
+            }
         }
         if record.consent != Hashes.zero {
             guard let c = checked.first(where: { $0.0 == "consent" && $0.1.id == record.consent }), case .consent(let grant) = c.1.body,

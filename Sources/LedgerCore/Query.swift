@@ -46,6 +46,11 @@ public protocol PolicyRules: Sendable {
     func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32)
     /// Whether a policy document requires the subject's consent before it answers.
     func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool
+    /// Checks an answer's score outputs against the score update fact its receipt holds (`score`,
+    /// nil when it holds none): every grade, score band and credit line the result states must be
+    /// what that update gives, and a stated model must be the update's. Throws naming the first
+    /// that is not.
+    func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws
 }
 
 /// The audit record of one query: who asked what about whom, under which policy, why, and

@@ -220,6 +220,11 @@ public struct PolicyDocument: Sendable {
             throw PolicyError("a subject policy that banks may call must require the subject's consent")
         }
         if consentRequired {
+            // Consent is a subject's, so only a policy about one subject can check it; an aggregate
+            // or a query-log policy marked so would answer without it and its receipts would not verify.
+            guard scope == .subject else {
+                throw PolicyError("consent.required applies to subject policies only; a \(scope.rawValue) policy answers about no single subject's consent")
+            }
             for p in purposes where p.consentPurpose == nil {
                 throw PolicyError("purpose \(p.name) is not one a subject consents to; a consent policy allows loan_application and post_loan_monitoring only")
             }
@@ -427,7 +432,46 @@ public struct PolicyRules: LedgerCore.PolicyRules {
     }
 
     public func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool {
-        do { return try PolicyDocument(bytes: document, genesis: genesis).consentRequired } catch let e as PolicyError {
+        try parse(document, genesis).consentRequired
+    }
+
+    public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws {
+        let policy = try parse(document, genesis)
+        let scored = policy.outputs.filter { $0.output.needsScore }
+        guard !scored.isEmpty else { return }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any],
+              let fields = object["fields"] as? [String: Any] else {
+            throw LedgerError(.invalidValue, "the result is not a \(policy.name) answer (no fields)")
+        }
+        guard let score else {
+            // Only a custodian's review answers without a score, and then states none (null).
+            for (name, _) in scored where !(fields[name] is NSNull) {
+                throw LedgerError(.invalidValue, "the answer states \(name), but the receipt holds no score update it comes from")
+            }
+            return
+        }
+        let from = "score update (grade \(score.grade.name), model \(score.modelHash.hexString.prefix(16))…)"
+        for (name, output) in scored {
+            let stated = fields[name]
+            if let expected = PolicyEngine.scoreOutput(output, score) {
+                let same: Bool
+                switch expected {
+                case .string(let text): same = stated as? String == text
+                case .int(let n): same = (stated as? NSNumber)?.int64Value == n
+                default: same = false
+                }
+                guard same else { throw LedgerError(.invalidValue, "the answer's \(name) is not what the receipt's \(from) gives") }
+            } else if case .model = output {
+                guard let m = stated as? [String: Any], m["sha256"] as? String == score.modelHash.hexString else {
+                    throw LedgerError(.invalidValue, "the answer's \(name) is not the model of the receipt's \(from)")
+                }
+            }
+            // An eligibility decision reads the records as well as the score; its parts are not rechecked here.
+        }
+    }
+
+    private func parse(_ document: [UInt8], _ genesis: Genesis) throws -> PolicyDocument {
+        do { return try PolicyDocument(bytes: document, genesis: genesis) } catch let e as PolicyError {
             throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
         }
     }

@@ -224,15 +224,22 @@ public struct PolicyEngine: Sendable {
         let active = activeRecords(all)
         var score: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
         if policy.outputs.contains(where: { $0.output.needsScore }) {
-            // A score update covers at most FieldLimits.scoreInputs records (format v1). Past
-            // that, the newest score leaves later records out, whoever wrote them (a member
-            // flooding a subject with records could otherwise freeze its grade before a penalty):
-            // no grade is better than one that hides records.
-            guard all.count <= FieldLimits.scoreInputs else {
-                throw PolicyRefusal(.noScore, "\(subject) holds more than \(FieldLimits.scoreInputs) records, more than a score update covers, "
-                                    + "so no score reflects all of them; the records are on the ledger for the bureaus to review")
+            do {
+                // A score update covers at most FieldLimits.scoreInputs records (format v1). Past
+                // that, the newest score leaves later records out, whoever wrote them (a member
+                // flooding a subject with records could otherwise freeze its grade before a penalty):
+                // no grade is better than one that hides records.
+                guard all.count <= FieldLimits.scoreInputs else {
+                    throw PolicyRefusal(.noScore, "\(subject) holds more than \(FieldLimits.scoreInputs) records, more than a score update covers, "
+                                        + "so no score reflects all of them; the records are on the ledger for the bureaus to review (full-profile)")
+                }
+                score = try latestScore(subject: subject, modelName: params["model"], facts: facts)
+            } catch let refusal as PolicyRefusal where refusal.code == .noScore && policy.returnsRaw {
+                // A custodian's review (a policy that returns the records themselves) still answers,
+                // with null score outputs: the subjects no score covers (flooded, or not yet scored)
+                // are the ones it most needs to read.
+                score = nil
             }
-            score = try latestScore(subject: subject, modelName: params["model"], facts: facts)
         }
         var used: [UInt64] = []
         var fields = CanonicalJSON.Object()
@@ -240,19 +247,15 @@ public struct PolicyEngine: Sendable {
             switch output {
             case .maskedName:
                 fields[name] = .string(try maskedName(active, facts: facts))
-            case .grade:
-                fields[name] = .string(score!.1.grade.name)
-            case .scoreBand(let width):
-                let p = Int64(score!.1.points)
-                let low = floorDiv(p, width) * width
-                fields[name] = .string("\(low)-\(low + width - 1)")
+            case let o where o.needsScore && score == nil:
+                fields[name] = .null
+            case .grade, .scoreBand, .creditLine:
+                fields[name] = Self.scoreOutput(output, score!.1)!
             case .model:
                 fields[name] = .object(["name": .string(score!.2.name), "version": .int(Int64(score!.2.version)),
                                         "sha256": .string(score!.2.hash.hexString)])
             case .asOfHeight:
                 fields[name] = .int(Int64(facts.height))
-            case .creditLine(let rule):
-                fields[name] = .int(creditLine(rule, points: Int64(score!.1.points), grade: score!.1.grade))
             case .eligibility(let rule):
                 var reasons: [String] = []
                 let s = score!.1
@@ -263,7 +266,7 @@ public struct PolicyEngine: Sendable {
                 }
                 var line: Int64? = nil
                 if let l = rule.line {
-                    line = reasons.isEmpty ? creditLine(l, points: Int64(s.points), grade: s.grade) : 0
+                    line = reasons.isEmpty ? Self.creditLine(l, points: Int64(s.points), grade: s.grade) : 0
                 }
                 if let requested = params["amount_yuan"].flatMap(Int64.init), let line, reasons.isEmpty, requested > line {
                     reasons.append("amount_above_line")
@@ -402,7 +405,23 @@ public struct PolicyEngine: Sendable {
         return "\(bounds.last!)+"
     }
 
-    func creditLine(_ rule: PolicyDocument.CreditLine, points: Int64, grade: Grade) -> Int64 {
+    /// What a grade, score-band or credit-line output says of a score update; nil for any other
+    /// output. The one rule for the answer and for the receipt check (`PolicyRules.checkScoreOutputs`).
+    static func scoreOutput(_ output: PolicyDocument.Output, _ s: ScoreUpdateBody) -> CanonicalJSON.Value? {
+        switch output {
+        case .grade:
+            return .string(s.grade.name)
+        case .scoreBand(let width):
+            let low = floorDiv(Int64(s.points), width) * width
+            return .string("\(low)-\(low + width - 1)")
+        case .creditLine(let rule):
+            return .int(creditLine(rule, points: Int64(s.points), grade: s.grade))
+        default:
+            return nil
+        }
+    }
+
+    static func creditLine(_ rule: PolicyDocument.CreditLine, points: Int64, grade: Grade) -> Int64 {
         guard grade <= rule.minGrade else { return 0 }
         let steps = max(0, floorDiv(points - rule.basePoints, rule.stepPoints))
         let cap = rule.gradeCaps[grade] ?? rule.capYuan
@@ -410,7 +429,7 @@ public struct PolicyEngine: Sendable {
         return overflow ? cap : min(cap, amount)
     }
 
-    func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 
     /// The most score updates a subject policy looks through for the newest one under its model
     /// (a subject is scored under several models: a scorecard, its later versions, the risk model).

@@ -73,6 +73,14 @@ final class PolicyDocumentTests: XCTestCase {
             // A base far outside any score.
             (doc(roles: #"["custodian"]"#, outputs: #"{"name": "c", "from": "credit_line", "base_points": -1000000000000000, "step_points": 10, "step_yuan": 1, "cap_yuan": 1000}"#), "-100,000 to 100,000"),
         ]
+        // Consent is about one subject: an aggregate policy cannot require it (it would answer
+        // without it, and its receipts would then fail to verify).
+        var aggregate = String(decoding: try Files.read("Genesis/policies/industry-statistics.json"), as: UTF8.self)
+        XCTAssertNoThrow(try PolicyDocument(bytes: Array(aggregate.utf8), genesis: genesis))
+        aggregate = aggregate.replacingOccurrences(of: #""purposes": ["statistics"],"#, with: #""purposes": ["loan_application"], "consent": {"required": true},"#)
+        XCTAssertThrowsError(try PolicyDocument(bytes: Array(aggregate.utf8), genesis: genesis)) { error in
+            XCTAssertTrue("\(error)".contains("consent.required applies to subject policies only"), "\(error)")
+        }
         for (bytes, expected) in refused {
             XCTAssertThrowsError(try PolicyDocument(bytes: bytes, genesis: genesis)) { error in
                 XCTAssertTrue("\(error)".contains(expected), "expected “\(expected)” in: \(error)")

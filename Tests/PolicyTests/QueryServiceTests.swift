@@ -304,6 +304,14 @@ final class QueryServiceTests: XCTestCase {
         other.sign(with: consortium.keys["bank-a"]!.signing)
         assertRefused(try await forge(honest, request: other.encoded) { _ in }, "the request is for chain creditledger.test/other")
 
+        // The score fact removed, or given twice: the stated grade is not backed by one proven update.
+        var unscored = honest
+        unscored.facts.removeAll { $0.role == "score_update" }
+        assertRefused(unscored, "the answer states grade, but the receipt holds no score update it comes from")
+        var doubled = honest
+        doubled.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "score_update" }))
+        assertRefused(doubled, "holds 2 score update facts")
+
         // Facts with a role the format does not know, or a record about another subject.
         var bogus = honest
         let i = try XCTUnwrap(bogus.facts.firstIndex { $0.role == "score_update" })
@@ -381,6 +389,15 @@ final class QueryServiceTests: XCTestCase {
         let proved = out.receipt.facts.first { $0.role == "score_update" }
         XCTAssertEqual(proved?.log_index, scorecardUpdate.logIndex, "the scorecard's update is the one proved")
         try assertRecorded(out.receipt, "")
+        // The score fact swapped for another update about the subject (the newest, under the risk
+        // model): the stated grade and model are no longer backed by what the receipt proves.
+        var swapped = out.receipt
+        let riskUpdate = all[0]
+        let at = try XCTUnwrap(swapped.facts.firstIndex { $0.role == "score_update" })
+        swapped.facts[at] = AnswerReceipt.Fact(role: "score_update", transaction: riskUpdate.transaction.encoded.base64String,
+                                               log_index: riskUpdate.logIndex,
+                                               inclusion_proof: try store.inclusionProof(index: riskUpdate.logIndex, size: swapped.tree_size).map { $0.base64String })
+        assertRefused(swapped, "is not what the receipt's score update")
 
         // Below a log size: only older updates, newest first; reading stops when the visitor says so.
         let cut = all[5].logIndex
@@ -455,6 +472,21 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(profile.answered, profile.receipt.message)
         XCTAssertTrue(profile.receipt.result.contains(foodName), "a custodian reads the raw records")
         XCTAssertTrue(profile.receipt.result.contains("西市监罚"))
+        XCTAssertEqual(try fields(profile.receipt)["grade"] as? String, score.grade.name)
+        XCTAssertNoThrow(try profile.receipt.verify(genesis: consortium.genesis))
+        // A subject no score covers (here: registered, not yet scored) is still reviewed: the records,
+        // with a null grade, and a receipt that verifies without a score fact. A bank's grade is refused.
+        let unscored = uscc(division: "330106")
+        try await submit([try attestation(unscored, .registration, "2026-01-05", payload: "{\"name\":\"杭州未评分商贸有限公司\"}")])
+        let (_, review) = try await ask("data-bureau", "full-profile", subject: unscored.code, purpose: "supervision")
+        XCTAssertTrue(review.answered, review.receipt.message)
+        XCTAssertTrue(try fields(review.receipt)["grade"] is NSNull, review.receipt.result)
+        XCTAssertEqual((try fields(review.receipt)["records"] as? [Any])?.count, 1, review.receipt.result)
+        XCTAssertFalse(review.receipt.facts.contains { $0.role == "score_update" })
+        XCTAssertNoThrow(try review.receipt.verify(genesis: consortium.genesis))
+        _ = try await consent(unscored, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 86_400)
+        let (_, grade) = try await ask("bank-a", "credit-grade", subject: unscored.code, purpose: "loan_application")
+        XCTAssertEqual(grade.receipt.reason, "no_score", grade.receipt.message)
 
         let (_, stats) = try await ask("bank-b", "industry-statistics", subject: "", purpose: "statistics",
                                        params: [("model", "enterprise"), ("industry", "C13"), ("district", "330106")])
