@@ -32,6 +32,20 @@ public final class Database: @unchecked Sendable {
     public let path: String
     public let mode: OpenMode
 
+    /// Compactions run at the lowest CPU priority (nice 19), once per process. They merge table
+    /// files in the background, seconds at a time (an L0→L1 compaction of a 100,000-subject
+    /// store rewrites about 200 MB, rate-limited below). At normal priority, on a 2-core machine,
+    /// one that starts right after opening the store took a core from queries and commits, and a
+    /// node serving 1,000 queries/s fell behind by seconds (docs/BENCHMARKS.md). At nice 19 they
+    /// run on what the node leaves idle. Flushes keep normal priority: a stalled flush would stop
+    /// writes once the memtables are full, and a stalled compaction only lets level-0 files
+    /// accumulate until RocksDB slows writes (20 files), which gives the compaction its CPU back.
+    private static let lowerCompactionPriority: Void = {
+        let env = rocksdb_create_default_env()!
+        rocksdb_env_lower_thread_pool_cpu_priority(env)
+        rocksdb_env_destroy(env)
+    }()
+
     /// Opens (or, read-write, creates) the store at `path` with the given column families.
     public init(path: String, columnFamilies names: [String], mode: OpenMode = .readWrite,
                 blockCacheBytes: Int = 64 << 20) throws {
@@ -75,6 +89,8 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_ratelimiter(options, limiter)
         rocksdb_ratelimiter_destroy(limiter)
         if case .secondary = mode { rocksdb_options_set_max_open_files(options, -1) }
+        Self.lowerCompactionPriority
+
 
         let allNames = ["default"] + names.filter { $0 != "default" }
         var cfOptions: [OpaquePointer?] = Array(repeating: options, count: allNames.count)
