@@ -36,8 +36,10 @@ public struct Timeout: Sendable, Hashable {
 }
 
 public enum Step: UInt8, Sendable, Hashable {
-    /// At a new height with nothing to order: no round runs (and no timeouts fire) until
-    /// transactions arrive or another validator's message for this height does.
+    /// Nothing to order: no round runs (and no timeouts fire) until transactions arrive or
+    /// another validator's message for this height and round (or a later one) does. A height
+    /// starts here at round 0, and returns here, a round later, after a quiet round (one with no
+    /// proposal, no vote for a block, and no lock or valid value).
     case waiting = 0
     case propose = 1, prevote = 2, precommit = 3
 }
@@ -226,14 +228,14 @@ public struct TendermintMachine: Sendable {
         var out: [ConsensusAction] = []
         switch event {
         case .transactionsAvailable:
-            if step == .waiting { startRound(0, &out) }
+            if step == .waiting { startRound(round, &out) }
         case .proposal(let p):
             guard p.height == height, validators.contains(p.proposer),
                   p.proposer == validators.proposer(height: p.height, round: p.round),
                   p.polRound >= -1, p.polRound < Int32(clamping: p.round), p.round <= Self.maxRound,
                   p.round <= round &+ timeouts.maxRoundsAhead else { break }
             record(proposal: p, &out)
-            if step == .waiting && p.proposer != me { startRound(0, &out) }
+            if step == .waiting && p.proposer != me && p.round >= round { startRound(round, &out) }
         case .vote(let v):
             guard v.round <= Self.maxRound else { break }
             guard v.height == height, validators.contains(v.voter), v.round <= round &+ timeouts.maxRoundsAhead else {
@@ -245,7 +247,7 @@ public struct TendermintMachine: Sendable {
                 break
             }
             record(vote: v, &out)
-            if step == .waiting && v.voter != me { startRound(0, &out) }
+            if step == .waiting && v.voter != me && v.round >= round { startRound(round, &out) }
         case .validated(let h, let hash, let valid):
             // Recorded for the rest of the height: the node reports `valid: false` only for
             // content that matches the block's header (a tampered copy is dropped unjudged).
@@ -272,7 +274,9 @@ public struct TendermintMachine: Sendable {
             case .prevote:   // line 61
                 if t.round == round && step == .prevote { castVote(.precommit, nil, &out) }
             case .precommit: // line 65
-                if t.round == round && step != .waiting && round < Self.maxRound { startRound(round + 1, &out) }
+                if t.round == round && step != .waiting && round < Self.maxRound {
+                    if isQuiet(round) { rest(inRound: round + 1, &out) } else { startRound(round + 1, &out) }
+                }
             }
         case .committedElsewhere(let h):
             if h >= height { moveTo(height: h + 1, &out) }
@@ -450,6 +454,27 @@ public struct TendermintMachine: Sendable {
             propose(&out)
         }
         out.append(.schedule(Timeout(step: .propose, height: height, round: r), afterMillis: timeouts.length(.propose, round: r)))
+    }
+
+    /// Round `r` had nothing to order: no proposal seen, no vote for a block, no lock or valid
+    /// value (its transactions were evicted, say, or a validator's stray vote woke the height).
+    private func isQuiet(_ r: UInt32) -> Bool {
+        proposals[r] == nil && state.lockedRound < 0 && state.validRound < 0
+            && !(prevotes[r]?.values.contains { $0.contains { $0.blockHash != nil } } ?? false)
+            && !(precommits[r]?.values.contains { $0.contains { $0.blockHash != nil } } ?? false)
+    }
+
+    /// After a quiet round: wait in round `r`, signing nothing, until there is something to order
+    /// (the node reports transactions) or another validator speaks in round `r` or later. Running
+    /// empty rounds instead would go on for as long as nothing arrives, each round's timeouts
+    /// longer and each rebroadcast carrying this validator's votes of every round so far. The
+    /// round is persisted: the rounds before it hold votes this validator signed.
+    private mutating func rest(inRound r: UInt32, _ out: inout [ConsensusAction]) {
+        state.round = r
+        state.step = .waiting
+        state.proposal = nil; state.prevote = nil; state.precommit = nil
+        buildRequested = false
+        out.append(.persist(state))
     }
 
     private mutating func propose(_ out: inout [ConsensusAction]) {

@@ -59,6 +59,8 @@ public struct Limits: Sendable, Hashable, Codable {
     /// sign (1,024 inputs of 32 bytes, 16 dimensions, 16 endorsements: about 35 KB). Below it, a
     /// subject with many records would get an update no peer accepts, retried for ever.
     public static let minTransactionBytes = 40_960
+    /// The most `max_request_bytes` a network of several validators may set (docs/CONSENSUS.md §3).
+    public static let maxConsortiumRequestBytes = 48 << 20
 
     /// Every limit must be positive and within what the encoding can carry.
     public func check() throws {
@@ -282,6 +284,12 @@ public struct Genesis: Sendable {
         }
         let limits = doc.limits ?? Limits()
         try limits.check()
+        // A consortium carries a block (up to 2 · max_request_bytes) in one P2P frame, and a peer's
+        // backlog holds 96 MiB: a larger frame could not start the P2P layer (over 128 MiB) or
+        // would be refused by every peer it is sent to, so catch-up would stall for good.
+        guard validatorCount == 1 || limits.maxRequestBytes <= Limits.maxConsortiumRequestBytes else {
+            throw LedgerError(.invalidGenesis, "limits.max_request_bytes is \(limits.maxRequestBytes); a network of \(validatorCount) validators carries a block of twice that in one P2P frame, so it may be at most \(Limits.maxConsortiumRequestBytes) (48 MiB)")
+        }
         self.models = try Self.listed(doc.models, field: "models")
         self.policies = try Self.listed(doc.policies, field: "policies")
         self.chainID = doc.chain_id

@@ -603,6 +603,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func handle(_ event: ConsensusEvent) {
         perform(machine.handle(event))
+        // A quiet round ends in `waiting` (Tendermint.swift); with transactions pending, the next round starts now.
+        if case .timeout = event, machine.step == .waiting, !mempool.isEmpty { perform(machine.handle(.transactionsAvailable)) }
     }
 
     func perform(_ actions: [ConsensusAction]) {

@@ -130,4 +130,52 @@ final class ConsensusSimulationTests: XCTestCase {
         let after = restarted.handle(.timeout(Timeout(step: .propose, height: 1, round: 0)))
         for case .broadcastVote(let v) in after where v.type == .prevote && v.round == 0 { XCTFail("signed a second prevote \(v)") }
     }
+    /// A height woken with nothing to order (a stray vote; transactions evicted after the height
+    /// started) runs one round, then waits in the next, signing nothing and arming no round
+    /// timeout, instead of running empty rounds with ever longer timeouts. Transactions, or a
+    /// validator speaking in that round, start it; a vote of an older round does not; a restart
+    /// keeps the round, so nothing is signed twice.
+    func testAQuietRoundRestsUntilThereIsSomethingToOrder() throws {
+        let validators = ValidatorSet(ids: ["v0", "v1", "v2", "v3"])
+        var m = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v2"), committedHeight: 0, restored: nil)
+        _ = m.start()
+        func nilVote(_ type: VoteType, _ voter: String, round: UInt32) -> Vote {
+            let bytes = Vote.signingBytes(chainID: "sim", type: type, height: 1, round: round, blockHash: nil, voter: voter)
+            return Vote(type: type, height: 1, round: round, blockHash: nil, voter: voter, signature: SimSigner.signature(voter, bytes), attachment: [])
+        }
+        func roundTimeouts(_ actions: [ConsensusAction]) -> [Timeout] {
+            actions.compactMap { if case .schedule(let t, _) = $0, t.step != .rebroadcast { return t }; return nil }
+        }
+        // A stray prevote wakes round 0; it runs its timeouts with nil votes all round.
+        XCTAssertEqual(roundTimeouts(m.handle(.vote(nilVote(.prevote, "v0", round: 0)))).map(\.step), [.propose])
+        XCTAssertEqual(m.step, .propose)
+        _ = m.handle(.timeout(Timeout(step: .propose, height: 1, round: 0)))
+        for v in ["v1", "v3"] { _ = m.handle(.vote(nilVote(.prevote, v, round: 0))) }
+        _ = m.handle(.timeout(Timeout(step: .prevote, height: 1, round: 0)))
+        for v in ["v0", "v1", "v3"] { _ = m.handle(.vote(nilVote(.precommit, v, round: 0))) }
+        XCTAssertEqual(m.step, .precommit)
+        let rested = m.handle(.timeout(Timeout(step: .precommit, height: 1, round: 0)))
+        XCTAssertEqual(m.step, .waiting)
+        XCTAssertEqual(m.round, 1)
+        XCTAssertTrue(roundTimeouts(rested).isEmpty, "a quiet round armed another: \(rested)")
+        guard case .persist(let saved)? = rested.last else { return XCTFail("the resting round was not persisted: \(rested)") }
+        XCTAssertEqual(saved.round, 1)
+        // Rebroadcasts go on; a late vote of round 0 does not wake it.
+        XCTAssertEqual(roundTimeouts(m.handle(.timeout(Timeout(step: .rebroadcast, height: 1, round: 0)))), [])
+        XCTAssertTrue(roundTimeouts(m.handle(.vote(nilVote(.precommit, "v0", round: 0)))).isEmpty)
+        XCTAssertEqual(m.step, .waiting)
+        // Restarted while resting: still round 1, waiting.
+        var restarted = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v2"), committedHeight: 0, restored: saved)
+        XCTAssertTrue(roundTimeouts(restarted.start()).isEmpty)
+        XCTAssertEqual(restarted.round, 1)
+        XCTAssertEqual(restarted.step, .waiting)
+        // Transactions start round 1 (not 0, where this validator already voted), with round 1's timeout.
+        let started = restarted.handle(.transactionsAvailable)
+        XCTAssertEqual(roundTimeouts(started), [Timeout(step: .propose, height: 1, round: 1)])
+        XCTAssertEqual(restarted.round, 1)
+        XCTAssertEqual(restarted.step, .propose)
+        // Another validator's vote in the resting round wakes it too.
+        XCTAssertEqual(roundTimeouts(m.handle(.vote(nilVote(.prevote, "v3", round: 1)))), [Timeout(step: .propose, height: 1, round: 1)])
+        XCTAssertEqual(m.step, .propose)
+    }
 }

@@ -159,6 +159,21 @@ final class TransactionTests: XCTestCase {
         XCTAssertThrowsError(try validators(SignedNote.maxSignatures + 1)) {
             XCTAssertTrue("\($0)".contains("names 101 validators; at most 100"), "\($0)")
         }
+        // A network carries a block (twice max_request_bytes) in one P2P frame that peers accept:
+        // at most 48 MiB there; a dev ledger (one validator, no P2P) may go to the format's 256 MiB.
+        func limited(_ bytes: Int, validators n: Int) throws -> Genesis {
+            var limits = Limits()
+            limits.maxRequestBytes = bytes
+            let members = n == 1 ? [c.genesis.validators[0]] + c.genesis.members.filter { !$0.has(.validator) } : c.genesis.members
+            return try Genesis(bytes: try Genesis.render(chainID: "creditledger.test/limits", genesisTime: "2026-11-21T00:00:00Z",
+                                                          members: members, limits: limits))
+        }
+        XCTAssertGreaterThan(c.genesis.validators.count, 1)
+        XCTAssertNoThrow(try limited(48 << 20, validators: 4))
+        XCTAssertThrowsError(try limited((48 << 20) + 1, validators: 4)) {
+            XCTAssertTrue("\($0)".contains("may be at most 50331648 (48 MiB)"), "\($0)")
+        }
+        XCTAssertNoThrow(try limited(256 << 20, validators: 1))
     }
 
     /// Every member dials the addresses in genesis, which never changes: one that does not parse is refused when it is made.
