@@ -54,6 +54,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var candidates: [Hash: (block: CandidateBlock, built: BlockBuilder.Result)] = [:]
     var unchecked: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
+    /// Block contents sent to each peer, with when (monotonic nanoseconds): a peer is answered
+    /// once a second per block (an honest one asks once a status tick) and for at most
+    /// `contentServedPerSecond` blocks a second. Each answer encodes up to 24 MiB on the consensus
+    /// queue, where votes and proposals wait; a peer asking in a loop held that queue.
+    var contentServed: [String: [HashKey: UInt64]] = [:]
+    static let contentServedPerSecond = 8
     var deferredPrecommits: [Hash: [Vote]] = [:]
     /// Messages for the next height, replayed once this node commits the current one.
     var future: [(String, NetMessage)] = []
@@ -476,7 +482,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .blocks(let list):
             applyCommitted(list, from: peer)
         case .fetchBlock(let hash):
-            if let block = candidates[hash]?.block ?? unchecked[hash] { p2p.send(NetMessage.blockContent(block).encoded, to: peer) }
+            if let answer = contentAnswer(for: hash, to: peer) { p2p.send(answer, to: peer) }
         case .blockContent(let block):
             let hash = block.hash
             guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
@@ -489,6 +495,18 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         case .transactions, .blockRequest, .endorseRequest, .endorsement:
             break
         }
+    }
+
+    /// The `block_content` answer to a peer's `fetch_block`, unless the block is unknown or the
+    /// peer was answered for it within the last second, or for `contentServedPerSecond` others.
+    func contentAnswer(for hash: Hash, to peer: String, nowNanos: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [UInt8]? {
+        guard let block = candidates[hash]?.block ?? unchecked[hash] else { return nil }
+        let second: UInt64 = 1_000_000_000
+        var served = (contentServed[peer] ?? [:]).filter { nowNanos < $0.value &+ second }
+        defer { contentServed[peer] = served }
+        guard served[HashKey(hash)] == nil, served.count < Self.contentServedPerSecond else { return nil }
+        served[HashKey(hash)] = nowNanos
+        return NetMessage.blockContent(block).encoded
     }
 
     /// Keeps a message for the next height until this node gets there. Only a message signed by

@@ -172,6 +172,24 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A peer asking for a block's content in a loop is answered once a second per block, and for
+    /// a few blocks a second: each answer is encoded on the consensus queue, where votes wait.
+    func testBlockContentIsServedOnceASecondPerPeer() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(2, seed: 5), proposer: "val-b")
+        f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
+        let t: UInt64 = 5_000_000_000, second: UInt64 = 1_000_000_000
+        f.node.queue.sync {
+            XCTAssertEqual(f.node.contentAnswer(for: block.hash, to: "val-d", nowNanos: t), NetMessage.blockContent(block).encoded)
+            XCTAssertNil(f.node.contentAnswer(for: block.hash, to: "val-d", nowNanos: t + 10), "asked again within the second")
+            XCTAssertNotNil(f.node.contentAnswer(for: block.hash, to: "val-a", nowNanos: t + 10), "another peer has its own allowance")
+            XCTAssertNotNil(f.node.contentAnswer(for: block.hash, to: "val-d", nowNanos: t + second), "a second later it is answered again")
+            XCTAssertNil(f.node.contentAnswer(for: [UInt8](repeating: 9, count: 32), to: "val-b", nowNanos: t), "an unknown block")
+            XCTAssertEqual(f.node.contentServed["val-d"]?.count, 1, "what was served before the last second is forgotten")
+        }
+        await f.close()
+    }
+
     /// Content that does match its header is still judged: an invalid block is prevoted nil.
     func testInvalidBlockMatchingItsHeaderIsStillRefused() async throws {
         let f = try await Fixture(as: "val-c")
