@@ -872,7 +872,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func statusTick() {
         guard !stopped, let p2p else { return }
         p2p.broadcast(statusMessage)
-        if let peer = bestPeerAhead { requestBlocks(from: peer) } else { requestMissingEnvelopes() }
+        if let peer = bestPeerAhead { requestBlocks(from: peer) }
+        // Also while a peer claims to be ahead: a member claiming a height it never reaches (and
+        // serving blocks without their envelopes) would otherwise keep this node from ever asking
+        // the others for the envelopes it lacks.
+        requestMissingEnvelopes()
         for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         autoScorer?.tick()
         if mempool.count <= Self.sweepMax { sweepMempool() }

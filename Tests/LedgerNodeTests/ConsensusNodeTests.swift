@@ -534,8 +534,11 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(try verified().envelopesShredded, 3)
         XCTAssertEqual(try verified().envelopesMissing, 2, "credit-verify tells the two withheld envelopes from the erased one")
 
-        // Caught up: each status tick asks the next peer for the blocks from height 1.
+        // Caught up: each status tick asks the next peer for the blocks from height 1, also while
+        // a member claims a height it never reaches (it stays "ahead" for good).
         _ = f.deliver(.status(height: 2, headHash: block2.hash), from: "val-d")
+        _ = f.deliver(.status(height: 1_000_000, headHash: Hashes.zero), from: "val-a")
+        XCTAssertEqual(f.node.queue.sync { f.node.bestPeerAhead }, "val-a")
         f.node.queue.sync { f.node.statusTick() }
         let first = f.node.queue.sync { f.node.envelopeRequest }
         XCTAssertEqual(first?.from, 1)
