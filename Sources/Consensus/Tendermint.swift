@@ -70,10 +70,15 @@ public struct SafetyState: Sendable, Hashable {
     }
 
     public static let format: UInt8 = 1
+    /// A state resting after a quiet round (`waiting` in a round above 0) is written in format 2:
+    /// a binary from before resting existed reads `waiting` as round 0 of a fresh height and
+    /// would sign again in round 0, so it must refuse the file instead. Every other state keeps
+    /// format 1, which both read.
+    public static let restingFormat: UInt8 = 2
 
     public var encoded: [UInt8] {
         var w = ByteWriter(capacity: 512)
-        w.u8(Self.format)
+        w.u8(step == .waiting && round > 0 ? Self.restingFormat : Self.format)
         w.u64(height); w.u32(round); w.u8(step.rawValue)
         w.i32(lockedRound); Self.optionalHash(lockedHash, &w)
         w.i32(validRound); Self.optionalHash(validHash, &w)
@@ -87,7 +92,10 @@ public struct SafetyState: Sendable, Hashable {
 
     public static func decode(_ bytes: [UInt8]) throws -> SafetyState {
         var r = ByteReader(bytes, context: "consensus safety state")
-        guard try r.u8("format") == format else { throw LedgerError(.unsupportedVersion, "consensus safety state format is not \(format)") }
+        let version = try r.u8("format")
+        guard version == format || version == restingFormat else {
+            throw LedgerError(.unsupportedVersion, "consensus safety state format is \(version), not \(format) or \(restingFormat)")
+        }
         var s = SafetyState(height: try r.u64("height"))
         s.round = try r.u32("round")
         guard s.round <= TendermintMachine.maxRound else {

@@ -287,8 +287,9 @@ public struct Genesis: Sendable {
         // A consortium carries a block (up to 2 · max_request_bytes) in one P2P frame, and a peer's
         // backlog holds 96 MiB: a larger frame could not start the P2P layer (over 128 MiB) or
         // would be refused by every peer it is sent to, so catch-up would stall for good.
-        guard validatorCount == 1 || limits.maxRequestBytes <= Limits.maxConsortiumRequestBytes else {
-            throw LedgerError(.invalidGenesis, "limits.max_request_bytes is \(limits.maxRequestBytes); a network of \(validatorCount) validators carries a block of twice that in one P2P frame, so it may be at most \(Limits.maxConsortiumRequestBytes) (48 MiB)")
+        let usesP2P = validatorCount > 1 || members.contains { $0.p2pAddress != nil }
+        guard !usesP2P || limits.maxRequestBytes <= Limits.maxConsortiumRequestBytes else {
+            throw LedgerError(.invalidGenesis, "limits.max_request_bytes is \(limits.maxRequestBytes); a network (\(validatorCount) validators, members with P2P addresses) carries a block of twice that in one P2P frame, so it may be at most \(Limits.maxConsortiumRequestBytes) (48 MiB)")
         }
         self.models = try Self.listed(doc.models, field: "models")
         self.policies = try Self.listed(doc.policies, field: "policies")

@@ -1006,7 +1006,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// record without its envelope.
     func requestMissingEnvelopes() {
         guard store.missingEnvelopeCount > 0, let lowest = (try? store.missingEnvelopes(limit: 1))?.first?.height else { return }
-        let peers = peerHeights.filter { $0.value >= lowest }.keys.sorted()
+        // Not the peer asked for catch-up: it serves one block request at a time, and an envelope
+        // request would push the catch-up request out.
+        let catchingUpFrom = bestPeerAhead
+        let peers = peerHeights.filter { $0.value >= lowest && $0.key != catchingUpFrom }.keys.sorted()
         guard !peers.isEmpty else { return }
         let turn = (envelopeRequest?.turn ?? -1) + 1
         let peer = peers[turn % peers.count]

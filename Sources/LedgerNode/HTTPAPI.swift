@@ -241,8 +241,7 @@ public struct LedgerAPI: Sendable {
             let tx = submissions[index ?? 0].transaction
             guard let holder = try? store.nonceHolder(signer: tx.header.signer, nonce: tx.header.nonce),
                   let location = try? store.location(of: holder) else { throw error }
-            throw NonceHeld(index: index, submitted: tx.id, nonce: tx.header.nonce, signer: tx.header.signer,
-                            holder: holder, location: location)
+            throw NonceHeld(index: index, submitted: tx.id, holder: holder, location: location, reason: refusal.reason)
         }
     }
 
@@ -250,16 +249,16 @@ public struct LedgerAPI: Sendable {
     struct NonceHeld: Error {
         let index: Int?
         let submitted: Hash
-        let nonce: UInt64
-        let signer: String
         let holder: Hash
         let location: ChainStore.Location
+        /// The refusal as the node gave it (for a batch, it may say how many others had committed).
+        let reason: String
 
         var message: String {
             let place = "height \(location.height) (log index \(location.logIndex))"
             return submitted == holder
                 ? "transaction \(holder.hexString) is already committed, at \(place); it was not added again"
-                : "nonce \(nonce) of \(signer) is already used by transaction \(holder.hexString), committed at \(place); this transaction (\(submitted.hexString)) was not added"
+                : "\(reason); transaction \(holder.hexString) holds that nonce, committed at \(place); this transaction (\(submitted.hexString)) was not added"
         }
     }
 

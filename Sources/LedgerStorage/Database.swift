@@ -32,19 +32,44 @@ public final class Database: @unchecked Sendable {
     public let path: String
     public let mode: OpenMode
 
-    /// Compactions run at the lowest CPU priority (nice 19), once per process. They merge table
-    /// files in the background, seconds at a time (an L0→L1 compaction of a 100,000-subject
-    /// store rewrites about 200 MB, rate-limited below). At normal priority, on a 2-core machine,
-    /// one that starts right after opening the store took a core from queries and commits, and a
-    /// node serving 1,000 queries/s fell behind by seconds (docs/BENCHMARKS.md). At nice 19 they
-    /// run on what the node leaves idle. Flushes keep normal priority: a stalled flush would stop
-    /// writes once the memtables are full, and a stalled compaction only lets level-0 files
-    /// accumulate until RocksDB slows writes (20 files), which gives the compaction its CPU back.
-    private static let lowerCompactionPriority: Void = {
-        let env = rocksdb_create_default_env()!
-        rocksdb_env_lower_thread_pool_cpu_priority(env)
-        rocksdb_env_destroy(env)
-    }()
+    /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceCompactionThreads`,
+    /// after each read-write open). Compactions merge table files in the background, seconds at a
+    /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB, rate-limited
+    /// below). At normal priority, on a 2-core machine, one that starts right after opening the
+    /// store took a core from queries and commits, and a node serving 1,000 queries/s fell behind
+    /// by seconds (docs/BENCHMARKS.md). At nice 10 a compaction runs on idle time and, when the
+    /// cores are busy, still gets about a tenth of one: RocksDB's own `lower_thread_pool_cpu_priority`
+    /// (nice 19, about 1.5 %) could starve it while the CPU goes to work that does not write
+    /// (signature checks, refused requests), until level-0 files reached RocksDB's write stop
+    /// and commits waited. Flushes keep normal priority: they free the memtables writes need.
+    static let compactionNice: Int32 = 10
+
+    /// Sets this process's RocksDB compaction threads to `compactionNice`; whether any was found.
+    @discardableResult
+    static func reniceCompactionThreads() -> Bool {
+        #if os(Linux)
+        guard let dir = opendir("/proc/self/task") else { return false }
+        defer { closedir(dir) }
+        var found = false
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            guard let tid = Int32(name) else { continue }
+            let fd = open("/proc/self/task/\(name)/comm", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = read(fd, &buffer, buffer.count)
+            close(fd)
+            guard n > 0, buffer[..<n].starts(with: Array("rocksdb:low".utf8)) else { continue }
+            found = true
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), compactionNice)
+        }
+        return found
+        #else
+        return false
+        #endif
+    }
 
     /// Opens (or, read-write, creates) the store at `path` with the given column families.
     public init(path: String, columnFamilies names: [String], mode: OpenMode = .readWrite,
@@ -89,8 +114,6 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_ratelimiter(options, limiter)
         rocksdb_ratelimiter_destroy(limiter)
         if case .secondary = mode { rocksdb_options_set_max_open_files(options, -1) }
-        Self.lowerCompactionPriority
-
 
         let allNames = ["default"] + names.filter { $0 != "default" }
         var cfOptions: [OpaquePointer?] = Array(repeating: options, count: allNames.count)
@@ -136,6 +159,11 @@ public final class Database: @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncedWriteOptions, 1)
         unsyncedWriteOptions = rocksdb_writeoptions_create()!
         columnFamilyHandles = cfHandles.map { $0! }
+        if mode == .readWrite {
+            // The pool's threads start with the open and name themselves as they run.
+            var tries = 0
+            while !Self.reniceCompactionThreads(), tries < 40 { usleep(5_000); tries += 1 }
+        }
         for (i, name) in allNames.enumerated() { columnFamilyIndexes[name] = i }
     }
 

@@ -437,8 +437,9 @@ public struct PolicyRules: LedgerCore.PolicyRules {
 
     public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws {
         let policy = try parse(document, genesis)
+        // Only a subject policy answers from a score update (an aggregate's `model` is a name).
         let scored = policy.outputs.filter { $0.output.needsScore }
-        guard !scored.isEmpty else { return }
+        guard policy.scope == .subject, !scored.isEmpty else { return }
         guard let object = try? JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any],
               let fields = object["fields"] as? [String: Any] else {
             throw LedgerError(.invalidValue, "the result is not a \(policy.name) answer (no fields)")
@@ -465,8 +466,23 @@ public struct PolicyRules: LedgerCore.PolicyRules {
                 guard let m = stated as? [String: Any], m["sha256"] as? String == score.modelHash.hexString else {
                     throw LedgerError(.invalidValue, "the answer's \(name) is not the model of the receipt's \(from)")
                 }
+            } else if case .eligibility(let rule) = output {
+                // The parts that follow from the score alone: whether the grade is below the
+                // minimum, and the credit line (the score's, unless a grade or listing reason zeroes it).
+                guard let decision = stated as? [String: Any], let reasons = decision["reason_codes"] as? [String] else {
+                    throw LedgerError(.invalidValue, "the answer's \(name) is not an eligibility decision")
+                }
+                guard reasons.contains(where: { $0.hasPrefix("grade_below_") }) == (score.grade > rule.minGrade) else {
+                    throw LedgerError(.invalidValue, "the answer's \(name) does not follow from the grade of the receipt's \(from)")
+                }
+                if let line = rule.line {
+                    let zeroed = reasons.contains { $0.hasPrefix("grade_below_") || $0.hasPrefix("listed_") }
+                    let expected = zeroed ? 0 : PolicyEngine.creditLine(line, points: Int64(score.points), grade: score.grade)
+                    guard (decision["credit_line_yuan"] as? NSNumber)?.int64Value == expected else {
+                        throw LedgerError(.invalidValue, "the answer's \(name) credit line is not what the receipt's \(from) gives")
+                    }
+                }
             }
-            // An eligibility decision reads the records as well as the score; its parts are not rechecked here.
         }
     }
 

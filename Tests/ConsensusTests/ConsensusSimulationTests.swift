@@ -160,6 +160,11 @@ final class ConsensusSimulationTests: XCTestCase {
         XCTAssertTrue(roundTimeouts(rested).isEmpty, "a quiet round armed another: \(rested)")
         guard case .persist(let saved)? = rested.last else { return XCTFail("the resting round was not persisted: \(rested)") }
         XCTAssertEqual(saved.round, 1)
+        // Written in format 2, which a binary from before resting refuses (it would take `waiting`
+        // for round 0 and sign there again); every other state stays format 1.
+        XCTAssertEqual(saved.encoded.first, SafetyState.restingFormat)
+        XCTAssertEqual(try SafetyState.decode(saved.encoded), saved)
+        XCTAssertEqual(SafetyState(height: 1).encoded.first, SafetyState.format)
         // Rebroadcasts go on; a late vote of round 0 does not wake it.
         XCTAssertEqual(roundTimeouts(m.handle(.timeout(Timeout(step: .rebroadcast, height: 1, round: 0)))), [])
         XCTAssertTrue(roundTimeouts(m.handle(.vote(nilVote(.precommit, "v0", round: 0)))).isEmpty)

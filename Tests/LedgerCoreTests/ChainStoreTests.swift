@@ -100,6 +100,30 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertNoThrow(try Database(path: older, columnFamilies: ["meta"]))
     }
 
+    /// RocksDB's compaction threads run at nice 10 once a store is open read-write, so a
+    /// compaction takes idle time rather than a busy core from queries and commits; flushes
+    /// keep normal priority.
+    func testCompactionThreadsRunAtNice10AndFlushesAtNormalPriority() throws {
+        #if os(Linux)
+        let path = NSTemporaryDirectory() + "nice-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try Database(path: path, columnFamilies: ["a"])
+        var nice: [String: [Int32]] = [:]
+        for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8), comm.hasPrefix("rocksdb:"),
+                  let tid = id_t(task) else { continue }
+            errno = 0
+            let n = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid)
+            XCTAssertEqual(errno, 0)
+            nice[comm.hasPrefix("rocksdb:low") ? "low" : "high", default: []].append(n)
+        }
+        XCTAssertFalse(nice["low", default: []].isEmpty, "no compaction thread: \(nice)")
+        XCTAssertEqual(Set(nice["low", default: []]), [10], "\(nice)")
+        XCTAssertFalse(nice["high", default: []].contains(10), "a flush thread was lowered too: \(nice)")
+        _ = db
+        #endif
+    }
+
     /// A write batch is handed to RocksDB in key order (LedgerStorage/Database.swift). Reordering
     /// must not change what a batch does: the last write to a key wins, deletes and puts of one
     /// key keep their order, and keys that share their first 8 bytes or are prefixes of each

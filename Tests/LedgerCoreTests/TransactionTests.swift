@@ -161,10 +161,14 @@ final class TransactionTests: XCTestCase {
         }
         // A network carries a block (twice max_request_bytes) in one P2P frame that peers accept:
         // at most 48 MiB there; a dev ledger (one validator, no P2P) may go to the format's 256 MiB.
-        func limited(_ bytes: Int, validators n: Int) throws -> Genesis {
+        func limited(_ bytes: Int, validators n: Int, p2p: Bool = true) throws -> Genesis {
             var limits = Limits()
             limits.maxRequestBytes = bytes
-            let members = n == 1 ? [c.genesis.validators[0]] + c.genesis.members.filter { !$0.has(.validator) } : c.genesis.members
+            var members = n == 1 ? [c.genesis.validators[0]] + c.genesis.members.filter { !$0.has(.validator) } : c.genesis.members
+            members = members.enumerated().map { i, m in
+                Member(id: m.id, name: m.name, roles: m.roles, signingKey: m.signingKey, encryptionKey: m.encryptionKey,
+                       p2pAddress: p2p ? "127.0.0.1:\(26656 + i)" : nil)
+            }
             return try Genesis(bytes: try Genesis.render(chainID: "creditledger.test/limits", genesisTime: "2026-11-21T00:00:00Z",
                                                           members: members, limits: limits))
         }
@@ -173,7 +177,10 @@ final class TransactionTests: XCTestCase {
         XCTAssertThrowsError(try limited((48 << 20) + 1, validators: 4)) {
             XCTAssertTrue("\($0)".contains("may be at most 50331648 (48 MiB)"), "\($0)")
         }
-        XCTAssertNoThrow(try limited(256 << 20, validators: 1))
+        XCTAssertNoThrow(try limited(256 << 20, validators: 1, p2p: false))
+        XCTAssertThrowsError(try limited(256 << 20, validators: 1), "a lone validator with followers on P2P") {
+            XCTAssertTrue("\($0)".contains("may be at most"), "\($0)")
+        }
     }
 
     /// Every member dials the addresses in genesis, which never changes: one that does not parse is refused when it is made.

@@ -251,7 +251,7 @@ final class APITests: XCTestCase {
             // Same nonce, new content: still a replay of the nonce, naming the transaction that holds it.
             let sameNonce = try h.attestation(subject: "91110000600037341L", nonce: 100)
             try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(sameNonce))) { r in
-                assertNamesFirst(r, index: nil, words: "nonce 100 of dev is already used by transaction \(goodID)", "same nonce")
+                assertNamesFirst(r, index: nil, words: "nonce 100 was already used by dev (replayed transaction?); transaction \(goodID) holds that nonce", "same nonce")
             }
             let fresh = try h.attestation(subject: "91110000600037341L", nonce: 101)
             try await client.execute(uri: "/v1/transactions/batch", method: .post,

@@ -544,6 +544,9 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(first?.from, 1)
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertNotEqual(f.node.queue.sync { f.node.envelopeRequest?.peer }, first?.peer, "the next tick asks another peer")
+        // Never the peer asked for catch-up: it serves one block request at a time.
+        XCTAssertNotEqual(first?.peer, "val-a")
+        XCTAssertNotEqual(f.node.queue.sync { f.node.envelopeRequest?.peer }, "val-a")
 
         // A copy with two envelopes swapped restores nothing; the genuine block restores both.
         let swapped = CandidateBlock(header: block.header, submissions: [subs[0], Submission(transaction: subs[1].transaction, envelope: subs[2].envelope),

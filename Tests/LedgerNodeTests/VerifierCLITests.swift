@@ -59,7 +59,7 @@ final class VerifierCLITests: XCTestCase {
         let nonceText = try XCTUnwrap(again.output.range(of: #"nonce (\d+)"#, options: .regularExpression).map { again.output[$0].dropFirst(6) })
         let byHand = try Self.run("credit-node", submit + ["--genesis", genesis, "--nonce", String(nonceText)])
         XCTAssertEqual(byHand.status, 1, byHand.output)
-        XCTAssertTrue(byHand.output.contains("409") && byHand.output.contains("already used by transaction \(firstID)"), byHand.output)
+        XCTAssertTrue(byHand.output.contains("409") && byHand.output.contains("transaction \(firstID) holds that nonce"), byHand.output)
         let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
         XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
         try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)

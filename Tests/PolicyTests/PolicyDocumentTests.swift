@@ -1,6 +1,6 @@
 import LedgerCore
 import LedgerCrypto
-import Policy
+@testable import Policy
 import XCTest
 
 final class PolicyDocumentTests: XCTestCase {
@@ -92,6 +92,48 @@ final class PolicyDocumentTests: XCTestCase {
         let dev = try Genesis(bytes: try Genesis.render(chainID: "dev", genesisTime: "2026-11-21T00:00:00Z", members: [
             member("dev", [.validator, .custodian, .governmentIssuer, .bank, .scorer])]))
         XCTAssertNoThrow(try PolicyDocument(bytes: doc(roles: #"["custodian"]"#), genesis: dev))
+    }
+
+    /// The receipt check of score outputs (`PolicyRules.checkScoreOutputs`): an eligibility
+    /// decision's grade reason and credit line must follow from the score update; an aggregate's
+    /// `model` (a name, with no score behind it) is not a score output.
+    func testScoreOutputsAreCheckedAgainstTheScoreUpdate() throws {
+        let genesis = try PolicyConsortium().genesis
+        let rules = PolicyRules()
+        let preCheck = try Files.read("Genesis/policies/loan-pre-check.json")
+        let doc = try PolicyDocument(bytes: preCheck, genesis: genesis)
+        guard case .eligibility(let rule)? = doc.outputs.first(where: { if case .eligibility = $0.output { true } else { false } })?.output,
+              let line = rule.line else { return XCTFail("loan-pre-check has no eligibility with a credit line") }
+        func score(_ points: Int32, _ grade: Grade) -> ScoreUpdateBody {
+            ScoreUpdateBody(subject: try! USCC("91330106MA27XKT2XT"), modelHash: [UInt8](repeating: 1, count: 32), points: points, grade: grade,
+                            dimensions: [], inputs: [], asOfLogSize: 1)
+        }
+        func result(grade: String, reasons: [String], line: Int64) -> String {
+            let codes = reasons.map { "\"\($0)\"" }.joined(separator: ",")
+            return #"{"fields":{"decision":{"credit_line_yuan":\#(line),"eligible":\#(reasons.isEmpty),"reason_codes":[\#(codes)]},"grade":"\#(grade)","as_of_height":3}}"#
+        }
+        let good = score(700, .a)
+        let expected = PolicyEngine.creditLine(line, points: 700, grade: .a)
+        XCTAssertGreaterThan(expected, 0)
+        XCTAssertNoThrow(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: [], line: expected), score: good))
+        XCTAssertNoThrow(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: ["listed_serious_violation_list"], line: 0), score: good))
+        // Same grade, other points: the line no longer matches.
+        XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: [], line: expected), score: score(650, .a))) {
+            XCTAssertTrue("\($0)".contains("credit line is not what"), "\($0)")
+        }
+        // A grade reason the score does not give, or one missing.
+        XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: ["grade_below_B"], line: 0), score: good)) {
+            XCTAssertTrue("\($0)".contains("does not follow from the grade"), "\($0)")
+        }
+        // No score fact behind a stated grade.
+        XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: [], line: expected), score: nil))
+        // An aggregate stating a model name answers from no score update.
+        var aggregate = String(decoding: try Files.read("Genesis/policies/industry-statistics.json"), as: UTF8.self)
+        aggregate = aggregate.replacingOccurrences(of: #"{ "name": "as_of_height", "from": "as_of_height" }"#,
+                                                   with: #"{ "name": "as_of_height", "from": "as_of_height" }, { "name": "model", "from": "model" }"#)
+        XCTAssertNoThrow(try PolicyDocument(bytes: Array(aggregate.utf8), genesis: genesis))
+        XCTAssertNoThrow(try rules.checkScoreOutputs(Array(aggregate.utf8), genesis: genesis,
+                                                     result: #"{"fields":{"model":"enterprise","subjects":12}}"#, score: nil))
     }
 
     func testMaskingAndBuckets() {
