@@ -937,6 +937,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let answersCatchUp = list.isEmpty || list.contains { $0.block.header.height > store.head.height }
         let request = lastRequest?.peer == peer && answersCatchUp ? lastRequest : nil
         if request != nil { lastRequest = nil }
+        // What an honest peer sends for the request: as many blocks as it has past our head, up to
+        // `maxBlocksPerResponse`, while they fit in a frame.
+        let wanted = min(NetMessage.maxBlocksPerResponse, Int(clamping: (peerHeights[peer] ?? 0) &- store.head.height))
+        let sizes = list.map(\.encodedSize)
+        let roomForMore = sizes.reduce(0, +) + (sizes.max() ?? 0) <= maxFrameBytes - NetMessage.blocksMessageHeaderBytes
         var applied = 0
         var refused = false
         defer {
@@ -974,7 +979,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             afterCommit(c.block)
         }
         if applied > 0 {
-            catchUpMisses[peer] = nil
+            // A short answer to the request (fewer blocks than the peer claims to have, with room in
+            // the frame for more) counts as a miss too: a member claiming a height and serving one
+            // block at a time would otherwise stay the one asked and keep this node behind.
+            let short = request != nil && applied < wanted && roomForMore
+            catchUpMisses[peer] = short ? catchUpMisses[peer, default: 0] + 1 : nil
             logger.info("caught up \(applied) block(s) from \(peer); height \(store.head.height)")
             lastRequest = nil
             if let h = peerHeights[peer], h > store.head.height { requestBlocks(from: peer) }

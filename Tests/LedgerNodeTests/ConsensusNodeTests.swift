@@ -439,6 +439,22 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A peer that answers a catch-up request with fewer blocks than it claims to have, with room
+    /// in the frame for more, is counted a miss, and the next request goes to another peer.
+    func testCatchUpMovesAwayFromAPeerThatServesOneBlockAtATime() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(2, seed: 41), proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 3, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.status(height: 3, headHash: Hashes.zero), from: "val-d")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1, "the block itself is taken")
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, 1, "one block of the three it claims")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d", "the rest is asked of another peer")
+        await f.close()
+    }
+
     /// Catch-up takes a block only with a quorum of signatures from one round, in its certificate
     /// and in its checkpoint: an honest validator may have precommitted the block in a round
     /// where another was later committed, so signatures pooled across rounds prove nothing.
