@@ -5,7 +5,8 @@ public struct BlockHeader: Hashable, Sendable {
     public static let version: UInt8 = 1
     public let chainID: String
     public let height: UInt64
-    /// The proposer's clock in milliseconds since 1970 (agreed by consensus, never read by validation).
+    /// The proposer's clock in milliseconds since 1970, agreed by consensus: never before the
+    /// parent's, not far ahead of a voter's clock, and a score's as-of date (docs/FORMAT.md §8).
     public let timestampMillis: UInt64
     /// Hash of the previous block; block 1 links to the genesis hash.
     public let previousHash: Hash

@@ -118,6 +118,10 @@ public final class ExportBlockSource: BlockSource {
     private var blocksRead: UInt64 = 0
     private var finished = false
     public private(set) var genesisBytes: [UInt8] = []
+    /// The trusted genesis's limits, once known: a block holding more transactions, or a larger
+    /// transaction or envelope, than they allow is refused as it is read, not held in memory
+    /// first (the format's own bounds allow a million transactions of 1 MiB in one block).
+    public var limits: Limits?
     private let scratchPath: String
     private let scratch: Database
 
@@ -190,13 +194,16 @@ public final class ExportBlockSource: BlockSource {
         let checkpoint = try readBytes32("checkpoint", max: SignedNote.maxBytes)
         let count = Int(try readU32("transaction count"))
         guard count <= 1_000_000 else { throw LedgerError(.fieldTooLarge, "export: block with \(count) transactions") }
+        if let limits, count > limits.maxBlockTransactions {
+            throw LedgerError(.fieldTooLarge, "export: block \(blocksRead + 1) holds \(count) transactions; genesis allows at most \(limits.maxBlockTransactions)")
+        }
         var transactions: [([UInt8], [UInt8]?)] = []
         transactions.reserveCapacity(min(count, 10_000))
         for i in 0..<count {
-            let tx = try readBytes32("transaction", max: 1 << 20)
+            let tx = try readBytes32("block \(blocksRead + 1) transaction \(i)", max: limits?.maxTransactionBytes ?? 1 << 20)
             let has = try take(1, "envelope flag")[0]
             guard has <= 1 else { throw LedgerError(.malformed, "export: block \(blocksRead + 1), transaction \(i): envelope flag \(has) is neither 0 nor 1") }
-            transactions.append((tx, has == 1 ? try readBytes32("envelope", max: 1 << 20) : nil))
+            transactions.append((tx, has == 1 ? try readBytes32("block \(blocksRead + 1) envelope \(i)", max: limits?.maxEnvelopeBytes ?? 1 << 20) : nil))
         }
         blocksRead += 1
         return RawBlock(height: blocksRead, header: header, certificate: certificate.isEmpty ? nil : certificate,

@@ -46,6 +46,15 @@ public struct ChainSummary: Sendable {
     public var modelsInstalled: UInt64 = 0
     public var headHash: Hash = []
     public var logRoot: Hash = Merkle.emptyRoot
+
+    /// A store's head record must name the last block verified: its hash, log size and root.
+    /// (The data-directory source reads blocks up to the head's height only.)
+    public func check(againstHead head: ChainStore.Head) throws {
+        guard headHash == head.blockHash, UInt64(transactions) == head.logSize, logRoot == head.logRoot else {
+            throw ChainFailure(height: head.height, transactionIndex: nil, logIndex: nil,
+                               reason: "the store's head record (block \(head.blockHash.hexString.prefix(16))…, log size \(head.logSize)) does not match its last block (\(headHash.hexString.prefix(16))…, log size \(transactions))")
+        }
+    }
 }
 
 /// Checks a whole chain from genesis: links, certificates, every transaction's signature,
@@ -92,8 +101,10 @@ public final class ChainVerifier {
         var expectedHeight: UInt64 = 1
         while let block = try nextBlock(&source, expectedHeight) {
             let height = block.height
+            // The block's first log index, taken now: the frontier grows as its transactions are checked.
+            let firstLogIndex = frontier.size
             func fail(_ reason: String, tx: Int? = nil) -> ChainFailure {
-                ChainFailure(height: height, transactionIndex: tx, logIndex: tx.map { frontier.size + UInt64($0) }, reason: reason)
+                ChainFailure(height: height, transactionIndex: tx, logIndex: tx.map { firstLogIndex + UInt64($0) }, reason: reason)
             }
             let header: BlockHeader
             do { header = try BlockHeader.decode(block.header) } catch { throw fail("header does not decode: \(error)") }
@@ -317,7 +328,10 @@ final class VerifiedState: LedgerStateReader {
             // the 64-bit slot.
             let k = Self.requestKey(q.requester, q.requestNonce)
             if let first = requests[k] {
-                if case .queryRecord(let held) = try load(first).body, held.requester == q.requester, held.requestNonce == q.requestNonce {
+                // A holder in this block is another request (one request's records cannot share a
+                // block: its claims are exclusive), and an export source cannot read it back yet.
+                if first < blockStart, case .queryRecord(let held) = try load(first).body,
+                   held.requester == q.requester, held.requestNonce == q.requestNonce {
                     break
                 }
                 if requestOverflow["\(q.requester)/\(q.requestNonce)"] == nil { requestOverflow["\(q.requester)/\(q.requestNonce)"] = logIndex }

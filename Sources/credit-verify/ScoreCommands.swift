@@ -49,6 +49,7 @@ struct ScoreCase: LedgerStateReader {
         var found: LoggedTransaction? = nil
         var source = try ExportBlockSource(path: path)
         guard source.genesisBytes == genesis.bytes else { throw Failure("the export's genesis is not the trusted genesis") }
+        source.limits = genesis.limits
         var logIndex: UInt64 = 0
         scan: while let block = try source.nextBlock() {
             for t in block.transactions {
@@ -64,6 +65,7 @@ struct ScoreCase: LedgerStateReader {
             throw Failure("transaction \(id.hexString) is a \(update.transaction.kind.name), not a score update")
         }
         source = try ExportBlockSource(path: path)
+        source.limits = genesis.limits
         logIndex = 0
         var records: [LoggedTransaction] = []
         var ids = Set<Hash>()

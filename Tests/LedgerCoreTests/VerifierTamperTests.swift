@@ -35,12 +35,13 @@ final class VerifierTamperTests: XCTestCase {
     }
 
     /// Expects verification of the store at `path` to fail at `height` (and `tx`) with `words` in the reason.
-    func assertChainFails(_ path: String, _ name: String, height: UInt64, tx: Int? = nil, words: String,
+    func assertChainFails(_ path: String, _ name: String, height: UInt64, tx: Int? = nil, logIndex: UInt64? = nil, words: String,
                           file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try verify(path), name, file: file, line: line) { error in
             guard let f = error as? ChainFailure else { return XCTFail("\(name): \(error)", file: file, line: line) }
             XCTAssertEqual(f.height, height, "\(name): \(f)", file: file, line: line)
             XCTAssertEqual(f.transactionIndex, tx, "\(name): \(f)", file: file, line: line)
+            if let logIndex { XCTAssertEqual(f.logIndex, logIndex, "\(name): \(f)", file: file, line: line) }
             XCTAssertTrue(f.reason.contains(words), "\(name): \(f)", file: file, line: line)
         }
     }
@@ -135,14 +136,14 @@ final class VerifierTamperTests: XCTestCase {
         b = try ChainBuilder(consortium: c, path: path, signers: validators)
         try b.append([try b.consent(nonce: 1)])
         try b.append([try c.attestation(by: "samr", nonce: 1), try c.attestation(by: "bank-a", category: .penalty, severity: .general, nonce: 5)])
-        assertChainFails(path, "member without the role", height: 2, tx: 1, words: "may not attest penalty")
+        assertChainFails(path, "member without the role", height: 2, tx: 1, logIndex: 2, words: "may not attest penalty")
         // A replayed nonce in a later block.
         path = directory + "/replay"
         b = try ChainBuilder(consortium: c, path: path, signers: validators)
         try b.append([try b.consent(nonce: 1)])
         try b.append([try b.consent(nonce: 2), try c.attestation(nonce: 3), Submission(transaction: Transaction.sign(
             header: c.header("bank-a", nonce: 1), body: .consent(body), key: c.keys["bank-a"]!.signing), envelope: nil)])
-        assertChainFails(path, "replayed nonce", height: 2, tx: 2, words: "nonce 1")
+        assertChainFails(path, "replayed nonce", height: 2, tx: 2, logIndex: 3, words: "nonce 1")
         // Certified by too few validators.
         path = directory + "/few"
         b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])
@@ -341,6 +342,23 @@ final class VerifierTamperTests: XCTestCase {
         XCTAssertEqual(summary.transactions, 19)
         XCTAssertEqual(summary.logRoot, b.store.head.logRoot)
         XCTAssertEqual(summary.headHash, b.store.head.blockHash)
+        // `credit-verify chain --data-dir` holds the store's head record to the last block verified.
+        XCTAssertNoThrow(try summary.check(againstHead: b.store.head))
+        var other = summary
+        other.headHash = Hashes.zero
+        XCTAssertThrowsError(try other.check(againstHead: b.store.head)) { XCTAssertTrue("\($0)".contains("does not match its last block"), "\($0)") }
+        other = summary
+        other.transactions -= 1
+        XCTAssertThrowsError(try other.check(againstHead: b.store.head))
+        // Read against the trusted genesis's limits: a block over them is refused as it is read.
+        let limited = try ExportBlockSource(path: exportPath)
+        var small = b.store.genesis.limits
+        small.maxBlockTransactions = 2
+        limited.limits = small
+        var limitedSource = limited
+        XCTAssertThrowsError(try ChainVerifier(genesis: b.store.genesis).verify(&limitedSource)) { error in
+            XCTAssertTrue("\(error)".contains("holds") && "\(error)".contains("genesis allows at most 2"), "\(error)")
+        }
 
         let data = try Data(contentsOf: URL(fileURLWithPath: exportPath))
         for cut in [data.count - 3, data.count / 2] {
