@@ -149,7 +149,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
             do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
         }
-        if member.has(.scorer) && isValidator && options.autoScore { autoScorer = AutoScorer(node: self, stateDirectory: walDirectory) }
+        if member.has(.scorer) && isValidator && options.autoScore {
+            autoScorer = AutoScorer(node: self, stateDirectory: walDirectory)
+            // Live scoring asks the other scorers that are validators for endorsements; a genesis
+            // needing more than they can give (endorsers on follower nodes) leaves every update
+            // to the manual path (`credit-node rescore --submit --endorser-key`).
+            let askable = genesis.validators.filter { $0.has(.scorer) && $0.id != member.id }.count
+            if genesis.scoreEndorsementsRequired > askable {
+                logger.warning("genesis requires \(genesis.scoreEndorsementsRequired) score endorsement(s) but only \(askable) other scorer(s) are validators, which live scoring asks; no live score update can be endorsed: score with `credit-node rescore --submit --endorser-key` instead")
+            }
+        }
     }
 
     // MARK: Lifecycle

@@ -121,9 +121,10 @@ final class UpgradeRescorer: @unchecked Sendable {
     /// At start: governance-installed models, the latest version of their name, not finished yet.
     func resume() {
         let finished = finishedModels()
-        let installed = store.allModels().filter { $0.logIndex != nil }
+        let all = store.allModels()   // genesis models too: a newer version there supersedes
+        let installed = all.filter { $0.logIndex != nil }
         for m in installed where !finished.contains(m.hash.hexString) {
-            guard !installed.contains(where: { $0.name == m.name && $0.version > m.version }) else { continue }
+            guard !all.contains(where: { $0.name == m.name && $0.version > m.version }) else { continue }
             guard let size = installBlockLogSize(m) else { continue }
             enqueue(m, asOfLogSize: size, resuming: true)
         }
@@ -158,7 +159,13 @@ final class UpgradeRescorer: @unchecked Sendable {
                 }
             }
         }
-        for m in installs { enqueue(m, asOfLogSize: logSize, resuming: false) }
+        // An install of a lower version than one already installed (genesis included) re-scores
+        // nothing: its updates, as of a later log size, would count as fresher than the newer
+        // version's and be served instead of them.
+        let all = store.allModels()
+        for m in installs where !all.contains(where: { $0.name == m.name && $0.version > m.version }) {
+            enqueue(m, asOfLogSize: logSize, resuming: false)
+        }
         wake.broadcast()
     }
 

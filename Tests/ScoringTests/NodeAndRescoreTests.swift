@@ -329,6 +329,25 @@ final class NodeAndRescoreTests: XCTestCase {
         XCTAssertEqual(ledger.rescoreStatus?["done"] as? Int, individuals)
         XCTAssertEqual(store.head.logSize, sizeBefore, "subjects already re-scored were scored again")
         XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir + "/rescore-done"))
+
+        // v4, then v3: the lower version installed after the higher one re-scores nothing (its
+        // updates, as of a later log size, would count as fresher than v4's and be served).
+        for version: UInt32 in [4, 3] {
+            nonce += 1
+            let g = Self.individualBusinessV2(genesis: genesis, keys: keys, version: version)
+            _ = try await ledger.submit([Submission(transaction: Transaction.sign(
+                header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
+                body: .governance(g), key: keys.signing), envelope: nil)])
+            if version == 4 { try await Self.waitUntilRescoreFinished(ledger) } else { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        let v3Hash = Self.individualBusinessV2(genesis: genesis, keys: keys, version: 3).documentHash
+        let v4Hash = Self.individualBusinessV2(genesis: genesis, keys: keys, version: 4).documentHash
+        XCTAssertEqual(ledger.rescoreStatus?["model_hash"] as? String, v4Hash.hexString, "\(String(describing: ledger.rescoreStatus))")
+        for s in demo.subjects where s.subject_kind == "individual_business" {
+            let list = try updates(try USCC(s.uscc))
+            XCTAssertFalse(list.contains { $0.modelHash == v3Hash }, "re-scored under the lower version v3")
+            XCTAssertTrue(list.contains { $0.modelHash == v4Hash })
+        }
         producer.cancel()
         await producer.value
     }
@@ -345,10 +364,10 @@ final class NodeAndRescoreTests: XCTestCase {
     }
 
     /// Installing individual-business v2 (v1's document, version raised), approved by the dev member.
-    static func individualBusinessV2(genesis: Genesis, keys: MemberSecretKeys) -> GovernanceBody {
+    static func individualBusinessV2(genesis: Genesis, keys: MemberSecretKeys, version: UInt32 = 2) -> GovernanceBody {
         let v1 = genesis.models.first { $0.name == "individual-business" }!
-        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
-        var g = GovernanceBody(action: .installModel, name: "individual-business", version: 2, document: Array(text.utf8))
+        let text = String(decoding: v1.document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": \(version)")
+        var g = GovernanceBody(action: .installModel, name: "individual-business", version: version, document: Array(text.utf8))
         let member = genesis.member(keys.memberID)!
         g.approvals = [MemberSignature(member: member.id, keyID: member.keyID, signature: keys.signing.signature(for: g.approvalMessage(chainID: genesis.chainID)))]
         return g
