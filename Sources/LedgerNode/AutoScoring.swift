@@ -26,6 +26,8 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     let queue = DispatchQueue(label: "creditledger.scoring")
     var pending: [Hash: Pending] = [:]          // by carrier transaction id; touched on `queue`
     var waitingEndorse: [(from: String, tx: Transaction, since: ContinuousClock.Instant)] = []
+    /// The ids in `waitingEndorse`, so a request (resent every second) is looked up, not searched for.
+    var waitingEndorseIDs = Set<HashKey>()
     /// Endorsements this node gave, by carrier id (bounded, oldest forgotten first): a request
     /// resent while the answer was on its way is answered again without recomputing.
     var answered: [Hash: MemberSignature] = [:]
@@ -362,7 +364,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         if store.head.logSize < body.asOfLogSize {
             // This node has not committed the block yet: answer once it has.
             if ContinuousClock.now - since < Self.endorsementWait, waitingEndorse.count < Self.maxPending,
-               !waitingEndorse.contains(where: { $0.tx.id == tx.id }) {
+               waitingEndorseIDs.insert(HashKey(tx.id)).inserted {
                 waitingEndorse.append((peer, tx, since))
             }
             return
@@ -448,6 +450,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     private func retryEndorsements() {
         let waiting = waitingEndorse
         waitingEndorse = []
+        waitingEndorseIDs = []
         for (peer, tx, since) in waiting { endorseRequested(tx, from: peer, since: since) }
     }
 }

@@ -172,6 +172,30 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// An endorsement request for a block this node has not committed waits, once however often
+    /// the scorer resends it (every second), and is looked up by id, not searched for.
+    func testAnEndorsementRequestAheadOfTheHeadWaitsOnce() async throws {
+        let f = try await Fixture(as: "val-c", scorers: true)
+        let scorer = try XCTUnwrap(f.node.autoScorer)
+        func request(_ points: Int32) -> Transaction {
+            let body = ScoreUpdateBody(subject: try! USCC("91330106MA27XKT2XT"), modelHash: [UInt8](repeating: 1, count: 32), points: points,
+                                       grade: .b, dimensions: [], inputs: [], asOfLogSize: 1_000)
+            return Transaction.sign(header: TransactionHeader(chainID: f.genesis.chainID, signer: "val-b", keyID: f.genesis.member("val-b")!.keyID,
+                                                              nonce: UInt64(points), issuedAtMillis: 1),
+                                    body: .scoreUpdate(body), key: f.keys["val-b"]!.signing)
+        }
+        scorer.queue.sync {
+            for _ in 0..<3 { scorer.endorseRequested(request(600), from: "val-b") }
+            scorer.endorseRequested(request(601), from: "val-b")
+            XCTAssertEqual(scorer.waitingEndorse.count, 2)
+            XCTAssertEqual(scorer.waitingEndorseIDs.count, 2)
+            // A request signed by someone other than the peer that sent it is ignored.
+            scorer.endorseRequested(request(602), from: "val-d")
+            XCTAssertEqual(scorer.waitingEndorse.count, 2)
+        }
+        await f.close()
+    }
+
     /// A peer asking for a block's content in a loop is answered once a second per block, and for
     /// a few blocks a second: each answer is encoded on the consensus queue, where votes wait.
     func testBlockContentIsServedOnceASecondPerPeer() async throws {
