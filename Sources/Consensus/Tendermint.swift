@@ -450,10 +450,7 @@ public struct TendermintMachine: Sendable {
 
     /// Line 11.
     private mutating func startRound(_ r: UInt32, _ out: inout [ConsensusAction]) {
-        state.round = r
-        state.step = .propose
-        state.proposal = nil; state.prevote = nil; state.precommit = nil
-        buildRequested = false
+        enter(round: r, .propose)
         // The round must survive a restart once anything was signed at this height (a restart
         // into an earlier round could sign twice in it). Round 0 of a fresh height needs no write:
         // a restart finds an older height on disk and starts this one at round 0 anyway.
@@ -478,11 +475,16 @@ public struct TendermintMachine: Sendable {
     /// longer and each rebroadcast carrying this validator's votes of every round so far. The
     /// round is persisted: the rounds before it hold votes this validator signed.
     private mutating func rest(inRound r: UInt32, _ out: inout [ConsensusAction]) {
+        enter(round: r, .waiting)
+        out.append(.persist(state))
+    }
+
+    /// Round `r` at `step`, with nothing signed in it yet.
+    private mutating func enter(round r: UInt32, _ step: Step) {
         state.round = r
-        state.step = .waiting
+        state.step = step
         state.proposal = nil; state.prevote = nil; state.precommit = nil
         buildRequested = false
-        out.append(.persist(state))
     }
 
     private mutating func propose(_ out: inout [ConsensusAction]) {

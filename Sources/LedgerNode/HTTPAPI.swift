@@ -375,16 +375,14 @@ public struct LedgerAPI: Sendable {
     }
 
     static func errorResponse(_ error: any Error) -> Response {
-        if let held = error as? NonceHeld {
-            var body: [String: Any] = ["code": LedgerError.Code.replay.rawValue, "message": held.message,
-                                       "committed": ["id": held.holder.hexString, "height": held.location.height,
-                                                     "log_index": held.location.logIndex]]
-            if let index = held.index { body["index"] = index }
-            return json(statusFor(.replay), ["error": body])
-        }
         var index: Int? = nil
         var underlying = error
+        var committed: [String: Any]? = nil
         if let b = error as? BatchError { index = b.index; underlying = b.error }
+        if let held = error as? NonceHeld {
+            (index, underlying) = (held.index, LedgerError(.replay, held.message))
+            committed = ["id": held.holder.hexString, "height": held.location.height, "log_index": held.location.logIndex]
+        }
         let (status, code, message): (HTTPResponse.Status, String, String)
         switch underlying {
         case let e as LedgerError:
@@ -398,6 +396,7 @@ public struct LedgerAPI: Sendable {
         }
         var body: [String: Any] = ["code": code, "message": message]
         if let index { body["index"] = index }
+        if let committed { body["committed"] = committed }
         return json(status, ["error": body])
     }
 

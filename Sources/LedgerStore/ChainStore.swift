@@ -567,7 +567,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     // MARK: LedgerStateReader
 
     public func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool {
-        try database.get(Family.nonces, Self.nonceKey(signer: signer, nonce: nonce)) != nil
+        try nonceHolder(signer: signer, nonce: nonce) != nil
     }
 
     /// The id of the committed transaction that used this nonce of this signer, if any.
