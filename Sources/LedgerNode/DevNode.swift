@@ -131,17 +131,15 @@ struct BlockProducerService: Service {
     }
 }
 
-/// Reads the store's table files into the page cache on a thread of its own, so that after a
-/// restart queries do not each wait for the disk (`Database.warmPageCache`). Logs what it did.
+/// Reads the store's table files into the page cache in the background, the families queries
+/// read first, so that after a restart queries do not each wait for the disk
+/// (`Database.warmPageCacheInBackground`). Logs what it did.
 func warmPageCache(of store: ChainStore, logger: Logger) {
-    let database = store.database
-    Thread.detachNewThread {
-        let clock = ContinuousClock()
-        let started = clock.now
-        if let (files, bytes) = database.warmPageCache() {
-            logger.info("page cache: \(files) table files (\(bytes >> 20) MiB) read in \(clock.now - started)")
+    store.database.warmPageCacheInBackground(first: ChainStore.familiesQueriesRead) { read, took in
+        if let (files, bytes) = read {
+            logger.info("page cache: \(files) table files (\(bytes >> 20) MiB) read in \(took)")
         } else {
-            logger.info("page cache: table files not read (none, or more than half the memory available)")
+            logger.info("page cache: no table file read (none, or the first is over half the memory available)")
         }
     }
 }

@@ -215,6 +215,22 @@ public final class Database: @unchecked Sendable {
         rocksdb_cancel_all_background_work(handle, 1)
     }
 
+    /// The table files the store uses now: column family, full path and size, as RocksDB
+    /// reports them (`rocksdb_livefiles`).
+    public func liveTableFiles() -> [(family: String, path: String, bytes: Int)] {
+        guard let files = rocksdb_livefiles(handle) else { return [] }
+        defer { rocksdb_livefiles_destroy(files) }
+        var result: [(family: String, path: String, bytes: Int)] = []
+        for i in 0..<rocksdb_livefiles_count(files) {
+            guard let family = rocksdb_livefiles_column_family_name(files, i),
+                  let name = rocksdb_livefiles_name(files, i) else { continue }
+            // Names are given from the store's directory on ("/000123.sst").
+            let file = String(cString: name)
+            result.append((String(cString: family), path + (file.hasPrefix("/") ? "" : "/") + file, Int(rocksdb_livefiles_size(files, i))))
+        }
+        return result
+    }
+
     func columnFamilyIndex(_ name: String) throws -> Int {
         guard let i = columnFamilyIndexes[name] else {
             throw StorageError(.unknownColumnFamily, "no column family named \(name)")

@@ -35,6 +35,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     /// Every column family of the store, for tools that open it with `Database` directly.
     public static let columnFamilies = Family.all
+    /// The families a query reads (consent index, subject index, Merkle nodes, transactions)
+    /// and those its audit record's admission reads (ids, nonces), hottest first: a node warms
+    /// its page cache in this order (`Database.warmPageCache`).
+    public static let familiesQueriesRead = [Family.meta, Family.subjects, Family.tree, Family.transactionIndex,
+                                             Family.nonces, Family.transactions, Family.envelopes]
     /// Block cache of a serving node: queries and proofs read records of random subjects.
     public static let nodeBlockCacheBytes = 512 << 20
     /// Memory for Merkle nodes on a serving node: every level of a log of about a million entries.

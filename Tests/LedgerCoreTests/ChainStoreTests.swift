@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerStorage
 import LedgerStore
+import Synchronization
 import XCTest
 
 final class ChainStoreTests: XCTestCase {
@@ -121,6 +122,55 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(Set(nice["low", default: []]), [10], "\(nice)")
         XCTAssertFalse(nice["high", default: []].contains(10), "a flush thread was lowered too: \(nice)")
         _ = db
+        #endif
+    }
+
+    /// A node warms its page cache at start (LedgerStorage/PageCache.swift): the families named
+    /// first are read first, files are read only while they fit the budget, and the background
+    /// pass runs at nice 19 on a thread of its own, leaving the caller's priority alone.
+    func testPageCacheWarmingReadsTheFirstFamiliesFirstWithinItsBudgetAtIdlePriority() throws {
+        let db = try Database(path: directory, columnFamilies: ["a", "b", "c"])
+        for (n, family) in ["a", "b", "c"].enumerated() {
+            let batch = WriteBatch(for: db)
+            for i in 0..<(1_000 * (n + 1)) { try batch.put(family, Array("\(family)\(i)".utf8), [UInt8](repeating: UInt8(i & 0xff), count: 100)) }
+            try db.write(batch)
+        }
+        try db.flush()
+        var size: [String: Int] = [:], count: [String: Int] = [:]
+        for table in db.liveTableFiles() {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: table.path), table.path)
+            size[table.family, default: 0] += table.bytes
+            count[table.family, default: 0] += 1
+        }
+        XCTAssertEqual(Set(size.keys), ["a", "b", "c"])
+        let (a, b, c) = (size["a"]!, size["b"]!, size["c"]!)
+        XCTAssertTrue(a < b && b < c, "\(size)")
+
+        let onlyC = db.warmPageCache(first: ["c", "a"], budgetBytes: c)
+        XCTAssertEqual(onlyC?.files, count["c"]); XCTAssertEqual(onlyC?.bytes, c)
+        let cThenA = db.warmPageCache(first: ["c", "a"], budgetBytes: c + a + b - 1)
+        XCTAssertEqual(cThenA?.files, count["c"]! + count["a"]!); XCTAssertEqual(cThenA?.bytes, c + a)
+        let all = db.warmPageCache(first: ["b"], budgetBytes: a + b + c)
+        XCTAssertEqual(all?.bytes, a + b + c)
+        XCTAssertNil(db.warmPageCache(first: ["c"], budgetBytes: c - 1), "the first file is over the budget: nothing is read")
+
+        #if os(Linux)
+        errno = 0
+        let callerNice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        XCTAssertEqual(errno, 0)
+        let seen = Mutex<(nice: Int32, sameThread: Bool, bytes: Int?)?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        db.warmPageCacheInBackground(first: ["b"], budgetBytes: b) { read, _ in
+            let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            seen.withLock { $0 = (nice, Thread.isMainThread, read?.bytes) }
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        let pass = try XCTUnwrap(seen.withLock { $0 })
+        XCTAssertEqual(pass.nice, 19)
+        XCTAssertFalse(pass.sameThread)
+        XCTAssertEqual(pass.bytes, b)
+        XCTAssertEqual(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), callerNice, "the caller's priority changed")
         #endif
     }
 
