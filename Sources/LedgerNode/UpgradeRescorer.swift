@@ -17,7 +17,9 @@ import Scoring
 /// A subject counts as done once a score update under the new model, signed by this node, with
 /// log index at or after the install, is committed (a later live score under the model counts
 /// too). Unconfirmed subjects (an endorsement that expired, a refused submission) are tried again
-/// in further passes. On restart the node looks at every model installed by governance that is
+/// in further passes. A job that ends with subjects still unconfirmed (`incomplete`, say while
+/// too few endorsers are up) runs again later, after 1 minute, then 2, 4 … up to 30 minutes
+/// between attempts, until it finishes or a newer version supersedes it. On restart the node looks at every model installed by governance that is
 /// the latest version of its name and is not listed in `rescore-done` (in the consensus
 /// directory): it starts that job again and skips subjects already done, so an interrupted
 /// re-score resumes where its committed updates end. Old score updates are never touched.
@@ -30,6 +32,10 @@ final class UpgradeRescorer: @unchecked Sendable {
         let model: ScoringModel
         /// The log size of the block that committed the install: the as-of point of every update.
         let asOfLogSize: UInt64
+        /// 1 for the first run; one more for each run after an incomplete one.
+        var attempt = 1
+        /// An attempt after an incomplete one waits until then.
+        var notBefore: ContinuousClock.Instant?
     }
 
     /// What GET /v1/status shows.
@@ -38,6 +44,9 @@ final class UpgradeRescorer: @unchecked Sendable {
         var hash: Hash
         var asOfLogSize: UInt64
         var state: String   // "listing", "running", "finished", "superseded", "incomplete", "failed"
+        var attempt = 1
+        /// When the next attempt of an incomplete job starts.
+        var retryAt: ContinuousClock.Instant?
         var done = 0
         var total = 0
         var failed = 0
@@ -47,8 +56,11 @@ final class UpgradeRescorer: @unchecked Sendable {
         var rate: Int { seconds > 0 ? Int(Double(done) / seconds) : 0 }
 
         var json: [String: any Sendable] {
-            ["model": model, "model_hash": hash.hexString, "as_of_log_size": asOfLogSize, "state": state,
-             "done": done, "total": total, "failed": failed, "pass": pass, "in_flight": inFlight, "subjects_per_second": rate]
+            var j: [String: any Sendable] = ["model": model, "model_hash": hash.hexString, "as_of_log_size": asOfLogSize, "state": state,
+                                             "attempt": attempt, "done": done, "total": total, "failed": failed, "pass": pass,
+                                             "in_flight": inFlight, "subjects_per_second": rate]
+            if let retryAt { j["next_attempt_in_seconds"] = max(0, Int((retryAt - ContinuousClock.now).inSeconds.rounded(.up))) }
+            return j
         }
     }
 
@@ -57,15 +69,21 @@ final class UpgradeRescorer: @unchecked Sendable {
     /// An update not committed within this long is given up and retried in the next pass.
     static let inFlightTimeout: Duration = .seconds(40)
     static let maxPasses = 5
+    /// The wait before attempt `n + 1` of a job whose attempt `n` ended incomplete: 1 minute,
+    /// doubling, at most 30.
+    static func retryDelay(afterAttempt n: Int) -> Duration { .seconds(min(60 << min(max(n, 1) - 1, 5), 1_800)) }
     static let maxQueuedJobs = 16
     static let progressInterval: Duration = .seconds(3)
 
     unowned let host: any RescoreHost
     let stateFile: String
+    let retryDelay: @Sendable (Int) -> Duration
     private let lock = NSLock()
     private let wake = NSCondition()
     // Guarded by `lock`.
+    /// Queued jobs, the running one included (until it ends), and incomplete ones waiting for their next attempt.
     private var jobs: [Job] = []
+    private var runningJob: Job?
     private var snapshot: Snapshot?
     /// The last jobs that ended (at most 8), oldest first.
     private var ended: [Snapshot] = []
@@ -81,9 +99,11 @@ final class UpgradeRescorer: @unchecked Sendable {
     private var stopped = false
     private var thread: Thread?
 
-    init(host: any RescoreHost, stateDirectory: String) {
+    init(host: any RescoreHost, stateDirectory: String,
+         retryDelay: @escaping @Sendable (Int) -> Duration = UpgradeRescorer.retryDelay(afterAttempt:)) {
         self.host = host
         self.stateFile = stateDirectory + "/rescore-done"
+        self.retryDelay = retryDelay
     }
 
     var store: ChainStore { host.store }
@@ -187,10 +207,10 @@ final class UpgradeRescorer: @unchecked Sendable {
             // Found both at start and in a block caught up meanwhile: one job.
             if jobs.contains(where: { $0.installed.hash == installed.hash }) { return true }
             // A newer version of a model makes re-scoring under the older one pointless: the job
-            // running stops (`supersede`), queued ones are dropped.
+            // running stops (`supersede`), queued and waiting ones are dropped.
             let older = { (j: Job) in j.installed.name == installed.name && j.installed.version < installed.version }
-            if thread != nil, let current = jobs.first, older(current) { supersede = true }
-            jobs = jobs.enumerated().filter { $0.offset == 0 && thread != nil || !older($0.element) }.map(\.element)
+            if let current = runningJob, older(current) { supersede = true }
+            jobs.removeAll { older($0) && $0.installed.hash != runningJob?.installed.hash }
             jobs.append(job)
             if thread == nil {
                 let t = Thread { [self] in runJobs() }
@@ -227,31 +247,63 @@ final class UpgradeRescorer: @unchecked Sendable {
 
     // MARK: The re-score thread
 
+    /// Runs the queued jobs in turn, and incomplete ones again when their wait is over; leaves
+    /// when none is left or the node stops.
     private func runJobs() {
         while true {
+            var waitUntil: ContinuousClock.Instant?
             let next: Job? = lock.withLock {
-                guard !stopped, let job = jobs.first else { thread = nil; return nil }
-                return job
+                guard !stopped, !jobs.isEmpty else { thread = nil; return nil }
+                let now = ContinuousClock.now
+                if let job = jobs.first(where: { ($0.notBefore ?? now) <= now }) {
+                    runningJob = job
+                    return job
+                }
+                waitUntil = jobs.compactMap(\.notBefore).min()
+                return nil
             }
-            guard let job = next else { return }
-            run(job)
-            lock.withLock {
-                jobs.removeFirst()
+            guard let job = next else {
+                guard let waitUntil else { return }
+                // Only incomplete jobs are left, waiting: sleep until the first is due (a new job
+                // or a stop wakes the thread sooner).
+                let seconds = min(1, max(0.001, (waitUntil - ContinuousClock.now).inSeconds))
+                wake.lock()
+                _ = wake.wait(until: Date().addingTimeInterval(seconds))
+                wake.unlock()
+                continue
+            }
+            let state = run(job)
+            let retry: Job? = lock.withLock {
+                jobs.removeAll { $0.installed.hash == job.installed.hash }
+                runningJob = nil
                 supersede = false
                 currentHash = nil
                 position = [:]
                 confirmed = []
                 inFlight = [:]
+                guard state == "incomplete", !stopped else { return nil }
+                var again = job
+                again.attempt += 1
+                again.notBefore = ContinuousClock.now + retryDelay(job.attempt)
+                jobs.append(again)
+                snapshot?.retryAt = again.notBefore
+                if let last = ended.indices.last { ended[last].retryAt = again.notBefore }
+                return again
+            }
+            if let retry {
+                logger.notice("re-score under \(job.installed.name) v\(job.installed.version) incomplete; attempt \(retry.attempt) in \(retryDelay(job.attempt))")
             }
         }
     }
 
-    private func run(_ job: Job) {
+    /// One attempt of a job; returns how it ended (the `state` it leaves in the status).
+    @discardableResult
+    private func run(_ job: Job) -> String {
         let clock = ContinuousClock()
         let started = clock.now
         let name = "\(job.installed.name) v\(job.installed.version)"
         lock.withLock {
-            snapshot = Snapshot(model: name, hash: job.installed.hash, asOfLogSize: job.asOfLogSize, state: "listing")
+            snapshot = Snapshot(model: name, hash: job.installed.hash, asOfLogSize: job.asOfLogSize, state: "listing", attempt: job.attempt)
             running = true
         }
         // 1. This node's subjects: designated to it, of a kind the model scores, with records before the as-of size.
@@ -359,13 +411,14 @@ final class UpgradeRescorer: @unchecked Sendable {
             // try: the job is done, and a restart does not list every subject again. They are
             // counted in the status and logged; each is scored with its next record if it can be.
             markFinished(job.installed.hash)
-            finish(job, name, state: "finished", started: started)
+            return finish(job, name, state: "finished", started: started)
         } else {
-            finish(job, name, state: "incomplete", started: started)
+            return finish(job, name, state: "incomplete", started: started)
         }
     }
 
-    private func finish(_ job: Job, _ name: String, state: String, started: ContinuousClock.Instant) {
+    @discardableResult
+    private func finish(_ job: Job, _ name: String, state: String, started: ContinuousClock.Instant) -> String {
         let s: Snapshot? = lock.withLock {
             snapshot?.state = state
             running = false
@@ -379,6 +432,7 @@ final class UpgradeRescorer: @unchecked Sendable {
         if let s {
             logger.info("re-score under \(name) \(state): \(s.done)/\(s.total) subjects confirmed, \(s.failed) failed, in \(String(format: "%.1f", s.seconds)) s")
         }
+        return state
     }
 
     /// Drops in-flight updates older than `inFlightTimeout` (looked at once a second at most).

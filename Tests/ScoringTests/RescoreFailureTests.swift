@@ -1,9 +1,11 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
-import LedgerNode
+@testable import LedgerNode
 import LedgerStore
+import Logging
 import Scoring
+import Synchronization
 import XCTest
 
 extension NodeAndRescoreTests {
@@ -50,5 +52,108 @@ extension NodeAndRescoreTests {
         XCTAssertEqual(store.head.logSize, sizeBefore)
         producer.cancel()
         await producer.value
+    }
+
+    /// A re-score that ends with subjects unconfirmed (`incomplete`: here every update is
+    /// refused, as when too few endorsers are up) runs again by itself after its wait, without a
+    /// restart, and finishes once updates commit; the status says which attempt it is on and
+    /// when the next one starts.
+    func testAnIncompleteRescoreRunsAgainWithoutARestart() throws {
+        let (keys, member, genesis, store) = try devScorerChain(chainID: "creditledger.test/upgrade-retry")
+        let asOfMillis = UInt64(try LedgerDate(iso: "2026-11-21").dayNumber) * 86_400_000
+        let demo = DemoSubjects(count: 12, seed: 6, asOf: try LedgerDate(iso: "2026-11-21"))
+        var nonce: UInt64 = 0
+        func signed(_ body: TransactionBody) -> Submission {
+            nonce += 1
+            return Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID,
+                                                                                      nonce: nonce, issuedAtMillis: asOfMillis),
+                                                            body: body, key: keys.signing), envelope: nil)
+        }
+        var block: [Submission] = []
+        for records in demo.records { for r in records { block.append(signed(.attestation(try r.body()))) } }
+        try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+        try store.appendBlock([signed(.governance(Self.individualBusinessV2(genesis: genesis, keys: keys)))],
+                              timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+        let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
+        XCTAssertGreaterThan(individuals, 0)
+
+        /// Refuses every update while `refusing`, then commits each in a block of its own.
+        final class Host: RescoreHost, @unchecked Sendable {
+            let store: ChainStore
+            let engine: ScoreEngine
+            let logger: Logger
+            let keys: MemberSecretKeys
+            let member: Member
+            let millis: UInt64
+            let refusing = Atomic<Bool>(true)
+            let refused = Atomic<Int>(0)
+            private let lock = NSLock()
+            private var nonce: UInt64 = 1_000_000
+            weak var rescorer: UpgradeRescorer?
+            init(store: ChainStore, keys: MemberSecretKeys, member: Member, millis: UInt64) {
+                self.store = store; self.keys = keys; self.member = member; self.millis = millis
+                engine = ScoreEngine(genesis: store.genesis)
+                var l = Logger(label: "rescore-retry-test"); l.logLevel = .critical; logger = l
+            }
+            var memberID: String { member.id }
+            func isDesignated(_ subject: USCC) -> Bool { true }
+            var hasRoomForRescore: Bool { true }
+            func submitRescored(_ body: ScoreUpdateBody) {
+                if refusing.load(ordering: .relaxed) {
+                    refused.add(1, ordering: .relaxed)
+                    rescorer?.released(body.subject)
+                    return
+                }
+                let s: Submission = lock.withLock {
+                    nonce += 1
+                    return Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: store.genesis.chainID, signer: member.id, keyID: member.keyID,
+                                                                                              nonce: nonce, issuedAtMillis: millis),
+                                                                    body: .scoreUpdate(body), key: keys.signing), envelope: nil)
+                }
+                do {
+                    try store.appendBlock([s], timestampMillis: millis, proposer: member.id, signers: [(member, keys.signing)])
+                    let head = store.head
+                    rescorer?.committed([s], firstLogIndex: head.logSize - 1, logSize: head.logSize)
+                } catch {
+                    XCTFail("the update was not committed: \(error)")
+                    rescorer?.released(body.subject)
+                }
+            }
+        }
+        let host = Host(store: store, keys: keys, member: member, millis: asOfMillis)
+        let stateDir = "\(directory)/state"
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        let rescorer = UpgradeRescorer(host: host, stateDirectory: stateDir, retryDelay: { _ in .milliseconds(300) })
+        host.rescorer = rescorer
+        defer { rescorer.stop() }
+        rescorer.resume()   // the install is committed and not finished here: its job starts
+
+        func waitFor(_ what: String, _ condition: ([String: any Sendable]) -> Bool) throws -> [String: any Sendable] {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if let s = rescorer.status, condition(s) { return s }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            XCTFail("\(what): status \(String(describing: rescorer.status))")
+            throw XCTSkip("gave up waiting")
+        }
+        let incomplete = try waitFor("attempt 1 ends incomplete") { $0["state"] as? String == "incomplete" }
+        XCTAssertEqual(incomplete["attempt"] as? Int, 1, "\(incomplete)")
+        XCTAssertEqual(incomplete["done"] as? Int, 0, "\(incomplete)")
+        XCTAssertEqual(incomplete["pass"] as? Int, UpgradeRescorer.maxPasses, "\(incomplete)")
+        XCTAssertNotNil(incomplete["next_attempt_in_seconds"] as? Int, "\(incomplete)")
+        XCTAssertEqual(host.refused.load(ordering: .relaxed), individuals * UpgradeRescorer.maxPasses)
+        host.refusing.store(false, ordering: .relaxed)
+
+        let finished = try waitFor("a later attempt finishes") { $0["state"] as? String == "finished" }
+        XCTAssertGreaterThanOrEqual(finished["attempt"] as? Int ?? 0, 2, "\(finished)")
+        XCTAssertEqual(finished["done"] as? Int, individuals, "\(finished)")
+        XCTAssertNil(finished["next_attempt_in_seconds"], "\(finished)")
+        let done = try String(contentsOfFile: stateDir + "/rescore-done", encoding: .utf8)
+        XCTAssertTrue(done.contains(try XCTUnwrap(store.latestModel(name: "individual-business")).hash.hexString))
+        // The job is over: nothing runs it again.
+        Thread.sleep(forTimeInterval: 0.6)
+        XCTAssertEqual(rescorer.status?["attempt"] as? Int, finished["attempt"] as? Int)
+        XCTAssertEqual(rescorer.status?["state"] as? String, "finished")
     }
 }
