@@ -8,8 +8,13 @@ source Network/local/network.env
 bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
 dir="$CREDITLEDGER_LOCAL_DIR"
 if [ -f "$dir/genesis.json" ]; then exit 0; fi
+if [ -e "$dir" ]; then
+  echo "error: $dir exists without a genesis.json (a network made by hand, or half removed); move it away first" >&2
+  exit 1
+fi
 rm -rf "$dir.creating"
-mkdir -p "$dir.creating/keys"
+mkdir -p "$dir.creating"
+mkdir -m 700 "$dir.creating/keys"   # secret keys: nobody else lists or reads them
 for m in $CREDITLEDGER_LOCAL_MEMBERS; do
   "$bin" keygen --member "$m" --out "$dir.creating/keys" >/dev/null
 done

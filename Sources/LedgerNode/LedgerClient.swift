@@ -41,8 +41,8 @@ public struct LedgerClient: Sendable {
         }
         let box = ResultBox()
         let semaphore = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error { box.result = .failure(error) } else {
+        let task = URLSession.shared.dataTask(with: request) { [timeout] data, response, error in
+            if let error { box.result = .failure(Self.transportFailure(error, method: method, url: url, timeout: timeout)) } else {
                 box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
             }
             semaphore.signal()
@@ -53,6 +53,29 @@ public struct LedgerClient: Sendable {
     }
 
     private final class ResultBox: @unchecked Sendable { var result: Result<(Int, Data), any Error>? }
+
+    /// A transport error in words an operator can act on, naming the node: Foundation's own
+    /// (`Error Domain=NSURLErrorDomain Code=-1004 "(null)"UserInfo=…`) names neither.
+    public struct Unreachable: Error, CustomStringConvertible, Sendable {
+        public let description: String
+        /// Foundation's error, for callers that look at its code.
+        public let underlying: any Error
+    }
+
+    static func transportFailure(_ error: any Error, method: String, url: URL, timeout: TimeInterval) -> Unreachable {
+        let node = url.host.map { h in url.port.map { "\(h):\($0)" } ?? h } ?? url.absoluteString
+        let reason: String
+        switch (error as? URLError)?.code ?? URLError.Code(rawValue: (error as NSError).code) {
+        case .cannotConnectToHost: reason = "connection refused (is the node running, and is this its --http address?)"
+        case .cannotFindHost, .dnsLookupFailed: reason = "no such host"
+        case .timedOut: reason = "no answer within \(Int(timeout)) s"
+        case .networkConnectionLost: reason = "the connection closed before the answer"
+        case .notConnectedToInternet: reason = "no network"
+        case .unsupportedURL, .badURL: reason = "not an http:// URL"
+        default: reason = (error as NSError).localizedDescription
+        }
+        return Unreachable(description: "cannot reach the node at \(node) (\(method) \(url.path)): \(reason)", underlying: error)
+    }
 
     /// GET returning the body; throws `HTTPFailure` on a non-2xx status.
     public func get(_ path: String) throws -> Data {

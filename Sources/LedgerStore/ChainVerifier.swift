@@ -46,6 +46,8 @@ public struct ChainSummary: Sendable {
     public var modelsInstalled: UInt64 = 0
     public var headHash: Hash = []
     public var logRoot: Hash = Merkle.emptyRoot
+    /// Trusted checkpoints the chain was checked to reach, with their roots (`mustReach`).
+    public var checkpointsReached = 0
 
     /// A store's head record must name the last block verified: its hash, log size and root.
     /// (The data-directory source reads blocks up to the head's height only.)
@@ -76,9 +78,20 @@ public final class ChainVerifier {
 
     /// Verifies `source`; `progress(blocks, transactions)` is called after each block.
     /// `expectedTransactions` (when known) sizes the indexes once instead of growing them.
-    public func verify(_ source: inout some BlockSource, expectedTransactions: Int = 0,
+    /// `mustReach`: checkpoints the caller trusts (verified against the genesis): a block must
+    /// end at each one's log size with its root. A copy that stops at a block boundary is
+    /// otherwise a valid chain, so only this shows that no block after it was left out.
+    public func verify(_ source: inout some BlockSource, expectedTransactions: Int = 0, mustReach: [Checkpoint] = [],
                        progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
         var summary = ChainSummary()
+        var trusted: [UInt64: Hash] = [:]
+        for c in mustReach {
+            if let other = trusted[c.size], other != c.rootHash {
+                throw ChainFailure(height: 0, transactionIndex: nil, logIndex: nil,
+                                   reason: "two trusted checkpoints of log size \(c.size) name different roots: the log was forked (keep both notes as evidence)")
+            }
+            trusted[c.size] = c.rootHash
+        }
         var absent = Set<HashKey>()
         summary.genesisHash = genesis.hash
         summary.chainID = genesis.chainID
@@ -183,6 +196,12 @@ public final class ChainVerifier {
                 }
                 summary.checkpointsChecked += 1
             }
+            if let root = trusted.removeValue(forKey: header.logSize) {
+                guard root == header.logRoot else {
+                    throw fail("the log root at size \(header.logSize) is \(header.logRoot.hexString.prefix(16))…, the trusted checkpoint of that size says \(root.hexString.prefix(16))…: this chain is not the one the checkpoint's signers certified")
+                }
+                summary.checkpointsReached += 1
+            }
             state.recordBlock(logSize: header.logSize, timestampMillis: header.timestampMillis)
             try source.didVerify(block, firstLogIndex: header.firstLogIndex)
             previousHash = header.hash
@@ -192,6 +211,12 @@ public final class ChainVerifier {
             summary.signaturesChecked += UInt64(decoded.count) + UInt64(block.certificate == nil ? 0 : 1)
             expectedHeight += 1
             progress?(summary.blocks, summary.transactions)
+        }
+        if let size = trusted.keys.min() {
+            throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,
+                               reason: size > frontier.size
+                                ? "the chain ends at log size \(frontier.size), short of the trusted checkpoint of size \(size): blocks are missing from its end"
+                                : "no block ends at log size \(size), the trusted checkpoint's size: it is not a checkpoint of this chain")
         }
         summary.headHash = previousHash
         summary.logRoot = frontier.root

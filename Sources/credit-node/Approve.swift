@@ -45,7 +45,8 @@ struct ApprovalOptions: ParsableArguments {
     }
 
     /// Signs `proposal`, prints what was approved, writes the file.
-    func approve(_ proposal: GovernanceBody, genesis g: Genesis, details: [String]) throws {
+    func approve(_ proposal: GovernanceBody, genesis g: Genesis, details: [String], document: String? = nil) throws {
+        try checkOutput(out, inputs: [key, genesis, document])
         let keys = try MemberSecretKeys.load(from: key)
         let approval = try GovernanceApproval.approve(proposal, genesis: g, keys: keys)
         try approval.write(to: out)
@@ -75,7 +76,7 @@ struct ApprovePolicy: ParsableCommand {
                 "purposes: \(policy.purposes.map(\.name).joined(separator: ", "))",
                 "scope \(policy.scope.rawValue); callers: \(callers.joined(separator: ", ")); consent required: \(policy.consentRequired)",
                 "outputs: \(policy.outputs.map(\.name).joined(separator: ", "))",
-            ])
+            ], document: file)
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }
@@ -95,7 +96,7 @@ struct ApproveModel: ParsableCommand {
                 "title: \(model.title)",
                 "kind \(model.kind.rawValue); subjects: \(model.subjectKinds.map(\.name).joined(separator: ", "))",
                 "once installed, the scorers re-score every subject it covers (docs/SCORING.md §8)",
-            ])
+            ], document: file)
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

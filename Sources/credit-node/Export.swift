@@ -18,6 +18,7 @@ struct ExportChain: ParsableCommand {
 
     func run() throws {
         do {
+            try checkOutput(out)
             let store = try ChainStore(path: dataDir + "/ledger", mode: .readOnly, verifyDepth: 1)
             let blocks = try ChainExport.write(store: store, to: out)
             print("exported \(blocks) blocks, \(store.head.logSize) transactions to \(out)")
@@ -36,8 +37,9 @@ struct ReceiptFetch: ParsableCommand {
 
     func run() throws {
         do {
+            if let out { try checkOutput(out) }
             let data = try LedgerClient(baseURL: node).get("/v1/transactions/\(id)/receipt")
-            if let out { try data.write(to: URL(fileURLWithPath: out)); print("wrote \(out)") } else { print(String(decoding: data, as: UTF8.self)) }
+            if let out { try writeOutput(data, to: out); print("wrote \(out)") } else { print(String(decoding: data, as: UTF8.self)) }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

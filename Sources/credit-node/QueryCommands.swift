@@ -34,6 +34,7 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         do {
+            if let out { try checkOutput(out, inputs: [key, genesis]) }
             let keys = try MemberSecretKeys.load(from: key)
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis)
@@ -51,7 +52,7 @@ struct QueryCommand: ParsableCommand {
             if let out {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try encoder.encode(receipt).write(to: URL(fileURLWithPath: out))
+                try writeOutput(try encoder.encode(receipt), to: out, inputs: [key, genesis])
             }
             let audit = receipt.facts.first { $0.role == "audit_record" }
             let auditID = audit.flatMap { [UInt8](base64: $0.transaction) }.flatMap { try? Transaction.decode($0, maxBytes: Int.max) }?.id.hexString ?? "?"

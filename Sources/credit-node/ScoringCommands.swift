@@ -19,10 +19,10 @@ func readFile(_ path: String) throws -> [UInt8] {
     return Array(data)
 }
 
-func writeLines(_ lines: [Data], to path: String) throws {
+func writeLines(_ lines: [Data], to path: String, inputs: [String?] = []) throws {
     var out = Data()
     for l in lines { out.append(l); out.append(0x0A) }
-    try out.write(to: URL(fileURLWithPath: path))
+    try writeOutput(out, to: path, inputs: inputs)
 }
 
 /// A progress line on standard error, redrawn at most ten times a second when it is a terminal.
@@ -68,12 +68,18 @@ struct DemoData: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let records = try demo.records.joined().map { try encoder.encode($0) }
         if out.hasSuffix(".jsonl") || out.hasSuffix(".json") {
-            try writeLines(records, to: out)
+            try writeLines(records, to: out, inputs: [key, bankKey, genesis])
             print("wrote \(records.count) records of \(subjects) subjects to \(out)")
         } else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+                try checkOutput(out, inputs: [key, bankKey, genesis])
+                throw fail("--out \(out) is a file: name FILE.jsonl (or .json) for the records alone, or a directory for subjects.jsonl and records.jsonl")
+            }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try writeLines(try demo.subjects.map { try encoder.encode($0) }, to: "\(out)/subjects.jsonl")
-            try writeLines(records, to: "\(out)/records.jsonl")
+            try checkOutput("\(out)/records.jsonl", inputs: [key, bankKey, genesis])
+            try writeLines(try demo.subjects.map { try encoder.encode($0) }, to: "\(out)/subjects.jsonl", inputs: [key, bankKey, genesis])
+            try writeLines(records, to: "\(out)/records.jsonl", inputs: [key, bankKey, genesis])
             print("wrote \(out)/subjects.jsonl (\(subjects) subjects) and \(out)/records.jsonl (\(records.count) records)")
         }
         let kinds = Dictionary(grouping: demo.subjects, by: \.subject_kind).mapValues(\.count)
@@ -257,6 +263,7 @@ struct Rescore: ParsableCommand {
 
     func run() throws {
         do {
+            if let out { try checkOutput(out, inputs: [key, model] + endorserKey.map(Optional.some)) }
             let store = try ChainStore(path: dataDir + "/ledger", mode: .readOnly, verifyDepth: 1)
             let engine = ScoreEngine(genesis: store.genesis)
             let compiled: ScoringModel
@@ -335,7 +342,7 @@ struct Rescore: ParsableCommand {
                 }
             }
             if let out {
-                try writeLines(lines, to: out)
+                try writeLines(lines, to: out, inputs: [key, model] + endorserKey.map(Optional.some))
                 print("wrote \(lines.count) results to \(out)")
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }

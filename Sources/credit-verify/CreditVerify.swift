@@ -85,13 +85,23 @@ struct Chain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a whole chain: genesis, links, certificates, every signature and role, roots, checkpoints.",
         discussion: """
-        Reads a node's RocksDB store read-only (safe beside a running node) or an export written by
-        `credit-node export`. Prints a summary, or the first failure with block height, transaction
+        Reads a node's RocksDB store read-only (safe beside a running node) or an export written by \
+        `credit-node export`. Prints a summary, or the first failure with block height, transaction \
         index and reason, and exits 1.
+
+        Trust: give --genesis (the genesis file you hold), or anyone's look-alike chain with its own keys verifies. \
+        Give --checkpoint with a checkpoint you obtained yourself (say, `credit-node checkpoint` from a member's node, \
+        or one kept from an earlier audit): a copy that stops at a block boundary is otherwise a valid chain, and only \
+        a checkpoint shows that no block after it was left out.
+
+        Example:
+          credit-verify chain --export chain.export --genesis genesis.json --checkpoint latest.checkpoint
         """)
     @Option(help: "A node's ledger store directory (DATA_DIR/ledger for the dev node).") var dataDir: String?
     @Option(help: "An export file from `credit-node export`.") var export: String?
-    @Option(help: "The genesis file you trust; without it the chain's own genesis is used and its hash printed.") var genesis: String?
+    @Option(help: "The genesis file you trust; without it the chain's own genesis is used, its hash printed, and a warning given.") var genesis: String?
+    @Option(name: .customLong("checkpoint"), help: "A checkpoint (signed note) you trust: the chain must reach its log size with its root (repeatable).")
+    var checkpoints: [String] = []
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
@@ -100,13 +110,22 @@ struct Chain: ParsableCommand {
         var summary: ChainSummary
         do {
             let trusted = try genesis.map(readGenesis)
+            /// The trusted checkpoints, verified against the trusted genesis (else the chain's own).
+            func notes(_ g: Genesis) throws -> [Checkpoint] {
+                try checkpoints.map { path in
+                    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read checkpoint \(path)") }
+                    do { return try Checkpoint.verify(signedNote: String(decoding: data, as: UTF8.self), genesis: g).0 }
+                    catch { throw Failure("checkpoint \(path) does not verify against the genesis: \(error)") }
+                }
+            }
             if let dataDir {
                 let store = try ChainStore(path: dataDir, mode: .readOnly, verifyDepth: 0, blockCacheBytes: 8 << 20)
                 try checkGenesis(store.genesis.bytes, trusted: trusted)
                 let bar = ProgressBar(total: store.head.height)
                 var source = StoreBlockSource(store: store)
                 // The head record is not trusted yet: it only sizes the indexes, within reason.
-                summary = try ChainVerifier(genesis: trusted ?? store.genesis).verify(&source, expectedTransactions: min(Int(clamping: store.head.logSize), 1 << 24)) {
+                summary = try ChainVerifier(genesis: trusted ?? store.genesis).verify(&source, expectedTransactions: min(Int(clamping: store.head.logSize), 1 << 24),
+                                                                                      mustReach: try notes(trusted ?? store.genesis)) {
                     bar.update(blocks: $0, transactions: $1)
                 }
                 bar.finish()
@@ -118,7 +137,7 @@ struct Chain: ParsableCommand {
                 let bar = ProgressBar(total: 0)
                 var s = source
                 s.limits = g.limits
-                summary = try ChainVerifier(genesis: g).verify(&s) { bar.update(blocks: $0, transactions: $1) }
+                summary = try ChainVerifier(genesis: g).verify(&s, mustReach: try notes(g)) { bar.update(blocks: $0, transactions: $1) }
                 bar.finish()
             }
         } catch let failure as ChainFailure {
@@ -139,9 +158,11 @@ struct Chain: ParsableCommand {
             "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
+            "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached,
         ], text: """
         OK: chain \(summary.chainID) is intact
-          genesis      \(summary.genesisHash.hexString)
+          genesis      \(summary.genesisHash.hexString)\(genesis != nil ? " (the trusted file)" : "\n               WARNING: not checked against a genesis you hold (--genesis): compare this hash with the consortium's")
+          complete     \(summary.checkpointsReached > 0 ? "reaches \(summary.checkpointsReached) trusted checkpoint\(summary.checkpointsReached == 1 ? "" : "s") with the same root" : "not checked: give --checkpoint; a copy cut short at a block boundary also reads as intact")
           blocks       \(summary.blocks) (\(summary.certificatesChecked) commit certificates and \(summary.checkpointsChecked) checkpoints checked)
           transactions \(summary.transactions) (signature, signer, role, replay guard, references)
           head         \(summary.headHash.hexString)

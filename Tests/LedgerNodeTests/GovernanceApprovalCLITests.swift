@@ -85,6 +85,34 @@ final class GovernanceApprovalCLITests: XCTestCase {
     }
 
     /// Writes a variant of the shipped credit-grade policy.
+    /// `--out` never writes over a secret key file or one of the command's own inputs: a
+    /// custodian who typed `--out` where `--key` belonged used to lose the key every governance
+    /// change needs. Other existing outputs are replaced whole (scripts write them on every run).
+    func testOutputNeverReplacesASecretKeyOrAnInput() throws {
+        let doc = try policy("credit-grade")
+        let keyBefore = try Data(contentsOf: URL(fileURLWithPath: key("data-330106")))
+        let docBefore = try Data(contentsOf: URL(fileURLWithPath: doc))
+        let base = ["approve", "policy", "--genesis", root + "/genesis.json", "--key", key("data-330106"), "--file", doc]
+        try expectRefusal(base + ["--out", key("data-330106")], ["an input of this command", "nothing was written"])
+        try expectRefusal(base + ["--out", key("samr-330106")], ["holds a secret key"])
+        try expectRefusal(base + ["--out", doc], ["is \(doc), an input of this command"])
+        try expectRefusal(base + ["--out", root + "/genesis.json"], ["an input of this command"])
+        try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", key("bank-a")], ["holds a secret key"])
+        try expectRefusal(["demo-data", "--subjects", "3", "--out", key("bank-a")], ["holds a secret key"])
+        try "notes".write(toFile: root + "/notes", atomically: true, encoding: .utf8)
+        try expectRefusal(["demo-data", "--subjects", "3", "--out", root + "/notes"], ["--out \(root!)/notes is a file"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: key("data-330106"))), keyBefore)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: doc)), docBefore)
+        XCTAssertNoThrow(try MemberSecretKeys.load(from: key("bank-a")))
+        // A node that cannot be reached is named, with the reason in words.
+        try expectRefusal(["checkpoint", "--node", "http://127.0.0.1:1"], ["cannot reach the node at 127.0.0.1:1", "connection refused"])
+        // An earlier output is replaced.
+        let out = root + "/data.approval.json"
+        try "stale".write(toFile: out, atomically: true, encoding: .utf8)
+        try expectSuccess(base + ["--out", out])
+        XCTAssertEqual(try GovernanceApproval.load(path: out).member, "data-330106")
+    }
+
     func policy(_ name: String, replacing: [(String, String)] = []) throws -> String {
         var text = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/policies/credit-grade.json", encoding: .utf8)
         for (a, b) in replacing { text = text.replacingOccurrences(of: a, with: b) }

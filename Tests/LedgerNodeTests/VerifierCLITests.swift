@@ -63,6 +63,8 @@ final class VerifierCLITests: XCTestCase {
         let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
         XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
         try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)
+        // An export of the chain as it is now, beside the running node: later it is a copy cut short.
+        XCTAssertEqual(try Self.run("credit-node", ["export", "--data-dir", dir, "--out", dir + "/old.export"]).status, 0)
         let demo = try Self.run("credit-node", ["demo", "--node", url, "--genesis", genesis, "--key", dir + "/keys/dev.key", "--count", "40"])
         XCTAssertEqual(demo.status, 0, demo.output)
         XCTAssertTrue(demo.output.contains("inclusion proof verifies"), demo.output)
@@ -113,12 +115,39 @@ final class VerifierCLITests: XCTestCase {
         node.terminate()
         XCTAssertEqual(try Self.run("credit-node", ["export", "--data-dir", dir, "--out", dir + "/chain.export"]).status, 0)
         XCTAssertEqual(try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis]).status, 0)
+        // Completeness against trusted checkpoints: the whole chain reaches both; the copy cut
+        // short at a block boundary verifies alone but not against the newer checkpoint.
+        let complete = try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis,
+                                                      "--checkpoint", dir + "/old.checkpoint", "--checkpoint", dir + "/new.checkpoint"])
+        XCTAssertEqual(complete.status, 0, complete.output)
+        XCTAssertTrue(complete.output.contains("reaches 2 trusted checkpoints with the same root"), complete.output)
+        XCTAssertTrue(complete.output.contains("(the trusted file)"), complete.output)
+        let short = try Self.run("credit-verify", ["chain", "--export", dir + "/old.export", "--genesis", genesis])
+        XCTAssertEqual(short.status, 0, short.output)
+        XCTAssertTrue(short.output.contains("not checked: give --checkpoint"), short.output)
+        let cut = try Self.run("credit-verify", ["chain", "--export", dir + "/old.export", "--genesis", genesis, "--checkpoint", dir + "/new.checkpoint", "--json"])
+        XCTAssertEqual(cut.status, 1, cut.output)
+        XCTAssertTrue(cut.output.contains("short of the trusted checkpoint of size 41: blocks are missing from its end"), cut.output)
+        let upToOld = try Self.run("credit-verify", ["chain", "--export", dir + "/old.export", "--genesis", genesis, "--checkpoint", dir + "/old.checkpoint", "--json"])
+        XCTAssertEqual(upToOld.status, 0, upToOld.output)
+        let reached = try JSONSerialization.jsonObject(with: Data(upToOld.output.utf8)) as? [String: Any]
+        XCTAssertEqual(reached?["checkpoints_reached"] as? Int, 1)
+        XCTAssertEqual(reached?["genesis_trusted"] as? Bool, true)
+        let untrusted = try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export"])
+        XCTAssertEqual(untrusted.status, 0, untrusted.output)
+        XCTAssertTrue(untrusted.output.contains("WARNING: not checked against a genesis you hold"), untrusted.output)
         let otherDir = dir + "-other"
         defer { try? FileManager.default.removeItem(atPath: otherDir) }
         _ = try DevNode.open(dataDirectory: otherDir)
         let wrong = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", otherDir + "/genesis.json"])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.output.contains("not the trusted genesis"), wrong.output)
+        // A checkpoint whose size was altered no longer carries its signers' signatures.
+        let lines = try String(contentsOfFile: dir + "/new.checkpoint", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        try ([lines[0], "40"] + lines.dropFirst(2)).joined(separator: "\n").write(toFile: dir + "/forged.checkpoint", atomically: true, encoding: .utf8)
+        let forged = try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis, "--checkpoint", dir + "/forged.checkpoint"])
+        XCTAssertEqual(forged.status, 1, forged.output)
+        XCTAssertTrue(forged.output.contains("forged.checkpoint does not verify against the genesis"), forged.output)
 
         // Tamper with one stored transaction: the verifier names block and transaction.
         do {

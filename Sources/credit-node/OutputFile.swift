@@ -1,0 +1,42 @@
+import Foundation
+import LedgerCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Checks where a command will write, before it does any work: not over one of the command's
+/// own input files, and not over a secret key file. Other existing files are replaced: outputs
+/// such as `answer.json` or `demo-records.jsonl` are written again on every run of a script.
+/// A custodian who typed `--out` where `--key` belonged lost the X25519 secret that every
+/// governance change needs (found in review).
+func checkOutput(_ out: String, inputs: [String?] = []) throws {
+    var target = stat()
+    guard stat(out, &target) == 0 else { return }   // nothing there yet
+    for case let input? in inputs {
+        var other = stat()
+        if stat(input, &other) == 0, other.st_dev == target.st_dev, other.st_ino == target.st_ino {
+            throw fail("--out \(out) is \(input), an input of this command; nothing was written")
+        }
+    }
+    if target.st_mode & S_IFMT == S_IFREG, holdsSecretKey(out) {
+        throw fail("--out \(out) holds a secret key (\(MemberSecretKeys.format)); refusing to write over it, nothing was written")
+    }
+}
+
+/// Whether the file at `path` looks like a CreditLedger secret key file (its first 64 KiB
+/// name the format). A file that cannot be read is treated as one: better refused than lost.
+private func holdsSecretKey(_ path: String) -> Bool {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return true }
+    defer { try? handle.close() }
+    let head = (try? handle.read(upToCount: 64 << 10)) ?? Data()
+    // The format's name up to its "/v1" (which JSONEncoder writes as "\/v1").
+    let name = MemberSecretKeys.format.split(separator: "/").first.map(String.init) ?? MemberSecretKeys.format
+    return head.range(of: Data("\"\(name)".utf8)) != nil
+}
+
+/// Writes a command's output file whole or not at all (a temporary file renamed into place),
+/// after `checkOutput`.
+func writeOutput(_ data: Data, to path: String, inputs: [String?] = []) throws {
+    try checkOutput(path, inputs: inputs)
+    try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+}
