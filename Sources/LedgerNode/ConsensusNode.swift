@@ -163,14 +163,31 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     // MARK: Lifecycle
 
-    /// Starts the P2P transport and consensus. `peers` are the addresses to dial.
-    public func start(listenHost: String, listenPort: Int, peers: [PeerAddress]) async throws -> Int {
+    /// Inbound connections a node keeps for handshakes beyond one per genesis member.
+    static let handshakeHeadroom = 32
+
+    /// The transport's settings for this node: every other genesis member allowed, frames up to
+    /// `maxFrameBytes`, and room for an inbound session from every member plus
+    /// `handshakeHeadroom` handshakes. The transport's default of 64 inbound connections
+    /// refused members for good from the 65th on, and left handshakes one slot from about 63
+    /// members (genesis allows 100 validators, and followers besides; found in review).
+    static func p2pConfig(genesis: Genesis, member: Member, keys: MemberSecretKeys, listenHost: String, listenPort: Int,
+                          peers: [PeerAddress], maxFrameBytes: Int) -> P2PConfig {
         var allowed: [String: Ed25519PublicKey] = [:]
         for m in genesis.members where m.id != member.id { allowed[m.id] = m.signingKey }
         var config = P2PConfig(chainID: genesis.chainID, genesisHash: genesis.hash, localMemberID: member.id,
                                signingKey: keys.signing, listenHost: listenHost, listenPort: listenPort,
                                peers: peers, allowedPeers: allowed)
         config.maxFrameBytes = maxFrameBytes
+        config.maxInboundConnections = max(config.maxInboundConnections, allowed.count + handshakeHeadroom)
+        return config
+    }
+
+
+    /// Starts the P2P transport and consensus. `peers` are the addresses to dial.
+    public func start(listenHost: String, listenPort: Int, peers: [PeerAddress]) async throws -> Int {
+        let config = Self.p2pConfig(genesis: genesis, member: member, keys: keys, listenHost: listenHost, listenPort: listenPort,
+                                    peers: peers, maxFrameBytes: maxFrameBytes)
         let limits = genesis.limits
         let mempool = self.mempool
         p2p = P2PNode(config: config, logger: logger, onMessage: { [weak self] from, bytes in

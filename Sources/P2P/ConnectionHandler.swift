@@ -32,7 +32,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let frameLengths: ClosedRange<Int>
     private let handshakeTimeout: TimeAmount
     private var phase = Phase.handshaking
-    private var handshake: Handshake
+    /// Released once the session is established: with it go the ephemeral X25519 secret
+    /// (zeroed on release) and the handshake's copies of the session keys (docs/P2P.md,
+    /// forward secrecy).
+    private var handshake: Handshake?
     private var sendCipher: FrameCipher?
     private var receiveCipher: FrameCipher?
     private var handshakeCompleted = false
@@ -71,7 +74,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             guard phase == .handshaking else { return }
             fail(context, CloseReason.protocolError(P2PError(.handshakeTimeout, "handshake did not complete within \(timeoutText)")))
         }
-        if let hello = handshake.start() {
+        if let hello = handshake?.start() {
             context.writeAndFlush(wrapOutboundOut(frame(hello, allocator: context.channel.allocator)), promise: nil)
         }
         context.fireChannelActive()
@@ -159,13 +162,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 return
             case .handshaking:
                 guard let body = try Framing.nextBody(in: &inbound!, lengths: 1...Wire.maxHandshakeMessageBytes, what: "handshake message") else { return }
-                let step = try handshake.receive(Array(body.readableBytesView))
+                guard handshake != nil else { throw P2PError(.malformedHandshake, "handshake message after the handshake") }
+                let step = try handshake!.receive(Array(body.readableBytesView))
                 if let reply = step.reply {
                     context.write(wrapOutboundOut(frame(reply, allocator: context.channel.allocator)), promise: nil)
                 }
                 context.flush()
                 if let established = step.established {
                     handshakeCompleted = true
+                    handshake = nil
                     timeout?.cancel()
                     sendCipher = established.sendCipher
                     receiveCipher = established.receiveCipher

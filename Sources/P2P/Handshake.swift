@@ -48,8 +48,13 @@ struct Handshake {
     let allowedPeers: [String: Ed25519PublicKey]
     /// For an initiator: the member it dialed. The responder's hello must name it.
     let expectedPeer: String?
-    private let ephemeral: X25519PrivateKey
+    /// Dropped (and zeroed on release) once the shared secret is computed: forward secrecy
+    /// needs no copy of it to outlive the handshake (docs/P2P.md).
+    private var ephemeral: X25519PrivateKey?
     private var state: State = .idle
+
+    /// Whether the ephemeral X25519 secret is still held.
+    var holdsEphemeralSecret: Bool { ephemeral != nil }
 
     init(role: Role, local: LocalIdentity, allowedPeers: [String: Ed25519PublicKey], expectedPeer: String?,
          ephemeral: X25519PrivateKey = X25519PrivateKey()) {
@@ -59,7 +64,10 @@ struct Handshake {
         self.allowedPeers = allowedPeers
         self.expectedPeer = expectedPeer
         self.ephemeral = ephemeral
+        self.ephemeralPublicKey = ephemeral.publicKey.bytes
     }
+
+    private let ephemeralPublicKey: [UInt8]
 
     var isDone: Bool { if case .done = state { true } else { false } }
 
@@ -100,7 +108,9 @@ struct Handshake {
             let th = Wire.transcriptHash(initiatorHello: initiatorHello, responderHello: responderHello)
             let keys: (initiatorToResponder: SecretBytes, responderToInitiator: SecretBytes)
             do {
-                let shared = try ephemeral.sharedSecret(with: peerKey)
+                guard let secret = ephemeral else { throw P2PError(.badKey, "no ephemeral secret") }
+                let shared = try secret.sharedSecret(with: peerKey)
+                ephemeral = nil
                 keys = try Wire.sessionKeys(sharedSecret: shared, transcriptHash: th)
             } catch {
                 throw P2PError(.badKey, "ephemeral key gives no shared secret (low-order point)")
@@ -138,7 +148,7 @@ struct Handshake {
 
     private func ownHello() -> [UInt8] {
         Wire.Hello(chainID: local.chainID, genesisHash: local.genesisHash, memberID: local.memberID,
-                   ephemeralPublicKey: ephemeral.publicKey.bytes).encoded()
+                   ephemeralPublicKey: ephemeralPublicKey).encoded()
     }
 
     private func check(_ hello: Wire.Hello) throws(P2PError) {

@@ -60,7 +60,19 @@ public final class P2PNode: Sendable {
         var handshakeRefusalWindow: NIODeadline?
         var handshakeRefusalsLogged = 0
         var unloggedHandshakeRefusals = 0
+        /// When each member's session was last replaced by a new one (within the last
+        /// `replacementWindow`; at most `replacementsForWarning` kept per member), and when a
+        /// warning about it was last logged.
+        var replacements: [String: [NIODeadline]] = [:]
+        var lastReplacementWarning: [String: NIODeadline] = [:]
     }
+
+    /// Sessions of one member replaced this many times within `replacementWindow` get a
+    /// warning: a restarting peer replaces its session once, two nodes running with one
+    /// member's key (a standby left running, or a stolen key) replace each other's every few
+    /// seconds, and each replacement drops what was in flight.
+    static let replacementsForWarning = 3
+    static let replacementWindow: TimeAmount = .seconds(60)
 
     /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
     /// onPeer(member, connected) when an authenticated session opens or closes.
@@ -439,19 +451,34 @@ public final class P2PNode: Sendable {
     /// A handshake succeeded. Registers the session, replacing an older one with the same
     /// member (the peer probably restarted). False when the node is stopping.
     func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
-        let outcome: (accepted: Bool, replaced: Session?) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, nil) }
+        let outcome: (accepted: Bool, replaced: Session?, flapping: Int?) = state.withLockedValue { s in
+            guard !s.stopped else { return (false, nil, nil) }
             s.handshaking[ObjectIdentifier(channel)] = nil
             let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
+            var flapping: Int?
+            if old != nil {
+                let now = NIODeadline.now()
+                var times = (s.replacements[peer] ?? []).filter { now - $0 < Self.replacementWindow }
+                times.append(now)
+                s.replacements[peer] = Array(times.suffix(Self.replacementsForWarning))
+                if times.count >= Self.replacementsForWarning,
+                   s.lastReplacementWarning[peer].map({ now - $0 >= Self.replacementWindow }) ?? true {
+                    s.lastReplacementWarning[peer] = now
+                    flapping = times.count
+                }
+            }
             if s.dialers[peer] != nil {
                 s.dialers[peer]!.reported = nil
                 // A session from either direction makes a scheduled dial pointless.
                 s.dialers[peer]!.scheduled?.cancel()
                 s.dialers[peer]!.scheduled = nil
             }
-            return (true, old)
+            return (true, old, flapping)
         }
         guard outcome.accepted else { return false }
+        if let count = outcome.flapping {
+            logger.warning("p2p session with \(peer) replaced \(count) times within \(Self.replacementWindow.nanoseconds / 1_000_000_000) s (now by \(remote)): two nodes may be running with \(peer)'s key (a standby left running, or a stolen key); each replacement drops what was in flight")
+        }
         if let old = outcome.replaced {
             logger.info("p2p replacing the session with \(peer): new authenticated connection \(remote)")
             old.channel.close(promise: nil)

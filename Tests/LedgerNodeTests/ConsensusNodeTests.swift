@@ -130,6 +130,26 @@ final class ConsensusNodeTests: XCTestCase {
                 ("transaction dropped", CandidateBlock(header: block.header, submissions: subs))]
     }
 
+    /// Every genesis member gets an inbound slot and handshakes keep room, however many members
+    /// genesis has: the transport's default of 64 inbound connections refused members from the
+    /// 65th on, and left one handshake slot from about 63 members.
+    func testEveryMemberHasAnInboundSlotAndHandshakesKeepRoom() throws {
+        for count in [4, 100, 140] {
+            let keys = (0..<count).map { MemberSecretKeys(memberID: String(format: "m-%03d", $0)) }
+            let members = keys.enumerated().map { i, k in
+                Member(id: k.memberID, name: k.memberID, roles: i == 0 ? [.validator, .custodian] : i < min(count, 100) ? [.validator] : [.bank],
+                       signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey)
+            }
+            let genesis = try Genesis(bytes: try Genesis.render(chainID: "inbound-slots-test", genesisTime: "2026-11-21T00:00:00Z", members: members))
+            let config = ConsensusNode.p2pConfig(genesis: genesis, member: members[0], keys: keys[0], listenHost: "127.0.0.1", listenPort: 0,
+                                                 peers: [], maxFrameBytes: 1 << 20)
+            XCTAssertNoThrow(try config.validate())
+            XCTAssertEqual(config.allowedPeers.count, count - 1)
+            XCTAssertGreaterThanOrEqual(config.maxInboundConnections - config.allowedPeers.count, ConsensusNode.handshakeHeadroom, "\(count) members")
+            XCTAssertGreaterThanOrEqual(config.maxInboundConnections, 64)
+        }
+    }
+
     /// Proposer of (1, 0) is val-b (validators sorted, `(h + r) mod n`); the node under test is val-c.
     func testTamperedCopyOfAProposalDoesNotMakeTheHonestBlockInvalid() async throws {
         let f = try await Fixture(as: "val-c")

@@ -67,6 +67,22 @@ final class HandshakeTests: XCTestCase {
         XCTAssertThrowsError(try aReceive.open(reflected))
     }
 
+    /// Neither side keeps its ephemeral X25519 secret once the shared secret is computed
+    /// (forward secrecy, docs/P2P.md); the handshake still completes.
+    func testEphemeralSecretsAreDroppedOnceUsed() throws {
+        var (i, r) = pair()
+        XCTAssertTrue(i.holdsEphemeralSecret && r.holdsEphemeralSecret)
+        XCTAssertNil(r.start())
+        var s = try r.receive(i.start()!)
+        XCTAssertFalse(r.holdsEphemeralSecret, "the responder kept its ephemeral secret after computing the shared secret")
+        XCTAssertTrue(i.holdsEphemeralSecret)
+        s = try i.receive(s.reply!)
+        XCTAssertFalse(i.holdsEphemeralSecret, "the initiator kept its ephemeral secret after computing the shared secret")
+        s = try r.receive(s.reply!)
+        XCTAssertNotNil(s.established)
+        XCTAssertNotNil(try i.receive(s.reply!).established)
+    }
+
     func testSessionKeysAreFreshPerHandshake() throws {
         var (i1, r1) = pair(), (i2, r2) = pair()
         let (a1, _) = try run(&i1, &r1), (_, b2) = try run(&i2, &r2)

@@ -312,6 +312,25 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after the replacements")
     }
 
+    /// A member whose sessions keep replacing each other (two nodes running with one key) gets a
+    /// warning; a single replacement (a restart) does not.
+    func testSessionsReplacingEachOtherAreWarnedAbout() async throws {
+        let c = Consortium("m1", "m2")
+        let m2 = try await start(c, "m2")
+        var clients: [RawClient] = []
+        for n in 1...4 {
+            let raw = try await RawClient.connect(port: m2.port)
+            _ = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+            clients.append(raw)
+            try await eventually("session \(n) of m1 registered") { m2.recorder.peerEvents("m1").filter { $0 }.count == n }
+            if n == 2 {
+                XCTAssertTrue(m2.logs.matching(.warning, "may be running with m1's key").isEmpty, "one replacement is a restart: \(m2.logs.dump)")
+            }
+        }
+        try await m2.logs.expect(1, .warning, "p2p session with m1 replaced 3 times", "two nodes may be running with m1's key")
+        for raw in clients.dropLast() { try await raw.waitUntilClosed("replaced") }
+    }
+
     /// Idle sessions stay up on keepalives; a peer that goes silent is dropped.
     func testKeepalivesHoldIdleSessionsAndSilentPeersAreDropped() async throws {
         let c = Consortium("m1", "m2", "raw")
