@@ -338,6 +338,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return count
     }
 
+    /// Whether `id` is a committed record whose envelope this store lacks although no
+    /// erase_records named it (committed from a catch-up block without it, say).
+    public func isMissingEnvelope(_ id: Hash) throws -> Bool { try missingEnvelopeMark(of: id) != nil }
+
     /// The mark of a committed record whose envelope is missing, and where the record is; nil
     /// when it has its envelope, was erased, or is not committed.
     func missingEnvelopeMark(of id: Hash) throws -> (key: [UInt8], at: Location)? {

@@ -16,6 +16,10 @@ struct ScoreCase: LedgerStateReader {
     var envelopes: [Hash: Envelope]
     var asOfMillis: UInt64
     var models: [InstalledModel]
+    /// Inputs whose payload envelope is absent although no erase_records names them: withheld
+    /// or lost, not crypto-shredded. (A data directory says so by its own missing-envelope
+    /// marks; an export is read to its end for erasures.)
+    var withheld: Set<Hash> = []
 
     // The state the update was validated against: the log up to its block (its as-of size suffices).
     func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool { false }
@@ -35,16 +39,21 @@ struct ScoreCase: LedgerStateReader {
         guard case .scoreUpdate(let u) = tx.body else { throw Failure("transaction \(id.hexString) is a \(tx.kind.name), not a score update") }
         let records = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
         var envelopes: [Hash: Envelope] = [:]
-        for r in records { envelopes[r.transaction.id] = try store.envelope(of: r.transaction.id) }
+        var withheld = Set<Hash>()
+        for r in records {
+            envelopes[r.transaction.id] = try store.envelope(of: r.transaction.id)
+            if envelopes[r.transaction.id] == nil, try store.isMissingEnvelope(r.transaction.id) { withheld.insert(r.transaction.id) }
+        }
         guard let millis = try store.blockTimestamp(coveringLogSize: u.asOfLogSize) else {
             throw Failure("no block holds log entry \(u.asOfLogSize) − 1")
         }
         return ScoreCase(update: LoggedTransaction(logIndex: loc.logIndex, transaction: tx), body: u, records: records,
-                         envelopes: envelopes, asOfMillis: millis, models: try store.installedModels())
+                         envelopes: envelopes, asOfMillis: millis, models: try store.installedModels(), withheld: withheld)
     }
 
     /// Two passes over an export: find the update, then collect its subject's records (before
-    /// its as-of log size) and the models installed before the update itself.
+    /// its as-of log size) and the models installed before the update itself, and read on to
+    /// the end for erasures (an input erased after the update lacks its envelope rightly).
     static func fromExport(_ path: String, id: Hash, genesis: Genesis) throws -> ScoreCase {
         var found: LoggedTransaction? = nil
         var source = try ExportBlockSource(path: path)
@@ -72,14 +81,21 @@ struct ScoreCase: LedgerStateReader {
         var envelopes: [Hash: Envelope] = [:]
         var models: [InstalledModel] = []
         var millis: UInt64? = nil
-        // A model may be installed after the as-of point and before the update: read up to the update.
-        while let block = try source.nextBlock(), logIndex < update.logIndex {
+        var erased = Set<Hash>()
+        // A model may be installed after the as-of point and before the update: read up to the
+        // update for models and records, and to the end for erasures.
+        while let block = try source.nextBlock() {
             let header = try BlockHeader.decode(block.header)
             if header.firstLogIndex < u.asOfLogSize && u.asOfLogSize <= header.logSize { millis = header.timestampMillis }
             for t in block.transactions {
                 defer { logIndex += 1 }
-                guard logIndex < update.logIndex, t.transaction.count > 1 else { continue }
+                guard t.transaction.count > 1 else { continue }
                 let kind = t.transaction[1]
+                guard logIndex < update.logIndex else {
+                    if kind == TransactionKind.governance.rawValue,
+                       case .governance(let g) = try Transaction.decode(t.transaction, maxBytes: Int.max).body { erased.formUnion(g.erasedRecords) }
+                    continue
+                }
                 let record = kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue
                 guard (record && logIndex < u.asOfLogSize) || kind == TransactionKind.governance.rawValue else { continue }
                 let tx = try Transaction.decode(t.transaction, maxBytes: Int.max)
@@ -89,6 +105,9 @@ struct ScoreCase: LedgerStateReader {
                 case .amendment(let a): mine = a.replacement.map { $0.subject == u.subject } ?? ids.contains(a.target)
                 case .governance(let g) where g.action == .installModel:
                     models.append(InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex))
+                    mine = false
+                case .governance(let g):
+                    erased.formUnion(g.erasedRecords)
                     mine = false
                 default: mine = false
                 }
@@ -100,7 +119,9 @@ struct ScoreCase: LedgerStateReader {
             }
         }
         guard let millis else { throw Failure("the export holds no block with log entry \(u.asOfLogSize) − 1") }
-        return ScoreCase(update: update, body: u, records: records, envelopes: envelopes, asOfMillis: millis, models: models)
+        let withheld = Set(records.filter { $0.transaction.body.envelopedRecord != nil && envelopes[$0.transaction.id] == nil && !erased.contains($0.transaction.id) }
+            .map(\.transaction.id))
+        return ScoreCase(update: update, body: u, records: records, envelopes: envelopes, asOfMillis: millis, models: models, withheld: withheld)
     }
 }
 
@@ -182,8 +203,11 @@ struct Recompute: ParsableCommand {
                             payloadState = "cannot open: \(error)"
                             problems.append("input \(tx.id.hexString): payload \(payloadState)")
                         }
+                    } else if c.withheld.contains(tx.id) {
+                        payloadState = "MISSING: no erase_records names it (withheld or lost), so the clear attributes cannot be checked against it"
+                        problems.append("input \(tx.id.hexString): payload envelope missing, and no erase_records names the record (withheld or lost, not erased)")
                     } else {
-                        payloadState = "shredded (score follows from the clear metadata alone)"
+                        payloadState = "erased by erase_records (crypto-shredded; the score follows from the clear metadata alone)"
                     }
                 }
                 row["payload_check"] = payloadState

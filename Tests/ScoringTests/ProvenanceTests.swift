@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerStorage
 import LedgerStore
 @testable import Scoring
 import XCTest
@@ -155,6 +156,33 @@ final class ProvenanceTests: XCTestCase {
         let prov = try run("credit-verify", ["provenance", "\(directory)/prov.json", "--genesis", genesisPath])
         XCTAssertEqual(prov.status, 0, prov.output)
         XCTAssertTrue(prov.output.contains("685 points, grade A"), prov.output)
+
+        // An input's envelope left out of a copy, no erase_records naming it: withheld, and the
+        // recomputation fails (it used to pass, the input shown as shredded).
+        let input = try XCTUnwrap((r["inputs"] as? [[String: Any]])?.first?["id"] as? String).flatMap { [UInt8](hex: $0) }
+        let inputID = try XCTUnwrap(input)
+        let copy = "\(directory)/withheld"
+        try chain.store.database.checkpoint(to: copy)
+        do {
+            let db = try Database(path: copy, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            try batch.delete("envelopes", inputID)
+            try db.write(batch)
+        }
+        _ = try ChainExport.write(store: try ChainStore(path: copy, mode: .readOnly), to: "\(directory)/withheld.export")
+        let withheld = try run("credit-verify", ["recompute", id.hexString, "--export", "\(directory)/withheld.export", "--genesis", genesisPath, "--key", keyPath])
+        XCTAssertEqual(withheld.status, 1, withheld.output)
+        XCTAssertTrue(withheld.output.contains("payload envelope missing, and no erase_records names the record (withheld or lost, not erased)"), withheld.output)
+        // Erased on the chain itself (after the update): the same absence is rightful.
+        try chain.append([chain.consortium.governance(GovernanceBody(action: .eraseRecords, name: "erase", version: 1, document: inputID),
+                                                      nonce: chain.nextNonce())])
+        _ = try ChainExport.write(store: chain.store, to: "\(directory)/erased.export")
+        let erased = try run("credit-verify", ["recompute", id.hexString, "--export", "\(directory)/erased.export", "--genesis", genesisPath, "--key", keyPath])
+        XCTAssertEqual(erased.status, 0, erased.output)
+        XCTAssertTrue(erased.output.contains("erased by erase_records"), erased.output)
+        let erasedDir = try run("credit-verify", ["recompute", id.hexString, "--data-dir", path, "--genesis", genesisPath, "--key", keyPath])
+        XCTAssertEqual(erasedDir.status, 0, erasedDir.output)
+        XCTAssertTrue(erasedDir.output.contains("erased by erase_records"), erasedDir.output)
     }
 
     /// An issuer whose clear attributes disagree with its own encrypted record is caught by a custodian.
