@@ -130,6 +130,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public convenience init(path: String, mode: OpenMode = .readWrite, verifyDepth: UInt64 = 64, blockCacheBytes: Int = 64 << 20,
                             merkleCacheBytes: Int = 4 << 20) throws {
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
+            // Commands differ in which directory they take (credit-node: the node's data
+            // directory; credit-verify: its ledger directory): say where the store is.
+            let parent = (path as NSString).deletingLastPathComponent
+            if FileManager.default.fileExists(atPath: path + "/ledger/CURRENT") {
+                throw LedgerError(.notFound, "\(path) holds no ledger store, but \(path)/ledger does: this command takes the ledger directory itself (--data-dir \(path)/ledger)")
+            } else if (path as NSString).lastPathComponent == "ledger", FileManager.default.fileExists(atPath: parent + "/CURRENT") {
+                throw LedgerError(.notFound, "\(path) holds no ledger store, but \(parent) does: this command takes the node's data directory, the one holding ledger/ (--data-dir \((parent as NSString).deletingLastPathComponent))")
+            }
             throw LedgerError(.notFound, "\(path) holds no ledger store")
         }
         let db = try Database(path: path, columnFamilies: Family.all, mode: mode, blockCacheBytes: blockCacheBytes)

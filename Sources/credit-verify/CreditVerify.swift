@@ -218,7 +218,13 @@ struct ReceiptCommand: ParsableCommand {
     func answer(_ g: Genesis) throws {
         let receipt = try readJSON(AnswerReceipt.self, from: file, what: "an answer receipt")
         let v = try receipt.verify(genesis: g)
-        let policy = g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? v.record.policy.hexString
+        // A policy installed by governance is named by its install fact, verified with the rest.
+        let installed = v.facts.lazy.compactMap { fact -> String? in
+            guard fact.role == "policy", case .governance(let body) = fact.transaction.body, body.action == .installPolicy,
+                  body.documentHash == v.record.policy else { return nil }
+            return "\(body.name)@\(body.version)"
+        }.first
+        let policy = g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? installed ?? v.record.policy.hexString
         let facts = v.facts.map { "\($0.role) \($0.transaction.id.hexString.prefix(16))… at log index \($0.logIndex)" }
         emit(json: json, ["ok": true, "outcome": receipt.outcome, "reason": receipt.reason, "result": receipt.result,
                           "requester": v.record.requester, "subject": v.record.subject?.code ?? "", "policy": policy,

@@ -113,6 +113,13 @@ final class VerifierCLITests: XCTestCase {
 
         // Export, verify the export; then a trusted genesis that is not this chain's is refused.
         node.terminate()
+        // The two tools take different directories; each says which when given the other.
+        let dataDirGiven = try Self.run("credit-verify", ["chain", "--data-dir", dir, "--genesis", genesis])
+        XCTAssertEqual(dataDirGiven.status, 1)
+        XCTAssertTrue(dataDirGiven.output.contains("but \(dir)/ledger does: this command takes the ledger directory itself"), dataDirGiven.output)
+        let ledgerDirGiven = try Self.run("credit-node", ["export", "--data-dir", dir + "/ledger", "--out", dir + "/x.export"])
+        XCTAssertEqual(ledgerDirGiven.status, 1)
+        XCTAssertTrue(ledgerDirGiven.output.contains("this command takes the node's data directory, the one holding ledger/ (--data-dir \(dir))"), ledgerDirGiven.output)
         XCTAssertEqual(try Self.run("credit-node", ["export", "--data-dir", dir, "--out", dir + "/chain.export"]).status, 0)
         XCTAssertEqual(try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis]).status, 0)
         // Completeness against trusted checkpoints: the whole chain reaches both; the copy cut

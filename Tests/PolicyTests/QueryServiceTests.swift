@@ -898,6 +898,25 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(out.answered, out.receipt.message)
         XCTAssertTrue(out.receipt.facts.contains { $0.role == "policy" }, "a governance-installed policy is proven too")
         _ = try out.receipt.verify(genesis: consortium.genesis)
+        // `credit-verify receipt` names it from its verified install fact (it printed the bare hash).
+        do {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("policy-name-\(UUID())").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try JSONEncoder().encode(out.receipt).write(to: URL(fileURLWithPath: dir + "/answer.json"))
+            try Data(consortium.genesis.bytes).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try XCTUnwrap(BuiltTools.path("credit-verify")))
+            process.arguments = ["receipt", dir + "/answer.json", "--genesis", dir + "/genesis.json"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, text)
+            XCTAssertTrue(text.contains("under credit-grade@2 for loan_application"), text)
+        }
         // The policy fact is checked like the others, signature first: a copy whose signature
         // does not verify is named for it (it used to be checked for inclusion only).
         var forged = out.receipt
