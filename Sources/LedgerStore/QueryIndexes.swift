@@ -72,7 +72,7 @@ extension ChainStore {
             try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
         case .attestation, .amendment:
             // A correction's replacement states the industry as much as an attestation does.
-            if let a = tx.body.envelopedRecord, !a.industry.isEmpty {
+            if let a = tx.body.envelopedRecord, !a.industry.isEmpty, statesIndustry(tx) {
                 try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
             }
         case .scoreUpdate(let s):
@@ -82,7 +82,7 @@ extension ChainStore {
             guard try !fresherScore(than: s, model: model, earlier: earlier) else { return }
             var industry = try database.get(Family.meta, QueryKey.industry + Array(s.subject.code.utf8)) ?? []
             for e in earlier.reversed() {
-                if let a = e.transaction.body.envelopedRecord, a.subject == s.subject, !a.industry.isEmpty {
+                if let a = e.transaction.body.envelopedRecord, a.subject == s.subject, !a.industry.isEmpty, statesIndustry(e.transaction) {
                     industry = Array(a.industry.utf8); break
                 }
             }
@@ -91,6 +91,16 @@ extension ChainStore {
         default:
             break
         }
+    }
+
+    /// Whether a record's industry places its subject in a statistics cell: only records of a
+    /// government issuer do. A bank attests loan repayments of any subject, so a bank's record
+    /// naming another industry could move a business into a cell of its own choosing, and the
+    /// difference between two answers of `industry-statistics` would be that business's grade,
+    /// with no consent and nothing in its query log (found in review). Stores written before
+    /// keep the industry a bank's record set until the subject's next government record.
+    func statesIndustry(_ tx: Transaction) -> Bool {
+        genesis.member(tx.header.signer)?.has(.governmentIssuer) == true
     }
 
     /// Whether the subject's grade cell under `model`'s name already holds, or this block

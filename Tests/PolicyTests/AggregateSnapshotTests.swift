@@ -33,4 +33,28 @@ extension QueryServiceTests {
         XCTAssertTrue(stats.answered, stats.receipt.message)
         XCTAssertEqual(try fields(stats.receipt)["subjects"] as? Int, 12)
     }
+
+    /// Only a government issuer's record places a subject in a statistics cell. A bank's loan
+    /// repayment naming another industry used to move the business into a cell of the bank's
+    /// choosing at its next score, and the difference of two `industry-statistics` answers was
+    /// its grade, without consent or a line in its query log.
+    func testABanksRecordDoesNotMoveABusinessBetweenStatisticsCells() async throws {
+        func stats() async throws -> Int? {
+            let (_, out) = try await ask("bank-b", "industry-statistics", subject: "", purpose: "statistics",
+                                         params: [("model", "enterprise"), ("industry", "C13"), ("district", "330106")])
+            XCTAssertTrue(out.answered, out.receipt.message)
+            return try fields(out.receipt)["subjects"] as? Int
+        }
+        let before = try await stats()
+        try await submit([try attestation(food, .loanRepayment, "2026-10-01", industry: "Z99", payload: "{\"loan\":\"L1\"}", by: "bank-a")])
+        try await score([food])
+        let cells = try store.gradeCellsWithHead(model: "enterprise", limit: 1_000).cells
+        XCTAssertEqual(cells.first { $0.subject == food }?.industry, "C13", "a bank's record moved the business to another cell")
+        let after = try await stats()
+        XCTAssertEqual(after, before)
+        // A government record that names a new industry does move it.
+        try await submit([try attestation(food, .license, "2026-10-02", industry: "I65", payload: "{\"license\":\"X\"}")])
+        try await score([food])
+        XCTAssertEqual(try store.gradeCellsWithHead(model: "enterprise", limit: 1_000).cells.first { $0.subject == food }?.industry, "I65")
+    }
 }

@@ -106,12 +106,12 @@ final class QueryServiceTests: XCTestCase {
     }
 
     func attestation(_ subject: USCC, _ category: Category, _ date: String, severity: Severity = .none, industry: String = "C13",
-                     payload: String) throws -> Submission {
+                     payload: String, by signer: String = "samr") throws -> Submission {
         let (commitment, envelope) = try PayloadSeal.seal(Array(payload.utf8), to: consortium.genesis.custodians)
         let body = AttestationBody(subject: subject, subjectKind: .enterprise, category: category, severity: severity,
                                    eventDate: try LedgerDate(iso: date), industry: industry, payloadCommitment: commitment,
                                    envelopeHash: envelope.hash)
-        return Submission(transaction: Transaction.sign(header: header("samr"), body: .attestation(body), key: consortium.keys["samr"]!.signing),
+        return Submission(transaction: Transaction.sign(header: header(signer), body: .attestation(body), key: consortium.keys[signer]!.signing),
                           envelope: envelope)
     }
 
