@@ -490,19 +490,18 @@ public struct PolicyEngine: Sendable {
         public var description: String { "payload unreadable: \(reason)" }
     }
 
-    /// Keeps the first character and, for names of four or more, the last two; the rest become '*'.
+    /// Keeps the first character and, for names of six or more, the last two; whatever is between
+    /// becomes "**" whatever its length, so the mask tells nothing of it. It used to give one '*'
+    /// per hidden character, so the length always showed, and a four-character personal name kept
+    /// three of its four (欧阳娜娜 → 欧*娜娜; an individual business often bears its owner's
+    /// name). A name of one character is "**".
     public static func mask(_ name: String) -> String {
         let chars = Array(name)
         switch chars.count {
         case 0: return ""
-        case 1: return "*"
-        case 2, 3:
-            let stars = String(repeating: "*", count: chars.count - 1)
-            return String(chars[0]) + stars
-        default:
-            let stars = String(repeating: "*", count: chars.count - 3)
-            let tail = String(chars[(chars.count - 2)...])
-            return String(chars[0]) + stars + tail
+        case 1: return "**"
+        case 2...5: return String(chars[0]) + "**"
+        default: return String(chars[0]) + "**" + String(chars[(chars.count - 2)...])
         }
     }
 

@@ -137,10 +137,13 @@ final class PolicyDocumentTests: XCTestCase {
     }
 
     func testMaskingAndBuckets() {
-        XCTAssertEqual(PolicyEngine.mask("杭州示例食品有限公司"), "杭*******公司")
-        XCTAssertEqual(PolicyEngine.mask("张三"), "张*")
+        XCTAssertEqual(PolicyEngine.mask("杭州示例食品有限公司"), "杭**公司")
+        XCTAssertEqual(PolicyEngine.mask("西湖茶叶店有限公司"), "西**公司", "the mask does not show the length")
+        XCTAssertEqual(PolicyEngine.mask("欧阳娜娜"), "欧**", "a personal name keeps only its first character")
         XCTAssertEqual(PolicyEngine.mask("王小明"), "王**")
-        XCTAssertEqual(PolicyEngine.mask("李"), "*")
+        XCTAssertEqual(PolicyEngine.mask("张三"), "张**")
+        XCTAssertEqual(PolicyEngine.mask("西湖茶叶店"), "西**")
+        XCTAssertEqual(PolicyEngine.mask("李"), "**")
         XCTAssertEqual(PolicyEngine.mask(""), "")
     }
 
