@@ -21,6 +21,9 @@ if ! grep -q '"policies"' "$dir/genesis.json"; then
   exit 1
 fi
 url="$(cat "$dir/samr-330106/data/http.addr")"
+# Banks reach the bureau's node on its member listener: queries, policies, proofs, submissions
+# only (a network set up before it existed has none: its operator address stands in).
+members="$(cat "$dir/samr-330106/data/member-http.addr" 2>/dev/null || echo "$url")"
 "$binpath/credit-node" demo --node "$url" --genesis "$dir/genesis.json" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
 # Each run scores subjects of its own. On a network that an earlier run left with data, that
@@ -47,10 +50,10 @@ echo "provenance of score $score of $subject, fetched from bank B's node, checke
 "$binpath/credit-verify" provenance "$dir/provenance.json" --genesis "$dir/genesis.json"
 
 echo
-echo "== privacy (docs/PRIVACY.md): bank A asks the supervision bureau's node about $subject"
+echo "== privacy (docs/PRIVACY.md): bank A asks the supervision bureau's node about $subject, on its member listener $members"
 echo "without consent, the query is refused, and the refusal is on the ledger:"
 refused=0
-"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
+"$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
   --purpose loan_application || refused=$?
 # Exit 3 is a refusal by the policy; anything else (0: answered; 1: node unreachable…) is not what the demo shows.
 case "$refused" in
@@ -70,14 +73,14 @@ for _ in $(seq 1 100); do
   [ "$at" -ge "$height" ] && break
   sleep 0.1
 done
-"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
+"$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
   --purpose loan_application --genesis "$dir/genesis.json" --out "$dir/answer.json"
-"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-a.key" --policy loan-pre-check --subject "$subject" \
+"$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-a.key" --policy loan-pre-check --subject "$subject" \
   --purpose loan_application --param amount_yuan=100000
 echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"
 "$binpath/credit-verify" receipt "$dir/answer.json" --genesis "$dir/genesis.json"
 echo "industry statistics for any member (only industry×district cells of at least 10 subjects are counted):"
-"$binpath/credit-node" query --node "$url" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
+"$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
   --param model=individual-business || true
 echo "who looked at $subject (the bureau answers for the business):"
 "$binpath/credit-node" query --node "$url" --key "$dir/keys/samr-330106.key" --policy my-queries --subject "$subject" \

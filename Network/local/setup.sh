@@ -28,6 +28,7 @@ for m in $CREDITLEDGER_LOCAL_MEMBERS; do
   "key": "../keys/$m.key",
   "data_dir": "data",
   "http": "127.0.0.1:860$i",
+  "member_http": "127.0.0.1:861$i",
   "p2p": "127.0.0.1:2660$i",
   "log_level": "info"
 }

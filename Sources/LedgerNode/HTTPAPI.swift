@@ -36,14 +36,42 @@ public struct LedgerAPI: Sendable {
     var genesis: Genesis { ledger.genesis }
 
     /// Serves the API with `services` until SIGINT or SIGTERM. Once listening, the base URL is
-    /// written to `addressFile` (so scripts and tests can use port 0).
+    /// written to `addressFile` (so scripts and tests can use port 0). `members`: a second
+    /// listener with the member routes only (`Routes.members`), its base URL written to
+    /// `members.addressFile`.
     public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger,
-                      idleTimeout: TimeAmount = LedgerAPI.idleTimeout) async throws {
+                      idleTimeout: TimeAmount = LedgerAPI.idleTimeout,
+                      members: (host: String, port: Int, addressFile: String)? = nil) async throws {
+        var services = services
+        if let members {
+            services.append(application(routes: .members, host: members.host, port: members.port, addressFile: members.addressFile,
+                                        what: "member API (queries, policies, proofs, submissions)", logger: logger, idleTimeout: idleTimeout))
+        }
+        var app = application(routes: .all, host: host, port: port, addressFile: addressFile, what: "HTTP API", logger: logger,
+                              idleTimeout: idleTimeout)
+        app.addServices(services)
+        try await app.runService()
+    }
+
+    /// Which routes a listener serves.
+    public enum Routes: Sendable {
+        /// Every route: for the node's operator, on a private address.
+        case all
+        /// What other members need from this node and nothing that reads the ledger's
+        /// contents: health, genesis, members, models, policies, queries, the checkpoint,
+        /// consistency proofs, and signed submissions. Blocks, transactions, receipts,
+        /// provenance, subject histories and status (exact points, record attributes, every
+        /// bank's query records) stay on the operator's listener (docs/PRIVACY.md §1).
+        case members
+    }
+
+    func application(routes: Routes, host: String, port: Int, addressFile: String, what: String, logger: Logger,
+                     idleTimeout: TimeAmount) -> Application<RouterResponder<BasicRequestContext>> {
         try? FileManager.default.removeItem(atPath: addressFile)
         var api = self
         api.bodyDeadlineBase = .nanoseconds(idleTimeout.nanoseconds)
-        var app = Application(
-            router: api.makeRouter(),
+        return Application(
+            router: api.makeRouter(routes),
             // A connection that sends nothing for this long, between requests or in the middle of
             // one, is closed: a client that announces a body and never sends it would otherwise
             // hold its share of the request-body budget (and with a few more, every POST) for good.
@@ -52,21 +80,18 @@ public struct LedgerAPI: Sendable {
             onServerRunning: { channel in
                 let address = "http://\(host):\(channel.localAddress?.port ?? port)"
                 try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
-                logger.info("HTTP API listening on \(address)")
+                logger.info("\(what) listening on \(address)")
             },
             logger: logger)
-        app.addServices(services)
-        try await app.runService()
     }
 
     /// How long a connection may send nothing before it is closed, by default.
     public static let idleTimeout: TimeAmount = .seconds(30)
 
-    public func makeRouter() -> Router<BasicRequestContext> {
+    public func makeRouter(_ routes: Routes = .all) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: JSONErrors())
         router.get("/v1/health") { _, _ in try self.health() }
-        router.get("/v1/status") { _, _ in try self.status() }
         router.get("/v1/genesis") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))
@@ -74,6 +99,17 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/members") { _, _ in self.members() }
         router.post("/v1/transactions") { request, _ in await self.guarded { try await self.submitOne(request) } }
         router.post("/v1/transactions/batch") { request, _ in await self.guarded { try await self.submitBatch(request) } }
+        router.get("/v1/models") { _, _ in self.models() }
+        router.get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
+        router.post("/v1/queries") { request, _ in await self.guarded { try await self.query(request) } }
+        router.get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
+        router.get("/v1/proofs/consistency") { request, _ in
+            await self.guarded {
+                try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
+            }
+        }
+        guard case .all = routes else { return router }
+        router.get("/v1/status") { _, _ in try self.status() }
         router.get("/v1/transactions/:id") { _, context in
             await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }
         }
@@ -83,17 +119,8 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/transactions/:id/provenance") { _, context in
             await self.guarded { try self.scoreProvenance(context.parameters.get("id") ?? "") }
         }
-        router.get("/v1/models") { _, _ in self.models() }
-        router.get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
-        router.post("/v1/queries") { request, _ in await self.guarded { try await self.query(request) } }
         router.get("/v1/blocks/:height") { _, context in
             await self.guarded { try self.block(context.parameters.get("height") ?? "") }
-        }
-        router.get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
-        router.get("/v1/proofs/consistency") { request, _ in
-            await self.guarded {
-                try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
-            }
         }
         router.get("/v1/subjects/:uscc/history") { request, context in
             await self.guarded {

@@ -23,8 +23,11 @@ public struct NodeConfig: Decodable, Sendable {
     public var key: String
     /// Data directory: ledger/ (RocksDB) and consensus/ (safety state).
     public var data_dir: String
-    /// HTTP API listen address host:port.
+    /// HTTP API listen address host:port: every route, for the operator (keep it private).
     public var http: String
+    /// Optional second listener host:port for other members (banks' query clients): queries,
+    /// policies, proofs and signed submissions only (`LedgerAPI.Routes.members`).
+    public var member_http: String?
     /// P2P listen address host:port.
     public var p2p: String
     /// Member id → host:port to dial. Defaults to the `p2p_address` of every other genesis member.
@@ -32,7 +35,7 @@ public struct NodeConfig: Decodable, Sendable {
     public var timeouts: Timeouts?
     public var log_level: String?
 
-    static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "p2p", "peers", "timeouts", "log_level"]
+    static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "member_http", "p2p", "peers", "timeouts", "log_level"]
     static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
     /// Each consensus timeout is 1 ms to 10 minutes.
     static let timeoutRange: ClosedRange<UInt64> = 1...600_000
@@ -132,12 +135,16 @@ public enum NetworkNode {
         }
         let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
         let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
+        let members = try config.member_http.map { address in
+            let (host, port) = try NodeConfig.split(address, what: "member_http")
+            return (host: host, port: port, addressFile: dataDir + "/member-http.addr")
+        }
         let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
         if let built = store.builtAtOpen { logger.notice("\(built)") }
 
         try await LedgerAPI(ledger: node).serve(host: httpHost, port: httpPort, addressFile: dataDir + "/http.addr",
-                                                services: [ConsensusService(node: node)], logger: logger)
+                                                services: [ConsensusService(node: node)], logger: logger, members: members)
     }
 }
 

@@ -99,6 +99,8 @@ struct Dev: AsyncParsableCommand {
 
     @Option(help: "Data directory (genesis.json, keys/, ledger/).") var dataDir: String
     @Option(help: "HTTP listen address host:port.") var http: String = "127.0.0.1:8480"
+    @Option(help: "A second listener host:port for other members: queries, policies, proofs and submissions only (its URL goes to DATA_DIR/member-http.addr).")
+    var memberHttp: String?
     @Option(help: "Commit at most one block per this many milliseconds while transactions are pending (0: as soon as the previous block is durable).")
     var blockIntervalMs: Int = 200
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
@@ -114,6 +116,10 @@ struct Dev: AsyncParsableCommand {
         guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
+        let members = try memberHttp.map { address -> (host: String, port: Int) in
+            guard let (h, p) = Genesis.hostAndPort(address) else { throw fail("--member-http must be host:port, got \(address)") }
+            return (h, p)
+        }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         do {
@@ -121,7 +127,7 @@ struct Dev: AsyncParsableCommand {
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
-                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds)
+                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, memberHTTP: members)
         } catch let e as ExitCode { throw e } catch {
             throw fail("\(error)")
         }

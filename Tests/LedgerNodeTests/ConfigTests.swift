@@ -16,6 +16,7 @@ final class ConfigTests: XCTestCase {
 
     func testUnknownFieldsAndTimeoutsOutOfRangeAreRefused() throws {
         XCTAssertNoThrow(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}, \"peers\": {}}"))
+        XCTAssertEqual(try load("{\(base), \"member_http\": \"0.0.0.0:8611\"}").member_http, "0.0.0.0:8611")
         let cases: [(String, String)] = [
             ("{\(base), \"peer\": {}}", "unknown field \"peer\""),
             ("{\(base), \"timeouts\": {\"propose\": 3000}}", "unknown field timeouts.propose"),

@@ -177,4 +177,45 @@ final class VerifierCLITests: XCTestCase {
     static var repository: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
+
+    /// The member listener serves what other members need (queries, policies, proofs,
+    /// submissions) and nothing that reads the ledger's contents; the operator's listener
+    /// serves everything. A bank must reach a bureau's node to query, and blocks, transactions,
+    /// receipts and histories (exact points, record attributes, every bank's query records)
+    /// were on the same port (docs/PRIVACY.md §1).
+    func testTheMemberListenerServesQueriesButNotTheLedgersContents() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("members-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try DevNodeProcess(dataDir: dir, arguments: ["--member-http", "127.0.0.1:0"])
+        defer { node.terminate() }
+        let operatorURL = try node.waitForAddress()
+        var memberURL = ""
+        for _ in 0..<200 where memberURL.isEmpty {
+            if let t = try? String(contentsOfFile: dir + "/member-http.addr", encoding: .utf8), t.hasSuffix("\n") {
+                memberURL = t.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        XCTAssertFalse(memberURL.isEmpty, "no member-http.addr")
+        XCTAssertNotEqual(memberURL, operatorURL)
+        let genesis = dir + "/genesis.json"
+        // A record submitted through the member listener (signed; the listener needs no more).
+        let submitted = try Self.run("credit-node", ["submit", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
+                                                     "--file", Self.repository + "/Genesis/examples/penalty.json"])
+        XCTAssertEqual(submitted.status, 0, submitted.output)
+        let id = try XCTUnwrap(submitted.output.split(separator: "\n").first { $0.hasPrefix("{") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, submitted.output)
+        let member = LedgerClient(baseURL: memberURL), operatorClient = LedgerClient(baseURL: operatorURL)
+        for path in ["/v1/health", "/v1/genesis", "/v1/members", "/v1/models", "/v1/policies", "/v1/checkpoint"] {
+            XCTAssertEqual(try member.send("GET", path).0, 200, path)
+        }
+        XCTAssertEqual(try member.send("POST", "/v1/queries", body: Data("{}".utf8)).0, 400, "queries are served (and this one is malformed)")
+        for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt",
+                     "/v1/transactions/\(id)/provenance", "/v1/subjects/91350100M000100Y43/history"] {
+            XCTAssertEqual(try member.send("GET", path).0, 404, "\(path) is served to members")
+        }
+        for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt", "/v1/subjects/91350100M000100Y43/history"] {
+            XCTAssertEqual(try operatorClient.send("GET", path).0, 200, "\(path) on the operator's listener")
+        }
+    }
+
 }
