@@ -173,7 +173,16 @@ public struct TendermintMachine: Sendable {
     public static let maxRound = UInt32(Int32.max)
 
     private var me: String? { signer?.memberID }
-    private var isValidator: Bool { me.map(validators.contains) ?? false }
+    private var isValidator: Bool { height >= signsFrom && (me.map(validators.contains) ?? false) }
+    /// A persisted state for a height above the next one: the store is older than the votes
+    /// this validator signed (restored from a backup, or lost). Kept, and taken up when the
+    /// machine reaches its height; below it the machine signs nothing (`signsFrom`), since it
+    /// signed at those heights before and no longer knows what.
+    private var deferred: SafetyState?
+    private var signsFrom: UInt64 = 0
+    /// The height from which this validator signs again, when a persisted state was ahead of
+    /// the store at start (for the node to log); nil otherwise.
+    public var signsAgainFrom: UInt64? { signsFrom > height ? signsFrom : nil }
 
     // Messages of the current height.
     private var proposals: [UInt32: Proposal] = [:]
@@ -206,6 +215,10 @@ public struct TendermintMachine: Sendable {
             state = restored
         } else {
             state = SafetyState(height: committedHeight + 1)
+            if let restored, restored.height > committedHeight + 1 {
+                deferred = restored
+                signsFrom = restored.height
+            }
         }
     }
 
@@ -430,7 +443,7 @@ public struct TendermintMachine: Sendable {
                     state.lockedRound = Int32(r)
                     castVote(.precommit, p.blockHash, &out)
                 } else {
-                    out.append(.persist(state))
+                    persist(&out)
                 }
                 progressed = true
             }
@@ -454,7 +467,7 @@ public struct TendermintMachine: Sendable {
         // The round must survive a restart once anything was signed at this height (a restart
         // into an earlier round could sign twice in it). Round 0 of a fresh height needs no write:
         // a restart finds an older height on disk and starts this one at round 0 anyway.
-        if r > 0 || state.lockedRound >= 0 || state.validRound >= 0 { out.append(.persist(state)) }
+        if r > 0 || state.lockedRound >= 0 || state.validRound >= 0 { persist(&out) }
         if isValidator, validators.proposer(height: height, round: r) == me {
             propose(&out)
         }
@@ -476,7 +489,7 @@ public struct TendermintMachine: Sendable {
     /// round is persisted: the rounds before it hold votes this validator signed.
     private mutating func rest(inRound r: UInt32, _ out: inout [ConsensusAction]) {
         enter(round: r, .waiting)
-        out.append(.persist(state))
+        persist(&out)
     }
 
     /// Round `r` at `step`, with nothing signed in it yet.
@@ -497,13 +510,13 @@ public struct TendermintMachine: Sendable {
     }
 
     private mutating func sendProposal(blockHash: Hash, polRound: Int32, _ out: inout [ConsensusAction]) {
-        guard let signer else { return }
+        guard isValidator, let signer else { return }
         let bytes = Proposal.signingBytes(chainID: chainID, height: height, round: round, polRound: polRound,
                                           blockHash: blockHash, proposer: signer.memberID)
         let p = Proposal(height: height, round: round, polRound: polRound, blockHash: blockHash,
                          proposer: signer.memberID, signature: signer.sign(bytes))
         state.proposal = p
-        out.append(.persist(state))
+        persist(&out)
         out.append(.broadcastProposal(p))
         if polRound >= 0 { for v in state.validProof { out.append(.broadcastVote(v)) } }
         record(proposal: p, &out)
@@ -517,13 +530,24 @@ public struct TendermintMachine: Sendable {
         let v = Vote(type: type, height: height, round: round, blockHash: hash, voter: signer.memberID,
                      signature: signer.sign(bytes), attachment: attachment)
         if type == .prevote { state.prevote = v } else { state.precommit = v }
-        out.append(.persist(state))
+        persist(&out)
         out.append(.broadcastVote(v))
         record(vote: v, &out)
     }
 
+    /// Persists the state, except below `signsFrom`: there the file still holds the state
+    /// of a later height, which must outlive the catch-up.
+    private func persist(_ out: inout [ConsensusAction]) {
+        if height >= signsFrom { out.append(.persist(state)) }
+    }
+
     private mutating func moveTo(height h: UInt64, _ out: inout [ConsensusAction]) {
-        state = SafetyState(height: h)
+        if let d = deferred, d.height <= h {
+            state = d.height == h ? d : SafetyState(height: h)
+            deferred = nil
+        } else {
+            state = SafetyState(height: h)
+        }
         proposals = [:]; prevotes = [:]; precommits = [:]
         validity = [:]; validationRequested = []
         prevoteTimeoutScheduled = []; precommitTimeoutScheduled = []; lockedInRound = []

@@ -39,6 +39,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let clock: @Sendable () -> UInt64
     let mempool: Mempool
     let verified: VerifiedCache
+    /// Writes a committed block, durably (a test makes it fail as a full disk would).
+    var writeBlock: (_ built: BlockBuilder.Result, _ certificate: CommitCertificate, _ submissions: [Submission], _ checkpoint: String) throws -> Void
+    /// Ends the process when the node cannot go on safely (a test records the message instead).
+    var stopProcess: (String) -> Void = { _ in _exit(70) }
     let wal: ConsensusWAL
     let queue = DispatchQueue(label: "creditledger.consensus")
     let gossipQueue = DispatchQueue(label: "creditledger.gossip")
@@ -139,6 +143,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions,
                                maxSubmissionBytes: Self.blockContentBytes(frame: frame, validators: genesis.validators.count) - NetMessage.submissionOverhead)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
+        self.writeBlock = { [store] built, certificate, submissions, checkpoint in
+            try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: checkpoint)
+        }
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (loaded, savedBlocks) = try wal.load(limits: genesis.limits)
         let restored = loaded.map { Self.refreshingPrecommitAttachment($0, blocks: savedBlocks, member: member, key: keys.signing) }
@@ -146,6 +153,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil
         machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
                                     committedHeight: store.head.height, restored: restored)
+        if let from = machine.signsAgainFrom {
+            logger.warning("the consensus safety state is for height \(from), the store's head is at \(store.head.height) (a store older than this validator's votes: restored from a backup?); it signs nothing until it has caught up to height \(from), where its earlier votes and lock are taken up again")
+        }
         for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
             do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
         }
@@ -866,7 +876,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let note = SignedNote(text: text, signatures: notes)
         let certificate = CommitCertificate(height: height, round: round, blockHash: hash, signatures: signatures)
         do {
-            try store.append(block: built, certificate: certificate, submissions: block.submissions, checkpoint: note.serialized)
+            try writeBlock(built, certificate, block.submissions, note.serialized)
         } catch {
             fatal("cannot write block \(height): \(error)")
             return
@@ -971,13 +981,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var applied = 0
         var refused = false
         defer {
-            if refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
+            if !stopped, refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
                 catchUpMisses[peer, default: 0] += 1
             }
         }
         for c in list {
             let header = c.block.header
             guard header.height == store.head.height + 1 else { continue }
+            let built: BlockBuilder.Result
             do {
                 try c.certificate.verify(header: header, genesis: genesis)
                 if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
@@ -985,15 +996,23 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                     refused = true
                     return
                 }
-                let built = try check(c.block, certified: true)
+                built = try check(c.block, certified: true)
                 let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
                 guard cp.size == header.logSize, cp.rootHash == header.logRoot, cp.namesCommit(of: c.certificate) else {
                     throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height) and the round of its certificate")
                 }
-                try store.append(block: built, certificate: c.certificate, submissions: c.block.submissions, checkpoint: c.checkpoint)
             } catch {
                 logger.warning("block \(header.height) from \(peer) refused: \(error)")
                 refused = true
+                return
+            }
+            // A block that checked out and cannot be written is this node's failure, not the
+            // peer's: stop, as the live commit path does, rather than charge an honest peer a
+            // miss and ask again every 2 s while serving from a head that no longer moves.
+            do {
+                try writeBlock(built, c.certificate, c.block.submissions, c.checkpoint)
+            } catch {
+                fatal("cannot write block \(header.height), caught up from \(peer): \(error)")
                 return
             }
             let stripped = c.block.submissions.filter { $0.envelope == nil && $0.transaction.body.envelopedRecord != nil }.count
@@ -1066,10 +1085,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// Logs and ends the process with status 70. `_exit`, not `exit`: C++ teardown while a
+    /// RocksDB compaction runs aborts the process (SIGABRT, a core) instead; every committed
+    /// block is in the synced WAL, so nothing is lost by skipping it.
     func fatal(_ message: String) {
+        stopped = true
         logger.critical("\(message); stopping")
         FileHandle.standardError.write(Data("fatal: \(message)\n".utf8))
-        exit(70)
+        stopProcess(message)
     }
 }
 

@@ -30,7 +30,13 @@ public final class ConsensusWAL: @unchecked Sendable {
 
     /// The persisted state and the blocks it refers to.
     public func load(limits: Limits) throws -> (SafetyState?, [Hash: CandidateBlock]) {
-        guard let raw = FileManager.default.contents(atPath: statePath) else { return (nil, [:]) }
+        // Only a missing file means no state. One that cannot be read holds this validator's
+        // last votes and lock all the same: starting without them could sign twice.
+        guard FileManager.default.fileExists(atPath: statePath) else { return (nil, [:]) }
+        guard let raw = FileManager.default.contents(atPath: statePath) else {
+            throw LedgerError(.notFound, "cannot read the consensus safety state \(statePath) (this validator's last votes and lock); "
+                + "refusing to start rather than risk signing twice: make it readable, or restore it")
+        }
         let state = try SafetyState.decode(try Self.unwrap(Array(raw), what: statePath))
         var blocks: [Hash: CandidateBlock] = [:]
         for hash in [state.lockedHash, state.validHash].compactMap({ $0 }) where blocks[hash] == nil {

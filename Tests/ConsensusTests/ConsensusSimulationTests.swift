@@ -130,6 +130,48 @@ final class ConsensusSimulationTests: XCTestCase {
         let after = restarted.handle(.timeout(Timeout(step: .propose, height: 1, round: 0)))
         for case .broadcastVote(let v) in after where v.type == .prevote && v.round == 0 { XCTFail("signed a second prevote \(v)") }
     }
+    /// A validator whose store is older than its persisted state (restored from a backup) signs
+    /// nothing and persists nothing until it reaches the state's height, and there takes its
+    /// earlier votes up again. It used to drop the state and start afresh at the store's next
+    /// height, free to sign at heights and rounds where it had signed before.
+    func testAStateAheadOfTheStoreIsKeptAndNothingIsSignedBelowIt() {
+        let validators = ValidatorSet(ids: ["v0", "v1", "v2", "v3"])
+        let block = Array(repeating: UInt8(7), count: 32)
+        var saved = SafetyState(height: 3)
+        let bytes = Vote.signingBytes(chainID: "sim", type: .prevote, height: 3, round: 0, blockHash: block, voter: "v2")
+        saved.prevote = Vote(type: .prevote, height: 3, round: 0, blockHash: block, voter: "v2", signature: SimSigner.signature("v2", bytes), attachment: [])
+        saved.step = .prevote
+        var m = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v2"), committedHeight: 0, restored: saved)
+        XCTAssertEqual(m.height, 1)
+        XCTAssertEqual(m.signsAgainFrom, 3)
+        func signed(_ actions: [ConsensusAction]) -> [ConsensusAction] {
+            actions.filter {
+                switch $0 {
+                case .broadcastVote, .broadcastProposal, .persist, .buildProposal: return true
+                default: return false
+                }
+            }
+        }
+        var all = m.start()
+        // Heights 1 and 2 run (v2 is a proposer in some round of them) and are decided elsewhere.
+        for h: UInt64 in 1...2 {
+            all += m.handle(.transactionsAvailable)
+            for r: UInt32 in 0..<4 {
+                all += m.handle(.timeout(Timeout(step: .propose, height: h, round: r)))
+                all += m.handle(.timeout(Timeout(step: .prevote, height: h, round: r)))
+                all += m.handle(.timeout(Timeout(step: .precommit, height: h, round: r)))
+            }
+            XCTAssertTrue(signed(all).isEmpty, "signed or persisted below the saved height: \(signed(all))")
+            all += m.handle(.committedElsewhere(height: h))
+        }
+        XCTAssertEqual(m.height, 3)
+        XCTAssertNil(m.signsAgainFrom)
+        XCTAssertEqual(m.state.prevote, saved.prevote, "the earlier prevote was not taken up again")
+        // At height 3 the proposal timing out does not make it sign a second prevote of round 0.
+        let after = m.handle(.timeout(Timeout(step: .propose, height: 3, round: 0)))
+        for case .broadcastVote(let v) in after where v.type == .prevote && v.round == 0 && v.blockHash != block { XCTFail("signed a second prevote \(v)") }
+    }
+
     /// A height woken with nothing to order (a stray vote; transactions evicted after the height
     /// started) runs one round, then waits in the next, signing nothing and arming no round
     /// timeout, instead of running empty rounds with ever longer timeouts. Transactions, or a

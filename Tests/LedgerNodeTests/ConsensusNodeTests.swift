@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerNode
+import LedgerStorage
 import LedgerStore
 import Logging
 import Synchronization
@@ -480,6 +481,29 @@ final class ConsensusNodeTests: XCTestCase {
         _ = f.deliver(.blocks([]), from: "val-b")
         XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, 1, "a reply nobody asked for is no miss")
         XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d", "nor does it end the pending request")
+        await f.close()
+    }
+
+    /// A certified block from catch-up that cannot be written (a full disk) stops the node, as
+    /// on the live commit path; the peer is not charged a miss. It used to be logged as refused
+    /// by the peer, counted against it, and asked for again every 2 s, the node serving on.
+    func testABlockFromCatchUpThatCannotBeWrittenStopsTheNode() async throws {
+        let f = try await Fixture(as: "val-c")
+        let stops = Mutex<[String]>([])
+        f.node.queue.sync {
+            f.node.writeBlock = { _, _, _, _ in throw StorageError(.write, "IO error: No space left on device") }
+            f.node.stopProcess = { message in stops.withLock { $0.append(message) } }
+        }
+        let block = f.block(try f.submissions(2, seed: 43), proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 0)
+        let stopped = stops.withLock { $0 }
+        XCTAssertEqual(stopped.count, 1, "\(stopped)")
+        XCTAssertTrue(stopped.first?.contains("cannot write block 1, caught up from val-b") == true && stopped.first?.contains("No space left on device") == true, "\(stopped)")
+        XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, "the peer was charged for this node's disk")
         await f.close()
     }
 

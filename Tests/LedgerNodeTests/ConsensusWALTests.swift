@@ -6,6 +6,20 @@ import LedgerCrypto
 import XCTest
 
 final class ConsensusWALTests: XCTestCase {
+    /// Only a missing safety state means there is none: one that cannot be read stops the node
+    /// from starting (it used to start with no lock in round 0, free to sign twice).
+    func testAnUnreadableSafetyStateIsAnErrorAndAMissingOneIsNone() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let wal = try ConsensusWAL(directory: directory)
+        XCTAssertNil(try wal.load(limits: Limits()).0)
+        // A path that exists and cannot be read as a file (the same as EIO or EACCES for the read).
+        try FileManager.default.createDirectory(atPath: directory + "/safety-state", withIntermediateDirectories: false)
+        XCTAssertThrowsError(try ConsensusWAL(directory: directory).load(limits: Limits())) { error in
+            XCTAssertTrue("\(error)".contains("cannot read the consensus safety state") && "\(error)".contains("refusing to start"), "\(error)")
+        }
+    }
+
     /// The rename of the safety state is made durable by syncing its directory; a directory that
     /// cannot be opened for that is an error for the caller, not a silent success.
     func testDirectorySyncFailureIsAnError() throws {
