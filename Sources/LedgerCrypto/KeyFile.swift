@@ -90,6 +90,27 @@ public struct MemberSecretKeys: Sendable {
 
 /// Creates a file whole or not at all, and never over an existing one.
 public enum DurableFile {
+    /// Makes a rename into (or out of) `directory` durable: without it a power loss can undo
+    /// the rename while keeping what was written under the new name since.
+    public static func syncDirectory(_ directory: String) throws {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw Failure(step: "sync", path: directory, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw Failure(step: "sync", path: directory, reason: String(cString: strerror(errno))) }
+    }
+
+    /// Removes a staging directory left by an interrupted first start, unless it holds a ledger
+    /// store with blocks: those can only come from a start that got further than a crash of
+    /// the first start leaves (a rename into place undone by a power loss), and deleting them
+    /// would lose what was acknowledged. `hasBlocks` tells, given the store's path.
+    public static func removeStaging(_ staging: String, store: String, hasBlocks: (String) -> Bool) throws {
+        guard FileManager.default.fileExists(atPath: staging) else { return }
+        if FileManager.default.fileExists(atPath: store + "/CURRENT"), hasBlocks(store) {
+            throw Failure(step: "remove", path: staging,
+                          reason: "it holds a ledger store with committed blocks (\(store)); refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+        }
+        try FileManager.default.removeItem(atPath: staging)
+    }
     public struct Failure: Error, CustomStringConvertible {
         /// "create" or "write".
         public let step: String

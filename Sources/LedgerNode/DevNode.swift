@@ -54,7 +54,7 @@ public enum DevNode {
             // Build the whole directory aside and rename it into place, so a crash during the
             // first start leaves either nothing or a complete dev ledger.
             let staging = dataDirectory + ".init"
-            try? fm.removeItem(atPath: staging)
+            try DurableFile.removeStaging(staging, store: staging + "/ledger", hasBlocks: ChainStore.holdsBlocks)
             try fm.createDirectory(atPath: staging + "/keys", withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
             let keys = MemberSecretKeys(memberID: memberID)
@@ -73,6 +73,8 @@ public enum DevNode {
             try Data(bytes).write(to: URL(fileURLWithPath: staging + "/genesis.json"), options: .atomic)
             try? fm.removeItem(atPath: dataDirectory)
             try fm.moveItem(atPath: staging, toPath: dataDirectory)
+            // Durable before the first block goes in (see NetworkNode).
+            try DurableFile.syncDirectory((dataDirectory as NSString).deletingLastPathComponent.isEmpty ? "." : (dataDirectory as NSString).deletingLastPathComponent)
             created = true
         }
         guard let genesisBytes = fm.contents(atPath: genesisPath) else {

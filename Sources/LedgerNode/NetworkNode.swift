@@ -105,9 +105,12 @@ public enum NetworkNode {
         } else {
             // Create aside and rename, so a crash here leaves no half-made store.
             let staging = storePath + ".creating"
-            try? FileManager.default.removeItem(atPath: staging)
+            try DurableFile.removeStaging(staging, store: staging, hasBlocks: ChainStore.holdsBlocks)
             _ = try ChainStore.create(path: staging, genesis: genesis)
             try FileManager.default.moveItem(atPath: staging, toPath: storePath)
+            // Durable before the first block goes in: a power loss must not undo the rename
+            // and leave committed blocks under the staging name.
+            try DurableFile.syncDirectory(dataDir)
             store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
                                    merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
             logger.info("created ledger for \(genesis.chainID) in \(storePath)")

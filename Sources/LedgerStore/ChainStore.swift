@@ -346,6 +346,13 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return count
     }
 
+    /// Whether the store at `path` opens and holds at least one block (for a staging directory
+    /// about to be deleted); false when it does not open.
+    public static func holdsBlocks(_ path: String) -> Bool {
+        guard let store = try? ChainStore(path: path, mode: .readOnly, verifyDepth: 0, blockCacheBytes: 1 << 20) else { return false }
+        return store.head.height > 0
+    }
+
     /// Whether `id` is a committed record whose envelope this store lacks although no
     /// erase_records named it (committed from a catch-up block without it, say).
     public func isMissingEnvelope(_ id: Hash) throws -> Bool { try missingEnvelopeMark(of: id) != nil }

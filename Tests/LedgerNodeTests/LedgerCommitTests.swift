@@ -103,6 +103,33 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(ledger.queuedCount, 0)
     }
 
+    /// A staging directory from an interrupted first start is removed, unless it holds a store
+    /// with committed blocks: only a rename into place undone by a power loss leaves those, and
+    /// deleting them (as the first start used to, without a word) would lose what was
+    /// acknowledged. The rename is made durable (directory fsync) before any block goes in.
+    func testAStagingDirectoryHoldingBlocksIsNotDeleted() async throws {
+        let (ledger, txs) = try open()
+        let commit = Task { try await ledger.submit([txs[0]], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        ledger.commitPending()
+        _ = try await commit.value
+        XCTAssertEqual(ledger.store.head.height, 1)
+        let target = directory + "-new"
+        let staging = target + ".init"
+        defer { try? FileManager.default.removeItem(atPath: target); try? FileManager.default.removeItem(atPath: staging) }
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try ledger.store.database.checkpoint(to: staging + "/ledger")
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: target)) { error in
+            XCTAssertTrue("\(error)".contains("holds a ledger store with committed blocks") && "\(error)".contains("refusing to delete it"), "\(error)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staging + "/ledger/CURRENT"), "the blocks were deleted")
+        // A staging directory with no blocks (a first start cut short) is cleared and the start goes on.
+        try FileManager.default.removeItem(atPath: staging + "/ledger")
+        try FileManager.default.createDirectory(atPath: staging + "/keys", withIntermediateDirectories: true)
+        XCTAssertTrue(try DevNode.open(dataDirectory: target).createdGenesis)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging))
+    }
+
     /// A data directory given with a trailing slash starts a dev ledger, and opens it again.
     func testADevLedgerStartsInADirectoryNamedWithATrailingSlash() throws {
         let first = try DevNode.open(dataDirectory: directory + "/")
