@@ -23,7 +23,11 @@ fi
 url="$(cat "$dir/samr-330106/data/http.addr")"
 # Banks reach the bureau's node on its member listener: queries, policies, proofs, submissions
 # only (a network set up before it existed has none: its operator address stands in).
-members="$(cat "$dir/samr-330106/data/member-http.addr" 2>/dev/null || echo "$url")"
+members="$url"
+if grep -q '"member_http"' "$dir/samr-330106/node.json"; then
+  for _ in $(seq 1 100); do [ -f "$dir/samr-330106/data/member-http.addr" ] && break; sleep 0.1; done
+  members="$(cat "$dir/samr-330106/data/member-http.addr")"   # fails the demo if the listener never came up
+fi
 "$binpath/credit-node" demo --node "$url" --genesis "$dir/genesis.json" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
 # Each run scores subjects of its own. On a network that an earlier run left with data, that

@@ -225,6 +225,14 @@ public struct TendermintMachine: Sendable {
     /// Actions to take on start: resend what was signed before a restart and re-arm timeouts.
     public mutating func start() -> [ConsensusAction] {
         var out: [ConsensusAction] = [.schedule(Timeout(step: .rebroadcast, height: height, round: round), afterMillis: timeouts.rebroadcast)]
+        resumeSigned(&out)
+        evaluate(&out)
+        return out
+    }
+
+    /// Resends what the state says this validator signed, counts it, and re-arms the timeout of
+    /// the state's step (at start, and when a deferred state is taken up).
+    private mutating func resumeSigned(_ out: inout [ConsensusAction]) {
         for v in state.validProof where v.height == height && v.type == .prevote && validators.contains(v.voter) { record(vote: v, &out) }
         if let p = state.proposal { out.append(.broadcastProposal(p)); record(proposal: p, &out) }
         if let v = state.prevote { out.append(.broadcastVote(v)); record(vote: v, &out) }
@@ -241,8 +249,6 @@ public struct TendermintMachine: Sendable {
         case .precommit:
             out.append(.schedule(Timeout(step: .precommit, height: height, round: round), afterMillis: timeouts.length(.precommit, round: round)))
         }
-        evaluate(&out)
-        return out
     }
 
     public mutating func handle(_ event: ConsensusEvent) -> [ConsensusAction] {
@@ -542,8 +548,10 @@ public struct TendermintMachine: Sendable {
     }
 
     private mutating func moveTo(height h: UInt64, _ out: inout [ConsensusAction]) {
+        var takenUp = false
         if let d = deferred, d.height <= h {
-            state = d.height == h ? d : SafetyState(height: h)
+            takenUp = d.height == h
+            state = takenUp ? d : SafetyState(height: h)
             deferred = nil
         } else {
             state = SafetyState(height: h)
@@ -552,7 +560,10 @@ public struct TendermintMachine: Sendable {
         validity = [:]; validationRequested = []
         prevoteTimeoutScheduled = []; precommitTimeoutScheduled = []; lockedInRound = []
         catchUpRequested = false; reportedEquivocations = []; buildRequested = false
-        out.append(.schedule(Timeout(step: .rebroadcast, height: h, round: 0), afterMillis: timeouts.rebroadcast))
+        out.append(.schedule(Timeout(step: .rebroadcast, height: h, round: state.round), afterMillis: timeouts.rebroadcast))
+        // What was signed at this height before the store fell behind is resent and counted, and
+        // the step's timeout armed, as a restart would.
+        if takenUp { resumeSigned(&out) }
     }
 
     /// The messages held for this height, for logs and debugging.

@@ -57,6 +57,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var machine: TendermintMachine!
     var candidates: [Hash: (block: CandidateBlock, built: BlockBuilder.Result)] = [:]
     var unchecked: [Hash: CandidateBlock] = [:]
+    /// Locked or valid blocks of a safety state ahead of the store (`TendermintMachine.signsAgainFrom`):
+    /// made candidates once the store reaches the height below theirs.
+    var deferredBlocks: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
     /// Block contents sent to each peer, with when (monotonic nanoseconds): a peer is answered
     /// once a second per block (an honest one asks once a status tick) and for at most
@@ -154,10 +157,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         machine = TendermintMachine(chainID: genesis.chainID, validators: validators, signer: signer, timeouts: options.timeouts,
                                     committedHeight: store.head.height, restored: restored)
         if let from = machine.signsAgainFrom {
-            logger.warning("the consensus safety state is for height \(from), the store's head is at \(store.head.height) (a store older than this validator's votes: restored from a backup?); it signs nothing until it has caught up to height \(from), where its earlier votes and lock are taken up again")
+            logger.warning("the consensus safety state is for height \(from), the store's head is at \(store.head.height) (a store older than this validator's votes: restored from a backup?); it signs nothing until it has caught up to height \(from), where its earlier votes and lock are taken up again. Only if the whole consortium rolled its chain back on purpose: stop the node and delete \(walDirectory)/safety-state")
         }
-        for (hash, block) in savedBlocks where block.header.height == store.head.height + 1 {
-            do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
+        for (hash, block) in savedBlocks {
+            if block.header.height == store.head.height + 1 {
+                do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
+            } else if block.header.height > store.head.height + 1 {
+                deferredBlocks[hash] = block
+            }
         }
         if member.has(.scorer) && isValidator && options.autoScore {
             autoScorer = AutoScorer(node: self, stateDirectory: walDirectory)
@@ -270,7 +277,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             var s: [String: any Sendable] = [
                 "mode": isValidator ? "validator" : "follower",
                 "member": member.id,
-                "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)"] as [String: any Sendable],
+                "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)",
+                              "signs_again_from": machine.signsAgainFrom.map { Int($0) } ?? 0] as [String: any Sendable],
                 "peers": p2p?.connectedPeers ?? [],
                 "peer_heights": peerHeights,
                 "mempool": mempool.count,
@@ -881,6 +889,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             fatal("cannot write block \(height): \(error)")
             return
         }
+        adoptDeferredBlocks()
         afterCommit(block)
         logger.debug("committed block \(height) (\(block.submissions.count) transactions), log size \(built.header.logSize)")
     }
@@ -1015,6 +1024,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 fatal("cannot write block \(header.height), caught up from \(peer): \(error)")
                 return
             }
+            adoptDeferredBlocks()
             let stripped = c.block.submissions.filter { $0.envelope == nil && $0.transaction.body.envelopedRecord != nil }.count
             if stripped > 0 {
                 logger.notice("block \(header.height) from \(peer) came without \(stripped) envelope(s); unless a later block erases those records, they are fetched from other peers once caught up")
@@ -1082,6 +1092,18 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             try submitOwn(.evidence(body))
         } catch {
             logger.error("evidence transaction refused: \(error)")
+        }
+    }
+
+    /// Saved locked or valid blocks of the height after the new head become candidates (the
+    /// machine takes up the deferred safety state there, and may re-propose or prevote them).
+    func adoptDeferredBlocks() {
+        guard !deferredBlocks.isEmpty else { return }
+        let next = store.head.height + 1
+        for (hash, block) in deferredBlocks where block.header.height <= next {
+            deferredBlocks[hash] = nil
+            guard block.header.height == next else { continue }
+            do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
         }
     }
 

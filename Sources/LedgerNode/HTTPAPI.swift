@@ -108,7 +108,21 @@ public struct LedgerAPI: Sendable {
                 try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
             }
         }
-        guard case .all = routes else { return router }
+        guard case .all = routes else {
+            // Said plainly, rather than Hummingbird's bare 404: a bank's client pointed here for
+            // its own transactions learns to ask its own node.
+            let operatorOnly = ["/v1/status", "/v1/transactions/:id", "/v1/transactions/:id/receipt", "/v1/transactions/:id/provenance",
+                                "/v1/blocks/:height", "/v1/subjects/:uscc/history"]
+            for path in operatorOnly {
+                router.get(RouterPath(path)) { request, _ in
+                    await self.guarded {
+                        throw LedgerError(.notFound, "\(request.uri.path) is served on the node operator's address only, not to other members "
+                            + "(docs/PRIVACY.md §1): ask your own node for your transactions and receipts")
+                    }
+                }
+            }
+            return router
+        }
         router.get("/v1/status") { _, _ in try self.status() }
         router.get("/v1/transactions/:id") { _, context in
             await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }

@@ -210,6 +210,11 @@ final class UpgradeRescorer: @unchecked Sendable {
             // running stops (`supersede`), queued and waiting ones are dropped.
             let older = { (j: Job) in j.installed.name == installed.name && j.installed.version < installed.version }
             if let current = runningJob, older(current) { supersede = true }
+            for j in jobs where older(j) && j.installed.hash != runningJob?.installed.hash {
+                // A waiting attempt that will not run: its entry stops counting down to it.
+                for i in ended.indices where ended[i].hash == j.installed.hash { ended[i].state = "superseded"; ended[i].retryAt = nil }
+                if snapshot?.hash == j.installed.hash, !running { snapshot?.state = "superseded"; snapshot?.retryAt = nil }
+            }
             jobs.removeAll { older($0) && $0.installed.hash != runningJob?.installed.hash }
             jobs.append(job)
             if thread == nil {
@@ -257,6 +262,8 @@ final class UpgradeRescorer: @unchecked Sendable {
                 let now = ContinuousClock.now
                 if let job = jobs.first(where: { ($0.notBefore ?? now) <= now }) {
                     runningJob = job
+                    // The attempt it waited for starts: the last one's entry stops counting down.
+                    for i in ended.indices where ended[i].hash == job.installed.hash { ended[i].retryAt = nil }
                     return job
                 }
                 waitUntil = jobs.compactMap(\.notBefore).min()
@@ -424,6 +431,8 @@ final class UpgradeRescorer: @unchecked Sendable {
             running = false
             snapshot?.seconds = (ContinuousClock.now - started).inSeconds
             if let s = snapshot {
+                // One entry per job: a later attempt replaces the earlier one's.
+                ended.removeAll { $0.hash == s.hash }
                 if ended.count >= 8 { ended.removeFirst() }
                 ended.append(s)
             }

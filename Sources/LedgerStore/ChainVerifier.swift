@@ -215,7 +215,7 @@ public final class ChainVerifier {
         if let size = trusted.keys.min() {
             throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,
                                reason: size > frontier.size
-                                ? "the chain ends at log size \(frontier.size), short of the trusted checkpoint of size \(size): blocks are missing from its end"
+                                ? "the chain ends at log size \(frontier.size), short of the trusted checkpoint of size \(size): blocks are missing from its end (withheld, or the copy was made before that checkpoint: take the checkpoint first, then the export)"
                                 : "no block ends at log size \(size), the trusted checkpoint's size: it is not a checkpoint of this chain")
         }
         summary.headHash = previousHash

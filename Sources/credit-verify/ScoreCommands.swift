@@ -133,7 +133,9 @@ struct Recompute: ParsableCommand {
         each is signed by a member allowed to attest it and precedes the update, decrypts each payload with the
         custodian key and checks it against its commitment and the clear attributes the model reads, then
         recomputes dimensions, points and grade exactly. Run `credit-verify chain` on the same source first
-        to check the chain itself.
+        to check the chain itself. An input without its payload envelope passes only if an erase_records
+        names it: an export is read to its end for those; a data directory's own bookkeeping (its
+        missing-envelope marks) is taken as it is, so check a copy someone else hands you as an export.
         Examples:
           credit-verify recompute ID --data-dir /tmp/ledger-scoring/ledger --genesis /tmp/ledger-scoring/genesis.json --key /tmp/ledger-scoring/keys/dev.key
           credit-verify recompute ID --export chain.export --genesis genesis.json --key keys/data-330106.key --json

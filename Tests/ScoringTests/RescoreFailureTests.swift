@@ -149,6 +149,7 @@ extension NodeAndRescoreTests {
         XCTAssertGreaterThanOrEqual(finished["attempt"] as? Int ?? 0, 2, "\(finished)")
         XCTAssertEqual(finished["done"] as? Int, individuals, "\(finished)")
         XCTAssertNil(finished["next_attempt_in_seconds"], "\(finished)")
+        XCTAssertEqual((finished["previous"] as? [[String: any Sendable]])?.count, 0, "one entry per job, not one per attempt: \(finished)")
         let done = try String(contentsOfFile: stateDir + "/rescore-done", encoding: .utf8)
         XCTAssertTrue(done.contains(try XCTUnwrap(store.latestModel(name: "individual-business")).hash.hexString))
         // The job is over: nothing runs it again.
