@@ -99,8 +99,10 @@ echo "every node, after the demo:"
 sleep 1
 bash Network/local/status.sh
 echo
-echo "the auditor (a follower that never votes) verifies its own copy of the chain:"
-"$binpath/credit-verify" chain --data-dir "$dir/auditor/data/ledger" --genesis "$dir/genesis.json"
+echo "the auditor (a follower that never votes) verifies its own copy of the chain, complete up to"
+echo "the latest checkpoint the supervision bureau's node signed with the others:"
+"$binpath/credit-node" checkpoint --node "$members" >"$dir/latest.checkpoint"
+"$binpath/credit-verify" chain --data-dir "$dir/auditor/data/ledger" --genesis "$dir/genesis.json" --checkpoint "$dir/latest.checkpoint"
 echo
 echo "status / stop:  bash Network/local/status.sh   /   bash Network/local/stop.sh"
 echo "crash a node:   bash Network/local/stop.sh --kill bank-b; bash Network/local/start.sh bank-b"
