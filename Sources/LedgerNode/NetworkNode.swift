@@ -80,6 +80,14 @@ public struct NodeConfig: Decodable, Sendable {
 }
 
 public enum NetworkNode {
+    /// Members this node will never have a session with: only the member whose id sorts first
+    /// dials (docs/P2P.md), so a member sorting after `me` that has no address to dial is
+    /// reached by nobody from here, and it does not dial back. It used to go unmentioned: an
+    /// auditor without a `p2p_address`, sorting last, had no peers and nothing said why.
+    static func neverConnected(genesis: Genesis, me: String, addressed: Set<String>) -> [String] {
+        genesis.members.map(\.id).filter { $0 > me && !addressed.contains($0) }.sorted()
+    }
+
     /// Runs a consortium node until SIGINT or SIGTERM.
     public static func run(configPath: String, logger: Logger) async throws {
         let (config, base) = try NodeConfig.load(path: configPath)
@@ -132,6 +140,9 @@ public enum NetworkNode {
             guard let address = config.peers?[m.id] ?? m.p2pAddress else { continue }
             let (host, port) = try NodeConfig.split(address, what: "peer address of \(m.id)")
             peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+        }
+        for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
+            logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }
         if let unknown = config.peers?.keys.first(where: { genesis.member($0) == nil }) {
             throw LedgerError(.unknownSigner, "config names peer \(unknown), which is not a member of this genesis")

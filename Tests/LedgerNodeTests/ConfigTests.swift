@@ -1,5 +1,7 @@
 import Foundation
-import LedgerNode
+import LedgerCore
+import LedgerCrypto
+@testable import LedgerNode
 import XCTest
 
 /// A node's configuration file: a misspelt field or a timeout out of range is refused, naming it,
@@ -43,4 +45,20 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(r.output.contains("ExitCode"), "the error is printed once: \(r.output)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/genesis.json"))
     }
+
+    /// A member that sorts after this node and has no address to dial is named at start: only
+    /// the member whose id sorts first dials, so the two would never connect, silently.
+    func testMembersThisNodeWillNeverReachAreNamed() throws {
+        let keys = ["a-bank", "b-bureau", "z-auditor"].map { MemberSecretKeys(memberID: $0) }
+        let members = keys.map { k in
+            Member(id: k.memberID, name: k.memberID, roles: k.memberID == "b-bureau" ? [.validator, .custodian] : [.validator],
+                   signingKey: k.signing.publicKey, encryptionKey: k.encryption.publicKey)
+        }
+        let genesis = try Genesis(bytes: try Genesis.render(chainID: "never-connected-test", genesisTime: "2026-11-21T00:00:00Z", members: members))
+        XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "a-bank", addressed: ["b-bureau"]), ["z-auditor"])
+        XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "a-bank", addressed: ["b-bureau", "z-auditor"]), [])
+        // A member sorting before this node dials it: not this node's to name.
+        XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "z-auditor", addressed: []), [])
+    }
+
 }
