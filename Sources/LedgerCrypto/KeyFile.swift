@@ -91,9 +91,10 @@ public struct MemberSecretKeys: Sendable {
 /// Creates a file whole or not at all, and never over an existing one.
 public enum DurableFile {
     /// Makes a rename into (or out of) `directory` durable: without it a power loss can undo
-    /// the rename while keeping what was written under the new name since.
+    /// the rename while keeping what was written under the new name since. An empty path is
+    /// the current directory (`deletingLastPathComponent` of a bare file name).
     public static func syncDirectory(_ directory: String) throws {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY)
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
         guard fd >= 0 else { throw Failure(step: "sync", path: directory, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw Failure(step: "sync", path: directory, reason: String(cString: strerror(errno))) }
@@ -112,7 +113,7 @@ public enum DurableFile {
         try FileManager.default.removeItem(atPath: staging)
     }
     public struct Failure: Error, CustomStringConvertible {
-        /// "create" or "write".
+        /// "create", "write", "sync" or "remove".
         public let step: String
         public let path: String
         public let reason: String
@@ -146,8 +147,6 @@ public enum DurableFile {
             guard rename(temporary, path) == 0 else { throw failure("create", errno) }
         }
         unlink(temporary)
-        let directory = (path as NSString).deletingLastPathComponent
-        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
-        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+        try? syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }

@@ -57,8 +57,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var machine: TendermintMachine!
     var candidates: [Hash: (block: CandidateBlock, built: BlockBuilder.Result)] = [:]
     var unchecked: [Hash: CandidateBlock] = [:]
-    /// Locked or valid blocks of a safety state ahead of the store (`TendermintMachine.signsAgainFrom`):
-    /// made candidates once the store reaches the height below theirs.
+    /// Locked or valid blocks of the persisted safety state not yet taken up: made candidates
+    /// once the store reaches the height below theirs (at start, or later when the state is
+    /// ahead of the store: `TendermintMachine.signsAgainFrom`).
     var deferredBlocks: [Hash: CandidateBlock] = [:]
     var awaitingContent = Set<Hash>()
     /// Block contents sent to each peer, with when (monotonic nanoseconds): a peer is answered
@@ -159,13 +160,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if let from = machine.signsAgainFrom {
             logger.warning("the consensus safety state is for height \(from), the store's head is at \(store.head.height) (a store older than this validator's votes: restored from a backup?); it signs nothing until it has caught up to height \(from), where its earlier votes and lock are taken up again. Only if the whole consortium rolled its chain back on purpose: stop the node and delete \(walDirectory)/safety-state")
         }
-        for (hash, block) in savedBlocks {
-            if block.header.height == store.head.height + 1 {
-                do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
-            } else if block.header.height > store.head.height + 1 {
-                deferredBlocks[hash] = block
-            }
-        }
+        deferredBlocks = savedBlocks
+        adoptDeferredBlocks()
         if member.has(.scorer) && isValidator && options.autoScore {
             autoScorer = AutoScorer(node: self, stateDirectory: walDirectory)
             // Live scoring asks the other scorers that are validators for endorsements; a genesis
@@ -199,7 +195,6 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         config.maxInboundConnections = max(config.maxInboundConnections, allowed.count + handshakeHeadroom)
         return config
     }
-
 
     /// Starts the P2P transport and consensus. `peers` are the addresses to dial.
     public func start(listenHost: String, listenPort: Int, peers: [PeerAddress]) async throws -> Int {
@@ -1095,8 +1090,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
-    /// Saved locked or valid blocks of the height after the new head become candidates (the
-    /// machine takes up the deferred safety state there, and may re-propose or prevote them).
+    /// Saved locked or valid blocks of the height after the head become candidates (the machine
+    /// holds, or takes up there, the safety state naming them, and may re-propose or prevote
+    /// them); those of heights already committed are dropped.
     func adoptDeferredBlocks() {
         guard !deferredBlocks.isEmpty else { return }
         let next = store.head.height + 1

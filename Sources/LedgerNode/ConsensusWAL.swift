@@ -135,13 +135,8 @@ public final class ConsensusWAL: @unchecked Sendable {
         guard syncDirectory else { return }
         // The rename is durable only once the directory is synced: until then a crash may bring
         // back the old file, and with it a state older than what was already sent.
-        let dfd = open(directory, O_RDONLY)
-        guard dfd >= 0 else {
-            throw LedgerError(.notFound, "cannot open directory \(directory) to sync the rename of \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(dfd) }
-        guard fsync(dfd) == 0 else {
-            throw LedgerError(.notFound, "fsync of directory \(directory) after renaming \(path) failed: \(String(cString: strerror(errno)))")
+        do { try DurableFile.syncDirectory(directory) } catch let e as DurableFile.Failure {
+            throw LedgerError(.notFound, "cannot sync directory \(directory) after renaming \(path): \(e.reason)")
         }
     }
 }

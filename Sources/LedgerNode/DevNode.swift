@@ -74,7 +74,7 @@ public enum DevNode {
             try? fm.removeItem(atPath: dataDirectory)
             try fm.moveItem(atPath: staging, toPath: dataDirectory)
             // Durable before the first block goes in (see NetworkNode).
-            try DurableFile.syncDirectory((dataDirectory as NSString).deletingLastPathComponent.isEmpty ? "." : (dataDirectory as NSString).deletingLastPathComponent)
+            try DurableFile.syncDirectory((dataDirectory as NSString).deletingLastPathComponent)
             created = true
         }
         guard let genesisBytes = fm.contents(atPath: genesisPath) else {

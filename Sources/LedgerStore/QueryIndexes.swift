@@ -72,8 +72,8 @@ extension ChainStore {
             try batch.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
         case .attestation, .amendment:
             // A correction's replacement states the industry as much as an attestation does.
-            if let a = tx.body.envelopedRecord, !a.industry.isEmpty, statesIndustry(tx) {
-                try batch.put(Family.meta, QueryKey.industry + Array(a.subject.code.utf8), Array(a.industry.utf8))
+            if let (subject, industry) = cellIndustry(tx) {
+                try batch.put(Family.meta, QueryKey.industry + Array(subject.code.utf8), Array(industry.utf8))
             }
         case .scoreUpdate(let s):
             guard let model = model(hash: s.modelHash) else { return }
@@ -81,10 +81,8 @@ extension ChainStore {
             // answers do: an update made from an older state that commits later does not replace it.
             guard try !fresherScore(than: s, model: model, earlier: earlier) else { return }
             var industry = try database.get(Family.meta, QueryKey.industry + Array(s.subject.code.utf8)) ?? []
-            for e in earlier.reversed() {
-                if let a = e.transaction.body.envelopedRecord, a.subject == s.subject, !a.industry.isEmpty, statesIndustry(e.transaction) {
-                    industry = Array(a.industry.utf8); break
-                }
+            if let latest = earlier.reversed().lazy.compactMap({ self.cellIndustry($0.transaction) }).first(where: { $0.subject == s.subject }) {
+                industry = Array(latest.industry.utf8)
             }
             try batch.put(Family.meta, QueryKey.cell(model: model.name, subject: s.subject),
                           Self.u64Key(index) + [s.grade.rawValue] + industry)
@@ -93,14 +91,18 @@ extension ChainStore {
         }
     }
 
-    /// Whether a record's industry places its subject in a statistics cell: only records of a
-    /// government issuer do. A bank attests loan repayments of any subject, so a bank's record
-    /// naming another industry could move a business into a cell of its own choosing, and the
-    /// difference between two answers of `industry-statistics` would be that business's grade,
-    /// with no consent and nothing in its query log (found in review). Stores written before
-    /// keep the industry a bank's record set until the subject's next government record.
-    func statesIndustry(_ tx: Transaction) -> Bool {
-        genesis.member(tx.header.signer)?.has(.governmentIssuer) == true
+    /// The subject and industry of a record that places its subject in a statistics cell (an
+    /// attestation, or a correction's replacement, naming an industry); nil for any other.
+    /// Only records of a government issuer do. A bank attests loan repayments of any subject,
+    /// so a bank's record naming another industry could move a business into a cell of its
+    /// own choosing, and the difference between two answers of `industry-statistics` would be
+    /// that business's grade, with no consent and nothing in its query log (found in review).
+    /// Stores written before keep the industry a bank's record set until the subject's next
+    /// government record.
+    func cellIndustry(_ tx: Transaction) -> (subject: USCC, industry: String)? {
+        guard let a = tx.body.envelopedRecord, !a.industry.isEmpty,
+              genesis.member(tx.header.signer)?.has(.governmentIssuer) == true else { return nil }
+        return (a.subject, a.industry)
     }
 
     /// Whether the subject's grade cell under `model`'s name already holds, or this block

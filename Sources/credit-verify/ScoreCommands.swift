@@ -91,22 +91,20 @@ struct ScoreCase: LedgerStateReader {
                 defer { logIndex += 1 }
                 guard t.transaction.count > 1 else { continue }
                 let kind = t.transaction[1]
-                guard logIndex < update.logIndex else {
-                    if kind == TransactionKind.governance.rawValue,
-                       case .governance(let g) = try Transaction.decode(t.transaction, maxBytes: Int.max).body { erased.formUnion(g.erasedRecords) }
-                    continue
-                }
+                let beforeUpdate = logIndex < update.logIndex
                 let record = kind == TransactionKind.attestation.rawValue || kind == TransactionKind.amendment.rawValue
-                guard (record && logIndex < u.asOfLogSize) || kind == TransactionKind.governance.rawValue else { continue }
+                guard (beforeUpdate && record && logIndex < u.asOfLogSize) || kind == TransactionKind.governance.rawValue else { continue }
                 let tx = try Transaction.decode(t.transaction, maxBytes: Int.max)
                 let mine: Bool
                 switch tx.body {
                 case .attestation(let a): mine = a.subject == u.subject
                 case .amendment(let a): mine = a.replacement.map { $0.subject == u.subject } ?? ids.contains(a.target)
-                case .governance(let g) where g.action == .installModel:
-                    models.append(InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex))
-                    mine = false
                 case .governance(let g):
+                    // Models installed up to the update; erasures anywhere (an input erased
+                    // after the update lacks its envelope rightly).
+                    if g.action == .installModel, beforeUpdate {
+                        models.append(InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex))
+                    }
                     erased.formUnion(g.erasedRecords)
                     mine = false
                 default: mine = false

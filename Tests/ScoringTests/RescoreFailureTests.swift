@@ -9,22 +9,43 @@ import Synchronization
 import XCTest
 
 extension NodeAndRescoreTests {
+    /// 2026-11-21 00:00 UTC in milliseconds: the dev scorer chain's block and signing time.
+    static let devAsOfMillis = UInt64(try! LedgerDate(iso: "2026-11-21").dayNumber) * 86_400_000
+
+    /// Signs transactions as the member of `devScorerChain`, each with the next nonce.
+    final class DevSigner: @unchecked Sendable {
+        let genesis: Genesis
+        let member: Member
+        let keys: MemberSecretKeys
+        let millis: UInt64
+        private let lock = NSLock()
+        private var nonce: UInt64
+
+        init(genesis: Genesis, member: Member, keys: MemberSecretKeys, millis: UInt64 = NodeAndRescoreTests.devAsOfMillis, nonce: UInt64 = 0) {
+            self.genesis = genesis; self.member = member; self.keys = keys; self.millis = millis; self.nonce = nonce
+        }
+
+        func callAsFunction(_ body: TransactionBody) -> Submission {
+            let n = lock.withLock { nonce += 1; return nonce }
+            let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: n, issuedAtMillis: millis)
+            return Submission(transaction: Transaction.sign(header: header, body: body, key: keys.signing), envelope: nil)
+        }
+
+        /// Every record of `demo`, attested.
+        func attestations(_ demo: DemoSubjects) throws -> [Submission] {
+            try demo.records.joined().map { self(.attestation(try $0.body())) }
+        }
+    }
+
     /// A subject that cannot be scored (more records than a score update covers) fails the
     /// re-score after a model install on every try. The job still finishes, counts the failure,
     /// and is not run again after a restart.
     func testARescoreWithASubjectThatCannotBeScoredFinishesOnce() async throws {
         let (keys, member, genesis, store) = try devScorerChain(chainID: "creditledger.test/upgrade-fail")
-        let asOfMillis = UInt64(try LedgerDate(iso: "2026-11-21").dayNumber) * 86_400_000
+        let asOfMillis = Self.devAsOfMillis
+        let signed = DevSigner(genesis: genesis, member: member, keys: keys)
         let demo = DemoSubjects(count: 20, seed: 4, asOf: try LedgerDate(iso: "2026-11-21"))
-        var nonce: UInt64 = 0
-        func signed(_ body: TransactionBody) -> Submission {
-            nonce += 1
-            return Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID,
-                                                                                      nonce: nonce, issuedAtMillis: asOfMillis),
-                                                            body: body, key: keys.signing), envelope: nil)
-        }
-        var block: [Submission] = []
-        for records in demo.records { for r in records { block.append(signed(.attestation(try r.body()))) } }
+        var block = try signed.attestations(demo)
         let individuals = zip(demo.subjects, demo.records).filter { $0.0.subject_kind == "individual_business" }
         let crowded = try XCTUnwrap(individuals.first)
         for _ in 0...FieldLimits.scoreInputs { block.append(signed(.attestation(try crowded.1[0].body()))) }
@@ -60,18 +81,10 @@ extension NodeAndRescoreTests {
     /// when the next one starts.
     func testAnIncompleteRescoreRunsAgainWithoutARestart() throws {
         let (keys, member, genesis, store) = try devScorerChain(chainID: "creditledger.test/upgrade-retry")
-        let asOfMillis = UInt64(try LedgerDate(iso: "2026-11-21").dayNumber) * 86_400_000
+        let asOfMillis = Self.devAsOfMillis
+        let signed = DevSigner(genesis: genesis, member: member, keys: keys)
         let demo = DemoSubjects(count: 12, seed: 6, asOf: try LedgerDate(iso: "2026-11-21"))
-        var nonce: UInt64 = 0
-        func signed(_ body: TransactionBody) -> Submission {
-            nonce += 1
-            return Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID,
-                                                                                      nonce: nonce, issuedAtMillis: asOfMillis),
-                                                            body: body, key: keys.signing), envelope: nil)
-        }
-        var block: [Submission] = []
-        for records in demo.records { for r in records { block.append(signed(.attestation(try r.body()))) } }
-        try store.appendBlock(block, timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
+        try store.appendBlock(try signed.attestations(demo), timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
         try store.appendBlock([signed(.governance(Self.individualBusinessV2(genesis: genesis, keys: keys)))],
                               timestampMillis: asOfMillis, proposer: "dev", signers: [(member, keys.signing)])
         let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
@@ -82,20 +95,16 @@ extension NodeAndRescoreTests {
             let store: ChainStore
             let engine: ScoreEngine
             let logger: Logger
-            let keys: MemberSecretKeys
-            let member: Member
-            let millis: UInt64
+            let signer: DevSigner
             let refusing = Atomic<Bool>(true)
             let refused = Atomic<Int>(0)
-            private let lock = NSLock()
-            private var nonce: UInt64 = 1_000_000
             weak var rescorer: UpgradeRescorer?
-            init(store: ChainStore, keys: MemberSecretKeys, member: Member, millis: UInt64) {
-                self.store = store; self.keys = keys; self.member = member; self.millis = millis
+            init(store: ChainStore, signer: DevSigner) {
+                self.store = store; self.signer = signer
                 engine = ScoreEngine(genesis: store.genesis)
                 var l = Logger(label: "rescore-retry-test"); l.logLevel = .critical; logger = l
             }
-            var memberID: String { member.id }
+            var memberID: String { signer.member.id }
             func isDesignated(_ subject: USCC) -> Bool { true }
             var hasRoomForRescore: Bool { true }
             func submitRescored(_ body: ScoreUpdateBody) {
@@ -104,14 +113,9 @@ extension NodeAndRescoreTests {
                     rescorer?.released(body.subject)
                     return
                 }
-                let s: Submission = lock.withLock {
-                    nonce += 1
-                    return Submission(transaction: Transaction.sign(header: TransactionHeader(chainID: store.genesis.chainID, signer: member.id, keyID: member.keyID,
-                                                                                              nonce: nonce, issuedAtMillis: millis),
-                                                                    body: .scoreUpdate(body), key: keys.signing), envelope: nil)
-                }
+                let s = signer(.scoreUpdate(body))
                 do {
-                    try store.appendBlock([s], timestampMillis: millis, proposer: member.id, signers: [(member, keys.signing)])
+                    try store.appendBlock([s], timestampMillis: signer.millis, proposer: signer.member.id, signers: [(signer.member, signer.keys.signing)])
                     let head = store.head
                     rescorer?.committed([s], firstLogIndex: head.logSize - 1, logSize: head.logSize)
                 } catch {
@@ -120,7 +124,7 @@ extension NodeAndRescoreTests {
                 }
             }
         }
-        let host = Host(store: store, keys: keys, member: member, millis: asOfMillis)
+        let host = Host(store: store, signer: DevSigner(genesis: genesis, member: member, keys: keys, nonce: 1_000_000))
         let stateDir = "\(directory)/state"
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         let rescorer = UpgradeRescorer(host: host, stateDirectory: stateDir, retryDelay: { _ in .milliseconds(300) })
