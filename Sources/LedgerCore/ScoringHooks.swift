@@ -100,6 +100,12 @@ public extension LedgerStateReader {
     /// Readers without a query index (score cases) do not check that a request is recorded
     /// once; validators, whose store has the index, and the offline verifier's state do.
     func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool { false }
+    func committedLogSize(atHeight height: UInt64) throws -> UInt64? {
+        throw LedgerError(.notFound, "this ledger state has no block index; it cannot check query records")
+    }
+    func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        throw LedgerError(.notFound, "this ledger state has no consent index; it cannot check query records")
+    }
 }
 
 extension LedgerDate {

@@ -22,6 +22,11 @@ public protocol LedgerStateReader {
     func installedPolicies() throws -> [InstalledPolicy]
     /// Whether a committed query record already used this request nonce of `requester`.
     func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool
+    /// Log size after the committed block at `height` (0 at height 0), or nil when that block is not committed.
+    func committedLogSize(atHeight height: UInt64) throws -> UInt64?
+    /// The newest `limit` consents (grants and revocations) about `subject` to `grantee` with
+    /// log index below `logSize`, oldest first.
+    func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -120,8 +125,15 @@ public struct TransactionValidator: Sendable {
         }
     }
 
-    /// Checks against committed state: replay guard and references.
-    public func checkStateful(_ tx: Transaction, state: some LedgerStateReader) throws {
+    /// How many heights past this node's head a query record's `as_of_height` may be when it is
+    /// admitted to the mempool (`forMempool`): the answering node committed that height a moment
+    /// before this one did. Its consent is checked once the height is committed here, and always
+    /// when a block holding it is checked.
+    public static let mempoolHeightSlack: UInt64 = 4
+
+    /// Checks against committed state: replay guard and references. `forMempool`: the check of
+    /// a gossiped transaction waiting for a block, which may name a height not committed here yet.
+    public func checkStateful(_ tx: Transaction, state: some LedgerStateReader, forMempool: Bool = false) throws {
         try checkNonce(tx, state: state)
         switch tx.body {
         case .amendment(let a):
@@ -165,12 +177,7 @@ public struct TransactionValidator: Sendable {
             if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
                 throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
             }
-            if q.consent != Hashes.zero {
-                guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
-                      grant.action == .grant, grant.subject == q.subject, grant.grantee == q.requester else {
-                    throw LedgerError(.unknownReference, "query record relies on consent \(q.consent.hexString), which is not a grant to \(q.requester) about this subject")
-                }
-            }
+            if q.consent != Hashes.zero { try checkConsent(of: q, state: state, forMempool: forMempool) }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
@@ -178,6 +185,39 @@ public struct TransactionValidator: Sendable {
             }
         default:
             break
+        }
+    }
+
+    /// An answer's consent stood where the answer was evaluated: a grant to the requester about
+    /// the subject, for the query's purpose, among the newest consents below the log size at
+    /// `as_of_height`, unrevoked there and unexpired at the request's signed time. The policy
+    /// engine chose it by the same rule (`ConsentStanding`), so an honest node's records pass;
+    /// a node that answers under a revoked or expired consent gets its audit record refused.
+    func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws {
+        let id = q.consent.hexString.prefix(16)
+        guard let subject = q.subject, let purpose = q.purpose.consentPurpose else {
+            throw LedgerError(.invalidValue, "query record relies on consent \(id)… but names no subject or no purpose a subject consents to")
+        }
+        guard let logSize = try state.committedLogSize(atHeight: q.asOfHeight) else {
+            let near = q.asOfHeight > Self.mempoolHeightSlack ? q.asOfHeight - Self.mempoolHeightSlack : 0
+            if forMempool, try state.committedLogSize(atHeight: near) != nil { return }
+            throw LedgerError(.unknownReference, "query record was evaluated at height \(q.asOfHeight), which is not committed here")
+        }
+        let list = try state.consents(of: subject, grantee: q.requester, before: logSize, limit: ConsentStanding.window)
+        guard let l = list.first(where: { $0.transaction.id == q.consent }), case .consent(let grant) = l.transaction.body,
+              grant.action == .grant else {
+            throw LedgerError(.unknownReference, "query record relies on consent \(id)…, which is not a grant to \(q.requester) about \(subject) "
+                + "among the newest \(ConsentStanding.window) recorded before height \(q.asOfHeight)")
+        }
+        guard grant.purpose == purpose else {
+            throw LedgerError(.invalidValue, "query record relies on consent \(id)… for \(grant.purpose.name); the query's purpose is \(q.purpose.name)")
+        }
+        switch ConsentStanding.verdict(of: grant, at: l.logIndex, revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis) {
+        case .stands: break
+        case .revoked:
+            throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which \(subject) revoked before height \(q.asOfHeight)")
+        case .expired:
+            throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which had expired when the request was signed")
         }
     }
 

@@ -397,7 +397,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if mempool.contains(id) || ((try? store.location(of: id)) ?? nil) != nil { continue }
             do {
                 try checkStateless(s)
-                try validator.checkStateful(s.transaction, state: store)
+                try validator.checkStateful(s.transaction, state: store, forMempool: true)
                 ok.append(s)
             } catch {
                 logger.debug("gossiped transaction \(id.hexString.prefix(16)) from \(peer) refused: \(error)")
@@ -943,7 +943,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 mempool.committed([s.transaction], height: at.height, firstLogIndex: at.logIndex)
                 continue
             }
-            do { try validator.checkStateful(s.transaction, state: store) } catch { stale[HashKey(s.transaction.id)] = error }
+            do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch { stale[HashKey(s.transaction.id)] = error }
         }
         if !stale.isEmpty { mempool.evict { stale[HashKey($0.transaction.id)] } }
     }

@@ -606,6 +606,17 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public func committedLogSize() throws -> UInt64 { head.logSize }
 
+    public func committedLogSize(atHeight height: UInt64) throws -> UInt64? {
+        let h = head
+        if height == h.height { return h.logSize }
+        guard height < h.height else { return nil }
+        guard height > 0 else { return 0 }
+        guard let header = try blockHeader(height: height) else {
+            throw LedgerError(.invalidBlock, "block \(height) is missing below the head (\(h.height))")
+        }
+        return header.logSize
+    }
+
     public func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
         try subjectRecordEntries(subject, before: logSize, limit: limit) { index, _ in
             guard let tx = try transaction(at: index) else {

@@ -287,6 +287,8 @@ final class VerifiedState: LedgerStateReader {
     private let fetch: (UInt64) throws -> [UInt8]?
     /// Log indexes of each subject's attestations and amendments (revocations under their target's subject).
     private var subjects: [SubjectKey: [UInt64]] = [:]
+    /// Log indexes of the consents (grants and revocations) about each subject to each grantee.
+    private var consentIndexes: [ConsentKey: [UInt64]] = [:]
     /// Log size after, and timestamp of, each verified block.
     private var blockEnds: [UInt64] = []
     private var blockTimes: [UInt64] = []
@@ -305,6 +307,10 @@ final class VerifiedState: LedgerStateReader {
             }
             high = h; low = l
         }
+    }
+
+    struct ConsentKey: Hashable {
+        let subject: SubjectKey, grantee: String
     }
 
     init(capacity: Int, fetch: @escaping (UInt64) throws -> [UInt8]?) {
@@ -341,6 +347,8 @@ final class VerifiedState: LedgerStateReader {
         case .amendment(let a):
             let subject = try a.replacement?.subject ?? committedTransaction(id: a.target)?.body.subject
             if let subject { subjects[SubjectKey(subject), default: []].append(logIndex) }
+        case .consent(let c):
+            consentIndexes[ConsentKey(subject: SubjectKey(c.subject), grantee: c.grantee), default: []].append(logIndex)
         case .governance(let g) where g.action == .installModel:
             let m = InstalledModel(name: g.name, version: g.version, document: g.document, logIndex: logIndex)
             models[m.hash] = m
@@ -388,6 +396,21 @@ final class VerifiedState: LedgerStateReader {
             out.append(LoggedTransaction(logIndex: index, transaction: try load(index)))
         }
         return out
+    }
+
+    /// Blocks are verified from height 1: the i-th one recorded is at height i + 1.
+    func committedLogSize(atHeight height: UInt64) throws -> UInt64? {
+        guard height > 0 else { return 0 }
+        return height <= UInt64(blockEnds.count) ? blockEnds[Int(height - 1)] : nil
+    }
+
+    func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        let all = consentIndexes[ConsentKey(subject: SubjectKey(subject), grantee: grantee)] ?? []
+        let end = min(logSize, blockStart)
+        // Ascending: those below `end` are a prefix; the newest `limit` of them, oldest first.
+        var stop = all.count
+        while stop > 0, all[stop - 1] >= end { stop -= 1 }
+        return try all[max(0, stop - limit)..<stop].map { LoggedTransaction(logIndex: $0, transaction: try load($0)) }
     }
 
     func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {

@@ -328,32 +328,18 @@ public struct PolicyEngine: Sendable {
         guard let purpose = query.purpose.consentPurpose else {
             throw PolicyRefusal(.purposeNotAllowed, "purpose \(query.purpose.name) is not one a subject consents to")
         }
-        let list = try facts.consents(of: subject, grantee: query.requester.id, limit: 1_024)
-        // Oldest first, so a revocation's target grant is met before it. The purpose is the
-        // target's (a revocation's own purpose field is not checked against it); a target older
-        // than the 1,024 read falls back to the revocation's own.
-        // A second revocation of a grant already revoked (a retried command) is not a new
-        // "stop": it does not end a grant recorded between the two.
-        var purposeOf: [Hash: ConsentBody.Purpose] = [:]
-        var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
-        var revokedTargets = Set<Hash>()
-        for l in list {
-            guard case .consent(let c) = l.transaction.body else { continue }
-            if c.action == .grant {
-                purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted {
-                let p = purposeOf[c.target] ?? c.purpose
-                revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
-            }
-        }
+        let list = try facts.consents(of: subject, grantee: query.requester.id, limit: ConsentStanding.window)
+        let revokedBefore = ConsentStanding.revokedBefore(list)
         var sawGrant = false, sawExpired = false, sawRevoked = false
         for l in list.reversed() {
             guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
                   c.purpose == purpose else { continue }
             sawGrant = true
-            if let through = revokedBefore[purpose], l.logIndex < through { sawRevoked = true; continue }
-            if c.expiresAtMillis <= query.requestedAtMillis { sawExpired = true; continue }
-            return l
+            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: query.requestedAtMillis) {
+            case .revoked: sawRevoked = true
+            case .expired: sawExpired = true
+            case .stands: return l
+            }
         }
         if sawRevoked && !sawExpired { throw PolicyRefusal(.consentRevoked, "\(subject) revoked its consent to \(query.requester.id) for \(purpose.name)") }
         if sawExpired { throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) has expired") }

@@ -230,9 +230,10 @@ final class QueryServiceTests: XCTestCase {
         else { XCTAssertEqual(v.record.outcome, .refused, file: file, line: line); XCTAssertFalse(receipt.message.isEmpty) }
     }
 
-    /// What a dishonest answering node could write: an audit record changed by `change` (for
-    /// `request`, when given), signed and committed, with the other facts proved again under
-    /// the new checkpoint and the answer signed again.
+    /// What a dishonest answering node could write, with a quorum colluding: an audit record
+    /// changed by `change` (for `request`, when given), signed and written in a block of its own
+    /// past the validators' checks (which refuse some of these records), with the other facts
+    /// proved again under the new checkpoint and the answer signed again.
     func forge(_ receipt: AnswerReceipt, request: [UInt8]? = nil, dropping roles: Set<String> = [],
                _ change: (inout QueryRecordBody) -> Void) async throws -> AnswerReceipt {
         let v = try receipt.verify(genesis: consortium.genesis)
@@ -250,10 +251,12 @@ final class QueryServiceTests: XCTestCase {
         change(&record)
         let key = consortium.keys["samr"]!.signing
         let tx = Transaction.sign(header: header("samr"), body: .queryRecord(record), key: key)
-        let committed = try await submit([Submission(transaction: tx, envelope: nil)])[0]
+        let logIndex = store.head.logSize
+        try store.appendBlock([Submission(transaction: tx, envelope: nil)], timestampMillis: nowMillis, proposer: "samr",
+                              signers: [(member: consortium.genesis.member("samr")!, key: key)])
         let head = store.head
-        var facts = [AnswerReceipt.Fact(role: "audit_record", transaction: tx.encoded.base64String, log_index: committed.logIndex,
-                                        inclusion_proof: try store.inclusionProof(index: committed.logIndex, size: head.logSize).map { $0.base64String })]
+        var facts = [AnswerReceipt.Fact(role: "audit_record", transaction: tx.encoded.base64String, log_index: logIndex,
+                                        inclusion_proof: try store.inclusionProof(index: logIndex, size: head.logSize).map { $0.base64String })]
         for f in receipt.facts where f.role != "audit_record" && !roles.contains(f.role) {
             facts.append(AnswerReceipt.Fact(role: f.role, transaction: f.transaction, log_index: f.log_index,
                                             inclusion_proof: try store.inclusionProof(index: f.log_index, size: head.logSize).map { $0.base64String }))
@@ -571,6 +574,72 @@ final class QueryServiceTests: XCTestCase {
         } catch { XCTAssertTrue("\(error)".contains("already answered or refused on the ledger"), "\(error)") }
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+    }
+
+    /// Validators check that the consent an audit record names stood where the answer was
+    /// evaluated (the engine's own rule, `ConsentStanding`): a node that answers under a revoked
+    /// or expired consent, one recorded after the height it names, or one for another purpose,
+    /// gets its record refused; the offline verifier refuses such a record in a chain too.
+    func testValidatorsRefuseAnAnswerUnderAConsentThatDidNotStand() async throws {
+        let month: UInt64 = 30 * 86_400
+        let beforeGrant = store.head.height
+        let grant = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
+        guard case .queryRecord(let honest) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
+            return XCTFail("the audit record is not a query record")
+        }
+        XCTAssertEqual(honest.consent, grant)
+        // The same answer for another request of the bank's, as another node would record it.
+        func record(asOf: UInt64, _ change: (inout QueryRecordBody) -> Void = { _ in }) -> Submission {
+            var body = honest
+            body.requestNonce = nextNonce() + 1_000_000
+            body.requestHash = SHA256.hash(Array("request \(body.requestNonce)".utf8))
+            body.asOfHeight = asOf
+            change(&body)
+            let samr = consortium.genesis.member("samr")!
+            let header = TransactionHeader(chainID: consortium.genesis.chainID, signer: "samr", keyID: samr.keyID,
+                                           nonce: nextNonce(), issuedAtMillis: nowMillis)
+            return Submission(transaction: Transaction.sign(header: header, body: .queryRecord(body), key: consortium.keys["samr"]!.signing),
+                              envelope: nil)
+        }
+        func refused(_ s: Submission, _ words: String, file: StaticString = #filePath, line: UInt = #line) async {
+            do {
+                _ = try await submit([s])
+                XCTFail("an answer under a consent that did not stand was committed (\(words))", file: file, line: line)
+            } catch { XCTAssertTrue("\(error)".contains(words), "\(error)", file: file, line: line) }
+        }
+        let standing = store.head.height
+        _ = try await submit([record(asOf: standing)])
+        await refused(record(asOf: beforeGrant), "among the newest 1024 recorded before height \(beforeGrant)")
+        await refused(record(asOf: store.head.height + 5), "evaluated at height \(store.head.height + 5), which is not committed here")
+        // Gossip from a node a few heights ahead waits in the mempool; a block may not hold it yet.
+        let validator = TransactionValidator(genesis: consortium.genesis)
+        let ahead = record(asOf: store.head.height + TransactionValidator.mempoolHeightSlack).transaction
+        XCTAssertNoThrow(try validator.checkStateful(ahead, state: store, forMempool: true))
+        XCTAssertThrowsError(try validator.checkStateful(ahead, state: store))
+        let tooFar = record(asOf: store.head.height + TransactionValidator.mempoolHeightSlack + 1).transaction
+        XCTAssertThrowsError(try validator.checkStateful(tooFar, state: store, forMempool: true))
+        await refused(record(asOf: standing) { $0.purpose = .loanApplication }, "for post_loan_monitoring; the query's purpose is loan_application")
+        await refused(record(asOf: standing) { $0.requestedAtMillis = (nowMillis / 1000 + month) * 1000 }, "had expired when the request was signed")
+        await refused(record(asOf: standing) { $0.requester = "bank-b" }, "which is not a grant to bank-b")
+
+        try await revoke(food, grant: grant, .postLoanMonitoring)
+        let revoked = store.head.height
+        await refused(record(asOf: revoked), "which \(food!) revoked before height \(revoked)")
+        // Evaluated before the revocation, the answer stood: it is recorded even now.
+        _ = try await submit([record(asOf: standing)])
+        // A record the validators would refuse, written past them, fails the offline verifier.
+        let forged = record(asOf: revoked)
+        try store.appendBlock([forged], timestampMillis: nowMillis, proposer: "samr",
+                              signers: [(member: consortium.genesis.member("samr")!, key: consortium.keys["samr"]!.signing)])
+        var source = StoreBlockSource(store: store)
+        XCTAssertThrowsError(try ChainVerifier(genesis: consortium.genesis).verify(&source)) { error in
+            guard let f = error as? ChainFailure else { return XCTFail("\(error)") }
+            XCTAssertEqual(f.height, store.head.height, "\(f)")
+            XCTAssertTrue(f.reason.contains("revoked before height \(revoked)"), "\(f)")
+        }
     }
 
     /// Consents are read newest first: another bank recording over a thousand grants to itself

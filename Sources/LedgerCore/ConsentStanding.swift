@@ -1,0 +1,46 @@
+/// Whether a consent grant stands at a height (docs/PRIVACY.md §3). The policy engine uses it
+/// to pick the grant an answer relies on; validators and the offline verifier use it to check
+/// the grant a query record names. All of them read the same list (a subject's consents to one
+/// grantee below the log size the answer was evaluated at), so all reach the same verdict.
+public enum ConsentStanding {
+    /// How many of the newest consents about one subject to one grantee are read.
+    public static let window = 1_024
+
+    public enum Verdict: Equatable, Sendable {
+        case stands
+        /// A revocation recorded after the grant ends it (for the grant's purpose).
+        case revoked
+        /// `expires_at` × 1000 is not above the request's signed time.
+        case expired
+    }
+
+    /// Per purpose, the log index of the newest revocation: it ends every grant of that purpose
+    /// recorded before it. `list` holds one subject's consents to one grantee, oldest first,
+    /// so a revocation's target grant is met before it. The purpose is the target's (a
+    /// revocation's own purpose field is not checked against it); a target older than the
+    /// list falls back to the revocation's own. A second revocation of a grant already revoked
+    /// (a retried command) is not a new "stop": it does not end a grant recorded between the two.
+    public static func revokedBefore(_ list: [LoggedTransaction]) -> [ConsentBody.Purpose: UInt64] {
+        var purposeOf: [Hash: ConsentBody.Purpose] = [:]
+        var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
+        var revokedTargets = Set<Hash>()
+        for l in list {
+            guard case .consent(let c) = l.transaction.body else { continue }
+            if c.action == .grant {
+                purposeOf[l.transaction.id] = c.purpose
+            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted {
+                let p = purposeOf[c.target] ?? c.purpose
+                revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
+            }
+        }
+        return revokedBefore
+    }
+
+    /// The standing of `grant`, recorded at `logIndex`, for a request signed at `requestedAtMillis`.
+    public static func verdict(of grant: ConsentBody, at logIndex: UInt64, revokedBefore: [ConsentBody.Purpose: UInt64],
+                               requestedAtMillis: UInt64) -> Verdict {
+        if let through = revokedBefore[grant.purpose], logIndex < through { return .revoked }
+        if grant.expiresAtMillis <= requestedAtMillis { return .expired }
+        return .stands
+    }
+}
