@@ -92,10 +92,13 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_compression(options, 0)
         // Small column families (meta, blocks) would otherwise pin every WAL file until they
         // flush; capping the WAL forces them out, which bounds recovery time and the memory a
-        // read-only opener (the verifier) spends replaying the log. Reaching the cap flushes
-        // every column family at once, a burst of writes that slows commits' synced writes for
-        // half a second; 256 MiB makes that a matter of minutes at a thousand blocks a second.
-        rocksdb_options_set_max_total_wal_size(options, 256 << 20)
+        // read-only opener (the verifier) spends replaying the log into memtables: with a live
+        // writer, `credit-verify chain` on a 1,000,000-transaction store peaked at 184 MB with
+        // this cap and at 261-274 MB with 256 MiB (the verifier's target is 200 MB). Reaching the
+        // cap flushes every column family holding the oldest log at once; the flush is rate
+        // limited (below), and neither query latency nor consortium throughput measured a
+        // difference between the two caps (docs/BENCHMARKS.md, 2026-12-04).
+        rocksdb_options_set_max_total_wal_size(options, 32 << 20)
         rocksdb_options_set_write_buffer_size(options, 32 << 20)
         // Most point reads look for keys that are not there (an unused nonce, a new
         // transaction id): a whole-key Bloom filter on each memtable answers those without
