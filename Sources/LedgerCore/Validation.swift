@@ -133,7 +133,11 @@ public struct TransactionValidator: Sendable {
 
     /// Checks against committed state: replay guard and references. `forMempool`: the check of
     /// a gossiped transaction waiting for a block, which may name a height not committed here yet.
-    public func checkStateful(_ tx: Transaction, state: some LedgerStateReader, forMempool: Bool = false) throws {
+    /// `certified`: a block a quorum already certified (catch-up, the offline verifier). Rules
+    /// added after blocks were certified are not applied to them, or a chain recorded under the
+    /// earlier rules could not be caught up with: a query record's consent need only be a
+    /// committed grant to the requester about the subject (`consentStood` tells the rest).
+    public func checkStateful(_ tx: Transaction, state: some LedgerStateReader, forMempool: Bool = false, certified: Bool = false) throws {
         try checkNonce(tx, state: state)
         switch tx.body {
         case .amendment(let a):
@@ -177,7 +181,16 @@ public struct TransactionValidator: Sendable {
             if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
                 throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
             }
-            if q.consent != Hashes.zero { try checkConsent(of: q, state: state, forMempool: forMempool) }
+            if q.consent != Hashes.zero {
+                if certified {
+                    guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
+                          grant.action == .grant, grant.subject == q.subject, grant.grantee == q.requester else {
+                        throw LedgerError(.unknownReference, "query record relies on consent \(q.consent.hexString), which is not a grant to \(q.requester) about this subject")
+                    }
+                } else {
+                    try checkConsent(of: q, state: state, forMempool: forMempool)
+                }
+            }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
@@ -193,6 +206,14 @@ public struct TransactionValidator: Sendable {
     /// `as_of_height`, unrevoked there and unexpired at the request's signed time. The policy
     /// engine chose it by the same rule (`ConsentStanding`), so an honest node's records pass;
     /// a node that answers under a revoked or expired consent gets its audit record refused.
+    /// Nil when the consent a committed query record names stood where it was evaluated (or it
+    /// names none); otherwise why not. For auditing blocks certified under earlier rules.
+    public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
+        guard q.consent != Hashes.zero else { return nil }
+        do { try checkConsent(of: q, state: state, forMempool: false) } catch let e as LedgerError { return e.reason }
+        return nil
+    }
+
     func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws {
         let id = q.consent.hexString.prefix(16)
         guard let subject = q.subject, let purpose = q.purpose.consentPurpose else {

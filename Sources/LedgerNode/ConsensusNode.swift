@@ -793,7 +793,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 throw LedgerError(.replay, "transaction \(i) claims \(claim), which another transaction of the same block claims")
             }
             if !verified.contains(s) { notSeen.append(i) }
-            do { try validator.checkStateful(tx, state: store) } catch { throw BatchError(index: i, error: error) }
+            do { try validator.checkStateful(tx, state: store, certified: certified) } catch { throw BatchError(index: i, error: error) }
         }
         // Signatures and envelopes of transactions this node has not seen yet, on every core.
         if !notSeen.isEmpty {
@@ -837,7 +837,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var stale: [Hash] = []
         var claims = Set<String>()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
-            if (try? validator.checkStateful(s.transaction, state: store)) == nil { stale.append(s.transaction.id); continue }
+            if (try? validator.checkStateful(s.transaction, state: store)) == nil {
+                // One that names a height this node has not committed yet waits (gossip from a node just ahead).
+                if (try? validator.checkStateful(s.transaction, state: store, forMempool: true)) == nil { stale.append(s.transaction.id) }
+                continue
+            }
             // One record per request, one install per name and version: a second claim is dropped
             // (once the first commits, the stateful rules refuse it anyway).
             let mine = s.transaction.blockExclusiveClaims

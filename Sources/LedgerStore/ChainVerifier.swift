@@ -48,6 +48,11 @@ public struct ChainSummary: Sendable {
     public var logRoot: Hash = Merkle.emptyRoot
     /// Trusted checkpoints the chain was checked to reach, with their roots (`mustReach`).
     public var checkpointsReached = 0
+    /// Answers whose consent did not stand where they were evaluated (revoked, expired, for
+    /// another purpose, recorded later): validators refuse such records in new blocks, but a
+    /// block certified earlier may hold them. The first few, with the log index and why.
+    public var answersWithoutStandingConsent: UInt64 = 0
+    public var answersWithoutStandingConsentFirst: [(logIndex: UInt64, reason: String)] = []
 
     /// A store's head record must name the last block verified: its hash, log size and root.
     /// (The data-directory source reads blocks up to the head's height only.)
@@ -162,8 +167,17 @@ public final class ChainVerifier {
                 for claim in tx.blockExclusiveClaims where !blockClaims.insert(claim).inserted {
                     throw fail("\(claim) is claimed twice in the block (one request answered twice, or one model or policy installed twice)", tx: i)
                 }
-                do { try validator.checkStateful(tx, state: state) } catch { throw fail("\(error)", tx: i) }
+                do { try validator.checkStateful(tx, state: state, certified: true) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {
+                case .queryRecord(let q):
+                    let why: String?
+                    do { why = try validator.consentStood(q, state: state) } catch { throw fail("\(error)", tx: i) }
+                    if let why {
+                        summary.answersWithoutStandingConsent += 1
+                        if summary.answersWithoutStandingConsentFirst.count < 10 {
+                            summary.answersWithoutStandingConsentFirst.append((logIndex: frontier.size, reason: why))
+                        }
+                    }
                 case .scoreUpdate(let s):
                     summary.scoreUpdatesChecked += 1
                     summary.scoreInputsChecked += UInt64(s.inputs.count)
@@ -408,8 +422,11 @@ final class VerifiedState: LedgerStateReader {
         let all = consentIndexes[ConsentKey(subject: SubjectKey(subject), grantee: grantee)] ?? []
         let end = min(logSize, blockStart)
         // Ascending: those below `end` are a prefix; the newest `limit` of them, oldest first.
-        var stop = all.count
-        while stop > 0, all[stop - 1] >= end { stop -= 1 }
+        var low = 0, stop = all.count
+        while low < stop {
+            let mid = (low + stop) / 2
+            if all[mid] < end { low = mid + 1 } else { stop = mid }
+        }
         return try all[max(0, stop - limit)..<stop].map { LoggedTransaction(logIndex: $0, transaction: try load($0)) }
     }
 

@@ -159,6 +159,8 @@ struct Chain: ParsableCommand {
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
             "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached,
+            "answers_without_standing_consent": summary.answersWithoutStandingConsent,
+            "answers_without_standing_consent_first": summary.answersWithoutStandingConsentFirst.map { ["log_index": $0.logIndex, "reason": $0.reason] as [String: Any] },
         ], text: """
         OK: chain \(summary.chainID) is intact
           genesis      \(summary.genesisHash.hexString)\(genesis != nil ? " (the trusted file)" : "\n               WARNING: not checked against a genesis you hold (--genesis): compare this hash with the consortium's")
@@ -168,6 +170,7 @@ struct Chain: ParsableCommand {
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
           shredded     \(summary.envelopesShredded) payload envelopes\(summary.envelopesMissing == 0 ? "" : "; WARNING: \(summary.envelopesMissing) of them belong to records no erase_records names (lost or withheld, not erased)")
+          consents     \(summary.answersWithoutStandingConsent == 0 ? "every answer's consent stood where it was evaluated" : "WARNING: \(summary.answersWithoutStandingConsent) answers relied on a consent that did not stand (certified before validators checked it), first: " + summary.answersWithoutStandingConsentFirst.prefix(3).map { "log index \($0.logIndex): \($0.reason)" }.joined(separator: "; "))
           scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models
           time         \(String(format: "%.2f", seconds)) s, \(String(format: "%.0f", Double(summary.transactions) / max(seconds, 0.001))) tx/s
         """)

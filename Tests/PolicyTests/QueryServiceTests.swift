@@ -630,16 +630,25 @@ final class QueryServiceTests: XCTestCase {
         await refused(record(asOf: revoked), "which \(food!) revoked before height \(revoked)")
         // Evaluated before the revocation, the answer stood: it is recorded even now.
         _ = try await submit([record(asOf: standing)])
-        // A record the validators would refuse, written past them, fails the offline verifier.
+        var source = StoreBlockSource(store: store)
+        XCTAssertEqual(try ChainVerifier(genesis: consortium.genesis).verify(&source).answersWithoutStandingConsent, 0)
+        // A record the validators would refuse, certified past them (as blocks certified before
+        // validators checked consents may hold): catch-up takes it, and the verifier names it.
         let forged = record(asOf: revoked)
+        let logIndex = store.head.logSize
+        XCTAssertThrowsError(try validator.checkStateful(forged.transaction, state: store))
+        XCTAssertNoThrow(try validator.checkStateful(forged.transaction, state: store, certified: true))
         try store.appendBlock([forged], timestampMillis: nowMillis, proposer: "samr",
                               signers: [(member: consortium.genesis.member("samr")!, key: consortium.keys["samr"]!.signing)])
-        var source = StoreBlockSource(store: store)
-        XCTAssertThrowsError(try ChainVerifier(genesis: consortium.genesis).verify(&source)) { error in
-            guard let f = error as? ChainFailure else { return XCTFail("\(error)") }
-            XCTAssertEqual(f.height, store.head.height, "\(f)")
-            XCTAssertTrue(f.reason.contains("revoked before height \(revoked)"), "\(f)")
-        }
+        source = StoreBlockSource(store: store)
+        let summary = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+        XCTAssertEqual(summary.answersWithoutStandingConsent, 1)
+        XCTAssertEqual(summary.answersWithoutStandingConsentFirst.first?.logIndex, logIndex)
+        XCTAssertTrue(summary.answersWithoutStandingConsentFirst.first?.reason.contains("revoked before height \(revoked)") ?? false,
+                      "\(summary.answersWithoutStandingConsentFirst)")
+        // Certified or not, the consent must at least be a committed grant to the requester about the subject.
+        let stranger = record(asOf: revoked) { $0.requester = "bank-b" }.transaction
+        XCTAssertThrowsError(try validator.checkStateful(stranger, state: store, certified: true))
     }
 
     /// Consents are read newest first: another bank recording over a thousand grants to itself
