@@ -201,11 +201,6 @@ public struct TransactionValidator: Sendable {
         }
     }
 
-    /// An answer's consent stood where the answer was evaluated: a grant to the requester about
-    /// the subject, for the query's purpose, among the newest consents below the log size at
-    /// `as_of_height`, unrevoked there and unexpired at the request's signed time. The policy
-    /// engine chose it by the same rule (`ConsentStanding`), so an honest node's records pass;
-    /// a node that answers under a revoked or expired consent gets its audit record refused.
     /// Nil when the consent a committed query record names stood where it was evaluated (or it
     /// names none); otherwise why not. For auditing blocks certified under earlier rules.
     public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
@@ -214,6 +209,11 @@ public struct TransactionValidator: Sendable {
         return nil
     }
 
+    /// An answer's consent stood where the answer was evaluated: a grant to the requester about
+    /// the subject, for the query's purpose, among the newest consents below the log size at
+    /// `as_of_height`, unrevoked there and unexpired at the request's signed time. The policy
+    /// engine chose it by the same rule (`ConsentStanding`), so an honest node's records pass;
+    /// a node that answers under a revoked or expired consent gets its audit record refused.
     func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws {
         let id = q.consent.hexString.prefix(16)
         guard let subject = q.subject, let purpose = q.purpose.consentPurpose else {
