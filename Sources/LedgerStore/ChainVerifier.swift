@@ -420,24 +420,25 @@ final class VerifiedState: LedgerStateReader {
 
     func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
         let all = consentIndexes[ConsentKey(subject: SubjectKey(subject), grantee: grantee)] ?? []
-        let end = min(logSize, blockStart)
-        // Ascending: those below `end` are a prefix; the newest `limit` of them, oldest first.
-        var low = 0, stop = all.count
-        while low < stop {
-            let mid = (low + stop) / 2
-            if all[mid] < end { low = mid + 1 } else { stop = mid }
-        }
+        // Ascending: those below the end are a prefix; the newest `limit` of them, oldest first.
+        let stop = Self.firstIndex(in: all, notBelow: min(logSize, blockStart))
         return try all[max(0, stop - limit)..<stop].map { LoggedTransaction(logIndex: $0, transaction: try load($0)) }
     }
 
     func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
         // The first verified block whose log size reaches `logSize`.
-        var low = 0, high = blockEnds.count
+        let i = Self.firstIndex(in: blockEnds, notBelow: logSize)
+        return i < blockEnds.count && logSize >= 1 ? blockTimes[i] : nil
+    }
+
+    /// In an ascending array, the index of the first value at least `value` (the count if none).
+    static func firstIndex(in sorted: [UInt64], notBelow value: UInt64) -> Int {
+        var low = 0, high = sorted.count
         while low < high {
             let mid = (low + high) / 2
-            if blockEnds[mid] >= logSize { high = mid } else { low = mid + 1 }
+            if sorted[mid] >= value { high = mid } else { low = mid + 1 }
         }
-        return low < blockEnds.count && logSize >= 1 ? blockTimes[low] : nil
+        return low
     }
 
     // Models, policies, transactions and nonces of the block being checked are not visible
