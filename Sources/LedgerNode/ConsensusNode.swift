@@ -152,6 +152,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (loaded, savedBlocks) = try wal.load(limits: genesis.limits)
+        if !wal.leftoversRemoved.isEmpty {
+            logger.notice("removed \(wal.leftoversRemoved.count) file(s) an interrupted run left in \(walDirectory) (blocks the safety state no longer names, unfinished writes): \(wal.leftoversRemoved.prefix(4).joined(separator: ", "))")
+        }
         let restored = loaded.map { Self.refreshingPrecommitAttachment($0, blocks: savedBlocks, member: member, key: keys.signing) }
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
         let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil

@@ -18,6 +18,8 @@ public final class ConsensusWAL: @unchecked Sendable {
     /// and a checksum by earlier versions are still read.
     static let blockMagic: [UInt8] = Array("CLWALB\n".utf8)
     private var savedBlocks = Set<Hash>()
+    /// Files `load` removed as a crash's leftovers (for the node's log).
+    public private(set) var leftoversRemoved: [String] = []
 
     public init(directory: String) throws {
         self.directory = directory
@@ -32,7 +34,10 @@ public final class ConsensusWAL: @unchecked Sendable {
     public func load(limits: Limits) throws -> (SafetyState?, [Hash: CandidateBlock]) {
         // Only a missing file means no state. One that cannot be read holds this validator's
         // last votes and lock all the same: starting without them could sign twice.
-        guard FileManager.default.fileExists(atPath: statePath) else { return (nil, [:]) }
+        guard FileManager.default.fileExists(atPath: statePath) else {
+            leftoversRemoved = removeLeftovers(keeping: [])
+            return (nil, [:])
+        }
         guard let raw = FileManager.default.contents(atPath: statePath) else {
             throw LedgerError(.notFound, "cannot read the consensus safety state \(statePath) (this validator's last votes and lock); "
                 + "refusing to start rather than risk signing twice: make it readable, or restore it")
@@ -44,7 +49,27 @@ public final class ConsensusWAL: @unchecked Sendable {
             blocks[hash] = try Self.decodeBlock(Array(b), hash: hash, limits: limits, what: blockPath(hash))
             savedBlocks.insert(hash)
         }
+        leftoversRemoved = removeLeftovers(keeping: Set(blocks.keys))
         return (state, blocks)
+    }
+
+    /// Removes what a crash can leave behind once the state has been read: block files the state
+    /// does not name (`save` writes a new block before the state that names it and removes the
+    /// old one after, so a crash in between left one behind for good, up to the largest block's
+    /// size each time) and temporary files of a write that never reached its rename. Only names
+    /// this class writes are touched. Failing to remove one costs disk, not safety: not an error.
+    func removeLeftovers(keeping keep: Set<Hash>) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        let kept = Set(keep.map { "block-" + $0.hexString })
+        var removed: [String] = []
+        for name in names {
+            let isBlock = name.hasPrefix("block-") && name.utf8.count == 6 + 64
+                && name.utf8.dropFirst(6).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+            let isTemporary = name == "safety-state.tmp" || (name.hasPrefix("block-") && name.hasSuffix(".tmp"))
+            guard (isBlock && !kept.contains(name)) || isTemporary else { continue }
+            if (try? FileManager.default.removeItem(atPath: directory + "/" + name)) != nil { removed.append(name) }
+        }
+        return removed.sorted()
     }
 
     /// Saves `state`, first saving the content of its locked and valid blocks (from `blocks`).

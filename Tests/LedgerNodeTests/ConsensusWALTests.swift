@@ -91,4 +91,64 @@ final class ConsensusWALTests: XCTestCase {
         _ = FileManager.default.createFile(atPath: path, contents: Data(ConsensusWAL.wrap(w.bytes)))
         XCTAssertEqual(try load()[block.hash]?.submissions.map(\.transaction.id), submissions.map(\.transaction.id))
     }
+
+    /// A crash between writing a new locked block and removing the old one (or mid-write) left
+    /// files behind that no later run removed. Loading the state now removes every block file it
+    /// does not name and every unfinished temporary file, and keeps what it names and anything
+    /// that is not its own.
+    func testLoadRemovesWhatACrashLeftBehind() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = MemberSecretKeys(memberID: "val-a")
+        let member = Member(id: "val-a", name: "val-a", roles: [.validator, .custodian, .governmentIssuer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        let genesis = try Genesis(bytes: try Genesis.render(chainID: "wal-test", genesisTime: "2026-11-21T00:00:00Z",
+                                                            members: [member], limits: Limits()))
+        func block(_ seed: UInt64) throws -> CandidateBlock {
+            var nonce: UInt64 = seed * 100
+            let submissions = try DemoRecords.requests(count: 3, subjects: 2, seed: seed).map { r -> Submission in
+                nonce += 1
+                return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+            }
+            let built = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: 1, previousHash: genesis.hash,
+                                           frontier: MerkleFrontier(), transactions: submissions.map(\.transaction), proposer: "val-a")
+            return CandidateBlock(header: built.header, submissions: submissions)
+        }
+        let locked = try block(1), valid = try block(2), stale = try block(3)
+        var state = SafetyState(height: 1)
+        state.lockedRound = 0; state.lockedHash = locked.hash
+        state.validRound = 1; state.validHash = valid.hash
+        let wal = try ConsensusWAL(directory: directory)
+        try wal.save(state) { hash in [locked, valid].first { $0.hash == hash } }
+
+        // What a crash leaves: a block written for a state whose rename never happened, and the
+        // temporary files of writes cut short.
+        let fm = FileManager.default
+        for (name, bytes) in [(wal.blockPath(stale.hash), ConsensusWAL.encodeBlock(stale)),
+                              (directory + "/safety-state.tmp", [1, 2, 3]),
+                              (wal.blockPath(stale.hash) + ".tmp", [4, 5]),
+                              (directory + "/notes.txt", Array("an operator's file".utf8)),
+                              (directory + "/block-not-a-hash", [6])] {
+            XCTAssertTrue(fm.createFile(atPath: name, contents: Data(bytes)))
+        }
+        let reopened = try ConsensusWAL(directory: directory)
+        let (loaded, blocks) = try reopened.load(limits: genesis.limits)
+        XCTAssertEqual(loaded, state)
+        XCTAssertEqual(Set(blocks.keys), [locked.hash, valid.hash])
+        XCTAssertEqual(reopened.leftoversRemoved, ["block-" + stale.hash.hexString, "block-" + stale.hash.hexString + ".tmp", "safety-state.tmp"])
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: directory)),
+                       ["safety-state", "block-" + locked.hash.hexString, "block-" + valid.hash.hexString, "notes.txt", "block-not-a-hash"])
+
+        // Moving the lock on removes the old block as before; a state that names no block keeps none.
+        state = SafetyState(height: 2)
+        try reopened.save(state) { _ in nil }
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: directory)), ["safety-state", "notes.txt", "block-not-a-hash"])
+
+        // Without a state, no block file can be needed.
+        try fm.removeItem(atPath: directory + "/safety-state")
+        XCTAssertTrue(fm.createFile(atPath: wal.blockPath(stale.hash), contents: Data(ConsensusWAL.encodeBlock(stale))))
+        let fresh = try ConsensusWAL(directory: directory)
+        XCTAssertNil(try fresh.load(limits: genesis.limits).0)
+        XCTAssertEqual(fresh.leftoversRemoved, ["block-" + stale.hash.hexString])
+    }
 }
