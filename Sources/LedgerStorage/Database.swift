@@ -272,6 +272,7 @@ public final class Database: @unchecked Sendable {
 
     /// The value stored under `key`, or nil when there is none (as of `snapshot`, when given).
     public func get(_ family: String, _ key: [UInt8], in snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        Self.countersOff()
         let cf = try columnFamily(family)
         let options = readOptions(snapshot)
         var length = 0
@@ -291,8 +292,18 @@ public final class Database: @unchecked Sendable {
         return Array(UnsafeRawBufferPointer(start: value, count: length))
     }
 
+    /// Turns RocksDB's per-thread performance counters off for the calling thread. They are on
+    /// by default (`kEnableCount`): every key comparison, in memtable inserts and in reads, then
+    /// bumps a counter in a C++ `thread_local` that a shared library reaches through
+    /// `__tls_get_addr`, and nothing here reads them. The setting is per thread, and the threads
+    /// that call in are NIO's, Dispatch's and Swift's, so it is set on each call: one
+    /// thread-local store.
+    @inline(__always)
+    static func countersOff() { rocksdb_set_perf_level(1) } // 1: kDisable
+
     /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this returns.
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+        Self.countersOff()
         var error: UnsafeMutablePointer<CChar>? = nil
         let rocksBatch = batch.materialize()
         defer { rocksdb_writebatch_destroy(rocksBatch) }
@@ -307,6 +318,7 @@ public final class Database: @unchecked Sendable {
     /// A cursor over one column family, in key order (as of `snapshot`, when given; the
     /// iterator keeps the snapshot alive).
     public func makeIterator(_ family: String, in snapshot: Snapshot? = nil) throws -> Iterator {
+        Self.countersOff()
         let cf = try columnFamily(family)
         return Iterator(rocksdb_create_iterator_cf(handle, readOptions(snapshot), cf)!, keeping: snapshot)
     }
@@ -459,12 +471,14 @@ public final class Iterator {
     public func seekToLast() { rocksdb_iter_seek_to_last(handle) }
 
     public func seek(_ key: [UInt8]) {
+        Database.countersOff()
         key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek(handle, $0.baseAddress, $0.count) }
         }
     }
 
     public func seekForPrev(_ key: [UInt8]) {
+        Database.countersOff()
         key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek_for_prev(handle, $0.baseAddress, $0.count) }
         }
