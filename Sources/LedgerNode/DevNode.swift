@@ -107,7 +107,7 @@ public enum DevNode {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
         // The process exits soon after this returns, the store possibly still open.
-        defer { store.database.stopBackgroundWork() }
+        defer { stopBackgroundWork(of: store, logger: logger) }
         warmPageCache(of: store, logger: logger)
         if opened.createdGenesis {
             logger.info("created dev ledger \(store.genesis.chainID) in \(dataDirectory)")
@@ -145,4 +145,18 @@ func warmPageCache(of store: ChainStore, logger: Logger) {
             logger.info("page cache: no table file read (none, or the first is over half the memory available)")
         }
     }
+}
+
+/// How long a stopping node waits for the flush or compaction under way.
+let backgroundWorkStopLimit: Duration = .seconds(20)
+
+/// Stops the store's flushes and compactions before the process exits, waiting at most
+/// `backgroundWorkStopLimit` for the one under way. Past that the process leaves at once
+/// (`_exit(1)`, logged): a stop must end, and leaving is as safe as a crash, which every
+/// committed block survives (it is in the synced log). A node used to wait forever here for a
+/// flush stuck in RocksDB 7.8's rate limiter (Database.swift).
+func stopBackgroundWork(of store: ChainStore, logger: Logger) {
+    guard !store.database.stopBackgroundWork(within: backgroundWorkStopLimit) else { return }
+    logger.error("the store's background work (a flush or compaction) did not stop within \(backgroundWorkStopLimit); leaving without it: every committed block is in the synced log, and the next start replays it")
+    _exit(1)
 }

@@ -124,7 +124,7 @@ public enum NetworkNode {
             logger.info("created ledger for \(genesis.chainID) in \(storePath)")
         }
         // The process exits soon after this returns, the store possibly still open.
-        defer { store.database.stopBackgroundWork() }
+        defer { stopBackgroundWork(of: store, logger: logger) }
         warmPageCache(of: store, logger: logger)
         var options = ConsensusNode.Options()
         if let t = config.timeouts {

@@ -1,4 +1,5 @@
 import CRocksDB
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,8 +35,7 @@ public final class Database: @unchecked Sendable {
 
     /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceCompactionThreads`,
     /// after each read-write open). Compactions merge table files in the background, seconds at a
-    /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB, rate-limited
-    /// below). At normal priority, on a 2-core machine, one that starts right after opening the
+    /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB). At normal priority, on a 2-core machine, one that starts right after opening the
     /// store took a core from queries and commits, and a node serving 1,000 queries/s fell behind
     /// by seconds (docs/BENCHMARKS.md). At nice 10 a compaction runs on idle time and, when the
     /// cores are busy, still gets about a tenth of one: RocksDB's own `lower_thread_pool_cpu_priority`
@@ -95,9 +95,9 @@ public final class Database: @unchecked Sendable {
         // read-only opener (the verifier) spends replaying the log into memtables: with a live
         // writer, `credit-verify chain` on a 1,000,000-transaction store peaked at 184 MB with
         // this cap and at 261-274 MB with 256 MiB (the verifier's target is 200 MB). Reaching the
-        // cap flushes every column family holding the oldest log at once; the flush is rate
-        // limited (below), and neither query latency nor consortium throughput measured a
-        // difference between the two caps (docs/BENCHMARKS.md, 2026-12-04).
+        // cap flushes every column family holding the oldest log at once; neither query latency
+        // nor consortium throughput measured a difference between the two caps
+        // (docs/BENCHMARKS.md, 2026-12-04).
         rocksdb_options_set_max_total_wal_size(options, 32 << 20)
         rocksdb_options_set_write_buffer_size(options, 32 << 20)
         // Most point reads look for keys that are not there (an unused nonce, a new
@@ -109,13 +109,12 @@ public final class Database: @unchecked Sendable {
         // file is finished. On ext4 (data=ordered) a commit's fsync otherwise waits for every
         // dirty page of a just-flushed table file: tens of milliseconds in which no block commits.
         rocksdb_options_set_bytes_per_sync(options, 1 << 20)
-        // Flushes and compactions write at most 64 MiB/s, in 20 ms slices (about 1.3 MiB), so a
-        // commit's synced write queues behind a slice, not behind a whole table file. The WAL is
-        // not limited. Full-speed dev-node ingest measured 17,995/s with the limiter and 18,695/s
-        // without it, within run-to-run noise (docs/BENCHMARKS.md).
-        let limiter = rocksdb_ratelimiter_create(64 << 20, 20_000, 10)!
-        rocksdb_options_set_ratelimiter(options, limiter)
-        rocksdb_ratelimiter_destroy(limiter)
+        // No rate limiter on background writes. One (64 MiB/s) was set from 2026-11-22 to
+        // 2026-12-04, and RocksDB 7.8's `GenericRateLimiter` can leave every waiting thread in an
+        // untimed wait, so a flush waits until some other background write asks for bytes
+        // (facebook/rocksdb#11742, fixed in 8.6 by #11763; Debian 12 ships 7.8.3). On a validator
+        // stopped with SIGTERM nothing else asks: a flush hung in it for good, and the node with
+        // it, waiting for that flush to stop (docs/BENCHMARKS.md, 2026-12-04).
         if case .secondary = mode { rocksdb_options_set_max_open_files(options, -1) }
 
         let allNames = ["default"] + names.filter { $0 != "default" }
@@ -216,6 +215,24 @@ public final class Database: @unchecked Sendable {
     /// write is in the WAL.
     public func stopBackgroundWork() {
         rocksdb_cancel_all_background_work(handle, 1)
+    }
+
+    /// `stopBackgroundWork`, waiting at most `limit` for the flush or compaction under way.
+    /// False when it did not stop in time: the caller should then leave with `_exit`, since a
+    /// background job still running while the C++ runtime tears down aborts the process. That is
+    /// as safe as a crash, which every committed write survives.
+    public func stopBackgroundWork(within limit: Duration) -> Bool {
+        nonisolated(unsafe) let handle = self.handle
+        return Self.finishes(within: limit) { rocksdb_cancel_all_background_work(handle, 1) }
+    }
+
+    /// Runs `work` on a thread of its own; true when it returned within `limit`.
+    static func finishes(within limit: Duration, _ work: @escaping @Sendable () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread { work(); done.signal() }
+        thread.start()
+        let (seconds, attoseconds) = limit.components
+        return done.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) == .success
     }
 
     /// The table files the store uses now: column family, full path and size, as RocksDB

@@ -101,6 +101,33 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertNoThrow(try Database(path: older, columnFamilies: ["meta"]))
     }
 
+    /// A stopping node waits for the store's background work at most a bounded time: a flush
+    /// that never returns (RocksDB 7.8's rate limiter could leave one waiting forever) no longer
+    /// keeps the process from exiting. Work that ends in time is waited for, and the store stays
+    /// readable and writable after its background work is stopped.
+    func testStoppingBackgroundWorkIsBounded() throws {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let release = DispatchSemaphore(value: 0)
+        // Work that would take 3 s (bounded itself, so a broken limit fails here instead of hanging).
+        XCTAssertFalse(Database.finishes(within: .milliseconds(200)) { _ = release.wait(timeout: .now() + 3) })
+        XCTAssertLessThan(clock.now - t0, .seconds(2), "the wait is bounded by the limit, not by the work")
+        release.signal()
+        XCTAssertTrue(Database.finishes(within: .seconds(10)) { Thread.sleep(forTimeInterval: 0.05) })
+
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let db = try Database(path: directory + "/stop", columnFamilies: ["meta"])
+        let batch = WriteBatch(for: db)
+        for i in 0..<1_000 { try batch.put("meta", Array("key \(i)".utf8), [UInt8](repeating: UInt8(i & 0xff), count: 1_000)) }
+        try db.write(batch)
+        XCTAssertTrue(db.stopBackgroundWork(within: .seconds(10)))
+        XCTAssertEqual(try db.get("meta", Array("key 7".utf8)), [UInt8](repeating: 7, count: 1_000))
+        let after = WriteBatch(for: db)
+        try after.put("meta", Array("after".utf8), [1])
+        try db.write(after)
+        XCTAssertEqual(try db.get("meta", Array("after".utf8)), [1])
+    }
+
     /// RocksDB's compaction threads run at nice 10 once a store is open read-write, so a
     /// compaction takes idle time rather than a busy core from queries and commits; flushes
     /// keep normal priority.
