@@ -175,6 +175,10 @@ struct Ingest: ParsableCommand {
         print(String(format: "batch of %d, submit → committed: p50 %.0f ms, p99 %.0f ms; %d blocks",
                      batch, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, (health["height"] as? NSNumber)?.intValue ?? 0))
         print(machineAfterRun())
+        let targets = Targets()
+        targets.atLeast("dev-node ingest", Double(count) / elapsed, 8_000, unit: "attestations/s",
+                        unlessBecause: count < 60_000 ? "fewer than 60,000 attestations" : nil)
+        try targets.finish()
     }
 }
 
@@ -225,6 +229,10 @@ struct Proofs: ParsableCommand {
         times.sort()
         print(String(format: "inclusion proof, %d-entry log, %d random entries: p50 %.1f µs, p99 %.1f µs, max %.1f µs (%@)",
                      entries, samples, percentile(times, 0.5) * 1e6, percentile(times, 0.99) * 1e6, (times.last ?? 0) * 1e6, machine()))
+        let targets = Targets()
+        targets.atMost("inclusion proof p99", percentile(times, 0.99) * 1e6, 1_000, unit: "µs", strictly: true,
+                       unlessBecause: entries < 1_000_000 ? "a log of fewer than 1,000,000 entries" : nil)
+        try targets.finish()
     }
 }
 
@@ -326,6 +334,13 @@ struct VerifyChain: ParsableCommand {
                      transactions, elapsed, Double(transactions) / elapsed,
                      Double(transactions) / elapsed / Double(ProcessInfo.processInfo.activeProcessorCount),
                      Double(usage.ru_maxrss) / 1024, machine()))
+        let targets = Targets()
+        let small = transactions < 1_000_000 ? "a chain of fewer than 1,000,000 transactions" : nil
+        let perCore = Double(transactions) / elapsed / Double(ProcessInfo.processInfo.activeProcessorCount)
+        targets.atMost("credit-verify chain time", elapsed, 90, unit: "s", strictly: true, unlessBecause: small)
+        targets.atLeast("credit-verify chain per core", perCore, 8_000, unit: "tx/s", unlessBecause: small)
+        targets.atMost("credit-verify chain peak memory", Double(usage.ru_maxrss) / 1024, 200, unit: "MB", strictly: true, unlessBecause: small)
+        try targets.finish()
     }
 }
 

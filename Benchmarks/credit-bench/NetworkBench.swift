@@ -65,6 +65,14 @@ struct NetworkBench: ParsableCommand {
         print(String(format: "one validator down, offered %d/s for %d s: submit → committed on the three live validators p50 %.0f ms, p99 %.0f ms, max %.0f ms",
                      rate, phaseSeconds, p3.p50 * 1000, p3.p99 * 1000, p3.max * 1000))
         print(machineAfterRun())
+        let targets = Targets()
+        let slow = rate < 1_000 ? "offered under 1,000/s" : nil
+        targets.atMost("submit → committed on all four at 1,000/s, p99", p1.p99 * 1000, 1_000, unit: "ms", unlessBecause: slow)
+        targets.atLeast("committed throughput on all four", Double(throughputCount) / t, 4_000, unit: "attestations/s",
+                        unlessBecause: withScoring ? "live scoring on (the target is set without scorecards)"
+                            : withAuditor ? "the auditor follower shares the cores" : throughputCount < 60_000 ? "fewer than 60,000 attestations" : nil)
+        targets.atMost("one validator down, p99", p3.p99 * 1000, 2_000, unit: "ms", unlessBecause: slow)
+        try targets.finish()
     }
 
     func bodies(_ subs: ArraySlice<Submission>, per: Int) -> [Data] {

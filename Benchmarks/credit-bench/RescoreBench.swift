@@ -45,6 +45,9 @@ struct RescoreBench: ParsableCommand {
         let dir = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("bench-rescore-\(UUID())").path
         defer { if keep == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let clock = ContinuousClock()
+        let targets = Targets()
+        let small = subjects < 100_000 ? "fewer than 100,000 subjects" : nil
+        let upgradeCondition = small ?? (ingestRate < 3_000 ? "ingestion offered under 3,000/s" : nil)
         let modelDir = models
         func document(_ name: String) throws -> [UInt8] {
             guard let d = FileManager.default.contents(atPath: "\(modelDir)/\(name).json") else { throw ValidationError("cannot read \(modelDir)/\(name).json") }
@@ -140,6 +143,7 @@ struct RescoreBench: ParsableCommand {
         let rescoreSeconds = seconds(clock.now - t3)
         print(String(format: "rescorer from RocksDB, one core: %d subjects (both scorecards) in %.2f s = %.0f subjects/s",
                      rescored, rescoreSeconds, Double(rescored) / rescoreSeconds))
+        targets.atLeast("rescorer from RocksDB, one core", Double(rescored) / rescoreSeconds, 20_000, unit: "subjects/s", unlessBecause: small)
 
         // 3b. Where the rescorer's time goes: the subject index with its scoring entries (what the
         // rescorer reads), against reading and decoding the transactions (what it did before).
@@ -254,6 +258,8 @@ struct RescoreBench: ParsableCommand {
                          updates, total, Double(updates) / total, committedDuring, Double(committedDuring) / total, ingestRate))
             print("  last job: \(status["model"] ?? "-") \(status["state"] ?? "-"), \(status["done"] ?? 0)/\(status["total"] ?? 0), \(status["failed"] ?? 0) failed")
             print(machineAfterRun())
+            targets.atMost("model upgrade end to end", total, 30, unit: "s", strictly: true, unlessBecause: upgradeCondition)
+            try targets.finish()
             return
         }
         let t4b = clock.now
@@ -277,10 +283,11 @@ struct RescoreBench: ParsableCommand {
         print(String(format: "model upgrade: %d subjects re-scored under v2 in %.2f s (%.0f subjects/s) while the ledger engine committed %d attestations (%.0f/s, target %d/s)",
                      upgradeUpdates.count, upgradeSeconds, Double(upgradeUpdates.count) / upgradeSeconds, committedDuring,
                      Double(committedDuring) / upgradeSeconds, ingestRate))
+        targets.atMost("model upgrade, scores computed", upgradeSeconds, 30, unit: "s", strictly: true, unlessBecause: upgradeCondition)
 
         // 5. Endorse (the second scorer recomputes) and commit the updates through full validation.
         let n = commit < 0 ? upgradeUpdates.count : min(commit, upgradeUpdates.count)
-        guard n > 0 else { return }
+        guard n > 0 else { try targets.finish(); return }
         let t5 = clock.now
         var committed = 0
         var endorseSeconds = 0.0
@@ -304,5 +311,6 @@ struct RescoreBench: ParsableCommand {
         print(String(format: "score updates: %d endorsed (second scorer recomputes) in %.2f s and committed through full validation (recomputed again) in %.2f s total = %.0f updates/s end to end",
                      committed, endorseSeconds, commitSeconds, Double(committed) / commitSeconds))
         print(machineAfterRun())
+        try targets.finish()
     }
 }
