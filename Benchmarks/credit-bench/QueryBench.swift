@@ -59,7 +59,6 @@ struct QueryBench: ParsableCommand {
         }
         guard let url = URL(string: address), let host = url.host, let port = url.port else { throw ValidationError("the node did not start") }
         let policyHash = try LedgerClient(baseURL: address).policyHash(policy)
-        let logSize = (try LedgerClient(baseURL: address).getJSON("/v1/health")["log_size"] as? NSNumber)?.intValue ?? 0
 
         // The requests are signed before the clock starts (well inside their ±300 s window), so
         // the load generator, which shares the node's cores here, spends only HTTP on each.
@@ -118,15 +117,23 @@ struct QueryBench: ParsableCommand {
         for t in timed where t.seconds > 0.005 { slow[min(slow.count - 1, t.due / (rate * 5))] += 1 }
         // Every sampled answer must verify offline, proofs and all.
         let checked = samples.withLock { $0 }
+        // The store's attestations: this benchmark writes them first and scores every subject
+        // over all of them, so a score update's as-of log size counts them.
+        var attestationsScored: UInt64 = 0
         for r in checked {
             let v = try r.verify(genesis: genesis)
-            guard v.facts.contains(where: { $0.role == "score_update" }), v.facts.contains(where: { $0.role == "consent" }) else {
+            guard let score = v.facts.first(where: { $0.role == "score_update" }), v.facts.contains(where: { $0.role == "consent" }) else {
                 throw ValidationError("a sampled answer lacks its score or consent proof")
             }
+            if case .scoreUpdate(let u) = score.transaction.body { attestationsScored = max(attestationsScored, u.asOfLogSize) }
         }
         let failures = refused.withLock { $0 }
+        // Refused or failed among the measured queries; those that got an answer of any status
+        // are in `times`, transport failures are not.
+        let measuredFailures = failures.filter { !$0.key.hasSuffix("(warm-up)") }.values.reduce(0, +)
+        let answeredCount = times.count - failures.filter { !$0.key.hasSuffix("(warm-up)") && $0.key != "transport" }.values.reduce(0, +)
         print(String(format: "%@ queries with proofs, %d offered at %d/s over %d connections: %d answered in %.1f s (%.0f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d sampled receipts verified offline; refused or failed: %@ (%@)",
-                     policy, total - warm, rate, connections, times.count - failures.filter { !$0.key.hasSuffix("(warm-up)") }.values.reduce(0, +), elapsed,
+                     policy, total - warm, rate, connections, answeredCount, elapsed,
                      Double(times.count) / elapsed, percentile(times, 0.5) * 1e3, percentile(times, 0.99) * 1e3,
                      (times.last ?? 0) * 1e3, checked.count, failures.isEmpty ? "none" : "\(failures)", machine()))
         print("  measured after \(warmupSeconds) s of warm-up at the same rate")
@@ -135,15 +142,15 @@ struct QueryBench: ParsableCommand {
         print("  " + machineAfterRun())
         // Issue 5: one node holding 1,000,000 attestations about 100,000 subjects, credit-grade
         // queries with proofs, p99 under 5 ms at 1,000 queries/s (all of them answered).
-        let measured = failures.filter { !$0.key.hasSuffix("(warm-up)") }.values.reduce(0, +)
-        let answered = Double(times.count - measured) / elapsed
+        let answered = Double(answeredCount) / elapsed
         let condition = policy != "credit-grade" ? "policy \(policy), not credit-grade"
             : rate < 1_000 ? "offered under 1,000/s"
-            : subjectList.count < 100_000 || logSize < 1_000_000 ? "a store of \(subjectList.count) subjects and \(logSize) log entries, under 100,000 and 1,000,000"
+            : subjectList.count < 100_000 || (!checked.isEmpty && attestationsScored < 1_000_000)
+                ? "a store of \(subjectList.count) subjects and \(attestationsScored) attestations (as scored), under 100,000 and 1,000,000"
             : nil
         let targets = Targets()
-        targets.holds("every query answered", measured == 0 && answered >= Double(rate) * 0.99,
-                      String(format: "%.0f/s answered of %d/s offered, %d refused or failed", answered, rate, measured), unlessBecause: condition)
+        targets.holds("every query answered", measuredFailures == 0 && answered >= Double(rate) * 0.99,
+                      String(format: "%.0f/s answered of %d/s offered, %d refused or failed", answered, rate, measuredFailures), unlessBecause: condition)
         targets.atMost("credit-grade with proofs at 1,000/s, p99", percentile(times, 0.99) * 1e3, 5, unit: "ms", strictly: true, unlessBecause: condition)
         try targets.finish()
     }

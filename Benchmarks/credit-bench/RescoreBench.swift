@@ -132,6 +132,7 @@ struct RescoreBench: ParsableCommand {
         try evaluateChunk()
         print(String(format: "evaluator, one core: %d subjects × 2 models (scorecard + risk) in %.2f s = %.0f subjects/s (%.0f evaluations/s)",
                      evaluated, evalSeconds, Double(evaluated) / evalSeconds, Double(2 * evaluated) / evalSeconds))
+        targets.atLeast("evaluator, one core", Double(evaluated) / evalSeconds, 20_000, unit: "subjects/s", unlessBecause: small)
 
         // 3. The rescorer over the store, one core: read index, read and decode inputs, score.
         var rescored = 0
@@ -258,7 +259,11 @@ struct RescoreBench: ParsableCommand {
                          updates, total, Double(updates) / total, committedDuring, Double(committedDuring) / total, ingestRate))
             print("  last job: \(status["model"] ?? "-") \(status["state"] ?? "-"), \(status["done"] ?? 0)/\(status["total"] ?? 0), \(status["failed"] ?? 0) failed")
             print(machineAfterRun())
-            targets.atMost("model upgrade end to end", total, 30, unit: "s", strictly: true, unlessBecause: upgradeCondition)
+            let finished = status["state"] as? String == "finished" && (status["failed"] as? Int ?? 0) == 0
+            targets.holds("automatic re-score finished", finished,
+                          "last job \(status["state"] ?? "-"), \(status["failed"] ?? 0) failed", unlessBecause: upgradeCondition)
+            targets.atMost("model upgrade end to end", total, 30, unit: "s", strictly: true,
+                           unlessBecause: upgradeCondition ?? (finished ? nil : "the re-score did not finish"))
             try targets.finish()
             return
         }

@@ -49,7 +49,9 @@ public final class ConsensusWAL: @unchecked Sendable {
             blocks[hash] = try Self.decodeBlock(Array(b), hash: hash, limits: limits, what: blockPath(hash))
             savedBlocks.insert(hash)
         }
-        leftoversRemoved = removeLeftovers(keeping: Set(blocks.keys))
+        // Every block the state names is kept, read or not (a file unreadable now may be made
+        // readable again; the block can also be fetched from peers).
+        leftoversRemoved = removeLeftovers(keeping: Set([state.lockedHash, state.validHash].compactMap { $0 }))
         return (state, blocks)
     }
 
@@ -62,10 +64,13 @@ public final class ConsensusWAL: @unchecked Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         let kept = Set(keep.map { "block-" + $0.hexString })
         var removed: [String] = []
-        for name in names {
-            let isBlock = name.hasPrefix("block-") && name.utf8.count == 6 + 64
+        func isBlockName(_ name: Substring) -> Bool {
+            name.hasPrefix("block-") && name.utf8.count == 6 + 64
                 && name.utf8.dropFirst(6).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
-            let isTemporary = name == "safety-state.tmp" || (name.hasPrefix("block-") && name.hasSuffix(".tmp"))
+        }
+        for name in names {
+            let isBlock = isBlockName(name[...])
+            let isTemporary = name == "safety-state.tmp" || (name.hasSuffix(".tmp") && isBlockName(name.dropLast(4)))
             guard (isBlock && !kept.contains(name)) || isTemporary else { continue }
             if (try? FileManager.default.removeItem(atPath: directory + "/" + name)) != nil { removed.append(name) }
         }

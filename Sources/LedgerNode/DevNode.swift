@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Policy
 import ServiceLifecycle
+import Synchronization
 
 /// The single-node development ledger: one process, one RocksDB data directory, one member
 /// holding every writing role and the only validator.
@@ -150,13 +151,23 @@ func warmPageCache(of store: ChainStore, logger: Logger) {
 /// How long a stopping node waits for the flush or compaction under way.
 let backgroundWorkStopLimit: Duration = .seconds(20)
 
+/// Set when a stopping node gave up waiting for its store's background work.
+let storeStillBusy = Atomic<Bool>(false)
+
 /// Stops the store's flushes and compactions before the process exits, waiting at most
-/// `backgroundWorkStopLimit` for the one under way. Past that the process leaves at once
-/// (`_exit(1)`, logged): a stop must end, and leaving is as safe as a crash, which every
-/// committed block survives (it is in the synced log). A node used to wait forever here for a
-/// flush stuck in RocksDB 7.8's rate limiter (Database.swift).
+/// `backgroundWorkStopLimit` for the one under way. Past that it logs and marks the process to
+/// leave at once (`leaveAtOnceIfStoreBusy`): a stop must end, and leaving is as safe as a crash,
+/// which every committed block survives (it is in the synced log). A node used to wait forever
+/// here for a flush stuck in RocksDB 7.8's rate limiter (Database.swift).
 func stopBackgroundWork(of store: ChainStore, logger: Logger) {
     guard !store.database.stopBackgroundWork(within: backgroundWorkStopLimit) else { return }
     logger.error("the store's background work (a flush or compaction) did not stop within \(backgroundWorkStopLimit); leaving without it: every committed block is in the synced log, and the next start replays it")
-    _exit(1)
+    storeStillBusy.store(true, ordering: .relaxed)
+}
+
+/// After `DevNode.run` or `NetworkNode.run` returned or threw, and its error was reported: when
+/// the store's background work did not stop, ends the process now with `status` (`_exit`), since
+/// a flush or compaction still running while the C++ runtime tears down aborts the process.
+public func leaveAtOnceIfStoreBusy(status: Int32) {
+    if storeStillBusy.load(ordering: .relaxed) { _exit(status) }
 }

@@ -209,21 +209,15 @@ public final class Database: @unchecked Sendable {
         rocksdb_cache_destroy(cache)
     }
 
-    /// Stops flushes and compactions and waits for those running to finish. Call it before the
-    /// process exits with the database still open (a compaction running while the C++ runtime
-    /// tears down aborts the process). Reads and writes still work; nothing is lost, since every
-    /// write is in the WAL.
-    public func stopBackgroundWork() {
-        rocksdb_cancel_all_background_work(handle, 1)
-    }
-
-    /// `stopBackgroundWork`, waiting at most `limit` for the flush or compaction under way.
-    /// False when it did not stop in time: the caller should then leave with `_exit`, since a
-    /// background job still running while the C++ runtime tears down aborts the process. That is
-    /// as safe as a crash, which every committed write survives.
+    /// Stops flushes and compactions, waiting at most `limit` for those running to finish. Call
+    /// it before the process exits with the database still open (a compaction running while the
+    /// C++ runtime tears down aborts the process). Reads and writes still work; nothing is lost,
+    /// since every write is in the WAL. False when they did not stop in time: the caller should
+    /// then leave with `_exit`, which is as safe as a crash, which every committed write survives.
     public func stopBackgroundWork(within limit: Duration) -> Bool {
-        nonisolated(unsafe) let handle = self.handle
-        return Self.finishes(within: limit) { rocksdb_cancel_all_background_work(handle, 1) }
+        // The thread holds the database: if the caller goes on and drops it, it is not closed
+        // under the cancel.
+        Self.finishes(within: limit) { [self] in rocksdb_cancel_all_background_work(self.handle, 1) }
     }
 
     /// Runs `work` on a thread of its own; true when it returned within `limit`.

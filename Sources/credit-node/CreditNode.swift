@@ -83,8 +83,11 @@ struct Run: AsyncParsableCommand {
         do {
             try await NetworkNode.run(configPath: config, logger: logger)
         } catch {
-            throw fail("\(error)")
+            let code = fail("\(error)")
+            leaveAtOnceIfStoreBusy(status: code.rawValue)
+            throw code
         }
+        leaveAtOnceIfStoreBusy(status: 1)
     }
 }
 
@@ -128,9 +131,15 @@ struct Dev: AsyncParsableCommand {
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
                                   httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, memberHTTP: members)
-        } catch let e as ExitCode { throw e } catch {
-            throw fail("\(error)")
+        } catch let e as ExitCode {
+            leaveAtOnceIfStoreBusy(status: e.rawValue)
+            throw e
+        } catch {
+            let code = fail("\(error)")
+            leaveAtOnceIfStoreBusy(status: code.rawValue)
+            throw code
         }
+        leaveAtOnceIfStoreBusy(status: 1)
     }
 }
 

@@ -128,7 +128,8 @@ final class ConsensusWALTests: XCTestCase {
                               (directory + "/safety-state.tmp", [1, 2, 3]),
                               (wal.blockPath(stale.hash) + ".tmp", [4, 5]),
                               (directory + "/notes.txt", Array("an operator's file".utf8)),
-                              (directory + "/block-not-a-hash", [6])] {
+                              (directory + "/block-not-a-hash", [6]),
+                              (directory + "/block-notes.tmp", [7])] {
             XCTAssertTrue(fm.createFile(atPath: name, contents: Data(bytes)))
         }
         let reopened = try ConsensusWAL(directory: directory)
@@ -137,12 +138,24 @@ final class ConsensusWALTests: XCTestCase {
         XCTAssertEqual(Set(blocks.keys), [locked.hash, valid.hash])
         XCTAssertEqual(reopened.leftoversRemoved, ["block-" + stale.hash.hexString, "block-" + stale.hash.hexString + ".tmp", "safety-state.tmp"])
         XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: directory)),
-                       ["safety-state", "block-" + locked.hash.hexString, "block-" + valid.hash.hexString, "notes.txt", "block-not-a-hash"])
+                       ["safety-state", "block-" + locked.hash.hexString, "block-" + valid.hash.hexString, "notes.txt", "block-not-a-hash",
+                        "block-notes.tmp"])
+
+        // A block the state names is kept even when it cannot be read now (here a directory in
+        // its place, as a file without read permission would be for a non-root node).
+        let lockedPath = wal.blockPath(locked.hash)
+        try fm.removeItem(atPath: lockedPath)
+        try fm.createDirectory(atPath: lockedPath, withIntermediateDirectories: false)
+        let again = try ConsensusWAL(directory: directory)
+        XCTAssertEqual(Set(try again.load(limits: genesis.limits).1.keys), [valid.hash])
+        XCTAssertEqual(again.leftoversRemoved, [])
+        XCTAssertTrue(fm.fileExists(atPath: lockedPath))
+        try fm.removeItem(atPath: lockedPath)
 
         // Moving the lock on removes the old block as before; a state that names no block keeps none.
         state = SafetyState(height: 2)
         try reopened.save(state) { _ in nil }
-        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: directory)), ["safety-state", "notes.txt", "block-not-a-hash"])
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: directory)), ["safety-state", "notes.txt", "block-not-a-hash", "block-notes.tmp"])
 
         // Without a state, no block file can be needed.
         try fm.removeItem(atPath: directory + "/safety-state")
