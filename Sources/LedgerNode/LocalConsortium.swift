@@ -141,10 +141,26 @@ public final class LocalConsortium {
         processes[m] = nil
     }
 
-    public func stopAll() {
+    /// Stops every running node with SIGTERM, and with SIGKILL one still running after
+    /// `timeout` (longer than a node's own limit on waiting for its store's background work, so
+    /// a node that hangs on stop does not hang its caller too). Returns the exit status of each
+    /// node that stopped by itself, and the nodes that had to be killed.
+    @discardableResult
+    public func stopAll(timeout: TimeInterval = 40) -> (statuses: [String: Int32], killed: [String]) {
         for (_, p) in processes where p.isRunning { p.terminate() }
-        for (_, p) in processes { p.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(timeout)
+        var statuses: [String: Int32] = [:], killed: [String] = []
+        for (m, p) in processes.sorted(by: { $0.key < $1.key }) {
+            while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                killed.append(m)
+            }
+            p.waitUntilExit()
+            if !killed.contains(m) { statuses[m] = p.terminationStatus }
+        }
         processes = [:]
+        return (statuses, killed)
     }
 
     /// (height, head hash) of a running node.

@@ -89,6 +89,11 @@ final class NetworkTests: XCTestCase {
         // The node process runs its tasks on the event loops that serve HTTP and P2P (TaskThreads).
         XCTAssertEqual(status["task_threads"] as? String, "event-loops")
         print("kill-one: height \(height), \(acks.ids.count) acknowledged, \(acks.failures) failed requests")
+        // A stop ends: every node, the restarted one included, exits by itself on SIGTERM, and
+        // cleanly (a node once waited forever for a flush stuck in RocksDB's rate limiter).
+        let ended = net.stopAll()
+        XCTAssertEqual(ended.killed, [], "nodes that did not stop within 40 s of SIGTERM")
+        XCTAssertEqual(ended.statuses, Dictionary(uniqueKeysWithValues: everyone.map { ($0, Int32(0)) }))
     }
 
     /// Two of four validators down: no quorum, so nothing commits (and nothing forks); when one
