@@ -147,18 +147,19 @@ public enum CivilCalendar {
     }
 }
 
-/// Score updates whose check against committed state has passed on this node
-/// (`TransactionValidator.scoreChecks`), so it is not recomputed for every path the update takes
-/// (admission, the proposer's block building, each block check).
+/// Transactions whose check against committed state has passed on this node, so it is not
+/// repeated for every path the transaction takes (admission, the proposer's block building,
+/// each block check): score updates (`TransactionValidator.scoreChecks`) and the consents
+/// answers rely on (`consentChecks`, whose soundness is argued at `checkConsent`).
 ///
-/// Sound because that check, once passed, passes on every later state of the same chain: it
+/// For score updates, sound because that check, once passed, passes on every later state of the same chain: it
 /// reads only the subject's records below `as_of_log_size` (committed, so fixed; erasure
 /// removes payload envelopes, not the clear metadata scoring reads), the block timestamp there
 /// (fixed), and the model, which is never uninstalled; and `as_of_log_size` stays within the
 /// committed log as the log grows. The key is the transaction id, which covers the whole body.
 /// The replay guard is not part of it and runs every time. Bounded: the oldest are forgotten
 /// first, and a forgotten update is simply recomputed.
-public final class ScoreCheckMemo: @unchecked Sendable {
+public final class CheckMemo: @unchecked Sendable {
     private let lock = NSLock()
     private var passed = Set<Hash>()
     private var order: [Hash] = []
@@ -171,7 +172,7 @@ public final class ScoreCheckMemo: @unchecked Sendable {
         self.capacity = capacity
     }
 
-    /// Recomputations that passed, and checks answered from the memo, since start.
+    /// Checks that ran and passed, and checks answered from the memo, since start.
     public var statistics: (recomputed: Int, reused: Int) { lock.withLock { counts } }
 
     func reuse(_ id: Hash) -> Bool {

@@ -52,7 +52,9 @@ public struct TransactionValidator: Sendable {
     public let policyRules: (any PolicyRules)?
     /// Score updates already checked against committed state on this node (a serving node sets
     /// one; verifiers and tests check each update as they meet it).
-    public var scoreChecks: ScoreCheckMemo? = nil
+    public var scoreChecks: CheckMemo? = nil
+    /// Audit records whose consent was found to stand (`checkConsent`) on this node, likewise.
+    public var consentChecks: CheckMemo? = nil
 
     public init(genesis: Genesis, scoreRules: (any ScoreRules)? = nil, policyRules: (any PolicyRules)? = nil) {
         self.genesis = genesis
@@ -187,8 +189,8 @@ public struct TransactionValidator: Sendable {
                           grant.action == .grant, grant.subject == q.subject, grant.grantee == q.requester else {
                         throw LedgerError(.unknownReference, "query record relies on consent \(q.consent.hexString), which is not a grant to \(q.requester) about this subject")
                     }
-                } else {
-                    try checkConsent(of: q, state: state, forMempool: forMempool)
+                } else if consentChecks?.reuse(tx.id) != true, try checkConsent(of: q, state: state, forMempool: forMempool) {
+                    consentChecks?.remember(tx.id)
                 }
             }
         case .consent(let c) where c.action == .revoke:
@@ -205,7 +207,7 @@ public struct TransactionValidator: Sendable {
     /// names none); otherwise why not. For auditing blocks certified under earlier rules.
     public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
         guard q.consent != Hashes.zero else { return nil }
-        do { try checkConsent(of: q, state: state, forMempool: false) } catch let e as LedgerError { return e.reason }
+        do { _ = try checkConsent(of: q, state: state, forMempool: false) } catch let e as LedgerError { return e.reason }
         return nil
     }
 
@@ -214,14 +216,20 @@ public struct TransactionValidator: Sendable {
     /// `as_of_height`, unrevoked there and unexpired at the request's signed time. The policy
     /// engine chose it by the same rule (`ConsentStanding`), so an honest node's records pass;
     /// a node that answers under a revoked or expired consent gets its audit record refused.
-    func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws {
+    ///
+    /// True when checked in full: then the outcome holds on every later state of the chain, since
+    /// it reads only what was committed below the log size at `as_of_height` (consents and their
+    /// revocations, never removed) and the record's own fields, all covered by its transaction id
+    /// (`consentChecks`). False when admitted to the mempool on the height slack alone.
+    @discardableResult
+    func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws -> Bool {
         let id = q.consent.hexString.prefix(16)
         guard let subject = q.subject, let purpose = q.purpose.consentPurpose else {
             throw LedgerError(.invalidValue, "query record relies on consent \(id)… but names no subject or no purpose a subject consents to")
         }
         guard let logSize = try state.committedLogSize(atHeight: q.asOfHeight) else {
             let near = q.asOfHeight > Self.mempoolHeightSlack ? q.asOfHeight - Self.mempoolHeightSlack : 0
-            if forMempool, try state.committedLogSize(atHeight: near) != nil { return }
+            if forMempool, try state.committedLogSize(atHeight: near) != nil { return false }
             throw LedgerError(.unknownReference, "query record was evaluated at height \(q.asOfHeight), which is not committed here")
         }
         let list = try state.consents(of: subject, grantee: q.requester, before: logSize, limit: ConsentStanding.window)
@@ -240,6 +248,7 @@ public struct TransactionValidator: Sendable {
         case .expired:
             throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which had expired when the request was signed")
         }
+        return true
     }
 
     /// The replay guard alone: the signer's nonce is not used by a committed transaction.

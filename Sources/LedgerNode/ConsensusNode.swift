@@ -129,7 +129,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.store = store
         self.genesis = store.genesis
         var validator = TransactionValidator.standard(genesis: store.genesis)
-        validator.scoreChecks = ScoreCheckMemo()
+        validator.scoreChecks = CheckMemo()
+        validator.consentChecks = CheckMemo()
         self.validator = validator
         guard let member = genesis.member(keys.memberID), member.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key of \(keys.memberID) is not a member key in this genesis")
@@ -290,6 +291,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if let memo = validator.scoreChecks {
                 let n = memo.statistics
                 s["score_checks"] = ["recomputed": n.recomputed, "reused": n.reused] as [String: any Sendable]
+            }
+            if let memo = validator.consentChecks {
+                let n = memo.statistics
+                s["consent_checks"] = ["checked": n.recomputed, "reused": n.reused] as [String: any Sendable]
             }
             return s
         }

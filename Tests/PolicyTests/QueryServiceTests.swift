@@ -625,6 +625,18 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertThrowsError(try validator.checkStateful(ahead, state: store))
         let tooFar = record(asOf: store.head.height + TransactionValidator.mempoolHeightSlack + 1).transaction
         XCTAssertThrowsError(try validator.checkStateful(tooFar, state: store, forMempool: true))
+        // A serving node remembers a consent found to stand (by the record's id), and only that:
+        // not a record admitted on the height slack alone, not one refused.
+        var memoized = TransactionValidator(genesis: consortium.genesis)
+        memoized.consentChecks = CheckMemo()
+        let stood = record(asOf: standing).transaction
+        for _ in 0..<3 { XCTAssertNoThrow(try memoized.checkStateful(stood, state: store)) }
+        XCTAssertNoThrow(try memoized.checkStateful(ahead, state: store, forMempool: true))
+        XCTAssertThrowsError(try memoized.checkStateful(ahead, state: store))
+        let wrongPurpose = record(asOf: standing) { $0.purpose = .loanApplication }.transaction
+        for _ in 0..<2 { XCTAssertThrowsError(try memoized.checkStateful(wrongPurpose, state: store)) }
+        XCTAssertEqual(memoized.consentChecks!.statistics.recomputed, 1, "only the record whose consent stood is remembered")
+        XCTAssertEqual(memoized.consentChecks!.statistics.reused, 2)
         await refused(record(asOf: standing) { $0.purpose = .loanApplication }, "for post_loan_monitoring; the query's purpose is loan_application")
         await refused(record(asOf: standing) { $0.requestedAtMillis = (nowMillis / 1000 + month) * 1000 }, "had expired when the request was signed")
         await refused(record(asOf: standing) { $0.requester = "bank-b" }, "which is not a grant to bank-b")
@@ -634,6 +646,8 @@ final class QueryServiceTests: XCTestCase {
         await refused(record(asOf: revoked), "which \(food!) revoked before height \(revoked)")
         // Evaluated before the revocation, the answer stood: it is recorded even now.
         _ = try await submit([record(asOf: standing)])
+        // And a remembered one stays true: the revocation came after the height it names.
+        XCTAssertNoThrow(try memoized.checkStateful(stood, state: store))
         var source = StoreBlockSource(store: store)
         XCTAssertEqual(try ChainVerifier(genesis: consortium.genesis).verify(&source).answersWithoutStandingConsent, 0)
         // A record the validators would refuse, certified past them (as blocks certified before

@@ -145,7 +145,7 @@ final class ScoreUpdateTests: XCTestCase {
         }
     }
 
-    /// A node's memo of passed score checks (`ScoreCheckMemo`): the same update is recomputed
+    /// A node's memo of passed score checks (`CheckMemo`): the same update is recomputed
     /// once, a tampered variant of a memoized update is still recomputed and refused, the replay
     /// guard still runs for a memoized update, and the memo forgets its oldest beyond capacity.
     func testScoreCheckMemoSkipsOnlyTheRecomputationOfAnUpdateThatPassed() throws {
@@ -153,7 +153,7 @@ final class ScoreUpdateTests: XCTestCase {
         let c = chain.consortium
         let (honest, _, _, _) = try update(chain, try USCC("92330106MA2H4K7Q3A"), "individual-business")
         var validator = TransactionValidator.withScoring(genesis: c.genesis)
-        validator.scoreChecks = ScoreCheckMemo(capacity: 2)
+        validator.scoreChecks = CheckMemo(capacity: 2)
         var good = honest
         good.endorsements = [blindEndorsement(good, c)]
         let goodTx = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
