@@ -35,22 +35,35 @@ public final class Database: @unchecked Sendable {
 
     /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceCompactionThreads`,
     /// after each read-write open). Compactions merge table files in the background, seconds at a
-    /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB). At normal priority, on a 2-core machine, one that starts right after opening the
-    /// store took a core from queries and commits, and a node serving 1,000 queries/s fell behind
-    /// by seconds (docs/BENCHMARKS.md). At nice 10 a compaction runs on idle time and, when the
-    /// cores are busy, still gets about a tenth of one: RocksDB's own `lower_thread_pool_cpu_priority`
+    /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB). At normal
+    /// priority, on a 2-core machine, one that starts right after opening the store took a core
+    /// from queries and commits, and a node serving 1,000 queries/s fell behind by seconds
+    /// (docs/BENCHMARKS.md). At nice 10 a compaction runs on idle time and, when the cores are
+    /// busy, still gets about a tenth of one: RocksDB's own `lower_thread_pool_cpu_priority`
     /// (nice 19, about 1.5 %) could starve it while the CPU goes to work that does not write
     /// (signature checks, refused requests), until level-0 files reached RocksDB's write stop
-    /// and commits waited. Flushes keep normal priority: they free the memtables writes need.
+    /// and commits waited. Flushes: `flushNice`.
     static let compactionNice: Int32 = 10
+    /// RocksDB's flush thread ("rocksdb:high") runs at nice 10 too (`CREDIT_NODE_FLUSH_NICE`
+    /// sets another value; 0 is normal priority). At 1,000 queries/s the WAL reaches its 32 MiB
+    /// cap about every 30 s, and RocksDB then flushes every column family at once: at normal
+    /// priority that burst took a core from the queries, and most of a run's queries over 5 ms
+    /// fell in its seconds. At nice 10, in six pairs of runs alternating with normal priority,
+    /// p99 was lower in five (median of the six 6.3 ms against 11.2 ms), with dev-node ingest and
+    /// consortium throughput unchanged (docs/BENCHMARKS.md, 2026-12-04; a noisy host, so a
+    /// smaller effect than it looks, but no cost found). A flush is not starved: a nice-10 thread still gets about
+    /// a tenth of a busy core and all of an idle one, a 32 MiB memtable takes a fraction of a
+    /// second of CPU to flush, and while writes wait for it the cores they used are free.
+    static let flushNice: Int32 = Int32(ProcessInfo.processInfo.environment["CREDIT_NODE_FLUSH_NICE"] ?? "").flatMap { (-20...19).contains($0) ? $0 : nil } ?? 10
 
-    /// Sets this process's RocksDB compaction threads to `compactionNice`; whether any was found.
+    /// Sets this process's RocksDB compaction threads to `compactionNice` and its flush threads
+    /// to `flushNice`; whether both kinds were found.
     @discardableResult
     static func reniceCompactionThreads() -> Bool {
         #if os(Linux)
         guard let dir = opendir("/proc/self/task") else { return false }
         defer { closedir(dir) }
-        var found = false
+        var foundLow = false, foundHigh = false
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
@@ -61,11 +74,16 @@ public final class Database: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = read(fd, &buffer, buffer.count)
             close(fd)
-            guard n > 0, buffer[..<n].starts(with: Array("rocksdb:low".utf8)) else { continue }
-            found = true
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), compactionNice)
+            guard n > 0 else { continue }
+            if buffer[..<n].starts(with: Array("rocksdb:low".utf8)) {
+                foundLow = true
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), compactionNice)
+            } else if buffer[..<n].starts(with: Array("rocksdb:high".utf8)) {
+                foundHigh = true
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), flushNice)
+            }
         }
-        return found
+        return foundLow && foundHigh
         #else
         return false
         #endif
