@@ -152,13 +152,13 @@ public enum CivilCalendar {
 /// each block check): score updates (`TransactionValidator.scoreChecks`) and the consents
 /// answers rely on (`consentChecks`, whose soundness is argued at `checkConsent`).
 ///
-/// For score updates, sound because that check, once passed, passes on every later state of the same chain: it
-/// reads only the subject's records below `as_of_log_size` (committed, so fixed; erasure
-/// removes payload envelopes, not the clear metadata scoring reads), the block timestamp there
-/// (fixed), and the model, which is never uninstalled; and `as_of_log_size` stays within the
-/// committed log as the log grows. The key is the transaction id, which covers the whole body.
-/// The replay guard is not part of it and runs every time. Bounded: the oldest are forgotten
-/// first, and a forgotten update is simply recomputed.
+/// For score updates, sound because that check, once passed, passes on every later state of the
+/// same chain: it reads only the subject's records below `as_of_log_size` (committed, so fixed;
+/// erasure removes payload envelopes, not the clear metadata scoring reads), the block timestamp
+/// there (fixed), and the model, which is never uninstalled; and `as_of_log_size` stays within
+/// the committed log as the log grows. The key is the transaction id, which covers the whole
+/// body. The replay guard is not part of it and runs every time. Bounded: the oldest are
+/// forgotten first, and a forgotten one is simply checked again.
 public final class CheckMemo: @unchecked Sendable {
     private let lock = NSLock()
     private var passed = Set<Hash>()

@@ -50,11 +50,13 @@ public final class Database: @unchecked Sendable {
     /// priority that burst took a core from the queries, and most of a run's queries over 5 ms
     /// fell in its seconds. At nice 10, in six pairs of runs alternating with normal priority,
     /// p99 was lower in five (median of the six 6.3 ms against 11.2 ms), with dev-node ingest and
-    /// consortium throughput unchanged (docs/BENCHMARKS.md, 2026-12-04; a noisy host, so a
-    /// smaller effect than it looks, but no cost found). A flush is not starved: a nice-10 thread still gets about
-    /// a tenth of a busy core and all of an idle one, a 32 MiB memtable takes a fraction of a
-    /// second of CPU to flush, and while writes wait for it the cores they used are free.
-    static let flushNice: Int32 = Int32(ProcessInfo.processInfo.environment["CREDIT_NODE_FLUSH_NICE"] ?? "").flatMap { (-20...19).contains($0) ? $0 : nil } ?? 10
+    /// consortium throughput unchanged (docs/BENCHMARKS.md, 2026-12-04; on a noisy host, so the
+    /// size of the effect is uncertain, but no cost was found). A flush is not starved: a nice-10
+    /// thread still gets about a tenth of a busy core and all of an idle one, a 32 MiB memtable
+    /// takes a fraction of a second of CPU to flush, and while writes wait for it the cores they
+    /// used are free.
+    static let flushNice: Int32 = Int32(ProcessInfo.processInfo.environment["CREDIT_NODE_FLUSH_NICE"] ?? "")
+        .flatMap { (-20...19).contains($0) ? $0 : nil } ?? 10
 
     /// Sets this process's RocksDB compaction threads to `compactionNice` and its flush threads
     /// to `flushNice`; whether both kinds were found.
@@ -113,9 +115,9 @@ public final class Database: @unchecked Sendable {
         // read-only opener (the verifier) spends replaying the log into memtables: with a live
         // writer, `credit-verify chain` on a 1,000,000-transaction store peaked at 184 MB with
         // this cap and at 261-274 MB with 256 MiB (the verifier's target is 200 MB). Reaching the
-        // cap flushes every column family holding the oldest log at once; neither query latency
-        // nor consortium throughput measured a difference between the two caps
-        // (docs/BENCHMARKS.md, 2026-12-04).
+        // cap flushes every column family holding the oldest log at once: at 1,000 queries/s
+        // about every 30 s, a burst that shows in query tails, which is why the flush thread runs
+        // at `flushNice` (docs/BENCHMARKS.md, 2026-12-04).
         rocksdb_options_set_max_total_wal_size(options, 32 << 20)
         rocksdb_options_set_write_buffer_size(options, 32 << 20)
         // Most point reads look for keys that are not there (an unused nonce, a new
