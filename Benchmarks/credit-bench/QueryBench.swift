@@ -130,8 +130,9 @@ struct QueryBench: ParsableCommand {
         let failures = refused.withLock { $0 }
         // Refused or failed among the measured queries; those that got an answer of any status
         // are in `times`, transport failures are not.
-        let measuredFailures = failures.filter { !$0.key.hasSuffix("(warm-up)") }.values.reduce(0, +)
-        let answeredCount = times.count - failures.filter { !$0.key.hasSuffix("(warm-up)") && $0.key != "transport" }.values.reduce(0, +)
+        let measured = failures.filter { !$0.key.hasSuffix("(warm-up)") }
+        let measuredFailures = measured.values.reduce(0, +)
+        let answeredCount = times.count - (measuredFailures - (measured["transport"] ?? 0))
         print(String(format: "%@ queries with proofs, %d offered at %d/s over %d connections: %d answered in %.1f s (%.0f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d sampled receipts verified offline; refused or failed: %@ (%@)",
                      policy, total - warm, rate, connections, answeredCount, elapsed,
                      Double(times.count) / elapsed, percentile(times, 0.5) * 1e3, percentile(times, 0.99) * 1e3,

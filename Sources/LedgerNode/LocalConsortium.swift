@@ -154,10 +154,12 @@ public final class LocalConsortium {
             while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
                 killed.append(m)
+            } else {
+                p.waitUntilExit()
+                statuses[m] = p.terminationStatus
             }
-            p.waitUntilExit()
-            if !killed.contains(m) { statuses[m] = p.terminationStatus }
         }
         processes = [:]
         return (statuses, killed)

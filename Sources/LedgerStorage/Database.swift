@@ -33,7 +33,7 @@ public final class Database: @unchecked Sendable {
     public let path: String
     public let mode: OpenMode
 
-    /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceCompactionThreads`,
+    /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceBackgroundThreads`,
     /// after each read-write open). Compactions merge table files in the background, seconds at a
     /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB). At normal
     /// priority, on a 2-core machine, one that starts right after opening the store took a core
@@ -61,7 +61,7 @@ public final class Database: @unchecked Sendable {
     /// Sets this process's RocksDB compaction threads to `compactionNice` and its flush threads
     /// to `flushNice`; whether both kinds were found.
     @discardableResult
-    static func reniceCompactionThreads() -> Bool {
+    static func reniceBackgroundThreads() -> Bool {
         #if os(Linux)
         guard let dir = opendir("/proc/self/task") else { return false }
         defer { closedir(dir) }
@@ -184,7 +184,7 @@ public final class Database: @unchecked Sendable {
         if mode == .readWrite {
             // The pool's threads start with the open and name themselves as they run.
             var tries = 0
-            while !Self.reniceCompactionThreads(), tries < 40 { usleep(5_000); tries += 1 }
+            while !Self.reniceBackgroundThreads(), tries < 40 { usleep(5_000); tries += 1 }
         }
         for (i, name) in allNames.enumerated() { columnFamilyIndexes[name] = i }
     }

@@ -41,19 +41,10 @@ final class ConsensusWALTests: XCTestCase {
     func testSavedBlocksAreCheckedAgainstTheirHashWhenRead() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let keys = MemberSecretKeys(memberID: "val-a")
-        let member = Member(id: "val-a", name: "val-a", roles: [.validator, .custodian, .governmentIssuer],
-                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
-        let genesis = try Genesis(bytes: try Genesis.render(chainID: "wal-test", genesisTime: "2026-11-21T00:00:00Z",
-                                                            members: [member], limits: Limits()))
-        var nonce: UInt64 = 0
-        let submissions = try DemoRecords.requests(count: 20, subjects: 5, seed: 3).map { r -> Submission in
-            nonce += 1
-            return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
-        }
-        let built = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: 1, previousHash: genesis.hash,
-                                       frontier: MerkleFrontier(), transactions: submissions.map(\.transaction), proposer: "val-a")
-        let block = CandidateBlock(header: built.header, submissions: submissions)
+        let chain = try OneValidator()
+        let genesis = chain.genesis
+        let block = try chain.block(count: 20, subjects: 5, seed: 3)
+        let submissions = block.submissions
         var state = SafetyState(height: 1)
         state.lockedRound = 0; state.lockedHash = block.hash
 
@@ -99,21 +90,9 @@ final class ConsensusWALTests: XCTestCase {
     func testLoadRemovesWhatACrashLeftBehind() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wal-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let keys = MemberSecretKeys(memberID: "val-a")
-        let member = Member(id: "val-a", name: "val-a", roles: [.validator, .custodian, .governmentIssuer],
-                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
-        let genesis = try Genesis(bytes: try Genesis.render(chainID: "wal-test", genesisTime: "2026-11-21T00:00:00Z",
-                                                            members: [member], limits: Limits()))
-        func block(_ seed: UInt64) throws -> CandidateBlock {
-            var nonce: UInt64 = seed * 100
-            let submissions = try DemoRecords.requests(count: 3, subjects: 2, seed: seed).map { r -> Submission in
-                nonce += 1
-                return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
-            }
-            let built = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: 1, previousHash: genesis.hash,
-                                           frontier: MerkleFrontier(), transactions: submissions.map(\.transaction), proposer: "val-a")
-            return CandidateBlock(header: built.header, submissions: submissions)
-        }
+        let chain = try OneValidator()
+        let genesis = chain.genesis
+        func block(_ seed: UInt64) throws -> CandidateBlock { try chain.block(count: 3, subjects: 2, seed: seed) }
         let locked = try block(1), valid = try block(2), stale = try block(3)
         var state = SafetyState(height: 1)
         state.lockedRound = 0; state.lockedHash = locked.hash
@@ -163,5 +142,30 @@ final class ConsensusWALTests: XCTestCase {
         let fresh = try ConsensusWAL(directory: directory)
         XCTAssertNil(try fresh.load(limits: genesis.limits).0)
         XCTAssertEqual(fresh.leftoversRemoved, ["block-" + stale.hash.hexString])
+    }
+}
+
+/// A one-validator chain whose height-1 blocks of demo records the WAL tests save and load.
+private struct OneValidator {
+    let keys = MemberSecretKeys(memberID: "val-a")
+    let genesis: Genesis
+
+    init() throws {
+        let member = Member(id: "val-a", name: "val-a", roles: [.validator, .custodian, .governmentIssuer],
+                            signingKey: keys.signing.publicKey, encryptionKey: keys.encryption.publicKey)
+        genesis = try Genesis(bytes: try Genesis.render(chainID: "wal-test", genesisTime: "2026-11-21T00:00:00Z",
+                                                        members: [member], limits: Limits()))
+    }
+
+    /// `count` signed demo records about `subjects` subjects (nonces from `seed` × 100 + 1), as a block at height 1.
+    func block(count: Int, subjects: Int, seed: UInt64) throws -> CandidateBlock {
+        var nonce = seed * 100
+        let submissions = try DemoRecords.requests(count: count, subjects: subjects, seed: seed).map { r -> Submission in
+            nonce += 1
+            return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+        }
+        let built = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: 1, previousHash: genesis.hash,
+                                       frontier: MerkleFrontier(), transactions: submissions.map(\.transaction), proposer: "val-a")
+        return CandidateBlock(header: built.header, submissions: submissions)
     }
 }
