@@ -80,15 +80,25 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "credit-node")
         let level = logLevel ?? ((try? NodeConfig.load(path: config).0.log_level) ?? nil) ?? "info"
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
-        do {
-            try await NetworkNode.run(configPath: config, logger: logger)
-        } catch {
-            let code = fail("\(error)")
-            leaveAtOnceIfStoreBusy(status: code.rawValue)
-            throw code
-        }
-        leaveAtOnceIfStoreBusy(status: 1)
+        try await runningNode { try await NetworkNode.run(configPath: config, logger: logger) }
     }
+}
+
+/// Runs a node until it stops, reporting an error with `fail`. When the node gave up waiting for
+/// its store's background work on the way out, the process leaves at once
+/// (`leaveAtOnceIfStoreBusy`) with the error's exit status, or 1 after a run that returned.
+func runningNode(_ node: () async throws -> Void) async throws {
+    do {
+        try await node()
+    } catch let e as ExitCode {
+        leaveAtOnceIfStoreBusy(status: e.rawValue)
+        throw e
+    } catch {
+        let code = fail("\(error)")
+        leaveAtOnceIfStoreBusy(status: code.rawValue)
+        throw code
+    }
+    leaveAtOnceIfStoreBusy(status: 1)
 }
 
 struct Dev: AsyncParsableCommand {
@@ -125,21 +135,13 @@ struct Dev: AsyncParsableCommand {
         }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        do {
+        try await runningNode {
             try await DevNode.run(dataDirectory: dataDir, host: host, port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
                                   httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, memberHTTP: members)
-        } catch let e as ExitCode {
-            leaveAtOnceIfStoreBusy(status: e.rawValue)
-            throw e
-        } catch {
-            let code = fail("\(error)")
-            leaveAtOnceIfStoreBusy(status: code.rawValue)
-            throw code
         }
-        leaveAtOnceIfStoreBusy(status: 1)
     }
 }
 
