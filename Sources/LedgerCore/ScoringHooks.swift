@@ -164,7 +164,7 @@ public final class CheckMemo: @unchecked Sendable {
     private var passed = Set<Hash>()
     private var order: [Hash] = []
     private var head = 0
-    private var counts = (recomputed: 0, reused: 0)
+    private var counts = (checked: 0, reused: 0)
     public let capacity: Int
 
     public init(capacity: Int = 65_536) {
@@ -173,7 +173,7 @@ public final class CheckMemo: @unchecked Sendable {
     }
 
     /// Checks that ran and passed, and checks answered from the memo, since start.
-    public var statistics: (recomputed: Int, reused: Int) { lock.withLock { counts } }
+    public var statistics: (checked: Int, reused: Int) { lock.withLock { counts } }
 
     func reuse(_ id: Hash) -> Bool {
         lock.withLock {
@@ -185,7 +185,7 @@ public final class CheckMemo: @unchecked Sendable {
 
     func remember(_ id: Hash) {
         lock.withLock {
-            counts.recomputed += 1
+            counts.checked += 1
             guard passed.insert(id).inserted else { return }
             order.append(id)
             if passed.count > capacity {

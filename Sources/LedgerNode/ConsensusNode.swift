@@ -290,11 +290,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if let backlog { s["scoring_backlog"] = backlog }
             if let memo = validator.scoreChecks {
                 let n = memo.statistics
-                s["score_checks"] = ["recomputed": n.recomputed, "reused": n.reused] as [String: any Sendable]
+                s["score_checks"] = ["recomputed": n.checked, "reused": n.reused] as [String: any Sendable]
             }
             if let memo = validator.consentChecks {
                 let n = memo.statistics
-                s["consent_checks"] = ["checked": n.recomputed, "reused": n.reused] as [String: any Sendable]
+                s["consent_checks"] = ["checked": n.checked, "reused": n.reused] as [String: any Sendable]
             }
             return s
         }

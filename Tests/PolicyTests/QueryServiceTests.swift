@@ -635,7 +635,7 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertThrowsError(try memoized.checkStateful(ahead, state: store))
         let wrongPurpose = record(asOf: standing) { $0.purpose = .loanApplication }.transaction
         for _ in 0..<2 { XCTAssertThrowsError(try memoized.checkStateful(wrongPurpose, state: store)) }
-        XCTAssertEqual(memoized.consentChecks!.statistics.recomputed, 1, "only the record whose consent stood is remembered")
+        XCTAssertEqual(memoized.consentChecks!.statistics.checked, 1, "only the record whose consent stood is remembered")
         XCTAssertEqual(memoized.consentChecks!.statistics.reused, 2)
         await refused(record(asOf: standing) { $0.purpose = .loanApplication }, "for post_loan_monitoring; the query's purpose is loan_application")
         await refused(record(asOf: standing) { $0.requestedAtMillis = (nowMillis / 1000 + month) * 1000 }, "had expired when the request was signed")

@@ -159,7 +159,7 @@ final class ScoreUpdateTests: XCTestCase {
         let goodTx = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
         try validator.checkStateful(goodTx, state: chain.store)
         try validator.checkStateful(goodTx, state: chain.store)
-        XCTAssertTrue(validator.scoreChecks!.statistics == (recomputed: 1, reused: 1))
+        XCTAssertTrue(validator.scoreChecks!.statistics == (checked: 1, reused: 1))
         var raised = honest
         raised.points += 1
         raised.endorsements = [blindEndorsement(raised, c)]
@@ -169,7 +169,7 @@ final class ScoreUpdateTests: XCTestCase {
         // The same body under another nonce is another transaction: recomputed, and it passes.
         let again = c.scoreTransaction(good, nonce: chain.nextNonce()).transaction
         try validator.checkStateful(again, state: chain.store)
-        XCTAssertTrue(validator.scoreChecks!.statistics == (recomputed: 2, reused: 1))
+        XCTAssertTrue(validator.scoreChecks!.statistics == (checked: 2, reused: 1))
         // Committed: the memoized update is now a replay.
         try chain.append([Submission(transaction: goodTx, envelope: nil)])
         XCTAssertThrowsError(try validator.checkStateful(goodTx, state: chain.store)) {
@@ -187,7 +187,7 @@ final class ScoreUpdateTests: XCTestCase {
         try validator.checkStateful(third, state: chain.store)
         XCTAssertEqual(validator.scoreChecks!.statistics.reused, held.reused + 1)
         try validator.checkStateful(again, state: chain.store)
-        XCTAssertEqual(validator.scoreChecks!.statistics.recomputed, held.recomputed + 1, "the oldest was forgotten and recomputed")
+        XCTAssertEqual(validator.scoreChecks!.statistics.checked, held.checked + 1, "the oldest was forgotten and recomputed")
     }
 
     /// A dishonest proposer certifies blocks holding tampered updates: the verifier names each.
