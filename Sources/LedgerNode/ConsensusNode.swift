@@ -247,6 +247,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         autoScorer?.upgrade.stop()
         mempool.close(LedgerError(.mempoolFull, "node stopped before the transaction committed"))
         await p2p?.stop()
+        // With P2P stopped nothing new arrives; let the work already queued (bounded by the
+        // inbound backlogs) finish. The process exits soon after this returns, and a queue
+        // thread still reading the store (serving blocks to a peer, say) while exit tears down
+        // RocksDB's globals crashed a follower with SIGSEGV on SIGTERM.
+        queue.sync {}
+        gossipQueue.sync {}
+        autoScorer?.queue.sync {}
     }
 
     // MARK: LedgerService
