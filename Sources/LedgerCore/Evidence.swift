@@ -73,6 +73,11 @@ public struct EvidenceBody: Hashable, Sendable {
         guard let m = genesis.member(offender), m.has(.validator) else {
             throw LedgerError(.invalidValue, "evidence names \(offender), which is not a validator")
         }
+        // A vote's signed bytes hold no proof-of-lock round, so for votes only the block can
+        // differ: otherwise one honest vote, copied with two made-up rounds, would pass as two.
+        if step != .proposal, first.polRound != -1 || second.polRound != -1 {
+            throw LedgerError(.invalidValue, "evidence of a \(step.name) has pol_round \(first.polRound) and \(second.polRound); a vote carries none (-1)")
+        }
         guard first.blockHash != second.blockHash || first.polRound != second.polRound else {
             throw LedgerError(.invalidValue, "evidence holds two identical \(step.name)s: that is not equivocation")
         }

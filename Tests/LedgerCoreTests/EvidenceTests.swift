@@ -38,6 +38,15 @@ final class EvidenceTests: XCTestCase {
         // The same vote twice.
         XCTAssertEqual(code(EvidenceBody(offender: "bank-b", step: .prevote, height: 7, round: 2,
                                          first: signedVote("bank-b", block: a), second: signedVote("bank-b", block: a))), .invalidValue)
+        // One honest vote copied twice with made-up proof-of-lock rounds, which a vote's
+        // signature does not cover: both copies verify, yet the validator signed only once.
+        let honest = signedVote("bank-b", block: a)
+        XCTAssertEqual(code(EvidenceBody(offender: "bank-b", step: .prevote, height: 7, round: 2,
+                                         first: .init(blockHash: a, polRound: -1, signature: honest.signature),
+                                         second: .init(blockHash: a, polRound: 5, signature: honest.signature))), .invalidValue)
+        XCTAssertEqual(code(EvidenceBody(offender: "bank-b", step: .prevote, height: 7, round: 2,
+                                         first: .init(blockHash: a, polRound: 0, signature: honest.signature),
+                                         second: .init(blockHash: b, polRound: 0, signature: signedVote("bank-b", block: b).signature))), .invalidValue)
         // The second signature is someone else's.
         XCTAssertEqual(code(EvidenceBody(offender: "bank-b", step: .prevote, height: 7, round: 2,
                                          first: signedVote("bank-b", block: a), second: signedVote("bank-a", block: b))), .badSignature)
