@@ -61,7 +61,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// once the store reaches the height below theirs (at start, or later when the state is
     /// ahead of the store: `TendermintMachine.signsAgainFrom`).
     var deferredBlocks: [Hash: CandidateBlock] = [:]
-    var awaitingContent = Set<Hash>()
+    /// Blocks the machine asked to check whose content is not here, by the earliest round that
+    /// proposed each. Only those within `blockRoundWindow` rounds are fetched (the others once
+    /// their round comes near), and only their content is kept past `maxCandidates`: a proposer
+    /// announcing blocks for its own rounds far ahead, without content, and then answering the
+    /// fetches, would otherwise fill the cache past its bound with blocks of up to 24 MiB.
+    var awaitingContent: [Hash: UInt32] = [:]
+
+    /// Whether blocks proposed for `round` are kept and fetched now.
+    func withinBlockWindow(_ round: UInt32, from current: UInt32? = nil) -> Bool {
+        round <= (current ?? machine.round) &+ Self.blockRoundWindow
+    }
     /// Block contents sent to each peer, with when (monotonic nanoseconds): a peer is answered
     /// once a second per block (an honest one asks once a status tick) and for at most
     /// `contentServedPerSecond` blocks a second. Each answer encodes up to 24 MiB on the consensus
@@ -82,7 +92,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// The last request for committed blocks to fill envelopes missing from catch-up blocks.
     var envelopeRequest: (peer: String, from: UInt64, turn: Int)?
     var peerHeights: [String: UInt64] = [:]
-    var reported = Set<String>()
+    /// Equivocations recorded as evidence, by height (one entry per offender, round and step):
+    /// those of committed heights are forgotten, so an offender at every height and round does
+    /// not grow it for the life of the process.
+    var reported: [UInt64: Set<String>] = [:]
     /// When each peer was last warned about in the log (bad content, out-of-range rounds); more
     /// within `peerWarningInterval` go to the debug level.
     /// Locked: messages that do not decode are warned about on the P2P event loop, the rest on `queue`.
@@ -501,9 +514,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             handle(.proposal(p))
             // The proposal was seen before without usable content (or with a tampered copy):
             // now that the genuine content is here, answer the machine's pending `.validate`.
-            if awaitingContent.contains(p.blockHash), unchecked[p.blockHash] != nil {
-                awaitingContent.remove(p.blockHash)
-                validateAndReport(p.blockHash)
+            if let awaited = awaitingContent[p.blockHash] {
+                if unchecked[p.blockHash] != nil {
+                    awaitingContent.removeValue(forKey: p.blockHash)
+                    validateAndReport(p.blockHash)
+                } else if p.round < awaited {
+                    awaitingContent[p.blockHash] = p.round   // the same block, proposed again nearer
+                }
             }
         case .vote(let v):
             guard v.round <= TendermintMachine.maxRound else {
@@ -539,12 +556,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if let answer = contentAnswer(for: hash, to: peer) { p2p.send(answer, to: peer) }
         case .blockContent(let block):
             let hash = block.hash
-            guard awaitingContent.contains(hash) || deferredPrecommits[hash] != nil, block.header.height == height else { return }
+            guard awaitingContent[hash] != nil || deferredPrecommits[hash] != nil, block.header.height == height else { return }
             // A copy that does not match its header leaves the hash awaited: the fetch is
             // repeated every status tick until the genuine content arrives.
-            // Content the machine is waiting for is kept even when the cache is full.
-            guard remember(block, from: peer, awaited: awaitingContent.contains(hash)) else { return }
-            awaitingContent.remove(hash)
+            // Content the machine is waiting for is kept even when the cache is full, if its
+            // round is near; content not kept stays awaited, and is fetched again.
+            let needed = awaitingContent[hash].map { withinBlockWindow($0) } ?? false
+            guard remember(block, from: peer, awaited: needed), unchecked[hash] != nil || candidates[hash] != nil else { return }
+            awaitingContent.removeValue(forKey: hash)
             if candidates[hash] != nil || unchecked[hash] != nil { validateAndReport(hash) }
         case .transactions, .blockRequest, .endorseRequest, .endorsement:
             break
@@ -674,7 +693,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     // MARK: Consensus actions
 
     func handle(_ event: ConsensusEvent) {
+        let round = machine.round
         perform(machine.handle(event))
+        if machine.round > round, !awaitingContent.isEmpty {
+            // Blocks awaited for rounds that have now come near are fetched at once.
+            for (hash, r) in awaitingContent where !withinBlockWindow(r, from: round) && withinBlockWindow(r) {
+                p2p.broadcast(NetMessage.fetchBlock(hash).encoded)
+            }
+        }
         // A quiet round ends in `waiting` (Tendermint.swift); with transactions pending, the next round starts now.
         if case .timeout = event, machine.step == .waiting, !mempool.isEmpty { perform(machine.handle(.transactionsAvailable)) }
     }
@@ -698,12 +724,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                     guard let self, !self.stopped else { return }
                     self.handle(.timeout(t))
                 }
-            case .validate(let h, _, let hash):
+            case .validate(let h, let r, let hash):
                 if candidates[hash] != nil || unchecked[hash] != nil {
                     if let e = validationEvent(hash, height: h) { pending.append(e) }
                 } else {
-                    awaitingContent.insert(hash)
-                    p2p.broadcast(NetMessage.fetchBlock(hash).encoded)
+                    let round = min(r, awaitingContent[hash] ?? r)
+                    awaitingContent[hash] = round
+                    if withinBlockWindow(round) { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
                 }
             case .buildProposal(let h, let r):
                 buildWanted = (h, r)
@@ -914,8 +941,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
         keptRounds = []
-        awaitingContent = []
+        awaitingContent = [:]
         deferredPrecommits = [:]
+        reported = reported.filter { $0.key > block.header.height }
         buildWanted = nil
         let replay = future
         future = []
@@ -936,7 +964,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         // serving blocks without their envelopes) would otherwise keep this node from ever asking
         // the others for the envelopes it lacks.
         requestMissingEnvelopes()
-        for hash in awaitingContent { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
+        for (hash, round) in awaitingContent where withinBlockWindow(round) { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         autoScorer?.tick()
         if mempool.count <= Self.sweepMax { sweepMempool() }
         // A follower never proposes: what was submitted to it reaches validators by gossip only,
@@ -1099,8 +1127,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func record(_ e: Equivocation) {
         let body = e.body
-        let key = "\(body.offender)/\(body.height)/\(body.round)/\(body.step.rawValue)"
-        guard reported.insert(key).inserted, member.has(.validator) || member.has(.auditor) else { return }
+        let key = "\(body.offender)/\(body.round)/\(body.step.rawValue)"
+        guard reported[body.height, default: []].insert(key).inserted,
+              member.has(.validator) || member.has(.auditor) else { return }
         logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
         do {
             try submitOwn(.evidence(body))

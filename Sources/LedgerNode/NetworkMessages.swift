@@ -141,7 +141,9 @@ public enum NetMessage: Sendable {
         let n = Int(try r.u32("submissions.count"))
         guard n <= max else { throw LedgerError(.fieldTooLarge, "message carries \(n) transactions, limit \(max)") }
         var out: [Submission] = []
-        out.reserveCapacity(n)
+        // Each takes at least 5 bytes (a length and the envelope flag): a count with nothing
+        // behind it reserves nothing.
+        out.reserveCapacity(min(n, r.remaining / 5))
         for i in 0..<n {
             let txBytes = try r.bytes32("submissions[\(i)].transaction", max: limits.maxTransactionBytes)
             let held = known.flatMap { $0(Transaction.id(ofEncoded: txBytes)) }.flatMap { $0.transaction.encoded == txBytes ? $0 : nil }

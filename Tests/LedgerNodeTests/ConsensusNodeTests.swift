@@ -182,11 +182,11 @@ final class ConsensusNodeTests: XCTestCase {
         let p = f.proposal(genuine, by: "val-b")
         var state = f.deliver(.proposal(p, nil), from: "val-b")
         XCTAssertNil(state.prevote)
-        XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent.contains(genuine.hash) })
+        XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent[genuine.hash] != nil })
         for (what, copy) in tamperedCopies(of: genuine, other: try f.submissions(1, seed: 4)[0]) {
             state = f.deliver(.blockContent(copy), from: "val-d")
             XCTAssertNil(state.prevote, "\(what): \(String(describing: state.prevote))")
-            XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent.contains(genuine.hash) }, "\(what): the block is no longer fetched")
+            XCTAssertTrue(f.node.queue.sync { f.node.awaitingContent[genuine.hash] != nil }, "\(what): the block is no longer fetched")
         }
         state = f.deliver(.blockContent(genuine), from: "val-a")
         XCTAssertEqual(state.prevote?.blockHash, genuine.hash)
@@ -692,6 +692,51 @@ final class ConsensusNodeTests: XCTestCase {
         _ = try propose(far, seed: 22)
         XCTAssertEqual(kept(), before, "a block for a round far ahead was kept")
         XCTAssertTrue(f.node.queue.sync { f.node.unchecked[first.hash] != nil || f.node.candidates[first.hash] != nil })
+        await f.close()
+    }
+
+    /// Content the machine waits for is kept past the cache's bound only for rounds near the
+    /// current one: a proposer that announces its own far rounds without content, then answers
+    /// the fetches, cannot grow the cache past `maxCandidates` (each block up to 24 MiB).
+    func testAwaitedContentForFarRoundsDoesNotBypassTheCacheBound() async throws {
+        let f = try await Fixture(as: "val-c")
+        let validators = ValidatorSet(ids: f.genesis.validators.map(\.id))
+        let filler = try (0..<ConsensusNode.maxCandidates).map { f.block(try f.submissions(1, seed: 100 + UInt64($0)), proposer: "val-b") }
+        f.node.queue.sync { for b in filler { f.node.unchecked[b.hash] = b } }
+        let kept = { f.node.queue.sync { f.node.unchecked.count + f.node.candidates.count } }
+        XCTAssertEqual(kept(), ConsensusNode.maxCandidates)
+        func announce(_ round: UInt32, seed: UInt64) throws -> CandidateBlock {
+            let owner = validators.proposer(height: 1, round: round)
+            let block = f.block(try f.submissions(1, seed: seed), proposer: owner)
+            _ = f.deliver(.proposal(f.proposal(block, round: round, by: owner), nil), from: owner)
+            XCTAssertNotNil(f.node.queue.sync { f.node.awaitingContent[block.hash] }, "round \(round): the block is not awaited")
+            _ = f.deliver(.blockContent(block), from: owner)
+            return block
+        }
+        let far = try announce(ConsensusNode.blockRoundWindow + 1, seed: 130)
+        XCTAssertFalse(f.node.queue.sync { f.node.unchecked[far.hash] != nil || f.node.candidates[far.hash] != nil },
+                       "content for a round far ahead was kept past the cache's bound")
+        XCTAssertEqual(kept(), ConsensusNode.maxCandidates)
+        XCTAssertNotNil(f.node.queue.sync { f.node.awaitingContent[far.hash] }, "content not kept is no longer awaited")
+        let near = try announce(0, seed: 131)
+        XCTAssertTrue(f.node.queue.sync { f.node.unchecked[near.hash] != nil || f.node.candidates[near.hash] != nil },
+                      "content the machine waits for in the current round was not kept")
+        await f.close()
+    }
+
+    /// An equivocation is recorded once, and what was recorded of a height is forgotten once the
+    /// height is committed: a validator equivocating at every height does not grow the set.
+    func testReportedEquivocationsAreForgottenOnceTheirHeightCommits() async throws {
+        let f = try await Fixture(as: "val-c")
+        let a = Array(repeating: UInt8(1), count: 32), b = Array(repeating: UInt8(2), count: 32)
+        for hash in [a, b, b] { _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: 0, hash: hash, by: "val-b")), from: "val-b") }
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-b/0/1"]])
+        let block = f.block(try f.submissions(2, seed: 44), proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [:], "what was recorded of a committed height is kept")
         await f.close()
     }
 
