@@ -165,13 +165,21 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard let sig = [UInt8](base64: answer_signature), node.signingKey.isValidSignature(sig, for: message) else {
             throw bad("the answer signature does not verify with \(answered_by)'s key")
         }
-        if record.outcome == .answered {
-            // An answer is only given to an authenticated requester.
+        // The node answers, and refuses for any reason but these three, only once the request's
+        // signature verified (docs/PRIVACY.md §6). Otherwise the answering node alone could make
+        // a refusal receipt that names as requester a member who never asked.
+        if record.outcome == .answered || !QueryRecordBody.unauthenticatedRefusals.contains(record.reason) {
             guard let requester = genesis.member(req.requester), requester.keyID == req.keyID,
                   requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
-                throw bad("the request is not signed by \(req.requester)")
+                throw bad("the request is not signed by \(req.requester), and a \(record.outcome == .answered ? "query is answered" : "refusal for \(record.reason) is recorded") only for a signed request")
             }
-            guard req.policy == record.policy else { throw bad("the request names another policy than the audit record") }
+        }
+        // The node records the policy the request names, or none (an unknown policy, or a refusal
+        // before the policy was looked up).
+        guard record.policy == req.policy || (record.outcome == .refused && record.policy == Hashes.zero) else {
+            throw bad("the request names another policy than the audit record")
+        }
+        if record.outcome == .answered {
             guard record.policy != Hashes.zero else { throw bad("the answered audit record names no policy") }
             if record.policy != Hashes.zero && genesis.policy(hash: record.policy) == nil {
                 let installed = checked.contains { f in

@@ -437,6 +437,13 @@ public struct PolicyRules: LedgerCore.PolicyRules {
 
     public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws {
         let policy = try parse(document, genesis)
+        // The engine writes every result in canonical form (sorted keys, no spaces, integers
+        // only). Any other text is not its answer, and could read differently to another parser:
+        // a repeated key, or a credit line of 5000.9 that reads here as 5000.
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(result.utf8)),
+              let canonical = CanonicalJSON.value(from: parsed), CanonicalJSON.render(canonical) == result else {
+            throw LedgerError(.invalidValue, "the result is not in the canonical form the policy engine writes (sorted keys, each once, no spaces, integers only)")
+        }
         // Only a subject policy answers from a score update (an aggregate's `model` is a name).
         let scored = policy.outputs.filter { $0.output.needsScore }
         guard policy.scope == .subject, !scored.isEmpty else { return }
@@ -455,13 +462,7 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         for (name, output) in scored {
             let stated = fields[name]
             if let expected = PolicyEngine.scoreOutput(output, score) {
-                let same: Bool
-                switch expected {
-                case .string(let text): same = stated as? String == text
-                case .int(let n): same = (stated as? NSNumber)?.int64Value == n
-                default: same = false
-                }
-                guard same else { throw LedgerError(.invalidValue, "the answer's \(name) is not what the receipt's \(from) gives") }
+                guard stated.flatMap(CanonicalJSON.value(from:)) == expected else { throw LedgerError(.invalidValue, "the answer's \(name) is not what the receipt's \(from) gives") }
             } else if case .model = output {
                 guard let m = stated as? [String: Any], m["sha256"] as? String == score.modelHash.hexString else {
                     throw LedgerError(.invalidValue, "the answer's \(name) is not the model of the receipt's \(from)")
@@ -478,7 +479,7 @@ public struct PolicyRules: LedgerCore.PolicyRules {
                 if let line = rule.line {
                     let zeroed = reasons.contains { $0.hasPrefix("grade_below_") || $0.hasPrefix("listed_") }
                     let expected = zeroed ? 0 : PolicyEngine.creditLine(line, points: Int64(score.points), grade: score.grade)
-                    guard (decision["credit_line_yuan"] as? NSNumber)?.int64Value == expected else {
+                    guard decision["credit_line_yuan"].flatMap(CanonicalJSON.value(from:)) == .int(expected) else {
                         throw LedgerError(.invalidValue, "the answer's \(name) credit line is not what the receipt's \(from) gives")
                     }
                 }
@@ -531,6 +532,32 @@ public enum PolicyFiles {
                 throw LedgerError(.notFound, "cannot read \(directory)/\(name)")
             }
             return ("\(directory)/\(name)", Array(data))
+        }
+    }
+}
+
+extension CanonicalJSON {
+    /// The value `JSONSerialization` read, or nil where the engine never writes such a value:
+    /// a number with a fraction or an exponent (the engine writes integers only).
+    public static func value(from any: Any) -> Value? {
+        switch any {
+        case is NSNull: return .null
+        case let n as NSNumber:
+            switch String(cString: n.objCType) {
+            case "c", "B": return .bool(n.boolValue)   // JSON true and false
+            case "d", "f": return nil
+            default: return .int(n.int64Value)
+            }
+        case let s as String: return .string(s)
+        case let a as [Any]:
+            var out: [Value] = []
+            for e in a { guard let v = value(from: e) else { return nil }; out.append(v) }
+            return .array(out)
+        case let o as [String: Any]:
+            var out: Object = [:]
+            for (k, e) in o { guard let v = value(from: e) else { return nil }; out[k] = v }
+            return .object(out)
+        default: return nil
         }
     }
 }

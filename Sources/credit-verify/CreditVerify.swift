@@ -229,14 +229,17 @@ struct ReceiptCommand: ParsableCommand {
         }.first
         let policy = g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? installed ?? v.record.policy.hexString
         let facts = v.facts.map { "\($0.role) \($0.transaction.id.hexString.prefix(16))… at log index \($0.logIndex)" }
+        // A refusal for a bad signature, an unknown requester or another chain shows nobody asking.
+        let unauthenticated = v.record.outcome == .refused && QueryRecordBody.unauthenticatedRefusals.contains(v.record.reason)
+        let claimed = unauthenticated ? "(unsigned: the requester named is only a claim) " : ""
         emit(json: json, ["ok": true, "outcome": receipt.outcome, "reason": receipt.reason, "result": receipt.result,
-                          "requester": v.record.requester, "subject": v.record.subject?.code ?? "", "policy": policy,
+                          "requester": v.record.requester, "requester_authenticated": !unauthenticated, "subject": v.record.subject?.code ?? "", "policy": policy,
                           "purpose": v.record.purpose.name, "as_of_height": receipt.as_of_height, "answered_by": receipt.answered_by,
                           "audit_record": v.auditRecordID.hexString, "tree_size": v.checkpoint.size,
                           "checkpoint_signers": v.checkpointSigners, "facts": facts],
              text: """
              OK: \(receipt.outcome) query \(v.auditRecordID.hexString)
-               \(v.record.requester) asked about \(v.record.subject?.code ?? "(aggregate)") under \(policy) for \(v.record.purpose.name)\(receipt.reason.isEmpty ? "" : "; refused: \(receipt.reason)")
+               \(claimed)\(v.record.requester) asked about \(v.record.subject?.code ?? "(aggregate)") under \(policy) for \(v.record.purpose.name)\(receipt.reason.isEmpty ? "" : "; refused: \(receipt.reason)")
                answered by \(receipt.answered_by) at height \(receipt.as_of_height), answer signature verified
                result: \(receipt.result.isEmpty ? "(none)" : receipt.result)
                facts proven under the checkpoint of size \(v.checkpoint.size) signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum)):

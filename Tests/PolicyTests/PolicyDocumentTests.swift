@@ -110,7 +110,8 @@ final class PolicyDocumentTests: XCTestCase {
         }
         func result(grade: String, reasons: [String], line: Int64) -> String {
             let codes = reasons.map { "\"\($0)\"" }.joined(separator: ",")
-            return #"{"fields":{"decision":{"credit_line_yuan":\#(line),"eligible":\#(reasons.isEmpty),"reason_codes":[\#(codes)]},"grade":"\#(grade)","as_of_height":3}}"#
+            // In canonical form (sorted keys, no spaces), as the engine writes it.
+            return #"{"fields":{"as_of_height":3,"decision":{"credit_line_yuan":\#(line),"eligible":\#(reasons.isEmpty),"reason_codes":[\#(codes)]},"grade":"\#(grade)"}}"#
         }
         let good = score(700, .a)
         let expected = PolicyEngine.creditLine(line, points: 700, grade: .a)

@@ -241,7 +241,7 @@ final class QueryServiceTests: XCTestCase {
     /// changed by `change` (for `request`, when given), signed and written in a block of its own
     /// past the validators' checks (which refuse some of these records), with the other facts
     /// proved again under the new checkpoint and the answer signed again.
-    func forge(_ receipt: AnswerReceipt, request: [UInt8]? = nil, dropping roles: Set<String> = [],
+    func forge(_ receipt: AnswerReceipt, request: [UInt8]? = nil, result: String? = nil, dropping roles: Set<String> = [],
                _ change: (inout QueryRecordBody) -> Void) async throws -> AnswerReceipt {
         let v = try receipt.verify(genesis: consortium.genesis)
         var record = v.record
@@ -255,6 +255,7 @@ final class QueryServiceTests: XCTestCase {
         }
         let r = try QueryRequest.decode(requestBytes)
         record.requestHash = SHA256.hash(requestBytes); record.requestNonce = r.nonce; record.requestedAtMillis = r.issuedAtMillis
+        if let result { record.resultHash = SHA256.hash(Array(result.utf8)) }
         change(&record)
         let key = consortium.keys["samr"]!.signing
         let tx = Transaction.sign(header: header("samr"), body: .queryRecord(record), key: key)
@@ -270,7 +271,7 @@ final class QueryServiceTests: XCTestCase {
         let signature = key.signature(for: AnswerSignature.message(chainID: consortium.genesis.chainID, requestHash: record.requestHash,
                                                                     resultHash: record.resultHash, asOfHeight: record.asOfHeight, auditRecord: tx.id))
         return AnswerReceipt(chainID: consortium.genesis.chainID, genesisHash: consortium.genesis.hash, request: requestBytes,
-                             outcome: receipt.outcome, reason: receipt.reason, message: receipt.message, result: receipt.result,
+                             outcome: receipt.outcome, reason: receipt.reason, message: receipt.message, result: result ?? receipt.result,
                              asOfHeight: record.asOfHeight, answeredBy: "samr", answerSignature: signature,
                              checkpoint: try store.checkpoint(height: head.height)!, treeSize: head.logSize, facts: facts)
     }
@@ -332,6 +333,54 @@ final class QueryServiceTests: XCTestCase {
                                                 log_index: UInt64(index),
                                                 inclusion_proof: try store.inclusionProof(index: UInt64(index), size: honest.tree_size).map { $0.base64String }))
         assertRefused(foreign, "is not a record about the queried subject")
+    }
+
+    /// A refusal receipt says who asked, so it must show the request signed unless its reason is
+    /// that the signature, the requester or the chain was wrong; and its policy must be the one
+    /// the request names. An answering node cannot record a bank asking when it never did.
+    func testForgedRefusalReceiptsAreRefused() async throws {
+        let (_, out) = try await ask("bank-b", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertEqual(out.receipt.reason, "no_consent", out.receipt.message)
+        let honest = out.receipt
+        XCTAssertEqual(try honest.verify(genesis: consortium.genesis).record.requester, "bank-b")
+        // A request in bank-a's name that bank-a never signed (anyone can write one), recorded
+        // as refused for lack of consent: the node checks the signature before consent.
+        let unsigned = signedRequest("bank-a", "credit-grade", subject: food.code, at: nowMillis, key: Ed25519PrivateKey())
+        assertRefused(try await forge(honest, request: unsigned) { $0.requester = "bank-a" },
+                      "the request is not signed by bank-a, and a refusal for no_consent is recorded only for a signed request")
+        // The same unsigned request, honestly refused for its bad signature, verifies.
+        let forgedSignature = try await service.handle(unsigned)
+        XCTAssertEqual(forgedSignature.receipt.reason, "bad_signature")
+        XCTAssertEqual(try forgedSignature.receipt.verify(genesis: consortium.genesis).record.requester, "bank-a")
+        // A refusal recorded under a policy the request did not name.
+        assertRefused(try await forge(honest) { $0.policy = self.policy("risk-flags") }, "the request names another policy than the audit record")
+        // None at all is what a node records when it refuses before finding the policy.
+        let unnamed = try await forge(honest) { $0.policy = Hashes.zero }
+        XCTAssertNoThrow(try unnamed.verify(genesis: consortium.genesis))
+    }
+
+    /// An answer's result must be the engine's canonical text: a credit line with a fraction
+    /// (which a lenient reading truncates to the right figure), a repeated key (which another
+    /// parser may read the other way) or added spaces do not verify, even signed and recorded.
+    func testAnswerResultsMustBeInCanonicalForm() async throws {
+        let (_, pre) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(pre.answered, pre.receipt.message)
+        let result = pre.receipt.result
+        let line = try XCTUnwrap((try fields(pre.receipt)["decision"] as? [String: Any])?["credit_line_yuan"] as? Int)
+        let stated = "\"credit_line_yuan\":\(line)"
+        XCTAssertTrue(result.contains(stated), result)
+        let same = try await forge(pre.receipt, result: result) { _ in }
+        XCTAssertNoThrow(try same.verify(genesis: consortium.genesis))
+        for (what, text) in [("a fraction", result.replacingOccurrences(of: stated, with: stated + ".9")),
+                             ("a boolean", result.replacingOccurrences(of: stated, with: "\"credit_line_yuan\":" + (line == 0 ? "false" : "true"))),
+                             ("a repeated key", result.replacingOccurrences(of: stated, with: stated + ",\"credit_line_yuan\":500000")),
+                             ("a space", result.replacingOccurrences(of: stated, with: "\"credit_line_yuan\": \(line)"))] {
+            XCTAssertNotEqual(text, result, what)
+            let forged = try await forge(pre.receipt, result: text) { _ in }
+            XCTAssertThrowsError(try forged.verify(genesis: consortium.genesis), what) {
+                XCTAssertTrue("\($0)".contains("canonical form") || "\($0)".contains("credit line"), "\(what): \($0)")
+            }
+        }
     }
 
     // MARK: Answers
