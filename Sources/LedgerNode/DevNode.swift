@@ -104,7 +104,8 @@ public enum DevNode {
     /// Serves the dev ledger until SIGINT or SIGTERM.
     public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger,
                            models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = [],
-                           httpIdleTimeoutSeconds: Int = 30, memberHTTP: (host: String, port: Int)? = nil) async throws {
+                           httpIdleTimeoutSeconds: Int = 30, httpMaxConnections: Int = LedgerAPI.maxConnections,
+                           memberHTTP: (host: String, port: Int)? = nil) async throws {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
         // The process exits soon after this returns, the store possibly still open.
@@ -120,7 +121,7 @@ public enum DevNode {
                                 blockInterval: blockInterval, logger: logger, rescoreStateDirectory: dataDirectory)
         try await LedgerAPI(ledger: ledger).serve(host: host, port: port, addressFile: dataDirectory + "/http.addr",
                                                   services: [BlockProducerService(ledger: ledger)], logger: logger,
-                                                  idleTimeout: .seconds(Int64(httpIdleTimeoutSeconds)),
+                                                  idleTimeout: .seconds(Int64(httpIdleTimeoutSeconds)), maxConnections: httpMaxConnections,
                                                   members: memberHTTP.map { ($0.host, $0.port, dataDirectory + "/member-http.addr") })
     }
 }

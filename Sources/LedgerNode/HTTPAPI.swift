@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import LedgerCore
 import LedgerCrypto
 import LedgerStorage
@@ -40,15 +41,16 @@ public struct LedgerAPI: Sendable {
     /// listener with the member routes only (`Routes.members`), its base URL written to
     /// `members.addressFile`.
     public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger,
-                      idleTimeout: TimeAmount = LedgerAPI.idleTimeout,
+                      idleTimeout: TimeAmount = LedgerAPI.idleTimeout, maxConnections: Int = LedgerAPI.maxConnections,
                       members: (host: String, port: Int, addressFile: String)? = nil) async throws {
         var services = services
         if let members {
             services.append(application(routes: .members, host: members.host, port: members.port, addressFile: members.addressFile,
-                                        what: "member API (queries, policies, proofs, submissions)", logger: logger, idleTimeout: idleTimeout))
+                                        what: "member API (queries, policies, proofs, submissions)", logger: logger, idleTimeout: idleTimeout,
+                                        maxConnections: maxConnections))
         }
         var app = application(routes: .all, host: host, port: port, addressFile: addressFile, what: "HTTP API", logger: logger,
-                              idleTimeout: idleTimeout)
+                              idleTimeout: idleTimeout, maxConnections: maxConnections)
         app.addServices(services)
         try await app.runService()
     }
@@ -66,7 +68,7 @@ public struct LedgerAPI: Sendable {
     }
 
     func application(routes: Routes, host: String, port: Int, addressFile: String, what: String, logger: Logger,
-                     idleTimeout: TimeAmount) -> Application<RouterResponder<BasicRequestContext>> {
+                     idleTimeout: TimeAmount, maxConnections: Int) -> Application<RouterResponder<BasicRequestContext>> {
         try? FileManager.default.removeItem(atPath: addressFile)
         var api = self
         api.bodyDeadlineBase = .nanoseconds(idleTimeout.nanoseconds)
@@ -76,7 +78,12 @@ public struct LedgerAPI: Sendable {
             // one, is closed: a client that announces a body and never sends it would otherwise
             // hold its share of the request-body budget (and with a few more, every POST) for good.
             server: .http1(configuration: .init(idleTimeout: idleTimeout)),
-            configuration: .init(address: .hostname(host, port: port), serverName: "credit-node"),
+            // Past `maxConnections` open connections the listener stops accepting until one
+            // closes (further clients wait in the kernel's backlog): connections cost file
+            // descriptors, which the store needs too, and a block write that cannot open a
+            // file stops the node.
+            configuration: .init(address: .hostname(host, port: port), serverName: "credit-node",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let address = "http://\(host):\(channel.localAddress?.port ?? port)"
                 try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
@@ -87,6 +94,9 @@ public struct LedgerAPI: Sendable {
 
     /// How long a connection may send nothing before it is closed, by default.
     public static let idleTimeout: TimeAmount = .seconds(30)
+    /// Open connections each listener accepts at once, by default.
+    public static let maxConnections = 512
+    public static let maxConnectionsRange = 1...100_000
 
     public func makeRouter(_ routes: Routes = .all) -> Router<BasicRequestContext> {
         let router = Router()

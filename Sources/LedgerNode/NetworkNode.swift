@@ -34,8 +34,11 @@ public struct NodeConfig: Decodable, Sendable {
     public var peers: [String: String]?
     public var timeouts: Timeouts?
     public var log_level: String?
+    /// Open HTTP connections each listener accepts at once (default `LedgerAPI.maxConnections`).
+    public var http_max_connections: Int?
 
-    static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "member_http", "p2p", "peers", "timeouts", "log_level"]
+    static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "member_http", "p2p", "peers", "timeouts", "log_level",
+                                      "http_max_connections"]
     static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
     /// Each consensus timeout is 1 ms to 10 minutes.
     static let timeoutRange: ClosedRange<UInt64> = 1...600_000
@@ -63,6 +66,9 @@ public struct NodeConfig: Decodable, Sendable {
                     throw LedgerError(.invalidValue, "config file \(path): timeouts.\(name) is \(value); it must be \(timeoutRange.lowerBound)-\(timeoutRange.upperBound)")
                 }
             }
+        }
+        if let n = config.http_max_connections, !LedgerAPI.maxConnectionsRange.contains(n) {
+            throw LedgerError(.invalidValue, "config file \(path): http_max_connections is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
         }
         return (config, (path as NSString).deletingLastPathComponent)
     }
@@ -158,7 +164,8 @@ public enum NetworkNode {
         if let built = store.builtAtOpen { logger.notice("\(built)") }
 
         try await LedgerAPI(ledger: node).serve(host: httpHost, port: httpPort, addressFile: dataDir + "/http.addr",
-                                                services: [ConsensusService(node: node)], logger: logger, members: members)
+                                                services: [ConsensusService(node: node)], logger: logger,
+                                                maxConnections: config.http_max_connections ?? LedgerAPI.maxConnections, members: members)
     }
 }
 

@@ -123,12 +123,15 @@ struct Dev: AsyncParsableCommand {
     var policies: String?
     @Option(help: "Close an HTTP connection that sends nothing for this many seconds, between requests or within one (1-3600).")
     var httpIdleTimeoutSeconds: Int = 30
+    @Option(help: "Open HTTP connections each listener accepts at once; more wait until one closes (1-100000).")
+    var httpMaxConnections: Int = LedgerAPI.maxConnections
 
     func run() async throws {
         Allocator.keepFreedMemory()
         guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
+        guard LedgerAPI.maxConnectionsRange.contains(httpMaxConnections) else { throw fail("--http-max-connections must be 1-100000") }
         let members = try memberHttp.map { address -> (host: String, port: Int) in
             guard let (h, p) = Genesis.hostAndPort(address) else { throw fail("--member-http must be host:port, got \(address)") }
             return (h, p)
@@ -140,7 +143,7 @@ struct Dev: AsyncParsableCommand {
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
-                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, memberHTTP: members)
+                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, httpMaxConnections: httpMaxConnections, memberHTTP: members)
         }
     }
 }

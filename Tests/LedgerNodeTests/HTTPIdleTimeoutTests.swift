@@ -35,6 +35,37 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         _ = received
     }
 
+    /// Past `--http-max-connections` open connections a listener accepts no more until one
+    /// closes: a client holding many idle connections cannot use up the node's file descriptors
+    /// (which a block write needs). The waiting client is answered once a slot frees.
+    func testConnectionsPastTheLimitWaitUntilOneCloses() throws {
+        let dir = NSTemporaryDirectory() + "conns-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
+        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-max-connections", "2"])
+        defer { node.terminate() }
+        let address = try node.waitForAddress()
+        let health = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        func answer(_ fd: Int32, within seconds: Int) -> String {
+            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
+        }
+        // Two connections take both slots (each answered, then kept open).
+        let first = try open(address, sending: health), second = try open(address, sending: health)
+        defer { close(second) }
+        XCTAssertTrue(answer(first, within: 10).hasPrefix("HTTP/1.1 200"))
+        XCTAssertTrue(answer(second, within: 10).hasPrefix("HTTP/1.1 200"))
+        // A third is not accepted while they stay open...
+        let third = try open(address, sending: health)
+        defer { close(third) }
+        XCTAssertEqual(answer(third, within: 2), "", "a connection past the limit was served")
+        // ...and is served once one of them closes.
+        close(first)
+        XCTAssertTrue(answer(third, within: 10).hasPrefix("HTTP/1.1 200"), "the waiting connection was not served after a slot freed")
+    }
+
     /// A raw connection to the node that has sent `head` (and nothing else yet).
     func open(_ address: String, sending head: String) throws -> Int32 {
         let port = UInt16(try XCTUnwrap(URL(string: address)?.port))
