@@ -218,6 +218,13 @@ public struct LedgerAPI: Sendable {
     func bodyDeadline(limit: Int) -> Duration { bodyDeadlineBase + .seconds(limit / (256 << 10)) }
 
     func readBody<T: Decodable>(_ request: Request, as type: T.Type, limit: Int) async throws -> T {
+        try await readBody(request, as: type, limit: limit) { $0 }
+    }
+
+    /// Reads and parses the body, then runs `then` on it before the body's bytes go back to the
+    /// budget: what `then` decodes from it (a batch's transactions) is made while the body
+    /// still counts, so requests past the budget cannot each hold a parsed and a decoded copy.
+    func readBody<T: Decodable, R>(_ request: Request, as type: T.Type, limit: Int, then: (T) throws -> R) async throws -> R {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
         }
@@ -245,26 +252,32 @@ public struct LedgerAPI: Sendable {
         } catch let e as LedgerError { throw e } catch {
             throw LedgerError(.malformed, "request body could not be read: \(error)")
         }
-        do { return try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {
+        let parsed: T
+        do { parsed = try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {
             throw LedgerError(.malformed, "request body is not the expected JSON: \(Self.describe(decoding: error))")
         }
+        buffer = ByteBuffer()
+        return try then(parsed)
     }
 
     func submitOne(_ request: Request) async throws -> Response {
         let limit = (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024
-        let wire = try await readBody(request, as: WireSubmission.self, limit: limit)
-        let results = try await submitNamingConflicts([try decodeSubmission(wire)])
+        let submission = try await readBody(request, as: WireSubmission.self, limit: limit) { try decodeSubmission($0) }
+        let results = try await submitNamingConflicts([submission])
         return json(.ok, commitJSON(results[0]))
     }
 
     func submitBatch(_ request: Request) async throws -> Response {
-        let wire = try await readBody(request, as: WireBatch.self, limit: genesis.limits.maxRequestBytes)
-        guard wire.transactions.count <= genesis.limits.maxBatchTransactions else {
-            throw LedgerError(.fieldTooLarge, "batch holds \(wire.transactions.count) transactions, limit \(genesis.limits.maxBatchTransactions)")
-        }
-        var submissions: [Submission] = []
-        for (i, w) in wire.transactions.enumerated() {
-            do { submissions.append(try decodeSubmission(w)) } catch { throw BatchError(index: i, error: error) }
+        let submissions = try await readBody(request, as: WireBatch.self, limit: genesis.limits.maxRequestBytes) { wire in
+            guard wire.transactions.count <= genesis.limits.maxBatchTransactions else {
+                throw LedgerError(.fieldTooLarge, "batch holds \(wire.transactions.count) transactions, limit \(genesis.limits.maxBatchTransactions)")
+            }
+            var submissions: [Submission] = []
+            submissions.reserveCapacity(wire.transactions.count)
+            for (i, w) in wire.transactions.enumerated() {
+                do { submissions.append(try decodeSubmission(w)) } catch { throw BatchError(index: i, error: error) }
+            }
+            return submissions
         }
         let results = try await submitNamingConflicts(submissions)
         // Written directly: JSONSerialization of thousands of small objects costs more than the commit.

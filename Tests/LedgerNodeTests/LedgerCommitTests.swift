@@ -276,6 +276,26 @@ final class LedgerCommitTests: XCTestCase {
         }
     }
 
+    /// What a request decodes from its body (a batch's transactions) is made while the body
+    /// still counts against the budget, so requests past the budget cannot each hold a parsed
+    /// and a decoded copy; the bytes go back once it is done.
+    func testABodyCountsAgainstTheBudgetUntilItIsDecoded() async throws {
+        let (ledger, _) = try open()
+        let api = LedgerAPI(ledger: ledger)
+        let router = Router()
+        router.post("/probe") { request, _ -> String in
+            try await api.readBody(request, as: [String: String].self, limit: 1_000) { _ in "\(api.bodies.used)" }
+        }
+        let app = Application(router: router)
+        let body = ByteBuffer(string: #"{"a":"0123456789"}"#)
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/probe", method: .post, body: body)
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertEqual(String(buffer: response.body), "\(body.readableBytes)", "the body was given back before it was decoded")
+            XCTAssertEqual(api.bodies.used, 0)
+        }
+    }
+
     /// Genesis limits must let a batch fit in one block and in the mempool.
     func testLimitsRefuseABatchLargerThanABlock() {
         var limits = Limits()
