@@ -204,14 +204,18 @@ struct ReceiptCommand: ParsableCommand {
             guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
             if format == AnswerReceipt.format { return try answer(g) }
+            if let format, format != Receipt.format {
+                throw Failure("\(file) has format \"\(format.prefix(64))\"; this verifier reads \(Receipt.format) and \(AnswerReceipt.format)")
+            }
             let receipt = try readJSON(Receipt.self, from: file, what: "a receipt")
             let v = try receipt.verify(genesis: g, policyRules: PolicyRules())
-            emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height,
+            emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height, "genesis_sha256": g.hash.hexString,
                               "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],
                  text: """
                  OK: transaction \(v.transaction.id.hexString)
                    \(v.transaction.kind.name) signed by \(v.transaction.header.signer), in block \(v.height) at log index \(receipt.log_index)
                    included in the log of size \(v.checkpoint.size), checkpoint signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum))
+                   under the genesis you trust, SHA-256 \(g.hash.hexString) (compare it with the consortium's published hash)
                  """)
         } catch let e as ExitCode { throw e } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
@@ -236,7 +240,7 @@ struct ReceiptCommand: ParsableCommand {
                           "requester": v.record.requester, "requester_authenticated": !unauthenticated, "subject": v.record.subject?.code ?? "", "policy": policy,
                           "purpose": v.record.purpose.name, "as_of_height": receipt.as_of_height, "answered_by": receipt.answered_by,
                           "audit_record": v.auditRecordID.hexString, "tree_size": v.checkpoint.size,
-                          "checkpoint_signers": v.checkpointSigners, "facts": facts],
+                          "checkpoint_signers": v.checkpointSigners, "facts": facts, "genesis_sha256": g.hash.hexString],
              text: """
              OK: \(receipt.outcome) query \(v.auditRecordID.hexString)
                \(claimed)\(v.record.requester) asked about \(v.record.subject?.code ?? "(aggregate)") under \(policy) for \(v.record.purpose.name)\(receipt.reason.isEmpty ? "" : "; refused: \(receipt.reason)")
@@ -244,6 +248,7 @@ struct ReceiptCommand: ParsableCommand {
                result: \(receipt.result.isEmpty ? "(none)" : receipt.result)
                facts proven under the checkpoint of size \(v.checkpoint.size) signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum)):
                  \(facts.joined(separator: "\n    "))
+               under the genesis you trust, SHA-256 \(g.hash.hexString) (compare it with the consortium's published hash)
              """)
     }
 }

@@ -82,6 +82,8 @@ final class VerifierCLITests: XCTestCase {
         let receipt = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", genesis])
         XCTAssertEqual(receipt.status, 0, receipt.output)
         XCTAssertTrue(receipt.output.contains("OK: transaction \(id)"), receipt.output)
+        let genesisHash = SHA256.hash(Array(try Data(contentsOf: URL(fileURLWithPath: genesis)))).hexString
+        XCTAssertTrue(receipt.output.contains("under the genesis you trust, SHA-256 \(genesisHash)"), receipt.output)
 
         // Consistency between the two checkpoints, fetched, and from a proof file.
         let consistency = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
@@ -110,6 +112,13 @@ final class VerifierCLITests: XCTestCase {
         let bad = try Self.run("credit-verify", ["receipt", dir + "/bad-receipt.json", "--genesis", genesis])
         XCTAssertEqual(bad.status, 1, bad.output)
         XCTAssertTrue(bad.output.contains("FAILED"), bad.output)
+        // A receipt of a format this verifier does not read is named as such.
+        text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
+            .replacingOccurrences(of: "creditledger-receipt/v1", with: "creditledger-answer/v2")
+        try text.write(toFile: dir + "/v2-receipt.json", atomically: true, encoding: .utf8)
+        let v2 = try Self.run("credit-verify", ["receipt", dir + "/v2-receipt.json", "--genesis", genesis])
+        XCTAssertEqual(v2.status, 1, v2.output)
+        XCTAssertTrue(v2.output.contains("has format \"creditledger-answer/v2\"; this verifier reads creditledger-receipt/v1 and creditledger-answer/v1"), v2.output)
 
         // Export, verify the export; then a trusted genesis that is not this chain's is refused.
         node.terminate()
