@@ -147,6 +147,8 @@ public enum DurableFile {
             guard rename(temporary, path) == 0 else { throw failure("create", errno) }
         }
         unlink(temporary)
-        try? syncDirectory((path as NSString).deletingLastPathComponent)
+        // Not `try?`: a key handed out, or a genesis file sent, whose name a power loss could
+        // still undo is not created.
+        try syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }

@@ -2,6 +2,7 @@ import Consensus
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
 import LedgerStore
 import Logging
 import P2P
@@ -879,9 +880,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var stale: [Hash] = []
         var claims = Set<String>()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
-            if (try? validator.checkStateful(s.transaction, state: store)) == nil {
+            do { try validator.checkStateful(s.transaction, state: store) } catch {
                 // One that names a height this node has not committed yet waits (gossip from a node just ahead).
-                if (try? validator.checkStateful(s.transaction, state: store, forMempool: true)) == nil { stale.append(s.transaction.id) }
+                // A store that could not be read says nothing about the transaction: it waits too.
+                do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch let e as StorageError {
+                    logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it waits")
+                } catch {
+                    stale.append(s.transaction.id)
+                }
                 continue
             }
             // One record per request, one install per name and version: a second claim is dropped
@@ -990,7 +996,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 mempool.committed([s.transaction], height: at.height, firstLogIndex: at.logIndex)
                 continue
             }
-            do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch { stale[HashKey(s.transaction.id)] = error }
+            do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch let e as StorageError {
+                // A read that failed is no verdict on the transaction: it stays.
+                logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it stays")
+            } catch {
+                stale[HashKey(s.transaction.id)] = error
+            }
         }
         if !stale.isEmpty { mempool.evict { stale[HashKey($0.transaction.id)] } }
     }

@@ -23,8 +23,12 @@ public final class ConsensusWAL: @unchecked Sendable {
 
     public init(directory: String) throws {
         self.directory = directory
+        let existed = FileManager.default.fileExists(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        // The directory's own name must survive a power loss too, or the votes saved in it go
+        // with it, and a restarted validator could sign twice.
+        if !existed { try DurableFile.syncDirectory((directory as NSString).deletingLastPathComponent) }
     }
 
     var statePath: String { directory + "/safety-state" }

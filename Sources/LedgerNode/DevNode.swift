@@ -71,7 +71,10 @@ public enum DevNode {
                 bytes = try Genesis.render(chainID: chainID, genesisTime: time, members: [member], models: models, policies: installed)
             }
             _ = try ChainStore.create(path: staging + "/ledger", genesis: try Genesis(bytes: bytes))
-            try Data(bytes).write(to: URL(fileURLWithPath: staging + "/genesis.json"), options: .atomic)
+            try DurableFile.create(atPath: staging + "/genesis.json", contents: Data(bytes), mode: 0o644)
+            // The staging directory's entries (genesis.json, keys/, ledger/) are durable before
+            // it is renamed into place.
+            try DurableFile.syncDirectory(staging)
             try? fm.removeItem(atPath: dataDirectory)
             try fm.moveItem(atPath: staging, toPath: dataDirectory)
             // Durable before the first block goes in (see NetworkNode).
