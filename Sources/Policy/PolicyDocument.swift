@@ -441,7 +441,8 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         // only). Any other text is not its answer, and could read differently to another parser:
         // a repeated key, or a credit line of 5000.9 that reads here as 5000.
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(result.utf8)),
-              let canonical = CanonicalJSON.value(from: parsed), CanonicalJSON.render(canonical) == result else {
+              let canonical = CanonicalJSON.value(from: parsed),
+              Array(CanonicalJSON.render(canonical).utf8) == Array(result.utf8) else {   // bytes, not Unicode equivalence
             throw LedgerError(.invalidValue, "the result is not in the canonical form the policy engine writes (sorted keys, each once, no spaces, integers only)")
         }
         // Only a subject policy answers from a score update (an aggregate's `model` is a name).

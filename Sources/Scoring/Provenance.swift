@@ -138,8 +138,12 @@ public enum PayloadAgreement {
         for a in record.attributes {
             guard let value = object[a.name] else { continue }
             if let n = value as? NSNumber {
-                let d = n.doubleValue
-                if d != Double(a.value) || d.rounded() != d { out.append((a.name, a.value, "\(n)")) }
+                // Compared as integers: a double holds integers exactly only up to 2^53, so
+                // 9007199254740993 and 9007199254740992 would pass as equal. A fraction, or
+                // true and false, disagree with any integer.
+                let type = String(cString: n.objCType)
+                let integral = !["c", "B", "d", "f"].contains(type)
+                if !integral || n.int64Value != a.value { out.append((a.name, a.value, "\(n)")) }
             } else if let s = value as? String, let v = Int64(s) {
                 if v != a.value { out.append((a.name, a.value, s)) }
             }

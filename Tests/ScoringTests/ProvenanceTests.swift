@@ -50,6 +50,22 @@ final class ProvenanceTests: XCTestCase {
         return (chain, s.transaction.id)
     }
 
+    /// A custodian compares a record's clear attributes with its decrypted payload as integers:
+    /// values past 2^53 that a double would round together, a fraction, or a boolean disagree.
+    func testPayloadAgreementComparesIntegersExactly() {
+        var records = Records("91330106MA27XKT2XT")
+        records.add(.loanRepayment, "2026-01-05", ["amount_yuan": 9_007_199_254_740_993, "overdue_days": 0])
+        let record = records.list[0]
+        func mismatched(_ payload: String) -> [String] {
+            PayloadAgreement.mismatches(record: record, payload: Array(payload.utf8)).map(\.name)
+        }
+        XCTAssertEqual(mismatched(#"{"amount_yuan":9007199254740993,"overdue_days":0}"#), [])
+        XCTAssertEqual(mismatched(#"{"amount_yuan":"9007199254740993","overdue_days":0,"note":"x"}"#), [])
+        XCTAssertEqual(mismatched(#"{"amount_yuan":9007199254740992,"overdue_days":0}"#), ["amount_yuan"])
+        XCTAssertEqual(mismatched(#"{"amount_yuan":9007199254740993,"overdue_days":0.5}"#), ["overdue_days"])
+        XCTAssertEqual(mismatched(#"{"amount_yuan":9007199254740993,"overdue_days":false}"#), ["overdue_days"])
+    }
+
     func testProvenanceVerifiesOfflineAndTamperingIsCaught() throws {
         let (chain, id) = try scoredChain(path: "\(directory)/a")
         let genesis = chain.store.genesis
