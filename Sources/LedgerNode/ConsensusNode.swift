@@ -37,6 +37,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let isValidator: Bool
     let options: Options
     let logger: Logger
+    /// Takes erased envelopes off the disk after the block erasing them.
+    let purger: EnvelopePurger
     let clock: @Sendable () -> UInt64
     let mempool: Mempool
     let verified: VerifiedCache
@@ -154,6 +156,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.isValidator = member.has(.validator)
         self.options = options
         self.logger = logger
+        purger = EnvelopePurger(store: store, logger: logger)
         self.clock = clock
         let frame = min(store.genesis.limits.maxRequestBytes * 2, 256 << 20)
         self.maxFrameBytes = frame
@@ -943,6 +946,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func afterCommit(_ block: CandidateBlock) {
         mempool.committed(block.submissions.map(\.transaction), height: block.header.height, firstLogIndex: block.header.firstLogIndex)
+        purger.committed(block.submissions)
         autoScorer?.committed(block)
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]

@@ -20,6 +20,8 @@ public final class Ledger: @unchecked Sendable {
     public let store: ChainStore
     public let validator: TransactionValidator
     public let genesis: Genesis
+    /// Takes erased envelopes off the disk after the block erasing them.
+    let purger: EnvelopePurger
     let validatorKeys: MemberSecretKeys
     private var lastNonce: UInt64 = 0
     private let validatorMember: Member
@@ -106,6 +108,7 @@ public final class Ledger: @unchecked Sendable {
         self.clock = clock
         self.blockInterval = blockInterval
         self.logger = logger
+        purger = EnvelopePurger(store: store, logger: logger)
         self.scoreEngine = ScoreEngine(genesis: store.genesis)
         let signers = [(member, validatorKeys.signing)]
         self.writeBlock = { submissions, timestamp in
@@ -300,6 +303,7 @@ public final class Ledger: @unchecked Sendable {
         var restError: LedgerError? = nil
         do {
             committed = try writeBlock(submissions, timestamp)
+            purger.committed(submissions)
         } catch {
             let height = store.head.height + 1
             logger.critical("block \(height) could not be written: \(error); this node takes no more transactions until it is restarted")

@@ -388,6 +388,31 @@ public final class Database: @unchecked Sendable {
         }
     }
 
+    /// Rewrites the table files of `family` holding keys from `from` through `through` (nil:
+    /// from the first, or through the last) down to the bottom level, so that deleted keys
+    /// there are gone from the files, not only hidden. Waits for it; automatic compactions go
+    /// on meanwhile. A store being closed ends it early.
+    public func compactRange(_ family: String, from: [UInt8]?, through: [UInt8]?) throws {
+        let options = rocksdb_compactoptions_create()!
+        defer { rocksdb_compactoptions_destroy(options) }
+        rocksdb_compactoptions_set_exclusive_manual_compaction(options, 0)
+        rocksdb_compactoptions_set_bottommost_level_compaction(options, 2)   // kForce
+        let cf = try columnFamily(family)
+        func call(_ start: UnsafePointer<CChar>?, _ startLength: Int, _ limit: UnsafePointer<CChar>?, _ limitLength: Int) {
+            rocksdb_compact_range_cf_opt(handle, cf, options, start, startLength, limit, limitLength)
+        }
+        let begin = from ?? [], end = through ?? []
+        begin.withUnsafeBufferPointer { b in
+            end.withUnsafeBufferPointer { e in
+                b.withMemoryRebound(to: CChar.self) { bc in
+                    e.withMemoryRebound(to: CChar.self) { ec in
+                        call(from == nil ? nil : bc.baseAddress, bc.count, through == nil ? nil : ec.baseAddress, ec.count)
+                    }
+                }
+            }
+        }
+    }
+
     /// For a secondary instance: apply what the primary has written since.
     public func catchUpWithPrimary() throws {
         var error: UnsafeMutablePointer<CChar>? = nil

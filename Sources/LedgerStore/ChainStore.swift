@@ -365,6 +365,25 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return try database.get(Family.meta, key) != nil ? (key, at) : nil
     }
 
+    /// Takes erased envelopes off the disk, once the block erasing them is written: the block's
+    /// deletes only hide them, and their bytes stay in table files and in the write-ahead log
+    /// until RocksDB rewrites those (docs/PRIVACY.md §1). Flushes every family, so the log files
+    /// that held the envelopes are let go, then compacts the envelopes' keys down to the bottom
+    /// level: key by key for a few, the whole family for more (random ids spread over every
+    /// file anyway). Slow on a large store; nodes run it in the background (`EnvelopePurger`).
+    public func purgeErasedEnvelopes(_ ids: [Hash]) throws {
+        guard !ids.isEmpty else { return }
+        try database.flush()
+        if ids.count <= Self.purgeKeyByKey {
+            for id in Set(ids.map(HashKey.init)).map(\.bytes).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                try database.compactRange(Family.envelopes, from: id, through: id)
+            }
+        } else {
+            try database.compactRange(Family.envelopes, from: nil, through: nil)
+        }
+    }
+    static let purgeKeyByKey = 8
+
     /// Stores the envelopes of records committed without them, each only if it is the one its
     /// record names (by hash), in one synced write. Returns how many were stored. Called by the
     /// node serially with block appends.

@@ -7,6 +7,36 @@ import Synchronization
 import XCTest
 
 final class ChainStoreTests: XCTestCase {
+    /// A deleted key's bytes leave the table files once its range is compacted to the bottom
+    /// level, over the whole family (nil bounds) or over the key alone; deleting only hides them.
+    func testCompactingARangeTakesDeletedValuesOffTheDisk() throws {
+        for wholeFamily in [true, false] {
+            let dir = NSTemporaryDirectory() + "compact-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let db = try Database(path: dir, columnFamilies: ["envelopes"])
+            let secret = Array("wrapped key material that must go".utf8), key = SHA256.hash([7])
+            let put = WriteBatch(for: db)
+            try put.put("envelopes", key, secret)
+            try put.put("envelopes", SHA256.hash([8]), Array("another envelope".utf8))
+            try db.write(put)
+            try db.flush()
+            func holders() throws -> [String] {
+                try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+                    FileManager.default.contents(atPath: dir + "/" + $0)?.range(of: Data(secret)) != nil
+                }
+            }
+            XCTAssertFalse(try holders().isEmpty)
+            let delete = WriteBatch(for: db)
+            try delete.delete("envelopes", key)
+            try db.write(delete)
+            try db.flush()
+            XCTAssertFalse(try holders().isEmpty, "deleting alone took the bytes off the disk: the test shows nothing")
+            if wholeFamily { try db.compactRange("envelopes", from: nil, through: nil) } else { try db.compactRange("envelopes", from: key, through: key) }
+            XCTAssertEqual(try holders(), [], "whole family: \(wholeFamily)")
+            XCTAssertEqual(try db.get("envelopes", SHA256.hash([8])), Array("another envelope".utf8))
+        }
+    }
+
     var directory = ""
 
     override func setUp() {

@@ -1,7 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
-import LedgerNode
+@testable import LedgerNode
 import LedgerStore
 import Policy
 import Scoring
@@ -89,6 +89,7 @@ final class QueryServiceTests: XCTestCase {
     override func tearDown() async throws {
         producer.cancel()
         _ = await producer.value
+        ledger.purger.waitUntilIdle()   // an erasure's purge works in the directory
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -1144,11 +1145,30 @@ final class QueryServiceTests: XCTestCase {
         try assertRecorded(after.receipt, "")
     }
 
+    /// The files under `directory` whose bytes contain `probe`.
+    func filesHolding(_ probe: [UInt8], under directory: String) throws -> [String] {
+        var found: [String] = []
+        let enumerator = try XCTUnwrap(FileManager.default.enumerator(atPath: directory))
+        while let name = enumerator.nextObject() as? String {
+            let path = directory + "/" + name
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
+            if data.range(of: Data(probe)) != nil { found.append(name) }
+        }
+        return found
+    }
+
     func testErasingARecordShredsItsPayloadEverywhereAndTheChainStillVerifies() async throws {
         let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
             if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
         }!
         XCTAssertNotNil(try store.envelope(of: penalty.transaction.id))
+        // The envelope's bytes are in a table file (flushed), before the erasure.
+        let envelopeBytes = try XCTUnwrap(try store.rawEnvelope(of: penalty.transaction.id))
+        let probe = Array(envelopeBytes[(envelopeBytes.count / 2 - 24)..<(envelopeBytes.count / 2 + 24)])
+        try store.database.flush()
+        XCTAssertFalse(try filesHolding(probe, under: dir).isEmpty, "the envelope is in no file of the store before the erasure")
         let one = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [penalty.transaction.id], submitter: consortium.keys["samr"]!,
                                                approvers: [consortium.keys["samr"]!], nonce: nextNonce(), issuedAtMillis: nowMillis)
         do { try await submit([one]); XCTFail("one custodian alone erased a record") } catch {}
@@ -1157,6 +1177,9 @@ final class QueryServiceTests: XCTestCase {
                                                  nonce: nextNonce(), issuedAtMillis: nowMillis)
         try await submit([erase])
         XCTAssertNil(try store.envelope(of: penalty.transaction.id), "the envelope and its wrapped keys are gone")
+        // And off the disk once the purge that follows the erasure is done, not only hidden.
+        ledger.purger.waitUntilIdle()
+        XCTAssertEqual(try filesHolding(probe, under: dir), [], "the erased envelope's bytes are still in the store's files")
         let (_, profile) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
         XCTAssertTrue(profile.answered, profile.receipt.message)
         XCTAssertFalse(profile.receipt.result.contains(foodSecret), "an erased payload cannot be read, even by a custodian")
