@@ -86,7 +86,12 @@ public struct LedgerAPI: Sendable {
                                  availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let address = "http://\(host):\(channel.localAddress?.port ?? port)"
-                try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
+                do {
+                    try Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
+                } catch {
+                    // Scripts and tools that wait for this file would wait for good.
+                    logger.error("cannot write \(addressFile), which tells scripts where \(what) listens: \(error)")
+                }
                 logger.info("\(what) listening on \(address)")
             },
             logger: logger)
