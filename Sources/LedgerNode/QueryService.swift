@@ -149,7 +149,7 @@ public final class QueryService: @unchecked Sendable {
                 }
             }
             let query = PolicyQuery(requester: requester, subject: subject, purpose: purpose,
-                                    parameters: req.parameters, requestedAtMillis: req.issuedAtMillis)
+                                    parameters: req.parameters, requestedAtMillis: req.issuedAtMillis, answeredAtMillis: now)
             // A refusal inside the evaluation names the height it was decided at, like an answer.
             let a = try evaluate(policy, query, height: &record.asOfHeight)
             record.outcome = .answered

@@ -95,9 +95,15 @@ public struct PolicyQuery: Sendable {
     public let purpose: QueryPurpose
     public let parameters: [(name: String, value: String)]
     public let requestedAtMillis: UInt64
-    public init(requester: Member, subject: USCC?, purpose: QueryPurpose, parameters: [(name: String, value: String)], requestedAtMillis: UInt64) {
+    /// The answering node's clock (injected), when later than the request's signed time: a
+    /// consent must also stand then. A request may be signed up to 300 s before it arrives, and
+    /// a consent that expired meanwhile does not answer it. Validators check the audit record
+    /// against the signed time alone, which this only makes stricter.
+    public let answeredAtMillis: UInt64?
+    public init(requester: Member, subject: USCC?, purpose: QueryPurpose, parameters: [(name: String, value: String)], requestedAtMillis: UInt64,
+                answeredAtMillis: UInt64? = nil) {
         self.requester = requester; self.subject = subject; self.purpose = purpose
-        self.parameters = parameters; self.requestedAtMillis = requestedAtMillis
+        self.parameters = parameters; self.requestedAtMillis = requestedAtMillis; self.answeredAtMillis = answeredAtMillis
     }
 }
 
@@ -335,7 +341,8 @@ public struct PolicyEngine: Sendable {
             guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
                   c.purpose == purpose else { continue }
             sawGrant = true
-            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: query.requestedAtMillis) {
+            let at = max(query.requestedAtMillis, query.answeredAtMillis ?? 0)
+            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: at) {
             case .revoked: sawRevoked = true
             case .expired: sawExpired = true
             case .stands: return l

@@ -892,6 +892,20 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(Set(["no_consent", "consent_expired", "wrong_role", "bad_signature", "replayed_request"]).isSubset(of: Set(reasons)), "\(reasons)")
     }
 
+    /// A consent must stand when the node answers as well as when the request was signed: a
+    /// request signed 200 s ago (inside the 300 s window) under a consent that expired 100 s ago
+    /// is refused, and one whose consent still stands is answered.
+    func testAConsentThatExpiredSinceTheRequestWasSignedDoesNotAnswer() async throws {
+        _ = try await consent(blank, to: "bank-b", .loanApplication, expiresAt: (nowMillis - 100_000) / 1000)
+        let (_, late) = try await ask("bank-b", "credit-grade", subject: blank.code, purpose: "loan_application", at: nowMillis - 200_000)
+        XCTAssertEqual(late.receipt.reason, "consent_expired", late.receipt.message)
+        try assertRecorded(late.receipt, "consent_expired")
+        _ = try await consent(blank, to: "bank-b", .loanApplication, expiresAt: (nowMillis + 100_000) / 1000)
+        let (_, inTime) = try await ask("bank-b", "credit-grade", subject: blank.code, purpose: "loan_application", at: nowMillis - 200_000)
+        XCTAssertNotEqual(inTime.receipt.reason, "consent_expired", inTime.receipt.message)
+        XCTAssertNotEqual(inTime.receipt.reason, "no_consent", inTime.receipt.message)
+    }
+
     /// Refusals reach the ledger within a budget: per member for requests it signed, one shared
     /// bucket for requests that prove no member's key. Over it, a request is turned away with
     /// `rateLimited` and nothing is recorded; answers are never limited; time refills the budget.
