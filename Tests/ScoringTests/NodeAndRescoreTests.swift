@@ -283,7 +283,7 @@ final class NodeAndRescoreTests: XCTestCase {
             let subs = try records.map { r -> Submission in nonce += 1; return try r.request.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: asOfMillis) }
             committedDuring += try await ledger.submit(subs).count
         }
-        try await Self.waitUntilRescoreFinished(ledger)
+        try await Self.waitUntilRescoreFinished(ledger, modelHash: g.documentHash.hexString)
         let status = try XCTUnwrap(ledger.rescoreStatus)
         XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
         let individuals = demo.subjects.filter { $0.subject_kind == "individual_business" }.count
@@ -325,7 +325,7 @@ final class NodeAndRescoreTests: XCTestCase {
         let sizeBefore = store.head.logSize
         ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
         producer = Task { [ledger] in await ledger.runBlockProducer() }
-        try await Self.waitUntilRescoreFinished(ledger)
+        try await Self.waitUntilRescoreFinished(ledger, modelHash: g.documentHash.hexString)
         XCTAssertEqual(ledger.rescoreStatus?["done"] as? Int, individuals)
         XCTAssertEqual(store.head.logSize, sizeBefore, "subjects already re-scored were scored again")
         XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir + "/rescore-done"))
@@ -338,7 +338,7 @@ final class NodeAndRescoreTests: XCTestCase {
             _ = try await ledger.submit([Submission(transaction: Transaction.sign(
                 header: TransactionHeader(chainID: genesis.chainID, signer: "dev", keyID: member.keyID, nonce: nonce, issuedAtMillis: asOfMillis),
                 body: .governance(g), key: keys.signing), envelope: nil)])
-            if version == 4 { try await Self.waitUntilRescoreFinished(ledger) } else { try await Task.sleep(for: .milliseconds(500)) }
+            if version == 4 { try await Self.waitUntilRescoreFinished(ledger, modelHash: g.documentHash.hexString) } else { try await Task.sleep(for: .milliseconds(500)) }
         }
         let v3Hash = Self.individualBusinessV2(genesis: genesis, keys: keys, version: 3).documentHash
         let v4Hash = Self.individualBusinessV2(genesis: genesis, keys: keys, version: 4).documentHash
@@ -374,9 +374,15 @@ final class NodeAndRescoreTests: XCTestCase {
     }
 
     /// Waits up to 30 s for the background re-score to report "finished".
-    static func waitUntilRescoreFinished(_ ledger: Ledger) async throws {
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, ledger.rescoreStatus?["state"] as? String != "finished" { try await Task.sleep(for: .milliseconds(20)) }
+    /// Waits until the re-score job for `modelHash` has finished. The model is named because the
+    /// status of an earlier, finished job stays in view until the ledger starts the next one.
+    static func waitUntilRescoreFinished(_ ledger: Ledger, modelHash: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let s = ledger.rescoreStatus, s["model_hash"] as? String == modelHash, s["state"] as? String == "finished" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        XCTFail("the re-score under \(modelHash) did not finish within 60 s: \(String(describing: ledger.rescoreStatus))", file: file, line: line)
     }
 
     static func u64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }

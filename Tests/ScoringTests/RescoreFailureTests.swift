@@ -55,8 +55,9 @@ extension NodeAndRescoreTests {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         var ledger = try Ledger(store: store, validatorKeys: keys, clock: { asOfMillis }, blockInterval: .milliseconds(20), rescoreStateDirectory: stateDir)
         var producer = Task { [ledger] in await ledger.runBlockProducer() }
-        _ = try await ledger.submit([signed(.governance(Self.individualBusinessV2(genesis: genesis, keys: keys)))])
-        try await Self.waitUntilRescoreFinished(ledger)
+        let v2 = Self.individualBusinessV2(genesis: genesis, keys: keys)
+        _ = try await ledger.submit([signed(.governance(v2))])
+        try await Self.waitUntilRescoreFinished(ledger, modelHash: v2.documentHash.hexString)
         let status = try XCTUnwrap(ledger.rescoreStatus)
         XCTAssertEqual(status["state"] as? String, "finished", "\(status)")
         XCTAssertEqual(status["failed"] as? Int, 1, "\(status)")
