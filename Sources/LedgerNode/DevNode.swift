@@ -160,7 +160,7 @@ let storeStillBusy = Atomic<Bool>(false)
 
 /// Stops the store's flushes and compactions before the process exits, waiting at most
 /// `backgroundWorkStopLimit` for the one under way. Past that it logs and marks the process to
-/// leave at once (`leaveAtOnceIfStoreBusy`): a stop must end, and leaving is as safe as a crash,
+/// leave with status 1 (`leaveNodeProcess`): a stop must end, and leaving is as safe as a crash,
 /// which every committed block survives (it is in the synced log). A node used to wait forever
 /// here for a flush stuck in RocksDB 7.8's rate limiter (Database.swift).
 func stopBackgroundWork(of store: ChainStore, logger: Logger) {
@@ -169,9 +169,15 @@ func stopBackgroundWork(of store: ChainStore, logger: Logger) {
     storeStillBusy.store(true, ordering: .relaxed)
 }
 
-/// After `DevNode.run` or `NetworkNode.run` returned or threw, and its error was reported: when
-/// the store's background work did not stop, ends the process now with `status` (`_exit`), since
-/// a flush or compaction still running while the C++ runtime tears down aborts the process.
-public func leaveAtOnceIfStoreBusy(status: Int32) {
-    if storeStillBusy.load(ordering: .relaxed) { _exit(status) }
+/// After `DevNode.run` or `NetworkNode.run` returned or threw, and its error was reported: ends
+/// the process now (`_exit`) with `status`, or with 1 after a clean stop that gave up waiting for
+/// the store's background work, without running exit handlers and C++ static destructors. The
+/// store is never closed (threads of RocksDB, of the event loops and of the dispatch queues may
+/// still hold it), and tearing down RocksDB's globals under such a thread crashed stopping nodes
+/// in full-suite runs: a follower with SIGSEGV, a validator with SIGABRT. Leaving this way is as
+/// safe as a crash, which every committed block survives (it is in the synced log; the next
+/// start replays it), and the kernel releases the store's lock and files.
+public func leaveNodeProcess(status: Int32) -> Never {
+    fflush(nil)
+    _exit(status == 0 && storeStillBusy.load(ordering: .relaxed) ? 1 : status)
 }

@@ -84,21 +84,18 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// Runs a node until it stops, reporting an error with `fail`. When the node gave up waiting for
-/// its store's background work on the way out, the process leaves at once
-/// (`leaveAtOnceIfStoreBusy`) with the error's exit status, or 1 after a run that returned.
-func runningNode(_ node: () async throws -> Void) async throws {
+/// Runs a node until it stops, reporting an error with `fail`, then ends the process at once
+/// (`leaveNodeProcess`) with the error's exit status, or 0 after a clean stop (1 when the node
+/// gave up waiting for its store's background work on the way out).
+func runningNode(_ node: () async throws -> Void) async throws -> Never {
     do {
         try await node()
     } catch let e as ExitCode {
-        leaveAtOnceIfStoreBusy(status: e.rawValue)
-        throw e
+        leaveNodeProcess(status: e.rawValue)
     } catch {
-        let code = fail("\(error)")
-        leaveAtOnceIfStoreBusy(status: code.rawValue)
-        throw code
+        leaveNodeProcess(status: fail("\(error)").rawValue)
     }
-    leaveAtOnceIfStoreBusy(status: 1)
+    leaveNodeProcess(status: 0)
 }
 
 struct Dev: AsyncParsableCommand {
