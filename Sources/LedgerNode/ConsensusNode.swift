@@ -883,14 +883,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         var stale: [Hash] = []
         var claims = Set<String>()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
-            do { try validator.checkStateful(s.transaction, state: store) } catch {
-                // One that names a height this node has not committed yet waits (gossip from a node just ahead).
-                // A store that could not be read says nothing about the transaction: it waits too.
-                do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch let e as StorageError {
-                    logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it waits")
-                } catch {
-                    stale.append(s.transaction.id)
-                }
+            switch Self.check(pending: s.transaction, validator: validator, state: store, forBlock: true) {
+            case .valid: break
+            case .waits: continue
+            case .unreadable(let e):
+                logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it waits")
+                continue
+            case .stale:
+                stale.append(s.transaction.id)
                 continue
             }
             // One record per request, one install per name and version: a second claim is dropped
@@ -983,6 +983,33 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
     }
 
+    /// What the committed ledger says of a pending transaction.
+    enum PendingCheck {
+        /// It can go in the next block.
+        case valid
+        /// Valid but for naming a height this node has not committed yet (gossip from a node
+        /// just ahead); only a proposer picking for a block (`forBlock`) is told so.
+        case waits
+        /// The store could not be read, which says nothing about the transaction: it stays.
+        case unreadable(StorageError)
+        /// The committed ledger made it invalid: it is dropped with this reason.
+        case stale(any Error)
+    }
+
+    /// Checks a pending transaction against `state`, as a proposer picking for a block
+    /// (`forBlock`) or the mempool sweep does.
+    static func check(pending tx: Transaction, validator: TransactionValidator, state: some LedgerStateReader, forBlock: Bool) -> PendingCheck {
+        if forBlock, (try? validator.checkStateful(tx, state: state)) != nil { return .valid }
+        do {
+            try validator.checkStateful(tx, state: state, forMempool: true)
+            return forBlock ? .waits : .valid
+        } catch let e as StorageError {
+            return .unreadable(e)
+        } catch {
+            return .stale(error)
+        }
+    }
+
     /// Pending transactions a small mempool is checked against the committed ledger once a second.
     static let sweepMax = 256
 
@@ -1000,10 +1027,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 mempool.committed([s.transaction], height: at.height, firstLogIndex: at.logIndex)
                 continue
             }
-            do { try validator.checkStateful(s.transaction, state: store, forMempool: true) } catch let e as StorageError {
-                // A read that failed is no verdict on the transaction: it stays.
+            switch Self.check(pending: s.transaction, validator: validator, state: store, forBlock: false) {
+            case .valid, .waits: break
+            case .unreadable(let e):
                 logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it stays")
-            } catch {
+            case .stale(let error):
                 stale[HashKey(s.transaction.id)] = error
             }
         }

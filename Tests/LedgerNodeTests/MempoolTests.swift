@@ -1,19 +1,53 @@
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
+import LedgerStore
 @testable import LedgerNode
 import Synchronization
 import XCTest
 
 final class MempoolTests: XCTestCase {
-    func submissions(_ n: Int, nonceBase: UInt64 = 0) throws -> [Submission] {
-        let keys = MemberSecretKeys(memberID: "samr")
-        let genesis = try Genesis(bytes: try Genesis.render(chainID: "t", genesisTime: "2026-11-21T00:00:00Z", members: [
+    let keys = MemberSecretKeys(memberID: "samr")
+
+    func genesis() throws -> Genesis {
+        try Genesis(bytes: try Genesis.render(chainID: "t", genesisTime: "2026-11-21T00:00:00Z", members: [
             Member(id: "samr", name: "samr", roles: [.validator, .custodian, .governmentIssuer], signingKey: keys.signing.publicKey,
                    encryptionKey: keys.encryption.publicKey)]))
+    }
+
+    func submissions(_ n: Int, nonceBase: UInt64 = 0) throws -> [Submission] {
+        let genesis = try genesis()
         var nonce = nonceBase
         return try DemoRecords.requests(count: n, subjects: 5, seed: 1).map { r in
             nonce += 1
             return try r.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: 1)
+        }
+    }
+
+    /// A store read that fails while a pending transaction is checked, by a proposer picking
+    /// for a block or by the sweep, is no verdict on it: it stays. One the committed ledger made
+    /// invalid (its nonce used) is dropped, and a valid one goes in the block.
+    func testAFailedStoreReadIsNoVerdictOnAPendingTransaction() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pending-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let genesis = try genesis()
+        let store = try ChainStore.create(path: directory, genesis: genesis)
+        let validator = TransactionValidator.standard(genesis: genesis)
+        let tx = try submissions(1)[0].transaction
+        for forBlock in [true, false] {
+            let failing = ReadsWithNonces(store: store, nonceUsed: .failure(StorageError(.read, "IO error: injected")))
+            guard case .unreadable(let e) = ConsensusNode.check(pending: tx, validator: validator, state: failing, forBlock: forBlock) else {
+                return XCTFail("a failed read dropped or passed the transaction (forBlock \(forBlock))")
+            }
+            XCTAssertEqual(e.code, .read)
+            let replayed = ReadsWithNonces(store: store, nonceUsed: .success(true))
+            guard case .stale(let reason) = ConsensusNode.check(pending: tx, validator: validator, state: replayed, forBlock: forBlock) else {
+                return XCTFail("a transaction whose nonce is used was kept (forBlock \(forBlock))")
+            }
+            XCTAssertEqual((reason as? LedgerError)?.code, .replay, "\(reason)")
+            guard case .valid = ConsensusNode.check(pending: tx, validator: validator, state: store, forBlock: forBlock) else {
+                return XCTFail("a valid transaction was not taken (forBlock \(forBlock))")
+            }
         }
     }
 
@@ -126,5 +160,27 @@ final class MempoolTests: XCTestCase {
         }) else { return XCTFail("not a transactions message") }
         XCTAssertEqual(summary(list), summary(plain))
         XCTAssertEqual(lookups.withLock { $0 }, 3, "gossip consulted the mempool")
+    }
+}
+
+/// Reads `store`, except that every nonce lookup gives `nonceUsed` (a failure, or a used nonce).
+private struct ReadsWithNonces: LedgerStateReader {
+    let store: ChainStore
+    let nonceUsed: Result<Bool, StorageError>
+    func isNonceUsed(signer: String, nonce: UInt64) throws -> Bool { try nonceUsed.get() }
+    func committedTransaction(id: Hash) throws -> Transaction? { try store.committedTransaction(id: id) }
+    func committedLogSize() throws -> UInt64 { try store.committedLogSize() }
+    func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        try store.subjectRecords(subject, before: logSize, limit: limit)
+    }
+    func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? { try store.blockTimestamp(coveringLogSize: logSize) }
+    func installedModel(hash: Hash) throws -> InstalledModel? { try store.installedModel(hash: hash) }
+    func installedModels() throws -> [InstalledModel] { try store.installedModels() }
+    func installedPolicy(hash: Hash) throws -> InstalledPolicy? { try store.installedPolicy(hash: hash) }
+    func installedPolicies() throws -> [InstalledPolicy] { try store.installedPolicies() }
+    func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool { try store.queryNonceUsed(requester: requester, nonce: nonce) }
+    func committedLogSize(atHeight height: UInt64) throws -> UInt64? { try store.committedLogSize(atHeight: height) }
+    func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
+        try store.consents(of: subject, grantee: grantee, before: logSize, limit: limit)
     }
 }
