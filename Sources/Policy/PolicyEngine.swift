@@ -336,13 +336,14 @@ public struct PolicyEngine: Sendable {
         }
         let list = try facts.consents(of: subject, grantee: query.requester.id, limit: ConsentStanding.window)
         let revokedBefore = ConsentStanding.revokedBefore(list)
+        // The later of the signed time and the answering node's clock.
+        let standsAt = max(query.requestedAtMillis, query.answeredAtMillis ?? 0)
         var sawGrant = false, sawExpired = false, sawRevoked = false
         for l in list.reversed() {
             guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
                   c.purpose == purpose else { continue }
             sawGrant = true
-            let at = max(query.requestedAtMillis, query.answeredAtMillis ?? 0)
-            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: at) {
+            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: standsAt) {
             case .revoked: sawRevoked = true
             case .expired: sawExpired = true
             case .stands: return l

@@ -80,14 +80,14 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "credit-node")
         let level = logLevel ?? ((try? NodeConfig.load(path: config).0.log_level) ?? nil) ?? "info"
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
-        try await runningNode { try await NetworkNode.run(configPath: config, logger: logger) }
+        await runningNode { try await NetworkNode.run(configPath: config, logger: logger) }
     }
 }
 
 /// Runs a node until it stops, reporting an error with `fail`, then ends the process at once
 /// (`leaveNodeProcess`) with the error's exit status, or 0 after a clean stop (1 when the node
 /// gave up waiting for its store's background work on the way out).
-func runningNode(_ node: () async throws -> Void) async throws -> Never {
+func runningNode(_ node: () async throws -> Void) async -> Never {
     do {
         try await node()
     } catch let e as ExitCode {
@@ -135,7 +135,7 @@ struct Dev: AsyncParsableCommand {
         }
         var logger = Logger(label: "credit-node")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        try await runningNode {
+        await runningNode {
             try await DevNode.run(dataDirectory: dataDir, host: host, port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
