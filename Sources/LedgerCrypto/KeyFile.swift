@@ -103,12 +103,20 @@ public enum DurableFile {
     /// Removes a staging directory left by an interrupted first start, unless it holds a ledger
     /// store with blocks: those can only come from a start that got further than a crash of
     /// the first start leaves (a rename into place undone by a power loss), and deleting them
-    /// would lose what was acknowledged. `hasBlocks` tells, given the store's path.
-    public static func removeStaging(_ staging: String, store: String, hasBlocks: (String) -> Bool) throws {
+    /// would lose what was acknowledged. `hasBlocks` tells, given the store's path; when it
+    /// throws (the store does not open: damaged, or another version's), nothing is deleted.
+    public static func removeStaging(_ staging: String, store: String, hasBlocks: (String) throws -> Bool) throws {
         guard FileManager.default.fileExists(atPath: staging) else { return }
-        if FileManager.default.fileExists(atPath: store + "/CURRENT"), hasBlocks(store) {
-            throw Failure(step: "remove", path: staging,
-                          reason: "it holds a ledger store with committed blocks (\(store)); refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+        if FileManager.default.fileExists(atPath: store + "/CURRENT") {
+            let holds: Bool
+            do { holds = try hasBlocks(store) } catch {
+                throw Failure(step: "remove", path: staging,
+                              reason: "it holds a ledger store (\(store)) that does not open (\(error)), so it may hold committed blocks; refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+            }
+            if holds {
+                throw Failure(step: "remove", path: staging,
+                              reason: "it holds a ledger store with committed blocks (\(store)); refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+            }
         }
         try FileManager.default.removeItem(atPath: staging)
     }

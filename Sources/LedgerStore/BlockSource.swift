@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerCrypto
 import LedgerStorage
 
 /// One block as stored or exported, in raw bytes so a verifier can say what is wrong with them.
@@ -75,12 +76,25 @@ public struct StoreBlockSource: BlockSource {
 public enum ChainExport {
     public static let magic: [UInt8] = Array("CreditLedger-export/v1\n".utf8)
 
-    /// Streams every block of `store` to `path`, one block in memory at a time.
-    public static func write(store: ChainStore, to path: String, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> UInt64 {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw LedgerError(.notFound, "cannot create \(path)")
+    /// Streams every block of `store` to `path`, one block in memory at a time. The file is
+    /// written under a temporary name beside `path`, synced, then renamed into place: a full
+    /// disk, a crash or an error leaves whatever `path` held before, never a truncated export
+    /// that looks like a shorter chain. `progress` (blocks written, blocks in all) may throw
+    /// to stop the export.
+    public static func write(store: ChainStore, to path: String, progress: ((UInt64, UInt64) throws -> Void)? = nil) throws -> UInt64 {
+        let temporary = path + ".partial-" + SecureRandom.bytes(8).hexString
+        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o644]),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw LedgerError(.notFound, "cannot create \(temporary) to write the export: \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
+        var renamed = false
+        defer {
+            try? handle.close()
+            if !renamed { unlink(temporary) }
+        }
+        func failed(_ error: Error) -> LedgerError {
+            LedgerError(.notFound, "cannot write the export \(path): \(error); \(path) was left as it was")
+        }
         var out = ByteWriter(capacity: 1 << 20)
         out.raw(magic)
         out.bytes32(store.genesis.bytes)
@@ -98,13 +112,23 @@ public enum ChainExport {
                 if let e = t.envelope { out.u8(1); out.bytes32(e) } else { out.u8(0) }
             }
             blocks += 1
-            if out.bytes.count > 1 << 20 { try handle.write(contentsOf: out.bytes); out = ByteWriter(capacity: 1 << 20) }
-            progress?(blocks, total)
+            if out.bytes.count > 1 << 20 {
+                do { try handle.write(contentsOf: out.bytes) } catch { throw failed(error) }
+                out = ByteWriter(capacity: 1 << 20)
+            }
+            try progress?(blocks, total)
         }
         out.u8(0)
         out.u64(blocks)
-        try handle.write(contentsOf: out.bytes)
-        try handle.synchronize()
+        do {
+            try handle.write(contentsOf: out.bytes)
+            try handle.synchronize()
+        } catch { throw failed(error) }
+        guard rename(temporary, path) == 0 else {
+            throw LedgerError(.notFound, "cannot rename the export into place at \(path): \(String(cString: strerror(errno))); \(path) was left as it was")
+        }
+        renamed = true
+        try DurableFile.syncDirectory((path as NSString).deletingLastPathComponent)
         return blocks
     }
 }

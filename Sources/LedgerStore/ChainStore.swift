@@ -346,11 +346,16 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return count
     }
 
-    /// Whether the store at `path` opens and holds at least one block (for a staging directory
-    /// about to be deleted); false when it does not open.
-    public static func holdsBlocks(_ path: String) -> Bool {
-        guard let store = try? ChainStore(path: path, mode: .readOnly, verifyDepth: 0, blockCacheBytes: 1 << 20) else { return false }
-        return store.head.height > 0
+    /// Whether the store at `path` holds at least one committed block (for a staging directory
+    /// about to be deleted). False for a store whose creation stopped before its first write
+    /// (no format marker yet); throws when the store does not open or its head does not read,
+    /// since then nobody can tell, and the caller must not delete what may be a ledger.
+    public static func holdsBlocks(_ path: String) throws -> Bool {
+        let db = try Database(path: path, columnFamilies: Family.all, mode: .readOnly, blockCacheBytes: 1 << 20)
+        guard try db.get(Family.meta, MetaKey.format) != nil else { return false }
+        guard let raw = try db.get(Family.meta, MetaKey.head) else { return false }
+        var r = ByteReader(raw, context: "head record")
+        return try r.u64("height") > 0
     }
 
     /// Whether `id` is a committed record whose envelope this store lacks although no

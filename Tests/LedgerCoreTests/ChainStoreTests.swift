@@ -115,6 +115,51 @@ final class ChainStoreTests: XCTestCase {
 
     /// A store written by another version of the format (more or fewer column families) is
     /// refused with a message that says so, before anything in it is changed.
+    /// A staging directory left by an interrupted first start is removed only when its store
+    /// surely holds no committed block: one whose creation stopped before its first write goes;
+    /// one with a block stays, and so does one that does not open (it may hold blocks).
+    func testAStagingStoreIsDeletedOnlyWhenItSurelyHoldsNoBlocks() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        func staging(_ name: String) -> String { directory + "/" + name }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+
+        // Creation stopped after RocksDB made its files, before the format marker was written.
+        _ = try Database(path: staging("interrupted"), columnFamilies: ChainStore.columnFamilies)
+        XCTAssertFalse(try ChainStore.holdsBlocks(staging("interrupted")))
+        try DurableFile.removeStaging(staging("interrupted"), store: staging("interrupted"), hasBlocks: ChainStore.holdsBlocks)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging("interrupted")))
+
+        // A created store without blocks goes too.
+        _ = try ChainStore.create(path: staging("empty"), genesis: c.genesis)
+        try DurableFile.removeStaging(staging("empty"), store: staging("empty"), hasBlocks: ChainStore.holdsBlocks)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging("empty")))
+
+        // A store with a committed block stays.
+        do {
+            let store = try ChainStore.create(path: staging("blocks"), genesis: c.genesis)
+            try commit(store, c, blocks: 1, perBlock: 1)
+        }
+        XCTAssertTrue(try ChainStore.holdsBlocks(staging("blocks")))
+        XCTAssertThrowsError(try DurableFile.removeStaging(staging("blocks"), store: staging("blocks"), hasBlocks: ChainStore.holdsBlocks)) {
+            XCTAssertTrue("\($0)".contains("committed blocks"), "\($0)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staging("blocks") + "/CURRENT"))
+
+        // A store that does not open (its manifest is gone) stays, and the error says why.
+        do {
+            let store = try ChainStore.create(path: staging("damaged"), genesis: c.genesis)
+            try commit(store, c, blocks: 1, perBlock: 1)
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: staging("damaged")) where name.hasPrefix("MANIFEST") {
+            try FileManager.default.removeItem(atPath: staging("damaged") + "/" + name)
+        }
+        XCTAssertThrowsError(try ChainStore.holdsBlocks(staging("damaged")))
+        XCTAssertThrowsError(try DurableFile.removeStaging(staging("damaged"), store: staging("damaged"), hasBlocks: ChainStore.holdsBlocks)) {
+            XCTAssertTrue("\($0)".contains("does not open"), "\($0)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staging("damaged") + "/CURRENT"))
+    }
+
     func testAStoreWithOtherColumnFamiliesIsRefusedUntouched() throws {
         let newer = directory + "/newer", older = directory + "/older"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

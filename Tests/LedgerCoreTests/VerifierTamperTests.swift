@@ -370,6 +370,30 @@ final class VerifierTamperTests: XCTestCase {
         }
     }
 
+    /// An export that stops part way (here the progress callback throws; a full disk fails the
+    /// same write path) leaves the file it was to replace as it was, and no temporary file.
+    func testAnExportThatFailsLeavesThePreviousFileWhole() throws {
+        let b = try honestChain()
+        let folder = directory + "-exports"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let exportPath = folder + "/chain.export"
+        struct Stop: Error {}
+        XCTAssertEqual(try ChainExport.write(store: b.store, to: exportPath), 4)
+        let previous = try Data(contentsOf: URL(fileURLWithPath: exportPath))
+        XCTAssertThrowsError(try ChainExport.write(store: b.store, to: exportPath) { written, _ in
+            if written == 2 { throw Stop() }
+        }) { XCTAssertTrue($0 is Stop, "\($0)") }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: exportPath)), previous)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["chain.export"])
+        // Into a directory that does not exist: a named error, nothing left behind.
+        XCTAssertThrowsError(try ChainExport.write(store: b.store, to: folder + "/missing/chain.export")) {
+            XCTAssertTrue("\($0)".contains("cannot create"), "\($0)")
+        }
+        var source = try ExportBlockSource(path: exportPath)
+        XCTAssertEqual(try ChainVerifier(genesis: b.store.genesis).verify(&source).transactions, 19)
+    }
+
     func testReceiptsVerifyAndTamperedReceiptsFail() throws {
         let b = try honestChain()
         let id = try XCTUnwrap(try b.store.transaction(at: 6)).id
