@@ -19,6 +19,7 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         case replay               // nonce already used by this signer / duplicate transaction
         case unknownReference     // points at a transaction that does not exist
         case mempoolFull
+        case notCommitted         // admitted, but not committed within the node's wait; still pending
         case rateLimited          // over a budget (refused queries); retry later
         case invalidGenesis
         case invalidProof

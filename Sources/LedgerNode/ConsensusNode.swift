@@ -26,6 +26,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         public var maxClockSkewMillis: UInt64 = 30_000
         /// A scorer scores subjects with new records after each block (docs/SCORING.md, live scoring).
         public var autoScore = true
+        /// How long a submitter waits for its transactions to commit before it is answered
+        /// `notCommitted` (they stay pending): without a quorum nothing commits, and a client
+        /// with no timeout of its own would otherwise hold its connection for good.
+        public var commitWait: Duration = .seconds(50)
         public init() {}
     }
 
@@ -281,9 +285,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for s in submissions { verified.insert(s) }
         return try await withCheckedThrowingContinuation { continuation in
             do {
-                let fresh = try mempool.admit(submissions, continuation: continuation)
+                let (fresh, waiter) = try mempool.admitWaiting(submissions, continuation: continuation)
                 gossip(fresh)
                 queue.async { self.transactionsArrived() }
+                if let waiter { stopWaiting(waiter, after: options.commitWait) }
             } catch {
                 continuation.resume(throwing: error)
             }
@@ -292,6 +297,23 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     public var nodeKeys: MemberSecretKeys { keys }
     public func ownNonce() -> UInt64 { nextNonce() }
+
+    /// Ends `waiter`'s wait after `wait` unless its transactions have committed by then.
+    private func stopWaiting(_ waiter: Mempool.Waiter, after wait: Duration) {
+        let (seconds, attoseconds) = wait.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        let mempool = self.mempool
+        nonisolated(unsafe) let waiter = waiter
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
+            mempool.stopWaiting(waiter) { committed, total in
+                let within = nanoseconds % 1_000_000_000 == 0 ? "\(nanoseconds / 1_000_000_000) s" : "\(nanoseconds / 1_000_000) ms"
+                let what = total == 1 ? "the transaction was not committed within \(within); it is"
+                    : "\(committed) of the \(total) transactions were committed within \(within); the rest are"
+                return LedgerError(.notCommitted,
+                    "\(what) still pending and may commit later (is a quorum of validators up? see GET /v1/status). Look them up by id; sending the same signed transactions again is safe, signing them again with new nonces would record them twice")
+            }
+        }
+    }
 
     public func status() -> [String: any Sendable] {
         let rescore = autoScorer?.upgrade.status

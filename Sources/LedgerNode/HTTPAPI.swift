@@ -478,7 +478,7 @@ public struct LedgerAPI: Sendable {
         case .replay: return .conflict
         case .unknownReference: return .unprocessableContent
         case .notFound: return .notFound
-        case .mempoolFull: return .serviceUnavailable
+        case .mempoolFull, .notCommitted: return .serviceUnavailable
         case .rateLimited: return .tooManyRequests
         default: return .badRequest
         }

@@ -56,6 +56,11 @@ public final class Mempool: @unchecked Sendable {
     /// when gossiped (`continuation == nil`). Returns the submissions that were new.
     @discardableResult
     func admit(_ submissions: [Submission], continuation: CheckedContinuation<[CommitResult], any Error>?) throws -> [Submission] {
+        try admitWaiting(submissions, continuation: continuation).fresh
+    }
+
+    /// `admit`, also returning the waiter made for `continuation`, for `stopWaiting`.
+    func admitWaiting(_ submissions: [Submission], continuation: CheckedContinuation<[CommitResult], any Error>?) throws -> (fresh: [Submission], waiter: Waiter?) {
         try lock.withLock {
             guard !closed else { throw LedgerError(.mempoolFull, "node is shutting down") }
             var fresh: [Submission] = []
@@ -101,8 +106,20 @@ public final class Mempool: @unchecked Sendable {
                 order.append(id)
                 nonces[NonceKey(s.transaction.header)] = id
             }
-            return fresh
+            return (fresh, waiter)
         }
+    }
+
+    /// Answers `waiter`'s submitter now, if its transactions have not all committed (or been
+    /// dropped) yet: with the error `timedOut` makes from how many of them had committed and how
+    /// many there are. The transactions stay pending and still commit; only the wait ends.
+    func stopWaiting(_ waiter: Waiter, timedOut: (_ committed: Int, _ total: Int) -> any Error) {
+        let committed: Int? = lock.withLock {
+            guard waiter.remaining > 0 else { return nil }
+            waiter.remaining = 0
+            return waiter.results.compactMap { $0 }.count
+        }
+        if let committed { waiter.continuation.resume(throwing: timedOut(committed, waiter.results.count)) }
     }
 
     /// Up to `max` transactions in arrival order, for a block proposal.

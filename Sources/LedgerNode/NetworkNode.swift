@@ -36,9 +36,13 @@ public struct NodeConfig: Decodable, Sendable {
     public var log_level: String?
     /// Open HTTP connections each listener accepts at once (default `LedgerAPI.maxConnections`).
     public var http_max_connections: Int?
+    /// Seconds a submitter waits for its transactions to commit before it is told they are
+    /// still pending (default 50, under the 60 s a `credit-node` client waits).
+    public var commit_wait_seconds: Int?
 
     static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "member_http", "p2p", "peers", "timeouts", "log_level",
-                                      "http_max_connections"]
+                                      "http_max_connections", "commit_wait_seconds"]
+    static let commitWaitRange: ClosedRange<Int> = 1...3600
     static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
     /// Each consensus timeout is 1 ms to 10 minutes.
     static let timeoutRange: ClosedRange<UInt64> = 1...600_000
@@ -69,6 +73,9 @@ public struct NodeConfig: Decodable, Sendable {
         }
         if let n = config.http_max_connections, !LedgerAPI.maxConnectionsRange.contains(n) {
             throw LedgerError(.invalidValue, "config file \(path): http_max_connections is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
+        }
+        if let n = config.commit_wait_seconds, !commitWaitRange.contains(n) {
+            throw LedgerError(.invalidValue, "config file \(path): commit_wait_seconds is \(n); it must be \(commitWaitRange.lowerBound)-\(commitWaitRange.upperBound)")
         }
         return (config, (path as NSString).deletingLastPathComponent)
     }
@@ -139,6 +146,7 @@ public enum NetworkNode {
             if let v = t.precommit_ms { options.timeouts.precommit = v }
             if let v = t.rebroadcast_ms { options.timeouts.rebroadcast = v }
         }
+        if let n = config.commit_wait_seconds { options.commitWait = .seconds(n) }
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
                                      clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
         var peers: [PeerAddress] = []

@@ -19,11 +19,13 @@ final class ConfigTests: XCTestCase {
     func testUnknownFieldsAndTimeoutsOutOfRangeAreRefused() throws {
         XCTAssertNoThrow(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}, \"peers\": {}}"))
         XCTAssertEqual(try load("{\(base), \"member_http\": \"0.0.0.0:8611\"}").member_http, "0.0.0.0:8611")
+        XCTAssertEqual(try load("{\(base), \"commit_wait_seconds\": 20}").commit_wait_seconds, 20)
         let cases: [(String, String)] = [
             ("{\(base), \"peer\": {}}", "unknown field \"peer\""),
             ("{\(base), \"timeouts\": {\"propose\": 3000}}", "unknown field timeouts.propose"),
             ("{\(base), \"timeouts\": {\"rebroadcast_ms\": 0}}", "timeouts.rebroadcast_ms is 0"),
             ("{\(base), \"timeouts\": {\"precommit_ms\": 18446744073709551615}}", "timeouts.precommit_ms is 18446744073709551615"),
+            ("{\(base), \"commit_wait_seconds\": 0}", "commit_wait_seconds is 0; it must be 1-3600"),
         ]
         for (json, words) in cases {
             XCTAssertThrowsError(try load(json), words) { error in

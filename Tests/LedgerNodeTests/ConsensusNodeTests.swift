@@ -24,7 +24,7 @@ final class ConsensusNodeTests: XCTestCase {
 
         /// `scorers`: every validator is also a scorer, and the node scores (AutoScorer).
         /// `clock`: the node's clock (milliseconds since 1970); the wall clock unless a test sets it.
-        init(as me: String, limits: Limits = Limits(), scorers: Bool = false,
+        init(as me: String, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
              clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
@@ -40,6 +40,7 @@ final class ConsensusNodeTests: XCTestCase {
             store = try ChainStore.create(path: directory + "/ledger", genesis: genesis)
             var options = ConsensusNode.Options()
             options.autoScore = scorers
+            options.commitWait = commitWait
             // No timeout fires during a test: the machine moves only on the messages it is given.
             options.timeouts.propose = 600_000
             options.timeouts.prevote = 600_000
@@ -578,6 +579,53 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.mempool.count, 0, "pointless transactions stayed pending")
         XCTAssertEqual(f.node.queue.sync { f.node.machine.state.step }, .waiting, "the node started a round with nothing to order")
+        await f.close()
+    }
+
+    /// A submitter whose transactions do not commit in time (here no other validator is up) is
+    /// told so, and they stay pending: the same ones sent again are refused as pending, and
+    /// they still commit later. A batch that commits in time is answered with its results, and
+    /// the deadline passing afterwards changes nothing (a second answer would trap).
+    func testASubmitterIsAnsweredAtTheCommitWaitAndItsTransactionsStayPending() async throws {
+        let f = try await Fixture(as: "val-d", commitWait: .milliseconds(400))
+        let late = try f.submissions(2, seed: 61)
+        let started = ContinuousClock.now
+        do {
+            _ = try await f.node.submit(late)
+            XCTFail("answered as committed without a quorum")
+        } catch let error as LedgerError {
+            XCTAssertEqual(error.code, .notCommitted, "\(error)")
+            XCTAssertTrue(error.reason.contains("0 of the 2 transactions were committed within 400 ms; the rest are still pending"), error.reason)
+            XCTAssertEqual(LedgerAPI.statusFor(error.code), .serviceUnavailable)
+        }
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(20))
+        XCTAssertEqual(f.node.mempool.count, 2)
+        do {
+            _ = try await f.node.submit([late[0]])
+            XCTFail("a pending transaction was admitted twice")
+        } catch {
+            XCTAssertTrue("\(error)".contains("already submitted and is pending"), "\(error)")
+        }
+        // They commit later, with nobody waiting.
+        let first = f.block(late, proposer: "val-b")
+        let (certificate, note) = f.certify(first.header, by: ["val-a", "val-b", "val-c"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: first, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(f.node.mempool.count, 0)
+
+        // In time: the submitter gets its results.
+        let prompt = try f.submissions(1, seed: 62)
+        let node = f.node
+        let waiting = Task { try await node.submit(prompt) }
+        while !f.node.mempool.contains(prompt[0].transaction.id) { try await Task.sleep(for: .milliseconds(5)) }
+        let second = f.block(prompt, proposer: "val-c")
+        let (certificate2, note2) = f.certify(second.header, by: ["val-a", "val-b", "val-c"])
+        _ = f.deliver(.status(height: 2, headHash: Hashes.zero), from: "val-c")
+        _ = f.deliver(.blocks([CommittedBlock(block: second, certificate: certificate2, checkpoint: note2)]), from: "val-c")
+        let results = try await waiting.value
+        XCTAssertEqual(results.map(\.height), [2])
+        try await Task.sleep(for: .milliseconds(800))   // past the deadline: no second answer
         await f.close()
     }
 
