@@ -335,7 +335,10 @@ public struct TransactionValidator: Sendable {
             guard a.keyID == m.keyID, m.signingKey.isValidSignature(a.signature, for: message) else {
                 throw LedgerError(.badSignature, "governance approval by \(a.member) does not verify")
             }
-            approvers.insert(a.member)
+            // One way to write an approval set: the tools refuse a repeat, and so do validators.
+            guard approvers.insert(a.member).inserted else {
+                throw LedgerError(.invalidValue, "governance approval by \(a.member) appears twice")
+            }
         }
         let missing = Set(genesis.custodians.map(\.id)).subtracting(approvers)
         guard missing.isEmpty else {

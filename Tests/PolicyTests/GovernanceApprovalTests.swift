@@ -160,6 +160,22 @@ final class GovernanceApprovalTests: XCTestCase {
         }
     }
 
+    /// Validators refuse an approval set that names a custodian twice, as the tools do: the
+    /// same approvals could otherwise be written several ways.
+    func testValidatorsRefuseARepeatedApproval() throws {
+        let proposal = QueryClient.erasureProposal(records: [SHA256.hash([1])])
+        let samr = consortium.keys["samr"]!, data = consortium.keys["data-bureau"]!
+        let valid = try QueryClient.governance(genesis: genesis, proposal, submitter: samr, approvers: [samr, data], nonce: 1, issuedAtMillis: 1)
+        XCTAssertNoThrow(try TransactionValidator(genesis: genesis).checkStateless(valid))
+        guard case .governance(var body) = valid.transaction.body else { return XCTFail("not governance") }
+        body.approvals.append(body.approvals[1])
+        let header = valid.transaction.header
+        let repeated = Submission(transaction: Transaction.sign(header: header, body: .governance(body), key: samr.signing), envelope: nil)
+        XCTAssertThrowsError(try TransactionValidator(genesis: genesis).checkStateless(repeated)) {
+            XCTAssertTrue("\($0)".contains("governance approval by data-bureau appears twice"), "\($0)")
+        }
+    }
+
     func testAnErasureApprovalNamesItsRecordsInAnyOrder() throws {
         let a = SHA256.hash([1]), b = SHA256.hash([2])
         let ab = QueryClient.erasureProposal(records: [a, b]), ba = QueryClient.erasureProposal(records: [b, a, b])
