@@ -108,14 +108,13 @@ public enum DurableFile {
     public static func removeStaging(_ staging: String, store: String, hasBlocks: (String) throws -> Bool) throws {
         guard FileManager.default.fileExists(atPath: staging) else { return }
         if FileManager.default.fileExists(atPath: store + "/CURRENT") {
-            let holds: Bool
-            do { holds = try hasBlocks(store) } catch {
-                throw Failure(step: "remove", path: staging,
-                              reason: "it holds a ledger store (\(store)) that does not open (\(error)), so it may hold committed blocks; refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+            let kept: String?
+            do { kept = try hasBlocks(store) ? "with committed blocks (\(store))" : nil } catch {
+                kept = "(\(store)) that does not open (\(error)), so it may hold committed blocks"
             }
-            if holds {
+            if let kept {
                 throw Failure(step: "remove", path: staging,
-                              reason: "it holds a ledger store with committed blocks (\(store)); refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
+                              reason: "it holds a ledger store \(kept); refusing to delete it. Move it into place if it is this node's ledger, or remove it by hand")
             }
         }
         try FileManager.default.removeItem(atPath: staging)
