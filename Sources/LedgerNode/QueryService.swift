@@ -346,7 +346,14 @@ struct StoreFacts: PolicyFacts {
         guard let key = custodianKey else {
             throw PolicyRefusal(.notCustodianNode, "this node holds no custodian key and cannot read payloads; ask a custodian's node")
         }
-        guard let a = record.transaction.body.envelopedRecord, let envelope = try store.envelope(of: record.transaction.id) else { return nil }
+        guard let a = record.transaction.body.envelopedRecord else { return nil }
+        guard let envelope = try store.envelope(of: record.transaction.id) else {
+            // Gone by erasure is shredded; committed from a catch-up block without it is only not here yet.
+            if try store.isMissingEnvelope(record.transaction.id) {
+                throw PolicyEngine.PayloadUnreadable("record \(record.transaction.id.hexString.prefix(16))…: its envelope has not reached this node yet (it is fetched from peers)")
+            }
+            return nil
+        }
         do {
             return try PayloadSeal.open(envelope, commitment: a.payloadCommitment, custodianID: key.memberID, key: key.encryption)
         } catch let e as LedgerError where e.code == .notFound {

@@ -27,7 +27,8 @@ public protocol PolicyFacts {
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
     /// on a node that holds no custodian key, and `PayloadUnreadable` when the envelope does not
-    /// open to the committed payload (validators cannot decrypt, so an issuer can commit such a record).
+    /// open to the committed payload (validators cannot decrypt, so an issuer can commit such a record)
+    /// or has not reached this node yet (a catch-up block whose server stripped it).
     func payload(of record: LoggedTransaction) throws -> [UInt8]?
     /// Latest grade, industry and division of every subject scored under scorecard `model` (any version), at most `limit` + 1.
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]

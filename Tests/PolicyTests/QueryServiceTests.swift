@@ -1136,6 +1136,36 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(profile.receipt.result.contains("\"unreadable\":true"), profile.receipt.result)
     }
 
+    /// A record committed from a catch-up block whose server stripped its envelope is not
+    /// shredded: the envelope is only not here yet. The bureau's full profile must say the record
+    /// is unreadable for now, never that it was erased.
+    func testARecordWhoseEnvelopeHasNotArrivedIsNotReportedShredded() async throws {
+        let late = uscc(division: "330106")
+        let record = try attestation(late, .registration, "2021-03-01", payload: "{\"name\":\"迟到的公司\"}")
+        let path = dir + "-late"
+        let lateStore = try ChainStore.create(path: path, genesis: consortium.genesis)
+        let samr = (consortium.genesis.member("samr")!, consortium.keys["samr"]!.signing)
+        try lateStore.appendBlock([Submission(transaction: record.transaction, envelope: nil)], timestampMillis: nowMillis,
+                                  proposer: "samr", signers: [samr])
+        XCTAssertTrue(try lateStore.isMissingEnvelope(record.transaction.id))
+        let lateLedger = try Ledger(store: lateStore, validatorKeys: consortium.keys["samr"]!, clock: { nowMillis }, blockInterval: .zero)
+        let lateProducer = Task { await lateLedger.runBlockProducer() }
+        let (savedStore, savedService) = (store, service)
+        store = lateStore
+        service = try QueryService(ledger: lateLedger, clock: { nowMillis })
+        defer {
+            lateProducer.cancel()
+            (store, service) = (savedStore, savedService)
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        let (_, profile) = try await ask("samr", "full-profile", subject: late.code, purpose: "supervision")
+        XCTAssertTrue(profile.answered, profile.receipt.message)
+        XCTAssertTrue(profile.receipt.result.contains("\"unreadable\":true"), profile.receipt.result)
+        XCTAssertFalse(profile.receipt.result.contains("shredded"), profile.receipt.result)
+        lateProducer.cancel()
+        _ = await lateProducer.value
+    }
+
     /// The node keeps masked names it derived from registration payloads; erasing the
     /// registration record must end that: the next answer cannot name the subject any more.
     func testErasingTheRegistrationRecordEndsTheKeptMaskedName() async throws {
