@@ -21,6 +21,9 @@ public protocol BlockSource {
     func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]?
     /// Called after a block has been checked, so exports can keep what later blocks refer to.
     mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws
+    /// Whether this copy holds the envelope of the already checked record `id` (an erased
+    /// record's envelope must be gone from every copy: the verifier fails one that keeps it).
+    func holdsEnvelope(of id: Hash) throws -> Bool
 }
 
 /// Reads blocks from a node's data directory (opened read-only; works beside a running node).
@@ -70,6 +73,7 @@ public struct StoreBlockSource: BlockSource {
 
     public func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]? { try store.rawTransaction(at: logIndex) }
     public mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws {}
+    public func holdsEnvelope(of id: Hash) throws -> Bool { try store.rawEnvelope(of: id) != nil }
 }
 
 /// The portable export format (docs/FORMAT.md §13), written and read as a stream.
@@ -155,7 +159,7 @@ public final class ExportBlockSource: BlockSource {
         }
         self.handle = handle
         scratchPath = FileManager.default.temporaryDirectory.appendingPathComponent("credit-verify-\(UUID())").path
-        scratch = try Database(path: scratchPath, columnFamilies: ["transactions"])
+        scratch = try Database(path: scratchPath, columnFamilies: ["transactions", "envelopes"])
         let magic = try take(ChainExport.magic.count, "magic")
         guard magic == ChainExport.magic else {
             throw LedgerError(.malformed, "\(path) is not a CreditLedger export (bad magic)")
@@ -245,7 +249,11 @@ public final class ExportBlockSource: BlockSource {
         for (i, t) in block.transactions.enumerated() {
             var w = ByteWriter(capacity: 8); w.u64(firstLogIndex + UInt64(i))
             try batch.put("transactions", w.bytes, t.transaction)
+            // Only that the export carries it: erase_records in a later block is checked against this.
+            if t.envelope != nil { try batch.put("envelopes", Merkle.leafHash(t.transaction), []) }
         }
         try scratch.write(batch, sync: false)
     }
+
+    public func holdsEnvelope(of id: Hash) throws -> Bool { try scratch.get("envelopes", id) != nil }
 }

@@ -132,6 +132,12 @@ public final class ChainVerifier {
                 throw fail(height == 1 ? "does not link to the genesis hash" : "does not link to block \(height - 1) (previous hash mismatch)")
             }
             guard header.timestampMillis >= previousTimestamp else { throw fail("timestamp goes backwards") }
+            // What every validator checks before it votes (ConsensusNode.check): a quorum that
+            // certified otherwise broke the protocol, and the chain is not one honest nodes wrote.
+            guard genesis.member(header.proposer)?.has(.validator) == true else {
+                throw fail("proposer \(header.proposer) is not a validator in the genesis")
+            }
+            guard header.transactionCount > 0 else { throw fail("block holds no transactions (validators never certify an empty block)") }
             guard header.transactionCount <= genesis.limits.maxBlockTransactions else {
                 throw fail("header counts \(header.transactionCount) transactions, genesis allows at most \(genesis.limits.maxBlockTransactions) in a block")
             }
@@ -184,7 +190,14 @@ public final class ChainVerifier {
                 case .governance(let g) where g.action == .installModel:
                     summary.modelsInstalled += 1
                 case .governance(let g) where g.action == .eraseRecords:
-                    for id in g.erasedRecords { absent.remove(HashKey(id)) }
+                    for id in g.erasedRecords {
+                        absent.remove(HashKey(id))
+                        // The chain is intact, but this copy did not carry the erasure out: it still
+                        // holds the wrapped keys that open the payload the members agreed to destroy.
+                        if try source.holdsEnvelope(of: id) {
+                            throw fail("record \(id.hexString) is erased by this transaction, but this copy still holds its payload envelope (the erasure was not carried out here)", tx: i)
+                        }
+                    }
                 default: break
                 }
                 if try state.contains(id: tx.id) { throw fail("transaction \(tx.id.hexString) appears twice in the chain", tx: i) }

@@ -301,6 +301,24 @@ final class VerifierTamperTests: XCTestCase {
         }
     }
 
+    /// Blocks a quorum signed although no validator would vote for them: a proposer that is not a
+    /// validator, or no transactions at all. Only a quorum that broke the protocol can write them.
+    func testACertifiedBlockByANonValidatorOrHoldingNothingFails() throws {
+        let c = try TestConsortium()
+        let quorum = validators.prefix(3).map { (member: c.member($0), key: c.keys[$0]!.signing) }
+        for (name, submissions, proposer, words) in [
+            ("auditor as proposer", [try c.attestation(nonce: 1)], "auditor", "proposer auditor is not a validator in the genesis"),
+            ("unknown proposer", [try c.attestation(nonce: 1)], "nobody", "proposer nobody is not a validator in the genesis"),
+            ("empty block", [], "samr", "block holds no transactions"),
+        ] as [(String, [Submission], String, String)] {
+            try? FileManager.default.removeItem(atPath: directory)
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try store.appendBlock([try c.attestation(nonce: 0)], timestampMillis: 1_000, proposer: "samr", signers: quorum)
+            try store.appendBlock(submissions, timestampMillis: 1_001, proposer: proposer, signers: quorum)
+            assertChainFails(directory, name, height: 2, words: words)
+        }
+    }
+
     /// A source that loses a transaction the verifier has already checked (a store edited while it
     /// is read, an export index gone wrong) fails where a later transaction refers to it, naming it.
     func testReferenceToAVerifiedTransactionTheSourceLostFails() throws {
@@ -313,6 +331,7 @@ final class VerifierTamperTests: XCTestCase {
                 logIndex == lost ? nil : try inner.verifiedTransaction(at: logIndex)
             }
             mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws { try inner.didVerify(block, firstLogIndex: firstLogIndex) }
+            func holdsEnvelope(of id: Hash) throws -> Bool { try inner.holdsEnvelope(of: id) }
         }
         let c = try TestConsortium()
         let b = try ChainBuilder(consortium: c, path: directory, signers: validators)

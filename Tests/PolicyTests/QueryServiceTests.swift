@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerNode
+import LedgerStorage
 import LedgerStore
 import Policy
 import Scoring
@@ -1220,6 +1221,7 @@ final class QueryServiceTests: XCTestCase {
                                                  approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
                                                  nonce: nextNonce(), issuedAtMillis: nowMillis)
         try await submit([erase])
+        let erasedAt = store.head.height
         XCTAssertNil(try store.envelope(of: penalty.transaction.id), "the envelope and its wrapped keys are gone")
         // And off the disk once the purge that follows the erasure is done, not only hidden.
         ledger.purger.waitUntilIdle()
@@ -1235,6 +1237,26 @@ final class QueryServiceTests: XCTestCase {
         let summary = try ChainVerifier(genesis: consortium.genesis).verify(&source)
         XCTAssertEqual(summary.envelopesShredded, 1)
         XCTAssertEqual(summary.envelopesMissing, 0, "an erased envelope is not a missing one")
+        // A copy that kept the envelope (a node that did not carry the erasure out, an export
+        // made from one) fails verification at the erasing transaction, in both forms.
+        let exportPath = dir + "-kept.export"
+        defer { try? FileManager.default.removeItem(atPath: exportPath) }
+        let restore = WriteBatch(for: store.database)
+        try restore.put("envelopes", penalty.transaction.id, envelopeBytes)
+        try store.database.write(restore)
+        _ = try ChainExport.write(store: store, to: exportPath)
+        var kept = StoreBlockSource(store: store)
+        var keptExport = try ExportBlockSource(path: exportPath)
+        for result in [Result { try ChainVerifier(genesis: consortium.genesis).verify(&kept) },
+                       Result { try ChainVerifier(genesis: consortium.genesis).verify(&keptExport) }] {
+            XCTAssertThrowsError(try result.get()) { error in
+                XCTAssertTrue("\(error)".contains("record \(penalty.transaction.id.hexString) is erased by this transaction, but this copy still holds its payload envelope"), "\(error)")
+                XCTAssertEqual((error as? ChainFailure)?.height, erasedAt, "\(error)")
+            }
+        }
+        let remove = WriteBatch(for: store.database)
+        try remove.delete("envelopes", penalty.transaction.id)
+        try store.database.write(remove)
         // An id that is not a record is refused.
         let bogus = try QueryClient.eraseRecords(genesis: consortium.genesis, records: [SHA256.hash([1])], submitter: consortium.keys["samr"]!,
                                                  approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
