@@ -67,9 +67,14 @@ public extension Array where Element == UInt8 {
         }
     }
 
+    /// Standard padded base64 in its one canonical spelling: Foundation also takes extra `=`
+    /// and nonzero unused low bits ("AB==" for [0]), which would let one key, signature or
+    /// proof hash be written several ways. Those are refused.
     init?(base64: String) {
         guard let data = Data(base64Encoded: base64) else { return nil }
-        self = Array(data)
+        let bytes = Array(data)
+        guard bytes.base64String == base64 else { return nil }
+        self = bytes
     }
 }
 

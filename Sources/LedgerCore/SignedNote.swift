@@ -81,6 +81,14 @@ public struct SignedNote: Hashable, Sendable {
         signatures.append(Signature(name: name, keyID: verifier.keyID, signature: key.signature(for: Array(text.utf8))))
     }
 
+    /// A note's bytes as text. A note is UTF-8 (C2SP signed-note); bytes that are not are
+    /// refused by name here, rather than repaired into text that no signature covers.
+    public static func text(of bytes: [UInt8]) throws -> String {
+        guard bytes.count <= maxBytes else { throw LedgerError(.invalidCheckpoint, "note is \(bytes.count) bytes, limit \(maxBytes)") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw LedgerError(.invalidCheckpoint, "note is not valid UTF-8") }
+        return text
+    }
+
     /// Parses a note, splitting text from signatures at the last blank line.
     public init(parsing note: String) throws {
         let bytes = Array(note.utf8)
@@ -186,6 +194,10 @@ public struct Checkpoint: Hashable, Sendable {
         }
         guard let root = [UInt8](base64: String(lines[2])), root.count == 32 else {
             throw LedgerError(.invalidCheckpoint, "checkpoint root \"\(lines[2])\" is not a base64 SHA-256 hash")
+        }
+        // C2SP tlog-checkpoint: every extension line is non-empty.
+        guard !lines[3..<(lines.count - 1)].contains(where: \.isEmpty) else {
+            throw LedgerError(.invalidCheckpoint, "checkpoint has an empty extension line")
         }
         var commit: CommitPoint? = nil
         if lines.count >= 5 {

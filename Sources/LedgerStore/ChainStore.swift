@@ -412,7 +412,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public func checkpoint(height: UInt64) throws -> String? {
         guard let raw = try database.get(Family.checkpoints, Self.u64Key(height)) else { return nil }
-        return String(decoding: raw, as: UTF8.self)
+        return try SignedNote.text(of: raw)
     }
 
     /// The checkpoint of the head block, if any block has been committed.

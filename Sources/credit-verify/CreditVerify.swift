@@ -114,7 +114,7 @@ struct Chain: ParsableCommand {
             func notes(_ g: Genesis) throws -> [Checkpoint] {
                 try checkpoints.map { path in
                     guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read checkpoint \(path)") }
-                    do { return try Checkpoint.verify(signedNote: String(decoding: data, as: UTF8.self), genesis: g).0 }
+                    do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }
                     catch { throw Failure("checkpoint \(path) does not verify against the genesis: \(error)") }
                 }
             }
@@ -268,7 +268,7 @@ struct Consistency: ParsableCommand {
             let g = try readGenesis(genesis)
             func load(_ path: String) throws -> Checkpoint {
                 guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(path)") }
-                do { return try Checkpoint.verify(signedNote: String(decoding: data, as: UTF8.self), genesis: g).0 }
+                do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }
                 catch { throw Failure("\(path): \(error)") }
             }
             let a = try load(old), b = try load(new)

@@ -28,6 +28,16 @@ final class BytesTests: XCTestCase {
             XCTAssertEqual([UInt8](base64: text), bytes, "round trip of \(bytes.count) bytes")
         }
     }
+
+    /// One value, one spelling: a key, a signature or a proof hash cannot be written another way
+    /// (Foundation alone takes each of these).
+    func testBase64RefusesNonCanonicalSpellings() {
+        XCTAssertEqual([UInt8](base64: "AA=="), [0])
+        XCTAssertEqual([UInt8](base64: "AAA="), [0, 0])
+        for text in ["AB==", "AA===", "AAB=", "Zm9=", "Zh==", "AA", "AA=", " AA==", "AA==\n"] {
+            XCTAssertNil([UInt8](base64: text), text.debugDescription)
+        }
+    }
 }
 
 final class JSONWriterTests: XCTestCase {

@@ -56,5 +56,10 @@ final class SignedNoteTests: XCTestCase {
         XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\n").commit)
         XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nblock 07 round 2\n").commit)
         XCTAssertEqual(try Checkpoint(text: "o\n42\n\(root)\nblock 7 round 2\nmore\n").commit, .init(height: 7, round: 2))
+        // Extension lines are never empty; a note's bytes must be UTF-8, not repaired into it.
+        XCTAssertThrowsError(try Checkpoint(text: "o\n42\n\(root)\n\nblock 7 round 2\n")) { XCTAssertTrue("\($0)".contains("empty extension line"), "\($0)") }
+        XCTAssertThrowsError(try Checkpoint(text: "o\n42\n\(root)\nblock 7 round 2\n\n"))
+        XCTAssertEqual(try SignedNote.text(of: Array(note.serialized.utf8)), note.serialized)
+        XCTAssertThrowsError(try SignedNote.text(of: Array(note.serialized.utf8) + [0xC3])) { XCTAssertTrue("\($0)".contains("not valid UTF-8"), "\($0)") }
     }
 }
