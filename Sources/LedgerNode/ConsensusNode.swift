@@ -74,6 +74,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// announcing blocks for its own rounds far ahead, without content, and then answering the
     /// fetches, would otherwise fill the cache past its bound with blocks of up to 24 MiB.
     var awaitingContent: [Hash: UInt32] = [:]
+    /// Catch-up blocks whose transactions were checked (every signature): only blocks whose
+    /// certificate, checkpoint and content hashes all hold get that far.
+    var catchUpBlocksChecked = 0
 
     /// Whether blocks proposed for `round` are kept and fetched now.
     func withinBlockWindow(_ round: UInt32, from current: UInt32? = nil) -> Bool {
@@ -1106,17 +1109,21 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard header.height == store.head.height + 1 else { continue }
             let built: BlockBuilder.Result
             do {
+                // The cheap checks first (a few signatures, hashes): a peer resending a block
+                // whose checkpoint or content is wrong must not make this node verify every
+                // transaction signature in it each time.
                 try c.certificate.verify(header: header, genesis: genesis)
+                let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
+                guard cp.size == header.logSize, cp.rootHash == header.logRoot, cp.namesCommit(of: c.certificate) else {
+                    throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height) and the round of its certificate")
+                }
                 if let problem = Self.contentMismatch(c.block, envelopesMayBeShredded: true) {
                     warn(about: peer, "block \(header.height) from \(peer) does not match its certified header: \(problem); dropped, it is requested again")
                     refused = true
                     return
                 }
+                catchUpBlocksChecked += 1
                 built = try check(c.block, certified: true)
-                let (cp, _) = try Checkpoint.verify(signedNote: c.checkpoint, genesis: genesis)
-                guard cp.size == header.logSize, cp.rootHash == header.logRoot, cp.namesCommit(of: c.certificate) else {
-                    throw LedgerError(.invalidCheckpoint, "checkpoint does not match block \(header.height) and the round of its certificate")
-                }
             } catch {
                 logger.warning("block \(header.height) from \(peer) refused: \(error)")
                 refused = true

@@ -629,6 +629,29 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A catch-up block is checked cheapest first: its certificate, then its checkpoint, then
+    /// the content hashes, and only then every transaction signature. A peer resending a
+    /// certified block with a checkpoint signed by too few, or of another round, is refused
+    /// each time without the node verifying the block's transactions.
+    func testACatchUpBlockWithABadCheckpointIsRefusedBeforeItsTransactionsAreChecked() async throws {
+        let f = try await Fixture(as: "val-c")
+        let subs = try f.submissions(3, seed: 31)
+        let block = f.block(subs, proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        let (_, weakNote) = f.certify(block.header, by: ["val-a"])
+        let (_, otherRound) = f.certify(block.header, by: ["val-a", "val-b", "val-d"], round: 1)
+        _ = f.deliver(.status(height: 1, headHash: block.hash), from: "val-b")
+        for bad in [weakNote, otherRound, weakNote] {
+            _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: bad)]), from: "val-b")
+        }
+        XCTAssertEqual(f.store.head.height, 0)
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpBlocksChecked }, 0, "a block with a bad checkpoint had its transactions checked")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(f.node.queue.sync { f.node.catchUpBlocksChecked }, 1)
+        await f.close()
+    }
+
     /// A catch-up block whose server stripped its envelopes is still committed (its records may
     /// be erased by a later block, and then no peer has them), but each record left without its
     /// envelope is marked. A later erase clears its record's mark; once caught up, the node asks
