@@ -102,6 +102,12 @@ public struct TransactionValidator: Sendable {
             }
         case .governance(let g):
             try require(signer, .custodian, "propose governance")
+            // Nothing reads a parameter in this version, and approvals bind no nonce: accepted, one
+            // custodian could record the same approved body again and again, and a later version
+            // giving parameters a meaning would find them already "set" on the chain.
+            guard g.action != .setParameter else {
+                throw LedgerError(.invalidValue, "set_parameter is reserved: this version defines no parameter that governance can set")
+            }
             try checkApprovals(g)
             if g.action == .installPolicy { try checkPolicyDocument(g) }
             if g.action == .eraseRecords {

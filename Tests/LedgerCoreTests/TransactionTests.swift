@@ -12,8 +12,9 @@ final class TransactionTests: XCTestCase {
                                     dimensions: [.init(code: "honesty", points: 120)], inputs: [att.transaction.id], asOfLogSize: 1)
         let endorsement = c.keys["data-bureau"]!.signing.signature(for: score.endorsementMessage(chainID: c.genesis.chainID))
         score.endorsements = [MemberSignature(member: "data-bureau", keyID: c.member("data-bureau").keyID, signature: endorsement)]
-        // install_policy documents are checked by the policy engine (PolicyTests); the encoding is the same for every action.
-        var gov = GovernanceBody(action: .setParameter, name: "max-query-rate", version: 1, document: Array("{}".utf8))
+        // install_policy documents are checked by the policy engine (PolicyTests), and set_parameter
+        // is refused (reserved); the encoding is the same for every action.
+        var gov = GovernanceBody(action: .eraseRecords, name: "erase", version: 1, document: SHA256.hash([6]))
         gov.approvals = ["samr", "data-bureau"].map {
             MemberSignature(member: $0, keyID: c.member($0).keyID, signature: c.keys[$0]!.signing.signature(for: gov.approvalMessage(chainID: c.genesis.chainID)))
         }

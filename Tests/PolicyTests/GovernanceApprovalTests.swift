@@ -176,6 +176,17 @@ final class GovernanceApprovalTests: XCTestCase {
         }
     }
 
+    /// set_parameter has no meaning yet: a body approved by every custodian is still refused, so
+    /// it cannot be recorded (or replayed by one custodian) ahead of a version that gives it one.
+    func testValidatorsRefuseTheReservedSetParameter() throws {
+        let proposal = GovernanceBody(action: .setParameter, name: "max-query-rate", version: 1, document: Array("{}".utf8))
+        let samr = consortium.keys["samr"]!, data = consortium.keys["data-bureau"]!
+        let tx = try QueryClient.governance(genesis: genesis, proposal, submitter: samr, approvers: [samr, data], nonce: 1, issuedAtMillis: 1)
+        XCTAssertThrowsError(try TransactionValidator(genesis: genesis).checkStateless(tx)) {
+            XCTAssertTrue("\($0)".contains("set_parameter is reserved"), "\($0)")
+        }
+    }
+
     func testAnErasureApprovalNamesItsRecordsInAnyOrder() throws {
         let a = SHA256.hash([1]), b = SHA256.hash([2])
         let ab = QueryClient.erasureProposal(records: [a, b]), ba = QueryClient.erasureProposal(records: [b, a, b])
