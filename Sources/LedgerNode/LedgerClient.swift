@@ -125,5 +125,5 @@ public struct LedgerClient: Sendable {
     }
 
     public func genesis() throws -> Genesis { try Genesis(bytes: Array(get("/v1/genesis"))) }
-    public func checkpoint() throws -> String { String(decoding: try get("/v1/checkpoint"), as: UTF8.self) }
+    public func checkpoint() throws -> String { try SignedNote.text(of: Array(try get("/v1/checkpoint"))) }
 }

@@ -189,7 +189,7 @@ public enum NetMessage: Sendable {
                 let block = try CandidateBlock.decode(&r, limits: limits)
                 let cert = try CommitCertificate.decode(try r.bytes32("blocks.certificate", max: 8_192))
                 let note = try r.bytes32("blocks.checkpoint", max: SignedNote.maxBytes)
-                list.append(CommittedBlock(block: block, certificate: cert, checkpoint: String(decoding: note, as: UTF8.self)))
+                list.append(CommittedBlock(block: block, certificate: cert, checkpoint: try SignedNote.text(of: note)))
             }
             m = .blocks(list)
         case 7: m = .fetchBlock(try r.raw(32, "fetch_block.hash"))

@@ -347,9 +347,12 @@ struct StoreFacts: PolicyFacts {
             throw PolicyRefusal(.notCustodianNode, "this node holds no custodian key and cannot read payloads; ask a custodian's node")
         }
         guard let a = record.transaction.body.envelopedRecord else { return nil }
+        // Gone by erasure is shredded; committed from a catch-up block without it is only not here
+        // yet. The mark is read first: it goes only as the envelope arrives (or is erased), so no
+        // mark and then no envelope means erased, even while the envelope is being restored.
+        let notArrived = try store.isMissingEnvelope(record.transaction.id)
         guard let envelope = try store.envelope(of: record.transaction.id) else {
-            // Gone by erasure is shredded; committed from a catch-up block without it is only not here yet.
-            if try store.isMissingEnvelope(record.transaction.id) {
+            if notArrived {
                 throw PolicyEngine.PayloadUnreadable("record \(record.transaction.id.hexString.prefix(16))…: its envelope has not reached this node yet (it is fetched from peers)")
             }
             return nil

@@ -412,7 +412,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public func checkpoint(height: UInt64) throws -> String? {
         guard let raw = try database.get(Family.checkpoints, Self.u64Key(height)) else { return nil }
-        return try SignedNote.text(of: raw)
+        do { return try SignedNote.text(of: raw) } catch {
+            // The store's own bytes: damage, not a client's mistake (a 5xx, not a 400).
+            throw StorageError(.corruption, "the stored checkpoint of block \(height) is not a note: \(error)")
+        }
     }
 
     /// The checkpoint of the head block, if any block has been committed.

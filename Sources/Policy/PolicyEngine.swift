@@ -477,7 +477,8 @@ public struct PolicyEngine: Sendable {
         }
     }
 
-    /// The payload of a record whose envelope does not open to what it committed to: the answer
+    /// The payload of a record whose envelope does not open to what it committed to, or has not
+    /// reached this node yet (a catch-up block that lacked it): the answer
     /// names nobody (masked name) or marks the record unreadable (records), rather than failing.
     public struct PayloadUnreadable: Error, CustomStringConvertible {
         public let reason: String
