@@ -970,6 +970,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func afterCommit(_ block: CandidateBlock) {
+        forgetCommittedHeight(block)
+        resumeAfterCommit()
+    }
+
+    /// Answers the block's submitters and drops what was held for the height it decides.
+    func forgetCommittedHeight(_ block: CandidateBlock) {
         mempool.committed(block.submissions.map(\.transaction), height: block.header.height, firstLogIndex: block.header.firstLogIndex)
         purger.committed(block.submissions)
         autoScorer?.committed(block)
@@ -980,6 +986,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         deferredPrecommits = [:]
         reported = reported.filter { $0.key > block.header.height }
         buildWanted = nil
+    }
+
+    /// Once the machine is at the next height: the messages held for it, and the mempool.
+    func resumeAfterCommit() {
         let replay = future
         future = []
         futureKeys = []
@@ -1144,8 +1154,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 logger.notice("block \(header.height) from \(peer) came without \(stripped) envelope(s); unless a later block erases those records, they are fetched from other peers once caught up")
             }
             applied += 1
+            // The committed height's state goes before the machine moves on: moving may take up a
+            // state persisted for the next height (a store restored from a backup) and ask for
+            // the content of the block it proposed there, which must not be forgotten with it.
+            forgetCommittedHeight(c.block)
             handle(.committedElsewhere(height: header.height))
-            afterCommit(c.block)
+            resumeAfterCommit()
         }
         if applied > 0 {
             // A short answer to the request (fewer blocks than the peer claims to have, with room in

@@ -24,8 +24,11 @@ final class ConsensusNodeTests: XCTestCase {
 
         /// `scorers`: every validator is also a scorer, and the node scores (AutoScorer).
         /// `clock`: the node's clock (milliseconds since 1970); the wall clock unless a test sets it.
+        /// `prepare`: runs before the node is made, given the fixture (its store is empty) and the
+        /// consensus state directory, to leave there what an earlier run of the node did.
         init(as me: String, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
-             clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) async throws {
+             clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+             prepare: (_ keys: [String: MemberSecretKeys], _ genesis: Genesis, _ store: ChainStore, _ walDirectory: String) throws -> Void = { _, _, _, _ in }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
             let members = Self.ids.map { id in
@@ -48,6 +51,7 @@ final class ConsensusNodeTests: XCTestCase {
             options.timeouts.rebroadcast = 600_000
             var logger = Logger(label: "consensus-node-test")
             logger.logLevel = .critical
+            try prepare(keys, genesis, store, directory + "/consensus")
             node = try ConsensusNode(store: store, keys: keys[me]!, options: options, walDirectory: directory + "/consensus",
                                      clock: clock, logger: logger)
             _ = try await node.start(listenHost: "127.0.0.1", listenPort: 0, peers: [])
@@ -649,6 +653,51 @@ final class ConsensusNodeTests: XCTestCase {
         _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
         XCTAssertEqual(f.store.head.height, 1)
         XCTAssertEqual(f.node.queue.sync { f.node.catchUpBlocksChecked }, 1)
+        await f.close()
+    }
+
+    /// A store restored from a backup, behind the validator's persisted votes: it had proposed
+    /// block 2 (not locked, so the block's content was not kept) when the store was height 1.
+    /// Catching up block 1 takes that state up again and asks peers for block 2's content; the
+    /// catch-up's clean-up of height 1 must not forget that request, or nobody fetches the
+    /// block this validator itself proposed until another round re-proposes it.
+    func testTakingUpAPersistedStateAfterCatchUpKeepsFetchingItsBlock() async throws {
+        let me = ValidatorSet(ids: Fixture.ids).proposer(height: 2, round: 0)
+        var subs: [Submission] = [], first: CandidateBlock?, second: CandidateBlock?
+        let f = try await Fixture(as: me, prepare: { keys, genesis, store, walDirectory in
+            // What the earlier run saw: block 1 committed, then its own proposal of block 2.
+            subs = try DemoRecords.requests(count: 4, subjects: 2, seed: 41).enumerated().map { i, r in
+                try r.build(genesis: genesis, keys: keys["val-a"]!, nonce: UInt64(100 + i), issuedAtMillis: 1)
+            }
+            let now = UInt64(Date().timeIntervalSince1970 * 1000)
+            let b1 = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: now, previousHash: genesis.hash,
+                                        frontier: MerkleFrontier(), transactions: subs[..<2].map(\.transaction), proposer: "val-b")
+            var frontier = MerkleFrontier()
+            for s in subs[..<2] { frontier.append(leafHash: s.transaction.id) }
+            let b2 = BlockBuilder.build(chainID: genesis.chainID, height: 2, timestampMillis: now, previousHash: b1.header.hash,
+                                        frontier: frontier, transactions: subs[2...].map(\.transaction), proposer: me)
+            first = CandidateBlock(header: b1.header, submissions: Array(subs[..<2]))
+            second = CandidateBlock(header: b2.header, submissions: Array(subs[2...]))
+            var state = SafetyState(height: 2)
+            state.step = .prevote
+            let bytes = Proposal.signingBytes(chainID: genesis.chainID, height: 2, round: 0, polRound: -1, blockHash: b2.header.hash, proposer: me)
+            state.proposal = Proposal(height: 2, round: 0, polRound: -1, blockHash: b2.header.hash, proposer: me,
+                                      signature: keys[me]!.signing.signature(for: bytes))
+            try FileManager.default.createDirectory(atPath: walDirectory, withIntermediateDirectories: true)
+            try ConsensusWAL(directory: walDirectory).save(state) { _ in nil }
+        })
+        let (block1, block2) = (try XCTUnwrap(first), try XCTUnwrap(second))
+        XCTAssertEqual(f.node.queue.sync { f.node.machine.signsAgainFrom }, 2)
+        let (certificate, note) = f.certify(block1.header, by: Fixture.ids.filter { $0 != me })
+        _ = f.deliver(.status(height: 1, headHash: block1.hash), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block1, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertEqual(f.node.queue.sync { f.node.machine.height }, 2)
+        XCTAssertNotNil(f.node.queue.sync { f.node.awaitingContent[block2.hash] },
+                        "the content of the block taken up again is not being fetched")
+        // And once it comes, the node has it to vote with.
+        _ = f.deliver(.blockContent(block2), from: "val-d")
+        XCTAssertNil(f.node.queue.sync { f.node.awaitingContent[block2.hash] })
         await f.close()
     }
 
