@@ -20,7 +20,8 @@ public protocol BlockSource {
     /// The transaction at a log index the verifier has already checked (for references).
     func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]?
     /// Called after a block has been checked, so exports can keep what later blocks refer to.
-    mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws
+    /// `ids`: its transactions' ids, as the verifier computed them.
+    mutating func didVerify(_ block: RawBlock, ids: [Hash], firstLogIndex: UInt64) throws
     /// Whether this copy holds the envelope of the already checked record `id` (an erased
     /// record's envelope must be gone from every copy: the verifier fails one that keeps it).
     func holdsEnvelope(of id: Hash) throws -> Bool
@@ -72,7 +73,7 @@ public struct StoreBlockSource: BlockSource {
     }
 
     public func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]? { try store.rawTransaction(at: logIndex) }
-    public mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws {}
+    public mutating func didVerify(_ block: RawBlock, ids: [Hash], firstLogIndex: UInt64) throws {}
     public func holdsEnvelope(of id: Hash) throws -> Bool { try store.rawEnvelope(of: id) != nil }
 }
 
@@ -244,13 +245,13 @@ public final class ExportBlockSource: BlockSource {
         return try scratch.get("transactions", w.bytes)
     }
 
-    public func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws {
+    public func didVerify(_ block: RawBlock, ids: [Hash], firstLogIndex: UInt64) throws {
         let batch = WriteBatch(for: scratch)
         for (i, t) in block.transactions.enumerated() {
             var w = ByteWriter(capacity: 8); w.u64(firstLogIndex + UInt64(i))
             try batch.put("transactions", w.bytes, t.transaction)
             // Only that the export carries it: erase_records in a later block is checked against this.
-            if t.envelope != nil { try batch.put("envelopes", Merkle.leafHash(t.transaction), []) }
+            if t.envelope != nil { try batch.put("envelopes", ids[i], []) }
         }
         try scratch.write(batch, sync: false)
     }

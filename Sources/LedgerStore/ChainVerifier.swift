@@ -230,7 +230,7 @@ public final class ChainVerifier {
                 summary.checkpointsReached += 1
             }
             state.recordBlock(logSize: header.logSize, timestampMillis: header.timestampMillis)
-            try source.didVerify(block, firstLogIndex: header.firstLogIndex)
+            try source.didVerify(block, ids: decoded.map(\.transaction.id), firstLogIndex: header.firstLogIndex)
             previousHash = header.hash
             previousTimestamp = header.timestampMillis
             summary.blocks += 1

@@ -330,7 +330,9 @@ final class VerifierTamperTests: XCTestCase {
             func verifiedTransaction(at logIndex: UInt64) throws -> [UInt8]? {
                 logIndex == lost ? nil : try inner.verifiedTransaction(at: logIndex)
             }
-            mutating func didVerify(_ block: RawBlock, firstLogIndex: UInt64) throws { try inner.didVerify(block, firstLogIndex: firstLogIndex) }
+            mutating func didVerify(_ block: RawBlock, ids: [Hash], firstLogIndex: UInt64) throws {
+                try inner.didVerify(block, ids: ids, firstLogIndex: firstLogIndex)
+            }
             func holdsEnvelope(of id: Hash) throws -> Bool { try inner.holdsEnvelope(of: id) }
         }
         let c = try TestConsortium()
