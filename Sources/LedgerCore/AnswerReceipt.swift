@@ -128,6 +128,24 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             throw bad("no audit record among the facts: an answer is only valid once its query is on the ledger")
         }
         guard checked.filter({ $0.0 == "audit_record" }).count == 1 else { throw bad("more than one audit record among the facts") }
+        // Every fact is one the answer used, so that a label cannot dress an unrelated transaction
+        // up (found in review, 2026-12-06: any committed transaction labelled "consent" passed,
+        // and the verifier printed it as one): the one consent the audit record names, the install
+        // of the policy it names, and records and a score update checked below.
+        for (i, f) in checked.enumerated() {
+            switch f.0 {
+            case "consent" where f.1.id != record.consent:
+                throw bad("facts[\(i)] is labelled consent but is not the consent the audit record names (\(record.consent == Hashes.zero ? "none" : record.consent.hexString.prefix(16) + "…"))")
+            case "policy":
+                guard case .governance(let g) = f.1.body, g.action == .installPolicy, g.documentHash == record.policy else {
+                    throw bad("facts[\(i)] is labelled policy but is not the install of the policy the audit record names")
+                }
+            default: break
+            }
+        }
+        guard checked.filter({ $0.0 == "consent" }).count <= 1, checked.filter({ $0.0 == "policy" }).count <= 1 else {
+            throw bad("the receipt repeats its consent or policy fact")
+        }
         guard audit.1.header.signer == answered_by, let node = genesis.member(answered_by) else {
             throw bad("the audit record is signed by \(audit.1.header.signer), not by the answering node \(answered_by)")
         }
@@ -188,15 +206,13 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 }
                 guard installed else { throw bad("policy \(record.policy.hexString.prefix(16))… is neither in genesis nor among the facts") }
             }
-            // A policy that requires consent answers only with a consent (docs/PRIVACY.md).
             let document = genesis.policy(hash: record.policy)?.document ?? checked.lazy.compactMap { f -> [UInt8]? in
                 if case .governance(let g) = f.1.body, g.action == .installPolicy, g.documentHash == record.policy { return g.document }
                 return nil
             }.first
-            if let document, record.consent == Hashes.zero {
-                let required: Bool
-                do { required = try policyRules.consentRequired(document, genesis: genesis) } catch { throw bad("policy: \(error)") }
-                if required { throw bad("the policy requires the subject's consent, but the answered audit record names none") }
+            // Its caller, purpose, subject and consent (the rule validators hold the record to).
+            if let document {
+                do { try policyRules.checkAnswered(record, document: document, genesis: genesis) } catch { throw bad("\(error)") }
             }
             // The grade, band, credit line and model stated come from the one score update proven
             // here: a receipt with its score fact removed, or swapped for another update about the

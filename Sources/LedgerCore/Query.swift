@@ -44,8 +44,12 @@ public protocol PolicyRules: Sendable {
     /// Parses and checks a policy document against the consortium (callers, leak rules);
     /// returns the name and version it declares. Throws naming the problem.
     func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32)
-    /// Whether a policy document requires the subject's consent before it answers.
-    func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool
+    /// Checks an answered audit record against the document of the policy it names: the
+    /// requester may call the policy, the purpose is one it answers for, a subject policy's answer
+    /// names a subject, and one that requires the subject's consent names a consent. The engine
+    /// answers only so, and validators and the receipt check hold every answer to it. Throws
+    /// naming the first that fails.
+    func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws
     /// Checks an answer's score outputs against the score update fact its receipt holds (`score`,
     /// nil when it holds none): every grade, score band and credit line the result states must be
     /// what that update gives, and a stated model must be the update's. Throws naming the first

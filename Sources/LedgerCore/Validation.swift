@@ -189,6 +189,7 @@ public struct TransactionValidator: Sendable {
             if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
                 throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
             }
+            if q.outcome == .answered, !certified { try checkAnsweredAgainstPolicy(q, state: state) }
             if q.consent != Hashes.zero {
                 if certified {
                     guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
@@ -209,11 +210,30 @@ public struct TransactionValidator: Sendable {
         }
     }
 
-    /// Nil when the consent a committed query record names stood where it was evaluated (or it
-    /// names none); otherwise why not. For auditing blocks certified under earlier rules.
+    /// An answer is one its policy gives (`PolicyRules.checkAnswered`): to a caller the policy
+    /// allows, for a purpose it answers for, about a subject when it is a subject policy, and
+    /// naming a consent when the policy requires one (whether that consent stood is
+    /// `checkConsent`). The engine answers only so; without this rule a validator could record an
+    /// answer under a consent-requiring policy that names no consent at all, and the other
+    /// validators, which check a named consent only, would take it (found in review, 2026-12-06).
+    private func checkAnsweredAgainstPolicy(_ q: QueryRecordBody, state: some LedgerStateReader) throws {
+        guard let policyRules else {
+            throw LedgerError(.notAuthorized, "this node has no policy engine; it cannot check an answered query record")
+        }
+        guard let document = try genesis.policy(hash: q.policy)?.document ?? state.installedPolicy(hash: q.policy)?.document else {
+            throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
+        }
+        try policyRules.checkAnswered(q, document: document, genesis: genesis)
+    }
+
+    /// Nil when a committed answer is one its policy gives and the consent it names stood where it
+    /// was evaluated (or it needs none); otherwise why not. For auditing blocks certified under
+    /// earlier rules, which validators took without either check.
     public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
-        guard q.consent != Hashes.zero else { return nil }
-        do { _ = try checkConsent(of: q, state: state, forMempool: false) } catch let e as LedgerError { return e.reason }
+        do {
+            if q.outcome == .answered { try checkAnsweredAgainstPolicy(q, state: state) }
+            if q.consent != Hashes.zero { _ = try checkConsent(of: q, state: state, forMempool: false) }
+        } catch let e as LedgerError { return e.reason }
         return nil
     }
 

@@ -342,6 +342,8 @@ struct StoreFacts: PolicyFacts {
         try store.consents(of: subject, grantee: grantee, before: head.logSize, limit: limit)
     }
 
+    var readsPayloads: Bool { custodianKey != nil }
+
     func payload(of record: LoggedTransaction) throws -> [UInt8]? {
         guard let key = custodianKey else {
             throw PolicyRefusal(.notCustodianNode, "this node holds no custodian key and cannot read payloads; ask a custodian's node")

@@ -64,6 +64,13 @@ public struct PolicyDocument: Sendable {
 
         /// Whether the output reveals raw payload content.
         public var isRaw: Bool { if case .records = self { return true } else { return false } }
+        /// Whether computing the output decrypts payloads (a custodian's node only).
+        var readsPayloads: Bool {
+            switch self {
+            case .maskedName, .records: return true
+            default: return false
+            }
+        }
 
         var allowedScopes: Set<Scope> {
             switch self {
@@ -419,8 +426,30 @@ struct Obj {
     }
 }
 
+/// Parsed policy documents by genesis and document hash, so that checking an answered audit
+/// record (at admission, in the proposer's block, in each block check) does not parse its
+/// policy again each time. Bounded like `ModelCache`.
+final class PolicyDocumentCache: @unchecked Sendable {
+    private struct Key: Hashable { let genesis: HashKey; let document: HashKey }
+    private let lock = NSLock()
+    private var documents: [Key: PolicyDocument] = [:]
+    private let capacity = 64
+
+    func document(_ bytes: [UInt8], genesis: Genesis) throws -> PolicyDocument {
+        let key = Key(genesis: HashKey(genesis.hash), document: HashKey(SHA256.hash(bytes)))
+        if let d = lock.withLock({ documents[key] }) { return d }
+        let d = try PolicyDocument(bytes: bytes, genesis: genesis)
+        lock.withLock {
+            if documents.count >= capacity { documents.removeAll() }
+            documents[key] = d
+        }
+        return d
+    }
+}
+
 /// The policy engine as transaction validation uses it.
 public struct PolicyRules: LedgerCore.PolicyRules {
+    private let cache = PolicyDocumentCache()
     public init() {}
     public func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32) {
         do {
@@ -431,8 +460,23 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         }
     }
 
-    public func consentRequired(_ document: [UInt8], genesis: Genesis) throws -> Bool {
-        try parse(document, genesis).consentRequired
+    public func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws {
+        let policy = try parse(document, genesis)
+        guard let requester = genesis.member(record.requester) else {
+            throw LedgerError(.notAuthorized, "the answer's requester \(record.requester) is not a member; only members' signed requests are answered")
+        }
+        guard policy.allows(requester) else {
+            throw LedgerError(.notAuthorized, "\(record.requester) may not call \(policy.name), yet the audit record says it was answered")
+        }
+        guard policy.purposes.contains(record.purpose) else {
+            throw LedgerError(.invalidValue, "\(policy.name) answers for \(policy.purposes.map(\.name).joined(separator: ", ")), not \(record.purpose.name), yet the audit record says it was answered")
+        }
+        if policy.scope != .aggregate, record.subject == nil {
+            throw LedgerError(.invalidValue, "\(policy.name) answers about one subject, but the answered audit record names none")
+        }
+        if policy.consentRequired, record.consent == Hashes.zero {
+            throw LedgerError(.invalidValue, "\(policy.name) requires the subject's consent, but the answered audit record names none")
+        }
     }
 
     public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws {
@@ -460,6 +504,16 @@ public struct PolicyRules: LedgerCore.PolicyRules {
             return
         }
         let from = "score update (grade \(score.grade.name), model \(score.modelHash.hexString.prefix(16))…)"
+        // Grades, bands and credit lines read a scorecard's points. A model in genesis is at hand:
+        // the update's must be a scorecard for the subject's kind, not the risk model, whose points
+        // are a probability of default. (One installed by governance is not among the facts, and
+        // which update was the freshest at the height is the answering node's word: docs/PRIVACY.md §7.)
+        if let installed = genesis.model(hash: score.modelHash) {
+            guard let model = try? ScoringModel(document: installed.document), model.kind == .scorecard,
+                  let kind = score.subject.subjectKind, model.applies(to: kind) else {
+                throw LedgerError(.invalidValue, "the receipt's \(from) is under \(installed.name), which is not a scorecard for the subject's kind; grades, bands and credit lines come from one")
+            }
+        }
         for (name, output) in scored {
             let stated = fields[name]
             if let expected = PolicyEngine.scoreOutput(output, score) {
@@ -489,7 +543,7 @@ public struct PolicyRules: LedgerCore.PolicyRules {
     }
 
     private func parse(_ document: [UInt8], _ genesis: Genesis) throws -> PolicyDocument {
-        do { return try PolicyDocument(bytes: document, genesis: genesis) } catch let e as PolicyError {
+        do { return try cache.document(document, genesis: genesis) } catch let e as PolicyError {
             throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
         }
     }

@@ -25,6 +25,9 @@ public protocol PolicyFacts {
     /// oldest first. The newest, so that a revocation (always later than its grant) is never cut
     /// off by older ones; by grantee, so that other members' consents cannot crowd them out.
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
+    /// Whether this node can decrypt payloads (it holds a custodian's key). A policy with an
+    /// output that reads them is refused `not_custodian_node` on any other node, for every subject.
+    var readsPayloads: Bool { get }
     /// The decrypted raw payload of a record; nil when shredded. Throws `PolicyRefusal(.notCustodianNode)`
     /// on a node that holds no custodian key, and `PayloadUnreadable` when the envelope does not
     /// open to the committed payload (validators cannot decrypt, so an issuer can commit such a record)
@@ -215,6 +218,13 @@ public struct PolicyEngine: Sendable {
 
     func evaluateSubject(_ policy: PolicyDocument, _ query: PolicyQuery, subject: USCC, params: [String: String],
                          facts: some PolicyFacts, into base: CanonicalJSON.Object) throws -> PolicyAnswer {
+        // A node that cannot decrypt payloads refuses a policy that reads them whatever the
+        // subject: refusing only where a registration record is there to read, and answering an
+        // empty masked name elsewhere, told the caller which subjects are registered (found in
+        // review, 2026-12-06).
+        if !facts.readsPayloads, policy.outputs.contains(where: { $0.output.readsPayloads }) {
+            throw PolicyRefusal(.notCustodianNode, "\(policy.name) reads payloads, and this node holds no custodian key to decrypt them; ask a custodian's node")
+        }
         // Consent first: a caller without it learns nothing about the subject, not even whether
         // anything about it is on the ledger or how much.
         var consent: LoggedTransaction? = nil
@@ -449,6 +459,12 @@ public struct PolicyEngine: Sendable {
         } else if let kind = subject.subjectKind {
             name = scoring.scorecard(for: kind, among: models)?.name
         }
+        // No scorecard resolved (none installed for the subject's kind, or its latest version does
+        // not parse): no grade, rather than one read from whatever model scored the subject last,
+        // a risk model's probability of default among them (found in review, 2026-12-06).
+        guard let scorecard = name else {
+            throw PolicyRefusal(.noScore, "no scorecard for \(subject)'s kind of business is installed at height \(facts.height)")
+        }
         // The freshest (`ScoreUpdateBody.isFresher`), not the last committed: an update made from
         // an older state (delayed, say, while a re-score ran) can commit after one made from a
         // newer state, and must not hide the records the newer one covers; of equally fresh ones,
@@ -458,12 +474,12 @@ public struct PolicyEngine: Sendable {
         var best: (LoggedTransaction, ScoreUpdateBody, InstalledModel)? = nil
         _ = try facts.newestScoreUpdate(of: subject, limit: Self.scoreUpdatesRead) { l in
             if let b = best, l.logIndex < b.1.asOfLogSize { return true }
-            guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == name || name == nil else { return false }
+            guard case .scoreUpdate(let s) = l.transaction.body, let m = byHash[s.modelHash], m.name == scorecard else { return false }
             if best.map({ s.isFresher(than: $0.1, model: m, otherModel: $0.2) }) ?? true { best = (l, s, m) }
             return false
         }
         if let best { return best }
-        throw PolicyRefusal(.noScore, "\(subject) has no score under \(name ?? "any scorecard") at height \(facts.height)")
+        throw PolicyRefusal(.noScore, "\(subject) has no score under \(scorecard) at height \(facts.height)")
     }
 
     func maskedName(_ active: [Active], facts: some PolicyFacts) throws -> String {

@@ -238,7 +238,8 @@ struct ReceiptCommand: ParsableCommand {
         let claimed = unauthenticated ? "(unsigned: the requester named is only a claim) " : ""
         emit(json: json, ["ok": true, "outcome": receipt.outcome, "reason": receipt.reason, "result": receipt.result,
                           "requester": v.record.requester, "requester_authenticated": !unauthenticated, "subject": v.record.subject?.code ?? "", "policy": policy,
-                          "purpose": v.record.purpose.name, "as_of_height": receipt.as_of_height, "answered_by": receipt.answered_by,
+                          "purpose": v.record.purpose.name, "consent": v.record.consent == Hashes.zero ? "" : v.record.consent.hexString,
+                          "as_of_height": receipt.as_of_height, "answered_by": receipt.answered_by,
                           "audit_record": v.auditRecordID.hexString, "tree_size": v.checkpoint.size,
                           "checkpoint_signers": v.checkpointSigners, "facts": facts, "genesis_sha256": g.hash.hexString],
              text: """

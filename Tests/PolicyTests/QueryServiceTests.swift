@@ -335,6 +335,27 @@ final class QueryServiceTests: XCTestCase {
                                                 log_index: UInt64(index),
                                                 inclusion_proof: try store.inclusionProof(index: UInt64(index), size: honest.tree_size).map { $0.base64String }))
         assertRefused(foreign, "is not a record about the queried subject")
+
+        // A fact labelled consent or policy is the consent, or the install of the policy, that the
+        // audit record names: not any committed transaction under that label (found in review,
+        // 2026-12-06: the verifier printed such a transaction as the answer's consent).
+        func fact(_ role: String, at index: UInt64) throws -> AnswerReceipt.Fact {
+            AnswerReceipt.Fact(role: role, transaction: try store.transaction(at: index)!.encoded.base64String, log_index: index,
+                               inclusion_proof: try store.inclusionProof(index: index, size: honest.tree_size).map { $0.base64String })
+        }
+        let otherGrant = try XCTUnwrap((0..<honest.tree_size).first { i in
+            if case .consent(let c)? = try store.transaction(at: i)?.body { return c.grantee == "bank-b" }
+            return false
+        })
+        var dressed = honest
+        dressed.facts.append(try fact("consent", at: otherGrant))
+        assertRefused(dressed, "is labelled consent but is not the consent the audit record names")
+        var asPolicy = honest
+        asPolicy.facts.append(try fact("policy", at: UInt64(index)))
+        assertRefused(asPolicy, "is labelled policy but is not the install of the policy the audit record names")
+        var twice = honest
+        twice.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "consent" }))
+        assertRefused(twice, "repeats its consent or policy fact")
     }
 
     /// A refusal receipt says who asked, so it must show the request signed unless its reason is
@@ -424,6 +445,53 @@ final class QueryServiceTests: XCTestCase {
         if tampered.facts[0].inclusion_proof.count > 1 { XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis)) }
     }
 
+    /// The engine and a query for `policy` by `member` about `subject`, evaluated directly.
+    func evaluate(_ policy: String, by member: String = "bank-a", about subject: USCC, _ purpose: QueryPurpose = .loanApplication,
+                  facts: some PolicyFacts) throws -> PolicyAnswer {
+        let document = try PolicyDocument(bytes: store.latestPolicy(name: policy)!.document, genesis: consortium.genesis)
+        let query = PolicyQuery(requester: consortium.genesis.member(member)!, subject: subject, purpose: purpose, parameters: [],
+                                requestedAtMillis: nowMillis)
+        return try PolicyEngine(genesis: consortium.genesis).evaluate(document, query, facts: facts)
+    }
+
+    func assertRefusal(_ code: PolicyRefusal.Code, _ words: String, file: StaticString = #filePath, line: UInt = #line,
+                       _ evaluation: () throws -> PolicyAnswer) {
+        XCTAssertThrowsError(try evaluation(), file: file, line: line) {
+            XCTAssertEqual(($0 as? PolicyRefusal)?.code, code, "\($0)", file: file, line: line)
+            XCTAssertTrue("\($0)".contains(words), "\($0)", file: file, line: line)
+        }
+    }
+
+    /// With no scorecard for the subject's kind installed (or its latest version unreadable), a
+    /// grade policy refuses `no_score`. Found in review (2026-12-06): it took whatever model had
+    /// scored the subject last, the risk model's probability of default among them, as the grade.
+    func testNoGradeComesFromAModelThatIsNotTheSubjectsScorecard() async throws {
+        try await score([food], model: "risk-warning")
+        let facts = try StoreFacts(store: store, head: store.head, custodianKey: consortium.keys["samr"]!)
+        XCTAssertNoThrow(try evaluate("credit-grade", about: food, facts: facts))
+        let riskModelOnly = ModelsLimited(facts: facts, names: ["risk-warning"])
+        assertRefusal(.noScore, "no scorecard for \(food!)") { try evaluate("credit-grade", about: food, facts: riskModelOnly) }
+        assertRefusal(.noScore, "no scorecard") { try evaluate("loan-pre-check", about: food, facts: riskModelOnly) }
+    }
+
+    /// A node without a custodian's key refuses a policy that decrypts payloads (the masked name)
+    /// for every subject alike. Found in review (2026-12-06): it answered an empty name for a
+    /// subject with no registration record and refused the rest, telling which are registered.
+    func testANodeWithoutACustodianKeyRefusesPayloadPoliciesWhateverTheSubject() async throws {
+        let unregistered = uscc(division: "330106")
+        try await submit([try attestation(unregistered, .license, "2021-04-01", payload: "{\"license\":\"JY13301060000001\"}")])
+        try await score([unregistered])
+        _ = try await consent(unregistered, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
+        let custodian = try StoreFacts(store: store, head: store.head, custodianKey: consortium.keys["samr"]!)
+        XCTAssertNoThrow(try evaluate("credit-grade", about: unregistered, facts: custodian))
+        let bankNode = try StoreFacts(store: store, head: store.head, custodianKey: nil)
+        for subject in [food!, unregistered, blank!] {
+            assertRefusal(.notCustodianNode, "holds no custodian key") { try evaluate("credit-grade", about: subject, facts: bankNode) }
+        }
+        // A policy that decrypts nothing is answered there.
+        XCTAssertNoThrow(try evaluate("risk-flags", about: listed, .postLoanMonitoring, facts: bankNode))
+    }
+
     /// A subject is scored under several models. The credit grade comes from the newest update
     /// under the scorecard even when many newer updates are under the risk model, and the
     /// store hands score updates over newest first, below a given log size, only as far as asked.
@@ -450,14 +518,14 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(proved?.log_index, scorecardUpdate.logIndex, "the scorecard's update is the one proved")
         try assertRecorded(out.receipt, "")
         // The score fact swapped for another update about the subject (the newest, under the risk
-        // model): the stated grade and model are no longer backed by what the receipt proves.
+        // model): that is no scorecard, and the stated grade and model are not backed by it.
         var swapped = out.receipt
         let riskUpdate = all[0]
         let at = try XCTUnwrap(swapped.facts.firstIndex { $0.role == "score_update" })
         swapped.facts[at] = AnswerReceipt.Fact(role: "score_update", transaction: riskUpdate.transaction.encoded.base64String,
                                                log_index: riskUpdate.logIndex,
                                                inclusion_proof: try store.inclusionProof(index: riskUpdate.logIndex, size: swapped.tree_size).map { $0.base64String })
-        assertRefused(swapped, "is not what the receipt's score update")
+        assertRefused(swapped, "under risk-warning, which is not a scorecard for the subject's kind")
 
         // Below a log size: only older updates, newest first; reading stops when the visitor says so.
         let cut = all[5].logIndex
@@ -670,7 +738,7 @@ final class QueryServiceTests: XCTestCase {
         await refused(record(asOf: beforeGrant), "among the newest 1024 recorded before height \(beforeGrant)")
         await refused(record(asOf: store.head.height + 5), "evaluated at height \(store.head.height + 5), which is not committed here")
         // Gossip from a node a few heights ahead waits in the mempool; a block may not hold it yet.
-        let validator = TransactionValidator(genesis: consortium.genesis)
+        let validator = TransactionValidator.standard(genesis: consortium.genesis)
         let ahead = record(asOf: store.head.height + TransactionValidator.mempoolHeightSlack).transaction
         XCTAssertNoThrow(try validator.checkStateful(ahead, state: store, forMempool: true))
         XCTAssertThrowsError(try validator.checkStateful(ahead, state: store))
@@ -678,7 +746,7 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertThrowsError(try validator.checkStateful(tooFar, state: store, forMempool: true))
         // A serving node remembers a consent found to stand (by the record's id), and only that:
         // not a record admitted on the height slack alone, not one refused.
-        var memoized = TransactionValidator(genesis: consortium.genesis)
+        var memoized = TransactionValidator.standard(genesis: consortium.genesis)
         memoized.consentChecks = CheckMemo()
         let stood = record(asOf: standing).transaction
         for _ in 0..<3 { XCTAssertNoThrow(try memoized.checkStateful(stood, state: store)) }
@@ -717,6 +785,31 @@ final class QueryServiceTests: XCTestCase {
         // Certified or not, the consent must at least be a committed grant to the requester about the subject.
         let stranger = record(asOf: revoked) { $0.requester = "bank-b" }.transaction
         XCTAssertThrowsError(try validator.checkStateful(stranger, state: store, certified: true))
+
+        // An answer is one its policy gives: it names the consent the policy requires, and its
+        // caller and purpose are ones the policy allows. Found in review (2026-12-06): an answer
+        // naming no consent at all passed every validator, which checked a named consent only.
+        let now = store.head.height
+        await refused(record(asOf: now) { $0.consent = Hashes.zero }, "credit-grade requires the subject's consent, but the answered audit record names none")
+        await refused(record(asOf: now) { $0.requester = "data-bureau" }, "data-bureau may not call credit-grade")
+        await refused(record(asOf: now) { $0.purpose = .supervision }, "not supervision, yet the audit record says it was answered")
+        await refused(record(asOf: now) { $0.subject = nil; $0.consent = Hashes.zero }, "answers about one subject, but the answered audit record names none")
+        // A validator without the policy engine cannot tell, so it takes no answer.
+        XCTAssertThrowsError(try TransactionValidator(genesis: consortium.genesis).checkStateful(record(asOf: now).transaction, state: store)) {
+            XCTAssertTrue("\($0)".contains("no policy engine"), "\($0)")
+        }
+        // Certified past the validators (as blocks certified before they checked this may hold),
+        // such an answer is taken by catch-up and named by the verifier.
+        let bare = record(asOf: now) { $0.consent = Hashes.zero }
+        XCTAssertNoThrow(try validator.checkStateful(bare.transaction, state: store, certified: true))
+        let bareIndex = store.head.logSize
+        try appendPastValidators([bare])
+        source = StoreBlockSource(store: store)
+        let audited = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+        XCTAssertEqual(audited.answersWithoutStandingConsent, 2)
+        XCTAssertEqual(audited.answersWithoutStandingConsentFirst.last?.logIndex, bareIndex)
+        XCTAssertTrue(audited.answersWithoutStandingConsentFirst.last?.reason.contains("requires the subject's consent") ?? false,
+                      "\(audited.answersWithoutStandingConsentFirst)")
     }
 
     /// Consents are read newest first: another bank recording over a thousand grants to itself
@@ -1274,4 +1367,29 @@ final class ManualClock: @unchecked Sendable {
     init(_ millis: UInt64) { self.millis = millis }
     var now: UInt64 { lock.withLock { millis } }
     func advance(_ by: UInt64) { lock.withLock { millis += by } }
+}
+
+/// Facts that show only the named models installed: a consortium that installed no scorecard for
+/// a kind of subject.
+struct ModelsLimited<Base: PolicyFacts>: PolicyFacts {
+    let facts: Base
+    let names: Set<String>
+    var height: UInt64 { facts.height }
+    var logSize: UInt64 { facts.logSize }
+    var asOfDate: LedgerDate { facts.asOfDate }
+    var readsPayloads: Bool { facts.readsPayloads }
+    func models() -> [InstalledModel] { facts.models().filter { names.contains($0.name) } }
+    func policy(hash: Hash) -> InstalledPolicy? { facts.policy(hash: hash) }
+    func records(of subject: USCC, limit: Int) throws -> [LoggedScoreRecord] { try facts.records(of: subject, limit: limit) }
+    func transaction(at logIndex: UInt64) throws -> LoggedTransaction { try facts.transaction(at: logIndex) }
+    func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction? {
+        try facts.newestScoreUpdate(of: subject, limit: limit, where: matches)
+    }
+    func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] { try facts.consents(of: subject, grantee: grantee, limit: limit) }
+    func payload(of record: LoggedTransaction) throws -> [UInt8]? { try facts.payload(of: record) }
+    func gradeCells(model: String, limit: Int) throws -> [GradeCell] { try facts.gradeCells(model: model, limit: limit) }
+    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { try facts.queryLog(of: subject, limit: limit) }
+    func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
+        try facts.maskedName(registrationAt: logIndex, compute: compute)
+    }
 }
