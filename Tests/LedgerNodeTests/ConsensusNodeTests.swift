@@ -73,14 +73,26 @@ final class ConsensusNodeTests: XCTestCase {
         /// A block on the node's head holding `submissions`, as an honest proposer builds it.
         func block(_ submissions: [Submission], proposer: String, previousHash: Hash? = nil, timestampMillis: UInt64? = nil) -> CandidateBlock {
             let head = store.head
-            let built = BlockBuilder.build(chainID: genesis.chainID, height: head.height + 1,
+            return Self.block(submissions, genesis: genesis, height: head.height + 1, previousHash: previousHash ?? head.blockHash,
+                              frontier: store.frontier, proposer: proposer, timestampMillis: timestampMillis)
+        }
+
+        /// A block at `height` on `previousHash` and a log `frontier`, before a store or node exists.
+        static func block(_ submissions: [Submission], genesis: Genesis, height: UInt64, previousHash: Hash, frontier: MerkleFrontier,
+                          proposer: String, timestampMillis: UInt64? = nil) -> CandidateBlock {
+            let built = BlockBuilder.build(chainID: genesis.chainID, height: height,
                                            timestampMillis: timestampMillis ?? UInt64(Date().timeIntervalSince1970 * 1000),
-                                           previousHash: previousHash ?? head.blockHash, frontier: store.frontier,
+                                           previousHash: previousHash, frontier: frontier,
                                            transactions: submissions.map(\.transaction), proposer: proposer)
             return CandidateBlock(header: built.header, submissions: submissions)
         }
 
         func proposal(_ block: CandidateBlock, round: UInt32 = 0, by proposer: String) -> Proposal {
+            Self.proposal(block, round: round, by: proposer, genesis: genesis, keys: keys)
+        }
+
+        static func proposal(_ block: CandidateBlock, round: UInt32 = 0, by proposer: String, genesis: Genesis,
+                             keys: [String: MemberSecretKeys]) -> Proposal {
             let bytes = Proposal.signingBytes(chainID: genesis.chainID, height: block.header.height, round: round, polRound: -1,
                                               blockHash: block.hash, proposer: proposer)
             return Proposal(height: block.header.height, round: round, polRound: -1, blockHash: block.hash, proposer: proposer,
@@ -669,20 +681,14 @@ final class ConsensusNodeTests: XCTestCase {
             subs = try DemoRecords.requests(count: 4, subjects: 2, seed: 41).enumerated().map { i, r in
                 try r.build(genesis: genesis, keys: keys["val-a"]!, nonce: UInt64(100 + i), issuedAtMillis: 1)
             }
-            let now = UInt64(Date().timeIntervalSince1970 * 1000)
-            let b1 = BlockBuilder.build(chainID: genesis.chainID, height: 1, timestampMillis: now, previousHash: genesis.hash,
-                                        frontier: MerkleFrontier(), transactions: subs[..<2].map(\.transaction), proposer: "val-b")
+            let b1 = Fixture.block(Array(subs[..<2]), genesis: genesis, height: 1, previousHash: genesis.hash, frontier: MerkleFrontier(), proposer: "val-b")
             var frontier = MerkleFrontier()
             for s in subs[..<2] { frontier.append(leafHash: s.transaction.id) }
-            let b2 = BlockBuilder.build(chainID: genesis.chainID, height: 2, timestampMillis: now, previousHash: b1.header.hash,
-                                        frontier: frontier, transactions: subs[2...].map(\.transaction), proposer: me)
-            first = CandidateBlock(header: b1.header, submissions: Array(subs[..<2]))
-            second = CandidateBlock(header: b2.header, submissions: Array(subs[2...]))
+            let b2 = Fixture.block(Array(subs[2...]), genesis: genesis, height: 2, previousHash: b1.hash, frontier: frontier, proposer: me)
+            (first, second) = (b1, b2)
             var state = SafetyState(height: 2)
             state.step = .prevote
-            let bytes = Proposal.signingBytes(chainID: genesis.chainID, height: 2, round: 0, polRound: -1, blockHash: b2.header.hash, proposer: me)
-            state.proposal = Proposal(height: 2, round: 0, polRound: -1, blockHash: b2.header.hash, proposer: me,
-                                      signature: keys[me]!.signing.signature(for: bytes))
+            state.proposal = Fixture.proposal(b2, by: me, genesis: genesis, keys: keys)
             try FileManager.default.createDirectory(atPath: walDirectory, withIntermediateDirectories: true)
             try ConsensusWAL(directory: walDirectory).save(state) { _ in nil }
         })
