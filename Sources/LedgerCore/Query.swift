@@ -48,7 +48,7 @@ public protocol PolicyRules: Sendable {
     /// requester may call the policy, the purpose is one it answers for, a subject policy's answer
     /// names a subject, and one that requires the subject's consent names a consent. The engine
     /// answers only so, and validators and the receipt check hold every answer to it. Throws
-    /// naming the first that fails.
+    /// naming the first that fails. `document` is the one whose SHA-256 `record.policy` is.
     func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws
     /// Checks an answer's score outputs against the score update fact its receipt holds (`score`,
     /// nil when it holds none): every grade, score band and credit line the result states must be

@@ -435,8 +435,9 @@ final class PolicyDocumentCache: @unchecked Sendable {
     private var documents: [Key: PolicyDocument] = [:]
     private let capacity = 64
 
-    func document(_ bytes: [UInt8], genesis: Genesis) throws -> PolicyDocument {
-        let key = Key(genesis: HashKey(genesis.hash), document: HashKey(SHA256.hash(bytes)))
+    /// `hash`: the document's SHA-256 when the caller holds it already (a policy is named by it).
+    func document(_ bytes: [UInt8], hash: Hash? = nil, genesis: Genesis) throws -> PolicyDocument {
+        let key = Key(genesis: HashKey(genesis.hash), document: HashKey(hash ?? SHA256.hash(bytes)))
         if let d = lock.withLock({ documents[key] }) { return d }
         let d = try PolicyDocument(bytes: bytes, genesis: genesis)
         lock.withLock {
@@ -461,7 +462,7 @@ public struct PolicyRules: LedgerCore.PolicyRules {
     }
 
     public func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws {
-        let policy = try parse(document, genesis)
+        let policy = try parse(document, genesis, hash: record.policy)
         guard let requester = genesis.member(record.requester) else {
             throw LedgerError(.notAuthorized, "the answer's requester \(record.requester) is not a member; only members' signed requests are answered")
         }
@@ -542,8 +543,8 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         }
     }
 
-    private func parse(_ document: [UInt8], _ genesis: Genesis) throws -> PolicyDocument {
-        do { return try cache.document(document, genesis: genesis) } catch let e as PolicyError {
+    private func parse(_ document: [UInt8], _ genesis: Genesis, hash: Hash? = nil) throws -> PolicyDocument {
+        do { return try cache.document(document, hash: hash, genesis: genesis) } catch let e as PolicyError {
             throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
         }
     }
