@@ -159,6 +159,9 @@ public struct QueryRecordBody: Hashable, Sendable {
         guard Genesis.isValidName(requester, max: FieldLimits.memberID) else {
             throw LedgerError(.invalidValue, "query requester \"\(requester)\" must be 1-32 characters of a-z 0-9 . _ -")
         }
+        guard requestedAtMillis <= QueryRequest.latestIssuedAtMillis else {
+            throw LedgerError(.invalidValue, "query record's requested_at \(requestedAtMillis) ms is after the year 9999, later than any request may be signed")
+        }
         switch outcome {
         case .answered:
             guard reason.isEmpty, resultHash != Hashes.zero, policy != Hashes.zero else {
@@ -179,6 +182,11 @@ public struct QueryRequest: Sendable, Equatable {
     public static let domain: [UInt8] = Array("CreditLedger/v1/query\n".utf8)
     public static let maxBytes = 4_096
     public static let maxParameters = 8
+    /// The latest signing time a request may state, 9999-12-31T23:59:59.999Z. Audit records carry
+    /// it and query logs show it as a JSON integer, so it must fit one: a request stating 2⁶⁴ − 1
+    /// was recorded (refused for its time) and then crashed every node that showed that subject's
+    /// query log (found in review, 2026-12-06).
+    public static let latestIssuedAtMillis: UInt64 = 253_402_300_799_999
 
     public var chainID: String
     public var requester: String
@@ -249,6 +257,9 @@ public struct QueryRequest: Sendable, Equatable {
         }
         let nonce = try r.u64("nonce")
         let at = try r.u64("issued_at")
+        guard at <= latestIssuedAtMillis else {
+            throw LedgerError(.invalidValue, "issued_at \(at) ms is after the year 9999; sign a request with the time it is sent")
+        }
         let sig = try r.raw(64, "signature")
         try r.expectEnd()
         return QueryRequest(chainID: chain, requester: requester, keyID: keyID, policy: policy, subject: subject,

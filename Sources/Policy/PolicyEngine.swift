@@ -567,7 +567,7 @@ public struct PolicyEngine: Sendable {
             var o: CanonicalJSON.Object = [
                 "requester": .string(q.requester), "purpose": .string(q.purpose.name),
                 "policy": .string(policy.map { "\($0.name)@\($0.version)" } ?? "unknown"),
-                "requested_at_ms": .int(Int64(q.requestedAtMillis)),
+                "requested_at_ms": .int(Int64(clamping: q.requestedAtMillis)),   // at most 9999-12-31 on a valid chain
                 "outcome": .string(q.outcome == .answered ? "answered" : "refused"),
                 "answered_by": .string(l.transaction.header.signer), "audit_record": .string(l.transaction.id.hexString),
             ]

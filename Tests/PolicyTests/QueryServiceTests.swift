@@ -445,6 +445,37 @@ final class QueryServiceTests: XCTestCase {
         if tampered.facts[0].inclusion_proof.count > 1 { XCTAssertThrowsError(try tampered.verify(genesis: consortium.genesis)) }
     }
 
+    /// A request's signing time goes into its audit record and the subject's query log, where it
+    /// is a JSON integer. Found in review (2026-12-06): a request signed "at" 2⁶⁴ − 1 ms was
+    /// recorded (refused for its time, or as forged) and every later query-log answer about that
+    /// subject trapped converting it, on every node. Past 9999 the bytes are not a request.
+    func testARequestSignedAfterTheYear9999IsNotRecordedAndTheQueryLogStillAnswers() async throws {
+        let before = store.head.logSize
+        for at in [UInt64.max, QueryRequest.latestIssuedAtMillis + 1] {
+            for key in [consortium.keys["bank-a"]!.signing, consortium.keys["bank-b"]!.signing] {   // signed, and forged
+                let bytes = signedRequest("bank-a", "credit-grade", subject: food.code, at: at, key: key)
+                do {
+                    _ = try await service.handle(bytes)
+                    XCTFail("a request signed at \(at) ms was handled")
+                } catch { XCTAssertTrue("\(error)".contains("after the year 9999"), "\(error)") }
+            }
+        }
+        XCTAssertEqual(store.head.logSize, before, "nothing was recorded")
+        // The latest time allowed is refused as stale and recorded; the query log shows it.
+        let (_, stale) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application", at: QueryRequest.latestIssuedAtMillis)
+        XCTAssertEqual(stale.receipt.reason, "outside_time_window")
+        let (_, log) = try await ask("samr", "my-queries", subject: food.code, purpose: "subject_access")
+        XCTAssertTrue(log.answered, log.receipt.message)
+        XCTAssertTrue(log.receipt.result.contains("\"requested_at_ms\":\(QueryRequest.latestIssuedAtMillis)"), log.receipt.result)
+        // Nor may a node record a later time: validators refuse the record.
+        guard case .queryRecord(var record) = try Transaction.decode(try XCTUnwrap([UInt8](base64: stale.receipt.facts[0].transaction)), maxBytes: 1 << 20).body else {
+            return XCTFail("the first fact is not the audit record")
+        }
+        record.requestedAtMillis = .max
+        record.requestNonce += 1
+        XCTAssertThrowsError(try record.check()) { XCTAssertTrue("\($0)".contains("after the year 9999"), "\($0)") }
+    }
+
     /// The engine and a query for `policy` by `member` about `subject`, evaluated directly.
     func evaluate(_ policy: String, by member: String = "bank-a", about subject: USCC, _ purpose: QueryPurpose = .loanApplication,
                   facts: some PolicyFacts) throws -> PolicyAnswer {
