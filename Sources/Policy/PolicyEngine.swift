@@ -372,13 +372,31 @@ public struct PolicyEngine: Sendable {
         let record: ScoreRecord.Metadata
     }
 
-    /// Attestations and correction replacements that no later amendment revoked or replaced.
+    /// The effective version of each record, by scoring's rule (`SubjectFacts`, docs/SCORING.md
+    /// §3.2): amendments apply to the record their target is a version of; a correction replaces
+    /// it unless it was revoked, and a revocation ends it for good. `all` is oldest first. In log
+    /// order of the versions kept. Found in review (2026-12-06): policies counted a correction
+    /// made after its record was revoked, both of two corrections of one record, and a correction
+    /// whose original was revoked afterwards, where scores count none, one and none.
     func activeRecords(_ all: [LoggedScoreRecord]) -> [Active] {
-        let superseded = Set(all.compactMap(\.record.target))
-        return all.compactMap { l in
-            guard !superseded.contains(l.record.id), let m = l.record.metadata else { return nil }
-            return Active(logIndex: l.logIndex, id: l.record.id, record: m)
+        var slot: [HashKey: Int] = [:]                          // id of every version → record
+        var records: [(version: Active?, revoked: Bool)] = []
+        for l in all {
+            if let target = l.record.target {
+                guard let i = slot[HashKey(target)] else { continue }   // not an earlier record about the subject
+                slot[HashKey(l.record.id)] = i
+                guard !records[i].revoked else { continue }
+                if let m = l.record.metadata {
+                    records[i].version = Active(logIndex: l.logIndex, id: l.record.id, record: m)
+                } else {
+                    records[i] = (nil, true)
+                }
+            } else if let m = l.record.metadata {
+                slot[HashKey(l.record.id)] = records.count
+                records.append((Active(logIndex: l.logIndex, id: l.record.id, record: m), false))
+            }
         }
+        return records.compactMap(\.version).sorted { $0.logIndex < $1.logIndex }
     }
 
     func matching(_ active: [Active], _ categories: [Category], window: Int64?, minSeverity: Severity, facts: some PolicyFacts) -> [Active] {

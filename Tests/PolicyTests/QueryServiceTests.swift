@@ -476,6 +476,56 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertThrowsError(try record.check()) { XCTAssertTrue("\($0)".contains("after the year 9999"), "\($0)") }
     }
 
+    /// Policies read a subject's records with amendments applied as scoring applies them
+    /// (docs/SCORING.md §3.2). Found in review (2026-12-06): risk flags counted a correction made
+    /// after its record was revoked, both of two corrections of one record, and a correction
+    /// whose original was revoked afterwards.
+    func testPoliciesApplyAmendmentsAsScoringDoes() async throws {
+        func amendment(of target: Hash, replacement: Submission?) -> Submission {
+            var body: AttestationBody? = nil
+            if case .attestation(let b)? = replacement?.transaction.body { body = b }
+            let a = AmendmentBody(action: body == nil ? .revocation : .correction, target: target, reason: "test", replacement: body)
+            return Submission(transaction: Transaction.sign(header: header("samr"), body: .amendment(a), key: consortium.keys["samr"]!.signing),
+                              envelope: replacement?.envelope)
+        }
+        func penalty(_ s: USCC, _ date: String) throws -> Submission {
+            try attestation(s, .penalty, date, severity: .general, payload: "{\"decision\":\"\(date)\"}")
+        }
+        var expected: [(USCC, String)] = []
+        // Revoked, then corrected: the correction changes nothing.
+        let revokedFirst = uscc(division: "330106")
+        let a = try penalty(revokedFirst, "2026-01-05")
+        try await submit([a])
+        try await submit([amendment(of: a.transaction.id, replacement: nil)])
+        try await submit([amendment(of: a.transaction.id, replacement: try penalty(revokedFirst, "2026-01-06"))])
+        expected.append((revokedFirst, "0"))
+        // Corrected twice: one record.
+        let correctedTwice = uscc(division: "330106")
+        let b = try penalty(correctedTwice, "2026-02-05")
+        try await submit([b])
+        try await submit([amendment(of: b.transaction.id, replacement: try penalty(correctedTwice, "2026-02-06"))])
+        try await submit([amendment(of: b.transaction.id, replacement: try penalty(correctedTwice, "2026-02-07"))])
+        expected.append((correctedTwice, "1"))
+        // Corrected, then the original revoked: the record is gone.
+        let revokedLater = uscc(division: "330106")
+        let c = try penalty(revokedLater, "2026-03-05")
+        try await submit([c])
+        try await submit([amendment(of: c.transaction.id, replacement: try penalty(revokedLater, "2026-03-06"))])
+        try await submit([amendment(of: c.transaction.id, replacement: nil)])
+        expected.append((revokedLater, "0"))
+
+        for (subject, bucket) in expected {
+            _ = try await consent(subject, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
+            let (_, out) = try await ask("bank-a", "risk-flags", subject: subject.code, purpose: "loan_application")
+            XCTAssertTrue(out.answered, out.receipt.message)
+            XCTAssertEqual(try fields(out.receipt)["penalties_24_months"] as? String, bucket, "\(subject)")
+            // The score counts the same records.
+            let (records, asOf) = try store.scoreInputs(subject: subject)
+            let facts = try SubjectFacts(subject: subject, inputs: records.map(\.transaction), asOfDate: asOf)
+            XCTAssertEqual(facts.facts.count, Int(bucket), "\(subject)")
+        }
+    }
+
     /// The engine and a query for `policy` by `member` about `subject`, evaluated directly.
     func evaluate(_ policy: String, by member: String = "bank-a", about subject: USCC, _ purpose: QueryPurpose = .loanApplication,
                   facts: some PolicyFacts) throws -> PolicyAnswer {
