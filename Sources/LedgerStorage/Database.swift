@@ -96,7 +96,10 @@ public final class Database: @unchecked Sendable {
                 blockCacheBytes: Int = 64 << 20) throws {
         self.path = path
         self.mode = mode
-        if mode == .readWrite { try Self.checkColumnFamilies(path: path, expected: names) }
+        if mode == .readWrite {
+            try Self.checkFreeSpace(at: path)
+            try Self.checkColumnFamilies(path: path, expected: names)
+        }
         let options = rocksdb_options_create()!
         let cache = rocksdb_cache_create_lru(blockCacheBytes)!
         let tableOptions = rocksdb_block_based_options_create()!
@@ -195,6 +198,30 @@ public final class Database: @unchecked Sendable {
             while !Self.reniceBackgroundThreads(), tries < 40 { usleep(5_000); tries += 1 }
         }
         for (i, name) in allNames.enumerated() { columnFamilyIndexes[name] = i }
+    }
+
+    /// The free space a store needs to be opened for writing: RocksDB writes a new manifest and
+    /// options file and starts a write-ahead log (32 MiB memtables) before anything else. With a
+    /// full disk, RocksDB 7.8 as Debian builds it aborted the process on a failed sync at open
+    /// (an assertion, with a backtrace) instead of returning an error (found by black-box
+    /// testing, 2026-12-06); a running store that fills its disk reports the failed write.
+    public static let minimumFreeBytesToOpen: UInt64 = 64 << 20
+
+    /// Refuses to open for writing on a file system with less than `needed` bytes free, naming
+    /// the path and how much is free. The store's directory, or the nearest existing parent.
+    static func checkFreeSpace(at path: String, needed: UInt64 = minimumFreeBytesToOpen) throws {
+        var probe = path
+        while access(probe, F_OK) != 0, probe != "/", !probe.isEmpty {
+            probe = (probe as NSString).deletingLastPathComponent
+            if probe.isEmpty { probe = "." }
+        }
+        var stats = statvfs()
+        guard statvfs(probe, &stats) == 0 else { return }   // cannot tell: let RocksDB try
+        let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
+        guard free >= needed else {
+            throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "
+                               + "and a store needs at least \(needed) to open for writing; free some space and start again")
+        }
     }
 
     /// An existing store must hold exactly the column families this version uses. Otherwise it

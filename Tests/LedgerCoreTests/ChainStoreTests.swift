@@ -490,6 +490,19 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertTrue((9...10).contains(reopened.head.height), "\(reopened.head.height)")
     }
 
+    /// A store is not opened for writing on a nearly full disk: the check names the path and the
+    /// space free (RocksDB aborted the process on a failed sync at open instead, found by
+    /// black-box testing, 2026-12-06). The store's own directory or, new, its nearest parent.
+    func testOpeningForWritingNeedsFreeSpace() throws {
+        XCTAssertNoThrow(try Database.checkFreeSpace(at: directory + "/not/yet/there"))
+        for path in [directory, directory + "/not/yet/there"] {
+            XCTAssertThrowsError(try Database.checkFreeSpace(at: path, needed: .max)) { error in
+                XCTAssertEqual((error as? StorageError)?.code, .write)
+                XCTAssertTrue("\(error)".contains("no space left on the device holding \(path)") && "\(error)".contains("bytes free"), "\(error)")
+            }
+        }
+    }
+
     func testTruncatedStoreIsRefused() throws {
         let c = try TestConsortium(validators: ["samr"])
         do {
