@@ -27,6 +27,7 @@ struct CreditNode: AsyncParsableCommand {
                       QueryCommand.self, ConsentCommand.self, InstallPolicy.self, InstallModel.self, Erase.self, Approve.self])
 
     static func main() async {
+        failExitWhenStandardOutputIsLost()
         // Before any task runs: Swift tasks run on the event loops that serve HTTP and P2P, so
         // a request is read, evaluated and answered without hopping between thread pools.
         TaskThreads.runOnEventLoops()

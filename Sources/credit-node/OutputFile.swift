@@ -10,8 +10,17 @@ import Glibc
 /// A custodian who typed `--out` where `--key` belonged lost the X25519 secret that every
 /// governance change needs (found in review).
 func checkOutput(_ out: String, inputs: [String?] = []) throws {
+    var link = stat()
+    guard lstat(out, &link) == 0 else { return }   // nothing there yet
+    // The output is written to a temporary file renamed into place, which would replace a
+    // device, a pipe or a symbolic link with a plain file and report success (found by
+    // black-box testing: `--out /dev/full` "wrote" and left a file where the device was).
+    guard link.st_mode & S_IFMT == S_IFREG else {
+        let kind = link.st_mode & S_IFMT == S_IFLNK ? "a symbolic link" : link.st_mode & S_IFMT == S_IFDIR ? "a directory" : "a device or pipe"
+        throw fail("--out \(out) is \(kind), not a regular file; name a file to write; nothing was written")
+    }
     var target = stat()
-    guard stat(out, &target) == 0 else { return }   // nothing there yet
+    guard stat(out, &target) == 0 else { return }
     for case let input? in inputs {
         var other = stat()
         if stat(input, &other) == 0, other.st_dev == target.st_dev, other.st_ino == target.st_ino {

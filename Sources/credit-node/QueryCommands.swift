@@ -35,6 +35,14 @@ struct QueryCommand: ParsableCommand {
     func run() throws {
         do {
             if let out { try checkOutput(out, inputs: [key, genesis]) }
+            // A malformed subject or purpose would be refused by the node, and that refusal is on
+            // the ledger for good and spends the member's refusal budget: say so here instead.
+            guard QueryPurpose(name: purpose) != nil, purpose != QueryPurpose.unspecified.name else {
+                throw fail("--purpose \(purpose) is not one of \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")); nothing was sent")
+            }
+            if !subject.isEmpty {
+                do { _ = try USCC(subject) } catch { throw fail("--subject: \(error); nothing was sent") }
+            }
             let keys = try MemberSecretKeys.load(from: key)
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis)

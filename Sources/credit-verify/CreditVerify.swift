@@ -25,6 +25,11 @@ struct CreditVerify: ParsableCommand {
           credit-verify provenance provenance.json --genesis genesis.json
         """,
         subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self])
+
+    static func main() {
+        failExitWhenStandardOutputIsLost()
+        main(nil)
+    }
 }
 
 func readGenesis(_ path: String) throws -> Genesis {
@@ -284,6 +289,9 @@ struct Consistency: ParsableCommand {
                 hashes = try fetchProof(from, a.size, b.size)
             } else {
                 throw Failure("give --proof FILE or --from URL")
+            }
+            if hashes.isEmpty, a.size > 0, a.size < b.size {
+                throw Failure("\(proof ?? "the node's reply") holds no proof hashes; a consistency proof from size \(a.size) to \(b.size) has at least one")
             }
             guard Merkle.verifyConsistency(oldSize: a.size, newSize: b.size, oldRoot: a.rootHash, newRoot: b.rootHash, proof: hashes) else {
                 throw Failure("consistency proof \(a.size) → \(b.size) does NOT verify: the log was rewritten, or the proof is wrong")

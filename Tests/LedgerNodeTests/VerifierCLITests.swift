@@ -9,12 +9,12 @@ import XCTest
 /// `credit-node` and `credit-verify` as people run them: real processes, exit codes, messages.
 final class VerifierCLITests: XCTestCase {
     @discardableResult
-    static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ tool: String, _ arguments: [String], standardOutput: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: BuiltTools.path(tool) ?? tool)
         process.arguments = arguments
         let pipe = Pipe()
-        process.standardOutput = pipe
+        process.standardOutput = try standardOutput.map { try XCTUnwrap(FileHandle(forWritingAtPath: $0), $0) } ?? pipe
         process.standardError = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
@@ -104,6 +104,33 @@ final class VerifierCLITests: XCTestCase {
                                                        "--genesis", genesis, "--proof", dir + "/bad.proof"])
         XCTAssertEqual(rewritten.status, 1)
         XCTAssertTrue(rewritten.output.contains("does NOT verify"), rewritten.output)
+        // An empty proof file is that, not a rewritten log.
+        try "".write(toFile: dir + "/empty.proof", atomically: true, encoding: .utf8)
+        let empty = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                   "--genesis", genesis, "--proof", dir + "/empty.proof"])
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertTrue(empty.output.contains("empty.proof holds no proof hashes"), empty.output)
+
+        // Output that cannot be written fails the command: to standard output (here /dev/full)…
+        let lost = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", genesis, "--json"], standardOutput: "/dev/full")
+        XCTAssertEqual(lost.status, 1, lost.output)
+        XCTAssertTrue(lost.output.contains("could not be written to standard output"), lost.output)
+        XCTAssertEqual(try Self.run("credit-node", ["verifier-keys", "--genesis", genesis], standardOutput: "/dev/full").status, 1)
+        // …or with --out naming something other than a file, which a renamed temporary file would replace.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.export", withDestinationPath: dir + "/target.export")
+        for out in [dir + "/link.export", "/dev/full", dir] {
+            let refused = try Self.run("credit-node", ["export", "--data-dir", dir, "--out", out])
+            XCTAssertEqual(refused.status, 1, refused.output)
+            XCTAssertTrue(refused.output.contains("not a regular file") && refused.output.contains("nothing was written"), refused.output)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/target.export"))
+        // A query with a malformed subject or purpose is not sent (its refusal would be on the ledger for good).
+        for (subject, purpose, words) in [("91350100M000100Y44", "loan_application", "--subject"), ("91350100M000100Y43", "lending", "--purpose lending")] {
+            let query = try Self.run("credit-node", ["query", "--node", url, "--key", dir + "/keys/dev.key", "--policy", "credit-grade",
+                                                     "--subject", subject, "--purpose", purpose])
+            XCTAssertEqual(query.status, 1, query.output)
+            XCTAssertTrue(query.output.contains(words) && query.output.contains("nothing was sent"), query.output)
+        }
 
         // A tampered receipt fails with a reason and a non-zero exit.
         var text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)

@@ -1,0 +1,22 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Makes the process exit with status 1, saying so on standard error, when what it printed to
+/// standard output could not all be written (a full disk, a closed pipe, `/dev/full`). Without
+/// it the tools exited 0 after `credit-node checkpoint > cp.txt` left an empty file on a full
+/// disk (found by black-box testing, 2026-12-06). Call once, first thing in `main`.
+public func failExitWhenStandardOutputIsLost() {
+    atexit {
+        // `print` goes through C stdio, which keeps what it could not write and tries again on
+        // the next flush: flushing every stream here fails if any of it is still unwritten.
+        // (Swift 6 does not let this code name `stdout` or `stderr`, C globals.)
+        if fflush(nil) != 0 {
+            let message = "error: the output could not be written to standard output (\(String(cString: strerror(errno)))); it is incomplete\n"
+            _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+            _exit(1)
+        }
+    }
+}
