@@ -52,7 +52,13 @@ public struct LedgerAPI: Sendable {
         var app = application(routes: .all, host: host, port: port, addressFile: addressFile, what: "HTTP API", logger: logger,
                               idleTimeout: idleTimeout, maxConnections: maxConnections)
         app.addServices(services)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch where "\(error)".contains("bind(") {
+            // NIO names the system call, not the address (found by black-box testing).
+            let addresses = "\(host):\(port) (HTTP API)" + (members.map { " or \($0.host):\($0.port) (member API)" } ?? "")
+            throw LedgerError(.invalidValue, "cannot listen on \(addresses): \(error)")
+        }
     }
 
     /// Which routes a listener serves.

@@ -47,6 +47,9 @@ public struct NodeConfig: Decodable, Sendable {
     /// Each consensus timeout is 1 ms to 10 minutes.
     static let timeoutRange: ClosedRange<UInt64> = 1...600_000
 
+    /// The log levels a config file or `--log-level` may name.
+    public static let logLevels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+
     public static func load(path: String) throws -> (NodeConfig, base: String) {
         guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
             throw LedgerError(.notFound, "cannot read config file \(path) (or it is over 1 MiB)")
@@ -73,6 +76,9 @@ public struct NodeConfig: Decodable, Sendable {
         }
         if let n = config.http_max_connections, !LedgerAPI.maxConnectionsRange.contains(n) {
             throw LedgerError(.invalidValue, "config file \(path): http_max_connections is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
+        }
+        if let level = config.log_level, Logger.Level(rawValue: level) == nil {
+            throw LedgerError(.invalidValue, "config file \(path): log_level is \"\(level.prefix(32))\"; it must be one of \(Self.logLevels)")
         }
         if let n = config.commit_wait_seconds, !commitWaitRange.contains(n) {
             throw LedgerError(.invalidValue, "config file \(path): commit_wait_seconds is \(n); it must be \(commitWaitRange.lowerBound)-\(commitWaitRange.upperBound)")

@@ -173,6 +173,10 @@ public final class Database: @unchecked Sendable {
             rocksdb_options_destroy(options)
             rocksdb_block_based_options_destroy(tableOptions)
             rocksdb_cache_destroy(cache)
+            if message.contains("/LOCK") && (message.contains("Resource temporarily unavailable") || message.contains("lock hold")) {
+                throw StorageError(.open, "the store at \(path) is already open for writing (by a running node, or a tool writing to it); "
+                                   + "stop that first (RocksDB: \(message))")
+            }
             let damaged = message.contains("Corruption")
             throw StorageError.fromRocksDB("cannot open store at \(path): \(message)"
                 + (damaged ? " (a table file or the write-ahead log, which may hold committed blocks, is damaged; nothing was changed. "

@@ -40,6 +40,13 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode(1)
 }
 
+/// `--log-level`: a level by name, or an error naming the ones there are (a misspelt level
+/// used to run the node at info without a word).
+func parseLogLevel(_ name: String) throws -> Logger.Level {
+    guard let level = Logger.Level(rawValue: name) else { throw fail("--log-level must be one of \(NodeConfig.logLevels), got \(name)") }
+    return level
+}
+
 func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
 /// The genesis a client command builds its transaction against. The node's copy is fetched
@@ -79,8 +86,8 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         Allocator.keepFreedMemory()
         var logger = Logger(label: "credit-node")
-        let level = logLevel ?? ((try? NodeConfig.load(path: config).0.log_level) ?? nil) ?? "info"
-        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        if let logLevel { logger.logLevel = try parseLogLevel(logLevel) }
+        else if let level = (try? NodeConfig.load(path: config).0.log_level) ?? nil { logger.logLevel = Logger.Level(rawValue: level) ?? .info }
         await runningNode { try await NetworkNode.run(configPath: config, logger: logger) }
     }
 }
@@ -135,7 +142,7 @@ struct Dev: AsyncParsableCommand {
             return (h, p)
         }
         var logger = Logger(label: "credit-node")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = try parseLogLevel(logLevel)
         await runningNode {
             try await DevNode.run(dataDirectory: dataDir, host: host, port: port,
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,

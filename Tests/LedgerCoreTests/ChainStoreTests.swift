@@ -503,6 +503,17 @@ final class ChainStoreTests: XCTestCase {
         }
     }
 
+    /// A second writer on a store (a second node started on the same data directory) is told
+    /// the store is in use, not RocksDB's bare "LOCK: Resource temporarily unavailable".
+    func testASecondWriterIsToldTheStoreIsInUse() throws {
+        let first = try Database(path: directory, columnFamilies: ["meta"])
+        XCTAssertThrowsError(try Database(path: directory, columnFamilies: ["meta"])) { error in
+            XCTAssertEqual((error as? StorageError)?.code, .open)
+            XCTAssertTrue("\(error)".contains("is already open for writing"), "\(error)")
+        }
+        _ = first
+    }
+
     func testTruncatedStoreIsRefused() throws {
         let c = try TestConsortium(validators: ["samr"])
         do {

@@ -26,6 +26,7 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"timeouts\": {\"rebroadcast_ms\": 0}}", "timeouts.rebroadcast_ms is 0"),
             ("{\(base), \"timeouts\": {\"precommit_ms\": 18446744073709551615}}", "timeouts.precommit_ms is 18446744073709551615"),
             ("{\(base), \"commit_wait_seconds\": 0}", "commit_wait_seconds is 0; it must be 1-3600"),
+            ("{\(base), \"log_level\": \"loud\"}", "log_level is \"loud\"; it must be one of trace, debug, info"),
         ]
         for (json, words) in cases {
             XCTAssertThrowsError(try load(json), words) { error in

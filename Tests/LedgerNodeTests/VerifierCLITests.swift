@@ -124,6 +124,15 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertTrue(refused.output.contains("not a regular file") && refused.output.contains("nothing was written"), refused.output)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/target.export"))
+        // A second node on an address in use is told which address; a misspelt log level is named.
+        let busy = try Self.run("credit-node", ["dev", "--data-dir", dir + "-busy", "--http", String(url.dropFirst("http://".count))])
+        XCTAssertEqual(busy.status, 1, busy.output)
+        XCTAssertTrue(busy.output.contains("cannot listen on \(url.dropFirst("http://".count)) (HTTP API)"), busy.output)
+        try? FileManager.default.removeItem(atPath: dir + "-busy")
+        let loud = try Self.run("credit-node", ["dev", "--data-dir", dir + "-loud", "--log-level", "loud"])
+        XCTAssertEqual(loud.status, 1, loud.output)
+        XCTAssertTrue(loud.output.contains("--log-level must be one of trace, debug, info"), loud.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "-loud"), "nothing was created")
         // A query with a malformed subject or purpose is not sent (its refusal would be on the ledger for good).
         for (subject, purpose, words) in [("91350100M000100Y44", "loan_application", "--subject"), ("91350100M000100Y43", "lending", "--purpose lending")] {
             let query = try Self.run("credit-node", ["query", "--node", url, "--key", dir + "/keys/dev.key", "--policy", "credit-grade",
