@@ -98,7 +98,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "answer: \(s)") }
         guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
         guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
-            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(16))…, not this genesis (\(genesis.chainID))")
+            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(64)), not this genesis (\(genesis.chainID), \(genesis.hash.hexString))")
         }
         let (cp, signers): (Checkpoint, [String])
         do { (cp, signers) = try Checkpoint.verify(signedNote: checkpoint, genesis: genesis) } catch { throw bad("checkpoint: \(error)") }

@@ -58,7 +58,7 @@ public struct Receipt: Codable, Sendable, Equatable {
         func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "receipt: \(s)") }
         guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
         guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
-            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(16))…, not this genesis (\(genesis.chainID), \(genesis.hash.hexString.prefix(16))…)")
+            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(64)), not this genesis (\(genesis.chainID), \(genesis.hash.hexString))")
         }
         guard let txBytes = [UInt8](base64: transaction) else { throw bad("transaction is not base64") }
         let tx: Transaction

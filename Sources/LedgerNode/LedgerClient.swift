@@ -124,6 +124,12 @@ public struct LedgerClient: Sendable {
         return r["results"] as? [[String: Any]] ?? []
     }
 
-    public func genesis() throws -> Genesis { try Genesis(bytes: Array(get("/v1/genesis"))) }
+    public func genesis() throws -> Genesis {
+        let bytes = Array(try get("/v1/genesis"))
+        do { return try Genesis(bytes: bytes) } catch {
+            // Said of the node, not of the operator's genesis file (found by black-box testing).
+            throw LedgerError(.malformed, "\(baseURL) did not serve a CreditLedger genesis at /v1/genesis (is it a CreditLedger node's API address?): \(error)")
+        }
+    }
     public func checkpoint() throws -> String { try SignedNote.text(of: Array(try get("/v1/checkpoint"))) }
 }

@@ -226,7 +226,7 @@ struct MakeGenesis: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: members) else { throw fail("cannot read \(members)") }
+        guard let data = FileManager.default.contents(atPath: members) else { throw fail(unreadable(members)) }
         let file: MembersFile
         do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(error)") }
         // The genesis made from it is permanent: a misspelt field must not be dropped silently.
@@ -303,7 +303,7 @@ struct VerifierKeys: ParsableCommand {
     var withRoles = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: genesis) else { throw fail("cannot read \(genesis)") }
+        guard let data = FileManager.default.contents(atPath: genesis) else { throw fail(unreadable(genesis)) }
         do {
             let g = try Genesis(bytes: Array(data))
             for m in g.members {

@@ -15,7 +15,7 @@ func parseDate(_ text: String?) throws -> LedgerDate {
 }
 
 func readFile(_ path: String) throws -> [UInt8] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read \(path)") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw fail(unreadable(path)) }
     return Array(data)
 }
 
@@ -208,7 +208,11 @@ struct Score: ParsableCommand {
                     }
                 }
             }
-            if let subject { list = list.filter { $0.subject == subject } }
+            if let subject {
+                do { _ = try USCC(subject) } catch { throw fail("--subject: \(error)") }
+                list = list.filter { $0.subject == subject }
+                guard !list.isEmpty else { throw fail("\(records) holds no record about \(subject)") }
+            }
             var order: [String] = []
             var bySubject: [String: [(body: AttestationBody, origin: Hash)]] = [:]
             for (i, r) in list.enumerated() {

@@ -39,7 +39,7 @@ func readGenesis(_ path: String) throws -> Genesis {
 
 /// A JSON document of type `T` from `path`; the error says which file and what it should have been.
 func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
-    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(path)") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
     do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(error)") }
 }
 
@@ -206,7 +206,7 @@ struct ReceiptCommand: ParsableCommand {
     func run() throws {
         do {
             let g = try readGenesis(genesis)
-            guard let data = FileManager.default.contents(atPath: file) else { throw Failure("cannot read \(file)") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw Failure(unreadable(file)) }
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
             if format == AnswerReceipt.format { return try answer(g) }
             if let format, format != Receipt.format {
@@ -273,7 +273,7 @@ struct Consistency: ParsableCommand {
         do {
             let g = try readGenesis(genesis)
             func load(_ path: String) throws -> Checkpoint {
-                guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(path)") }
+                guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
                 do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }
                 catch { throw Failure("\(path): \(error)") }
             }
@@ -281,7 +281,7 @@ struct Consistency: ParsableCommand {
             guard a.size <= b.size else { throw Failure("the old checkpoint (size \(a.size)) is larger than the new one (\(b.size))") }
             let hashes: [Hash]
             if let proof {
-                guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure("cannot read \(proof)") }
+                guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure(unreadable(proof)) }
                 // isNewline: a file with CRLF line ends reads like one with LF.
                 let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
                 do { hashes = try Merkle.proofHashes(base64: lines, what: "\(proof): consistency proof") } catch { throw Failure("\(error)") }

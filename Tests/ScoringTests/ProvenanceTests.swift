@@ -274,6 +274,20 @@ final class ProvenanceTests: XCTestCase {
         XCTAssertEqual(first?["points"] as? Int, Int(try Evaluator.evaluate(try Models.riskWarning(), facts).points))
         let bad = try run("credit-node", ["score", "--model", "\(out)/subjects.jsonl", "--records", "\(out)/records.jsonl"])
         XCTAssertEqual(bad.status, 1)
+        // One subject: an invalid code, or one the records do not hold, is an error, not "0 subjects".
+        let one = demo.subjects[0].uscc
+        let only = try run("credit-node", ["score", "--model", "\(Models.directory)/risk-warning.json", "--records", "\(out)/records.jsonl",
+                                           "--as-of", "2026-11-21", "--json", "--subject", one])
+        XCTAssertEqual((json(only.output)["results"] as? [Any])?.count, 1, only.output)
+        let wrongCheck = String(one.dropLast()) + (one.last == "0" ? "1" : "0")
+        for (subject, words) in [(wrongCheck, "--subject: "), ("91350100M000100Y43", "holds no record about 91350100M000100Y43")] {
+            let r = try run("credit-node", ["score", "--model", "\(Models.directory)/risk-warning.json", "--records", "\(out)/records.jsonl",
+                                            "--as-of", "2026-11-21", "--subject", subject])
+            XCTAssertEqual(r.status, 1, r.output)
+            XCTAssertTrue(r.output.contains(words), r.output)
+        }
+        let missing = try run("credit-node", ["score", "--model", "\(directory)/nothing-here.json", "--records", "\(out)/records.jsonl"])
+        XCTAssertTrue(missing.output.contains("cannot read \(directory)/nothing-here.json: No such file or directory"), missing.output)
     }
 }
 

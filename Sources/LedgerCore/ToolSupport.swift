@@ -20,3 +20,13 @@ public func failExitWhenStandardOutputIsLost() {
         }
     }
 }
+
+/// "cannot read PATH" with the reason, for the command-line tools' errors: no such file,
+/// permission denied, a directory.
+public func unreadable(_ path: String) -> String {
+    var info = stat()
+    if stat(path, &info) != 0 { return "cannot read \(path): \(String(cString: strerror(errno)))" }
+    if info.st_mode & S_IFMT == S_IFDIR { return "cannot read \(path): it is a directory" }
+    if access(path, R_OK) != 0 { return "cannot read \(path): \(String(cString: strerror(errno)))" }
+    return "cannot read \(path)"
+}
