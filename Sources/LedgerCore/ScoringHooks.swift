@@ -114,7 +114,12 @@ extension LedgerDate {
     public init(chinaStandardTimeMillis millis: UInt64) throws {
         let days = Int64((millis / 1000 + 8 * 3600) / 86_400)
         let (y, m, d) = CivilCalendar.civil(fromDays: days)
-        try self.init(UInt32(y * 10000 + m * 100 + d))
+        // A timestamp past what a date holds (a block only a dishonest quorum could certify) is
+        // an error, not a trap.
+        guard let value = UInt32(exactly: y * 10000 + m * 100 + d) else {
+            throw LedgerError(.invalidValue, "time \(millis) ms is past the dates a ledger holds")
+        }
+        try self.init(value)
     }
 
     /// Days since 1970-01-01 in the proleptic Gregorian calendar.

@@ -130,6 +130,8 @@ final class WorkedExampleTests: XCTestCase {
         XCTAssertEqual(try LedgerDate(chinaStandardTimeMillis: asOfMillis), try LedgerDate(iso: "2026-11-21"))
         // 16:00 UTC is already the next day in China.
         XCTAssertEqual(try LedgerDate(chinaStandardTimeMillis: asOfMillis + 12 * 3_600_000), try LedgerDate(iso: "2026-11-22"))
+        // A block time past what a date holds is an error (it trapped: found in review, 2026-12-06).
+        XCTAssertThrowsError(try LedgerDate(chinaStandardTimeMillis: .max))
         for day in stride(from: Int64(-1000), through: 40_000, by: 37) {
             let (y, m, d) = CivilCalendar.civil(fromDays: day)
             XCTAssertEqual(CivilCalendar.days(year: y, month: m, day: d), day)
