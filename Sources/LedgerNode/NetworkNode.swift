@@ -107,6 +107,25 @@ public enum NetworkNode {
         genesis.members.map(\.id).filter { $0 > me && !addressed.contains($0) }.sorted()
     }
 
+    /// A data directory serves one member: its `consensus/` state holds that member's votes and
+    /// locks, which keep it from signing twice at a height. A node started with another member's
+    /// key on it (a copied config, say) would take them for its own; it used to start without a
+    /// word (found by black-box testing, 2026-12-06). The first start writes the member's id to
+    /// `DATA_DIR/member`; later starts must be by the same member. A directory written before
+    /// this file existed is claimed by whoever starts on it next.
+    static func claimDataDirectory(_ dataDir: String, for member: String) throws {
+        let path = dataDir + "/member"
+        if let data = FileManager.default.contents(atPath: path) {
+            let owner = String(decoding: data.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard owner == member else {
+                throw LedgerError(.notAuthorized, "data directory \(dataDir) is \(owner)'s (\(path); its consensus state holds \(owner)'s votes "
+                                  + "and locks), and this node's key is \(member)'s: give each member its own data_dir")
+            }
+            return
+        }
+        try DurableFile.create(atPath: path, contents: Data((member + "\n").utf8), mode: 0o600)
+    }
+
     /// Runs a consortium node until SIGINT or SIGTERM.
     public static func run(configPath: String, logger: Logger) async throws {
         let (config, base) = try NodeConfig.load(path: configPath)
@@ -122,6 +141,7 @@ public enum NetworkNode {
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try claimDataDirectory(dataDir, for: me.id)
         let store: ChainStore
         if FileManager.default.fileExists(atPath: storePath + "/CURRENT") {
             store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,

@@ -35,6 +35,20 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// A data directory is one member's: a node started on it with another member's key (whose
+    /// consensus state it would take for its own) is refused, naming both.
+    func testADataDirectoryServesTheMemberThatFirstRanOnIt() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("claim-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try NetworkNode.claimDataDirectory(dir, for: "bank-a")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/member", encoding: .utf8), "bank-a\n")
+        XCTAssertNoThrow(try NetworkNode.claimDataDirectory(dir, for: "bank-a"))
+        XCTAssertThrowsError(try NetworkNode.claimDataDirectory(dir, for: "bank-b")) {
+            XCTAssertTrue("\($0)".contains("data directory \(dir) is bank-a's") && "\($0)".contains("this node's key is bank-b's"), "\($0)")
+        }
+    }
+
     /// `credit-node genesis` refuses a members file with a field it does not know, before anything is written.
     func testMembersFileWithAMisspeltFieldIsRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("members-\(UUID())").path
