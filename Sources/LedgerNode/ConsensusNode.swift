@@ -46,6 +46,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let clock: @Sendable () -> UInt64
     let mempool: Mempool
     let verified: VerifiedCache
+    /// Runs before a proposed block is checked (a test makes it fail as a failing disk would).
+    var beforeCheckingProposal: () throws -> Void = {}
     /// Writes a committed block, durably (a test makes it fail as a full disk would).
     var writeBlock: (_ built: BlockBuilder.Result, _ certificate: CommitCertificate, _ submissions: [Submission], _ checkpoint: String) throws -> Void
     /// Ends the process when the node cannot go on safely (a test records the message instead).
@@ -779,9 +781,22 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if candidates[hash] != nil { return .validated(height: height, blockHash: hash, valid: true) }
         guard let block = unchecked.removeValue(forKey: hash) else { return nil }
         do {
+            try beforeCheckingProposal()
             let built = try check(block)
             candidates[hash] = (block, built)
             return .validated(height: height, blockHash: hash, valid: true)
+        } catch let failed as StorageError {
+            // A read that failed here says nothing of the block, and the machine keeps a verdict
+            // for the whole height: no verdict, and the block is checked again in a second. It
+            // was judged invalid, so a disk error made the node prevote nil for the height
+            // (found in review, 2026-12-06).
+            unchecked[hash] = block
+            logger.error("cannot check proposed block \(block.header.height) \(hash.hexString.prefix(16)): \(failed); checked again in 1 s")
+            queue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+                guard let self, !self.stopped, self.machine.height == height, self.unchecked[hash] != nil else { return }
+                self.validateAndReport(hash)
+            }
+            return nil
         } catch let ahead as TimestampAhead {
             // The state machine keeps a verdict for the whole height, and validity must not
             // depend on when a node looked: a proposer that times a block so that some nodes

@@ -312,6 +312,27 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A read that fails while a proposal is checked (a failing disk) gives no verdict, which the
+    /// machine would keep for the whole height: the block is checked again and prevoted once the
+    /// store reads. It was judged invalid, a nil prevote for the height (found in review, 2026-12-06).
+    func testAStoreThatCannotBeReadGivesNoVerdictOnAProposal() async throws {
+        let f = try await Fixture(as: "val-c")
+        let failing = Mutex(true)
+        f.node.queue.sync { f.node.beforeCheckingProposal = { if failing.withLock({ $0 }) { throw StorageError(.read, "IO error: Input/output error") } } }
+        let block = f.block(try f.submissions(2, seed: 9), proposer: "val-b")
+        var state = f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
+        XCTAssertEqual(state.step, .propose, "the block was judged while the store could not be read")
+        XCTAssertNil(state.prevote)
+        failing.withLock { $0 = false }
+        let deadline = Date().addingTimeInterval(10)
+        while state.prevote == nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            state = f.state
+        }
+        XCTAssertEqual(state.prevote?.blockHash, block.hash, "the block was not prevoted once the store read again")
+        await f.close()
+    }
+
     /// Proposals and votes with a round above `TendermintMachine.maxRound` are dropped by the node,
     /// for this height and for the next (which would otherwise be buffered and replayed).
     /// A peer's messages wait in a bounded backlog: while this node is busy, messages past a
