@@ -33,3 +33,15 @@ require_commands() {
     exit 1
   fi
 }
+
+# Fails naming the member when an argument is not one of the local network's members (a typo
+# such as bank_b would otherwise read as "not running").
+check_members() {
+  local m
+  for m in "$@"; do
+    case " $CREDITLEDGER_LOCAL_MEMBERS " in
+      *" $m "*) ;;
+      *) echo "error: $m is not a member of the local network (members: $CREDITLEDGER_LOCAL_MEMBERS)" >&2; exit 1 ;;
+    esac
+  done
+}

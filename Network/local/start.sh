@@ -9,27 +9,47 @@ source Network/lib.sh
 bash Network/local/setup.sh
 bin="$(swift build -c "$CREDITLEDGER_BUILD" --show-bin-path)/credit-node"
 dir="$CREDITLEDGER_LOCAL_DIR"
+check_members "$@"
 members="${*:-$CREDITLEDGER_LOCAL_MEMBERS}"
+declare -A started logstart
 for m in $members; do
   pidfile="$dir/$m/node.pid"
   pid="$(running_pid "$pidfile" "$dir/$m/node.json")"
   if [ -n "$pid" ]; then
     echo "$m already running (pid $pid)"; continue
   fi
-  rm -f "$dir/$m/data/http.addr"
+  rm -f "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
+  # What this start writes to the log, apart from earlier runs' lines.
+  logstart[$m]=$(( $(stat -c %s "$dir/$m/node.log" 2>/dev/null || echo 0) + 1 ))
   nohup "$bin" run --config "$dir/$m/node.json" >>"$dir/$m/node.log" 2>&1 &
   echo $! >"$pidfile"
+  started[$m]=1
 done
+# Each node started here must serve its API (and its member API, when it has one) and still be
+# running a moment later: a listener that fails after the first is up ends the node then.
+failed=0
 for m in $members; do
+  [ -n "${started[$m]:-}" ] || continue
+  pid="$(cat "$dir/$m/node.pid")"
+  want=("$dir/$m/data/http.addr")
+  if grep -q '"member_http"' "$dir/$m/node.json"; then want+=("$dir/$m/data/member-http.addr"); fi
+  ok=""
   for _ in $(seq 1 300); do
-    [ -f "$dir/$m/data/http.addr" ] && break
-    if ! kill -0 "$(cat "$dir/$m/node.pid")" 2>/dev/null; then
-      echo "$m failed to start:" >&2; tail -n 20 "$dir/$m/node.log" >&2; exit 1
-    fi
+    kill -0 "$pid" 2>/dev/null || break
+    ready=1
+    for f in "${want[@]}"; do [ -f "$f" ] || ready=""; done
+    if [ -n "$ready" ]; then sleep 1; kill -0 "$pid" 2>/dev/null && ok=1; break; fi
     sleep 0.1
   done
-  if [ ! -f "$dir/$m/data/http.addr" ]; then
-    echo "$m did not start serving within 30 s (pid $(cat "$dir/$m/node.pid")); see $dir/$m/node.log" >&2; exit 1
+  if [ -z "$ok" ]; then
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$m did not start serving within 30 s (pid $pid); see $dir/$m/node.log" >&2
+    else
+      echo "$m failed to start:" >&2; tail -c "+${logstart[$m]}" "$dir/$m/node.log" | tail -n 20 >&2
+      rm -f "$dir/$m/node.pid" "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
+    fi
+    failed=1; continue
   fi
-  echo "$m running (pid $(cat "$dir/$m/node.pid")) at $(cat "$dir/$m/data/http.addr"); log: $dir/$m/node.log"
+  echo "$m running (pid $pid) at $(cat "$dir/$m/data/http.addr"); log: $dir/$m/node.log"
 done
+exit $failed

@@ -7,16 +7,25 @@ source Network/lib.sh
 require_commands curl python3
 dir="$CREDITLEDGER_LOCAL_DIR"
 printf '%-12s %-9s %7s  %-18s %-16s %7s  %s\n' member mode height head round/step mempool peers
+# Exit status 1 when a node is down, not answering, or is not the member it is listed as.
+unwell=0
 for m in $CREDITLEDGER_LOCAL_MEMBERS; do
+  pid="$(running_pid "$dir/$m/node.pid" "$dir/$m/node.json")"
   addr="$(cat "$dir/$m/data/http.addr" 2>/dev/null || true)"
   if [ -z "$addr" ] || ! body="$(curl -fsS --max-time 2 "$addr/v1/status" 2>/dev/null)"; then
-    printf '%-12s %s\n' "$m" "down"; continue
+    if [ -n "$pid" ]; then printf '%-12s %s\n' "$m" "not answering (pid $pid is running)"; else printf '%-12s %s\n' "$m" "down"; fi
+    unwell=1; continue
   fi
-  python3 - "$m" "$body" <<'PY'
+  python3 - "$m" "$body" <<'PY' || unwell=1
 import json, sys
 m, s = sys.argv[1], json.loads(sys.argv[2])
+if s.get("member") != m:
+    # An address file left behind, now answered by some other node.
+    print("%-12s down (its address now answers as %s)" % (m, s.get("member", "a node that is not a consortium member")))
+    sys.exit(1)
 c = s.get("consensus", {})
 print("%-12s %-9s %7d  %-18s %-16s %7d  %s" % (m, s.get("mode", "?"), s["height"], s["head_hash"][:16] + "…",
       "%s/%s/%s" % (c.get("height", "-"), c.get("round", "-"), c.get("step", "-")), s.get("mempool", 0), ",".join(s.get("peers", []))))
 PY
 done
+exit $unwell

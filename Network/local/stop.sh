@@ -8,6 +8,7 @@ source Network/lib.sh
 signal=TERM
 if [ "${1:-}" = "--kill" ]; then signal=KILL; shift; fi
 dir="$CREDITLEDGER_LOCAL_DIR"
+check_members "$@"
 status=0
 for m in ${*:-$CREDITLEDGER_LOCAL_MEMBERS}; do
   pidfile="$dir/$m/node.pid"
@@ -21,6 +22,7 @@ for m in ${*:-$CREDITLEDGER_LOCAL_MEMBERS}; do
     echo "$m (pid $pid) is still running 30 s after SIG$signal; stop it with: bash Network/local/stop.sh --kill $m" >&2
     status=1; continue
   fi
-  rm -f "$pidfile"
+  # Its address files would otherwise name whatever listens there next (status.sh checks too).
+  rm -f "$pidfile" "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
 done
 exit $status
