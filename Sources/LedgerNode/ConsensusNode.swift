@@ -104,6 +104,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// The last request for committed blocks to fill envelopes missing from catch-up blocks.
     var envelopeRequest: (peer: String, from: UInt64, turn: Int)?
     var peerHeights: [String: UInt64] = [:]
+    /// When the head last moved, or the node last had nothing to commit (its clock, ms), and the
+    /// head then; and when a stall was last reported. A height left uncommitted while there is
+    /// work is logged as a warning and shown in status: when the network lost its quorum, every
+    /// node logged nothing above info for minutes (found by black-box testing, 2026-12-06).
+    var progress: (height: UInt64, millis: UInt64) = (0, 0)
+    var lastStallWarningMillis: UInt64 = 0
+    /// How long a height may stay uncommitted, with work pending, before it is reported.
+    static let stallMillis: UInt64 = 10_000
     /// Equivocations recorded as evidence, by height (one entry per offender, round and step):
     /// those of committed heights are forgotten, so an offender at every height and round does
     /// not grow it for the life of the process.
@@ -332,6 +340,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "peers": p2p?.connectedPeers ?? [],
                 "peer_heights": peerHeights,
                 "mempool": mempool.count,
+                // Time the current height has gone uncommitted with work pending (0 when idle or moving).
+                "uncommitted_for_ms": uncommittedForMillis,
                 "validators": genesis.validators.count,
                 "quorum": genesis.quorum,
                 // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
@@ -1012,6 +1022,28 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         futurePerSigner = [:]
         for (peer, m) in replay { dispatch(m, from: peer) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+        reportStall()
+    }
+
+    /// Milliseconds the current height has gone uncommitted with work pending; 0 when idle or moving.
+    var uncommittedForMillis: UInt64 {
+        let now = clock(), head = store.head.height
+        if head != progress.height || (machine.step == .waiting && mempool.isEmpty) {
+            progress = (head, now)
+            return 0
+        }
+        return now > progress.millis ? now - progress.millis : 0
+    }
+
+    func reportStall() {
+        let stalled = uncommittedForMillis, now = clock()
+        guard stalled >= Self.stallMillis, now >= lastStallWarningMillis + 3 * Self.stallMillis else { return }
+        lastStallWarningMillis = now
+        let connected = Set(p2p?.connectedPeers ?? [])
+        let reachable = genesis.validators.filter { $0.id == member.id || connected.contains($0.id) }
+        let quorum = genesis.quorum
+        let consequence = reachable.count < quorum ? ": nothing commits until more validators are up and connected" : ""
+        logger.warning("no block committed for \(stalled / 1000) s (height \(store.head.height + 1), round \(machine.round), step \(machine.step), \(mempool.count) transactions waiting); \(reachable.count) of \(genesis.validators.count) validators reachable from here (\(reachable.map(\.id).sorted().joined(separator: ", "))), a quorum is \(quorum)\(consequence)")
     }
 
     // MARK: Catch-up

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdCore
 import LedgerCore
@@ -55,10 +58,34 @@ public struct LedgerAPI: Sendable {
         do {
             try await app.runService()
         } catch where "\(error)".contains("bind(") {
-            // NIO names the system call, not the address (found by black-box testing).
-            let addresses = "\(host):\(port) (HTTP API)" + (members.map { " or \($0.host):\($0.port) (member API)" } ?? "")
-            throw LedgerError(.invalidValue, "cannot listen on \(addresses): \(error)")
+            // NIO names the system call, not the address (found by black-box testing). The
+            // listeners are closed by now, so the address still taken is the one in the way.
+            var listeners = [(host, port, "HTTP API")]
+            if let members { listeners.append((members.host, members.port, "member API")) }
+            let taken = listeners.filter { Self.addressTaken(host: $0.0, port: $0.1) }
+            let named = (taken.isEmpty ? listeners : taken).map { "\($0.0):\($0.1) (\($0.2))" }.joined(separator: " or ")
+            throw LedgerError(.invalidValue, "cannot listen on \(named): \(error)")
         }
+    }
+
+    /// Whether another socket holds `host:port` (binding it fails with EADDRINUSE).
+    static func addressTaken(host: String, port: Int) -> Bool {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        var found: UnsafeMutablePointer<addrinfo>? = nil
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let info = found else { return false }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        return bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 && errno == EADDRINUSE
     }
 
     /// Which routes a listener serves.

@@ -619,6 +619,26 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A height left uncommitted with transactions waiting (here no other validator is up) is
+    /// shown in status from the moment the node has work, and grows with its clock; an idle node
+    /// shows 0. Monitoring saw nothing when a network lost its quorum (found by black-box testing).
+    func testAHeightLeftUncommittedWithWorkWaitingIsReported() async throws {
+        let now = Mutex<UInt64>(UInt64(Date().timeIntervalSince1970 * 1000))
+        let f = try await Fixture(as: "val-d", commitWait: .milliseconds(100), clock: { now.withLock { $0 } })
+        func uncommitted() -> UInt64? { f.node.status()["uncommitted_for_ms"] as? UInt64 }
+        XCTAssertEqual(uncommitted(), 0, "an idle node is not stalled")
+        now.withLock { $0 += 60_000 }
+        XCTAssertEqual(uncommitted(), 0, "an idle node is not stalled, however long it waits")
+        _ = try? await f.node.submit(try f.submissions(2, seed: 62))
+        XCTAssertEqual(f.node.mempool.count, 2)
+        _ = uncommitted()
+        now.withLock { $0 += 12_000 }
+        XCTAssertEqual(uncommitted(), 12_000)
+        f.node.queue.sync { f.node.reportStall() }
+        XCTAssertEqual(f.node.queue.sync { f.node.lastStallWarningMillis }, now.withLock { $0 }, "the stall was reported")
+        await f.close()
+    }
+
     /// A submitter whose transactions do not commit in time (here no other validator is up) is
     /// told so, and they stay pending: the same ones sent again are refused as pending, and
     /// they still commit later. A batch that commits in time is answered with its results, and
