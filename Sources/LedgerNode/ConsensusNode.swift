@@ -110,6 +110,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// node logged nothing above info for minutes (found by black-box testing, 2026-12-06).
     var progress: (height: UInt64, millis: UInt64) = (0, 0)
     var lastStallWarningMillis: UInt64 = 0
+    /// Equivocations by this member seen here: another node signing with this member's key.
+    var keySeenElsewhere = 0
     /// How long a height may stay uncommitted, with work pending, before it is reported.
     static let stallMillis: UInt64 = 10_000
     /// Equivocations recorded as evidence, by height (one entry per offender, round and step):
@@ -342,6 +344,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 "mempool": mempool.count,
                 // Time the current height has gone uncommitted with work pending (0 when idle or moving).
                 "uncommitted_for_ms": uncommittedForMillis,
+                // Equivocations by this member seen here: another node is signing with its key.
+                "own_key_equivocations": keySeenElsewhere,
                 "validators": genesis.validators.count,
                 "quorum": genesis.quorum,
                 // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
@@ -1263,7 +1267,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let key = "\(body.offender)/\(body.round)/\(body.step.rawValue)"
         guard reported[body.height, default: []].insert(key).inserted,
               member.has(.validator) || member.has(.auditor) else { return }
-        logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
+        if body.offender == member.id {
+            // This node signs each step once: the other signature is another node's, with this
+            // member's key (a standby started beside it, say). The peers warn; so must it
+            // (found by black-box testing, 2026-12-06). Counted in status too.
+            keySeenElsewhere += 1
+            logger.critical("another node is signing with \(member.id)'s key: two \(body.step.name)s of \(member.id) at height \(body.height) round \(body.round), one not from this node. Stop one of them: two nodes with one key equivocate, and the evidence is on the ledger")
+        } else {
+            logger.warning("validator \(body.offender) equivocated: two \(body.step.name)s at height \(body.height) round \(body.round); recording evidence")
+        }
         do {
             try submitOwn(.evidence(body))
         } catch {

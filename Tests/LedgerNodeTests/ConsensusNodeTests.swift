@@ -907,6 +907,18 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// Two votes of this node's own member that differ are another node signing with its key:
+    /// counted in status (and logged as critical), not only reported as any validator's.
+    func testAnotherNodeSigningWithThisMembersKeyIsReported() async throws {
+        let f = try await Fixture(as: "val-c")
+        XCTAssertEqual(f.node.status()["own_key_equivocations"] as? Int, 0)
+        let a = Array(repeating: UInt8(1), count: 32), b = Array(repeating: UInt8(2), count: 32)
+        for hash in [a, b] { _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: 0, hash: hash, by: "val-c")), from: "val-b") }
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-c/0/1"]])
+        XCTAssertEqual(f.node.status()["own_key_equivocations"] as? Int, 1)
+        await f.close()
+    }
+
     func testRoundsAboveTheLimitAreDropped() async throws {
         let f = try await Fixture(as: "val-c")
         let block = f.block(try f.submissions(1, seed: 6), proposer: "val-b")
