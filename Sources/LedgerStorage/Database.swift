@@ -117,6 +117,9 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_paranoid_checks(options, 1)
         rocksdb_options_set_wal_recovery_mode(options, 0) // kTolerateCorruptedTailRecords
         rocksdb_options_set_compression(options, 0)
+        // RocksDB's own info log is rolled at every open (LOG.old.*): keep the last few, not 1,000
+        // (a node restarted often piled them up; found by black-box testing).
+        rocksdb_options_set_keep_log_file_num(options, 8)
         // Small column families (meta, blocks) would otherwise pin every WAL file until they
         // flush; capping the WAL forces them out, which bounds recovery time and the memory a
         // read-only opener (the verifier) spends replaying the log into memtables: with a live

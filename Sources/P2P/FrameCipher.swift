@@ -79,7 +79,9 @@ enum Framing {
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else { return nil }
         guard lengths.contains(Int(length)) else {
             if Int(length) > lengths.upperBound {
-                throw P2PError(.frameTooLarge, "\(what) of \(length) bytes exceeds the limit of \(lengths.upperBound)")
+                // "HTTP" read as a length: the address is a node's HTTP listener, not its P2P one.
+                let http = length == 0x4854_5450 ? " (the bytes are \"HTTP\": this address answers HTTP; give the peer's p2p address)" : ""
+                throw P2PError(.frameTooLarge, "\(what) of \(length) bytes exceeds the limit of \(lengths.upperBound)\(http)")
             }
             throw P2PError(.malformedFrame, "\(what) of \(length) bytes is below the minimum of \(lengths.lowerBound)")
         }

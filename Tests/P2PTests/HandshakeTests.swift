@@ -237,6 +237,11 @@ final class HandshakeTests: XCTestCase {
         }
         var empty = ByteBuffer(bytes: [0, 0, 0, 0])
         XCTAssertThrowsError(try Framing.nextBody(in: &empty, lengths: 1...512, what: "handshake message"))
+        // A peer address that is really an HTTP listener answers "HTTP/1.1 …": said so.
+        var http = ByteBuffer(bytes: Array("HTTP/1.1 400 Bad Request\r\n".utf8))
+        XCTAssertThrowsError(try Framing.nextBody(in: &http, lengths: 1...512, what: "handshake message")) { error in
+            XCTAssertTrue("\(error)".contains("this address answers HTTP; give the peer's p2p address"), "\(error)")
+        }
     }
 
     func testBackoffGrowsToItsCapWithJitterAndResets() {
