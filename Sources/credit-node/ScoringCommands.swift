@@ -62,6 +62,9 @@ struct DemoData: ParsableCommand {
 
     func run() throws {
         guard (1...1_000_000).contains(subjects) else { throw fail("--subjects must be 1-1000000") }
+        // Before anything is written (the records file was written, then this refused).
+        if node != nil, key == nil { throw fail("--node needs --key; nothing was written") }
+        if node == nil, key != nil || bankKey != nil || genesis != nil { throw fail("--key, --bank-key and --genesis go with --node; nothing was written") }
         let date = try parseDate(asOf)
         let demo = DemoSubjects(count: subjects, seed: seed, asOf: date)
         let encoder = JSONEncoder()

@@ -286,6 +286,13 @@ final class ProvenanceTests: XCTestCase {
             XCTAssertEqual(r.status, 1, r.output)
             XCTAssertTrue(r.output.contains(words), r.output)
         }
+        // demo-data with --node but no --key (or a key without a node) writes nothing.
+        for extra in [["--node", "http://127.0.0.1:1"], ["--key", "\(out)/subjects.jsonl"]] {
+            let r = try run("credit-node", ["demo-data", "--subjects", "5", "--out", "\(directory)/half.jsonl"] + extra)
+            XCTAssertEqual(r.status, 1, r.output)
+            XCTAssertTrue(r.output.contains("nothing was written"), r.output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/half.jsonl"))
+        }
         let missing = try run("credit-node", ["score", "--model", "\(directory)/nothing-here.json", "--records", "\(out)/records.jsonl"])
         XCTAssertTrue(missing.output.contains("cannot read \(directory)/nothing-here.json: No such file or directory"), missing.output)
     }
