@@ -186,10 +186,8 @@ public struct TransactionValidator: Sendable {
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
                 throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
             }
-            if q.policy != Hashes.zero, genesis.policy(hash: q.policy) == nil, try state.installedPolicy(hash: q.policy) == nil {
-                throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
-            }
-            if q.outcome == .answered, !certified { try checkAnsweredAgainstPolicy(q, state: state) }
+            let policy = q.policy == Hashes.zero ? nil : try policyDocument(q.policy, state: state)
+            if let policy, q.outcome == .answered, !certified { try checkAnswered(q, document: policy) }
             if q.consent != Hashes.zero {
                 if certified {
                     guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
@@ -216,14 +214,19 @@ public struct TransactionValidator: Sendable {
     /// `checkConsent`). The engine answers only so; without this rule a validator could record an
     /// answer under a consent-requiring policy that names no consent at all, and the other
     /// validators, which check a named consent only, would take it (found in review, 2026-12-06).
-    private func checkAnsweredAgainstPolicy(_ q: QueryRecordBody, state: some LedgerStateReader) throws {
+    private func checkAnswered(_ q: QueryRecordBody, document: [UInt8]) throws {
         guard let policyRules else {
             throw LedgerError(.notAuthorized, "this node has no policy engine; it cannot check an answered query record")
         }
-        guard let document = try genesis.policy(hash: q.policy)?.document ?? state.installedPolicy(hash: q.policy)?.document else {
-            throw LedgerError(.unknownReference, "query record names policy \(q.policy.hexString), which is not installed")
-        }
         try policyRules.checkAnswered(q, document: document, genesis: genesis)
+    }
+
+    /// The document of a policy installed in genesis or by governance, by its hash.
+    private func policyDocument(_ hash: Hash, state: some LedgerStateReader) throws -> [UInt8] {
+        guard let document = try genesis.policy(hash: hash)?.document ?? state.installedPolicy(hash: hash)?.document else {
+            throw LedgerError(.unknownReference, "query record names policy \(hash.hexString), which is not installed")
+        }
+        return document
     }
 
     /// Nil when a committed answer is one its policy gives and the consent it names stood where it
@@ -231,7 +234,7 @@ public struct TransactionValidator: Sendable {
     /// earlier rules, which validators took without either check.
     public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
         do {
-            if q.outcome == .answered { try checkAnsweredAgainstPolicy(q, state: state) }
+            if q.outcome == .answered { try checkAnswered(q, document: policyDocument(q.policy, state: state)) }
             if q.consent != Hashes.zero { _ = try checkConsent(of: q, state: state, forMempool: false) }
         } catch let e as LedgerError { return e.reason }
         return nil

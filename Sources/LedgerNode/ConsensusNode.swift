@@ -804,29 +804,30 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // for the whole height: no verdict, and the block is checked again in a second. It
             // was judged invalid, so a disk error made the node prevote nil for the height
             // (found in review, 2026-12-06).
-            unchecked[hash] = block
             logger.error("cannot check proposed block \(block.header.height) \(hash.hexString.prefix(16)): \(failed); checked again in 1 s")
-            queue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
-                guard let self, !self.stopped, self.machine.height == height, self.unchecked[hash] != nil else { return }
-                self.validateAndReport(hash)
-            }
+            checkAgain(block, hash, height: height, afterMillis: 1_000)
             return nil
         } catch let ahead as TimestampAhead {
             // The state machine keeps a verdict for the whole height, and validity must not
             // depend on when a node looked: a proposer that times a block so that some nodes
             // see it too early must not split them for good. No verdict yet; check again when
             // the clock has caught up (at most every 10 s for a block far ahead).
-            unchecked[hash] = block
             logger.notice("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer): \(ahead); checked again then")
-            let wait = Int(min(ahead.millis + 1, Self.maxRecheckMillis))
-            queue.asyncAfter(deadline: .now() + .milliseconds(wait)) { [weak self] in
-                guard let self, !self.stopped, self.machine.height == height, self.unchecked[hash] != nil else { return }
-                self.validateAndReport(hash)
-            }
+            checkAgain(block, hash, height: height, afterMillis: min(ahead.millis + 1, Self.maxRecheckMillis))
             return nil
         } catch {
             logger.warning("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer) is invalid: \(error)")
             return .validated(height: height, blockHash: hash, valid: false)
+        }
+    }
+
+    /// Keeps a proposed block that got no verdict and checks it again after `afterMillis`, if the
+    /// machine is still at its height and nothing has decided it meanwhile.
+    func checkAgain(_ block: CandidateBlock, _ hash: Hash, height: UInt64, afterMillis: UInt64) {
+        unchecked[hash] = block
+        queue.asyncAfter(deadline: .now() + .milliseconds(Int(afterMillis))) { [weak self] in
+            guard let self, !self.stopped, self.machine.height == height, self.unchecked[hash] != nil else { return }
+            self.validateAndReport(hash)
         }
     }
 

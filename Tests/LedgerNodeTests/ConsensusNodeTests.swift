@@ -116,6 +116,17 @@ final class ConsensusNodeTests: XCTestCase {
 
         var state: SafetyState { node.queue.sync { node.machine.state } }
 
+        /// The machine's state once it has prevoted, or after 10 s without a prevote.
+        func stateOncePrevoted() async throws -> SafetyState {
+            let deadline = Date().addingTimeInterval(10)
+            var current = state
+            while current.prevote == nil, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                current = state
+            }
+            return current
+        }
+
         /// A commit certificate and cosigned checkpoint for `header` by `signers`.
         func certify(_ header: BlockHeader, by signers: [String], round: UInt32 = 0) -> (CommitCertificate, String) {
             let members = signers.map { genesis.member($0)! }
@@ -299,16 +310,12 @@ final class ConsensusNodeTests: XCTestCase {
         let f = try await Fixture(as: "val-c", clock: { now.withLock { $0 } })
         let skew = ConsensusNode.Options().maxClockSkewMillis
         let early = f.block(try f.submissions(2, seed: 7), proposer: "val-b", timestampMillis: 1_795_000_000_000 + skew + 1_500)
-        var state = f.deliver(.proposal(f.proposal(early, by: "val-b"), early), from: "val-b")
+        let state = f.deliver(.proposal(f.proposal(early, by: "val-b"), early), from: "val-b")
         XCTAssertEqual(state.step, .propose, "the block was judged before the clock reached it")
         XCTAssertNil(state.prevote)
         now.withLock { $0 += 2_000 }
-        let deadline = Date().addingTimeInterval(10)
-        while state.prevote == nil, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            state = f.state
-        }
-        XCTAssertEqual(state.prevote?.blockHash, early.hash, "the block was not prevoted once the clock caught up")
+        let prevoted = try await f.stateOncePrevoted()
+        XCTAssertEqual(prevoted.prevote?.blockHash, early.hash, "the block was not prevoted once the clock caught up")
         await f.close()
     }
 
@@ -320,16 +327,12 @@ final class ConsensusNodeTests: XCTestCase {
         let failing = Mutex(true)
         f.node.queue.sync { f.node.beforeCheckingProposal = { if failing.withLock({ $0 }) { throw StorageError(.read, "IO error: Input/output error") } } }
         let block = f.block(try f.submissions(2, seed: 9), proposer: "val-b")
-        var state = f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
+        let state = f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
         XCTAssertEqual(state.step, .propose, "the block was judged while the store could not be read")
         XCTAssertNil(state.prevote)
         failing.withLock { $0 = false }
-        let deadline = Date().addingTimeInterval(10)
-        while state.prevote == nil, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            state = f.state
-        }
-        XCTAssertEqual(state.prevote?.blockHash, block.hash, "the block was not prevoted once the store read again")
+        let prevoted = try await f.stateOncePrevoted()
+        XCTAssertEqual(prevoted.prevote?.blockHash, block.hash, "the block was not prevoted once the store read again")
         await f.close()
     }
 

@@ -491,28 +491,25 @@ final class QueryServiceTests: XCTestCase {
         func penalty(_ s: USCC, _ date: String) throws -> Submission {
             try attestation(s, .penalty, date, severity: .general, payload: "{\"decision\":\"\(date)\"}")
         }
-        var expected: [(USCC, String)] = []
-        // Revoked, then corrected: the correction changes nothing.
-        let revokedFirst = uscc(division: "330106")
-        let a = try penalty(revokedFirst, "2026-01-05")
-        try await submit([a])
-        try await submit([amendment(of: a.transaction.id, replacement: nil)])
-        try await submit([amendment(of: a.transaction.id, replacement: try penalty(revokedFirst, "2026-01-06"))])
-        expected.append((revokedFirst, "0"))
-        // Corrected twice: one record.
-        let correctedTwice = uscc(division: "330106")
-        let b = try penalty(correctedTwice, "2026-02-05")
-        try await submit([b])
-        try await submit([amendment(of: b.transaction.id, replacement: try penalty(correctedTwice, "2026-02-06"))])
-        try await submit([amendment(of: b.transaction.id, replacement: try penalty(correctedTwice, "2026-02-07"))])
-        expected.append((correctedTwice, "1"))
-        // Corrected, then the original revoked: the record is gone.
-        let revokedLater = uscc(division: "330106")
-        let c = try penalty(revokedLater, "2026-03-05")
-        try await submit([c])
-        try await submit([amendment(of: c.transaction.id, replacement: try penalty(revokedLater, "2026-03-06"))])
-        try await submit([amendment(of: c.transaction.id, replacement: nil)])
-        expected.append((revokedLater, "0"))
+        /// A new subject with one penalty dated `original`, then amendments of that original in
+        /// turn: a correction dated so, or a revocation (nil).
+        func subject(penalty original: String, amended amendments: [String?]) async throws -> USCC {
+            let s = uscc(division: "330106")
+            let first = try penalty(s, original)
+            try await submit([first])
+            for date in amendments {
+                try await submit([amendment(of: first.transaction.id, replacement: try date.map { try penalty(s, $0) })])
+            }
+            return s
+        }
+        let expected: [(USCC, String)] = [
+            // Revoked, then corrected: the correction changes nothing.
+            (try await subject(penalty: "2026-01-05", amended: [nil, "2026-01-06"]), "0"),
+            // Corrected twice: one record.
+            (try await subject(penalty: "2026-02-05", amended: ["2026-02-06", "2026-02-07"]), "1"),
+            // Corrected, then the original revoked: the record is gone.
+            (try await subject(penalty: "2026-03-05", amended: ["2026-03-06", nil]), "0"),
+        ]
 
         for (subject, bucket) in expected {
             _ = try await consent(subject, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
