@@ -62,11 +62,18 @@ public struct SafetyState: Sendable, Hashable {
     public var proposal: Proposal?
     public var prevote: Vote?
     public var precommit: Vote?
+    /// Own votes of the last `earlierVoteRounds` rounds before the current one, resent after a
+    /// restart: a peer still waiting in one of those rounds for a quorum may need exactly them.
+    /// They were lost with a restart, and a precommit lost in flight then left two honest peers
+    /// waiting in its round with no timeout to fire, the height stalled while a third validator
+    /// was down (found in review, 2026-12-06).
+    public var earlierVotes: [Vote]
+    public static let earlierVoteRounds: UInt32 = 4
 
     public init(height: UInt64) {
         self.height = height; round = 0; step = .waiting
         lockedRound = -1; lockedHash = nil; validRound = -1; validHash = nil; validProof = []
-        proposal = nil; prevote = nil; precommit = nil
+        proposal = nil; prevote = nil; precommit = nil; earlierVotes = []
     }
 
     public static let format: UInt8 = 1
@@ -75,16 +82,21 @@ public struct SafetyState: Sendable, Hashable {
     /// would sign again in round 0, so it must refuse the file instead. Every other state keeps
     /// format 1, which both read.
     public static let restingFormat: UInt8 = 2
+    /// A state holding earlier rounds' votes is written in format 3 (the votes follow the
+    /// precommit); an older binary refuses it, as it must a resting state, which format 3 may be.
+    public static let earlierVotesFormat: UInt8 = 3
+    static let maxEarlierVotes = Int(earlierVoteRounds) * 2
 
     public var encoded: [UInt8] {
         var w = ByteWriter(capacity: 512)
-        w.u8(step == .waiting && round > 0 ? Self.restingFormat : Self.format)
+        w.u8(!earlierVotes.isEmpty ? Self.earlierVotesFormat : step == .waiting && round > 0 ? Self.restingFormat : Self.format)
         w.u64(height); w.u32(round); w.u8(step.rawValue)
         w.i32(lockedRound); Self.optionalHash(lockedHash, &w)
         w.i32(validRound); Self.optionalHash(validHash, &w)
         w.u8(UInt8(validProof.count)); for v in validProof { v.encode(&w) }
         if let proposal { w.u8(1); proposal.encode(&w) } else { w.u8(0) }
         for v in [prevote, precommit] { if let v { w.u8(1); v.encode(&w) } else { w.u8(0) } }
+        if !earlierVotes.isEmpty { w.u8(UInt8(earlierVotes.count)); for v in earlierVotes { v.encode(&w) } }
         return w.bytes
     }
 
@@ -93,8 +105,8 @@ public struct SafetyState: Sendable, Hashable {
     public static func decode(_ bytes: [UInt8]) throws -> SafetyState {
         var r = ByteReader(bytes, context: "consensus safety state")
         let version = try r.u8("format")
-        guard version == format || version == restingFormat else {
-            throw LedgerError(.unsupportedVersion, "consensus safety state format is \(version), not \(format) or \(restingFormat)")
+        guard version == format || version == restingFormat || version == earlierVotesFormat else {
+            throw LedgerError(.unsupportedVersion, "consensus safety state format is \(version), not \(format), \(restingFormat) or \(earlierVotesFormat)")
         }
         var s = SafetyState(height: try r.u64("height"))
         s.round = try r.u32("round")
@@ -110,6 +122,19 @@ public struct SafetyState: Sendable, Hashable {
         if try r.u8("has_proposal") == 1 { s.proposal = try Proposal.decode(&r) }
         if try r.u8("has_prevote") == 1 { s.prevote = try Vote.decode(&r) }
         if try r.u8("has_precommit") == 1 { s.precommit = try Vote.decode(&r) }
+        if version == earlierVotesFormat {
+            let n = Int(try r.u8("earlier_votes.count"))
+            guard n >= 1, n <= maxEarlierVotes else {
+                throw LedgerError(.malformed, "consensus safety state holds \(n) earlier votes, not 1 to \(maxEarlierVotes)")
+            }
+            for _ in 0..<n {
+                let v = try Vote.decode(&r)
+                guard v.height == s.height, v.round < s.round else {
+                    throw LedgerError(.malformed, "consensus safety state holds a vote of height \(v.height) round \(v.round) as an earlier vote of height \(s.height) round \(s.round)")
+                }
+                s.earlierVotes.append(v)
+            }
+        }
         try r.expectEnd()
         return s
     }
@@ -234,6 +259,7 @@ public struct TendermintMachine: Sendable {
     /// the state's step (at start, and when a deferred state is taken up).
     private mutating func resumeSigned(_ out: inout [ConsensusAction]) {
         for v in state.validProof where v.height == height && v.type == .prevote && validators.contains(v.voter) { record(vote: v, &out) }
+        for v in state.earlierVotes where v.height == height && v.voter == me { out.append(.broadcastVote(v)); record(vote: v, &out) }
         if let p = state.proposal { out.append(.broadcastProposal(p)); record(proposal: p, &out) }
         if let v = state.prevote { out.append(.broadcastVote(v)); record(vote: v, &out) }
         if let v = state.precommit { out.append(.broadcastVote(v)); record(vote: v, &out) }
@@ -342,6 +368,15 @@ public struct TendermintMachine: Sendable {
             validationRequested.insert(p.blockHash)
             out.append(.validate(height: p.height, round: p.round, blockHash: p.blockHash))
         }
+    }
+
+    /// Whether this very vote (same voter, round, step, value and signature) is already counted
+    /// at the current height: a node need not check its signature again (votes are re-sent every
+    /// second, and a peer replaying genuine votes cost one Ed25519 check each).
+    public func holds(_ v: Vote) -> Bool {
+        guard v.height == height else { return false }
+        let existing = v.type == .prevote ? prevotes[v.round]?[v.voter] : precommits[v.round]?[v.voter]
+        return existing?.contains { $0.blockHash == v.blockHash && $0.signature == v.signature } ?? false
     }
 
     private mutating func record(vote v: Vote, _ out: inout [ConsensusAction]) {
@@ -500,6 +535,9 @@ public struct TendermintMachine: Sendable {
 
     /// Round `r` at `step`, with nothing signed in it yet.
     private mutating func enter(round r: UInt32, _ step: Step) {
+        let oldest = r > SafetyState.earlierVoteRounds ? r - SafetyState.earlierVoteRounds : 0
+        state.earlierVotes.append(contentsOf: [state.prevote, state.precommit].compactMap { $0 }.filter { $0.round < r })
+        state.earlierVotes.removeAll { $0.round < oldest }
         state.round = r
         state.step = step
         state.proposal = nil; state.prevote = nil; state.precommit = nil

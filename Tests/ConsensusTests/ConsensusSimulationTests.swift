@@ -104,9 +104,89 @@ final class ConsensusSimulationTests: XCTestCase {
         s.prevote = Vote(type: .prevote, height: 9, round: 3, blockHash: s.lockedHash, voter: "v1", signature: Array(repeating: 1, count: 64))
         s.precommit = Vote(type: .precommit, height: 9, round: 3, blockHash: nil, voter: "v1", signature: Array(repeating: 2, count: 64))
         XCTAssertEqual(try SafetyState.decode(s.encoded), s)
+        XCTAssertEqual(s.encoded.first, SafetyState.format)
         var bytes = s.encoded
         bytes.removeLast()
         XCTAssertThrowsError(try SafetyState.decode(bytes))
+        // With votes of earlier rounds: format 3, round-tripped; a vote that is not of an earlier
+        // round of the state's height is refused.
+        s.earlierVotes = [Vote(type: .precommit, height: 9, round: 2, blockHash: nil, voter: "v1", signature: Array(repeating: 3, count: 64))]
+        XCTAssertEqual(s.encoded.first, SafetyState.earlierVotesFormat)
+        XCTAssertEqual(try SafetyState.decode(s.encoded), s)
+        for wrong in [Vote(type: .precommit, height: 9, round: 3, blockHash: nil, voter: "v1", signature: Array(repeating: 3, count: 64)),
+                      Vote(type: .precommit, height: 8, round: 1, blockHash: nil, voter: "v1", signature: Array(repeating: 3, count: 64))] {
+            var t = s
+            t.earlierVotes = [wrong]
+            XCTAssertThrowsError(try SafetyState.decode(t.encoded)) { XCTAssertTrue("\($0)".contains("earlier vote"), "\($0)") }
+        }
+    }
+
+    /// A validator restarted after it left a round keeps its votes of that round and sends them
+    /// again: a peer still waiting in it for a quorum may need exactly them. Three of four
+    /// validators up; the first's nil precommit of round 0 is lost on its way to the other two,
+    /// it times out into round 1 and restarts. Its round-0 votes were gone with the restart, and
+    /// the other two waited in round 0 with two precommits and no timeout to fire: the height
+    /// stalled for good with three honest validators connected (found in review, 2026-12-06).
+    func testARestartedValidatorResendsItsVotesOfEarlierRounds() {
+        let validators = ValidatorSet(ids: ["v0", "v1", "v2", "v3"])
+        let up = ["v0", "v1", "v2"]   // v3 is down throughout
+        var machines: [String: TendermintMachine] = [:]
+        for id in up {
+            machines[id] = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: id), committedHeight: 0, restored: nil)
+            _ = machines[id]!.start()
+        }
+        var persisted: [String: SafetyState] = [:]
+        var scheduled: [String: [Timeout]] = [:]
+        /// Hands `actions` of `from` to the others, dropping what `lost` says, and what they send in turn.
+        func run(_ from: String, _ actions: [ConsensusAction], lost: (Vote, String) -> Bool = { _, _ in false }) {
+            var queue = [(from, actions)]
+            while !queue.isEmpty {
+                let (sender, list) = queue.removeFirst()
+                for a in list {
+                    switch a {
+                    case .persist(let st): persisted[sender] = st
+                    case .schedule(let t, _): scheduled[sender, default: []].append(t)
+                    case .broadcastVote(let v):
+                        for to in up where to != sender && !lost(v, to) { queue.append((to, machines[to]!.handle(.vote(v)))) }
+                    default: break
+                    }
+                }
+            }
+        }
+        for id in up { run(id, machines[id]!.handle(.transactionsAvailable)) }
+        // No proposal comes; each prevotes nil, then precommits nil on a quorum of nil prevotes.
+        let lostPrecommit: (Vote, String) -> Bool = { v, _ in v.voter == "v0" && v.type == .precommit && v.round == 0 }
+        for id in up { run(id, machines[id]!.handle(.timeout(Timeout(step: .propose, height: 1, round: 0))), lost: lostPrecommit) }
+        let precommitTimeout = Timeout(step: .precommit, height: 1, round: 0)
+        XCTAssertTrue(scheduled["v0", default: []].contains(precommitTimeout))
+        for id in ["v1", "v2"] { XCTAssertFalse(scheduled[id, default: []].contains(precommitTimeout), "\(id) had a quorum of precommits") }
+        guard let sent = machines["v0"]!.state.precommit else { return XCTFail("v0 did not precommit") }
+        // v0 leaves round 0 and restarts from what it persisted.
+        run("v0", machines["v0"]!.handle(.timeout(precommitTimeout)))
+        guard let saved = persisted["v0"], saved.round == 1 else { return XCTFail("v0 did not persist round 1: \(String(describing: persisted["v0"]))") }
+        XCTAssertTrue(saved.earlierVotes.contains(sent))
+        XCTAssertEqual(try SafetyState.decode(saved.encoded), saved)
+        machines["v0"] = TendermintMachine(chainID: "sim", validators: validators, signer: SimSigner(memberID: "v0"), committedHeight: 0, restored: saved)
+        let resumed = machines["v0"]!.start()
+        XCTAssertTrue(resumed.contains(.broadcastVote(sent)), "the round-0 precommit was not sent again: \(resumed)")
+        for case .broadcastVote(let v) in resumed where v.round == 0 { XCTAssertTrue(saved.earlierVotes.contains(v), "signed anew in round 0: \(v)") }
+        run("v0", resumed)
+        for id in ["v1", "v2"] { XCTAssertTrue(scheduled[id, default: []].contains(precommitTimeout), "\(id) still waits in round 0 with no timeout") }
+        // Only the last rounds' votes are kept: after many rounds, none older than four rounds back.
+        var m = machines["v0"]!
+        for r: UInt32 in 1..<12 {
+            _ = m.handle(.transactionsAvailable)
+            _ = m.handle(.timeout(Timeout(step: .propose, height: 1, round: r)))
+            _ = m.handle(.timeout(Timeout(step: .prevote, height: 1, round: r)))
+            for v in ["v1", "v2"] {
+                let bytes = Vote.signingBytes(chainID: "sim", type: .precommit, height: 1, round: r, blockHash: nil, voter: v)
+                _ = m.handle(.vote(Vote(type: .precommit, height: 1, round: r, blockHash: nil, voter: v, signature: SimSigner.signature(v, bytes))))
+            }
+            _ = m.handle(.timeout(Timeout(step: .precommit, height: 1, round: r)))
+        }
+        XCTAssertEqual(m.round, 12)
+        XCTAssertEqual(m.state.earlierVotes.count, 8)
+        XCTAssertTrue(m.state.earlierVotes.allSatisfy { $0.round < m.round && $0.round + SafetyState.earlierVoteRounds >= m.round }, "\(m.state.earlierVotes.map(\.round))")
     }
 
     /// A restarted validator never signs a second, different vote for a round it already voted in.
@@ -209,10 +289,15 @@ final class ConsensusSimulationTests: XCTestCase {
         XCTAssertTrue(roundTimeouts(rested).isEmpty, "a quiet round armed another: \(rested)")
         guard case .persist(let saved)? = rested.last else { return XCTFail("the resting round was not persisted: \(rested)") }
         XCTAssertEqual(saved.round, 1)
-        // Written in format 2, which a binary from before resting refuses (it would take `waiting`
-        // for round 0 and sign there again); every other state stays format 1.
-        XCTAssertEqual(saved.encoded.first, SafetyState.restingFormat)
+        // Written in a format a binary from before resting refuses (it would take `waiting` for
+        // round 0 and sign there again): 2, or 3 when it holds votes of earlier rounds, as this
+        // one does (the nil votes of round 0); a fresh state stays format 1.
+        XCTAssertEqual(saved.encoded.first, SafetyState.earlierVotesFormat)
+        XCTAssertEqual(saved.earlierVotes.map(\.round), [0, 0])
         XCTAssertEqual(try SafetyState.decode(saved.encoded), saved)
+        var restingOnly = saved
+        restingOnly.earlierVotes = []
+        XCTAssertEqual(restingOnly.encoded.first, SafetyState.restingFormat)
         XCTAssertEqual(SafetyState(height: 1).encoded.first, SafetyState.format)
         // Rebroadcasts go on; a late vote of round 0 does not wake it.
         XCTAssertEqual(roundTimeouts(m.handle(.timeout(Timeout(step: .rebroadcast, height: 1, round: 0)))), [])
