@@ -46,8 +46,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let clock: @Sendable () -> UInt64
     let mempool: Mempool
     let verified: VerifiedCache
-    /// Runs before a proposed block is checked (a test makes it fail as a failing disk would).
-    var beforeCheckingProposal: () throws -> Void = {}
+    /// Runs where each transaction of a checked block is read against the store (a test makes it
+    /// fail as a failing disk read would).
+    var beforeCheckingTransaction: () throws -> Void = {}
     /// Writes a committed block, durably (a test makes it fail as a full disk would).
     var writeBlock: (_ built: BlockBuilder.Result, _ certificate: CommitCertificate, _ submissions: [Submission], _ checkpoint: String) throws -> Void
     /// Ends the process when the node cannot go on safely (a test records the message instead).
@@ -153,6 +154,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     static let blockRoundWindow: UInt32 = 4
     /// Rounds of this height whose proposed block is kept (one block per round).
     var keptRounds = Set<UInt32>()
+    /// This node's proposals (by round, at the current height) already sent with their block:
+    /// sent again every second without it. Re-sending a block of up to 24 MiB to every peer each
+    /// second until the height committed queued votes behind it (found in review, 2026-12-06);
+    /// a peer that missed the block fetches it by hash (`fetch_block`).
+    var proposalRoundsSentWithBlock = Set<UInt32>()
     static let maxFuture = 512
     /// Bytes of proposed blocks kept in `future`: a proposal whose block does not fit is kept
     /// without it (the content is fetched by hash once the height starts).
@@ -484,19 +490,26 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         queue.async { self.transactionsArrived() }
     }
 
+    /// Answers a block request with what the peer's send queue has room for. A reply was read
+    /// from the store and encoded whole (up to a frame, 96 MiB) and only then found no room, so a
+    /// member that stopped reading and kept asking kept this worker reading blocks (found in
+    /// review, 2026-12-06); a peer whose queue is full gets nothing and asks again later.
     func serveBlocks(from: UInt64, count: Int, to peer: String) {
-        let list = blocksToServe(from: from, count: count, to: peer)
+        let room = p2p.maxQueuedBytesPerPeer - p2p.queuedBytes(for: peer) - NetMessage.blocksMessageHeaderBytes - 64
+        let list = blocksToServe(from: from, count: count, to: peer, room: room)
         if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
     }
 
     /// Committed blocks from `from` for one `blocks` reply: at most `count` (and
     /// `maxBlocksPerResponse`), and no more than fit in one frame, measured by each block's full
-    /// encoded size (transactions, envelopes, certificate, checkpoint). The first block is always
-    /// included, so a peer behind by a block larger than the rest of the budget still gets it.
-    func blocksToServe(from: UInt64, count: Int, to peer: String) -> [CommittedBlock] {
+    /// encoded size (transactions, envelopes, certificate, checkpoint). The first block is
+    /// included even when it is larger than the rest of the frame budget, so a peer behind by such
+    /// a block still gets it, but not when it is larger than `room`, the bytes the peer's send
+    /// queue can still take: then nothing is read past it and the reply is empty.
+    func blocksToServe(from: UInt64, count: Int, to peer: String, room: Int = .max) -> [CommittedBlock] {
         let head = store.head.height
-        guard from >= 1, from <= head else { return [] }
-        let budget = maxFrameBytes - NetMessage.blocksMessageHeaderBytes
+        guard from >= 1, from <= head, room > 0 else { return [] }
+        let budget = min(maxFrameBytes - NetMessage.blocksMessageHeaderBytes, room)
         var list: [CommittedBlock] = []
         var bytes = 0
         var h = from
@@ -512,6 +525,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 let block = CommittedBlock(block: CandidateBlock(header: header, submissions: subs), certificate: cert, checkpoint: note)
                 let size = block.encodedSize
                 if !list.isEmpty, bytes + size > budget { break }
+                if size > room {
+                    logger.debug("block \(h) (\(size) bytes) not served to \(peer): its send queue has room for \(room) bytes")
+                    break
+                }
                 if list.isEmpty, size > budget {
                     logger.error("block \(h) takes \(size) bytes encoded, more than a frame (\(maxFrameBytes)); \(peer) cannot fetch it from this node")
                 }
@@ -573,6 +590,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 return
             }
             if v.height == height + 1 { buffer(message, from: peer); return }
+            if machine.holds(v) { return }
             guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
                   voter.signingKey.isValidSignature(v.signature, for: v.signingBytes(chainID: genesis.chainID)) else {
                 if v.height >= height { logger.warning("vote from \(peer) for \(v.voter) does not verify; dropped") }
@@ -761,7 +779,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                     fatal("cannot persist consensus state: \(error)")
                 }
             case .broadcastProposal(let p):
-                p2p.broadcast(NetMessage.proposal(p, candidates[p.blockHash]?.block).encoded)
+                p2p.broadcast(proposalMessage(p).encoded)
             case .broadcastVote(let v):
                 p2p.broadcast(NetMessage.vote(v).encoded)
             case .schedule(let t, let after):
@@ -791,11 +809,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for e in pending { handle(e) }
     }
 
+    /// The message for this node's proposal `p`: with its block the first time, without it after.
+    func proposalMessage(_ p: Proposal) -> NetMessage {
+        let first = p.height == machine.height && proposalRoundsSentWithBlock.insert(p.round).inserted
+        return .proposal(p, first ? candidates[p.blockHash]?.block : nil)
+    }
+
     func validationEvent(_ hash: Hash, height: UInt64) -> ConsensusEvent? {
         if candidates[hash] != nil { return .validated(height: height, blockHash: hash, valid: true) }
         guard let block = unchecked.removeValue(forKey: hash) else { return nil }
         do {
-            try beforeCheckingProposal()
             let built = try check(block)
             candidates[hash] = (block, built)
             return .validated(height: height, blockHash: hash, valid: true)
@@ -894,7 +917,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 throw LedgerError(.replay, "transaction \(i) claims \(claim), which another transaction of the same block claims")
             }
             if !verified.contains(s) { notSeen.append(i) }
-            do { try validator.checkStateful(tx, state: store, certified: certified) } catch { throw BatchError(index: i, error: error) }
+            do {
+                try beforeCheckingTransaction()
+                try validator.checkStateful(tx, state: store, certified: certified)
+            } catch let failed as StorageError {
+                // A read that failed says nothing of the transaction: passed on as it is, so that
+                // the caller gives no verdict (it was wrapped, and the block judged invalid).
+                throw failed
+            } catch { throw BatchError(index: i, error: error) }
         }
         // Signatures and envelopes of transactions this node has not seen yet, on every core.
         if !notSeen.isEmpty {
@@ -1012,6 +1042,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
         keptRounds = []
+        proposalRoundsSentWithBlock = []
         awaitingContent = [:]
         deferredPrecommits = [:]
         reported = reported.filter { $0.key > block.header.height }
@@ -1161,8 +1192,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let roomForMore = sizes.reduce(0, +) + (sizes.max() ?? 0) <= maxFrameBytes - NetMessage.blocksMessageHeaderBytes
         var applied = 0
         var refused = false
+        var unreadable = false
         defer {
-            if !stopped, refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
+            if !stopped, !unreadable, refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
                 catchUpMisses[peer, default: 0] += 1
             }
         }
@@ -1186,6 +1218,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 }
                 catchUpBlocksChecked += 1
                 built = try check(c.block, certified: true)
+            } catch let failed as StorageError {
+                // This node's disk, not the peer's block: no miss charged; asked again later.
+                logger.error("cannot check block \(header.height) from \(peer): \(failed); requested again")
+                unreadable = true
+                return
             } catch {
                 logger.warning("block \(header.height) from \(peer) refused: \(error)")
                 refused = true

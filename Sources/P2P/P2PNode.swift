@@ -217,6 +217,9 @@ public final class P2PNode: Sendable {
         for member in dialNow { dialSoon(member, after: .zero) }
     }
 
+    /// The most bytes queued for one peer; a message that would go past it is dropped.
+    public var maxQueuedBytesPerPeer: Int { config.maxQueuedBytesPerPeer }
+
     /// Bytes queued for `member` and not yet written to its socket (0 without a session).
     public func queuedBytes(for member: String) -> Int {
         state.withLockedValue { $0.sessions[member]?.queuedBytes ?? 0 }

@@ -321,11 +321,13 @@ final class ConsensusNodeTests: XCTestCase {
 
     /// A read that fails while a proposal is checked (a failing disk) gives no verdict, which the
     /// machine would keep for the whole height: the block is checked again and prevoted once the
-    /// store reads. It was judged invalid, a nil prevote for the height (found in review, 2026-12-06).
+    /// store reads. It was judged invalid, a nil prevote for the height (found in review, 2026-12-06;
+    /// the failure is injected where the transactions are read against the store, as a review of
+    /// the first fix found that an error there was still wrapped and taken for a verdict).
     func testAStoreThatCannotBeReadGivesNoVerdictOnAProposal() async throws {
         let f = try await Fixture(as: "val-c")
         let failing = Mutex(true)
-        f.node.queue.sync { f.node.beforeCheckingProposal = { if failing.withLock({ $0 }) { throw StorageError(.read, "IO error: Input/output error") } } }
+        f.node.queue.sync { f.node.beforeCheckingTransaction = { if failing.withLock({ $0 }) { throw StorageError(.read, "IO error: Input/output error") } } }
         let block = f.block(try f.submissions(2, seed: 9), proposer: "val-b")
         let state = f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
         XCTAssertEqual(state.step, .propose, "the block was judged while the store could not be read")
@@ -947,6 +949,26 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A proposer sends its block with the first copy of a proposal only; the copies re-sent every
+    /// second carry the proposal alone (a peer that missed the block fetches it by hash). Every
+    /// copy carried the block, up to 24 MiB to every peer each second (found in review, 2026-12-06).
+    func testAProposalIsResentWithoutItsBlock() async throws {
+        let f = try await Fixture(as: "val-b")
+        let block = f.block(try f.submissions(2, seed: 4), proposer: "val-b")
+        let built = BlockBuilder.build(chainID: f.genesis.chainID, height: block.header.height, timestampMillis: block.header.timestampMillis,
+                                       previousHash: block.header.previousHash, frontier: f.store.frontier,
+                                       transactions: block.submissions.map(\.transaction), proposer: "val-b")
+        let carried: [Bool] = f.node.queue.sync {
+            f.node.candidates[block.hash] = (block, built)
+            return [UInt32(0), 0, 0, 1, 1].map { round -> Bool in
+                guard case .proposal(_, let content) = f.node.proposalMessage(f.proposal(block, round: round, by: "val-b")) else { return false }
+                return content?.hash == block.hash
+            }
+        }
+        XCTAssertEqual(carried, [true, false, false, true, false])
+        await f.close()
+    }
+
     /// A `blocks` reply never exceeds a frame: blocks are measured whole (envelopes, certificate,
     /// checkpoint), and the first block is sent even when it alone is over the budget.
     func testCatchUpRepliesFitInAFrame() async throws {
@@ -982,6 +1004,12 @@ final class ConsensusNodeTests: XCTestCase {
         // A frame smaller than one block: one block per reply all the same.
         f.node.maxFrameBytes = sizes[0] / 2
         XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d").count, 1)
+        // A peer whose send queue has room for less: what fits, and nothing when the first block
+        // does not (it was read and encoded whole, then dropped at the full queue).
+        f.node.maxFrameBytes = 1 << 20
+        XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d", room: sizes[0] + sizes[1] + sizes[2] / 2).count, 2)
+        XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d", room: sizes[0] - 1).count, 0)
+        XCTAssertEqual(f.node.blocksToServe(from: 1, count: 32, to: "val-d", room: 0).count, 0)
         await f.close()
     }
 
