@@ -38,6 +38,34 @@ final class CommitCertificateTests: XCTestCase {
         XCTAssertNoThrow(try decoded.verify(header: header, genesis: c.genesis))
     }
 
+    /// Who signed is judged before any signature is checked: one validator's signature repeated a
+    /// hundred times, or too few signers, is refused without a check per entry (a certificate of
+    /// 110 copies cost 110 Ed25519 checks, which let one validator keep a peer's consensus queue
+    /// busy; found in review, 2026-12-06).
+    func testRepeatedOrTooFewSignersAreRefusedBeforeTheSignaturesAreChecked() throws {
+        let header = try block()
+        let samr = signature("samr", header, round: 2)
+        let repeated = CommitCertificate(height: 1, round: 2, blockHash: header.hash, signatures: Array(repeating: samr, count: 110))
+        XCTAssertThrowsError(try repeated.verify(header: header, genesis: c.genesis)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .invalidBlock)
+            XCTAssertTrue("\(error)".contains("more than one signature by samr"), "\(error)")
+        }
+        // A repeat whose signature is garbage is refused as a repeat: its signature was never checked.
+        let forged = MemberSignature(member: "samr", keyID: samr.keyID, signature: [UInt8](repeating: 7, count: 64))
+        let withForgedRepeat = CommitCertificate(height: 1, round: 2, blockHash: header.hash,
+                                                 signatures: [samr, forged] + ["bank-a", "bank-b"].map { signature($0, header, round: 2) })
+        XCTAssertThrowsError(try withForgedRepeat.verify(header: header, genesis: c.genesis)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .invalidBlock, "\(error)")
+        }
+        // Too few signers, one of them forged: refused for the count, not the signature.
+        let few = CommitCertificate(height: 1, round: 2, blockHash: header.hash, signatures: [forged, signature("bank-a", header, round: 2)])
+        XCTAssertThrowsError(try few.verify(header: header, genesis: c.genesis)) { XCTAssertTrue("\($0)".contains("needs 3"), "\($0)") }
+        // Distinct signers, one forged: the signature is still checked.
+        let oneForged = CommitCertificate(height: 1, round: 2, blockHash: header.hash,
+                                          signatures: [forged] + ["bank-a", "bank-b"].map { signature($0, header, round: 2) })
+        XCTAssertThrowsError(try oneForged.verify(header: header, genesis: c.genesis)) { XCTAssertEqual(($0 as? LedgerError)?.code, .badSignature) }
+    }
+
     func testCheckpointCosignaturesOfDifferentRoundsAreOverDifferentTexts() throws {
         let header = try block()
         let r1 = Checkpoint(header: header, round: 1).text, r3 = Checkpoint(header: header, round: 3).text
