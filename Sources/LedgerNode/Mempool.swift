@@ -28,7 +28,10 @@ public final class Mempool: @unchecked Sendable {
     private var bytes = 0
     private let lock = NSLock()
     private var entries: [HashKey: Entry] = [:]
-    private var order: [HashKey] = []          // arrival order; may hold removed ids (skipped lazily)
+    /// Arrival order. It may hold removed entries (skipped lazily), and an id removed and then
+    /// admitted again is in it twice: only the position whose sequence matches the live entry
+    /// counts (the earlier one proposed a transaction twice in a block; found in review, 2026-12-06).
+    private var order: [(id: HashKey, sequence: UInt64)] = []
     private var orderHead = 0
     private var nonces: [NonceKey: HashKey] = [:]
     private var sequence: UInt64 = 0
@@ -103,7 +106,7 @@ public final class Mempool: @unchecked Sendable {
                 let id = HashKey(s.transaction.id)
                 sequence += 1
                 entries[id] = Entry(submission: s, waiters: waiter.map { [($0, i)] } ?? [], sequence: sequence)
-                order.append(id)
+                order.append((id, sequence))
                 nonces[NonceKey(s.transaction.header)] = id
             }
             return (fresh, waiter)
@@ -131,7 +134,7 @@ public final class Mempool: @unchecked Sendable {
             var bytes = 0
             var i = orderHead
             while i < order.count, out.count < max {
-                if let e = entries[order[i]] {
+                if let e = live(order[i]) {
                     let size = e.submission.byteCount + overheadPerItem
                     if bytes + size > maxBytes { break }
                     bytes += size
@@ -198,8 +201,13 @@ public final class Mempool: @unchecked Sendable {
             "\((error as? LedgerError)?.reason ?? "\(error)"); \(committed) of the batch's other transactions had committed and the rest may still commit: look them up by id"))
     }
 
+    private func live(_ position: (id: HashKey, sequence: UInt64)) -> Entry? {
+        guard let e = entries[position.id], e.sequence == position.sequence else { return nil }
+        return e
+    }
+
     private func compact() {
-        while orderHead < order.count, entries[order[orderHead]] == nil { orderHead += 1 }
+        while orderHead < order.count, live(order[orderHead]) == nil { orderHead += 1 }
         if orderHead > 4096 && orderHead * 2 > order.count {
             order.removeFirst(orderHead)
             orderHead = 0

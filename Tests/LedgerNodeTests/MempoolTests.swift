@@ -51,6 +51,24 @@ final class MempoolTests: XCTestCase {
         }
     }
 
+    /// A transaction evicted and admitted again (gossiped back, or resubmitted) is offered once, in
+    /// its new place: its old position in the arrival order does not count for it too (it was
+    /// offered twice, and a block holding it twice is refused by every peer; found in review,
+    /// 2026-12-06).
+    func testATransactionEvictedAndAdmittedAgainIsOfferedOnce() throws {
+        let pool = Mempool(capacity: 10)
+        let subs = try submissions(3)
+        try pool.admit(Array(subs[0..<2]), continuation: nil)
+        let evicted = subs[1].transaction.id
+        pool.evict { $0.transaction.id == evicted ? LedgerError(.replay, "stale") : nil }
+        try pool.admit([subs[2], subs[1]], continuation: nil)
+        let offered = pool.oldest(10, maxBytes: .max).map(\.transaction.id)
+        XCTAssertEqual(offered, [subs[0], subs[2], subs[1]].map(\.transaction.id))
+        // Once committed, it is gone from every position.
+        pool.committed([subs[1].transaction], height: 1, firstLogIndex: 0)
+        XCTAssertEqual(pool.oldest(10, maxBytes: .max).map(\.transaction.id), [subs[0], subs[2]].map(\.transaction.id))
+    }
+
     /// Full means a clear error, and nothing of the refused batch is admitted.
     func testFullMempoolRefusesWithAClearErrorAndAdmitsNothing() throws {
         let pool = Mempool(capacity: 10)
