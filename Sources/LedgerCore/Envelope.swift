@@ -99,7 +99,7 @@ public enum PayloadSeal {
         var plaintext = salt + payload
         defer { secureZero(&plaintext) }
         let ciphertext = try XChaCha20Poly1305.seal(plaintext, key: key, nonce: nonce, associatedData: Domain.payloadAD + commitment)
-        let wrapped = custodians.map { Envelope.WrappedKey(custodian: $0.id, sealedKey: SealedBox.seal(key, to: $0.encryptionKey)) }
+        let wrapped = try custodians.map { Envelope.WrappedKey(custodian: $0.id, sealedKey: try SealedBox.seal(key, to: $0.encryptionKey)) }
         return (commitment, Envelope(nonce: nonce, ciphertext: ciphertext, wrappedKeys: wrapped))
     }
 

@@ -222,6 +222,7 @@ public struct Genesis: Sendable {
         var members: [Member] = []
         var seen = Set<String>()
         var seenKeys = Set<[UInt8]>()
+        var seenEncryptionKeys = Set<[UInt8]>()
         for entry in doc.members {
             guard Self.isValidMemberID(entry.id) else {
                 throw LedgerError(.invalidGenesis, "member id \"\(entry.id)\" must be 1-32 characters of a-z 0-9 . - _")
@@ -247,6 +248,14 @@ public struct Genesis: Sendable {
             }
             guard seenKeys.insert(sk).inserted else {
                 throw LedgerError(.invalidGenesis, "member \(entry.id): signing key is shared with another member")
+            }
+            // Payload keys are sealed to these, and custodians are told apart by them: a low-order
+            // point would take sealed keys no one can open (found in review, 2026-12-06).
+            guard !enc.isLowOrder else {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): x25519_public_key is a low-order point, to which nothing can be sealed")
+            }
+            guard seenEncryptionKeys.insert(xk).inserted else {
+                throw LedgerError(.invalidGenesis, "member \(entry.id): x25519_public_key is shared with another member")
             }
             if roles.contains(.auditor) && roles.count > 1 {
                 throw LedgerError(.invalidGenesis, "member \(entry.id): an auditor is a non-voting reader and holds no other role")

@@ -19,3 +19,15 @@ extension X25519PrivateKey {
         return SecretBytes(out)
     }
 }
+
+extension X25519PublicKey {
+    /// Whether this is a low-order point, with which every X25519 shared secret is zero: nothing
+    /// sealed to it can be opened, and nothing agreed with it is secret.
+    public var isLowOrder: Bool {
+        Sodium.ensureInitialized()
+        // Any clamped scalar multiplies a low-order point to zero, which libsodium refuses.
+        let scalar = [UInt8](repeating: 0x5A, count: 32)
+        var out = [UInt8](repeating: 0, count: 32)
+        return crypto_scalarmult(&out, scalar, bytes) != 0
+    }
+}

@@ -47,11 +47,16 @@ public final class X25519PrivateKey: @unchecked Sendable {
 public enum SealedBox {
     public static let overheadByteCount = 48
 
-    public static func seal(_ message: [UInt8], to recipient: X25519PublicKey) -> [UInt8] {
+    /// Throws when libsodium refuses, which it does for a low-order recipient key (no one could
+    /// open the box); the result used to be returned unchecked (found in review, 2026-12-06).
+    public static func seal(_ message: [UInt8], to recipient: X25519PublicKey) throws -> [UInt8] {
         Sodium.ensureInitialized()
         var out = [UInt8](repeating: 0, count: message.count + overheadByteCount)
-        message.withUnsafeBufferPointer { m in
-            _ = crypto_box_seal(&out, m.baseAddress, UInt64(m.count), recipient.bytes)
+        let rc = message.withUnsafeBufferPointer { m in
+            crypto_box_seal(&out, m.baseAddress, UInt64(m.count), recipient.bytes)
+        }
+        guard rc == 0 else {
+            throw CryptoError(.invalidInput, "cannot seal to this X25519 public key (a low-order point?)")
         }
         return out
     }

@@ -54,7 +54,7 @@ final class CryptoTests: XCTestCase {
     func testSealedBoxRoundTripAndWrongKey() throws {
         let recipient = X25519PrivateKey()
         let other = X25519PrivateKey()
-        let box = SealedBox.seal(Array("payload key".utf8), to: recipient.publicKey)
+        let box = try SealedBox.seal(Array("payload key".utf8), to: recipient.publicKey)
         XCTAssertEqual(try SealedBox.open(box, with: recipient), Array("payload key".utf8))
         XCTAssertThrowsError(try SealedBox.open(box, with: other)) { error in
             XCTAssertEqual((error as? CryptoError)?.code, .decryptionFailed)

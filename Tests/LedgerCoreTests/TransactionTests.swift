@@ -137,6 +137,22 @@ final class TransactionTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try Genesis(bytes: Array("{".utf8)))
+        // Encryption keys: a low-order point (nothing sealed to it opens) and a key two members share.
+        func withKey(_ key: [UInt8], for id: String) throws -> [UInt8] {
+            let members = try good.members.map { m in
+                Member(id: m.id, name: m.name, roles: m.roles, signingKey: m.signingKey,
+                       encryptionKey: m.id == id ? try X25519PublicKey(bytes: key) : m.encryptionKey)
+            }
+            return try Genesis.render(chainID: good.chainID, genesisTime: "2026-11-21T00:00:00Z", members: members)
+        }
+        XCTAssertNoThrow(try Genesis(bytes: try withKey(X25519PrivateKey().publicKey.bytes, for: "samr")))
+        XCTAssertThrowsError(try Genesis(bytes: try withKey([UInt8](repeating: 0, count: 32), for: "samr"))) {
+            XCTAssertTrue("\($0)".contains("samr: x25519_public_key is a low-order point"), "\($0)")
+        }
+        XCTAssertThrowsError(try Genesis(bytes: try withKey(good.member("samr")!.encryptionKey.bytes, for: "bank-a"))) {
+            XCTAssertTrue("\($0)".contains("x25519_public_key is shared with another member"), "\($0)")
+        }
+        XCTAssertThrowsError(try SealedBox.seal([1, 2, 3], to: try X25519PublicKey(bytes: [UInt8](repeating: 0, count: 32))))
     }
 
     /// A member may not be called "unknown" (audit records name that requester for a query with
@@ -152,7 +168,7 @@ final class TransactionTests: XCTestCase {
             let members = (0..<n).map { i in
                 Member(id: "v\(i)", name: "validator \(i)", roles: i == 0 ? [.validator, .custodian] : [.validator],
                        signingKey: try! Ed25519PrivateKey(seed: SHA256.hash(Array("v\(i)".utf8))).publicKey,
-                       encryptionKey: c.genesis.members[0].encryptionKey)
+                       encryptionKey: X25519PrivateKey().publicKey)
             }
             return try Genesis(bytes: try Genesis.render(chainID: "creditledger.test/many", genesisTime: "2026-11-21T00:00:00Z", members: members))
         }
