@@ -106,6 +106,9 @@ public extension LedgerStateReader {
     func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
         throw LedgerError(.notFound, "this ledger state has no consent index; it cannot check query records")
     }
+    func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash? {
+        throw LedgerError(.notFound, "this ledger state has no payload commitment index; it cannot check records")
+    }
 }
 
 extension LedgerDate {

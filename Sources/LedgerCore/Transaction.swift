@@ -614,8 +614,9 @@ public struct Transaction: Hashable, Sendable {
     public static func id(ofEncoded encoded: [UInt8]) -> Hash { SHA256.hash(prefix: 0x00, encoded) }
 
     /// What this transaction claims that no other transaction of the same block may claim,
-    /// beyond its id and nonce: a query record's request nonce (one record per request), and
-    /// an install's name and version and its document (one install of each). Each is checked
+    /// beyond its id and nonce: a query record's request nonce (one record per request), an
+    /// install's name and version and its document (one install of each), and a record's payload
+    /// commitment (one record per sealed payload). Each is checked
     /// against committed state by the stateful rules, which cannot see the rest of the block.
     public var blockExclusiveClaims: [String] {
         switch body {
@@ -624,6 +625,8 @@ public struct Transaction: Hashable, Sendable {
         case .governance(let g) where g.action == .installModel || g.action == .installPolicy:
             let kind = g.action == .installModel ? "model" : "policy"
             return ["\(kind) \(g.name) version \(g.version)", "\(kind) document \(g.documentHash.hexString.prefix(16))…"]
+        case .attestation, .amendment:
+            return body.envelopedRecord.map { ["payload commitment \($0.payloadCommitment.hexString)"] } ?? []
         default:
             return []
         }

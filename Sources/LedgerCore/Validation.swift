@@ -27,6 +27,8 @@ public protocol LedgerStateReader {
     /// The newest `limit` consents (grants and revocations) about `subject` to `grantee` with
     /// log index below `logSize`, oldest first.
     func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
+    /// The committed record (attestation or correction) whose payload commitment this is, if any.
+    func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash?
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -147,6 +149,13 @@ public struct TransactionValidator: Sendable {
     /// committed grant to the requester about the subject (`consentStood` tells the rest).
     public func checkStateful(_ tx: Transaction, state: some LedgerStateReader, forMempool: Bool = false, certified: Bool = false) throws {
         try checkNonce(tx, state: state)
+        // An envelope is sealed for one record. Any issuer could put a committed record's
+        // commitment and envelope (its wrapped keys reordered, even) in a record of its own; the
+        // copy kept the wrapped keys after the original was erased, and a custodian's
+        // full-profile query still decrypted the erased payload (found in review, 2026-12-06).
+        if let record = tx.body.envelopedRecord, let holder = try state.payloadCommitmentHolder(record.payloadCommitment) {
+            throw LedgerError(.replay, "payload commitment \(record.payloadCommitment.hexString.prefix(16))… is already that of record \(holder.hexString): a payload is sealed for one record only")
+        }
         switch tx.body {
         case .amendment(let a):
             guard let target = try state.committedTransaction(id: a.target) else {

@@ -62,9 +62,10 @@ public final class Ledger: @unchecked Sendable {
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
-    /// Models and policies being installed by queued or in-flight transactions (`installKeys`):
-    /// validators check an install only against committed state, so a second install of the
-    /// same document, or of the same name and version, is refused here until the first commits
+    /// Models and policies being installed, and payload commitments being recorded, by queued or
+    /// in-flight transactions (`pendingClaims`): validators check these only against committed
+    /// state, so a second install of the same document, or of the same name and version, or a
+    /// second record with the same payload commitment, is refused here until the first commits
     /// or fails. In two blocks, the second would make a chain that verification refuses.
     private var inFlightInstalls = Set<String>()
     /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
@@ -181,9 +182,10 @@ public final class Ledger: @unchecked Sendable {
             var batchInstalls = Set<String>()
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
-                for key in Self.installKeys(tx) where inFlightInstalls.contains(key) || !batchInstalls.insert(key).inserted {
-                    throw BatchError(index: submissions.count > 1 ? i : nil,
-                                     error: LedgerError(.replay, "\(key.prefix { $0 != ":" }) \(key.drop { $0 != ":" }.dropFirst()) is already being installed by a pending transaction"))
+                for key in Self.pendingClaims(tx) where inFlightInstalls.contains(key) || !batchInstalls.insert(key).inserted {
+                    let (what, rest) = (key.prefix { $0 != ":" }, key.drop { $0 != ":" }.dropFirst())
+                    let claimed = what == "payload commitment" ? "is already that of a pending record" : "is already being installed by a pending transaction"
+                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.replay, "\(what) \(rest) \(claimed)"))
                 }
                 let nonce = NonceKey(tx.header)
                 if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
@@ -206,8 +208,10 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    /// What an install_model or install_policy transaction claims: its document and its name and version.
-    static func installKeys(_ tx: Transaction) -> [String] {
+    /// What an install_model or install_policy transaction claims (its document and its name
+    /// and version), and what a record claims (its payload commitment).
+    static func pendingClaims(_ tx: Transaction) -> [String] {
+        if let record = tx.body.envelopedRecord { return ["payload commitment:\(record.payloadCommitment.hexString)"] }
         guard case .governance(let g) = tx.body, g.action == .installModel || g.action == .installPolicy else { return [] }
         let kind = g.action == .installModel ? "model" : "policy"
         return ["\(kind):\(g.name) version \(g.version)", "\(kind):document \(g.documentHash.hexString.prefix(16))…"]
@@ -322,7 +326,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightInstalls.subtract(Self.installKeys(tx))
+                inFlightInstalls.subtract(Self.pendingClaims(tx))
                 if p.waiter.remaining > 0 {
                     p.waiter.remaining = 0
                     finished.append((p.waiter, .failure(restError!)))
@@ -332,7 +336,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightInstalls.subtract(Self.installKeys(tx))
+                inFlightInstalls.subtract(Self.pendingClaims(tx))
                 if let failure {
                     if p.waiter.remaining > 0 {
                         p.waiter.remaining = 0

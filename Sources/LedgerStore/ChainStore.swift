@@ -55,6 +55,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let modelPrefix: [UInt8] = Array("model/".utf8)
         /// Present once every consent transaction in the store is indexed under `consent/` (QueryIndexes.swift).
         static let consentIndex: [UInt8] = Array("consent-index/v1".utf8)
+        /// Present once every record in the store is indexed under `commitmentPrefix`.
+        static let commitmentIndex: [UInt8] = Array("commitment-index/v1".utf8)
+        /// `commitment/` ‖ payload commitment → id of the record (attestation or correction) that carries it.
+        static let commitmentPrefix: [UInt8] = Array("commitment/".utf8)
         /// `missing-envelope/` ‖ u64 height ‖ record id → empty: a record committed without its
         /// envelope (a catch-up block whose server had it erased, or stripped it), not erased here.
         static let missingEnvelope: [UInt8] = Array("missing-envelope/".utf8)
@@ -83,6 +87,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// Whether consents can be read from their index: fixed at open (a read-write open builds
     /// the index; a read-only open of an older store does not have it).
     private(set) var consentIndexed = false
+    /// Whether payload commitments can be read from their index (as `consentIndexed`).
+    private(set) var commitmentIndexed = false
     private let tree: MerkleNodeStore
     private let lock = NSLock()
     private var _head: Head
@@ -119,6 +125,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try batch.put(Family.meta, MetaKey.genesis, genesis.bytes)
         try batch.put(Family.meta, MetaKey.modelIndex, [1])
         try batch.put(Family.meta, MetaKey.consentIndex, [1])
+        try batch.put(Family.meta, MetaKey.commitmentIndex, [1])
         try db.write(batch)
         return try ChainStore(database: db, verifyDepth: 0)
     }
@@ -168,8 +175,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         if upgrading && formatName != Self.upgradingFormat { try writeFormat(Self.upgradingFormat) }
         try loadModelIndex()
         try buildConsentIndexIfMissing()
+        try buildCommitmentIndexIfMissing()
         _missingEnvelopes = try countMissingEnvelopes()
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
+        commitmentIndexed = try database.get(Family.meta, MetaKey.commitmentIndex) != nil
         if upgrading {
             if formatName != "creditledger-store/v3" { noteBuiltAtOpen(try rebuildRequestNonceIndex()) }
             try writeFormat(Self.storeFormat)
@@ -231,6 +240,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             if let subject = try subject(of: tx, earlier: submissions[..<offset]) {
                 // The kind, and for records what scoring reads of them (ScoreIndex.swift).
                 try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), Self.subjectIndexValue(tx))
+            }
+            if let record = tx.body.envelopedRecord {
+                try batch.put(Family.meta, MetaKey.commitmentPrefix + record.payloadCommitment, tx.id)
             }
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)
@@ -629,6 +641,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     public func committedTransaction(id: Hash) throws -> Transaction? {
         guard let loc = try location(of: id) else { return nil }
         return try transaction(at: loc.logIndex)
+    }
+
+    public func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash? {
+        guard commitmentIndexed else {
+            throw LedgerError(.unsupportedVersion, "store at \(database.path) has no payload commitment index yet; open it read-write once (start the node) to build it")
+        }
+        guard let id = try database.get(Family.meta, MetaKey.commitmentPrefix + commitment) else { return nil }
+        return try location(of: id) != nil ? id : nil
     }
 
     public func committedLogSize() throws -> UInt64 { head.logSize }

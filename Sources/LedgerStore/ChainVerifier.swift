@@ -171,7 +171,7 @@ public final class ChainVerifier {
                     throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
                 }
                 for claim in tx.blockExclusiveClaims where !blockClaims.insert(claim).inserted {
-                    throw fail("\(claim) is claimed twice in the block (one request answered twice, or one model or policy installed twice)", tx: i)
+                    throw fail("\(claim) is claimed twice in the block (one request answered twice, one model or policy installed twice, or one sealed payload in two records)", tx: i)
                 }
                 do { try validator.checkStateful(tx, state: state, certified: true) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {
@@ -305,6 +305,10 @@ public final class ChainVerifier {
 final class VerifiedState: LedgerStateReader {
     private var ids: [UInt64: UInt64] = [:]
     private var idOverflow: [Hash: UInt64] = [:]
+    /// Records by the first 8 bytes of their payload commitment; the overflow map holds those
+    /// whose slot another commitment took.
+    private var commitments: [UInt64: UInt64] = [:]
+    private var commitmentOverflow: [Hash: UInt64] = [:]
     private var nonces: [UInt64: UInt64] = [:]
     private var nonceOverflow: [String: UInt64] = [:]
     /// (requester, request nonce) of query records, as a validator's query index holds them:
@@ -403,6 +407,10 @@ final class VerifiedState: LedgerStateReader {
         }
         let p = Self.prefix(tx.id)
         if ids[p] == nil { ids[p] = logIndex } else { idOverflow[tx.id] = logIndex }
+        if let c = tx.body.envelopedRecord?.payloadCommitment {
+            let k = Self.prefix(c)
+            if commitments[k] == nil { commitments[k] = logIndex } else { commitmentOverflow[c] = logIndex }
+        }
         let n = Self.nonceKey(tx.header.signer, tx.header.nonce)
         if nonces[n] == nil { nonces[n] = logIndex } else { nonceOverflow["\(tx.header.signer)/\(tx.header.nonce)"] = logIndex }
     }
@@ -473,6 +481,13 @@ final class VerifiedState: LedgerStateReader {
         guard let i = ids[Self.prefix(id)], committed(i) else { return nil }
         let tx = try load(i)
         return tx.id == id ? tx : nil
+    }
+
+    func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash? {
+        if let i = commitmentOverflow[commitment], committed(i) { return try load(i).id }
+        guard let i = commitments[Self.prefix(commitment)], committed(i) else { return nil }
+        let tx = try load(i)
+        return tx.body.envelopedRecord?.payloadCommitment == commitment ? tx.id : nil
     }
 
     /// As a validator's query index answers it, from the records verified so far.

@@ -237,6 +237,31 @@ extension ChainStore {
         noteBuiltAtOpen("built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
+    /// Indexes the payload commitments of a store written before that index existed: every
+    /// record in the log, in batches; the marker goes last, so an interrupted build starts again
+    /// at the next open. A read-only open leaves the store as it is.
+    func buildCommitmentIndexIfMissing() throws {
+        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.commitmentIndex) == nil else { return }
+        let started = ContinuousClock.now
+        var built = 0
+        let writes = IndexBuildWrites(database)
+        let log = try database.makeIterator(Family.transactions)
+        log.seekToFirst()
+        while log.isValid {
+            let tx = try Transaction.decode(log.value, maxBytes: Int.max)
+            if let record = tx.body.envelopedRecord {
+                try writes.put(Family.meta, MetaKey.commitmentPrefix + record.payloadCommitment, tx.id)
+                built += 1
+            }
+            log.next()
+        }
+        try log.checkStatus()
+        try writes.put(Family.meta, MetaKey.commitmentIndex, [1])
+        try writes.finish()
+        let elapsed = ContinuousClock.now - started
+        noteBuiltAtOpen("built the payload commitment index (once: the store predates it): \(built) records in \(String(format: "%.1f", elapsed.inSeconds)) s")
+    }
+
     /// Rebuilds the request-nonce index of a store written before format v3, whose index also
     /// marked the nonces of replay and stale-copy refusals: every key is removed, then one is
     /// written for each query record in the log that uses up its nonce. The caller writes the

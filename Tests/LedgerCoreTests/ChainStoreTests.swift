@@ -79,6 +79,39 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try b.store.database.get("meta", key), Array("F51".utf8))
     }
 
+    /// Each record's payload commitment is indexed when its block is written; a store from before
+    /// the index has it built once, when opened read-write (a read-only open says what to do).
+    func testPayloadCommitmentsAreIndexedAndAnOlderStoreGetsTheIndexAtOpen() throws {
+        let c = try TestConsortium()
+        var b: ChainBuilder? = try ChainBuilder(consortium: c, path: directory, signers: ["samr", "data-bureau", "bank-a"])
+        let records = [try c.attestation(nonce: 1), try c.attestation(nonce: 2, payload: "licence no. 330106-2026-0002")]
+        try b!.append(records)
+        let commitments = records.map { s -> Hash in
+            guard case .attestation(let a) = s.transaction.body else { return Hashes.zero }
+            return a.payloadCommitment
+        }
+        XCTAssertEqual(try b!.store.payloadCommitmentHolder(commitments[1]), records[1].transaction.id)
+        XCTAssertNil(try b!.store.payloadCommitmentHolder(SHA256.hash([9])))
+        b = nil
+        // As a store written before the index: no marker, no keys.
+        do {
+            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            try batch.delete("meta", Array("commitment-index/v1".utf8))
+            for commitment in commitments { try batch.delete("meta", Array("commitment/".utf8) + commitment) }
+            try db.write(batch)
+        }
+        var store: ChainStore? = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
+        XCTAssertThrowsError(try store!.payloadCommitmentHolder(commitments[0])) { XCTAssertTrue("\($0)".contains("open it read-write once"), "\($0)") }
+        store = nil
+        store = try ChainStore(path: directory, verifyDepth: 0)
+        XCTAssertTrue(store!.builtAtOpen?.contains("built the payload commitment index (once: the store predates it): 2 records") == true, store!.builtAtOpen ?? "nil")
+        XCTAssertEqual(try commitments.map { try store!.payloadCommitmentHolder($0) }, records.map(\.transaction.id))
+        store = nil
+        store = try ChainStore(path: directory, verifyDepth: 0)
+        XCTAssertNil(store!.builtAtOpen, "built once")
+    }
+
     func testBlocksPersistAndProofsMatchAnInMemoryTree() throws {
         let c = try TestConsortium(validators: ["samr"])
         var subs: [Submission] = []

@@ -144,6 +144,22 @@ final class VerifierTamperTests: XCTestCase {
         try b.append([try b.consent(nonce: 2), try c.attestation(nonce: 3), Submission(transaction: Transaction.sign(
             header: c.header("bank-a", nonce: 1), body: .consent(body), key: c.keys["bank-a"]!.signing), envelope: nil)])
         assertChainFails(path, "replayed nonce", height: 2, tx: 2, logIndex: 3, words: "nonce 1")
+        // A bank's record carrying a bureau record's sealed payload (commitment and envelope),
+        // in a later block and in the same one.
+        let sealed = try c.attestation(by: "samr", nonce: 1)
+        guard case .attestation(var copied) = sealed.transaction.body else { return XCTFail() }
+        copied.category = .loanRepayment
+        let copy = Submission(transaction: Transaction.sign(header: c.header("bank-a", nonce: 7), body: .attestation(copied),
+                                                            key: c.keys["bank-a"]!.signing), envelope: sealed.envelope)
+        path = directory + "/copied-payload"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([sealed])
+        try b.append([copy])
+        assertChainFails(path, "copied payload", height: 2, tx: 0, logIndex: 1, words: "is already that of record \(sealed.transaction.id.hexString)")
+        path = directory + "/copied-payload-one-block"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([sealed, copy])
+        assertChainFails(path, "copied payload in one block", height: 1, tx: 1, words: "payload commitment")
         // Certified by too few validators.
         path = directory + "/few"
         b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])

@@ -1375,6 +1375,45 @@ final class QueryServiceTests: XCTestCase {
         return found
     }
 
+    /// A payload is sealed for one record: a bank that puts a committed record's commitment and
+    /// envelope in a record of its own is refused, and so is a second record with one commitment
+    /// in the same batch. The copy was taken, and kept the wrapped keys after the original was
+    /// erased: a custodian's full-profile query still decrypted the erased payload (found in
+    /// review, 2026-12-06).
+    func testARecordCannotCarryAnotherRecordsSealedPayload() async throws {
+        let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
+            if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
+        }!.transaction
+        guard case .attestation(let original) = penalty.body, let envelope = try store.envelope(of: penalty.id) else { return XCTFail() }
+        func copy(by signer: String, category: Category) -> Submission {
+            let body = AttestationBody(subject: food, subjectKind: .enterprise, category: category, eventDate: original.eventDate,
+                                       industry: "C13", payloadCommitment: original.payloadCommitment, envelopeHash: envelope.hash)
+            return Submission(transaction: Transaction.sign(header: header(signer), body: .attestation(body), key: consortium.keys[signer]!.signing),
+                              envelope: envelope)
+        }
+        do { try await submit([copy(by: "bank-a", category: .loanRepayment)]); XCTFail("a bank recorded a copy of a bureau's sealed payload") } catch {
+            XCTAssertTrue("\(error)".contains("replay: payload commitment"), "\(error)")
+            XCTAssertTrue("\(error)".contains("is already that of record \(penalty.id.hexString)"), "\(error)")
+        }
+        // Two new records sharing one commitment, in one batch or one after the other.
+        let fresh = try attestation(food, .license, "2026-10-01", payload: "licence 2026-77")
+        guard case .attestation(let body) = fresh.transaction.body else { return XCTFail() }
+        var twin = body
+        twin.category = .honor
+        let second = Submission(transaction: Transaction.sign(header: header("samr"), body: .attestation(twin), key: consortium.keys["samr"]!.signing),
+                                envelope: fresh.envelope)
+        do { try await submit([fresh, second]); XCTFail("two records with one payload commitment in one batch") } catch {
+            XCTAssertTrue("\(error)".contains("is already that of a pending record"), "\(error)")
+        }
+        try await submit([fresh])
+        do { try await submit([second]); XCTFail("a second record with a committed payload commitment") } catch {
+            XCTAssertTrue("\(error)".contains("is already that of record \(fresh.transaction.id.hexString)"), "\(error)")
+        }
+        // The offline verifier holds a chain to the same rule: a copy in a certified block fails it.
+        XCTAssertTrue(Transaction.sign(header: header("samr"), body: .attestation(twin), key: consortium.keys["samr"]!.signing)
+            .blockExclusiveClaims.contains("payload commitment \(body.payloadCommitment.hexString)"))
+    }
+
     func testErasingARecordShredsItsPayloadEverywhereAndTheChainStillVerifies() async throws {
         let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
             if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
