@@ -109,6 +109,9 @@ public extension LedgerStateReader {
     func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash? {
         throw LedgerError(.notFound, "this ledger state has no payload commitment index; it cannot check records")
     }
+    func corrections(of record: Hash, limit: Int) throws -> [Hash] {
+        throw LedgerError(.notFound, "this ledger state has no correction index; it cannot check erasures")
+    }
 }
 
 extension LedgerDate {

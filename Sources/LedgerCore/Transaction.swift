@@ -13,6 +13,8 @@ public enum FieldLimits {
     public static let dimensions = 16
     public static let dimensionCode = 32
     public static let scoreInputs = 1024
+    /// Record ids one erase_records transaction names.
+    public static let erasedRecords = 1024
     public static let signatures = 16
     public static let governanceName = 64
     public static let governanceDocument = 98_304
@@ -615,8 +617,9 @@ public struct Transaction: Hashable, Sendable {
 
     /// What this transaction claims that no other transaction of the same block may claim,
     /// beyond its id and nonce: a query record's request nonce (one record per request), an
-    /// install's name and version and its document (one install of each), and a record's payload
-    /// commitment (one record per sealed payload). Each is checked
+    /// install's name and version and its document (one install of each), a record's payload
+    /// commitment (one record per sealed payload), and an erasure's records (none of them
+    /// corrected in the same block, `blockSharedClaims`). Each is checked
     /// against committed state by the stateful rules, which cannot see the rest of the block.
     public var blockExclusiveClaims: [String] {
         switch body {
@@ -625,12 +628,26 @@ public struct Transaction: Hashable, Sendable {
         case .governance(let g) where g.action == .installModel || g.action == .installPolicy:
             let kind = g.action == .installModel ? "model" : "policy"
             return ["\(kind) \(g.name) version \(g.version)", "\(kind) document \(g.documentHash.hexString.prefix(16))…"]
+        case .governance(let g) where g.action == .eraseRecords:
+            return g.erasedRecords.map(Self.correctionClaim)
         case .attestation, .amendment:
             return body.envelopedRecord.map { ["payload commitment \($0.payloadCommitment.hexString)"] } ?? []
         default:
             return []
         }
     }
+
+    /// What this transaction claims that others of the same block may also claim, but no
+    /// exclusive claim may: a correction claims its target, which an erasure of that record in
+    /// the same block claims exclusively. An erasure must name every committed correction of
+    /// the records it erases (FORMAT.md §4.5); one in the same block is not committed when the
+    /// erasure is checked, and would keep its own copy of the erased payload.
+    public var blockSharedClaims: [String] {
+        guard case .amendment(let a) = body, a.action == .correction else { return [] }
+        return [Self.correctionClaim(a.target)]
+    }
+
+    private static func correctionClaim(_ record: Hash) -> String { "versions of record \(record.hexString)" }
 
     private init(header: TransactionHeader, body: TransactionBody, signature: [UInt8], encoded: [UInt8]) {
         self.header = header
@@ -681,5 +698,34 @@ public struct Transaction: Hashable, Sendable {
             throw LedgerError(.malformed, "transaction is not in canonical form")
         }
         return tx
+    }
+}
+
+/// The claims taken by the transactions of one block (or by a node's pending ones): exclusive
+/// claims conflict with any claim of the same name, shared ones only with exclusive ones.
+public struct BlockClaims: Sendable {
+    private var exclusive = Set<String>()
+    private var shared: [String: Int] = [:]
+
+    public init() {}
+
+    /// A claim of `tx` that one taken already rules out, if any.
+    public func conflict(_ tx: Transaction) -> String? {
+        if let c = tx.blockExclusiveClaims.first(where: { exclusive.contains($0) || shared[$0] != nil }) { return c }
+        return tx.blockSharedClaims.first(where: exclusive.contains)
+    }
+
+    /// Takes the claims of `tx`, which `conflict` found none for.
+    public mutating func take(_ tx: Transaction) {
+        exclusive.formUnion(tx.blockExclusiveClaims)
+        for c in tx.blockSharedClaims { shared[c, default: 0] += 1 }
+    }
+
+    /// Gives back the claims of `tx`, once taken.
+    public mutating func release(_ tx: Transaction) {
+        exclusive.subtract(tx.blockExclusiveClaims)
+        for c in tx.blockSharedClaims {
+            if let n = shared[c], n > 1 { shared[c] = n - 1 } else { shared[c] = nil }
+        }
     }
 }

@@ -29,6 +29,8 @@ public protocol LedgerStateReader {
     func consents(of subject: USCC, grantee: String, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
     /// The committed record (attestation or correction) whose payload commitment this is, if any.
     func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash?
+    /// Ids of up to `limit` committed corrections whose target is `record`.
+    func corrections(of record: Hash, limit: Int) throws -> [Hash]
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -113,8 +115,8 @@ public struct TransactionValidator: Sendable {
             try checkApprovals(g)
             if g.action == .installPolicy { try checkPolicyDocument(g) }
             if g.action == .eraseRecords {
-                guard !g.document.isEmpty, g.document.count % 32 == 0, g.document.count <= 32 * 1024 else {
-                    throw LedgerError(.invalidValue, "erase_records lists 1-1024 record ids of 32 bytes each; the document is \(g.document.count) bytes")
+                guard !g.document.isEmpty, g.document.count % 32 == 0, g.document.count <= 32 * FieldLimits.erasedRecords else {
+                    throw LedgerError(.invalidValue, "erase_records lists 1-\(FieldLimits.erasedRecords) record ids of 32 bytes each; the document is \(g.document.count) bytes")
                 }
             }
         case .evidence(let e):
@@ -190,6 +192,14 @@ public struct TransactionValidator: Sendable {
                 guard let t = try state.committedTransaction(id: id), t.body.envelopedRecord != nil else {
                     throw LedgerError(.unknownReference, "erase_records names \(id.hexString), which is not a committed record with a payload")
                 }
+            }
+            // Every version below a named record goes with it: a correction carries a sealed copy
+            // of a payload of its own, with wrapped keys of its own (found in review, 2026-12-06).
+            let missed = try uncorrectedVersions(below: g.erasedRecords, state: state)
+            if !missed.isEmpty {
+                throw LedgerError(.unknownReference, "erase_records leaves \(missed.count) correction\(missed.count == 1 ? "" : "s") of the records it names: "
+                    + "\(missed.prefix(8).map(\.hexString).joined(separator: ", "))\(missed.count > 8 ? " and \(missed.count - 8) more" : ""); "
+                    + "every version of a record is erased together: approve and submit the erasure again with those ids added")
             }
         case .queryRecord(let q):
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
@@ -287,6 +297,26 @@ public struct TransactionValidator: Sendable {
             throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which had expired when the request was signed")
         }
         return true
+    }
+
+    /// The committed corrections below `records` (corrections of them, of those, and so on) that
+    /// `records` does not name, in breadth-first order. Each correction has one target, so each
+    /// is read once; the search stops past the ids one erasure can name.
+    func uncorrectedVersions(below records: [Hash], state: some LedgerStateReader) throws -> [Hash] {
+        var seen = Set(records.map(HashKey.init))
+        var missed: [Hash] = []
+        var frontier = records
+        while !frontier.isEmpty, seen.count <= FieldLimits.erasedRecords {
+            var next: [Hash] = []
+            for id in frontier {
+                for c in try state.corrections(of: id, limit: FieldLimits.erasedRecords + 1) where seen.insert(HashKey(c)).inserted {
+                    missed.append(c)
+                    next.append(c)
+                }
+            }
+            frontier = next
+        }
+        return missed
     }
 
     /// The replay guard alone: the signer's nonce is not used by a committed transaction.

@@ -906,16 +906,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var ids = Set<HashKey>(minimumCapacity: block.submissions.count)
         var nonces = Set<NonceKey>(minimumCapacity: block.submissions.count)
-        var claims = Set<String>()
+        var claims = BlockClaims()
         var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction
             guard ids.insert(HashKey(tx.id)).inserted, nonces.insert(NonceKey(tx.header)).inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
-            for claim in tx.blockExclusiveClaims where !claims.insert(claim).inserted {
+            if let claim = claims.conflict(tx) {
                 throw LedgerError(.replay, "transaction \(i) claims \(claim), which another transaction of the same block claims")
             }
+            claims.take(tx)
             if !verified.contains(s) { notSeen.append(i) }
             do {
                 try beforeCheckingTransaction()
@@ -966,7 +967,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var picked: [Submission] = []
         var stale: [Hash] = []
-        var claims = Set<String>()
+        var claims = BlockClaims()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
             switch Self.check(pending: s.transaction, validator: validator, state: store, forBlock: true) {
             case .valid: break
@@ -978,11 +979,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 stale.append(s.transaction.id)
                 continue
             }
-            // One record per request, one install per name and version: a second claim is dropped
-            // (once the first commits, the stateful rules refuse it anyway).
-            let mine = s.transaction.blockExclusiveClaims
-            if mine.contains(where: claims.contains) { stale.append(s.transaction.id); continue }
-            claims.formUnion(mine)
+            // One record per request, one install per name and version, no record corrected and
+            // erased together: a conflicting claim waits for a later block, whose check against
+            // the committed ledger then drops it if the first made it stale (a second answer to
+            // one request) and keeps it if not (a correction after an erasure).
+            if claims.conflict(s.transaction) != nil { continue }
+            claims.take(s.transaction)
             picked.append(s)
         }
         if !stale.isEmpty {

@@ -62,12 +62,14 @@ public final class Ledger: @unchecked Sendable {
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
-    /// Models and policies being installed, and payload commitments being recorded, by queued or
-    /// in-flight transactions (`pendingClaims`): validators check these only against committed
-    /// state, so a second install of the same document, or of the same name and version, or a
-    /// second record with the same payload commitment, is refused here until the first commits
-    /// or fails. In two blocks, the second would make a chain that verification refuses.
-    private var inFlightInstalls = Set<String>()
+    /// What queued or in-flight transactions claim (`Transaction.blockExclusiveClaims`): models
+    /// and policies being installed, payload commitments and request nonces being recorded,
+    /// records being corrected or erased. Validators check these only against committed state,
+    /// so a second install of the same document, or of the same name and version, a second record
+    /// with the same payload commitment, or an erasure of a record with a correction pending, is
+    /// refused here until the first commits or fails. In two blocks, the second would make a chain
+    /// that verification refuses (or an erasure that leaves a correction's copy of the payload).
+    private var inFlightClaims = BlockClaims()
     /// Blocks committed (or failed) since start; lets admission detect a commit during its checks.
     private var committedBlocks: UInt64 = 0
     private var stopped = false
@@ -179,14 +181,13 @@ public final class Ledger: @unchecked Sendable {
             }
             var batchIDs = Set<Hash>()
             var batchNonces = Set<NonceKey>()
-            var batchInstalls = Set<String>()
+            var batchClaims = inFlightClaims
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
-                for key in Self.pendingClaims(tx) where inFlightInstalls.contains(key) || !batchInstalls.insert(key).inserted {
-                    let (what, rest) = (key.prefix { $0 != ":" }, key.drop { $0 != ":" }.dropFirst())
-                    let claimed = what == "payload commitment" ? "is already that of a pending record" : "is already being installed by a pending transaction"
-                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.replay, "\(what) \(rest) \(claimed)"))
+                if let claim = batchClaims.conflict(tx) {
+                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.replay, Self.pendingConflict(claim)))
                 }
+                batchClaims.take(tx)
                 let nonce = NonceKey(tx.header)
                 if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
@@ -203,18 +204,17 @@ public final class Ledger: @unchecked Sendable {
             queuedBytes += waiter.bytes
             inFlightIDs.formUnion(batchIDs)
             inFlightNonces.formUnion(batchNonces)
-            inFlightInstalls.formUnion(batchInstalls)
+            inFlightClaims = batchClaims
             lock.signal()
         }
     }
 
-    /// What an install_model or install_policy transaction claims (its document and its name
-    /// and version), and what a record claims (its payload commitment).
-    static func pendingClaims(_ tx: Transaction) -> [String] {
-        if let record = tx.body.envelopedRecord { return ["payload commitment:\(record.payloadCommitment.hexString)"] }
-        guard case .governance(let g) = tx.body, g.action == .installModel || g.action == .installPolicy else { return [] }
-        let kind = g.action == .installModel ? "model" : "policy"
-        return ["\(kind):\(g.name) version \(g.version)", "\(kind):document \(g.documentHash.hexString.prefix(16))…"]
+    /// Why a transaction whose claim a pending one holds is refused.
+    static func pendingConflict(_ claim: String) -> String {
+        if claim.hasPrefix("payload commitment") { return "\(claim) is already that of a pending record" }
+        if claim.hasPrefix("model") || claim.hasPrefix("policy") { return "\(claim) is already being installed by a pending transaction" }
+        if claim.hasPrefix("request nonce") { return "\(claim) is already being recorded by a pending query record" }
+        return "\(claim): a pending transaction corrects or erases that record; retry once it commits"
     }
 
     /// Replay guard and references against committed state. A committed transaction always
@@ -326,7 +326,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightInstalls.subtract(Self.pendingClaims(tx))
+                inFlightClaims.release(tx)
                 if p.waiter.remaining > 0 {
                     p.waiter.remaining = 0
                     finished.append((p.waiter, .failure(restError!)))
@@ -336,7 +336,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightInstalls.subtract(Self.pendingClaims(tx))
+                inFlightClaims.release(tx)
                 if let failure {
                     if p.waiter.remaining > 0 {
                         p.waiter.remaining = 0
@@ -362,7 +362,7 @@ public final class Ledger: @unchecked Sendable {
     private func failPending(_ error: any Error) {
         let rest: [Pending] = lock.withLock {
             stopped = true
-            defer { queue.removeAll(); queuedBytes = 0; inFlightIDs.removeAll(); inFlightNonces.removeAll(); inFlightInstalls.removeAll() }
+            defer { queue.removeAll(); queuedBytes = 0; inFlightIDs.removeAll(); inFlightNonces.removeAll(); inFlightClaims = BlockClaims() }
             return queue
         }
         var seen = Set<ObjectIdentifier>()

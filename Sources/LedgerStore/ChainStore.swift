@@ -59,6 +59,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let commitmentIndex: [UInt8] = Array("commitment-index/v1".utf8)
         /// `commitment/` ‖ payload commitment → id of the record (attestation or correction) that carries it.
         static let commitmentPrefix: [UInt8] = Array("commitment/".utf8)
+        /// Present once every correction in the store is indexed under `correctionPrefix`.
+        static let correctionIndex: [UInt8] = Array("correction-index/v1".utf8)
+        /// `corrections/` ‖ id of the corrected record ‖ id of the correction → empty.
+        static let correctionPrefix: [UInt8] = Array("corrections/".utf8)
         /// `missing-envelope/` ‖ u64 height ‖ record id → empty: a record committed without its
         /// envelope (a catch-up block whose server had it erased, or stripped it), not erased here.
         static let missingEnvelope: [UInt8] = Array("missing-envelope/".utf8)
@@ -88,7 +92,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// the index; a read-only open of an older store does not have it).
     private(set) var consentIndexed = false
     /// Whether payload commitments can be read from their index (as `consentIndexed`).
-    private(set) var commitmentIndexed = false
+    private(set) var recordsIndexed = false
     private let tree: MerkleNodeStore
     private let lock = NSLock()
     private var _head: Head
@@ -126,6 +130,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try batch.put(Family.meta, MetaKey.modelIndex, [1])
         try batch.put(Family.meta, MetaKey.consentIndex, [1])
         try batch.put(Family.meta, MetaKey.commitmentIndex, [1])
+        try batch.put(Family.meta, MetaKey.correctionIndex, [1])
         try db.write(batch)
         return try ChainStore(database: db, verifyDepth: 0)
     }
@@ -175,10 +180,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         if upgrading && formatName != Self.upgradingFormat { try writeFormat(Self.upgradingFormat) }
         try loadModelIndex()
         try buildConsentIndexIfMissing()
-        try buildCommitmentIndexIfMissing()
+        try buildRecordIndexesIfMissing()
         _missingEnvelopes = try countMissingEnvelopes()
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
-        commitmentIndexed = try database.get(Family.meta, MetaKey.commitmentIndex) != nil
+        recordsIndexed = try database.get(Family.meta, MetaKey.commitmentIndex) != nil
+            && database.get(Family.meta, MetaKey.correctionIndex) != nil
         if upgrading {
             if formatName != "creditledger-store/v3" { noteBuiltAtOpen(try rebuildRequestNonceIndex()) }
             try writeFormat(Self.storeFormat)
@@ -241,9 +247,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
                 // The kind, and for records what scoring reads of them (ScoreIndex.swift).
                 try batch.put(Family.subjects, Self.subjectKey(subject, logIndex: index), Self.subjectIndexValue(tx))
             }
-            if let record = tx.body.envelopedRecord {
-                try batch.put(Family.meta, MetaKey.commitmentPrefix + record.payloadCommitment, tx.id)
-            }
+            for (key, value) in Self.recordIndexEntries(tx) { try batch.put(Family.meta, key, value) }
             if let envelope = submission.envelope {
                 try batch.put(Family.envelopes, tx.id, envelope.encoded)
             } else if tx.body.envelopedRecord != nil {
@@ -644,11 +648,27 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     }
 
     public func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash? {
-        guard commitmentIndexed else {
+        guard recordsIndexed else {
             throw LedgerError(.unsupportedVersion, "store at \(database.path) has no payload commitment index yet; open it read-write once (start the node) to build it")
         }
         guard let id = try database.get(Family.meta, MetaKey.commitmentPrefix + commitment) else { return nil }
         return try location(of: id) != nil ? id : nil
+    }
+
+    public func corrections(of record: Hash, limit: Int) throws -> [Hash] {
+        guard recordsIndexed else {
+            throw LedgerError(.unsupportedVersion, "store at \(database.path) has no correction index yet; open it read-write once (start the node) to build it")
+        }
+        let prefix = MetaKey.correctionPrefix + record
+        let it = try database.makeIterator(Family.meta)
+        it.seek(prefix)
+        var found: [Hash] = []
+        while found.count < limit, it.isValid, it.key.starts(with: prefix) {
+            found.append(Array(it.key.dropFirst(prefix.count)))
+            it.next()
+        }
+        try it.checkStatus()
+        return found
     }
 
     public func committedLogSize() throws -> UInt64 { head.logSize }

@@ -161,7 +161,7 @@ public final class ChainVerifier {
             // its transactions see only the log before the block (not each other).
             var blockIDs = Set<Hash>(minimumCapacity: decoded.count)
             var blockNonces = Set<String>(minimumCapacity: decoded.count)
-            var blockClaims = Set<String>()
+            var blockClaims = BlockClaims()
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
                 guard blockIDs.insert(tx.id).inserted else {
@@ -170,9 +170,10 @@ public final class ChainVerifier {
                 guard blockNonces.insert("\(tx.header.signer)/\(tx.header.nonce)").inserted else {
                     throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
                 }
-                for claim in tx.blockExclusiveClaims where !blockClaims.insert(claim).inserted {
-                    throw fail("\(claim) is claimed twice in the block (one request answered twice, one model or policy installed twice, or one sealed payload in two records)", tx: i)
+                if let claim = blockClaims.conflict(tx) {
+                    throw fail("\(claim) is claimed twice in the block (one request answered twice, one model or policy installed twice, one sealed payload in two records, or a record corrected and erased together)", tx: i)
                 }
+                blockClaims.take(tx)
                 do { try validator.checkStateful(tx, state: state, certified: true) } catch { throw fail("\(error)", tx: i) }
                 switch tx.body {
                 case .queryRecord(let q):
@@ -309,6 +310,8 @@ final class VerifiedState: LedgerStateReader {
     /// whose slot another commitment took.
     private var commitments: [UInt64: UInt64] = [:]
     private var commitmentOverflow: [Hash: UInt64] = [:]
+    /// Log indexes of corrections by the first 8 bytes of their target's id (few: confirmed on reading).
+    private var correctionsByTarget: [UInt64: [UInt64]] = [:]
     private var nonces: [UInt64: UInt64] = [:]
     private var nonceOverflow: [String: UInt64] = [:]
     /// (requester, request nonce) of query records, as a validator's query index holds them:
@@ -378,6 +381,7 @@ final class VerifiedState: LedgerStateReader {
         case .amendment(let a):
             let subject = try a.replacement?.subject ?? committedTransaction(id: a.target)?.body.subject
             if let subject { subjects[SubjectKey(subject), default: []].append(logIndex) }
+            if a.action == .correction { correctionsByTarget[Self.prefix(a.target), default: []].append(logIndex) }
         case .consent(let c):
             consentIndexes[ConsentKey(subject: SubjectKey(c.subject), grantee: c.grantee), default: []].append(logIndex)
         case .governance(let g) where g.action == .installModel:
@@ -488,6 +492,15 @@ final class VerifiedState: LedgerStateReader {
         guard let i = commitments[Self.prefix(commitment)], committed(i) else { return nil }
         let tx = try load(i)
         return tx.body.envelopedRecord?.payloadCommitment == commitment ? tx.id : nil
+    }
+
+    func corrections(of record: Hash, limit: Int) throws -> [Hash] {
+        var found: [Hash] = []
+        for index in correctionsByTarget[Self.prefix(record)] ?? [] where committed(index) && found.count < limit {
+            let tx = try load(index)
+            if case .amendment(let a) = tx.body, a.target == record { found.append(tx.id) }
+        }
+        return found
     }
 
     /// As a validator's query index answers it, from the records verified so far.

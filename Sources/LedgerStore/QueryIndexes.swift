@@ -237,11 +237,26 @@ extension ChainStore {
         noteBuiltAtOpen("built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
-    /// Indexes the payload commitments of a store written before that index existed: every
-    /// record in the log, in batches; the marker goes last, so an interrupted build starts again
-    /// at the next open. A read-only open leaves the store as it is.
-    func buildCommitmentIndexIfMissing() throws {
-        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.commitmentIndex) == nil else { return }
+    /// What a record adds to the meta family besides the query indexes: its payload commitment
+    /// (one record per sealed payload) and, for a correction, its place among the corrections of
+    /// its target (an erasure names them all).
+    static func recordIndexEntries(_ tx: Transaction) -> [(key: [UInt8], value: [UInt8])] {
+        var entries: [(key: [UInt8], value: [UInt8])] = []
+        if let record = tx.body.envelopedRecord {
+            entries.append((MetaKey.commitmentPrefix + record.payloadCommitment, tx.id))
+        }
+        if case .amendment(let a) = tx.body, a.action == .correction {
+            entries.append((MetaKey.correctionPrefix + a.target + tx.id, []))
+        }
+        return entries
+    }
+
+    /// Indexes the payload commitments and corrections of a store written before those indexes
+    /// existed: every record in the log, in batches; the markers go last, so an interrupted build
+    /// starts again at the next open. A read-only open leaves the store as it is.
+    func buildRecordIndexesIfMissing() throws {
+        guard database.mode == .readWrite else { return }
+        guard try database.get(Family.meta, MetaKey.commitmentIndex) == nil || database.get(Family.meta, MetaKey.correctionIndex) == nil else { return }
         let started = ContinuousClock.now
         var built = 0
         let writes = IndexBuildWrites(database)
@@ -249,17 +264,15 @@ extension ChainStore {
         log.seekToFirst()
         while log.isValid {
             let tx = try Transaction.decode(log.value, maxBytes: Int.max)
-            if let record = tx.body.envelopedRecord {
-                try writes.put(Family.meta, MetaKey.commitmentPrefix + record.payloadCommitment, tx.id)
-                built += 1
-            }
+            for (key, value) in Self.recordIndexEntries(tx) { try writes.put(Family.meta, key, value); built += 1 }
             log.next()
         }
         try log.checkStatus()
         try writes.put(Family.meta, MetaKey.commitmentIndex, [1])
+        try writes.put(Family.meta, MetaKey.correctionIndex, [1])
         try writes.finish()
         let elapsed = ContinuousClock.now - started
-        noteBuiltAtOpen("built the payload commitment index (once: the store predates it): \(built) records in \(String(format: "%.1f", elapsed.inSeconds)) s")
+        noteBuiltAtOpen("built the payload commitment and correction indexes (once: the store predates them): \(built) entries in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// Rebuilds the request-nonce index of a store written before format v3, whose index also

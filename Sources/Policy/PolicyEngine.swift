@@ -310,6 +310,7 @@ public struct PolicyEngine: Sendable {
                         "id": .string(r.id.hexString), "category": .string(r.record.category.name),
                         "severity": .string(r.record.severity.name), "event_date": .string(r.record.eventDate.description),
                         "issuer": .string(logged.transaction.header.signer), "log_index": .int(Int64(r.logIndex)),
+                        "versions": .array(r.versions.map { .string($0.hexString) }),
                     ]
                     do {
                         if let payload = try facts.payload(of: logged) {
@@ -370,6 +371,8 @@ public struct PolicyEngine: Sendable {
         let logIndex: UInt64
         let id: Hash
         let record: ScoreRecord.Metadata
+        /// Ids of every version of the record, the original first (what an erasure names).
+        var versions: [Hash] = []
     }
 
     /// The effective version of each record, by scoring's rule (`SubjectFacts`, docs/SCORING.md
@@ -380,7 +383,7 @@ public struct PolicyEngine: Sendable {
     /// whose original was revoked afterwards, where scores count none, one and none.
     func activeRecords(_ all: [LoggedScoreRecord]) -> [Active] {
         var slot: [HashKey: Int] = [:]                          // id of every version → record
-        var records: [(version: Active?, revoked: Bool)] = []
+        var records: [(version: Active?, revoked: Bool, versions: [Hash])] = []
         for l in all {
             if let target = l.record.target {
                 guard let i = slot[HashKey(target)] else { continue }   // not an earlier record about the subject
@@ -388,15 +391,17 @@ public struct PolicyEngine: Sendable {
                 guard !records[i].revoked else { continue }
                 if let m = l.record.metadata {
                     records[i].version = Active(logIndex: l.logIndex, id: l.record.id, record: m)
+                    records[i].versions.append(l.record.id)
                 } else {
-                    records[i] = (nil, true)
+                    records[i].version = nil
+                    records[i].revoked = true
                 }
             } else if let m = l.record.metadata {
                 slot[HashKey(l.record.id)] = records.count
-                records.append((Active(logIndex: l.logIndex, id: l.record.id, record: m), false))
+                records.append((Active(logIndex: l.logIndex, id: l.record.id, record: m), false, [l.record.id]))
             }
         }
-        return records.compactMap(\.version).sorted { $0.logIndex < $1.logIndex }
+        return records.compactMap { r in r.version.map { var v = $0; v.versions = r.versions; return v } }.sorted { $0.logIndex < $1.logIndex }
     }
 
     func matching(_ active: [Active], _ categories: [Category], window: Int64?, minSeverity: Severity, facts: some PolicyFacts) -> [Active] {

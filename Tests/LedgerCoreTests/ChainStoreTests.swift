@@ -79,34 +79,44 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try b.store.database.get("meta", key), Array("F51".utf8))
     }
 
-    /// Each record's payload commitment is indexed when its block is written; a store from before
-    /// the index has it built once, when opened read-write (a read-only open says what to do).
-    func testPayloadCommitmentsAreIndexedAndAnOlderStoreGetsTheIndexAtOpen() throws {
+    /// Each record's payload commitment, and each correction under its target, is indexed when
+    /// its block is written; a store from before the indexes has them built once, when opened
+    /// read-write (a read-only open says what to do).
+    func testRecordIndexesAreWrittenAndAnOlderStoreGetsThemAtOpen() throws {
         let c = try TestConsortium()
         var b: ChainBuilder? = try ChainBuilder(consortium: c, path: directory, signers: ["samr", "data-bureau", "bank-a"])
-        let records = [try c.attestation(nonce: 1), try c.attestation(nonce: 2, payload: "licence no. 330106-2026-0002")]
-        try b!.append(records)
-        let commitments = records.map { s -> Hash in
-            guard case .attestation(let a) = s.transaction.body else { return Hashes.zero }
-            return a.payloadCommitment
-        }
+        let originals = [try c.attestation(nonce: 1), try c.attestation(nonce: 2, payload: "licence no. 330106-2026-0002")]
+        try b!.append(originals)
+        let corrections = [try c.correction(of: originals[0], nonce: 3, payload: "licence no. 330106-2026-0001, corrected"),
+                           try c.correction(of: originals[0], nonce: 4, payload: "licence no. 330106-2026-0001, corrected again")]
+        try b!.append(corrections)
+        let records = originals + corrections
+        let commitments = records.map { $0.transaction.body.envelopedRecord!.payloadCommitment }
         XCTAssertEqual(try b!.store.payloadCommitmentHolder(commitments[1]), records[1].transaction.id)
         XCTAssertNil(try b!.store.payloadCommitmentHolder(SHA256.hash([9])))
+        let correctionIDs = Set(corrections.map(\.transaction.id))
+        XCTAssertEqual(Set(try b!.store.corrections(of: originals[0].transaction.id, limit: 10)), correctionIDs)
+        XCTAssertEqual(try b!.store.corrections(of: originals[0].transaction.id, limit: 1).count, 1)
+        XCTAssertEqual(try b!.store.corrections(of: originals[1].transaction.id, limit: 10), [])
         b = nil
-        // As a store written before the index: no marker, no keys.
+        // As a store written before the indexes: no markers, no keys.
         do {
             let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
             let batch = WriteBatch(for: db)
             try batch.delete("meta", Array("commitment-index/v1".utf8))
+            try batch.delete("meta", Array("correction-index/v1".utf8))
             for commitment in commitments { try batch.delete("meta", Array("commitment/".utf8) + commitment) }
+            for id in correctionIDs { try batch.delete("meta", Array("corrections/".utf8) + originals[0].transaction.id + id) }
             try db.write(batch)
         }
         var store: ChainStore? = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
         XCTAssertThrowsError(try store!.payloadCommitmentHolder(commitments[0])) { XCTAssertTrue("\($0)".contains("open it read-write once"), "\($0)") }
+        XCTAssertThrowsError(try store!.corrections(of: originals[0].transaction.id, limit: 10)) { XCTAssertTrue("\($0)".contains("open it read-write once"), "\($0)") }
         store = nil
         store = try ChainStore(path: directory, verifyDepth: 0)
-        XCTAssertTrue(store!.builtAtOpen?.contains("built the payload commitment index (once: the store predates it): 2 records") == true, store!.builtAtOpen ?? "nil")
+        XCTAssertTrue(store!.builtAtOpen?.contains("built the payload commitment and correction indexes (once: the store predates them): 6 entries") == true, store!.builtAtOpen ?? "nil")
         XCTAssertEqual(try commitments.map { try store!.payloadCommitmentHolder($0) }, records.map(\.transaction.id))
+        XCTAssertEqual(Set(try store!.corrections(of: originals[0].transaction.id, limit: 10)), correctionIDs)
         store = nil
         store = try ChainStore(path: directory, verifyDepth: 0)
         XCTAssertNil(store!.builtAtOpen, "built once")

@@ -52,6 +52,25 @@ struct TestConsortium {
         let tx = Transaction.sign(header: header(signer, nonce: nonce, chainID: chainID), body: .attestation(body), key: keys[signer]!.signing)
         return Submission(transaction: tx, envelope: envelope)
     }
+
+    /// A correction of `target` by its issuer, with a payload sealed anew.
+    func correction(of target: Submission, nonce: UInt64, payload: String) throws -> Submission {
+        let fresh = try attestation(by: target.transaction.header.signer, nonce: nonce, payload: payload)
+        guard case .attestation(let replacement) = fresh.transaction.body else { preconditionFailure("not an attestation") }
+        let body = AmendmentBody(action: .correction, target: target.transaction.id, reason: "corrected", replacement: replacement)
+        let tx = Transaction.sign(header: header(target.transaction.header.signer, nonce: nonce), body: .amendment(body),
+                                  key: keys[target.transaction.header.signer]!.signing)
+        return Submission(transaction: tx, envelope: fresh.envelope)
+    }
+
+    /// An erase_records transaction naming `records`, approved by both custodians.
+    func erasure(of records: [Hash], nonce: UInt64) -> Submission {
+        var body = GovernanceBody(action: .eraseRecords, name: "erase", version: 1, document: records.flatMap { $0 })
+        let message = body.approvalMessage(chainID: genesis.chainID)
+        body.approvals = ["samr", "data-bureau"].map { MemberSignature(member: $0, keyID: member($0).keyID, signature: keys[$0]!.signing.signature(for: message)) }
+        return Submission(transaction: Transaction.sign(header: header("samr", nonce: nonce), body: .governance(body), key: keys["samr"]!.signing),
+                          envelope: nil)
+    }
 }
 
 

@@ -160,6 +160,27 @@ final class VerifierTamperTests: XCTestCase {
         b = try ChainBuilder(consortium: c, path: path, signers: validators)
         try b.append([sealed, copy])
         assertChainFails(path, "copied payload in one block", height: 1, tx: 1, words: "payload commitment")
+        // An erasure that leaves a correction of its record (which holds a sealed copy of the
+        // payload of its own), in a later block and in the same one.
+        let correction = try c.correction(of: sealed, nonce: 2, payload: "licence no. 330106-2026-0001, corrected")
+        path = directory + "/erasure-leaves-a-correction"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([sealed])
+        try b.append([correction])
+        try b.append([c.erasure(of: [sealed.transaction.id], nonce: 3)])
+        assertChainFails(path, "erasure leaving a correction", height: 3, tx: 0, logIndex: 2, words: "leaves 1 correction of the records it names: \(correction.transaction.id.hexString);")
+        path = directory + "/erasure-and-correction-one-block"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([sealed])
+        try b.append([correction, c.erasure(of: [sealed.transaction.id], nonce: 3)])
+        assertChainFails(path, "erasure and correction in one block", height: 2, tx: 1, words: "versions of record \(sealed.transaction.id.hexString)")
+        // Naming every version passes, and the verifier counts both envelopes shredded.
+        path = directory + "/erasure-of-every-version"
+        b = try ChainBuilder(consortium: c, path: path, signers: validators)
+        try b.append([sealed])
+        try b.append([correction])
+        try b.append([c.erasure(of: [sealed.transaction.id, correction.transaction.id], nonce: 3)])
+        XCTAssertEqual(try verify(path).envelopesShredded, 2)
         // Certified by too few validators.
         path = directory + "/few"
         b = try ChainBuilder(consortium: c, path: path, signers: ["samr", "bank-b"])

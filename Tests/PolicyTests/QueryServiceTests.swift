@@ -1414,6 +1414,56 @@ final class QueryServiceTests: XCTestCase {
             .blockExclusiveClaims.contains("payload commitment \(body.payloadCommitment.hexString)"))
     }
 
+    /// Every version of a record is erased together: a correction carries a sealed copy of the
+    /// payload of its own, which an erasure of the original alone left readable (found in review,
+    /// 2026-12-06). An erasure that leaves a committed correction is refused, naming it; one that
+    /// would commit beside a pending correction of its record waits; naming every version works.
+    func testErasingARecordNeedsEveryCorrectionOfIt() async throws {
+        let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
+            if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
+        }!.transaction
+        func correction(of target: Hash, _ payload: String) throws -> Submission {
+            let fresh = try attestation(food, .penalty, "2026-03-14", severity: .minor, payload: payload)
+            guard case .attestation(let replacement) = fresh.transaction.body else { preconditionFailure() }
+            let body = AmendmentBody(action: .correction, target: target, reason: "decision number corrected", replacement: replacement)
+            return Submission(transaction: Transaction.sign(header: header("samr"), body: .amendment(body), key: consortium.keys["samr"]!.signing),
+                              envelope: fresh.envelope)
+        }
+        func erasure(_ ids: [Hash]) throws -> Submission {
+            try QueryClient.eraseRecords(genesis: consortium.genesis, records: ids, submitter: consortium.keys["samr"]!,
+                                         approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                         nonce: nextNonce(), issuedAtMillis: nowMillis)
+        }
+        let firstSecret = "西市监罚〔2026〕12号之一 更正"
+        let secondSecret = "西市监罚〔2026〕12号之二 再更正"
+        let first = try correction(of: penalty.id, "{\"decision\":\"\(firstSecret)\"}")
+        try await submit([first])
+        let second = try correction(of: first.transaction.id, "{\"decision\":\"\(secondSecret)\"}")
+        try await submit([second])
+        do { try await submit([erasure([penalty.id])]); XCTFail("an erasure left a correction's copy of the payload") } catch {
+            XCTAssertTrue("\(error)".contains("leaves 2 corrections of the records it names: \(first.transaction.id.hexString), \(second.transaction.id.hexString);"), "\(error)")
+        }
+        do { try await submit([erasure([penalty.id, first.transaction.id])]); XCTFail("an erasure left a correction of a correction") } catch {
+            XCTAssertTrue("\(error)".contains("leaves 1 correction of the records it names: \(second.transaction.id.hexString);"), "\(error)")
+        }
+        // The full profile lists every version of a record, so a custodian knows what to name.
+        let (_, before) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
+        XCTAssertTrue(before.receipt.result.contains("\"versions\":[\"\(penalty.id.hexString)\",\"\(first.transaction.id.hexString)\",\"\(second.transaction.id.hexString)\"]"),
+                      before.receipt.result)
+        // A correction pending beside the erasure of its record: the erasure cannot see it.
+        let third = try correction(of: penalty.id, "{\"decision\":\"third\"}")
+        do { try await submit([third, erasure([penalty.id, first.transaction.id, second.transaction.id])]); XCTFail("erased beside a pending correction") } catch {
+            XCTAssertTrue("\(error)".contains("versions of record \(penalty.id.hexString): a pending transaction corrects or erases that record"), "\(error)")
+        }
+        try await submit([erasure([penalty.id, first.transaction.id, second.transaction.id])])
+        for id in [penalty.id, first.transaction.id, second.transaction.id] { XCTAssertNil(try store.envelope(of: id)) }
+        let (_, profile) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
+        XCTAssertTrue(profile.answered, profile.receipt.message)
+        for secret in [foodSecret, firstSecret, secondSecret] { XCTAssertFalse(profile.receipt.result.contains(secret), secret) }
+        var source = StoreBlockSource(store: store)
+        XCTAssertEqual(try ChainVerifier(genesis: consortium.genesis).verify(&source).envelopesShredded, 3)
+    }
+
     func testErasingARecordShredsItsPayloadEverywhereAndTheChainStillVerifies() async throws {
         let penalty = try store.subjectRecords(food, before: store.head.logSize, limit: 10).first {
             if case .attestation(let a) = $0.transaction.body { return a.category == .penalty } else { return false }
