@@ -212,7 +212,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             }.first
             // Its caller, purpose, subject and consent (the rule validators hold the record to).
             if let document {
-                do { try policyRules.checkAnswered(record, document: document, genesis: genesis) } catch { throw bad("\(error)") }
+                do { try policyRules.checkAnswered(record, answeredBy: audit.1.header.signer, document: document, genesis: genesis) } catch { throw bad("\(error)") }
             }
             // The grade, band, credit line and model stated come from the one score update proven
             // here: a receipt with its score fact removed, or swapped for another update about the

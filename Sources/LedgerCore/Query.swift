@@ -49,7 +49,9 @@ public protocol PolicyRules: Sendable {
     /// names a subject, and one that requires the subject's consent names a consent. The engine
     /// answers only so, and validators and the receipt check hold every answer to it. Throws
     /// naming the first that fails. `document` is the one whose SHA-256 `record.policy` is.
-    func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws
+    /// `answeredBy`: the member whose node answered (the audit record's signer); a policy that
+    /// reads payloads is answered only by a custodian's node, which can decrypt them.
+    func checkAnswered(_ record: QueryRecordBody, answeredBy: String, document: [UInt8], genesis: Genesis) throws
     /// Checks an answer's score outputs against the score update fact its receipt holds (`score`,
     /// nil when it holds none): every grade, score band and credit line the result states must be
     /// what that update gives, and a stated model must be the update's. Throws naming the first

@@ -206,7 +206,7 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
             }
             let policy = q.policy == Hashes.zero ? nil : try policyDocument(q.policy, state: state)
-            if let policy, q.outcome == .answered, !certified { try checkAnswered(q, document: policy) }
+            if let policy, q.outcome == .answered, !certified { try checkAnswered(q, answeredBy: tx.header.signer, document: policy) }
             if q.consent != Hashes.zero {
                 if certified {
                     guard let t = try state.committedTransaction(id: q.consent), case .consent(let grant) = t.body,
@@ -233,11 +233,11 @@ public struct TransactionValidator: Sendable {
     /// `checkConsent`). The engine answers only so; without this rule a validator could record an
     /// answer under a consent-requiring policy that names no consent at all, and the other
     /// validators, which check a named consent only, would take it (found in review, 2026-12-06).
-    private func checkAnswered(_ q: QueryRecordBody, document: [UInt8]) throws {
+    private func checkAnswered(_ q: QueryRecordBody, answeredBy: String, document: [UInt8]) throws {
         guard let policyRules else {
             throw LedgerError(.notAuthorized, "this node has no policy engine; it cannot check an answered query record")
         }
-        try policyRules.checkAnswered(q, document: document, genesis: genesis)
+        try policyRules.checkAnswered(q, answeredBy: answeredBy, document: document, genesis: genesis)
     }
 
     /// The document of a policy installed in genesis or by governance, by its hash.
@@ -251,9 +251,9 @@ public struct TransactionValidator: Sendable {
     /// Nil when a committed answer is one its policy gives and the consent it names stood where it
     /// was evaluated (or it needs none); otherwise why not. For auditing blocks certified under
     /// earlier rules, which validators took without either check.
-    public func consentStood(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
+    public func consentStood(_ q: QueryRecordBody, answeredBy: String, state: some LedgerStateReader) throws -> String? {
         do {
-            if q.outcome == .answered { try checkAnswered(q, document: policyDocument(q.policy, state: state)) }
+            if q.outcome == .answered { try checkAnswered(q, answeredBy: answeredBy, document: policyDocument(q.policy, state: state)) }
             if q.consent != Hashes.zero { _ = try checkConsent(of: q, state: state, forMempool: false) }
         } catch let e as LedgerError { return e.reason }
         return nil

@@ -178,7 +178,7 @@ public final class ChainVerifier {
                 switch tx.body {
                 case .queryRecord(let q):
                     let why: String?
-                    do { why = try validator.consentStood(q, state: state) } catch { throw fail("\(error)", tx: i) }
+                    do { why = try validator.consentStood(q, answeredBy: tx.header.signer, state: state) } catch { throw fail("\(error)", tx: i) }
                     if let why {
                         summary.answersWithoutStandingConsent += 1
                         if summary.answersWithoutStandingConsentFirst.count < 10 {

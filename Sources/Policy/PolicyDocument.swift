@@ -461,8 +461,14 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         }
     }
 
-    public func checkAnswered(_ record: QueryRecordBody, document: [UInt8], genesis: Genesis) throws {
+    public func checkAnswered(_ record: QueryRecordBody, answeredBy: String, document: [UInt8], genesis: Genesis) throws {
         let policy = try parse(document, genesis, hash: record.policy)
+        // Only a node with a custodian key can read payloads: an answer from any other node was
+        // made up (an honest one refuses `not_custodian_node`), masked name and all (found in
+        // review, 2026-12-06: a bank's own validator could answer its own credit-grade requests).
+        if policy.outputs.contains(where: { $0.output.readsPayloads }), genesis.member(answeredBy)?.has(.custodian) != true {
+            throw LedgerError(.notAuthorized, "\(policy.name) reads payloads, which only a custodian's node can decrypt; \(answeredBy) is not a custodian, yet its audit record says it answered")
+        }
         guard let requester = genesis.member(record.requester) else {
             throw LedgerError(.notAuthorized, "the answer's requester \(record.requester) is not a member; only members' signed requests are answered")
         }

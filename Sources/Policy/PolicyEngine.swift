@@ -348,17 +348,24 @@ public struct PolicyEngine: Sendable {
         }
         let list = try facts.consents(of: subject, grantee: query.requester.id, limit: ConsentStanding.window)
         let revokedBefore = ConsentStanding.revokedBefore(list)
-        // The later of the signed time and the answering node's clock.
-        let standsAt = max(query.requestedAtMillis, query.answeredAtMillis ?? 0)
         var sawGrant = false, sawExpired = false, sawRevoked = false
         for l in list.reversed() {
             guard case .consent(let c) = l.transaction.body, c.action == .grant, c.grantee == query.requester.id,
                   c.purpose == purpose else { continue }
             sawGrant = true
-            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: standsAt) {
+            // Chosen by the signed time alone, as validators check it: the answer (which names
+            // the consent) is then the same on every node and on a re-run at its height. It was
+            // chosen at the later of that and the node's clock, so a node that got the request
+            // late could name an older grant than the rule gives (found in review, 2026-12-06).
+            switch ConsentStanding.verdict(of: c, at: l.logIndex, revokedBefore: revokedBefore, requestedAtMillis: query.requestedAtMillis) {
             case .revoked: sawRevoked = true
             case .expired: sawExpired = true
-            case .stands: return l
+            case .stands:
+                // It must stand when the node answers as well.
+                if let answeredAt = query.answeredAtMillis, c.expiresAtMillis <= answeredAt {
+                    throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) expired after the request was signed, before this node answered it; sign a new request")
+                }
+                return l
             }
         }
         if sawRevoked && !sawExpired { throw PolicyRefusal(.consentRevoked, "\(subject) revoked its consent to \(query.requester.id) for \(purpose.name)") }

@@ -796,13 +796,13 @@ final class QueryServiceTests: XCTestCase {
         }
         XCTAssertEqual(honest.consent, grant)
         // The same answer for another request of the bank's, as another node would record it.
-        func record(asOf: UInt64, _ change: (inout QueryRecordBody) -> Void = { _ in }) -> Submission {
+        func record(asOf: UInt64, by node: String = "samr", _ change: (inout QueryRecordBody) -> Void = { _ in }) -> Submission {
             var body = honest
             body.requestNonce = nextNonce() + 1_000_000
             body.requestHash = SHA256.hash(Array("request \(body.requestNonce)".utf8))
             body.asOfHeight = asOf
             change(&body)
-            return Submission(transaction: Transaction.sign(header: header("samr"), body: .queryRecord(body), key: consortium.keys["samr"]!.signing),
+            return Submission(transaction: Transaction.sign(header: header(node), body: .queryRecord(body), key: consortium.keys[node]!.signing),
                               envelope: nil)
         }
         func refused(_ s: Submission, _ words: String, file: StaticString = #filePath, line: UInt = #line) async {
@@ -837,6 +837,13 @@ final class QueryServiceTests: XCTestCase {
         await refused(record(asOf: standing) { $0.purpose = .loanApplication }, "for post_loan_monitoring; the query's purpose is loan_application")
         await refused(record(asOf: standing) { $0.requestedAtMillis = (nowMillis / 1000 + month) * 1000 }, "had expired when the request was signed")
         await refused(record(asOf: standing) { $0.requester = "bank-b" }, "which is not a grant to bank-b")
+        // credit-grade states a masked name, which only a custodian's node can read: a bank's own
+        // validator that records an answer to its own request made it up (found in review).
+        let creditGrade = try XCTUnwrap(consortium.genesis.policy(hash: honest.policy)).document
+        XCTAssertNoThrow(try PolicyRules().checkAnswered(honest, answeredBy: "samr", document: creditGrade, genesis: consortium.genesis))
+        XCTAssertThrowsError(try PolicyRules().checkAnswered(honest, answeredBy: "bank-a", document: creditGrade, genesis: consortium.genesis)) {
+            XCTAssertTrue("\($0)".contains("credit-grade reads payloads, which only a custodian's node can decrypt; bank-a is not a custodian"), "\($0)")
+        }
 
         try await revoke(food, grant: grant, .postLoanMonitoring)
         let revoked = store.head.height
@@ -1076,6 +1083,22 @@ final class QueryServiceTests: XCTestCase {
         let (_, inTime) = try await ask("bank-b", "credit-grade", subject: blank.code, purpose: "loan_application", at: nowMillis - 200_000)
         XCTAssertNotEqual(inTime.receipt.reason, "consent_expired", inTime.receipt.message)
         XCTAssertNotEqual(inTime.receipt.reason, "no_consent", inTime.receipt.message)
+    }
+
+    /// The consent an answer names is chosen at the request's signed time, as validators check it,
+    /// not at the answering node's clock: with an older grant that still stands and a newer one
+    /// that expired between signing and answering, the node refuses rather than answer under the
+    /// older one, which another node (or a re-run) would not have named (found in review).
+    func testTheConsentAnAnswerNamesIsChosenAtTheSignedTime() async throws {
+        let older = try await consent(food, to: "bank-b", .loanApplication, expiresAt: (nowMillis + 600_000) / 1000)
+        _ = try await consent(food, to: "bank-b", .loanApplication, expiresAt: (nowMillis - 100_000) / 1000)
+        let (_, late) = try await ask("bank-b", "credit-grade", subject: food.code, purpose: "loan_application", at: nowMillis - 200_000)
+        XCTAssertEqual(late.receipt.reason, "consent_expired", late.receipt.message)
+        XCTAssertTrue(late.receipt.message.contains("expired after the request was signed"), late.receipt.message)
+        // Signed now, the newer grant has expired at the signed time: the older one answers.
+        let (_, now) = try await ask("bank-b", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(now.answered, now.receipt.message)
+        XCTAssertTrue(now.receipt.result.contains("\"consent\":\"\(older.hexString)\""), now.receipt.result)
     }
 
     /// Refusals reach the ledger within a budget: per member for requests it signed, one shared
