@@ -225,7 +225,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 score = s
             }
             if let document {
-                do { try policyRules.checkScoreOutputs(document, genesis: genesis, result: result, score: score) } catch { throw bad("\(error)") }
+                do {
+                    try policyRules.checkResult(document, genesis: genesis, record: record, parameters: req.parameters, result: result, score: score)
+                } catch { throw bad("\(error)") }
             }
         }
         if record.consent != Hashes.zero {

@@ -57,6 +57,12 @@ public protocol PolicyRules: Sendable {
     /// what that update gives, and a stated model must be the update's. Throws naming the first
     /// that is not.
     func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws
+    /// Checks an answer's whole result: `checkScoreOutputs`, and that the result is the policy's
+    /// answer to this request as the audit record `record` records it (policy, version, height,
+    /// purpose, subject and consent; a field for each of the policy's outputs and no other), with
+    /// an eligibility decision that follows from its reasons and the request's `parameters`.
+    func checkResult(_ document: [UInt8], genesis: Genesis, record: QueryRecordBody, parameters: [(name: String, value: String)],
+                     result: String, score: ScoreUpdateBody?) throws
 }
 
 /// The audit record of one query: who asked what about whom, under which policy, why, and

@@ -486,7 +486,46 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         }
     }
 
+    public func checkResult(_ document: [UInt8], genesis: Genesis, record: QueryRecordBody, parameters: [(name: String, value: String)],
+                            result: String, score: ScoreUpdateBody?) throws {
+        try checkScoreOutputs(document, genesis: genesis, result: result, score: score, parameters: parameters)
+        let policy = try parse(document, genesis)
+        // What the engine puts around the fields (PolicyEngine.evaluate), from the audit record:
+        // a result about another subject, or naming another consent or height than the record
+        // does, is not this answer (found in review, 2026-12-06).
+        guard let object = try JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any],
+              let fields = object["fields"] as? [String: Any] else {
+            throw LedgerError(.invalidValue, "the result is not a \(policy.name) answer (no fields)")
+        }
+        var expected: [String: CanonicalJSON.Value] = [
+            "policy": .string(policy.name), "version": .int(Int64(policy.version)),
+            "as_of_height": .int(Int64(record.asOfHeight)), "purpose": .string(record.purpose.name),
+        ]
+        if policy.scope != .aggregate, let subject = record.subject { expected["subject"] = .string(subject.code) }
+        if record.consent != Hashes.zero { expected["consent"] = .string(record.consent.hexString) }
+        let stated = Set(object.keys).subtracting(["fields"])
+        guard stated == Set(expected.keys) else {
+            throw LedgerError(.invalidValue, "the result states \(stated.sorted().joined(separator: ", ")); a \(policy.name) answer to this audit record states \(expected.keys.sorted().joined(separator: ", "))")
+        }
+        for (key, value) in expected where object[key].flatMap(CanonicalJSON.value(from:)) != value {
+            throw LedgerError(.invalidValue, "the result's \(key) is not the audit record's (or the policy's)")
+        }
+        // A subject policy states every output; the others state none it does not declare.
+        let declared = Set(policy.outputs.map { $0.name })
+        let given = Set(fields.keys)
+        guard policy.scope == .subject ? given == declared : given.isSubset(of: declared) else {
+            throw LedgerError(.invalidValue, "the result's fields (\(given.sorted().joined(separator: ", "))) are not \(policy.name)'s outputs (\(declared.sorted().joined(separator: ", ")))")
+        }
+    }
+
     public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?) throws {
+        try checkScoreOutputs(document, genesis: genesis, result: result, score: score, parameters: [])
+    }
+
+    /// As `checkScoreOutputs`, with the request's parameters: an eligibility decision's
+    /// `amount_above_line` follows from the requested `amount_yuan`.
+    public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?,
+                                  parameters: [(name: String, value: String)]) throws {
         let policy = try parse(document, genesis)
         // The engine writes every result in canonical form (sorted keys, no spaces, integers
         // only). Any other text is not its answer, and could read differently to another parser:
@@ -504,7 +543,11 @@ public struct PolicyRules: LedgerCore.PolicyRules {
             throw LedgerError(.invalidValue, "the result is not a \(policy.name) answer (no fields)")
         }
         guard let score else {
-            // Only a custodian's review answers without a score, and then states none (null).
+            // Only a custodian's review answers without a score, and then states none (null);
+            // any other policy refuses `no_score`.
+            guard policy.returnsRaw else {
+                throw LedgerError(.invalidValue, "\(policy.name) answers from a score update, and the receipt holds none (without one it refuses no_score)")
+            }
             for (name, _) in scored where !(fields[name] is NSNull) {
                 throw LedgerError(.invalidValue, "the answer states \(name), but the receipt holds no score update it comes from")
             }
@@ -529,21 +572,50 @@ public struct PolicyRules: LedgerCore.PolicyRules {
                 guard let m = stated as? [String: Any], m["sha256"] as? String == score.modelHash.hexString else {
                     throw LedgerError(.invalidValue, "the answer's \(name) is not the model of the receipt's \(from)")
                 }
+                // A model in genesis has a known name and version; one installed by governance is
+                // not among the facts (its hash is still bound).
+                if let installed = genesis.model(hash: score.modelHash),
+                   m["name"] as? String != installed.name || (m["version"] as? NSNumber)?.int64Value != Int64(installed.version) || m.count != 3 {
+                    throw LedgerError(.invalidValue, "the answer's \(name) does not name the model of the receipt's \(from) (\(installed.name) version \(installed.version))")
+                }
             } else if case .eligibility(let rule) = output {
                 // The parts that follow from the score alone: whether the grade is below the
                 // minimum, and the credit line (the score's, unless a grade or listing reason zeroes it).
-                guard let decision = stated as? [String: Any], let reasons = decision["reason_codes"] as? [String] else {
+                guard let decision = stated as? [String: Any], let reasons = decision["reason_codes"] as? [String],
+                      let eligible = decision["eligible"].flatMap(CanonicalJSON.value(from:)) else {
                     throw LedgerError(.invalidValue, "the answer's \(name) is not an eligibility decision")
                 }
-                guard reasons.contains(where: { $0.hasPrefix("grade_below_") }) == (score.grade > rule.minGrade) else {
+                // The reasons in the engine's order: the grade's, then listings (which records the
+                // receipt proves), then the amount's. Found in review (2026-12-06): the decision
+                // was checked only in part, so "eligible" could stand beside a reason.
+                let gradeCode = PolicyEngine.gradeBelowCode(rule.minGrade)
+                let gradeBelow = score.grade > rule.minGrade
+                guard reasons.contains(gradeCode) == gradeBelow, reasons.first == gradeCode || !gradeBelow,
+                      !reasons.contains(where: { $0.hasPrefix("grade_below_") && $0 != gradeCode }) else {
                     throw LedgerError(.invalidValue, "the answer's \(name) does not follow from the grade of the receipt's \(from)")
                 }
+                let listingCodes = rule.denyCategories.map { "listed_\($0.name)" }
+                let listed = reasons.filter { $0.hasPrefix("listed_") }
+                let amountAbove = reasons.contains("amount_above_line")
+                guard reasons.count == (gradeBelow ? 1 : 0) + listed.count + (amountAbove ? 1 : 0), !amountAbove || reasons.last == "amount_above_line",
+                      listed == listingCodes.filter(listed.contains), Set(listed).count == listed.count else {
+                    throw LedgerError(.invalidValue, "the answer's \(name) gives reasons its rule cannot: \(reasons.joined(separator: ", "))")
+                }
+                guard eligible == .bool(reasons.isEmpty) else {
+                    throw LedgerError(.invalidValue, "the answer's \(name) says eligible \(reasons.isEmpty ? "false without" : "true with") a reason")
+                }
                 if let line = rule.line {
-                    let zeroed = reasons.contains { $0.hasPrefix("grade_below_") || $0.hasPrefix("listed_") }
+                    let zeroed = gradeBelow || !listed.isEmpty
                     let expected = zeroed ? 0 : PolicyEngine.creditLine(line, points: Int64(score.points), grade: score.grade)
                     guard decision["credit_line_yuan"].flatMap(CanonicalJSON.value(from:)) == .int(expected) else {
                         throw LedgerError(.invalidValue, "the answer's \(name) credit line is not what the receipt's \(from) gives")
                     }
+                    let requested = parameters.first { $0.name == "amount_yuan" }.flatMap { Int64($0.value) }
+                    guard amountAbove == (!zeroed && requested.map { $0 > expected } == true) else {
+                        throw LedgerError(.invalidValue, "the answer's \(name) \(amountAbove ? "says" : "does not say") the requested amount is above the line")
+                    }
+                } else if amountAbove || decision["credit_line_yuan"] != nil {
+                    throw LedgerError(.invalidValue, "the answer's \(name) states a credit line its rule does not give")
                 }
             }
         }

@@ -276,7 +276,7 @@ public struct PolicyEngine: Sendable {
             case .eligibility(let rule):
                 var reasons: [String] = []
                 let s = score!.1
-                if s.grade > rule.minGrade { reasons.append("grade_below_\(rule.minGrade.name.replacingOccurrences(of: "+", with: "plus"))") }
+                if s.grade > rule.minGrade { reasons.append(Self.gradeBelowCode(rule.minGrade)) }
                 for c in rule.denyCategories {
                     let hits = active.filter { $0.record.category == c }
                     if !hits.isEmpty { reasons.append("listed_\(c.name)"); used.append(contentsOf: hits.map(\.logIndex)) }
@@ -463,6 +463,9 @@ public struct PolicyEngine: Sendable {
         let (amount, overflow) = steps.multipliedReportingOverflow(by: rule.stepYuan)
         return overflow ? cap : min(cap, amount)
     }
+
+    /// The reason code of an eligibility decision for a grade below `minGrade`.
+    static func gradeBelowCode(_ minGrade: Grade) -> String { "grade_below_\(minGrade.name.replacingOccurrences(of: "+", with: "plus"))" }
 
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 

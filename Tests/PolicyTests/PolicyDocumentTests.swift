@@ -126,6 +126,30 @@ final class PolicyDocumentTests: XCTestCase {
         XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: ["grade_below_B"], line: 0), score: good)) {
             XCTAssertTrue("\($0)".contains("does not follow from the grade"), "\($0)")
         }
+        // The decision follows from its reasons: "eligible" beside a reason, a grade reason for
+        // another minimum, a reason the rule does not have, or an amount reason the requested
+        // amount does not give (or one missing) do not verify (found in review, 2026-12-06).
+        func decision(eligible: Bool, reasons: [String], line: Int64) -> String {
+            result(grade: "A", reasons: reasons, line: line).replacingOccurrences(of: "\"eligible\":\(reasons.isEmpty)", with: "\"eligible\":\(eligible)")
+        }
+        let low = score(300, .d)
+        XCTAssertNoThrow(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "D", reasons: ["grade_below_B"], line: 0), score: low))
+        for (text, words) in [(decision(eligible: true, reasons: ["listed_serious_violation_list"], line: 0), "says eligible true with a reason"),
+                              (decision(eligible: false, reasons: [], line: expected), "says eligible false without a reason"),
+                              (result(grade: "D", reasons: ["grade_below_C"], line: 0), "does not follow from the grade"),
+                              (result(grade: "A", reasons: ["listed_honor"], line: 0), "gives reasons its rule cannot"),
+                              (result(grade: "A", reasons: ["amount_above_line"], line: expected), "says the requested amount is above the line")] {
+            XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: text, score: text.contains("\"D\"") ? low : good)) {
+                XCTAssertTrue("\($0)".contains(words), "\(words): \($0)")
+            }
+        }
+        let above = [(name: "amount_yuan", value: "\(expected + 1)")]
+        XCTAssertNoThrow(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: ["amount_above_line"], line: expected),
+                                                     score: good, parameters: above))
+        XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: [], line: expected),
+                                                         score: good, parameters: above)) {
+            XCTAssertTrue("\($0)".contains("does not say the requested amount is above the line"), "\($0)")
+        }
         // No score fact behind a stated grade.
         XCTAssertThrowsError(try rules.checkScoreOutputs(preCheck, genesis: genesis, result: result(grade: "A", reasons: [], line: expected), score: nil))
         // An aggregate stating a model name answers from no score update.

@@ -305,8 +305,9 @@ final class QueryServiceTests: XCTestCase {
         // A request for post-loan monitoring answered with the loan-application consent.
         let monitoring = signedRequest("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring", at: nowMillis,
                                        key: consortium.keys["bank-a"]!.signing)
+        // (The result, which states the purpose it answered for, gives it away first.)
         assertRefused(try await forge(honest, request: monitoring) { $0.purpose = .postLoanMonitoring },
-                      "the consent is for loan_application")
+                      "the result's purpose is not the audit record's")
         // The consent policy answered with no consent at all.
         assertRefused(try await forge(honest, dropping: ["consent"]) { $0.consent = Hashes.zero }, "requires the subject's consent")
         // A request for another chain, recorded as answered.
@@ -319,7 +320,7 @@ final class QueryServiceTests: XCTestCase {
         // The score fact removed, or given twice: the stated grade is not backed by one proven update.
         var unscored = honest
         unscored.facts.removeAll { $0.role == "score_update" }
-        assertRefused(unscored, "the answer states grade, but the receipt holds no score update it comes from")
+        assertRefused(unscored, "credit-grade answers from a score update, and the receipt holds none")
         var doubled = honest
         doubled.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "score_update" }))
         assertRefused(doubled, "holds 2 score update facts")
@@ -356,6 +357,32 @@ final class QueryServiceTests: XCTestCase {
         var twice = honest
         twice.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "consent" }))
         assertRefused(twice, "repeats its consent or policy fact")
+
+        // The result itself is bound to the audit record and the policy (found in review,
+        // 2026-12-06): another subject's code, or an output left out or added, does not verify.
+        func rewritten(_ text: String, _ from: String, _ to: String) throws -> String {
+            XCTAssertTrue(text.contains(from), "\(from) is not in \(text)")
+            return text.replacingOccurrences(of: from, with: to)
+        }
+        assertRefused(try await forge(honest, result: try rewritten(honest.result, "\"subject\":\"\(food.code)\"", "\"subject\":\"\(listed.code)\"")) { _ in },
+                      "the result's subject is not the audit record's")
+        assertRefused(try await forge(honest, result: try rewritten(honest.result, "\"as_of_height\":\(honest.as_of_height),\"consent\"",
+                                                                    "\"as_of_height\":\(honest.as_of_height - 1),\"consent\"")) { _ in },
+                      "the result's as_of_height is not the audit record's")
+        assertRefused(try await forge(honest, result: try rewritten(honest.result, "\"fields\":{", "\"fields\":{\"aaa\":1,")) { _ in },
+                      "are not credit-grade's outputs")
+
+        // A loan pre-check's decision follows from its reasons and the requested amount.
+        let (_, pre) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application",
+                                     params: [(name: "amount_yuan", value: "100000000")])
+        XCTAssertTrue(pre.answered, pre.receipt.message)
+        XCTAssertNoThrow(try pre.receipt.verify(genesis: consortium.genesis))
+        let decision = try XCTUnwrap(pre.receipt.result.firstMatch(of: /"eligible":false,"reason_codes":\[[^\]]+\]/)?.0, pre.receipt.result)
+        assertRefused(try await forge(pre.receipt, result: try rewritten(pre.receipt.result, String(decision),
+                                                                         String(decision).replacingOccurrences(of: "\"eligible\":false", with: "\"eligible\":true"))) { _ in },
+                      "says eligible true with a reason")
+        assertRefused(try await forge(pre.receipt, result: try rewritten(pre.receipt.result, String(decision), #""eligible":true,"reason_codes":[]"#)) { _ in },
+                      "the answer's decision")
     }
 
     /// A refusal receipt says who asked, so it must show the request signed unless its reason is
