@@ -29,8 +29,12 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
     public var reason: String
     /// For people: why, in a sentence (not signed).
     public var message: String
-    /// The canonical result text whose SHA-256 the audit record holds; empty for a refusal.
+    /// The canonical result text, whose salted hash (`AnswerReceipt.resultHash`) the audit record
+    /// holds; empty for a refusal.
     public var result: String
+    /// Hex of the 32 random bytes the result's hash is salted with; absent for a refusal, and in
+    /// receipts made before 2026-12-06, whose result hash is the plain SHA-256 of the result.
+    public var result_salt: String?
     public var as_of_height: UInt64
     public var answered_by: String
     public var answer_signature: String
@@ -39,11 +43,11 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
     public var facts: [Fact]
 
     public init(chainID: String, genesisHash: Hash, request: [UInt8], outcome: String, reason: String, message: String,
-                result: String, asOfHeight: UInt64, answeredBy: String, answerSignature: [UInt8], checkpoint: String,
+                result: String, resultSalt: [UInt8]? = nil, asOfHeight: UInt64, answeredBy: String, answerSignature: [UInt8], checkpoint: String,
                 treeSize: UInt64, facts: [Fact]) {
         format = Self.format; chain_id = chainID; genesis_sha256 = genesisHash.hexString
         self.request = request.base64String; self.outcome = outcome; self.reason = reason; self.message = message
-        self.result = result; as_of_height = asOfHeight; answered_by = answeredBy
+        self.result = result; result_salt = resultSalt?.hexString; as_of_height = asOfHeight; answered_by = answeredBy
         answer_signature = answerSignature.base64String; self.checkpoint = checkpoint; tree_size = treeSize; self.facts = facts
     }
 
@@ -74,6 +78,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             o.field("reason") { $0.string(reason) }
             o.field("request") { $0.string(request) }
             o.field("result") { $0.string(result) }
+            if let result_salt { o.field("result_salt") { $0.string(result_salt) } }
             o.field("tree_size") { $0.integer(tree_size) }
         }
         return w.bytes
@@ -87,6 +92,22 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         public let checkpointSigners: [String]
         public let facts: [(role: String, transaction: Transaction, logIndex: UInt64)]
     }
+
+    /// What an audit record's `result_hash` holds: zero for a refusal (no result); for an answer,
+    /// SHA-256("CreditLedger/v1/answer-result\n" ‖ salt ‖ result) with 32 random bytes of salt
+    /// that only the receipt carries. Every member's replica holds the audit record, and results
+    /// are short (a grade, a band, a masked name): unsalted, any member could test guesses
+    /// against another bank's answer, or a custodian's full-profile answer (decrypted payloads)
+    /// even after the records were erased. Receipts made before 2026-12-06 carry no salt: their
+    /// hash is the plain SHA-256 of the result.
+    public static func resultHash(_ result: String, salt: [UInt8]?) -> Hash {
+        if result.isEmpty { return Hashes.zero }
+        guard let salt else { return SHA256.hash(Array(result.utf8)) }
+        return SHA256.hash(Domain.answerResult + salt + Array(result.utf8))
+    }
+
+    /// Bytes of salt in a result hash.
+    public static let resultSaltBytes = 32
 
     /// The roles a fact may have.
     public static let factRoles: Set<String> = ["audit_record", "score_update", "consent", "policy", "record"]
@@ -173,8 +194,15 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard req.chainID == genesis.chainID || (record.outcome == .refused && record.reason == "wrong_chain") else {
             throw bad("the request is for chain \(req.chainID.prefix(64)), not \(genesis.chainID)")
         }
-        let resultHash = result.isEmpty ? Hashes.zero : SHA256.hash(Array(result.utf8))
-        guard resultHash == record.resultHash else { throw bad("the result does not hash to the audit record's result hash") }
+        var salt: [UInt8]? = nil
+        if let result_salt {
+            guard !result.isEmpty, let bytes = [UInt8](hex: result_salt), bytes.count == Self.resultSaltBytes else {
+                throw bad("result_salt must be \(Self.resultSaltBytes) bytes of hex beside a result")
+            }
+            salt = bytes
+        }
+        let resultHash = Self.resultHash(result, salt: salt)
+        guard resultHash == record.resultHash else { throw bad("the result does not hash to the audit record's result hash (with its salt)") }
         guard (record.outcome == .answered ? "answered" : "refused") == outcome, record.reason == reason, record.asOfHeight == as_of_height else {
             throw bad("outcome, reason or height differ from the audit record")
         }

@@ -29,6 +29,8 @@ public enum Domain {
     public static let payloadAD: [UInt8] = Array("CreditLedger/v1/payload-ad\n".utf8)
     public static let scoreEndorsement: [UInt8] = Array("CreditLedger/v1/score-endorsement\n".utf8)
     public static let governanceApproval: [UInt8] = Array("CreditLedger/v1/governance-approval\n".utf8)
+    /// An answer's result, salted, as its audit record holds it (AnswerReceipt.resultHash).
+    public static let answerResult: [UInt8] = Array("CreditLedger/v1/answer-result\n".utf8)
     public static let block: [UInt8] = Array("CreditLedger/v1/block\n".utf8)
     /// A validator's commit of a block in one round (CommitCertificate).
     public static let commit: [UInt8] = Array("CreditLedger/v2/commit\n".utf8)

@@ -22,6 +22,8 @@ public final class QueryService: @unchecked Sendable {
     let member: Member
     let keys: MemberSecretKeys
     let clock: @Sendable () -> UInt64
+    /// Random bytes (injected) for each answer's result salt (`AnswerReceipt.resultHash`).
+    let randomBytes: @Sendable (Int) -> [UInt8]
     private let lock = NSLock()
     private var inFlight = Set<NonceKey>()
     private var documents: [Hash: PolicyDocument] = [:]
@@ -46,7 +48,9 @@ public final class QueryService: @unchecked Sendable {
     }
 
     public init(ledger: any LedgerService, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-                refusalBudget: RefusalBudget = RefusalBudget()) throws {
+                refusalBudget: RefusalBudget = RefusalBudget(),
+                randomBytes: @escaping @Sendable (Int) -> [UInt8] = { SecureRandom.bytes($0) }) throws {
+        self.randomBytes = randomBytes
         self.ledger = ledger
         self.refusals = refusalBudget
         self.genesis = ledger.genesis
@@ -95,6 +99,7 @@ public final class QueryService: @unchecked Sendable {
         // log shows forged and replayed attempts too.
         record.subject = try? USCC(req.subject)
         var answer: PolicyAnswer? = nil
+        var salt: [UInt8]? = nil
         var policyTx: LoggedTransaction? = nil
         // Set once a refusal is reserved from the requester's own budget (below).
         var reservedRefusal = false
@@ -153,7 +158,8 @@ public final class QueryService: @unchecked Sendable {
             // A refusal inside the evaluation names the height it was decided at, like an answer.
             let a = try evaluate(policy, query, height: &record.asOfHeight)
             record.outcome = .answered
-            record.resultHash = a.resultHash
+            salt = randomBytes(AnswerReceipt.resultSaltBytes)
+            record.resultHash = AnswerReceipt.resultHash(a.result, salt: salt)
             record.consent = a.consent?.transaction.id ?? Hashes.zero
             answer = a
             giveBackRefusal(.member(req.requester))
@@ -172,7 +178,7 @@ public final class QueryService: @unchecked Sendable {
             if reservedRefusal { giveBackRefusal(.member(req.requester)) }
             throw error
         }
-        return try await finish(record, request: requestBytes, answer: answer, policyTx: policyTx, message: "")
+        return try await finish(record, request: requestBytes, answer: answer, salt: salt, policyTx: policyTx, message: "")
     }
 
     /// Takes a refusal from the shared bucket of requests that do not show a member asking
@@ -230,7 +236,8 @@ public final class QueryService: @unchecked Sendable {
     }
 
     /// Signs the audit record, waits until it is committed, and builds the receipt.
-    func finish(_ record: QueryRecordBody, request: [UInt8], answer: PolicyAnswer?, policyTx: LoggedTransaction?, message: String) async throws -> Outcome {
+    func finish(_ record: QueryRecordBody, request: [UInt8], answer: PolicyAnswer?, salt: [UInt8]? = nil, policyTx: LoggedTransaction?,
+                message: String) async throws -> Outcome {
         let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID,
                                        nonce: ledger.ownNonce(), issuedAtMillis: clock())
         let tx = Transaction.sign(header: header, body: .queryRecord(record), key: keys.signing)
@@ -260,7 +267,7 @@ public final class QueryService: @unchecked Sendable {
         return Outcome(receipt: AnswerReceipt(
             chainID: genesis.chainID, genesisHash: genesis.hash, request: request,
             outcome: record.outcome == .answered ? "answered" : "refused", reason: record.reason, message: message,
-            result: result, asOfHeight: record.asOfHeight, answeredBy: member.id, answerSignature: signature,
+            result: result, resultSalt: answer == nil ? nil : salt, asOfHeight: record.asOfHeight, answeredBy: member.id, answerSignature: signature,
             checkpoint: note, treeSize: head.logSize, facts: facts))
     }
 }

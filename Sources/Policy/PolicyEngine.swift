@@ -111,10 +111,10 @@ public struct PolicyQuery: Sendable {
     }
 }
 
-/// An answer: the canonical result text (its SHA-256 goes on the ledger) and the ledger facts it used.
+/// An answer: the canonical result text (its salted hash goes on the ledger,
+/// `AnswerReceipt.resultHash`) and the ledger facts it used.
 public struct PolicyAnswer: Sendable {
     public let result: String
-    public var resultHash: Hash { SHA256.hash(Array(result.utf8)) }
     /// The consent grant relied on, if any.
     public let consent: LoggedTransaction?
     /// The score update used, if any.

@@ -257,7 +257,8 @@ final class QueryServiceTests: XCTestCase {
         }
         let r = try QueryRequest.decode(requestBytes)
         record.requestHash = SHA256.hash(requestBytes); record.requestNonce = r.nonce; record.requestedAtMillis = r.issuedAtMillis
-        if let result { record.resultHash = SHA256.hash(Array(result.utf8)) }
+        let salt = receipt.result_salt.flatMap { [UInt8](hex: $0) }
+        if let result { record.resultHash = AnswerReceipt.resultHash(result, salt: salt) }
         change(&record)
         let key = consortium.keys["samr"]!.signing
         let tx = Transaction.sign(header: header("samr"), body: .queryRecord(record), key: key)
@@ -274,7 +275,7 @@ final class QueryServiceTests: XCTestCase {
                                                                     resultHash: record.resultHash, asOfHeight: record.asOfHeight, auditRecord: tx.id))
         return AnswerReceipt(chainID: consortium.genesis.chainID, genesisHash: consortium.genesis.hash, request: requestBytes,
                              outcome: receipt.outcome, reason: receipt.reason, message: receipt.message, result: result ?? receipt.result,
-                             asOfHeight: record.asOfHeight, answeredBy: "samr", answerSignature: signature,
+                             resultSalt: salt, asOfHeight: record.asOfHeight, answeredBy: "samr", answerSignature: signature,
                              checkpoint: try store.checkpoint(height: head.height)!, treeSize: head.logSize, facts: facts)
     }
 
@@ -357,6 +358,31 @@ final class QueryServiceTests: XCTestCase {
         var twice = honest
         twice.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "consent" }))
         assertRefused(twice, "repeats its consent or policy fact")
+
+        // The audit record holds a salted hash of the result: replicas cannot test guesses of an
+        // answer against it (a grade, a band, a custodian's decrypted payloads). The salt is the
+        // receipt's, fresh for each answer; without it, or with another, the result does not verify.
+        let salt = try XCTUnwrap(honest.result_salt.flatMap { [UInt8](hex: $0) })
+        XCTAssertEqual(salt.count, 32)
+        let audited = try XCTUnwrap(try honest.verify(genesis: consortium.genesis).record)
+        XCTAssertEqual(audited.resultHash, SHA256.hash(Array("CreditLedger/v1/answer-result\n".utf8) + salt + Array(honest.result.utf8)))
+        XCTAssertNotEqual(audited.resultHash, SHA256.hash(Array(honest.result.utf8)))
+        let (_, again) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertNotEqual(again.receipt.result_salt, honest.result_salt, "each answer has a salt of its own")
+        var unsalted = honest
+        unsalted.result_salt = nil
+        assertRefused(unsalted, "the result does not hash to the audit record's result hash")
+        var resalted = honest
+        resalted.result_salt = again.receipt.result_salt
+        assertRefused(resalted, "the result does not hash to the audit record's result hash")
+        var shortSalt = honest
+        shortSalt.result_salt = "00ff"
+        assertRefused(shortSalt, "result_salt must be 32 bytes of hex")
+        // A receipt written before salting (2026-12-06): the plain SHA-256 of the result still verifies.
+        let legacy = try await forge(honest, result: honest.result) { $0.resultHash = SHA256.hash(Array(honest.result.utf8)) }
+        var legacyReceipt = legacy
+        legacyReceipt.result_salt = nil
+        XCTAssertNoThrow(try legacyReceipt.verify(genesis: consortium.genesis))
 
         // The result itself is bound to the audit record and the policy (found in review,
         // 2026-12-06): another subject's code, or an output left out or added, does not verify.
