@@ -241,6 +241,13 @@ public struct AmendmentBody: Hashable, Sendable {
         self.action = action; self.target = target; self.reason = reason; self.replacement = replacement
     }
 
+    /// The longest reason code validators take.
+    public static let reasonCodeBytes = 64
+
+    /// Whether `reason` is a code validators take for a new amendment (`data_error`,
+    /// `court_overturned`, `credit_repair`): a name, never free text, since it is in the clear.
+    public static func isReasonCode(_ reason: String) -> Bool { Genesis.isValidName(reason, max: reasonCodeBytes) }
+
     func encode(_ w: inout ByteWriter) {
         w.u8(action.rawValue)
         w.raw(target)

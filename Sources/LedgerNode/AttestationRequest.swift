@@ -59,9 +59,11 @@ public struct AttestationRequest: Decodable, Sendable {
         return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    /// Checks the request, seals its payload to the custodians and signs it.
+    /// Checks the request, seals its payload to the custodians and signs it: an attestation, or
+    /// with `correcting`, a correction of that record (this request is the corrected record, and
+    /// `reason` a reason code: `AmendmentBody.isReasonCode`).
     public func build(genesis: Genesis, keys: MemberSecretKeys, nonce: UInt64 = SecureRandom.uint64(),
-                      issuedAtMillis: UInt64) throws -> Submission {
+                      issuedAtMillis: UInt64, correcting target: Hash? = nil, reason: String = "") throws -> Submission {
         let uscc = try USCC(subject)
         let kind: SubjectKind
         if let name = subject_kind {
@@ -95,8 +97,44 @@ public struct AttestationRequest: Decodable, Sendable {
         }
         let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID,
                                        nonce: nonce, issuedAtMillis: issuedAtMillis)
-        let tx = Transaction.sign(header: header, body: .attestation(body), key: keys.signing)
+        var transactionBody = TransactionBody.attestation(body)
+        if let target {
+            try Self.checkReason(reason)
+            transactionBody = .amendment(AmendmentBody(action: .correction, target: target, reason: reason, replacement: body))
+        }
+        let tx = Transaction.sign(header: header, body: transactionBody, key: keys.signing)
         return Submission(transaction: tx, envelope: envelope)
+    }
+
+    /// A revocation of the record `target` (an attestation or correction of this member's): it
+    /// ends the record for scores and policies. `reason` is a reason code.
+    public static func revocation(of target: Hash, reason: String, genesis: Genesis, keys: MemberSecretKeys,
+                                  nonce: UInt64, issuedAtMillis: UInt64) throws -> Submission {
+        try checkReason(reason)
+        guard let member = genesis.member(keys.memberID) else {
+            throw LedgerError(.unknownSigner, "key file member \(keys.memberID) is not in this genesis")
+        }
+        let header = TransactionHeader(chainID: genesis.chainID, signer: member.id, keyID: member.keyID, nonce: nonce, issuedAtMillis: issuedAtMillis)
+        let body = AmendmentBody(action: .revocation, target: target, reason: reason, replacement: nil)
+        return Submission(transaction: Transaction.sign(header: header, body: .amendment(body), key: keys.signing), envelope: nil)
+    }
+
+    /// A nonce that depends only on the member's key, what is amended and how: the same
+    /// amendment sent twice gets the same nonce, and its second copy is refused as a replay.
+    public static func amendmentNonce(keys: MemberSecretKeys, target: Hash, file: [UInt8]?) -> UInt64 {
+        var w = ByteWriter()
+        w.raw(Array("CreditLedger/v1/amend-nonce\n".utf8))
+        w.raw(keys.signing.publicKey.bytes)
+        w.raw(target)
+        w.raw(file.map { SHA256.hash($0) } ?? [])
+        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    static func checkReason(_ reason: String) throws {
+        guard AmendmentBody.isReasonCode(reason) else {
+            throw LedgerError(.invalidValue, "--reason must be a reason code (1-\(AmendmentBody.reasonCodeBytes) of a-z, 0-9 and, after the first, '_', '-', '.'), "
+                + "such as data_error, court_overturned or credit_repair, not free text: it is in the clear on every node; got \"\(reason.prefix(32))\"")
+        }
     }
 }
 

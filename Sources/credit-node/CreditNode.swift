@@ -22,7 +22,7 @@ struct CreditNode: AsyncParsableCommand {
           credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2XT --grantee bank-a --purpose loan_application
           credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2XT --purpose loan_application
         """,
-        subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Demo.self, ShowCheckpoint.self,
+        subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Revoke.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
                       QueryCommand.self, ConsentCommand.self, InstallPolicy.self, InstallModel.self, Erase.self, Approve.self])
 
@@ -323,9 +323,15 @@ struct Submit: ParsableCommand {
         once: when the first copy is on the ledger, the command prints where it committed (with
         "sent_before": true) and exits 0; while it waits for a block, the second copy is refused as a
         replay. The transaction id is printed before sending.
-        Example:
+        With --corrects RECORD_ID --reason CODE the file is the corrected version of one of this
+        member's records (an attestation or an earlier correction), sent as a correction: the
+        record's scores and answers then use it. The reason is a code, not free text, since it is
+        in the clear on every node. `credit-node revoke` ends a record instead.
+        Examples:
           credit-node submit --node http://127.0.0.1:8480 --genesis /tmp/ledger/genesis.json \\
             --key /tmp/ledger/keys/dev.key --file Genesis/examples/penalty.json
+          credit-node submit --node http://127.0.0.1:8480 --genesis /tmp/ledger/genesis.json \\
+            --key /tmp/ledger/keys/dev.key --file corrected-penalty.json --corrects RECORD_ID --reason data_error
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "The consortium's genesis file, as distributed to its members; the node must serve the same.")
@@ -334,17 +340,22 @@ struct Submit: ParsableCommand {
     @Option(help: "Attestation JSON file.") var file: String
     @Option(help: "Transaction nonce (default: derived from the key and the file, so a resent file is refused as a replay).")
     var nonce: UInt64?
+    @Option(help: "Send the file as a correction of this record (transaction id, hex) of the same member.") var corrects: String?
+    @Option(help: "With --corrects: why, as a reason code (data_error, court_overturned, credit_repair, …).") var reason: String?
 
     func run() throws {
         do {
             let keys = try MemberSecretKeys.load(from: key)
             let bytes = try readFile(file)
             let request = try AttestationRequest.decode(bytes, source: file)
+            guard (corrects == nil) == (reason == nil) else { throw fail("--corrects and --reason go together") }
+            let target = try corrects.map { try recordID($0) }
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis,
                                           required: "the payload is sealed to the custodians it names, and the node's own copy is not proof of who they are")
-            let submission = try request.build(genesis: g, keys: keys, nonce: nonce ?? AttestationRequest.nonce(keys: keys, file: bytes),
-                                               issuedAtMillis: nowMillis())
+            let derived = target.map { AttestationRequest.amendmentNonce(keys: keys, target: $0, file: bytes) } ?? AttestationRequest.nonce(keys: keys, file: bytes)
+            let submission = try request.build(genesis: g, keys: keys, nonce: nonce ?? derived,
+                                               issuedAtMillis: nowMillis(), correcting: target, reason: reason ?? "")
             let id = submission.transaction.id.hexString
             FileHandle.standardError.write(Data("submitting transaction \(id) (nonce \(submission.transaction.header.nonce))\n".utf8))
             do {
@@ -364,6 +375,50 @@ struct Submit: ParsableCommand {
                 throw fail("\(f)")
             } catch {
                 throw fail("\(error)\nwhether transaction \(id) committed is unknown; GET \(node)/v1/transactions/\(id) tells, and sending the same file again is safe")
+            }
+        } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke one of your member's records (an attestation or a correction): it no longer counts for scores or answers.",
+        discussion: """
+        Only the record's issuer may revoke it, and a revocation is final: a correction recorded after
+        it does not bring the record back. The reason is a code, not free text, since it is in the clear
+        on every node. The record stays on the ledger (the chain is append-only); to destroy its payload,
+        the custodians erase it (`credit-node erase`). Sending the same revocation again is safe: the
+        nonce is derived from the key and the record, so a second copy is refused as a replay.
+        Example:
+          credit-node revoke --node http://127.0.0.1:8480 --genesis /tmp/ledger/genesis.json \\
+            --key /tmp/ledger/keys/dev.key --id RECORD_ID --reason issued_in_error
+        """)
+    @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
+    @Option(help: "The consortium's genesis file, as distributed to its members; the node must serve the same.")
+    var genesis: String?
+    @Option(help: "Secret key file of the issuing member.") var key: String
+    @Option(name: .customLong("id"), help: "Transaction id (hex) of the record to revoke.") var id: String
+    @Option(help: "Why, as a reason code (issued_in_error, court_overturned, credit_repair, …).") var reason: String
+
+    func run() throws {
+        do {
+            let keys = try MemberSecretKeys.load(from: key)
+            let target = try recordID(id, option: "--id")
+            let client = LedgerClient(baseURL: node)
+            let g = try consortiumGenesis(client, trusted: genesis, required: nil)
+            let submission = try AttestationRequest.revocation(of: target, reason: reason, genesis: g, keys: keys,
+                                                               nonce: AttestationRequest.amendmentNonce(keys: keys, target: target, file: nil),
+                                                               issuedAtMillis: nowMillis())
+            FileHandle.standardError.write(Data("submitting revocation \(submission.transaction.id.hexString)\n".utf8))
+            do {
+                print(String(decoding: JSONView.data(try client.submit(submission)), as: UTF8.self))
+            } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil {
+                let c = f.committed!
+                FileHandle.standardError.write(Data("already on the ledger: this revocation was sent before and committed as transaction \(c.id) at height \(c.height)\n".utf8))
+                print(String(decoding: JSONView.data(["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex,
+                                                      "sent_before": true] as [String: Any]), as: UTF8.self))
+            } catch let f as LedgerClient.HTTPFailure {
+                throw fail("\(f)")
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

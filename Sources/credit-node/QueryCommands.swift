@@ -218,6 +218,12 @@ struct Erase: ParsableCommand {
 }
 
 /// The record ids of `--id` options (an erasure names at least one).
+/// One record's transaction id, given as `option`.
+func recordID(_ id: String, option: String = "--corrects") throws -> Hash {
+    guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("\(option) must be a transaction id (64 hex digits), got \(id.prefix(80))") }
+    return h
+}
+
 func recordIDs(_ ids: [String]) throws -> [Hash] {
     let records = try ids.map { id -> Hash in
         guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("--id must be a transaction id (64 hex digits), got \(id)") }

@@ -73,7 +73,7 @@ final class ChainStoreTests: XCTestCase {
         replacement.industry = "F51"
         let correction = Transaction.sign(header: c.header("samr", nonce: 3),
                                           body: .amendment(AmendmentBody(action: .correction, target: first.transaction.id,
-                                                                         reason: "wrong industry code", replacement: replacement)),
+                                                                         reason: "wrong_industry_code", replacement: replacement)),
                                           key: c.keys["samr"]!.signing)
         try b.append([Submission(transaction: correction, envelope: again.envelope)])
         XCTAssertEqual(try b.store.database.get("meta", key), Array("F51".utf8))

@@ -20,8 +20,8 @@ final class TransactionTests: XCTestCase {
         }
         let bodies: [(String, TransactionBody)] = [
             ("samr", .attestation(body)),
-            ("samr", .amendment(AmendmentBody(action: .correction, target: att.transaction.id, reason: "typo in licence number", replacement: body))),
-            ("samr", .amendment(AmendmentBody(action: .revocation, target: att.transaction.id, reason: "issued in error", replacement: nil))),
+            ("samr", .amendment(AmendmentBody(action: .correction, target: att.transaction.id, reason: "typo_in_licence_number", replacement: body))),
+            ("samr", .amendment(AmendmentBody(action: .revocation, target: att.transaction.id, reason: "issued_in_error", replacement: nil))),
             ("samr", .scoreUpdate(score)),
             ("bank-a", .consent(ConsentBody(action: .grant, subject: subject, grantee: "bank-a", purpose: .loanApplication,
                                             expiresAt: 1_800_000_000, evidence: SHA256.hash([2])))),

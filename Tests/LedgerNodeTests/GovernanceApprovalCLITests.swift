@@ -262,4 +262,39 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let eraseID = try XCTUnwrap(result?["id"] as? String, done)
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
     }
+
+    /// A bureau corrects and revokes its own records with `credit-node submit --corrects` and
+    /// `credit-node revoke`: the reason is a code (free text is in the clear on every node, and is
+    /// refused before anything is sent), a resend commits nothing twice, and only the issuer amends.
+    func testABureauCorrectsAndRevokesItsRecordWithTheCLI() throws {
+        let penalty = VerifierCLITests.repository + "/Genesis/examples/penalty.json"
+        let corrected = root + "/corrected.json"
+        let text = try String(contentsOfFile: penalty, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"amount_yuan\": 5000 }", with: "\"amount_yuan\": 3000 }")
+            .replacingOccurrences(of: "\"amount_yuan\": 5000\n", with: "\"amount_yuan\": 3000\n")
+            .write(toFile: corrected, atomically: true, encoding: .utf8)
+        let common = ["--node", url!, "--genesis", root + "/genesis.json", "--key", key("samr-330106")]
+        func committed(_ out: String) throws -> [String: Any] {
+            let line = try XCTUnwrap(out.split(separator: "\n").last { $0.hasPrefix("{") }, out)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], out)
+            XCTAssertEqual(object["status"] as? String, "committed", out)
+            return object
+        }
+        let original = try XCTUnwrap(try committed(try expectSuccess(["submit"] + common + ["--file", penalty]))["id"] as? String)
+        try expectRefusal(["submit"] + common + ["--file", corrected, "--corrects", original, "--reason", "amount was wrong"],
+                          ["--reason must be a reason code", "not free text"])
+        try expectRefusal(["submit"] + common + ["--file", corrected, "--corrects", original], ["--corrects and --reason go together"])
+        let fix = ["submit"] + common + ["--file", corrected, "--corrects", original, "--reason", "data_error"]
+        let correction = try XCTUnwrap(try committed(try expectSuccess(fix))["id"] as? String)
+        XCTAssertEqual(try committed(try expectSuccess(fix))["sent_before"] as? Bool, true, "sent again, recorded once")
+        let tx = try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(correction)")
+        XCTAssertTrue("\(tx)".contains("data_error") && "\(tx)".contains(original), "\(tx)")
+        // Only the issuer amends its record.
+        try expectRefusal(["revoke", "--node", url!, "--key", key("data-330106"), "--id", correction, "--reason", "issued_in_error"],
+                          ["only the issuer samr-330106 may amend"])
+        let revoke = ["revoke"] + common + ["--id", correction, "--reason", "issued_in_error"]
+        let revocation = try XCTUnwrap(try committed(try expectSuccess(revoke))["id"] as? String)
+        XCTAssertEqual(try committed(try expectSuccess(revoke))["sent_before"] as? Bool, true)
+        XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(revocation)")["status"] as? String, "committed")
+    }
 }

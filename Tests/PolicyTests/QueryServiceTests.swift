@@ -1501,7 +1501,7 @@ final class QueryServiceTests: XCTestCase {
         func correction(of target: Hash, _ payload: String) throws -> Submission {
             let fresh = try attestation(food, .penalty, "2026-03-14", severity: .minor, payload: payload)
             guard case .attestation(let replacement) = fresh.transaction.body else { preconditionFailure() }
-            let body = AmendmentBody(action: .correction, target: target, reason: "decision number corrected", replacement: replacement)
+            let body = AmendmentBody(action: .correction, target: target, reason: "decision_number_corrected", replacement: replacement)
             return Submission(transaction: Transaction.sign(header: header("samr"), body: .amendment(body), key: consortium.keys["samr"]!.signing),
                               envelope: fresh.envelope)
         }
@@ -1513,6 +1513,14 @@ final class QueryServiceTests: XCTestCase {
         let firstSecret = "西市监罚〔2026〕12号之一 更正"
         let secondSecret = "西市监罚〔2026〕12号之二 再更正"
         let first = try correction(of: penalty.id, "{\"decision\":\"\(firstSecret)\"}")
+        // The reason is in the clear on every node: a code, not free text.
+        guard case .amendment(var freeText) = first.transaction.body else { return XCTFail() }
+        freeText.reason = "decision number corrected at the request of 张三"
+        let prose = Submission(transaction: Transaction.sign(header: header("samr"), body: .amendment(freeText), key: consortium.keys["samr"]!.signing),
+                               envelope: first.envelope)
+        do { try await submit([prose]); XCTFail("free text in the clear") } catch {
+            XCTAssertTrue("\(error)".contains("an amendment's reason is a code"), "\(error)")
+        }
         try await submit([first])
         let second = try correction(of: first.transaction.id, "{\"decision\":\"\(secondSecret)\"}")
         try await submit([second])

@@ -20,7 +20,7 @@ final class FactsTests: XCTestCase {
         let b = try c.attest(penalty(.general, "2026-02-01"), by: "samr", nonce: 2).transaction
         let fix = try c.amend(AmendmentBody(action: .correction, target: a.id, reason: "severity", replacement: penalty(.serious)), by: "samr", nonce: 3).transaction
         let fixAgain = try c.amend(AmendmentBody(action: .correction, target: fix.id, reason: "date", replacement: penalty(.serious, "2026-03-03")), by: "samr", nonce: 4).transaction
-        let revoke = try c.amend(AmendmentBody(action: .revocation, target: b.id, reason: "issued in error", replacement: nil), by: "samr", nonce: 5).transaction
+        let revoke = try c.amend(AmendmentBody(action: .revocation, target: b.id, reason: "issued_in_error", replacement: nil), by: "samr", nonce: 5).transaction
         func facts(_ inputs: [Transaction]) throws -> [Fact] { try SubjectFacts(subject: subject, inputs: inputs, asOfDate: asOf).facts }
 
         XCTAssertEqual(try facts([a, b]).map(\.severity), [.minor, .general])

@@ -231,7 +231,7 @@ final class ScoreUpdateTests: XCTestCase {
         XCTAssertEqual(first.points, 685)
         let firstAsOf = first.asOfLogSize
         // The penalty (input 8) is revoked: −10 violations and the 40-point clean-record bonus return.
-        try chain.append([try c.amend(AmendmentBody(action: .revocation, target: a[8], reason: "quashed on review", replacement: nil),
+        try chain.append([try c.amend(AmendmentBody(action: .revocation, target: a[8], reason: "quashed_on_review", replacement: nil),
                                       by: "samr", nonce: chain.nextNonce())])
         let second = try commitScore()
         XCTAssertEqual(second.inputs.count, 11)
@@ -239,7 +239,7 @@ final class ScoreUpdateTests: XCTestCase {
         // The tax grade is corrected from B to A: +30 honesty.
         var corrected = Examples.teaShop().list[2]
         corrected.attributes = [Attribute(name: "tax_grade", value: 1)]
-        try chain.append([try c.amend(AmendmentBody(action: .correction, target: a[2], reason: "grade misread", replacement: corrected),
+        try chain.append([try c.amend(AmendmentBody(action: .correction, target: a[2], reason: "grade_misread", replacement: corrected),
                                       by: "samr", nonce: chain.nextNonce())])
         let third = try commitScore()
         XCTAssertEqual(third.points, 765)
