@@ -626,9 +626,8 @@ public struct Transaction: Hashable, Sendable {
 
     /// What this transaction claims that no other transaction of the same block may claim,
     /// beyond its id and nonce: a query record's request nonce (one record per request), an
-    /// install's name and version and its document (one install of each), a record's payload
-    /// commitment (one record per sealed payload), and an erasure's records (none of them
-    /// corrected in the same block, `blockSharedClaims`). Each is checked
+    /// install's name and version and its document (one install of each), and a record's payload
+    /// commitment (one record per sealed payload). Each is checked
     /// against committed state by the stateful rules, which cannot see the rest of the block.
     public var blockExclusiveClaims: [String] {
         switch body {
@@ -637,8 +636,6 @@ public struct Transaction: Hashable, Sendable {
         case .governance(let g) where g.action == .installModel || g.action == .installPolicy:
             let kind = g.action == .installModel ? "model" : "policy"
             return ["\(kind) \(g.name) version \(g.version)", "\(kind) document \(g.documentHash.hexString.prefix(16))…"]
-        case .governance(let g) where g.action == .eraseRecords:
-            return g.erasedRecords.map(Self.correctionClaim)
         case .attestation, .amendment:
             return body.envelopedRecord.map { ["payload commitment \($0.payloadCommitment.hexString)"] } ?? []
         default:
@@ -646,14 +643,23 @@ public struct Transaction: Hashable, Sendable {
         }
     }
 
-    /// What this transaction claims that others of the same block may also claim, but no
-    /// exclusive claim may: a correction claims its target, which an erasure of that record in
-    /// the same block claims exclusively. An erasure must name every committed correction of
-    /// the records it erases (FORMAT.md §4.5); one in the same block is not committed when the
-    /// erasure is checked, and would keep its own copy of the erased payload.
-    public var blockSharedClaims: [String] {
-        guard case .amendment(let a) = body, a.action == .correction else { return [] }
-        return [Self.correctionClaim(a.target)]
+    /// Every claim this transaction makes on its block: the exclusive ones above, and the
+    /// records a correction amends or an erasure erases. Corrections of one record may share a
+    /// block, and so may erasures of it, but not a correction and an erasure: an erasure must
+    /// name every committed correction of the records it erases (FORMAT.md §4.5), and one in the
+    /// same block is not committed when the erasure is checked, so it would keep its own copy of
+    /// the erased payload.
+    public var blockClaims: [BlockClaim] {
+        var claims = blockExclusiveClaims.map { BlockClaim(name: $0, side: .exclusive) }
+        switch body {
+        case .amendment(let a) where a.action == .correction:
+            claims.append(BlockClaim(name: Self.correctionClaim(a.target), side: .corrects))
+        case .governance(let g) where g.action == .eraseRecords:
+            claims += g.erasedRecords.map { BlockClaim(name: Self.correctionClaim($0), side: .erases) }
+        default:
+            break
+        }
+        return claims
     }
 
     private static func correctionClaim(_ record: Hash) -> String { "versions of record \(record.hexString)" }
@@ -710,31 +716,47 @@ public struct Transaction: Hashable, Sendable {
     }
 }
 
-/// The claims taken by the transactions of one block (or by a node's pending ones): exclusive
-/// claims conflict with any claim of the same name, shared ones only with exclusive ones.
+/// One claim a transaction makes on its block (`Transaction.blockClaims`).
+public struct BlockClaim: Hashable, Sendable {
+    public enum Side: Hashable, Sendable {
+        /// No other transaction of the block may claim the name.
+        case exclusive
+        /// Corrections of the named record: they conflict with erasures of it only.
+        case corrects
+        /// Erasures of the named record: they conflict with corrections of it only.
+        case erases
+    }
+    public let name: String
+    public let side: Side
+}
+
+/// The claims taken by the transactions of one block (or by a node's pending ones): two claims
+/// of one name conflict when either is exclusive or they are on different sides.
 public struct BlockClaims: Sendable {
-    private var exclusive = Set<String>()
-    private var shared: [String: Int] = [:]
+    private var taken: [String: [BlockClaim.Side: Int]] = [:]
 
     public init() {}
 
     /// A claim of `tx` that one taken already rules out, if any.
     public func conflict(_ tx: Transaction) -> String? {
-        if let c = tx.blockExclusiveClaims.first(where: { exclusive.contains($0) || shared[$0] != nil }) { return c }
-        return tx.blockSharedClaims.first(where: exclusive.contains)
+        for c in tx.blockClaims {
+            guard let sides = taken[c.name] else { continue }
+            if c.side == .exclusive || sides.keys.contains(where: { $0 != c.side }) { return c.name }
+        }
+        return nil
     }
 
     /// Takes the claims of `tx`, which `conflict` found none for.
     public mutating func take(_ tx: Transaction) {
-        exclusive.formUnion(tx.blockExclusiveClaims)
-        for c in tx.blockSharedClaims { shared[c, default: 0] += 1 }
+        for c in tx.blockClaims { taken[c.name, default: [:]][c.side, default: 0] += 1 }
     }
 
     /// Gives back the claims of `tx`, once taken.
     public mutating func release(_ tx: Transaction) {
-        exclusive.subtract(tx.blockExclusiveClaims)
-        for c in tx.blockSharedClaims {
-            if let n = shared[c], n > 1 { shared[c] = n - 1 } else { shared[c] = nil }
+        for c in tx.blockClaims {
+            guard let n = taken[c.name]?[c.side] else { continue }
+            taken[c.name]![c.side] = n > 1 ? n - 1 : nil
+            if taken[c.name]!.isEmpty { taken[c.name] = nil }
         }
     }
 }

@@ -45,6 +45,34 @@ final class TransactionTests: XCTestCase {
     }
 
     /// Every prefix of a valid transaction is refused with a defined error; so is any extension.
+    /// What one block may hold together: corrections of one record, or erasures of it, but not a
+    /// correction beside an erasure of its record; exclusive claims (one payload commitment) once.
+    func testBlockClaimsKeepACorrectionAndAnErasureOfOneRecordApart() throws {
+        let c = try TestConsortium()
+        let record = try c.attestation(nonce: 1)
+        let fixes = [try c.correction(of: record, nonce: 2, payload: "one"), try c.correction(of: record, nonce: 3, payload: "two")]
+        let erasures = [c.erasure(of: [record.transaction.id], nonce: 4), c.erasure(of: [record.transaction.id], nonce: 5)]
+        func admitted(_ txs: [Submission]) -> Int {
+            var claims = BlockClaims()
+            var n = 0
+            for s in txs where claims.conflict(s.transaction) == nil { claims.take(s.transaction); n += 1 }
+            return n
+        }
+        XCTAssertEqual(admitted(fixes), 2)
+        XCTAssertEqual(admitted(erasures), 2)
+        XCTAssertEqual(admitted([fixes[0], erasures[0], fixes[1]]), 2)
+        XCTAssertEqual(admitted([erasures[0], fixes[0]]), 1)
+        XCTAssertEqual(admitted([record, record]), 1, "one payload commitment")
+        // A claim given back frees its name.
+        var claims = BlockClaims()
+        claims.take(fixes[0].transaction)
+        claims.take(fixes[1].transaction)
+        claims.release(fixes[0].transaction)
+        XCTAssertNotNil(claims.conflict(erasures[0].transaction), "the other correction still holds the record")
+        claims.release(fixes[1].transaction)
+        XCTAssertNil(claims.conflict(erasures[0].transaction))
+    }
+
     func testTruncatedAndExtendedBytesAreRefused() throws {
         let tx = try TestConsortium().attestation(nonce: 7).transaction
         for n in 0..<tx.encoded.count {
