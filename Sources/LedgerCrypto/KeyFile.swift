@@ -100,6 +100,36 @@ public enum DurableFile {
         guard fsync(fd) == 0 else { throw Failure(step: "sync", path: directory, reason: String(cString: strerror(errno))) }
     }
 
+    /// Whether `path` exists: false only when it is missing (ENOENT). Any other failure to look
+    /// (EACCES, EIO, ESTALE) throws: `FileManager.fileExists` reads every failure as "missing",
+    /// and a node that takes its saved votes for missing can sign twice (found in review, 2026-12-06).
+    public static func exists(_ path: String) throws -> Bool {
+        var info = stat()
+        if stat(path, &info) == 0 { return true }
+        let code = errno
+        if code == ENOENT { return false }
+        throw Failure(step: "look up", path: path, reason: String(cString: strerror(code)))
+    }
+
+    /// Creates `directory` and any missing parents (mode `permissions`), and syncs the parent of
+    /// each one it created, so that none of their names is lost on a power loss (syncing only
+    /// the last one's parent left the levels above it to the file system's mercy). Returns
+    /// whether anything was created.
+    @discardableResult
+    public static func createDirectories(_ directory: String, permissions: Int = 0o700) throws -> Bool {
+        var missing: [String] = []
+        var path = (directory as NSString).standardizingPath
+        while !path.isEmpty, path != "/", try !exists(path) {
+            missing.append(path)
+            path = (path as NSString).deletingLastPathComponent
+        }
+        guard !missing.isEmpty else { return false }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: permissions])
+        for created in missing { try syncDirectory((created as NSString).deletingLastPathComponent) }
+        return true
+    }
+
     /// Removes a staging directory left by an interrupted first start, unless it holds a ledger
     /// store with blocks: those can only come from a start that got further than a crash of
     /// the first start leaves (a rename into place undone by a power loss), and deleting them

@@ -992,9 +992,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             mempool.evict { set.contains($0.transaction.id) ? LedgerError(.replay, "transaction is no longer valid against the committed ledger") : nil }
         }
         guard !picked.isEmpty else { return nil }
-        buildWanted = nil
         let head = store.head
-        let previous = head.height > 0 ? try? store.blockHeader(height: head.height) : nil
+        let previous: BlockHeader?
+        do { previous = head.height > 0 ? try store.blockHeader(height: head.height) : nil } catch {
+            // Without the last block's time the proposal could go back in time, which peers refuse:
+            // none now; the next trigger builds again.
+            logger.error("cannot read block \(head.height) to time a proposal after it: \(error); not proposing yet")
+            return nil
+        }
+        buildWanted = nil
         let built = BlockBuilder.build(chainID: genesis.chainID, height: h, timestampMillis: max(clock(), previous?.timestampMillis ?? 0),
                                        previousHash: head.blockHash, frontier: store.frontier,
                                        transactions: picked.map(\.transaction), proposer: member.id)
@@ -1332,7 +1338,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         for (hash, block) in deferredBlocks where block.header.height <= next {
             deferredBlocks[hash] = nil
             guard block.header.height == next else { continue }
-            do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch {}
+            do { candidates[hash] = (block, try check(block)) } catch is TimestampAhead { unchecked[hash] = block } catch let failed as StorageError {
+                // No verdict from a failed read: kept and checked again, as `validationEvent` does
+                // (it was dropped without a word; found in review, 2026-12-06).
+                logger.error("cannot check saved block \(block.header.height) \(hash.hexString.prefix(16)): \(failed); checked again in 1 s")
+                checkAgain(block, hash, height: block.header.height, afterMillis: 1_000)
+            } catch {
+                logger.warning("saved block \(block.header.height) \(hash.hexString.prefix(16)) is not valid on the committed ledger: \(error); dropped")
+            }
         }
     }
 

@@ -23,12 +23,10 @@ public final class ConsensusWAL: @unchecked Sendable {
 
     public init(directory: String) throws {
         self.directory = directory
-        let existed = FileManager.default.fileExists(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        // The directory's own name must survive a power loss too, or the votes saved in it go
-        // with it, and a restarted validator could sign twice.
-        if !existed { try DurableFile.syncDirectory((directory as NSString).deletingLastPathComponent) }
+        // The directory's own name (and its parents', when this creates them) must survive a
+        // power loss too, or the votes saved in it go with it, and a restarted validator could
+        // sign twice.
+        try DurableFile.createDirectories(directory)
     }
 
     var statePath: String { directory + "/safety-state" }
@@ -36,9 +34,14 @@ public final class ConsensusWAL: @unchecked Sendable {
 
     /// The persisted state and the blocks it refers to.
     public func load(limits: Limits) throws -> (SafetyState?, [Hash: CandidateBlock]) {
-        // Only a missing file means no state. One that cannot be read holds this validator's
-        // last votes and lock all the same: starting without them could sign twice.
-        guard FileManager.default.fileExists(atPath: statePath) else {
+        // Only a missing file means no state. One that cannot be read, or looked up, holds this
+        // validator's last votes and lock all the same: starting without them could sign twice.
+        let present: Bool
+        do { present = try DurableFile.exists(statePath) } catch {
+            throw LedgerError(.notFound, "cannot look up the consensus safety state \(statePath) (this validator's last votes and lock): \(error); "
+                + "refusing to start rather than risk signing twice")
+        }
+        guard present else {
             leftoversRemoved = removeLeftovers(keeping: [])
             return (nil, [:])
         }

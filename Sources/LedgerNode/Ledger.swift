@@ -298,15 +298,18 @@ public final class Ledger: @unchecked Sendable {
             return taken
         }
         guard !batch.isEmpty else { return }
-        if lastBlockMillis == nil { lastBlockMillis = (try? store.blockHeader(height: store.head.height))?.timestampMillis ?? 0 }
-        let timestamp = max(clock(), lastBlockMillis ?? 0)
         let submissions = batch.map(\.submission)
         var committed: BlockHeader? = nil
         var failure: StorageError? = nil
         var rest: [Pending] = []
         var restError: LedgerError? = nil
         do {
-            committed = try writeBlock(submissions, timestamp)
+            // A block's time never goes back: the last block's is read once per start. A failed
+            // read stops the node as a failed write does; it used to count as 0, and a wall clock
+            // behind the last block then wrote a block the verifier refuses, for good (found in
+            // review, 2026-12-06).
+            if lastBlockMillis == nil { lastBlockMillis = try store.blockHeader(height: store.head.height)?.timestampMillis ?? 0 }
+            committed = try writeBlock(submissions, max(clock(), lastBlockMillis ?? 0))
             purger.committed(submissions)
         } catch {
             let height = store.head.height + 1

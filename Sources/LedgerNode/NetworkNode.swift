@@ -140,7 +140,7 @@ public enum NetworkNode {
         }
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try DurableFile.createDirectories(dataDir)
         try claimDataDirectory(dataDir, for: me.id)
         let store: ChainStore
         if FileManager.default.fileExists(atPath: storePath + "/CURRENT") {

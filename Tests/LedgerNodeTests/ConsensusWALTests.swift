@@ -18,6 +18,21 @@ final class ConsensusWALTests: XCTestCase {
         XCTAssertThrowsError(try ConsensusWAL(directory: directory).load(limits: Limits())) { error in
             XCTAssertTrue("\(error)".contains("cannot read the consensus safety state") && "\(error)".contains("refusing to start"), "\(error)")
         }
+        // A state that cannot even be looked up (stat fails with anything but ENOENT: ENOTDIR here,
+        // EIO or ESTALE elsewhere) is not a missing one either (found in review, 2026-12-06: it was
+        // taken for missing, and the saved blocks deleted).
+        let nested = try ConsensusWAL(directory: directory + "/nested/wal")
+        try FileManager.default.removeItem(atPath: nested.directory)
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: nested.directory))
+        XCTAssertThrowsError(try nested.load(limits: Limits())) { error in
+            XCTAssertTrue("\(error)".contains("cannot look up the consensus safety state") && "\(error)".contains("Not a directory"), "\(error)")
+        }
+        XCTAssertThrowsError(try DurableFile.exists(nested.directory + "/safety-state"))
+        XCTAssertFalse(try DurableFile.exists(directory + "/nested/none"))
+        // Missing parents are created, each one's name made durable; a second call creates nothing.
+        XCTAssertTrue(try DurableFile.createDirectories(directory + "/a/b/c"))
+        XCTAssertTrue(try DurableFile.exists(directory + "/a/b/c"))
+        XCTAssertFalse(try DurableFile.createDirectories(directory + "/a/b/c"))
     }
 
     /// The rename of the safety state is made durable by syncing its directory; a directory that
