@@ -188,7 +188,7 @@ public struct ScoringModel: Sendable {
             }
             var setIDs = Set<String>()
             self.industrySets = try (try top.optionalArray("industry_sets", max: Limits.industrySets) ?? []).map {
-                try Self.parseIndustrySet($0.node, $0.path, dimensions: dims, indicatorIDs: ids, setIDs: &setIDs)
+                try Self.parseIndustrySet($0.node, $0.path, dimensions: dims, indicatorIDs: &ids, setIDs: &setIDs)
             }
             var vetoIDs = Set<String>()
             self.vetoes = try (try top.optionalArray("vetoes", max: Limits.vetoes) ?? []).map {
@@ -386,16 +386,20 @@ public struct ScoringModel: Sendable {
         default:
             throw ModelError(.unknownKey, path, "indicator \"\(id)\" has both bands and linear; give one")
         }
-        let ifMissing = try r.optionalInteger("if_missing", -p...p) ?? 0
-        if measure == .count && ifMissing != 0 {
+        let givenIfMissing = try r.optionalInteger("if_missing", -p...p)
+        if measure == .count && givenIfMissing != nil {
             throw ModelError(.valueOutOfRange, "\(path).if_missing", "a count always has a value; if_missing does not apply")
         }
+        let ifMissing = givenIfMissing ?? 0
         try r.finish()
         return Indicator(id: id, title: title, dimension: dimension, selector: selector, measure: measure, attribute: attribute,
                          rule: rule, ifMissing: ifMissing)
     }
 
-    static func parseIndustrySet(_ node: JSONNode, _ path: String, dimensions: [Dimension], indicatorIDs: Set<String>,
+    /// `indicatorIDs`: the ids taken so far, by the general list and the sets before this one:
+    /// ids are unique across all of them (§2.2; each set started from the general list's alone,
+    /// so two sets could share one: found in review, 2026-12-06).
+    static func parseIndustrySet(_ node: JSONNode, _ path: String, dimensions: [Dimension], indicatorIDs ids: inout Set<String>,
                                  setIDs: inout Set<String>) throws -> IndustrySet {
         var r = try ObjectReader(node, path: path)
         let id = try parseID(&r, ids: &setIDs)
@@ -409,7 +413,6 @@ public struct ScoringModel: Sendable {
                 throw ModelError(.valueOutOfRange, "\(path).industries", "\"\(code)\" is not a GB/T 4754 code prefix (A-Z 0-9, 1-8)")
             }
         }
-        var ids = indicatorIDs
         let indicators = try r.array("indicators", max: Limits.indicators).map {
             try parseIndicator($0.node, $0.path, dimensions: dimensions, ids: &ids)
         }

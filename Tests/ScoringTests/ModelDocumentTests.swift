@@ -95,6 +95,17 @@ final class ModelDocumentTests: XCTestCase {
         expect(.valueOutOfRange, path: "dimensions[0].max", "\"max\": 1000", "\"max\": 10001")
         expect(.unknownKey, path: "indicators[0]", "\"measure\": \"count\",", "\"measure\": \"count\", \"linear\": {\"points_per\": 1, \"min\": 0, \"max\": 1},")
         expect(.missingKey, path: "attribute", "\"measure\": \"count\"", "\"measure\": \"sum\"")
+        // Found in review (2026-12-06): `if_missing` is refused on a count even when 0, and an
+        // indicator id is unique across the general list and every industry set, not per set.
+        expect(.valueOutOfRange, path: "indicators[0].if_missing", "\"measure\": \"count\",", "\"measure\": \"count\", \"if_missing\": 0,")
+        let set = { (id: String, name: String) in
+            "{\"id\": \"\(id)\", \"industries\": [\"C\"], \"indicators\": [{\"id\": \"\(name)\", \"dimension\": \"main\", \"facts\": {\"category\": \"honor\"}, "
+                + "\"measure\": \"count\", \"bands\": [{\"from\": 1, \"points\": 100}]}]}"
+        }
+        let twoSets = "\"vetoes\": [", sets = "\"industry_sets\": [\(set("c1", "honors")), \(set("c2", "honors"))], \"vetoes\": ["
+        expect(.duplicateID, path: "industry_sets[1].indicators[0].id", twoSets, sets)
+        XCTAssertNoThrow(try compile(Self.scorecard.replacingOccurrences(of: twoSets,
+            with: "\"industry_sets\": [\(set("c1", "honors")), \(set("c2", "awards"))], \"vetoes\": [")))
     }
 
     func testSizeAndDepthLimits() throws {
