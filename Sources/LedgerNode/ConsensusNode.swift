@@ -56,9 +56,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let wal: ConsensusWAL
     let queue = DispatchQueue(label: "creditledger.consensus")
     let gossipQueue = DispatchQueue(label: "creditledger.gossip")
-    /// Peer messages received and not yet handled, per peer; past its bounds a peer's messages
-    /// are dropped, so a peer sending faster than this node works cannot fill its memory.
+    /// Peer messages received and not yet handled, per peer and in all; past its bounds a peer's
+    /// messages are dropped, so a peer sending faster than this node works cannot fill its
+    /// memory. Consensus messages, gossip (transactions and block requests) and score
+    /// endorsements each have their own: a peer's votes are not dropped because its gossip
+    /// waits behind the checks of earlier batches (found in review, 2026-12-06).
     let backlog = InboundBacklog()
+    let gossipBacklog = InboundBacklog.gossip()
     let scoringBacklog = InboundBacklog.scoring()
     var p2p: P2PNode!
 
@@ -457,9 +461,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         switch message {
         case .transactions(let list):
             // A follower never proposes: it checks transactions when their block arrives.
-            if isValidator { enqueue(on: gossipQueue) { self.admitGossip(list, from: peer) } }
+            if isValidator { enqueue(on: gossipQueue, in: gossipBacklog) { self.admitGossip(list, from: peer) } }
         case .blockRequest(let from, let count):
-            enqueue(on: gossipQueue, serving: true) { self.serveBlocks(from: from, count: Int(count), to: peer) }
+            enqueue(on: gossipQueue, serving: true, in: gossipBacklog) { self.serveBlocks(from: from, count: Int(count), to: peer) }
         case .endorseRequest(let tx):
             if let scorer = autoScorer { enqueue(on: scorer.queue, in: scoringBacklog) { scorer.endorseRequested(tx, from: peer) } }
         case .endorsement(let carrier, let signature):
@@ -1384,16 +1388,27 @@ struct NodeSigner: ConsensusSigner, @unchecked Sendable {
 final class InboundBacklog: Sendable {
     static let maxMessages = 4_096
     static let maxBytes = 96 << 20
+    /// All peers' messages together: with many members the per-peer bounds alone allowed
+    /// gigabytes (96 MiB for each of up to 100 validators and their followers).
+    static let maxTotalBytes = 1 << 30
     let maxMessages: Int
     let maxBytes: Int
+    let maxTotalBytes: Int
     let name: String
 
-    init(maxMessages: Int = InboundBacklog.maxMessages, maxBytes: Int = InboundBacklog.maxBytes, name: String = "messages") {
-        self.maxMessages = maxMessages; self.maxBytes = maxBytes; self.name = name
+    init(maxMessages: Int = InboundBacklog.maxMessages, maxBytes: Int = InboundBacklog.maxBytes,
+         maxTotalBytes: Int = InboundBacklog.maxTotalBytes, name: String = "consensus messages") {
+        self.maxMessages = maxMessages; self.maxBytes = maxBytes; self.maxTotalBytes = maxTotalBytes; self.name = name
     }
     /// Endorsement requests and endorsements: a scorer resends each pending request every
     /// second (at most 4,096 pending), each at most a transaction's size.
-    static func scoring() -> InboundBacklog { InboundBacklog(maxMessages: 8_192, maxBytes: 32 << 20, name: "score endorsement messages") }
+    static func scoring() -> InboundBacklog {
+        InboundBacklog(maxMessages: 8_192, maxBytes: 32 << 20, maxTotalBytes: 256 << 20, name: "score endorsement messages")
+    }
+    /// Gossiped transactions and block requests: a batch of transactions is at most a frame.
+    static func gossip() -> InboundBacklog {
+        InboundBacklog(maxMessages: 4_096, maxBytes: 96 << 20, maxTotalBytes: 512 << 20, name: "gossiped transactions and block requests")
+    }
 
     enum Outcome: Equatable { case taken, dropped(String, log: Bool) }
 
@@ -1404,20 +1419,27 @@ final class InboundBacklog: Sendable {
         var dropped = 0
         var lastLog: ContinuousClock.Instant?
     }
-    private let state = Mutex<[String: PerPeer]>([:])
+    private struct State {
+        var peers: [String: PerPeer] = [:]
+        var totalBytes = 0
+    }
+    private let state = Mutex(State())
 
     func take(_ peer: String, bytes: Int, blockRequest: Bool = false) -> Outcome {
-        state.withLock { all in
-            var p = all[peer, default: PerPeer()]
-            defer { all[peer] = p }
+        state.withLock { s in
+            var p = s.peers[peer, default: PerPeer()]
+            defer { s.peers[peer] = p }
             let why: String
             if blockRequest && p.servingBlocks {
                 why = "a block request of this peer is being served already"
             } else if p.messages >= maxMessages || p.bytes + bytes > maxBytes {
                 why = "\(p.messages) of its \(name) (\(p.bytes) bytes) wait to be handled, at most \(maxMessages) (\(maxBytes) bytes)"
+            } else if s.totalBytes + bytes > maxTotalBytes {
+                why = "all peers' \(name) waiting to be handled come to \(s.totalBytes) bytes, at most \(maxTotalBytes)"
             } else {
                 p.messages += 1
                 p.bytes += bytes
+                s.totalBytes += bytes
                 if blockRequest { p.servingBlocks = true }
                 return .taken
             }
@@ -1430,19 +1452,23 @@ final class InboundBacklog: Sendable {
     }
 
     func give(_ peer: String, bytes: Int, blockRequest: Bool = false) {
-        state.withLock { all in
-            guard var p = all[peer] else { return }
+        state.withLock { s in
+            guard var p = s.peers[peer] else { return }
             p.messages -= 1
             p.bytes -= bytes
+            s.totalBytes -= bytes
             if blockRequest { p.servingBlocks = false }
-            all[peer] = p
+            s.peers[peer] = p
         }
     }
 
     /// Messages waiting and messages dropped so far, for a peer.
     func counts(_ peer: String) -> (waiting: Int, bytes: Int, dropped: Int) {
-        state.withLock { all in all[peer].map { ($0.messages, $0.bytes, $0.dropped) } ?? (0, 0, 0) }
+        state.withLock { s in s.peers[peer].map { ($0.messages, $0.bytes, $0.dropped) } ?? (0, 0, 0) }
     }
+
+    /// Bytes of all peers' messages waiting.
+    var totalBytes: Int { state.withLock { $0.totalBytes } }
 }
 
 /// A proposed block's timestamp is further ahead of this node's clock than the allowed skew:

@@ -350,39 +350,58 @@ final class ConsensusNodeTests: XCTestCase {
         let list = try f.submissions(2, seed: 9)
         let size = NetMessage.transactions(list).encoded.count
         // Small messages: bounded by count.
-        let fits = InboundBacklog.maxMessages
-        XCTAssertLessThan(fits * size, InboundBacklog.maxBytes)
+        let fits = f.node.gossipBacklog.maxMessages
+        XCTAssertLessThan(fits * size, f.node.gossipBacklog.maxBytes)
         for _ in 0..<(fits + 5) { f.node.received(.transactions(list), from: "val-b", bytes: size) }
-        var counts = f.node.backlog.counts("val-b")
+        var counts = f.node.gossipBacklog.counts("val-b")
         XCTAssertEqual(counts.waiting, fits)
         XCTAssertEqual(counts.dropped, 5)
         // Large messages (as a frame near its limit would be): bounded by bytes.
         let large = 40 << 20
         for _ in 0..<3 { f.node.received(.transactions(list), from: "val-a", bytes: large) }
-        XCTAssertEqual(f.node.backlog.counts("val-a").waiting, InboundBacklog.maxBytes / large)
-        XCTAssertEqual(f.node.backlog.counts("val-a").dropped, 3 - InboundBacklog.maxBytes / large)
+        XCTAssertEqual(f.node.gossipBacklog.counts("val-a").waiting, f.node.gossipBacklog.maxBytes / large)
+        XCTAssertEqual(f.node.gossipBacklog.counts("val-a").dropped, 3 - f.node.gossipBacklog.maxBytes / large)
         // Another peer has its own share.
-        XCTAssertEqual(f.node.backlog.take("val-d", bytes: size), .taken)
-        f.node.backlog.give("val-d", bytes: size)
+        XCTAssertEqual(f.node.gossipBacklog.take("val-d", bytes: size), .taken)
+        f.node.gossipBacklog.give("val-d", bytes: size)
         // Block requests: one at a time per peer.
-        XCTAssertEqual(f.node.backlog.take("val-d", bytes: 11, blockRequest: true), .taken)
-        if case .dropped(let why, _) = f.node.backlog.take("val-d", bytes: 11, blockRequest: true) {
+        XCTAssertEqual(f.node.gossipBacklog.take("val-d", bytes: 11, blockRequest: true), .taken)
+        if case .dropped(let why, _) = f.node.gossipBacklog.take("val-d", bytes: 11, blockRequest: true) {
             XCTAssertTrue(why.contains("being served already"), why)
         } else { XCTFail("a second block request was taken while the first is served") }
-        f.node.backlog.give("val-d", bytes: 11, blockRequest: true)
-        XCTAssertEqual(f.node.backlog.take("val-d", bytes: 11, blockRequest: true), .taken)
-        f.node.backlog.give("val-d", bytes: 11, blockRequest: true)
+        f.node.gossipBacklog.give("val-d", bytes: 11, blockRequest: true)
+        XCTAssertEqual(f.node.gossipBacklog.take("val-d", bytes: 11, blockRequest: true), .taken)
+        f.node.gossipBacklog.give("val-d", bytes: 11, blockRequest: true)
+        // The peers' votes and proposals have room of their own: gossip waiting behind a busy
+        // worker does not crowd them out (found in review, 2026-12-06).
+        XCTAssertEqual(f.node.backlog.counts("val-a").waiting, 0)
+        XCTAssertEqual(f.node.backlog.take("val-a", bytes: 300), .taken)
+        f.node.backlog.give("val-a", bytes: 300)
+        XCTAssertEqual(f.node.gossipBacklog.totalBytes, fits * size + f.node.gossipBacklog.maxBytes / large * large)
         busy.signal()
         f.node.gossipQueue.sync {}
-        counts = f.node.backlog.counts("val-b")
+        XCTAssertEqual(f.node.gossipBacklog.totalBytes, 0)
+        counts = f.node.gossipBacklog.counts("val-b")
         XCTAssertEqual(counts.waiting, 0)
         XCTAssertEqual(counts.bytes, 0)
-        XCTAssertEqual(f.node.backlog.counts("val-a").bytes, 0)
+        XCTAssertEqual(f.node.gossipBacklog.counts("val-a").bytes, 0)
         XCTAssertEqual(f.node.mempool.count, 2, "the gossiped transactions were admitted once")
         f.node.received(.transactions(list), from: "val-b", bytes: size)
         f.node.gossipQueue.sync {}
-        XCTAssertEqual(f.node.backlog.counts("val-b").dropped, 5)
+        XCTAssertEqual(f.node.gossipBacklog.counts("val-b").dropped, 5)
         await f.close()
+    }
+
+    /// All peers' waiting messages together are bounded too, not only each peer's.
+    func testTheBacklogIsBoundedInTotal() {
+        let backlog = InboundBacklog(maxMessages: 10, maxBytes: 100, maxTotalBytes: 150, name: "test messages")
+        XCTAssertEqual(backlog.take("a", bytes: 100), .taken)
+        XCTAssertEqual(backlog.take("b", bytes: 50), .taken)
+        guard case .dropped(let why, _) = backlog.take("c", bytes: 1) else { return XCTFail("taken past the total") }
+        XCTAssertTrue(why.contains("all peers' test messages waiting to be handled come to 150 bytes, at most 150"), why)
+        backlog.give("a", bytes: 100)
+        XCTAssertEqual(backlog.take("c", bytes: 1), .taken)
+        XCTAssertEqual(backlog.totalBytes, 51)
     }
 
     /// Score endorsement requests and endorsements from a scorer wait in a bounded backlog of
