@@ -322,8 +322,16 @@ public struct Genesis: Sendable {
 
     /// Whether `address` can be dialled: host:port with a host of no spaces or slashes and a port of 1-65535.
     public static func isHostPort(_ address: String) -> Bool {
-        guard address.utf8.count <= 255, let (host, port) = hostAndPort(address), port >= 1 else { return false }
-        return !host.contains { $0 == " " || $0 == "/" }
+        guard let (_, port) = listenHostAndPort(address), port >= 1 else { return false }
+        return true
+    }
+
+    /// The host and port of an address to listen on: `hostAndPort` (port 0: any free port) with
+    /// a host of no spaces, slashes or other whitespace, at most 255 bytes in all.
+    public static func listenHostAndPort(_ address: String) -> (host: String, port: Int)? {
+        guard address.utf8.count <= 255, let (host, port) = hostAndPort(address),
+              !host.contains(where: { $0 == "/" || $0.isWhitespace }) else { return nil }
+        return (host, port)
     }
 
     /// Writes a genesis document for the given members (used by `credit-node genesis` and `dev`).

@@ -228,6 +228,13 @@ public struct TransactionValidator: Sendable {
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
                 throw LedgerError(.unknownReference, "consent revocation target \(c.target.hexString) is not a grant to \(c.grantee) about \(c.subject)")
             }
+            // The grant's purpose is the one revoked; a revocation naming another reads as one
+            // for that purpose once the grant is out of sight. `credit-node consent --revoke`
+            // checked this itself, but only through the operator's routes (rule added
+            // 2026-12-06; earlier certified blocks keep theirs).
+            if !certified, grant.purpose != c.purpose {
+                throw LedgerError(.invalidValue, "consent revocation names purpose \(c.purpose.name), but grant \(c.target.hexString) is for \(grant.purpose.name): revoke it for that purpose")
+            }
         default:
             break
         }

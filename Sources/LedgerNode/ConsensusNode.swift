@@ -335,7 +335,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 let what = total == 1 ? "the transaction was not committed within \(within); it is"
                     : "\(committed) of the \(total) transactions were committed within \(within); the rest are"
                 return LedgerError(.notCommitted,
-                    "\(what) still pending and may commit later (is a quorum of validators up? see GET /v1/status). Look them up by id; sending the same signed transactions again is safe, signing them again with new nonces would record them twice")
+                    "\(what) still pending and may commit later (is a quorum of validators up? GET /v1/status on a node's operator address tells). Look them up by id on your own node; sending the same signed transactions again is safe, signing them again with new nonces would record them twice")
             }
         }
     }

@@ -317,7 +317,18 @@ public struct LedgerAPI: Sendable {
             }
             return submissions
         }
-        let results = try await submitNamingConflicts(submissions)
+        let results: [CommitResult]
+        do {
+            results = try await submitNamingConflicts(submissions)
+        } catch let e as BatchError where e.index == nil && submissions.count == 1 {
+            // The checks leave out the index when there is one submission (the single
+            // endpoint's errors have none); a batch's refusal names it even for a batch of one,
+            // as a decoding error here did (found in review, 2026-12-06).
+            throw BatchError(index: 0, error: e.error)
+        } catch var e as NonceHeld where e.index == nil && submissions.count == 1 {
+            e.index = 0
+            throw e
+        }
         // Written directly: JSONSerialization of thousands of small objects costs more than the commit.
         var out = "{\"results\":["
         out.reserveCapacity(16 + results.count * 140)
@@ -349,7 +360,7 @@ public struct LedgerAPI: Sendable {
 
     /// A submission refused because its signer's nonce is held by a committed transaction.
     struct NonceHeld: Error {
-        let index: Int?
+        var index: Int?
         let submitted: Hash
         let holder: Hash
         let location: ChainStore.Location

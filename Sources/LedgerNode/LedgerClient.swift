@@ -124,6 +124,62 @@ public struct LedgerClient: Sendable {
         return r["results"] as? [[String: Any]] ?? []
     }
 
+    /// Bytes `wire(s)` takes in a batch request body: base64 of the transaction and the
+    /// envelope, their keys and separators.
+    public static func wireBytes(_ s: Submission) -> Int {
+        func base64(_ n: Int) -> Int { (n + 2) / 3 * 4 }
+        return base64(s.transaction.encoded.count) + (s.envelope.map { base64($0.encoded.count) + 14 } ?? 0) + 20
+    }
+
+    /// Splits submissions into batches a node takes under `limits`: at most
+    /// `max_batch_transactions` each and a request body within `max_request_bytes`. A
+    /// submission that alone would not fit is refused by its index, before anything is sent.
+    public static func batches(_ submissions: [Submission], limits: Limits) throws -> [ArraySlice<Submission>] {
+        let budget = limits.maxRequestBytes - 64  // `{"transactions":[` … `]}`
+        var out: [ArraySlice<Submission>] = []
+        var start = 0, bytes = 0
+        for (i, s) in submissions.enumerated() {
+            let size = wireBytes(s) + 1
+            guard size <= budget else {
+                throw LedgerError(.fieldTooLarge, "submission \(i) (\(s.transaction.id.hexString)) is \(size) bytes as JSON, over the node's request limit of \(limits.maxRequestBytes) bytes (limits.max_request_bytes)")
+            }
+            if i > start, i - start >= limits.maxBatchTransactions || bytes + size > budget {
+                out.append(submissions[start..<i])
+                start = i
+                bytes = 0
+            }
+            bytes += size
+        }
+        if start < submissions.count { out.append(submissions[start...]) }
+        return out
+    }
+
+    /// Submits in as many batches as `limits` need (see `batches`) and waits for every commit.
+    /// Each batch is all or nothing; when one fails, the error says how many committed before
+    /// it. `progress` gets the count committed so far after each batch.
+    public func submit(all submissions: [Submission], limits: Limits, progress: ((Int) -> Void)? = nil) throws -> [[String: Any]] {
+        var results: [[String: Any]] = []
+        results.reserveCapacity(submissions.count)
+        for batch in try Self.batches(submissions, limits: limits) {
+            do {
+                results += try submit(batch: Array(batch))
+            } catch {
+                guard !results.isEmpty else { throw error }
+                throw PartlySubmitted(committed: results.count, of: submissions.count, error: error)
+            }
+            progress?(results.count)
+        }
+        return results
+    }
+
+    /// A multi-batch submission that failed after some batches committed.
+    public struct PartlySubmitted: Error, CustomStringConvertible {
+        public let committed: Int
+        public let of: Int
+        public let error: any Error
+        public var description: String { "\(committed) of \(of) submissions committed (in whole batches) before this failure: \(error)" }
+    }
+
     public func genesis() throws -> Genesis {
         let bytes = Array(try get("/v1/genesis"))
         do { return try Genesis(bytes: bytes) } catch {

@@ -83,16 +83,48 @@ public struct NodeConfig: Decodable, Sendable {
         if let n = config.commit_wait_seconds, !commitWaitRange.contains(n) {
             throw LedgerError(.invalidValue, "config file \(path): commit_wait_seconds is \(n); it must be \(commitWaitRange.lowerBound)-\(commitWaitRange.upperBound)")
         }
+        // Addresses are checked here, before anything starts (peers against genesis in `peerAddresses`).
+        do {
+            _ = try split(config.p2p, what: "p2p")
+            _ = try split(config.http, what: "http")
+            if let m = config.member_http { _ = try split(m, what: "member_http") }
+            for (id, address) in (config.peers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                _ = try split(address, what: "peers.\(id.prefix(64))", dial: true)
+            }
+        } catch let e as LedgerError {
+            throw LedgerError(e.code, "config file \(path): \(e.reason)")
+        }
         return (config, (path as NSString).deletingLastPathComponent)
+    }
+
+    /// The members this node dials and where: `peers` over each other member's genesis
+    /// `p2p_address`. A peer that is not a member, or is this node itself, is refused.
+    static func peerAddresses(_ config: NodeConfig, genesis: Genesis, me: String) throws -> [PeerAddress] {
+        if let unknown = config.peers?.keys.sorted().first(where: { genesis.member($0) == nil }) {
+            throw LedgerError(.unknownSigner, "config names peer \(unknown.prefix(64)), which is not a member of this genesis")
+        }
+        if config.peers?[me] != nil {
+            throw LedgerError(.invalidValue, "config names peer \(me), which is this node's own member (its key): a node does not dial itself; list the other members")
+        }
+        var peers: [PeerAddress] = []
+        for m in genesis.members where m.id != me {
+            guard let address = config.peers?[m.id] ?? m.p2pAddress else { continue }
+            let (host, port) = try split(address, what: "peer address of \(m.id)", dial: true)
+            peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+        }
+        return peers
     }
 
     static func resolve(_ p: String, base: String) -> String {
         p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p
     }
 
-    static func split(_ address: String, what: String) throws -> (String, Int) {
-        guard let (host, port) = Genesis.hostAndPort(address) else {
-            throw LedgerError(.invalidValue, "\(what) must be host:port, got \"\(address)\"")
+    /// An address from the config: to listen on (port 0: any free port) or, with `dial`, to
+    /// dial (port 1-65535). Any "host:port" used to pass, with spaces in the host or port 0 to
+    /// dial (found in review, 2026-12-06).
+    static func split(_ address: String, what: String, dial: Bool = false) throws -> (String, Int) {
+        guard let (host, port) = Genesis.listenHostAndPort(address), !dial || port >= 1 else {
+            throw LedgerError(.invalidValue, "\(what) must be host:port (a host without spaces or slashes, a port of \(dial ? "1" : "0")-65535), got \"\(address.prefix(300))\"")
         }
         return (host, port)
     }
@@ -175,17 +207,9 @@ public enum NetworkNode {
         if let n = config.commit_wait_seconds { options.commitWait = .seconds(n) }
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
                                      clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
-        var peers: [PeerAddress] = []
-        for m in genesis.members where m.id != me.id {
-            guard let address = config.peers?[m.id] ?? m.p2pAddress else { continue }
-            let (host, port) = try NodeConfig.split(address, what: "peer address of \(m.id)")
-            peers.append(PeerAddress(memberID: m.id, host: host, port: port))
-        }
+        let peers = try NodeConfig.peerAddresses(config, genesis: genesis, me: me.id)
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
-        }
-        if let unknown = config.peers?.keys.first(where: { genesis.member($0) == nil }) {
-            throw LedgerError(.unknownSigner, "config names peer \(unknown), which is not a member of this genesis")
         }
         let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
         let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")

@@ -133,12 +133,12 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         Allocator.keepFreedMemory()
-        guard let (host, port) = Genesis.hostAndPort(http) else { throw fail("--http must be host:port, got \(http)") }
+        guard let (host, port) = Genesis.listenHostAndPort(http) else { throw fail("--http must be host:port (a host without spaces or slashes, a port of 0-65535), got \(http)") }
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
         guard LedgerAPI.maxConnectionsRange.contains(httpMaxConnections) else { throw fail("--http-max-connections must be 1-100000") }
         let members = try memberHttp.map { address -> (host: String, port: Int) in
-            guard let (h, p) = Genesis.hostAndPort(address) else { throw fail("--member-http must be host:port, got \(address)") }
+            guard let (h, p) = Genesis.listenHostAndPort(address) else { throw fail("--member-http must be host:port (a host without spaces or slashes, a port of 0-65535), got \(address)") }
             return (h, p)
         }
         var logger = Logger(label: "credit-node")
@@ -370,11 +370,11 @@ struct Submit: ParsableCommand {
                                                       "sent_before": true] as [String: Any]), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
                 throw fail("\(f); if this file was sent before, its first copy may be on the ledger or waiting for a block: look for "
-                           + "the record in the subject's history (GET /v1/subjects/USCC/history). To record the same event again on purpose, pass --nonce")
+                           + "the record in the subject's history (GET /v1/subjects/USCC/history, served on a node's operator address, not on a member listener). To record the same event again on purpose, pass --nonce")
             } catch let f as LedgerClient.HTTPFailure {
                 throw fail("\(f)")
             } catch {
-                throw fail("\(error)\nwhether transaction \(id) committed is unknown; GET \(node)/v1/transactions/\(id) tells, and sending the same file again is safe")
+                throw fail("\(error)\nwhether transaction \(id) committed is unknown; GET /v1/transactions/\(id) on your own node's operator address tells (a member listener does not serve it), and sending the same file again is safe")
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

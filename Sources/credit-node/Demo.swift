@@ -32,7 +32,7 @@ struct Demo: ParsableCommand {
         let requests = DemoRecords.requests(count: count, subjects: max(1, count / 4), seed: seed)
         let submissions = try requests.map { try $0.build(genesis: genesis, keys: keys, issuedAtMillis: nowMillis()) }
         let started = Date()
-        let results = try client.submit(batch: submissions)
+        let results = try client.submit(all: submissions, limits: genesis.limits)
         let seconds = Date().timeIntervalSince(started)
         print("submitted \(results.count) signed, encrypted attestations; all committed in \(String(format: "%.3f", seconds)) s")
 

@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerNode
 import LedgerStore
+import Policy
 
 struct ExportChain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,11 +35,29 @@ struct ReceiptFetch: ParsableCommand {
     @Argument(help: "Transaction id (64 hex digits).") var id: String
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Receipt file to write (default: standard output).") var out: String?
+    @Option(help: "The consortium's genesis file; when given, the node must serve the same and the receipt is checked against it.") var genesis: String?
 
     func run() throws {
+        // The id went into the URL unchecked and whatever came back was written, so a wrong
+        // --node (or a broken node) left a file that was no receipt (found in review, 2026-12-06).
+        guard let wanted = [UInt8](hex: id), wanted.count == 32 else { throw fail("the transaction id must be 64 hex digits, got \"\(id.prefix(80))\"") }
         do {
-            if let out { try checkOutput(out) }
-            let data = try LedgerClient(baseURL: node).get("/v1/transactions/\(id)/receipt")
+            if let out { try checkOutput(out, inputs: [genesis]) }
+            let client = LedgerClient(baseURL: node)
+            let data = try client.get("/v1/transactions/\(wanted.hexString)/receipt")
+            let receipt: Receipt
+            do { receipt = try JSONDecoder().decode(Receipt.self, from: data) } catch {
+                throw fail("\(node) did not answer with a receipt (\(Receipt.format)) for \(wanted.hexString); nothing was written")
+            }
+            // Checked as `credit-verify receipt` would, against the genesis the node serves (or
+            // --genesis): a receipt that would not verify is not written.
+            let verified: Receipt.Verified
+            do { verified = try receipt.verify(genesis: try consortiumGenesis(client, trusted: genesis), policyRules: PolicyRules()) } catch let e as ExitCode { throw e } catch {
+                throw fail("the receipt \(node) served for \(wanted.hexString) does not verify: \(error); nothing was written")
+            }
+            guard verified.transaction.id == wanted else {
+                throw fail("\(node) served a receipt for transaction \(verified.transaction.id.hexString), not \(wanted.hexString); nothing was written")
+            }
             if let out { try writeOutput(data, to: out); print("wrote \(out)") } else { print(String(decoding: data, as: UTF8.self)) }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

@@ -179,6 +179,39 @@ final class APITests: XCTestCase {
         }
     }
 
+    /// A client's long list of submissions goes in batches the node takes: at most
+    /// `max_batch_transactions` each, and a body within `max_request_bytes` (`rescore --submit
+    /// --batch` over the limit and `demo-data` sent batches a chain with lower limits refused
+    /// whole). A submission that alone is over the body limit is refused by its index.
+    func testSubmissionsAreSplitToTheChainsBatchAndRequestLimits() async throws {
+        try await withAPI { h, client in
+            let subs = try (0..<10).map { try h.attestation(nonce: 500 + UInt64($0)) }
+            for s in subs {
+                let exact = JSONView.data(LedgerClient.wire(s)).count
+                XCTAssertTrue(LedgerClient.wireBytes(s) >= exact && LedgerClient.wireBytes(s) <= exact + 8, "\(LedgerClient.wireBytes(s)) vs \(exact)")
+            }
+            var limits = Limits()
+            XCTAssertEqual(try LedgerClient.batches(subs, limits: limits).map(\.count), [10])
+            limits.maxBatchTransactions = 4
+            XCTAssertEqual(try LedgerClient.batches(subs, limits: limits).map(\.count), [4, 4, 2])
+            limits.maxBatchTransactions = 5_000
+            let one = LedgerClient.wireBytes(subs[0]) + 1
+            limits.maxRequestBytes = 64 + 3 * one + one / 2   // three a body
+            let split = try LedgerClient.batches(subs, limits: limits)
+            XCTAssertEqual(split.map(\.count), [3, 3, 3, 1])
+            XCTAssertEqual(split.flatMap { $0.map(\.transaction.id) }, subs.map(\.transaction.id), "in order, each once")
+            for batch in split {
+                XCTAssertLessThanOrEqual(JSONView.data(["transactions": batch.map(LedgerClient.wire)]).count, limits.maxRequestBytes)
+            }
+            limits.maxRequestBytes = one / 2
+            XCTAssertThrowsError(try LedgerClient.batches(subs, limits: limits)) {
+                XCTAssertTrue("\($0)".contains("submission 0 (\(subs[0].transaction.id.hexString)) is \(one) bytes as JSON, over the node's request limit"), "\($0)")
+            }
+            XCTAssertEqual(try LedgerClient.batches([], limits: limits).count, 0)
+            _ = client
+        }
+    }
+
     func testBadInputTableGetsClearErrorsAndStoresNothing() async throws {
         try await withAPI { h, client in
             let good = try h.attestation(nonce: 100)
@@ -260,6 +293,22 @@ final class APITests: XCTestCase {
             try await client.execute(uri: "/v1/transactions/batch", method: .post,
                                      body: Self.body(["transactions": [LedgerClient.wire(fresh), LedgerClient.wire(good)]])) { r in
                 assertNamesFirst(r, index: 1, words: "is already committed", "batch")
+            }
+            // A batch of one names its index too, whichever check refuses it (a decoding error
+            // did; the ledger's checks and a held nonce did not).
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": [LedgerClient.wire(good)]])) { r in
+                assertNamesFirst(r, index: 0, words: "is already committed", "batch of one, replayed")
+            }
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": [Self.wire(h.raw(body, nonce: 109, key: stranger), good.envelope)]])) { r in
+                XCTAssertEqual(r.status, .forbidden)
+                XCTAssertEqual((Self.json(r)["error"] as? [String: Any])?["index"] as? Int, 0, String(buffer: r.body))
+            }
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": [["transaction": "***"]]])) { r in
+                XCTAssertEqual(r.status, .badRequest)
+                XCTAssertEqual((Self.json(r)["error"] as? [String: Any])?["index"] as? Int, 0, String(buffer: r.body))
             }
             XCTAssertEqual(h.ledger.store.head.logSize, 1)
 

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerNode
+import P2P
 import XCTest
 
 /// A node's configuration file: a misspelt field or a timeout out of range is refused, naming it,
@@ -27,6 +28,13 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"timeouts\": {\"precommit_ms\": 18446744073709551615}}", "timeouts.precommit_ms is 18446744073709551615"),
             ("{\(base), \"commit_wait_seconds\": 0}", "commit_wait_seconds is 0; it must be 1-3600"),
             ("{\(base), \"log_level\": \"loud\"}", "log_level is \"loud\"; it must be one of trace, debug, info"),
+            // Addresses (found in review, 2026-12-06: any "x:n" passed until the node tried it).
+            ("{\(base), \"peers\": {\"bank-b\": \"127.0.0.1:0\"}}", "peers.bank-b must be host:port (a host without spaces or slashes, a port of 1-65535), got \"127.0.0.1:0\""),
+            ("{\(base), \"peers\": {\"bank-b\": \"bank b.example:26604\"}}", "peers.bank-b must be host:port"),
+            ("{\(base), \"peers\": {\"bank-b\": \"26604\"}}", "peers.bank-b must be host:port"),
+            ("{\(base), \"member_http\": \"0.0.0.0:70000\"}", "member_http must be host:port"),
+            (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "http://127.0.0.1:26601"}"#, "p2p must be host:port"),
+            (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "local host:8601", "p2p": "127.0.0.1:26601"}"#, "http must be host:port"),
         ]
         for (json, words) in cases {
             XCTAssertThrowsError(try load(json), words) { error in
@@ -76,6 +84,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "a-bank", addressed: ["b-bureau", "z-auditor"]), [])
         // A member sorting before this node dials it: not this node's to name.
         XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "z-auditor", addressed: []), [])
+
+        // Peers: the config's address over genesis; not this node itself, not a stranger.
+        let config = try load("{\(base), \"peers\": {\"b-bureau\": \"10.0.0.2:26602\"}}")
+        XCTAssertEqual(try NodeConfig.peerAddresses(config, genesis: genesis, me: "a-bank").map { "\($0.memberID)@\($0.host):\($0.port)" },
+                       ["b-bureau@10.0.0.2:26602"])
+        XCTAssertThrowsError(try NodeConfig.peerAddresses(config, genesis: genesis, me: "b-bureau")) {
+            XCTAssertTrue("\($0)".contains("config names peer b-bureau, which is this node's own member"), "\($0)")
+        }
+        let stranger = try load("{\(base), \"peers\": {\"mallory\": \"10.0.0.9:26602\"}}")
+        XCTAssertThrowsError(try NodeConfig.peerAddresses(stranger, genesis: genesis, me: "a-bank")) {
+            XCTAssertTrue("\($0)".contains("config names peer mallory, which is not a member"), "\($0)")
+        }
     }
 
 }

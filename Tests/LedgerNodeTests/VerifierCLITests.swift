@@ -263,6 +263,41 @@ final class VerifierCLITests: XCTestCase {
         for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt", "/v1/subjects/91350100M000100Y43/history"] {
             XCTAssertEqual(try operatorClient.send("GET", path).0, 200, "\(path) on the operator's listener")
         }
+
+        // A bank records and revokes a consent through the member listener: the revocation's
+        // check of its grant goes to the ledger, which refuses another purpose than the grant's
+        // (the CLI fetched the grant from an operator-only route and failed).
+        let consent = ["consent", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
+                       "--subject", "91350100M000100Y43", "--grantee", "dev"]
+        let granted = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--days", "30"])
+        XCTAssertEqual(granted.status, 0, granted.output)
+        let grantID = try XCTUnwrap(granted.output.split(separator: "\n").first { $0.hasPrefix("{") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, granted.output)
+        let wrong = try Self.run("credit-node", consent + ["--purpose", "post_loan_monitoring", "--revoke", grantID])
+        XCTAssertNotEqual(wrong.status, 0, wrong.output)
+        XCTAssertTrue(wrong.output.contains("names purpose post_loan_monitoring, but grant \(grantID) is for loan_application"), wrong.output)
+        let revoked = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--revoke", grantID])
+        XCTAssertEqual(revoked.status, 0, revoked.output)
+        XCTAssertTrue(revoked.output.contains("\"consent\":\"revoke\""), revoked.output)
+        // Through the operator's address the CLI checks the grant before sending anything.
+        let early = try Self.run("credit-node", ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--subject", "91350100M000100Y43",
+                                                 "--grantee", "dev", "--purpose", "loan_application", "--revoke", id])
+        XCTAssertNotEqual(early.status, 0, early.output)
+        XCTAssertTrue(early.output.contains("\(id) is not a committed consent grant"), early.output)
+
+        // `credit-node receipt` checks the id and writes only a receipt that verifies: not the
+        // member listener's refusal, not a malformed id's.
+        let receiptFile = dir + "/receipt.json"
+        let malformed = try Self.run("credit-node", ["receipt", "../status", "--node", operatorURL, "--out", receiptFile])
+        XCTAssertNotEqual(malformed.status, 0, malformed.output)
+        XCTAssertTrue(malformed.output.contains("must be 64 hex digits"), malformed.output)
+        let viaMember = try Self.run("credit-node", ["receipt", id, "--node", memberURL, "--out", receiptFile])
+        XCTAssertNotEqual(viaMember.status, 0, viaMember.output)
+        XCTAssertTrue(viaMember.output.contains("operator's address only"), viaMember.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: receiptFile), "a refusal was written as a receipt")
+        let written = try Self.run("credit-node", ["receipt", id.uppercased(), "--node", operatorURL, "--out", receiptFile, "--genesis", genesis])
+        XCTAssertEqual(written.status, 0, written.output)
+        XCTAssertEqual(try Self.run("credit-verify", ["receipt", receiptFile, "--genesis", genesis]).status, 0)
     }
 
 }

@@ -1005,10 +1005,22 @@ final class QueryServiceTests: XCTestCase {
         let (_, afterRetry) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertTrue(afterRetry.answered, afterRetry.receipt.message)
 
-        // A revocation carrying another purpose than its grant's ends grants of the grant's purpose.
-        try await revoke(food, grant: renewed, .loanApplication)
-        let (_, mismatched) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
-        XCTAssertEqual(mismatched.receipt.reason, "consent_revoked", mismatched.receipt.message)
+        // A revocation carrying another purpose than its grant's is refused (it would read as one
+        // for that purpose once the grant is out of sight); nothing is revoked.
+        do {
+            try await revoke(food, grant: renewed, .loanApplication)
+            XCTFail("a revocation naming another purpose than its grant's was taken")
+        } catch {
+            XCTAssertTrue("\(error)".contains("names purpose loan_application, but grant \(renewed.hexString) is for post_loan_monitoring"), "\(error)")
+        }
+        let (_, still) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(still.answered, still.receipt.message)
+        // A certified block keeps the earlier rule: such a revocation ends grants of the grant's purpose.
+        let mismatched = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food,
+                                                 grantee: "bank-a", purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero,
+                                                 revoking: renewed, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        XCTAssertNoThrow(try TransactionValidator(genesis: consortium.genesis).checkStateful(mismatched.transaction, state: store, certified: true))
+        XCTAssertThrowsError(try TransactionValidator(genesis: consortium.genesis).checkStateful(mismatched.transaction, state: store))
         let (_, loan) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
         XCTAssertTrue(loan.answered, "the loan-application grant is not what was revoked: \(loan.receipt.message)")
     }

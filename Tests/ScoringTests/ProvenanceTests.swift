@@ -324,7 +324,10 @@ final class DevNodeScoringTests: XCTestCase {
         let gen = try ProvenanceTests.run("credit-node", ["demo-data", "--subjects", "40", "--seed", "9", "--as-of", "2026-11-21", "--out", dir + "-demo.jsonl", "--node", address, "--key", key])
         defer { try? FileManager.default.removeItem(atPath: dir + "-demo.jsonl") }
         XCTAssertEqual(gen.status, 0, gen.output)
-        let rescore = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--submit", address, "--key", key])
+        let tooBig = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--batch", "20000", "--submit", address, "--key", key])
+        XCTAssertEqual(tooBig.status, 1, tooBig.output)
+        XCTAssertTrue(tooBig.output.contains("--batch must be 1-10000 subjects"), tooBig.output)
+        let rescore = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--batch", "7", "--submit", address, "--key", key])
         XCTAssertEqual(rescore.status, 0, rescore.output)
         XCTAssertTrue(rescore.output.contains("submitted 40 endorsed score updates"), rescore.output)
 
