@@ -304,8 +304,9 @@ struct VerifyChain: ParsableCommand {
                         let bank = 2 + (base + i) % 2
                         let body = ConsentBody(action: .grant, subject: subject, grantee: members[bank].id, purpose: .loanApplication,
                                                expiresAt: 1_800_000_000, evidence: SHA256.hash(Array("form \(base + i)".utf8)))
+                        // Signed within ten years of the expiry, the longest a grant may run.
                         let header = TransactionHeader(chainID: genesis.chainID, signer: members[bank].id, keyID: members[bank].keyID,
-                                                       nonce: UInt64(base + i), issuedAtMillis: 1)
+                                                       nonce: UInt64(base + i), issuedAtMillis: 1_795_000_000_000)
                         out[i] = Submission(transaction: Transaction.sign(header: header, body: .consent(body), key: keys[bank].signing), envelope: nil)
                     }
                 }

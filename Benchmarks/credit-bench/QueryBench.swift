@@ -261,7 +261,7 @@ struct QueryBench: ParsableCommand {
         let bankMember = genesis.member("bank-q")!
         for (k, s) in demo.subjects.enumerated() {
             let body = ConsentBody(action: .grant, subject: try USCC(s.uscc), grantee: "bank-q", purpose: .loanApplication,
-                                   expiresAt: 4_102_444_800, evidence: SHA256.hash(Array(s.uscc.utf8)))
+                                   expiresAt: Self.blockMillis / 1000 + ConsentBody.maxTermSeconds, evidence: SHA256.hash(Array(s.uscc.utf8)))
             let header = TransactionHeader(chainID: genesis.chainID, signer: "bank-q", keyID: bankMember.keyID, nonce: UInt64(k + 1), issuedAtMillis: Self.blockMillis)
             consents.append(Submission(transaction: Transaction.sign(header: header, body: .consent(body), key: bank.signing), envelope: nil))
             if consents.count == 5_000 {

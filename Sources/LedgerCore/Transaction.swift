@@ -396,6 +396,10 @@ public struct ConsentBody: Hashable, Sendable {
         let (millis, overflow) = expiresAt.multipliedReportingOverflow(by: 1000)
         return overflow ? .max : millis
     }
+    /// The longest a grant may run: ten years (3,660 days, so a `credit-node consent --days
+    /// 3650` signed on a clock a few days off still fits) after its transaction's `issued_at`.
+    public static let maxTermSeconds: UInt64 = 3_660 * 86_400
+
     /// SHA-256 of the signed consent form the submitter keeps.
     public var evidence: Hash
     /// For a revocation, the id of the grant it ends; zero for a grant.

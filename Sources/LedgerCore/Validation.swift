@@ -223,6 +223,15 @@ public struct TransactionValidator: Sendable {
                     consentChecks?.remember(tx.id)
                 }
             }
+        case .consent(let c) where c.action == .grant && !certified:
+            // A consent runs "until an expiry": one at the end of time (any u64 was taken) is
+            // consent for good. Measured from the signed `issued_at`, so every validator agrees
+            // (rule added 2026-12-06; earlier certified blocks keep theirs).
+            let issued = tx.header.issuedAtMillis / 1000
+            guard c.expiresAt <= issued || c.expiresAt - issued <= ConsentBody.maxTermSeconds else {
+                throw LedgerError(.invalidValue, "a consent grant expires more than \(ConsentBody.maxTermSeconds / 86_400) days after it is signed "
+                    + "(expires_at \(c.expiresAt), issued_at \(issued) s): a consent runs until an expiry of at most \(ConsentBody.maxTermSeconds / 86_400) days")
+            }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {

@@ -1025,6 +1025,26 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertTrue(loan.answered, "the loan-application grant is not what was revoked: \(loan.receipt.message)")
     }
 
+    /// A consent runs "until an expiry" of at most ten years after it is signed; any u64 was
+    /// taken, so a grant could stand for good. A certified block keeps the earlier rule.
+    func testAConsentGrantRunsAtMostTenYears() async throws {
+        let issued = nowMillis / 1000
+        let longest = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: issued + ConsentBody.maxTermSeconds)
+        XCTAssertNotEqual(longest, Hashes.zero)
+        for expiresAt in [issued + ConsentBody.maxTermSeconds + 1, UInt64.max] {
+            do {
+                _ = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: expiresAt)
+                XCTFail("a grant expiring at \(expiresAt) was taken")
+            } catch {
+                XCTAssertTrue("\(error)".contains("a consent grant expires more than 3660 days after it is signed (expires_at \(expiresAt), issued_at \(issued) s)"), "\(error)")
+            }
+        }
+        let forever = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: food, grantee: "bank-a",
+                                              purpose: .loanApplication, expiresAt: .max, evidence: Hashes.zero,
+                                              nonce: nextNonce(), issuedAtMillis: nowMillis)
+        XCTAssertNoThrow(try TransactionValidator(genesis: consortium.genesis).checkStateful(forever.transaction, state: store, certified: true))
+    }
+
     /// Industry statistics count only industry × district cells of at least 10 subjects, so
     /// nested answers cannot be subtracted to expose a small group (docs/PRIVACY.md §9).
     func testIndustryStatisticsLeaveSmallIndustryDistrictCellsOutOfEveryAnswer() async throws {
