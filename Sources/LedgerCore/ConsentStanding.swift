@@ -36,11 +36,22 @@ public enum ConsentStanding {
         return revokedBefore
     }
 
-    /// The standing of `grant`, recorded at `logIndex`, for a request signed at `requestedAtMillis`.
-    public static func verdict(of grant: ConsentBody, at logIndex: UInt64, revokedBefore: [ConsentBody.Purpose: UInt64],
-                               requestedAtMillis: UInt64) -> Verdict {
+    /// When `grant` ends: its `expires_at`, but no later than `ConsentBody.maxTermSeconds` after
+    /// the block that recorded it (`recordedAtMillis`, that block's timestamp). Validators refuse
+    /// a new grant that asks for more than the term past its `issued_at`; the signer chooses
+    /// `issued_at`, though, so a grant signed as if in the future would otherwise stand for good
+    /// (found in review, 2026-12-06). The block's time is agreed by consensus.
+    public static func endMillis(of grant: ConsentBody, recordedAtMillis: UInt64) -> UInt64 {
+        let (cap, overflow) = recordedAtMillis.addingReportingOverflow(ConsentBody.maxTermSeconds * 1000)
+        return overflow ? grant.expiresAtMillis : min(grant.expiresAtMillis, cap)
+    }
+
+    /// The standing of `grant`, recorded at `logIndex` in a block of time `recordedAtMillis`, for
+    /// a request signed at `requestedAtMillis`.
+    public static func verdict(of grant: ConsentBody, at logIndex: UInt64, recordedAtMillis: UInt64,
+                               revokedBefore: [ConsentBody.Purpose: UInt64], requestedAtMillis: UInt64) -> Verdict {
         if let through = revokedBefore[grant.purpose], logIndex < through { return .revoked }
-        if grant.expiresAtMillis <= requestedAtMillis { return .expired }
+        if endMillis(of: grant, recordedAtMillis: recordedAtMillis) <= requestedAtMillis { return .expired }
         return .stands
     }
 }

@@ -321,9 +321,11 @@ public struct Genesis: Sendable {
     }
 
     /// Whether `address` can be dialled: host:port with a host of no spaces or slashes and a port of 1-65535.
+    /// Genesis documents are held to this rule as it was when they were written: a stricter one
+    /// here would make an existing chain's genesis unreadable. Configs use `listenHostAndPort`.
     public static func isHostPort(_ address: String) -> Bool {
-        guard let (_, port) = listenHostAndPort(address), port >= 1 else { return false }
-        return true
+        guard address.utf8.count <= 255, let (host, port) = hostAndPort(address), port >= 1 else { return false }
+        return !host.contains { $0 == " " || $0 == "/" }
     }
 
     /// The host and port of an address to listen on: `hostAndPort` (port 0: any free port) with

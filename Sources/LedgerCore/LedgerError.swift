@@ -26,6 +26,8 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         case invalidCheckpoint
         case invalidBlock
         case notFound
+        /// A route served on a node's operator address only, asked of a member listener (404).
+        case operatorOnly
     }
 
     public let code: Code

@@ -311,12 +311,17 @@ public struct TransactionValidator: Sendable {
         guard grant.purpose == purpose else {
             throw LedgerError(.invalidValue, "query record relies on consent \(id)… for \(grant.purpose.name); the query's purpose is \(q.purpose.name)")
         }
-        switch ConsentStanding.verdict(of: grant, at: l.logIndex, revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis) {
+        guard let recordedAt = try state.blockTimestamp(coveringLogSize: l.logIndex + 1) else {
+            throw LedgerError(.unknownReference, "query record relies on consent \(id)…, whose block is not committed here")
+        }
+        switch ConsentStanding.verdict(of: grant, at: l.logIndex, recordedAtMillis: recordedAt,
+                                       revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis) {
         case .stands: break
         case .revoked:
             throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which \(subject) revoked before height \(q.asOfHeight)")
         case .expired:
-            throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which had expired when the request was signed")
+            throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which had expired when the request was signed "
+                + "(at its expires_at, or \(ConsentBody.maxTermSeconds / 86_400) days after the block that recorded it)")
         }
         return true
     }

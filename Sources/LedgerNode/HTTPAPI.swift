@@ -164,7 +164,7 @@ public struct LedgerAPI: Sendable {
             for path in operatorOnly {
                 router.get(RouterPath(path)) { request, _ in
                     await self.guarded {
-                        throw LedgerError(.notFound, "\(request.uri.path) is served on the node operator's address only, not to other members "
+                        throw LedgerError(.operatorOnly, "\(request.uri.path) is served on the node operator's address only, not to other members "
                             + "(docs/PRIVACY.md §1): ask your own node for your transactions and receipts")
                     }
                 }
@@ -521,7 +521,7 @@ public struct LedgerAPI: Sendable {
         case .unknownSigner, .unknownKey, .badSignature, .notAuthorized: return .forbidden
         case .replay: return .conflict
         case .unknownReference: return .unprocessableContent
-        case .notFound: return .notFound
+        case .notFound, .operatorOnly: return .notFound
         case .mempoolFull, .notCommitted: return .serviceUnavailable
         case .rateLimited: return .tooManyRequests
         default: return .badRequest

@@ -81,7 +81,7 @@ public final class Ledger: @unchecked Sendable {
 
     /// A block's transactions and envelopes stay under this many bytes, as a consortium proposer's
     /// do (24 MiB; tests lower it). A batch over it is refused.
-    var maxBlockBytes = 24 << 20
+    var maxBlockBytes = LedgerClient.maxBatchBytes
     /// Admitted transactions and envelopes waiting for a block are held up to this many bytes
     /// (512 MiB; tests lower it); past it a submission is refused with `mempool_full`. The
     /// transaction count has its own limit in genesis.

@@ -131,24 +131,31 @@ public struct LedgerClient: Sendable {
         return base64(s.transaction.encoded.count) + (s.envelope.map { base64($0.encoded.count) + 14 } ?? 0) + 20
     }
 
+    /// The most transaction and envelope bytes one batch carries: what a block holds (a batch
+    /// commits in one block on a dev node, which refuses a larger one whole).
+    public static let maxBatchBytes = 24 << 20
+
     /// Splits submissions into batches a node takes under `limits`: at most
-    /// `max_batch_transactions` each and a request body within `max_request_bytes`. A
-    /// submission that alone would not fit is refused by its index, before anything is sent.
+    /// `max_batch_transactions` each, a request body within `max_request_bytes`, and at most
+    /// `maxBatchBytes` of transactions and envelopes. A submission that alone would not fit is
+    /// refused by its index, before anything is sent.
     public static func batches(_ submissions: [Submission], limits: Limits) throws -> [ArraySlice<Submission>] {
         let budget = limits.maxRequestBytes - 64  // `{"transactions":[` … `]}`
         var out: [ArraySlice<Submission>] = []
-        var start = 0, bytes = 0
+        var start = 0, bytes = 0, raw = 0
         for (i, s) in submissions.enumerated() {
             let size = wireBytes(s) + 1
-            guard size <= budget else {
-                throw LedgerError(.fieldTooLarge, "submission \(i) (\(s.transaction.id.hexString)) is \(size) bytes as JSON, over the node's request limit of \(limits.maxRequestBytes) bytes (limits.max_request_bytes)")
+            guard size <= budget, s.byteCount <= maxBatchBytes else {
+                throw LedgerError(.fieldTooLarge, "submission \(i) (\(s.transaction.id.hexString)) takes \(size) bytes as JSON: more than fits in a request of \(limits.maxRequestBytes) bytes (limits.max_request_bytes)")
             }
-            if i > start, i - start >= limits.maxBatchTransactions || bytes + size > budget {
+            if i > start, i - start >= limits.maxBatchTransactions || bytes + size > budget || raw + s.byteCount > maxBatchBytes {
                 out.append(submissions[start..<i])
                 start = i
                 bytes = 0
+                raw = 0
             }
             bytes += size
+            raw += s.byteCount
         }
         if start < submissions.count { out.append(submissions[start...]) }
         return out

@@ -98,13 +98,10 @@ public struct NodeConfig: Decodable, Sendable {
     }
 
     /// The members this node dials and where: `peers` over each other member's genesis
-    /// `p2p_address`. A peer that is not a member, or is this node itself, is refused.
+    /// `p2p_address`. A peer that is not a member is refused; this node's own entry is skipped.
     static func peerAddresses(_ config: NodeConfig, genesis: Genesis, me: String) throws -> [PeerAddress] {
         if let unknown = config.peers?.keys.sorted().first(where: { genesis.member($0) == nil }) {
             throw LedgerError(.unknownSigner, "config names peer \(unknown.prefix(64)), which is not a member of this genesis")
-        }
-        if config.peers?[me] != nil {
-            throw LedgerError(.invalidValue, "config names peer \(me), which is this node's own member (its key): a node does not dial itself; list the other members")
         }
         var peers: [PeerAddress] = []
         for m in genesis.members where m.id != me {
@@ -208,6 +205,10 @@ public enum NetworkNode {
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
                                      clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
         let peers = try NodeConfig.peerAddresses(config, genesis: genesis, me: me.id)
+        if config.peers?[me.id] != nil {
+            // A config copied from one template lists every member; the node does not dial itself.
+            logger.notice("config lists this node's own member \(me.id) under \"peers\"; that entry is not dialled")
+        }
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }

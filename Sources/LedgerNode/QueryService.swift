@@ -321,6 +321,13 @@ struct StoreFacts: PolicyFacts {
         return try store.loggedScoreRecords(subject, before: head.logSize, limit: limit)
     }
 
+    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64 {
+        guard logIndex < head.logSize, let millis = try store.blockTimestamp(coveringLogSize: logIndex + 1) else {
+            throw LedgerError(.notFound, "log index \(logIndex) is in no block below log size \(head.logSize)")
+        }
+        return millis
+    }
+
     func transaction(at logIndex: UInt64) throws -> LoggedTransaction {
         guard logIndex < head.logSize, let tx = try store.transaction(at: logIndex) else {
             throw LedgerError(.notFound, "log index \(logIndex) holds no transaction below log size \(head.logSize)")

@@ -49,6 +49,9 @@ struct ReceiptFetch: ParsableCommand {
             do { receipt = try JSONDecoder().decode(Receipt.self, from: data) } catch {
                 throw fail("\(node) did not answer with a receipt (\(Receipt.format)) for \(wanted.hexString); nothing was written")
             }
+            if let bytes = [UInt8](base64: receipt.transaction), case let served = Transaction.id(ofEncoded: bytes), served != wanted {
+                throw fail("\(node) served a receipt for transaction \(served.hexString), not \(wanted.hexString); nothing was written")
+            }
             // Checked as `credit-verify receipt` would, against the genesis the node serves (or
             // --genesis): a receipt that would not verify is not written.
             let verified: Receipt.Verified

@@ -117,7 +117,7 @@ struct ConsentCommand: ParsableCommand {
                 // purpose) when the revocation is submitted.
                 var status: [String: Any]? = nil
                 do { status = try client.getJSON("/v1/transactions/\(r)") } catch let e as LedgerClient.HTTPFailure where e.status == 404 {
-                    if e.message.contains("operator's address only") {
+                    if e.code == LedgerError.Code.operatorOnly.rawValue {
                         FileHandle.standardError.write(Data("note: \(node) does not serve transactions (a member listener); the ledger checks the grant when the revocation is submitted\n".utf8))
                     } else {
                         throw fail("\(r) is not a committed transaction on \(node)")

@@ -205,7 +205,7 @@ final class APITests: XCTestCase {
             }
             limits.maxRequestBytes = one / 2
             XCTAssertThrowsError(try LedgerClient.batches(subs, limits: limits)) {
-                XCTAssertTrue("\($0)".contains("submission 0 (\(subs[0].transaction.id.hexString)) is \(one) bytes as JSON, over the node's request limit"), "\($0)")
+                XCTAssertTrue("\($0)".contains("submission 0 (\(subs[0].transaction.id.hexString)) takes \(one) bytes as JSON: more than fits in a request of \(one / 2) bytes"), "\($0)")
             }
             XCTAssertEqual(try LedgerClient.batches([], limits: limits).count, 0)
             _ = client

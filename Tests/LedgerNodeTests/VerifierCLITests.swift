@@ -258,10 +258,39 @@ final class VerifierCLITests: XCTestCase {
                      "/v1/transactions/\(id)/provenance", "/v1/subjects/91350100M000100Y43/history"] {
             let (status, body) = try member.send("GET", path)
             XCTAssertEqual(status, 404, "\(path) is served to members")
+            XCTAssertEqual((try JSONSerialization.jsonObject(with: body) as? [String: Any]).flatMap { $0["error"] as? [String: Any] }?["code"] as? String,
+                           "operatorOnly", path)
             XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("served on the node operator's address only"), "\(path): \(String(decoding: body, as: UTF8.self))")
         }
         for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt", "/v1/subjects/91350100M000100Y43/history"] {
             XCTAssertEqual(try operatorClient.send("GET", path).0, 200, "\(path) on the operator's listener")
+        }
+
+        // Many submissions, split to the chain's limits (here lowered to three a batch), through
+        // the member listener; a batch that fails says how many committed before it.
+        let devKeys = try MemberSecretKeys.load(from: dir + "/keys/dev.key")
+        let chain = try Genesis(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: genesis))))
+        let many = try (0..<7).map { i in
+            try AttestationRequest(subject: "91350100M000100Y43", subject_kind: nil, category: "license", severity: nil, event_date: "2026-03-14",
+                                   industry: "C13", attributes: nil, payload: .string("licence split-\(i)"))
+                .build(genesis: chain, keys: devKeys, nonce: 9_000 + UInt64(i), issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        var lowered = chain.limits
+        lowered.maxBatchTransactions = 3
+        var seen: [Int] = []
+        let results = try member.submit(all: many, limits: lowered) { seen.append($0) }
+        XCTAssertEqual(results.compactMap { $0["id"] as? String }, many.map(\.transaction.id.hexString))
+        XCTAssertEqual(seen, [3, 6, 7])
+        let fresh = try (0..<5).map { i in
+            try AttestationRequest(subject: "91350100M000100Y43", subject_kind: nil, category: "license", severity: nil, event_date: "2026-03-14",
+                                   industry: "C13", attributes: nil, payload: .string("licence split-again-\(i)"))
+                .build(genesis: chain, keys: devKeys, nonce: 9_100 + UInt64(i), issuedAtMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        }
+        XCTAssertThrowsError(try member.submit(all: fresh[0..<3] + [many[0]] + fresh[3..<5], limits: lowered)) { error in
+            let partly = error as? LedgerClient.PartlySubmitted
+            XCTAssertEqual(partly?.committed, 3, "\(error)")
+            XCTAssertEqual(partly?.of, 6, "\(error)")
+            XCTAssertTrue("\(error)".contains("3 of 6 submissions committed (in whole batches) before this failure"), "\(error)")
         }
 
         // A bank records and revokes a consent through the member listener: the revocation's
@@ -295,6 +324,15 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertNotEqual(viaMember.status, 0, viaMember.output)
         XCTAssertTrue(viaMember.output.contains("operator's address only"), viaMember.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: receiptFile), "a refusal was written as a receipt")
+        // A server that answers 200 with something else (here, by a base URL ending in a
+        // fragment: the genesis), or with another transaction's receipt: nothing is written.
+        let notAReceipt = try Self.run("credit-node", ["receipt", id, "--node", operatorURL + "/v1/genesis#", "--out", receiptFile])
+        XCTAssertNotEqual(notAReceipt.status, 0, notAReceipt.output)
+        XCTAssertTrue(notAReceipt.output.contains("did not answer with a receipt"), notAReceipt.output)
+        let otherReceipt = try Self.run("credit-node", ["receipt", id, "--node", operatorURL + "/v1/transactions/\(grantID)/receipt#", "--out", receiptFile])
+        XCTAssertNotEqual(otherReceipt.status, 0, otherReceipt.output)
+        XCTAssertTrue(otherReceipt.output.contains("served a receipt for transaction \(grantID), not \(id)"), otherReceipt.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: receiptFile), "a wrong answer was written as a receipt")
         let written = try Self.run("credit-node", ["receipt", id.uppercased(), "--node", operatorURL, "--out", receiptFile, "--genesis", genesis])
         XCTAssertEqual(written.status, 0, written.output)
         XCTAssertEqual(try Self.run("credit-verify", ["receipt", receiptFile, "--genesis", genesis]).status, 0)

@@ -1043,6 +1043,37 @@ final class QueryServiceTests: XCTestCase {
                                               purpose: .loanApplication, expiresAt: .max, evidence: Hashes.zero,
                                               nonce: nextNonce(), issuedAtMillis: nowMillis)
         XCTAssertNoThrow(try TransactionValidator(genesis: consortium.genesis).checkStateful(forever.transaction, state: store, certified: true))
+
+        // The signer chooses issued_at: a grant signed as if a century ahead passes that check,
+        // but stands at most the term past the block that recorded it (found in review).
+        let century: UInt64 = 100 * 365 * 86_400_000
+        let ahead = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-b"]!, subject: food, grantee: "bank-b",
+                                            purpose: .loanApplication, expiresAt: (nowMillis + century) / 1000 + ConsentBody.maxTermSeconds,
+                                            evidence: Hashes.zero, nonce: nextNonce(), issuedAtMillis: nowMillis + century)
+        let committed = try await submit([ahead])
+        let recordedAt = try XCTUnwrap(try store.blockTimestamp(coveringLogSize: committed[0].logIndex + 1))
+        let end = recordedAt + ConsentBody.maxTermSeconds * 1000
+        func asked(at millis: UInt64) async throws -> QueryService.Outcome {
+            let later = try QueryService(ledger: ledger, clock: { millis })
+            return try await later.handle(signedRequest("bank-b", "credit-grade", subject: food.code, at: millis, key: consortium.keys["bank-b"]!.signing))
+        }
+        let within = try await asked(at: end - 86_400_000)
+        XCTAssertTrue(within.answered, within.receipt.message)
+        let past = try await asked(at: end + 1)
+        XCTAssertEqual(past.receipt.reason, "consent_expired", past.receipt.message)
+        // Validators hold an answer to the same rule.
+        let audit = try XCTUnwrap(within.receipt.facts.first { $0.role == "audit_record" })
+        guard case .queryRecord(var late) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
+            return XCTFail("the audit record is not a query record")
+        }
+        XCTAssertEqual(late.consent, ahead.transaction.id)
+        late.requestNonce = nextNonce() + 1_000_000
+        late.requestHash = SHA256.hash(Array("request \(late.requestNonce)".utf8))
+        late.requestedAtMillis = end + 1
+        let tx = Transaction.sign(header: header("samr"), body: .queryRecord(late), key: consortium.keys["samr"]!.signing)
+        XCTAssertThrowsError(try TransactionValidator.standard(genesis: consortium.genesis).checkStateful(tx, state: store)) {
+            XCTAssertTrue("\($0)".contains("which had expired when the request was signed (at its expires_at, or 3660 days after the block that recorded it)"), "\($0)")
+        }
     }
 
     /// Industry statistics count only industry × district cells of at least 10 subjects, so
@@ -1669,6 +1700,7 @@ struct ModelsLimited<Base: PolicyFacts>: PolicyFacts {
         try facts.newestScoreUpdate(of: subject, limit: limit, where: matches)
     }
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] { try facts.consents(of: subject, grantee: grantee, limit: limit) }
+    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64 { try facts.blockTimestamp(holding: logIndex) }
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { try facts.payload(of: record) }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { try facts.gradeCells(model: model, limit: limit) }
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { try facts.queryLog(of: subject, limit: limit) }
