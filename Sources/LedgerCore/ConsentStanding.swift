@@ -1,7 +1,8 @@
 /// Whether a consent grant stands at a height (docs/PRIVACY.md §3). The policy engine uses it
 /// to pick the grant an answer relies on; validators and the offline verifier use it to check
 /// the grant a query record names. All of them read the same list (a subject's consents to one
-/// grantee below the log size the answer was evaluated at), so all reach the same verdict.
+/// grantee below the log size the answer was evaluated at) and the same certified block time of
+/// the grant, so all reach the same verdict.
 public enum ConsentStanding {
     /// How many of the newest consents about one subject to one grantee are read.
     public static let window = 1_024
@@ -10,7 +11,8 @@ public enum ConsentStanding {
         case stands
         /// A revocation recorded after the grant ends it (for the grant's purpose).
         case revoked
-        /// `expires_at` × 1000 is not above the request's signed time.
+        /// The grant's end (`endMillis`: `expires_at` × 1000, at most the term after the block that
+        /// recorded it) is not above the request's signed time.
         case expired
     }
 
@@ -46,12 +48,14 @@ public enum ConsentStanding {
         return overflow ? grant.expiresAtMillis : min(grant.expiresAtMillis, cap)
     }
 
-    /// The standing of `grant`, recorded at `logIndex` in a block of time `recordedAtMillis`, for
-    /// a request signed at `requestedAtMillis`.
-    public static func verdict(of grant: ConsentBody, at logIndex: UInt64, recordedAtMillis: UInt64,
-                               revokedBefore: [ConsentBody.Purpose: UInt64], requestedAtMillis: UInt64) -> Verdict {
+    /// The standing of `grant`, recorded at `logIndex` in a block of time `recordedAtMillis()`,
+    /// for a request signed at `requestedAtMillis`. The block time is read only for a grant that
+    /// is neither revoked nor past its own `expires_at` (a store reads it from disk).
+    public static func verdict(of grant: ConsentBody, at logIndex: UInt64, recordedAtMillis: () throws -> UInt64,
+                               revokedBefore: [ConsentBody.Purpose: UInt64], requestedAtMillis: UInt64) rethrows -> Verdict {
         if let through = revokedBefore[grant.purpose], logIndex < through { return .revoked }
-        if endMillis(of: grant, recordedAtMillis: recordedAtMillis) <= requestedAtMillis { return .expired }
+        if grant.expiresAtMillis <= requestedAtMillis { return .expired }
+        if endMillis(of: grant, recordedAtMillis: try recordedAtMillis()) <= requestedAtMillis { return .expired }
         return .stands
     }
 }

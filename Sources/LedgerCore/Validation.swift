@@ -12,6 +12,10 @@ public protocol LedgerStateReader {
     func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
     /// Timestamp (ms since 1970) of the block holding log entry `logSize − 1`.
     func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64?
+    /// Timestamp (ms since 1970) of the block holding the committed transaction `id`, at
+    /// `logIndex`. By default `blockTimestamp(coveringLogSize: logIndex + 1)`; a store can find
+    /// the block through its transaction index instead of searching heights.
+    func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64?
     /// A model installed by a committed governance transaction (genesis models are not included).
     func installedModel(hash: Hash) throws -> InstalledModel?
     /// Every model installed by committed governance transactions.
@@ -311,11 +315,13 @@ public struct TransactionValidator: Sendable {
         guard grant.purpose == purpose else {
             throw LedgerError(.invalidValue, "query record relies on consent \(id)… for \(grant.purpose.name); the query's purpose is \(q.purpose.name)")
         }
-        guard let recordedAt = try state.blockTimestamp(coveringLogSize: l.logIndex + 1) else {
-            throw LedgerError(.unknownReference, "query record relies on consent \(id)…, whose block is not committed here")
-        }
-        switch ConsentStanding.verdict(of: grant, at: l.logIndex, recordedAtMillis: recordedAt,
-                                       revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis) {
+        let verdict = try ConsentStanding.verdict(of: grant, at: l.logIndex, recordedAtMillis: {
+            guard let millis = try state.blockTimestamp(holding: l.transaction.id, at: l.logIndex) else {
+                throw LedgerError(.unknownReference, "query record relies on consent \(id)…, whose block is not committed here")
+            }
+            return millis
+        }, revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis)
+        switch verdict {
         case .stands: break
         case .revoked:
             throw LedgerError(.notAuthorized, "query record answers under consent \(id)…, which \(subject) revoked before height \(q.asOfHeight)")

@@ -321,9 +321,10 @@ struct StoreFacts: PolicyFacts {
         return try store.loggedScoreRecords(subject, before: head.logSize, limit: limit)
     }
 
-    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64 {
-        guard logIndex < head.logSize, let millis = try store.blockTimestamp(coveringLogSize: logIndex + 1) else {
-            throw LedgerError(.notFound, "log index \(logIndex) is in no block below log size \(head.logSize)")
+    func blockTimestamp(holding transaction: LoggedTransaction) throws -> UInt64 {
+        guard transaction.logIndex < head.logSize,
+              let millis = try store.blockTimestamp(holding: transaction.transaction.id, at: transaction.logIndex) else {
+            throw LedgerError(.notFound, "transaction \(transaction.transaction.id.hexString) is in no block below log size \(head.logSize)")
         }
         return millis
     }

@@ -693,6 +693,13 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         }
     }
 
+    /// Through the transaction index: two reads, where a search over heights reads a header per
+    /// step; and without replacing the one-entry cache of the head's time, which every query reads.
+    public func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64? {
+        guard let location = try location(of: id), location.logIndex == logIndex else { return nil }
+        return try blockHeader(height: location.height)?.timestampMillis
+    }
+
     public func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
         if let c = lock.withLock({ _timestampCache }), c.logSize == logSize { return c.millis }
         let h = head

@@ -25,9 +25,9 @@ public protocol PolicyFacts {
     /// oldest first. The newest, so that a revocation (always later than its grant) is never cut
     /// off by older ones; by grantee, so that other members' consents cannot crowd them out.
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction]
-    /// The timestamp (ms) of the block holding log index `logIndex` (below `logSize`): when a
-    /// consent grant was recorded, from which its term runs (`ConsentStanding.endMillis`).
-    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64
+    /// The timestamp (ms) of the block holding `transaction` (below `logSize`): when a consent
+    /// grant was recorded, from which its term runs (`ConsentStanding.endMillis`).
+    func blockTimestamp(holding transaction: LoggedTransaction) throws -> UInt64
     /// Whether this node can decrypt payloads (it holds a custodian's key). A policy with an
     /// output that reads them is refused `not_custodian_node` on any other node, for every subject.
     var readsPayloads: Bool { get }
@@ -360,14 +360,18 @@ public struct PolicyEngine: Sendable {
             // the consent) is then the same on every node and on a re-run at its height. It was
             // chosen at the later of that and the node's clock, so a node that got the request
             // late could name an older grant than the rule gives (found in review, 2026-12-06).
-            let recordedAt = try facts.blockTimestamp(holding: l.logIndex)
-            switch ConsentStanding.verdict(of: c, at: l.logIndex, recordedAtMillis: recordedAt, revokedBefore: revokedBefore,
-                                           requestedAtMillis: query.requestedAtMillis) {
+            var recordedAt: UInt64? = nil
+            let verdict = try ConsentStanding.verdict(of: c, at: l.logIndex, recordedAtMillis: {
+                let millis = try facts.blockTimestamp(holding: l)
+                recordedAt = millis
+                return millis
+            }, revokedBefore: revokedBefore, requestedAtMillis: query.requestedAtMillis)
+            switch verdict {
             case .revoked: sawRevoked = true
             case .expired: sawExpired = true
             case .stands:
                 // It must stand when the node answers as well.
-                if let answeredAt = query.answeredAtMillis, ConsentStanding.endMillis(of: c, recordedAtMillis: recordedAt) <= answeredAt {
+                if let answeredAt = query.answeredAtMillis, let recordedAt, ConsentStanding.endMillis(of: c, recordedAtMillis: recordedAt) <= answeredAt {
                     throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) expired after the request was signed, before this node answered it; sign a new request")
                 }
                 return l

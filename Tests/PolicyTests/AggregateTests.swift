@@ -17,7 +17,7 @@ struct CellFacts: PolicyFacts {
     func transaction(at logIndex: UInt64) throws -> LoggedTransaction { throw unused() }
     func newestScoreUpdate(of subject: USCC, limit: Int, where matches: (LoggedTransaction) throws -> Bool) throws -> LoggedTransaction? { throw unused() }
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] { throw unused() }
-    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64 { throw unused() }
+    func blockTimestamp(holding transaction: LoggedTransaction) throws -> UInt64 { throw unused() }
     var readsPayloads: Bool { false }
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { throw unused() }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { Array(cells.prefix(limit + 1)) }

@@ -1051,16 +1051,22 @@ final class QueryServiceTests: XCTestCase {
                                             purpose: .loanApplication, expiresAt: (nowMillis + century) / 1000 + ConsentBody.maxTermSeconds,
                                             evidence: Hashes.zero, nonce: nextNonce(), issuedAtMillis: nowMillis + century)
         let committed = try await submit([ahead])
-        let recordedAt = try XCTUnwrap(try store.blockTimestamp(coveringLogSize: committed[0].logIndex + 1))
+        let recordedAt = try XCTUnwrap(try store.blockHeader(height: committed[0].height)).timestampMillis
+        XCTAssertEqual(try store.blockTimestamp(holding: ahead.transaction.id, at: committed[0].logIndex), recordedAt)
+        XCTAssertEqual(try store.blockTimestamp(coveringLogSize: committed[0].logIndex + 1), recordedAt)
         let end = recordedAt + ConsentBody.maxTermSeconds * 1000
-        func asked(at millis: UInt64) async throws -> QueryService.Outcome {
-            let later = try QueryService(ledger: ledger, clock: { millis })
+        func asked(at millis: UInt64, nodeClock: UInt64? = nil) async throws -> QueryService.Outcome {
+            let later = try QueryService(ledger: ledger, clock: { nodeClock ?? millis })
             return try await later.handle(signedRequest("bank-b", "credit-grade", subject: food.code, at: millis, key: consortium.keys["bank-b"]!.signing))
         }
-        let within = try await asked(at: end - 86_400_000)
+        let within = try await asked(at: end - 1)
         XCTAssertTrue(within.answered, within.receipt.message)
-        let past = try await asked(at: end + 1)
+        let past = try await asked(at: end)
         XCTAssertEqual(past.receipt.reason, "consent_expired", past.receipt.message)
+        // Signed in time, answered after the cap: refused too.
+        let answeredLate = try await asked(at: end - 1, nodeClock: end + 1_000)
+        XCTAssertEqual(answeredLate.receipt.reason, "consent_expired", answeredLate.receipt.message)
+        XCTAssertTrue(answeredLate.receipt.message.contains("expired after the request was signed"), answeredLate.receipt.message)
         // Validators hold an answer to the same rule.
         let audit = try XCTUnwrap(within.receipt.facts.first { $0.role == "audit_record" })
         guard case .queryRecord(var late) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
@@ -1069,10 +1075,12 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(late.consent, ahead.transaction.id)
         late.requestNonce = nextNonce() + 1_000_000
         late.requestHash = SHA256.hash(Array("request \(late.requestNonce)".utf8))
-        late.requestedAtMillis = end + 1
+        late.requestedAtMillis = end
         let tx = Transaction.sign(header: header("samr"), body: .queryRecord(late), key: consortium.keys["samr"]!.signing)
-        XCTAssertThrowsError(try TransactionValidator.standard(genesis: consortium.genesis).checkStateful(tx, state: store)) {
-            XCTAssertTrue("\($0)".contains("which had expired when the request was signed (at its expires_at, or 3660 days after the block that recorded it)"), "\($0)")
+        for forMempool in [false, true] {
+            XCTAssertThrowsError(try TransactionValidator.standard(genesis: consortium.genesis).checkStateful(tx, state: store, forMempool: forMempool)) {
+                XCTAssertTrue("\($0)".contains("which had expired when the request was signed (at its expires_at, or 3660 days after the block that recorded it)"), "\($0)")
+            }
         }
     }
 
@@ -1700,7 +1708,7 @@ struct ModelsLimited<Base: PolicyFacts>: PolicyFacts {
         try facts.newestScoreUpdate(of: subject, limit: limit, where: matches)
     }
     func consents(of subject: USCC, grantee: String, limit: Int) throws -> [LoggedTransaction] { try facts.consents(of: subject, grantee: grantee, limit: limit) }
-    func blockTimestamp(holding logIndex: UInt64) throws -> UInt64 { try facts.blockTimestamp(holding: logIndex) }
+    func blockTimestamp(holding transaction: LoggedTransaction) throws -> UInt64 { try facts.blockTimestamp(holding: transaction) }
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { try facts.payload(of: record) }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { try facts.gradeCells(model: model, limit: limit) }
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { try facts.queryLog(of: subject, limit: limit) }
