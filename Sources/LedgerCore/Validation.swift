@@ -147,6 +147,11 @@ public struct TransactionValidator: Sendable {
     /// when a block holding it is checked.
     public static let mempoolHeightSlack: UInt64 = 4
 
+    /// How long before the block at a query record's `as_of_height` the request under a consent
+    /// may have been signed: the node's 5-minute time window, and room for block times (the
+    /// proposers' clocks) ahead of the answering node's clock. One hour.
+    public static let requestAgeSlackMillis: UInt64 = 3_600_000
+
     /// Checks against committed state: replay guard and references. `forMempool`: the check of
     /// a gossiped transaction waiting for a block, which may name a height not committed here yet.
     /// `certified`: a block a quorum already certified (catch-up, the offline verifier). Rules
@@ -314,6 +319,16 @@ public struct TransactionValidator: Sendable {
         }
         guard grant.purpose == purpose else {
             throw LedgerError(.invalidValue, "query record relies on consent \(id)… for \(grant.purpose.name); the query's purpose is \(q.purpose.name)")
+        }
+        // The request's signed time is what the consent is judged at, and only its hash is on the
+        // ledger: an answering node could write an earlier time, before the consent expired. A
+        // node answers within its time window, at a height it had committed, so the request was
+        // signed no long while before that height's block (found in review, 2026-12-06).
+        if let evaluatedAt = try state.blockTimestamp(coveringLogSize: logSize),
+           q.requestedAtMillis < evaluatedAt, evaluatedAt - q.requestedAtMillis > Self.requestAgeSlackMillis {
+            throw LedgerError(.invalidValue, "query record relies on consent \(id)… for a request signed at \(q.requestedAtMillis) ms, "
+                + "more than \(Self.requestAgeSlackMillis / 60_000) minutes before the block at its as_of_height \(q.asOfHeight) (\(evaluatedAt) ms): "
+                + "a node answers a request within minutes, at a height it has committed")
         }
         let verdict = try ConsentStanding.verdict(of: grant, at: l.logIndex, recordedAtMillis: {
             guard let millis = try state.blockTimestamp(holding: l.transaction.id, at: l.logIndex) else {

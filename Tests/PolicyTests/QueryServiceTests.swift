@@ -890,6 +890,13 @@ final class QueryServiceTests: XCTestCase {
         await refused(record(asOf: standing) { $0.purpose = .loanApplication }, "for post_loan_monitoring; the query's purpose is loan_application")
         await refused(record(asOf: standing) { $0.requestedAtMillis = (nowMillis / 1000 + month) * 1000 }, "had expired when the request was signed")
         await refused(record(asOf: standing) { $0.requester = "bank-b" }, "which is not a grant to bank-b")
+        // A request time written well before the evaluated height's block (a node backdating it
+        // to before a consent expired) is refused; within the hour's slack it is taken.
+        let evaluatedAt = try XCTUnwrap(try store.blockTimestamp(coveringLogSize: try XCTUnwrap(try store.committedLogSize(atHeight: standing))))
+        await refused(record(asOf: standing) { $0.requestedAtMillis = evaluatedAt - TransactionValidator.requestAgeSlackMillis - 1 },
+                      "more than 60 minutes before the block at its as_of_height \(standing)")
+        XCTAssertNoThrow(try TransactionValidator.standard(genesis: consortium.genesis).checkStateful(
+            record(asOf: standing) { $0.requestedAtMillis = evaluatedAt - TransactionValidator.requestAgeSlackMillis }.transaction, state: store))
         // credit-grade states a masked name, which only a custodian's node can read: a bank's own
         // validator that records an answer to its own request made it up (found in review).
         let creditGrade = try XCTUnwrap(consortium.genesis.policy(hash: honest.policy)).document
