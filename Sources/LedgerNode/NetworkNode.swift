@@ -105,9 +105,13 @@ public struct NodeConfig: Decodable, Sendable {
         }
         var peers: [PeerAddress] = []
         for m in genesis.members where m.id != me {
-            guard let address = config.peers?[m.id] ?? m.p2pAddress else { continue }
-            let (host, port) = try split(address, what: "peer address of \(m.id)", dial: true)
-            peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+            if let address = config.peers?[m.id] {
+                let (host, port) = try split(address, what: "peers.\(m.id)", dial: true)
+                peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+            } else if let address = m.p2pAddress, let (host, port) = Genesis.hostAndPort(address) {
+                // Checked when the genesis was read (`Genesis.isHostPort`), by the rule it was written under.
+                peers.append(PeerAddress(memberID: m.id, host: host, port: port))
+            }
         }
         return peers
     }
