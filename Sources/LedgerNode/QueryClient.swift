@@ -18,6 +18,32 @@ public enum QueryClient {
     }
 
     /// A consent grant (or, with `revoking`, the revocation of that grant), signed by `keys`.
+    /// A consent's nonce derived from what it says, so that a command run again after a timeout
+    /// (the first send may have committed) is refused as a replay instead of recording a second
+    /// grant or revocation. A revocation: from the key and the grant it ends. A grant: from the
+    /// key, subject, grantee, purpose, evidence, term in days and the hour (UTC) it is signed in,
+    /// so a renewal later (or with a new consent form) is a new grant; a retry that crosses the
+    /// hour records a second copy, which changes nothing (a revocation ends every earlier grant).
+    public static func consentNonce(keys: MemberSecretKeys, subject: USCC, grantee: String, purpose: ConsentBody.Purpose,
+                                    evidence: Hash, days: Int, revoking: Hash?, issuedAtMillis: UInt64) -> UInt64 {
+        var w = ByteWriter()
+        w.raw(Array("CreditLedger/v1/consent-nonce\n".utf8))
+        w.raw(keys.signing.publicKey.bytes)
+        if let revoking {
+            w.u8(ConsentBody.Action.revoke.rawValue)
+            w.raw(revoking)
+        } else {
+            w.u8(ConsentBody.Action.grant.rawValue)
+            w.raw(Array(subject.code.utf8))
+            w.string8(grantee)
+            w.u8(purpose.rawValue)
+            w.raw(evidence)
+            w.u64(UInt64(max(0, days)))
+            w.u64(issuedAtMillis / 3_600_000)
+        }
+        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     public static func consent(genesis: Genesis, keys: MemberSecretKeys, subject: USCC, grantee: String,
                                purpose: ConsentBody.Purpose, expiresAt: UInt64, evidence: Hash, revoking: Hash? = nil,
                                nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {

@@ -89,6 +89,9 @@ struct ConsentCommand: ParsableCommand {
             --grantee bank-a --purpose loan_application --days 90 --evidence consent-form.pdf
           credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2XT \\
             --grantee bank-a --purpose loan_application --revoke GRANT_ID
+        The nonce is derived from what the consent says (a grant: also its term and the hour it is signed in),
+        so running the command again after a timeout is recorded once: it answers "sent_before" with the
+        first copy. To record the same grant again within the hour on purpose (after a revocation), pass --nonce.
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Secret key file of the recording member.") var key: String
@@ -99,6 +102,8 @@ struct ConsentCommand: ParsableCommand {
     @Option(help: "The signed consent form (file); its SHA-256 is recorded.") var evidence: String?
     @Option(help: "Revoke this grant (its transaction id) instead of granting.") var revoke: String?
     @Option(help: "The consortium's genesis file; when given, the node must serve the same.") var genesis: String?
+    @Option(help: "Transaction nonce (default: derived from the consent, so running the command again is recorded once).")
+    var nonce: UInt64?
 
     func run() throws {
         do {
@@ -106,6 +111,9 @@ struct ConsentCommand: ParsableCommand {
             let client = LedgerClient(baseURL: node)
             guard let p = ConsentBody.Purpose(name: purpose) else { throw fail("--purpose must be loan_application or post_loan_monitoring") }
             guard (1...3650).contains(days) else { throw fail("--days must be 1-3650") }
+            if revoke == nil && evidence == nil {
+                FileHandle.standardError.write(Data("note: no --evidence: the grant records no consent form (evidence of zeros)\n".utf8))
+            }
             let evidenceHash = try evidence.map { SHA256.hash(try readFile($0)) } ?? Hashes.zero
             var target: Hash? = nil
             if let r = revoke {
@@ -135,12 +143,36 @@ struct ConsentCommand: ParsableCommand {
                 }
                 target = h
             }
-            let expires = UInt64(Date().timeIntervalSince1970) + UInt64(days) * 86_400
-            let s = try QueryClient.consent(genesis: try consortiumGenesis(client, trusted: genesis), keys: keys, subject: try USCC(subject), grantee: grantee,
-                                            purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target, issuedAtMillis: nowMillis())
-            var result = try client.submit(s)
+            let issuedAt = nowMillis()
+            let expires = revoke == nil ? issuedAt / 1000 + UInt64(days) * 86_400 : 0
+            let uscc = try USCC(subject)
+            let derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
+                                                   days: days, revoking: target, issuedAtMillis: issuedAt)
+            let s = try QueryClient.consent(genesis: try consortiumGenesis(client, trusted: genesis), keys: keys, subject: uscc, grantee: grantee,
+                                            purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target,
+                                            nonce: nonce ?? derived, issuedAtMillis: issuedAt)
+            let id = s.transaction.id.hexString
+            // Printed before sending, as `submit` does: after a timeout the id says what to look for.
+            FileHandle.standardError.write(Data("submitting transaction \(id) (nonce \(s.transaction.header.nonce))\n".utf8))
+            var result: [String: Any]
+            do {
+                result = try client.submit(s)
+            } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
+                // The nonce is derived from this consent: the transaction holding it is an
+                // earlier run of this command (a timeout, a retry). Recorded once, as asked.
+                let c = f.committed!
+                FileHandle.standardError.write(Data(("already on the ledger: this consent was sent before and committed as transaction \(c.id) at height \(c.height); nothing was added"
+                    + (revoke == nil ? " (if it has been revoked since, record the new grant with --nonce N)" : "") + "\n").utf8))
+                result = ["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex, "sent_before": true]
+            } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
+                throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass --nonce to record another on purpose")
+            } catch let f as LedgerClient.HTTPFailure {
+                throw fail("\(f)")
+            } catch {
+                throw fail("\(error)\nwhether transaction \(id) committed is unknown; running the same command again within the hour is safe (it is recorded once)")
+            }
             result["consent"] = revoke == nil ? "grant" : "revoke"
-            result["expires_at"] = expires
+            if revoke == nil { result["expires_at"] = expires }
             print(String(decoding: JSONView.data(result), as: UTF8.self))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

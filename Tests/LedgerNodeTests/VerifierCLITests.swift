@@ -302,12 +302,21 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertEqual(granted.status, 0, granted.output)
         let grantID = try XCTUnwrap(granted.output.split(separator: "\n").first { $0.hasPrefix("{") }
             .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, granted.output)
+        XCTAssertTrue(granted.output.contains("submitting transaction \(grantID)"), "the id is printed before sending: \(granted.output)")
+        // Run again (after a timeout, say): recorded once, the first copy named.
+        let again = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--days", "30"])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("\"sent_before\":true") && again.output.contains("\"id\":\"\(grantID)\""), again.output)
         let wrong = try Self.run("credit-node", consent + ["--purpose", "post_loan_monitoring", "--revoke", grantID])
         XCTAssertNotEqual(wrong.status, 0, wrong.output)
         XCTAssertTrue(wrong.output.contains("names purpose post_loan_monitoring, but grant \(grantID) is for loan_application"), wrong.output)
         let revoked = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--revoke", grantID])
         XCTAssertEqual(revoked.status, 0, revoked.output)
         XCTAssertTrue(revoked.output.contains("\"consent\":\"revoke\""), revoked.output)
+        XCTAssertFalse(revoked.output.contains("expires_at"), "a revocation has no expiry: \(revoked.output)")
+        let revokedAgain = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--revoke", grantID])
+        XCTAssertEqual(revokedAgain.status, 0, revokedAgain.output)
+        XCTAssertTrue(revokedAgain.output.contains("\"sent_before\":true"), revokedAgain.output)
         // Through the operator's address the CLI checks the grant before sending anything.
         let early = try Self.run("credit-node", ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--subject", "91350100M000100Y43",
                                                  "--grantee", "dev", "--purpose", "loan_application", "--revoke", id])
