@@ -563,8 +563,13 @@ public struct PolicyEngine: Sendable {
 
     func evaluateAggregate(_ policy: PolicyDocument, params: [String: String], facts: some PolicyFacts, into fields: inout CanonicalJSON.Object) throws {
         guard let model = params["model"] else { throw PolicyRefusal(.invalidParameters, "\(policy.name) needs parameter \"model\"") }
-        guard facts.models().contains(where: { $0.name == model }) else {
+        guard let latest = facts.models().filter({ $0.name == model }).max(by: { $0.version < $1.version }) else {
             throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(model)\" is installed")
+        }
+        // A grade distribution is over scorecard grades; a risk model's subjects have none, and
+        // were answered `cell_under_k` as if there were too few of them (found by black-box testing).
+        guard (try? scoring.model(latest))?.kind == .scorecard else {
+            throw PolicyRefusal(.invalidParameters, "model \"\(model)\" is not a scorecard; grade distributions come from scorecards")
         }
         let cells = try facts.gradeCells(model: model, limit: policy.maxRecords)
         guard cells.count <= policy.maxRecords else {

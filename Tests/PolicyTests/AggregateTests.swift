@@ -55,8 +55,8 @@ final class AggregateTests: XCTestCase {
     }
 
     /// The result text, or the refusal code.
-    func ask(_ cells: [GradeCell], industry: String? = nil, district: String? = nil) throws -> String {
-        var params: [(name: String, value: String)] = [("model", "enterprise")]
+    func ask(_ cells: [GradeCell], industry: String? = nil, district: String? = nil, model: String = "enterprise") throws -> String {
+        var params: [(name: String, value: String)] = [("model", model)]
         if let industry { params.append(("industry", industry)) }
         if let district { params.append(("district", district)) }
         let query = PolicyQuery(requester: genesis.member("bank-a")!, subject: nil, purpose: .statistics, parameters: params,
@@ -147,5 +147,15 @@ final class AggregateTests: XCTestCase {
         statistics = small
         XCTAssertEqual(try ask(subjects(21, industry: "C13", district: "330106", grades: [.a])), "cost_limit")
         XCTAssertNotEqual(try ask(subjects(20, industry: "C13", district: "330106", grades: [.a])), "cost_limit")
+    }
+
+    /// A grade distribution is over a scorecard's grades: a risk model is a wrong parameter, not
+    /// a cell under k (it was answered `cell_under_k`, as if too few subjects; black-box testing).
+    func testARiskModelIsAnInvalidParameterNotASmallCell() throws {
+        XCTAssertTrue(genesis.models.contains { $0.name == "risk-warning" })
+        let many = subjects(30, industry: "C13", district: "330106", grades: [.a, .b])
+        XCTAssertEqual(try ask(many, model: "risk-warning"), "invalid_parameters")
+        XCTAssertEqual(try ask(many, model: "no-such-model"), "invalid_parameters")
+        XCTAssertNotEqual(try ask(many), "invalid_parameters")
     }
 }
