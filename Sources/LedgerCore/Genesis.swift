@@ -329,10 +329,17 @@ public struct Genesis: Sendable {
     }
 
     /// The host and port of an address to listen on: `hostAndPort` (port 0: any free port) with
-    /// a host of no spaces, slashes or other whitespace, at most 255 bytes in all.
+    /// a host of no spaces, slashes or other whitespace, at most 255 bytes in all. An IPv6
+    /// address is written in brackets, `[::1]:26601`, and comes back without them (the brackets
+    /// were taken as part of a host name, and the address failed only when used).
     public static func listenHostAndPort(_ address: String) -> (host: String, port: Int)? {
-        guard address.utf8.count <= 255, let (host, port) = hostAndPort(address),
+        guard address.utf8.count <= 255, var (host, port) = hostAndPort(address),
               !host.contains(where: { $0 == "/" || $0.isWhitespace }) else { return nil }
+        if host.hasPrefix("[") || host.hasSuffix("]") || host.contains("[") || host.contains("]") {
+            guard host.hasPrefix("["), host.hasSuffix("]"), host.count > 2 else { return nil }
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":"), !host.contains("["), !host.contains("]") else { return nil }
+        }
         return (host, port)
     }
 

@@ -118,7 +118,7 @@ public struct LedgerAPI: Sendable {
             configuration: .init(address: .hostname(host, port: port), serverName: "credit-node",
                                  availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
             onServerRunning: { channel in
-                let address = "http://\(host):\(channel.localAddress?.port ?? port)"
+                let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(channel.localAddress?.port ?? port)"
                 do {
                     try Data((address + "\n").utf8).write(to: URL(fileURLWithPath: addressFile), options: .atomic)
                 } catch {

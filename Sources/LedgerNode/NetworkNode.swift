@@ -108,7 +108,7 @@ public struct NodeConfig: Decodable, Sendable {
             if let address = config.peers?[m.id] {
                 let (host, port) = try split(address, what: "peers.\(m.id)", dial: true)
                 peers.append(PeerAddress(memberID: m.id, host: host, port: port))
-            } else if let address = m.p2pAddress, let (host, port) = Genesis.hostAndPort(address) {
+            } else if let address = m.p2pAddress, let (host, port) = Genesis.listenHostAndPort(address) ?? Genesis.hostAndPort(address) {
                 // Checked when the genesis was read (`Genesis.isHostPort`), by the rule it was written under.
                 peers.append(PeerAddress(memberID: m.id, host: host, port: port))
             }
@@ -171,6 +171,8 @@ public enum NetworkNode {
         guard let me = genesis.member(keys.memberID), me.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key file is for \(keys.memberID), which is not a member of \(genesis.chainID) with this key")
         }
+        // Before anything is written: an unknown peer used to be refused after the store was created.
+        let peers = try NodeConfig.peerAddresses(config, genesis: genesis, me: me.id)
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
         try DurableFile.createDirectories(dataDir)
@@ -208,7 +210,6 @@ public enum NetworkNode {
         if let n = config.commit_wait_seconds { options.commitWait = .seconds(n) }
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
                                      clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
-        let peers = try NodeConfig.peerAddresses(config, genesis: genesis, me: me.id)
         if config.peers?[me.id] != nil {
             // A config copied from one template lists every member; the node does not dial itself.
             logger.notice("config lists this node's own member \(me.id) under \"peers\"; that entry is not dialled")

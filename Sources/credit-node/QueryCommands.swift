@@ -50,7 +50,15 @@ struct QueryCommand: ParsableCommand {
                 guard let eq = p.firstIndex(of: "=") else { throw fail("--param must be name=value, got \(p)") }
                 return (String(p[..<eq]), String(p[p.index(after: eq)...]))
             }
-            let request = try QueryClient.request(genesis: g, keys: keys, policy: try client.policyHash(policy), subject: subject,
+            let policyHash = try client.policyHash(policy)
+            // A subject policy without --subject was sent and refused `invalid_uscc` on the ledger
+            // (found by black-box testing); an aggregate one with a subject likewise.
+            if let listed = try client.policies().first(where: { $0["sha256"] as? String == policyHash.hexString }),
+               let scope = listed["scope"] as? String {
+                if scope != "aggregate", subject.isEmpty { throw fail("policy \(policy) answers about one subject: give --subject USCC; nothing was sent") }
+                if scope == "aggregate", !subject.isEmpty { throw fail("policy \(policy) answers about no single subject: leave out --subject; nothing was sent") }
+            }
+            let request = try QueryClient.request(genesis: g, keys: keys, policy: policyHash, subject: subject,
                                                   purpose: purpose, parameters: parameters, issuedAtMillis: nowMillis())
             let (_, receipt) = try client.query(request)
             // Verified before it is saved: a receipt that fails is not left behind as if it were good.

@@ -99,6 +99,13 @@ struct DemoData: ParsableCommand {
             let bank = try bankKey.map { try MemberSecretKeys.load(from: $0) } ?? issuer
             let client = LedgerClient(baseURL: node, timeout: 300)
             let genesis = try consortiumGenesis(client, trusted: self.genesis)
+            // Refused by the node batch by batch otherwise (found by black-box testing).
+            guard genesis.member(issuer.memberID)?.has(.governmentIssuer) == true else {
+                throw fail("--key is \(issuer.memberID)'s, which is not a government issuer of \(genesis.chainID): registrations, licences and penalties come from one; nothing was sent")
+            }
+            if demo.records.joined().contains(where: { $0.issuer_role == "bank" }), genesis.member(bank.memberID)?.has(.bank) != true {
+                throw fail("\(bankKey == nil ? "--key" : "--bank-key") is \(bank.memberID)'s, which is not a bank: loan repayment records come from a bank; give --bank-key; nothing was sent")
+            }
             let all = Array(demo.records.joined())
             let progress = ProgressLine()
             var done = 0
@@ -301,6 +308,12 @@ struct Rescore: ParsableCommand {
                 let keys = try MemberSecretKeys.load(from: key)
                 guard store.genesis.member(keys.memberID)?.has(.scorer) == true else { throw fail("\(keys.memberID) is not a scorer") }
                 let endorsers = try endorserKey.map { try MemberSecretKeys.load(from: $0) }
+                if let own = endorsers.first(where: { $0.memberID == keys.memberID }) {
+                    throw fail("--endorser-key is \(own.memberID)'s, the submitting scorer's own: a score update is endorsed by another scorer")
+                }
+                if let stranger = endorsers.first(where: { store.genesis.member($0.memberID)?.has(.scorer) != true }) {
+                    throw fail("--endorser-key is \(stranger.memberID)'s, which is not a scorer of this chain")
+                }
                 guard endorsers.count >= store.genesis.scoreEndorsementsRequired else {
                     throw fail("this chain needs \(store.genesis.scoreEndorsementsRequired) endorsements per score update: give --endorser-key")
                 }

@@ -21,6 +21,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertNoThrow(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}, \"peers\": {}}"))
         XCTAssertEqual(try load("{\(base), \"member_http\": \"0.0.0.0:8611\"}").member_http, "0.0.0.0:8611")
         XCTAssertEqual(try load("{\(base), \"commit_wait_seconds\": 20}").commit_wait_seconds, 20)
+        // IPv6 in brackets, as URLs write it: the host comes back without them (they were taken
+        // as part of a host name, and the address failed only when dialled or bound).
+        XCTAssertNoThrow(try load("{\(base), \"peers\": {\"bank-b\": \"[::1]:26604\"}}"))
+        XCTAssertEqual(Genesis.listenHostAndPort("[::1]:26604")?.host, "::1")
+        XCTAssertEqual(Genesis.listenHostAndPort("[fe80::1]:0")?.port, 0)
+        XCTAssertEqual(Genesis.listenHostAndPort("127.0.0.1:8601")?.host, "127.0.0.1")
         let cases: [(String, String)] = [
             ("{\(base), \"peer\": {}}", "unknown field \"peer\""),
             ("{\(base), \"timeouts\": {\"propose\": 3000}}", "unknown field timeouts.propose"),
@@ -33,6 +39,8 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"peers\": {\"bank-b\": \"bank b.example:26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"peers\": {\"bank-b\": \"26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"member_http\": \"0.0.0.0:70000\"}", "member_http must be host:port"),
+            ("{\(base), \"peers\": {\"bank-b\": \"[::1:26604\"}}", "peers.bank-b must be host:port"),
+            ("{\(base), \"peers\": {\"bank-b\": \"[]:26604\"}}", "peers.bank-b must be host:port"),
             (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "http://127.0.0.1:26601"}"#, "p2p must be host:port"),
             (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "local host:8601", "p2p": "127.0.0.1:26601"}"#, "http must be host:port"),
         ]

@@ -65,6 +65,17 @@ final class GovernanceApprovalCLITests: XCTestCase {
         for w in words { XCTAssertTrue(out.contains(w), "\"\(w)\" not in: \(out)", file: file, line: line) }
     }
 
+    /// Client commands check the signing member's roles against the node's genesis before they
+    /// send anything (the node refused them batch by batch, or at the first record).
+    func testClientCommandsCheckRolesBeforeSending() throws {
+        let before = try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int
+        try expectRefusal(["demo-data", "--subjects", "5", "--out", root + "/d1.jsonl", "--node", url, "--key", key("bank-a")],
+                          ["--key is bank-a's, which is not a government issuer", "nothing was sent"])
+        try expectRefusal(["demo-data", "--subjects", "5", "--out", root + "/d2.jsonl", "--node", url, "--key", key("samr-330106")],
+                          ["--key is samr-330106's, which is not a bank", "give --bank-key", "nothing was sent"])
+        XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int, before)
+    }
+
     /// `keygen` never overwrites either file. After a crash between the key and its public file,
     /// a rerun keeps the key and writes the public file from it (it used to refuse for good,
     /// with nothing able to rebuild the public file); a public file without its key is refused.

@@ -98,10 +98,16 @@ final class PrivacyNetworkTests: XCTestCase {
                                                             "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
         XCTAssertEqual(refused, 3, refusedOut)
         XCTAssertTrue(refusedOut.contains("no_consent"), refusedOut)
+        // A subject policy without --subject is not sent (it was, and refused on the ledger).
+        let (noSubject, noSubjectOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
+                                                                "--policy", "credit-grade", "--purpose", "loan_application"])
+        XCTAssertEqual(noSubject, 1, noSubjectOut)
+        XCTAssertTrue(noSubjectOut.contains("give --subject USCC; nothing was sent"), noSubjectOut)
 
         // The bank's consent is revoked with the CLI. A revocation naming another purpose than
         // its grant's is refused before anything is sent; the right one ends the consent.
-        let grantID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(consentOut.utf8)) as? [String: Any])?["id"] as? String, consentOut)
+        let consentJSON = consentOut.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? ""
+        let grantID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(consentJSON.utf8)) as? [String: Any])?["id"] as? String, consentOut)
         let revoke = ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"), "--subject", subject.code,
                       "--grantee", "bank-a", "--revoke", grantID]
         let (wrongStatus, wrongOut) = try run("credit-node", revoke + ["--purpose", "post_loan_monitoring"])
