@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerStore
 import Logging
 import P2P
+import Scoring
 import ServiceLifecycle
 
 /// The configuration file of a consortium node (`credit-node run --config FILE`).
@@ -53,6 +54,10 @@ public struct NodeConfig: Decodable, Sendable {
     public static func load(path: String) throws -> (NodeConfig, base: String) {
         guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
             throw LedgerError(.notFound, "cannot read config file \(path) (or it is over 1 MiB)")
+        }
+        // A key given twice (two addresses for one peer) was read as the last one, without a word.
+        do { _ = try StrictJSONParser.parse(Array(data)) } catch let e as ModelError {
+            throw LedgerError(.malformed, "config file \(path): \(e.reason)")
         }
         let config: NodeConfig
         do { config = try JSONDecoder().decode(NodeConfig.self, from: data) } catch {
