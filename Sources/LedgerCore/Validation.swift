@@ -191,6 +191,13 @@ public struct TransactionValidator: Sendable {
             if let r = a.replacement, r.subject != targetSubject {
                 throw LedgerError(.invalidValue, "a correction must keep the subject \(targetSubject) of the record it corrects")
             }
+            // A revocation of any version ends the record for good, also against a correction
+            // recorded after it (SCORING.md §3.2): such an amendment was taken and changed nothing
+            // (found by black-box testing; rule added 2026-12-06, certified blocks keep theirs).
+            if !certified, let revocation = try revocation(ofRecordOf: a.target, subject: targetSubject, state: state) {
+                throw LedgerError(.invalidValue, "record \(a.target.hexString) was revoked (by \(revocation.hexString)): "
+                    + "a \(a.action == .correction ? "correction" : "revocation") of it changes nothing; attest the record again instead")
+            }
         case .scoreUpdate(let s):
             if let memo = scoreChecks, memo.reuse(tx.id) { break }
             try checkScoreUpdate(s, state: state)
@@ -345,6 +352,28 @@ public struct TransactionValidator: Sendable {
                 + "(at its expires_at, or \(ConsentBody.maxTermSeconds / 86_400) days after the block that recorded it)")
         }
         return true
+    }
+
+    /// The committed revocation that ended the record `version` belongs to (the original or any
+    /// correction of it), if any: read from the subject's records, the window scoring reads
+    /// (`FieldLimits.scoreInputs`), so the rule sees what scoring sees.
+    func revocation(ofRecordOf version: Hash, subject: USCC, state: some LedgerStateReader) throws -> Hash? {
+        let records = try state.subjectRecords(subject, before: try state.committedLogSize(), limit: FieldLimits.scoreInputs)
+        var parent: [HashKey: Hash] = [:]
+        var revocations: [(target: Hash, id: Hash)] = []
+        for l in records {
+            guard case .amendment(let x) = l.transaction.body else { continue }
+            if x.action == .correction { parent[HashKey(l.transaction.id)] = x.target } else { revocations.append((x.target, l.transaction.id)) }
+        }
+        guard !revocations.isEmpty else { return nil }
+        func root(_ h: Hash) -> HashKey {
+            var key = HashKey(h)
+            var steps = 0
+            while let p = parent[key], steps <= records.count { key = HashKey(p); steps += 1 }
+            return key
+        }
+        let mine = root(version)
+        return revocations.first { root($0.target) == mine }?.id
     }
 
     /// The committed corrections below `records` (corrections of them, of those, and so on) that

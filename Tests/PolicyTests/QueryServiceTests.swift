@@ -546,22 +546,35 @@ final class QueryServiceTests: XCTestCase {
         }
         /// A new subject with one penalty dated `original`, then amendments of that original in
         /// turn: a correction dated so, or a revocation (nil).
-        func subject(penalty original: String, amended amendments: [String?]) async throws -> USCC {
+        func subject(penalty original: String, amended amendments: [String?], thenRefused refused: [String?] = []) async throws -> USCC {
             let s = uscc(division: "330106")
             let first = try penalty(s, original)
             try await submit([first])
             for date in amendments {
                 try await submit([amendment(of: first.transaction.id, replacement: try date.map { try penalty(s, $0) })])
             }
+            // A revoked record takes no more amendments: they would change nothing (a chain
+            // certified before the rule may hold such a correction: SubjectFacts ignores it,
+            // `FactsTests.testCorrectionsReplaceAndRevocationsRemove`).
+            for date in refused {
+                do {
+                    try await submit([amendment(of: first.transaction.id, replacement: try date.map { try penalty(s, $0) })])
+                    XCTFail("an amendment of a revoked record was taken")
+                } catch {
+                    XCTAssertTrue("\(error)".contains("record \(first.transaction.id.hexString) was revoked (by "), "\(error)")
+                    XCTAssertTrue("\(error)".contains("changes nothing; attest the record again instead"), "\(error)")
+                }
+            }
             return s
         }
         let expected: [(USCC, String)] = [
-            // Revoked, then corrected: the correction changes nothing.
-            (try await subject(penalty: "2026-01-05", amended: [nil, "2026-01-06"]), "0"),
+            // Revoked, then a correction and a second revocation are refused.
+            (try await subject(penalty: "2026-01-05", amended: [nil], thenRefused: ["2026-01-06", nil]), "0"),
             // Corrected twice: one record.
             (try await subject(penalty: "2026-02-05", amended: ["2026-02-06", "2026-02-07"]), "1"),
-            // Corrected, then the original revoked: the record is gone.
-            (try await subject(penalty: "2026-03-05", amended: ["2026-03-06", nil]), "0"),
+            // Corrected, then the original revoked: the record is gone, and a further correction
+            // of it is refused.
+            (try await subject(penalty: "2026-03-05", amended: ["2026-03-06", nil], thenRefused: ["2026-03-07"]), "0"),
         ]
 
         for (subject, bucket) in expected {
