@@ -17,7 +17,6 @@ public enum QueryClient {
         return r.encoded
     }
 
-    /// A consent grant (or, with `revoking`, the revocation of that grant), signed by `keys`.
     /// A consent's nonce derived from what it says, so that a command run again after a timeout
     /// (the first send may have committed) is refused as a replay instead of recording a second
     /// grant or revocation. A revocation: from the key and the grant it ends. A grant: from the
@@ -44,6 +43,7 @@ public enum QueryClient {
         return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
+    /// A consent grant (or, with `revoking`, the revocation of that grant), signed by `keys`.
     public static func consent(genesis: Genesis, keys: MemberSecretKeys, subject: USCC, grantee: String,
                                purpose: ConsentBody.Purpose, expiresAt: UInt64, evidence: Hash, revoking: Hash? = nil,
                                nonce: UInt64 = SecureRandom.uint64(), issuedAtMillis: UInt64) throws -> Submission {
