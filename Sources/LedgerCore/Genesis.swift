@@ -338,7 +338,9 @@ public struct Genesis: Sendable {
         if host.hasPrefix("[") || host.hasSuffix("]") || host.contains("[") || host.contains("]") {
             guard host.hasPrefix("["), host.hasSuffix("]"), host.count > 2 else { return nil }
             host = String(host.dropFirst().dropLast())
-            guard host.contains(":"), !host.contains("["), !host.contains("]") else { return nil }
+            guard host.contains(":"), !host.contains("["), !host.contains("]"), host.contains(where: \.isHexDigit) else { return nil }
+        } else if host.contains(":") {
+            return nil  // an IPv6 address without brackets: "::1:8080" reads two ways
         }
         return (host, port)
     }

@@ -115,6 +115,12 @@ public extension LedgerStateReader {
     func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64? {
         try blockTimestamp(coveringLogSize: logIndex + 1)
     }
+    func amendmentLinks(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [AmendmentLink] {
+        try subjectRecords(subject, before: logSize, limit: limit).compactMap { l in
+            guard case .amendment(let a) = l.transaction.body else { return nil }
+            return AmendmentLink(id: l.transaction.id, target: a.target, revokes: a.action == .revocation)
+        }
+    }
 }
 
 extension LedgerDate {

@@ -16,6 +16,11 @@ public protocol LedgerStateReader {
     /// `logIndex`. By default `blockTimestamp(coveringLogSize: logIndex + 1)`; a store can find
     /// the block through its transaction index instead of searching heights.
     func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64?
+    /// The amendments among the subject's first `limit` records below `logSize` (the window
+    /// `subjectRecords` reads), oldest first: each one's id, its target, and whether it revokes.
+    /// By default read from `subjectRecords`; a store reads its subject index instead of every
+    /// transaction.
+    func amendmentLinks(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [AmendmentLink]
     /// A model installed by a committed governance transaction (genesis models are not included).
     func installedModel(hash: Hash) throws -> InstalledModel?
     /// Every model installed by committed governance transactions.
@@ -35,6 +40,16 @@ public protocol LedgerStateReader {
     func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash?
     /// Ids of up to `limit` committed corrections whose target is `record`.
     func corrections(of record: Hash, limit: Int) throws -> [Hash]
+}
+
+/// An amendment as the revoked-record rule reads it (`LedgerStateReader.amendmentLinks`).
+public struct AmendmentLink: Sendable, Equatable {
+    public let id: Hash
+    public let target: Hash
+    public let revokes: Bool
+    public init(id: Hash, target: Hash, revokes: Bool) {
+        self.id = id; self.target = target; self.revokes = revokes
+    }
 }
 
 /// A transaction and, for attestations and corrections, its payload envelope.
@@ -358,18 +373,17 @@ public struct TransactionValidator: Sendable {
     /// correction of it), if any: read from the subject's records, the window scoring reads
     /// (`FieldLimits.scoreInputs`), so the rule sees what scoring sees.
     func revocation(ofRecordOf version: Hash, subject: USCC, state: some LedgerStateReader) throws -> Hash? {
-        let records = try state.subjectRecords(subject, before: try state.committedLogSize(), limit: FieldLimits.scoreInputs)
+        let links = try state.amendmentLinks(of: subject, before: try state.committedLogSize(), limit: FieldLimits.scoreInputs)
         var parent: [HashKey: Hash] = [:]
         var revocations: [(target: Hash, id: Hash)] = []
-        for l in records {
-            guard case .amendment(let x) = l.transaction.body else { continue }
-            if x.action == .correction { parent[HashKey(l.transaction.id)] = x.target } else { revocations.append((x.target, l.transaction.id)) }
+        for l in links {
+            if l.revokes { revocations.append((l.target, l.id)) } else { parent[HashKey(l.id)] = l.target }
         }
         guard !revocations.isEmpty else { return nil }
         func root(_ h: Hash) -> HashKey {
             var key = HashKey(h)
             var steps = 0
-            while let p = parent[key], steps <= records.count { key = HashKey(p); steps += 1 }
+            while let p = parent[key], steps <= links.count { key = HashKey(p); steps += 1 }
             return key
         }
         let mine = root(version)

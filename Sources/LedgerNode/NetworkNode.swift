@@ -130,7 +130,7 @@ public struct NodeConfig: Decodable, Sendable {
     /// dial (found in review, 2026-12-06).
     static func split(_ address: String, what: String, dial: Bool = false) throws -> (String, Int) {
         guard let (host, port) = Genesis.listenHostAndPort(address), !dial || port >= 1 else {
-            throw LedgerError(.invalidValue, "\(what) must be host:port (a host without spaces or slashes, a port of \(dial ? "1" : "0")-65535), got \"\(address.prefix(300))\"")
+            throw LedgerError(.invalidValue, "\(what) must be host:port (a host without spaces or slashes, IPv6 in brackets, a port of \(dial ? "1" : "0")-65535), got \"\(address.prefix(300))\"")
         }
         return (host, port)
     }

@@ -61,7 +61,19 @@ extension ChainStore {
         try loggedScoreRecords(subject, before: logSize, limit: limit).map(\.record)
     }
 
-    /// The same, with each record's log index.
+    /// From the subject index's entries (the window `subjectRecords` reads), without reading
+    /// the transactions: the revoked-record rule runs on every amendment admitted or checked.
+    public func amendmentLinks(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [AmendmentLink] {
+        try loggedScoreRecords(subject, before: logSize, limit: limit).compactMap { l in
+            switch l.record.change {
+            case .attestation: return nil
+            case .correction(let target, _): return AmendmentLink(id: l.record.id, target: target, revokes: false)
+            case .revocation(let target): return AmendmentLink(id: l.record.id, target: target, revokes: true)
+            }
+        }
+    }
+
+    /// The same as `scoreRecords`, with each record's log index.
     public func loggedScoreRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedScoreRecord] {
         var decoder = ScoreEntryDecoder()
         return try subjectRecordEntries(subject, before: logSize, limit: limit) { index, value in

@@ -98,8 +98,9 @@ struct ConsentCommand: ParsableCommand {
           credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2XT \\
             --grantee bank-a --purpose loan_application --revoke GRANT_ID
         The nonce is derived from what the consent says (a grant: also its term and the hour it is signed in),
-        so running the command again after a timeout is recorded once: it answers "sent_before" with the
-        first copy. To record the same grant again within the hour on purpose (after a revocation), pass --nonce.
+        so running the command again after a timeout, before the next full hour (UTC), is recorded once: it
+        answers "sent_before" with the first copy. To record the same grant again in that hour on purpose
+        (after a revocation), pass --nonce.
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Secret key file of the recording member.") var key: String
@@ -170,17 +171,19 @@ struct ConsentCommand: ParsableCommand {
                 // earlier run of this command (a timeout, a retry). Recorded once, as asked.
                 let c = f.committed!
                 FileHandle.standardError.write(Data(("already on the ledger: this consent was sent before and committed as transaction \(c.id) at height \(c.height); nothing was added"
-                    + (revoke == nil ? " (if it has been revoked since, record the new grant with --nonce N)" : "") + "\n").utf8))
+                    + (revoke == nil ? " (that grant may have been revoked since: to record a new grant before the next full hour (UTC), pass --nonce N)" : "") + "\n").utf8))
                 result = ["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex, "sent_before": true]
+                // Its expiry is the first copy's, not one computed now; a grant's standing is not known here.
+                if revoke == nil { result["standing"] = "not checked: the first copy may have been revoked since" }
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
                 throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass --nonce to record another on purpose")
             } catch let f as LedgerClient.HTTPFailure {
                 throw fail("\(f)")
             } catch {
-                throw fail("\(error)\nwhether transaction \(id) committed is unknown; running the same command again within the hour is safe (it is recorded once)")
+                throw fail("\(error)\nwhether transaction \(id) committed is unknown; running the same command again before the next full hour (UTC) is safe (it is recorded once)")
             }
             result["consent"] = revoke == nil ? "grant" : "revoke"
-            if revoke == nil { result["expires_at"] = expires }
+            if revoke == nil, result["sent_before"] == nil { result["expires_at"] = expires }
             print(String(decoding: JSONView.data(result), as: UTF8.self))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }

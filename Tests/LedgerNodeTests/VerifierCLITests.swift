@@ -298,15 +298,21 @@ final class VerifierCLITests: XCTestCase {
         // (the CLI fetched the grant from an operator-only route and failed).
         let consent = ["consent", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
                        "--subject", "91350100M000100Y43", "--grantee", "dev"]
+        let hourBefore = Int(Date().timeIntervalSince1970) / 3600
         let granted = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--days", "30"])
         XCTAssertEqual(granted.status, 0, granted.output)
         let grantID = try XCTUnwrap(granted.output.split(separator: "\n").first { $0.hasPrefix("{") }
             .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, granted.output)
         XCTAssertTrue(granted.output.contains("submitting transaction \(grantID)"), "the id is printed before sending: \(granted.output)")
-        // Run again (after a timeout, say): recorded once, the first copy named.
+        // Run again (after a timeout, say): recorded once, the first copy named. The nonce takes
+        // the hour it is signed in: a run that crossed an hour records a second grant instead.
         let again = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--days", "30"])
         XCTAssertEqual(again.status, 0, again.output)
-        XCTAssertTrue(again.output.contains("\"sent_before\":true") && again.output.contains("\"id\":\"\(grantID)\""), again.output)
+        if Int(Date().timeIntervalSince1970) / 3600 == hourBefore {
+            XCTAssertTrue(again.output.contains("\"standing\":\"not checked"), again.output)
+            XCTAssertFalse(again.output.contains("expires_at"), again.output)
+            XCTAssertTrue(again.output.contains("\"sent_before\":true") && again.output.contains("\"id\":\"\(grantID)\""), again.output)
+        }
         let wrong = try Self.run("credit-node", consent + ["--purpose", "post_loan_monitoring", "--revoke", grantID])
         XCTAssertNotEqual(wrong.status, 0, wrong.output)
         XCTAssertTrue(wrong.output.contains("names purpose post_loan_monitoring, but grant \(grantID) is for loan_application"), wrong.output)

@@ -567,7 +567,23 @@ final class QueryServiceTests: XCTestCase {
             }
             return s
         }
+        // A revoked correction ends the record as well: its original takes no further amendment
+        // (the rule walks from a version to its original).
+        let chained = uscc(division: "330106")
+        let original = try penalty(chained, "2026-04-05")
+        try await submit([original])
+        let corrected = amendment(of: original.transaction.id, replacement: try penalty(chained, "2026-04-06"))
+        try await submit([corrected])
+        let revocation = amendment(of: corrected.transaction.id, replacement: nil)
+        try await submit([revocation])
+        do {
+            try await submit([amendment(of: original.transaction.id, replacement: try penalty(chained, "2026-04-07"))])
+            XCTFail("an amendment of a record whose correction was revoked was taken")
+        } catch {
+            XCTAssertTrue("\(error)".contains("record \(original.transaction.id.hexString) was revoked (by \(revocation.transaction.id.hexString))"), "\(error)")
+        }
         let expected: [(USCC, String)] = [
+            (chained, "0"),
             // Revoked, then a correction and a second revocation are refused.
             (try await subject(penalty: "2026-01-05", amended: [nil], thenRefused: ["2026-01-06", nil]), "0"),
             // Corrected twice: one record.
