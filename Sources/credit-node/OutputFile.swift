@@ -11,7 +11,16 @@ import Glibc
 /// governance change needs (found in review).
 func checkOutput(_ out: String, inputs: [String?] = []) throws {
     var link = stat()
-    guard lstat(out, &link) == 0 else { return }   // nothing there yet
+    guard lstat(out, &link) == 0 else {
+        // Nothing there yet: its directory must be, or the write fails after the work with a
+        // Foundation error code (found by black-box testing).
+        let parent = (out as NSString).deletingLastPathComponent
+        var dir = stat()
+        guard parent.isEmpty || (stat(parent, &dir) == 0 && dir.st_mode & S_IFMT == S_IFDIR) else {
+            throw fail("--out \(out): directory \(parent) does not exist (or is not a directory); nothing was written")
+        }
+        return
+    }
     // The output is written to a temporary file renamed into place, which would replace a
     // device, a pipe or a symbolic link with a plain file and report success (found by
     // black-box testing: `--out /dev/full` "wrote" and left a file where the device was).
@@ -47,5 +56,7 @@ private func holdsSecretKey(_ path: String) -> Bool {
 /// after `checkOutput`.
 func writeOutput(_ data: Data, to path: String, inputs: [String?] = []) throws {
     try checkOutput(path, inputs: inputs)
-    try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw fail("cannot write --out \(path): \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription); nothing was written")
+    }
 }

@@ -110,6 +110,8 @@ final class GovernanceApprovalCLITests: XCTestCase {
         try expectRefusal(base + ["--out", root + "/genesis.json"], ["an input of this command"])
         try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", key("bank-a")], ["holds a secret key"])
         try expectRefusal(["demo-data", "--subjects", "3", "--out", key("bank-a")], ["holds a secret key"])
+        try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", root + "/no-such-dir/r.json"],
+                          ["--out \(root!)/no-such-dir/r.json: directory \(root!)/no-such-dir does not exist", "nothing was written"])
         try "notes".write(toFile: root + "/notes", atomically: true, encoding: .utf8)
         try expectRefusal(["demo-data", "--subjects", "3", "--out", root + "/notes"], ["--out \(root!)/notes is a file"])
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: key("data-330106"))), keyBefore)
