@@ -52,10 +52,17 @@ public struct AttestationRequest: Decodable, Sendable {
     /// A nonce that depends only on the member's key and the request file: a file sent twice
     /// gets the same nonce, so its second copy is refused as a replay instead of recorded twice.
     public static func nonce(keys: MemberSecretKeys, file: [UInt8]) -> UInt64 {
+        derivedNonce("CreditLedger/v1/submit-nonce\n", keys: keys) { $0.raw(SHA256.hash(file)) }
+    }
+
+    /// A nonce derived from a domain, the member's key and what `content` writes: the first 8
+    /// bytes of their SHA-256, big-endian. What the CLI's commands send again after a timeout
+    /// is then refused as a replay instead of recorded twice.
+    public static func derivedNonce(_ domain: String, keys: MemberSecretKeys, _ content: (inout ByteWriter) -> Void) -> UInt64 {
         var w = ByteWriter()
-        w.raw(Array("CreditLedger/v1/submit-nonce\n".utf8))
+        w.raw(Array(domain.utf8))
         w.raw(keys.signing.publicKey.bytes)
-        w.raw(SHA256.hash(file))
+        content(&w)
         return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
@@ -122,12 +129,10 @@ public struct AttestationRequest: Decodable, Sendable {
     /// A nonce that depends only on the member's key, what is amended and how: the same
     /// amendment sent twice gets the same nonce, and its second copy is refused as a replay.
     public static func amendmentNonce(keys: MemberSecretKeys, target: Hash, file: [UInt8]?) -> UInt64 {
-        var w = ByteWriter()
-        w.raw(Array("CreditLedger/v1/amend-nonce\n".utf8))
-        w.raw(keys.signing.publicKey.bytes)
-        w.raw(target)
-        w.raw(file.map { SHA256.hash($0) } ?? [])
-        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        derivedNonce("CreditLedger/v1/amend-nonce\n", keys: keys) { w in
+            w.raw(target)
+            w.raw(file.map { SHA256.hash($0) } ?? [])
+        }
     }
 
     static func checkReason(_ reason: String) throws {

@@ -25,22 +25,20 @@ public enum QueryClient {
     /// hour records a second copy, which changes nothing (a revocation ends every earlier grant).
     public static func consentNonce(keys: MemberSecretKeys, subject: USCC, grantee: String, purpose: ConsentBody.Purpose,
                                     evidence: Hash, days: Int, revoking: Hash?, issuedAtMillis: UInt64) -> UInt64 {
-        var w = ByteWriter()
-        w.raw(Array("CreditLedger/v1/consent-nonce\n".utf8))
-        w.raw(keys.signing.publicKey.bytes)
-        if let revoking {
-            w.u8(ConsentBody.Action.revoke.rawValue)
-            w.raw(revoking)
-        } else {
-            w.u8(ConsentBody.Action.grant.rawValue)
-            w.raw(Array(subject.code.utf8))
-            w.string8(grantee)
-            w.u8(purpose.rawValue)
-            w.raw(evidence)
-            w.u64(UInt64(max(0, days)))
-            w.u64(issuedAtMillis / 3_600_000)
+        AttestationRequest.derivedNonce("CreditLedger/v1/consent-nonce\n", keys: keys) { w in
+            if let revoking {
+                w.u8(ConsentBody.Action.revoke.rawValue)
+                w.raw(revoking)
+            } else {
+                w.u8(ConsentBody.Action.grant.rawValue)
+                w.raw(Array(subject.code.utf8))
+                w.string8(grantee)
+                w.u8(purpose.rawValue)
+                w.raw(evidence)
+                w.u64(UInt64(max(0, days)))
+                w.u64(issuedAtMillis / 3_600_000)
+            }
         }
-        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// A consent grant (or, with `revoking`, the revocation of that grant), signed by `keys`.

@@ -489,15 +489,10 @@ public struct PolicyEngine: Sendable {
         let byHash = Dictionary(models.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
         var name = modelName
         if let n = name {
-            guard let latest = models.filter({ $0.name == n }).max(by: { $0.version < $1.version }) else {
-                throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(n)\" is installed")
-            }
             // Grades, bands, credit lines and eligibility read scorecard points: a risk model's
             // points are a probability of default (found in review: a riskier subject got a
             // larger credit line).
-            guard (try? scoring.model(latest))?.kind == .scorecard else {
-                throw PolicyRefusal(.invalidParameters, "model \"\(n)\" is not a scorecard; grades, score bands and credit lines come from scorecards")
-            }
+            try requireScorecard(named: n, among: models, for: "grades, score bands and credit lines")
         } else if let kind = subject.subjectKind {
             name = scoring.scorecard(for: kind, among: models)?.name
         }
@@ -561,16 +556,22 @@ public struct PolicyEngine: Sendable {
 
     // MARK: Aggregates and query logs
 
+    /// A model parameter names an installed model whose latest version is a scorecard, or the
+    /// query is refused `invalid_parameters`; `use` says what needs a scorecard.
+    func requireScorecard(named name: String, among models: [InstalledModel], for use: String) throws {
+        guard let latest = models.filter({ $0.name == name }).max(by: { $0.version < $1.version }) else {
+            throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(name)\" is installed")
+        }
+        guard (try? scoring.model(latest))?.kind == .scorecard else {
+            throw PolicyRefusal(.invalidParameters, "model \"\(name)\" is not a scorecard; \(use) come from scorecards")
+        }
+    }
+
     func evaluateAggregate(_ policy: PolicyDocument, params: [String: String], facts: some PolicyFacts, into fields: inout CanonicalJSON.Object) throws {
         guard let model = params["model"] else { throw PolicyRefusal(.invalidParameters, "\(policy.name) needs parameter \"model\"") }
-        guard let latest = facts.models().filter({ $0.name == model }).max(by: { $0.version < $1.version }) else {
-            throw PolicyRefusal(.invalidParameters, "no scoring model named \"\(model)\" is installed")
-        }
         // A grade distribution is over scorecard grades; a risk model's subjects have none, and
         // were answered `cell_under_k` as if there were too few of them (found by black-box testing).
-        guard (try? scoring.model(latest))?.kind == .scorecard else {
-            throw PolicyRefusal(.invalidParameters, "model \"\(model)\" is not a scorecard; grade distributions come from scorecards")
-        }
+        try requireScorecard(named: model, among: facts.models(), for: "grade distributions")
         let cells = try facts.gradeCells(model: model, limit: policy.maxRecords)
         guard cells.count <= policy.maxRecords else {
             throw PolicyRefusal(.costLimit, "more than \(policy.maxRecords) subjects are scored under \(model), the most \(policy.name) reads")

@@ -35,6 +35,13 @@ struct CreditNode: AsyncParsableCommand {
     }
 }
 
+/// A command sent again whose derived nonce a committed transaction holds (its first copy):
+/// says so on standard error and gives the answer to print, naming that transaction.
+func sentBefore(_ c: LedgerClient.CommittedTransaction, what: String, then note: String = "") -> [String: Any] {
+    FileHandle.standardError.write(Data("already on the ledger: \(what) was sent before and committed as transaction \(c.id) at height \(c.height)\(note)\n".utf8))
+    return ["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex, "sent_before": true]
+}
+
 func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     return ExitCode(1)
@@ -364,10 +371,7 @@ struct Submit: ParsableCommand {
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
                 // The nonce is derived from this key and this file: the transaction holding it is an
                 // earlier send of the same file (sealed afresh, so under another id). Recorded once, as asked.
-                let c = f.committed!
-                FileHandle.standardError.write(Data("already on the ledger: this file was sent before and committed as transaction \(c.id) at height \(c.height); nothing was added\n".utf8))
-                print(String(decoding: JSONView.data(["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex,
-                                                      "sent_before": true] as [String: Any]), as: UTF8.self))
+                print(String(decoding: JSONView.data(sentBefore(f.committed!, what: "this file", then: "; nothing was added")), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
                 throw fail("\(f); if this file was sent before, its first copy may be on the ledger or waiting for a block: look for "
                            + "the record in the subject's history (GET /v1/subjects/USCC/history, served on a node's operator address, not on a member listener). To record the same event again on purpose, pass --nonce")
@@ -413,10 +417,7 @@ struct Revoke: ParsableCommand {
             do {
                 print(String(decoding: JSONView.data(try client.submit(submission)), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil {
-                let c = f.committed!
-                FileHandle.standardError.write(Data("already on the ledger: this revocation was sent before and committed as transaction \(c.id) at height \(c.height)\n".utf8))
-                print(String(decoding: JSONView.data(["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex,
-                                                      "sent_before": true] as [String: Any]), as: UTF8.self))
+                print(String(decoding: JSONView.data(sentBefore(f.committed!, what: "this revocation")), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure {
                 throw fail("\(f)")
             }

@@ -169,10 +169,8 @@ struct ConsentCommand: ParsableCommand {
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
                 // The nonce is derived from this consent: the transaction holding it is an
                 // earlier run of this command (a timeout, a retry). Recorded once, as asked.
-                let c = f.committed!
-                FileHandle.standardError.write(Data(("already on the ledger: this consent was sent before and committed as transaction \(c.id) at height \(c.height); nothing was added"
-                    + (revoke == nil ? " (that grant may have been revoked since: to record a new grant before the next full hour (UTC), pass --nonce N)" : "") + "\n").utf8))
-                result = ["id": c.id, "status": "committed", "height": c.height, "log_index": c.logIndex, "sent_before": true]
+                result = sentBefore(f.committed!, what: "this consent", then: "; nothing was added"
+                    + (revoke == nil ? " (that grant may have been revoked since: to record a new grant before the next full hour (UTC), pass --nonce N)" : ""))
                 // Its expiry is the first copy's, not one computed now; a grant's standing is not known here.
                 if revoke == nil { result["standing"] = "not checked: the first copy may have been revoked since" }
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
