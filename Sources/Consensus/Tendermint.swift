@@ -13,7 +13,16 @@ public struct ConsensusTimeouts: Sendable, Hashable {
     public var rebroadcast: UInt64 = 1_000
     /// Rounds beyond this many past the current one are ignored (bounds memory per height).
     public var maxRoundsAhead: UInt32 = 64
+    /// How old a freshly built block (a proposal without a proof of lock) may be when its
+    /// proposal reaches this node, on top of the round's propose timeout: `timely` in
+    /// CometBFT's proposer-based timestamps. Block timestamps are wall-clock milliseconds, so
+    /// this one is too. Twice the clock skew validators allow ahead (30 s), so honest clocks
+    /// that each stray that far still agree.
+    public var proposalLag: UInt64 = 60_000
     public init() {}
+
+    /// How long after its block's timestamp a new block's proposal for `round` may arrive.
+    public func proposalLag(round: UInt32) -> UInt64 { proposalLag &+ length(.propose, round: round) }
 
     func length(_ step: TimeoutStep, round: UInt32) -> UInt64 {
         let r = UInt64(min(round, 1_000))
@@ -145,10 +154,13 @@ public struct SafetyState: Sendable, Hashable {
 public enum ConsensusEvent: Sendable {
     /// Transactions are waiting: start ordering the current height.
     case transactionsAvailable
-    case proposal(Proposal)
+    /// `receivedAtMillis`: when the node got it, by the clock block timestamps are read from
+    /// (nil: not known, and the proposal is taken as timely).
+    case proposal(Proposal, receivedAtMillis: UInt64? = nil)
     case vote(Vote)
-    /// The answer to `.validate`: whether the proposed block is valid on top of the current head.
-    case validated(height: UInt64, blockHash: Hash, valid: Bool)
+    /// The answer to `.validate`: whether the proposed block is valid on top of the current head,
+    /// and its timestamp (nil: not known, and every proposal of it is taken as timely).
+    case validated(height: UInt64, blockHash: Hash, valid: Bool, timestampMillis: UInt64? = nil)
     /// The answer to `.buildProposal`: the block this node proposes (valid by construction).
     case built(height: UInt64, round: UInt32, blockHash: Hash)
     case timeout(Timeout)
@@ -219,6 +231,10 @@ public struct TendermintMachine: Sendable {
     private static let maxVotesPerVoter = 3
     private var validity: [Hash: Bool] = [:]
     private var validationRequested = Set<Hash>()
+    /// When the proposal of each round first reached this node, and each block's timestamp:
+    /// together they say whether a freshly built block was timely (`timely`).
+    private var receivedAt: [UInt32: UInt64] = [:]
+    private var blockTimes: [Hash: UInt64] = [:]
     private var prevoteTimeoutScheduled = Set<UInt32>()
     private var precommitTimeoutScheduled = Set<UInt32>()
     private var lockedInRound = Set<UInt32>()    // line 36 fired for the round
@@ -282,12 +298,12 @@ public struct TendermintMachine: Sendable {
         switch event {
         case .transactionsAvailable:
             if step == .waiting { startRound(round, &out) }
-        case .proposal(let p):
+        case .proposal(let p, let at):
             guard p.height == height, validators.contains(p.proposer),
                   p.proposer == validators.proposer(height: p.height, round: p.round),
                   p.polRound >= -1, p.polRound < Int32(clamping: p.round), p.round <= Self.maxRound,
                   p.round <= round &+ timeouts.maxRoundsAhead else { break }
-            record(proposal: p, &out)
+            record(proposal: p, receivedAt: at, &out)
             if step == .waiting && p.proposer != me && p.round >= round { startRound(round, &out) }
         case .vote(let v):
             guard v.round <= Self.maxRound else { break }
@@ -301,11 +317,12 @@ public struct TendermintMachine: Sendable {
             }
             record(vote: v, &out)
             if step == .waiting && v.voter != me && v.round >= round { startRound(round, &out) }
-        case .validated(let h, let hash, let valid):
+        case .validated(let h, let hash, let valid, let timestamp):
             // Recorded for the rest of the height: the node reports `valid: false` only for
             // content that matches the block's header (a tampered copy is dropped unjudged).
             guard h == height else { break }
             validity[hash] = valid
+            if let timestamp { blockTimes[hash] = timestamp }
         case .built(let h, let r, let hash):
             guard h == height, r == round, step == .propose, buildRequested, state.proposal == nil,
                   let signer, validators.proposer(height: h, round: r) == signer.memberID else { break }
@@ -356,7 +373,7 @@ public struct TendermintMachine: Sendable {
 
     // MARK: Recording messages
 
-    private mutating func record(proposal p: Proposal, _ out: inout [ConsensusAction]) {
+    private mutating func record(proposal p: Proposal, receivedAt at: UInt64? = nil, _ out: inout [ConsensusAction]) {
         if let existing = proposals[p.round] {
             if existing != p, existing.blockHash != p.blockHash || existing.polRound != p.polRound {
                 report(.proposals(existing, p), key: "p/\(p.proposer)/\(p.round)", &out)
@@ -364,6 +381,7 @@ public struct TendermintMachine: Sendable {
             return
         }
         proposals[p.round] = p
+        if let at { receivedAt[p.round] = at }
         if validity[p.blockHash] == nil, !validationRequested.contains(p.blockHash) {
             validationRequested.insert(p.blockHash)
             out.append(.validate(height: p.height, round: p.round, blockHash: p.blockHash))
@@ -404,6 +422,19 @@ public struct TendermintMachine: Sendable {
     }
 
     // MARK: Rules
+
+    /// Whether the round's proposal, a freshly built block, reached this node in time: no more
+    /// than `proposalLag` plus the round's propose timeout after the block's timestamp. A block
+    /// stamped far in the past is prevoted nil (a proposer cannot date a block back to a quiet
+    /// chain's last block), while a block re-proposed with a proof of lock keeps its timestamp and
+    /// is not held to this (line 28): a quorum took it in time when it was new. Unlike validity,
+    /// this is per round, so a late proposal in one round decides nothing for the next.
+    /// CometBFT's proposer-based timestamps (PBTS) check the same at reception; the check that a
+    /// block is not ahead of the clock stays with validity (`ConsensusNode.check`).
+    private func timely(_ p: Proposal) -> Bool {
+        guard let at = receivedAt[p.round], let stamped = blockTimes[p.blockHash] else { return true }
+        return at <= stamped &+ timeouts.proposalLag(round: p.round)
+    }
 
     /// Validators with a vote for `hash` among `votes`.
     private func count(_ votes: [String: [Vote]]?, for hash: Hash?) -> Int {
@@ -459,7 +490,7 @@ public struct TendermintMachine: Sendable {
             // Lines 22 and 28: prevote on the round's proposal.
             if step == .propose, let p = proposal, let valid = validity[p.blockHash] {
                 if p.polRound == -1 {
-                    let ok = valid && (state.lockedRound == -1 || state.lockedHash == p.blockHash)
+                    let ok = valid && timely(p) && (state.lockedRound == -1 || state.lockedHash == p.blockHash)
                     castVote(.prevote, ok ? p.blockHash : nil, &out)
                     progressed = true
                 } else if count(prevotes[UInt32(p.polRound)], for: p.blockHash) >= validators.quorum {
@@ -595,7 +626,7 @@ public struct TendermintMachine: Sendable {
             state = SafetyState(height: h)
         }
         proposals = [:]; prevotes = [:]; precommits = [:]
-        validity = [:]; validationRequested = []
+        validity = [:]; validationRequested = []; receivedAt = [:]; blockTimes = [:]
         prevoteTimeoutScheduled = []; precommitTimeoutScheduled = []; lockedInRound = []
         catchUpRequested = false; reportedEquivocations = []; buildRequested = false
         out.append(.schedule(Timeout(step: .rebroadcast, height: h, round: state.round), afterMillis: timeouts.rebroadcast))

@@ -577,7 +577,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 remember(block, from: peer)
                 if unchecked[p.blockHash] != nil { keptRounds.insert(p.round) }
             }
-            handle(.proposal(p))
+            let now = clock()
+            if p.polRound == -1, let stamped = (candidates[p.blockHash]?.block ?? unchecked[p.blockHash])?.header.timestampMillis {
+                let lag = options.timeouts.proposalLag(round: p.round)
+                if now > stamped &+ lag {
+                    warn(about: p.proposer, window: "late", "proposal by \(p.proposer) for round \(p.round) holds a new block stamped \((now - stamped) / 1000) s before it reached this node, more than the \(lag / 1000) s allowed; prevoting nil")
+                }
+            }
+            handle(.proposal(p, receivedAtMillis: now))
             // The proposal was seen before without usable content (or with a tampered copy):
             // now that the genuine content is here, answer the machine's pending `.validate`.
             if let awaited = awaitingContent[p.blockHash] {
@@ -820,12 +827,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func validationEvent(_ hash: Hash, height: UInt64) -> ConsensusEvent? {
-        if candidates[hash] != nil { return .validated(height: height, blockHash: hash, valid: true) }
+        if let known = candidates[hash] {
+            return .validated(height: height, blockHash: hash, valid: true, timestampMillis: known.block.header.timestampMillis)
+        }
         guard let block = unchecked.removeValue(forKey: hash) else { return nil }
         do {
             let built = try check(block)
             candidates[hash] = (block, built)
-            return .validated(height: height, blockHash: hash, valid: true)
+            return .validated(height: height, blockHash: hash, valid: true, timestampMillis: block.header.timestampMillis)
         } catch let failed as StorageError {
             // A read that failed here says nothing of the block, and the machine keeps a verdict
             // for the whole height: no verdict, and the block is checked again in a second. It
@@ -1111,6 +1120,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         // which a full mempool or a broken link may have lost. It sends its pending ones again.
         if !isValidator, !mempool.isEmpty { gossip(mempool.oldest(Self.sweepMax, maxBytes: maxBlockContentBytes)) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
+        // A stalled height is reported from here: a commit would also report it, but nothing
+        // commits while a quorum is missing (the warning never came; found by black-box testing).
+        reportStall()
     }
 
     /// What the committed ledger says of a pending transaction.

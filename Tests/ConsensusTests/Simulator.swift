@@ -44,9 +44,11 @@ struct SimBlock: Hashable {
     let transactions: [UInt64]
     let proposer: String
     let salt: UInt64
+    /// Milliseconds by the proposer's clock (`SimNetwork.clock`) when it built the block.
+    var timestamp: UInt64 = SimNetwork.epoch
     var hash: Hash {
         var w = ByteWriter()
-        w.u64(height); w.raw(parent); w.string8(proposer); w.u64(salt)
+        w.u64(height); w.raw(parent); w.string8(proposer); w.u64(salt); w.u64(timestamp)
         w.u32(UInt32(transactions.count)); for t in transactions { w.u64(t) }
         return SHA256.hash(w.bytes)
     }
@@ -77,6 +79,10 @@ struct SimConfig {
     var clientIntervalMillis: UInt64 = 15
     /// Validators down from the start until the network heals.
     var downUntilHeal: [Int] = []
+    /// The Byzantine validator stamps the blocks it builds this far in the past.
+    var byzantineBackdatesMillis: UInt64 = 0
+    /// How far each validator's clock may be off (each gets a fixed offset up to this).
+    var clockSkewMillis: UInt64 = 50
     var timeouts: ConsensusTimeouts = {
         var t = ConsensusTimeouts()
         t.propose = 200; t.proposeIncrement = 100
@@ -95,6 +101,12 @@ struct SimConfig {
         c.crashes = rng.chance(600)
         c.partitions = rng.chance(600)
         c.chaosMillis = rng.range(1_000...4_000)
+        // Proposals must be timely: mostly the default lag (a minute), but in some runs one of a
+        // few hundred ms, close to the network's delays, so late proposals happen and liveness is
+        // tested with them; and a Byzantine proposer that backdates its blocks.
+        if rng.chance(300) { c.timeouts.proposalLag = rng.below(300) }
+        if c.byzantine, rng.chance(500) { c.byzantineBackdatesMillis = 600_000 }
+        c.clockSkewMillis = rng.below(100)
         return c
     }
 }
@@ -140,6 +152,8 @@ final class SimNode {
 final class SimNetwork {
     static let genesisHash = SHA256.hash(Array("sim genesis".utf8))
     static let chainID = "sim"
+    /// Wall-clock time at the start of a run (block timestamps are wall-clock milliseconds).
+    static let epoch: UInt64 = 1_800_000_000_000
 
     enum Event {
         case deliver(from: Int, to: Int, SimMessage)
@@ -172,6 +186,11 @@ final class SimNetwork {
     var deliveredMessages = 0
     var heightsAtHeal: [UInt64] = []
     var equivocationsSent = 0
+    /// Blocks the Byzantine validator backdated, and how many proposals of them it sent.
+    var backdated = Set<Hash>()
+    var backdatedProposals = 0
+    /// Each validator's clock offset.
+    var skew: [UInt64] = []
 
     init(seed: UInt64, config: SimConfig) {
         self.seed = seed
@@ -182,7 +201,11 @@ final class SimNetwork {
         for (i, id) in ids.enumerated() {
             nodes.append(SimNode(id: id, byzantine: config.byzantine && i == ids.count - 1))
         }
+        skew = ids.map { _ in rng.below(config.clockSkewMillis + 1) }
     }
+
+    /// Node `i`'s wall clock.
+    func clock(_ i: Int) -> UInt64 { Self.epoch + now + skew[i] }
 
     var honest: [SimNode] { nodes.filter { !$0.byzantine } }
 
@@ -390,7 +413,11 @@ final class SimNetwork {
     func answerBuild(_ i: Int) {
         let n = nodes[i]
         guard let m = n.machine, let (h, r) = m.awaitingBuild, !n.mempool.isEmpty, h == n.height + 1 else { return }
-        let block = SimBlock(height: h, parent: n.headHash, transactions: Array(n.mempool.prefix(50)), proposer: n.id, salt: 0)
+        // As the node does: the clock, but never before the parent's timestamp.
+        var stamp = max(clock(i), n.chain.last?.block.timestamp ?? 0)
+        if n.byzantine, config.byzantineBackdatesMillis > 0 { stamp = clock(i) - config.byzantineBackdatesMillis }
+        let block = SimBlock(height: h, parent: n.headHash, transactions: Array(n.mempool.prefix(50)), proposer: n.id, salt: 0, timestamp: stamp)
+        if n.byzantine, config.byzantineBackdatesMillis > 0 { backdated.insert(block.hash) }
         n.blocks[block.hash] = block
         step(i, .built(height: h, round: r, blockHash: block.hash))
     }
@@ -420,7 +447,7 @@ final class SimNetwork {
         case .proposal(let p, let block):
             if p.height == n.height + 2 { if n.future.count < 64 { n.future.append(m) }; return }
             if let block, block.hash == p.blockHash { n.blocks[block.hash] = block }
-            step(i, .proposal(p))
+            step(i, .proposal(p, receivedAtMillis: clock(i)))
         case .vote(let v):
             if v.height == n.height + 2 { if n.future.count < 64 { n.future.append(m) }; return }
             step(i, .vote(v))
@@ -442,7 +469,7 @@ final class SimNetwork {
             guard let k = n.awaitingContent.firstIndex(of: hash) else { return }
             n.awaitingContent.remove(at: k)
             n.blocks[hash] = block
-            if block.height == n.height + 1 { step(i, .validated(height: block.height, blockHash: hash, valid: valid(block, at: n))) }
+            if block.height == n.height + 1 { step(i, .validated(height: block.height, blockHash: hash, valid: valid(block, at: n), timestampMillis: block.timestamp)) }
         case .blocks(let list):
             for (block, cert) in list where block.height == n.height + 1 {
                 guard block.parent == n.headHash, certificateValid(cert, block) else { return }
@@ -467,6 +494,7 @@ final class SimNetwork {
         let n = nodes[i]
         if !certificateValid(certificate, block) { fail("\(n.id) committed block \(block.height) with an invalid certificate") }
         if !n.byzantine {
+            if backdated.contains(block.hash) { fail("\(n.id) committed block \(block.height), which the Byzantine proposer stamped \(config.byzantineBackdatesMillis) ms in the past") }
             if let d = decided[block.height], d != block.hash {
                 fail("fork at height \(block.height): \(n.id) committed \(block.hash.hexString.prefix(12)), another honest node \(d.hexString.prefix(12))")
             }
@@ -524,9 +552,10 @@ final class SimNetwork {
                     broadcast(from: i, .fetchBlock(hash))
                     continue
                 }
-                let ok = n.blocks[hash].map { valid($0, at: n) } ?? false
+                let block = n.blocks[hash]
+                let ok = block.map { valid($0, at: n) } ?? false
                 if trace { print("t=\(now) \(n.id) validated \(hash.hexString.prefix(6)): \(ok) have=\(n.blocks[hash] != nil) locked=\(n.machine?.state.lockedRound ?? -9)/\(n.machine?.state.lockedHash?.hexString.prefix(6) ?? "-")") }
-                step(i, .validated(height: h, blockHash: hash, valid: ok))
+                step(i, .validated(height: h, blockHash: hash, valid: ok, timestampMillis: block?.timestamp))
             case .buildProposal:
                 answerBuild(i)
             case .commit(let h, _, let hash, let precommits):
@@ -558,8 +587,9 @@ final class SimNetwork {
         if n.byzantine, let block {
             // Equivocate: a second, equally valid block for the same round to half the peers.
             let twin = SimBlock(height: block.height, parent: block.parent, transactions: block.transactions,
-                                proposer: block.proposer, salt: block.salt &+ 1 &+ rng.below(1000))
+                                proposer: block.proposer, salt: block.salt &+ 1 &+ rng.below(1000), timestamp: block.timestamp)
             n.blocks[twin.hash] = twin
+            if backdated.contains(block.hash) { backdated.insert(twin.hash); backdatedProposals += 1 }
             let bytes = Proposal.signingBytes(chainID: Self.chainID, height: p.height, round: p.round, polRound: p.polRound,
                                               blockHash: twin.hash, proposer: n.id)
             let p2 = Proposal(height: p.height, round: p.round, polRound: p.polRound, blockHash: twin.hash, proposer: n.id,

@@ -319,6 +319,25 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A proposer cannot stamp a new block with an old time (say, just after a quiet chain's last
+    /// block, which the monotonic rule alone allows): a proposal whose block was stamped more than
+    /// `proposalLag(round:)` before it arrived is prevoted nil, though the block is valid. One
+    /// stamped exactly that long before is prevoted.
+    func testANewBlockStampedLongBeforeItArrivesIsPrevotedNil() async throws {
+        let now: UInt64 = 1_795_000_000_000
+        let lag = ConsensusNode.Options().timeouts.proposalLag
+        for (age, taken) in [(UInt64(1), false), (0, true)] {
+            let f = try await Fixture(as: "val-c", clock: { now })
+            let round0 = f.node.queue.sync { f.node.options.timeouts.proposalLag(round: 0) }
+            XCTAssertEqual(round0, lag + 600_000, "the fixture's propose timeout")
+            let block = f.block(try f.submissions(2, seed: 7), proposer: "val-b", timestampMillis: now - round0 - age)
+            let state = f.deliver(.proposal(f.proposal(block, by: "val-b"), block), from: "val-b")
+            XCTAssertNotNil(state.prevote, "no prevote for a block \(round0 + age) ms old")
+            XCTAssertEqual(state.prevote?.blockHash, taken ? block.hash : nil, "a block \(round0 + age) ms old on arrival")
+            await f.close()
+        }
+    }
+
     /// A read that fails while a proposal is checked (a failing disk) gives no verdict, which the
     /// machine would keep for the whole height: the block is checked again and prevoted once the
     /// store reads. It was judged invalid, a nil prevote for the height (found in review, 2026-12-06;
@@ -658,7 +677,8 @@ final class ConsensusNodeTests: XCTestCase {
         _ = uncommitted()
         now.withLock { $0 += 12_000 }
         XCTAssertEqual(uncommitted(), 12_000)
-        f.node.queue.sync { f.node.reportStall() }
+        // By the node's periodic tick, as nothing commits (it was reported only after a commit).
+        f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.queue.sync { f.node.lastStallWarningMillis }, now.withLock { $0 }, "the stall was reported")
         await f.close()
     }
