@@ -60,7 +60,12 @@ public struct PolicyDocument: Sendable {
         case records(limit: Int)
         case subjectCount
         case gradeDistribution
+        /// The subject's query log, newest first, up to `limit` rows; its answer also states
+        /// `<name>_not_listed` (`PolicyEngine.queryLog`).
         case queryLog(limit: Int)
+
+        /// The name of the field a query log output states beside its own, counting what it left out.
+        public static func notListed(_ name: String) -> String { name + "_not_listed" }
 
         /// Whether the output reveals raw payload content.
         public var isRaw: Bool { if case .records = self { return true } else { return false } }
@@ -199,6 +204,9 @@ public struct PolicyDocument: Sendable {
                 throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in a \(scope.rawValue) policy")
             }
             outs.append((oname, output))
+        }
+        for case (let name, .queryLog) in outs where outs.contains(where: { $0.0 == Output.notListed(name) }) {
+            throw PolicyError("outputs: \"\(Output.notListed(name))\" is the field the query log output \"\(name)\" states beside it; name the other output differently")
         }
         outputs = outs
         minCellSubjects = Int(try doc.optionalInt("min_cell_subjects") ?? Int64(Self.minimumK))
@@ -511,7 +519,8 @@ public struct PolicyRules: LedgerCore.PolicyRules {
             throw LedgerError(.invalidValue, "the result's \(key) is not the audit record's (or the policy's)")
         }
         // A subject policy states every output; the others state none it does not declare.
-        let declared = Set(policy.outputs.map { $0.name })
+        var declared = Set(policy.outputs.map { $0.name })
+        for case (let name, .queryLog) in policy.outputs { declared.insert(PolicyDocument.Output.notListed(name)) }
         let given = Set(fields.keys)
         guard policy.scope == .subject ? given == declared : given.isSubset(of: declared) else {
             throw LedgerError(.invalidValue, "the result's fields (\(given.sorted().joined(separator: ", "))) are not \(policy.name)'s outputs (\(declared.sorted().joined(separator: ", ")))")

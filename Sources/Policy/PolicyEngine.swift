@@ -165,7 +165,10 @@ public struct PolicyEngine: Sendable {
             var fields = CanonicalJSON.Object()
             for (name, output) in policy.outputs {
                 switch output {
-                case .queryLog(let limit): fields[name] = try queryLog(subject, limit: limit, facts: facts)
+                case .queryLog(let limit):
+                    let (rows, notListed) = try queryLog(subject, limit: limit, facts: facts)
+                    fields[name] = rows
+                    fields[PolicyDocument.Output.notListed(name)] = notListed
                 case .asOfHeight: fields[name] = .int(Int64(facts.height))
                 default: break
                 }
@@ -337,7 +340,7 @@ public struct PolicyEngine: Sendable {
         out["fields"] = .object(fields)
         if let consent { out["consent"] = .string(consent.transaction.id.hexString) }
         var seen = Set<UInt64>()
-        let records = try used.filter { seen.insert($0).inserted }.prefix(16).map { try facts.transaction(at: $0) }
+        let records = try used.filter { seen.insert($0).inserted }.prefix(AnswerReceipt.maxRecordFacts).map { try facts.transaction(at: $0) }
         return PolicyAnswer(result: CanonicalJSON.render(.object(out)), consent: consent, score: score?.0, records: records)
     }
 
@@ -607,10 +610,32 @@ public struct PolicyEngine: Sendable {
         }
     }
 
-    func queryLog(_ subject: USCC, limit: Int, facts: some PolicyFacts) throws -> CanonicalJSON.Value {
+    /// How many of a subject's newest query records a query log reads to fill its rows.
+    static func queryLogScan(limit: Int) -> Int { max(limit, min(10 * limit, 2_000)) }
+
+    /// The subject's query log, newest first: who asked, under which policy, why, when, and
+    /// the outcome. Anyone can have a refusal recorded about any subject by sending a request
+    /// that does not verify (refused `bad_signature`, naming whom it claims), and the log used
+    /// to list the newest `limit` records whatever they were: a flood of such refusals pushed
+    /// every real query out of it (found by black-box testing). So the rows of refusals whose
+    /// requester is unauthenticated say so (`requester_authenticated`: false), and at most a
+    /// tenth of the rows are such refusals; the log reads up to `queryLogScan` records to fill
+    /// the rest. Beside the rows, `not_listed` counts what was read but not listed, and says
+    /// whether older records were not read.
+    func queryLog(_ subject: USCC, limit: Int, facts: some PolicyFacts) throws -> (rows: CanonicalJSON.Value, notListed: CanonicalJSON.Value) {
+        let scan = Self.queryLogScan(limit: limit)
+        let unsignedRows = max(1, limit / 10)
+        let records = try facts.queryLog(of: subject, limit: scan + 1)
         var list: [CanonicalJSON.Value] = []
-        for l in try facts.queryLog(of: subject, limit: limit) {
+        var unsignedListed = 0, unsignedLeft = 0, signedLeft = 0
+        for l in records.prefix(scan) {
             guard case .queryRecord(let q) = l.transaction.body else { continue }
+            let unsigned = q.outcome == .refused && QueryRecordBody.unauthenticatedRefusals.contains(q.reason)
+            if list.count >= limit || (unsigned && unsignedListed >= unsignedRows) {
+                if unsigned { unsignedLeft += 1 } else { signedLeft += 1 }
+                continue
+            }
+            if unsigned { unsignedListed += 1 }
             let policy = facts.policy(hash: q.policy)
             var o: CanonicalJSON.Object = [
                 "requester": .string(q.requester), "purpose": .string(q.purpose.name),
@@ -618,11 +643,16 @@ public struct PolicyEngine: Sendable {
                 "requested_at_ms": .int(Int64(clamping: q.requestedAtMillis)),   // at most 9999-12-31 on a valid chain
                 "outcome": .string(q.outcome == .answered ? "answered" : "refused"),
                 "answered_by": .string(l.transaction.header.signer), "audit_record": .string(l.transaction.id.hexString),
+                "requester_authenticated": .bool(!unsigned),
             ]
             if !q.reason.isEmpty { o["reason"] = .string(q.reason) }
             list.append(.object(o))
         }
-        return .array(list)
+        let notListed: CanonicalJSON.Object = [
+            "unauthenticated_refusals": .int(Int64(unsignedLeft)), "other_queries": .int(Int64(signedLeft)),
+            "older_not_read": .bool(records.count > scan),
+        ]
+        return (.array(list), .object(notListed))
     }
 }
 

@@ -324,7 +324,7 @@ final class QueryServiceTests: XCTestCase {
         assertRefused(unscored, "credit-grade answers from a score update, and the receipt holds none")
         var doubled = honest
         doubled.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "score_update" }))
-        assertRefused(doubled, "holds 2 score update facts")
+        assertRefused(doubled, "repeats transaction")
 
         // Facts with a role the format does not know, or a record about another subject.
         var bogus = honest
@@ -336,7 +336,7 @@ final class QueryServiceTests: XCTestCase {
         foreign.facts.append(AnswerReceipt.Fact(role: "record", transaction: try store.transaction(at: UInt64(index))!.encoded.base64String,
                                                 log_index: UInt64(index),
                                                 inclusion_proof: try store.inclusionProof(index: UInt64(index), size: honest.tree_size).map { $0.base64String }))
-        assertRefused(foreign, "is not a record about the queried subject")
+        assertRefused(foreign, "about the queried subject before the audit record")
 
         // A fact labelled consent or policy is the consent, or the install of the policy, that the
         // audit record names: not any committed transaction under that label (found in review,
@@ -358,6 +358,25 @@ final class QueryServiceTests: XCTestCase {
         var twice = honest
         twice.facts.append(try XCTUnwrap(honest.facts.first { $0.role == "consent" }))
         assertRefused(twice, "repeats its consent or policy fact")
+        // A record fact is an attestation or a correction about the subject, each given once.
+        // Found by black-box testing: the answer's own consent labelled "record" verified (and was
+        // shown as a record), as did a record fact repeated 20 times.
+        var consentAsRecord = honest
+        var relabelled = try XCTUnwrap(honest.facts.first { $0.role == "consent" })
+        relabelled.role = "record"
+        consentAsRecord.facts.append(relabelled)
+        assertRefused(consentAsRecord, "repeats transaction")
+        let anotherConsent = try XCTUnwrap((0..<honest.tree_size).first { i in
+            guard let tx = try store.transaction(at: i), case .consent = tx.body else { return false }
+            return tx.body.subject == food && tx.encoded.base64String != relabelled.transaction
+        }, "no second consent about the subject")
+        consentAsRecord = honest
+        consentAsRecord.facts.append(try fact("record", at: anotherConsent))
+        assertRefused(consentAsRecord, "is not a record (an attestation or a correction) about the queried subject")
+        let own = try XCTUnwrap((0..<8).first { try store.transaction(at: UInt64($0))?.body.subject == food })
+        var repeated = honest
+        for _ in 0..<2 { repeated.facts.append(try fact("record", at: UInt64(own))) }
+        assertRefused(repeated, "repeats transaction")
 
         // The audit record holds a salted hash of the result: replicas cannot test guesses of an
         // answer against it (a grade, a band, a custodian's decrypted payloads). The salt is the
@@ -1305,6 +1324,48 @@ final class QueryServiceTests: XCTestCase {
         // not say what the refusal would have been, since it would not be on the record.
         let withheld = try await assertTurnedAway("bank-b", foodCode, signWith: "bank-b", naming: "was not evaluated or recorded")
         XCTAssertFalse(withheld.contains("no_consent") || withheld.contains("consent"), withheld)
+    }
+
+    /// Anyone can have a refusal recorded about any subject by sending a request that does not
+    /// verify. Found by black-box testing: 200 such refusals pushed every real query out of the
+    /// subject's query log. Now such rows say the requester is unauthenticated, fill at most a
+    /// tenth of the log, and what is left out is counted beside it; the receipt still verifies.
+    func testForgedRequestsCannotPushRealQueriesOutOfTheQueryLog() async throws {
+        let open = try QueryService(ledger: ledger, clock: { nowMillis }, refusalBudget: RefusalBudget(
+            authenticated: .init(burst: 1_000, perSecond: 1), unauthenticated: .init(burst: 1_000, perSecond: 1)))
+        let foodCode = food.code
+        for _ in 0..<2 {
+            let answered = try await open.handle(signedRequest("bank-a", "credit-grade", subject: foodCode, at: nowMillis, key: consortium.keys["bank-a"]!.signing)).answered
+            XCTAssertTrue(answered)
+        }
+        let flood = 230
+        for _ in 0..<flood {
+            let r = try await open.handle(signedRequest("bank-a", "credit-grade", subject: foodCode, at: nowMillis, key: consortium.keys["bank-b"]!.signing)).receipt.reason
+            XCTAssertEqual(r, "bad_signature")
+        }
+        let log = try await open.handle(signedRequest("samr", "my-queries", subject: foodCode, purpose: "subject_access", at: nowMillis,
+                                                      key: consortium.keys["samr"]!.signing))
+        XCTAssertTrue(log.answered, log.receipt.message)
+        XCTAssertNoThrow(try log.receipt.verify(genesis: consortium.genesis))
+        let f = try fields(log.receipt)
+        let rows = try XCTUnwrap(f["queries"] as? [[String: Any]])
+        let forged = rows.filter { $0["requester_authenticated"] as? Bool == false }
+        XCTAssertEqual(forged.count, 20, "a tenth of the 200 rows")
+        XCTAssertTrue(forged.allSatisfy { $0["reason"] as? String == "bad_signature" })
+        let real = rows.filter { $0["requester_authenticated"] as? Bool == true }
+        XCTAssertEqual(real.filter { $0["outcome"] as? String == "answered" && $0["requester"] as? String == "bank-a" }.count, 2,
+                       "bank-a's two answered queries were pushed out: \(rows.count) rows")
+        XCTAssertEqual(Array(rows.prefix(20).map { $0["requester_authenticated"] as? Bool }), Array(repeating: false, count: 20), "newest first")
+        let notListed = try XCTUnwrap(f["queries_not_listed"] as? [String: Any])
+        XCTAssertEqual(notListed["unauthenticated_refusals"] as? Int, flood - 20)
+        XCTAssertEqual(notListed["older_not_read"] as? Bool, false)
+        // A policy cannot name another output as the query log's companion field.
+        let installed = try XCTUnwrap(consortium.genesis.policies.first { $0.name == "my-queries" })
+        let doc = String(decoding: installed.document, as: UTF8.self)
+            .replacingOccurrences(of: #"{ "name": "as_of_height", "from": "as_of_height" }"#, with: #"{ "name": "queries_not_listed", "from": "as_of_height" }"#)
+        XCTAssertThrowsError(try PolicyDocument(bytes: Array(doc.utf8), genesis: consortium.genesis)) {
+            XCTAssertTrue("\($0)".contains("is the field the query log output \"queries\" states beside it"), "\($0)")
+        }
     }
 
     /// A copy of a member's signed request, replayed or sent late, is charged to the shared
