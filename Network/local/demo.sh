@@ -78,11 +78,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 "$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-a.key" --policy credit-grade --subject "$subject" \
-  --purpose loan_application --genesis "$dir/genesis.json" --out "$dir/answer.json"
+  --purpose loan_application --genesis "$dir/genesis.json" --out "$dir/answer-$((run + 1)).json"
 "$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-a.key" --policy loan-pre-check --subject "$subject" \
   --purpose loan_application --param amount_yuan=100000
 echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"
-"$binpath/credit-verify" receipt "$dir/answer.json" --genesis "$dir/genesis.json"
+"$binpath/credit-verify" receipt "$dir/answer-$((run + 1)).json" --genesis "$dir/genesis.json"
 echo "industry statistics for any member (only industry×district cells of at least 10 subjects are counted):"
 "$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
   --param model=individual-business || true

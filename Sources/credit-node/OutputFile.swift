@@ -1,14 +1,17 @@
 import Foundation
+import LedgerCore
 import LedgerCrypto
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Checks where a command will write, before it does any work: not over one of the command's
-/// own input files, and not over a secret key file. Other existing files are replaced: outputs
-/// such as `answer.json` or `demo-records.jsonl` are written again on every run of a script.
-/// A custodian who typed `--out` where `--key` belonged lost the X25519 secret that every
-/// governance change needs (found in review).
+/// own input files, not over a secret key file, and not over a receipt. Other existing files
+/// are replaced: outputs such as `demo-records.jsonl` are written again on every run of a
+/// script. A custodian who typed `--out` where `--key` belonged lost the X25519 secret that
+/// every governance change needs (found in review); a bank that ran `query --out` twice with
+/// one name lost the first answer's receipt, the only copy of its result and salt (found by
+/// black-box testing).
 func checkOutput(_ out: String, inputs: [String?] = []) throws {
     var link = stat()
     guard lstat(out, &link) == 0 else {
@@ -39,17 +42,30 @@ func checkOutput(_ out: String, inputs: [String?] = []) throws {
     if target.st_mode & S_IFMT == S_IFREG, holdsSecretKey(out) {
         throw fail("--out \(out) holds a secret key (\(MemberSecretKeys.format)); refusing to write over it, nothing was written")
     }
+    let head = fileHead(out) ?? Data()
+    if let format = [AnswerReceipt.format, Receipt.format].first(where: { names(head, format: $0) }) {
+        throw fail("--out \(out) holds a receipt (\(format)), which may be the only copy of its proof; refusing to write over it: name a new file, or move that one first; nothing was written")
+    }
+}
+
+/// The first 64 KiB of the file at `path`, or nil if it cannot be read.
+private func fileHead(_ path: String) -> Data? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    return (try? handle.read(upToCount: 64 << 10)) ?? Data()
+}
+
+/// Whether `head` names the file format `format`, up to its "/v1" (which JSONEncoder writes as "\/v1").
+private func names(_ head: Data, format: String) -> Bool {
+    let name = format.split(separator: "/").first.map(String.init) ?? format
+    return head.range(of: Data("\"\(name)".utf8)) != nil
 }
 
 /// Whether the file at `path` looks like a CreditLedger secret key file (its first 64 KiB
 /// name the format). A file that cannot be read is treated as one: better refused than lost.
 private func holdsSecretKey(_ path: String) -> Bool {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return true }
-    defer { try? handle.close() }
-    let head = (try? handle.read(upToCount: 64 << 10)) ?? Data()
-    // The format's name up to its "/v1" (which JSONEncoder writes as "\/v1").
-    let name = MemberSecretKeys.format.split(separator: "/").first.map(String.init) ?? MemberSecretKeys.format
-    return head.range(of: Data("\"\(name)".utf8)) != nil
+    guard let head = fileHead(path) else { return true }
+    return names(head, format: MemberSecretKeys.format)
 }
 
 /// Writes a command's output file whole or not at all (a temporary file renamed into place),

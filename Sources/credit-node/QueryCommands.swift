@@ -76,7 +76,9 @@ struct QueryCommand: ParsableCommand {
                 let pretty = (try? JSONSerialization.jsonObject(with: Data(receipt.result.utf8)))
                     .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) }
                 print(pretty.map { String(decoding: $0, as: UTF8.self) } ?? receipt.result)
-                print("answered by \(receipt.answered_by) at height \(receipt.as_of_height); audit record \(auditID)\(genesis == nil ? "" : " (receipt verified)")")
+                // On stderr, so that stdout is the result alone (`| jq` failed on this line; found
+                // by black-box testing).
+                FileHandle.standardError.write(Data("answered by \(receipt.answered_by) at height \(receipt.as_of_height); audit record \(auditID)\(genesis == nil ? "" : " (receipt verified)")\n".utf8))
             } else {
                 FileHandle.standardError.write(Data("refused (\(receipt.reason)): \(receipt.message)\naudit record \(auditID) by \(receipt.answered_by)\n".utf8))
                 throw ExitCode(3)

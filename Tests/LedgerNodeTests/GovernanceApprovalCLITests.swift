@@ -98,7 +98,7 @@ final class GovernanceApprovalCLITests: XCTestCase {
     /// Writes a variant of the shipped credit-grade policy.
     /// `--out` never writes over a secret key file or one of the command's own inputs: a
     /// custodian who typed `--out` where `--key` belonged used to lose the key every governance
-    /// change needs. Other existing outputs are replaced whole (scripts write them on every run).
+    /// change needs; nor a receipt. Other existing outputs are replaced whole (scripts write them on every run).
     func testOutputNeverReplacesASecretKeyOrAnInput() throws {
         let doc = try policy("credit-grade")
         let keyBefore = try Data(contentsOf: URL(fileURLWithPath: key("data-330106")))
@@ -119,6 +119,16 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertNoThrow(try MemberSecretKeys.load(from: key("bank-a")))
         // A node that cannot be reached is named, with the reason in words.
         try expectRefusal(["checkpoint", "--node", "http://127.0.0.1:1"], ["cannot reach the node at 127.0.0.1:1", "connection refused"])
+        // A receipt is never replaced: it may be the only copy of its proof (an answer's result
+        // and salt are nowhere else; found by black-box testing).
+        for format in [AnswerReceipt.format, Receipt.format] {
+            let receipt = root + "/kept-receipt.json"
+            let text = "{\n  \"format\" : \"\(format.replacingOccurrences(of: "/", with: "\\/"))\",\n  \"result\" : \"{}\"\n}\n"
+            try text.write(toFile: receipt, atomically: true, encoding: .utf8)
+            try expectRefusal(base + ["--out", receipt], ["holds a receipt (\(format))", "name a new file", "nothing was written"])
+            try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", receipt], ["holds a receipt"])
+            XCTAssertEqual(try String(contentsOfFile: receipt, encoding: .utf8), text)
+        }
         // An earlier output is replaced.
         let out = root + "/data.approval.json"
         try "stale".write(toFile: out, atomically: true, encoding: .utf8)

@@ -92,6 +92,21 @@ final class PrivacyNetworkTests: XCTestCase {
         let (vStatus, vOut) = try run("credit-verify", ["receipt", answerFile, "--genesis", net.root + "/genesis.json"])
         XCTAssertEqual(vStatus, 0, vOut)
         XCTAssertTrue(vOut.contains("answered query"), vOut)
+        // The same --out again is refused before the query is sent: the receipt there is the
+        // only copy of its result and salt. And stdout is the result alone, for `| jq` (the
+        // summary line went there too; both found by black-box testing).
+        let again = ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"), "--policy", "credit-grade",
+                     "--subject", subject.code, "--purpose", "loan_application", "--genesis", net.root + "/genesis.json"]
+        let (kept, keptOut) = try run("credit-node", again + ["--out", answerFile])
+        XCTAssertEqual(kept, 1, keptOut)
+        XCTAssertTrue(keptOut.contains("holds a receipt (\(AnswerReceipt.format))"), keptOut)
+        let stdout = net.root + "/stdout.json"
+        FileManager.default.createFile(atPath: stdout, contents: nil)
+        let piped = try VerifierCLITests.run("credit-node", again + ["--out", net.root + "/answer-2.json"], standardOutput: stdout)
+        XCTAssertEqual(piped.status, 0, piped.output)
+        XCTAssertTrue(piped.output.contains("answered by samr-330106"), piped.output)
+        let printed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stdout))) as? [String: Any]
+        XCTAssertNotNil(printed?["fields"], "stdout is not the result alone")
 
         // Without consent, bank B is refused, on the record (exit status 3).
         let (refused, refusedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
