@@ -112,9 +112,17 @@ struct DemoData: ParsableCommand {
             let started = Date()
             // Built and sent a thousand at a time (signing and sealing take a while), each
             // thousand split further if the genesis limits a batch to fewer or fewer bytes.
+            // Each record's nonce is derived from the record and its signer's key, so the same
+            // --seed and --as-of sent again (after a failure that left unknown what committed) are
+            // refused as replays instead of recorded twice: re-running recorded every record a
+            // second time, duplicating penalties and repayments (found by black-box testing).
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             for start in stride(from: 0, to: all.count, by: 1000) {
-                let batch = try all[start..<min(all.count, start + 1000)].map {
-                    try $0.request.build(genesis: genesis, keys: $0.issuer_role == "bank" ? bank : issuer, issuedAtMillis: nowMillis())
+                let batch = try all[start..<min(all.count, start + 1000)].map { r in
+                    let keys = r.issuer_role == "bank" ? bank : issuer
+                    let nonce = AttestationRequest.nonce(keys: keys, file: Array(try encoder.encode(r)))
+                    return try r.request.build(genesis: genesis, keys: keys, nonce: nonce, issuedAtMillis: nowMillis())
                 }
                 let before = done
                 do {
@@ -124,7 +132,11 @@ struct DemoData: ParsableCommand {
                     }
                 } catch {
                     progress.finish()
-                    throw fail("\(done) of \(all.count) records committed before this failure: \((error as? LedgerClient.PartlySubmitted)?.error ?? error)")
+                    let cause = (error as? LedgerClient.PartlySubmitted)?.error ?? error
+                    if let refused = cause as? LedgerClient.HTTPFailure, refused.code == LedgerError.Code.replay.rawValue {
+                        throw fail("\(done) of \(all.count) records committed in this run; the node refused the next batch as a replay: records of --seed \(seed) (as of \(asOf ?? "today in China")) were sent before, and are recorded once, never twice; use another --seed for new records. \(refused.message)")
+                    }
+                    throw fail("\(done) of \(all.count) records committed before this failure; the batch being sent may have committed too. Running the same command again records nothing twice (the nonces are derived from the records). \(cause)")
                 }
             }
             progress.finish()
