@@ -247,6 +247,14 @@ final class TransactionTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try render(p2p: nil, http: "8480"))
+        // Another member's address: one of the two could never be dialled (found by black-box testing).
+        let twins = c.genesis.members.map { m in
+            Member(id: m.id, name: m.name, roles: m.roles, signingKey: m.signingKey, encryptionKey: m.encryptionKey,
+                   p2pAddress: ["bank-a", "bank-b"].contains(m.id) ? "10.0.0.7:26656" : nil)
+        }
+        XCTAssertThrowsError(try Genesis.render(chainID: c.genesis.chainID, genesisTime: "2026-11-21T00:00:00Z", members: twins)) { error in
+            XCTAssertTrue("\(error)".contains("members bank-a and bank-b have the same p2p_address 10.0.0.7:26656"), "\(error)")
+        }
     }
 
     /// A consent's expiry in milliseconds saturates: one set too far ahead to count in
