@@ -474,6 +474,7 @@ public struct LedgerAPI: Sendable {
                 r["grade"] = s.grade.name; r["model_hash"] = s.modelHash.hexString
             case .consent(let c):
                 r["action"] = c.action == .grant ? "grant" : "revoke"; r["grantee"] = c.grantee; r["purpose"] = c.purpose.name
+                if c.action == .revoke { r["target"] = c.target.hexString }
             case .governance, .evidence, .queryRecord: break
             }
             records.append(r)

@@ -101,8 +101,9 @@ struct ConsentCommand: ParsableCommand {
             --grantee bank-a --purpose loan_application --revoke GRANT_ID
         The nonce is derived from what the consent says (a grant: also its term and the hour it is signed in),
         so running the command again after a timeout, before the next full hour (UTC), is recorded once: it
-        answers "sent_before" with the first copy. To record the same grant again in that hour on purpose
-        (after a revocation), pass --nonce.
+        answers "sent_before" with the first copy. A grant whose first copy was revoked since is recorded
+        again (on an operator address, which serves the subject's history). To record the same grant again
+        in that hour for another reason, pass --nonce.
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
     @Option(help: "Secret key file of the recording member.") var key: String
@@ -157,35 +158,78 @@ struct ConsentCommand: ParsableCommand {
             let issuedAt = nowMillis()
             let expires = revoke == nil ? issuedAt / 1000 + UInt64(days) * 86_400 : 0
             let uscc = try USCC(subject)
-            let derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
+            var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
                                                    days: days, revoking: target, issuedAtMillis: issuedAt)
-            let s = try QueryClient.consent(genesis: try consortiumGenesis(client, trusted: genesis), keys: keys, subject: uscc, grantee: grantee,
-                                            purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target,
-                                            nonce: nonce ?? derived, issuedAtMillis: issuedAt)
-            let id = s.transaction.id.hexString
-            // Printed before sending, as `submit` does: after a timeout the id says what to look for.
-            FileHandle.standardError.write(Data("submitting transaction \(id) (nonce \(s.transaction.header.nonce))\n".utf8))
-            var result: [String: Any]
-            do {
-                result = try client.submit(s)
-            } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
-                // The nonce is derived from this consent: the transaction holding it is an
-                // earlier run of this command (a timeout, a retry). Recorded once, as asked.
-                result = sentBefore(f.committed!, what: "this consent", then: "; nothing was added"
-                    + (revoke == nil ? " (that grant may have been revoked since: to record a new grant before the next full hour (UTC), pass --nonce N)" : ""))
-                // Its expiry is the first copy's, not one computed now; a grant's standing is not known here.
-                if revoke == nil { result["standing"] = "not checked: the first copy may have been revoked since" }
-            } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
-                throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass --nonce to record another on purpose")
-            } catch let f as LedgerClient.HTTPFailure {
-                throw fail("\(f)")
-            } catch {
-                throw fail("\(error)\nwhether transaction \(id) committed is unknown; running the same command again before the next full hour (UTC) is safe (it is recorded once)")
+            let g = try consortiumGenesis(client, trusted: genesis)
+            var result: [String: Any] = [:]
+            // A grant run again finds its first copy; if that was revoked since, the same command
+            // means "grant again": the next nonce is derived from the revocation, so a retry of
+            // that is recorded once too (it answered "already on the ledger" and recorded nothing;
+            // found by black-box testing). Whether it was revoked is read from the subject's
+            // history, which an operator address serves and a member listener does not.
+            var standing: String? = nil
+            for _ in 0..<8 {
+                let s = try QueryClient.consent(genesis: g, keys: keys, subject: uscc, grantee: grantee,
+                                                purpose: p, expiresAt: expires, evidence: evidenceHash, revoking: target,
+                                                nonce: nonce ?? derived, issuedAtMillis: issuedAt)
+                let id = s.transaction.id.hexString
+                // Printed before sending, as `submit` does: after a timeout the id says what to look for.
+                FileHandle.standardError.write(Data("submitting transaction \(id) (nonce \(s.transaction.header.nonce))\n".utf8))
+                do {
+                    result = try client.submit(s)
+                } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
+                    let first = f.committed!
+                    if revoke == nil {
+                        switch try Self.revocation(of: first, subject: uscc, client: client) {
+                        case .revoked(let by):
+                            FileHandle.standardError.write(Data("this grant was recorded before as \(first.id) and revoked since by \(by.hexString); recording it again\n".utf8))
+                            derived = AttestationRequest.derivedNonce("CreditLedger/v1/consent-regrant-nonce\n", keys: keys) { w in
+                                w.u64(derived); w.raw(by)
+                            }
+                            continue
+                        case .stands: standing = "stands"
+                        case .unknown(let why): standing = "not checked: \(why); to record a new grant before the next full hour (UTC), pass --nonce N"
+                        }
+                    }
+                    // The nonce is derived from this consent: the transaction holding it is an
+                    // earlier run of this command (a timeout, a retry). Recorded once, as asked.
+                    result = sentBefore(first, what: "this consent", then: "; nothing was added")
+                } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
+                    throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass --nonce to record another on purpose")
+                } catch let f as LedgerClient.HTTPFailure {
+                    throw fail("\(f)")
+                } catch {
+                    throw fail("\(error)\nwhether transaction \(id) committed is unknown; running the same command again before the next full hour (UTC) is safe (it is recorded once)")
+                }
+                break
             }
+            if let standing { result["standing"] = standing }
             result["consent"] = revoke == nil ? "grant" : "revoke"
             if revoke == nil, result["sent_before"] == nil { result["expires_at"] = expires }
             print(String(decoding: JSONView.data(result), as: UTF8.self))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
+    }
+
+    enum Standing { case stands, revoked(by: Hash), unknown(String) }
+
+    /// Whether the grant `first` was revoked, read from the subject's history after it.
+    static func revocation(of first: LedgerClient.CommittedTransaction, subject: USCC, client: LedgerClient) throws -> Standing {
+        var after = first.logIndex
+        for _ in 0..<16 {
+            let page: [String: Any]
+            do { page = try client.getJSON("/v1/subjects/\(subject.code)/history?after=\(after)&limit=\(LedgerAPI.maxHistory)") } catch let e as LedgerClient.HTTPFailure {
+                return .unknown(e.code == LedgerError.Code.operatorOnly.rawValue
+                    ? "this address does not serve the subject's history (a member listener), so whether the first copy was revoked since is not known"
+                    : "the subject's history could not be read (\(e))")
+            }
+            let records = page["records"] as? [[String: Any]] ?? []
+            for r in records where r["kind"] as? String == "consent" && r["action"] as? String == "revoke" && r["target"] as? String == first.id {
+                if let id = (r["id"] as? String).flatMap({ [UInt8](hex: $0) }) { return .revoked(by: id) }
+            }
+            guard records.count == LedgerAPI.maxHistory, let last = (records.last?["log_index"] as? NSNumber)?.uint64Value else { return .stands }
+            after = last
+        }
+        return .unknown("the subject's history after it is longer than was read")
     }
 }
 

@@ -323,6 +323,24 @@ final class VerifierCLITests: XCTestCase {
         let revokedAgain = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--revoke", grantID])
         XCTAssertEqual(revokedAgain.status, 0, revokedAgain.output)
         XCTAssertTrue(revokedAgain.output.contains("\"sent_before\":true"), revokedAgain.output)
+        // The grant run again after its revocation, on the operator's address (which serves the
+        // subject's history): recorded again, once. It answered "already on the ledger" and
+        // recorded nothing (found by black-box testing).
+        let regrant = ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
+                       "--subject", "91350100M000100Y43", "--grantee", "dev", "--purpose", "loan_application", "--days", "30"]
+        let renewed = try Self.run("credit-node", regrant)
+        XCTAssertEqual(renewed.status, 0, renewed.output)
+        let renewedID = try XCTUnwrap(renewed.output.split(separator: "\n").first { $0.hasPrefix("{") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, renewed.output)
+        let renewedAgain = try Self.run("credit-node", regrant)
+        XCTAssertEqual(renewedAgain.status, 0, renewedAgain.output)
+        if Int(Date().timeIntervalSince1970) / 3600 == hourBefore {
+            XCTAssertTrue(renewed.output.contains("revoked since by"), renewed.output)
+            XCTAssertNotEqual(renewedID, grantID)
+            XCTAssertFalse(renewed.output.contains("sent_before"), renewed.output)
+            XCTAssertTrue(renewedAgain.output.contains("\"sent_before\":true") && renewedAgain.output.contains("\"id\":\"\(renewedID)\""), renewedAgain.output)
+            XCTAssertTrue(renewedAgain.output.contains("\"standing\":\"stands\""), renewedAgain.output)
+        }
         // Through the operator's address the CLI checks the grant before sending anything.
         let early = try Self.run("credit-node", ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--subject", "91350100M000100Y43",
                                                  "--grantee", "dev", "--purpose", "loan_application", "--revoke", id])
