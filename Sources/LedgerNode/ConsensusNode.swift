@@ -322,6 +322,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     public var nodeKeys: MemberSecretKeys { keys }
     public func ownNonce() -> UInt64 { nextNonce() }
+    public func isPending(_ id: Hash) -> Bool { mempool.contains(id) }
 
     /// Ends `waiter`'s wait after `wait` unless its transactions have committed by then.
     private func stopWaiting(_ waiter: Mempool.Waiter, after wait: Duration) {

@@ -384,7 +384,11 @@ public struct LedgerAPI: Sendable {
             throw LedgerError(.malformed, "transaction id \"\(idText)\" is not 64 hex digits")
         }
         guard let loc = try store.location(of: id), let tx = try store.transaction(at: loc.logIndex) else {
-            throw LedgerError(.notFound, "transaction \(idText) is not committed on this node")
+            // Said when it is so: during an outage an operator could not tell (found by black-box testing).
+            if ledger.isPending(id) {
+                throw LedgerError(.notFound, "transaction \(idText) is pending on this node: admitted, not committed yet (a block needs a quorum of validators)")
+            }
+            throw LedgerError(.notFound, "transaction \(idText) is not committed on this node, nor pending here")
         }
         let head = store.head
         guard let note = try store.checkpoint(height: head.height) else {

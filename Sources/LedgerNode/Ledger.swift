@@ -62,6 +62,12 @@ public final class Ledger: @unchecked Sendable {
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
+
+    /// Whether the transaction is queued or being written.
+    func pending(_ id: Hash) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return inFlightIDs.contains(id)
+    }
     /// What queued or in-flight transactions claim (`Transaction.blockExclusiveClaims`): models
     /// and policies being installed, payload commitments and request nonces being recorded,
     /// records being corrected or erased. Validators check these only against committed state,

@@ -20,6 +20,8 @@ public protocol LedgerService: AnyObject, Sendable {
     func ownNonce() -> UInt64
     /// Why the node stopped writing blocks (a failed synced write), or nil while it writes.
     var writeFailureReason: String? { get }
+    /// Whether the transaction is admitted here and waiting for a block.
+    func isPending(_ id: Hash) -> Bool
 }
 
 extension LedgerService {
@@ -32,6 +34,8 @@ extension LedgerService {
 }
 
 extension Ledger: LedgerService {
+    public func isPending(_ id: Hash) -> Bool { pending(id) }
+
     public func status() -> [String: any Sendable] {
         var s: [String: any Sendable] = ["mode": "dev", "validators": 1]
         if let failure = writeFailureReason { s["write_failure"] = failure }

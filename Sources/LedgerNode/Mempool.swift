@@ -85,7 +85,8 @@ public final class Mempool: @unchecked Sendable {
                 }
                 if nonces[key] != nil || !batchNonces.insert(key).inserted {
                     if continuation != nil {
-                        throw BatchError(index: index, error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction"))
+                        let holder = nonces[key].map { " (\($0.bytes.hexString))" } ?? " of this batch"
+                        throw BatchError(index: index, error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction\(holder)"))
                     }
                     continue
                 }

@@ -707,6 +707,16 @@ final class ConsensusNodeTests: XCTestCase {
         } catch {
             XCTAssertTrue("\(error)".contains("already submitted and is pending"), "\(error)")
         }
+        // Looked up by id, each says it is pending (it said only "not committed"; found by
+        // black-box testing); an id the node never saw says it is neither.
+        let api = LedgerAPI(ledger: f.node)
+        XCTAssertThrowsError(try api.transactionStatus(late[0].transaction.id.hexString)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .notFound)
+            XCTAssertTrue("\(error)".contains("is pending on this node: admitted, not committed yet"), "\(error)")
+        }
+        XCTAssertThrowsError(try api.transactionStatus(String(repeating: "ab", count: 32))) { error in
+            XCTAssertTrue("\(error)".contains("is not committed on this node, nor pending here"), "\(error)")
+        }
         // They commit later, with nobody waiting.
         let first = f.block(late, proposer: "val-b")
         let (certificate, note) = f.certify(first.header, by: ["val-a", "val-b", "val-c"])
