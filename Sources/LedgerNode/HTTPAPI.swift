@@ -506,7 +506,8 @@ public struct LedgerAPI: Sendable {
         case let e as LedgerError:
             (status, code, message) = (statusFor(e.code), e.code.rawValue, e.reason)
         case let e as StorageError:
-            (status, code, message) = (.serviceUnavailable, "storage_\(e.code.rawValue)", e.reason)
+            // camelCase like every other code (it was storage_write; found by black-box testing).
+            (status, code, message) = (.serviceUnavailable, "storage" + e.code.rawValue.prefix(1).uppercased() + e.code.rawValue.dropFirst(), e.reason)
         case let e as CryptoError:
             (status, code, message) = (.badRequest, e.code.rawValue, e.reason)
         default:
@@ -558,7 +559,8 @@ struct JSONErrors<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let e as HTTPError {
             let message = e.status == .notFound ? "no endpoint \(request.method) \(request.uri.path)" : (e.body ?? "\(e.status)")
-            return LedgerAPI.json(e.status, ["error": ["code": e.status == .notFound ? "not_found" : "http_\(e.status.code)", "message": message]])
+            // The same code as the API's own not-found answers (it was not_found; found by black-box testing).
+            return LedgerAPI.json(e.status, ["error": ["code": e.status == .notFound ? LedgerError.Code.notFound.rawValue : "http_\(e.status.code)", "message": message]])
         }
     }
 }

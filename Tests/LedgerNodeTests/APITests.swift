@@ -327,7 +327,7 @@ final class APITests: XCTestCase {
             for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions", .put), ("/v1/health", .delete)] {
                 try await client.execute(uri: uri, method: method) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
-                    XCTAssertEqual(Self.errorCode(r), "not_found", uri)
+                    XCTAssertEqual(Self.errorCode(r), "notFound", uri)
                 }
             }
         }
