@@ -32,6 +32,10 @@ public struct LedgerClient: Sendable {
 
     /// Sends a request and returns status and body. Throws on transport errors only.
     public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
+        // A bare host:port read as a URL without a scheme (found by black-box testing).
+        guard baseURL.lowercased().hasPrefix("http://") || baseURL.lowercased().hasPrefix("https://") else {
+            throw LedgerError(.malformed, "node address \(baseURL) is not an http:// URL; write it as http://\(baseURL)")
+        }
         guard let url = URL(string: baseURL + path) else { throw LedgerError(.malformed, "bad URL \(baseURL + path)") }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method

@@ -88,7 +88,7 @@ struct Run: AsyncParsableCommand {
         """)
 
     @Option(help: "Node configuration file (JSON).") var config: String
-    @Option(help: "Log level: trace, debug, info, notice, warning, error (overrides the config file).") var logLevel: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (overrides the config file).") var logLevel: String?
 
     func run() async throws {
         Allocator.keepFreedMemory()
@@ -128,7 +128,7 @@ struct Dev: AsyncParsableCommand {
     var memberHttp: String?
     @Option(help: "Commit at most one block per this many milliseconds while transactions are pending (0: as soon as the previous block is durable).")
     var blockIntervalMs: Int = 200
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Option(help: "On first start, install the scoring models in this directory (*.json) in the new genesis.")
     var models: String?
     @Option(help: "On first start, install the query policies in this directory (*.json) in the new genesis.")
@@ -175,7 +175,7 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         guard Genesis.isValidMemberID(member) else {
-            throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _")
+            throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _, starting with a letter or digit")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keyPath = "\(out)/\(member).key", pubPath = "\(out)/\(member).pub.json"
@@ -254,7 +254,7 @@ struct MakeGenesis: ParsableCommand {
         var list: [Member] = []
         for e in file.members {
             guard Genesis.isValidMemberID(e.id) else {
-                throw fail("member id \"\(e.id)\" must be 1-32 characters of a-z 0-9 . - _")
+                throw fail("member id \"\(e.id)\" must be 1-32 characters of a-z 0-9 . - _, starting with a letter or digit")
             }
             let path = "\(keysDir)/\(e.id).pub.json"
             guard let pubData = FileManager.default.contents(atPath: path),
@@ -341,7 +341,7 @@ struct Submit: ParsableCommand {
             --key /tmp/ledger/keys/dev.key --file corrected-penalty.json --corrects RECORD_ID --reason data_error
         """)
     @Option(help: "Node API base URL.") var node: String = "http://127.0.0.1:8480"
-    @Option(help: "The consortium's genesis file, as distributed to its members; the node must serve the same.")
+    @Option(help: "The consortium's genesis file, as distributed to its members; the node must serve the same. Required: the payload is sealed to the custodians it names.")
     var genesis: String?
     @Option(help: "Secret key file of the issuing member.") var key: String
     @Option(help: "Attestation JSON file.") var file: String

@@ -119,6 +119,8 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertNoThrow(try MemberSecretKeys.load(from: key("bank-a")))
         // A node that cannot be reached is named, with the reason in words.
         try expectRefusal(["checkpoint", "--node", "http://127.0.0.1:1"], ["cannot reach the node at 127.0.0.1:1", "connection refused"])
+        // A bare host:port is not taken for a URL without a scheme (found by black-box testing).
+        try expectRefusal(["checkpoint", "--node", "127.0.0.1:1"], ["node address 127.0.0.1:1 is not an http:// URL; write it as http://127.0.0.1:1"])
         // A receipt is never replaced: it may be the only copy of its proof (an answer's result
         // and salt are nowhere else; found by black-box testing).
         for format in [AnswerReceipt.format, Receipt.format] {
