@@ -195,8 +195,10 @@ public struct PolicyEngine: Sendable {
             guard out[name] == nil else { throw PolicyRefusal(.invalidParameters, "parameter \"\(name)\" is given twice") }
             switch spec.type {
             case .integer:
-                guard let v = Int64(value), v >= 0, v <= spec.max else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max), got \"\(value)\"")
+                // Written the one way (no sign, no leading zeros): "+5" and "007" were taken, " 5" not
+                // (found by black-box testing); the request and its record are signed as written.
+                guard let v = Int64(value), v >= 0, v <= spec.max, String(v) == value else {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max) in plain decimal digits, got \"\(value.prefix(32))\"")
                 }
             case .industry:
                 guard !value.isEmpty, value.utf8.count <= FieldLimits.industry,

@@ -47,7 +47,7 @@ struct QueryCommand: ParsableCommand {
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis)
             let parameters = try params.map { p -> (name: String, value: String) in
-                guard let eq = p.firstIndex(of: "=") else { throw fail("--param must be name=value, got \(p)") }
+                guard let eq = p.firstIndex(of: "="), eq != p.startIndex else { throw fail("--param must be name=value, got \(p); nothing was sent") }
                 return (String(p[..<eq]), String(p[p.index(after: eq)...]))
             }
             let policyHash = try client.policyHash(policy)

@@ -422,6 +422,13 @@ final class QueryServiceTests: XCTestCase {
                                      params: [(name: "amount_yuan", value: "100000000")])
         XCTAssertTrue(pre.answered, pre.receipt.message)
         XCTAssertNoThrow(try pre.receipt.verify(genesis: consortium.genesis))
+        // An amount written any other way than plain digits is refused (found by black-box testing).
+        for loose in ["+5", "007", " 5", "5 ", "-0"] {
+            let (_, refused) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application",
+                                             params: [(name: "amount_yuan", value: loose)])
+            XCTAssertEqual(refused.receipt.reason, "invalid_parameters", loose)
+            XCTAssertTrue(refused.receipt.message.contains("in plain decimal digits"), refused.receipt.message)
+        }
         let decision = try XCTUnwrap(pre.receipt.result.firstMatch(of: /"eligible":false,"reason_codes":\[[^\]]+\]/)?.0, pre.receipt.result)
         assertRefused(try await forge(pre.receipt, result: try rewritten(pre.receipt.result, String(decision),
                                                                          String(decision).replacingOccurrences(of: "\"eligible\":false", with: "\"eligible\":true"))) { _ in },
