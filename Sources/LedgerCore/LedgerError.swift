@@ -28,6 +28,9 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         case notFound
         /// A route served on a node's operator address only, asked of a member listener (404).
         case operatorOnly
+        /// An HTTP request body over the route's limit (413): a query was told its body was a
+        /// transaction too large (found by black-box testing).
+        case requestTooLarge
     }
 
     public let code: Code

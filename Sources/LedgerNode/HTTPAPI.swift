@@ -264,7 +264,7 @@ public struct LedgerAPI: Sendable {
     /// still counts, so requests past the budget cannot each hold a parsed and a decoded copy.
     func readBody<T: Decodable, R>(_ request: Request, as type: T.Type, limit: Int, then: (T) throws -> R) async throws -> R {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
+            throw LedgerError(.requestTooLarge, "request body is over the limit of \(limit) bytes")
         }
         // Bytes are taken from the shared budget as they arrive, so a slow upload holds only
         // what it has sent; one trickling a byte at a time (which the idle timeout does not
@@ -276,7 +276,7 @@ public struct LedgerAPI: Sendable {
         do {
             for try await part in request.body {
                 guard buffer.readableBytes + part.readableBytes <= limit else {
-                    throw LedgerError(.transactionTooLarge, "request body is over the limit of \(limit) bytes")
+                    throw LedgerError(.requestTooLarge, "request body is over the limit of \(limit) bytes")
                 }
                 guard bodies.take(part.readableBytes) else {
                     throw LedgerError(.mempoolFull, "the node is reading \(bodies.used) bytes of request bodies, limit \(bodies.limit); retry shortly")
@@ -521,7 +521,7 @@ public struct LedgerAPI: Sendable {
 
     static func statusFor(_ code: LedgerError.Code) -> HTTPResponse.Status {
         switch code {
-        case .transactionTooLarge: return .contentTooLarge
+        case .transactionTooLarge, .requestTooLarge: return .contentTooLarge
         // 403, not 401: the signature belongs to the transaction, not to the HTTP request, so
         // there is no HTTP authentication scheme to name in a WWW-Authenticate header.
         case .unknownSigner, .unknownKey, .badSignature, .notAuthorized: return .forbidden
@@ -536,11 +536,21 @@ public struct LedgerAPI: Sendable {
 
     static func describe(decoding error: any Error) -> String {
         switch error {
-        case DecodingError.keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
-        case DecodingError.typeMismatch(_, let c): return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.keyNotFound(let key, let c): return "missing field \"\(key.stringValue)\"" + (c.codingPath.isEmpty ? "" : " in \(path(c.codingPath))")
+        case DecodingError.typeMismatch(_, let c): return "wrong type at \(path(c.codingPath))"
         case DecodingError.dataCorrupted(let c): return c.debugDescription
         default: return "\(error)"
         }
+    }
+
+    /// A coding path as JSON readers write it, `transactions[0].envelope` (it read
+    /// `transactions.Index 0`; found by black-box testing).
+    static func path(_ keys: [any CodingKey]) -> String {
+        var out = ""
+        for k in keys {
+            if let i = k.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + k.stringValue }
+        }
+        return out.isEmpty ? "the top level" : out
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {

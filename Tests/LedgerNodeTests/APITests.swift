@@ -232,7 +232,7 @@ final class APITests: XCTestCase {
             let cases: [(String, ByteBuffer, HTTPResponse.Status, String)] = [
                 ("truncated JSON body", ByteBuffer(string: "{\"transaction\": \"AQ"), .badRequest, "malformed"),
                 ("missing field", Self.body(["envelope": "AA=="]), .badRequest, "malformed"),
-                ("oversized body", ByteBuffer(repeating: 0x41, count: 400_000), .contentTooLarge, "transactionTooLarge"),
+                ("oversized body", ByteBuffer(repeating: 0x41, count: 400_000), .contentTooLarge, "requestTooLarge"),
                 ("not base64", Self.body(["transaction": "***"]), .badRequest, "malformed"),
                 ("truncated transaction", Self.body(["transaction": Array(good.transaction.encoded.prefix(60)).base64String]), .badRequest, "truncated"),
                 ("trailing bytes", Self.body(["transaction": (good.transaction.encoded + [1]).base64String]), .badRequest, "trailingBytes"),
@@ -261,6 +261,13 @@ final class APITests: XCTestCase {
                 }
             }
             XCTAssertEqual(h.ledger.store.head.logSize, 0, "no bad input may be stored")
+            // A field of the wrong type is named by its JSON path (it read "transactions.Index 1").
+            try await client.execute(uri: "/v1/transactions/batch", method: .post,
+                                     body: Self.body(["transactions": [LedgerClient.wire(good), ["transaction": 5]]])) { r in
+                XCTAssertEqual(r.status, .badRequest)
+                let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
+                XCTAssertTrue(message.contains("wrong type at transactions[1].transaction"), message)
+            }
 
             // The good one commits once; its replay is refused, naming where the first copy committed
             // (a client resending after a timeout learns that its transaction is on the ledger).
