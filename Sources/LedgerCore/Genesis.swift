@@ -211,7 +211,7 @@ public struct Genesis: Sendable {
     public init(bytes: [UInt8]) throws {
         let doc: Document
         do { doc = try JSONDecoder().decode(Document.self, from: Data(bytes)) } catch {
-            throw LedgerError(.invalidGenesis, "genesis is not valid JSON of format \(Self.format): \(error)")
+            throw LedgerError(.invalidGenesis, "genesis is not a CreditLedger genesis (JSON of format \(Self.format)): \(DecodingProblem.describe(error))")
         }
         guard doc.format == Self.format else {
             throw LedgerError(.invalidGenesis, "genesis format is \"\(doc.format)\", expected \"\(Self.format)\"")

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -29,4 +30,19 @@ public func unreadable(_ path: String) -> String {
     if info.st_mode & S_IFMT == S_IFDIR { return "cannot read \(path): it is a directory" }
     if access(path, R_OK) != 0 { return "cannot read \(path): \(String(cString: strerror(errno)))" }
     return "cannot read \(path)"
+}
+
+/// Why a request to a node failed in transport, in words an operator can act on, for the
+/// tools' messages: Foundation's own (`Error Domain=NSURLErrorDomain Code=-1004 "(null)"…`)
+/// names neither the node nor the cause (found by black-box testing).
+public func transportProblem(_ error: any Error, timeout: Double) -> String {
+    switch (error as? URLError)?.code ?? URLError.Code(rawValue: (error as NSError).code) {
+    case .cannotConnectToHost: return "connection refused (is the node running, and is this its --http address?)"
+    case .cannotFindHost, .dnsLookupFailed: return "no such host"
+    case .timedOut: return "no answer within \(Int(timeout)) s"
+    case .networkConnectionLost: return "the connection closed before the answer"
+    case .notConnectedToInternet: return "no network"
+    case .unsupportedURL, .badURL: return "not an http:// URL"
+    default: return (error as NSError).localizedDescription
+    }
 }

@@ -72,7 +72,11 @@ public struct MemberSecretKeys: Sendable {
         defer { data.resetBytes(in: 0..<data.count) }
         let stored: Stored
         do { stored = try JSONDecoder().decode(Stored.self, from: data) } catch {
-            throw CryptoError(.keyFileMalformed, "key file \(path) is not a CreditLedger secret key file: \(error)")
+            // Said in words, not as a DecodingError dump; a public key file is the likely mix-up
+            // (found by black-box testing).
+            let publicFile = data.range(of: Data("\"verifier_key\"".utf8)) != nil
+            throw CryptoError(.keyFileMalformed, "key file \(path) is not a CreditLedger secret key file: \(DecodingProblem.describe(error))"
+                + (publicFile ? "; it looks like a public key file (MEMBER.pub.json): give the secret MEMBER.key written beside it" : ""))
         }
         guard stored.format == format else {
             throw CryptoError(.keyFileMalformed, "key file \(path) has format \(stored.format), expected \(format)")

@@ -535,22 +535,9 @@ public struct LedgerAPI: Sendable {
     }
 
     static func describe(decoding error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let c): return "missing field \"\(key.stringValue)\"" + (c.codingPath.isEmpty ? "" : " in \(path(c.codingPath))")
-        case DecodingError.typeMismatch(_, let c): return "wrong type at \(path(c.codingPath))"
-        case DecodingError.dataCorrupted(let c): return c.debugDescription
-        default: return "\(error)"
-        }
-    }
-
-    /// A coding path as JSON readers write it, `transactions[0].envelope` (it read
-    /// `transactions.Index 0`; found by black-box testing).
-    static func path(_ keys: [any CodingKey]) -> String {
-        var out = ""
-        for k in keys {
-            if let i = k.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + k.stringValue }
-        }
-        return out.isEmpty ? "the top level" : out
+        // A DecodingError's JSON path reads transactions[1].transaction (it read "transactions.Index 1").
+        if case DecodingError.dataCorrupted(let c) = error { return c.debugDescription }
+        return DecodingProblem.describe(error)
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {

@@ -68,16 +68,7 @@ public struct LedgerClient: Sendable {
 
     static func transportFailure(_ error: any Error, method: String, url: URL, timeout: TimeInterval) -> Unreachable {
         let node = url.host.map { h in url.port.map { "\(h):\($0)" } ?? h } ?? url.absoluteString
-        let reason: String
-        switch (error as? URLError)?.code ?? URLError.Code(rawValue: (error as NSError).code) {
-        case .cannotConnectToHost: reason = "connection refused (is the node running, and is this its --http address?)"
-        case .cannotFindHost, .dnsLookupFailed: reason = "no such host"
-        case .timedOut: reason = "no answer within \(Int(timeout)) s"
-        case .networkConnectionLost: reason = "the connection closed before the answer"
-        case .notConnectedToInternet: reason = "no network"
-        case .unsupportedURL, .badURL: reason = "not an http:// URL"
-        default: reason = (error as NSError).localizedDescription
-        }
+        let reason = transportProblem(error, timeout: timeout)
         return Unreachable(description: "cannot reach the node at \(node) (\(method) \(url.path)): \(reason)", underlying: error)
     }
 

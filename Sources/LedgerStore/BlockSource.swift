@@ -155,6 +155,12 @@ public final class ExportBlockSource: BlockSource {
     private let scratch: Database
 
     public init(path: String) throws {
+        // A directory opens for reading and fails at the first read with a Foundation error dump
+        // (found by black-box testing).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw LedgerError(.notFound, "\(path) is a directory; name the export file (credit-node export --out FILE)")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw LedgerError(.notFound, "cannot read export file \(path)")
         }

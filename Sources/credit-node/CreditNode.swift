@@ -177,8 +177,19 @@ struct Keygen: ParsableCommand {
         guard Genesis.isValidMemberID(member) else {
             throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _, starting with a letter or digit")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let keyPath = "\(out)/\(member).key", pubPath = "\(out)/\(member).pub.json"
+        // A file there was reported as a raw Foundation error (found by black-box testing).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw fail("--out \(out) is a file; name the directory to write \(member).key and \(member).pub.json in")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw fail("cannot create directory \(out): \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription)")
+        }
+        // "keys/" and "keys" name the same directory ("keys//dev.key" was printed).
+        let directory = out.count > 1 && out.hasSuffix("/") ? String(out.dropLast()) : out
+        let keyPath = "\(directory)/\(member).key", pubPath = "\(directory)/\(member).pub.json"
         let keys: MemberSecretKeys
         var kept = false
         guard FileManager.default.fileExists(atPath: keyPath) || !FileManager.default.fileExists(atPath: pubPath) else {

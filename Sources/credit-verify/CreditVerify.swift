@@ -40,7 +40,7 @@ func readGenesis(_ path: String) throws -> Genesis {
 /// A JSON document of type `T` from `path`; the error says which file and what it should have been.
 func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
     guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
-    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(error)") }
+    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(DecodingProblem.describe(error))") }
 }
 
 struct Failure: Error, CustomStringConvertible {
@@ -311,7 +311,7 @@ struct Consistency: ParsableCommand {
         let done = DispatchSemaphore(value: 0)
         URLSession.shared.dataTask(with: url) { data, _, error in box.data = data; box.error = error; done.signal() }.resume()
         done.wait()
-        if let error = box.error { throw Failure("cannot fetch proof from \(url): \(error)") }
+        if let error = box.error { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: 60))") }
         guard let object = try? JSONSerialization.jsonObject(with: box.data ?? Data()) as? [String: Any],
               let list = object["hashes"] as? [String] else {
             throw Failure("\(url) did not return a consistency proof: \(String(decoding: box.data ?? Data(), as: UTF8.self).prefix(200))")

@@ -119,6 +119,17 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertNoThrow(try MemberSecretKeys.load(from: key("bank-a")))
         // A node that cannot be reached is named, with the reason in words.
         try expectRefusal(["checkpoint", "--node", "http://127.0.0.1:1"], ["cannot reach the node at 127.0.0.1:1", "connection refused"])
+        // A public key file given as the secret key, a genesis that is not one, and keygen's
+        // --out naming a file are said in words (they were DecodingError and Foundation dumps;
+        // found by black-box testing).
+        let pub = key("data-330106").replacingOccurrences(of: ".key", with: ".pub.json")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: pub), pub)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: pub)
+        try expectRefusal(["approve", "policy", "--genesis", root + "/genesis.json", "--key", pub, "--file", doc, "--out", root + "/x.json"],
+                          ["is not a CreditLedger secret key file: missing field \"format\"", "looks like a public key file"])
+        try expectRefusal(["approve", "policy", "--genesis", doc, "--key", key("data-330106"), "--file", doc, "--out", root + "/x.json"],
+                          ["genesis is not a CreditLedger genesis"])
+        try expectRefusal(["keygen", "--member", "x1", "--out", doc], ["is a file; name the directory"])
         // A bare host:port is not taken for a URL without a scheme (found by black-box testing).
         try expectRefusal(["checkpoint", "--node", "127.0.0.1:1"], ["node address 127.0.0.1:1 is not an http:// URL; write it as http://127.0.0.1:1"])
         // A receipt is never replaced: it may be the only copy of its proof (an answer's result

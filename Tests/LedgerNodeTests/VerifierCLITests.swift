@@ -89,6 +89,15 @@ final class VerifierCLITests: XCTestCase {
         let consistency = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
                                                          "--genesis", genesis, "--from", url])
         XCTAssertEqual(consistency.status, 0, consistency.output)
+        // A node that cannot be reached, and an export that is a directory, are said in words
+        // (both were Foundation error dumps; found by black-box testing).
+        let unreachable = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                         "--genesis", genesis, "--from", "http://127.0.0.1:1"])
+        XCTAssertEqual(unreachable.status, 1, unreachable.output)
+        XCTAssertTrue(unreachable.output.contains("connection refused") && !unreachable.output.contains("NSURLErrorDomain"), unreachable.output)
+        let directory = try Self.run("credit-verify", ["chain", "--export", dir, "--genesis", genesis])
+        XCTAssertEqual(directory.status, 1, directory.output)
+        XCTAssertTrue(directory.output.contains("is a directory; name the export file"), directory.output)
         // The same proof saved as a file with Windows line ends.
         let sizes = try [dir + "/old.checkpoint", dir + "/new.checkpoint"].map {
             try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n")[1]

@@ -1,0 +1,29 @@
+import Foundation
+
+/// What a `JSONDecoder` failure means, in words and with the JSON path of the field
+/// (`transactions[1].transaction`), instead of Swift's `DecodingError` dump with its coding
+/// keys (found by black-box testing). Used for every JSON document a user hands over: key
+/// files, genesis files, HTTP bodies.
+public enum DecodingProblem {
+    public static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let c):
+            return "missing field \"\(key.stringValue)\"" + (c.codingPath.isEmpty ? "" : " in \(path(c.codingPath))")
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+            return "wrong type at \(path(c.codingPath))"
+        case DecodingError.dataCorrupted(let c):
+            return c.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(c.codingPath))"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// A coding path as JSON readers write it: `transactions[0].envelope`.
+    public static func path(_ keys: [any CodingKey]) -> String {
+        var out = ""
+        for k in keys {
+            if let i = k.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + k.stringValue }
+        }
+        return out.isEmpty ? "the top level" : out
+    }
+}
