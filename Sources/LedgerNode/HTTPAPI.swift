@@ -207,6 +207,11 @@ public struct LedgerAPI: Sendable {
             body["reason"] = failure
             return json(.serviceUnavailable, body)
         }
+        if let corruption = store.database.corruption {
+            body["status"] = "storage_corruption"
+            body["reason"] = corruption + "; not transient: check the store with credit-verify chain, and restore it or let the node catch up from peers into a fresh data directory"
+            return json(.serviceUnavailable, body)
+        }
         return json(.ok, body)
     }
 

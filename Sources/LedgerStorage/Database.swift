@@ -33,6 +33,20 @@ public final class Database: @unchecked Sendable {
     public let path: String
     public let mode: OpenMode
 
+    /// The first corruption RocksDB reported for this store since it was opened (a bad checksum
+    /// in a table file), kept: it is not transient, and the node's health says so. Only the head
+    /// is checked at start, so a store corrupt further down answered "retry later" on reads of
+    /// those blocks while its health said ok (found by black-box testing).
+    public var corruption: String? { corruptionLock.withLock { firstCorruption } }
+    private let corruptionLock = NSLock()
+    private var firstCorruption: String?
+
+    /// `error`, after noting it if it is a corruption.
+    func noting(_ error: StorageError) -> StorageError {
+        if error.code == .corruption { corruptionLock.withLock { if firstCorruption == nil { firstCorruption = error.reason } } }
+        return error
+    }
+
     /// RocksDB's compaction threads ("rocksdb:low") run at nice 10 (`reniceBackgroundThreads`,
     /// after each read-write open). Compactions merge table files in the background, seconds at a
     /// time (an L0→L1 compaction of a 100,000-subject store rewrites about 200 MB). At normal
@@ -358,7 +372,7 @@ public final class Database: @unchecked Sendable {
         if let error {
             let message = String(cString: error)
             rocksdb_free(error)
-            throw StorageError.fromRocksDB("read from \(family) failed: \(message)", default: .read)
+            throw noting(StorageError.fromRocksDB("read from \(family) failed: \(message)", default: .read))
         }
         guard let value else { return nil }
         defer { rocksdb_free(value) }
@@ -384,7 +398,7 @@ public final class Database: @unchecked Sendable {
         if let error {
             let message = String(cString: error)
             rocksdb_free(error)
-            throw StorageError.fromRocksDB("write of \(batch.count) records failed: \(message)" + (sync ? " (a synced write that fails may still be on disk after a restart)" : ""), default: .write)
+            throw noting(StorageError.fromRocksDB("write of \(batch.count) records failed: \(message)" + (sync ? " (a synced write that fails may still be on disk after a restart)" : ""), default: .write))
         }
     }
 
@@ -393,7 +407,7 @@ public final class Database: @unchecked Sendable {
     public func makeIterator(_ family: String, in snapshot: Snapshot? = nil) throws -> Iterator {
         Self.countersOff()
         let cf = try columnFamily(family)
-        return Iterator(rocksdb_create_iterator_cf(handle, readOptions(snapshot), cf)!, keeping: snapshot)
+        return Iterator(rocksdb_create_iterator_cf(handle, readOptions(snapshot), cf)!, keeping: snapshot, of: self)
     }
 
     /// Writes a consistent, openable copy of the store to `directory` (which must not exist).
@@ -425,7 +439,7 @@ public final class Database: @unchecked Sendable {
             if let error {
                 let message = String(cString: error)
                 rocksdb_free(error)
-                throw StorageError.fromRocksDB("flush failed: \(message)", default: .write)
+                throw noting(StorageError.fromRocksDB("flush failed: \(message)", default: .write))
             }
         }
     }
@@ -462,7 +476,7 @@ public final class Database: @unchecked Sendable {
         if let error {
             let message = String(cString: error)
             rocksdb_free(error)
-            throw StorageError.fromRocksDB("cannot catch up with primary: \(message)", default: .read)
+            throw noting(StorageError.fromRocksDB("cannot catch up with primary: \(message)", default: .read))
         }
     }
 }
@@ -558,10 +572,13 @@ public final class Iterator {
     private let handle: OpaquePointer
     /// The snapshot the iterator reads, released only after the iterator is destroyed.
     private let snapshot: Database.Snapshot?
+    /// Told of a corruption met while iterating.
+    private weak var database: Database?
 
-    init(_ handle: OpaquePointer, keeping snapshot: Database.Snapshot? = nil) {
+    init(_ handle: OpaquePointer, keeping snapshot: Database.Snapshot? = nil, of database: Database? = nil) {
         self.handle = handle
         self.snapshot = snapshot
+        self.database = database
     }
     deinit { rocksdb_iter_destroy(handle) }
 
@@ -605,7 +622,8 @@ public final class Iterator {
         if let error {
             let message = String(cString: error)
             rocksdb_free(error)
-            throw StorageError.fromRocksDB("iteration failed: \(message)", default: .read)
+            let error = StorageError.fromRocksDB("iteration failed: \(message)", default: .read)
+            throw database?.noting(error) ?? error
         }
     }
 }

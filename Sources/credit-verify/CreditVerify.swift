@@ -236,7 +236,9 @@ struct ReceiptCommand: ParsableCommand {
                   body.documentHash == v.record.policy else { return nil }
             return "\(body.name)@\(body.version)"
         }.first
-        let policy = g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? installed ?? v.record.policy.hexString
+        // No policy (zeros) for a refusal made before the policy was looked up: said so, not as 64 zeros.
+        let policy = v.record.policy == Hashes.zero ? "none (refused before a policy was looked up)"
+            : g.policy(hash: v.record.policy).map { "\($0.name)@\($0.version)" } ?? installed ?? v.record.policy.hexString
         let facts = v.facts.map { "\($0.role) \($0.transaction.id.hexString.prefix(16))… at log index \($0.logIndex)" }
         // A refusal for a bad signature, an unknown requester or another chain shows nobody asking.
         let unauthenticated = v.record.outcome == .refused && QueryRecordBody.unauthenticatedRefusals.contains(v.record.reason)

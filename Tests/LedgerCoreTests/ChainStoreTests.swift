@@ -499,6 +499,40 @@ final class ChainStoreTests: XCTestCase {
         }
     }
 
+    /// Corruption below the head, which opening does not read (it checks the head), is met by
+    /// the read that reaches it, and the store keeps it (`Database.corruption`, which the node's
+    /// health reports): it answered "retry later" while health said ok (found by black-box testing).
+    func testCorruptionMetBelowTheHeadIsKept() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        var older: Set<String> = []
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            _ = try commit(store, c, blocks: 20, perBlock: 20)
+            try store.database.flush()
+            older = Set(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sst") })
+            _ = try commit(store, c, blocks: 20, perBlock: 20, nonceBase: 10_000)
+            try store.database.flush()
+        }
+        XCTAssertFalse(older.isEmpty)
+        // The large tables (transactions, envelopes), which opening does not scan.
+        for name in older {
+            let path = directory + "/" + name
+            var data = try Data(contentsOf: URL(fileURLWithPath: path))
+            guard data.count > 100_000 else { continue }
+            // Data blocks only (the first third): the index and footer still read at open.
+            for offset in stride(from: 64, to: max(65, data.count / 3), by: 29) { data[offset] ^= 0xFF }
+            try data.write(to: URL(fileURLWithPath: path))
+        }
+        let store = try ChainStore(path: directory, verifyDepth: 1)
+        XCTAssertNil(store.database.corruption, "nothing corrupt was read yet")
+        var met = false
+        for index in 0..<UInt64(400) {
+            do { _ = try store.transaction(at: index) } catch let e as StorageError where e.code == .corruption { met = true; break }
+        }
+        XCTAssertTrue(met, "no read below the head met the corruption")
+        XCTAssertNotNil(store.database.corruption, "the corruption met was not kept")
+    }
+
     /// Until a flush, committed blocks live in RocksDB's write-ahead log. A damaged byte in that
     /// log is refused at open as corruption, instead of the store quietly starting from the last
     /// block before the damage (found by black-box testing, 2026-12-06: point-in-time recovery
