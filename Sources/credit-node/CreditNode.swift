@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerNode
 import Logging
 import Policy
+import Scoring
 
 @main
 struct CreditNode: AsyncParsableCommand {
@@ -246,8 +247,10 @@ struct MakeGenesis: ParsableCommand {
     func run() throws {
         guard let data = FileManager.default.contents(atPath: members) else { throw fail(unreadable(members)) }
         let file: MembersFile
-        do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(error)") }
-        // The genesis made from it is permanent: a misspelt field must not be dropped silently.
+        // The genesis made from it is permanent: a key given twice must not be settled silently by
+        // taking one of them (found by black-box testing), nor a misspelt field dropped.
+        do { _ = try StrictJSONParser.parse(Array(data)) } catch { throw fail("\(members) is not a members file: \(error)") }
+        do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(DecodingProblem.describe(error))") }
         let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         let known: Set<String> = ["chain_id", "genesis_time", "score_endorsements_required", "members", "models", "policies"]
         let knownMember: Set<String> = ["id", "name", "roles", "p2p_address", "http_address"]

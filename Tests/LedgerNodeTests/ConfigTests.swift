@@ -80,6 +80,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(r.output.contains("unknown field \"score_endorsement_required\""), r.output)
         XCTAssertFalse(r.output.contains("ExitCode"), "the error is printed once: \(r.output)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/genesis.json"))
+        // A key given twice was settled silently by taking the first (found by black-box testing).
+        let twice = #"{"chain_id": "cn.test/v1", "chain_id": "cn.other/v1", "genesis_time": "2026-11-21T00:00:00Z", "members": []}"#
+        try twice.write(toFile: dir + "/members.json", atomically: true, encoding: .utf8)
+        let again = try VerifierCLITests.run("credit-node", ["genesis", "--members", dir + "/members.json", "--keys-dir", dir, "--out", dir + "/genesis.json"])
+        XCTAssertEqual(again.status, 1, again.output)
+        XCTAssertTrue(again.output.contains("key \"chain_id\" appears twice in one object"), again.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/genesis.json"))
     }
 
     /// A member that sorts after this node and has no address to dial is named at start: only
