@@ -24,8 +24,10 @@ if s.get("member") != m:
     print("%-12s down (its address now answers as %s)" % (m, s.get("member", "a node that is not a consortium member")))
     sys.exit(1)
 c = s.get("consensus", {})
+# A follower tracks the validators' rounds but casts no vote: its step is not shown as if it did.
+step = "%s/%s/%s" % (c.get("height", "-"), c.get("round", "-"), c.get("step", "-")) if s.get("mode") != "follower" else "(no vote)"
 print("%-12s %-9s %7d  %-18s %-16s %7d  %s" % (m, s.get("mode", "?"), s["height"], s["head_hash"][:16] + "…",
-      "%s/%s/%s" % (c.get("height", "-"), c.get("round", "-"), c.get("step", "-")), s.get("mempool", 0), ",".join(s.get("peers", []))))
+      step, s.get("mempool", 0), ",".join(s.get("peers", []))))
 PY
 done
 exit $unwell
