@@ -396,6 +396,10 @@ struct StoreFacts: PolicyFacts {
         try store.queryRecords(about: subject, before: head.logSize, limit: limit)
     }
 
+    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
+        try store.queryRecords(about: subject, before: head.logSize, limit: limit, confirmedOnly: true)
+    }
+
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
         guard let cache = maskedNames, logIndex < head.logSize else { return try compute() }
         // Read before the payload is: a name derived under it is kept only if no envelope was deleted since.

@@ -9,15 +9,18 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// opened read-write; the new marker then keeps binaries that do not write the index (and
     /// would leave later consents, revocations included, out of it) from opening the store.
     /// v4 stores commit certificates that name their round (CommitCertificate, version 2),
-    /// which binaries of v3 cannot read.
-    public static let storeFormat = "creditledger-store/v4"
+    /// which binaries of v3 cannot read. v5 adds the index of confirmed query records
+    /// (`query-log-confirmed/`, QueryIndexes.swift), which older binaries would not write.
+    public static let storeFormat = "creditledger-store/v5"
     /// v1 lacks the consent index (built at open); v1 and v2 marked the request nonces of
-    /// replay and stale-copy refusals (the index is rebuilt at open); v3 needs only the marker.
-    static let upgradableFormats = ["creditledger-store/v1", "creditledger-store/v2", "creditledger-store/v3", upgradingFormat]
+    /// replay and stale-copy refusals (the index is rebuilt at open); v1-v4 lack the confirmed
+    /// query log (built at open).
+    static let upgradableFormats = ["creditledger-store/v1", "creditledger-store/v2", "creditledger-store/v3", "creditledger-store/v4",
+                                    "creditledger-store/upgrading-to-v4", upgradingFormat]
     /// Written before an upgrade changes any index, and replaced by `storeFormat` once it is
     /// done: a binary of the older format refuses the store from the first change on, and this
     /// one redoes the whole upgrade after an interruption (every step starts over cleanly).
-    static let upgradingFormat = "creditledger-store/upgrading-to-v4"
+    static let upgradingFormat = "creditledger-store/upgrading-to-v5"
 
     enum Family {
         static let meta = "meta"
@@ -55,6 +58,9 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         static let modelPrefix: [UInt8] = Array("model/".utf8)
         /// Present once every consent transaction in the store is indexed under `consent/` (QueryIndexes.swift).
         static let consentIndex: [UInt8] = Array("consent-index/v1".utf8)
+        /// Present once every query record in the store whose requester is confirmed is indexed
+        /// under `query-log-confirmed/` (QueryIndexes.swift).
+        static let confirmedQueryLogIndex: [UInt8] = Array("query-log-confirmed-index/v1".utf8)
         /// Present once every record in the store is indexed under `commitmentPrefix`.
         static let commitmentIndex: [UInt8] = Array("commitment-index/v1".utf8)
         /// `commitment/` ‖ payload commitment → id of the record (attestation or correction) that carries it.
@@ -91,6 +97,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// Whether consents can be read from their index: fixed at open (a read-write open builds
     /// the index; a read-only open of an older store does not have it).
     private(set) var consentIndexed = false
+    /// Whether the confirmed query records can be read from their index (as `consentIndexed`).
+    private(set) var confirmedQueryLogIndexed = false
     /// Whether payload commitments can be read from their index (as `consentIndexed`).
     private(set) var recordsIndexed = false
     private let tree: MerkleNodeStore
@@ -129,6 +137,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try batch.put(Family.meta, MetaKey.genesis, genesis.bytes)
         try batch.put(Family.meta, MetaKey.modelIndex, [1])
         try batch.put(Family.meta, MetaKey.consentIndex, [1])
+        try batch.put(Family.meta, MetaKey.confirmedQueryLogIndex, [1])
         try batch.put(Family.meta, MetaKey.commitmentIndex, [1])
         try batch.put(Family.meta, MetaKey.correctionIndex, [1])
         try db.write(batch)
@@ -185,8 +194,12 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         consentIndexed = try database.get(Family.meta, MetaKey.consentIndex) != nil
         recordsIndexed = try database.get(Family.meta, MetaKey.commitmentIndex) != nil
             && database.get(Family.meta, MetaKey.correctionIndex) != nil
+        try buildConfirmedQueryLogIfMissing()
+        confirmedQueryLogIndexed = try database.get(Family.meta, MetaKey.confirmedQueryLogIndex) != nil
         if upgrading {
-            if formatName != "creditledger-store/v3" { noteBuiltAtOpen(try rebuildRequestNonceIndex()) }
+            // The request-nonce index changed in v3: stores older than that, or interrupted on
+            // their way to v4 or v5 from one (the rebuild starts over cleanly), rebuild it.
+            if !["creditledger-store/v3", "creditledger-store/v4"].contains(formatName) { noteBuiltAtOpen(try rebuildRequestNonceIndex()) }
             try writeFormat(Self.storeFormat)
             noteBuiltAtOpen("upgraded the store from \(formatName) to \(Self.storeFormat)")
         }

@@ -16,6 +16,11 @@ extension ChainStore {
     enum QueryKey {
         static let policy: [UInt8] = Array("policy/".utf8)
         static let queryLog: [UInt8] = Array("query-log/".utf8)
+        /// `query-log-confirmed/` ‖ USCC ‖ u64 log index → empty: the query records about a
+        /// subject that show their requester asking (those that use up the request's nonce,
+        /// `QueryRecordBody.spentRequestNonce`), so that a subject's log lists them however many
+        /// refusals of forged, stale or replayed copies anyone has recorded about it.
+        static let queryLogConfirmed: [UInt8] = Array("query-log-confirmed/".utf8)
         static let queryNonce: [UInt8] = Array("query-nonce/".utf8)
         static let industry: [UInt8] = Array("industry/".utf8)
         static let cell: [UInt8] = Array("cell/".utf8)
@@ -59,7 +64,10 @@ extension ChainStore {
                 newPolicies.append(p)
             }
         case .queryRecord(let q):
-            if let s = q.subject { try batch.put(Family.meta, QueryKey.queryLog + Array(s.code.utf8) + Self.u64Key(index), []) }
+            if let s = q.subject {
+                try batch.put(Family.meta, QueryKey.queryLog + Array(s.code.utf8) + Self.u64Key(index), [])
+                if q.spentRequestNonce != nil { try batch.put(Family.meta, QueryKey.queryLogConfirmed + Array(s.code.utf8) + Self.u64Key(index), []) }
+            }
             // Only a record that uses up its request's nonce marks it, by the rule validation
             // applies (QueryRecordBody.spentRequestNonce): a refusal of a request never
             // authenticated (a forger must not burn a bank's nonces), of a replayed copy or of a
@@ -167,8 +175,13 @@ extension ChainStore {
     }
 
     /// Query records about `subject` below `logSize`, newest first.
-    public func queryRecords(about subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction] {
-        let prefix = QueryKey.queryLog + Array(subject.code.utf8)
+    /// The newest `limit` query records about `subject` below `logSize`, newest first; with
+    /// `confirmedOnly`, only those that show their requester asking (the confirmed index).
+    public func queryRecords(about subject: USCC, before logSize: UInt64, limit: Int, confirmedOnly: Bool = false) throws -> [LoggedTransaction] {
+        if confirmedOnly, !confirmedQueryLogIndexed {
+            throw LedgerError(.unsupportedVersion, "store at \(database.path) has no confirmed query log yet; open it read-write once (start the node) to build it")
+        }
+        let prefix = (confirmedOnly ? QueryKey.queryLogConfirmed : QueryKey.queryLog) + Array(subject.code.utf8)
         let it = try database.makeIterator(Family.meta)
         it.seekForPrev(prefix + Self.u64Key(logSize == 0 ? 0 : logSize - 1))
         var out: [LoggedTransaction] = []
@@ -235,6 +248,35 @@ extension ChainStore {
         try writes.finish()
         let elapsed = ContinuousClock.now - started
         noteBuiltAtOpen("built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s")
+    }
+
+    /// Indexes the confirmed query records of a store written before that index existed
+    /// (format v5): every query-log entry is read once; the marker goes last, so an
+    /// interrupted build starts over.
+    func buildConfirmedQueryLogIfMissing() throws {
+        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.confirmedQueryLogIndex) == nil else { return }
+        let started = ContinuousClock.now
+        var read = 0, built = 0
+        let it = try database.makeIterator(Family.meta)
+        it.seek(QueryKey.queryLog)
+        let writes = IndexBuildWrites(database)
+        while it.isValid, it.key.starts(with: QueryKey.queryLog) {
+            let key = it.key
+            guard key.count == QueryKey.queryLog.count + 18 + 8 else { it.next(); continue }
+            var r = ByteReader(Array(key.suffix(8)), context: "query log index")
+            let index = try r.u64("log_index")
+            if let tx = try transaction(at: index), case .queryRecord(let q) = tx.body, q.spentRequestNonce != nil {
+                try writes.put(Family.meta, QueryKey.queryLogConfirmed + Array(key.dropFirst(QueryKey.queryLog.count)), [])
+                built += 1
+            }
+            read += 1
+            it.next()
+        }
+        try it.checkStatus()
+        try writes.put(Family.meta, MetaKey.confirmedQueryLogIndex, [1])
+        try writes.finish()
+        let elapsed = ContinuousClock.now - started
+        noteBuiltAtOpen("built the confirmed query log (once: the store predates format v5): \(built) of \(read) query records in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// What a record adds to the meta family besides the query indexes: its payload commitment

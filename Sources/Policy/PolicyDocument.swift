@@ -64,8 +64,9 @@ public struct PolicyDocument: Sendable {
         /// `<name>_not_listed` (`PolicyEngine.queryLog`).
         case queryLog(limit: Int)
 
-        /// The name of the field a query log output states beside its own, counting what it left out.
-        public static func notListed(_ name: String) -> String { name + "_not_listed" }
+        /// The name of the field a query log output states beside its own, saying what it left
+        /// out. Output names hold no "/", so it is never another output's name.
+        public static func notListed(_ name: String) -> String { name + "/not_listed" }
 
         /// Whether the output reveals raw payload content.
         public var isRaw: Bool { if case .records = self { return true } else { return false } }
@@ -204,9 +205,6 @@ public struct PolicyDocument: Sendable {
                 throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in a \(scope.rawValue) policy")
             }
             outs.append((oname, output))
-        }
-        for case (let name, .queryLog) in outs where outs.contains(where: { $0.0 == Output.notListed(name) }) {
-            throw PolicyError("outputs: \"\(Output.notListed(name))\" is the field the query log output \"\(name)\" states beside it; name the other output differently")
         }
         outputs = outs
         minCellSubjects = Int(try doc.optionalInt("min_cell_subjects") ?? Int64(Self.minimumK))

@@ -40,6 +40,9 @@ public protocol PolicyFacts {
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]
     /// Query records about the subject, newest first, at most `limit`.
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// The newest `limit` query records about `subject` that show their requester asking (those
+    /// that use up their request's nonce), newest first.
+    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
     /// The masked name read from the registration record at `logIndex`: `compute()`, or what an
     /// earlier call computed while that record's payload was still readable.
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String
@@ -612,32 +615,31 @@ public struct PolicyEngine: Sendable {
         }
     }
 
-    /// How many of a subject's newest query records a query log reads to fill its rows.
-    static func queryLogScan(limit: Int) -> Int { max(limit, min(10 * limit, 2_000)) }
-
     /// The subject's query log, newest first: who asked, under which policy, why, when, and
-    /// the outcome. Anyone can have a refusal recorded about any subject by sending a request
-    /// that does not verify (refused `bad_signature`, naming whom it claims), and the log used
-    /// to list the newest `limit` records whatever they were: a flood of such refusals pushed
-    /// every real query out of it (found by black-box testing). So the rows of refusals whose
-    /// requester is unauthenticated say so (`requester_authenticated`: false), and at most a
-    /// tenth of the rows are such refusals; the log reads up to `queryLogScan` records to fill
-    /// the rest. Beside the rows, `not_listed` counts what was read but not listed, and says
-    /// whether older records were not read.
+    /// the outcome. Anyone can have a refusal recorded about any subject: by sending a request
+    /// that does not verify (refused `bad_signature`, naming whom it claims), or a copy of a
+    /// genuine one again, late (`outside_time_window`) or twice (`replayed_request`). The log
+    /// listed the newest `limit` records whatever they were, and a flood of such refusals pushed
+    /// every real query out of it (found by black-box testing). So the rows are the newest
+    /// `limit` records that show their requester asking (answers, and refusals of fresh signed
+    /// requests: those that use up the request's nonce, read from their own index), except that
+    /// up to a tenth of the rows go to the newest of the other refusals, if any are among the
+    /// newest `limit` records; those rows say `"requester_confirmed": false`. Beside the rows,
+    /// `<name>/not_listed` says whether older confirmed records exist and how many other
+    /// refusals among the newest `limit` records were left out. At most 2 · `limit` + 1 records
+    /// are read.
     func queryLog(_ subject: USCC, limit: Int, facts: some PolicyFacts) throws -> (rows: CanonicalJSON.Value, notListed: CanonicalJSON.Value) {
-        let scan = Self.queryLogScan(limit: limit)
-        let unsignedRows = max(1, limit / 10)
-        let records = try facts.queryLog(of: subject, limit: scan + 1)
+        func confirmed(_ l: LoggedTransaction) -> Bool {
+            if case .queryRecord(let q) = l.transaction.body { return q.spentRequestNonce != nil }
+            return false
+        }
+        let unconfirmed = try facts.queryLog(of: subject, limit: limit).filter { !confirmed($0) }
+        let shown = Array(unconfirmed.prefix(max(1, limit / 10)))
+        let asking = try facts.confirmedQueryLog(of: subject, limit: limit + 1)
+        let kept = Array(asking.prefix(limit - shown.count))
         var list: [CanonicalJSON.Value] = []
-        var unsignedListed = 0, unsignedLeft = 0, signedLeft = 0
-        for l in records.prefix(scan) {
+        for l in (kept + shown).sorted(by: { $0.logIndex > $1.logIndex }) {
             guard case .queryRecord(let q) = l.transaction.body else { continue }
-            let unsigned = q.outcome == .refused && QueryRecordBody.unauthenticatedRefusals.contains(q.reason)
-            if list.count >= limit || (unsigned && unsignedListed >= unsignedRows) {
-                if unsigned { unsignedLeft += 1 } else { signedLeft += 1 }
-                continue
-            }
-            if unsigned { unsignedListed += 1 }
             let policy = facts.policy(hash: q.policy)
             var o: CanonicalJSON.Object = [
                 "requester": .string(q.requester), "purpose": .string(q.purpose.name),
@@ -645,14 +647,14 @@ public struct PolicyEngine: Sendable {
                 "requested_at_ms": .int(Int64(clamping: q.requestedAtMillis)),   // at most 9999-12-31 on a valid chain
                 "outcome": .string(q.outcome == .answered ? "answered" : "refused"),
                 "answered_by": .string(l.transaction.header.signer), "audit_record": .string(l.transaction.id.hexString),
-                "requester_authenticated": .bool(!unsigned),
+                "requester_confirmed": .bool(q.spentRequestNonce != nil),
             ]
             if !q.reason.isEmpty { o["reason"] = .string(q.reason) }
             list.append(.object(o))
         }
         let notListed: CanonicalJSON.Object = [
-            "unauthenticated_refusals": .int(Int64(unsignedLeft)), "other_queries": .int(Int64(signedLeft)),
-            "older_not_read": .bool(records.count > scan),
+            "older_confirmed_queries": .bool(asking.count > kept.count),
+            "unconfirmed_refusals": .int(Int64(unconfirmed.count - shown.count)),
         ]
         return (.array(list), .object(notListed))
     }

@@ -499,6 +499,57 @@ final class ChainStoreTests: XCTestCase {
         }
     }
 
+    /// The confirmed query log holds the query records that use up their request's nonce, as
+    /// they are committed; a store of format v4, which lacks it, builds it when opened read-write
+    /// (and is marked v5), and a read-only open says why it cannot be read.
+    func testConfirmedQueryLogIsKeptAndBuiltForAnOlderStore() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        let subject = try USCC("91350100M000100Y43")
+        var nonce: UInt64 = 500
+        func record(_ outcome: QueryRecordBody.Outcome, _ reason: String) -> Submission {
+            nonce += 1
+            let body = QueryRecordBody(requester: "bank-a", subject: subject, policy: SHA256.hash([1]), purpose: .loanApplication,
+                                       requestHash: SHA256.hash([UInt8(nonce & 0xFF), 2]), requestNonce: nonce, requestedAtMillis: 1_795_000_000_000,
+                                       asOfHeight: 1, outcome: outcome, reason: reason, resultHash: outcome == .answered ? SHA256.hash([3]) : Hashes.zero,
+                                       consent: Hashes.zero)
+            return Submission(transaction: Transaction.sign(header: c.header("samr", nonce: nonce), body: .queryRecord(body), key: c.keys["samr"]!.signing),
+                              envelope: nil)
+        }
+        let list = [record(.answered, ""), record(.refused, "bad_signature"), record(.refused, "no_consent"),
+                    record(.refused, "replayed_request"), record(.refused, "outside_time_window"), record(.answered, "")]
+        let confirmedAt: [UInt64] = [5, 2, 0]   // newest first: the answers and the refusal of a fresh signed request
+        do {
+            let store = try ChainStore.create(path: directory, genesis: c.genesis)
+            try store.appendBlock(list, timestampMillis: 1000, proposer: "samr", signers: [(c.member("samr"), c.keys["samr"]!.signing)])
+            XCTAssertEqual(try store.queryRecords(about: subject, before: store.head.logSize, limit: 10, confirmedOnly: true).map(\.logIndex), confirmedAt)
+            XCTAssertEqual(try store.queryRecords(about: subject, before: store.head.logSize, limit: 10).count, 6)
+        }
+        // As a v4 store: no confirmed keys, no marker.
+        do {
+            let db = try Database(path: directory, columnFamilies: ChainStore.columnFamilies)
+            let batch = WriteBatch(for: db)
+            let it = try db.makeIterator("meta")
+            let prefix = Array("query-log-confirmed".utf8)
+            it.seek(prefix)
+            while it.isValid, it.key.starts(with: prefix) { try batch.delete("meta", it.key); it.next() }
+            try it.checkStatus()
+            XCTAssertEqual(batch.count, confirmedAt.count + 1, "one key per confirmed record, and the marker")
+            try batch.put("meta", Array("format".utf8), Array("creditledger-store/v4".utf8))
+            try db.write(batch)
+        }
+        do {
+            let readOnly = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
+            XCTAssertThrowsError(try readOnly.queryRecords(about: subject, before: readOnly.head.logSize, limit: 10, confirmedOnly: true)) {
+                XCTAssertTrue("\($0)".contains("no confirmed query log yet"), "\($0)")
+            }
+        }
+        let store = try ChainStore(path: directory, verifyDepth: 0)
+        XCTAssertEqual(try store.queryRecords(about: subject, before: store.head.logSize, limit: 10, confirmedOnly: true).map(\.logIndex), confirmedAt)
+        XCTAssertTrue(store.builtAtOpen?.contains("built the confirmed query log (once: the store predates format v5): 3 of 6 query records") == true, store.builtAtOpen ?? "nil")
+        XCTAssertTrue(store.builtAtOpen?.contains("from creditledger-store/v4 to creditledger-store/v5") == true, store.builtAtOpen ?? "nil")
+        XCTAssertEqual(try store.database.get("meta", Array("format".utf8)), Array("creditledger-store/v5".utf8))
+    }
+
     /// Corruption below the head, which opening does not read (it checks the head), is met by
     /// the read that reaches it, and the store keeps it (`Database.corruption`, which the node's
     /// health reports): it answered "retry later" while health said ok (found by black-box testing).

@@ -22,6 +22,7 @@ struct CellFacts: PolicyFacts {
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { throw unused() }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { Array(cells.prefix(limit + 1)) }
     func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { throw unused() }
+    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { throw unused() }
     func unused() -> Error { LedgerError(.notFound, "an aggregate reads only grade cells") }
 }
 

@@ -72,7 +72,7 @@ final class ConsentIndexTests: XCTestCase {
         XCTAssertEqual(r.action, .revoke)
 
         XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
-        XCTAssertEqual(ChainStore.storeFormat, "creditledger-store/v4")
+        XCTAssertEqual(ChainStore.storeFormat, "creditledger-store/v5")
 
         // A store written before the index (format v1): its consent keys and marker removed.
         store = nil
@@ -100,8 +100,8 @@ final class ConsentIndexTests: XCTestCase {
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected)
         XCTAssertTrue(store!.builtAtOpen?.contains("\(bankA.count + spam.count + 1) consents") == true, "for the node's log: \(store!.builtAtOpen ?? "nil")")
-        XCTAssertTrue(store!.builtAtOpen?.contains("from creditledger-store/v1 to creditledger-store/v4") == true, store!.builtAtOpen ?? "nil")
-        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array("creditledger-store/v4".utf8),
+        XCTAssertTrue(store!.builtAtOpen?.contains("from creditledger-store/v1 to creditledger-store/v5") == true, store!.builtAtOpen ?? "nil")
+        XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array("creditledger-store/v5".utf8),
                        "upgraded, so a binary that does not keep the index refuses the store")
         store = nil
         store = try ChainStore(path: dir, mode: .readOnly, verifyDepth: 0)
@@ -120,7 +120,7 @@ final class ConsentIndexTests: XCTestCase {
         }
         XCTAssertThrowsError(try ChainStore(path: dir, verifyDepth: 0)) { error in
             XCTAssertEqual((error as? LedgerError)?.code, .unsupportedVersion)
-            XCTAssertTrue("\(error)".contains("creditledger-store/v9 is not creditledger-store/v4"), "\(error)")
+            XCTAssertTrue("\(error)".contains("creditledger-store/v9 is not creditledger-store/v5"), "\(error)")
         }
     }
 }
