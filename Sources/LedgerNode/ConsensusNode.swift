@@ -96,8 +96,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var contentServed: [String: [HashKey: UInt64]] = [:]
     static let contentServedPerSecond = 8
     var deferredPrecommits: [Hash: [Vote]] = [:]
-    /// Messages for the next height, replayed once this node commits the current one.
-    var future: [(String, NetMessage)] = []
+    /// Messages for the next height (peer, message, when it arrived), replayed once this node
+    /// commits the current one: a proposal keeps its time of arrival, by which it is timely.
+    var future: [(String, NetMessage, UInt64)] = []
     /// (kind, signer, round) of each message in `future`, and the bytes of their blocks.
     var futureKeys = Set<String>()
     var futureBytes = 0
@@ -158,6 +159,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     static let blockRoundWindow: UInt32 = 4
     /// Rounds of this height whose proposed block is kept (one block per round).
     var keptRounds = Set<UInt32>()
+    /// Rounds of this height whose new block's timeliness was looked at (the first copy's).
+    var lateProposalRounds = Set<UInt32>()
     /// This node's proposals (by round, at the current height) already sent with their block:
     /// sent again every second without it. Re-sending a block of up to 24 MiB to every peer each
     /// second until the height committed queued votes behind it (found in review, 2026-12-06);
@@ -548,7 +551,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     /// On `queue`.
-    func dispatch(_ message: NetMessage, from peer: String) {
+    /// `receivedAt`: when a buffered message arrived (its replay comes later); now otherwise.
+    func dispatch(_ message: NetMessage, from peer: String, receivedAt: UInt64? = nil) {
         guard !stopped else { return }
         let height = machine.height
         switch message {
@@ -578,11 +582,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 remember(block, from: peer)
                 if unchecked[p.blockHash] != nil { keptRounds.insert(p.round) }
             }
-            let now = clock()
-            if p.polRound == -1, let stamped = (candidates[p.blockHash]?.block ?? unchecked[p.blockHash])?.header.timestampMillis {
+            let now = receivedAt ?? clock()
+            // Said once per round, of the copy the machine judges (the first; the proposer sends
+            // it again every second, and a later copy's age says nothing), by a validator.
+            if p.polRound == -1, isValidator, lateProposalRounds.insert(p.round).inserted,
+               let stamped = (candidates[p.blockHash]?.block ?? unchecked[p.blockHash])?.header.timestampMillis {
                 let lag = options.timeouts.proposalLag(round: p.round)
                 if now > stamped &+ lag {
-                    warn(about: p.proposer, window: "late", "proposal by \(p.proposer) for round \(p.round) holds a new block stamped \((now - stamped) / 1000) s before it reached this node, more than the \(lag / 1000) s allowed; prevoting nil")
+                    warn(about: p.proposer, window: "late", "proposal by \(p.proposer) for round \(p.round) holds a new block stamped \((now - stamped) / 1000) s before it reached this node, more than the \(lag / 1000) s allowed; prevoting nil (if proposals of other validators are late here too, this node's clock may be ahead: check it)")
                 }
             }
             handle(.proposal(p, receivedAtMillis: now))
@@ -686,7 +693,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         futureKeys.insert(key)
         futurePerSigner[signer.id, default: 0] += 1
-        future.append((peer, kept))
+        future.append((peer, kept, clock()))
     }
 
     /// Keeps a precommit for a block this node does not hold yet, and fetches the block. At most
@@ -1064,6 +1071,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         candidates = candidates.filter { $0.value.block.header.height > block.header.height }
         unchecked = [:]
         keptRounds = []
+        lateProposalRounds = []
         proposalRoundsSentWithBlock = []
         awaitingContent = [:]
         deferredPrecommits = [:]
@@ -1078,7 +1086,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         futureKeys = []
         futureBytes = 0
         futurePerSigner = [:]
-        for (peer, m) in replay { dispatch(m, from: peer) }
+        for (peer, m, at) in replay { dispatch(m, from: peer, receivedAt: at) }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
         reportStall()
     }

@@ -249,7 +249,11 @@ struct MakeGenesis: ParsableCommand {
         let file: MembersFile
         // The genesis made from it is permanent: a key given twice must not be settled silently by
         // taking one of them (found by black-box testing), nor a misspelt field dropped.
-        do { _ = try StrictJSONParser.parse(Array(data)) } catch { throw fail("\(members) is not a members file: \(error)") }
+        // Only its duplicate-key finding is taken from the strict parser (written for scoring
+        // models, it has limits and wording of its own; JSONDecoder judges the rest).
+        do { _ = try StrictJSONParser.parse(Array(data)) } catch where "\(error)".contains("appears twice in one object") {
+            throw fail("\(members) is not a members file: \(error)")
+        } catch {}
         do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(DecodingProblem.describe(error))") }
         let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         let known: Set<String> = ["chain_id", "genesis_time", "score_endorsements_required", "members", "models", "policies"]

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Checks where a command will write, before it does any work: not over one of the command's
-/// own input files, not over a secret key file, and not over a receipt. Other existing files
+/// own input files, not over a secret key file, and not over an answer receipt. Other existing files
 /// are replaced: outputs such as `demo-records.jsonl` are written again on every run of a
 /// script. A custodian who typed `--out` where `--key` belonged lost the X25519 secret that
 /// every governance change needs (found in review); a bank that ran `query --out` twice with
@@ -42,9 +42,11 @@ func checkOutput(_ out: String, inputs: [String?] = []) throws {
     if target.st_mode & S_IFMT == S_IFREG, holdsSecretKey(out) {
         throw fail("--out \(out) holds a secret key (\(MemberSecretKeys.format)); refusing to write over it, nothing was written")
     }
-    let head = fileHead(out) ?? Data()
-    if let format = [AnswerReceipt.format, Receipt.format].first(where: { names(head, format: $0) }) {
-        throw fail("--out \(out) holds a receipt (\(format)), which may be the only copy of its proof; refusing to write over it: name a new file, or move that one first; nothing was written")
+    // An answer receipt is the only copy of its result and salt (a transaction's receipt can be
+    // fetched again). Known by its top-level format field.
+    if target.st_size <= 16 << 20, let data = FileManager.default.contents(atPath: out),
+       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["format"] as? String == AnswerReceipt.format {
+        throw fail("--out \(out) holds an answer receipt (\(AnswerReceipt.format)), the only copy of its result and salt; refusing to write over it: name a new file, or move that one first; nothing was written")
     }
 }
 

@@ -203,6 +203,10 @@ struct ConsentCommand: ParsableCommand {
                 }
                 break
             }
+            // Eight grants revoked in turn within the hour: nothing was recorded, and it is said.
+            guard !result.isEmpty else {
+                throw fail("this grant was recorded and revoked 8 times this hour; nothing was added: pass --nonce N to record it again")
+            }
             if let standing { result["standing"] = standing }
             result["consent"] = revoke == nil ? "grant" : "revoke"
             if revoke == nil, result["sent_before"] == nil { result["expires_at"] = expires }
@@ -221,6 +225,8 @@ struct ConsentCommand: ParsableCommand {
                 return .unknown(e.code == LedgerError.Code.operatorOnly.rawValue
                     ? "this address does not serve the subject's history (a member listener), so whether the first copy was revoked since is not known"
                     : "the subject's history could not be read (\(e))")
+            } catch {
+                return .unknown("the subject's history could not be read (\(error))")
             }
             let records = page["records"] as? [[String: Any]] ?? []
             for r in records where r["kind"] as? String == "consent" && r["action"] as? String == "revoke" && r["target"] as? String == first.id {

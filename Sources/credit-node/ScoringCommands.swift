@@ -89,10 +89,10 @@ struct DemoData: ParsableCommand {
         print("subjects: " + kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         let categories = Dictionary(grouping: demo.records.joined(), by: \.category).mapValues(\.count)
         print("records:  " + categories.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        if let node { try submit(demo, to: node) }
+        if let node { try submit(demo, asOf: date, to: node) }
     }
 
-    func submit(_ demo: DemoSubjects, to node: String) throws {
+    func submit(_ demo: DemoSubjects, asOf asOfDate: LedgerDate, to node: String) throws {
         guard let key else { throw fail("--node needs --key") }
         do {
             let issuer = try MemberSecretKeys.load(from: key)
@@ -108,16 +108,19 @@ struct DemoData: ParsableCommand {
             }
             let all = Array(demo.records.joined())
             let progress = ProgressLine()
-            var done = 0
+            var done = 0, sentBefore = 0
             let started = Date()
-            // Built and sent a thousand at a time (signing and sealing take a while), each
-            // thousand split further if the genesis limits a batch to fewer or fewer bytes.
             // Each record's nonce is derived from the record and its signer's key, so the same
             // --seed and --as-of sent again (after a failure that left unknown what committed) are
             // refused as replays instead of recorded twice: re-running recorded every record a
             // second time, duplicating penalties and repayments (found by black-box testing).
+            // A batch refused as a replay is sent again one record at a time, passing over those
+            // already on the ledger (or pending), so a re-run completes what the first left.
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let rerun = "run the same command again with --as-of \(asOfDate) (the records depend on it; it is recorded once)"
+            // Built and sent a thousand at a time (signing and sealing take a while), each
+            // thousand split further if the genesis limits a batch to fewer or fewer bytes.
             for start in stride(from: 0, to: all.count, by: 1000) {
                 let batch = try all[start..<min(all.count, start + 1000)].map { r in
                     let keys = r.issuer_role == "bank" ? bank : issuer
@@ -131,16 +134,29 @@ struct DemoData: ParsableCommand {
                         progress.draw("submitted \(done)/\(all.count) records")
                     }
                 } catch {
-                    progress.finish()
                     let cause = (error as? LedgerClient.PartlySubmitted)?.error ?? error
-                    if let refused = cause as? LedgerClient.HTTPFailure, refused.code == LedgerError.Code.replay.rawValue {
-                        throw fail("\(done) of \(all.count) records committed in this run; the node refused the next batch as a replay: records of --seed \(seed) (as of \(asOf ?? "today in China")) were sent before, and are recorded once, never twice; use another --seed for new records. \(refused.message)")
+                    guard let refused = cause as? LedgerClient.HTTPFailure, refused.code == LedgerError.Code.replay.rawValue else {
+                        progress.finish()
+                        throw fail("\(done - sentBefore) of \(all.count) records committed in this run (\(sentBefore) were on the ledger before) when this failed; the batch being sent may have committed too: \(rerun). \(cause)")
                     }
-                    throw fail("\(done) of \(all.count) records committed before this failure; the batch being sent may have committed too. Running the same command again records nothing twice (the nonces are derived from the records). \(cause)")
+                    done = before
+                    for s in batch {
+                        do {
+                            _ = try client.submit(s)
+                        } catch let f as LedgerClient.HTTPFailure where f.code == LedgerError.Code.replay.rawValue {
+                            sentBefore += 1   // on the ledger, or pending there, from an earlier run
+                        } catch {
+                            progress.finish()
+                            throw fail("\(done - sentBefore) of \(all.count) records committed in this run (\(sentBefore) were on the ledger before) when this failed: \(rerun). \(error)")
+                        }
+                        done += 1
+                        progress.draw("submitted \(done)/\(all.count) records (\(sentBefore) sent before)")
+                    }
                 }
             }
             progress.finish()
-            print("submitted \(all.count) records to \(node) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; all committed")
+            let again = sentBefore == 0 ? "" : " (\(sentBefore) of them sent before, by an earlier run: recorded once)"
+            print("submitted \(all.count) records to \(node) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; all committed\(again)")
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

@@ -134,13 +134,16 @@ final class GovernanceApprovalCLITests: XCTestCase {
         try expectRefusal(["checkpoint", "--node", "127.0.0.1:1"], ["node address 127.0.0.1:1 is not an http:// URL; write it as http://127.0.0.1:1"])
         // A receipt is never replaced: it may be the only copy of its proof (an answer's result
         // and salt are nowhere else; found by black-box testing).
-        for format in [AnswerReceipt.format, Receipt.format] {
-            let receipt = root + "/kept-receipt.json"
-            let text = "{\n  \"format\" : \"\(format.replacingOccurrences(of: "/", with: "\\/"))\",\n  \"result\" : \"{}\"\n}\n"
-            try text.write(toFile: receipt, atomically: true, encoding: .utf8)
-            try expectRefusal(base + ["--out", receipt], ["holds a receipt (\(format))", "name a new file", "nothing was written"])
-            try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", receipt], ["holds a receipt"])
-            XCTAssertEqual(try String(contentsOfFile: receipt, encoding: .utf8), text)
+        let receipt = root + "/kept-receipt.json"
+        let text = "{\n  \"format\" : \"\(AnswerReceipt.format.replacingOccurrences(of: "/", with: "\\/"))\",\n  \"result\" : \"{}\"\n}\n"
+        try text.write(toFile: receipt, atomically: true, encoding: .utf8)
+        try expectRefusal(base + ["--out", receipt], ["holds an answer receipt (\(AnswerReceipt.format))", "name a new file", "nothing was written"])
+        try expectRefusal(["receipt", String(repeating: "ab", count: 32), "--node", url!, "--out", receipt], ["holds an answer receipt"])
+        XCTAssertEqual(try String(contentsOfFile: receipt, encoding: .utf8), text)
+        // A transaction's receipt can be fetched again, and a file that only mentions the format is no receipt: both replaced.
+        for other in ["{\"format\": \"\(Receipt.format)\"}", "notes on \(AnswerReceipt.format)"] {
+            try other.write(toFile: root + "/replaceable.json", atomically: true, encoding: .utf8)
+            try expectSuccess(base + ["--out", root + "/replaceable.json"])
         }
         // An earlier output is replaced.
         let out = root + "/data.approval.json"

@@ -99,7 +99,7 @@ final class PrivacyNetworkTests: XCTestCase {
                      "--subject", subject.code, "--purpose", "loan_application", "--genesis", net.root + "/genesis.json"]
         let (kept, keptOut) = try run("credit-node", again + ["--out", answerFile])
         XCTAssertEqual(kept, 1, keptOut)
-        XCTAssertTrue(keptOut.contains("holds a receipt (\(AnswerReceipt.format))"), keptOut)
+        XCTAssertTrue(keptOut.contains("holds an answer receipt (\(AnswerReceipt.format))"), keptOut)
         let stdout = net.root + "/stdout.json"
         FileManager.default.createFile(atPath: stdout, contents: nil)
         let piped = try VerifierCLITests.run("credit-node", again + ["--out", net.root + "/answer-2.json"], standardOutput: stdout)

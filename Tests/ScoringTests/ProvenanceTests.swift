@@ -328,8 +328,8 @@ final class DevNodeScoringTests: XCTestCase {
         // (a re-run recorded every record a second time; found by black-box testing).
         let size = (try LedgerClient(baseURL: address).getJSON("/v1/health")["log_size"] as? NSNumber)?.intValue
         let again = try ProvenanceTests.run("credit-node", ["demo-data", "--subjects", "40", "--seed", "9", "--as-of", "2026-11-21", "--out", dir + "-demo.jsonl", "--node", address, "--key", key])
-        XCTAssertEqual(again.status, 1, again.output)
-        XCTAssertTrue(again.output.contains("records of --seed 9 (as of 2026-11-21) were sent before, and are recorded once"), again.output)
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("all committed (") && again.output.contains("of them sent before, by an earlier run: recorded once"), again.output)
         XCTAssertEqual((try LedgerClient(baseURL: address).getJSON("/v1/health")["log_size"] as? NSNumber)?.intValue, size, "records were sent twice")
         let tooBig = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--batch", "20000", "--submit", address, "--key", key])
         XCTAssertEqual(tooBig.status, 1, tooBig.output)
