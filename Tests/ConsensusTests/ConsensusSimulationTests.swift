@@ -21,7 +21,7 @@ final class ConsensusSimulationTests: XCTestCase {
     func testSeeds() throws {
         let count = env("CREDITLEDGER_SIM_SEEDS") ?? 1_000
         let first = env("CREDITLEDGER_SIM_FIRST_SEED") ?? 1
-        var blocks: UInt64 = 0, byzantineRuns = 0, evidenceRuns = 0, crashRuns = 0, backdatingRuns = 0, backdatedProposals = 0, tightLagRuns = 0
+        var blocks: UInt64 = 0, byzantineRuns = 0, evidenceRuns = 0, crashRuns = 0, backdatingRuns = 0, staleProposals = 0, tightLagRuns = 0
         for seed in first..<(first + count) {
             let net: SimNetwork
             do { net = try simulate(seed: seed) } catch {
@@ -34,12 +34,13 @@ final class ConsensusSimulationTests: XCTestCase {
             if net.config.byzantine { byzantineRuns += 1 }
             if net.honest.contains(where: { !$0.evidence.isEmpty }) { evidenceRuns += 1 }
             if net.config.crashes { crashRuns += 1 }
-            if net.config.byzantineBackdatesMillis > 0 { backdatingRuns += 1; backdatedProposals += net.backdatedProposals }
+            if net.config.byzantineBackdates { backdatingRuns += 1 }
+            staleProposals += net.staleProposals
             if net.config.timeouts.proposalLag < 1_000 { tightLagRuns += 1 }
         }
-        print("simulated \(count) seeds from \(first): \(blocks) blocks, \(byzantineRuns) with an equivocating validator (\(evidenceRuns) recorded evidence), \(crashRuns) with crashes, \(backdatingRuns) with a proposer backdating its blocks (\(backdatedProposals) such proposals, none committed), \(tightLagRuns) with a proposal lag under 1 s")
+        print("simulated \(count) seeds from \(first): \(blocks) blocks, \(byzantineRuns) with an equivocating validator (\(evidenceRuns) recorded evidence), \(crashRuns) with crashes, \(backdatingRuns) with a proposer dating its blocks back to their parents, \(tightLagRuns) with a proposal lag under 1 s: \(staleProposals) proposals of new blocks older than the lag when sent, none committed")
         XCTAssertGreaterThan(byzantineRuns, 0)
-        if count >= 100 { XCTAssertGreaterThan(backdatedProposals, 0, "no run had a backdated proposal to refuse") }
+        if count >= 100 { XCTAssertGreaterThan(staleProposals, 0, "no run had a late proposal to refuse") }
         XCTAssertGreaterThan(evidenceRuns, byzantineRuns / 2, "equivocation is seen and reported in most Byzantine runs")
     }
 

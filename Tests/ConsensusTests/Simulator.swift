@@ -79,8 +79,10 @@ struct SimConfig {
     var clientIntervalMillis: UInt64 = 15
     /// Validators down from the start until the network heals.
     var downUntilHeal: [Int] = []
-    /// The Byzantine validator stamps the blocks it builds this far in the past.
-    var byzantineBackdatesMillis: UInt64 = 0
+    /// The Byzantine validator stamps the blocks it builds with its parent's timestamp, the
+    /// oldest a valid block may carry: on a chain quiet for longer than the proposal lag, a
+    /// block dated back to the last one.
+    var byzantineBackdates = false
     /// How far each validator's clock may be off (each gets a fixed offset up to this).
     var clockSkewMillis: UInt64 = 50
     var timeouts: ConsensusTimeouts = {
@@ -105,7 +107,7 @@ struct SimConfig {
         // few hundred ms, close to the network's delays, so late proposals happen and liveness is
         // tested with them; and a Byzantine proposer that backdates its blocks.
         if rng.chance(300) { c.timeouts.proposalLag = rng.below(300) }
-        if c.byzantine, rng.chance(500) { c.byzantineBackdatesMillis = 600_000 }
+        if c.byzantine, rng.chance(500) { c.byzantineBackdates = true }
         c.clockSkewMillis = rng.below(100)
         return c
     }
@@ -186,9 +188,10 @@ final class SimNetwork {
     var deliveredMessages = 0
     var heightsAtHeal: [UInt64] = []
     var equivocationsSent = 0
-    /// Blocks the Byzantine validator backdated, and how many proposals of them it sent.
-    var backdated = Set<Hash>()
-    var backdatedProposals = 0
+    /// When and in which round each block was first proposed as new (no proof of lock).
+    var firstProposed: [HashKey: (time: UInt64, round: UInt32)] = [:]
+    /// Proposals of new blocks already older than the lag when sent (so late on arrival).
+    var staleProposals = 0
     /// Each validator's clock offset.
     var skew: [UInt64] = []
 
@@ -414,16 +417,17 @@ final class SimNetwork {
         let n = nodes[i]
         guard let m = n.machine, let (h, r) = m.awaitingBuild, !n.mempool.isEmpty, h == n.height + 1 else { return }
         // As the node does: the clock, but never before the parent's timestamp.
-        var stamp = max(clock(i), n.chain.last?.block.timestamp ?? 0)
-        if n.byzantine, config.byzantineBackdatesMillis > 0 { stamp = clock(i) - config.byzantineBackdatesMillis }
+        let parentStamp = n.chain.last?.block.timestamp ?? Self.epoch
+        let stamp = n.byzantine && config.byzantineBackdates ? parentStamp : max(clock(i), parentStamp)
         let block = SimBlock(height: h, parent: n.headHash, transactions: Array(n.mempool.prefix(50)), proposer: n.id, salt: 0, timestamp: stamp)
-        if n.byzantine, config.byzantineBackdatesMillis > 0 { backdated.insert(block.hash) }
         n.blocks[block.hash] = block
         step(i, .built(height: h, round: r, blockHash: block.hash))
     }
 
     func valid(_ block: SimBlock, at n: SimNode) -> Bool {
-        guard block.height == n.height + 1, block.parent == n.headHash, !block.transactions.isEmpty else { return false }
+        // As the node: never before the parent's timestamp.
+        guard block.height == n.height + 1, block.parent == n.headHash, !block.transactions.isEmpty,
+              block.timestamp >= n.chain.last?.block.timestamp ?? 0 else { return false }
         var seen = Set<UInt64>()
         for tx in block.transactions where n.committed.contains(tx) || !seen.insert(tx).inserted || !submitted.contains(tx) { return false }
         return true
@@ -494,7 +498,12 @@ final class SimNetwork {
         let n = nodes[i]
         if !certificateValid(certificate, block) { fail("\(n.id) committed block \(block.height) with an invalid certificate") }
         if !n.byzantine {
-            if backdated.contains(block.hash) { fail("\(n.id) committed block \(block.height), which the Byzantine proposer stamped \(config.byzantineBackdatesMillis) ms in the past") }
+            // A new block's proposal is prevoted only by validators it reached in time, so what a
+            // quorum took cannot be older, when first proposed, than the lag of that round.
+            if let first = firstProposed[HashKey(block.hash)],
+               block.timestamp &+ config.timeouts.proposalLag(round: first.round) < Self.epoch + first.time {
+                fail("\(n.id) committed block \(block.height), stamped \(Self.epoch + first.time - block.timestamp) ms before it was first proposed in round \(first.round), more than the lag of \(config.timeouts.proposalLag(round: first.round)) ms")
+            }
             if let d = decided[block.height], d != block.hash {
                 fail("fork at height \(block.height): \(n.id) committed \(block.hash.hexString.prefix(12)), another honest node \(d.hexString.prefix(12))")
             }
@@ -581,19 +590,28 @@ final class SimNetwork {
         }
     }
 
+    /// Notes when a new block (no proof of lock) is first proposed, and whether it is already late.
+    func noteProposed(_ p: Proposal, _ block: SimBlock?) {
+        guard p.polRound == -1, let block, firstProposed[HashKey(block.hash)] == nil else { return }
+        firstProposed[HashKey(block.hash)] = (now, p.round)
+        if block.timestamp &+ config.timeouts.proposalLag(round: p.round) < Self.epoch + now { staleProposals += 1 }
+    }
+
     func sendProposal(_ p: Proposal, from i: Int) {
         let n = nodes[i]
         let block = n.blocks[p.blockHash]
+        noteProposed(p, block)
         if n.byzantine, let block {
             // Equivocate: a second, equally valid block for the same round to half the peers.
             let twin = SimBlock(height: block.height, parent: block.parent, transactions: block.transactions,
                                 proposer: block.proposer, salt: block.salt &+ 1 &+ rng.below(1000), timestamp: block.timestamp)
             n.blocks[twin.hash] = twin
-            if backdated.contains(block.hash) { backdated.insert(twin.hash); backdatedProposals += 1 }
+
             let bytes = Proposal.signingBytes(chainID: Self.chainID, height: p.height, round: p.round, polRound: p.polRound,
                                               blockHash: twin.hash, proposer: n.id)
             let p2 = Proposal(height: p.height, round: p.round, polRound: p.polRound, blockHash: twin.hash, proposer: n.id,
                               signature: SimSigner.signature(n.id, bytes))
+            noteProposed(p2, twin)
             equivocationsSent += 1
             for j in nodes.indices where j != i { send(from: i, to: j, j % 2 == 0 ? .proposal(p, block) : .proposal(p2, twin)) }
             return
