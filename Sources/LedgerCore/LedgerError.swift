@@ -31,6 +31,11 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         /// An HTTP request body over the route's limit (413): a query was told its body was a
         /// transaction too large (found by black-box testing).
         case requestTooLarge
+        /// Clashes with a pending or committed transaction other than by being the same one
+        /// (409): a record a pending transaction corrects or erases, a model or policy version
+        /// already installed. `replay` is kept for the same transaction or nonce sent again,
+        /// which a client may take for "sent before" (found by black-box testing).
+        case conflict
     }
 
     public let code: Code

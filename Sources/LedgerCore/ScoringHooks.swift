@@ -287,7 +287,7 @@ extension TransactionValidator {
         }
         let installed = genesis.models + (try state.installedModels())
         if let existing = installed.first(where: { ($0.name == g.name && $0.version == g.version) || $0.hash == g.documentHash }) {
-            throw LedgerError(.replay, "model \(existing.name) version \(existing.version) (\(existing.hash.hexString.prefix(16))…) is already installed")
+            throw LedgerError(.conflict, "model \(existing.name) version \(existing.version) (\(existing.hash.hexString.prefix(16))…) is already installed")
         }
     }
 }

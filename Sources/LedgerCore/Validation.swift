@@ -222,7 +222,7 @@ public struct TransactionValidator: Sendable {
         case .governance(let g) where g.action == .installPolicy:
             let all = genesis.policies + (try state.installedPolicies())
             if let clash = all.first(where: { $0.hash == g.documentHash || ($0.name == g.name && $0.version == g.version) }) {
-                throw LedgerError(.invalidValue, "policy \(clash.name) version \(clash.version) is already installed")
+                throw LedgerError(.conflict, "policy \(clash.name) version \(clash.version) is already installed")
             }
         case .governance(let g) where g.action == .eraseRecords:
             for id in g.erasedRecords {

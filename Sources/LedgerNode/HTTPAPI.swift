@@ -530,7 +530,7 @@ public struct LedgerAPI: Sendable {
         // 403, not 401: the signature belongs to the transaction, not to the HTTP request, so
         // there is no HTTP authentication scheme to name in a WWW-Authenticate header.
         case .unknownSigner, .unknownKey, .badSignature, .notAuthorized: return .forbidden
-        case .replay: return .conflict
+        case .replay, .conflict: return .conflict
         case .unknownReference: return .unprocessableContent
         case .notFound, .operatorOnly: return .notFound
         case .mempoolFull, .notCommitted: return .serviceUnavailable

@@ -191,7 +191,7 @@ public final class Ledger: @unchecked Sendable {
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
                 if let claim = batchClaims.conflict(tx) {
-                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.replay, Self.pendingConflict(claim)))
+                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.conflict, Self.pendingConflict(claim)))
                 }
                 batchClaims.take(tx)
                 let nonce = NonceKey(tx.header)

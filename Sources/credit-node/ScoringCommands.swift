@@ -330,6 +330,13 @@ struct Rescore: ParsableCommand {
             } else {
                 throw fail("no installed model named \(model) (installed: \(store.allModels().map { "\($0.name) v\($0.version)" }.joined(separator: ", "))) and no such file")
             }
+            // A superseded version's updates, as of a later log size, would count as fresher than
+            // the newest version's and be served instead of them (SCORING.md §8.1; the node's own
+            // re-score skips it; a file of an older version was submitted here and rolled every
+            // grade back, found by black-box testing).
+            if submit != nil, let newest = store.latestModel(name: compiled.name), newest.version > compiled.version {
+                throw fail("\(compiled.name) v\(compiled.version) is superseded on this chain by v\(newest.version): its scores would be served instead of v\(newest.version)'s; re-score with --model \(compiled.name) (the latest version); nothing was sent")
+            }
             var submitter: (client: LedgerClient, keys: MemberSecretKeys, endorsers: [MemberSecretKeys])? = nil
             if let submit {
                 guard let key else { throw fail("--submit needs --key") }

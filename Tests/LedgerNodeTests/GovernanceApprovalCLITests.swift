@@ -265,6 +265,14 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let ok = try expectSuccess(install + ["--approval", files["data-330106"]!])
         XCTAssertTrue(ok.contains("individual-business@2"), ok)
         XCTAssertTrue(try installedModels().contains("individual-business@2"), "the node lists the installed model")
+        // v1 installed after v2 (allowed) re-scores nothing on the node, and rescore --submit
+        // refuses it: its updates would be served instead of v2's (found by black-box testing).
+        let v1files = Self.custodians.map { m in "\(root!)/\(m).v1.approval.json" }
+        for (m, f) in zip(Self.custodians, v1files) { _ = try approve("model", as: m, ["--file", v1], out: f) }
+        try expectSuccess(["install-model", "--node", url!, "--file", v1, "--key", key("samr-330106")] + v1files.flatMap { ["--approval", $0] })
+        XCTAssertTrue(try installedModels().contains("individual-business@1"))
+        try expectRefusal(["rescore", "--data-dir", root + "/node", "--model", v1, "--submit", url!, "--key", key("samr-330106")],
+                          ["individual-business v1 is superseded on this chain by v2", "nothing was sent"])
     }
 
     func installedModels() throws -> [String] {

@@ -91,7 +91,7 @@ final class LedgerCommitTests: XCTestCase {
         let first = Task { try await ledger.submit([try install(nonce: 10)], signedHere: false) }
         try await waitUntilQueued(ledger, 1)
         let again = try await refusedAtOnce([try install(nonce: 11)], queuedBefore: 1)
-        XCTAssertEqual((again?.error as? LedgerError)?.code, .replay, "\(String(describing: again))")
+        XCTAssertEqual((again?.error as? LedgerError)?.code, .conflict, "\(String(describing: again))")
         XCTAssertTrue("\(String(describing: again))".contains("policy my-queries version 1 is already being installed"), "\(String(describing: again))")
         ledger.commitPending()
         _ = try await first.value

@@ -102,6 +102,6 @@ final class RequestNonceIndexTests: XCTestCase {
         }
         XCTAssertThrowsError(try ChainStore(path: dir, verifyDepth: 0))
         let db = try Database(path: dir, columnFamilies: ChainStore.columnFamilies)
-        XCTAssertEqual(try db.get("meta", Array("format".utf8)), Array("creditledger-store/upgrading-to-v4".utf8))
+        XCTAssertEqual(try db.get("meta", Array("format".utf8)), Array("creditledger-store/upgrading-to-v5".utf8))
     }
 }
