@@ -478,7 +478,10 @@ public struct LedgerAPI: Sendable {
                 r["category"] = a.category.name; r["severity"] = a.severity.name; r["event_date"] = a.eventDate.description
             case .amendment(let a):
                 r["action"] = a.action == .correction ? "correction" : "revocation"; r["target"] = a.target.hexString
-                if let rep = a.replacement { r["category"] = rep.category.name; r["event_date"] = rep.eventDate.description }
+                if let rep = a.replacement {
+                    // With its severity, as an attestation's entry has (a correction to serious did not show; found by black-box testing).
+                    r["category"] = rep.category.name; r["severity"] = rep.severity.name; r["event_date"] = rep.eventDate.description
+                }
             case .scoreUpdate(let s):
                 r["grade"] = s.grade.name; r["model_hash"] = s.modelHash.hexString
             case .consent(let c):

@@ -58,7 +58,7 @@ public struct ScoreProvenance: Codable, Sendable {
         func bad(_ s: String) -> LedgerError { LedgerError(.invalidProof, "score provenance: \(s)") }
         guard format == Self.format else { throw bad("format is \(format), expected \(Self.format)") }
         guard chain_id == genesis.chainID, genesis_sha256 == genesis.hash.hexString else {
-            throw bad("it is for chain \(chain_id), not this genesis (\(genesis.chainID))")
+            throw bad("it is for chain \(chain_id) with genesis \(genesis_sha256.prefix(64)), not this genesis (\(genesis.chainID), \(genesis.hash.hexString))")
         }
         let top: Receipt.Verified
         do { top = try score_update.verify(genesis: genesis) } catch { throw bad("score update: \(error)") }

@@ -152,8 +152,12 @@ public struct StrictJSONParser {
             offset += 1
         }
         if offset < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[offset]) {
-            let text = String(decoding: bytes[start..<min(bytes.count, offset + 8)], as: UTF8.self)
-            throw error("\(text)…: numbers must be integers (the format is fixed-point: write 0.45 as 450 in thousandths)",
+            // The number alone: the bytes after it (a brace, a line break) made the message unreadable.
+            var end = offset + 1
+            while end < bytes.count, end < offset + 24, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end])
+                    || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains(bytes[end]) { end += 1 }
+            let text = String(decoding: bytes[start..<end], as: UTF8.self)
+            throw error("\(text): numbers must be integers (the format is fixed-point: write 0.45 as 450 in thousandths)",
                         code: .notInteger)
         }
         return negative ? -magnitude : magnitude

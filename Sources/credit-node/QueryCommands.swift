@@ -316,7 +316,9 @@ struct Erase: ParsableCommand {
     func run() throws {
         do {
             let records = try recordIDs(ids)
-            try signers.submit(to: node) { _ in (QueryClient.erasureProposal(records: records), ["erased": ids]) }
+            // The ids as signed: sorted, without repeats (they were printed as typed; found by black-box testing).
+            let proposal = QueryClient.erasureProposal(records: records)
+            try signers.submit(to: node) { _ in (proposal, ["erased": proposal.erasedRecords.map(\.hexString)]) }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

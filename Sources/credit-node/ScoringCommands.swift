@@ -251,7 +251,10 @@ struct Score: ParsableCommand {
             if let array = try? JSONDecoder().decode([OfflineRecord].self, from: Data(data)) { list = array } else {
                 list = try data.split(separator: 0x0A).filter { !$0.allSatisfy { $0 == 0x20 || $0 == 0x0D } }.enumerated().map { i, line in
                     do { return try JSONDecoder().decode(OfflineRecord.self, from: Data(line)) } catch {
-                        throw LedgerError(.malformed, "\(records) line \(i + 1) is not a record: \(error)")
+                        // In words, with the field (it was a DecodingError dump; found by black-box
+                        // testing). Attributes are integers: 1.5 and "500" are not.
+                        throw LedgerError(.malformed, "\(records) line \(i + 1) is not a record: \(DecodingProblem.describe(error))"
+                            + (DecodingProblem.describe(error).contains("attributes") ? " (attribute values are integers)" : ""))
                     }
                 }
             }
@@ -334,6 +337,10 @@ struct Rescore: ParsableCommand {
             // the newest version's and be served instead of them (SCORING.md §8.1; the node's own
             // re-score skips it; a file of an older version was submitted here and rolled every
             // grade back, found by black-box testing).
+            // It printed an empty watch list (found by black-box testing).
+            if watchList, compiled.kind == .scorecard {
+                throw fail("--watch-list lists the red subjects of a risk model; \(compiled.name) is a scorecard")
+            }
             if submit != nil, let newest = store.latestModel(name: compiled.name), newest.version > compiled.version {
                 throw fail("\(compiled.name) v\(compiled.version) is superseded on this chain by v\(newest.version): its scores would be served instead of v\(newest.version)'s; re-score with --model \(compiled.name) (the latest version); nothing was sent")
             }
@@ -409,7 +416,10 @@ struct Rescore: ParsableCommand {
                 print("levels: " + RiskLevel.allCases.map { "\($0.rawValue) \(levels[$0] ?? 0)" }.joined(separator: ", "))
             }
             for f in summary.failures { print("failed: \(f)") }
-            if let submit { print("submitted \(submitted) endorsed score updates to \(submit); all committed") }
+            if let submit {
+                let endorsed = (submitter?.endorsers.isEmpty ?? true) ? "score updates (endorsed by nobody: none required)" : "endorsed score updates"
+                print("submitted \(submitted) \(endorsed) to \(submit); all committed")
+            }
             if watchList {
                 print("watch list (red): \(red.count) subjects")
                 for r in red.sorted(by: { $0.points > $1.points }) {

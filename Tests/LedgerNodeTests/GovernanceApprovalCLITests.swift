@@ -306,6 +306,7 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let done = try expectSuccess(erase + ["--approval", root + "/data.erase.json"])
         let result = try JSONSerialization.jsonObject(with: Data(done.utf8)) as? [String: Any]
         XCTAssertEqual(result?["status"] as? String, "committed", done)
+        XCTAssertEqual(result?["erased"] as? [String], [a, b].sorted(), "the ids as signed, sorted (they were printed as typed)")
         let eraseID = try XCTUnwrap(result?["id"] as? String, done)
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
     }

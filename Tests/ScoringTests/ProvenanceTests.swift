@@ -337,9 +337,12 @@ final class DevNodeScoringTests: XCTestCase {
         let selfEndorsed = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--submit", address, "--key", key, "--endorser-key", key])
         XCTAssertEqual(selfEndorsed.status, 1, selfEndorsed.output)
         XCTAssertTrue(selfEndorsed.output.contains("--endorser-key is dev's, the submitting scorer's own"), selfEndorsed.output)
+        let watch = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "individual-business", "--watch-list"])
+        XCTAssertEqual(watch.status, 1, watch.output)
+        XCTAssertTrue(watch.output.contains("--watch-list lists the red subjects of a risk model; individual-business is a scorecard"), watch.output)
         let rescore = try ProvenanceTests.run("credit-node", ["rescore", "--data-dir", dir, "--model", "risk-warning", "--batch", "7", "--submit", address, "--key", key])
         XCTAssertEqual(rescore.status, 0, rescore.output)
-        XCTAssertTrue(rescore.output.contains("submitted 40 endorsed score updates"), rescore.output)
+        XCTAssertTrue(rescore.output.contains("submitted 40 score updates (endorsed by nobody: none required)"), rescore.output)
 
         let client = LedgerClient(baseURL: address)
         let genesis = try client.genesis()
