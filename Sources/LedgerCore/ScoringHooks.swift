@@ -112,6 +112,9 @@ public extension LedgerStateReader {
     func corrections(of record: Hash, limit: Int) throws -> [Hash] {
         throw LedgerError(.notFound, "this ledger state has no correction index; it cannot check erasures")
     }
+    func erasure(of record: Hash) throws -> Hash? {
+        throw LedgerError(.notFound, "this ledger state has no erasure index; it cannot check erasures")
+    }
     func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64? {
         try blockTimestamp(coveringLogSize: logIndex + 1)
     }

@@ -40,6 +40,8 @@ public protocol LedgerStateReader {
     func payloadCommitmentHolder(_ commitment: Hash) throws -> Hash?
     /// Ids of up to `limit` committed corrections whose target is `record`.
     func corrections(of record: Hash, limit: Int) throws -> [Hash]
+    /// The committed erasure (erase_records) that first named `record`, if any.
+    func erasure(of record: Hash) throws -> Hash?
 }
 
 /// An amendment as the revoked-record rule reads it (`LedgerStateReader.amendmentLinks`).
@@ -229,6 +231,12 @@ public struct TransactionValidator: Sendable {
                 guard let t = try state.committedTransaction(id: id), t.body.envelopedRecord != nil else {
                     throw LedgerError(.unknownReference, "erase_records names \(id.hexString), which is not a committed record with a payload")
                 }
+            }
+            // An erasure sent again (approvals carry no nonce) was committed, and its purge run,
+            // once more (found by black-box testing; rule added 2026-12-06, for what is not yet
+            // certified, as the other dated rules).
+            if !certified, let first = try g.erasedRecords.lazy.compactMap({ id in try state.erasure(of: id).map { (id, $0) } }).first {
+                throw LedgerError(.conflict, "erase_records names \(first.0.hexString), which erasure \(first.1.hexString) already erased; nothing is left to erase")
             }
             // Every version below a named record goes with it: a correction carries a sealed copy
             // of a payload of its own, with wrapped keys of its own (found in review, 2026-12-06).

@@ -61,6 +61,10 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         /// Present once every query record in the store whose requester is confirmed is indexed
         /// under `query-log-confirmed/` (QueryIndexes.swift).
         static let confirmedQueryLogIndex: [UInt8] = Array("query-log-confirmed-index/v1".utf8)
+        /// `erased/` ‖ record id → id of the erase_records transaction that first named it.
+        static let erasedPrefix: [UInt8] = Array("erased/".utf8)
+        /// Present once every erase_records transaction in the store is indexed under `erasedPrefix`.
+        static let erasureIndex: [UInt8] = Array("erasure-index/v1".utf8)
         /// Present once every record in the store is indexed under `commitmentPrefix`.
         static let commitmentIndex: [UInt8] = Array("commitment-index/v1".utf8)
         /// `commitment/` ‖ payload commitment → id of the record (attestation or correction) that carries it.
@@ -99,6 +103,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     private(set) var consentIndexed = false
     /// Whether the confirmed query records can be read from their index (as `consentIndexed`).
     private(set) var confirmedQueryLogIndexed = false
+    /// Whether erasures can be read from their index (as `consentIndexed`).
+    private(set) var erasureIndexed = false
     /// Whether payload commitments can be read from their index (as `consentIndexed`).
     private(set) var recordsIndexed = false
     private let tree: MerkleNodeStore
@@ -138,6 +144,7 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         try batch.put(Family.meta, MetaKey.modelIndex, [1])
         try batch.put(Family.meta, MetaKey.consentIndex, [1])
         try batch.put(Family.meta, MetaKey.confirmedQueryLogIndex, [1])
+        try batch.put(Family.meta, MetaKey.erasureIndex, [1])
         try batch.put(Family.meta, MetaKey.commitmentIndex, [1])
         try batch.put(Family.meta, MetaKey.correctionIndex, [1])
         try db.write(batch)
@@ -196,6 +203,8 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
             && database.get(Family.meta, MetaKey.correctionIndex) != nil
         try buildConfirmedQueryLogIfMissing()
         confirmedQueryLogIndexed = try database.get(Family.meta, MetaKey.confirmedQueryLogIndex) != nil
+        try buildErasureIndexIfMissing()
+        erasureIndexed = try database.get(Family.meta, MetaKey.erasureIndex) != nil
         if upgrading {
             // The request-nonce index changed in v3: stores older than that, or interrupted on
             // their way to v4 or v5 from one (the rebuild starts over cleanly), rebuild it.
@@ -666,6 +675,13 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         }
         guard let id = try database.get(Family.meta, MetaKey.commitmentPrefix + commitment) else { return nil }
         return try location(of: id) != nil ? id : nil
+    }
+
+    public func erasure(of record: Hash) throws -> Hash? {
+        guard erasureIndexed else {
+            throw LedgerError(.unsupportedVersion, "store at \(database.path) has no erasure index yet; open it read-write once (start the node) to build it")
+        }
+        return try database.get(Family.meta, MetaKey.erasedPrefix + record)
     }
 
     public func corrections(of record: Hash, limit: Int) throws -> [Hash] {

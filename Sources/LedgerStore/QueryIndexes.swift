@@ -59,6 +59,11 @@ extension ChainStore {
         case .governance(let g):
             // Crypto-shredding: the envelopes go in the same batch as the block that orders it.
             for id in g.erasedRecords { try batch.delete(Family.envelopes, id) }
+            // Which erasure erased each record (the first, for a chain certified before erasing
+            // an erased record was refused).
+            for id in g.erasedRecords where try database.get(Family.meta, MetaKey.erasedPrefix + id) == nil {
+                try batch.put(Family.meta, MetaKey.erasedPrefix + id, tx.id)
+            }
             if let p = Self.installedPolicy(tx, logIndex: index) {
                 try batch.put(Family.meta, QueryKey.policy + p.hash, Self.u64Key(index))
                 newPolicies.append(p)
@@ -277,6 +282,34 @@ extension ChainStore {
         try writes.finish()
         let elapsed = ContinuousClock.now - started
         noteBuiltAtOpen("built the confirmed query log (once: the store predates format v5): \(built) of \(read) query records in \(String(format: "%.1f", elapsed.inSeconds)) s")
+    }
+
+    /// Indexes the erasures of a store written before that index existed (format v5): the
+    /// governance transactions of the log (told by their kind byte, so only they are decoded);
+    /// the marker goes last, so an interrupted build starts over.
+    func buildErasureIndexIfMissing() throws {
+        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.erasureIndex) == nil else { return }
+        let started = ContinuousClock.now
+        var built = 0
+        var first: [HashKey: Hash] = [:]
+        let log = try database.makeIterator(Family.transactions)
+        log.seekToFirst()
+        while log.isValid {
+            let value = log.value
+            if value.count > 1, value[1] == TransactionKind.governance.rawValue,
+               case .governance(let g) = try Transaction.decode(value, maxBytes: Int.max).body, g.action == .eraseRecords {
+                let id = try Transaction.decode(value, maxBytes: Int.max).id
+                for r in g.erasedRecords where first[HashKey(r)] == nil { first[HashKey(r)] = id }
+            }
+            log.next()
+        }
+        try log.checkStatus()
+        let writes = IndexBuildWrites(database)
+        for (record, erasure) in first { try writes.put(Family.meta, MetaKey.erasedPrefix + record.bytes, erasure); built += 1 }
+        try writes.put(Family.meta, MetaKey.erasureIndex, [1])
+        try writes.finish()
+        let elapsed = ContinuousClock.now - started
+        noteBuiltAtOpen("built the erasure index (once: the store predates format v5): \(built) erased records in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// What a record adds to the meta family besides the query indexes: its payload commitment

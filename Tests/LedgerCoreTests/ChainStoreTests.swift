@@ -534,6 +534,7 @@ final class ChainStoreTests: XCTestCase {
             while it.isValid, it.key.starts(with: prefix) { try batch.delete("meta", it.key); it.next() }
             try it.checkStatus()
             XCTAssertEqual(batch.count, confirmedAt.count + 1, "one key per confirmed record, and the marker")
+            try batch.delete("meta", Array("erasure-index/v1".utf8))
             try batch.put("meta", Array("format".utf8), Array("creditledger-store/v4".utf8))
             try db.write(batch)
         }
@@ -547,6 +548,8 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try store.queryRecords(about: subject, before: store.head.logSize, limit: 10, confirmedOnly: true).map(\.logIndex), confirmedAt)
         XCTAssertTrue(store.builtAtOpen?.contains("built the confirmed query log (once: the store predates format v5): 3 of 6 query records") == true, store.builtAtOpen ?? "nil")
         XCTAssertTrue(store.builtAtOpen?.contains("from creditledger-store/v4 to creditledger-store/v5") == true, store.builtAtOpen ?? "nil")
+        XCTAssertTrue(store.builtAtOpen?.contains("built the erasure index (once: the store predates format v5): 0 erased records") == true, store.builtAtOpen ?? "nil")
+        XCTAssertNil(try store.erasure(of: list[0].transaction.id))
         XCTAssertEqual(try store.database.get("meta", Array("format".utf8)), Array("creditledger-store/v5".utf8))
     }
 

@@ -307,6 +307,9 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let result = try JSONSerialization.jsonObject(with: Data(done.utf8)) as? [String: Any]
         XCTAssertEqual(result?["status"] as? String, "committed", done)
         XCTAssertEqual(result?["erased"] as? [String], [a, b].sorted(), "the ids as signed, sorted (they were printed as typed)")
+        // The same erasure again (approvals carry no nonce) is refused: it was committed, and
+        // its purge run, once more (found by black-box testing).
+        try expectRefusal(erase + ["--approval", root + "/data.erase.json"], ["which erasure", "already erased; nothing is left to erase"])
         let eraseID = try XCTUnwrap(result?["id"] as? String, done)
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
     }
