@@ -235,8 +235,11 @@ public struct TransactionValidator: Sendable {
             // An erasure sent again (approvals carry no nonce) was committed, and its purge run,
             // once more (found by black-box testing; rule added 2026-12-06, for what is not yet
             // certified, as the other dated rules).
-            if !certified, let first = try g.erasedRecords.lazy.compactMap({ id in try state.erasure(of: id).map { (id, $0) } }).first {
-                throw LedgerError(.conflict, "erase_records names \(first.0.hexString), which erasure \(first.1.hexString) already erased; nothing is left to erase")
+            // Only when every record it names was erased: an erasure of a record must also name its
+            // corrections, erased on their own before or not (found in review).
+            if !certified, let first = try state.erasure(of: g.erasedRecords[0]),
+               try g.erasedRecords.dropFirst().allSatisfy({ try state.erasure(of: $0) != nil }) {
+                throw LedgerError(.conflict, "erase_records names only records erased already (\(g.erasedRecords[0].hexString) by erasure \(first.hexString)); nothing is left to erase")
             }
             // Every version below a named record goes with it: a correction carries a sealed copy
             // of a payload of its own, with wrapped keys of its own (found in review, 2026-12-06).

@@ -987,7 +987,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             return nil
         }
         var picked: [Submission] = []
-        var stale: [Hash] = []
+        var stale: [HashKey: any Error] = [:]
         var claims = BlockClaims()
         for s in mempool.oldest(genesis.limits.maxBlockTransactions, maxBytes: maxBlockContentBytes, overheadPerItem: NetMessage.submissionOverhead) {
             switch Self.check(pending: s.transaction, validator: validator, state: store, forBlock: true) {
@@ -996,8 +996,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             case .unreadable(let e):
                 logger.error("cannot check pending transaction \(s.transaction.id.hexString.prefix(16))… against the store: \(e); it waits")
                 continue
-            case .stale:
-                stale.append(s.transaction.id)
+            case .stale(let why):
+                stale[HashKey(s.transaction.id)] = why
                 continue
             }
             // One record per request, one install per name and version, no record corrected and
@@ -1009,8 +1009,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             picked.append(s)
         }
         if !stale.isEmpty {
-            let set = Set(stale)
-            mempool.evict { set.contains($0.transaction.id) ? LedgerError(.replay, "transaction is no longer valid against the committed ledger") : nil }
+            // With its own reason: all were reported as a replay, which a client takes for "sent
+            // before" (found in review).
+            mempool.evict { s in
+                stale[HashKey(s.transaction.id)].map { LedgerError((($0 as? LedgerError)?.code) ?? .invalidValue,
+                                                                   "no longer valid against the committed ledger: \(($0 as? LedgerError)?.reason ?? "\($0)")") }
+            }
         }
         guard !picked.isEmpty else { return nil }
         let head = store.head

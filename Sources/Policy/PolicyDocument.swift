@@ -61,7 +61,7 @@ public struct PolicyDocument: Sendable {
         case subjectCount
         case gradeDistribution
         /// The subject's query log, newest first, up to `limit` rows; its answer also states
-        /// `<name>_not_listed` (`PolicyEngine.queryLog`).
+        /// `<name>/not_listed` (`PolicyEngine.queryLog`).
         case queryLog(limit: Int)
 
         /// The name of the field a query log output states beside its own, saying what it left

@@ -634,7 +634,9 @@ public struct PolicyEngine: Sendable {
             return false
         }
         let unconfirmed = try facts.queryLog(of: subject, limit: limit).filter { !confirmed($0) }
-        let shown = Array(unconfirmed.prefix(max(1, limit / 10)))
+        // A tenth of the rows, none below 10 (one row of a log of 1-9 would let one forged
+        // refusal push out a real query; found in review).
+        let shown = Array(unconfirmed.prefix(limit / 10))
         let asking = try facts.confirmedQueryLog(of: subject, limit: limit + 1)
         let kept = Array(asking.prefix(limit - shown.count))
         var list: [CanonicalJSON.Value] = []

@@ -553,6 +553,35 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try store.database.get("meta", Array("format".utf8)), Array("creditledger-store/v5".utf8))
     }
 
+    /// An erasure naming only records erased already is refused (a resent approval committed
+    /// and purged again; found by black-box testing); one that also names a record not yet
+    /// erased is taken, as a record's erasure must name its corrections, erased on their own
+    /// before or not (found in review). Certified blocks keep the earlier rule.
+    func testAnErasureOfErasedRecordsOnlyIsRefused() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        let store = try ChainStore.create(path: directory, genesis: c.genesis)
+        let v = TransactionValidator(genesis: c.genesis)
+        let record = try c.attestation(nonce: 1)
+        let correction = try c.correction(of: record, nonce: 2, payload: "licence no. 330106-2026-0002")
+        let signers = [(c.member("samr"), c.keys["samr"]!.signing)]
+        try store.appendBlock([record], timestampMillis: 1_000, proposer: "samr", signers: signers)
+        try store.appendBlock([correction], timestampMillis: 1_001, proposer: "samr", signers: signers)
+        let correctionOnly = c.erasure(of: [correction.transaction.id], nonce: 3)
+        try v.checkStateful(correctionOnly.transaction, state: store)
+        try store.appendBlock([correctionOnly], timestampMillis: 1_002, proposer: "samr", signers: signers)
+        XCTAssertEqual(try store.erasure(of: correction.transaction.id), correctionOnly.transaction.id)
+        // The same again: refused, naming the erasure; taken in a certified block.
+        let again = c.erasure(of: [correction.transaction.id], nonce: 4)
+        XCTAssertThrowsError(try v.checkStateful(again.transaction, state: store)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .conflict)
+            XCTAssertTrue("\(error)".contains("names only records erased already") && "\(error)".contains(correctionOnly.transaction.id.hexString), "\(error)")
+        }
+        XCTAssertNoThrow(try v.checkStateful(again.transaction, state: store, certified: true))
+        // The record, naming its correction erased before: taken.
+        let both = c.erasure(of: [record.transaction.id, correction.transaction.id].sorted { $0.lexicographicallyPrecedes($1) }, nonce: 5)
+        XCTAssertNoThrow(try v.checkStateful(both.transaction, state: store))
+    }
+
     /// Corruption below the head, which opening does not read (it checks the head), is met by
     /// the read that reaches it, and the store keeps it (`Database.corruption`, which the node's
     /// health reports): it answered "retry later" while health said ok (found by black-box testing).

@@ -309,7 +309,7 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertEqual(result?["erased"] as? [String], [a, b].sorted(), "the ids as signed, sorted (they were printed as typed)")
         // The same erasure again (approvals carry no nonce) is refused: it was committed, and
         // its purge run, once more (found by black-box testing).
-        try expectRefusal(erase + ["--approval", root + "/data.erase.json"], ["which erasure", "already erased; nothing is left to erase"])
+        try expectRefusal(erase + ["--approval", root + "/data.erase.json"], ["names only records erased already", "nothing is left to erase"])
         let eraseID = try XCTUnwrap(result?["id"] as? String, done)
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
     }
