@@ -226,90 +226,90 @@ extension ChainStore {
         return out.reversed()
     }
 
-    /// Indexes the consent transactions of a store written before the consent index existed:
-    /// the subject index gives each consent's log index (by its kind), the transaction its
-    /// grantee. Written in batches; the marker goes last, so an interrupted build starts again
-    /// at the next open. A read-only open leaves the store as it is.
+    /// Indexes the consent transactions of a store written before the consent index existed
+    /// (`buildIndexOnce`): the subject index gives each consent's log index (by its kind), the
+    /// transaction its grantee.
     func buildConsentIndexIfMissing() throws {
-        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.consentIndex) == nil else { return }
-        let started = ContinuousClock.now
-        var built = 0
-        let it = try database.makeIterator(Family.subjects)
-        it.seekToFirst()
-        let writes = IndexBuildWrites(database)
-        while it.isValid {
-            if it.value.first == TransactionKind.consent.rawValue, it.key.count == 26 {
-                var r = ByteReader(Array(it.key.suffix(8)), context: "subject index")
-                let index = try r.u64("log_index")
-                if let tx = try transaction(at: index), case .consent(let c) = tx.body {
-                    try writes.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
-                    built += 1
+        try buildIndexOnce(markers: [MetaKey.consentIndex]) { writes in
+            var built = 0
+            let it = try database.makeIterator(Family.subjects)
+            it.seekToFirst()
+            while it.isValid {
+                if it.value.first == TransactionKind.consent.rawValue, it.key.count == 26 {
+                    var r = ByteReader(Array(it.key.suffix(8)), context: "subject index")
+                    let index = try r.u64("log_index")
+                    if let tx = try transaction(at: index), case .consent(let c) = tx.body {
+                        try writes.put(Family.meta, QueryKey.consent(c.subject, grantee: c.grantee, logIndex: index), [])
+                        built += 1
+                    }
                 }
+                it.next()
             }
-            it.next()
+            try it.checkStatus()
+            return "built the consent index (once: the store predates it): \(built) consents"
         }
-        try it.checkStatus()
-        try writes.put(Family.meta, MetaKey.consentIndex, [1])
+    }
+
+    /// Builds indexes a store written before them lacks, once, when it is opened read-write
+    /// (a read-only open leaves the store as it is): `build` writes the entries, in batches,
+    /// and says what it built; the markers go last, so an interrupted build starts again at
+    /// the next open. Noted, with the time it took, for the node's log.
+    func buildIndexOnce(markers: [[UInt8]], _ build: (IndexBuildWrites) throws -> String) throws {
+        guard database.mode == .readWrite, try markers.contains(where: { try database.get(Family.meta, $0) == nil }) else { return }
+        let started = ContinuousClock.now
+        let writes = IndexBuildWrites(database)
+        let built = try build(writes)
+        for marker in markers { try writes.put(Family.meta, marker, [1]) }
         try writes.finish()
-        let elapsed = ContinuousClock.now - started
-        noteBuiltAtOpen("built the consent index (once: the store predates it): \(built) consents in \(String(format: "%.1f", elapsed.inSeconds)) s")
+        noteBuiltAtOpen("\(built) in \(String(format: "%.1f", (ContinuousClock.now - started).inSeconds)) s")
     }
 
     /// Indexes the confirmed query records of a store written before that index existed
-    /// (format v5): every query-log entry is read once; the marker goes last, so an
-    /// interrupted build starts over.
+    /// (format v5; `buildIndexOnce`): every query-log entry is read once.
     func buildConfirmedQueryLogIfMissing() throws {
-        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.confirmedQueryLogIndex) == nil else { return }
-        let started = ContinuousClock.now
-        var read = 0, built = 0
-        let it = try database.makeIterator(Family.meta)
-        it.seek(QueryKey.queryLog)
-        let writes = IndexBuildWrites(database)
-        while it.isValid, it.key.starts(with: QueryKey.queryLog) {
-            let key = it.key
-            guard key.count == QueryKey.queryLog.count + 18 + 8 else { it.next(); continue }
-            var r = ByteReader(Array(key.suffix(8)), context: "query log index")
-            let index = try r.u64("log_index")
-            if let tx = try transaction(at: index), case .queryRecord(let q) = tx.body, q.spentRequestNonce != nil {
-                try writes.put(Family.meta, QueryKey.queryLogConfirmed + Array(key.dropFirst(QueryKey.queryLog.count)), [])
-                built += 1
+        try buildIndexOnce(markers: [MetaKey.confirmedQueryLogIndex]) { writes in
+            var read = 0, built = 0
+            let it = try database.makeIterator(Family.meta)
+            it.seek(QueryKey.queryLog)
+            while it.isValid, it.key.starts(with: QueryKey.queryLog) {
+                let key = it.key
+                guard key.count == QueryKey.queryLog.count + 18 + 8 else { it.next(); continue }
+                var r = ByteReader(Array(key.suffix(8)), context: "query log index")
+                let index = try r.u64("log_index")
+                if let tx = try transaction(at: index), case .queryRecord(let q) = tx.body, q.spentRequestNonce != nil {
+                    try writes.put(Family.meta, QueryKey.queryLogConfirmed + Array(key.dropFirst(QueryKey.queryLog.count)), [])
+                    built += 1
+                }
+                read += 1
+                it.next()
             }
-            read += 1
-            it.next()
+            try it.checkStatus()
+            return "built the confirmed query log (once: the store predates format v5): \(built) of \(read) query records"
         }
-        try it.checkStatus()
-        try writes.put(Family.meta, MetaKey.confirmedQueryLogIndex, [1])
-        try writes.finish()
-        let elapsed = ContinuousClock.now - started
-        noteBuiltAtOpen("built the confirmed query log (once: the store predates format v5): \(built) of \(read) query records in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
-    /// Indexes the erasures of a store written before that index existed (format v5): the
-    /// governance transactions of the log (told by their kind byte, so only they are decoded);
-    /// the marker goes last, so an interrupted build starts over.
+    /// Indexes the erasures of a store written before that index existed (format v5;
+    /// `buildIndexOnce`): the governance transactions of the log, told by their kind byte, so
+    /// only they are decoded.
     func buildErasureIndexIfMissing() throws {
-        guard database.mode == .readWrite, try database.get(Family.meta, MetaKey.erasureIndex) == nil else { return }
-        let started = ContinuousClock.now
-        var built = 0
-        var first: [HashKey: Hash] = [:]
-        let log = try database.makeIterator(Family.transactions)
-        log.seekToFirst()
-        while log.isValid {
-            let value = log.value
-            if value.count > 1, value[1] == TransactionKind.governance.rawValue,
-               case .governance(let g) = try Transaction.decode(value, maxBytes: Int.max).body, g.action == .eraseRecords {
-                let id = try Transaction.decode(value, maxBytes: Int.max).id
-                for r in g.erasedRecords where first[HashKey(r)] == nil { first[HashKey(r)] = id }
+        try buildIndexOnce(markers: [MetaKey.erasureIndex]) { writes in
+            var first: [HashKey: Hash] = [:]
+            let log = try database.makeIterator(Family.transactions)
+            log.seekToFirst()
+            while log.isValid {
+                let value = log.value
+                if value.count > 1, value[1] == TransactionKind.governance.rawValue {
+                    let tx = try Transaction.decode(value, maxBytes: Int.max)
+                    if case .governance(let g) = tx.body, g.action == .eraseRecords {
+                        for r in g.erasedRecords where first[HashKey(r)] == nil { first[HashKey(r)] = tx.id }
+                    }
+                }
+                log.next()
             }
-            log.next()
+            try log.checkStatus()
+            for (record, erasure) in first { try writes.put(Family.meta, MetaKey.erasedPrefix + record.bytes, erasure) }
+            return "built the erasure index (once: the store predates format v5): \(first.count) erased records"
         }
-        try log.checkStatus()
-        let writes = IndexBuildWrites(database)
-        for (record, erasure) in first { try writes.put(Family.meta, MetaKey.erasedPrefix + record.bytes, erasure); built += 1 }
-        try writes.put(Family.meta, MetaKey.erasureIndex, [1])
-        try writes.finish()
-        let elapsed = ContinuousClock.now - started
-        noteBuiltAtOpen("built the erasure index (once: the store predates format v5): \(built) erased records in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// What a record adds to the meta family besides the query indexes: its payload commitment
@@ -327,27 +327,20 @@ extension ChainStore {
     }
 
     /// Indexes the payload commitments and corrections of a store written before those indexes
-    /// existed: every record in the log, in batches; the markers go last, so an interrupted build
-    /// starts again at the next open. A read-only open leaves the store as it is.
+    /// existed (`buildIndexOnce`): every record in the log.
     func buildRecordIndexesIfMissing() throws {
-        guard database.mode == .readWrite else { return }
-        guard try database.get(Family.meta, MetaKey.commitmentIndex) == nil || database.get(Family.meta, MetaKey.correctionIndex) == nil else { return }
-        let started = ContinuousClock.now
-        var built = 0
-        let writes = IndexBuildWrites(database)
-        let log = try database.makeIterator(Family.transactions)
-        log.seekToFirst()
-        while log.isValid {
-            let tx = try Transaction.decode(log.value, maxBytes: Int.max)
-            for (key, value) in Self.recordIndexEntries(tx) { try writes.put(Family.meta, key, value); built += 1 }
-            log.next()
+        try buildIndexOnce(markers: [MetaKey.commitmentIndex, MetaKey.correctionIndex]) { writes in
+            var built = 0
+            let log = try database.makeIterator(Family.transactions)
+            log.seekToFirst()
+            while log.isValid {
+                let tx = try Transaction.decode(log.value, maxBytes: Int.max)
+                for (key, value) in Self.recordIndexEntries(tx) { try writes.put(Family.meta, key, value); built += 1 }
+                log.next()
+            }
+            try log.checkStatus()
+            return "built the payload commitment and correction indexes (once: the store predates them): \(built) entries"
         }
-        try log.checkStatus()
-        try writes.put(Family.meta, MetaKey.commitmentIndex, [1])
-        try writes.put(Family.meta, MetaKey.correctionIndex, [1])
-        try writes.finish()
-        let elapsed = ContinuousClock.now - started
-        noteBuiltAtOpen("built the payload commitment and correction indexes (once: the store predates them): \(built) entries in \(String(format: "%.1f", elapsed.inSeconds)) s")
     }
 
     /// Rebuilds the request-nonce index of a store written before format v3, whose index also

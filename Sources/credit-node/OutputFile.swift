@@ -50,24 +50,15 @@ func checkOutput(_ out: String, inputs: [String?] = []) throws {
     }
 }
 
-/// The first 64 KiB of the file at `path`, or nil if it cannot be read.
-private func fileHead(_ path: String) -> Data? {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-    defer { try? handle.close() }
-    return (try? handle.read(upToCount: 64 << 10)) ?? Data()
-}
-
-/// Whether `head` names the file format `format`, up to its "/v1" (which JSONEncoder writes as "\/v1").
-private func names(_ head: Data, format: String) -> Bool {
-    let name = format.split(separator: "/").first.map(String.init) ?? format
-    return head.range(of: Data("\"\(name)".utf8)) != nil
-}
-
 /// Whether the file at `path` looks like a CreditLedger secret key file (its first 64 KiB
 /// name the format). A file that cannot be read is treated as one: better refused than lost.
 private func holdsSecretKey(_ path: String) -> Bool {
-    guard let head = fileHead(path) else { return true }
-    return names(head, format: MemberSecretKeys.format)
+    guard let handle = FileHandle(forReadingAtPath: path) else { return true }
+    defer { try? handle.close() }
+    let head = (try? handle.read(upToCount: 64 << 10)) ?? Data()
+    // The format's name up to its "/v1" (which JSONEncoder writes as "\/v1").
+    let name = MemberSecretKeys.format.split(separator: "/").first.map(String.init) ?? MemberSecretKeys.format
+    return head.range(of: Data("\"\(name)".utf8)) != nil
 }
 
 /// Writes a command's output file whole or not at all (a temporary file renamed into place),
