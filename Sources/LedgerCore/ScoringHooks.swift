@@ -249,6 +249,22 @@ extension TransactionValidator {
         try rules.verify(s, model: model, inputs: records, asOfDate: try LedgerDate(chinaStandardTimeMillis: timestamp))
     }
 
+    /// A score update is under the latest installed version of its model. An update under a
+    /// version a newer one supersedes, made as of a later log size, counts as fresher than the
+    /// newer version's and is served instead, so banks would see grades of the old scorecard
+    /// again (found by black-box testing; rule added 2026-12-07, not applied to certified
+    /// blocks, as the other dated rules).
+    public func checkModelIsCurrent(_ s: ScoreUpdateBody, state: some LedgerStateReader) throws {
+        guard let model = try genesis.model(hash: s.modelHash) ?? state.installedModel(hash: s.modelHash) else { return }
+        let newer = (genesis.models + (try state.installedModels()))
+            .filter { $0.name == model.name && $0.version > model.version }
+            .max { $0.version < $1.version }
+        if let newer {
+            throw LedgerError(.conflict, "score update is under \(model.name) v\(model.version), which v\(newer.version) supersedes "
+                + "(installed \(newer.logIndex.map { "at log index \($0)" } ?? "in genesis")); score the subject under v\(newer.version)")
+        }
+    }
+
     /// Names the first way the update's input list differs from the subject's records.
     private func explainInputMismatch(_ s: ScoreUpdateBody, records: [LoggedTransaction], state: some LedgerStateReader) throws -> Never {
         let expected = Set(records.map(\.transaction.id))

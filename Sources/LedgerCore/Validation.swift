@@ -216,6 +216,8 @@ public struct TransactionValidator: Sendable {
                     + "a \(a.action == .correction ? "correction" : "revocation") of it changes nothing; attest the record again instead")
             }
         case .scoreUpdate(let s):
+            // Before the memo: an install committed since the update was checked can supersede it.
+            if !certified { try checkModelIsCurrent(s, state: state) }
             if let memo = scoreChecks, memo.reuse(tx.id) { break }
             try checkScoreUpdate(s, state: state)
             scoreChecks?.remember(tx.id)

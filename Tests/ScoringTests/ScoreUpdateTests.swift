@@ -330,9 +330,33 @@ final class ScoreUpdateTests: XCTestCase {
         try chain.append([c.governance(GovernanceBody(action: .installModel, name: "risk-warning", version: 2, document: good2), nonce: chain.nextNonce())])
         XCTAssertEqual(chain.store.latestModel(name: "risk-warning")?.version, 2)
         XCTAssertEqual(chain.store.allModels().map(\.version), [1, 1, 1, 2])
+        // An update under v1, made now, would be served instead of v2's (fresher as of a later
+        // log size): the validator refuses it, naming the version that supersedes it. An update
+        // under v2 passes, and a block certified before the rule keeps its v1 updates.
+        let subject = try USCC("91330106MA27C1308F")
+        let v1Model = try engine.model(try XCTUnwrap(chain.store.allModels().first { $0.name == "risk-warning" && $0.version == 1 }))
+        let (records, date) = try chain.store.scoreInputs(subject: subject, asOfLogSize: nil)
+        let now = ScoreAsOf(logSize: chain.store.head.logSize, date: date)
+        var stale = try engine.makeScoreUpdate(subject: subject, inputs: records.map(\.transaction), model: v1Model, asOf: now)
+        stale.endorsements = [try engine.endorse(update: stale, recomputedFrom: records.map(\.transaction), model: v1Model, asOf: now, keys: c.keys["data-bureau"]!)]
+        let staleTx = c.scoreTransaction(stale, nonce: chain.nextNonce()).transaction
+        XCTAssertThrowsError(try validator.checkStateful(staleTx, state: chain.store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .conflict)
+            XCTAssertTrue("\($0)".contains("risk-warning v1, which v2 supersedes"), "\($0)")
+        }
+        XCTAssertNoThrow(try validator.checkStateful(staleTx, state: chain.store, certified: true))
+        // The memo of a check passed before the install does not let it through either.
+        var memoValidator = TransactionValidator.withScoring(genesis: c.genesis)
+        memoValidator.scoreChecks = CheckMemo(capacity: 4)
+        XCTAssertNoThrow(try memoValidator.checkStateful(staleTx, state: chain.store, certified: true))
+        XCTAssertThrowsError(try memoValidator.checkStateful(staleTx, state: chain.store))
+        var (current, currentInputs, currentAsOf, v2Model) = try update(chain, subject, "risk-warning", engine: engine)
+        XCTAssertEqual(v2Model.version, 2)
+        current.endorsements = [try engine.endorse(update: current, recomputedFrom: currentInputs, model: v2Model, asOf: currentAsOf, keys: c.keys["data-bureau"]!)]
+        try chain.append([c.scoreTransaction(current, nonce: chain.nextNonce())])
         let summary = try chain.verify()
         XCTAssertEqual(summary.modelsInstalled, 4)
-        XCTAssertEqual(summary.scoreUpdatesChecked, 1)
+        XCTAssertEqual(summary.scoreUpdatesChecked, 2)
     }
 
     /// A store written before the model index existed is scanned once at open.
