@@ -219,7 +219,7 @@ public struct LedgerAPI: Sendable {
     func status() throws -> Response {
         let head = store.head
         var body: [String: Any] = ["chain_id": genesis.chainID, "height": head.height, "head_hash": head.blockHash.hexString,
-                                   "log_size": head.logSize]
+                                   "log_size": head.logSize, "software_version": Release.version]
         for (k, v) in ledger.status() { body[k] = v }
         if case .success(let q) = queries { body["queries_turned_away"] = q.turnedAway }
         body["task_threads"] = TaskThreads.current

@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerStore
 import Logging
 import Policy
 import Scoring
@@ -23,6 +24,7 @@ struct CreditNode: AsyncParsableCommand {
           credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2XT --grantee bank-a --purpose loan_application
           credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2XT --purpose loan_application
         """,
+        version: Release.line(tool: "credit-node"),
         subcommands: [Run.self, Dev.self, Keygen.self, MakeGenesis.self, VerifierKeys.self, Submit.self, Revoke.self, Demo.self, ShowCheckpoint.self,
                       ReceiptFetch.self, ExportChain.self, DemoData.self, Score.self, Rescore.self,
                       QueryCommand.self, ConsentCommand.self, InstallPolicy.self, InstallModel.self, Erase.self, Approve.self])

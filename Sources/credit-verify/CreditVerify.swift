@@ -24,6 +24,7 @@ struct CreditVerify: ParsableCommand {
           credit-verify recompute SCORE_ID --data-dir /tmp/ledger-scoring/ledger --genesis /tmp/ledger-scoring/genesis.json --key /tmp/ledger-scoring/keys/dev.key
           credit-verify provenance provenance.json --genesis genesis.json
         """,
+        version: Release.line(tool: "credit-verify"),
         subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self])
 
     static func main() {

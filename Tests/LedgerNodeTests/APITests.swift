@@ -175,6 +175,7 @@ final class APITests: XCTestCase {
             XCTAssertEqual(h.ledger.store.head.logSize, size, "the turned-away query wrote nothing")
             try await client.execute(uri: "/v1/status", method: .get) { r in
                 XCTAssertEqual((Self.json(r)["queries_turned_away"] as? NSNumber)?.intValue, 1, "operators see the flood")
+                XCTAssertEqual(Self.json(r)["software_version"] as? String, Release.version, "operators compare versions across nodes")
             }
         }
     }

@@ -22,6 +22,16 @@ final class VerifierCLITests: XCTestCase {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Operators and auditors compare builds: each tool names its version and the formats it reads.
+    func testBothToolsNameTheirVersionAndFormats() throws {
+        for tool in ["credit-node", "credit-verify"] {
+            let (status, output) = try Self.run(tool, ["--version"])
+            XCTAssertEqual(status, 0, output)
+            XCTAssertTrue(output.hasPrefix("\(tool) \(Release.version) (transaction v1, block v1, envelope v1, genesis creditledger-genesis/v1, "
+                                           + "store \(ChainStore.storeFormat), receipt creditledger-receipt/v1, answer creditledger-answer/v1)"), output)
+        }
+    }
+
     func testVerifyChainReceiptAndConsistencyFromTheCommandLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
