@@ -209,6 +209,11 @@ public struct Genesis: Sendable {
 
     /// Parses and checks a genesis file.
     public init(bytes: [UInt8]) throws {
+        // The trust anchor must read the same in every tool: a key given twice is read as the
+        // first here and as the last by most others.
+        if let duplicate = JSONDuplicateKeys.first(in: bytes) {
+            throw LedgerError(.invalidGenesis, "genesis is not one every tool reads alike: \(duplicate)")
+        }
         let doc: Document
         do { doc = try JSONDecoder().decode(Document.self, from: Data(bytes)) } catch {
             throw LedgerError(.invalidGenesis, "genesis is not a CreditLedger genesis (JSON of format \(Self.format)): \(DecodingProblem.describe(error))")

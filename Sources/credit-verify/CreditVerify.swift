@@ -41,6 +41,9 @@ func readGenesis(_ path: String) throws -> Genesis {
 /// A JSON document of type `T` from `path`; the error says which file and what it should have been.
 func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
     guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
+    // Parsers disagree on a key given twice (the first value wins here, the last in most other
+    // tools): a file verified here must read the same everywhere.
+    if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
     do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(DecodingProblem.describe(error))") }
 }
 

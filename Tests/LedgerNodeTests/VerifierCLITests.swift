@@ -167,6 +167,20 @@ final class VerifierCLITests: XCTestCase {
         let bad = try Self.run("credit-verify", ["receipt", dir + "/bad-receipt.json", "--genesis", genesis])
         XCTAssertEqual(bad.status, 1, bad.output)
         XCTAssertTrue(bad.output.contains("FAILED"), bad.output)
+        // A genuine receipt with a key given again after it (read first here, last by most other
+        // tools, which would see another log index) is refused, as is a genesis with one.
+        let genuine = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
+        let end = try XCTUnwrap(genuine.lastIndex(of: "}"))
+        try (genuine[..<end] + ", \"log_index\" : 999 }").write(toFile: dir + "/twice-receipt.json", atomically: true, encoding: .utf8)
+        let twice = try Self.run("credit-verify", ["receipt", dir + "/twice-receipt.json", "--genesis", genesis])
+        XCTAssertEqual(twice.status, 1, twice.output)
+        XCTAssertTrue(twice.output.contains("\"log_index\" appears twice in one object (at log_index)"), twice.output)
+        let genesisText = try String(contentsOfFile: genesis, encoding: .utf8)
+        let genesisEnd = try XCTUnwrap(genesisText.lastIndex(of: "}"))
+        try (genesisText[..<genesisEnd] + ", \"chain_id\" : \"other\" }").write(toFile: dir + "/twice-genesis.json", atomically: true, encoding: .utf8)
+        let twiceGenesis = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", dir + "/twice-genesis.json"])
+        XCTAssertEqual(twiceGenesis.status, 1, twiceGenesis.output)
+        XCTAssertTrue(twiceGenesis.output.contains("genesis is not one every tool reads alike: \"chain_id\" appears twice"), twiceGenesis.output)
         // A receipt of a format this verifier does not read is named as such.
         text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
             .replacingOccurrences(of: "creditledger-receipt/v1", with: "creditledger-answer/v2")

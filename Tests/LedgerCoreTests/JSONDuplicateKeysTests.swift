@@ -1,0 +1,36 @@
+import LedgerCore
+import XCTest
+
+/// A key given twice in one object is found wherever it is, named by its path; the same key in
+/// sibling objects, or a key equal to another only as text of a value, is not a duplicate.
+final class JSONDuplicateKeysTests: XCTestCase {
+    func first(_ text: String) -> String? { JSONDuplicateKeys.first(in: Array(text.utf8)) }
+
+    func testDuplicatesAreFoundWithTheirPath() {
+        XCTAssertEqual(first(#"{"a":1,"a":2}"#), #""a" appears twice in one object (at a)"#)
+        XCTAssertEqual(first(#"{"result":"x","facts":[{"role":"r"},{"role":"s","log_index":1,"log_index":2}]}"#),
+                       #""log_index" appears twice in one object (at facts[1].log_index)"#)
+        XCTAssertEqual(first(#" { "o" : { "k" : [ 1 , { } ] , "k" : null } } "#), #""k" appears twice in one object (at o.k)"#)
+        // The same key spelt with an escape is the same key.
+        XCTAssertEqual(first(#"{"as_of_height":3,"as_of_h\u0065ight":4}"#), #""as_of_height" appears twice in one object (at as_of_height)"#)
+        XCTAssertEqual(first(#"{"\ud83d\ude00":1,"😀":2}"#), #""😀" appears twice in one object (at 😀)"#)
+        // Found after a long, deep prefix too.
+        let deep = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+        XCTAssertEqual(first(#"{"x":"# + deep + #","y":"\"}\"","x":0}"#), #""x" appears twice in one object (at x)"#)
+    }
+
+    func testDocumentsWithoutDuplicatesPass() {
+        XCTAssertNil(first(#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}],"d":"\"a\":1"}"#))
+        XCTAssertNil(first(#"[{"k":1},{"k":2}]"#))
+        XCTAssertNil(first(#"{}"#))
+        XCTAssertNil(first(#""just a string""#))
+        XCTAssertNil(first("12.5e3"))
+        XCTAssertNil(first(#"{"a":true,"b":false,"c":null,"d":-0.5,"e":[]}"#))
+        // Keys differing only in case or by a trailing space are different keys.
+        XCTAssertNil(first(#"{"key":1,"Key":2,"key ":3}"#))
+        // Malformed input is left to the decoder.
+        XCTAssertNil(first(#"{"a":1,"#))
+        XCTAssertNil(first(#"{"a\x":1}"#))
+        XCTAssertNil(first(""))
+    }
+}
