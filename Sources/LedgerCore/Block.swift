@@ -118,7 +118,7 @@ public struct CommitCertificate: Hashable, Sendable {
             height = try r.u64("height")
             round = nil
         default:
-            throw LedgerError(.unsupportedVersion, "commit certificate starts with byte \(bytes.first.map(String.init) ?? "none"), not version \(Self.version) (nor 0, the legacy encoding)")
+            throw LedgerError(.unsupportedVersion, "commit certificate \(bytes.first.map { "starts with byte \($0)" } ?? "is empty"), not version \(Self.version) (nor 0, the legacy encoding)")
         }
         let hash = try r.raw(32, "block_hash")
         let n = Int(try r.u8("signatures.count"))

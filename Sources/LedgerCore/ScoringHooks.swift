@@ -278,7 +278,7 @@ extension TransactionValidator {
                 throw LedgerError(.unknownReference, "score input \(input.hexString) is not a committed transaction")
             }
             guard t.kind == .attestation || t.kind == .amendment else {
-                throw LedgerError(.invalidValue, "score input \(input.hexString) is a \(t.kind.name), not a record about \(s.subject)")
+                throw LedgerError(.invalidValue, "score input \(input.hexString) is \(t.kind.withArticle), not a record about \(s.subject)")
             }
             throw LedgerError(.invalidValue,
                 "score input \(input.hexString) is not a record about \(s.subject) committed before log size \(s.asOfLogSize)")

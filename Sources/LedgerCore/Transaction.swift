@@ -58,6 +58,9 @@ public enum TransactionKind: UInt8, Sendable, CaseIterable {
         case .queryRecord: return "query_record"
         }
     }
+
+    /// The name after its article, for messages: "an attestation", "a consent".
+    public var withArticle: String { ([.attestation, .amendment, .evidence].contains(self) ? "an " : "a ") + name }
 }
 
 /// A calendar date as YYYYMMDD, checked to exist.

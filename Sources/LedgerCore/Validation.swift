@@ -200,7 +200,7 @@ public struct TransactionValidator: Sendable {
             case .attestation(let t): targetSubject = t.subject
             case .amendment(let t) where t.replacement != nil: targetSubject = t.replacement!.subject
             default:
-                throw LedgerError(.unknownReference, "amendment target \(a.target.hexString) is a \(target.kind.name), not an attestation")
+                throw LedgerError(.unknownReference, "amendment target \(a.target.hexString) is \(target.kind.withArticle), not an attestation")
             }
             guard target.header.signer == tx.header.signer else {
                 throw LedgerError(.notAuthorized, "only the issuer \(target.header.signer) may amend its record \(a.target.hexString)")

@@ -33,6 +33,7 @@ public struct ChainSummary: Sendable {
     public var signaturesChecked: UInt64 = 0
     public var certificatesChecked: UInt64 = 0
     public var checkpointsChecked: UInt64 = 0
+    /// Envelopes absent from the copy: erased ones and `envelopesMissing` together.
     public var envelopesShredded: UInt64 = 0
     /// Of those, envelopes of records that no erase_records transaction names: not shredded but
     /// lost or withheld (by whoever served this copy, say). The chain still verifies without them.

@@ -12,7 +12,7 @@ extension ChainStore {
             throw LedgerError(.notFound, "transaction \(id.hexString) is not committed on this node")
         }
         guard case .scoreUpdate(let u) = tx.body else {
-            throw LedgerError(.invalidValue, "transaction \(id.hexString) is a \(tx.kind.name), not a score update")
+            throw LedgerError(.invalidValue, "transaction \(id.hexString) is \(tx.kind.withArticle), not a score update")
         }
         let h = head
         guard let note = try checkpoint(height: h.height) else { throw LedgerError(.notFound, "no checkpoint at height \(h.height)") }

@@ -68,7 +68,7 @@ public struct SubjectFacts: Sendable {
                     throw LedgerError(.invalidValue, "score input \(tx.id.hexString) corrects a record into one about \(replacement.subject)")
                 }
             default:
-                throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
+                throw LedgerError(.invalidValue, "score input \(tx.id.hexString) is \(tx.kind.withArticle), not an attestation or amendment")
             }
             records.append(try ScoreRecord(tx))
         }
@@ -208,7 +208,7 @@ public struct ScoreRecord: Sendable, Equatable {
         case .amendment(let m):
             if let r = m.replacement { change = .correction(target: m.target, Metadata(r)) } else { change = .revocation(target: m.target) }
         default:
-            throw LedgerError(.invalidValue, "transaction \(tx.id.hexString) is a \(tx.kind.name), not an attestation or amendment")
+            throw LedgerError(.invalidValue, "transaction \(tx.id.hexString) is \(tx.kind.withArticle), not an attestation or amendment")
         }
     }
 }

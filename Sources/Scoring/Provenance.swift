@@ -86,7 +86,7 @@ public struct ScoreProvenance: Codable, Sendable {
                     throw bad("input \(i) amends \(a.target.hexString), which is not an earlier input by the same issuer")
                 }
             default:
-                throw bad("input \(i) is a \(tx.kind.name), not a record")
+                throw bad("input \(i) is \(tx.kind.withArticle), not a record")
             }
             signers[tx.id] = tx.header.signer
             logged.append(LoggedTransaction(logIndex: receipt.log_index, transaction: tx))

@@ -162,7 +162,7 @@ struct Chain: ParsableCommand {
             "ok": true, "chain_id": summary.chainID, "genesis_sha256": summary.genesisHash.hexString, "blocks": summary.blocks,
             "transactions": summary.transactions, "signatures_checked": summary.signaturesChecked,
             "commit_certificates": summary.certificatesChecked, "checkpoints": summary.checkpointsChecked,
-            "envelopes_shredded": summary.envelopesShredded, "envelopes_missing": summary.envelopesMissing,
+            "envelopes_erased": summary.envelopesShredded - summary.envelopesMissing, "envelopes_missing": summary.envelopesMissing,
             "head_hash": summary.headHash.hexString,
             "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
             "models_installed": summary.modelsInstalled,
@@ -178,7 +178,7 @@ struct Chain: ParsableCommand {
           transactions \(summary.transactions) (signature, signer, role, replay guard, references)
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
-          shredded     \(summary.envelopesShredded) payload envelopes\(summary.envelopesMissing == 0 ? "" : "; WARNING: \(summary.envelopesMissing) of them belong to records no erase_records names (lost or withheld, not erased)")
+          payloads     \(summary.envelopesShredded - summary.envelopesMissing) envelopes erased (crypto-shredded by erase_records)\(summary.envelopesMissing == 0 ? "" : "\n               WARNING: \(summary.envelopesMissing) envelopes missing that no erase_records names: lost or withheld by whoever made this copy, not erased")
           consents     \(summary.answersWithoutStandingConsent == 0 ? "every answer's consent stood where it was evaluated" : "WARNING: \(summary.answersWithoutStandingConsent) answers relied on a consent that did not stand (certified before validators checked it), first: " + summary.answersWithoutStandingConsentFirst.prefix(3).map { "log index \($0.logIndex): \($0.reason)" }.joined(separator: "; "))
           scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models
           time         \(String(format: "%.2f", seconds)) s, \(String(format: "%.0f", Double(summary.transactions) / max(seconds, 0.001))) tx/s
@@ -286,6 +286,7 @@ struct Consistency: ParsableCommand {
             let a = try load(old), b = try load(new)
             guard a.size <= b.size else { throw Failure("the old checkpoint (size \(a.size)) is larger than the new one (\(b.size))") }
             let hashes: [Hash]
+            guard proof == nil || from == nil else { throw Failure("give --proof FILE or --from URL, not both") }
             if let proof {
                 guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure(unreadable(proof)) }
                 // isNewline: a file with CRLF line ends reads like one with LF.
@@ -300,7 +301,9 @@ struct Consistency: ParsableCommand {
                 throw Failure("\(proof ?? "the node's reply") holds no proof hashes; a consistency proof from size \(a.size) to \(b.size) has at least one")
             }
             guard Merkle.verifyConsistency(oldSize: a.size, newSize: b.size, oldRoot: a.rootHash, newRoot: b.rootHash, proof: hashes) else {
-                throw Failure("consistency proof \(a.size) → \(b.size) does NOT verify: the log was rewritten, or the proof is wrong")
+                throw Failure(a.size == b.size
+                    ? "the two checkpoints, each signed by a quorum, give different roots for the same log size \(a.size): evidence of a fork (at least f+1 validators signed both); keep both files"
+                    : "consistency proof \(a.size) → \(b.size) does NOT verify: the log was rewritten, or the proof is wrong")
             }
             emit(json: json, ["ok": true, "old_size": a.size, "new_size": b.size],
                  text: "OK: the log of size \(b.size) extends the log of size \(a.size) (both checkpoints quorum-signed)")

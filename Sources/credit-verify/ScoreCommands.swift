@@ -36,7 +36,7 @@ struct ScoreCase: LedgerStateReader {
         guard let loc = try store.location(of: id), let tx = try store.transaction(at: loc.logIndex) else {
             throw Failure("transaction \(id.hexString) is not in this store")
         }
-        guard case .scoreUpdate(let u) = tx.body else { throw Failure("transaction \(id.hexString) is a \(tx.kind.name), not a score update") }
+        guard case .scoreUpdate(let u) = tx.body else { throw Failure("transaction \(id.hexString) is \(tx.kind.withArticle), not a score update") }
         let records = try store.subjectRecords(u.subject, before: u.asOfLogSize, limit: FieldLimits.scoreInputs + 1)
         var envelopes: [Hash: Envelope] = [:]
         var withheld = Set<Hash>()
@@ -71,7 +71,7 @@ struct ScoreCase: LedgerStateReader {
         }
         guard let update = found else { throw Failure("transaction \(id.hexString) is not in \(path)") }
         guard case .scoreUpdate(let u) = update.transaction.body else {
-            throw Failure("transaction \(id.hexString) is a \(update.transaction.kind.name), not a score update")
+            throw Failure("transaction \(id.hexString) is \(update.transaction.kind.withArticle), not a score update")
         }
         source = try ExportBlockSource(path: path)
         source.limits = genesis.limits

@@ -85,6 +85,8 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertEqual(chain.status, 0, chain.output)
         let summary = try JSONSerialization.jsonObject(with: Data(chain.output.utf8)) as? [String: Any]
         XCTAssertEqual(summary?["transactions"] as? Int, 41)
+        XCTAssertEqual(summary?["envelopes_erased"] as? Int, 0)
+        XCTAssertEqual(summary?["envelopes_missing"] as? Int, 0)
 
         // A receipt for one transaction, checked with the genesis file alone.
         let id = (try client.getJSON("/v1/blocks/1")["transactions"] as! [String])[0]
@@ -129,6 +131,10 @@ final class VerifierCLITests: XCTestCase {
                                                    "--genesis", genesis, "--proof", dir + "/empty.proof"])
         XCTAssertEqual(empty.status, 1)
         XCTAssertTrue(empty.output.contains("empty.proof holds no proof hashes"), empty.output)
+        let both = try Self.run("credit-verify", ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint",
+                                                  "--genesis", genesis, "--proof", dir + "/crlf.proof", "--from", url])
+        XCTAssertEqual(both.status, 1)
+        XCTAssertTrue(both.output.contains("give --proof FILE or --from URL, not both"), both.output)
 
         // Output that cannot be written fails the command: to standard output (here /dev/full)…
         let lost = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", genesis, "--json"], standardOutput: "/dev/full")
