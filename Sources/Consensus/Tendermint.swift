@@ -164,8 +164,9 @@ public enum ConsensusEvent: Sendable {
     /// The answer to `.buildProposal`: the block this node proposes (valid by construction).
     case built(height: UInt64, round: UInt32, blockHash: Hash)
     case timeout(Timeout)
-    /// The node committed `height` by other means (catch-up from peers).
-    case committedElsewhere(height: UInt64)
+    /// The node committed `height` by other means (catch-up from peers). `ownPrecommitRound`:
+    /// the round of this validator's precommit in the block's commit certificate, if it holds one.
+    case committedElsewhere(height: UInt64, ownPrecommitRound: UInt32? = nil)
 }
 
 /// Outputs. The caller carries them out in order: a `.persist` before the sends it precedes.
@@ -218,8 +219,36 @@ public struct TendermintMachine: Sendable {
     private var deferred: SafetyState?
     private var signsFrom: UInt64 = 0
     /// The height from which this validator signs again, when a persisted state was ahead of
-    /// the store at start (for the node to log); nil otherwise.
+    /// the store at start, or its own votes were found in blocks it caught up (for the node to
+    /// log); nil otherwise.
     public var signsAgainFrom: UInt64? { signsFrom > height ? signsFrom : nil }
+    /// The first height at which a caught-up block held a precommit of this validator that its
+    /// state did not remember; nil once it decides a height live again.
+    public private(set) var forgotOwnVotes: UInt64?
+    /// Whether the state holds `vote` (of this validator, at the current height) by what it says:
+    /// type, round and block (a restored precommit is sent again with a new attachment).
+    private func remembers(_ vote: Vote) -> Bool {
+        ([state.prevote, state.precommit].compactMap { $0 } + state.earlierVotes).contains {
+            $0.type == vote.type && $0.round == vote.round && $0.blockHash == vote.blockHash
+        }
+    }
+
+    /// Signs nothing up to height `last`, durably: a fresh state for the height after it is
+    /// persisted and taken up there, as a state ahead of the store is after a restart.
+    private mutating func holdSigning(from first: UInt64, through last: UInt64, _ out: inout [ConsensusAction]) {
+        forgotOwnVotes = forgotOwnVotes ?? first
+        guard me != nil, last + 1 > signsFrom else { return }
+        signsFrom = last + 1
+        let hold = SafetyState(height: last + 1)
+        deferred = hold
+        out.append(.persist(hold))
+    }
+
+    /// Whether this validator has signed anything at the current height (in this life or the
+    /// one its persisted state comes from).
+    private var signedAtThisHeight: Bool {
+        state.proposal != nil || state.prevote != nil || state.precommit != nil || !state.earlierVotes.isEmpty
+    }
 
     // Messages of the current height.
     private var proposals: [UInt32: Proposal] = [:]
@@ -315,6 +344,13 @@ public struct TendermintMachine: Sendable {
                 }
                 break
             }
+            // A vote of this validator's, relayed back by a peer, that its state does not hold: it
+            // was signed in a life the state does not remember (a restored data directory, or
+            // another node with this key). It signs nothing more at this height.
+            // Only within the rounds the state keeps its votes of (older ones it has let go).
+            if let me, v.voter == me, height >= signsFrom, v.round &+ SafetyState.earlierVoteRounds >= round, !remembers(v) {
+                holdSigning(from: height, through: height, &out)
+            }
             record(vote: v, &out)
             if step == .waiting && v.voter != me && v.round >= round { startRound(round, &out) }
         case .validated(let h, let hash, let valid, let timestamp):
@@ -348,8 +384,20 @@ public struct TendermintMachine: Sendable {
                     if isQuiet(round) { rest(inRound: round + 1, &out) } else { startRound(round + 1, &out) }
                 }
             }
-        case .committedElsewhere(let h):
+        case .committedElsewhere(let h, let ownRound):
+            // A certified block holds this validator's precommit at a height where it has signed
+            // nothing: it signed there in a life its state does not remember (its whole data
+            // directory restored from an older copy, say), and may have signed at the height after
+            // it too. It signs nothing until the height after the last block it catches up,
+            // durably (a later state is persisted, taken up as a store behind its state is), so
+            // a restart keeps the hold (found by black-box testing: a restored validator caught
+            // up blocks carrying its own signatures, then prevoted a second time).
+            // (Below a state persisted for a later height, its votes are expected: it is that state's past.)
+            if ownRound != nil, me != nil, h >= height, h > height || !signedAtThisHeight, deferred.map({ h >= $0.height }) ?? true {
+                forgotOwnVotes = forgotOwnVotes ?? h
+            }
             if h >= height { moveTo(height: h + 1, &out) }
+            if let first = forgotOwnVotes, me != nil { holdSigning(from: first, through: h + 1, &out) }
         }
         evaluate(&out)
         return out
@@ -467,6 +515,8 @@ public struct TendermintMachine: Sendable {
                 if proposed, validity[hash] == true {
                     out.append(.commit(height: h, round: r, blockHash: hash, precommits: self.votes(votes, for: hash)))
                     decisions += 1
+                    // Deciding live again: what it signed before was caught up past.
+                    forgotOwnVotes = nil
                     moveTo(height: h + 1, &out)
                     return
                 } else if !proposed, !catchUpRequested {

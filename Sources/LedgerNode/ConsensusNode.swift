@@ -776,7 +776,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func handle(_ event: ConsensusEvent) {
         let round = machine.round
+        let forgotBefore = machine.forgotOwnVotes
         perform(machine.handle(event))
+        if forgotBefore == nil, let at = machine.forgotOwnVotes {
+            let found: String
+            if case .committedElsewhere(let h, _) = event { found = "block \(h), caught up from a peer, holds a precommit" } else { found = "a peer relayed a vote at height \(at)" }
+            logger.critical("\(found) of this validator's which its consensus state does not remember: \(member.id)'s data directory is older than votes it signed (restored from a copy?), or another node signs with its key. It signs nothing until height \(machine.signsAgainFrom.map(String.init) ?? "-") (moved on past every block it catches up), so it cannot sign twice where it may already have voted; if it was needed for a quorum, the chain waits for another validator")
+        }
         if machine.round > round, !awaitingContent.isEmpty {
             // Blocks awaited for rounds that have now come near are fetched at once.
             for (hash, r) in awaitingContent where !withinBlockWindow(r, from: round) && withinBlockWindow(r) {
@@ -1284,7 +1290,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // state persisted for the next height (a store restored from a backup) and ask for
             // the content of the block it proposed there, which must not be forgotten with it.
             forgetCommittedHeight(c.block)
-            handle(.committedElsewhere(height: header.height))
+            let signedHere = c.certificate.signatures.contains { $0.member == member.id }
+            handle(.committedElsewhere(height: header.height, ownPrecommitRound: signedHere ? c.certificate.round ?? 0 : nil))
             resumeAfterCommit()
         }
         if applied > 0 {

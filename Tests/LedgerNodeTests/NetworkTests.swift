@@ -125,6 +125,66 @@ final class NetworkTests: XCTestCase {
         XCTAssertGreaterThan(h1, h0)
     }
 
+    /// A validator whose whole data directory (store and consensus state) is put back to an older
+    /// copy catches up blocks holding its own precommits; it may have voted at the height under
+    /// way too. It signs nothing there, says why, and signs again once that height is decided
+    /// without it: no second vote, no evidence against it (found by black-box testing: it
+    /// prevoted a second time, and the chain was safe only because two validators were down).
+    func testAValidatorRestoredFromAnOldCopyOfItsDataDirectoryDoesNotSignTwice() throws {
+        let net = try LocalConsortium(name: "rollback")
+        defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
+        try net.startAll(LocalConsortium.validators)
+        let txs = try submissions(net, count: 80, seed: 7)
+        _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
+        guard let (h0, _) = net.waitForAgreement(LocalConsortium.validators) else { return XCTFail("no initial agreement") }
+        net.kill9("bank-b")
+        let snapshot = net.root + "/bank-b-old-data"
+        try FileManager.default.copyItem(atPath: net.dataDir("bank-b"), toPath: snapshot)
+        try net.start("bank-b")
+        guard net.waitForAgreement(LocalConsortium.validators, minHeight: h0) != nil else { return XCTFail("bank-b did not come back") }
+        for i in 1...4 { _ = try net.client("samr-330106").submit(batch: Array(txs[(i * 10)..<(i * 10 + 10)])) }
+        guard let (h1, _) = net.waitForAgreement(LocalConsortium.validators, minHeight: h0 + 4) else { return XCTFail("no agreement after the copy") }
+        // Two validators down: samr and bank-b vote at the next height and cannot decide it.
+        net.kill9("bank-a")
+        net.kill9("data-330106")
+        let pending = DispatchGroup()
+        let client = try net.client("samr-330106", timeout: 90)
+        DispatchQueue.global().async(group: pending) { _ = try? client.submit(batch: Array(txs[50..<60])) }
+        Thread.sleep(forTimeInterval: 3)
+        let stalled = h1 + 1
+        // bank-b is put back to its old copy and started again.
+        net.kill9("bank-b")
+        try FileManager.default.removeItem(atPath: net.dataDir("bank-b"))
+        try FileManager.default.moveItem(atPath: snapshot, toPath: net.dataDir("bank-b"))
+        try net.start("bank-b")
+        var held = 0
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let consensus = (try? net.client("bank-b", timeout: 3).getJSON("/v1/status"))?["consensus"] as? [String: Any]
+            held = (consensus?["signs_again_from"] as? NSNumber)?.intValue ?? 0
+            if held > 0, net.head("bank-b")?.0 == h1 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(net.head("bank-b")?.0, h1, "bank-b caught up to the stalled chain")
+        XCTAssertEqual(held, Int(stalled + 1), "bank-b signs nothing at \(stalled), where it may have voted before")
+        let log = try String(contentsOfFile: net.log("bank-b"), encoding: .utf8)
+        XCTAssertTrue(log.contains("which its consensus state does not remember"), String(log.suffix(3000)))
+        // The others return: the stalled height is decided without bank-b, which then signs again.
+        try net.start("bank-a")
+        try net.start("data-330106")
+        XCTAssertEqual(pending.wait(timeout: .now() + 60), .success, "the pending batch never committed")
+        guard net.waitForAgreement(LocalConsortium.validators, minHeight: stalled) != nil else { return XCTFail("heads did not agree") }
+        for i in 6...7 { _ = try net.client("bank-a").submit(batch: Array(txs[(i * 10)..<(i * 10 + 10)])) }
+        guard let (h2, _) = net.waitForAgreement(LocalConsortium.validators, minHeight: stalled + 2) else { return XCTFail("heads did not agree") }
+        XCTAssertGreaterThan(h2, stalled)
+        let consensus = try net.client("bank-b").getJSON("/v1/status")["consensus"] as? [String: Any]
+        XCTAssertEqual((consensus?["signs_again_from"] as? NSNumber)?.intValue, 0, "bank-b signs again")
+        for m in LocalConsortium.validators {
+            let text = (try? String(contentsOfFile: net.log(m), encoding: .utf8)) ?? ""
+            XCTAssertFalse(text.contains("validator bank-b equivocated") || text.contains("another node is signing with bank-b's key"), "\(m) saw bank-b sign twice")
+        }
+    }
+
     /// Garbage, an oversized frame and a peer with a key that is not in genesis: each connection is
     /// dropped with a log line; the node keeps running and serving.
     func testBadPeersAreDroppedAndTheNodeKeepsRunning() throws {
