@@ -185,6 +185,36 @@ final class NetworkTests: XCTestCase {
         }
     }
 
+    /// A node asked to stop (SIGTERM) while a submitter waits for a commit that cannot come (no
+    /// quorum) answers it at once and stops, instead of holding its stop for the whole commit wait.
+    func testAStoppingNodeAnswersItsWaitingSubmittersAtOnce() throws {
+        let net = try LocalConsortium(name: "stop-waiting")
+        defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
+        try net.startAll(LocalConsortium.validators)
+        let txs = try submissions(net, count: 20, seed: 8)
+        _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
+        guard net.waitForAgreement(LocalConsortium.validators) != nil else { return XCTFail("no initial agreement") }
+        net.kill9("bank-a")
+        net.kill9("bank-b")
+        let pending = DispatchGroup()
+        let client = try net.client("samr-330106", timeout: 90)
+        nonisolated(unsafe) var failure: String? = nil
+        DispatchQueue.global().async(group: pending) {
+            do { _ = try client.submit(batch: Array(txs[10..<20])) } catch { failure = "\(error)" }
+        }
+        Thread.sleep(forTimeInterval: 2)
+        let started = Date()
+        let (statuses, killed) = net.stopAll()
+        let took = Date().timeIntervalSince(started)
+        XCTAssertEqual(killed, [])
+        XCTAssertEqual(statuses["samr-330106"], 0)
+        XCTAssertLessThan(took, 15, "the stop waited for the submitter's commit wait")
+        XCTAssertEqual(pending.wait(timeout: .now() + 10), .success)
+        XCTAssertTrue(failure?.contains("the node is stopping before the transaction committed") == true, failure ?? "no error")
+        let log = try String(contentsOfFile: net.log("samr-330106"), encoding: .utf8)
+        XCTAssertTrue(log.contains("stopping: answering the submitters still waiting for a commit"), String(log.suffix(2000)))
+    }
+
     /// Garbage, an oversized frame and a peer with a key that is not in genesis: each connection is
     /// dropped with a log line; the node keeps running and serving.
     func testBadPeersAreDroppedAndTheNodeKeepsRunning() throws {
