@@ -334,6 +334,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// `uncommittedForMillis` as of the last status tick, for `GET /v1/health` (read off the queue).
+    let publishedStallMillis = Atomic<UInt64>(0)
+    public var stalledForMillis: UInt64 {
+        let s = publishedStallMillis.load(ordering: .relaxed)
+        return s >= Self.stallMillis ? s : 0
+    }
+
     /// Whether the stop was logged (once, by the first waiting submitter to see it).
     let stopAnnounced = Atomic<Bool>(false)
 
@@ -1127,6 +1134,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func reportStall() {
         let stalled = uncommittedForMillis, now = clock()
+        publishedStallMillis.store(stalled, ordering: .relaxed)
         guard stalled >= Self.stallMillis, now >= lastStallWarningMillis + 3 * Self.stallMillis else { return }
         lastStallWarningMillis = now
         let connected = Set(p2p?.connectedPeers ?? [])

@@ -20,12 +20,16 @@ public protocol LedgerService: AnyObject, Sendable {
     func ownNonce() -> UInt64
     /// Why the node stopped writing blocks (a failed synced write), or nil while it writes.
     var writeFailureReason: String? { get }
+    var stalledForMillis: UInt64 { get }
     /// Whether the transaction is admitted here and waiting for a block.
     func isPending(_ id: Hash) -> Bool
 }
 
 extension LedgerService {
     public var writeFailureReason: String? { nil }
+    /// How long no block has committed while transactions wait, once that is past the node's
+    /// stall threshold; 0 otherwise (a dev ledger commits on its own).
+    public var stalledForMillis: UInt64 { 0 }
 
     /// Validates and admits submissions from elsewhere (all or none); returns when each is committed durably on this node.
     public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {

@@ -680,6 +680,12 @@ final class ConsensusNodeTests: XCTestCase {
         // By the node's periodic tick, as nothing commits (it was reported only after a commit).
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.queue.sync { f.node.lastStallWarningMillis }, now.withLock { $0 }, "the stall was reported")
+        // And GET /v1/health says so (`committing` false), read off the node's queue.
+        XCTAssertEqual(f.node.stalledForMillis, 12_000)
+        let (ok, body) = LedgerAPI(ledger: f.node).healthReport()
+        XCTAssertTrue(ok, "the node itself is sound: 200")
+        XCTAssertEqual(body["committing"] as? Bool, false)
+        XCTAssertEqual(body["uncommitted_for_ms"] as? UInt64, 12_000)
         await f.close()
     }
 
