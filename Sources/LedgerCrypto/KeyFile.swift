@@ -60,6 +60,11 @@ public struct MemberSecretKeys: Sendable {
             throw CryptoError(.keyFileMalformed, "key file \(path) is not a regular file of at most 64 KiB")
         }
         let mode = info.st_mode & 0o777
+        // A public key file is readable by all on purpose: told what it is, not to chmod it
+        // (found by black-box testing: the chmod advice came first, the mix-up only after it).
+        if path.hasSuffix(".pub.json") {
+            throw CryptoError(.keyFileMalformed, "\(path) is a public key file (MEMBER.pub.json): give the secret MEMBER.key written beside it")
+        }
         guard mode & 0o077 == 0 else {
             throw CryptoError(.keyFilePermissions,
                 "key file \(path) has mode \(String(mode, radix: 8)); secret keys must not be accessible to group or others (run: chmod 600 \(path))")

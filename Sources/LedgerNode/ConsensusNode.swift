@@ -304,6 +304,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         queue.sync {}
         gossipQueue.sync {}
         autoScorer?.queue.sync {}
+        logger.notice("stopped at height \(store.head.height); every committed block is in the store")
     }
 
     // MARK: LedgerService

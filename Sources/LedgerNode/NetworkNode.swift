@@ -61,7 +61,7 @@ public struct NodeConfig: Decodable, Sendable {
         }
         let config: NodeConfig
         do { config = try JSONDecoder().decode(NodeConfig.self, from: data) } catch {
-            throw LedgerError(.malformed, "config file \(path): \(error)")
+            throw LedgerError(.malformed, "config file \(path): \(DecodingProblem.describe(error))")
         }
         // A misspelt field would otherwise be ignored silently, and the node run with a default.
         let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
@@ -178,6 +178,15 @@ public enum NetworkNode {
         }
         // Before anything is written: an unknown peer used to be refused after the store was created.
         let peers = try NodeConfig.peerAddresses(config, genesis: genesis, me: me.id)
+        // So are addresses another process holds: the node used to create its store, listen on
+        // P2P and dial its peers under the member's name before its HTTP bind failed, and NIO's
+        // error did not say which address (found by black-box testing).
+        for (field, address) in [("p2p", config.p2p), ("http", config.http)] + (config.member_http.map { [("member_http", $0)] } ?? []) {
+            let (host, port) = try NodeConfig.split(address, what: field)
+            if port != 0, LedgerAPI.addressTaken(host: host, port: port) {
+                throw LedgerError(.invalidValue, "\(field) address \(address) is in use by another process (another node, or one not yet stopped?): free it or give another \(field) in \(configPath); nothing was started")
+            }
+        }
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
         try DurableFile.createDirectories(dataDir)

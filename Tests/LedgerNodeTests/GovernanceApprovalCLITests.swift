@@ -124,8 +124,14 @@ final class GovernanceApprovalCLITests: XCTestCase {
         // found by black-box testing).
         let pub = key("data-330106").replacingOccurrences(of: ".key", with: ".pub.json")
         XCTAssertTrue(FileManager.default.fileExists(atPath: pub), pub)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: pub)
+        // Readable by all, as keygen writes it: named for what it is, not met with chmod advice.
         try expectRefusal(["approve", "policy", "--genesis", root + "/genesis.json", "--key", pub, "--file", doc, "--out", root + "/x.json"],
+                          ["is a public key file (MEMBER.pub.json): give the secret MEMBER.key"])
+        // Copied under another name and made private, it is still recognised by its content.
+        let renamed = root + "/copied-key.json"
+        try FileManager.default.copyItem(atPath: pub, toPath: renamed)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: renamed)
+        try expectRefusal(["approve", "policy", "--genesis", root + "/genesis.json", "--key", renamed, "--file", doc, "--out", root + "/x.json"],
                           ["is not a CreditLedger secret key file: missing field \"format\"", "looks like a public key file"])
         try expectRefusal(["approve", "policy", "--genesis", doc, "--key", key("data-330106"), "--file", doc, "--out", root + "/x.json"],
                           ["genesis is not a CreditLedger genesis"])

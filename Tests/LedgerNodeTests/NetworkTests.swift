@@ -215,6 +215,20 @@ final class NetworkTests: XCTestCase {
         XCTAssertTrue(log.contains("stopping: answering the submitters still waiting for a commit"), String(log.suffix(2000)))
     }
 
+    /// A node started on addresses another process holds (here a second copy of a running
+    /// node) says which address, and stops before it dials anyone or opens its store.
+    func testANodeWhoseAddressIsTakenSaysWhichAndStartsNothing() throws {
+        let net = try LocalConsortium(name: "port-taken")
+        defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
+        try net.start("samr-330106")
+        _ = try net.address("samr-330106")
+        let second = try VerifierCLITests.run(net.tool, ["run", "--config", "\(net.root)/samr-330106/node.json"])
+        XCTAssertEqual(second.status, 1, second.output)
+        XCTAssertTrue(second.output.contains("p2p address 127.0.0.1:") && second.output.contains("is in use by another process"), second.output)
+        XCTAssertTrue(second.output.contains("nothing was started"), second.output)
+        XCTAssertFalse(second.output.contains("dial") || second.output.contains("Fatal error"), second.output)
+    }
+
     /// Garbage, an oversized frame and a peer with a key that is not in genesis: each connection is
     /// dropped with a log line; the node keeps running and serving.
     func testBadPeersAreDroppedAndTheNodeKeepsRunning() throws {
