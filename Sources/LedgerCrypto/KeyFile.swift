@@ -133,8 +133,11 @@ public enum DurableFile {
             path = (path as NSString).deletingLastPathComponent
         }
         guard !missing.isEmpty else { return false }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: permissions])
+        // mkdir itself, outermost first, so a failure names the directory and the system's reason
+        // ("Read-only file system"), not a Foundation error dump (found by black-box testing).
+        for created in missing.reversed() where mkdir(created, mode_t(permissions)) != 0 && errno != EEXIST {
+            throw Failure(step: "create", path: created, reason: String(cString: strerror(errno)))
+        }
         for created in missing { try syncDirectory((created as NSString).deletingLastPathComponent) }
         return true
     }

@@ -196,7 +196,8 @@ public enum NetworkNode {
             store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
                                    merkleCacheBytes: ChainStore.nodeMerkleCacheBytes)
             guard store.genesis.hash == genesis.hash else {
-                throw LedgerError(.invalidGenesis, "\(genesisPath) is not the genesis of the store in \(storePath)")
+                throw LedgerError(.invalidGenesis, "\(genesisPath) (hash \(genesis.hash.hexString.prefix(16))…, chain \(genesis.chainID)) is not the genesis of the store in \(storePath) "
+                                  + "(hash \(store.genesis.hash.hexString.prefix(16))…, chain \(store.genesis.chainID)): a genesis file is never edited or reformatted, since its hash identifies the chain; use the consortium's original file")
             }
         } else {
             // Create aside and rename, so a crash here leaves no half-made store.

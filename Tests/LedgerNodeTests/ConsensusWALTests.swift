@@ -33,6 +33,16 @@ final class ConsensusWALTests: XCTestCase {
         XCTAssertTrue(try DurableFile.createDirectories(directory + "/a/b/c"))
         XCTAssertTrue(try DurableFile.exists(directory + "/a/b/c"))
         XCTAssertFalse(try DurableFile.createDirectories(directory + "/a/b/c"))
+        let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: directory + "/a/b")[.posixPermissions] as? Int)
+        XCTAssertEqual(mode & 0o777, 0o700, "parents are private too")
+        // A directory that cannot be made is named with the system's reason, in words (a
+        // read-only file system gave a Foundation error dump; found by black-box testing). A name
+        // too long for the file system stands in for it here, as root may write anywhere.
+        let long = directory + "/" + String(repeating: "x", count: 300)
+        XCTAssertThrowsError(try DurableFile.createDirectories(long + "/d")) {
+            XCTAssertTrue("\($0)".hasPrefix("cannot "), "\($0)")
+            XCTAssertTrue("\($0)".contains("File name too long"), "\($0)")
+        }
     }
 
     /// The rename of the safety state is made durable by syncing its directory; a directory that
