@@ -5,6 +5,17 @@ import Foundation
 /// keys (found by black-box testing). Used for every JSON document a user hands over: key
 /// files, genesis files, HTTP bodies.
 public enum DecodingProblem {
+    /// With the document's bytes, a number out of its field's range (negative, fractional or too
+    /// large where a count is expected) is told apart from JSON that does not parse: the decoder
+    /// calls both "not valid JSON" (found by black-box testing of the verifier).
+    public static func describe(_ error: any Error, data: Data) -> String {
+        if case DecodingError.dataCorrupted(let c) = error, c.codingPath.isEmpty,
+           (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
+            return "a number is out of range for its field (negative, fractional, or too large where a whole number is expected)"
+        }
+        return describe(error)
+    }
+
     public static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, let c):

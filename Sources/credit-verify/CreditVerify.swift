@@ -44,7 +44,7 @@ func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) thr
     // Parsers disagree on a key given twice (the first value wins here, the last in most other
     // tools): a file verified here must read the same everywhere.
     if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
-    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(DecodingProblem.describe(error))") }
+    do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(DecodingProblem.describe(error, data: data))") }
 }
 
 struct Failure: Error, CustomStringConvertible {

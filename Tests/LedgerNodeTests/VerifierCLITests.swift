@@ -173,6 +173,12 @@ final class VerifierCLITests: XCTestCase {
         let bad = try Self.run("credit-verify", ["receipt", dir + "/bad-receipt.json", "--genesis", genesis])
         XCTAssertEqual(bad.status, 1, bad.output)
         XCTAssertTrue(bad.output.contains("FAILED"), bad.output)
+        // A negative log index is a number out of range, not JSON that does not parse.
+        try (try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)).replacingOccurrences(of: "\"log_index\" : ", with: "\"log_index\" : -1")
+            .write(toFile: dir + "/negative-receipt.json", atomically: true, encoding: .utf8)
+        let negative = try Self.run("credit-verify", ["receipt", dir + "/negative-receipt.json", "--genesis", genesis])
+        XCTAssertEqual(negative.status, 1, negative.output)
+        XCTAssertTrue(negative.output.contains("a number is out of range for its field"), negative.output)
         // A genuine receipt with a key given again after it (read first here, last by most other
         // tools, which would see another log index) is refused, as is a genesis with one.
         let genuine = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
