@@ -222,8 +222,9 @@ public struct TendermintMachine: Sendable {
     /// the store at start, or its own votes were found in blocks it caught up (for the node to
     /// log); nil otherwise.
     public var signsAgainFrom: UInt64? { signsFrom > height ? signsFrom : nil }
-    /// The first height at which a caught-up block held a precommit of this validator that its
-    /// state did not remember; nil once it decides a height live again.
+    /// The first height at which a caught-up block held a precommit of this validator, or a peer
+    /// relayed a vote of it, that its state did not remember; nil once it decides a height live
+    /// again.
     public private(set) var forgotOwnVotes: UInt64?
     /// Whether the state holds `vote` (of this validator, at the current height) by what it says:
     /// type, round and block (a restored precommit is sent again with a new attachment).
