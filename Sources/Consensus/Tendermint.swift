@@ -166,7 +166,7 @@ public enum ConsensusEvent: Sendable {
     case timeout(Timeout)
     /// The node committed `height` by other means (catch-up from peers). `ownPrecommitRound`:
     /// the round of this validator's precommit in the block's commit certificate, if it holds one.
-    case committedElsewhere(height: UInt64, ownPrecommitRound: UInt32? = nil)
+    case committedElsewhere(height: UInt64, ownPrecommitRound: UInt32? = nil, blockHash: Hash? = nil)
 }
 
 /// Outputs. The caller carries them out in order: a `.persist` before the sends it precedes.
@@ -228,9 +228,9 @@ public struct TendermintMachine: Sendable {
     public private(set) var forgotOwnVotes: UInt64?
     /// Whether the state holds `vote` (of this validator, at the current height) by what it says:
     /// type, round and block (a restored precommit is sent again with a new attachment).
-    private func remembers(_ vote: Vote) -> Bool {
+    private func remembers(_ type: VoteType, round r: UInt32, blockHash: Hash?) -> Bool {
         ([state.prevote, state.precommit].compactMap { $0 } + state.earlierVotes).contains {
-            $0.type == vote.type && $0.round == vote.round && $0.blockHash == vote.blockHash
+            $0.type == type && $0.round == r && $0.blockHash == blockHash
         }
     }
 
@@ -245,11 +245,6 @@ public struct TendermintMachine: Sendable {
         out.append(.persist(hold))
     }
 
-    /// Whether this validator has signed anything at the current height (in this life or the
-    /// one its persisted state comes from).
-    private var signedAtThisHeight: Bool {
-        state.proposal != nil || state.prevote != nil || state.precommit != nil || !state.earlierVotes.isEmpty
-    }
 
     // Messages of the current height.
     private var proposals: [UInt32: Proposal] = [:]
@@ -333,6 +328,12 @@ public struct TendermintMachine: Sendable {
                   p.proposer == validators.proposer(height: p.height, round: p.round),
                   p.polRound >= -1, p.polRound < Int32(clamping: p.round), p.round <= Self.maxRound,
                   p.round <= round &+ timeouts.maxRoundsAhead else { break }
+            // Its own proposal of the round under way, relayed back, that its state does not hold:
+            // signed in a life the state does not remember, as for a vote below (found in review).
+            if let me, p.proposer == me, height >= signsFrom, p.round == round,
+               state.proposal.map({ $0.blockHash != p.blockHash || $0.polRound != p.polRound }) ?? true {
+                holdSigning(from: height, through: height + 1, &out)
+            }
             record(proposal: p, receivedAt: at, &out)
             if step == .waiting && p.proposer != me && p.round >= round { startRound(round, &out) }
         case .vote(let v):
@@ -347,10 +348,12 @@ public struct TendermintMachine: Sendable {
             }
             // A vote of this validator's, relayed back by a peer, that its state does not hold: it
             // was signed in a life the state does not remember (a restored data directory, or
-            // another node with this key). It signs nothing more at this height.
-            // Only within the rounds the state keeps its votes of (older ones it has let go).
-            if let me, v.voter == me, height >= signsFrom, v.round &+ SafetyState.earlierVoteRounds >= round, !remembers(v) {
-                holdSigning(from: height, through: height, &out)
+            // another node with this key), which may have gone on to the next height too. It signs
+            // nothing more at this height or the next (found in review). Only within the rounds
+            // the state keeps its votes of (older ones it has let go).
+            if let me, v.voter == me, height >= signsFrom, v.round &+ SafetyState.earlierVoteRounds >= round,
+               !remembers(v.type, round: v.round, blockHash: v.blockHash) {
+                holdSigning(from: height, through: height + 1, &out)
             }
             record(vote: v, &out)
             if step == .waiting && v.voter != me && v.round >= round { startRound(round, &out) }
@@ -385,7 +388,7 @@ public struct TendermintMachine: Sendable {
                     if isQuiet(round) { rest(inRound: round + 1, &out) } else { startRound(round + 1, &out) }
                 }
             }
-        case .committedElsewhere(let h, let ownRound):
+        case .committedElsewhere(let h, let ownRound, let hash):
             // A certified block holds this validator's precommit at a height where it has signed
             // nothing: it signed there in a life its state does not remember (its whole data
             // directory restored from an older copy, say), and may have signed at the height after
@@ -393,8 +396,11 @@ public struct TendermintMachine: Sendable {
             // durably (a later state is persisted, taken up as a store behind its state is), so
             // a restart keeps the hold (found by black-box testing: a restored validator caught
             // up blocks carrying its own signatures, then prevoted a second time).
-            // (Below a state persisted for a later height, its votes are expected: it is that state's past.)
-            if ownRound != nil, me != nil, h >= height, h > height || !signedAtThisHeight, deferred.map({ h >= $0.height }) ?? true {
+            // (Below a state persisted for a later height, its votes are expected: it is that state's
+            // past. At the height under way, a precommit of a round older than the state keeps
+            // votes of is taken as remembered.)
+            if let r = ownRound, me != nil, h >= height, deferred.map({ h >= $0.height }) ?? true,
+               h > height || (r &+ SafetyState.earlierVoteRounds >= round && !remembers(.precommit, round: r, blockHash: hash)) {
                 forgotOwnVotes = forgotOwnVotes ?? h
             }
             if h >= height { moveTo(height: h + 1, &out) }

@@ -7,12 +7,18 @@
 /// else that is not JSON is left to the decoder, which names it. Iterative, so deep nesting
 /// costs no stack.
 public enum JSONDuplicateKeys {
-    /// The path of the first duplicated key (`facts[2].transaction`), or nil.
+    /// The path of the first duplicated key (`facts[2].transaction`), or nil. A document in
+    /// UTF-16 or UTF-32, which Foundation's decoder also reads, is named as such instead of
+    /// scanned: a key given twice there would pass unseen (found in review).
     public static func first(in bytes: [UInt8]) -> String? {
-        enum Container { case object(keys: Set<[UInt8]>, key: [UInt8]?), array(index: Int) }
+        // Keys are compared as Swift compares them (canonical equivalence: "K" and "\u{212A}" are
+        // one key to Foundation's decoder), which also covers equal bytes.
+        enum Container { case object(keys: Set<String>, key: [UInt8]?), array(index: Int) }
         var stack: [Container] = []
-        var i = 0
+        // A UTF-8 byte-order mark, which the decoder skips.
+        var i = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         let n = bytes.count
+        if bytes.prefix(4).contains(0) { return "the document is not UTF-8 (UTF-16 or UTF-32, say): save it as UTF-8" }
 
         func path(_ last: [UInt8]?) -> String {
             var out = ""
@@ -97,7 +103,7 @@ public enum JSONDuplicateKeys {
                 if bytes[i] == 0x7D { stack.removeLast(); i += 1; afterValue(); if stack.isEmpty { return nil }; continue }
                 guard bytes[i] == 0x22, let key = string() else { return nil }
                 stack[stack.count - 1] = .array(index: 0)    // drops the stack's reference: the insert does not copy the set
-                let fresh = keys.insert(key).inserted
+                let fresh = keys.insert(String(decoding: key, as: UTF8.self)).inserted
                 stack[stack.count - 1] = .object(keys: keys, key: fresh ? key : nil)
                 guard fresh else { return "\"\(String(decoding: key, as: UTF8.self))\" appears twice in one object (at \(path(key)))" }
                 skipWhitespace()

@@ -802,7 +802,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         perform(machine.handle(event))
         if forgotBefore == nil, let at = machine.forgotOwnVotes {
             let found: String
-            if case .committedElsewhere(let h, _) = event { found = "block \(h), caught up from a peer, holds a precommit" } else { found = "a peer relayed a vote at height \(at)" }
+            switch event {
+            case .committedElsewhere(let h, _, _): found = "block \(h), caught up from a peer, holds a precommit"
+            case .proposal: found = "a peer relayed a proposal at height \(at)"
+            default: found = "a peer relayed a vote at height \(at)"
+            }
             logger.critical("\(found) of this validator's which its consensus state does not remember: \(member.id)'s data directory is older than votes it signed (restored from a copy?), or another node signs with its key. It signs nothing until height \(machine.signsAgainFrom.map(String.init) ?? "-") (moved on past every block it catches up), so it cannot sign twice where it may already have voted; if it was needed for a quorum, the chain waits for another validator")
         }
         if machine.round > round, !awaitingContent.isEmpty {
@@ -1314,7 +1318,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // the content of the block it proposed there, which must not be forgotten with it.
             forgetCommittedHeight(c.block)
             let signedHere = c.certificate.signatures.contains { $0.member == member.id }
-            handle(.committedElsewhere(height: header.height, ownPrecommitRound: signedHere ? c.certificate.round ?? 0 : nil))
+            handle(.committedElsewhere(height: header.height, ownPrecommitRound: signedHere ? c.certificate.round ?? 0 : nil, blockHash: c.certificate.blockHash))
             resumeAfterCommit()
         }
         if applied > 0 {

@@ -11,8 +11,8 @@ final class ForgottenVotesTests: XCTestCase {
     let validators = ValidatorSet(ids: ["v0", "v1", "v2", "v3"])
     let block: Hash = [UInt8](repeating: 9, count: 32)
 
-    /// A validator that proposes neither at height 12 nor at 13 in round 0.
-    var me: String { validators.ids.first { validators.proposer(height: 12, round: 0) != $0 && validators.proposer(height: 13, round: 0) != $0 }! }
+    /// A validator that proposes at none of the heights 12 to 14 in round 0.
+    var me: String { validators.ids.first { v in (12...14).allSatisfy { validators.proposer(height: $0, round: 0) != v } }! }
 
     func persisted(_ actions: [ConsensusAction]) -> [UInt64] {
         actions.compactMap { if case .persist(let s) = $0 { return s.height } else { return nil } }
@@ -77,11 +77,19 @@ final class ForgottenVotesTests: XCTestCase {
         let old = Vote(type: .prevote, height: 12, round: 0, blockHash: nil, voter: me, signature: [UInt8](repeating: 4, count: 64))
         let actions = m.handle(.vote(old))
         XCTAssertEqual(m.forgotOwnVotes, 12)
-        XCTAssertEqual(m.signsAgainFrom, 13)
-        XCTAssertEqual(persisted(actions), [13])
-        let rest = decide(&m, height: 12)
-        XCTAssertFalse(signed(rest), "it voted again at the height of the vote it forgot")
-        XCTAssertTrue(signed(decide(&m, height: 13)))
+        XCTAssertEqual(m.signsAgainFrom, 14, "the life it forgot may have gone on to 13")
+        XCTAssertEqual(persisted(actions), [14])
+        XCTAssertFalse(signed(decide(&m, height: 12)), "it voted again at the height of the vote it forgot")
+        XCTAssertFalse(signed(decide(&m, height: 13)), "it voted at the height after it")
+        XCTAssertTrue(signed(decide(&m, height: 14)))
+
+        // Its own proposal of the round under way, relayed back, that its state does not hold: the same.
+        let proposerAt12 = validators.proposer(height: 12, round: 0)
+        var p = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: proposerAt12), committedHeight: 11, restored: nil)
+        _ = p.handle(.proposal(Proposal(height: 12, round: 0, polRound: -1, blockHash: [UInt8](repeating: 5, count: 32), proposer: proposerAt12,
+                                        signature: [UInt8](repeating: 0, count: 64))))
+        XCTAssertEqual(p.forgotOwnVotes, 12)
+        XCTAssertEqual(p.signsAgainFrom, 14)
 
         // A validator that prevoted sees its prevote echoed back (a peer relaying it): nothing held.
         var n = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 11, restored: nil)
@@ -102,12 +110,27 @@ final class ForgottenVotesTests: XCTestCase {
         var saved = SafetyState(height: 10)
         saved.step = .precommit
         saved.prevote = Vote(type: .prevote, height: 10, round: 0, blockHash: block, voter: me, signature: [UInt8](repeating: 3, count: 64))
+        saved.precommit = Vote(type: .precommit, height: 10, round: 0, blockHash: block, voter: me, signature: [UInt8](repeating: 3, count: 64))
         var m = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 9, restored: saved)
         _ = m.start()
-        let actions = m.handle(.committedElsewhere(height: 10, ownPrecommitRound: 0))
+        let actions = m.handle(.committedElsewhere(height: 10, ownPrecommitRound: 0, blockHash: block))
         XCTAssertNil(m.forgotOwnVotes)
         XCTAssertNil(m.signsAgainFrom)
         XCTAssertEqual(persisted(actions), [])
+        // A precommit of a round older than the state keeps votes of (it went on through many
+        // rounds since) is taken as remembered: no hold for an honest validator.
+        var far = SafetyState(height: 10)
+        far.round = 9
+        far.step = .propose
+        var n = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 9, restored: far)
+        _ = n.start()
+        _ = n.handle(.committedElsewhere(height: 10, ownPrecommitRound: 2, blockHash: block))
+        XCTAssertNil(n.forgotOwnVotes)
+        // One of the rounds it keeps, that it does not hold: held.
+        var near = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 9, restored: far)
+        _ = near.start()
+        _ = near.handle(.committedElsewhere(height: 10, ownPrecommitRound: 7, blockHash: block))
+        XCTAssertEqual(near.forgotOwnVotes, 10)
         // Nor one whose store is behind its state (restored store, state kept): its votes below
         // that state's height are that state's past, and it takes the state up there.
         var behind = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 9,

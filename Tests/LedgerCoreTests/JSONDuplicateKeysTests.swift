@@ -14,6 +14,13 @@ final class JSONDuplicateKeysTests: XCTestCase {
         // The same key spelt with an escape is the same key.
         XCTAssertEqual(first(#"{"as_of_height":3,"as_of_h\u0065ight":4}"#), #""as_of_height" appears twice in one object (at as_of_height)"#)
         XCTAssertEqual(first(#"{"\ud83d\ude00":1,"😀":2}"#), #""😀" appears twice in one object (at 😀)"#)
+        // Keys Swift takes as one (canonical equivalence), as Foundation's decoder does.
+        XCTAssertEqual(first("{\"\u{212A}\":1,\"K\":2}"), #""K" appears twice in one object (at K)"#)
+        // Behind a UTF-8 byte-order mark, which the decoder skips, too.
+        XCTAssertEqual(JSONDuplicateKeys.first(in: [0xEF, 0xBB, 0xBF] + Array(#"{"a":1,"a":2}"#.utf8)), #""a" appears twice in one object (at a)"#)
+        // A document in UTF-16, which the decoder also reads, is named instead of passed unscanned.
+        let utf16 = Array(#"{"a":1,"a":2}"#.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        XCTAssertEqual(JSONDuplicateKeys.first(in: utf16), "the document is not UTF-8 (UTF-16 or UTF-32, say): save it as UTF-8")
         // Found after a long, deep prefix too.
         let deep = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
         XCTAssertEqual(first(#"{"x":"# + deep + #","y":"\"}\"","x":0}"#), #""x" appears twice in one object (at x)"#)
