@@ -211,7 +211,13 @@ public struct TendermintMachine: Sendable {
     public static let maxRound = UInt32(Int32.max)
 
     private var me: String? { signer?.memberID }
-    private var isValidator: Bool { height >= signsFrom && (me.map(validators.contains) ?? false) }
+    private var isValidator: Bool { height >= signsFrom && height > decidedByOthersThrough && (me.map(validators.contains) ?? false) }
+    /// Set by the node: the highest height f+1 validators report having committed. Up to it a
+    /// height is decided without this validator (at least one honest one says so), and it signs
+    /// nothing there. A node that has just caught up or restarted (from an older copy of its data
+    /// directory, say) otherwise proposed or voted at heights its peers had passed, before their
+    /// relayed messages could show it what it had signed there before (found in review).
+    public var decidedByOthersThrough: UInt64 = 0
     /// A persisted state for a height above the next one: the store is older than the votes
     /// this validator signed (restored from a backup, or lost). Kept, and taken up when the
     /// machine reaches its height; below it the machine signs nothing (`signsFrom`), since it

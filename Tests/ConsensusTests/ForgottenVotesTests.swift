@@ -106,6 +106,17 @@ final class ForgottenVotesTests: XCTestCase {
         XCTAssertNil(n.signsAgainFrom)
     }
 
+    /// A height f+1 validators report having committed is decided without this validator: it
+    /// signs nothing there (a node just caught up or restarted would otherwise propose or vote at
+    /// heights its peers had passed, before their relayed messages could show it its old ones).
+    func testItSignsNothingAtAHeightOthersReportDecided() {
+        var m = TendermintMachine(chainID: "t", validators: validators, signer: SimSigner(memberID: me), committedHeight: 11, restored: nil)
+        _ = m.start()
+        m.decidedByOthersThrough = 12
+        XCTAssertFalse(signed(decide(&m, height: 12)), "signed at a height its peers had decided")
+        XCTAssertTrue(signed(decide(&m, height: 13)), "at the next height it signs again")
+    }
+
     func testACrashedValidatorCatchingUpWhatItRemembersIsNotHeld() {
         var saved = SafetyState(height: 10)
         saved.step = .precommit
