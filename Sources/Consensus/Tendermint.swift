@@ -251,7 +251,6 @@ public struct TendermintMachine: Sendable {
         out.append(.persist(hold))
     }
 
-
     // Messages of the current height.
     private var proposals: [UInt32: Proposal] = [:]
     /// Votes by round and voter. An equivocating voter may hold several (up to
@@ -395,10 +394,9 @@ public struct TendermintMachine: Sendable {
                 }
             }
         case .committedElsewhere(let h, let ownRound, let hash):
-            // A certified block holds this validator's precommit at a height where it has signed
-            // nothing: it signed there in a life its state does not remember (its whole data
-            // directory restored from an older copy, say), and may have signed at the height after
-            // it too. It signs nothing until the height after the last block it catches up,
+            // A certified block holds a precommit of this validator's that its state does not hold:
+            // it signed there in a life its state does not remember (its whole data directory
+            // restored from an older copy, say), and may have signed at the height after it too. It signs nothing until the height after the last block it catches up,
             // durably (a later state is persisted, taken up as a store behind its state is), so
             // a restart keeps the hold (found by black-box testing: a restored validator caught
             // up blocks carrying its own signatures, then prevoted a second time).
@@ -410,7 +408,7 @@ public struct TendermintMachine: Sendable {
                 forgotOwnVotes = forgotOwnVotes ?? h
             }
             if h >= height { moveTo(height: h + 1, &out) }
-            if let first = forgotOwnVotes, me != nil { holdSigning(from: first, through: h + 1, &out) }
+            if let first = forgotOwnVotes { holdSigning(from: first, through: h + 1, &out) }
         }
         evaluate(&out)
         return out

@@ -269,7 +269,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             self.queue.async {
                 self.logger.info("peer \(peer) \(connected ? "connected" : "disconnected")")
                 if connected { self.p2p.send(self.statusMessage, to: peer) }
-                else { self.peerHeights[peer] = nil; self.updateOthersAhead() }
+                else { self.peerHeights[peer] = nil; self.updateDecidedByOthers() }
             }
         })
         let port = try await p2p.start()
@@ -653,7 +653,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             handle(.vote(v))
         case .status(let h, _):
             peerHeights[peer] = h
-            updateOthersAhead()
+            updateDecidedByOthers()
             if h > store.head.height { requestBlocks(from: peer) }
         case .blocks(let list):
             applyCommitted(list, from: peer)
@@ -1116,14 +1116,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         buildWanted = nil
     }
 
-    /// Once the machine is at the next height: the messages held for it, and the mempool.
-    /// The highest height f+1 validators report having committed (`TendermintMachine.decidedByOthersThrough`).
-    func updateOthersAhead() {
+    /// Tells the machine the highest height f+1 validators report having committed
+    /// (`TendermintMachine.decidedByOthersThrough`).
+    func updateDecidedByOthers() {
         let heights = peerHeights.filter { entry in genesis.validators.contains { $0.id == entry.key } }.values.sorted(by: >)
         let needed = genesis.validators.count - genesis.quorum + 1
         machine.decidedByOthersThrough = heights.count >= needed ? heights[needed - 1] : 0
     }
 
+    /// Once the machine is at the next height: the messages held for it, and the mempool.
     func resumeAfterCommit() {
         let replay = future
         future = []

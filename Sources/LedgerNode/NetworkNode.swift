@@ -181,8 +181,12 @@ public enum NetworkNode {
         // So are addresses another process holds: the node used to create its store, listen on
         // P2P and dial its peers under the member's name before its HTTP bind failed, and NIO's
         // error did not say which address (found by black-box testing).
-        for (field, address) in [("p2p", config.p2p), ("http", config.http)] + (config.member_http.map { [("member_http", $0)] } ?? []) {
-            let (host, port) = try NodeConfig.split(address, what: field)
+        let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
+        let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
+        let memberHTTP = try config.member_http.map { try NodeConfig.split($0, what: "member_http") }
+        var listeners = [("p2p", config.p2p, p2pHost, p2pPort), ("http", config.http, httpHost, httpPort)]
+        if let m = memberHTTP, let address = config.member_http { listeners.append(("member_http", address, m.0, m.1)) }
+        for (field, address, host, port) in listeners {
             if port != 0, LedgerAPI.addressTaken(host: host, port: port) {
                 throw LedgerError(.invalidValue, "\(field) address \(address) is in use by another process (another node, or one not yet stopped?): free it or give another \(field) in \(configPath); nothing was started")
             }
@@ -232,12 +236,7 @@ public enum NetworkNode {
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }
-        let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
-        let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
-        let members = try config.member_http.map { address in
-            let (host, port) = try NodeConfig.split(address, what: "member_http")
-            return (host: host, port: port, addressFile: dataDir + "/member-http.addr")
-        }
+        let members = memberHTTP.map { (host: $0.0, port: $0.1, addressFile: dataDir + "/member-http.addr") }
         let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
         if let built = store.builtAtOpen { logger.notice("\(built)") }

@@ -24,6 +24,16 @@ final class NetworkTests: XCTestCase {
         }
     }
 
+    /// Starts the four validators of `net`, builds `count` submissions and commits the first ten:
+    /// the submissions and the height all four agree on.
+    func startValidatorsAndCommitABatch(_ net: LocalConsortium, count: Int, seed: UInt64) throws -> ([Submission], UInt64) {
+        try net.startAll(LocalConsortium.validators)
+        let txs = try submissions(net, count: count, seed: seed)
+        _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
+        let (height, _) = try XCTUnwrap(net.waitForAgreement(LocalConsortium.validators), "no initial agreement")
+        return (txs, height)
+    }
+
     /// Steady load on all four validators; one is killed with SIGKILL and restarted. It catches
     /// up, no acknowledged transaction is missing anywhere, and all heads agree.
     func testKillOneValidatorUnderLoadThenItCatchesUp() throws {
@@ -133,10 +143,7 @@ final class NetworkTests: XCTestCase {
     func testAValidatorRestoredFromAnOldCopyOfItsDataDirectoryDoesNotSignTwice() throws {
         let net = try LocalConsortium(name: "rollback")
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
-        try net.startAll(LocalConsortium.validators)
-        let txs = try submissions(net, count: 80, seed: 7)
-        _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
-        guard let (h0, _) = net.waitForAgreement(LocalConsortium.validators) else { return XCTFail("no initial agreement") }
+        let (txs, h0) = try startValidatorsAndCommitABatch(net, count: 80, seed: 7)
         net.kill9("bank-b")
         let snapshot = net.root + "/bank-b-old-data"
         try FileManager.default.copyItem(atPath: net.dataDir("bank-b"), toPath: snapshot)
@@ -190,10 +197,7 @@ final class NetworkTests: XCTestCase {
     func testAStoppingNodeAnswersItsWaitingSubmittersAtOnce() throws {
         let net = try LocalConsortium(name: "stop-waiting")
         defer { net.stopAll(); try? FileManager.default.removeItem(atPath: net.root) }
-        try net.startAll(LocalConsortium.validators)
-        let txs = try submissions(net, count: 20, seed: 8)
-        _ = try net.client("samr-330106").submit(batch: Array(txs[0..<10]))
-        guard net.waitForAgreement(LocalConsortium.validators) != nil else { return XCTFail("no initial agreement") }
+        let (txs, _) = try startValidatorsAndCommitABatch(net, count: 20, seed: 8)
         net.kill9("bank-a")
         net.kill9("bank-b")
         let pending = DispatchGroup()
