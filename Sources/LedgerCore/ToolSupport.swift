@@ -46,3 +46,35 @@ public func transportProblem(_ error: any Error, timeout: Double) -> String {
     default: return (error as NSError).localizedDescription
     }
 }
+
+/// The bytes of the file at `path`, refused with a message naming the file and the limit when it
+/// holds more than `limit` bytes. It reads at most `limit + 1` bytes, so a huge file or an endless
+/// one (`/dev/zero`, a pipe) is refused without being held in memory. The verifier reads files an
+/// auditor was handed by others; without a limit such a file exhausted the machine's memory
+/// before any message (found in review, 2026-12-07).
+public func readInputFile(_ path: String, limit: Int, what: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw ToolInputError(unreadable(path)) }
+    defer { close(fd) }
+    var info = stat()
+    if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { throw ToolInputError("cannot read \(path): it is a directory") }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while bytes.count <= limit {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, limit + 1 - bytes.count)) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw ToolInputError("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { return bytes }
+        bytes.append(contentsOf: chunk[..<n])
+    }
+    let size = limit % (1 << 20) == 0 ? "\(limit >> 20) MiB" : limit % 1024 == 0 ? "\(limit >> 10) KiB" : "\(limit) bytes"
+    throw ToolInputError("\(path) is larger than any \(what) can be (over \(size)); check that it is the right file")
+}
+
+/// A file a tool was given that it cannot take; the description is the whole message.
+public struct ToolInputError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

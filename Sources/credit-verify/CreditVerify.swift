@@ -33,14 +33,27 @@ struct CreditVerify: ParsableCommand {
     }
 }
 
+/// The most the verifier reads of one input file: a genesis, a receipt or a provenance file runs
+/// to kilobytes (a receipt holds at most `AnswerReceipt.maxRecordFacts` facts), a checkpoint to
+/// at most `SignedNote.maxBytes`. Larger is another file, or one made to exhaust memory.
+enum InputLimit {
+    static let document = 16 << 20
+    static let checkpoint = SignedNote.maxBytes
+    static let proof = 1 << 20
+}
+
+/// The bytes of an input file, within `limit` (`readInputFile`).
+func readInput(_ path: String, limit: Int = InputLimit.document, what: String) throws -> Data {
+    do { return Data(try readInputFile(path, limit: limit, what: what)) } catch { throw Failure("\(error)") }
+}
+
 func readGenesis(_ path: String) throws -> Genesis {
-    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read genesis file \(path)") }
-    return try Genesis(bytes: Array(data))
+    try Genesis(bytes: Array(try readInput(path, what: "genesis file")))
 }
 
 /// A JSON document of type `T` from `path`; the error says which file and what it should have been.
 func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
-    guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
+    let data = try readInput(path, what: what.hasPrefix("an ") ? String(what.dropFirst(3)) : what.hasPrefix("a ") ? String(what.dropFirst(2)) : what)
     // Parsers disagree on a key given twice (the first value wins here, the last in most other
     // tools): a file verified here must read the same everywhere.
     if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
@@ -122,7 +135,7 @@ struct Chain: ParsableCommand {
             /// The trusted checkpoints, verified against the trusted genesis (else the chain's own).
             func notes(_ g: Genesis) throws -> [Checkpoint] {
                 try checkpoints.map { path in
-                    guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read checkpoint \(path)") }
+                    let data = try readInput(path, limit: InputLimit.checkpoint, what: "checkpoint")
                     do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }
                     catch { throw Failure("checkpoint \(path) does not verify against the genesis: \(error)") }
                 }
@@ -210,7 +223,7 @@ struct ReceiptCommand: ParsableCommand {
     func run() throws {
         do {
             let g = try readGenesis(genesis)
-            guard let data = FileManager.default.contents(atPath: file) else { throw Failure(unreadable(file)) }
+            let data = try readInput(file, what: "receipt")
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
             if format == AnswerReceipt.format { return try answer(g) }
             if let format, format != Receipt.format {
@@ -279,7 +292,7 @@ struct Consistency: ParsableCommand {
         do {
             let g = try readGenesis(genesis)
             func load(_ path: String) throws -> Checkpoint {
-                guard let data = FileManager.default.contents(atPath: path) else { throw Failure(unreadable(path)) }
+                let data = try readInput(path, limit: InputLimit.checkpoint, what: "checkpoint")
                 do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }
                 catch { throw Failure("\(path): \(error)") }
             }
@@ -288,7 +301,7 @@ struct Consistency: ParsableCommand {
             let hashes: [Hash]
             guard proof == nil || from == nil else { throw Failure("give --proof FILE or --from URL, not both") }
             if let proof {
-                guard let text = try? String(contentsOfFile: proof, encoding: .utf8) else { throw Failure(unreadable(proof)) }
+                let text = String(decoding: try readInput(proof, limit: InputLimit.proof, what: "consistency proof file"), as: UTF8.self)
                 // isNewline: a file with CRLF line ends reads like one with LF.
                 let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
                 do { hashes = try Merkle.proofHashes(base64: lines, what: "\(proof): consistency proof") } catch { throw Failure("\(error)") }

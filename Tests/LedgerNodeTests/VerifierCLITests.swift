@@ -193,6 +193,18 @@ final class VerifierCLITests: XCTestCase {
         let twiceGenesis = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", dir + "/twice-genesis.json"])
         XCTAssertEqual(twiceGenesis.status, 1, twiceGenesis.output)
         XCTAssertTrue(twiceGenesis.output.contains("genesis is not one every tool reads alike: \"chain_id\" appears twice"), twiceGenesis.output)
+        // Inputs are read within a limit: a file past it, or an endless one, is refused by name
+        // rather than read into memory whole.
+        FileManager.default.createFile(atPath: dir + "/huge-receipt.json", contents: Data(count: (16 << 20) + 1))
+        let huge = try Self.run("credit-verify", ["receipt", dir + "/huge-receipt.json", "--genesis", genesis])
+        XCTAssertEqual(huge.status, 1, huge.output)
+        XCTAssertTrue(huge.output.contains("huge-receipt.json is larger than any receipt can be (over 16 MiB)"), huge.output)
+        let endless = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", "/dev/zero"])
+        XCTAssertEqual(endless.status, 1, endless.output)
+        XCTAssertTrue(endless.output.contains("/dev/zero is larger than any genesis file can be (over 16 MiB)"), endless.output)
+        let endlessNote = try Self.run("credit-verify", ["consistency", "/dev/zero", dir + "/new.checkpoint", "--genesis", genesis, "--from", url])
+        XCTAssertEqual(endlessNote.status, 1, endlessNote.output)
+        XCTAssertTrue(endlessNote.output.contains("/dev/zero is larger than any checkpoint can be (over 16 KiB)"), endlessNote.output)
         // A receipt of a format this verifier does not read is named as such.
         text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
             .replacingOccurrences(of: "creditledger-receipt/v1", with: "creditledger-answer/v2")
