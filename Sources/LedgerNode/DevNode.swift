@@ -164,7 +164,11 @@ let storeStillBusy = Atomic<Bool>(false)
 /// which every committed block survives (it is in the synced log). A node used to wait forever
 /// here for a flush stuck in RocksDB 7.8's rate limiter (Database.swift).
 func stopBackgroundWork(of store: ChainStore, logger: Logger) {
-    guard !store.database.stopBackgroundWork(within: backgroundWorkStopLimit) else { return }
+    // A failed flush (a full disk) was dropped without a word (noticed 2026-12-07).
+    let stopped = store.database.stopBackgroundWork(within: backgroundWorkStopLimit) { [logger] problem in
+        logger.warning("the store could not flush its memory tables on stopping (\(problem)); the synced write-ahead log keeps every committed block, and the next start replays it")
+    }
+    guard !stopped else { return }
     logger.error("the store's background work (a flush or compaction) did not stop within \(backgroundWorkStopLimit); leaving without it: every committed block is in the synced log, and the next start replays it")
     storeStillBusy.store(true, ordering: .relaxed)
 }

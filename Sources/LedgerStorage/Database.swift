@@ -295,11 +295,14 @@ public final class Database: @unchecked Sendable {
     /// replays no log into memory. A failed flush (a full disk) leaves the log as it is. False
     /// when the work did not end in time: the caller should then leave with `_exit`, which is as
     /// safe as a crash, which every committed write survives.
-    public func stopBackgroundWork(within limit: Duration) -> Bool {
+    /// `flushFailure` says why the flush failed (the stop goes on without it).
+    public func stopBackgroundWork(within limit: Duration, flushFailure: @escaping @Sendable (String) -> Void = { _ in }) -> Bool {
         // The thread holds the database: if the caller goes on and drops it, it is not closed
         // under the cancel.
         Self.finishes(within: limit) { [self] in
-            if self.mode == .readWrite { try? self.flush() }
+            if self.mode == .readWrite {
+                do { try self.flush() } catch { flushFailure("\(error)") }
+            }
             rocksdb_cancel_all_background_work(self.handle, 1)
         }
     }
