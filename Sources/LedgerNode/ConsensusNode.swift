@@ -607,7 +607,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             let now = receivedAt ?? clock()
             // Said once per round, of the copy the machine judges (the first; the proposer sends
             // it again every second, and a later copy's age says nothing), by a validator.
-            if p.polRound == -1, isValidator, lateProposalRounds.insert(p.round).inserted,
+            // Only rounds the machine takes (up to `maxRoundsAhead` ahead) are noted: a validator
+            // signing a proposal for every round of its own to Int32.max grew the set without
+            // bound until the height committed (found in review, 2026-12-07).
+            if p.polRound == -1, isValidator, p.round <= machine.round &+ options.timeouts.maxRoundsAhead,
+               lateProposalRounds.insert(p.round).inserted,
                let stamped = (candidates[p.blockHash]?.block ?? unchecked[p.blockHash])?.header.timestampMillis {
                 let lag = options.timeouts.proposalLag(round: p.round)
                 if now > stamped &+ lag {
@@ -1170,7 +1174,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         requestMissingEnvelopes()
         for (hash, round) in awaitingContent where withinBlockWindow(round) { p2p.broadcast(NetMessage.fetchBlock(hash).encoded) }
         autoScorer?.tick()
-        if mempool.count <= Self.sweepMax { sweepMempool() }
+        // A follower sweeps whatever it holds (the oldest `sweepMax` each tick): it never builds
+        // a block, so nothing else drops them, and a follower that held more than `sweepMax`
+        // stale ones kept them for good (found in review, 2026-12-07).
+        if mempool.count <= Self.sweepMax || !isValidator { sweepMempool() }
         // A follower never proposes: what was submitted to it reaches validators by gossip only,
         // which a full mempool or a broken link may have lost. It sends its pending ones again.
         if !isValidator, !mempool.isEmpty { gossip(mempool.oldest(Self.sweepMax, maxBytes: maxBlockContentBytes)) }

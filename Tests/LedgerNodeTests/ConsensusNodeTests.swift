@@ -26,14 +26,19 @@ final class ConsensusNodeTests: XCTestCase {
         /// `clock`: the node's clock (milliseconds since 1970); the wall clock unless a test sets it.
         /// `prepare`: runs before the node is made, given the fixture (its store is empty) and the
         /// consensus state directory, to leave there what an earlier run of the node did.
-        init(as me: String, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
+        /// `follower`: a non-voting auditor member of that name is in the genesis as well.
+        init(as me: String, follower: String? = nil, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
              clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
              prepare: (_ keys: [String: MemberSecretKeys], _ genesis: Genesis, _ store: ChainStore, _ walDirectory: String) throws -> Void = { _, _, _, _ in }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
-            for id in Self.ids { keys[id] = MemberSecretKeys(memberID: id) }
-            let members = Self.ids.map { id in
+            for id in Self.ids + [follower].compactMap({ $0 }) { keys[id] = MemberSecretKeys(memberID: id) }
+            var members = Self.ids.map { id in
                 Member(id: id, name: id, roles: (id == "val-a" ? [.validator, .custodian, .governmentIssuer] as Set<Role> : [.validator]).union(scorers ? [.scorer] : []),
                        signingKey: keys[id]!.signing.publicKey, encryptionKey: keys[id]!.encryption.publicKey)
+            }
+            if let follower {
+                members.append(Member(id: follower, name: follower, roles: [.auditor],
+                                      signingKey: keys[follower]!.signing.publicKey, encryptionKey: keys[follower]!.encryption.publicKey))
             }
             self.keys = keys
             genesis = try Genesis(bytes: try Genesis.render(chainID: "consensus-node-test", genesisTime: "2026-11-21T00:00:00Z",
@@ -503,6 +508,17 @@ final class ConsensusNodeTests: XCTestCase {
             kept += f.node.queue.sync { f.node.unchecked.count + f.node.candidates.count }
         }
         XCTAssertEqual(kept, 0, "a block proposed by a validator out of its turn was kept")
+        // Proposals for the proposer's own rounds far ahead, each signed: the rounds noted for
+        // the lateness check stay within those the machine takes.
+        var far = 0
+        for r in UInt32(1_000)..<UInt32(3_000) where validators.proposer(height: 1, round: r) == "val-b" {
+            let bytes = Proposal.signingBytes(chainID: f.genesis.chainID, height: 1, round: r, polRound: -1, blockHash: block.hash, proposer: "val-b")
+            _ = f.deliver(.proposal(Proposal(height: 1, round: r, polRound: -1, blockHash: block.hash, proposer: "val-b",
+                                             signature: f.keys["val-b"]!.signing.signature(for: bytes)), nil), from: "val-b")
+            far += 1
+        }
+        XCTAssertEqual(far, 500)
+        XCTAssertLessThanOrEqual(f.node.queue.sync { f.node.lateProposalRounds.count }, 8, "rounds far ahead were noted")
         for i in 0..<200 {
             let hash = SHA256.hash(Array("unknown \(i)".utf8))
             _ = f.deliver(.vote(f.vote(.precommit, height: 1, round: 0, hash: hash, by: "val-b")), from: "val-b")
@@ -659,6 +675,31 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.mempool.count, 0, "pointless transactions stayed pending")
         XCTAssertEqual(f.node.queue.sync { f.node.machine.state.step }, .waiting, "the node started a round with nothing to order")
+        await f.close()
+    }
+
+    /// A follower never builds a block, so only the sweep drops what the committed ledger made
+    /// pointless, however many there are: it swept only while it held at most `sweepMax`, and
+    /// past that kept them for good, re-sending the same stale ones to the validators every
+    /// second ahead of any newer transaction (found in review, 2026-12-07).
+    func testAFollowerSweepsStaleTransactionsHoweverManyItHolds() async throws {
+        let f = try await Fixture(as: "aud-e", follower: "aud-e")
+        let subs = try f.submissions(ConsensusNode.sweepMax + 44, seed: 53)
+        let block = f.block(subs, proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        // The same nonces as the committed ones, other content: each is stale for good.
+        let reused = try DemoRecords.requests(count: subs.count, subjects: 5, seed: 54).enumerated().map { i, r in
+            try r.build(genesis: f.genesis, keys: f.keys["val-a"]!, nonce: subs[i].transaction.header.nonce, issuedAtMillis: 2)
+        }
+        _ = try f.node.mempool.admit(reused, continuation: nil)
+        XCTAssertEqual(f.node.mempool.count, ConsensusNode.sweepMax + 44)
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.mempool.count, 44, "the oldest \(ConsensusNode.sweepMax) were not swept")
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.mempool.count, 0, "stale transactions stayed pending")
         await f.close()
     }
 
