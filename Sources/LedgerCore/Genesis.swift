@@ -207,6 +207,19 @@ public struct Genesis: Sendable {
         }
     }
 
+    /// The most a genesis file may hold: its members, limits, scoring models and policies run
+    /// to kilobytes.
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads (within `maxFileBytes`), parses and checks the genesis file at `path`.
+    public init(file path: String) throws {
+        let bytes: [UInt8]
+        do { bytes = try readInputFile(path, limit: Self.maxFileBytes, what: "genesis file") } catch {
+            throw LedgerError(.invalidGenesis, "genesis: \(error)")
+        }
+        try self.init(bytes: bytes)
+    }
+
     /// Parses and checks a genesis file.
     public init(bytes: [UInt8]) throws {
         // The trust anchor must read the same in every tool: a key given twice is read as the

@@ -81,10 +81,7 @@ public enum DevNode {
             try DurableFile.syncDirectory((dataDirectory as NSString).deletingLastPathComponent)
             created = true
         }
-        guard let genesisBytes = fm.contents(atPath: genesisPath) else {
-            throw LedgerError(.invalidGenesis, "cannot read \(genesisPath)")
-        }
-        let genesis = try Genesis(bytes: Array(genesisBytes))
+        let genesis = try Genesis(file: genesisPath)
         if !created {
             // Models and policies go into the genesis made on first start; an existing ledger's
             // genesis cannot take more. Restarting with the same ones is fine.

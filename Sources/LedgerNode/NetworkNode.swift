@@ -52,8 +52,10 @@ public struct NodeConfig: Decodable, Sendable {
     public static let logLevels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
 
     public static func load(path: String) throws -> (NodeConfig, base: String) {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
-            throw LedgerError(.notFound, "cannot read config file \(path) (or it is over 1 MiB)")
+        // Read within the limit: the whole file was read before the size was checked (found in review, 2026-12-07).
+        let data: Data
+        do { data = Data(try readInputFile(path, limit: 1 << 20, what: "config file")) } catch {
+            throw LedgerError(.notFound, "config file: \(error)")
         }
         // A key given twice (two addresses for one peer) was read as the last one, without a word.
         do { _ = try StrictJSONParser.parse(Array(data)) } catch let e as ModelError {
@@ -168,10 +170,7 @@ public enum NetworkNode {
     public static func run(configPath: String, logger: Logger) async throws {
         let (config, base) = try NodeConfig.load(path: configPath)
         let genesisPath = NodeConfig.resolve(config.genesis, base: base)
-        guard let genesisBytes = FileManager.default.contents(atPath: genesisPath) else {
-            throw LedgerError(.invalidGenesis, "cannot read genesis file \(genesisPath)")
-        }
-        let genesis = try Genesis(bytes: Array(genesisBytes))
+        let genesis = try Genesis(file: genesisPath)
         let keys = try MemberSecretKeys.load(from: NodeConfig.resolve(config.key, base: base))
         guard let me = genesis.member(keys.memberID), me.signingKey == keys.signing.publicKey else {
             throw LedgerError(.unknownSigner, "key file is for \(keys.memberID), which is not a member of \(genesis.chainID) with this key")

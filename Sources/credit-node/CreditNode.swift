@@ -330,9 +330,9 @@ struct VerifierKeys: ParsableCommand {
     var withRoles = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: genesis) else { throw fail(unreadable(genesis)) }
+        let data = try readFile(genesis, limit: Genesis.maxFileBytes, what: "genesis file")
         do {
-            let g = try Genesis(bytes: Array(data))
+            let g = try Genesis(bytes: data)
             for m in g.members {
                 print(withRoles ? "\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))" : m.verifierKey)
             }

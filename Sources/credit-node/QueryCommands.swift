@@ -126,7 +126,7 @@ struct ConsentCommand: ParsableCommand {
             if revoke == nil && evidence == nil {
                 FileHandle.standardError.write(Data("note: no --evidence: the grant records no consent form (evidence of zeros)\n".utf8))
             }
-            let evidenceHash = try evidence.map { SHA256.hash(try readFile($0)) } ?? Hashes.zero
+            let evidenceHash = try evidence.map { SHA256.hash(try readFile($0, limit: 256 << 20, what: "consent evidence file (it is hashed, not sent)")) } ?? Hashes.zero
             var target: Hash? = nil
             if let r = revoke {
                 guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }

@@ -14,9 +14,11 @@ func parseDate(_ text: String?) throws -> LedgerDate {
     do { return try LedgerDate(iso: text) } catch { throw fail("--as-of must be YYYY-MM-DD, got \(text)") }
 }
 
-func readFile(_ path: String) throws -> [UInt8] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw fail(unreadable(path)) }
-    return Array(data)
+/// The bytes of an input file, read within `limit` (16 MiB unless said: genesis files, models,
+/// policies, records and attestation files run to kilobytes); past it the command fails naming
+/// the file, without reading it whole.
+func readFile(_ path: String, limit: Int = 16 << 20, what: String = "input file this command reads") throws -> [UInt8] {
+    do { return try readInputFile(path, limit: limit, what: what) } catch { throw fail("\(error)") }
 }
 
 func writeLines(_ lines: [Data], to path: String, inputs: [String?] = []) throws {

@@ -48,7 +48,7 @@ func readInput(_ path: String, limit: Int = InputLimit.document, what: String) t
 }
 
 func readGenesis(_ path: String) throws -> Genesis {
-    try Genesis(bytes: Array(try readInput(path, what: "genesis file")))
+    try Genesis(bytes: Array(try readInput(path, limit: Genesis.maxFileBytes, what: "genesis file")))
 }
 
 /// A JSON document of type `T` from `path`; the error says which file and what it should have been.

@@ -56,6 +56,20 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// A config or genesis file is read within its limit: an endless one (here /dev/zero) is
+    /// refused by name, not read into memory whole first (found in review, 2026-12-07).
+    func testAnEndlessConfigOrGenesisFileIsRefusedByName() throws {
+        XCTAssertThrowsError(try NodeConfig.load(path: "/dev/zero")) {
+            XCTAssertTrue("\($0)".contains("/dev/zero is larger than any config file can be (over 1 MiB)"), "\($0)")
+        }
+        XCTAssertThrowsError(try Genesis(file: "/dev/zero")) {
+            XCTAssertTrue("\($0)".contains("/dev/zero is larger than any genesis file can be (over 16 MiB)"), "\($0)")
+        }
+        XCTAssertThrowsError(try Genesis(file: "/nonexistent/genesis.json")) {
+            XCTAssertTrue("\($0)".contains("cannot read /nonexistent/genesis.json: No such file or directory"), "\($0)")
+        }
+    }
+
     /// A data directory is one member's: a node started on it with another member's key (whose
     /// consensus state it would take for its own) is refused, naming both.
     func testADataDirectoryServesTheMemberThatFirstRanOnIt() throws {
