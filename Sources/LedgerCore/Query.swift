@@ -217,6 +217,30 @@ public struct QueryRequest: Sendable, Equatable {
 
     public static func == (a: QueryRequest, b: QueryRequest) -> Bool { a.encoded == b.encoded }
 
+    /// Throws, naming the field, when the request cannot be encoded or would be refused
+    /// undecoded for its size (the limits `decode` applies). Call before signing: encoding a
+    /// field past its length byte stopped the client on a precondition (exit 132) when a
+    /// parameter or the subject ran past 255 bytes (found by black-box testing, 2026-12-07).
+    public func checkFields() throws {
+        func check(_ value: String, _ field: String, max: Int) throws {
+            let n = value.utf8.count
+            guard n <= max else { throw LedgerError(.fieldTooLarge, "\(field) is \(n) bytes; a query request takes at most \(max)") }
+        }
+        try check(chainID, "chain_id", max: FieldLimits.chainID)
+        try check(requester, "requester", max: FieldLimits.memberID)
+        try check(subject, "subject", max: 255)
+        try check(purpose, "purpose", max: 32)
+        guard parameters.count <= Self.maxParameters else {
+            throw LedgerError(.fieldTooLarge, "the query has \(parameters.count) parameters; a query request takes at most \(Self.maxParameters)")
+        }
+        for p in parameters {
+            try check(p.name, "parameter name \"\(p.name.prefix(32))…\"", max: 32)
+            try check(p.value, "the value of parameter \(p.name)", max: 255)
+        }
+        let size = unsignedBytes.count + 64
+        guard size <= Self.maxBytes else { throw LedgerError(.fieldTooLarge, "the query request is \(size) bytes; the limit is \(Self.maxBytes)") }
+    }
+
     public var unsignedBytes: [UInt8] {
         var w = ByteWriter(capacity: 256)
         w.u8(Self.version)

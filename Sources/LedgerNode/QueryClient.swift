@@ -13,6 +13,7 @@ public enum QueryClient {
         }
         var r = QueryRequest(chainID: genesis.chainID, requester: member.id, keyID: member.keyID, policy: policy,
                              subject: subject, purpose: purpose, parameters: parameters, nonce: nonce, issuedAtMillis: issuedAtMillis)
+        try r.checkFields()
         r.sign(with: keys.signing)
         return r.encoded
     }

@@ -50,6 +50,11 @@ struct QueryCommand: ParsableCommand {
                 guard let eq = p.firstIndex(of: "="), eq != p.startIndex else { throw fail("--param must be name=value, got \(p); nothing was sent") }
                 return (String(p[..<eq]), String(p[p.index(after: eq)...]))
             }
+            // Fields too long for a request are named before anything is asked of the node.
+            do {
+                try QueryRequest(chainID: g.chainID, requester: keys.memberID, keyID: 0, policy: Hashes.zero, subject: subject,
+                                 purpose: purpose, parameters: parameters, nonce: 0, issuedAtMillis: 0).checkFields()
+            } catch let e as LedgerError { throw fail("\(e.reason); nothing was sent") }
             let policyHash = try client.policyHash(policy)
             // A subject policy without --subject was sent and refused `invalid_uscc` on the ledger
             // (found by black-box testing); an aggregate one with a subject likewise.
@@ -123,6 +128,11 @@ struct ConsentCommand: ParsableCommand {
             let client = LedgerClient(baseURL: node)
             guard let p = ConsentBody.Purpose(name: purpose) else { throw fail("--purpose must be loan_application or post_loan_monitoring") }
             guard (1...3650).contains(days) else { throw fail("--days must be 1-3650") }
+            // A grantee past a member id's length stopped the command on a precondition (exit
+            // 132) while it derived the nonce (found by black-box testing, 2026-12-07).
+            guard grantee.utf8.count <= FieldLimits.memberID else {
+                throw fail("--grantee is \(grantee.utf8.count) bytes; a member id is at most \(FieldLimits.memberID)")
+            }
             if revoke == nil && evidence == nil {
                 FileHandle.standardError.write(Data("note: no --evidence: the grant records no consent form (evidence of zeros)\n".utf8))
             }

@@ -165,6 +165,12 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertEqual(query.status, 1, query.output)
             XCTAssertTrue(query.output.contains(words) && query.output.contains("nothing was sent"), query.output)
         }
+        // A parameter too long for the request is named; it stopped the command on a precondition (exit 132).
+        let long = try Self.run("credit-node", ["query", "--node", url, "--key", dir + "/keys/dev.key", "--policy", "loan-pre-check",
+                                                "--subject", "91350100M000100Y43", "--purpose", "loan_application",
+                                                "--param", "amount_yuan=" + String(repeating: "9", count: 300)])
+        XCTAssertEqual(long.status, 1, long.output)
+        XCTAssertTrue(long.output.contains("the value of parameter amount_yuan is 300 bytes; a query request takes at most 255; nothing was sent"), long.output)
 
         // A tampered receipt fails with a reason and a non-zero exit.
         var text = try String(contentsOfFile: dir + "/receipt.json", encoding: .utf8)
@@ -355,6 +361,10 @@ final class VerifierCLITests: XCTestCase {
         // (the CLI fetched the grant from an operator-only route and failed).
         let consent = ["consent", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
                        "--subject", "91350100M000100Y43", "--grantee", "dev"]
+        // A grantee too long to be a member id is named (it stopped the command on a precondition).
+        let longGrantee = try Self.run("credit-node", Array(consent.dropLast()) + [String(repeating: "b", count: 300), "--purpose", "loan_application"])
+        XCTAssertEqual(longGrantee.status, 1, longGrantee.output)
+        XCTAssertTrue(longGrantee.output.contains("--grantee is 300 bytes; a member id is at most"), longGrantee.output)
         let hourBefore = Int(Date().timeIntervalSince1970) / 3600
         let granted = try Self.run("credit-node", consent + ["--purpose", "loan_application", "--days", "30"])
         XCTAssertEqual(granted.status, 0, granted.output)
