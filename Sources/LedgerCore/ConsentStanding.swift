@@ -20,17 +20,19 @@ public enum ConsentStanding {
     /// recorded before it. `list` holds one subject's consents to one grantee, oldest first,
     /// so a revocation's target grant is met before it. The purpose is the target's (a
     /// revocation's own purpose field is not checked against it); a target older than the
-    /// list falls back to the revocation's own. A second revocation of a grant already revoked
-    /// (a retried command) is not a new "stop": it does not end a grant recorded between the two.
+    /// list falls back to the revocation's own. Every revocation is a "stop", also one naming a
+    /// grant revoked before: a subject knows the grant it gave, and revoking it again after the
+    /// bank recorded a new grant used to change nothing, the new grant answering on (found by
+    /// black-box testing, 2026-12-07). A retried command is the same transaction, which the
+    /// ledger takes once (`credit-node consent` derives its nonce).
     public static func revokedBefore(_ list: [LoggedTransaction]) -> [ConsentBody.Purpose: UInt64] {
         var purposeOf: [Hash: ConsentBody.Purpose] = [:]
         var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
-        var revokedTargets = Set<Hash>()
         for l in list {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant {
                 purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted {
+            } else if c.action == .revoke {
                 let p = purposeOf[c.target] ?? c.purpose
                 revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
             }

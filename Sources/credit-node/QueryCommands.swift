@@ -200,6 +200,23 @@ struct ConsentCommand: ParsableCommand {
                         case .stands: standing = "stands"
                         case .unknown(let why): standing = "not checked: \(why); to record a new grant before the next full hour (UTC), pass --nonce N"
                         }
+                    } else {
+                        // A revocation run again after the bank recorded a grant since its first
+                        // copy means "stop" again: it is recorded again, once (its nonce derived
+                        // from that grant), and ends that grant too. It answered "already on the
+                        // ledger" and the later grant answered on (found by black-box testing).
+                        switch try Self.newer(than: first, subject: uscc, client: client, matching: { r in
+                            r["action"] as? String == "grant" && r["grantee"] as? String == grantee && r["purpose"] as? String == p.name
+                        }) {
+                        case .found(let grant):
+                            FileHandle.standardError.write(Data("this revocation was recorded before as \(first.id), and \(grantee) recorded grant \(grant.hexString) since; revoking again, which ends that grant too\n".utf8))
+                            derived = AttestationRequest.derivedNonce("CreditLedger/v1/consent-rerevoke-nonce\n", keys: keys) { w in
+                                w.u64(derived); w.raw(grant)
+                            }
+                            continue
+                        case .none: break
+                        case .unknown(let why): standing = "not checked: \(why); if \(grantee) recorded a grant since, pass --nonce N to revoke again"
+                        }
                     }
                     // The nonce is derived from this consent: the transaction holding it is an
                     // earlier run of this command (a timeout, a retry). Recorded once, as asked.
@@ -215,7 +232,8 @@ struct ConsentCommand: ParsableCommand {
             }
             // Eight grants revoked in turn within the hour: nothing was recorded, and it is said.
             guard !result.isEmpty else {
-                throw fail("this grant was recorded and revoked 8 times this hour; nothing was added: pass --nonce N to record it again")
+                throw fail(revoke == nil ? "this grant was recorded and revoked 8 times this hour; nothing was added: pass --nonce N to record it again"
+                                          : "this revocation was recorded 8 times, each after a new grant; nothing was added: pass --nonce N to revoke again")
             }
             if let standing { result["standing"] = standing }
             result["consent"] = revoke == nil ? "grant" : "revoke"
@@ -228,6 +246,20 @@ struct ConsentCommand: ParsableCommand {
 
     /// Whether the grant `first` was revoked, read from the subject's history after it.
     static func revocation(of first: LedgerClient.CommittedTransaction, subject: USCC, client: LedgerClient) throws -> Standing {
+        switch try newer(than: first, subject: subject, client: client, matching: { r in
+            r["action"] as? String == "revoke" && r["target"] as? String == first.id
+        }) {
+        case .found(let id): return .revoked(by: id)
+        case .none: return .stands
+        case .unknown(let why): return .unknown(why)
+        }
+    }
+
+    enum Found { case found(Hash), none, unknown(String) }
+
+    /// The first consent in the subject's history after `first` that `matching` takes.
+    static func newer(than first: LedgerClient.CommittedTransaction, subject: USCC, client: LedgerClient,
+                      matching: ([String: Any]) -> Bool) throws -> Found {
         var after = first.logIndex
         for _ in 0..<16 {
             let page: [String: Any]
@@ -239,10 +271,10 @@ struct ConsentCommand: ParsableCommand {
                 return .unknown("the subject's history could not be read (\(error))")
             }
             let records = page["records"] as? [[String: Any]] ?? []
-            for r in records where r["kind"] as? String == "consent" && r["action"] as? String == "revoke" && r["target"] as? String == first.id {
-                if let id = (r["id"] as? String).flatMap({ [UInt8](hex: $0) }) { return .revoked(by: id) }
+            for r in records where r["kind"] as? String == "consent" && matching(r) {
+                if let id = (r["id"] as? String).flatMap({ [UInt8](hex: $0) }) { return .found(id) }
             }
-            guard records.count == LedgerAPI.maxHistory, let last = (records.last?["log_index"] as? NSNumber)?.uint64Value else { return .stands }
+            guard records.count == LedgerAPI.maxHistory, let last = (records.last?["log_index"] as? NSNumber)?.uint64Value else { return .none }
             after = last
         }
         return .unknown("the subject's history after it is longer than was read")

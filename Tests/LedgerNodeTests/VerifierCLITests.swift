@@ -408,6 +408,20 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertTrue(renewedAgain.output.contains("\"sent_before\":true") && renewedAgain.output.contains("\"id\":\"\(renewedID)\""), renewedAgain.output)
             XCTAssertTrue(renewedAgain.output.contains("\"standing\":\"stands\""), renewedAgain.output)
         }
+        // The first grant revoked again, after the grant recorded since: a new "stop", recorded
+        // once, that ends the later grant too. It answered "already on the ledger" and the later
+        // grant went on answering (found by black-box testing, 2026-12-07).
+        let stopAgain = ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--genesis", genesis, "--subject", "91350100M000100Y43",
+                         "--grantee", "dev", "--purpose", "loan_application", "--revoke", grantID]
+        let second = try Self.run("credit-node", stopAgain)
+        XCTAssertEqual(second.status, 0, second.output)
+        XCTAssertTrue(second.output.contains("and dev recorded grant \(renewedID) since; revoking again"), second.output)
+        XCTAssertFalse(second.output.contains("sent_before"), second.output)
+        let secondID = try XCTUnwrap(second.output.split(separator: "\n").first { $0.hasPrefix("{") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["id"] as? String, second.output)
+        let secondAgain = try Self.run("credit-node", stopAgain)
+        XCTAssertEqual(secondAgain.status, 0, secondAgain.output)
+        XCTAssertTrue(secondAgain.output.contains("\"sent_before\":true") && secondAgain.output.contains("\"id\":\"\(secondID)\""), secondAgain.output)
         // Through the operator's address the CLI checks the grant before sending anything.
         let early = try Self.run("credit-node", ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--subject", "91350100M000100Y43",
                                                  "--grantee", "dev", "--purpose", "loan_application", "--revoke", id])

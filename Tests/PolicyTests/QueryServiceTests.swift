@@ -1062,10 +1062,17 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(again.receipt.facts.first { $0.role == "consent" }.flatMap { [UInt8](base64: $0.transaction) }.map(Transaction.id(ofEncoded:)),
                        renewed, "the answer rests on the grant recorded after the revocation")
 
-        // The same revocation sent again (a retry) is not a new "stop": the renewed grant stands.
+        // The first grant revoked again, after the renewal: the subject knows the grant it gave,
+        // and revoking it again means "stop" again, ending the renewed grant too. It changed
+        // nothing, and the renewal answered on (found by black-box testing, 2026-12-07).
         try await revoke(food, grant: second, .postLoanMonitoring)
-        let (_, afterRetry) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
-        XCTAssertTrue(afterRetry.answered, afterRetry.receipt.message)
+        let (_, afterSecondStop) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertEqual(afterSecondStop.receipt.reason, "consent_revoked", "the renewed grant answered after the subject revoked again: \(afterSecondStop.receipt.message)")
+        let renewedAgain = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let (_, afterRenewal) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
+        XCTAssertTrue(afterRenewal.answered, afterRenewal.receipt.message)
+        XCTAssertEqual(afterRenewal.receipt.facts.first { $0.role == "consent" }.flatMap { [UInt8](base64: $0.transaction) }.map(Transaction.id(ofEncoded:)),
+                       renewedAgain, "a grant recorded after the second revocation is a new consent")
 
         // A revocation carrying another purpose than its grant's is refused (it would read as one
         // for that purpose once the grant is out of sight); nothing is revoked.
