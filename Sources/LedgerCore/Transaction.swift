@@ -248,8 +248,15 @@ public struct AmendmentBody: Hashable, Sendable {
     public static let reasonCodeBytes = 64
 
     /// Whether `reason` is a code validators take for a new amendment (`data_error`,
-    /// `court_overturned`, `credit_repair`): a name, never free text, since it is in the clear.
-    public static func isReasonCode(_ reason: String) -> Bool { Genesis.isValidName(reason, max: reasonCodeBytes) }
+    /// `court_overturned`, `credit_repair`): a name, never free text, since it is in the clear;
+    /// and no digits, so it cannot carry an ID, licence or phone number (they were taken until
+    /// 2026-12-07; found by black-box testing).
+    public static func isReasonCode(_ reason: String) -> Bool {
+        Genesis.isValidName(reason, max: reasonCodeBytes) && !reason.utf8.contains { (0x30...0x39).contains($0) }
+    }
+
+    /// What `isReasonCode` takes, in words, for messages.
+    public static let reasonCodeRule = "1-\(reasonCodeBytes) of a-z and, after the first, '_', '-', '.'; no digits, so no ID, licence or phone number"
 
     func encode(_ w: inout ByteWriter) {
         w.u8(action.rawValue)

@@ -187,9 +187,10 @@ public struct TransactionValidator: Sendable {
         switch tx.body {
         case .amendment(let a):
             // The reason is in the clear on every node, banks' included: a code, never free text
-            // that could name a person (rule added 2026-12-06; earlier certified blocks keep theirs).
+            // that could name a person (rule added 2026-12-06, digits refused since 2026-12-07;
+            // earlier certified blocks keep theirs).
             if !certified, !AmendmentBody.isReasonCode(a.reason) {
-                throw LedgerError(.invalidValue, "an amendment's reason is a code (1-\(AmendmentBody.reasonCodeBytes) of a-z, 0-9 and, after the first, '_', '-', '.'), "
+                throw LedgerError(.invalidValue, "an amendment's reason is a code (\(AmendmentBody.reasonCodeRule)), "
                     + "not free text: it is in the clear on every node; the corrected record's payload says the rest. Got \"\(a.reason.prefix(32))\"")
             }
             guard let target = try state.committedTransaction(id: a.target) else {

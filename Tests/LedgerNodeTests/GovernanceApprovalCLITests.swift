@@ -340,6 +340,8 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let original = try XCTUnwrap(try committed(try expectSuccess(["submit"] + common + ["--file", penalty]))["id"] as? String)
         try expectRefusal(["submit"] + common + ["--file", corrected, "--corrects", original, "--reason", "amount was wrong"],
                           ["--reason must be a reason code", "not free text"])
+        try expectRefusal(["submit"] + common + ["--file", corrected, "--corrects", original, "--reason", "tel_13800138000"],
+                          ["--reason must be a reason code", "no digits, so no ID, licence or phone number"])
         try expectRefusal(["submit"] + common + ["--file", corrected, "--corrects", original], ["--corrects and --reason go together"])
         let fix = ["submit"] + common + ["--file", corrected, "--corrects", original, "--reason", "data_error"]
         let correction = try XCTUnwrap(try committed(try expectSuccess(fix))["id"] as? String)

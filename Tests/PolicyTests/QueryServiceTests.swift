@@ -1713,6 +1713,15 @@ final class QueryServiceTests: XCTestCase {
         do { try await submit([prose]); XCTFail("free text in the clear") } catch {
             XCTAssertTrue("\(error)".contains("an amendment's reason is a code"), "\(error)")
         }
+        // A code-shaped reason carrying an ID and a phone number (it passed until 2026-12-07).
+        freeText.reason = "owner_zhang_id_330106199001011234_tel_13800138000"
+        let numbers = Submission(transaction: Transaction.sign(header: header("samr"), body: .amendment(freeText), key: consortium.keys["samr"]!.signing),
+                                 envelope: first.envelope)
+        do { try await submit([numbers]); XCTFail("an ID number in the clear") } catch {
+            XCTAssertTrue("\(error)".contains("no digits, so no ID, licence or phone number"), "\(error)")
+        }
+        XCTAssertTrue(AmendmentBody.isReasonCode("court_overturned") && AmendmentBody.isReasonCode("data-error.v"))
+        XCTAssertFalse(AmendmentBody.isReasonCode("rule_2"))
         try await submit([first])
         let second = try correction(of: first.transaction.id, "{\"decision\":\"\(secondSecret)\"}")
         try await submit([second])
