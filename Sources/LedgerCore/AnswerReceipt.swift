@@ -132,7 +132,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         var checked: [(String, Transaction, UInt64)] = []
         for (i, f) in facts.enumerated() {
             guard Self.factRoles.contains(f.role) else {
-                throw bad("facts[\(i)] has unknown role \"\(f.role.prefix(32))\" (known: \(Self.factRoles.sorted().joined(separator: ", ")))")
+                throw bad("facts[\(i)] has unknown role \"\(f.role.clipped())\" (known: \(Self.factRoles.sorted().joined(separator: ", ")))")
             }
             guard let bytes = [UInt8](base64: f.transaction) else { throw bad("facts[\(i)] transaction is not base64") }
             let tx: Transaction
@@ -196,11 +196,11 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         }
         let requestSubject = try? USCC(req.subject)
         guard record.subject == requestSubject else {
-            throw bad("the audit record is about subject \(record.subject?.code ?? "none"), the request asks about \"\(req.subject.prefix(32))\"")
+            throw bad("the audit record is about subject \(record.subject?.code ?? "none"), the request asks about \"\(req.subject.clipped())\"")
         }
         let requestPurpose = QueryPurpose(name: req.purpose) ?? .unspecified
         guard record.purpose == requestPurpose else {
-            throw bad("the audit record states purpose \(record.purpose.name), the request states \"\(req.purpose.prefix(32))\"")
+            throw bad("the audit record states purpose \(record.purpose.name), the request states \"\(req.purpose.clipped())\"")
         }
         // A request for another chain can only have been refused for that reason.
         guard req.chainID == genesis.chainID || (record.outcome == .refused && record.reason == "wrong_chain") else {

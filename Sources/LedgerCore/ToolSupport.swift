@@ -78,3 +78,9 @@ public struct ToolInputError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension StringProtocol {
+    /// The first `limit` characters, with "…" when there were more, for quoting a value in a
+    /// message: a value cut short used to read as the whole of it (found by black-box testing).
+    public func clipped(_ limit: Int = 32) -> String { count > limit ? prefix(limit) + "…" : String(self) }
+}

@@ -191,7 +191,7 @@ public struct TransactionValidator: Sendable {
             // earlier certified blocks keep theirs).
             if !certified, !AmendmentBody.isReasonCode(a.reason) {
                 throw LedgerError(.invalidValue, "an amendment's reason is a code (\(AmendmentBody.reasonCodeRule)), "
-                    + "not free text: it is in the clear on every node; the corrected record's payload says the rest. Got \"\(a.reason.prefix(32))\"")
+                    + "not free text: it is in the clear on every node; the corrected record's payload says the rest. Got \"\(a.reason.clipped())\"")
             }
             guard let target = try state.committedTransaction(id: a.target) else {
                 throw LedgerError(.unknownReference, "amendment target \(a.target.hexString) is not a committed transaction")

@@ -138,7 +138,7 @@ public struct AttestationRequest: Decodable, Sendable {
     static func checkReason(_ reason: String) throws {
         guard AmendmentBody.isReasonCode(reason) else {
             throw LedgerError(.invalidValue, "--reason must be a reason code (\(AmendmentBody.reasonCodeRule)), "
-                + "such as data_error, court_overturned or credit_repair, not free text: it is in the clear on every node; got \"\(reason.prefix(32))\"")
+                + "such as data_error, court_overturned or credit_repair, not free text: it is in the clear on every node; got \"\(reason.clipped())\"")
         }
     }
 }

@@ -85,7 +85,7 @@ public struct NodeConfig: Decodable, Sendable {
             throw LedgerError(.invalidValue, "config file \(path): http_max_connections is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
         }
         if let level = config.log_level, Logger.Level(rawValue: level) == nil {
-            throw LedgerError(.invalidValue, "config file \(path): log_level is \"\(level.prefix(32))\"; it must be one of \(Self.logLevels)")
+            throw LedgerError(.invalidValue, "config file \(path): log_level is \"\(level.clipped())\"; it must be one of \(Self.logLevels)")
         }
         if let n = config.commit_wait_seconds, !commitWaitRange.contains(n) {
             throw LedgerError(.invalidValue, "config file \(path): commit_wait_seconds is \(n); it must be \(commitWaitRange.lowerBound)-\(commitWaitRange.upperBound)")

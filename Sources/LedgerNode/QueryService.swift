@@ -143,14 +143,14 @@ public final class QueryService: @unchecked Sendable {
             if let i = installed.logIndex, let tx = try store.transaction(at: i) { policyTx = LoggedTransaction(logIndex: i, transaction: tx) }
             let policy = try document(installed)
             guard let purpose = QueryPurpose(name: req.purpose), purpose != .unspecified else {
-                throw PolicyRefusal(.purposeNotAllowed, "purpose \"\(req.purpose.prefix(32))\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
+                throw PolicyRefusal(.purposeNotAllowed, "purpose \"\(req.purpose.clipped())\" is unknown (known: \(QueryPurpose.allCases.dropFirst().map(\.name).joined(separator: ", ")))")
             }
             var subject: USCC? = nil
             if policy.scope == .aggregate {
                 guard req.subject.isEmpty else { throw PolicyRefusal(.invalidParameters, "\(policy.name) is an aggregate; it takes no subject") }
             } else {
                 do { subject = try USCC(req.subject) } catch {
-                    throw PolicyRefusal(.invalidUSCC, "\"\(req.subject.prefix(32))\" is not a valid USCC: \(error)")
+                    throw PolicyRefusal(.invalidUSCC, "\"\(req.subject.clipped())\" is not a valid USCC: \(error)")
                 }
             }
             let query = PolicyQuery(requester: requester, subject: subject, purpose: purpose,

@@ -190,7 +190,7 @@ public struct PolicyEngine: Sendable {
         var out: [String: String] = [:]
         for (name, value) in given {
             guard value.utf8.count <= Self.maxParameterBytes, name.utf8.count <= 32 else {
-                throw PolicyRefusal(.parametersTooLarge, "parameter \"\(name.prefix(32))\" is \(value.utf8.count) bytes, limit \(Self.maxParameterBytes)")
+                throw PolicyRefusal(.parametersTooLarge, "parameter \"\(name.clipped())\" is \(value.utf8.count) bytes, limit \(Self.maxParameterBytes)")
             }
             guard let spec = policy.parameters.first(where: { $0.name == name }) else {
                 throw PolicyRefusal(.invalidParameters, "\(policy.name) takes no parameter \"\(name)\" (it takes: \(policy.parameters.map(\.name).joined(separator: ", ")))")
@@ -201,7 +201,7 @@ public struct PolicyEngine: Sendable {
                 // Written the one way (no sign, no leading zeros): "+5" and "007" were taken, " 5" not
                 // (found by black-box testing); the request and its record are signed as written.
                 guard let v = Int64(value), v >= 0, v <= spec.max, String(v) == value else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max) in plain decimal digits, got \"\(value.prefix(32))\"")
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max) in plain decimal digits, got \"\(value.clipped())\"")
                 }
             case .industry:
                 guard !value.isEmpty, value.utf8.count <= FieldLimits.industry,
@@ -551,9 +551,11 @@ public struct PolicyEngine: Sendable {
     /// becomes "**" whatever its length, so the mask tells nothing of it. It used to give one '*'
     /// per hidden character, so the length always showed, and a four-character personal name kept
     /// three of its four (欧阳娜娜 → 欧*娜娜; an individual business often bears its owner's
-    /// name). A name of one character is "**".
+    /// name). A name of one character is "**". White space (ASCII or ideographic) is dropped
+    /// first: padding pushed a three-character personal name past six and showed its last
+    /// character ("  张三丰 " → " **丰 "; found by black-box testing, 2026-12-07).
     public static func mask(_ name: String) -> String {
-        let chars = Array(name)
+        let chars = Array(name.filter { !$0.isWhitespace })
         switch chars.count {
         case 0: return ""
         case 1: return "**"

@@ -429,6 +429,10 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertEqual(refused.receipt.reason, "invalid_parameters", loose)
             XCTAssertTrue(refused.receipt.message.contains("in plain decimal digits"), refused.receipt.message)
         }
+        // A long value is quoted cut short, and says so.
+        let long = "1234567890abcdefghijklmnopqrstuvwxyz"
+        let (_, clipped) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application", params: [(name: "amount_yuan", value: long)])
+        XCTAssertTrue(clipped.receipt.message.hasSuffix("got \"\(long.prefix(32))…\""), clipped.receipt.message)
         let decision = try XCTUnwrap(pre.receipt.result.firstMatch(of: /"eligible":false,"reason_codes":\[[^\]]+\]/)?.0, pre.receipt.result)
         assertRefused(try await forge(pre.receipt, result: try rewritten(pre.receipt.result, String(decision),
                                                                          String(decision).replacingOccurrences(of: "\"eligible\":false", with: "\"eligible\":true"))) { _ in },
