@@ -269,7 +269,7 @@ struct ReceiptCommand: ParsableCommand {
              text: """
              OK: \(receipt.outcome) query \(v.auditRecordID.hexString)
                \(claimed)\(v.record.requester) asked about \(v.record.subject?.code ?? "(aggregate)") under \(policy) for \(v.record.purpose.name)\(receipt.reason.isEmpty ? "" : "; refused: \(receipt.reason)")
-               answered by \(receipt.answered_by) at height \(receipt.as_of_height), answer signature verified
+               \(v.record.outcome == .refused ? "refused" : "answered") by \(receipt.answered_by) at height \(receipt.as_of_height), answer signature verified
                result: \(receipt.result.isEmpty ? "(none)" : receipt.result)
                facts proven under the checkpoint of size \(v.checkpoint.size) signed by \(v.checkpointSigners.joined(separator: ", ")) (quorum \(g.quorum)):
                  \(facts.joined(separator: "\n    "))

@@ -110,9 +110,14 @@ final class PrivacyNetworkTests: XCTestCase {
 
         // Without consent, bank B is refused, on the record (exit status 3).
         let (refused, refusedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
-                                                            "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
+                                                            "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application",
+                                                            "--out", net.root + "/refusal.json"])
         XCTAssertEqual(refused, 3, refusedOut)
         XCTAssertTrue(refusedOut.contains("no_consent"), refusedOut)
+        // Its receipt verifies offline and says refused, not answered (it said "answered by").
+        let (rStatus, rOut) = try run("credit-verify", ["receipt", net.root + "/refusal.json", "--genesis", net.root + "/genesis.json"])
+        XCTAssertEqual(rStatus, 0, rOut)
+        XCTAssertTrue(rOut.contains("refused by samr-330106 at height") && !rOut.contains("answered by"), rOut)
         // A subject policy without --subject is not sent (it was, and refused on the ledger).
         let (noSubject, noSubjectOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
                                                                 "--policy", "credit-grade", "--purpose", "loan_application"])
