@@ -237,6 +237,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         guard record.policy == req.policy || (record.outcome == .refused && record.policy == Hashes.zero) else {
             throw bad("the request names another policy than the audit record")
         }
+        var answeredUnder: [UInt8]? = nil   // the policy document of an answer
         if record.outcome == .answered {
             guard record.policy != Hashes.zero else { throw bad("the answered audit record names no policy") }
             if record.policy != Hashes.zero && genesis.policy(hash: record.policy) == nil {
@@ -268,6 +269,7 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 do {
                     try policyRules.checkResult(document, genesis: genesis, record: record, parameters: req.parameters, result: result, score: score)
                 } catch { throw bad("\(error)") }
+                answeredUnder = document
             }
         }
         if record.consent != Hashes.zero {
@@ -286,6 +288,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
                 throw bad("the score update fact is not a score update about the queried subject before the audit record")
             }
         }
+        if record.outcome == .refused, checked.contains(where: { $0.0 == "record" }) {
+            throw bad("the receipt of a refusal holds record facts; a refusal uses no records")
+        }
         for f in checked where f.0 == "record" {
             // An attestation or a correction (which carries the corrected record): a consent
             // about the subject labelled "record" verified, and was shown as one (found by
@@ -299,6 +304,23 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
             guard isRecord, record.subject != nil, f.1.body.subject == record.subject, f.2 < audit.2 else {
                 throw bad("the record fact at log index \(f.2) is not a record (an attestation or a correction) about the queried subject before the audit record")
             }
+        }
+        // The records proven are those behind what the answer states: a record the answer did
+        // not use, appended under a newer checkpoint, verified and was listed among the facts
+        // proven; and a true flag with its record removed verified too (found by black-box
+        // testing, 2026-12-07).
+        if let document = answeredUnder {
+            let categories = checked.filter { $0.0 == "record" }.compactMap { f -> Category? in
+                switch f.1.body {
+                case .attestation(let a): return a.category
+                case .amendment(let a): return a.replacement?.category
+                default: return nil
+                }
+            }
+            do {
+                try policyRules.checkRecordFacts(document, genesis: genesis, result: result, categories: categories,
+                                                 complete: categories.count < Self.maxRecordFacts)
+            } catch { throw bad("\(error)") }
         }
         return Verified(request: req, record: record, auditRecordID: audit.1.id, checkpoint: cp, checkpointSigners: signers,
                         facts: checked.map { (role: $0.0, transaction: $0.1, logIndex: $0.2) })

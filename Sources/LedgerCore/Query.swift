@@ -63,6 +63,12 @@ public protocol PolicyRules: Sendable {
     /// an eligibility decision that follows from its reasons and the request's `parameters`.
     func checkResult(_ document: [UInt8], genesis: Genesis, record: QueryRecordBody, parameters: [(name: String, value: String)],
                      result: String, score: ScoreUpdateBody?) throws
+    /// Checks a receipt's record facts against the result (`categories`: each record fact's
+    /// category): every one is of a category the answer states a flag or listing true for (any,
+    /// for a policy that returns records), and, unless the receipt holds as many record facts as
+    /// an answer proves (`complete` false: the engine may have cut it short), every true flag and
+    /// listing has one of its records among them.
+    func checkRecordFacts(_ document: [UInt8], genesis: Genesis, result: String, categories: [Category], complete: Bool) throws
 }
 
 /// The audit record of one query: who asked what about whom, under which policy, why, and

@@ -529,6 +529,38 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         try checkScoreOutputs(document, genesis: genesis, result: result, score: score, parameters: [])
     }
 
+    public func checkRecordFacts(_ document: [UInt8], genesis: Genesis, result: String, categories: [Category], complete: Bool) throws {
+        let policy = try parse(document, genesis)
+        let fields = (try? JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any])?["fields"] as? [String: Any] ?? [:]
+        var anyCategory = false
+        var allowed = Set<Category>()
+        var owed: [(what: String, categories: Set<Category>)] = []   // true flags and listings
+        for (name, output) in policy.outputs {
+            switch output {
+            case .records:
+                anyCategory = true
+            case .flag(let flagged, _, _) where fields[name] as? Bool == true:
+                allowed.formUnion(flagged)
+                owed.append(("\(name) is true", Set(flagged)))
+            case .eligibility(let rule):
+                let reasons = (fields[name] as? [String: Any])?["reason_codes"] as? [String] ?? []
+                for c in rule.denyCategories where reasons.contains("listed_\(c.name)") {
+                    allowed.insert(c)
+                    owed.append(("\(name) gives listed_\(c.name)", [c]))
+                }
+            default:
+                break
+            }
+        }
+        if !anyCategory, let stray = categories.first(where: { !allowed.contains($0) }) {
+            throw LedgerError(.invalidValue, "a record fact of category \(stray.name) is not one the answer used: \(policy.name)'s answer states no flag or listing of that category")
+        }
+        guard complete else { return }
+        for o in owed where !categories.contains(where: o.categories.contains) {
+            throw LedgerError(.invalidValue, "\(o.what), but the receipt proves no record behind it")
+        }
+    }
+
     /// As `checkScoreOutputs`, with the request's parameters: an eligibility decision's
     /// `amount_above_line` follows from the requested `amount_yuan`.
     public func checkScoreOutputs(_ document: [UInt8], genesis: Genesis, result: String, score: ScoreUpdateBody?,

@@ -377,6 +377,11 @@ final class QueryServiceTests: XCTestCase {
         var repeated = honest
         for _ in 0..<2 { repeated.facts.append(try fact("record", at: UInt64(own))) }
         assertRefused(repeated, "repeats transaction")
+        // A record about the subject that the answer did not use (credit-grade states no flag or
+        // listing): it verified, listed among the facts proven (found by black-box testing).
+        var unused = honest
+        unused.facts.append(try fact("record", at: UInt64(own)))
+        assertRefused(unused, "is not one the answer used: credit-grade's answer states no flag or listing of that category")
 
         // The audit record holds a salted hash of the result: replicas cannot test guesses of an
         // answer against it (a grade, a band, a custodian's decrypted payloads). The salt is the
@@ -785,6 +790,16 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(f["abnormal_operation_list"] as? Bool, false)
         XCTAssertEqual(f["penalties_24_months"] as? String, "2-4", "two penalties within 24 months; the 2023 one is outside")
         XCTAssertTrue(flags.receipt.facts.contains { $0.role == "record" }, "the listing record is proven")
+        // Without it, the true flag stands on nothing proven: refused (it verified).
+        var unbacked = flags.receipt
+        unbacked.facts.removeAll { $0.role == "record" }
+        assertRefused(unbacked, "serious_violation_list is true, but the receipt proves no record behind it")
+        // A refusal uses no records.
+        let listedRecord = try XCTUnwrap(flags.receipt.facts.first { $0.role == "record" })
+        var refusalWithRecord = listedCheck.receipt
+        refusalWithRecord.facts.append(AnswerReceipt.Fact(role: "record", transaction: listedRecord.transaction, log_index: listedRecord.log_index,
+                                                          inclusion_proof: try store.inclusionProof(index: listedRecord.log_index, size: listedCheck.receipt.tree_size).map { $0.base64String }))
+        assertRefused(refusalWithRecord, "the receipt of a refusal holds record facts")
 
         let (_, profile) = try await ask("data-bureau", "full-profile", subject: food.code, purpose: "supervision")
         XCTAssertTrue(profile.answered, profile.receipt.message)
