@@ -273,7 +273,13 @@ public struct TransactionValidator: Sendable {
             // consent for good. Measured from the signed `issued_at`, so every validator agrees
             // (rule added 2026-12-06; earlier certified blocks keep theirs).
             let issued = tx.header.issuedAtMillis / 1000
-            guard c.expiresAt <= issued || c.expiresAt - issued <= ConsentBody.maxTermSeconds else {
+            // One already over when signed would never answer: it is a mistake (a wrong clock, a
+            // term in the past), and it used to be recorded without a word (rule added 2026-12-07).
+            guard c.expiresAt > issued else {
+                throw LedgerError(.invalidValue, "a consent grant expires when or before it is signed (expires_at \(c.expiresAt), issued_at \(issued) s), "
+                    + "so it would never answer: give an expiry after the signing time")
+            }
+            guard c.expiresAt - issued <= ConsentBody.maxTermSeconds else {
                 throw LedgerError(.invalidValue, "a consent grant expires more than \(ConsentBody.maxTermSeconds / 86_400) days after it is signed "
                     + "(expires_at \(c.expiresAt), issued_at \(issued) s): a consent runs until an expiry of at most \(ConsentBody.maxTermSeconds / 86_400) days")
             }

@@ -135,10 +135,12 @@ final class QueryServiceTests: XCTestCase {
         try await submit(subs)
     }
 
-    func consent(_ subject: USCC, to bank: String, _ purpose: ConsentBody.Purpose, expiresAt: UInt64) async throws -> Hash {
+    /// `issuedAt`: when the grant is signed (now unless said; a grant that has expired by now is
+    /// signed before its expiry, as validators require).
+    func consent(_ subject: USCC, to bank: String, _ purpose: ConsentBody.Purpose, expiresAt: UInt64, issuedAt: UInt64? = nil) async throws -> Hash {
         let s = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys[bank]!, subject: subject, grantee: bank,
                                         purpose: purpose, expiresAt: expiresAt, evidence: SHA256.hash(Array("form".utf8)),
-                                        nonce: nextNonce(), issuedAtMillis: nowMillis)
+                                        nonce: nextNonce(), issuedAtMillis: issuedAt ?? (expiresAt > nowMillis / 1000 ? nowMillis : expiresAt * 1000 - 60_000))
         try await submit([s])
         return s.transaction.id
     }
@@ -1119,6 +1121,15 @@ final class QueryServiceTests: XCTestCase {
         let issued = nowMillis / 1000
         let longest = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: issued + ConsentBody.maxTermSeconds)
         XCTAssertNotEqual(longest, Hashes.zero)
+        // Nor one over when signed, which would never answer (it was recorded without a word).
+        for expiresAt in [issued, issued - 86_400] {
+            do {
+                _ = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: expiresAt, issuedAt: nowMillis)
+                XCTFail("a grant expiring at \(expiresAt), signed at \(issued), was taken")
+            } catch {
+                XCTAssertTrue("\(error)".contains("a consent grant expires when or before it is signed (expires_at \(expiresAt), issued_at \(issued) s)"), "\(error)")
+            }
+        }
         for expiresAt in [issued + ConsentBody.maxTermSeconds + 1, UInt64.max] {
             do {
                 _ = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: expiresAt)
