@@ -504,6 +504,9 @@ public struct LedgerAPI: Sendable {
                 if c.action == .revoke { r["target"] = c.target.hexString }
             case .governance, .evidence, .queryRecord: break
             }
+            // An erased record's payload is gone everywhere: said here, where it looked as before
+            // (found by black-box testing, 2026-12-07).
+            if tx.body.envelopedRecord != nil, let erasure = try store.erasure(of: tx.id) { r["erased_by"] = erasure.hexString }
             records.append(r)
         }
         return json(.ok, ["subject": subject.code, "records": records])

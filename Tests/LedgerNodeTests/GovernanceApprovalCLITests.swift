@@ -318,6 +318,11 @@ final class GovernanceApprovalCLITests: XCTestCase {
         try expectRefusal(erase + ["--approval", root + "/data.erase.json"], ["names only records erased already", "nothing is left to erase"])
         let eraseID = try XCTUnwrap(result?["id"] as? String, done)
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(eraseID)")["status"] as? String, "committed")
+        // The subject's history names the erasure of each record (it showed them as before).
+        let erasedTx = try XCTUnwrap(try LedgerClient(baseURL: url).getJSON("/v1/transactions/\(a)")["encoded"] as? String)
+        let subject = try XCTUnwrap(try Transaction.decode(try XCTUnwrap([UInt8](base64: erasedTx))).body.subject)
+        let history = try LedgerClient(baseURL: url).getJSON("/v1/subjects/\(subject.code)/history")["records"] as? [[String: Any]] ?? []
+        XCTAssertEqual(history.first { $0["id"] as? String == a }?["erased_by"] as? String, eraseID, "\(history)")
     }
 
     /// A bureau corrects and revokes its own records with `credit-node submit --corrects` and
