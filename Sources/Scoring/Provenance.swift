@@ -99,11 +99,19 @@ public struct ScoreProvenance: Codable, Sendable {
             header = try BlockHeader.decode(h)
             try CommitCertificate.decode(c).verify(header: header, genesis: genesis)
         } catch let e as LedgerError where e.code == .invalidProof { throw e } catch { throw bad("as-of block: \(error)") }
+        // The file's own height of the block is read by people and tools: it must be the header's
+        // (it was not checked; found by black-box testing, 2026-12-06).
+        guard as_of_block.height == header.height else {
+            throw bad("as_of_block.height is \(as_of_block.height), but its header is of block \(header.height)")
+        }
         guard header.firstLogIndex < u.asOfLogSize, u.asOfLogSize <= header.logSize else {
             throw bad("block \(header.height) does not hold log entry \(u.asOfLogSize - 1)")
         }
         let model: InstalledModel
         if let m = genesis.model(hash: u.modelHash) {
+            // An install receipt beside a genesis model proves nothing and would be shown as if it
+            // did (it was ignored unchecked; found by black-box testing, 2026-12-06).
+            guard model_install == nil else { throw bad("the model is in genesis, yet the file holds a model_install receipt; a genesis model has none") }
             model = m
         } else {
             guard let install = model_install else { throw bad("model \(u.modelHash.hexString) is not in genesis and no install receipt is given") }

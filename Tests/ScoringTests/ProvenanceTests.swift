@@ -96,6 +96,16 @@ final class ProvenanceTests: XCTestCase {
         badBlock.as_of_block = ScoreProvenance.Block(header: try chain.store.blockHeader(height: 2)!, certificate: try chain.store.certificate(height: 2)!)
         XCTAssertThrowsError(try badBlock.verify(genesis: genesis)) { XCTAssertTrue("\($0)".contains("does not hold log entry"), "\($0)") }
         XCTAssertThrowsError(try p.verify(genesis: try ScoringConsortium(models: []).genesis))
+        // The file's own block height is the header's, and a genesis model carries no install
+        // receipt: both passed unchecked (found by black-box testing, 2026-12-06).
+        var wrongHeight = p
+        wrongHeight.as_of_block.height += 1
+        XCTAssertThrowsError(try wrongHeight.verify(genesis: genesis)) {
+            XCTAssertTrue("\($0)".contains("as_of_block.height is \(p.as_of_block.height + 1), but its header is of block \(p.as_of_block.height)"), "\($0)")
+        }
+        var extraInstall = p
+        extraInstall.model_install = p.inputs[0]
+        XCTAssertThrowsError(try extraInstall.verify(genesis: genesis)) { XCTAssertTrue("\($0)".contains("a genesis model has none"), "\($0)") }
     }
 
     func testProvenanceOfAGovernanceModelCarriesItsInstallReceipt() throws {
