@@ -91,12 +91,24 @@ public final class ChainVerifier {
                        progress: ((UInt64, UInt64) -> Void)? = nil) throws -> ChainSummary {
         var summary = ChainSummary()
         var trusted: [UInt64: Hash] = [:]
+        // The block each trusted checkpoint names (its extension line), with its size and root:
+        // that block must end there. The line was not checked, so a validly signed checkpoint
+        // naming another block than the chain's at that size passed (found by black-box
+        // testing, 2026-12-06).
+        var trustedBlocks: [UInt64: Checkpoint] = [:]
         for c in mustReach {
             if let other = trusted[c.size], other != c.rootHash {
                 throw ChainFailure(height: 0, transactionIndex: nil, logIndex: nil,
                                    reason: "two trusted checkpoints of log size \(c.size) name different roots: the log was forked (keep both notes as evidence)")
             }
             trusted[c.size] = c.rootHash
+            if let commit = c.commit {
+                if let other = trustedBlocks[commit.height], other.size != c.size || other.rootHash != c.rootHash {
+                    throw ChainFailure(height: commit.height, transactionIndex: nil, logIndex: nil,
+                                       reason: "two trusted checkpoints name block \(commit.height) with different log sizes or roots: the chain was forked (keep both notes as evidence)")
+                }
+                trustedBlocks[commit.height] = c
+            }
         }
         var absent = Set<HashKey>()
         summary.genesisHash = genesis.hash
@@ -225,6 +237,9 @@ public final class ChainVerifier {
                 }
                 summary.checkpointsChecked += 1
             }
+            if let named = trustedBlocks.removeValue(forKey: header.height), named.size != header.logSize || named.rootHash != header.logRoot {
+                throw fail("the trusted checkpoint of log size \(named.size) names block \(header.height), but this chain's block \(header.height) ends at log size \(header.logSize) with root \(header.logRoot.hexString.prefix(16))…: this chain is not the one the checkpoint's signers certified")
+            }
             if let root = trusted.removeValue(forKey: header.logSize) {
                 guard root == header.logRoot else {
                     throw fail("the log root at size \(header.logSize) is \(header.logRoot.hexString.prefix(16))…, the trusted checkpoint of that size says \(root.hexString.prefix(16))…: this chain is not the one the checkpoint's signers certified")
@@ -240,6 +255,10 @@ public final class ChainVerifier {
             summary.signaturesChecked += UInt64(decoded.count) + UInt64(block.certificate == nil ? 0 : 1)
             expectedHeight += 1
             progress?(summary.blocks, summary.transactions)
+        }
+        if let height = trustedBlocks.keys.min(), trusted.isEmpty {
+            throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,
+                               reason: "the chain ends at block \(expectedHeight - 1), short of block \(height), which a trusted checkpoint names: blocks are missing from its end")
         }
         if let size = trusted.keys.min() {
             throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,

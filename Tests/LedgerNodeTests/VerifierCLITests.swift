@@ -257,6 +257,22 @@ final class VerifierCLITests: XCTestCase {
         let wrong = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", otherDir + "/genesis.json"])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.output.contains("not the trusted genesis"), wrong.output)
+        // A validly signed checkpoint naming another block than the chain's at its size (one
+        // before, one after the last) is not this chain's: its block line is checked too.
+        let signedNew = try SignedNote(parsing: try String(contentsOfFile: dir + "/new.checkpoint", encoding: .utf8))
+        let newCheckpoint = try Checkpoint(text: signedNew.text)
+        let named = try XCTUnwrap(newCheckpoint.commit)
+        let devKeys = try MemberSecretKeys.load(from: dir + "/keys/dev.key")
+        for (height, words) in [(named.height - 1, "names block \(named.height - 1), but this chain's block \(named.height - 1) ends at log size"),
+                                (named.height + 1, "short of block \(named.height + 1), which a trusted checkpoint names")] {
+            var note = SignedNote(text: Checkpoint(origin: newCheckpoint.origin, size: newCheckpoint.size, rootHash: newCheckpoint.rootHash,
+                                                   commit: .init(height: height, round: named.round)).text)
+            note.sign(name: devKeys.memberID, key: devKeys.signing)
+            try note.serialized.write(toFile: dir + "/other-block.checkpoint", atomically: true, encoding: .utf8)
+            let otherBlock = try Self.run("credit-verify", ["chain", "--export", dir + "/chain.export", "--genesis", genesis, "--checkpoint", dir + "/other-block.checkpoint"])
+            XCTAssertEqual(otherBlock.status, 1, otherBlock.output)
+            XCTAssertTrue(otherBlock.output.contains(words), otherBlock.output)
+        }
         // A checkpoint whose size was altered no longer carries its signers' signatures.
         let lines = try String(contentsOfFile: dir + "/new.checkpoint", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
         try ([lines[0], "40"] + lines.dropFirst(2)).joined(separator: "\n").write(toFile: dir + "/forged.checkpoint", atomically: true, encoding: .utf8)
