@@ -25,14 +25,18 @@ public enum ConsentStanding {
     /// bank recorded a new grant used to change nothing, the new grant answering on (found by
     /// black-box testing, 2026-12-07). A retried command is the same transaction, which the
     /// ledger takes once (`credit-node consent` derives its nonce).
-    public static func revokedBefore(_ list: [LoggedTransaction]) -> [ConsentBody.Purpose: UInt64] {
+    /// `earlierRule`: as before 2026-12-07, when a second revocation of a grant already revoked
+    /// ended nothing; for auditing answers certified then (`TransactionValidator.consentStood`),
+    /// which validators checked under that rule.
+    public static func revokedBefore(_ list: [LoggedTransaction], earlierRule: Bool = false) -> [ConsentBody.Purpose: UInt64] {
         var purposeOf: [Hash: ConsentBody.Purpose] = [:]
         var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
+        var revokedTargets = Set<Hash>()
         for l in list {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant {
                 purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke {
+            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted || !earlierRule {
                 let p = purposeOf[c.target] ?? c.purpose
                 revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
             }

@@ -327,7 +327,7 @@ public struct TransactionValidator: Sendable {
     public func consentStood(_ q: QueryRecordBody, answeredBy: String, state: some LedgerStateReader) throws -> String? {
         do {
             if q.outcome == .answered { try checkAnswered(q, answeredBy: answeredBy, document: policyDocument(q.policy, state: state)) }
-            if q.consent != Hashes.zero { _ = try checkConsent(of: q, state: state, forMempool: false) }
+            if q.consent != Hashes.zero { _ = try checkConsent(of: q, state: state, forMempool: false, earlierRevocationRule: true) }
         } catch let e as LedgerError { return e.reason }
         return nil
     }
@@ -342,8 +342,10 @@ public struct TransactionValidator: Sendable {
     /// it reads only what was committed below the log size at `as_of_height` (consents and their
     /// revocations, never removed) and the record's own fields, all covered by its transaction id
     /// (`consentChecks`). False when admitted to the mempool on the height slack alone.
+    /// `earlierRevocationRule`: judge revocations as before 2026-12-07 (`ConsentStanding.revokedBefore`),
+    /// when auditing certified answers: an answer validators took then must not be reported now.
     @discardableResult
-    func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool) throws -> Bool {
+    func checkConsent(of q: QueryRecordBody, state: some LedgerStateReader, forMempool: Bool, earlierRevocationRule: Bool = false) throws -> Bool {
         let id = q.consent.hexString.prefix(16)
         guard let subject = q.subject, let purpose = q.purpose.consentPurpose else {
             throw LedgerError(.invalidValue, "query record relies on consent \(id)… but names no subject or no purpose a subject consents to")
@@ -377,7 +379,7 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.unknownReference, "query record relies on consent \(id)…, whose block is not committed here")
             }
             return millis
-        }, revokedBefore: ConsentStanding.revokedBefore(list), requestedAtMillis: q.requestedAtMillis)
+        }, revokedBefore: ConsentStanding.revokedBefore(list, earlierRule: earlierRevocationRule), requestedAtMillis: q.requestedAtMillis)
         switch verdict {
         case .stands: break
         case .revoked:

@@ -143,8 +143,10 @@ public struct GovernanceApproval: Hashable, Sendable {
     }
 
     public static func load(path: String) throws -> GovernanceApproval {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LedgerError(.notFound, "cannot read approval file \(path)")
+        // Within a limit: an approval carries the document it approves, kilobytes (found in review, 2026-12-07).
+        let data: Data
+        do { data = Data(try readInputFile(path, limit: 16 << 20, what: "approval file")) } catch {
+            throw LedgerError(.notFound, "approval file: \(error)")
         }
         return try GovernanceApproval(json: data, source: "approval \(path)")
     }

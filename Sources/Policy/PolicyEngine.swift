@@ -555,7 +555,8 @@ public struct PolicyEngine: Sendable {
     /// first: padding pushed a three-character personal name past six and showed its last
     /// character ("  张三丰 " → " **丰 "; found by black-box testing, 2026-12-07).
     public static func mask(_ name: String) -> String {
-        let chars = Array(name.filter { !$0.isWhitespace })
+        // Invisible format characters (a byte-order mark, zero-width spaces) likewise (found in review).
+        let chars = Array(name.filter { c in !c.isWhitespace && !c.unicodeScalars.allSatisfy { $0.properties.generalCategory == .format } })
         switch chars.count {
         case 0: return ""
         case 1: return "**"

@@ -247,7 +247,7 @@ struct MakeGenesis: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: members) else { throw fail(unreadable(members)) }
+        let data = Data(try readFile(members, limit: 1 << 20, what: "members file"))
         let file: MembersFile
         // The genesis made from it is permanent: a key given twice must not be settled silently by
         // taking one of them (found by black-box testing), nor a misspelt field dropped.
@@ -277,8 +277,8 @@ struct MakeGenesis: ParsableCommand {
                 throw fail("member id \"\(e.id)\" must be 1-32 characters of a-z 0-9 . - _, starting with a letter or digit")
             }
             let path = "\(keysDir)/\(e.id).pub.json"
-            guard let pubData = FileManager.default.contents(atPath: path),
-                  let pub = try? JSONSerialization.jsonObject(with: pubData) as? [String: Any],
+            guard let pubData = try? readInputFile(path, limit: 64 << 10, what: "public key file"),
+                  let pub = try? JSONSerialization.jsonObject(with: Data(pubData)) as? [String: Any],
                   let ed = (pub["ed25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }),
                   let x = (pub["x25519_public_key"] as? String).flatMap({ [UInt8](base64: $0) }) else {
                 throw fail("cannot read public keys of \(e.id) from \(path) (run credit-node keygen --member \(e.id) --out \(keysDir))")

@@ -136,7 +136,7 @@ struct ConsentCommand: ParsableCommand {
             if revoke == nil && evidence == nil {
                 FileHandle.standardError.write(Data("note: no --evidence: the grant records no consent form (evidence of zeros)\n".utf8))
             }
-            let evidenceHash = try evidence.map { SHA256.hash(try readFile($0, limit: 256 << 20, what: "consent evidence file (it is hashed, not sent)")) } ?? Hashes.zero
+            let evidenceHash = try evidence.map { try Self.hashOfFile($0) } ?? Hashes.zero
             var target: Hash? = nil
             if let r = revoke {
                 guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }
@@ -190,7 +190,7 @@ struct ConsentCommand: ParsableCommand {
                 } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.committed != nil && nonce == nil {
                     let first = f.committed!
                     if revoke == nil {
-                        switch try Self.revocation(of: first, subject: uscc, client: client) {
+                        switch try Self.revocation(of: first, subject: uscc, grantee: grantee, purpose: p, client: client) {
                         case .revoked(let by):
                             FileHandle.standardError.write(Data("this grant was recorded before as \(first.id) and revoked since by \(by.hexString); recording it again\n".utf8))
                             derived = AttestationRequest.derivedNonce("CreditLedger/v1/consent-regrant-nonce\n", keys: keys) { w in
@@ -244,10 +244,31 @@ struct ConsentCommand: ParsableCommand {
 
     enum Standing { case stands, revoked(by: Hash), unknown(String) }
 
-    /// Whether the grant `first` was revoked, read from the subject's history after it.
-    static func revocation(of first: LedgerClient.CommittedTransaction, subject: USCC, client: LedgerClient) throws -> Standing {
+    /// The SHA-256 of a consent form, read in pieces (a scan may be large; it is hashed, not sent),
+    /// within 1 GiB so that an endless file ends.
+    static func hashOfFile(_ path: String) throws -> Hash {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw fail(unreadable(path)) }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var total = 0
+        while true {
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw fail("cannot read \(path): \(error)") }
+            if chunk.isEmpty { return hasher.finalize() }
+            total += chunk.count
+            guard total <= 1 << 30 else { throw fail("\(path) is larger than any consent evidence file can be (over 1 GiB); check that it is the right file") }
+            hasher.update(Array(chunk))
+        }
+    }
+
+    /// Whether the grant `first` was revoked, read from the subject's history after it: by any
+    /// later revocation for its grantee and purpose, since every revocation ends the grants before
+    /// it (one naming an earlier grant too; it looked only for one naming `first`, and said a
+    /// grant ended that way "stands"; found in review, 2026-12-07).
+    static func revocation(of first: LedgerClient.CommittedTransaction, subject: USCC, grantee: String, purpose: ConsentBody.Purpose,
+                           client: LedgerClient) throws -> Standing {
         switch try newer(than: first, subject: subject, client: client, matching: { r in
-            r["action"] as? String == "revoke" && r["target"] as? String == first.id
+            r["action"] as? String == "revoke" && r["grantee"] as? String == grantee && r["purpose"] as? String == purpose.name
         }) {
         case .found(let id): return .revoked(by: id)
         case .none: return .stands

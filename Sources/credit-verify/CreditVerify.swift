@@ -33,13 +33,21 @@ struct CreditVerify: ParsableCommand {
     }
 }
 
-/// The most the verifier reads of one input file: a genesis, a receipt or a provenance file runs
-/// to kilobytes (a receipt holds at most `AnswerReceipt.maxRecordFacts` facts), a checkpoint to
-/// at most `SignedNote.maxBytes`. Larger is another file, or one made to exhaust memory.
+/// The most the verifier reads of one input file. A receipt or an answer receipt holds a few
+/// transactions (at most `AnswerReceipt.maxRecordFacts` records, each within the genesis's
+/// transaction limit, up to 1 MiB) with their proofs, notes and certificates: megabytes at most.
+/// A provenance file holds a receipt per input, up to `FieldLimits.scoreInputs` of them
+/// (`provenance`). A checkpoint is at most `SignedNote.maxBytes`. Larger is another file, or one
+/// made to exhaust memory.
 enum InputLimit {
-    static let document = 16 << 20
+    static let document = 256 << 20
     static let checkpoint = SignedNote.maxBytes
     static let proof = 1 << 20
+
+    /// A provenance file under `genesis`: every receipt at its largest, and room to spare.
+    static func provenance(_ genesis: Genesis) -> Int {
+        max(document, (FieldLimits.scoreInputs + 2) * (genesis.limits.maxTransactionBytes * 4 / 3 + 4 * SignedNote.maxBytes + (64 << 10)))
+    }
 }
 
 /// The bytes of an input file, within `limit` (`readInputFile`).
@@ -51,9 +59,10 @@ func readGenesis(_ path: String) throws -> Genesis {
     try Genesis(bytes: Array(try readInput(path, limit: Genesis.maxFileBytes, what: "genesis file")))
 }
 
-/// A JSON document of type `T` from `path`; the error says which file and what it should have been.
-func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String) throws -> T {
-    let data = try readInput(path, what: what.hasPrefix("an ") ? String(what.dropFirst(3)) : what.hasPrefix("a ") ? String(what.dropFirst(2)) : what)
+/// A JSON document of type `T` from `path` (read within `limit`, or `data` when it was read
+/// already: a pipe reads once); the error says which file and what it should have been.
+func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String, limit: Int = InputLimit.document, data read: Data? = nil) throws -> T {
+    let data = try read ?? readInput(path, limit: limit, what: what.hasPrefix("an ") ? String(what.dropFirst(3)) : what.hasPrefix("a ") ? String(what.dropFirst(2)) : what)
     // Parsers disagree on a key given twice (the first value wins here, the last in most other
     // tools): a file verified here must read the same everywhere.
     if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
@@ -225,11 +234,11 @@ struct ReceiptCommand: ParsableCommand {
             let g = try readGenesis(genesis)
             let data = try readInput(file, what: "receipt")
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
-            if format == AnswerReceipt.format { return try answer(g) }
+            if format == AnswerReceipt.format { return try answer(g, data) }
             if let format, format != Receipt.format {
                 throw Failure("\(file) has format \"\(format.prefix(64))\"; this verifier reads \(Receipt.format) and \(AnswerReceipt.format)")
             }
-            let receipt = try readJSON(Receipt.self, from: file, what: "a receipt")
+            let receipt = try readJSON(Receipt.self, from: file, what: "a receipt", data: data)
             let v = try receipt.verify(genesis: g, policyRules: PolicyRules())
             emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height, "genesis_sha256": g.hash.hexString,
                               "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],
@@ -244,8 +253,8 @@ struct ReceiptCommand: ParsableCommand {
         }
     }
 
-    func answer(_ g: Genesis) throws {
-        let receipt = try readJSON(AnswerReceipt.self, from: file, what: "an answer receipt")
+    func answer(_ g: Genesis, _ data: Data) throws {
+        let receipt = try readJSON(AnswerReceipt.self, from: file, what: "an answer receipt", data: data)
         let v = try receipt.verify(genesis: g)
         // A policy installed by governance is named by its install fact, verified with the rest.
         let installed = v.facts.lazy.compactMap { fact -> String? in

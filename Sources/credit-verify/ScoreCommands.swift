@@ -262,7 +262,7 @@ struct Provenance: ParsableCommand {
     func run() throws {
         do {
             let g = try readGenesis(genesis)
-            let p = try readJSON(ScoreProvenance.self, from: file, what: "a score provenance file")
+            let p = try readJSON(ScoreProvenance.self, from: file, what: "a score provenance file", limit: InputLimit.provenance(g))
             let v = try p.verify(genesis: g)
             emit(json: json, [
                 "ok": true, "subject": v.update.subject.code, "points": Int(v.update.points), "grade": v.update.grade.name,

@@ -201,10 +201,27 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertTrue(twiceGenesis.output.contains("genesis is not one every tool reads alike: \"chain_id\" appears twice"), twiceGenesis.output)
         // Inputs are read within a limit: a file past it, or an endless one, is refused by name
         // rather than read into memory whole.
-        FileManager.default.createFile(atPath: dir + "/huge-receipt.json", contents: Data(count: (16 << 20) + 1))
+        FileManager.default.createFile(atPath: dir + "/huge-receipt.json", contents: nil)
+        try FileHandle(forWritingAtPath: dir + "/huge-receipt.json")!.truncate(atOffset: (256 << 20) + 1)   // sparse
         let huge = try Self.run("credit-verify", ["receipt", dir + "/huge-receipt.json", "--genesis", genesis])
         XCTAssertEqual(huge.status, 1, huge.output)
-        XCTAssertTrue(huge.output.contains("huge-receipt.json is larger than any receipt can be (over 16 MiB)"), huge.output)
+        XCTAssertTrue(huge.output.contains("huge-receipt.json is larger than any receipt can be (over 256 MiB)"), huge.output)
+        try? FileManager.default.removeItem(atPath: dir + "/huge-receipt.json")
+        // A receipt from a pipe is read once (it was read twice, and the second read found nothing).
+        let piped = Process()
+        piped.executableURL = URL(fileURLWithPath: try XCTUnwrap(BuiltTools.path("credit-verify")))
+        piped.arguments = ["receipt", "/dev/stdin", "--genesis", genesis]
+        let input = Pipe(), output = Pipe()
+        piped.standardInput = input
+        piped.standardOutput = output
+        piped.standardError = output
+        try piped.run()
+        input.fileHandleForWriting.write(try Data(contentsOf: URL(fileURLWithPath: dir + "/receipt.json")))
+        try input.fileHandleForWriting.close()
+        let pipedOut = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        piped.waitUntilExit()
+        XCTAssertEqual(piped.terminationStatus, 0, pipedOut)
+        XCTAssertTrue(pipedOut.contains("OK: transaction"), pipedOut)
         let endless = try Self.run("credit-verify", ["receipt", dir + "/receipt.json", "--genesis", "/dev/zero"])
         XCTAssertEqual(endless.status, 1, endless.output)
         XCTAssertTrue(endless.output.contains("/dev/zero is larger than any genesis file can be (over 16 MiB)"), endless.output)
@@ -438,6 +455,14 @@ final class VerifierCLITests: XCTestCase {
         let secondAgain = try Self.run("credit-node", stopAgain)
         XCTAssertEqual(secondAgain.status, 0, secondAgain.output)
         XCTAssertTrue(secondAgain.output.contains("\"sent_before\":true") && secondAgain.output.contains("\"id\":\"\(secondID)\""), secondAgain.output)
+        // The bank's grant run again now finds it ended by that revocation (which names the first
+        // grant): recorded again, not said to stand (found in review, 2026-12-07).
+        if Int(Date().timeIntervalSince1970) / 3600 == hourBefore {
+            let afterStop = try Self.run("credit-node", regrant)
+            XCTAssertEqual(afterStop.status, 0, afterStop.output)
+            XCTAssertTrue(afterStop.output.contains("revoked since by \(secondID)"), afterStop.output)
+            XCTAssertFalse(afterStop.output.contains("\"standing\":\"stands\""), afterStop.output)
+        }
         // Through the operator's address the CLI checks the grant before sending anything.
         let early = try Self.run("credit-node", ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--subject", "91350100M000100Y43",
                                                  "--grantee", "dev", "--purpose", "loan_application", "--revoke", id])

@@ -170,6 +170,7 @@ final class PolicyDocumentTests: XCTestCase {
         XCTAssertEqual(PolicyEngine.mask("  张三丰 "), "张**", "padding does not make a short name long")
         XCTAssertEqual(PolicyEngine.mask("\u{3000}张 三 丰\u{3000}"), "张**", "nor do ideographic or inner spaces")
         XCTAssertEqual(PolicyEngine.mask(" \t"), "")
+        XCTAssertEqual(PolicyEngine.mask("\u{FEFF}\u{200B}\u{200B}张三丰"), "张**", "nor do invisible format characters")
         XCTAssertEqual(PolicyEngine.mask("西湖茶叶店"), "西**")
         XCTAssertEqual(PolicyEngine.mask("李"), "**")
         XCTAssertEqual(PolicyEngine.mask(""), "")

@@ -1089,6 +1089,24 @@ final class QueryServiceTests: XCTestCase {
         try await revoke(food, grant: second, .postLoanMonitoring)
         let (_, afterSecondStop) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertEqual(afterSecondStop.receipt.reason, "consent_revoked", "the renewed grant answered after the subject revoked again: \(afterSecondStop.receipt.message)")
+        // Validators now refuse an answer under the renewed grant evaluated after that second stop;
+        // under the rule of its time it stood, so in a chain certified then the offline verifier
+        // does not report it (found in review, 2026-12-07).
+        let againAudit = try XCTUnwrap(again.receipt.facts.first { $0.role == "audit_record" })
+        guard case .queryRecord(var late) = try Transaction.decode(try XCTUnwrap([UInt8](base64: againAudit.transaction)), maxBytes: 1 << 20).body else {
+            return XCTFail("the audit record is not a query record")
+        }
+        late.requestNonce = nextNonce() + 2_000_000
+        late.requestHash = SHA256.hash(Array("late request \(late.requestNonce)".utf8))
+        late.asOfHeight = store.head.height
+        let lateRecord = Submission(transaction: Transaction.sign(header: header("samr"), body: .queryRecord(late), key: consortium.keys["samr"]!.signing),
+                                    envelope: nil)
+        XCTAssertThrowsError(try TransactionValidator.standard(genesis: consortium.genesis).checkStateful(lateRecord.transaction, state: store)) {
+            XCTAssertTrue("\($0)".contains("revoked before height \(late.asOfHeight)"), "\($0)")
+        }
+        try appendPastValidators([lateRecord])
+        var audited = StoreBlockSource(store: store)
+        XCTAssertEqual(try ChainVerifier(genesis: consortium.genesis).verify(&audited).answersWithoutStandingConsent, 0)
         let renewedAgain = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
         let (_, afterRenewal) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
         XCTAssertTrue(afterRenewal.answered, afterRenewal.receipt.message)
