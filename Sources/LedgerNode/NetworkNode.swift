@@ -151,10 +151,16 @@ public enum NetworkNode {
     /// locks, which keep it from signing twice at a height. A node started with another member's
     /// key on it (a copied config, say) would take them for its own; it used to start without a
     /// word (found by black-box testing, 2026-12-06). The first start writes the member's id to
-    /// `DATA_DIR/member`; later starts must be by the same member. A directory written before
-    /// this file existed is claimed by whoever starts on it next.
+    /// `DATA_DIR/member`; later starts must be by the same member. Without that file (written
+    /// before it existed, or deleted), the votes in the consensus safety state name the member;
+    /// a directory with neither is claimed by whoever starts on it next (a deleted file let any
+    /// member take another's votes and locks; found by black-box testing, 2026-12-06).
     static func claimDataDirectory(_ dataDir: String, for member: String) throws {
         let path = dataDir + "/member"
+        if !FileManager.default.fileExists(atPath: path), let voter = Self.safetyStateSigner(dataDir), voter != member {
+            throw LedgerError(.notAuthorized, "data directory \(dataDir) holds \(voter)'s consensus state (its votes and locks in "
+                              + "\(dataDir)/consensus), and this node's key is \(member)'s: give each member its own data_dir")
+        }
         if let data = FileManager.default.contents(atPath: path) {
             let owner = String(decoding: data.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard owner == member else {
@@ -164,6 +170,14 @@ public enum NetworkNode {
             return
         }
         try DurableFile.create(atPath: path, contents: Data((member + "\n").utf8), mode: 0o600)
+    }
+
+    /// The member whose votes or proposal the data directory's safety state holds, if it holds any.
+    static func safetyStateSigner(_ dataDir: String) -> String? {
+        let statePath = dataDir + "/consensus/safety-state"
+        guard let raw = try? readInputFile(statePath, limit: 64 << 20, what: "consensus safety state"),
+              let state = try? SafetyState.decode(ConsensusWAL.unwrap(raw, what: statePath)) else { return nil }
+        return state.prevote?.voter ?? state.precommit?.voter ?? state.earlierVotes.first?.voter ?? state.proposal?.proposer
     }
 
     /// Runs a consortium node until SIGINT or SIGTERM.

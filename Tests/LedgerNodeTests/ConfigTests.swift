@@ -1,3 +1,4 @@
+import Consensus
 import Foundation
 import LedgerCore
 import LedgerCrypto
@@ -82,6 +83,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try NetworkNode.claimDataDirectory(dir, for: "bank-b")) {
             XCTAssertTrue("\($0)".contains("data directory \(dir) is bank-a's") && "\($0)".contains("this node's key is bank-b's"), "\($0)")
         }
+        // With the member file deleted, the votes in the safety state still name bank-a: another
+        // member's key is refused (it claimed the directory), bank-a's own takes it back.
+        var state = SafetyState(height: 7)
+        state.prevote = Vote(type: .prevote, height: 7, round: 0, blockHash: nil, voter: "bank-a", signature: Array(repeating: 0, count: 64))
+        try ConsensusWAL(directory: dir + "/consensus").save(state) { _ in nil }
+        try FileManager.default.removeItem(atPath: dir + "/member")
+        XCTAssertThrowsError(try NetworkNode.claimDataDirectory(dir, for: "bank-b")) {
+            XCTAssertTrue("\($0)".contains("data directory \(dir) holds bank-a's consensus state") && "\($0)".contains("this node's key is bank-b's"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/member"), "the refused start claimed the directory")
+        XCTAssertNoThrow(try NetworkNode.claimDataDirectory(dir, for: "bank-a"))
+        XCTAssertEqual(try String(contentsOfFile: dir + "/member", encoding: .utf8), "bank-a\n")
     }
 
     /// `credit-node genesis` refuses a members file with a field it does not know, before anything is written.
