@@ -209,7 +209,7 @@ struct ConsentCommand: ParsableCommand {
                             r["action"] as? String == "grant" && r["grantee"] as? String == grantee && r["purpose"] as? String == p.name
                         }) {
                         case .found(let grant):
-                            FileHandle.standardError.write(Data("this revocation was recorded before as \(first.id), and \(grantee) recorded grant \(grant.hexString) since; revoking again, which ends that grant too\n".utf8))
+                            FileHandle.standardError.write(Data("this revocation was recorded before as \(first.id), and \(grantee) recorded grant \(grant.hexString) since; revoking again, which ends every grant recorded before it\n".utf8))
                             derived = AttestationRequest.derivedNonce("CreditLedger/v1/consent-rerevoke-nonce\n", keys: keys) { w in
                                 w.u64(derived); w.raw(grant)
                             }
