@@ -101,7 +101,7 @@ public struct LedgerAPI: Sendable {
     }
 
     func application(routes: Routes, host: String, port: Int, addressFile: String, what: String, logger: Logger,
-                     idleTimeout: TimeAmount, maxConnections: Int) -> Application<RouterResponder<BasicRequestContext>> {
+                     idleTimeout: TimeAmount, maxConnections: Int) -> Application<RouterResponder<APIRequestContext>> {
         try? FileManager.default.removeItem(atPath: addressFile)
         var api = self
         api.bodyDeadlineBase = .nanoseconds(idleTimeout.nanoseconds)
@@ -136,8 +136,8 @@ public struct LedgerAPI: Sendable {
     public static let maxConnections = 512
     public static let maxConnectionsRange = 1...100_000
 
-    public func makeRouter(_ routes: Routes = .all) -> Router<BasicRequestContext> {
-        let router = Router()
+    public func makeRouter(_ routes: Routes = .all) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: JSONErrors())
         router.get("/v1/health") { _, _ in try self.health() }
         router.get("/v1/genesis") { _, _ in
@@ -145,11 +145,11 @@ public struct LedgerAPI: Sendable {
                      body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))
         }
         router.get("/v1/members") { _, _ in self.members() }
-        router.post("/v1/transactions") { request, _ in await self.guarded { try await self.submitOne(request) } }
-        router.post("/v1/transactions/batch") { request, _ in await self.guarded { try await self.submitBatch(request) } }
+        router.post("/v1/transactions") { request, context in await self.guarded { try await self.submitOne(request, context) } }
+        router.post("/v1/transactions/batch") { request, context in await self.guarded { try await self.submitBatch(request, context) } }
         router.get("/v1/models") { _, _ in self.models() }
         router.get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
-        router.post("/v1/queries") { request, _ in await self.guarded { try await self.query(request) } }
+        router.post("/v1/queries") { request, context in await self.guarded { try await self.query(request, context) } }
         router.get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
         router.get("/v1/proofs/consistency") { request, _ in
             await self.guarded {
@@ -275,14 +275,14 @@ public struct LedgerAPI: Sendable {
     /// a second for every 256 KiB of the route's limit (a 16 MiB batch: 94 s).
     func bodyDeadline(limit: Int) -> Duration { bodyDeadlineBase + .seconds(limit / (256 << 10)) }
 
-    func readBody<T: Decodable>(_ request: Request, as type: T.Type, limit: Int) async throws -> T {
-        try await readBody(request, as: type, limit: limit) { $0 }
+    func readBody<T: Decodable>(_ request: Request, _ context: APIRequestContext, as type: T.Type, limit: Int) async throws -> T {
+        try await readBody(request, context, as: type, limit: limit) { $0 }
     }
 
     /// Reads and parses the body, then runs `then` on it before the body's bytes go back to the
     /// budget: what `then` decodes from it (a batch's transactions) is made while the body
     /// still counts, so requests past the budget cannot each hold a parsed and a decoded copy.
-    func readBody<T: Decodable, R>(_ request: Request, as type: T.Type, limit: Int, then: (T) throws -> R) async throws -> R {
+    func readBody<T: Decodable, R>(_ request: Request, _ context: APIRequestContext, as type: T.Type, limit: Int, then: (T) throws -> R) async throws -> R {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw LedgerError(.requestTooLarge, "request body is over the limit of \(limit) bytes")
         }
@@ -303,7 +303,13 @@ public struct LedgerAPI: Sendable {
                 }
                 reserved += part.readableBytes
                 guard ContinuousClock.now <= deadline else {
-                    throw LedgerError(.malformed, "request body took over \(bodyDeadline(limit: limit)) to arrive; refused")
+                    // The connection goes too, a moment after the refusal is written: the server
+                    // would otherwise wait for the rest of the body before the next request, and
+                    // the client kept its connection, one of the listener's few, for as long as
+                    // it went on trickling (found by black-box testing, 2026-12-07).
+                    let channel = context.channel
+                    channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+                    throw LedgerError(.malformed, "request body took over \(bodyDeadline(limit: limit)) to arrive; refused, and the connection closed")
                 }
                 buffer.writeImmutableBuffer(part)
             }
@@ -318,15 +324,15 @@ public struct LedgerAPI: Sendable {
         return try then(parsed)
     }
 
-    func submitOne(_ request: Request) async throws -> Response {
+    func submitOne(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let limit = (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024
-        let submission = try await readBody(request, as: WireSubmission.self, limit: limit) { try decodeSubmission($0) }
+        let submission = try await readBody(request, context, as: WireSubmission.self, limit: limit) { try decodeSubmission($0) }
         let results = try await submitNamingConflicts([submission])
         return json(.ok, commitJSON(results[0]))
     }
 
-    func submitBatch(_ request: Request) async throws -> Response {
-        let submissions = try await readBody(request, as: WireBatch.self, limit: genesis.limits.maxRequestBytes) { wire in
+    func submitBatch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let submissions = try await readBody(request, context, as: WireBatch.self, limit: genesis.limits.maxRequestBytes) { wire in
             guard wire.transactions.count <= genesis.limits.maxBatchTransactions else {
                 throw LedgerError(.fieldTooLarge, "batch holds \(wire.transactions.count) transactions, limit \(genesis.limits.maxBatchTransactions)")
             }
@@ -604,4 +610,16 @@ final class BodyBudget: Sendable {
         }
     }
     func give(_ bytes: Int) { held.withLock { $0 -= bytes } }
+}
+
+/// The request context of the node's API: Hummingbird's, with the connection's channel, so that
+/// a request whose body stops arriving can have its connection closed (`readBody`).
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
 }

@@ -31,7 +31,7 @@ extension LedgerAPI {
 
     /// `POST /v1/queries` with `{"request": base64 signed query}`: 200 with the answer receipt,
     /// or 403 with the refusal receipt (its audit record is on the ledger either way).
-    func query(_ request: Request) async throws -> Response {
+    func query(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let service: QueryService
         switch queries {
         case .success(let s): service = s
@@ -40,7 +40,7 @@ extension LedgerAPI {
             return json(.serviceUnavailable, ["error": ["code": "queries_unavailable",
                                                         "message": "this node cannot answer queries: \(why.reason)"]])
         }
-        let wire = try await readBody(request, as: WireQuery.self, limit: QueryRequest.maxBytes * 2)
+        let wire = try await readBody(request, context, as: WireQuery.self, limit: QueryRequest.maxBytes * 2)
         guard let bytes = [UInt8](base64: wire.request) else { throw LedgerError(.malformed, "\"request\" is not base64") }
         let outcome = try await service.handle(bytes)
         return Response(status: outcome.answered ? .ok : .forbidden, headers: [.contentType: "application/json"],

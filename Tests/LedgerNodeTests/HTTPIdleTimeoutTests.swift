@@ -125,5 +125,16 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         let text = String(decoding: answer, as: UTF8.self)
         XCTAssertTrue(text.hasPrefix("HTTP/1.1 400") && text.contains("to arrive"), text)
         XCTAssertLessThan(Date().timeIntervalSince(started), 6, "refused only after \(Date().timeIntervalSince(started)) s")
+        // And the connection is closed, although the client goes on trickling: it kept its place,
+        // one of the listener's few, for as long as it sent (found by black-box testing).
+        let refused = Date()
+        var closed = false
+        while Date().timeIntervalSince(refused) < 5, !closed {
+            _ = " ".withCString { send(fd, $0, 1, Int32(MSG_NOSIGNAL)) }
+            Thread.sleep(forTimeInterval: 0.4)
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { closed = true }
+        }
+        XCTAssertTrue(closed, "the connection stayed open \(Date().timeIntervalSince(refused)) s after the refusal")
     }
 }

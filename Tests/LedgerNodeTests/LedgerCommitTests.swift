@@ -282,9 +282,9 @@ final class LedgerCommitTests: XCTestCase {
     func testABodyCountsAgainstTheBudgetUntilItIsDecoded() async throws {
         let (ledger, _) = try open()
         let api = LedgerAPI(ledger: ledger)
-        let router = Router()
-        router.post("/probe") { request, _ -> String in
-            try await api.readBody(request, as: [String: String].self, limit: 1_000) { _ in "\(api.bodies.used)" }
+        let router = Router(context: APIRequestContext.self)
+        router.post("/probe") { request, context -> String in
+            try await api.readBody(request, context, as: [String: String].self, limit: 1_000) { _ in "\(api.bodies.used)" }
         }
         let app = Application(router: router)
         let body = ByteBuffer(string: #"{"a":"0123456789"}"#)
