@@ -92,9 +92,18 @@ public struct NodeConfig: Decodable, Sendable {
         }
         // Addresses are checked here, before anything starts (peers against genesis in `peerAddresses`).
         do {
-            _ = try split(config.p2p, what: "p2p")
-            _ = try split(config.http, what: "http")
-            if let m = config.member_http { _ = try split(m, what: "member_http") }
+            var listeners = [("p2p", try split(config.p2p, what: "p2p")), ("http", try split(config.http, what: "http"))]
+            if let m = config.member_http { listeners.append(("member_http", try split(m, what: "member_http"))) }
+            // Two of this node's own listeners on one port (of one host, or of the any-address)
+            // failed only once the node had started P2P and dialled its peers, with an error
+            // that named a free port "in use" (found by black-box testing, 2026-12-07).
+            let any: Set<String> = ["0.0.0.0", "::", ""]
+            for (i, (aName, (aHost, aPort))) in listeners.enumerated() {
+                for (bName, (bHost, bPort)) in listeners[(i + 1)...] where aPort != 0 && aPort == bPort
+                    && (aHost == bHost || any.contains(aHost) || any.contains(bHost)) {
+                    throw LedgerError(.invalidValue, "\(aName) and \(bName) both listen on port \(aPort) (\(aHost) and \(bHost)); each listener needs its own address")
+                }
+            }
             for (id, address) in (config.peers ?? [:]).sorted(by: { $0.key < $1.key }) {
                 _ = try split(address, what: "peers.\(id.prefix(64))", dial: true)
             }

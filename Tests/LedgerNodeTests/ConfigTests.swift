@@ -47,6 +47,9 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"peers\": {\"bank-b\": \"10.0.0.4:26604\", \"bank-b\": \"10.0.0.9:1\"}}", "key \"bank-b\" appears twice in one object"),
             (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "http://127.0.0.1:26601"}"#, "p2p must be host:port"),
             (#"{"genesis": "g.json", "key": "k.key", "data_dir": "d", "http": "local host:8601", "p2p": "127.0.0.1:26601"}"#, "http must be host:port"),
+            // Two of the node's own listeners on one address (found by black-box testing, 2026-12-07).
+            ("{\(base), \"member_http\": \"127.0.0.1:8601\"}", "http and member_http both listen on port 8601 (127.0.0.1 and 127.0.0.1); each listener needs its own address"),
+            ("{\(base), \"member_http\": \"0.0.0.0:26601\"}", "p2p and member_http both listen on port 26601"),
             // Said in words, not as a DecodingError dump (found by black-box testing).
             (#"{"genesis": "g.json", "key": "k.key", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601"}"#, "missing field \"data_dir\""),
         ]
