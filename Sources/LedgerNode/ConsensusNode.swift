@@ -206,6 +206,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if !wal.leftoversRemoved.isEmpty {
             logger.notice("removed \(wal.leftoversRemoved.count) file(s) an interrupted run left in \(walDirectory) (blocks the safety state no longer names, unfinished writes): \(wal.leftoversRemoved.prefix(4).joined(separator: ", "))")
         }
+        // A store with blocks and no safety state: this validator has voted here before unless it
+        // only ever caught up. Said, since a removed or lost state is the double-signing risk the
+        // state exists for; it started without a word (found by black-box testing, 2026-12-07).
+        if loaded == nil, isValidator, store.head.height > 0 {
+            logger.warning("no consensus safety state in \(walDirectory) (this validator's last votes and lock), yet the store holds \(store.head.height) blocks: if this validator voted on this data directory before, its state was removed or lost. It signs nothing at heights other validators report having committed, and a vote of its own that peers relay holds it; restore \(walDirectory)/safety-state if you have it")
+        }
         let restored = loaded.map { Self.refreshingPrecommitAttachment($0, blocks: savedBlocks, member: member, key: keys.signing) }
         let validators = ValidatorSet(ids: genesis.validators.map(\.id))
         let signer: NodeSigner? = isValidator ? NodeSigner(memberID: member.id, key: keys.signing, node: self) : nil

@@ -190,6 +190,13 @@ final class NetworkTests: XCTestCase {
             let text = (try? String(contentsOfFile: net.log(m), encoding: .utf8)) ?? ""
             XCTAssertFalse(text.contains("validator bank-b equivocated") || text.contains("another node is signing with bank-b's key"), "\(m) saw bank-b sign twice")
         }
+        // Its safety state removed, bank-b says so when it starts (it started without a word).
+        net.kill9("bank-b")
+        try FileManager.default.removeItem(atPath: net.dataDir("bank-b") + "/consensus/safety-state")
+        try net.start("bank-b")
+        _ = try net.client("bank-b").getJSON("/v1/status")
+        let restarted = try String(contentsOfFile: net.log("bank-b"), encoding: .utf8)
+        XCTAssertTrue(restarted.contains("no consensus safety state in") && restarted.contains("its state was removed or lost"), String(restarted.suffix(3000)))
     }
 
     /// A node asked to stop (SIGTERM) while a submitter waits for a commit that cannot come (no
