@@ -35,6 +35,22 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     var answeredNext = 0
     static let maxAnswered = 8_192
     static let maxPending = 4_096
+    /// Subjects this node has warned it cannot score (touched on `queue`): said once each, then at
+    /// debug level. It was said again for every new record of such a subject, 271 times in four
+    /// minutes for one over the input limit (found by black-box testing, 2026-12-07). Emptied when
+    /// full, so a subject is warned of again after `maxWarned` others.
+    var warnedUnscorable = Set<String>()
+    static let maxWarned = 4_096
+
+    /// Logs that `subject` cannot be scored: a warning the first time, debug after.
+    func warnUnscorable(_ subject: USCC, _ why: String) {
+        if warnedUnscorable.count >= Self.maxWarned { warnedUnscorable.removeAll() }
+        if warnedUnscorable.insert(subject.code).inserted {
+            logger.warning("cannot score \(subject): \(why) (said once per subject; later attempts are logged at debug level)")
+        } else {
+            logger.debug("cannot score \(subject): \(why)")
+        }
+    }
     /// How long a score update waits for endorsements, and a request to endorse waits for its block.
     static let endorsementWait: Duration = .seconds(30)
     static let maxSubjectsPerBlock = 2_000
@@ -128,7 +144,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     /// (tried again after `retryAfter`).
     func score(_ subject: USCC, asOf: ScoreAsOf) -> Attempt {
         guard let kind = subject.subjectKind, let model = scorecard(for: kind) else {
-            logger.warning("cannot score \(subject): no scorecard is installed for its kind")
+            warnUnscorable(subject, "no scorecard is installed for its kind")
             return .done
         }
         guard pending.count < Self.maxPending else { return .later }
@@ -146,7 +162,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
             requestEndorsements(pending[carrier.id]!)
             return .sent
         } catch let error as LedgerError {
-            logger.warning("cannot score \(subject): \(error)")
+            warnUnscorable(subject, "\(error)")
             return .done
         } catch {
             logger.warning("could not score \(subject) now, trying again later: \(error)")
@@ -275,7 +291,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
                 if let id = o.submitted, node.mempool.contains(id) { owed[subject]?.lastTry = now; continue }
                 checked += 1
                 guard let kind = subject.subjectKind, let model = scorecard(for: kind) else {
-                    logger.warning("cannot score \(subject): no scorecard is installed for its kind")
+                    warnUnscorable(subject, "no scorecard is installed for its kind")
                     owed[subject] = nil
                     continue
                 }

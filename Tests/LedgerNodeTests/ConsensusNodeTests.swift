@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerStorage
 import LedgerStore
 import Logging
+import Scoring
 import Synchronization
 import XCTest
 
@@ -223,6 +224,24 @@ final class ConsensusNodeTests: XCTestCase {
         }
         state = f.deliver(.blockContent(genuine), from: "val-a")
         XCTAssertEqual(state.prevote?.blockHash, genuine.hash)
+        await f.close()
+    }
+
+    /// A subject this node cannot score (here: no scorecard for its kind) is warned of once, not
+    /// once per new record about it (found by black-box testing, 2026-12-07); later attempts go
+    /// to the debug level. The set behind it is bounded.
+    func testASubjectThatCannotBeScoredIsWarnedOfOnce() async throws {
+        let f = try await Fixture(as: "val-c", scorers: true)
+        let scorer = try XCTUnwrap(f.node.autoScorer)
+        let subject = try USCC("91330106MA27XKT2XT")
+        let asOf = ScoreAsOf(logSize: 1, date: try LedgerDate(iso: "2026-11-21"))
+        for _ in 0..<3 { XCTAssertEqual(scorer.queue.sync { scorer.score(subject, asOf: asOf) }, .done) }
+        XCTAssertEqual(scorer.queue.sync { scorer.warnedUnscorable }, [subject.code], "warned of once, and remembered")
+        scorer.queue.sync {
+            for i in 0..<AutoScorer.maxWarned { scorer.warnedUnscorable.insert("other \(i)") }
+            scorer.warnUnscorable(subject, "again")
+        }
+        XCTAssertEqual(scorer.queue.sync { scorer.warnedUnscorable.count }, 1, "the set is emptied when full")
         await f.close()
     }
 
