@@ -198,7 +198,11 @@ struct ConsentCommand: ParsableCommand {
                             }
                             continue
                         case .stands: standing = "stands"
-                        case .unknown(let why): standing = "not checked: \(why); to record a new grant before the next full hour (UTC), pass --nonce N"
+                        case .unknown(let why):
+                            standing = "not checked: \(why); to record a new grant before the next full hour (UTC), pass --nonce N"
+                            // Said where a person reads, not only in the JSON: a bank took "already
+                            // on the ledger" for a grant in force (found by black-box testing).
+                            FileHandle.standardError.write(Data("warning: this grant was recorded before (\(first.id)); whether it was revoked since could not be checked here (\(why)). If it was, it was NOT recorded again: run this against your node's operator address, or pass --nonce N\n".utf8))
                         }
                     } else {
                         // A revocation run again after the bank recorded a grant since its first

@@ -410,6 +410,7 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.output)
         if Int(Date().timeIntervalSince1970) / 3600 == hourBefore {
             XCTAssertTrue(again.output.contains("\"standing\":\"not checked"), again.output)
+            XCTAssertTrue(again.output.contains("warning: this grant was recorded before (\(grantID)); whether it was revoked since could not be checked here"), again.output)
             XCTAssertFalse(again.output.contains("expires_at"), again.output)
             XCTAssertTrue(again.output.contains("\"sent_before\":true") && again.output.contains("\"id\":\"\(grantID)\""), again.output)
         }
