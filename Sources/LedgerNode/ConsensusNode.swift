@@ -343,6 +343,15 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     /// `uncommittedForMillis` as of the last status tick, for `GET /v1/health` (read off the queue).
     let publishedStallMillis = Atomic<UInt64>(0)
+    /// Connected peers, and how far the highest height a peer reports is above the head, as of
+    /// the last status tick, for `GET /v1/health`: a node cut off from every peer, or far behind,
+    /// said "ok" (found by black-box testing, 2026-12-07).
+    let publishedPeers = Atomic<Int>(-1)
+    let publishedBehind = Atomic<UInt64>(0)
+    public var connectivity: (peers: Int, behindBy: UInt64)? {
+        let peers = publishedPeers.load(ordering: .relaxed)
+        return peers < 0 ? nil : (peers, publishedBehind.load(ordering: .relaxed))
+    }
     public var stalledForMillis: UInt64 {
         let s = publishedStallMillis.load(ordering: .relaxed)
         return s >= Self.stallMillis ? s : 0
@@ -1159,6 +1168,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func reportStall() {
         let stalled = uncommittedForMillis, now = clock()
         publishedStallMillis.store(stalled, ordering: .relaxed)
+        publishedPeers.store(genesis.members.count > 1 ? p2p?.connectedPeers.count ?? 0 : -1, ordering: .relaxed)
+        let highest = peerHeights.values.max() ?? 0, head = store.head.height
+        publishedBehind.store(highest > head ? highest - head : 0, ordering: .relaxed)
         guard stalled >= Self.stallMillis, now >= lastStallWarningMillis + 3 * Self.stallMillis else { return }
         lastStallWarningMillis = now
         let connected = Set(p2p?.connectedPeers ?? [])

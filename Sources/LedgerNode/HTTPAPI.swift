@@ -204,6 +204,9 @@ public struct LedgerAPI: Sendable {
     }
 
     /// What `health` answers: whether the node is sound, and the body.
+    /// Blocks behind the highest height a peer reports from which health warns.
+    static let behindWarning: UInt64 = 10
+
     func healthReport() -> (ok: Bool, body: [String: Any]) {
         let head = store.head
         var body: [String: Any] = ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
@@ -223,10 +226,20 @@ public struct LedgerAPI: Sendable {
         // Still 200: reads and proofs are served, and restarting the node would not help.
         let stalled = ledger.stalledForMillis
         body["committing"] = stalled == 0
+        var warnings: [String] = []
         if stalled > 0 {
             body["uncommitted_for_ms"] = stalled
-            body["warning"] = "no block committed for \(stalled / 1000) s while transactions wait: is a quorum of validators up and connected? GET /v1/status on the operator address tells"
+            warnings.append("no block committed for \(stalled / 1000) s while one is due (transactions waiting, or a round under way): is a quorum of validators up and connected? GET /v1/status on the operator address tells")
         }
+        // Cut off from every peer, or far behind them: the node serves what it holds, which may
+        // be out of date (it said "ok"; found by black-box testing, 2026-12-07).
+        if let (peers, behind) = ledger.connectivity {
+            body["peers_connected"] = peers
+            body["behind_by"] = behind
+            if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses and the network") }
+            if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the highest height a peer reports: catching up, and what it serves is out of date until then") }
+        }
+        if !warnings.isEmpty { body["warning"] = warnings.joined(separator: "; ") }
         return (true, body)
     }
 

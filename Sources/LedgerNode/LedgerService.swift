@@ -21,6 +21,9 @@ public protocol LedgerService: AnyObject, Sendable {
     /// Why the node stopped writing blocks (a failed synced write), or nil while it writes.
     var writeFailureReason: String? { get }
     var stalledForMillis: UInt64 { get }
+    /// Connected peers and how many blocks the highest height a peer reports is above the head;
+    /// nil for a node without peers (the dev ledger) or before its first status tick.
+    var connectivity: (peers: Int, behindBy: UInt64)? { get }
     /// Whether the transaction is admitted here and waiting for a block.
     func isPending(_ id: Hash) -> Bool
 }
@@ -30,6 +33,7 @@ extension LedgerService {
     /// How long no block has committed while transactions wait, once that is past the node's
     /// stall threshold; 0 otherwise (a dev ledger commits on its own).
     public var stalledForMillis: UInt64 { 0 }
+    public var connectivity: (peers: Int, behindBy: UInt64)? { nil }
 
     /// Validates and admits submissions from elsewhere (all or none); returns when each is committed durably on this node.
     public func submit(_ submissions: [Submission]) async throws -> [CommitResult] {

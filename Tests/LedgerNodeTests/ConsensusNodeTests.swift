@@ -746,6 +746,15 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertTrue(ok, "the node itself is sound: 200")
         XCTAssertEqual(body["committing"] as? Bool, false)
         XCTAssertEqual(body["uncommitted_for_ms"] as? UInt64, 12_000)
+        // It has no peer (this test gives it none): health says so, and how far behind it is once
+        // a peer reports a greater height (it said "ok" for an isolated or lagging node).
+        XCTAssertEqual(body["peers_connected"] as? Int, 0)
+        XCTAssertTrue((body["warning"] as? String)?.contains("no peer connected") == true, "\(body)")
+        _ = f.deliver(.status(height: 50, headHash: Hashes.zero), from: "val-b")
+        f.node.queue.sync { f.node.statusTick() }
+        let (_, behind) = LedgerAPI(ledger: f.node).healthReport()
+        XCTAssertEqual(behind["behind_by"] as? UInt64, 50)
+        XCTAssertTrue((behind["warning"] as? String)?.contains("50 blocks behind the highest height a peer reports") == true, "\(behind)")
         await f.close()
     }
 
