@@ -203,10 +203,10 @@ public struct LedgerAPI: Sendable {
         return json(ok ? .ok : .serviceUnavailable, body)
     }
 
-    /// What `health` answers: whether the node is sound, and the body.
     /// Blocks behind the highest height a peer reports from which health warns.
     static let behindWarning: UInt64 = 10
 
+    /// What `health` answers: whether the node is sound, and the body.
     func healthReport() -> (ok: Bool, body: [String: Any]) {
         let head = store.head
         var body: [String: Any] = ["status": "ok", "chain_id": genesis.chainID, "genesis_hash": genesis.hash.hexString,
