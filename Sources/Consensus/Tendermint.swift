@@ -396,10 +396,11 @@ public struct TendermintMachine: Sendable {
         case .committedElsewhere(let h, let ownRound, let hash):
             // A certified block holds a precommit of this validator's that its state does not hold:
             // it signed there in a life its state does not remember (its whole data directory
-            // restored from an older copy, say), and may have signed at the height after it too. It signs nothing until the height after the last block it catches up,
-            // durably (a later state is persisted, taken up as a store behind its state is), so
-            // a restart keeps the hold (found by black-box testing: a restored validator caught
-            // up blocks carrying its own signatures, then prevoted a second time).
+            // restored from an older copy, say), and may have signed at the height after it too.
+            // It signs nothing until the height after the last block it catches up, durably (a
+            // later state is persisted, taken up as a store behind its state is), so a restart
+            // keeps the hold (found by black-box testing: a restored validator caught up blocks
+            // carrying its own signatures, then prevoted a second time).
             // (Below a state persisted for a later height, its votes are expected: it is that state's
             // past. At the height under way, a precommit of a round older than the state keeps
             // votes of is taken as remembered.)

@@ -291,14 +291,19 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         if record.outcome == .refused, checked.contains(where: { $0.0 == "record" }) {
             throw bad("the receipt of a refusal holds record facts; a refusal uses no records")
         }
+        var categories: [Category] = []   // of the record facts, for the check below
         for f in checked where f.0 == "record" {
             // An attestation or a correction (which carries the corrected record): a consent
             // about the subject labelled "record" verified, and was shown as one (found by
             // black-box testing).
             let isRecord: Bool
             switch f.1.body {
-            case .attestation: isRecord = true
-            case .amendment(let a): isRecord = a.action == .correction
+            case .attestation(let a):
+                isRecord = true
+                categories.append(a.category)
+            case .amendment(let a):
+                isRecord = a.action == .correction
+                if let r = a.replacement { categories.append(r.category) }
             default: isRecord = false
             }
             guard isRecord, record.subject != nil, f.1.body.subject == record.subject, f.2 < audit.2 else {
@@ -310,13 +315,6 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         // proven; and a true flag with its record removed verified too (found by black-box
         // testing, 2026-12-07).
         if let document = answeredUnder {
-            let categories = checked.filter { $0.0 == "record" }.compactMap { f -> Category? in
-                switch f.1.body {
-                case .attestation(let a): return a.category
-                case .amendment(let a): return a.replacement?.category
-                default: return nil
-                }
-            }
             do {
                 try policyRules.checkRecordFacts(document, genesis: genesis, result: result, categories: categories,
                                                  complete: categories.count < Self.maxRecordFacts)

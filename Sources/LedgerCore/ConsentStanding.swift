@@ -36,7 +36,7 @@ public enum ConsentStanding {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant {
                 purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke, revokedTargets.insert(c.target).inserted || !earlierRule {
+            } else if c.action == .revoke, !earlierRule || revokedTargets.insert(c.target).inserted {
                 let p = purposeOf[c.target] ?? c.purpose
                 revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
             }

@@ -240,7 +240,7 @@ public struct QueryRequest: Sendable, Equatable {
             throw LedgerError(.fieldTooLarge, "the query has \(parameters.count) parameters; a query request takes at most \(Self.maxParameters)")
         }
         for p in parameters {
-            try check(p.name, "parameter name \"\(p.name.prefix(32))…\"", max: 32)
+            try check(p.name, "parameter name \"\(p.name.clipped())\"", max: 32)
             try check(p.value, "the value of parameter \(p.name)", max: 255)
         }
         let size = unsignedBytes.count + 64

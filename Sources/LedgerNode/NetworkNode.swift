@@ -92,16 +92,15 @@ public struct NodeConfig: Decodable, Sendable {
         }
         // Addresses are checked here, before anything starts (peers against genesis in `peerAddresses`).
         do {
-            var listeners = [("p2p", try split(config.p2p, what: "p2p")), ("http", try split(config.http, what: "http"))]
-            if let m = config.member_http { listeners.append(("member_http", try split(m, what: "member_http"))) }
+            let listeners = try config.listeners()
             // Two of this node's own listeners on one port (of one host, or of the any-address)
             // failed only once the node had started P2P and dialled its peers, with an error
             // that named a free port "in use" (found by black-box testing, 2026-12-07).
             let any: Set<String> = ["0.0.0.0", "::", ""]
-            for (i, (aName, (aHost, aPort))) in listeners.enumerated() {
-                for (bName, (bHost, bPort)) in listeners[(i + 1)...] where aPort != 0 && aPort == bPort
-                    && (aHost == bHost || any.contains(aHost) || any.contains(bHost)) {
-                    throw LedgerError(.invalidValue, "\(aName) and \(bName) both listen on port \(aPort) (\(aHost) and \(bHost)); each listener needs its own address")
+            for (i, a) in listeners.enumerated() {
+                for b in listeners[(i + 1)...] where a.port != 0 && a.port == b.port
+                    && (a.host == b.host || any.contains(a.host) || any.contains(b.host)) {
+                    throw LedgerError(.invalidValue, "\(a.field) and \(b.field) both listen on port \(a.port) (\(a.host) and \(b.host)); each listener needs its own address")
                 }
             }
             for (id, address) in (config.peers ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -134,6 +133,17 @@ public struct NodeConfig: Decodable, Sendable {
 
     static func resolve(_ p: String, base: String) -> String {
         p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p
+    }
+
+    /// One of the node's listening addresses: its config field, the address as written, and its parts.
+    struct Listener { let field: String, address: String, host: String, port: Int }
+
+    /// The node's listeners, each address checked: p2p, http, then member_http when given.
+    func listeners() throws -> [Listener] {
+        try ([("p2p", p2p), ("http", http)] + (member_http.map { [("member_http", $0)] } ?? [])).map { field, address in
+            let (host, port) = try Self.split(address, what: field)
+            return Listener(field: field, address: address, host: host, port: port)
+        }
     }
 
     /// An address from the config: to listen on (port 0: any free port) or, with `dial`, to
@@ -203,16 +213,11 @@ public enum NetworkNode {
         // So are addresses another process holds: the node used to create its store, listen on
         // P2P and dial its peers under the member's name before its HTTP bind failed, and NIO's
         // error did not say which address (found by black-box testing).
-        let (p2pHost, p2pPort) = try NodeConfig.split(config.p2p, what: "p2p")
-        let (httpHost, httpPort) = try NodeConfig.split(config.http, what: "http")
-        let memberHTTP = try config.member_http.map { try NodeConfig.split($0, what: "member_http") }
-        var listeners = [("p2p", config.p2p, p2pHost, p2pPort), ("http", config.http, httpHost, httpPort)]
-        if let m = memberHTTP, let address = config.member_http { listeners.append(("member_http", address, m.0, m.1)) }
-        for (field, address, host, port) in listeners {
-            if port != 0, LedgerAPI.addressTaken(host: host, port: port) {
-                throw LedgerError(.invalidValue, "\(field) address \(address) is in use by another process (another node, or one not yet stopped?): free it or give another \(field) in \(configPath); nothing was started")
-            }
+        let listeners = try config.listeners()
+        for l in listeners where l.port != 0 && LedgerAPI.addressTaken(host: l.host, port: l.port) {
+            throw LedgerError(.invalidValue, "\(l.field) address \(l.address) is in use by another process (another node, or one not yet stopped?): free it or give another \(l.field) in \(configPath); nothing was started")
         }
+        let (p2pListener, httpListener, memberListener) = (listeners[0], listeners[1], listeners.dropFirst(2).first)
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
         try DurableFile.createDirectories(dataDir)
@@ -258,12 +263,12 @@ public enum NetworkNode {
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }
-        let members = memberHTTP.map { (host: $0.0, port: $0.1, addressFile: dataDir + "/member-http.addr") }
-        let boundP2P = try await node.start(listenHost: p2pHost, listenPort: p2pPort, peers: peers)
-        logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pHost):\(boundP2P)")
+        let members = memberListener.map { (host: $0.host, port: $0.port, addressFile: dataDir + "/member-http.addr") }
+        let boundP2P = try await node.start(listenHost: p2pListener.host, listenPort: p2pListener.port, peers: peers)
+        logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pListener.host):\(boundP2P)")
         if let built = store.builtAtOpen { logger.notice("\(built)") }
 
-        try await LedgerAPI(ledger: node).serve(host: httpHost, port: httpPort, addressFile: dataDir + "/http.addr",
+        try await LedgerAPI(ledger: node).serve(host: httpListener.host, port: httpListener.port, addressFile: dataDir + "/http.addr",
                                                 services: [ConsensusService(node: node)], logger: logger,
                                                 maxConnections: config.http_max_connections ?? LedgerAPI.maxConnections, members: members)
     }

@@ -38,7 +38,7 @@ struct ApprovalOptions: ParsableArguments {
 
     func loadGenesis() throws -> Genesis {
         switch (genesis, node) {
-        case (let path?, nil): return try Genesis(bytes: try readFile(path))
+        case (let path?, nil): return try Genesis(file: path)
         case (nil, let url?): return try LedgerClient(baseURL: url).genesis()
         default: throw fail("name the chain with exactly one of --genesis FILE or --node URL")
         }

@@ -69,7 +69,7 @@ func consortiumGenesis(_ client: LedgerClient, trusted file: String?, required: 
         if let required { throw fail("--genesis FILE is required: \(required)") }
         return try client.genesis()
     }
-    let trusted = try Genesis(bytes: try readFile(file))
+    let trusted = try Genesis(file: file)
     let served = try client.genesis()
     guard served.hash == trusted.hash else {
         throw fail("the node at \(client.baseURL) serves genesis \(served.hash.hexString.prefix(16))… (chain \(served.chainID)), "
@@ -330,9 +330,8 @@ struct VerifierKeys: ParsableCommand {
     var withRoles = false
 
     func run() throws {
-        let data = try readFile(genesis, limit: Genesis.maxFileBytes, what: "genesis file")
         do {
-            let g = try Genesis(bytes: data)
+            let g = try Genesis(file: genesis)
             for m in g.members {
                 print(withRoles ? "\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))" : m.verifierKey)
             }

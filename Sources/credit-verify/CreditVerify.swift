@@ -55,14 +55,9 @@ func readInput(_ path: String, limit: Int = InputLimit.document, what: String) t
     do { return Data(try readInputFile(path, limit: limit, what: what)) } catch { throw Failure("\(error)") }
 }
 
-func readGenesis(_ path: String) throws -> Genesis {
-    try Genesis(bytes: Array(try readInput(path, limit: Genesis.maxFileBytes, what: "genesis file")))
-}
-
-/// A JSON document of type `T` from `path` (read within `limit`, or `data` when it was read
-/// already: a pipe reads once); the error says which file and what it should have been.
-func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String, limit: Int = InputLimit.document, data read: Data? = nil) throws -> T {
-    let data = try read ?? readInput(path, limit: limit, what: what.hasPrefix("an ") ? String(what.dropFirst(3)) : what.hasPrefix("a ") ? String(what.dropFirst(2)) : what)
+/// A JSON document of type `T` from `data`, read from `path`; the error says which file and
+/// what it should have been.
+func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String, data: Data) throws -> T {
     // Parsers disagree on a key given twice (the first value wins here, the last in most other
     // tools): a file verified here must read the same everywhere.
     if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
@@ -140,7 +135,7 @@ struct Chain: ParsableCommand {
         let started = Date()
         var summary: ChainSummary
         do {
-            let trusted = try genesis.map(readGenesis)
+            let trusted = try genesis.map { try Genesis(file: $0) }
             /// The trusted checkpoints, verified against the trusted genesis (else the chain's own).
             func notes(_ g: Genesis) throws -> [Checkpoint] {
                 try checkpoints.map { path in
@@ -231,7 +226,7 @@ struct ReceiptCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let g = try readGenesis(genesis)
+            let g = try Genesis(file: genesis)
             let data = try readInput(file, what: "receipt")
             let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
             if format == AnswerReceipt.format { return try answer(g, data) }
@@ -299,7 +294,7 @@ struct Consistency: ParsableCommand {
 
     func run() throws {
         do {
-            let g = try readGenesis(genesis)
+            let g = try Genesis(file: genesis)
             func load(_ path: String) throws -> Checkpoint {
                 let data = try readInput(path, limit: InputLimit.checkpoint, what: "checkpoint")
                 do { return try Checkpoint.verify(signedNote: try SignedNote.text(of: Array(data)), genesis: g).0 }

@@ -148,7 +148,7 @@ struct Recompute: ParsableCommand {
     func run() throws {
         guard (dataDir == nil) != (export == nil) else { throw ValidationError("give exactly one of --data-dir or --export") }
         do {
-            let g = try readGenesis(genesis)
+            let g = try Genesis(file: genesis)
             guard let txID = [UInt8](hex: id), txID.count == 32 else { throw Failure("\(id) is not 64 hex digits") }
             let keys = try MemberSecretKeys.load(from: key)
             guard let custodian = g.member(keys.memberID), custodian.has(.custodian), custodian.encryptionKey == keys.encryption.publicKey else {
@@ -261,8 +261,9 @@ struct Provenance: ParsableCommand {
 
     func run() throws {
         do {
-            let g = try readGenesis(genesis)
-            let p = try readJSON(ScoreProvenance.self, from: file, what: "a score provenance file", limit: InputLimit.provenance(g))
+            let g = try Genesis(file: genesis)
+            let p = try readJSON(ScoreProvenance.self, from: file, what: "a score provenance file",
+                                 data: try readInput(file, limit: InputLimit.provenance(g), what: "score provenance file"))
             let v = try p.verify(genesis: g)
             emit(json: json, [
                 "ok": true, "subject": v.update.subject.code, "points": Int(v.update.points), "grade": v.update.grade.name,
