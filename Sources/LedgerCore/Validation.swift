@@ -158,6 +158,12 @@ public struct TransactionValidator: Sendable {
         }
     }
 
+    /// Whether `signer`'s node may answer, and record, a query `requester` is shown to ask:
+    /// its own, or any member's on a custodian's node.
+    public static func mayRecordQuery(of requester: String, signer: String, genesis: Genesis) -> Bool {
+        requester == signer || genesis.member(signer)?.has(.custodian) == true
+    }
+
     /// How many heights past this node's head a query record's `as_of_height` may be when it is
     /// admitted to the mempool (`forMempool`): the answering node committed that height a moment
     /// before this one did. Its consent is checked once the height is committed here, and always
@@ -184,6 +190,9 @@ public struct TransactionValidator: Sendable {
         if let record = tx.body.envelopedRecord, let holder = try state.payloadCommitmentHolder(record.payloadCommitment) {
             throw LedgerError(.replay, "payload commitment \(record.payloadCommitment.hexString.prefix(16))… is already that of record \(holder.hexString): a payload is sealed for one record only")
         }
+        // A record's industry is a GB/T 4754-2017 code (rule added 2026-12-07: any code of up to
+        // 8 of A-Z 0-9 was taken before; earlier certified blocks keep theirs).
+        if !certified, let record = tx.body.envelopedRecord, !record.industry.isEmpty { try IndustryCode.check(record.industry) }
         switch tx.body {
         case .amendment(let a):
             // The reason is in the clear on every node, banks' included: a code, never free text
@@ -253,6 +262,17 @@ public struct TransactionValidator: Sendable {
                     + "every version of a record is erased together: approve and submit the erasure again with those ids added")
             }
         case .queryRecord(let q):
+            // A record saying a member asked (one that spends its nonce: "requester_confirmed")
+            // is the word of the node that signs it; validators see only the request's hash. Any
+            // validator, a bank among them, could record that another bank asked about a
+            // business, spend that bank's nonces and crowd its genuine queries out of the
+            // subject's confirmed log (found by black-box testing). Only the requester's own node
+            // or a custodian's answers a member's query (rule added 2026-12-07; earlier certified
+            // blocks keep theirs).
+            if !certified, q.spentRequestNonce != nil, !Self.mayRecordQuery(of: q.requester, signer: tx.header.signer, genesis: genesis) {
+                throw LedgerError(.notAuthorized, "\(tx.header.signer) may not record that \(q.requester) asked: a query that a member is shown to ask is "
+                    + "answered and recorded by that member's own node or a custodian's (\(genesis.custodians.map(\.id).joined(separator: ", ")))")
+            }
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
                 throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
             }

@@ -92,6 +92,7 @@ public struct AttestationRequest: Decodable, Sendable {
             guard let v = Severity(name: s) else { throw LedgerError(.invalidValue, "severity \"\(s)\" is unknown (minor, general, serious)") }
             sev = v
         } else { sev = .none }
+        if let i = industry, !i.isEmpty { try IndustryCode.check(i) }
         let payloadBytes = Array(try JSONEncoder.canonical.encode(payload))
         let (commitment, envelope) = try PayloadSeal.seal(payloadBytes, to: genesis.custodians)
         let body = AttestationBody(subject: uscc, subjectKind: kind, category: cat, severity: sev,

@@ -138,20 +138,30 @@ public struct LedgerAPI: Sendable {
 
     public func makeRouter(_ routes: Routes = .all) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
-        router.add(middleware: JSONErrors())
-        router.get("/v1/health") { _, _ in try self.health() }
-        router.get("/v1/genesis") { _, _ in
+        let served = ServedPaths()
+        router.add(middleware: JSONErrors(served: served))
+        // Every route is noted with its method, so a served path asked with another one is told so (405).
+        func get<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> R) {
+            served.add(.get, path)
+            router.get(RouterPath(path), use: handler)
+        }
+        func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> R) {
+            served.add(.post, path)
+            router.post(RouterPath(path), use: handler)
+        }
+        get("/v1/health") { _, _ in try self.health() }
+        get("/v1/genesis") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))
         }
-        router.get("/v1/members") { _, _ in self.members() }
-        router.post("/v1/transactions") { request, context in await self.guarded { try await self.submitOne(request, context) } }
-        router.post("/v1/transactions/batch") { request, context in await self.guarded { try await self.submitBatch(request, context) } }
-        router.get("/v1/models") { _, _ in self.models() }
-        router.get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
-        router.post("/v1/queries") { request, context in await self.guarded { try await self.query(request, context) } }
-        router.get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
-        router.get("/v1/proofs/consistency") { request, _ in
+        get("/v1/members") { _, _ in self.members() }
+        post("/v1/transactions") { request, context in await self.guarded { try await self.submitOne(request, context) } }
+        post("/v1/transactions/batch") { request, context in await self.guarded { try await self.submitBatch(request, context) } }
+        get("/v1/models") { _, _ in self.models() }
+        get("/v1/policies") { _, _ in await self.guarded { try self.policies() } }
+        post("/v1/queries") { request, context in await self.guarded { try await self.query(request, context) } }
+        get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
+        get("/v1/proofs/consistency") { request, _ in
             await self.guarded {
                 try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
             }
@@ -162,7 +172,7 @@ public struct LedgerAPI: Sendable {
             let operatorOnly = ["/v1/status", "/v1/transactions/:id", "/v1/transactions/:id/receipt", "/v1/transactions/:id/provenance",
                                 "/v1/blocks/:height", "/v1/subjects/:uscc/history"]
             for path in operatorOnly {
-                router.get(RouterPath(path)) { request, _ in
+                get(path) { request, _ in
                     await self.guarded {
                         throw LedgerError(.operatorOnly, "\(request.uri.path) is served on the node operator's address only, not to other members "
                             + "(docs/PRIVACY.md §1): ask your own node for your transactions and receipts")
@@ -171,20 +181,20 @@ public struct LedgerAPI: Sendable {
             }
             return router
         }
-        router.get("/v1/status") { _, _ in try self.status() }
-        router.get("/v1/transactions/:id") { _, context in
+        get("/v1/status") { _, _ in try self.status() }
+        get("/v1/transactions/:id") { _, context in
             await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }
         }
-        router.get("/v1/transactions/:id/receipt") { _, context in
+        get("/v1/transactions/:id/receipt") { _, context in
             await self.guarded { try self.receipt(context.parameters.get("id") ?? "") }
         }
-        router.get("/v1/transactions/:id/provenance") { _, context in
+        get("/v1/transactions/:id/provenance") { _, context in
             await self.guarded { try self.scoreProvenance(context.parameters.get("id") ?? "") }
         }
-        router.get("/v1/blocks/:height") { _, context in
+        get("/v1/blocks/:height") { _, context in
             await self.guarded { try self.block(context.parameters.get("height") ?? "") }
         }
-        router.get("/v1/subjects/:uscc/history") { request, context in
+        get("/v1/subjects/:uscc/history") { request, context in
             await self.guarded {
                 try self.history(context.parameters.get("uscc") ?? "", after: request.uri.queryParameters.get("after"),
                                  limit: request.uri.queryParameters.get("limit"))
@@ -593,16 +603,49 @@ public struct LedgerAPI: Sendable {
     func json(_ status: HTTPResponse.Status, _ object: Any) -> Response { Self.json(status, object) }
 }
 
+/// The paths a router serves, with their methods (`:name` segments match any one segment).
+final class ServedPaths: Sendable {
+    private let routes = Mutex<[(method: HTTPRequest.Method, segments: [Substring])]>([])
+
+    func add(_ method: HTTPRequest.Method, _ path: String) {
+        routes.withLock { $0.append((method, path.split(separator: "/"))) }
+    }
+
+    /// The methods `path` is served with, in the order they were added.
+    func methods(serving path: String) -> [HTTPRequest.Method] {
+        let parts = path.split(separator: "/")
+        return routes.withLock { routes in
+            routes.filter { r in
+                r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+            }.map(\.method)
+        }
+    }
+}
+
 /// Errors the router itself raises (no route for the path or method) answered like every other
-/// error, `{"error": {"code", "message"}}`, instead of an empty body.
+/// error, `{"error": {"code", "message"}}`, instead of an empty body. A served path asked with
+/// another method is 405 with `Allow` (it was 404, as for a path that does not exist; found by
+/// black-box testing).
 struct JSONErrors<Context: RequestContext>: RouterMiddleware {
+    let served: ServedPaths
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let e as HTTPError where e.status == .notFound {
+            let allowed = served.methods(serving: request.uri.path)
+            guard !allowed.isEmpty else {
+                // The same code as the API's own not-found answers (it was not_found; found by black-box testing).
+                return LedgerAPI.json(.notFound, ["error": ["code": LedgerError.Code.notFound.rawValue,
+                                                            "message": "no endpoint \(request.method) \(request.uri.path)"]])
+            }
+            let names = allowed.map(\.rawValue)
+            var response = LedgerAPI.json(.methodNotAllowed, ["error": ["code": "methodNotAllowed",
+                "message": "\(request.uri.path) is served with \(names.joined(separator: " and ")) only, not \(request.method)"]])
+            response.headers[.allow] = names.joined(separator: ", ")
+            return response
         } catch let e as HTTPError {
-            let message = e.status == .notFound ? "no endpoint \(request.method) \(request.uri.path)" : (e.body ?? "\(e.status)")
-            // The same code as the API's own not-found answers (it was not_found; found by black-box testing).
-            return LedgerAPI.json(e.status, ["error": ["code": e.status == .notFound ? LedgerError.Code.notFound.rawValue : "http_\(e.status.code)", "message": message]])
+            return LedgerAPI.json(e.status, ["error": ["code": "http_\(e.status.code)", "message": e.body ?? "\(e.status)"]])
         }
     }
 }

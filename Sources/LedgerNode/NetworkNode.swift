@@ -48,6 +48,22 @@ public struct NodeConfig: Decodable, Sendable {
     /// Each consensus timeout is 1 ms to 10 minutes.
     static let timeoutRange: ClosedRange<UInt64> = 1...600_000
 
+    /// Shorter consensus timeouts are taken (tests use them) but warned about at start.
+    static let shortTimeoutMillis: UInt64 = 50
+
+    /// Settings the node takes but that are probably mistakes, each said in a sentence (logged at start).
+    public var warnings: [String] {
+        guard let t = timeouts else { return [] }
+        let defaults = ConsensusTimeouts()
+        return [("propose_ms", t.propose_ms, defaults.propose), ("prevote_ms", t.prevote_ms, defaults.prevote),
+                ("precommit_ms", t.precommit_ms, defaults.precommit), ("rebroadcast_ms", t.rebroadcast_ms, defaults.rebroadcast)]
+            .compactMap { name, value, standard in
+                guard let value, value < Self.shortTimeoutMillis else { return nil }
+                return "timeouts.\(name) is \(value) ms, under \(Self.shortTimeoutMillis) ms: rounds end before proposals and votes cross a "
+                    + "busy network, so heights take many rounds, and each rebroadcast sends this validator's votes again (the default is \(standard) ms)"
+            }
+    }
+
     /// The log levels a config file or `--log-level` may name.
     public static let logLevels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
 
@@ -202,6 +218,7 @@ public enum NetworkNode {
     /// Runs a consortium node until SIGINT or SIGTERM.
     public static func run(configPath: String, logger: Logger) async throws {
         let (config, base) = try NodeConfig.load(path: configPath)
+        for warning in config.warnings { logger.warning("config file \(configPath): \(warning)") }
         let genesisPath = NodeConfig.resolve(config.genesis, base: base)
         let genesis = try Genesis(file: genesisPath)
         let keys = try MemberSecretKeys.load(from: NodeConfig.resolve(config.key, base: base))

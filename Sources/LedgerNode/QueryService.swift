@@ -113,6 +113,13 @@ public final class QueryService: @unchecked Sendable {
             guard requester.keyID == req.keyID, requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
                 throw PolicyRefusal(.badSignature, "the request's signature does not verify with \(requester.id)'s key")
             }
+            // Validators take the record of a member's query only from its own node or a
+            // custodian's (`TransactionValidator.mayRecordQuery`): turned away unrecorded, like a
+            // query sent to a node that is no validator.
+            guard TransactionValidator.mayRecordQuery(of: requester.id, signer: member.id, genesis: genesis) else {
+                throw LedgerError(.notAuthorized, "\(member.id)'s node answers its own queries only; send \(requester.id)'s queries to its own node "
+                    + "or to a custodian's (\(genesis.custodians.map(\.id).joined(separator: ", "))): validators take the record of a member's query from no other node")
+            }
             let now = clock()
             let skew = now > req.issuedAtMillis ? now - req.issuedAtMillis : req.issuedAtMillis - now
             guard skew <= Self.timeWindowMillis else {

@@ -204,9 +204,8 @@ public struct PolicyEngine: Sendable {
                     throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max) in plain decimal digits, got \"\(value.clipped())\"")
                 }
             case .industry:
-                guard !value.isEmpty, value.utf8.count <= FieldLimits.industry,
-                      value.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) }) else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a GB/T 4754 industry code such as C13, got \"\(value)\"")
+                if let problem = IndustryCode.problem(value) {
+                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a GB/T 4754-2017 industry code such as C13, got \"\(value.clipped())\": \(problem)")
                 }
             case .district:
                 guard value.utf8.count == 6, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {

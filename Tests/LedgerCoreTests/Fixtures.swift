@@ -43,10 +43,10 @@ struct TestConsortium {
 
     func attestation(by signer: String = "samr", subject: USCC = try! USCC("91350100M000100Y43"), category: Category = .license,
                      severity: Severity = .none, nonce: UInt64, payload: String = "licence no. 330106-2026-0001",
-                     chainID: String? = nil) throws -> Submission {
+                     chainID: String? = nil, industry: String = "C13") throws -> Submission {
         let (commitment, envelope) = try PayloadSeal.seal(Array(payload.utf8), to: genesis.custodians)
         let body = AttestationBody(subject: subject, subjectKind: subject.subjectKind!, category: category, severity: severity,
-                                   eventDate: try LedgerDate(20260314), industry: "C13",
+                                   eventDate: try LedgerDate(20260314), industry: industry,
                                    attributes: [Attribute(name: "amount_yuan", value: 5000)],
                                    payloadCommitment: commitment, envelopeHash: envelope.hash)
         let tx = Transaction.sign(header: header(signer, nonce: nonce, chainID: chainID), body: .attestation(body), key: keys[signer]!.signing)

@@ -1,5 +1,6 @@
 import LedgerCore
 import LedgerCrypto
+import LedgerStore
 import XCTest
 
 final class TransactionTests: XCTestCase {
@@ -135,6 +136,47 @@ final class TransactionTests: XCTestCase {
                                                  eventDate: LedgerDate(20260101), payloadCommitment: Hashes.zero, envelopeHash: Hashes.zero).check())
         XCTAssertThrowsError(try LedgerDate(20260230))
         XCTAssertThrowsError(try LedgerDate(iso: "2026-13-01"))
+    }
+
+    func testIndustryCodesAreThoseOfGBT4754AndCertifiedBlocksKeepTheirs() throws {
+        for good in ["A", "A01", "C13", "C131", "C1311", "F52", "I65", "K70", "S96", "T97"] {
+            XCTAssertNil(IndustryCode.problem(good), good)
+        }
+        let bad = [("", "empty"), ("Z99", "section letter A-T"), ("c13", "section letter A-T"), ("C1", "2 digits (division)"),
+                   ("C13111", "2 digits (division)"), ("C1A", "digits only"), ("C12", "section C has divisions 13-43, not 12"),
+                   ("A06", "section A has divisions 01-05, not 06"), ("K71", "section K has divisions 70, not 71"), ("U99", "A-T")]
+        for (code, says) in bad {
+            let problem = IndustryCode.problem(code)
+            XCTAssertTrue(problem?.contains(says) == true, "\(code): \(problem ?? "accepted")")
+        }
+        // On the ledger: refused for blocks being decided and for the mempool; a certified block
+        // recorded before the rule keeps its code.
+        let c = try TestConsortium()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("industry-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try ChainStore.create(path: path, genesis: c.genesis)
+        let v = TransactionValidator(genesis: c.genesis)
+        let z = try c.attestation(nonce: 1, industry: "Z99")
+        XCTAssertNoThrow(try v.checkStateless(z))
+        XCTAssertThrowsError(try v.checkStateful(z.transaction, state: store)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .invalidValue)
+            XCTAssertTrue("\(error)".contains("industry \"Z99\" is not a GB/T 4754-2017 code"), "\(error)")
+        }
+        XCTAssertThrowsError(try v.checkStateful(z.transaction, state: store, forMempool: true))
+        XCTAssertNoThrow(try v.checkStateful(z.transaction, state: store, certified: true))
+        XCTAssertNoThrow(try v.checkStateful(try c.attestation(nonce: 2, industry: "C1311").transaction, state: store))
+        XCTAssertNoThrow(try v.checkStateful(try c.attestation(nonce: 3, industry: "").transaction, state: store))
+        // A correction's replacement record is held to it too.
+        let good = try c.attestation(nonce: 4)
+        try store.appendBlock([good], timestampMillis: 1_000, proposer: "samr",
+                              signers: ["samr", "data-bureau", "bank-a"].map { (member: c.member($0), key: c.keys[$0]!.signing) })
+        let fresh = try c.attestation(nonce: 5, industry: "C12")
+        guard case .attestation(let replacement) = fresh.transaction.body else { return XCTFail() }
+        let correction = Transaction.sign(header: c.header("samr", nonce: 5),
+                                          body: .amendment(AmendmentBody(action: .correction, target: good.transaction.id, reason: "corrected",
+                                                                         replacement: replacement)),
+                                          key: c.keys["samr"]!.signing)
+        XCTAssertThrowsError(try v.checkStateful(correction, state: store)) { XCTAssertTrue("\($0)".contains("section C has divisions 13-43"), "\($0)") }
     }
 
     func testPayloadOpensOnlyForCustodiansAndMatchesCommitment() throws {

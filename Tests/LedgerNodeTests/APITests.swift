@@ -331,11 +331,22 @@ final class APITests: XCTestCase {
                     XCTAssertNotNil(Self.errorCode(r), uri)
                 }
             }
-            // No such endpoint, or not with this method: a JSON error like any other.
-            for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions", .put), ("/v1/health", .delete)] {
+            // No such endpoint: a JSON error like any other.
+            for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions/ab/nope", .get), ("/v1", .post)] {
                 try await client.execute(uri: uri, method: method) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
                     XCTAssertEqual(Self.errorCode(r), "notFound", uri)
+                }
+            }
+            // A served path with another method: 405, naming the methods it takes, in `Allow` too.
+            for (uri, method, allow) in [("/v1/transactions", HTTPRequest.Method.put, "POST"), ("/v1/health", .delete, "GET"),
+                                         ("/v1/queries", .get, "POST"), ("/v1/transactions/\(String(repeating: "ab", count: 32))", .post, "GET")] {
+                try await client.execute(uri: uri, method: method) { r in
+                    XCTAssertEqual(r.status, .methodNotAllowed, uri)
+                    XCTAssertEqual(Self.errorCode(r), "methodNotAllowed", uri)
+                    XCTAssertEqual(r.headers[.allow], allow, uri)
+                    let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
+                    XCTAssertTrue(message.contains("served with \(allow) only, not \(method)"), message)
                 }
             }
         }

@@ -20,6 +20,13 @@ final class ConfigTests: XCTestCase {
 
     func testUnknownFieldsAndTimeoutsOutOfRangeAreRefused() throws {
         XCTAssertNoThrow(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}, \"peers\": {}}"))
+        // Taken, but a timeout under 50 ms is warned about at start, naming it.
+        XCTAssertEqual(try load("{\(base), \"timeouts\": {\"propose_ms\": 3000, \"rebroadcast_ms\": 1}}").warnings,
+                       ["timeouts.rebroadcast_ms is 1 ms, under 50 ms: rounds end before proposals and votes cross a busy network, so heights "
+                        + "take many rounds, and each rebroadcast sends this validator's votes again (the default is 1000 ms)"])
+        XCTAssertEqual(try load("{\(base), \"timeouts\": {\"propose_ms\": 50, \"prevote_ms\": 49, \"precommit_ms\": 2}}").warnings.map { $0.prefix(24) },
+                       ["timeouts.prevote_ms is 4", "timeouts.precommit_ms is"])
+        XCTAssertEqual(try load("{\(base)}").warnings, [])
         XCTAssertEqual(try load("{\(base), \"member_http\": \"0.0.0.0:8611\"}").member_http, "0.0.0.0:8611")
         XCTAssertEqual(try load("{\(base), \"commit_wait_seconds\": 20}").commit_wait_seconds, 20)
         // IPv6 in brackets, as URLs write it: the host comes back without them (they were taken

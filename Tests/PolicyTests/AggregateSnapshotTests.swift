@@ -46,7 +46,7 @@ extension QueryServiceTests {
             return try fields(out.receipt)["subjects"] as? Int
         }
         let before = try await stats()
-        try await submit([try attestation(food, .loanRepayment, "2026-10-01", industry: "Z99", payload: "{\"loan\":\"L1\"}", by: "bank-a")])
+        try await submit([try attestation(food, .loanRepayment, "2026-10-01", industry: "K70", payload: "{\"loan\":\"L1\"}", by: "bank-a")])
         try await score([food])
         let cells = try store.gradeCellsWithHead(model: "enterprise", limit: 1_000).cells
         XCTAssertEqual(cells.first { $0.subject == food }?.industry, "C13", "a bank's record moved the business to another cell")

@@ -33,10 +33,10 @@ struct PolicyConsortium {
         ("bank-b", [.bank]),
     ]
 
-    init() throws {
+    init(roles: [(String, Set<Role>)] = Self.roles) throws {
         var keys: [String: MemberSecretKeys] = [:]
         var members: [Member] = []
-        for (id, roles) in Self.roles {
+        for (id, roles) in roles {
             let k = MemberSecretKeys(memberID: id, signing: try Ed25519PrivateKey(seed: SHA256.hash(Array("sign:\(id)".utf8))),
                                      encryption: try X25519PrivateKey(rawRepresentation: SHA256.hash(Array("enc:\(id)".utf8))))
             keys[id] = k
@@ -201,6 +201,62 @@ final class QueryServiceTests: XCTestCase {
                              nonce: nextNonce(), issuedAtMillis: at)
         r.sign(with: key)
         return r.encoded
+    }
+
+    /// A record saying a member asked is taken only from that member's own node or a
+    /// custodian's: a bank's validator recorded refusals of another bank's queries that bank
+    /// never sent, spending its nonces and crowding its genuine queries out of the subject's
+    /// confirmed log (found by black-box testing, 2026-12-07).
+    func testOnlyTheRequestersOwnNodeOrACustodiansRecordsItsQuery() async throws {
+        // bank-a validates here (alone: a dev ledger runs one validator), as banks do on the shipped network.
+        let mixed = try PolicyConsortium(roles: PolicyConsortium.roles.map { id, roles in
+            (id, id == "bank-a" ? roles.union([.validator]) : roles.subtracting([.validator]))
+        })
+        let path = dir + "-mixed"
+        let mixedStore = try ChainStore.create(path: path, genesis: mixed.genesis)
+        let bankLedger = try Ledger(store: mixedStore, validatorKeys: mixed.keys["bank-a"]!, clock: { nowMillis }, blockInterval: .zero)
+        let bankProducer = Task { await bankLedger.runBlockProducer() }
+        defer { bankProducer.cancel(); try? FileManager.default.removeItem(atPath: path) }
+
+        let validator = TransactionValidator.standard(genesis: mixed.genesis)
+        func record(by node: String, requester: String, reason: String) -> Transaction {
+            let body = QueryRecordBody(requester: requester, subject: food, policy: policy("credit-grade"), purpose: .loanApplication,
+                                       requestHash: SHA256.hash(Array("never sent \(nextNonce())".utf8)), requestNonce: 4_242,
+                                       requestedAtMillis: nowMillis, asOfHeight: 0, outcome: .refused, reason: reason,
+                                       resultHash: Hashes.zero, consent: Hashes.zero)
+            return Transaction.sign(header: header(node), body: .queryRecord(body), key: mixed.keys[node]!.signing)
+        }
+        let forged = record(by: "bank-a", requester: "bank-b", reason: "no_consent")
+        XCTAssertNoThrow(try validator.checkStateless(Submission(transaction: forged, envelope: nil)))
+        XCTAssertThrowsError(try validator.checkStateful(forged, state: mixedStore)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .notAuthorized)
+            XCTAssertTrue("\(error)".contains("bank-a may not record that bank-b asked: a query that a member is shown to ask is answered and "
+                                              + "recorded by that member's own node or a custodian's (samr, data-bureau)"), "\(error)")
+        }
+        XCTAssertThrowsError(try validator.checkStateful(forged, state: mixedStore, forMempool: true))
+        XCTAssertNoThrow(try validator.checkStateful(forged, state: mixedStore, certified: true), "blocks certified before the rule keep theirs")
+        // Its own query, a custodian's record of anyone's, and any validator's record of a
+        // request that only claims its requester (which spends no nonce) are taken.
+        XCTAssertNoThrow(try validator.checkStateful(record(by: "bank-b", requester: "bank-b", reason: "no_consent"), state: mixedStore))
+        XCTAssertNoThrow(try validator.checkStateful(record(by: "samr", requester: "bank-b", reason: "no_consent"), state: mixedStore))
+        XCTAssertNoThrow(try validator.checkStateful(record(by: "bank-a", requester: "bank-b", reason: "bad_signature"), state: mixedStore))
+
+        // bank-a's node turns bank-b's request away unrecorded, saying where to send it; a
+        // request under bank-b's name that does not verify is still recorded, as a claim.
+        let bankNode = try QueryService(ledger: bankLedger, clock: { nowMillis })
+        let genuine = signedRequest("bank-b", "credit-grade", subject: food.code, at: nowMillis, key: mixed.keys["bank-b"]!.signing)
+        do {
+            let out = try await bankNode.handle(genuine)
+            XCTFail("bank-a's node recorded bank-b's query: \(out.receipt.outcome) \(out.receipt.reason)")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .notAuthorized)
+            XCTAssertTrue(e.reason.contains("bank-a's node answers its own queries only; send bank-b's queries to its own node or to a custodian's (samr, data-bureau)"), e.reason)
+        }
+        XCTAssertEqual(mixedStore.head.logSize, 0, "nothing recorded")
+        let claimed = signedRequest("bank-b", "credit-grade", subject: food.code, at: nowMillis, key: mixed.keys["bank-a"]!.signing)
+        let out = try await bankNode.handle(claimed)
+        XCTAssertEqual(out.receipt.reason, "bad_signature")
+        XCTAssertEqual(mixedStore.head.logSize, 1)
     }
 
     /// Sends a request that must be turned away past a refusal budget: `rateLimited`, with when
