@@ -230,7 +230,7 @@ public final class Database: @unchecked Sendable {
 
     /// Refuses to open for writing on a file system with less than `needed` bytes free, naming
     /// the path and how much is free. The store's directory, or the nearest existing parent.
-    static func checkFreeSpace(at path: String, needed: UInt64 = minimumFreeBytesToOpen) throws {
+    static func checkFreeSpace(at path: String, needed: UInt64 = minimumFreeBytesToOpen, writing: Bool = false) throws {
         var probe = path
         while access(probe, F_OK) != 0, probe != "/", !probe.isEmpty {
             probe = (probe as NSString).deletingLastPathComponent
@@ -240,6 +240,10 @@ public final class Database: @unchecked Sendable {
         guard statvfs(probe, &stats) == 0 else { return }   // cannot tell: let RocksDB try
         let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
         guard free >= needed else {
+            if writing {
+                throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, under the \(needed) a store keeps "
+                                   + "in reserve (RocksDB cannot run out of space safely); nothing was written; free some space")
+            }
             throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "
                                + "and a store needs at least \(needed) to open for writing; free some space and start again")
         }
@@ -399,8 +403,18 @@ public final class Database: @unchecked Sendable {
     @inline(__always)
     static func countersOff() { rocksdb_set_perf_level(1) } // 1: kDisable
 
-    /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this returns.
+    /// The free space a write leaves untouched: a write that finds less free is refused before
+    /// RocksDB sees it. RocksDB 7.8 as Debian builds it asserts once a write of its own has failed
+    /// for space: its info log (`LOG`) fails on the full disk, and the next line it logs (the
+    /// failed write's own report) aborted the process, while the node was to stay up and answer
+    /// 503 (found by black-box testing, 2026-12-07). The reserve, as to open, also leaves
+    /// RocksDB room to flush its memtables.
+    public var writeReserveBytes: UInt64 = minimumFreeBytesToOpen
+
+    /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this
+    /// returns. Refused, writing nothing, when the disk has less than `writeReserveBytes` free.
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+        try Self.checkFreeSpace(at: path, needed: writeReserveBytes, writing: true)
         Self.countersOff()
         var error: UnsafeMutablePointer<CChar>? = nil
         let rocksBatch = batch.materialize()

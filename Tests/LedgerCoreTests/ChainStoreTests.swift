@@ -663,6 +663,27 @@ final class ChainStoreTests: XCTestCase {
         }
     }
 
+    /// A write that would leave less than the reserve free is refused before RocksDB sees it,
+    /// writing nothing: RocksDB 7.8 as Debian builds it aborted the process once a write had
+    /// failed for space (found by black-box testing, 2026-12-07). Reads go on; so do writes once
+    /// there is room again.
+    func testAWriteIsRefusedBeforeTheDiskIsFull() throws {
+        let c = try TestConsortium(validators: ["samr"])
+        let store = try ChainStore.create(path: directory, genesis: c.genesis)
+        let signers = [(member: c.member("samr"), key: c.keys["samr"]!.signing)]
+        _ = try store.appendBlock([try c.attestation(nonce: 1)], timestampMillis: 1_000, proposer: "samr", signers: signers)
+        store.database.writeReserveBytes = .max
+        XCTAssertThrowsError(try store.appendBlock([try c.attestation(nonce: 2)], timestampMillis: 2_000, proposer: "samr", signers: signers)) { error in
+            XCTAssertEqual((error as? StorageError)?.code, .write)
+            XCTAssertTrue("\(error)".contains("no space left on the device holding \(directory)") && "\(error)".contains("nothing was written"), "\(error)")
+        }
+        XCTAssertEqual(store.head.height, 1)
+        XCTAssertNotNil(try store.blockHeader(height: 1))
+        XCTAssertNil(try store.blockHeader(height: 2))
+        store.database.writeReserveBytes = Database.minimumFreeBytesToOpen
+        XCTAssertEqual(try store.appendBlock([try c.attestation(nonce: 2)], timestampMillis: 2_000, proposer: "samr", signers: signers).height, 2)
+    }
+
     /// A second writer on a store (a second node started on the same data directory) is told
     /// the store is in use, not RocksDB's bare "LOCK: Resource temporarily unavailable".
     func testASecondWriterIsToldTheStoreIsInUse() throws {
