@@ -291,6 +291,9 @@ public struct AnswerReceipt: Codable, Sendable, Equatable {
         if record.outcome == .refused, checked.contains(where: { $0.0 == "record" }) {
             throw bad("the receipt of a refusal holds record facts; a refusal uses no records")
         }
+        if record.outcome == .refused, checked.contains(where: { $0.0 == "score_update" }) {
+            throw bad("the receipt of a refusal holds a score update fact; a refusal uses none")
+        }
         var categories: [Category] = []   // of the record facts, for the check below
         for f in checked where f.0 == "record" {
             // An attestation or a correction (which carries the corrected record): a consent

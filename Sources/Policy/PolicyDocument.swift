@@ -576,7 +576,14 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         }
         // Only a subject policy answers from a score update (an aggregate's `model` is a name).
         let scored = policy.outputs.filter { $0.output.needsScore }
-        guard policy.scope == .subject, !scored.isEmpty else { return }
+        guard policy.scope == .subject, !scored.isEmpty else {
+            // Nor is a score update proven beside an answer that states nothing from one: it
+            // verified, listed among the facts proven (found by black-box testing, 2026-12-07).
+            if score != nil {
+                throw LedgerError(.invalidValue, "\(policy.name) states nothing from a score update, yet the receipt holds one: it is not one the answer used")
+            }
+            return
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any],
               let fields = object["fields"] as? [String: Any] else {
             throw LedgerError(.invalidValue, "the result is not a \(policy.name) answer (no fields)")

@@ -203,6 +203,33 @@ final class QueryServiceTests: XCTestCase {
         return r.encoded
     }
 
+    /// A score update fact is one the answer used: a refusal uses none, nor does an answer that
+    /// states nothing from a score (risk flags, the query log). Either verified, the update
+    /// listed among the facts proven (found by black-box testing, 2026-12-07).
+    func testAScoreUpdateFactIsOneTheAnswerUsed() async throws {
+        let (_, graded) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        let scoreFact = try XCTUnwrap(graded.receipt.facts.first { $0.role == "score_update" })
+        func withScore(_ receipt: AnswerReceipt) throws -> AnswerReceipt {
+            var r = receipt
+            var f = scoreFact
+            f.inclusion_proof = try store.inclusionProof(index: f.log_index, size: r.tree_size).map { $0.base64String }
+            r.facts.append(f)
+            return r
+        }
+        let (_, flags) = try await ask("bank-a", "risk-flags", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(flags.answered, flags.receipt.message)
+        XCTAssertNoThrow(try flags.receipt.verify(genesis: consortium.genesis))
+        XCTAssertThrowsError(try withScore(flags.receipt).verify(genesis: consortium.genesis)) {
+            XCTAssertTrue("\($0)".contains("risk-flags states nothing from a score update, yet the receipt holds one"), "\($0)")
+        }
+        let (_, refused) = try await ask("bank-b", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertFalse(refused.answered)
+        XCTAssertNoThrow(try refused.receipt.verify(genesis: consortium.genesis))
+        XCTAssertThrowsError(try withScore(refused.receipt).verify(genesis: consortium.genesis)) {
+            XCTAssertTrue("\($0)".contains("the receipt of a refusal holds a score update fact"), "\($0)")
+        }
+    }
+
     /// A record saying a member asked is taken only from that member's own node or a
     /// custodian's: a bank's validator recorded refusals of another bank's queries that bank
     /// never sent, spending its nonces and crowding its genuine queries out of the subject's
