@@ -290,6 +290,7 @@ struct Consistency: ParsableCommand {
     @Option(help: "The genesis file you trust.") var genesis: String
     @Option(help: "Proof file: one base64 hash per line.") var proof: String?
     @Option(help: "Fetch the proof from this node URL instead.") var from: String?
+    @Option(help: "With --from: seconds the whole fetch may take (1-600).") var timeoutSeconds: Int = 60
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
@@ -310,6 +311,7 @@ struct Consistency: ParsableCommand {
                 let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
                 do { hashes = try Merkle.proofHashes(base64: lines, what: "\(proof): consistency proof") } catch { throw Failure("\(error)") }
             } else if let from {
+                guard (1...600).contains(timeoutSeconds) else { throw Failure("--timeout-seconds must be 1-600, got \(timeoutSeconds)") }
                 hashes = try fetchProof(from, a.size, b.size)
             } else {
                 throw Failure("give --proof FILE or --from URL")
@@ -329,19 +331,75 @@ struct Consistency: ParsableCommand {
         }
     }
 
+    /// Fetches the node's consistency proof within limits: the whole exchange within
+    /// `--timeout-seconds`, a reply of at most `InputLimit.proof` bytes, with status 200. A server
+    /// that trickled its reply held the verifier for good, and one that sent gigabytes had them
+    /// read into memory (found by black-box testing, 2026-12-07).
     func fetchProof(_ base: String, _ old: UInt64, _ new: UInt64) throws -> [Hash] {
         let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
         guard let url = URL(string: "\(trimmed)/v1/proofs/consistency?old=\(old)&new=\(new)") else { throw Failure("bad URL \(base)") }
-        final class Box: @unchecked Sendable { var data: Data?; var error: (any Error)? }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: url) { data, _, error in box.data = data; box.error = error; done.signal() }.resume()
-        done.wait()
-        if let error = box.error { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: 60))") }
-        guard let object = try? JSONSerialization.jsonObject(with: box.data ?? Data()) as? [String: Any],
+        let fetchSeconds = Double(timeoutSeconds)
+        let fetch = BoundedFetch(limit: InputLimit.proof)
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = fetchSeconds
+        configuration.timeoutIntervalForResource = fetchSeconds
+        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        session.dataTask(with: url).resume()
+        guard fetch.done.wait(timeout: .now() + fetchSeconds + 5) == .success else {
+            throw Failure("cannot fetch the proof from \(url): no whole answer within \(Int(fetchSeconds)) s")
+        }
+        let (data, status, error, overLimit) = fetch.outcome
+        if overLimit { throw Failure("\(url) sent more than \(InputLimit.proof >> 20) MiB; a consistency proof is a few kilobytes") }
+        if let error { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: fetchSeconds))") }
+        guard status == 200 else {
+            throw Failure("\(url) answered HTTP \(status), not a consistency proof: \(String(decoding: data.prefix(200), as: UTF8.self))")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let list = object["hashes"] as? [String] else {
-            throw Failure("\(url) did not return a consistency proof: \(String(decoding: box.data ?? Data(), as: UTF8.self).prefix(200))")
+            throw Failure("\(url) did not return a consistency proof: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }
         do { return try Merkle.proofHashes(base64: list, what: "\(url): consistency proof") } catch { throw Failure("\(error)") }
+    }
+}
+
+/// One HTTP exchange read within `limit` bytes: the reply is cut off, and marked, once it
+/// would pass the limit (its declared length first).
+final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let limit: Int
+    let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var data = Data()
+    private var status = 0
+    private var error: (any Error)?
+    private var overLimit = false
+
+    init(limit: Int) { self.limit = limit }
+
+    var outcome: (data: Data, status: Int, error: (any Error)?, overLimit: Bool) { lock.withLock { (data, status, error, overLimit) } }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        let tooLong = response.expectedContentLength > Int64(limit)
+        lock.withLock {
+            status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            if tooLong { overLimit = true }
+        }
+        completionHandler(tooLong ? .cancel : .allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        let cut = lock.withLock { () -> Bool in
+            guard !overLimit else { return true }
+            if self.data.count + data.count > limit { overLimit = true; return true }
+            self.data.append(data)
+            return false
+        }
+        if cut { dataTask.cancel() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        lock.withLock { self.error = error }
+        done.signal()
     }
 }

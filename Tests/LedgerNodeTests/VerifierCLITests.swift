@@ -135,6 +135,35 @@ final class VerifierCLITests: XCTestCase {
                                                   "--genesis", genesis, "--proof", dir + "/crlf.proof", "--from", url])
         XCTAssertEqual(both.status, 1)
         XCTAssertTrue(both.output.contains("give --proof FILE or --from URL, not both"), both.output)
+        // A reply is read within limits: an error status is said as one, and a reply without end,
+        // or one trickled, is cut off (the verifier read a 4 GiB reply into memory, and waited on
+        // a trickle for good; found by black-box testing, 2026-12-07).
+        let consistencyFrom = ["consistency", dir + "/old.checkpoint", dir + "/new.checkpoint", "--genesis", genesis, "--from"]
+        let missing = try Self.run("credit-verify", consistencyFrom + [url + "/v1/nope"])
+        XCTAssertEqual(missing.status, 1, missing.output)
+        XCTAssertTrue(missing.output.contains("answered HTTP 404, not a consistency proof"), missing.output)
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        let unending = try HostileHTTPServer { send in
+            guard send(head + "\r\n{\"hashes\":[") else { return }
+            let chunk = String(repeating: "\"AAAA\",", count: 8_192)
+            for _ in 0..<4_096 where send(chunk) {}   // 256 MiB at most, if nothing cuts it off
+        }
+        let declared = try HostileHTTPServer { send in _ = send(head + "Content-Length: 4294967296\r\n\r\n{") }
+        let trickled = try HostileHTTPServer { send in
+            guard send(head + "\r\n") else { return }
+            for _ in 0..<120 { guard send(" ") else { return }; Thread.sleep(forTimeInterval: 0.25) }
+        }
+        defer { [unending, declared, trickled].forEach { $0.stop() } }
+        for server in [unending, declared] {
+            let flooded = try Self.run("credit-verify", consistencyFrom + ["http://127.0.0.1:\(server.port)"])
+            XCTAssertEqual(flooded.status, 1, flooded.output)
+            XCTAssertTrue(flooded.output.contains("sent more than 1 MiB; a consistency proof is a few kilobytes"), flooded.output)
+        }
+        let started = Date()
+        let slow = try Self.run("credit-verify", consistencyFrom + ["http://127.0.0.1:\(trickled.port)", "--timeout-seconds", "2"])
+        XCTAssertEqual(slow.status, 1, slow.output)
+        XCTAssertTrue(slow.output.contains("within 2 s"), slow.output)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 15, "the trickle held the verifier past its deadline")
 
         // Output that cannot be written fails the command: to standard output (here /dev/full)…
         let lost = try Self.run("credit-verify", ["chain", "--data-dir", dir + "/ledger", "--genesis", genesis, "--json"], standardOutput: "/dev/full")
