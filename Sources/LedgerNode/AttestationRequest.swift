@@ -34,6 +34,16 @@ public struct AttestationRequest: Decodable, Sendable {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw LedgerError(.malformed, "\(source): not a JSON object")
         }
+        // A key given twice: the first is read here, the last by most other tools, so a reviewer
+        // could see another business than the one attested (found by black-box testing, 2026-12-07).
+        if let duplicate = JSONDuplicateKeys.first(in: bytes) {
+            throw LedgerError(.malformed, "\(source): not JSON every tool reads alike: \(duplicate)")
+        }
+        // The decoder calls a fractional or oversized number "not valid JSON" without a field.
+        if let attributes = object["attributes"] as? [String: Any],
+           let name = attributes.keys.sorted().first(where: { attributes[$0] is NSNumber && attributes[$0] as? Int64 == nil }) {
+            throw LedgerError(.invalidValue, "\(source): attribute \(name) is \(attributes[name]!); attribute values are whole numbers from \(Int64.min) to \(Int64.max)")
+        }
         if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
             throw LedgerError(.invalidValue, "\(source): unknown field \"\(unknown)\" (known: \(fields.sorted().joined(separator: ", ")))")
         }

@@ -339,11 +339,18 @@ public struct LedgerAPI: Sendable {
         } catch let e as LedgerError { throw e } catch {
             throw LedgerError(.malformed, "request body could not be read: \(error)")
         }
+        let bytes = Array(buffer.readableBytesView)
+        buffer = ByteBuffer()
+        // A key given twice is read as the first here and as the last by most other readers: a
+        // body that a client's log or a reviewer's tool reads as another transaction or query
+        // than the node does is refused (found by black-box testing, 2026-12-07).
+        if let duplicate = JSONDuplicateKeys.first(in: bytes) {
+            throw LedgerError(.malformed, "request body is not JSON every reader takes alike: \(duplicate)")
+        }
         let parsed: T
-        do { parsed = try JSONDecoder().decode(T.self, from: Data(buffer: buffer)) } catch {
+        do { parsed = try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
             throw LedgerError(.malformed, "request body is not the expected JSON: \(Self.describe(decoding: error))")
         }
-        buffer = ByteBuffer()
         return try then(parsed)
     }
 

@@ -331,6 +331,16 @@ final class APITests: XCTestCase {
                     XCTAssertNotNil(Self.errorCode(r), uri)
                 }
             }
+            // A key given twice is read as the first here, the last by most readers: refused
+            // (found by black-box testing, 2026-12-07), and nothing is written.
+            let logSize = h.ledger.store.head.logSize
+            let twice = try await client.execute(uri: "/v1/transactions", method: .post,
+                                                 body: ByteBuffer(string: #"{"transaction": "AA==", "transaction": "AA=="}"#)) { r in r }
+            XCTAssertEqual(twice.status, .badRequest)
+            XCTAssertEqual(Self.errorCode(twice), "malformed")
+            let said = (Self.json(twice)["error"] as? [String: Any])?["message"] as? String ?? ""
+            XCTAssertTrue(said.contains("request body is not JSON every reader takes alike: \"transaction\" appears twice in one object"), said)
+            XCTAssertEqual(h.ledger.store.head.logSize, logSize)
             // No such endpoint: a JSON error like any other.
             for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions/ab/nope", .get), ("/v1", .post)] {
                 try await client.execute(uri: uri, method: method) { r in

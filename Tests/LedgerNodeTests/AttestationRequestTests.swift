@@ -42,6 +42,20 @@ final class AttestationRequestTests: XCTestCase {
         XCTAssertThrowsError(try AttestationRequest.decode(Array("[1]".utf8), source: "f.json")) {
             XCTAssertTrue("\($0)".contains("not a JSON object"), "\($0)")
         }
+        // A field given twice is read as the first here and as the last by most tools: refused
+        // (the subject given first was attested; found by black-box testing, 2026-12-07).
+        let twice = good.replacingOccurrences(of: #"{"subject": "91330106MA27XKT2XT", "#,
+                                              with: #"{"subject": "92330106MA2H2DQ93G", "subject": "91330106MA27XKT2XT", "#)
+        XCTAssertThrowsError(try AttestationRequest.decode(Array(twice.utf8), source: "f.json")) {
+            XCTAssertTrue("\($0)".contains("f.json: not JSON every tool reads alike: \"subject\" appears twice in one object"), "\($0)")
+        }
+        // An attribute that is not a whole number is named (it was "not valid JSON").
+        for value in ["1.5", "99999999999999999999"] {
+            let odd = good.replacingOccurrences(of: "\"amount_yuan\": 5000", with: "\"amount_yuan\": \(value)")
+            XCTAssertThrowsError(try AttestationRequest.decode(Array(odd.utf8), source: "f.json")) {
+                XCTAssertTrue("\($0)".contains("f.json: attribute amount_yuan is") && "\($0)".contains("attribute values are whole numbers"), "\($0)")
+            }
+        }
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Genesis/examples").standardized
         let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".json") }
         XCTAssertFalse(files.isEmpty)
