@@ -637,6 +637,9 @@ final class QueryServiceTests: XCTestCase {
         // The latest time allowed is refused as stale and recorded; the query log shows it.
         let (_, stale) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application", at: QueryRequest.latestIssuedAtMillis)
         XCTAssertEqual(stale.receipt.reason, "outside_time_window")
+        // Said to the millisecond: one just outside the window read "signed 300 s …; the window is ±300 s".
+        let (_, justOutside) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application", at: nowMillis + 300_001)
+        XCTAssertTrue(justOutside.receipt.message.contains("signed 300001 ms ahead of this node's clock; the window is ±300 s (300000 ms)"), justOutside.receipt.message)
         let (_, log) = try await ask("samr", "my-queries", subject: food.code, purpose: "subject_access")
         XCTAssertTrue(log.answered, log.receipt.message)
         XCTAssertTrue(log.receipt.result.contains("\"requested_at_ms\":\(QueryRequest.latestIssuedAtMillis)"), log.receipt.result)
