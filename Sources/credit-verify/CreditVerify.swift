@@ -113,7 +113,9 @@ struct Chain: ParsableCommand {
         discussion: """
         Reads a node's RocksDB store read-only (safe beside a running node) or an export written by \
         `credit-node export`. Prints a summary, or the first failure with block height, transaction \
-        index and reason, and exits 1.
+        index and reason, and exits 1. It vouches for the log (blocks, certificates, checkpoints, \
+        transactions, envelopes), not for the indexes a node derives from it to answer queries \
+        (docs/FORMAT.md §13).
 
         Trust: give --genesis (the genesis file you hold), or anyone's look-alike chain with its own keys verifies. \
         Give --checkpoint with a checkpoint you obtained yourself (say, `credit-node checkpoint` from a member's node, \
