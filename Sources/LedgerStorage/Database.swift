@@ -241,7 +241,7 @@ public final class Database: @unchecked Sendable {
         let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
         guard free >= needed else {
             if writing {
-                throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, under the \(needed) a store keeps "
+                throw StorageError(.write, "no space left on the device holding \(path): \(free >> 20) MiB free, under the \(needed >> 20) MiB a store keeps "
                                    + "in reserve (RocksDB cannot run out of space safely); nothing was written; free some space")
             }
             throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "

@@ -113,9 +113,9 @@ struct Chain: ParsableCommand {
         discussion: """
         Reads a node's RocksDB store read-only (safe beside a running node) or an export written by \
         `credit-node export`. Prints a summary, or the first failure with block height, transaction \
-        index and reason, and exits 1. It vouches for the log (blocks, certificates, checkpoints, \
-        transactions, envelopes), not for the indexes a node derives from it to answer queries \
-        (docs/FORMAT.md §13).
+        index and reason, and exits 1. In a data directory it also checks the indexes a node \
+        answers queries from against the log: subjects, transaction index, nonces, consents, query \
+        logs and request nonces (docs/FORMAT.md §13).
 
         Trust: give --genesis (the genesis file you hold), or anyone's look-alike chain with its own keys verifies. \
         Give --checkpoint with a checkpoint you obtained yourself (say, `credit-node checkpoint` from a member's node, \
@@ -158,6 +158,9 @@ struct Chain: ParsableCommand {
                 }
                 bar.finish()
                 try summary.check(againstHead: store.head)
+                if let problem = try store.auditIndexes() {
+                    throw Failure("the store's indexes do not match its log, so neither do the answers its node gives from them: \(problem)")
+                }
             } else {
                 let source = try ExportBlockSource(path: export!)
                 try checkGenesis(source.genesisBytes, trusted: trusted)
@@ -186,7 +189,7 @@ struct Chain: ParsableCommand {
             "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
-            "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached,
+            "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached, "indexes_checked": dataDir != nil,
             "answers_without_standing_consent": summary.answersWithoutStandingConsent,
             "answers_without_standing_consent_first": summary.answersWithoutStandingConsentFirst.map { ["log_index": $0.logIndex, "reason": $0.reason] as [String: Any] },
         ], text: """
@@ -197,6 +200,7 @@ struct Chain: ParsableCommand {
           transactions \(summary.transactions) (signature, signer, role, replay guard, references)
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
+          indexes      \(dataDir != nil ? "subjects, transaction index, nonces, consents, query logs and request nonces match the log" : "none in an export")
           payloads     \(summary.envelopesShredded - summary.envelopesMissing) envelopes erased (crypto-shredded by erase_records)\(summary.envelopesMissing == 0 ? "" : "\n               WARNING: \(summary.envelopesMissing) envelopes missing that no erase_records names: lost or withheld by whoever made this copy, not erased")
           consents     \(summary.answersWithoutStandingConsent == 0 ? "every answer's consent stood where it was evaluated" : "WARNING: \(summary.answersWithoutStandingConsent) answers relied on a consent that did not stand (certified before validators checked it), first: " + summary.answersWithoutStandingConsentFirst.prefix(3).map { "log index \($0.logIndex): \($0.reason)" }.joined(separator: "; "))
           scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models

@@ -28,6 +28,62 @@ final class VerifierTamperTests: XCTestCase {
         return b
     }
 
+    /// The indexes a node answers from are checked against its log: a row deleted, changed or
+    /// added is reported, naming it, while the chain itself still verifies (a subject-index row
+    /// deleted went unreported, and the node answered as if the record were not there; found by
+    /// black-box testing, 2026-12-07).
+    func testTheIndexAuditFindsRowsTheLogDoesNotGive() throws {
+        let subject = try USCC("91350100M000100Y43")
+        var query: Transaction!
+        do {
+            let b = try honestChain()
+            let c = b.consortium
+            let record = QueryRecordBody(requester: "bank-a", subject: subject, policy: Hashes.zero, purpose: .loanApplication,
+                                         requestHash: SHA256.hash(Array("request".utf8)), requestNonce: 77, requestedAtMillis: 1_000,
+                                         asOfHeight: 1, outcome: .refused, reason: "no_consent", resultHash: Hashes.zero, consent: Hashes.zero)
+            query = Transaction.sign(header: c.header("samr", nonce: 500), body: .queryRecord(record), key: c.keys["samr"]!.signing)
+            try b.append([Submission(transaction: query, envelope: nil)])
+        }
+        func audit() throws -> String? { try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0).auditIndexes() }
+        XCTAssertNil(try audit())
+        let subjectRow = Array(subject.code.utf8) + Database.key(0)
+        var consentRow = ByteWriter()
+        consentRow.raw(Array("consent/".utf8)); consentRow.raw(Array(subject.code.utf8)); consentRow.string8("bank-a"); consentRow.u64(4)
+        var nonceRow = ByteWriter()
+        nonceRow.raw(Array("query-nonce/".utf8)); nonceRow.string8("bank-a"); nonceRow.u64(77)
+        let queryLogRow = Array("query-log-confirmed/".utf8) + Array(subject.code.utf8) + Database.key(19)
+        let cases: [(String, String, [UInt8], ((inout [UInt8]?) -> Void), String)] = [
+            ("subject row deleted", "subjects", subjectRow, { $0 = nil }, "subjects lacks 91350100M000100Y43's row for transaction"),
+            ("subject row changed", "subjects", subjectRow, { $0?[0] ^= 1 }, "or holds another value there"),
+            ("subject row added", "subjects", Array(subject.code.utf8) + Database.key(999), { $0 = [2] }, "subjects holds 20 rows; the log gives 19"),
+            ("consent row deleted", "meta", consentRow.bytes, { $0 = nil }, "the consent index lacks transaction"),
+            ("transaction placed elsewhere", "transaction_index", query.id, { $0 = Database.key(3) + Database.key(1) }, "transaction_index does not place transaction"),
+            ("request nonce deleted", "meta", nonceRow.bytes, { $0 = nil }, "the request-nonce index does not give nonce 77 of bank-a"),
+            ("confirmed query log row deleted", "meta", queryLogRow, { $0 = nil }, "91350100M000100Y43's confirmed query log lacks transaction"),
+            ("nonce row added", "nonces", Array("stray".utf8), { $0 = [1] }, "nonces holds 21 rows; the log gives 20"),
+        ]
+        for (name, family, key, change, words) in cases {
+            var original: [UInt8]?
+            try Database.editing(directory) { db in
+                original = try db.get(family, key)
+                var value = original
+                change(&value)
+                let batch = WriteBatch(for: db)
+                if let value { try batch.put(family, key, value) } else { try batch.delete(family, key) }
+                try db.write(batch)
+            }
+            XCTAssertNoThrow(try verify(directory), "\(name): the log itself is untouched")
+            let problem = try audit()
+            XCTAssertTrue(problem?.contains(words) == true, "\(name): \(problem ?? "not found")")
+            try Database.editing(directory) { db in
+                let batch = WriteBatch(for: db)
+                if let original { try batch.put(family, key, original) } else { try batch.delete(family, key) }
+                try db.write(batch)
+            }
+            XCTAssertNil(try audit(), "\(name): restored")
+        }
+    }
+
     func verify(_ path: String) throws -> ChainSummary {
         let store = try ChainStore(path: path, mode: .readOnly, verifyDepth: 0)
         var source = StoreBlockSource(store: store)
