@@ -74,7 +74,7 @@ public struct NodeConfig: Decodable, Sendable {
             throw LedgerError(.notFound, "config file: \(error)")
         }
         // A key given twice (two addresses for one peer) was read as the last one, without a word.
-        do { _ = try StrictJSONParser.parse(Array(data)) } catch let e as ModelError {
+        do { _ = try StrictJSONParser.parse(Array(data), integersOnly: "a config file's numbers are whole numbers") } catch let e as ModelError {
             throw LedgerError(.malformed, "config file \(path): \(e.reason)")
         }
         let config: NodeConfig

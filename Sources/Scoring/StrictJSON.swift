@@ -43,11 +43,17 @@ public struct StrictJSONParser {
 
     private let bytes: [UInt8]
     private var offset = 0
+    private let integersOnly: String
 
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private init(_ bytes: [UInt8], integersOnly: String) { self.bytes = bytes; self.integersOnly = integersOnly }
 
-    public static func parse(_ bytes: [UInt8]) throws -> JSONNode {
-        var p = StrictJSONParser(bytes)
+    /// The hint a fractional number is refused with, for documents of the scoring and policy formats.
+    public static let fixedPoint = "the format is fixed-point: write 0.45 as 450 in thousandths"
+
+    /// `integersOnly`: why a fraction or an exponent is refused, said after the number (a node's
+    /// config file read the scoring format's hint; found by black-box testing).
+    public static func parse(_ bytes: [UInt8], integersOnly: String = fixedPoint) throws -> JSONNode {
+        var p = StrictJSONParser(bytes, integersOnly: integersOnly)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { throw p.error("a byte-order mark is not allowed") }
         p.skipWhitespace()
         let value = try p.value(depth: 0)
@@ -157,8 +163,7 @@ public struct StrictJSONParser {
             while end < bytes.count, end < offset + 24, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end])
                     || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains(bytes[end]) { end += 1 }
             let text = String(decoding: bytes[start..<end], as: UTF8.self)
-            throw error("\(text): numbers must be integers (the format is fixed-point: write 0.45 as 450 in thousandths)",
-                        code: .notInteger)
+            throw error("\(text): numbers must be integers (\(integersOnly))", code: .notInteger)
         }
         return negative ? -magnitude : magnitude
     }

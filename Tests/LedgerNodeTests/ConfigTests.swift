@@ -40,6 +40,7 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"timeouts\": {\"propose\": 3000}}", "unknown field timeouts.propose"),
             ("{\(base), \"timeouts\": {\"rebroadcast_ms\": 0}}", "timeouts.rebroadcast_ms is 0"),
             ("{\(base), \"timeouts\": {\"precommit_ms\": 18446744073709551615}}", "number beyond ±10^15 (line 1, column"),
+            ("{\(base), \"timeouts\": {\"propose_ms\": 1e20}}", "1e20: numbers must be integers (a config file's numbers are whole numbers)"),
             ("{\(base), \"commit_wait_seconds\": 0}", "commit_wait_seconds is 0; it must be 1-3600"),
             ("{\(base), \"log_level\": \"loud\"}", "log_level is \"loud\"; it must be one of trace, debug, info"),
             // Addresses (found in review, 2026-12-06: any "x:n" passed until the node tried it).
