@@ -60,7 +60,9 @@ public struct ChainSummary: Sendable {
     public func check(againstHead head: ChainStore.Head) throws {
         guard headHash == head.blockHash, UInt64(transactions) == head.logSize, logRoot == head.logRoot else {
             throw ChainFailure(height: head.height, transactionIndex: nil, logIndex: nil,
-                               reason: "the store's head record (block \(head.blockHash.hexString.prefix(16))…, log size \(head.logSize)) does not match its last block (\(headHash.hexString.prefix(16))…, log size \(transactions))")
+                               // Whole values: the record's damage may lie past the first bytes of the hash (found by black-box testing).
+                               reason: "the store's head record (block \(head.blockHash.hexString), log size \(head.logSize), root \(head.logRoot.hexString)) "
+                                   + "does not match its last block (\(headHash.hexString), log size \(transactions), root \(logRoot.hexString))")
         }
     }
 }
