@@ -163,7 +163,7 @@ public struct LedgerAPI: Sendable {
         get("/v1/checkpoint") { _, _ in await self.guarded { try self.checkpoint() } }
         get("/v1/proofs/consistency") { request, _ in
             await self.guarded {
-                try self.consistency(old: request.uri.queryParameters.get("old"), new: request.uri.queryParameters.get("new"))
+                try self.consistency(old: try Self.queryParameter(request, "old"), new: try Self.queryParameter(request, "new"))
             }
         }
         guard case .all = routes else {
@@ -183,21 +183,21 @@ public struct LedgerAPI: Sendable {
         }
         get("/v1/status") { _, _ in try self.status() }
         get("/v1/transactions/:id") { _, context in
-            await self.guarded { try self.transactionStatus(context.parameters.get("id") ?? "") }
+            await self.guarded { try self.transactionStatus(Self.pathParameter(context, "id")) }
         }
         get("/v1/transactions/:id/receipt") { _, context in
-            await self.guarded { try self.receipt(context.parameters.get("id") ?? "") }
+            await self.guarded { try self.receipt(Self.pathParameter(context, "id")) }
         }
         get("/v1/transactions/:id/provenance") { _, context in
-            await self.guarded { try self.scoreProvenance(context.parameters.get("id") ?? "") }
+            await self.guarded { try self.scoreProvenance(Self.pathParameter(context, "id")) }
         }
         get("/v1/blocks/:height") { _, context in
-            await self.guarded { try self.block(context.parameters.get("height") ?? "") }
+            await self.guarded { try self.block(Self.pathParameter(context, "height")) }
         }
         get("/v1/subjects/:uscc/history") { request, context in
             await self.guarded {
-                try self.history(context.parameters.get("uscc") ?? "", after: request.uri.queryParameters.get("after"),
-                                 limit: request.uri.queryParameters.get("limit"))
+                try self.history(Self.pathParameter(context, "uscc"), after: try Self.queryParameter(request, "after"),
+                                 limit: try Self.queryParameter(request, "limit"))
             }
         }
         return router
@@ -474,8 +474,28 @@ public struct LedgerAPI: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 
+    /// A path segment, percent-decoded (`/v1/blocks/%31` read "%31"; found by black-box testing).
+    static func pathParameter(_ context: APIRequestContext, _ name: String) -> String {
+        let raw = context.parameters.get(name) ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    /// A query parameter given at most once: a repeated one was read as its first copy, without a
+    /// word (`?limit=1&limit=1000`; found by black-box testing).
+    static func queryParameter(_ request: Request, _ name: String) throws -> String? {
+        let all = request.uri.queryParameters.getAll(name)
+        guard all.count <= 1 else { throw LedgerError(.malformed, "query parameter \(name) is given \(all.count) times; give it once") }
+        return all.first
+    }
+
+    /// A number written in decimal digits alone: `UInt64("+1")` is 1.
+    static func decimal(_ text: String) -> UInt64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(text)
+    }
+
     func block(_ heightText: String) throws -> Response {
-        guard let height = UInt64(heightText), height > 0 else {
+        guard let height = Self.decimal(heightText), height > 0 else {
             throw LedgerError(.malformed, "block height \"\(heightText)\" is not a positive integer")
         }
         // Only up to the head: a block being written is in RocksDB before it is committed here.
@@ -498,11 +518,11 @@ public struct LedgerAPI: Sendable {
 
     func consistency(old: String?, new: String?) throws -> Response {
         let size = store.head.logSize
-        guard let oldText = old, let oldSize = UInt64(oldText) else {
+        guard let oldText = old, let oldSize = Self.decimal(oldText) else {
             throw LedgerError(.malformed, "query parameter old must be a tree size")
         }
         let newSize: UInt64
-        if let new { guard let n = UInt64(new) else { throw LedgerError(.malformed, "query parameter new must be a tree size") }; newSize = n } else { newSize = size }
+        if let new { guard let n = Self.decimal(new) else { throw LedgerError(.malformed, "query parameter new must be a tree size") }; newSize = n } else { newSize = size }
         guard oldSize <= newSize, newSize <= size else {
             throw LedgerError(.invalidProof, "need old ≤ new ≤ \(size) (the log size), got old \(oldSize) new \(newSize)")
         }
@@ -513,13 +533,13 @@ public struct LedgerAPI: Sendable {
     func history(_ text: String, after: String?, limit: String?) throws -> Response {
         let subject = try USCC(text)
         let max = try limit.map { l -> Int in
-            guard let n = Int(l), (1...Self.maxHistory).contains(n) else {
+            guard let n = Self.decimal(l), (1...UInt64(Self.maxHistory)).contains(n) else {
                 throw LedgerError(.invalidValue, "limit must be 1-\(Self.maxHistory)")
             }
-            return n
+            return Int(n)
         } ?? 100
         let afterIndex = try after.map { a -> UInt64 in
-            guard let n = UInt64(a) else { throw LedgerError(.malformed, "after must be a log index") }
+            guard let n = Self.decimal(a) else { throw LedgerError(.malformed, "after must be a log index") }
             return n
         }
         var records: [[String: Any]] = []
