@@ -136,6 +136,7 @@ struct Chain: ParsableCommand {
         guard (dataDir == nil) != (export == nil) else { throw ValidationError("give exactly one of --data-dir or --export") }
         let started = Date()
         var summary: ChainSummary
+        var indexesUnchecked: String? = nil
         do {
             let trusted = try genesis.map { try Genesis(file: $0) }
             /// The trusted checkpoints, verified against the trusted genesis (else the chain's own).
@@ -158,9 +159,11 @@ struct Chain: ParsableCommand {
                 }
                 bar.finish()
                 try summary.check(againstHead: store.head)
-                if let problem = try store.auditIndexes() {
+                let audit = try store.auditIndexesNoting()
+                if let problem = audit.problem {
                     throw Failure("the store's indexes do not match its log, so neither do the answers its node gives from them: \(problem)")
                 }
+                indexesUnchecked = audit.unchecked
             } else {
                 let source = try ExportBlockSource(path: export!)
                 try checkGenesis(source.genesisBytes, trusted: trusted)
@@ -189,7 +192,8 @@ struct Chain: ParsableCommand {
             "score_updates_checked": summary.scoreUpdatesChecked, "score_inputs_checked": summary.scoreInputsChecked,
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
-            "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached, "indexes_checked": dataDir != nil,
+            "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached,
+            "indexes_checked": dataDir != nil, "indexes_unchecked": indexesUnchecked ?? "",
             "answers_without_standing_consent": summary.answersWithoutStandingConsent,
             "answers_without_standing_consent_first": summary.answersWithoutStandingConsentFirst.map { ["log_index": $0.logIndex, "reason": $0.reason] as [String: Any] },
         ], text: """
@@ -200,7 +204,7 @@ struct Chain: ParsableCommand {
           transactions \(summary.transactions) (signature, signer, role, replay guard, references)
           head         \(summary.headHash.hexString)
           log root     \(summary.logRoot.hexString) (size \(summary.transactions))
-          indexes      \(dataDir != nil ? "subjects, transaction index, nonces, consents, query logs and request nonces match the log" : "none in an export")
+          indexes      \(dataDir == nil ? "none in an export" : indexesUnchecked.map { "subjects, transaction index and nonces match the log; WARNING: \($0)" } ?? "subjects, transaction index, nonces, consents, query logs and request nonces match the log")
           payloads     \(summary.envelopesShredded - summary.envelopesMissing) envelopes erased (crypto-shredded by erase_records)\(summary.envelopesMissing == 0 ? "" : "\n               WARNING: \(summary.envelopesMissing) envelopes missing that no erase_records names: lost or withheld by whoever made this copy, not erased")
           consents     \(summary.answersWithoutStandingConsent == 0 ? "every answer's consent stood where it was evaluated" : "WARNING: \(summary.answersWithoutStandingConsent) answers relied on a consent that did not stand (certified before validators checked it), first: " + summary.answersWithoutStandingConsentFirst.prefix(3).map { "log index \($0.logIndex): \($0.reason)" }.joined(separator: "; "))
           scores       \(summary.scoreUpdatesChecked) score updates recomputed exactly; \(summary.scoreInputsChecked) inputs each present, about the subject, from an issuer allowed to attest it, before the update; \(summary.modelsInstalled) models
@@ -356,7 +360,11 @@ struct Consistency: ParsableCommand {
             throw Failure("cannot fetch the proof from \(url): no whole answer within \(Int(fetchSeconds)) s")
         }
         let (data, status, error, overLimit) = fetch.outcome
-        if overLimit { throw Failure("\(url) sent more than \(InputLimit.proof >> 20) MiB; a consistency proof is a few kilobytes") }
+        if overLimit {
+            let declared = fetch.declaredLength
+            let said = declared > Int64(InputLimit.proof) ? "declared \(declared) bytes, over" : "sent more than"
+            throw Failure("\(url) \(said) \(InputLimit.proof >> 20) MiB; a consistency proof is a few kilobytes")
+        }
         if let error { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: fetchSeconds))") }
         guard status == 200 else {
             throw Failure("\(url) answered HTTP \(status), not a consistency proof: \(String(decoding: data.prefix(200), as: UTF8.self))")
@@ -379,19 +387,25 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     private var status = 0
     private var error: (any Error)?
     private var overLimit = false
+    private var declared: Int64 = -1
 
     init(limit: Int) { self.limit = limit }
 
     var outcome: (data: Data, status: Int, error: (any Error)?, overLimit: Bool) { lock.withLock { (data, status, error, overLimit) } }
+    /// The reply's declared length (`Content-Length`), or -1 when it declared none.
+    var declaredLength: Int64 { lock.withLock { declared } }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let tooLong = response.expectedContentLength > Int64(limit)
         lock.withLock {
             status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            declared = response.expectedContentLength
             if tooLong { overLimit = true }
         }
         completionHandler(tooLong ? .cancel : .allow)
+        // Foundation on Linux may read on after `.cancel`; the task is stopped outright (found in review).
+        if tooLong { dataTask.cancel() }
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {

@@ -43,8 +43,19 @@ final class VerifierTamperTests: XCTestCase {
                                          asOfHeight: 1, outcome: .refused, reason: "no_consent", resultHash: Hashes.zero, consent: Hashes.zero)
             query = Transaction.sign(header: c.header("samr", nonce: 500), body: .queryRecord(record), key: c.keys["samr"]!.signing)
             try b.append([Submission(transaction: query, envelope: nil)])
+            // A correction (its subject comes from its target), then the erasure of both.
+            let original = Submission(transaction: try XCTUnwrap(try b.store.transaction(at: 1)), envelope: nil)
+            let correction = try c.correction(of: original, nonce: 501, payload: "licence no. 330106-2026-0002")
+            try b.append([correction])
+            try b.append([c.erasure(of: [original.transaction.id, correction.transaction.id], nonce: 502)])
         }
         func audit() throws -> String? { try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0).auditIndexes() }
+        XCTAssertNoThrow(try verify(directory))
+        XCTAssertNil(try audit())
+        // A subject row written before the scoring metadata joined it (2026-11-22) holds the kind alone: taken.
+        try Database.editing(directory) { db in
+            try db.rewrite("subjects", Array(subject.code.utf8) + Database.key(2)) { $0 = [TransactionKind.attestation.rawValue] }
+        }
         XCTAssertNil(try audit())
         let subjectRow = Array(subject.code.utf8) + Database.key(0)
         var consentRow = ByteWriter()
@@ -55,12 +66,12 @@ final class VerifierTamperTests: XCTestCase {
         let cases: [(String, String, [UInt8], ((inout [UInt8]?) -> Void), String)] = [
             ("subject row deleted", "subjects", subjectRow, { $0 = nil }, "subjects lacks 91350100M000100Y43's row for transaction"),
             ("subject row changed", "subjects", subjectRow, { $0?[0] ^= 1 }, "or holds another value there"),
-            ("subject row added", "subjects", Array(subject.code.utf8) + Database.key(999), { $0 = [2] }, "subjects holds 20 rows; the log gives 19"),
+            ("subject row added", "subjects", Array(subject.code.utf8) + Database.key(999), { $0 = [2] }, "subjects holds 21 rows; the log gives 20"),
             ("consent row deleted", "meta", consentRow.bytes, { $0 = nil }, "the consent index lacks transaction"),
             ("transaction placed elsewhere", "transaction_index", query.id, { $0 = Database.key(3) + Database.key(1) }, "transaction_index does not place transaction"),
             ("request nonce deleted", "meta", nonceRow.bytes, { $0 = nil }, "the request-nonce index does not give nonce 77 of bank-a"),
             ("confirmed query log row deleted", "meta", queryLogRow, { $0 = nil }, "91350100M000100Y43's confirmed query log lacks transaction"),
-            ("nonce row added", "nonces", Array("stray".utf8), { $0 = [1] }, "nonces holds 21 rows; the log gives 20"),
+            ("nonce row added", "nonces", Array("stray".utf8), { $0 = [1] }, "nonces holds 23 rows; the log gives 22"),
         ]
         for (name, family, key, change, words) in cases {
             var original: [UInt8]?

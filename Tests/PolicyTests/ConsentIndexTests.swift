@@ -89,8 +89,13 @@ final class ConsentIndexTests: XCTestCase {
             try db.write(batch)
         }
         // Read-only, it is left as it is, and asking for consents says why they cannot be read.
+        // Its audit checks the families every format holds and says what it left unchecked,
+        // instead of reporting the index it has not built yet as damage (found in review).
         do {
             let readOnly = try ChainStore(path: dir, mode: .readOnly, verifyDepth: 0)
+            let audit = try readOnly.auditIndexesNoting()
+            XCTAssertNil(audit.problem)
+            XCTAssertTrue(audit.unchecked?.contains("the store is at format creditledger-store/v1, not creditledger-store/v5") == true, audit.unchecked ?? "nil")
             XCTAssertThrowsError(try readOnly.consents(of: subject, grantee: "bank-a", before: readOnly.head.logSize, limit: 10)) { error in
                 XCTAssertEqual((error as? LedgerError)?.code, .unsupportedVersion)
                 XCTAssertTrue("\(error)".contains("no consent index"), "\(error)")
@@ -99,6 +104,9 @@ final class ConsentIndexTests: XCTestCase {
         // Opened read-write, the index is built from the subject index and answers as before.
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertEqual(try answers(store!), expected)
+        let upgraded = try store!.auditIndexesNoting()
+        XCTAssertNil(upgraded.problem)
+        XCTAssertNil(upgraded.unchecked, "the built index is audited too")
         XCTAssertTrue(store!.builtAtOpen?.contains("\(bankA.count + spam.count + 1) consents") == true, "for the node's log: \(store!.builtAtOpen ?? "nil")")
         XCTAssertTrue(store!.builtAtOpen?.contains("from creditledger-store/v1 to creditledger-store/v5") == true, store!.builtAtOpen ?? "nil")
         XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array("creditledger-store/v5".utf8),
