@@ -7,6 +7,9 @@
 /// else that is not JSON is left to the decoder, which names it. Iterative, so deep nesting
 /// costs no stack.
 public enum JSONDuplicateKeys {
+    /// Levels of nesting scanned; a deeper document is named as such (Foundation's decoder refuses past 512).
+    public static let maxDepth = 512
+
     /// The path of the first duplicated key (`facts[2].transaction`), or nil. A document in
     /// UTF-16 or UTF-32, which Foundation's decoder also reads, is named as such instead of
     /// scanned: a key given twice there would pass unseen (found in review).
@@ -116,8 +119,13 @@ public enum JSONDuplicateKeys {
             }
             // A value.
             switch bytes[i] {
-            case 0x7B: stack.append(.object(keys: [], key: nil)); i += 1; continue
-            case 0x5B: stack.append(.array(index: 0)); i += 1; continue
+            case 0x7B, 0x5B:
+                // Bounded as the decoder is (it refuses deeper documents): a 16 MiB body of `[[[…`
+                // held millions of levels here, outside any body budget (found in review).
+                guard stack.count < Self.maxDepth else { return "the document nests deeper than \(Self.maxDepth) levels" }
+                stack.append(bytes[i] == 0x7B ? .object(keys: [], key: nil) : .array(index: 0))
+                i += 1
+                continue
             case 0x22: guard string() != nil else { return nil }
             default:
                 // A number or a literal: up to the next delimiter.

@@ -666,7 +666,9 @@ struct JSONErrors<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let e as HTTPError where e.status == .notFound {
             let allowed = served.methods(serving: request.uri.path)
-            guard !allowed.isEmpty else {
+            // A path matching a `:name` pattern only as text the router takes literally
+            // (GET /v1/transactions/batch) is not found, not "served with GET only, not GET".
+            guard !allowed.isEmpty, !allowed.contains(request.method) else {
                 // The same code as the API's own not-found answers (it was not_found; found by black-box testing).
                 return LedgerAPI.json(.notFound, ["error": ["code": LedgerError.Code.notFound.rawValue,
                                                             "message": "no endpoint \(request.method) \(request.uri.path)"]])

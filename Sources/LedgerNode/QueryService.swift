@@ -82,7 +82,7 @@ public final class QueryService: @unchecked Sendable {
     /// refusal is recorded and returned.
     public func handle(_ requestBytes: [UInt8]) async throws -> Outcome {
         guard member.has(.validator) else {
-            throw LedgerError(.notAuthorized, "\(member.id) is not a validator; send queries to a validator node (a custodian's for policies that read payloads)")
+            throw LedgerError(.notAuthorized, "\(member.id) is not a validator; send queries to your own validator node, or a custodian's (a custodian's for policies that read payloads)")
         }
         let req = try QueryRequest.decode(requestBytes)
         let requestHash = SHA256.hash(requestBytes)

@@ -241,8 +241,8 @@ public final class Database: @unchecked Sendable {
         let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
         guard free >= needed else {
             if writing {
-                throw StorageError(.write, "no space left on the device holding \(path): \(free >> 20) MiB free, under the \(needed >> 20) MiB a store keeps "
-                                   + "in reserve (RocksDB cannot run out of space safely); nothing was written; free some space")
+                throw StorageError(.write, "no space left on the device holding \(path): \(free >> 20) MiB free, under the \(needed >> 20) MiB this write "
+                                   + "needs (its own bytes and the reserve a store keeps, as RocksDB cannot run out of space safely); nothing was written; free some space")
             }
             throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "
                                + "and a store needs at least \(needed) to open for writing; free some space and start again")
@@ -412,13 +412,18 @@ public final class Database: @unchecked Sendable {
     public var writeReserveBytes: UInt64 = minimumFreeBytesToOpen
 
     /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this
-    /// returns. Refused, writing nothing, when the disk has less than `writeReserveBytes` free.
+    /// returns. Refused, writing nothing, when the disk has less free than the batch's bytes
+    /// and `writeReserveBytes`.
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
-        try Self.checkFreeSpace(at: path, needed: writeReserveBytes, writing: true)
-        Self.countersOff()
-        var error: UnsafeMutablePointer<CChar>? = nil
         let rocksBatch = batch.materialize()
         defer { rocksdb_writebatch_destroy(rocksBatch) }
+        // The batch's own bytes go to the log, and later to a table file, on top of the reserve.
+        var batchBytes = 0
+        _ = rocksdb_writebatch_data(rocksBatch, &batchBytes)
+        let (needed, over) = writeReserveBytes.addingReportingOverflow(UInt64(batchBytes))
+        try Self.checkFreeSpace(at: path, needed: over ? .max : needed, writing: true)
+        Self.countersOff()
+        var error: UnsafeMutablePointer<CChar>? = nil
         rocksdb_write(handle, sync ? syncedWriteOptions : unsyncedWriteOptions, rocksBatch, &error)
         if let error {
             let message = String(cString: error)

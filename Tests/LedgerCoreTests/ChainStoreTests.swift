@@ -684,6 +684,28 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try store.appendBlock([try c.attestation(nonce: 2)], timestampMillis: 2_000, proposer: "samr", signers: signers).height, 2)
     }
 
+    /// The batch's own bytes count on top of the reserve: a reserve the disk just holds refuses
+    /// a 128 MiB batch, writing none of it, and takes a small one.
+    func testAWritesOwnBytesCountAgainstTheFreeSpace() throws {
+        let database = try Database(path: directory, columnFamilies: ["meta"])
+        var stats = statvfs()
+        XCTAssertEqual(statvfs(directory, &stats), 0)
+        let free = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+        try XCTSkipIf(free < 1 << 30, "needs a gigabyte free")
+        database.writeReserveBytes = free - (64 << 20)
+        let big = WriteBatch(for: database)
+        try big.put("meta", Array("big".utf8), [UInt8](repeating: 7, count: 128 << 20))
+        XCTAssertThrowsError(try database.write(big)) { error in
+            XCTAssertTrue("\(error)".contains("this write needs") && "\(error)".contains("nothing was written"), "\(error)")
+        }
+        XCTAssertNil(try database.get("meta", Array("big".utf8)))
+        database.writeReserveBytes = Database.minimumFreeBytesToOpen
+        let small = WriteBatch(for: database)
+        try small.put("meta", Array("small".utf8), [1])
+        try database.write(small)
+        XCTAssertEqual(try database.get("meta", Array("small".utf8)), [1])
+    }
+
     /// A second writer on a store (a second node started on the same data directory) is told
     /// the store is in use, not RocksDB's bare "LOCK: Resource temporarily unavailable".
     func testASecondWriterIsToldTheStoreIsInUse() throws {

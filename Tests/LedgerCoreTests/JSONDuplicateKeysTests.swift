@@ -22,8 +22,12 @@ final class JSONDuplicateKeysTests: XCTestCase {
         let utf16 = Array(#"{"a":1,"a":2}"#.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
         XCTAssertEqual(JSONDuplicateKeys.first(in: utf16), "the document is not UTF-8 (UTF-16 or UTF-32, say): save it as UTF-8")
         // Found after a long, deep prefix too.
-        let deep = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+        let deep = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
         XCTAssertEqual(first(#"{"x":"# + deep + #","y":"\"}\"","x":0}"#), #""x" appears twice in one object (at x)"#)
+        // Nesting is bounded as the decoder bounds it: a body of a million `[` is named, not held.
+        let tooDeep = String(repeating: "[", count: 1_000_000)
+        XCTAssertEqual(first(tooDeep), "the document nests deeper than 512 levels")
+        XCTAssertNil(first(String(repeating: "[", count: 511) + String(repeating: "]", count: 511)))
     }
 
     func testDocumentsWithoutDuplicatesPass() {

@@ -349,7 +349,9 @@ final class APITests: XCTestCase {
             XCTAssertTrue(said.contains("request body is not JSON every reader takes alike: \"transaction\" appears twice in one object"), said)
             XCTAssertEqual(h.ledger.store.head.logSize, logSize)
             // No such endpoint: a JSON error like any other.
-            for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions/ab/nope", .get), ("/v1", .post)] {
+            for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions/ab/nope", .get), ("/v1", .post),
+                                 // Served with POST, and shaped like GET /v1/transactions/:id: not found, not 405.
+                                 ("/v1/transactions/batch", .get)] {
                 try await client.execute(uri: uri, method: method) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
                     XCTAssertEqual(Self.errorCode(r), "notFound", uri)
