@@ -128,6 +128,20 @@ public final class ChainVerifier {
             }
             summary.modelsInstalled += 1
         }
+        // Genesis policies by the rule an install_policy meets: a hand-written genesis holding a
+        // policy that returns raw fields to a bank was "intact" here, while every node refused to
+        // load it (found by black-box testing, 2026-12-07).
+        for policy in genesis.policies {
+            do {
+                let identity = try PolicyRules().policyIdentity(policy.document, genesis: genesis)
+                guard identity.name == policy.name, identity.version == policy.version else {
+                    throw LedgerError(.invalidGenesis, "it declares \(identity.name) version \(identity.version)")
+                }
+            } catch {
+                throw ChainFailure(height: 0, transactionIndex: nil, logIndex: nil,
+                                   reason: "genesis policy \(policy.name) version \(policy.version) is not one validators would install: \(error)")
+            }
+        }
         var previousHash = genesis.hash
         var previousTimestamp: UInt64 = 0
         var frontier = MerkleFrontier()

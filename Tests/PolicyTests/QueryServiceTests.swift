@@ -33,7 +33,8 @@ struct PolicyConsortium {
         ("bank-b", [.bank]),
     ]
 
-    init(roles: [(String, Set<Role>)] = Self.roles) throws {
+    /// `extraPolicies`: documents put into the genesis as they are, unchecked, as a hand-written genesis could.
+    init(roles: [(String, Set<Role>)] = Self.roles, extraPolicies: [InstalledPolicy] = []) throws {
         var keys: [String: MemberSecretKeys] = [:]
         var members: [Member] = []
         for (id, roles) in roles {
@@ -52,7 +53,7 @@ struct PolicyConsortium {
                                models: models, policies: policies)
         }
         let policies = try PolicyFiles.forGenesis(try Files.directory("Genesis/policies"), members: try Genesis(bytes: try render([])))
-        genesis = try Genesis(bytes: try render(policies))
+        genesis = try Genesis(bytes: try render(policies + extraPolicies))
         self.keys = keys
     }
 }
@@ -1580,6 +1581,32 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertNil(b.take(.member("bank-a"), nowMillis: .max / 2))
         XCTAssertNil(b.take(.member("bank-a"), nowMillis: .max / 2))
         XCTAssertNotNil(b.take(.member("bank-a"), nowMillis: .max / 2))
+    }
+
+    /// A policy that would leak, put into a hand-written genesis, is not loaded by a node (its
+    /// queries answer 503, naming it) and fails the offline chain check: it was "intact" there
+    /// (found by black-box testing, 2026-12-07).
+    func testALeakingPolicyInTheGenesisFailsTheChainCheck() throws {
+        let leaky = Array("""
+        {"format": "creditledger-policy/v1", "name": "bank-raw", "version": 1, "scope": "subject",
+         "callers": {"roles": ["bank"]}, "purposes": ["loan_application"], "consent": {"required": true},
+         "outputs": [{"name": "records", "from": "records"}]}
+        """.utf8)
+        let bad = try PolicyConsortium(extraPolicies: [InstalledPolicy(name: "bank-raw", version: 1, document: leaky, logIndex: nil)])
+        let path = dir + "-leaky"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let badStore = try ChainStore.create(path: path, genesis: bad.genesis)
+        var source = StoreBlockSource(store: badStore)
+        XCTAssertThrowsError(try ChainVerifier(genesis: bad.genesis).verify(&source)) { error in
+            XCTAssertTrue("\(error)".contains("genesis policy bank-raw version 1 is not one validators would install") && "\(error)".contains("raw payload"), "\(error)")
+        }
+        let badLedger = try Ledger(store: badStore, validatorKeys: bad.keys["samr"]!, clock: { nowMillis }, blockInterval: .zero)
+        XCTAssertThrowsError(try QueryService(ledger: badLedger, clock: { nowMillis })) { error in
+            XCTAssertTrue("\(error)".contains("genesis policy bank-raw v1 is not valid"), "\(error)")
+        }
+        // The shipped genesis passes.
+        var good = StoreBlockSource(store: store)
+        XCTAssertNoThrow(try ChainVerifier(genesis: consortium.genesis).verify(&good))
     }
 
     func testPolicyThatWouldLeakRawFieldsToBanksIsRejectedAtInstallation() async throws {
