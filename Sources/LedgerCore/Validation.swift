@@ -257,7 +257,7 @@ public struct TransactionValidator: Sendable {
             // of a payload of its own, with wrapped keys of its own (found in review, 2026-12-06).
             let missed = try uncorrectedVersions(below: g.erasedRecords, state: state)
             if !missed.isEmpty {
-                throw LedgerError(.unknownReference, "erase_records leaves \(missed.count) correction\(missed.count == 1 ? "" : "s") of the records it names: "
+                throw LedgerError(.invalidValue, "erase_records leaves \(missed.count) correction\(missed.count == 1 ? "" : "s") of the records it names: "
                     + "\(missed.prefix(8).map(\.hexString).joined(separator: ", "))\(missed.count > 8 ? " and \(missed.count - 8) more" : ""); "
                     + "every version of a record is erased together: approve and submit the erasure again with those ids added")
             }

@@ -56,8 +56,13 @@ public enum DevNode {
             // first start leaves either nothing or a complete dev ledger.
             let staging = dataDirectory + ".init"
             try DurableFile.removeStaging(staging, store: staging + "/ledger", hasBlocks: ChainStore.holdsBlocks)
+            // A first start that fails (a policy refused, say) takes its staging directory, and
+            // the secret key in it, away with it (it stayed behind; found by black-box testing).
+            var staged = false
+            defer { if staged { try? fm.removeItem(atPath: staging) } }
             try fm.createDirectory(atPath: staging + "/keys", withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
+            staged = true
             let keys = MemberSecretKeys(memberID: memberID)
             try keys.write(to: staging + "/keys/dev.key")
             let member = Member(id: memberID, name: "Development member (all writing roles)",
@@ -77,6 +82,7 @@ public enum DevNode {
             try DurableFile.syncDirectory(staging)
             try? fm.removeItem(atPath: dataDirectory)
             try fm.moveItem(atPath: staging, toPath: dataDirectory)
+            staged = false
             // Durable before the first block goes in (see NetworkNode).
             try DurableFile.syncDirectory((dataDirectory as NSString).deletingLastPathComponent)
             created = true

@@ -31,9 +31,11 @@ final class EnvelopePurger: Sendable {
         }
         guard schedule else { return }
         queue.async { [self] in
+            // Once each: an erasure may name a record twice, or one named by an earlier erasure.
             let ids = pending.withLock { p -> [Hash] in
                 defer { p = ([], false) }
-                return p.ids
+                var seen = Set<HashKey>()
+                return p.ids.filter { seen.insert(HashKey($0)).inserted }
             }
             let started = ContinuousClock.now
             do {

@@ -153,8 +153,12 @@ public struct GovernanceApproval: Hashable, Sendable {
 
     public init(json data: Data, source: String = "approval") throws {
         func bad(_ what: String) -> LedgerError { LedgerError(.malformed, "\(source) is not a governance approval file: \(what)") }
+        if let twice = JSONDuplicateKeys.first(in: [UInt8](data)) { throw bad(twice) }
         guard let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw bad("not a JSON object") }
         guard o["format"] as? String == Self.format else { throw bad("format is not \"\(Self.format)\"") }
+        // A key this format does not have (a misspelt "record", say) is named, not passed over (found in review).
+        let known: Set = ["format", "chain_id", "action", "name", "version", "document_sha256", "member", "key_id", "signature", "records"]
+        if let unknown = o.keys.sorted().first(where: { !known.contains($0) }) { throw bad("unknown key \"\(unknown)\"") }
         func string(_ key: String) throws -> String {
             guard let s = o[key] as? String else { throw bad("\(key) is missing or not a string") }
             return s

@@ -171,6 +171,14 @@ final class LedgerCommitTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: withPolicy) }
         _ = try DevNode.open(dataDirectory: withPolicy, policies: [policy])
         XCTAssertFalse(try DevNode.open(dataDirectory: withPolicy, policies: [policy]).createdGenesis, "a restart with the same policy opens")
+        // A first start that fails leaves nothing behind: no ledger, and no staged secret key.
+        let refused = directory + "-refused"
+        let leaky = (source: "leaky.json", bytes: Array(#"{"format": "creditledger-policy/v1", "name": "bank-raw", "version": 1, "scope": "subject", "callers": {"roles": ["bank"]}, "purposes": ["loan_application"], "consent": {"required": true}, "outputs": [{"name": "records", "from": "records"}]}"#.utf8))
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: refused, policies: [leaky])) {
+            XCTAssertTrue("\($0)".contains("raw payload"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: refused))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: refused + ".init"), "the failed first start left its staging directory and key")
     }
 
     /// Only a missing path or an empty directory becomes a new dev ledger: a file given by

@@ -142,6 +142,17 @@ final class GovernanceApprovalTests: XCTestCase {
                 XCTAssertEqual(($0 as? LedgerError)?.code, .malformed, "\(key): \($0)")
             }
         }
+        // A key the format does not have, or one given twice, is named (they were passed over).
+        var extra = object
+        extra["record"] = ["ab"]
+        XCTAssertThrowsError(try GovernanceApproval(json: try JSONSerialization.data(withJSONObject: extra))) {
+            XCTAssertTrue("\($0)".contains("unknown key \"record\""), "\($0)")
+        }
+        let text = String(decoding: good.json, as: UTF8.self)
+        let twice = text.replacingOccurrences(of: "\"member\"", with: "\"member\" : \"samr\", \"member\"")
+        XCTAssertThrowsError(try GovernanceApproval(json: Data(twice.utf8))) {
+            XCTAssertTrue("\($0)".contains("\"member\" appears twice"), "\($0)")
+        }
 
         let dir = NSTemporaryDirectory() + "approval-files-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

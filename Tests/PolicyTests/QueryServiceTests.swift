@@ -1888,6 +1888,8 @@ final class QueryServiceTests: XCTestCase {
         try await submit([second])
         do { try await submit([erasure([penalty.id])]); XCTFail("an erasure left a correction's copy of the payload") } catch {
             XCTAssertTrue("\(error)".contains("leaves 2 corrections of the records it names: \(first.transaction.id.hexString), \(second.transaction.id.hexString);"), "\(error)")
+            // The records exist; the erasure is incomplete (it was unknownReference).
+            XCTAssertEqual(((error as? BatchError)?.error as? LedgerError)?.code, .invalidValue, "\(error)")
         }
         do { try await submit([erasure([penalty.id, first.transaction.id])]); XCTFail("an erasure left a correction of a correction") } catch {
             XCTAssertTrue("\(error)".contains("leaves 1 correction of the records it names: \(second.transaction.id.hexString);"), "\(error)")
