@@ -31,7 +31,8 @@ final class EnvelopePurger: Sendable {
         }
         guard schedule else { return }
         queue.async { [self] in
-            // Once each: an erasure may name a record twice, or one named by an earlier erasure.
+            // Once each among the erasures pending together (an erasure may name a record twice;
+            // one purged for an earlier erasure is purged again, harmlessly, and counted).
             let ids = pending.withLock { p -> [Hash] in
                 defer { p = ([], false) }
                 var seen = Set<HashKey>()

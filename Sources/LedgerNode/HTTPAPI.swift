@@ -313,14 +313,16 @@ public struct LedgerAPI: Sendable {
         // The time a body may take follows its declared length where it has one: a client that
         // declared 1,000 bytes and trickled them held a batch route's connection for the 94 s a
         // 16 MiB batch gets, and a few such clients held the listener (found by black-box testing).
-        let allowed = bodyDeadline(limit: min(limit, declared ?? limit))
+        // A body without a declared length (chunked) earns its time as its bytes arrive: it had
+        // the route's whole allowance, the trickle again by another road (found in review).
+        let started = ContinuousClock.now
+        func allowed(received: Int) -> Duration { bodyDeadline(limit: declared.map { min(limit, $0) } ?? min(limit, received)) }
         // Bytes are taken from the shared budget as they arrive, so a slow upload holds only
         // what it has sent; one trickling a byte at a time (which the idle timeout does not
         // stop) is cut off at the deadline instead of holding its share for good.
         var buffer = ByteBuffer()
         var reserved = 0
         defer { bodies.give(reserved) }
-        let deadline = ContinuousClock.now + allowed
         do {
             for try await part in request.body {
                 guard buffer.readableBytes + part.readableBytes <= limit else {
@@ -330,7 +332,8 @@ public struct LedgerAPI: Sendable {
                     throw LedgerError(.mempoolFull, "the node is reading \(bodies.used) bytes of request bodies, limit \(bodies.limit); retry shortly")
                 }
                 reserved += part.readableBytes
-                guard ContinuousClock.now <= deadline else {
+                let allowed = allowed(received: buffer.readableBytes + part.readableBytes)
+                guard ContinuousClock.now <= started + allowed else {
                     // The connection goes too, a moment after the refusal is written: the server
                     // would otherwise wait for the rest of the body before the next request, and
                     // the client kept its connection, one of the listener's few, for as long as
@@ -483,6 +486,11 @@ public struct LedgerAPI: Sendable {
     /// A query parameter given at most once: a repeated one was read as its first copy, without a
     /// word (`?limit=1&limit=1000`; found by black-box testing).
     static func queryParameter(_ request: Request, _ name: String) throws -> String? {
+        // Keys are compared as sent (values are percent-decoded): `lim%69t` would be a second
+        // `limit` to a reader that decodes keys, so an escaped key is refused (found in review).
+        if let query = request.uri.query, let key = query.split(separator: "&").map({ $0.prefix { $0 != "=" } }).first(where: { $0.contains("%") }) {
+            throw LedgerError(.malformed, "query parameter name \"\(key)\" is percent-encoded; parameter names are plain text")
+        }
         let all = request.uri.queryParameters.getAll(name)
         guard all.count <= 1 else { throw LedgerError(.malformed, "query parameter \(name) is given \(all.count) times; give it once") }
         return all.first
@@ -643,13 +651,20 @@ final class ServedPaths: Sendable {
         routes.withLock { $0.append((method, path.split(separator: "/"))) }
     }
 
-    /// The methods `path` is served with, in the order they were added.
+    /// The methods `path` is served with, in the order they were added. Resolved as the
+    /// router resolves it: at each segment a literal match wins over a `:name` one, so
+    /// `/v1/transactions/batch` is the batch route's path alone, not also `/v1/transactions/:id`
+    /// (PUT there named GET as served, which answered 404; found in review).
     func methods(serving path: String) -> [HTTPRequest.Method] {
         let parts = path.split(separator: "/")
         return routes.withLock { routes in
-            routes.filter { r in
-                r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
-            }.map(\.method)
+            var left = routes
+            for (i, part) in parts.enumerated() {
+                left = left.filter { $0.segments.count > i }
+                let literal = left.filter { $0.segments[i] == part }
+                left = literal.isEmpty ? left.filter { $0.segments[i].hasPrefix(":") } : literal
+            }
+            return left.filter { $0.segments.count == parts.count }.map(\.method)
         }
     }
 }
@@ -666,9 +681,7 @@ struct JSONErrors<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let e as HTTPError where e.status == .notFound {
             let allowed = served.methods(serving: request.uri.path)
-            // A path matching a `:name` pattern only as text the router takes literally
-            // (GET /v1/transactions/batch) is not found, not "served with GET only, not GET".
-            guard !allowed.isEmpty, !allowed.contains(request.method) else {
+            guard !allowed.isEmpty else {
                 // The same code as the API's own not-found answers (it was not_found; found by black-box testing).
                 return LedgerAPI.json(.notFound, ["error": ["code": LedgerError.Code.notFound.rawValue,
                                                             "message": "no endpoint \(request.method) \(request.uri.path)"]])

@@ -241,7 +241,7 @@ public final class Database: @unchecked Sendable {
         let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
         guard free >= needed else {
             if writing {
-                throw StorageError(.write, "no space left on the device holding \(path): \(free >> 20) MiB free, under the \(needed >> 20) MiB this write "
+                throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, under the \(needed) bytes this write "
                                    + "needs (its own bytes and the reserve a store keeps, as RocksDB cannot run out of space safely); nothing was written; free some space")
             }
             throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "

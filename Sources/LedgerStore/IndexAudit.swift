@@ -21,7 +21,10 @@ extension ChainStore {
     public func auditIndexesNoting(progress: (UInt64) -> Void = { _ in }) throws -> (problem: String?, unchecked: String?) {
         let format = try database.get(Family.meta, MetaKey.format).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let current = format == Self.storeFormat && consentIndexed && confirmedQueryLogIndexed
-        let unchecked = current ? nil : "the store is at format \(format), not \(Self.storeFormat): its consent, query-log and request-nonce "
+        // Named as it is: a store at the current format may still lack an index built at start.
+        let why = format != Self.storeFormat ? "the store is at format \(format), not \(Self.storeFormat)"
+            : "the store has not built its \([consentIndexed ? nil : "consent", confirmedQueryLogIndexed ? nil : "confirmed query-log"].compactMap { $0 }.joined(separator: " and ")) index yet"
+        let unchecked = current ? nil : "\(why): its consent, query-log and request-nonce "
             + "indexes were not checked (its node builds them at its next start; audit again then)"
         return (try audit(queryIndexes: current, progress: progress), unchecked)
     }

@@ -193,7 +193,7 @@ struct Chain: ParsableCommand {
             "models_installed": summary.modelsInstalled,
             "log_root": summary.logRoot.hexString, "seconds": seconds,
             "genesis_trusted": genesis != nil, "checkpoints_reached": summary.checkpointsReached,
-            "indexes_checked": dataDir != nil, "indexes_unchecked": indexesUnchecked ?? "",
+            "indexes_checked": dataDir == nil ? "no" : indexesUnchecked == nil ? "all" : "partly", "indexes_unchecked": indexesUnchecked ?? "",
             "answers_without_standing_consent": summary.answersWithoutStandingConsent,
             "answers_without_standing_consent_first": summary.answersWithoutStandingConsentFirst.map { ["log_index": $0.logIndex, "reason": $0.reason] as [String: Any] },
         ], text: """

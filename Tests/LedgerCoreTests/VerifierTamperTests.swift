@@ -72,6 +72,15 @@ final class VerifierTamperTests: XCTestCase {
             ("request nonce deleted", "meta", nonceRow.bytes, { $0 = nil }, "the request-nonce index does not give nonce 77 of bank-a"),
             ("confirmed query log row deleted", "meta", queryLogRow, { $0 = nil }, "91350100M000100Y43's confirmed query log lacks transaction"),
             ("nonce row added", "nonces", Array("stray".utf8), { $0 = [1] }, "nonces holds 23 rows; the log gives 22"),
+            ("request nonce changed", "meta", nonceRow.bytes, { $0?[0] ^= 1 }, "the request-nonce index does not give nonce 77 of bank-a"),
+            ("query log row deleted", "meta", Array("query-log/".utf8) + Array(subject.code.utf8) + Database.key(19), { $0 = nil },
+             "91350100M000100Y43's query log lacks transaction"),
+            // Rows under the meta prefixes that no transaction gives are counted too.
+            ("consent row added", "meta", Array("consent/".utf8) + Array("stray".utf8), { $0 = [1] }, "rows under consent/; the log gives"),
+            ("query log row added", "meta", Array("query-log/".utf8) + Array("stray".utf8), { $0 = [1] }, "rows under query-log/; the log gives"),
+            ("confirmed query log row added", "meta", Array("query-log-confirmed/".utf8) + Array("stray".utf8), { $0 = [1] },
+             "rows under query-log-confirmed/; the log gives"),
+            ("request nonce row added", "meta", Array("query-nonce/".utf8) + Array("stray".utf8), { $0 = [1] }, "rows under query-nonce/; the log gives"),
         ]
         for (name, family, key, change, words) in cases {
             var original: [UInt8]?

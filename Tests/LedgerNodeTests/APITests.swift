@@ -332,6 +332,9 @@ final class APITests: XCTestCase {
                                   ("/v1/proofs/consistency?old=1&old=2", .badRequest),
                                   ("/v1/subjects/91350100M000100Y43/history?limit=1&limit=1000", .badRequest),
                                   ("/v1/subjects/91350100M000100Y43/history?limit=+5", .badRequest),
+                                  // A percent-encoded name: a second "limit" to readers that decode names.
+                                  ("/v1/subjects/91350100M000100Y43/history?limit=1&lim%69t=1000", .badRequest),
+                                  ("/v1/subjects/91350100M000100Y43/history?limit=1", .ok),
                                   ("/v1/blocks/%31", .ok)] {
                 try await client.execute(uri: uri, method: .get) { r in
                     XCTAssertEqual(r.status, status, uri)
@@ -350,8 +353,8 @@ final class APITests: XCTestCase {
             XCTAssertEqual(h.ledger.store.head.logSize, logSize)
             // No such endpoint: a JSON error like any other.
             for (uri, method) in [("/v1/nope", HTTPRequest.Method.get), ("/v1/transactions/ab/nope", .get), ("/v1", .post),
-                                 // Served with POST, and shaped like GET /v1/transactions/:id: not found, not 405.
-                                 ("/v1/transactions/batch", .get)] {
+                                 // Shaped like /v1/transactions/:id/receipt, but "batch" is the batch route's literal.
+                                 ("/v1/transactions/batch/receipt", .post)] {
                 try await client.execute(uri: uri, method: method) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
                     XCTAssertEqual(Self.errorCode(r), "notFound", uri)
@@ -359,7 +362,9 @@ final class APITests: XCTestCase {
             }
             // A served path with another method: 405, naming the methods it takes, in `Allow` too.
             for (uri, method, allow) in [("/v1/transactions", HTTPRequest.Method.put, "POST"), ("/v1/health", .delete, "GET"),
-                                         ("/v1/queries", .get, "POST"), ("/v1/transactions/\(String(repeating: "ab", count: 32))", .post, "GET")] {
+                                         ("/v1/queries", .get, "POST"), ("/v1/transactions/\(String(repeating: "ab", count: 32))", .post, "GET"),
+                                         // The literal wins, as in the router: POST only, not also GET of /v1/transactions/:id.
+                                         ("/v1/transactions/batch", .get, "POST"), ("/v1/transactions/batch", .put, "POST")] {
                 try await client.execute(uri: uri, method: method) { r in
                     XCTAssertEqual(r.status, .methodNotAllowed, uri)
                     XCTAssertEqual(Self.errorCode(r), "methodNotAllowed", uri)

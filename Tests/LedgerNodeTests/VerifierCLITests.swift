@@ -87,6 +87,8 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertEqual(summary?["transactions"] as? Int, 41)
         XCTAssertEqual(summary?["envelopes_erased"] as? Int, 0)
         XCTAssertEqual(summary?["envelopes_missing"] as? Int, 0)
+        XCTAssertEqual(summary?["indexes_checked"] as? String, "all")
+        XCTAssertEqual(summary?["indexes_unchecked"] as? String, "")
 
         // A receipt for one transaction, checked with the genesis file alone.
         let id = (try client.getJSON("/v1/blocks/1")["transactions"] as! [String])[0]
