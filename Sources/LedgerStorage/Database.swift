@@ -272,6 +272,13 @@ public final class Database: @unchecked Sendable {
             throw StorageError(.open, "the store at \(path) holds column families this version does not know (\(unknown.joined(separator: ", "))): "
                                + "it was written by a newer version; open it with that version. Nothing was changed")
         }
+        // None of them at all is damage, not age: an emptied CURRENT file, or one naming a
+        // missing MANIFEST, lists the default family alone (it was called an older format; found
+        // by black-box testing).
+        if !names.isEmpty, present.subtracting(["default"]).isEmpty {
+            throw StorageError(.corruption, "the store at \(path) lists none of its column families: its CURRENT or MANIFEST file is damaged, "
+                               + "or this is not a CreditLedger store (`credit-verify chain --data-dir` names the damage); restore it from a copy. Nothing was changed")
+        }
         if !missing.isEmpty {
             throw StorageError(.open, "the store at \(path) lacks column families this version needs (\(missing.joined(separator: ", "))): "
                                + "it was written by an older version of the store format. Nothing was changed")

@@ -19,7 +19,7 @@ struct ExportChain: ParsableCommand {
 
     func run() throws {
         do {
-            try checkOutput(out)
+            try checkOutput(out, dataDirectory: dataDir)
             let store = try ChainStore(path: dataDir + "/ledger", mode: .readOnly, verifyDepth: 1)
             let blocks = try ChainExport.write(store: store, to: out)
             print("exported \(blocks) blocks, \(store.head.logSize) transactions to \(out)")

@@ -12,7 +12,16 @@ import Glibc
 /// every governance change needs (found in review); a bank that ran `query --out` twice with
 /// one name lost the first answer's receipt, the only copy of its result and salt (found by
 /// black-box testing).
-func checkOutput(_ out: String, inputs: [String?] = []) throws {
+func checkOutput(_ out: String, inputs: [String?] = [], dataDirectory: String? = nil) throws {
+    // Not into the data directory the command reads: `export --out DIR/genesis.json` or
+    // `DIR/ledger/CURRENT` "exported", and the node could not start again (found by black-box
+    // testing). Nothing under its store, and no file it already holds.
+    if let dataDirectory, let home = resolvedPath(dataDirectory), let target = resolvedPath(out) {
+        let exists = access(out, F_OK) == 0
+        if target.hasPrefix(home + "/ledger/") || target == home + "/ledger" || (exists && target.hasPrefix(home + "/")) {
+            throw fail("--out \(out) is inside the data directory \(dataDirectory)\(exists ? ", over a file already there (the node keeps its own files there)" : ", in its store"); write it elsewhere; nothing was written")
+        }
+    }
     var link = stat()
     guard lstat(out, &link) == 0 else {
         // Nothing there yet: its directory must be, or the write fails after the work with a
@@ -48,6 +57,21 @@ func checkOutput(_ out: String, inputs: [String?] = []) throws {
        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["format"] as? String == AnswerReceipt.format {
         throw fail("--out \(out) holds an answer receipt (\(AnswerReceipt.format)), the only copy of its result and salt; refusing to write over it: name a new file, or move that one first; nothing was written")
     }
+}
+
+/// `path` with its directory's symbolic links and `..` resolved (the file itself need not
+/// exist), or nil when its directory does not exist.
+private func resolvedPath(_ path: String) -> String? {
+    let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+    if let whole = realpath(absolute, nil) {
+        defer { free(whole) }
+        return String(cString: whole)
+    }
+    let parent = (absolute as NSString).deletingLastPathComponent
+    guard let dir = realpath(parent, nil) else { return nil }
+    defer { free(dir) }
+    let base = String(cString: dir)
+    return (base == "/" ? "" : base) + "/" + (absolute as NSString).lastPathComponent
 }
 
 /// Whether the file at `path` looks like a CreditLedger secret key file (its first 64 KiB

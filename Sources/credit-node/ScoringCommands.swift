@@ -325,7 +325,7 @@ struct Rescore: ParsableCommand {
         // The re-scorer took any number and silently used 1-10000 (found in review).
         guard (1...10_000).contains(batch) else { throw fail("--batch must be 1-10000 subjects") }
         do {
-            if let out { try checkOutput(out, inputs: [key, model] + endorserKey.map(Optional.some)) }
+            if let out { try checkOutput(out, inputs: [key, model] + endorserKey.map(Optional.some), dataDirectory: dataDir) }
             let store = try ChainStore(path: dataDir + "/ledger", mode: .readOnly, verifyDepth: 1)
             let engine = ScoreEngine(genesis: store.genesis)
             let compiled: ScoringModel

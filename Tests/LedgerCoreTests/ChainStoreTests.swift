@@ -706,6 +706,21 @@ final class ChainStoreTests: XCTestCase {
         XCTAssertEqual(try database.get("meta", Array("small".utf8)), [1])
     }
 
+    /// A store whose CURRENT file is emptied is named as damaged, not as an older format.
+    func testAStoreWithADamagedCurrentFileIsNamedAsDamaged() throws {
+        do {
+            let database = try Database(path: directory, columnFamilies: ["meta", "blocks"])
+            let batch = WriteBatch(for: database)
+            try batch.put("meta", [1], [1])
+            try database.write(batch)
+        }
+        XCTAssertEqual(truncate(directory + "/CURRENT", 0), 0)
+        XCTAssertThrowsError(try Database(path: directory, columnFamilies: ["meta", "blocks"])) { error in
+            XCTAssertFalse("\(error)".contains("older version"), "\(error)")
+            XCTAssertTrue("\(error)".contains("lists none of its column families: its CURRENT or MANIFEST file is damaged"), "\(error)")
+        }
+    }
+
     /// A second writer on a store (a second node started on the same data directory) is told
     /// the store is in use, not RocksDB's bare "LOCK: Resource temporarily unavailable".
     func testASecondWriterIsToldTheStoreIsInUse() throws {

@@ -179,6 +179,15 @@ final class LedgerCommitTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: refused))
         XCTAssertFalse(FileManager.default.fileExists(atPath: refused + ".init"), "the failed first start left its staging directory and key")
+        // A symbolic link to an empty directory: the ledger goes into the directory it names, and the link stays.
+        let target = directory + "-target", link = directory + "-link"
+        defer { try? FileManager.default.removeItem(atPath: target); try? FileManager.default.removeItem(atPath: link) }
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        XCTAssertTrue(try DevNode.open(dataDirectory: link).createdGenesis)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), target)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: target + "/genesis.json"))
+        XCTAssertFalse(try DevNode.open(dataDirectory: link).createdGenesis, "reopened through the link")
     }
 
     /// Only a missing path or an empty directory becomes a new dev ledger: a file given by

@@ -180,6 +180,19 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertTrue(refused.output.contains("not a regular file") && refused.output.contains("nothing was written"), refused.output)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/target.export"))
+        // …or into the data directory it reads, over the node's own files or into its store (an
+        // export over ledger/CURRENT or genesis.json "exported", and the node could not start).
+        let current = try Data(contentsOf: URL(fileURLWithPath: dir + "/ledger/CURRENT"))
+        for out in [dir + "/ledger/CURRENT", dir + "/genesis.json", dir + "/../" + (dir as NSString).lastPathComponent + "/genesis.json", dir + "/ledger/new.export"] {
+            let refused = try Self.run("credit-node", ["export", "--data-dir", dir, "--out", out])
+            XCTAssertEqual(refused.status, 1, refused.output)
+            XCTAssertTrue(refused.output.contains("is inside the data directory") && refused.output.contains("nothing was written"), refused.output)
+        }
+        let rescored = try Self.run("credit-node", ["rescore", "--data-dir", dir, "--model", "enterprise", "--out", dir + "/genesis.json"])
+        XCTAssertEqual(rescored.status, 1, rescored.output)
+        XCTAssertTrue(rescored.output.contains("is inside the data directory"), rescored.output)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/ledger/CURRENT")), current)
+        XCTAssertNoThrow(try Genesis(file: genesis))
         // A second node on an address in use is told which address; a misspelt log level is named.
         let busy = try Self.run("credit-node", ["dev", "--data-dir", dir + "-busy", "--http", String(url.dropFirst("http://".count))])
         XCTAssertEqual(busy.status, 1, busy.output)
