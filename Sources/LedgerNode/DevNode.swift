@@ -116,6 +116,9 @@ public enum DevNode {
                            memberHTTP: (host: String, port: Int)? = nil) async throws {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
+        // Without a member listener now, the file from a run with one would name a dead address
+        // (found by black-box testing).
+        if memberHTTP == nil { try? FileManager.default.removeItem(atPath: dataDirectory + "/member-http.addr") }
         // The process exits soon after this returns, the store possibly still open.
         defer { stopBackgroundWork(of: store, logger: logger) }
         warmPageCache(of: store, logger: logger)

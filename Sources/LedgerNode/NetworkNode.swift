@@ -281,6 +281,8 @@ public enum NetworkNode {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }
         let members = memberListener.map { (host: $0.host, port: $0.port, addressFile: dataDir + "/member-http.addr") }
+        // Without a member listener now, the file from a run with one would name a dead address.
+        if members == nil { try? FileManager.default.removeItem(atPath: dataDir + "/member-http.addr") }
         let boundP2P = try await node.start(listenHost: p2pListener.host, listenPort: p2pListener.port, peers: peers)
         logger.info("ledger at height \(store.head.height), log size \(store.head.logSize); head verified; P2P \(p2pListener.host):\(boundP2P)")
         if let built = store.builtAtOpen { logger.notice("\(built)") }

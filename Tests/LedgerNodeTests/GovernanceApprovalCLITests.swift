@@ -308,6 +308,11 @@ final class GovernanceApprovalCLITests: XCTestCase {
         // An approval of one record only does not approve erasing two.
         _ = try approve("erase", as: "data-330106", ["--id", a], out: root + "/one.erase.json")
         try expectRefusal(erase + ["--approval", root + "/one.erase.json"], ["one.erase.json", "this transaction erases"])
+        // More records than validators take is refused before anyone approves.
+        let many = (0...FieldLimits.erasedRecords).flatMap { n in ["--id", SHA256.hash(Array("r\(n)".utf8)).hexString] }
+        try expectRefusal(["approve", "erase", "--genesis", root + "/genesis.json", "--key", key("data-330106"), "--out", root + "/many.erase.json"] + many,
+                          ["names at most 1024 records; 1025 were given"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/many.erase.json"))
 
         let done = try expectSuccess(erase + ["--approval", root + "/data.erase.json"])
         let result = try JSONSerialization.jsonObject(with: Data(done.utf8)) as? [String: Any]

@@ -536,6 +536,14 @@ final class VerifierCLITests: XCTestCase {
         let written = try Self.run("credit-node", ["receipt", id.uppercased(), "--node", operatorURL, "--out", receiptFile, "--genesis", genesis])
         XCTAssertEqual(written.status, 0, written.output)
         XCTAssertEqual(try Self.run("credit-verify", ["receipt", receiptFile, "--genesis", genesis]).status, 0)
+        // Restarted without the member listener, the node leaves no file naming its old address.
+        node.terminate()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/member-http.addr"))
+        try? FileManager.default.removeItem(atPath: dir + "/http.addr")   // to wait for the new run's
+        let plain = try DevNodeProcess(dataDir: dir)
+        defer { plain.terminate() }
+        _ = try plain.waitForAddress()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/member-http.addr"), "member-http.addr names a listener this run does not have")
     }
 
 }
