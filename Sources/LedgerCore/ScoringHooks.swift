@@ -68,6 +68,8 @@ public protocol ScoreRules: Sendable {
     /// Parses and checks a model document; returns the name and version it declares.
     /// Throws naming the problem when the document is not a valid model.
     func modelIdentity(_ document: [UInt8]) throws -> (name: String, version: UInt32)
+    /// The kind a model document declares (`scorecard`, `risk_warning`), or nil when unknown.
+    func modelKind(_ document: [UInt8]) -> String?
     /// Recomputes `update` from `inputs` (the subject's records before `as_of_log_size`, in log
     /// order) under `model` as of `asOfDate`; throws if points, grade or dimensions differ.
     func verify(_ update: ScoreUpdateBody, model: InstalledModel, inputs: [LoggedTransaction], asOfDate: LedgerDate) throws
@@ -292,7 +294,7 @@ extension TransactionValidator {
 
     /// `install_model`: the document is a valid model declaring the transaction's name and
     /// version, and no model of that name and version (or that hash) is installed yet.
-    func checkModelInstall(_ g: GovernanceBody, state: some LedgerStateReader) throws {
+    func checkModelInstall(_ g: GovernanceBody, state: some LedgerStateReader, certified: Bool) throws {
         guard let rules = scoreRules else {
             throw LedgerError(.notAuthorized, "this validator has no scoring engine, so it cannot check install_model")
         }
@@ -307,6 +309,15 @@ extension TransactionValidator {
         let installed = genesis.models + (try state.installedModels())
         if let existing = installed.first(where: { ($0.name == g.name && $0.version == g.version) || $0.hash == g.documentHash }) {
             throw LedgerError(.conflict, "model \(existing.name) version \(existing.version) (\(existing.hash.hexString.prefix(16))…) is already installed")
+        }
+        // A new version keeps its name's kind: queries and scoring take a name's latest version,
+        // so a risk warning installed as `enterprise` v3 stopped every grade query about
+        // enterprises (found by black-box testing; rule added 2026-12-07, for what is not yet
+        // certified, as the other dated rules).
+        if !certified, let latest = installed.filter({ $0.name == g.name }).max(by: { $0.version < $1.version }),
+           let was = rules.modelKind(latest.document), let now = rules.modelKind(g.document), was != now {
+            throw LedgerError(.invalidValue, "install_model \(g.name) version \(g.version) is a \(now) model, but \(g.name) version \(latest.version) is a \(was): "
+                + "a new version keeps its name's kind; install it under another name")
         }
     }
 }

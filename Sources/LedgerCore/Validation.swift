@@ -232,7 +232,7 @@ public struct TransactionValidator: Sendable {
             try checkScoreUpdate(s, state: state)
             scoreChecks?.remember(tx.id)
         case .governance(let g) where g.action == .installModel:
-            try checkModelInstall(g, state: state)
+            try checkModelInstall(g, state: state, certified: certified)
         case .governance(let g) where g.action == .installPolicy:
             let all = genesis.policies + (try state.installedPolicies())
             if let clash = all.first(where: { $0.hash == g.documentHash || ($0.name == g.name && $0.version == g.version) }) {

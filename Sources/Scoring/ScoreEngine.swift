@@ -173,6 +173,8 @@ public final class ScoringRules: ScoreRules, @unchecked Sendable {
         return (m.name, m.version)
     }
 
+    public func modelKind(_ document: [UInt8]) -> String? { (try? ScoringModel(document: document))?.kind.rawValue }
+
     public func verify(_ update: ScoreUpdateBody, model installed: InstalledModel, inputs: [LoggedTransaction], asOfDate: LedgerDate) throws {
         let model: ScoringModel
         do { model = try cache.model(installed) } catch {

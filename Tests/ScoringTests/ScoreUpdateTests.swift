@@ -325,6 +325,14 @@ final class ScoreUpdateTests: XCTestCase {
         let v2 = Array(String(decoding: document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
             .replacingOccurrences(of: "-3500", with: "-3500.5").utf8)
         refused(GovernanceBody(action: .installModel, name: "risk-warning", version: 2, document: v2), "notInteger")
+        // A new version keeps its name's kind: a risk warning as `enterprise` v3 (dated rule;
+        // a certified block keeps one).
+        let renamed = Array(String(decoding: document, as: UTF8.self).replacingOccurrences(of: "\"name\": \"risk-warning\"", with: "\"name\": \"enterprise\"")
+            .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 3").utf8)
+        refused(GovernanceBody(action: .installModel, name: "enterprise", version: 3, document: renamed),
+                "install_model enterprise version 3 is a risk_warning model, but enterprise version 1 is a scorecard")
+        let kindChange = c.governance(GovernanceBody(action: .installModel, name: "enterprise", version: 3, document: renamed), nonce: chain.nextNonce())
+        XCTAssertNoThrow(try validator.checkStateful(kindChange.transaction, state: chain.store, certified: true))
         // Version 2 of a model installs next to version 1; `latestModel` moves on.
         let good2 = Array(String(decoding: document, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2").utf8)
         try chain.append([c.governance(GovernanceBody(action: .installModel, name: "risk-warning", version: 2, document: good2), nonce: chain.nextNonce())])
