@@ -64,7 +64,25 @@ func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 /// (`trusted`): a node or a man in the middle serving its own genesis could otherwise name
 /// itself custodian and read the payloads sealed to it. `required` says why a command may
 /// not go without the file; commands that send nothing secret take the node's word without it.
-func consortiumGenesis(_ client: LedgerClient, trusted file: String?, required: String? = nil) throws -> Genesis {
+///
+/// `signers`: key files the command signs with, each checked against the genesis before
+/// anything is sent: another ledger's key was sent, and left a `bad_signature` record in the
+/// subject's query log for good (found by black-box testing).
+func consortiumGenesis(_ client: LedgerClient, trusted file: String?, required: String? = nil, signers: [MemberSecretKeys] = []) throws -> Genesis {
+    let genesis = try consortiumGenesisUnchecked(client, trusted: file, required: required)
+    for keys in signers {
+        guard let m = genesis.member(keys.memberID) else {
+            throw fail("the key file's member \(keys.memberID) is not a member of chain \(genesis.chainID); nothing was sent")
+        }
+        guard m.signingKey == keys.signing.publicKey else {
+            throw fail("the key file of \(m.id) does not hold the signing key that chain \(genesis.chainID)'s genesis lists for \(m.id) "
+                       + "(a key file of another ledger?); nothing was sent")
+        }
+    }
+    return genesis
+}
+
+private func consortiumGenesisUnchecked(_ client: LedgerClient, trusted file: String?, required: String?) throws -> Genesis {
     guard let file else {
         if let required { throw fail("--genesis FILE is required: \(required)") }
         return try client.genesis()
@@ -378,7 +396,8 @@ struct Submit: ParsableCommand {
             let target = try corrects.map { try recordID($0) }
             let client = LedgerClient(baseURL: node)
             let g = try consortiumGenesis(client, trusted: genesis,
-                                          required: "the payload is sealed to the custodians it names, and the node's own copy is not proof of who they are")
+                                          required: "the payload is sealed to the custodians it names, and the node's own copy is not proof of who they are",
+                                          signers: [keys])
             let derived = target.map { AttestationRequest.amendmentNonce(keys: keys, target: $0, file: bytes) } ?? AttestationRequest.nonce(keys: keys, file: bytes)
             let submission = try request.build(genesis: g, keys: keys, nonce: nonce ?? derived,
                                                issuedAtMillis: nowMillis(), correcting: target, reason: reason ?? "")
@@ -428,7 +447,7 @@ struct Revoke: ParsableCommand {
             let keys = try MemberSecretKeys.load(from: key)
             let target = try recordID(id, option: "--id")
             let client = LedgerClient(baseURL: node)
-            let g = try consortiumGenesis(client, trusted: genesis, required: nil)
+            let g = try consortiumGenesis(client, trusted: genesis, required: nil, signers: [keys])
             let submission = try AttestationRequest.revocation(of: target, reason: reason, genesis: g, keys: keys,
                                                                nonce: AttestationRequest.amendmentNonce(keys: keys, target: target, file: nil),
                                                                issuedAtMillis: nowMillis())

@@ -25,7 +25,7 @@ struct Demo: ParsableCommand {
         guard (1...5000).contains(count) else { throw fail("--count must be 1-5000") }
         let keys = try MemberSecretKeys.load(from: key)
         let client = LedgerClient(baseURL: node)
-        let genesis = try consortiumGenesis(client, trusted: self.genesis)
+        let genesis = try consortiumGenesis(client, trusted: self.genesis, signers: [keys])
         print("== CreditLedger demo on \(genesis.chainID) (genesis \(genesis.hash.hexString.prefix(16))…)")
 
         let before = try? client.checkpoint()

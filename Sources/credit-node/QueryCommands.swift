@@ -45,7 +45,7 @@ struct QueryCommand: ParsableCommand {
             }
             let keys = try MemberSecretKeys.load(from: key)
             let client = LedgerClient(baseURL: node)
-            let g = try consortiumGenesis(client, trusted: genesis)
+            let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
             let parameters = try params.map { p -> (name: String, value: String) in
                 guard let eq = p.firstIndex(of: "="), eq != p.startIndex else { throw fail("--param must be name=value, got \(p); nothing was sent") }
                 return (String(p[..<eq]), String(p[p.index(after: eq)...]))
@@ -170,7 +170,7 @@ struct ConsentCommand: ParsableCommand {
             let uscc = try USCC(subject)
             var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
                                                    days: days, revoking: target, issuedAtMillis: issuedAt)
-            let g = try consortiumGenesis(client, trusted: genesis)
+            let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
             var result: [String: Any] = [:]
             // A grant run again finds its first copy; if that was revoked since, the same command
             // means "grant again": the next nonce is derived from the revocation, so a retry of

@@ -100,7 +100,7 @@ struct DemoData: ParsableCommand {
             let issuer = try MemberSecretKeys.load(from: key)
             let bank = try bankKey.map { try MemberSecretKeys.load(from: $0) } ?? issuer
             let client = LedgerClient(baseURL: node, timeout: 300)
-            let genesis = try consortiumGenesis(client, trusted: self.genesis)
+            let genesis = try consortiumGenesis(client, trusted: self.genesis, signers: [issuer, bank])
             // Refused by the node batch by batch otherwise (found by black-box testing).
             guard genesis.member(issuer.memberID)?.has(.governmentIssuer) == true else {
                 throw fail("--key is \(issuer.memberID)'s, which is not a government issuer of \(genesis.chainID): registrations, licences and penalties come from one; nothing was sent")

@@ -73,6 +73,15 @@ final class GovernanceApprovalCLITests: XCTestCase {
                           ["--key is bank-a's, which is not a government issuer", "nothing was sent"])
         try expectRefusal(["demo-data", "--subjects", "5", "--out", root + "/d2.jsonl", "--node", url, "--key", key("samr-330106")],
                           ["--key is samr-330106's, which is not a bank", "give --bank-key", "nothing was sent"])
+        // A key file of another ledger (the same member id, another key), or of no member: named
+        // before sending (a query went out and left a bad_signature record for good).
+        try expectSuccess(["keygen", "--member", "bank-a", "--out", root + "/other-ledger"])
+        try expectSuccess(["keygen", "--member", "bank-z", "--out", root + "/other-ledger"])
+        let query = ["query", "--node", url!, "--policy", "credit-grade", "--subject", "91350100M000100Y43", "--purpose", "loan_application"]
+        try expectRefusal(query + ["--key", root + "/other-ledger/bank-a.key"],
+                          ["the key file of bank-a does not hold the signing key that chain", "nothing was sent"])
+        try expectRefusal(["consent", "--node", url!, "--key", root + "/other-ledger/bank-z.key", "--subject", "91350100M000100Y43", "--grantee", "bank-a", "--purpose", "loan_application"],
+                          ["the key file's member bank-z is not a member of chain", "nothing was sent"])
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int, before)
     }
 
