@@ -187,6 +187,8 @@ struct OfflineRecord: Decodable {
                                    industry: industry ?? "", attributes: (attributes ?? [:]).sorted { $0.key < $1.key }.map { Attribute(name: $0.key, value: $0.value) },
                                    payloadCommitment: Hashes.zero, envelopeHash: Hashes.zero)
         try body.check()
+        // The industry code as validators check it (GB/T 4754-2017): `Q99X` was scored here.
+        if let industry, !industry.isEmpty { try IndustryCode.check(industry) }
         return body
     }
 }
@@ -254,8 +256,16 @@ struct Score: ParsableCommand {
             // A demo-data records file runs to about 3 KB per subject (demo-data takes up to 1,000,000).
             let data = try readFile(records, limit: 4 << 30, what: "records file")
             var list: [OfflineRecord]
-            if let array = try? JSONDecoder().decode([OfflineRecord].self, from: Data(data)) { list = array } else {
+            // Read as validators read records: a key given twice is refused, not taken as its
+            // first copy (found by black-box testing).
+            if let array = try? JSONDecoder().decode([OfflineRecord].self, from: Data(data)) {
+                if let twice = JSONDuplicateKeys.first(in: data) { throw fail("\(records) is not JSON every reader takes alike: \(twice)") }
+                list = array
+            } else {
                 list = try data.split(separator: 0x0A).filter { !$0.allSatisfy { $0 == 0x20 || $0 == 0x0D } }.enumerated().map { i, line in
+                    if let twice = JSONDuplicateKeys.first(in: Array(line)) {
+                        throw LedgerError(.malformed, "\(records) line \(i + 1) is not JSON every reader takes alike: \(twice)")
+                    }
                     do { return try JSONDecoder().decode(OfflineRecord.self, from: Data(line)) } catch {
                         // In words, with the field (it was a DecodingError dump; found by black-box
                         // testing). Attributes are integers: 1.5 and "500" are not.

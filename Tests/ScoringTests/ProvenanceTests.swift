@@ -296,6 +296,21 @@ final class ProvenanceTests: XCTestCase {
             XCTAssertEqual(r.status, 1, r.output)
             XCTAssertTrue(r.output.contains(words), r.output)
         }
+        // Records are read as validators read them: a key given twice, or an industry code
+        // outside GB/T 4754-2017, is refused (they were scored).
+        let record = #"{"subject": "91350100M000100Y43", "category": "penalty", "severity": "general", "event_date": "2026-03-14", "industry": "C13", "attributes": {"amount_yuan": 5000}}"#
+        for (name, text, words) in [("twice", record.replacingOccurrences(of: #""subject": "91350100M000100Y43","#, with: #""subject": "91350100M000100Y43", "subject": "91330106MA27C1308F","#), "\"subject\" appears twice"),
+                                    ("industry", record.replacingOccurrences(of: #""C13""#, with: #""Q99X""#), "Q99X"),
+                                    ("array", "[" + record.replacingOccurrences(of: #""amount_yuan": 5000"#, with: #""amount_yuan": 5000, "amount_yuan": 5"#) + "]", "\"amount_yuan\" appears twice")] {
+            let path = "\(directory)/\(name).jsonl"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            let r = try run("credit-node", ["score", "--model", "\(Models.directory)/enterprise.json", "--records", path, "--as-of", "2026-11-21"])
+            XCTAssertEqual(r.status, 1, "\(name): \(r.output)")
+            XCTAssertTrue(r.output.contains(words), "\(name): \(r.output)")
+        }
+        let plain = "\(directory)/plain.jsonl"
+        try Data(record.utf8).write(to: URL(fileURLWithPath: plain))
+        XCTAssertEqual(try run("credit-node", ["score", "--model", "\(Models.directory)/enterprise.json", "--records", plain, "--as-of", "2026-11-21"]).status, 0)
         // demo-data with --node but no --key (or a key without a node) writes nothing.
         for extra in [["--node", "http://127.0.0.1:1"], ["--key", "\(out)/subjects.jsonl"]] {
             let r = try run("credit-node", ["demo-data", "--subjects", "5", "--out", "\(directory)/half.jsonl"] + extra)
