@@ -69,8 +69,11 @@ public struct LedgerDate: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public init(_ value: UInt32) throws {
         let y = Int(value / 10000), m = Int(value / 100 % 100), d = Int(value % 100)
-        guard (1900...2999).contains(y), (1...12).contains(m) else {
-            throw LedgerError(.invalidValue, "date \(value) is not a calendar date YYYYMMDD")
+        guard (1900...2999).contains(y) else {
+            throw LedgerError(.invalidValue, "date \(value) is outside the years 1900-2999 a ledger date takes")
+        }
+        guard (1...12).contains(m) else {
+            throw LedgerError(.invalidValue, "date \(value) is not a calendar date YYYYMMDD (month out of range)")
         }
         let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
         let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]

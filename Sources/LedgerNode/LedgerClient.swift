@@ -34,7 +34,9 @@ public struct LedgerClient: Sendable {
     public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
         // A bare host:port read as a URL without a scheme (found by black-box testing).
         guard baseURL.lowercased().hasPrefix("http://") || baseURL.lowercased().hasPrefix("https://") else {
-            throw LedgerError(.malformed, "node address \(baseURL) is not an http:// URL; write it as http://\(baseURL)")
+            // "ftp://x" was told to write "http://ftp://x" (found by black-box testing).
+            throw LedgerError(.malformed, "node address \(baseURL) is not an http:// URL"
+                              + (baseURL.contains("://") ? "" : "; write it as http://\(baseURL)"))
         }
         guard let url = URL(string: baseURL + path) else { throw LedgerError(.malformed, "bad URL \(baseURL + path)") }
         var request = URLRequest(url: url, timeoutInterval: timeout)

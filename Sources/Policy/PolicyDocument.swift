@@ -131,7 +131,7 @@ public struct PolicyDocument: Sendable {
             throw PolicyError("name \"\(name)\" must be 1-64 characters of a-z 0-9 . - / _")
         }
         let v = try doc.int("version")
-        guard v >= 1, v <= Int64(UInt32.max) else { throw PolicyError("version must be at least 1") }
+        guard v >= 1, v <= Int64(UInt32.max) else { throw PolicyError("version \(v) is outside 1…\(UInt32.max)") }
         version = UInt32(v)
         title = try doc.optionalString("title") ?? name
         _ = try doc.optionalString("description")

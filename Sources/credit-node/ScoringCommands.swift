@@ -11,7 +11,8 @@ func todayInChina() throws -> LedgerDate { try LedgerDate(chinaStandardTimeMilli
 
 func parseDate(_ text: String?) throws -> LedgerDate {
     guard let text else { return try todayInChina() }
-    do { return try LedgerDate(iso: text) } catch { throw fail("--as-of must be YYYY-MM-DD, got \(text)") }
+    // What is wrong, said (2026-02-30 was "must be YYYY-MM-DD"; found by black-box testing).
+    do { return try LedgerDate(iso: text) } catch { throw fail("--as-of \(text): \((error as? LedgerError)?.reason ?? "\(error)") (give YYYY-MM-DD)") }
 }
 
 /// The bytes of an input file, read within `limit` (16 MiB unless said: genesis files, models,

@@ -134,8 +134,10 @@ final class TransactionTests: XCTestCase {
                              "a penalty without severity does not decode")
         XCTAssertThrowsError(try AttestationBody(subject: USCC("91350100M000100Y43"), subjectKind: .individualBusiness, category: .license,
                                                  eventDate: LedgerDate(20260101), payloadCommitment: Hashes.zero, envelopeHash: Hashes.zero).check())
-        XCTAssertThrowsError(try LedgerDate(20260230))
-        XCTAssertThrowsError(try LedgerDate(iso: "2026-13-01"))
+        XCTAssertThrowsError(try LedgerDate(20260230)) { XCTAssertTrue("\($0)".contains("day out of range"), "\($0)") }
+        XCTAssertThrowsError(try LedgerDate(iso: "2026-13-01")) { XCTAssertTrue("\($0)".contains("month out of range"), "\($0)") }
+        // A real date outside the range is named as such (it was "not a calendar date").
+        XCTAssertThrowsError(try LedgerDate(iso: "1800-01-01")) { XCTAssertTrue("\($0)".contains("outside the years 1900-2999"), "\($0)") }
     }
 
     func testIndustryCodesAreThoseOfGBT4754AndCertifiedBlocksKeepTheirs() throws {
