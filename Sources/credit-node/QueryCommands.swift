@@ -251,6 +251,11 @@ struct ConsentCommand: ParsableCommand {
     /// The SHA-256 of a consent form, read in pieces (a scan may be large; it is hashed, not sent),
     /// within 1 GiB so that an endless file ends.
     static func hashOfFile(_ path: String) throws -> Hash {
+        // A directory opens, and its read failed with Foundation's error dump (found by black-box testing).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw fail("--evidence \(path) is a directory; name the consent form's file")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw fail(unreadable(path)) }
         defer { try? handle.close() }
         var hasher = SHA256()

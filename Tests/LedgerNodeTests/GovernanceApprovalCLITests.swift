@@ -82,6 +82,8 @@ final class GovernanceApprovalCLITests: XCTestCase {
                           ["the key file of bank-a does not hold the signing key that chain", "nothing was sent"])
         try expectRefusal(["consent", "--node", url!, "--key", root + "/other-ledger/bank-z.key", "--subject", "91350100M000100Y43", "--grantee", "bank-a", "--purpose", "loan_application"],
                           ["the key file's member bank-z is not a member of chain", "nothing was sent"])
+        try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
+                           "--purpose", "loan_application", "--evidence", root!], ["--evidence \(root!) is a directory"])
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int, before)
     }
 
