@@ -44,6 +44,8 @@ public protocol PolicyRules: Sendable {
     /// Parses and checks a policy document against the consortium (callers, leak rules);
     /// returns the name and version it declares. Throws naming the problem.
     func policyIdentity(_ document: [UInt8], genesis: Genesis) throws -> (name: String, version: UInt32)
+    /// What a new install of the document is refused for beyond parsing (dated rules), or nil.
+    func installProblem(_ document: [UInt8], genesis: Genesis) -> String?
     /// Checks an answered audit record against the document of the policy it names: the
     /// requester may call the policy, the purpose is one it answers for, a subject policy's answer
     /// names a subject, and one that requires the subject's consent names a consent. The engine

@@ -234,6 +234,10 @@ public struct TransactionValidator: Sendable {
         case .governance(let g) where g.action == .installModel:
             try checkModelInstall(g, state: state, certified: certified)
         case .governance(let g) where g.action == .installPolicy:
+            // Rule added 2026-12-07, for what is not yet certified, as the other dated rules.
+            if !certified, let problem = policyRules?.installProblem(g.document, genesis: genesis) {
+                throw LedgerError(.invalidValue, "policy rejected: \(problem)")
+            }
             let all = genesis.policies + (try state.installedPolicies())
             if let clash = all.first(where: { $0.hash == g.documentHash || ($0.name == g.name && $0.version == g.version) }) {
                 throw LedgerError(.conflict, "policy \(clash.name) version \(clash.version) is already installed")

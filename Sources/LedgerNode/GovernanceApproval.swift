@@ -198,6 +198,8 @@ extension QueryClient {
     /// and `credit-node approve policy` both build it here, so they approve the same body.
     public static func policyProposal(genesis: Genesis, document: [UInt8]) throws -> (proposal: GovernanceBody, policy: PolicyDocument) {
         let parsed = try PolicyDocument(bytes: document, genesis: genesis)
+        // Refused here too, before any custodian approves, as validators refuse it.
+        if let problem = parsed.installProblem { throw LedgerError(.invalidValue, "policy rejected: \(problem)") }
         return (GovernanceBody(action: .installPolicy, name: parsed.name, version: parsed.version, document: document), parsed)
     }
 

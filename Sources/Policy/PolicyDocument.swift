@@ -24,6 +24,21 @@ public struct PolicyDocument: Sendable {
         public let required: Bool
         /// For integers: the largest accepted value.
         public let max: Int64
+        /// Whether the document gave `max` (the default is taken otherwise).
+        public var maxGiven = false
+    }
+
+    /// What a new install of this document is refused for, beyond what parsing takes (rules
+    /// added 2026-12-07, so documents already on a ledger still load): an integer parameter whose
+    /// `max` is negative accepts no value at all, and `max` on another type is ignored, so says
+    /// nothing. Such a policy was installed, used up its name and version, and refused every
+    /// query with the parameter (found by black-box testing).
+    public var installProblem: String? {
+        for p in parameters where p.maxGiven {
+            if p.type != .integer { return "parameter \(p.name): max applies to integer parameters only, not \(p.type.rawValue)" }
+            if p.max < 0 { return "parameter \(p.name): max \(p.max) is negative, so no value would be accepted" }
+        }
+        return nil
     }
 
     public struct CreditLine: Sendable {
@@ -184,8 +199,10 @@ public struct PolicyDocument: Sendable {
             guard let type = ParameterType(rawValue: try p.string("type")) else {
                 throw PolicyError("parameters[\(i)]: type must be model_name, integer, industry or district")
             }
-            params.append(Parameter(name: pname, type: type, required: try p.optionalBool("required") ?? false,
-                                    max: try p.optionalInt("max") ?? 1_000_000_000_000))
+            let max = try p.optionalInt("max")
+            var parameter = Parameter(name: pname, type: type, required: try p.optionalBool("required") ?? false, max: max ?? 1_000_000_000_000)
+            parameter.maxGiven = max != nil
+            params.append(parameter)
         }
         parameters = params
 
@@ -465,6 +482,10 @@ public struct PolicyRules: LedgerCore.PolicyRules {
         } catch let e as PolicyError {
             throw LedgerError(.invalidValue, "policy rejected: \(e.message)")
         }
+    }
+
+    public func installProblem(_ document: [UInt8], genesis: Genesis) -> String? {
+        (try? PolicyDocument(bytes: document, genesis: genesis))?.installProblem
     }
 
     public func checkAnswered(_ record: QueryRecordBody, answeredBy: String, document: [UInt8], genesis: Genesis) throws {

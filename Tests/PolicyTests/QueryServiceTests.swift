@@ -1639,6 +1639,33 @@ final class QueryServiceTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error)")
             }
         }
+        // A parameter no value could meet (max below 0), or a max on a parameter that is not an
+        // integer: refused by the tools before approval, and by validators (a dated rule: a
+        // certified block keeps such an install).
+        let negative = """
+        {"format": "creditledger-policy/v1", "name": "lp-negative", "version": 1, "scope": "subject",
+         "callers": {"roles": ["bank"]}, "purposes": ["loan_application"], "consent": {"required": true},
+         "parameters": [{"name": "amount_yuan", "type": "integer", "max": -5}],
+         "outputs": [{"name": "grade", "from": "grade"}]}
+        """
+        let maxOnModel = negative.replacingOccurrences(of: #""type": "integer", "max": -5"#, with: #""type": "model_name", "max": 5"#)
+            .replacingOccurrences(of: "lp-negative", with: "lp-model-max")
+        for (doc, name, expected) in [(negative, "lp-negative", "max -5 is negative"), (maxOnModel, "lp-model-max", "max applies to integer parameters only")] {
+            let bytes = Array(doc.utf8)
+            XCTAssertNotNil(try? PolicyDocument(bytes: bytes, genesis: consortium.genesis), "it parses, so ledgers holding one still load")
+            XCTAssertThrowsError(try QueryClient.policyProposal(genesis: consortium.genesis, document: bytes)) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)")
+            }
+            let s = try QueryClient.installPolicy(genesis: consortium.genesis, document: bytes, name: name, version: 1,
+                                                  submitter: consortium.keys["samr"]!,
+                                                  approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
+                                                  nonce: nextNonce(), issuedAtMillis: nowMillis)
+            do { try await submit([s]); XCTFail("installed: \(expected)") } catch {
+                XCTAssertTrue("\(error)".contains(expected), "\(error)")
+            }
+            let validator = TransactionValidator(genesis: consortium.genesis, policyRules: PolicyRules())
+            XCTAssertNoThrow(try validator.checkStateful(s.transaction, state: store, certified: true))
+        }
         // A sound policy installs by governance with both bureaus' approval, and is then usable.
         var doc = try Files.read("Genesis/policies/credit-grade.json")
         doc = Array(String(decoding: doc, as: UTF8.self).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2").utf8)
