@@ -9,6 +9,7 @@ public enum DecodingProblem {
     /// large where a count is expected) is told apart from JSON that does not parse: the decoder
     /// calls both "not valid JSON" (found by black-box testing of the verifier).
     public static func describe(_ error: any Error, data: Data) -> String {
+        if let encoding = notUTF8(data) { return encoding }
         if case DecodingError.dataCorrupted(let c) = error, c.codingPath.isEmpty,
            (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
             return "a number is out of range for its field (negative, fractional, or too large where a whole number is expected)"
@@ -27,6 +28,13 @@ public enum DecodingProblem {
         default:
             return "\(error)"
         }
+    }
+
+    /// Why `data` is not UTF-8 text, or nil when it is: a file saved in GBK (common on Chinese
+    /// Windows) was "not valid JSON" (found by black-box testing).
+    public static func notUTF8(_ data: some Collection<UInt8>) -> String? {
+        guard String(validating: Array(data), as: UTF8.self) == nil else { return nil }
+        return "it is not UTF-8 text (saved in GBK or another encoding?); save it as UTF-8"
     }
 
     /// A coding path as JSON readers write it: `transactions[0].envelope`.

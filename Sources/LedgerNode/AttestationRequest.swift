@@ -31,6 +31,9 @@ public struct AttestationRequest: Decodable, Sendable {
     /// amendment, so a misspelt or unknown field is refused rather than dropped (an
     /// "atributes" left out would change the subject's score without a word).
     public static func decode(_ bytes: [UInt8], source: String) throws -> AttestationRequest {
+        // UTF-8 first: a reader may take other bytes in a string as replacement characters, and
+        // a payload in GBK would be sealed garbled (found by black-box testing).
+        if let encoding = DecodingProblem.notUTF8(bytes) { throw LedgerError(.malformed, "\(source): \(encoding)") }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw LedgerError(.malformed, "\(source): not a JSON object")
         }

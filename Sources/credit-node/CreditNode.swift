@@ -274,7 +274,7 @@ struct MakeGenesis: ParsableCommand {
         do { _ = try StrictJSONParser.parse(Array(data)) } catch where "\(error)".contains("appears twice in one object") {
             throw fail("\(members) is not a members file: \(error)")
         } catch {}
-        do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(DecodingProblem.describe(error))") }
+        do { file = try JSONDecoder().decode(MembersFile.self, from: data) } catch { throw fail("\(members) is not a members file: \(DecodingProblem.describe(error, data: data))") }
         let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         let known: Set<String> = ["chain_id", "genesis_time", "score_endorsements_required", "members", "models", "policies"]
         let knownMember: Set<String> = ["id", "name", "roles", "p2p_address", "http_address"]

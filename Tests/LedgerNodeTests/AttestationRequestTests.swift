@@ -42,6 +42,11 @@ final class AttestationRequestTests: XCTestCase {
         XCTAssertThrowsError(try AttestationRequest.decode(Array("[1]".utf8), source: "f.json")) {
             XCTAssertTrue("\($0)".contains("not a JSON object"), "\($0)")
         }
+        // A file saved in GBK (有限 is D3 D0 CF DE there) is named as not UTF-8, not as "not a JSON object".
+        let gbk = Array(#"{"subject": "91330106MA27XKT2XT", "payload": ""#.utf8) + [0xD3, 0xD0, 0xCF, 0xDE] + Array(#""}"#.utf8)
+        XCTAssertThrowsError(try AttestationRequest.decode(gbk, source: "gbk.json")) {
+            XCTAssertTrue("\($0)".contains("gbk.json: it is not UTF-8 text (saved in GBK or another encoding?)"), "\($0)")
+        }
         // A field given twice is read as the first here and as the last by most tools: refused
         // (the subject given first was attested; found by black-box testing, 2026-12-07).
         let twice = good.replacingOccurrences(of: #"{"subject": "91330106MA27XKT2XT", "#,
