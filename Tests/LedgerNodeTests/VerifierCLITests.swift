@@ -70,6 +70,8 @@ final class VerifierCLITests: XCTestCase {
         let byHand = try Self.run("credit-node", submit + ["--genesis", genesis, "--nonce", String(nonceText)])
         XCTAssertEqual(byHand.status, 1, byHand.output)
         XCTAssertTrue(byHand.output.contains("409") && byHand.output.contains("transaction \(firstID) holds that nonce"), byHand.output)
+        XCTAssertTrue(byHand.output.contains("--nonce \(nonceText) was used before by dev: give a --nonce not used yet"), byHand.output)
+        XCTAssertFalse(byHand.output.contains("if this file was sent before"), byHand.output)
         let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
         XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
         try client.checkpoint().write(toFile: dir + "/old.checkpoint", atomically: true, encoding: .utf8)
