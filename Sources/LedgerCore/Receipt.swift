@@ -81,7 +81,12 @@ public struct Receipt: Codable, Sendable, Equatable {
             header = try BlockHeader.decode(headerBytes)
             try CommitCertificate.decode(certBytes).verify(header: header, genesis: genesis)
         } catch { throw bad("block: \(error)") }
-        guard header.height == block.height, header.firstLogIndex <= log_index, log_index < header.logSize, header.logSize <= cp.size else {
+        // Each disagreement named as itself (an edited block.height read "block 1 does not hold
+        // log index 0", which it does; found by black-box testing).
+        guard header.height == block.height else {
+            throw bad("block.height says \(block.height), but the block header it carries is of height \(header.height)")
+        }
+        guard header.firstLogIndex <= log_index, log_index < header.logSize, header.logSize <= cp.size else {
             throw bad("block \(header.height) does not hold log index \(log_index) within the checkpoint")
         }
         return Verified(transaction: tx, height: header.height, checkpoint: cp, checkpointSigners: signers)

@@ -553,6 +553,11 @@ final class VerifierTamperTests: XCTestCase {
         var fewSigners = receipt
         fewSigners.checkpoint = fewSigners.checkpoint.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).joined(separator: "\n") + "\n"
         XCTAssertThrowsError(try fewSigners.verify(genesis: b.store.genesis)) { XCTAssertTrue("\($0)".contains("needs 3"), "\($0)") }
+        var otherHeight = receipt
+        otherHeight.block.height += 76
+        XCTAssertThrowsError(try otherHeight.verify(genesis: b.store.genesis)) {
+            XCTAssertTrue("\($0)".contains("block.height says \(receipt.block.height + 76), but the block header it carries is of height \(receipt.block.height)"), "\($0)")
+        }
     }
 
     /// A consistency proof cannot make a rewritten history look like an extension.
