@@ -36,6 +36,10 @@ public enum DevNode {
         // A symbolic link is followed: the ledger goes where it points (the link itself was
         // replaced by a directory on its own filesystem; found by black-box testing).
         let dataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.resolvingSymlinksInPath().path
+        // A link still there after resolving points nowhere: refused, never replaced (found in review).
+        if let target = try? fm.destinationOfSymbolicLink(atPath: dataDirectory) {
+            throw LedgerError(.invalidGenesis, "\(dataDirectory) is a symbolic link to \(target), which does not exist; create that directory first, or give another --data-dir")
+        }
         let genesisPath = dataDirectory + "/genesis.json"
         let keyPath = dataDirectory + "/keys/dev.key"
         let storePath = dataDirectory + "/ledger"

@@ -652,19 +652,21 @@ final class ServedPaths: Sendable {
     }
 
     /// The methods `path` is served with, in the order they were added. Resolved as the
-    /// router resolves it: at each segment a literal match wins over a `:name` one, so
-    /// `/v1/transactions/batch` is the batch route's path alone, not also `/v1/transactions/:id`
-    /// (PUT there named GET as served, which answered 404; found in review).
+    /// router resolves it: of the patterns that match the whole path, the one with a literal
+    /// where the others have a `:name`, at the first segment they differ (the router tries
+    /// literal children first and backs off to `:name` ones when a branch ends). So
+    /// `/v1/transactions/batch` is the batch route's path alone, and
+    /// `/v1/transactions/batch/receipt` the receipt route's (PUT on the first named GET as
+    /// served, which answered 404; found in review).
     func methods(serving path: String) -> [HTTPRequest.Method] {
         let parts = path.split(separator: "/")
         return routes.withLock { routes in
-            var left = routes
-            for (i, part) in parts.enumerated() {
-                left = left.filter { $0.segments.count > i }
-                let literal = left.filter { $0.segments[i] == part }
-                left = literal.isEmpty ? left.filter { $0.segments[i].hasPrefix(":") } : literal
+            let matching = routes.filter { r in
+                r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
             }
-            return left.filter { $0.segments.count == parts.count }.map(\.method)
+            let rank = { (r: (method: HTTPRequest.Method, segments: [Substring])) in r.segments.map { $0.hasPrefix(":") ? 0 : 1 } }
+            guard let best = matching.map(rank).max(by: { $0.lexicographicallyPrecedes($1) }) else { return [] }
+            return matching.filter { rank($0) == best }.map(\.method)
         }
     }
 }

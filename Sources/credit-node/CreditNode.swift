@@ -412,7 +412,8 @@ struct Submit: ParsableCommand {
                 print(String(decoding: JSONView.data(sentBefore(f.committed!, what: "this file", then: "; nothing was added")), as: UTF8.self))
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.code == LedgerError.Code.replay.rawValue && nonce != nil {
                 // The nonce was given: it is the one in use, not this file's (found by black-box testing).
-                throw fail("\(f); --nonce \(nonce!) was used before by \(keys.memberID): give a --nonce not used yet, or leave it out to derive one from the file")
+                throw fail("\(f); --nonce \(nonce!) was used before by \(keys.memberID): if that transaction is an earlier send of this file "
+                           + "(a retry after a failed send), the event is recorded already; otherwise give a --nonce not used yet, or leave it out to derive one from the file")
             } catch let f as LedgerClient.HTTPFailure where f.status == 409 && f.code == LedgerError.Code.replay.rawValue {
                 throw fail("\(f); if this file was sent before, its first copy may be on the ledger or waiting for a block: look for "
                            + "the record in the subject's history (GET /v1/subjects/USCC/history, served on a node's operator address, not on a member listener). To record the same event again on purpose, pass --nonce")

@@ -188,6 +188,12 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), target)
         XCTAssertTrue(FileManager.default.fileExists(atPath: target + "/genesis.json"))
         XCTAssertFalse(try DevNode.open(dataDirectory: link).createdGenesis, "reopened through the link")
+        // A link to nothing is refused and left as it is.
+        let dangling = directory + "-dangling"
+        defer { try? FileManager.default.removeItem(atPath: dangling) }
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: directory + "-nowhere")
+        XCTAssertThrowsError(try DevNode.open(dataDirectory: dangling)) { XCTAssertTrue("\($0)".contains("which does not exist"), "\($0)") }
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dangling), directory + "-nowhere")
     }
 
     /// Only a missing path or an empty directory becomes a new dev ledger: a file given by

@@ -70,7 +70,7 @@ final class VerifierCLITests: XCTestCase {
         let byHand = try Self.run("credit-node", submit + ["--genesis", genesis, "--nonce", String(nonceText)])
         XCTAssertEqual(byHand.status, 1, byHand.output)
         XCTAssertTrue(byHand.output.contains("409") && byHand.output.contains("transaction \(firstID) holds that nonce"), byHand.output)
-        XCTAssertTrue(byHand.output.contains("--nonce \(nonceText) was used before by dev: give a --nonce not used yet"), byHand.output)
+        XCTAssertTrue(byHand.output.contains("--nonce \(nonceText) was used before by dev: if that transaction is an earlier send of this file"), byHand.output)
         XCTAssertFalse(byHand.output.contains("if this file was sent before"), byHand.output)
         let history = try client.getJSON("/v1/subjects/91350100M000100Y43/history")
         XCTAssertEqual((history["records"] as? [Any])?.count, 1, "\(history)")
@@ -188,11 +188,13 @@ final class VerifierCLITests: XCTestCase {
         for out in [dir + "/ledger/CURRENT", dir + "/genesis.json", dir + "/../" + (dir as NSString).lastPathComponent + "/genesis.json", dir + "/ledger/new.export"] {
             let refused = try Self.run("credit-node", ["export", "--data-dir", dir, "--out", out])
             XCTAssertEqual(refused.status, 1, refused.output)
-            XCTAssertTrue(refused.output.contains("is inside the data directory") && refused.output.contains("nothing was written"), refused.output)
+            XCTAssertTrue(refused.output.contains("in the data directory \(dir), which the node keeps") && refused.output.contains("nothing was written"), refused.output)
         }
         let rescored = try Self.run("credit-node", ["rescore", "--data-dir", dir, "--model", "enterprise", "--out", dir + "/genesis.json"])
         XCTAssertEqual(rescored.status, 1, rescored.output)
-        XCTAssertTrue(rescored.output.contains("is inside the data directory"), rescored.output)
+        XCTAssertTrue(rescored.output.contains("is genesis.json in the data directory"), rescored.output)
+        // Other files there are the operator's: an export written there is written again (a nightly backup, say).
+        for _ in 0..<2 { XCTAssertEqual(try Self.run("credit-node", ["export", "--data-dir", dir, "--out", dir + "/nightly.export"]).status, 0) }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/ledger/CURRENT")), current)
         XCTAssertNoThrow(try Genesis(file: genesis))
         // A second node on an address in use is told which address; a misspelt log level is named.
