@@ -206,8 +206,16 @@ extension QueryClient {
     /// The install_model proposal for a scoring model document: name and version as the
     /// document declares them, checked by the scoring engine (the check every validator makes).
     /// `credit-node install-model` and `credit-node approve model` both build it here.
-    public static func modelProposal(document: [UInt8]) throws -> (proposal: GovernanceBody, model: ScoringModel) {
+    /// `installed`: the models the chain holds (name, version, kind), as far as the caller
+    /// knows them: a new version of another kind than its name's latest is refused here, before
+    /// approval, as validators refuse it.
+    public static func modelProposal(document: [UInt8], installed: [(name: String, version: UInt32, kind: String)] = []) throws
+        -> (proposal: GovernanceBody, model: ScoringModel) {
         let parsed = try ScoringModel(document: document)
+        if let latest = installed.filter({ $0.name == parsed.name }).max(by: { $0.version < $1.version }), latest.kind != parsed.kind.rawValue {
+            throw LedgerError(.invalidValue, "\(parsed.name) version \(parsed.version) is a \(parsed.kind.rawValue) model, but \(parsed.name) version \(latest.version) "
+                + "is a \(latest.kind): a new version keeps its name's kind; install it under another name")
+        }
         return (GovernanceBody(action: .installModel, name: parsed.name, version: parsed.version, document: document), parsed)
     }
 

@@ -23,6 +23,8 @@ extension LedgerAPI {
     func models() -> Response {
         json(.ok, ["models": store.allModels().map { m -> [String: Any] in
             var o: [String: Any] = ["name": m.name, "version": Int(m.version), "sha256": m.hash.hexString, "bytes": m.document.count]
+            // For tools that check a new version keeps its name's kind before anyone approves it.
+            if let kind = (try? ScoringModel(document: m.document))?.kind.rawValue { o["kind"] = kind }
             o["installed_by"] = m.logIndex.map { "governance at log index \($0)" } ?? "genesis"
             return o
         }])

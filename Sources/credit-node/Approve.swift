@@ -91,7 +91,9 @@ struct ApproveModel: ParsableCommand {
     func run() throws {
         do {
             let g = try options.loadGenesis()
-            let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
+            // Against the genesis models (the approver's file holds no later installs).
+            let known = g.models.compactMap { m in (try? ScoringModel(document: m.document)).map { (m.name, m.version, $0.kind.rawValue) } }
+            let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
             try options.approve(proposal, genesis: g, details: [
                 "title: \(model.title)",
                 "kind \(model.kind.rawValue); subjects: \(model.subjectKinds.map(\.name).joined(separator: ", "))",

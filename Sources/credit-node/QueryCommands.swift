@@ -361,7 +361,13 @@ struct InstallModel: ParsableCommand {
     func run() throws {
         do {
             try signers.submit(to: node) { _ in
-                let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file))
+                // The models the node holds, with their kinds, so a kind change is named before sending.
+                let listed = (try LedgerClient(baseURL: node).getJSON("/v1/models")["models"] as? [[String: Any]]) ?? []
+                let known = listed.compactMap { m -> (name: String, version: UInt32, kind: String)? in
+                    guard let name = m["name"] as? String, let version = (m["version"] as? NSNumber)?.uint32Value, let kind = m["kind"] as? String else { return nil }
+                    return (name, version, kind)
+                }
+                let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
                 return (proposal, ["model": "\(model.name)@\(model.version)", "sha256": model.hash.hexString])
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
@@ -436,7 +442,7 @@ struct GovernanceSigners: ParsableArguments {
     /// `fields` added. What install-policy, install-model and erase do once their options parse.
     func submit(to node: String, _ build: (Genesis) throws -> (proposal: GovernanceBody, fields: [String: Any])) throws {
         let client = LedgerClient(baseURL: node)
-        let g = try consortiumGenesis(client, trusted: genesis)
+        let g = try consortiumGenesis(client, trusted: genesis, signers: [try submitter()] + (try approvers()))
         let (proposal, fields) = try build(g)
         var result = try client.submit(try submission(genesis: g, proposal: proposal))
         for (k, v) in fields { result[k] = v }

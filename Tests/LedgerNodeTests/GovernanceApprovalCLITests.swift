@@ -290,6 +290,15 @@ final class GovernanceApprovalCLITests: XCTestCase {
         XCTAssertTrue(try installedModels().contains("individual-business@1"))
         try expectRefusal(["rescore", "--data-dir", root + "/node", "--model", v1, "--submit", url!, "--key", key("samr-330106")],
                           ["individual-business v1 is superseded on this chain by v2", "nothing was sent"])
+        // A new version of another kind (a risk warning as individual-business v3) is named before
+        // sending: validators refuse it, and it stopped every grade query of that kind.
+        let risk = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/models/risk-warning.json", encoding: .utf8)
+            .replacingOccurrences(of: "\"name\": \"risk-warning\"", with: "\"name\": \"individual-business\"")
+            .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 3")
+        try risk.write(toFile: root + "/model-v3.json", atomically: true, encoding: .utf8)
+        try expectRefusal(["install-model", "--node", url!, "--file", root + "/model-v3.json", "--key", key("samr-330106")] + v1files.flatMap { ["--approval", $0] },
+                          ["individual-business version 3 is a risk_warning model, but individual-business version 2 is a scorecard"])
+        XCTAssertFalse(try installedModels().contains("individual-business@3"))
     }
 
     func installedModels() throws -> [String] {
