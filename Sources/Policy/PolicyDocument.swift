@@ -716,6 +716,8 @@ public enum PolicyFiles {
         try documents.map { d in
             do {
                 let p = try PolicyDocument(bytes: d.bytes, genesis: genesis)
+                // A new genesis meets the rules a new install does (found in review).
+                if let problem = p.installProblem { throw PolicyError(problem) }
                 return InstalledPolicy(name: p.name, version: p.version, document: d.bytes, logIndex: nil)
             } catch {
                 throw LedgerError(.invalidGenesis, "policy \(d.source): \(error)")

@@ -1656,6 +1656,9 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertThrowsError(try QueryClient.policyProposal(genesis: consortium.genesis, document: bytes)) {
                 XCTAssertTrue("\($0)".contains(expected), "\($0)")
             }
+            XCTAssertThrowsError(try PolicyFiles.forGenesis([(source: "p.json", bytes: bytes)], members: consortium.genesis), "a new genesis too") {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)")
+            }
             let s = try QueryClient.installPolicy(genesis: consortium.genesis, document: bytes, name: name, version: 1,
                                                   submitter: consortium.keys["samr"]!,
                                                   approvers: [consortium.keys["samr"]!, consortium.keys["data-bureau"]!],
