@@ -381,10 +381,45 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// The consensus figures of `status`, from the consensus queue, with a fallback: the
+    /// queue may be busy for seconds (applying a catch-up batch), and a status request waiting
+    /// on it held an HTTP thread, so that a few of them stalled `/v1/health` for 8–12 s and
+    /// `status.sh` called a node that was catching up "not answering" (found by black-box
+    /// testing). A request waits at most `statusWait`, then answers with the figures last
+    /// published (each status tick, and after each catch-up batch), saying how old they are.
     public func status() -> [String: any Sendable] {
         let rescore = autoScorer?.upgrade.status
         let backlog = autoScorer?.backlogStatus
-        return queue.sync {
+        let fresh = StatusBox()
+        let done = DispatchSemaphore(value: 0)
+        queue.async {
+            fresh.set(self.consensusStatus())
+            done.signal()
+        }
+        var s: [String: any Sendable]
+        if done.wait(timeout: .now() + Self.statusWait) == .success, let f = fresh.get() {
+            s = f
+        } else if let (published, at) = publishedStatus.get() {
+            s = published
+            let age = (DispatchTime.now().uptimeNanoseconds &- at) / 1_000_000
+            s["status_age_ms"] = Int(age)
+            s["status_note"] = "the consensus queue is busy (catching up, say): these consensus figures are from \(age) ms ago"
+        } else {
+            s = ["mode": isValidator ? "validator" : "follower", "member": member.id,
+                 "status_note": "the consensus queue is busy (catching up, say) and has published no figures yet"]
+        }
+        if let rescore { s["rescore"] = rescore }
+        if let backlog { s["scoring_backlog"] = backlog }
+        return s
+    }
+
+    static let statusWait: DispatchTimeInterval = .milliseconds(250)
+    /// The figures `consensusStatus` last gave, with when (monotonic nanoseconds).
+    let publishedStatus = StatusBox.Stamped()
+
+    /// Builds the consensus figures of `status` and publishes them. On the consensus queue.
+    func consensusStatus() -> [String: any Sendable] {
+        do {
             var s: [String: any Sendable] = [
                 "mode": isValidator ? "validator" : "follower",
                 "member": member.id,
@@ -402,8 +437,6 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
                 "missing_envelopes": store.missingEnvelopeCount,
             ]
-            if let rescore { s["rescore"] = rescore }
-            if let backlog { s["scoring_backlog"] = backlog }
             if let memo = validator.scoreChecks {
                 let n = memo.statistics
                 s["score_checks"] = ["recomputed": n.checked, "reused": n.reused] as [String: any Sendable]
@@ -412,6 +445,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 let n = memo.statistics
                 s["consent_checks"] = ["checked": n.checked, "reused": n.reused] as [String: any Sendable]
             }
+            publishedStatus.set(s, at: DispatchTime.now().uptimeNanoseconds)
             return s
         }
     }
@@ -1184,6 +1218,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func statusTick() {
         guard !stopped, let p2p else { return }
+        _ = consensusStatus()
         p2p.broadcast(statusMessage)
         if let peer = bestPeerAhead { requestBlocks(from: peer) }
         // Also while a peer claims to be ahead: a member claiming a height it never reaches (and
@@ -1301,6 +1336,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if !stopped, !unreadable, refused || (applied == 0 && request.map { store.head.height < $0.from } == true) {
                 catchUpMisses[peer, default: 0] += 1
             }
+            // Status requests waiting on this batch answer with these figures.
+            if applied > 0 { _ = consensusStatus() }
         }
         for c in list {
             let header = c.block.header
@@ -1569,4 +1606,21 @@ final class InboundBacklog: Sendable {
 struct TimestampAhead: Error, CustomStringConvertible {
     let millis: UInt64
     var description: String { "block timestamp is \(millis) ms beyond the allowed clock skew" }
+}
+
+
+/// One status dictionary handed between the consensus queue and an HTTP request.
+final class StatusBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: [String: any Sendable]?
+    func set(_ v: [String: any Sendable]) { lock.withLock { value = v } }
+    func get() -> [String: any Sendable]? { lock.withLock { value } }
+
+    /// The last published figures, with when.
+    final class Stamped: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: (status: [String: any Sendable], atNanos: UInt64)?
+        func set(_ v: [String: any Sendable], at: UInt64) { lock.withLock { value = (v, at) } }
+        func get() -> (status: [String: any Sendable], atNanos: UInt64)? { lock.withLock { value } }
+    }
 }

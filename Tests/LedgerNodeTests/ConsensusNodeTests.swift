@@ -186,6 +186,28 @@ final class ConsensusNodeTests: XCTestCase {
     }
 
     /// Proposer of (1, 0) is val-b (validators sorted, `(h + r) mod n`); the node under test is val-c.
+    /// A status request does not wait on a busy consensus queue (a catch-up batch held it for
+    /// seconds, and waiting status requests stalled health): after a short wait it answers with
+    /// the figures last published, saying how old they are; with the queue free, fresh ones.
+    func testStatusAnswersWhileTheConsensusQueueIsBusy() async throws {
+        let f = try await Fixture(as: "val-c")
+        let fresh = f.node.status()
+        XCTAssertNotNil(fresh["consensus"], "\(fresh)")
+        XCTAssertNil(fresh["status_note"], "\(fresh)")
+        let released = DispatchSemaphore(value: 0)
+        f.node.queue.async { _ = released.wait(timeout: .now() + 10) }
+        let started = Date()
+        let busy = f.node.status()
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2, "status waited on the busy queue")
+        XCTAssertNotNil(busy["consensus"], "the published figures: \(busy)")
+        XCTAssertTrue((busy["status_note"] as? String)?.contains("the consensus queue is busy") == true, "\(busy)")
+        XCTAssertNotNil(busy["status_age_ms"] as? Int)
+        released.signal()
+        f.node.queue.sync {}
+        XCTAssertNil(f.node.status()["status_note"])
+        await f.close()
+    }
+
     func testTamperedCopyOfAProposalDoesNotMakeTheHonestBlockInvalid() async throws {
         let f = try await Fixture(as: "val-c")
         let subs = try f.submissions(4, seed: 1)
