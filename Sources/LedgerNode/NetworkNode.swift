@@ -86,6 +86,12 @@ public struct NodeConfig: Decodable, Sendable {
         if let unknown = object?.keys.filter({ !fields.contains($0) }).sorted().first {
             throw LedgerError(.invalidValue, "config file \(path): unknown field \"\(unknown)\" (known: \(fields.sorted().joined(separator: ", ")))")
         }
+        // An empty path resolved to the config's directory, or to nothing: `"data_dir": ""` put
+        // the store at the filesystem root (found by black-box testing).
+        for (field, value) in [("genesis", config.genesis), ("key", config.key), ("data_dir", config.data_dir)]
+        where value.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw LedgerError(.invalidValue, "config file \(path): \(field) is empty; give a path (relative paths are taken from the config file's directory)")
+        }
         if let unknown = (object?["timeouts"] as? [String: Any])?.keys.filter({ !timeoutFields.contains($0) }).sorted().first {
             throw LedgerError(.invalidValue, "config file \(path): unknown field timeouts.\(unknown) (known: \(timeoutFields.sorted().joined(separator: ", ")))")
         }

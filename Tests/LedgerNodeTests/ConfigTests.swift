@@ -60,6 +60,10 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"member_http\": \"0.0.0.0:26601\"}", "p2p and member_http both listen on port 26601"),
             // Said in words, not as a DecodingError dump (found by black-box testing).
             (#"{"genesis": "g.json", "key": "k.key", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601"}"#, "missing field \"data_dir\""),
+            // An empty path (the store went to the filesystem root; found by black-box testing).
+            (#"{"genesis": "g.json", "key": "k.key", "data_dir": "", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601"}"#, "data_dir is empty; give a path"),
+            (#"{"genesis": " ", "key": "k.key", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601"}"#, "genesis is empty"),
+            (#"{"genesis": "g.json", "key": "", "data_dir": "d", "http": "127.0.0.1:8601", "p2p": "127.0.0.1:26601"}"#, "key is empty"),
         ]
         for (json, words) in cases {
             XCTAssertThrowsError(try load(json), words) { error in
