@@ -246,7 +246,7 @@ public struct LedgerAPI: Sendable {
         if let (peers, behind) = ledger.connectivity {
             body["peers_connected"] = peers
             body["behind_by"] = behind
-            if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses and the network") }
+            if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses, the network, and that its genesis file is the consortium's (the node's log names each failed handshake)") }
             if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the highest height a peer reports: catching up, and what it serves is out of date until then") }
         }
         if !warnings.isEmpty { body["warning"] = warnings.joined(separator: "; ") }

@@ -437,7 +437,11 @@ public final class P2PNode: Sendable {
             // Logged (once per distinct failure) by the dialer, which also schedules the retry.
             let member = expectedPeer ?? "?"
             let message = reason.map { "handshake with \(remote) failed: \($0.message)" }
-                ?? "\(remote) closed the connection during the handshake"
+                // The peer says nothing to a node it refuses; the likely causes are named here,
+                // where the operator reads them (a node on another genesis heard only "closed";
+                // found by black-box testing).
+                ?? "\(remote) closed the connection during the handshake (a peer refuses a node on another genesis or chain, "
+                    + "or whose key its genesis does not list, and says so in its own log only: check this node's genesis file against the peer's)"
             let report = state.withLockedValue { s -> Bool in
                 guard s.dialers[member] != nil, s.dialers[member]!.reported != message else { return false }
                 s.dialers[member]!.reported = message

@@ -135,7 +135,7 @@ final class P2PNodeTests: XCTestCase {
         XCTAssertEqual(m2.recorder.peerEvents("m1"), [true], "the impostor never replaced the real m1")
         XCTAssertEqual(m2.recorder.peerEvents("m0"), [])
         // The refused side learns nothing but a closed connection, and says so once.
-        try await wrongChain.logs.expect(1, .warning, "cannot open a session with m2", "closed the connection during the handshake")
+        try await wrongChain.logs.expect(1, .warning, "cannot open a session with m2", "closed the connection during the handshake", "check this node's genesis file against the peer's")
         try await assertExchange(m1, m2, tag: "after the refusals")
     }
 
