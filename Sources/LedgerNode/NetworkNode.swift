@@ -184,6 +184,14 @@ public enum NetworkNode {
     /// dials (docs/P2P.md), so a member sorting after `me` that has no address to dial is
     /// reached by nobody from here, and it does not dial back. It used to go unmentioned: an
     /// auditor without a `p2p_address`, sorting last, had no peers and nothing said why.
+    /// What to tell the operator when this node's P2P listener is not on the port genesis lists
+    /// for it (where peers dial, unless their configs say otherwise), or nil.
+    static func listenerMismatch(_ me: Member, listenPort: Int) -> String? {
+        guard let listed = me.p2pAddress, let (_, port) = Genesis.listenHostAndPort(listed), port != listenPort, listenPort != 0 else { return nil }
+        return "this node listens for P2P on port \(listenPort), but genesis lists \(me.id) at \(listed): peers dial that address "
+            + "unless their configs name another under \"peers\"; listen on port \(port), or give the peers this node's address"
+    }
+
     static func neverConnected(genesis: Genesis, me: String, addressed: Set<String>) -> [String] {
         genesis.members.map(\.id).filter { $0 > me && !addressed.contains($0) }.sorted()
     }
@@ -286,6 +294,9 @@ public enum NetworkNode {
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")
         }
+        // Peers dial the address genesis lists for this member, unless their configs say otherwise:
+        // a listener on another port sat isolated with no word why (found by black-box testing).
+        if let advice = Self.listenerMismatch(me, listenPort: p2pListener.port) { logger.warning("\(advice)") }
         let members = memberListener.map { (host: $0.host, port: $0.port, addressFile: dataDir + "/member-http.addr") }
         // Without a member listener now, the file from a run with one would name a dead address.
         if members == nil { try? FileManager.default.removeItem(atPath: dataDir + "/member-http.addr") }

@@ -146,6 +146,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "a-bank", addressed: ["b-bureau", "z-auditor"]), [])
         // A member sorting before this node dials it: not this node's to name.
         XCTAssertEqual(NetworkNode.neverConnected(genesis: genesis, me: "z-auditor", addressed: []), [])
+        // A listener on another port than genesis lists for the member is named (it sat isolated, unexplained).
+        let listed = Member(id: "b-bureau", name: "b", roles: [.validator], signingKey: keys[1].signing.publicKey,
+                            encryptionKey: keys[1].encryption.publicKey, p2pAddress: "10.0.0.2:26602")
+        XCTAssertTrue(NetworkNode.listenerMismatch(listed, listenPort: 27669)?.contains("listens for P2P on port 27669, but genesis lists b-bureau at 10.0.0.2:26602") == true)
+        XCTAssertNil(NetworkNode.listenerMismatch(listed, listenPort: 26602))
+        XCTAssertNil(NetworkNode.listenerMismatch(members[0], listenPort: 27669), "no address in genesis: nothing to compare")
 
         // Peers: the config's address over genesis; not this node itself, not a stranger.
         let config = try load("{\(base), \"peers\": {\"b-bureau\": \"10.0.0.2:26602\"}}")
