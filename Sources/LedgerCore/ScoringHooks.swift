@@ -310,14 +310,24 @@ extension TransactionValidator {
         if let existing = installed.first(where: { ($0.name == g.name && $0.version == g.version) || $0.hash == g.documentHash }) {
             throw LedgerError(.conflict, "model \(existing.name) version \(existing.version) (\(existing.hash.hexString.prefix(16))…) is already installed")
         }
-        // A new version keeps its name's kind: queries and scoring take a name's latest version,
-        // so a risk warning installed as `enterprise` v3 stopped every grade query about
-        // enterprises (found by black-box testing; rule added 2026-12-07, for what is not yet
-        // certified, as the other dated rules).
-        if !certified, let latest = installed.filter({ $0.name == g.name }).max(by: { $0.version < $1.version }),
-           let was = rules.modelKind(latest.document), let now = rules.modelKind(g.document), was != now {
-            throw LedgerError(.invalidValue, "install_model \(g.name) version \(g.version) is a \(now) model, but \(g.name) version \(latest.version) is a \(was): "
-                + "a new version keeps its name's kind; install it under another name")
+        // Rule added 2026-12-07, for what is not yet certified, as the other dated rules.
+        if !certified, let kind = rules.modelKind(g.document),
+           let problem = Self.modelKindChange(name: g.name, version: g.version, kind: kind,
+                                              installed: installed.filter { $0.name == g.name }.map { ($0.name, $0.version, rules.modelKind($0.document)) }) {
+            throw LedgerError(.invalidValue, problem)
         }
+    }
+
+    /// Why installing model `name` `version` of `kind` is refused, given the installed models
+    /// (a kind nil where unknown), or nil. A new version keeps its name's kind: queries and
+    /// scoring take a name's latest version, so a risk warning installed as `enterprise` v3
+    /// stopped every grade query about enterprises (found by black-box testing). Validators
+    /// apply it, and the tools before anyone approves.
+    public static func modelKindChange(name: String, version: UInt32, kind: String,
+                                       installed: [(name: String, version: UInt32, kind: String?)]) -> String? {
+        guard let latest = installed.filter({ $0.name == name }).max(by: { $0.version < $1.version }),
+              let was = latest.kind, was != kind else { return nil }
+        return "install_model \(name) version \(version) is a \(kind) model, but \(name) version \(latest.version) is a \(was): "
+            + "a new version keeps its name's kind; install it under another name"
     }
 }

@@ -5,6 +5,7 @@ import LedgerCrypto
 import LedgerStorage
 import LedgerStore
 import Logging
+import NIOConcurrencyHelpers
 import P2P
 import Policy
 import Scoring
@@ -390,16 +391,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     public func status() -> [String: any Sendable] {
         let rescore = autoScorer?.upgrade.status
         let backlog = autoScorer?.backlogStatus
-        let fresh = StatusBox()
+        let fresh = NIOLockedValueBox<[String: any Sendable]?>(nil)
         let done = DispatchSemaphore(value: 0)
         queue.async {
-            fresh.set(self.consensusStatus())
+            let s = self.consensusStatus()
+            fresh.withLockedValue { $0 = s }
             done.signal()
         }
         var s: [String: any Sendable]
-        if done.wait(timeout: .now() + Self.statusWait) == .success, let f = fresh.get() {
+        if done.wait(timeout: .now() + Self.statusWait) == .success, let f = fresh.withLockedValue({ $0 }) {
             s = f
-        } else if let (published, at) = publishedStatus.get() {
+        } else if let (published, at) = publishedStatus.withLock({ $0 }) {
             s = published
             let age = (DispatchTime.now().uptimeNanoseconds &- at) / 1_000_000
             s["status_age_ms"] = Int(age)
@@ -415,39 +417,37 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     static let statusWait: DispatchTimeInterval = .milliseconds(250)
     /// The figures `consensusStatus` last gave, with when (monotonic nanoseconds).
-    let publishedStatus = StatusBox.Stamped()
+    let publishedStatus = Mutex<(status: [String: any Sendable], atNanos: UInt64)?>(nil)
 
     /// Builds the consensus figures of `status` and publishes them. On the consensus queue.
     func consensusStatus() -> [String: any Sendable] {
-        do {
-            var s: [String: any Sendable] = [
-                "mode": isValidator ? "validator" : "follower",
-                "member": member.id,
-                "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)",
-                              "signs_again_from": machine.signsAgainFrom.map { Int($0) } ?? 0] as [String: any Sendable],
-                "peers": p2p?.connectedPeers ?? [],
-                "peer_heights": peerHeights,
-                "mempool": mempool.count,
-                // Time the current height has gone uncommitted with work pending (0 when idle or moving).
-                "uncommitted_for_ms": uncommittedForMillis,
-                // Equivocations by this member seen here: another node is signing with its key.
-                "own_key_equivocations": keySeenElsewhere,
-                "validators": genesis.validators.count,
-                "quorum": genesis.quorum,
-                // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
-                "missing_envelopes": store.missingEnvelopeCount,
-            ]
-            if let memo = validator.scoreChecks {
-                let n = memo.statistics
-                s["score_checks"] = ["recomputed": n.checked, "reused": n.reused] as [String: any Sendable]
-            }
-            if let memo = validator.consentChecks {
-                let n = memo.statistics
-                s["consent_checks"] = ["checked": n.checked, "reused": n.reused] as [String: any Sendable]
-            }
-            publishedStatus.set(s, at: DispatchTime.now().uptimeNanoseconds)
-            return s
+        var s: [String: any Sendable] = [
+            "mode": isValidator ? "validator" : "follower",
+            "member": member.id,
+            "consensus": ["height": machine.height, "round": Int(machine.round), "step": "\(machine.step)",
+                          "signs_again_from": machine.signsAgainFrom.map { Int($0) } ?? 0] as [String: any Sendable],
+            "peers": p2p?.connectedPeers ?? [],
+            "peer_heights": peerHeights,
+            "mempool": mempool.count,
+            // Time the current height has gone uncommitted with work pending (0 when idle or moving).
+            "uncommitted_for_ms": uncommittedForMillis,
+            // Equivocations by this member seen here: another node is signing with its key.
+            "own_key_equivocations": keySeenElsewhere,
+            "validators": genesis.validators.count,
+            "quorum": genesis.quorum,
+            // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
+            "missing_envelopes": store.missingEnvelopeCount,
+        ]
+        if let memo = validator.scoreChecks {
+            let n = memo.statistics
+            s["score_checks"] = ["recomputed": n.checked, "reused": n.reused] as [String: any Sendable]
         }
+        if let memo = validator.consentChecks {
+            let n = memo.statistics
+            s["consent_checks"] = ["checked": n.checked, "reused": n.reused] as [String: any Sendable]
+        }
+        publishedStatus.withLock { $0 = (s, DispatchTime.now().uptimeNanoseconds) }
+        return s
     }
 
     func gossip(_ submissions: [Submission]) {
@@ -1606,21 +1606,4 @@ final class InboundBacklog: Sendable {
 struct TimestampAhead: Error, CustomStringConvertible {
     let millis: UInt64
     var description: String { "block timestamp is \(millis) ms beyond the allowed clock skew" }
-}
-
-
-/// One status dictionary handed between the consensus queue and an HTTP request.
-final class StatusBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: [String: any Sendable]?
-    func set(_ v: [String: any Sendable]) { lock.withLock { value = v } }
-    func get() -> [String: any Sendable]? { lock.withLock { value } }
-
-    /// The last published figures, with when.
-    final class Stamped: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: (status: [String: any Sendable], atNanos: UInt64)?
-        func set(_ v: [String: any Sendable], at: UInt64) { lock.withLock { value = (v, at) } }
-        func get() -> (status: [String: any Sendable], atNanos: UInt64)? { lock.withLock { value } }
-    }
 }

@@ -55,16 +55,11 @@ public struct GovernanceApproval: Hashable, Sendable {
     /// Signs `proposal` as the custodian whose keys these are. Refuses a key whose member is
     /// not in `genesis`, is not a custodian, or whose signing key is not the one `genesis` lists.
     public static func approve(_ proposal: GovernanceBody, genesis: Genesis, keys: MemberSecretKeys) throws -> GovernanceApproval {
-        guard let m = genesis.member(keys.memberID) else {
-            throw LedgerError(.unknownSigner, "the key file's member \(keys.memberID) is not a member of chain \(genesis.chainID)")
-        }
+        let m = try genesis.member(holding: keys)
         guard m.has(.custodian) else {
             let roles = Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ", ")
             throw LedgerError(.notAuthorized,
                 "\(m.id) is not a custodian of chain \(genesis.chainID) (its roles: \(roles)); only custodians approve governance")
-        }
-        guard m.signingKey == keys.signing.publicKey else {
-            throw LedgerError(.unknownKey, "the key file of \(m.id) does not hold the signing key that genesis lists for \(m.id)")
         }
         let signature = keys.signing.signature(for: proposal.approvalMessage(chainID: genesis.chainID))
         return GovernanceApproval(chainID: genesis.chainID, action: proposal.action, name: proposal.name, version: proposal.version,
@@ -192,6 +187,21 @@ public struct GovernanceApproval: Hashable, Sendable {
     }
 }
 
+extension Genesis {
+    /// The member whose key file `keys` is: one of this genesis, holding the signing key it
+    /// lists. Tools check it before they sign or send (another ledger's key file was sent, and
+    /// a query left a `bad_signature` record for good; found by black-box testing).
+    public func member(holding keys: MemberSecretKeys) throws -> Member {
+        guard let m = member(keys.memberID) else {
+            throw LedgerError(.unknownSigner, "the key file's member \(keys.memberID) is not a member of chain \(chainID)")
+        }
+        guard m.signingKey == keys.signing.publicKey else {
+            throw LedgerError(.unknownKey, "the key file of \(m.id) does not hold the signing key that chain \(chainID)'s genesis lists for \(m.id) (a key file of another ledger?)")
+        }
+        return m
+    }
+}
+
 extension QueryClient {
     /// The install_policy proposal for a policy document: name and version as the document
     /// declares them, checked against the consortium in `genesis`. `credit-node install-policy`
@@ -209,12 +219,12 @@ extension QueryClient {
     /// `installed`: the models the chain holds (name, version, kind), as far as the caller
     /// knows them: a new version of another kind than its name's latest is refused here, before
     /// approval, as validators refuse it.
-    public static func modelProposal(document: [UInt8], installed: [(name: String, version: UInt32, kind: String)] = []) throws
+    public static func modelProposal(document: [UInt8], installed: [(name: String, version: UInt32, kind: String?)] = []) throws
         -> (proposal: GovernanceBody, model: ScoringModel) {
         let parsed = try ScoringModel(document: document)
-        if let latest = installed.filter({ $0.name == parsed.name }).max(by: { $0.version < $1.version }), latest.kind != parsed.kind.rawValue {
-            throw LedgerError(.invalidValue, "\(parsed.name) version \(parsed.version) is a \(parsed.kind.rawValue) model, but \(parsed.name) version \(latest.version) "
-                + "is a \(latest.kind): a new version keeps its name's kind; install it under another name")
+        if let problem = TransactionValidator.modelKindChange(name: parsed.name, version: parsed.version, kind: parsed.kind.rawValue,
+                                                               installed: installed) {
+            throw LedgerError(.invalidValue, problem)
         }
         return (GovernanceBody(action: .installModel, name: parsed.name, version: parsed.version, document: document), parsed)
     }

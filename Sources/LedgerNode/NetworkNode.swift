@@ -180,10 +180,6 @@ public struct NodeConfig: Decodable, Sendable {
 }
 
 public enum NetworkNode {
-    /// Members this node will never have a session with: only the member whose id sorts first
-    /// dials (docs/P2P.md), so a member sorting after `me` that has no address to dial is
-    /// reached by nobody from here, and it does not dial back. It used to go unmentioned: an
-    /// auditor without a `p2p_address`, sorting last, had no peers and nothing said why.
     /// What to tell the operator when this node's P2P listener is not on the port genesis lists
     /// for it (where peers dial, unless their configs say otherwise), or nil.
     static func listenerMismatch(_ me: Member, listenPort: Int) -> String? {
@@ -192,6 +188,10 @@ public enum NetworkNode {
             + "unless their configs name another under \"peers\"; listen on port \(port), or give the peers this node's address"
     }
 
+    /// Members this node will never have a session with: only the member whose id sorts first
+    /// dials (docs/P2P.md), so a member sorting after `me` that has no address to dial is
+    /// reached by nobody from here, and it does not dial back. It used to go unmentioned: an
+    /// auditor without a `p2p_address`, sorting last, had no peers and nothing said why.
     static func neverConnected(genesis: Genesis, me: String, addressed: Set<String>) -> [String] {
         genesis.members.map(\.id).filter { $0 > me && !addressed.contains($0) }.sorted()
     }

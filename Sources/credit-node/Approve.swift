@@ -92,7 +92,8 @@ struct ApproveModel: ParsableCommand {
         do {
             let g = try options.loadGenesis()
             // Against the genesis models (the approver's file holds no later installs).
-            let known = g.models.compactMap { m in (try? ScoringModel(document: m.document)).map { (m.name, m.version, $0.kind.rawValue) } }
+            let rules = ScoringRules()
+            let known = g.models.map { ($0.name, $0.version, rules.modelKind($0.document)) }
             let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
             try options.approve(proposal, genesis: g, details: [
                 "title: \(model.title)",

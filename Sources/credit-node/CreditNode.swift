@@ -71,13 +71,7 @@ func nowMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 func consortiumGenesis(_ client: LedgerClient, trusted file: String?, required: String? = nil, signers: [MemberSecretKeys] = []) throws -> Genesis {
     let genesis = try consortiumGenesisUnchecked(client, trusted: file, required: required)
     for keys in signers {
-        guard let m = genesis.member(keys.memberID) else {
-            throw fail("the key file's member \(keys.memberID) is not a member of chain \(genesis.chainID); nothing was sent")
-        }
-        guard m.signingKey == keys.signing.publicKey else {
-            throw fail("the key file of \(m.id) does not hold the signing key that chain \(genesis.chainID)'s genesis lists for \(m.id) "
-                       + "(a key file of another ledger?); nothing was sent")
-        }
+        do { _ = try genesis.member(holding: keys) } catch let e as LedgerError { throw fail("\(e.reason); nothing was sent") }
     }
     return genesis
 }

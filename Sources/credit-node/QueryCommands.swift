@@ -363,9 +363,9 @@ struct InstallModel: ParsableCommand {
             try signers.submit(to: node) { _ in
                 // The models the node holds, with their kinds, so a kind change is named before sending.
                 let listed = (try LedgerClient(baseURL: node).getJSON("/v1/models")["models"] as? [[String: Any]]) ?? []
-                let known = listed.compactMap { m -> (name: String, version: UInt32, kind: String)? in
-                    guard let name = m["name"] as? String, let version = (m["version"] as? NSNumber)?.uint32Value, let kind = m["kind"] as? String else { return nil }
-                    return (name, version, kind)
+                let known = listed.compactMap { m -> (name: String, version: UInt32, kind: String?)? in
+                    guard let name = m["name"] as? String, let version = (m["version"] as? NSNumber)?.uint32Value else { return nil }
+                    return (name, version, m["kind"] as? String)
                 }
                 let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
                 return (proposal, ["model": "\(model.name)@\(model.version)", "sha256": model.hash.hexString])
@@ -416,8 +416,9 @@ func recordIDs(_ ids: [String]) throws -> [Hash] {
     guard !records.isEmpty else { throw fail("name at least one --id") }
     // The validators' bound, before any custodian approves (an approval of 1,025 ids was
     // written, and only the final submission refused; found by black-box testing).
-    guard Set(records.map(HashKey.init)).count <= FieldLimits.erasedRecords else {
-        throw fail("an erasure names at most \(FieldLimits.erasedRecords) records; \(Set(records.map(HashKey.init)).count) were given: split them over several erasures")
+    let distinct = Set(records.map(HashKey.init)).count
+    guard distinct <= FieldLimits.erasedRecords else {
+        throw fail("an erasure names at most \(FieldLimits.erasedRecords) records; \(distinct) were given: split them over several erasures")
     }
     return records
 }

@@ -270,8 +270,9 @@ struct Score: ParsableCommand {
                     do { return try JSONDecoder().decode(OfflineRecord.self, from: Data(line)) } catch {
                         // In words, with the field (it was a DecodingError dump; found by black-box
                         // testing). Attributes are integers: 1.5 and "500" are not.
-                        throw LedgerError(.malformed, "\(records) line \(i + 1) is not a record: \(DecodingProblem.describe(error, data: Data(line)))"
-                            + (DecodingProblem.describe(error).contains("attributes") ? " (attribute values are integers)" : ""))
+                        let problem = DecodingProblem.describe(error, data: Data(line))
+                        throw LedgerError(.malformed, "\(records) line \(i + 1) is not a record: \(problem)"
+                            + (problem.contains("attributes") ? " (attribute values are integers)" : ""))
                     }
                 }
             }
