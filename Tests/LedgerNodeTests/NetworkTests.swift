@@ -177,7 +177,13 @@ final class NetworkTests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.2)
         }
         XCTAssertEqual(net.head("bank-b")?.0, h1, "bank-b caught up to the stalled chain")
-        XCTAssertEqual(held, Int(stalled + 1), "bank-b signs nothing at \(stalled), where it may have voted before")
+        // It holds past the stalled height: from the block after the last one caught up when
+        // that block carries its old precommit, or one height further when its old vote at the
+        // stalled height, relayed by a peer, is what shows the forgotten life first (that life
+        // may have gone on to the next height). Which comes first is timing: a fresh-clone run
+        // saw the second (8 against 7).
+        XCTAssertTrue(held == Int(stalled + 1) || held == Int(stalled + 2),
+                      "bank-b signs nothing at \(stalled), where it may have voted before (it signs again from \(held))")
         let log = try String(contentsOfFile: net.log("bank-b"), encoding: .utf8)
         XCTAssertTrue(log.contains("which its consensus state does not remember"), String(log.suffix(3000)))
         // The others return: the stalled height is decided without bank-b, which then signs again.
