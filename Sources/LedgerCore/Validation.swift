@@ -243,6 +243,15 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.conflict, "policy \(clash.name) version \(clash.version) is already installed")
             }
         case .governance(let g) where g.action == .eraseRecords:
+            // Each record once: the tools write the ids sorted and distinct, and a repeated id made
+            // the erasure's count of records wrong (rule added 2026-12-07, for what is not yet
+            // certified, as the other dated rules).
+            if !certified {
+                var seen = Set<HashKey>()
+                if let twice = g.erasedRecords.first(where: { !seen.insert(HashKey($0)).inserted }) {
+                    throw LedgerError(.invalidValue, "erase_records names record \(twice.hexString) twice: name each record once")
+                }
+            }
             for id in g.erasedRecords {
                 guard let t = try state.committedTransaction(id: id), t.body.envelopedRecord != nil else {
                     throw LedgerError(.unknownReference, "erase_records names \(id.hexString), which is not a committed record with a payload")

@@ -556,7 +556,8 @@ final class ChainStoreTests: XCTestCase {
     /// An erasure naming only records erased already is refused (a resent approval committed
     /// and purged again; found by black-box testing); one that also names a record not yet
     /// erased is taken, as a record's erasure must name its corrections, erased on their own
-    /// before or not (found in review). Certified blocks keep the earlier rule.
+    /// before or not (found in review). An erasure naming a record twice is refused. Certified
+    /// blocks keep the earlier rules.
     func testAnErasureOfErasedRecordsOnlyIsRefused() throws {
         let c = try TestConsortium(validators: ["samr"])
         let store = try ChainStore.create(path: directory, genesis: c.genesis)
@@ -580,6 +581,13 @@ final class ChainStoreTests: XCTestCase {
         // The record, naming its correction erased before: taken.
         let both = c.erasure(of: [record.transaction.id, correction.transaction.id].sorted { $0.lexicographicallyPrecedes($1) }, nonce: 5)
         XCTAssertNoThrow(try v.checkStateful(both.transaction, state: store))
+        // A record named twice (the tools write each once): refused, naming it; taken when certified.
+        let twice = c.erasure(of: [record.transaction.id, correction.transaction.id, record.transaction.id], nonce: 6)
+        XCTAssertThrowsError(try v.checkStateful(twice.transaction, state: store)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .invalidValue)
+            XCTAssertTrue("\(error)".contains("names record \(record.transaction.id.hexString) twice"), "\(error)")
+        }
+        XCTAssertNoThrow(try v.checkStateful(twice.transaction, state: store, certified: true))
     }
 
     /// Corruption below the head, which opening does not read (it checks the head), is met by

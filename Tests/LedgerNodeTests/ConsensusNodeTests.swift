@@ -13,6 +13,19 @@ import XCTest
 /// One `ConsensusNode` in this process, driven with hand-made peer messages signed by the other
 /// validators' keys (which the test holds). Its P2P transport listens on loopback with no peers.
 final class ConsensusNodeTests: XCTestCase {
+    override func tearDown() {
+        for directory in Fixture.made.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
+        super.tearDown()
+    }
+
+    /// Once more after the last test: a node stopped by a test may close its store a moment later.
+    override class func tearDown() {
+        for directory in Fixture.made.withLock({ made in defer { made = [] }; return made }) {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        super.tearDown()
+    }
+
     /// Four validators; val-a also issues and keeps government records (it signs the transactions).
     final class Fixture {
         static let ids = ["val-a", "val-b", "val-c", "val-d"]
@@ -46,6 +59,8 @@ final class ConsensusNodeTests: XCTestCase {
                                                             members: members, limits: limits))
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("consensus-node-\(UUID())").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let made = directory
+            Self.made.withLock { $0.append(made) }
             store = try ChainStore.create(path: directory + "/ledger", genesis: genesis)
             var options = ConsensusNode.Options()
             options.autoScore = scorers
@@ -65,8 +80,12 @@ final class ConsensusNodeTests: XCTestCase {
 
         func close() async {
             await node.stop()
-            try? FileManager.default.removeItem(atPath: directory)
         }
+
+        /// The fixtures' directories, removed after each test: by then the stores are closed (a
+        /// store still open writes its memtables out as it closes, into a directory made again),
+        /// also those of fixtures that failed to start, as some tests expect.
+        static let made = Mutex<[String]>([])
 
         /// Valid attestations signed by val-a, each with its payload envelope.
         func submissions(_ count: Int, seed: UInt64) throws -> [Submission] {

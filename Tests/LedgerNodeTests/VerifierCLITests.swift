@@ -34,7 +34,7 @@ final class VerifierCLITests: XCTestCase {
 
     func testVerifyChainReceiptAndConsistencyFromTheCommandLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
         let node = try DevNodeProcess(dataDir: dir)
         defer { node.terminate() }
         let url = try node.waitForAddress()
@@ -374,7 +374,7 @@ final class VerifierCLITests: XCTestCase {
     /// were on the same port (docs/PRIVACY.md §1).
     func testTheMemberListenerServesQueriesButNotTheLedgersContents() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("members-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
         let node = try DevNodeProcess(dataDir: dir, arguments: ["--member-http", "127.0.0.1:0"])
         defer { node.terminate() }
         let operatorURL = try node.waitForAddress()
