@@ -84,16 +84,22 @@ struct ApprovePolicy: ParsableCommand {
 struct ApproveModel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Approve installing a scoring model document (the same file `credit-node install-model --file` sends).")
+        abstract: "Approve installing a scoring model document (the same file `credit-node install-model --file` sends).",
+        discussion: """
+        A new version must keep the kind of its name's latest version. With --node the model is
+        checked against every model that node holds, installed by governance too; with --genesis,
+        against the genesis models only (validators still refuse a kind change when it is sent).
+        """)
     @Option(help: "Model document.") var file: String
     @OptionGroup var options: ApprovalOptions
 
     func run() throws {
         do {
             let g = try options.loadGenesis()
-            // Against the genesis models (the approver's file holds no later installs).
+            // Against the models the node holds when the chain is fetched from one (installs by
+            // governance included), else the genesis models (a genesis file holds no later installs).
             let rules = ScoringRules()
-            let known = g.models.map { ($0.name, $0.version, rules.modelKind($0.document)) }
+            let known = try options.node.map(installedModels(node:)) ?? g.models.map { ($0.name, $0.version, rules.modelKind($0.document)) }
             let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
             try options.approve(proposal, genesis: g, details: [
                 "title: \(model.title)",

@@ -362,12 +362,7 @@ struct InstallModel: ParsableCommand {
         do {
             try signers.submit(to: node) { _ in
                 // The models the node holds, with their kinds, so a kind change is named before sending.
-                let listed = (try LedgerClient(baseURL: node).getJSON("/v1/models")["models"] as? [[String: Any]]) ?? []
-                let known = listed.compactMap { m -> (name: String, version: UInt32, kind: String?)? in
-                    guard let name = m["name"] as? String, let version = (m["version"] as? NSNumber)?.uint32Value else { return nil }
-                    return (name, version, m["kind"] as? String)
-                }
-                let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: known)
+                let (proposal, model) = try QueryClient.modelProposal(document: try readFile(file), installed: try installedModels(node: node))
                 return (proposal, ["model": "\(model.name)@\(model.version)", "sha256": model.hash.hexString])
             }
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
@@ -402,6 +397,16 @@ struct Erase: ParsableCommand {
 }
 
 /// The record ids of `--id` options (an erasure names at least one).
+/// The models a node holds (`/v1/models`: name, version, kind), installed by governance as well as
+/// in genesis.
+func installedModels(node: String) throws -> [(name: String, version: UInt32, kind: String?)] {
+    let listed = (try LedgerClient(baseURL: node).getJSON("/v1/models")["models"] as? [[String: Any]]) ?? []
+    return listed.compactMap { m in
+        guard let name = m["name"] as? String, let version = (m["version"] as? NSNumber)?.uint32Value else { return nil }
+        return (name, version, m["kind"] as? String)
+    }
+}
+
 /// One record's transaction id, given as `option`.
 func recordID(_ id: String, option: String = "--corrects") throws -> Hash {
     guard let h = [UInt8](hex: id), h.count == 32 else { throw fail("\(option) must be a transaction id (64 hex digits), got \(id.prefix(80))") }

@@ -257,7 +257,8 @@ final class GovernanceApprovalCLITests: XCTestCase {
 
     /// A model upgrade the way SCORING.md §8 describes it, with the shipped tools: each bureau
     /// approves the model file on its own machine, one submits it with `install-model`, and the
-    /// node lists the new version. An approval of another version is refused before sending.
+    /// node lists the new version. An approval of another version is refused before sending, and
+    /// a new version of another kind before approval.
     func testBureausApproveAModelApartAndItInstallsFromTheirApprovalFiles() throws {
         var text = try String(contentsOfFile: VerifierCLITests.repository + "/Genesis/models/individual-business.json", encoding: .utf8)
         let v1 = root + "/model-v1.json"
@@ -299,6 +300,12 @@ final class GovernanceApprovalCLITests: XCTestCase {
         try expectRefusal(["install-model", "--node", url!, "--file", root + "/model-v3.json", "--key", key("samr-330106")] + v1files.flatMap { ["--approval", $0] },
                           ["individual-business version 3 is a risk_warning model, but individual-business version 2 is a scorecard"])
         XCTAssertFalse(try installedModels().contains("individual-business@3"))
+        // An approver naming the chain by its node is told the same before approving, against the
+        // versions installed by governance (v2 here), not only genesis's.
+        try expectRefusal(["approve", "model", "--node", url!, "--key", key("data-330106"), "--file", root + "/model-v3.json",
+                           "--out", root + "/v3.approval.json"],
+                          ["individual-business version 3 is a risk_warning model, but individual-business version 2 is a scorecard"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/v3.approval.json"))
     }
 
     func installedModels() throws -> [String] {
