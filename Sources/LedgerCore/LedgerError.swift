@@ -20,6 +20,8 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         case unknownReference     // points at a transaction that does not exist
         case mempoolFull
         case notCommitted         // admitted, but not committed within the node's wait; still pending
+        /// The node is catching up with the consortium (503): what it would answer from is out of date.
+        case outOfDate
         case rateLimited          // over a budget (refused queries); retry later
         case invalidGenesis
         case invalidProof

@@ -286,6 +286,13 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.notAuthorized, "\(tx.header.signer) may not record that \(q.requester) asked: a query that a member is shown to ask is "
                     + "answered and recorded by that member's own node or a custodian's (\(genesis.custodians.map(\.id).joined(separator: ", ")))")
             }
+            // An answer read from a state long out of date is not taken: a node that was down or
+            // cut off answered from before a revocation or an erasure the consortium had
+            // recorded, and the subject's log showed an ordinary answer (found in review; rule
+            // added 2026-12-07, for what is not yet certified, as the other dated rules).
+            if !certified, q.outcome == .answered, let stale = try staleAnswer(q, state: state) {
+                throw LedgerError(.invalidValue, stale)
+            }
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
                 throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
             }
@@ -344,6 +351,31 @@ public struct TransactionValidator: Sendable {
             throw LedgerError(.notAuthorized, "this node has no policy engine; it cannot check an answered query record")
         }
         try policyRules.checkAnswered(q, answeredBy: answeredBy, document: document, genesis: genesis)
+    }
+
+    /// How far the state an answer was read from (its `as_of_height`) may lag the committed head
+    /// when validators take its record: it is refused once both more than `answerLagBlocks`
+    /// blocks and more than `answerLagMillis` of block time (from the block after `as_of_height`
+    /// to the head) have gone by. Either alone is not enough: a query answered at the head of a
+    /// chain idle for an hour, just before a new block, read a state that is one block old, and a
+    /// busy chain commits 16 blocks in a few seconds while a record waits its turn.
+    public static let answerLagBlocks: UInt64 = 16
+    public static let answerLagMillis: UInt64 = 30_000
+
+    /// Why an answer's state was out of date at the committed head (`answerLagBlocks`,
+    /// `answerLagMillis`), or nil. Reads only what is committed at or below the head, so every
+    /// validator deciding the same height agrees.
+    func staleAnswer(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
+        guard q.asOfHeight < UInt64.max - Self.answerLagBlocks,
+              try state.committedLogSize(atHeight: q.asOfHeight + Self.answerLagBlocks + 1) != nil,
+              let nextLogSize = try state.committedLogSize(atHeight: q.asOfHeight + 1),
+              let supersededAt = try state.blockTimestamp(coveringLogSize: nextLogSize),
+              let headAt = try state.blockTimestamp(coveringLogSize: try state.committedLogSize()),
+              headAt > supersededAt, headAt - supersededAt > Self.answerLagMillis else { return nil }
+        return "query record answers from the state at height \(q.asOfHeight), out of date by more than \(Self.answerLagBlocks) blocks "
+            + "and \((headAt - supersededAt) / 1000) s of block time (block \(q.asOfHeight + 1) was committed at \(supersededAt) ms, the head at \(headAt) ms): "
+            + "a node answers from a state at most \(Self.answerLagBlocks) blocks or \(Self.answerLagMillis / 1000) s behind the consortium's "
+            + "(was the answering node down or cut off, and still catching up?)"
     }
 
     /// The document of a policy installed in genesis or by governance, by its hash.

@@ -84,6 +84,14 @@ public final class QueryService: @unchecked Sendable {
         guard member.has(.validator) else {
             throw LedgerError(.notAuthorized, "\(member.id) is not a validator; send queries to your own validator node, or a custodian's (a custodian's for policies that read payloads)")
         }
+        // A node far behind its peers (restarted, or cut off for a while) would answer from a
+        // state before revocations and erasures the consortium has recorded; validators refuse
+        // the record of such an answer (`TransactionValidator.answerLagBlocks`), and the node
+        // turns the query away first, unevaluated and unrecorded (found in review).
+        if let (_, behind) = ledger.connectivity, behind >= LedgerAPI.behindWarning {
+            throw LedgerError(.outOfDate, "this node is \(behind) blocks behind the highest height a peer reports and is catching up: "
+                + "its answers would be out of date; retry in a moment, or ask another node that answers for you")
+        }
         let req = try QueryRequest.decode(requestBytes)
         let requestHash = SHA256.hash(requestBytes)
         let key = NonceKey(requester: req.requester, nonce: req.nonce)
@@ -224,11 +232,10 @@ public final class QueryService: @unchecked Sendable {
         }
     }
 
-    /// Evaluates at the current head. An aggregate reads its cells from one snapshot of the
-    /// store; if that snapshot is of a newer block than the head (one was written in between),
-    /// it starts again, so the stated height is the state that was read.
-    /// Evaluates at the head; `height` is set to the height of the head the answer or the
-    /// refusal comes from.
+    /// Evaluates at the current head; `height` is set to the height of the head the answer or the
+    /// refusal comes from. An aggregate reads its cells from one snapshot of the store; if that
+    /// snapshot is of a newer block than the head (one was written in between), it starts again,
+    /// so the stated height is the state that was read.
     func evaluate(_ policy: PolicyDocument, _ query: PolicyQuery, height: inout UInt64) throws -> PolicyAnswer {
         for _ in 0..<3 {
             let head = store.head

@@ -6,10 +6,13 @@ import LedgerStorage
 import LedgerStore
 import Policy
 import Scoring
+import Synchronization
 import XCTest
 
 /// 2026-11-21 12:00 China Standard Time: the clock of the test ledger and of its query service.
 let nowMillis: UInt64 = UInt64(CivilCalendar.days(year: 2026, month: 11, day: 21)) * 86_400_000 + 4 * 3_600_000
+/// The clock the test ledger stamps its blocks with: `nowMillis` unless a test moves it on.
+let blockClock = Atomic<UInt64>(nowMillis)
 
 enum Files {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -79,7 +82,8 @@ final class QueryServiceTests: XCTestCase {
         dir = NSTemporaryDirectory() + "policy-\(UUID().uuidString.prefix(8))"
         consortium = try PolicyConsortium()
         store = try ChainStore.create(path: dir, genesis: consortium.genesis)
-        ledger = try Ledger(store: store, validatorKeys: consortium.keys["samr"]!, clock: { nowMillis }, blockInterval: .zero)
+        blockClock.store(nowMillis, ordering: .relaxed)
+        ledger = try Ledger(store: store, validatorKeys: consortium.keys["samr"]!, clock: { blockClock.load(ordering: .relaxed) }, blockInterval: .zero)
         producer = Task { [ledger] in await ledger!.runBlockProducer() }
         service = try QueryService(ledger: ledger, clock: { nowMillis })
         food = uscc(division: "330106")
@@ -993,6 +997,96 @@ final class QueryServiceTests: XCTestCase {
         } catch { XCTAssertTrue("\(error)".contains("already answered or refused on the ledger"), "\(error)") }
         var source = StoreBlockSource(store: store)
         _ = try ChainVerifier(genesis: consortium.genesis).verify(&source)
+    }
+
+    /// An answer read from a state long out of date (a node that was down answering from before a
+    /// revocation the consortium recorded) is refused by validators once both more than 16
+    /// blocks and more than 30 s of block time have gone by since that state; either alone is
+    /// taken. Blocks certified past the rule keep such records.
+    func testValidatorsRefuseAnAnswerFromAStateLongOutOfDate() async throws {
+        let grant = try await consent(food, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(out.answered, out.receipt.message)
+        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
+        guard case .queryRecord(let honest) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
+            return XCTFail("the audit record is not a query record")
+        }
+        XCTAssertEqual(honest.consent, grant)
+        func record(asOf: UInt64, outcome: QueryRecordBody.Outcome = .answered) -> Submission {
+            var body = honest
+            body.requestNonce = nextNonce() + 2_000_000
+            body.requestHash = SHA256.hash(Array("request \(body.requestNonce)".utf8))
+            body.asOfHeight = asOf
+            if outcome != .answered { body.outcome = outcome; body.reason = "no_consent"; body.resultHash = Hashes.zero; body.consent = Hashes.zero }
+            return Submission(transaction: Transaction.sign(header: header("samr"), body: .queryRecord(body), key: consortium.keys["samr"]!.signing),
+                              envelope: nil)
+        }
+        let validator = TransactionValidator.standard(genesis: consortium.genesis)
+        let old = store.head.height
+        // More than 16 blocks, within 30 s of block time: taken (a busy chain).
+        for i in 0...TransactionValidator.answerLagBlocks {
+            try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler \(i)")])
+        }
+        XCTAssertGreaterThan(store.head.height - old, TransactionValidator.answerLagBlocks)
+        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old).transaction, state: store))
+        // Block time moves on past 30 s: the state at `old` was superseded long ago.
+        blockClock.store(nowMillis + TransactionValidator.answerLagMillis + 1_000, ordering: .relaxed)
+        try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler late")])
+        let stale = record(asOf: old)
+        XCTAssertThrowsError(try validator.checkStateful(stale.transaction, state: store)) { error in
+            XCTAssertEqual((error as? LedgerError)?.code, .invalidValue)
+            XCTAssertTrue("\(error)".contains("answers from the state at height \(old), out of date by more than 16 blocks and 31 s of block time"), "\(error)")
+        }
+        do {
+            _ = try await submit([stale])
+            XCTFail("an answer from a state long out of date was committed")
+        } catch { XCTAssertTrue("\(error)".contains("out of date"), "\(error)") }
+        // A refusal from that state is recorded (it reveals nothing); a block certified past the rule keeps its answer.
+        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old, outcome: .refused).transaction, state: store))
+        XCTAssertNoThrow(try validator.checkStateful(stale.transaction, state: store, certified: true))
+        // 30 s of block time but at most 16 blocks behind: taken (an idle chain, then a block).
+        let recent = store.head.height - TransactionValidator.answerLagBlocks
+        XCTAssertNoThrow(try validator.checkStateful(record(asOf: recent).transaction, state: store))
+        XCTAssertThrowsError(try validator.checkStateful(record(asOf: recent - 1).transaction, state: store))
+        _ = try await submit([record(asOf: store.head.height)])
+    }
+
+    /// A node its peers report 10 or more blocks ahead of (catching up after a restart) turns a
+    /// query away unevaluated and unrecorded with 503 `outOfDate`; 9 behind, it answers.
+    func testANodeFarBehindItsPeersAnswersNoQuery() async throws {
+        _ = try await consent(food, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
+        let logSize = store.head.logSize
+        let behind = try QueryService(ledger: Lagging(inner: ledger, behind: LedgerAPI.behindWarning), clock: { nowMillis })
+        let request = signedRequest("bank-a", "credit-grade", subject: food.code, at: nowMillis, key: consortium.keys["bank-a"]!.signing)
+        do {
+            _ = try await behind.handle(request)
+            XCTFail("a node far behind answered")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .outOfDate)
+            XCTAssertEqual(LedgerAPI.statusFor(e.code), .serviceUnavailable)
+            XCTAssertTrue(e.reason.contains("10 blocks behind the highest height a peer reports"), e.reason)
+        }
+        XCTAssertEqual(store.head.logSize, logSize, "nothing recorded")
+        let close = try QueryService(ledger: Lagging(inner: ledger, behind: LedgerAPI.behindWarning - 1), clock: { nowMillis })
+        let out = try await close.handle(request)
+        XCTAssertTrue(out.answered, out.receipt.message)
+    }
+
+    /// The test ledger, as a consortium node whose peers report heights `behind` blocks above its head.
+    final class Lagging: LedgerService {
+        let inner: Ledger
+        let behind: UInt64
+        init(inner: Ledger, behind: UInt64) { self.inner = inner; self.behind = behind }
+        var store: ChainStore { inner.store }
+        var genesis: Genesis { inner.genesis }
+        func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
+            try await inner.submit(submissions, signedHere: signedHere)
+        }
+        func status() -> [String: any Sendable] { inner.status() }
+        var nodeKeys: MemberSecretKeys { inner.nodeKeys }
+        func ownNonce() -> UInt64 { inner.ownNonce() }
+        var connectivity: (peers: Int, behindBy: UInt64)? { (3, behind) }
+        func isPending(_ id: Hash) -> Bool { inner.isPending(id) }
     }
 
     /// Validators check that the consent an audit record names stood where the answer was
