@@ -323,6 +323,20 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.invalidValue, "a consent grant expires more than \(ConsentBody.maxTermSeconds / 86_400) days after it is signed "
                     + "(expires_at \(c.expiresAt), issued_at \(issued) s): a consent runs until an expiry of at most \(ConsentBody.maxTermSeconds / 86_400) days")
             }
+            // A grant records the hash of the signed consent form its recorder keeps; one of zeros
+            // records none, and answered queries on the recorder's word alone (rule added 2026-12-07).
+            guard c.evidence != Hashes.zero else {
+                throw LedgerError(.invalidValue, "a consent grant records the SHA-256 of the signed consent form (evidence); all zeros records none: "
+                    + "keep the form and record its hash")
+            }
+            // A stop the subject gave at a government issuer is undone there only: the bank had
+            // recorded a grant for itself right after such a revocation and was answered again
+            // (found in review; rule added 2026-12-07).
+            if genesis.member(tx.header.signer)?.has(.governmentIssuer) != true,
+               let stop = try governmentRevocation(endingNewest: c, state: state) {
+                throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(stop.recorder) (revocation \(stop.id.hexString)): "
+                    + "a new grant after a revocation a government issuer recorded is recorded by a government issuer too, where the business consents again")
+            }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
                   grant.action == .grant, grant.subject == c.subject, grant.grantee == c.grantee else {
@@ -376,6 +390,24 @@ public struct TransactionValidator: Sendable {
             + "and \((headAt - supersededAt) / 1000) s of block time (block \(q.asOfHeight + 1) was committed at \(supersededAt) ms, the head at \(headAt) ms): "
             + "a node answers from a state at most \(Self.answerLagBlocks) blocks or \(Self.answerLagMillis / 1000) s behind the consortium's "
             + "(was the answering node down or cut off, and still catching up?)"
+    }
+
+    /// The revocation a government issuer recorded that is the newest consent entry for
+    /// `grant`'s subject, grantee and purpose (among the newest `ConsentStanding.window`), if so.
+    func governmentRevocation(endingNewest grant: ConsentBody, state: some LedgerStateReader) throws -> (id: Hash, recorder: String)? {
+        let list = try state.consents(of: grant.subject, grantee: grant.grantee, before: try state.committedLogSize(), limit: ConsentStanding.window)
+        var purposeOf: [HashKey: ConsentBody.Purpose] = [:]
+        var newest: LoggedTransaction? = nil
+        for l in list {
+            guard case .consent(let c) = l.transaction.body else { continue }
+            if c.action == .grant { purposeOf[HashKey(l.transaction.id)] = c.purpose }
+            // A revocation's purpose is its grant's (refused otherwise since 2026-12-06).
+            let purpose = c.action == .grant ? c.purpose : (purposeOf[HashKey(c.target)] ?? c.purpose)
+            if purpose == grant.purpose { newest = l }
+        }
+        guard let newest, case .consent(let c) = newest.transaction.body, c.action == .revoke,
+              let recorder = genesis.member(newest.transaction.header.signer), recorder.has(.governmentIssuer) else { return nil }
+        return (newest.transaction.id, recorder.id)
     }
 
     /// The document of a policy installed in genesis or by governance, by its hash.

@@ -116,7 +116,7 @@ struct ConsentCommand: ParsableCommand {
     @Option(help: "The bank the consent is given to (member id).") var grantee: String
     @Option(help: "loan_application or post_loan_monitoring.") var purpose: String
     @Option(help: "Days until the consent expires.") var days: Int = 90
-    @Option(help: "The signed consent form (file); its SHA-256 is recorded.") var evidence: String?
+    @Option(help: "The signed consent form (file; required for a grant); its SHA-256 is recorded.") var evidence: String?
     @Option(help: "Revoke this grant (its transaction id) instead of granting.") var revoke: String?
     @Option(help: "The consortium's genesis file; when given, the node must serve the same.") var genesis: String?
     @Option(help: "Transaction nonce (default: derived from the consent, so running the command again is recorded once).")
@@ -133,8 +133,9 @@ struct ConsentCommand: ParsableCommand {
             guard grantee.utf8.count <= FieldLimits.memberID else {
                 throw fail("--grantee is \(grantee.utf8.count) bytes; a member id is at most \(FieldLimits.memberID)")
             }
+            // Validators take no grant without the form's hash (since 2026-12-07).
             if revoke == nil && evidence == nil {
-                FileHandle.standardError.write(Data("note: no --evidence: the grant records no consent form (evidence of zeros)\n".utf8))
+                throw fail("a grant needs --evidence FILE, the signed consent form you keep: its SHA-256 is recorded (never the form)")
             }
             let evidenceHash = try evidence.map { try Self.hashOfFile($0) } ?? Hashes.zero
             var target: Hash? = nil

@@ -80,8 +80,13 @@ final class GovernanceApprovalCLITests: XCTestCase {
         let query = ["query", "--node", url!, "--policy", "credit-grade", "--subject", "91350100M000100Y43", "--purpose", "loan_application"]
         try expectRefusal(query + ["--key", root + "/other-ledger/bank-a.key"],
                           ["the key file of bank-a does not hold the signing key that chain", "nothing was sent"])
-        try expectRefusal(["consent", "--node", url!, "--key", root + "/other-ledger/bank-z.key", "--subject", "91350100M000100Y43", "--grantee", "bank-a", "--purpose", "loan_application"],
+        try "consent form of 91350100M000100Y43 for bank-a\n".write(toFile: root + "/form.txt", atomically: true, encoding: .utf8)
+        try expectRefusal(["consent", "--node", url!, "--key", root + "/other-ledger/bank-z.key", "--subject", "91350100M000100Y43", "--grantee", "bank-a",
+                           "--purpose", "loan_application", "--evidence", root + "/form.txt"],
                           ["the key file's member bank-z is not a member of chain", "nothing was sent"])
+        // A grant records the consent form's hash: without --evidence nothing is sent (validators refuse a grant of zeros).
+        try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
+                           "--purpose", "loan_application"], ["a grant needs --evidence FILE, the signed consent form you keep"])
         try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
                            "--purpose", "loan_application", "--evidence", root!], ["--evidence \(root!) is a directory"])
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int, before)

@@ -76,7 +76,9 @@ final class PrivacyNetworkTests: XCTestCase {
             if !scored { Thread.sleep(forTimeInterval: 0.1) }
         }
         XCTAssertTrue(scored, "the subject was not scored within 30 s")
+        try "consent form of \(subject.code) for bank-a\n".write(toFile: net.root + "/consent-form.txt", atomically: true, encoding: .utf8)
         let (consentStatus, consentOut) = try run("credit-node", ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"),
+                                                                  "--evidence", net.root + "/consent-form.txt",
                                                                   "--subject", subject.code, "--grantee", "bank-a", "--purpose", "loan_application",
                                                                   "--days", "30"])
         XCTAssertEqual(consentStatus, 0, consentOut)

@@ -440,7 +440,8 @@ final class VerifierCLITests: XCTestCase {
         // A bank records and revokes a consent through the member listener: the revocation's
         // check of its grant goes to the ledger, which refuses another purpose than the grant's
         // (the CLI fetched the grant from an operator-only route and failed).
-        let consent = ["consent", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
+        try "consent form of 91350100M000100Y43 for dev\n".write(toFile: dir + "/consent-form.txt", atomically: true, encoding: .utf8)
+        let consent = ["consent", "--node", memberURL, "--key", dir + "/keys/dev.key", "--genesis", genesis, "--evidence", dir + "/consent-form.txt",
                        "--subject", "91350100M000100Y43", "--grantee", "dev"]
         // A grantee too long to be a member id is named (it stopped the command on a precondition).
         let longGrantee = try Self.run("credit-node", Array(consent.dropLast()) + [String(repeating: "b", count: 300), "--purpose", "loan_application"])
@@ -475,7 +476,7 @@ final class VerifierCLITests: XCTestCase {
         // The grant run again after its revocation, on the operator's address (which serves the
         // subject's history): recorded again, once. It answered "already on the ledger" and
         // recorded nothing (found by black-box testing).
-        let regrant = ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--genesis", genesis,
+        let regrant = ["consent", "--node", operatorURL, "--key", dir + "/keys/dev.key", "--genesis", genesis, "--evidence", dir + "/consent-form.txt",
                        "--subject", "91350100M000100Y43", "--grantee", "dev", "--purpose", "loan_application", "--days", "30"]
         let renewed = try Self.run("credit-node", regrant)
         XCTAssertEqual(renewed.status, 0, renewed.output)

@@ -1051,6 +1051,42 @@ final class QueryServiceTests: XCTestCase {
         _ = try await submit([record(asOf: store.head.height)])
     }
 
+    /// A grant records the consent form's hash (one of zeros is refused), and a stop the subject
+    /// gave at a government issuer is undone there only: the bank recording a grant for itself
+    /// right after it is refused; the bureau recording one is taken, and after that the bank's own
+    /// grants again. Certified blocks keep what they hold.
+    func testAStopGivenAtABureauIsUndoneThereOnly() async throws {
+        let expires = nowMillis / 1000 + 30 * 86_400
+        let validator = TransactionValidator.standard(genesis: consortium.genesis)
+        func grant(by recorder: String, evidence: Hash = SHA256.hash(Array("form".utf8)), _ purpose: ConsentBody.Purpose = .loanApplication) throws -> Submission {
+            try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys[recorder]!, subject: blank, grantee: "bank-a",
+                                    purpose: purpose, expiresAt: expires, evidence: evidence, nonce: nextNonce(), issuedAtMillis: nowMillis)
+        }
+        XCTAssertThrowsError(try validator.checkStateful(try grant(by: "bank-a", evidence: Hashes.zero).transaction, state: store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .invalidValue)
+            XCTAssertTrue("\($0)".contains("a consent grant records the SHA-256 of the signed consent form (evidence); all zeros records none"), "\($0)")
+        }
+        let first = try grant(by: "bank-a")
+        try await submit([first])
+        // The business revokes at the supervision bureau's window.
+        try await submit([QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["samr"]!, subject: blank, grantee: "bank-a",
+                                              purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero, revoking: first.transaction.id,
+                                              nonce: nextNonce(), issuedAtMillis: nowMillis)])
+        let own = try grant(by: "bank-a")
+        XCTAssertThrowsError(try validator.checkStateful(own.transaction, state: store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .notAuthorized)
+            XCTAssertTrue("\($0)".contains("\(blank!) revoked bank-a's loan_application consent at samr"), "\($0)")
+        }
+        XCTAssertNoThrow(try validator.checkStateful(own.transaction, state: store, certified: true))
+        // Another purpose is another consent; the bureau may record the new grant.
+        XCTAssertNoThrow(try validator.checkStateful(try grant(by: "bank-a", .postLoanMonitoring).transaction, state: store))
+        try await submit([try grant(by: "data-bureau")])
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: blank.code, purpose: "loan_application")
+        XCTAssertNotEqual(out.receipt.message, "", "answered or refused, the query ran")
+        // Once the bureau recorded the business's consent again, the bank's own grants are taken.
+        try await submit([try grant(by: "bank-a")])
+    }
+
     /// A node its peers report 10 or more blocks ahead of (catching up after a restart) turns a
     /// query away unevaluated and unrecorded with 503 `outOfDate`; 9 behind, it answers.
     func testANodeFarBehindItsPeersAnswersNoQuery() async throws {
@@ -1347,7 +1383,7 @@ final class QueryServiceTests: XCTestCase {
         let century: UInt64 = 100 * 365 * 86_400_000
         let ahead = try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-b"]!, subject: food, grantee: "bank-b",
                                             purpose: .loanApplication, expiresAt: (nowMillis + century) / 1000 + ConsentBody.maxTermSeconds,
-                                            evidence: Hashes.zero, nonce: nextNonce(), issuedAtMillis: nowMillis + century)
+                                            evidence: SHA256.hash(Array("form".utf8)), nonce: nextNonce(), issuedAtMillis: nowMillis + century)
         let committed = try await submit([ahead])
         let recordedAt = try XCTUnwrap(try store.blockHeader(height: committed[0].height)).timestampMillis
         XCTAssertEqual(try store.blockTimestamp(holding: ahead.transaction.id, at: committed[0].logIndex), recordedAt)
