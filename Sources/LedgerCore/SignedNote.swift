@@ -128,16 +128,19 @@ public struct SignedNote: Hashable, Sendable {
     }
 
     /// The verifiers whose signatures are present and valid. Signatures by unknown keys are
-    /// ignored; a known key with a bad signature rejects the whole note (C2SP signed-note).
+    /// ignored; a known key with a bad signature rejects the whole note (C2SP signed-note). A
+    /// known key's further lines after one that verified are passed over unchecked, so a note
+    /// costs at most one check per known key: one line repeated 100 times cost 100 (found in
+    /// review, as for commit certificates).
     public func verifiedSigners(_ verifiers: [NoteVerifier]) throws -> [NoteVerifier] {
         var valid: [NoteVerifier] = []
         let message = Array(text.utf8)
         for sig in signatures {
-            guard let v = verifiers.first(where: { $0.name == sig.name && $0.keyID == sig.keyID }) else { continue }
+            guard let v = verifiers.first(where: { $0.name == sig.name && $0.keyID == sig.keyID }), !valid.contains(v) else { continue }
             guard v.publicKey.isValidSignature(sig.signature, for: message) else {
                 throw LedgerError(.invalidCheckpoint, "signature by \(sig.name) does not verify")
             }
-            if !valid.contains(v) { valid.append(v) }
+            valid.append(v)
         }
         return valid
     }

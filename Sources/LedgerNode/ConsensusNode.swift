@@ -58,6 +58,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     let wal: ConsensusWAL
     let queue = DispatchQueue(label: "creditledger.consensus")
     let gossipQueue = DispatchQueue(label: "creditledger.gossip")
+    /// Block requests, apart from gossip: a member sending batches of badly signed transactions
+    /// had every peer's catch-up wait behind their checks (found in review).
+    let servingQueue = DispatchQueue(label: "creditledger.serving")
     /// Peer messages received and not yet handled, per peer and in all; past its bounds a peer's
     /// messages are dropped, so a peer sending faster than this node works cannot fill its
     /// memory. Consensus messages, gossip (transactions and block requests) and score
@@ -310,6 +313,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         // RocksDB's globals crashed a follower with SIGSEGV on SIGTERM.
         queue.sync {}
         gossipQueue.sync {}
+        servingQueue.sync {}
         autoScorer?.queue.sync {}
         logger.notice("stopped at height \(store.head.height); every committed block is in the store")
     }
@@ -344,9 +348,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     /// `uncommittedForMillis` as of the last status tick, for `GET /v1/health` (read off the queue).
     let publishedStallMillis = Atomic<UInt64>(0)
-    /// Connected peers, and how far the highest height a peer reports is above the head, as of
-    /// the last status tick, for `GET /v1/health`: a node cut off from every peer, or far behind,
-    /// said "ok" (found by black-box testing, 2026-12-07).
+    /// Connected peers, and how far the height f+1 validator peers report (`heightReportedByHonest`)
+    /// is above the head, as of the last status tick, for `GET /v1/health`: a node cut off from
+    /// every peer, or far behind, said "ok" (found by black-box testing, 2026-12-07).
     let publishedPeers = Atomic<Int>(-1)
     let publishedBehind = Atomic<UInt64>(0)
     public var connectivity: (peers: Int, behindBy: UInt64)? {
@@ -538,7 +542,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // A follower never proposes: it checks transactions when their block arrives.
             if isValidator { enqueue(on: gossipQueue, in: gossipBacklog) { self.admitGossip(list, from: peer) } }
         case .blockRequest(let from, let count):
-            enqueue(on: gossipQueue, serving: true, in: gossipBacklog) { self.serveBlocks(from: from, count: Int(count), to: peer) }
+            enqueue(on: servingQueue, serving: true, in: gossipBacklog) { self.serveBlocks(from: from, count: Int(count), to: peer) }
         case .endorseRequest(let tx):
             if let scorer = autoScorer { enqueue(on: scorer.queue, in: scoringBacklog) { scorer.endorseRequested(tx, from: peer) } }
         case .endorsement(let carrier, let signature):
@@ -548,13 +552,26 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
 
+    /// A peer gossips only transactions it admitted, so one failing the stateless checks (a bad
+    /// signature, say) shows a faulty peer: the rest of its batch is dropped unchecked, and the
+    /// peer named (at most a warning per interval). A batch of 5,000 badly signed copies cost a
+    /// validator 0.3 s of signature checks each (found in review). One failing the stateful
+    /// checks may have gone stale on the way (its nonce committed meanwhile, say): passed over.
     func admitGossip(_ list: [Submission], from peer: String) {
         var ok: [Submission] = []
+        var seen = Set<HashKey>()
         for s in list {
             let id = s.transaction.id
+            guard seen.insert(HashKey(id)).inserted else { continue }
             if mempool.contains(id) || ((try? store.location(of: id)) ?? nil) != nil { continue }
             do {
                 try checkStateless(s)
+            } catch {
+                warn(about: peer, window: "gossip", "peer \(peer) gossiped transaction \(id.hexString.prefix(16))…, which fails the checks every node makes before relaying (\(error)); "
+                    + "the rest of its batch (\(list.count) transactions) was dropped unchecked: is that node faulty, or of another version?")
+                break
+            }
+            do {
                 try validator.checkStateful(s.transaction, state: store, forMempool: true)
                 ok.append(s)
             } catch {
@@ -563,7 +580,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         guard !ok.isEmpty else { return }
         do { try mempool.admit(ok, continuation: nil) } catch {
-            logger.warning("gossiped transactions from \(peer) dropped: \(error)")
+            warn(about: peer, window: "mempool", "gossiped transactions from \(peer) dropped: \(error)")
             return
         }
         queue.async { self.transactionsArrived() }
@@ -635,7 +652,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if p.height == height + 1 { buffer(message, from: peer); return }
             guard p.height == height, let proposer = genesis.member(p.proposer), proposer.has(.validator),
                   proposer.signingKey.isValidSignature(p.signature, for: p.signingBytes(chainID: genesis.chainID)) else {
-                if p.height == height { logger.warning("proposal from \(peer) for \(p.proposer) does not verify; dropped") }
+                if p.height == height { warn(about: peer, window: "signature", "proposal from \(peer) for \(p.proposer) does not verify; dropped") }
                 return
             }
             // Only the round's proposer may propose (the machine ignores anyone else), and only
@@ -687,7 +704,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if machine.holds(v) { return }
             guard v.height >= height, let voter = genesis.member(v.voter), voter.has(.validator),
                   voter.signingKey.isValidSignature(v.signature, for: v.signingBytes(chainID: genesis.chainID)) else {
-                if v.height >= height { logger.warning("vote from \(peer) for \(v.voter) does not verify; dropped") }
+                if v.height >= height { warn(about: peer, window: "signature", "vote from \(peer) for \(v.voter) does not verify; dropped") }
                 return
             }
             if v.height > height { handle(.vote(v)); return }
@@ -697,7 +714,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                     return
                 }
                 guard let a = try? PrecommitAttachment.decode(v.attachment), a.verify(header: block.header, round: v.round, member: voter) else {
-                    logger.warning("precommit of \(v.voter) (via \(peer)) carries an invalid certificate or checkpoint signature; dropped")
+                    warn(about: peer, window: "signature", "precommit of \(v.voter) (via \(peer)) carries an invalid certificate or checkpoint signature; dropped")
                     return
                 }
             } else if !v.attachment.isEmpty {
@@ -1172,9 +1189,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// Tells the machine the highest height f+1 validators report having committed
     /// (`TendermintMachine.decidedByOthersThrough`).
     func updateDecidedByOthers() {
+        machine.decidedByOthersThrough = heightReportedByHonest
+    }
+
+    /// The highest height f+1 validator peers report having committed, so at least one honest
+    /// validator has: 0 until that many report. One member's claim alone (a follower's, or a
+    /// Byzantine validator's height of 2^63) moves nothing (found in review: it set `behind_by`
+    /// on every node, and with it health's warning and the queries a node turns away).
+    var heightReportedByHonest: UInt64 {
         let heights = peerHeights.filter { entry in genesis.validators.contains { $0.id == entry.key } }.values.sorted(by: >)
         let needed = genesis.validators.count - genesis.quorum + 1
-        machine.decidedByOthersThrough = heights.count >= needed ? heights[needed - 1] : 0
+        return heights.count >= needed ? heights[needed - 1] : 0
     }
 
     /// Once the machine is at the next height: the messages held for it, and the mempool.
@@ -1203,8 +1228,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let stalled = uncommittedForMillis, now = clock()
         publishedStallMillis.store(stalled, ordering: .relaxed)
         publishedPeers.store(genesis.members.count > 1 ? p2p?.connectedPeers.count ?? 0 : -1, ordering: .relaxed)
-        let highest = peerHeights.values.max() ?? 0, head = store.head.height
-        publishedBehind.store(highest > head ? highest - head : 0, ordering: .relaxed)
+        let reported = heightReportedByHonest, head = store.head.height
+        publishedBehind.store(reported > head ? reported - head : 0, ordering: .relaxed)
         guard stalled >= Self.stallMillis, now >= lastStallWarningMillis + 3 * Self.stallMillis else { return }
         lastStallWarningMillis = now
         let connected = Set(p2p?.connectedPeers ?? [])
@@ -1365,7 +1390,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 unreadable = true
                 return
             } catch {
-                logger.warning("block \(header.height) from \(peer) refused: \(error)")
+                warn(about: peer, window: "blocks", "block \(header.height) from \(peer) refused: \(error)")
                 refused = true
                 return
             }

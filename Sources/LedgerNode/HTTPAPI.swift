@@ -213,7 +213,7 @@ public struct LedgerAPI: Sendable {
         return json(ok ? .ok : .serviceUnavailable, body)
     }
 
-    /// Blocks behind the highest height a peer reports from which health warns.
+    /// Blocks behind the height its validator peers report from which health warns.
     static let behindWarning: UInt64 = 10
 
     /// What `health` answers: whether the node is sound, and the body.
@@ -247,7 +247,7 @@ public struct LedgerAPI: Sendable {
             body["peers_connected"] = peers
             body["behind_by"] = behind
             if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses, the network, and that its genesis file is the consortium's (the node's log names each failed handshake)") }
-            if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the highest height a peer reports: catching up, and what it serves is out of date until then") }
+            if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the height its validator peers report: catching up, and what it serves is out of date until then") }
         }
         if !warnings.isEmpty { body["warning"] = warnings.joined(separator: "; ") }
         return (true, body)

@@ -21,7 +21,7 @@ public protocol LedgerService: AnyObject, Sendable {
     /// Why the node stopped writing blocks (a failed synced write), or nil while it writes.
     var writeFailureReason: String? { get }
     var stalledForMillis: UInt64 { get }
-    /// Connected peers and how many blocks the highest height a peer reports is above the head;
+    /// Connected peers and how many blocks the height f+1 validator peers report is above the head;
     /// nil for a node without peers (the dev ledger) or before its first status tick.
     var connectivity: (peers: Int, behindBy: UInt64)? { get }
     /// Whether the transaction is admitted here and waiting for a block.

@@ -89,7 +89,7 @@ public final class QueryService: @unchecked Sendable {
         // the record of such an answer (`TransactionValidator.answerLagBlocks`), and the node
         // turns the query away first, unevaluated and unrecorded (found in review).
         if let (_, behind) = ledger.connectivity, behind >= LedgerAPI.behindWarning {
-            throw LedgerError(.outOfDate, "this node is \(behind) blocks behind the highest height a peer reports and is catching up: "
+            throw LedgerError(.outOfDate, "this node is \(behind) blocks behind the height its validator peers report and is catching up: "
                 + "its answers would be out of date; retry in a moment, or ask another node that answers for you")
         }
         let req = try QueryRequest.decode(requestBytes)

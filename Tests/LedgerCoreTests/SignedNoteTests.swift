@@ -50,6 +50,16 @@ final class SignedNoteTests: XCTestCase {
         XCTAssertThrowsError(try SignedNote(parsing: forged).verifiedSigners([v]))
         let stranger = NoteVerifier(name: "stranger", publicKey: Ed25519PrivateKey().publicKey)
         XCTAssertEqual(try reparsed.verifiedSigners([stranger]).count, 0)
+        // A known key's lines after one that verified are passed over unchecked (as Go's
+        // sumdb/note drops repeated signatures by one verifier): a line repeated 100 times costs
+        // one check, and counts once.
+        let line = try XCTUnwrap(note.serialized.split(separator: "\n").last.map(String.init))
+        let repeated = note.serialized + Array(repeating: line + "\n", count: SignedNote.maxSignatures - 1).joined()
+        XCTAssertEqual(try SignedNote(parsing: repeated).verifiedSigners([v]).count, 1)
+        var other = SignedNote(text: "another text\n")
+        other.sign(name: "samr-330106", key: key)
+        let afterAValidLine = note.serialized + (other.serialized.split(separator: "\n").last.map(String.init) ?? "") + "\n"
+        XCTAssertEqual(try SignedNote(parsing: afterAValidLine).verifiedSigners([v]).count, 1)
         XCTAssertThrowsError(try Checkpoint(text: "o\n042\nAAAA\n"))
         // A checkpoint written before the block line, or with another extension line, names no commit.
         let root = SHA256.hash([1]).base64String

@@ -791,11 +791,35 @@ final class ConsensusNodeTests: XCTestCase {
         // a peer reports a greater height (it said "ok" for an isolated or lagging node).
         XCTAssertEqual(body["peers_connected"] as? Int, 0)
         XCTAssertTrue((body["warning"] as? String)?.contains("no peer connected") == true, "\(body)")
-        _ = f.deliver(.status(height: 50, headHash: Hashes.zero), from: "val-b")
+        // One validator's claim alone moves nothing (a Byzantine one could claim 2^63): the
+        // height counted is the highest that f+1 validators report, so an honest one has it.
+        _ = f.deliver(.status(height: 1 << 63, headHash: Hashes.zero), from: "val-b")
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(LedgerAPI(ledger: f.node).healthReport().1["behind_by"] as? UInt64, 0)
+        _ = f.deliver(.status(height: 50, headHash: Hashes.zero), from: "val-c")
         f.node.queue.sync { f.node.statusTick() }
         let (_, behind) = LedgerAPI(ledger: f.node).healthReport()
         XCTAssertEqual(behind["behind_by"] as? UInt64, 50)
-        XCTAssertTrue((behind["warning"] as? String)?.contains("50 blocks behind the highest height a peer reports") == true, "\(behind)")
+        XCTAssertTrue((behind["warning"] as? String)?.contains("50 blocks behind the height its validator peers report") == true, "\(behind)")
+        await f.close()
+    }
+
+    /// A peer gossips only transactions it admitted: one that fails the stateless checks (a bad
+    /// signature) shows a faulty peer, and the rest of its batch is dropped unchecked (5,000
+    /// badly signed copies per batch held every peer's catch-up behind their checks; found in
+    /// review). Repeats within a batch are checked once. An honest peer's batch is taken.
+    func testABatchFromAPeerGossipingABadlySignedTransactionIsDroppedFromThere() async throws {
+        let f = try await Fixture(as: "val-d")
+        let good = try f.submissions(3, seed: 71)
+        let original = try f.submissions(1, seed: 72)[0]
+        let forged = Submission(transaction: Transaction.sign(header: original.transaction.header, body: original.transaction.body,
+                                                              key: f.keys["val-b"]!.signing), envelope: original.envelope)
+        f.node.gossipQueue.sync { f.node.admitGossip([good[0], good[0], forged, good[1], good[2]], from: "val-b") }
+        XCTAssertTrue(f.node.mempool.contains(good[0].transaction.id))
+        XCTAssertFalse(f.node.mempool.contains(good[1].transaction.id), "checked after the forged one")
+        XCTAssertEqual(f.node.mempool.count, 1)
+        f.node.gossipQueue.sync { f.node.admitGossip([good[1], good[2]], from: "val-c") }
+        XCTAssertEqual(f.node.mempool.count, 3)
         await f.close()
     }
 

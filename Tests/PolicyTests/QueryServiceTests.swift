@@ -1100,7 +1100,7 @@ final class QueryServiceTests: XCTestCase {
         } catch let e as LedgerError {
             XCTAssertEqual(e.code, .outOfDate)
             XCTAssertEqual(LedgerAPI.statusFor(e.code), .serviceUnavailable)
-            XCTAssertTrue(e.reason.contains("10 blocks behind the highest height a peer reports"), e.reason)
+            XCTAssertTrue(e.reason.contains("10 blocks behind the height its validator peers report"), e.reason)
         }
         XCTAssertEqual(store.head.logSize, logSize, "nothing recorded")
         let close = try QueryService(ledger: Lagging(inner: ledger, behind: LedgerAPI.behindWarning - 1), clock: { nowMillis })
