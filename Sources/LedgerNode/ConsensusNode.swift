@@ -456,7 +456,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func gossip(_ submissions: [Submission]) {
         guard let p2p else { return }
-        for chunk in gossipChunks(submissions) { p2p.broadcast(NetMessage.transactions(chunk).encoded) }
+        for chunk in gossipChunks(submissions) { p2p.broadcast(NetMessage.transactions(chunk).encoded, bulk: true) }
     }
 
     /// Submissions in gossip messages of at most 1,000 each and, whatever genesis allows a
@@ -593,7 +593,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func serveBlocks(from: UInt64, count: Int, to peer: String) {
         let room = p2p.maxQueuedBytesPerPeer - p2p.queuedBytes(for: peer) - NetMessage.blocksMessageHeaderBytes - 64
         let list = blocksToServe(from: from, count: count, to: peer, room: room)
-        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer) }
+        if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer, bulk: true) }
     }
 
     /// Committed blocks from `from` for one `blocks` reply: at most `count` (and

@@ -12,16 +12,24 @@ struct CloseReason: Sendable {
     static func protocolError(_ error: P2PError) -> CloseReason { CloseReason(message: error.reason, level: .warning, isProtocolError: true) }
 }
 
+/// A message for a peer. `bulk`: transaction gossip or catch-up blocks, which may be large and
+/// wait behind consensus messages (proposals, votes, status, block fetches) queued after them.
+struct Outgoing: Sendable {
+    let payload: [UInt8]
+    let bulk: Bool
+}
+
 /// One TCP connection: length-prefixed handshake, then encrypted frames. Lives on the node's
 /// event loop; reports to the node, which owns sessions, logging and dialing.
 ///
 /// Inbound bytes are buffered only up to the length the current prefix announces, after that
-/// length has been checked against the limit of the phase. Outbound messages wait in `pending`
-/// while the channel is not writable; the node bounds them in bytes per peer.
+/// length has been checked against the limit of the phase. Outbound messages wait in `urgent`
+/// or `pending` while the channel is not writable, urgent ones written first; the node bounds
+/// them in bytes per peer.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
-    typealias OutboundIn = [UInt8]
+    typealias OutboundIn = Outgoing
     typealias OutboundOut = ByteBuffer
 
     private enum Phase { case handshaking, established, closed }
@@ -43,6 +51,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var sessionPeer: String?
     private var inbound: ByteBuffer?
     private var pending = CircularBuffer<(payload: [UInt8], promise: EventLoopPromise<Void>?)>()
+    /// Messages that are not bulk (`Outgoing.bulk`): written before any waiting in `pending`.
+    private var urgent = CircularBuffer<(payload: [UInt8], promise: EventLoopPromise<Void>?)>()
     private var draining = false
     private var timeout: Scheduled<Void>?
     private var remote = "unknown address"
@@ -107,7 +117,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .read:
                 fail(context, CloseReason.protocolError(P2PError(.peerSilent, "peer sent nothing, not even a keepalive, within the idle timeout")))
             case .write:
-                if pending.isEmpty { sendFrame(context, kind: .keepalive, payload: [], promise: nil, flush: true) }
+                if pending.isEmpty && urgent.isEmpty { sendFrame(context, kind: .keepalive, payload: [], promise: nil, flush: true) }
             case .all:
                 break
             }
@@ -127,7 +137,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func failPending() {
-        while let item = pending.popFirst() {
+        while let item = urgent.popFirst() ?? pending.popFirst() {
             item.promise?.fail(P2PError(.notConnected, "connection closed before the message was written"))
         }
     }
@@ -205,7 +215,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             promise?.fail(P2PError(.notConnected, "no session on this connection"))
             return
         }
-        pending.append((unwrapOutboundIn(data), promise))
+        let message = unwrapOutboundIn(data)
+        if message.bulk { pending.append((message.payload, promise)) } else { urgent.append((message.payload, promise)) }
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -223,7 +234,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         draining = true
         defer { draining = false }
         var wrote = false
-        while phase == .established, context.channel.isWritable, let item = pending.popFirst() {
+        while phase == .established, context.channel.isWritable, let item = urgent.popFirst() ?? pending.popFirst() {
             sendFrame(context, kind: .message, payload: item.payload, promise: item.promise, flush: false)
             wrote = true
         }

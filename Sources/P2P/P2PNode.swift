@@ -116,7 +116,7 @@ public final class P2PNode: Sendable {
             server = try await ServerBootstrap(group: eventLoop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.writeBufferWaterMark, value: Self.waterMark)
                 .childChannelInitializer { [self] channel in initializeInbound(channel) }
                 .bind(host: config.listenHost, port: config.listenPort)
@@ -160,16 +160,23 @@ public final class P2PNode: Sendable {
     /// Queues `message` for `member`. False when there is no session, the message is larger than
     /// `maxFrameBytes`, or the peer's queue would exceed `maxQueuedBytesPerPeer` (the message is
     /// dropped; drops are logged at most once per second per peer).
+    ///
+    /// `bulk` (transaction gossip, catch-up blocks): written after every other message queued
+    /// for the peer, and refused once the queue holds `bulkQueuedBytesPerPeer` (three quarters of
+    /// the bound), so the last quarter is kept for consensus messages. Votes waited behind a
+    /// 16 MiB gossip batch, longer than the round's timeouts on a slow link, and were dropped
+    /// when gossip had filled the queue (found in review, 2026-12-07).
     @discardableResult
-    public func send(_ message: [UInt8], to member: String) -> Bool {
+    public func send(_ message: [UInt8], to member: String, bulk: Bool = false) -> Bool {
         guard message.count <= config.maxFrameBytes else {
             logDrop(member, "message of \(message.count) bytes exceeds maxFrameBytes \(config.maxFrameBytes)")
             return false
         }
-        enum Outcome { case queued(any Channel), notConnected, full(Int) }
+        enum Outcome { case queued(any Channel), notConnected, full(Int, Int) }
+        let limit = bulk ? bulkQueuedBytesPerPeer : config.maxQueuedBytesPerPeer
         let outcome: Outcome = state.withLockedValue { s in
             guard var session = s.sessions[member] else { return .notConnected }
-            guard session.queuedBytes + message.count <= config.maxQueuedBytesPerPeer else { return .full(session.queuedBytes) }
+            guard session.queuedBytes + message.count <= limit else { return .full(session.queuedBytes, limit) }
             session.queuedBytes += message.count
             s.sessions[member] = session
             return .queued(session.channel)
@@ -178,8 +185,8 @@ public final class P2PNode: Sendable {
         case .notConnected:
             logDrop(member, "no session")
             return false
-        case .full(let queued):
-            logDrop(member, "\(queued) bytes already queued, limit \(config.maxQueuedBytesPerPeer)")
+        case .full(let queued, let limit):
+            logDrop(member, "\(queued) bytes already queued, limit \(limit)\(bulk ? " for gossip and catch-up blocks (the rest of \(config.maxQueuedBytesPerPeer) is kept for consensus messages)" : "")")
             return false
         case .queued(let channel):
             let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -191,15 +198,19 @@ public final class P2PNode: Sendable {
                     }
                 }
             }
-            channel.writeAndFlush(message, promise: promise)
+            channel.writeAndFlush(Outgoing(payload: message, bulk: bulk), promise: promise)
             return true
         }
     }
 
-    /// Sends to every connected peer.
-    public func broadcast(_ message: [UInt8]) {
-        for member in connectedPeers { send(message, to: member) }
+    /// Sends to every connected peer (`bulk` as for `send`).
+    public func broadcast(_ message: [UInt8], bulk: Bool = false) {
+        for member in connectedPeers { send(message, to: member, bulk: bulk) }
     }
+
+    /// The most bytes queued for one peer past which a bulk message is refused: three quarters
+    /// of `maxQueuedBytesPerPeer`, at least one frame.
+    public var bulkQueuedBytesPerPeer: Int { max(config.maxFrameBytes, config.maxQueuedBytesPerPeer / 4 * 3) }
 
     /// Sorted member ids with an authenticated session.
     public var connectedPeers: [String] {
@@ -219,6 +230,11 @@ public final class P2PNode: Sendable {
 
     /// The most bytes queued for one peer; a message that would go past it is dropped.
     public var maxQueuedBytesPerPeer: Int { config.maxQueuedBytesPerPeer }
+
+    /// The connection of the session with `member` (tests read its socket options).
+    func sessionChannel(_ member: String) -> (any Channel)? {
+        state.withLockedValue { $0.sessions[member]?.channel }
+    }
 
     /// Bytes queued for `member` and not yet written to its socket (0 without a session).
     public func queuedBytes(for member: String) -> Int {
@@ -269,7 +285,7 @@ public final class P2PNode: Sendable {
         logger.debug("p2p dialing \(member) at \(address.host):\(address.port)")
         ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(config.handshakeTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: Self.waterMark)
             .channelInitializer { [self] channel in initializeOutbound(channel, member: member) }
             .connect(host: address.host, port: address.port)

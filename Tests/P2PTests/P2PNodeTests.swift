@@ -223,6 +223,71 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after the oversized frame")
     }
 
+    /// Bulk messages (gossip, catch-up blocks) fill at most three quarters of a peer's queue; the
+    /// rest is kept for consensus messages, which are written before the bulk ones queued ahead of
+    /// them (votes waited behind gossip longer than a round's timeouts; found in review).
+    func testConsensusMessagesOvertakeQueuedBulkAndKeepAQuarterOfTheQueue() async throws {
+        let c = Consortium("m1", "raw")
+        // Bulk up to 6 MiB, of which the channel's buffer (its 1 MiB high-water mark) takes at most
+        // 1.25 MiB: the rest waits in the handler's queue, where the vote overtakes it.
+        let limit = 8 << 20, size = 256 << 10
+        let m1 = try await start(c, "m1") { config in
+            config.maxFrameBytes = size
+            config.maxQueuedBytesPerPeer = limit
+        }
+        XCTAssertEqual(m1.node.bulkQueuedBytesPerPeer, limit / 4 * 3)
+        let raw = try await RawClient.connect(port: m1.port)
+        var session = try await raw.handshake(as: c["raw"], to: "m1", allowed: c.allowed)
+        try await raw.channel.setOption(ChannelOptions.autoRead, value: false).get()
+        try await eventually("session with raw") { m1.node.connectedPeers == ["raw"] }
+        var accepted = 0, refusedInARow = 0
+        while refusedInARow < 10 && accepted < 512 {
+            if m1.node.send([UInt8](repeating: UInt8(accepted % 200), count: size), to: "raw", bulk: true) {
+                accepted += 1
+                refusedInARow = 0
+            } else {
+                refusedInARow += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            XCTAssertLessThanOrEqual(m1.node.queuedBytes(for: "raw"), m1.node.bulkQueuedBytesPerPeer)
+        }
+        XCTAssertEqual(refusedInARow, 10, "the bulk bound holds while the peer does not read")
+        let vote = Array("a vote".utf8)
+        XCTAssertTrue(m1.node.send(vote, to: "raw"), "the quarter kept takes a consensus message")
+        try await raw.channel.setOption(ChannelOptions.autoRead, value: true).get()
+        raw.channel.read()
+        try await eventually("queue drained") { m1.node.queuedBytes(for: "raw") == 0 }
+        var received: [[UInt8]] = []
+        try await eventually("every message at the peer") {
+            received += (try? raw.messages(opening: &session.receiveCipher, maxLength: size + Wire.frameOverheadBytes)) ?? []
+            return received.count >= accepted + 1
+        }
+        XCTAssertEqual(received.count, accepted + 1)
+        let at = try XCTUnwrap(received.firstIndex(of: vote))
+        XCTAssertLessThan(at, accepted, "the vote was written before bulk messages queued ahead of it")
+        XCTAssertEqual(received.filter { $0 != vote }.map { $0[0] }, (0..<accepted).map { UInt8($0 % 200) }, "bulk messages keep their order")
+        await raw.close()
+    }
+
+    /// Nagle is off on both ends of a session (TCP_NODELAY at the TCP level). It was set as a
+    /// socket-level option, which is SO_DEBUG (both are 1): as root that quietly turned on
+    /// SO_DEBUG, and as any other user (it needs CAP_NET_ADMIN) every connection failed with
+    /// EACCES, so a node run as a service user opened no session (found by black-box testing).
+    func testSessionsSetNoDelayAtTheTCPLevelAndNotSODebug() async throws {
+        let c = Consortium("m1", "m2")
+        let m1 = try await start(c, "m1")
+        let m2 = try await start(c, "m2")
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+        for (node, peer) in [(m1, "m2"), (m2, "m1")] {
+            let channel = try XCTUnwrap(node.node.sessionChannel(peer))
+            let noDelay = try await channel.getOption(.tcpOption(.tcp_nodelay)).get()
+            XCTAssertNotEqual(noDelay, 0, "TCP_NODELAY on the side facing \(peer)")
+            let debug = try await channel.getOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG))).get()
+            XCTAssertEqual(debug, 0, "SO_DEBUG on the side facing \(peer)")
+        }
+    }
+
     /// A peer that stops reading: the queue bound caps what the node buffers for it.
     func testQueueBoundDropsMessagesForAPeerThatDoesNotRead() async throws {
         let c = Consortium("m1", "raw")

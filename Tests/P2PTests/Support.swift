@@ -253,6 +253,18 @@ final class RawClient: Sendable {
         return Array(body!.readableBytesView)
     }
 
+    /// The message frames received so far, opened with `cipher` in order (keepalives left out).
+    func messages(opening cipher: inout FrameCipher, maxLength: Int) throws -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        while let body = try box.withLockedValue({ received throws(P2PError) in
+            try Framing.nextBody(in: &received.bytes, lengths: 1...maxLength, what: "frame")
+        }) {
+            let (kind, payload) = try cipher.open(body)
+            if kind == .message { out.append(payload) }
+        }
+        return out
+    }
+
     func waitUntilClosed(_ what: String, file: StaticString = #filePath, line: UInt = #line) async throws {
         try await eventually("node to close the connection (\(what))", file: file, line: line) { isClosed }
     }
