@@ -146,6 +146,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
     }
     var stopped = false
+    /// Set while a decided block waits for disk space (`StorageError.noSpace`: nothing was
+    /// written): the node takes no consensus event and retries the write every
+    /// `spaceRetryInterval`, serving reads meanwhile; health answers 503 with the reason. It
+    /// stopped the process instead (found by black-box testing, 2026-12-07).
+    var waitingForSpace: (height: UInt64, since: ContinuousClock.Instant)?
+    var spaceRetryInterval: DispatchTimeInterval = .seconds(5)
+    /// The reason health gives while a block waits for space (read off the queue).
+    let publishedWriteFailure = Mutex<String?>(nil)
     var statusTimer: DispatchSourceTimer?
 
     /// The largest peer message (one P2P frame): `min(2 · max_request_bytes, 256 MiB)`.
@@ -641,7 +649,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// On `queue`.
     /// `receivedAt`: when a buffered message arrived (its replay comes later); now otherwise.
     func dispatch(_ message: NetMessage, from peer: String, receivedAt: UInt64? = nil) {
-        guard !stopped else { return }
+        guard !stopped, waitingForSpace == nil else { return }
         let height = machine.height
         switch message {
         case .proposal(let p, let block):
@@ -868,6 +876,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     // MARK: Consensus actions
 
     func handle(_ event: ConsensusEvent) {
+        guard waitingForSpace == nil else { return }
         let round = machine.round
         let forgotBefore = machine.forgotOwnVotes
         perform(machine.handle(event))
@@ -1079,7 +1088,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func transactionsArrived() {
-        guard !stopped else { return }
+        guard !stopped, waitingForSpace == nil else { return }
         if machine.step == .waiting && !mempool.isEmpty { handle(.transactionsAvailable) }
         if let e = build() { handle(e) }
     }
@@ -1156,9 +1165,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let certificate = CommitCertificate(height: height, round: round, blockHash: hash, signatures: signatures)
         do {
             try writeBlock(built, certificate, block.submissions, note.serialized)
+        } catch let e as StorageError where e.code == .noSpace {
+            waitForSpace(height: height, e) { [weak self] in self?.commit(height: height, round: round, hash: hash, precommits: precommits) }
+            return
         } catch {
             fatal("cannot write block \(height): \(error)")
             return
+        }
+        if let waited = waitingForSpace {
+            waitingForSpace = nil
+            publishedWriteFailure.withLock { $0 = nil }
+            logger.notice("wrote block \(height) after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; consensus resumes (the node catches up with what the others committed meanwhile)")
         }
         adoptDeferredBlocks()
         afterCommit(block)
@@ -1168,6 +1185,37 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func afterCommit(_ block: CandidateBlock) {
         forgetCommittedHeight(block)
         resumeAfterCommit()
+    }
+
+    /// A decided block that cannot be written for lack of space (nothing was written) waits:
+    /// the node pauses consensus, says why in its log and health, and runs `retry` every
+    /// `spaceRetryInterval` until the write succeeds. The other validators go on without it; it
+    /// catches up once the block is written. A failure of any other kind stops the node.
+    func waitForSpace(height: UInt64, _ error: StorageError, retry: @escaping @Sendable () -> Void) {
+        let first = waitingForSpace == nil
+        if first { waitingForSpace = (height, ContinuousClock.now) }
+        let reason = "cannot write block \(height): \(error.reason); consensus is paused on this node until the block can be written (tried again every 5 s)"
+        publishedWriteFailure.withLock { $0 = reason }
+        if first { logger.error("\(reason)") } else { logger.debug("\(reason)") }
+        queue.asyncAfter(deadline: .now() + spaceRetryInterval) { [weak self] in
+            guard let self, !self.stopped else { return }
+            retry()
+        }
+    }
+
+    public var writeFailureReason: String? { publishedWriteFailure.withLock { $0 } }
+
+    /// After a block from catch-up could not be written for lack of space: once a block's worth
+    /// of space (the largest block's content) is free, catch-up goes on; until then it waits.
+    func resumeAfterWaitingForSpace() {
+        guard let waited = waitingForSpace else { return }
+        if let problem = store.database.spaceProblem(forWriting: UInt64(maxBlockContentBytes)) {
+            waitForSpace(height: waited.height, problem) { [weak self] in self?.resumeAfterWaitingForSpace() }
+            return
+        }
+        waitingForSpace = nil
+        publishedWriteFailure.withLock { $0 = nil }
+        logger.notice("disk space is free again after \(Int((ContinuousClock.now - waited.since).components.seconds)) s; catching up from height \(waited.height)")
     }
 
     /// Answers the block's submitters and drops what was held for the height it decides.
@@ -1242,7 +1290,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     // MARK: Catch-up
 
     func statusTick() {
-        guard !stopped, let p2p else { return }
+        guard !stopped, waitingForSpace == nil, let p2p else { return }
         _ = consensusStatus()
         p2p.broadcast(statusMessage)
         if let peer = bestPeerAhead { requestBlocks(from: peer) }
@@ -1399,6 +1447,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // miss and ask again every 2 s while serving from a head that no longer moves.
             do {
                 try writeBlock(built, c.certificate, c.block.submissions, c.checkpoint)
+            } catch let e as StorageError where e.code == .noSpace {
+                // Nothing was written: the node pauses, and asks again once it has room.
+                unreadable = true
+                waitForSpace(height: header.height, e) { [weak self] in self?.resumeAfterWaitingForSpace() }
+                return
             } catch {
                 fatal("cannot write block \(header.height), caught up from \(peer): \(error)")
                 return

@@ -241,7 +241,7 @@ public final class Database: @unchecked Sendable {
         let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
         guard free >= needed else {
             if writing {
-                throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, under the \(needed) bytes this write "
+                throw StorageError(.noSpace, "no space left on the device holding \(path): \(free) bytes free, under the \(needed) bytes this write "
                                    + "needs (its own bytes and the reserve a store keeps, as RocksDB cannot run out of space safely); nothing was written; free some space")
             }
             throw StorageError(.write, "no space left on the device holding \(path): \(free) bytes free, "
@@ -417,6 +417,13 @@ public final class Database: @unchecked Sendable {
     /// 503 (found by black-box testing, 2026-12-07). The reserve, as to open, also leaves
     /// RocksDB room to flush its memtables.
     public var writeReserveBytes: UInt64 = minimumFreeBytesToOpen
+
+    /// Why a write of `bytes` would be refused for lack of space now (`StorageError.noSpace`), or nil.
+    public func spaceProblem(forWriting bytes: UInt64) -> StorageError? {
+        let (needed, over) = writeReserveBytes.addingReportingOverflow(bytes)
+        do { try Self.checkFreeSpace(at: path, needed: over ? .max : needed, writing: true) } catch let e as StorageError { return e } catch { return nil }
+        return nil
+    }
 
     /// Applies a batch atomically. With `sync` (the default) it is on stable storage when this
     /// returns. Refused, writing nothing, when the disk has less free than the batch's bytes

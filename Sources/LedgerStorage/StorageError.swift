@@ -10,6 +10,9 @@ public struct StorageError: Error, Hashable, CustomStringConvertible, Sendable {
         /// A write failed (for example a full disk). Readers do not see the batch; a synced
         /// write that failed at its sync may still be on disk and replayed at the next open.
         case write
+        /// A write refused before RocksDB saw it: too little free space for it and the store's
+        /// reserve. Nothing was written, so the same write may be tried again once space is freed.
+        case noSpace
         /// A checkpoint could not be created.
         case checkpoint
         /// The caller asked for something that does not exist.

@@ -664,6 +664,43 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A certified block that cannot be written for lack of space (refused before RocksDB saw it:
+    /// nothing written) pauses the node instead of stopping it: health answers 503 with the
+    /// reason, no peer is charged, and once space is free again it catches up. It stopped the
+    /// process (found by black-box testing, 2026-12-07). The live commit path waits the same way.
+    func testABlockThatCannotBeWrittenForLackOfSpaceWaitsForSpace() async throws {
+        let f = try await Fixture(as: "val-c")
+        let stops = Mutex<[String]>([])
+        let real = f.node.queue.sync { f.node.writeBlock }
+        f.node.queue.sync {
+            f.node.spaceRetryInterval = .milliseconds(50)
+            f.node.writeBlock = { _, _, _, _ in throw StorageError(.noSpace, "no space left on the device holding \(f.directory): 3211264 bytes free") }
+            f.node.stopProcess = { message in stops.withLock { $0.append(message) } }
+        }
+        let block = f.block(try f.submissions(2, seed: 44), proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        let committed = NetMessage.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(committed, from: "val-b")
+        XCTAssertEqual(f.store.head.height, 0)
+        XCTAssertEqual(stops.withLock { $0 }, [], "the node stopped")
+        let (ok, health) = LedgerAPI(ledger: f.node).healthReport()
+        XCTAssertFalse(ok)
+        XCTAssertTrue((health["reason"] as? String)?.contains("cannot write block 1: no space left on the device") == true, "\(health)")
+        XCTAssertTrue((health["reason"] as? String)?.contains("consensus is paused on this node until the block can be written") == true, "\(health)")
+        XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, "the peer was charged for this node's disk")
+        // Space again (this disk has it): the pause ends, and the block is taken.
+        f.node.queue.sync { f.node.writeBlock = real }
+        let deadline = Date().addingTimeInterval(10)
+        while f.node.queue.sync(execute: { f.node.waitingForSpace != nil }), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertNil(f.node.queue.sync { f.node.waitingForSpace }, "the pause did not end")
+        XCTAssertNil(f.node.writeFailureReason)
+        f.node.queue.sync { f.node.lastRequest = nil }
+        _ = f.deliver(committed, from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        await f.close()
+    }
+
     /// A peer that answers a catch-up request with fewer blocks than it claims to have, with room
     /// in the frame for more, is counted a miss, and the next request goes to another peer.
     func testCatchUpMovesAwayFromAPeerThatServesOneBlockAtATime() async throws {
