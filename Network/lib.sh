@@ -45,3 +45,13 @@ check_members() {
     esac
   done
 }
+
+# Prints the data directory that MEMBER_DIR/node.json names (`data_dir`, relative to that
+# directory unless absolute; `data` when the config does not say), so the scripts find the
+# node's address files after an operator moved its data elsewhere.
+data_dir() {
+  local member_dir="$1" d
+  d="$(sed -n 's/.*"data_dir"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$member_dir/node.json" 2>/dev/null | head -n 1)"
+  [ -n "$d" ] || d="data"
+  case "$d" in /*) echo "$d" ;; *) echo "$member_dir/$d" ;; esac
+}

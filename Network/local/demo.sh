@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/opt/swift/usr/bin:$PATH"
 source Network/local/network.env
+source Network/lib.sh
 bash Network/install-deps.sh
 echo "building credit-node and credit-verify ($CREDITLEDGER_BUILD)…"
 swift build -c "$CREDITLEDGER_BUILD" --product credit-node 2>&1 | tail -n 1
@@ -20,13 +21,13 @@ if ! grep -q '"policies"' "$dir/genesis.json"; then
   echo "  bash Network/local/stop.sh && rm -rf $dir && bash Network/local/demo.sh"
   exit 1
 fi
-url="$(cat "$dir/samr-330106/data/http.addr")"
+url="$(cat "$(data_dir "$dir/samr-330106")/http.addr")"
 # Banks reach the bureau's node on its member listener: queries, policies, proofs, submissions
 # only (a network set up before it existed has none: its operator address stands in).
 members="$url"
 if grep -q '"member_http"' "$dir/samr-330106/node.json"; then
-  for _ in $(seq 1 100); do [ -f "$dir/samr-330106/data/member-http.addr" ] && break; sleep 0.1; done
-  members="$(cat "$dir/samr-330106/data/member-http.addr")"   # fails the demo if the listener never came up
+  for _ in $(seq 1 100); do [ -f "$(data_dir "$dir/samr-330106")/member-http.addr" ] && break; sleep 0.1; done
+  members="$(cat "$(data_dir "$dir/samr-330106")/member-http.addr")"   # fails the demo if the listener never came up
 fi
 "$binpath/credit-node" demo --node "$url" --genesis "$dir/genesis.json" --key "$dir/keys/samr-330106.key" --count "${DEMO_COUNT:-200}"
 
@@ -48,7 +49,7 @@ done
 "$binpath/credit-node" rescore --data-dir "$dir/samr-330106/data" --model risk-warning --watch-list | tail -n 8
 subject="$(head -n 1 "$dir/demo-records.jsonl" | sed 's/.*"subject":"\([0-9A-Z]*\)".*/\1/')"
 score="$(curl -fsS "$url/v1/subjects/$subject/history" | tr '{' '\n' | grep score_update | tail -n 1 | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/')"
-bank="$(cat "$dir/bank-b/data/http.addr")"
+bank="$(cat "$(data_dir "$dir/bank-b")/http.addr")"
 curl -fsS "$bank/v1/transactions/$score/provenance" >"$dir/provenance.json"
 echo "provenance of score $score of $subject, fetched from bank B's node, checked offline:"
 "$binpath/credit-verify" provenance "$dir/provenance.json" --genesis "$dir/genesis.json"
@@ -65,7 +66,7 @@ case "$refused" in
   0) echo "bank A was answered about $subject without its consent: privacy broken"; exit 1 ;;
   *) echo "the query failed (exit $refused) instead of being refused"; exit 1 ;;
 esac
-bank_a="$(cat "$dir/bank-a/data/http.addr")"
+bank_a="$(cat "$(data_dir "$dir/bank-a")/http.addr")"
 echo "the business consents (bank A records it with the hash of the signed form), then bank A asks again:"
 echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.txt"
 consent="$("$binpath/credit-node" consent --node "$bank_a" --key "$dir/keys/bank-a.key" --subject "$subject" --grantee bank-a \
@@ -102,7 +103,7 @@ echo
 echo "the auditor (a follower that never votes) verifies its own copy of the chain, complete up to"
 echo "the latest checkpoint the supervision bureau's node signed with the others:"
 "$binpath/credit-node" checkpoint --node "$members" >"$dir/latest.checkpoint"
-"$binpath/credit-verify" chain --data-dir "$dir/auditor/data/ledger" --genesis "$dir/genesis.json" --checkpoint "$dir/latest.checkpoint"
+"$binpath/credit-verify" chain --data-dir "$(data_dir "$dir/auditor")/ledger" --genesis "$dir/genesis.json" --checkpoint "$dir/latest.checkpoint"
 echo
 echo "status / stop:  bash Network/local/status.sh   /   bash Network/local/stop.sh"
 echo "crash a node:   bash Network/local/stop.sh --kill bank-b; bash Network/local/start.sh bank-b"

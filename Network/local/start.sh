@@ -18,7 +18,7 @@ for m in $members; do
   if [ -n "$pid" ]; then
     echo "$m already running (pid $pid)"; continue
   fi
-  rm -f "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
+  rm -f "$(data_dir "$dir/$m")/http.addr" "$(data_dir "$dir/$m")/member-http.addr"
   # What this start writes to the log, apart from earlier runs' lines.
   logstart[$m]=$(( $(stat -c %s "$dir/$m/node.log" 2>/dev/null || echo 0) + 1 ))
   nohup "$bin" run --config "$dir/$m/node.json" >>"$dir/$m/node.log" 2>&1 &
@@ -31,8 +31,8 @@ failed=0
 for m in $members; do
   [ -n "${started[$m]:-}" ] || continue
   pid="$(cat "$dir/$m/node.pid")"
-  want=("$dir/$m/data/http.addr")
-  if grep -q '"member_http"' "$dir/$m/node.json"; then want+=("$dir/$m/data/member-http.addr"); fi
+  want=("$(data_dir "$dir/$m")/http.addr")
+  if grep -q '"member_http"' "$dir/$m/node.json"; then want+=("$(data_dir "$dir/$m")/member-http.addr"); fi
   ok=""
   for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || break
@@ -46,10 +46,10 @@ for m in $members; do
       echo "$m did not start serving within 30 s (pid $pid); see $dir/$m/node.log" >&2
     else
       echo "$m failed to start:" >&2; tail -c "+${logstart[$m]}" "$dir/$m/node.log" | tail -n 20 >&2
-      rm -f "$dir/$m/node.pid" "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
+      rm -f "$dir/$m/node.pid" "$(data_dir "$dir/$m")/http.addr" "$(data_dir "$dir/$m")/member-http.addr"
     fi
     failed=1; continue
   fi
-  echo "$m running (pid $pid) at $(cat "$dir/$m/data/http.addr"); log: $dir/$m/node.log"
+  echo "$m running (pid $pid) at $(cat "$(data_dir "$dir/$m")/http.addr"); log: $dir/$m/node.log"
 done
 exit $failed

@@ -11,7 +11,7 @@ printf '%-12s %-9s %7s  %-18s %-16s %7s  %s\n' member mode height head round/ste
 unwell=0
 for m in $CREDITLEDGER_LOCAL_MEMBERS; do
   pid="$(running_pid "$dir/$m/node.pid" "$dir/$m/node.json")"
-  addr="$(cat "$dir/$m/data/http.addr" 2>/dev/null || true)"
+  addr="$(cat "$(data_dir "$dir/$m")/http.addr" 2>/dev/null || true)"
   if [ -z "$addr" ] || ! body="$(curl -fsS --max-time 2 "$addr/v1/status" 2>/dev/null)"; then
     if [ -n "$pid" ]; then printf '%-12s %s\n' "$m" "not answering (pid $pid is running)"; else printf '%-12s %s\n' "$m" "down"; fi
     unwell=1; continue

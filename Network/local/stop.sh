@@ -23,6 +23,6 @@ for m in ${*:-$CREDITLEDGER_LOCAL_MEMBERS}; do
     status=1; continue
   fi
   # Its address files would otherwise name whatever listens there next (status.sh checks too).
-  rm -f "$pidfile" "$dir/$m/data/http.addr" "$dir/$m/data/member-http.addr"
+  rm -f "$pidfile" "$(data_dir "$dir/$m")/http.addr" "$(data_dir "$dir/$m")/member-http.addr"
 done
 exit $status

@@ -2,6 +2,7 @@ import Consensus
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerStorage
 
 /// The validator's consensus safety state on disk: what it last signed in the current round,
 /// its lock, and the blocks it is locked on or holds as valid. Written atomically (temporary
@@ -156,24 +157,24 @@ public final class ConsensusWAL: @unchecked Sendable {
     static func writeDurably(_ bytes: [UInt8], to path: String, directory: String, syncDirectory: Bool = true) throws {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw LedgerError(.notFound, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StorageError(.write, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard n > 0 else {
                 let e = String(cString: strerror(errno)); close(fd)
-                throw LedgerError(.notFound, "cannot write \(tmp): \(e)")
+                throw StorageError(.write, "cannot write \(tmp): \(e)")
             }
             offset += n
         }
-        guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw LedgerError(.notFound, "fsync \(tmp): \(e)") }
+        guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw StorageError(.write, "fsync \(tmp): \(e)") }
         close(fd)
-        guard rename(tmp, path) == 0 else { throw LedgerError(.notFound, "rename \(tmp): \(String(cString: strerror(errno)))") }
+        guard rename(tmp, path) == 0 else { throw StorageError(.write, "rename \(tmp): \(String(cString: strerror(errno)))") }
         guard syncDirectory else { return }
         // The rename is durable only once the directory is synced: until then a crash may bring
         // back the old file, and with it a state older than what was already sent.
         do { try DurableFile.syncDirectory(directory) } catch let e as DurableFile.Failure {
-            throw LedgerError(.notFound, "cannot sync directory \(directory) after renaming \(path): \(e.reason)")
+            throw StorageError(.write, "cannot sync directory \(directory) after renaming \(path): \(e.reason)")
         }
     }
 }
