@@ -59,6 +59,10 @@ public final class Ledger: @unchecked Sendable {
     private var queuedBytes = 0
     /// Set when a block could not be written: the node takes no more transactions until restarted.
     private var writeFailure: StorageError?
+    /// The last block refused for lack of space (nothing written), until a block is written:
+    /// health reports it, and the node goes on taking transactions, each block refused the same
+    /// way until space is freed.
+    private var spaceFailure: StorageError?
     /// Transactions queued or being written: a duplicate is refused until they commit or fail.
     private var inFlightIDs = Set<Hash>()
     private var inFlightNonces = Set<NonceKey>()
@@ -143,7 +147,7 @@ public final class Ledger: @unchecked Sendable {
     public var queuedCount: Int { lock.withLock { queue.count } }
 
     /// Why the node stopped taking transactions, if a block could not be written.
-    public var writeFailureReason: String? { lock.withLock { writeFailure?.reason } }
+    public var writeFailureReason: String? { lock.withLock { (writeFailure ?? spaceFailure)?.reason } }
 
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.
@@ -317,6 +321,18 @@ public final class Ledger: @unchecked Sendable {
             if lastBlockMillis == nil { lastBlockMillis = try store.blockHeader(height: store.head.height)?.timestampMillis ?? 0 }
             committed = try writeBlock(submissions, max(clock(), lastBlockMillis ?? 0))
             purger.committed(submissions)
+            if lock.withLock({ spaceFailure }) != nil {
+                lock.withLock { spaceFailure = nil }
+                logger.notice("block \(committed!.height) written: there is disk space again")
+            }
+        } catch let e as StorageError where e.code == .noSpace {
+            // Refused before the store saw it: nothing was written, so the node goes on, and its
+            // submitters send again (it stopped taking transactions until restarted).
+            let height = store.head.height + 1
+            let first = lock.withLock { spaceFailure == nil }
+            if first { logger.error("block \(height) could not be written: \(e.reason); its transactions were refused, and so is every block until space is freed") }
+            failure = StorageError(.noSpace, "block \(height) could not be written: \(e.reason). Its transactions were not recorded: send them again once space is freed")
+            lock.withLock { spaceFailure = failure }
         } catch {
             let height = store.head.height + 1
             logger.critical("block \(height) could not be written: \(error); this node takes no more transactions until it is restarted")

@@ -682,7 +682,7 @@ final class ChainStoreTests: XCTestCase {
         _ = try store.appendBlock([try c.attestation(nonce: 1)], timestampMillis: 1_000, proposer: "samr", signers: signers)
         store.database.writeReserveBytes = .max
         XCTAssertThrowsError(try store.appendBlock([try c.attestation(nonce: 2)], timestampMillis: 2_000, proposer: "samr", signers: signers)) { error in
-            XCTAssertEqual((error as? StorageError)?.code, .write)
+            XCTAssertEqual((error as? StorageError)?.code, .noSpace)
             XCTAssertTrue("\(error)".contains("no space left on the device holding \(directory)") && "\(error)".contains("nothing was written"), "\(error)")
         }
         XCTAssertEqual(store.head.height, 1)

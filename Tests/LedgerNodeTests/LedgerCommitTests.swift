@@ -277,6 +277,34 @@ final class LedgerCommitTests: XCTestCase {
         }
     }
 
+    /// A block refused for lack of space before the store saw it (nothing written) fails its
+    /// submitters with 503 `storageNoSpace`, health says so, and the node goes on: once space is
+    /// freed the next block is written and health is "ok" again. It stopped taking transactions
+    /// until restarted (found by black-box testing, 2026-12-07).
+    func testABlockRefusedForLackOfSpaceLeavesTheNodeTakingTransactions() async throws {
+        let (ledger, txs) = try open()
+        let start = ledger.store.head.height
+        ledger.store.database.writeReserveBytes = .max
+        let refused = Task { try await ledger.submit([txs[0]], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        ledger.commitPending()
+        do { _ = try await refused.value; XCTFail("committed without space") } catch let e as StorageError {
+            XCTAssertEqual(e.code, .noSpace)
+            XCTAssertTrue(e.reason.contains("block \(start + 1) could not be written: no space left on the device")
+                          && e.reason.contains("send them again once space is freed"), e.reason)
+            XCTAssertEqual(HTTPStatusProbe.status(of: e), 503)
+        }
+        XCTAssertTrue(ledger.writeFailureReason?.contains("no space left on the device") == true, ledger.writeFailureReason ?? "nil")
+        XCTAssertEqual(ledger.store.head.height, start)
+        ledger.store.database.writeReserveBytes = Database.minimumFreeBytesToOpen
+        let again = Task { try await ledger.submit([txs[0]], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        ledger.commitPending()
+        let committed = try await again.value
+        XCTAssertEqual(committed.first?.height, start + 1)
+        XCTAssertNil(ledger.writeFailureReason)
+    }
+
     /// Bodies being read at once are bounded over all connections: with the budget taken, a
     /// request is turned away with 503 before its body is read; once given back, it is read.
     func testRequestBodiesInFlightAreBounded() async throws {
