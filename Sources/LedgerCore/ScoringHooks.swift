@@ -120,6 +120,10 @@ public extension LedgerStateReader {
     func blockTimestamp(holding id: Hash, at logIndex: UInt64) throws -> UInt64? {
         try blockTimestamp(coveringLogSize: logIndex + 1)
     }
+    func blockTimestamp(atHeight height: UInt64) throws -> UInt64? {
+        guard height > 0, let logSize = try committedLogSize(atHeight: height) else { return nil }
+        return try blockTimestamp(coveringLogSize: logSize)
+    }
     func amendmentLinks(of subject: USCC, before logSize: UInt64, limit: Int) throws -> [AmendmentLink] {
         try subjectRecords(subject, before: logSize, limit: limit).compactMap { l in
             guard case .amendment(let a) = l.transaction.body else { return nil }

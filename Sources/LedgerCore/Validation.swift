@@ -12,6 +12,10 @@ public protocol LedgerStateReader {
     func subjectRecords(_ subject: USCC, before logSize: UInt64, limit: Int) throws -> [LoggedTransaction]
     /// Timestamp (ms since 1970) of the block holding log entry `logSize − 1`.
     func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64?
+    /// Timestamp (ms since 1970) of the committed block at `height`, or nil when it is not
+    /// committed (height 0 has no block). By default from `committedLogSize(atHeight:)` and
+    /// `blockTimestamp(coveringLogSize:)`; a store reads the header instead.
+    func blockTimestamp(atHeight height: UInt64) throws -> UInt64?
     /// Timestamp (ms since 1970) of the block holding the committed transaction `id`, at
     /// `logIndex`. By default `blockTimestamp(coveringLogSize: logIndex + 1)`; a store can find
     /// the block through its transaction index instead of searching heights.
@@ -290,7 +294,7 @@ public struct TransactionValidator: Sendable {
             // cut off answered from before a revocation or an erasure the consortium had
             // recorded, and the subject's log showed an ordinary answer (found in review; rule
             // added 2026-12-07, for what is not yet certified, as the other dated rules).
-            if !certified, q.outcome == .answered, let stale = try staleAnswer(q, state: state) {
+            if !certified, q.outcome == .answered, let stale = try staleAnswer(q, signedAtMillis: tx.header.issuedAtMillis, state: state) {
                 throw LedgerError(.invalidValue, stale)
             }
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
@@ -331,7 +335,7 @@ public struct TransactionValidator: Sendable {
             }
             // A stop the subject gave at a government issuer is undone there only: the bank had
             // recorded a grant for itself right after such a revocation and was answered again
-            // (found in review; rule added 2026-12-07).
+            // (found in review; rule added 2026-12-07). Only a grant an issuer records lifts it.
             if genesis.member(tx.header.signer)?.has(.governmentIssuer) != true,
                let stop = try governmentRevocation(endingNewest: c, state: state) {
                 throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(stop.recorder) (revocation \(stop.id.hexString)): "
@@ -367,47 +371,47 @@ public struct TransactionValidator: Sendable {
         try policyRules.checkAnswered(q, answeredBy: answeredBy, document: document, genesis: genesis)
     }
 
-    /// How far the state an answer was read from (its `as_of_height`) may lag the committed head
-    /// when validators take its record: it is refused once both more than `answerLagBlocks`
-    /// blocks and more than `answerLagMillis` of block time (from the block after `as_of_height`
-    /// to the head) have gone by. Either alone is not enough: a query answered at the head of a
-    /// chain idle for an hour, just before a new block, read a state that is one block old, and a
-    /// busy chain commits 16 blocks in a few seconds while a record waits its turn.
-    public static let answerLagBlocks: UInt64 = 16
-    public static let answerLagMillis: UInt64 = 30_000
+    /// How long before the answering node signed an answer's audit record the state it read (at
+    /// `as_of_height`) may have been superseded, that is, block `as_of_height` + 1 committed: an
+    /// answer is refused when the record's signed `issued_at` is more than this after that block's
+    /// timestamp. An honest node answers at its head and signs at once, so only a node behind the
+    /// consortium (down, cut off, catching up) reads a superseded state; 60 s covers clocks 30 s
+    /// apart (the skew block times allow) and a node a few blocks behind under load. It is judged
+    /// when the record is signed, not when a block takes it: a record waiting its turn behind a
+    /// bulk upload is not refused for the wait. A proposer stamping blocks ahead only makes
+    /// records look fresher.
+    public static let answerLagMillis: UInt64 = 60_000
 
-    /// Why an answer's state was out of date at the committed head (`answerLagBlocks`,
-    /// `answerLagMillis`), or nil. Reads only what is committed at or below the head, so every
-    /// validator deciding the same height agrees.
-    func staleAnswer(_ q: QueryRecordBody, state: some LedgerStateReader) throws -> String? {
-        guard q.asOfHeight < UInt64.max - Self.answerLagBlocks,
-              try state.committedLogSize(atHeight: q.asOfHeight + Self.answerLagBlocks + 1) != nil,
-              let nextLogSize = try state.committedLogSize(atHeight: q.asOfHeight + 1),
-              let supersededAt = try state.blockTimestamp(coveringLogSize: nextLogSize),
-              let headAt = try state.blockTimestamp(coveringLogSize: try state.committedLogSize()),
-              headAt > supersededAt, headAt - supersededAt > Self.answerLagMillis else { return nil }
-        return "query record answers from the state at height \(q.asOfHeight), out of date by more than \(Self.answerLagBlocks) blocks "
-            + "and \((headAt - supersededAt) / 1000) s of block time (block \(q.asOfHeight + 1) was committed at \(supersededAt) ms, the head at \(headAt) ms): "
-            + "a node answers from a state at most \(Self.answerLagBlocks) blocks or \(Self.answerLagMillis / 1000) s behind the consortium's "
-            + "(was the answering node down or cut off, and still catching up?)"
+    /// Why an answer's state had been superseded for more than `answerLagMillis` when its record
+    /// was signed (`signedAtMillis`), or nil (also when block `as_of_height` + 1 is not committed
+    /// here). Reads only the record and committed block times, so every validator deciding the
+    /// same height agrees.
+    func staleAnswer(_ q: QueryRecordBody, signedAtMillis: UInt64, state: some LedgerStateReader) throws -> String? {
+        guard q.asOfHeight < UInt64.max, let supersededAt = try state.blockTimestamp(atHeight: q.asOfHeight + 1),
+              signedAtMillis > supersededAt, signedAtMillis - supersededAt > Self.answerLagMillis else { return nil }
+        return "query record answers from the state at height \(q.asOfHeight), which block \(q.asOfHeight + 1) superseded at \(supersededAt) ms, "
+            + "\((signedAtMillis - supersededAt) / 1000) s before the record was signed (\(signedAtMillis) ms): a node answers from a state superseded "
+            + "at most \(Self.answerLagMillis / 1000) s before (was the answering node down or cut off, and still catching up?)"
     }
 
-    /// The revocation a government issuer recorded that is the newest consent entry for
-    /// `grant`'s subject, grantee and purpose (among the newest `ConsentStanding.window`), if so.
+    /// The revocation a government issuer recorded for `grant`'s subject, grantee and purpose
+    /// that no grant a government issuer recorded has followed (among the newest
+    /// `ConsentStanding.window` consents about the subject to the grantee), if any. Entries the
+    /// bank recorded itself do not lift it: its own second revocation of the revoked grant had
+    /// made the newest entry its own, and its grant after that was taken (found in review).
     func governmentRevocation(endingNewest grant: ConsentBody, state: some LedgerStateReader) throws -> (id: Hash, recorder: String)? {
         let list = try state.consents(of: grant.subject, grantee: grant.grantee, before: try state.committedLogSize(), limit: ConsentStanding.window)
         var purposeOf: [HashKey: ConsentBody.Purpose] = [:]
-        var newest: LoggedTransaction? = nil
+        var stop: (id: Hash, recorder: String)? = nil
         for l in list {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant { purposeOf[HashKey(l.transaction.id)] = c.purpose }
             // A revocation's purpose is its grant's (refused otherwise since 2026-12-06).
             let purpose = c.action == .grant ? c.purpose : (purposeOf[HashKey(c.target)] ?? c.purpose)
-            if purpose == grant.purpose { newest = l }
+            guard purpose == grant.purpose, let recorder = genesis.member(l.transaction.header.signer), recorder.has(.governmentIssuer) else { continue }
+            stop = c.action == .revoke ? (l.transaction.id, recorder.id) : nil
         }
-        guard let newest, case .consent(let c) = newest.transaction.body, c.action == .revoke,
-              let recorder = genesis.member(newest.transaction.header.signer), recorder.has(.governmentIssuer) else { return nil }
-        return (newest.transaction.id, recorder.id)
+        return stop
     }
 
     /// The document of a policy installed in genesis or by governance, by its hash.

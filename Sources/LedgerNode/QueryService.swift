@@ -86,8 +86,14 @@ public final class QueryService: @unchecked Sendable {
         }
         // A node far behind its peers (restarted, or cut off for a while) would answer from a
         // state before revocations and erasures the consortium has recorded; validators refuse
-        // the record of such an answer (`TransactionValidator.answerLagBlocks`), and the node
-        // turns the query away first, unevaluated and unrecorded (found in review).
+        // the record of such an answer (`TransactionValidator.answerLagMillis`), and the node
+        // turns the query away first, unevaluated and unrecorded (found in review). So does a
+        // node that cannot write blocks (a full disk): its head is frozen, and its audit record
+        // would commit elsewhere while its client waited in vain.
+        if let reason = ledger.writeFailureReason {
+            throw LedgerError(.outOfDate, "this node cannot write blocks now, so it answers no query (its answer would come from a frozen head, and its audit record "
+                + "could not be recorded here): \(reason)")
+        }
         if let (_, behind) = ledger.connectivity, behind >= LedgerAPI.behindWarning {
             throw LedgerError(.outOfDate, "this node is \(behind) blocks behind the height its validator peers report and is catching up: "
                 + "its answers would be out of date; retry in a moment, or ask another node that answers for you")

@@ -729,6 +729,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         return try blockHeader(height: location.height)?.timestampMillis
     }
 
+    public func blockTimestamp(atHeight height: UInt64) throws -> UInt64? {
+        guard height > 0, height <= head.height else { return nil }
+        return try blockHeader(height: height)?.timestampMillis
+    }
+
     public func blockTimestamp(coveringLogSize logSize: UInt64) throws -> UInt64? {
         if let c = lock.withLock({ _timestampCache }), c.logSize == logSize { return c.millis }
         let h = head

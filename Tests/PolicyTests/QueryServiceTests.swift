@@ -1000,9 +1000,10 @@ final class QueryServiceTests: XCTestCase {
     }
 
     /// An answer read from a state long out of date (a node that was down answering from before a
-    /// revocation the consortium recorded) is refused by validators once both more than 16
-    /// blocks and more than 30 s of block time have gone by since that state; either alone is
-    /// taken. Blocks certified past the rule keep such records.
+    /// revocation the consortium recorded) is refused by validators when its record was signed
+    /// more than 60 s after block `as_of_height` + 1 superseded that state. Judged at signing: a
+    /// record that waits many blocks for its turn is taken. Blocks certified past the rule keep
+    /// such records.
     func testValidatorsRefuseAnAnswerFromAStateLongOutOfDate() async throws {
         let grant = try await consent(food, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
         let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
@@ -1012,43 +1013,47 @@ final class QueryServiceTests: XCTestCase {
             return XCTFail("the audit record is not a query record")
         }
         XCTAssertEqual(honest.consent, grant)
-        func record(asOf: UInt64, outcome: QueryRecordBody.Outcome = .answered) -> Submission {
+        func record(asOf: UInt64, signedAt: UInt64, outcome: QueryRecordBody.Outcome = .answered) -> Submission {
             var body = honest
             body.requestNonce = nextNonce() + 2_000_000
             body.requestHash = SHA256.hash(Array("request \(body.requestNonce)".utf8))
             body.asOfHeight = asOf
             if outcome != .answered { body.outcome = outcome; body.reason = "no_consent"; body.resultHash = Hashes.zero; body.consent = Hashes.zero }
-            return Submission(transaction: Transaction.sign(header: header("samr"), body: .queryRecord(body), key: consortium.keys["samr"]!.signing),
-                              envelope: nil)
+            let m = consortium.genesis.member("samr")!
+            let h = TransactionHeader(chainID: consortium.genesis.chainID, signer: "samr", keyID: m.keyID, nonce: nextNonce(), issuedAtMillis: signedAt)
+            return Submission(transaction: Transaction.sign(header: h, body: .queryRecord(body), key: consortium.keys["samr"]!.signing), envelope: nil)
         }
         let validator = TransactionValidator.standard(genesis: consortium.genesis)
         let old = store.head.height
-        // More than 16 blocks, within 30 s of block time: taken (a busy chain).
-        for i in 0...TransactionValidator.answerLagBlocks {
-            try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler \(i)")])
-        }
-        XCTAssertGreaterThan(store.head.height - old, TransactionValidator.answerLagBlocks)
-        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old).transaction, state: store))
-        // Block time moves on past 30 s: the state at `old` was superseded long ago.
-        blockClock.store(nowMillis + TransactionValidator.answerLagMillis + 1_000, ordering: .relaxed)
-        try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler late")])
-        let stale = record(asOf: old)
+        // The state at `old` is superseded by a block stamped `supersededAt`.
+        let supersededAt = nowMillis + 5_000
+        blockClock.store(supersededAt, ordering: .relaxed)
+        try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler")])
+        XCTAssertEqual(try store.blockTimestamp(atHeight: old + 1), supersededAt)
+        let lag = TransactionValidator.answerLagMillis
+        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old, signedAt: supersededAt + lag).transaction, state: store))
+        let stale = record(asOf: old, signedAt: supersededAt + lag + 1)
         XCTAssertThrowsError(try validator.checkStateful(stale.transaction, state: store)) { error in
             XCTAssertEqual((error as? LedgerError)?.code, .invalidValue)
-            XCTAssertTrue("\(error)".contains("answers from the state at height \(old), out of date by more than 16 blocks and 31 s of block time"), "\(error)")
+            XCTAssertTrue("\(error)".contains("answers from the state at height \(old), which block \(old + 1) superseded at \(supersededAt) ms, 60 s before the record was signed"), "\(error)")
         }
         do {
             _ = try await submit([stale])
             XCTFail("an answer from a state long out of date was committed")
-        } catch { XCTAssertTrue("\(error)".contains("out of date"), "\(error)") }
+        } catch { XCTAssertTrue("\(error)".contains("superseded"), "\(error)") }
         // A refusal from that state is recorded (it reveals nothing); a block certified past the rule keeps its answer.
-        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old, outcome: .refused).transaction, state: store))
+        XCTAssertNoThrow(try validator.checkStateful(record(asOf: old, signedAt: supersededAt + lag + 1, outcome: .refused).transaction, state: store))
         XCTAssertNoThrow(try validator.checkStateful(stale.transaction, state: store, certified: true))
-        // 30 s of block time but at most 16 blocks behind: taken (an idle chain, then a block).
-        let recent = store.head.height - TransactionValidator.answerLagBlocks
-        XCTAssertNoThrow(try validator.checkStateful(record(asOf: recent).transaction, state: store))
-        XCTAssertThrowsError(try validator.checkStateful(record(asOf: recent - 1).transaction, state: store))
-        _ = try await submit([record(asOf: store.head.height)])
+        // Signed in time, then waiting many blocks and minutes of block time (a busy chain): taken.
+        let fresh = record(asOf: old, signedAt: supersededAt - 1_000)
+        for i in 0..<20 {
+            blockClock.store(supersededAt + UInt64(i) * 10_000, ordering: .relaxed)
+            try await submit([try attestation(listed, .license, "2026-01-01", payload: "filler \(i)")])
+        }
+        XCTAssertNoThrow(try validator.checkStateful(fresh.transaction, state: store))
+        _ = try await submit([fresh])
+        // A state not yet superseded here (the answering node ahead of this one) is not judged.
+        _ = try await submit([record(asOf: store.head.height, signedAt: supersededAt + 10 * lag)])
     }
 
     /// A grant records the consent form's hash (one of zeros is refused), and a stop the subject
@@ -1078,6 +1083,14 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("\(blank!) revoked bank-a's loan_application consent at samr"), "\($0)")
         }
         XCTAssertNoThrow(try validator.checkStateful(own.transaction, state: store, certified: true))
+        // The bank's own revocation of that grant after it (taken: every revocation is a stop)
+        // does not lift the bureau's stop (the bank's grant after it was taken; found in review).
+        try await submit([QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys["bank-a"]!, subject: blank, grantee: "bank-a",
+                                              purpose: .loanApplication, expiresAt: 0, evidence: Hashes.zero, revoking: first.transaction.id,
+                                              nonce: nextNonce(), issuedAtMillis: nowMillis)])
+        XCTAssertThrowsError(try validator.checkStateful(try grant(by: "bank-a").transaction, state: store)) {
+            XCTAssertTrue("\($0)".contains("\(blank!) revoked bank-a's loan_application consent at samr"), "\($0)")
+        }
         // Another purpose is another consent; the bureau may record the new grant.
         XCTAssertNoThrow(try validator.checkStateful(try grant(by: "bank-a", .postLoanMonitoring).transaction, state: store))
         try await submit([try grant(by: "data-bureau")])
@@ -1103,6 +1116,16 @@ final class QueryServiceTests: XCTestCase {
             XCTAssertTrue(e.reason.contains("10 blocks behind the height its validator peers report"), e.reason)
         }
         XCTAssertEqual(store.head.logSize, logSize, "nothing recorded")
+        // Nor does a node that cannot write blocks (a full disk): its head is frozen.
+        let full = try QueryService(ledger: Lagging(inner: ledger, behind: 0, writeFailure: "cannot write block 9: no space left"), clock: { nowMillis })
+        do {
+            _ = try await full.handle(request)
+            XCTFail("a node that cannot write blocks answered")
+        } catch let e as LedgerError {
+            XCTAssertEqual(e.code, .outOfDate)
+            XCTAssertTrue(e.reason.contains("cannot write blocks now") && e.reason.contains("no space left"), e.reason)
+        }
+        XCTAssertEqual(store.head.logSize, logSize, "nothing recorded")
         let close = try QueryService(ledger: Lagging(inner: ledger, behind: LedgerAPI.behindWarning - 1), clock: { nowMillis })
         let out = try await close.handle(request)
         XCTAssertTrue(out.answered, out.receipt.message)
@@ -1112,7 +1135,9 @@ final class QueryServiceTests: XCTestCase {
     final class Lagging: LedgerService {
         let inner: Ledger
         let behind: UInt64
-        init(inner: Ledger, behind: UInt64) { self.inner = inner; self.behind = behind }
+        let writeFailure: String?
+        init(inner: Ledger, behind: UInt64, writeFailure: String? = nil) { self.inner = inner; self.behind = behind; self.writeFailure = writeFailure }
+        var writeFailureReason: String? { writeFailure }
         var store: ChainStore { inner.store }
         var genesis: Genesis { inner.genesis }
         func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
