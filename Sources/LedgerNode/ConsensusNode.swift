@@ -109,7 +109,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var futureBytes = 0
     var futurePerSigner: [String: Int] = [:]
     var buildWanted: (height: UInt64, round: UInt32)?
-    var lastRequest: (peer: String, at: ContinuousClock.Instant, from: UInt64)?
+    /// `claimed`: the height the peer reported when it was asked; a status it sent after serving
+    /// may arrive before the blocks (consensus messages overtake them), and must not make its
+    /// answer look short.
+    var lastRequest: (peer: String, at: ContinuousClock.Instant, from: UInt64, claimed: UInt64)?
     /// Catch-up requests each peer left unanswered, or answered with blocks that failed checks.
     var catchUpMisses: [String: Int] = [:]
     /// The last request for committed blocks to fill envelopes missing from catch-up blocks.
@@ -323,7 +326,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         gossipQueue.sync {}
         servingQueue.sync {}
         autoScorer?.queue.sync {}
-        logger.notice("stopped at height \(store.head.height); every committed block is in the store")
+        if let paused = queue.sync(execute: { waitingForSpace }) {
+            logger.notice("stopped at height \(store.head.height) while block \(paused.height) waited for disk space: it was not written here; this node takes it from its peers once restarted with space")
+        } else {
+            logger.notice("stopped at height \(store.head.height); every committed block is in the store")
+        }
     }
 
     // MARK: LedgerService
@@ -576,7 +583,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 try checkStateless(s)
             } catch {
                 warn(about: peer, window: "gossip", "peer \(peer) gossiped transaction \(id.hexString.prefix(16))…, which fails the checks every node makes before relaying (\(error)); "
-                    + "the rest of its batch (\(list.count) transactions) was dropped unchecked: is that node faulty, or of another version?")
+                    + "it and the rest of its batch of \(list.count) were dropped unchecked: is that node faulty, or of another version?")
                 break
             }
             do {
@@ -599,7 +606,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// member that stopped reading and kept asking kept this worker reading blocks (found in
     /// review, 2026-12-06); a peer whose queue is full gets nothing and asks again later.
     func serveBlocks(from: UInt64, count: Int, to peer: String) {
-        let room = p2p.maxQueuedBytesPerPeer - p2p.queuedBytes(for: peer) - NetMessage.blocksMessageHeaderBytes - 64
+        // Against the bulk share of the queue, which the reply is sent under.
+        let room = p2p.bulkQueuedBytesPerPeer - p2p.queuedBytes(for: peer) - NetMessage.blocksMessageHeaderBytes - 64
         let list = blocksToServe(from: from, count: count, to: peer, room: room)
         if !list.isEmpty { p2p.send(NetMessage.blocks(list).encoded, to: peer, bulk: true) }
     }
@@ -1172,13 +1180,17 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             fatal("cannot write block \(height): \(error)")
             return
         }
-        if let waited = waitingForSpace {
+        let waited = waitingForSpace
+        if let waited {
             waitingForSpace = nil
             publishedWriteFailure.withLock { $0 = nil }
             logger.notice("wrote block \(height) after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; consensus resumes (the node catches up with what the others committed meanwhile)")
         }
         adoptDeferredBlocks()
         afterCommit(block)
+        // The timeouts that fired during the pause were dropped: re-armed, as at a start (the
+        // machine's own messages of the height sent again, a proposal built if it is its turn).
+        if waited != nil { perform(machine.start()) }
         logger.debug("committed block \(height) (\(block.submissions.count) transactions), log size \(built.header.logSize)")
     }
 
@@ -1194,7 +1206,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func waitForSpace(height: UInt64, _ error: StorageError, retry: @escaping @Sendable () -> Void) {
         let first = waitingForSpace == nil
         if first { waitingForSpace = (height, ContinuousClock.now) }
-        let reason = "cannot write block \(height): \(error.reason); consensus is paused on this node until the block can be written (tried again every 5 s)"
+        let reason = "cannot write block \(height): \(error.reason); consensus is paused on this node until the block can be written (tried again every \(Self.describe(spaceRetryInterval)))"
         publishedWriteFailure.withLock { $0 = reason }
         if first { logger.error("\(reason)") } else { logger.debug("\(reason)") }
         queue.asyncAfter(deadline: .now() + spaceRetryInterval) { [weak self] in
@@ -1204,6 +1216,14 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     public var writeFailureReason: String? { publishedWriteFailure.withLock { $0 } }
+
+    static func describe(_ interval: DispatchTimeInterval) -> String {
+        switch interval {
+        case .seconds(let s): return "\(s) s"
+        case .milliseconds(let ms): return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
+        default: return "\(interval)"
+        }
+    }
 
     /// After a block from catch-up could not be written for lack of space: once a block's worth
     /// of space (the largest block's content) is free, catch-up goes on; until then it waits.
@@ -1380,7 +1400,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if store.head.height < last.from { catchUpMisses[last.peer, default: 0] += 1 }
         }
         let peer = bestPeerAhead ?? hint
-        lastRequest = (peer, now, store.head.height + 1)
+        lastRequest = (peer, now, store.head.height + 1, peerHeights[peer] ?? 0)
         p2p.send(NetMessage.blockRequest(from: store.head.height + 1, count: UInt16(NetMessage.maxBlocksPerResponse)).encoded, to: peer)
     }
 
@@ -1399,7 +1419,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if request != nil { lastRequest = nil }
         // What an honest peer sends for the request: as many blocks as it has past our head, up to
         // `maxBlocksPerResponse`, while they fit in a frame.
-        let wanted = min(NetMessage.maxBlocksPerResponse, Int(clamping: (peerHeights[peer] ?? 0) &- store.head.height))
+        let claimed = min(request?.claimed ?? .max, peerHeights[peer] ?? 0)
+        let wanted = min(NetMessage.maxBlocksPerResponse, Int(clamping: claimed &- min(claimed, store.head.height)))
         let sizes = list.map(\.encodedSize)
         let roomForMore = sizes.reduce(0, +) + (sizes.max() ?? 0) <= maxFrameBytes - NetMessage.blocksMessageHeaderBytes
         var applied = 0

@@ -234,12 +234,29 @@ final class ConnectionHandler: ChannelDuplexHandler {
         draining = true
         defer { draining = false }
         var wrote = false
-        while phase == .established, context.channel.isWritable, let item = urgent.popFirst() ?? pending.popFirst() {
+        while phase == .established, context.channel.isWritable, let item = nextToWrite() {
             sendFrame(context, kind: .message, payload: item.payload, promise: item.promise, flush: false)
             wrote = true
         }
         if wrote { context.flush() }
     }
+
+    /// Urgent messages first, but after `urgentBurstBytes` of them in a row a waiting bulk one
+    /// goes: proposals carry their blocks (up to a frame), and on a link slower than the chain
+    /// they would otherwise hold catch-up replies back for good (found in review).
+    private func nextToWrite() -> (payload: [UInt8], promise: EventLoopPromise<Void>?)? {
+        if urgentInARow >= Self.urgentBurstBytes || urgent.isEmpty, let bulk = pending.popFirst() {
+            urgentInARow = 0
+            return bulk
+        }
+        guard let item = urgent.popFirst() else { return nil }
+        urgentInARow += item.payload.count
+        return item
+    }
+
+    /// Urgent bytes written in a row while bulk messages wait, before one bulk message goes.
+    static let urgentBurstBytes = 8 << 20
+    private var urgentInARow = 0
 
     private func sendFrame(_ context: ChannelHandlerContext, kind: Wire.FrameKind, payload: [UInt8], promise: EventLoopPromise<Void>?, flush: Bool) {
         do {

@@ -616,7 +616,7 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-b")
         // A request for a height the node has committed since (through consensus, say) is no miss.
         let misses = f.node.queue.sync { f.node.catchUpMisses }
-        f.node.queue.sync { f.node.lastRequest = (peer: "val-b", at: ContinuousClock.now - .seconds(3), from: 0) }
+        f.node.queue.sync { f.node.lastRequest = (peer: "val-b", at: ContinuousClock.now - .seconds(3), from: 0, claimed: 0) }
         f.node.queue.sync { f.node.statusTick() }
         XCTAssertEqual(f.node.queue.sync { f.node.catchUpMisses }, misses)
         await f.close()
@@ -698,6 +698,22 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.lastRequest = nil }
         _ = f.deliver(committed, from: "val-b")
         XCTAssertEqual(f.store.head.height, 1)
+        await f.close()
+    }
+
+    /// A peer's status sent after it served a request may arrive before the blocks (consensus
+    /// messages overtake bulk ones): the answer is judged against the height it claimed when
+    /// asked, and a full answer to that is no miss (found in review).
+    func testAStatusOvertakingItsBlocksDoesNotMakeTheAnswerShort() async throws {
+        let f = try await Fixture(as: "val-c")
+        let block = f.block(try f.submissions(2, seed: 45), proposer: "val-b")
+        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
+        XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.claimed }, 1)
+        _ = f.deliver(.status(height: 5, headHash: Hashes.zero), from: "val-b")
+        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        XCTAssertEqual(f.store.head.height, 1)
+        XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, "a full answer to what was asked counted as a miss")
         await f.close()
     }
 
@@ -1043,7 +1059,7 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.node.status()["missing_envelopes"] as? Int, 0)
         // Such a reply arriving while the same peer is asked for blocks above the head is not
         // taken for that answer: no miss, and the request still waits.
-        f.node.queue.sync { f.node.lastRequest = ("val-d", ContinuousClock.now, 3) }
+        f.node.queue.sync { f.node.lastRequest = ("val-d", ContinuousClock.now, 3, 3) }
         _ = f.deliver(committed(block), from: "val-d")
         XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-d"] })
         XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.peer }, "val-d")
