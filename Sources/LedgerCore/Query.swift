@@ -79,6 +79,9 @@ public protocol PolicyRules: Sendable {
 public struct QueryRecordBody: Hashable, Sendable {
     public enum Outcome: UInt8, Sendable { case answered = 1, refused = 2 }
 
+    /// How far a request's signed time may be from the answering node's clock (±5 minutes).
+    public static let requestWindowMillis: UInt64 = 300_000
+
     /// Refusals of requests that do not show their requester asking: the requester named is only a claim.
     public static let unauthenticatedRefusals: Set<String> = ["bad_signature", "unknown_requester", "wrong_chain"]
 

@@ -290,13 +290,6 @@ public struct TransactionValidator: Sendable {
                 throw LedgerError(.notAuthorized, "\(tx.header.signer) may not record that \(q.requester) asked: a query that a member is shown to ask is "
                     + "answered and recorded by that member's own node or a custodian's (\(genesis.custodians.map(\.id).joined(separator: ", ")))")
             }
-            // An answer read from a state long out of date is not taken: a node that was down or
-            // cut off answered from before a revocation or an erasure the consortium had
-            // recorded, and the subject's log showed an ordinary answer (found in review; rule
-            // added 2026-12-07, for what is not yet certified, as the other dated rules).
-            if !certified, q.outcome == .answered, let stale = try staleAnswer(q, signedAtMillis: tx.header.issuedAtMillis, state: state) {
-                throw LedgerError(.invalidValue, stale)
-            }
             if q.spentRequestNonce != nil, try state.queryNonceUsed(requester: q.requester, nonce: q.requestNonce) {
                 throw LedgerError(.replay, "request nonce \(q.requestNonce) of \(q.requester) is already answered or refused on the ledger (the same request sent to two nodes?)")
             }
@@ -311,6 +304,13 @@ public struct TransactionValidator: Sendable {
                 } else if consentChecks?.reuse(tx.id) != true, try checkConsent(of: q, state: state, forMempool: forMempool) {
                     consentChecks?.remember(tx.id)
                 }
+            }
+            // An answer read from a state long out of date is not taken: a node that was down or
+            // cut off answered from before a revocation or an erasure the consortium had
+            // recorded, and the subject's log showed an ordinary answer (found in review; rule
+            // added 2026-12-07, for what is not yet certified, as the other dated rules).
+            if !certified, q.outcome == .answered, let stale = try staleAnswer(q, signedAtMillis: tx.header.issuedAtMillis, state: state) {
+                throw LedgerError(.invalidValue, stale)
             }
         case .consent(let c) where c.action == .grant && !certified:
             // A consent runs "until an expiry": one at the end of time (any u64 was taken) is
@@ -375,18 +375,26 @@ public struct TransactionValidator: Sendable {
     /// `as_of_height`) may have been superseded, that is, block `as_of_height` + 1 committed: an
     /// answer is refused when the record's signed `issued_at` is more than this after that block's
     /// timestamp. An honest node answers at its head and signs at once, so only a node behind the
-    /// consortium (down, cut off, catching up) reads a superseded state; 60 s covers clocks 30 s
-    /// apart (the skew block times allow) and a node a few blocks behind under load. It is judged
-    /// when the record is signed, not when a block takes it: a record waiting its turn behind a
-    /// bulk upload is not refused for the wait. A proposer stamping blocks ahead only makes
-    /// records look fresher.
-    public static let answerLagMillis: UInt64 = 60_000
+    /// consortium (down, cut off, catching up) reads a superseded state. Three minutes cover what
+    /// block times allow: a proposal is timely up to a minute (and its round's propose timeout)
+    /// after its stamp, a node's clock may run 30 s ahead, a height may take several rounds, and a
+    /// node may be a few blocks behind under load. It is judged when the record is signed, not
+    /// when a block takes it: a record waiting its turn behind a bulk upload is not refused for
+    /// the wait. A proposer stamping blocks ahead only makes records look fresher.
+    public static let answerLagMillis: UInt64 = 180_000
 
     /// Why an answer's state had been superseded for more than `answerLagMillis` when its record
     /// was signed (`signedAtMillis`), or nil (also when block `as_of_height` + 1 is not committed
     /// here). Reads only the record and committed block times, so every validator deciding the
     /// same height agrees.
     func staleAnswer(_ q: QueryRecordBody, signedAtMillis: UInt64, state: some LedgerStateReader) throws -> String? {
+        // The record's signing time is the node's word; the request's is the requester's, which
+        // the node held within its window of its clock. A record signed well before the request
+        // it answers was backdated (to pass the rule below, say).
+        if q.requestedAtMillis > signedAtMillis, q.requestedAtMillis - signedAtMillis > QueryRecordBody.requestWindowMillis {
+            return "query record was signed at \(signedAtMillis) ms, \((q.requestedAtMillis - signedAtMillis) / 1000) s before the request it answers was signed "
+                + "(\(q.requestedAtMillis) ms): a node answers a request within \(QueryRecordBody.requestWindowMillis / 1000) s of its own clock"
+        }
         guard q.asOfHeight < UInt64.max, let supersededAt = try state.blockTimestamp(atHeight: q.asOfHeight + 1),
               signedAtMillis > supersededAt, signedAtMillis - supersededAt > Self.answerLagMillis else { return nil }
         return "query record answers from the state at height \(q.asOfHeight), which block \(q.asOfHeight + 1) superseded at \(supersededAt) ms, "

@@ -147,7 +147,19 @@ public final class Ledger: @unchecked Sendable {
     public var queuedCount: Int { lock.withLock { queue.count } }
 
     /// Why the node stopped taking transactions, if a block could not be written.
-    public var writeFailureReason: String? { lock.withLock { (writeFailure ?? spaceFailure)?.reason } }
+    /// A space failure holds only while the disk is still short: a node whose traffic is queries
+    /// (their audit records are what would write the next block) was otherwise locked out of
+    /// them for good once space was freed (found in review).
+    public var writeFailureReason: String? {
+        let (write, space) = lock.withLock { (writeFailure, spaceFailure) }
+        if let write { return write.reason }
+        guard let space else { return nil }
+        if store.database.spaceProblem(forWriting: 0) == nil {
+            lock.withLock { if spaceFailure == space { spaceFailure = nil } }
+            return nil
+        }
+        return space.reason
+    }
 
     /// Validates all submissions; if any fails nothing is queued (the error names its index).
     /// Returns when every one is committed durably.

@@ -12,7 +12,7 @@ import Synchronization
 /// committed returns the answer with inclusion proofs under a quorum-signed checkpoint.
 public final class QueryService: @unchecked Sendable {
     /// Requests signed more than this far from the node's clock are refused.
-    public static let timeWindowMillis: UInt64 = 300_000
+    public static let timeWindowMillis: UInt64 = QueryRecordBody.requestWindowMillis
     /// Queries being evaluated or waiting for their audit record at once; more are turned away.
     public static let maxInFlight = 4_096
 

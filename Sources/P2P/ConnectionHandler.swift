@@ -245,6 +245,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// goes: proposals carry their blocks (up to a frame), and on a link slower than the chain
     /// they would otherwise hold catch-up replies back for good (found in review).
     private func nextToWrite() -> (payload: [UInt8], promise: EventLoopPromise<Void>?)? {
+        if pending.isEmpty { urgentInARow = 0 }   // counted only while bulk messages wait
         if urgentInARow >= Self.urgentBurstBytes || urgent.isEmpty, let bulk = pending.popFirst() {
             urgentInARow = 0
             return bulk
