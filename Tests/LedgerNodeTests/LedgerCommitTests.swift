@@ -297,6 +297,9 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertTrue(ledger.writeFailureReason?.contains("no space left on the device") == true, ledger.writeFailureReason ?? "nil")
         XCTAssertEqual(ledger.store.head.height, start)
         ledger.store.database.writeReserveBytes = Database.minimumFreeBytesToOpen
+        // Lifted as soon as there is space, before any block is written (queries, whose records
+        // write the next block, are turned away while it holds).
+        XCTAssertNil(ledger.writeFailureReason)
         let again = Task { try await ledger.submit([txs[0]], signedHere: false) }
         try await waitUntilQueued(ledger, 1)
         ledger.commitPending()
