@@ -95,6 +95,13 @@ final class ConsensusNodeTests: XCTestCase {
             }
         }
 
+        /// The next block, proposed by val-b with two submissions, certified by the other three.
+        func certifiedBlock(seed: UInt64) throws -> CommittedBlock {
+            let block = self.block(try submissions(2, seed: seed), proposer: "val-b")
+            let (certificate, note) = certify(block.header, by: ["val-a", "val-b", "val-d"])
+            return CommittedBlock(block: block, certificate: certificate, checkpoint: note)
+        }
+
         /// A block on the node's head holding `submissions`, as an honest proposer builds it.
         func block(_ submissions: [Submission], proposer: String, previousHash: Hash? = nil, timestampMillis: UInt64? = nil) -> CandidateBlock {
             let head = store.head
@@ -677,9 +684,7 @@ final class ConsensusNodeTests: XCTestCase {
             f.node.writeBlock = { _, _, _, _ in throw StorageError(.noSpace, "no space left on the device holding \(f.directory): 3211264 bytes free") }
             f.node.stopProcess = { message in stops.withLock { $0.append(message) } }
         }
-        let block = f.block(try f.submissions(2, seed: 44), proposer: "val-b")
-        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
-        let committed = NetMessage.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)])
+        let committed = NetMessage.blocks([try f.certifiedBlock(seed: 44)])
         _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
         _ = f.deliver(committed, from: "val-b")
         XCTAssertEqual(f.store.head.height, 0)
@@ -706,12 +711,11 @@ final class ConsensusNodeTests: XCTestCase {
     /// asked, and a full answer to that is no miss (found in review).
     func testAStatusOvertakingItsBlocksDoesNotMakeTheAnswerShort() async throws {
         let f = try await Fixture(as: "val-c")
-        let block = f.block(try f.submissions(2, seed: 45), proposer: "val-b")
-        let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
+        let committed = try f.certifiedBlock(seed: 45)
         _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
         XCTAssertEqual(f.node.queue.sync { f.node.lastRequest?.claimed }, 1)
         _ = f.deliver(.status(height: 5, headHash: Hashes.zero), from: "val-b")
-        _ = f.deliver(.blocks([CommittedBlock(block: block, certificate: certificate, checkpoint: note)]), from: "val-b")
+        _ = f.deliver(.blocks([committed]), from: "val-b")
         XCTAssertEqual(f.store.head.height, 1)
         XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, "a full answer to what was asked counted as a miss")
         await f.close()

@@ -159,6 +159,20 @@ final class QueryServiceTests: XCTestCase {
 
     func nextNonce() -> UInt64 { nonce += 1; return nonce }
 
+    /// The audit record of bank-a's credit-grade query about `food`, answered under a grant for
+    /// `purpose` recorded first (the record names it).
+    func answeredAuditRecord(_ purpose: ConsentBody.Purpose, expiresAt: UInt64) async throws -> QueryRecordBody {
+        let grant = try await consent(food, to: "bank-a", purpose, expiresAt: expiresAt)
+        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: purpose.name)
+        XCTAssertTrue(out.answered, out.receipt.message)
+        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
+        guard case .queryRecord(let record) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
+            throw LedgerError(.invalidValue, "the audit record is not a query record")
+        }
+        XCTAssertEqual(record.consent, grant)
+        return record
+    }
+
     func populate() async throws {
         var subs = [
             try attestation(food, .registration, "2019-05-01", payload: "{\"name\":\"\(foodName)\",\"capital_yuan\":500000}"),
@@ -1005,14 +1019,7 @@ final class QueryServiceTests: XCTestCase {
     /// record that waits many blocks for its turn is taken. Blocks certified past the rule keep
     /// such records.
     func testValidatorsRefuseAnAnswerFromAStateLongOutOfDate() async throws {
-        let grant = try await consent(food, to: "bank-a", .loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
-        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "loan_application")
-        XCTAssertTrue(out.answered, out.receipt.message)
-        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
-        guard case .queryRecord(let honest) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
-            return XCTFail("the audit record is not a query record")
-        }
-        XCTAssertEqual(honest.consent, grant)
+        let honest = try await answeredAuditRecord(.loanApplication, expiresAt: nowMillis / 1000 + 30 * 86_400)
         func record(asOf: UInt64, signedAt: UInt64, outcome: QueryRecordBody.Outcome = .answered) -> Submission {
             var body = honest
             body.requestNonce = nextNonce() + 2_000_000
@@ -1165,14 +1172,8 @@ final class QueryServiceTests: XCTestCase {
     func testValidatorsRefuseAnAnswerUnderAConsentThatDidNotStand() async throws {
         let month: UInt64 = 30 * 86_400
         let beforeGrant = store.head.height
-        let grant = try await consent(food, to: "bank-a", .postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
-        let (_, out) = try await ask("bank-a", "credit-grade", subject: food.code, purpose: "post_loan_monitoring")
-        XCTAssertTrue(out.answered, out.receipt.message)
-        let audit = try XCTUnwrap(out.receipt.facts.first { $0.role == "audit_record" })
-        guard case .queryRecord(let honest) = try Transaction.decode(try XCTUnwrap([UInt8](base64: audit.transaction)), maxBytes: 1 << 20).body else {
-            return XCTFail("the audit record is not a query record")
-        }
-        XCTAssertEqual(honest.consent, grant)
+        let honest = try await answeredAuditRecord(.postLoanMonitoring, expiresAt: nowMillis / 1000 + month)
+        let grant = honest.consent
         // The same answer for another request of the bank's, as another node would record it.
         func record(asOf: UInt64, by node: String = "samr", _ change: (inout QueryRecordBody) -> Void = { _ in }) -> Submission {
             var body = honest
