@@ -338,7 +338,11 @@ public struct TransactionValidator: Sendable {
             // (found in review; rule added 2026-12-07). Only a grant an issuer records lifts it.
             if genesis.member(tx.header.signer)?.has(.governmentIssuer) != true,
                let stop = try governmentRevocation(endingNewest: c, state: state) {
-                throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(stop.recorder) (revocation \(stop.id.hexString)): "
+                guard let id = stop.id else {
+                    throw LedgerError(.notAuthorized, "\(c.grantee) holds \(ConsentStanding.window) or more consents about \(c.subject), too many to tell whether a government "
+                        + "issuer recorded a stop among them: a new grant is recorded by a government issuer")
+                }
+                throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(stop.recorder) (revocation \(id.hexString)): "
                     + "a new grant after a revocation a government issuer recorded is recorded by a government issuer too, where the business consents again")
             }
         case .consent(let c) where c.action == .revoke:
@@ -406,11 +410,14 @@ public struct TransactionValidator: Sendable {
     /// that no grant a government issuer recorded has followed (among the newest
     /// `ConsentStanding.window` consents about the subject to the grantee), if any. Entries the
     /// bank recorded itself do not lift it: its own second revocation of the revoked grant had
-    /// made the newest entry its own, and its grant after that was taken (found in review).
-    func governmentRevocation(endingNewest grant: ConsentBody, state: some LedgerStateReader) throws -> (id: Hash, recorder: String)? {
+    /// made the newest entry its own, and its grant after that was taken (found in review). A
+    /// full window (id nil) counts as a stop: a bank recording that many consents about one
+    /// subject had pushed an issuer's revocation out of sight.
+    func governmentRevocation(endingNewest grant: ConsentBody, state: some LedgerStateReader) throws -> (id: Hash?, recorder: String)? {
         let list = try state.consents(of: grant.subject, grantee: grant.grantee, before: try state.committedLogSize(), limit: ConsentStanding.window)
+        if list.count >= ConsentStanding.window { return (nil, "") }
         var purposeOf: [HashKey: ConsentBody.Purpose] = [:]
-        var stop: (id: Hash, recorder: String)? = nil
+        var stop: (id: Hash?, recorder: String)? = nil
         for l in list {
             guard case .consent(let c) = l.transaction.body else { continue }
             if c.action == .grant { purposeOf[HashKey(l.transaction.id)] = c.purpose }

@@ -1114,6 +1114,27 @@ final class QueryServiceTests: XCTestCase {
         try await submit([try grant(by: "bank-a")])
     }
 
+    /// A bank that holds a full window of consents about one subject (1,024: the newest the
+    /// rules read) cannot record another itself: an issuer's stop could lie beyond them (found in
+    /// review). A government issuer still can.
+    func testABankWithAFullWindowOfConsentsRecordsNoMoreItself() async throws {
+        let expires = nowMillis / 1000 + 30 * 86_400
+        func grant(by recorder: String, _ i: Int) throws -> Submission {
+            try QueryClient.consent(genesis: consortium.genesis, keys: consortium.keys[recorder]!, subject: listed, grantee: "bank-b",
+                                    purpose: .postLoanMonitoring, expiresAt: expires, evidence: SHA256.hash(Array("form \(i)".utf8)),
+                                    nonce: nextNonce(), issuedAtMillis: nowMillis)
+        }
+        for start in stride(from: 0, to: ConsentStanding.window, by: 256) {
+            try await submit(try (start..<start + 256).map { try grant(by: "bank-b", $0) })
+        }
+        let validator = TransactionValidator.standard(genesis: consortium.genesis)
+        XCTAssertThrowsError(try validator.checkStateful(try grant(by: "bank-b", -1).transaction, state: store)) {
+            XCTAssertEqual(($0 as? LedgerError)?.code, .notAuthorized)
+            XCTAssertTrue("\($0)".contains("bank-b holds 1024 or more consents about \(listed!), too many to tell"), "\($0)")
+        }
+        XCTAssertNoThrow(try validator.checkStateful(try grant(by: "samr", -2).transaction, state: store))
+    }
+
     /// A node its peers report 10 or more blocks ahead of (catching up after a restart) turns a
     /// query away unevaluated and unrecorded with 503 `outOfDate`; 9 behind, it answers.
     func testANodeFarBehindItsPeersAnswersNoQuery() async throws {
