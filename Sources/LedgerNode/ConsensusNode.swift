@@ -907,13 +907,29 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         if case .timeout = event, machine.step == .waiting, !mempool.isEmpty { perform(machine.handle(.transactionsAvailable)) }
     }
 
-    func perform(_ actions: [ConsensusAction]) {
-        var pending: [ConsensusEvent] = []
-        for action in actions {
+    /// Saves the machine's safety state (a test replaces it to fail).
+    lazy var saveState: (SafetyState) throws -> Void = { [unowned self] state in
+        try wal.save(state) { self.candidates[$0]?.block ?? self.unchecked[$0] }
+    }
+
+    /// `carried`: events from actions already carried out before a pause for space.
+    func perform(_ actions: [ConsensusAction], carried: [ConsensusEvent] = []) {
+        var pending = carried
+        for (i, action) in actions.enumerated() {
             switch action {
             case .persist(let state):
                 do {
-                    try wal.save(state) { self.candidates[$0]?.block ?? self.unchecked[$0] }
+                    try saveState(state)
+                } catch let e as StorageError where e.code == .noSpace {
+                    // Nothing this state covers was sent (the sends come after it): the rest of
+                    // the actions wait, in order, and the node takes no event meanwhile. A disk
+                    // filled at once (past the store's reserve) stopped the node (found by
+                    // black-box testing, 2026-12-07).
+                    let rest = Array(actions[i...]), held = pending
+                    waitForSpace(height: machine.height, e, what: "the consensus state (this validator's votes at height \(machine.height))") { [weak self] in
+                        self?.performAfterWaitingForSpace(rest, carried: held)
+                    }
+                    return
                 } catch {
                     fatal("cannot persist consensus state: \(error)")
                 }
@@ -1203,10 +1219,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// the node pauses consensus, says why in its log and health, and runs `retry` every
     /// `spaceRetryInterval` until the write succeeds. The other validators go on without it; it
     /// catches up once the block is written. A failure of any other kind stops the node.
-    func waitForSpace(height: UInt64, _ error: StorageError, retry: @escaping @Sendable () -> Void) {
+    func waitForSpace(height: UInt64, _ error: StorageError, what: String? = nil, retry: @escaping @Sendable () -> Void) {
         let first = waitingForSpace == nil
         if first { waitingForSpace = (height, ContinuousClock.now) }
-        let reason = "cannot write block \(height): \(error.reason); consensus is paused on this node until the block can be written (tried again every \(Self.describe(spaceRetryInterval)))"
+        let reason = "cannot write \(what ?? "block \(height)"): \(error.reason); consensus is paused on this node until it can be written (tried again every \(Self.describe(spaceRetryInterval)))"
         publishedWriteFailure.withLock { $0 = reason }
         if first { logger.error("\(reason)") } else { logger.debug("\(reason)") }
         queue.asyncAfter(deadline: .now() + spaceRetryInterval) { [weak self] in
@@ -1216,6 +1232,29 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     public var writeFailureReason: String? { publishedWriteFailure.withLock { $0 } }
+
+    /// Carries out the actions a failed save of the safety state held back, from that save on,
+    /// once it succeeds; until then it waits again.
+    func performAfterWaitingForSpace(_ actions: [ConsensusAction], carried: [ConsensusEvent]) {
+        guard let waited = waitingForSpace, case .persist(let state) = actions.first else { return }
+        do {
+            try saveState(state)
+        } catch let e as StorageError where e.code == .noSpace {
+            waitForSpace(height: waited.height, e, what: "the consensus state (this validator's votes at height \(waited.height))") { [weak self] in
+                self?.performAfterWaitingForSpace(actions, carried: carried)
+            }
+            return
+        } catch {
+            fatal("cannot persist consensus state: \(error)")
+            return
+        }
+        waitingForSpace = nil
+        publishedWriteFailure.withLock { $0 = nil }
+        logger.notice("saved the consensus state after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; consensus resumes")
+        perform(Array(actions.dropFirst()), carried: carried)
+        // Timeouts that fired meanwhile were dropped: re-armed, as at a start.
+        if waitingForSpace == nil { perform(machine.start()) }
+    }
 
     static func describe(_ interval: DispatchTimeInterval) -> String {
         switch interval {

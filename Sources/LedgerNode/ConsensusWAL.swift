@@ -156,18 +156,24 @@ public final class ConsensusWAL: @unchecked Sendable {
     /// `syncDirectory: false` leaves the rename to be made durable by a later directory sync.
     static func writeDurably(_ bytes: [UInt8], to path: String, directory: String, syncDirectory: Bool = true) throws {
         let tmp = path + ".tmp"
+        // A full disk (or quota) is `noSpace`: the file was not renamed into place, so the
+        // state it held was not saved, and the node can wait and write it again.
+        func failure(_ what: String) -> StorageError {
+            let code = errno
+            return StorageError(code == ENOSPC || code == EDQUOT ? .noSpace : .write, "\(what): \(String(cString: strerror(code)))")
+        }
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw StorageError(.write, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw failure("cannot write \(tmp)") }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard n > 0 else {
-                let e = String(cString: strerror(errno)); close(fd)
-                throw StorageError(.write, "cannot write \(tmp): \(e)")
+                let e = failure("cannot write \(tmp)"); close(fd)
+                throw e
             }
             offset += n
         }
-        guard fsync(fd) == 0 else { let e = String(cString: strerror(errno)); close(fd); throw StorageError(.write, "fsync \(tmp): \(e)") }
+        guard fsync(fd) == 0 else { let e = failure("fsync \(tmp)"); close(fd); throw e }
         close(fd)
         guard rename(tmp, path) == 0 else { throw StorageError(.write, "rename \(tmp): \(String(cString: strerror(errno)))") }
         guard syncDirectory else { return }

@@ -692,7 +692,7 @@ final class ConsensusNodeTests: XCTestCase {
         let (ok, health) = LedgerAPI(ledger: f.node).healthReport()
         XCTAssertFalse(ok)
         XCTAssertTrue((health["reason"] as? String)?.contains("cannot write block 1: no space left on the device") == true, "\(health)")
-        XCTAssertTrue((health["reason"] as? String)?.contains("consensus is paused on this node until the block can be written") == true, "\(health)")
+        XCTAssertTrue((health["reason"] as? String)?.contains("consensus is paused on this node until it can be written") == true, "\(health)")
         XCTAssertNil(f.node.queue.sync { f.node.catchUpMisses["val-b"] }, "the peer was charged for this node's disk")
         // Space again (this disk has it): the pause ends, and the block is taken.
         f.node.queue.sync { f.node.writeBlock = real }
@@ -703,6 +703,42 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.lastRequest = nil }
         _ = f.deliver(committed, from: "val-b")
         XCTAssertEqual(f.store.head.height, 1)
+        await f.close()
+    }
+
+    /// A safety state that cannot be saved for lack of space (a disk filled at once, past the
+    /// store's reserve) holds back its votes and pauses the node; once it can be saved, the
+    /// votes go and consensus resumes. The node exited (found by black-box testing, 2026-12-07).
+    func testAStateThatCannotBeSavedForLackOfSpaceHoldsItsVotesBack() async throws {
+        let f = try await Fixture(as: "val-c")
+        let full = Mutex(true)
+        let stops = Mutex<[String]>([])
+        f.node.queue.sync {
+            f.node.spaceRetryInterval = .milliseconds(50)
+            let save = f.node.saveState
+            f.node.saveState = { state in
+                if full.withLock({ $0 }) { throw StorageError(.noSpace, "cannot write \(f.directory)/consensus/safety-state.tmp: No space left on device") }
+                try save(state)
+            }
+            f.node.stopProcess = { message in stops.withLock { $0.append(message) } }
+        }
+        let genuine = f.block(try f.submissions(2, seed: 46), proposer: "val-b")
+        let state = f.deliver(.proposal(f.proposal(genuine, by: "val-b"), genuine), from: "val-b")
+        XCTAssertEqual(state.prevote?.blockHash, genuine.hash, "the machine prevoted")
+        XCTAssertNotNil(f.node.queue.sync { f.node.waitingForSpace }, "the node did not pause")
+        XCTAssertEqual(stops.withLock { $0 }, [])
+        XCTAssertTrue(f.node.writeFailureReason?.contains("cannot write the consensus state (this validator's votes at height 1)") == true, f.node.writeFailureReason ?? "nil")
+        let saved = { try ConsensusWAL(directory: f.directory + "/consensus").load(limits: f.genesis.limits).0?.prevote }
+        XCTAssertNil(try saved(), "a vote not saved would have been sent")
+        // Other messages wait meanwhile: the machine does not move.
+        _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: 0, hash: genuine.hash, by: "val-a")), from: "val-a")
+        full.withLock { $0 = false }
+        let deadline = Date().addingTimeInterval(10)
+        while f.node.queue.sync(execute: { f.node.waitingForSpace != nil }), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertNil(f.node.queue.sync { f.node.waitingForSpace }, "the pause did not end")
+        XCTAssertEqual(try saved()?.blockHash, genuine.hash, "the held-back state was saved")
+        XCTAssertNil(f.node.writeFailureReason)
+        XCTAssertEqual(stops.withLock { $0 }, [])
         await f.close()
     }
 
