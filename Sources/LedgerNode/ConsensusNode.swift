@@ -904,7 +904,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             }
         }
         // A quiet round ends in `waiting` (Tendermint.swift); with transactions pending, the next round starts now.
-        if case .timeout = event, machine.step == .waiting, !mempool.isEmpty { perform(machine.handle(.transactionsAvailable)) }
+        if case .timeout = event, machine.step == .waiting, !mempool.isEmpty, waitingForSpace == nil { perform(machine.handle(.transactionsAvailable)) }
     }
 
     /// Saves the machine's safety state (a test replaces it to fail).
@@ -1206,7 +1206,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         afterCommit(block)
         // The timeouts that fired during the pause were dropped: re-armed, as at a start (the
         // machine's own messages of the height sent again, a proposal built if it is its turn).
-        if waited != nil { perform(machine.start()) }
+        if waited != nil, waitingForSpace == nil { perform(machine.start()) }
         logger.debug("committed block \(height) (\(block.submissions.count) transactions), log size \(built.header.logSize)")
     }
 
