@@ -955,6 +955,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 if let e = build() { pending.append(e) }
             case .commit(let h, let r, let hash, let precommits):
                 commit(height: h, round: r, hash: hash, precommits: precommits)
+                // A block waiting for space: what follows (the next height's start) is dropped;
+                // once it is written the machine is started again (`commit`).
+                if waitingForSpace != nil { return }
             case .catchUp:
                 if let peer = bestPeerAhead { requestBlocks(from: peer) } else { p2p.broadcast(statusMessage) }
             case .evidence(let e):
