@@ -920,6 +920,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             case .persist(let state):
                 do {
                     try saveState(state)
+                    // The save a pause for space held back (`performAfterWaitingForSpace`) ends it.
+                    if waitingForSpace != nil { endWaitingForSpace("saved the consensus state", "consensus resumes") }
                 } catch let e as StorageError where e.code == .noSpace {
                     // Nothing this state covers was sent (the sends come after it): the rest of
                     // the actions wait, in order, and the node takes no event meanwhile. A disk
@@ -1199,17 +1201,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             fatal("cannot write block \(height): \(error)")
             return
         }
-        let waited = waitingForSpace
-        if let waited {
-            waitingForSpace = nil
-            publishedWriteFailure.withLock { $0 = nil }
-            logger.notice("wrote block \(height) after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; consensus resumes (the node catches up with what the others committed meanwhile)")
-        }
+        let waited = endWaitingForSpace("wrote block \(height)", "consensus resumes (the node catches up with what the others committed meanwhile)")
         adoptDeferredBlocks()
         afterCommit(block)
         // The timeouts that fired during the pause were dropped: re-armed, as at a start (the
         // machine's own messages of the height sent again, a proposal built if it is its turn).
-        if waited != nil, waitingForSpace == nil { perform(machine.start()) }
+        if waited, waitingForSpace == nil { perform(machine.start()) }
         logger.debug("committed block \(height) (\(block.submissions.count) transactions), log size \(built.header.logSize)")
     }
 
@@ -1239,24 +1236,22 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// Carries out the actions a failed save of the safety state held back, from that save on,
     /// once it succeeds; until then it waits again.
     func performAfterWaitingForSpace(_ actions: [ConsensusAction], carried: [ConsensusEvent]) {
-        guard let waited = waitingForSpace, case .persist(let state) = actions.first else { return }
-        do {
-            try saveState(state)
-        } catch let e as StorageError where e.code == .noSpace {
-            waitForSpace(height: waited.height, e, what: "the consensus state (this validator's votes at height \(waited.height))") { [weak self] in
-                self?.performAfterWaitingForSpace(actions, carried: carried)
-            }
-            return
-        } catch {
-            fatal("cannot persist consensus state: \(error)")
-            return
-        }
+        guard waitingForSpace != nil else { return }
+        // The first action is the save: `perform` ends the pause once it succeeds, or waits again.
+        perform(actions, carried: carried)
+        // Timeouts that fired meanwhile were dropped: re-armed, as at a start.
+        if waitingForSpace == nil, !stopped { perform(machine.start()) }
+    }
+
+    /// Ends a pause for space, if one is under way: health clears, and the log says what was
+    /// done (`done`) after how long and what comes next. True when a pause ended.
+    @discardableResult
+    func endWaitingForSpace(_ done: String, _ next: String) -> Bool {
+        guard let waited = waitingForSpace else { return false }
         waitingForSpace = nil
         publishedWriteFailure.withLock { $0 = nil }
-        logger.notice("saved the consensus state after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; consensus resumes")
-        perform(Array(actions.dropFirst()), carried: carried)
-        // Timeouts that fired meanwhile were dropped: re-armed, as at a start.
-        if waitingForSpace == nil { perform(machine.start()) }
+        logger.notice("\(done) after waiting \(Int((ContinuousClock.now - waited.since).components.seconds)) s for disk space; \(next)")
+        return true
     }
 
     static func describe(_ interval: DispatchTimeInterval) -> String {
@@ -1275,9 +1270,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             waitForSpace(height: waited.height, problem) { [weak self] in self?.resumeAfterWaitingForSpace() }
             return
         }
-        waitingForSpace = nil
-        publishedWriteFailure.withLock { $0 = nil }
-        logger.notice("disk space is free again after \(Int((ContinuousClock.now - waited.since).components.seconds)) s; catching up from height \(waited.height)")
+        endWaitingForSpace("disk space is free again", "catching up from height \(waited.height)")
     }
 
     /// Answers the block's submitters and drops what was held for the height it decides.
