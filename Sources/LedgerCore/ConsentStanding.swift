@@ -29,19 +29,24 @@ public enum ConsentStanding {
     /// ended nothing; for auditing answers certified then (`TransactionValidator.consentStood`),
     /// which validators checked under that rule.
     public static func revokedBefore(_ list: [LoggedTransaction], earlierRule: Bool = false) -> [ConsentBody.Purpose: UInt64] {
-        var purposeOf: [Hash: ConsentBody.Purpose] = [:]
         var revokedBefore: [ConsentBody.Purpose: UInt64] = [:]
         var revokedTargets = Set<Hash>()
-        for l in list {
-            guard case .consent(let c) = l.transaction.body else { continue }
-            if c.action == .grant {
-                purposeOf[l.transaction.id] = c.purpose
-            } else if c.action == .revoke, !earlierRule || revokedTargets.insert(c.target).inserted {
-                let p = purposeOf[c.target] ?? c.purpose
-                revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
-            }
+        for (l, c, p) in withPurposes(list) where c.action == .revoke && (!earlierRule || revokedTargets.insert(c.target).inserted) {
+            revokedBefore[p] = max(revokedBefore[p] ?? 0, l.logIndex)
         }
         return revokedBefore
+    }
+
+    /// The consents of `list` (oldest first), each with the purpose it is for: a revocation's is
+    /// its target grant's when that grant is in the list (validators refuse a revocation naming
+    /// another since 2026-12-06), otherwise its own.
+    public static func withPurposes(_ list: [LoggedTransaction]) -> [(entry: LoggedTransaction, consent: ConsentBody, purpose: ConsentBody.Purpose)] {
+        var purposeOf: [Hash: ConsentBody.Purpose] = [:]
+        return list.compactMap { l in
+            guard case .consent(let c) = l.transaction.body else { return nil }
+            if c.action == .grant { purposeOf[l.transaction.id] = c.purpose }
+            return (l, c, c.action == .grant ? c.purpose : (purposeOf[c.target] ?? c.purpose))
+        }
     }
 
     /// When `grant` ends: its `expires_at`, but no later than `ConsentBody.maxTermSeconds` after

@@ -336,14 +336,16 @@ public struct TransactionValidator: Sendable {
             // A stop the subject gave at a government issuer is undone there only: the bank had
             // recorded a grant for itself right after such a revocation and was answered again
             // (found in review; rule added 2026-12-07). Only a grant an issuer records lifts it.
-            if genesis.member(tx.header.signer)?.has(.governmentIssuer) != true,
-               let stop = try governmentRevocation(endingNewest: c, state: state) {
-                guard let id = stop.id else {
+            if genesis.member(tx.header.signer)?.has(.governmentIssuer) != true {
+                switch try governmentStop(before: c, state: state) {
+                case nil: break
+                case .windowFull:
                     throw LedgerError(.notAuthorized, "\(c.grantee) holds \(ConsentStanding.window) or more consents about \(c.subject), too many to tell whether a government "
                         + "issuer recorded a stop among them: a new grant is recorded by a government issuer")
+                case .revocation(let id, let recorder):
+                    throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(recorder) (revocation \(id.hexString)): "
+                        + "a new grant after a revocation a government issuer recorded is recorded by a government issuer too, where the business consents again")
                 }
-                throw LedgerError(.notAuthorized, "\(c.subject) revoked \(c.grantee)'s \(c.purpose.name) consent at \(stop.recorder) (revocation \(id.hexString)): "
-                    + "a new grant after a revocation a government issuer recorded is recorded by a government issuer too, where the business consents again")
             }
         case .consent(let c) where c.action == .revoke:
             guard let t = try state.committedTransaction(id: c.target), case .consent(let grant) = t.body,
@@ -406,25 +408,27 @@ public struct TransactionValidator: Sendable {
             + "at most \(Self.answerLagMillis / 1000) s before (was the answering node down or cut off, and still catching up?)"
     }
 
-    /// The revocation a government issuer recorded for `grant`'s subject, grantee and purpose
-    /// that no grant a government issuer recorded has followed (among the newest
-    /// `ConsentStanding.window` consents about the subject to the grantee), if any. Entries the
-    /// bank recorded itself do not lift it: its own second revocation of the revoked grant had
-    /// made the newest entry its own, and its grant after that was taken (found in review). A
-    /// full window (id nil) counts as a stop: a bank recording that many consents about one
-    /// subject had pushed an issuer's revocation out of sight.
-    func governmentRevocation(endingNewest grant: ConsentBody, state: some LedgerStateReader) throws -> (id: Hash?, recorder: String)? {
+    /// What keeps a bank from recording `grant` for itself (`governmentStop`).
+    enum GovernmentStop {
+        /// A government issuer's revocation for the grant's subject, grantee and purpose that no
+        /// grant a government issuer recorded has followed.
+        case revocation(Hash, by: String)
+        /// A full window of consents about the subject to the grantee: a bank recording that
+        /// many had pushed an issuer's revocation out of sight.
+        case windowFull
+    }
+
+    /// Among the newest `ConsentStanding.window` consents about `grant`'s subject to its grantee,
+    /// the stop a government issuer recorded for its purpose, if any. Entries the bank recorded
+    /// itself do not lift it: its own second revocation of the revoked grant had made the newest
+    /// entry its own, and its grant after that was taken (found in review).
+    func governmentStop(before grant: ConsentBody, state: some LedgerStateReader) throws -> GovernmentStop? {
         let list = try state.consents(of: grant.subject, grantee: grant.grantee, before: try state.committedLogSize(), limit: ConsentStanding.window)
-        if list.count >= ConsentStanding.window { return (nil, "") }
-        var purposeOf: [HashKey: ConsentBody.Purpose] = [:]
-        var stop: (id: Hash?, recorder: String)? = nil
-        for l in list {
-            guard case .consent(let c) = l.transaction.body else { continue }
-            if c.action == .grant { purposeOf[HashKey(l.transaction.id)] = c.purpose }
-            // A revocation's purpose is its grant's (refused otherwise since 2026-12-06).
-            let purpose = c.action == .grant ? c.purpose : (purposeOf[HashKey(c.target)] ?? c.purpose)
-            guard purpose == grant.purpose, let recorder = genesis.member(l.transaction.header.signer), recorder.has(.governmentIssuer) else { continue }
-            stop = c.action == .revoke ? (l.transaction.id, recorder.id) : nil
+        if list.count >= ConsentStanding.window { return .windowFull }
+        var stop: GovernmentStop? = nil
+        for (l, c, purpose) in ConsentStanding.withPurposes(list) where purpose == grant.purpose {
+            guard let recorder = genesis.member(l.transaction.header.signer), recorder.has(.governmentIssuer) else { continue }
+            stop = c.action == .revoke ? .revocation(l.transaction.id, by: recorder.id) : nil
         }
         return stop
     }
