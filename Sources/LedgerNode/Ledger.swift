@@ -333,8 +333,7 @@ public final class Ledger: @unchecked Sendable {
             if lastBlockMillis == nil { lastBlockMillis = try store.blockHeader(height: store.head.height)?.timestampMillis ?? 0 }
             committed = try writeBlock(submissions, max(clock(), lastBlockMillis ?? 0))
             purger.committed(submissions)
-            if lock.withLock({ spaceFailure }) != nil {
-                lock.withLock { spaceFailure = nil }
+            if lock.withLock({ () -> Bool in defer { spaceFailure = nil }; return spaceFailure != nil }) {
                 logger.notice("block \(committed!.height) written: there is disk space again")
             }
         } catch let e as StorageError where e.code == .noSpace {

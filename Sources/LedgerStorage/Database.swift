@@ -434,8 +434,7 @@ public final class Database: @unchecked Sendable {
         // The batch's own bytes go to the log, and later to a table file, on top of the reserve.
         var batchBytes = 0
         _ = rocksdb_writebatch_data(rocksBatch, &batchBytes)
-        let (needed, over) = writeReserveBytes.addingReportingOverflow(UInt64(batchBytes))
-        try Self.checkFreeSpace(at: path, needed: over ? .max : needed, writing: true)
+        if let problem = spaceProblem(forWriting: UInt64(batchBytes)) { throw problem }
         Self.countersOff()
         var error: UnsafeMutablePointer<CChar>? = nil
         rocksdb_write(handle, sync ? syncedWriteOptions : unsyncedWriteOptions, rocksBatch, &error)

@@ -50,9 +50,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Set once the node has registered this connection as the session with that member.
     private var sessionPeer: String?
     private var inbound: ByteBuffer?
-    private var pending = CircularBuffer<(payload: [UInt8], promise: EventLoopPromise<Void>?)>()
+    /// A message waiting to be written, with the promise `send` gave for it.
+    private typealias Queued = (payload: [UInt8], promise: EventLoopPromise<Void>?)
+    private var pending = CircularBuffer<Queued>()
     /// Messages that are not bulk (`Outgoing.bulk`): written before any waiting in `pending`.
-    private var urgent = CircularBuffer<(payload: [UInt8], promise: EventLoopPromise<Void>?)>()
+    private var urgent = CircularBuffer<Queued>()
     private var draining = false
     private var timeout: Scheduled<Void>?
     private var remote = "unknown address"
@@ -244,7 +246,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Urgent messages first, but after `urgentBurstBytes` of them in a row a waiting bulk one
     /// goes: proposals carry their blocks (up to a frame), and on a link slower than the chain
     /// they would otherwise hold catch-up replies back for good (found in review).
-    private func nextToWrite() -> (payload: [UInt8], promise: EventLoopPromise<Void>?)? {
+    private func nextToWrite() -> Queued? {
         if pending.isEmpty { urgentInARow = 0 }   // counted only while bulk messages wait
         if urgentInARow >= Self.urgentBurstBytes || urgent.isEmpty, let bulk = pending.popFirst() {
             urgentInARow = 0
