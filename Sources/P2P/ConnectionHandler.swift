@@ -1,6 +1,7 @@
 import LedgerCrypto
 import Logging
 import NIOCore
+import Synchronization
 
 /// Why a connection ended, as the node logs it: one line per connection.
 struct CloseReason: Sendable {
@@ -10,6 +11,21 @@ struct CloseReason: Sendable {
     let isProtocolError: Bool
 
     static func protocolError(_ error: P2PError) -> CloseReason { CloseReason(message: error.reason, level: .warning, isProtocolError: true) }
+}
+
+/// When a session last heard from its peer (any authenticated frame, or the handshake's end),
+/// in `NIODeadline` nanoseconds: the node refuses a second session for a member whose
+/// current one is live.
+final class SessionLiveness: Sendable {
+    private let lastHeard = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
+
+    func heard() { lastHeard.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
+
+    /// How long ago the peer was last heard from.
+    var silence: TimeAmount {
+        let now = NIODeadline.now().uptimeNanoseconds, then = lastHeard.load(ordering: .relaxed)
+        return .nanoseconds(Int64(now > then ? now - then : 0))
+    }
 }
 
 /// A message for a peer. `bulk`: transaction gossip or catch-up blocks, which may be large and
@@ -49,6 +65,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var handshakeCompleted = false
     /// Set once the node has registered this connection as the session with that member.
     private var sessionPeer: String?
+    private let liveness = SessionLiveness()
     private var inbound: ByteBuffer?
     /// A message waiting to be written, with the promise `send` gave for it.
     private typealias Queued = (payload: [UInt8], promise: EventLoopPromise<Void>?)
@@ -187,17 +204,38 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     sendCipher = established.sendCipher
                     receiveCipher = established.receiveCipher
                     phase = .established
-                    guard node.sessionEstablished(peer: established.peerID, channel: context.channel, role: role, remote: remote) else {
+                    liveness.heard()
+                    switch node.sessionEstablished(peer: established.peerID, channel: context.channel, role: role, remote: remote, liveness: liveness) {
+                    case .accepted:
+                        sessionPeer = established.peerID
+                    case .stopping:
                         fail(context, CloseReason(message: "node is stopping", level: .debug, isProtocolError: false))
                         return
+                    case .refused(let why):
+                        // Told to the peer, whose operator reads its log, then closed once written.
+                        // The node has logged it here (rate-limited).
+                        let written = context.eventLoop.makePromise(of: Void.self)
+                        sendFrame(context, kind: .closing, payload: Array(why.utf8.prefix(Wire.maxClosingReasonBytes)), promise: written, flush: true)
+                        phase = .closed
+                        closeReason = CloseReason(message: why, level: .debug, isProtocolError: true)
+                        inbound = nil
+                        let channel = context.channel
+                        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                        return
                     }
-                    sessionPeer = established.peerID
                 }
             case .established:
                 guard let body = try Framing.nextBody(in: &inbound!, lengths: frameLengths, what: "frame") else { return }
                 let (kind, payload) = try receiveCipher!.open(body)
-                if kind == .message, let peer = sessionPeer {
-                    node.deliver(from: peer, payload)
+                liveness.heard()
+                switch kind {
+                case .message:
+                    if let peer = sessionPeer { node.deliver(from: peer, payload) }
+                case .keepalive:
+                    break
+                case .closing:
+                    let why = String(decoding: payload.prefix(Wire.maxClosingReasonBytes), as: UTF8.self)
+                    throw P2PError(.peerClosed, "the peer ended the session: \(why)")
                 }
             }
         }

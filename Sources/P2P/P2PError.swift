@@ -20,6 +20,8 @@ public struct P2PError: Error, Hashable, CustomStringConvertible, Sendable {
         case malformedFrame
         case authenticationFailed
         case peerSilent
+        /// The peer ended the session and said why (a `closing` frame).
+        case peerClosed
     }
 
     public let code: Code

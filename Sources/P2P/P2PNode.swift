@@ -26,6 +26,7 @@ public final class P2PNode: Sendable {
         let channel: any Channel
         let role: Wire.Role
         let established: NIODeadline
+        let liveness: SessionLiveness
         /// Bytes accepted by `send` and not yet written to the socket.
         var queuedBytes = 0
     }
@@ -60,19 +61,29 @@ public final class P2PNode: Sendable {
         var handshakeRefusalWindow: NIODeadline?
         var handshakeRefusalsLogged = 0
         var unloggedHandshakeRefusals = 0
-        /// When each member's session was last replaced by a new one (within the last
-        /// `replacementWindow`; at most `replacementsForWarning` kept per member), and when a
-        /// warning about it was last logged.
-        var replacements: [String: [NIODeadline]] = [:]
-        var lastReplacementWarning: [String: NIODeadline] = [:]
+        /// Second sessions refused per member since the last warning about them, and when
+        /// that warning was logged (at most one per member per `refusalWarningInterval`).
+        var refusedSecondSessions: [String: Int] = [:]
+        var lastSecondSessionWarning: [String: NIODeadline] = [:]
     }
 
-    /// Sessions of one member replaced this many times within `replacementWindow` get a
-    /// warning: a restarting peer replaces its session once, two nodes running with one
-    /// member's key (a standby left running, or a stolen key) replace each other's every few
-    /// seconds, and each replacement drops what was in flight.
-    static let replacementsForWarning = 3
-    static let replacementWindow: TimeAmount = .seconds(60)
+    /// A member's session that heard from its peer within this long is live: a second
+    /// connection authenticating as that member is refused rather than replacing it. Two
+    /// keepalive intervals: a live peer writes at least once per interval. A peer that
+    /// restarted closed its old connection with the process (the kernel sends FIN or RST), and
+    /// one whose old connection died silently is let in once that connection has been quiet
+    /// this long.
+    var liveSessionWindow: TimeAmount { TimeAmount(config.keepaliveInterval) * 2 }
+    static let refusalWarningInterval: TimeAmount = .seconds(60)
+
+    /// What `sessionEstablished` decided about a connection that completed its handshake.
+    enum SessionAdmission: Equatable {
+        case accepted
+        /// The node is stopping.
+        case stopping
+        /// The member has a live session already; the reason is sent to the peer.
+        case refused(String)
+    }
 
     /// onMessage is called for every authenticated, decrypted message, on an event-loop thread; it must not block.
     /// onPeer(member, connected) when an authenticated session opens or closes.
@@ -472,44 +483,65 @@ public final class P2PNode: Sendable {
     }
 
     /// A handshake succeeded. Registers the session, replacing an older one with the same
-    /// member (the peer probably restarted). False when the node is stopping.
-    func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String) -> Bool {
-        let outcome: (accepted: Bool, replaced: Session?, flapping: Int?) = state.withLockedValue { s in
-            guard !s.stopped else { return (false, nil, nil) }
+    /// member that has gone quiet (the peer restarted and its old connection died silently).
+    /// A second connection for a member whose session is live is refused: two nodes running
+    /// with one member's key (a standby left running, or a stolen key) used to replace each
+    /// other's sessions every few seconds, dropping what was in flight each time and slowing
+    /// the whole network's commits (found by black-box testing); now the one that came first
+    /// keeps the session and the other is told why.
+    func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String, liveness: SessionLiveness) -> SessionAdmission {
+        let window = liveSessionWindow
+        enum Outcome { case stopping, accepted(replaced: Session?), refused(silence: TimeAmount, warn: Int?) }
+        let outcome: Outcome = state.withLockedValue { s in
+            guard !s.stopped else { return .stopping }
             s.handshaking[ObjectIdentifier(channel)] = nil
-            let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now()), forKey: peer)
-            var flapping: Int?
-            if old != nil {
+            if let current = s.sessions[peer], current.liveness.silence < window {
                 let now = NIODeadline.now()
-                var times = (s.replacements[peer] ?? []).filter { now - $0 < Self.replacementWindow }
-                times.append(now)
-                s.replacements[peer] = Array(times.suffix(Self.replacementsForWarning))
-                if times.count >= Self.replacementsForWarning,
-                   s.lastReplacementWarning[peer].map({ now - $0 >= Self.replacementWindow }) ?? true {
-                    s.lastReplacementWarning[peer] = now
-                    flapping = times.count
+                let count = (s.refusedSecondSessions[peer] ?? 0) + 1
+                if s.lastSecondSessionWarning[peer].map({ now - $0 >= Self.refusalWarningInterval }) ?? true {
+                    s.lastSecondSessionWarning[peer] = now
+                    s.refusedSecondSessions[peer] = 0
+                    return .refused(silence: current.liveness.silence, warn: count)
                 }
+                s.refusedSecondSessions[peer] = count
+                return .refused(silence: current.liveness.silence, warn: nil)
             }
+            let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now(), liveness: liveness), forKey: peer)
             if s.dialers[peer] != nil {
                 s.dialers[peer]!.reported = nil
                 // A session from either direction makes a scheduled dial pointless.
                 s.dialers[peer]!.scheduled?.cancel()
                 s.dialers[peer]!.scheduled = nil
             }
-            return (true, old, flapping)
+            return .accepted(replaced: old)
         }
-        guard outcome.accepted else { return false }
-        if let count = outcome.flapping {
-            logger.warning("p2p session with \(peer) replaced \(count) times within \(Self.replacementWindow.nanoseconds / 1_000_000_000) s (now by \(remote)): two nodes may be running with \(peer)'s key (a standby left running, or a stolen key); each replacement drops what was in flight")
+        switch outcome {
+        case .stopping:
+            return .stopping
+        case .refused(let silence, let warn):
+            let heard = "\(silence.nanoseconds / 1_000_000) ms ago"
+            if let count = warn {
+                let counted = count > 1 ? " (\(count) such connections since the last warning)" : ""
+                let current = sessionRemote(peer) ?? "another address"
+                logger.warning("p2p refused a second session as \(peer) from \(remote)\(counted): its session from \(current) is live (heard \(heard)); two nodes may be running with \(peer)'s key (a standby left running, or a stolen key)")
+            }
+            return .refused("\(config.localMemberID) has a live session with \(peer) already (heard \(heard)): another node may be running with \(peer)'s key "
+                + "(a standby left running, or a stolen key); this one retries with backoff")
+        case .accepted(let replaced):
+            if let old = replaced {
+                logger.info("p2p replacing the session with \(peer), quiet for over \(window.nanoseconds / 1_000_000) ms: new authenticated connection \(remote)")
+                old.channel.close(promise: nil)
+                onPeer(peer, false)
+            }
+            logger.info("p2p session with \(peer) established (\(role == .initiator ? "dialed" : "accepted") \(remote))")
+            onPeer(peer, true)
+            return .accepted
         }
-        if let old = outcome.replaced {
-            logger.info("p2p replacing the session with \(peer): new authenticated connection \(remote)")
-            old.channel.close(promise: nil)
-            onPeer(peer, false)
-        }
-        logger.info("p2p session with \(peer) established (\(role == .initiator ? "dialed" : "accepted") \(remote))")
-        onPeer(peer, true)
-        return true
+    }
+
+    /// The remote address of the session with `peer`, for log lines.
+    private func sessionRemote(_ peer: String) -> String? {
+        state.withLockedValue { $0.sessions[peer].map { ConnectionHandler.describe($0.channel.remoteAddress) } }
     }
 
     /// A session's connection closed. Only the current session of a member reports a disconnect.

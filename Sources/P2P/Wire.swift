@@ -16,7 +16,10 @@ enum Wire {
     static let maxFrameBytesLimit = 1 << 30
 
     enum HandshakeKind: UInt8 { case hello = 0x01, auth = 0x02 }
-    enum FrameKind: UInt8 { case message = 0x01, keepalive = 0x02 }
+    /// `closing`: the sender ends the session and says why (UTF-8, at most `maxClosingReasonBytes`);
+    /// sent by a responder that refuses a second live session for one member.
+    enum FrameKind: UInt8 { case message = 0x01, keepalive = 0x02, closing = 0x03 }
+    static let maxClosingReasonBytes = 512
     enum Role: UInt8, Sendable { case initiator = 0x01, responder = 0x02 }
 
     static let transcriptLabel = "CreditLedger p2p v1 transcript"

@@ -103,7 +103,7 @@ final class PrivacyNetworkTests: XCTestCase {
         XCTAssertEqual(kept, 1, keptOut)
         XCTAssertTrue(keptOut.contains("holds an answer receipt (\(AnswerReceipt.format))"), keptOut)
         let stdout = net.root + "/stdout.json"
-        FileManager.default.createFile(atPath: stdout, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdout, contents: nil)
         let piped = try VerifierCLITests.run("credit-node", again + ["--out", net.root + "/answer-2.json"], standardOutput: stdout)
         XCTAssertEqual(piped.status, 0, piped.output)
         XCTAssertTrue(piped.output.contains("answered by samr-330106"), piped.output)

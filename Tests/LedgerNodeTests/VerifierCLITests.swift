@@ -249,7 +249,7 @@ final class VerifierCLITests: XCTestCase {
         XCTAssertTrue(twiceGenesis.output.contains("genesis is not one every tool reads alike: \"chain_id\" appears twice"), twiceGenesis.output)
         // Inputs are read within a limit: a file past it, or an endless one, is refused by name
         // rather than read into memory whole.
-        FileManager.default.createFile(atPath: dir + "/huge-receipt.json", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/huge-receipt.json", contents: nil)
         try FileHandle(forWritingAtPath: dir + "/huge-receipt.json")!.truncate(atOffset: (256 << 20) + 1)   // sparse
         let huge = try Self.run("credit-verify", ["receipt", dir + "/huge-receipt.json", "--genesis", genesis])
         XCTAssertEqual(huge.status, 1, huge.output)

@@ -353,47 +353,70 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, restarted, tag: "after the restart")
     }
 
-    /// A new authenticated connection for a member replaces the old session.
-    func testNewAuthenticatedConnectionReplacesTheOldSession() async throws {
+    /// A second connection authenticating as a member whose session is live (two nodes running
+    /// with one key) is refused and told why; the session it would have replaced is kept. The
+    /// refusals are warned about once a minute, not once each.
+    func testSecondLiveSessionForAMemberIsRefusedAndTheCurrentOneKept() async throws {
         let c = Consortium("m1", "m2")
-        // m1 redials 0.5-1 s after losing its session: time for the test to use the new one first.
-        let m1 = try await start(c, "m1") { config in
-            config.reconnectInitialDelay = .seconds(1)
-            config.reconnectMaxDelay = .seconds(1)
-        }
+        let m1 = try await start(c, "m1")
         let m2 = try await start(c, "m2")
         connectAll([m1, m2])
         try await waitForSessions([m1, m2])
+        try await assertExchange(m1, m2, tag: "before the duplicate")
 
-        // "m1 restarted": a second connection authenticated as m1.
-        let raw = try await RawClient.connect(port: m2.port)
-        var session = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
-        try await eventually("m2 replaced the session") { m2.recorder.peerEvents("m1") == [true, false, true] }
-        XCTAssertEqual(m2.node.connectedPeers, ["m1"])
-        try await raw.sendFrame(try session.sendCipher.seal(kind: .message, payload: Array("from the new connection".utf8), allocator: ByteBufferAllocator()))
-        try await eventually("delivered on the new session") { m2.recorder.messages(from: "m1").last == Array("from the new connection".utf8) }
-        // The old connection was closed, so the real m1 redials and in turn replaces the raw one.
-        try await raw.waitUntilClosed("replaced by the real m1 redialing")
-        try await assertExchange(m1, m2, tag: "after the replacements")
+        for attempt in 1...2 {
+            let raw = try await RawClient.connect(port: m2.port)
+            var session = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+            try await raw.waitUntilClosed("second session of m1 refused (attempt \(attempt))")
+            let frames = try raw.frames(opening: &session.receiveCipher, maxLength: 4096)
+            XCTAssertEqual(frames.map(\.kind), [.closing], "attempt \(attempt)")
+            let why = String(decoding: frames.first?.payload ?? [], as: UTF8.self)
+            XCTAssertTrue(why.contains("m2 has a live session with m1 already") && why.contains("another node may be running with m1's key"), why)
+        }
+        try await m2.logs.expect(1, .warning, "p2p refused a second session as m1", "is live", "two nodes may be running with m1's key")
+        // The real m1's session was never dropped.
+        XCTAssertEqual(m2.recorder.peerEvents("m1"), [true])
+        XCTAssertEqual(m1.recorder.peerEvents("m2"), [true])
+        try await assertExchange(m1, m2, tag: "after the refusals")
     }
 
-    /// A member whose sessions keep replacing each other (two nodes running with one key) gets a
-    /// warning; a single replacement (a restart) does not.
-    func testSessionsReplacingEachOtherAreWarnedAbout() async throws {
+    /// A node told by its peer why the session ends logs that reason as a warning.
+    func testAClosingFrameIsLoggedWithItsReason() async throws {
         let c = Consortium("m1", "m2")
         let m2 = try await start(c, "m2")
-        var clients: [RawClient] = []
-        for n in 1...4 {
-            let raw = try await RawClient.connect(port: m2.port)
-            _ = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
-            clients.append(raw)
-            try await eventually("session \(n) of m1 registered") { m2.recorder.peerEvents("m1").filter { $0 }.count == n }
-            if n == 2 {
-                XCTAssertTrue(m2.logs.matching(.warning, "may be running with m1's key").isEmpty, "one replacement is a restart: \(m2.logs.dump)")
-            }
+        let raw = try await RawClient.connect(port: m2.port)
+        var session = try await raw.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+        try await eventually("session registered") { m2.recorder.peerEvents("m1") == [true] }
+        try await raw.sendFrame(try session.sendCipher.seal(kind: .closing, payload: Array("shutting down for maintenance".utf8), allocator: ByteBufferAllocator()))
+        try await raw.waitUntilClosed("after the closing frame")
+        try await m2.logs.expect(1, .warning, "closed the session with m1", "the peer ended the session: shutting down for maintenance")
+        try await eventually("m2 sees m1 go") { m2.recorder.peerEvents("m1") == [true, false] }
+    }
+
+    /// A peer that restarted while its old connection died silently is let in once that
+    /// connection has been quiet for two keepalive intervals: the new session replaces it.
+    func testNewConnectionReplacesASessionThatWentQuiet() async throws {
+        let c = Consortium("m1", "m2")
+        let m2 = try await start(c, "m2") { config in
+            config.keepaliveInterval = .milliseconds(150)
+            config.idleTimeout = .seconds(30)
         }
-        try await m2.logs.expect(1, .warning, "p2p session with m1 replaced 3 times", "two nodes may be running with m1's key")
-        for raw in clients.dropLast() { try await raw.waitUntilClosed("replaced") }
+        let old = try await RawClient.connect(port: m2.port)
+        _ = try await old.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+        try await eventually("old session registered") { m2.recorder.peerEvents("m1") == [true] }
+        // Quiet for longer than the live window (2 × 150 ms); the idle timeout is far away.
+        try await Task.sleep(for: .milliseconds(600))
+        XCTAssertFalse(old.isClosed)
+
+        let new = try await RawClient.connect(port: m2.port)
+        var session = try await new.handshake(as: c["m1"], to: "m2", allowed: c.allowed)
+        try await eventually("m2 replaced the quiet session") { m2.recorder.peerEvents("m1") == [true, false, true] }
+        try await old.waitUntilClosed("replaced")
+        try await m2.logs.expect(1, .info, "p2p replacing the session with m1, quiet for over 300 ms")
+        XCTAssertTrue(m2.logs.matching(.warning, "refused a second session").isEmpty, m2.logs.dump)
+        try await new.sendFrame(try session.sendCipher.seal(kind: .message, payload: Array("from the new connection".utf8), allocator: ByteBufferAllocator()))
+        try await eventually("delivered on the new session") { m2.recorder.messages(from: "m1").last == Array("from the new connection".utf8) }
+        XCTAssertFalse(new.isClosed)
     }
 
     /// Idle sessions stay up on keepalives; a peer that goes silent is dropped.

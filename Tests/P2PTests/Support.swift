@@ -255,12 +255,16 @@ final class RawClient: Sendable {
 
     /// The message frames received so far, opened with `cipher` in order (keepalives left out).
     func messages(opening cipher: inout FrameCipher, maxLength: Int) throws -> [[UInt8]] {
-        var out: [[UInt8]] = []
+        try frames(opening: &cipher, maxLength: maxLength).filter { $0.kind == .message }.map(\.payload)
+    }
+
+    /// Every frame received so far, opened with `cipher` in order.
+    func frames(opening cipher: inout FrameCipher, maxLength: Int) throws -> [(kind: Wire.FrameKind, payload: [UInt8])] {
+        var out: [(kind: Wire.FrameKind, payload: [UInt8])] = []
         while let body = try box.withLockedValue({ received throws(P2PError) in
             try Framing.nextBody(in: &received.bytes, lengths: 1...maxLength, what: "frame")
         }) {
-            let (kind, payload) = try cipher.open(body)
-            if kind == .message { out.append(payload) }
+            out.append(try cipher.open(body))
         }
         return out
     }
