@@ -31,19 +31,19 @@ let package = Package(
             providers: [.apt(["librocksdb-dev"])]
         ),
         // The only importer of CSodium.
-        .target(name: "LedgerCrypto", dependencies: ["CSodium"]),
+        .target(name: "LedgerCrypto", dependencies: ["CSodium"], exclude: ["README.md"]),
         // The only importer of CRocksDB.
-        .target(name: "LedgerStorage", dependencies: ["CRocksDB"]),
+        .target(name: "LedgerStorage", dependencies: ["CRocksDB"], exclude: ["README.md"]),
         // Types, canonical encoding, Merkle log, checkpoints, validation. No I/O.
-        .target(name: "LedgerCore", dependencies: ["LedgerCrypto"]),
+        .target(name: "LedgerCore", dependencies: ["LedgerCrypto"], exclude: ["README.md"]),
         // Tendermint consensus as a pure state machine: events in, actions out, logical time.
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
         // Scorecards as data, deterministic integer evaluation, score updates. No I/O.
-        .target(name: "Scoring", dependencies: ["LedgerCore", "LedgerCrypto"]),
+        .target(name: "Scoring", dependencies: ["LedgerCore", "LedgerCrypto"], exclude: ["README.md"]),
         // Query policies as data: parsing, install-time disclosure rules, deterministic evaluation. No I/O.
         .target(name: "Policy", dependencies: ["LedgerCore", "LedgerCrypto", "Scoring"]),
         // The chain's layout in RocksDB: blocks, transactions, Merkle nodes, indexes, integrity checks.
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring", "Policy"]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStorage", "Scoring", "Policy"], exclude: ["README.md"]),
         // Authenticated, encrypted peer-to-peer transport between members (SwiftNIO). Opaque payloads.
         .target(
             name: "P2P",
@@ -53,7 +53,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         // The node: ledger store, block production, HTTP API, client helpers.
         .target(
@@ -66,7 +67,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "credit-node",

@@ -128,15 +128,22 @@ public struct SignedNote: Hashable, Sendable {
     }
 
     /// The verifiers whose signatures are present and valid. Signatures by unknown keys are
-    /// ignored; a known key with a bad signature rejects the whole note (C2SP signed-note). A
-    /// known key's further lines after one that verified are passed over unchecked, so a note
-    /// costs at most one check per known key: one line repeated 100 times cost 100 (found in
-    /// review, as for commit certificates).
+    /// ignored; a known key with a bad signature rejects the whole note, and so does a known
+    /// key with a second line, checked or not (C2SP signed-note; Go's `note.Open` calls it
+    /// malformed). So a note costs at most one check per known key, and its verdict does not
+    /// depend on the order of its lines: until 2026-12-07 a known key's lines after one that
+    /// verified were passed over, so a bad copy after the good line was accepted and the same
+    /// copy before it refused (found by an independent verifier).
     public func verifiedSigners(_ verifiers: [NoteVerifier]) throws -> [NoteVerifier] {
         var valid: [NoteVerifier] = []
         let message = Array(text.utf8)
         for sig in signatures {
-            guard let v = verifiers.first(where: { $0.name == sig.name && $0.keyID == sig.keyID }), !valid.contains(v) else { continue }
+            guard let v = verifiers.first(where: { $0.name == sig.name && $0.keyID == sig.keyID }) else { continue }
+            guard !valid.contains(v) else {
+                let hex = String(sig.keyID, radix: 16)
+                throw LedgerError(.invalidCheckpoint, "note has more than one signature line by \(sig.name) (key id \(String(repeating: "0", count: 8 - hex.count) + hex)): "
+                    + "a known key may sign a note once (C2SP signed-note)")
+            }
             guard v.publicKey.isValidSignature(sig.signature, for: message) else {
                 throw LedgerError(.invalidCheckpoint, "signature by \(sig.name) does not verify")
             }

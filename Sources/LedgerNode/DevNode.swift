@@ -117,6 +117,7 @@ public enum DevNode {
     public static func run(dataDirectory: String, host: String, port: Int, blockInterval: Duration, logger: Logger,
                            models: [InstalledModel] = [], policies: [(source: String, bytes: [UInt8])] = [],
                            httpIdleTimeoutSeconds: Int = 30, httpMaxConnections: Int = LedgerAPI.maxConnections,
+                           httpMaxConnectionsPerClient: Int = LedgerAPI.maxConnectionsPerClient,
                            memberHTTP: (host: String, port: Int)? = nil) async throws {
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
@@ -137,6 +138,7 @@ public enum DevNode {
         try await LedgerAPI(ledger: ledger).serve(host: host, port: port, addressFile: dataDirectory + "/http.addr",
                                                   services: [BlockProducerService(ledger: ledger)], logger: logger,
                                                   idleTimeout: .seconds(Int64(httpIdleTimeoutSeconds)), maxConnections: httpMaxConnections,
+                                                  maxConnectionsPerClient: httpMaxConnectionsPerClient,
                                                   members: memberHTTP.map { ($0.host, $0.port, dataDirectory + "/member-http.addr") })
     }
 }

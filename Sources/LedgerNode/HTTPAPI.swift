@@ -45,15 +45,16 @@ public struct LedgerAPI: Sendable {
     /// `members.addressFile`.
     public func serve(host: String, port: Int, addressFile: String, services: [any Service], logger: Logger,
                       idleTimeout: TimeAmount = LedgerAPI.idleTimeout, maxConnections: Int = LedgerAPI.maxConnections,
+                      maxConnectionsPerClient: Int = LedgerAPI.maxConnectionsPerClient,
                       members: (host: String, port: Int, addressFile: String)? = nil) async throws {
         var services = services
         if let members {
             services.append(application(routes: .members, host: members.host, port: members.port, addressFile: members.addressFile,
                                         what: "member API (queries, policies, proofs, submissions)", logger: logger, idleTimeout: idleTimeout,
-                                        maxConnections: maxConnections))
+                                        maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient))
         }
         var app = application(routes: .all, host: host, port: port, addressFile: addressFile, what: "HTTP API", logger: logger,
-                              idleTimeout: idleTimeout, maxConnections: maxConnections)
+                              idleTimeout: idleTimeout, maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient)
         app.addServices(services)
         do {
             try await app.runService()
@@ -101,7 +102,7 @@ public struct LedgerAPI: Sendable {
     }
 
     func application(routes: Routes, host: String, port: Int, addressFile: String, what: String, logger: Logger,
-                     idleTimeout: TimeAmount, maxConnections: Int) -> Application<RouterResponder<APIRequestContext>> {
+                     idleTimeout: TimeAmount, maxConnections: Int, maxConnectionsPerClient: Int) -> Application<RouterResponder<APIRequestContext>> {
         try? FileManager.default.removeItem(atPath: addressFile)
         var api = self
         api.bodyDeadlineBase = .nanoseconds(idleTimeout.nanoseconds)
@@ -110,7 +111,10 @@ public struct LedgerAPI: Sendable {
             // A connection that sends nothing for this long, between requests or in the middle of
             // one, is closed: a client that announces a body and never sends it would otherwise
             // hold its share of the request-body budget (and with a few more, every POST) for good.
-            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            // Each client address holds at most `maxConnectionsPerClient` of them (ClientConnections).
+            server: HTTPServerBuilder { [clients = ClientConnections(limit: maxConnectionsPerClient, logger: logger, what: what)] responder in
+                ClientLimitedHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), clients: clients)
+            },
             // Past `maxConnections` open connections the listener stops accepting until one
             // closes (further clients wait in the kernel's backlog): connections cost file
             // descriptors, which the store needs too, and a block write that cannot open a
@@ -135,6 +139,9 @@ public struct LedgerAPI: Sendable {
     /// Open connections each listener accepts at once, by default.
     public static let maxConnections = 512
     public static let maxConnectionsRange = 1...100_000
+    /// Open connections one client address may hold on a listener, by default: an eighth of the
+    /// total, so one client cannot take every slot. Clients behind one proxy or NAT share it.
+    public static let maxConnectionsPerClient = 64
 
     public func makeRouter(_ routes: Routes = .all) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)

@@ -37,12 +37,14 @@ public struct NodeConfig: Decodable, Sendable {
     public var log_level: String?
     /// Open HTTP connections each listener accepts at once (default `LedgerAPI.maxConnections`).
     public var http_max_connections: Int?
+    /// Open HTTP connections one client address may hold on each listener (default `LedgerAPI.maxConnectionsPerClient`).
+    public var http_max_connections_per_client: Int?
     /// Seconds a submitter waits for its transactions to commit before it is told they are
     /// still pending (default 50, under the 60 s a `credit-node` client waits).
     public var commit_wait_seconds: Int?
 
     static let fields: Set<String> = ["genesis", "key", "data_dir", "http", "member_http", "p2p", "peers", "timeouts", "log_level",
-                                      "http_max_connections", "commit_wait_seconds"]
+                                      "http_max_connections", "http_max_connections_per_client", "commit_wait_seconds"]
     static let commitWaitRange: ClosedRange<Int> = 1...3600
     static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
     /// Each consensus timeout is 1 ms to 10 minutes.
@@ -103,8 +105,10 @@ public struct NodeConfig: Decodable, Sendable {
                 }
             }
         }
-        if let n = config.http_max_connections, !LedgerAPI.maxConnectionsRange.contains(n) {
-            throw LedgerError(.invalidValue, "config file \(path): http_max_connections is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
+        for (name, value) in [("http_max_connections", config.http_max_connections), ("http_max_connections_per_client", config.http_max_connections_per_client)] {
+            if let n = value, !LedgerAPI.maxConnectionsRange.contains(n) {
+                throw LedgerError(.invalidValue, "config file \(path): \(name) is \(n); it must be \(LedgerAPI.maxConnectionsRange.lowerBound)-\(LedgerAPI.maxConnectionsRange.upperBound)")
+            }
         }
         if let level = config.log_level, Logger.Level(rawValue: level) == nil {
             throw LedgerError(.invalidValue, "config file \(path): log_level is \"\(level.clipped())\"; it must be one of \(Self.logLevels)")
@@ -306,7 +310,8 @@ public enum NetworkNode {
 
         try await LedgerAPI(ledger: node).serve(host: httpListener.host, port: httpListener.port, addressFile: dataDir + "/http.addr",
                                                 services: [ConsensusService(node: node)], logger: logger,
-                                                maxConnections: config.http_max_connections ?? LedgerAPI.maxConnections, members: members)
+                                                maxConnections: config.http_max_connections ?? LedgerAPI.maxConnections,
+                                                maxConnectionsPerClient: config.http_max_connections_per_client ?? LedgerAPI.maxConnectionsPerClient, members: members)
     }
 }
 

@@ -254,7 +254,7 @@ public final class ChainVerifier {
                 summary.checkpointsChecked += 1
             }
             if let named = trustedBlocks.removeValue(forKey: header.height), named.size != header.logSize || named.rootHash != header.logRoot {
-                throw fail("the trusted checkpoint of log size \(named.size) names block \(header.height), but this chain's block \(header.height) ends at log size \(header.logSize) with root \(header.logRoot.hexString.prefix(16))…: this chain is not the one the checkpoint's signers certified")
+                throw fail("the trusted checkpoint of log size \(named.size) and root \(named.rootHash.hexString.prefix(16))… names block \(header.height), but this chain's block \(header.height) ends at log size \(header.logSize) with root \(header.logRoot.hexString.prefix(16))…: this chain is not the one the checkpoint's signers certified")
             }
             if let root = trusted.removeValue(forKey: header.logSize) {
                 guard root == header.logRoot else {
@@ -273,8 +273,14 @@ public final class ChainVerifier {
             progress?(summary.blocks, summary.transactions)
         }
         if let height = trustedBlocks.keys.min(), trusted.isEmpty {
+            // Every trusted size was reached with its root, and blocks are never empty, so each
+            // size ends exactly one block: a checkpoint naming another block contradicts itself
+            // (its signers signed it so). No block is missing (found by an independent verifier:
+            // this was reported as blocks missing from the end).
+            let named = trustedBlocks[height]!
             throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,
-                               reason: "the chain ends at block \(expectedHeight - 1), short of block \(height), which a trusted checkpoint names: blocks are missing from its end")
+                               reason: "the trusted checkpoint of log size \(named.size) names block \(height), but this chain reaches that size, with that root, "
+                                + "at another block and ends at block \(expectedHeight - 1): the checkpoint's block line contradicts its size")
         }
         if let size = trusted.keys.min() {
             throw ChainFailure(height: expectedHeight, transactionIndex: nil, logIndex: nil,

@@ -416,7 +416,7 @@ public final class P2PNode: Sendable {
     /// What `maxHandshakesPerAddress` counts by: an IPv4 address (also when it arrives
     /// IPv4-mapped on a dual-stack socket), or an IPv6 /64, since one host usually holds a
     /// whole /64.
-    static func handshakeLimitKey(_ address: SocketAddress?) -> String {
+    public static func handshakeLimitKey(_ address: SocketAddress?) -> String {
         guard let address else { return "unknown address" }
         if case .v6(let v6) = address {
             let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }

@@ -152,6 +152,8 @@ struct Dev: AsyncParsableCommand {
     var httpIdleTimeoutSeconds: Int = 30
     @Option(help: "Open HTTP connections each listener accepts at once; more wait until one closes (1-100000).")
     var httpMaxConnections: Int = LedgerAPI.maxConnections
+    @Option(help: "Open HTTP connections one client address (IPv4, or IPv6 /64) may hold on a listener; more are answered 429 (1-100000).")
+    var httpMaxConnectionsPerClient: Int = LedgerAPI.maxConnectionsPerClient
 
     func run() async throws {
         Allocator.keepFreedMemory()
@@ -159,6 +161,7 @@ struct Dev: AsyncParsableCommand {
         guard (0...60_000).contains(blockIntervalMs) else { throw fail("--block-interval-ms must be 0-60000") }
         guard (1...3600).contains(httpIdleTimeoutSeconds) else { throw fail("--http-idle-timeout-seconds must be 1-3600") }
         guard LedgerAPI.maxConnectionsRange.contains(httpMaxConnections) else { throw fail("--http-max-connections must be 1-100000") }
+        guard LedgerAPI.maxConnectionsRange.contains(httpMaxConnectionsPerClient) else { throw fail("--http-max-connections-per-client must be 1-100000") }
         let members = try memberHttp.map { address -> (host: String, port: Int) in
             guard let (h, p) = Genesis.listenHostAndPort(address) else { throw fail("--member-http must be host:port (a host without spaces or slashes, a port of 0-65535), got \(address)") }
             return (h, p)
@@ -170,7 +173,8 @@ struct Dev: AsyncParsableCommand {
                                   blockInterval: .milliseconds(blockIntervalMs), logger: logger,
                                   models: try models.map { try loadModels(directory: $0) } ?? [],
                                   policies: try policies.map { try PolicyFiles.read(directory: $0) } ?? [],
-                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, httpMaxConnections: httpMaxConnections, memberHTTP: members)
+                                  httpIdleTimeoutSeconds: httpIdleTimeoutSeconds, httpMaxConnections: httpMaxConnections,
+                                  httpMaxConnectionsPerClient: httpMaxConnectionsPerClient, memberHTTP: members)
         }
     }
 }
@@ -335,18 +339,30 @@ struct MakeGenesis: ParsableCommand {
 struct VerifierKeys: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verifier-keys",
-        abstract: "Print each member's C2SP note verifier key (name+hexid+base64), one per line, for standard tlog tools.",
-        discussion: "Example:\n  credit-node verifier-keys --genesis /tmp/ledger/genesis.json")
+        abstract: "Print each validator's C2SP note verifier key (name+hexid+base64), one per line, for standard tlog tools.",
+        discussion: """
+        Only validators cosign checkpoints, so only their keys are printed (--all-members prints every
+        member's). A standard signed-note verifier (Go's note.Open) accepts a note that ONE listed key
+        signed: it knows no quorum. To trust a checkpoint as the consortium's, check it with
+        credit-verify, or with a tool that requires the quorum (n - floor((n-1)/3) of the n keys).
+
+        Example:
+          credit-node verifier-keys --genesis /tmp/ledger/genesis.json
+        """)
     @Option(help: "Genesis file.") var genesis: String
     @Flag(help: "Follow each key with a tab and the member's roles (the lines are then no longer plain verifier keys).")
     var withRoles = false
+    @Flag(help: "Print every member's key, not only the validators' (members that are not validators never sign checkpoints).")
+    var allMembers = false
 
     func run() throws {
         do {
             let g = try Genesis(file: genesis)
-            for m in g.members {
+            for m in allMembers ? g.members : g.validators {
                 print(withRoles ? "\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))" : m.verifierKey)
             }
+            let quorum = g.validators.count - g.faultTolerance
+            FileHandle.standardError.write(Data("# a checkpoint is the consortium's when \(quorum) of these \(g.validators.count) validator keys signed it; standard note verifiers accept one: check the quorum with credit-verify\n".utf8))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

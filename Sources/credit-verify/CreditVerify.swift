@@ -373,6 +373,18 @@ struct Consistency: ParsableCommand {
               let list = object["hashes"] as? [String] else {
             throw Failure("\(url) did not return a consistency proof: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }
+        // Read as every tool reads it (FORMAT.md §14), and for the sizes asked: a reply that
+        // repeated "hashes" was read by its last copy, and one naming other sizes was taken
+        // (found by an independent verifier; the proof is checked against the signed
+        // checkpoints either way, so this names the fault instead of a failed proof).
+        if let duplicate = JSONDuplicateKeys.first(in: Array(data)) {
+            throw Failure("\(url) did not return a consistency proof any tool reads alike: \(duplicate)")
+        }
+        for (key, asked) in [("old_size", old), ("new_size", new)] {
+            if let said = object[key], (said as? NSNumber)?.uint64Value != asked || "\(said)" != "\(asked)" {
+                throw Failure("\(url) answered with \(key) \(said), not the \(asked) asked for")
+            }
+        }
         do { return try Merkle.proofHashes(base64: list, what: "\(url): consistency proof") } catch { throw Failure("\(error)") }
     }
 }

@@ -50,16 +50,23 @@ final class SignedNoteTests: XCTestCase {
         XCTAssertThrowsError(try SignedNote(parsing: forged).verifiedSigners([v]))
         let stranger = NoteVerifier(name: "stranger", publicKey: Ed25519PrivateKey().publicKey)
         XCTAssertEqual(try reparsed.verifiedSigners([stranger]).count, 0)
-        // A known key's lines after one that verified are passed over unchecked (as Go's
-        // sumdb/note drops repeated signatures by one verifier): a line repeated 100 times costs
-        // one check, and counts once.
+        // A known key's second line rejects the note, whatever its order and whether or not it
+        // would verify (as Go's sumdb/note): a line repeated 100 times costs one check.
         let line = try XCTUnwrap(note.serialized.split(separator: "\n").last.map(String.init))
         let repeated = note.serialized + Array(repeating: line + "\n", count: SignedNote.maxSignatures - 1).joined()
-        XCTAssertEqual(try SignedNote(parsing: repeated).verifiedSigners([v]).count, 1)
+        XCTAssertThrowsError(try SignedNote(parsing: repeated).verifiedSigners([v])) {
+            XCTAssertTrue("\($0)".contains("more than one signature line by samr-330106 (key id \(String(v.verifierKey.split(separator: "+")[1])))"), "\($0)")
+        }
         var other = SignedNote(text: "another text\n")
         other.sign(name: "samr-330106", key: key)
-        let afterAValidLine = note.serialized + (other.serialized.split(separator: "\n").last.map(String.init) ?? "") + "\n"
-        XCTAssertEqual(try SignedNote(parsing: afterAValidLine).verifiedSigners([v]).count, 1)
+        let badLine = (other.serialized.split(separator: "\n").last.map(String.init) ?? "") + "\n"
+        let head = note.serialized.prefix(upTo: note.serialized.range(of: "\n\n")!.upperBound)
+        for (order, text) in [("bad line after the good one", note.serialized + badLine), ("bad line before the good one", String(head) + badLine + line + "\n")] {
+            XCTAssertThrowsError(try SignedNote(parsing: text).verifiedSigners([v]), order)
+        }
+        // Unknown keys' lines, repeated or not, are ignored.
+        let strangerLine = "\u{2014} stranger " + ([0, 0, 0, 1] + [UInt8](repeating: 7, count: 64)).base64String + "\n"
+        XCTAssertEqual(try SignedNote(parsing: note.serialized + strangerLine + strangerLine).verifiedSigners([v]).count, 1)
         XCTAssertThrowsError(try Checkpoint(text: "o\n042\nAAAA\n"))
         // A checkpoint written before the block line, or with another extension line, names no commit.
         let root = SHA256.hash([1]).base64String

@@ -65,6 +65,21 @@ final class GovernanceApprovalCLITests: XCTestCase {
         for w in words { XCTAssertTrue(out.contains(w), "\"\(w)\" not in: \(out)", file: file, line: line) }
     }
 
+    /// `verifier-keys` prints the keys that sign checkpoints, the validators'; a standard note
+    /// verifier given an auditor's or a bank's key would accept a checkpoint that member alone
+    /// signed (found by an independent verifier). Every member's with --all-members.
+    func testVerifierKeysPrintsTheValidatorsKeysUnlessAskedForAll() throws {
+        let g = try genesis()
+        func keys(_ extra: [String]) throws -> [String] {
+            try expectSuccess(["verifier-keys", "--genesis", root + "/genesis.json"] + extra)
+                .split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+        }
+        XCTAssertEqual(try keys([]), ["dev"].map { id in g.members.first { $0.id == id }!.verifierKey })
+        XCTAssertEqual(try keys(["--all-members"]), g.members.map(\.verifierKey))
+        XCTAssertEqual(g.members.count, 4)
+        XCTAssertTrue(try expectSuccess(["verifier-keys", "--genesis", root + "/genesis.json"]).contains("when 1 of these 1 validator keys signed it"))
+    }
+
     /// Client commands check the signing member's roles against the node's genesis before they
     /// send anything (the node refused them batch by batch, or at the first record).
     func testClientCommandsCheckRolesBeforeSending() throws {

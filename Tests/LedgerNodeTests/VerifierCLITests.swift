@@ -157,7 +157,16 @@ final class VerifierCLITests: XCTestCase {
             guard send(head + "\r\n") else { return }
             for _ in 0..<120 { guard send(" ") else { return }; Thread.sleep(forTimeInterval: 0.25) }
         }
-        defer { [unending, declared, trickled].forEach { $0.stop() } }
+        // A reply that repeats a key, or names other sizes than asked, is named as such.
+        let proofJSON = "[" + hashes.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        let repeated = try HostileHTTPServer { send in _ = send(head + "\r\n{\"hashes\":[],\"hashes\":\(proofJSON)}") }
+        let otherSizes = try HostileHTTPServer { send in _ = send(head + "\r\n{\"old_size\":\(Int(sizes[0])! + 1),\"new_size\":\(sizes[1]),\"hashes\":\(proofJSON)}") }
+        defer { [unending, declared, trickled, repeated, otherSizes].forEach { $0.stop() } }
+        for (server, said) in [(repeated, "did not return a consistency proof any tool reads alike"), (otherSizes, "answered with old_size \(Int(sizes[0])! + 1), not the \(sizes[0]) asked for")] {
+            let odd = try Self.run("credit-verify", consistencyFrom + ["http://127.0.0.1:\(server.port)"])
+            XCTAssertEqual(odd.status, 1, odd.output)
+            XCTAssertTrue(odd.output.contains(said), odd.output)
+        }
         for (server, said) in [(unending, "sent more than 1 MiB"), (declared, "declared 4294967296 bytes, over 1 MiB")] {
             let flooded = try Self.run("credit-verify", consistencyFrom + ["http://127.0.0.1:\(server.port)"])
             XCTAssertEqual(flooded.status, 1, flooded.output)
@@ -328,8 +337,9 @@ final class VerifierCLITests: XCTestCase {
         let newCheckpoint = try Checkpoint(text: signedNew.text)
         let named = try XCTUnwrap(newCheckpoint.commit)
         let devKeys = try MemberSecretKeys.load(from: dir + "/keys/dev.key")
-        for (height, words) in [(named.height - 1, "names block \(named.height - 1), but this chain's block \(named.height - 1) ends at log size"),
-                                (named.height + 1, "short of block \(named.height + 1), which a trusted checkpoint names")] {
+        let root = newCheckpoint.rootHash.hexString.prefix(16)
+        for (height, words) in [(named.height - 1, "of log size \(newCheckpoint.size) and root \(root)… names block \(named.height - 1), but this chain's block \(named.height - 1) ends at log size"),
+                                (named.height + 1, "names block \(named.height + 1), but this chain reaches that size, with that root, at another block and ends at block \(named.height): the checkpoint's block line contradicts its size")] {
             var note = SignedNote(text: Checkpoint(origin: newCheckpoint.origin, size: newCheckpoint.size, rootHash: newCheckpoint.rootHash,
                                                    commit: .init(height: height, round: named.round)).text)
             note.sign(name: devKeys.memberID, key: devKeys.signing)
