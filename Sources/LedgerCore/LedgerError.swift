@@ -23,6 +23,9 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
         /// The node is catching up with the consortium (503): what it would answer from is out of date.
         case outOfDate
         case rateLimited          // over a budget (refused queries); retry later
+        /// Blocks kept landing while an aggregate read its cells (503): the query was neither
+        /// answered nor recorded, and its nonce is unused; send it again.
+        case busy
         case invalidGenesis
         case invalidProof
         case invalidCheckpoint

@@ -630,7 +630,7 @@ public struct LedgerAPI: Sendable {
         case .replay, .conflict: return .conflict
         case .unknownReference: return .unprocessableContent
         case .notFound, .operatorOnly: return .notFound
-        case .mempoolFull, .notCommitted, .outOfDate: return .serviceUnavailable
+        case .mempoolFull, .notCommitted, .outOfDate, .busy: return .serviceUnavailable
         case .rateLimited: return .tooManyRequests
         default: return .badRequest
         }

@@ -179,6 +179,13 @@ extension ChainStore {
         try database.get(Family.meta, QueryKey.nonce(requester, nonce)) != nil
     }
 
+    /// The committed query record that used `requester`'s request nonce, if any.
+    public func queryRecord(requester: String, nonce: UInt64) throws -> (id: Hash, location: Location, record: Transaction)? {
+        guard let id = try database.get(Family.meta, QueryKey.nonce(requester, nonce)), let location = try location(of: id),
+              let tx = try transaction(at: location.logIndex) else { return nil }
+        return (id, location, tx)
+    }
+
     /// Query records about `subject` below `logSize`, newest first.
     /// The newest `limit` query records about `subject` below `logSize`, newest first; with
     /// `confirmedOnly`, only those that show their requester asking (the confirmed index).

@@ -1569,6 +1569,11 @@ final class QueryServiceTests: XCTestCase {
         let replay = try await service.handle(bytes)
         XCTAssertEqual(replay.receipt.reason, "replayed_request")
         try assertRecorded(replay.receipt, "replayed_request")
+        // The refusal names the record that used the nonce, so a client whose answer was lost learns where it went.
+        let audit = try XCTUnwrap(first.receipt.facts.first { $0.role == "audit_record" })
+        let auditID = try Transaction.decode(XCTUnwrap([UInt8](base64: audit.transaction))).id
+        XCTAssertTrue(replay.receipt.message.contains("by query record \(auditID.hexString) at log index \(audit.log_index)"), replay.receipt.message)
+        XCTAssertTrue(replay.receipt.message.contains("which recorded it answered"), replay.receipt.message)
         // An unknown requester is refused on the record too.
         var stranger = QueryRequest(chainID: consortium.genesis.chainID, requester: "bank-z", keyID: 1, policy: policy("credit-grade"),
                                     subject: foodCode, purpose: "loan_application", parameters: [], nonce: 1, issuedAtMillis: nowMillis)
