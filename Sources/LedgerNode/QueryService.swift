@@ -124,7 +124,10 @@ public final class QueryService: @unchecked Sendable {
             guard let requester = genesis.member(req.requester) else {
                 throw PolicyRefusal(.unknownRequester, "\"\(req.requester)\" is not a member of this consortium")
             }
-            guard requester.keyID == req.keyID, requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
+            guard requester.keyID == req.keyID else {
+                throw PolicyRefusal(.badSignature, "the request names key id \(req.keyID), but \(requester.id)'s key in genesis has key id \(requester.keyID)")
+            }
+            guard requester.signingKey.isValidSignature(req.signature, for: req.signingBytes) else {
                 throw PolicyRefusal(.badSignature, "the request's signature does not verify with \(requester.id)'s key")
             }
             // Validators take the record of a member's query only from its own node or a

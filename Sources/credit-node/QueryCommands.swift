@@ -55,6 +55,11 @@ struct QueryCommand: ParsableCommand {
                 try QueryRequest(chainID: g.chainID, requester: keys.memberID, keyID: 0, policy: Hashes.zero, subject: subject,
                                  purpose: purpose, parameters: parameters, nonce: 0, issuedAtMillis: 0).checkFields()
             } catch let e as LedgerError { throw fail("\(e.reason); nothing was sent") }
+            // The wire takes 255 bytes, the policies 64: a longer value was sent and refused
+            // `parameters_too_large` on the record (found by black-box testing).
+            if let long = parameters.first(where: { $0.value.utf8.count > PolicyEngine.maxParameterBytes }) {
+                throw fail("--param \(long.name.clipped()) is \(long.value.utf8.count) bytes; policies take values of at most \(PolicyEngine.maxParameterBytes); nothing was sent")
+            }
             let policyHash = try client.policyHash(policy)
             // A subject policy without --subject was sent and refused `invalid_uscc` on the ledger
             // (found by black-box testing); an aggregate one with a subject likewise.
@@ -264,7 +269,12 @@ struct ConsentCommand: ParsableCommand {
         while true {
             let chunk: Data
             do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw fail("cannot read \(path): \(error)") }
-            if chunk.isEmpty { return hasher.finalize() }
+            if chunk.isEmpty {
+                // An empty file is no consent form; its hash, the same for every empty file, proved
+                // nothing (found by black-box testing).
+                guard total > 0 else { throw fail("--evidence \(path) is empty; name the signed consent form's file") }
+                return hasher.finalize()
+            }
             total += chunk.count
             guard total <= 1 << 30 else { throw fail("\(path) is larger than any consent evidence file can be (over 1 GiB); check that it is the right file") }
             hasher.update(Array(chunk))

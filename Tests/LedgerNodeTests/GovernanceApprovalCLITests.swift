@@ -104,6 +104,12 @@ final class GovernanceApprovalCLITests: XCTestCase {
                            "--purpose", "loan_application"], ["a grant needs --evidence FILE, the signed consent form you keep"])
         try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
                            "--purpose", "loan_application", "--evidence", root!], ["--evidence \(root!) is a directory"])
+        _ = FileManager.default.createFile(atPath: root + "/empty-form.txt", contents: Data())
+        try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
+                           "--purpose", "loan_application", "--evidence", root + "/empty-form.txt"], ["--evidence \(root!)/empty-form.txt is empty"])
+        // A parameter value longer than policies take is named before sending (it was refused on the record).
+        try expectRefusal(query + ["--key", key("bank-a"), "--param", "amount_yuan=" + String(repeating: "9", count: 65)],
+                          ["--param amount_yuan is 65 bytes; policies take values of at most 64", "nothing was sent"])
         XCTAssertEqual(try LedgerClient(baseURL: url).getJSON("/v1/health")["log_size"] as? Int, before)
     }
 

@@ -1580,6 +1580,14 @@ final class QueryServiceTests: XCTestCase {
         stranger.sign(with: Ed25519PrivateKey())
         let s = try await service.handle(stranger.encoded)
         XCTAssertEqual(s.receipt.reason, "unknown_requester")
+        // A member's request naming another key id says so, not that its signature failed.
+        let bankA = try XCTUnwrap(consortium.genesis.member("bank-a"))
+        var wrongKeyID = QueryRequest(chainID: consortium.genesis.chainID, requester: "bank-a", keyID: bankA.keyID &+ 1, policy: policy("credit-grade"),
+                                      subject: foodCode, purpose: "loan_application", parameters: [], nonce: nextNonce(), issuedAtMillis: nowMillis)
+        wrongKeyID.sign(with: consortium.keys["bank-a"]!.signing)
+        let k = try await service.handle(wrongKeyID.encoded)
+        XCTAssertEqual(k.receipt.reason, "bad_signature")
+        XCTAssertTrue(k.receipt.message.contains("names key id \(bankA.keyID &+ 1), but bank-a's key in genesis has key id \(bankA.keyID)"), k.receipt.message)
         // Bytes that are not a query are an error, not a record.
         do { _ = try await service.handle([1, 2, 3]); XCTFail("garbage accepted") } catch {}
         // The subject can see every refused look at it.
