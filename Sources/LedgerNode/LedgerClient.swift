@@ -39,6 +39,17 @@ public struct LedgerClient: Sendable {
                               + (baseURL.contains("://") ? "" : "; write it as http://\(baseURL)"))
         }
         guard let url = URL(string: baseURL + path) else { throw LedgerError(.malformed, "bad URL \(baseURL + path)") }
+        if baseURL.lowercased().hasPrefix("http://") {
+            do {
+                let reply = try PlainHTTP.exchange(method, url, body: body.map { Array($0) }, timeout: timeout, limit: Self.maxReplyBytes)
+                guard !reply.overLimit else {
+                    throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
+                }
+                return (reply.status, Data(reply.body))
+            } catch let e as PlainHTTP.Failure {
+                throw Unreachable(description: "cannot reach the node at \(Self.node(url)) (\(method) \(url.path)): \(e.description)", underlying: e)
+            }
+        }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
         if let body {
@@ -69,10 +80,14 @@ public struct LedgerClient: Sendable {
     }
 
     static func transportFailure(_ error: any Error, method: String, url: URL, timeout: TimeInterval) -> Unreachable {
-        let node = url.host.map { h in url.port.map { "\(h):\($0)" } ?? h } ?? url.absoluteString
         let reason = transportProblem(error, timeout: timeout)
-        return Unreachable(description: "cannot reach the node at \(node) (\(method) \(url.path)): \(reason)", underlying: error)
+        return Unreachable(description: "cannot reach the node at \(node(url)) (\(method) \(url.path)): \(reason)", underlying: error)
     }
+
+    static func node(_ url: URL) -> String { url.host.map { h in url.port.map { "\(h):\($0)" } ?? h } ?? url.absoluteString }
+
+    /// The largest reply a client reads: a batch's results, a block, a receipt are far smaller.
+    public static let maxReplyBytes = 512 << 20
 
     /// GET returning the body; throws `HTTPFailure` on a non-2xx status.
     public func get(_ path: String) throws -> Data {

@@ -349,6 +349,14 @@ struct Consistency: ParsableCommand {
         let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
         guard let url = URL(string: "\(trimmed)/v1/proofs/consistency?old=\(old)&new=\(new)") else { throw Failure("bad URL \(base)") }
         let fetchSeconds = Double(timeoutSeconds)
+        if trimmed.lowercased().hasPrefix("http://") {
+            // In `poll`: URLSession spun a core while it waited (PlainHTTP).
+            let reply: PlainHTTP.Reply
+            do { reply = try PlainHTTP.exchange("GET", url, timeout: fetchSeconds, limit: InputLimit.proof) } catch let e as PlainHTTP.Failure {
+                throw Failure(e.kind == .timedOut ? "cannot fetch the proof from \(url): no whole answer within \(Int(fetchSeconds)) s" : "cannot fetch the proof from \(url): \(e.description)")
+            }
+            return try proofHashes(Data(reply.body), status: reply.status, overLimit: reply.overLimit, declaredLength: reply.declaredLength ?? -1, url: url, old: old, new: new)
+        }
         let fetch = BoundedFetch(limit: InputLimit.proof)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = fetchSeconds
@@ -360,12 +368,16 @@ struct Consistency: ParsableCommand {
             throw Failure("cannot fetch the proof from \(url): no whole answer within \(Int(fetchSeconds)) s")
         }
         let (data, status, error, overLimit) = fetch.outcome
+        if let error, !overLimit { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: fetchSeconds))") }
+        return try proofHashes(data, status: status, overLimit: overLimit, declaredLength: fetch.declaredLength, url: url, old: old, new: new)
+    }
+
+    /// The proof in a node's reply, checked as `fetchProof` describes.
+    func proofHashes(_ data: Data, status: Int, overLimit: Bool, declaredLength declared: Int64, url: URL, old: UInt64, new: UInt64) throws -> [Hash] {
         if overLimit {
-            let declared = fetch.declaredLength
             let said = declared > Int64(InputLimit.proof) ? "declared \(declared) bytes, over" : "sent more than"
             throw Failure("\(url) \(said) \(InputLimit.proof >> 20) MiB; a consistency proof is a few kilobytes")
         }
-        if let error { throw Failure("cannot fetch the proof from \(url): \(transportProblem(error, timeout: fetchSeconds))") }
         guard status == 200 else {
             throw Failure("\(url) answered HTTP \(status), not a consistency proof: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }

@@ -58,12 +58,16 @@ final class CrashRecoveryTests: XCTestCase {
                 }
             }
         }
-        DispatchQueue.global().async(group: group) {
+        // On a thread of its own: the clients block in `poll`, and Dispatch's pool (about a
+        // thread per core) started this loop only after the kill once they held it.
+        group.enter()
+        Thread {
             while !stop.withLock({ stopped }) {
                 if let note = try? client.checkpoint() { record.checkpoint(note) }
                 Thread.sleep(forTimeInterval: 0.01)
             }
-        }
+            group.leave()
+        }.start()
         // Kill once a good part of the burst is acknowledged, while the rest is in flight.
         let deadline = Date().addingTimeInterval(60)
         while record.count < clients * batches * perBatch / 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }

@@ -1,0 +1,78 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerCore
+import LedgerNode
+import XCTest
+
+/// The tools' HTTP client: replies by length, chunked or to the close; limits; deadlines;
+/// and a wait that sleeps in `poll` (URLSession on Linux spun a core for as long as a node
+/// took to answer; found by an independent verifier).
+final class PlainHTTPTests: XCTestCase {
+    func testRepliesAreReadByLengthChunkedOrToTheClose() throws {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        let byLength = try HostileHTTPServer { send in _ = send(head + "Content-Length: 11\r\n\r\n{\"a\":true}\nTRAILING") }
+        let chunked = try HostileHTTPServer { send in
+            _ = send(head + "Transfer-Encoding: chunked\r\n\r\n4;x=y\r\n{\"a\"\r\n")
+            Thread.sleep(forTimeInterval: 0.1)
+            _ = send("7\r\n:true}\n\r\n0\r\n\r\n")
+        }
+        let toTheClose = try HostileHTTPServer { send in _ = send("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n{\"a\":true}\n") }
+        defer { [byLength, chunked, toTheClose].forEach { $0.stop() } }
+        for (server, status) in [(byLength, 200), (chunked, 200), (toTheClose, 404)] {
+            let reply = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(server.port)/v1/x?y=1")), timeout: 5, limit: 1 << 20)
+            XCTAssertEqual(reply.status, status)
+            XCTAssertEqual(String(decoding: reply.body, as: UTF8.self), "{\"a\":true}\n")
+            XCTAssertFalse(reply.overLimit)
+        }
+        // Past the limit: declared, or sent.
+        let declared = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(byLength.port)/")), timeout: 5, limit: 10)
+        XCTAssertTrue(declared.overLimit)
+        XCTAssertEqual(declared.declaredLength, 11)
+        let sent = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(toTheClose.port)/")), timeout: 5, limit: 4)
+        XCTAssertTrue(sent.overLimit)
+    }
+
+    func testASilentServerTimesOutWithoutSpinning() throws {
+        let silent = try HostileHTTPServer { _ in Thread.sleep(forTimeInterval: 3) }
+        defer { silent.stop() }
+        func cpuSeconds() -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(1), &usage)   // RUSAGE_THREAD: this thread only
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        let before = cpuSeconds(), started = Date()
+        XCTAssertThrowsError(try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(silent.port)/")), timeout: 1.5, limit: 1 << 20)) {
+            XCTAssertEqual(($0 as? PlainHTTP.Failure)?.kind, .timedOut, "\($0)")
+            XCTAssertEqual("\($0)", "no answer within 1 s")
+        }
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(waited, 1.4)
+        XCTAssertLessThan(waited, 3)
+        // Sleeping in poll: a spinning wait uses about as much CPU as it waits.
+        XCTAssertLessThan(cpuSeconds() - before, 0.3, "the wait used the CPU")
+    }
+
+    func testTransportFailuresAreNamed() throws {
+        // A port nothing listens on: bind one, then close it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = UInt16(bigEndian: address.sin_port)
+        close(fd)
+        let client = LedgerClient(baseURL: "http://127.0.0.1:\(port)", timeout: 5)
+        XCTAssertThrowsError(try client.get("/v1/health")) {
+            XCTAssertEqual("\($0)", "cannot reach the node at 127.0.0.1:\(port) (GET /v1/health): connection refused (is the node running, and is this its --http address?)")
+        }
+        let closing = try HostileHTTPServer { _ in }
+        defer { closing.stop() }
+        XCTAssertThrowsError(try LedgerClient(baseURL: "http://127.0.0.1:\(closing.port)", timeout: 5).get("/v1/health")) {
+            XCTAssertTrue("\($0)".hasSuffix("the connection closed before the answer"), "\($0)")
+        }
+    }
+}
