@@ -45,10 +45,14 @@ public struct LedgerError: Error, Hashable, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let reason: String
+    /// How long to wait before sending again, when the refusal knows (`rateLimited`): the HTTP
+    /// API says it in a `Retry-After` header too, which clients read without parsing the text.
+    public let retryAfterMillis: UInt64?
 
-    public init(_ code: Code, _ reason: String) {
+    public init(_ code: Code, _ reason: String, retryAfterMillis: UInt64? = nil) {
         self.code = code
         self.reason = reason
+        self.retryAfterMillis = retryAfterMillis
     }
 
     public var description: String { "\(code.rawValue): \(reason)" }

@@ -618,7 +618,11 @@ public struct LedgerAPI: Sendable {
         var body: [String: Any] = ["code": code, "message": message]
         if let index { body["index"] = index }
         if let committed { body["committed"] = committed }
-        return json(status, ["error": body])
+        var response = json(status, ["error": body])
+        if let millis = (underlying as? LedgerError)?.retryAfterMillis {
+            response.headers[.retryAfter] = "\(max(1, (millis + 999) / 1000))"
+        }
+        return response
     }
 
     static func statusFor(_ code: LedgerError.Code) -> HTTPResponse.Status {

@@ -224,7 +224,7 @@ public final class QueryService: @unchecked Sendable {
         guard let wait else { return }
         throw LedgerError(.rateLimited, "too many refused queries that do not show a member asking (wrong chain, unknown requester, "
             + "bad signature, outside the time window, replayed): \(rate.burst) are recorded at once, then \(rate.perSecond) a second; "
-            + "this request (\(refusal.code.rawValue): \(refusal.message)) was not recorded; retry in \(wait) ms")
+            + "this request (\(refusal.code.rawValue): \(refusal.message)) was not recorded; retry in \(wait) ms", retryAfterMillis: wait)
     }
 
     /// Reserves one refusal from `member`'s budget before its query is evaluated, or turns the
@@ -233,7 +233,7 @@ public final class QueryService: @unchecked Sendable {
         let (wait, rate) = takeRefusal(.member(member))
         guard let wait else { return }
         throw LedgerError(.rateLimited, "too many refused queries signed by \(member): \(rate.burst) are recorded at once, then "
-            + "\(rate.perSecond) a second; this request was not evaluated or recorded; retry in \(wait) ms")
+            + "\(rate.perSecond) a second; this request was not evaluated or recorded; retry in \(wait) ms", retryAfterMillis: wait)
     }
 
     /// A refusal taken but not used (the query was answered, or its refusal not recorded) goes back to its bucket.

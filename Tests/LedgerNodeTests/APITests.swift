@@ -171,6 +171,10 @@ final class APITests: XCTestCase {
                 XCTAssertEqual(Self.errorCode(r), "rateLimited")
                 let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
                 XCTAssertTrue(message.contains("bad_signature") && message.contains("retry in"), message)
+                // The wait in a header too, in whole seconds, for clients that do not read the text.
+                let seconds = Int(r.headers[.retryAfter] ?? "")
+                XCTAssertNotNil(seconds, "no Retry-After header")
+                XCTAssertGreaterThanOrEqual(seconds ?? 0, 1)
             }
             XCTAssertEqual(h.ledger.store.head.logSize, size, "the turned-away query wrote nothing")
             try await client.execute(uri: "/v1/status", method: .get) { r in
