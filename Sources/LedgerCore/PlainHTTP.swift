@@ -69,19 +69,25 @@ public enum PlainHTTP {
         }
     }
 
-    private static func connect(host: String, port: Int, deadline: UInt64, timeout: Double) throws -> Int32 {
+    /// `getaddrinfo` for TCP to (or, `passive`, on) `host:port`; the caller frees the list
+    /// with `freeaddrinfo`. Nil when the host does not resolve.
+    public static func lookUp(_ host: String, port: Int, passive: Bool = false) -> UnsafeMutablePointer<addrinfo>? {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
+        if passive { hints.ai_flags = AI_PASSIVE }
         #if canImport(Glibc)
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         #else
         hints.ai_socktype = SOCK_STREAM
         #endif
         var found: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(host, String(port), &hints, &found) == 0, let first = found else {
-            throw Failure(kind: .noSuchHost, description: "no such host")
-        }
-        defer { freeaddrinfo(found) }
+        guard getaddrinfo(host, String(port), &hints, &found) == 0 else { return nil }
+        return found
+    }
+
+    private static func connect(host: String, port: Int, deadline: UInt64, timeout: Double) throws -> Int32 {
+        guard let first = lookUp(host, port: port) else { throw Failure(kind: .noSuchHost, description: "no such host") }
+        defer { freeaddrinfo(first) }
         var lastError: Int32 = ECONNREFUSED
         var next: UnsafeMutablePointer<addrinfo>? = first
         while let info = next {

@@ -71,16 +71,8 @@ public struct LedgerAPI: Sendable {
 
     /// Whether another socket holds `host:port` (binding it fails with EADDRINUSE).
     static func addressTaken(host: String, port: Int) -> Bool {
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        var found: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(host, String(port), &hints, &found) == 0, let info = found else { return false }
-        defer { freeaddrinfo(found) }
+        guard let info = PlainHTTP.lookUp(host, port: port, passive: true) else { return false }
+        defer { freeaddrinfo(info) }
         let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
         guard fd >= 0 else { return false }
         defer { close(fd) }

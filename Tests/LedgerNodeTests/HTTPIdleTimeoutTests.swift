@@ -7,11 +7,7 @@ import XCTest
 /// more, every POST) for good; the node then reads other requests as before.
 final class HTTPIdleTimeoutTests: XCTestCase {
     func testASilentUploadIsClosedAfterTheIdleTimeout() throws {
-        let dir = NSTemporaryDirectory() + "idle-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-idle-timeout-seconds", "1"])
-        defer { node.terminate() }
-        let address = try node.waitForAddress()
+        let (_, address) = try startNode("idle", ["--http-idle-timeout-seconds", "1"])
         let fd = try open(address, sending: "POST /v1/transactions/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 16777216\r\n\r\n")
         defer { close(fd) }
         var timeout = timeval(tv_sec: 6, tv_usec: 0)   // a read that never ends fails the test instead of hanging it
@@ -39,11 +35,7 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     /// closes: a client holding many idle connections cannot use up the node's file descriptors
     /// (which a block write needs). The waiting client is answered once a slot frees.
     func testConnectionsPastTheLimitWaitUntilOneCloses() throws {
-        let dir = NSTemporaryDirectory() + "conns-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-max-connections", "2"])
-        defer { node.terminate() }
-        let address = try node.waitForAddress()
+        let (_, address) = try startNode("conns", ["--http-max-connections", "2"])
         let health = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         func answer(_ fd: Int32, within seconds: Int) -> String {
             var timeout = timeval(tv_sec: seconds, tv_usec: 0)
@@ -71,11 +63,7 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     /// and the client is served again once it closes one (one client's 600 slow connections
     /// held a bureau's member listener for every bank; found by black-box testing).
     func testOneClientHoldsAtMostItsShareOfConnections() throws {
-        let dir = NSTemporaryDirectory() + "share-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-max-connections-per-client", "3"])
-        defer { node.terminate() }
-        let address = try node.waitForAddress()
+        let (dir, address) = try startNode("share", ["--http-max-connections-per-client", "3"])
         func reply(_ fd: Int32, within seconds: Int) -> String {
             var timeout = timeval(tv_sec: seconds, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -108,6 +96,18 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         XCTAssertEqual(log.components(separatedBy: "127.0.0.1 holds 3 open connections, its limit").count - 1, 1, log)
     }
 
+    /// A dev node in a directory of its own, stopped and removed (with its log) when the test ends.
+    func startNode(_ name: String, _ arguments: [String] = []) throws -> (dir: String, address: String) {
+        let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"
+        let node = try DevNodeProcess(dataDir: dir, arguments: arguments)
+        addTeardownBlock {
+            node.terminate()
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir + ".log")
+        }
+        return (dir, try node.waitForAddress())
+    }
+
     /// A raw connection to the node that has sent `head` (and nothing else yet).
     func open(_ address: String, sending head: String) throws -> Int32 {
         let port = UInt16(try XCTUnwrap(URL(string: address)?.port))
@@ -129,11 +129,7 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     /// seventeen connections announcing 16 MiB each and sending one byte used to take it all,
     /// and turn every POST away with 503; a transaction now goes through beside them.
     func testSlowUploadsHoldOnlyWhatTheySent() throws {
-        let dir = NSTemporaryDirectory() + "slow-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try DevNodeProcess(dataDir: dir)
-        defer { node.terminate() }
-        let address = try node.waitForAddress()
+        let (dir, address) = try startNode("slow")
         let head = "POST /v1/transactions/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 16777216\r\n\r\n{"
         let uploads = try (0..<17).map { _ in try open(address, sending: head) }
         defer { for fd in uploads { close(fd) } }
@@ -150,11 +146,7 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     /// (of what it has sent, chunked). A batch route's 16 MiB gave a body declared
     /// at 100,000 bytes 65 s here (found by black-box testing, 2026-12-07).
     func testATricklingUploadIsRefusedAtItsDeadline() throws {
-        let dir = NSTemporaryDirectory() + "trickle-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + ".log") }
-        let node = try DevNodeProcess(dataDir: dir, arguments: ["--http-idle-timeout-seconds", "1"])
-        defer { node.terminate() }
-        let address = try node.waitForAddress()
+        let (_, address) = try startNode("trickle", ["--http-idle-timeout-seconds", "1"])
         // Declared, or chunked: a body without a declared length earns its time as its bytes
         // arrive (it had the route's 94 s; found in review).
         for (framing, piece) in [("Content-Length: 100000", " "), ("Transfer-Encoding: chunked", "1\r\n \r\n")] {
