@@ -123,6 +123,7 @@ let package = Package(
                 "LedgerNode", "LedgerCore", "LedgerCrypto", "LedgerStorage", "LedgerStore", "P2P",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(

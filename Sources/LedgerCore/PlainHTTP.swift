@@ -25,6 +25,8 @@ public enum PlainHTTP {
         public let overLimit: Bool
         /// The body length the reply declared, if it did.
         public let declaredLength: Int64?
+        /// Where a redirect (3xx) points.
+        public let location: String?
     }
 
     /// Sends `method url` with `body` (as JSON when given) on a new connection and reads the
@@ -92,7 +94,7 @@ public enum PlainHTTP {
         var next: UnsafeMutablePointer<addrinfo>? = first
         while let info = next {
             next = info.pointee.ai_next
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
             guard fd >= 0 else { lastError = errno; continue }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
@@ -128,79 +130,106 @@ public enum PlainHTTP {
         }
     }
 
-    /// Reads the reply: status line and headers, then the body by its Content-Length, chunked,
-    /// or to the connection's end.
+    /// Reads the reply: interim (1xx) replies skipped, then status line and headers, then the
+    /// body by its Content-Length, chunked, or to the connection's end. A reply that breaks the
+    /// framing (a negative, huge or conflicting Content-Length, a malformed chunk, a reset
+    /// before the end) is an error, never a shorter body: a node being checked is not trusted
+    /// (a negative length crashed the first version; found in review).
     private static func read(_ fd: Int32, deadline: UInt64, timeout: Double, limit: Int) throws -> Reply {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        var headerEnd: Int? = nil
-        var status = 0
-        var declared: Int64? = nil
-        var chunked = false
         let maxHead = 64 << 10
         var closed = false
+        func malformed(_ what: String) -> Failure { Failure(kind: .other, description: "the reply is malformed: \(what)") }
+        func cutShort() -> Failure { Failure(kind: .closedEarly, description: "the connection closed before the answer's end") }
         func receive() throws {
             try wait(fd, Int16(POLLIN), deadline: deadline, timeout: timeout)
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 { data.append(contentsOf: buffer[..<n]) } else if n == 0 { closed = true } else if errno != EAGAIN && errno != EINTR {
-                if errno == ECONNRESET, headerEnd != nil { closed = true; return }
                 throw Failure(kind: .closedEarly, description: "the connection closed before the answer")
             }
         }
-        while headerEnd == nil {
-            if let r = find(data, [13, 10, 13, 10]) { headerEnd = r + 4; break }
-            guard data.count <= maxHead else { throw Failure(kind: .other, description: "the reply's headers are over \(maxHead >> 10) KiB") }
-            guard !closed else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer") }
-            try receive()
-        }
-        let head = String(decoding: data[..<headerEnd!], as: UTF8.self)
-        let lines = head.components(separatedBy: "\r\n")
-        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
-        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let code = Int(statusParts[1]) else {
-            throw Failure(kind: .other, description: "the reply is not HTTP/1.1: \(lines[0].prefix(80))")
-        }
-        status = code
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if name == "content-length" { declared = Int64(value) }
-            if name == "transfer-encoding", value.lowercased().contains("chunked") { chunked = true }
-        }
-        data.removeFirst(headerEnd!)
-        if let declared, declared > Int64(limit) { return Reply(status: status, body: [], overLimit: true, declaredLength: declared) }
+        var status = 0
+        var declared: Int64? = nil
+        var chunked = false
+        var location: String? = nil
+        repeat {
+            var headerEnd: Int? = nil
+            while headerEnd == nil {
+                if let r = find(data, [13, 10, 13, 10]) { headerEnd = r + 4; break }
+                guard data.count <= maxHead else { throw malformed("its headers are over \(maxHead >> 10) KiB") }
+                guard !closed else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer") }
+                try receive()
+            }
+            let lines = String(decoding: data[..<headerEnd!], as: UTF8.self).components(separatedBy: "\r\n")
+            let statusParts = lines[0].split(separator: " ", maxSplits: 2)
+            guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), statusParts[1].count == 3, let code = Int(statusParts[1]), code >= 100 else {
+                throw Failure(kind: .other, description: "the reply is not HTTP/1.1: \(lines[0].prefix(80))")
+            }
+            status = code
+            (declared, chunked, location) = (nil, false, nil)
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                switch name {
+                case "content-length":
+                    guard (1...18).contains(value.utf8.count), value.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = Int64(value) else {
+                        throw malformed("Content-Length \"\(value.prefix(40))\"")
+                    }
+                    guard declared == nil || declared == n else { throw malformed("two different Content-Length values") }
+                    declared = n
+                case "transfer-encoding":
+                    if value.lowercased().contains("chunked") { chunked = true }
+                case "location":
+                    location = String(value.prefix(300))
+                default:
+                    break
+                }
+            }
+            data.removeFirst(headerEnd!)
+        } while (100..<200).contains(status)   // interim replies (100 Continue) come before the real one
+
+        // No body: 204 and 304 by definition.
+        if status == 204 || status == 304 { return Reply(status: status, body: [], overLimit: false, declaredLength: 0, location: location) }
         if chunked {
             var body: [UInt8] = []
             var at = 0
             while true {
                 guard let lineEnd = find(data, [13, 10], from: at) else {
-                    guard !closed else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer's end") }
+                    guard data.count - at <= 1_024 else { throw malformed("a chunk-size line is over 1 KiB") }
+                    guard !closed else { throw cutShort() }
                     try receive(); continue
                 }
-                let sizeText = String(decoding: data[at..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-                guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
-                    throw Failure(kind: .other, description: "the reply's chunked body is malformed")
-                }
-                if size == 0 { return Reply(status: status, body: body, overLimit: false, declaredLength: nil) }
-                guard body.count + size <= limit else { return Reply(status: status, body: body, overLimit: true, declaredLength: nil) }
+                let sizeText = (String(decoding: data[at..<lineEnd], as: UTF8.self).split(separator: ";", omittingEmptySubsequences: false).first ?? "")
+                    .trimmingCharacters(in: .whitespaces)
+                guard (1...15).contains(sizeText.utf8.count), let size = Int(sizeText, radix: 16), size >= 0 else { throw malformed("chunk size \"\(sizeText.prefix(20))\"") }
+                if size == 0 { return Reply(status: status, body: body, overLimit: false, declaredLength: nil, location: location) }
+                guard size <= limit - body.count else { return Reply(status: status, body: body, overLimit: true, declaredLength: nil, location: location) }
                 while data.count < lineEnd + 2 + size + 2 {
-                    guard !closed else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer's end") }
+                    guard !closed else { throw cutShort() }
                     try receive()
                 }
+                guard data[lineEnd + 2 + size] == 13, data[lineEnd + 3 + size] == 10 else { throw malformed("a chunk does not end where its size says") }
                 body.append(contentsOf: data[(lineEnd + 2)..<(lineEnd + 2 + size)])
                 at = lineEnd + 2 + size + 2
             }
         }
+        if let declared {
+            guard declared <= Int64(limit) else { return Reply(status: status, body: [], overLimit: true, declaredLength: declared, location: location) }
+            let length = Int(declared)
+            while data.count < length {
+                guard !closed else { throw cutShort() }
+                try receive()
+            }
+            return Reply(status: status, body: Array(data.prefix(length)), overLimit: false, declaredLength: declared, location: location)
+        }
+        // Neither: the body runs to the connection's close (a reset is an error above).
         while !closed {
-            if let declared, data.count >= Int(declared) { break }
-            if data.count > limit { return Reply(status: status, body: Array(data.prefix(limit)), overLimit: true, declaredLength: declared) }
+            if data.count > limit { return Reply(status: status, body: Array(data.prefix(limit)), overLimit: true, declaredLength: nil, location: location) }
             try receive()
         }
-        if let declared {
-            guard data.count >= Int(declared) else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer's end") }
-            return Reply(status: status, body: Array(data.prefix(Int(declared))), overLimit: false, declaredLength: declared)
-        }
-        if data.count > limit { return Reply(status: status, body: Array(data.prefix(limit)), overLimit: true, declaredLength: nil) }
-        return Reply(status: status, body: data, overLimit: false, declaredLength: nil)
+        if data.count > limit { return Reply(status: status, body: Array(data.prefix(limit)), overLimit: true, declaredLength: nil, location: location) }
+        return Reply(status: status, body: data, overLimit: false, declaredLength: nil, location: location)
     }
 
     private static func find(_ data: [UInt8], _ pattern: [UInt8], from start: Int = 0) -> Int? {

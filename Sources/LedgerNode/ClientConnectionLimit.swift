@@ -12,6 +12,10 @@ import Synchronization
 /// `maxConnections` and the other members keep theirs. Until 2026-12-07 there was only the
 /// listener's total: one client with 600 slow connections held a bureau's member listener, and
 /// a bank's query waited 29 s instead of 13 ms (found by black-box testing).
+///
+/// Loopback clients are not counted: a TLS reverse proxy on the node's host (docs/PRIVACY.md
+/// §1) brings every member from 127.0.0.1, and one share for all of them would let one slow
+/// member shut the others out (found in review). Such a proxy limits its own clients.
 final class ClientConnections: Sendable {
     let limit: Int
     private let open = Mutex<[String: Int]>([:])
@@ -80,16 +84,37 @@ final class ClientConnectionLimitHandler: ChannelInboundHandler, RemovableChanne
     init(_ clients: ClientConnections) { self.clients = clients }
 
     func channelActive(context: ChannelHandlerContext) {
-        let client = P2PNode.handshakeLimitKey(context.channel.remoteAddress)
-        self.client = client
+        let address = context.channel.remoteAddress
+        guard !Self.isLoopback(address) else {
+            admitted = true
+            context.fireChannelActive()
+            return
+        }
+        let client = P2PNode.handshakeLimitKey(address)
         admitted = clients.admit(client)
+        if admitted { self.client = client }
+        // Active first, so the handlers after this one see it before the close.
+        context.fireChannelActive()
         if !admitted {
             clients.warnRefused(client)
             let reply = context.channel.allocator.buffer(string: clients.refusal(client))
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in channel.close(promise: nil) }
         }
-        context.fireChannelActive()
+    }
+
+    /// 127.0.0.0/8, ::1, and IPv4-mapped 127.0.0.0/8.
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        switch address {
+        case .v4(let a)?:
+            return UInt32(bigEndian: a.address.sin_addr.s_addr) >> 24 == 127
+        case .v6(let a)?:
+            let b = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+            if b[0..<15].allSatisfy({ $0 == 0 }) && b[15] == 1 { return true }
+            return b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff && b[12] == 127
+        default:
+            return false
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -98,7 +123,8 @@ final class ClientConnectionLimitHandler: ChannelInboundHandler, RemovableChanne
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if admitted, let client { clients.release(client) }
+        if let client { clients.release(client) }   // set only for a counted connection
+        client = nil
         admitted = false
         context.fireChannelInactive()
     }

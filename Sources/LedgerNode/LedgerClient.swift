@@ -45,6 +45,12 @@ public struct LedgerClient: Sendable {
                 guard !reply.overLimit else {
                     throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
                 }
+                if (300..<400).contains(reply.status) {
+                    // Not followed (a redirect could take a signed request elsewhere); said instead of an empty 301.
+                    let to = reply.location.map { "to \($0)" } ?? "without saying where"
+                    throw HTTPFailure(status: reply.status, code: "http_\(reply.status)",
+                                      message: "the node at \(Self.node(url)) redirects \(method) \(url.path) \(to): give the address it names (with --node)")
+                }
                 return (reply.status, Data(reply.body))
             } catch let e as PlainHTTP.Failure {
                 throw Unreachable(description: "cannot reach the node at \(Self.node(url)) (\(method) \(url.path)): \(e.description)", underlying: e)
@@ -206,5 +212,12 @@ public struct LedgerClient: Sendable {
             throw LedgerError(.malformed, "\(baseURL) did not serve a CreditLedger genesis at /v1/genesis (is it a CreditLedger node's API address?): \(error)")
         }
     }
-    public func checkpoint() throws -> String { try SignedNote.text(of: Array(try get("/v1/checkpoint"))) }
+    public func checkpoint() throws -> String {
+        let text = try SignedNote.text(of: Array(try get("/v1/checkpoint")))
+        // Checked for shape, so nothing empty or torn is printed as a checkpoint (found in review).
+        do { _ = try SignedNote(parsing: text) } catch {
+            throw LedgerError(.invalidCheckpoint, "\(baseURL)/v1/checkpoint is not a signed checkpoint note: \(error)")
+        }
+        return text
+    }
 }

@@ -165,6 +165,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard phase != .closed else { return }
+        // Bytes of a session count as hearing from the peer, whole frames or not: a large frame
+        // crossing a slow link keeps the session live (found in review).
+        if phase == .established { liveness.heard() }
         var bytes = unwrapInboundIn(data)
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
@@ -227,14 +230,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .established:
                 guard let body = try Framing.nextBody(in: &inbound!, lengths: frameLengths, what: "frame") else { return }
                 let (kind, payload) = try receiveCipher!.open(body)
-                liveness.heard()
                 switch kind {
                 case .message:
                     if let peer = sessionPeer { node.deliver(from: peer, payload) }
                 case .keepalive:
                     break
                 case .closing:
-                    let why = String(decoding: payload.prefix(Wire.maxClosingReasonBytes), as: UTF8.self)
+                    // Logged: control characters (a forged log line) are replaced, and a character
+                    // cut at the byte limit is dropped.
+                    let text = String(decoding: payload.prefix(Wire.maxClosingReasonBytes), as: UTF8.self)
+                    let why = String(String.UnicodeScalarView(text.unicodeScalars.filter { $0 != "\u{FFFD}" }.map {
+                        $0.properties.generalCategory == .control ? " " : $0
+                    }))
                     throw P2PError(.peerClosed, "the peer ended the session: \(why)")
                 }
             }

@@ -508,7 +508,8 @@ public final class P2PNode: Sendable {
             }
             let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now(), liveness: liveness), forKey: peer)
             if s.dialers[peer] != nil {
-                s.dialers[peer]!.reported = nil
+                // `reported` is kept until the session has lasted (`sessionClosed`): one the peer
+                // ends at once (refusing a second session for this member) is the same failure again.
                 // A session from either direction makes a scheduled dial pointless.
                 s.dialers[peer]!.scheduled?.cancel()
                 s.dialers[peer]!.scheduled = nil
@@ -525,7 +526,8 @@ public final class P2PNode: Sendable {
                 let current = sessionRemote(peer) ?? "another address"
                 logger.warning("p2p refused a second session as \(peer) from \(remote)\(counted): its session from \(current) is live (heard \(heard)); two nodes may be running with \(peer)'s key (a standby left running, or a stolen key)")
             }
-            return .refused("\(config.localMemberID) has a live session with \(peer) already (heard \(heard)): another node may be running with \(peer)'s key "
+            // Without the varying figures, so that the refused node logs it once, not per attempt.
+            return .refused("\(config.localMemberID) has a live session with \(peer) already: another node may be running with \(peer)'s key "
                 + "(a standby left running, or a stolen key); this one retries with backoff")
         case .accepted(let replaced):
             if let old = replaced {
@@ -546,15 +548,21 @@ public final class P2PNode: Sendable {
 
     /// A session's connection closed. Only the current session of a member reports a disconnect.
     func sessionClosed(peer: String, channel: any Channel, remote: String, reason: CloseReason?) {
-        let (current, stopping): (Bool, Bool) = state.withLockedValue { s in
-            guard let session = s.sessions[peer], session.channel === channel else { return (false, s.stopped) }
+        let (current, stopping, repeated): (Bool, Bool, Bool) = state.withLockedValue { s in
+            guard let session = s.sessions[peer], session.channel === channel else { return (false, s.stopped, false) }
             s.sessions[peer] = nil
-            // A session that held for a while resets the backoff; one that drops at once (a
-            // flapping peer) keeps backing off.
-            if s.dialers[peer] != nil, NIODeadline.now() - session.established >= TimeAmount(config.reconnectMaxDelay) {
+            // A session that held for a while resets the backoff and what was reported; one that
+            // drops at once (a flapping peer, or one refusing this node) keeps backing off, and
+            // the same reason is logged once.
+            guard s.dialers[peer] != nil else { return (true, s.stopped, false) }
+            if NIODeadline.now() - session.established >= TimeAmount(config.reconnectMaxDelay) {
                 s.dialers[peer]!.backoff.reset()
+                s.dialers[peer]!.reported = nil
             }
-            return (true, s.stopped)
+            guard let message = reason?.message else { return (true, s.stopped, false) }
+            if s.dialers[peer]!.reported == message { return (true, s.stopped, true) }
+            s.dialers[peer]!.reported = message
+            return (true, s.stopped, false)
         }
         guard current else {
             logger.debug("p2p replaced connection with \(peer) (\(remote)) closed")
@@ -562,6 +570,8 @@ public final class P2PNode: Sendable {
         }
         if stopping {
             logger.debug("p2p session with \(peer) closed: node stopping")
+        } else if let reason, repeated {
+            logger.debug("p2p closed the session with \(peer) (\(remote)) again: \(reason.message)")
         } else if let reason {
             logger.log(level: reason.level, "p2p closed the session with \(peer) (\(remote)): \(reason.message)")
         } else {

@@ -58,42 +58,20 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         XCTAssertTrue(answer(third, within: 10).hasPrefix("HTTP/1.1 200"), "the waiting connection was not served after a slot freed")
     }
 
-    /// One client address holds at most its share of a listener's connections: one past it is
-    /// answered 429 at once, before it sends anything, and closed; other requests are served,
-    /// and the client is served again once it closes one (one client's 600 slow connections
-    /// held a bureau's member listener for every bank; found by black-box testing).
-    func testOneClientHoldsAtMostItsShareOfConnections() throws {
-        let (dir, address) = try startNode("share", ["--http-max-connections-per-client", "3"])
-        func reply(_ fd: Int32, within seconds: Int) -> String {
-            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var answer = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                answer += buffer[0..<n]
-            }
-            return String(decoding: answer, as: UTF8.self)
-        }
-        // Three slow clients' connections (a header line, never finished) take the share.
-        let slow = try (0..<3).map { _ in try open(address, sending: "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n") }
-        var held = Set(slow)
-        defer { for fd in held { close(fd) } }
+    /// Loopback clients are not held to a share: a reverse proxy on the node's host brings every
+    /// member from 127.0.0.1 (found in review). Others are (ClientConnectionLimitTests).
+    func testLoopbackClientsAreNotHeldToAShare() throws {
+        let (_, address) = try startNode("share", ["--http-max-connections-per-client", "3"])
+        let slow = try (0..<5).map { _ in try open(address, sending: "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n") }
+        defer { for fd in slow { close(fd) } }
         Thread.sleep(forTimeInterval: 0.3)
-        let fourth = try self.open(address, sending: "")
-        defer { close(fourth) }
-        let refused = reply(fourth, within: 5)
-        XCTAssertTrue(refused.hasPrefix("HTTP/1.1 429"), refused)
-        XCTAssertTrue(refused.contains("\"code\":\"tooManyConnections\"") && refused.contains("127.0.0.1 holds 3 open connections"), refused)
-        XCTAssertTrue(refused.contains("Retry-After: 1"), refused)
-        // Closing one frees its place.
-        close(slow[0]); held.remove(slow[0])
-        Thread.sleep(forTimeInterval: 0.3)
-        let fifth = try self.open(address, sending: "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        defer { close(fifth) }
-        XCTAssertTrue(reply(fifth, within: 10).hasPrefix("HTTP/1.1 200"))
-        let log = (try? String(contentsOfFile: dir + ".log", encoding: .utf8)) ?? ""
-        XCTAssertEqual(log.components(separatedBy: "127.0.0.1 holds 3 open connections, its limit").count - 1, 1, log)
+        let sixth = try open(address, sending: "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        defer { close(sixth) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(sixth, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(sixth, &buffer, buffer.count, 0)
+        XCTAssertTrue(n > 0 && String(decoding: buffer[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
     }
 
     /// A dev node in a directory of its own, stopped and removed (with its log) when the test ends.

@@ -34,6 +34,43 @@ final class PlainHTTPTests: XCTestCase {
         XCTAssertTrue(sent.overLimit)
     }
 
+    /// Replies from a node that is not trusted: framing that does not add up is an error that
+    /// says so, never a crash or a shorter body (a negative Content-Length crashed the first
+    /// version; found in review). Interim replies are skipped; 204 has no body.
+    func testMalformedRepliesAreErrorsAndInterimRepliesAreSkipped() throws {
+        let ok = "HTTP/1.1 200 OK\r\n"
+        let cases: [(String, String)] = [
+            (ok + "Content-Length: -1\r\n\r\n{}", "Content-Length \"-1\""),
+            (ok + "Content-Length: 99999999999999999999\r\n\r\n{}", "Content-Length \"99999999999999999999\""),
+            (ok + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "two different Content-Length values"),
+            (ok + "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n7fffffffffffffff\r\n", "chunk size \"7fffffffffffffff\""),
+            (ok + "Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", "a chunk does not end where its size says"),
+            (ok + "Content-Length: 10\r\n\r\n{}", "the connection closed before the answer's end"),
+            ("HTTP/1.1 2000 OK\r\n\r\n", "not HTTP/1.1"),
+        ]
+        for (reply, said) in cases {
+            let server = try HostileHTTPServer { send in _ = send(reply) }
+            defer { server.stop() }
+            XCTAssertThrowsError(try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(server.port)/")), timeout: 5, limit: 1 << 20), said) {
+                XCTAssertTrue("\($0)".contains(said), "\($0) (expected: \(said))")
+            }
+        }
+        // A 100 Continue before the reply, and a 204 from a server that keeps the connection open.
+        let interim = try HostileHTTPServer { send in _ = send("HTTP/1.1 100 Continue\r\n\r\n" + ok + "Content-Length: 2\r\n\r\n{}") }
+        let noContent = try HostileHTTPServer { send in _ = send("HTTP/1.1 204 No Content\r\n\r\n"); Thread.sleep(forTimeInterval: 3) }
+        let redirect = try HostileHTTPServer { send in _ = send("HTTP/1.1 301 Moved Permanently\r\nLocation: https://node.example/v1/health\r\nContent-Length: 0\r\n\r\n") }
+        defer { [interim, noContent, redirect].forEach { $0.stop() } }
+        let afterInterim = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(interim.port)/")), timeout: 5, limit: 1 << 20)
+        XCTAssertEqual(afterInterim.status, 200)
+        XCTAssertEqual(afterInterim.body, Array("{}".utf8))
+        let started = Date()
+        XCTAssertEqual(try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(noContent.port)/")), timeout: 5, limit: 1 << 20).status, 204)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2, "waited for a body a 204 does not have")
+        XCTAssertThrowsError(try LedgerClient(baseURL: "http://127.0.0.1:\(redirect.port)", timeout: 5).get("/v1/health")) {
+            XCTAssertTrue("\($0)".contains("redirects GET /v1/health to https://node.example/v1/health: give the address it names"), "\($0)")
+        }
+    }
+
     func testASilentServerTimesOutWithoutSpinning() throws {
         let silent = try HostileHTTPServer { _ in Thread.sleep(forTimeInterval: 3) }
         defer { silent.stop() }

@@ -380,6 +380,26 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after the refusals")
     }
 
+    /// Two nodes on one member's key: the second one's dials are refused while the first holds
+    /// the session; the second logs the reason it is given once, then at debug level as it keeps
+    /// retrying with backoff; the first never loses its session.
+    func testASecondNodeOnOneKeyIsRefusedAndSaysSoOnce() async throws {
+        let c = Consortium("m1", "m2")
+        let m1 = try await start(c, "m1")
+        let m2 = try await start(c, "m2")
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+        let twin = try await start(c, "m1")
+        twin.node.setPeers([m2.address])
+        try await eventually("the twin refused three times") { twin.logs.matching(.debug, "closed the session with m2", "again").count >= 2 }
+        let told = twin.logs.matching(.warning, "closed the session with m2", "the peer ended the session: m2 has a live session with m1 already")
+        XCTAssertEqual(told.count, 1, twin.logs.dump)
+        try await m2.logs.expect(1, .warning, "p2p refused a second session as m1")
+        XCTAssertEqual(m2.recorder.peerEvents("m1"), [true])
+        XCTAssertEqual(m1.recorder.peerEvents("m2"), [true])
+        try await assertExchange(m1, m2, tag: "with the twin running")
+    }
+
     /// A node told by its peer why the session ends logs that reason as a warning.
     func testAClosingFrameIsLoggedWithItsReason() async throws {
         let c = Consortium("m1", "m2")
