@@ -27,7 +27,10 @@ final class HostileHTTPServer: @unchecked Sendable {
         Thread {
             while true {
                 let connection = accept(fd, nil, nil)
-                guard connection >= 0 else { return }   // stopped
+                // Stopped. The listener is closed here, not in `stop`: closed there, its number
+                // could go to the next server's socket while this loop still accepted on it, and
+                // answer that server's client with this reply (found when a test failed so).
+                guard connection >= 0 else { close(fd); return }
                 // The request's head, then the reply; a send that fails (the client gave up) ends it.
                 var head = [UInt8](repeating: 0, count: 65_536)
                 _ = recv(connection, &head, head.count, 0)
@@ -41,7 +44,6 @@ final class HostileHTTPServer: @unchecked Sendable {
     }
 
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        shutdown(listener, Int32(SHUT_RDWR))   // wakes the accept loop, which closes it
     }
 }
