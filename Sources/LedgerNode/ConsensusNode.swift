@@ -368,6 +368,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// every peer, or far behind, said "ok" (found by black-box testing, 2026-12-07).
     let publishedPeers = Atomic<Int>(-1)
     let publishedBehind = Atomic<UInt64>(0)
+    public var refusingPeers: [(peer: String, why: String)] { p2p?.peersEndingSessions ?? [] }
     public var connectivity: (peers: Int, behindBy: UInt64)? {
         let peers = publishedPeers.load(ordering: .relaxed)
         return peers < 0 ? nil : (peers, publishedBehind.load(ordering: .relaxed))

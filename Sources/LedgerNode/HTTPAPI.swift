@@ -248,6 +248,11 @@ public struct LedgerAPI: Sendable {
             if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses, the network, and that its genesis file is the consortium's (the node's log names each failed handshake)") }
             if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the height its validator peers report: catching up, and what it serves is out of date until then") }
         }
+        let refusing = ledger.refusingPeers
+        if !refusing.isEmpty {
+            body["refused_by"] = refusing.map(\.peer)
+            warnings.append("refused by \(refusing.map(\.peer).joined(separator: ", ")): \(refusing[0].why)")
+        }
         if !warnings.isEmpty { body["warning"] = warnings.joined(separator: "; ") }
         return (true, body)
     }

@@ -53,7 +53,10 @@ public struct LedgerClient: Sendable {
                 }
                 return (reply.status, Data(reply.body))
             } catch let e as PlainHTTP.Failure {
-                throw Unreachable(description: "cannot reach the node at \(Self.node(url)) (\(method) \(url.path)): \(e.description)", underlying: e)
+                // A node that was reached but did not answer in time is not "unreachable" (found by black-box testing).
+                let what = e.kind == .timedOut ? "the node at \(Self.node(url)) did not answer \(method) \(url.path) in time"
+                    : "cannot reach the node at \(Self.node(url)) (\(method) \(url.path))"
+                throw Unreachable(description: "\(what): \(e.description)", underlying: e)
             }
         }
         var request = URLRequest(url: url, timeoutInterval: timeout)

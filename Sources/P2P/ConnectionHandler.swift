@@ -9,8 +9,12 @@ struct CloseReason: Sendable {
     let level: Logger.Level
     /// A protocol violation or refusal (as opposed to an I/O event or a local close).
     let isProtocolError: Bool
+    /// The peer ended the session with a `closing` frame.
+    var peerEnded = false
 
-    static func protocolError(_ error: P2PError) -> CloseReason { CloseReason(message: error.reason, level: .warning, isProtocolError: true) }
+    static func protocolError(_ error: P2PError) -> CloseReason {
+        CloseReason(message: error.reason, level: .warning, isProtocolError: true, peerEnded: error.code == .peerClosed)
+    }
 }
 
 /// When a session last heard from its peer (any authenticated frame, or the handshake's end),

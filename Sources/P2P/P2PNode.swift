@@ -65,6 +65,8 @@ public final class P2PNode: Sendable {
         /// that warning was logged (at most one per member per `refusalWarningInterval`).
         var refusedSecondSessions: [String: Int] = [:]
         var lastSecondSessionWarning: [String: NIODeadline] = [:]
+        /// Peers that last ended a session of this node's with a `closing` frame, and when.
+        var endedBy: [String: (at: NIODeadline, why: String)] = [:]
     }
 
     /// A member's session that heard from its peer within this long is live: a second
@@ -541,6 +543,19 @@ public final class P2PNode: Sendable {
         }
     }
 
+    /// Peers that ended this node's sessions with a reason within the last minute and hold no
+    /// lasting session with it now, with the reason: members that refuse it (another node holds this
+    /// member's key, say). For health, which said "ok" while a validator's peers all refused
+    /// it (found by black-box testing).
+    public var peersEndingSessions: [(peer: String, why: String)] {
+        let now = NIODeadline.now()
+        return state.withLockedValue { s in
+            // A session of a moment is the next refusal under way, not a recovery.
+            s.endedBy.filter { now - $0.value.at < .seconds(60) && (s.sessions[$0.key].map { now - $0.established < TimeAmount(config.reconnectMaxDelay) } ?? true) }
+                .map { ($0.key, $0.value.why) }.sorted { $0.peer < $1.peer }
+        }
+    }
+
     /// The remote address of the session with `peer`, for log lines.
     private func sessionRemote(_ peer: String) -> String? {
         state.withLockedValue { $0.sessions[peer].map { ConnectionHandler.describe($0.channel.remoteAddress) } }
@@ -554,10 +569,12 @@ public final class P2PNode: Sendable {
             // A session that held for a while resets the backoff and what was reported; one that
             // drops at once (a flapping peer, or one refusing this node) keeps backing off, and
             // the same reason is logged once.
+            if let reason, reason.peerEnded { s.endedBy[peer] = (.now(), reason.message) }
             guard s.dialers[peer] != nil else { return (true, s.stopped, false) }
             if NIODeadline.now() - session.established >= TimeAmount(config.reconnectMaxDelay) {
                 s.dialers[peer]!.backoff.reset()
                 s.dialers[peer]!.reported = nil
+                if !(reason?.peerEnded ?? false) { s.endedBy[peer] = nil }
             }
             guard let message = reason?.message else { return (true, s.stopped, false) }
             if s.dialers[peer]!.reported == message { return (true, s.stopped, true) }

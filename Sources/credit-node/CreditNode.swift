@@ -362,7 +362,8 @@ struct VerifierKeys: ParsableCommand {
                 print(withRoles ? "\(m.verifierKey)\t\(Role.allCases.filter(m.roles.contains).map(\.rawValue).joined(separator: ","))" : m.verifierKey)
             }
             let quorum = g.validators.count - g.faultTolerance
-            FileHandle.standardError.write(Data("# a checkpoint is the consortium's when \(quorum) of these \(g.validators.count) validator keys signed it; standard note verifiers accept one: check the quorum with credit-verify\n".utf8))
+            let which = allMembers ? "of the \(g.validators.count) validators' keys (\(g.validators.map(\.id).joined(separator: ", ")))" : "of these \(g.validators.count) validator keys"
+            FileHandle.standardError.write(Data("# a checkpoint is the consortium's when \(quorum) \(which) signed it; standard note verifiers accept one: check the quorum with credit-verify\n".utf8))
         } catch let e as ExitCode { throw e } catch { throw fail("\(error)") }
     }
 }

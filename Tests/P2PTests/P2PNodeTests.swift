@@ -395,6 +395,10 @@ final class P2PNodeTests: XCTestCase {
         let told = twin.logs.matching(.warning, "closed the session with m2", "the peer ended the session: m2 has a live session with m1 already")
         XCTAssertEqual(told.count, 1, twin.logs.dump)
         try await m2.logs.expect(1, .warning, "p2p refused a second session as m1")
+        // Health reads who refuses the twin (it said "ok"; found by black-box testing).
+        XCTAssertEqual(twin.node.peersEndingSessions.map(\.peer), ["m2"])
+        XCTAssertTrue(twin.node.peersEndingSessions.first?.why.contains("m2 has a live session with m1 already") ?? false)
+        XCTAssertTrue(m1.node.peersEndingSessions.isEmpty)
         XCTAssertEqual(m2.recorder.peerEvents("m1"), [true])
         XCTAssertEqual(m1.recorder.peerEvents("m2"), [true])
         try await assertExchange(m1, m2, tag: "with the twin running")
