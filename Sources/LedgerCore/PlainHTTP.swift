@@ -140,12 +140,17 @@ public enum PlainHTTP {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         let maxHead = 64 << 10
         var closed = false
+        // Bytes read from the wire in all: chunk framing may not stretch a reply past about twice
+        // its body limit (one byte per kilobyte of chunk extensions held a client's memory
+        // growing until the deadline; found in review).
+        var wire = 0
+        let maxWire = limit.multipliedReportingOverflow(by: 2).partialValue &+ (1 << 20)
         func malformed(_ what: String) -> Failure { Failure(kind: .other, description: "the reply is malformed: \(what)") }
         func cutShort() -> Failure { Failure(kind: .closedEarly, description: "the connection closed before the answer's end") }
         func receive() throws {
             try wait(fd, Int16(POLLIN), deadline: deadline, timeout: timeout)
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { data.append(contentsOf: buffer[..<n]) } else if n == 0 { closed = true } else if errno != EAGAIN && errno != EINTR {
+            if n > 0 { data.append(contentsOf: buffer[..<n]); wire += n } else if n == 0 { closed = true } else if errno != EAGAIN && errno != EINTR {
                 throw Failure(kind: .closedEarly, description: "the connection closed before the answer")
             }
         }
@@ -155,8 +160,10 @@ public enum PlainHTTP {
         var location: String? = nil
         repeat {
             var headerEnd: Int? = nil
+            var searched = 0   // where the search resumes: rescanning from 0 on each read was quadratic (found in review)
             while headerEnd == nil {
-                if let r = find(data, [13, 10, 13, 10]) { headerEnd = r + 4; break }
+                if let r = find(data, [13, 10, 13, 10], from: searched) { headerEnd = r + 4; break }
+                searched = max(0, data.count - 3)
                 guard data.count <= maxHead else { throw malformed("its headers are over \(maxHead >> 10) KiB") }
                 guard !closed else { throw Failure(kind: .closedEarly, description: "the connection closed before the answer") }
                 try receive()
@@ -194,12 +201,18 @@ public enum PlainHTTP {
         if chunked {
             var body: [UInt8] = []
             var at = 0
+            var searched = 0
             while true {
-                guard let lineEnd = find(data, [13, 10], from: at) else {
+                // Consumed framing is dropped now and then, so the buffer holds about one chunk.
+                if at >= 64 << 10 { data.removeFirst(at); searched -= at; at = 0 }
+                guard wire <= maxWire else { return Reply(status: status, body: body, overLimit: true, declaredLength: nil, location: location) }
+                guard let lineEnd = find(data, [13, 10], from: max(at, searched)) else {
                     guard data.count - at <= 1_024 else { throw malformed("a chunk-size line is over 1 KiB") }
                     guard !closed else { throw cutShort() }
+                    searched = max(at, data.count - 1)
                     try receive(); continue
                 }
+                guard lineEnd - at <= 1_024 else { throw malformed("a chunk-size line is over 1 KiB") }
                 let sizeText = (String(decoding: data[at..<lineEnd], as: UTF8.self).split(separator: ";", omittingEmptySubsequences: false).first ?? "")
                     .trimmingCharacters(in: .whitespaces)
                 guard (1...15).contains(sizeText.utf8.count), let size = Int(sizeText, radix: 16), size >= 0 else { throw malformed("chunk size \"\(sizeText.prefix(20))\"") }
@@ -212,6 +225,7 @@ public enum PlainHTTP {
                 guard data[lineEnd + 2 + size] == 13, data[lineEnd + 3 + size] == 10 else { throw malformed("a chunk does not end where its size says") }
                 body.append(contentsOf: data[(lineEnd + 2)..<(lineEnd + 2 + size)])
                 at = lineEnd + 2 + size + 2
+                searched = at
             }
         }
         if let declared {
@@ -232,12 +246,13 @@ public enum PlainHTTP {
         return Reply(status: status, body: data, overLimit: false, declaredLength: nil, location: location)
     }
 
+    /// The first index at or after `start` where `pattern` begins, compared in place.
     private static func find(_ data: [UInt8], _ pattern: [UInt8], from start: Int = 0) -> Int? {
         guard data.count >= pattern.count, start <= data.count - pattern.count else { return nil }
         var i = start
-        while i <= data.count - pattern.count {
-            if data[i] == pattern[0] && Array(data[i..<(i + pattern.count)]) == pattern { return i }
-            i += 1
+        outer: while i <= data.count - pattern.count {
+            for k in 0..<pattern.count where data[i + k] != pattern[k] { i += 1; continue outer }
+            return i
         }
         return nil
     }

@@ -83,4 +83,17 @@ extension StringProtocol {
     /// The first `limit` characters, with "…" when there were more, for quoting a value in a
     /// message: a value cut short used to read as the whole of it (found by black-box testing).
     public func clipped(_ limit: Int = 32) -> String { count > limit ? prefix(limit) + "…" : String(self) }
+
+    /// For a log line or a terminal: control characters, line and paragraph separators and format
+    /// characters (bidi overrides among them) become spaces, and replacement characters (left by
+    /// a cut or invalid UTF-8) go. Text from a peer or a server could otherwise forge log lines or
+    /// send terminal escapes (found in review).
+    public var printable: String {
+        String(String.UnicodeScalarView(unicodeScalars.filter { $0 != "\u{FFFD}" }.map { scalar in
+            switch scalar.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator, .format: return " "
+            default: return scalar
+            }
+        }))
+    }
 }

@@ -288,7 +288,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }, onPeer: { [weak self] peer, connected in
             guard let self else { return }
             self.queue.async {
-                self.logger.info("peer \(peer) \(connected ? "connected" : "disconnected")")
+                // A peer ending each session this node opens (refusing it) is said once, by P2P.
+                self.logger.log(level: self.p2p.isEndingSessions(peer) ? .debug : .info, "peer \(peer) \(connected ? "connected" : "disconnected")")
                 if connected { self.p2p.send(self.statusMessage, to: peer) }
                 else { self.peerHeights[peer] = nil; self.updateDecidedByOthers() }
             }

@@ -45,9 +45,9 @@ public struct LedgerClient: Sendable {
                 guard !reply.overLimit else {
                     throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
                 }
-                if (300..<400).contains(reply.status) {
+                if (300..<400).contains(reply.status), reply.status != 304 {
                     // Not followed (a redirect could take a signed request elsewhere); said instead of an empty 301.
-                    let to = reply.location.map { "to \($0)" } ?? "without saying where"
+                    let to = reply.location.map { "to \($0.printable)" } ?? "without saying where"
                     throw HTTPFailure(status: reply.status, code: "http_\(reply.status)",
                                       message: "the node at \(Self.node(url)) redirects \(method) \(url.path) \(to): give the address it names (with --node)")
                 }

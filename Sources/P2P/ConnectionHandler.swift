@@ -240,12 +240,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 case .keepalive:
                     break
                 case .closing:
-                    // Logged: control characters (a forged log line) are replaced, and a character
-                    // cut at the byte limit is dropped.
-                    let text = String(decoding: payload.prefix(Wire.maxClosingReasonBytes), as: UTF8.self)
-                    let why = String(String.UnicodeScalarView(text.unicodeScalars.filter { $0 != "\u{FFFD}" }.map {
-                        $0.properties.generalCategory == .control ? " " : $0
-                    }))
+                    // Logged: made printable (no forged log lines), a character cut at the byte limit dropped.
+                    let why = String(decoding: payload.prefix(Wire.maxClosingReasonBytes), as: UTF8.self).printable
                     throw P2PError(.peerClosed, "the peer ended the session: \(why)")
                 }
             }

@@ -537,7 +537,7 @@ public final class P2PNode: Sendable {
                 old.channel.close(promise: nil)
                 onPeer(peer, false)
             }
-            logger.info("p2p session with \(peer) established (\(role == .initiator ? "dialed" : "accepted") \(remote))")
+            logger.log(level: isEndingSessions(peer) ? .debug : .info, "p2p session with \(peer) established (\(role == .initiator ? "dialed" : "accepted") \(remote))")
             onPeer(peer, true)
             return .accepted
         }
@@ -551,9 +551,24 @@ public final class P2PNode: Sendable {
         let now = NIODeadline.now()
         return state.withLockedValue { s in
             // A session of a moment is the next refusal under way, not a recovery.
-            s.endedBy.filter { now - $0.value.at < .seconds(60) && (s.sessions[$0.key].map { now - $0.established < TimeAmount(config.reconnectMaxDelay) } ?? true) }
-                .map { ($0.key, $0.value.why) }.sorted { $0.peer < $1.peer }
+            s.endedBy.filter { endingSessions($0.key, s, now: now) }.map { ($0.key, $0.value.why) }.sorted { $0.peer < $1.peer }
         }
+    }
+
+    /// Whether `peer` is ending this node's sessions (`peersEndingSessions`): its sessions then
+    /// open only to be ended, and are logged at debug level, not each at info (found in review).
+    public func isEndingSessions(_ peer: String) -> Bool {
+        let now = NIODeadline.now()
+        return state.withLockedValue { endingSessions(peer, $0, now: now) }
+    }
+
+    /// How long a refusal counts: a minute, or two retry intervals if those are longer, so that a
+    /// node refused less often than once a minute is still reported (found in review).
+    private var refusalWindow: TimeAmount { max(.seconds(60), TimeAmount(config.reconnectMaxDelay) * 2) }
+
+    private func endingSessions(_ peer: String, _ s: State, now: NIODeadline) -> Bool {
+        guard let ended = s.endedBy[peer], now - ended.at < refusalWindow else { return false }
+        return s.sessions[peer].map { now - $0.established < TimeAmount(config.reconnectMaxDelay) } ?? true
     }
 
     /// The remote address of the session with `peer`, for log lines.

@@ -71,6 +71,25 @@ final class PlainHTTPTests: XCTestCase {
         }
     }
 
+    /// Chunk framing cannot stretch a reply's wire bytes without end: one body byte per kilobyte
+    /// of chunk extensions grew a client's memory until its deadline (found in review).
+    func testChunkFramingIsBoundedToo() throws {
+        let flood = try HostileHTTPServer { send in
+            guard send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") else { return }
+            let chunk = String(repeating: "1;" + String(repeating: "a", count: 1000) + "\r\nX\r\n", count: 64)
+            for _ in 0..<400 where send(chunk) {}   // 26 MB at most
+        }
+        defer { flood.stop() }
+        let reply = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://127.0.0.1:\(flood.port)/")), timeout: 10, limit: 64 << 10)
+        XCTAssertTrue(reply.overLimit)
+        XCTAssertLessThan(reply.body.count, 64 << 10)
+    }
+
+    func testPrintableTextHasNoControlOrFormatCharacters() {
+        XCTAssertEqual("a\nb\u{1B}[31mc\u{2028}d\u{202E}e\u{FFFD}f".printable, "a b [31mc d ef")
+        XCTAssertEqual("统一社会信用代码 ok".printable, "统一社会信用代码 ok")
+    }
+
     func testASilentServerTimesOutWithoutSpinning() throws {
         let silent = try HostileHTTPServer { _ in Thread.sleep(forTimeInterval: 3) }
         defer { silent.stop() }

@@ -399,6 +399,10 @@ final class P2PNodeTests: XCTestCase {
         XCTAssertEqual(twin.node.peersEndingSessions.map(\.peer), ["m2"])
         XCTAssertTrue(twin.node.peersEndingSessions.first?.why.contains("m2 has a live session with m1 already") ?? false)
         XCTAssertTrue(m1.node.peersEndingSessions.isEmpty)
+        // Each refused attempt opens a session for a moment: said at info level once, then at debug.
+        XCTAssertEqual(twin.logs.matching(.info, "p2p session with m2 established").count, 1, twin.logs.dump)
+        XCTAssertGreaterThanOrEqual(twin.logs.matching(.debug, "p2p session with m2 established").count, 2, twin.logs.dump)
+        XCTAssertTrue(twin.node.isEndingSessions("m2"))
         XCTAssertEqual(m2.recorder.peerEvents("m1"), [true])
         XCTAssertEqual(m1.recorder.peerEvents("m2"), [true])
         try await assertExchange(m1, m2, tag: "with the twin running")
