@@ -40,10 +40,9 @@ public enum PlainHTTP {
         let fd = try connect(host: host, port: port, deadline: deadline, timeout: timeout)
         defer { close(fd) }
 
-        var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let path = (components?.percentEncodedPath.isEmpty ?? true ? "/" : components!.percentEncodedPath)
             + (components?.percentEncodedQuery.map { "?" + $0 } ?? "")
-        components = nil
         let hostHeader = rawHost.contains(":") && !rawHost.hasPrefix("[") ? "[\(rawHost)]" : rawHost
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nAccept: application/json\r\nConnection: close\r\n"
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method != "GET" { head += "Content-Length: 0\r\n" }

@@ -152,19 +152,19 @@ public final class QueryService: @unchecked Sendable {
             }
             guard fresh else { throw PolicyRefusal(.replayedRequest, "nonce \(req.nonce) of \(req.requester) is being answered already") }
             reserved = true
-            if try store.queryNonceUsed(requester: req.requester, nonce: req.nonce) {
+            if let id = try store.queryNonceHolder(requester: req.requester, nonce: req.nonce) {
                 // The record is named, so that a client whose answer was lost (the node died after
                 // recording it, or the wait ran out) learns what became of its request (found by
                 // black-box testing: a resend said only "replayed"). Best effort: a record whose
                 // block is still being appended is not readable yet, and is refused all the same.
                 var named = ""
-                if let used = try? store.queryRecord(requester: req.requester, nonce: req.nonce) {
+                if let location = try? store.location(of: id), let record = try? store.transaction(at: location.logIndex) {
                     var what = ""
-                    if case .queryRecord(let q) = used.record.body {
+                    if case .queryRecord(let q) = record.body {
                         what = q.outcome == .answered ? ", which recorded it answered" : ", which recorded it refused (\(q.reason))"
                     }
-                    named = ": by query record \(used.id.hexString) at log index \(used.location.logIndex), block \(used.location.height)\(what), "
-                        + "signed by \(used.record.header.signer); its proof: GET /v1/transactions/\(used.id.hexString)/receipt on that member's node"
+                    named = ": by query record \(id.hexString) at log index \(location.logIndex), block \(location.height)\(what), "
+                        + "signed by \(record.header.signer); its proof: GET /v1/transactions/\(id.hexString)/receipt on that member's node"
                 }
                 throw PolicyRefusal(.replayedRequest, "nonce \(req.nonce) of \(req.requester) was already used (replayed request)\(named); for a new answer, sign a new request")
             }

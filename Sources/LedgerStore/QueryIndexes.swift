@@ -176,14 +176,12 @@ extension ChainStore {
 
     /// Whether an authenticated query request with this nonce is already on the ledger.
     public func queryNonceUsed(requester: String, nonce: UInt64) throws -> Bool {
-        try database.get(Family.meta, QueryKey.nonce(requester, nonce)) != nil
+        try queryNonceHolder(requester: requester, nonce: nonce) != nil
     }
 
-    /// The committed query record that used `requester`'s request nonce, if any.
-    public func queryRecord(requester: String, nonce: UInt64) throws -> (id: Hash, location: Location, record: Transaction)? {
-        guard let id = try database.get(Family.meta, QueryKey.nonce(requester, nonce)), let location = try location(of: id),
-              let tx = try transaction(at: location.logIndex) else { return nil }
-        return (id, location, tx)
+    /// The id of the query record that used `requester`'s request nonce, if any.
+    public func queryNonceHolder(requester: String, nonce: UInt64) throws -> Hash? {
+        try database.get(Family.meta, QueryKey.nonce(requester, nonce))
     }
 
     /// Query records about `subject` below `logSize`, newest first.

@@ -493,20 +493,21 @@ public final class P2PNode: Sendable {
     /// keeps the session and the other is told why.
     func sessionEstablished(peer: String, channel: any Channel, role: Wire.Role, remote: String, liveness: SessionLiveness) -> SessionAdmission {
         let window = liveSessionWindow
-        enum Outcome { case stopping, accepted(replaced: Session?), refused(silence: TimeAmount, warn: Int?) }
+        /// `warn`: the refusals to warn about now (with the live session's address), nil between warnings.
+        enum Outcome { case stopping, accepted(replaced: Session?), refused(silence: TimeAmount, warn: (count: Int, current: String)?) }
         let outcome: Outcome = state.withLockedValue { s in
             guard !s.stopped else { return .stopping }
             s.handshaking[ObjectIdentifier(channel)] = nil
-            if let current = s.sessions[peer], current.liveness.silence < window {
+            if let current = s.sessions[peer], case let silence = current.liveness.silence, silence < window {
                 let now = NIODeadline.now()
                 let count = (s.refusedSecondSessions[peer] ?? 0) + 1
                 if s.lastSecondSessionWarning[peer].map({ now - $0 >= Self.refusalWarningInterval }) ?? true {
                     s.lastSecondSessionWarning[peer] = now
                     s.refusedSecondSessions[peer] = 0
-                    return .refused(silence: current.liveness.silence, warn: count)
+                    return .refused(silence: silence, warn: (count, ConnectionHandler.describe(current.channel.remoteAddress)))
                 }
                 s.refusedSecondSessions[peer] = count
-                return .refused(silence: current.liveness.silence, warn: nil)
+                return .refused(silence: silence, warn: nil)
             }
             let old = s.sessions.updateValue(Session(channel: channel, role: role, established: .now(), liveness: liveness), forKey: peer)
             if s.dialers[peer] != nil {
@@ -523,9 +524,8 @@ public final class P2PNode: Sendable {
             return .stopping
         case .refused(let silence, let warn):
             let heard = "\(silence.nanoseconds / 1_000_000) ms ago"
-            if let count = warn {
+            if let (count, current) = warn {
                 let counted = count > 1 ? " (\(count) such connections since the last warning)" : ""
-                let current = sessionRemote(peer) ?? "another address"
                 logger.warning("p2p refused a second session as \(peer) from \(remote)\(counted): its session from \(current) is live (heard \(heard)); two nodes may be running with \(peer)'s key (a standby left running, or a stolen key)")
             }
             // Without the varying figures, so that the refused node logs it once, not per attempt.
@@ -569,11 +569,6 @@ public final class P2PNode: Sendable {
     private func endingSessions(_ peer: String, _ s: State, now: NIODeadline) -> Bool {
         guard let ended = s.endedBy[peer], now - ended.at < refusalWindow else { return false }
         return s.sessions[peer].map { now - $0.established < TimeAmount(config.reconnectMaxDelay) } ?? true
-    }
-
-    /// The remote address of the session with `peer`, for log lines.
-    private func sessionRemote(_ peer: String) -> String? {
-        state.withLockedValue { $0.sessions[peer].map { ConnectionHandler.describe($0.channel.remoteAddress) } }
     }
 
     /// A session's connection closed. Only the current session of a member reports a disconnect.

@@ -23,6 +23,14 @@ final class P2PNodeTests: XCTestCase {
         started(try await c.start(id, configure: configure))
     }
 
+    /// m1 and m2 of `c`, started (each set up by `configure`), told of each other, in session.
+    private func startPair(_ c: Consortium, configure: (inout P2PConfig) -> Void = { _ in }) async throws -> (TestNode, TestNode) {
+        let m1 = try await start(c, "m1", configure: configure), m2 = try await start(c, "m2", configure: configure)
+        connectAll([m1, m2])
+        try await waitForSessions([m1, m2])
+        return (m1, m2)
+    }
+
     /// m1 and m2 exchange one message each way; proves both still serve their legit peers.
     private func assertExchange(_ a: TestNode, _ b: TestNode, tag: String, file: StaticString = #filePath, line: UInt = #line) async throws {
         let ab = Array("\(tag) \(a.id)->\(b.id)".utf8), ba = Array("\(tag) \(b.id)->\(a.id)".utf8)
@@ -108,9 +116,7 @@ final class P2PNodeTests: XCTestCase {
     // 3
     func testWrongGenesisAndBadSignatureAreRefused() async throws {
         let c = Consortium("m0", "m1", "m2")
-        let m1 = try await start(c, "m1"), m2 = try await start(c, "m2")
-        connectAll([m1, m2])
-        try await waitForSessions([m1, m2])
+        let (m1, m2) = try await startPair(c)
 
         // m0's real key, but another chain's genesis.
         let wrongChain = started(try await Consortium.start(c["m0"], allowed: c.allowed) { config in
@@ -275,10 +281,7 @@ final class P2PNodeTests: XCTestCase {
     /// EACCES, so a node run as a service user opened no session (found by black-box testing).
     func testSessionsSetNoDelayAtTheTCPLevelAndNotSODebug() async throws {
         let c = Consortium("m1", "m2")
-        let m1 = try await start(c, "m1")
-        let m2 = try await start(c, "m2")
-        connectAll([m1, m2])
-        try await waitForSessions([m1, m2])
+        let (m1, m2) = try await startPair(c)
         for (node, peer) in [(m1, "m2"), (m2, "m1")] {
             let channel = try XCTUnwrap(node.node.sessionChannel(peer))
             let noDelay = try await channel.getOption(.tcpOption(.tcp_nodelay)).get()
@@ -358,10 +361,7 @@ final class P2PNodeTests: XCTestCase {
     /// refusals are warned about once a minute, not once each.
     func testSecondLiveSessionForAMemberIsRefusedAndTheCurrentOneKept() async throws {
         let c = Consortium("m1", "m2")
-        let m1 = try await start(c, "m1")
-        let m2 = try await start(c, "m2")
-        connectAll([m1, m2])
-        try await waitForSessions([m1, m2])
+        let (m1, m2) = try await startPair(c)
         try await assertExchange(m1, m2, tag: "before the duplicate")
 
         for attempt in 1...2 {
@@ -389,10 +389,7 @@ final class P2PNodeTests: XCTestCase {
     /// retrying with backoff; the first never loses its session.
     func testASecondNodeOnOneKeyIsRefusedAndSaysSoOnce() async throws {
         let c = Consortium("m1", "m2")
-        let m1 = try await start(c, "m1")
-        let m2 = try await start(c, "m2")
-        connectAll([m1, m2])
-        try await waitForSessions([m1, m2])
+        let (m1, m2) = try await startPair(c)
         let twin = try await start(c, "m1")
         twin.node.setPeers([m2.address])
         try await eventually("the twin refused three times") { twin.logs.matching(.debug, "closed the session with m2", "again").count >= 2 }
@@ -456,9 +453,7 @@ final class P2PNodeTests: XCTestCase {
             config.keepaliveInterval = .milliseconds(50)
             config.idleTimeout = .milliseconds(500)
         }
-        let m1 = try await start(c, "m1", configure: quick), m2 = try await start(c, "m2", configure: quick)
-        connectAll([m1, m2])
-        try await waitForSessions([m1, m2])
+        let (m1, m2) = try await startPair(c, configure: quick)
 
         // A raw peer that completes the handshake and then never sends a byte.
         let raw = try await RawClient.connect(port: m2.port)
