@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import P2P
 import Synchronization
 
@@ -130,17 +131,26 @@ final class ClientConnectionLimitHandler: ChannelInboundHandler, RemovableChanne
     }
 }
 
-/// HTTP/1.1 with `ClientConnectionLimitHandler` in front.
-struct ClientLimitedHTTP1Channel: ServerChildChannel {
+/// Hummingbird's HTTP/1.1 with `ClientConnectionLimitHandler` in front and
+/// `ExpectContinueHandler` right after NIO's request decoder.
+struct NodeHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
     let clients: ClientConnections
+    /// The largest request body any route reads (genesis `max_request_bytes`).
+    let maxBodyBytes: Int
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let clients = clients
+        let maxBodyBytes = maxBodyBytes
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(ClientConnectionLimitHandler(clients), position: .first)
-        }.flatMap { inner.setup(channel: channel, logger: logger) }
+        }.flatMap { inner.setup(channel: channel, logger: logger) }.flatMapThrowing { value in
+            let pipeline = channel.pipeline.syncOperations
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes), position: .after(decoder))
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {

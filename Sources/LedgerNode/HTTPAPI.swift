@@ -105,7 +105,8 @@ public struct LedgerAPI: Sendable {
             // hold its share of the request-body budget (and with a few more, every POST) for good.
             // Each client address holds at most `maxConnectionsPerClient` of them (ClientConnections).
             server: HTTPServerBuilder { [clients = ClientConnections(limit: maxConnectionsPerClient, logger: logger, what: what)] responder in
-                ClientLimitedHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), clients: clients)
+                NodeHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), clients: clients,
+                                 maxBodyBytes: genesis.limits.maxRequestBytes)
             },
             // Past `maxConnections` open connections the listener stops accepting until one
             // closes (further clients wait in the kernel's backlog): connections cost file

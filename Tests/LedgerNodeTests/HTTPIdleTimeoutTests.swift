@@ -74,6 +74,36 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         XCTAssertTrue(n > 0 && String(decoding: buffer[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
     }
 
+    /// A client that sends `Expect: 100-continue` (curl, for every body over 1 MiB) is invited
+    /// to send its body at once; it waited a second for the invitation before, on every batch.
+    /// An HTTP/1.0 client's expectation is ignored, as RFC 9110 says.
+    func testAClientExpectingContinueIsInvitedAtOnce() throws {
+        let (_, address) = try startNode("continue")
+        let body = "{\"transactions\":[]}"
+        func reply(_ fd: Int32, within seconds: Int) -> String {
+            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
+        }
+        for version in ["1.1", "1.0"] {
+            let fd = try open(address, sending: "POST /v1/transactions/batch HTTP/\(version)\r\nHost: 127.0.0.1\r\n"
+                              + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n")
+            defer { close(fd) }
+            let first = reply(fd, within: version == "1.1" ? 10 : 1)
+            if version == "1.1" {
+                XCTAssertEqual(first, "HTTP/1.1 100 Continue\r\n\r\n", "no interim answer to Expect: 100-continue")
+            } else {
+                XCTAssertEqual(first, "", "an HTTP/1.0 request was sent an interim answer")
+            }
+            XCTAssertEqual(body.utf8.count, body.withCString { send(fd, $0, strlen($0), 0) })
+            let final = reply(fd, within: 10)
+            XCTAssertTrue(final.hasPrefix("HTTP/1.1 200") || final.hasPrefix("HTTP/1.0 200"), "HTTP/\(version): \(final)")
+            XCTAssertTrue(final.hasSuffix("{\"results\":[]}"), final)
+        }
+    }
+
     /// A dev node in a directory of its own, stopped and removed (with its log) when the test ends.
     func startNode(_ name: String, _ arguments: [String] = []) throws -> (dir: String, address: String) {
         let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"

@@ -1,0 +1,67 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import LedgerNode
+import XCTest
+
+/// `Expect: 100-continue` is answered with an interim 100 where it cannot land inside another
+/// response; requests that should not be invited are not (the end-to-end case is in
+/// HTTPIdleTimeoutTests).
+final class ExpectContinueTests: XCTestCase {
+    func request(_ headers: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPServerRequestPart {
+        .head(HTTPRequestHead(version: version, method: .POST, uri: "/v1/transactions/batch", headers: HTTPHeaders(headers)))
+    }
+
+    func interim(_ channel: EmbeddedChannel) throws -> [HTTPResponseStatus] {
+        var statuses: [HTTPResponseStatus] = []
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+            if case .head(let head) = part { statuses.append(head.status) }
+        }
+        return statuses
+    }
+
+    func testAnExpectingRequestIsInvitedAtOnceAndPassedOn() throws {
+        let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        try channel.writeInbound(request([("Content-Length", "10"), ("Expect", "100-Continue")]))
+        XCTAssertEqual(try interim(channel), [.continue])
+        guard case .head(let head)? = try channel.readInbound(as: HTTPServerRequestPart.self) else { return XCTFail("head not passed on") }
+        XCTAssertEqual(head.uri, "/v1/transactions/batch")
+    }
+
+    func testAPipelinedRequestIsInvitedOnlyAfterTheAnswersBeforeIt() throws {
+        let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        try channel.writeInbound(request([("Content-Length", "0")]))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        try channel.writeInbound(request([("Content-Length", "10"), ("Expect", "100-continue")]))
+        XCTAssertEqual(try interim(channel), [], "invited while the first request's answer was owed")
+        // The first answer goes out whole, and only then the invitation.
+        try channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try channel.writeOutbound(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "{}"))))
+        XCTAssertEqual(try interim(channel), [.ok])
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        XCTAssertEqual(try interim(channel), [.continue])
+        // Its own answer afterwards brings no second one.
+        try channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        XCTAssertEqual(try interim(channel), [.ok])
+    }
+
+    func testRequestsNotToInvite() throws {
+        let cases: [(String, HTTPServerRequestPart)] = [
+            ("HTTP/1.0", request([("Content-Length", "10"), ("Expect", "100-continue")], version: .http1_0)),
+            ("body over the limit", request([("Content-Length", "1001"), ("Expect", "100-continue")])),
+            ("no body", request([("Expect", "100-continue")])),
+            ("another expectation", request([("Content-Length", "10"), ("Expect", "100-continue, something")])),
+            ("no expectation", request([("Content-Length", "10")])),
+        ]
+        for (name, head) in cases {
+            let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+            try channel.writeInbound(head)
+            XCTAssertEqual(try interim(channel), [], name)
+            XCTAssertNotNil(try channel.readInbound(as: HTTPServerRequestPart.self), "\(name): head not passed on")
+        }
+        let chunked = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        try chunked.writeInbound(request([("Transfer-Encoding", "chunked"), ("Expect", "100-continue")]))
+        XCTAssertEqual(try interim(chunked), [.continue], "a chunked body was not invited")
+    }
+}
