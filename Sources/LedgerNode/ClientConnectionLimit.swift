@@ -131,8 +131,8 @@ final class ClientConnectionLimitHandler: ChannelInboundHandler, RemovableChanne
     }
 }
 
-/// Hummingbird's HTTP/1.1 with `ClientConnectionLimitHandler` in front and
-/// `ExpectContinueHandler` right after NIO's request decoder.
+/// Hummingbird's HTTP/1.1 with `ClientConnectionLimitHandler` in front, and
+/// `ExpectContinueHandler` and `ParseErrorReplyHandler` right after NIO's request decoder.
 struct NodeHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
@@ -148,7 +148,7 @@ struct NodeHTTP1Channel: ServerChildChannel {
         }.flatMap { inner.setup(channel: channel, logger: logger) }.flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try pipeline.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes), position: .after(decoder))
+            try pipeline.addHandlers([ExpectContinueHandler(maxBodyBytes: maxBodyBytes), ParseErrorReplyHandler()], position: .after(decoder))
             return value
         }
     }

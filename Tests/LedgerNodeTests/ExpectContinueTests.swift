@@ -65,3 +65,27 @@ final class ExpectContinueTests: XCTestCase {
         XCTAssertEqual(try interim(chunked), [.continue], "a chunked body was not invited")
     }
 }
+
+/// A decoder error turns the next 400 into one whose body names the problem; without one, a
+/// route's own 400 passes untouched.
+final class ParseErrorReplyTests: XCTestCase {
+    func testTheParserErrorIsNamedInTheReply() throws {
+        let channel = EmbeddedChannel(handler: ParseErrorReplyHandler())
+        let ownBadRequest = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["content-length": "0"])
+        try channel.writeOutbound(HTTPServerResponsePart.head(ownBadRequest))
+        XCTAssertEqual(try channel.readOutbound(as: HTTPServerResponsePart.self), .head(ownBadRequest))
+
+        channel.pipeline.fireErrorCaught(HTTPParserError.unexpectedContentLength)
+        XCTAssertThrowsError(try channel.throwIfErrorCaught(), "the error is passed on")
+        try channel.writeOutbound(HTTPServerResponsePart.head(ownBadRequest))
+        guard case .head(let head)? = try channel.readOutbound(as: HTTPServerResponsePart.self),
+              case .body(.byteBuffer(let body))? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            return XCTFail("no head and body")
+        }
+        let text = String(buffer: body)
+        XCTAssertEqual(head.status, .badRequest)
+        XCTAssertEqual(head.headers["content-length"], [String(body.readableBytes)])
+        XCTAssertEqual(head.headers["content-type"], ["application/json"])
+        XCTAssertTrue(text.hasPrefix(#"{"error":{"code":"malformed","#) && text.contains("more than one Content-Length"), text)
+    }
+}

@@ -104,6 +104,33 @@ final class HTTPIdleTimeoutTests: XCTestCase {
         }
     }
 
+    /// A request the HTTP decoder cannot parse is answered 400 with the node's error body naming
+    /// the problem, not an empty one, and the connection is closed; the node serves on.
+    func testARequestThatIsNotHTTPIsToldWhy() throws {
+        let (_, address) = try startNode("parse")
+        let cases = [("GET /v1/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "a header line is not `name: value`"),
+                     ("POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+                      "more than one Content-Length"),
+                     ("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 90_000) + "\r\n\r\n",
+                      "header section is over the limits")]
+        for (request, named) in cases {
+            let fd = try open(address, sending: request)
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var answer = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
+            while true {   // to the close
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                answer += buffer[0..<n]
+            }
+            let text = String(decoding: answer, as: UTF8.self)
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), text)
+            XCTAssertTrue(text.contains(#"{"error":{"code":"malformed","message":"the request is not HTTP/1.1 this node reads: "#) && text.contains(named), text)
+        }
+        XCTAssertFalse(try Data(contentsOf: XCTUnwrap(URL(string: address + "/v1/health"))).isEmpty)
+    }
+
     /// A dev node in a directory of its own, stopped and removed (with its log) when the test ends.
     func startNode(_ name: String, _ arguments: [String] = []) throws -> (dir: String, address: String) {
         let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"

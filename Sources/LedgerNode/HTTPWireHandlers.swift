@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 import NIOCore
 import NIOHTTP1
 
@@ -74,5 +75,64 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
         if head.headers["transfer-encoding"].contains(where: { $0.lowercased().contains("chunked") }) { return true }
         guard let declared = head.headers["content-length"].first.flatMap({ Int($0) }) else { return false }
         return declared > 0 && declared <= maxBodyBytes
+    }
+}
+
+/// Names what could not be parsed when a request is not HTTP the decoder accepts. Hummingbird
+/// answers such a request 400 with an empty body and closes the connection; a client author
+/// then had nothing to go on (a header without a colon, two Content-Lengths and a 90 KB header
+/// all looked alike). The 400 now carries the node's usual error body, code `malformed`.
+/// Sits beside `ExpectContinueHandler`, after NIO's request decoder, whose error passes here on
+/// its way to Hummingbird.
+final class ParseErrorReplyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var problem: HTTPParserError?
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let e = error as? HTTPParserError, problem == nil { problem = e }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard let problem, case .head(var head) = unwrapOutboundIn(data), head.status == .badRequest else {
+            return context.write(data, promise: promise)
+        }
+        self.problem = nil
+        var body = context.channel.allocator.buffer(capacity: 256)
+        var w = JSONWriter(capacity: 256)
+        w.object { o in
+            o.field("error") { e in
+                e.object { fields in
+                    fields.field("code") { $0.string(LedgerError.Code.malformed.rawValue) }
+                    fields.field("message") { $0.string("the request is not HTTP/1.1 this node reads: \(Self.describe(problem)); the connection is closed") }
+                }
+            }
+        }
+        body.writeBytes(w.bytes)
+        head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        context.write(wrapOutboundOut(.head(head)), promise: promise)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    static func describe(_ e: HTTPParserError) -> String {
+        switch e {
+        case .headerOverflow: return "its header section is over the limits (80 KiB, 1,000 fields)"
+        case .invalidHeaderToken: return "a header line is not `name: value` (or its name holds a character a header name may not)"
+        case .invalidContentLength: return "its Content-Length is not a number"
+        case .unexpectedContentLength: return "it has more than one Content-Length, or both Content-Length and Transfer-Encoding"
+        case .invalidChunkSize: return "a chunk's size line is not hexadecimal"
+        case .invalidMethod: return "its method is not an HTTP method"
+        case .invalidVersion: return "its request line does not end in HTTP/1.0 or HTTP/1.1"
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
+            return "its request target is not a valid path"
+        case .lfExpected, .invalidConstant, .invalidCharactersUsed, .strictModeAssertion:
+            return "its request line or headers are not well-formed (each line ends in CRLF; no control characters)"
+        default: return "\(e)"
+        }
     }
 }
