@@ -20,6 +20,7 @@ extension LedgerAPI {
                 entry["purposes"] = d.purposes.map(\.name)
                 entry["consent_required"] = d.consentRequired
                 entry["parameters"] = d.parameters.map(\.name)
+                entry["parameter_specs"] = d.parameters.map(PolicyDocument.listing)
                 entry["outputs"] = d.outputs.map(\.name)
             }
             list.append(entry)

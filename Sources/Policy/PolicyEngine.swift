@@ -187,41 +187,7 @@ public struct PolicyEngine: Sendable {
     }
 
     func checkParameters(_ policy: PolicyDocument, _ given: [(name: String, value: String)]) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for (name, value) in given {
-            guard value.utf8.count <= Self.maxParameterBytes, name.utf8.count <= 32 else {
-                throw PolicyRefusal(.parametersTooLarge, "parameter \"\(name.clipped())\" is \(value.utf8.count) bytes, limit \(Self.maxParameterBytes)")
-            }
-            guard let spec = policy.parameters.first(where: { $0.name == name }) else {
-                throw PolicyRefusal(.invalidParameters, "\(policy.name) takes no parameter \"\(name)\" (it takes: \(policy.parameters.map(\.name).joined(separator: ", ")))")
-            }
-            guard out[name] == nil else { throw PolicyRefusal(.invalidParameters, "parameter \"\(name)\" is given twice") }
-            switch spec.type {
-            case .integer:
-                // Written the one way (no sign, no leading zeros): "+5" and "007" were taken, " 5" not
-                // (found by black-box testing); the request and its record are signed as written.
-                guard let v = Int64(value), v >= 0, v <= spec.max, String(v) == value else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be an integer 0-\(spec.max) in plain decimal digits, got \"\(value.clipped())\"")
-                }
-            case .industry:
-                if let problem = IndustryCode.problem(value) {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a GB/T 4754-2017 industry code such as C13, got \"\(value.clipped())\": \(problem)")
-                }
-            case .district:
-                guard value.utf8.count == 6, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must be a 6-digit administrative division code, got \"\(value)\"")
-                }
-            case .modelName:
-                guard Genesis.isValidIdentifier(value, max: FieldLimits.governanceName) else {
-                    throw PolicyRefusal(.invalidParameters, "parameter \(name) must name a scoring model, got \"\(value)\"")
-                }
-            }
-            out[name] = value
-        }
-        for spec in policy.parameters where spec.required && out[spec.name] == nil {
-            throw PolicyRefusal(.invalidParameters, "\(policy.name) needs parameter \"\(spec.name)\"")
-        }
-        return out
+        try PolicyDocument.checkParameters(given, against: policy.parameters, policy: policy.name)
     }
 
     // MARK: Subject policies

@@ -63,10 +63,20 @@ struct QueryCommand: ParsableCommand {
             let policyHash = try client.policyHash(policy)
             // A subject policy without --subject was sent and refused `invalid_uscc` on the ledger
             // (found by black-box testing); an aggregate one with a subject likewise.
-            if let listed = try client.policies().first(where: { $0["sha256"] as? String == policyHash.hexString }),
-               let scope = listed["scope"] as? String {
-                if scope != "aggregate", subject.isEmpty { throw fail("policy \(policy) answers about one subject: give --subject USCC; nothing was sent") }
-                if scope == "aggregate", !subject.isEmpty { throw fail("policy \(policy) answers about no single subject: leave out --subject; nothing was sent") }
+            if let listed = try client.policies().first(where: { $0["sha256"] as? String == policyHash.hexString }) {
+                if let scope = listed["scope"] as? String {
+                    if scope != "aggregate", subject.isEmpty { throw fail("policy \(policy) answers about one subject: give --subject USCC; nothing was sent") }
+                    if scope == "aggregate", !subject.isEmpty { throw fail("policy \(policy) answers about no single subject: leave out --subject; nothing was sent") }
+                }
+                // Parameters as the policy takes them: an unknown name, a missing one or a value out
+                // of range (months=-5) was refused `invalid_parameters` on the record, spending the
+                // member's refusal budget (found by black-box testing). Nodes before 2026-12-07 list
+                // no specs; their policies check on the ledger as before.
+                if let specs = (listed["parameter_specs"] as? [[String: Any]]).map({ $0.compactMap(PolicyDocument.parameter(listed:)) }) {
+                    do { _ = try PolicyDocument.checkParameters(parameters, against: specs, policy: listed["name"] as? String ?? policy) } catch {
+                        throw fail("\(error); nothing was sent")
+                    }
+                }
             }
             let request = try QueryClient.request(genesis: g, keys: keys, policy: policyHash, subject: subject,
                                                   purpose: purpose, parameters: parameters, issuedAtMillis: nowMillis())

@@ -125,6 +125,21 @@ final class PrivacyNetworkTests: XCTestCase {
                                                                 "--policy", "credit-grade", "--purpose", "loan_application"])
         XCTAssertEqual(noSubject, 1, noSubjectOut)
         XCTAssertTrue(noSubjectOut.contains("give --subject USCC; nothing was sent"), noSubjectOut)
+        // Parameters as the policy takes them, from its specs in GET /v1/policies: a value out of
+        // range, a name it does not take, a required one left out (each was refused on the record,
+        // spending the bank's refusal budget).
+        for (policy, subject, purpose, params, words) in [
+            ("loan-pre-check", subject.code, "loan_application", ["amount_yuan=-5"],
+             "parameter amount_yuan must be an integer 0-100000000 in plain decimal digits, got \"-5\""),
+            ("credit-grade", subject.code, "loan_application", ["months=3"], "credit-grade takes no parameter \"months\""),
+            ("industry-statistics", "", "statistics", [], "industry-statistics needs parameter \"model\""),
+        ] {
+            let (status, out) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
+                                                        "--policy", policy, "--purpose", purpose] + (subject.isEmpty ? [] : ["--subject", subject])
+                                                       + params.flatMap { ["--param", $0] })
+            XCTAssertEqual(status, 1, out)
+            XCTAssertTrue(out.contains(words) && out.contains("nothing was sent"), out)
+        }
 
         // The bank's consent is revoked with the CLI. A revocation naming another purpose than
         // its grant's is refused before anything is sent; the right one ends the consent.
