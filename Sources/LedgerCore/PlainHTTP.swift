@@ -32,23 +32,121 @@ public enum PlainHTTP {
     /// Sends `method url` with `body` (as JSON when given) on a new connection and reads the
     /// reply to its end, all within `timeout` seconds; a body past `limit` bytes is cut off and
     /// marked. The request asks the server to close the connection after it.
-    public static func exchange(_ method: String, _ url: URL, body: [UInt8]? = nil, timeout: Double, limit: Int) throws -> Reply {
+    /// Goes through the proxy that `http_proxy` names, as curl does (and URLSession, which these
+    /// tools used before, through curl), unless `no_proxy` exempts the host; `environment` is the
+    /// process's unless a test gives another.
+    public static func exchange(_ method: String, _ url: URL, body: [UInt8]? = nil, timeout: Double, limit: Int,
+                                environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Reply {
         guard let rawHost = url.host, !rawHost.isEmpty else { throw Failure(kind: .other, description: "not an http:// URL") }
         let host = rawHost.hasPrefix("[") && rawHost.hasSuffix("]") ? String(rawHost.dropFirst().dropLast()) : rawHost
         let port = url.port ?? 80
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, timeout) * 1e9)
-        let fd = try connect(host: host, port: port, deadline: deadline, timeout: timeout)
+        let proxy = try Proxy.forHost(host, environment: environment)
+        let fd: Int32
+        if let proxy {
+            do { fd = try connect(host: proxy.host, port: proxy.port, deadline: deadline, timeout: timeout) } catch let e as Failure {
+                throw Failure(kind: e.kind == .timedOut ? .timedOut : .other,
+                              description: "the proxy \(proxy.host):\(proxy.port) that http_proxy names: \(e.kind == .refused ? "connection refused" : e.description)")
+            }
+        } else {
+            fd = try connect(host: host, port: port, deadline: deadline, timeout: timeout)
+        }
         defer { close(fd) }
 
         let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let path = (components?.percentEncodedPath.isEmpty ?? true ? "/" : components!.percentEncodedPath)
             + (components?.percentEncodedQuery.map { "?" + $0 } ?? "")
         let hostHeader = rawHost.contains(":") && !rawHost.hasPrefix("[") ? "[\(rawHost)]" : rawHost
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nAccept: application/json\r\nConnection: close\r\n"
+        // To a proxy, the request names the whole URL (RFC 9112 §3.2.2, absolute form).
+        let target = proxy == nil ? path : "http://\(hostHeader):\(port)\(path)"
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nAccept: application/json\r\nConnection: close\r\n"
+        if let credentials = proxy?.credentials { head += "Proxy-Authorization: Basic \(credentials)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method != "GET" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try write(fd, Array(head.utf8) + (body ?? []), deadline: deadline, timeout: timeout)
         return try read(fd, deadline: deadline, timeout: timeout, limit: limit)
+    }
+
+    /// The HTTP proxy a request to a host goes through, read from the environment as curl reads
+    /// it: `http_proxy` (lower case only: a CGI server sets `HTTP_PROXY` from a request's
+    /// `Proxy:` header, so curl ignores it for http), `host:port` or `http://[user:password@]host:port`
+    /// (port 1080 when not given, as curl); `no_proxy` or `NO_PROXY`, a comma-separated list of
+    /// host names (each also matching its subdomains), IP addresses, IPv4 CIDR ranges, or `*`.
+    /// Loopback (`localhost`, 127.0.0.0/8, ::1) is always reached directly, as Go's clients do:
+    /// the local network's scripts and a node's own operator listener are there.
+    public struct Proxy: Sendable, Equatable {
+        public let host: String
+        public let port: Int
+        /// base64 of `user:password`, for `Proxy-Authorization: Basic`.
+        public let credentials: String?
+
+        public init(host: String, port: Int, credentials: String?) {
+            self.host = host; self.port = port; self.credentials = credentials
+        }
+
+        public static func forHost(_ host: String, environment: [String: String]) throws -> Proxy? {
+            guard let setting = environment["http_proxy"]?.trimmingCharacters(in: .whitespaces), !setting.isEmpty else { return nil }
+            let target = host.lowercased()
+            if isLoopback(target) { return nil }
+            let exempt = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "").split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            if exempt.contains(where: { matches(target, $0) }) { return nil }
+            return try parse(setting)
+        }
+
+        static func parse(_ setting: String) throws -> Proxy {
+            var rest = Substring(setting)
+            if let scheme = rest.range(of: "://") {
+                let name = rest[..<scheme.lowerBound].lowercased()
+                guard name == "http" else {
+                    throw Failure(kind: .other, description: "http_proxy names a \(name):// proxy (\(setting.printable)); these tools reach proxies over plain http only")
+                }
+                rest = rest[scheme.upperBound...]
+            }
+            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+            var credentials: String?
+            if let at = rest.lastIndex(of: "@") {
+                let user = String(rest[..<at]).removingPercentEncoding ?? String(rest[..<at])
+                credentials = Data(user.utf8).base64EncodedString()
+                rest = rest[rest.index(after: at)...]
+            }
+            var host = String(rest), port = 1080
+            if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+                let after = host[host.index(after: close)...]
+                if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { throw bad(setting) }; port = p }
+                host = String(host[host.index(after: host.startIndex)..<close])
+            } else if let colon = host.lastIndex(of: ":") {
+                guard let p = Int(host[host.index(after: colon)...]) else { throw bad(setting) }
+                port = p
+                host = String(host[..<colon])
+            }
+            guard !host.isEmpty, (1...65_535).contains(port) else { throw bad(setting) }
+            return Proxy(host: host, port: port, credentials: credentials)
+        }
+
+        static func bad(_ setting: String) -> Failure {
+            Failure(kind: .other, description: "http_proxy is not host:port or http://host:port: \(setting.printable)")
+        }
+
+        static func isLoopback(_ host: String) -> Bool {
+            if host == "localhost" || host.hasSuffix(".localhost") || host == "::1" { return true }
+            var a = in_addr()
+            return inet_pton(AF_INET, host, &a) == 1 && UInt32(bigEndian: a.s_addr) >> 24 == 127
+        }
+
+        /// Whether `host` (lower case) is what a `no_proxy` entry names.
+        static func matches(_ host: String, _ entry: String) -> Bool {
+            if entry == "*" { return true }
+            var name = entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+            if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+            if let slash = name.firstIndex(of: "/"), let bits = Int(name[name.index(after: slash)...]), (0...32).contains(bits) {
+                var network = in_addr(), address = in_addr()
+                guard inet_pton(AF_INET, String(name[..<slash]), &network) == 1, inet_pton(AF_INET, host, &address) == 1 else { return false }
+                let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+                return UInt32(bigEndian: network.s_addr) & mask == UInt32(bigEndian: address.s_addr) & mask
+            }
+            return host == name || host.hasSuffix("." + name)
+        }
     }
 
     private static func remainingMillis(_ deadline: UInt64) -> Int32 {

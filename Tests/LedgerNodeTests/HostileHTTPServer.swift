@@ -2,12 +2,16 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// An HTTP server on loopback that answers each request with whatever `reply` writes to the
 /// connection: for clients that must bound how long and how much they read.
 final class HostileHTTPServer: @unchecked Sendable {
     let port: UInt16
     private let listener: Int32
+    /// What each connection sent first (the request's head, as one read got it).
+    final class Heads: Sendable { let list = Mutex<[String]>([]) }
+    let received = Heads()
 
     init(reply: @escaping @Sendable (_ send: (String) -> Bool) -> Void) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -24,6 +28,7 @@ final class HostileHTTPServer: @unchecked Sendable {
         }
         listener = fd
         port = UInt16(bigEndian: address.sin_port)
+        let heads = received
         Thread {
             while true {
                 let connection = accept(fd, nil, nil)
@@ -33,7 +38,8 @@ final class HostileHTTPServer: @unchecked Sendable {
                 guard connection >= 0 else { close(fd); return }
                 // The request's head, then the reply; a send that fails (the client gave up) ends it.
                 var head = [UInt8](repeating: 0, count: 65_536)
-                _ = recv(connection, &head, head.count, 0)
+                let n = recv(connection, &head, head.count, 0)
+                heads.list.withLock { $0.append(String(decoding: head[..<max(0, n)], as: UTF8.self)) }
                 reply { text in
                     let bytes = Array(text.utf8)
                     return bytes.withUnsafeBytes { send(connection, $0.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) } == bytes.count

@@ -131,4 +131,51 @@ final class PlainHTTPTests: XCTestCase {
             XCTAssertTrue("\($0)".hasSuffix("the connection closed before the answer"), "\($0)")
         }
     }
+
+    /// `http_proxy` is honoured as curl reads it (URLSession, used before, did through curl):
+    /// the request goes to the proxy in absolute form, with Basic credentials when given;
+    /// `no_proxy` and loopback are reached directly; a proxy that cannot be reached is named.
+    func testRequestsGoThroughTheProxyThatHttpProxyNames() throws {
+        typealias Proxy = PlainHTTP.Proxy
+        XCTAssertNil(try Proxy.forHost("node.example", environment: [:]))
+        XCTAssertNil(try Proxy.forHost("node.example", environment: ["HTTP_PROXY": "proxy:3128"]), "upper case is not read (httpoxy)")
+        XCTAssertEqual(try Proxy.forHost("node.example", environment: ["http_proxy": "proxy.bank:3128"]),
+                       Proxy(host: "proxy.bank", port: 3128, credentials: nil))
+        XCTAssertEqual(try Proxy.forHost("node.example", environment: ["http_proxy": "http://u%40x:p@[2001:db8::1]:8080/"]),
+                       Proxy(host: "2001:db8::1", port: 8080, credentials: Data("u@x:p".utf8).base64EncodedString()))
+        XCTAssertEqual(try Proxy.forHost("node.example", environment: ["http_proxy": "http://proxy"])?.port, 1080)
+        for host in ["localhost", "127.0.0.1", "127.9.9.9", "::1"] {
+            XCTAssertNil(try Proxy.forHost(host, environment: ["http_proxy": "proxy:3128"]), host)
+        }
+        let exempt = ["http_proxy": "proxy:3128", "no_proxy": " .bureau.gov.cn, 10.0.0.0/8 ,192.168.1.7"]
+        for (host, direct) in [("node.bureau.gov.cn", true), ("bureau.gov.cn", true), ("xbureau.gov.cn", false), ("10.2.3.4", true),
+                               ("11.2.3.4", false), ("192.168.1.7", true), ("192.168.1.8", false), ("NODE.Bureau.gov.cn", true)] {
+            XCTAssertEqual(try Proxy.forHost(host, environment: exempt) == nil, direct, host)
+        }
+        XCTAssertNil(try Proxy.forHost("anything", environment: ["http_proxy": "proxy:3128", "NO_PROXY": "*"]))
+        for setting in ["socks5://proxy:1080", "https://proxy:443", "proxy:port", "http://:8080"] {
+            XCTAssertThrowsError(try Proxy.forHost("node.example", environment: ["http_proxy": setting]), setting) {
+                XCTAssertTrue("\($0)".contains("http_proxy"), "\($0)")
+            }
+        }
+
+        let proxy = try HostileHTTPServer { send in _ = send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n{}\n") }
+        defer { proxy.stop() }
+        let environment = ["http_proxy": "http://bank:secret@127.0.0.1:\(proxy.port)"]
+        let reply = try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://node.bureau.example:8611/v1/health?x=1")), timeout: 5,
+                                           limit: 1 << 20, environment: environment)
+        XCTAssertEqual(reply.status, 200)
+        let head = try XCTUnwrap(proxy.received.list.withLock { $0.last })
+        XCTAssertTrue(head.hasPrefix("GET http://node.bureau.example:8611/v1/health?x=1 HTTP/1.1\r\n"), head)
+        XCTAssertTrue(head.contains("\r\nHost: node.bureau.example:8611\r\n"), head)
+        XCTAssertTrue(head.contains("\r\nProxy-Authorization: Basic \(Data("bank:secret".utf8).base64EncodedString())\r\n"), head)
+
+        // Stopped: the proxy is named, not the node.
+        proxy.stop()
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertThrowsError(try PlainHTTP.exchange("GET", XCTUnwrap(URL(string: "http://node.bureau.example:8611/v1/health")), timeout: 5,
+                                                    limit: 1 << 20, environment: environment)) {
+            XCTAssertTrue("\($0)".contains("the proxy 127.0.0.1:\(proxy.port) that http_proxy names"), "\($0)")
+        }
+    }
 }
