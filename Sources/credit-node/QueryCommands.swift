@@ -276,15 +276,18 @@ struct ConsentCommand: ParsableCommand {
         defer { try? handle.close() }
         var hasher = SHA256()
         var total = 0
+        var blank = true
         while true {
             let chunk: Data
             do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw fail("cannot read \(path): \(error)") }
             if chunk.isEmpty {
                 // An empty file is no consent form; its hash, the same for every empty file, proved
-                // nothing (found by black-box testing).
+                // nothing (found by black-box testing). Nor is one of spaces and line ends alone.
                 guard total > 0 else { throw fail("--evidence \(path) is empty; name the signed consent form's file") }
+                guard !blank else { throw fail("--evidence \(path) holds only spaces and line ends; name the signed consent form's file") }
                 return hasher.finalize()
             }
+            if blank { blank = chunk.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D } }
             total += chunk.count
             guard total <= 1 << 30 else { throw fail("\(path) is larger than any consent evidence file can be (over 1 GiB); check that it is the right file") }
             hasher.update(Array(chunk))

@@ -107,6 +107,10 @@ final class GovernanceApprovalCLITests: XCTestCase {
         _ = FileManager.default.createFile(atPath: root + "/empty-form.txt", contents: Data())
         try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
                            "--purpose", "loan_application", "--evidence", root + "/empty-form.txt"], ["--evidence \(root!)/empty-form.txt is empty"])
+        try "\n \r\n\t".write(toFile: root + "/blank-form.txt", atomically: true, encoding: .utf8)
+        try expectRefusal(["consent", "--node", url!, "--key", key("bank-a"), "--subject", "91350100M000100Y43", "--grantee", "bank-a",
+                           "--purpose", "loan_application", "--evidence", root + "/blank-form.txt"],
+                          ["--evidence \(root!)/blank-form.txt holds only spaces and line ends"])
         // A parameter value longer than policies take is named before sending (it was refused on the record).
         try expectRefusal(query + ["--key", key("bank-a"), "--param", "amount_yuan=" + String(repeating: "9", count: 65)],
                           ["--param amount_yuan is 65 bytes; policies take values of at most 64", "nothing was sent"])
