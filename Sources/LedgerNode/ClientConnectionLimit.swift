@@ -137,18 +137,18 @@ struct NodeHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let inner: HTTP1Channel
     let clients: ClientConnections
-    /// The largest request body any route reads (genesis `max_request_bytes`).
-    let maxBodyBytes: Int
+    /// The body limit of each path that reads a body (`LedgerAPI.bodyLimits`).
+    let bodyLimits: [String: Int]
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let clients = clients
-        let maxBodyBytes = maxBodyBytes
+        let bodyLimits = bodyLimits
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(ClientConnectionLimitHandler(clients), position: .first)
         }.flatMap { inner.setup(channel: channel, logger: logger) }.flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try pipeline.addHandlers([ExpectContinueHandler(maxBodyBytes: maxBodyBytes), ParseErrorReplyHandler()], position: .after(decoder))
+            try pipeline.addHandlers([ExpectContinueHandler(bodyLimits: bodyLimits), ParseErrorReplyHandler()], position: .after(decoder))
             return value
         }
     }

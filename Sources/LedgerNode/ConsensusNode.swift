@@ -24,6 +24,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     public struct Options: Sendable {
         public var timeouts = ConsensusTimeouts()
         public var statusInterval: Duration = .seconds(1)
+        var statusIntervalMillis: UInt64 {
+            let c = statusInterval.components
+            return UInt64(max(0, c.seconds)) * 1000 + UInt64(max(0, c.attoseconds) / 1_000_000_000_000_000)
+        }
         /// Blocks are refused whose timestamp is this far ahead of the local clock.
         public var maxClockSkewMillis: UInt64 = 30_000
         /// A scorer scores subjects with new records after each block (docs/SCORING.md, live scoring).
@@ -118,6 +122,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// The last request for committed blocks to fill envelopes missing from catch-up blocks.
     var envelopeRequest: (peer: String, from: UInt64, turn: Int)?
     var peerHeights: [String: UInt64] = [:]
+    /// When each peer's session ended (the node's clock, ms), and when the node started: a peer
+    /// counts as absent only once it has been without a session for a status interval, so a
+    /// node just started, or a session that flaps, does not cut a present proposer's round short.
+    var disconnectedSince: [String: UInt64] = [:]
+    var startedAtMillis: UInt64 = 0
     /// When the head last moved, or the node last had nothing to commit (its clock, ms), and the
     /// head then; and when a stall was last reported. A height left uncommitted while there is
     /// work is logged as a warning and shown in status: when the network lost its quorum, every
@@ -290,12 +299,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             self.queue.async {
                 // A peer ending each session this node opens (refusing it) is said once, by P2P.
                 self.logger.log(level: self.p2p.isEndingSessions(peer) ? .debug : .info, "peer \(peer) \(connected ? "connected" : "disconnected")")
-                if connected { self.p2p.send(self.statusMessage, to: peer) }
-                else { self.peerHeights[peer] = nil; self.updateDecidedByOthers() }
+                if connected { self.p2p.send(self.statusMessage, to: peer); self.disconnectedSince[peer] = nil }
+                else { self.peerHeights[peer] = nil; self.updateDecidedByOthers(); self.disconnectedSince[peer] = self.clock() }
             }
         })
         let port = try await p2p.start()
         queue.sync {
+            startedAtMillis = clock()
             perform(machine.start())
             if !mempool.isEmpty { handle(.transactionsAvailable) }
         }
@@ -1325,13 +1335,18 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     func proposerAbsent(height: UInt64, round: UInt32) -> Bool {
         let proposer = machine.validators.proposer(height: height, round: round)
         guard proposer != member.id, let p2p else { return false }
-        return Self.absent(connected: p2p.connectedPeers.contains(proposer), reported: peerHeights[proposer], height: height)
+        let connected = p2p.connectedPeers.contains(proposer)
+        let since = disconnectedSince[proposer] ?? startedAtMillis, now = clock()
+        return Self.absent(connected: connected, disconnectedForMillis: connected || now < since ? 0 : now - since,
+                           reported: peerHeights[proposer], height: height, statusIntervalMillis: options.statusIntervalMillis)
     }
 
-    /// Another validator is absent from `height` when there is no session with it, or when the
-    /// head it last reported is `catchingUpBehind` or more below (not yet reported: present).
-    static func absent(connected: Bool, reported: UInt64?, height: UInt64) -> Bool {
-        guard connected else { return true }
+    /// Another validator is absent from `height` when there has been no session with it for a
+    /// status interval, or when the head it last reported is `catchingUpBehind` or more below
+    /// (not yet reported: present). A network committing more than `catchingUpBehind` blocks
+    /// per status interval could make an up-to-date proposer look behind; that costs its round.
+    static func absent(connected: Bool, disconnectedForMillis: UInt64, reported: UInt64?, height: UInt64, statusIntervalMillis: UInt64) -> Bool {
+        guard connected else { return disconnectedForMillis >= statusIntervalMillis }
         guard let reported else { return false }
         return reported &+ catchingUpBehind <= height
     }

@@ -106,7 +106,7 @@ public struct LedgerAPI: Sendable {
             // Each client address holds at most `maxConnectionsPerClient` of them (ClientConnections).
             server: HTTPServerBuilder { [clients = ClientConnections(limit: maxConnectionsPerClient, logger: logger, what: what)] responder in
                 NodeHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), clients: clients,
-                                 maxBodyBytes: genesis.limits.maxRequestBytes)
+                                 bodyLimits: bodyLimits)
             },
             // Past `maxConnections` open connections the listener stops accepting until one
             // closes (further clients wait in the kernel's backlog): connections cost file
@@ -367,9 +367,16 @@ public struct LedgerAPI: Sendable {
         return try then(parsed)
     }
 
+    /// The body limit of each route that reads a body (POST); `ExpectContinueHandler` invites
+    /// only bodies within their route's.
+    var bodyLimits: [String: Int] {
+        ["/v1/transactions": singleSubmissionLimit, "/v1/transactions/batch": genesis.limits.maxRequestBytes, "/v1/queries": Self.queryBodyLimit]
+    }
+    var singleSubmissionLimit: Int { (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024 }
+    static let queryBodyLimit = QueryRequest.maxBytes * 2
+
     func submitOne(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        let limit = (genesis.limits.maxTransactionBytes + genesis.limits.maxEnvelopeBytes) * 4 / 3 + 1024
-        let submission = try await readBody(request, context, as: WireSubmission.self, limit: limit) { try decodeSubmission($0) }
+        let submission = try await readBody(request, context, as: WireSubmission.self, limit: singleSubmissionLimit) { try decodeSubmission($0) }
         let results = try await submitNamingConflicts([submission])
         return json(.ok, commitJSON(results[0]))
     }

@@ -41,7 +41,7 @@ extension LedgerAPI {
             return json(.serviceUnavailable, ["error": ["code": "queries_unavailable",
                                                         "message": "this node cannot answer queries: \(why.reason)"]])
         }
-        let wire = try await readBody(request, context, as: WireQuery.self, limit: QueryRequest.maxBytes * 2)
+        let wire = try await readBody(request, context, as: WireQuery.self, limit: Self.queryBodyLimit)
         guard let bytes = [UInt8](base64: wire.request) else { throw LedgerError(.malformed, "\"request\" is not base64") }
         let outcome = try await service.handle(bytes)
         return Response(status: outcome.answered ? .ok : .forbidden, headers: [.contentType: "application/json"],

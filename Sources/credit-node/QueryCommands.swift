@@ -71,8 +71,10 @@ struct QueryCommand: ParsableCommand {
                 // Parameters as the policy takes them: an unknown name, a missing one or a value out
                 // of range (months=-5) was refused `invalid_parameters` on the record, spending the
                 // member's refusal budget (found by black-box testing). Nodes before 2026-12-07 list
-                // no specs; their policies check on the ledger as before.
-                if let specs = (listed["parameter_specs"] as? [[String: Any]]).map({ $0.compactMap(PolicyDocument.parameter(listed:)) }) {
+                // no specs, and a spec this tool cannot read (a newer parameter type) leaves the
+                // check to the node: a partial list would refuse a query the node takes.
+                if let listedSpecs = listed["parameter_specs"] as? [[String: Any]],
+                   case let specs = listedSpecs.compactMap(PolicyDocument.parameter(listed:)), specs.count == listedSpecs.count {
                     do { _ = try PolicyDocument.checkParameters(parameters, against: specs, policy: listed["name"] as? String ?? policy) } catch {
                         throw fail("\(error); nothing was sent")
                     }

@@ -197,12 +197,17 @@ final class ConsensusNodeTests: XCTestCase {
     /// validator of four catching up, every fourth height waited 1.5 s: about 2 blocks/s for the
     /// network (found by black-box testing, 2026-12-07).
     func testARoundWhoseProposerIsAbsentGivesUpSooner() async throws {
-        XCTAssertTrue(ConsensusNode.absent(connected: false, reported: nil, height: 10))
-        XCTAssertTrue(ConsensusNode.absent(connected: false, reported: 9, height: 10), "a peer without a session proposes nothing")
-        XCTAssertFalse(ConsensusNode.absent(connected: true, reported: nil, height: 10), "a peer that has not yet reported is present")
-        XCTAssertFalse(ConsensusNode.absent(connected: true, reported: 9, height: 10))
-        XCTAssertFalse(ConsensusNode.absent(connected: true, reported: 40, height: 100), "a status a moment old is not catching up")
-        XCTAssertTrue(ConsensusNode.absent(connected: true, reported: 36, height: 100), "64 heights behind: catching up")
+        func absent(connected: Bool = true, off: UInt64 = 0, reported: UInt64?, height: UInt64) -> Bool {
+            ConsensusNode.absent(connected: connected, disconnectedForMillis: off, reported: reported, height: height, statusIntervalMillis: 1_000)
+        }
+        XCTAssertTrue(absent(connected: false, off: 1_000, reported: nil, height: 10))
+        XCTAssertTrue(absent(connected: false, off: 5_000, reported: 9, height: 10), "a peer without a session proposes nothing")
+        XCTAssertFalse(absent(connected: false, off: 999, reported: nil, height: 10),
+                       "without a session for less than a status interval (just started, or a flap): present")
+        XCTAssertFalse(absent(reported: nil, height: 10), "a peer that has not yet reported is present")
+        XCTAssertFalse(absent(reported: 9, height: 10))
+        XCTAssertFalse(absent(reported: 40, height: 100), "a status a moment old is not catching up")
+        XCTAssertTrue(absent(reported: 36, height: 100), "64 heights behind: catching up")
 
         for step in [TimeoutStep.propose, .precommit] {
             XCTAssertEqual(ConsensusNode.wait(for: Timeout(step: step, height: 5, round: 2), requested: 2_000, proposerAbsent: true), 200)
@@ -214,11 +219,14 @@ final class ConsensusNodeTests: XCTestCase {
             XCTAssertEqual(ConsensusNode.wait(for: Timeout(step: step, height: 5, round: 0), requested: 500, proposerAbsent: true), 500)
         }
 
-        // A node with no sessions: every other validator's rounds are absent, its own are not.
-        let f = try await Fixture(as: "val-a")
-        let absent = f.node.queue.sync { (0..<4).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }
+        // A node with no sessions: once a status interval has passed since it started, every
+        // other validator's rounds are absent, its own are not; before, none is.
+        let now = Atomic<UInt64>(1_000_000)
+        let f = try await Fixture(as: "val-a", clock: { now.load(ordering: .relaxed) })
         // proposer(1, r) = ids[(1 + r) mod 4]: val-b, val-c, val-d, val-a.
-        XCTAssertEqual(absent, [true, true, true, false])
+        XCTAssertEqual(f.node.queue.sync { (0..<4).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [false, false, false, false])
+        now.store(1_001_000, ordering: .relaxed)
+        XCTAssertEqual(f.node.queue.sync { (0..<4).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [true, true, true, false])
         await f.close()
     }
 

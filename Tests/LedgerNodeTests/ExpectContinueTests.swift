@@ -8,8 +8,11 @@ import XCTest
 /// response; requests that should not be invited are not (the end-to-end case is in
 /// HTTPIdleTimeoutTests).
 final class ExpectContinueTests: XCTestCase {
-    func request(_ headers: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPServerRequestPart {
-        .head(HTTPRequestHead(version: version, method: .POST, uri: "/v1/transactions/batch", headers: HTTPHeaders(headers)))
+    static let limits = ["/v1/transactions/batch": 1000, "/v1/queries": 100]
+
+    func request(_ headers: [(String, String)], version: HTTPVersion = .http1_1, method: HTTPMethod = .POST,
+                 uri: String = "/v1/transactions/batch") -> HTTPServerRequestPart {
+        .head(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)))
     }
 
     func interim(_ channel: EmbeddedChannel) throws -> [HTTPResponseStatus] {
@@ -21,7 +24,7 @@ final class ExpectContinueTests: XCTestCase {
     }
 
     func testAnExpectingRequestIsInvitedAtOnceAndPassedOn() throws {
-        let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        let channel = EmbeddedChannel(handler: ExpectContinueHandler(bodyLimits: Self.limits))
         try channel.writeInbound(request([("Content-Length", "10"), ("Expect", "100-Continue")]))
         XCTAssertEqual(try interim(channel), [.continue])
         guard case .head(let head)? = try channel.readInbound(as: HTTPServerRequestPart.self) else { return XCTFail("head not passed on") }
@@ -29,7 +32,7 @@ final class ExpectContinueTests: XCTestCase {
     }
 
     func testAPipelinedRequestIsInvitedOnlyAfterTheAnswersBeforeIt() throws {
-        let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        let channel = EmbeddedChannel(handler: ExpectContinueHandler(bodyLimits: Self.limits))
         try channel.writeInbound(request([("Content-Length", "0")]))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
         try channel.writeInbound(request([("Content-Length", "10"), ("Expect", "100-continue")]))
@@ -53,14 +56,20 @@ final class ExpectContinueTests: XCTestCase {
             ("no body", request([("Expect", "100-continue")])),
             ("another expectation", request([("Content-Length", "10"), ("Expect", "100-continue, something")])),
             ("no expectation", request([("Content-Length", "10")])),
+            ("over its route's smaller limit", request([("Content-Length", "101"), ("Expect", "100-continue")], uri: "/v1/queries")),
+            ("a path that reads no body", request([("Content-Length", "10"), ("Expect", "100-continue")], uri: "/v1/health")),
+            ("not a POST", request([("Content-Length", "10"), ("Expect", "100-continue")], method: .PUT)),
         ]
         for (name, head) in cases {
-            let channel = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+            let channel = EmbeddedChannel(handler: ExpectContinueHandler(bodyLimits: Self.limits))
             try channel.writeInbound(head)
             XCTAssertEqual(try interim(channel), [], name)
             XCTAssertNotNil(try channel.readInbound(as: HTTPServerRequestPart.self), "\(name): head not passed on")
         }
-        let chunked = EmbeddedChannel(handler: ExpectContinueHandler(maxBodyBytes: 1000))
+        let query = EmbeddedChannel(handler: ExpectContinueHandler(bodyLimits: Self.limits))
+        try query.writeInbound(request([("Content-Length", "100"), ("Expect", "100-continue")], uri: "/v1/queries?x=1"))
+        XCTAssertEqual(try interim(query), [.continue], "a body within its route's limit was not invited")
+        let chunked = EmbeddedChannel(handler: ExpectContinueHandler(bodyLimits: Self.limits))
         try chunked.writeInbound(request([("Transfer-Encoding", "chunked"), ("Expect", "100-continue")]))
         XCTAssertEqual(try interim(chunked), [.continue], "a chunked body was not invited")
     }
@@ -71,13 +80,18 @@ final class ExpectContinueTests: XCTestCase {
 final class ParseErrorReplyTests: XCTestCase {
     func testTheParserErrorIsNamedInTheReply() throws {
         let channel = EmbeddedChannel(handler: ParseErrorReplyHandler())
-        let ownBadRequest = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["content-length": "0"])
-        try channel.writeOutbound(HTTPServerResponsePart.head(ownBadRequest))
-        XCTAssertEqual(try channel.readOutbound(as: HTTPServerResponsePart.self), .head(ownBadRequest))
+        let hummingbirds = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["connection": "close", "content-length": "0"])
+        try channel.writeOutbound(HTTPServerResponsePart.head(hummingbirds))
+        XCTAssertEqual(try channel.readOutbound(as: HTTPServerResponsePart.self), .head(hummingbirds), "rewritten with no parser error")
 
         channel.pipeline.fireErrorCaught(HTTPParserError.unexpectedContentLength)
         XCTAssertThrowsError(try channel.throwIfErrorCaught(), "the error is passed on")
-        try channel.writeOutbound(HTTPServerResponsePart.head(ownBadRequest))
+        // A route's own 400 (it met the error in the body it read) passes untouched.
+        let routes = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["content-length": "40"])
+        try channel.writeOutbound(HTTPServerResponsePart.head(routes))
+        XCTAssertEqual(try channel.readOutbound(as: HTTPServerResponsePart.self), .head(routes), "a route's 400 was rewritten")
+        XCTAssertNil(try channel.readOutbound(as: HTTPServerResponsePart.self))
+        try channel.writeOutbound(HTTPServerResponsePart.head(hummingbirds))
         guard case .head(let head)? = try channel.readOutbound(as: HTTPServerResponsePart.self),
               case .body(.byteBuffer(let body))? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
             return XCTFail("no head and body")
