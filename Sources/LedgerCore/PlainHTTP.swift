@@ -35,7 +35,8 @@ public enum PlainHTTP {
     /// Goes through the proxy that `http_proxy` names, as curl does (and URLSession, which these
     /// tools used before, through curl), unless `no_proxy` exempts the host; `environment` is the
     /// process's unless a test gives another.
-    public static func exchange(_ method: String, _ url: URL, body: [UInt8]? = nil, timeout: Double, limit: Int,
+    public static func exchange(_ method: String, _ url: URL, body: [UInt8]? = nil, headers: [(name: String, value: String)] = [],
+                                timeout: Double, limit: Int,
                                 environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Reply {
         guard let rawHost = url.host, !rawHost.isEmpty else { throw Failure(kind: .other, description: "not an http:// URL") }
         let host = rawHost.hasPrefix("[") && rawHost.hasSuffix("]") ? String(rawHost.dropFirst().dropLast()) : rawHost
@@ -61,6 +62,7 @@ public enum PlainHTTP {
         let target = proxy == nil ? path : "http://\(hostHeader):\(port)\(path)"
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nAccept: application/json\r\nConnection: close\r\n"
         if let credentials = proxy?.credentials { head += "Proxy-Authorization: Basic \(credentials)\r\n" }
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method != "GET" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try write(fd, Array(head.utf8) + (body ?? []), deadline: deadline, timeout: timeout)

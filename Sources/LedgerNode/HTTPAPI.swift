@@ -145,9 +145,14 @@ public struct LedgerAPI: Sendable {
             served.add(.get, path)
             router.get(RouterPath(path), use: handler)
         }
+        // A POST's commit wait is the shorter of the node's and the `Prefer: wait` its client asks for.
         func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> R) {
             served.add(.post, path)
-            router.post(RouterPath(path), use: handler)
+            router.post(RouterPath(path)) { request, context in
+                try await CommitWait.$preferred.withValue(CommitWait.preferred(in: request.headers[values: .init("Prefer")!])) {
+                    try await handler(request, context)
+                }
+            }
         }
         get("/v1/health") { _, _ in try self.health() }
         get("/v1/genesis") { _, _ in
@@ -594,6 +599,23 @@ public struct LedgerAPI: Sendable {
     }
 
     // MARK: Errors
+
+    /// How long a request's client will wait for its commit, from `Prefer: wait=N` (RFC 7240
+    /// §4.3): a node whose `commit_wait_seconds` is longer answers 503 `notCommitted` before the
+    /// client gives up, instead of after (the tools wait 60 s; found by black-box testing).
+    enum CommitWait {
+        @TaskLocal static var preferred: Duration?
+
+        /// The smallest `wait=N` (whole seconds, at least 1) among the `Prefer` header values.
+        static func preferred(in values: [String]) -> Duration? {
+            let seconds = values.flatMap { $0.split(separator: ",") }.compactMap { preference -> Int? in
+                let token = preference.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                guard token.lowercased().hasPrefix("wait="), let n = Int(token.dropFirst(5)), n >= 1 else { return nil }
+                return n
+            }.min()
+            return seconds.map { .seconds($0) }
+        }
+    }
 
     func guarded(_ body: () async throws -> Response) async -> Response {
         do { return try await body() } catch { return Self.errorResponse(error) }

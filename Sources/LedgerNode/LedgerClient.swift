@@ -30,6 +30,13 @@ public struct LedgerClient: Sendable {
         public let logIndex: UInt64
     }
 
+    /// A POST asks the node to answer within this client's timeout, less 5 s for the answer to
+    /// travel (`Prefer: wait`, RFC 7240): a node configured to wait longer for a commit
+    /// (`commit_wait_seconds`) would otherwise answer after the client had given up.
+    func preferHeader(_ method: String) -> [(name: String, value: String)] {
+        method == "POST" ? [("Prefer", "wait=\(max(1, Int(timeout) - 5))")] : []
+    }
+
     /// Sends a request and returns status and body. Throws on transport errors only.
     public func send(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, Data) {
         // A bare host:port read as a URL without a scheme (found by black-box testing).
@@ -41,7 +48,8 @@ public struct LedgerClient: Sendable {
         guard let url = URL(string: baseURL + path) else { throw LedgerError(.malformed, "bad URL \(baseURL + path)") }
         if baseURL.lowercased().hasPrefix("http://") {
             do {
-                let reply = try PlainHTTP.exchange(method, url, body: body.map { Array($0) }, timeout: timeout, limit: Self.maxReplyBytes)
+                let reply = try PlainHTTP.exchange(method, url, body: body.map { Array($0) }, headers: preferHeader(method),
+                                                   timeout: timeout, limit: Self.maxReplyBytes)
                 guard !reply.overLimit else {
                     throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
                 }
@@ -60,6 +68,7 @@ public struct LedgerClient: Sendable {
             }
         }
         var request = URLRequest(url: url, timeoutInterval: timeout)
+        for (name, value) in preferHeader(method) { request.setValue(value, forHTTPHeaderField: name) }
         request.httpMethod = method
         if let body {
             request.httpBody = body

@@ -230,6 +230,12 @@ public final class P2PNode: Sendable {
         state.withLockedValue { $0.sessions.keys.sorted() }
     }
 
+    /// How long ago `peer`'s session last delivered a frame (nil without a session). A hung peer
+    /// keeps its session until the idle timeout (20 s) while it says nothing.
+    public func silence(of peer: String) -> TimeAmount? {
+        state.withLockedValue { $0.sessions[peer]?.liveness.silence }
+    }
+
     /// Replaces the known peer addresses (for example once listeners have their ports). New
     /// targets are dialed at once; a removed target is no longer redialed (its session, if any, stays).
     public func setPeers(_ peers: [PeerAddress]) {

@@ -1,5 +1,9 @@
 import Consensus
 import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HTTPTypes
+import NIOCore
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerNode
@@ -197,9 +201,12 @@ final class ConsensusNodeTests: XCTestCase {
     /// validator of four catching up, every fourth height waited 1.5 s: about 2 blocks/s for the
     /// network (found by black-box testing, 2026-12-07).
     func testARoundWhoseProposerIsAbsentGivesUpSooner() async throws {
-        func absent(connected: Bool = true, off: UInt64 = 0, reported: UInt64?, height: UInt64) -> Bool {
-            ConsensusNode.absent(connected: connected, disconnectedForMillis: off, reported: reported, height: height, statusIntervalMillis: 1_000)
+        func absent(connected: Bool = true, off: UInt64 = 0, silent: UInt64 = 0, reported: UInt64?, height: UInt64) -> Bool {
+            ConsensusNode.absent(connected: connected, disconnectedForMillis: off, silentForMillis: silent, reported: reported, height: height,
+                                 statusIntervalMillis: 1_000)
         }
+        XCTAssertTrue(absent(silent: 3_000, reported: 9, height: 10), "a session silent for three status intervals: hung")
+        XCTAssertFalse(absent(silent: 2_999, reported: 9, height: 10))
         XCTAssertTrue(absent(connected: false, off: 1_000, reported: nil, height: 10))
         XCTAssertTrue(absent(connected: false, off: 5_000, reported: 9, height: 10), "a peer without a session proposes nothing")
         XCTAssertFalse(absent(connected: false, off: 999, reported: nil, height: 10),
@@ -952,6 +959,42 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.node.mempool.count, 1)
         f.node.gossipQueue.sync { f.node.admitGossip([good[1], good[2]], from: "val-c") }
         XCTAssertEqual(f.node.mempool.count, 3)
+        await f.close()
+    }
+
+    /// A client that will wait less than the node's commit wait says so (`Prefer: wait=N`, which
+    /// the tools send as their timeout less 5 s), and is answered `notCommitted` within it: a node
+    /// configured to wait 120 s answered the tools, which wait 60 s, after they had given up.
+    func testAClientsPreferredWaitShortensTheCommitWait() async throws {
+        XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["respond-async, wait=55"]), .seconds(55))
+        XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["wait=30; x=y", "WAIT=10"]), .seconds(10))
+        XCTAssertNil(LedgerAPI.CommitWait.preferred(in: ["wait=0", "wait=-3", "wait=soon", "return=minimal"]))
+        XCTAssertEqual(LedgerClient(baseURL: "http://x", timeout: 60).preferHeader("POST").first?.value, "wait=55")
+        XCTAssertTrue(LedgerClient(baseURL: "http://x", timeout: 60).preferHeader("GET").isEmpty)
+
+        let f = try await Fixture(as: "val-d", commitWait: .seconds(120))
+        let late = try f.submissions(1, seed: 81)
+        let started = ContinuousClock.now
+        do {
+            _ = try await LedgerAPI.CommitWait.$preferred.withValue(.seconds(1)) { try await f.node.submit(late) }
+            XCTFail("answered as committed without a quorum")
+        } catch let error as LedgerError {
+            XCTAssertEqual(error.code, .notCommitted, "\(error)")
+            XCTAssertTrue(error.reason.contains("the transaction was not committed within 1 s"), error.reason)
+        }
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(20), "the node's 120 s wait was kept")
+        // Over HTTP, from the request's header.
+        let app = Application(router: LedgerAPI(ledger: f.node).makeRouter())
+        let other = try f.submissions(1, seed: 82)[0]
+        try await app.test(.router) { client in
+            let sent = ContinuousClock.now
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: [HTTPField.Name("Prefer")!: "wait=1"],
+                                     body: ByteBuffer(data: JSONView.data(LedgerClient.wire(other)))) { r in
+                XCTAssertEqual(r.status, .serviceUnavailable)
+                XCTAssertTrue(String(buffer: r.body).contains("not committed within 1 s"), String(buffer: r.body))
+            }
+            XCTAssertLessThan(ContinuousClock.now - sent, .seconds(20))
+        }
         await f.close()
     }
 
