@@ -37,13 +37,6 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     func testConnectionsPastTheLimitWaitUntilOneCloses() throws {
         let (_, address) = try startNode("conns", ["--http-max-connections", "2"])
         let health = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        func answer(_ fd: Int32, within seconds: Int) -> String {
-            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
-        }
         // Two connections take both slots (each answered, then kept open).
         let first = try open(address, sending: health), second = try open(address, sending: health)
         defer { close(second) }
@@ -80,25 +73,18 @@ final class HTTPIdleTimeoutTests: XCTestCase {
     func testAClientExpectingContinueIsInvitedAtOnce() throws {
         let (_, address) = try startNode("continue")
         let body = "{\"transactions\":[]}"
-        func reply(_ fd: Int32, within seconds: Int) -> String {
-            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
-        }
         for version in ["1.1", "1.0"] {
             let fd = try open(address, sending: "POST /v1/transactions/batch HTTP/\(version)\r\nHost: 127.0.0.1\r\n"
                               + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n")
             defer { close(fd) }
-            let first = reply(fd, within: version == "1.1" ? 10 : 1)
+            let first = answer(fd, within: version == "1.1" ? 10 : 1)
             if version == "1.1" {
                 XCTAssertEqual(first, "HTTP/1.1 100 Continue\r\n\r\n", "no interim answer to Expect: 100-continue")
             } else {
                 XCTAssertEqual(first, "", "an HTTP/1.0 request was sent an interim answer")
             }
             XCTAssertEqual(body.utf8.count, body.withCString { send(fd, $0, strlen($0), 0) })
-            let final = reply(fd, within: 10)
+            let final = answer(fd, within: 10)
             XCTAssertTrue(final.hasPrefix("HTTP/1.1 200") || final.hasPrefix("HTTP/1.0 200"), "HTTP/\(version): \(final)")
             XCTAssertTrue(final.hasSuffix("{\"results\":[]}"), final)
         }
@@ -141,6 +127,15 @@ final class HTTPIdleTimeoutTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: dir + ".log")
         }
         return (dir, try node.waitForAddress())
+    }
+
+    /// What the node sends on `fd` in one read within `seconds` ("" if nothing).
+    func answer(_ fd: Int32, within seconds: Int) -> String {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
     }
 
     /// A raw connection to the node that has sent `head` (and nothing else yet).
