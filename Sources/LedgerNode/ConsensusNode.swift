@@ -1329,11 +1329,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         return min(requested, absentProposerWaitMillis)
     }
 
-    /// Whether the proposer of (height, round) is another validator this node has no session
-    /// with, or one that last reported a head `catchingUpBehind` heights or more below `height`.
-    /// What it says is this node's own view: a wrong answer costs one round, as a lost proposal
-    /// would. A peer's height is its own report over its authenticated session, so only the
-    /// peer itself can make it look absent.
+    /// Whether the proposer of (height, round) is another validator that is absent as `absent`
+    /// says: no session, a silent session, or far behind. It is this node's own view: a wrong
+    /// answer costs one round, as a lost proposal would. A peer's height is its own report over
+    /// its authenticated session, so only the peer itself can make it look behind.
     func proposerAbsent(height: UInt64, round: UInt32) -> Bool {
         let proposer = machine.validators.proposer(height: height, round: round)
         guard proposer != member.id, let p2p else { return false }
