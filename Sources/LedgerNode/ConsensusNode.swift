@@ -127,6 +127,20 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// node just started, or a session that flaps, does not cut a present proposer's round short.
     var disconnectedSince: [String: UInt64] = [:]
     var startedAtMillis: UInt64 = 0
+    /// When each peer's last status arrived (the node's clock, ms).
+    var statusAt: [String: UInt64] = [:]
+
+    /// A session ended. The peer has been gone since its last status if that came more than a
+    /// moment before: a hung peer's session is closed only by the 20 s idle timeout, and its
+    /// heights waited the full timeouts for another status interval after that (found by
+    /// black-box testing, 2026-12-07).
+    func peerDisconnected(_ peer: String) {
+        peerHeights[peer] = nil
+        updateDecidedByOthers()
+        let now = clock()
+        disconnectedSince[peer] = min(now, statusAt[peer] ?? now)
+        statusAt[peer] = nil
+    }
     /// When the head last moved, or the node last had nothing to commit (its clock, ms), and the
     /// head then; and when a stall was last reported. A height left uncommitted while there is
     /// work is logged as a warning and shown in status: when the network lost its quorum, every
@@ -300,7 +314,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
                 // A peer ending each session this node opens (refusing it) is said once, by P2P.
                 self.logger.log(level: self.p2p.isEndingSessions(peer) ? .debug : .info, "peer \(peer) \(connected ? "connected" : "disconnected")")
                 if connected { self.p2p.send(self.statusMessage, to: peer); self.disconnectedSince[peer] = nil }
-                else { self.peerHeights[peer] = nil; self.updateDecidedByOthers(); self.disconnectedSince[peer] = self.clock() }
+                else { self.peerDisconnected(peer) }
             }
         })
         let port = try await p2p.start()
@@ -753,6 +767,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             handle(.vote(v))
         case .status(let h, _):
             peerHeights[peer] = h
+            statusAt[peer] = clock()
             updateDecidedByOthers()
             if h > store.head.height { requestBlocks(from: peer) }
         case .blocks(let list):

@@ -234,6 +234,15 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.node.queue.sync { (0..<4).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [false, false, false, false])
         now.store(1_001_000, ordering: .relaxed)
         XCTAssertEqual(f.node.queue.sync { (0..<4).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [true, true, true, false])
+        // A session that ends long after the peer's last status (a hung peer, closed by the idle
+        // timeout) leaves it absent at once; one that ends right after a status, a status
+        // interval later.
+        f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-b")
+        f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-c")
+        now.store(1_021_000, ordering: .relaxed)
+        f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-c")
+        f.node.queue.sync { f.node.peerDisconnected("val-b"); f.node.peerDisconnected("val-c") }
+        XCTAssertEqual(f.node.queue.sync { (0..<2).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [true, false])
         await f.close()
     }
 
