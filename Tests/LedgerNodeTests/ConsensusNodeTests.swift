@@ -949,6 +949,13 @@ final class ConsensusNodeTests: XCTestCase {
         let (_, behind) = LedgerAPI(ledger: f.node).healthReport()
         XCTAssertEqual(behind["behind_by"] as? UInt64, 50)
         XCTAssertTrue((behind["warning"] as? String)?.contains("50 blocks behind the height its validator peers report") == true, "\(behind)")
+        // A node whose own ticks were far apart (its process stopped) did not see the network
+        // stall: its stall is counted again from then (after a `kill -STOP` of 40 s it warned
+        // "no block committed for 40 s … 4 of 4 validators reachable").
+        now.withLock { $0 += 40_000 }
+        f.node.queue.sync { f.node.lastTickMillis = DispatchTime.now().uptimeNanoseconds / 1_000_000 - 40_000; f.node.statusTick() }
+        XCTAssertEqual(f.node.stalledForMillis, 0)
+        XCTAssertEqual(uncommitted(), 0)
         await f.close()
     }
 
