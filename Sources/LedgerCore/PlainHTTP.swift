@@ -62,7 +62,10 @@ public enum PlainHTTP {
         let target = proxy == nil ? path : "http://\(hostHeader):\(port)\(path)"
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nAccept: application/json\r\nConnection: close\r\n"
         if let credentials = proxy?.credentials { head += "Proxy-Authorization: Basic \(credentials)\r\n" }
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        for (name, value) in headers {
+            precondition(!(name + value).contains(where: { $0 == "\r" || $0 == "\n" }), "a header holds a line break")
+            head += "\(name): \(value)\r\n"
+        }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method != "GET" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try write(fd, Array(head.utf8) + (body ?? []), deadline: deadline, timeout: timeout)
@@ -87,11 +90,11 @@ public enum PlainHTTP {
         }
 
         public static func forHost(_ host: String, environment: [String: String]) throws -> Proxy? {
-            guard let setting = environment["http_proxy"]?.trimmingCharacters(in: .whitespaces), !setting.isEmpty else { return nil }
+            guard let setting = environment["http_proxy"]?.trimmingCharacters(in: .whitespacesAndNewlines), !setting.isEmpty else { return nil }
             let target = host.lowercased()
             if isLoopback(target) { return nil }
-            let exempt = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "").split(separator: ",")
-                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            let exempt = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace })
+                .map { $0.lowercased() }
             if exempt.contains(where: { matches(target, $0) }) { return nil }
             return try parse(setting)
         }
@@ -101,22 +104,26 @@ public enum PlainHTTP {
             if let scheme = rest.range(of: "://") {
                 let name = rest[..<scheme.lowerBound].lowercased()
                 guard name == "http" else {
-                    throw Failure(kind: .other, description: "http_proxy names a \(name):// proxy (\(setting.printable)); these tools reach proxies over plain http only")
+                    throw Failure(kind: .other, description: "http_proxy names a \(name):// proxy (\(redacted(setting))); these tools reach proxies over plain http only")
                 }
                 rest = rest[scheme.upperBound...]
             }
-            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
             var credentials: String?
             if let at = rest.lastIndex(of: "@") {
-                let user = String(rest[..<at]).removingPercentEncoding ?? String(rest[..<at])
+                var user = String(rest[..<at]).removingPercentEncoding ?? String(rest[..<at])
+                if !user.contains(":") { user += ":" }   // a user without a password, as curl sends it (RFC 7617)
                 credentials = Data(user.utf8).base64EncodedString()
                 rest = rest[rest.index(after: at)...]
             }
+            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
             var host = String(rest), port = 1080
             if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
                 let after = host[host.index(after: close)...]
                 if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { throw bad(setting) }; port = p }
+                else if !after.isEmpty { throw bad(setting) }
                 host = String(host[host.index(after: host.startIndex)..<close])
+            } else if host.filter({ $0 == ":" }).count > 1 {
+                // An IPv6 address without brackets has no port.
             } else if let colon = host.lastIndex(of: ":") {
                 guard let p = Int(host[host.index(after: colon)...]) else { throw bad(setting) }
                 port = p
@@ -127,7 +134,14 @@ public enum PlainHTTP {
         }
 
         static func bad(_ setting: String) -> Failure {
-            Failure(kind: .other, description: "http_proxy is not host:port or http://host:port: \(setting.printable)")
+            Failure(kind: .other, description: "http_proxy is not host:port or http://host:port: \(redacted(setting))")
+        }
+
+        /// The setting as messages show it: without its user and password.
+        static func redacted(_ setting: String) -> String {
+            guard let at = setting.lastIndex(of: "@") else { return setting.printable }
+            let scheme = setting.range(of: "://").map { String(setting[..<$0.upperBound]) } ?? ""
+            return (scheme + "***@" + setting[setting.index(after: at)...]).printable
         }
 
         static func isLoopback(_ host: String) -> Bool {
@@ -136,17 +150,22 @@ public enum PlainHTTP {
             return inet_pton(AF_INET, host, &a) == 1 && UInt32(bigEndian: a.s_addr) >> 24 == 127
         }
 
-        /// Whether `host` (lower case) is what a `no_proxy` entry names.
+        /// Whether `host` (lower case) is what a `no_proxy` entry names: `*`, a host name (also
+        /// matching its subdomains; `.name` and `*.name` alike), an IP address (exactly), or an
+        /// IPv4 CIDR range.
         static func matches(_ host: String, _ entry: String) -> Bool {
             if entry == "*" { return true }
-            var name = entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+            var name = entry.hasPrefix("*.") ? String(entry.dropFirst(2)) : entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
             if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+            var address = in_addr(), address6 = in6_addr()
+            let hostIsIPv4 = inet_pton(AF_INET, host, &address) == 1
             if let slash = name.firstIndex(of: "/"), let bits = Int(name[name.index(after: slash)...]), (0...32).contains(bits) {
-                var network = in_addr(), address = in_addr()
-                guard inet_pton(AF_INET, String(name[..<slash]), &network) == 1, inet_pton(AF_INET, host, &address) == 1 else { return false }
+                var network = in_addr()
+                guard inet_pton(AF_INET, String(name[..<slash]), &network) == 1, hostIsIPv4 else { return false }
                 let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
                 return UInt32(bigEndian: network.s_addr) & mask == UInt32(bigEndian: address.s_addr) & mask
             }
+            if hostIsIPv4 || inet_pton(AF_INET6, host, &address6) == 1 { return host == name }   // addresses match exactly
             return host == name || host.hasSuffix("." + name)
         }
     }

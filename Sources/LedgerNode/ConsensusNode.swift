@@ -132,15 +132,16 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// When the last status tick ran (monotonic clock, ms).
     var lastTickMillis: UInt64 = 0
 
-    /// A session ended. The peer has been gone since its last status if that came more than a
-    /// moment before: a hung peer's session is closed only by the 20 s idle timeout, and its
-    /// heights waited the full timeouts for another status interval after that (found by
-    /// black-box testing, 2026-12-07).
+    /// A session ended. A peer that had said nothing for `hungAfterStatusIntervals` has been gone
+    /// since its last status: a hung peer's session is closed only by the 20 s idle timeout,
+    /// and its heights waited the full timeouts for another status interval after that (found by
+    /// black-box testing, 2026-12-07). A session that merely flaps counts from now.
     func peerDisconnected(_ peer: String) {
         peerHeights[peer] = nil
         updateDecidedByOthers()
-        let now = clock()
-        disconnectedSince[peer] = min(now, statusAt[peer] ?? now)
+        let now = clock(), last = statusAt[peer] ?? now
+        let quiet = now >= last && now - last >= Self.hungAfterStatusIntervals * max(options.statusIntervalMillis, 1)
+        disconnectedSince[peer] = quiet ? last : now
         statusAt[peer] = nil
     }
     /// When the head last moved, or the node last had nothing to commit (its clock, ms), and the
@@ -1429,17 +1430,19 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     // MARK: Catch-up
 
     func statusTick() {
-        guard !stopped, waitingForSpace == nil, let p2p else { return }
         // Ticks far apart mean this node did not run, not that the network stalled: after a
         // `kill -STOP` of 40 s it warned "no block committed for 40 s … 4 of 4 validators
         // reachable" (found by black-box testing, 2026-12-07).
-        // Measured on the monotonic clock, which runs on while the process is stopped.
+        // Measured on the monotonic clock, which runs on while the process is stopped; taken
+        // before the checks below, so a pause for disk space is not taken for one.
         let tick = DispatchTime.now().uptimeNanoseconds / 1_000_000, interval = options.statusIntervalMillis
-        if lastTickMillis > 0, tick > lastTickMillis + 5 * max(interval, 1) {
-            logger.notice("this node did not run for \((tick - lastTickMillis) / 1000) s (its process was stopped, starved of CPU, or busy applying blocks); it catches up from its peers")
+        let previousTick = lastTickMillis
+        lastTickMillis = tick
+        guard !stopped, waitingForSpace == nil, let p2p else { return }
+        if previousTick > 0, tick > previousTick + 5 * max(interval, 1) {
+            logger.notice("this node did not run for \((tick - previousTick) / 1000) s (its process was stopped, starved of CPU, or busy applying blocks); it catches up from its peers")
             progress = (store.head.height, clock())
         }
-        lastTickMillis = tick
         _ = consensusStatus()
         p2p.broadcast(statusMessage)
         if let peer = bestPeerAhead { requestBlocks(from: peer) }

@@ -609,8 +609,12 @@ public struct LedgerAPI: Sendable {
         /// The smallest `wait=N` (whole seconds, at least 1) among the `Prefer` header values.
         static func preferred(in values: [String]) -> Duration? {
             let seconds = values.flatMap { $0.split(separator: ",") }.compactMap { preference -> Int? in
-                let token = preference.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-                guard token.lowercased().hasPrefix("wait="), let n = Int(token.dropFirst(5)), n >= 1 else { return nil }
+                // `wait=10`, `wait = 10` or `wait="10"` (RFC 7240 §2).
+                let token = preference.split(separator: ";", maxSplits: 1).first ?? ""
+                let parts = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, parts[0].lowercased() == "wait" else { return nil }
+                let value = parts[1].count >= 2 && parts[1].hasPrefix("\"") && parts[1].hasSuffix("\"") ? String(parts[1].dropFirst().dropLast()) : parts[1]
+                guard let n = Int(value), n >= 1 else { return nil }
                 return n
             }.min()
             return seconds.map { .seconds($0) }

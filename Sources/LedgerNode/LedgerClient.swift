@@ -30,11 +30,13 @@ public struct LedgerClient: Sendable {
         public let logIndex: UInt64
     }
 
-    /// A POST asks the node to answer within this client's timeout, less 5 s for the answer to
-    /// travel (`Prefer: wait`, RFC 7240): a node configured to wait longer for a commit
-    /// (`commit_wait_seconds`) would otherwise answer after the client had given up.
+    /// A POST asks the node to answer within this client's timeout, less up to 5 s (a quarter
+    /// of a short one) for the answer to travel (`Prefer: wait`, RFC 7240): a node configured to
+    /// wait longer for a commit (`commit_wait_seconds`) would otherwise answer after the client
+    /// had given up.
     func preferHeader(_ method: String) -> [(name: String, value: String)] {
-        method == "POST" ? [("Prefer", "wait=\(max(1, Int(timeout) - 5))")] : []
+        let seconds = Int(timeout)
+        return method == "POST" ? [("Prefer", "wait=\(max(1, seconds - min(5, seconds / 4)))")] : []
     }
 
     /// Sends a request and returns status and body. Throws on transport errors only.

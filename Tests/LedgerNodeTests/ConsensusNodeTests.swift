@@ -239,10 +239,12 @@ final class ConsensusNodeTests: XCTestCase {
         // interval later.
         f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-b")
         f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-c")
+        now.store(1_019_500, ordering: .relaxed)
+        f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-d")   // a flap 1.5 s after a status: counted from now
         now.store(1_021_000, ordering: .relaxed)
         f.deliver(.status(height: 0, headHash: Hashes.zero), from: "val-c")
-        f.node.queue.sync { f.node.peerDisconnected("val-b"); f.node.peerDisconnected("val-c") }
-        XCTAssertEqual(f.node.queue.sync { (0..<2).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [true, false])
+        f.node.queue.sync { for peer in ["val-b", "val-c", "val-d"] { f.node.peerDisconnected(peer) } }
+        XCTAssertEqual(f.node.queue.sync { (0..<3).map { f.node.proposerAbsent(height: 1, round: UInt32($0)) } }, [true, false, false])
         await f.close()
     }
 
@@ -984,6 +986,9 @@ final class ConsensusNodeTests: XCTestCase {
     func testAClientsPreferredWaitShortensTheCommitWait() async throws {
         XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["respond-async, wait=55"]), .seconds(55))
         XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["wait=30; x=y", "WAIT=10"]), .seconds(10))
+        XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["wait = 7", "wait=\"8\""]), .seconds(7))
+        XCTAssertEqual(LedgerAPI.CommitWait.preferred(in: ["wait=\"8\""]), .seconds(8))
+        XCTAssertEqual(LedgerClient(baseURL: "http://x", timeout: 6).preferHeader("POST").first?.value, "wait=5", "a short timeout keeps most of it")
         XCTAssertNil(LedgerAPI.CommitWait.preferred(in: ["wait=0", "wait=-3", "wait=soon", "return=minimal"]))
         XCTAssertEqual(LedgerClient(baseURL: "http://x", timeout: 60).preferHeader("POST").first?.value, "wait=55")
         XCTAssertTrue(LedgerClient(baseURL: "http://x", timeout: 60).preferHeader("GET").isEmpty)

@@ -153,6 +153,16 @@ final class PlainHTTPTests: XCTestCase {
             XCTAssertEqual(try Proxy.forHost(host, environment: exempt) == nil, direct, host)
         }
         XCTAssertNil(try Proxy.forHost("anything", environment: ["http_proxy": "proxy:3128", "NO_PROXY": "*"]))
+        // Addresses match exactly or by range, never as a name's suffix; `*.name` is `.name`; spaces separate too.
+        XCTAssertNotNil(try Proxy.forHost("10.0.0.1", environment: ["http_proxy": "proxy:3128", "no_proxy": "0.1"]))
+        XCTAssertNil(try Proxy.forHost("a.bureau.gov.cn", environment: ["http_proxy": "proxy:3128", "no_proxy": "x.example *.bureau.gov.cn"]))
+        XCTAssertEqual(try Proxy.forHost("node.example", environment: ["http_proxy": "http://user@proxy:3128\n"]),
+                       Proxy(host: "proxy", port: 3128, credentials: Data("user:".utf8).base64EncodedString()), "a user without a password, as curl")
+        XCTAssertEqual(try Proxy.forHost("node.example", environment: ["http_proxy": "fe80::1"]), Proxy(host: "fe80::1", port: 1080, credentials: nil))
+        XCTAssertThrowsError(try Proxy.forHost("node.example", environment: ["http_proxy": "socks5://bank:s3cret@proxy:1080"])) {
+            XCTAssertFalse("\($0)".contains("s3cret"), "the password is in the message: \($0)")
+            XCTAssertTrue("\($0)".contains("socks5://***@proxy:1080"), "\($0)")
+        }
         for setting in ["socks5://proxy:1080", "https://proxy:443", "proxy:port", "http://:8080"] {
             XCTAssertThrowsError(try Proxy.forHost("node.example", environment: ["http_proxy": setting]), setting) {
                 XCTAssertTrue("\($0)".contains("http_proxy"), "\($0)")
