@@ -27,6 +27,9 @@ public enum PlainHTTP {
         public let declaredLength: Int64?
         /// Where a redirect (3xx) points.
         public let location: String?
+        /// The proxy (`host:port`) the exchange went through, if any: its own error replies
+        /// (407, 502, 504) are not the node's.
+        public var proxy: String? = nil
     }
 
     /// Sends `method url` with `body` (as JSON when given) on a new connection and reads the
@@ -69,7 +72,9 @@ public enum PlainHTTP {
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method != "GET" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try write(fd, Array(head.utf8) + (body ?? []), deadline: deadline, timeout: timeout)
-        return try read(fd, deadline: deadline, timeout: timeout, limit: limit)
+        var reply = try read(fd, deadline: deadline, timeout: timeout, limit: limit)
+        reply.proxy = proxy.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }
+        return reply
     }
 
     /// The HTTP proxy a request to a host goes through, read from the environment as curl reads

@@ -9,9 +9,17 @@ public struct LedgerClient: Sendable {
     public let baseURL: String
     public let timeout: TimeInterval
 
+    /// The environment `http_proxy` and `no_proxy` are read from: the process's, unless a test gives another.
+    let environment: [String: String]
+
     public init(baseURL: String, timeout: TimeInterval = 60) {
+        self.init(baseURL: baseURL, timeout: timeout, environment: ProcessInfo.processInfo.environment)
+    }
+
+    init(baseURL: String, timeout: TimeInterval, environment: [String: String]) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
+        self.environment = environment
     }
 
     public struct HTTPFailure: Error, CustomStringConvertible {
@@ -51,7 +59,14 @@ public struct LedgerClient: Sendable {
         if baseURL.lowercased().hasPrefix("http://") {
             do {
                 let reply = try PlainHTTP.exchange(method, url, body: body.map { Array($0) }, headers: preferHeader(method),
-                                                   timeout: timeout, limit: Self.maxReplyBytes)
+                                                   timeout: timeout, limit: Self.maxReplyBytes, environment: environment)
+                // A proxy's own refusal (407, 502, an HTML page) is not the node's answer (found in review).
+                if let proxy = reply.proxy, !(200..<400).contains(reply.status),
+                   (try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any])?["error"] == nil {
+                    let said = String(decoding: reply.body.prefix(200), as: UTF8.self).printable
+                    throw HTTPFailure(status: reply.status, code: "http_\(reply.status)",
+                                      message: "the proxy \(proxy) that http_proxy names answered \(reply.status) to \(method) \(Self.node(url))\(url.path), not the node\(said.isEmpty ? "" : ": \(said)")")
+                }
                 guard !reply.overLimit else {
                     throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
                 }

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 import LedgerCore
-import LedgerNode
+@testable import LedgerNode
 import XCTest
 
 /// The tools' HTTP client: replies by length, chunked or to the close; limits; deadlines;
@@ -179,6 +179,17 @@ final class PlainHTTPTests: XCTestCase {
         XCTAssertTrue(head.hasPrefix("GET http://node.bureau.example:8611/v1/health?x=1 HTTP/1.1\r\n"), head)
         XCTAssertTrue(head.contains("\r\nHost: node.bureau.example:8611\r\n"), head)
         XCTAssertTrue(head.contains("\r\nProxy-Authorization: Basic \(Data("bank:secret".utf8).base64EncodedString())\r\n"), head)
+
+        // A proxy's own refusal is named as the proxy's, not taken for the node's answer.
+        let refusing = try HostileHTTPServer { send in
+            _ = send("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 27\r\nConnection: close\r\n\r\n<html>upstream down</html>\n")
+        }
+        defer { refusing.stop() }
+        let viaProxy = LedgerClient(baseURL: "http://node.bureau.example:8611", timeout: 5,
+                                    environment: ["http_proxy": "127.0.0.1:\(refusing.port)"])
+        XCTAssertThrowsError(try viaProxy.get("/v1/health")) {
+            XCTAssertTrue("\($0)".contains("the proxy 127.0.0.1:\(refusing.port) that http_proxy names answered 502 to GET node.bureau.example:8611/v1/health, not the node: <html>upstream down</html>"), "\($0)")
+        }
 
         // Stopped: the proxy is named, not the node.
         proxy.stop()
