@@ -50,7 +50,7 @@ public enum PlainHTTP {
         if let proxy {
             do { fd = try connect(host: proxy.host, port: proxy.port, deadline: deadline, timeout: timeout) } catch let e as Failure {
                 throw Failure(kind: e.kind == .timedOut ? .timedOut : .other,
-                              description: "the proxy \(proxy.host):\(proxy.port) that http_proxy names: \(e.kind == .refused ? "connection refused" : e.description)")
+                              description: "the proxy \(proxy.address) that http_proxy names: \(e.kind == .refused ? "connection refused" : e.description)")
             }
         } else {
             fd = try connect(host: host, port: port, deadline: deadline, timeout: timeout)
@@ -73,7 +73,7 @@ public enum PlainHTTP {
         head += "\r\n"
         try write(fd, Array(head.utf8) + (body ?? []), deadline: deadline, timeout: timeout)
         var reply = try read(fd, deadline: deadline, timeout: timeout, limit: limit)
-        reply.proxy = proxy.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }
+        reply.proxy = proxy?.address
         return reply
     }
 
@@ -93,6 +93,9 @@ public enum PlainHTTP {
         public init(host: String, port: Int, credentials: String?) {
             self.host = host; self.port = port; self.credentials = credentials
         }
+
+        /// `host:port`, an IPv6 host in brackets, as messages name it.
+        public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
         public static func forHost(_ host: String, environment: [String: String]) throws -> Proxy? {
             guard let setting = environment["http_proxy"]?.trimmingCharacters(in: .whitespacesAndNewlines), !setting.isEmpty else { return nil }

@@ -327,8 +327,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             if !mempool.isEmpty { handle(.transactionsAvailable) }
         }
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        let interval = options.statusInterval.components
-        let ms = Int(interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000)
+        let ms = Int(options.statusIntervalMillis)
         timer.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms))
         timer.setEventHandler { [weak self] in self?.statusTick() }
         timer.resume()
@@ -1342,8 +1341,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// catching up, every fourth height waited 1.5 s for it: the network committed about
     /// 2 blocks/s while a replacement validator caught up 8,000 blocks (found by black-box
     /// testing, 2026-12-07), and one validator down put p99 near 1 s.
-    static func wait(for t: Timeout, requested: UInt64, proposerAbsent: Bool) -> UInt64 {
-        guard proposerAbsent, t.step == .propose || t.step == .precommit else { return requested }
+    /// `proposerAbsent` is asked only for those two steps: prevotes and rebroadcasts, scheduled
+    /// far more often, take no P2P lock for it.
+    static func wait(for t: Timeout, requested: UInt64, proposerAbsent: @autoclosure () -> Bool) -> UInt64 {
+        guard t.step == .propose || t.step == .precommit, proposerAbsent() else { return requested }
         return min(requested, absentProposerWaitMillis)
     }
 
