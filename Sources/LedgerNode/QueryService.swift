@@ -438,12 +438,12 @@ struct StoreFacts: PolicyFacts {
         return cells.map { GradeCell(subject: $0.subject, industry: $0.industry, grade: $0.grade) }
     }
 
-    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        try store.queryRecords(about: subject, before: head.logSize, limit: limit)
+    func queryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] {
+        try store.queryRecords(about: subject, before: min(before ?? head.logSize, head.logSize), limit: limit)
     }
 
-    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] {
-        try store.queryRecords(about: subject, before: head.logSize, limit: limit, confirmedOnly: true)
+    func confirmedQueryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] {
+        try store.queryRecords(about: subject, before: min(before ?? head.logSize, head.logSize), limit: limit, confirmedOnly: true)
     }
 
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {

@@ -137,8 +137,10 @@ public struct PolicyDocument: Sendable {
         case subjectCount
         case gradeDistribution
         /// The subject's query log, newest first, up to `limit` rows; its answer also states
-        /// `<name>/not_listed` (`PolicyEngine.queryLog`).
-        case queryLog(limit: Int)
+        /// `<name>/not_listed` (`PolicyEngine.queryLog`). `before` names an integer parameter of
+        /// the policy: given, only records below that log index are listed, so a caller pages
+        /// back through the whole log (`next_before` in `not_listed` gives the next page).
+        case queryLog(limit: Int, before: String?)
 
         /// The name of the field a query log output states beside its own, saying what it left
         /// out. Output names hold no "/", so it is never another output's name.
@@ -282,6 +284,10 @@ public struct PolicyDocument: Sendable {
             guard output.allowedScopes.contains(scope) else {
                 throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in a \(scope.rawValue) policy")
             }
+            if case .queryLog(_, let before?) = output,
+               !params.contains(where: { $0.name == before && $0.type == .integer }) {
+                throw PolicyError("outputs[\(i)] (\(oname)): before names \"\(before)\", which is not an integer parameter of this policy")
+            }
             outs.append((oname, output))
         }
         outputs = outs
@@ -406,7 +412,7 @@ public struct PolicyDocument: Sendable {
         case "records": try keys(["limit"]); return .records(limit: try limit())
         case "subject_count": try keys([]); return .subjectCount
         case "grade_distribution": try keys([]); return .gradeDistribution
-        case "query_log": try keys(["limit"]); return .queryLog(limit: try limit())
+        case "query_log": try keys(["limit", "before"]); return .queryLog(limit: try limit(), before: try o.optionalString("before"))
         default:
             throw PolicyError("\(path): unknown output \"\(from)\" (known: masked_name, grade, score_band, model, as_of_height, credit_line, eligibility, flag, bucketed_count, records, subject_count, grade_distribution, query_log)")
         }

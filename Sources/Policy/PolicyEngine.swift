@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import LedgerCrypto
 import Scoring
@@ -38,11 +39,13 @@ public protocol PolicyFacts {
     func payload(of record: LoggedTransaction) throws -> [UInt8]?
     /// Latest grade, industry and division of every subject scored under scorecard `model` (any version), at most `limit` + 1.
     func gradeCells(model: String, limit: Int) throws -> [GradeCell]
-    /// Query records about the subject, newest first, at most `limit`.
-    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
-    /// The newest `limit` query records about `subject` that show their requester asking (those
-    /// that use up their request's nonce), newest first.
-    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction]
+    /// Query records about the subject below log index `before` (nil: the whole log at this
+    /// height), newest first, at most `limit`.
+    func queryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction]
+    /// The newest `limit` query records about `subject` below log index `before` (nil: the
+    /// whole log) that show their requester asking (those that use up their request's nonce),
+    /// newest first.
+    func confirmedQueryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction]
     /// The masked name read from the registration record at `logIndex`: `compute()`, or what an
     /// earlier call computed while that record's payload was still readable.
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String
@@ -168,8 +171,10 @@ public struct PolicyEngine: Sendable {
             var fields = CanonicalJSON.Object()
             for (name, output) in policy.outputs {
                 switch output {
-                case .queryLog(let limit):
-                    let (rows, notListed) = try queryLog(subject, limit: limit, facts: facts)
+                case .queryLog(let limit, let pageParameter):
+                    // Checked as an integer parameter (checkParameters) before evaluation.
+                    let before = pageParameter.flatMap { params[$0] }.flatMap { UInt64($0) }
+                    let (rows, notListed) = try queryLog(subject, limit: limit, before: before, paged: pageParameter != nil, facts: facts)
                     fields[name] = rows
                     fields[PolicyDocument.Output.notListed(name)] = notListed
                 case .asOfHeight: fields[name] = .int(Int64(facts.height))
@@ -596,16 +601,24 @@ public struct PolicyEngine: Sendable {
     /// `<name>/not_listed` says whether older confirmed records exist and how many other
     /// refusals among the newest `limit` records were left out. At most 2 · `limit` + 1 records
     /// are read.
-    func queryLog(_ subject: USCC, limit: Int, facts: some PolicyFacts) throws -> (rows: CanonicalJSON.Value, notListed: CanonicalJSON.Value) {
+    ///
+    /// A policy that pages its log (`paged`, the output's `before` parameter) lists only records
+    /// below log index `before`, and `not_listed` then also gives `next_before`: the log index of
+    /// the oldest confirmed row listed, to pass as `before` for the next page (null on the last).
+    /// A member's own signed requests, refused and recorded, confirm rows; a burst of them about
+    /// a subject pushed every earlier answer past the newest `limit` rows, out of the subject's
+    /// reach (found in review, 2026-12-07). Paging reaches every record, `limit` at a time.
+    func queryLog(_ subject: USCC, limit: Int, before: UInt64?, paged: Bool,
+                  facts: some PolicyFacts) throws -> (rows: CanonicalJSON.Value, notListed: CanonicalJSON.Value) {
         func confirmed(_ l: LoggedTransaction) -> Bool {
             if case .queryRecord(let q) = l.transaction.body { return q.spentRequestNonce != nil }
             return false
         }
-        let unconfirmed = try facts.queryLog(of: subject, limit: limit).filter { !confirmed($0) }
+        let unconfirmed = try facts.queryLog(of: subject, before: before, limit: limit).filter { !confirmed($0) }
         // A tenth of the rows, none below 10 (one row of a log of 1-9 would let one forged
         // refusal push out a real query; found in review).
         let shown = Array(unconfirmed.prefix(limit / 10))
-        let asking = try facts.confirmedQueryLog(of: subject, limit: limit + 1)
+        let asking = try facts.confirmedQueryLog(of: subject, before: before, limit: limit + 1)
         let kept = Array(asking.prefix(limit - shown.count))
         var list: [CanonicalJSON.Value] = []
         for l in (kept + shown).sorted(by: { $0.logIndex > $1.logIndex }) {
@@ -622,11 +635,33 @@ public struct PolicyEngine: Sendable {
             if !q.reason.isEmpty { o["reason"] = .string(q.reason) }
             list.append(.object(o))
         }
-        let notListed: CanonicalJSON.Object = [
+        var notListed: CanonicalJSON.Object = [
             "older_confirmed_queries": .bool(asking.count > kept.count),
             "unconfirmed_refusals": .int(Int64(unconfirmed.count - shown.count)),
         ]
+        if paged {
+            notListed["next_before"] = asking.count > kept.count ? kept.last.map { .int(Int64(clamping: $0.logIndex)) } ?? .null : .null
+        }
         return (.array(list), .object(notListed))
+    }
+}
+
+extension PolicyEngine {
+    /// The `next_before` an answer's paged query log states (`<output>/not_listed`): where the
+    /// next page starts, when older records are left for it; nil otherwise, or for any other
+    /// answer. For tools, which tell their user how to ask for that page.
+    public static func nextBefore(inResult result: String) -> UInt64? {
+        // Decoded, not read through JSONSerialization, whose numbers on Linux also answer as Bool.
+        struct Result: Decodable { let fields: [String: Field] }
+        struct Field: Decodable {
+            let nextBefore: UInt64?
+            enum Keys: String, CodingKey { case nextBefore = "next_before" }
+            init(from decoder: Decoder) throws {
+                nextBefore = (try? decoder.container(keyedBy: Keys.self)).flatMap { try? $0.decodeIfPresent(UInt64.self, forKey: .nextBefore) }
+            }
+        }
+        guard let fields = try? JSONDecoder().decode(Result.self, from: Data(result.utf8)).fields else { return nil }
+        return fields.filter { $0.key.hasSuffix("/not_listed") }.values.lazy.compactMap(\.nextBefore).first
     }
 }
 

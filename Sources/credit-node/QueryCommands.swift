@@ -101,6 +101,9 @@ struct QueryCommand: ParsableCommand {
                 // On stderr, so that stdout is the result alone (`| jq` failed on this line; found
                 // by black-box testing).
                 FileHandle.standardError.write(Data("answered by \(receipt.answered_by) at height \(receipt.as_of_height); audit record \(auditID)\(genesis == nil ? "" : " (receipt verified)")\n".utf8))
+                if let next = PolicyEngine.nextBefore(inResult: receipt.result) {
+                    FileHandle.standardError.write(Data("older query records are on the next page: run again with --param before_log_index=\(next) (my-queries; another policy names its own paging parameter)\n".utf8))
+                }
             } else {
                 FileHandle.standardError.write(Data("refused (\(receipt.reason)): \(receipt.message)\naudit record \(auditID) by \(receipt.answered_by)\n".utf8))
                 throw ExitCode(3)

@@ -74,7 +74,7 @@ final class LedgerCommitTests: XCTestCase {
         let keys = ledger.validatorKeys
         let document = Array(try Data(contentsOf: URL(fileURLWithPath: VerifierCLITests.repository + "/Genesis/policies/my-queries.json")))
         func install(nonce: UInt64) throws -> Submission {
-            try QueryClient.installPolicy(genesis: ledger.genesis, document: document, name: "my-queries", version: 1,
+            try QueryClient.installPolicy(genesis: ledger.genesis, document: document, name: "my-queries", version: 2,
                                           submitter: keys, approvers: [keys], nonce: nonce, issuedAtMillis: 1_795_000_000_000)
         }
         // Refused at once, or (the defect) queued, where it would wait for a block: released then.
@@ -92,7 +92,7 @@ final class LedgerCommitTests: XCTestCase {
         try await waitUntilQueued(ledger, 1)
         let again = try await refusedAtOnce([try install(nonce: 11)], queuedBefore: 1)
         XCTAssertEqual((again?.error as? LedgerError)?.code, .conflict, "\(String(describing: again))")
-        XCTAssertTrue("\(String(describing: again))".contains("policy my-queries version 1 is already being installed"), "\(String(describing: again))")
+        XCTAssertTrue("\(String(describing: again))".contains("policy my-queries version 2 is already being installed"), "\(String(describing: again))")
         ledger.commitPending()
         _ = try await first.value
         // Committed: from now on validation refuses it against committed state.

@@ -141,6 +141,22 @@ final class PrivacyNetworkTests: XCTestCase {
             XCTAssertTrue(out.contains(words) && out.contains("nothing was sent"), out)
         }
 
+        // The bureau pages the subject's query log back with the CLI: the newest page lists the
+        // bank's queries; a page ending before every record lists none and says there is no more.
+        for (bound, rows) in [(nil as String?, true), ("0", false)] {
+            let out = net.root + "/my-queries-\(bound ?? "newest").json"
+            _ = FileManager.default.createFile(atPath: out, contents: nil)
+            let log = try VerifierCLITests.run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("samr-330106"),
+                                                               "--policy", "my-queries", "--subject", subject.code, "--purpose", "subject_access"]
+                                                              + (bound.map { ["--param", "before_log_index=\($0)"] } ?? []), standardOutput: out)
+            XCTAssertEqual(log.status, 0, log.output)
+            let fields = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])?["fields"] as? [String: Any]
+            let queries = try XCTUnwrap(fields?["queries"] as? [[String: Any]], log.output)
+            XCTAssertEqual(queries.contains { $0["requester"] as? String == "bank-a" }, rows, "\(queries)")
+            XCTAssertTrue((fields?["queries/not_listed"] as? [String: Any])?["next_before"] is NSNull, "\(String(describing: fields))")
+            XCTAssertFalse(log.output.contains("next page"), log.output)
+        }
+
         // The bank's consent is revoked with the CLI. A revocation naming another purpose than
         // its grant's is refused before anything is sent; the right one ends the consent.
         let consentJSON = consentOut.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? ""

@@ -21,8 +21,8 @@ struct CellFacts: PolicyFacts {
     var readsPayloads: Bool { false }
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { throw unused() }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { Array(cells.prefix(limit + 1)) }
-    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { throw unused() }
-    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { throw unused() }
+    func queryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] { throw unused() }
+    func confirmedQueryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] { throw unused() }
     func unused() -> Error { LedgerError(.notFound, "an aggregate reads only grade cells") }
 }
 

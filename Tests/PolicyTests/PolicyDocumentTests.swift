@@ -40,6 +40,19 @@ final class PolicyDocumentTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "expected “\(expected)” in: \(error)")
             }
         }
+        // A query log pages by an integer parameter of its own policy, and by nothing else.
+        func log(_ parameters: String) -> [UInt8] {
+            Array(base.replacingOccurrences(of: "\"subject\"", with: "\"subject_queries\"")
+                .replacingOccurrences(of: "OUT", with: #"{"name": "q", "from": "query_log", "limit": 5, "before": "b"}"#)
+                .replacingOccurrences(of: "\"version\": 1", with: "\"version\": 1, \"parameters\": [\(parameters)]").utf8)
+        }
+        let paged = try PolicyDocument(bytes: log(#"{"name": "b", "type": "integer"}"#), genesis: genesis)
+        guard case .queryLog(5, "b")? = paged.outputs.first?.1 else { return XCTFail("\(paged.outputs)") }
+        for parameters in ["", #"{"name": "a", "type": "integer"}"#, #"{"name": "b", "type": "industry"}"#] {
+            XCTAssertThrowsError(try PolicyDocument(bytes: log(parameters), genesis: genesis)) { error in
+                XCTAssertTrue("\(error)".contains("before names \"b\", which is not an integer parameter of this policy"), "\(error)")
+            }
+        }
     }
 
     /// Install-time rules see every role a bank holds, not only the bank role; they do not

@@ -1724,6 +1724,60 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(notListed["older_confirmed_queries"] as? Bool, false)
     }
 
+    /// A member's own signed requests, refused and recorded, are confirmed rows (the member did
+    /// ask), so 205 of them from bank-b pushed bank-a's two answers off the 200-row page of
+    /// my-queries version 1 (found in review, 2026-12-07). Version 2 pages back: the first page
+    /// says where the next starts, and the second lists the answers and the rest of the burst.
+    func testTheQueryLogPagesBackPastABurstOfAMembersOwnRefusals() async throws {
+        let clock = ManualClock(nowMillis)
+        let open = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
+            authenticated: .init(burst: 1_000, perSecond: 1), unauthenticated: .init(burst: 1_000, perSecond: 1)))
+        let foodCode = food.code
+        for _ in 0..<2 {
+            let answered = try await open.handle(signedRequest("bank-a", "credit-grade", subject: foodCode, at: clock.now, key: consortium.keys["bank-a"]!.signing))
+            XCTAssertTrue(answered.answered, answered.receipt.message)
+        }
+        let burst = 205
+        for _ in 0..<burst {
+            let r = try await open.handle(signedRequest("bank-b", "credit-grade", subject: foodCode, at: clock.now, key: consortium.keys["bank-b"]!.signing))
+            XCTAssertEqual(r.receipt.reason, "no_consent")
+        }
+        func page(before: String?) async throws -> (rows: [[String: Any]], notListed: [String: Any], result: String) {
+            let log = try await open.handle(signedRequest("samr", "my-queries", subject: foodCode, purpose: "subject_access",
+                                                          params: before.map { [("before_log_index", $0)] } ?? [], at: clock.now,
+                                                          key: consortium.keys["samr"]!.signing))
+            XCTAssertTrue(log.answered, log.receipt.message)
+            XCTAssertNoThrow(try log.receipt.verify(genesis: consortium.genesis))
+            let f = try fields(log.receipt)
+            return (try XCTUnwrap(f["queries"] as? [[String: Any]]), try XCTUnwrap(f["queries/not_listed"] as? [String: Any]), log.receipt.result)
+        }
+        func answers(_ rows: [[String: Any]]) -> Int { rows.filter { $0["outcome"] as? String == "answered" && $0["requester"] as? String == "bank-a" }.count }
+        let first = try await page(before: nil)
+        XCTAssertEqual(first.rows.count, 200)
+        XCTAssertEqual(answers(first.rows), 0, "the burst fills the newest page")
+        XCTAssertEqual(first.notListed["older_confirmed_queries"] as? Bool, true)
+        let next = try XCTUnwrap(first.notListed["next_before"] as? Int, "\(first.notListed)")
+        XCTAssertEqual(PolicyEngine.nextBefore(inResult: first.result), UInt64(next), "what credit-node query tells its user")
+        let second = try await page(before: String(next))
+        XCTAssertEqual(answers(second.rows), 2, "bank-a's answers are on the second page")
+        XCTAssertEqual(second.rows.filter { $0["requester"] as? String == "bank-b" }.count, burst - 200)
+        // The first page's own record (samr asking) is newer than the bound: not on the second.
+        XCTAssertFalse(second.rows.contains { $0["requester"] as? String == "samr" })
+        XCTAssertEqual(second.notListed["older_confirmed_queries"] as? Bool, false)
+        XCTAssertTrue(second.notListed["next_before"] is NSNull, "\(second.notListed)")
+        XCTAssertNil(PolicyEngine.nextBefore(inResult: second.result))
+        XCTAssertNil(PolicyEngine.nextBefore(inResult: #"{"fields":{"q/not_listed":{"next_before":true}}}"#))
+        // A bound of 0 lists nothing; one past the log lists the newest page, as no bound does.
+        let none = try await page(before: "0")
+        XCTAssertTrue(none.rows.isEmpty)
+        let beyond = try await page(before: "999999999999")
+        XCTAssertEqual(beyond.rows.count, 200)
+        // The bound is checked as the integer parameter it is.
+        let bad = try await open.handle(signedRequest("samr", "my-queries", subject: foodCode, purpose: "subject_access",
+                                                      params: [("before_log_index", "-1")], at: clock.now, key: consortium.keys["samr"]!.signing))
+        XCTAssertEqual(bad.receipt.reason, "invalid_parameters", bad.receipt.message)
+    }
+
     /// A copy of a member's signed request, replayed or sent late, is charged to the shared
     /// bucket, so whoever holds one (a receipt carries the request) cannot spend the member's
     /// budget. A member with an empty budget is turned away even for a query that would be
@@ -2231,8 +2285,10 @@ struct ModelsLimited<Base: PolicyFacts>: PolicyFacts {
     func blockTimestamp(holding transaction: LoggedTransaction) throws -> UInt64 { try facts.blockTimestamp(holding: transaction) }
     func payload(of record: LoggedTransaction) throws -> [UInt8]? { try facts.payload(of: record) }
     func gradeCells(model: String, limit: Int) throws -> [GradeCell] { try facts.gradeCells(model: model, limit: limit) }
-    func queryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { try facts.queryLog(of: subject, limit: limit) }
-    func confirmedQueryLog(of subject: USCC, limit: Int) throws -> [LoggedTransaction] { try facts.confirmedQueryLog(of: subject, limit: limit) }
+    func queryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] { try facts.queryLog(of: subject, before: before, limit: limit) }
+    func confirmedQueryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] {
+        try facts.confirmedQueryLog(of: subject, before: before, limit: limit)
+    }
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
         try facts.maskedName(registrationAt: logIndex, compute: compute)
     }
