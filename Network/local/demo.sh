@@ -67,10 +67,11 @@ case "$refused" in
   *) echo "the query failed (exit $refused) instead of being refused"; exit 1 ;;
 esac
 bank_a="$(cat "$(data_dir "$dir/bank-a")/http.addr")"
-echo "the business consents (bank A records it with the hash of the signed form), then bank A asks again:"
-echo "consent form of $subject for bank-a, $(date -u +%F)" >"$dir/consent-form.txt"
+echo "the business consents (bank A records it with a salted commitment to the signed form), then bank A asks again:"
+form="$dir/consent-form-$((run + 1)).txt"   # one per run: its evidence record (the salt) sits beside it
+echo "consent form of $subject for bank-a, $(date -u +%F)" >"$form"
 consent="$("$binpath/credit-node" consent --node "$bank_a" --key "$dir/keys/bank-a.key" --subject "$subject" --grantee bank-a \
-  --purpose loan_application --days 90 --evidence "$dir/consent-form.txt" --genesis "$dir/genesis.json")"
+  --purpose loan_application --days 90 --evidence "$form" --genesis "$dir/genesis.json")"
 # Committed on bank A's node; the supervision bureau's node answers once it holds that block too.
 height="$(echo "$consent" | sed 's/.*"height":\([0-9]*\).*/\1/')"
 for _ in $(seq 1 100); do
@@ -84,6 +85,8 @@ done
   --purpose loan_application --param amount_yuan=100000
 echo "the answer receipt (audit record, consent, score, quorum checkpoint), checked offline:"
 "$binpath/credit-verify" receipt "$dir/answer-$((run + 1)).json" --genesis "$dir/genesis.json"
+echo "the consent the answer relied on records this signed form (the form and its salt, against the receipt):"
+"$binpath/credit-verify" consent-evidence --form "$form" --receipt "$dir/answer-$((run + 1)).json" --genesis "$dir/genesis.json"
 echo "industry statistics for any member (only industry×district cells of at least 10 subjects are counted):"
 "$binpath/credit-node" query --node "$members" --key "$dir/keys/bank-b.key" --policy industry-statistics --purpose statistics \
   --param model=individual-business || true

@@ -413,7 +413,8 @@ public struct ConsentBody: Hashable, Sendable {
     /// 3650` signed on a clock a few days off still fits) after its transaction's `issued_at`.
     public static let maxTermSeconds: UInt64 = 3_660 * 86_400
 
-    /// SHA-256 of the signed consent form the submitter keeps.
+    /// A commitment to the signed consent form the submitter keeps (`ConsentEvidence`; the
+    /// form's plain SHA-256 before 2026-12-07).
     public var evidence: Hash
     /// For a revocation, the id of the grant it ends; zero for a grant.
     public var target: Hash

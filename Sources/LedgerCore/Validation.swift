@@ -330,8 +330,8 @@ public struct TransactionValidator: Sendable {
             // A grant records the hash of the signed consent form its recorder keeps; one of zeros
             // records none, and answered queries on the recorder's word alone (rule added 2026-12-07).
             guard c.evidence != Hashes.zero else {
-                throw LedgerError(.invalidValue, "a consent grant records the SHA-256 of the signed consent form (evidence); all zeros records none: "
-                    + "keep the form and record its hash")
+                throw LedgerError(.invalidValue, "a consent grant records a commitment to the signed consent form (evidence); all zeros records none: "
+                    + "keep the form and record its commitment (credit-node consent --evidence FORM)")
             }
             // A stop the subject gave at a government issuer is undone there only: the bank had
             // recorded a grant for itself right after such a revocation and was answered again

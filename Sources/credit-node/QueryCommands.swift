@@ -118,7 +118,10 @@ struct ConsentCommand: ParsableCommand {
         abstract: "Record a subject's consent to a bank (or revoke it) on the ledger.",
         discussion: """
         The bank (for itself) or a government issuer records the consent; --evidence is the signed consent
-        form the submitter keeps (its SHA-256 goes on the ledger, never the form).
+        form the submitter keeps. The ledger gets a salted commitment to it, never the form: the salt is
+        kept in an evidence record beside the form (FORM.evidence.json, or --evidence-record FILE), made
+        on first use and read again after; keep it with the form (credit-verify consent-evidence checks
+        the two against the ledger).
         Examples:
           credit-node consent --node http://127.0.0.1:8603 --key keys/bank-a.key --subject 91330106MA27XKT2XT \\
             --grantee bank-a --purpose loan_application --days 90 --evidence consent-form.pdf
@@ -136,7 +139,9 @@ struct ConsentCommand: ParsableCommand {
     @Option(help: "The bank the consent is given to (member id).") var grantee: String
     @Option(help: "loan_application or post_loan_monitoring.") var purpose: String
     @Option(help: "Days until the consent expires.") var days: Int = 90
-    @Option(help: "The signed consent form (file; required for a grant); its SHA-256 is recorded.") var evidence: String?
+    @Option(help: "The signed consent form (file; required for a grant); a salted commitment to it is recorded.") var evidence: String?
+    @Option(help: "The evidence record holding the form's salt (default: the form's path + .evidence.json); made if missing, never replaced.")
+    var evidenceRecord: String?
     @Option(help: "Revoke this grant (its transaction id) instead of granting.") var revoke: String?
     @Option(help: "The consortium's genesis file; when given, the node must serve the same.") var genesis: String?
     @Option(help: "Transaction nonce (default: derived from the consent, so running the command again is recorded once).")
@@ -155,9 +160,18 @@ struct ConsentCommand: ParsableCommand {
             }
             // Validators take no grant without the form's hash (since 2026-12-07).
             if revoke == nil && evidence == nil {
-                throw fail("a grant needs --evidence FILE, the signed consent form you keep: its SHA-256 is recorded (never the form)")
+                throw fail("a grant needs --evidence FILE, the signed consent form you keep: a salted commitment to it is recorded (never the form)")
             }
-            let evidenceHash = try evidence.map { try Self.hashOfFile($0) } ?? Hashes.zero
+            if revoke != nil, evidence != nil || evidenceRecord != nil {
+                throw fail("a revocation records no form: leave out --evidence and --evidence-record")
+            }
+            if evidence == nil, evidenceRecord != nil { throw fail("--evidence-record goes with --evidence FILE, the consent form") }
+            // The nonce is derived from the form's own hash, so that a rerun is recorded once
+            // whatever salt its evidence record holds (and as it was before evidence was salted).
+            let formHash = try evidence.map { try Self.hashOfFile($0) } ?? Hashes.zero
+            let evidenceHash = try evidence.map { form in
+                try Self.evidenceRecord(for: form, formHash: formHash, at: evidenceRecord ?? form + ".evidence.json", recorder: keys.memberID)
+            } ?? Hashes.zero
             var target: Hash? = nil
             if let r = revoke {
                 guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }
@@ -189,7 +203,7 @@ struct ConsentCommand: ParsableCommand {
             let issuedAt = nowMillis()
             let expires = revoke == nil ? issuedAt / 1000 + UInt64(days) * 86_400 : 0
             let uscc = try USCC(subject)
-            var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
+            var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, form: formHash,
                                                    days: days, revoking: target, issuedAtMillis: issuedAt)
             let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
             var result: [String: Any] = [:]
@@ -269,34 +283,46 @@ struct ConsentCommand: ParsableCommand {
 
     enum Standing { case stands, revoked(by: Hash), unknown(String) }
 
-    /// The SHA-256 of a consent form, read in pieces (a scan may be large; it is hashed, not sent),
-    /// within 1 GiB so that an endless file ends.
-    static func hashOfFile(_ path: String) throws -> Hash {
-        // A directory opens, and its read failed with Foundation's error dump (found by black-box testing).
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw fail("--evidence \(path) is a directory; name the consent form's file")
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw fail(unreadable(path)) }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        var total = 0
-        var blank = true
-        while true {
-            let chunk: Data
-            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw fail("cannot read \(path): \(error)") }
-            if chunk.isEmpty {
-                // An empty file is no consent form; its hash, the same for every empty file, proved
-                // nothing (found by black-box testing). Nor is one of spaces and line ends alone.
-                guard total > 0 else { throw fail("--evidence \(path) is empty; name the signed consent form's file") }
-                guard !blank else { throw fail("--evidence \(path) holds only spaces and line ends; name the signed consent form's file") }
-                return hasher.finalize()
+    /// The evidence to record for the form: read from its evidence record, or, the first time,
+    /// committed with a fresh salt and written there (synced) before anything is sent, so that
+    /// the salt the ledger's evidence needs is never lost to a crash. A record of another form,
+    /// or of another recorder, is refused, never replaced.
+    static func evidenceRecord(for form: String, formHash: Hash, at path: String, recorder: String) throws -> Hash {
+        if FileManager.default.fileExists(atPath: path) {
+            guard let bytes = FileManager.default.contents(atPath: path) else { throw fail(unreadable(path)) }
+            let record: ConsentEvidence.Record
+            do { record = try ConsentEvidence.Record.read(Array(bytes), path: path) } catch { throw fail("--evidence-record: \(error)") }
+            guard record.formSHA256 == formHash else {
+                throw fail("\(path) is the evidence record of another form (SHA-256 \(record.form_sha256)), not of \(form) (\(formHash.hexString)): "
+                    + "if the form was changed, name a new --evidence-record; nothing was sent")
             }
-            if blank { blank = chunk.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D } }
-            total += chunk.count
-            guard total <= 1 << 30 else { throw fail("\(path) is larger than any consent evidence file can be (over 1 GiB); check that it is the right file") }
-            hasher.update(Array(chunk))
+            guard record.recorder == recorder else {
+                throw fail("\(path) holds \(record.recorder)'s salt for this form, and this key is \(recorder)'s: give \(recorder) its own --evidence-record; nothing was sent")
+            }
+            return record.evidenceHash!
         }
+        let record = ConsentEvidence.Record(recorder: recorder, formSHA256: formHash, salt: SecureRandom.bytes(ConsentEvidence.saltBytes))
+        do { try writeSynced(record.encoded, to: path) } catch {
+            throw fail("cannot write the evidence record \(path): \(error); nothing was sent (give --evidence-record FILE in a writable place)")
+        }
+        FileHandle.standardError.write(Data("the consent form's salt is in \(path): keep it with the form; the ledger's evidence can be shown to be this form only with both\n".utf8))
+        return record.evidenceHash!
+    }
+
+    /// Writes a new file (never replacing one) and syncs it and its directory.
+    static func writeSynced(_ data: Data, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
+        ok = close(fd) == 0 && ok
+        guard ok else { unlink(path); throw POSIXError(.EIO) }
+        let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+
+    /// The SHA-256 of a consent form (`ConsentEvidence.hashForm`).
+    static func hashOfFile(_ path: String) throws -> Hash {
+        do { return try ConsentEvidence.hashForm(atPath: path, option: "--evidence") } catch { throw fail("\(error)") }
     }
 
     /// Whether the grant `first` was revoked, read from the subject's history after it: by any

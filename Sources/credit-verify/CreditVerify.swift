@@ -23,9 +23,10 @@ struct CreditVerify: ParsableCommand {
           credit-verify consistency old.checkpoint new.checkpoint --genesis genesis.json --from http://127.0.0.1:8480
           credit-verify recompute SCORE_ID --data-dir /tmp/ledger-scoring/ledger --genesis /tmp/ledger-scoring/genesis.json --key /tmp/ledger-scoring/keys/dev.key
           credit-verify provenance provenance.json --genesis genesis.json
+          credit-verify consent-evidence --form form.pdf --receipt answer.json --genesis genesis.json
         """,
         version: Release.line(tool: "credit-verify"),
-        subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self])
+        subcommands: [Chain.self, ReceiptCommand.self, Consistency.self, Recompute.self, Provenance.self, ConsentEvidenceCommand.self])
 
     static func main() {
         failExitWhenStandardOutputIsLost()
@@ -445,5 +446,89 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         lock.withLock { self.error = error }
         done.signal()
+    }
+}
+
+/// Whether a consent on the ledger records this consent form: the form, and the evidence record
+/// its recorder kept (`credit-node consent` writes it beside the form), give the evidence; a
+/// receipt that proves the consent (the grant's own transaction receipt, or an answer receipt
+/// naming it) gives the ledger's, checked against genesis first. docs/PRIVACY.md §3.
+struct ConsentEvidenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consent-evidence",
+        abstract: "Check that a consent on the ledger records a given consent form (with its evidence record).",
+        discussion: """
+        Examples:
+          credit-verify consent-evidence --form form.pdf --record form.pdf.evidence.json --receipt answer.json --genesis genesis.json
+          credit-verify consent-evidence --form form.pdf --record form.pdf.evidence.json --evidence HEX
+        """)
+    @Option(help: "The signed consent form.") var form: String
+    @Option(help: "Its evidence record (default: the form's path + .evidence.json).") var record: String?
+    @Option(help: "A receipt proving the consent: its transaction receipt (`credit-node receipt`) or an answer receipt that names it.") var receipt: String?
+    @Option(help: "With --receipt: the genesis file you trust.") var genesis: String?
+    @Option(help: "The consent's evidence as the ledger shows it (64 hex digits), instead of a receipt.") var evidence: String?
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        do {
+            guard (receipt == nil) != (evidence == nil) else { throw Failure("give --receipt FILE (with --genesis) or --evidence HEX: the consent on the ledger to check") }
+            let recordPath = record ?? form + ".evidence.json"
+            let formHash: Hash
+            do { formHash = try ConsentEvidence.hashForm(atPath: form, option: "--form") } catch { throw Failure("\(error)") }
+            // A consent recorded before evidence was salted (2026-12-07) has no evidence record:
+            // its evidence is the form's plain SHA-256.
+            let unsalted = record == nil && !FileManager.default.fileExists(atPath: recordPath)
+            var kept: ConsentEvidence.Record? = nil
+            if !unsalted {
+                do {
+                    kept = try ConsentEvidence.Record.read(Array(try readInput(recordPath, limit: ConsentEvidence.maxRecordBytes, what: "evidence record")),
+                                                           path: recordPath)
+                } catch let f as Failure { throw f } catch { throw Failure("\(error)") }
+                guard kept!.formSHA256 == formHash else {
+                    throw Failure("\(recordPath) is the evidence record of another form (SHA-256 \(kept!.form_sha256)); \(form) has SHA-256 \(formHash.hexString)")
+                }
+            }
+            let onLedger: Hash
+            var grant: (id: Hash, about: String)? = nil
+            if let receipt {
+                guard let genesis else { throw Failure("--receipt needs --genesis FILE, the genesis you trust") }
+                let g = try Genesis(file: genesis)
+                let data = try readInput(receipt, what: "receipt")
+                let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
+                let proven: [Transaction]
+                if format == AnswerReceipt.format {
+                    let v = try readJSON(AnswerReceipt.self, from: receipt, what: "an answer receipt", data: data).verify(genesis: g)
+                    proven = v.facts.filter { $0.role == "consent" }.map(\.transaction)
+                } else {
+                    proven = [try readJSON(Receipt.self, from: receipt, what: "a receipt", data: data).verify(genesis: g, policyRules: PolicyRules()).transaction]
+                }
+                guard let tx = proven.first, case .consent(let body) = tx.body, body.action == .grant else {
+                    throw Failure("\(receipt) proves no consent grant (an answer receipt names the grant it relied on; a transaction receipt must be a grant's)")
+                }
+                onLedger = body.evidence
+                grant = (tx.id, "grant \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) to \(body.grantee) for \(body.purpose.name)")
+            } else {
+                guard let e = evidence.flatMap({ [UInt8](hex: $0) }), e.count == 32 else { throw Failure("--evidence must be 64 hex digits") }
+                onLedger = e
+            }
+            let about = grant.map { " (\($0.about))" } ?? ""
+            guard let kept else {
+                guard onLedger == formHash else {
+                    throw Failure("the consent's evidence \(onLedger.hexString) is not \(form)'s SHA-256 (\(formHash.hexString)), and there is no evidence record "
+                        + "\(recordPath): a consent recorded since 2026-12-07 needs the one its recorder kept (--record FILE)")
+                }
+                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": grant?.id.hexString ?? ""],
+                     text: "OK: the consent's evidence is \(form)'s plain SHA-256 (recorded before evidence was salted, 2026-12-07)\(about)")
+                return
+            }
+            guard onLedger == kept.evidenceHash else {
+                throw Failure("the consent's evidence \(onLedger.hexString) is not \(form) with \(recordPath)'s salt (\(kept.evidence))")
+            }
+            emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "recorder": kept.recorder,
+                              "consent": grant?.id.hexString ?? ""],
+                 text: "OK: the consent's evidence is \(form) with the salt \(kept.recorder) kept in \(recordPath)\(about)")
+        } catch {
+            throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
+        }
     }
 }

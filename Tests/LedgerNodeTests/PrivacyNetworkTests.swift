@@ -82,6 +82,33 @@ final class PrivacyNetworkTests: XCTestCase {
                                                                   "--subject", subject.code, "--grantee", "bank-a", "--purpose", "loan_application",
                                                                   "--days", "30"])
         XCTAssertEqual(consentStatus, 0, consentOut)
+        // The ledger gets a salted commitment to the form, whose salt stays beside the form; the
+        // form's plain hash, which anyone could test a guessed form against, is not recorded.
+        let form = net.root + "/consent-form.txt"
+        let evidenceRecord = try ConsentEvidence.Record.read(Array(try Data(contentsOf: URL(fileURLWithPath: form + ".evidence.json"))), path: form + ".evidence.json")
+        XCTAssertTrue(consentOut.contains("the consent form's salt is in \(form).evidence.json"), consentOut)
+        XCTAssertEqual(evidenceRecord.recorder, "bank-a")
+        let formHash = SHA256.hash(Array(try Data(contentsOf: URL(fileURLWithPath: form))))
+        XCTAssertEqual(evidenceRecord.formSHA256, formHash)
+        XCTAssertNotEqual(evidenceRecord.evidenceHash, formHash)
+        let grantID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data((consentOut.split(separator: "\n").first { $0.hasPrefix("{") } ?? "").utf8))
+                                     as? [String: Any])?["id"] as? String, consentOut)
+        let grant = try Transaction.decode(try XCTUnwrap([UInt8](base64: try XCTUnwrap(try bank.getJSON("/v1/transactions/\(grantID)")["encoded"] as? String))))
+        guard case .consent(let body) = grant.body else { return XCTFail("\(grantID) is not a consent") }
+        XCTAssertEqual(body.evidence, evidenceRecord.evidenceHash, "the ledger's evidence is the record's commitment")
+        // Run again: the same salt (the record is read, not replaced), so it is recorded once.
+        let (rerun, rerunOut) = try run("credit-node", ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"), "--evidence", form,
+                                                        "--subject", subject.code, "--grantee", "bank-a", "--purpose", "loan_application", "--days", "30"])
+        XCTAssertEqual(rerun, 0, rerunOut)
+        XCTAssertTrue(rerunOut.contains("sent_before"), rerunOut)
+        XCTAssertEqual(try ConsentEvidence.Record.read(Array(try Data(contentsOf: URL(fileURLWithPath: form + ".evidence.json"))), path: "again"), evidenceRecord)
+        // A record made for another form is refused, and nothing is sent.
+        try "another form\n".write(toFile: net.root + "/other-form.txt", atomically: true, encoding: .utf8)
+        let (other, otherOut) = try run("credit-node", ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"),
+                                                        "--evidence", net.root + "/other-form.txt", "--evidence-record", form + ".evidence.json",
+                                                        "--subject", subject.code, "--grantee", "bank-a", "--purpose", "post_loan_monitoring"])
+        XCTAssertEqual(other, 1, otherOut)
+        XCTAssertTrue(otherOut.contains("is the evidence record of another form") && otherOut.contains("nothing was sent"), otherOut)
 
         // The bank asks the supervision bureau's node, with the CLI, and checks the receipt offline.
         let answerFile = net.root + "/answer.json"
@@ -94,6 +121,17 @@ final class PrivacyNetworkTests: XCTestCase {
         let (vStatus, vOut) = try run("credit-verify", ["receipt", answerFile, "--genesis", net.root + "/genesis.json"])
         XCTAssertEqual(vStatus, 0, vOut)
         XCTAssertTrue(vOut.contains("answered query"), vOut)
+        // The bank shows which form the answer's consent records: the form, its evidence record and the receipt.
+        let evidenceCheck = ["consent-evidence", "--receipt", answerFile, "--genesis", net.root + "/genesis.json"]
+        let (eStatus, eOut) = try run("credit-verify", evidenceCheck + ["--form", form])
+        XCTAssertEqual(eStatus, 0, eOut)
+        XCTAssertTrue(eOut.contains("OK: the consent's evidence is \(form) with the salt bank-a kept") && eOut.contains("grant \(grantID)"), eOut)
+        let (wrongForm, wrongFormOut) = try run("credit-verify", evidenceCheck + ["--form", net.root + "/other-form.txt", "--record", form + ".evidence.json"])
+        XCTAssertEqual(wrongForm, 1, wrongFormOut)
+        XCTAssertTrue(wrongFormOut.contains("is the evidence record of another form"), wrongFormOut)
+        let (noRecord, noRecordOut) = try run("credit-verify", evidenceCheck + ["--form", net.root + "/other-form.txt"])
+        XCTAssertEqual(noRecord, 1, noRecordOut)
+        XCTAssertTrue(noRecordOut.contains("is not \(net.root)/other-form.txt's SHA-256"), noRecordOut)
         // The same --out again is refused before the query is sent: the receipt there is the
         // only copy of its result and salt. And stdout is the result alone, for `| jq` (the
         // summary line went there too; both found by black-box testing).
@@ -159,8 +197,6 @@ final class PrivacyNetworkTests: XCTestCase {
 
         // The bank's consent is revoked with the CLI. A revocation naming another purpose than
         // its grant's is refused before anything is sent; the right one ends the consent.
-        let consentJSON = consentOut.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? ""
-        let grantID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(consentJSON.utf8)) as? [String: Any])?["id"] as? String, consentOut)
         let revoke = ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"), "--subject", subject.code,
                       "--grantee", "bank-a", "--revoke", grantID]
         let (wrongStatus, wrongOut) = try run("credit-node", revoke + ["--purpose", "post_loan_monitoring"])

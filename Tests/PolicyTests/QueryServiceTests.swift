@@ -1083,7 +1083,7 @@ final class QueryServiceTests: XCTestCase {
         }
         XCTAssertThrowsError(try validator.checkStateful(try grant(by: "bank-a", evidence: Hashes.zero).transaction, state: store)) {
             XCTAssertEqual(($0 as? LedgerError)?.code, .invalidValue)
-            XCTAssertTrue("\($0)".contains("a consent grant records the SHA-256 of the signed consent form (evidence); all zeros records none"), "\($0)")
+            XCTAssertTrue("\($0)".contains("a consent grant records a commitment to the signed consent form (evidence); all zeros records none"), "\($0)")
         }
         let first = try grant(by: "bank-a")
         try await submit([first])
