@@ -96,7 +96,7 @@ public enum ConsentEvidence {
 
         public var encoded: Data {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             return (try? encoder.encode(self)) ?? Data()
         }
     }

@@ -68,15 +68,22 @@ public struct AttestationRequest: Decodable, Sendable {
         derivedNonce("CreditLedger/v1/submit-nonce\n", keys: keys) { $0.raw(SHA256.hash(file)) }
     }
 
-    /// A nonce derived from a domain, the member's key and what `content` writes: the first 8
-    /// bytes of their SHA-256, big-endian. What the CLI's commands send again after a timeout
-    /// is then refused as a replay instead of recorded twice.
+    /// A nonce derived from a domain and what `content` writes, under the member's secret key:
+    /// the first 8 bytes, big-endian, of their BLAKE2b keyed with the signing key's seed. What the
+    /// CLI's commands send again after a timeout is then refused as a replay instead of recorded
+    /// twice. Keyed, because the nonce is on the ledger for every member to read: derived with
+    /// the public key alone it let anyone holding a replica test a guess of what it came from, a
+    /// request file's payload (sealed to the custodians) or a consent form (found in review,
+    /// 2026-12-07; nonces so derived before then differ, so a retry across that change is recorded
+    /// again, and validators refuse a second copy of a record's payload).
     public static func derivedNonce(_ domain: String, keys: MemberSecretKeys, _ content: (inout ByteWriter) -> Void) -> UInt64 {
         var w = ByteWriter()
         w.raw(Array(domain.utf8))
-        w.raw(keys.signing.publicKey.bytes)
         content(&w)
-        return SHA256.hash(w.bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        let key = SecretBytes(keys.signing.seed)
+        // A 32-byte key and output are within BLAKE2b's bounds: this cannot throw.
+        let mac = try! BLAKE2b.keyedHash(w.bytes, key: key, outputByteCount: 32)
+        return mac.withUnsafeBytes { $0.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
     }
 
     /// Checks the request, seals its payload to the custodians and signs it: an attestation, or

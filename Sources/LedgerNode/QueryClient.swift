@@ -21,12 +21,12 @@ public enum QueryClient {
     /// A consent's nonce derived from what it says, so that a command run again after a timeout
     /// (the first send may have committed) is refused as a replay instead of recording a second
     /// grant or revocation. A revocation: from the key and the grant it ends. A grant: from the
-    /// key, subject, grantee, purpose, the consent form's SHA-256 (`form`; not the salted evidence,
-    /// so that the nonce does not hang on the salt), term in days and the hour (UTC) it is signed
-    /// in, so a renewal later (or with a new consent form) is a new grant; a retry that crosses the
-    /// hour records a second copy, which changes nothing (a revocation ends every earlier grant).
+    /// key, subject, grantee, purpose, evidence (the salted commitment to the form), term in days
+    /// and the hour (UTC) it is signed in, so a renewal later (or with a new consent form) is a new
+    /// grant; a retry that crosses the hour records a second copy, which changes nothing (a
+    /// revocation ends every earlier grant).
     public static func consentNonce(keys: MemberSecretKeys, subject: USCC, grantee: String, purpose: ConsentBody.Purpose,
-                                    form: Hash, days: Int, revoking: Hash?, issuedAtMillis: UInt64) -> UInt64 {
+                                    evidence: Hash, days: Int, revoking: Hash?, issuedAtMillis: UInt64) -> UInt64 {
         AttestationRequest.derivedNonce("CreditLedger/v1/consent-nonce\n", keys: keys) { w in
             if let revoking {
                 w.u8(ConsentBody.Action.revoke.rawValue)
@@ -36,7 +36,7 @@ public enum QueryClient {
                 w.raw(Array(subject.code.utf8))
                 w.string8(grantee)
                 w.u8(purpose.rawValue)
-                w.raw(form)
+                w.raw(evidence)
                 w.u64(UInt64(max(0, days)))
                 w.u64(issuedAtMillis / 3_600_000)
             }

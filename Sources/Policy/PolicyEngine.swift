@@ -617,9 +617,14 @@ public struct PolicyEngine: Sendable {
         let unconfirmed = try facts.queryLog(of: subject, before: before, limit: limit).filter { !confirmed($0) }
         // A tenth of the rows, none below 10 (one row of a log of 1-9 would let one forged
         // refusal push out a real query; found in review).
-        let shown = Array(unconfirmed.prefix(limit / 10))
+        var shown = Array(unconfirmed.prefix(limit / 10))
         let asking = try facts.confirmedQueryLog(of: subject, before: before, limit: limit + 1)
         let kept = Array(asking.prefix(limit - shown.count))
+        if paged, asking.count > kept.count, let floor = kept.last?.logIndex {
+            // The next page lists what is below `floor`: a refusal shown here from below it would
+            // be shown again there (found in review). It waits for that page; its row stays empty.
+            shown.removeAll { $0.logIndex < floor }
+        }
         var list: [CanonicalJSON.Value] = []
         for l in (kept + shown).sorted(by: { $0.logIndex > $1.logIndex }) {
             guard case .queryRecord(let q) = l.transaction.body else { continue }

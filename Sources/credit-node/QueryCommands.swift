@@ -162,15 +162,13 @@ struct ConsentCommand: ParsableCommand {
             if revoke == nil && evidence == nil {
                 throw fail("a grant needs --evidence FILE, the signed consent form you keep: a salted commitment to it is recorded (never the form)")
             }
-            if revoke != nil, evidence != nil || evidenceRecord != nil {
-                throw fail("a revocation records no form: leave out --evidence and --evidence-record")
-            }
             if evidence == nil, evidenceRecord != nil { throw fail("--evidence-record goes with --evidence FILE, the consent form") }
-            // The nonce is derived from the form's own hash, so that a rerun is recorded once
-            // whatever salt its evidence record holds (and as it was before evidence was salted).
-            let formHash = try evidence.map { try Self.hashOfFile($0) } ?? Hashes.zero
+            // The nonce is derived from the salted evidence, under the member's secret key: from
+            // the form's own hash it let anyone holding a replica test a guessed form against the
+            // nonce (found in review, 2026-12-07). A rerun reads the same evidence record, so it
+            // is recorded once; one given a new record is a new grant, whose evidence that record proves.
             let evidenceHash = try evidence.map { form in
-                try Self.evidenceRecord(for: form, formHash: formHash, at: evidenceRecord ?? form + ".evidence.json", recorder: keys.memberID)
+                try Self.evidenceRecord(for: form, formHash: try Self.hashOfFile(form), at: evidenceRecord ?? form + ".evidence.json", recorder: keys.memberID)
             } ?? Hashes.zero
             var target: Hash? = nil
             if let r = revoke {
@@ -203,7 +201,7 @@ struct ConsentCommand: ParsableCommand {
             let issuedAt = nowMillis()
             let expires = revoke == nil ? issuedAt / 1000 + UInt64(days) * 86_400 : 0
             let uscc = try USCC(subject)
-            var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, form: formHash,
+            var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
                                                    days: days, revoking: target, issuedAtMillis: issuedAt)
             let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
             var result: [String: Any] = [:]
@@ -291,7 +289,10 @@ struct ConsentCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: path) {
             guard let bytes = FileManager.default.contents(atPath: path) else { throw fail(unreadable(path)) }
             let record: ConsentEvidence.Record
-            do { record = try ConsentEvidence.Record.read(Array(bytes), path: path) } catch { throw fail("--evidence-record: \(error)") }
+            do { record = try ConsentEvidence.Record.read(Array(bytes), path: path) } catch {
+                throw fail("\((error as? LedgerError)?.reason ?? "\(error)"); nothing was sent. It may hold the salt of a consent already on the ledger: "
+                    + "check it before you move it, or name another file with --evidence-record")
+            }
             guard record.formSHA256 == formHash else {
                 throw fail("\(path) is the evidence record of another form (SHA-256 \(record.form_sha256)), not of \(form) (\(formHash.hexString)): "
                     + "if the form was changed, name a new --evidence-record; nothing was sent")
@@ -302,27 +303,45 @@ struct ConsentCommand: ParsableCommand {
             return record.evidenceHash!
         }
         let record = ConsentEvidence.Record(recorder: recorder, formSHA256: formHash, salt: SecureRandom.bytes(ConsentEvidence.saltBytes))
-        do { try writeSynced(record.encoded, to: path) } catch {
+        do { try writeNewSynced(record.encoded + Data("\n".utf8), to: path) } catch {
             throw fail("cannot write the evidence record \(path): \(error); nothing was sent (give --evidence-record FILE in a writable place)")
         }
         FileHandle.standardError.write(Data("the consent form's salt is in \(path): keep it with the form; the ledger's evidence can be shown to be this form only with both\n".utf8))
         return record.evidenceHash!
     }
 
-    /// Writes a new file (never replacing one) and syncs it and its directory.
-    static func writeSynced(_ data: Data, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-        ok = close(fd) == 0 && ok
-        guard ok else { unlink(path); throw POSIXError(.EIO) }
-        let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
+    /// Writes a new file, whole or not at all, never replacing one: the bytes go to a temporary
+    /// file in the same directory, synced, which is then linked to `path` (refused if `path`
+    /// exists) and the directory synced. A crash leaves at most the temporary file, never an
+    /// empty or partial record at `path`.
+    static func writeNewSynced(_ data: Data, to path: String) throws {
+        struct Failed: Error, CustomStringConvertible { let description: String }
+        func failed(_ what: String, _ code: Int32 = errno) -> Failed { Failed(description: "\(what): \(String(cString: strerror(code)))") }
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = parent.isEmpty ? "." : parent
+        let temporary = "\(path).\(getpid()).\(SecureRandom.uint64()).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw failed("cannot create a file in \(directory)") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
+        let code = errno
+        let synced = written && fsync(fd) == 0
+        let syncCode = errno
+        guard close(fd) == 0, synced else { unlink(temporary); throw failed("cannot write \(temporary)", written ? syncCode : code) }
+        guard link(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw code == EEXIST ? Failed(description: "\(path) exists (perhaps a link to nothing); it was left as it is") : failed("cannot create \(path)", code)
+        }
+        unlink(temporary)
+        let dir = open(directory, O_RDONLY | O_DIRECTORY)
+        guard dir >= 0 else { throw failed("cannot open \(directory) to sync it") }
+        defer { close(dir) }
+        guard fsync(dir) == 0 else { throw failed("cannot sync \(directory)") }
     }
 
     /// The SHA-256 of a consent form (`ConsentEvidence.hashForm`).
     static func hashOfFile(_ path: String) throws -> Hash {
-        do { return try ConsentEvidence.hashForm(atPath: path, option: "--evidence") } catch { throw fail("\(error)") }
+        do { return try ConsentEvidence.hashForm(atPath: path, option: "--evidence") } catch { throw fail((error as? LedgerError)?.reason ?? "\(error)") }
     }
 
     /// Whether the grant `first` was revoked, read from the subject's history after it: by any

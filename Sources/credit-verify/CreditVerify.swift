@@ -518,15 +518,18 @@ struct ConsentEvidenceCommand: ParsableCommand {
                         + "\(recordPath): a consent recorded since 2026-12-07 needs the one its recorder kept (--record FILE)")
                 }
                 emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": grant?.id.hexString ?? ""],
-                     text: "OK: the consent's evidence is \(form)'s plain SHA-256 (recorded before evidence was salted, 2026-12-07)\(about)")
+                     text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about)")
                 return
             }
             guard onLedger == kept.evidenceHash else {
                 throw Failure("the consent's evidence \(onLedger.hexString) is not \(form) with \(recordPath)'s salt (\(kept.evidence))")
             }
-            emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "recorder": kept.recorder,
+            // The record's `recorder` is not part of the commitment: a receipt names who signed
+            // the grant; without one, the record's word is only repeated as its word.
+            let recorder = grant == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the grant)" : ""
+            emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "record_names_recorder": kept.recorder,
                               "consent": grant?.id.hexString ?? ""],
-                 text: "OK: the consent's evidence is \(form) with the salt \(kept.recorder) kept in \(recordPath)\(about)")
+                 text: "OK: the consent's evidence is \(form) under the salt in \(recordPath)\(about)\(recorder)")
         } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
         }

@@ -125,7 +125,7 @@ final class PrivacyNetworkTests: XCTestCase {
         let evidenceCheck = ["consent-evidence", "--receipt", answerFile, "--genesis", net.root + "/genesis.json"]
         let (eStatus, eOut) = try run("credit-verify", evidenceCheck + ["--form", form])
         XCTAssertEqual(eStatus, 0, eOut)
-        XCTAssertTrue(eOut.contains("OK: the consent's evidence is \(form) with the salt bank-a kept") && eOut.contains("grant \(grantID)"), eOut)
+        XCTAssertTrue(eOut.contains("OK: the consent's evidence is \(form) under the salt in \(form).evidence.json (grant \(grantID) by bank-a"), eOut)
         let (wrongForm, wrongFormOut) = try run("credit-verify", evidenceCheck + ["--form", net.root + "/other-form.txt", "--record", form + ".evidence.json"])
         XCTAssertEqual(wrongForm, 1, wrongFormOut)
         XCTAssertTrue(wrongFormOut.contains("is the evidence record of another form"), wrongFormOut)

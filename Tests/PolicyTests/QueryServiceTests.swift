@@ -1778,6 +1778,44 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertEqual(bad.receipt.reason, "invalid_parameters", bad.receipt.message)
     }
 
+    /// Pages of the query log list each record once: a forged request's refusal (unconfirmed)
+    /// older than a page's oldest confirmed row waits for the next page. It was listed on both
+    /// (found in review, 2026-12-07).
+    func testQueryLogPagesListEachRefusalOnce() async throws {
+        let clock = ManualClock(nowMillis)
+        let open = try QueryService(ledger: ledger, clock: { clock.now }, refusalBudget: RefusalBudget(
+            authenticated: .init(burst: 1_000, perSecond: 1), unauthenticated: .init(burst: 1_000, perSecond: 1)))
+        let foodCode = food.code
+        func bankB() async throws {
+            let r = try await open.handle(signedRequest("bank-b", "credit-grade", subject: foodCode, at: clock.now, key: consortium.keys["bank-b"]!.signing))
+            XCTAssertEqual(r.receipt.reason, "no_consent")
+        }
+        for _ in 0..<5 { try await bankB() }
+        for _ in 0..<3 {
+            let forged = try await open.handle(signedRequest("bank-a", "credit-grade", subject: foodCode, at: clock.now, key: consortium.keys["bank-b"]!.signing))
+            XCTAssertEqual(forged.receipt.reason, "bad_signature")
+        }
+        for _ in 0..<197 { try await bankB() }
+        var seen: [String: Int] = [:]
+        var before: String? = nil
+        var pages = 0
+        repeat {
+            let log = try await open.handle(signedRequest("samr", "my-queries", subject: foodCode, purpose: "subject_access",
+                                                          params: before.map { [("before_log_index", $0)] } ?? [], at: clock.now,
+                                                          key: consortium.keys["samr"]!.signing))
+            XCTAssertTrue(log.answered, log.receipt.message)
+            let f = try fields(log.receipt)
+            for row in try XCTUnwrap(f["queries"] as? [[String: Any]]) where row["requester"] as? String != "samr" {
+                seen[row["audit_record"] as! String, default: 0] += 1
+            }
+            before = PolicyEngine.nextBefore(inResult: log.receipt.result).map(String.init)
+            pages += 1
+        } while before != nil && pages < 5
+        XCTAssertEqual(pages, 2)
+        XCTAssertEqual(seen.count, 5 + 3 + 197, "every record about the subject, over the two pages")
+        XCTAssertEqual(seen.filter { $0.value > 1 }.count, 0, "listed twice: \(seen.filter { $0.value > 1 })")
+    }
+
     /// A copy of a member's signed request, replayed or sent late, is charged to the shared
     /// bucket, so whoever holds one (a receipt carries the request) cannot spend the member's
     /// budget. A member with an empty budget is turned away even for a query that would be
