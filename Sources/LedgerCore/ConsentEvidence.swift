@@ -51,6 +51,13 @@ public enum ConsentEvidence {
         }
     }
 
+    /// Whether the file begins as an evidence commitment's input does: such a file is no form.
+    public static func isCommitmentInput(atPath path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: domain.count)).map { Array($0) == domain } ?? false
+    }
+
     /// What the recorder keeps beside the form.
     public struct Record: Codable, Equatable, Sendable {
         public let format: String

@@ -74,8 +74,9 @@ public struct AttestationRequest: Decodable, Sendable {
     /// twice. Keyed, because the nonce is on the ledger for every member to read: derived with
     /// the public key alone it let anyone holding a replica test a guess of what it came from, a
     /// request file's payload (sealed to the custodians) or a consent form (found in review,
-    /// 2026-12-07; nonces so derived before then differ, so a retry across that change is recorded
-    /// again, and validators refuse a second copy of a record's payload).
+    /// 2026-12-07). Nonces so derived before then differ: a command sent before the upgrade and
+    /// sent again after it is recorded twice (a sealed payload's commitment is salted afresh each
+    /// time, so nothing else refuses the second copy).
     public static func derivedNonce(_ domain: String, keys: MemberSecretKeys, _ content: (inout ByteWriter) -> Void) -> UInt64 {
         var w = ByteWriter()
         w.raw(Array(domain.utf8))

@@ -163,13 +163,9 @@ struct ConsentCommand: ParsableCommand {
                 throw fail("a grant needs --evidence FILE, the signed consent form you keep: a salted commitment to it is recorded (never the form)")
             }
             if evidence == nil, evidenceRecord != nil { throw fail("--evidence-record goes with --evidence FILE, the consent form") }
-            // The nonce is derived from the salted evidence, under the member's secret key: from
-            // the form's own hash it let anyone holding a replica test a guessed form against the
-            // nonce (found in review, 2026-12-07). A rerun reads the same evidence record, so it
-            // is recorded once; one given a new record is a new grant, whose evidence that record proves.
-            let evidenceHash = try evidence.map { form in
-                try Self.evidenceRecord(for: form, formHash: try Self.hashOfFile(form), at: evidenceRecord ?? form + ".evidence.json", recorder: keys.memberID)
-            } ?? Hashes.zero
+            // The form is read now, so that a wrong file is named before anything else; its
+            // evidence record is made below, once everything else has been checked.
+            let formHash = try evidence.map { try Self.hashOfFile($0) }
             var target: Hash? = nil
             if let r = revoke {
                 guard let h = [UInt8](hex: r), h.count == 32 else { throw fail("--revoke must be a transaction id (64 hex digits)") }
@@ -201,9 +197,16 @@ struct ConsentCommand: ParsableCommand {
             let issuedAt = nowMillis()
             let expires = revoke == nil ? issuedAt / 1000 + UInt64(days) * 86_400 : 0
             let uscc = try USCC(subject)
+            let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
+            // The nonce is derived from the salted evidence, under the member's secret key: from
+            // the form's own hash it let anyone holding a replica test a guessed form against the
+            // nonce (found in review, 2026-12-07). A rerun reads the same evidence record, so it
+            // is recorded once; one given a new record is a new grant, whose evidence that record proves.
+            let evidenceHash = try evidence.map { form in
+                try Self.evidenceRecord(for: form, formHash: formHash!, at: evidenceRecord ?? form + ".evidence.json", recorder: keys.memberID)
+            } ?? Hashes.zero
             var derived = QueryClient.consentNonce(keys: keys, subject: uscc, grantee: grantee, purpose: p, evidence: evidenceHash,
                                                    days: days, revoking: target, issuedAtMillis: issuedAt)
-            let g = try consortiumGenesis(client, trusted: genesis, signers: [keys])
             var result: [String: Any] = [:]
             // A grant run again finds its first copy; if that was revoked since, the same command
             // means "grant again": the next nonce is derived from the revocation, so a retry of
@@ -316,28 +319,36 @@ struct ConsentCommand: ParsableCommand {
     /// empty or partial record at `path`.
     static func writeNewSynced(_ data: Data, to path: String) throws {
         struct Failed: Error, CustomStringConvertible { let description: String }
-        func failed(_ what: String, _ code: Int32 = errno) -> Failed { Failed(description: "\(what): \(String(cString: strerror(code)))") }
+        func failed(_ what: String, _ code: Int32) -> Failed { Failed(description: "\(what): \(String(cString: strerror(code)))") }
         let parent = (path as NSString).deletingLastPathComponent
         let directory = parent.isEmpty ? "." : parent
         let temporary = "\(path).\(getpid()).\(SecureRandom.uint64()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw failed("cannot create a file in \(directory)") }
-        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
-        let code = errno
-        let synced = written && fsync(fd) == 0
-        let syncCode = errno
-        guard close(fd) == 0, synced else { unlink(temporary); throw failed("cannot write \(temporary)", written ? syncCode : code) }
+        guard fd >= 0 else { throw failed("cannot create a file in \(directory)", errno) }
+        var problem: Failed? = nil
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 { problem = failed("cannot write \(temporary)", errno) }
+        else if written != data.count { problem = Failed(description: "wrote only \(written) of \(data.count) bytes to \(temporary)") }
+        else if fsync(fd) != 0 { problem = failed("cannot sync \(temporary)", errno) }
+        if close(fd) != 0, problem == nil { problem = failed("cannot close \(temporary)", errno) }
+        if let problem { unlink(temporary); throw problem }
         guard link(temporary, path) == 0 else {
             let code = errno
             unlink(temporary)
-            throw code == EEXIST ? Failed(description: "\(path) exists (perhaps a link to nothing); it was left as it is") : failed("cannot create \(path)", code)
+            if code == EEXIST { throw Failed(description: "\(path) exists (perhaps a link to nothing); it was left as it is") }
+            throw failed("cannot create \(path) (on a file system without hard links, a USB stick say, keep the record elsewhere)", code)
         }
         unlink(temporary)
+        // The record is in place; a directory that cannot be synced (some file systems refuse)
+        // is said, not taken for a failure: the run goes on with it.
         let dir = open(directory, O_RDONLY | O_DIRECTORY)
-        guard dir >= 0 else { throw failed("cannot open \(directory) to sync it") }
-        defer { close(dir) }
-        guard fsync(dir) == 0 else { throw failed("cannot sync \(directory)") }
+        if dir < 0 || fsync(dir) != 0 {
+            let code = errno
+            FileHandle.standardError.write(Data("warning: could not sync \(directory) after writing \(path) (\(String(cString: strerror(code)))); it is written, but a power cut now could lose it: copy it somewhere safe\n".utf8))
+        }
+        if dir >= 0 { close(dir) }
     }
+
 
     /// The SHA-256 of a consent form (`ConsentEvidence.hashForm`).
     static func hashOfFile(_ path: String) throws -> Hash {

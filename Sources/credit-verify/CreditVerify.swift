@@ -474,7 +474,12 @@ struct ConsentEvidenceCommand: ParsableCommand {
             guard (receipt == nil) != (evidence == nil) else { throw Failure("give --receipt FILE (with --genesis) or --evidence HEX: the consent on the ledger to check") }
             let recordPath = record ?? form + ".evidence.json"
             let formHash: Hash
-            do { formHash = try ConsentEvidence.hashForm(atPath: form, option: "--form") } catch { throw Failure("\(error)") }
+            do { formHash = try ConsentEvidence.hashForm(atPath: form, option: "--form") } catch { throw Failure((error as? LedgerError)?.reason ?? "\(error)") }
+            // What a salted evidence is the hash of, passed off as a form, would match it as an
+            // unsalted one (found in review, 2026-12-07).
+            if ConsentEvidence.isCommitmentInput(atPath: form) {
+                throw Failure("\(form) is not a consent form: it is the input of an evidence commitment (domain, salt and a form's hash)")
+            }
             // A consent recorded before evidence was salted (2026-12-07) has no evidence record:
             // its evidence is the form's plain SHA-256.
             let unsalted = record == nil && !FileManager.default.fileExists(atPath: recordPath)
@@ -527,9 +532,10 @@ struct ConsentEvidenceCommand: ParsableCommand {
             // The record's `recorder` is not part of the commitment: a receipt names who signed
             // the grant; without one, the record's word is only repeated as its word.
             let recorder = grant == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the grant)" : ""
+            let given = grant == nil ? " (the evidence you gave; a receipt would prove it is on the ledger)" : ""
             emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "record_names_recorder": kept.recorder,
                               "consent": grant?.id.hexString ?? ""],
-                 text: "OK: the consent's evidence is \(form) under the salt in \(recordPath)\(about)\(recorder)")
+                 text: "OK: the consent's evidence\(given) is \(form) under the salt in \(recordPath)\(about)\(recorder)")
         } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")
         }

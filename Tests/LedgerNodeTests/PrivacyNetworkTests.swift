@@ -132,6 +132,13 @@ final class PrivacyNetworkTests: XCTestCase {
         let (noRecord, noRecordOut) = try run("credit-verify", evidenceCheck + ["--form", net.root + "/other-form.txt"])
         XCTAssertEqual(noRecord, 1, noRecordOut)
         XCTAssertTrue(noRecordOut.contains("is not \(net.root)/other-form.txt's SHA-256"), noRecordOut)
+        // The commitment's own input, passed off as a form, would match as an unsalted evidence: refused.
+        let preimage = net.root + "/preimage.bin"
+        let salt = try XCTUnwrap(evidenceRecord.saltBytes)
+        _ = FileManager.default.createFile(atPath: preimage, contents: Data(Array("CreditLedger/v1/consent-evidence\n".utf8) + salt + formHash))
+        let (forged, forgedOut) = try run("credit-verify", evidenceCheck + ["--form", preimage])
+        XCTAssertEqual(forged, 1, forgedOut)
+        XCTAssertTrue(forgedOut.contains("is not a consent form: it is the input of an evidence commitment"), forgedOut)
         // The same --out again is refused before the query is sent: the receipt there is the
         // only copy of its result and salt. And stdout is the result alone, for `| jq` (the
         // summary line went there too; both found by black-box testing).
