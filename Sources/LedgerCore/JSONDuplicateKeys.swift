@@ -138,3 +138,38 @@ public enum JSONDuplicateKeys {
         }
     }
 }
+
+/// Finds a number written with a fraction or an exponent. Documents whose numbers are all
+/// integers (receipts, provenance files) were read with `443.0` or `4.43e2` taken for 443, so
+/// two texts read as one receipt: a verifier refuses such a number instead (left open since
+/// 2026-12-06, fixed 2026-12-07). Strings are skipped, escapes and all; anything else that is
+/// not JSON is left to the decoder.
+public enum JSONIntegers {
+    /// The first such number as written (at most 40 characters), or nil.
+    public static func firstNonInteger(in bytes: [UInt8]) -> String? {
+        var i = 0
+        let n = bytes.count
+        var inString = false
+        while i < n {
+            let b = bytes[i]
+            if inString {
+                if b == UInt8(ascii: "\\") { i += 2; continue }
+                if b == UInt8(ascii: "\"") { inString = false }
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "\"") { inString = true; i += 1; continue }
+            guard b == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) else { i += 1; continue }
+            let start = i
+            var integral = true
+            while i < n {
+                let c = bytes[i]
+                if c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { integral = false }
+                else if !(c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)) { break }
+                i += 1
+            }
+            if !integral { return String(decoding: bytes[start..<min(i, start + 40)], as: UTF8.self) }
+        }
+        return nil
+    }
+}

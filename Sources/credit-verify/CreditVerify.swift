@@ -62,6 +62,10 @@ func readJSON<T: Decodable>(_ type: T.Type, from path: String, what: String, dat
     // Parsers disagree on a key given twice (the first value wins here, the last in most other
     // tools): a file verified here must read the same everywhere.
     if let duplicate = JSONDuplicateKeys.first(in: Array(data)) { throw Failure("\(path) is not \(what) any tool reads alike: \(duplicate)") }
+    // Its numbers are integers: 443.0 read as 443, so two texts passed for one file.
+    if let number = JSONIntegers.firstNonInteger(in: Array(data)) {
+        throw Failure("\(path) is not \(what) any tool reads alike: the number \(number) is not written as an integer (this file holds integers only)")
+    }
     do { return try JSONDecoder().decode(T.self, from: data) } catch { throw Failure("\(path) is not \(what): \(DecodingProblem.describe(error, data: data))") }
 }
 

@@ -44,4 +44,14 @@ final class JSONDuplicateKeysTests: XCTestCase {
         XCTAssertNil(first(#"{"a\x":1}"#))
         XCTAssertNil(first(""))
     }
+
+    /// Numbers with a fraction or an exponent are found outside strings, and only there.
+    func testNonIntegerNumbersAreFoundOutsideStrings() {
+        func first(_ text: String) -> String? { JSONIntegers.firstNonInteger(in: Array(text.utf8)) }
+        XCTAssertNil(first(#"{"a": 443, "b": [-1, 0, 18446744073709551615], "c": "4.5e3 in a string", "d": "a \"quoted\" 1.5"}"#))
+        XCTAssertEqual(first(#"{"a": 443.0}"#), "443.0")
+        XCTAssertEqual(first(#"{"a": "x", "b": [1, 4.43e2]}"#), "4.43e2")
+        XCTAssertEqual(first(#"{"a": -1E+3}"#), "-1E+3")
+        XCTAssertNil(first(#"{"a\"": "5.0"}"#))
+    }
 }

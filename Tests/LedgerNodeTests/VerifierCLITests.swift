@@ -250,6 +250,14 @@ final class VerifierCLITests: XCTestCase {
         let twice = try Self.run("credit-verify", ["receipt", dir + "/twice-receipt.json", "--genesis", genesis])
         XCTAssertEqual(twice.status, 1, twice.output)
         XCTAssertTrue(twice.output.contains("\"log_index\" appears twice in one object (at log_index)"), twice.output)
+        // The same log index written as 443.0 (or 4.43e2) read as the integer: refused, naming it.
+        let index = try XCTUnwrap(genuine.range(of: #""log_index" : [0-9]+"#, options: .regularExpression).map { String(genuine[$0]) })
+        for written in [".0", "e0"] {
+            try genuine.replacingOccurrences(of: index, with: index + written).write(toFile: dir + "/fraction-receipt.json", atomically: true, encoding: .utf8)
+            let fraction = try Self.run("credit-verify", ["receipt", dir + "/fraction-receipt.json", "--genesis", genesis])
+            XCTAssertEqual(fraction.status, 1, fraction.output)
+            XCTAssertTrue(fraction.output.contains("is not written as an integer"), fraction.output)
+        }
         let genesisText = try String(contentsOfFile: genesis, encoding: .utf8)
         let genesisEnd = try XCTUnwrap(genesisText.lastIndex(of: "}"))
         try (genesisText[..<genesisEnd] + ", \"chain_id\" : \"other\" }").write(toFile: dir + "/twice-genesis.json", atomically: true, encoding: .utf8)
