@@ -81,6 +81,9 @@ public enum ConsentEvidence {
             guard bytes.count <= ConsentEvidence.maxRecordBytes else {
                 throw LedgerError(.invalidValue, "\(path) is \(bytes.count) bytes, more than a consent evidence record (\(ConsentEvidence.format)) can be")
             }
+            if let duplicate = JSONDuplicateKeys.first(in: bytes) {
+                throw LedgerError(.invalidValue, "\(path) is not a consent evidence record every tool reads alike: \(duplicate)")
+            }
             let record: Record
             do { record = try JSONDecoder().decode(Record.self, from: Data(bytes)) } catch {
                 throw LedgerError(.invalidValue, "\(path) is not a consent evidence record (\(ConsentEvidence.format)): \(DecodingProblem.describe(error))")

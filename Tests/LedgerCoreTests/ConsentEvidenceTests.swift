@@ -33,6 +33,11 @@ final class ConsentEvidenceTests: XCTestCase {
         try refused({ $0["salt"] = "abcd" }, "must each be 64 hex digits")
         try refused({ $0["format"] = "creditledger-consent-evidence/v9" }, "this tool reads creditledger-consent-evidence/v1")
         try refused({ $0["evidence"] = nil }, "is not a consent evidence record")
+        let text = String(decoding: record.encoded, as: UTF8.self)
+        let twice = Array((text[..<text.lastIndex(of: "}")!] + #", "salt": "00"}"#).utf8)
+        XCTAssertThrowsError(try ConsentEvidence.Record.read(twice, path: "twice.json")) {
+            XCTAssertTrue("\($0)".contains("every tool reads alike: \"salt\" appears twice"), "\($0)")
+        }
         XCTAssertThrowsError(try ConsentEvidence.Record.read([UInt8](repeating: 0x20, count: 5_000), path: "big.json")) {
             XCTAssertTrue("\($0)".contains("more than a consent evidence record"), "\($0)")
         }
