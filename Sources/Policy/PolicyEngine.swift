@@ -620,10 +620,14 @@ public struct PolicyEngine: Sendable {
         var shown = Array(unconfirmed.prefix(limit / 10))
         let asking = try facts.confirmedQueryLog(of: subject, before: before, limit: limit + 1)
         let kept = Array(asking.prefix(limit - shown.count))
+        // The other refusals this page accounts for, shown or counted.
+        var accounted = unconfirmed
         if paged, asking.count > kept.count, let floor = kept.last?.logIndex {
             // The next page lists what is below `floor`: a refusal shown here from below it would
-            // be shown again there (found in review). It waits for that page; its row stays empty.
+            // be shown again there (found in review). It waits for that page, and is counted
+            // there, not here, so that counts add up over the pages; its row here stays empty.
             shown.removeAll { $0.logIndex < floor }
+            accounted.removeAll { $0.logIndex < floor }
         }
         var list: [CanonicalJSON.Value] = []
         for l in (kept + shown).sorted(by: { $0.logIndex > $1.logIndex }) {
@@ -642,7 +646,7 @@ public struct PolicyEngine: Sendable {
         }
         var notListed: CanonicalJSON.Object = [
             "older_confirmed_queries": .bool(asking.count > kept.count),
-            "unconfirmed_refusals": .int(Int64(unconfirmed.count - shown.count)),
+            "unconfirmed_refusals": .int(Int64(accounted.count - shown.count)),
         ]
         if paged {
             notListed["next_before"] = asking.count > kept.count ? kept.last.map { .int(Int64(clamping: $0.logIndex)) } ?? .null : .null

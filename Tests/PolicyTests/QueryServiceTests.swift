@@ -1797,6 +1797,7 @@ final class QueryServiceTests: XCTestCase {
         }
         for _ in 0..<197 { try await bankB() }
         var seen: [String: Int] = [:]
+        var uncounted = 0
         var before: String? = nil
         var pages = 0
         repeat {
@@ -1808,12 +1809,14 @@ final class QueryServiceTests: XCTestCase {
             for row in try XCTUnwrap(f["queries"] as? [[String: Any]]) where row["requester"] as? String != "samr" {
                 seen[row["audit_record"] as! String, default: 0] += 1
             }
+            uncounted += (f["queries/not_listed"] as? [String: Any])?["unconfirmed_refusals"] as? Int ?? 0
             before = PolicyEngine.nextBefore(inResult: log.receipt.result).map(String.init)
             pages += 1
         } while before != nil && pages < 5
         XCTAssertEqual(pages, 2)
         XCTAssertEqual(seen.count, 5 + 3 + 197, "every record about the subject, over the two pages")
         XCTAssertEqual(seen.filter { $0.value > 1 }.count, 0, "listed twice: \(seen.filter { $0.value > 1 })")
+        XCTAssertEqual(uncounted, 0, "every refusal was listed, so none is left to count (a deferred one was counted on the first page too)")
     }
 
     /// A copy of a member's signed request, replayed or sent late, is charged to the shared
