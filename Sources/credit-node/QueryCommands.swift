@@ -290,9 +290,10 @@ struct ConsentCommand: ParsableCommand {
     /// or of another recorder, is refused, never replaced.
     static func evidenceRecord(for form: String, formHash: Hash, at path: String, recorder: String) throws -> Hash {
         if FileManager.default.fileExists(atPath: path) {
-            guard let bytes = FileManager.default.contents(atPath: path) else { throw fail(unreadable(path)) }
             let record: ConsentEvidence.Record
-            do { record = try ConsentEvidence.Record.read(Array(bytes), path: path) } catch {
+            do {
+                record = try ConsentEvidence.Record.read(try readInputFile(path, limit: ConsentEvidence.maxRecordBytes, what: "evidence record"), path: path)
+            } catch let e as ToolInputError { throw fail("\(e); nothing was sent") } catch {
                 throw fail("\((error as? LedgerError)?.reason ?? "\(error)"); nothing was sent. It may hold the salt of a consent already on the ledger: "
                     + "check it before you move it, or name another file with --evidence-record")
             }
@@ -306,49 +307,12 @@ struct ConsentCommand: ParsableCommand {
             return record.evidenceHash!
         }
         let record = ConsentEvidence.Record(recorder: recorder, formSHA256: formHash, salt: SecureRandom.bytes(ConsentEvidence.saltBytes))
-        do { try writeNewSynced(record.encoded + Data("\n".utf8), to: path) } catch {
+        do { try DurableFile.create(atPath: path, contents: record.encoded + Data("\n".utf8), mode: 0o600) } catch {
             throw fail("cannot write the evidence record \(path): \(error); nothing was sent (give --evidence-record FILE in a writable place)")
         }
         FileHandle.standardError.write(Data("the consent form's salt is in \(path): keep it with the form; the ledger's evidence can be shown to be this form only with both\n".utf8))
         return record.evidenceHash!
     }
-
-    /// Writes a new file, whole or not at all, never replacing one: the bytes go to a temporary
-    /// file in the same directory, synced, which is then linked to `path` (refused if `path`
-    /// exists) and the directory synced. A crash leaves at most the temporary file, never an
-    /// empty or partial record at `path`.
-    static func writeNewSynced(_ data: Data, to path: String) throws {
-        struct Failed: Error, CustomStringConvertible { let description: String }
-        func failed(_ what: String, _ code: Int32) -> Failed { Failed(description: "\(what): \(String(cString: strerror(code)))") }
-        let parent = (path as NSString).deletingLastPathComponent
-        let directory = parent.isEmpty ? "." : parent
-        let temporary = "\(path).\(getpid()).\(SecureRandom.uint64()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw failed("cannot create a file in \(directory)", errno) }
-        var problem: Failed? = nil
-        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if written < 0 { problem = failed("cannot write \(temporary)", errno) }
-        else if written != data.count { problem = Failed(description: "wrote only \(written) of \(data.count) bytes to \(temporary)") }
-        else if fsync(fd) != 0 { problem = failed("cannot sync \(temporary)", errno) }
-        if close(fd) != 0, problem == nil { problem = failed("cannot close \(temporary)", errno) }
-        if let problem { unlink(temporary); throw problem }
-        guard link(temporary, path) == 0 else {
-            let code = errno
-            unlink(temporary)
-            if code == EEXIST { throw Failed(description: "\(path) exists (perhaps a link to nothing); it was left as it is") }
-            throw failed("cannot create \(path) (on a file system without hard links, a USB stick say, keep the record elsewhere)", code)
-        }
-        unlink(temporary)
-        // The record is in place; a directory that cannot be synced (some file systems refuse)
-        // is said, not taken for a failure: the run goes on with it.
-        let dir = open(directory, O_RDONLY | O_DIRECTORY)
-        if dir < 0 || fsync(dir) != 0 {
-            let code = errno
-            FileHandle.standardError.write(Data("warning: could not sync \(directory) after writing \(path) (\(String(cString: strerror(code)))); it is written, but a power cut now could lose it: copy it somewhere safe\n".utf8))
-        }
-        if dir >= 0 { close(dir) }
-    }
-
 
     /// The SHA-256 of a consent form (`ConsentEvidence.hashForm`).
     static func hashOfFile(_ path: String) throws -> Hash {
