@@ -242,14 +242,11 @@ struct ReceiptCommand: ParsableCommand {
     func run() throws {
         do {
             let g = try Genesis(file: genesis)
-            let data = try readInput(file, what: "receipt")
-            let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
-            if format == AnswerReceipt.format { return try answer(g, data) }
-            if let format, format != Receipt.format {
-                throw Failure("\(file) has format \"\(format.prefix(64))\"; this verifier reads \(Receipt.format) and \(AnswerReceipt.format)")
+            let (receipt, v): (Receipt, Receipt.Verified)
+            switch try VerifiedReceipt.read(file, genesis: g) {
+            case .answer(let answerReceipt, let verified): return answer(g, answerReceipt, verified)
+            case .transaction(let r, let verified): (receipt, v) = (r, verified)
             }
-            let receipt = try readJSON(Receipt.self, from: file, what: "a receipt", data: data)
-            let v = try receipt.verify(genesis: g, policyRules: PolicyRules())
             emit(json: json, ["ok": true, "transaction": JSONView.transaction(v.transaction), "height": v.height, "genesis_sha256": g.hash.hexString,
                               "log_index": receipt.log_index, "tree_size": v.checkpoint.size, "checkpoint_signers": v.checkpointSigners],
                  text: """
@@ -263,9 +260,7 @@ struct ReceiptCommand: ParsableCommand {
         }
     }
 
-    func answer(_ g: Genesis, _ data: Data) throws {
-        let receipt = try readJSON(AnswerReceipt.self, from: file, what: "an answer receipt", data: data)
-        let v = try receipt.verify(genesis: g)
+    func answer(_ g: Genesis, _ receipt: AnswerReceipt, _ v: AnswerReceipt.Verified) {
         // A policy installed by governance is named by its install fact, verified with the rest.
         let installed = v.facts.lazy.compactMap { fact -> String? in
             guard fact.role == "policy", case .governance(let body) = fact.transaction.body, body.action == .installPolicy,
@@ -453,6 +448,27 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     }
 }
 
+/// A receipt file read and checked against the genesis you trust: an answer receipt (from
+/// `credit-node query --out`) or a transaction receipt, told apart by its `format`.
+enum VerifiedReceipt {
+    case answer(AnswerReceipt, AnswerReceipt.Verified)
+    case transaction(Receipt, Receipt.Verified)
+
+    static func read(_ path: String, genesis g: Genesis) throws -> VerifiedReceipt {
+        let data = try readInput(path, what: "receipt")
+        let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
+        if format == AnswerReceipt.format {
+            let receipt = try readJSON(AnswerReceipt.self, from: path, what: "an answer receipt", data: data)
+            return .answer(receipt, try receipt.verify(genesis: g))
+        }
+        if let format, format != Receipt.format {
+            throw Failure("\(path) has format \"\(format.prefix(64))\"; this verifier reads \(Receipt.format) and \(AnswerReceipt.format)")
+        }
+        let receipt = try readJSON(Receipt.self, from: path, what: "a receipt", data: data)
+        return .transaction(receipt, try receipt.verify(genesis: g, policyRules: PolicyRules()))
+    }
+}
+
 /// Whether a consent on the ledger records this consent form: the form, and the evidence record
 /// its recorder kept (`credit-node consent` writes it beside the form), give the evidence; a
 /// receipt that proves the consent (the grant's own transaction receipt, or an answer receipt
@@ -501,15 +517,10 @@ struct ConsentEvidenceCommand: ParsableCommand {
             var grant: (id: Hash, about: String)? = nil
             if let receipt {
                 guard let genesis else { throw Failure("--receipt needs --genesis FILE, the genesis you trust") }
-                let g = try Genesis(file: genesis)
-                let data = try readInput(receipt, what: "receipt")
-                let format = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String
                 let proven: [Transaction]
-                if format == AnswerReceipt.format {
-                    let v = try readJSON(AnswerReceipt.self, from: receipt, what: "an answer receipt", data: data).verify(genesis: g)
-                    proven = v.facts.filter { $0.role == "consent" }.map(\.transaction)
-                } else {
-                    proven = [try readJSON(Receipt.self, from: receipt, what: "a receipt", data: data).verify(genesis: g, policyRules: PolicyRules()).transaction]
+                switch try VerifiedReceipt.read(receipt, genesis: try Genesis(file: genesis)) {
+                case .answer(_, let v): proven = v.facts.filter { $0.role == "consent" }.map(\.transaction)
+                case .transaction(_, let v): proven = [v.transaction]
                 }
                 guard let tx = proven.first, case .consent(let body) = tx.body, body.action == .grant else {
                     throw Failure("\(receipt) proves no consent grant (an answer receipt names the grant it relied on; a transaction receipt must be a grant's)")
