@@ -439,12 +439,15 @@ struct StoreFacts: PolicyFacts {
     }
 
     func queryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] {
-        try store.queryRecords(about: subject, before: min(before ?? head.logSize, head.logSize), limit: limit)
+        try store.queryRecords(about: subject, before: logBound(before), limit: limit)
     }
 
     func confirmedQueryLog(of subject: USCC, before: UInt64?, limit: Int) throws -> [LoggedTransaction] {
-        try store.queryRecords(about: subject, before: min(before ?? head.logSize, head.logSize), limit: limit, confirmedOnly: true)
+        try store.queryRecords(about: subject, before: logBound(before), limit: limit, confirmedOnly: true)
     }
+
+    /// A caller's bound on the log, within the log at this height.
+    private func logBound(_ before: UInt64?) -> UInt64 { min(before ?? head.logSize, head.logSize) }
 
     func maskedName(registrationAt logIndex: UInt64, compute: () throws -> String) throws -> String {
         guard let cache = maskedNames, logIndex < head.logSize else { return try compute() }

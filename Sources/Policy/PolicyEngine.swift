@@ -620,9 +620,10 @@ public struct PolicyEngine: Sendable {
         var shown = Array(unconfirmed.prefix(limit / 10))
         let asking = try facts.confirmedQueryLog(of: subject, before: before, limit: limit + 1)
         let kept = Array(asking.prefix(limit - shown.count))
+        let older = asking.count > kept.count
         // The other refusals this page accounts for, shown or counted.
         var accounted = unconfirmed
-        if paged, asking.count > kept.count, let floor = kept.last?.logIndex {
+        if paged, older, let floor = kept.last?.logIndex {
             // The next page lists what is below `floor`: a refusal shown here from below it would
             // be shown again there (found in review). It waits for that page, and is counted
             // there, not here, so that counts add up over the pages; its row here stays empty.
@@ -645,11 +646,11 @@ public struct PolicyEngine: Sendable {
             list.append(.object(o))
         }
         var notListed: CanonicalJSON.Object = [
-            "older_confirmed_queries": .bool(asking.count > kept.count),
+            "older_confirmed_queries": .bool(older),
             "unconfirmed_refusals": .int(Int64(accounted.count - shown.count)),
         ]
         if paged {
-            notListed["next_before"] = asking.count > kept.count ? kept.last.map { .int(Int64(clamping: $0.logIndex)) } ?? .null : .null
+            notListed["next_before"] = older ? kept.last.map { .int(Int64(clamping: $0.logIndex)) } ?? .null : .null
         }
         return (.array(list), .object(notListed))
     }
