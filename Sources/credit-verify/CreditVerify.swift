@@ -472,7 +472,8 @@ enum VerifiedReceipt {
 /// Whether a consent on the ledger records this consent form: the form, and the evidence record
 /// its recorder kept (`credit-node consent` writes it beside the form), give the evidence; a
 /// receipt that proves the consent (the grant's own transaction receipt, or an answer receipt
-/// naming it) gives the ledger's, checked against genesis first. docs/PRIVACY.md §3.
+/// naming it; or a revocation's transaction receipt, when the revocation recorded a form) gives
+/// the ledger's, checked against genesis first. docs/PRIVACY.md §3.
 struct ConsentEvidenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consent-evidence",
@@ -484,7 +485,7 @@ struct ConsentEvidenceCommand: ParsableCommand {
         """)
     @Option(help: "The signed consent form.") var form: String
     @Option(help: "Its evidence record (default: the form's path + .evidence.json).") var record: String?
-    @Option(help: "A receipt proving the consent: its transaction receipt (`credit-node receipt`) or an answer receipt that names it.") var receipt: String?
+    @Option(help: "A receipt proving the consent: its transaction receipt (`credit-node receipt`; a grant's, or a revocation's made with --evidence) or an answer receipt that names the grant.") var receipt: String?
     @Option(help: "With --receipt: the genesis file you trust.") var genesis: String?
     @Option(help: "The consent's evidence as the ledger shows it (64 hex digits), instead of a receipt.") var evidence: String?
     @Flag(help: "Machine-readable output.") var json = false
@@ -514,7 +515,7 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 }
             }
             let onLedger: Hash
-            var grant: (id: Hash, about: String)? = nil
+            var consent: (id: Hash, about: String, action: String)? = nil
             if let receipt {
                 guard let genesis else { throw Failure("--receipt needs --genesis FILE, the genesis you trust") }
                 let proven: [Transaction]
@@ -522,22 +523,30 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 case .answer(_, let v): proven = v.facts.filter { $0.role == "consent" }.map(\.transaction)
                 case .transaction(_, let v): proven = [v.transaction]
                 }
-                guard let tx = proven.first, case .consent(let body) = tx.body, body.action == .grant else {
-                    throw Failure("\(receipt) proves no consent grant (an answer receipt names the grant it relied on; a transaction receipt must be a grant's)")
+                // A revocation may record a form too (the business's signed stop): its own
+                // transaction receipt proves it. Answer receipts name grants only.
+                guard let tx = proven.first, case .consent(let body) = tx.body else {
+                    throw Failure("\(receipt) proves no consent (an answer receipt names the grant it relied on; a transaction receipt must be a consent's: a grant or a revocation)")
+                }
+                if body.action == .revoke && body.evidence == Hashes.zero {
+                    throw Failure("\(receipt) proves revocation \(tx.id.hexString), which records no consent form (its evidence is all zeros: it was recorded without --evidence)")
                 }
                 onLedger = body.evidence
-                grant = (tx.id, "grant \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) to \(body.grantee) for \(body.purpose.name)")
+                let what = body.action == .grant
+                    ? "grant \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) to \(body.grantee) for \(body.purpose.name)"
+                    : "revocation \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) stops \(body.grantee) for \(body.purpose.name), ending grant \(body.target.hexString)"
+                consent = (tx.id, what, body.action == .grant ? "grant" : "revoke")
             } else {
                 guard let e = evidence.flatMap({ [UInt8](hex: $0) }), e.count == 32 else { throw Failure("--evidence must be 64 hex digits") }
                 onLedger = e
             }
-            let about = grant.map { " (\($0.about))" } ?? ""
+            let about = consent.map { " (\($0.about))" } ?? ""
             guard let kept else {
                 guard onLedger == formHash else {
                     throw Failure("the consent's evidence \(onLedger.hexString) is not \(form)'s SHA-256 (\(formHash.hexString)), and there is no evidence record "
                         + "\(recordPath): a consent recorded since 2026-12-07 needs the one its recorder kept (--record FILE)")
                 }
-                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": grant?.id.hexString ?? ""],
+                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""],
                      text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about)")
                 return
             }
@@ -545,11 +554,11 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 throw Failure("the consent's evidence \(onLedger.hexString) is not \(form) with \(recordPath)'s salt (\(kept.evidence))")
             }
             // The record's `recorder` is not part of the commitment: a receipt names who signed
-            // the grant; without one, the record's word is only repeated as its word.
-            let recorder = grant == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the grant)" : ""
-            let given = grant == nil ? " (the evidence you gave; a receipt would prove it is on the ledger)" : ""
+            // the consent; without one, the record's word is only repeated as its word.
+            let recorder = consent == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the consent)" : ""
+            let given = consent == nil ? " (the evidence you gave; a receipt would prove it is on the ledger)" : ""
             emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "record_names_recorder": kept.recorder,
-                              "consent": grant?.id.hexString ?? ""],
+                              "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""],
                  text: "OK: the consent's evidence\(given) is \(form) under the salt in \(recordPath)\(about)\(recorder)")
         } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")

@@ -209,8 +209,26 @@ final class PrivacyNetworkTests: XCTestCase {
         let (wrongStatus, wrongOut) = try run("credit-node", revoke + ["--purpose", "post_loan_monitoring"])
         XCTAssertNotEqual(wrongStatus, 0, wrongOut)
         XCTAssertTrue(wrongOut.contains("grants bank-a loan_application"), wrongOut)
-        let (revokeStatus, revokeOut) = try run("credit-node", revoke + ["--purpose", "loan_application"])
+        // The business's signed stop is recorded as the revocation's evidence, salted like a grant's.
+        let stopForm = net.root + "/revocation-form.txt"
+        try "revocation of \(subject.code)'s consent to bank-a\n".write(toFile: stopForm, atomically: true, encoding: .utf8)
+        let (revokeStatus, revokeOut) = try run("credit-node", revoke + ["--purpose", "loan_application", "--evidence", stopForm])
         XCTAssertEqual(revokeStatus, 0, revokeOut)
+        let revocationID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data((revokeOut.split(separator: "\n").first { $0.hasPrefix("{") } ?? "").utf8))
+                                          as? [String: Any])?["id"] as? String, revokeOut)
+        // Its own transaction receipt shows an auditor which form the revocation records.
+        let revocationReceipt = net.root + "/revocation-receipt.json"
+        let (rrStatus, rrOut) = try run("credit-node", ["receipt", revocationID, "--node", try net.address("bank-a"), "--out", revocationReceipt,
+                                                        "--genesis", net.root + "/genesis.json"])
+        XCTAssertEqual(rrStatus, 0, rrOut)
+        let stopCheck = ["consent-evidence", "--receipt", revocationReceipt, "--genesis", net.root + "/genesis.json"]
+        let (stopStatus, stopOut) = try run("credit-verify", stopCheck + ["--form", stopForm])
+        XCTAssertEqual(stopStatus, 0, stopOut)
+        XCTAssertTrue(stopOut.contains("under the salt in \(stopForm).evidence.json (revocation \(revocationID) by bank-a: \(subject.code) stops bank-a for loan_application, ending grant \(grantID)"), stopOut)
+        // The grant's form is not the revocation's.
+        let (mixStatus, mixOut) = try run("credit-verify", stopCheck + ["--form", form])
+        XCTAssertEqual(mixStatus, 1, mixOut)
+        XCTAssertTrue(mixOut.contains("is not \(form) with \(form).evidence.json's salt"), mixOut)
         let (revoked, revokedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"),
                                                             "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
         XCTAssertEqual(revoked, 3, revokedOut)
