@@ -171,10 +171,13 @@ public enum DurableFile {
 
     /// Writes `contents` under a temporary name beside `path` (mode `mode`), syncs it, links it
     /// to `path` (which fails if the name exists) and syncs the directory. A crash leaves either
-    /// no file or the whole one, never an empty or partial file that blocks every retry.
+    /// no file or the whole one, never an empty or partial file that blocks every retry. The
+    /// temporary file a crash left behind is removed by the next create of the same path
+    /// (`removeLeftovers`).
     public static func create(atPath path: String, contents data: Data, mode: mode_t) throws {
         func failure(_ step: String, _ code: Int32) -> Failure { Failure(step: step, path: path, reason: String(cString: strerror(code))) }
         guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
+        removeLeftovers(of: path)
         // A random name: a crash can leave one behind, and a rerun with the same pid (PID 1 in
         // a container) must not trip over it.
         let temporary = path + ".tmp-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
@@ -199,5 +202,29 @@ public enum DurableFile {
         // Not `try?`: a key handed out, or a genesis file sent, whose name a power loss could
         // still undo is not created.
         try syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// A temporary file of `create` older than this is a crash's leftover, not one being written.
+    static let leftoverAgeSeconds = 60
+
+    /// Removes the temporary files (`path.tmp-` and 16 hex digits) that a `create` of `path`
+    /// killed between writing and linking left behind, once they are `leftoverAgeSeconds` old
+    /// (a younger one may be another process's create under way). They hold what was being
+    /// written, a secret key or a consent form's salt, at the file's mode; they stayed for good
+    /// (noticed 2026-12-07). Best effort: a name that cannot be read or removed is left.
+    static func removeLeftovers(of path: String, now: time_t = time(nil)) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let suffix = name.dropFirst(prefix.count)
+            guard suffix.count == 16, suffix.allSatisfy(\.isHexDigit) else { continue }
+            let leftover = directory.isEmpty ? name : directory + "/" + name
+            var info = stat()
+            // lstat, and regular files only: `create` makes nothing else under such a name.
+            guard lstat(leftover, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                  now - info.st_mtim.tv_sec >= leftoverAgeSeconds else { continue }
+            unlink(leftover)
+        }
     }
 }
