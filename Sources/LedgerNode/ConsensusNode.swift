@@ -57,6 +57,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var beforeCheckingTransaction: () throws -> Void = {}
     /// Writes a committed block, durably (a test makes it fail as a full disk would).
     var writeBlock: (_ built: BlockBuilder.Result, _ certificate: CommitCertificate, _ submissions: [Submission], _ checkpoint: String) throws -> Void
+    /// Times each block's synced write, for the log and `GET /v1/status`.
+    let writeWatch: BlockWriteWatch
     /// Ends the process when the node cannot go on safely (a test records the message instead).
     var stopProcess: (String) -> Void = { _ in _exit(70) }
     let wal: ConsensusWAL
@@ -239,8 +241,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions,
                                maxSubmissionBytes: Self.blockContentBytes(frame: frame, validators: genesis.validators.count) - NetMessage.submissionOverhead)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
+        let watch = BlockWriteWatch(logger: logger)
+        self.writeWatch = watch
         self.writeBlock = { [store] built, certificate, submissions, checkpoint in
-            try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: checkpoint)
+            try watch.time(height: built.header.height) {
+                try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: checkpoint)
+            }
         }
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (loaded, savedBlocks) = try wal.load(limits: genesis.limits)
@@ -461,6 +467,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         if let rescore { s["rescore"] = rescore }
         if let backlog { s["scoring_backlog"] = backlog }
+        s["synced_block_writes"] = writeWatch.status
         return s
     }
 

@@ -88,6 +88,8 @@ public final class Ledger: @unchecked Sendable {
     let scoreEngine: ScoreEngine
     /// Writes one block durably; the store's `appendBlock` (tests replace it to make writes fail).
     var writeBlock: (_ submissions: [Submission], _ timestampMillis: UInt64) throws -> BlockHeader
+    /// Times each block's synced write, for the log and `GET /v1/status`.
+    let writeWatch: BlockWriteWatch
 
     /// A block's transactions and envelopes stay under this many bytes, as a consortium proposer's
     /// do (24 MiB; tests lower it). A batch over it is refused.
@@ -124,8 +126,13 @@ public final class Ledger: @unchecked Sendable {
         purger = EnvelopePurger(store: store, logger: logger)
         self.scoreEngine = ScoreEngine(genesis: store.genesis)
         let signers = [(member, validatorKeys.signing)]
+        let watch = BlockWriteWatch(logger: logger)
+        self.writeWatch = watch
+        // Only the commit thread writes, so the next height is the head's plus one.
         self.writeBlock = { submissions, timestamp in
-            try store.appendBlock(submissions, timestampMillis: timestamp, proposer: member.id, signers: signers)
+            try watch.time(height: store.head.height + 1) {
+                try store.appendBlock(submissions, timestampMillis: timestamp, proposer: member.id, signers: signers)
+            }
         }
         if let dir = rescoreStateDirectory, member.has(.scorer), store.genesis.scoreEndorsementsRequired == 0 {
             upgrade = UpgradeRescorer(host: self, stateDirectory: dir)

@@ -48,7 +48,7 @@ extension Ledger: LedgerService {
     public func isPending(_ id: Hash) -> Bool { pending(id) }
 
     public func status() -> [String: any Sendable] {
-        var s: [String: any Sendable] = ["mode": "dev", "validators": 1]
+        var s: [String: any Sendable] = ["mode": "dev", "validators": 1, "synced_block_writes": writeWatch.status]
         if let failure = writeFailureReason { s["write_failure"] = failure }
         if let rescore = rescoreStatus { s["rescore"] = rescore }
         return s

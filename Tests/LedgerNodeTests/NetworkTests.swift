@@ -98,6 +98,10 @@ final class NetworkTests: XCTestCase {
         XCTAssertLessThanOrEqual((status["log_size"] as? NSNumber)?.intValue ?? .max, all.count, "more transactions committed than submitted")
         // The node process runs its tasks on the event loops that serve HTTP and P2P (TaskThreads).
         XCTAssertEqual(status["task_threads"] as? String, "event-loops")
+        // Every block it wrote was timed (BlockWriteWatch).
+        let writes = try XCTUnwrap(status["synced_block_writes"] as? [String: Any], "\(status)")
+        XCTAssertGreaterThan((writes["count"] as? NSNumber)?.intValue ?? 0, 0, "\(writes)")
+        XCTAssertEqual((writes["slow_threshold_ms"] as? NSNumber)?.intValue, 250, "\(writes)")
         print("kill-one: height \(height), \(acks.ids.count) acknowledged, \(acks.failures) failed requests")
         // A stop ends: every node, the restarted one included, exits by itself on SIGTERM, and
         // cleanly (a node once waited forever for a flush stuck in RocksDB's rate limiter).
