@@ -28,6 +28,12 @@ c = s.get("consensus", {})
 step = "%s/%s/%s" % (c.get("height", "-"), c.get("round", "-"), c.get("step", "-")) if s.get("mode") != "follower" else "(no vote)"
 print("%-12s %-9s %7d  %-18s %-16s %7d  %s" % (m, s.get("mode", "?"), s["height"], s["head_hash"][:16] + "…",
       step, s.get("mempool", 0), ",".join(s.get("peers", []))))
+# A disk slow to sync holds up every commit and query answer: said under the node's line.
+w = s.get("synced_block_writes", {})
+if w.get("slow", 0) > 0:
+    last = w.get("last_slow", {})
+    print("%-12s   %d of %d block writes took over %d ms to sync (slowest %d ms; last at block %s, %s ms)" % (
+          "", w["slow"], w.get("count", 0), w.get("slow_threshold_ms", 0), w.get("slowest_ms", 0), last.get("height", "?"), last.get("ms", "?")))
 PY
 done
 exit $unwell
