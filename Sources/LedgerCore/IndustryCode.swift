@@ -19,6 +19,9 @@ public enum IndustryCode {
         let bytes = Array(code.utf8)
         guard let letter = bytes.first else { return "it is empty" }
         guard let divisions = sections[letter] else {
+            if letter >= UInt8(ascii: "a") && letter <= UInt8(ascii: "t") {
+                return "the section letter is written in capitals (\"\(Character(UnicodeScalar(letter - 32)))\", not \"\(Character(UnicodeScalar(letter)))\")"
+            }
             return "it must begin with a section letter A-T (\"C\" manufacturing, \"F\" wholesale and retail, …)"
         }
         let digits = bytes.dropFirst()

@@ -58,7 +58,7 @@ public struct PolicyDocument: Sendable {
                 throw PolicyRefusal(.parametersTooLarge, "parameter \"\(name.clipped())\" is \(value.utf8.count) bytes, limit \(PolicyEngine.maxParameterBytes)")
             }
             guard let spec = specs.first(where: { $0.name == name }) else {
-                throw PolicyRefusal(.invalidParameters, "\(policy) takes no parameter \"\(name)\" (it takes: \(specs.map(\.name).joined(separator: ", ")))")
+                throw PolicyRefusal(.invalidParameters, "\(policy) takes no parameter \"\(name)\" (\(specs.isEmpty ? "it takes none" : "it takes: " + specs.map(\.name).joined(separator: ", ")))")
             }
             guard out[name] == nil else { throw PolicyRefusal(.invalidParameters, "parameter \"\(name)\" is given twice") }
             switch spec.type {

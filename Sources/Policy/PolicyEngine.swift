@@ -350,7 +350,7 @@ public struct PolicyEngine: Sendable {
             case .stands:
                 // It must stand when the node answers as well.
                 if let answeredAt = query.answeredAtMillis, let recordedAt, ConsentStanding.endMillis(of: c, recordedAtMillis: recordedAt) <= answeredAt {
-                    throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) expired after the request was signed, before this node answered it; sign a new request")
+                    throw PolicyRefusal(.consentExpired, "\(subject)'s consent to \(query.requester.id) for \(purpose.name) expired after the request was signed, before this node answered it; a new request is answered only under a consent that stands then (have a new consent recorded first, unless one was since)")
                 }
                 return l
             }

@@ -32,6 +32,7 @@ func checkOutput(_ out: String, inputs: [String?] = [], dataDirectory: String? =
         guard parent.isEmpty || (stat(parent, &dir) == 0 && dir.st_mode & S_IFMT == S_IFDIR) else {
             throw fail("--out \(out): directory \(parent) does not exist (or is not a directory); nothing was written")
         }
+        try checkWritableDirectory(of: out)
         return
     }
     // The output is written to a temporary file renamed into place, which would replace a
@@ -58,6 +59,23 @@ func checkOutput(_ out: String, inputs: [String?] = [], dataDirectory: String? =
        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["format"] as? String == AnswerReceipt.format {
         throw fail("--out \(out) holds an answer receipt (\(AnswerReceipt.format)), the only copy of its result and salt; refusing to write over it: name a new file, or move that one first; nothing was written")
     }
+    try checkWritableDirectory(of: out)
+}
+
+/// The output goes to a temporary file in its directory, renamed into place: that directory
+/// must take a new file. Tried with a file created and removed at once, since permission bits
+/// do not tell (root, read-only mounts, immutable directories). A directory that took none was
+/// found only after the work: `query --out` then lost an answer that was already recorded on
+/// the ledger (found by black-box testing).
+private func checkWritableDirectory(of out: String) throws {
+    let parent = (out as NSString).deletingLastPathComponent
+    let probe = (parent.isEmpty ? "." : parent) + "/.credit-node-probe-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
+    let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+        throw fail("--out \(out): cannot create a file in \(parent.isEmpty ? "the current directory" : parent) (\(String(cString: strerror(errno)))); name a writable place; nothing was written")
+    }
+    close(fd)
+    unlink(probe)
 }
 
 /// What a node keeps at the top of its data directory (dev and consortium nodes).

@@ -9,7 +9,7 @@ import Scoring
 struct QueryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
-        abstract: "Ask a node a signed query under a policy; prints the desensitized result and saves the answer receipt.",
+        abstract: "Ask a node a signed query under a policy; prints the desensitized result and saves the answer receipt with --out.",
         discussion: """
         The answer (or refusal) is recorded on the ledger before the node replies; the receipt proves it
         offline with `credit-verify receipt FILE --genesis genesis.json`. Policies: GET /v1/policies.
@@ -28,7 +28,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "The subject's USCC (omit for aggregate policies).") var subject: String = ""
     @Option(help: "Purpose: loan_application, post_loan_monitoring, supervision, statistics, subject_access.") var purpose: String
     @Option(name: .customLong("param"), help: "A policy parameter name=value (repeatable).") var params: [String] = []
-    @Option(help: "Write the answer receipt here.") var out: String?
+    @Option(help: "Write the answer receipt here (without it the receipt, the proof of the answer, is not kept).") var out: String?
     @Option(help: "The consortium's genesis file: the node must serve the same, and the receipt is verified against it before it is printed or saved.")
     var genesis: String?
 
@@ -68,6 +68,17 @@ struct QueryCommand: ParsableCommand {
                     if scope != "aggregate", subject.isEmpty { throw fail("policy \(policy) answers about one subject: give --subject USCC; nothing was sent") }
                     if scope == "aggregate", !subject.isEmpty { throw fail("policy \(policy) answers about no single subject: leave out --subject; nothing was sent") }
                 }
+                // Who may call it and for which purposes, as the node lists them and checks them
+                // first: a bank calling full-profile, or credit-grade for supervision, was refused
+                // on the record, in the subject's query log (found by black-box testing).
+                if let purposes = listed["purposes"] as? [String], !purposes.contains(purpose) {
+                    throw fail("policy \(policy) answers for \(purposes.joined(separator: ", ")), not \(purpose); nothing was sent")
+                }
+                if let callers = listed["callers"] as? [String], let me = g.member(keys.memberID),
+                   !callers.contains("member:\(me.id)"), !me.roles.contains(where: { callers.contains("role:\($0.rawValue)") }) {
+                    let roles = me.roles.map(\.rawValue).sorted().joined(separator: ", ")
+                    throw fail("\(me.id) (roles: \(roles)) may not call \(policy); it is for \(callers.joined(separator: ", ")); nothing was sent")
+                }
                 // Parameters as the policy takes them: an unknown name, a missing one or a value out
                 // of range (months=-5) was refused `invalid_parameters` on the record, spending the
                 // member's refusal budget (found by black-box testing). Nodes before 2026-12-07 list
@@ -87,13 +98,23 @@ struct QueryCommand: ParsableCommand {
             if genesis != nil {
                 do { _ = try receipt.verify(genesis: g) } catch { throw fail("the node's receipt does not verify: \(error); it was not saved") }
             }
+            let audit = receipt.facts.first { $0.role == "audit_record" }
+            let auditID = audit.flatMap { [UInt8](base64: $0.transaction) }.flatMap { try? Transaction.decode($0, maxBytes: Int.max) }?.id.hexString ?? "?"
             if let out {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try writeOutput(try encoder.encode(receipt), to: out, inputs: [key, genesis])
+                let bytes = try encoder.encode(receipt)
+                do { try writeOutput(bytes, to: out, inputs: [key, genesis]) } catch {
+                    // The query is answered (or refused) and recorded by now, and the receipt is the
+                    // only copy of its result and salt: it goes to stdout rather than nowhere (it was
+                    // lost, under "nothing was written"; found by black-box testing).
+                    FileHandle.standardOutput.write(bytes + Data("\n".utf8))
+                    throw fail("the query was \(receipt.outcome) and recorded (audit record \(auditID) by \(receipt.answered_by)), but its receipt could not be saved: "
+                        + "\(error); the receipt, the only copy of the result and its salt, is on standard output above: keep it")
+                }
+            } else {
+                FileHandle.standardError.write(Data("no --out: the answer receipt (the proof of this answer, and its result's salt) was not saved\n".utf8))
             }
-            let audit = receipt.facts.first { $0.role == "audit_record" }
-            let auditID = audit.flatMap { [UInt8](base64: $0.transaction) }.flatMap { try? Transaction.decode($0, maxBytes: Int.max) }?.id.hexString ?? "?"
             if receipt.outcome == "answered" {
                 let pretty = (try? JSONSerialization.jsonObject(with: Data(receipt.result.utf8)))
                     .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) }
@@ -138,7 +159,7 @@ struct ConsentCommand: ParsableCommand {
     @Option(help: "The subject's USCC.") var subject: String
     @Option(help: "The bank the consent is given to (member id).") var grantee: String
     @Option(help: "loan_application or post_loan_monitoring.") var purpose: String
-    @Option(help: "Days until the consent expires.") var days: Int = 90
+    @Option(help: "Days until the consent expires (a grant; default 90).") var days: Int?
     @Option(help: "The signed consent form (file; required for a grant); a salted commitment to it is recorded.") var evidence: String?
     @Option(help: "The evidence record holding the form's salt (default: the form's path + .evidence.json); made if missing, never replaced.")
     var evidenceRecord: String?
@@ -152,6 +173,9 @@ struct ConsentCommand: ParsableCommand {
             let keys = try MemberSecretKeys.load(from: key)
             let client = LedgerClient(baseURL: node)
             guard let p = ConsentBody.Purpose(name: purpose) else { throw fail("--purpose must be loan_application or post_loan_monitoring") }
+            // A revocation ends the consent when it is recorded: a term given with one did nothing, silently (found by black-box testing).
+            if revoke != nil, days != nil { throw fail("--days goes with a grant; a revocation ends the consent when it is recorded; nothing was sent") }
+            let days = days ?? 90
             guard (1...3650).contains(days) else { throw fail("--days must be 1-3650") }
             // A grantee past a member id's length stopped the command on a precondition (exit
             // 132) while it derived the nonce (found by black-box testing, 2026-12-07).
@@ -262,7 +286,7 @@ struct ConsentCommand: ParsableCommand {
                     // earlier run of this command (a timeout, a retry). Recorded once, as asked.
                     result = sentBefore(first, what: "this consent", then: "; nothing was added")
                 } catch let f as LedgerClient.HTTPFailure where f.status == 409 {
-                    throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass --nonce to record another on purpose")
+                    throw fail("\(f); if this command ran before, its first copy may be waiting for a block: run it again later, or pass \(nonce == nil ? "--nonce" : "another --nonce") to record another on purpose")
                 } catch let f as LedgerClient.HTTPFailure {
                     throw fail("\(f)")
                 } catch {
@@ -305,6 +329,10 @@ struct ConsentCommand: ParsableCommand {
                 throw fail("\(path) holds \(record.recorder)'s salt for this form, and this key is \(recorder)'s: give \(recorder) its own --evidence-record; nothing was sent")
             }
             return record.evidenceHash!
+        }
+        // A link to nowhere read as missing, and the create then failed "File exists" (found by black-box testing).
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+            throw fail("--evidence-record \(path) is a symbolic link to \(target), which does not exist; name the record itself, or a new file; nothing was sent")
         }
         let record = ConsentEvidence.Record(recorder: recorder, formSHA256: formHash, salt: SecureRandom.bytes(ConsentEvidence.saltBytes))
         do { try DurableFile.create(atPath: path, contents: record.encoded + Data("\n".utf8), mode: 0o600) } catch {

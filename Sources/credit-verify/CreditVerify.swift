@@ -515,7 +515,7 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 }
             }
             let onLedger: Hash
-            var consent: (id: Hash, about: String, action: String)? = nil
+            var consent: (id: Hash, about: String, action: String, signer: String)? = nil
             if let receipt {
                 guard let genesis else { throw Failure("--receipt needs --genesis FILE, the genesis you trust") }
                 let proven: [Transaction]
@@ -535,12 +535,22 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 let what = body.action == .grant
                     ? "grant \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) to \(body.grantee) for \(body.purpose.name)"
                     : "revocation \(tx.id.hexString) by \(tx.header.signer): \(body.subject.code) stops \(body.grantee) for \(body.purpose.name), ending grant \(body.target.hexString)"
-                consent = (tx.id, what, body.action == .grant ? "grant" : "revoke")
+                consent = (tx.id, what, body.action == .grant ? "grant" : "revoke", tx.header.signer)
             } else {
                 guard let e = evidence.flatMap({ [UInt8](hex: $0) }), e.count == 32 else { throw Failure("--evidence must be 64 hex digits") }
                 onLedger = e
             }
             let about = consent.map { " (\($0.about))" } ?? ""
+            // A consent recorded before salting, whose form has since been used again (a new
+            // grant, which wrote the record beside it): the plain hash is still checked, and the
+            // record set aside (it failed, blaming the record; found by black-box testing).
+            if let record = kept, onLedger != record.evidenceHash, onLedger == formHash {
+                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": consent?.id.hexString ?? "",
+                                  "action": consent?.action ?? "", "record_not_used": recordPath],
+                     text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about); "
+                        + "\(recordPath) is for another consent of this form (evidence \(record.evidence)) and was not needed")
+                return
+            }
             guard let kept else {
                 guard onLedger == formHash else {
                     throw Failure("the consent's evidence \(onLedger.hexString) is not \(form)'s SHA-256 (\(formHash.hexString)), and there is no evidence record "
@@ -550,15 +560,22 @@ struct ConsentEvidenceCommand: ParsableCommand {
                      text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about)")
                 return
             }
-            guard onLedger == kept.evidenceHash else {
-                throw Failure("the consent's evidence \(onLedger.hexString) is not \(form) with \(recordPath)'s salt (\(kept.evidence))")
-            }
             // The record's `recorder` is not part of the commitment: a receipt names who signed
-            // the consent; without one, the record's word is only repeated as its word.
-            let recorder = consent == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the consent)" : ""
+            // the consent; without one, the record's word is only repeated as its word. A record
+            // naming another member than the signer is named as such (it passed as a plain OK,
+            // and a failure did not say why; found by black-box testing).
+            let otherRecorder = consent.flatMap { c in c.signer == kept.recorder ? nil : c.signer }
+            guard onLedger == kept.evidenceHash else {
+                let whose = otherRecorder.map { "; the record is \(kept.recorder)'s, and the consent was signed by \($0): look for \($0)'s record of this form" } ?? ""
+                throw Failure("the consent's evidence \(onLedger.hexString) is not \(form) under \(recordPath)'s salt (that record gives evidence \(kept.evidence))\(whose)")
+            }
+            let recorder = consent == nil ? "; the record names \(kept.recorder) as its recorder (a receipt would show who signed the consent)"
+                : otherRecorder.map { "; note: the record names \(kept.recorder) as its recorder, but \($0) signed the consent (the salt and form match all the same)" } ?? ""
             let given = consent == nil ? " (the evidence you gave; a receipt would prove it is on the ledger)" : ""
-            emit(json: json, ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "record_names_recorder": kept.recorder,
-                              "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""],
+            var fields: [String: Any] = ["ok": true, "evidence": kept.evidence, "form_sha256": kept.form_sha256, "salted": true, "record_names_recorder": kept.recorder,
+                                         "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""]
+            if let otherRecorder { fields["consent_signer"] = otherRecorder; fields["recorder_differs"] = true }
+            emit(json: json, fields,
                  text: "OK: the consent's evidence\(given) is \(form) under the salt in \(recordPath)\(about)\(recorder)")
         } catch {
             throw failAndExit(json: json, ["ok": false, "reason": "\(error)"], text: "\(error)")

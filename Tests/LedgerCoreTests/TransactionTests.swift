@@ -144,7 +144,7 @@ final class TransactionTests: XCTestCase {
         for good in ["A", "A01", "C13", "C131", "C1311", "F52", "I65", "K70", "S96", "T97"] {
             XCTAssertNil(IndustryCode.problem(good), good)
         }
-        let bad = [("", "empty"), ("Z99", "section letter A-T"), ("c13", "section letter A-T"), ("C1", "2 digits (division)"),
+        let bad = [("", "empty"), ("Z99", "section letter A-T"), ("c13", "written in capitals (\"C\", not \"c\")"), ("C1", "2 digits (division)"),
                    ("C13111", "2 digits (division)"), ("C1A", "digits only"), ("C12", "section C has divisions 13-43, not 12"),
                    ("A06", "section A has divisions 01-05, not 06"), ("K71", "section K has divisions 70, not 71"), ("U99", "A-T")]
         for (code, says) in bad {

@@ -132,6 +132,18 @@ final class PrivacyNetworkTests: XCTestCase {
         let (noRecord, noRecordOut) = try run("credit-verify", evidenceCheck + ["--form", net.root + "/other-form.txt"])
         XCTAssertEqual(noRecord, 1, noRecordOut)
         XCTAssertTrue(noRecordOut.contains("is not \(net.root)/other-form.txt's SHA-256"), noRecordOut)
+        // A consent recorded before salting, whose form has a record now (from a later grant):
+        // its plain hash is still checked, the record set aside.
+        let (legacy, legacyOut) = try run("credit-verify", ["consent-evidence", "--form", form, "--evidence", formHash.hexString])
+        XCTAssertEqual(legacy, 0, legacyOut)
+        XCTAssertTrue(legacyOut.contains("plain SHA-256, unsalted") && legacyOut.contains("is for another consent of this form"), legacyOut)
+        // A record naming another recorder than the grant's signer is said to.
+        var relabelled = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: form + ".evidence.json"))) as? [String: Any])
+        relabelled["recorder"] = "bank-b"
+        try JSONSerialization.data(withJSONObject: relabelled).write(to: URL(fileURLWithPath: net.root + "/relabelled.evidence.json"))
+        let (relabel, relabelOut) = try run("credit-verify", evidenceCheck + ["--form", form, "--record", net.root + "/relabelled.evidence.json"])
+        XCTAssertEqual(relabel, 0, relabelOut)
+        XCTAssertTrue(relabelOut.contains("note: the record names bank-b as its recorder, but bank-a signed the consent"), relabelOut)
         // The commitment's own input, passed off as a form, would match as an unsalted evidence: refused.
         let preimage = net.root + "/preimage.bin"
         let salt = try XCTUnwrap(evidenceRecord.saltBytes)
@@ -154,6 +166,22 @@ final class PrivacyNetworkTests: XCTestCase {
         XCTAssertTrue(piped.output.contains("answered by samr-330106"), piped.output)
         let printed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stdout))) as? [String: Any]
         XCTAssertNotNil(printed?["fields"], "stdout is not the result alone")
+
+        // Where the receipt cannot be written, nothing is sent: the answer would be recorded, and
+        // its receipt, the only copy of its result and salt, lost.
+        let (unwritable, unwritableOut) = try run("credit-node", again + ["--out", "/proc/self/answer.json"])
+        XCTAssertEqual(unwritable, 1, unwritableOut)
+        XCTAssertTrue(unwritableOut.contains("cannot create a file in /proc/self") && unwritableOut.contains("nothing was written"), unwritableOut)
+        XCTAssertFalse(unwritableOut.contains("answered by"), unwritableOut)
+        // A purpose the policy does not answer for, or a policy the member may not call, is named
+        // before anything is sent (each was refused on the record, in the subject's query log).
+        for (policy, purpose, words) in [("credit-grade", "supervision", "policy credit-grade answers for loan_application"),
+                                         ("full-profile", "supervision", "may not call full-profile; it is for role:custodian")] {
+            let (status, out) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"),
+                                                        "--policy", policy, "--subject", subject.code, "--purpose", purpose])
+            XCTAssertEqual(status, 1, out)
+            XCTAssertTrue(out.contains(words) && out.contains("nothing was sent"), out)
+        }
 
         // Without consent, bank B is refused, on the record (exit status 3).
         let (refused, refusedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-b"),
@@ -228,11 +256,23 @@ final class PrivacyNetworkTests: XCTestCase {
         // The grant's form is not the revocation's.
         let (mixStatus, mixOut) = try run("credit-verify", stopCheck + ["--form", form])
         XCTAssertEqual(mixStatus, 1, mixOut)
-        XCTAssertTrue(mixOut.contains("is not \(form) with \(form).evidence.json's salt"), mixOut)
+        XCTAssertTrue(mixOut.contains("is not \(form) under \(form).evidence.json's salt (that record gives evidence \(evidenceRecord.evidence))"), mixOut)
         let (revoked, revokedOut) = try run("credit-node", ["query", "--node", try net.address("samr-330106"), "--key", net.keyPath("bank-a"),
                                                             "--policy", "credit-grade", "--subject", subject.code, "--purpose", "loan_application"])
         XCTAssertEqual(revoked, 3, revokedOut)
         XCTAssertTrue(revokedOut.contains("consent_revoked"), revokedOut)
+        XCTAssertTrue(revokedOut.contains("no --out: the answer receipt (the proof of this answer, and its result's salt) was not saved"), revokedOut)
+        // A term given with a revocation did nothing; it is refused.
+        let (withDays, withDaysOut) = try run("credit-node", revoke + ["--purpose", "loan_application", "--days", "5"])
+        XCTAssertEqual(withDays, 1, withDaysOut)
+        XCTAssertTrue(withDaysOut.contains("--days goes with a grant"), withDaysOut)
+        // An evidence record that is a link to nowhere is named as such.
+        try FileManager.default.createSymbolicLink(atPath: net.root + "/dangling.evidence.json", withDestinationPath: "/nonexistent/record")
+        let (dangling, danglingOut) = try run("credit-node", ["consent", "--node", try net.address("bank-a"), "--key", net.keyPath("bank-a"),
+                                                              "--evidence", stopForm, "--evidence-record", net.root + "/dangling.evidence.json",
+                                                              "--subject", subject.code, "--grantee", "bank-a", "--purpose", "post_loan_monitoring"])
+        XCTAssertEqual(dangling, 1, danglingOut)
+        XCTAssertTrue(danglingOut.contains("is a symbolic link to /nonexistent/record, which does not exist") && danglingOut.contains("nothing was sent"), danglingOut)
 
         // A custodian reads the raw records through the full-profile policy.
         let dataKeys = try MemberSecretKeys.load(from: net.keyPath("data-330106"))
