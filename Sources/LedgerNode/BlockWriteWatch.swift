@@ -8,12 +8,18 @@ import Synchronization
 /// commits slow down can tell a disk that is slow to sync from a node that is busy. On a shared
 /// virtual machine the disk was seen to take 20–565 ms for such a write while the node's own work
 /// for the block took under 0.1 ms (docs/BENCHMARKS.md, 2026-12-07), and nothing said so.
-final class BlockWriteWatch: Sendable {
+public final class BlockWriteWatch: Sendable {
     /// A quarter of the consortium's 1 s commit-latency target; a query waits for its record's write.
     static let slowThreshold: Duration = .milliseconds(250)
     static let warningInterval: Duration = .seconds(10)
 
+    /// Upper bounds (seconds) of the write-time histogram `GET /metrics` serves.
+    static let bucketBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
     private struct State {
+        /// Writes at or under each of `bucketBounds` (not cumulative), and over the last.
+        var buckets = [UInt64](repeating: 0, count: BlockWriteWatch.bucketBounds.count + 1)
+        var totalNanos: UInt64 = 0
         var writes: UInt64 = 0
         var slow: UInt64 = 0
         var slowestMillis: UInt64 = 0
@@ -42,6 +48,9 @@ final class BlockWriteWatch: Sendable {
         return state.withLock { s -> String? in
             s.writes += 1
             s.slowestMillis = max(s.slowestMillis, millis)
+            let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+            s.buckets[Self.bucketBounds.firstIndex { seconds <= $0 } ?? Self.bucketBounds.count] += 1
+            s.totalNanos &+= UInt64(max(0, seconds) * 1e9)
             guard took > Self.slowThreshold else { return nil }
             s.slow += 1
             s.last = (height, millis)
@@ -58,6 +67,16 @@ final class BlockWriteWatch: Sendable {
     }
 
     static var thresholdMillis: Int64 { slowThreshold.components.seconds * 1000 + slowThreshold.components.attoseconds / 1_000_000_000_000_000 }
+
+    /// For `GET /metrics`: cumulative counts at each bound of `bucketBounds`, the sum of the
+    /// times in seconds, the count, and the writes over `slowThreshold`.
+    var histogram: (cumulative: [UInt64], sumSeconds: Double, count: UInt64, slow: UInt64) {
+        state.withLock { s in
+            var running: UInt64 = 0
+            let cumulative = s.buckets.dropLast().map { running += $0; return running }
+            return (cumulative, Double(s.totalNanos) / 1e9, s.writes, s.slow)
+        }
+    }
 
     /// For `GET /v1/status`.
     var status: [String: any Sendable] {

@@ -368,6 +368,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     // MARK: LedgerService
 
+    public var blockWrites: BlockWriteWatch { writeWatch }
+
     public func submit(_ submissions: [Submission], signedHere: Bool) async throws -> [CommitResult] {
         guard !submissions.isEmpty else { return [] }
         try validator.checkSubmissions(submissions, state: store, signedBy: signedHere ? member : nil)

@@ -174,7 +174,7 @@ public struct LedgerAPI: Sendable {
         guard case .all = routes else {
             // Said plainly, rather than Hummingbird's bare 404: a bank's client pointed here for
             // its own transactions learns to ask its own node.
-            let operatorOnly = ["/v1/status", "/v1/transactions/:id", "/v1/transactions/:id/receipt", "/v1/transactions/:id/provenance",
+            let operatorOnly = ["/v1/status", "/metrics", "/v1/transactions/:id", "/v1/transactions/:id/receipt", "/v1/transactions/:id/provenance",
                                 "/v1/blocks/:height", "/v1/subjects/:uscc/history"]
             for path in operatorOnly {
                 get(path) { request, _ in
@@ -187,6 +187,7 @@ public struct LedgerAPI: Sendable {
             return router
         }
         get("/v1/status") { _, _ in try self.status() }
+        get("/metrics") { _, _ in self.metrics() }
         get("/v1/transactions/:id") { _, context in
             await self.guarded { try self.transactionStatus(Self.pathParameter(context, "id")) }
         }

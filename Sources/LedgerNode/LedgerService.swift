@@ -28,6 +28,8 @@ public protocol LedgerService: AnyObject, Sendable {
     var refusingPeers: [(peer: String, why: String)] { get }
     /// Whether the transaction is admitted here and waiting for a block.
     func isPending(_ id: Hash) -> Bool
+    /// Times of this node's synced block writes (`GET /metrics`, `GET /v1/status`).
+    var blockWrites: BlockWriteWatch { get }
 }
 
 extension LedgerService {
@@ -54,6 +56,7 @@ extension Ledger: LedgerService {
         return s
     }
     public var nodeKeys: MemberSecretKeys { validatorKeys }
+    public var blockWrites: BlockWriteWatch { writeWatch }
 }
 
 extension TransactionValidator {

@@ -144,6 +144,42 @@ final class APITests: XCTestCase {
         }
     }
 
+    /// `GET /metrics` serves the node's figures in Prometheus's text format: the head, and every
+    /// synced block write in a histogram of its time.
+    func testMetricsServeTheHeadAndEverySyncedBlockWriteInPrometheusTextFormat() async throws {
+        try await withAPI { h, client in
+            for nonce in 1...3 {
+                try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(LedgerClient.wire(try h.attestation(nonce: UInt64(nonce))))) { r in
+                    XCTAssertEqual(r.status, .ok)
+                }
+            }
+            let blocks = h.ledger.store.head.height
+            XCTAssertGreaterThan(blocks, 0)
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
+                let lines = String(buffer: r.body).split(separator: "\n").map(String.init)
+                func sample(_ name: String) -> String? { lines.first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) } }
+                XCTAssertEqual(sample("creditledger_height"), "\(blocks)")
+                XCTAssertEqual(sample("creditledger_log_size"), "3")
+                XCTAssertEqual(sample("creditledger_write_failure"), "0")
+                XCTAssertEqual(sample("creditledger_synced_block_write_seconds_count"), "\(blocks)")
+                XCTAssertEqual(sample("creditledger_synced_block_write_seconds_bucket{le=\"+Inf\"}"), "\(blocks)")
+                XCTAssertNotNil(sample("creditledger_synced_block_write_seconds_bucket{le=\"0.001\"}"))
+                XCTAssertTrue(lines.contains("# TYPE creditledger_synced_block_write_seconds histogram"), "\(lines)")
+                XCTAssertTrue(lines.contains { $0.hasPrefix("creditledger_info{version=\"") && $0.contains("member=\"dev\",mode=\"dev\"} 1") }, "\(lines)")
+                // Every sample line is a name, optional labels and a number.
+                for line in lines where !line.hasPrefix("#") {
+                    let value = line.split(separator: " ").last.map(String.init) ?? ""
+                    XCTAssertNotNil(Double(value), line)
+                }
+                // Buckets are cumulative.
+                let buckets = lines.filter { $0.hasPrefix("creditledger_synced_block_write_seconds_bucket") }.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+                XCTAssertEqual(buckets, buckets.sorted(), "\(buckets)")
+            }
+        }
+    }
+
     /// Forged queries are refused on the record (403 with a refusal receipt) up to the node's
     /// budget for unauthenticated refusals; past it they get 429 `rateLimited` and write nothing.
     /// The clock stands still: on the wall clock the budget refills 2 a second, and a slow host

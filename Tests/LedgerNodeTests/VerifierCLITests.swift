@@ -416,7 +416,7 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertEqual(try member.send("GET", path).0, 200, path)
         }
         XCTAssertEqual(try member.send("POST", "/v1/queries", body: Data("{}".utf8)).0, 400, "queries are served (and this one is malformed)")
-        for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt",
+        for path in ["/v1/status", "/metrics", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt",
                      "/v1/transactions/\(id)/provenance", "/v1/subjects/91350100M000100Y43/history"] {
             let (status, body) = try member.send("GET", path)
             XCTAssertEqual(status, 404, "\(path) is served to members")
@@ -424,7 +424,7 @@ final class VerifierCLITests: XCTestCase {
                            "operatorOnly", path)
             XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("served on the node operator's address only"), "\(path): \(String(decoding: body, as: UTF8.self))")
         }
-        for path in ["/v1/status", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt", "/v1/subjects/91350100M000100Y43/history"] {
+        for path in ["/v1/status", "/metrics", "/v1/blocks/1", "/v1/transactions/\(id)", "/v1/transactions/\(id)/receipt", "/v1/subjects/91350100M000100Y43/history"] {
             XCTAssertEqual(try operatorClient.send("GET", path).0, 200, "\(path) on the operator's listener")
         }
 

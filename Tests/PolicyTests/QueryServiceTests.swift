@@ -1183,6 +1183,7 @@ final class QueryServiceTests: XCTestCase {
         func ownNonce() -> UInt64 { inner.ownNonce() }
         var connectivity: (peers: Int, behindBy: UInt64)? { (3, behind) }
         func isPending(_ id: Hash) -> Bool { inner.isPending(id) }
+        var blockWrites: BlockWriteWatch { inner.blockWrites }
     }
 
     /// Validators check that the consent an audit record names stood where the answer was
