@@ -102,6 +102,14 @@ final class NetworkTests: XCTestCase {
         let writes = try XCTUnwrap(status["synced_block_writes"] as? [String: Any], "\(status)")
         XCTAssertGreaterThan((writes["count"] as? NSNumber)?.intValue ?? 0, 0, "\(writes)")
         XCTAssertEqual((writes["slow_threshold_ms"] as? NSNumber)?.intValue, 250, "\(writes)")
+        // And for Prometheus, with the consensus figures of a validator.
+        let (metricsStatus, metricsBody) = try net.client("samr-330106").send("GET", "/metrics")
+        XCTAssertEqual(metricsStatus, 200)
+        let metrics = String(decoding: metricsBody, as: UTF8.self)
+        for name in ["creditledger_consensus_round ", "creditledger_peers_connected ", "creditledger_behind_blocks ",
+                     "creditledger_synced_block_write_seconds_count ", "creditledger_mempool_transactions "] {
+            XCTAssertTrue(metrics.contains("\n" + name), "\(name) missing from /metrics:\n\(metrics)")
+        }
         print("kill-one: height \(height), \(acks.ids.count) acknowledged, \(acks.failures) failed requests")
         // A stop ends: every node, the restarted one included, exits by itself on SIGTERM, and
         // cleanly (a node once waited forever for a flush stuck in RocksDB's rate limiter).
