@@ -172,12 +172,14 @@ public enum DurableFile {
     /// Writes `contents` under a temporary name beside `path` (mode `mode`), syncs it, links it
     /// to `path` (which fails if the name exists) and syncs the directory. A crash leaves either
     /// no file or the whole one, never an empty or partial file that blocks every retry. The
-    /// temporary file a crash left behind is removed by the next create of the same path
-    /// (`removeLeftovers`).
+    /// temporary file a crash left behind is removed by the next create of the same path, once
+    /// it is a minute old (`removeLeftovers`).
     public static func create(atPath path: String, contents data: Data, mode: mode_t) throws {
         func failure(_ step: String, _ code: Int32) -> Failure { Failure(step: step, path: path, reason: String(cString: strerror(code))) }
-        guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
+        // Before the existence check: a crash after the link and before the unlink leaves the
+        // file and a second name for it, which a later create, refused, must still remove.
         removeLeftovers(of: path)
+        guard access(path, F_OK) != 0 else { throw failure("create", EEXIST) }
         // A random name: a crash can leave one behind, and a rerun with the same pid (PID 1 in
         // a container) must not trip over it.
         let temporary = path + ".tmp-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
@@ -207,23 +209,29 @@ public enum DurableFile {
     /// A temporary file of `create` older than this is a crash's leftover, not one being written.
     static let leftoverAgeSeconds = 60
 
-    /// Removes the temporary files (`path.tmp-` and 16 hex digits) that a `create` of `path`
-    /// killed between writing and linking left behind, once they are `leftoverAgeSeconds` old
-    /// (a younger one may be another process's create under way). They hold what was being
-    /// written, a secret key or a consent form's salt, at the file's mode; they stayed for good
-    /// (noticed 2026-12-07). Best effort: a name that cannot be read or removed is left.
-    static func removeLeftovers(of path: String, now: time_t = time(nil)) {
+    /// Removes the temporary files (`path.tmp-` and 16 lower-case hex digits) that a `create`
+    /// of `path` killed before its end left behind, once they are `leftoverAgeSeconds` old by
+    /// their modification time (a younger one may be another process's create under way). They
+    /// hold what was being written, a secret key or a consent form's salt, at the file's mode;
+    /// they stayed for good (noticed 2026-12-07). Only regular files this user owns, never
+    /// followed. Best effort: a name that cannot be read or removed is left.
+    static func removeLeftovers(of path: String) {
         let directory = (path as NSString).deletingLastPathComponent
         let prefix = (path as NSString).lastPathComponent + ".tmp-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory) else { return }
+        let now = time(nil)
         for name in names where name.hasPrefix(prefix) {
-            let suffix = name.dropFirst(prefix.count)
-            guard suffix.count == 16, suffix.allSatisfy(\.isHexDigit) else { continue }
+            let suffix = name.utf8.dropFirst(prefix.utf8.count)
+            guard suffix.count == 16, suffix.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { continue }
             let leftover = directory.isEmpty ? name : directory + "/" + name
             var info = stat()
-            // lstat, and regular files only: `create` makes nothing else under such a name.
-            guard lstat(leftover, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-                  now - info.st_mtim.tv_sec >= leftoverAgeSeconds else { continue }
+            guard lstat(leftover, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else { continue }
+            #if canImport(Darwin)
+            let modified = info.st_mtimespec.tv_sec
+            #else
+            let modified = info.st_mtim.tv_sec
+            #endif
+            guard now - modified >= leftoverAgeSeconds else { continue }
             unlink(leftover)
         }
     }

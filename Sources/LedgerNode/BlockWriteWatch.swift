@@ -1,8 +1,10 @@
+import LedgerStore
 import Logging
 import Synchronization
 
-/// Times each block's synced write (RocksDB's write batch with its `fdatasync`), which every
-/// commit and every query's audit record waits for. A write over `slowThreshold` is logged as a
+/// Watches each block's synced write (RocksDB's write batch with its `fdatasync`, timed by the
+/// store, `ChainStore.observeSyncedWrites`), which every commit and every query's audit record
+/// waits for. A write over `slowThreshold` is logged as a
 /// warning, at most one line per `warningInterval` (the line counts those since the last), and
 /// `GET /v1/status` shows the totals (`synced_block_writes`), so an operator whose queries or
 /// commits slow down can tell a disk that is slow to sync from a node that is busy. On a shared
@@ -31,16 +33,16 @@ public final class BlockWriteWatch: Sendable {
     private let state = Mutex(State())
     private let logger: Logger
 
-    init(logger: Logger) { self.logger = logger }
-
-    /// Runs `write` (the synced write of block `height`), timing it; a failed write is not timed.
-    func time<T>(height: UInt64, _ write: () throws -> T) rethrows -> T {
-        let started = ContinuousClock.now
-        let result = try write()
-        let now = ContinuousClock.now
-        if let warning = record(now - started, height: height, at: now) { logger.warning("\(warning)") }
-        return result
+    /// Watches `store`'s synced block writes from now on.
+    init(watching store: ChainStore, logger: Logger) {
+        self.logger = logger
+        store.observeSyncedWrites { [self] took, height in
+            if let warning = record(took, height: height, at: .now) { logger.warning("\(warning)") }
+        }
     }
+
+    /// A watch that nothing reports to but `record` (tests).
+    init(logger: Logger) { self.logger = logger }
 
     /// Counts one write that took `took`; returns the warning to log, when one is due.
     func record(_ took: Duration, height: UInt64, at now: ContinuousClock.Instant) -> String? {

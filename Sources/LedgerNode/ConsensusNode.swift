@@ -241,12 +241,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         self.mempool = Mempool(capacity: genesis.limits.maxMempoolTransactions,
                                maxSubmissionBytes: Self.blockContentBytes(frame: frame, validators: genesis.validators.count) - NetMessage.submissionOverhead)
         self.verified = VerifiedCache(capacity: max(2 * genesis.limits.maxMempoolTransactions, 4 * genesis.limits.maxBlockTransactions))
-        let watch = BlockWriteWatch(logger: logger)
-        self.writeWatch = watch
+        self.writeWatch = BlockWriteWatch(watching: store, logger: logger)
         self.writeBlock = { [store] built, certificate, submissions, checkpoint in
-            try watch.time(height: built.header.height) {
-                try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: checkpoint)
-            }
+            try store.append(block: built, certificate: certificate, submissions: submissions, checkpoint: checkpoint)
         }
         self.wal = try ConsensusWAL(directory: walDirectory)
         let (loaded, savedBlocks) = try wal.load(limits: genesis.limits)

@@ -126,13 +126,9 @@ public final class Ledger: @unchecked Sendable {
         purger = EnvelopePurger(store: store, logger: logger)
         self.scoreEngine = ScoreEngine(genesis: store.genesis)
         let signers = [(member, validatorKeys.signing)]
-        let watch = BlockWriteWatch(logger: logger)
-        self.writeWatch = watch
-        // Only the commit thread writes, so the next height is the head's plus one.
+        self.writeWatch = BlockWriteWatch(watching: store, logger: logger)
         self.writeBlock = { submissions, timestamp in
-            try watch.time(height: store.head.height + 1) {
-                try store.appendBlock(submissions, timestampMillis: timestamp, proposer: member.id, signers: signers)
-            }
+            try store.appendBlock(submissions, timestampMillis: timestamp, proposer: member.id, signers: signers)
         }
         if let dir = rescoreStateDirectory, member.has(.scorer), store.genesis.scoreEndorsementsRequired == 0 {
             upgrade = UpgradeRescorer(host: self, stateDirectory: dir)

@@ -70,14 +70,14 @@ extension LedgerAPI {
                         ("mode", status["mode"] as? String ?? "")], "1")])
         m.gauge("creditledger_height", "Height of the newest committed block.", Double(head.height))
         m.gauge("creditledger_log_size", "Transactions in the log (the size of its Merkle tree).", Double(head.logSize))
-        m.gauge("creditledger_write_failure", "1 once a block's synced write failed or the disk is full (the node takes no transactions), else 0.",
+        m.gauge("creditledger_write_failure", "1 while the node writes no blocks (a failed synced write, which holds until a restart, or a full disk, until space is freed), else 0.",
                 ledger.writeFailureReason == nil ? 0 : 1)
         let writes = ledger.blockWrites.histogram
         m.histogram("creditledger_synced_block_write_seconds", "Time each block's synced write to the store took.",
                     bounds: BlockWriteWatch.bucketBounds, cumulative: writes.cumulative, sum: writes.sumSeconds, count: writes.count)
         m.counter("creditledger_synced_block_writes_slow_total", "Synced block writes that took over \(BlockWriteWatch.thresholdMillis) ms.", Double(writes.slow))
-        if let turnedAway = PrometheusText.value(status["queries_turned_away"]) {
-            m.counter("creditledger_queries_turned_away_total", "Queries turned away unrecorded past a refusal budget.", turnedAway)
+        if case .success(let q) = queries {
+            m.counter("creditledger_queries_turned_away_total", "Queries turned away unrecorded past a refusal budget.", Double(q.turnedAway))
         }
         if let consensus = status["consensus"] as? [String: any Sendable] {
             if let h = PrometheusText.value(consensus["height"]) { m.gauge("creditledger_consensus_height", "Height being decided.", h) }

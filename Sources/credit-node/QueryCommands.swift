@@ -332,7 +332,10 @@ struct ConsentCommand: ParsableCommand {
         }
         // A link to nowhere read as missing, and the create then failed "File exists" (found by black-box testing).
         if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
-            throw fail("--evidence-record \(path) is a symbolic link to \(target), which does not exist; name the record itself, or a new file; nothing was sent")
+            var info = stat()
+            let code = stat(path, &info) == 0 ? 0 : errno
+            let why = code == 0 || code == ENOENT ? "which does not exist" : "which cannot be reached (\(String(cString: strerror(code))))"
+            throw fail("--evidence-record \(path) is a symbolic link to \(target), \(why); name the record itself, or a new file; nothing was sent")
         }
         let record = ConsentEvidence.Record(recorder: recorder, formSHA256: formHash, salt: SecureRandom.bytes(ConsentEvidence.saltBytes))
         do { try DurableFile.create(atPath: path, contents: record.encoded + Data("\n".utf8), mode: 0o600) } catch {

@@ -163,6 +163,7 @@ final class APITests: XCTestCase {
                 XCTAssertEqual(sample("creditledger_height"), "\(blocks)")
                 XCTAssertEqual(sample("creditledger_log_size"), "3")
                 XCTAssertEqual(sample("creditledger_write_failure"), "0")
+                XCTAssertEqual(sample("creditledger_queries_turned_away_total"), "0")
                 XCTAssertEqual(sample("creditledger_synced_block_write_seconds_count"), "\(blocks)")
                 XCTAssertEqual(sample("creditledger_synced_block_write_seconds_bucket{le=\"+Inf\"}"), "\(blocks)")
                 XCTAssertNotNil(sample("creditledger_synced_block_write_seconds_bucket{le=\"0.001\"}"))

@@ -28,13 +28,33 @@ final class BlockWriteWatchTests: XCTestCase {
         XCTAssertEqual(last["ms"] as? UInt64, 260)
     }
 
-    /// `time` counts the write it runs and returns its result; a write that throws is not counted.
-    func testTimeCountsEachWriteItRuns() throws {
+    /// The histogram `GET /metrics` serves: cumulative counts at each bound (a write at a bound
+    /// counts in it), the sum in seconds, and the count, whose +Inf bucket holds what is over 5 s.
+    func testTheHistogramIsCumulativeWithItsSumInSeconds() {
         let watch = BlockWriteWatch(logger: Logger(label: "test"))
-        XCTAssertEqual(try watch.time(height: 1) { 7 }, 7)
-        struct Failed: Error {}
-        XCTAssertThrowsError(try watch.time(height: 2) { () throws -> Int in throw Failed() })
-        XCTAssertEqual(watch.status["count"] as? UInt64, 1)
-        XCTAssertNil(watch.status["last_slow"])
+        let now = ContinuousClock.now
+        for took in [Duration.microseconds(500), .milliseconds(3), .milliseconds(250), .seconds(6)] {
+            _ = watch.record(took, height: 1, at: now)
+        }
+        let h = watch.histogram
+        XCTAssertEqual(BlockWriteWatch.bucketBounds, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
+        XCTAssertEqual(h.cumulative, [1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3])
+        XCTAssertEqual(h.count, 4)
+        XCTAssertEqual(h.slow, 1)
+        XCTAssertEqual(h.sumSeconds, 6.2535, accuracy: 1e-6)
+    }
+
+    /// The store reports each block's synced write to the watch of the node that opened it.
+    func testTheStoreReportsEachSyncedBlockWrite() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let opened = try DevNode.open(dataDirectory: directory)
+        let watch = BlockWriteWatch(watching: opened.store, logger: Logger(label: "test"))
+        let member = try XCTUnwrap(opened.store.genesis.member(DevNode.memberID))
+        for _ in 0..<2 {
+            _ = try opened.store.appendBlock([], timestampMillis: 1, proposer: member.id, signers: [(member, opened.keys.signing)])
+        }
+        XCTAssertEqual(watch.status["count"] as? UInt64, 2)
+        XCTAssertEqual(watch.histogram.count, 2)
     }
 }
