@@ -50,6 +50,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// Takes erased envelopes off the disk after the block erasing them.
     let purger: EnvelopePurger
     let clock: @Sendable () -> UInt64
+    /// Milliseconds on a clock that never steps (the system's uptime unless a test gives its
+    /// own), for how long a height has gone uncommitted: on the wall clock, an NTP step back of
+    /// 2 minutes hid a lost quorum from status, health and the log for those 2 minutes (found by
+    /// black-box testing, 2026-12-07).
+    let elapsedMillis: @Sendable () -> UInt64
     let mempool: Mempool
     let verified: VerifiedCache
     /// Runs where each transaction of a checked block is read against the store (a test makes it
@@ -217,7 +222,8 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     static let maxDeferred = 256
 
     public init(store: ChainStore, keys: MemberSecretKeys, options: Options = .init(), walDirectory: String,
-                clock: @escaping @Sendable () -> UInt64, logger: Logger) throws {
+                clock: @escaping @Sendable () -> UInt64, elapsedMillis: (@Sendable () -> UInt64)? = nil, logger: Logger) throws {
+        self.elapsedMillis = elapsedMillis ?? { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
         self.store = store
         self.genesis = store.genesis
         var validator = TransactionValidator.standard(genesis: store.genesis)
@@ -1411,8 +1417,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     /// Milliseconds the current height has gone uncommitted with work pending; 0 when idle or moving.
     var uncommittedForMillis: UInt64 {
-        let now = clock(), head = store.head.height
-        if head != progress.height || (machine.step == .waiting && mempool.isEmpty) {
+        let now = elapsedMillis(), head = store.head.height
+        // Counted from the first look (progress.millis 0): the first status after a start with
+        // work pending at height 0 counted from the clock's zero.
+        if progress.millis == 0 || head != progress.height || (machine.step == .waiting && mempool.isEmpty) {
             progress = (head, now)
             return 0
         }
@@ -1420,7 +1428,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     }
 
     func reportStall() {
-        let stalled = uncommittedForMillis, now = clock()
+        let stalled = uncommittedForMillis, now = elapsedMillis()
         publishedStallMillis.store(stalled, ordering: .relaxed)
         publishedPeers.store(genesis.members.count > 1 ? p2p?.connectedPeers.count ?? 0 : -1, ordering: .relaxed)
         let reported = heightReportedByHonest, head = store.head.height
@@ -1448,7 +1456,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         guard !stopped, waitingForSpace == nil, let p2p else { return }
         if previousTick > 0, tick > previousTick + 5 * max(interval, 1) {
             logger.notice("this node did not run for \((tick - previousTick) / 1000) s (its process was stopped, starved of CPU, or busy applying blocks); it catches up from its peers")
-            progress = (store.head.height, clock())
+            progress = (store.head.height, elapsedMillis())
         }
         _ = consensusStatus()
         p2p.broadcast(statusMessage)

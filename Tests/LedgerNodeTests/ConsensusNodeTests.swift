@@ -47,6 +47,7 @@ final class ConsensusNodeTests: XCTestCase {
         /// `follower`: a non-voting auditor member of that name is in the genesis as well.
         init(as me: String, follower: String? = nil, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
              clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+             elapsed: (@Sendable () -> UInt64)? = nil,
              prepare: (_ keys: [String: MemberSecretKeys], _ genesis: Genesis, _ store: ChainStore, _ walDirectory: String) throws -> Void = { _, _, _, _ in }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids + [follower].compactMap({ $0 }) { keys[id] = MemberSecretKeys(memberID: id) }
@@ -78,7 +79,7 @@ final class ConsensusNodeTests: XCTestCase {
             logger.logLevel = .critical
             try prepare(keys, genesis, store, directory + "/consensus")
             node = try ConsensusNode(store: store, keys: keys[me]!, options: options, walDirectory: directory + "/consensus",
-                                     clock: clock, logger: logger)
+                                     clock: clock, elapsedMillis: elapsed ?? clock, logger: logger)
             _ = try await node.start(listenHost: "127.0.0.1", listenPort: 0, peers: [])
         }
 
@@ -958,6 +959,27 @@ final class ConsensusNodeTests: XCTestCase {
         f.node.queue.sync { f.node.lastTickMillis = DispatchTime.now().uptimeNanoseconds / 1_000_000 - 40_000; f.node.statusTick() }
         XCTAssertEqual(f.node.stalledForMillis, 0)
         XCTAssertEqual(uncommitted(), 0)
+        await f.close()
+    }
+
+    /// How long a height has gone uncommitted is counted on a clock that never steps: a wall
+    /// clock set back 2 minutes (NTP) hid a lost quorum from status, health and the log for
+    /// those 2 minutes, and one set forward would invent a stall.
+    func testAWallClockStepNeitherHidesNorInventsAStall() async throws {
+        let wall = Mutex<UInt64>(UInt64(Date().timeIntervalSince1970 * 1000))
+        let elapsed = Mutex<UInt64>(1_000_000)
+        let f = try await Fixture(as: "val-d", commitWait: .milliseconds(100), clock: { wall.withLock { $0 } }, elapsed: { elapsed.withLock { $0 } })
+        func uncommitted() -> UInt64? { f.node.status()["uncommitted_for_ms"] as? UInt64 }
+        _ = try? await f.node.submit(try f.submissions(2, seed: 63))
+        XCTAssertEqual(uncommitted(), 0)
+        wall.withLock { $0 -= 120_000 }
+        elapsed.withLock { $0 += 12_000 }
+        XCTAssertEqual(uncommitted(), 12_000, "a clock set back hid the stall")
+        f.node.queue.sync { f.node.statusTick() }
+        XCTAssertEqual(f.node.stalledForMillis, 12_000)
+        wall.withLock { $0 += 3_600_000 }
+        elapsed.withLock { $0 += 1_000 }
+        XCTAssertEqual(uncommitted(), 13_000, "a clock set forward made a stall longer than it is")
         await f.close()
     }
 
