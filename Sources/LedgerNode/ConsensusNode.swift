@@ -1042,12 +1042,34 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // see it too early must not split them for good. No verdict yet; check again when
             // the clock has caught up (at most every 10 s for a block far ahead).
             logger.notice("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer): \(ahead); checked again then")
+            // Why, said once a while as a warning: a notice per proposal was all an operator saw
+            // while a network whose clocks had been set back stood still for a minute, or while
+            // a validator whose clock was behind prevoted nil on every block (found by
+            // black-box testing, 2026-12-07).
+            warn(about: block.header.proposer, window: "ahead", "proposed block \(block.header.height) by \(block.header.proposer) is stamped beyond the \(options.maxClockSkewMillis / 1000) s this node allows ahead of its clock; \(timestampAheadCause(proposer: block.header.proposer))")
             checkAgain(block, hash, height: height, afterMillis: min(ahead.millis + 1, Self.maxRecheckMillis))
             return nil
         } catch {
             logger.warning("proposed block \(block.header.height) \(hash.hexString.prefix(16)) by \(block.header.proposer) is invalid: \(error)")
             return .validated(height: height, blockHash: hash, valid: false)
         }
+    }
+
+    /// Why a proposal is stamped ahead of this node's clock: the head block itself (no block may
+    /// be stamped before it), or the proposer's clock or this node's.
+    func timestampAheadCause(proposer: String) -> String {
+        if let ahead = headAheadOfClockMillis {
+            return "the head block \(store.head.height) is stamped \(ahead / 1000) s ahead of this node's clock, and no block may be stamped before it: nothing commits until "
+                + "the clocks pass it (clocks set back after blocks were stamped by clocks that were ahead, or this node's clock is behind)"
+        }
+        return "\(proposer)'s clock may be ahead, or this node's behind: if proposals of other validators are held back here too, check this node's clock"
+    }
+
+    /// How far the head block's timestamp is ahead of this node's clock, when beyond the allowed skew.
+    var headAheadOfClockMillis: UInt64? {
+        let now = clock()
+        guard let stamp = (try? store.blockHeader(height: store.head.height))??.timestampMillis, stamp > now + options.maxClockSkewMillis else { return nil }
+        return stamp - now
     }
 
     /// Keeps a proposed block that got no verdict and checks it again after `afterMillis`, if the
@@ -1438,7 +1460,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         let connected = Set(p2p?.connectedPeers ?? [])
         let reachable = genesis.validators.filter { $0.id == member.id || connected.contains($0.id) }
         let quorum = genesis.quorum
-        let consequence = reachable.count < quorum ? ": nothing commits until more validators are up and connected" : ""
+        var consequence = reachable.count < quorum ? ": nothing commits until more validators are up and connected" : ""
+        if let ahead = headAheadOfClockMillis {
+            consequence += "; the head block is stamped \(ahead / 1000) s ahead of this node's clock, and no block may be stamped before it: nothing commits until the clocks pass it"
+        }
         logger.warning("no block committed for \(stalled / 1000) s (height \(store.head.height + 1), round \(machine.round), step \(machine.step), \(mempool.count) transactions waiting); \(reachable.count) of \(genesis.validators.count) validators reachable from here (\(reachable.map(\.id).sorted().joined(separator: ", "))), a quorum is \(quorum)\(consequence)")
     }
 

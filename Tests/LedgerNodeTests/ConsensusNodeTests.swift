@@ -449,6 +449,23 @@ final class ConsensusNodeTests: XCTestCase {
         await f.close()
     }
 
+    /// A proposal held back as ahead of the clock says why: the head block stamped ahead of this
+    /// clock (after clocks were set back, nothing commits until they pass it), or a clock off.
+    /// A network whose clocks were set back stood still for a minute with a notice per proposal.
+    func testAHeadStampedAheadOfTheClockIsNamedAsTheCause() async throws {
+        let now = Mutex<UInt64>(1_795_000_000_000)
+        let f = try await Fixture(as: "val-c", clock: { now.withLock { $0 } }, prepare: { keys, genesis, store, _ in
+            let proposer = try XCTUnwrap(genesis.member("val-a"))
+            _ = try store.appendBlock([], timestampMillis: 1_795_000_100_000, proposer: proposer.id, signers: [(proposer, keys["val-a"]!.signing)])
+        })
+        let cause = f.node.queue.sync { f.node.timestampAheadCause(proposer: "val-b") }
+        XCTAssertTrue(cause.contains("the head block 1 is stamped 100 s ahead of this node's clock, and no block may be stamped before it"), cause)
+        now.withLock { $0 += 100_000 }
+        let other = f.node.queue.sync { f.node.timestampAheadCause(proposer: "val-b") }
+        XCTAssertTrue(other.contains("val-b's clock may be ahead, or this node's behind"), other)
+        await f.close()
+    }
+
     /// A proposer cannot stamp a new block with an old time (say, just after a quiet chain's last
     /// block, which the monotonic rule alone allows): a proposal whose block was stamped more than
     /// `proposalLag(round:)` before it arrived is prevoted nil, though the block is valid. One
