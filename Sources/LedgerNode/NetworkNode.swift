@@ -13,10 +13,12 @@ import ServiceLifecycle
 /// Relative paths are relative to the file's directory. See Network/local/ for examples.
 public struct NodeConfig: Decodable, Sendable {
     public struct Timeouts: Decodable, Sendable {
-        var propose_ms: UInt64?
-        var prevote_ms: UInt64?
-        var precommit_ms: UInt64?
-        var rebroadcast_ms: UInt64?
+        // Signed, so that a negative value is named with the range (as unsigned it failed to
+        // decode, and the file was called "not valid JSON"; found by black-box testing).
+        var propose_ms: Int64?
+        var prevote_ms: Int64?
+        var precommit_ms: Int64?
+        var rebroadcast_ms: Int64?
     }
     /// Genesis file.
     public var genesis: String
@@ -48,7 +50,7 @@ public struct NodeConfig: Decodable, Sendable {
     static let commitWaitRange: ClosedRange<Int> = 1...3600
     static let timeoutFields: Set<String> = ["propose_ms", "prevote_ms", "precommit_ms", "rebroadcast_ms"]
     /// Each consensus timeout is 1 ms to 10 minutes.
-    static let timeoutRange: ClosedRange<UInt64> = 1...600_000
+    static let timeoutRange: ClosedRange<Int64> = 1...600_000
 
     /// Shorter consensus timeouts are taken (tests use them) but warned about at start.
     static let shortTimeoutMillis: UInt64 = 50
@@ -60,7 +62,7 @@ public struct NodeConfig: Decodable, Sendable {
         return [("propose_ms", t.propose_ms, defaults.propose), ("prevote_ms", t.prevote_ms, defaults.prevote),
                 ("precommit_ms", t.precommit_ms, defaults.precommit), ("rebroadcast_ms", t.rebroadcast_ms, defaults.rebroadcast)]
             .compactMap { name, value, standard in
-                guard let value, value < Self.shortTimeoutMillis else { return nil }
+                guard let value, value < Int64(Self.shortTimeoutMillis) else { return nil }
                 return "timeouts.\(name) is \(value) ms, under \(Self.shortTimeoutMillis) ms: rounds end before proposals and votes cross a "
                     + "busy network, so heights take many rounds, and each rebroadcast sends this validator's votes again (the default is \(standard) ms)"
             }
@@ -74,6 +76,12 @@ public struct NodeConfig: Decodable, Sendable {
         let data: Data
         do { data = Data(try readInputFile(path, limit: 1 << 20, what: "config file")) } catch {
             throw LedgerError(.notFound, "config file: \(error)")
+        }
+        // The genesis file given as the config (both are JSON beside each other) was refused for
+        // "a string longer than 4096 bytes" (found by black-box testing).
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["chain_id"] != nil, object["members"] != nil {
+            throw LedgerError(.invalidValue, "config file \(path) is a genesis file (it has chain_id and members), not a node's config; give the node's own config "
+                + "(genesis, key, data_dir, http, p2p; see Network/local/*/node.json), which names the genesis file")
         }
         // A key given twice (two addresses for one peer) was read as the last one, without a word.
         do { _ = try StrictJSONParser.parse(Array(data), integersOnly: "a config file's numbers are whole numbers") } catch let e as ModelError {
@@ -119,6 +127,11 @@ public struct NodeConfig: Decodable, Sendable {
         // Addresses are checked here, before anything starts (peers against genesis in `peerAddresses`).
         do {
             let listeners = try config.listeners()
+            // A host that does not resolve failed later, as Hummingbird's "UnknownHost" after a
+            // stray error line, naming no field (found by black-box testing).
+            for l in listeners {
+                if let why = unresolvable(l.host) { throw LedgerError(.invalidValue, "\(l.field): cannot resolve host \(l.host) (\(why))") }
+            }
             // Two of this node's own listeners on one port (of one host, or of the any-address)
             // failed only once the node had started P2P and dialled its peers, with an error
             // that named a free port "in use" (found by black-box testing, 2026-12-07).
@@ -155,6 +168,18 @@ public struct NodeConfig: Decodable, Sendable {
             }
         }
         return peers
+    }
+
+    /// Why `host` cannot be listened on by name (getaddrinfo's reason), or nil when it resolves.
+    static func unresolvable(_ host: String) -> String? {
+        guard !host.isEmpty else { return nil }
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        let code = getaddrinfo(host, nil, &hints, &result)
+        if code == 0 { freeaddrinfo(result); return nil }
+        return String(cString: gai_strerror(code))
     }
 
     static func resolve(_ p: String, base: String) -> String {
@@ -283,10 +308,10 @@ public enum NetworkNode {
         warmPageCache(of: store, logger: logger)
         var options = ConsensusNode.Options()
         if let t = config.timeouts {
-            if let v = t.propose_ms { options.timeouts.propose = v }
-            if let v = t.prevote_ms { options.timeouts.prevote = v }
-            if let v = t.precommit_ms { options.timeouts.precommit = v }
-            if let v = t.rebroadcast_ms { options.timeouts.rebroadcast = v }
+            if let v = t.propose_ms { options.timeouts.propose = UInt64(v) }
+            if let v = t.prevote_ms { options.timeouts.prevote = UInt64(v) }
+            if let v = t.precommit_ms { options.timeouts.precommit = UInt64(v) }
+            if let v = t.rebroadcast_ms { options.timeouts.rebroadcast = UInt64(v) }
         }
         if let n = config.commit_wait_seconds { options.commitWait = .seconds(n) }
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
@@ -294,6 +319,13 @@ public enum NetworkNode {
         if config.peers?[me.id] != nil {
             // A config copied from one template lists every member; the node does not dial itself.
             logger.notice("config lists this node's own member \(me.id) under \"peers\"; that entry is not dialled")
+        }
+        // Only the member whose id sorts first dials: an entry for one sorting before this one
+        // is never used, and went unmentioned (found by black-box testing).
+        for id in (config.peers ?? [:]).keys.sorted() where id < me.id {
+            let unused = "config names an address for \(id) under \"peers\", which this node never dials: \(id) sorts before \(me.id), so \(id) dials this node "
+                + "(docs/P2P.md); the entry is unused. To change where \(id) reaches \(me.id), change \(id)'s config or genesis"
+            logger.warning("\(unused)")
         }
         for m in Self.neverConnected(genesis: genesis, me: me.id, addressed: Set(peers.map(\.memberID))) {
             logger.warning("no P2P address for \(m) (none in genesis, none under \"peers\" in the config): only the member whose id sorts first dials, so \(me.id) would dial \(m), and \(m) never dials \(me.id); the two will not connect. Give its address under \"peers\"")

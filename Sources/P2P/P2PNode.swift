@@ -314,13 +314,20 @@ public final class P2PNode: Sendable {
                     // The dialer stays in flight until this connection closes, session or not.
                     channel.closeFuture.whenComplete { [self] _ in redial(member, after: nil) }
                 case .failure(let error):
-                    redial(member, after: "cannot connect to \(address.host):\(address.port): \(error)")
+                    // A name that does not resolve is a mistake in an address, not a peer that is
+                    // down: said as a warning (it was an info line, retried for ever; found by
+                    // black-box testing).
+                    if let e = error as? NIOConnectionError, e.connectionErrors.isEmpty, e.dnsAError != nil || e.dnsAAAAError != nil {
+                        redial(member, after: "cannot resolve host \(address.host) (check the address for \(member) under \"peers\" in the config, or its p2p_address in genesis): \(error)", loud: true)
+                    } else {
+                        redial(member, after: "cannot connect to \(address.host):\(address.port): \(error)")
+                    }
                 }
             }
     }
 
     /// A dial attempt ended (connect failed, handshake failed, or the session closed): back off and retry.
-    private func redial(_ member: String, after failure: String?) {
+    private func redial(_ member: String, after failure: String?, loud: Bool = false) {
         let (delay, report): (TimeAmount?, String?) = state.withLockedValue { s in
             guard s.dialers[member] != nil else { return (nil, nil) }
             s.dialers[member]!.inFlight = false
@@ -333,7 +340,7 @@ public final class P2PNode: Sendable {
         }
         guard let delay else { return }
         if let report {
-            logger.info("p2p peer \(member) unreachable: \(report); retrying with backoff up to \(config.reconnectMaxDelay)")
+            logger.log(level: loud ? .warning : .info, "p2p peer \(member) unreachable: \(report); retrying with backoff up to \(config.reconnectMaxDelay)")
         }
         dialSoon(member, after: delay)
     }

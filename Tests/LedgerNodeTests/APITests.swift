@@ -399,8 +399,13 @@ final class APITests: XCTestCase {
                     XCTAssertEqual(Self.errorCode(r), "notFound", uri)
                 }
             }
+            // HEAD of the health route answers as GET, without a body (monitors probe with it).
+            try await client.execute(uri: "/v1/health", method: .head) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.body.readableBytes, 0)
+            }
             // A served path with another method: 405, naming the methods it takes, in `Allow` too.
-            for (uri, method, allow) in [("/v1/transactions", HTTPRequest.Method.put, "POST"), ("/v1/health", .delete, "GET"),
+            for (uri, method, allow) in [("/v1/transactions", HTTPRequest.Method.put, "POST"), ("/v1/health", .delete, "GET, HEAD"),
                                          ("/v1/queries", .get, "POST"), ("/v1/transactions/\(String(repeating: "ab", count: 32))", .post, "GET"),
                                          // The literal wins, as in the router: POST only, not also GET of /v1/transactions/:id.
                                          ("/v1/transactions/batch", .get, "POST"), ("/v1/transactions/batch", .put, "POST"),
@@ -411,7 +416,7 @@ final class APITests: XCTestCase {
                     XCTAssertEqual(Self.errorCode(r), "methodNotAllowed", uri)
                     XCTAssertEqual(r.headers[.allow], allow, uri)
                     let message = (Self.json(r)["error"] as? [String: Any])?["message"] as? String ?? ""
-                    XCTAssertTrue(message.contains("served with \(allow) only, not \(method)"), message)
+                    XCTAssertTrue(message.contains("served with \(allow.replacingOccurrences(of: ", ", with: " and ")) only, not \(method)"), message)
                 }
             }
         }
