@@ -130,7 +130,10 @@ final class ParseErrorReplyHandler: ChannelDuplexHandler, RemovableChannelHandle
         switch e {
         case .headerOverflow: return "its header section is over the limits (80 KiB, 1,000 fields)"
         case .invalidHeaderToken: return "a header line is not `name: value` (or its name holds a character a header name may not)"
-        case .invalidContentLength: return "its Content-Length is not a number"
+        // The parser reports Content-Length beside Transfer-Encoding this way too.
+        case .invalidContentLength: return "its Content-Length is not a number, or it comes with Transfer-Encoding (a request has one or the other)"
+        // An HTTP/2 connection preface ("PRI * HTTP/2.0") stops the HTTP/1 parser here.
+        case .paused: return "it is not an HTTP/1.x request (HTTP/2 is not served here: use HTTP/1.1)"
         case .unexpectedContentLength: return "it has more than one Content-Length, or both Content-Length and Transfer-Encoding"
         case .invalidChunkSize: return "a chunk's size line is not hexadecimal"
         case .invalidMethod: return "its method is not an HTTP method"

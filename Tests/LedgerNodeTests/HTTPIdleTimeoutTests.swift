@@ -98,7 +98,11 @@ final class HTTPIdleTimeoutTests: XCTestCase {
                      ("POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
                       "more than one Content-Length"),
                      ("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 90_000) + "\r\n\r\n",
-                      "header section is over the limits")]
+                      "header section is over the limits"),
+                     // Both lengths (was "its Content-Length is not a number"), and HTTP/2's preface (was "paused").
+                     ("POST /v1/transactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+                      "or it comes with Transfer-Encoding"),
+                     ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "HTTP/2 is not served here: use HTTP/1.1")]
         for (request, named) in cases {
             let fd = try open(address, sending: request)
             defer { close(fd) }
