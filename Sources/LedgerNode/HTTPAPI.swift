@@ -157,10 +157,7 @@ public struct LedgerAPI: Sendable {
         get("/v1/health") { _, _ in try self.health() }
         // Load balancers and uptime monitors probe with HEAD (it was 405): the same status, no body.
         served.add(.head, "/v1/health")
-        router.head("/v1/health") { _, _ in
-            let full = try self.health()
-            return Response(status: full.status, headers: [.contentType: "application/json"])
-        }
+        router.head("/v1/health") { _, _ in try self.health().createHeadResponse() }
         get("/v1/genesis") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.genesis.bytes)))

@@ -134,7 +134,7 @@ final class ParseErrorReplyHandler: ChannelDuplexHandler, RemovableChannelHandle
         case .invalidContentLength: return "its Content-Length is not a number, or it comes with Transfer-Encoding (a request has one or the other)"
         // An HTTP/2 connection preface ("PRI * HTTP/2.0") stops the HTTP/1 parser here.
         case .paused: return "it is not an HTTP/1.x request (HTTP/2 is not served here: use HTTP/1.1)"
-        case .unexpectedContentLength: return "it has more than one Content-Length, or both Content-Length and Transfer-Encoding"
+        case .unexpectedContentLength: return "it has more than one Content-Length"
         case .invalidChunkSize: return "a chunk's size line is not hexadecimal"
         case .invalidMethod: return "its method is not an HTTP method"
         case .invalidVersion: return "its request line does not end in HTTP/1.0 or HTTP/1.1"
@@ -142,6 +142,8 @@ final class ParseErrorReplyHandler: ChannelDuplexHandler, RemovableChannelHandle
             return "its request target is not a valid path"
         case .lfExpected, .invalidConstant, .invalidCharactersUsed, .strictModeAssertion:
             return "its request line or headers are not well-formed (each line ends in CRLF; no control characters)"
+        // Content-Length followed by Transfer-Encoding ends here (the parser has no code for it).
+        case .unknown: return "it is not well-formed (for example, it has both Content-Length and Transfer-Encoding: a request has one or the other)"
         default: return "\(e)"
         }
     }

@@ -69,7 +69,11 @@ public final class LocalConsortium {
     }
 
     static func isFree(_ port: Int) -> Bool {
+        #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -175,10 +175,15 @@ public struct NodeConfig: Decodable, Sendable {
         guard !host.isEmpty else { return nil }
         var hints = addrinfo()
         hints.ai_flags = AI_PASSIVE
+        #if canImport(Glibc)
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
         var result: UnsafeMutablePointer<addrinfo>? = nil
         let code = getaddrinfo(host, nil, &hints, &result)
         if code == 0 { freeaddrinfo(result); return nil }
+        if code == EAI_SYSTEM { return String(cString: strerror(errno)) }
         return String(cString: gai_strerror(code))
     }
 

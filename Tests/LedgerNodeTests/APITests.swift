@@ -403,6 +403,7 @@ final class APITests: XCTestCase {
             try await client.execute(uri: "/v1/health", method: .head) { r in
                 XCTAssertEqual(r.status, .ok)
                 XCTAssertEqual(r.body.readableBytes, 0)
+                XCTAssertNotEqual(r.headers[.contentLength], "0", "a HEAD response states the GET body's length, or none")
             }
             // A served path with another method: 405, naming the methods it takes, in `Allow` too.
             for (uri, method, allow) in [("/v1/transactions", HTTPRequest.Method.put, "POST"), ("/v1/health", .delete, "GET, HEAD"),

@@ -102,6 +102,8 @@ final class HTTPIdleTimeoutTests: XCTestCase {
                      // Both lengths (was "its Content-Length is not a number"), and HTTP/2's preface (was "paused").
                      ("POST /v1/transactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
                       "or it comes with Transfer-Encoding"),
+                     ("POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                      "both Content-Length and Transfer-Encoding"),
                      ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "HTTP/2 is not served here: use HTTP/1.1")]
         for (request, named) in cases {
             let fd = try open(address, sending: request)
