@@ -47,7 +47,7 @@ final class ConsensusNodeTests: XCTestCase {
         /// `follower`: a non-voting auditor member of that name is in the genesis as well.
         init(as me: String, follower: String? = nil, limits: Limits = Limits(), scorers: Bool = false, commitWait: Duration = .seconds(50),
              clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-             elapsed: (@Sendable () -> UInt64)? = nil,
+             elapsed: (@Sendable () -> UInt64)? = nil, logs: LogLines? = nil,
              prepare: (_ keys: [String: MemberSecretKeys], _ genesis: Genesis, _ store: ChainStore, _ walDirectory: String) throws -> Void = { _, _, _, _ in }) async throws {
             var keys: [String: MemberSecretKeys] = [:]
             for id in Self.ids + [follower].compactMap({ $0 }) { keys[id] = MemberSecretKeys(memberID: id) }
@@ -77,6 +77,7 @@ final class ConsensusNodeTests: XCTestCase {
             options.timeouts.rebroadcast = 600_000
             var logger = Logger(label: "consensus-node-test")
             logger.logLevel = .critical
+            if let logs { logger = Logger(label: "consensus-node-test") { _ in LogLines.Handler(lines: logs) } }
             try prepare(keys, genesis, store, directory + "/consensus")
             node = try ConsensusNode(store: store, keys: keys[me]!, options: options, walDirectory: directory + "/consensus",
                                      clock: clock, elapsedMillis: elapsed ?? clock, logger: logger)
@@ -446,6 +447,35 @@ final class ConsensusNodeTests: XCTestCase {
         now.withLock { $0 += 2_000 }
         let prevoted = try await f.stateOncePrevoted()
         XCTAssertEqual(prevoted.prevote?.blockHash, early.hash, "the block was not prevoted once the clock caught up")
+        await f.close()
+    }
+
+    /// The same, as the operator sees it: one warning per proposer per 10 s, naming the head's
+    /// lead, however many proposals are held back; and the stall warning adds the cause.
+    func testAProposalHeldBackAsAheadIsWarnedAboutOnceAWhileWithItsCause() async throws {
+        let now = Mutex<UInt64>(1_795_000_000_000)
+        let elapsed = Mutex<UInt64>(1_000_000)
+        let logs = LogLines()
+        // Height 2, round 0: val-c proposes (round-robin over the sorted ids).
+        let f = try await Fixture(as: "val-a", commitWait: .milliseconds(100), clock: { now.withLock { $0 } }, elapsed: { elapsed.withLock { $0 } },
+                                  logs: logs, prepare: { keys, genesis, store, _ in
+            let proposer = try XCTUnwrap(genesis.member("val-b"))
+            _ = try store.appendBlock([], timestampMillis: 1_795_000_100_000, proposer: proposer.id, signers: [(proposer, keys["val-b"]!.signing)])
+        })
+        for seed in [70, 71] as [UInt64] {
+            let held = f.block(try f.submissions(1, seed: seed), proposer: "val-c", timestampMillis: 1_795_000_100_000)
+            _ = f.deliver(.proposal(f.proposal(held, by: "val-c"), held), from: "val-c")
+        }
+        let warnings = logs.lines.filter { $0.level == .warning && $0.message.contains("is stamped beyond the 30 s this node allows ahead of its clock") }
+        XCTAssertEqual(warnings.count, 1, logs.lines.map(\.message).joined(separator: "\n"))
+        XCTAssertTrue(warnings.first?.message.contains("the head block 1 is stamped 100 s ahead of this node's clock") == true, "\(warnings)")
+        // Nothing commits: the stall warning says why.
+        _ = try? await f.node.submit(try f.submissions(1, seed: 72))
+        _ = f.node.queue.sync { f.node.uncommittedForMillis }
+        elapsed.withLock { $0 += 12_000 }
+        f.node.queue.sync { f.node.statusTick() }
+        let stall = logs.lines.filter { $0.level == .warning && $0.message.hasPrefix("no block committed for") }
+        XCTAssertTrue(stall.last?.message.contains("the head block is stamped 100 s ahead of this node's clock") == true, logs.lines.map(\.message).joined(separator: "\n"))
         await f.close()
     }
 
@@ -1509,5 +1539,22 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(withBlocks, [true, true, false, false])
         XCTAssertLessThanOrEqual(f.node.queue.sync { f.node.futureBytes }, f.node.maxFutureBytes)
         await f.close()
+    }
+}
+
+/// Log lines a test reads back (every level).
+final class LogLines: Sendable {
+    private let box = Mutex<[(level: Logger.Level, message: String)]>([])
+    var lines: [(level: Logger.Level, message: String)] { box.withLock { $0 } }
+
+    struct Handler: LogHandler {
+        let lines: LogLines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .debug
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { lines.box.withLock { $0.append((event.level, event.message.description)) } }
     }
 }
