@@ -200,6 +200,11 @@ public enum PlainHTTP {
     /// `getaddrinfo` for TCP to (or, `passive`, on) `host:port`; the caller frees the list
     /// with `freeaddrinfo`. Nil when the host does not resolve.
     public static func lookUp(_ host: String, port: Int, passive: Bool = false) -> UnsafeMutablePointer<addrinfo>? {
+        try? resolve(host, port: port, passive: passive).get()
+    }
+
+    /// `lookUp`, or getaddrinfo's reason when the host does not resolve.
+    public static func resolve(_ host: String, port: Int, passive: Bool = false) -> Result<UnsafeMutablePointer<addrinfo>, LookUpFailure> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         if passive { hints.ai_flags = AI_PASSIVE }
@@ -209,9 +214,12 @@ public enum PlainHTTP {
         hints.ai_socktype = SOCK_STREAM
         #endif
         var found: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(host, String(port), &hints, &found) == 0 else { return nil }
-        return found
+        let code = getaddrinfo(host, String(port), &hints, &found)
+        if code == 0, let found { return .success(found) }
+        return .failure(LookUpFailure(reason: code == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(code))))
     }
+
+    public struct LookUpFailure: Error { public let reason: String }
 
     private static func connect(host: String, port: Int, deadline: UInt64, timeout: Double) throws -> Int32 {
         guard let first = lookUp(host, port: port) else { throw Failure(kind: .noSuchHost, description: "no such host") }

@@ -173,18 +173,10 @@ public struct NodeConfig: Decodable, Sendable {
     /// Why `host` cannot be listened on by name (getaddrinfo's reason), or nil when it resolves.
     static func unresolvable(_ host: String) -> String? {
         guard !host.isEmpty else { return nil }
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        var result: UnsafeMutablePointer<addrinfo>? = nil
-        let code = getaddrinfo(host, nil, &hints, &result)
-        if code == 0 { freeaddrinfo(result); return nil }
-        if code == EAI_SYSTEM { return String(cString: strerror(errno)) }
-        return String(cString: gai_strerror(code))
+        switch PlainHTTP.resolve(host, port: 0, passive: true) {
+        case .success(let found): freeaddrinfo(found); return nil
+        case .failure(let failure): return failure.reason
+        }
     }
 
     static func resolve(_ p: String, base: String) -> String {
