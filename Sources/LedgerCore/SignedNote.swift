@@ -217,6 +217,14 @@ public struct Checkpoint: Hashable, Sendable {
                 commit = CommitPoint(height: height, round: round)
             }
         }
+        // Another tool's extension lines are opaque; a line that reads as this one's block line
+        // but is not exactly it ("block 01 round 0", "Block 7 round 0", one after another line)
+        // is refused: read as no block line, it let the block a checkpoint names go unchecked
+        // (found by black-box testing, 2026-12-07).
+        for (i, line) in lines[3..<(lines.count - 1)].enumerated() where line.lowercased().hasPrefix("block") && !(i == 0 && commit != nil) {
+            throw LedgerError(.invalidCheckpoint, "checkpoint extension line \"\(String(line.prefix(80)))\" is not the block line "
+                + "(exactly \"block <height> round <round>\", decimals without leading zeros, as the first extension line)")
+        }
         self.init(origin: String(lines[0]), size: size, rootHash: root, commit: commit)
     }
 

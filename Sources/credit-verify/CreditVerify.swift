@@ -138,7 +138,11 @@ struct Chain: ParsableCommand {
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
-        guard (dataDir == nil) != (export == nil) else { throw ValidationError("give exactly one of --data-dir or --export") }
+        guard (dataDir == nil) != (export == nil) else {
+            // With --json, as every other failure (it was usage text on stderr alone; found by black-box testing).
+            if json { throw failAndExit(json: true, ["ok": false, "reason": "give exactly one of --data-dir or --export"], text: "") }
+            throw ValidationError("give exactly one of --data-dir or --export")
+        }
         let started = Date()
         var summary: ChainSummary
         var indexesUnchecked: String? = nil

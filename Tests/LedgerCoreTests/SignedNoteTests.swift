@@ -71,7 +71,13 @@ final class SignedNoteTests: XCTestCase {
         // A checkpoint written before the block line, or with another extension line, names no commit.
         let root = SHA256.hash([1]).base64String
         XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\n").commit)
-        XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nblock 07 round 2\n").commit)
+        XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nfoo\n").commit)
+        // A line that reads as the block line but is not exactly it is refused: read as none, it
+        // let the block a trusted checkpoint names go unchecked (found by black-box testing).
+        for line in ["block 07 round 2", "Block 7 round 2", "block  7 round 2", "block 7", "block 7 round 2 x", "block 18446744073709551616 round 0"] {
+            XCTAssertThrowsError(try Checkpoint(text: "o\n42\n\(root)\n\(line)\n"), line) { XCTAssertTrue("\($0)".contains("is not the block line"), "\($0)") }
+        }
+        XCTAssertThrowsError(try Checkpoint(text: "o\n42\n\(root)\nfoo\nblock 7 round 2\n"), "a block line after another line")
         XCTAssertEqual(try Checkpoint(text: "o\n42\n\(root)\nblock 7 round 2\nmore\n").commit, .init(height: 7, round: 2))
         // Extension lines are never empty; a note's bytes must be UTF-8, not repaired into it.
         XCTAssertThrowsError(try Checkpoint(text: "o\n42\n\(root)\n\nblock 7 round 2\n")) { XCTAssertTrue("\($0)".contains("empty extension line"), "\($0)") }

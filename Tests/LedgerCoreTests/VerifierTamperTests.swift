@@ -194,6 +194,26 @@ final class VerifierTamperTests: XCTestCase {
         try expectFailure("chain truncated (head block removed)", height: 4, words: "missing") { db in
             try db.remove("blocks", Self.key(4))
         }
+        // A node refuses to serve a store whose head has no checkpoint; it passed as intact.
+        try expectFailure("the head's checkpoint removed", height: 4, words: "block 4, the head, has no checkpoint") { db in
+            try db.remove("checkpoints", Self.key(4))
+        }
+    }
+
+    /// A trusted checkpoint naming a block is checked for that block's round too, as the
+    /// checkpoints stored with the blocks are (its round was not compared).
+    func testATrustedCheckpointOfAnotherRoundFailsTheChain() throws {
+        do { _ = try honestChain() }
+        let store = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
+        let header = try XCTUnwrap(try store.blockHeader(height: 2))
+        func run(round: UInt32) throws -> ChainSummary {
+            var source = StoreBlockSource(store: store)
+            return try ChainVerifier(genesis: store.genesis).verify(&source, mustReach: [Checkpoint(header: header, round: round)])
+        }
+        XCTAssertEqual(try run(round: 0).checkpointsReached, 1)
+        XCTAssertThrowsError(try run(round: 7)) { error in
+            XCTAssertTrue("\(error)".contains("the trusted checkpoint names block 2 round 7, but this chain's block 2 was certified in round 0"), "\(error)")
+        }
     }
 
     /// Blocks that are correctly certified but hold transactions no honest node would accept.

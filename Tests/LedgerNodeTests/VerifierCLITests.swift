@@ -30,6 +30,10 @@ final class VerifierCLITests: XCTestCase {
             XCTAssertTrue(output.hasPrefix("\(tool) \(Release.version) (transaction v1, block v1, envelope v1, genesis creditledger-genesis/v1, "
                                            + "store \(ChainStore.storeFormat), receipt creditledger-receipt/v1, answer creditledger-answer/v1)"), output)
         }
+        // A usage mistake with --json is answered in JSON too (it was usage text on stderr alone).
+        let (status, output) = try Self.run("credit-verify", ["chain", "--json"])
+        XCTAssertEqual(status, 1, output)
+        XCTAssertTrue(output.contains(#"{"ok":false,"reason":"give exactly one of --data-dir or --export"}"#), output)
     }
 
     func testVerifyChainReceiptAndConsistencyFromTheCommandLine() throws {
