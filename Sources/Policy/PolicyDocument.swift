@@ -99,6 +99,24 @@ public struct PolicyDocument: Sendable {
             if p.type != .integer { return "parameter \(p.name): max applies to integer parameters only, not \(p.type.rawValue)" }
             if p.max < 0 { return "parameter \(p.name): max \(p.max) is negative, so no value would be accepted" }
         }
+        // A flag or count with a minimum severity over a category that carries none can never
+        // count a record of it: installed, it told banks "false" for a subject on the list
+        // (found by black-box testing, 2026-12-07; scorecard selectors refuse the same).
+        for (name, output) in outputs {
+            let selected: (categories: [Category], minSeverity: Severity)?
+            switch output {
+            case .flag(let categories, _, let minSeverity): selected = (categories, minSeverity)
+            case .bucketedCount(let categories, _, _, let minSeverity): selected = (categories, minSeverity)
+            default: selected = nil
+            }
+            if let selected, selected.minSeverity != .none, let plain = selected.categories.first(where: { !$0.hasSeverity }) {
+                return "output \(name): min_severity applies only to categories that carry a severity, and \(plain.name) carries none (no record of it would ever count)"
+            }
+        }
+        // A purpose listed twice (model documents refuse repeats).
+        if let twice = purposes.enumerated().first(where: { i, p in purposes[..<i].contains(p) })?.element {
+            return "purpose \(twice.name) is listed twice"
+        }
         return nil
     }
 
@@ -282,7 +300,7 @@ public struct PolicyDocument: Sendable {
             }
             let output = try Self.output(o, at: "outputs[\(i)] (\(oname))")
             guard output.allowedScopes.contains(scope) else {
-                throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in a \(scope.rawValue) policy")
+                throw PolicyError("outputs[\(i)] (\(oname)): \"\(try o.string("from"))\" is not available in \(scope == .aggregate ? "an" : "a") \(scope.rawValue) policy")
             }
             if case .queryLog(_, let before?) = output,
                !params.contains(where: { $0.name == before && $0.type == .integer }) {

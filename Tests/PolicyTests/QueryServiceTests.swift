@@ -1902,6 +1902,18 @@ final class QueryServiceTests: XCTestCase {
         XCTAssertNoThrow(try ChainVerifier(genesis: consortium.genesis).verify(&good))
     }
 
+    /// A listing dated after the as-of date counts nowhere yet: the loan pre-check refused a
+    /// loan for it while risk flags said "false" and the score had no veto (found by
+    /// black-box testing, 2026-12-07).
+    func testAListingDatedAfterTheAsOfDateDecidesNoLoan() async throws {
+        try await submit([try attestation(food, .seriousViolationList, "2999-12-31", payload: "listed some day")])
+        let (_, pre) = try await ask("bank-a", "loan-pre-check", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(pre.answered, pre.receipt.message)
+        XCTAssertFalse(pre.receipt.result.contains("listed_serious_violation_list"), pre.receipt.result)
+        let (_, flags) = try await ask("bank-a", "risk-flags", subject: food.code, purpose: "loan_application")
+        XCTAssertTrue(flags.receipt.result.contains(#""serious_violation_list":false"#), flags.receipt.result)
+    }
+
     func testPolicyThatWouldLeakRawFieldsToBanksIsRejectedAtInstallation() async throws {
         let leaky = """
         {"format": "creditledger-policy/v1", "name": "bank-raw", "version": 1, "scope": "subject",
@@ -1943,7 +1955,18 @@ final class QueryServiceTests: XCTestCase {
         """
         let maxOnModel = negative.replacingOccurrences(of: #""type": "integer", "max": -5"#, with: #""type": "model_name", "max": 5"#)
             .replacingOccurrences(of: "lp-negative", with: "lp-model-max")
-        for (doc, name, expected) in [(negative, "lp-negative", "max -5 is negative"), (maxOnModel, "lp-model-max", "max applies to integer parameters only")] {
+        // A flag with a minimum severity over a category that carries none (it could never be
+        // true, and told banks a listed subject was not), and a purpose listed twice.
+        let neverTrue = """
+        {"format": "creditledger-policy/v1", "name": "lp-never", "version": 1, "scope": "subject",
+         "callers": {"roles": ["bank"]}, "purposes": ["loan_application"], "consent": {"required": true},
+         "outputs": [{"name": "listed", "from": "flag", "categories": ["serious_violation_list"], "min_severity": "serious"}]}
+        """
+        let listedTwice = negative.replacingOccurrences(of: #""purposes": ["loan_application"]"#, with: #""purposes": ["loan_application", "loan_application"]"#)
+            .replacingOccurrences(of: #", "max": -5"#, with: "").replacingOccurrences(of: "lp-negative", with: "lp-twice")
+        for (doc, name, expected) in [(negative, "lp-negative", "max -5 is negative"), (maxOnModel, "lp-model-max", "max applies to integer parameters only"),
+                                      (neverTrue, "lp-never", "output listed: min_severity applies only to categories that carry a severity, and serious_violation_list carries none"),
+                                      (listedTwice, "lp-twice", "purpose loan_application is listed twice")] {
             let bytes = Array(doc.utf8)
             XCTAssertNotNil(try? PolicyDocument(bytes: bytes, genesis: consortium.genesis), "it parses, so ledgers holding one still load")
             XCTAssertThrowsError(try QueryClient.policyProposal(genesis: consortium.genesis, document: bytes)) {
