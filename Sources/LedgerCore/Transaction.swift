@@ -90,7 +90,10 @@ public struct LedgerDate: Hashable, Sendable, Comparable, CustomStringConvertibl
               let y = UInt32(parts[0]), let m = UInt32(parts[1]), let d = UInt32(parts[2]) else {
             throw LedgerError(.invalidValue, "date \"\(iso)\" is not YYYY-MM-DD")
         }
-        try self.init(y * 10000 + m * 100 + d)
+        // Named as given: "0000-01-01" read "date 101 is outside …" (found by black-box testing).
+        do { try self.init(y * 10000 + m * 100 + d) } catch let e as LedgerError {
+            throw LedgerError(e.code, e.reason.replacingOccurrences(of: "date \(y * 10000 + m * 100 + d) ", with: "date \(iso) "))
+        }
     }
 
     public var description: String {

@@ -286,7 +286,12 @@ struct Score: ParsableCommand {
             for (i, r) in list.enumerated() {
                 if bySubject[r.subject] == nil { order.append(r.subject) }
                 var w = ByteWriter(); w.u64(UInt64(i))
-                bySubject[r.subject, default: []].append((try r.body(), SHA256.hash(w.bytes)))
+                // Which record, as the file holds them (a bad one was named by its problem alone; found by black-box testing).
+                let body: AttestationBody
+                do { body = try r.body() } catch {
+                    throw fail("\(records) record \(i + 1) (\(r.subject.clipped()), \(r.category.clipped()), \(r.event_date.clipped())): \((error as? LedgerError)?.reason ?? "\(error)")")
+                }
+                bySubject[r.subject, default: []].append((body, SHA256.hash(w.bytes)))
             }
             var results: [ScoreResult] = []
             var skipped = 0

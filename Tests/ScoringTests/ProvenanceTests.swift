@@ -290,6 +290,13 @@ final class ProvenanceTests: XCTestCase {
                                            "--as-of", "2026-11-21", "--json", "--subject", one])
         XCTAssertEqual((json(only.output)["results"] as? [Any])?.count, 1, only.output)
         let wrongCheck = String(one.dropLast()) + (one.last == "0" ? "1" : "0")
+        // A record the scorer refuses is named by its place in the file, and a date as it is written.
+        let badRecords = "\(directory)/bad.jsonl"
+        try (String(contentsOfFile: "\(out)/records.jsonl", encoding: .utf8).split(separator: "\n").prefix(2).joined(separator: "\n")
+             + "\n{\"subject\":\"\(one)\",\"category\":\"license\",\"event_date\":\"0000-01-01\"}\n").write(toFile: badRecords, atomically: true, encoding: .utf8)
+        let badRecord = try run("credit-node", ["score", "--model", "\(Models.directory)/risk-warning.json", "--records", badRecords, "--as-of", "2026-11-21"])
+        XCTAssertEqual(badRecord.status, 1, badRecord.output)
+        XCTAssertTrue(badRecord.output.contains("\(badRecords) record 3 (\(one), license, 0000-01-01): date 0000-01-01 is outside the years 1900-2999"), badRecord.output)
         for (subject, words) in [(wrongCheck, "--subject: "), ("91350100M000100Y43", "holds no record about 91350100M000100Y43")] {
             let r = try run("credit-node", ["score", "--model", "\(Models.directory)/risk-warning.json", "--records", "\(out)/records.jsonl",
                                             "--as-of", "2026-11-21", "--subject", subject])
