@@ -470,5 +470,13 @@ func loadModel(path: String) throws -> InstalledModel {
 /// Every *.json model in a directory, in file-name order.
 func loadModels(directory: String) throws -> [InstalledModel] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { throw fail("cannot list \(directory)") }
-    return try names.filter { $0.hasSuffix(".json") }.sorted().map { try loadModel(path: "\(directory)/\($0)") }
+    var seen: [String: String] = [:]   // "name version" → file
+    return try names.filter { $0.hasSuffix(".json") }.sorted().map { file in
+        let model = try loadModel(path: "\(directory)/\(file)")
+        // Named by file: genesis said "models[1] … is listed twice", which a directory's user cannot place (found by black-box testing).
+        if let first = seen.updateValue(file, forKey: "\(model.name) \(model.version)") {
+            throw fail("\(directory)/\(first) and \(directory)/\(file) are both \(model.name) version \(model.version); keep one")
+        }
+        return model
+    }
 }

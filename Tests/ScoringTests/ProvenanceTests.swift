@@ -290,6 +290,17 @@ final class ProvenanceTests: XCTestCase {
                                            "--as-of", "2026-11-21", "--json", "--subject", one])
         XCTAssertEqual((json(only.output)["results"] as? [Any])?.count, 1, only.output)
         let wrongCheck = String(one.dropLast()) + (one.last == "0" ? "1" : "0")
+        // Two files in a models directory holding one model version are named (genesis refuses the
+        // pair as "models[1] … listed twice", which a directory's user cannot place).
+        let twice = "\(directory)/models-twice"
+        try FileManager.default.createDirectory(atPath: twice, withIntermediateDirectories: true)
+        for name in ["enterprise.json", "enterprise-copy.json"] {
+            try FileManager.default.copyItem(atPath: "\(Models.directory)/enterprise.json", toPath: "\(twice)/\(name)")
+        }
+        let dev = try run("credit-node", ["dev", "--data-dir", "\(directory)/dev-twice", "--http", "127.0.0.1:0", "--models", twice])
+        XCTAssertEqual(dev.status, 1, dev.output)
+        XCTAssertTrue(dev.output.contains("\(twice)/enterprise-copy.json and \(twice)/enterprise.json are both enterprise version 1; keep one"), dev.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/dev-twice"), "nothing is left behind")
         // A record the scorer refuses is named by its place in the file, and a date as it is written.
         let badRecords = "\(directory)/bad.jsonl"
         try (String(contentsOfFile: "\(out)/records.jsonl", encoding: .utf8).split(separator: "\n").prefix(2).joined(separator: "\n")
