@@ -161,8 +161,9 @@ public struct Checkpoint: Hashable, Sendable {
     public let origin: String
     public let size: UInt64
     public let rootHash: Hash
-    /// Nil for a checkpoint written before the extension line existed, or one whose first
-    /// extension line is something else (extension lines are opaque to tlog tooling).
+    /// Nil for a checkpoint written before the extension line existed, or one whose extension
+    /// lines are another tool's (opaque to tlog tooling); a line whose first word is `block`
+    /// that is not exactly the block line, in first place, makes the checkpoint malformed.
     public let commit: CommitPoint?
 
     public struct CommitPoint: Hashable, Sendable {
@@ -221,7 +222,8 @@ public struct Checkpoint: Hashable, Sendable {
         // but is not exactly it ("block 01 round 0", "Block 7 round 0", one after another line)
         // is refused: read as no block line, it let the block a checkpoint names go unchecked
         // (found by black-box testing, 2026-12-07).
-        for (i, line) in lines[3..<(lines.count - 1)].enumerated() where line.lowercased().hasPrefix("block") && !(i == 0 && commit != nil) {
+        for (i, line) in lines[3..<(lines.count - 1)].enumerated()
+        where line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).first?.lowercased() == "block" && !(i == 0 && commit != nil) {
             throw LedgerError(.invalidCheckpoint, "checkpoint extension line \"\(String(line.prefix(80)))\" is not the block line "
                 + "(exactly \"block <height> round <round>\", decimals without leading zeros, as the first extension line)")
         }

@@ -85,14 +85,17 @@ public struct LedgerDate: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     /// Parses "YYYY-MM-DD".
     public init(iso: String) throws {
-        let parts = iso.split(separator: "-")
+        let parts = iso.split(separator: "-", omittingEmptySubsequences: false)
+        // ASCII digits only: UInt32("+1") is 1, so "2026-+1-+1" read as 2026-01-01 (found in review).
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              parts.allSatisfy({ $0.utf8.allSatisfy { (0x30...0x39).contains($0) } }),
               let y = UInt32(parts[0]), let m = UInt32(parts[1]), let d = UInt32(parts[2]) else {
             throw LedgerError(.invalidValue, "date \"\(iso)\" is not YYYY-MM-DD")
         }
         // Named as given: "0000-01-01" read "date 101 is outside …" (found by black-box testing).
         do { try self.init(y * 10000 + m * 100 + d) } catch let e as LedgerError {
-            throw LedgerError(e.code, e.reason.replacingOccurrences(of: "date \(y * 10000 + m * 100 + d) ", with: "date \(iso) "))
+            throw LedgerError(e.code, e.reason.replacingOccurrences(of: "date \(y * 10000 + m * 100 + d) ", with: "date \(iso) ")
+                .replacingOccurrences(of: "YYYYMMDD", with: "YYYY-MM-DD"))
         }
     }
 

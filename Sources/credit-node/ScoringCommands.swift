@@ -276,20 +276,22 @@ struct Score: ParsableCommand {
                     }
                 }
             }
+            // Each record with its place in the file, for messages (with --subject the list is filtered).
+            var placed = Array(list.enumerated())
             if let subject {
                 do { _ = try USCC(subject) } catch { throw fail("--subject: \(error)") }
-                list = list.filter { $0.subject == subject }
-                guard !list.isEmpty else { throw fail("\(records) holds no record about \(subject)") }
+                placed = placed.filter { $0.element.subject == subject }
+                guard !placed.isEmpty else { throw fail("\(records) holds no record about \(subject)") }
             }
             var order: [String] = []
             var bySubject: [String: [(body: AttestationBody, origin: Hash)]] = [:]
-            for (i, r) in list.enumerated() {
+            for (i, (position, r)) in placed.enumerated() {
                 if bySubject[r.subject] == nil { order.append(r.subject) }
                 var w = ByteWriter(); w.u64(UInt64(i))
                 // Which record, as the file holds them (a bad one was named by its problem alone; found by black-box testing).
                 let body: AttestationBody
                 do { body = try r.body() } catch {
-                    throw fail("\(records) record \(i + 1) (\(r.subject.clipped()), \(r.category.clipped()), \(r.event_date.clipped())): \((error as? LedgerError)?.reason ?? "\(error)")")
+                    throw fail("\(records) record \(position + 1) (\(r.subject.clipped()), \(r.category.clipped()), \(r.event_date.clipped())): \((error as? LedgerError)?.reason ?? "\(error)")")
                 }
                 bySubject[r.subject, default: []].append((body, SHA256.hash(w.bytes)))
             }
@@ -470,13 +472,20 @@ func loadModel(path: String) throws -> InstalledModel {
 /// Every *.json model in a directory, in file-name order.
 func loadModels(directory: String) throws -> [InstalledModel] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { throw fail("cannot list \(directory)") }
-    var seen: [String: String] = [:]   // "name version" → file
-    return try names.filter { $0.hasSuffix(".json") }.sorted().map { file in
+    var seen: [String: (file: String, hash: Hash)] = [:]   // "name version" → its first file
+    var models: [InstalledModel] = []
+    for file in names.filter({ $0.hasSuffix(".json") }).sorted() {
         let model = try loadModel(path: "\(directory)/\(file)")
-        // Named by file: genesis said "models[1] … is listed twice", which a directory's user cannot place (found by black-box testing).
-        if let first = seen.updateValue(file, forKey: "\(model.name) \(model.version)") {
-            throw fail("\(directory)/\(first) and \(directory)/\(file) are both \(model.name) version \(model.version); keep one")
+        // Named by file: genesis said "models[1] … is listed twice", which a directory's user
+        // cannot place (found by black-box testing). A byte-identical copy is the same model.
+        if let first = seen["\(model.name) \(model.version)"] {
+            guard first.hash == model.hash else {
+                throw fail("\(directory)/\(first.file) and \(directory)/\(file) are both \(model.name) version \(model.version), with different documents; keep one")
+            }
+            continue
         }
-        return model
+        seen["\(model.name) \(model.version)"] = (file, model.hash)
+        models.append(model)
     }
+    return models
 }

@@ -79,6 +79,16 @@ func emit(json: Bool, _ object: [String: Any], text: String) {
 }
 
 /// Reports an error in the chosen format and exits non-zero.
+/// Exactly one of --data-dir and --export. With --json the mistake is answered in JSON too (it
+/// was usage text on stderr alone; found by black-box testing), still with the usage status 64.
+func requireOneSource(dataDir: String?, export: String?, json: Bool) throws {
+    guard (dataDir == nil) == (export == nil) else { return }
+    let message = "give exactly one of --data-dir or --export"
+    guard json else { throw ValidationError(message) }
+    print(String(decoding: JSONView.data(["ok": false, "reason": message]), as: UTF8.self))
+    throw ExitCode(64)
+}
+
 func failAndExit(json: Bool, _ object: [String: Any], text: String) -> ExitCode {
     if json { print(String(decoding: JSONView.data(object), as: UTF8.self)) } else {
         FileHandle.standardError.write(Data("FAILED: \(text)\n".utf8))
@@ -138,11 +148,7 @@ struct Chain: ParsableCommand {
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
-        guard (dataDir == nil) != (export == nil) else {
-            // With --json, as every other failure (it was usage text on stderr alone; found by black-box testing).
-            if json { throw failAndExit(json: true, ["ok": false, "reason": "give exactly one of --data-dir or --export"], text: "") }
-            throw ValidationError("give exactly one of --data-dir or --export")
-        }
+        try requireOneSource(dataDir: dataDir, export: export, json: json)
         let started = Date()
         var summary: ChainSummary
         var indexesUnchecked: String? = nil

@@ -146,7 +146,7 @@ struct Recompute: ParsableCommand {
     @Flag(help: "Machine-readable output.") var json = false
 
     func run() throws {
-        guard (dataDir == nil) != (export == nil) else { throw ValidationError("give exactly one of --data-dir or --export") }
+        try requireOneSource(dataDir: dataDir, export: export, json: json)
         do {
             let g = try Genesis(file: genesis)
             guard let txID = [UInt8](hex: id), txID.count == 32 else { throw Failure("\(id) is not 64 hex digits") }

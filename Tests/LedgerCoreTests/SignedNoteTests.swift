@@ -72,6 +72,7 @@ final class SignedNoteTests: XCTestCase {
         let root = SHA256.hash([1]).base64String
         XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\n").commit)
         XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nfoo\n").commit)
+        XCTAssertNil(try Checkpoint(text: "o\n42\n\(root)\nblocksize=4096\n").commit, "another tool's line stays opaque")
         // A line that reads as the block line but is not exactly it is refused: read as none, it
         // let the block a trusted checkpoint names go unchecked (found by black-box testing).
         for line in ["block 07 round 2", "Block 7 round 2", "block  7 round 2", "block 7", "block 7 round 2 x", "block 18446744073709551616 round 0"] {

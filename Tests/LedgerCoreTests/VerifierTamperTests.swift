@@ -200,19 +200,17 @@ final class VerifierTamperTests: XCTestCase {
         }
     }
 
-    /// A trusted checkpoint naming a block is checked for that block's round too, as the
-    /// checkpoints stored with the blocks are (its round was not compared).
-    func testATrustedCheckpointOfAnotherRoundFailsTheChain() throws {
+    /// A trusted checkpoint naming a block is not held to the round of this copy's certificate:
+    /// honest nodes decide a block in the round each first sees a quorum of precommits, so one
+    /// node's checkpoint of a block can name another round than another node's certificate.
+    func testATrustedCheckpointOfAnotherRoundStillVerifiesTheChain() throws {
         do { _ = try honestChain() }
         let store = try ChainStore(path: directory, mode: .readOnly, verifyDepth: 0)
         let header = try XCTUnwrap(try store.blockHeader(height: 2))
-        func run(round: UInt32) throws -> ChainSummary {
+        for round in [UInt32(0), 7] {
             var source = StoreBlockSource(store: store)
-            return try ChainVerifier(genesis: store.genesis).verify(&source, mustReach: [Checkpoint(header: header, round: round)])
-        }
-        XCTAssertEqual(try run(round: 0).checkpointsReached, 1)
-        XCTAssertThrowsError(try run(round: 7)) { error in
-            XCTAssertTrue("\(error)".contains("the trusted checkpoint names block 2 round 7, but this chain's block 2 was certified in round 0"), "\(error)")
+            let summary = try ChainVerifier(genesis: store.genesis).verify(&source, mustReach: [Checkpoint(header: header, round: round)])
+            XCTAssertEqual(summary.checkpointsReached, 1, "round \(round)")
         }
     }
 

@@ -32,7 +32,7 @@ final class VerifierCLITests: XCTestCase {
         }
         // A usage mistake with --json is answered in JSON too (it was usage text on stderr alone).
         let (status, output) = try Self.run("credit-verify", ["chain", "--json"])
-        XCTAssertEqual(status, 1, output)
+        XCTAssertEqual(status, 64, output)
         XCTAssertTrue(output.contains(#"{"ok":false,"reason":"give exactly one of --data-dir or --export"}"#), output)
     }
 

@@ -294,12 +294,13 @@ final class ProvenanceTests: XCTestCase {
         // pair as "models[1] … listed twice", which a directory's user cannot place).
         let twice = "\(directory)/models-twice"
         try FileManager.default.createDirectory(atPath: twice, withIntermediateDirectories: true)
-        for name in ["enterprise.json", "enterprise-copy.json"] {
-            try FileManager.default.copyItem(atPath: "\(Models.directory)/enterprise.json", toPath: "\(twice)/\(name)")
-        }
+        // (A byte-identical copy is the same model and is taken; this one differs in a space.)
+        try FileManager.default.copyItem(atPath: "\(Models.directory)/enterprise.json", toPath: "\(twice)/enterprise.json")
+        try (try Data(contentsOf: URL(fileURLWithPath: "\(Models.directory)/enterprise.json")) + Data(" ".utf8))
+            .write(to: URL(fileURLWithPath: "\(twice)/enterprise-copy.json"))
         let dev = try run("credit-node", ["dev", "--data-dir", "\(directory)/dev-twice", "--http", "127.0.0.1:0", "--models", twice])
         XCTAssertEqual(dev.status, 1, dev.output)
-        XCTAssertTrue(dev.output.contains("\(twice)/enterprise-copy.json and \(twice)/enterprise.json are both enterprise version 1; keep one"), dev.output)
+        XCTAssertTrue(dev.output.contains("\(twice)/enterprise-copy.json and \(twice)/enterprise.json are both enterprise version 1, with different documents; keep one"), dev.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/dev-twice"), "nothing is left behind")
         // A record the scorer refuses is named by its place in the file, and a date as it is written.
         let badRecords = "\(directory)/bad.jsonl"
