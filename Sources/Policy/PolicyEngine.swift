@@ -259,10 +259,10 @@ public struct PolicyEngine: Sendable {
                 let s = score!.1
                 if s.grade > rule.minGrade { reasons.append(Self.gradeBelowCode(rule.minGrade)) }
                 for c in rule.denyCategories {
-                    // Dated on or before the as-of date, as flags, counts and scores read records: a
-                    // listing dated in the future refused the loan while risk-flags said "false"
-                    // and the score had no veto (found by black-box testing, 2026-12-07).
-                    let hits = active.filter { $0.record.category == c && $0.record.eventDate <= facts.asOfDate }
+                    // Read as flags and counts read records (`matching`: dated on or before the
+                    // as-of date): a listing dated in the future refused the loan while risk-flags
+                    // said "false" and the score had no veto (found by black-box testing, 2026-12-07).
+                    let hits = matching(active, [c], window: nil, minSeverity: .none, facts: facts)
                     if !hits.isEmpty { reasons.append("listed_\(c.name)"); used.append(contentsOf: hits.map(\.logIndex)) }
                 }
                 var line: Int64? = nil
