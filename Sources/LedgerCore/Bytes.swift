@@ -185,4 +185,8 @@ public struct HashKey: Hashable, Sendable {
 extension Duration {
     /// The duration in seconds, for reports and `Date` arithmetic (never for consensus state).
     public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// Whole milliseconds, 0 for a negative duration.
+    public var inMilliseconds: UInt64 {
+        UInt64(max(0, components.seconds)) * 1000 + UInt64(max(0, components.attoseconds) / 1_000_000_000_000_000)
+    }
 }

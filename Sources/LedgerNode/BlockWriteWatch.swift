@@ -1,3 +1,4 @@
+import LedgerCore
 import LedgerStore
 import Logging
 import Synchronization
@@ -46,11 +47,10 @@ public final class BlockWriteWatch: Sendable {
 
     /// Counts one write that took `took`; returns the warning to log, when one is due.
     func record(_ took: Duration, height: UInt64, at now: ContinuousClock.Instant) -> String? {
-        let millis = UInt64(max(0, took.components.seconds)) * 1000 + UInt64(max(0, took.components.attoseconds) / 1_000_000_000_000_000)
+        let millis = took.inMilliseconds, seconds = took.inSeconds
         return state.withLock { s -> String? in
             s.writes += 1
             s.slowestMillis = max(s.slowestMillis, millis)
-            let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
             s.buckets[Self.bucketBounds.firstIndex { seconds <= $0 } ?? Self.bucketBounds.count] += 1
             s.totalNanos &+= UInt64(max(0, seconds) * 1e9)
             guard took > Self.slowThreshold else { return nil }
@@ -68,7 +68,7 @@ public final class BlockWriteWatch: Sendable {
         }
     }
 
-    static var thresholdMillis: Int64 { slowThreshold.components.seconds * 1000 + slowThreshold.components.attoseconds / 1_000_000_000_000_000 }
+    static var thresholdMillis: Int64 { Int64(slowThreshold.inMilliseconds) }
 
     /// For `GET /metrics`: cumulative counts at each bound of `bucketBounds`, the sum of the
     /// times in seconds, the count, and the writes over `slowThreshold`.

@@ -24,10 +24,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     public struct Options: Sendable {
         public var timeouts = ConsensusTimeouts()
         public var statusInterval: Duration = .seconds(1)
-        var statusIntervalMillis: UInt64 {
-            let c = statusInterval.components
-            return UInt64(max(0, c.seconds)) * 1000 + UInt64(max(0, c.attoseconds) / 1_000_000_000_000_000)
-        }
+        var statusIntervalMillis: UInt64 { statusInterval.inMilliseconds }
         /// Blocks are refused whose timestamp is this far ahead of the local clock.
         public var maxClockSkewMillis: UInt64 = 30_000
         /// A scorer scores subjects with new records after each block (docs/SCORING.md, live scoring).
