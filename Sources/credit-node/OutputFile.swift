@@ -69,7 +69,7 @@ func checkOutput(_ out: String, inputs: [String?] = [], dataDirectory: String? =
 /// the ledger (found by black-box testing).
 private func checkWritableDirectory(of out: String) throws {
     let parent = (out as NSString).deletingLastPathComponent
-    let probe = (parent.isEmpty ? "." : parent) + "/.credit-node-probe-" + SecureRandom.bytes(8).map { String(format: "%02x", $0) }.joined()
+    let probe = (parent.isEmpty ? "." : parent) + "/.credit-node-probe-" + SecureRandom.bytes(8).hexString
     let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
         throw fail("--out \(out): cannot create a file in \(parent.isEmpty ? "the current directory" : parent) (\(String(cString: strerror(errno)))); name a writable place; nothing was written")

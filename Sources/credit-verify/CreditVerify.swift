@@ -78,7 +78,6 @@ func emit(json: Bool, _ object: [String: Any], text: String) {
     if json { print(String(decoding: JSONView.data(object), as: UTF8.self)) } else { print(text) }
 }
 
-/// Reports an error in the chosen format and exits non-zero.
 /// Exactly one of --data-dir and --export. With --json the mistake is answered in JSON too (it
 /// was usage text on stderr alone; found by black-box testing), still with the usage status 64.
 func requireOneSource(dataDir: String?, export: String?, json: Bool) throws {
@@ -89,6 +88,7 @@ func requireOneSource(dataDir: String?, export: String?, json: Bool) throws {
     throw ExitCode(64)
 }
 
+/// Reports an error in the chosen format and exits non-zero.
 func failAndExit(json: Bool, _ object: [String: Any], text: String) -> ExitCode {
     if json { print(String(decoding: JSONView.data(object), as: UTF8.self)) } else {
         FileHandle.standardError.write(Data("FAILED: \(text)\n".utf8))
@@ -551,24 +551,20 @@ struct ConsentEvidenceCommand: ParsableCommand {
                 onLedger = e
             }
             let about = consent.map { " (\($0.about))" } ?? ""
-            // A consent recorded before salting, whose form has since been used again (a new
-            // grant, which wrote the record beside it): the plain hash is still checked, and the
-            // record set aside (it failed, blaming the record; found by black-box testing).
-            if let record = kept, onLedger != record.evidenceHash, onLedger == formHash {
-                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": consent?.id.hexString ?? "",
-                                  "action": consent?.action ?? "", "record_not_used": recordPath],
-                     text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about); "
-                        + "\(recordPath) is for another consent of this form (evidence \(record.evidence)) and was not needed")
+            // A consent recorded before salting: its evidence is the form's plain hash. A record
+            // beside the form is then another consent's (the form used again for a new grant),
+            // set aside (it failed, blaming the record; found by black-box testing).
+            if onLedger == formHash, kept?.evidenceHash != onLedger {
+                var fields: [String: Any] = ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false,
+                                             "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""]
+                if kept != nil { fields["record_not_used"] = recordPath }
+                let setAside = kept.map { "; \(recordPath) is for another consent of this form (evidence \($0.evidence)) and was not needed" } ?? ""
+                emit(json: json, fields, text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about)\(setAside)")
                 return
             }
             guard let kept else {
-                guard onLedger == formHash else {
-                    throw Failure("the consent's evidence \(onLedger.hexString) is not \(form)'s SHA-256 (\(formHash.hexString)), and there is no evidence record "
-                        + "\(recordPath): a consent recorded since 2026-12-07 needs the one its recorder kept (--record FILE)")
-                }
-                emit(json: json, ["ok": true, "evidence": onLedger.hexString, "form_sha256": formHash.hexString, "salted": false, "consent": consent?.id.hexString ?? "", "action": consent?.action ?? ""],
-                     text: "OK: the consent's evidence is \(form)'s plain SHA-256, unsalted (as consents were recorded before 2026-12-07)\(about)")
-                return
+                throw Failure("the consent's evidence \(onLedger.hexString) is not \(form)'s SHA-256 (\(formHash.hexString)), and there is no evidence record "
+                    + "\(recordPath): a consent recorded since 2026-12-07 needs the one its recorder kept (--record FILE)")
             }
             // The record's `recorder` is not part of the commitment: a receipt names who signed
             // the consent; without one, the record's word is only repeated as its word. A record
