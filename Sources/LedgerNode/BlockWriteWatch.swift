@@ -16,14 +16,9 @@ public final class BlockWriteWatch: Sendable {
     static let slowThreshold: Duration = .milliseconds(250)
     static let warningInterval: Duration = .seconds(10)
 
-    /// Upper bounds (seconds) of the write-time histogram `GET /metrics` serves.
-    static let bucketBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-
     private struct State {
-        /// Writes at or under each of `bucketBounds` (not cumulative), and over the last.
-        var buckets = [UInt64](repeating: 0, count: BlockWriteWatch.bucketBounds.count + 1)
-        var totalNanos: UInt64 = 0
-        var writes: UInt64 = 0
+        /// The write times `GET /metrics` serves.
+        var times = DurationHistogram()
         var slow: UInt64 = 0
         var slowestMillis: UInt64 = 0
         var last: (height: UInt64, millis: UInt64)? = nil
@@ -47,12 +42,10 @@ public final class BlockWriteWatch: Sendable {
 
     /// Counts one write that took `took`; returns the warning to log, when one is due.
     func record(_ took: Duration, height: UInt64, at now: ContinuousClock.Instant) -> String? {
-        let millis = took.inMilliseconds, seconds = took.inSeconds
+        let millis = took.inMilliseconds
         return state.withLock { s -> String? in
-            s.writes += 1
+            s.times.record(took)
             s.slowestMillis = max(s.slowestMillis, millis)
-            s.buckets[Self.bucketBounds.firstIndex { seconds <= $0 } ?? Self.bucketBounds.count] += 1
-            s.totalNanos &+= UInt64(max(0, seconds) * 1e9)
             guard took > Self.slowThreshold else { return nil }
             s.slow += 1
             s.last = (height, millis)
@@ -70,20 +63,15 @@ public final class BlockWriteWatch: Sendable {
 
     static var thresholdMillis: Int64 { Int64(slowThreshold.inMilliseconds) }
 
-    /// For `GET /metrics`: cumulative counts at each bound of `bucketBounds`, the sum of the
-    /// times in seconds, the count, and the writes over `slowThreshold`.
-    var histogram: (cumulative: [UInt64], sumSeconds: Double, count: UInt64, slow: UInt64) {
-        state.withLock { s in
-            var running: UInt64 = 0
-            let cumulative = s.buckets.dropLast().map { running += $0; return running }
-            return (cumulative, Double(s.totalNanos) / 1e9, s.writes, s.slow)
-        }
+    /// For `GET /metrics`: the write times, and the writes over `slowThreshold`.
+    var histogram: (times: DurationHistogram, slow: UInt64) {
+        state.withLock { s in (s.times, s.slow) }
     }
 
     /// For `GET /v1/status`.
     var status: [String: any Sendable] {
         state.withLock { s in
-            var out: [String: any Sendable] = ["count": s.writes, "slow_threshold_ms": Self.thresholdMillis, "slow": s.slow, "slowest_ms": s.slowestMillis]
+            var out: [String: any Sendable] = ["count": s.times.count, "slow_threshold_ms": Self.thresholdMillis, "slow": s.slow, "slowest_ms": s.slowestMillis]
             if let last = s.last { out["last_slow"] = ["height": last.height, "ms": last.millis] as [String: any Sendable] }
             return out
         }

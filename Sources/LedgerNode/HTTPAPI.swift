@@ -22,6 +22,8 @@ public struct LedgerAPI: Sendable {
     let queries: Result<QueryService, LedgerError>
     /// Request bodies being read and decoded at once, over all connections.
     let bodies: BodyBudget
+    /// How long each listener's requests took (`GET /metrics`).
+    let requestTimings = RequestTimings()
     /// The time any request body may take to arrive, before a second per 256 KiB of its
     /// route's limit: the connection idle timeout (`serve` sets it).
     var bodyDeadlineBase: Duration = .seconds(30)
@@ -139,6 +141,7 @@ public struct LedgerAPI: Sendable {
     public func makeRouter(_ routes: Routes = .all) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         let served = ServedPaths()
+        router.add(middleware: RequestTiming(timings: requestTimings, listener: { if case .all = routes { "operator" } else { "member" } }()))
         router.add(middleware: JSONErrors(served: served))
         // Every route is noted with its method, so a served path asked with another one is told so (405).
         func get<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> R) {

@@ -24,12 +24,15 @@ struct PrometheusText {
         metric(name, type: "counter", help: help, [("", [], Self.number(value))])
     }
 
-    /// A histogram from cumulative counts at `bounds` (seconds), with its sum and count.
-    mutating func histogram(_ name: String, _ help: String, bounds: [Double], cumulative: [UInt64], sum: Double, count: UInt64) {
-        var samples = zip(bounds, cumulative).map { ("_bucket", [("le", Self.number($0))], "\($1)") }
-        samples.append(("_bucket", [("le", "+Inf")], "\(count)"))
-        samples.append(("_sum", [], Self.number(sum)))
-        samples.append(("_count", [], "\(count)"))
+    /// A histogram's series, each with its labels: cumulative buckets, sum and count.
+    mutating func histogram(_ name: String, _ help: String, _ series: [(labels: [(String, String)], DurationHistogram)]) {
+        var samples: [(suffix: String, labels: [(String, String)], value: String)] = []
+        for (labels, h) in series {
+            samples += zip(DurationHistogram.bounds, h.cumulative).map { ("_bucket", labels + [("le", Self.number($0))], "\($1)") }
+            samples.append(("_bucket", labels + [("le", "+Inf")], "\(h.count)"))
+            samples.append(("_sum", labels, Self.number(h.sumSeconds)))
+            samples.append(("_count", labels, "\(h.count)"))
+        }
         metric(name, type: "histogram", help: help, samples)
     }
 
@@ -73,8 +76,7 @@ extension LedgerAPI {
         m.gauge("creditledger_write_failure", "1 while the node writes no blocks (a failed synced write, which holds until a restart, or a full disk, until space is freed), else 0.",
                 ledger.writeFailureReason == nil ? 0 : 1)
         let writes = ledger.blockWrites.histogram
-        m.histogram("creditledger_synced_block_write_seconds", "Time each block's synced write to the store took.",
-                    bounds: BlockWriteWatch.bucketBounds, cumulative: writes.cumulative, sum: writes.sumSeconds, count: writes.count)
+        m.histogram("creditledger_synced_block_write_seconds", "Time each block's synced write to the store took.", [([], writes.times)])
         m.counter("creditledger_synced_block_writes_slow_total", "Synced block writes that took over \(BlockWriteWatch.thresholdMillis) ms.", Double(writes.slow))
         if case .success(let q) = queries {
             m.counter("creditledger_queries_turned_away_total", "Queries turned away unrecorded past a refusal budget.", Double(q.turnedAway))
@@ -97,6 +99,11 @@ extension LedgerAPI {
         if let n = PrometheusText.value(status["missing_envelopes"]) {
             m.gauge("creditledger_missing_envelopes", "Records committed without their envelope and not erased (fetched again from peers).", n)
         }
+        m.histogram("creditledger_http_request_duration_seconds",
+                    "Time from a request's head to its response's head (a commit wait included), by listener, method, route template and status.",
+                    requestTimings.snapshot.map { s, h in
+                        ([("listener", s.listener), ("method", s.method), ("route", s.route), ("status", String(s.status))], h)
+                    })
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: m.text)))
     }

@@ -155,6 +155,8 @@ final class APITests: XCTestCase {
             }
             let blocks = h.ledger.store.head.height
             XCTAssertGreaterThan(blocks, 0)
+            try await client.execute(uri: "/v1/no-such-route/12345", method: .get) { r in XCTAssertEqual(r.status, .notFound) }
+            try await client.execute(uri: "/v1/transactions/zz", method: .get) { r in XCTAssertEqual(r.status, .badRequest) }
             try await client.execute(uri: "/metrics", method: .get) { r in
                 XCTAssertEqual(r.status, .ok)
                 XCTAssertEqual(r.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
@@ -169,6 +171,14 @@ final class APITests: XCTestCase {
                 XCTAssertNotNil(sample("creditledger_synced_block_write_seconds_bucket{le=\"0.001\"}"))
                 XCTAssertTrue(lines.contains("# TYPE creditledger_synced_block_write_seconds histogram"), "\(lines)")
                 XCTAssertTrue(lines.contains { $0.hasPrefix("creditledger_info{version=\"") && $0.contains("member=\"dev\",mode=\"dev\"} 1") }, "\(lines)")
+                // Each request's time, by listener, method, route template (never the path asked) and status.
+                let requests = "creditledger_http_request_duration_seconds"
+                XCTAssertTrue(lines.contains("# TYPE \(requests) histogram"), "\(lines)")
+                XCTAssertEqual(sample("\(requests)_count{listener=\"operator\",method=\"POST\",route=\"/v1/transactions\",status=\"200\"}"), "3")
+                XCTAssertEqual(sample("\(requests)_bucket{listener=\"operator\",method=\"POST\",route=\"/v1/transactions\",status=\"200\",le=\"+Inf\"}"), "3")
+                XCTAssertEqual(sample("\(requests)_count{listener=\"operator\",method=\"GET\",route=\"unmatched\",status=\"404\"}"), "1")
+                XCTAssertEqual(sample("\(requests)_count{listener=\"operator\",method=\"GET\",route=\"/v1/transactions/{id}\",status=\"400\"}"), "1")
+                XCTAssertFalse(lines.contains { $0.contains("no-such-route") || $0.contains("/zz") }, "\(lines)")
                 // Every sample line is a name, optional labels and a number.
                 for line in lines where !line.hasPrefix("#") {
                     let value = line.split(separator: " ").last.map(String.init) ?? ""
@@ -177,6 +187,27 @@ final class APITests: XCTestCase {
                 // Buckets are cumulative.
                 let buckets = lines.filter { $0.hasPrefix("creditledger_synced_block_write_seconds_bucket") }.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
                 XCTAssertEqual(buckets, buckets.sorted(), "\(buckets)")
+            }
+        }
+    }
+
+    /// Both listeners time their requests into the one registry the operator's `/metrics` serves,
+    /// each under its own `listener` label; a member asking for an operator route is counted there.
+    func testRequestsOnTheMemberListenerAreTimedUnderTheirOwnLabel() async throws {
+        let opened = try DevNode.open(dataDirectory: directory)
+        let ledger = try Ledger(store: opened.store, validatorKeys: opened.keys, clock: { 1_795_000_000_000 })
+        let api = LedgerAPI(ledger: ledger)
+        try await Application(router: api.makeRouter(.members)).test(.router) { client in
+            try await client.execute(uri: "/v1/health", method: .get) { XCTAssertEqual($0.status, .ok) }
+            try await client.execute(uri: "/v1/status", method: .get) { XCTAssertEqual($0.status, .notFound) }
+        }
+        try await Application(router: api.makeRouter()).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                let count = "creditledger_http_request_duration_seconds_count"
+                XCTAssertTrue(text.contains("\(count){listener=\"member\",method=\"GET\",route=\"/v1/health\",status=\"200\"} 1\n"), text)
+                XCTAssertTrue(text.contains("\(count){listener=\"member\",method=\"GET\",route=\"/v1/status\",status=\"404\"} 1\n"), text)
+                XCTAssertFalse(text.contains("listener=\"operator\""), text)
             }
         }
     }

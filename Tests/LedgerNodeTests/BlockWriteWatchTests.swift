@@ -37,11 +37,11 @@ final class BlockWriteWatchTests: XCTestCase {
             _ = watch.record(took, height: 1, at: now)
         }
         let h = watch.histogram
-        XCTAssertEqual(BlockWriteWatch.bucketBounds, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
-        XCTAssertEqual(h.cumulative, [1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3])
-        XCTAssertEqual(h.count, 4)
+        XCTAssertEqual(DurationHistogram.bounds, [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])
+        XCTAssertEqual(h.times.cumulative, [1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3])
+        XCTAssertEqual(h.times.count, 4)
         XCTAssertEqual(h.slow, 1)
-        XCTAssertEqual(h.sumSeconds, 6.2535, accuracy: 1e-6)
+        XCTAssertEqual(h.times.sumSeconds, 6.2535, accuracy: 1e-6)
     }
 
     /// The store reports each block's synced write to the watch of the node that opened it.
@@ -55,6 +55,6 @@ final class BlockWriteWatchTests: XCTestCase {
             _ = try opened.store.appendBlock([], timestampMillis: 1, proposer: member.id, signers: [(member, opened.keys.signing)])
         }
         XCTAssertEqual(watch.status["count"] as? UInt64, 2)
-        XCTAssertEqual(watch.histogram.count, 2)
+        XCTAssertEqual(watch.histogram.times.count, 2)
     }
 }
