@@ -426,16 +426,12 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     private func stopWaiting(_ waiter: Mempool.Waiter, after wait: Duration) {
         let (seconds, attoseconds) = wait.components
         let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
-        let mempool = self.mempool
-        nonisolated(unsafe) let waiter = waiter
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
-            mempool.stopWaiting(waiter) { committed, total in
-                let within = nanoseconds % 1_000_000_000 == 0 ? "\(nanoseconds / 1_000_000_000) s" : "\(nanoseconds / 1_000_000) ms"
-                let what = total == 1 ? "the transaction was not committed within \(within); it is"
-                    : "\(committed) of the \(total) transactions were committed within \(within); the rest are"
-                return LedgerError(.notCommitted,
-                    "\(what) still pending and may commit later (is a quorum of validators up? GET /v1/status on a node's operator address tells). Look them up by id on your own node; sending the same signed transactions again is safe, signing them again with new nonces would record them twice")
-            }
+        mempool.stopWaiting(waiter, after: .nanoseconds(nanoseconds)) { committed, total in
+            let within = nanoseconds % 1_000_000_000 == 0 ? "\(nanoseconds / 1_000_000_000) s" : "\(nanoseconds / 1_000_000) ms"
+            let what = total == 1 ? "the transaction was not committed within \(within); it is"
+                : "\(committed) of the \(total) transactions were committed within \(within); the rest are"
+            return LedgerError(.notCommitted,
+                "\(what) still pending and may commit later (is a quorum of validators up? GET /v1/status on a node's operator address tells). Look them up by id on your own node; sending the same signed transactions again is safe, signing them again with new nonces would record them twice")
         }
     }
 

@@ -114,6 +114,18 @@ public final class Mempool: @unchecked Sendable {
         }
     }
 
+    /// Ends `waiter`'s wait `after` from now (`stopWaiting`) unless it has ended by then. The
+    /// timer holds the waiter weakly: every admitted submission, each query's audit record among
+    /// them, sets one for the whole commit wait (50 s by default), and holding the waiter (its
+    /// results and continuation) that long kept rate × wait of them alive after their commit
+    /// (found in review, 2026-12-08). What stays is the timer's small closure until it fires.
+    func stopWaiting(_ waiter: Waiter, after: DispatchTimeInterval, timedOut: @escaping @Sendable (_ committed: Int, _ total: Int) -> any Error) {
+        nonisolated(unsafe) weak let weakWaiter = waiter
+        DispatchQueue.global().asyncAfter(deadline: .now() + after) { [self] in
+            if let waiter = weakWaiter { stopWaiting(waiter, timedOut: timedOut) }
+        }
+    }
+
     /// Answers `waiter`'s submitter now, if its transactions have not all committed (or been
     /// dropped) yet: with the error `timedOut` makes from how many of them had committed and how
     /// many there are. The transactions stay pending and still commit; only the wait ends.

@@ -69,6 +69,39 @@ final class MempoolTests: XCTestCase {
         XCTAssertEqual(pool.oldest(10, maxBytes: .max).map(\.transaction.id), [subs[0], subs[2]].map(\.transaction.id))
     }
 
+    /// A submitter's wait timer does not keep its waiter alive: once its transactions commit,
+    /// the waiter (results, continuation) is freed though the timer has long to run; a timer
+    /// that fires first ends the wait with the figures and leaves the transactions pending.
+    func testAWaitTimerHoldsItsWaiterOnlyUntilTheWaitEnds() async throws {
+        let pool = Mempool(capacity: 10)
+        let subs = try submissions(3)
+        final class Probe: @unchecked Sendable { weak var waiter: Mempool.Waiter? }
+        let probe = Probe()
+        let results = try await withCheckedThrowingContinuation { continuation in
+            do {
+                let (_, waiter) = try pool.admitWaiting([subs[0]], continuation: continuation)
+                probe.waiter = waiter
+                pool.stopWaiting(waiter!, after: .seconds(600)) { _, _ in LedgerError(.notCommitted, "timed out") }
+                pool.committed([subs[0].transaction], height: 1, firstLogIndex: 0)
+            } catch { continuation.resume(throwing: error) }
+        }
+        XCTAssertEqual(results.map(\.logIndex), [0])
+        XCTAssertNil(probe.waiter, "the pending 600 s timer still held the waiter of a committed submission")
+        do {
+            _ = try await withCheckedThrowingContinuation { continuation in
+                do {
+                    let (_, waiter) = try pool.admitWaiting(Array(subs[1...2]), continuation: continuation)
+                    pool.stopWaiting(waiter!, after: .milliseconds(20)) { committed, total in LedgerError(.notCommitted, "\(committed) of \(total)") }
+                    pool.committed([subs[1].transaction], height: 2, firstLogIndex: 1)
+                } catch { continuation.resume(throwing: error) }
+            }
+            XCTFail("the wait did not end")
+        } catch {
+            XCTAssertEqual("\(error)", "\(LedgerError(.notCommitted, "1 of 2"))")
+        }
+        XCTAssertTrue(pool.contains(subs[2].transaction.id))
+    }
+
     /// Full means a clear error, and nothing of the refused batch is admitted.
     func testFullMempoolRefusesWithAClearErrorAndAdmitsNothing() throws {
         let pool = Mempool(capacity: 10)
