@@ -672,10 +672,15 @@ public struct Transaction: Hashable, Sendable {
     /// block, and so may erasures of it, but not a correction and an erasure: an erasure must
     /// name every committed correction of the records it erases (FORMAT.md §4.5), and one in the
     /// same block is not committed when the erasure is checked, so it would keep its own copy of
-    /// the erased payload.
+    /// the erased payload. A revocation takes the record it revokes alone: the revoked-record rule
+    /// reads committed state only, so a second revocation of the record, or a correction of it, in
+    /// the same block was committed though it changed nothing (found by black-box testing; rule
+    /// added 2026-12-08, `BlockClaims(certified:)` leaves it out for earlier certified blocks).
     public var blockClaims: [BlockClaim] {
         var claims = blockExclusiveClaims.map { BlockClaim(name: $0, side: .exclusive) }
         switch body {
+        case .amendment(let a) where a.action == .revocation:
+            claims.append(BlockClaim(name: Self.correctionClaim(a.target), side: .revokes))
         case .amendment(let a) where a.action == .correction:
             claims.append(BlockClaim(name: Self.correctionClaim(a.target), side: .corrects))
         case .governance(let g) where g.action == .eraseRecords:
@@ -749,35 +754,43 @@ public struct BlockClaim: Hashable, Sendable {
         case corrects
         /// Erasures of the named record: they conflict with corrections of it only.
         case erases
+        /// A revocation of the named record: it conflicts with every other claim of it.
+        case revokes
     }
     public let name: String
     public let side: Side
 }
 
 /// The claims taken by the transactions of one block (or by a node's pending ones): two claims
-/// of one name conflict when either is exclusive or they are on different sides.
+/// of one name conflict when either is exclusive or a revocation, or they are on different sides.
 public struct BlockClaims: Sendable {
     private var taken: [String: [BlockClaim.Side: Int]] = [:]
+    /// Judge a certified block by the rules of its time: revocations claimed nothing before 2026-12-08.
+    private let certified: Bool
 
-    public init() {}
+    public init(certified: Bool = false) { self.certified = certified }
+
+    private func claims(of tx: Transaction) -> [BlockClaim] {
+        certified ? tx.blockClaims.filter { $0.side != .revokes } : tx.blockClaims
+    }
 
     /// A claim of `tx` that one taken already rules out, if any.
     public func conflict(_ tx: Transaction) -> String? {
-        for c in tx.blockClaims {
+        for c in claims(of: tx) {
             guard let sides = taken[c.name] else { continue }
-            if c.side == .exclusive || sides.keys.contains(where: { $0 != c.side }) { return c.name }
+            if c.side == .exclusive || c.side == .revokes || sides.keys.contains(where: { $0 != c.side || $0 == .revokes }) { return c.name }
         }
         return nil
     }
 
     /// Takes the claims of `tx`, which `conflict` found none for.
     public mutating func take(_ tx: Transaction) {
-        for c in tx.blockClaims { taken[c.name, default: [:]][c.side, default: 0] += 1 }
+        for c in claims(of: tx) { taken[c.name, default: [:]][c.side, default: 0] += 1 }
     }
 
     /// Gives back the claims of `tx`, once taken.
     public mutating func release(_ tx: Transaction) {
-        for c in tx.blockClaims {
+        for c in claims(of: tx) {
             guard let n = taken[c.name]?[c.side] else { continue }
             taken[c.name]![c.side] = n > 1 ? n - 1 : nil
             if taken[c.name]!.isEmpty { taken[c.name] = nil }

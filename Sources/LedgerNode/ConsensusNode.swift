@@ -1127,7 +1127,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         }
         var ids = Set<HashKey>(minimumCapacity: block.submissions.count)
         var nonces = Set<NonceKey>(minimumCapacity: block.submissions.count)
-        var claims = BlockClaims()
+        var claims = BlockClaims(certified: certified)
         var notSeen: [Int] = []
         for (i, s) in block.submissions.enumerated() {
             let tx = s.transaction

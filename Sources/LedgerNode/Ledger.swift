@@ -209,19 +209,22 @@ public final class Ledger: @unchecked Sendable {
             var batchClaims = inFlightClaims
             for (i, s) in submissions.enumerated() {
                 let tx = s.transaction
-                if let claim = batchClaims.conflict(tx) {
-                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.conflict, Self.pendingConflict(claim)))
-                }
-                batchClaims.take(tx)
+                // The same bytes sent again (a client resending after a timeout, as the README
+                // advises) are a replay of the pending one, not a conflict with its claims (which
+                // were checked first, found by black-box testing).
                 let nonce = NonceKey(tx.header)
                 if inFlightIDs.contains(tx.id) || !batchIDs.insert(tx.id).inserted {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
-                                     error: LedgerError(.replay, "transaction \(tx.id.hexString) was already submitted"))
+                                     error: LedgerError(.replay, "transaction \(tx.id.hexString) (nonce \(tx.header.nonce) of \(tx.header.signer)) was already submitted and is pending"))
                 }
                 if inFlightNonces.contains(nonce) || !batchNonces.insert(nonce).inserted {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
                                      error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction"))
                 }
+                if let claim = batchClaims.conflict(tx) {
+                    throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.conflict, Self.pendingConflict(claim)))
+                }
+                batchClaims.take(tx)
             }
             for (i, s) in submissions.enumerated() {
                 queue.append(Pending(submission: s, waiter: waiter, slot: i))
@@ -239,7 +242,7 @@ public final class Ledger: @unchecked Sendable {
         if claim.hasPrefix("payload commitment") { return "\(claim) is already that of a pending record" }
         if claim.hasPrefix("model") || claim.hasPrefix("policy") { return "\(claim) is already being installed by a pending transaction" }
         if claim.hasPrefix("request nonce") { return "\(claim) is already being recorded by a pending query record" }
-        return "\(claim): a pending transaction corrects or erases that record; retry once it commits"
+        return "\(claim): a pending transaction corrects, revokes or erases that record; retry once it commits (after a revocation, nothing more of that record is taken)"
     }
 
     /// Replay guard and references against committed state. A committed transaction always

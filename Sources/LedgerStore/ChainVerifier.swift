@@ -191,7 +191,7 @@ public final class ChainVerifier {
             // its transactions see only the log before the block (not each other).
             var blockIDs = Set<Hash>(minimumCapacity: decoded.count)
             var blockNonces = Set<String>(minimumCapacity: decoded.count)
-            var blockClaims = BlockClaims()
+            var blockClaims = BlockClaims(certified: true)
             for (i, item) in decoded.enumerated() {
                 let tx = item.transaction
                 guard blockIDs.insert(tx.id).inserted else {
@@ -201,7 +201,7 @@ public final class ChainVerifier {
                     throw fail("nonce \(tx.header.nonce) of \(tx.header.signer) is used twice in the block (replayed transaction?)", tx: i)
                 }
                 if let claim = blockClaims.conflict(tx) {
-                    throw fail("\(claim) is claimed twice in the block (one request answered twice, one model or policy installed twice, one sealed payload in two records, or a record corrected and erased together)", tx: i)
+                    throw fail("\(claim) is claimed twice in the block (one request answered twice, one model or policy installed twice, one sealed payload in two records, a record corrected and erased together, or revoked and amended again)", tx: i)
                 }
                 blockClaims.take(tx)
                 do { try validator.checkStateful(tx, state: state, certified: true) } catch { throw fail("\(error)", tx: i) }

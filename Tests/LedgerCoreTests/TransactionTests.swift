@@ -74,6 +74,37 @@ final class TransactionTests: XCTestCase {
         XCTAssertNil(claims.conflict(erasures[0].transaction))
     }
 
+    /// A revocation holds its record alone in a block: not beside a second revocation of it, a
+    /// correction or an erasure (the revoked-record rule reads committed state, so both were
+    /// committed, the second changing nothing). A certified block of before the rule keeps them.
+    func testARevocationTakesItsRecordAloneExceptInEarlierCertifiedBlocks() throws {
+        let c = try TestConsortium()
+        let record = try c.attestation(nonce: 1)
+        func revocation(_ nonce: UInt64) -> Submission {
+            Submission(transaction: Transaction.sign(header: c.header("samr", nonce: nonce),
+                body: .amendment(AmendmentBody(action: .revocation, target: record.transaction.id, reason: "issued_in_error", replacement: nil)),
+                key: c.keys["samr"]!.signing), envelope: nil)
+        }
+        let fix = try c.correction(of: record, nonce: 4, payload: "one")
+        let erasure = c.erasure(of: [record.transaction.id], nonce: 5)
+        func admitted(_ txs: [Submission], certified: Bool = false) -> Int {
+            var claims = BlockClaims(certified: certified)
+            var n = 0
+            for s in txs where claims.conflict(s.transaction) == nil { claims.take(s.transaction); n += 1 }
+            return n
+        }
+        for other in [revocation(3), fix, erasure] {
+            XCTAssertEqual(admitted([revocation(2), other]), 1, "\(other.transaction.kind)")
+            XCTAssertEqual(admitted([other, revocation(2)]), 1, "\(other.transaction.kind)")
+            XCTAssertEqual(admitted([revocation(2), other], certified: true), 2, "\(other.transaction.kind)")
+        }
+        XCTAssertEqual(admitted([fix, erasure], certified: true), 1, "the earlier rules stand for certified blocks")
+        var claims = BlockClaims()
+        claims.take(revocation(2).transaction)
+        claims.release(revocation(2).transaction)
+        XCTAssertNil(claims.conflict(fix.transaction))
+    }
+
     func testTruncatedAndExtendedBytesAreRefused() throws {
         let tx = try TestConsortium().attestation(nonce: 7).transaction
         for n in 0..<tx.encoded.count {

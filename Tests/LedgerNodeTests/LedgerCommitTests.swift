@@ -103,6 +103,59 @@ final class LedgerCommitTests: XCTestCase {
         XCTAssertEqual(ledger.queuedCount, 0)
     }
 
+    /// The same signed bytes sent again while pending (a client resending after a timeout) are a
+    /// replay, not a conflict with the pending copy's claims. A second amendment of a record
+    /// being revoked is refused while the revocation is pending, in one batch or after it, and
+    /// once it commits by the revoked-record rule: both had been committed (black-box testing).
+    func testAResentTransactionIsAReplayAndARevokedRecordTakesNoOtherAmendmentInItsBlock() async throws {
+        let (ledger, txs) = try open()
+        let keys = ledger.validatorKeys
+        let record = txs[0]
+        _ = try await { let t = Task { try await ledger.submit([record], signedHere: false) }; try await waitUntilQueued(ledger, 1); ledger.commitPending(); return try await t.value }()
+        func amendment(_ nonce: UInt64, _ action: AmendmentBody.Action) throws -> Submission {
+            if action == .revocation {
+                return try AttestationRequest.revocation(of: record.transaction.id, reason: "issued_in_error", genesis: ledger.genesis, keys: keys,
+                                                         nonce: nonce, issuedAtMillis: 1)
+            }
+            return try AttestationRequest(subject: "91350100M000100Y43", subject_kind: nil, category: "license", severity: nil, event_date: "2026-03-14",
+                                          industry: "C13", attributes: ["amount_yuan": 5000], payload: .string("licence corrected \(nonce)"))
+                .build(genesis: ledger.genesis, keys: keys, nonce: nonce, issuedAtMillis: 1, correcting: record.transaction.id, reason: "data_error")
+        }
+        func refusal(_ ledger: Ledger, _ batch: [Submission], _ admitted: String) async throws -> LedgerError? {
+            do {
+                _ = try await ledger.submit(batch, signedHere: false)
+                XCTFail(admitted)
+                return nil
+            } catch let e as BatchError { return e.error as? LedgerError } catch let e as LedgerError { return e }
+        }
+        let revocation = try amendment(20, .revocation)
+        for other in [try amendment(21, .revocation), try amendment(22, .correction)] {
+            do {
+                _ = try await ledger.submit([revocation, other], signedHere: false)
+                XCTFail("a second amendment beside a revocation of its record")
+            } catch let e as BatchError {
+                XCTAssertEqual(e.index, 1)
+                XCTAssertEqual((e.error as? LedgerError)?.code, .conflict, "\(e)")
+            }
+        }
+        let pending = Task { try await ledger.submit([revocation], signedHere: false) }
+        try await waitUntilQueued(ledger, 1)
+        let resent = try await refusal(ledger, [revocation], "the same bytes admitted twice")
+        XCTAssertEqual(resent?.code, .replay, "\(String(describing: resent))")
+        XCTAssertTrue(resent?.reason.contains("was already submitted and is pending") == true, "\(String(describing: resent))")
+        let attestation = Task { try await ledger.submit([txs[1]], signedHere: false) }
+        try await waitUntilQueued(ledger, 2)
+        let again = try await refusal(ledger, [txs[1]], "the same attestation admitted twice")
+        XCTAssertEqual(again?.code, .replay, "its payload commitment was reported instead: \(String(describing: again))")
+        let beside = try await refusal(ledger, [try amendment(23, .correction)], "a correction beside a pending revocation")
+        XCTAssertTrue(beside?.reason.contains("a pending transaction corrects, revokes or erases that record") == true, "\(String(describing: beside))")
+        ledger.commitPending()
+        _ = try await pending.value
+        _ = try await attestation.value
+        let after = try await refusal(ledger, [try amendment(24, .revocation)], "a second revocation after the first committed")
+        XCTAssertTrue(after?.reason.contains("was revoked (by \(revocation.transaction.id.hexString))") == true, "\(String(describing: after))")
+    }
+
     /// A staging directory from an interrupted first start is removed, unless it holds a store
     /// with committed blocks: only a rename into place undone by a power loss leaves those, and
     /// deleting them (as the first start used to, without a word) would lose what was

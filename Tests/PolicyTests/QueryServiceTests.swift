@@ -2247,7 +2247,7 @@ final class QueryServiceTests: XCTestCase {
         // A correction pending beside the erasure of its record: the erasure cannot see it.
         let third = try correction(of: penalty.id, "{\"decision\":\"third\"}")
         do { try await submit([third, erasure([penalty.id, first.transaction.id, second.transaction.id])]); XCTFail("erased beside a pending correction") } catch {
-            XCTAssertTrue("\(error)".contains("versions of record \(penalty.id.hexString): a pending transaction corrects or erases that record"), "\(error)")
+            XCTAssertTrue("\(error)".contains("versions of record \(penalty.id.hexString): a pending transaction corrects, revokes or erases that record"), "\(error)")
         }
         try await submit([erasure([penalty.id, first.transaction.id, second.transaction.id])])
         for id in [penalty.id, first.transaction.id, second.transaction.id] { XCTAssertNil(try store.envelope(of: id)) }
