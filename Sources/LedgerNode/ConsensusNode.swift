@@ -33,6 +33,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         /// `notCommitted` (they stay pending): without a quorum nothing commits, and a client
         /// with no timeout of its own would otherwise hold its connection for good.
         public var commitWait: Duration = .seconds(50)
+        /// The store was created at this start: a validator finding its own votes in the blocks it
+        /// catches up then names a wrong `data_dir` as the likely cause.
+        public var freshDataDirectory = false
         public init() {}
     }
 
@@ -931,7 +934,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             case .proposal: found = "a peer relayed a proposal at height \(at)"
             default: found = "a peer relayed a vote at height \(at)"
             }
-            logger.critical("\(found) of this validator's which its consensus state does not remember: \(member.id)'s data directory is older than votes it signed (restored from a copy?), or another node signs with its key. It signs nothing until height \(machine.signsAgainFrom.map(String.init) ?? "-") (moved on past every block it catches up), so it cannot sign twice where it may already have voted; if it was needed for a quorum, the chain waits for another validator")
+            let cause = options.freshDataDirectory
+                ? "\(member.id)'s data directory was created new at this start, so this member's node ran before with another one: is data_dir in its config a typo, or relative to a symlinked config's directory? Stop it and point data_dir at its own store (or, if that store is lost, let it catch up: it is doing so now). Or another node signs with its key"
+                : "\(member.id)'s data directory is older than votes it signed (restored from a copy?), or another node signs with its key"
+            logger.critical("\(found) of this validator's which its consensus state does not remember: \(cause). It signs nothing until height \(machine.signsAgainFrom.map(String.init) ?? "-") (moved on past every block it catches up), so it cannot sign twice where it may already have voted; if it was needed for a quorum, the chain waits for another validator")
         }
         if machine.round > round, !awaitingContent.isEmpty {
             // Blocks awaited for rounds that have now come near are fetched at once.

@@ -71,6 +71,52 @@ public struct LedgerAPI: Sendable {
         }
     }
 
+    /// One address a node listens on, for `listenProblem`: its config field or flag, and the address as written.
+    public struct ListenAddress: Sendable {
+        public let field: String, address: String, host: String, port: Int
+        public init(field: String, address: String, host: String, port: Int) { (self.field, self.address, self.host, self.port) = (field, address, host, port) }
+    }
+
+    /// Listens on each address in turn, holding each until the last is tried, then closes them
+    /// all: the first that cannot be listened on, and why (ending where the caller says what to
+    /// change), or nil. Run before anything is
+    /// written or started: a clash between the node's own listeners written differently
+    /// (`localhost:8601` and `127.0.0.1:8601`), or a host that is not this machine's, used to
+    /// surface only once the store was open, P2P had joined the peers and a listener had started
+    /// (found by black-box testing, 2026-12-08). Port 0 (any free port) is not tried.
+    public static func listenProblem(_ addresses: [ListenAddress]) -> (address: ListenAddress, reason: String)? {
+        var held: [(ListenAddress, Int32)] = []
+        defer { for (_, fd) in held { close(fd) } }
+        for a in addresses where a.port != 0 {
+            guard let info = PlainHTTP.lookUp(a.host, port: a.port, passive: true) else { continue }
+            defer { freeaddrinfo(info) }
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 1) == 0 {
+                held.append((a, fd))
+                continue
+            }
+            let code = errno
+            close(fd)
+            switch code {
+            case EADDRINUSE:
+                if let (mine, _) = held.first(where: { $0.0.port == a.port }) {
+                    return (a, "is the same listening socket as \(mine.field) \(mine.address) (port \(a.port)): each listener needs its own;")
+                }
+                return (a, "is in use by another process (another node, or one not yet stopped?): free it, or")
+            case EADDRNOTAVAIL:
+                return (a, "cannot be listened on: \(a.host) is not an address of this machine (listen on one of its addresses, or 0.0.0.0 for all);")
+            case EACCES:
+                return (a, "cannot be listened on: port \(a.port) is privileged (below 1024) and this process may not bind it;")
+            default:
+                return (a, "cannot be listened on: \(String(cString: strerror(code)));")
+            }
+        }
+        return nil
+    }
+
     /// Whether another socket holds `host:port` (binding it fails with EADDRINUSE).
     static func addressTaken(host: String, port: Int) -> Bool {
         guard let info = PlainHTTP.lookUp(host, port: port, passive: true) else { return false }

@@ -230,7 +230,9 @@ public enum NetworkNode {
     /// before it existed, or deleted), the votes in the consensus safety state name the member;
     /// a directory with neither is claimed by whoever starts on it next (a deleted file let any
     /// member take another's votes and locks; found by black-box testing, 2026-12-06).
-    static func claimDataDirectory(_ dataDir: String, for member: String) throws {
+    /// With `record` false it only checks, writing nothing (a start refused later, by the store's
+    /// genesis say, left the file behind; found by black-box testing, 2026-12-08).
+    static func claimDataDirectory(_ dataDir: String, for member: String, record: Bool = true) throws {
         let path = dataDir + "/member"
         if !FileManager.default.fileExists(atPath: path), let voter = Self.safetyStateSigner(dataDir), voter != member {
             throw LedgerError(.notAuthorized, "data directory \(dataDir) holds \(voter)'s consensus state (its votes and locks in "
@@ -244,7 +246,7 @@ public enum NetworkNode {
             }
             return
         }
-        try DurableFile.create(atPath: path, contents: Data((member + "\n").utf8), mode: 0o600)
+        if record { try DurableFile.create(atPath: path, contents: Data((member + "\n").utf8), mode: 0o600) }
     }
 
     /// The member whose votes or proposal the data directory's safety state holds, if it holds any.
@@ -271,14 +273,26 @@ public enum NetworkNode {
         // P2P and dial its peers under the member's name before its HTTP bind failed, and NIO's
         // error did not say which address (found by black-box testing).
         let listeners = try config.listeners()
-        for l in listeners where l.port != 0 && LedgerAPI.addressTaken(host: l.host, port: l.port) {
-            throw LedgerError(.invalidValue, "\(l.field) address \(l.address) is in use by another process (another node, or one not yet stopped?): free it or give another \(l.field) in \(configPath); nothing was started")
+        if let (l, why) = LedgerAPI.listenProblem(listeners.map { .init(field: $0.field, address: $0.address, host: $0.host, port: $0.port) }) {
+            throw LedgerError(.invalidValue, "\(l.field) address \(l.address) \(why) change \(l.field) in \(configPath); nothing was started")
         }
         let (p2pListener, httpListener, memberListener) = (listeners[0], listeners[1], listeners.dropFirst(2).first)
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
+        // A `ledger` that is no store (an empty directory made by hand, a file) failed with
+        // Foundation's "file with the same name already exists" after a whole store was made
+        // beside it under `ledger.creating` (found by black-box testing, 2026-12-08).
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: storePath, isDirectory: &isDirectory), !FileManager.default.fileExists(atPath: storePath + "/CURRENT") {
+            throw LedgerError(.invalidValue, "\(storePath) exists but is no ledger store (\(isDirectory.boolValue ? "a directory without RocksDB's CURRENT file" : "a file")): "
+                              + "remove it if it holds nothing, or restore the store it held (data_dir in \(configPath)); nothing was started")
+        }
+        let fresh = !FileManager.default.fileExists(atPath: storePath)
+        if !FileManager.default.fileExists(atPath: dataDir) {
+            logger.notice("data directory \(dataDir) does not exist: creating it (data_dir in \(configPath); a relative path is taken from the directory of the config file's path as given)")
+        }
         try DurableFile.createDirectories(dataDir)
-        try claimDataDirectory(dataDir, for: me.id)
+        try claimDataDirectory(dataDir, for: me.id, record: false)
         let store: ChainStore
         if FileManager.default.fileExists(atPath: storePath + "/CURRENT") {
             store = try ChainStore(path: storePath, blockCacheBytes: ChainStore.nodeBlockCacheBytes,
@@ -302,8 +316,10 @@ public enum NetworkNode {
         }
         // The process exits soon after this returns, the store possibly still open.
         defer { stopBackgroundWork(of: store, logger: logger) }
+        try claimDataDirectory(dataDir, for: me.id)
         warmPageCache(of: store, logger: logger)
         var options = ConsensusNode.Options()
+        options.freshDataDirectory = fresh
         if let t = config.timeouts {
             if let v = t.propose_ms { options.timeouts.propose = UInt64(v) }
             if let v = t.prevote_ms { options.timeouts.prevote = UInt64(v) }

@@ -166,6 +166,10 @@ struct Dev: AsyncParsableCommand {
             guard let (h, p) = Genesis.listenHostAndPort(address) else { throw fail("--member-http must be host:port (a host without spaces or slashes, a port of 0-65535), got \(address)") }
             return (h, p)
         }
+        // Before the ledger is opened or made (as `run` does).
+        let listeners = [LedgerAPI.ListenAddress(field: "--http", address: http, host: host, port: port)]
+            + (members.map { [LedgerAPI.ListenAddress(field: "--member-http", address: memberHttp ?? "", host: $0.host, port: $0.port)] } ?? [])
+        if let (l, why) = LedgerAPI.listenProblem(listeners) { throw fail("\(l.field) \(l.address) \(why) change \(l.field); nothing was started") }
         var logger = Logger(label: "credit-node")
         logger.logLevel = try parseLogLevel(logLevel)
         await runningNode {

@@ -2,6 +2,7 @@ import Consensus
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import Logging
 @testable import LedgerNode
 import P2P
 import XCTest
@@ -117,6 +118,43 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/member"), "the refused start claimed the directory")
         XCTAssertNoThrow(try NetworkNode.claimDataDirectory(dir, for: "bank-a"))
         XCTAssertEqual(try String(contentsOfFile: dir + "/member", encoding: .utf8), "bank-a\n")
+    }
+
+    /// A start refused for its listeners or its data directory writes nothing there: two of its
+    /// listeners that are one socket once resolved (127.1 is 127.0.0.1), a host that is not this
+    /// machine's, a `ledger` that is no store, a store of another chain. Each was found by
+    /// black-box testing (2026-12-08) after the node had opened or made a store, joined P2P or
+    /// claimed the directory.
+    func testARefusedStartWritesNothingAndSaysWhatToChange() async throws {
+        let net = try LocalConsortium(name: "refused-start")
+        defer { try? FileManager.default.removeItem(atPath: net.root) }
+        let dir = "\(net.root)/samr-330106"
+        let config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/node.json"))) as? [String: Any])
+        let port = try LocalConsortium.freePort()
+        func refusal(_ changes: [String: Any]) async throws -> String {
+            let c = config.merging(changes) { $1 }
+            try JSONSerialization.data(withJSONObject: c).write(to: URL(fileURLWithPath: dir + "/bad.json"))
+            do {
+                try await NetworkNode.run(configPath: dir + "/bad.json", logger: Logger(label: "test"))
+                XCTFail("the node started with \(changes)")
+                return ""
+            } catch { return "\(error)" }
+        }
+        var why = try await refusal(["data_dir": "d1", "p2p": "127.0.0.1:\(port)", "http": "127.1:\(port)"])
+        XCTAssertTrue(why.contains("http address 127.1:\(port) is the same listening socket as p2p 127.0.0.1:\(port)"), why)
+        XCTAssertTrue(why.contains("nothing was started"), why)
+        why = try await refusal(["data_dir": "d1", "http": "192.0.2.1:\(port)"])
+        XCTAssertTrue(why.contains("http address 192.0.2.1:\(port) cannot be listened on: 192.0.2.1 is not an address of this machine"), why)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/d1"), "a start refused for its listeners made its data directory")
+        try FileManager.default.createDirectory(atPath: dir + "/d2/ledger", withIntermediateDirectories: true)
+        why = try await refusal(["data_dir": "d2"])
+        XCTAssertTrue(why.contains("\(dir)/d2/ledger exists but is no ledger store (a directory without RocksDB's CURRENT file)"), why)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/d2"), ["ledger"], "the refused start wrote beside it")
+        _ = try DevNode.open(dataDirectory: dir + "/dev")
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir + "/dev").sorted()
+        why = try await refusal(["data_dir": "dev"])
+        XCTAssertTrue(why.contains("is not the genesis of the store in \(dir)/dev/ledger"), why)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/dev").sorted(), before, "the refused start claimed the directory")
     }
 
     /// `credit-node genesis` refuses a members file with a field it does not know, before anything is written.
