@@ -350,9 +350,12 @@ public struct Genesis: Sendable {
     /// a host of no spaces, slashes or other whitespace, at most 255 bytes in all. An IPv6
     /// address is written in brackets, `[::1]:26601`, and comes back without them (the brackets
     /// were taken as part of a host name, and the address failed only when used).
+    /// The port is written as a number is: ASCII digits without a sign or a leading zero
+    /// ("+18722" and "018721" were taken as 18722 and 18721, and two members could share an
+    /// address written two ways; found by black-box testing, 2026-12-08).
     public static func listenHostAndPort(_ address: String) -> (host: String, port: Int)? {
         guard address.utf8.count <= 255, let (given, port) = hostAndPort(address),
-              !given.contains(where: { $0 == "/" || $0.isWhitespace }) else { return nil }
+              address.hasSuffix(":\(port)"), !given.contains(where: { $0 == "/" || $0.isWhitespace }) else { return nil }
         var host = given
         if host.hasPrefix("[") || host.hasSuffix("]") || host.contains("[") || host.contains("]") {
             guard host.hasPrefix("["), host.hasSuffix("]"), host.count > 2 else { return nil }
@@ -371,11 +374,21 @@ public struct Genesis: Sendable {
         // Two members at one address: one of them can never be dialled, which shows only once
         // the network runs, when fixing it takes a new genesis (found by black-box testing). A
         // new genesis refuses it; one already made still loads.
+        // A member listed twice is named as such first (it was reported as two members at one address).
+        var ids = Set<String>()
+        for m in members where !ids.insert(m.id).inserted {
+            throw LedgerError(.invalidGenesis, "member id \"\(m.id)\" appears twice")
+        }
         for field in ["p2p_address", "http_address"] {
             var seen: [String: String] = [:]
             for m in members {
                 guard let address = field == "p2p_address" ? m.p2pAddress : m.httpAddress else { continue }
-                if let other = seen.updateValue(m.id, forKey: address.lowercased()) {
+                // A new genesis takes addresses as configs do: IPv6 in brackets, a plain port
+                // (`::1:18722` and `127.0.0.1:+18722` were written into one).
+                guard let (host, port) = listenHostAndPort(address), port >= 1 else {
+                    throw LedgerError(.invalidGenesis, "member \(m.id): \(field) must be host:port (a host without spaces or slashes, IPv6 in brackets, a port of 1-65535 in plain digits), got \"\(address.prefix(64))\"")
+                }
+                if let other = seen.updateValue(m.id, forKey: "\(host.lowercased()):\(port)") {
                     throw LedgerError(.invalidGenesis, "members \(other) and \(m.id) have the same \(field) \(address); each member's node needs its own")
                 }
             }

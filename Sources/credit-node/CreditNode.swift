@@ -200,6 +200,10 @@ struct Keygen: ParsableCommand {
         guard Genesis.isValidMemberID(member) else {
             throw fail("member id \"\(member)\" must be 1-32 characters of a-z 0-9 . - _, starting with a letter or digit")
         }
+        // `genesis` refuses it; said here, before keys are made for it (found by black-box testing).
+        guard member != Genesis.unknownRequester else {
+            throw fail("member id \"\(member)\" is reserved (audit records name it as the requester of a query whose requester is not a valid member id); choose another")
+        }
         // A file there was reported as a raw Foundation error (found by black-box testing).
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {

@@ -315,7 +315,8 @@ final class TransactionTests: XCTestCase {
         }
         XCTAssertNoThrow(try render(p2p: "10.0.0.7:26656", http: "bank-b.example:8480"))
         XCTAssertNoThrow(try render(p2p: "[::1]:26656"))
-        for bad in ["bank-b", "bank-b:", ":26656", "bank-b:0", "bank-b:65536", "bank b:26656", "http://bank-b:26656"] {
+        for bad in ["bank-b", "bank-b:", ":26656", "bank-b:0", "bank-b:65536", "bank b:26656", "http://bank-b:26656",
+                    "bank-b:+26656", "bank-b:026656", "::1:26656"] {
             XCTAssertThrowsError(try render(p2p: bad), bad) { error in
                 XCTAssertEqual((error as? LedgerError)?.code, .invalidGenesis, "\(error)")
                 XCTAssertTrue("\(error)".contains("p2p_address must be host:port"), "\(error)")
@@ -329,6 +330,17 @@ final class TransactionTests: XCTestCase {
         }
         XCTAssertThrowsError(try Genesis.render(chainID: c.genesis.chainID, genesisTime: "2026-11-21T00:00:00Z", members: twins)) { error in
             XCTAssertTrue("\(error)".contains("members bank-a and bank-b have the same p2p_address 10.0.0.7:26656"), "\(error)")
+        }
+        // One address in two spellings of its host's case; a member listed twice is named as such.
+        let cased = c.genesis.members.map { m in
+            Member(id: m.id, name: m.name, roles: m.roles, signingKey: m.signingKey, encryptionKey: m.encryptionKey,
+                   p2pAddress: m.id == "bank-a" ? "Node.Example:26656" : m.id == "bank-b" ? "node.example:26656" : nil)
+        }
+        XCTAssertThrowsError(try Genesis.render(chainID: c.genesis.chainID, genesisTime: "2026-11-21T00:00:00Z", members: cased)) { error in
+            XCTAssertTrue("\(error)".contains("members bank-a and bank-b have the same p2p_address"), "\(error)")
+        }
+        XCTAssertThrowsError(try Genesis.render(chainID: c.genesis.chainID, genesisTime: "2026-11-21T00:00:00Z", members: c.genesis.members + [c.genesis.members[0]])) { error in
+            XCTAssertTrue("\(error)".contains("member id \"\(c.genesis.members[0].id)\" appears twice"), "\(error)")
         }
     }
 

@@ -56,6 +56,8 @@ final class ConfigTests: XCTestCase {
             ("{\(base), \"peers\": {\"bank-b\": \"bank b.example:26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"peers\": {\"bank-b\": \"26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"member_http\": \"0.0.0.0:70000\"}", "member_http must be host:port"),
+            ("{\(base), \"member_http\": \"0.0.0.0:+8611\"}", "member_http must be host:port"),
+            ("{\(base), \"peers\": {\"bank-b\": \"127.0.0.1:026604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"peers\": {\"bank-b\": \"[::1:26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"peers\": {\"bank-b\": \"[]:26604\"}}", "peers.bank-b must be host:port"),
             ("{\(base), \"peers\": {\"bank-b\": \"::1:26604\"}}", "peers.bank-b must be host:port"),
