@@ -622,9 +622,14 @@ public struct LedgerAPI: Sendable {
         }
         var records: [[String: Any]] = []
         let logSize = store.head.logSize
-        for entry in try store.subjectHistory(subject, after: afterIndex, limit: max) {
-            // Entries of a block being written are not committed yet.
-            guard entry.logIndex < logSize, let tx = try store.transaction(at: entry.logIndex) else { continue }
+        // One entry past the page tells whether there is more: a page was cut at 100 records
+        // with nothing to say so (found by black-box testing, 2026-12-08).
+        var entries = try store.subjectHistory(subject, after: afterIndex, limit: max + 1).filter { $0.logIndex < logSize }
+        let more = entries.count > max
+        if more { entries.removeLast(entries.count - max) }
+        for entry in entries {
+            // Entries of a block being written are not committed yet (filtered above).
+            guard let tx = try store.transaction(at: entry.logIndex) else { continue }
             var r: [String: Any] = ["id": tx.id.hexString, "log_index": entry.logIndex, "kind": tx.kind.name,
                                     "issuer": tx.header.signer]
             switch tx.body {
@@ -648,7 +653,9 @@ public struct LedgerAPI: Sendable {
             if tx.body.envelopedRecord != nil, let erasure = try store.erasure(of: tx.id) { r["erased_by"] = erasure.hexString }
             records.append(r)
         }
-        return json(.ok, ["subject": subject.code, "records": records])
+        var body: [String: Any] = ["subject": subject.code, "records": records, "more": more]
+        if more, let last = entries.last { body["next_after"] = last.logIndex }
+        return json(.ok, body)
     }
 
     // MARK: Errors

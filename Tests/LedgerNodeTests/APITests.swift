@@ -134,6 +134,17 @@ final class APITests: XCTestCase {
                 XCTAssertEqual(r.status, .ok)
                 XCTAssertEqual((Self.json(r)["results"] as? [Any])?.count, 5)
             }
+            // Pages of a subject's history say whether there is more, and where the next starts.
+            var pages: [[UInt64]] = []
+            var after: UInt64? = nil
+            repeat {
+                let page = try await client.execute(uri: "/v1/subjects/91350100M000100Y43/history?limit=4" + (after.map { "&after=\($0)" } ?? ""), method: .get) { Self.json($0) }
+                pages.append((page["records"] as? [[String: Any]] ?? []).compactMap { ($0["log_index"] as? NSNumber)?.uint64Value })
+                XCTAssertEqual(page["more"] as? Bool, pages.count == 1, "\(page)")
+                after = (page["next_after"] as? NSNumber)?.uint64Value
+                XCTAssertEqual(after, page["more"] as? Bool == true ? pages.last?.last : nil)
+            } while after != nil && pages.count < 5
+            XCTAssertEqual(pages, [[0, 1, 2, 3], [4, 5]])
             try await client.execute(uri: "/v1/proofs/consistency?old=1&new=6", method: .get) { r in
                 XCTAssertEqual(r.status, .ok)
                 let root1 = Merkle.leafHash(s.transaction.encoded)
