@@ -518,9 +518,12 @@ public struct LedgerAPI: Sendable {
             throw LedgerError(.malformed, "transaction id \"\(idText)\" is not 64 hex digits")
         }
         guard let loc = try store.location(of: id), let tx = try store.transaction(at: loc.logIndex) else {
-            // Said when it is so: during an outage an operator could not tell (found by black-box testing).
+            // Said when it is so: during an outage an operator could not tell (found by black-box
+            // testing). A 200 with status "pending", not a 404 like an unknown id: a client told
+            // "not committed" and to look the transaction up gets the answer it can act on (2026-12-08).
             if ledger.isPending(id) {
-                throw LedgerError(.notFound, "transaction \(idText) is pending on this node: admitted, not committed yet (a block needs a quorum of validators)")
+                return json(.ok, ["id": idText.lowercased(), "status": "pending",
+                                  "message": "transaction \(idText) is pending on this node: admitted, not committed yet (a block needs a quorum of validators)"])
             }
             throw LedgerError(.notFound, "transaction \(idText) is not committed on this node, nor pending here")
         }

@@ -1115,9 +1115,14 @@ final class ConsensusNodeTests: XCTestCase {
         // Looked up by id, each says it is pending (it said only "not committed"; found by
         // black-box testing); an id the node never saw says it is neither.
         let api = LedgerAPI(ledger: f.node)
-        XCTAssertThrowsError(try api.transactionStatus(late[0].transaction.id.hexString)) { error in
-            XCTAssertEqual((error as? LedgerError)?.code, .notFound)
-            XCTAssertTrue("\(error)".contains("is pending on this node: admitted, not committed yet"), "\(error)")
+        try await Application(router: api.makeRouter()).test(.router) { client in
+            try await client.execute(uri: "/v1/transactions/\(late[0].transaction.id.hexString)", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any]
+                XCTAssertEqual(body?["status"] as? String, "pending")
+                XCTAssertEqual(body?["id"] as? String, late[0].transaction.id.hexString)
+                XCTAssertTrue((body?["message"] as? String)?.contains("is pending on this node: admitted, not committed yet") == true, "\(String(describing: body))")
+            }
         }
         XCTAssertThrowsError(try api.transactionStatus(String(repeating: "ab", count: 32))) { error in
             XCTAssertTrue("\(error)".contains("is not committed on this node, nor pending here"), "\(error)")
