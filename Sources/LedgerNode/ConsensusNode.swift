@@ -492,6 +492,10 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             "own_key_equivocations": keySeenElsewhere,
             "validators": genesis.validators.count,
             "quorum": genesis.quorum,
+            // What the config set, as in effect (an operator could not confirm a change; found by black-box testing).
+            "timeouts_ms": ["propose": options.timeouts.propose, "prevote": options.timeouts.prevote, "precommit": options.timeouts.precommit,
+                            "rebroadcast": options.timeouts.rebroadcast] as [String: any Sendable],
+            "commit_wait_seconds": Int(options.commitWait.inSeconds),
             // Records committed without their envelope (from catch-up) and not erased; fetched again from peers.
             "missing_envelopes": store.missingEnvelopeCount,
         ]

@@ -327,6 +327,17 @@ public enum NetworkNode {
             if let v = t.rebroadcast_ms { options.timeouts.rebroadcast = UInt64(v) }
         }
         if let n = config.commit_wait_seconds { options.commitWait = .seconds(n) }
+        let t = options.timeouts
+        logger.info("consensus timeouts: propose \(t.propose) ms, prevote \(t.prevote) ms, precommit \(t.precommit) ms, rebroadcast \(t.rebroadcast) ms; commit wait \(Int(options.commitWait.inSeconds)) s")
+        // A P2P listener on any free port cannot be dialled by peers, who dial genesis's address
+        // (it started without a word; found by black-box testing, 2026-12-08). The operator's
+        // listener serves every route: on every interface it is open to whoever reaches the host.
+        if p2pListener.port == 0 {
+            logger.warning("p2p listens on port 0 (any free port, chosen at start): peers dial \(me.id) at \(me.p2pAddress ?? "the address their configs name"), never at a port chosen here; give p2p the port genesis lists")
+        }
+        if ["0.0.0.0", "::", ""].contains(httpListener.host) {
+            logger.warning("http (the operator's listener: every route, /v1/status and /metrics, every bank's query records) listens on every interface (\(httpListener.address)); keep it private: listen on 127.0.0.1 or a private address, and give other members member_http")
+        }
         let node = try ConsensusNode(store: store, keys: keys, options: options, walDirectory: dataDir + "/consensus",
                                      clock: { UInt64(Date().timeIntervalSince1970 * 1000) }, logger: logger)
         if config.peers?[me.id] != nil {

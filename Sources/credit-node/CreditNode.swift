@@ -15,13 +15,13 @@ struct CreditNode: AsyncParsableCommand {
         abstract: "CreditLedger node: keys, genesis, the dev ledger and client commands.",
         discussion: """
         Examples:
-          credit-node run --config .build/local-network/samr-330106/node.json   # a consortium node (Network/local/start.sh writes it)
+          credit-node run --config .build/local-network/samr-330106/node.json   # a consortium node (Network/local/setup.sh writes it)
           credit-node dev --data-dir /tmp/ledger                 # single-node dev ledger on 127.0.0.1:8480
           credit-node submit --key /tmp/ledger/keys/dev.key --genesis /tmp/ledger/genesis.json --file Genesis/examples/penalty.json
           credit-node keygen --member samr-330106 --out keys/
           credit-node genesis --members Genesis/example-consortium.json --keys-dir keys/ --out genesis.json
           credit-node verifier-keys --genesis genesis.json
-          credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2XT --grantee bank-a --purpose loan_application
+          credit-node consent --key keys/bank-a.key --subject 91330106MA27XKT2XT --grantee bank-a --purpose loan_application --days 90 --evidence form.pdf
           credit-node query --key keys/bank-a.key --policy credit-grade --subject 91330106MA27XKT2XT --purpose loan_application
         """,
         version: Release.line(tool: "credit-node"),
@@ -94,12 +94,16 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a consortium node: BFT consensus with the other validators, P2P, HTTP API.",
         discussion: """
-        Example (Network/local/start.sh writes one config per member):
+        Example (Network/local/setup.sh writes one config per member):
           credit-node run --config .build/local-network/samr-330106/node.json
-        The config file (JSON; paths relative to it) names the genesis, the member's key file, the data
-        directory, the HTTP and P2P listen addresses, and optionally peer addresses (default: the
-        p2p_address of each genesis member) and consensus timeouts. A member with the validator role
-        votes; any other member follows (checks and stores every block, never votes).
+        The config file (JSON; paths relative to the directory of the path given, a symlink's own)
+        names the genesis, the member's key file and the data directory (made if missing), and the
+        p2p and http (operator: every route, keep it private) listen addresses; optionally
+        member_http (the routes other members use), peers (default: the p2p_address of each genesis
+        member), timeouts (consensus, in ms), log_level, commit_wait_seconds, http_max_connections and
+        http_max_connections_per_client. README.md lists each. A member with the validator role
+        votes; any other member follows (checks and stores every block, never votes). SIGTERM or
+        SIGINT stops it cleanly.
         """)
 
     @Option(help: "Node configuration file (JSON).") var config: String

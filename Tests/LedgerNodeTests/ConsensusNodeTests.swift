@@ -279,6 +279,10 @@ final class ConsensusNodeTests: XCTestCase {
         let fresh = f.node.status()
         XCTAssertNotNil(fresh["consensus"], "\(fresh)")
         XCTAssertNil(fresh["status_note"], "\(fresh)")
+        // The timeouts and commit wait in effect, as the config set them.
+        let timeouts = fresh["timeouts_ms"] as? [String: any Sendable]
+        XCTAssertEqual(["propose", "prevote", "precommit", "rebroadcast"].map { timeouts?[$0] as? UInt64 }, Array(repeating: 600_000, count: 4), "\(fresh)")
+        XCTAssertEqual(fresh["commit_wait_seconds"] as? Int, 50)
         let released = DispatchSemaphore(value: 0)
         f.node.queue.async { _ = released.wait(timeout: .now() + 10) }
         let started = Date()
