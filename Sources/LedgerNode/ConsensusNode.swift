@@ -161,7 +161,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     var keySeenElsewhere = 0
     /// How long a height may stay uncommitted, with work pending, before it is reported.
     static let stallMillis: UInt64 = 10_000
-    /// Equivocations recorded as evidence, by height (one entry per offender, round and step):
+    /// Equivocations recorded as evidence, by height (one entry per offender and step):
     /// those of committed heights are forgotten, so an offender at every height and round does
     /// not grow it for the life of the process.
     var reported: [UInt64: Set<String>] = [:]
@@ -1718,7 +1718,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
 
     func record(_ e: Equivocation) {
         let body = e.body
-        let key = "\(body.offender)/\(body.round)/\(body.step.rawValue)"
+        // One piece of evidence per offender and step at a height proves the fault; one per
+        // round let a Byzantine validator, signing two votes in each of the 64 rounds ahead it may
+        // use, have every honest node put hundreds of evidence transactions on the ledger per
+        // height (found in review, 2026-12-08).
+        let key = "\(body.offender)/\(body.step.rawValue)"
         guard reported[body.height, default: []].insert(key).inserted,
               member.has(.validator) || member.has(.auditor) else { return }
         if body.offender == member.id {

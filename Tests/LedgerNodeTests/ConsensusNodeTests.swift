@@ -1365,7 +1365,15 @@ final class ConsensusNodeTests: XCTestCase {
         let f = try await Fixture(as: "val-c")
         let a = Array(repeating: UInt8(1), count: 32), b = Array(repeating: UInt8(2), count: 32)
         for hash in [a, b, b] { _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: 0, hash: hash, by: "val-b")), from: "val-b") }
-        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-b/0/1"]])
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-b/1"]])
+        XCTAssertEqual(f.node.mempool.count, 1, "one evidence transaction")
+        // The same validator equivocating in round after round of the height: one piece of
+        // evidence per step proves it; the rounds add none.
+        for round in UInt32(1)...8 {
+            for hash in [a, b] { _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: round, hash: hash, by: "val-b")), from: "val-b") }
+        }
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-b/1"]])
+        XCTAssertEqual(f.node.mempool.count, 1, "evidence for every round")
         let block = f.block(try f.submissions(2, seed: 44), proposer: "val-b")
         let (certificate, note) = f.certify(block.header, by: ["val-a", "val-b", "val-d"])
         _ = f.deliver(.status(height: 1, headHash: Hashes.zero), from: "val-b")
@@ -1382,7 +1390,7 @@ final class ConsensusNodeTests: XCTestCase {
         XCTAssertEqual(f.node.status()["own_key_equivocations"] as? Int, 0)
         let a = Array(repeating: UInt8(1), count: 32), b = Array(repeating: UInt8(2), count: 32)
         for hash in [a, b] { _ = f.deliver(.vote(f.vote(.prevote, height: 1, round: 0, hash: hash, by: "val-c")), from: "val-b") }
-        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-c/0/1"]])
+        XCTAssertEqual(f.node.queue.sync { f.node.reported }, [1: ["val-c/1"]])
         XCTAssertEqual(f.node.status()["own_key_equivocations"] as? Int, 1)
         await f.close()
     }
