@@ -28,6 +28,15 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
     var waitingEndorse: [(from: String, tx: Transaction, since: ContinuousClock.Instant)] = []
     /// The ids in `waitingEndorse`, so a request (resent every second) is looked up, not searched for.
     var waitingEndorseIDs = Set<HashKey>()
+    /// Requests and their bytes in `waitingEndorse`, by scorer: each holds at most its share of
+    /// `maxPending` and `maxWaitingBytesPerScorer`. One scorer could take every place (and, with
+    /// transactions up to the genesis limit, gigabytes) with requests that never come due, and
+    /// the other's requests were then dropped (found in review, 2026-12-08).
+    var waitingByScorer: [String: (count: Int, bytes: Int)] = [:]
+    static let maxWaitingBytesPerScorer = 32 << 20
+    /// How far past this node's log a request may be to wait: a few blocks. One further ahead is
+    /// not kept (its scorer resends it every second, and it is answered once this node is there).
+    var maxWaitAhead: UInt64 { 4 * UInt64(node.genesis.limits.maxBlockTransactions) }
     /// Endorsements this node gave, by carrier id (bounded, oldest forgotten first): a request
     /// resent while the answer was on its way is answered again without recomputing.
     var answered: [Hash: MemberSignature] = [:]
@@ -379,9 +388,17 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         }
         if store.head.logSize < body.asOfLogSize {
             // This node has not committed the block yet: answer once it has.
+            let held = waitingByScorer[peer] ?? (0, 0)
+            let share = Self.maxPending / max(1, scorers.count - 1)
+            guard body.asOfLogSize - store.head.logSize <= maxWaitAhead, held.count < share,
+                  held.bytes + tx.encoded.count <= Self.maxWaitingBytesPerScorer else {
+                node.logger.debug("endorsement request \(tx.id.hexString.prefix(16)) from \(peer) not kept: as of log size \(body.asOfLogSize), this node at \(store.head.logSize); \(held.count) of its requests (\(held.bytes) bytes) wait already")
+                return
+            }
             if ContinuousClock.now - since < Self.endorsementWait, waitingEndorse.count < Self.maxPending,
                waitingEndorseIDs.insert(HashKey(tx.id)).inserted {
                 waitingEndorse.append((peer, tx, since))
+                waitingByScorer[peer] = (held.count + 1, held.bytes + tx.encoded.count)
             }
             return
         }
@@ -467,6 +484,7 @@ final class AutoScorer: RescoreHost, @unchecked Sendable {
         let waiting = waitingEndorse
         waitingEndorse = []
         waitingEndorseIDs = []
+        waitingByScorer = [:]
         for (peer, tx, since) in waiting { endorseRequested(tx, from: peer, since: since) }
     }
 }

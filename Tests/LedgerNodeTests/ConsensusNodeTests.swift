@@ -361,9 +361,9 @@ final class ConsensusNodeTests: XCTestCase {
     func testAnEndorsementRequestAheadOfTheHeadWaitsOnce() async throws {
         let f = try await Fixture(as: "val-c", scorers: true)
         let scorer = try XCTUnwrap(f.node.autoScorer)
-        func request(_ points: Int32) -> Transaction {
+        func request(_ points: Int32, asOf: UInt64 = 1_000) -> Transaction {
             let body = ScoreUpdateBody(subject: try! USCC("91330106MA27XKT2XT"), modelHash: [UInt8](repeating: 1, count: 32), points: points,
-                                       grade: .b, dimensions: [], inputs: [], asOfLogSize: 1_000)
+                                       grade: .b, dimensions: [], inputs: [], asOfLogSize: asOf)
             return Transaction.sign(header: TransactionHeader(chainID: f.genesis.chainID, signer: "val-b", keyID: f.genesis.member("val-b")!.keyID,
                                                               nonce: UInt64(points), issuedAtMillis: 1),
                                     body: .scoreUpdate(body), key: f.keys["val-b"]!.signing)
@@ -376,6 +376,14 @@ final class ConsensusNodeTests: XCTestCase {
             // A request signed by someone other than the peer that sent it is ignored.
             scorer.endorseRequested(request(602), from: "val-d")
             XCTAssertEqual(scorer.waitingEndorse.count, 2)
+            // One as of a log size blocks beyond this node's is not kept (it is resent until due).
+            scorer.endorseRequested(request(603, asOf: scorer.store.head.logSize + scorer.maxWaitAhead + 1), from: "val-b")
+            XCTAssertEqual(scorer.waitingEndorse.count, 2)
+            // A scorer holds at most its share of the places, the other scorers' shares stay free.
+            let share = AutoScorer.maxPending / (scorer.scorers.count - 1)
+            for points in 0..<Int32(share + 10) { scorer.endorseRequested(request(1_000 + points), from: "val-b") }
+            XCTAssertEqual(scorer.waitingEndorse.count, share)
+            XCTAssertEqual(scorer.waitingByScorer["val-b"]?.count, share)
         }
         await f.close()
     }
