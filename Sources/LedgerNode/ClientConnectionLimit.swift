@@ -157,3 +157,34 @@ struct NodeHTTP1Channel: ServerChildChannel {
         await inner.handle(value: value, logger: logger)
     }
 }
+
+/// The listener's limit on open connections (Hummingbird's `MaximumAvailableConnections`, which
+/// logs only at trace level), with a warning when it is reached: past it the listener accepts
+/// nothing until a connection closes, and members saw requests hang while the node said nothing
+/// (found in review, 2026-12-08). At most one warning a minute per listener.
+struct ListenerConnectionLimit: AvailableConnectionsDelegate {
+    let maxConnections: Int
+    let logger: Logger
+    let what: String
+    private var lastWarning: ContinuousClock.Instant? = nil
+    private(set) var connectionCount = 0
+    static let warningInterval: Duration = .seconds(60)
+
+    init(_ maxConnections: Int, logger: Logger, what: String) {
+        (self.maxConnections, self.logger, self.what) = (maxConnections, logger, what)
+    }
+
+    mutating func connectionOpened() {
+        connectionCount += 1
+        guard connectionCount >= maxConnections else { return }
+        let now = ContinuousClock.now
+        if lastWarning.map({ now - $0 >= Self.warningInterval }) ?? true {
+            lastWarning = now
+            logger.warning("\(what) holds its limit of \(maxConnections) open connections and accepts no more until one closes (new clients wait in the kernel's backlog): raise http_max_connections, or find the clients holding connections open (http_max_connections_per_client bounds each address)")
+        }
+    }
+
+    mutating func connectionClosed() { connectionCount -= 1 }
+
+    func isAcceptingNewConnections() -> Bool { connectionCount < maxConnections }
+}

@@ -161,7 +161,7 @@ public struct LedgerAPI: Sendable {
             // descriptors, which the store needs too, and a block write that cannot open a
             // file stops the node.
             configuration: .init(address: .hostname(host, port: port), serverName: "credit-node",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
+                                 availableConnectionsDelegate: ListenerConnectionLimit(maxConnections, logger: logger, what: what)),
             onServerRunning: { channel in
                 let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(channel.localAddress?.port ?? port)"
                 do {

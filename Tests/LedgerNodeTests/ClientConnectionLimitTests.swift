@@ -52,6 +52,25 @@ final class ClientConnectionLimitTests: XCTestCase {
         XCTAssertEqual(clients.count("203.0.113.7"), 2)
     }
 
+    /// A listener at its limit of open connections says so, at most once a minute; below it,
+    /// it accepts again.
+    func testAListenerAtItsConnectionLimitWarns() {
+        let logs = LogLines()
+        var limit = ListenerConnectionLimit(3, logger: Logger(label: "test") { _ in LogLines.Handler(lines: logs) }, what: "member API")
+        for _ in 0..<2 { limit.connectionOpened() }
+        XCTAssertTrue(limit.isAcceptingNewConnections())
+        XCTAssertTrue(logs.lines.isEmpty)
+        limit.connectionOpened()
+        XCTAssertFalse(limit.isAcceptingNewConnections())
+        limit.connectionClosed()
+        limit.connectionOpened()
+        let warnings = logs.lines.filter { $0.level == .warning }.map(\.message)
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
+        XCTAssertTrue(warnings.first?.contains("member API holds its limit of 3 open connections and accepts no more until one closes") == true, "\(warnings)")
+        limit.connectionClosed()
+        XCTAssertTrue(limit.isAcceptingNewConnections())
+    }
+
     func testLoopbackAddresses() throws {
         for (ip, loopback) in [("127.0.0.1", true), ("127.200.1.1", true), ("::1", true), ("::ffff:127.0.0.1", true),
                                ("10.0.0.1", false), ("::2", false), ("::ffff:10.0.0.1", false), ("fd00::1", false)] {
