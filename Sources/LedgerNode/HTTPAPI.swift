@@ -24,6 +24,8 @@ public struct LedgerAPI: Sendable {
     let bodies: BodyBudget
     /// How long each listener's requests took (`GET /metrics`).
     let requestTimings = RequestTimings()
+    /// Installed models' kinds, for `GET /v1/models`.
+    let modelKinds = ModelKinds()
     /// The time any request body may take to arrive, before a second per 256 KiB of its
     /// route's limit: the connection idle timeout (`serve` sets it).
     var bodyDeadlineBase: Duration = .seconds(30)

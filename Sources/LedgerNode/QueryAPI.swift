@@ -13,7 +13,10 @@ extension LedgerAPI {
         for p in store.allPolicies() {
             var entry: [String: Any] = ["name": p.name, "version": Int(p.version), "sha256": p.hash.hexString,
                                         "installed": p.logIndex.map { "log index \($0)" } ?? "genesis"]
-            if let d = try? PolicyDocument(bytes: p.document, genesis: genesis) {
+            // From the query service's parsed documents when there is one: this route is open to
+            // any client of the member listener, and parsed every document on every request.
+            let parsed = try? ((try? queries.get()).map { try $0.document(p) } ?? PolicyDocument(bytes: p.document, genesis: genesis))
+            if let d = parsed {
                 entry["title"] = d.title
                 entry["scope"] = d.scope.rawValue
                 entry["callers"] = d.callerRoles.map { "role:\($0.rawValue)" }.sorted() + d.callerMembers.sorted().map { "member:\($0)" }
