@@ -91,20 +91,26 @@ public struct LedgerClient: Sendable {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        let box = ResultBox()
-        let semaphore = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { [timeout] data, response, error in
-            if let error { box.result = .failure(Self.transportFailure(error, method: method, url: url, timeout: timeout)) } else {
-                box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
-            }
-            semaphore.signal()
+        // Within `maxReplyBytes` and without following redirects, as over plain HTTP: the
+        // shared session read any reply whole into memory (found in review, 2026-12-08).
+        let fetch = BoundedFetch(limit: Self.maxReplyBytes, followRedirects: false)
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        session.dataTask(with: request).resume()
+        fetch.done.wait()
+        let (data, status, error, overLimit) = fetch.outcome
+        if overLimit {
+            throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))
         }
-        task.resume()
-        semaphore.wait()
-        return try box.result!.get()
+        if let error { throw Self.transportFailure(error, method: method, url: url, timeout: timeout) }
+        if (300..<400).contains(status), status != 304 {
+            throw HTTPFailure(status: status, code: "http_\(status)",
+                              message: "the node at \(Self.node(url)) redirects \(method) \(url.path): give the address it names (with --node)")
+        }
+        return (status, data)
     }
-
-    private final class ResultBox: @unchecked Sendable { var result: Result<(Int, Data), any Error>? }
 
     /// A transport error in words an operator can act on, naming the node: Foundation's own
     /// (`Error Domain=NSURLErrorDomain Code=-1004 "(null)"UserInfo=…`) names neither.

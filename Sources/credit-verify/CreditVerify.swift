@@ -411,53 +411,6 @@ struct Consistency: ParsableCommand {
     }
 }
 
-/// One HTTP exchange read within `limit` bytes: the reply is cut off, and marked, once it
-/// would pass the limit (its declared length first).
-final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    let limit: Int
-    let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var data = Data()
-    private var status = 0
-    private var error: (any Error)?
-    private var overLimit = false
-    private var declared: Int64 = -1
-
-    init(limit: Int) { self.limit = limit }
-
-    var outcome: (data: Data, status: Int, error: (any Error)?, overLimit: Bool) { lock.withLock { (data, status, error, overLimit) } }
-    /// The reply's declared length (`Content-Length`), or -1 when it declared none.
-    var declaredLength: Int64 { lock.withLock { declared } }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        let tooLong = response.expectedContentLength > Int64(limit)
-        lock.withLock {
-            status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            declared = response.expectedContentLength
-            if tooLong { overLimit = true }
-        }
-        completionHandler(tooLong ? .cancel : .allow)
-        // Foundation on Linux may read on after `.cancel`; the task is stopped outright (found in review).
-        if tooLong { dataTask.cancel() }
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let cut = lock.withLock { () -> Bool in
-            guard !overLimit else { return true }
-            if self.data.count + data.count > limit { overLimit = true; return true }
-            self.data.append(data)
-            return false
-        }
-        if cut { dataTask.cancel() }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        lock.withLock { self.error = error }
-        done.signal()
-    }
-}
-
 /// A receipt file read and checked against the genesis you trust: an answer receipt (from
 /// `credit-node query --out`) or a transaction receipt, told apart by its `format`.
 enum VerifiedReceipt {
