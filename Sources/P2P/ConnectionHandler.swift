@@ -81,7 +81,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var remote = "unknown address"
     private var closeReason: CloseReason?
 
-    init(node: P2PNode, handshake: Handshake, maxFrameBytes: Int, handshakeTimeout: TimeAmount) {
+    init(node: P2PNode, handshake: Handshake, maxFrameBytes: Int, handshakeTimeout: TimeAmount, frameTimeout: Duration? = nil) {
+        self.frameAllowanceNanos = frameTimeout.map { UInt64(max(0, $0.inSeconds) * 1e9) } ?? (30 + UInt64(maxFrameBytes >> 20)) * 1_000_000_000
         self.node = node
         self.role = handshake.role
         self.expectedPeer = handshake.expectedPeer
@@ -167,11 +168,25 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: inbound
 
+    /// When the frame now arriving began to (`NIODeadline` nanoseconds), nil between frames.
+    private var partialFrameSince: UInt64? = nil
+
+    /// How long one frame may take to arrive (`P2PConfig.frameTimeout`): 30 s, and a second per
+    /// MiB of the largest frame. Any byte keeps a session live, so a member that sent all of a
+    /// 32 MiB frame but its last byte, then a byte every 19 s, held that buffer for good (found
+    /// in review, 2026-12-08).
+    let frameAllowanceNanos: UInt64
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard phase != .closed else { return }
         // Bytes of a session count as hearing from the peer, whole frames or not: a large frame
         // crossing a slow link keeps the session live (found in review).
         if phase == .established { liveness.heard() }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if phase == .established, let since = partialFrameSince, now &- since > frameAllowanceNanos {
+            fail(context, CloseReason.protocolError(P2PError(.peerSilent, "a frame took over \(frameAllowanceNanos / 1_000_000) ms to arrive (\(inbound?.readableBytes ?? 0) bytes of it so far): a peer that trickles a frame holds its buffer")))
+            return
+        }
         var bytes = unwrapInboundIn(data)
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
@@ -189,6 +204,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             if buffer.readerIndex > 64 << 10, buffer.readerIndex > buffer.capacity / 2 { buffer.discardReadBytes() }
             if buffer.readableBytes > 0, phase != .closed { inbound = buffer }
         }
+        // A frame part-way: timed from its first bytes (each whole frame read ends the timing, in `process`).
+        partialFrameSince = inbound == nil ? nil : partialFrameSince ?? now
     }
 
     private func process(_ context: ChannelHandlerContext) throws(P2PError) {
@@ -233,6 +250,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 }
             case .established:
                 guard let body = try Framing.nextBody(in: &inbound!, lengths: frameLengths, what: "frame") else { return }
+                partialFrameSince = nil
                 let (kind, payload) = try receiveCipher!.open(body)
                 switch kind {
                 case .message:

@@ -420,7 +420,7 @@ public final class P2PNode: Sendable {
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: TimeAmount(config.idleTimeout), writeTimeout: TimeAmount(config.keepaliveInterval)),
                 ConnectionHandler(node: self, handshake: handshake, maxFrameBytes: config.maxFrameBytes,
-                                  handshakeTimeout: TimeAmount(config.handshakeTimeout)),
+                                  handshakeTimeout: TimeAmount(config.handshakeTimeout), frameTimeout: config.frameTimeout),
             ])
         }
     }

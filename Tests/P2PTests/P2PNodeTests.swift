@@ -466,6 +466,27 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after idling")
     }
 
+    /// A frame that keeps arriving a byte at a time (each byte keeping the session live) is cut
+    /// off once it has taken longer than the frame timeout: it held its buffer for good.
+    func testAFrameTrickledPastTheFrameTimeoutClosesTheSession() async throws {
+        let c = Consortium("m1", "m2", "raw")
+        let quick: (inout P2PConfig) -> Void = { config in
+            config.keepaliveInterval = .milliseconds(50)
+            config.idleTimeout = .milliseconds(500)
+            config.frameTimeout = .milliseconds(400)
+        }
+        let (_, m2) = try await startPair(c, configure: quick)
+        let raw = try await RawClient.connect(port: m2.port)
+        _ = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        try await raw.send(Wire.lengthPrefix(1_000) + [1, 2, 3])
+        for _ in 0..<30 where !raw.isClosed {
+            try await Task.sleep(for: .milliseconds(100))
+            try? await raw.send([0])
+        }
+        try await raw.waitUntilClosed("trickled frame")
+        try await m2.logs.expect(1, .warning, "closed the session with raw", "a frame took over 400 ms to arrive")
+    }
+
     /// Opens two raw connections to `node` and waits until `count` shows both; a third is then
     /// closed at once, with a warning naming `reason`. Returns the two that stay open.
     private func openTwoThenRefuseThird(_ node: TestNode, limit: String, reason: String, file: StaticString = #filePath, line: UInt = #line,
