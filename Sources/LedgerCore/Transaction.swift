@@ -213,7 +213,7 @@ public struct AttestationBody: Hashable, Sendable {
         guard subject.subjectKind == subjectKind else {
             let expected = subjectKind == .enterprise ? "91" : "92"
             throw LedgerError(.invalidValue,
-                "subject \(subject) does not denote a \(subjectKind.name): its code must begin \"\(expected)\"")
+                "subject \(subject) does not denote \(subjectKind.name.first.map { "aeiou".contains($0) } == true ? "an" : "a") \(subjectKind.name): its code must begin \"\(expected)\"")
         }
         if !category.hasSeverity && severity != .none {
             throw LedgerError(.invalidValue, "category \(category.name) carries no severity, got \(severity.name)")

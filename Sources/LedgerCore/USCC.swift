@@ -44,28 +44,32 @@ public struct USCC: Hashable, Sendable, CustomStringConvertible, Comparable {
         // transaction whose format holds 18 ASCII bytes.
         let scalars = Array(text.unicodeScalars)
         guard scalars.count == Self.length else {
-            throw LedgerError(.invalidUSCC, "USCC \"\(text)\" has \(scalars.count) characters; a USCC has 18")
+            throw LedgerError(.invalidUSCC, "USCC \(Self.shown(text)) has \(scalars.count) characters; a USCC has 18")
         }
         let chars = scalars.map(Character.init)
         var sum = 0
         for (i, c) in chars.enumerated() {
             guard scalars[i].isASCII, let v = Self.values[c] else {
                 throw LedgerError(.invalidUSCC,
-                    "USCC \"\(text)\": character \(i + 1) '\(c)' is not allowed (allowed: digits and uppercase letters except I, O, S, V, Z)")
+                    "USCC \(Self.shown(text)): character \(i + 1) '\(String(c).debugDescription.dropFirst().dropLast())' is not allowed (allowed: digits and uppercase letters except I, O, S, V, Z)")
             }
             if i < 17 { sum += v * Self.weights[i] }
         }
         let expected = Self.checkCharacter(forFirst17: String(chars[0..<17]))!
         guard chars[17] == expected else {
             throw LedgerError(.invalidUSCC,
-                "USCC \"\(text)\": check character is '\(chars[17])', expected '\(expected)' (GB 32100-2015, weights 3^i mod 31)")
+                "USCC \(Self.shown(text)): check character is '\(chars[17])', expected '\(expected)' (GB 32100-2015, weights 3^i mod 31)")
         }
         guard chars[2...7].allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            throw LedgerError(.invalidUSCC, "USCC \"\(text)\": characters 3-8 must be the 6-digit administrative division code")
+            throw LedgerError(.invalidUSCC, "USCC \(Self.shown(text)): characters 3-8 must be the 6-digit administrative division code")
         }
         _ = sum
         code = text
     }
+
+    /// A code as given, quoted with Swift's escapes (`\0`, `\u{1B}`), at most 64 characters: an
+    /// error echoed a NUL or a terminal escape in it to the terminal raw (found by black-box testing).
+    static func shown(_ text: String) -> String { String(text.prefix(64)).debugDescription }
 
     /// The check character for the first 17 characters, or nil when one is outside the alphabet.
     public static func checkCharacter(forFirst17 prefix: String) -> Character? {

@@ -36,7 +36,7 @@ public struct Fact: Sendable, Equatable {
     }
 }
 
-/// The attribute of a credit-repair fact naming the category it repairs (1-15).
+/// The attribute of a credit-repair fact naming the category it repairs (1-14: any but credit_repair's own 15).
 public let repairedCategoryAttribute = "repaired_category"
 
 /// The facts of one subject as of a date, built from its records (docs/SCORING.md §3).

@@ -23,6 +23,8 @@ final class USCCTests: XCTestCase {
             ("91350100M000100Y4", "has 17 characters"),
             ("91350100M000100Y433", "has 19 characters"),
             ("91350100I000100Y43", "character 9 'I' is not allowed"),
+            ("91350100\u{1B}000100Y43", "USCC \"91350100\\u{1B}000100Y43\": character 9 '\\u{1B}' is not allowed"),
+            ("9233010\0TEAM00003E", "USCC \"9233010\\0TEAM00003E\": character 8 '\\0' is not allowed"),
             ("91350100m000100Y43", "character 9 'm' is not allowed"),
             ("9135O100M000100Y43", "character 5 'O' is not allowed"),
             ("", "has 0 characters"),
