@@ -515,6 +515,28 @@ public struct LedgerAPI: Sendable {
         ["id": r.id.hexString, "status": "committed", "height": r.height, "log_index": r.logIndex]
     }
 
+    /// Which of a subject's records were revoked or corrected, and by what, for the history and
+    /// a transaction's status: both showed a revoked record as any other, and `credit-verify
+    /// receipt` said OK for it (found by black-box testing, 2026-12-08). From the subject's first
+    /// 1,024 amendments and records, the window scoring and the revoked-record rule read.
+    struct Amendments {
+        var revokedBy: [HashKey: Hash] = [:]
+        var correctedBy: [HashKey: [Hash]] = [:]
+
+        func note(_ id: Hash, in r: inout [String: Any]) {
+            if let v = revokedBy[HashKey(id)] { r["revoked_by"] = v.hexString }
+            if let c = correctedBy[HashKey(id)] { r["corrected_by"] = c.map(\.hexString) }
+        }
+    }
+
+    func amendments(of subject: USCC, before logSize: UInt64) throws -> Amendments {
+        var a = Amendments()
+        for l in try store.amendmentLinks(of: subject, before: logSize, limit: FieldLimits.scoreInputs) {
+            if l.revokes { a.revokedBy[HashKey(l.target)] = a.revokedBy[HashKey(l.target)] ?? l.id } else { a.correctedBy[HashKey(l.target), default: []].append(l.id) }
+        }
+        return a
+    }
+
     func transactionStatus(_ idText: String) throws -> Response {
         guard let id = [UInt8](hex: idText), id.count == 32 else {
             throw LedgerError(.malformed, "transaction id \"\(idText)\" is not 64 hex digits")
@@ -534,12 +556,18 @@ public struct LedgerAPI: Sendable {
             throw LedgerError(.notFound, "no checkpoint at height \(head.height)")
         }
         let proof = try store.inclusionProof(index: loc.logIndex, size: head.logSize)
-        return json(.ok, [
+        var body: [String: Any] = [
             "id": tx.id.hexString, "status": "committed", "height": loc.height, "log_index": loc.logIndex,
             "transaction": JSONView.transaction(tx), "encoded": tx.encoded.base64String,
             "inclusion_proof": ["log_index": loc.logIndex, "tree_size": head.logSize, "hashes": proof.map(\.base64String)],
             "checkpoint": note,
-        ])
+        ]
+        // A record's later fate: committed still, but revoked, corrected or erased since.
+        if let record = tx.body.envelopedRecord {
+            try amendments(of: record.subject, before: head.logSize).note(tx.id, in: &body)
+            if let erasure = try store.erasure(of: tx.id) { body["erased_by"] = erasure.hexString }
+        }
+        return json(.ok, body)
     }
 
     func receipt(_ idText: String) throws -> Response {
@@ -627,6 +655,7 @@ public struct LedgerAPI: Sendable {
         }
         var records: [[String: Any]] = []
         let logSize = store.head.logSize
+        let amended = try amendments(of: subject, before: logSize)
         // One entry past the page tells whether there is more: a page was cut at 100 records
         // with nothing to say so (found by black-box testing, 2026-12-08).
         var entries = try store.subjectHistory(subject, after: afterIndex, limit: max + 1).filter { $0.logIndex < logSize }
@@ -656,6 +685,7 @@ public struct LedgerAPI: Sendable {
             // An erased record's payload is gone everywhere: said here, where it looked as before
             // (found by black-box testing, 2026-12-07).
             if tx.body.envelopedRecord != nil, let erasure = try store.erasure(of: tx.id) { r["erased_by"] = erasure.hexString }
+            amended.note(tx.id, in: &r)
             records.append(r)
         }
         var body: [String: Any] = ["subject": subject.code, "records": records, "more": more]

@@ -154,6 +154,17 @@ final class LedgerCommitTests: XCTestCase {
         _ = try await attestation.value
         let after = try await refusal(ledger, [try amendment(24, .revocation)], "a second revocation after the first committed")
         XCTAssertTrue(after?.reason.contains("was revoked (by \(revocation.transaction.id.hexString))") == true, "\(String(describing: after))")
+        // The revoked record says so where it is looked up: its status and the subject's history.
+        try await Application(router: LedgerAPI(ledger: ledger).makeRouter()).test(.router) { client in
+            try await client.execute(uri: "/v1/transactions/\(record.transaction.id.hexString)", method: .get) { r in
+                XCTAssertEqual(APITests.json(r)["revoked_by"] as? String, revocation.transaction.id.hexString, String(buffer: r.body).prefix(300).description)
+            }
+            try await client.execute(uri: "/v1/subjects/91350100M000100Y43/history", method: .get) { r in
+                let first = (APITests.json(r)["records"] as? [[String: Any]])?.first
+                XCTAssertEqual(first?["id"] as? String, record.transaction.id.hexString)
+                XCTAssertEqual(first?["revoked_by"] as? String, revocation.transaction.id.hexString, "\(String(describing: first))")
+            }
+        }
     }
 
     /// A staging directory from an interrupted first start is removed, unless it holds a store
