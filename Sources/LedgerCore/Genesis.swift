@@ -217,7 +217,9 @@ public struct Genesis: Sendable {
         do { bytes = try readInputFile(path, limit: Self.maxFileBytes, what: "genesis file") } catch {
             throw LedgerError(.invalidGenesis, "genesis: \(error)")
         }
-        try self.init(bytes: bytes)
+        // Named by its path: a config pointing at the members file, or a genesis broken by hand,
+        // was refused without saying which file (found by black-box testing, 2026-12-08).
+        do { try self.init(bytes: bytes) } catch let e as LedgerError { throw LedgerError(e.code, "\(path): \(e.reason)") }
     }
 
     /// Parses and checks a genesis file.
