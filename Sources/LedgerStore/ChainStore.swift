@@ -400,7 +400,14 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
     /// (no format marker yet); throws when the store does not open or its head does not read,
     /// since then nobody can tell, and the caller must not delete what may be a ledger.
     public static func holdsBlocks(_ path: String) throws -> Bool {
-        let db = try Database(path: path, columnFamilies: Family.all, mode: .readOnly, blockCacheBytes: 1 << 20)
+        let db: Database
+        do { db = try Database(path: path, columnFamilies: Family.all, mode: .readOnly, blockCacheBytes: 1 << 20) } catch where "\(error)".contains("Column family not found") {
+            // A creation cut short (kill -9 during a first start) before every column family was
+            // made: such a store was never renamed into place, so no block was ever written to it.
+            // It was refused as "may hold committed blocks", and every later start with it (found
+            // by black-box testing, 2026-12-08).
+            return false
+        }
         guard try db.get(Family.meta, MetaKey.format) != nil else { return false }
         guard let raw = try db.get(Family.meta, MetaKey.head) else { return false }
         var r = ByteReader(raw, context: "head record")

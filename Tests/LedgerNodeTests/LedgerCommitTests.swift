@@ -187,8 +187,16 @@ final class LedgerCommitTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("holds a ledger store with committed blocks") && "\(error)".contains("refusing to delete it"), "\(error)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: staging + "/ledger/CURRENT"), "the blocks were deleted")
-        // A staging directory with no blocks (a first start cut short) is cleared and the start goes on.
+        // A store whose creation was cut short before all its column families were made (kill -9
+        // during a first start) never held a block: it is cleared, not refused for good.
         try FileManager.default.removeItem(atPath: staging + "/ledger")
+        _ = try Database(path: staging + "/ledger", columnFamilies: ["meta"])
+        XCTAssertFalse(try ChainStore.holdsBlocks(staging + "/ledger"))
+        XCTAssertTrue(try DevNode.open(dataDirectory: target).createdGenesis)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging))
+        try FileManager.default.removeItem(atPath: target)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        // A staging directory with no blocks (a first start cut short) is cleared and the start goes on.
         try FileManager.default.createDirectory(atPath: staging + "/keys", withIntermediateDirectories: true)
         XCTAssertTrue(try DevNode.open(dataDirectory: target).createdGenesis)
         XCTAssertFalse(FileManager.default.fileExists(atPath: staging))
