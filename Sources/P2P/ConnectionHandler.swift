@@ -82,7 +82,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var closeReason: CloseReason?
 
     init(node: P2PNode, handshake: Handshake, maxFrameBytes: Int, handshakeTimeout: TimeAmount, frameTimeout: Duration? = nil) {
-        self.frameAllowanceNanos = frameTimeout.map { UInt64(max(0, $0.inSeconds) * 1e9) } ?? (30 + UInt64(maxFrameBytes >> 20)) * 1_000_000_000
+        self.frameTimeoutNanos = frameTimeout.map { UInt64(max(0, $0.inSeconds) * 1e9) }
         self.node = node
         self.role = handshake.role
         self.expectedPeer = handshake.expectedPeer
@@ -171,11 +171,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// When the frame now arriving began to (`NIODeadline` nanoseconds), nil between frames.
     private var partialFrameSince: UInt64? = nil
 
-    /// How long one frame may take to arrive (`P2PConfig.frameTimeout`): 30 s, and a second per
-    /// MiB of the largest frame. Any byte keeps a session live, so a member that sent all of a
+    /// How long one frame may take to arrive: `P2PConfig.frameTimeout` when set, else 30 s and a
+    /// second per 64 KiB the frame declares (a full 32 MiB frame may take 9 minutes, a rate no
+    /// working link is below). Any byte keeps a session live, so a member that sent all of a
     /// 32 MiB frame but its last byte, then a byte every 19 s, held that buffer for good (found
     /// in review, 2026-12-08).
-    let frameAllowanceNanos: UInt64
+    let frameTimeoutNanos: UInt64?
+
+    func frameAllowanceNanos(declaring length: Int) -> UInt64 {
+        frameTimeoutNanos ?? (30 + UInt64(max(0, length)) / (64 << 10)) * 1_000_000_000
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard phase != .closed else { return }
@@ -183,9 +188,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         // crossing a slow link keeps the session live (found in review).
         if phase == .established { liveness.heard() }
         let now = NIODeadline.now().uptimeNanoseconds
-        if phase == .established, let since = partialFrameSince, now &- since > frameAllowanceNanos {
-            fail(context, CloseReason.protocolError(P2PError(.peerSilent, "a frame took over \(frameAllowanceNanos / 1_000_000) ms to arrive (\(inbound?.readableBytes ?? 0) bytes of it so far): a peer that trickles a frame holds its buffer")))
-            return
+        if phase == .established, let since = partialFrameSince, let held = inbound {
+            let declared = held.getInteger(at: held.readerIndex, endianness: .big, as: UInt32.self).map(Int.init) ?? 0
+            let allowance = frameAllowanceNanos(declaring: declared)
+            if now &- since > allowance {
+                fail(context, CloseReason.protocolError(P2PError(.peerSilent, "a frame of \(declared) bytes took over \(allowance / 1_000_000) ms to arrive (\(held.readableBytes) bytes of it so far): a peer that trickles a frame holds its buffer")))
+                return
+            }
         }
         var bytes = unwrapInboundIn(data)
         if inbound == nil || inbound!.readableBytes == 0 {

@@ -52,8 +52,8 @@ public struct P2PConfig: Sendable {
     /// A session that has read nothing for this long is closed (the peer or the path is dead).
     public var idleTimeout: Duration = .seconds(20)
     /// How long one frame may take to arrive, from its first bytes; nil: 30 s and a second per
-    /// MiB of `maxFrameBytes` (any byte keeps a session live, so without it a peer could trickle
-    /// the last bytes of a large frame and hold its buffer for good).
+    /// 64 KiB the frame declares (any byte keeps a session live, so without it a peer could
+    /// trickle the last bytes of a large frame and hold its buffer for good).
     public var frameTimeout: Duration? = nil
 
     public init(chainID: String, genesisHash: [UInt8], localMemberID: String, signingKey: Ed25519PrivateKey,

@@ -484,7 +484,33 @@ final class P2PNodeTests: XCTestCase {
             try? await raw.send([0])
         }
         try await raw.waitUntilClosed("trickled frame")
-        try await m2.logs.expect(1, .warning, "closed the session with raw", "a frame took over 400 ms to arrive")
+        try await m2.logs.expect(1, .warning, "closed the session with raw", "a frame of 1000 bytes took over 400 ms to arrive")
+    }
+
+    /// Frames that each arrive within the frame timeout keep the session, however long the
+    /// stream of them lasts: the timing starts again with each frame.
+    func testFramesEachWithinTheFrameTimeoutKeepTheSession() async throws {
+        let c = Consortium("m1", "m2", "raw")
+        let quick: (inout P2PConfig) -> Void = { config in
+            config.keepaliveInterval = .milliseconds(50)
+            config.idleTimeout = .milliseconds(2_000)
+            config.frameTimeout = .milliseconds(400)
+        }
+        let (_, m2) = try await startPair(c, configure: quick)
+        let raw = try await RawClient.connect(port: m2.port)
+        var cipher = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed).sendCipher
+        // Each write ends one frame and begins the next, so some frame is always part-way.
+        var stream: [UInt8] = []
+        for _ in 0..<6 { stream += Array(try cipher.seal(kind: .keepalive, payload: [], allocator: ByteBufferAllocator()).readableBytesView) }
+        let size = stream.count / 6
+        var at = 0
+        for end in [size / 2] + (1...5).map({ $0 * size + size / 2 }) + [stream.count] {
+            try await raw.send(Array(stream[at..<end]))
+            at = end
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        XCTAssertFalse(raw.isClosed, "a session sending whole frames, each within the timeout, was closed")
+        await raw.close()
     }
 
     /// Opens two raw connections to `node` and waits until `count` shows both; a third is then
