@@ -770,13 +770,18 @@ public struct BlockClaims: Sendable {
 
     public init(certified: Bool = false) { self.certified = certified }
 
-    private func claims(of tx: Transaction) -> [BlockClaim] {
-        certified ? tx.blockClaims.filter { $0.side != .revokes } : tx.blockClaims
+    /// `record`: for an amendment, the original record of the version it targets
+    /// (`TransactionValidator.amendedRecord`): a revocation of any version ends the whole record,
+    /// so it claims the record alone against every other amendment of any of its versions.
+    private func claims(of tx: Transaction, record: Hash?) -> [BlockClaim] {
+        if certified { return tx.blockClaims.filter { $0.side != .revokes } }
+        guard let record, case .amendment(let a) = tx.body else { return tx.blockClaims }
+        return tx.blockClaims + [BlockClaim(name: "record \(record.hexString)", side: a.action == .revocation ? .revokes : .corrects)]
     }
 
     /// A claim of `tx` that one taken already rules out, if any.
-    public func conflict(_ tx: Transaction) -> String? {
-        for c in claims(of: tx) {
+    public func conflict(_ tx: Transaction, record: Hash? = nil) -> String? {
+        for c in claims(of: tx, record: record) {
             guard let sides = taken[c.name] else { continue }
             if c.side == .exclusive || c.side == .revokes || sides.keys.contains(where: { $0 != c.side || $0 == .revokes }) { return c.name }
         }
@@ -784,13 +789,13 @@ public struct BlockClaims: Sendable {
     }
 
     /// Takes the claims of `tx`, which `conflict` found none for.
-    public mutating func take(_ tx: Transaction) {
-        for c in claims(of: tx) { taken[c.name, default: [:]][c.side, default: 0] += 1 }
+    public mutating func take(_ tx: Transaction, record: Hash? = nil) {
+        for c in claims(of: tx, record: record) { taken[c.name, default: [:]][c.side, default: 0] += 1 }
     }
 
-    /// Gives back the claims of `tx`, once taken.
-    public mutating func release(_ tx: Transaction) {
-        for c in claims(of: tx) {
+    /// Gives back the claims of `tx`, once taken (with the same `record`).
+    public mutating func release(_ tx: Transaction, record: Hash? = nil) {
+        for c in claims(of: tx, record: record) {
             guard let n = taken[c.name]?[c.side] else { continue }
             taken[c.name]![c.side] = n > 1 ? n - 1 : nil
             if taken[c.name]!.isEmpty { taken[c.name] = nil }

@@ -515,21 +515,25 @@ public struct TransactionValidator: Sendable {
     /// correction of it), if any: read from the subject's records, the window scoring reads
     /// (`FieldLimits.scoreInputs`), so the rule sees what scoring sees.
     func revocation(ofRecordOf version: Hash, subject: USCC, state: some LedgerStateReader) throws -> Hash? {
-        let links = try state.amendmentLinks(of: subject, before: try state.committedLogSize(), limit: FieldLimits.scoreInputs)
-        var parent: [HashKey: Hash] = [:]
-        var revocations: [(target: Hash, id: Hash)] = []
-        for l in links {
-            if l.revokes { revocations.append((l.target, l.id)) } else { parent[HashKey(l.id)] = l.target }
+        let versions = try RecordVersions(subject: subject, state: state)
+        guard !versions.revocations.isEmpty else { return nil }
+        let mine = versions.root(of: version)
+        return versions.revocations.first { versions.root(of: $0.target) == mine }?.id
+    }
+
+    /// The original record (the attestation every correction descends from) of the version an
+    /// amendment targets, for the block claim that keeps a revoked record's other amendments out
+    /// of its block (`BlockClaims`); nil for other transactions, or a target not committed (the
+    /// stateful rules refuse that). Read from the subject's records, as the revoked-record rule.
+    public func amendedRecord(of tx: Transaction, state: some LedgerStateReader) throws -> Hash? {
+        guard case .amendment(let a) = tx.body, let target = try state.committedTransaction(id: a.target) else { return nil }
+        let subject: USCC
+        switch target.body {
+        case .attestation(let t): subject = t.subject
+        case .amendment(let t) where t.replacement != nil: subject = t.replacement!.subject
+        default: return nil
         }
-        guard !revocations.isEmpty else { return nil }
-        func root(_ h: Hash) -> HashKey {
-            var key = HashKey(h)
-            var steps = 0
-            while let p = parent[key], steps <= links.count { key = HashKey(p); steps += 1 }
-            return key
-        }
-        let mine = root(version)
-        return revocations.first { root($0.target) == mine }?.id
+        return try RecordVersions(subject: subject, state: state).root(of: a.target).bytes
     }
 
     /// The committed corrections below `records` (corrections of them, of those, and so on) that
@@ -645,5 +649,29 @@ public struct TransactionValidator: Sendable {
         guard missing.isEmpty else {
             throw LedgerError(.notAuthorized, "governance needs the approval of every custodian; missing \(missing.sorted().joined(separator: ", "))")
         }
+    }
+}
+
+/// A subject's corrections by the version each corrects, and its revocations, from the committed
+/// amendment links (the window scoring reads): which record each version belongs to.
+public struct RecordVersions {
+    public private(set) var parent: [HashKey: Hash] = [:]
+    public private(set) var revocations: [(target: Hash, id: Hash)] = []
+    let count: Int
+
+    public init(subject: USCC, state: some LedgerStateReader) throws {
+        let links = try state.amendmentLinks(of: subject, before: try state.committedLogSize(), limit: FieldLimits.scoreInputs)
+        count = links.count
+        for l in links {
+            if l.revokes { revocations.append((l.target, l.id)) } else { parent[HashKey(l.id)] = l.target }
+        }
+    }
+
+    /// The original record `version` belongs to (itself for an original).
+    public func root(of version: Hash) -> HashKey {
+        var key = HashKey(version)
+        var steps = 0
+        while let p = parent[key], steps <= count { key = HashKey(p); steps += 1 }
+        return key
     }
 }

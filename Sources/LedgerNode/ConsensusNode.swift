@@ -1144,10 +1144,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             guard ids.insert(HashKey(tx.id)).inserted, nonces.insert(NonceKey(tx.header)).inserted else {
                 throw LedgerError(.replay, "transaction \(i) repeats a transaction or nonce of the same block")
             }
-            if let claim = claims.conflict(tx) {
+            let record = certified ? nil : try validator.amendedRecord(of: tx, state: store)
+            if let claim = claims.conflict(tx, record: record) {
                 throw LedgerError(.replay, "transaction \(i) claims \(claim), which another transaction of the same block claims")
             }
-            claims.take(tx)
+            claims.take(tx, record: record)
             if !verified.contains(s) { notSeen.append(i) }
             do {
                 try beforeCheckingTransaction()
@@ -1214,8 +1215,11 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
             // erased together: a conflicting claim waits for a later block, whose check against
             // the committed ledger then drops it if the first made it stale (a second answer to
             // one request) and keeps it if not (a correction after an erasure).
-            if claims.conflict(s.transaction) != nil { continue }
-            claims.take(s.transaction)
+            // An amendment whose record cannot be read now waits, as an unreadable check does.
+            let record: Hash?
+            do { record = try validator.amendedRecord(of: s.transaction, state: store) } catch { continue }
+            if claims.conflict(s.transaction, record: record) != nil { continue }
+            claims.take(s.transaction, record: record)
             picked.append(s)
         }
         if !stale.isEmpty {

@@ -519,22 +519,27 @@ public struct LedgerAPI: Sendable {
     /// a transaction's status: both showed a revoked record as any other, and `credit-verify
     /// receipt` said OK for it (found by black-box testing, 2026-12-08). From the subject's first
     /// 1,024 amendments and records, the window scoring and the revoked-record rule read.
+    /// A revocation of any version ends the whole record (SCORING.md §3.2), so every version of
+    /// it shows the revocation; `corrected_by` names the corrections of that very version.
     struct Amendments {
+        let versions: RecordVersions
         var revokedBy: [HashKey: Hash] = [:]
         var correctedBy: [HashKey: [Hash]] = [:]
 
+        init(_ versions: RecordVersions) {
+            self.versions = versions
+            for (target, id) in versions.revocations where revokedBy[versions.root(of: target)] == nil { revokedBy[versions.root(of: target)] = id }
+            for (child, target) in versions.parent { correctedBy[HashKey(target), default: []].append(child.bytes) }
+        }
+
         func note(_ id: Hash, in r: inout [String: Any]) {
-            if let v = revokedBy[HashKey(id)] { r["revoked_by"] = v.hexString }
-            if let c = correctedBy[HashKey(id)] { r["corrected_by"] = c.map(\.hexString) }
+            if let v = revokedBy[versions.root(of: id)] { r["revoked_by"] = v.hexString }
+            if let c = correctedBy[HashKey(id)] { r["corrected_by"] = c.map(\.hexString).sorted() }
         }
     }
 
-    func amendments(of subject: USCC, before logSize: UInt64) throws -> Amendments {
-        var a = Amendments()
-        for l in try store.amendmentLinks(of: subject, before: logSize, limit: FieldLimits.scoreInputs) {
-            if l.revokes { a.revokedBy[HashKey(l.target)] = a.revokedBy[HashKey(l.target)] ?? l.id } else { a.correctedBy[HashKey(l.target), default: []].append(l.id) }
-        }
-        return a
+    func amendments(of subject: USCC) throws -> Amendments {
+        Amendments(try RecordVersions(subject: subject, state: store))
     }
 
     func transactionStatus(_ idText: String) throws -> Response {
@@ -564,7 +569,7 @@ public struct LedgerAPI: Sendable {
         ]
         // A record's later fate: committed still, but revoked, corrected or erased since.
         if let record = tx.body.envelopedRecord {
-            try amendments(of: record.subject, before: head.logSize).note(tx.id, in: &body)
+            try amendments(of: record.subject).note(tx.id, in: &body)
             if let erasure = try store.erasure(of: tx.id) { body["erased_by"] = erasure.hexString }
         }
         return json(.ok, body)
@@ -655,7 +660,7 @@ public struct LedgerAPI: Sendable {
         }
         var records: [[String: Any]] = []
         let logSize = store.head.logSize
-        let amended = try amendments(of: subject, before: logSize)
+        let amended = try amendments(of: subject)
         // One entry past the page tells whether there is more: a page was cut at 100 records
         // with nothing to say so (found by black-box testing, 2026-12-08).
         var entries = try store.subjectHistory(subject, after: afterIndex, limit: max + 1).filter { $0.logIndex < logSize }

@@ -47,6 +47,8 @@ public final class Ledger: @unchecked Sendable {
         let submission: Submission
         let waiter: Waiter
         let slot: Int
+        /// For an amendment, the original record of its target (its block claim).
+        let record: Hash?
     }
 
     /// Guards the queue and the flags below; the block producer waits on it for work.
@@ -189,6 +191,7 @@ public final class Ledger: @unchecked Sendable {
         // checks are then repeated under the lock, so a nonce that just committed is not admitted twice.
         var checkedAt = lock.withLock { committedBlocks }
         try checkCommittedState(submissions, signedHere: signedHere)
+        let records = try submissions.map { try validator.amendedRecord(of: $0.transaction, state: store) }
         try lock.withLock {
             if let writeFailure { throw writeFailure }
             guard !stopped else { throw LedgerError(.mempoolFull, "node is shutting down") }
@@ -221,13 +224,13 @@ public final class Ledger: @unchecked Sendable {
                     throw BatchError(index: submissions.count > 1 ? i : nil,
                                      error: LedgerError(.replay, "nonce \(tx.header.nonce) of \(tx.header.signer) is already used by a pending transaction"))
                 }
-                if let claim = batchClaims.conflict(tx) {
+                if let claim = batchClaims.conflict(tx, record: records[i]) {
                     throw BatchError(index: submissions.count > 1 ? i : nil, error: LedgerError(.conflict, Self.pendingConflict(claim)))
                 }
-                batchClaims.take(tx)
+                batchClaims.take(tx, record: records[i])
             }
             for (i, s) in submissions.enumerated() {
-                queue.append(Pending(submission: s, waiter: waiter, slot: i))
+                queue.append(Pending(submission: s, waiter: waiter, slot: i, record: records[i]))
             }
             queuedBytes += waiter.bytes
             inFlightIDs.formUnion(batchIDs)
@@ -242,6 +245,7 @@ public final class Ledger: @unchecked Sendable {
         if claim.hasPrefix("payload commitment") { return "\(claim) is already that of a pending record" }
         if claim.hasPrefix("model") || claim.hasPrefix("policy") { return "\(claim) is already being installed by a pending transaction" }
         if claim.hasPrefix("request nonce") { return "\(claim) is already being recorded by a pending query record" }
+        if claim.hasPrefix("record ") { return "\(claim): a pending transaction revokes that record, or amends it beside this revocation; retry once it commits (after a revocation, nothing more of that record is taken)" }
         return "\(claim): a pending transaction corrects, revokes or erases that record; retry once it commits (after a revocation, nothing more of that record is taken)"
     }
 
@@ -368,7 +372,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightClaims.release(tx)
+                inFlightClaims.release(tx, record: p.record)
                 if p.waiter.remaining > 0 {
                     p.waiter.remaining = 0
                     finished.append((p.waiter, .failure(restError!)))
@@ -378,7 +382,7 @@ public final class Ledger: @unchecked Sendable {
                 let tx = p.submission.transaction
                 inFlightIDs.remove(tx.id)
                 inFlightNonces.remove(NonceKey(tx.header))
-                inFlightClaims.release(tx)
+                inFlightClaims.release(tx, record: p.record)
                 if let failure {
                     if p.waiter.remaining > 0 {
                         p.waiter.remaining = 0

@@ -99,6 +99,19 @@ final class TransactionTests: XCTestCase {
             XCTAssertEqual(admitted([revocation(2), other], certified: true), 2, "\(other.transaction.kind)")
         }
         XCTAssertEqual(admitted([fix, erasure], certified: true), 1, "the earlier rules stand for certified blocks")
+        // Amendments of different versions of one record (a correction C of it, revoked or
+        // corrected beside a revocation of the original) meet at the record they belong to.
+        let ofFix = try c.correction(of: fix, nonce: 6, payload: "two")
+        var byRecord = BlockClaims()
+        byRecord.take(revocation(2).transaction, record: record.transaction.id)
+        XCTAssertNotNil(byRecord.conflict(ofFix.transaction, record: record.transaction.id))
+        XCTAssertNil(byRecord.conflict(ofFix.transaction), "without its record it names only its own version")
+        var corrections = BlockClaims()
+        corrections.take(fix.transaction, record: record.transaction.id)
+        XCTAssertNil(corrections.conflict(ofFix.transaction, record: record.transaction.id), "two corrections of one record may share a block")
+        var earlier = BlockClaims(certified: true)
+        earlier.take(revocation(2).transaction, record: record.transaction.id)
+        XCTAssertNil(earlier.conflict(ofFix.transaction, record: record.transaction.id))
         var claims = BlockClaims()
         claims.take(revocation(2).transaction)
         claims.release(revocation(2).transaction)

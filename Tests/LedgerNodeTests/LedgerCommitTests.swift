@@ -129,6 +129,25 @@ final class LedgerCommitTests: XCTestCase {
             } catch let e as BatchError { return e.error as? LedgerError } catch let e as LedgerError { return e }
         }
         let revocation = try amendment(20, .revocation)
+        // A correction already committed is a version of the same record: revoking the record
+        // beside an amendment of that version is refused too (found in review: only amendments
+        // naming the very same version were kept apart).
+        let fix = try amendment(19, .correction)
+        _ = try await { let t = Task { try await ledger.submit([fix], signedHere: false) }; try await waitUntilQueued(ledger, 1); ledger.commitPending(); return try await t.value }()
+        let ofFix = try AttestationRequest(subject: "91350100M000100Y43", subject_kind: nil, category: "license", severity: nil, event_date: "2026-03-14",
+                                           industry: "C13", attributes: ["amount_yuan": 5000], payload: .string("licence corrected again"))
+            .build(genesis: ledger.genesis, keys: keys, nonce: 18, issuedAtMillis: 1, correcting: fix.transaction.id, reason: "data_error")
+        let revokeFix = try AttestationRequest.revocation(of: fix.transaction.id, reason: "issued_in_error", genesis: ledger.genesis, keys: keys,
+                                                          nonce: 17, issuedAtMillis: 1)
+        for other in [ofFix, revokeFix] {
+            do {
+                _ = try await ledger.submit([revocation, other], signedHere: false)
+                XCTFail("an amendment of a correction beside a revocation of its record")
+            } catch let e as BatchError {
+                XCTAssertEqual(e.index, 1)
+                XCTAssertTrue("\(e)".contains("record \(record.transaction.id.hexString): a pending transaction revokes that record"), "\(e)")
+            }
+        }
         for other in [try amendment(21, .revocation), try amendment(22, .correction)] {
             do {
                 _ = try await ledger.submit([revocation, other], signedHere: false)
@@ -157,6 +176,11 @@ final class LedgerCommitTests: XCTestCase {
         // The revoked record says so where it is looked up: its status and the subject's history.
         try await Application(router: LedgerAPI(ledger: ledger).makeRouter()).test(.router) { client in
             try await client.execute(uri: "/v1/transactions/\(record.transaction.id.hexString)", method: .get) { r in
+                XCTAssertEqual(APITests.json(r)["revoked_by"] as? String, revocation.transaction.id.hexString, String(buffer: r.body).prefix(300).description)
+                XCTAssertEqual(APITests.json(r)["corrected_by"] as? [String], [fix.transaction.id.hexString])
+            }
+            // Its correction is a version of the same record: revoked with it.
+            try await client.execute(uri: "/v1/transactions/\(fix.transaction.id.hexString)", method: .get) { r in
                 XCTAssertEqual(APITests.json(r)["revoked_by"] as? String, revocation.transaction.id.hexString, String(buffer: r.body).prefix(300).description)
             }
             try await client.execute(uri: "/v1/subjects/91350100M000100Y43/history", method: .get) { r in
