@@ -14,6 +14,7 @@ public final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Se
     private var error: (any Error)?
     private var overLimit = false
     private var declared: Int64 = -1
+    private var redirectTo: String?
 
     /// Whether a redirect is followed; when not, the 3xx reply is the outcome.
     public let followRedirects: Bool
@@ -22,10 +23,13 @@ public final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Se
 
     public func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                            newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        if !followRedirects { lock.withLock { redirectTo = response.value(forHTTPHeaderField: "Location") } }
         completionHandler(followRedirects ? request : nil)
     }
 
     public var outcome: (data: Data, status: Int, error: (any Error)?, overLimit: Bool) { lock.withLock { (data, status, error, overLimit) } }
+    /// Where a redirect not followed pointed (its `Location`), if it said.
+    public var location: String? { lock.withLock { redirectTo } }
     /// The reply's declared length (`Content-Length`), or -1 when it declared none.
     public var declaredLength: Int64 { lock.withLock { declared } }
 

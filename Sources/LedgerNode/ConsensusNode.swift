@@ -1741,6 +1741,9 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         do {
             try submitOwn(.evidence(body))
         } catch {
+            // Not recorded: the next equivocation seen at this height and step tries again (a
+            // full mempool, say, would otherwise leave the fault unrecorded by this node).
+            reported[body.height]?.remove(key)
             logger.error("evidence transaction refused: \(error)")
         }
     }

@@ -106,8 +106,9 @@ public struct LedgerClient: Sendable {
         }
         if let error { throw Self.transportFailure(error, method: method, url: url, timeout: timeout) }
         if (300..<400).contains(status), status != 304 {
+            let to = fetch.location.map { "to \($0.printable)" } ?? "without saying where"
             throw HTTPFailure(status: status, code: "http_\(status)",
-                              message: "the node at \(Self.node(url)) redirects \(method) \(url.path): give the address it names (with --node)")
+                              message: "the node at \(Self.node(url)) redirects \(method) \(url.path) \(to): give the address it names (with --node)")
         }
         return (status, data)
     }

@@ -122,11 +122,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: dir + "/member", encoding: .utf8), "bank-a\n")
     }
 
-    /// A start refused for its listeners or its data directory writes nothing there: two of its
-    /// listeners that are one socket once resolved (127.1 is 127.0.0.1), a host that is not this
-    /// machine's, a `ledger` that is no store, a store of another chain. Each was found by
-    /// black-box testing (2026-12-08) after the node had opened or made a store, joined P2P or
-    /// claimed the directory.
+    /// A start refused for its listeners or its data directory makes and claims nothing there:
+    /// two of its listeners that are one socket once resolved (127.1 is 127.0.0.1), a host that
+    /// is not this machine's, a `ledger` that is no store, a store of another chain (which is
+    /// opened to read its genesis, so RocksDB's own log inside it may move; no member file is
+    /// written beside it). Each was found by black-box testing (2026-12-08) after the node had
+    /// opened or made a store, joined P2P or claimed the directory.
     func testARefusedStartWritesNothingAndSaysWhatToChange() async throws {
         let net = try LocalConsortium(name: "refused-start")
         defer { try? FileManager.default.removeItem(atPath: net.root) }
