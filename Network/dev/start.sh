@@ -22,12 +22,17 @@ if [ ! -f "$CREDITLEDGER_DEV_DIR/genesis.json" ]; then install=(--models Genesis
 nohup "$bin" dev --data-dir "$CREDITLEDGER_DEV_DIR" --http "$CREDITLEDGER_DEV_HTTP" \
   --block-interval-ms "$CREDITLEDGER_DEV_BLOCK_INTERVAL_MS" "${install[@]}" >"$CREDITLEDGER_DEV_DIR.log" 2>&1 &
 echo $! >"$pidfile"
-for _ in $(seq 1 200); do
-  [ -f "$CREDITLEDGER_DEV_DIR/http.addr" ] && break
+# 20 s, or up to an hour while the node upgrades an older store (it says so in its log first).
+waited=0
+while [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; do
   if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "dev ledger failed to start:" >&2; cat "$CREDITLEDGER_DEV_DIR.log" >&2; exit 1
   fi
-  sleep 0.1
+  if [ "$waited" -ge 200 ]; then
+    grep -q "upgrading the store" "$CREDITLEDGER_DEV_DIR.log" 2>/dev/null && [ "$waited" -lt 36000 ] || break
+    [ "$waited" -eq 200 ] && echo "the dev ledger is upgrading its store (see $CREDITLEDGER_DEV_DIR.log); waiting for it" >&2
+  fi
+  sleep 0.1; waited=$((waited + 1))
 done
 if [ ! -f "$CREDITLEDGER_DEV_DIR/http.addr" ]; then
   echo "dev ledger did not start serving within 20 s (pid $(cat "$pidfile")); see $CREDITLEDGER_DEV_DIR.log" >&2; exit 1

@@ -34,12 +34,17 @@ for m in $members; do
   want=("$(data_dir "$dir/$m")/http.addr")
   if grep -q '"member_http"' "$dir/$m/node.json"; then want+=("$(data_dir "$dir/$m")/member-http.addr"); fi
   ok=""
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
+  # 30 s, or up to an hour while the node upgrades an older store (it says so in its log first).
+  waited=0
+  while kill -0 "$pid" 2>/dev/null; do
     ready=1
     for f in "${want[@]}"; do [ -f "$f" ] || ready=""; done
     if [ -n "$ready" ]; then sleep 1; kill -0 "$pid" 2>/dev/null && ok=1; break; fi
-    sleep 0.1
+    if [ "$waited" -ge 300 ]; then
+      tail -c "+${logstart[$m]}" "$dir/$m/node.log" | grep -c "upgrading the store" >/dev/null && [ "$waited" -lt 36000 ] || break
+      [ "$waited" -eq 300 ] && echo "$m is upgrading its store (see $dir/$m/node.log); waiting for it" >&2
+    fi
+    sleep 0.1; waited=$((waited + 1))
   done
   if [ -z "$ok" ]; then
     if kill -0 "$pid" 2>/dev/null; then

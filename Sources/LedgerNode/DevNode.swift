@@ -119,6 +119,7 @@ public enum DevNode {
                            httpIdleTimeoutSeconds: Int = 30, httpMaxConnections: Int = LedgerAPI.maxConnections,
                            httpMaxConnectionsPerClient: Int = LedgerAPI.maxConnectionsPerClient,
                            memberHTTP: (host: String, port: Int)? = nil) async throws {
+        ChainStore.onLongWork { logger.notice("\($0)") }
         let opened = try open(dataDirectory: dataDirectory, models: models, policies: policies)
         let store = opened.store
         // Without a member listener now, the file from a run with one would name a dead address

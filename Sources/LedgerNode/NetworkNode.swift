@@ -279,6 +279,7 @@ public enum NetworkNode {
         let (p2pListener, httpListener, memberListener) = (listeners[0], listeners[1], listeners.dropFirst(2).first)
         let dataDir = NodeConfig.resolve(config.data_dir, base: base)
         let storePath = dataDir + "/ledger"
+        ChainStore.onLongWork { logger.notice("\($0)") }
         // A `ledger` that is no store (an empty directory made by hand, a file) failed with
         // Foundation's "file with the same name already exists" after a whole store was made
         // beside it under `ledger.creating` (found by black-box testing, 2026-12-08).

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerStorage
+import Synchronization
 
 /// The ledger in a RocksDB data directory.
 public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked Sendable {
@@ -94,6 +95,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
 
     public let database: Database
     public let genesis: Genesis
+    /// Where a store opening says it starts long work (an upgrade): the node logs it; tools say nothing.
+    private static let announcer = Mutex<(@Sendable (String) -> Void)?>(nil)
+    public static func onLongWork(_ tell: @escaping @Sendable (String) -> Void) { announcer.withLock { $0 = tell } }
+    static func announce(_ what: String) { announcer.withLock { $0 }?(what) }
+
     /// Set when this open built an index the store predates or upgraded its format, for the
     /// node to log (it happens once, and the build takes seconds on a large store).
     public private(set) var builtAtOpen: String?
@@ -200,6 +206,11 @@ public final class ChainStore: LedgerStateReader, MerkleHashSource, @unchecked S
         _frontier = try MerkleFrontier(size: _head.logSize, source: self)
         try verifyIntegrity(depth: verifyDepth)
         let upgrading = formatName != Self.storeFormat && database.mode == .readWrite
+        if upgrading {
+            // Said before it starts: it reads the whole log, minutes on a large store, and the
+            // node served nothing and logged nothing meanwhile (found by black-box testing, 2026-12-08).
+            Self.announce("upgrading the store in \(database.path) from \(formatName) to \(Self.storeFormat) (\(_head.logSize) transactions): its indexes are built from the whole log, about a minute per million transactions; the node serves once it is done")
+        }
         if upgrading && formatName != Self.upgradingFormat { try writeFormat(Self.upgradingFormat) }
         try loadModelIndex()
         try buildConsentIndexIfMissing()

@@ -4,6 +4,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerStorage
 import LedgerStore
+import Synchronization
 import XCTest
 
 /// A request's nonce is used up by the record that answers or refuses it, not by refusals of
@@ -84,8 +85,14 @@ final class RequestNonceIndexTests: XCTestCase {
         XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
         // A v3 store's nonce index is already right: only the format marker changes.
         try rewrite(format: "creditledger-store/v3", staleNonce: 3)
+        // An upgrade is announced before it starts (the node logs it: it can take minutes).
+        let told = Mutex<[String]>([])
+        ChainStore.onLongWork { line in told.withLock { $0.append(line) } }
+        defer { ChainStore.onLongWork { _ in } }
         store = try ChainStore(path: dir, verifyDepth: 0)
         XCTAssertEqual(store!.builtAtOpen, "upgraded the store from creditledger-store/v3 to \(ChainStore.storeFormat)")
+        XCTAssertEqual(told.withLock { $0 }.count, 1)
+        XCTAssertTrue(told.withLock { $0 }.first?.contains("upgrading the store in \(dir) from creditledger-store/v3 to \(ChainStore.storeFormat)") == true, "\(told.withLock { $0 })")
         XCTAssertEqual(try used(store!), [true, false, true, false, true], "the v3 index is kept as it was")
         XCTAssertEqual(try store!.database.get("meta", Array("format".utf8)), Array(ChainStore.storeFormat.utf8))
 
