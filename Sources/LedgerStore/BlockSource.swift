@@ -89,6 +89,8 @@ public enum ChainExport {
     /// that looks like a shorter chain. `progress` (blocks written, blocks in all) may throw
     /// to stop the export.
     public static func write(store: ChainStore, to path: String, progress: ((UInt64, UInt64) throws -> Void)? = nil) throws -> UInt64 {
+        // What an export killed part-way left beside `path` (a minute old or more: not one under way).
+        DurableFile.removeLeftovers(of: path, marker: ".partial-")
         let temporary = path + ".partial-" + SecureRandom.bytes(8).hexString
         guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o644]),
               let handle = FileHandle(forWritingAtPath: temporary) else {
