@@ -407,11 +407,13 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
     /// is above the head, as of the last status tick, for `GET /v1/health`: a node cut off from
     /// every peer, or far behind, said "ok" (found by black-box testing, 2026-12-07).
     let publishedPeers = Atomic<Int>(-1)
-    let publishedBehind = Atomic<UInt64>(0)
+    /// UInt64.max until f+1 validator peers have reported their heights: right after a start
+    /// health said "behind_by 0" for a node 300 blocks behind (found by black-box testing, 2026-12-08).
+    let publishedBehind = Atomic<UInt64>(.max)
     public var refusingPeers: [(peer: String, why: String)] { p2p?.peersEndingSessions ?? [] }
-    public var connectivity: (peers: Int, behindBy: UInt64)? {
-        let peers = publishedPeers.load(ordering: .relaxed)
-        return peers < 0 ? nil : (peers, publishedBehind.load(ordering: .relaxed))
+    public var connectivity: (peers: Int, behindBy: UInt64?)? {
+        let peers = publishedPeers.load(ordering: .relaxed), behind = publishedBehind.load(ordering: .relaxed)
+        return peers < 0 ? nil : (peers, behind == .max ? nil : behind)
     }
     public var stalledForMillis: UInt64 {
         let s = publishedStallMillis.load(ordering: .relaxed)
@@ -1461,7 +1463,7 @@ public final class ConsensusNode: LedgerService, @unchecked Sendable {
         publishedStallMillis.store(stalled, ordering: .relaxed)
         publishedPeers.store(genesis.members.count > 1 ? p2p?.connectedPeers.count ?? 0 : -1, ordering: .relaxed)
         let reported = heightReportedByHonest, head = store.head.height
-        publishedBehind.store(reported > head ? reported - head : 0, ordering: .relaxed)
+        publishedBehind.store(reported == 0 ? .max : reported > head ? reported - head : 0, ordering: .relaxed)
         guard stalled >= Self.stallMillis, now >= lastStallWarningMillis + 3 * Self.stallMillis else { return }
         lastStallWarningMillis = now
         let connected = Set(p2p?.connectedPeers ?? [])

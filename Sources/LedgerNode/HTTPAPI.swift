@@ -303,9 +303,11 @@ public struct LedgerAPI: Sendable {
         }
         // Cut off from every peer, or far behind them: the node serves what it holds, which may
         // be out of date (it said "ok"; found by black-box testing, 2026-12-07).
-        if let (peers, behind) = ledger.connectivity {
+        if let (peers, known) = ledger.connectivity {
             body["peers_connected"] = peers
-            body["behind_by"] = behind
+            body["behind_by"] = known ?? NSNull()
+            let behind = known ?? 0
+            if known == nil, peers > 0 { warnings.append("its validator peers have not reported their heights yet (just started, or few connected): whether this node is behind, and what it serves out of date, is not known yet") }
             if peers == 0 { warnings.append("no peer connected: this node hears nothing from the consortium, and what it serves may be out of date; check its peers' addresses, the network, and that its genesis file is the consortium's (the node's log names each failed handshake)") }
             if behind >= Self.behindWarning { warnings.append("\(behind) blocks behind the height its validator peers report: catching up, and what it serves is out of date until then") }
         }

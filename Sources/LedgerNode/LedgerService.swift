@@ -23,7 +23,7 @@ public protocol LedgerService: AnyObject, Sendable {
     var stalledForMillis: UInt64 { get }
     /// Connected peers and how many blocks the height f+1 validator peers report is above the head;
     /// nil for a node without peers (the dev ledger) or before its first status tick.
-    var connectivity: (peers: Int, behindBy: UInt64)? { get }
+    var connectivity: (peers: Int, behindBy: UInt64?)? { get }
     /// Peers that refuse this node's sessions now, with their reason (`P2PNode.peersEndingSessions`).
     var refusingPeers: [(peer: String, why: String)] { get }
     /// Whether the transaction is admitted here and waiting for a block.
@@ -37,7 +37,7 @@ extension LedgerService {
     /// How long no block has committed while transactions wait, once that is past the node's
     /// stall threshold; 0 otherwise (a dev ledger commits on its own).
     public var stalledForMillis: UInt64 { 0 }
-    public var connectivity: (peers: Int, behindBy: UInt64)? { nil }
+    public var connectivity: (peers: Int, behindBy: UInt64?)? { nil }
     public var refusingPeers: [(peer: String, why: String)] { [] }
 
     /// Validates and admits submissions from elsewhere (all or none); returns when each is committed durably on this node.

@@ -87,7 +87,7 @@ extension LedgerAPI {
         }
         if let n = PrometheusText.value(status["mempool"]) { m.gauge("creditledger_mempool_transactions", "Transactions admitted and waiting for a block.", n) }
         if let peers = status["peers"] as? [String] { m.gauge("creditledger_peers_connected", "Peers with an open session.", Double(peers.count)) }
-        if let (_, behind) = ledger.connectivity {
+        if let (_, known) = ledger.connectivity, let behind = known {
             m.gauge("creditledger_behind_blocks", "How far the height f+1 validator peers report is above this node's head.", Double(behind))
         }
         if let ms = PrometheusText.value(status["uncommitted_for_ms"]) {

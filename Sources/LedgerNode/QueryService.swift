@@ -94,7 +94,7 @@ public final class QueryService: @unchecked Sendable {
             throw LedgerError(.outOfDate, "this node cannot write blocks now, so it answers no query (its answer would come from a frozen head, and its audit record "
                 + "could not be recorded here): \(reason)")
         }
-        if let (_, behind) = ledger.connectivity, behind >= LedgerAPI.behindWarning {
+        if let (_, known) = ledger.connectivity, let behind = known, behind >= LedgerAPI.behindWarning {
             throw LedgerError(.outOfDate, "this node is \(behind) blocks behind the height its validator peers report and is catching up: "
                 + "its answers would be out of date; retry in a moment, or ask another node that answers for you")
         }

@@ -1181,7 +1181,7 @@ final class QueryServiceTests: XCTestCase {
         func status() -> [String: any Sendable] { inner.status() }
         var nodeKeys: MemberSecretKeys { inner.nodeKeys }
         func ownNonce() -> UInt64 { inner.ownNonce() }
-        var connectivity: (peers: Int, behindBy: UInt64)? { (3, behind) }
+        var connectivity: (peers: Int, behindBy: UInt64?)? { (3, behind) }
         func isPending(_ id: Hash) -> Bool { inner.isPending(id) }
         var blockWrites: BlockWriteWatch { inner.blockWrites }
     }
