@@ -322,10 +322,14 @@ public struct LedgerAPI: Sendable {
 
     /// Health plus what the node is doing: consensus height/round/step, connected peers, mempool.
     func status() throws -> Response {
+        // The consensus figures first (they may wait on a busy queue), then the head: read the
+        // other way round, a catching-up node showed consensus.height 30 above height, fresh
+        // figures beside a head from before the wait (found by black-box testing, 2026-12-08).
+        let consensus = ledger.status()
         let head = store.head
         var body: [String: Any] = ["chain_id": genesis.chainID, "height": head.height, "head_hash": head.blockHash.hexString,
                                    "log_size": head.logSize, "software_version": Release.version]
-        for (k, v) in ledger.status() { body[k] = v }
+        for (k, v) in consensus { body[k] = v }
         if case .success(let q) = queries { body["queries_turned_away"] = q.turnedAway }
         body["task_threads"] = TaskThreads.current
         return json(.ok, body)
