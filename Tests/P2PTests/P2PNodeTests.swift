@@ -466,18 +466,24 @@ final class P2PNodeTests: XCTestCase {
         try await assertExchange(m1, m2, tag: "after idling")
     }
 
+    /// A pair m1, m2 with quick keepalives and the given frame and idle timeouts, and a raw peer
+    /// with a session to m2: m2, the raw peer, and the raw peer's sending cipher.
+    private func rawSession(frameTimeout: Duration, idleTimeout: Duration) async throws -> (TestNode, RawClient, FrameCipher) {
+        let c = Consortium("m1", "m2", "raw")
+        let (_, m2) = try await startPair(c) { config in
+            config.keepaliveInterval = .milliseconds(50)
+            config.idleTimeout = idleTimeout
+            config.frameTimeout = frameTimeout
+        }
+        let raw = try await RawClient.connect(port: m2.port)
+        let session = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        return (m2, raw, session.sendCipher)
+    }
+
     /// A frame that keeps arriving a byte at a time (each byte keeping the session live) is cut
     /// off once it has taken longer than the frame timeout: it held its buffer for good.
     func testAFrameTrickledPastTheFrameTimeoutClosesTheSession() async throws {
-        let c = Consortium("m1", "m2", "raw")
-        let quick: (inout P2PConfig) -> Void = { config in
-            config.keepaliveInterval = .milliseconds(50)
-            config.idleTimeout = .milliseconds(500)
-            config.frameTimeout = .milliseconds(400)
-        }
-        let (_, m2) = try await startPair(c, configure: quick)
-        let raw = try await RawClient.connect(port: m2.port)
-        _ = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed)
+        let (m2, raw, _) = try await rawSession(frameTimeout: .milliseconds(400), idleTimeout: .milliseconds(500))
         try await raw.send(Wire.lengthPrefix(1_000) + [1, 2, 3])
         for _ in 0..<30 where !raw.isClosed {
             try await Task.sleep(for: .milliseconds(100))
@@ -490,15 +496,7 @@ final class P2PNodeTests: XCTestCase {
     /// Frames that each arrive within the frame timeout keep the session, however long the
     /// stream of them lasts: the timing starts again with each frame.
     func testFramesEachWithinTheFrameTimeoutKeepTheSession() async throws {
-        let c = Consortium("m1", "m2", "raw")
-        let quick: (inout P2PConfig) -> Void = { config in
-            config.keepaliveInterval = .milliseconds(50)
-            config.idleTimeout = .milliseconds(2_000)
-            config.frameTimeout = .milliseconds(400)
-        }
-        let (_, m2) = try await startPair(c, configure: quick)
-        let raw = try await RawClient.connect(port: m2.port)
-        var cipher = try await raw.handshake(as: c["raw"], to: "m2", allowed: c.allowed).sendCipher
+        var (_, raw, cipher) = try await rawSession(frameTimeout: .milliseconds(400), idleTimeout: .milliseconds(2_000))
         // Each write ends one frame and begins the next, so some frame is always part-way.
         var stream: [UInt8] = []
         for _ in 0..<6 { stream += Array(try cipher.seal(kind: .keepalive, payload: [], allocator: ByteBufferAllocator()).readableBytesView) }
