@@ -81,11 +81,11 @@ public struct LedgerAPI: Sendable {
 
     /// Listens on each address in turn, holding each until the last is tried, then closes them
     /// all: the first that cannot be listened on, and why (ending where the caller says what to
-    /// change), or nil. Run before anything is
-    /// written or started: a clash between the node's own listeners written differently
-    /// (`localhost:8601` and `127.0.0.1:8601`), or a host that is not this machine's, used to
-    /// surface only once the store was open, P2P had joined the peers and a listener had started
-    /// (found by black-box testing, 2026-12-08). Port 0 (any free port) is not tried.
+    /// change), or nil. Run before anything is written or started: a clash between the node's
+    /// own listeners written differently (`localhost:8601` and `127.0.0.1:8601`), or a host that
+    /// is not this machine's, used to surface only once the store was open, P2P had joined the
+    /// peers and a listener had started (found by black-box testing, 2026-12-08). Port 0 (any
+    /// free port) is not tried.
     public static func listenProblem(_ addresses: [ListenAddress]) -> (address: ListenAddress, reason: String)? {
         var held: [(ListenAddress, Int32)] = []
         defer { for (_, fd) in held { close(fd) } }
@@ -522,11 +522,11 @@ public struct LedgerAPI: Sendable {
     }
 
     /// Which of a subject's records were revoked or corrected, and by what, for the history and
-    /// a transaction's status: both showed a revoked record as any other, and `credit-verify
-    /// receipt` said OK for it (found by black-box testing, 2026-12-08). From the subject's first
-    /// 1,024 amendments and records, the window scoring and the revoked-record rule read.
-    /// A revocation of any version ends the whole record (SCORING.md §3.2), so every version of
-    /// it shows the revocation; `corrected_by` names the corrections of that very version.
+    /// a transaction's status: both showed a revoked record as any other (found by black-box
+    /// testing, 2026-12-08). From the subject's first 1,024 amendments and records, the window
+    /// scoring and the revoked-record rule read. A revocation of any version ends the whole
+    /// record (SCORING.md §3.2), so every version of it shows the revocation; `corrected_by`
+    /// names the corrections of that very version.
     struct Amendments {
         let versions: RecordVersions
         var revokedBy: [HashKey: Hash] = [:]
