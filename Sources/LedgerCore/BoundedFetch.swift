@@ -27,6 +27,20 @@ public final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Se
         completionHandler(followRedirects ? request : nil)
     }
 
+    /// Runs `request` on an ephemeral session of its own with this delegate, then closes the
+    /// session. It waits at most `wait` seconds (nil: until the session's own timeouts end the
+    /// exchange) and returns whether the exchange ended within it; `outcome` then holds the reply.
+    public func run(_ request: URLRequest, requestTimeout: TimeInterval, resourceTimeout: TimeInterval? = nil, wait: TimeInterval? = nil) -> Bool {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = requestTimeout
+        if let resourceTimeout { configuration.timeoutIntervalForResource = resourceTimeout }
+        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        session.dataTask(with: request).resume()
+        guard let wait else { done.wait(); return true }
+        return done.wait(timeout: .now() + wait) == .success
+    }
+
     public var outcome: (data: Data, status: Int, error: (any Error)?, overLimit: Bool) { lock.withLock { (data, status, error, overLimit) } }
     /// Where a redirect not followed pointed (its `Location`), if it said.
     public var location: String? { lock.withLock { redirectTo } }

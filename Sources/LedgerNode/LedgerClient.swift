@@ -94,12 +94,7 @@ public struct LedgerClient: Sendable {
         // Within `maxReplyBytes` and without following redirects, as over plain HTTP: the
         // shared session read any reply whole into memory (found in review, 2026-12-08).
         let fetch = BoundedFetch(limit: Self.maxReplyBytes, followRedirects: false)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        session.dataTask(with: request).resume()
-        fetch.done.wait()
+        _ = fetch.run(request, requestTimeout: timeout)
         let (data, status, error, overLimit) = fetch.outcome
         if overLimit {
             throw Unreachable(description: "the node at \(Self.node(url)) (\(method) \(url.path)) sent a reply over \(Self.maxReplyBytes >> 20) MiB", underlying: LedgerError(.fieldTooLarge, "reply too large"))

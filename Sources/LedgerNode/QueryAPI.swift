@@ -15,7 +15,8 @@ extension LedgerAPI {
                                         "installed": p.logIndex.map { "log index \($0)" } ?? "genesis"]
             // From the query service's parsed documents when there is one: this route is open to
             // any client of the member listener, and parsed every document on every request.
-            let parsed = try? ((try? queries.get()).map { try $0.document(p) } ?? PolicyDocument(bytes: p.document, genesis: genesis))
+            let parsed: PolicyDocument? = if case .success(let service) = queries { try? service.document(p) }
+                else { try? PolicyDocument(bytes: p.document, genesis: genesis) }
             if let d = parsed {
                 entry["title"] = d.title
                 entry["scope"] = d.scope.rawValue

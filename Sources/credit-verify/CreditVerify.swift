@@ -368,13 +368,8 @@ struct Consistency: ParsableCommand {
             return try proofHashes(Data(reply.body), status: reply.status, overLimit: reply.overLimit, declaredLength: reply.declaredLength ?? -1, url: url, old: old, new: new)
         }
         let fetch = BoundedFetch(limit: InputLimit.proof)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = fetchSeconds
-        configuration.timeoutIntervalForResource = fetchSeconds
-        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        session.dataTask(with: url).resume()
-        guard fetch.done.wait(timeout: .now() + fetchSeconds + 5) == .success else {
+        guard fetch.run(URLRequest(url: url, timeoutInterval: fetchSeconds), requestTimeout: fetchSeconds, resourceTimeout: fetchSeconds,
+                        wait: fetchSeconds + 5) else {
             throw Failure("cannot fetch the proof from \(url): no whole answer within \(Int(fetchSeconds)) s")
         }
         let (data, status, error, overLimit) = fetch.outcome
